@@ -1,0 +1,188 @@
+#include "collect/netlink/sock_diag.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace chokepoint::collect::netlink {
+namespace {
+
+constexpr std::size_t kRecvBufferBytes = 64 * 1024;
+
+util::Result<util::ScopedFd> make_socket() {
+  util::ScopedFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!fd.valid()) {
+    return util::errno_error("socket(NETLINK_SOCK_DIAG)",
+                             "the kernel lacks sock_diag (CONFIG_INET_DIAG); per-connection "
+                             "network evidence is unavailable");
+  }
+  // A dump never blocks for long, but a deadline keeps a broken kernel from hanging the sampler.
+  timeval timeout{1, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  return fd;
+}
+
+std::string format_addr(int family, const __be32* addr) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(family, addr, buf, sizeof buf);
+  return buf;
+}
+
+void fill_info(const tcp_info& info, TcpSocket& s) {
+  s.has_info = true;
+  s.rtt_us = info.tcpi_rtt;
+  s.rttvar_us = info.tcpi_rttvar;
+  s.unacked_segments = info.tcpi_unacked;
+  s.lost_segments = info.tcpi_lost;
+  s.retrans_segments = info.tcpi_retrans;
+  s.total_retrans = info.tcpi_total_retrans;
+  s.last_data_sent_ms = info.tcpi_last_data_sent;
+  s.last_data_recv_ms = info.tcpi_last_data_recv;
+  s.last_ack_recv_ms = info.tcpi_last_ack_recv;
+  s.notsent_bytes = info.tcpi_notsent_bytes;
+  s.snd_cwnd_segments = info.tcpi_snd_cwnd;
+  s.bytes_acked = info.tcpi_bytes_acked;
+  s.bytes_received = info.tcpi_bytes_received;
+  s.delivery_rate_bytes_per_s = info.tcpi_delivery_rate;
+  s.busy_time_us = info.tcpi_busy_time;
+  s.rwnd_limited_us = info.tcpi_rwnd_limited;
+  s.sndbuf_limited_us = info.tcpi_sndbuf_limited;
+}
+
+}  // namespace
+
+util::Result<std::uint64_t> netns_inode_of(pid_t pid, const std::string& proc_root) {
+  struct stat st {};
+  std::string path = proc_root + "/" + std::to_string(pid) + "/ns/net";
+  if (::stat(path.c_str(), &st) != 0) return util::errno_error("stat " + path);
+  return static_cast<std::uint64_t>(st.st_ino);
+}
+
+util::Result<SockDiag> SockDiag::open() {
+  auto fd = make_socket();
+  if (!fd) return fd.error();
+  auto ino = netns_inode_of(getpid());
+  return SockDiag(std::move(fd).value(), ino ? *ino : 0);
+}
+
+util::Result<SockDiag> SockDiag::open_in_netns_of(pid_t pid) {
+  auto target_ns = netns_inode_of(pid);
+  if (!target_ns) return target_ns.error();
+  auto own_ns = netns_inode_of(getpid());
+  if (own_ns && *own_ns == *target_ns) return open();
+
+  // setns() changes only the calling thread's namespace, and a socket stays bound to the namespace
+  // it was created in: so create it on a short-lived thread that entered the target's namespace.
+  std::string ns_path = "/proc/" + std::to_string(pid) + "/ns/net";
+  util::ScopedFd ns_fd(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns_fd.valid()) {
+    return util::errno_error("open " + ns_path,
+                             "run as root to see the sockets of a process in another network "
+                             "namespace");
+  }
+  util::Result<util::ScopedFd> made = util::Error{"not run", "", 0};
+  std::thread worker([&] {
+    if (::setns(ns_fd.get(), CLONE_NEWNET) != 0) {
+      made = util::errno_error("setns into the network namespace of pid " + std::to_string(pid),
+                               "run as root (CAP_SYS_ADMIN) to see sockets in other namespaces");
+      return;
+    }
+    made = make_socket();
+  });
+  worker.join();
+  if (!made) return made.error();
+  return SockDiag(std::move(made).value(), *target_ns);
+}
+
+util::Result<std::vector<TcpSocket>> SockDiag::dump_tcp() {
+  std::vector<TcpSocket> out;
+  for (int family : {AF_INET, AF_INET6}) {
+    auto r = dump_family(family, out);
+    if (!r) return r.error();
+  }
+  return out;
+}
+
+util::Result<void> SockDiag::dump_family(int family, std::vector<TcpSocket>& out) {
+  struct {
+    nlmsghdr nlh;
+    inet_diag_req_v2 req;
+  } request{};
+  request.nlh.nlmsg_len = sizeof request;
+  request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  request.nlh.nlmsg_seq = ++seq_;
+  request.req.sdiag_family = static_cast<__u8>(family);
+  request.req.sdiag_protocol = IPPROTO_TCP;
+  request.req.idiag_states = ~0U;
+  request.req.idiag_ext = 1U << (INET_DIAG_INFO - 1);
+
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd_.get(), &request, sizeof request, 0, reinterpret_cast<sockaddr*>(&kernel),
+               sizeof kernel) < 0) {
+    return util::errno_error("sock_diag request");
+  }
+
+  // Aligned for nlmsghdr; the kernel sends one dump as several datagrams ending in NLMSG_DONE.
+  alignas(nlmsghdr) static thread_local char buf[kRecvBufferBytes];
+  for (;;) {
+    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return util::errno_error("sock_diag receive");
+    }
+    if (n == 0) return util::Error{"sock_diag: the kernel closed the dump early", "", 0};
+    int len = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != request.nlh.nlmsg_seq) continue;
+      if (h->nlmsg_type == NLMSG_DONE) return {};
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(h));
+        // IPv6 may be compiled out: an empty answer for that family, not a failure.
+        if (family == AF_INET6 && (err->error == -ENOENT || err->error == -EAFNOSUPPORT)) return {};
+        return util::errno_error("sock_diag dump", -err->error);
+      }
+      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
+      const auto* msg = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+      TcpSocket s;
+      s.inode = msg->idiag_inode;
+      s.state = static_cast<TcpState>(msg->idiag_state);
+      s.family = msg->idiag_family;
+      s.local_addr = format_addr(msg->idiag_family, msg->id.idiag_src);
+      s.remote_addr = format_addr(msg->idiag_family, msg->id.idiag_dst);
+      s.local_port = ntohs(msg->id.idiag_sport);
+      s.remote_port = ntohs(msg->id.idiag_dport);
+      s.recv_queue_bytes = msg->idiag_rqueue;
+      s.send_queue_bytes = msg->idiag_wqueue;
+
+      int attr_len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof(*msg)));
+      for (auto* attr = reinterpret_cast<rtattr*>(const_cast<inet_diag_msg*>(msg) + 1);
+           RTA_OK(attr, attr_len); attr = RTA_NEXT(attr, attr_len)) {
+        if (attr->rta_type != INET_DIAG_INFO) continue;
+        // Older kernels send a shorter tcp_info: copy what came, leave the rest zero.
+        tcp_info info{};
+        std::size_t payload = RTA_PAYLOAD(attr);
+        std::memcpy(&info, RTA_DATA(attr), payload < sizeof info ? payload : sizeof info);
+        fill_info(info, s);
+      }
+      out.push_back(std::move(s));
+    }
+  }
+}
+
+}  // namespace chokepoint::collect::netlink

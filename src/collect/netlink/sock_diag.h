@@ -1,0 +1,96 @@
+#pragma once
+// TCP sockets and their tcp_info, from the kernel's sock_diag netlink interface (what `ss -ti`
+// shows). The sampler uses it to tell what a thread blocked on a socket, or an event loop in
+// epoll_wait, is waiting for: a client with nothing to say (idle), an upstream reply or a full send
+// buffer (network).
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/result.h"
+#include "util/scoped_fd.h"
+
+namespace chokepoint::collect::netlink {
+
+// TCP states as in include/net/tcp_states.h.
+enum class TcpState : std::uint8_t {
+  kEstablished = 1,
+  kSynSent = 2,
+  kSynRecv = 3,
+  kFinWait1 = 4,
+  kFinWait2 = 5,
+  kTimeWait = 6,
+  kClose = 7,
+  kCloseWait = 8,
+  kLastAck = 9,
+  kListen = 10,
+  kClosing = 11,
+};
+
+// One TCP socket as sock_diag reports it. tcp_info fields are zero when the kernel did not send
+// them (has_info false: TIME_WAIT and request sockets carry none).
+struct TcpSocket {
+  std::uint64_t inode = 0;  // matches "socket:[inode]" in /proc/PID/fd; 0 for TIME_WAIT
+  TcpState state = TcpState::kClose;
+  int family = 0;  // AF_INET or AF_INET6
+  std::string local_addr;
+  std::string remote_addr;
+  std::uint16_t local_port = 0;
+  std::uint16_t remote_port = 0;
+  // For LISTEN sockets: recv_queue is the accept queue length, send_queue its limit (backlog).
+  std::uint32_t recv_queue_bytes = 0;
+  std::uint32_t send_queue_bytes = 0;
+
+  bool has_info = false;
+  std::uint32_t rtt_us = 0;
+  std::uint32_t rttvar_us = 0;
+  std::uint32_t unacked_segments = 0;
+  std::uint32_t lost_segments = 0;
+  std::uint32_t retrans_segments = 0;   // currently retransmitted, unacked
+  std::uint32_t total_retrans = 0;      // over the connection's life
+  std::uint32_t last_data_sent_ms = 0;  // ms since we last sent data
+  std::uint32_t last_data_recv_ms = 0;  // ms since we last received data
+  std::uint32_t last_ack_recv_ms = 0;
+  std::uint32_t notsent_bytes = 0;  // written by the app, not yet sent
+  std::uint32_t snd_cwnd_segments = 0;
+  std::uint64_t bytes_acked = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t delivery_rate_bytes_per_s = 0;
+  std::uint64_t busy_time_us = 0;
+  std::uint64_t rwnd_limited_us = 0;    // time limited by the peer's receive window
+  std::uint64_t sndbuf_limited_us = 0;  // time limited by our send buffer
+};
+
+// A sock_diag netlink socket bound to one network namespace. Move-only.
+// Thread-safety: one thread at a time per object.
+class SockDiag {
+ public:
+  // A socket in the caller's network namespace.
+  static util::Result<SockDiag> open();
+  // A socket in the network namespace of process pid (needs CAP_SYS_ADMIN when that namespace is
+  // not ours). Returns the same as open() when pid shares our namespace.
+  static util::Result<SockDiag> open_in_netns_of(pid_t pid);
+
+  // Every TCP socket, IPv4 and IPv6, in every state, with tcp_info where the kernel has it.
+  util::Result<std::vector<TcpSocket>> dump_tcp();
+
+  // The inode of the namespace this object dumps (as /proc/PID/ns/net shows it).
+  std::uint64_t netns_inode() const { return netns_inode_; }
+
+ private:
+  SockDiag(util::ScopedFd fd, std::uint64_t netns_inode)
+      : fd_(std::move(fd)), netns_inode_(netns_inode) {}
+  util::Result<void> dump_family(int family, std::vector<TcpSocket>& out);
+
+  util::ScopedFd fd_;
+  std::uint64_t netns_inode_ = 0;
+  std::uint32_t seq_ = 1;
+};
+
+// The inode of process pid's network namespace, or nullopt-like error when unreadable.
+util::Result<std::uint64_t> netns_inode_of(pid_t pid, const std::string& proc_root = "/proc");
+
+}  // namespace chokepoint::collect::netlink
