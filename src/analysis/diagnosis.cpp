@@ -1,0 +1,79 @@
+#include "analysis/diagnosis.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "analysis/rules/rule.h"
+
+namespace chokepoint::analysis {
+namespace {
+
+using model::Resource;
+
+// The latency hierarchy: fix the network first, then disk, memory, lock and finally CPU.
+int hierarchy_rank(const std::string& resource) {
+  static const char* kOrder[] = {"network", "disk", "memory", "lock", "cpu"};
+  for (int i = 0; i < 5; ++i) {
+    if (resource == kOrder[i]) return i;
+  }
+  return 5;
+}
+
+// Shares closer than this are a tie, broken by the hierarchy.
+constexpr double kTieShare = 0.05;
+
+std::string headroom_text(const rules::Context& ctx) {
+  const auto& sys = ctx.obs.system;
+  double allowed = sys.cpus_allowed > 0 ? sys.cpus_allowed : std::max(1, sys.cpus_online);
+  double cores = ctx.load(Resource::kOnCpu) + ctx.load(Resource::kCpuWait);
+  double waits = ctx.load(Resource::kDisk) + ctx.load(Resource::kNetwork) +
+                 ctx.load(Resource::kLock) + ctx.load(Resource::kMemory);
+  return fmt::format(
+      "the target used {:.2f} of {:.4g} cores ({} CPU headroom); {:.2f} threads on average waited "
+      "on disk, network, locks or memory; system CPU {}, memory available {}",
+      cores, allowed, rules::percent(std::max(0.0, 1.0 - cores / allowed)), waits,
+      rules::percent(sys.cpu_utilization),
+      rules::bytes(static_cast<double>(sys.mem_available_bytes)));
+}
+
+}  // namespace
+
+Diagnosis diagnose(const model::Observation& obs) {
+  rules::Context ctx{obs, model::total_split(obs.threads), obs.duration_ns / 1e9, 0};
+  ctx.busy_ns = static_cast<double>(ctx.split.busy_ns());
+
+  Diagnosis d;
+  d.split = ctx.split;
+  using RuleFn = rules::RuleResult (*)(const rules::Context&);
+  for (RuleFn rule : {rules::network, rules::backlog, rules::disk, rules::memory, rules::leak,
+                      rules::lock, rules::cpu, rules::limits}) {
+    rules::RuleResult r = rule(ctx);
+    if (r.bottleneck) d.bottlenecks.push_back(std::move(*r.bottleneck));
+    for (auto& f : r.findings) d.findings.push_back(std::move(f));
+  }
+
+  std::stable_sort(d.bottlenecks.begin(), d.bottlenecks.end(),
+                   [](const Bottleneck& a, const Bottleneck& b) {
+                     if (a.significant != b.significant) return a.significant;
+                     if (std::abs(a.share - b.share) > kTieShare) return a.share > b.share;
+                     return hierarchy_rank(a.resource) < hierarchy_rank(b.resource);
+                   });
+
+  if (!d.bottlenecks.empty() && d.bottlenecks.front().significant) {
+    d.verdict = d.bottlenecks.front().resource;
+    // Confidence falls when the runner-up is close.
+    if (d.bottlenecks.size() > 1 && d.bottlenecks[1].significant) {
+      double margin = d.bottlenecks[0].share - d.bottlenecks[1].share;
+      d.bottlenecks[0].confidence *= std::clamp(0.5 + margin * 2.0, 0.5, 1.0);
+    }
+  } else {
+    d.verdict = "none";
+    d.headroom = headroom_text(ctx);
+  }
+  // Bottlenecks that are not significant stay in the list for the JSON (with significant=false),
+  // so a reader sees every resource's share; the terminal shows only significant ones.
+  return d;
+}
+
+}  // namespace chokepoint::analysis

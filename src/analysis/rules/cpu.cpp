@@ -1,0 +1,110 @@
+// CPU: saturated (all allowed cores busy, threads queue for a core) or serial (one thread does the
+// work while the others wait for it). See docs/verdicts/cpu.md.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "analysis/rules/rule.h"
+
+namespace chokepoint::analysis::rules {
+
+using model::Resource;
+
+RuleResult cpu(const Context& ctx) {
+  const auto& sys = ctx.obs.system;
+  // Kernel time inside fsync & co. was moved to disk, but it still used a core.
+  std::int64_t disk_cpu_ns = 0;
+  for (const auto& t : ctx.obs.threads) disk_cpu_ns += t.disk_cpu_ns;
+  const double on_cpu_cores =
+      ctx.load(Resource::kOnCpu) +
+      (ctx.duration_s > 0 ? static_cast<double>(disk_cpu_ns) / 1e9 / ctx.duration_s : 0.0);
+  const double wait_cores = ctx.load(Resource::kCpuWait);
+  const double allowed = sys.cpus_allowed > 0 ? sys.cpus_allowed : std::max(1, sys.cpus_online);
+  const double wait_fraction =
+      on_cpu_cores + wait_cores > 0 ? wait_cores / (on_cpu_cores + wait_cores) : 0.0;
+
+  // The busiest thread, by its on-CPU fraction of the time we watched it.
+  const model::ThreadAccount* busiest = nullptr;
+  double busiest_fraction = 0;
+  for (const auto& t : ctx.obs.threads) {
+    std::int64_t total = t.split.total_ns();
+    if (total <= 0) continue;
+    double f = static_cast<double>(t.split[Resource::kOnCpu]) / static_cast<double>(total);
+    if (f > busiest_fraction) {
+      busiest_fraction = f;
+      busiest = &t;
+    }
+  }
+  const double busiest_cores = busiest ? busiest_fraction : 0.0;
+
+  Bottleneck b;
+  b.resource = "cpu";
+  b.share = ctx.busy_share(Resource::kOnCpu) + ctx.busy_share(Resource::kCpuWait);
+  b.evidence.push_back(fmt::format(
+      "the target used {:.2f} of {:.4g} allowed cores ({}); "
+      "system CPU utilization {}",
+      on_cpu_cores, allowed, percent(on_cpu_cores / allowed), percent(sys.cpu_utilization)));
+  if (wait_cores > 0.01) {
+    b.evidence.push_back(fmt::format(
+        "threads waited for a core {:.2f} cores' worth of time ({} of their CPU time; schedstat "
+        "run delay)",
+        wait_cores, percent(wait_fraction)));
+  }
+  if (sys.psi_cpu.available && sys.psi_cpu.some_share > 0.01) {
+    b.evidence.push_back(fmt::format("PSI cpu: some task stalled on CPU {} of the time",
+                                     percent(sys.psi_cpu.some_share)));
+  }
+  if (sys.cgroup_throttled_share > 0.01) {
+    b.evidence.push_back(
+        fmt::format("the cgroup's CPU quota throttled it {} of the time ({} times)",
+                    percent(sys.cgroup_throttled_share), sys.cgroup_nr_throttled));
+  }
+
+  const bool serial = busiest && busiest_fraction >= 0.8 && on_cpu_cores < 0.75 * allowed &&
+                      busiest_cores >= 0.5 * on_cpu_cores && allowed >= 1.5;
+  // Saturated: the allowed cores are busy with the target's work, or its threads spend much of
+  // their runnable time queued for a core (other processes, or a CPU quota, take the CPU).
+  const bool queued = wait_cores >= kSignificantLoadThreads && wait_fraction >= 0.25;
+  const bool saturated =
+      on_cpu_cores >= 0.8 * allowed || queued || sys.cgroup_throttled_share >= 0.1;
+  if (serial) {
+    b.kind = "serial";
+    b.significant = true;
+    b.evidence.push_back(
+        fmt::format("one thread, '{}' (tid {}), was on a CPU {} of the time and did {} of the "
+                    "target's CPU work "
+                    "while {:.1f} cores stayed free",
+                    busiest->comm, busiest->key.tid, percent(busiest_fraction),
+                    percent(busiest_cores / std::max(on_cpu_cores, 1e-9)), allowed - on_cpu_cores));
+    b.fixes = {
+        fmt::format(
+            "parallelize the work that thread '{}' does: more worker threads, up to the {:.4g} "
+            "allowed cores",
+            busiest->comm, allowed),
+        "split the single queue or executor so requests do not funnel through one thread",
+        "then profile that thread (chokepoint profile) to make its work cheaper"};
+  } else if (saturated) {
+    b.kind = "saturated";
+    b.significant = true;
+    if (queued && on_cpu_cores < 0.5 * allowed) {
+      b.evidence.push_back(fmt::format(
+          "the target itself used only {:.2f} cores: other processes (or a CPU quota) take the CPU "
+          "it is waiting for",
+          on_cpu_cores));
+    }
+    b.fixes = {"profile the hot code (chokepoint profile) and make it cheaper",
+               "cache the results of repeated work",
+               "add cores (or raise the cgroup CPU quota when it throttles)",
+               "add machines behind a load balancer; chokepoint knee projects how many"};
+  } else {
+    b.kind = "busy";
+    b.fixes = {"nothing urgent: CPU has headroom"};
+  }
+  b.confidence = b.significant ? std::min(1.0, 0.6 + 0.4 * b.share) : 0.0;
+
+  RuleResult out;
+  out.bottleneck = std::move(b);
+  return out;
+}
+
+}  // namespace chokepoint::analysis::rules

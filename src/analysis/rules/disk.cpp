@@ -1,0 +1,126 @@
+// Disk: threads waiting on block IO or inside file syscalls. Kinds: "fsync" (a sync per request),
+// "log" (synchronous logging), "write", "read", "io". See docs/verdicts/disk.md.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "analysis/rules/rule.h"
+#include "model/account.h"
+
+namespace chokepoint::analysis::rules {
+
+using model::Resource;
+
+namespace {
+
+bool starts_with(const std::string& s, std::string_view prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// A file that looks like a log by its name: "*.log", "*/log/*", "*-log*", "*_log*".
+bool looks_like_log(const std::string& detail) {
+  std::string lower(detail);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower.find(".log") != std::string::npos || lower.find("/log") != std::string::npos ||
+         lower.find("_log") != std::string::npos || lower.find("-log") != std::string::npos;
+}
+
+}  // namespace
+
+RuleResult disk(const Context& ctx) {
+  const auto& obs = ctx.obs;
+  const double disk_ns = static_cast<double>(ctx.split[Resource::kDisk]) +
+                         static_cast<double>(obs.lock_wait_behind_disk_ns);
+  const double load = ctx.duration_s > 0 ? disk_ns / 1e9 / ctx.duration_s : 0.0;
+  const double share = ctx.busy_ns > 0 ? disk_ns / ctx.busy_ns : 0.0;
+
+  Bottleneck b;
+  b.resource = "disk";
+  b.share = std::min(1.0, share);
+  b.significant = load >= kSignificantLoadThreads && share >= kSignificantBusyShare;
+
+  auto top = model::top_details(obs.threads, Resource::kDisk, 3);
+  double sync_ns = 0, write_ns = 0, read_ns = 0, log_ns = 0;
+  for (const auto& [detail, ns] : model::top_details(obs.threads, Resource::kDisk, 1000)) {
+    bool sync = starts_with(detail, "fsync") || starts_with(detail, "fdatasync") ||
+                starts_with(detail, "sync_file_range") || starts_with(detail, "msync");
+    if (sync) sync_ns += static_cast<double>(ns);
+    if (starts_with(detail, "write") || starts_with(detail, "pwrite"))
+      write_ns += static_cast<double>(ns);
+    if (starts_with(detail, "read") || starts_with(detail, "pread"))
+      read_ns += static_cast<double>(ns);
+    if ((sync || starts_with(detail, "write")) && looks_like_log(detail))
+      log_ns += static_cast<double>(ns);
+  }
+  const double own_disk = static_cast<double>(ctx.split[Resource::kDisk]);
+  if (own_disk > 0 && log_ns >= 0.5 * own_disk) {
+    b.kind = "log";
+  } else if (own_disk > 0 && sync_ns >= 0.5 * own_disk) {
+    b.kind = "fsync";
+  } else if (own_disk > 0 && write_ns >= 0.5 * own_disk) {
+    b.kind = "write";
+  } else if (own_disk > 0 && read_ns >= 0.5 * own_disk) {
+    b.kind = "read";
+  } else {
+    b.kind = "io";
+  }
+
+  b.evidence.push_back(fmt::format(
+      "on average {:.2f} threads were waiting on disk ({} of busy time)", load, percent(b.share)));
+  for (const auto& [detail, ns] : top) {
+    b.evidence.push_back(
+        fmt::format("{} of disk time in {}", percent(own_disk > 0 ? ns / own_disk : 0), detail));
+  }
+  if (obs.lock_wait_behind_disk_ns > 0 && ctx.split[Resource::kLock] > 0) {
+    b.evidence.push_back(fmt::format(
+        "{} of the lock waits happened while another thread was inside a disk sync: the lock is "
+        "held across disk IO, so those waits count as disk",
+        percent(static_cast<double>(obs.lock_wait_behind_disk_ns) /
+                static_cast<double>(ctx.split[Resource::kLock] + obs.lock_wait_behind_disk_ns))));
+  }
+  for (const auto& p : obs.processes) {
+    if (p.syscw == 0 && p.write_bytes == 0) continue;
+    b.evidence.push_back(fmt::format("pid {} ({}) wrote {}/s to storage in {:.0f} write calls/s",
+                                     p.pid, p.name, bytes(p.write_bytes / ctx.duration_s),
+                                     p.syscw / ctx.duration_s));
+  }
+  const model::DiskSummary* busiest = nullptr;
+  for (const auto& d : obs.system.disks) {
+    if (!busiest || d.utilization > busiest->utilization) busiest = &d;
+  }
+  if (busiest && busiest->utilization > 0.01) {
+    b.evidence.push_back(fmt::format(
+        "disk {}: {} busy, await {:.2f} ms, queue depth {:.2f}, {:.0f} writes/s, {:.0f} flushes/s",
+        busiest->name, percent(busiest->utilization), busiest->await_ms, busiest->queue_depth,
+        busiest->writes_per_s, busiest->flushes_per_s));
+  }
+  if (obs.system.psi_io.available && obs.system.psi_io.some_share > 0.01) {
+    b.evidence.push_back(fmt::format("PSI io: some task stalled on IO {} of the time",
+                                     percent(obs.system.psi_io.some_share)));
+  }
+
+  if (b.kind == "log") {
+    b.fixes = {"log asynchronously: a queue and a background writer, off the request path",
+               "log less: drop per-request lines to debug level or sample them",
+               "do not fsync every log line: let the background writer flush periodically"};
+  } else if (b.kind == "fsync") {
+    b.fixes = {"batch commits: group commit, one fsync for all requests that arrived meanwhile",
+               "make writes asynchronous: fsync in the background and accept a bounded loss window",
+               "use a device with a fast, safe write cache (NVMe with power-loss protection)"};
+  } else if (b.kind == "read") {
+    b.fixes = {"cache hot data in memory",
+               "give the page cache more memory (RAM or the cgroup limit)",
+               "read less: indexes, smaller records, compression"};
+  } else {
+    b.fixes = {"buffer and batch writes", "move the IO off the request path (a background writer)",
+               "use a faster device, or spread the IO over more devices"};
+  }
+  b.confidence = b.significant ? std::min(1.0, 0.6 + 0.4 * b.share) : 0.0;
+  RuleResult out;
+  out.bottleneck = std::move(b);
+  return out;
+}
+
+}  // namespace chokepoint::analysis::rules

@@ -1,0 +1,38 @@
+#include <fmt/format.h>
+
+#include "analysis/rules/rule.h"
+
+namespace chokepoint::analysis::rules {
+
+double Context::load(model::Resource r) const {
+  return duration_s > 0 ? static_cast<double>(split[r]) / 1e9 / duration_s : 0.0;
+}
+
+double Context::busy_share(model::Resource r) const {
+  return busy_ns > 0 ? static_cast<double>(split[r]) / busy_ns : 0.0;
+}
+
+std::string percent(double fraction) {
+  return fmt::format("{:.0f}%", fraction * 100.0);
+}
+
+std::string bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (b >= 1024.0 && i < 4) {
+    b /= 1024.0;
+    ++i;
+  }
+  return i == 0 ? fmt::format("{:.0f} {}", b, units[i]) : fmt::format("{:.1f} {}", b, units[i]);
+}
+
+std::string duration(double seconds) {
+  if (seconds < 1e-3) return fmt::format("{:.0f} µs", seconds * 1e6);
+  if (seconds < 1) return fmt::format("{:.1f} ms", seconds * 1e3);
+  if (seconds < 120) return fmt::format("{:.1f} s", seconds);
+  if (seconds < 7200) return fmt::format("{:.0f} min", seconds / 60);
+  if (seconds < 172800) return fmt::format("{:.1f} h", seconds / 3600);
+  return fmt::format("{:.1f} days", seconds / 86400);
+}
+
+}  // namespace chokepoint::analysis::rules

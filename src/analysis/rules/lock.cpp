@@ -1,0 +1,59 @@
+// Lock: threads queued on a contended mutex or a file lock. Lock waits that happen while another
+// thread of the process is inside a disk sync are counted as disk instead (the lock is held across
+// IO; fix the IO first). See docs/verdicts/lock.md.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "analysis/rules/rule.h"
+#include "model/account.h"
+
+namespace chokepoint::analysis::rules {
+
+using model::Resource;
+
+RuleResult lock(const Context& ctx) {
+  const auto& obs = ctx.obs;
+  const double all_lock_ns = static_cast<double>(ctx.split[Resource::kLock]);
+  const double own_ns =
+      std::max(0.0, all_lock_ns - static_cast<double>(obs.lock_wait_behind_disk_ns));
+  const double load = ctx.duration_s > 0 ? own_ns / 1e9 / ctx.duration_s : 0.0;
+
+  Bottleneck b;
+  b.resource = "lock";
+  b.kind = "mutex";
+  b.share = ctx.busy_ns > 0 ? own_ns / ctx.busy_ns : 0.0;
+  b.significant = load >= kSignificantLoadThreads && b.share >= kSignificantBusyShare;
+
+  auto top = model::top_details(obs.threads, Resource::kLock, 3);
+  if (!top.empty() && top[0].first.rfind("flock", 0) == 0) b.kind = "file-lock";
+  b.evidence.push_back(fmt::format(
+      "on average {:.2f} threads were queued on a lock ({} of busy time)", load, percent(b.share)));
+  for (const auto& [detail, ns] : top) {
+    b.evidence.push_back(fmt::format("{} of lock wait on {}",
+                                     percent(all_lock_ns > 0 ? ns / all_lock_ns : 0), detail));
+  }
+  int waiting_threads = 0;
+  for (const auto& t : obs.threads) {
+    if (t.split[Resource::kLock] > 0) ++waiting_threads;
+  }
+  b.evidence.push_back(fmt::format("{} threads waited on it", waiting_threads));
+  if (obs.lock_wait_behind_disk_ns > 0) {
+    b.evidence.push_back(
+        fmt::format("{} of lock wait was behind a holder doing disk IO (counted as disk)",
+                    duration(obs.lock_wait_behind_disk_ns / 1e9)));
+  }
+  std::string which = top.empty() ? "the lock" : top[0].first;
+  b.fixes = {fmt::format("shard {}: one lock per key range, so requests on different keys do not "
+                         "queue behind each other",
+                         which),
+             "shorten the critical section: do the work outside the lock, hold it only to publish",
+             "use a reader-writer lock or lock-free reads when most holders only read",
+             "chokepoint profile --off-cpu shows the code that takes it"};
+  b.confidence = b.significant ? std::min(1.0, 0.6 + 0.4 * b.share) : 0.0;
+  RuleResult out;
+  out.bottleneck = std::move(b);
+  return out;
+}
+
+}  // namespace chokepoint::analysis::rules

@@ -1,0 +1,47 @@
+#pragma once
+// The shape every verdict rule shares. One rule per file in this folder, one page per rule in
+// docs/verdicts/. A rule looks at the observation and may propose one bottleneck and findings.
+
+#include <optional>
+#include <vector>
+
+#include "analysis/diagnosis.h"
+
+namespace chokepoint::analysis::rules {
+
+struct Context {
+  const model::Observation& obs;
+  model::TimeSplit split;  // summed over threads
+  double duration_s = 0;
+  double busy_ns = 0;  // split.busy_ns()
+  // Average number of the target's threads in resource r over the window ("threads busy").
+  double load(model::Resource r) const;
+  // r's share of busy time, 0 when nothing was busy.
+  double busy_share(model::Resource r) const;
+};
+
+struct RuleResult {
+  std::optional<Bottleneck> bottleneck;
+  std::vector<Finding> findings;
+};
+
+// A resource whose waits keep on average at least this many threads busy limits the service.
+inline constexpr double kSignificantLoadThreads = 0.2;
+// ... and that is at least this share of the busy time.
+inline constexpr double kSignificantBusyShare = 0.15;
+
+RuleResult cpu(const Context& ctx);
+RuleResult disk(const Context& ctx);
+RuleResult network(const Context& ctx);
+RuleResult backlog(const Context& ctx);
+RuleResult lock(const Context& ctx);
+RuleResult memory(const Context& ctx);
+RuleResult leak(const Context& ctx);
+RuleResult limits(const Context& ctx);
+
+// "1.2 s (34%)", "12 MiB", ... shared by the rules' evidence text.
+std::string percent(double fraction);
+std::string bytes(double b);
+std::string duration(double seconds);
+
+}  // namespace chokepoint::analysis::rules

@@ -1,0 +1,643 @@
+#include "collect/sampler/sampler.h"
+
+#include <fmt/format.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "collect/netlink/sock_diag.h"
+#include "collect/procfs/proc_fs.h"
+#include "collect/procfs/task_files.h"
+#include "collect/sampler/system_snapshot.h"
+#include "model/wait.h"
+#include "util/clock.h"
+#include "util/counters.h"
+
+namespace chokepoint::collect::sampler {
+namespace {
+
+using model::Resource;
+
+constexpr std::int64_t kRefreshTargetNs = 500'000'000;  // re-resolve processes and threads
+constexpr std::int64_t kSocketCacheNs = 200'000'000;    // sock_diag dumps at most this often
+constexpr std::int64_t kSystemTickNs = 100'000'000;     // run-queue samples
+
+std::string read_link(const std::string& path) {
+  char buf[512];
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// Sockets of one network namespace, from one sock_diag dump.
+struct SocketView {
+  std::int64_t dumped_at_ns = 0;
+  std::unordered_map<std::uint64_t, netlink::TcpSocket> by_inode;
+  std::set<std::uint16_t> listen_ports;
+  bool ok = false;
+};
+
+struct ProcessState {
+  int pid = 0;
+  std::string name;
+  std::uint64_t netns = 0;
+  std::optional<procfs::TaskIo> io_start, io_last;
+  std::uint64_t rss_start = 0, rss_last = 0, rss_max = 0;
+  std::uint64_t majflt = 0;
+  std::set<int> tids_seen;
+  // Per tick: does this process wait on the network (outstanding upstream requests, or data
+  // queued to slow clients)? Computed lazily, at most once per socket refresh.
+  std::int64_t net_wait_at_ns = -1;
+  bool net_wait = false;
+  std::string net_wait_detail;
+  // tcp_info of the process's sockets at first and last look, keyed by inode.
+  std::map<std::uint64_t, netlink::TcpSocket> sockets_first, sockets_last;
+};
+
+struct ThreadState {
+  procfs::TaskFiles files;
+  model::ThreadAccount account;
+  procfs::Schedstat last_sched;
+  std::uint64_t last_majflt = 0;
+  std::uint64_t last_utime_ns = 0;
+  std::uint64_t last_stime_ns = 0;
+  std::int64_t last_sample_ns = 0;
+  model::WaitClass last_wait;
+  bool last_in_disk_sync = false;
+  bool last_mutex_wait = false;
+  std::int64_t refresh_generation = 0;
+};
+
+}  // namespace
+
+struct Sampler::Impl {
+  SamplerOptions opt;
+  procfs::ProcFs proc;
+  std::array<char, procfs::kTaskFileBufferBytes> buf{};
+  std::map<std::pair<int, int>, ThreadState> threads;
+  std::vector<model::ThreadAccount> finished;
+  std::map<int, ProcessState> processes;
+  std::set<int> all_pids_seen;
+  std::map<std::uint64_t, netlink::SockDiag> diag_by_netns;
+  std::map<std::uint64_t, SocketView> sockets_by_netns;
+  std::map<std::uint64_t, std::string> diag_errors;
+  std::int64_t generation = 0;
+  std::uint64_t thread_samples = 0;
+  std::uint64_t deep_samples = 0;
+  std::uint64_t syscall_denied = 0;
+  std::int64_t lock_behind_disk_ns = 0;
+  double run_queue_sum = 0;
+  int run_queue_samples = 0;
+
+  explicit Impl(SamplerOptions o) : opt(std::move(o)), proc(opt.proc_root) {}
+
+  util::Result<void> refresh(std::int64_t now_ns);
+  void add_thread(int pid, int tid, std::int64_t now_ns);
+  void sample_thread(ThreadState& t, std::int64_t now_ns);
+  model::WaitObservation observe(ThreadState& t, const procfs::SyscallState& sc, char state,
+                                 std::uint64_t majflt_delta, std::int64_t now_ns);
+  const SocketView* sockets_for(ProcessState& p, std::int64_t now_ns);
+  void compute_net_wait(ProcessState& p, std::int64_t now_ns);
+  void finish_thread(ThreadState& t);
+  void read_process(ProcessState& p, bool first);
+  model::Observation build(std::int64_t start_ns, std::int64_t end_ns, const SystemSnapshot& sys0,
+                           const SystemSnapshot& sys1, const rusage& ru0, bool exited);
+};
+
+Sampler::Sampler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Sampler::~Sampler() = default;
+
+util::Result<std::unique_ptr<Sampler>> Sampler::create(SamplerOptions options) {
+  if (options.duration_ns <= 0) {
+    return util::Error{"the duration must be above 0", "pass e.g. --duration 5s", EINVAL};
+  }
+  if (options.interval_ns <= 0 || options.interval_ns > options.duration_ns) {
+    return util::Error{"the interval must be above 0 and at most the duration",
+                       "pass e.g. --interval 50ms", EINVAL};
+  }
+  auto impl = std::make_unique<Impl>(std::move(options));
+  auto ok = validate(impl->opt.target, impl->proc);
+  if (!ok) return ok.error();
+  return std::unique_ptr<Sampler>(new Sampler(std::move(impl)));
+}
+
+void Sampler::Impl::read_process(ProcessState& p, bool first) {
+  auto io = proc.read_process_io(p.pid);
+  if (io) {
+    if (first) p.io_start = *io;
+    p.io_last = *io;
+  }
+  auto status = proc.read_process_status(p.pid);
+  if (status) {
+    if (first) p.name = status->name;
+    std::uint64_t rss = status->vm_rss_bytes.value_or(0);
+    if (first) p.rss_start = rss;
+    p.rss_last = rss;
+    p.rss_max = std::max(p.rss_max, rss);
+  }
+}
+
+void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns) {
+  auto files = procfs::TaskFiles::open(proc.root(), pid, tid, procfs::kSamplerFiles);
+  if (!files) return;  // vanished between listing and opening, or not ours to read
+  ThreadState t{std::move(files).value(), {}, {}, 0, 0, 0, now_ns, {}, false, false, generation};
+  auto sched = t.files.schedstat(buf);
+  auto st = t.files.stat(buf);
+  if (!sched || !st) return;
+  t.last_sched = *sched;
+  t.last_majflt = st->majflt;
+  t.last_utime_ns = st->utime_ns;
+  t.last_stime_ns = st->stime_ns;
+  t.account.key = {pid, tid, st->start_time_ticks};
+  t.account.comm = st->comm;
+  t.account.first_seen_ns = now_ns;
+  t.account.last_seen_ns = now_ns;
+  auto sc = t.files.syscall(buf);
+  if (sc) {
+    t.last_wait = model::classify_wait(observe(t, *sc, st->state, 0, now_ns));
+  } else {
+    ++syscall_denied;
+    model::WaitObservation obs;
+    obs.state = st->state;
+    t.last_wait = model::classify_wait(obs);
+  }
+  auto& p = processes[pid];
+  if (p.pid == 0) {
+    p.pid = pid;
+    auto ns = netlink::netns_inode_of(pid, proc.root());
+    p.netns = ns ? *ns : 0;
+    read_process(p, true);
+  }
+  t.account.process_name = p.name;
+  p.tids_seen.insert(tid);
+  threads.emplace(std::make_pair(pid, tid), std::move(t));
+}
+
+util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
+  ++generation;
+  auto pids = resolve_pids(opt.target, proc);
+  if (!pids) return pids.error();
+  for (int pid : *pids) {
+    all_pids_seen.insert(pid);
+    auto tids = proc.list_tids(pid);
+    if (!tids) continue;
+    for (int tid : *tids) {
+      auto it = threads.find({pid, tid});
+      if (it == threads.end()) {
+        add_thread(pid, tid, now_ns);
+      } else {
+        it->second.refresh_generation = generation;
+      }
+    }
+  }
+  // Threads no longer listed (exited, or moved out of the cgroup) are finished.
+  for (auto it = threads.begin(); it != threads.end();) {
+    if (it->second.refresh_generation != generation) {
+      finish_thread(it->second);
+      it = threads.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [pid, p] : processes) {
+    if (std::binary_search(pids->begin(), pids->end(), pid)) read_process(p, false);
+  }
+  return {};
+}
+
+void Sampler::Impl::finish_thread(ThreadState& t) {
+  finished.push_back(std::move(t.account));
+}
+
+const SocketView* Sampler::Impl::sockets_for(ProcessState& p, std::int64_t now_ns) {
+  auto& view = sockets_by_netns[p.netns];
+  if (view.ok && now_ns - view.dumped_at_ns < kSocketCacheNs) return &view;
+  auto it = diag_by_netns.find(p.netns);
+  if (it == diag_by_netns.end()) {
+    if (diag_errors.count(p.netns)) return view.ok ? &view : nullptr;
+    auto diag = netlink::SockDiag::open_in_netns_of(p.pid);
+    if (!diag) {
+      diag_errors[p.netns] =
+          diag.error().message + (diag.error().hint.empty() ? "" : "; " + diag.error().hint);
+      return nullptr;
+    }
+    it = diag_by_netns.emplace(p.netns, std::move(diag).value()).first;
+  }
+  auto dump = it->second.dump_tcp();
+  if (!dump) {
+    diag_errors[p.netns] = dump.error().message;
+    return view.ok ? &view : nullptr;
+  }
+  view.by_inode.clear();
+  view.listen_ports.clear();
+  for (auto& s : *dump) {
+    if (s.state == netlink::TcpState::kListen) view.listen_ports.insert(s.local_port);
+  }
+  for (auto& s : *dump) {
+    if (s.inode != 0) view.by_inode.emplace(s.inode, std::move(s));
+  }
+  view.dumped_at_ns = now_ns;
+  view.ok = true;
+  return &view;
+}
+
+// An event loop in epoll_wait waits on the network when its process has a request out on a
+// connection it opened (it sent more recently than it received), or data queued to a slow peer.
+void Sampler::Impl::compute_net_wait(ProcessState& p, std::int64_t now_ns) {
+  const SocketView* view = sockets_for(p, now_ns);
+  if (p.net_wait_at_ns >= 0 && view && p.net_wait_at_ns >= view->dumped_at_ns) return;
+  p.net_wait_at_ns = now_ns;
+  p.net_wait = false;
+  p.net_wait_detail.clear();
+  if (!view) return;
+  auto fds = proc.read_fd_targets(p.pid);
+  if (!fds) return;
+  int outstanding = 0, queued = 0;
+  std::string peer;
+  for (const auto& fd : *fds) {
+    if (fd.target.kind != procfs::FdTarget::Kind::kSocket) continue;
+    auto it = view->by_inode.find(fd.target.inode);
+    if (it == view->by_inode.end()) continue;
+    const auto& s = it->second;
+    if (p.sockets_first.find(s.inode) == p.sockets_first.end()) p.sockets_first[s.inode] = s;
+    p.sockets_last[s.inode] = s;
+    if (s.state != netlink::TcpState::kEstablished) continue;
+    bool server_side = view->listen_ports.count(s.local_port) > 0;
+    if (!server_side && s.last_data_sent_ms < s.last_data_recv_ms) {
+      ++outstanding;
+      peer = fmt::format("{}:{}", s.remote_addr, s.remote_port);
+    }
+    if (s.notsent_bytes > 0 || (server_side && s.send_queue_bytes > 64 * 1024)) ++queued;
+  }
+  if (outstanding > 0) {
+    p.net_wait = true;
+    p.net_wait_detail = fmt::format("upstream {} ({} requests outstanding)", peer, outstanding);
+  } else if (queued > 0) {
+    p.net_wait = true;
+    p.net_wait_detail = fmt::format("send buffer full ({} connections with queued data)", queued);
+  }
+}
+
+model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::SyscallState& sc,
+                                              char state, std::uint64_t majflt_delta,
+                                              std::int64_t now_ns) {
+  model::WaitObservation obs;
+  obs.state = state;
+  obs.majflt_delta = majflt_delta;
+  switch (sc.kind) {
+    case procfs::SyscallState::Kind::kRunning:
+      obs.where = model::SyscallWhere::kRunning;
+      return obs;
+    case procfs::SyscallState::Kind::kNotInSyscall:
+      obs.where = model::SyscallWhere::kNotInSyscall;
+      return obs;
+    case procfs::SyscallState::Kind::kInSyscall:
+      break;
+  }
+  obs.where = model::SyscallWhere::kInSyscall;
+  obs.syscall_nr = static_cast<long>(sc.nr);
+  obs.args = sc.args;
+  const int pid = t.account.key.pid;
+  int fd_arg = model::fd_argument_index(obs.syscall_nr);
+  if (fd_arg >= 0) {
+    auto fd = static_cast<long long>(obs.args[static_cast<std::size_t>(fd_arg)]);
+    std::string link = read_link(fmt::format("{}/{}/fd/{}", proc.root(), pid, fd));
+    auto target = procfs::parse_fd_target(link);
+    if (target) {
+      using K = procfs::FdTarget::Kind;
+      switch (target->kind) {
+        case K::kRegularFile:
+          obs.fd_role = model::FdRole::kRegularFile;
+          obs.fd_detail = target->path;
+          break;
+        case K::kPipe:
+          obs.fd_role = model::FdRole::kPipe;
+          obs.fd_detail = "pipe";
+          break;
+        case K::kEventfd:
+          obs.fd_role = model::FdRole::kEventfd;
+          obs.fd_detail = "eventfd";
+          break;
+        case K::kEpoll:
+          obs.fd_role = model::FdRole::kEpoll;
+          break;
+        case K::kTimerfd:
+          obs.fd_role = model::FdRole::kTimerfd;
+          obs.fd_detail = "timerfd";
+          break;
+        case K::kSignalfd:
+          obs.fd_role = model::FdRole::kSignalfd;
+          obs.fd_detail = "signalfd";
+          break;
+        case K::kDevice:
+          obs.fd_role = model::FdRole::kCharDevice;
+          obs.fd_detail = target->path;
+          break;
+        case K::kSocket: {
+          obs.fd_role = model::FdRole::kSocketOther;
+          auto& p = processes[pid];
+          const SocketView* view = sockets_for(p, now_ns);
+          if (view) {
+            auto it = view->by_inode.find(target->inode);
+            if (it != view->by_inode.end()) {
+              const auto& s = it->second;
+              std::string peer = fmt::format("{}:{}", s.remote_addr, s.remote_port);
+              if (s.state == netlink::TcpState::kListen) {
+                obs.fd_role = model::FdRole::kSocketListen;
+              } else if (view->listen_ports.count(s.local_port)) {
+                obs.fd_role = model::FdRole::kSocketServer;
+                obs.fd_detail = "client " + peer + " (send buffer full)";
+              } else {
+                obs.fd_role = model::FdRole::kSocketClient;
+                obs.fd_detail = "upstream " + peer;
+              }
+            }
+          }
+          break;
+        }
+        default:
+          obs.fd_role = model::FdRole::kOther;
+          break;
+      }
+    }
+  }
+  const long nr = obs.syscall_nr;
+  bool event_wait =
+      nr == SYS_epoll_pwait || nr == SYS_epoll_pwait2 || nr == SYS_ppoll || nr == SYS_pselect6;
+#ifdef SYS_epoll_wait
+  event_wait = event_wait || nr == SYS_epoll_wait;
+#endif
+#ifdef SYS_poll
+  event_wait = event_wait || nr == SYS_poll;
+#endif
+#ifdef SYS_select
+  event_wait = event_wait || nr == SYS_select;
+#endif
+  if (event_wait) {
+    auto& p = processes[pid];
+    compute_net_wait(p, now_ns);
+    obs.process_waits_on_network = p.net_wait;
+    obs.fd_detail = p.net_wait_detail;
+  }
+  return obs;
+}
+
+void Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
+  ++thread_samples;
+  auto sched = t.files.schedstat(buf);
+  if (!sched) return;  // vanished: refresh() finishes it
+  model::Interval iv;
+  iv.wall_ns = now_ns - t.last_sample_ns;
+  iv.on_cpu_ns =
+      static_cast<std::int64_t>(util::saturating_delta(t.last_sched.run_ns, sched->run_ns));
+  iv.cpu_wait_ns = static_cast<std::int64_t>(
+      util::saturating_delta(t.last_sched.run_delay_ns, sched->run_delay_ns));
+  const bool ran =
+      sched->run_ns != t.last_sched.run_ns || sched->run_delay_ns != t.last_sched.run_delay_ns;
+  t.last_sched = *sched;
+  t.last_sample_ns = now_ns;
+  t.account.last_seen_ns = now_ns;
+
+  if (ran) {
+    // It ran: read where it is now, and what it waited on since.
+    ++deep_samples;
+    auto st = t.files.stat(buf);
+    if (!st) return;
+    std::uint64_t majflt_delta = util::saturating_delta(t.last_majflt, st->majflt);
+    std::uint64_t du = util::saturating_delta(t.last_utime_ns, st->utime_ns);
+    std::uint64_t ds = util::saturating_delta(t.last_stime_ns, st->stime_ns);
+    t.last_majflt = st->majflt;
+    t.last_utime_ns = st->utime_ns;
+    t.last_stime_ns = st->stime_ns;
+    auto sc = t.files.syscall(buf);
+    model::WaitObservation obs;
+    if (sc) {
+      obs = observe(t, *sc, st->state, majflt_delta, now_ns);
+    } else {
+      ++syscall_denied;
+      obs.state = st->state;
+      obs.majflt_delta = majflt_delta;
+    }
+    model::WaitClass wait = model::classify_wait(obs);
+    const bool in_disk_sync =
+        obs.where == model::SyscallWhere::kInSyscall && model::is_disk_sync_syscall(obs.syscall_nr);
+    // Kernel time of a thread that was inside fsync at both ends of the interval is disk work.
+    if (in_disk_sync && t.last_in_disk_sync && du + ds > 0) {
+      iv.disk_cpu_ns =
+          static_cast<std::int64_t>(static_cast<double>(iv.on_cpu_ns) * static_cast<double>(ds) /
+                                    static_cast<double>(du + ds));
+    }
+    // The off-CPU time of the interval: if it is seen running now, the last wait it was in.
+    iv.wait = (wait.resource == Resource::kOnCpu) ? t.last_wait : wait;
+    iv.majflt_delta = majflt_delta;
+    if (wait.resource != Resource::kOnCpu) {
+      t.last_wait = wait;
+      t.last_in_disk_sync = in_disk_sync;
+      t.last_mutex_wait = wait.resource == Resource::kLock && wait.detail.rfind("mutex", 0) == 0;
+    }
+    processes[t.account.key.pid].majflt += majflt_delta;
+  } else {
+    iv.wait = t.last_wait;
+  }
+  model::add_interval(t.account, iv);
+}
+
+util::Result<model::Observation> Sampler::run() {
+  Impl& s = *impl_;
+  rusage ru0{};
+  getrusage(RUSAGE_SELF, &ru0);
+  SystemSnapshot sys0 = take_system_snapshot(s.proc, s.opt.target);
+  const std::int64_t start_ns = util::monotonic_ns();
+  auto first = s.refresh(start_ns);
+  if (!first) return first.error();
+  std::int64_t next_refresh = start_ns + kRefreshTargetNs;
+  std::int64_t next_system = start_ns;
+  std::int64_t deadline = start_ns + s.opt.duration_ns;
+  std::int64_t next_tick = start_ns + s.opt.interval_ns;
+  bool exited = false;
+
+  for (;;) {
+    std::int64_t now = util::monotonic_ns();
+    if (now < next_tick) {
+      timespec ts{static_cast<time_t>((next_tick - now) / util::kNsPerSec),
+                  static_cast<long>((next_tick - now) % util::kNsPerSec)};
+      nanosleep(&ts, nullptr);
+      continue;
+    }
+    now = util::monotonic_ns();
+    if (now >= next_refresh) {
+      auto r = s.refresh(now);
+      if (!r) return r.error();
+      next_refresh = now + kRefreshTargetNs;
+      if (s.threads.empty()) {
+        exited = true;
+        break;
+      }
+    }
+    // Lock waits that coincide with a disk sync in the same process: the lock is held across IO.
+    std::map<int, int> disk_sync_threads;
+    for (auto& [key, t] : s.threads) {
+      s.sample_thread(t, now);
+      if (t.last_in_disk_sync) ++disk_sync_threads[key.first];
+    }
+    for (auto& [key, t] : s.threads) {
+      if (t.last_mutex_wait && disk_sync_threads[key.first] > 0) {
+        s.lock_behind_disk_ns += s.opt.interval_ns;
+      }
+    }
+    if (now >= next_system) {
+      auto la = s.proc.read_loadavg();
+      if (la) {
+        s.run_queue_sum += static_cast<double>(la->runnable);
+        ++s.run_queue_samples;
+      }
+      next_system = now + kSystemTickNs;
+    }
+    if (s.opt.stop && s.opt.stop->load()) break;
+    if (now >= deadline) break;
+    next_tick += s.opt.interval_ns;
+    if (next_tick > deadline) next_tick = deadline;
+  }
+  const std::int64_t end_ns = util::monotonic_ns();
+  SystemSnapshot sys1 = take_system_snapshot(s.proc, s.opt.target);
+  return s.build(start_ns, end_ns, sys0, sys1, ru0, exited);
+}
+
+model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_ns,
+                                        const SystemSnapshot& sys0, const SystemSnapshot& sys1,
+                                        const rusage& ru0, bool exited) {
+  model::Observation obs;
+  obs.target.kind = kind_name(opt.target.kind);
+  switch (opt.target.kind) {
+    case TargetSpec::Kind::kPid:
+      obs.target.spec = std::to_string(opt.target.pid);
+      break;
+    case TargetSpec::Kind::kName:
+      obs.target.spec = opt.target.name;
+      break;
+    case TargetSpec::Kind::kCgroup:
+      obs.target.spec = opt.target.cgroup_path;
+      break;
+    case TargetSpec::Kind::kCommand:
+      obs.target.spec = opt.target.command_text;
+      break;
+    case TargetSpec::Kind::kHost:
+      obs.target.spec = "all processes";
+      break;
+  }
+  obs.target.pids.assign(all_pids_seen.begin(), all_pids_seen.end());
+  obs.duration_ns = end_ns - start_ns;
+  obs.interval_ns = opt.interval_ns;
+  obs.target_exited = exited;
+  for (auto& [key, t] : threads) finished.push_back(t.account);
+  obs.threads = std::move(finished);
+  obs.lock_wait_behind_disk_ns = lock_behind_disk_ns;
+
+  const double secs = static_cast<double>(obs.duration_ns) / 1e9;
+  for (auto& [pid, p] : processes) {
+    model::ProcessSummary ps;
+    ps.pid = pid;
+    ps.name = p.name;
+    ps.threads = static_cast<int>(p.tids_seen.size());
+    ps.rss_start_bytes = p.rss_start;
+    ps.rss_end_bytes = p.rss_last;
+    ps.rss_max_bytes = p.rss_max;
+    ps.majflt = p.majflt;
+    if (p.io_start && p.io_last) {
+      ps.read_bytes = util::saturating_delta(p.io_start->read_bytes, p.io_last->read_bytes);
+      ps.write_bytes = util::saturating_delta(p.io_start->write_bytes, p.io_last->write_bytes);
+      ps.syscw = util::saturating_delta(p.io_start->syscw, p.io_last->syscw);
+    }
+    auto limits = proc.read_limits(pid);
+    if (limits && limits->max_open_files()) ps.fd_soft_limit = limits->max_open_files()->soft;
+    auto fds = proc.read_fd_targets(pid);
+    if (fds) {
+      ps.open_fds = fds->size();
+      // A last look at the sockets, so every process has them even if no thread waited on one.
+      p.net_wait_at_ns = -1;
+      compute_net_wait(p, end_ns + kSocketCacheNs);
+      const SocketView* view = sockets_for(p, end_ns + kSocketCacheNs);
+      std::set<std::string> peers;
+      std::uint64_t acked = 0;
+      for (const auto& [inode, s] : p.sockets_last) {
+        if (!view) break;
+        if (s.state == netlink::TcpState::kListen) {
+          ++ps.listeners;
+          ps.listen_sockets.push_back(fmt::format("{}:{} backlog {}, accept queue {}", s.local_addr,
+                                                  s.local_port, s.send_queue_bytes,
+                                                  s.recv_queue_bytes));
+          continue;
+        }
+        if (s.state != netlink::TcpState::kEstablished) continue;
+        bool server_side = view->listen_ports.count(s.local_port) > 0;
+        if (server_side) {
+          ++ps.server_connections;
+        } else {
+          ++ps.client_connections;
+          peers.insert(fmt::format("{}:{}", s.remote_addr, s.remote_port));
+          ps.upstream_rtt_us_max = std::max<std::uint64_t>(ps.upstream_rtt_us_max, s.rtt_us);
+        }
+        ps.notsent_bytes += s.notsent_bytes;
+        auto f = p.sockets_first.find(inode);
+        if (f != p.sockets_first.end()) {
+          ps.sndbuf_limited_us +=
+              util::saturating_delta(f->second.sndbuf_limited_us, s.sndbuf_limited_us);
+          ps.rwnd_limited_us +=
+              util::saturating_delta(f->second.rwnd_limited_us, s.rwnd_limited_us);
+          acked += util::saturating_delta(f->second.bytes_acked, s.bytes_acked);
+        }
+      }
+      ps.upstream_peers.assign(peers.begin(), peers.end());
+      ps.bytes_sent_per_s =
+          secs > 0 ? static_cast<std::uint64_t>(static_cast<double>(acked) / secs) : 0;
+    }
+    obs.processes.push_back(std::move(ps));
+  }
+
+  obs.system = summarize_system(sys0, sys1, secs);
+  if (run_queue_samples > 0) obs.system.run_queue_avg = run_queue_sum / run_queue_samples;
+  if (opt.target.kind != TargetSpec::Kind::kHost && !obs.target.pids.empty()) {
+    obs.system.cpus_allowed = cpus_allowed_for(obs.target.pids.front(), proc);
+  }
+
+  obs.sources = system_sources(sys1);
+  obs.sources.insert(
+      obs.sources.begin(),
+      {"schedstat", true, "exact on-CPU and run-queue wait time of every thread", ""});
+  obs.sources.push_back(
+      {"thread state sampling", syscall_denied == 0,
+       fmt::format("thread state, syscall and fd every {} ms for threads that ran",
+                   opt.interval_ns / 1'000'000),
+       syscall_denied == 0 ? ""
+                           : fmt::format("{} reads of /proc/TID/syscall were refused: run as "
+                                         "root or as the target's owner to see what threads "
+                                         "wait on",
+                                         syscall_denied)});
+  std::string diag_problem;
+  for (const auto& [ns, e] : diag_errors) diag_problem = e;
+  obs.sources.push_back({"tcp_info (sock_diag)", diag_problem.empty(),
+                         "per-connection RTT, queues, send-buffer-limited time", diag_problem});
+
+  rusage ru1{};
+  getrusage(RUSAGE_SELF, &ru1);
+  auto tv_s = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+  obs.overhead.cpu_s =
+      tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime) + tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
+  obs.overhead.rss_bytes = static_cast<std::uint64_t>(ru1.ru_maxrss) * 1024;
+  obs.overhead.thread_samples = thread_samples;
+  obs.overhead.deep_samples = deep_samples;
+  return obs;
+}
+
+}  // namespace chokepoint::collect::sampler

@@ -1,0 +1,166 @@
+#include "collect/sampler/target.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+namespace chokepoint::collect::sampler {
+
+std::string kind_name(TargetSpec::Kind kind) {
+  switch (kind) {
+    case TargetSpec::Kind::kPid:
+      return "pid";
+    case TargetSpec::Kind::kName:
+      return "name";
+    case TargetSpec::Kind::kCgroup:
+      return "cgroup";
+    case TargetSpec::Kind::kCommand:
+      return "command";
+    case TargetSpec::Kind::kHost:
+      return "host";
+  }
+  return "host";
+}
+
+std::string cgroup_procs_file(const std::string& cgroup_path) {
+  for (const char* name : {"cgroup.procs", "tasks"}) {
+    std::string f = cgroup_path + "/" + name;
+    if (::access(f.c_str(), R_OK) == 0) return f;
+  }
+  return {};
+}
+
+namespace {
+
+util::Result<std::vector<int>> read_cgroup_pids(const std::string& path) {
+  std::string file = cgroup_procs_file(path);
+  if (file.empty()) {
+    return util::Error{path + " is not a cgroup: it has no cgroup.procs or tasks file",
+                       "pass a directory under a cgroup mount, e.g. "
+                       "/sys/fs/cgroup/system.slice/nginx.service (v2) or "
+                       "/sys/fs/cgroup/memory/mygroup (v1); see /proc/PID/cgroup for a process's",
+                       ENOTDIR};
+  }
+  std::ifstream in(file);
+  if (!in) return util::errno_error("read " + file, "run as root to read this cgroup");
+  std::set<int> pids;
+  int pid = 0;
+  while (in >> pid) pids.insert(pid);
+  return std::vector<int>(pids.begin(), pids.end());
+}
+
+bool name_matches(const procfs::ProcFs& proc, int pid, const std::string& name) {
+  auto st = proc.read_process_stat(pid);
+  if (!st) return false;
+  // comm is truncated to 15 bytes by the kernel.
+  if (st->comm == name || (name.size() > 15 && st->comm == name.substr(0, 15))) return true;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink(proc.root() + "/" + std::to_string(pid) + "/exe", ec);
+  return !ec && exe.filename() == name;
+}
+
+// pid and every descendant, from one scan of all processes' parent pids.
+std::vector<int> with_descendants(const procfs::ProcFs& proc, int root_pid) {
+  auto pids = proc.list_pids();
+  std::vector<int> out;
+  if (!pids) return out;
+  std::multimap<int, int> children;
+  for (int p : *pids) {
+    auto st = proc.read_process_stat(p);
+    if (st) children.emplace(st->ppid, p);
+  }
+  std::vector<int> stack = {root_pid};
+  while (!stack.empty()) {
+    int p = stack.back();
+    stack.pop_back();
+    out.push_back(p);
+    auto [b, e] = children.equal_range(p);
+    for (auto it = b; it != e; ++it) stack.push_back(it->second);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool alive(const procfs::ProcFs& proc, int pid) {
+  auto st = proc.read_process_stat(pid);
+  return st && st->state != 'Z' && st->state != 'X';
+}
+
+}  // namespace
+
+util::Result<void> validate(const TargetSpec& spec, const procfs::ProcFs& proc) {
+  switch (spec.kind) {
+    case TargetSpec::Kind::kPid:
+    case TargetSpec::Kind::kCommand:
+      if (spec.pid <= 0 || !alive(proc, spec.pid)) {
+        return util::Error{"no process with pid " + std::to_string(spec.pid),
+                           "check the pid with 'ps -e' or pgrep; or use --name NAME", ESRCH};
+      }
+      return {};
+    case TargetSpec::Kind::kName: {
+      auto pids = resolve_pids(spec, proc);
+      if (!pids) return pids.error();
+      if (pids->empty()) {
+        return util::Error{"no running process is named '" + spec.name + "'",
+                           "names match the process's comm (see 'ps -eo comm') or its executable's "
+                           "file name",
+                           ESRCH};
+      }
+      return {};
+    }
+    case TargetSpec::Kind::kCgroup: {
+      std::error_code ec;
+      if (!std::filesystem::is_directory(spec.cgroup_path, ec)) {
+        return util::Error{spec.cgroup_path + " is not a cgroup directory",
+                           "pass a directory under a cgroup mount (see 'mount -t cgroup2' and "
+                           "/proc/PID/cgroup)",
+                           ENOTDIR};
+      }
+      auto pids = read_cgroup_pids(spec.cgroup_path);
+      if (!pids) return pids.error();
+      return {};
+    }
+    case TargetSpec::Kind::kHost:
+      return {};
+  }
+  return {};
+}
+
+util::Result<std::vector<int>> resolve_pids(const TargetSpec& spec, const procfs::ProcFs& proc) {
+  switch (spec.kind) {
+    case TargetSpec::Kind::kPid:
+    case TargetSpec::Kind::kCommand:
+      if (!alive(proc, spec.pid)) return std::vector<int>{};
+      if (spec.children || spec.kind == TargetSpec::Kind::kCommand) {
+        return with_descendants(proc, spec.pid);
+      }
+      return std::vector<int>{spec.pid};
+    case TargetSpec::Kind::kName: {
+      auto pids = proc.list_pids();
+      if (!pids) return pids.error();
+      std::vector<int> out;
+      for (int p : *pids) {
+        if (p != getpid() && name_matches(proc, p, spec.name)) out.push_back(p);
+      }
+      return out;
+    }
+    case TargetSpec::Kind::kCgroup:
+      return read_cgroup_pids(spec.cgroup_path);
+    case TargetSpec::Kind::kHost: {
+      auto pids = proc.list_pids();
+      if (!pids) return pids.error();
+      std::vector<int> out;
+      for (int p : *pids) {
+        if (p != getpid()) out.push_back(p);
+      }
+      return out;
+    }
+  }
+  return std::vector<int>{};
+}
+
+}  // namespace chokepoint::collect::sampler

@@ -1,0 +1,38 @@
+#pragma once
+// Which processes a diagnosis watches, re-resolved during the window so that processes and
+// threads that come and go are followed.
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "collect/procfs/proc_fs.h"
+#include "util/result.h"
+
+namespace chokepoint::collect::sampler {
+
+struct TargetSpec {
+  enum class Kind { kPid, kName, kCgroup, kCommand, kHost };
+  Kind kind = Kind::kHost;
+  pid_t pid = 0;             // kPid, and kCommand once launched
+  bool children = false;     // kPid: add descendants (always on for kCommand)
+  std::string name;          // kName: matches comm (15 chars) or the executable's basename
+  std::string cgroup_path;   // kCgroup: a directory under a cgroup mount, v1 or v2
+  std::string command_text;  // kCommand: for reports
+};
+
+// "pid", "name", "cgroup", "command", "host".
+std::string kind_name(TargetSpec::Kind kind);
+
+// Checks that the target exists now: the pid is alive, the cgroup path is a cgroup directory,
+// a name matches at least one process. Errors carry a hint.
+util::Result<void> validate(const TargetSpec& spec, const procfs::ProcFs& proc);
+
+// The target's processes now (ascending). An empty list means the target is gone.
+util::Result<std::vector<int>> resolve_pids(const TargetSpec& spec, const procfs::ProcFs& proc);
+
+// The file listing a cgroup's processes: cgroup.procs (v2 and v1), else tasks (v1).
+std::string cgroup_procs_file(const std::string& cgroup_path);
+
+}  // namespace chokepoint::collect::sampler

@@ -1,0 +1,56 @@
+#include "model/account.h"
+
+#include <algorithm>
+
+namespace chokepoint::model {
+
+void add_interval(ThreadAccount& account, const Interval& iv) {
+  const std::int64_t wall = std::max<std::int64_t>(iv.wall_ns, 0);
+  std::int64_t on_cpu = std::clamp<std::int64_t>(iv.on_cpu_ns, 0, wall);
+  std::int64_t cpu_wait = std::clamp<std::int64_t>(iv.cpu_wait_ns, 0, wall - on_cpu);
+  std::int64_t disk_cpu = std::clamp<std::int64_t>(iv.disk_cpu_ns, 0, on_cpu);
+  std::int64_t off = wall - on_cpu - cpu_wait;
+
+  account.split[Resource::kOnCpu] += on_cpu - disk_cpu;
+  account.split[Resource::kCpuWait] += cpu_wait;
+  account.split[Resource::kDisk] += disk_cpu;
+  account.disk_cpu_ns += disk_cpu;
+  if (disk_cpu > 0)
+    account.details[static_cast<std::size_t>(Resource::kDisk)][iv.wait.detail] += disk_cpu;
+
+  Resource where = iv.wait.resource;
+  // A wait classified as "running" covers off-CPU time we did not see the cause of: short waits
+  // between samples. Count it as idle rather than invent a cause.
+  std::string detail = iv.wait.detail;
+  if (where == Resource::kOnCpu || where == Resource::kCpuWait) {
+    where = Resource::kIdle;
+    detail = "short waits between samples";
+  }
+  if (off > 0) {
+    account.split[where] += off;
+    account.details[static_cast<std::size_t>(where)][detail] += off;
+  }
+  account.majflt += iv.majflt_delta;
+  account.samples += 1;
+}
+
+TimeSplit total_split(const std::vector<ThreadAccount>& threads) {
+  TimeSplit total;
+  for (const auto& t : threads) total += t.split;
+  return total;
+}
+
+std::vector<std::pair<std::string, std::int64_t>> top_details(
+    const std::vector<ThreadAccount>& threads, Resource r, std::size_t limit) {
+  std::map<std::string, std::int64_t> sum;
+  for (const auto& t : threads) {
+    for (const auto& [detail, ns] : t.details[static_cast<std::size_t>(r)]) sum[detail] += ns;
+  }
+  std::vector<std::pair<std::string, std::int64_t>> out(sum.begin(), sum.end());
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+}  // namespace chokepoint::model

@@ -1,0 +1,62 @@
+#pragma once
+// Per-thread accounting of wall time over a diagnosis window, and the raw evidence behind it.
+// The sampler feeds intervals in; analysis reads the totals. Plain data, no I/O.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/time_split.h"
+#include "model/wait.h"
+
+namespace chokepoint::model {
+
+// A thread's identity: tids are reused, so the start time is part of the key.
+struct ThreadKey {
+  int pid = 0;
+  int tid = 0;
+  std::uint64_t start_time_ticks = 0;
+  auto operator<=>(const ThreadKey&) const = default;
+};
+
+struct ThreadAccount {
+  ThreadKey key;
+  std::string comm;          // the thread's name
+  std::string process_name;  // the process's comm
+  TimeSplit split;
+  // For each resource, ns by wait detail ("fdatasync /data/x", "mutex 0x..."): the evidence.
+  std::array<std::map<std::string, std::int64_t>, kResourceCount> details;
+  std::int64_t samples = 0;        // state samples taken
+  std::int64_t first_seen_ns = 0;  // monotonic
+  std::int64_t last_seen_ns = 0;
+  std::uint64_t majflt = 0;      // major faults during the window
+  std::int64_t disk_cpu_ns = 0;  // on-CPU kernel time inside disk syscalls, moved to disk
+};
+
+// One interval of one thread: exact counters from schedstat plus the wait it was seen in.
+struct Interval {
+  std::int64_t wall_ns = 0;
+  std::int64_t on_cpu_ns = 0;    // schedstat run_ns delta
+  std::int64_t cpu_wait_ns = 0;  // schedstat run_delay_ns delta
+  // Of on_cpu_ns, the part spent in the kernel (stime share) while the thread was inside a disk
+  // sync syscall: counted as disk, since fsync burns CPU in the filesystem.
+  std::int64_t disk_cpu_ns = 0;
+  WaitClass wait;  // what the off-CPU remainder was spent on
+  std::uint64_t majflt_delta = 0;
+};
+
+// Adds one interval to a thread's account. Clamps so that on_cpu + cpu_wait never exceeds wall
+// time (counters and clocks are read at slightly different instants) and the split sums to the
+// wall time exactly.
+void add_interval(ThreadAccount& account, const Interval& interval);
+
+// The sum of all threads' splits.
+TimeSplit total_split(const std::vector<ThreadAccount>& threads);
+
+// For one resource, the wait details summed over threads, largest first.
+std::vector<std::pair<std::string, std::int64_t>> top_details(
+    const std::vector<ThreadAccount>& threads, Resource r, std::size_t limit);
+
+}  // namespace chokepoint::model

@@ -1,0 +1,273 @@
+#include "model/wait.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+#include <fmt/format.h>
+
+namespace chokepoint::model {
+namespace {
+
+// glibc's pthread_mutex_lock waits with FUTEX_WAIT and value 2 ("locked, with waiters"); condition
+// variables, semaphores, pthread_join and barriers use FUTEX_WAIT_BITSET. Checked on glibc 2.36:
+// a contended std::mutex shows "202 addr 0x80 0x2", a std::condition_variable "202 addr 0x189 0x0".
+WaitClass classify_futex(const WaitObservation& obs) {
+  auto op = static_cast<int>(obs.args[1] & FUTEX_CMD_MASK);
+  std::string addr = fmt::format("{:#x}", obs.args[0]);
+  switch (op) {
+    case FUTEX_WAIT:
+      if (obs.args[2] == 2) return {Resource::kLock, "mutex " + addr};
+      // Other FUTEX_WAIT users (older glibc condvars, hand-rolled locks) block on a value: treat
+      // as a lock only when it looks like one, otherwise the thread waits for an event.
+      return {Resource::kIdle, "futex wait " + addr};
+    case FUTEX_LOCK_PI:
+#ifdef FUTEX_LOCK_PI2
+    case FUTEX_LOCK_PI2:
+#endif
+      return {Resource::kLock, "pi-mutex " + addr};
+    case FUTEX_WAIT_REQUEUE_PI:
+    case FUTEX_WAIT_BITSET:
+      return {Resource::kIdle, "condvar " + addr};
+    default:
+      return {Resource::kIdle, "futex " + addr};
+  }
+}
+
+WaitClass classify_fd_io(const WaitObservation& obs, const std::string& name, bool is_write) {
+  std::string detail = obs.fd_detail.empty() ? name : name + " " + obs.fd_detail;
+  switch (obs.fd_role) {
+    case FdRole::kRegularFile:
+    case FdRole::kBlockDevice:
+      return {Resource::kDisk, detail};
+    case FdRole::kSocketClient:
+      // Blocked reading a connection we opened: waiting for the peer's reply.
+      return {Resource::kNetwork, detail};
+    case FdRole::kSocketServer:
+    case FdRole::kSocketOther:
+      // Blocked writing means the send buffer is full: the peer or the link is slow. Blocked
+      // reading a client's connection means waiting for its next request: idle.
+      return {is_write ? Resource::kNetwork : Resource::kIdle, detail};
+    case FdRole::kTimerfd:
+      return {Resource::kSleep, detail};
+    default:
+      return {Resource::kIdle, detail};
+  }
+}
+
+}  // namespace
+
+std::string syscall_name(long nr) {
+  switch (nr) {
+#define CP_SYSCALL(n) \
+  case SYS_##n:       \
+    return #n;
+    CP_SYSCALL(read)
+    CP_SYSCALL(write)
+    CP_SYSCALL(pread64)
+    CP_SYSCALL(pwrite64)
+    CP_SYSCALL(readv)
+    CP_SYSCALL(writev)
+    CP_SYSCALL(preadv)
+    CP_SYSCALL(pwritev)
+    CP_SYSCALL(preadv2)
+    CP_SYSCALL(pwritev2)
+    CP_SYSCALL(recvfrom)
+    CP_SYSCALL(recvmsg)
+    CP_SYSCALL(recvmmsg)
+    CP_SYSCALL(sendto)
+    CP_SYSCALL(sendmsg)
+    CP_SYSCALL(sendmmsg)
+    CP_SYSCALL(sendfile)
+    CP_SYSCALL(splice)
+    CP_SYSCALL(fsync)
+    CP_SYSCALL(fdatasync)
+    CP_SYSCALL(sync_file_range)
+    CP_SYSCALL(syncfs)
+    CP_SYSCALL(sync)
+    CP_SYSCALL(fallocate)
+    CP_SYSCALL(ftruncate)
+    CP_SYSCALL(accept)
+    CP_SYSCALL(accept4)
+    CP_SYSCALL(connect)
+    CP_SYSCALL(epoll_pwait)
+    CP_SYSCALL(epoll_pwait2)
+    CP_SYSCALL(ppoll)
+    CP_SYSCALL(pselect6)
+    CP_SYSCALL(futex)
+    CP_SYSCALL(flock)
+    CP_SYSCALL(fcntl)
+    CP_SYSCALL(nanosleep)
+    CP_SYSCALL(clock_nanosleep)
+    CP_SYSCALL(wait4)
+    CP_SYSCALL(waitid)
+    CP_SYSCALL(rt_sigtimedwait)
+    CP_SYSCALL(rt_sigsuspend)
+    CP_SYSCALL(io_getevents)
+    CP_SYSCALL(io_uring_enter)
+    CP_SYSCALL(openat)
+    CP_SYSCALL(mmap)
+    CP_SYSCALL(munmap)
+    CP_SYSCALL(madvise)
+    CP_SYSCALL(msync)
+#ifdef SYS_epoll_wait
+    CP_SYSCALL(epoll_wait)
+#endif
+#ifdef SYS_poll
+    CP_SYSCALL(poll)
+#endif
+#ifdef SYS_select
+    CP_SYSCALL(select)
+#endif
+#ifdef SYS_pause
+    CP_SYSCALL(pause)
+#endif
+#ifdef SYS_open
+    CP_SYSCALL(open)
+#endif
+#undef CP_SYSCALL
+    default:
+      return fmt::format("syscall_{}", nr);
+  }
+}
+
+int fd_argument_index(long nr) {
+  switch (nr) {
+    case SYS_read:
+    case SYS_write:
+    case SYS_pread64:
+    case SYS_pwrite64:
+    case SYS_readv:
+    case SYS_writev:
+    case SYS_preadv:
+    case SYS_pwritev:
+    case SYS_preadv2:
+    case SYS_pwritev2:
+    case SYS_recvfrom:
+    case SYS_recvmsg:
+    case SYS_recvmmsg:
+    case SYS_sendto:
+    case SYS_sendmsg:
+    case SYS_sendmmsg:
+    case SYS_sendfile:  // out_fd first: a socket when serving files
+    case SYS_splice:
+    case SYS_fsync:
+    case SYS_fdatasync:
+    case SYS_sync_file_range:
+    case SYS_syncfs:
+    case SYS_fallocate:
+    case SYS_ftruncate:
+    case SYS_accept:
+    case SYS_accept4:
+    case SYS_connect:
+    case SYS_flock:
+    case SYS_fcntl:
+    case SYS_msync:
+      return 0;
+    default:
+      return -1;
+  }
+}
+
+bool is_disk_sync_syscall(long nr) {
+  return nr == SYS_fsync || nr == SYS_fdatasync || nr == SYS_sync_file_range || nr == SYS_syncfs ||
+         nr == SYS_sync || nr == SYS_msync;
+}
+
+WaitClass classify_wait(const WaitObservation& obs) {
+  if (obs.state == 'R' || obs.where == SyscallWhere::kRunning) return {Resource::kOnCpu, "running"};
+
+  if (obs.where == SyscallWhere::kNotInSyscall) {
+    // Blocked outside a syscall: a page fault (major faults mean reading a page from disk or
+    // swap), or reclaim. Without faults, uninterruptible sleep outside a syscall is still memory
+    // management more often than not.
+    if (obs.majflt_delta > 0 || obs.state == 'D') {
+      return {Resource::kMemory, obs.majflt_delta > 0 ? "major page fault" : "page fault/reclaim"};
+    }
+    return {Resource::kIdle, "stopped outside a syscall"};
+  }
+  if (obs.where == SyscallWhere::kUnknown) {
+    // No syscall view (no permission): only the state is known. D is almost always IO.
+    if (obs.state == 'D') return {Resource::kDisk, "uninterruptible (D) sleep"};
+    return {Resource::kIdle, "sleeping (syscall not visible)"};
+  }
+
+  const long nr = obs.syscall_nr;
+  std::string name = syscall_name(nr);
+  if (is_disk_sync_syscall(nr)) {
+    return {Resource::kDisk, obs.fd_detail.empty() ? name : name + " " + obs.fd_detail};
+  }
+  switch (nr) {
+    case SYS_futex:
+      return classify_futex(obs);
+    case SYS_read:
+    case SYS_pread64:
+    case SYS_readv:
+    case SYS_preadv:
+    case SYS_preadv2:
+    case SYS_recvfrom:
+    case SYS_recvmsg:
+    case SYS_recvmmsg:
+      return classify_fd_io(obs, name, false);
+    case SYS_write:
+    case SYS_pwrite64:
+    case SYS_writev:
+    case SYS_pwritev:
+    case SYS_pwritev2:
+    case SYS_sendto:
+    case SYS_sendmsg:
+    case SYS_sendmmsg:
+    case SYS_sendfile:
+    case SYS_splice:
+    case SYS_fallocate:
+    case SYS_ftruncate:
+      return classify_fd_io(obs, name, true);
+    case SYS_connect:
+      return {Resource::kNetwork, obs.fd_detail.empty() ? name : name + " " + obs.fd_detail};
+    case SYS_accept:
+    case SYS_accept4:
+      return {Resource::kIdle, name};
+    case SYS_epoll_pwait:
+    case SYS_epoll_pwait2:
+    case SYS_ppoll:
+    case SYS_pselect6:
+#ifdef SYS_epoll_wait
+    case SYS_epoll_wait:
+#endif
+#ifdef SYS_poll
+    case SYS_poll:
+#endif
+#ifdef SYS_select
+    case SYS_select:
+#endif
+      // An event loop waits here for everything. It is waiting on the network when its process
+      // has requests out to upstreams or data stuck in send buffers; otherwise it has no work.
+      return {obs.process_waits_on_network ? Resource::kNetwork : Resource::kIdle, name};
+    case SYS_flock:
+      return {Resource::kLock, "flock " + obs.fd_detail};
+    case SYS_fcntl:
+      // F_SETLKW (7) and F_OFD_SETLKW (38) block on a record lock.
+      if (obs.args[1] == 7 || obs.args[1] == 38)
+        return {Resource::kLock, "fcntl lock " + obs.fd_detail};
+      return {Resource::kIdle, name};
+    case SYS_nanosleep:
+    case SYS_clock_nanosleep:
+      return {Resource::kSleep, name};
+    case SYS_io_getevents:
+    case SYS_io_uring_enter:
+      return {Resource::kDisk, name};
+    case SYS_mmap:
+    case SYS_munmap:
+    case SYS_madvise:
+      return {obs.state == 'D' ? Resource::kMemory : Resource::kIdle, name};
+    case SYS_openat:
+#ifdef SYS_open
+    case SYS_open:
+#endif
+      return {obs.state == 'D' ? Resource::kDisk : Resource::kIdle, name};
+    default:
+      if (obs.state == 'D') return {Resource::kDisk, name + " (D state)"};
+      return {Resource::kIdle, name};
+  }
+}
+
+}  // namespace chokepoint::model

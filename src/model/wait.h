@@ -1,0 +1,74 @@
+#pragma once
+// What an off-CPU thread is waiting for, decided from one sample of its state: the scheduler state,
+// the syscall it is in (/proc/PID/task/TID/syscall), the kind of fd that syscall works on, and what
+// the process's sockets say. Pure: the sampler gathers the observation, this decides.
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "model/time_split.h"
+
+namespace chokepoint::model {
+
+// What the fd named by a syscall's argument refers to, as the sampler resolved it.
+enum class FdRole : std::uint8_t {
+  kUnknown = 0,  // not resolved (no fd argument, fd closed, no permission)
+  kRegularFile,
+  kBlockDevice,
+  kSocketServer,  // a connection accepted from a listening socket of this host: a client of ours
+  kSocketClient,  // a connection we opened to someone else's port: an upstream
+  kSocketListen,
+  kSocketOther,  // unix, udp, netlink, ...
+  kPipe,
+  kEventfd,
+  kTimerfd,
+  kSignalfd,
+  kEpoll,
+  kCharDevice,  // ttys and the like
+  kOther,
+};
+
+// Where the thread was when sampled.
+enum class SyscallWhere : std::uint8_t {
+  kUnknown = 0,   // /proc/.../syscall unreadable (permission) or the task vanished
+  kRunning,       // "running": on a CPU or runnable
+  kNotInSyscall,  // "-1 sp pc": blocked outside a syscall, e.g. in a page fault
+  kInSyscall,
+};
+
+struct WaitObservation {
+  char state = '?';  // /proc stat field 3: R S D T t Z X I P
+  SyscallWhere where = SyscallWhere::kUnknown;
+  long syscall_nr = -1;
+  std::array<std::uint64_t, 6> args{};
+  FdRole fd_role = FdRole::kUnknown;  // for the fd the syscall waits on, when it takes one
+  std::string fd_detail;              // a file path, or a peer "10.0.0.2:5432"
+  // For event-loop waits: the process has client connections with a request sent and no reply
+  // yet, or sockets with data queued to a slow peer. Set by the sampler from tcp_info.
+  bool process_waits_on_network = false;
+  // Major faults the thread took since the previous sample.
+  std::uint64_t majflt_delta = 0;
+};
+
+struct WaitClass {
+  Resource resource = Resource::kIdle;
+  // A short, stable description of the wait for evidence: "fdatasync /data/log", "mutex
+  // 0x55d0c0a0", "recvfrom 127.0.0.1:9001", "epoll_wait", "accept".
+  std::string detail;
+};
+
+// Classifies one off-CPU observation. Never called for time already counted by schedstat
+// (on_cpu, cpu_wait); state R/running gives kOnCpu as a fallback.
+WaitClass classify_wait(const WaitObservation& obs);
+
+// The syscall's name ("read", "futex", ...) or "syscall_<nr>"; for evidence text.
+std::string syscall_name(long nr);
+
+// Which argument of syscall nr names the fd it waits on, or -1 when it takes none.
+int fd_argument_index(long nr);
+
+// True for syscalls whose time is disk work even when spent on-CPU in the kernel (fsync & co).
+bool is_disk_sync_syscall(long nr);
+
+}  // namespace chokepoint::model

@@ -1,0 +1,229 @@
+#include "render/diagnosis_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "analysis/rules/rule.h"
+
+namespace chokepoint::render {
+namespace {
+
+using model::Resource;
+
+constexpr int kBarWidth = 60;
+constexpr std::array<char, model::kResourceCount> kBarChars = {'#', 'w', 'D', 'N',
+                                                               'L', 'M', 's', '.'};
+
+std::string bar(const model::TimeSplit& split) {
+  std::string out;
+  const double total = static_cast<double>(split.total_ns());
+  if (total <= 0) return std::string(kBarWidth, ' ');
+  // Largest-remainder rounding so the bar is always exactly kBarWidth wide.
+  std::array<int, model::kResourceCount> cells{};
+  std::array<double, model::kResourceCount> rest{};
+  int used = 0;
+  for (std::size_t i = 0; i < model::kResourceCount; ++i) {
+    double exact = static_cast<double>(split.ns[i]) / total * kBarWidth;
+    cells[i] = static_cast<int>(std::floor(exact));
+    rest[i] = exact - cells[i];
+    used += cells[i];
+  }
+  while (used < kBarWidth) {
+    auto i = static_cast<std::size_t>(std::max_element(rest.begin(), rest.end()) - rest.begin());
+    ++cells[i];
+    rest[i] = -1;
+    ++used;
+  }
+  for (std::size_t i = 0; i < model::kResourceCount; ++i)
+    out.append(static_cast<std::size_t>(cells[i]), kBarChars[i]);
+  return out;
+}
+
+std::string target_line(const model::Observation& obs) {
+  std::string who =
+      obs.target.kind == "host" ? "the whole host" : obs.target.kind + " " + obs.target.spec;
+  if (obs.processes.size() == 1)
+    who += fmt::format(" ({}, pid {})", obs.processes[0].name, obs.processes[0].pid);
+  else if (!obs.processes.empty())
+    who += fmt::format(" ({} processes)", obs.processes.size());
+  return fmt::format("chokepoint diagnose: {}, {:.1f} s, {} threads", who, obs.duration_ns / 1e9,
+                     obs.threads.size());
+}
+
+}  // namespace
+
+std::string diagnosis_text(const model::Observation& obs, const analysis::Diagnosis& d) {
+  std::string out = target_line(obs) + "\n\n";
+  const double busy = static_cast<double>(d.split.busy_ns());
+  if (d.verdict == "none") {
+    out += "VERDICT: none - nothing limits this service now\n";
+    out += "  headroom: " + d.headroom + "\n";
+  } else {
+    const auto& b = d.bottlenecks.front();
+    out += fmt::format("VERDICT: {} ({}) - {} of busy time, confidence {:.2f}\n", b.resource,
+                       b.kind, analysis::rules::percent(b.share), b.confidence);
+  }
+
+  out += fmt::format(
+      "\nWhere the time goes (all threads; # on_cpu, w cpu_wait, D disk, N network, L lock, "
+      "M memory, s sleep, . idle):\n  [{}]\n  ",
+      bar(d.split));
+  for (std::size_t i = 0; i < model::kResourceCount; ++i) {
+    out += fmt::format("{}{} {}", i ? "  " : "", model::resource_name(static_cast<Resource>(i)),
+                       analysis::rules::percent(d.split.share(static_cast<Resource>(i))));
+  }
+  out += "\n";
+  if (busy > 0) {
+    out += "  busy time only (idle and sleep left out): ";
+    bool first = true;
+    for (std::size_t i = 0; i < 6; ++i) {
+      double s = static_cast<double>(d.split.ns[i]) / busy;
+      if (s < 0.005) continue;
+      out +=
+          fmt::format("{}{} {}", first ? "" : ", ", model::resource_name(static_cast<Resource>(i)),
+                      analysis::rules::percent(s));
+      first = false;
+    }
+    out += "\n";
+  }
+
+  int shown = 0;
+  for (const auto& b : d.bottlenecks) {
+    if (!b.significant) continue;
+    out += fmt::format("\n{} {} ({}): {} of busy time\n",
+                       shown == 0 ? "Bottleneck" : "Also significant:", b.resource, b.kind,
+                       analysis::rules::percent(b.share));
+    out += "  Evidence:\n";
+    for (const auto& e : b.evidence) out += "    - " + e + "\n";
+    out += shown == 0 ? "  Fix first:\n" : "  Fixes:\n";
+    int n = 1;
+    for (const auto& f : b.fixes) out += fmt::format("    {}. {}\n", n++, f);
+    ++shown;
+  }
+  if (!d.findings.empty()) {
+    out += "\nOther findings:\n";
+    for (const auto& f : d.findings) {
+      out += fmt::format("  - [{}] {}\n", f.severity, f.message);
+      if (!f.hint.empty()) out += "    hint: " + f.hint + "\n";
+    }
+  }
+  out += "\nSources:\n";
+  for (const auto& s : obs.sources) {
+    out += fmt::format("  {} {}: {}\n", s.available ? "+" : "-", s.name,
+                       s.available ? s.detail : s.hint);
+  }
+  if (obs.target_exited)
+    out += "\nnote: the target exited before the window ended; this is what was seen until then\n";
+  out += fmt::format(
+      "\nchokepoint's own cost: {:.3f} s CPU over {:.1f} s ({:.2f}% of one core), {} RSS, "
+      "{} thread samples ({} of threads that ran)\n",
+      obs.overhead.cpu_s, obs.duration_ns / 1e9,
+      obs.duration_ns > 0 ? obs.overhead.cpu_s / (obs.duration_ns / 1e9) * 100 : 0,
+      analysis::rules::bytes(static_cast<double>(obs.overhead.rss_bytes)),
+      obs.overhead.thread_samples, obs.overhead.deep_samples);
+  return out;
+}
+
+nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Diagnosis& d) {
+  using nlohmann::json;
+  json j;
+  j["schema"] = 1;
+  j["target"] = {{"kind", obs.target.kind}, {"spec", obs.target.spec}, {"pids", obs.target.pids}};
+  j["duration_s"] = obs.duration_ns / 1e9;
+  j["interval_ms"] = obs.interval_ns / 1e6;
+  json split = json::object();
+  for (std::size_t i = 0; i < model::kResourceCount; ++i) {
+    split[std::string(model::resource_name(static_cast<Resource>(i)))] =
+        d.split.share(static_cast<Resource>(i));
+  }
+  j["time_split"] = split;
+  json split_s = json::object();
+  for (std::size_t i = 0; i < model::kResourceCount; ++i) {
+    split_s[std::string(model::resource_name(static_cast<Resource>(i)))] =
+        static_cast<double>(d.split.ns[i]) / 1e9;
+  }
+  j["time_split_thread_s"] = split_s;
+  j["verdict"] = d.verdict;
+  if (!d.headroom.empty()) j["headroom"] = d.headroom;
+  json bs = json::array();
+  for (const auto& b : d.bottlenecks) {
+    bs.push_back({{"resource", b.resource},
+                  {"kind", b.kind},
+                  {"share", b.share},
+                  {"confidence", b.confidence},
+                  {"significant", b.significant},
+                  {"evidence", b.evidence},
+                  {"fixes", b.fixes}});
+  }
+  j["bottlenecks"] = bs;
+  json fs = json::array();
+  for (const auto& f : d.findings) {
+    fs.push_back({{"resource", f.resource},
+                  {"severity", f.severity},
+                  {"message", f.message},
+                  {"hint", f.hint}});
+  }
+  j["findings"] = fs;
+  json sources = json::object();
+  for (const auto& s : obs.sources) {
+    sources[s.name] = {{"available", s.available}, {"detail", s.detail}, {"hint", s.hint}};
+  }
+  j["sources"] = sources;
+  json procs = json::array();
+  for (const auto& p : obs.processes) {
+    procs.push_back({{"pid", p.pid},
+                     {"name", p.name},
+                     {"threads", p.threads},
+                     {"rss_start_bytes", p.rss_start_bytes},
+                     {"rss_end_bytes", p.rss_end_bytes},
+                     {"write_bytes", p.write_bytes},
+                     {"read_bytes", p.read_bytes},
+                     {"majflt", p.majflt},
+                     {"open_fds", p.open_fds},
+                     {"fd_soft_limit", p.fd_soft_limit},
+                     {"server_connections", p.server_connections},
+                     {"client_connections", p.client_connections},
+                     {"upstream_peers", p.upstream_peers}});
+  }
+  j["processes"] = procs;
+  json threads = json::array();
+  for (const auto& t : obs.threads) {
+    json ts = json::object();
+    for (std::size_t i = 0; i < model::kResourceCount; ++i) {
+      ts[std::string(model::resource_name(static_cast<Resource>(i)))] =
+          t.split.share(static_cast<Resource>(i));
+    }
+    threads.push_back({{"pid", t.key.pid},
+                       {"tid", t.key.tid},
+                       {"comm", t.comm},
+                       {"observed_s", t.split.total_ns() / 1e9},
+                       {"time_split", ts}});
+  }
+  j["threads"] = threads;
+  const auto& s = obs.system;
+  j["system"] = {{"cpus_online", s.cpus_online},
+                 {"cpus_allowed", s.cpus_allowed},
+                 {"cpu_utilization", s.cpu_utilization},
+                 {"run_queue_avg", s.run_queue_avg},
+                 {"psi_cpu_some", s.psi_cpu.some_share},
+                 {"psi_memory_some", s.psi_memory.some_share},
+                 {"psi_io_some", s.psi_io.some_share},
+                 {"mem_available_bytes", s.mem_available_bytes},
+                 {"majflt_per_s", s.majflt_per_s},
+                 {"tcp_retrans_per_s", s.tcp_retrans_per_s},
+                 {"listen_overflows", s.listen_overflows},
+                 {"listen_drops", s.listen_drops},
+                 {"time_wait", s.time_wait},
+                 {"files_open", s.files_open},
+                 {"files_max", s.files_max}};
+  j["target_exited"] = obs.target_exited;
+  j["overhead"] = {{"cpu_s", obs.overhead.cpu_s},
+                   {"rss_bytes", obs.overhead.rss_bytes},
+                   {"thread_samples", obs.overhead.thread_samples},
+                   {"deep_samples", obs.overhead.deep_samples}};
+  return j;
+}
+
+}  // namespace chokepoint::render
