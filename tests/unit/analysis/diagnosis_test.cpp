@@ -1,0 +1,242 @@
+// Verdict rules on recorded-shape observations: each test builds the observation a real scenario
+// produces (threads' time splits and system evidence) and checks the verdict, kind and fixes.
+#include "analysis/diagnosis.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace chokepoint::analysis {
+namespace {
+
+using model::Resource;
+
+constexpr std::int64_t kWindowNs = 5'000'000'000;
+
+model::ThreadAccount thread(int tid, std::initializer_list<std::pair<Resource, double>> shares,
+                            const std::string& detail = "") {
+  model::ThreadAccount t;
+  t.key = {100, tid, 1};
+  t.comm = "worker";
+  double used = 0;
+  for (auto [r, s] : shares) {
+    auto ns = static_cast<std::int64_t>(s * kWindowNs);
+    t.split[r] += ns;
+    used += s;
+    if (!detail.empty() && r != Resource::kOnCpu && r != Resource::kCpuWait) {
+      t.details[static_cast<std::size_t>(r)][detail] += ns;
+    }
+  }
+  t.split[Resource::kIdle] += static_cast<std::int64_t>((1.0 - used) * kWindowNs);
+  return t;
+}
+
+model::Observation base(int cpus = 2) {
+  model::Observation o;
+  o.target = {"pid", "100", {100}};
+  o.duration_ns = kWindowNs;
+  o.system.cpus_online = cpus;
+  o.system.cpus_allowed = cpus;
+  o.system.cpu_utilization = 0.3;
+  o.system.mem_available_bytes = 20ULL << 30;
+  model::ProcessSummary p;
+  p.pid = 100;
+  p.name = "svc";
+  p.rss_start_bytes = p.rss_end_bytes = p.rss_max_bytes = 50 << 20;
+  o.processes.push_back(p);
+  return o;
+}
+
+const Bottleneck& primary(const Diagnosis& d) {
+  return d.bottlenecks.front();
+}
+
+TEST(Verdict, FsyncPerRequestIsDisk) {
+  auto o = base();
+  for (int i = 0; i < 8; ++i)
+    o.threads.push_back(thread(i, {{Resource::kDisk, 0.5}, {Resource::kOnCpu, 0.02}},
+                               "fdatasync /data/commit.dat"));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "disk");
+  EXPECT_EQ(primary(d).kind, "fsync");
+  EXPECT_NE(primary(d).fixes.front().find("group commit"), std::string::npos);
+}
+
+TEST(Verdict, FsyncOfALogFileIsLogging) {
+  auto o = base();
+  for (int i = 0; i < 8; ++i)
+    o.threads.push_back(thread(i, {{Resource::kDisk, 0.4}}, "fdatasync /tmp/lab/access.log"));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "disk");
+  EXPECT_EQ(primary(d).kind, "log");
+  EXPECT_NE(primary(d).fixes.front().find("asynchronously"), std::string::npos);
+}
+
+TEST(Verdict, LockHeldAcrossDiskIoIsDisk) {
+  auto o = base();
+  o.threads.push_back(thread(1, {{Resource::kDisk, 0.9}}, "fdatasync /tmp/lab/access.log"));
+  for (int i = 2; i < 9; ++i)
+    o.threads.push_back(thread(i, {{Resource::kLock, 0.9}}, "mutex 0x55d0"));
+  o.lock_wait_behind_disk_ns = static_cast<std::int64_t>(7 * 0.85 * kWindowNs);
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "disk");
+  EXPECT_EQ(primary(d).kind, "log");
+}
+
+TEST(Verdict, ContendedMutexIsLockAndNamesIt) {
+  auto o = base();
+  o.threads.push_back(thread(1, {{Resource::kOnCpu, 0.9}}));
+  for (int i = 2; i < 9; ++i)
+    o.threads.push_back(
+        thread(i, {{Resource::kLock, 0.85}, {Resource::kOnCpu, 0.1}}, "mutex 0x55d0c0a0"));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "lock");
+  EXPECT_NE(primary(d).fixes.front().find("mutex 0x55d0c0a0"), std::string::npos);
+}
+
+TEST(Verdict, UpstreamWaitsAreNetwork) {
+  auto o = base();
+  for (int i = 0; i < 8; ++i)
+    o.threads.push_back(thread(i, {{Resource::kNetwork, 0.6}, {Resource::kOnCpu, 0.01}},
+                               "read upstream 127.0.0.1:9001"));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "network");
+  EXPECT_EQ(primary(d).kind, "upstream");
+}
+
+TEST(Verdict, FullSendBuffersAreBandwidth) {
+  auto o = base();
+  for (int i = 0; i < 8; ++i)
+    o.threads.push_back(
+        thread(i, {{Resource::kNetwork, 0.6}}, "sendto client 10.0.0.1:5000 (send buffer full)"));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "network");
+  EXPECT_EQ(primary(d).kind, "bandwidth");
+}
+
+TEST(Verdict, AllCoresBusyIsSaturatedCpu) {
+  auto o = base(2);
+  o.system.cpu_utilization = 0.99;
+  for (int i = 0; i < 4; ++i)
+    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.48}, {Resource::kCpuWait, 0.5}}));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "cpu");
+  EXPECT_EQ(primary(d).kind, "saturated");
+}
+
+TEST(Verdict, OneBusyThreadIsSerialCpu) {
+  auto o = base(2);
+  o.threads.push_back(thread(1, {{Resource::kOnCpu, 0.97}}));
+  for (int i = 2; i < 9; ++i) o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.01}}));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "cpu");
+  EXPECT_EQ(primary(d).kind, "serial");
+  EXPECT_NE(primary(d).fixes.front().find("parallelize"), std::string::npos);
+}
+
+TEST(Verdict, SerialNeedsASecondCore) {
+  // On one core a busy thread is simply the CPU being used: saturated, not serial.
+  auto o = base(1);
+  o.system.cpus_allowed = 1;
+  o.threads.push_back(thread(1, {{Resource::kOnCpu, 0.97}}));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "cpu");
+  EXPECT_EQ(primary(d).kind, "saturated");
+}
+
+TEST(Verdict, ModerateLoadIsNoneWithHeadroom) {
+  auto o = base(2);
+  for (int i = 0; i < 8; ++i)
+    o.threads.push_back(
+        thread(i, {{Resource::kOnCpu, 0.05}, {Resource::kDisk, 0.01}}, "write /tmp/x"));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "none");
+  EXPECT_NE(d.headroom.find("headroom"), std::string::npos);
+}
+
+TEST(Verdict, IdleServerIsNone) {
+  auto o = base(2);
+  for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {}));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "none");
+}
+
+TEST(Verdict, ListenOverflowsAreBacklog) {
+  auto o = base(2);
+  for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {{Resource::kSleep, 0.9}}));
+  o.system.listen_overflows = 400;
+  o.system.passive_opens = 300;
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "network");
+  EXPECT_EQ(primary(d).kind, "backlog");
+  EXPECT_NE(primary(d).fixes.front().find("backlog"), std::string::npos);
+}
+
+TEST(Verdict, GrowingRssIsALeakWithTimeToLimit) {
+  auto o = base(2);
+  for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.05}}));
+  o.processes[0].rss_start_bytes = 100ULL << 20;
+  o.processes[0].rss_end_bytes = o.processes[0].rss_max_bytes = 600ULL << 20;
+  o.system.mem_available_bytes = 2ULL << 30;
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "memory");
+  EXPECT_EQ(primary(d).kind, "leak");
+  bool has_time =
+      std::any_of(primary(d).evidence.begin(), primary(d).evidence.end(),
+                  [](const std::string& e) { return e.find("reaches") != std::string::npos; });
+  EXPECT_TRUE(has_time);
+}
+
+TEST(Verdict, PlateauedRssIsNoLeak) {
+  auto o = base(2);
+  for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.05}}));
+  o.processes[0].rss_start_bytes = 100ULL << 20;
+  o.processes[0].rss_end_bytes = 102ULL << 20;
+  o.processes[0].rss_max_bytes = 102ULL << 20;
+  EXPECT_EQ(diagnose(o).verdict, "none");
+}
+
+TEST(Verdict, MajorFaultsArePaging) {
+  auto o = base(2);
+  for (int i = 0; i < 4; ++i) {
+    auto t = thread(i, {{Resource::kMemory, 0.6}, {Resource::kOnCpu, 0.1}}, "major page fault");
+    t.majflt = 2000;
+    o.threads.push_back(t);
+  }
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "memory");
+  EXPECT_EQ(primary(d).kind, "paging");
+}
+
+TEST(Verdict, TiesFollowTheLatencyHierarchy) {
+  auto o = base(2);
+  for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {{Resource::kDisk, 0.3}}, "fsync /db"));
+  for (int i = 4; i < 8; ++i)
+    o.threads.push_back(thread(i, {{Resource::kNetwork, 0.31}}, "read upstream 1.2.3.4:5"));
+  EXPECT_EQ(diagnose(o).verdict, "network");
+}
+
+TEST(Verdict, SharesSumToOne) {
+  auto o = base(2);
+  o.threads.push_back(
+      thread(1, {{Resource::kDisk, 0.3}, {Resource::kOnCpu, 0.2}, {Resource::kLock, 0.1}}, "x"));
+  auto d = diagnose(o);
+  double sum = 0;
+  for (std::size_t i = 0; i < model::kResourceCount; ++i)
+    sum += d.split.share(static_cast<Resource>(i));
+  EXPECT_NEAR(sum, 1.0, 1e-9);
+}
+
+TEST(Findings, FdsNearTheLimitAreReported) {
+  auto o = base(2);
+  o.threads.push_back(thread(1, {}));
+  o.processes[0].open_fds = 950;
+  o.processes[0].fd_soft_limit = 1024;
+  auto d = diagnose(o);
+  ASSERT_FALSE(d.findings.empty());
+  EXPECT_EQ(d.findings[0].resource, "fds");
+  EXPECT_NE(d.findings[0].hint.find("raise the limit"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace chokepoint::analysis
