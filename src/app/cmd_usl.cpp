@@ -1,0 +1,124 @@
+// chokepoint usl DATA.csv [--json]: fits the Universal Scalability Law to measured throughput.
+#include <fmt/format.h>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "app/subcommand.h"
+#include "loadgen/usl.h"
+#include "util/fatal.h"
+
+namespace chokepoint::app {
+
+namespace {
+
+struct UslArgs {
+  std::string path;
+  bool json = false;
+};
+
+std::string fmt_num(double v) {
+  if (std::isinf(v)) return "inf";
+  return fmt::format("{:.4g}", v);
+}
+
+int run_usl(const UslArgs& args) {
+  std::ifstream in(args.path);
+  if (!in) {
+    throw util::FatalError(util::errno_error(fmt::format("cannot open '{}'", args.path),
+                                             "give a CSV file with rows 'concurrency,throughput'"));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto points = loadgen::parse_usl_csv(ss.str());
+  if (!points) {
+    util::Error e = points.error();
+    e.message = fmt::format("{}: {}", args.path, e.message);
+    throw util::FatalError(e);
+  }
+  auto fit = loadgen::fit_usl(*points);
+  if (!fit) {
+    util::Error e = fit.error();
+    e.message = fmt::format("{}: {}", args.path, e.message);
+    throw util::FatalError(e);
+  }
+  const loadgen::UslModel& m = fit->model;
+  const double n_star = m.n_star();
+  const double x_max = m.x_max();
+
+  if (args.json) {
+    nlohmann::json j;
+    j["file"] = args.path;
+    j["lambda"] = m.lambda;
+    j["sigma"] = m.sigma;
+    j["kappa"] = m.kappa;
+    j["r2"] = fit->r2;
+    // JSON has no infinity: an unbounded N* or ceiling is null, and the flag says why.
+    j["n_star"] = std::isinf(n_star) ? nlohmann::json(nullptr) : nlohmann::json(n_star);
+    j["x_max"] = std::isinf(x_max) ? nlohmann::json(nullptr) : nlohmann::json(x_max);
+    j["n_star_infinite"] = std::isinf(n_star);
+    j["x_max_infinite"] = std::isinf(x_max);
+    j["sigma_pinned_at_zero"] = fit->sigma_pinned;
+    j["kappa_pinned_at_zero"] = fit->kappa_pinned;
+    j["points"] = nlohmann::json::array();
+    for (const auto& p : *points) {
+      j["points"].push_back({{"concurrency", p.concurrency},
+                             {"measured", p.throughput},
+                             {"fitted", m.predict(p.concurrency)}});
+    }
+    std::cout << j.dump(2) << "\n";
+    return util::kExitOk;
+  }
+
+  std::cout << fmt::format("USL fit of {} ({} points, R² = {:.4f})\n", args.path, fit->points,
+                           fit->r2);
+  std::cout << fmt::format("  λ  lambda  {:>12}  throughput of one unit of concurrency\n",
+                           fmt_num(m.lambda));
+  std::cout << fmt::format("  σ  sigma   {:>12}  contention (serialized share){}\n",
+                           fmt_num(m.sigma), fit->sigma_pinned ? ", pinned at 0" : "");
+  std::cout << fmt::format("  κ  kappa   {:>12}  coherency (crosstalk) cost{}\n", fmt_num(m.kappa),
+                           fit->kappa_pinned ? ", pinned at 0" : "");
+  if (std::isinf(n_star)) {
+    std::cout << "  N*         inf           no peak: κ = 0, throughput never falls with "
+                 "concurrency\n";
+  } else {
+    std::cout << fmt::format("  N*      {:>12}     concurrency at peak throughput, sqrt((1-σ)/κ)\n",
+                             fmt::format("{:.1f}", n_star));
+  }
+  if (std::isinf(x_max)) {
+    std::cout << "  X max      inf           no ceiling: scaling is linear\n";
+  } else {
+    std::cout << fmt::format("  X max   {:>12}     ceiling throughput{}\n",
+                             fmt::format("{:.1f}", x_max),
+                             std::isinf(n_star) ? " (asymptote λ/σ)" : ", X(N*)");
+  }
+  std::cout << "\n  concurrency      measured        fitted    error\n";
+  for (const auto& p : *points) {
+    const double f = m.predict(p.concurrency);
+    const double err = p.throughput != 0 ? (f - p.throughput) / p.throughput * 100 : 0;
+    std::cout << fmt::format("  {:>11.6g}  {:>12.6g}  {:>12.6g}  {:>6.1f}%\n", p.concurrency,
+                             p.throughput, f, err);
+  }
+  return util::kExitOk;
+}
+
+}  // namespace
+
+Subcommand make_usl_command(CLI::App& root) {
+  auto args = std::make_shared<UslArgs>();
+  CLI::App* cli = root.add_subcommand(
+      "usl", "Fit the Universal Scalability Law to measured concurrency,throughput rows");
+  cli->add_option("DATA.csv", args->path,
+                  "CSV with rows 'concurrency,throughput' (header optional)")
+      ->required();
+  cli->add_flag("--json", args->json, "print the fit as JSON");
+  cli->footer(
+      "Model: X(N) = λN / (1 + σ(N−1) + κN(N−1)), fitted by nonlinear least squares (GSL).\n"
+      "See docs/usl.md.");
+  return Subcommand{cli, [args] { return run_usl(*args); }};
+}
+
+}  // namespace chokepoint::app

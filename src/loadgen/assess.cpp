@@ -1,0 +1,64 @@
+#include "loadgen/assess.h"
+
+#include <fmt/format.h>
+#include <cmath>
+
+namespace chokepoint::loadgen {
+
+namespace {
+// Tolerances for "kept the schedule": a few late sends happen on any busy machine.
+constexpr double kLateShareLimit = 0.01;
+constexpr double kRateShareLimit = 0.97;
+}  // namespace
+
+LoadAssessment assess(const LoadResult& r, const LoadOptions& o) {
+  LoadAssessment a;
+  a.rps = r.duration_s > 0 ? static_cast<double>(r.requests) / r.duration_s : 0;
+  const bool open_loop = o.rate_per_s > 0;
+  if (open_loop) {
+    // With --requests the run may end before the duration; compare rates only for timed runs.
+    a.achieved_ratio = a.rps / o.rate_per_s;
+    a.connections_needed = o.rate_per_s * r.service.mean_us() / 1e6;
+    const double sent = static_cast<double>(r.requests + r.dropped_sends);
+    const bool many_late = sent > 0 && static_cast<double>(r.late_sends) / sent > kLateShareLimit;
+    const bool slow_rate = o.max_requests == 0 && a.achieved_ratio < kRateShareLimit;
+    a.fell_behind = many_late || r.dropped_sends > 0 || slow_rate;
+    if (a.fell_behind) {
+      a.warnings.push_back(fmt::format(
+          "the generator fell behind its schedule: {} of {} sends were late by more than {} ms, "
+          "{} were dropped, and it achieved {:.1f} of {:.1f} req/s; latencies from the intended "
+          "send times include that delay",
+          r.late_sends, r.requests + r.dropped_sends, o.late_threshold_ns / 1'000'000,
+          r.dropped_sends, a.rps, o.rate_per_s));
+      // If the busy connections by Little's law reach the pool size, the pool is the limit.
+      if (static_cast<double>(r.connections) < a.connections_needed * 1.1 ||
+          r.outcomes[static_cast<int>(Outcome::kTimeout)] > 0) {
+        a.too_few_connections = true;
+        a.warnings.push_back(fmt::format(
+            "too few connections: by Little's law, sustaining {:.0f} req/s at a mean service time "
+            "of {:.2f} ms keeps {:.1f} requests in flight, but only {} connections were open; "
+            "rerun with --connections {} or more",
+            o.rate_per_s, r.service.mean_us() / 1000.0, a.connections_needed, r.connections,
+            static_cast<long>(std::ceil(std::max(a.connections_needed * 2, 1.0)))));
+      } else {
+        a.warnings.push_back(
+            "connections were sufficient (Little's law), so the generator itself could not keep "
+            "up: give it more --threads or a less busy machine");
+      }
+    }
+  }
+  std::uint64_t failures = 0;
+  for (int k = static_cast<int>(Outcome::kConnect); k < kOutcomeCount; ++k)
+    failures += r.outcomes[k];
+  if (failures > 0) {
+    a.warnings.push_back(fmt::format("{} of {} requests failed without a response (first: {})",
+                                     failures, r.requests, r.first_error));
+  }
+  if (r.latency.saturated() > 0) {
+    a.warnings.push_back(
+        fmt::format("{} latencies exceeded the histogram's 1 h range", r.latency.saturated()));
+  }
+  return a;
+}
+
+}  // namespace chokepoint::loadgen
