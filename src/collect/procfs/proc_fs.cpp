@@ -221,6 +221,19 @@ Result<std::vector<FdEntry>> ProcFs::read_fd_targets(int pid) const {
   return out;
 }
 
+Result<FdTarget> ProcFs::read_fd_target(int pid, int fd) const {
+  const std::string path = root_ + "/" + proc_rel(pid, "fd/" + std::to_string(fd));
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink(path.c_str(), buf, sizeof(buf));
+  if (n < 0) {
+    const int err = errno;
+    return util::errno_error("cannot readlink " + path, err, read_error_hint(err, true));
+  }
+  auto target = parse_fd_target(std::string_view(buf, static_cast<std::size_t>(n)));
+  if (!target) return parse_error(path);
+  return std::move(*target);
+}
+
 Result<SystemStat> ProcFs::read_system_stat() const {
   return read_parsed<SystemStat>(
       *this, "stat", false, [this](std::string_view t) { return parse_system_stat(t, units_); });

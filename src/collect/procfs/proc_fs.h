@@ -68,6 +68,9 @@ class ProcFs {
   // readlink of every root/PID/fd/N, ascending by fd. An fd closed between listing and readlink is
   // skipped. Needs ptrace-read access to the process (root, or its owner).
   util::Result<std::vector<FdEntry>> read_fd_targets(int pid) const;
+  // readlink of one root/PID/fd/FD: what a thread blocked in read(fd, ...) waits on, for one
+  // syscall instead of a directory walk. ENOENT when the fd (or the process) is gone.
+  util::Result<FdTarget> read_fd_target(int pid, int fd) const;
 
   // The system (and, for net/*, the reader's network namespace).
   util::Result<SystemStat> read_system_stat() const;

@@ -104,6 +104,16 @@ TEST(ProcFsFixture, FdTargetsOfEveryKind) {
   EXPECT_EQ(kinds[FdTarget::Kind::kEpoll], 1);
   EXPECT_GE(kinds[FdTarget::Kind::kDevice], 1);
   EXPECT_EQ(kinds[FdTarget::Kind::kRegularFile], 1);
+  // One fd at a time, as a sampler does for the fd a blocked syscall names.
+  for (const auto& e : *fds) {
+    auto one = fs.read_fd_target(host_pid(), e.fd);
+    ASSERT_TRUE(one) << one.error().message;
+    EXPECT_EQ(one->kind, e.target.kind);
+    EXPECT_EQ(one->path, e.target.path);
+  }
+  auto closed = fs.read_fd_target(host_pid(), 999);
+  ASSERT_FALSE(closed);
+  EXPECT_TRUE(is_vanished(closed.error()));
 }
 
 TEST(ProcFsFixture, SystemFiles) {
@@ -279,6 +289,10 @@ TEST(ProcFsLive, FdTargetsOfOwnFds) {
   EXPECT_EQ(kind_of(file), FdTarget::Kind::kRegularFile);
   EXPECT_TRUE(by_fd.at(file.get()).deleted);
   EXPECT_EQ(by_fd.at(file.get()).path, tmp);
+  auto one = fs.read_fd_target(::getpid(), s1.get());
+  ASSERT_TRUE(one) << one.error().message;
+  EXPECT_EQ(one->kind, FdTarget::Kind::kSocket);
+  EXPECT_EQ(one->inode, by_fd.at(s1.get()).inode);
 }
 
 TEST(ProcFsLive, PermissionDeniedCarriesAHint) {
