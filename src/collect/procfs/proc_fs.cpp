@@ -49,11 +49,16 @@ Result<std::vector<int>> list_numeric(const std::string& dir, bool per_task) {
     return util::errno_error("cannot list " + dir, err, read_error_hint(err, per_task));
   }
   std::vector<int> ids;
-  errno = 0;
-  while (dirent* entry = ::readdir(d)) {
+  int err = 0;
+  for (;;) {
+    errno = 0;  // readdir returns NULL both at the end and on error; only errno tells them apart
+    const dirent* entry = ::readdir(d);
+    if (entry == nullptr) {
+      err = errno;
+      break;
+    }
     if (auto id = parse_pid_name(entry->d_name)) ids.push_back(*id);
   }
-  const int err = errno;
   ::closedir(d);
   // readdir of a task dir whose task exited mid-listing ends with ENOENT: report it as vanished.
   if (err != 0) return util::errno_error("cannot list " + dir, err, read_error_hint(err, per_task));
@@ -194,27 +199,28 @@ Result<std::vector<FdEntry>> ProcFs::read_fd_targets(int pid) const {
   }
   std::vector<FdEntry> out;
   char buf[PATH_MAX];
-  errno = 0;
-  while (dirent* entry = ::readdir(d)) {
+  int err = 0;
+  for (;;) {
+    errno = 0;
+    const dirent* entry = ::readdir(d);
+    if (entry == nullptr) {
+      err = errno;
+      break;
+    }
     auto fd = parse_u64(entry->d_name);
     if (!fd || *fd > static_cast<std::uint64_t>(INT_MAX)) continue;
     const ssize_t n = ::readlinkat(::dirfd(d), entry->d_name, buf, sizeof(buf));
     if (n < 0) {
-      const int err = errno;
-      if (err == ENOENT) {  // closed since readdir listed it
-        errno = 0;
-        continue;
-      }
+      const int link_err = errno;
+      if (link_err == ENOENT) continue;  // closed since readdir listed it
       ::closedir(d);
-      return util::errno_error("cannot readlink " + dir + "/" + entry->d_name, err,
-                               read_error_hint(err, true));
+      return util::errno_error("cannot readlink " + dir + "/" + entry->d_name, link_err,
+                               read_error_hint(link_err, true));
     }
     // A target longer than PATH_MAX comes back truncated; the kind is still right.
     auto target = parse_fd_target(std::string_view(buf, static_cast<std::size_t>(n)));
     if (target) out.push_back(FdEntry{static_cast<int>(*fd), std::move(*target)});
-    errno = 0;
   }
-  const int err = errno;
   ::closedir(d);
   if (err != 0) return util::errno_error("cannot list " + dir, err, read_error_hint(err, true));
   std::sort(out.begin(), out.end(), [](const FdEntry& a, const FdEntry& b) { return a.fd < b.fd; });

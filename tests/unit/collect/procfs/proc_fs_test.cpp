@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -248,6 +249,28 @@ TEST(ProcFsLive, OwnProcess) {
   EXPECT_EQ(limits->max_open_files()->soft, static_cast<std::uint64_t>(::sysconf(_SC_OPEN_MAX)));
   auto cgroup = fs.read_cgroup(pid);
   ASSERT_TRUE(cgroup) << cgroup.error().message;
+}
+
+TEST(ProcFsLive, ListsAndLosesRealTasks) {
+  ProcFs fs;
+  auto pids = fs.list_pids();
+  ASSERT_TRUE(pids) << pids.error().message;
+  EXPECT_TRUE(std::binary_search(pids->begin(), pids->end(), ::getpid()));
+  // A child that has exited and been reaped: every read says "vanished", not "broken".
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  auto tids = fs.list_tids(child);
+  ASSERT_FALSE(tids);
+  EXPECT_TRUE(is_vanished(tids.error()));
+  auto stat = fs.read_task_stat(child, child);
+  ASSERT_FALSE(stat);
+  EXPECT_TRUE(is_vanished(stat.error()));
+  auto fds = fs.read_fd_targets(child);
+  ASSERT_FALSE(fds);
+  EXPECT_TRUE(is_vanished(fds.error()));
 }
 
 TEST(ProcFsLive, FdTargetsOfOwnFds) {
