@@ -1,0 +1,178 @@
+#include "lab/options.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <map>
+
+namespace chokepoint::lab {
+namespace {
+
+const std::map<std::string, Scenario> kScenarios = {
+    {"none", Scenario::kNone},         {"cpu", Scenario::kCpu},
+    {"serial", Scenario::kSerial},     {"lock", Scenario::kLock},
+    {"disk", Scenario::kDisk},         {"log", Scenario::kLog},
+    {"leak", Scenario::kLeak},         {"paging", Scenario::kPaging},
+    {"upstream", Scenario::kUpstream}, {"bandwidth", Scenario::kBandwidth},
+    {"backlog", Scenario::kBacklog},
+};
+
+util::Error usage(std::string message, std::string hint = "run 'chokepoint-lab --help' for usage") {
+  return util::Error{std::move(message), std::move(hint), 0};
+}
+
+}  // namespace
+
+const char* scenario_name(Scenario s) {
+  for (const auto& [name, value] : kScenarios) {
+    if (value == s) return name.c_str();
+  }
+  return "?";
+}
+
+const char* model_name(Model m) {
+  return m == Model::kThreads ? "threads" : "epoll";
+}
+
+std::vector<std::string> scenario_names() {
+  std::vector<std::string> names(kScenarios.size());
+  for (const auto& [name, value] : kScenarios) names[static_cast<std::size_t>(value)] = name;
+  return names;
+}
+
+util::Result<ParsedOptions> parse_options(int argc, char** argv) {
+  ParsedOptions parsed;
+  Options& o = parsed.options;
+  CLI::App app{
+      "chokepoint-lab: an HTTP/1.1 server whose bottleneck you choose with --scenario; each "
+      "scenario's fix flag makes that bottleneck go away.",
+      "chokepoint-lab"};
+
+  std::string role = "lab";
+  app.add_option("--role", role, "lab (default) or upstream (answers / after --delay-ms)")
+      ->check(CLI::IsMember({"lab", "upstream"}));
+  app.add_option("--scenario", o.scenario, "the bottleneck to create")
+      ->transform(CLI::CheckedTransformer(kScenarios));
+  std::map<std::string, Model> models = {{"threads", Model::kThreads}, {"epoll", Model::kEpoll}};
+  app.add_option("--model", o.model, "threads (thread per connection + work pool) or epoll")
+      ->transform(CLI::CheckedTransformer(models));
+  app.add_option("--port", o.port, "TCP port; 0 picks a free one");
+  app.add_option("--bind", o.bind_address, "IPv4 address to listen on");
+  auto* workers = app.add_option("--workers", o.workers,
+                                 "threads: work pool size; epoll: event loops (default: CPUs, "
+                                 "lock: 8)")
+                      ->check(CLI::Range(1, 1024));
+  app.add_option("--blocking-workers", o.blocking_workers,
+                 "pool for blocking steps: fsync, upstream calls")
+      ->check(CLI::Range(1, 1024));
+  auto* backlog = app.add_option("--backlog", o.backlog, "listen backlog (backlog scenario: 1)")
+                      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--data-dir", o.data_dir, "where disk/log/paging write (default: temp dir)");
+  auto* work = app.add_option("--work-us", o.work_us, "CPU work per request in µs (lock: 500)")
+                   ->check(CLI::Range(1, 10'000'000));
+  std::map<std::string, bool> on_off = {{"on", true}, {"off", false}};
+  app.add_option("--cache", o.cache, "cpu, upstream: memoize per query key (on|off)")
+      ->transform(CLI::CheckedTransformer(on_off));
+  app.add_option("--serial-workers", o.serial_workers, "serial: executor threads (fix: > 1)")
+      ->check(CLI::Range(1, 1024));
+  std::map<std::string, LockMode> locks = {{"global", LockMode::kGlobal},
+                                           {"sharded", LockMode::kSharded}};
+  app.add_option("--lock", o.lock_mode, "lock: global or sharded")
+      ->transform(CLI::CheckedTransformer(locks));
+  app.add_option("--lock-shards", o.lock_shards, "lock --lock sharded: shard count")
+      ->check(CLI::Range(1, 4096));
+  std::map<std::string, CommitMode> commits = {{"per-request", CommitMode::kPerRequest},
+                                               {"batch", CommitMode::kBatch},
+                                               {"async", CommitMode::kAsync}};
+  app.add_option("--commit", o.commit, "disk: per-request, batch or async")
+      ->transform(CLI::CheckedTransformer(commits));
+  app.add_option("--record-bytes", o.record_bytes, "disk: bytes per record")
+      ->check(CLI::Range(16, 1 << 20));
+  std::map<std::string, LogMode> logs = {
+      {"sync", LogMode::kSync}, {"async", LogMode::kAsync}, {"off", LogMode::kOff}};
+  app.add_option("--log", o.log, "log: sync, async or off")
+      ->transform(CLI::CheckedTransformer(logs));
+  app.add_flag("--bounded", o.bounded, "leak, paging: bound the memory used (the fix)");
+  app.add_option("--leak-bytes", o.leak_bytes, "leak: bytes retained per request")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
+  app.add_option("--leak-cap-bytes", o.leak_cap_bytes, "leak: stop retaining beyond this")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+  app.add_option("--leak-lru-entries", o.leak_lru_entries, "leak --bounded: LRU capacity")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
+  app.add_option("--memory-limit", o.memory_limit_bytes, "paging: memory cgroup limit in bytes")
+      ->check(CLI::Range(std::int64_t{4} << 20, std::int64_t{1} << 40));
+  app.add_option("--working-set-bytes", o.working_set_bytes,
+                 "paging: file size read at random (default 4x --memory-limit)")
+      ->check(CLI::Range(std::int64_t{1} << 20, std::int64_t{1} << 40));
+  app.add_option("--page-reads", o.page_reads, "paging: random 4 KiB reads per request")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--upstream", o.upstream, "upstream: HOST:PORT of a --role upstream instance");
+  app.add_option("--upstream-calls", o.upstream_calls, "upstream: sequential calls per request")
+      ->check(CLI::Range(1, 64));
+  app.add_flag("--upstream-batch", o.upstream_batch, "upstream: one call fetching all K");
+  app.add_flag("--upstream-concurrent", o.upstream_concurrent,
+               "upstream: the K calls in parallel on K connections");
+  app.add_option("--upstream-timeout-ms", o.upstream_timeout_ms, "upstream: per call timeout")
+      ->check(CLI::Range(1, 600'000));
+  app.add_option("--delay-ms", o.delay_ms, "--role upstream: delay before answering")
+      ->check(CLI::Range(0, 600'000));
+  app.add_option("--response-bytes", o.response_bytes, "bandwidth: response body size")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
+  auto* accept_delay =
+      app.add_option("--accept-delay-ms", o.accept_delay_ms, "sleep between accepts (backlog: 20)")
+          ->check(CLI::Range(0, 60'000));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    parsed.help_text = app.help();
+    return parsed;
+  } catch (const CLI::ParseError& e) {
+    return usage(e.what());
+  }
+
+  o.role = role == "upstream" ? Role::kUpstream : Role::kLab;
+  in_addr addr{};
+  if (inet_pton(AF_INET, o.bind_address.c_str(), &addr) != 1) {
+    return usage("--bind '" + o.bind_address + "' is not an IPv4 address",
+                 "pass a dotted-quad address, e.g. --bind 127.0.0.1 or --bind 0.0.0.0");
+  }
+  if (workers->count() == 0) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o.workers = o.scenario == Scenario::kLock ? 8 : static_cast<int>(cpus > 0 ? cpus : 1);
+  }
+  if (backlog->count() == 0 && o.scenario == Scenario::kBacklog) o.backlog = 1;
+  if (accept_delay->count() == 0 && o.scenario == Scenario::kBacklog) o.accept_delay_ms = 20;
+  if (work->count() == 0 && o.scenario == Scenario::kLock) o.work_us = 500;
+  if (o.working_set_bytes == 0) o.working_set_bytes = 4 * o.memory_limit_bytes;
+
+  if (o.role == Role::kLab && o.scenario == Scenario::kUpstream) {
+    if (o.upstream.empty()) {
+      return usage("--scenario upstream needs --upstream HOST:PORT",
+                   "start 'chokepoint-lab --role upstream --delay-ms 10 --port 0' first and pass "
+                   "its address, e.g. --upstream 127.0.0.1:9001");
+    }
+    std::size_t colon = o.upstream.rfind(':');
+    int port = 0;
+    std::string_view port_text = colon == std::string::npos
+                                     ? std::string_view{}
+                                     : std::string_view(o.upstream).substr(colon + 1);
+    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (colon == std::string::npos || colon == 0 || port_text.empty() || ec != std::errc{} ||
+        ptr != port_text.data() + port_text.size() || port < 1 || port > 65535) {
+      return usage("--upstream '" + o.upstream + "' is not HOST:PORT",
+                   "pass an IPv4 address and port, e.g. --upstream 127.0.0.1:9001");
+    }
+    o.upstream_host = o.upstream.substr(0, colon);
+    o.upstream_port = static_cast<std::uint16_t>(port);
+  }
+  if (o.upstream_batch && o.upstream_concurrent) {
+    return usage("--upstream-batch and --upstream-concurrent are alternative fixes",
+                 "pass one of them");
+  }
+  return parsed;
+}
+
+}  // namespace chokepoint::lab
