@@ -6,11 +6,14 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
+#include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -107,16 +110,17 @@ util::Result<SockDiag> SockDiag::open_in_netns_of(pid_t pid) {
   return SockDiag(std::move(made).value(), *target_ns);
 }
 
-util::Result<std::vector<TcpSocket>> SockDiag::dump_tcp() {
+util::Result<std::vector<TcpSocket>> SockDiag::dump_tcp(std::uint32_t state_mask) {
   std::vector<TcpSocket> out;
   for (int family : {AF_INET, AF_INET6}) {
-    auto r = dump_family(family, out);
+    auto r = dump_family(family, state_mask, out);
     if (!r) return r.error();
   }
   return out;
 }
 
-util::Result<void> SockDiag::dump_family(int family, std::vector<TcpSocket>& out) {
+util::Result<void> SockDiag::dump_family(int family, std::uint32_t state_mask,
+                                         std::vector<TcpSocket>& out) {
   struct {
     nlmsghdr nlh;
     inet_diag_req_v2 req;
@@ -127,7 +131,7 @@ util::Result<void> SockDiag::dump_family(int family, std::vector<TcpSocket>& out
   request.nlh.nlmsg_seq = ++seq_;
   request.req.sdiag_family = static_cast<__u8>(family);
   request.req.sdiag_protocol = IPPROTO_TCP;
-  request.req.idiag_states = ~0U;
+  request.req.idiag_states = state_mask;
   request.req.idiag_ext = 1U << (INET_DIAG_INFO - 1);
 
   sockaddr_nl kernel{};
@@ -183,6 +187,74 @@ util::Result<void> SockDiag::dump_family(int family, std::vector<TcpSocket>& out
       out.push_back(std::move(s));
     }
   }
+}
+
+util::Result<SocketInspector> SocketInspector::open(pid_t pid) {
+#ifdef SYS_pidfd_open
+  util::ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) {
+    return util::errno_error("pidfd_open(" + std::to_string(pid) + ")",
+                             "needs Linux 5.3+; per-socket tcp_info falls back to sock_diag dumps");
+  }
+  return SocketInspector(std::move(pidfd));
+#else
+  (void)pid;
+  return util::Error{"pidfd_open is not available on this platform", "", ENOSYS};
+#endif
+}
+
+util::Result<TcpSocket> SocketInspector::inspect(int target_fd) const {
+#ifdef SYS_pidfd_getfd
+  util::ScopedFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd_.get(), target_fd, 0)));
+  if (!fd.valid()) {
+    return util::errno_error("pidfd_getfd",
+                             "run as root (ptrace-attach rights) to read other processes' sockets");
+  }
+  TcpSocket s;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) == 0) s.inode = st.st_ino;
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd.get(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
+    return util::errno_error("getsockopt(TCP_INFO)");  // not a TCP socket
+  }
+  fill_info(info, s);
+  s.state = static_cast<TcpState>(info.tcpi_state);
+  sockaddr_storage local{}, peer{};
+  socklen_t local_len = sizeof local, peer_len = sizeof peer;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &local_len);
+  s.family = local.ss_family;
+  auto fill = [](const sockaddr_storage& a, std::string& addr, std::uint16_t& port) {
+    if (a.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
+      addr = format_addr(AF_INET, reinterpret_cast<const __be32*>(&in->sin_addr));
+      port = ntohs(in->sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
+      addr = format_addr(AF_INET6, reinterpret_cast<const __be32*>(&in6->sin6_addr));
+      port = ntohs(in6->sin6_port);
+    }
+  };
+  fill(local, s.local_addr, s.local_port);
+  if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
+    fill(peer, s.remote_addr, s.remote_port);
+  }
+  int queued = 0;
+  if (s.state == TcpState::kListen) {
+    // For listeners, tcp_info carries the accept queue (unacked) and the backlog (sacked).
+    s.recv_queue_bytes = info.tcpi_unacked;
+    s.send_queue_bytes = info.tcpi_sacked;
+  } else {
+    if (::ioctl(fd.get(), SIOCINQ, &queued) == 0)
+      s.recv_queue_bytes = static_cast<std::uint32_t>(queued);
+    if (::ioctl(fd.get(), SIOCOUTQ, &queued) == 0)
+      s.send_queue_bytes = static_cast<std::uint32_t>(queued);
+  }
+  return s;
+#else
+  (void)target_fd;
+  return util::Error{"pidfd_getfd is not available on this platform", "", ENOSYS};
+#endif
 }
 
 }  // namespace chokepoint::collect::netlink

@@ -19,6 +19,7 @@
 #include "collect/netlink/sock_diag.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task_files.h"
+#include "collect/sampler/sockets.h"
 #include "collect/sampler/system_snapshot.h"
 #include "model/wait.h"
 #include "util/clock.h"
@@ -29,9 +30,9 @@ namespace {
 
 using model::Resource;
 
-constexpr std::int64_t kRefreshTargetNs = 500'000'000;  // re-resolve processes and threads
-constexpr std::int64_t kSocketCacheNs = 200'000'000;    // sock_diag dumps at most this often
-constexpr std::int64_t kSystemTickNs = 100'000'000;     // run-queue samples
+constexpr std::int64_t kRefreshTargetNs = 500'000'000;   // re-resolve processes and threads
+constexpr std::int64_t kNetWaitRefreshNs = 200'000'000;  // re-read a process's sockets
+constexpr std::int64_t kSystemTickNs = 100'000'000;      // run-queue samples
 
 std::string read_link(const std::string& path) {
   char buf[512];
@@ -40,18 +41,9 @@ std::string read_link(const std::string& path) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
-// Sockets of one network namespace, from one sock_diag dump.
-struct SocketView {
-  std::int64_t dumped_at_ns = 0;
-  std::unordered_map<std::uint64_t, netlink::TcpSocket> by_inode;
-  std::set<std::uint16_t> listen_ports;
-  bool ok = false;
-};
-
 struct ProcessState {
   int pid = 0;
   std::string name;
-  std::uint64_t netns = 0;
   std::optional<procfs::TaskIo> io_start, io_last;
   std::uint64_t rss_start = 0, rss_last = 0, rss_max = 0;
   std::uint64_t majflt = 0;
@@ -89,9 +81,7 @@ struct Sampler::Impl {
   std::vector<model::ThreadAccount> finished;
   std::map<int, ProcessState> processes;
   std::set<int> all_pids_seen;
-  std::map<std::uint64_t, netlink::SockDiag> diag_by_netns;
-  std::map<std::uint64_t, SocketView> sockets_by_netns;
-  std::map<std::uint64_t, std::string> diag_errors;
+  SocketTracker sockets{proc};
   std::int64_t generation = 0;
   std::uint64_t thread_samples = 0;
   std::uint64_t deep_samples = 0;
@@ -107,7 +97,6 @@ struct Sampler::Impl {
   void sample_thread(ThreadState& t, std::int64_t now_ns);
   model::WaitObservation observe(ThreadState& t, const procfs::SyscallState& sc, char state,
                                  std::uint64_t majflt_delta, std::int64_t now_ns);
-  const SocketView* sockets_for(ProcessState& p, std::int64_t now_ns);
   void compute_net_wait(ProcessState& p, std::int64_t now_ns);
   void finish_thread(ThreadState& t);
   void read_process(ProcessState& p, bool first);
@@ -175,8 +164,6 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns) {
   auto& p = processes[pid];
   if (p.pid == 0) {
     p.pid = pid;
-    auto ns = netlink::netns_inode_of(pid, proc.root());
-    p.netns = ns ? *ns : 0;
     read_process(p, true);
   }
   t.account.process_name = p.name;
@@ -220,60 +207,20 @@ void Sampler::Impl::finish_thread(ThreadState& t) {
   finished.push_back(std::move(t.account));
 }
 
-const SocketView* Sampler::Impl::sockets_for(ProcessState& p, std::int64_t now_ns) {
-  auto& view = sockets_by_netns[p.netns];
-  if (view.ok && now_ns - view.dumped_at_ns < kSocketCacheNs) return &view;
-  auto it = diag_by_netns.find(p.netns);
-  if (it == diag_by_netns.end()) {
-    if (diag_errors.count(p.netns)) return view.ok ? &view : nullptr;
-    auto diag = netlink::SockDiag::open_in_netns_of(p.pid);
-    if (!diag) {
-      diag_errors[p.netns] =
-          diag.error().message + (diag.error().hint.empty() ? "" : "; " + diag.error().hint);
-      return nullptr;
-    }
-    it = diag_by_netns.emplace(p.netns, std::move(diag).value()).first;
-  }
-  auto dump = it->second.dump_tcp();
-  if (!dump) {
-    diag_errors[p.netns] = dump.error().message;
-    return view.ok ? &view : nullptr;
-  }
-  view.by_inode.clear();
-  view.listen_ports.clear();
-  for (auto& s : *dump) {
-    if (s.state == netlink::TcpState::kListen) view.listen_ports.insert(s.local_port);
-  }
-  for (auto& s : *dump) {
-    if (s.inode != 0) view.by_inode.emplace(s.inode, std::move(s));
-  }
-  view.dumped_at_ns = now_ns;
-  view.ok = true;
-  return &view;
-}
-
 // An event loop in epoll_wait waits on the network when its process has a request out on a
 // connection it opened (it sent more recently than it received), or data queued to a slow peer.
 void Sampler::Impl::compute_net_wait(ProcessState& p, std::int64_t now_ns) {
-  const SocketView* view = sockets_for(p, now_ns);
-  if (p.net_wait_at_ns >= 0 && view && p.net_wait_at_ns >= view->dumped_at_ns) return;
+  if (p.net_wait_at_ns >= 0 && now_ns - p.net_wait_at_ns < kNetWaitRefreshNs) return;
   p.net_wait_at_ns = now_ns;
   p.net_wait = false;
   p.net_wait_detail.clear();
-  if (!view) return;
-  auto fds = proc.read_fd_targets(p.pid);
-  if (!fds) return;
   int outstanding = 0, queued = 0;
   std::string peer;
-  for (const auto& fd : *fds) {
-    if (fd.target.kind != procfs::FdTarget::Kind::kSocket) continue;
-    auto it = view->by_inode.find(fd.target.inode);
-    if (it == view->by_inode.end()) continue;
-    const auto& s = it->second;
+  for (const auto& s : sockets.sockets_of(p.pid, now_ns)) {
     if (p.sockets_first.find(s.inode) == p.sockets_first.end()) p.sockets_first[s.inode] = s;
     p.sockets_last[s.inode] = s;
     if (s.state != netlink::TcpState::kEstablished) continue;
-    bool server_side = view->listen_ports.count(s.local_port) > 0;
+    bool server_side = sockets.is_server_side(p.pid, s, now_ns);
     if (!server_side && s.last_data_sent_ms < s.last_data_recv_ms) {
       ++outstanding;
       peer = fmt::format("{}:{}", s.remote_addr, s.remote_port);
@@ -346,22 +293,17 @@ model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::Sysc
           break;
         case K::kSocket: {
           obs.fd_role = model::FdRole::kSocketOther;
-          auto& p = processes[pid];
-          const SocketView* view = sockets_for(p, now_ns);
-          if (view) {
-            auto it = view->by_inode.find(target->inode);
-            if (it != view->by_inode.end()) {
-              const auto& s = it->second;
-              std::string peer = fmt::format("{}:{}", s.remote_addr, s.remote_port);
-              if (s.state == netlink::TcpState::kListen) {
-                obs.fd_role = model::FdRole::kSocketListen;
-              } else if (view->listen_ports.count(s.local_port)) {
-                obs.fd_role = model::FdRole::kSocketServer;
-                obs.fd_detail = "client " + peer + " (send buffer full)";
-              } else {
-                obs.fd_role = model::FdRole::kSocketClient;
-                obs.fd_detail = "upstream " + peer;
-              }
+          auto sock = sockets.socket_for_fd(pid, static_cast<int>(fd), target->inode, now_ns);
+          if (sock) {
+            std::string peer = fmt::format("{}:{}", sock->remote_addr, sock->remote_port);
+            if (sock->state == netlink::TcpState::kListen) {
+              obs.fd_role = model::FdRole::kSocketListen;
+            } else if (sockets.is_server_side(pid, *sock, now_ns)) {
+              obs.fd_role = model::FdRole::kSocketServer;
+              obs.fd_detail = "client " + peer + " (send buffer full)";
+            } else {
+              obs.fd_role = model::FdRole::kSocketClient;
+              obs.fd_detail = "upstream " + peer;
             }
           }
           break;
@@ -566,12 +508,10 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
       ps.open_fds = fds->size();
       // A last look at the sockets, so every process has them even if no thread waited on one.
       p.net_wait_at_ns = -1;
-      compute_net_wait(p, end_ns + kSocketCacheNs);
-      const SocketView* view = sockets_for(p, end_ns + kSocketCacheNs);
+      compute_net_wait(p, end_ns);
       std::set<std::string> peers;
       std::uint64_t acked = 0;
       for (const auto& [inode, s] : p.sockets_last) {
-        if (!view) break;
         if (s.state == netlink::TcpState::kListen) {
           ++ps.listeners;
           ps.listen_sockets.push_back(fmt::format("{}:{} backlog {}, accept queue {}", s.local_addr,
@@ -580,8 +520,7 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
           continue;
         }
         if (s.state != netlink::TcpState::kEstablished) continue;
-        bool server_side = view->listen_ports.count(s.local_port) > 0;
-        if (server_side) {
+        if (sockets.is_server_side(pid, s, end_ns)) {
           ++ps.server_connections;
         } else {
           ++ps.client_connections;
@@ -624,8 +563,7 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
                                          "root or as the target's owner to see what threads "
                                          "wait on",
                                          syscall_denied)});
-  std::string diag_problem;
-  for (const auto& [ns, e] : diag_errors) diag_problem = e;
+  std::string diag_problem = sockets.problem();
   obs.sources.push_back({"tcp_info (sock_diag)", diag_problem.empty(),
                          "per-connection RTT, queues, send-buffer-limited time", diag_problem});
 

@@ -1,0 +1,111 @@
+#include "collect/sampler/sockets.h"
+
+namespace chokepoint::collect::sampler {
+namespace {
+constexpr std::int64_t kListenersRefreshNs = 1'000'000'000;
+constexpr std::int64_t kFullDumpRefreshNs = 1'000'000'000;
+}  // namespace
+
+SocketTracker::Process& SocketTracker::process(int pid) {
+  auto [it, added] = processes_.try_emplace(pid);
+  if (added) {
+    auto ns = netlink::netns_inode_of(pid, proc_.root());
+    it->second.netns = ns ? *ns : 0;
+  }
+  return it->second;
+}
+
+SocketTracker::Namespace& SocketTracker::ns_of(int pid, Process& p) {
+  auto& ns = namespaces_[p.netns];
+  if (!ns.diag && !ns.failed) {
+    auto diag = netlink::SockDiag::open_in_netns_of(pid);
+    if (diag) {
+      ns.diag.emplace(std::move(diag).value());
+    } else {
+      ns.failed = true;
+      problem_ = diag.error().message + (diag.error().hint.empty() ? "" : "; " + diag.error().hint);
+    }
+  }
+  return ns;
+}
+
+void SocketTracker::refresh_listeners(int pid, Namespace& ns, std::int64_t now_ns) {
+  (void)pid;
+  if (!ns.diag || (ns.listeners_at_ns >= 0 && now_ns - ns.listeners_at_ns < kListenersRefreshNs))
+    return;
+  auto dump = ns.diag->dump_tcp(netlink::SockDiag::kListenOnly);
+  if (!dump) {
+    problem_ = dump.error().message;
+    return;
+  }
+  ns.listen_ports.clear();
+  for (const auto& s : *dump) ns.listen_ports.insert(s.local_port);
+  ns.listeners_at_ns = now_ns;
+}
+
+void SocketTracker::refresh_full_dump(Namespace& ns, std::int64_t now_ns) {
+  if (!ns.diag || (ns.dumped_at_ns >= 0 && now_ns - ns.dumped_at_ns < kFullDumpRefreshNs)) return;
+  auto dump = ns.diag->dump_tcp();
+  if (!dump) {
+    problem_ = dump.error().message;
+    return;
+  }
+  ns.dump_by_inode.clear();
+  for (auto& s : *dump) {
+    if (s.inode != 0) ns.dump_by_inode.emplace(s.inode, std::move(s));
+  }
+  ns.dumped_at_ns = now_ns;
+}
+
+std::optional<netlink::TcpSocket> SocketTracker::socket_for_fd(int pid, int fd, std::uint64_t inode,
+                                                               std::int64_t now_ns) {
+  Process& p = process(pid);
+  if (!p.inspector && !p.inspector_failed) {
+    auto ins = netlink::SocketInspector::open(pid);
+    if (ins) {
+      p.inspector.emplace(std::move(ins).value());
+    } else {
+      p.inspector_failed = true;
+    }
+  }
+  if (p.inspector) {
+    auto s = p.inspector->inspect(fd);
+    if (s && (inode == 0 || s->inode == inode)) return std::move(s).value();
+    if (!s && s.error().errno_value != EPERM && s.error().errno_value != ENOSYS)
+      return std::nullopt;
+    if (!s) {
+      p.inspector.reset();
+      p.inspector_failed = true;
+      problem_ =
+          "per-socket reads refused (" + s.error().message +
+          "): tcp_info comes from sock_diag dumps once a second; run as root for fresh values";
+    }
+  }
+  // Fallback: the namespace's full dump, by inode.
+  Namespace& ns = ns_of(pid, p);
+  refresh_full_dump(ns, now_ns);
+  auto it = ns.dump_by_inode.find(inode);
+  if (it == ns.dump_by_inode.end()) return std::nullopt;
+  return it->second;
+}
+
+bool SocketTracker::is_server_side(int pid, const netlink::TcpSocket& s, std::int64_t now_ns) {
+  Process& p = process(pid);
+  Namespace& ns = ns_of(pid, p);
+  refresh_listeners(pid, ns, now_ns);
+  return ns.listen_ports.count(s.local_port) > 0;
+}
+
+std::vector<netlink::TcpSocket> SocketTracker::sockets_of(int pid, std::int64_t now_ns) {
+  std::vector<netlink::TcpSocket> out;
+  auto fds = proc_.read_fd_targets(pid);
+  if (!fds) return out;
+  for (const auto& fd : *fds) {
+    if (fd.target.kind != procfs::FdTarget::Kind::kSocket) continue;
+    auto s = socket_for_fd(pid, fd.fd, fd.target.inode, now_ns);
+    if (s) out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+}  // namespace chokepoint::collect::sampler
