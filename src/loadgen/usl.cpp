@@ -303,6 +303,19 @@ util::Result<UslFit> fit_usl(const std::vector<UslPoint>& points) {
     }
     chosen = *candidate;
   }
+  // A parameter whose whole effect over the measured range is below rounding noise is 0: linear
+  // data should report kappa = 0 and N* = inf, not kappa = 1e-18 and N* = 1e9.
+  double n_max = 0;
+  for (const auto& p : points) n_max = std::max(n_max, p.concurrency);
+  constexpr double kNegligible = 1e-9;
+  if (chosen.model.kappa != 0 && chosen.model.kappa * n_max * (n_max - 1.0) < kNegligible) {
+    chosen.model.kappa = 0;
+    kappa_pinned = true;
+  }
+  if (chosen.model.sigma != 0 && chosen.model.sigma * (n_max - 1.0) < kNegligible) {
+    chosen.model.sigma = 0;
+    sigma_pinned = true;
+  }
   if (chosen.model.lambda <= 0) {
     return util::Error{"the USL fit gives a non-positive lambda",
                        "throughput should grow with concurrency at least at first"};

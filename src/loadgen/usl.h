@@ -48,7 +48,8 @@ struct UslFit {
   std::size_t points = 0;
   std::size_t iterations = 0;
   // True when the unconstrained fit gave a negative sigma or kappa and that parameter was pinned
-  // at 0 (the physically meaningful bound) and the rest refitted.
+  // at 0 (the physically meaningful bound) and the rest refitted, or when its effect over the
+  // measured range was negligible (below 1e-9 of the denominator) and it was set to 0.
   bool sigma_pinned = false;
   bool kappa_pinned = false;
 };

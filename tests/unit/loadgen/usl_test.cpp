@@ -74,9 +74,10 @@ TEST(Usl, LinearDataGivesKappaZeroAndInfiniteNStar) {
   auto fit = fit_usl(pts);
   ASSERT_TRUE(fit.has_value()) << fit.error().message;
   EXPECT_NEAR(fit->model.lambda, 100.0, 1e-3);
-  EXPECT_NEAR(fit->model.kappa, 0.0, 1e-9);
+  EXPECT_EQ(fit->model.kappa, 0.0);
   EXPECT_NEAR(fit->model.sigma, 0.0, 1e-6);
   EXPECT_TRUE(std::isinf(fit->model.n_star()));
+  EXPECT_TRUE(fit->kappa_pinned);
 }
 
 TEST(Usl, ContentionOnlyDataHasAsymptoteCeiling) {
@@ -85,7 +86,7 @@ TEST(Usl, ContentionOnlyDataHasAsymptoteCeiling) {
   for (int n = 1; n <= 32; n *= 2) pts.push_back({static_cast<double>(n), truth.predict(n)});
   auto fit = fit_usl(pts);
   ASSERT_TRUE(fit.has_value()) << fit.error().message;
-  EXPECT_NEAR(fit->model.kappa, 0.0, 1e-9);
+  EXPECT_EQ(fit->model.kappa, 0.0);
   EXPECT_NEAR(fit->model.sigma, 0.1, 1e-4);
   EXPECT_TRUE(std::isinf(fit->model.n_star()));
   EXPECT_NEAR(fit->model.x_max(), 1000.0, 1.0);  // lambda / sigma
