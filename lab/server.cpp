@@ -319,10 +319,20 @@ constexpr std::uint64_t kWakeId = 2;
 constexpr std::uint64_t kStopId = 3;
 constexpr std::uint64_t kFirstConnId = 16;
 
+class EventLoop;
+
+// The loops of one server and the round-robin cursor that spreads new connections over them.
+struct LoopGroup {
+  std::vector<std::unique_ptr<EventLoop>> loops;
+  std::atomic<std::size_t> next{0};
+};
+
 class EventLoop {
  public:
-  EventLoop(int index, Handler& handler, WorkerPool* pool, int listen_fd, int stop_fd)
+  EventLoop(int index, LoopGroup& group, Handler& handler, WorkerPool* pool, int listen_fd,
+            int stop_fd)
       : index_(index),
+        group_(group),
         handler_(handler),
         pool_(pool),
         ep_(epoll_create1(EPOLL_CLOEXEC)),
@@ -399,11 +409,18 @@ class EventLoop {
     }
   }
 
+  // Whichever loop wakes accepts, but connections go round-robin to every loop: otherwise the
+  // first loop to wake takes a whole burst (wrk connects all at once) and the others sit idle.
   void accept_ready() {
     for (int i = 0; i < 64; ++i) {
       int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) return;  // EAGAIN: another loop took it, or the queue is empty
-      add_connection(fd);
+      EventLoop& target = *group_.loops[group_.next.fetch_add(1) % group_.loops.size()];
+      if (&target == this) {
+        add_connection(fd);
+      } else {
+        target.post_connection(fd);
+      }
     }
   }
 
@@ -608,6 +625,7 @@ class EventLoop {
   }
 
   int index_;
+  LoopGroup& group_;
   Handler& handler_;
   WorkerPool* pool_;  // null when the handler runs inline
   util::ScopedFd ep_;
@@ -633,29 +651,30 @@ class EpollServer : public Server {
     // every loop accepts from the shared listening socket.
     bool own_acceptor = o.accept_delay_ms > 0;
     for (int i = 0; i < o.workers; ++i) {
-      loops_.push_back(std::make_unique<EventLoop>(
-          i, h, pool_.get(), own_acceptor ? -1 : listen_.get(), stop_fd_.get()));
+      group_.loops.push_back(std::make_unique<EventLoop>(
+          i, group_, h, pool_.get(), own_acceptor ? -1 : listen_.get(), stop_fd_.get()));
     }
-    for (auto& loop : loops_) loop->start();
+    for (auto& loop : group_.loops) loop->start();
     if (own_acceptor) {
       acceptor_ = std::thread([this, delay = o.accept_delay_ms] {
         std::size_t next = 0;
-        accept_loop(listen_.get(), stop_fd_.get(), delay,
-                    [this, &next](int fd) { loops_[next++ % loops_.size()]->post_connection(fd); });
+        accept_loop(listen_.get(), stop_fd_.get(), delay, [this, &next](int fd) {
+          group_.loops[next++ % group_.loops.size()]->post_connection(fd);
+        });
       });
     }
   }
   ~EpollServer() override { stop(); }
 
   std::uint16_t port() const override { return port_; }
-  int workers() const override { return static_cast<int>(loops_.size()); }
+  int workers() const override { return static_cast<int>(group_.loops.size()); }
 
   void stop() override {
     if (stopped_.exchange(true)) return;
     std::uint64_t one = 1;
     [[maybe_unused]] ssize_t w = write(stop_fd_.get(), &one, sizeof(one));
     if (acceptor_.joinable()) acceptor_.join();
-    for (auto& loop : loops_) loop->join();
+    for (auto& loop : group_.loops) loop->join();
     // Jobs still queued finish and post to loops that no longer run; their results are dropped.
     if (pool_) pool_->stop();
   }
@@ -665,7 +684,7 @@ class EpollServer : public Server {
   util::ScopedFd stop_fd_;
   std::uint16_t port_;
   std::unique_ptr<WorkerPool> pool_;
-  std::vector<std::unique_ptr<EventLoop>> loops_;
+  LoopGroup group_;
   std::thread acceptor_;
   std::atomic<bool> stopped_{false};
 };
