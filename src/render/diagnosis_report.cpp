@@ -195,11 +195,20 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
       ts[std::string(model::resource_name(static_cast<Resource>(i)))] =
           t.split.share(static_cast<Resource>(i));
     }
+    json waits = json::object();
+    for (std::size_t i = 0; i < model::kResourceCount; ++i) {
+      for (const auto& [detail, ns] : t.details[i]) {
+        if (ns * 50 < t.split.total_ns()) continue;  // under 2% of the thread's time
+        waits[std::string(model::resource_name(static_cast<Resource>(i))) + ": " + detail] =
+            ns / 1e9;
+      }
+    }
     threads.push_back({{"pid", t.key.pid},
                        {"tid", t.key.tid},
                        {"comm", t.comm},
                        {"observed_s", t.split.total_ns() / 1e9},
-                       {"time_split", ts}});
+                       {"time_split", ts},
+                       {"waits_s", waits}});
   }
   j["threads"] = threads;
   const auto& s = obs.system;

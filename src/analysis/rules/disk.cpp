@@ -31,8 +31,8 @@ bool looks_like_log(const std::string& detail) {
 
 RuleResult disk(const Context& ctx) {
   const auto& obs = ctx.obs;
-  const double disk_ns = static_cast<double>(ctx.split[Resource::kDisk]) +
-                         static_cast<double>(obs.lock_wait_behind_disk_ns);
+  const double lock_by_disk_ns = ctx.lock_ns_caused_by_disk();
+  const double disk_ns = static_cast<double>(ctx.split[Resource::kDisk]) + lock_by_disk_ns;
   const double load = ctx.duration_s > 0 ? disk_ns / 1e9 / ctx.duration_s : 0.0;
   const double share = ctx.busy_ns > 0 ? disk_ns / ctx.busy_ns : 0.0;
 
@@ -73,12 +73,13 @@ RuleResult disk(const Context& ctx) {
     b.evidence.push_back(
         fmt::format("{} of disk time in {}", percent(own_disk > 0 ? ns / own_disk : 0), detail));
   }
-  if (obs.lock_wait_behind_disk_ns > 0 && ctx.split[Resource::kLock] > 0) {
+  if (lock_by_disk_ns > 0) {
     b.evidence.push_back(fmt::format(
-        "{} of the lock waits happened while another thread was inside a disk sync: the lock is "
-        "held across disk IO, so those waits count as disk",
+        "{} of the samples of threads queued on a lock caught another thread of the process inside "
+        "a disk sync: the lock is held across disk IO, so {} of lock wait counts as disk",
         percent(static_cast<double>(obs.lock_wait_behind_disk_ns) /
-                static_cast<double>(ctx.split[Resource::kLock] + obs.lock_wait_behind_disk_ns))));
+                static_cast<double>(ctx.split[Resource::kLock])),
+        duration(lock_by_disk_ns / 1e9)));
   }
   for (const auto& p : obs.processes) {
     if (p.syscw == 0 && p.write_bytes == 0) continue;

@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "analysis/rules/rule.h"
 
 namespace chokepoint::analysis::rules {
@@ -10,6 +12,13 @@ double Context::load(model::Resource r) const {
 
 double Context::busy_share(model::Resource r) const {
   return busy_ns > 0 ? static_cast<double>(split[r]) / busy_ns : 0.0;
+}
+
+double Context::lock_ns_caused_by_disk() const {
+  const double lock_ns = static_cast<double>(split[model::Resource::kLock]);
+  const double behind = std::min(lock_ns, static_cast<double>(obs.lock_wait_behind_disk_ns));
+  if (lock_ns <= 0) return 0.0;
+  return behind >= kLockBehindDiskFraction * lock_ns ? lock_ns : behind;
 }
 
 std::string percent(double fraction) {

@@ -15,8 +15,8 @@ using model::Resource;
 RuleResult lock(const Context& ctx) {
   const auto& obs = ctx.obs;
   const double all_lock_ns = static_cast<double>(ctx.split[Resource::kLock]);
-  const double own_ns =
-      std::max(0.0, all_lock_ns - static_cast<double>(obs.lock_wait_behind_disk_ns));
+  const double by_disk_ns = ctx.lock_ns_caused_by_disk();
+  const double own_ns = std::max(0.0, all_lock_ns - by_disk_ns);
   const double load = ctx.duration_s > 0 ? own_ns / 1e9 / ctx.duration_s : 0.0;
 
   Bottleneck b;
@@ -38,10 +38,11 @@ RuleResult lock(const Context& ctx) {
     if (t.split[Resource::kLock] > 0) ++waiting_threads;
   }
   b.evidence.push_back(fmt::format("{} threads waited on it", waiting_threads));
-  if (obs.lock_wait_behind_disk_ns > 0) {
+  if (by_disk_ns > 0) {
+    if (by_disk_ns >= all_lock_ns) b.kind = "held-across-io";
     b.evidence.push_back(
-        fmt::format("{} of lock wait was behind a holder doing disk IO (counted as disk)",
-                    duration(obs.lock_wait_behind_disk_ns / 1e9)));
+        fmt::format("{} of lock wait is caused by disk IO under the lock (counted as disk)",
+                    duration(by_disk_ns / 1e9)));
   }
   std::string which = top.empty() ? "the lock" : top[0].first;
   b.fixes = {fmt::format("shard {}: one lock per key range, so requests on different keys do not "

@@ -83,6 +83,33 @@ TEST(Verdict, LockHeldAcrossDiskIoIsDisk) {
   EXPECT_EQ(primary(d).kind, "log");
 }
 
+TEST(Verdict, LockPartlyBehindDiskIsStillDisk) {
+  // The log scenario as measured: a third of the mutex-wait samples see the holder in fsync; the
+  // rest of the time the lock is being handed to the next waiter.
+  auto o = base();
+  o.threads.push_back(thread(1, {{Resource::kDisk, 0.3}}, "fdatasync /tmp/lab/requests.log"));
+  for (int i = 2; i < 20; ++i)
+    o.threads.push_back(thread(i, {{Resource::kLock, 0.45}}, "mutex 0x55d0"));
+  o.lock_wait_behind_disk_ns = static_cast<std::int64_t>(18 * 0.45 * 0.35 * kWindowNs);
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "disk");
+  EXPECT_EQ(primary(d).kind, "log");
+  auto lock = std::find_if(d.bottlenecks.begin(), d.bottlenecks.end(),
+                           [](const Bottleneck& b) { return b.resource == "lock"; });
+  ASSERT_NE(lock, d.bottlenecks.end());
+  EXPECT_EQ(lock->kind, "held-across-io");
+  EXPECT_FALSE(lock->significant);
+}
+
+TEST(Verdict, RareCoincidenceWithDiskLeavesTheLock) {
+  auto o = base();
+  o.threads.push_back(thread(1, {{Resource::kDisk, 0.05}}, "fsync /db"));
+  for (int i = 2; i < 10; ++i)
+    o.threads.push_back(thread(i, {{Resource::kLock, 0.8}}, "mutex 0x55d0"));
+  o.lock_wait_behind_disk_ns = static_cast<std::int64_t>(8 * 0.8 * 0.05 * kWindowNs);
+  EXPECT_EQ(diagnose(o).verdict, "lock");
+}
+
 TEST(Verdict, ContendedMutexIsLockAndNamesIt) {
   auto o = base();
   o.threads.push_back(thread(1, {{Resource::kOnCpu, 0.9}}));
