@@ -18,6 +18,7 @@
 #include <future>
 #include <mutex>
 #include <queue>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -176,7 +177,13 @@ class ThreadsServer : public Server {
     std::uint64_t id = ++next_id_;
     conns_[id] = fd;
     // Detached: the thread deregisters itself; stop() waits for the registry to empty.
-    std::thread([this, id, fd] { serve(id, fd); }).detach();
+    try {
+      std::thread([this, id, fd] { serve(id, fd); }).detach();
+    } catch (const std::system_error&) {
+      // Out of threads (RLIMIT_NPROC, memory): refuse this connection, keep serving the others.
+      conns_.erase(id);
+      close(fd);
+    }
   }
 
   bool send_all(int fd, std::string& head, const std::string* shared) {
