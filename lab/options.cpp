@@ -139,7 +139,8 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
     return usage("--bind '" + o.bind_address + "' is not an IPv4 address",
                  "pass a dotted-quad address, e.g. --bind 127.0.0.1 or --bind 0.0.0.0");
   }
-  if (workers->count() == 0) {
+  o.workers_given = workers->count() > 0;
+  if (!o.workers_given) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o.workers = o.scenario == Scenario::kLock ? 8 : static_cast<int>(cpus > 0 ? cpus : 1);
   }

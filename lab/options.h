@@ -42,11 +42,12 @@ struct Options {
   Scenario scenario = Scenario::kNone;
   Model model = Model::kEpoll;
   std::string bind_address = "127.0.0.1";
-  std::uint16_t port = 0;     // 0: the kernel picks a free port
-  int workers = 0;            // threads: work pool size; epoll: event loops (see README)
-  int blocking_workers = 32;  // pool for blocking steps (fsync, upstream calls)
-  int backlog = 4096;         // listen(2) backlog
-  std::string data_dir;       // empty: a fresh mkdtemp directory, removed on exit
+  std::uint16_t port = 0;      // 0: the kernel picks a free port
+  int workers = 0;             // threads: work pool size; epoll: event loops (see README)
+  bool workers_given = false;  // --workers was on the command line
+  int blocking_workers = 32;   // pool for blocking steps (fsync, upstream calls)
+  int backlog = 4096;          // listen(2) backlog
+  std::string data_dir;        // empty: a fresh mkdtemp directory, removed on exit
 
   // cpu, serial, lock: CPU work per request, in microseconds (calibrated to iteration counts).
   std::int64_t work_us = 1000;

@@ -703,7 +703,10 @@ util::Result<std::unique_ptr<Server>> Server::start(const Options& o, Handler& h
   if (!listen_fd) return listen_fd.error();
   std::optional<int> executor = handler.executor_threads();
   if (o.model == Model::kThreads) {
-    int pool = executor.value_or(handler.blocking() ? o.blocking_workers : o.workers);
+    // Blocking scenarios need more threads than cores to keep requests in flight, unless the
+    // user sized the pool with --workers.
+    int pool =
+        executor.value_or(handler.blocking() && !o.workers_given ? o.blocking_workers : o.workers);
     return std::unique_ptr<Server>(new ThreadsServer(o, handler, std::move(*listen_fd), pool));
   }
   int pool = handler.blocking() ? executor.value_or(o.blocking_workers) : 0;
