@@ -8,15 +8,17 @@ void add_interval(ThreadAccount& account, const Interval& iv) {
   const std::int64_t wall = std::max<std::int64_t>(iv.wall_ns, 0);
   std::int64_t on_cpu = std::clamp<std::int64_t>(iv.on_cpu_ns, 0, wall);
   std::int64_t cpu_wait = std::clamp<std::int64_t>(iv.cpu_wait_ns, 0, wall - on_cpu);
-  std::int64_t disk_cpu = std::clamp<std::int64_t>(iv.disk_cpu_ns, 0, on_cpu);
+  std::int64_t kernel_work = std::clamp<std::int64_t>(iv.kernel_work_ns, 0, on_cpu);
   std::int64_t off = wall - on_cpu - cpu_wait;
 
-  account.split[Resource::kOnCpu] += on_cpu - disk_cpu;
+  account.split[Resource::kOnCpu] += on_cpu - kernel_work;
   account.split[Resource::kCpuWait] += cpu_wait;
-  account.split[Resource::kDisk] += disk_cpu;
-  account.disk_cpu_ns += disk_cpu;
-  if (disk_cpu > 0)
-    account.details[static_cast<std::size_t>(Resource::kDisk)][iv.wait.detail] += disk_cpu;
+  if (kernel_work > 0) {
+    account.split[iv.kernel_work_resource] += kernel_work;
+    account.kernel_work_ns += kernel_work;
+    account.details[static_cast<std::size_t>(iv.kernel_work_resource)][iv.wait.detail] +=
+        kernel_work;
+  }
 
   Resource where = iv.wait.resource;
   // A wait classified as "running" covers off-CPU time we did not see the cause of: short waits

@@ -31,8 +31,10 @@ struct ThreadAccount {
   std::int64_t samples = 0;        // state samples taken
   std::int64_t first_seen_ns = 0;  // monotonic
   std::int64_t last_seen_ns = 0;
-  std::uint64_t majflt = 0;      // major faults during the window
-  std::int64_t disk_cpu_ns = 0;  // on-CPU kernel time inside disk syscalls, moved to disk
+  std::uint64_t majflt = 0;  // major faults during the window
+  // On-CPU kernel time spent on disk or memory work (inside fsync, in page faults and reclaim),
+  // moved from on_cpu to disk or memory. It still used a core.
+  std::int64_t kernel_work_ns = 0;
 };
 
 // One interval of one thread: exact counters from schedstat plus the wait it was seen in.
@@ -40,10 +42,11 @@ struct Interval {
   std::int64_t wall_ns = 0;
   std::int64_t on_cpu_ns = 0;    // schedstat run_ns delta
   std::int64_t cpu_wait_ns = 0;  // schedstat run_delay_ns delta
-  // Of on_cpu_ns, the part spent in the kernel (stime share) while the thread was inside a disk
-  // sync syscall: counted as disk, since fsync burns CPU in the filesystem.
-  std::int64_t disk_cpu_ns = 0;
-  WaitClass wait;  // what the off-CPU remainder was spent on
+  // Of on_cpu_ns, the part spent in the kernel (stime share) doing disk or memory work: inside a
+  // disk sync syscall (fsync burns CPU in the filesystem), or in page faults and reclaim.
+  std::int64_t kernel_work_ns = 0;
+  Resource kernel_work_resource = Resource::kDisk;  // kDisk or kMemory
+  WaitClass wait;                                   // what the off-CPU remainder was spent on
   std::uint64_t majflt_delta = 0;
 };
 

@@ -32,6 +32,10 @@ struct ProcessSummary {
   std::uint64_t rss_start_bytes = 0;
   std::uint64_t rss_end_bytes = 0;
   std::uint64_t rss_max_bytes = 0;
+  // RssAnon (heap, stacks): where leaks grow. 0 when the kernel does not report it (before 4.5).
+  std::uint64_t anon_start_bytes = 0;
+  std::uint64_t anon_end_bytes = 0;
+  std::uint64_t anon_max_bytes = 0;
   std::uint64_t read_bytes = 0;  // /proc/PID/io deltas over the window
   std::uint64_t write_bytes = 0;
   std::uint64_t syscw = 0;

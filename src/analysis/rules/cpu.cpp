@@ -13,11 +13,11 @@ using model::Resource;
 RuleResult cpu(const Context& ctx) {
   const auto& sys = ctx.obs.system;
   // Kernel time inside fsync & co. was moved to disk, but it still used a core.
-  std::int64_t disk_cpu_ns = 0;
-  for (const auto& t : ctx.obs.threads) disk_cpu_ns += t.disk_cpu_ns;
+  std::int64_t kernel_work_ns = 0;
+  for (const auto& t : ctx.obs.threads) kernel_work_ns += t.kernel_work_ns;
   const double on_cpu_cores =
       ctx.load(Resource::kOnCpu) +
-      (ctx.duration_s > 0 ? static_cast<double>(disk_cpu_ns) / 1e9 / ctx.duration_s : 0.0);
+      (ctx.duration_s > 0 ? static_cast<double>(kernel_work_ns) / 1e9 / ctx.duration_s : 0.0);
   const double wait_cores = ctx.load(Resource::kCpuWait);
   const double allowed = sys.cpus_allowed > 0 ? sys.cpus_allowed : std::max(1, sys.cpus_online);
   const double wait_fraction =
@@ -83,15 +83,23 @@ RuleResult cpu(const Context& ctx) {
             busiest->comm, allowed),
         "split the single queue or executor so requests do not funnel through one thread",
         "then profile that thread (chokepoint profile) to make its work cheaper"};
+  } else if (saturated && queued && on_cpu_cores < 0.5 * allowed &&
+             sys.cgroup_throttled_share < 0.1) {
+    // The target's threads queue for cores that something else is using: what hurts it is the
+    // waiting, so only the run-queue time counts as its share.
+    b.kind = "contended";
+    b.significant = true;
+    b.share = ctx.busy_share(Resource::kCpuWait);
+    b.evidence.push_back(fmt::format(
+        "the target itself used only {:.2f} cores: other processes take the CPU it is waiting for",
+        on_cpu_cores));
+    b.fixes = {
+        "find what else runs: chokepoint diagnose with no target shows the whole host",
+        "give the service cores of its own (cpusets) or a larger CPU weight (cgroup cpu.weight)",
+        "move the other work to another machine"};
   } else if (saturated) {
     b.kind = "saturated";
     b.significant = true;
-    if (queued && on_cpu_cores < 0.5 * allowed) {
-      b.evidence.push_back(fmt::format(
-          "the target itself used only {:.2f} cores: other processes (or a CPU quota) take the CPU "
-          "it is waiting for",
-          on_cpu_cores));
-    }
     b.fixes = {"profile the hot code (chokepoint profile) and make it cheaper",
                "cache the results of repeated work",
                "add cores (or raise the cgroup CPU quota when it throttles)",

@@ -159,10 +159,12 @@ std::optional<TaskStatus> parse_task_status(std::string_view text) {
       if (!uid || *uid > std::numeric_limits<std::uint32_t>::max()) return std::nullopt;
       s.uid = static_cast<std::uint32_t>(*uid);
       have_uid = true;
-    } else if (key == "VmRSS" || key == "VmHWM") {
+    } else if (key == "VmRSS" || key == "VmHWM" || key == "RssAnon") {
       auto bytes = parse_kb_value(value);
       if (!bytes) return std::nullopt;
-      (key == "VmRSS" ? s.vm_rss_bytes : s.vm_hwm_bytes) = *bytes;
+      (key == "VmRSS"   ? s.vm_rss_bytes
+       : key == "VmHWM" ? s.vm_hwm_bytes
+                        : s.rss_anon_bytes) = *bytes;
     } else if (key == "Threads") {
       auto v = parse_i64(value);
       if (!v) return std::nullopt;

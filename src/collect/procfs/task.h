@@ -58,6 +58,9 @@ struct TaskStatus {
   std::uint32_t uid = 0;  // Uid: the real uid (first of four)
   std::optional<std::uint64_t> vm_rss_bytes;
   std::optional<std::uint64_t> vm_hwm_bytes;  // peak RSS
+  // RssAnon (4.5+): anonymous memory (heap, stacks), where a leak grows; file pages mapped from
+  // the page cache are in VmRSS but are reclaimable cache, not a leak.
+  std::optional<std::uint64_t> rss_anon_bytes;
   std::int64_t threads = 0;
   std::uint64_t voluntary_ctxt_switches = 0;     // blocked (gave up the CPU)
   std::uint64_t nonvoluntary_ctxt_switches = 0;  // preempted

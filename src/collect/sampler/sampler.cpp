@@ -46,6 +46,7 @@ struct ProcessState {
   std::string name;
   std::optional<procfs::TaskIo> io_start, io_last;
   std::uint64_t rss_start = 0, rss_last = 0, rss_max = 0;
+  std::uint64_t anon_start = 0, anon_last = 0, anon_max = 0;
   std::uint64_t majflt = 0;
   std::set<int> tids_seen;
   // Per tick: does this process wait on the network (outstanding upstream requests, or data
@@ -134,6 +135,10 @@ void Sampler::Impl::read_process(ProcessState& p, bool first) {
     if (first) p.rss_start = rss;
     p.rss_last = rss;
     p.rss_max = std::max(p.rss_max, rss);
+    std::uint64_t anon = status->rss_anon_bytes.value_or(0);
+    if (first) p.anon_start = anon;
+    p.anon_last = anon;
+    p.anon_max = std::max(p.anon_max, anon);
   }
 }
 
@@ -374,11 +379,16 @@ void Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
     model::WaitClass wait = model::classify_wait(obs);
     const bool in_disk_sync =
         obs.where == model::SyscallWhere::kInSyscall && model::is_disk_sync_syscall(obs.syscall_nr);
-    // Kernel time of a thread that was inside fsync at both ends of the interval is disk work.
-    if (in_disk_sync && t.last_in_disk_sync && du + ds > 0) {
-      iv.disk_cpu_ns =
-          static_cast<std::int64_t>(static_cast<double>(iv.on_cpu_ns) * static_cast<double>(ds) /
-                                    static_cast<double>(du + ds));
+    // Kernel time of a thread that was inside fsync at both ends of the interval is disk work;
+    // of a thread taking major faults and seen stalled in one, it is fault and reclaim work.
+    const double kernel_share =
+        du + ds > 0 ? static_cast<double>(ds) / static_cast<double>(du + ds) : 0.0;
+    const bool faulting = majflt_delta > 0 && (wait.resource == Resource::kMemory ||
+                                               t.last_wait.resource == Resource::kMemory);
+    if ((in_disk_sync && t.last_in_disk_sync) || faulting) {
+      iv.kernel_work_ns =
+          static_cast<std::int64_t>(static_cast<double>(iv.on_cpu_ns) * kernel_share);
+      iv.kernel_work_resource = faulting ? Resource::kMemory : Resource::kDisk;
     }
     // The off-CPU time of the interval: if it is seen running now, the last wait it was in.
     iv.wait = (wait.resource == Resource::kOnCpu) ? t.last_wait : wait;
@@ -495,6 +505,9 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
     ps.rss_start_bytes = p.rss_start;
     ps.rss_end_bytes = p.rss_last;
     ps.rss_max_bytes = p.rss_max;
+    ps.anon_start_bytes = p.anon_start;
+    ps.anon_end_bytes = p.anon_last;
+    ps.anon_max_bytes = p.anon_max;
     ps.majflt = p.majflt;
     if (p.io_start && p.io_last) {
       ps.read_bytes = util::saturating_delta(p.io_start->read_bytes, p.io_last->read_bytes);

@@ -151,6 +151,43 @@ TEST(Verdict, AllCoresBusyIsSaturatedCpu) {
   EXPECT_EQ(primary(d).kind, "saturated");
 }
 
+TEST(Verdict, WaitingForCoresOthersUseIsContention) {
+  // The target uses little CPU itself, but its threads queue for cores: a noisy neighbour.
+  auto o = base(2);
+  o.system.cpu_utilization = 1.0;
+  for (int i = 0; i < 8; ++i)
+    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.03}, {Resource::kCpuWait, 0.06}}));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "cpu");
+  EXPECT_EQ(primary(d).kind, "contended");
+  EXPECT_NEAR(primary(d).share, 2.0 / 3.0, 0.01);
+}
+
+TEST(Verdict, ListenOverflowsOutrankANoisyNeighbour) {
+  auto o = base(2);
+  o.system.cpu_utilization = 1.0;
+  for (int i = 0; i < 8; ++i)
+    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.03}, {Resource::kCpuWait, 0.05}}));
+  o.system.listen_overflows = 200;
+  o.system.passive_opens = 20;
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "network");
+  EXPECT_EQ(primary(d).kind, "backlog");
+}
+
+TEST(Verdict, GrowingAnonMemoryIsTheLeakNotMappedFilePages) {
+  // The paging scenario maps a file: RSS grows with cached file pages, anonymous memory does not.
+  auto o = base(2);
+  for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.05}}));
+  o.processes[0].rss_start_bytes = 10ULL << 20;
+  o.processes[0].rss_end_bytes = o.processes[0].rss_max_bytes = 70ULL << 20;
+  o.processes[0].anon_start_bytes = 4ULL << 20;
+  o.processes[0].anon_end_bytes = o.processes[0].anon_max_bytes = 4ULL << 20;
+  EXPECT_EQ(diagnose(o).verdict, "none");
+  o.processes[0].anon_end_bytes = o.processes[0].anon_max_bytes = 400ULL << 20;
+  EXPECT_EQ(diagnose(o).verdict, "memory");
+}
+
 TEST(Verdict, OneBusyThreadIsSerialCpu) {
   auto o = base(2);
   o.threads.push_back(thread(1, {{Resource::kOnCpu, 0.97}}));

@@ -38,7 +38,7 @@ TEST(AddInterval, DiskCpuMovesToDisk) {
   Interval iv;
   iv.wall_ns = 100;
   iv.on_cpu_ns = 60;
-  iv.disk_cpu_ns = 20;
+  iv.kernel_work_ns = 20;
   iv.wait = {Resource::kDisk, "fsync /db"};
   add_interval(a, iv);
   EXPECT_EQ(a.split[Resource::kOnCpu], 40);

@@ -149,6 +149,9 @@ TEST(TaskStatus, ParsesTheFieldsWorthHaving) {
   ASSERT_TRUE(s->vm_hwm_bytes);
   EXPECT_GE(*s->vm_hwm_bytes, *s->vm_rss_bytes);
   EXPECT_EQ(*s->vm_rss_bytes % 1024, 0u);
+  ASSERT_TRUE(s->rss_anon_bytes);  // RssAnon: where a leak grows
+  EXPECT_LE(*s->rss_anon_bytes, *s->vm_rss_bytes);
+  EXPECT_GT(*s->rss_anon_bytes, 0u);
 
   auto weird = parse_task_status(fixture("comm_weird/4242/status"));
   ASSERT_TRUE(weird);
