@@ -117,13 +117,14 @@ TEST_P(LabScenarioTest, ServesRequestsAndShutsDownCleanly) {
     upstream.emplace(std::move(*up));
     args.insert(args.end(), {"--upstream", "127.0.0.1:" + std::to_string(upstream->port())});
   }
+  std::time_t started = std::time(nullptr) - 1;  // ctime has one-second resolution on some fs
   auto lab = LabProcess::start(args);
   ASSERT_TRUE(lab) << lab.error().message;
   EXPECT_NE(lab->ready_line().find(" scenario=" + c.args[1] + " model=" + model + " workers="),
             std::string::npos)
       << lab->ready_line();
   EXPECT_NE(lab->ready_line().find(" pid=" + std::to_string(lab->pid())), std::string::npos);
-  EXPECT_EQ(temp_data_dirs(lab->pid()).size(), 1u);
+  EXPECT_EQ(temp_data_dirs(lab->pid(), started).size(), 1u);
 
   auto health = http_get(lab->port(), "/health");
   ASSERT_TRUE(health) << health.error().message;
@@ -151,7 +152,7 @@ TEST_P(LabScenarioTest, ServesRequestsAndShutsDownCleanly) {
   ASSERT_TRUE(code) << code.error().message;
   EXPECT_EQ(*code, 0) << lab->stderr_text();
   EXPECT_LT(stop_ms, 1500);
-  EXPECT_TRUE(temp_data_dirs(pid).empty());
+  EXPECT_TRUE(temp_data_dirs(pid, started).empty());
 }
 
 std::vector<Param> all_params() {

@@ -2,10 +2,12 @@
 // Small helpers shared by the lab integration tests: /proc readers and data-dir lookup.
 
 #include <glob.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -56,15 +58,20 @@ inline std::int64_t listen_overflows() {
   return -1;
 }
 
-// The temp data dirs a lab with `pid` created (chokepoint-lab.PID.XXXXXX under $TMPDIR or /tmp).
-inline std::vector<std::string> temp_data_dirs(pid_t pid) {
+// The temp data dirs a lab with `pid` created (chokepoint-lab.PID.XXXXXX under $TMPDIR or /tmp)
+// at or after `since` (seconds since the epoch): a lab killed with SIGKILL leaves its dir behind,
+// and a later process may reuse its pid.
+inline std::vector<std::string> temp_data_dirs(pid_t pid, std::time_t since = 0) {
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern =
       std::string(tmp && *tmp ? tmp : "/tmp") + "/chokepoint-lab." + std::to_string(pid) + ".*";
   std::vector<std::string> out;
   glob_t g{};
   if (glob(pattern.c_str(), 0, nullptr, &g) == 0) {
-    for (std::size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+    for (std::size_t i = 0; i < g.gl_pathc; ++i) {
+      struct stat st {};
+      if (stat(g.gl_pathv[i], &st) == 0 && st.st_ctime >= since) out.emplace_back(g.gl_pathv[i]);
+    }
   }
   globfree(&g);
   return out;
