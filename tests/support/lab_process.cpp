@@ -152,9 +152,14 @@ LabProcess::LabProcess(LabProcess&& other) noexcept
 
 LabProcess::~LabProcess() {
   if (pid_ > 0) {
-    kill(pid_, SIGKILL);
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    // SIGTERM first, so the lab removes its temp data dir and memory cgroup; SIGKILL if it does
+    // not exit within two seconds.
+    kill(pid_, SIGTERM);
+    if (wait_until(pid_, util::monotonic_ns() + 2 * util::kNsPerSec) == -2) {
+      kill(pid_, SIGKILL);
+      int status = 0;
+      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
     }
   }
   if (!stderr_path_.empty()) unlink(stderr_path_.c_str());

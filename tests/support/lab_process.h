@@ -7,8 +7,9 @@
 //   http_get(lab->port(), "/?k=1");
 //   EXPECT_EQ(*lab->stop(), 0);
 //
-// Ownership: a LabProcess owns its child; the destructor kills it with SIGKILL if it is still
-// running and reaps it, so a failed assertion never leaks a server. Move-only, not thread-safe.
+// Ownership: a LabProcess owns its child; if it is still running, the destructor sends SIGTERM
+// (so the lab removes its temp data dir and cgroup), then SIGKILL after 2 s, and reaps it, so a
+// failed assertion never leaks a server. Move-only, not thread-safe.
 
 #include <sys/types.h>
 
