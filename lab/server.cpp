@@ -421,6 +421,15 @@ class EventLoop {
   void accept_ready() {
     for (int i = 0; i < 64; ++i) {
       int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0 && (errno == EMFILE || errno == ENFILE) && spare_fd_.valid()) {
+        // Out of descriptors: the listening socket stays readable (level-triggered), so the
+        // loop would spin. Free the spare, accept and drop the connection, take the spare back.
+        spare_fd_.reset();
+        int dropped = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (dropped >= 0) close(dropped);
+        spare_fd_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+        continue;
+      }
       if (fd < 0) return;  // EAGAIN: another loop took it, or the queue is empty
       EventLoop& target = *group_.loops[group_.next.fetch_add(1) % group_.loops.size()];
       if (&target == this) {
@@ -637,6 +646,7 @@ class EventLoop {
   WorkerPool* pool_;  // null when the handler runs inline
   util::ScopedFd ep_;
   util::ScopedFd wake_;
+  util::ScopedFd spare_fd_{open("/dev/null", O_RDONLY | O_CLOEXEC)};  // see accept_ready()
   int listen_fd_ = -1;
   std::thread thread_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Conn>> conns_;  // loop thread only
