@@ -43,9 +43,10 @@ struct ParseResult {
   std::size_t consumed = 0;  // valid when status == kComplete
 };
 
-// Parses the first request in `buffer`. Line endings must be CRLF; obsolete line folding, control
-// characters, a missing Host is tolerated (the lab serves one site), duplicate conflicting
-// Content-Length headers are rejected (RFC 9112 section 6.3).
+// Parses the first request in `buffer`. Rejected (kBad): bare LF line endings, obsolete line
+// folding, control characters, malformed tokens, and conflicting duplicate Content-Length headers
+// (RFC 9112 section 6.3). Tolerated: a missing Host (the lab serves one site) and empty lines
+// before the request line (RFC 9112 section 2.2).
 ParseResult parse_request(std::string_view buffer, Request& out);
 
 // Status code and reason phrase for the error statuses above (400, 413, 431, 501).
