@@ -540,6 +540,9 @@ util::Result<void> Worker::run() {
   for (;;) {
     std::int64_t now = util::monotonic_ns();
     if (!stopping_) {
+      // Send what is due first, so a stop (interrupt, quota) does not count as dropped the sends
+      // that were due this very moment.
+      dispatch(now);
       const bool quota_done = plan_.quota > 0 && measured_issued_ >= plan_.quota;
       const bool asked = o_.stop != nullptr && o_.stop->load(std::memory_order_relaxed);
       if (now >= issue_end_ns_ || quota_done || asked) begin_stop(now);
@@ -558,8 +561,6 @@ util::Result<void> Worker::run() {
         }
         break;
       }
-    } else {
-      dispatch(now);
     }
     // Sleep until the next thing due: a scheduled send, a deadline scan, or the end.
     std::int64_t wake = next_scan_ns;

@@ -22,6 +22,7 @@ void ResponseParser::reset(bool head_request) {
   keep_alive_ = false;
   status_ = 0;
   body_bytes_ = 0;
+  bad_status_ = false;
 }
 
 int ResponseParser::on_message_begin(http_parser* p) {
@@ -31,6 +32,12 @@ int ResponseParser::on_message_begin(http_parser* p) {
 
 int ResponseParser::on_headers_complete(http_parser* p) {
   auto* self = static_cast<ResponseParser*>(p->data);
+  // http-parser accepts any 1 to 3 digit status ("HTTP/1.1 20"); RFC 9110 section 15 requires
+  // three digits, so anything below 100 is not HTTP (found by tests/fuzz/loadgen/response_fuzz).
+  if (p->status_code < 100) {
+    self->bad_status_ = true;
+    return -1;  // any value but 0, 1, 2 makes http_parser_execute fail (http_parser.h)
+  }
   // Returning 1 tells http-parser the message has no body (http_parser.h, on_headers_complete).
   return self->head_request_ ? 1 : 0;
 }
@@ -85,6 +92,8 @@ std::string ResponseParser::error() const {
     return started_ ? "connection closed in the middle of the response"
                     : "connection closed before any response byte";
   }
+  if (bad_status_)
+    return fmt::format("invalid status code {}: not three digits", parser_.status_code);
   const auto err = HTTP_PARSER_ERRNO(&parser_);
   return fmt::format("{}: {}", http_errno_name(err), http_errno_description(err));
 }

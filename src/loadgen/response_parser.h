@@ -60,6 +60,7 @@ class ResponseParser {
   bool keep_alive_ = false;
   int status_ = 0;
   std::size_t body_bytes_ = 0;
+  bool bad_status_ = false;
 };
 
 }  // namespace chokepoint::loadgen

@@ -110,7 +110,7 @@ static bool port_accepts(std::uint16_t port) {
   return ok;
 }
 
-bool NginxServer::start(std::string* why) {
+bool NginxServer::start(std::string* why, int keepalive_requests) {
   const char* candidates[] = {"/usr/sbin/nginx", "/usr/bin/nginx"};
   std::string nginx;
   for (const char* c : candidates)
@@ -136,7 +136,7 @@ bool NginxServer::start(std::string* why) {
        << "  client_body_temp_path " << dir_ << "/body;\n  proxy_temp_path " << dir_
        << "/proxy;\n  fastcgi_temp_path " << dir_ << "/fcgi;\n  uwsgi_temp_path " << dir_
        << "/uwsgi;\n  scgi_temp_path " << dir_ << "/scgi;\n"
-       << "  keepalive_requests 1000000;\n"
+       << "  keepalive_requests " << keepalive_requests << ";\n"
        << "  server {\n    listen 127.0.0.1:" << port_ << ";\n"
        << "    location = / { return 200 \"hello\\n\"; }\n"
        << "    location = /a { return 200 \"a\\n\"; }\n"

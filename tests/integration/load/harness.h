@@ -45,7 +45,9 @@ class NginxServer {
   //   /error    500
   // with an access log of "$uri $status $http_traceparent" lines. Returns false (and a reason)
   // when nginx is missing or does not come up within 5 s.
-  bool start(std::string* why);
+  // keepalive_requests: how many requests nginx serves on one connection before it answers with
+  // "Connection: close".
+  bool start(std::string* why, int keepalive_requests = 1000000);
   ~NginxServer();
   std::uint16_t port() const { return port_; }
   std::string url(const std::string& path) const;

@@ -150,6 +150,51 @@ TEST_F(LoadNginx, TextReportHasPercentilesAndTimeline) {
   }
 }
 
+TEST_F(LoadNginx, SeveralThreadsSplitConnectionsRateAndRequests) {
+  auto closed = load({nginx_.url("/"), "-t", "2", "-c", "8", "-n", "4001", "--json"});
+  ASSERT_EQ(closed.exit_code, 0) << closed.err;
+  const json c = parse_json(closed);
+  EXPECT_EQ(c["threads"], 2);
+  EXPECT_EQ(c["requests"], 4001);
+  EXPECT_EQ(c["ok"], 4001);
+  EXPECT_EQ(c["connects"], 8);
+  EXPECT_EQ(nginx_.access_log().size(), 4001u);
+
+  auto open = load({nginx_.url("/"), "-t", "2", "-c", "8", "--rate", "1000", "-d", "2s", "--json"});
+  ASSERT_EQ(open.exit_code, 0) << open.err;
+  const json o = parse_json(open);
+  EXPECT_NEAR(o["rps"].get<double>(), 1000.0, 30.0) << o.dump();
+  expect_reconciles(o);
+}
+
+TEST_F(LoadNginx, InterruptEndsTheRunWithAReport) {
+  // SIGINT after 1 s of a 30 s run: the run stops, drains, and still prints the report.
+  auto r = run({chokepoint_binary(), "load", nginx_.url("/"), "-c", "2", "--rate", "100", "-d",
+                "30s", "--json"},
+               10s, "(sleep 1; kill -INT $$) & :");
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(r.wall_s, 4.0);
+  const json j = parse_json(r);
+  EXPECT_NEAR(j["requests"].get<double>(), 100, 30);
+  EXPECT_EQ(j["dropped_sends"], 0) << "an interrupt is not a drop";
+  expect_reconciles(j);
+}
+
+TEST(LoadNginxClose, ServerClosingKeepAliveConnectionsIsNoError) {
+  // nginx answers every 10th request on a connection with "Connection: close".
+  NginxServer nginx;
+  std::string why;
+  if (!nginx.start(&why, 10)) GTEST_SKIP() << why;
+  auto r = load({nginx.url("/"), "-c", "4", "-n", "2000", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = parse_json(r);
+  EXPECT_EQ(j["ok"], 2000) << j.dump();
+  expect_reconciles(j);
+  EXPECT_GE(j["connects"].get<int>(), 200);
+  EXPECT_LE(j["connects"].get<int>(), 204);
+}
+
 TEST(LoadStall, TooFewConnectionsShowCorrectedLatencyAndWarning) {
   // Each request takes 50 ms; 2 connections carry at most 40 req/s, the schedule asks for 200.
   HostileServer server(HostileServer::Mode::kDelay, 50);

@@ -94,6 +94,15 @@ TEST(ResponseParser, Errors) {
   EXPECT_EQ(st, State::kParseError);
 }
 
+// Regression: http-parser takes "HTTP/1.1 20" as status 20; found by loadgen_response_fuzz.
+TEST(ResponseParser, TwoDigitStatusIsAParseError) {
+  ResponseParser p;
+  p.reset(false);
+  EXPECT_EQ(feed_all(p, "HTTP/1.1 20\r\n\r\n0 OK\r\nContent-Length: 10\r\n\r\nabc"),
+            State::kParseError);
+  EXPECT_NE(p.error().find("status"), std::string::npos) << p.error();
+}
+
 TEST(ResponseParser, TrailingBytesAreNotConsumed) {
   ResponseParser p;
   p.reset(false);
