@@ -34,6 +34,7 @@ struct LoadArgs {
   std::string body_file;
   bool json = false;
   bool timeline = false;
+  bool h2 = false;
 };
 
 std::atomic<bool> g_stop{false};
@@ -119,6 +120,7 @@ int run_load_command(const LoadArgs& args) {
   o.warmup_ns = parse_duration_ns(args.warmup, "--warmup");
   o.timeout_ns = parse_duration_ns(args.timeout, "--timeout");
   o.method = args.method;
+  o.h2 = args.h2;
   o.headers = args.headers;
   o.body = args.body;
   if (!args.body_file.empty()) {
@@ -158,6 +160,7 @@ int run_load_command(const LoadArgs& args) {
     nlohmann::json j;
     j["urls"] = args.urls;
     j["mode"] = open_loop ? "open" : "closed";
+    j["protocol"] = o.h2 ? "h2c" : "http/1.1";
     j["target_rate"] = open_loop ? nlohmann::json(o.rate_per_s) : nlohmann::json(nullptr);
     j["threads"] = r.threads;
     j["connections"] = r.connections;
@@ -209,11 +212,11 @@ int run_load_command(const LoadArgs& args) {
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << fmt::format(
-        "chokepoint load {}: {}, {} thread(s), {} connection(s)\n",
+        "chokepoint load {}: {}, {} thread(s), {} {} connection(s)\n",
         args.urls.size() == 1 ? args.urls[0] : fmt::format("{} URLs", args.urls.size()),
         open_loop ? fmt::format("open loop at {:g} req/s", o.rate_per_s)
                   : std::string("closed loop (--rate max)"),
-        r.threads, r.connections);
+        r.threads, r.connections, o.h2 ? "h2c" : "HTTP/1.1");
     std::cout << fmt::format("  requests   {} in {:.2f} s = {:.1f} req/s", r.requests, r.duration_s,
                              a.rps);
     if (open_loop) std::cout << fmt::format(" ({:.1f}% of target)", a.achieved_ratio * 100);
@@ -302,6 +305,9 @@ Subcommand make_load_command(CLI::App& root) {
   cli->add_option("--body", args->body, "request body");
   cli->add_option("--body-file", args->body_file, "read the request body from a file")
       ->excludes("--body");
+  cli->add_flag("--h2", args->h2,
+                "HTTP/2 over cleartext with prior knowledge (h2c) via nghttp2, one stream in "
+                "flight per connection");
   cli->add_flag("--json", args->json, "print the report as JSON");
   cli->add_flag("--timeline", args->timeline, "print the per-second timeline (always in --json)");
   cli->footer("See docs/load.md.");

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
@@ -106,6 +107,8 @@ struct PreparedRequest {
   std::string prefix;  // request line, headers, "traceparent: 00-"
   std::string suffix;  // "-01\r\n\r\n" + body
   bool head = false;
+  // HTTP/2: header fields (names lower-case, as RFC 9113 section 8.2 requires), traceparent last.
+  std::vector<std::pair<std::string, std::string>> h2_fields;
 };
 
 std::vector<PreparedRequest> prepare(const LoadOptions& o) {
@@ -129,6 +132,30 @@ std::vector<PreparedRequest> prepare(const LoadOptions& o) {
     }
     // W3C Trace Context: version 00, 16-byte trace id, 8-byte parent id, flags 01 (sampled).
     p.prefix += "traceparent: 00-";
+    if (o.h2) {
+      p.h2_fields = {{":method", o.method},
+                     {":scheme", "http"},
+                     {":authority", r.url.host_header},
+                     {":path", r.url.target}};
+      if (!has_user_agent) p.h2_fields.emplace_back("user-agent", "chokepoint-load");
+      for (const auto& h : o.headers) {
+        const auto colon = h.find(':');
+        std::string name = h.substr(0, colon);
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        std::string value = h.substr(colon + 1);
+        value.erase(0, value.find_first_not_of(" \t"));
+        // Connection-specific fields are forbidden in HTTP/2 (RFC 9113 section 8.2.2).
+        if (name == "connection" || name == "keep-alive" || name == "upgrade" ||
+            name == "proxy-connection") {
+          continue;
+        }
+        p.h2_fields.emplace_back(std::move(name), std::move(value));
+      }
+      if (!o.body.empty()) {
+        if (!has_content_type) p.h2_fields.emplace_back("content-type", "application/octet-stream");
+        p.h2_fields.emplace_back("content-length", std::to_string(o.body.size()));
+      }
+    }
     p.suffix = "-01\r\n\r\n" + o.body;
     out.push_back(std::move(p));
   }
@@ -149,8 +176,16 @@ struct Conn {
   std::int64_t intended_ns = 0;
   std::int64_t taken_ns = 0;
   std::int64_t deadline_ns = 0;
-  std::uint64_t trace_hi = 0, trace_lo = 0;
+  std::uint64_t trace_hi = 0, trace_lo = 0, trace_span = 0;
   std::size_t url = 0;
+  // HTTP/2 (--h2): the session, owned (deleted by close_conn), and the one stream in flight.
+  nghttp2_session* h2 = nullptr;
+  std::int32_t stream_id = -1;
+  int h2_status = 0;
+  bool h2_done = false;
+  std::uint32_t h2_error = 0;
+  std::size_t body_off = 0;
+  const std::string* body = nullptr;
   // Connect back-off after a failed connect, so a refused port is no busy loop.
   std::int64_t backoff_ns = 0;
   std::int64_t backoff_until_ns = 0;
@@ -182,6 +217,13 @@ class Worker {
     res_.requests_per_url.assign(reqs.size(), 0);
   }
 
+  ~Worker() {
+    for (auto& c : conns_) close_conn(c);
+    if (h2_callbacks_ != nullptr) nghttp2_session_callbacks_del(h2_callbacks_);
+  }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
   util::Result<void> run();
   LoadResult& result() { return res_; }
   std::int64_t last_outcome_ns() const { return last_outcome_ns_; }
@@ -201,12 +243,21 @@ class Worker {
   void fail(int ci, Outcome outcome, std::int64_t now, const std::string& why);
   void record(Conn& c, Outcome outcome, std::int64_t now, int status);
   void close_conn(Conn& c) {
+    if (c.h2 != nullptr) {
+      nghttp2_session_del(c.h2);
+      c.h2 = nullptr;
+    }
     c.fd.reset();
     c.st = Conn::St::kClosed;
     c.events = 0;
   }
   void set_events(int ci, std::uint32_t events);
   void scan(std::int64_t now);
+  // HTTP/2 helpers.
+  bool h2_submit(int ci, const PreparedRequest& r, std::int64_t now);
+  bool h2_pump(int ci, std::int64_t now);
+  void h2_on_bytes(int ci, const char* data, std::size_t len, std::int64_t now);
+  nghttp2_session_callbacks* h2_callbacks_ = nullptr;
   void begin_stop(std::int64_t now);
 
   const LoadOptions& o_;
@@ -371,9 +422,15 @@ void Worker::try_write(int ci, std::int64_t now) {
       set_events(ci, EPOLLIN | EPOLLOUT);
       return;
     }
+    if (!c.has_req) {  // an HTTP/2 control frame on an idle connection: just drop it
+      close_conn(c);
+      return;
+    }
     fail(ci, Outcome::kWrite, now, fmt::format("send: {}", std::strerror(errno)));
     return;
   }
+  c.out.clear();
+  c.out_off = 0;
   set_events(ci, EPOLLIN);
 }
 
@@ -388,14 +445,19 @@ void Worker::start_request(int ci, std::int64_t intended_ns, std::int64_t now, b
   const PreparedRequest& r = reqs_[url];
   c.trace_hi = rng_.next();
   c.trace_lo = rng_.next() | 1;  // an all-zero trace id is invalid (W3C Trace Context 3.2.2.3)
-  c.out.assign(r.prefix);
-  append_hex(c.out, c.trace_hi);
-  append_hex(c.out, c.trace_lo);
-  c.out.push_back('-');
-  append_hex(c.out, rng_.next() | 1);  // parent (span) id, also never all zero
-  c.out.append(r.suffix);
-  c.out_off = 0;
-  c.parser.reset(r.head);
+  const std::uint64_t span = rng_.next() | 1;  // parent (span) id, also never all zero
+  if (!o_.h2) {
+    c.out.assign(r.prefix);
+    append_hex(c.out, c.trace_hi);
+    append_hex(c.out, c.trace_lo);
+    c.out.push_back('-');
+    append_hex(c.out, span);
+    c.out.append(r.suffix);
+    c.out_off = 0;
+    c.parser.reset(r.head);
+  } else {
+    c.trace_span = span;
+  }
   c.has_req = true;
   c.measured = measured;
   c.intended_ns = intended_ns;
@@ -409,10 +471,149 @@ void Worker::start_request(int ci, std::int64_t intended_ns, std::int64_t now, b
     if (interval_ns_ > 0 && delay > o_.late_threshold_ns) ++res_.late_sends;
     res_.max_send_delay_us = std::max(res_.max_send_delay_us, delay / util::kNsPerUs);
   }
+  if (o_.h2 && !h2_submit(ci, r, now)) return;
   if (c.st == Conn::St::kClosed) {
     open_connection(ci, now);
   } else {
     try_write(ci, now);
+  }
+}
+
+int h2_on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                 std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
+                 void* user_data) {
+  auto* c = static_cast<Conn*>(user_data);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != c->stream_id) return 0;
+  if (namelen != 7 || std::memcmp(name, ":status", 7) != 0) return 0;
+  // nghttp2 has already checked that :status is three digits (RFC 9113 section 8.3.2).
+  int status = 0;
+  for (std::size_t i = 0; i < valuelen; ++i) status = status * 10 + (value[i] - '0');
+  if (status >= 200 || status == 101) c->h2_status = status;  // 1xx are interim
+  return 0;
+}
+
+int h2_on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code,
+                       void* user_data) {
+  auto* c = static_cast<Conn*>(user_data);
+  if (stream_id == c->stream_id) {
+    c->h2_done = true;
+    c->h2_error = error_code;
+  }
+  return 0;
+}
+
+ssize_t h2_read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+                     std::uint32_t* flags, nghttp2_data_source*, void* user_data) {
+  auto* c = static_cast<Conn*>(user_data);
+  const std::size_t n = std::min(length, c->body->size() - c->body_off);
+  std::memcpy(buf, c->body->data() + c->body_off, n);
+  c->body_off += n;
+  if (c->body_off == c->body->size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return static_cast<ssize_t>(n);
+}
+
+bool Worker::h2_pump(int ci, std::int64_t now) {
+  Conn& c = conns_[ci];
+  for (;;) {
+    const std::uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(c.h2, &data);
+    if (n < 0) {
+      if (c.has_req) {
+        fail(ci, Outcome::kParse, now,
+             fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(n))));
+      } else {
+        close_conn(c);
+      }
+      return false;
+    }
+    if (n == 0) return true;
+    c.out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  }
+}
+
+bool Worker::h2_submit(int ci, const PreparedRequest& r, std::int64_t now) {
+  Conn& c = conns_[ci];
+  if (c.h2 == nullptr) {
+    // A new connection: HTTP/2 with prior knowledge (h2c, RFC 9113 section 3.3) starts with the
+    // client preface and SETTINGS, which nghttp2 emits on the first mem_send.
+    if (nghttp2_session_client_new(&c.h2, h2_callbacks_, &c) != 0) {
+      fail(ci, Outcome::kConnect, now, "nghttp2_session_client_new failed");
+      return false;
+    }
+    nghttp2_submit_settings(c.h2, NGHTTP2_FLAG_NONE, nullptr, 0);
+    c.out.clear();
+    c.out_off = 0;
+  }
+  std::string traceparent = "00-";
+  append_hex(traceparent, c.trace_hi);
+  append_hex(traceparent, c.trace_lo);
+  traceparent.push_back('-');
+  append_hex(traceparent, c.trace_span);
+  traceparent += "-01";
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(r.h2_fields.size() + 1);
+  auto add = [&nva](const std::string& name, const std::string& value) {
+    nva.push_back(nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                             reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())),
+                             name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+  };
+  for (const auto& [name, value] : r.h2_fields) add(name, value);
+  static const std::string kTraceparent = "traceparent";
+  add(kTraceparent, traceparent);
+  nghttp2_data_provider body{};
+  body.read_callback = h2_read_body;
+  c.body = &o_.body;
+  c.body_off = 0;
+  c.h2_done = false;
+  c.h2_status = 0;
+  c.h2_error = 0;
+  // nghttp2 copies the fields (NGHTTP2_NV_FLAG_NONE), so the local strings may go.
+  const std::int32_t id = nghttp2_submit_request(c.h2, nullptr, nva.data(), nva.size(),
+                                                 o_.body.empty() ? nullptr : &body, nullptr);
+  if (id < 0) {
+    fail(ci, Outcome::kWrite, now, fmt::format("HTTP/2: {}", nghttp2_strerror(id)));
+    return false;
+  }
+  c.stream_id = id;
+  return h2_pump(ci, now);
+}
+
+void Worker::h2_on_bytes(int ci, const char* data, std::size_t len, std::int64_t now) {
+  Conn& c = conns_[ci];
+  if (c.h2 == nullptr) {
+    close_conn(c);
+    return;
+  }
+  const ssize_t rv =
+      nghttp2_session_mem_recv(c.h2, reinterpret_cast<const std::uint8_t*>(data), len);
+  if (rv < 0) {
+    if (c.has_req) {
+      fail(ci, Outcome::kParse, now,
+           fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(rv))));
+    } else {
+      close_conn(c);
+    }
+    return;
+  }
+  // Answer what the peer asked for (SETTINGS ack, PING, WINDOW_UPDATE).
+  if (!h2_pump(ci, now)) return;
+  if (c.out_off < c.out.size()) {
+    try_write(ci, now);
+    if (!c.fd.valid()) return;
+  }
+  if (c.has_req && c.h2_done) {
+    if (c.h2_error != 0 || c.h2_status == 0) {
+      // PROTOCOL_ERROR: the response broke HTTP/2's rules; other codes: the peer reset the stream.
+      const Outcome o = c.h2_error == NGHTTP2_PROTOCOL_ERROR || c.h2_error == 0 ? Outcome::kParse
+                                                                                : Outcome::kRead;
+      fail(ci, o, now, fmt::format("HTTP/2 stream closed: {}", nghttp2_http2_strerror(c.h2_error)));
+      return;
+    }
+    // After GOAWAY the session wants no more reads: open a new connection next time.
+    complete(ci, now, c.h2_status, nghttp2_session_want_read(c.h2) != 0);
+  } else if (!c.has_req && nghttp2_session_want_read(c.h2) == 0 &&
+             nghttp2_session_want_write(c.h2) == 0) {
+    close_conn(c);
   }
 }
 
@@ -450,6 +651,10 @@ void Worker::on_readable(int ci, std::int64_t now) {
       close_conn(c);  // the server closed an idle keep-alive connection
       return;
     }
+    if (o_.h2) {
+      fail(ci, Outcome::kRead, now, "connection closed before the HTTP/2 response was complete");
+      return;
+    }
     const auto st = c.parser.finish();
     if (st == ResponseParser::State::kComplete) {
       complete(ci, now, c.parser.status(), false);
@@ -461,6 +666,10 @@ void Worker::on_readable(int ci, std::int64_t now) {
     return;
   }
   res_.bytes_read += static_cast<std::uint64_t>(n);
+  if (o_.h2) {
+    h2_on_bytes(ci, buf_.data(), static_cast<std::size_t>(n), now);
+    return;
+  }
   if (!c.has_req) {
     close_conn(c);  // bytes nobody asked for: the connection is out of step, drop it
     return;
@@ -530,6 +739,13 @@ void Worker::begin_stop(std::int64_t now) {
 util::Result<void> Worker::run() {
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_.valid()) return util::errno_error("epoll_create1");
+  if (o_.h2) {
+    if (nghttp2_session_callbacks_new(&h2_callbacks_) != 0) {
+      return util::Error{"nghttp2_session_callbacks_new failed", ""};
+    }
+    nghttp2_session_callbacks_set_on_header_callback(h2_callbacks_, h2_on_header);
+    nghttp2_session_callbacks_set_on_stream_close_callback(h2_callbacks_, h2_on_stream_close);
+  }
   for (int i = static_cast<int>(conns_.size()) - 1; i >= 0; --i) free_.push_back(i);
   std::vector<epoll_event> events(std::max<std::size_t>(16, conns_.size()));
   std::int64_t next_scan_ns = 0;

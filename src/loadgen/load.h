@@ -62,6 +62,9 @@ struct LoadOptions {
   std::int64_t max_grace_ns =
       2'000'000'000;  // in-flight requests get min(timeout, this) after the end
   int slowest_kept = 10;
+  // HTTP/2 over cleartext with prior knowledge (h2c, RFC 9113 section 3.3) via nghttp2; one
+  // stream in flight per connection, like HTTP/1.1, so --connections means the same in both.
+  bool h2 = false;
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to end the run early
 };
 

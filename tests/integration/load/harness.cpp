@@ -110,7 +110,7 @@ static bool port_accepts(std::uint16_t port) {
   return ok;
 }
 
-bool NginxServer::start(std::string* why, int keepalive_requests) {
+bool NginxServer::start(std::string* why, int keepalive_requests, bool h2) {
   const char* candidates[] = {"/usr/sbin/nginx", "/usr/bin/nginx"};
   std::string nginx;
   for (const char* c : candidates)
@@ -131,13 +131,13 @@ bool NginxServer::start(std::string* why, int keepalive_requests) {
        << "error_log " << dir_ << "/error.log;\n"
        << "events { worker_connections 4096; }\n"
        << "http {\n"
-       << "  log_format lg '$uri $status $http_traceparent';\n"
+       << "  log_format lg '$uri $status $http_traceparent $server_protocol';\n"
        << "  access_log " << dir_ << "/access.log lg;\n"
        << "  client_body_temp_path " << dir_ << "/body;\n  proxy_temp_path " << dir_
        << "/proxy;\n  fastcgi_temp_path " << dir_ << "/fcgi;\n  uwsgi_temp_path " << dir_
        << "/uwsgi;\n  scgi_temp_path " << dir_ << "/scgi;\n"
        << "  keepalive_requests " << keepalive_requests << ";\n"
-       << "  server {\n    listen 127.0.0.1:" << port_ << ";\n"
+       << "  server {\n    listen 127.0.0.1:" << port_ << (h2 ? " http2" : "") << ";\n"
        << "    location = / { return 200 \"hello\\n\"; }\n"
        << "    location = /a { return 200 \"a\\n\"; }\n"
        << "    location = /b { return 200 \"b\\n\"; }\n"

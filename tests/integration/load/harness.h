@@ -43,11 +43,11 @@ class NginxServer {
   //   /a, /b    200 "a\n" / "b\n"
   //   /missing  404
   //   /error    500
-  // with an access log of "$uri $status $http_traceparent" lines. Returns false (and a reason)
-  // when nginx is missing or does not come up within 5 s.
-  // keepalive_requests: how many requests nginx serves on one connection before it answers with
-  // "Connection: close".
-  bool start(std::string* why, int keepalive_requests = 1000000);
+  // with an access log of "$uri $status $http_traceparent $server_protocol" lines. Returns false
+  // (and a reason) when nginx is missing or does not come up within 5 s. keepalive_requests: how
+  // many requests nginx serves on one connection before it answers with "Connection: close". h2:
+  // serve HTTP/2 over cleartext (prior knowledge) instead of HTTP/1.1.
+  bool start(std::string* why, int keepalive_requests = 1000000, bool h2 = false);
   ~NginxServer();
   std::uint16_t port() const { return port_; }
   std::string url(const std::string& path) const;

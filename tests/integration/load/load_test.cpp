@@ -91,7 +91,7 @@ TEST_F(LoadNginx, TraceIdsOfTheSlowestRequestsReachedTheServer) {
   const json j = parse_json(r);
   ASSERT_EQ(j["slowest"].size(), 10u);
   std::set<std::string> logged;
-  const std::regex tp("^/ 200 00-([0-9a-f]{32})-([0-9a-f]{16})-01$");
+  const std::regex tp("^/ 200 00-([0-9a-f]{32})-([0-9a-f]{16})-01 HTTP/1.1$");
   for (const auto& line : nginx_.access_log()) {
     std::smatch m;
     ASSERT_TRUE(std::regex_match(line, m, tp)) << line;
@@ -195,6 +195,43 @@ TEST(LoadNginxClose, ServerClosingKeepAliveConnectionsIsNoError) {
   EXPECT_LE(j["connects"].get<int>(), 204);
 }
 
+TEST(LoadH2, ClosedAndOpenLoopOverH2c) {
+  // nginx closes an HTTP/2 connection with GOAWAY after 100 streams: reconnects are no errors.
+  NginxServer nginx;
+  std::string why;
+  if (!nginx.start(&why, 100, /*h2=*/true)) GTEST_SKIP() << why;
+  auto r = load({nginx.url("/"), "--h2", "-c", "4", "-n", "3000", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = parse_json(r);
+  EXPECT_EQ(j["protocol"], "h2c");
+  EXPECT_EQ(j["ok"], 3000) << j.dump();
+  expect_reconciles(j);
+  EXPECT_GE(j["connects"].get<int>(), 30);
+  const auto log = nginx.access_log();
+  ASSERT_EQ(log.size(), 3000u);
+  const std::regex line("^/ 200 00-[0-9a-f]{32}-[0-9a-f]{16}-01 HTTP/2.0$");
+  for (const auto& l : log) ASSERT_TRUE(std::regex_match(l, line)) << l;
+
+  auto open = load({nginx.url("/missing"), "--h2", "-c", "4", "--rate", "500", "-d", "1s", "-m",
+                    "POST", "--body", "x=1", "--json"});
+  ASSERT_EQ(open.exit_code, 0) << open.err;
+  const json o = parse_json(open);
+  EXPECT_NEAR(o["requests"].get<double>(), 500, 15);
+  EXPECT_EQ(o["errors"]["4xx"], o["requests"]);
+}
+
+TEST(LoadH2, SilentServerTimesOut) {
+  HostileServer server(HostileServer::Mode::kSilent);
+  ASSERT_TRUE(server.ok());
+  auto r = load({server.url(), "--h2", "-c", "2", "-d", "1s", "--timeout", "300ms", "--json"}, 10s);
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_LT(r.wall_s, 2.8);
+  const json j = parse_json(r);
+  expect_reconciles(j);
+  EXPECT_GT(j["requests"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(j["errors"]["timeout"], j["requests"]);
+}
+
 TEST(LoadStall, TooFewConnectionsShowCorrectedLatencyAndWarning) {
   // Each request takes 50 ms; 2 connections carry at most 40 req/s, the schedule asks for 200.
   HostileServer server(HostileServer::Mode::kDelay, 50);
@@ -293,7 +330,7 @@ TEST(LoadCli, HelpAndUsageErrors) {
                         "--warmup", "--timeout", "--json", "--header", "--body"}) {
     EXPECT_NE(help.out.find(s), std::string::npos) << s;
   }
-  EXPECT_EQ(help.out.find("--h2"), std::string::npos) << "HTTP/2 is not implemented";
+  EXPECT_NE(help.out.find("--h2"), std::string::npos);
 
   for (const std::vector<std::string>& bad :
        std::vector<std::vector<std::string>>{{"http://127.0.0.1:9/", "--bogus"},
