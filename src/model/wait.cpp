@@ -241,7 +241,8 @@ WaitClass classify_wait(const WaitObservation& obs) {
 #endif
       // An event loop waits here for everything. It is waiting on the network when its process
       // has requests out to upstreams or data stuck in send buffers; otherwise it has no work.
-      return {obs.process_waits_on_network ? Resource::kNetwork : Resource::kIdle, name};
+      if (!obs.process_waits_on_network) return {Resource::kIdle, name};
+      return {Resource::kNetwork, obs.fd_detail.empty() ? name : name + " " + obs.fd_detail};
     case SYS_flock:
       return {Resource::kLock, "flock " + obs.fd_detail};
     case SYS_fcntl:

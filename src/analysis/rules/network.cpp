@@ -56,11 +56,15 @@ RuleResult network(const Context& ctx) {
     }
     if (b.kind == "bandwidth" &&
         (p.sndbuf_limited_us > 0 || p.notsent_bytes > 0 || p.bytes_sent_per_s > 0)) {
-      b.evidence.push_back(fmt::format(
-          "pid {} sent {}/s to {} clients; its sockets were send-buffer limited for {} and held {} "
-          "not yet sent (tcp_info)",
-          p.pid, bytes(static_cast<double>(p.bytes_sent_per_s)), p.server_connections,
-          duration(p.sndbuf_limited_us / 1e6), bytes(static_cast<double>(p.notsent_bytes))));
+      std::string text =
+          fmt::format("pid {} sent {}/s to {} clients; {} written but not yet sent", p.pid,
+                      bytes(static_cast<double>(p.bytes_sent_per_s)), p.server_connections,
+                      bytes(static_cast<double>(p.notsent_bytes)));
+      if (p.sndbuf_limited_us > 0 || p.rwnd_limited_us > 0) {
+        text += fmt::format("; limited by the send buffer for {} and by receivers' windows for {}",
+                            duration(p.sndbuf_limited_us / 1e6), duration(p.rwnd_limited_us / 1e6));
+      }
+      b.evidence.push_back(text + " (tcp_info)");
     }
   }
   if (obs.system.tcp_retrans_per_s > 1) {

@@ -234,10 +234,11 @@ void Sampler::Impl::compute_net_wait(ProcessState& p, std::int64_t now_ns) {
   }
   if (outstanding > 0) {
     p.net_wait = true;
-    p.net_wait_detail = fmt::format("upstream {} ({} requests outstanding)", peer, outstanding);
+    // Stable text (no counts), so evidence sums over samples: "upstream 10.0.0.5:5432".
+    p.net_wait_detail = "upstream " + peer;
   } else if (queued > 0) {
     p.net_wait = true;
-    p.net_wait_detail = fmt::format("send buffer full ({} connections with queued data)", queued);
+    p.net_wait_detail = "send buffer full";
   }
 }
 
@@ -305,7 +306,9 @@ model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::Sysc
               obs.fd_role = model::FdRole::kSocketListen;
             } else if (sockets.is_server_side(pid, *sock, now_ns)) {
               obs.fd_role = model::FdRole::kSocketServer;
-              obs.fd_detail = "client " + peer + " (send buffer full)";
+              // The client's address without its (ephemeral) port, so evidence sums over
+              // connections.
+              obs.fd_detail = "client " + sock->remote_addr + " (send buffer full)";
             } else {
               obs.fd_role = model::FdRole::kSocketClient;
               obs.fd_detail = "upstream " + peer;
