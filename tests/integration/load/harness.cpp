@@ -324,7 +324,8 @@ void HostileServer::serve(int fd) {
       break;
     case Mode::kEndlessHeaders:
       if (read_request() && send_all(fd, "HTTP/1.1 200 OK\r\n")) {
-        const std::string h = "X-Endless: " + std::string(200, 'x') + "\r\n";
+        std::string h;
+        for (int i = 0; i < 16; ++i) h += "X-Endless: " + std::string(240, 'x') + "\r\n";
         while (!stop_ && send_all(fd, h)) {
         }
       }

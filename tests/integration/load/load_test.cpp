@@ -174,9 +174,11 @@ TEST_F(LoadNginx, InterruptEndsTheRunWithAReport) {
                10s, "(sleep 1; kill -INT $$) & :");
   ASSERT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_LT(r.wall_s, 4.0);
+  EXPECT_LT(r.wall_s, 5.0) << "a 30 s run must stop soon after the interrupt";
   const json j = parse_json(r);
-  EXPECT_NEAR(j["requests"].get<double>(), 100, 30);
+  // About 1 s at 100 req/s; wide bounds because sanitizer builds start slowly.
+  EXPECT_GE(j["requests"].get<int>(), 20);
+  EXPECT_LE(j["requests"].get<int>(), 300);
   EXPECT_EQ(j["dropped_sends"], 0) << "an interrupt is not a drop";
   expect_reconciles(j);
 }
@@ -275,15 +277,30 @@ TEST_P(LoadHostile, EveryRequestEndsInOneCountedOutcomeWithinTheDeadline) {
   // 1 s of load, 300 ms per-request timeout: the run must end by 1 s + grace, with bounded RSS.
   auto r = load({server.url(), "-c", "2", "-d", "1s", "--timeout", "300ms", "--json"}, 10s);
   ASSERT_FALSE(r.timed_out) << "chokepoint load did not end";
-  EXPECT_LT(r.wall_s, 1.0 + 0.3 + 1.5) << "run must end at duration + grace";
+  // The wall-clock bound only catches hangs (start-up under sanitizers on a busy machine is slow);
+  // the run's own measured window shows that it ends at duration + grace (300 ms).
+  EXPECT_LT(r.wall_s, 1.0 + 0.3 + 4.5) << "run must end at duration + grace (+ start-up slack)";
   EXPECT_EQ(r.exit_code, 1) << "no request got a response, so the run failed: " << r.err;
   EXPECT_NE(r.err.find("no request got a response"), std::string::npos) << r.err;
-  EXPECT_LT(r.max_rss_kb, 64 * 1024) << "memory must stay capped";
+  // Memory stays capped: within 32 MiB of what the binary needs to print its help (a baseline
+  // that also holds under sanitizers, which add their own overhead).
+  const auto baseline = run({chokepoint_binary(), "load", "--help"}, 10s);
+  EXPECT_LT(r.max_rss_kb, baseline.max_rss_kb + 32 * 1024) << "memory must stay capped";
   const json j = parse_json(r);
   expect_reconciles(j);
+  EXPECT_LT(j["duration_s"].get<double>(), 1.0 + 0.3 + 0.15) << j.dump();
   const auto n = j["requests"].get<std::uint64_t>();
   EXPECT_GT(n, 0u);
-  EXPECT_EQ(j["errors"][c.expected_class].get<std::uint64_t>(), n) << j.dump();
+  // Every request fails the expected way, except that the (at most 2) still in flight when the
+  // grace period ends are timeouts.
+  const auto expected = j["errors"][c.expected_class].get<std::uint64_t>();
+  const auto timeouts = j["errors"]["timeout"].get<std::uint64_t>();
+  if (std::string(c.expected_class) == "timeout") {
+    EXPECT_EQ(expected, n) << j.dump();
+  } else {
+    EXPECT_EQ(expected + timeouts, n) << j.dump();
+    EXPECT_LE(timeouts, 2u) << j.dump();
+  }
   EXPECT_EQ(j["latency_ms"]["count"], 0);
 }
 
