@@ -12,7 +12,10 @@ void add_interval(ThreadAccount& account, const Interval& iv) {
   std::int64_t off = wall - on_cpu - cpu_wait;
 
   account.split[Resource::kOnCpu] += on_cpu - kernel_work;
-  account.split[Resource::kCpuWait] += cpu_wait;
+  account.split[iv.cpu_wait_resource] += cpu_wait;
+  if (iv.cpu_wait_resource != Resource::kCpuWait && cpu_wait > 0) {
+    account.details[static_cast<std::size_t>(iv.cpu_wait_resource)][iv.wait.detail] += cpu_wait;
+  }
   if (kernel_work > 0) {
     account.split[iv.kernel_work_resource] += kernel_work;
     account.kernel_work_ns += kernel_work;

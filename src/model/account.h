@@ -47,6 +47,10 @@ struct Interval {
   std::int64_t kernel_work_ns = 0;
   Resource kernel_work_resource = Resource::kDisk;  // kDisk or kMemory
   WaitClass wait;                                   // what the off-CPU remainder was spent on
+  // Where the run-queue time goes: kCpuWait, or kLock for a thread that was queued on a mutex at
+  // both ends of the interval (woken when the lock was released, it waited for a core, found the
+  // lock taken again and went back to sleep: the hand-off is part of the lock's cost).
+  Resource cpu_wait_resource = Resource::kCpuWait;
   std::uint64_t majflt_delta = 0;
 };
 

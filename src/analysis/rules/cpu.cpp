@@ -83,16 +83,18 @@ RuleResult cpu(const Context& ctx) {
             busiest->comm, allowed),
         "split the single queue or executor so requests do not funnel through one thread",
         "then profile that thread (chokepoint profile) to make its work cheaper"};
-  } else if (saturated && queued && on_cpu_cores < 0.5 * allowed &&
+  } else if (saturated && queued && on_cpu_cores + wait_cores < 0.9 * allowed &&
              sys.cgroup_throttled_share < 0.1) {
     // The target's threads queue for cores that something else is using: what hurts it is the
     // waiting, so only the run-queue time counts as its share.
     b.kind = "contended";
     b.significant = true;
     b.share = ctx.busy_share(Resource::kCpuWait);
-    b.evidence.push_back(fmt::format(
-        "the target itself used only {:.2f} cores: other processes take the CPU it is waiting for",
-        on_cpu_cores));
+    b.evidence.push_back(
+        fmt::format("the target's own demand ({:.2f} cores running + {:.2f} waiting) is below the "
+                    "{:.4g} cores it "
+                    "may use: other processes take the CPU it is waiting for",
+                    on_cpu_cores, wait_cores, allowed));
     b.fixes = {
         "find what else runs: chokepoint diagnose with no target shows the whole host",
         "give the service cores of its own (cpusets) or a larger CPU weight (cgroup cpu.weight)",

@@ -55,9 +55,11 @@ RuleResult disk(const Context& ctx) {
       log_ns += static_cast<double>(ns);
   }
   const double own_disk = static_cast<double>(ctx.split[Resource::kDisk]);
+  // A write to a file that another thread is syncing waits for that sync (the inode lock), so
+  // a quarter of the time in syncs makes the syncs the cause.
   if (own_disk > 0 && log_ns >= 0.5 * own_disk) {
     b.kind = "log";
-  } else if (own_disk > 0 && sync_ns >= 0.5 * own_disk) {
+  } else if (own_disk > 0 && sync_ns >= 0.25 * own_disk) {
     b.kind = "fsync";
   } else if (own_disk > 0 && write_ns >= 0.5 * own_disk) {
     b.kind = "write";

@@ -18,7 +18,17 @@ double Context::lock_ns_caused_by_disk() const {
   const double lock_ns = static_cast<double>(split[model::Resource::kLock]);
   const double behind = std::min(lock_ns, static_cast<double>(obs.lock_wait_behind_disk_ns));
   if (lock_ns <= 0) return 0.0;
-  return behind >= kLockBehindDiskFraction * lock_ns ? lock_ns : behind;
+  if (behind >= kLockBehindDiskFraction * lock_ns) return lock_ns;
+  // The same conclusion from what the waiters do when they hold the lock: threads that queue on a
+  // lock and spend at least a third of their working time in disk syncs are serializing disk IO.
+  double waiters_disk = 0, waiters_cpu = 0;
+  for (const auto& t : obs.threads) {
+    if (t.split[model::Resource::kLock] == 0) continue;
+    waiters_disk += static_cast<double>(t.split[model::Resource::kDisk]);
+    waiters_cpu += static_cast<double>(t.split[model::Resource::kOnCpu]);
+  }
+  if (waiters_disk > 0 && waiters_disk >= 0.5 * waiters_cpu) return lock_ns;
+  return behind;
 }
 
 std::string percent(double fraction) {

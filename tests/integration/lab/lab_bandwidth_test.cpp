@@ -14,38 +14,13 @@
 #include "integration/lab/lab_test_util.h"
 #include "lab/http_client.h"
 #include "support/lab_process.h"
+#include "support/netns.h"
 
 namespace chokepoint::lab_test {
 namespace {
 
 using test_support::default_lab_binary;
 using test_support::LabProcess;
-using test_support::run_to_exit;
-
-std::string sbin(const std::string& tool) {
-  for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"}) {
-    std::string path = dir + tool;
-    if (access(path.c_str(), X_OK) == 0) return path;
-  }
-  return tool;
-}
-
-bool run(const std::string& tool, const std::vector<std::string>& args,
-         std::string* err = nullptr) {
-  auto r = run_to_exit(args, sbin(tool), std::chrono::seconds(10));
-  if (!r) {
-    if (err) *err = r.error().message;
-    return false;
-  }
-  if (err) *err = r->stderr_text;
-  return r->exit_code == 0;
-}
-
-// Deletes the namespace (and with it both veth ends) however the test ends.
-struct NetnsGuard {
-  std::string name;
-  ~NetnsGuard() { run("ip", {"netns", "del", name}); }
-};
 
 // Downloads the 1 MiB body repeatedly for about `seconds`; returns bytes per second.
 double measure_bytes_per_sec(const std::string& host, std::uint16_t port, double seconds) {
@@ -66,38 +41,21 @@ double measure_bytes_per_sec(const std::string& host, std::uint16_t port, double
 
 TEST(LabBandwidth, TbfShapedLinkLimitsThroughput) {
   if (!is_root()) GTEST_SKIP() << "needs root to create a network namespace";
-  int n = static_cast<int>(getpid() % 250) + 1;
-  std::string ns = "cplab" + std::to_string(getpid());
-  std::string host_if = "cpl" + std::to_string(getpid()) + "h";
-  std::string lab_if = "cpl" + std::to_string(getpid()) + "l";
-  std::string host_ip = "10.200." + std::to_string(n) + ".1";
-  std::string lab_ip = "10.200." + std::to_string(n) + ".2";
-  std::string err;
-  if (!run("ip", {"netns", "add", ns}, &err)) GTEST_SKIP() << "ip netns add failed: " << err;
-  NetnsGuard guard{ns};
-  ASSERT_TRUE(run("ip", {"link", "add", host_if, "type", "veth", "peer", "name", lab_if}, &err))
-      << err;
-  ASSERT_TRUE(run("ip", {"link", "set", lab_if, "netns", ns}, &err)) << err;
-  ASSERT_TRUE(run("ip", {"addr", "add", host_ip + "/30", "dev", host_if}, &err)) << err;
-  ASSERT_TRUE(run("ip", {"link", "set", host_if, "up"}, &err)) << err;
-  ASSERT_TRUE(run("ip", {"-n", ns, "addr", "add", lab_ip + "/30", "dev", lab_if}, &err)) << err;
-  ASSERT_TRUE(run("ip", {"-n", ns, "link", "set", lab_if, "up"}, &err)) << err;
-  ASSERT_TRUE(run("ip", {"-n", ns, "link", "set", "lo", "up"}, &err)) << err;
+  auto net = test_support::TestNetns::create();
+  if (!net) GTEST_SKIP() << "cannot create a network namespace: " << net.error().message;
+  const std::string lab_ip = net->ns_ip();
 
   // `ip netns exec` execs the lab in place, so the pid we signal is the lab's.
-  auto lab =
-      LabProcess::start({"netns", "exec", ns, default_lab_binary(), "--scenario", "bandwidth",
-                         "--bind", "0.0.0.0", "--port", "0", "--response-bytes", "1048576"},
-                        sbin("ip"));
+  auto lab = LabProcess::start(
+      net->exec_args(default_lab_binary(), {"--scenario", "bandwidth", "--bind", "0.0.0.0",
+                                            "--port", "0", "--response-bytes", "1048576"}),
+      test_support::sbin_tool("ip"));
   ASSERT_TRUE(lab) << lab.error().message;
 
   double unshaped = measure_bytes_per_sec(lab_ip, lab->port(), 0.5);
   // Shape the lab's egress (its responses): 20 mbit/s = 2.5 MB/s.
-  ASSERT_TRUE(run("tc",
-                  {"-n", ns, "qdisc", "add", "dev", lab_if, "root", "tbf", "rate", "20mbit",
-                   "burst", "32kbit", "latency", "50ms"},
-                  &err))
-      << err;
+  auto shaped_ok = net->shape_egress("20mbit");
+  ASSERT_TRUE(shaped_ok) << shaped_ok.error().message;
   double shaped = measure_bytes_per_sec(lab_ip, lab->port(), 2.5);
   constexpr double kRate = 20e6 / 8;
   RecordProperty("unshaped_bytes_per_sec", std::to_string(static_cast<long long>(unshaped)));

@@ -62,6 +62,18 @@ TEST(Verdict, FsyncPerRequestIsDisk) {
   EXPECT_NE(primary(d).fixes.front().find("group commit"), std::string::npos);
 }
 
+TEST(Verdict, WritesBlockedBehindSyncsAreFsync) {
+  // Writers to a file another thread is syncing wait on the inode lock: the sync is the cause.
+  auto o = base();
+  for (int i = 0; i < 4; ++i)
+    o.threads.push_back(thread(i, {{Resource::kDisk, 0.5}}, "write /data/commit.dat"));
+  for (int i = 4; i < 6; ++i)
+    o.threads.push_back(thread(i, {{Resource::kDisk, 0.5}}, "fdatasync /data/commit.dat"));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "disk");
+  EXPECT_EQ(primary(d).kind, "fsync");
+}
+
 TEST(Verdict, FsyncOfALogFileIsLogging) {
   auto o = base();
   for (int i = 0; i < 8; ++i)
@@ -161,6 +173,29 @@ TEST(Verdict, WaitingForCoresOthersUseIsContention) {
   EXPECT_EQ(d.verdict, "cpu");
   EXPECT_EQ(primary(d).kind, "contended");
   EXPECT_NEAR(primary(d).share, 2.0 / 3.0, 0.01);
+}
+
+TEST(Verdict, DemandAboveTheCoresIsSaturatedEvenWhenShared) {
+  // The target wants 2.4 cores of 2 (1.2 running, 1.2 queued): it saturates them itself.
+  auto o = base(2);
+  o.system.cpu_utilization = 1.0;
+  for (int i = 0; i < 4; ++i)
+    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.3}, {Resource::kCpuWait, 0.3}}));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "cpu");
+  EXPECT_EQ(primary(d).kind, "saturated");
+}
+
+TEST(Verdict, LockWhoseWaitersWorkInFsyncIsDisk) {
+  // No coincidence was sampled, but the threads that queue on the lock do fsyncs, not CPU work.
+  auto o = base();
+  for (int i = 1; i < 12; ++i) {
+    o.threads.push_back(
+        thread(i, {{Resource::kLock, 0.5}, {Resource::kDisk, 0.03}, {Resource::kOnCpu, 0.01}},
+               "mutex 0x77"));
+  }
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "disk");
 }
 
 TEST(Verdict, ListenOverflowsOutrankANoisyNeighbour) {

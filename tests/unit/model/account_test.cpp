@@ -46,6 +46,20 @@ TEST(AddInterval, DiskCpuMovesToDisk) {
   EXPECT_EQ(a.split.total_ns(), 100);
 }
 
+TEST(AddInterval, LockHandOffRunQueueTimeCountsAsLock) {
+  ThreadAccount a;
+  Interval iv;
+  iv.wall_ns = 100;
+  iv.on_cpu_ns = 10;
+  iv.cpu_wait_ns = 30;
+  iv.cpu_wait_resource = Resource::kLock;
+  iv.wait = {Resource::kLock, "mutex 0x10"};
+  add_interval(a, iv);
+  EXPECT_EQ(a.split[Resource::kCpuWait], 0);
+  EXPECT_EQ(a.split[Resource::kLock], 90);
+  EXPECT_EQ(a.details[static_cast<std::size_t>(Resource::kLock)].at("mutex 0x10"), 90);
+}
+
 TEST(AddInterval, RunningWaitBecomesIdleNotInvented) {
   ThreadAccount a;
   Interval iv;

@@ -1,0 +1,201 @@
+// chokepoint diagnose's targets and its handling of bad input: every case ends with a clear
+// "error:" and "hint:", the right exit code, and within its deadline.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/background.h"
+#include "support/lab_process.h"
+
+namespace chokepoint::diagnose_test {
+namespace {
+
+using test_support::Background;
+using test_support::LabProcess;
+using test_support::run_to_exit;
+
+std::string chokepoint_bin() {
+  return std::string(CHOKEPOINT_BIN_DIR) + "/chokepoint";
+}
+
+test_support::ExitResult run(const std::vector<std::string>& args, int timeout_s = 30) {
+  auto r = run_to_exit(args, chokepoint_bin(), std::chrono::seconds(timeout_s));
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? *r : test_support::ExitResult{};
+}
+
+void expect_error(const test_support::ExitResult& r, int code, const std::string& fragment) {
+  EXPECT_EQ(r.exit_code, code) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("error: "), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("hint: "), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(fragment), std::string::npos) << r.stderr_text;
+}
+
+bool contains_pid(const nlohmann::json& j, pid_t pid) {
+  const auto& pids = j["target"]["pids"];
+  return std::find(pids.begin(), pids.end(), pid) != pids.end();
+}
+
+TEST(DiagnoseCli, NoSuchPid) {
+  expect_error(run({"diagnose", "--pid", "999999999"}), 1, "no process with pid");
+}
+
+TEST(DiagnoseCli, BadValuesAreUsageErrors) {
+  expect_error(run({"diagnose", "--duration", "0", "--pid", "1"}), 2, "--duration");
+  expect_error(run({"diagnose", "--duration", "abc"}), 2, "is not a duration");
+  expect_error(run({"diagnose", "--interval", "0s", "--pid", "1"}), 2, "--interval");
+  expect_error(run({"diagnose", "--pid", "notanumber"}), 2, "");
+  expect_error(run({"diagnose", "--pid", "1", "--name", "x"}), 2, "one target");
+  expect_error(run({"diagnose", "--children"}), 2, "--children needs --pid");
+}
+
+TEST(DiagnoseCli, PathThatIsNotACgroup) {
+  expect_error(run({"diagnose", "--cgroup", "/tmp"}), 1, "is not a cgroup");
+  expect_error(run({"diagnose", "--cgroup", "/nonexistent/cg"}), 1, "not a cgroup directory");
+}
+
+TEST(DiagnoseCli, CommandThatFailsToStart) {
+  auto r = run({"diagnose", "--", "/nonexistent/program", "--flag"});
+  expect_error(r, 1, "cannot start '/nonexistent/program'");
+}
+
+TEST(DiagnoseCli, NameWithoutMatches) {
+  expect_error(run({"diagnose", "--name", "no-such-process-name-here"}), 1,
+               "no running process is named");
+}
+
+// A target that exits mid-window: the report covers what was seen, and the exit code says so.
+TEST(DiagnoseCli, TargetExitsMidRun) {
+  auto sleeper = Background::start("sleep", {"1"});
+  ASSERT_TRUE(sleeper);
+  auto start = std::chrono::steady_clock::now();
+  auto r = run({"diagnose", "--pid", std::to_string(sleeper->pid()), "--duration", "4s", "--json"});
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("exited"), std::string::npos) << r.stderr_text;
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
+  EXPECT_TRUE(j["target_exited"].get<bool>());
+  EXPECT_LT(took, 3.5) << "diagnose kept waiting for a target that was gone";
+}
+
+// A target stuck in uninterruptible sleep (D): a vfork() parent waits in D until its child exits.
+// The sampler must keep its deadline and still classify the thread.
+TEST(DiagnoseCli, TargetInDStateKeepsTheDeadline) {
+  pid_t parent = fork();
+  ASSERT_GE(parent, 0);
+  if (parent == 0) {
+    pid_t child = vfork();
+    if (child == 0) {
+      sleep(4);  // the parent stays in D state meanwhile
+      _exit(0);
+    }
+    waitpid(child, nullptr, 0);
+    _exit(0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::ifstream stat("/proc/" + std::to_string(parent) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find(") D "), std::string::npos) << "the vfork parent is not in D state: " << text;
+  auto start = std::chrono::steady_clock::now();
+  auto r = run({"diagnose", "--pid", std::to_string(parent), "--duration", "1s", "--json"});
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_LT(took, 3.0);
+  kill(parent, SIGKILL);
+  waitpid(parent, nullptr, 0);
+}
+
+TEST(DiagnoseCli, LaunchesACommandAndEndsIt) {
+  auto start = std::chrono::steady_clock::now();
+  auto r = run({"diagnose", "--duration", "1s", "--json", "--", "sleep", "30"});
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_LT(took, 5.0) << "the launched command was not ended";
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["target"]["kind"], "command");
+  EXPECT_EQ(j["verdict"], "none");  // sleep does nothing
+  EXPECT_EQ(j["schema"], 1);
+}
+
+TEST(DiagnoseCli, FindsProcessesByName) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  auto r = run({"diagnose", "--name", "chokepoint-lab", "--duration", "500ms", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_TRUE(contains_pid(j, lab->pid()));
+}
+
+TEST(DiagnoseCli, FollowsChildren) {
+  // sh starts sleep as its child: --children must watch both.
+  auto parent = Background::start("sh", {"-c", "sleep 20 & wait"});
+  ASSERT_TRUE(parent);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto r = run({"diagnose", "--pid", std::to_string(parent->pid()), "--children", "--duration",
+                "500ms", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_GE(j["target"]["pids"].size(), 2u);
+  std::system(("pkill -P " + std::to_string(parent->pid())).c_str());
+}
+
+// A cgroup target: the lab moved into a fresh v1 cpu cgroup (or v2 when that is what the host
+// has) must be found through the cgroup's process list.
+TEST(DiagnoseCli, WatchesACgroup) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a cgroup";
+  std::string dir;
+  for (std::string base : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+    if (std::filesystem::exists(base + "/cgroup.procs")) {
+      dir = base + "/chokepoint-test-" + std::to_string(getpid());
+      break;
+    }
+  }
+  if (dir.empty() || mkdir(dir.c_str(), 0755) != 0) GTEST_SKIP() << "cannot create a cgroup";
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  {
+    std::ofstream procs(dir + "/cgroup.procs");
+    procs << lab->pid() << std::endl;
+  }
+  auto r = run({"diagnose", "--cgroup", dir, "--duration", "500ms", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["target"]["kind"], "cgroup");
+  EXPECT_TRUE(contains_pid(j, lab->pid()));
+  ASSERT_TRUE(lab->stop());
+  rmdir(dir.c_str());
+}
+
+TEST(DiagnoseCli, WholeHostWithoutTarget) {
+  auto r = run({"diagnose", "--duration", "300ms", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["target"]["kind"], "host");
+  EXPECT_GT(j["target"]["pids"].size(), 1u);
+}
+
+TEST(DiagnoseCli, TextReportLeadsWithTheVerdict) {
+  auto r = run({"diagnose", "--duration", "300ms", "--", "sleep", "5"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text.find("chokepoint diagnose:"), 0u) << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("VERDICT: none"), std::string::npos) << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("Sources:"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace chokepoint::diagnose_test
