@@ -35,7 +35,7 @@ struct DiagnoseArgs {
   std::string cgroup;
   std::vector<std::string> command;
   std::string duration = "5s";
-  std::string interval = "50ms";
+  std::string interval = "100ms";
   bool json = false;
 };
 
@@ -102,7 +102,7 @@ int run_diagnose(const DiagnoseArgs& a) {
     util::usage_error("--duration must be above 0", "pass e.g. --duration 5s");
   if (opt.interval_ns < 1'000'000 || opt.interval_ns > opt.duration_ns) {
     util::usage_error("--interval must be at least 1ms and at most --duration",
-                      "pass e.g. --interval 50ms");
+                      "pass e.g. --interval 100ms");
   }
   opt.stop = &g_stop;
 

@@ -33,6 +33,9 @@ using model::Resource;
 constexpr std::int64_t kRefreshTargetNs = 500'000'000;   // re-resolve processes and threads
 constexpr std::int64_t kNetWaitRefreshNs = 200'000'000;  // re-read a process's sockets
 constexpr std::int64_t kSystemTickNs = 100'000'000;
+constexpr std::int64_t kMaxPollBackoffNs = 1'000'000'000;
+// fds kept free for everything else (sockets, /proc reads, the output).
+constexpr std::int64_t kReservedFds = 128;
 // CPU a major fault costs in the kernel, reclaim included: about 80 µs measured on the lab's
 // paging scenario on this VM (stime / majflt); 50 µs is the conservative bound we attribute.
 constexpr double kMajorFaultCpuNs = 50'000;  // run-queue samples
@@ -61,8 +64,11 @@ struct ProcessState {
   std::map<std::uint64_t, netlink::TcpSocket> sockets_first, sockets_last;
 };
 
+// One thread's /proc files: kept open (one pread per read) while the fd budget allows; past it,
+// schedstat alone is kept open and stat/syscall are opened per read; past that, everything is.
 struct ThreadState {
-  procfs::TaskFiles files;
+  std::optional<procfs::TaskFiles> files;
+  int fds = 0;  // fds the kept-open files use
   model::ThreadAccount account;
   procfs::Schedstat last_sched;
   std::uint64_t last_majflt = 0;
@@ -73,6 +79,10 @@ struct ThreadState {
   bool last_in_disk_sync = false;
   bool last_mutex_wait = false;
   std::int64_t refresh_generation = 0;
+  // Threads that do not run are read less often: the poll interval doubles after each poll that
+  // found the counters unchanged, up to kMaxPollBackoffNs. Cost follows the threads that ran.
+  std::int64_t poll_backoff_ns = 0;
+  std::int64_t next_poll_ns = 0;
 };
 
 }  // namespace
@@ -94,11 +104,33 @@ struct Sampler::Impl {
   double run_queue_sum = 0;
   int run_queue_samples = 0;
 
-  explicit Impl(SamplerOptions o) : opt(std::move(o)), proc(opt.proc_root) {}
+  explicit Impl(SamplerOptions o) : opt(std::move(o)), proc(opt.proc_root) {
+    samples_per_tick =
+        std::max<std::int64_t>(1, opt.max_thread_samples_per_s * opt.interval_ns / util::kNsPerSec);
+    // Kept-open files need fds: take the hard limit, and leave a reserve for everything else.
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+      if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+        getrlimit(RLIMIT_NOFILE, &lim);
+      }
+      std::uint64_t limit = std::min<std::uint64_t>(lim.rlim_cur, 1u << 20);
+      fd_budget = std::max<std::int64_t>(0, static_cast<std::int64_t>(limit) - kReservedFds);
+    }
+  }
 
   util::Result<void> refresh(std::int64_t now_ns);
+  std::int64_t fd_budget = 0;  // fds still available for kept-open thread files
+
   void add_thread(int pid, int tid, std::int64_t now_ns);
-  void sample_thread(ThreadState& t, std::int64_t now_ns);
+  util::Result<procfs::Schedstat> read_schedstat(ThreadState& t);
+  util::Result<procfs::TaskStat> read_stat(ThreadState& t);
+  util::Result<procfs::SyscallState> read_syscall(ThreadState& t);
+  // Reads the thread if its poll is due; returns whether it did.
+  bool sample_thread(ThreadState& t, std::int64_t now_ns);
+  std::int64_t samples_per_tick = 1;
+  std::pair<int, int> cursor{0, 0};
   model::WaitObservation observe(ThreadState& t, const procfs::SyscallState& sc, char state,
                                  std::uint64_t majflt_delta, std::int64_t now_ns);
   void compute_net_wait(ProcessState& p, std::int64_t now_ns);
@@ -145,22 +177,60 @@ void Sampler::Impl::read_process(ProcessState& p, bool first) {
   }
 }
 
+util::Result<procfs::Schedstat> Sampler::Impl::read_schedstat(ThreadState& t) {
+  if (t.files && t.files->is_open(procfs::TaskFile::kSchedstat)) return t.files->schedstat(buf);
+  return proc.read_task_schedstat(t.account.key.pid, t.account.key.tid);
+}
+
+util::Result<procfs::TaskStat> Sampler::Impl::read_stat(ThreadState& t) {
+  if (t.files && t.files->is_open(procfs::TaskFile::kStat)) return t.files->stat(buf);
+  auto st = proc.read_task_stat(t.account.key.pid, t.account.key.tid);
+  // Read by path, a reused tid would be another thread: the start time tells.
+  if (st && t.account.key.start_time_ticks != 0 &&
+      st->start_time_ticks != t.account.key.start_time_ticks) {
+    return util::Error{"the thread exited and its tid was reused", "", ESRCH};
+  }
+  return st;
+}
+
+util::Result<procfs::SyscallState> Sampler::Impl::read_syscall(ThreadState& t) {
+  if (t.files && t.files->is_open(procfs::TaskFile::kSyscall)) return t.files->syscall(buf);
+  return proc.read_task_syscall(t.account.key.pid, t.account.key.tid);
+}
+
 void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns) {
-  auto files = procfs::TaskFiles::open(proc.root(), pid, tid, procfs::kSamplerFiles);
-  if (!files) return;  // vanished between listing and opening, or not ours to read
-  ThreadState t{std::move(files).value(), {}, {}, 0, 0, 0, now_ns, {}, false, false, generation};
-  auto sched = t.files.schedstat(buf);
-  auto st = t.files.stat(buf);
-  if (!sched || !st) return;
+  ThreadState t;
+  t.account.key = {pid, tid, 0};
+  t.last_sample_ns = now_ns;
+  t.next_poll_ns = now_ns;
+  t.refresh_generation = generation;
+  unsigned which =
+      fd_budget >= 3 ? procfs::kSamplerFiles : static_cast<unsigned>(procfs::TaskFile::kSchedstat);
+  if (fd_budget >= 1) {
+    auto files = procfs::TaskFiles::open(proc.root(), pid, tid, which);
+    if (!files) {
+      if (procfs::is_vanished(files.error())) return;  // gone between listing and opening
+    } else {
+      t.files.emplace(std::move(files).value());
+      t.fds = fd_budget >= 3 ? 3 : 1;
+      fd_budget -= t.fds;
+    }
+  }
+  auto sched = read_schedstat(t);
+  auto st = read_stat(t);
+  if (!sched || !st) {
+    fd_budget += t.fds;
+    return;
+  }
   t.last_sched = *sched;
   t.last_majflt = st->majflt;
   t.last_utime_ns = st->utime_ns;
   t.last_stime_ns = st->stime_ns;
-  t.account.key = {pid, tid, st->start_time_ticks};
+  t.account.key.start_time_ticks = st->start_time_ticks;
   t.account.comm = st->comm;
   t.account.first_seen_ns = now_ns;
   t.account.last_seen_ns = now_ns;
-  auto sc = t.files.syscall(buf);
+  auto sc = read_syscall(t);
   if (sc) {
     t.last_wait = model::classify_wait(observe(t, *sc, st->state, 0, now_ns));
   } else {
@@ -212,6 +282,9 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
 }
 
 void Sampler::Impl::finish_thread(ThreadState& t) {
+  fd_budget += t.fds;
+  t.fds = 0;
+  t.files.reset();
   finished.push_back(std::move(t.account));
 }
 
@@ -346,10 +419,11 @@ model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::Sysc
   return obs;
 }
 
-void Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
+bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
+  if (now_ns < t.next_poll_ns) return false;  // backing off: it has not run for a while
   ++thread_samples;
-  auto sched = t.files.schedstat(buf);
-  if (!sched) return;  // vanished: refresh() finishes it
+  auto sched = read_schedstat(t);
+  if (!sched) return true;  // vanished: refresh() finishes it
   model::Interval iv;
   iv.wall_ns = now_ns - t.last_sample_ns;
   iv.on_cpu_ns =
@@ -361,19 +435,22 @@ void Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
   t.last_sched = *sched;
   t.last_sample_ns = now_ns;
   t.account.last_seen_ns = now_ns;
+  t.poll_backoff_ns =
+      ran ? 0 : std::min(kMaxPollBackoffNs, std::max(2 * t.poll_backoff_ns, opt.interval_ns));
+  t.next_poll_ns = now_ns + t.poll_backoff_ns;
 
   if (ran) {
     // It ran: read where it is now, and what it waited on since.
     ++deep_samples;
-    auto st = t.files.stat(buf);
-    if (!st) return;
+    auto st = read_stat(t);
+    if (!st) return true;
     std::uint64_t majflt_delta = util::saturating_delta(t.last_majflt, st->majflt);
     std::uint64_t du = util::saturating_delta(t.last_utime_ns, st->utime_ns);
     std::uint64_t ds = util::saturating_delta(t.last_stime_ns, st->stime_ns);
     t.last_majflt = st->majflt;
     t.last_utime_ns = st->utime_ns;
     t.last_stime_ns = st->stime_ns;
-    auto sc = t.files.syscall(buf);
+    auto sc = read_syscall(t);
     model::WaitObservation obs;
     if (sc) {
       obs = observe(t, *sc, st->state, majflt_delta, now_ns);
@@ -414,6 +491,7 @@ void Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
     iv.wait = t.last_wait;
   }
   model::add_interval(t.account, iv);
+  return true;
 }
 
 util::Result<model::Observation> Sampler::run() {
@@ -442,16 +520,28 @@ util::Result<model::Observation> Sampler::run() {
     if (now >= next_refresh) {
       auto r = s.refresh(now);
       if (!r) return r.error();
-      next_refresh = now + kRefreshTargetNs;
+      // Listing a large target's threads costs milliseconds: re-list it less often.
+      next_refresh = now + (s.threads.size() > 1000 ? 4 : 1) * kRefreshTargetNs;
       if (s.threads.empty()) {
         exited = true;
         break;
       }
     }
     // Lock waits that coincide with a disk sync in the same process: the lock is held across IO.
+    // At most budget thread reads per tick, in round-robin order from where the last tick
+    // stopped, so a target with thousands of threads costs a bounded amount and every thread
+    // gets its turn. A thread sampled less often still gets exact counters (they are cumulative);
+    // only its state is observed less often.
+    std::int64_t budget = s.samples_per_tick;
+    auto it = s.threads.lower_bound(s.cursor);
+    for (std::size_t visited = 0; visited < s.threads.size() && budget > 0; ++visited) {
+      if (it == s.threads.end()) it = s.threads.begin();
+      if (s.sample_thread(it->second, now)) --budget;
+      ++it;
+    }
+    s.cursor = it == s.threads.end() ? std::pair<int, int>{0, 0} : it->first;
     std::map<int, int> disk_sync_threads;
     for (auto& [key, t] : s.threads) {
-      s.sample_thread(t, now);
       if (t.last_in_disk_sync) ++disk_sync_threads[key.first];
     }
     for (auto& [key, t] : s.threads) {
@@ -473,6 +563,14 @@ util::Result<model::Observation> Sampler::run() {
     if (next_tick > deadline) next_tick = deadline;
   }
   const std::int64_t end_ns = util::monotonic_ns();
+  // Threads that were backing off get their last interval too, so every account covers the
+  // window up to its end.
+  for (auto& [key, t] : s.threads) {
+    if (t.last_sample_ns < end_ns) {
+      t.next_poll_ns = 0;
+      s.sample_thread(t, end_ns);
+    }
+  }
   SystemSnapshot sys1 = take_system_snapshot(s.proc, s.opt.target);
   return s.build(start_ns, end_ns, sys0, sys1, ru0, exited);
 }

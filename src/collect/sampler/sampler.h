@@ -23,7 +23,10 @@ namespace chokepoint::collect::sampler {
 struct SamplerOptions {
   TargetSpec target;
   std::int64_t duration_ns = 5'000'000'000;
-  std::int64_t interval_ns = 50'000'000;
+  std::int64_t interval_ns = 100'000'000;
+  // A budget for the sampler's own cost: at most this many thread reads a second (about 2 µs
+  // each, 15-20 µs for a thread that ran). Past it, threads take turns.
+  std::int64_t max_thread_samples_per_s = 2000;
   std::string proc_root = "/proc";
   const std::atomic<bool>* stop = nullptr;  // optional: ends the window early when set
 };
