@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -24,6 +25,35 @@ namespace chokepoint::app {
 namespace {
 
 std::atomic<bool> g_stop{false};
+
+// As root, switches kernel.task_delayacct on for the run (off by default since 5.14) and restores
+// it afterwards. Only tasks started after the switch carry the data, so it helps `-- CMD`
+// targets and threads that start during the window.
+class DelayAccounting {
+ public:
+  DelayAccounting() {
+    if (geteuid() != 0) return;
+    std::ifstream in(kPath);
+    int value = -1;
+    if (!(in >> value) || value != 0) return;
+    std::ofstream out(kPath);
+    if (!(out << 1 << std::endl)) return;
+    switched_ = true;
+    std::cerr << "chokepoint: switched delay accounting on for this run (kernel.task_delayacct=1); "
+                 "only tasks started from now on carry its data; it goes back to 0 at exit\n";
+  }
+  ~DelayAccounting() {
+    if (!switched_) return;
+    std::ofstream out(kPath);
+    out << 0 << std::endl;
+  }
+  DelayAccounting(const DelayAccounting&) = delete;
+  DelayAccounting& operator=(const DelayAccounting&) = delete;
+
+ private:
+  static constexpr const char* kPath = "/proc/sys/kernel/task_delayacct";
+  bool switched_ = false;
+};
 void on_signal(int) {
   g_stop.store(true);
 }
@@ -109,6 +139,7 @@ int run_diagnose(const DiagnoseArgs& a) {
   using Kind = collect::sampler::TargetSpec::Kind;
   auto& t = opt.target;
   pid_t launched = 0;
+  DelayAccounting delay_accounting;  // before a command is launched, so that it carries the data
   if (a.pid) {
     t.kind = Kind::kPid;
     t.pid = a.pid;

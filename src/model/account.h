@@ -32,6 +32,9 @@ struct ThreadAccount {
   std::int64_t first_seen_ns = 0;  // monotonic
   std::int64_t last_seen_ns = 0;
   std::uint64_t majflt = 0;  // major faults during the window
+  // Time blocked on block IO during the window, from delay accounting (/proc stat field 42):
+  // exact, but only for tasks started after kernel.task_delayacct was switched on; 0 otherwise.
+  std::int64_t blkio_delay_ns = 0;
   // On-CPU kernel time spent on disk or memory work (inside fsync, in page faults and reclaim),
   // moved from on_cpu to disk or memory. It still used a core.
   std::int64_t kernel_work_ns = 0;

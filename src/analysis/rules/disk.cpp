@@ -89,6 +89,14 @@ RuleResult disk(const Context& ctx) {
                                      p.pid, p.name, bytes(p.write_bytes / ctx.duration_s),
                                      p.syscw / ctx.duration_s));
   }
+  std::int64_t blkio_ns = 0;
+  for (const auto& t : obs.threads) blkio_ns += t.blkio_delay_ns;
+  if (blkio_ns > 0) {
+    b.evidence.push_back(fmt::format(
+        "delay accounting: the target's threads were blocked on block IO for {} in total (exact, "
+        "for the tasks that carry it)",
+        duration(static_cast<double>(blkio_ns) / 1e9)));
+  }
   const model::DiskSummary* busiest = nullptr;
   for (const auto& d : obs.system.disks) {
     if (!busiest || d.utilization > busiest->utilization) busiest = &d;

@@ -72,6 +72,7 @@ struct ThreadState {
   model::ThreadAccount account;
   procfs::Schedstat last_sched;
   std::uint64_t last_majflt = 0;
+  std::uint64_t last_blkio_ns = 0;
   std::uint64_t last_utime_ns = 0;
   std::uint64_t last_stime_ns = 0;
   std::int64_t last_sample_ns = 0;
@@ -224,6 +225,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns) {
   }
   t.last_sched = *sched;
   t.last_majflt = st->majflt;
+  t.last_blkio_ns = st->delayacct_blkio_ns.value_or(0);
   t.last_utime_ns = st->utime_ns;
   t.last_stime_ns = st->stime_ns;
   t.account.key.start_time_ticks = st->start_time_ticks;
@@ -448,6 +450,10 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
     std::uint64_t du = util::saturating_delta(t.last_utime_ns, st->utime_ns);
     std::uint64_t ds = util::saturating_delta(t.last_stime_ns, st->stime_ns);
     t.last_majflt = st->majflt;
+    const std::uint64_t blkio = st->delayacct_blkio_ns.value_or(0);
+    t.account.blkio_delay_ns +=
+        static_cast<std::int64_t>(util::saturating_delta(t.last_blkio_ns, blkio));
+    t.last_blkio_ns = blkio;
     t.last_utime_ns = st->utime_ns;
     t.last_stime_ns = st->stime_ns;
     auto sc = read_syscall(t);
@@ -673,6 +679,23 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
   }
 
   obs.sources = system_sources(sys1);
+  {
+    std::ifstream in(opt.proc_root + "/sys/kernel/task_delayacct");
+    int on = 0;
+    bool readable = static_cast<bool>(in >> on);
+    std::int64_t blkio = 0;
+    for (const auto& t : obs.threads) blkio += t.blkio_delay_ns;
+    obs.sources.push_back(
+        {"delay accounting", readable && on == 1,
+         fmt::format("exact time blocked on block IO ({:.3f} s over the target's threads; only "
+                     "tasks started "
+                     "after kernel.task_delayacct was switched on carry it)",
+                     static_cast<double>(blkio) / 1e9),
+         readable
+             ? "run as root: diagnose switches kernel.task_delayacct on for the run (tasks started "
+               "after that carry data, e.g. with -- COMMAND), or set it before starting the service"
+             : "this kernel has no kernel.task_delayacct"});
+  }
   obs.sources.insert(
       obs.sources.begin(),
       {"schedstat", true, "exact on-CPU and run-queue wait time of every thread", ""});
