@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "app/cli_values.h"
 #include "app/subcommand.h"
 #include "loadgen/assess.h"
 #include "loadgen/load.h"
@@ -40,30 +41,6 @@ struct LoadArgs {
 std::atomic<bool> g_stop{false};
 void on_sigint(int) {
   g_stop.store(true);
-}
-
-// "250ms", "2s", "1.5m", "1h", or a bare number of seconds.
-std::int64_t parse_duration_ns(const std::string& text, const char* flag) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  const std::string unit = end ? std::string(end) : "";
-  double scale = 0;
-  if (unit.empty() || unit == "s") {
-    scale = 1e9;
-  } else if (unit == "ms") {
-    scale = 1e6;
-  } else if (unit == "us") {
-    scale = 1e3;
-  } else if (unit == "m") {
-    scale = 60e9;
-  } else if (unit == "h") {
-    scale = 3600e9;
-  }
-  if (end == text.c_str() || scale == 0 || !std::isfinite(v) || v < 0 || v * scale > 9e18) {
-    util::usage_error(fmt::format("{} '{}' is not a duration", flag, text),
-                      "give a number with a unit: 500ms, 10s, 2m, 1h");
-  }
-  return static_cast<std::int64_t>(v * scale);
 }
 
 double ms(std::int64_t us) {

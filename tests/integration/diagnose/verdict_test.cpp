@@ -58,39 +58,29 @@ struct Run {
   std::string text;
 };
 
+std::optional<Background> spawn(const std::string& binary, const std::vector<std::string>& args) {
+  auto b = Background::start(binary, args);
+  EXPECT_TRUE(b) << b.error().message;
+  if (!b) return std::nullopt;
+  return std::move(b).value();
+}
+
+// Long enough to cover the warm-up and the diagnosis; killed at the end of the test.
 std::optional<Background> start_load(const Case& c, const std::string& host, std::uint16_t port) {
-  std::string url = "http://" + host + ":" + std::to_string(port) + c.path;
-  // Long enough to cover the warm-up and the diagnosis; killed at the end of the test.
+  const std::string url = "http://" + host + ":" + std::to_string(port) + c.path;
+  const std::string keys = std::string(CHOKEPOINT_SOURCE_DIR) + "/bench/lab/keys_random.lua";
   switch (c.load) {
     case Load::kNone:
       return std::nullopt;
-    case Load::kClosed: {
-      auto b = Background::start("wrk", {"-t1", "-c16", "-d20s", "--timeout", "10s", url});
-      EXPECT_TRUE(b) << b.error().message;
-      if (!b) return std::nullopt;
-      return std::move(b).value();
-    }
-    case Load::kClosedKeys: {
-      std::string script = std::string(CHOKEPOINT_SOURCE_DIR) + "/bench/lab/keys_random.lua";
-      auto b =
-          Background::start("wrk", {"-t1", "-c16", "-d20s", "--timeout", "10s", "-s", script, url});
-      EXPECT_TRUE(b) << b.error().message;
-      if (!b) return std::nullopt;
-      return std::move(b).value();
-    }
-    case Load::kClosedNew: {
-      auto b = Background::start("wrk", {"-t1", "-c64", "-d20s", "-H", "Connection: close", url});
-      EXPECT_TRUE(b) << b.error().message;
-      if (!b) return std::nullopt;
-      return std::move(b).value();
-    }
-    case Load::kRate: {
-      auto b = Background::start(chokepoint_bin(), {"load", "--rate", std::to_string(c.rate), "-c",
-                                                    "4", "--duration", "20s", url});
-      EXPECT_TRUE(b) << b.error().message;
-      if (!b) return std::nullopt;
-      return std::move(b).value();
-    }
+    case Load::kClosed:
+      return spawn("wrk", {"-t1", "-c16", "-d20s", "--timeout", "10s", url});
+    case Load::kClosedKeys:
+      return spawn("wrk", {"-t1", "-c16", "-d20s", "--timeout", "10s", "-s", keys, url});
+    case Load::kClosedNew:
+      return spawn("wrk", {"-t1", "-c64", "-d20s", "-H", "Connection: close", url});
+    case Load::kRate:
+      return spawn(chokepoint_bin(),
+                   {"load", "--rate", std::to_string(c.rate), "-c", "4", "--duration", "20s", url});
   }
   return std::nullopt;
 }
