@@ -213,8 +213,10 @@ Result<std::vector<FdEntry>> ProcFs::read_fd_targets(int pid) const {
     if (n < 0) {
       const int link_err = errno;
       if (link_err == ENOENT) continue;  // closed since readdir listed it
+      // The entry lives in the DIR's buffer: name it before closedir frees that.
+      const std::string path = dir + "/" + entry->d_name;
       ::closedir(d);
-      return util::errno_error("cannot readlink " + dir + "/" + entry->d_name, link_err,
+      return util::errno_error("cannot readlink " + path, link_err,
                                read_error_hint(link_err, true));
     }
     // A target longer than PATH_MAX comes back truncated; the kind is still right.

@@ -117,6 +117,21 @@ TEST(ProcFsFixture, FdTargetsOfEveryKind) {
   EXPECT_TRUE(is_vanished(closed.error()));
 }
 
+// Regression: the error for an fd entry that cannot be read named the entry after closedir() had
+// freed it (a heap use-after-free that ASan caught on a whole-host diagnose).
+TEST(ProcFsFixture, UnreadableFdEntryErrorNamesTheEntry) {
+  const std::string root = ::testing::TempDir() + "/procfs-bad-fd-" + std::to_string(getpid());
+  std::filesystem::create_directories(root + "/4321/fd");
+  // A plain file where a symlink belongs: readlinkat fails with EINVAL, not ENOENT.
+  std::ofstream(root + "/4321/fd/7") << "not a link";
+  ProcFs fs(root, kUnits);
+  auto fds = fs.read_fd_targets(4321);
+  ASSERT_FALSE(fds);
+  EXPECT_EQ(fds.error().errno_value, EINVAL);
+  EXPECT_NE(fds.error().message.find("/4321/fd/7"), std::string::npos) << fds.error().message;
+  std::filesystem::remove_all(root);
+}
+
 TEST(ProcFsFixture, SystemFiles) {
   ProcFs fs(fixture_root("host"), kUnits);
   EXPECT_TRUE(fs.read_system_stat());
