@@ -20,14 +20,16 @@ double Context::lock_ns_caused_by_disk() const {
   if (lock_ns <= 0) return 0.0;
   if (behind >= kLockBehindDiskFraction * lock_ns) return lock_ns;
   // The same conclusion from what the waiters do when they hold the lock: threads that queue on a
-  // lock and spend at least a third of their working time in disk syncs are serializing disk IO.
-  double waiters_disk = 0, waiters_cpu = 0;
+  // lock and spend a fifth of their working time in disk syncs are serializing disk IO.
+  double waiters_disk = 0, waiters_work = 0;
   for (const auto& t : obs.threads) {
     if (t.split[model::Resource::kLock] == 0) continue;
     waiters_disk += static_cast<double>(t.split[model::Resource::kDisk]);
-    waiters_cpu += static_cast<double>(t.split[model::Resource::kOnCpu]);
+    waiters_work +=
+        static_cast<double>(t.split[model::Resource::kDisk] + t.split[model::Resource::kOnCpu] +
+                            t.split[model::Resource::kCpuWait]);
   }
-  if (waiters_disk > 0 && waiters_disk >= 0.5 * waiters_cpu) return lock_ns;
+  if (waiters_disk > 0 && waiters_disk >= kLockWaitersDiskFraction * waiters_work) return lock_ns;
   return behind;
 }
 

@@ -21,8 +21,8 @@ struct Context {
   // Lock waits caused by disk IO under the lock. The lock is held across disk IO, and all of its
   // wait is the disk's doing, when waiters often queue while another thread of the process sits
   // in fsync (at least kLockBehindDiskFraction of the samples), or when the threads that wait on
-  // it spend at least a third of their own working time in disk syncs (measured on the lab's log
-  // scenario: about half). Otherwise only the coinciding part counts.
+  // it spend at least kLockWaitersDiskFraction of their own working time in disk. Otherwise only
+  // the coinciding part counts.
   double lock_ns_caused_by_disk() const;
 };
 
@@ -35,9 +35,11 @@ struct RuleResult {
 inline constexpr double kSignificantLoadThreads = 0.2;
 // ... and that is at least this share of the busy time.
 inline constexpr double kSignificantBusyShare = 0.15;
-// Measured on the lab's log scenario: about 35-50% of mutex-wait samples coincide with the holder
-// in fsync (the rest is the hand-off to the next waiter); a lock with CPU work inside: 0%.
-inline constexpr double kLockBehindDiskFraction = 0.25;
+// Measured on the lab's log scenario: 17-50% of mutex-wait samples coincide with the holder in
+// fsync (the rest is the hand-off to the next waiter), and the waiters spend 25-65% of their own
+// working time (on CPU, queued for a core, in disk) in syncs; a lock with CPU work inside: 0%.
+inline constexpr double kLockBehindDiskFraction = 0.15;
+inline constexpr double kLockWaitersDiskFraction = 0.2;
 
 RuleResult cpu(const Context& ctx);
 RuleResult disk(const Context& ctx);

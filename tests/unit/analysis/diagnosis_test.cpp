@@ -113,6 +113,25 @@ TEST(Verdict, LockPartlyBehindDiskIsStillDisk) {
   EXPECT_FALSE(lock->significant);
 }
 
+TEST(Verdict, LogLockWithFastFsyncIsStillDisk) {
+  // Regression, from a real run of the log scenario (docs/verdicts/examples/log.txt before the
+  // fix): fast fsyncs (0.08 ms await), so only 17% of the mutex-wait samples caught the holder in
+  // fsync and the waiters' own time was 2% CPU, 1% run queue, 1% disk. It read as lock (mutex).
+  auto o = base();
+  for (int i = 1; i < 33; ++i) {
+    o.threads.push_back(thread(i,
+                               {{Resource::kLock, 0.37},
+                                {Resource::kOnCpu, 0.02},
+                                {Resource::kCpuWait, 0.01},
+                                {Resource::kDisk, 0.01}},
+                               "fsync /tmp/lab/requests.log"));
+  }
+  o.lock_wait_behind_disk_ns = static_cast<std::int64_t>(32 * 0.37 * 0.17 * kWindowNs);
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "disk");
+  EXPECT_EQ(primary(d).kind, "log");
+}
+
 TEST(Verdict, RareCoincidenceWithDiskLeavesTheLock) {
   auto o = base();
   o.threads.push_back(thread(1, {{Resource::kDisk, 0.05}}, "fsync /db"));
