@@ -1,4 +1,5 @@
 #include "collect/procfs/task.h"
+#include "unit/collect/procfs/fixture_text.h"
 
 #include <gtest/gtest.h>
 
@@ -10,16 +11,10 @@
 namespace chokepoint::collect::procfs {
 namespace {
 
-constexpr Units kUnits{100, 4096};
+constexpr Units kUnits = testing::kFixtureUnits;
 constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
 
-std::string fixture(const std::string& relative) {
-  std::ifstream in(std::string(CHOKEPOINT_FIXTURES_DIR) + "/proc/" + relative, std::ios::binary);
-  EXPECT_TRUE(in) << relative;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::fixture;
 
 std::string host_pid() {
   std::string pid = fixture("host/SUBJECT_PID");
