@@ -295,13 +295,9 @@ std::optional<LoadAvg> parse_loadavg(std::string_view text) {
 }
 
 std::optional<FileNr> parse_file_nr(std::string_view text) {
-  const auto tokens = split_ws(text);
-  if (tokens.size() != 3) return std::nullopt;
-  auto a = parse_u64(tokens[0]);
-  auto f = parse_u64(tokens[1]);
-  auto m = parse_u64(tokens[2]);
-  if (!a || !f || !m) return std::nullopt;
-  return FileNr{*a, *f, *m};
+  auto f = parse_u64_fields<3>(text);
+  if (!f) return std::nullopt;
+  return FileNr{(*f)[0], (*f)[1], (*f)[2]};
 }
 
 std::optional<std::uint64_t> parse_file_max(std::string_view text) {

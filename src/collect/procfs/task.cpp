@@ -115,13 +115,9 @@ std::optional<TaskStat> parse_task_stat(std::string_view text, const Units& unit
 
 std::optional<Schedstat> parse_schedstat(std::string_view text) {
   // "run_ns run_delay_ns timeslices\n" (Documentation/scheduler/sched-stats.rst).
-  const auto tokens = split_ws(text);
-  if (tokens.size() != 3) return std::nullopt;
-  auto run = parse_u64(tokens[0]);
-  auto delay = parse_u64(tokens[1]);
-  auto slices = parse_u64(tokens[2]);
-  if (!run || !delay || !slices) return std::nullopt;
-  return Schedstat{*run, *delay, *slices};
+  auto f = parse_u64_fields<3>(text);
+  if (!f) return std::nullopt;
+  return Schedstat{(*f)[0], (*f)[1], (*f)[2]};
 }
 
 std::optional<TaskStatus> parse_task_status(std::string_view text) {

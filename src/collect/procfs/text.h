@@ -3,6 +3,7 @@
 // splitting, and the unit conversions done once at this edge (clock ticks -> ns, pages -> bytes,
 // kB -> bytes). All functions are pure, never throw and never read past the view they are given.
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -28,6 +29,10 @@ std::optional<std::uint64_t> parse_hex_u64(std::string_view text);
 // A plain decimal such as "16.32" (loadavg, pressure averages). No exponent, no inf/nan.
 std::optional<double> parse_decimal(std::string_view text);
 
+// Exactly N whitespace-separated u64 fields ("1 2 3\n"), or nullopt.
+template <std::size_t N>
+std::optional<std::array<std::uint64_t, N>> parse_u64_fields(std::string_view text);
+
 // Splits at runs of spaces, tabs and newlines; empty tokens are never produced.
 std::vector<std::string_view> split_ws(std::string_view text);
 // Splits into lines at '\n'; a trailing newline does not produce an empty last line.
@@ -41,5 +46,18 @@ std::uint64_t ticks_to_ns(std::uint64_t ticks, std::int64_t ticks_per_sec);
 std::uint64_t pages_to_bytes(std::uint64_t pages, std::uint64_t page_size_bytes);
 std::uint64_t kib_to_bytes(std::uint64_t kib);
 std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b);
+
+template <std::size_t N>
+std::optional<std::array<std::uint64_t, N>> parse_u64_fields(std::string_view text) {
+  const auto tokens = split_ws(text);
+  if (tokens.size() != N) return std::nullopt;
+  std::array<std::uint64_t, N> out{};
+  for (std::size_t i = 0; i < N; ++i) {
+    auto v = parse_u64(tokens[i]);
+    if (!v) return std::nullopt;
+    out[i] = *v;
+  }
+  return out;
+}
 
 }  // namespace chokepoint::collect::procfs

@@ -32,20 +32,13 @@ using model::Resource;
 
 constexpr std::int64_t kRefreshTargetNs = 500'000'000;   // re-resolve processes and threads
 constexpr std::int64_t kNetWaitRefreshNs = 200'000'000;  // re-read a process's sockets
-constexpr std::int64_t kSystemTickNs = 100'000'000;
+constexpr std::int64_t kSystemTickNs = 100'000'000;      // run-queue samples
 constexpr std::int64_t kMaxPollBackoffNs = 1'000'000'000;
 // fds kept free for everything else (sockets, /proc reads, the output).
 constexpr std::int64_t kReservedFds = 128;
 // CPU a major fault costs in the kernel, reclaim included: about 80 µs measured on the lab's
 // paging scenario on this VM (stime / majflt); 50 µs is the conservative bound we attribute.
-constexpr double kMajorFaultCpuNs = 50'000;  // run-queue samples
-
-std::string read_link(const std::string& path) {
-  char buf[512];
-  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return {};
-  return std::string(buf, static_cast<std::size_t>(n));
-}
+constexpr double kMajorFaultCpuNs = 50'000;
 
 struct ProcessState {
   int pid = 0;
@@ -350,9 +343,8 @@ model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::Sysc
   const int pid = t.account.key.pid;
   int fd_arg = model::fd_argument_index(obs.syscall_nr);
   if (fd_arg >= 0) {
-    auto fd = static_cast<long long>(obs.args[static_cast<std::size_t>(fd_arg)]);
-    std::string link = read_link(fmt::format("{}/{}/fd/{}", proc.root(), pid, fd));
-    auto target = procfs::parse_fd_target(link);
+    auto fd = static_cast<int>(obs.args[static_cast<std::size_t>(fd_arg)]);
+    auto target = proc.read_fd_target(pid, fd);  // fails quietly when the fd closed meanwhile
     if (target) {
       using K = procfs::FdTarget::Kind;
       switch (target->kind) {

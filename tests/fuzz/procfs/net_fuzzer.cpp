@@ -4,20 +4,17 @@
 #include <string_view>
 
 #include "collect/procfs/net.h"
+#include "fuzz/procfs/fuzz_input.h"
 
 using namespace chokepoint::collect::procfs;
 
-namespace {
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-}  // namespace
+using fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
-  const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  const Units units{100, 4096};
-  switch (data[0] % 3) {
+  const std::string_view text = fuzz::text_after_selector(data, size);
+  const Units units = fuzz::kUnits;
+  switch (fuzz::selector(data) % 3) {
     case 0:
       if (auto devs = parse_net_dev(text)) {
         for (const auto& d : *devs) check(!d.name.empty() && d.name.find(':') == std::string::npos);
