@@ -128,29 +128,6 @@ TEST(DiagnoseCli, LaunchesACommandAndEndsIt) {
   EXPECT_EQ(j["schema"], 1);
 }
 
-// As root, delay accounting is switched on for the run and restored afterwards; a launched command
-// starts after the switch, so it carries the data.
-TEST(DiagnoseCli, DelayAccountingIsSwitchedOnAndRestored) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root to change kernel.task_delayacct";
-  auto read_setting = [] {
-    std::ifstream in("/proc/sys/kernel/task_delayacct");
-    int v = -1;
-    in >> v;
-    return v;
-  };
-  int before = read_setting();
-  if (before < 0) GTEST_SKIP() << "this kernel has no kernel.task_delayacct";
-  auto r = run({"diagnose", "--duration", "500ms", "--json", "--", "sleep", "5"});
-  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
-  EXPECT_EQ(read_setting(), before);
-  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
-  ASSERT_FALSE(j.is_discarded());
-  EXPECT_TRUE(j["sources"]["delay accounting"]["available"].get<bool>());
-  if (before == 0) {
-    EXPECT_NE(r.stderr_text.find("switched delay accounting on"), std::string::npos);
-  }
-}
-
 TEST(DiagnoseCli, FindsProcessesByName) {
   auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
   ASSERT_TRUE(lab) << lab.error().message;

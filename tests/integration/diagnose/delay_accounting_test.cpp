@@ -1,0 +1,60 @@
+// kernel.task_delayacct is one setting for the whole machine: this test runs alone (SERIAL), since
+// another diagnose running at the same time would switch and restore it under this one.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/background.h"
+#include "support/lab_process.h"
+
+namespace chokepoint::diagnose_test {
+namespace {
+
+using test_support::Background;
+using test_support::LabProcess;
+using test_support::run_to_exit;
+
+std::string chokepoint_bin() {
+  return std::string(CHOKEPOINT_BIN_DIR) + "/chokepoint";
+}
+
+test_support::ExitResult run(const std::vector<std::string>& args, int timeout_s = 30) {
+  auto r = run_to_exit(args, chokepoint_bin(), std::chrono::seconds(timeout_s));
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? *r : test_support::ExitResult{};
+}
+
+// As root, delay accounting is switched on for the run and restored afterwards; a launched command
+// starts after the switch, so it carries the data.
+TEST(DiagnoseDelayAccounting, SwitchedOnAndRestored) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to change kernel.task_delayacct";
+  auto read_setting = [] {
+    std::ifstream in("/proc/sys/kernel/task_delayacct");
+    int v = -1;
+    in >> v;
+    return v;
+  };
+  int before = read_setting();
+  if (before < 0) GTEST_SKIP() << "this kernel has no kernel.task_delayacct";
+  auto r = run({"diagnose", "--duration", "500ms", "--json", "--", "sleep", "5"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(read_setting(), before);
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_TRUE(j["sources"]["delay accounting"]["available"].get<bool>());
+  if (before == 0) {
+    EXPECT_NE(r.stderr_text.find("switched delay accounting on"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace chokepoint::diagnose_test
