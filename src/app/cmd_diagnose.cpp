@@ -1,22 +1,20 @@
 // chokepoint diagnose: watch a target for a window, split its threads' time by resource, and print
-// the verdict, the evidence and the fix to do first.
-#include <fcntl.h>
+// the verdict, the evidence and the fix to do first. With --load URL it drives the target with
+// chokepoint load while it watches.
 #include <fmt/format.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <thread>
 
-#include "analysis/diagnosis.h"
 #include "app/cli_values.h"
+#include "app/load_report.h"
 #include "app/subcommand.h"
-#include "collect/sampler/sampler.h"
+#include "app/target_session.h"
 #include "render/diagnosis_report.h"
 #include "util/clock.h"
 #include "util/fatal.h"
@@ -25,178 +23,153 @@ namespace chokepoint::app {
 namespace {
 
 std::atomic<bool> g_stop{false};
-
-// As root, switches kernel.task_delayacct on for the run (off by default since 5.14) and restores
-// it afterwards. Only tasks started after the switch carry the data, so it helps `-- CMD`
-// targets and threads that start during the window.
-class DelayAccounting {
- public:
-  DelayAccounting() {
-    if (geteuid() != 0) return;
-    std::ifstream in(kPath);
-    int value = -1;
-    if (!(in >> value) || value != 0) return;
-    std::ofstream out(kPath);
-    if (!(out << 1 << std::endl)) return;
-    switched_ = true;
-    std::cerr << "chokepoint: switched delay accounting on for this run (kernel.task_delayacct=1); "
-                 "only tasks started from now on carry its data; it goes back to 0 at exit\n";
-  }
-  ~DelayAccounting() {
-    if (!switched_) return;
-    std::ofstream out(kPath);
-    out << 0 << std::endl;
-  }
-  DelayAccounting(const DelayAccounting&) = delete;
-  DelayAccounting& operator=(const DelayAccounting&) = delete;
-
- private:
-  static constexpr const char* kPath = "/proc/sys/kernel/task_delayacct";
-  bool switched_ = false;
-};
 void on_signal(int) {
   g_stop.store(true);
 }
 
 struct DiagnoseArgs {
-  int pid = 0;
-  bool children = false;
-  std::string name;
-  std::string cgroup;
-  std::vector<std::string> command;
+  TargetArgs target;
   std::string duration = "5s";
   std::string interval = "100ms";
   bool json = false;
+  // --load: drive the target while diagnosing it.
+  std::string load_url;
+  std::string rate = "max";
+  int connections = 16;
+  int load_threads = 1;
+  std::string warmup = "1s";
 };
 
-// Starts the command; returns its pid once exec succeeded. A CLOEXEC pipe tells exec failure
-// (the child writes errno into it) from success (the pipe just closes).
-pid_t launch(const std::vector<std::string>& command) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw util::FatalError(util::errno_error("pipe2"));
-  pid_t pid = fork();
-  if (pid < 0)
-    throw util::FatalError(util::errno_error("fork", "the system is out of processes or memory"));
-  if (pid == 0) {
-    close(fds[0]);
-    std::vector<char*> argv;
-    for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    int e = errno;
-    ssize_t ignored = write(fds[1], &e, sizeof e);
-    (void)ignored;
-    _exit(127);
+// Load that runs on its own thread from before the window opens until the window closes.
+class BackgroundLoad {
+ public:
+  explicit BackgroundLoad(loadgen::LoadOptions options) : options_(std::move(options)) {
+    options_.stop = &stop_;
+    thread_ = std::thread([this] { result_.emplace(loadgen::run_load(options_)); });
   }
-  close(fds[1]);
-  int child_errno = 0;
-  ssize_t n = read(fds[0], &child_errno, sizeof child_errno);
-  close(fds[0]);
-  if (n == static_cast<ssize_t>(sizeof child_errno)) {
-    waitpid(pid, nullptr, 0);
-    throw util::FatalError(util::errno_error("cannot start '" + command[0] + "'", child_errno,
-                                             "check the command's name and that it is executable "
-                                             "(it is looked up in PATH)"));
+  ~BackgroundLoad() { finish(); }
+  BackgroundLoad(const BackgroundLoad&) = delete;
+  BackgroundLoad& operator=(const BackgroundLoad&) = delete;
+
+  // Stops the load and waits for it; returns its result.
+  const util::Result<loadgen::LoadResult>& finish() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+    return *result_;
   }
-  return pid;
+  const loadgen::LoadOptions& options() const { return options_; }
+
+ private:
+  loadgen::LoadOptions options_;
+  std::atomic<bool> stop_{false};
+  std::optional<util::Result<loadgen::LoadResult>> result_;
+  std::thread thread_;
+};
+
+// Sleeps up to `ns`, returning early when g_stop is set.
+void interruptible_sleep(std::int64_t ns) {
+  for (std::int64_t slept = 0; slept < ns && !g_stop.load(); slept += 10'000'000) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
-// Ends a command we launched: SIGTERM, then SIGKILL after a grace period.
-void reap(pid_t pid) {
-  if (waitpid(pid, nullptr, WNOHANG) == pid) return;
-  kill(pid, SIGTERM);
-  std::int64_t deadline = util::monotonic_ns() + 2 * util::kNsPerSec;
-  while (util::monotonic_ns() < deadline) {
-    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
-    usleep(20'000);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-}
-
-int run_diagnose(const DiagnoseArgs& a) {
-  int targets = (a.pid != 0) + !a.name.empty() + !a.cgroup.empty() + !a.command.empty();
-  if (targets > 1) {
-    util::usage_error("give one target: --pid, --name, --cgroup or -- COMMAND",
-                      "without a target, diagnose watches the whole host");
-  }
-  if (a.pid < 0)
-    util::usage_error(fmt::format("--pid {} is not a process id", a.pid), "pass a positive pid");
-  if (a.children && a.pid == 0)
-    util::usage_error("--children needs --pid", "pass --pid PID --children");
-
-  collect::sampler::SamplerOptions opt;
-  opt.duration_ns = parse_duration_ns(a.duration, "--duration");
-  opt.interval_ns = parse_duration_ns(a.interval, "--interval");
-  if (opt.duration_ns <= 0)
-    util::usage_error("--duration must be above 0", "pass e.g. --duration 5s");
-  if (opt.interval_ns < 1'000'000 || opt.interval_ns > opt.duration_ns) {
+int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
+  const std::int64_t duration_ns = parse_duration_ns(a.duration, "--duration");
+  const std::int64_t interval_ns = parse_duration_ns(a.interval, "--interval");
+  if (duration_ns <= 0) util::usage_error("--duration must be above 0", "pass e.g. --duration 5s");
+  if (interval_ns < 1'000'000 || interval_ns > duration_ns) {
     util::usage_error("--interval must be at least 1ms and at most --duration",
                       "pass e.g. --interval 100ms");
   }
-  opt.stop = &g_stop;
-
-  using Kind = collect::sampler::TargetSpec::Kind;
-  auto& t = opt.target;
-  pid_t launched = 0;
-  DelayAccounting delay_accounting;  // before a command is launched, so that it carries the data
-  if (a.pid) {
-    t.kind = Kind::kPid;
-    t.pid = a.pid;
-    t.children = a.children;
-  } else if (!a.name.empty()) {
-    t.kind = Kind::kName;
-    t.name = a.name;
-  } else if (!a.cgroup.empty()) {
-    t.kind = Kind::kCgroup;
-    t.cgroup_path = a.cgroup;
-  } else if (!a.command.empty()) {
-    t.kind = Kind::kCommand;
-    for (const auto& c : a.command) t.command_text += (t.command_text.empty() ? "" : " ") + c;
-    launched = launch(a.command);
-    t.pid = launched;
+  if (a.load_url.empty() && load_options_given) {
+    util::usage_error("--rate, --connections, --load-threads and --warmup go with --load URL",
+                      "pass --load http://127.0.0.1:8080/ to drive the target while diagnosing");
+  }
+  std::optional<loadgen::LoadOptions> load_options;
+  if (!a.load_url.empty()) {
+    loadgen::LoadOptions o;
+    RequestArgs request;
+    request.urls = {a.load_url};
+    apply_request_args(request, o);
+    o.rate_per_s = parse_rate_per_s(a.rate, "--rate");
+    o.connections = a.connections;
+    o.threads = a.load_threads;
+    o.warmup_ns = parse_duration_ns(a.warmup, "--warmup");
+    // The window closes the load through its stop flag; the duration is only a backstop.
+    o.duration_ns = duration_ns + 30 * util::kNsPerSec;
+    preflight(o);
+    load_options = std::move(o);
   }
 
+  auto session = TargetSession::open(a.target);
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  auto sampler = collect::sampler::Sampler::create(opt);
-  if (!sampler) {
-    if (launched) reap(launched);
-    throw util::FatalError(sampler.error(), sampler.error().errno_value == EINVAL
-                                                ? util::kExitUsage
-                                                : util::kExitRuntime);
+  std::unique_ptr<BackgroundLoad> load;
+  if (load_options) {
+    load = std::make_unique<BackgroundLoad>(*load_options);
+    if (!a.json) {
+      std::cerr << fmt::format(
+          "chokepoint: driving {} with {} over {} connection(s); {:.1f} s warmup\n", a.load_url,
+          load_options->rate_per_s > 0 ? fmt::format("{:g} req/s", load_options->rate_per_s)
+                                       : std::string("closed-loop load (--rate max)"),
+          load_options->connections, load_options->warmup_ns / 1e9);
+    }
+    interruptible_sleep(load_options->warmup_ns);
   }
   if (!a.json) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
-                             t.kind == Kind::kHost
-                                 ? "the whole host"
-                                 : collect::sampler::kind_name(t.kind) + " " +
-                                       (t.kind == Kind::kPid      ? std::to_string(t.pid)
-                                        : t.kind == Kind::kName   ? t.name
-                                        : t.kind == Kind::kCgroup ? t.cgroup_path
-                                                                  : t.command_text),
-                             opt.duration_ns / 1e9);
+                             session->describe(), duration_ns / 1e9);
   }
-  auto obs = (*sampler)->run();
-  if (launched) reap(launched);
-  if (!obs) throw util::FatalError(obs.error());
-  if (obs->threads.empty()) {
-    throw util::FatalError(util::Error{"the target exited before it could be observed",
-                                       "start the service first, or diagnose it with -- COMMAND",
-                                       ESRCH});
+  auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
+  const util::Result<loadgen::LoadResult>* load_result = load ? &load->finish() : nullptr;
+  const bool launched = session->launched();
+  session->end_command();
+  if (!window) {
+    throw util::FatalError(window.error(), window.error().errno_value == EINVAL
+                                               ? util::kExitUsage
+                                               : util::kExitRuntime);
   }
+  const model::Observation& obs = window->observation;
+  const analysis::Diagnosis& d = window->diagnosis;
 
-  analysis::Diagnosis d = analysis::diagnose(*obs);
+  std::optional<loadgen::LoadAssessment> assessment;
+  if (load_result && *load_result) assessment = loadgen::assess(**load_result, load->options());
   if (a.json) {
-    std::cout << render::diagnosis_json(*obs, d).dump(2) << "\n";
+    nlohmann::json j = render::diagnosis_json(obs, d);
+    if (load_result) {
+      j["load"] = *load_result
+                      ? load_json(**load_result, load->options(), *assessment, {a.load_url})
+                      : nlohmann::json{{"error", load_result->error().message}};
+    }
+    std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << render::diagnosis_text(*obs, d);
+    std::cout << render::diagnosis_text(obs, d);
+    if (load_result && *load_result) {
+      const loadgen::LoadResult& r = **load_result;
+      std::cout << fmt::format(
+          "\nLoad during the window (chokepoint load {}, {}, {} connections)\n", a.load_url,
+          load->options().rate_per_s > 0
+              ? fmt::format("open loop at {:g} req/s", load->options().rate_per_s)
+              : std::string("closed loop"),
+          r.connections);
+      std::cout << load_text_summary(r, load->options(), *assessment, "  ");
+    }
   }
   std::cout.flush();
-  if (obs->target_exited && !launched) {
+  // The diagnosis stands, but a run whose load failed did not measure what the user asked for.
+  if (load_result && !*load_result) {
+    util::print_error(load_result->error());
+    return util::kExitRuntime;
+  }
+  if (load_result && (*load_result)->requests > 0 && responses(**load_result) == 0) {
+    util::print_error({fmt::format("the load got no response ({})", (*load_result)->first_error),
+                       "check that --load points at the target's listening address", 0});
+    return util::kExitRuntime;
+  }
+  if (obs.target_exited && !launched) {
     util::print_error(
         {"the target exited during the window", "the report covers the time until it exited", 0});
     return util::kExitRuntime;
@@ -211,23 +184,39 @@ Subcommand make_diagnose_command(CLI::App& root) {
   CLI::App* cli = root.add_subcommand("diagnose",
                                       "Watch a service and name what limits it: network, disk, "
                                       "memory, lock or CPU, with evidence and the fix to do first");
-  cli->add_option("-p,--pid", args->pid, "a process (all its threads)");
-  cli->add_flag("--children", args->children, "with --pid: its descendants too");
-  cli->add_option("-n,--name", args->name, "every process with this name (comm or executable)");
-  cli->add_option("--cgroup", args->cgroup,
-                  "every task in a cgroup directory (v1 or v2): a container or systemd service");
+  add_target_options(cli, args->target);
   cli->add_option("-d,--duration", args->duration, "how long to watch (500ms, 5s, 2m)")
       ->capture_default_str();
   cli->add_option("-i,--interval", args->interval, "how often to sample thread states")
       ->capture_default_str();
   cli->add_flag("--json", args->json, "print the JSON report (schema 1) instead of text");
-  cli->add_option("command", args->command, "after --: a command to start and watch")->expected(-1);
+  cli->add_option("--load", args->load_url,
+                  "drive the target with HTTP load at this URL while watching it");
+  auto* rate = cli->add_option("-r,--rate", args->rate,
+                               "with --load: requests per second (open loop) or 'max'")
+                   ->capture_default_str();
+  auto* conns =
+      cli->add_option("-c,--connections", args->connections, "with --load: keep-alive connections")
+          ->capture_default_str()
+          ->check(CLI::Range(1, 100'000));
+  auto* threads =
+      cli->add_option("--load-threads", args->load_threads, "with --load: generator threads")
+          ->capture_default_str()
+          ->check(CLI::Range(1, 1024));
+  auto* warmup =
+      cli->add_option("--warmup", args->warmup, "with --load: load before the window opens")
+          ->capture_default_str();
   cli->footer(
       "Without a target, diagnose watches the whole host. Examples:\n"
       "  chokepoint diagnose --pid 1234\n"
       "  chokepoint diagnose --name nginx --duration 10s\n"
+      "  chokepoint diagnose --pid 1234 --load http://127.0.0.1:8080/ --rate 2000\n"
       "  chokepoint diagnose -- ./server --port 8080");
-  return {cli, [args] { return run_diagnose(*args); }};
+  return {cli, [args, rate, conns, threads, warmup] {
+            const bool load_options_given =
+                rate->count() + conns->count() + threads->count() + warmup->count() > 0;
+            return run_diagnose(*args, load_options_given);
+          }};
 }
 
 }  // namespace chokepoint::app

@@ -503,7 +503,9 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
 util::Result<model::Observation> Sampler::run() {
   Impl& s = *impl_;
   rusage ru0{};
-  getrusage(RUSAGE_SELF, &ru0);
+  // The sampler runs on the calling thread only: its cost is that thread's, not that of a load
+  // generator sharing the process (diagnose --load, knee).
+  getrusage(RUSAGE_THREAD, &ru0);
   SystemSnapshot sys0 = take_system_snapshot(s.proc, s.opt.target);
   const std::int64_t start_ns = util::monotonic_ns();
   auto first = s.refresh(start_ns);
@@ -713,7 +715,7 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
                          "per-connection RTT, queues, send-buffer-limited time", diag_problem});
 
   rusage ru1{};
-  getrusage(RUSAGE_SELF, &ru1);
+  getrusage(RUSAGE_THREAD, &ru1);
   auto tv_s = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
   obs.overhead.cpu_s =
       tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime) + tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);

@@ -197,5 +197,45 @@ TEST(DiagnoseCli, TextReportLeadsWithTheVerdict) {
   EXPECT_NE(r.stdout_text.find("Sources:"), std::string::npos);
 }
 
+TEST(DiagnoseCli, LoadDrivesTheTargetWhileItIsWatched) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string url = "http://127.0.0.1:" + std::to_string(lab->port()) + "/";
+  auto r = run({"diagnose", "--pid", std::to_string(lab->pid()), "--load", url, "--rate", "300",
+                "-c", "4", "--warmup", "200ms", "--duration", "1s", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
+  ASSERT_TRUE(j.contains("load")) << r.stdout_text;
+  const auto& load = j["load"];
+  EXPECT_EQ(load["mode"], "open");
+  EXPECT_EQ(load["connections"], 4);
+  // 300 req/s over the 1 s window (the warmup is not counted): about 300 requests, all answered.
+  EXPECT_GT(load["requests"].get<double>(), 200) << load.dump();
+  EXPECT_LT(load["requests"].get<double>(), 400) << load.dump();
+  EXPECT_EQ(load["ok"], load["requests"]) << load.dump();
+  EXPECT_GT(load["warmup_requests"].get<double>(), 20) << load.dump();
+  // The lab served them: its threads spent some time on a CPU.
+  EXPECT_GT(j["time_split"]["on_cpu"].get<double>(), 0) << j["time_split"].dump();
+}
+
+TEST(DiagnoseCli, LoadThatGetsNoResponseFails) {
+  // A port nobody listens on (bound and closed here, so it is free): every request is refused.
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  auto r = run({"diagnose", "--pid", std::to_string(lab->pid()), "--load", "http://127.0.0.1:1/",
+                "--rate", "50", "-c", "2", "--warmup", "0s", "--duration", "500ms"});
+  expect_error(r, 1, "the load got no response");
+  // The diagnosis is still printed.
+  EXPECT_NE(r.stdout_text.find("VERDICT:"), std::string::npos) << r.stdout_text;
+}
+
+TEST(DiagnoseCli, LoadOptionsAreCheckedBeforeAnythingRuns) {
+  expect_error(run({"diagnose", "--pid", "1", "--rate", "100"}), 2, "go with --load URL");
+  expect_error(run({"diagnose", "--pid", "1", "--load", "ftp://x/"}), 2, "");
+  expect_error(run({"diagnose", "--pid", "1", "--load", "http://127.0.0.1:1/", "--rate", "-3"}), 2,
+               "is not a rate");
+}
+
 }  // namespace
 }  // namespace chokepoint::diagnose_test

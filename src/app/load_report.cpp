@@ -1,0 +1,204 @@
+#include "app/load_report.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "app/cli_values.h"
+#include "util/fatal.h"
+
+namespace chokepoint::app {
+
+void add_request_options(CLI::App* cli, RequestArgs& args) {
+  cli->add_option("URL", args.urls, "http:// URL(s); several URLs must share host and port")
+      ->required();
+  cli->add_option("--weights", args.weights, "relative weight of each URL, e.g. 3,1")
+      ->delimiter(',');
+  cli->add_option("--timeout", args.timeout, "per-request deadline, from when it is sent")
+      ->capture_default_str();
+  cli->add_option("-m,--method", args.method, "HTTP method")->capture_default_str();
+  cli->add_option("-H,--header", args.headers, "extra header 'Name: value' (repeatable)");
+  cli->add_option("--body", args.body, "request body");
+  cli->add_option("--body-file", args.body_file, "read the request body from a file")
+      ->excludes("--body");
+  cli->add_flag("--h2", args.h2,
+                "HTTP/2 over cleartext with prior knowledge (h2c) via nghttp2, one stream in "
+                "flight per connection");
+}
+
+void apply_request_args(const RequestArgs& args, loadgen::LoadOptions& o) {
+  if (!args.weights.empty() && args.weights.size() != args.urls.size()) {
+    util::usage_error(
+        fmt::format("--weights has {} values for {} URLs", args.weights.size(), args.urls.size()),
+        "give one weight per URL, in the same order: --weights 3,1");
+  }
+  o.requests.clear();
+  for (std::size_t i = 0; i < args.urls.size(); ++i) {
+    auto url = loadgen::parse_url(args.urls[i]);
+    if (!url) util::usage_error(url.error().message, url.error().hint);
+    o.requests.push_back({*url, args.weights.empty() ? 1.0 : args.weights[i]});
+  }
+  o.method = args.method;
+  o.headers = args.headers;
+  o.body = args.body;
+  o.h2 = args.h2;
+  o.timeout_ns = parse_duration_ns(args.timeout, "--timeout");
+  if (!args.body_file.empty()) {
+    std::ifstream in(args.body_file, std::ios::binary);
+    if (!in) {
+      util::usage_error(fmt::format("cannot read --body-file '{}'", args.body_file),
+                        "check the path and its permissions");
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    o.body = ss.str();
+  }
+}
+
+double parse_rate_per_s(const std::string& text, const char* flag) {
+  if (text == "max") return 0;
+  char* end = nullptr;
+  double rate = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !(rate > 0) || !std::isfinite(rate)) {
+    util::usage_error(fmt::format("{} '{}' is not a rate", flag, text),
+                      fmt::format("give requests per second (e.g. {} 2000) or {} max", flag, flag));
+  }
+  return rate;
+}
+
+void preflight(const loadgen::LoadOptions& o) {
+  if (auto ok = loadgen::check_load_options(o); !ok) {
+    // Resource limits are runtime failures (exit 1); the rest are usage mistakes (exit 2).
+    const bool limit = ok.error().message.find("RLIMIT_NOFILE") != std::string::npos;
+    throw util::FatalError(ok.error(), limit ? util::kExitRuntime : util::kExitUsage);
+  }
+  if (auto ep = loadgen::resolve(o.requests[0].url); !ep) {
+    throw util::FatalError(ep.error(), util::kExitUsage);
+  }
+}
+
+double to_ms(std::int64_t us) {
+  return static_cast<double>(us) / 1000.0;
+}
+
+nlohmann::json percentiles_json(const loadgen::Histogram& h) {
+  return {{"p50", to_ms(h.percentile_us(50))},
+          {"p90", to_ms(h.percentile_us(90))},
+          {"p99", to_ms(h.percentile_us(99))},
+          {"p999", to_ms(h.percentile_us(99.9))},
+          {"p9999", to_ms(h.percentile_us(99.99))},
+          {"max", to_ms(h.max_us())},
+          {"min", to_ms(h.min_us())},
+          {"mean", h.mean_us() / 1000.0},
+          {"count", h.count()}};
+}
+
+std::string percentiles_text(const loadgen::Histogram& h) {
+  return fmt::format(
+      "p50 {:.3f}  p90 {:.3f}  p99 {:.3f}  p99.9 {:.3f}  p99.99 {:.3f}  max {:.3f} ms",
+      to_ms(h.percentile_us(50)), to_ms(h.percentile_us(90)), to_ms(h.percentile_us(99)),
+      to_ms(h.percentile_us(99.9)), to_ms(h.percentile_us(99.99)), to_ms(h.max_us()));
+}
+
+std::uint64_t responses(const loadgen::LoadResult& r) {
+  std::uint64_t n = 0;
+  for (auto k : {loadgen::Outcome::kOk, loadgen::Outcome::kStatus4xx, loadgen::Outcome::kStatus5xx})
+    n += r.outcomes[static_cast<int>(k)];
+  return n;
+}
+
+double error_ratio(const loadgen::LoadResult& r) {
+  if (r.requests == 0) return 0;
+  return static_cast<double>(r.requests - r.outcomes[0]) / static_cast<double>(r.requests);
+}
+
+nlohmann::json load_json(const loadgen::LoadResult& r, const loadgen::LoadOptions& o,
+                         const loadgen::LoadAssessment& a, const std::vector<std::string>& urls) {
+  const bool open_loop = o.rate_per_s > 0;
+  nlohmann::json j;
+  j["urls"] = urls;
+  j["mode"] = open_loop ? "open" : "closed";
+  j["protocol"] = o.h2 ? "h2c" : "http/1.1";
+  j["target_rate"] = open_loop ? nlohmann::json(o.rate_per_s) : nlohmann::json(nullptr);
+  j["threads"] = r.threads;
+  j["connections"] = r.connections;
+  j["requests"] = r.requests;
+  j["duration_s"] = r.duration_s;
+  j["rps"] = a.rps;
+  j["latency_ms"] = percentiles_json(r.latency);
+  j["service_time_ms"] = percentiles_json(r.service);
+  nlohmann::json errors;
+  for (int k = 1; k < loadgen::kOutcomeCount; ++k) {
+    errors[loadgen::outcome_name(static_cast<loadgen::Outcome>(k))] = r.outcomes[k];
+  }
+  j["ok"] = r.outcomes[0];
+  j["errors"] = errors;
+  j["status"] = {{"1xx", r.status_classes[1]}, {"2xx", r.status_classes[2]},
+                 {"3xx", r.status_classes[3]}, {"4xx", r.status_classes[4]},
+                 {"5xx", r.status_classes[5]}, {"other", r.status_classes[0]}};
+  j["requests_per_url"] = r.requests_per_url;
+  j["warmup_requests"] = r.warmup_requests;
+  j["late_sends"] = r.late_sends;
+  j["dropped_sends"] = r.dropped_sends;
+  j["max_send_delay_ms"] = to_ms(r.max_send_delay_us);
+  j["connects"] = r.connects;
+  j["bytes_read"] = r.bytes_read;
+  j["bytes_written"] = r.bytes_written;
+  j["connections_needed"] = a.connections_needed;
+  j["fell_behind"] = a.fell_behind;
+  j["too_few_connections"] = a.too_few_connections;
+  j["warnings"] = a.warnings;
+  j["slowest"] = nlohmann::json::array();
+  for (const auto& s : r.slowest) {
+    j["slowest"].push_back({{"trace_id", s.trace_id},
+                            {"latency_ms", to_ms(s.latency_us)},
+                            {"service_time_ms", to_ms(s.service_us)},
+                            {"outcome", loadgen::outcome_name(s.outcome)},
+                            {"status", s.status},
+                            {"url", s.url_index < urls.size() ? urls[s.url_index] : ""}});
+  }
+  j["timeline"] = nlohmann::json::array();
+  for (std::size_t s = 0; s < r.timeline.size(); ++s) {
+    const auto& b = r.timeline[s];
+    j["timeline"].push_back(
+        {{"second", s},
+         {"requests", b.requests},
+         {"errors", b.errors},
+         {"mean_ms", b.latency_count ? b.latency_sum_us / 1000.0 / b.latency_count : 0.0},
+         {"max_ms", to_ms(b.latency_max_us)}});
+  }
+  return j;
+}
+
+std::string load_text_summary(const loadgen::LoadResult& r, const loadgen::LoadOptions& o,
+                              const loadgen::LoadAssessment& a, const std::string& indent) {
+  const bool open_loop = o.rate_per_s > 0;
+  std::string out = fmt::format("{}requests   {} in {:.2f} s = {:.1f} req/s", indent, r.requests,
+                                r.duration_s, a.rps);
+  if (open_loop) out += fmt::format(" ({:.1f}% of target)", a.achieved_ratio * 100);
+  out += "\n" + fmt::format("{}outcomes   ok {}", indent, r.outcomes[0]);
+  for (int k = 1; k < loadgen::kOutcomeCount; ++k) {
+    out += fmt::format("  {} {}", loadgen::outcome_name(static_cast<loadgen::Outcome>(k)),
+                       r.outcomes[k]);
+  }
+  out += "\n" + indent + "latency    " + percentiles_text(r.latency) +
+         (open_loop ? "  (from intended send time)\n" : "\n");
+  out += indent + "service    " + percentiles_text(r.service) + "  (uncorrected)\n";
+  if (open_loop) {
+    out += fmt::format(
+        "{}sends      {} late (> {} ms), {} dropped, max delay {:.3f} ms; Little's law needs "
+        "{:.1f} connections\n",
+        indent, r.late_sends, o.late_threshold_ns / 1'000'000, r.dropped_sends,
+        to_ms(r.max_send_delay_us), a.connections_needed);
+  }
+  if (r.warmup_requests > 0) {
+    out += fmt::format("{}warmup     {} requests not counted\n", indent, r.warmup_requests);
+  }
+  for (const auto& w : a.warnings) out += indent + "warning: " + w + "\n";
+  return out;
+}
+
+}  // namespace chokepoint::app

@@ -1,0 +1,175 @@
+#include "app/target_session.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <iostream>
+
+#include "collect/sampler/sampler.h"
+#include "util/clock.h"
+#include "util/fatal.h"
+
+namespace chokepoint::app {
+namespace {
+
+constexpr const char* kDelayAcctPath = "/proc/sys/kernel/task_delayacct";
+
+// As root, switches kernel.task_delayacct on (off by default since 5.14). Only tasks started
+// after the switch carry the data, so it helps `-- CMD` targets and threads that start during
+// the window. Returns whether it was switched (and must be restored).
+bool switch_delay_accounting_on() {
+  if (geteuid() != 0) return false;
+  std::ifstream in(kDelayAcctPath);
+  int value = -1;
+  if (!(in >> value) || value != 0) return false;
+  std::ofstream out(kDelayAcctPath);
+  if (!(out << 1 << std::endl)) return false;
+  std::cerr << "chokepoint: switched delay accounting on for this run (kernel.task_delayacct=1); "
+               "only tasks started from now on carry its data; it goes back to 0 at exit\n";
+  return true;
+}
+
+// Starts the command; returns its pid once exec succeeded. A CLOEXEC pipe tells exec failure
+// (the child writes errno into it) from success (the pipe just closes).
+pid_t launch(const std::vector<std::string>& command) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw util::FatalError(util::errno_error("pipe2"));
+  pid_t pid = fork();
+  if (pid < 0)
+    throw util::FatalError(util::errno_error("fork", "the system is out of processes or memory"));
+  if (pid == 0) {
+    close(fds[0]);
+    std::vector<char*> argv;
+    for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    int e = errno;
+    ssize_t ignored = write(fds[1], &e, sizeof e);
+    (void)ignored;
+    _exit(127);
+  }
+  close(fds[1]);
+  int child_errno = 0;
+  ssize_t n = read(fds[0], &child_errno, sizeof child_errno);
+  close(fds[0]);
+  if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    waitpid(pid, nullptr, 0);
+    throw util::FatalError(util::errno_error("cannot start '" + command[0] + "'", child_errno,
+                                             "check the command's name and that it is executable "
+                                             "(it is looked up in PATH)"));
+  }
+  return pid;
+}
+
+// Ends a command we launched: SIGTERM, then SIGKILL after a grace period.
+void reap(pid_t pid) {
+  if (waitpid(pid, nullptr, WNOHANG) == pid) return;
+  kill(pid, SIGTERM);
+  std::int64_t deadline = util::monotonic_ns() + 2 * util::kNsPerSec;
+  while (util::monotonic_ns() < deadline) {
+    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
+    usleep(20'000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+}  // namespace
+
+void add_target_options(CLI::App* cli, TargetArgs& args) {
+  cli->add_option("-p,--pid", args.pid, "a process (all its threads)");
+  cli->add_flag("--children", args.children, "with --pid: its descendants too");
+  cli->add_option("-n,--name", args.name, "every process with this name (comm or executable)");
+  cli->add_option("--cgroup", args.cgroup,
+                  "every task in a cgroup directory (v1 or v2): a container or systemd service");
+  cli->add_option("command", args.command, "after --: a command to start and watch")->expected(-1);
+}
+
+std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a) {
+  int targets = (a.pid != 0) + !a.name.empty() + !a.cgroup.empty() + !a.command.empty();
+  if (targets > 1) {
+    util::usage_error("give one target: --pid, --name, --cgroup or -- COMMAND",
+                      "without a target, the whole host is watched");
+  }
+  if (a.pid < 0)
+    util::usage_error(fmt::format("--pid {} is not a process id", a.pid), "pass a positive pid");
+  if (a.children && a.pid == 0)
+    util::usage_error("--children needs --pid", "pass --pid PID --children");
+
+  using Kind = collect::sampler::TargetSpec::Kind;
+  std::unique_ptr<TargetSession> s(new TargetSession());
+  auto& t = s->spec_;
+  // Before a command is launched, so that it carries the data.
+  s->delayacct_switched_ = switch_delay_accounting_on();
+  if (a.pid) {
+    t.kind = Kind::kPid;
+    t.pid = a.pid;
+    t.children = a.children;
+  } else if (!a.name.empty()) {
+    t.kind = Kind::kName;
+    t.name = a.name;
+  } else if (!a.cgroup.empty()) {
+    t.kind = Kind::kCgroup;
+    t.cgroup_path = a.cgroup;
+  } else if (!a.command.empty()) {
+    t.kind = Kind::kCommand;
+    for (const auto& c : a.command) t.command_text += (t.command_text.empty() ? "" : " ") + c;
+    s->launched_ = launch(a.command);
+    t.pid = s->launched_;
+  }
+  return s;
+}
+
+TargetSession::~TargetSession() {
+  end_command();
+  if (delayacct_switched_) {
+    std::ofstream out(kDelayAcctPath);
+    out << 0 << std::endl;
+  }
+}
+
+void TargetSession::end_command() {
+  if (launched_ == 0) return;
+  reap(launched_);
+  launched_ = 0;
+}
+
+std::string TargetSession::describe() const {
+  using Kind = collect::sampler::TargetSpec::Kind;
+  const auto& t = spec_;
+  if (t.kind == Kind::kHost) return "the whole host";
+  return collect::sampler::kind_name(t.kind) + " " +
+         (t.kind == Kind::kPid      ? std::to_string(t.pid)
+          : t.kind == Kind::kName   ? t.name
+          : t.kind == Kind::kCgroup ? t.cgroup_path
+                                    : t.command_text);
+}
+
+util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,
+                                                      std::int64_t interval_ns,
+                                                      const std::atomic<bool>* stop) const {
+  collect::sampler::SamplerOptions opt;
+  opt.target = spec_;
+  opt.duration_ns = duration_ns;
+  opt.interval_ns = interval_ns;
+  opt.stop = stop;
+  auto sampler = collect::sampler::Sampler::create(opt);
+  if (!sampler) return sampler.error();
+  auto obs = (*sampler)->run();
+  if (!obs) return obs.error();
+  if (obs->threads.empty()) {
+    return util::Error{"the target exited before it could be observed",
+                       "start the service first, or watch it with -- COMMAND", ESRCH};
+  }
+  DiagnosisWindow w;
+  w.diagnosis = analysis::diagnose(*obs);
+  w.observation = std::move(*obs);
+  return w;
+}
+
+}  // namespace chokepoint::app

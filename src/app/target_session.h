@@ -1,0 +1,71 @@
+#pragma once
+// The target of a subcommand that watches a service (diagnose, knee): the --pid / --children /
+// --name / --cgroup / -- COMMAND options, the command launched and ended, delay accounting
+// switched on and restored, and a diagnosis window run on demand.
+//
+// Thread-safety: one thread owns a TargetSession. The stop flag may be set from a signal handler.
+
+#include <sys/types.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "analysis/diagnosis.h"
+#include "collect/sampler/target.h"
+#include "model/observation.h"
+#include "util/result.h"
+
+namespace chokepoint::app {
+
+struct TargetArgs {
+  int pid = 0;
+  bool children = false;
+  std::string name;
+  std::string cgroup;
+  std::vector<std::string> command;  // after --
+};
+
+// Adds --pid, --children, --name, --cgroup and the positional command to `cli`.
+void add_target_options(CLI::App* cli, TargetArgs& args);
+
+struct DiagnosisWindow {
+  model::Observation observation;
+  analysis::Diagnosis diagnosis;
+};
+
+class TargetSession {
+ public:
+  // Checks the options (usage errors exit 2), switches delay accounting on as root, and launches
+  // the command if one was given. Without a target the session watches the whole host.
+  // Throws util::FatalError.
+  static std::unique_ptr<TargetSession> open(const TargetArgs& args);
+  ~TargetSession();  // ends a launched command (SIGTERM, then SIGKILL) and restores delayacct
+  TargetSession(const TargetSession&) = delete;
+  TargetSession& operator=(const TargetSession&) = delete;
+
+  const collect::sampler::TargetSpec& spec() const { return spec_; }
+  bool is_host() const { return spec_.kind == collect::sampler::TargetSpec::Kind::kHost; }
+  bool launched() const { return launched_ != 0; }
+  // "pid 1234", "cgroup /sys/fs/cgroup/x", "the whole host".
+  std::string describe() const;
+
+  // Watches the target for one window and diagnoses it. `stop` ends the window early. Errors:
+  // the target is gone or cannot be read (with hints).
+  util::Result<DiagnosisWindow> diagnose(std::int64_t duration_ns, std::int64_t interval_ns,
+                                         const std::atomic<bool>* stop) const;
+
+  // Ends a launched command now (idempotent).
+  void end_command();
+
+ private:
+  TargetSession() = default;
+  collect::sampler::TargetSpec spec_;
+  pid_t launched_ = 0;
+  bool delayacct_switched_ = false;
+};
+
+}  // namespace chokepoint::app
