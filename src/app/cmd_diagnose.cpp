@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "app/background_load.h"
 #include "app/cli_values.h"
 #include "app/load_report.h"
 #include "app/subcommand.h"
@@ -38,32 +39,6 @@ struct DiagnoseArgs {
   int connections = 16;
   int load_threads = 1;
   std::string warmup = "1s";
-};
-
-// Load that runs on its own thread from before the window opens until the window closes.
-class BackgroundLoad {
- public:
-  explicit BackgroundLoad(loadgen::LoadOptions options) : options_(std::move(options)) {
-    options_.stop = &stop_;
-    thread_ = std::thread([this] { result_.emplace(loadgen::run_load(options_)); });
-  }
-  ~BackgroundLoad() { finish(); }
-  BackgroundLoad(const BackgroundLoad&) = delete;
-  BackgroundLoad& operator=(const BackgroundLoad&) = delete;
-
-  // Stops the load and waits for it; returns its result.
-  const util::Result<loadgen::LoadResult>& finish() {
-    stop_.store(true);
-    if (thread_.joinable()) thread_.join();
-    return *result_;
-  }
-  const loadgen::LoadOptions& options() const { return options_; }
-
- private:
-  loadgen::LoadOptions options_;
-  std::atomic<bool> stop_{false};
-  std::optional<util::Result<loadgen::LoadResult>> result_;
-  std::thread thread_;
 };
 
 // Sleeps up to `ns`, returning early when g_stop is set.
