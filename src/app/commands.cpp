@@ -5,6 +5,7 @@ namespace chokepoint::app {
 // Each subcommand's factory, defined in its cmd_<name>.cpp.
 // (add one declaration per subcommand here)
 Subcommand make_diagnose_command(CLI::App& root);
+Subcommand make_knee_command(CLI::App& root);
 Subcommand make_load_command(CLI::App& root);
 Subcommand make_usl_command(CLI::App& root);
 
@@ -13,6 +14,7 @@ std::vector<Subcommand> register_all(CLI::App& root) {
   // (add one push_back per subcommand here, in the order --help should list them)
   subcommands.push_back(make_diagnose_command(root));
   subcommands.push_back(make_load_command(root));
+  subcommands.push_back(make_knee_command(root));
   subcommands.push_back(make_usl_command(root));
   (void)root;
   return subcommands;

@@ -1,9 +1,11 @@
 #include "collect/sampler/sampler.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +131,14 @@ struct Sampler::Impl {
   model::WaitObservation observe(ThreadState& t, const procfs::SyscallState& sc, char state,
                                  std::uint64_t majflt_delta, std::int64_t now_ns);
   void compute_net_wait(ProcessState& p, std::int64_t now_ns);
+  // What an fd of `pid` is, for the wait classifier: its role and a stable detail text.
+  std::pair<model::FdRole, std::string> classify_fd(int pid, int fd, std::int64_t now_ns);
+  // poll(2)/ppoll(2) on a few fds: reads the pollfd array from the thread's memory and says
+  // whether it waits on a peer (a connection the process opened, or a full send buffer), with the
+  // detail. std::nullopt when the array cannot be read (no ptrace access, too many fds).
+  std::optional<std::pair<bool, std::string>> poll_waits_on_network(
+      int pid, const model::WaitObservation& obs, std::int64_t now_ns);
+  bool poll_read_denied = false;  // process_vm_readv failed with EPERM once: do not retry
   void finish_thread(ThreadState& t);
   void read_process(ProcessState& p, bool first);
   model::Observation build(std::int64_t start_ns, std::int64_t end_ns, const SystemSnapshot& sys0,
@@ -321,6 +331,100 @@ void Sampler::Impl::compute_net_wait(ProcessState& p, std::int64_t now_ns) {
   }
 }
 
+std::pair<model::FdRole, std::string> Sampler::Impl::classify_fd(int pid, int fd,
+                                                                 std::int64_t now_ns) {
+  model::FdRole role = model::FdRole::kUnknown;
+  std::string detail;
+  auto target = proc.read_fd_target(pid, fd);  // fails quietly when the fd closed meanwhile
+  if (target) {
+    using K = procfs::FdTarget::Kind;
+    switch (target->kind) {
+      case K::kRegularFile:
+        role = model::FdRole::kRegularFile;
+        detail = target->path;
+        break;
+      case K::kPipe:
+        role = model::FdRole::kPipe;
+        detail = "pipe";
+        break;
+      case K::kEventfd:
+        role = model::FdRole::kEventfd;
+        detail = "eventfd";
+        break;
+      case K::kEpoll:
+        role = model::FdRole::kEpoll;
+        break;
+      case K::kTimerfd:
+        role = model::FdRole::kTimerfd;
+        detail = "timerfd";
+        break;
+      case K::kSignalfd:
+        role = model::FdRole::kSignalfd;
+        detail = "signalfd";
+        break;
+      case K::kDevice:
+        role = model::FdRole::kCharDevice;
+        detail = target->path;
+        break;
+      case K::kSocket: {
+        role = model::FdRole::kSocketOther;
+        auto sock = sockets.socket_for_fd(pid, fd, target->inode, now_ns);
+        if (sock) {
+          std::string peer = fmt::format("{}:{}", sock->remote_addr, sock->remote_port);
+          if (sock->state == netlink::TcpState::kListen) {
+            role = model::FdRole::kSocketListen;
+          } else if (sockets.is_server_side(pid, *sock, now_ns)) {
+            role = model::FdRole::kSocketServer;
+            // The client's address without its (ephemeral) port, so evidence sums over
+            // connections.
+            detail = "client " + sock->remote_addr + " (send buffer full)";
+          } else {
+            role = model::FdRole::kSocketClient;
+            detail = "upstream " + peer;
+          }
+        }
+        break;
+      }
+      default:
+        role = model::FdRole::kOther;
+        break;
+    }
+  }
+  return {role, detail};
+}
+
+std::optional<std::pair<bool, std::string>> Sampler::Impl::poll_waits_on_network(
+    int pid, const model::WaitObservation& obs, std::int64_t now_ns) {
+  // A thread polling a handful of fds names them; past this it is an event loop in disguise and
+  // the process-wide view (compute_net_wait) is the better guess.
+  constexpr std::uint64_t kMaxPollFds = 16;
+  const std::uint64_t nfds = obs.args[1];
+  if (poll_read_denied || nfds == 0 || nfds > kMaxPollFds) return std::nullopt;
+  std::array<pollfd, kMaxPollFds> fds{};
+  iovec local{fds.data(), nfds * sizeof(pollfd)};
+  iovec remote{reinterpret_cast<void*>(obs.args[0]), nfds * sizeof(pollfd)};
+  // process_vm_readv(2) needs ptrace read access (PTRACE_MODE_ATTACH_REALCREDS): root, or the
+  // same user where yama's ptrace_scope allows it.
+  const ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+  if (n != static_cast<ssize_t>(nfds * sizeof(pollfd))) {
+    if (n < 0 && errno == EPERM) poll_read_denied = true;
+    return std::nullopt;
+  }
+  for (std::uint64_t i = 0; i < nfds; ++i) {
+    if (fds[i].fd < 0) continue;
+    auto [role, detail] = classify_fd(pid, fds[i].fd, now_ns);
+    // Waiting to read a connection it opened: an upstream's reply. Waiting to write anywhere: a
+    // full send buffer (a slow peer or a full link).
+    if (role == model::FdRole::kSocketClient && (fds[i].events & (POLLIN | POLLOUT))) {
+      return std::make_pair(true, detail);
+    }
+    if (role == model::FdRole::kSocketServer && (fds[i].events & POLLOUT)) {
+      return std::make_pair(true, detail);
+    }
+  }
+  return std::make_pair(false, std::string());
+}
+
 model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::SyscallState& sc,
                                               char state, std::uint64_t majflt_delta,
                                               std::int64_t now_ns) {
@@ -344,61 +448,7 @@ model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::Sysc
   int fd_arg = model::fd_argument_index(obs.syscall_nr);
   if (fd_arg >= 0) {
     auto fd = static_cast<int>(obs.args[static_cast<std::size_t>(fd_arg)]);
-    auto target = proc.read_fd_target(pid, fd);  // fails quietly when the fd closed meanwhile
-    if (target) {
-      using K = procfs::FdTarget::Kind;
-      switch (target->kind) {
-        case K::kRegularFile:
-          obs.fd_role = model::FdRole::kRegularFile;
-          obs.fd_detail = target->path;
-          break;
-        case K::kPipe:
-          obs.fd_role = model::FdRole::kPipe;
-          obs.fd_detail = "pipe";
-          break;
-        case K::kEventfd:
-          obs.fd_role = model::FdRole::kEventfd;
-          obs.fd_detail = "eventfd";
-          break;
-        case K::kEpoll:
-          obs.fd_role = model::FdRole::kEpoll;
-          break;
-        case K::kTimerfd:
-          obs.fd_role = model::FdRole::kTimerfd;
-          obs.fd_detail = "timerfd";
-          break;
-        case K::kSignalfd:
-          obs.fd_role = model::FdRole::kSignalfd;
-          obs.fd_detail = "signalfd";
-          break;
-        case K::kDevice:
-          obs.fd_role = model::FdRole::kCharDevice;
-          obs.fd_detail = target->path;
-          break;
-        case K::kSocket: {
-          obs.fd_role = model::FdRole::kSocketOther;
-          auto sock = sockets.socket_for_fd(pid, static_cast<int>(fd), target->inode, now_ns);
-          if (sock) {
-            std::string peer = fmt::format("{}:{}", sock->remote_addr, sock->remote_port);
-            if (sock->state == netlink::TcpState::kListen) {
-              obs.fd_role = model::FdRole::kSocketListen;
-            } else if (sockets.is_server_side(pid, *sock, now_ns)) {
-              obs.fd_role = model::FdRole::kSocketServer;
-              // The client's address without its (ephemeral) port, so evidence sums over
-              // connections.
-              obs.fd_detail = "client " + sock->remote_addr + " (send buffer full)";
-            } else {
-              obs.fd_role = model::FdRole::kSocketClient;
-              obs.fd_detail = "upstream " + peer;
-            }
-          }
-          break;
-        }
-        default:
-          obs.fd_role = model::FdRole::kOther;
-          break;
-      }
-    }
+    std::tie(obs.fd_role, obs.fd_detail) = classify_fd(pid, fd, now_ns);
   }
   const long nr = obs.syscall_nr;
   bool event_wait =
@@ -412,7 +462,19 @@ model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::Sysc
 #ifdef SYS_select
   event_wait = event_wait || nr == SYS_select;
 #endif
-  if (event_wait) {
+  bool poll_call = nr == SYS_ppoll;
+#ifdef SYS_poll
+  poll_call = poll_call || nr == SYS_poll;
+#endif
+  std::optional<std::pair<bool, std::string>> polled;
+  if (poll_call) polled = poll_waits_on_network(pid, obs, now_ns);
+  if (polled) {
+    // The exact fd set beats the process-wide guess: a thread polling an upstream connection
+    // waits on the network even when, at jiffy resolution, its socket's last send and receive
+    // look simultaneous.
+    obs.process_waits_on_network = polled->first;
+    obs.fd_detail = polled->second;
+  } else if (event_wait) {
     auto& p = processes[pid];
     compute_net_wait(p, now_ns);
     obs.process_waits_on_network = p.net_wait;

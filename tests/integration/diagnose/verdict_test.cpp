@@ -45,7 +45,10 @@ struct Case {
   std::string not_kind;     // ...with this kind (empty: any kind)
   bool needs_root = false;
   bool upstream = false;  // start a --role upstream lab and pass --upstream
-  bool netns = false;     // run the lab behind a 20 mbit/s tbf link in a test namespace
+  int upstream_delay_ms = 5;
+  // When above 0: the verdict's resource must hold at least this share of all the time.
+  double min_time_share = 0;
+  bool netns = false;  // run the lab behind a 20 mbit/s tbf link in a test namespace
   std::string path = "/";
 };
 
@@ -124,7 +127,8 @@ TEST_P(Verdict, OnTheLab) {
   std::optional<LabProcess> upstream;
   std::vector<std::string> args = c.lab_args;
   if (c.upstream) {
-    auto up = LabProcess::start({"--role", "upstream", "--delay-ms", "5", "--port", "0"});
+    auto up = LabProcess::start(
+        {"--role", "upstream", "--delay-ms", std::to_string(c.upstream_delay_ms), "--port", "0"});
     ASSERT_TRUE(up) << up.error().message;
     upstream.emplace(std::move(up).value());
     args.insert(args.end(), {"--upstream", "127.0.0.1:" + std::to_string(upstream->port())});
@@ -164,6 +168,9 @@ TEST_P(Verdict, OnTheLab) {
     EXPECT_EQ(verdict, c.verdict) << summary(j);
     if (!c.kind.empty()) {
       EXPECT_EQ(kind, c.kind) << summary(j);
+    }
+    if (c.min_time_share > 0) {
+      EXPECT_GE(j["time_split"][c.verdict].get<double>(), c.min_time_share) << summary(j);
     }
   }
   if (!c.not_verdict.empty()) {
@@ -214,6 +221,17 @@ const std::vector<Case> kScenarios = [] {
     bw.needs_root = bw.netns = true;
     v.push_back(bw);
   }
+  // Regression (found by knee): a pool of 4 saturated by 16 connections polls its upstream
+  // connections back to back, so each socket's last send and last receive fall in the same jiffy
+  // and tcp_info cannot tell the wait; the polled fds themselves say it is the upstream.
+  Case pool =
+      scenario("upstream_saturated_pool",
+               {"--scenario", "upstream", "--upstream-calls", "1", "--blocking-workers", "4"},
+               Load::kClosed, 0, "network", "upstream");
+  pool.upstream = true;
+  pool.upstream_delay_ms = 10;
+  pool.min_time_share = 0.45;  // 4 of the lab's 7 threads wait on the upstream all the time
+  v.push_back(pool);
   v.push_back(scenario("serial", {"--scenario", "serial"}, Load::kClosed, 0, "cpu", "serial"));
   v.push_back(scenario("leak", {"--scenario", "leak"}, Load::kRate, 300, "memory", "leak"));
   Case paging = scenario("paging", {"--scenario", "paging"}, Load::kClosed, 0, "memory", "paging");
