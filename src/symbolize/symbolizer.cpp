@@ -244,15 +244,16 @@ std::shared_ptr<ElfBinary> SymbolizerImpl::vdso(std::string& reason) {
     if (base == 0) {
       vdso_error_ = "no vDSO in chokepoint's own process";
     } else {
-      const auto* ehdr = reinterpret_cast<const Elf64_Ehdr*>(base);
+      // getauxval gives the image's address as an integer.
+      const auto* image = reinterpret_cast<const unsigned char*>(base);  // NOLINT
+      const auto* ehdr = reinterpret_cast<const Elf64_Ehdr*>(image);
       std::uint64_t size = ehdr->e_shoff + std::uint64_t{ehdr->e_shnum} * ehdr->e_shentsize;
-      const auto* phdr = reinterpret_cast<const Elf64_Phdr*>(base + ehdr->e_phoff);
+      const auto* phdr = reinterpret_cast<const Elf64_Phdr*>(image + ehdr->e_phoff);
       for (int i = 0; i < ehdr->e_phnum; ++i) {
         size = std::max<std::uint64_t>(size, phdr[i].p_offset + phdr[i].p_filesz);
       }
       util::ScopedFd fd(::memfd_create("chokepoint-vdso", MFD_CLOEXEC));
-      if (!fd.valid() || ::write(fd.get(), reinterpret_cast<const void*>(base), size) !=
-                             static_cast<ssize_t>(size)) {
+      if (!fd.valid() || ::write(fd.get(), image, size) != static_cast<ssize_t>(size)) {
         vdso_error_ = std::string("cannot copy the vDSO: ") + std::strerror(errno);
       } else if (auto b = ElfBinary::open(std::move(fd), "[vdso]", options_.source_lines)) {
         vdso_ = std::move(b).value();
