@@ -1,6 +1,7 @@
 #include "render/flamegraph_svg.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <sys/wait.h>
@@ -39,9 +40,21 @@ bool have(const std::string& tool) {
   return run("command -v " + tool + " >/dev/null").exit_code == 0;
 }
 
+// Files this test process wrote; removed when it exits.
+struct TempFiles {
+  std::vector<std::string> paths;
+  ~TempFiles() {
+    for (const auto& p : paths) std::remove(p.c_str());
+  }
+};
+TempFiles g_temp_files;
+
+// The pid keeps test processes that ctest runs in parallel off each other's files.
 std::string write_temp(const std::string& name, const std::string& content) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  const std::string path =
+      ::testing::TempDir() + "/chokepoint-svg-" + std::to_string(::getpid()) + "-" + name;
   std::ofstream(path, std::ios::binary) << content;
+  g_temp_files.paths.push_back(path);
   return path;
 }
 
