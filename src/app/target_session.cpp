@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,20 +20,58 @@ namespace {
 
 constexpr const char* kDelayAcctPath = "/proc/sys/kernel/task_delayacct";
 
-// As root, switches kernel.task_delayacct on (off by default since 5.14). Only tasks started
-// after the switch carry the data, so it helps `-- CMD` targets and threads that start during
-// the window. Returns whether it was switched (and must be restored).
-bool switch_delay_accounting_on() {
-  if (geteuid() != 0) return false;
+// The directory for the delay accounting lock and marker: /run (root's tmpfs), else /tmp.
+std::string delayacct_dir() {
+  return access("/run", W_OK) == 0 ? "/run" : "/tmp";
+}
+
+int read_delayacct() {
   std::ifstream in(kDelayAcctPath);
   int value = -1;
-  if (!(in >> value) || value != 0) return false;
+  if (!(in >> value)) return -1;
+  return value;
+}
+
+}  // namespace
+
+// kernel.task_delayacct is one switch for the whole machine, and several chokepoint runs may
+// overlap. Every run that may switch it holds a shared flock on a lock file for its lifetime. A
+// marker file records that chokepoint (not the administrator) switched it on. At exit a run tries
+// to turn its shared lock into an exclusive one without waiting: only the last run out gets it,
+// and only that run restores 0, and only if the marker says chokepoint switched it. A run that
+// crashed leaves the marker behind, and the next last run out restores the setting.
+DelayAccountingSwitch::DelayAccountingSwitch() {
+  if (geteuid() != 0) return;
+  const std::string dir = delayacct_dir();
+  lock_path_ = dir + "/chokepoint-delayacct.lock";
+  marker_path_ = dir + "/chokepoint-delayacct.switched";
+  lock_fd_ = util::ScopedFd(open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock_fd_.valid() || flock(lock_fd_.get(), LOCK_SH) != 0) {
+    lock_fd_.reset();
+    return;
+  }
+  if (read_delayacct() != 0) return;  // on already (by an admin or another run), or absent
   std::ofstream out(kDelayAcctPath);
-  if (!(out << 1 << std::endl)) return false;
+  if (!(out << 1 << std::endl)) return;
+  std::ofstream(marker_path_) << getpid() << "\n";
+  switched_ = true;
   std::cerr << "chokepoint: switched delay accounting on for this run (kernel.task_delayacct=1); "
                "only tasks started from now on carry its data; it goes back to 0 at exit\n";
-  return true;
 }
+
+DelayAccountingSwitch::~DelayAccountingSwitch() {
+  if (!lock_fd_.valid()) return;
+  // Converting a flock is not atomic (flock(2)): the shared lock is dropped first. That is fine:
+  // this run is leaving either way.
+  if (flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) return;  // others still run; the last restores
+  if (access(marker_path_.c_str(), F_OK) == 0) {
+    std::ofstream out(kDelayAcctPath);
+    out << 0 << std::endl;
+    unlink(marker_path_.c_str());
+  }
+}
+
+namespace {
 
 // Starts the command; returns its pid once exec succeeded. A CLOEXEC pipe tells exec failure
 // (the child writes errno into it) from success (the pipe just closes).
@@ -105,7 +144,7 @@ std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a) {
   std::unique_ptr<TargetSession> s(new TargetSession());
   auto& t = s->spec_;
   // Before a command is launched, so that it carries the data.
-  s->delayacct_switched_ = switch_delay_accounting_on();
+  s->delay_accounting_ = std::make_unique<DelayAccountingSwitch>();
   if (a.pid) {
     t.kind = Kind::kPid;
     t.pid = a.pid;
@@ -127,10 +166,6 @@ std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a) {
 
 TargetSession::~TargetSession() {
   end_command();
-  if (delayacct_switched_) {
-    std::ofstream out(kDelayAcctPath);
-    out << 0 << std::endl;
-  }
 }
 
 void TargetSession::end_command() {

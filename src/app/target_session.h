@@ -18,6 +18,7 @@
 #include "collect/sampler/target.h"
 #include "model/observation.h"
 #include "util/result.h"
+#include "util/scoped_fd.h"
 
 namespace chokepoint::app {
 
@@ -31,6 +32,24 @@ struct TargetArgs {
 
 // Adds --pid, --children, --name, --cgroup and the positional command to `cli`.
 void add_target_options(CLI::App* cli, TargetArgs& args);
+
+// As root, switches kernel.task_delayacct on for as long as any chokepoint run that holds one of
+// these is alive, and restores 0 when the last one ends (only if chokepoint switched it). Only
+// tasks started after the switch carry delay accounting data. Does nothing when not root.
+class DelayAccountingSwitch {
+ public:
+  DelayAccountingSwitch();
+  ~DelayAccountingSwitch();
+  DelayAccountingSwitch(const DelayAccountingSwitch&) = delete;
+  DelayAccountingSwitch& operator=(const DelayAccountingSwitch&) = delete;
+  bool switched_by_this_run() const { return switched_; }
+
+ private:
+  util::ScopedFd lock_fd_;
+  std::string lock_path_;
+  std::string marker_path_;
+  bool switched_ = false;
+};
 
 struct DiagnosisWindow {
   model::Observation observation;
@@ -64,8 +83,8 @@ class TargetSession {
  private:
   TargetSession() = default;
   collect::sampler::TargetSpec spec_;
+  std::unique_ptr<DelayAccountingSwitch> delay_accounting_;
   pid_t launched_ = 0;
-  bool delayacct_switched_ = false;
 };
 
 }  // namespace chokepoint::app

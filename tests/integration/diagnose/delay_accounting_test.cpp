@@ -1,5 +1,5 @@
-// kernel.task_delayacct is one setting for the whole machine: this test runs alone (SERIAL), since
-// another diagnose running at the same time would switch and restore it under this one.
+// kernel.task_delayacct is one setting for the whole machine: this test runs alone (SERIAL), so
+// that the setting it reads is the one its own runs left.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -54,6 +54,38 @@ TEST(DiagnoseDelayAccounting, SwitchedOnAndRestored) {
   if (before == 0) {
     EXPECT_NE(r.stderr_text.find("switched delay accounting on"), std::string::npos);
   }
+}
+
+int read_delayacct() {
+  std::ifstream in("/proc/sys/kernel/task_delayacct");
+  int v = -1;
+  in >> v;
+  return v;
+}
+
+// Regression: two overlapping runs. The first run switches delay accounting on and ends while the
+// second still runs: it must not switch it off under the second; the last one out restores it.
+TEST(DiagnoseDelayAccounting, OverlappingRunsRestoreOnlyWhenTheLastEnds) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to change kernel.task_delayacct";
+  const int before = read_delayacct();
+  if (before < 0) GTEST_SKIP() << "this kernel has no kernel.task_delayacct";
+  if (before != 0) GTEST_SKIP() << "kernel.task_delayacct is already 1: nothing is switched";
+  auto first = Background::start(chokepoint_bin(),
+                                 {"diagnose", "--duration", "1s", "--json", "--", "sleep", "10"});
+  ASSERT_TRUE(first) << first.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(read_delayacct(), 1);
+  auto second = Background::start(chokepoint_bin(),
+                                  {"diagnose", "--duration", "3s", "--json", "--", "sleep", "10"});
+  ASSERT_TRUE(second) << second.error().message;
+  auto first_done = first->wait(20'000);
+  ASSERT_TRUE(first_done) << first_done.error().message;
+  EXPECT_EQ(*first_done, 0);
+  EXPECT_EQ(read_delayacct(), 1) << "the first run switched it off under the second";
+  auto second_done = second->wait(20'000);
+  ASSERT_TRUE(second_done) << second_done.error().message;
+  EXPECT_EQ(*second_done, 0);
+  EXPECT_EQ(read_delayacct(), 0) << "the last run out did not restore it";
 }
 
 }  // namespace
