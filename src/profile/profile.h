@@ -32,6 +32,11 @@ struct Frame {
   friend bool operator==(const Frame&, const Frame&) = default;
 };
 
+// Off-CPU stacks may carry the waker's stack after a frame with this name (Gregg's offwaketime
+// layout): the frames before it are where the thread blocked, the frames after it are the stack
+// of the thread that woke it (reversed, so both meet at the marker).
+inline constexpr const char* kWokenByMarker = "--- woken by ---";
+
 // One distinct stack and the weight that landed on it.
 struct Stack {
   std::vector<Frame> frames;  // outermost first; the last frame is where the time was spent

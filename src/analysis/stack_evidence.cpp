@@ -1,0 +1,190 @@
+#include "analysis/stack_evidence.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <string_view>
+
+namespace chokepoint::analysis {
+namespace {
+
+using profile::Frame;
+using profile::FrameKind;
+
+bool contains_any(std::string_view name, std::initializer_list<std::string_view> parts) {
+  for (auto p : parts) {
+    if (name.find(p) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+// The frames before the woken-by marker: where the thread blocked.
+std::vector<Frame>::const_iterator blocked_end(const std::vector<Frame>& frames) {
+  return std::find_if(frames.begin(), frames.end(),
+                      [](const Frame& f) { return f.name == profile::kWokenByMarker; });
+}
+
+bool system_library(const std::string& module) {
+  const bool lib_dir = module.rfind("/lib/", 0) == 0 || module.rfind("/lib64/", 0) == 0 ||
+                       module.rfind("/usr/lib", 0) == 0 || module.rfind("/usr/local/lib", 0) == 0;
+  return lib_dir && module.find(".so") != std::string::npos;
+}
+
+std::string frame_text(const Frame& f) {
+  if (f.file.empty()) return f.name;
+  const auto slash = f.file.rfind('/');
+  const std::string base = slash == std::string::npos ? f.file : f.file.substr(slash + 1);
+  return f.line > 0 ? fmt::format("{} ({}:{})", f.name, base, f.line)
+                    : fmt::format("{} ({})", f.name, base);
+}
+
+double seconds(const profile::Profile& p, std::uint64_t value) {
+  if (p.weight == profile::Weight::kNanoseconds) return static_cast<double>(value) / 1e9;
+  return p.frequency_hz > 0 ? static_cast<double>(value) / p.frequency_hz : 0;
+}
+
+const char* wait_noun(const std::string& resource) {
+  if (resource == "lock") return "lock wait";
+  if (resource == "disk") return "disk wait";
+  if (resource == "network") return "network wait";
+  return "memory stall";
+}
+
+}  // namespace
+
+std::string offcpu_resource(const profile::Stack& stack) {
+  const auto end = blocked_end(stack.frames);
+  bool futex = false, mutex = false, condvar = false;
+  bool memory = false, disk = false, network = false, file_lock = false;
+  for (auto it = stack.frames.begin(); it != end; ++it) {
+    const std::string& n = it->name;
+    if (it->kind == FrameKind::kKernel) {
+      // Order matters: a page fault can wait in io_schedule too, and is memory.
+      if (contains_any(n, {"handle_mm_fault", "exc_page_fault", "do_swap_page", "try_to_free_pages",
+                           "__alloc_pages_slowpath", "shrink_node", "mem_cgroup_handle_over_high",
+                           "workingset_refault"})) {
+        memory = true;
+      }
+      if (contains_any(n,
+                       {"fsync", "fdatasync", "sync_file_range", "jbd2", "io_schedule", "writeback",
+                        "blk_mq", "submit_bio", "ext4_", "xfs_", "btrfs_", "filemap_read"})) {
+        disk = true;
+      }
+      if (contains_any(n, {"tcp_", "sk_wait", "sk_stream_wait", "inet_", "unix_stream",
+                           "__sys_recv", "__sys_send", "sock_", "do_sys_poll"})) {
+        network = true;
+      }
+      if (contains_any(n, {"futex_wait"})) futex = true;
+      if (contains_any(n, {"locks_lock_inode_wait", "flock_lock", "fcntl_setlk", "posix_lock"})) {
+        file_lock = true;
+      }
+    } else {
+      // glibc 2.36: std::mutex::lock -> pthread_mutex_lock -> __lll_lock_wait -> futex;
+      // std::condition_variable::wait -> pthread_cond_wait -> __futex_abstimed_wait_common.
+      if (contains_any(n, {"mutex_lock", "__lll_lock_wait", "rwlock", "sem_wait", "sem_timedwait",
+                           "mutex::lock", "shared_mutex"})) {
+        mutex = true;
+      }
+      if (contains_any(n,
+                       {"cond_wait", "cond_timedwait", "cond_clockwait", "condition_variable"})) {
+        condvar = true;
+      }
+    }
+  }
+  if (memory) return "memory";
+  if (file_lock) return "lock";
+  // A futex is a lock only when the user frames say mutex; a condition variable is a pool thread
+  // waiting for work (idle), and a futex with neither cannot be told apart: left out.
+  if (futex) return mutex && !condvar ? "lock" : "";
+  if (disk) return "disk";
+  if (network) return "network";
+  return "";
+}
+
+const Frame* own_code_frame(const std::vector<Frame>& frames) {
+  for (auto it = frames.rbegin(); it != frames.rend(); ++it) {
+    if ((it->kind == FrameKind::kUser || it->kind == FrameKind::kJit) &&
+        !system_library(it->module)) {
+      return &*it;
+    }
+  }
+  return nullptr;
+}
+
+StackEvidence stack_evidence(const std::string& resource, const profile::Profile* on_cpu,
+                             const profile::Profile* off_cpu, std::size_t top) {
+  StackEvidence ev;
+  if (resource == "cpu") {
+    if (!on_cpu) return ev;
+    // Self time by own-code function: the leaf-most frame of the service's code, so time in libc
+    // called from Store::hash counts for Store::hash.
+    std::map<std::string, std::uint64_t> by_function;
+    std::uint64_t total = 0;
+    for (const auto& s : on_cpu->stacks) {
+      total += s.value;
+      const Frame* f = own_code_frame(s.frames);
+      if (f) by_function[frame_text(*f)] += s.value;
+    }
+    if (total == 0) return ev;
+    std::vector<std::pair<std::uint64_t, std::string>> ranked;
+    for (auto& [name, v] : by_function) ranked.emplace_back(v, name);
+    std::sort(ranked.rbegin(), ranked.rend());
+    std::string line = "hottest code on CPU:";
+    for (std::size_t i = 0; i < ranked.size() && i < top; ++i) {
+      line +=
+          fmt::format("{} {} {:.0f}%", i ? "," : "", ranked[i].second,
+                      100.0 * static_cast<double>(ranked[i].first) / static_cast<double>(total));
+    }
+    ev.covered_s = seconds(*on_cpu, total);
+    ev.lines.push_back(
+        line + fmt::format(" (of {} on-CPU samples at {:g} Hz)", total, on_cpu->frequency_hz));
+    return ev;
+  }
+  if (!off_cpu) return ev;
+  std::map<std::string, std::uint64_t> blocked_in;
+  std::map<std::string, std::map<std::string, std::uint64_t>> woken_by;
+  std::uint64_t total = 0;
+  for (const auto& s : off_cpu->stacks) {
+    if (offcpu_resource(s) != resource) continue;
+    total += s.value;
+    const auto end = blocked_end(s.frames);
+    std::vector<Frame> blocked(s.frames.begin(), end);
+    const Frame* f = own_code_frame(blocked);
+    const std::string where = f ? frame_text(*f) : "code outside the service (libraries, kernel)";
+    blocked_in[where] += s.value;
+    if (end != s.frames.end()) {
+      // The waker's stack is stored reversed after the marker: its leaf-most frame comes first.
+      const Frame* waker = nullptr;
+      for (auto it = end + 1; it != s.frames.end() && !waker; ++it) {
+        if ((it->kind == FrameKind::kUser || it->kind == FrameKind::kJit) &&
+            !system_library(it->module)) {
+          waker = &*it;
+        }
+      }
+      if (waker) woken_by[where][frame_text(*waker)] += s.value;
+    }
+  }
+  if (total == 0) return ev;
+  ev.covered_s = seconds(*off_cpu, total);
+  std::vector<std::pair<std::uint64_t, std::string>> ranked;
+  for (auto& [name, v] : blocked_in) ranked.emplace_back(v, name);
+  std::sort(ranked.rbegin(), ranked.rend());
+  for (std::size_t i = 0; i < ranked.size() && i < top; ++i) {
+    const auto& [value, where] = ranked[i];
+    std::string line = fmt::format("{:.0f}% of {} ({:.2f} s, off-CPU stacks) is under {}",
+                                   100.0 * static_cast<double>(value) / static_cast<double>(total),
+                                   wait_noun(resource), seconds(*off_cpu, value), where);
+    auto w = woken_by.find(where);
+    if (w != woken_by.end() && !w->second.empty()) {
+      auto best =
+          std::max_element(w->second.begin(), w->second.end(),
+                           [](const auto& a, const auto& b) { return a.second < b.second; });
+      line += (resource == "lock" ? ", released by " : ", woken by ") + best->first;
+    }
+    ev.lines.push_back(line);
+  }
+  return ev;
+}
+
+}  // namespace chokepoint::analysis

@@ -1,0 +1,179 @@
+#include "analysis/stack_evidence.h"
+
+#include <gtest/gtest.h>
+
+namespace chokepoint::analysis {
+namespace {
+
+using profile::Frame;
+using profile::FrameKind;
+using profile::Profile;
+using profile::Stack;
+
+const char* kLibc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+const char* kLab = "/work/build/bin/chokepoint-lab";
+
+Frame user(std::string name, std::string module = kLab, std::string file = "", int line = 0) {
+  return Frame{std::move(name), FrameKind::kUser, std::move(module), std::move(file), line, ""};
+}
+Frame kernel(std::string name) {
+  return Frame{std::move(name), FrameKind::kKernel, "[kernel]", "", 0, ""};
+}
+Frame root() {
+  return Frame{"chokepoint-lab (42)", FrameKind::kProcess, "", "", 0, ""};
+}
+Frame marker() {
+  return Frame{profile::kWokenByMarker, FrameKind::kProcess, "", "", 0, ""};
+}
+
+Stack mutex_wait(std::uint64_t ns, std::string where, std::vector<Frame> waker = {}) {
+  Stack s;
+  s.frames = {root(),
+              user("start_thread", kLibc),
+              user(std::move(where), kLab, "lab/scenarios.cpp", 150),
+              user("pthread_mutex_lock", kLibc),
+              user("__lll_lock_wait", kLibc),
+              kernel("__x64_sys_futex"),
+              kernel("futex_wait"),
+              kernel("schedule")};
+  if (!waker.empty()) {
+    s.frames.push_back(marker());
+    s.frames.insert(s.frames.end(), waker.begin(), waker.end());
+  }
+  s.value = ns;
+  s.count = 1;
+  return s;
+}
+
+Stack condvar_wait(std::uint64_t ns) {
+  Stack s;
+  s.frames = {root(),
+              user("start_thread", kLibc),
+              user("WorkerPool::run", kLab),
+              user("std::condition_variable::wait", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"),
+              user("pthread_cond_wait", kLibc),
+              kernel("__x64_sys_futex"),
+              kernel("futex_wait"),
+              kernel("schedule")};
+  s.value = ns;
+  return s;
+}
+
+Stack fsync_wait(std::uint64_t ns) {
+  Stack s;
+  s.frames = {root(),
+              user("lab_commit_record", kLab, "lab/scenarios.cpp", 190),
+              user("fdatasync", kLibc),
+              kernel("__x64_sys_fdatasync"),
+              kernel("ext4_sync_file"),
+              kernel("jbd2_log_wait_commit"),
+              kernel("schedule")};
+  s.value = ns;
+  return s;
+}
+
+Stack poll_upstream(std::uint64_t ns) {
+  Stack s;
+  s.frames = {root(),
+              user("lab_call_upstream", kLab),
+              user("poll", kLibc),
+              kernel("__x64_sys_poll"),
+              kernel("do_sys_poll"),
+              kernel("schedule")};
+  s.value = ns;
+  return s;
+}
+
+Stack page_fault(std::uint64_t ns) {
+  Stack s;
+  s.frames = {root(),
+              user("lab_paging_read", kLab),
+              kernel("exc_page_fault"),
+              kernel("handle_mm_fault"),
+              kernel("filemap_fault"),
+              kernel("io_schedule")};
+  s.value = ns;
+  return s;
+}
+
+Profile off_cpu(std::vector<Stack> stacks) {
+  Profile p;
+  p.off_cpu = true;
+  p.weight = profile::Weight::kNanoseconds;
+  p.stacks = std::move(stacks);
+  return p;
+}
+
+TEST(OffCpuResource, ClassifiesByKernelAndUserFrames) {
+  EXPECT_EQ(offcpu_resource(mutex_wait(1, "LabStore::update")), "lock");
+  EXPECT_EQ(offcpu_resource(condvar_wait(1)), "");  // a parked pool thread is idle
+  EXPECT_EQ(offcpu_resource(fsync_wait(1)), "disk");
+  EXPECT_EQ(offcpu_resource(poll_upstream(1)), "network");
+  EXPECT_EQ(offcpu_resource(page_fault(1)), "memory");  // io_schedule under a fault is memory
+  Stack sleep;
+  sleep.frames = {root(), user("main"), kernel("__x64_sys_clock_nanosleep"), kernel("schedule")};
+  EXPECT_EQ(offcpu_resource(sleep), "");
+  // A waker stack after the marker does not change what the blocked part waited on.
+  EXPECT_EQ(offcpu_resource(mutex_wait(1, "f", {kernel("tcp_sendmsg"), user("g")})), "lock");
+}
+
+TEST(OwnCodeFrame, SkipsSystemLibrariesAndKernel) {
+  auto s = mutex_wait(1, "LabStore::update");
+  const Frame* f = own_code_frame(s.frames);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->name, "LabStore::update");
+  EXPECT_EQ(own_code_frame({user("write", kLibc), kernel("schedule")}), nullptr);
+}
+
+TEST(StackEvidence, LockNamesTheFunctionAndWhoReleasedIt) {
+  Profile p = off_cpu({
+      mutex_wait(780'000'000, "LabStore::update",
+                 {user("LabStore::update", kLab), kernel("futex_wake")}),
+      mutex_wait(220'000'000, "LabStore::get"),
+      condvar_wait(5'000'000'000),  // idle pool threads: not lock time
+      fsync_wait(1'000'000'000),
+  });
+  auto ev = stack_evidence("lock", nullptr, &p);
+  ASSERT_EQ(ev.lines.size(), 2u);
+  EXPECT_EQ(
+      ev.lines[0],
+      "78% of lock wait (0.78 s, off-CPU stacks) is under LabStore::update (scenarios.cpp:150), "
+      "released by LabStore::update");
+  EXPECT_EQ(ev.lines[1].rfind("22% of lock wait", 0), 0u) << ev.lines[1];
+  EXPECT_NEAR(ev.covered_s, 1.0, 1e-9);
+}
+
+TEST(StackEvidence, DiskNamesTheCallerOfFsync) {
+  Profile p = off_cpu({fsync_wait(600'000'000), poll_upstream(100'000'000)});
+  auto ev = stack_evidence("disk", nullptr, &p);
+  ASSERT_EQ(ev.lines.size(), 1u);
+  EXPECT_NE(ev.lines[0].find("100% of disk wait"), std::string::npos) << ev.lines[0];
+  EXPECT_NE(ev.lines[0].find("lab_commit_record (scenarios.cpp:190)"), std::string::npos);
+}
+
+TEST(StackEvidence, CpuNamesTheHottestOwnCode) {
+  Profile p;
+  p.frequency_hz = 99;
+  Stack a;
+  a.frames = {root(), user("main"), user("lab_cpu_hash_rounds")};
+  a.value = 70;
+  Stack b;
+  b.frames = {root(), user("main"), user("lab_cpu_checksum"), user("memcpy", kLibc)};
+  b.value = 30;
+  p.stacks = {a, b};
+  auto ev = stack_evidence("cpu", &p, nullptr);
+  ASSERT_EQ(ev.lines.size(), 1u);
+  EXPECT_EQ(ev.lines[0],
+            "hottest code on CPU: lab_cpu_hash_rounds 70%, lab_cpu_checksum 30% (of 100 on-CPU "
+            "samples at 99 Hz)");
+}
+
+TEST(StackEvidence, NothingWithoutProfilesOrMatchingStacks) {
+  EXPECT_TRUE(stack_evidence("cpu", nullptr, nullptr).lines.empty());
+  EXPECT_TRUE(stack_evidence("lock", nullptr, nullptr).lines.empty());
+  Profile p = off_cpu({condvar_wait(1'000)});
+  EXPECT_TRUE(stack_evidence("lock", nullptr, &p).lines.empty());
+}
+
+}  // namespace
+}  // namespace chokepoint::analysis
