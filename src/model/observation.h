@@ -53,6 +53,18 @@ struct ProcessSummary {
   std::vector<std::string> upstream_peers;  // "127.0.0.1:9001"
   std::vector<std::string> listen_sockets;  // "127.0.0.1:8080 backlog 1, queue 1"
   std::uint64_t bytes_sent_per_s = 0;       // tcp_info bytes_acked delta over the window
+  // Delay accounting over taskstats (root; only tasks started while kernel.task_delayacct was on
+  // carry it): the thread group's delays over the window, summed over its threads.
+  bool has_delays = false;
+  std::uint64_t delay_cpu_ns = 0;        // runnable, waiting for a CPU
+  std::uint64_t delay_blkio_ns = 0;      // block IO
+  std::uint64_t delay_swapin_ns = 0;     // swap-in faults
+  std::uint64_t delay_reclaim_ns = 0;    // direct reclaim (freepages)
+  std::uint64_t delay_thrashing_ns = 0;  // refaults of pages evicted recently (thrashing)
+  std::uint64_t delay_compact_ns = 0;    // memory compaction
+  std::uint64_t delay_memory_ns() const {
+    return delay_swapin_ns + delay_reclaim_ns + delay_thrashing_ns + delay_compact_ns;
+  }
 };
 
 struct DiskSummary {

@@ -186,6 +186,15 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                      {"server_connections", p.server_connections},
                      {"client_connections", p.client_connections},
                      {"upstream_peers", p.upstream_peers}});
+    if (p.has_delays) {
+      auto s = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e9; };
+      procs.back()["delays_s"] = {{"cpu", s(p.delay_cpu_ns)},
+                                  {"blkio", s(p.delay_blkio_ns)},
+                                  {"swapin", s(p.delay_swapin_ns)},
+                                  {"reclaim", s(p.delay_reclaim_ns)},
+                                  {"thrashing", s(p.delay_thrashing_ns)},
+                                  {"compact", s(p.delay_compact_ns)}};
+    }
   }
   j["processes"] = procs;
   json threads = json::array();

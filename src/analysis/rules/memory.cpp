@@ -29,6 +29,23 @@ RuleResult memory(const Context& ctx) {
   b.evidence.push_back(
       fmt::format("the target took {:.0f} major faults/s (pages read back from disk)",
                   majflt / std::max(ctx.duration_s, 1e-9)));
+  // Delay accounting (taskstats) measures the stalls exactly where it is on.
+  std::uint64_t swapin = 0, reclaim = 0, thrashing = 0, compact = 0;
+  bool has_delays = false;
+  for (const auto& ps : obs.processes) {
+    has_delays = has_delays || ps.has_delays;
+    swapin += ps.delay_swapin_ns;
+    reclaim += ps.delay_reclaim_ns;
+    thrashing += ps.delay_thrashing_ns;
+    compact += ps.delay_compact_ns;
+  }
+  if (has_delays && swapin + reclaim + thrashing + compact > 0) {
+    auto s = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e9; };
+    b.evidence.push_back(fmt::format(
+        "delay accounting: the target's threads stalled {:.2f} s in swap-in, {:.2f} s in direct "
+        "reclaim, {:.2f} s thrashing (refaults) and {:.2f} s in compaction (taskstats, exact)",
+        s(swapin), s(reclaim), s(thrashing), s(compact)));
+  }
   if (sys.refaults_per_s > 0) {
     b.evidence.push_back(fmt::format(
         "system: {:.0f} refaults/s (pages evicted and needed again: the working set does not fit)",

@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "collect/netlink/sock_diag.h"
+#include "collect/netlink/taskstats.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task_files.h"
 #include "collect/sampler/sockets.h"
@@ -58,6 +59,8 @@ struct ProcessState {
   std::size_t socket_count = 0;  // TCP sockets at the last look
   // tcp_info of the process's sockets at first and last look, keyed by inode.
   std::map<std::uint64_t, netlink::TcpSocket> sockets_first, sockets_last;
+  // Delay accounting (taskstats) of the thread group at first and last look.
+  std::optional<netlink::TaskDelays> delays_first, delays_last;
 };
 
 // One thread's /proc files: kept open (one pread per read) while the fd budget allows; past it,
@@ -93,6 +96,9 @@ struct Sampler::Impl {
   std::map<int, ProcessState> processes;
   std::set<int> all_pids_seen;
   SocketTracker sockets{proc};
+  // Taskstats (root only): opened once; taskstats_error says why not.
+  std::optional<netlink::Taskstats> taskstats;
+  std::string taskstats_error;
   std::int64_t generation = 0;
   std::uint64_t thread_samples = 0;
   std::uint64_t deep_samples = 0;
@@ -114,6 +120,16 @@ struct Sampler::Impl {
       }
       std::uint64_t limit = std::min<std::uint64_t>(lim.rlim_cur, 1u << 20);
       fd_budget = std::max<std::int64_t>(0, static_cast<std::int64_t>(limit) - kReservedFds);
+    }
+    // Taskstats answers for the real /proc's pids only, and needs CAP_NET_ADMIN.
+    if (opt.proc_root != "/proc") {
+      taskstats_error = "not read for a /proc other than the host's";
+    } else if (geteuid() != 0) {
+      taskstats_error = "needs root (CAP_NET_ADMIN)";
+    } else if (auto t = netlink::Taskstats::open(); t) {
+      taskstats = std::move(*t);
+    } else {
+      taskstats_error = t.error().message;
     }
   }
 
@@ -163,6 +179,13 @@ util::Result<std::unique_ptr<Sampler>> Sampler::create(SamplerOptions options) {
 }
 
 void Sampler::Impl::read_process(ProcessState& p, bool first) {
+  if (taskstats) {
+    auto d = taskstats->thread_group(p.pid);
+    if (d) {
+      if (!p.delays_first) p.delays_first = *d;
+      p.delays_last = *d;
+    }
+  }
   auto io = proc.read_process_io(p.pid);
   if (io) {
     if (first) p.io_start = *io;
@@ -688,6 +711,17 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
     ps.anon_end_bytes = p.anon_last;
     ps.anon_max_bytes = p.anon_max;
     ps.majflt = p.majflt;
+    if (p.delays_first && p.delays_last) {
+      const auto& a = *p.delays_first;
+      const auto& b = *p.delays_last;
+      ps.has_delays = true;
+      ps.delay_cpu_ns = util::saturating_delta(a.cpu_delay_ns, b.cpu_delay_ns);
+      ps.delay_blkio_ns = util::saturating_delta(a.blkio_delay_ns, b.blkio_delay_ns);
+      ps.delay_swapin_ns = util::saturating_delta(a.swapin_delay_ns, b.swapin_delay_ns);
+      ps.delay_reclaim_ns = util::saturating_delta(a.freepages_delay_ns, b.freepages_delay_ns);
+      ps.delay_thrashing_ns = util::saturating_delta(a.thrashing_delay_ns, b.thrashing_delay_ns);
+      ps.delay_compact_ns = util::saturating_delta(a.compact_delay_ns, b.compact_delay_ns);
+    }
     if (p.io_start && p.io_last) {
       ps.read_bytes = util::saturating_delta(p.io_start->read_bytes, p.io_last->read_bytes);
       ps.write_bytes = util::saturating_delta(p.io_start->write_bytes, p.io_last->write_bytes);
@@ -759,6 +793,18 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
              ? "run as root: diagnose switches kernel.task_delayacct on for the run (tasks started "
                "after that carry data, e.g. with -- COMMAND), or set it before starting the service"
              : "this kernel has no kernel.task_delayacct"});
+    std::uint64_t memory_ns = 0, blkio_ns = 0;
+    for (const auto& ps : obs.processes) {
+      memory_ns += ps.delay_memory_ns();
+      blkio_ns += ps.delay_blkio_ns;
+    }
+    obs.sources.push_back(
+        {"taskstats", taskstats.has_value() && readable && on == 1,
+         fmt::format("exact swap-in, reclaim, thrashing and compaction delays per process ({:.3f} "
+                     "s memory, {:.3f} s block IO over the target)",
+                     static_cast<double>(memory_ns) / 1e9, static_cast<double>(blkio_ns) / 1e9),
+         taskstats ? (readable && on == 1 ? "" : "kernel.task_delayacct is off")
+                   : taskstats_error});
   }
   obs.sources.insert(
       obs.sources.begin(),

@@ -326,6 +326,35 @@ TEST(Verdict, MajorFaultsArePaging) {
   EXPECT_EQ(primary(d).kind, "paging");
 }
 
+TEST(Verdict, PagingEvidenceCarriesTaskstatsDelays) {
+  auto o = base(2);
+  for (int i = 0; i < 4; ++i) {
+    auto t = thread(i, {{Resource::kMemory, 0.6}, {Resource::kOnCpu, 0.1}}, "major page fault");
+    t.majflt = 2000;
+    o.threads.push_back(t);
+  }
+  auto& p = o.processes.front();
+  p.has_delays = true;
+  p.delay_swapin_ns = 250'000'000;
+  p.delay_reclaim_ns = 1'500'000'000;
+  p.delay_thrashing_ns = 3'000'000'000;
+  auto d = diagnose(o);
+  ASSERT_EQ(d.verdict, "memory");
+  const auto& ev = primary(d).evidence;
+  EXPECT_NE(std::find(ev.begin(), ev.end(),
+                      "delay accounting: the target's threads stalled 0.25 s in swap-in, 1.50 s in "
+                      "direct reclaim, 3.00 s thrashing (refaults) and 0.00 s in compaction "
+                      "(taskstats, exact)"),
+            ev.end());
+  // Without taskstats data the line is left out rather than shown as zeros.
+  p.has_delays = false;
+  p.delay_swapin_ns = p.delay_reclaim_ns = p.delay_thrashing_ns = 0;
+  const Diagnosis without = diagnose(o);
+  for (const auto& line : primary(without).evidence) {
+    EXPECT_EQ(line.find("delay accounting"), std::string::npos) << line;
+  }
+}
+
 TEST(Verdict, TiesFollowTheLatencyHierarchy) {
   auto o = base(2);
   for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {{Resource::kDisk, 0.3}}, "fsync /db"));
