@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * offcpu: where the target's threads block, for how long, and who woke them.
+ *
+ * sched_switch (prev): a target thread that leaves the CPU blocked (TASK_INTERRUPTIBLE or
+ *   TASK_UNINTERRUPTIBLE, not preempted) gets an entry in `start`: the time, its user and kernel
+ *   stack ids, and the return address into the target's own code found above the user stack
+ *   pointer (the caller of a libc syscall wrapper built without frame pointers, which a frame
+ *   pointer walk skips).
+ * sched_waking (p): runs in the waker's context; if p has an entry, the waker's stacks go into it.
+ * sched_switch (next): if next has an entry, the blocked time (>= min_block_ns) is added to
+ *   `counts` under the entry's key, and the entry is removed.
+ *
+ * Everything is summed in the kernel; user space reads `counts` and `stacks` once at the end.
+ * A missed event cannot double-count: each switch-out overwrites the thread's entry and each
+ * switch-in consumes it, so a lost switch-in costs one block, never time counted twice.
+ * A runnable thread that is preempted is not off-CPU here: that is CPU wait (run-queue latency,
+ * schedstat's run_delay), not blocking, and mixing the two would hide both.
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "offcpu.h"
+
+#define PF_KTHREAD 0x00200000
+#define TASK_INTERRUPTIBLE 0x0001
+#define TASK_UNINTERRUPTIBLE 0x0002
+
+#ifndef ENOENT
+#define ENOENT 2
+#endif
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+/* Options, set by user space before load. */
+const volatile __u64 min_block_ns = 1000000;
+const volatile __u32 filter_mode = OFFCPU_FILTER_TGIDS;
+const volatile __u64 target_cgroup_id = 0;
+const volatile __u32 target_cgroup_level = 0;
+const volatile bool record_wakers = true;
+
+struct start_entry {
+	__u64 start_ns;
+	struct offcpu_key key;
+	char waker_comm[OFFCPU_TASK_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tgid */
+	__type(value, struct offcpu_target);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32); /* thread id */
+	__type(value, struct start_entry);
+} start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct offcpu_key);
+	__type(value, struct offcpu_value);
+} counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, OFFCPU_MAX_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OFFCPU_DROP_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* Scratch for the switch-out entry: too large for the 512-byte BPF stack with the rest. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct start_entry);
+} scratch SEC(".maps");
+
+/* task_struct::state was renamed __state in 5.14. */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
+
+static __always_inline void count_drop(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&drops, &which);
+
+	if (n)
+		*n += 1;
+}
+
+/* bpf_get_stackid with the failure counted: -EEXIST is a bucket taken by another stack. */
+static __always_inline __s32 stack_id(void *ctx, __u64 flags)
+{
+	long id = bpf_get_stackid(ctx, &stacks, flags);
+
+	if (id < 0)
+		count_drop(id == -EEXIST ? OFFCPU_DROP_STACK_COLLISION : OFFCPU_DROP_STACK_FAILED);
+	return id;
+}
+
+static __always_inline bool is_target(struct task_struct *t, __u32 tgid)
+{
+	if (BPF_CORE_READ(t, pid) == 0) /* the per-CPU idle tasks */
+		return false;
+	if (filter_mode == OFFCPU_FILTER_TGIDS)
+		return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+	if (filter_mode == OFFCPU_FILTER_CGROUP)
+		return bpf_get_current_ancestor_cgroup_id(target_cgroup_level) == target_cgroup_id;
+	return true;
+}
+
+/*
+ * The first word in the OFFCPU_LEAF_SCAN_WORDS above the user stack pointer that points into the
+ * target's own text: the return address of a leaf wrapper (fdatasync, __lll_lock_wait) that keeps
+ * no frame pointer. User space checks that a call instruction precedes it before using it.
+ */
+static __always_inline __u64 find_leaf_caller(struct task_struct *t, __u32 tgid)
+{
+	struct offcpu_target *text = bpf_map_lookup_elem(&targets, &tgid);
+	__u64 words[OFFCPU_LEAF_SCAN_WORDS];
+	struct pt_regs *regs;
+	__u64 sp;
+	int i, r;
+
+	if (!text)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	sp = BPF_CORE_READ(regs, sp);
+	if (bpf_probe_read_user(words, sizeof(words), (void *)sp))
+		return 0;
+	for (i = 0; i < OFFCPU_LEAF_SCAN_WORDS; i++) {
+		for (r = 0; r < OFFCPU_MAX_TEXT_RANGES; r++) {
+			if (words[i] >= text->text_start[r] && words[i] < text->text_end[r])
+				return words[i];
+		}
+	}
+	return 0;
+}
+
+/* btf: prev is a BTF pointer (tp_btf), which bpf_task_pt_regs needs; raw_tp skips leaf_caller. */
+static __always_inline void switch_out(void *ctx, bool preempt, struct task_struct *prev,
+				       bool btf)
+{
+	__u32 tgid = BPF_CORE_READ(prev, tgid);
+	__u32 pid = BPF_CORE_READ(prev, pid);
+	struct start_entry *e;
+	__u32 zero = 0;
+
+	if (!is_target(prev, tgid))
+		return;
+	if (preempt || !(task_state(prev) & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE))) {
+		/* Runnable (CPU wait) or exiting: not a block. Drop an entry a lost switch-in left. */
+		if (bpf_map_lookup_elem(&start, &pid))
+			bpf_map_delete_elem(&start, &pid);
+		return;
+	}
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->key.tgid = tgid;
+	e->key.pid = pid;
+	e->key.kernel_stack_id = stack_id(ctx, 0);
+	if (BPF_CORE_READ(prev, flags) & PF_KTHREAD) {
+		e->key.user_stack_id = -ENOENT;
+	} else {
+		e->key.user_stack_id = stack_id(ctx, BPF_F_USER_STACK);
+		if (btf)
+			e->key.leaf_caller = find_leaf_caller(prev, tgid);
+	}
+	e->key.waker_user_stack_id = -ENOENT;
+	e->key.waker_kernel_stack_id = -ENOENT;
+	e->start_ns = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&start, &pid, e, BPF_ANY))
+		count_drop(OFFCPU_DROP_START_FULL);
+}
+
+static __always_inline void switch_in(struct task_struct *next)
+{
+	__u32 pid = BPF_CORE_READ(next, pid);
+	struct offcpu_value *v, fresh = {};
+	struct start_entry *e;
+	__u64 delta_ns;
+
+	e = bpf_map_lookup_elem(&start, &pid);
+	if (!e)
+		return;
+	delta_ns = bpf_ktime_get_ns() - e->start_ns;
+	if ((__s64)delta_ns < (__s64)min_block_ns)
+		goto done;
+	v = bpf_map_lookup_elem(&counts, &e->key);
+	if (!v) {
+		fresh.total_ns = delta_ns;
+		fresh.count = 1;
+		BPF_CORE_READ_STR_INTO(&fresh.comm, next, comm);
+		__builtin_memcpy(fresh.waker_comm, e->waker_comm, sizeof(fresh.waker_comm));
+		if (!bpf_map_update_elem(&counts, &e->key, &fresh, BPF_NOEXIST))
+			goto done;
+		/* Another CPU inserted the key first, or the map is full. */
+		v = bpf_map_lookup_elem(&counts, &e->key);
+		if (!v) {
+			count_drop(OFFCPU_DROP_COUNTS_FULL);
+			goto done;
+		}
+	}
+	__sync_fetch_and_add(&v->total_ns, delta_ns);
+	__sync_fetch_and_add(&v->count, 1);
+done:
+	bpf_map_delete_elem(&start, &pid);
+}
+
+static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
+{
+	__u32 pid = BPF_CORE_READ(p, pid);
+	struct task_struct *waker;
+	struct start_entry *e;
+
+	if (!record_wakers)
+		return;
+	e = bpf_map_lookup_elem(&start, &pid);
+	if (!e || e->key.waker_kernel_stack_id != -ENOENT)
+		return;
+	/*
+	 * In an interrupt (disk completion, timer, packet), current is whoever was interrupted and
+	 * its user stack says nothing about the wakeup. Telling that apart needs preempt_count, a
+	 * per-CPU variable whose address kernels without CONFIG_KALLSYMS_ALL do not give BPF; user
+	 * space classifies the waker by its kernel stack instead (interrupt entry frames).
+	 */
+	e->key.waker_kernel_stack_id = stack_id(ctx, 0);
+	waker = (struct task_struct *)bpf_get_current_task();
+	e->key.waker_tgid = BPF_CORE_READ(waker, tgid);
+	e->key.waker_pid = BPF_CORE_READ(waker, pid);
+	if (!(BPF_CORE_READ(waker, flags) & PF_KTHREAD)) {
+		e->key.waker_user_stack_id = stack_id(ctx, BPF_F_USER_STACK);
+		if (btf)
+			e->key.waker_leaf_caller =
+				find_leaf_caller(bpf_get_current_task_btf(), e->key.waker_tgid);
+	}
+	bpf_get_current_comm(e->waker_comm, sizeof(e->waker_comm));
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	switch_out(ctx, preempt, prev, true);
+	switch_in(next);
+	return 0;
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(offcpu_waking, struct task_struct *p)
+{
+	waking(ctx, p, true);
+	return 0;
+}
+
+/* The same programs for kernels without BTF-typed tracepoints (tp_btf needs 5.5). */
+SEC("raw_tp/sched_switch")
+int BPF_PROG(offcpu_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	switch_out(ctx, preempt, prev, false);
+	switch_in(next);
+	return 0;
+}
+
+SEC("raw_tp/sched_waking")
+int BPF_PROG(offcpu_waking_raw, struct task_struct *p)
+{
+	waking(ctx, p, false);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
