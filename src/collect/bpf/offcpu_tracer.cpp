@@ -31,7 +31,7 @@
 namespace chokepoint::collect::bpf {
 namespace {
 
-std::string read_first_line(const std::string& path) {
+[[maybe_unused]] std::string read_first_line(const std::string& path) {
   std::ifstream in(path);
   std::string line;
   std::getline(in, line);
@@ -41,30 +41,6 @@ std::string read_first_line(const std::string& path) {
 const char* const kNoBpfHint =
     "install clang, bpftool and libbpf-dev (scripts/setup) and rebuild on a machine with "
     "/sys/kernel/btf/vmlinux; see docs/offcpu.md";
-
-util::Error permission_error(const std::string& what, int err) {
-  std::string hint;
-  if (geteuid() != 0) {
-    std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
-    hint = "run as root (or with CAP_BPF and CAP_PERFMON)";
-    if (!disabled.empty() && disabled != "0") {
-      hint += "; kernel.unprivileged_bpf_disabled is " + disabled +
-              ", so unprivileged users cannot load BPF programs at all";
-    }
-  } else {
-    rlimit lim{};
-    getrlimit(RLIMIT_MEMLOCK, &lim);
-    hint =
-        "running as root, so the likely cause is the locked-memory limit (RLIMIT_MEMLOCK) on a "
-        "kernel older than 5.11, or a security module (lockdown, SELinux) refusing BPF";
-    if (lim.rlim_cur != RLIM_INFINITY) {
-      hint += "; the memlock limit is " + std::to_string(lim.rlim_cur / 1024) +
-              " KiB: raise it with `ulimit -l unlimited` (or LimitMEMLOCK=infinity in a systemd "
-              "unit)";
-    }
-  }
-  return util::errno_error(what, err, hint);
-}
 
 }  // namespace
 
@@ -98,6 +74,30 @@ util::Result<OffCpuResult> OffCpuTracer::run(const std::atomic<bool>*) {
 namespace {
 
 constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
+
+util::Error permission_error(const std::string& what, int err) {
+  std::string hint;
+  if (geteuid() != 0) {
+    std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
+    hint = "run as root (or with CAP_BPF and CAP_PERFMON)";
+    if (!disabled.empty() && disabled != "0") {
+      hint += "; kernel.unprivileged_bpf_disabled is " + disabled +
+              ", so unprivileged users cannot load BPF programs at all";
+    }
+  } else {
+    rlimit lim{};
+    getrlimit(RLIMIT_MEMLOCK, &lim);
+    hint =
+        "running as root, so the likely cause is the locked-memory limit (RLIMIT_MEMLOCK) on a "
+        "kernel older than 5.11, or a security module (lockdown, SELinux) refusing BPF";
+    if (lim.rlim_cur != RLIM_INFINITY) {
+      hint += "; the memlock limit is " + std::to_string(lim.rlim_cur / 1024) +
+              " KiB: raise it with `ulimit -l unlimited` (or LimitMEMLOCK=infinity in a systemd "
+              "unit)";
+    }
+  }
+  return util::errno_error(what, err, hint);
+}
 
 // libbpf reports through one global print callback. While a tracer loads, its messages (the
 // verifier log among them) are collected here so an error can quote them.
