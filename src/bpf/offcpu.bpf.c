@@ -32,6 +32,9 @@
 #ifndef ENOENT
 #define ENOENT 2
 #endif
+#ifndef ENODATA
+#define ENODATA 61
+#endif
 #ifndef EEXIST
 #define EEXIST 17
 #endif
@@ -42,6 +45,13 @@ const volatile __u32 filter_mode = OFFCPU_FILTER_TGIDS;
 const volatile __u64 target_cgroup_id = 0;
 const volatile __u32 target_cgroup_level = 0;
 const volatile bool record_wakers = true;
+const volatile bool kernel_stacks = true;
+const volatile bool user_stacks = true;
+const volatile bool leaf_callers = true;
+/* Reuse a thread's last stack ids while its user registers and top two frames are unchanged. */
+const volatile bool cache_stacks = true;
+/* Also reuse the blocked side's kernel stack (off: walked on every block, exact). */
+const volatile bool cache_block_kernel_stacks = false;
 
 struct start_entry {
 	__u64 start_ns;
@@ -91,6 +101,49 @@ struct {
 	__type(key, __u32);
 	__type(value, struct start_entry);
 } scratch SEC(".maps");
+
+/*
+ * What identifies a user stack without walking it: the user registers saved at kernel entry and
+ * the return addresses of the two frames the frame pointer leads to. A thread that blocks (or
+ * wakes others) again at the same call site and depth has the same signature; a walk costs a few
+ * microseconds per stack here, the signature two 16-byte user reads.
+ */
+struct user_sig {
+	__u64 ip, sp, bp, ret1, ret2;
+};
+
+/* Key of the signature cache: the signature of one thread's stack at one site (the stack
+ * pointer makes it per thread), and whether it was captured blocking or waking another. Too big
+ * for the BPF stack next to the rest: built in per-CPU scratch. */
+struct sig_key {
+	__u32 tgid;
+	__u32 wake;
+	struct user_sig sig;
+	/* Blocking side: the innermost kernel frames (a shallow walk is cheaper than a full one),
+	 * so an fsync that waits on the journal and one that waits on writeback stay apart. */
+	__u64 kernel_fingerprint[OFFCPU_KERNEL_FINGERPRINT_FRAMES];
+};
+
+struct stack_slot {
+	__s32 user_stack_id;
+	__s32 kernel_stack_id;
+	__u64 leaf_caller;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sig_key);
+} sig_scratch SEC(".maps");
+
+/* LRU: an evicted signature only costs one more walk. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sig_key);
+	__type(value, struct stack_slot);
+} sig_cache SEC(".maps");
 
 /* task_struct::state was renamed __state in 5.14. */
 struct task_struct___pre514 {
@@ -163,7 +216,91 @@ static __always_inline __u64 find_leaf_caller(struct task_struct *t, __u32 tgid)
 	return 0;
 }
 
-/* btf: prev is a BTF pointer (tp_btf), which bpf_task_pt_regs needs; raw_tp skips leaf_caller. */
+/* A frame pointer that can be one: on the thread's stack, above sp, aligned. Anything else is a
+ * register a frameless libc function reused, and reading it would fault (microseconds here). */
+static __always_inline bool plausible_frame(__u64 fp, __u64 sp)
+{
+	return fp >= sp && fp - sp < (8u << 20) && !(fp & 7);
+}
+
+static __always_inline bool read_sig(struct task_struct *t, struct user_sig *sig)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	__u64 frame[2];
+
+	if (!regs)
+		return false;
+	sig->ip = BPF_CORE_READ(regs, ip);
+	sig->sp = BPF_CORE_READ(regs, sp);
+	sig->bp = BPF_CORE_READ(regs, bp);
+	/* A walk stops at the first implausible frame too, so what follows it does not matter. */
+	if (!plausible_frame(sig->bp, sig->sp) ||
+	    bpf_probe_read_user(frame, sizeof(frame), (void *)sig->bp))
+		return true;
+	sig->ret1 = frame[1];
+	if (!plausible_frame(frame[0], sig->bp) ||
+	    bpf_probe_read_user(frame, sizeof(frame), (void *)frame[0]))
+		return true;
+	sig->ret2 = frame[1];
+	return true;
+}
+
+/*
+ * The current task's stack ids (and leaf caller) into the key fields given. `t` is current; `btf`
+ * says it is a BTF pointer (tp_btf), which bpf_task_pt_regs needs: raw_tp neither caches nor
+ * recovers leaf callers. `wake` picks the thread's waker slot instead of its blocking slot.
+ */
+static __always_inline void capture(void *ctx, struct task_struct *t, __u32 pid, __u32 tgid,
+				    bool btf, bool wake, __s32 *user_id, __s32 *kernel_id,
+				    __u64 *leaf)
+{
+	bool user = user_stacks && !(BPF_CORE_READ(t, flags) & PF_KTHREAD);
+	bool fingerprint = kernel_stacks && !wake && !cache_block_kernel_stacks;
+	struct sig_key *sk = NULL;
+	struct stack_slot *hit;
+	__u32 zero = 0;
+
+	if (user && btf && cache_stacks)
+		sk = bpf_map_lookup_elem(&sig_scratch, &zero);
+	if (sk) {
+		__builtin_memset(sk, 0, sizeof(*sk));
+		if (!read_sig(t, &sk->sig)) {
+			sk = NULL;
+		} else {
+			sk->tgid = tgid;
+			sk->wake = wake;
+			if (fingerprint)
+				bpf_get_stack(ctx, sk->kernel_fingerprint,
+					      sizeof(sk->kernel_fingerprint), 0);
+			hit = bpf_map_lookup_elem(&sig_cache, sk);
+			count_drop(hit ? OFFCPU_CACHE_HITS : OFFCPU_CACHE_MISSES);
+			if (hit) {
+				*user_id = hit->user_stack_id;
+				*leaf = hit->leaf_caller;
+				*kernel_id = kernel_stacks ? hit->kernel_stack_id
+							   : (wake ? -ENODATA : -ENOENT);
+				return;
+			}
+		}
+	}
+	if (kernel_stacks)
+		*kernel_id = stack_id(ctx, 0);
+	else
+		*kernel_id = wake ? -ENODATA : -ENOENT;
+	*user_id = user ? stack_id(ctx, BPF_F_USER_STACK) : -ENOENT;
+	*leaf = (user && btf && leaf_callers) ? find_leaf_caller(t, tgid) : 0;
+	if (sk && *user_id >= 0 && (*kernel_id >= 0 || !kernel_stacks)) {
+		struct stack_slot v = {
+			.user_stack_id = *user_id,
+			.kernel_stack_id = *kernel_id,
+			.leaf_caller = *leaf,
+		};
+
+		bpf_map_update_elem(&sig_cache, sk, &v, BPF_ANY);
+	}
+}
+
+/* btf: prev is a BTF pointer (tp_btf); see capture(). */
 static __always_inline void switch_out(void *ctx, bool preempt, struct task_struct *prev,
 				       bool btf)
 {
@@ -186,14 +323,8 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
 	__builtin_memset(e, 0, sizeof(*e));
 	e->key.tgid = tgid;
 	e->key.pid = pid;
-	e->key.kernel_stack_id = stack_id(ctx, 0);
-	if (BPF_CORE_READ(prev, flags) & PF_KTHREAD) {
-		e->key.user_stack_id = -ENOENT;
-	} else {
-		e->key.user_stack_id = stack_id(ctx, BPF_F_USER_STACK);
-		if (btf)
-			e->key.leaf_caller = find_leaf_caller(prev, tgid);
-	}
+	capture(ctx, prev, pid, tgid, btf, false, &e->key.user_stack_id, &e->key.kernel_stack_id,
+		&e->key.leaf_caller);
 	e->key.waker_user_stack_id = -ENOENT;
 	e->key.waker_kernel_stack_id = -ENOENT;
 	e->start_ns = bpf_ktime_get_ns();
@@ -252,16 +383,12 @@ static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
 	 * per-CPU variable whose address kernels without CONFIG_KALLSYMS_ALL do not give BPF; user
 	 * space classifies the waker by its kernel stack instead (interrupt entry frames).
 	 */
-	e->key.waker_kernel_stack_id = stack_id(ctx, 0);
-	waker = (struct task_struct *)bpf_get_current_task();
+	waker = btf ? bpf_get_current_task_btf() : (struct task_struct *)bpf_get_current_task();
 	e->key.waker_tgid = BPF_CORE_READ(waker, tgid);
 	e->key.waker_pid = BPF_CORE_READ(waker, pid);
-	if (!(BPF_CORE_READ(waker, flags) & PF_KTHREAD)) {
-		e->key.waker_user_stack_id = stack_id(ctx, BPF_F_USER_STACK);
-		if (btf)
-			e->key.waker_leaf_caller =
-				find_leaf_caller(bpf_get_current_task_btf(), e->key.waker_tgid);
-	}
+	capture(ctx, waker, e->key.waker_pid, e->key.waker_tgid, btf, true,
+		&e->key.waker_user_stack_id, &e->key.waker_kernel_stack_id,
+		&e->key.waker_leaf_caller);
 	bpf_get_current_comm(e->waker_comm, sizeof(e->waker_comm));
 }
 

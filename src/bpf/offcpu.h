@@ -14,13 +14,18 @@
 /* Words above the user stack pointer searched for that caller's return address. */
 #define OFFCPU_LEAF_SCAN_WORDS 8
 
+/* Innermost kernel frames that identify a blocked thread's kernel path for the stack cache. */
+#define OFFCPU_KERNEL_FINGERPRINT_FRAMES 8
+
 /* Indexes of the per-CPU drop counters (map "drops"). */
 enum offcpu_drop {
 	OFFCPU_DROP_STACK_COLLISION = 0, /* stack map bucket held another stack (-EEXIST) */
 	OFFCPU_DROP_STACK_FAILED = 1,    /* the kernel could not walk a stack (-EFAULT etc.) */
 	OFFCPU_DROP_COUNTS_FULL = 2,     /* the summary hash map was full: a block was lost */
 	OFFCPU_DROP_START_FULL = 3,      /* the switch-out map was full: a block was lost */
-	OFFCPU_DROP_NR = 4,
+	OFFCPU_CACHE_HITS = 4,           /* not drops: stack captures served by the signature cache */
+	OFFCPU_CACHE_MISSES = 5,         /* not drops: stack captures that walked */
+	OFFCPU_DROP_NR = 6,
 };
 
 /* Filter modes (rodata filter_mode). */
@@ -38,7 +43,8 @@ struct offcpu_target {
 };
 
 /* One distinct blocked stack: the key of the "counts" summary map. Stack ids are indexes into
- * the "stacks" map; a negative id is the -errno bpf_get_stackid returned (no stack). */
+ * the "stacks" map; a negative id is the -errno bpf_get_stackid returned, or -ENOENT when that
+ * stack is not recorded (a kernel thread's user stack, or the option is off). */
 struct offcpu_key {
 	__u32 tgid;
 	__u32 pid;                  /* thread id */
@@ -49,7 +55,8 @@ struct offcpu_key {
 	                             * interrupted task) */
 	__u32 waker_pid;
 	__s32 waker_user_stack_id;  /* -ENOENT: a kernel thread woke it */
-	__s32 waker_kernel_stack_id; /* -ENOENT: no wakeup seen (timeout, signal, missed) */
+	__s32 waker_kernel_stack_id; /* -ENOENT: no wakeup seen (timeout, signal, missed);
+	                              * -ENODATA: woken, kernel stacks switched off */
 	__u64 waker_leaf_caller;    /* as leaf_caller, for the waker (when it is a target too) */
 };
 

@@ -106,7 +106,7 @@ profile::Profile to_profile(const OffCpuResult& result, symbolize::Symbolizer& s
     b.append_user(r.tgid, r.user_addresses, s.frames);
     b.append_kernel(r.kernel_addresses, s.frames);
     if (r.user_stack_error != 0 && r.user_stack_error != ENOENT) ++p.failed_stacks;
-    if (r.kernel_stack_error != 0) ++p.failed_stacks;
+    if (r.kernel_stack_error != 0 && r.kernel_stack_error != ENOENT) ++p.failed_stacks;
     if (r.user_addresses.size() >= result.max_stack_depth ||
         r.kernel_addresses.size() >= result.max_stack_depth) {
       ++p.truncated_stacks;

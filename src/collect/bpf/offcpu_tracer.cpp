@@ -291,6 +291,11 @@ util::Result<Skeleton> open_and_load(const OffCpuOptions& o, bool use_tp_btf) {
   auto* r = skel->rodata;
   r->min_block_ns = o.min_block_ns;
   r->record_wakers = o.waker_stacks;
+  r->kernel_stacks = o.kernel_stacks;
+  r->user_stacks = o.user_stacks;
+  r->leaf_callers = o.leaf_callers;
+  r->cache_stacks = o.cache_stacks;
+  r->cache_block_kernel_stacks = o.cache_block_kernel_stacks;
   if (!o.cgroup_path.empty()) {
     auto cg = cgroup_id_and_level(o.cgroup_path);
     if (!cg) return cg.error();
@@ -305,6 +310,7 @@ util::Result<Skeleton> open_and_load(const OffCpuOptions& o, bool use_tp_btf) {
   bpf_map__set_max_entries(skel->maps.stacks, o.max_stacks);
   bpf_map__set_max_entries(skel->maps.counts, o.max_distinct_blocks);
   bpf_map__set_max_entries(skel->maps.start, o.max_blocked_threads);
+  bpf_map__set_max_entries(skel->maps.sig_cache, o.max_stacks);
   bpf_program__set_autoload(skel->progs.offcpu_switch, use_tp_btf);
   bpf_program__set_autoload(skel->progs.offcpu_waking, use_tp_btf && o.waker_stacks);
   bpf_program__set_autoload(skel->progs.offcpu_switch_raw, !use_tp_btf);
@@ -413,7 +419,8 @@ util::Result<OffCpuResult> OffCpuTracer::stop() {
   if (ncpu > 0) {
     std::vector<__u64> per_cpu(static_cast<std::size_t>(ncpu));
     std::uint64_t* slots[] = {&result.drops.stack_collisions, &result.drops.stack_failures,
-                              &result.drops.counts_full, &result.drops.start_full};
+                              &result.drops.counts_full,      &result.drops.start_full,
+                              &result.drops.cache_hits,       &result.drops.cache_misses};
     for (__u32 i = 0; i < OFFCPU_DROP_NR; ++i) {
       if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.drops), &i, per_cpu.data()) != 0) continue;
       for (__u64 v : per_cpu) *slots[i] += v;

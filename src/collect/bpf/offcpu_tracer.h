@@ -39,6 +39,18 @@ struct OffCpuOptions {
   std::uint64_t duration_ns = 10'000'000'000;
   // Record the waker's stacks for each block (sched_waking), so lock waits show the holder.
   bool waker_stacks = true;
+  // What each block records. Stack walks are most of the cost per context switch.
+  bool kernel_stacks = true;
+  bool user_stacks = true;
+  bool leaf_callers = true;  // recover the caller of a frameless libc wrapper (see the .bpf.c)
+  // Reuse a thread's last stack ids while its user registers and top two frame-pointer frames are
+  // unchanged (same call site, same depth), instead of walking again: a walk costs microseconds.
+  // A stack that differs only deeper than two frames is then counted under the cached one.
+  bool cache_stacks = true;
+  // Also reuse the blocked side's kernel stack on a cache hit. Off by default: the same call site
+  // can block in different kernel paths (an fsync waiting on the journal or on writeback), and
+  // that difference is the evidence. The waker's kernel stack is always reused on a hit.
+  bool cache_block_kernel_stacks = false;
   // Map sizes. Overflows are counted in OffCpuDrops, never silent.
   std::uint32_t max_stacks = 16384;           // distinct stacks (user and kernel share the map)
   std::uint32_t max_distinct_blocks = 16384;  // distinct (thread, stacks, waker stacks) keys
@@ -52,6 +64,9 @@ struct OffCpuDrops {
   std::uint64_t stack_failures = 0;    // the kernel could not walk a stack
   std::uint64_t counts_full = 0;       // blocks lost: the summary map was full
   std::uint64_t start_full = 0;        // blocks lost: too many threads blocked at once
+  // Not drops: how often the stack signature cache saved a walk (OffCpuOptions::cache_stacks).
+  std::uint64_t cache_hits = 0;
+  std::uint64_t cache_misses = 0;
 };
 
 // One distinct blocked stack of one thread and the time blocked there. Addresses are innermost
