@@ -1,13 +1,18 @@
 // chokepoint-bench-offcpu PID SECONDS [MIN_BLOCK_US]
 // Traces PID's off-CPU time for SECONDS and prints one summary line (what was summed in the
 // kernel and what was dropped), for bench/profile/offcpu_overhead.sh. Exit 1 with the error and
-// its hint when tracing cannot start.
+// its hint when tracing cannot start. With OFFCPU_BENCH_TOP=N it also symbolizes and prints the N
+// heaviest stacks as folded lines (OFFCPU_BENCH_WAKERS=1: with the waker appended).
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include <algorithm>
+
+#include "collect/bpf/offcpu_profile.h"
 #include "collect/bpf/offcpu_tracer.h"
+#include "symbolize/symbolizer.h"
 
 int main(int argc, char** argv) {
   using namespace chokepoint::collect::bpf;
@@ -51,7 +56,8 @@ int main(int argc, char** argv) {
   std::printf(
       "offcpu %s: %.2f s, %zu distinct stacks, %llu blocks (%llu with a waker), %.3f s blocked, "
       "%llu stacks with a recovered leaf caller; drops: stack collisions %llu, stack failures "
-      "%llu, counts full %llu, start full %llu; stack cache hits %llu, misses %llu\n",
+      "%llu, counts full %llu, start full %llu; stack cache hits %llu, misses %llu; interrupt "
+      "wakeups %llu\n",
       r->attach_kind.c_str(), r->duration_s, r->records.size(),
       static_cast<unsigned long long>(blocks), static_cast<unsigned long long>(woken),
       static_cast<double>(ns) / 1e9, static_cast<unsigned long long>(leaf),
@@ -60,7 +66,31 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(r->drops.counts_full),
       static_cast<unsigned long long>(r->drops.start_full),
       static_cast<unsigned long long>(r->drops.cache_hits),
-      static_cast<unsigned long long>(r->drops.cache_misses));
+      static_cast<unsigned long long>(r->drops.cache_misses),
+      static_cast<unsigned long long>(r->drops.interrupt_wakeups));
   for (const auto& n : r->notes) std::printf("note: %s\n", n.c_str());
+  if (const char* top = std::getenv("OFFCPU_BENCH_TOP")) {
+    auto sym = chokepoint::symbolize::Symbolizer::create();
+    if (!sym) {
+      std::fprintf(stderr, "error: %s\n", sym.error().message.c_str());
+      return 1;
+    }
+    OffCpuProfileOptions po;
+    po.thread_frames = true;
+    if (std::getenv("OFFCPU_BENCH_WAKERS")) po.wakers = WakerLayout::kAppended;
+    auto p = to_profile(*r, **sym, po);
+    std::sort(p.stacks.begin(), p.stacks.end(),
+              [](const auto& a, const auto& b) { return a.value > b.value; });
+    std::printf("%s\n", p.title.c_str());
+    for (std::size_t i = 0; i < p.stacks.size() && i < std::size_t(std::atoi(top)); ++i) {
+      std::string line;
+      for (const auto& f : p.stacks[i].frames) {
+        line += (line.empty() ? "" : ";") + f.name +
+                (f.line > 0 ? " (" + f.file + ":" + std::to_string(f.line) + ")" : "");
+      }
+      std::printf("%s %llu\n", line.c_str(), static_cast<unsigned long long>(p.stacks[i].value));
+    }
+    for (const auto& n : p.notes) std::printf("profile note: %s\n", n.c_str());
+  }
   return 0;
 }

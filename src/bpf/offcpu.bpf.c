@@ -29,6 +29,12 @@
 #define TASK_INTERRUPTIBLE 0x0001
 #define TASK_UNINTERRUPTIBLE 0x0002
 
+/* THREAD_SIZE is 16 KiB on x86-64 (32 KiB with KASAN); the interrupt stacks lie far away. */
+#define OFFCPU_MAX_THREAD_STACK (64 * 1024)
+
+#ifndef EINTR
+#define EINTR 4
+#endif
 #ifndef ENOENT
 #define ENOENT 2
 #endif
@@ -75,7 +81,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 32768);
 	__type(key, struct offcpu_key);
 	__type(value, struct offcpu_value);
 } counts SEC(".maps");
@@ -86,6 +92,13 @@ struct {
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, OFFCPU_MAX_STACK_DEPTH * sizeof(__u64));
 } stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 4096);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, OFFCPU_INTERRUPT_STACK_DEPTH * sizeof(__u64));
+} irq_stacks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -173,6 +186,32 @@ static __always_inline __s32 stack_id(void *ctx, __u64 flags)
 	if (id < 0)
 		count_drop(id == -EEXIST ? OFFCPU_DROP_STACK_COLLISION : OFFCPU_DROP_STACK_FAILED);
 	return id;
+}
+
+/*
+ * True when current (`t`) woke the thread itself, from a system call, rather than an interrupt
+ * that happened to interrupt it. preempt_count would say it directly, but it is a per-CPU variable
+ * whose address kernels without CONFIG_KALLSYMS_ALL do not give BPF. Instead, on x86-64:
+ * - an interrupt of kernel code runs on the per-CPU interrupt stack, so the tracepoint's argument
+ *   array (ctx, in bpf_trace_run's frame on the stack the tracepoint fired on) is not on the
+ *   task's stack. (The program's own frame may be a per-CPU private stack on 6.13+.)
+ * - an interrupt of user code runs on the task stack, but then the task's saved user registers
+ *   are the interrupt's: orig_ax is negative there, and the system call number in a syscall.
+ * `btf` says t is a BTF pointer, which bpf_task_pt_regs needs; raw_tp only has the stack test.
+ * Comparing a pointer with a number is allowed to privileged loaders only, which we are.
+ */
+static __always_inline bool in_task_context(void *ctx, struct task_struct *t, bool btf)
+{
+	__u64 base = (__u64)BPF_CORE_READ(t, stack);
+	__u64 here = (__u64)ctx;
+	struct pt_regs *regs;
+
+	if (here < base || here >= base + OFFCPU_MAX_THREAD_STACK)
+		return false;
+	if (!btf || (BPF_CORE_READ(t, flags) & PF_KTHREAD))
+		return true;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	return regs && (long)BPF_CORE_READ(regs, orig_ax) >= 0;
 }
 
 static __always_inline bool is_target(struct task_struct *t, __u32 tgid)
@@ -384,9 +423,26 @@ static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
 	 * space classifies the waker by its kernel stack instead (interrupt entry frames).
 	 */
 	waker = btf ? bpf_get_current_task_btf() : (struct task_struct *)bpf_get_current_task();
+	if (!in_task_context(ctx, waker, btf)) {
+		/* Only the interrupt's kernel stack says what woke the thread. */
+		long id = kernel_stacks ? bpf_get_stackid(ctx, &irq_stacks, 0) : -ENODATA;
+
+		if (id < 0 && id != -ENODATA)
+			count_drop(id == -EEXIST ? OFFCPU_DROP_STACK_COLLISION
+						 : OFFCPU_DROP_STACK_FAILED);
+		e->key.waker_kernel_stack_id = id;
+		e->key.waker_tgid = 0;
+		e->key.waker_pid = 0;
+		e->key.waker_user_stack_id = -EINTR;
+		__builtin_memcpy(e->waker_comm, "[interrupt]", 12);
+		count_drop(OFFCPU_INTERRUPT_WAKEUPS);
+		return;
+	}
+	/* The waker's process, not its thread: with N threads handing work to each other, thread
+	 * pairs would multiply the distinct keys by N for no insight the stacks do not give. */
 	e->key.waker_tgid = BPF_CORE_READ(waker, tgid);
-	e->key.waker_pid = BPF_CORE_READ(waker, pid);
-	capture(ctx, waker, e->key.waker_pid, e->key.waker_tgid, btf, true,
+	e->key.waker_pid = 0;
+	capture(ctx, waker, BPF_CORE_READ(waker, pid), e->key.waker_tgid, btf, true,
 		&e->key.waker_user_stack_id, &e->key.waker_kernel_stack_id,
 		&e->key.waker_leaf_caller);
 	bpf_get_current_comm(e->waker_comm, sizeof(e->waker_comm));

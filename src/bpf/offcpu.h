@@ -9,6 +9,9 @@
 #define OFFCPU_TASK_COMM_LEN 16
 /* Frames per stack kept by the stack maps; deeper stacks are cut here. */
 #define OFFCPU_MAX_STACK_DEPTH 127
+/* Frames kept of an interrupt's kernel stack when it wakes a thread: enough to reach the
+ * interrupt entry, not the unrelated code it interrupted (which would make every stack distinct). */
+#define OFFCPU_INTERRUPT_STACK_DEPTH 16
 /* Text ranges per target process searched for the caller of a frameless libc leaf. */
 #define OFFCPU_MAX_TEXT_RANGES 4
 /* Words above the user stack pointer searched for that caller's return address. */
@@ -25,7 +28,8 @@ enum offcpu_drop {
 	OFFCPU_DROP_START_FULL = 3,      /* the switch-out map was full: a block was lost */
 	OFFCPU_CACHE_HITS = 4,           /* not drops: stack captures served by the signature cache */
 	OFFCPU_CACHE_MISSES = 5,         /* not drops: stack captures that walked */
-	OFFCPU_DROP_NR = 6,
+	OFFCPU_INTERRUPT_WAKEUPS = 6,    /* not drops: wakeups done in interrupt context */
+	OFFCPU_DROP_NR = 7,
 };
 
 /* Filter modes (rodata filter_mode). */
@@ -53,10 +57,11 @@ struct offcpu_key {
 	__u64 leaf_caller;          /* return address into target text found above the user sp; 0: none */
 	__u32 waker_tgid;           /* the task current at sched_waking (in an interrupt: the
 	                             * interrupted task) */
-	__u32 waker_pid;
-	__s32 waker_user_stack_id;  /* -ENOENT: a kernel thread woke it */
+	__u32 waker_pid;            /* 0: wakers are summed per process (see waking()) */
+	__s32 waker_user_stack_id;  /* -ENOENT: a kernel thread woke it; -EINTR: an interrupt did */
 	__s32 waker_kernel_stack_id; /* -ENOENT: no wakeup seen (timeout, signal, missed);
-	                              * -ENODATA: woken, kernel stacks switched off */
+	                              * -ENODATA: woken, kernel stacks switched off. With
+	                              * waker_user_stack_id -EINTR, an id in "irq_stacks". */
 	__u64 waker_leaf_caller;    /* as leaf_caller, for the waker (when it is a target too) */
 };
 

@@ -47,11 +47,15 @@ class Builder {
       out.push_back(std::move(f));
     }
   }
+  // Kernel frames, outermost first, without the tracer's own frames at the leaf (the BPF program
+  // and the tracepoint glue that called it: they are where the stack was taken, not the wait).
   void append_kernel(const std::vector<std::uint64_t>& inner_first,
                      std::vector<profile::Frame>& out) {
+    std::size_t first = out.size();
     for (auto it = inner_first.rbegin(); it != inner_first.rend(); ++it) {
       out.push_back(sym_.kernel(*it - 1));
     }
+    while (out.size() > first && is_tracer_frame(out.back().name)) out.pop_back();
   }
   std::vector<std::string> attach_errors;
 
@@ -70,6 +74,15 @@ class Builder {
 };
 
 }  // namespace
+
+bool is_tracer_frame(const std::string& fn) {
+  static constexpr std::string_view kPrefixes[] = {"bpf_prog_", "bpf_trace_run", "__bpf_trace_",
+                                                   "__traceiter_", "bpf_trampoline_"};
+  for (std::string_view p : kPrefixes) {
+    if (fn.rfind(p, 0) == 0) return true;
+  }
+  return false;
+}
 
 bool is_interrupt_entry(const std::string& fn) {
   static constexpr std::string_view kPrefixes[] = {
@@ -115,8 +128,17 @@ profile::Profile to_profile(const OffCpuResult& result, symbolize::Symbolizer& s
     if (options.wakers == WakerLayout::kAppended && r.woken) {
       std::vector<profile::Frame> kernel;
       b.append_kernel(r.waker_kernel_addresses, kernel);
-      bool interrupt = false;
+      bool interrupt = r.waker_in_interrupt;
       for (const auto& f : kernel) interrupt = interrupt || is_interrupt_entry(f.name);
+      if (interrupt) {
+        // Keep the interrupt's own frames: what it interrupted is unrelated to the wakeup.
+        for (std::size_t i = 0; i < kernel.size(); ++i) {
+          if (is_interrupt_entry(kernel[i].name)) {
+            kernel.erase(kernel.begin(), kernel.begin() + static_cast<std::ptrdiff_t>(i));
+            break;
+          }
+        }
+      }
       s.frames.push_back(synthetic(kWokenByMarker, profile::FrameKind::kProcess));
       // Reversed: the waker's leaf (try_to_wake_up) next to the marker, its root last.
       s.frames.insert(s.frames.end(), kernel.rbegin(), kernel.rend());
@@ -127,7 +149,9 @@ profile::Profile to_profile(const OffCpuResult& result, symbolize::Symbolizer& s
         std::vector<profile::Frame> user;
         b.append_user(r.waker_tgid, r.waker_user_addresses, user);
         s.frames.insert(s.frames.end(), user.rbegin(), user.rend());
-        s.frames.push_back(synthetic(r.waker_comm + " (" + std::to_string(r.waker_tid) + ")",
+        // The waker's thread name and its process id (wakers are summed per process).
+        const int waker_id = r.waker_tid != 0 ? r.waker_tid : r.waker_tgid;
+        s.frames.push_back(synthetic(r.waker_comm + " (" + std::to_string(waker_id) + ")",
                                      profile::FrameKind::kProcess));
       }
     }

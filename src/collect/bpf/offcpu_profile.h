@@ -46,6 +46,10 @@ struct OffCpuProfileOptions {
 profile::Profile to_profile(const OffCpuResult& result, symbolize::Symbolizer& symbolizer,
                             const OffCpuProfileOptions& options = {});
 
+// True for the tracer's own kernel frames (the BPF program, bpf_trace_run*, __bpf_trace_*), which
+// to_profile drops from the leaf end of kernel stacks.
+bool is_tracer_frame(const std::string& kernel_function);
+
 // True when a kernel frame name is an interrupt entry (hard IRQ, IPI, timer or device vector).
 bool is_interrupt_entry(const std::string& kernel_function);
 

@@ -420,29 +420,34 @@ util::Result<OffCpuResult> OffCpuTracer::stop() {
     std::vector<__u64> per_cpu(static_cast<std::size_t>(ncpu));
     std::uint64_t* slots[] = {&result.drops.stack_collisions, &result.drops.stack_failures,
                               &result.drops.counts_full,      &result.drops.start_full,
-                              &result.drops.cache_hits,       &result.drops.cache_misses};
+                              &result.drops.cache_hits,       &result.drops.cache_misses,
+                              &result.drops.interrupt_wakeups};
+    static_assert(sizeof(slots) / sizeof(slots[0]) == OFFCPU_DROP_NR);
     for (__u32 i = 0; i < OFFCPU_DROP_NR; ++i) {
       if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.drops), &i, per_cpu.data()) != 0) continue;
       for (__u64 v : per_cpu) *slots[i] += v;
     }
   }
 
+  // Stack ids index "stacks", or "irq_stacks" (shallower) for interrupt wakers.
   const int stacks_fd = bpf_map__fd(skel->maps.stacks);
-  std::unordered_map<__s32, std::vector<std::uint64_t>> stack_cache;
-  auto stack = [&](__s32 id) -> const std::vector<std::uint64_t>& {
-    auto it = stack_cache.find(id);
+  const int irq_stacks_fd = bpf_map__fd(skel->maps.irq_stacks);
+  std::unordered_map<__s64, std::vector<std::uint64_t>> stack_cache;
+  auto stack = [&](__s32 id, bool irq = false) -> const std::vector<std::uint64_t>& {
+    const __s64 cache_key = irq ? (__s64{1} << 40) + id : id;
+    auto it = stack_cache.find(cache_key);
     if (it != stack_cache.end()) return it->second;
     std::vector<std::uint64_t> frames;
     if (id >= 0) {
       __u64 ips[OFFCPU_MAX_STACK_DEPTH] = {};
-      if (bpf_map_lookup_elem(stacks_fd, &id, ips) == 0) {
+      if (bpf_map_lookup_elem(irq ? irq_stacks_fd : stacks_fd, &id, ips) == 0) {
         for (__u64 ip : ips) {
           if (ip == 0) break;
           frames.push_back(ip);
         }
       }
     }
-    return stack_cache.emplace(id, std::move(frames)).first->second;
+    return stack_cache.emplace(cache_key, std::move(frames)).first->second;
   };
 
   std::map<int, std::string> process_comms;
@@ -493,10 +498,11 @@ util::Result<OffCpuResult> OffCpuTracer::stop() {
     rec.leaf_caller_added = add_leaf_caller(rec.tgid, key.leaf_caller, rec.user_addresses);
     if (key.waker_kernel_stack_id != -ENOENT) {
       rec.woken = true;
+      rec.waker_in_interrupt = key.waker_user_stack_id == -EINTR;
       rec.waker_tgid = static_cast<int>(key.waker_tgid);
       rec.waker_tid = static_cast<int>(key.waker_pid);
       rec.waker_comm = comm_of(value.waker_comm);
-      rec.waker_kernel_addresses = stack(key.waker_kernel_stack_id);
+      rec.waker_kernel_addresses = stack(key.waker_kernel_stack_id, rec.waker_in_interrupt);
       rec.waker_user_addresses = stack(key.waker_user_stack_id);
       add_leaf_caller(rec.waker_tgid, key.waker_leaf_caller, rec.waker_user_addresses);
     }

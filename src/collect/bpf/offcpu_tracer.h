@@ -53,7 +53,7 @@ struct OffCpuOptions {
   bool cache_block_kernel_stacks = false;
   // Map sizes. Overflows are counted in OffCpuDrops, never silent.
   std::uint32_t max_stacks = 16384;           // distinct stacks (user and kernel share the map)
-  std::uint32_t max_distinct_blocks = 16384;  // distinct (thread, stacks, waker stacks) keys
+  std::uint32_t max_distinct_blocks = 32768;  // distinct (thread, stacks, waker stacks) keys
   std::uint32_t max_blocked_threads = 32768;  // threads blocked at the same time
   std::string proc_root = "/proc";            // where comm and maps are read
 };
@@ -67,6 +67,7 @@ struct OffCpuDrops {
   // Not drops: how often the stack signature cache saved a walk (OffCpuOptions::cache_stacks).
   std::uint64_t cache_hits = 0;
   std::uint64_t cache_misses = 0;
+  std::uint64_t interrupt_wakeups = 0;  // not drops: wakeups from interrupt context
 };
 
 // One distinct blocked stack of one thread and the time blocked there. Addresses are innermost
@@ -86,14 +87,14 @@ struct OffCpuRecord {
   // pointer walk skips that caller.
   bool leaf_caller_added = false;
 
-  // Who woke the thread (sched_waking); woken is false for timeouts and missed wakeups. The
-  // waker is the task that was current: when an interrupt did the wakeup (disk completion, timer,
-  // packet), that is the interrupted task, and only the kernel stack (interrupt entry frames,
-  // which the symbolized profile checks) tells the wakeup's real cause.
+  // Who woke the thread (sched_waking); woken is false for missed wakeups and signals. An
+  // interrupt (a timer for sleeps and timeouts, a disk completion, a packet) has no task: then
+  // waker_in_interrupt is set, waker_tgid/tid are 0 and only the kernel stack is known.
   bool woken = false;
+  bool waker_in_interrupt = false;
   int waker_tgid = 0;
-  int waker_tid = 0;
-  std::string waker_comm;
+  int waker_tid = 0;       // 0: the kernel side sums wakers per process, not per thread
+  std::string waker_comm;  // the name of the first waker thread seen for this key
   std::vector<std::uint64_t> waker_user_addresses;
   std::vector<std::uint64_t> waker_kernel_addresses;
 

@@ -54,6 +54,7 @@ OffCpuResult one_lock_wait() {
   rec.user_addresses = {0x1001, 0x2001, 0x3001};  // __lll_lock_wait, LabStore::update, main
   rec.kernel_addresses = {0x9001, 0x9101};        // schedule, entry_SYSCALL_64
   rec.woken = true;
+  rec.waker_in_interrupt = false;
   rec.waker_tgid = 100;
   rec.waker_tid = 102;
   rec.waker_comm = "lab-loop-0";
@@ -127,6 +128,22 @@ TEST(OffCpuProfile, InterruptWakerShowsOnlyItsKernelStack) {
   EXPECT_TRUE(note);
 }
 
+TEST(OffCpuProfile, InterruptWakerLosesTheCodeItInterrupted) {
+  auto sym = table();
+  sym.names[0x8100] = "asm_common_interrupt";
+  sym.names[0x8200] = "memcpy_orig";  // what the interrupt happened to interrupt
+  OffCpuResult r = one_lock_wait();
+  r.records[0].waker_in_interrupt = true;
+  r.records[0].waker_kernel_addresses = {0x8001, 0x8101, 0x8201};
+  OffCpuProfileOptions o;
+  o.wakers = WakerLayout::kAppended;
+  profile::Profile p = to_profile(r, sym, o);
+  auto names = names_of(p.stacks[0]);
+  std::vector<std::string> tail(names.end() - 4, names.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{kWokenByMarker, "try_to_wake_up",
+                                            "asm_common_interrupt", "[interrupt]"}));
+}
+
 TEST(OffCpuProfile, DropsAreCountedAndExplained) {
   auto sym = table();
   OffCpuResult r = one_lock_wait();
@@ -152,6 +169,18 @@ TEST(OffCpuProfile, KernelThreadWithoutUserStackIsNotAFailure) {
   EXPECT_EQ(p.failed_stacks, 0u);
   EXPECT_EQ(names_of(p.stacks[0]),
             (std::vector<std::string>{"chokepoint-lab (100)", "entry_SYSCALL_64", "schedule"}));
+}
+
+TEST(OffCpuProfile, TracerFramesAreDroppedFromTheLeaf) {
+  auto sym = table();
+  sym.names[0x7000] = "bpf_prog_2a1959bf2794046c_offcpu_switch";
+  sym.names[0x7100] = "bpf_trace_run4";
+  OffCpuResult r = one_lock_wait();
+  r.records[0].kernel_addresses.insert(r.records[0].kernel_addresses.begin(), {0x7001, 0x7101});
+  profile::Profile p = to_profile(r, sym);
+  EXPECT_EQ(p.stacks[0].frames.back().name, "schedule");
+  EXPECT_TRUE(is_tracer_frame("__bpf_trace_sched_switch"));
+  EXPECT_FALSE(is_tracer_frame("schedule"));
 }
 
 TEST(OffCpuProfile, InterruptEntryNames) {

@@ -12,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
+#include <string>
 #include <thread>
 
 namespace chokepoint::collect::bpf {
@@ -51,6 +53,13 @@ __attribute__((noinline)) void offcpu_test_wake_pipe(int fd) {
 
 int gettid_int() {
   return static_cast<int>(syscall(SYS_gettid));
+}
+
+std::string comm_of(int tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/comm");
+  std::string line;
+  std::getline(in, line);
+  return line;
 }
 
 // True when one of `addresses` lies in the function that `site` is in (within 256 bytes after
@@ -105,6 +114,11 @@ TEST(OffCpuTracer, SleepInKnownFunctionShowsWithItsBlockedTime) {
       in_function_ns += r.total_ns;
       in_function_count += r.count;
       EXPECT_FALSE(r.kernel_addresses.empty());
+      // A sleep ends by a timer interrupt, not by a task.
+      EXPECT_TRUE(r.woken);
+      EXPECT_TRUE(r.waker_in_interrupt);
+      EXPECT_EQ(r.waker_tid, 0);
+      EXPECT_TRUE(r.waker_user_addresses.empty());
     }
   }
   // 200 ms asleep; timer slack and scheduling add a little, never remove.
@@ -142,7 +156,9 @@ TEST(OffCpuTracer, PipeReaderShowsTheWriterAsItsWaker) {
     EXPECT_GE(r.total_ns, 90'000'000u);
     EXPECT_LE(r.total_ns, 400'000'000u);
     ASSERT_TRUE(r.woken);
-    EXPECT_EQ(r.waker_tid, writer_tid);
+    EXPECT_FALSE(r.waker_in_interrupt);
+    EXPECT_EQ(r.waker_tid, 0);  // summed per process
+    EXPECT_EQ(r.waker_comm.substr(0, 6), comm_of(writer_tid).substr(0, 6));
     EXPECT_EQ(r.waker_tgid, getpid());
     EXPECT_TRUE(has_frame_near(r.waker_user_addresses, g_wake_site));
     EXPECT_FALSE(r.waker_kernel_addresses.empty());
