@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     o.waker_stacks = off.find("waker") == std::string::npos;
     o.cache_stacks = off.find("nocache") == std::string::npos;
     o.cache_block_kernel_stacks = off.find("kcache") != std::string::npos;
+    o.interrupt_waker_stacks = off.find("irq") == std::string::npos;
   }
   auto tracer = OffCpuTracer::create(o);
   if (!tracer) {

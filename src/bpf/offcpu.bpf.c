@@ -58,11 +58,14 @@ const volatile bool leaf_callers = true;
 const volatile bool cache_stacks = true;
 /* Also reuse the blocked side's kernel stack (off: walked on every block, exact). */
 const volatile bool cache_block_kernel_stacks = false;
+/* Record the kernel stack of an interrupt that wakes a thread (disk completion, timer...). */
+const volatile bool interrupt_waker_stacks = true;
 
 struct start_entry {
 	__u64 start_ns;
 	struct offcpu_key key;
 	char waker_comm[OFFCPU_TASK_COMM_LEN];
+	__u64 uninterruptible; /* blocked in TASK_UNINTERRUPTIBLE (D): IO, where kernel paths matter */
 };
 
 struct {
@@ -99,6 +102,14 @@ struct {
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, OFFCPU_INTERRUPT_STACK_DEPTH * sizeof(__u64));
 } irq_stacks SEC(".maps");
+
+/* Blocked kernel stack id -> the interrupt stack id that last woke such a wait (S waits only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __s32);
+	__type(value, __s32);
+} irq_cache SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -290,11 +301,11 @@ static __always_inline bool read_sig(struct task_struct *t, struct user_sig *sig
  * recovers leaf callers. `wake` picks the thread's waker slot instead of its blocking slot.
  */
 static __always_inline void capture(void *ctx, struct task_struct *t, __u32 pid, __u32 tgid,
-				    bool btf, bool wake, __s32 *user_id, __s32 *kernel_id,
-				    __u64 *leaf)
+				    bool btf, bool wake, bool exact_kernel, __s32 *user_id,
+				    __s32 *kernel_id, __u64 *leaf)
 {
 	bool user = user_stacks && !(BPF_CORE_READ(t, flags) & PF_KTHREAD);
-	bool fingerprint = kernel_stacks && !wake && !cache_block_kernel_stacks;
+	bool fingerprint = kernel_stacks && exact_kernel;
 	struct sig_key *sk = NULL;
 	struct stack_slot *hit;
 	__u32 zero = 0;
@@ -362,8 +373,15 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
 	__builtin_memset(e, 0, sizeof(*e));
 	e->key.tgid = tgid;
 	e->key.pid = pid;
-	capture(ctx, prev, pid, tgid, btf, false, &e->key.user_stack_id, &e->key.kernel_stack_id,
-		&e->key.leaf_caller);
+	/*
+	 * Uninterruptible (D) waits are IO: one call site can wait on the journal, on writeback or on
+	 * a flush, and that difference is the evidence, so their kernel path is fingerprinted (a
+	 * shallow walk) unless cache_block_kernel_stacks. Interruptible (S) waits (futex, epoll,
+	 * sockets, sleeps) take the kernel path their syscall implies: cached per user call site.
+	 */
+	e->uninterruptible = !!(task_state(prev) & TASK_UNINTERRUPTIBLE);
+	capture(ctx, prev, pid, tgid, btf, false, e->uninterruptible && !cache_block_kernel_stacks,
+		&e->key.user_stack_id, &e->key.kernel_stack_id, &e->key.leaf_caller);
 	e->key.waker_user_stack_id = -ENOENT;
 	e->key.waker_kernel_stack_id = -ENOENT;
 	e->start_ns = bpf_ktime_get_ns();
@@ -405,6 +423,38 @@ done:
 	bpf_map_delete_elem(&start, &pid);
 }
 
+/*
+ * The interrupt's stack for a wakeup of `e`'s thread. A D-state (IO) wait is walked every time:
+ * which completion ended it is the evidence. Other waits (timers ending sleeps, packets ending
+ * socket waits) are ended by the same interrupt path each time, so the stack is cached per
+ * blocked kernel stack in irq_cache.
+ */
+static __always_inline long interrupt_stack(void *ctx, struct start_entry *e)
+{
+	__s32 blocked = e->key.kernel_stack_id;
+	__s32 *cached;
+	long id;
+
+	if (!kernel_stacks || !interrupt_waker_stacks)
+		return -ENODATA;
+	if (!e->uninterruptible && blocked >= 0) {
+		cached = bpf_map_lookup_elem(&irq_cache, &blocked);
+		if (cached)
+			return *cached;
+	}
+	id = bpf_get_stackid(ctx, &irq_stacks, 0);
+	if (id < 0) {
+		count_drop(id == -EEXIST ? OFFCPU_DROP_STACK_COLLISION : OFFCPU_DROP_STACK_FAILED);
+		return id;
+	}
+	if (!e->uninterruptible && blocked >= 0) {
+		__s32 v = id;
+
+		bpf_map_update_elem(&irq_cache, &blocked, &v, BPF_ANY);
+	}
+	return id;
+}
+
 static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
 {
 	__u32 pid = BPF_CORE_READ(p, pid);
@@ -425,11 +475,8 @@ static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
 	waker = btf ? bpf_get_current_task_btf() : (struct task_struct *)bpf_get_current_task();
 	if (!in_task_context(ctx, waker, btf)) {
 		/* Only the interrupt's kernel stack says what woke the thread. */
-		long id = kernel_stacks ? bpf_get_stackid(ctx, &irq_stacks, 0) : -ENODATA;
+		long id = interrupt_stack(ctx, e);
 
-		if (id < 0 && id != -ENODATA)
-			count_drop(id == -EEXIST ? OFFCPU_DROP_STACK_COLLISION
-						 : OFFCPU_DROP_STACK_FAILED);
 		e->key.waker_kernel_stack_id = id;
 		e->key.waker_tgid = 0;
 		e->key.waker_pid = 0;
@@ -442,7 +489,7 @@ static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
 	 * pairs would multiply the distinct keys by N for no insight the stacks do not give. */
 	e->key.waker_tgid = BPF_CORE_READ(waker, tgid);
 	e->key.waker_pid = 0;
-	capture(ctx, waker, BPF_CORE_READ(waker, pid), e->key.waker_tgid, btf, true,
+	capture(ctx, waker, BPF_CORE_READ(waker, pid), e->key.waker_tgid, btf, true, false,
 		&e->key.waker_user_stack_id, &e->key.waker_kernel_stack_id,
 		&e->key.waker_leaf_caller);
 	bpf_get_current_comm(e->waker_comm, sizeof(e->waker_comm));

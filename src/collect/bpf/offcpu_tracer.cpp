@@ -296,6 +296,7 @@ util::Result<Skeleton> open_and_load(const OffCpuOptions& o, bool use_tp_btf) {
   r->leaf_callers = o.leaf_callers;
   r->cache_stacks = o.cache_stacks;
   r->cache_block_kernel_stacks = o.cache_block_kernel_stacks;
+  r->interrupt_waker_stacks = o.interrupt_waker_stacks;
   if (!o.cgroup_path.empty()) {
     auto cg = cgroup_id_and_level(o.cgroup_path);
     if (!cg) return cg.error();

@@ -51,6 +51,9 @@ struct OffCpuOptions {
   // can block in different kernel paths (an fsync waiting on the journal or on writeback), and
   // that difference is the evidence. The waker's kernel stack is always reused on a hit.
   bool cache_block_kernel_stacks = false;
+  // The kernel stack of an interrupt that wakes a thread (a disk completion's flush_end_io, a
+  // timer). Off: such wakers show as [interrupt] alone.
+  bool interrupt_waker_stacks = true;
   // Map sizes. Overflows are counted in OffCpuDrops, never silent.
   std::uint32_t max_stacks = 16384;           // distinct stacks (user and kernel share the map)
   std::uint32_t max_distinct_blocks = 32768;  // distinct (thread, stacks, waker stacks) keys
