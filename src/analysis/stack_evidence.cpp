@@ -31,12 +31,36 @@ bool system_library(const std::string& module) {
   return lib_dir && module.find(".so") != std::string::npos;
 }
 
+// A C++ name without its parameter list and anonymous namespaces, for a sentence:
+// "ns::(anonymous namespace)::Store::put(std::string const&)" -> "ns::Store::put".
+std::string short_name(std::string name) {
+  const std::string anon = "(anonymous namespace)::";
+  for (auto pos = name.find(anon); pos != std::string::npos; pos = name.find(anon)) {
+    name.erase(pos, anon.size());
+  }
+  // The parameter list is the last top-level "(...)"; operator() and friends keep theirs.
+  if (!name.empty() && name.back() == ')' && name.find("operator") == std::string::npos) {
+    int depth = 0;
+    for (std::size_t i = name.size(); i-- > 0;) {
+      if (name[i] == ')') ++depth;
+      if (name[i] == '(' && --depth == 0) {
+        name.resize(i);
+        break;
+      }
+    }
+  }
+  return name;
+}
+
+// "Store::put (store.cpp:41)". A line inside a system header (an inlined std::mutex::lock) says
+// nothing about the service's code, so it is left out.
 std::string frame_text(const Frame& f) {
-  if (f.file.empty()) return f.name;
+  const std::string name = short_name(f.name);
+  if (f.file.empty() || f.file.rfind("/usr/", 0) == 0) return name;
   const auto slash = f.file.rfind('/');
   const std::string base = slash == std::string::npos ? f.file : f.file.substr(slash + 1);
-  return f.line > 0 ? fmt::format("{} ({}:{})", f.name, base, f.line)
-                    : fmt::format("{} ({})", f.name, base);
+  return f.line > 0 ? fmt::format("{} ({}:{})", name, base, f.line)
+                    : fmt::format("{} ({})", name, base);
 }
 
 double seconds(const profile::Profile& p, std::uint64_t value) {

@@ -11,8 +11,10 @@
 #include <optional>
 #include <thread>
 
+#include "analysis/stack_evidence.h"
 #include "app/background_load.h"
 #include "app/cli_values.h"
+#include "app/diagnose_stacks.h"
 #include "app/load_report.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
@@ -39,6 +41,9 @@ struct DiagnoseArgs {
   int connections = 16;
   int load_threads = 1;
   std::string warmup = "1s";
+  // Stacks as evidence: an off-CPU trace after the window when the verdict is a wait.
+  bool no_stacks = false;
+  std::string stacks_duration = "2s";
 };
 
 // Sleeps up to `ns`, returning early when g_stop is set.
@@ -51,6 +56,11 @@ void interruptible_sleep(std::int64_t ns) {
 int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   const std::int64_t duration_ns = parse_duration_ns(a.duration, "--duration");
   const std::int64_t interval_ns = parse_duration_ns(a.interval, "--interval");
+  const std::int64_t stacks_ns = parse_duration_ns(a.stacks_duration, "--stacks-duration");
+  if (stacks_ns <= 0) {
+    util::usage_error("--stacks-duration must be above 0",
+                      "pass e.g. --stacks-duration 2s, or --no-stacks");
+  }
   if (duration_ns <= 0) util::usage_error("--duration must be above 0", "pass e.g. --duration 5s");
   if (interval_ns < 1'000'000 || interval_ns > duration_ns) {
     util::usage_error("--interval must be at least 1ms and at most --duration",
@@ -99,6 +109,25 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                              session->describe(), duration_ns / 1e9);
   }
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
+  // While the target is still up and under the same load: where in the code its waits are.
+  if (window && !a.no_stacks && !g_stop.load()) {
+    const std::string& verdict = window->diagnosis.verdict;
+    if (verdict == "lock" || verdict == "disk" || verdict == "network" || verdict == "memory") {
+      if (!a.json) {
+        std::cerr << fmt::format(
+            "chokepoint: the verdict is {}; tracing off-CPU stacks for {:.1f} s to find it in "
+            "the code (--no-stacks skips this)...\n",
+            verdict, stacks_ns / 1e9);
+      }
+      StackCapture stacks = capture_off_cpu(session->spec(), stacks_ns, &g_stop);
+      if (stacks.off_cpu && !window->diagnosis.bottlenecks.empty()) {
+        auto ev = analysis::stack_evidence(verdict, nullptr, &*stacks.off_cpu);
+        auto& evidence = window->diagnosis.bottlenecks.front().evidence;
+        evidence.insert(evidence.end(), ev.lines.begin(), ev.lines.end());
+      }
+      window->observation.sources.push_back(stacks.source);
+    }
+  }
   const util::Result<loadgen::LoadResult>* load_result = load ? &load->finish() : nullptr;
   const bool launched = session->launched();
   session->end_command();
@@ -165,6 +194,12 @@ Subcommand make_diagnose_command(CLI::App& root) {
   cli->add_option("-i,--interval", args->interval, "how often to sample thread states")
       ->capture_default_str();
   cli->add_flag("--json", args->json, "print the JSON report (schema 1) instead of text");
+  cli->add_flag(
+      "--no-stacks", args->no_stacks,
+      "skip the off-CPU stack trace that follows a lock, disk, network or memory verdict");
+  cli->add_option("--stacks-duration", args->stacks_duration,
+                  "how long to trace off-CPU stacks after the window")
+      ->capture_default_str();
   cli->add_option("--load", args->load_url,
                   "drive the target with HTTP load at this URL while watching it");
   auto* rate = cli->add_option("-r,--rate", args->rate,

@@ -168,6 +168,20 @@ TEST(StackEvidence, CpuNamesTheHottestOwnCode) {
             "samples at 99 Hz)");
 }
 
+TEST(StackEvidence, NamesReadAsCodeNotAsSignatures) {
+  Stack s = mutex_wait(1'000, "x");
+  s.frames[2] = user(
+      "chokepoint::lab::(anonymous namespace)::LabStore::update(std::__cxx11::basic_string<char, "
+      "std::char_traits<char>, std::allocator<char> > const&)",
+      kLab, "/usr/include/c++/12/bits/std_mutex.h", 100);
+  Profile p = off_cpu({s});
+  auto ev = stack_evidence("lock", nullptr, &p);
+  ASSERT_EQ(ev.lines.size(), 1u);
+  EXPECT_EQ(
+      ev.lines[0],
+      "100% of lock wait (0.00 s, off-CPU stacks) is under chokepoint::lab::LabStore::update");
+}
+
 TEST(StackEvidence, NothingWithoutProfilesOrMatchingStacks) {
   EXPECT_TRUE(stack_evidence("cpu", nullptr, nullptr).lines.empty());
   EXPECT_TRUE(stack_evidence("lock", nullptr, nullptr).lines.empty());
