@@ -183,6 +183,7 @@ struct PerfSampler::Impl {
       perf_event_attr hw = attr;
       hw.type = PERF_TYPE_HARDWARE;
       hw.config = PERF_COUNT_HW_CPU_CYCLES;
+      hw.exclude_idle = 0;  // a halted CPU does not count cycles; some PMUs refuse the bit
       int fd = perf_event_open(&hw, pid, cpu, -1, flags);
       if (fd >= 0) {
         attr = hw;
@@ -312,15 +313,21 @@ struct PerfSampler::Impl {
                              "kernel.perf_event_mlock_kb or ulimit -l, or run as root");
   }
 
-  util::Result<void> open_cgroup() {
-    const std::string& path = options.target.cgroup_path;
-    util::ScopedFd cg(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!cg.valid()) {
-      return util::errno_error(
-          "open " + path, "pass a cgroup v2 directory, e.g. /sys/fs/cgroup/system.slice/x.service");
+  // One event per online CPU: for a cgroup v2 group (PERF_FLAG_PID_CGROUP, pid = the group's
+  // directory fd) or, without a group, for everything that runs (pid = -1).
+  util::Result<void> open_per_cpu(bool cgroup) {
+    util::ScopedFd cg;
+    if (cgroup) {
+      const std::string& path = options.target.cgroup_path;
+      cg.reset(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!cg.valid()) {
+        return util::errno_error("open " + path,
+                                 "pass a cgroup v2 directory, e.g. "
+                                 "/sys/fs/cgroup/system.slice/x.service");
+      }
     }
     for (int cpu : online_cpus()) {
-      int fd = open_event(cg.get(), cpu, PERF_FLAG_PID_CGROUP);
+      int fd = cgroup ? open_event(cg.get(), cpu, PERF_FLAG_PID_CGROUP) : open_event(-1, cpu, 0);
       if (fd < 0) {
         if (-fd == ENODEV) continue;  // went offline
         return thread_error(-fd);
@@ -338,6 +345,7 @@ struct PerfSampler::Impl {
     RecordSink s;
     s.sample = [this, &out](const Sample& sample) {
       int pid = static_cast<int>(sample.pid), tid = static_cast<int>(sample.tid);
+      if (pid == self_pid) return;  // per-CPU mode sees the profiler itself: not the target
       auto p = process_names.find(pid);
       auto t = thread_names.find(tid);
       if (p == process_names.end() || t == thread_names.end()) {
@@ -358,8 +366,8 @@ struct PerfSampler::Impl {
     return s;
   }
 
-  const SampleSink* current_sink = nullptr;
   RecordSink record_sink;
+  const int self_pid = static_cast<int>(getpid());
 
   void drain_one(Ring& ring) { ring.drain(info.max_stack, scratch, record_sink, stats.records); }
   void drain_all() {
@@ -419,15 +427,16 @@ util::Result<PerfSampler> PerfSampler::open(const PerfOptions& options) {
   a.exclude_kernel = s.info.kernel_stacks ? 0 : 1;
   a.exclude_callchain_kernel = s.info.kernel_stacks ? 0 : 1;
   a.exclude_hv = 1;
-  a.comm = 1;  // PERF_RECORD_COMM: thread names as they change (exec, prctl)
+  a.exclude_idle = 1;  // per-CPU cpu-clock would otherwise sample the idle task
+  a.comm = 1;          // PERF_RECORD_COMM: thread names as they change (exec, prctl)
   a.sample_max_stack =
       static_cast<std::uint16_t>(std::min<std::uint32_t>(s.info.max_stack, 0xffff));
   a.disabled = 0;
 
   if (options.target.kind == Kind::kCgroup) {
     if (is_cgroup2(options.target.cgroup_path)) {
-      s.info.cgroup_mode = true;
-      if (auto r = s.open_cgroup(); !r) return r.error();
+      s.info.per_cpu = true;
+      if (auto r = s.open_per_cpu(true); !r) return r.error();
     } else {
       // cgroup v1 needs the perf_event controller's own hierarchy; following the group's tasks
       // thread by thread works for every controller.
@@ -438,7 +447,11 @@ util::Result<PerfSampler> PerfSampler::open(const PerfOptions& options) {
           ") instead of one event per CPU for the whole group";
     }
   }
-  if (!s.info.cgroup_mode) {
+  if (options.target.kind == Kind::kHost) {
+    s.info.per_cpu = true;
+    if (auto r = s.open_per_cpu(false); !r) return r.error();
+  }
+  if (!s.info.per_cpu) {
     if (auto r = s.rescan(true); !r) return r.error();
   }
   return PerfSampler(std::move(impl));
@@ -457,7 +470,7 @@ util::Result<PerfRunStats> PerfSampler::run(std::int64_t duration_ns, const std:
     std::int64_t wake = std::min(end, now + s.options.drain_interval_ns);
     std::this_thread::sleep_for(std::chrono::nanoseconds(wake - now));
     s.drain_all();
-    if (!s.info.cgroup_mode && util::monotonic_ns() >= next_rescan) {
+    if (!s.info.per_cpu && util::monotonic_ns() >= next_rescan) {
       next_rescan = util::monotonic_ns() + s.options.rescan_interval_ns;
       auto r = s.rescan(false);
       if (!r) return r.error();
@@ -489,7 +502,7 @@ std::vector<std::string> PerfSampler::notes() const {
         s.info.paranoid));
   }
   if (!s.cgroup_fallback_note.empty()) notes.push_back(s.cgroup_fallback_note);
-  if (!s.info.cgroup_mode) {
+  if (!s.info.per_cpu) {
     notes.push_back(fmt::format(
         "threads are found by re-reading the target every {} ms: a thread's first moments before "
         "it is found are not sampled",

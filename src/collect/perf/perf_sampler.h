@@ -1,7 +1,7 @@
 #pragma once
 // On-CPU stack sampling with perf_event_open(2): a timer-driven sampling event per target thread
-// (or per CPU, filtered by a cgroup v2 group), each with its own mmap ring buffer, user and kernel
-// callchains through frame pointers.
+// (or per CPU, filtered by a cgroup v2 group, or for the whole host), each with its own mmap ring
+// buffer, user and kernel callchains through frame pointers.
 //
 //   auto s = PerfSampler::open(options);          // checks privileges, picks the event, opens it
 //   if (!s) { print s.error(); }                  // errors carry a hint (paranoid, EMFILE, ...)
@@ -48,7 +48,8 @@ struct PerfInfo {
   std::string event_name;       // "cycles" or "cpu-clock"
   bool hardware = false;        // true for cycles
   bool kernel_stacks = false;   // kernel frames requested
-  bool cgroup_mode = false;     // one event per CPU filtered by the cgroup (PERF_FLAG_PID_CGROUP)
+  bool per_cpu = false;         // one event per CPU: filtered by a cgroup v2 group
+                                // (PERF_FLAG_PID_CGROUP), or the whole host
   std::uint32_t max_stack = 0;  // callchain limit (kernel.perf_event_max_stack)
   int paranoid = 0;             // kernel.perf_event_paranoid
 };
