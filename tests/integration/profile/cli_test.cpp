@@ -1,0 +1,144 @@
+// chokepoint profile's targets and its handling of bad input: every error ends with "error:" and
+// "hint:", the right exit code (2 for usage mistakes, 1 for a target that is not there), and
+// within its deadline; outputs are complete files or absent.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "support/background.h"
+#include "support/lab_process.h"
+
+namespace chokepoint::profile_test {
+namespace {
+
+using test_support::Background;
+using test_support::run_to_exit;
+
+std::string chokepoint_bin() {
+  return std::string(CHOKEPOINT_BIN_DIR) + "/chokepoint";
+}
+
+test_support::ExitResult run(const std::vector<std::string>& args, int timeout_s = 30) {
+  auto r = run_to_exit(args, chokepoint_bin(), std::chrono::seconds(timeout_s));
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? *r : test_support::ExitResult{};
+}
+
+void expect_error(const test_support::ExitResult& r, int code, const std::string& fragment) {
+  EXPECT_EQ(r.exit_code, code) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("error: "), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("hint: "), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(fragment), std::string::npos) << r.stderr_text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/chokepoint-profile-cli.XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+TEST(ProfileCli, BadPidIsAnError) {
+  expect_error(run({"profile", "--pid", "abc"}), 2, "");
+  expect_error(run({"profile", "--pid", "-3"}), 2, "is not a process id");
+  // A well-formed pid that does not exist is a runtime error, as in diagnose.
+  expect_error(run({"profile", "--pid", "999999999"}), 1, "no process with pid");
+}
+
+TEST(ProfileCli, BadFrequencyIsAUsageError) {
+  const std::string self = std::to_string(getpid());
+  expect_error(run({"profile", "--pid", self, "--frequency", "0"}), 2, "out of range");
+  expect_error(run({"profile", "--pid", self, "--frequency", "10000000"}), 2,
+               "perf_event_max_sample_rate");
+  expect_error(run({"profile", "--pid", self, "--frequency", "fast"}), 2, "");
+}
+
+TEST(ProfileCli, UnknownOutputExtensionIsAUsageError) {
+  TempDir d;
+  auto r = run({"profile", "--pid", std::to_string(getpid()), "-o", d.path + "/x.png"});
+  expect_error(r, 2, "unknown output format");
+  EXPECT_NE(r.stderr_text.find(".folded"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(d.path + "/x.png"));
+}
+
+TEST(ProfileCli, OutputInAMissingDirectoryFailsBeforeSampling) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run({"profile", "--pid", std::to_string(getpid()), "--duration", "20s", "-o",
+                "/nonexistent-dir/x.svg"});
+  expect_error(r, 1, "does not exist");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
+TEST(ProfileCli, OtherUsageErrors) {
+  expect_error(run({"profile", "--pid", "1", "--name", "x"}), 2, "one target");
+  expect_error(run({"profile", "--children"}), 2, "--children needs --pid");
+  expect_error(run({"profile", "--pid", "1", "--duration", "0"}), 2, "--duration");
+  expect_error(run({"profile", "--pid", "1", "--top", "0"}), 2, "--top");
+  expect_error(run({"profile", "--name", "no-such-process-name-here"}), 1,
+               "no running process is named");
+  expect_error(run({"profile", "--", "/nonexistent/program"}), 1, "cannot start");
+}
+
+// A command target: profiled from its start, ended at the end of the window, and its busy loop
+// is in the table.
+TEST(ProfileCli, CommandTarget) {
+  TempDir d;
+  const std::string folded = d.path + "/sh.folded";
+  auto r = run({"profile", "--duration", "1500ms", "-o", folded, "--top", "3", "--", "sh", "-c",
+                "while :; do :; done"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_NE(r.stdout_text.find("Hottest functions by self"), std::string::npos) << r.stdout_text;
+  std::string text = read_file(folded);
+  EXPECT_NE(text.find("sh ("), std::string::npos) << text.substr(0, 500);
+  // No temporary file is left next to the output.
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(d.path)) {
+    (void)e;
+    ++files;
+  }
+  EXPECT_EQ(files, 1);
+}
+
+// A target that exits mid-run: what was collected is written, and the exit code says so.
+TEST(ProfileCli, TargetExitsMidRun) {
+  TempDir d;
+  auto busy = Background::start("timeout", {"1", "sh", "-c", "while :; do :; done"});
+  ASSERT_TRUE(busy) << busy.error().message;
+  // timeout forks sh; profile the busy child with --children.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string folded = d.path + "/gone.folded";
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run({"profile", "--pid", std::to_string(busy->pid()), "--children", "--duration", "20s",
+                "-o", folded});
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(6));
+  expect_error(r, 1, "the target exited");
+  EXPECT_NE(r.stderr_text.find("note: the target exited after"), std::string::npos)
+      << r.stderr_text;
+  EXPECT_FALSE(read_file(folded).empty());
+}
+
+TEST(ProfileCli, HelpListsTheOptions) {
+  auto r = run({"profile", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* opt : {"--pid", "--cgroup", "--duration", "--frequency", "--output", "--top"}) {
+    EXPECT_NE(r.stdout_text.find(opt), std::string::npos) << opt;
+  }
+}
+
+}  // namespace
+}  // namespace chokepoint::profile_test
