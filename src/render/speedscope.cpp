@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "render/flamegraph_folded.h"
+#include "render/text_safety.h"
 
 namespace chokepoint::render {
 
@@ -27,8 +28,10 @@ struct FrameKey {
 FrameKey key_of(const profile::Frame& frame) {
   // The folded name (annotated "_[k]"/"_[j]", sanitized) keeps speedscope's view consistent
   // with the folded and SVG outputs; speedscope has no field for the frame's kind.
-  FrameKey key{folded_frame_name(frame), frame.file, frame.file.empty() ? 0 : frame.line};
-  if (key.file.empty()) key.file = frame.module;
+  // Names and paths are made valid UTF-8 here: json::dump throws on anything else.
+  FrameKey key{valid_utf8(folded_frame_name(frame)), valid_utf8(frame.file),
+               frame.file.empty() ? 0 : frame.line};
+  if (key.file.empty()) key.file = valid_utf8(frame.module);
   if (key.line < 0) key.line = 0;
   return key;
 }
@@ -88,8 +91,10 @@ nlohmann::json speedscope(const profile::Profile& profile) {
   }
 
   const std::string name = !profile.title.empty()
-                               ? profile.title
+                               ? valid_utf8(profile.title)
                                : (profile.off_cpu ? "off-CPU time" : "on-CPU samples");
+  nlohmann::json notes = nlohmann::json::array();
+  for (const std::string& note : profile.notes) notes.push_back(valid_utf8(note));
   nlohmann::json out;
   out["$schema"] = "https://www.speedscope.app/file-format-schema.json";
   out["shared"] = {{"frames", std::move(frames)}};
@@ -114,7 +119,7 @@ nlohmann::json speedscope(const profile::Profile& profile) {
       {"lost_samples", profile.lost_samples},
       {"truncated_stacks", profile.truncated_stacks},
       {"failed_stacks", profile.failed_stacks},
-      {"notes", profile.notes},
+      {"notes", notes},
   };
   return out;
 }

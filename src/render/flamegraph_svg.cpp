@@ -1,0 +1,739 @@
+#include "render/flamegraph_svg.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <iterator>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "render/text_safety.h"
+
+namespace chokepoint::render {
+
+namespace {
+
+using profile::FrameKind;
+
+constexpr int kPadPx = 10;
+constexpr int kFontPx = 12;
+// Verdana's average advance is about 0.59 em: the label fits ~width / (0.59 * 12) characters.
+constexpr double kCharPx = 0.59 * kFontPx;
+constexpr int kMaxNoteLines = 8;
+
+// ---- Text --------------------------------------------------------------------------------------
+
+std::string clean_text(std::string_view s) {
+  return valid_xml_text(s);
+}
+
+void append_escaped(std::string& out, std::string_view clean) {
+  append_xml_escaped(out, clean);
+}
+
+void append_xml(std::string& out, std::string_view raw) {
+  append_escaped(out, clean_text(raw));
+}
+
+// Number of code points of valid UTF-8.
+std::size_t code_points(std::string_view s) {
+  std::size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// The label that fits a frame `width_px` wide: the name, or its head and "..", or nothing.
+// Mirrors fit() in the script, which redoes it on zoom.
+std::string fit_label(std::string_view name, double width_px) {
+  const auto fits = static_cast<long>(std::floor((width_px - 6) / kCharPx));
+  if (fits < 3) return {};
+  if (code_points(name) <= static_cast<std::size_t>(fits)) return std::string(name);
+  std::string out;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const bool starts = (static_cast<unsigned char>(name[i]) & 0xC0) != 0x80;
+    if (starts && kept == static_cast<std::size_t>(fits - 2)) break;
+    kept += starts;
+    out += name[i];
+  }
+  return out + "..";
+}
+
+// ---- Numbers -----------------------------------------------------------------------------------
+
+std::string group_thousands(std::uint64_t v) {
+  std::string digits = std::to_string(v);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i != 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string format_ns(std::uint64_t ns) {
+  const auto v = static_cast<double>(ns);
+  if (ns < 1'000) return fmt::format("{} ns", ns);
+  // Three significant digits, trailing zeros kept: "65.0 ms", "1.20 s", "312 us".
+  auto three = [](double x, const char* unit) {
+    const int decimals = x < 10 ? 2 : (x < 100 ? 1 : 0);
+    return fmt::format("{:.{}f} {}", x, decimals, unit);
+  };
+  if (ns < 1'000'000) return three(v / 1e3, "\u00b5s");
+  if (ns < 1'000'000'000) return three(v / 1e6, "ms");
+  return three(v / 1e9, "s");
+}
+
+double percent(std::uint64_t part, std::uint64_t total) {
+  return total == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(total);
+}
+
+// ---- Colours -----------------------------------------------------------------------------------
+
+struct Rgb {
+  int r, g, b;
+};
+
+Rgb hsl(double h_deg, double s, double l) {
+  const double c = (1 - std::fabs(2 * l - 1)) * s;
+  const double hp = std::fmod(h_deg, 360.0) / 60.0;
+  const double x = c * (1 - std::fabs(std::fmod(hp, 2.0) - 1));
+  double r = 0, g = 0, b = 0;
+  if (hp < 1) {
+    r = c, g = x;
+  } else if (hp < 2) {
+    r = x, g = c;
+  } else if (hp < 3) {
+    g = c, b = x;
+  } else if (hp < 4) {
+    g = x, b = c;
+  } else if (hp < 5) {
+    r = x, b = c;
+  } else {
+    r = c, b = x;
+  }
+  const double m = l - c / 2;
+  auto to8 = [m](double v) { return static_cast<int>(std::lround((v + m) * 255)); };
+  return {to8(r), to8(g), to8(b)};
+}
+
+// FNV-1a: a stable hash, so a function keeps its colour from one run to the next.
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+// On-CPU: warm (user red to orange, kernel amber, JIT green as in FlameGraph's java palette);
+// off-CPU: cool (user blue, kernel teal, JIT violet). Unresolved frames are grey in both, the
+// synthetic process/thread frames a pale neutral, so each kind reads apart from the others.
+Rgb frame_colour(bool off_cpu, FrameKind kind, std::string_view name) {
+  const std::uint64_t h = fnv1a(name);
+  const double v1 = static_cast<double>(h & 0xffff) / 65535.0;
+  const double v2 = static_cast<double>((h >> 16) & 0xffff) / 65535.0;
+  switch (kind) {
+    case FrameKind::kUser:
+      return off_cpu ? hsl(205 + 25 * v1, 0.70, 0.55 + 0.10 * v2)
+                     : hsl(0 + 28 * v1, 0.80, 0.55 + 0.10 * v2);
+    case FrameKind::kKernel:
+      return off_cpu ? hsl(168 + 18 * v1, 0.60, 0.42 + 0.10 * v2)
+                     : hsl(40 + 15 * v1, 0.85, 0.48 + 0.08 * v2);
+    case FrameKind::kJit:
+      return off_cpu ? hsl(262 + 25 * v1, 0.55, 0.62 + 0.08 * v2)
+                     : hsl(90 + 40 * v1, 0.55, 0.50 + 0.10 * v2);
+    case FrameKind::kUnresolved:
+      return hsl(0, 0, 0.62 + 0.08 * v2);
+    case FrameKind::kProcess:
+    case FrameKind::kThread:
+      return off_cpu ? hsl(215, 0.18, 0.74 + 0.05 * v2) : hsl(30, 0.30, 0.74 + 0.05 * v2);
+  }
+  return hsl(0, 0, 0.6);
+}
+
+const char* kind_class(FrameKind kind) {
+  switch (kind) {
+    case FrameKind::kUser:
+      return "ku";
+    case FrameKind::kKernel:
+      return "kk";
+    case FrameKind::kJit:
+      return "kj";
+    case FrameKind::kUnresolved:
+      return "kx";
+    case FrameKind::kProcess:
+    case FrameKind::kThread:
+      return "kp";
+  }
+  return "ku";
+}
+
+const char* kind_text(FrameKind kind) {
+  switch (kind) {
+    case FrameKind::kUser:
+      return "user";
+    case FrameKind::kKernel:
+      return "kernel";
+    case FrameKind::kJit:
+      return "JIT";
+    case FrameKind::kUnresolved:
+      return "unresolved";
+    case FrameKind::kProcess:
+      return "process";
+    case FrameKind::kThread:
+      return "thread";
+  }
+  return "user";
+}
+
+// ---- Call tree ---------------------------------------------------------------------------------
+
+// A distinct (name, kind, module): the identity of a flame graph frame.
+struct Key {
+  std::string name;    // clean_text of the frame name ("[unknown]" when empty)
+  std::string module;  // clean_text of the module
+  FrameKind kind = FrameKind::kUser;
+};
+
+constexpr std::uint32_t kNone = UINT32_MAX;
+
+struct Node {
+  std::uint32_t key = kNone;  // kNone for the root "all"
+  std::uint32_t depth = 0;
+  std::uint32_t first_child = kNone;
+  std::uint32_t next_sibling = kNone;
+  std::uint64_t value = 0;
+  std::uint64_t self = 0;
+  std::uint64_t count = 0;
+  // Of the frames merged here, the least by (file, line, unresolved): where the tooltip says it
+  // is. The least rather than the first, so the output does not depend on the stacks' order.
+  const profile::Frame* rep = nullptr;
+  bool mixed_location = false;  // merged frames disagree on file:line
+};
+
+struct Tree {
+  std::vector<Key> keys;
+  std::vector<std::uint32_t> rank;  // keys[i]'s position in (name, kind, module) order
+  std::vector<Node> nodes;          // nodes[0] is the root; a child's id is above its parent's
+};
+
+Tree build_tree(const profile::Profile& profile) {
+  Tree t;
+  t.nodes.emplace_back();
+  std::unordered_map<std::string, std::uint32_t> key_ids;
+  std::unordered_map<std::uint64_t, std::uint32_t> child_ids;  // (parent << 32 | key) -> node
+  std::string buf;
+  static const profile::Frame kNoFrames{
+      "[no frames]", FrameKind::kUnresolved, "", "", 0, "no frames were captured"};
+  for (const profile::Stack& stack : profile.stacks) {
+    if (stack.value == 0) continue;
+    t.nodes[0].value += stack.value;
+    t.nodes[0].count += stack.count;
+    std::uint32_t at = 0;
+    const std::size_t n = stack.frames.empty() ? 1 : stack.frames.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const profile::Frame& f = stack.frames.empty() ? kNoFrames : stack.frames[i];
+      buf.assign(f.name);
+      buf += '\0';
+      buf += static_cast<char>('0' + static_cast<int>(f.kind));
+      buf += f.module;
+      auto [kit, new_key] = key_ids.try_emplace(buf, static_cast<std::uint32_t>(t.keys.size()));
+      if (new_key) {
+        t.keys.push_back(
+            {f.name.empty() ? "[unknown]" : clean_text(f.name), clean_text(f.module), f.kind});
+      }
+      const std::uint64_t edge = (static_cast<std::uint64_t>(at) << 32) | kit->second;
+      auto [cit, new_node] =
+          child_ids.try_emplace(edge, static_cast<std::uint32_t>(t.nodes.size()));
+      if (new_node) {
+        Node node;
+        node.key = kit->second;
+        node.depth = t.nodes[at].depth + 1;
+        node.next_sibling = t.nodes[at].first_child;
+        node.rep = &f;
+        t.nodes[at].first_child = cit->second;
+        t.nodes.push_back(node);
+      }
+      Node& node = t.nodes[cit->second];
+      node.value += stack.value;
+      node.count += stack.count;
+      if (node.rep->file != f.file || node.rep->line != f.line) node.mixed_location = true;
+      if (std::tie(f.file, f.line, f.unresolved) <
+          std::tie(node.rep->file, node.rep->line, node.rep->unresolved)) {
+        node.rep = &f;
+      }
+      at = cit->second;
+    }
+    t.nodes[at].self += stack.value;
+  }
+  std::vector<std::uint32_t> order(t.keys.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    const Key& ka = t.keys[a];
+    const Key& kb = t.keys[b];
+    if (ka.name != kb.name) return ka.name < kb.name;
+    if (ka.kind != kb.kind) return ka.kind < kb.kind;
+    return ka.module < kb.module;
+  });
+  t.rank.resize(t.keys.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) t.rank[order[i]] = i;
+  return t;
+}
+
+struct Placed {
+  std::uint32_t node;
+  std::uint64_t x;  // offset from the left, in weight units
+};
+
+// Lays out the tree left to right, children by name, leaving out nodes below `min_value` with
+// their subtrees; counts what it left out.
+std::vector<Placed> layout(const Tree& t, std::uint64_t min_value, SvgStats& stats) {
+  // Subtree sizes, to count what an elided node takes with it. A child's id is above its
+  // parent's, so one backward pass over the child lists sums them.
+  std::vector<std::uint64_t> subtree(t.nodes.size(), 1);
+  for (std::size_t i = t.nodes.size(); i-- > 0;) {
+    for (std::uint32_t c = t.nodes[i].first_child; c != kNone; c = t.nodes[c].next_sibling) {
+      subtree[i] += subtree[c];
+    }
+  }
+  std::vector<Placed> placed;
+  std::vector<Placed> todo{{0, 0}};
+  std::vector<std::uint32_t> children;
+  while (!todo.empty()) {
+    const Placed p = todo.back();
+    todo.pop_back();
+    placed.push_back(p);
+    stats.max_depth = std::max(stats.max_depth, static_cast<int>(t.nodes[p.node].depth));
+    children.clear();
+    for (std::uint32_t c = t.nodes[p.node].first_child; c != kNone; c = t.nodes[c].next_sibling) {
+      if (t.nodes[c].value < min_value) {
+        stats.frames_elided += subtree[c];
+      } else {
+        children.push_back(c);
+      }
+    }
+    std::sort(children.begin(), children.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return t.rank[t.nodes[a].key] < t.rank[t.nodes[b].key];
+    });
+    // Drawn callees are packed from the caller's left edge; self time and elided callees make
+    // up the rest of its width. Pushed right to left so they pop left to right (preorder).
+    std::uint64_t x = p.x;
+    for (std::uint32_t c : children) x += t.nodes[c].value;
+    for (auto it = children.rbegin(); it != children.rend(); ++it) {
+      x -= t.nodes[*it].value;
+      todo.push_back({*it, x});
+    }
+  }
+  stats.frames_drawn = placed.size();
+  return placed;
+}
+
+// ---- Document ----------------------------------------------------------------------------------
+
+constexpr std::string_view kStyle = R"css(
+text { font-family: Verdana, "DejaVu Sans", Helvetica, Arial, sans-serif; font-size: 12px; fill: rgb(0,0,0); }
+#title { font-size: 17px; font-weight: bold; }
+.sub { fill: rgb(50,50,50); }
+.honesty { fill: rgb(90,90,90); }
+.honesty.warn { fill: rgb(170,0,0); }
+.note { font-size: 11px; fill: rgb(80,80,80); }
+.btn { cursor: pointer; fill: rgb(30,60,170); }
+.btn.on { font-weight: bold; text-decoration: underline; }
+.h { display: none; }
+g.f { cursor: pointer; }
+g.f text { pointer-events: none; }
+g.f:hover > rect { stroke: rgb(0,0,0); stroke-width: 0.6; }
+g.a > rect { opacity: 0.55; }
+g.m > rect { fill: rgb(230,0,230); }
+)css";
+
+// The script is a constant: it never contains a name. It reads names from data-n attributes and
+// <title> text, and writes labels with textContent only, so names cannot become code or markup.
+constexpr std::string_view kScript = R"js(
+(function () {
+  'use strict';
+  var svg = document.documentElement;
+  var total = Number(svg.getAttribute('data-total'));
+  var pad = Number(svg.getAttribute('data-pad'));
+  var span = Number(svg.getAttribute('data-span'));
+  var charPx = Number(svg.getAttribute('data-char-px'));
+  var framesGroup = document.getElementById('frames');
+  var details = document.getElementById('details');
+  var matched = document.getElementById('matched');
+  var resetBtn = document.getElementById('reset');
+  var searchBtn = document.getElementById('search');
+  var icBtn = document.getElementById('ic');
+  var frames = [];
+  var byElement = new Map();
+  var root = null;
+  var term = null;
+  var ignoreCase = false;
+
+  Array.prototype.forEach.call(framesGroup.querySelectorAll('g.f'), function (g) {
+    var f = {
+      g: g,
+      x: Number(g.getAttribute('data-x')),
+      w: Number(g.getAttribute('data-w')),
+      d: Number(g.getAttribute('data-d')),
+      name: g.getAttribute('data-n'),
+      rect: g.querySelector('rect'),
+      text: g.querySelector('text'),
+      title: g.querySelector('title')
+    };
+    frames.push(f);
+    byElement.set(g, f);
+    if (f.d === 0) root = f;
+  });
+
+  // The label that fits a frame px wide; the renderer computes the same at first draw.
+  function fit(name, px) {
+    var n = Math.floor((px - 6) / charPx);
+    if (n < 3) return '';
+    if (name.length <= n) return name;
+    return name.substring(0, n - 2) + '..';
+  }
+
+  function draw(f, px, pw) {
+    f.rect.setAttribute('x', px.toFixed(2));
+    f.rect.setAttribute('width', Math.max(pw - 0.5, 0.1).toFixed(2));
+    f.text.setAttribute('x', (px + 3).toFixed(2));
+    f.text.textContent = fit(f.name, pw);
+  }
+
+  // Shows z across the full width: its callees scaled with it, its callers full width and
+  // dimmed, everything else hidden. Zooming to the root resets.
+  function zoom(z) {
+    var x0 = z.x;
+    var w0 = z.w > 0 ? z.w : 1;
+    frames.forEach(function (f) {
+      var inside = f.d >= z.d && f.x >= x0 && f.x + f.w <= x0 + w0;
+      var above = f.d < z.d && f.x <= x0 && f.x + f.w >= x0 + w0;
+      f.g.classList.toggle('h', !(inside || above));
+      f.g.classList.toggle('a', above);
+      if (above) {
+        draw(f, pad, span);
+      } else if (inside) {
+        draw(f, pad + (f.x - x0) / w0 * span, f.w / w0 * span);
+      }
+    });
+    resetBtn.classList.toggle('h', z === root);
+  }
+
+  // Highlights frames whose name matches the regular expression t (null clears) and shows the
+  // share of the total they cover, each stretch of the x axis counted once.
+  function search(t) {
+    var re = null;
+    matched.textContent = '';
+    if (t) {
+      try {
+        re = new RegExp(t, ignoreCase ? 'i' : '');
+      } catch (e) {
+        matched.textContent = 'Invalid regular expression: ' + e.message;
+      }
+    }
+    term = re === null ? null : t;
+    var spans = [];
+    frames.forEach(function (f) {
+      var m = re !== null && f !== root && re.test(f.name);
+      f.g.classList.toggle('m', m);
+      if (m) spans.push([f.x, f.x + f.w]);
+    });
+    spans.sort(function (a, b) { return a[0] - b[0]; });
+    var covered = 0;
+    var end = -Infinity;
+    spans.forEach(function (s) {
+      var from = Math.max(s[0], end);
+      if (s[1] > from) {
+        covered += s[1] - from;
+        end = s[1];
+      }
+    });
+    if (re !== null) {
+      var pct = total > 0 ? 100 * covered / total : 0;
+      matched.textContent = 'Matched: ' + pct.toFixed(2) + '% (' + spans.length + ' frames)';
+    }
+    searchBtn.textContent = re === null ? 'Search' : 'Reset Search';
+    searchBtn.classList.toggle('on', re !== null);
+  }
+
+  function ask() {
+    var t = window.prompt('Search frames (regular expression)', term === null ? '' : term);
+    if (t !== null && t !== '') search(t);
+  }
+
+  function frameOf(node) {
+    for (var n = node; n && n !== framesGroup; n = n.parentNode) {
+      var f = byElement.get(n);
+      if (f) return f;
+    }
+    return null;
+  }
+
+  function summary(f) {
+    var lines = f.title.textContent.split('\n');
+    return lines.length > 1 ? lines[0] + ' \u2014 ' + lines[1] : lines[0];
+  }
+
+  framesGroup.addEventListener('click', function (e) {
+    var f = frameOf(e.target);
+    if (f) zoom(f);
+  });
+  framesGroup.addEventListener('mouseover', function (e) {
+    var f = frameOf(e.target);
+    details.textContent = f ? summary(f) : ' ';
+  });
+  framesGroup.addEventListener('mouseout', function () { details.textContent = ' '; });
+  resetBtn.addEventListener('click', function () { zoom(root); });
+  searchBtn.addEventListener('click', function () {
+    if (term !== null) {
+      search(null);
+    } else {
+      ask();
+    }
+  });
+  icBtn.addEventListener('click', function () {
+    ignoreCase = !ignoreCase;
+    icBtn.classList.toggle('on', ignoreCase);
+    if (term !== null) search(term);
+  });
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'F3' || ((e.ctrlKey || e.metaKey) && (e.key === 'f' || e.key === 'F'))) {
+      e.preventDefault();
+      ask();
+    } else if (e.key === 'Escape') {
+      search(null);
+      zoom(root);
+    }
+  });
+
+  if (root !== null) zoom(root);
+})();
+)js";
+
+static_assert(kScript.find("]]>") == std::string_view::npos, "the script sits in a CDATA section");
+static_assert(kStyle.find("]]>") == std::string_view::npos, "the style sits in a CDATA section");
+
+std::string default_title(const profile::Profile& p) {
+  if (!p.title.empty()) return p.title;
+  return p.off_cpu ? "Off-CPU Time Flame Graph" : "On-CPU Flame Graph";
+}
+
+std::string format_value(const profile::Profile& p, std::uint64_t v) {
+  if (p.weight == profile::Weight::kNanoseconds) return format_ns(v);
+  return group_thousands(v) + (v == 1 ? " sample" : " samples");
+}
+
+std::string totals_line(const profile::Profile& p, std::uint64_t total, std::uint64_t count) {
+  std::string s;
+  if (p.weight == profile::Weight::kNanoseconds) {
+    s = format_ns(total) + (p.off_cpu ? " off-CPU" : "");
+    if (p.duration_s > 0) s += fmt::format(" over {:.1f} s", p.duration_s);
+    s += " in " + group_thousands(count) + (p.off_cpu ? " context switches" : " events");
+  } else {
+    s = format_value(p, total);
+    if (p.frequency_hz > 0) s += fmt::format(" at {:g} Hz", p.frequency_hz);
+    if (p.duration_s > 0) s += fmt::format(" over {:.1f} s", p.duration_s);
+    if (p.frequency_hz > 0) {
+      s += fmt::format(" (\u2248 {:.2f} s of CPU)", static_cast<double>(total) / p.frequency_hz);
+    }
+  }
+  if (total == 0) s += " \u2014 nothing was recorded";
+  return s;
+}
+
+void append_tooltip(std::string& out, const profile::Profile& p, const Tree& t, const Node& node,
+                    std::uint64_t total) {
+  const bool root = node.key == kNone;
+  append_escaped(out, root ? std::string_view("all") : std::string_view(t.keys[node.key].name));
+  out += '\n';
+  out += format_value(p, node.value);
+  fmt::format_to(std::back_inserter(out), ", {:.2f}%", percent(node.value, total));
+  if (p.weight == profile::Weight::kNanoseconds) {
+    out += ", " + group_thousands(node.count) + (p.off_cpu ? " switches" : " events");
+  } else if (p.frequency_hz > 0) {
+    fmt::format_to(std::back_inserter(out), ", \u2248 {:.3g} s",
+                   static_cast<double>(node.value) / p.frequency_hz);
+  }
+  if (!root) {
+    fmt::format_to(std::back_inserter(out), " (self {}, {:.2f}%)", format_value(p, node.self),
+                   percent(node.self, total));
+    const Key& key = t.keys[node.key];
+    out += '\n';
+    out += kind_text(key.kind);
+    if (key.kind == FrameKind::kUnresolved && !node.rep->unresolved.empty()) {
+      out += ": ";
+      append_xml(out, node.rep->unresolved);
+    }
+    if (!key.module.empty()) {
+      out += "\nmodule: ";
+      append_escaped(out, key.module);
+    }
+    if (!node.rep->file.empty()) {
+      out += "\nsource: ";
+      append_xml(out, node.rep->file);
+      if (node.rep->line > 0) fmt::format_to(std::back_inserter(out), ":{}", node.rep->line);
+      if (node.mixed_location) out += " (and other lines)";
+    }
+  }
+}
+
+}  // namespace
+
+std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& options,
+                           SvgStats* stats_out) {
+  const Tree tree = build_tree(profile);
+  const std::uint64_t total = tree.nodes[0].value;
+  const double min_fraction = std::max(0.0, options.min_width_fraction);
+  const auto min_value = static_cast<std::uint64_t>(std::ceil(min_fraction * total));
+  SvgStats stats;
+  const std::vector<Placed> placed = layout(tree, std::max<std::uint64_t>(min_value, 1), stats);
+
+  const int width = std::max(options.width_px, 200);
+  const int fh = std::max(options.frame_height_px, 8);
+  const double span = width - 2 * kPadPx;
+  const double scale = total == 0 ? 0.0 : span / static_cast<double>(total);
+
+  // Header: title, totals, honesty counters, notes (the overflow goes into a tooltip).
+  const bool honest_warn =
+      profile.lost_samples != 0 || profile.truncated_stacks != 0 || profile.failed_stacks != 0;
+  const std::size_t note_lines = std::min<std::size_t>(profile.notes.size(), kMaxNoteLines);
+  const bool more_notes = profile.notes.size() > kMaxNoteLines;
+  const int notes_top = 76;
+  const int header_bottom =
+      notes_top + static_cast<int>(note_lines + (more_notes ? 1 : 0)) * 14 - 4;
+  const int frames_top = header_bottom + 6;
+  const int rows = stats.max_depth + 1;
+  const int frames_bottom = frames_top + rows * fh;
+  const int details_y = frames_bottom + 20;
+  const int legend_y = details_y + 20;
+  const int height = legend_y + 12;
+
+  std::string out;
+  out.reserve(4096 + placed.size() * 400);
+  out += "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n";
+  fmt::format_to(std::back_inserter(out),
+                 "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{0}\" "
+                 "height=\"{1}\" viewBox=\"0 0 {0} {1}\" class=\"{2}\" data-total=\"{3}\" "
+                 "data-pad=\"{4}\" data-span=\"{5}\" data-char-px=\"{6:.3f}\" "
+                 "data-unit=\"{7}\">\n",
+                 width, height, profile.off_cpu ? "offcpu" : "oncpu", total, kPadPx, span, kCharPx,
+                 profile.weight == profile::Weight::kNanoseconds ? "nanoseconds" : "samples");
+  out += "<style type=\"text/css\"><![CDATA[";
+  out += kStyle;
+  out += "]]></style>\n";
+  out += "<defs><linearGradient id=\"background\" y1=\"0\" y2=\"1\" x1=\"0\" x2=\"0\">";
+  out += profile.off_cpu ? "<stop stop-color=\"rgb(248,248,252)\" offset=\"5%\"/>"
+                           "<stop stop-color=\"rgb(224,232,246)\" offset=\"95%\"/>"
+                         : "<stop stop-color=\"rgb(238,238,238)\" offset=\"5%\"/>"
+                           "<stop stop-color=\"rgb(238,238,176)\" offset=\"95%\"/>";
+  out += "</linearGradient></defs>\n";
+  fmt::format_to(std::back_inserter(out),
+                 "<rect x=\"0\" y=\"0\" width=\"{}\" height=\"{}\" fill=\"url(#background)\"/>\n",
+                 width, height);
+
+  out += "<text id=\"title\" x=\"";
+  fmt::format_to(std::back_inserter(out), "{}\" y=\"24\" text-anchor=\"middle\">", width / 2);
+  append_xml(out, options.title.empty() ? default_title(profile) : options.title);
+  out += "</text>\n";
+  fmt::format_to(std::back_inserter(out),
+                 "<text id=\"reset\" class=\"btn h\" x=\"{}\" y=\"24\">Reset Zoom</text>\n"
+                 "<text id=\"search\" class=\"btn\" x=\"{}\" y=\"24\" "
+                 "text-anchor=\"end\">Search</text>\n"
+                 "<text id=\"ic\" class=\"btn\" x=\"{}\" y=\"24\" text-anchor=\"end\">"
+                 "<title>ignore case in searches</title>ic</text>\n",
+                 kPadPx, width - kPadPx - 24, width - kPadPx);
+  fmt::format_to(std::back_inserter(out),
+                 "<text id=\"totals\" class=\"sub\" x=\"{}\" y=\"44\" text-anchor=\"middle\">",
+                 width / 2);
+  append_xml(out, totals_line(profile, total, tree.nodes[0].count));
+  out += "</text>\n";
+  fmt::format_to(std::back_inserter(out),
+                 "<text id=\"honesty\" class=\"honesty{}\" x=\"{}\" y=\"62\" "
+                 "text-anchor=\"middle\">lost {}: {} \u00b7 truncated stacks: {} \u00b7 failed "
+                 "stacks: {} \u00b7 frames narrower than {:g}% not drawn: {}</text>\n",
+                 honest_warn ? " warn" : "", width / 2, profile.off_cpu ? "events" : "samples",
+                 group_thousands(profile.lost_samples), group_thousands(profile.truncated_stacks),
+                 group_thousands(profile.failed_stacks), min_fraction * 100,
+                 group_thousands(stats.frames_elided));
+  for (std::size_t i = 0; i < note_lines; ++i) {
+    fmt::format_to(std::back_inserter(out), "<text class=\"note\" x=\"{}\" y=\"{}\">", kPadPx,
+                   notes_top + static_cast<int>(i) * 14);
+    out += "note: ";
+    append_xml(out, profile.notes[i]);
+    out += "</text>\n";
+  }
+  if (more_notes) {
+    fmt::format_to(std::back_inserter(out), "<text class=\"note\" x=\"{}\" y=\"{}\"><title>",
+                   kPadPx, notes_top + static_cast<int>(note_lines) * 14);
+    for (std::size_t i = kMaxNoteLines; i < profile.notes.size(); ++i) {
+      if (i != kMaxNoteLines) out += '\n';
+      append_xml(out, profile.notes[i]);
+    }
+    fmt::format_to(std::back_inserter(out), "</title>and {} more notes (hover to read)</text>\n",
+                   profile.notes.size() - kMaxNoteLines);
+  }
+
+  out += "<g id=\"frames\">\n";
+  const Rgb root_colour{200, 200, 200};
+  for (const Placed& p : placed) {
+    const Node& node = tree.nodes[p.node];
+    const bool root = node.key == kNone;
+    const std::string_view name =
+        root ? std::string_view("all") : std::string_view(tree.keys[node.key].name);
+    const FrameKind kind = root ? FrameKind::kProcess : tree.keys[node.key].kind;
+    const Rgb c = root ? root_colour : frame_colour(profile.off_cpu, kind, name);
+    const double px = kPadPx + static_cast<double>(p.x) * scale;
+    const double pw = total == 0 ? span : static_cast<double>(node.value) * scale;
+    const int row = options.inverted ? static_cast<int>(node.depth)
+                                     : stats.max_depth - static_cast<int>(node.depth);
+    const int y = frames_top + row * fh;
+    fmt::format_to(std::back_inserter(out), "<g class=\"f {}\" data-x=\"{}\" data-w=\"{}\" ",
+                   root ? "kr" : kind_class(kind), p.x, node.value);
+    fmt::format_to(std::back_inserter(out), "data-d=\"{}\" data-n=\"", node.depth);
+    append_escaped(out, name);
+    out += "\"><title>";
+    append_tooltip(out, profile, tree, node, total);
+    fmt::format_to(std::back_inserter(out),
+                   "</title><rect x=\"{:.2f}\" y=\"{}\" width=\"{:.2f}\" height=\"{}\" rx=\"2\" "
+                   "fill=\"rgb({},{},{})\"/><text x=\"{:.2f}\" y=\"{}\">",
+                   px, y, std::max(pw - 0.5, 0.1), fh - 1, c.r, c.g, c.b, px + 3, y + fh - 4);
+    append_escaped(out, fit_label(name, pw));
+    out += "</text></g>\n";
+  }
+  out += "</g>\n";
+
+  fmt::format_to(std::back_inserter(out),
+                 "<text id=\"details\" x=\"{}\" y=\"{}\"> </text>\n"
+                 "<text id=\"matched\" x=\"{}\" y=\"{}\" text-anchor=\"end\"></text>\n",
+                 kPadPx, details_y, width - kPadPx, details_y);
+  // Legend: which colour family is which kind of frame, in this palette.
+  out += "<g id=\"legend\">";
+  int lx = kPadPx;
+  for (FrameKind kind : {FrameKind::kUser, FrameKind::kKernel, FrameKind::kJit,
+                         FrameKind::kUnresolved, FrameKind::kProcess}) {
+    const Rgb c = frame_colour(profile.off_cpu, kind, "legend");
+    const char* label = kind == FrameKind::kProcess ? "process/thread" : kind_text(kind);
+    fmt::format_to(std::back_inserter(out),
+                   "<rect class=\"{}\" x=\"{}\" y=\"{}\" width=\"12\" height=\"10\" rx=\"2\" "
+                   "fill=\"rgb({},{},{})\"/><text x=\"{}\" y=\"{}\">{}</text>",
+                   kind_class(kind), lx, legend_y - 9, c.r, c.g, c.b, lx + 16, legend_y, label);
+    lx += 16 + static_cast<int>(std::string_view(label).size() * kCharPx) + 18;
+  }
+  out += "</g>\n";
+
+  out += "<script type=\"text/ecmascript\"><![CDATA[";
+  out += kScript;
+  out += "]]></script>\n</svg>\n";
+
+  if (stats_out != nullptr) *stats_out = stats;
+  return out;
+}
+
+}  // namespace chokepoint::render

@@ -1,0 +1,90 @@
+#include "render/flamegraph_folded.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "unit/render/sample_profile.h"
+
+namespace chokepoint::render {
+namespace {
+
+using namespace sample;  // NOLINT: the sample profiles
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Sums the value after the last blank of every line, the way flamegraph.pl reads it, and checks
+// that every line has exactly that shape.
+std::uint64_t parse_total(const std::string& folded) {
+  std::uint64_t total = 0;
+  std::istringstream in(folded);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto blank = line.rfind(' ');
+    EXPECT_NE(blank, std::string::npos) << line;
+    if (blank == std::string::npos) continue;
+    total += std::stoull(line.substr(blank + 1));
+  }
+  return total;
+}
+
+TEST(Folded, MatchesGoldenFile) {
+  const std::string golden = read_file(CHOKEPOINT_FIXTURES_DIR "/render/lab_cpu.folded");
+  ASSERT_FALSE(golden.empty());
+  EXPECT_EQ(folded(lab_cpu_profile()), golden);
+}
+
+TEST(Folded, SameBytesWhateverTheStackOrder) {
+  const std::string first = folded(lab_cpu_profile());
+  for (unsigned seed = 1; seed <= 5; ++seed)
+    EXPECT_EQ(folded(shuffled(lab_cpu_profile(), seed)), first);
+}
+
+TEST(Folded, ValuesSumToTheProfileTotal) {
+  EXPECT_EQ(parse_total(folded(lab_cpu_profile())), total_value(lab_cpu_profile()));
+  EXPECT_EQ(parse_total(folded(lab_offcpu_profile())), total_value(lab_offcpu_profile()));
+}
+
+TEST(Folded, OffCpuValuesAreNanoseconds) {
+  const std::string out = folded(lab_offcpu_profile());
+  EXPECT_NE(out.find("lab_cpu_hash_rounds 65000000\n"), std::string::npos) << out;
+}
+
+TEST(Folded, AnnotatesKernelAndJitFrames) {
+  const std::string out = folded(lab_cpu_profile());
+  EXPECT_NE(out.find(";asm_sysvec_apic_timer_interrupt_[k] 5\n"), std::string::npos) << out;
+  EXPECT_NE(out.find(";Interpreter::run_[j] 8\n"), std::string::npos) << out;
+}
+
+TEST(Folded, SanitizesSeparatorsAndControlCharacters) {
+  profile::Profile p;
+  profile::Stack s;
+  s.frames = {user("a;b"), user("line\nbreak\r\ttab"), user(""), user("x\x7fy")};
+  s.value = 3;
+  p.stacks.push_back(s);
+  EXPECT_EQ(folded(p), "a:b;line break  tab;[unknown];x y 3\n");
+}
+
+TEST(Folded, MergesStacksThatFoldAlike) {
+  const std::string out = folded(lab_cpu_profile());
+  // Lines 60 and 61 of lab_cpu_checksum are one function in folded form: 29 + 1.
+  EXPECT_NE(out.find(";lab_cpu_checksum 30\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("never_shown"), std::string::npos) << out;
+}
+
+TEST(Folded, EmptyStackAndEmptyProfile) {
+  EXPECT_EQ(folded(profile::Profile{}), "");
+  profile::Profile p;
+  p.stacks.push_back({{}, 7, 7});
+  EXPECT_EQ(folded(p), "[no frames] 7\n");
+}
+
+}  // namespace
+}  // namespace chokepoint::render
