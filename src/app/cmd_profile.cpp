@@ -23,6 +23,7 @@
 #include "render/flamegraph_svg.h"
 #include "render/speedscope.h"
 #include "symbolize/symbolizer.h"
+#include "util/clock.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -232,6 +233,7 @@ int run_profile(const ProfileArgs& a) {
   p.lost_samples = stats->records.lost;
   p.truncated_stacks = stats->records.truncated;
   p.failed_stacks = stats->records.empty_stacks;
+  const std::int64_t build_start_ns = util::monotonic_ns();
   aggregator.build(resolver, p);
   p.notes = sampler->notes();
   for (const auto& n : (*symbolizer)->notes()) p.notes.push_back(n);
@@ -279,6 +281,16 @@ int run_profile(const ProfileArgs& a) {
     std::cerr << fmt::format("chokepoint: wrote {} ({})\n", o.path, format_name(o.format));
   }
   if (top_n > 0) std::cout << profile::top_text(p, profile::top(p, top_n));
+  // What the profile cost after sampling: symbolizing, rendering and writing (docs/benchmarks.md).
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto sym = (*symbolizer)->stats();
+  std::cerr << fmt::format(
+      "chokepoint: symbolized {} stacks ({} user and {} kernel lookups, {} unresolved) and wrote "
+      "{} outputs in {:.2f} s; peak RSS {:.1f} MiB\n",
+      aggregator.distinct_stacks(), sym.user_lookups, sym.kernel_lookups, sym.unresolved,
+      outputs.size(), static_cast<double>(util::monotonic_ns() - build_start_ns) / 1e9,
+      static_cast<double>(usage.ru_maxrss) / 1024.0);
   std::cout.flush();
   if (stats->target_exited && !launched) {
     util::print_error(
