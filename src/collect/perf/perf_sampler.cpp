@@ -24,6 +24,20 @@
 
 namespace chokepoint::collect::perf {
 
+std::uint32_t ring_pages_for(double frequency_hz, std::int64_t drain_interval_ns,
+                             std::size_t page_bytes) {
+  // A sample with a 64-frame chain is about 600 bytes; hold four drain intervals of them, so a
+  // drain that runs late (a busy machine) does not lose samples.
+  constexpr double kSampleBytes = 600;
+  const double bytes =
+      std::max(frequency_hz, 1.0) * static_cast<double>(drain_interval_ns) / 1e9 * kSampleBytes * 4;
+  std::uint32_t pages = 16;
+  while (pages < 4096 && static_cast<double>(pages) * static_cast<double>(page_bytes) < bytes) {
+    pages *= 2;
+  }
+  return pages;
+}
+
 bool caps_allow_perf(std::string_view status) {
   auto pos = status.find("CapEff:");
   if (pos == std::string_view::npos) return false;
@@ -390,10 +404,14 @@ util::Result<PerfSampler> PerfSampler::open(const PerfOptions& options) {
   auto impl = std::make_unique<Impl>(options);
   Impl& s = *impl;
   s.page_bytes = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  const std::uint32_t pages = options.ring_data_pages;
-  if (pages == 0 || (pages & (pages - 1)) != 0) {
+  if (options.ring_data_pages == 0) {
+    s.options.ring_data_pages =
+        ring_pages_for(options.frequency_hz, options.drain_interval_ns, s.page_bytes);
+  }
+  const std::uint32_t pages = s.options.ring_data_pages;
+  if ((pages & (pages - 1)) != 0) {
     return util::Error{fmt::format("ring buffer of {} pages is not a power of two", pages),
-                       "pass 1, 2, 4, 8, ... pages", EINVAL};
+                       "pass 1, 2, 4, 8, ... pages, or 0 to size it by the frequency", EINVAL};
   }
   const long max_rate = read_sysctl(options.proc_root, "perf_event_max_sample_rate", 100000);
   if (!(options.frequency_hz >= 1) || !std::isfinite(options.frequency_hz) ||

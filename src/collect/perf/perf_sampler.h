@@ -37,7 +37,8 @@ struct PerfOptions {
   sampler::TargetSpec target;  // kPid, kName, kCommand, kCgroup or kHost
   double frequency_hz = 99;    // samples per second per thread while it runs on a CPU
   bool kernel_stacks = true;   // also kernel frames (left out when perf_event_paranoid forbids)
-  std::uint32_t ring_data_pages = 16;  // data pages per ring buffer, a power of two
+  // Data pages per ring buffer, a power of two; 0 sizes it by the frequency (ring_pages_for).
+  std::uint32_t ring_data_pages = 0;
   std::int64_t drain_interval_ns = 50 * util::kNsPerMs;
   std::int64_t rescan_interval_ns = 200 * util::kNsPerMs;
   std::string proc_root = "/proc";  // /proc (and /proc/sys/kernel for the perf sysctls)
@@ -99,6 +100,11 @@ class PerfSampler {
   explicit PerfSampler(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Data pages per ring buffer for a frequency: room for four drain intervals of samples, at least
+// 16 pages (64 KiB, plenty at 99 Hz), at most 4096 (16 MiB at 4 KiB pages).
+std::uint32_t ring_pages_for(double frequency_hz, std::int64_t drain_interval_ns,
+                             std::size_t page_bytes);
 
 // Parses the CapEff line of /proc/self/status: true when CAP_PERFMON (38) or CAP_SYS_ADMIN (21)
 // is effective, which lifts the perf_event_paranoid limits.

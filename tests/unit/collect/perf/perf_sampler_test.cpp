@@ -147,6 +147,17 @@ TEST(PerfSampler, RingPagesMustBeAPowerOfTwo) {
   EXPECT_EQ(s.error().errno_value, EINVAL);
 }
 
+TEST(RingPagesFor, GrowsWithTheFrequency) {
+  const std::int64_t drain = 50 * util::kNsPerMs;
+  EXPECT_EQ(ring_pages_for(99, drain, 4096), 16u);       // 99 Hz: 12 KB per 4 drains; the floor
+  EXPECT_EQ(ring_pages_for(50000, drain, 4096), 2048u);  // 6 MB -> 8 MiB
+  EXPECT_EQ(ring_pages_for(1e9, drain, 4096), 4096u);    // capped
+  for (double hz : {1.0, 99.0, 997.0, 5000.0, 20000.0}) {
+    auto p = ring_pages_for(hz, drain, 4096);
+    EXPECT_EQ(p & (p - 1), 0u) << hz;
+  }
+}
+
 TEST(CapsAllowPerf, ReadsCapEff) {
   EXPECT_TRUE(caps_allow_perf("Name:\tx\nCapEff:\t000001ffffffffff\n"));
   EXPECT_TRUE(caps_allow_perf("CapEff:\t0000000000200000\n"));  // CAP_SYS_ADMIN only
