@@ -14,7 +14,7 @@ bin=${1:-build}/bin
 duration=${2:-40}
 hz=${3:-50000}
 out=$(mktemp -d /tmp/cp-profile-1m.XXXXXX)
-"$bin/chokepoint-lab" --port 0 --scenario cpu >"$out/lab.out" &
+"$bin/chokepoint-lab" --port 0 --scenario cpu >"$out/lab.out" 2>"$out/lab.err" &
 lab=$!
 trap 'kill $lab 2>/dev/null; wait $lab 2>/dev/null; rm -rf "$out"' EXIT
 for _ in $(seq 100); do grep -qs listening "$out/lab.out" && break; sleep 0.05; done
@@ -32,9 +32,17 @@ echo "== chokepoint profile -F $hz for ${duration}s, three outputs"
 grep -E "samples in|wrote 3 outputs|wall" "$out/cp.err"
 ls -l "$out"/p.* | awk '{print "  " $5 " bytes " $9}'
 
+lab_alive() {
+  kill -0 "$lab" 2>/dev/null && return 0
+  wait "$lab" && code=0 || code=$?
+  echo "the lab exited (status $code) during the run; its stderr:"; cat "$out/lab.err"; exit 1
+}
+lab_alive
 echo "== perf record -F $hz -g for ${duration}s, then perf report and perf script"
-perf record -q -e cpu-clock -F "$hz" -g -p "$lab" -o "$out/perf.data" -- sleep "$duration" \
+perf record -e cpu-clock -F "$hz" -g -p "$lab" -o "$out/perf.data" -- sleep "$duration" \
   2>"$out/perf-record.err" || true
+grep -iE "lost|samples" "$out/perf-record.err" || true
+lab_alive
 echo "perf.data: $(du -h "$out/perf.data" | cut -f1)"
 perf report -i "$out/perf.data" --stdio --no-children --sort symbol -g none 2>/dev/null |
   sed -n 's/^# Samples: \(.*\)/perf samples: \1/p' | head -1

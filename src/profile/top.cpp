@@ -19,8 +19,10 @@ bool is_function(const Frame& f) {
 
 TopTable top(const Profile& profile, std::size_t n) {
   TopTable t;
-  std::map<std::pair<std::string, std::string>, TopEntry> entries;
-  std::set<std::pair<std::string, std::string>> seen;  // per stack, for total
+  using Key = std::pair<std::string, std::string>;  // name, module
+  std::map<Key, TopEntry> entries;
+  std::map<Key, std::map<std::pair<std::string, int>, std::uint64_t>> locations;
+  std::set<Key> seen;  // per stack, for total
   for (const Stack& s : profile.stacks) {
     t.total_value += s.value;
     seen.clear();
@@ -34,16 +36,27 @@ TopTable top(const Profile& profile, std::size_t n) {
         it->second.name = f.name;
         it->second.module = f.module;
         it->second.kind = f.kind;
-        it->second.file = f.file;
-        it->second.line = f.line;
       }
-      if (seen.insert(key).second) it->second.total_value += s.value;
+      if (seen.insert(key).second) {
+        it->second.total_value += s.value;
+        if (!f.file.empty()) locations[key][{f.file, f.line}] += s.value;
+      }
     }
     if (leaf) entries[{leaf->name, leaf->module}].self_value += s.value;
   }
   std::vector<TopEntry> all;
   all.reserve(entries.size());
   for (auto& [key, e] : entries) {
+    // The location that carried the most weight: the hottest line of a leaf, the busiest call
+    // site of a caller (ties: the first in file:line order).
+    std::uint64_t best = 0;
+    for (const auto& [loc, v] : locations[key]) {
+      if (v > best) {
+        best = v;
+        e.file = loc.first;
+        e.line = loc.second;
+      }
+    }
     if (t.total_value > 0) {
       e.self_share = static_cast<double>(e.self_value) / static_cast<double>(t.total_value);
       e.total_share = static_cast<double>(e.total_value) / static_cast<double>(t.total_value);

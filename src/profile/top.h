@@ -23,7 +23,9 @@ struct TopEntry {
   std::string name;
   std::string module;
   FrameKind kind = FrameKind::kUser;
-  std::string file;  // of the first frame seen, for the reader
+  // Where in the source: of the function's frames, the file:line that carried the most weight
+  // (for a leaf, its hottest line; for a caller, its busiest call site). Empty without debug info.
+  std::string file;
   int line = 0;
   std::uint64_t self_value = 0;
   std::uint64_t total_value = 0;

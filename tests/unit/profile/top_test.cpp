@@ -122,6 +122,25 @@ TEST(Top, TextShowsPercentAndWhere) {
   EXPECT_NE(text.find("checksum  /bin/svc"), std::string::npos) << text;
 }
 
+TEST(Top, LocationIsTheHeaviestLine) {
+  Profile p;
+  Frame light = fn("hash_rounds");
+  light.file = "cpu_work.cpp";
+  light.line = 12;
+  Frame heavy = light;
+  heavy.line = 14;
+  p.stacks.push_back(stack({root(), fn("main"), light}, 10));
+  p.stacks.push_back(stack({root(), fn("main"), heavy}, 30));
+  auto t = top(p, 0);
+  ASSERT_EQ(t.by_self.size(), 1u);
+  EXPECT_EQ(t.by_self[0].self_value, 40u);  // both lines are one function
+  EXPECT_EQ(t.by_self[0].file, "cpu_work.cpp");
+  EXPECT_EQ(t.by_self[0].line, 14);
+  const TopEntry* m = find(t.by_total, "main");
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(m->file.empty());  // no debug info: no location, not a made-up one
+}
+
 TEST(Top, OffCpuWeightIsShownInMilliseconds) {
   Profile p;
   p.weight = Weight::kNanoseconds;
