@@ -247,10 +247,10 @@ int run_profile(const ProfileArgs& a) {
 
   // The honesty counters, always, on stderr (stdout is for the table).
   std::cerr << fmt::format(
-      "chokepoint: {} samples in {} distinct stacks from {} threads{} in {:.1f} s; lost {}, "
+      "chokepoint: {} samples in {} distinct stacks from {} {} in {:.1f} s; lost {}, "
       "truncated stacks {}, stacks without frames {}\n",
       stats->records.samples, aggregator.distinct_stacks(), stats->threads_followed,
-      info.per_cpu ? " (per-CPU events)" : "", stats->duration_s, p.lost_samples,
+      info.per_cpu ? "CPUs (one event per CPU)" : "threads", stats->duration_s, p.lost_samples,
       p.truncated_stacks, p.failed_stacks);
   if (p.lost_samples > 0) {
     p.notes.push_back(
