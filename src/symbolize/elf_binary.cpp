@@ -1,6 +1,8 @@
 #include "symbolize/elf_binary.h"
 
 #include <cxxabi.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
@@ -40,6 +42,45 @@ int alias_rank(const char* name, unsigned char binding) {
   const int bind_rank = binding == STB_GLOBAL ? 0 : binding == STB_WEAK ? 1 : 2;
   const int length = static_cast<int>(std::min<std::size_t>(std::strlen(name), 9999));
   return underscores * 100000 + bind_rank * 10000 + length;
+}
+
+// Where inlined code at `vaddr` was called from inside the real (out-of-line) function, so the
+// line belongs to the function the frame is named after rather than to, say, a std:: header.
+// False when the address is not inside inlined code or the DWARF does not say.
+bool outer_call_site(Dwfl_Module* module, std::uint64_t vaddr, std::string& file, int& line) {
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cu = dwfl_module_addrdie(module, vaddr, &bias);
+  if (cu == nullptr) return false;
+  Dwarf_Die* scopes = nullptr;
+  const int n = dwarf_getscopes(cu, vaddr - bias, &scopes);
+  if (n <= 0) return false;
+  // Innermost first; the outermost inlined_subroutine just inside the first subprogram.
+  int outermost_inline = -1;
+  for (int i = 0; i < n; ++i) {
+    const int tag = dwarf_tag(&scopes[i]);
+    if (tag == DW_TAG_subprogram) break;
+    if (tag == DW_TAG_inlined_subroutine) outermost_inline = i;
+  }
+  bool found = false;
+  if (outermost_inline >= 0) {
+    Dwarf_Attribute attr;
+    Dwarf_Word call_file = 0, call_line = 0;
+    Dwarf_Files* files = nullptr;
+    std::size_t nfiles = 0;
+    if (dwarf_formudata(dwarf_attr(&scopes[outermost_inline], DW_AT_call_file, &attr),
+                        &call_file) == 0 &&
+        dwarf_formudata(dwarf_attr(&scopes[outermost_inline], DW_AT_call_line, &attr),
+                        &call_line) == 0 &&
+        dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && call_file < nfiles) {
+      if (const char* name = dwarf_filesrc(files, call_file, nullptr, nullptr)) {
+        file = name;
+        line = static_cast<int>(call_line);
+        found = true;
+      }
+    }
+  }
+  std::free(scopes);
+  return found;
 }
 
 }  // namespace
@@ -198,7 +239,7 @@ ElfSymbol ElfBinary::resolve(std::uint64_t vaddr) {
   } else {
     out.unresolved = (has_symtab_ || has_debug_file_) ? "no symbols" : "stripped";
   }
-  if (source_lines_) {
+  if (source_lines_ && !outer_call_site(module_, vaddr, out.file, out.line)) {
     if (Dwfl_Line* line = dwfl_module_getsrc(module_, vaddr)) {
       int lineno = 0;
       const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);

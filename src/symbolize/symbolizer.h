@@ -19,6 +19,7 @@ struct SymbolizerOptions {
   bool source_lines = true;           // file:line from debug info when present
 };
 
+// Counted per call (cache hits included): `unresolved` is how many calls returned kUnresolved.
 struct SymbolizerStats {
   std::uint64_t user_lookups = 0, kernel_lookups = 0, unresolved = 0;
 };
@@ -35,7 +36,9 @@ class Symbolizer {
   // process is gone, EACCES) are returned; later lookups for that pid then come back unresolved
   // with the reason.
   virtual util::Result<void> attach(int pid) = 0;
-  // Resolve a user-space address of `pid` (as sampled: a runtime virtual address). Never fails:
+  // Resolve a user-space address of `pid` (as sampled: a runtime virtual address). For caller
+  // frames (return addresses) pass `address - 1`, so file:line names the call, not the next line.
+  // A pid never attached is attached on its first lookup. Never fails:
   // an address that cannot be named comes back as FrameKind::kUnresolved with `unresolved` set
   // ("stripped", "no symbols", "JIT without a perf map", "not mapped", "process exited").
   virtual profile::Frame user(int pid, std::uint64_t address) = 0;

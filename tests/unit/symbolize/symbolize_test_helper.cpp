@@ -8,6 +8,14 @@
 #include <cstring>
 
 namespace demo {
+// Inlined into compute(): its code carries this file's lines from here, but frames in it are
+// named compute() and should carry compute()'s lines.
+__attribute__((always_inline)) inline int mix(int value, int i) {
+  value ^= value >> 7;
+  value *= 0x2545f491;
+  return value + i;
+}
+
 struct Widget {
   int seed;
   int compute(int rounds) const;
@@ -16,7 +24,7 @@ struct Widget {
 constexpr int kComputeLine = __LINE__ + 1;
 __attribute__((noinline)) int Widget::compute(int rounds) const {
   int value = seed;
-  for (int i = 0; i < rounds; ++i) value = value * 31 + i;
+  for (int i = 0; i < rounds; ++i) value = mix(value * 31, i);
   return value;
 }
 }  // namespace demo

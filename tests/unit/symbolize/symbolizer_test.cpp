@@ -84,6 +84,21 @@ TEST(Symbolizer, NamesFunctionsOfARunningPieProcess) {
   EXPECT_GT(plain.line, 0);
 }
 
+TEST(Symbolizer, InlinedCodeGetsTheLineOfItsCallInTheNamedFunction) {
+  ChildProcess child(kHelper);
+  ASSERT_TRUE(child.ready());
+  auto s = make();
+  const int first_line = static_cast<int>(child.value("compute_line"));
+  int addresses = 0;
+  for (std::uint64_t a = child.value("compute"); addresses < 512; ++a, ++addresses) {
+    const Frame f = s->user(child.pid(), a);
+    if (f.name != "demo::Widget::compute(int) const") break;
+    EXPECT_GE(f.line, first_line) << "at +" << addresses;
+    EXPECT_LE(f.line, first_line + 4) << "at +" << addresses;
+  }
+  EXPECT_GT(addresses, 8);  // the whole body was walked, including the inlined mix()
+}
+
 TEST(Symbolizer, NamesLibcFunctionsThroughTheSharedLibraryMapping) {
   ChildProcess child(kHelper);
   ASSERT_TRUE(child.ready());

@@ -1,0 +1,529 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * offcpu: where the target's threads block, for how long, and who woke them.
+ *
+ * sched_switch (prev): a target thread that leaves the CPU blocked (TASK_INTERRUPTIBLE or
+ *   TASK_UNINTERRUPTIBLE, not preempted) gets an entry in `start`: the time, its user and kernel
+ *   stack ids, and the return address into the target's own code found above the user stack
+ *   pointer (the caller of a libc syscall wrapper built without frame pointers, which a frame
+ *   pointer walk skips).
+ * sched_waking (p): runs in the waker's context; if p has an entry, the waker's stacks go into it.
+ * sched_switch (next): if next has an entry, the blocked time (>= min_block_ns) is added to
+ *   `counts` under the entry's key, and the entry is removed.
+ *
+ * Everything is summed in the kernel; user space reads `counts` and `stacks` once at the end.
+ * A missed event cannot double-count: each switch-out overwrites the thread's entry and each
+ * switch-in consumes it, so a lost switch-in costs one block, never time counted twice.
+ * A runnable thread that is preempted is not off-CPU here: that is CPU wait (run-queue latency,
+ * schedstat's run_delay), not blocking, and mixing the two would hide both.
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "offcpu.h"
+
+#define PF_KTHREAD 0x00200000
+#define TASK_INTERRUPTIBLE 0x0001
+#define TASK_UNINTERRUPTIBLE 0x0002
+
+/* THREAD_SIZE is 16 KiB on x86-64 (32 KiB with KASAN); the interrupt stacks lie far away. */
+#define OFFCPU_MAX_THREAD_STACK (64 * 1024)
+
+#ifndef EINTR
+#define EINTR 4
+#endif
+#ifndef ENOENT
+#define ENOENT 2
+#endif
+#ifndef ENODATA
+#define ENODATA 61
+#endif
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+/* Options, set by user space before load. */
+const volatile __u64 min_block_ns = 1000000;
+const volatile __u32 filter_mode = OFFCPU_FILTER_TGIDS;
+const volatile __u64 target_cgroup_id = 0;
+const volatile __u32 target_cgroup_level = 0;
+const volatile bool record_wakers = true;
+const volatile bool kernel_stacks = true;
+const volatile bool user_stacks = true;
+const volatile bool leaf_callers = true;
+/* Reuse a thread's last stack ids while its user registers and top two frames are unchanged. */
+const volatile bool cache_stacks = true;
+/* Also reuse the blocked side's kernel stack (off: walked on every block, exact). */
+const volatile bool cache_block_kernel_stacks = false;
+/* Record the kernel stack of an interrupt that wakes a thread (disk completion, timer...). */
+const volatile bool interrupt_waker_stacks = true;
+
+struct start_entry {
+	__u64 start_ns;
+	struct offcpu_key key;
+	char waker_comm[OFFCPU_TASK_COMM_LEN];
+	__u64 uninterruptible; /* blocked in TASK_UNINTERRUPTIBLE (D): IO, where kernel paths matter */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tgid */
+	__type(value, struct offcpu_target);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32); /* thread id */
+	__type(value, struct start_entry);
+} start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, struct offcpu_key);
+	__type(value, struct offcpu_value);
+} counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 16384);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, OFFCPU_MAX_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 4096);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, OFFCPU_INTERRUPT_STACK_DEPTH * sizeof(__u64));
+} irq_stacks SEC(".maps");
+
+/* Blocked kernel stack id -> the interrupt stack id that last woke such a wait (S waits only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __s32);
+	__type(value, __s32);
+} irq_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OFFCPU_DROP_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* Scratch for the switch-out entry: too large for the 512-byte BPF stack with the rest. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct start_entry);
+} scratch SEC(".maps");
+
+/*
+ * What identifies a user stack without walking it: the user registers saved at kernel entry and
+ * the return addresses of the two frames the frame pointer leads to. A thread that blocks (or
+ * wakes others) again at the same call site and depth has the same signature; a walk costs a few
+ * microseconds per stack here, the signature two 16-byte user reads.
+ */
+struct user_sig {
+	__u64 ip, sp, bp, ret1, ret2;
+};
+
+/* Key of the signature cache: the signature of one thread's stack at one site (the stack
+ * pointer makes it per thread), and whether it was captured blocking or waking another. Too big
+ * for the BPF stack next to the rest: built in per-CPU scratch. */
+struct sig_key {
+	__u32 tgid;
+	__u32 wake;
+	struct user_sig sig;
+	/* Blocking side: the innermost kernel frames (a shallow walk is cheaper than a full one),
+	 * so an fsync that waits on the journal and one that waits on writeback stay apart. */
+	__u64 kernel_fingerprint[OFFCPU_KERNEL_FINGERPRINT_FRAMES];
+};
+
+struct stack_slot {
+	__s32 user_stack_id;
+	__s32 kernel_stack_id;
+	__u64 leaf_caller;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sig_key);
+} sig_scratch SEC(".maps");
+
+/* LRU: an evicted signature only costs one more walk. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sig_key);
+	__type(value, struct stack_slot);
+} sig_cache SEC(".maps");
+
+/* task_struct::state was renamed __state in 5.14. */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
+
+static __always_inline void count_drop(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&drops, &which);
+
+	if (n)
+		*n += 1;
+}
+
+/* bpf_get_stackid with the failure counted: -EEXIST is a bucket taken by another stack. */
+static __always_inline __s32 stack_id(void *ctx, __u64 flags)
+{
+	long id = bpf_get_stackid(ctx, &stacks, flags);
+
+	if (id < 0)
+		count_drop(id == -EEXIST ? OFFCPU_DROP_STACK_COLLISION : OFFCPU_DROP_STACK_FAILED);
+	return id;
+}
+
+/*
+ * True when current (`t`) woke the thread itself, from a system call, rather than an interrupt
+ * that happened to interrupt it. preempt_count would say it directly, but it is a per-CPU variable
+ * whose address kernels without CONFIG_KALLSYMS_ALL do not give BPF. Instead, on x86-64:
+ * - an interrupt of kernel code runs on the per-CPU interrupt stack, so the tracepoint's argument
+ *   array (ctx, in bpf_trace_run's frame on the stack the tracepoint fired on) is not on the
+ *   task's stack. (The program's own frame may be a per-CPU private stack on 6.13+.)
+ * - an interrupt of user code runs on the task stack, but then the task's saved user registers
+ *   are the interrupt's: orig_ax is negative there, and the system call number in a syscall.
+ * `btf` says t is a BTF pointer, which bpf_task_pt_regs needs; raw_tp only has the stack test.
+ * Comparing a pointer with a number is allowed to privileged loaders only, which we are.
+ */
+static __always_inline bool in_task_context(void *ctx, struct task_struct *t, bool btf)
+{
+	__u64 base = (__u64)BPF_CORE_READ(t, stack);
+	__u64 here = (__u64)ctx;
+	struct pt_regs *regs;
+
+	if (here < base || here >= base + OFFCPU_MAX_THREAD_STACK)
+		return false;
+	if (!btf || (BPF_CORE_READ(t, flags) & PF_KTHREAD))
+		return true;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	return regs && (long)BPF_CORE_READ(regs, orig_ax) >= 0;
+}
+
+static __always_inline bool is_target(struct task_struct *t, __u32 tgid)
+{
+	if (BPF_CORE_READ(t, pid) == 0) /* the per-CPU idle tasks */
+		return false;
+	if (filter_mode == OFFCPU_FILTER_TGIDS)
+		return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+	if (filter_mode == OFFCPU_FILTER_CGROUP)
+		return bpf_get_current_ancestor_cgroup_id(target_cgroup_level) == target_cgroup_id;
+	return true;
+}
+
+/*
+ * The first word in the OFFCPU_LEAF_SCAN_WORDS above the user stack pointer that points into the
+ * target's own text: the return address of a leaf wrapper (fdatasync, __lll_lock_wait) that keeps
+ * no frame pointer. User space checks that a call instruction precedes it before using it.
+ */
+static __always_inline __u64 find_leaf_caller(struct task_struct *t, __u32 tgid)
+{
+	struct offcpu_target *text = bpf_map_lookup_elem(&targets, &tgid);
+	__u64 words[OFFCPU_LEAF_SCAN_WORDS];
+	struct pt_regs *regs;
+	__u64 sp;
+	int i, r;
+
+	if (!text)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs)
+		return 0;
+	sp = BPF_CORE_READ(regs, sp);
+	if (bpf_probe_read_user(words, sizeof(words), (void *)sp))
+		return 0;
+	for (i = 0; i < OFFCPU_LEAF_SCAN_WORDS; i++) {
+		for (r = 0; r < OFFCPU_MAX_TEXT_RANGES; r++) {
+			if (words[i] >= text->text_start[r] && words[i] < text->text_end[r])
+				return words[i];
+		}
+	}
+	return 0;
+}
+
+/* A frame pointer that can be one: on the thread's stack, above sp, aligned. Anything else is a
+ * register a frameless libc function reused, and reading it would fault (microseconds here). */
+static __always_inline bool plausible_frame(__u64 fp, __u64 sp)
+{
+	return fp >= sp && fp - sp < (8u << 20) && !(fp & 7);
+}
+
+static __always_inline bool read_sig(struct task_struct *t, struct user_sig *sig)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	__u64 frame[2];
+
+	if (!regs)
+		return false;
+	sig->ip = BPF_CORE_READ(regs, ip);
+	sig->sp = BPF_CORE_READ(regs, sp);
+	sig->bp = BPF_CORE_READ(regs, bp);
+	/* A walk stops at the first implausible frame too, so what follows it does not matter. */
+	if (!plausible_frame(sig->bp, sig->sp) ||
+	    bpf_probe_read_user(frame, sizeof(frame), (void *)sig->bp))
+		return true;
+	sig->ret1 = frame[1];
+	if (!plausible_frame(frame[0], sig->bp) ||
+	    bpf_probe_read_user(frame, sizeof(frame), (void *)frame[0]))
+		return true;
+	sig->ret2 = frame[1];
+	return true;
+}
+
+/*
+ * The current task's stack ids (and leaf caller) into the key fields given. `t` is current; `btf`
+ * says it is a BTF pointer (tp_btf), which bpf_task_pt_regs needs: raw_tp neither caches nor
+ * recovers leaf callers. `wake` picks the thread's waker slot instead of its blocking slot.
+ */
+static __always_inline void capture(void *ctx, struct task_struct *t, __u32 pid, __u32 tgid,
+				    bool btf, bool wake, bool exact_kernel, __s32 *user_id,
+				    __s32 *kernel_id, __u64 *leaf)
+{
+	bool user = user_stacks && !(BPF_CORE_READ(t, flags) & PF_KTHREAD);
+	bool fingerprint = kernel_stacks && exact_kernel;
+	struct sig_key *sk = NULL;
+	struct stack_slot *hit;
+	__u32 zero = 0;
+
+	if (user && btf && cache_stacks)
+		sk = bpf_map_lookup_elem(&sig_scratch, &zero);
+	if (sk) {
+		__builtin_memset(sk, 0, sizeof(*sk));
+		if (!read_sig(t, &sk->sig)) {
+			sk = NULL;
+		} else {
+			sk->tgid = tgid;
+			sk->wake = wake;
+			if (fingerprint)
+				bpf_get_stack(ctx, sk->kernel_fingerprint,
+					      sizeof(sk->kernel_fingerprint), 0);
+			hit = bpf_map_lookup_elem(&sig_cache, sk);
+			count_drop(hit ? OFFCPU_CACHE_HITS : OFFCPU_CACHE_MISSES);
+			if (hit) {
+				*user_id = hit->user_stack_id;
+				*leaf = hit->leaf_caller;
+				*kernel_id = kernel_stacks ? hit->kernel_stack_id
+							   : (wake ? -ENODATA : -ENOENT);
+				return;
+			}
+		}
+	}
+	if (kernel_stacks)
+		*kernel_id = stack_id(ctx, 0);
+	else
+		*kernel_id = wake ? -ENODATA : -ENOENT;
+	*user_id = user ? stack_id(ctx, BPF_F_USER_STACK) : -ENOENT;
+	*leaf = (user && btf && leaf_callers) ? find_leaf_caller(t, tgid) : 0;
+	if (sk && *user_id >= 0 && (*kernel_id >= 0 || !kernel_stacks)) {
+		struct stack_slot v = {
+			.user_stack_id = *user_id,
+			.kernel_stack_id = *kernel_id,
+			.leaf_caller = *leaf,
+		};
+
+		bpf_map_update_elem(&sig_cache, sk, &v, BPF_ANY);
+	}
+}
+
+/* btf: prev is a BTF pointer (tp_btf); see capture(). */
+static __always_inline void switch_out(void *ctx, bool preempt, struct task_struct *prev,
+				       bool btf)
+{
+	__u32 tgid = BPF_CORE_READ(prev, tgid);
+	__u32 pid = BPF_CORE_READ(prev, pid);
+	struct start_entry *e;
+	__u32 zero = 0;
+
+	if (!is_target(prev, tgid))
+		return;
+	if (preempt || !(task_state(prev) & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE))) {
+		/* Runnable (CPU wait) or exiting: not a block. Drop an entry a lost switch-in left. */
+		if (bpf_map_lookup_elem(&start, &pid))
+			bpf_map_delete_elem(&start, &pid);
+		return;
+	}
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->key.tgid = tgid;
+	e->key.pid = pid;
+	/*
+	 * Uninterruptible (D) waits are IO: one call site can wait on the journal, on writeback or on
+	 * a flush, and that difference is the evidence, so their kernel path is fingerprinted (a
+	 * shallow walk) unless cache_block_kernel_stacks. Interruptible (S) waits (futex, epoll,
+	 * sockets, sleeps) take the kernel path their syscall implies: cached per user call site.
+	 */
+	e->uninterruptible = !!(task_state(prev) & TASK_UNINTERRUPTIBLE);
+	capture(ctx, prev, pid, tgid, btf, false, e->uninterruptible && !cache_block_kernel_stacks,
+		&e->key.user_stack_id, &e->key.kernel_stack_id, &e->key.leaf_caller);
+	e->key.waker_user_stack_id = -ENOENT;
+	e->key.waker_kernel_stack_id = -ENOENT;
+	e->start_ns = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&start, &pid, e, BPF_ANY))
+		count_drop(OFFCPU_DROP_START_FULL);
+}
+
+static __always_inline void switch_in(struct task_struct *next)
+{
+	__u32 pid = BPF_CORE_READ(next, pid);
+	struct offcpu_value *v, fresh = {};
+	struct start_entry *e;
+	__u64 delta_ns;
+
+	e = bpf_map_lookup_elem(&start, &pid);
+	if (!e)
+		return;
+	delta_ns = bpf_ktime_get_ns() - e->start_ns;
+	if ((__s64)delta_ns < (__s64)min_block_ns)
+		goto done;
+	v = bpf_map_lookup_elem(&counts, &e->key);
+	if (!v) {
+		fresh.total_ns = delta_ns;
+		fresh.count = 1;
+		BPF_CORE_READ_STR_INTO(&fresh.comm, next, comm);
+		__builtin_memcpy(fresh.waker_comm, e->waker_comm, sizeof(fresh.waker_comm));
+		if (!bpf_map_update_elem(&counts, &e->key, &fresh, BPF_NOEXIST))
+			goto done;
+		/* Another CPU inserted the key first, or the map is full. */
+		v = bpf_map_lookup_elem(&counts, &e->key);
+		if (!v) {
+			count_drop(OFFCPU_DROP_COUNTS_FULL);
+			goto done;
+		}
+	}
+	__sync_fetch_and_add(&v->total_ns, delta_ns);
+	__sync_fetch_and_add(&v->count, 1);
+done:
+	bpf_map_delete_elem(&start, &pid);
+}
+
+/*
+ * The interrupt's stack for a wakeup of `e`'s thread. A D-state (IO) wait is walked every time:
+ * which completion ended it is the evidence. Other waits (timers ending sleeps, packets ending
+ * socket waits) are ended by the same interrupt path each time, so the stack is cached per
+ * blocked kernel stack in irq_cache.
+ */
+static __always_inline long interrupt_stack(void *ctx, struct start_entry *e)
+{
+	__s32 blocked = e->key.kernel_stack_id;
+	__s32 *cached;
+	long id;
+
+	if (!kernel_stacks || !interrupt_waker_stacks)
+		return -ENODATA;
+	if (!e->uninterruptible && blocked >= 0) {
+		cached = bpf_map_lookup_elem(&irq_cache, &blocked);
+		if (cached)
+			return *cached;
+	}
+	id = bpf_get_stackid(ctx, &irq_stacks, 0);
+	if (id < 0) {
+		count_drop(id == -EEXIST ? OFFCPU_DROP_STACK_COLLISION : OFFCPU_DROP_STACK_FAILED);
+		return id;
+	}
+	if (!e->uninterruptible && blocked >= 0) {
+		__s32 v = id;
+
+		bpf_map_update_elem(&irq_cache, &blocked, &v, BPF_ANY);
+	}
+	return id;
+}
+
+static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
+{
+	__u32 pid = BPF_CORE_READ(p, pid);
+	struct task_struct *waker;
+	struct start_entry *e;
+
+	if (!record_wakers)
+		return;
+	e = bpf_map_lookup_elem(&start, &pid);
+	if (!e || e->key.waker_kernel_stack_id != -ENOENT)
+		return;
+	/*
+	 * In an interrupt (disk completion, timer, packet), current is whoever was interrupted and
+	 * its user stack says nothing about the wakeup. Telling that apart needs preempt_count, a
+	 * per-CPU variable whose address kernels without CONFIG_KALLSYMS_ALL do not give BPF; user
+	 * space classifies the waker by its kernel stack instead (interrupt entry frames).
+	 */
+	waker = btf ? bpf_get_current_task_btf() : (struct task_struct *)bpf_get_current_task();
+	if (!in_task_context(ctx, waker, btf)) {
+		/* Only the interrupt's kernel stack says what woke the thread. */
+		long id = interrupt_stack(ctx, e);
+
+		e->key.waker_kernel_stack_id = id;
+		e->key.waker_tgid = 0;
+		e->key.waker_pid = 0;
+		e->key.waker_user_stack_id = -EINTR;
+		__builtin_memcpy(e->waker_comm, "[interrupt]", 12);
+		count_drop(OFFCPU_INTERRUPT_WAKEUPS);
+		return;
+	}
+	/* The waker's process, not its thread: with N threads handing work to each other, thread
+	 * pairs would multiply the distinct keys by N for no insight the stacks do not give. */
+	e->key.waker_tgid = BPF_CORE_READ(waker, tgid);
+	e->key.waker_pid = 0;
+	capture(ctx, waker, BPF_CORE_READ(waker, pid), e->key.waker_tgid, btf, true, false,
+		&e->key.waker_user_stack_id, &e->key.waker_kernel_stack_id,
+		&e->key.waker_leaf_caller);
+	bpf_get_current_comm(e->waker_comm, sizeof(e->waker_comm));
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	switch_out(ctx, preempt, prev, true);
+	switch_in(next);
+	return 0;
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(offcpu_waking, struct task_struct *p)
+{
+	waking(ctx, p, true);
+	return 0;
+}
+
+/* The same programs for kernels without BTF-typed tracepoints (tp_btf needs 5.5). */
+SEC("raw_tp/sched_switch")
+int BPF_PROG(offcpu_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	switch_out(ctx, preempt, prev, false);
+	switch_in(next);
+	return 0;
+}
+
+SEC("raw_tp/sched_waking")
+int BPF_PROG(offcpu_waking_raw, struct task_struct *p)
+{
+	waking(ctx, p, false);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

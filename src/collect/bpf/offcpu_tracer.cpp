@@ -1,0 +1,543 @@
+#include "collect/bpf/offcpu_tracer.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "util/clock.h"
+
+#ifdef CHOKEPOINT_HAVE_BPF
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf/offcpu.h"
+#include "offcpu.skel.h"
+#endif
+
+namespace chokepoint::collect::bpf {
+namespace {
+
+[[maybe_unused]] std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+const char* const kNoBpfHint =
+    "install clang, bpftool and libbpf-dev (scripts/setup) and rebuild on a machine with "
+    "/sys/kernel/btf/vmlinux; see docs/offcpu.md";
+
+}  // namespace
+
+#ifndef CHOKEPOINT_HAVE_BPF
+
+util::Result<void> check_offcpu_support() {
+  return util::Error{"off-CPU tracing: chokepoint was built without BPF support", kNoBpfHint, 0};
+}
+
+struct OffCpuTracer::Impl {};
+OffCpuTracer::OffCpuTracer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+OffCpuTracer::~OffCpuTracer() = default;
+util::Result<std::unique_ptr<OffCpuTracer>> OffCpuTracer::create(const OffCpuOptions&) {
+  return check_offcpu_support().error();
+}
+util::Result<void> OffCpuTracer::add_target(int) {
+  return check_offcpu_support();
+}
+util::Result<void> OffCpuTracer::start() {
+  return check_offcpu_support();
+}
+util::Result<OffCpuResult> OffCpuTracer::stop() {
+  return check_offcpu_support().error();
+}
+util::Result<OffCpuResult> OffCpuTracer::run(const std::atomic<bool>*) {
+  return check_offcpu_support().error();
+}
+
+#else  // CHOKEPOINT_HAVE_BPF
+
+namespace {
+
+constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
+
+util::Error permission_error(const std::string& what, int err) {
+  std::string hint;
+  if (geteuid() != 0) {
+    std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
+    hint = "run as root (or with CAP_BPF and CAP_PERFMON)";
+    if (!disabled.empty() && disabled != "0") {
+      hint += "; kernel.unprivileged_bpf_disabled is " + disabled +
+              ", so unprivileged users cannot load BPF programs at all";
+    }
+  } else {
+    rlimit lim{};
+    getrlimit(RLIMIT_MEMLOCK, &lim);
+    hint =
+        "running as root, so the likely cause is the locked-memory limit (RLIMIT_MEMLOCK) on a "
+        "kernel older than 5.11, or a security module (lockdown, SELinux) refusing BPF";
+    if (lim.rlim_cur != RLIM_INFINITY) {
+      hint += "; the memlock limit is " + std::to_string(lim.rlim_cur / 1024) +
+              " KiB: raise it with `ulimit -l unlimited` (or LimitMEMLOCK=infinity in a systemd "
+              "unit)";
+    }
+  }
+  return util::errno_error(what, err, hint);
+}
+
+// libbpf reports through one global print callback. While a tracer loads, its messages (the
+// verifier log among them) are collected here so an error can quote them.
+std::mutex g_log_mutex;
+std::string* g_log = nullptr;  // guarded by g_log_mutex
+
+int capture_libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[4096];
+  int n = std::vsnprintf(buf, sizeof(buf), format, args);
+  if (n > 0 && g_log != nullptr) g_log->append(buf, std::min<std::size_t>(n, sizeof(buf) - 1));
+  return 0;
+}
+
+class LogCapture {
+ public:
+  LogCapture() : lock_(g_log_mutex) {
+    g_log = &text_;
+    previous_ = libbpf_set_print(capture_libbpf_print);
+  }
+  ~LogCapture() {
+    libbpf_set_print(previous_);
+    g_log = nullptr;
+  }
+  // The last `n` non-empty lines: where the verifier says why it refused.
+  std::string tail(std::size_t n) const {
+    std::vector<std::string> lines;
+    std::istringstream in(text_);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) lines.push_back(line);
+    }
+    std::string out;
+    for (std::size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i) {
+      out += "\n  " + lines[i];
+    }
+    return out;
+  }
+  bool mentions_verifier() const {
+    return text_.find("BEGIN PROG LOAD LOG") != std::string::npos ||
+           text_.find("processed ") != std::string::npos;
+  }
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+  std::string text_;
+  libbpf_print_fn_t previous_ = nullptr;
+};
+
+struct SkeletonDeleter {
+  void operator()(offcpu_bpf* skel) const { offcpu_bpf__destroy(skel); }
+};
+using Skeleton = std::unique_ptr<offcpu_bpf, SkeletonDeleter>;
+
+// A cgroup v2 directory: its id (the kernfs inode number) and its depth below the mount root,
+// for bpf_get_current_ancestor_cgroup_id.
+util::Result<std::pair<std::uint64_t, std::uint32_t>> cgroup_id_and_level(const std::string& path) {
+  constexpr long kCgroup2Magic = 0x63677270;
+  struct statfs fs {};
+  struct stat st {};
+  if (::statfs(path.c_str(), &fs) != 0 || ::stat(path.c_str(), &st) != 0) {
+    return util::errno_error("cannot read cgroup " + path, "give an existing cgroup directory");
+  }
+  if (fs.f_type != kCgroup2Magic) {
+    return util::Error{path + " is not a cgroup v2 directory",
+                       "the off-CPU tracer filters by cgroup v2 only (bpf_get_current_ancestor_"
+                       "cgroup_id); give a directory under the cgroup2 mount (see `mount -t "
+                       "cgroup2`), or trace the processes with --pid",
+                       0};
+  }
+  std::uint32_t level = 0;
+  std::string dir = path;
+  while (!dir.empty() && dir.back() == '/') dir.pop_back();
+  for (;;) {
+    auto slash = dir.rfind('/');
+    if (slash == std::string::npos || slash == 0) break;
+    std::string parent = dir.substr(0, slash);
+    struct statfs pfs {};
+    struct stat pst {};
+    if (::statfs(parent.c_str(), &pfs) != 0 || pfs.f_type != kCgroup2Magic ||
+        ::stat(parent.c_str(), &pst) != 0 || pst.st_dev != st.st_dev) {
+      break;
+    }
+    ++level;
+    dir = parent;
+  }
+  return std::make_pair(static_cast<std::uint64_t>(st.st_ino), level);
+}
+
+// The executable's own text mappings from /proc/PID/maps: where find_leaf_caller looks for the
+// return address above a frameless libc leaf.
+offcpu_target text_ranges(const std::string& proc_root, int tgid) {
+  offcpu_target t{};
+  std::string base = proc_root + "/" + std::to_string(tgid);
+  char exe[4096];
+  ssize_t n = ::readlink((base + "/exe").c_str(), exe, sizeof(exe) - 1);
+  if (n <= 0) return t;
+  std::string exe_path(exe, static_cast<std::size_t>(n));
+  std::ifstream maps(base + "/maps");
+  int slot = 0;
+  for (std::string line; slot < OFFCPU_MAX_TEXT_RANGES && std::getline(maps, line);) {
+    unsigned long long start = 0, end = 0;
+    char perms[8] = {};
+    int path_at = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) <
+        3) {
+      continue;
+    }
+    if (perms[2] != 'x' || path_at <= 0) continue;
+    std::string path = line.substr(static_cast<std::size_t>(path_at));
+    if (path.rfind(exe_path, 0) != 0) continue;  // also matches "exe (deleted)"
+    t.text_start[slot] = start;
+    t.text_end[slot] = end;
+    ++slot;
+  }
+  return t;
+}
+
+// True when the bytes before `ret` in the target's memory end with a call instruction: a direct
+// call (e8 rel32) or an indirect one (ff /2 with any ModRM/SIB/displacement form).
+bool follows_call(int tgid, std::uint64_t ret) {
+  unsigned char b[8];
+  iovec local{b, sizeof(b)};
+  iovec remote{reinterpret_cast<void*>(ret - sizeof(b)), sizeof(b)};
+  if (::process_vm_readv(tgid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(b))) {
+    return false;
+  }
+  const unsigned char* end = b + sizeof(b);
+  if (end[-5] == 0xe8) return true;
+  for (int len = 2; len <= 7; ++len) {
+    const unsigned char* op = end - len;
+    if (op[0] != 0xff || ((op[1] >> 3) & 7) != 2) continue;
+    int mod = op[1] >> 6, rm = op[1] & 7;
+    int want = 2;
+    if (mod == 3) {
+      want = 2;
+    } else {
+      bool sib = rm == 4;
+      if (mod == 0) {
+        want = (rm == 5) ? 6 : 2;
+        if (sib && (op[2] & 7) == 5) want = 7;
+      } else {
+        want = mod == 1 ? 3 : 6;
+      }
+      if (sib) want += 1;
+      if (mod == 0 && sib && (op[2] & 7) == 5) want = 7;
+    }
+    if (want == len) return true;
+  }
+  return false;
+}
+
+std::string comm_of(const char* c) {
+  return std::string(c, strnlen(c, OFFCPU_TASK_COMM_LEN));
+}
+
+}  // namespace
+
+util::Result<void> check_offcpu_support() {
+  if (::access(kBtfPath, R_OK) != 0) {
+    return util::errno_error(
+        std::string("off-CPU tracing needs kernel BTF, and ") + kBtfPath + " is missing",
+        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's and most distributions' "
+        "kernels since 5.x are)");
+  }
+  if (geteuid() != 0) {
+    std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
+    if (!disabled.empty() && disabled != "0") {
+      return permission_error("off-CPU tracing cannot load BPF programs", EPERM);
+    }
+  }
+  return {};
+}
+
+struct OffCpuTracer::Impl {
+  OffCpuOptions options;
+  Skeleton skel;
+  std::string attach_kind;
+  std::string tp_btf_error;  // why tp_btf was refused, when raw_tp is in use
+  bool attached = false;
+  std::int64_t attached_at_ns = 0;
+  double attached_s = 0;
+};
+
+namespace {
+
+// Opens, configures and loads the skeleton with either the tp_btf or the raw_tp programs.
+util::Result<Skeleton> open_and_load(const OffCpuOptions& o, bool use_tp_btf) {
+  LogCapture log;
+  Skeleton skel(offcpu_bpf__open());
+  if (!skel) return util::errno_error("cannot open the off-CPU BPF object", errno, kNoBpfHint);
+  auto* r = skel->rodata;
+  r->min_block_ns = o.min_block_ns;
+  r->record_wakers = o.waker_stacks;
+  r->kernel_stacks = o.kernel_stacks;
+  r->user_stacks = o.user_stacks;
+  r->leaf_callers = o.leaf_callers;
+  r->cache_stacks = o.cache_stacks;
+  r->cache_block_kernel_stacks = o.cache_block_kernel_stacks;
+  r->interrupt_waker_stacks = o.interrupt_waker_stacks;
+  if (!o.cgroup_path.empty()) {
+    auto cg = cgroup_id_and_level(o.cgroup_path);
+    if (!cg) return cg.error();
+    r->filter_mode = OFFCPU_FILTER_CGROUP;
+    r->target_cgroup_id = cg->first;
+    r->target_cgroup_level = cg->second;
+  } else if (!o.tgids.empty()) {
+    r->filter_mode = OFFCPU_FILTER_TGIDS;
+  } else {
+    r->filter_mode = OFFCPU_FILTER_ALL;
+  }
+  bpf_map__set_max_entries(skel->maps.stacks, o.max_stacks);
+  bpf_map__set_max_entries(skel->maps.counts, o.max_distinct_blocks);
+  bpf_map__set_max_entries(skel->maps.start, o.max_blocked_threads);
+  bpf_map__set_max_entries(skel->maps.sig_cache, o.max_stacks);
+  bpf_program__set_autoload(skel->progs.offcpu_switch, use_tp_btf);
+  bpf_program__set_autoload(skel->progs.offcpu_waking, use_tp_btf && o.waker_stacks);
+  bpf_program__set_autoload(skel->progs.offcpu_switch_raw, !use_tp_btf);
+  bpf_program__set_autoload(skel->progs.offcpu_waking_raw, !use_tp_btf && o.waker_stacks);
+
+  int err = offcpu_bpf__load(skel.get());
+  if (err == 0) return skel;
+  err = -err;
+  const std::string kind = use_tp_btf ? "tp_btf" : "raw_tp";
+  if (err == EPERM) return permission_error("cannot load the off-CPU BPF programs", err);
+  if (log.mentions_verifier()) {
+    return util::errno_error(
+        "the kernel's BPF verifier rejected the off-CPU program (" + kind +
+            "); its last words:" + log.tail(12),
+        err,
+        "this kernel differs from what the program was built against: rebuild chokepoint on this "
+        "machine (vmlinux.h is generated from its BTF) and report the log above if it persists");
+  }
+  return util::errno_error("cannot load the off-CPU BPF programs (" + kind + ")" + log.tail(6), err,
+                           "check `dmesg` and that the kernel has CONFIG_BPF_SYSCALL and BTF; "
+                           "run as root");
+}
+
+}  // namespace
+
+OffCpuTracer::OffCpuTracer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+OffCpuTracer::~OffCpuTracer() = default;
+
+util::Result<std::unique_ptr<OffCpuTracer>> OffCpuTracer::create(const OffCpuOptions& options) {
+  if (!options.tgids.empty() && !options.cgroup_path.empty()) {
+    return util::Error{"off-CPU tracing takes processes or a cgroup, not both",
+                       "give either the pids or the cgroup", EINVAL};
+  }
+  if (auto ok = check_offcpu_support(); !ok) return ok.error();
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  // tp_btf (5.5+) passes typed task pointers; raw_tp is the fallback for kernels that refuse it.
+  // Probing is loading: libbpf_probe_bpf_prog_type cannot probe tracing programs without a
+  // target, so the real program is tried first.
+  bool tp_btf = true;
+  auto skel = open_and_load(options, tp_btf);
+  if (!skel && tp_btf && skel.error().errno_value != EPERM) {
+    auto fallback = open_and_load(options, false);
+    if (fallback) {
+      impl->tp_btf_error = skel.error().message;
+      skel = std::move(fallback);
+      tp_btf = false;
+    }
+  }
+  if (!skel) return skel.error();
+  impl->skel = std::move(*skel);
+  impl->attach_kind = tp_btf ? "tp_btf" : "raw_tp";
+  auto tracer = std::unique_ptr<OffCpuTracer>(new OffCpuTracer(std::move(impl)));
+  for (int tgid : options.tgids) {
+    if (auto ok = tracer->add_target(tgid); !ok) return ok.error();
+  }
+  return tracer;
+}
+
+util::Result<void> OffCpuTracer::add_target(int tgid) {
+  if (!impl_->options.cgroup_path.empty() ||
+      (impl_->options.tgids.empty() && impl_->skel->rodata->filter_mode != OFFCPU_FILTER_TGIDS)) {
+    return util::Error{"add_target needs a tracer created with target processes",
+                       "create the tracer with OffCpuOptions::tgids", EINVAL};
+  }
+  __u32 key = static_cast<__u32>(tgid);
+  offcpu_target value = text_ranges(impl_->options.proc_root, tgid);
+  if (bpf_map__update_elem(impl_->skel->maps.targets, &key, sizeof(key), &value, sizeof(value),
+                           BPF_ANY) != 0) {
+    return util::errno_error("cannot add pid " + std::to_string(tgid) + " to the off-CPU targets",
+                             "too many target processes (16384 at most)");
+  }
+  return {};
+}
+
+util::Result<void> OffCpuTracer::start() {
+  if (impl_->attached) return {};
+  LogCapture log;
+  int err = offcpu_bpf__attach(impl_->skel.get());
+  if (err != 0) {
+    return util::errno_error(
+        "cannot attach the off-CPU programs to sched_switch" + log.tail(4), -err,
+        "the sched tracepoints must be available (tracefs, CONFIG_TRACEPOINTS)");
+  }
+  impl_->attached = true;
+  impl_->attached_at_ns = util::monotonic_ns();
+  return {};
+}
+
+util::Result<OffCpuResult> OffCpuTracer::stop() {
+  if (impl_->attached) {
+    offcpu_bpf__detach(impl_->skel.get());
+    impl_->attached = false;
+    impl_->attached_s +=
+        static_cast<double>(util::monotonic_ns() - impl_->attached_at_ns) / util::kNsPerSec;
+  }
+  offcpu_bpf* skel = impl_->skel.get();
+  OffCpuResult result;
+  result.duration_s = impl_->attached_s;
+  result.attach_kind = impl_->attach_kind;
+  result.min_block_ns = impl_->options.min_block_ns;
+  result.max_stack_depth = OFFCPU_MAX_STACK_DEPTH;
+
+  // Drops, summed over the possible CPUs.
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu > 0) {
+    std::vector<__u64> per_cpu(static_cast<std::size_t>(ncpu));
+    std::uint64_t* slots[] = {&result.drops.stack_collisions, &result.drops.stack_failures,
+                              &result.drops.counts_full,      &result.drops.start_full,
+                              &result.drops.cache_hits,       &result.drops.cache_misses,
+                              &result.drops.interrupt_wakeups};
+    static_assert(sizeof(slots) / sizeof(slots[0]) == OFFCPU_DROP_NR);
+    for (__u32 i = 0; i < OFFCPU_DROP_NR; ++i) {
+      if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.drops), &i, per_cpu.data()) != 0) continue;
+      for (__u64 v : per_cpu) *slots[i] += v;
+    }
+  }
+
+  // Stack ids index "stacks", or "irq_stacks" (shallower) for interrupt wakers.
+  const int stacks_fd = bpf_map__fd(skel->maps.stacks);
+  const int irq_stacks_fd = bpf_map__fd(skel->maps.irq_stacks);
+  std::unordered_map<__s64, std::vector<std::uint64_t>> stack_cache;
+  auto stack = [&](__s32 id, bool irq = false) -> const std::vector<std::uint64_t>& {
+    const __s64 cache_key = irq ? (__s64{1} << 40) + id : id;
+    auto it = stack_cache.find(cache_key);
+    if (it != stack_cache.end()) return it->second;
+    std::vector<std::uint64_t> frames;
+    if (id >= 0) {
+      __u64 ips[OFFCPU_MAX_STACK_DEPTH] = {};
+      if (bpf_map_lookup_elem(irq ? irq_stacks_fd : stacks_fd, &id, ips) == 0) {
+        for (__u64 ip : ips) {
+          if (ip == 0) break;
+          frames.push_back(ip);
+        }
+      }
+    }
+    return stack_cache.emplace(cache_key, std::move(frames)).first->second;
+  };
+
+  std::map<int, std::string> process_comms;
+  auto process_comm = [&](int tgid, const std::string& fallback) {
+    auto it = process_comms.find(tgid);
+    if (it != process_comms.end()) return it->second;
+    std::string c =
+        read_first_line(impl_->options.proc_root + "/" + std::to_string(tgid) + "/comm");
+    return process_comms.emplace(tgid, c.empty() ? fallback : c).first->second;
+  };
+
+  // Inserts the leaf's caller found by the kernel side as frame 1, unless the frame pointer walk
+  // already has it or it does not follow a call instruction.
+  std::uint64_t leaf_checked = 0, leaf_rejected = 0;
+  auto add_leaf_caller = [&](int tgid, std::uint64_t caller, std::vector<std::uint64_t>& stack) {
+    if (caller == 0 || stack.empty()) return false;
+    for (std::size_t i = 1; i < stack.size(); ++i) {
+      if (stack[i] == caller) return false;
+    }
+    ++leaf_checked;
+    if (!follows_call(tgid, caller)) {
+      ++leaf_rejected;
+      return false;
+    }
+    stack.insert(stack.begin() + 1, caller);
+    return true;
+  };
+  const int counts_fd = bpf_map__fd(skel->maps.counts);
+  offcpu_key key{}, next{};
+  offcpu_key* prev = nullptr;
+  while (bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    offcpu_value value{};
+    if (bpf_map_lookup_elem(counts_fd, &key, &value) != 0) continue;
+    OffCpuRecord rec;
+    rec.tgid = static_cast<int>(key.tgid);
+    rec.tid = static_cast<int>(key.pid);
+    rec.comm = comm_of(value.comm);
+    rec.process_comm = process_comm(rec.tgid, rec.tgid == rec.tid ? rec.comm : std::string());
+    if (rec.process_comm.empty()) rec.process_comm = "pid " + std::to_string(rec.tgid);
+    rec.total_ns = value.total_ns;
+    rec.count = value.count;
+    if (key.user_stack_id < 0) rec.user_stack_error = -key.user_stack_id;
+    if (key.kernel_stack_id < 0) rec.kernel_stack_error = -key.kernel_stack_id;
+    rec.user_addresses = stack(key.user_stack_id);
+    rec.kernel_addresses = stack(key.kernel_stack_id);
+    rec.leaf_caller_added = add_leaf_caller(rec.tgid, key.leaf_caller, rec.user_addresses);
+    if (key.waker_kernel_stack_id != -ENOENT) {
+      rec.woken = true;
+      rec.waker_in_interrupt = key.waker_user_stack_id == -EINTR;
+      rec.waker_tgid = static_cast<int>(key.waker_tgid);
+      rec.waker_tid = static_cast<int>(key.waker_pid);
+      rec.waker_comm = comm_of(value.waker_comm);
+      rec.waker_kernel_addresses = stack(key.waker_kernel_stack_id, rec.waker_in_interrupt);
+      rec.waker_user_addresses = stack(key.waker_user_stack_id);
+      add_leaf_caller(rec.waker_tgid, key.waker_leaf_caller, rec.waker_user_addresses);
+    }
+    result.records.push_back(std::move(rec));
+  }
+
+  if (result.attach_kind == "raw_tp") {
+    result.notes.push_back(
+        "the kernel refused BTF-typed tracepoints (tp_btf), so raw tracepoints were used: the "
+        "caller of a frameless libc leaf (fdatasync, futex) cannot be recovered and may be "
+        "missing from user stacks (tp_btf: " +
+        impl_->tp_btf_error + ")");
+  }
+  if (leaf_rejected > 0) {
+    result.notes.push_back(std::to_string(leaf_rejected) + " of " + std::to_string(leaf_checked) +
+                           " stacks kept without the leaf's caller: it could not be confirmed "
+                           "(the process exited or the word above the stack pointer was not a "
+                           "return address)");
+  }
+  return result;
+}
+
+util::Result<OffCpuResult> OffCpuTracer::run(const std::atomic<bool>* cancel) {
+  if (auto ok = start(); !ok) return ok.error();
+  const std::int64_t deadline =
+      util::monotonic_ns() + static_cast<std::int64_t>(impl_->options.duration_ns);
+  while (util::monotonic_ns() < deadline && !(cancel != nullptr && cancel->load())) {
+    std::int64_t left = deadline - util::monotonic_ns();
+    std::this_thread::sleep_for(
+        std::chrono::nanoseconds(std::min<std::int64_t>(left, 50 * util::kNsPerMs)));
+  }
+  return stop();
+}
+
+#endif  // CHOKEPOINT_HAVE_BPF
+
+}  // namespace chokepoint::collect::bpf

@@ -1,0 +1,229 @@
+// The off-CPU tracer on this test process itself: threads that block in known noinline functions
+// must show up with those functions on their stacks, the time they blocked, and their wakers.
+// Needs root and a kernel with BPF and BTF; skips with the reason otherwise.
+
+#include "collect/bpf/offcpu_tracer.h"
+
+#include <gtest/gtest.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace chokepoint::collect::bpf {
+namespace {
+
+// An address inside the function that calls this: where a stack walk must land.
+__attribute__((noinline)) std::uintptr_t here() {
+  return reinterpret_cast<std::uintptr_t>(__builtin_return_address(0));
+}
+
+std::atomic<std::uintptr_t> g_sleep_site{0};
+std::atomic<std::uintptr_t> g_pipe_site{0};
+std::atomic<std::uintptr_t> g_wake_site{0};
+
+__attribute__((noinline)) void offcpu_test_sleep(int times, int ms) {
+  g_sleep_site = here();
+  for (int i = 0; i < times; ++i) {
+    timespec ts{0, ms * 1'000'000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+  }
+}
+
+__attribute__((noinline)) void offcpu_test_wait_on_pipe(int fd) {
+  g_pipe_site = here();
+  char c = 0;
+  while (read(fd, &c, 1) < 0) {
+  }
+}
+
+__attribute__((noinline)) void offcpu_test_wake_pipe(int fd) {
+  g_wake_site = here();
+  char c = 'x';
+  while (write(fd, &c, 1) < 0) {
+  }
+}
+
+int gettid_int() {
+  return static_cast<int>(syscall(SYS_gettid));
+}
+
+std::string comm_of(int tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/comm");
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// True when one of `addresses` lies in the function that `site` is in (within 256 bytes after
+// the sampled call site's function start is unknown, so: within 200 bytes of the site).
+bool has_frame_near(const std::vector<std::uint64_t>& addresses, std::uintptr_t site) {
+  for (std::uint64_t a : addresses) {
+    if (a + 200 >= site && a <= site + 200) return true;
+  }
+  return false;
+}
+
+std::unique_ptr<OffCpuTracer> tracer_or_skip(OffCpuOptions options, std::string* why) {
+  auto ok = check_offcpu_support();
+  if (!ok) {
+    *why = ok.error().message;
+    return nullptr;
+  }
+  auto t = OffCpuTracer::create(options);
+  if (!t) {
+    *why = t.error().message + " (" + t.error().hint + ")";
+    return nullptr;
+  }
+  return std::move(*t);
+}
+
+#define SKIP_UNLESS_TRACER(var, options)                                 \
+  std::string why;                                                       \
+  auto var = tracer_or_skip(options, &why);                              \
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs"; \
+  if (!var) GTEST_SKIP() << "off-CPU tracing unavailable here: " << why
+
+TEST(OffCpuTracer, SleepInKnownFunctionShowsWithItsBlockedTime) {
+  OffCpuOptions o;
+  o.tgids = {getpid()};
+  SKIP_UNLESS_TRACER(tracer, o);
+  ASSERT_TRUE(tracer->start());
+  std::atomic<int> tid{0};
+  std::thread t([&] {
+    tid = gettid_int();
+    offcpu_test_sleep(10, 20);  // 10 blocks of 20 ms
+  });
+  t.join();
+  auto result = tracer->stop();
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_EQ(result->attach_kind, "tp_btf") << (result->notes.empty() ? "" : result->notes[0]);
+
+  std::uint64_t in_function_ns = 0, in_function_count = 0;
+  for (const auto& r : result->records) {
+    if (r.tid != tid) continue;
+    EXPECT_EQ(r.tgid, getpid());
+    if (has_frame_near(r.user_addresses, g_sleep_site)) {
+      in_function_ns += r.total_ns;
+      in_function_count += r.count;
+      EXPECT_FALSE(r.kernel_addresses.empty());
+      // A sleep ends by a timer interrupt, not by a task.
+      EXPECT_TRUE(r.woken);
+      EXPECT_TRUE(r.waker_in_interrupt);
+      EXPECT_EQ(r.waker_tid, 0);
+      EXPECT_TRUE(r.waker_user_addresses.empty());
+    }
+  }
+  // 200 ms asleep; timer slack and scheduling add a little, never remove.
+  EXPECT_EQ(in_function_count, 10u);
+  EXPECT_GE(in_function_ns, 195'000'000u);
+  EXPECT_LE(in_function_ns, 260'000'000u);
+}
+
+TEST(OffCpuTracer, PipeReaderShowsTheWriterAsItsWaker) {
+  OffCpuOptions o;
+  o.tgids = {getpid()};
+  SKIP_UNLESS_TRACER(tracer, o);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  ASSERT_TRUE(tracer->start());
+  std::atomic<int> reader_tid{0};
+  std::thread reader([&] {
+    reader_tid = gettid_int();
+    offcpu_test_wait_on_pipe(fds[0]);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const int writer_tid = gettid_int();
+  offcpu_test_wake_pipe(fds[1]);
+  reader.join();
+  auto result = tracer->stop();
+  close(fds[0]);
+  close(fds[1]);
+  ASSERT_TRUE(result) << result.error().message;
+
+  bool found = false;
+  for (const auto& r : result->records) {
+    if (r.tid != reader_tid || !has_frame_near(r.user_addresses, g_pipe_site)) continue;
+    found = true;
+    EXPECT_EQ(r.count, 1u);
+    EXPECT_GE(r.total_ns, 90'000'000u);
+    EXPECT_LE(r.total_ns, 400'000'000u);
+    ASSERT_TRUE(r.woken);
+    EXPECT_FALSE(r.waker_in_interrupt);
+    EXPECT_EQ(r.waker_tid, 0);  // summed per process
+    EXPECT_EQ(r.waker_comm.substr(0, 6), comm_of(writer_tid).substr(0, 6));
+    EXPECT_EQ(r.waker_tgid, getpid());
+    EXPECT_TRUE(has_frame_near(r.waker_user_addresses, g_wake_site));
+    EXPECT_FALSE(r.waker_kernel_addresses.empty());
+  }
+  EXPECT_TRUE(found) << "no record for the reader thread blocked in offcpu_test_wait_on_pipe";
+}
+
+TEST(OffCpuTracer, BlocksShorterThanTheMinimumAreNotCounted) {
+  OffCpuOptions o;
+  o.tgids = {getpid()};
+  o.min_block_ns = 50'000'000;
+  SKIP_UNLESS_TRACER(tracer, o);
+  ASSERT_TRUE(tracer->start());
+  std::atomic<int> tid{0};
+  std::thread t([&] {
+    tid = gettid_int();
+    offcpu_test_sleep(5, 5);
+  });
+  t.join();
+  auto result = tracer->stop();
+  ASSERT_TRUE(result);
+  for (const auto& r : result->records) {
+    EXPECT_FALSE(r.tid == tid && has_frame_near(r.user_addresses, g_sleep_site))
+        << r.count << " blocks of " << r.total_ns << " ns counted under a 50 ms minimum";
+  }
+}
+
+TEST(OffCpuTracer, OtherProcessesAreNotTraced) {
+  OffCpuOptions o;
+  o.tgids = {getpid()};
+  SKIP_UNLESS_TRACER(tracer, o);
+  ASSERT_TRUE(tracer->start());
+  // A child that sleeps: its blocks must not appear.
+  pid_t child = fork();
+  if (child == 0) {
+    offcpu_test_sleep(3, 10);
+    _exit(0);
+  }
+  offcpu_test_sleep(2, 10);
+  int status = 0;
+  waitpid(child, &status, 0);
+  auto result = tracer->stop();
+  ASSERT_TRUE(result);
+  ASSERT_FALSE(result->records.empty());
+  for (const auto& r : result->records) EXPECT_EQ(r.tgid, getpid());
+}
+
+TEST(OffCpuTracer, RejectsACgroupV1DirectoryWithAHint) {
+  OffCpuOptions o;
+  o.cgroup_path = "/proc";  // not a cgroup v2 directory on any machine
+  if (geteuid() != 0 || !check_offcpu_support()) GTEST_SKIP() << "needs root and BPF support";
+  auto t = OffCpuTracer::create(o);
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.error().message.find("not a cgroup v2 directory"), std::string::npos);
+  EXPECT_FALSE(t.error().hint.empty());
+}
+
+TEST(OffCpuTracer, RejectsPidsAndCgroupTogether) {
+  OffCpuOptions o;
+  o.tgids = {getpid()};
+  o.cgroup_path = "/sys/fs/cgroup";
+  auto t = OffCpuTracer::create(o);
+  ASSERT_FALSE(t);
+  EXPECT_FALSE(t.error().hint.empty());
+}
+
+}  // namespace
+}  // namespace chokepoint::collect::bpf
