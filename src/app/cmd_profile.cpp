@@ -1,8 +1,10 @@
 // chokepoint profile: sample a target's on-CPU stacks with perf_event_open, symbolize them, and
 // write flame graphs (folded, SVG, speedscope) and the hottest functions.
 #include <fmt/format.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,13 +12,17 @@
 #include <cerrno>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <unordered_set>
 
 #include "app/cli_values.h"
 #include "app/launch.h"
 #include "app/output_file.h"
 #include "app/subcommand.h"
+#include "collect/bpf/offcpu_profile.h"
+#include "collect/bpf/offcpu_tracer.h"
 #include "collect/perf/perf_sampler.h"
+#include "collect/procfs/proc_fs.h"
 #include "profile/aggregate.h"
 #include "profile/top.h"
 #include "render/flamegraph_folded.h"
@@ -46,6 +52,7 @@ struct ProfileArgs {
   int top = -1;  // -1: not given
   bool threads = false;
   bool user_only = false;
+  bool off_cpu = false;
 };
 
 enum class Format { kFolded, kSvg, kSpeedscope };
@@ -119,6 +126,12 @@ void raise_fd_limit() {
   }
 }
 
+bool is_cgroup2(const std::string& path) {
+  struct statfs fs {};
+  return statfs(path.c_str(), &fs) == 0 &&
+         static_cast<unsigned long>(fs.f_type) == CGROUP2_SUPER_MAGIC;
+}
+
 std::string target_text(const collect::sampler::TargetSpec& t) {
   using Kind = collect::sampler::TargetSpec::Kind;
   switch (t.kind) {
@@ -134,6 +147,166 @@ std::string target_text(const collect::sampler::TargetSpec& t) {
       return "the whole host";
   }
   return "";
+}
+
+// What a collector hands to the common output path.
+struct Collected {
+  profile::Profile profile;
+  bool target_exited = false;
+  std::string summary;              // the honesty line(s), printed before the notes
+  std::int64_t build_start_ns = 0;  // when symbolizing began, for the cost line
+};
+
+Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions& opt,
+                         std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
+                         pid_t launched) {
+  SymbolizerResolver resolver(symbolizer);
+  auto sampler = collect::perf::PerfSampler::open(opt);
+  if (!sampler) {
+    if (launched) reap(launched);
+    throw util::FatalError(sampler.error(), sampler.error().errno_value == EINVAL
+                                                ? util::kExitUsage
+                                                : util::kExitRuntime);
+  }
+  const auto& info = sampler->info();
+  std::cerr << fmt::format(
+      "chokepoint: profiling {} on-CPU at {:g} Hz ({}) for {:.1f} s (Ctrl-C ends early)...\n",
+      target_text(opt.target), a.frequency_hz, info.event_name, duration_ns / 1e9);
+
+  profile::StackAggregator aggregator({.thread_frames = a.threads});
+  auto stats = sampler->run(duration_ns, &g_stop,
+                            [&](const collect::perf::Sample& s, std::string_view process_name,
+                                std::string_view thread_name) {
+                              int pid = static_cast<int>(s.pid);
+                              resolver.attach_once(pid);
+                              aggregator.add({.pid = pid,
+                                              .tid = static_cast<int>(s.tid),
+                                              .process_name = process_name,
+                                              .thread_name = thread_name,
+                                              .kernel_ips = s.kernel_ips,
+                                              .user_ips = s.user_ips,
+                                              .value = 1,
+                                              .count = 1});
+                            });
+  if (!stats) {
+    if (launched) reap(launched);
+    throw util::FatalError(stats.error());
+  }
+  Collected c;
+  c.target_exited = stats->target_exited;
+  profile::Profile& p = c.profile;
+  p.off_cpu = false;
+  p.weight = profile::Weight::kSamples;
+  p.frequency_hz = a.frequency_hz;
+  p.duration_s = stats->duration_s;
+  p.title = fmt::format("{}, on-CPU, {:g} Hz ({}), {:.1f} s", target_text(opt.target),
+                        a.frequency_hz, info.event_name, stats->duration_s);
+  p.lost_samples = stats->records.lost;
+  p.truncated_stacks = stats->records.truncated;
+  p.failed_stacks = stats->records.empty_stacks;
+  c.build_start_ns = util::monotonic_ns();
+  aggregator.build(resolver, p);
+  p.notes = sampler->notes();
+  for (const auto& n : symbolizer.notes()) p.notes.push_back(n);
+  for (const auto& n : resolver.notes()) p.notes.push_back(n);
+  c.summary = fmt::format(
+      "chokepoint: {} samples in {} distinct stacks from {} {} in {:.1f} s; lost {}, "
+      "truncated stacks {}, stacks without frames {}\n",
+      stats->records.samples, aggregator.distinct_stacks(), stats->threads_followed,
+      info.per_cpu ? "CPUs (one event per CPU)" : "threads", stats->duration_s, p.lost_samples,
+      p.truncated_stacks, p.failed_stacks);
+  if (p.lost_samples > 0) {
+    p.notes.push_back(
+        fmt::format("{} samples were lost (the ring buffer was full): shares are "
+                    "computed from the {} that arrived",
+                    p.lost_samples, stats->records.samples));
+  }
+  if (stats->records.samples == 0) {
+    p.notes.push_back(
+        "no samples: the target did not run on a CPU during the window (idle, or blocked); "
+        "profile it under load, for longer, or look at its off-CPU time (--off-cpu)");
+  }
+  return c;
+}
+
+// Off-CPU: the eBPF tracer (collect/bpf) sums blocked time per stack in the kernel. Processes of
+// the target that start during the window are added as they are found (every 200 ms).
+Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSpec& t,
+                          std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
+                          pid_t launched) {
+  using Kind = collect::sampler::TargetSpec::Kind;
+  collect::procfs::ProcFs proc;
+  auto fail = [&](const util::Error& e) {
+    if (launched) reap(launched);
+    throw util::FatalError(e);
+  };
+  if (auto v = collect::sampler::validate(t, proc); !v) fail(v.error());
+  collect::bpf::OffCpuOptions o;
+  o.duration_ns = static_cast<std::uint64_t>(duration_ns);
+  o.kernel_stacks = !a.user_only;
+  const bool follow =
+      t.kind != Kind::kHost && !(t.kind == Kind::kCgroup && is_cgroup2(t.cgroup_path));
+  std::set<int> attached;
+  if (t.kind == Kind::kCgroup && !follow) o.cgroup_path = t.cgroup_path;
+  if (follow) {
+    auto pids = collect::sampler::resolve_pids(t, proc);
+    if (!pids) fail(pids.error());
+    if (pids->empty())
+      fail({"the target has no process to trace", "check that it is running", ESRCH});
+    o.tgids = *pids;
+  }
+  for (int pid : o.tgids) {
+    if (symbolizer.attach(pid)) attached.insert(pid);
+  }
+  auto tracer = collect::bpf::OffCpuTracer::create(o);
+  if (!tracer) fail(tracer.error());
+  std::cerr << fmt::format(
+      "chokepoint: tracing {} off-CPU (blocks of at least {} us) for {:.1f} s (Ctrl-C ends "
+      "early)...\n",
+      target_text(t), o.min_block_ns / 1000, duration_ns / 1e9);
+  if (auto r = (*tracer)->start(); !r) fail(r.error());
+  const std::int64_t start = util::monotonic_ns();
+  const std::int64_t end = start + duration_ns;
+  bool exited = false;
+  while (!g_stop.load()) {
+    const std::int64_t now = util::monotonic_ns();
+    if (now >= end) break;
+    usleep(static_cast<useconds_t>(std::min<std::int64_t>(end - now, 200 * util::kNsPerMs) / 1000));
+    if (!follow) continue;
+    auto pids = collect::sampler::resolve_pids(t, proc);
+    if (!pids) continue;
+    if (pids->empty()) {
+      exited = true;
+      break;
+    }
+    for (int pid : *pids) {
+      if (attached.count(pid)) continue;
+      if ((*tracer)->add_target(pid)) {
+        if (symbolizer.attach(pid)) attached.insert(pid);
+      }
+    }
+  }
+  auto result = (*tracer)->stop();
+  if (!result) fail(result.error());
+  Collected c;
+  c.target_exited = exited;
+  c.build_start_ns = util::monotonic_ns();
+  c.profile = collect::bpf::to_profile(*result, symbolizer,
+                                       {.thread_frames = a.threads,
+                                        .wakers = collect::bpf::WakerLayout::kNone,
+                                        .attached_pids = attached});
+  for (const auto& n : result->notes) c.profile.notes.push_back(n);
+  std::uint64_t blocks = 0, blocked_ns = 0;
+  for (const auto& r : result->records) {
+    blocks += r.count;
+    blocked_ns += r.total_ns;
+  }
+  c.summary = fmt::format(
+      "chokepoint: {} blocks in {} distinct stacks, {:.3f} s blocked in total, in {:.1f} s; lost "
+      "{}, truncated stacks {}, stacks not captured {}\n",
+      blocks, c.profile.stacks.size(), static_cast<double>(blocked_ns) / 1e9, result->duration_s,
+      c.profile.lost_samples, c.profile.truncated_stacks, c.profile.failed_stacks);
+  return c;
 }
 
 int run_profile(const ProfileArgs& a) {
@@ -180,7 +353,9 @@ int run_profile(const ProfileArgs& a) {
 
   auto symbolizer = symbolize::Symbolizer::create();
   if (!symbolizer) throw util::FatalError(symbolizer.error());
-  SymbolizerResolver resolver(**symbolizer);
+  if (a.off_cpu) {
+    if (auto ok = collect::bpf::check_offcpu_support(); !ok) throw util::FatalError(ok.error());
+  }
 
   raise_fd_limit();
   if (t.kind == Kind::kCommand) {
@@ -192,77 +367,19 @@ int run_profile(const ProfileArgs& a) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  auto sampler = collect::perf::PerfSampler::open(opt);
-  if (!sampler) {
-    if (launched) reap(launched);
-    throw util::FatalError(sampler.error(), sampler.error().errno_value == EINVAL
-                                                ? util::kExitUsage
-                                                : util::kExitRuntime);
-  }
-  const auto& info = sampler->info();
-  std::cerr << fmt::format(
-      "chokepoint: profiling {} on-CPU at {:g} Hz ({}) for {:.1f} s "
-      "(Ctrl-C ends early)...\n",
-      target_text(t), a.frequency_hz, info.event_name, duration_ns / 1e9);
-
-  profile::StackAggregator aggregator({.thread_frames = a.threads});
-  auto stats = sampler->run(duration_ns, &g_stop,
-                            [&](const collect::perf::Sample& s, std::string_view process_name,
-                                std::string_view thread_name) {
-                              int pid = static_cast<int>(s.pid);
-                              resolver.attach_once(pid);
-                              aggregator.add({.pid = pid,
-                                              .tid = static_cast<int>(s.tid),
-                                              .process_name = process_name,
-                                              .thread_name = thread_name,
-                                              .kernel_ips = s.kernel_ips,
-                                              .user_ips = s.user_ips,
-                                              .value = 1,
-                                              .count = 1});
-                            });
+  Collected c = a.off_cpu ? collect_off_cpu(a, opt.target, duration_ns, **symbolizer, launched)
+                          : collect_on_cpu(a, opt, duration_ns, **symbolizer, launched);
   if (launched) reap(launched);
-  if (!stats) throw util::FatalError(stats.error());
-
-  profile::Profile p;
-  p.off_cpu = false;
-  p.weight = profile::Weight::kSamples;
-  p.frequency_hz = a.frequency_hz;
-  p.duration_s = stats->duration_s;
-  p.title = fmt::format("{}, on-CPU, {:g} Hz ({}), {:.1f} s", target_text(t), a.frequency_hz,
-                        info.event_name, stats->duration_s);
-  p.lost_samples = stats->records.lost;
-  p.truncated_stacks = stats->records.truncated;
-  p.failed_stacks = stats->records.empty_stacks;
-  const std::int64_t build_start_ns = util::monotonic_ns();
-  aggregator.build(resolver, p);
-  p.notes = sampler->notes();
-  for (const auto& n : (*symbolizer)->notes()) p.notes.push_back(n);
-  for (const auto& n : resolver.notes()) p.notes.push_back(n);
-  if (stats->target_exited && !launched) {
+  profile::Profile& p = c.profile;
+  if (c.target_exited && !launched) {
     p.notes.push_back(
         fmt::format("the target exited after {:.1f} s: the profile covers the time "
                     "until then",
-                    stats->duration_s));
+                    p.duration_s));
   }
-
   // The honesty counters, always, on stderr (stdout is for the table).
-  std::cerr << fmt::format(
-      "chokepoint: {} samples in {} distinct stacks from {} {} in {:.1f} s; lost {}, "
-      "truncated stacks {}, stacks without frames {}\n",
-      stats->records.samples, aggregator.distinct_stacks(), stats->threads_followed,
-      info.per_cpu ? "CPUs (one event per CPU)" : "threads", stats->duration_s, p.lost_samples,
-      p.truncated_stacks, p.failed_stacks);
-  if (p.lost_samples > 0) {
-    p.notes.push_back(
-        fmt::format("{} samples were lost (the ring buffer was full): shares are "
-                    "computed from the {} that arrived",
-                    p.lost_samples, stats->records.samples));
-  }
+  std::cerr << c.summary;
   for (const auto& n : p.notes) std::cerr << "note: " << n << "\n";
-  if (stats->records.samples == 0) {
-    std::cerr << "note: no samples: the target did not run on a CPU during the window (idle, or "
-                 "blocked); profile it under load, for longer, or look at its off-CPU time\n";
-  }
 
   for (const auto& o : outputs) {
     std::string content;
@@ -281,18 +398,19 @@ int run_profile(const ProfileArgs& a) {
     std::cerr << fmt::format("chokepoint: wrote {} ({})\n", o.path, format_name(o.format));
   }
   if (top_n > 0) std::cout << profile::top_text(p, profile::top(p, top_n));
-  // What the profile cost after sampling: symbolizing, rendering and writing (docs/benchmarks.md).
+  // What the profile cost after collection: symbolizing, rendering and writing
+  // (docs/benchmarks.md).
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   const auto sym = (*symbolizer)->stats();
   std::cerr << fmt::format(
       "chokepoint: symbolized {} stacks ({} user and {} kernel lookups, {} unresolved) and wrote "
       "{} outputs in {:.2f} s; peak RSS {:.1f} MiB\n",
-      aggregator.distinct_stacks(), sym.user_lookups, sym.kernel_lookups, sym.unresolved,
-      outputs.size(), static_cast<double>(util::monotonic_ns() - build_start_ns) / 1e9,
+      p.stacks.size(), sym.user_lookups, sym.kernel_lookups, sym.unresolved, outputs.size(),
+      static_cast<double>(util::monotonic_ns() - c.build_start_ns) / 1e9,
       static_cast<double>(usage.ru_maxrss) / 1024.0);
   std::cout.flush();
-  if (stats->target_exited && !launched) {
+  if (c.target_exited && !launched) {
     util::print_error(
         {"the target exited during the window", "the profile covers the time until it exited", 0});
     return util::kExitRuntime;
@@ -326,6 +444,9 @@ Subcommand make_profile_command(CLI::App& root) {
                   "print the N hottest functions by self and total (default 10 when no -o)");
   cli->add_flag("--threads", args->threads, "add a frame per thread below each process");
   cli->add_flag("--user-only", args->user_only, "leave kernel frames out");
+  cli->add_flag("--off-cpu", args->off_cpu,
+                "where threads block instead of where they run: time blocked per stack (eBPF on "
+                "sched_switch; needs root and BTF)");
   cli->add_option("command", args->command, "after --: a command to start and profile")
       ->expected(-1);
   cli->footer(
