@@ -26,7 +26,7 @@ bool init_libelf() {
 
 // Separate debug files are found by build-id or .gnu_debuglink under the default path
 // (":.debug:/usr/lib/debug"); libdwfl asks debuginfod only when the user set DEBUGINFOD_URLS.
-const Dwfl_Callbacks kCallbacks = {
+constexpr Dwfl_Callbacks kCallbacks = {
     .find_elf = dwfl_build_id_find_elf,
     .find_debuginfo = dwfl_standard_find_debuginfo,
     .section_address = dwfl_offline_section_address,

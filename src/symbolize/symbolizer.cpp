@@ -108,6 +108,8 @@ struct Region {
 };
 
 struct PerfMapState {
+  bool candidates_known = false;
+  std::vector<std::string> candidates;  // where the map may be, in order
   bool found = false;
   std::string path;
   off_t size_bytes = -1;
@@ -242,15 +244,16 @@ std::shared_ptr<ElfBinary> SymbolizerImpl::vdso(std::string& reason) {
     if (base == 0) {
       vdso_error_ = "no vDSO in chokepoint's own process";
     } else {
-      const auto* ehdr = reinterpret_cast<const Elf64_Ehdr*>(base);
+      // getauxval gives the image's address as an integer.
+      const auto* image = reinterpret_cast<const unsigned char*>(base);  // NOLINT
+      const auto* ehdr = reinterpret_cast<const Elf64_Ehdr*>(image);
       std::uint64_t size = ehdr->e_shoff + std::uint64_t{ehdr->e_shnum} * ehdr->e_shentsize;
-      const auto* phdr = reinterpret_cast<const Elf64_Phdr*>(base + ehdr->e_phoff);
+      const auto* phdr = reinterpret_cast<const Elf64_Phdr*>(image + ehdr->e_phoff);
       for (int i = 0; i < ehdr->e_phnum; ++i) {
         size = std::max<std::uint64_t>(size, phdr[i].p_offset + phdr[i].p_filesz);
       }
       util::ScopedFd fd(::memfd_create("chokepoint-vdso", MFD_CLOEXEC));
-      if (!fd.valid() || ::write(fd.get(), reinterpret_cast<const void*>(base), size) !=
-                             static_cast<ssize_t>(size)) {
+      if (!fd.valid() || ::write(fd.get(), image, size) != static_cast<ssize_t>(size)) {
         vdso_error_ = std::string("cannot copy the vDSO: ") + std::strerror(errno);
       } else if (auto b = ElfBinary::open(std::move(fd), "[vdso]", options_.source_lines)) {
         vdso_ = std::move(b).value();
@@ -309,24 +312,41 @@ util::Result<void> SymbolizerImpl::attach(int pid) {
 std::optional<Frame> SymbolizerImpl::jit_frame(int pid, Process& p, std::uint64_t address,
                                                bool& map_found) {
   PerfMapState& s = p.perf_map;
-  // The runtime appends to its map as it compiles, so a miss re-reads a file that changed.
-  const std::string host_path = fmt::format("{}/perf-{}.map", options_.perf_map_dir, pid);
-  std::vector<std::string> candidates{host_path};
-  // In a container the runtime writes the map under its own /tmp and its namespace pid.
-  if (auto status = read_text_file(pid_dir(pid) + "/status")) {
-    const std::size_t at = status->find("\nNSpid:");
-    if (at != std::string::npos) {
-      const std::size_t eol = status->find('\n', at + 1);
-      std::string line = status->substr(at + 7, eol == std::string::npos ? eol : eol - at - 7);
-      const std::size_t last = line.find_last_of(" \t");
-      const std::string ns_pid = last == std::string::npos ? line : line.substr(last + 1);
-      if (!ns_pid.empty() && ns_pid != std::to_string(pid)) {
-        candidates.push_back(
-            fmt::format("{}/root{}/perf-{}.map", pid_dir(pid), options_.perf_map_dir, ns_pid));
+  auto frame_for = [&s](const PerfMapSymbol& sym) {
+    Frame f;
+    f.kind = FrameKind::kJit;
+    f.name = sym.name;
+    f.module = s.path;
+    return f;
+  };
+  if (s.found) {
+    if (const PerfMapSymbol* sym = s.map.find(address)) {
+      map_found = true;
+      return frame_for(*sym);
+    }
+  }
+  if (!s.candidates_known) {
+    s.candidates_known = true;
+    s.candidates.push_back(fmt::format("{}/perf-{}.map", options_.perf_map_dir, pid));
+    // In a container the runtime writes the map under its own /tmp, named by its namespace pid
+    // (the last NSpid field of /proc/PID/status).
+    if (auto status = read_text_file(pid_dir(pid) + "/status")) {
+      const std::size_t at = status->find("\nNSpid:");
+      if (at != std::string::npos) {
+        const std::size_t eol = status->find('\n', at + 1);
+        const std::string line =
+            status->substr(at + 7, eol == std::string::npos ? eol : eol - at - 7);
+        const std::size_t last = line.find_last_of(" \t");
+        const std::string ns_pid = last == std::string::npos ? line : line.substr(last + 1);
+        if (!ns_pid.empty() && ns_pid != std::to_string(pid)) {
+          s.candidates.push_back(
+              fmt::format("{}/root{}/perf-{}.map", pid_dir(pid), options_.perf_map_dir, ns_pid));
+        }
       }
     }
   }
-  for (const std::string& path : candidates) {
+  // A miss: the runtime appends to its map as it compiles, so re-read a file that changed.
+  for (const std::string& path : s.candidates) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) continue;
     const std::int64_t mtime_ns = std::int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
@@ -345,11 +365,7 @@ std::optional<Frame> SymbolizerImpl::jit_frame(int pid, Process& p, std::uint64_
   if (!s.found) return std::nullopt;
   const PerfMapSymbol* sym = s.map.find(address);
   if (sym == nullptr) return std::nullopt;
-  Frame f;
-  f.kind = FrameKind::kJit;
-  f.name = sym->name;
-  f.module = s.path;
-  return f;
+  return frame_for(*sym);
 }
 
 Frame SymbolizerImpl::resolve_in_region(int pid, Process& p, const Region& r,

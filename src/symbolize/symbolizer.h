@@ -3,7 +3,8 @@
 // helper). Turns sampled addresses into profile::Frame (src/profile/profile.h). libdwfl (elfutils,
 // Debian libdw-dev) does ELF symtab/dynsym, PIE/shared-library bias and file:line; we add
 // /proc/PID/root, deleted/replaced binaries (through /proc/PID/map_files), JIT perf maps and
-// kallsyms.
+// kallsyms. How names are found and why frames stay unresolved: docs/symbolize.md; the text
+// parsers (maps, perf maps, kallsyms) are public in symbolize/parsers.h.
 #include <cstdint>
 #include <memory>
 #include <string>

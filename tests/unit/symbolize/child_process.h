@@ -2,6 +2,7 @@
 // Starts symbolize_test_helper (or a copy of it) and reads the addresses it prints. The child
 // lives until the object is destroyed or stop() is called; it exits by itself after 120 s.
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,7 +24,8 @@ class ChildProcess {
   // Runs `path`. With a non-empty `root_dir` (needs root), the child first enters a mount
   // namespace whose root is `root_dir`, as a container's is (pivot_root, old root detached), and
   // `path` is relative to that root; `root_dir` must hold an empty directory "old".
-  ChildProcess(const std::string& path, const std::string& root_dir = {}) {
+  // With a non-zero `run_as`, the child drops to that uid and gid before exec (needs root).
+  ChildProcess(const std::string& path, const std::string& root_dir = {}, uid_t run_as = 0) {
     const std::string old_root = root_dir + "/old";
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
@@ -32,6 +34,7 @@ class ChildProcess {
       ::dup2(in[0], STDIN_FILENO);
       ::dup2(out[1], STDOUT_FILENO);
       if (!root_dir.empty() && !enter_root(root_dir.c_str(), old_root.c_str())) _exit(126);
+      if (run_as != 0 && !drop_to(run_as)) _exit(125);
       char* const argv[] = {const_cast<char*>(path.c_str()), nullptr};
       ::execv(path.c_str(), argv);
       _exit(127);
@@ -63,6 +66,12 @@ class ChildProcess {
       ::waitpid(pid_, nullptr, 0);
       pid_ = -1;
     }
+  }
+
+ public:
+  // Drops every privilege to `uid` (also as gid): for checks of what a non-root user gets.
+  static bool drop_to(uid_t uid) {
+    return ::setgroups(0, nullptr) == 0 && ::setgid(uid) == 0 && ::setuid(uid) == 0;
   }
 
  private:

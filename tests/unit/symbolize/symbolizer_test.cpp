@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "unit/symbolize/child_process.h"
@@ -24,6 +25,7 @@ using testing::ChildProcess;
 
 const std::string kHelper = SYMBOLIZE_TEST_HELPER;
 const std::string kStaticHelper = SYMBOLIZE_TEST_HELPER_STATIC;
+constexpr uid_t kNobody = 65534;
 
 std::unique_ptr<Symbolizer> make(SymbolizerOptions options = {}) {
   auto s = Symbolizer::create(std::move(options));
@@ -139,6 +141,51 @@ TEST(Symbolizer, ResolvesAfterTheBinaryWasDeletedAndTheProcessExited) {
   EXPECT_EQ(s->user(pid, child.value("plain")).name, "plain_c_function");
 }
 
+// Runs `check` in a child process that dropped root for uid nobody; returns its exit code.
+int run_as_nobody(const std::function<int()>& check) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (!ChildProcess::drop_to(kNobody)) _exit(100);
+    _exit(check());
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+}
+
+TEST(Symbolizer, WithoutRootDeletedBinariesAndOtherUsersSayWhy) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching to uid nobody needs root";
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
+  const std::string copy = dir.path() + "/deleted_helper";
+  fs::copy_file(kHelper, copy);
+  ChildProcess child(copy, {}, kNobody);
+  ASSERT_TRUE(child.ready());
+  ASSERT_TRUE(fs::remove(copy));
+  const std::uint64_t compute = child.value("compute");
+  const int code = run_as_nobody([&]() {
+    auto s = Symbolizer::create();
+    if (!s) return 1;
+    // Our own user's process: the maps are readable, the deleted file is not.
+    if (!(*s)->attach(child.pid())) return 2;
+    const Frame f = (*s)->user(child.pid(), compute);
+    if (f.unresolved != "binary deleted; reading it through /proc/PID/map_files needs root") {
+      return 3;
+    }
+    // root's process (the test itself): its maps are not readable.
+    const auto attached = (*s)->attach(static_cast<int>(::getppid()));
+    if (attached || attached.error().hint.empty()) return 4;
+    if ((*s)->user(static_cast<int>(::getppid()), 0x1000)
+            .unresolved.rfind("mappings unreadable", 0) != 0) {
+      return 5;
+    }
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+}
+
 TEST(Symbolizer, StrippedBinaryGivesTheReason) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
@@ -211,6 +258,13 @@ TEST(Symbolizer, JitFramesComeFromThePerfMap) {
   const Frame missing = s->user(child.pid(), jit + 0x40);
   EXPECT_EQ(missing.kind, FrameKind::kUnresolved);
   EXPECT_EQ(missing.unresolved, "not in the JIT perf map");
+
+  // The runtime appends as it compiles: a later miss re-reads the grown map.
+  {
+    std::ofstream map(dir.path() + "/perf-" + std::to_string(child.pid()) + ".map", std::ios::app);
+    map << std::hex << jit + 0x80 << " 20 LazyCompile:*later\n";
+  }
+  EXPECT_EQ(s->user(child.pid(), jit + 0x90).name, "LazyCompile:*later");
 
   // Without a map the same memory is a JIT without a perf map.
   SymbolizerOptions empty;
