@@ -13,10 +13,14 @@
 
 namespace chokepoint::render {
 
-// One line per distinct folded stack, sorted byte-wise by the stack text, so the same profile
-// always gives the same bytes. Stacks that fold to the same text (frames that differ only in
-// file:line or module) are merged and their values summed; stacks with value 0 are left out.
-// A stack without frames folds to the single frame "[no frames]".
+// One line per distinct folded stack, sorted frame by frame: by the first frame's folded text
+// (byte-wise), then the second, ..., a stack before its own extensions. That is the flame
+// graph's left-to-right order, and the same profile always gives the same bytes. (It differs
+// from sorting whole lines as text where a name holds a byte below ';', e.g. "a;x" comes before
+// "a::b"; flamegraph.pl sorts its input itself, so either order draws the same graph.) Stacks
+// that fold to the same text (frames that differ only in file:line or module) are merged and
+// their values summed; stacks with value 0 are left out. A stack without frames folds to the
+// single frame "[no frames]".
 //
 // The value is Stack::value unchanged: samples on-CPU, NANOSECONDS off-CPU (pass
 // --countname=ns to flamegraph.pl). The values of all lines sum to the profile's total.

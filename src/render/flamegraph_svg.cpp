@@ -194,6 +194,14 @@ const char* kind_text(FrameKind kind) {
 }
 
 // ---- Call tree ---------------------------------------------------------------------------------
+//
+// The call tree is never built whole: at 50k distinct stacks it has ~500k nodes, nearly all too
+// narrow to draw, and allocating them cost more than everything else. Instead every stack
+// becomes a sequence of frame-key ranks; sorting the sequences puts the stacks below any one
+// call-tree node in one contiguous run, in the order the flame graph draws them (children by
+// name). A node's value is then a prefix-sum difference over its run, and the number of nodes
+// below it (to count what elision hides) is a sum of (length - common prefix with the previous
+// stack) over the run. Only nodes wide enough to draw are visited.
 
 // A distinct (name, kind, module): the identity of a flame graph frame.
 struct Key {
@@ -204,11 +212,11 @@ struct Key {
 
 constexpr std::uint32_t kNone = UINT32_MAX;
 
+// One frame to draw.
 struct Node {
-  std::uint32_t key = kNone;  // kNone for the root "all"
-  std::uint32_t depth = 0;
-  std::uint32_t first_child = kNone;
-  std::uint32_t next_sibling = kNone;
+  std::uint32_t key = kNone;  // index into CallTree::keys; kNone for the root "all"
+  std::uint32_t depth = 0;    // the root is 0
+  std::uint64_t x = 0;        // offset from the left, in weight units
   std::uint64_t value = 0;
   std::uint64_t self = 0;
   std::uint64_t count = 0;
@@ -218,121 +226,167 @@ struct Node {
   bool mixed_location = false;  // merged frames disagree on file:line
 };
 
-struct Tree {
-  std::vector<Key> keys;
-  std::vector<std::uint32_t> rank;  // keys[i]'s position in (name, kind, module) order
-  std::vector<Node> nodes;          // nodes[0] is the root; a child's id is above its parent's
+struct CallTree {
+  std::vector<Key> keys;    // sorted by (name, kind, module): a key's index is its rank
+  std::vector<Node> nodes;  // the drawn nodes in preorder, children left to right
+  std::uint64_t total = 0;
+  std::uint64_t total_count = 0;
+  std::uint64_t elided = 0;  // nodes too narrow to draw, with everything below them
+  int max_depth = 0;
 };
 
-Tree build_tree(const profile::Profile& profile) {
-  Tree t;
-  t.nodes.emplace_back();
-  std::unordered_map<std::string, std::uint32_t> key_ids;
-  std::unordered_map<std::uint64_t, std::uint32_t> child_ids;  // (parent << 32 | key) -> node
-  std::string buf;
+// One stack with weight, as key ranks in CallTree's flat id array.
+struct Seq {
+  std::size_t offset = 0;
+  std::uint32_t len = 0;
+  const profile::Frame* frames = nullptr;
+  std::uint64_t value = 0;
+  std::uint64_t count = 0;
+};
+
+CallTree build_call_tree(const profile::Profile& profile, double min_fraction) {
   static const profile::Frame kNoFrames{
       "[no frames]", FrameKind::kUnresolved, "", "", 0, "no frames were captured"};
+  CallTree t;
+  // Pass 1: intern (name, kind, module) per frame; one flat id array for all stacks.
+  std::unordered_map<std::string, std::uint32_t> key_ids;
+  std::vector<std::uint32_t> ids;
+  std::vector<Seq> seqs;
+  seqs.reserve(profile.stacks.size());
+  std::size_t frame_total = 0;
+  for (const profile::Stack& s : profile.stacks) frame_total += s.frames.size();
+  ids.reserve(frame_total + profile.stacks.size());
+  std::string buf;
   for (const profile::Stack& stack : profile.stacks) {
     if (stack.value == 0) continue;
-    t.nodes[0].value += stack.value;
-    t.nodes[0].count += stack.count;
-    std::uint32_t at = 0;
-    const std::size_t n = stack.frames.empty() ? 1 : stack.frames.size();
-    for (std::size_t i = 0; i < n; ++i) {
-      const profile::Frame& f = stack.frames.empty() ? kNoFrames : stack.frames[i];
+    Seq seq;
+    seq.offset = ids.size();
+    seq.frames = stack.frames.empty() ? &kNoFrames : stack.frames.data();
+    seq.len = stack.frames.empty() ? 1 : static_cast<std::uint32_t>(stack.frames.size());
+    seq.value = stack.value;
+    seq.count = stack.count;
+    for (std::uint32_t i = 0; i < seq.len; ++i) {
+      const profile::Frame& f = seq.frames[i];
       buf.assign(f.name);
       buf += '\0';
       buf += static_cast<char>('0' + static_cast<int>(f.kind));
       buf += f.module;
-      auto [kit, new_key] = key_ids.try_emplace(buf, static_cast<std::uint32_t>(t.keys.size()));
-      if (new_key) {
+      auto [it, added] = key_ids.try_emplace(buf, static_cast<std::uint32_t>(t.keys.size()));
+      if (added) {
         t.keys.push_back(
             {f.name.empty() ? "[unknown]" : clean_text(f.name), clean_text(f.module), f.kind});
       }
-      const std::uint64_t edge = (static_cast<std::uint64_t>(at) << 32) | kit->second;
-      auto [cit, new_node] =
-          child_ids.try_emplace(edge, static_cast<std::uint32_t>(t.nodes.size()));
-      if (new_node) {
-        Node node;
-        node.key = kit->second;
-        node.depth = t.nodes[at].depth + 1;
-        node.next_sibling = t.nodes[at].first_child;
-        node.rep = &f;
-        t.nodes[at].first_child = cit->second;
-        t.nodes.push_back(node);
+      ids.push_back(it->second);
+    }
+    t.total += stack.value;
+    t.total_count += stack.count;
+    seqs.push_back(seq);
+  }
+
+  // Ids become ranks, so that comparing sequences compares names.
+  std::vector<std::uint32_t> order(t.keys.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return std::tie(t.keys[a].name, t.keys[a].kind, t.keys[a].module) <
+           std::tie(t.keys[b].name, t.keys[b].kind, t.keys[b].module);
+  });
+  std::vector<std::uint32_t> rank(t.keys.size());
+  std::vector<Key> sorted_keys(t.keys.size());
+  for (std::uint32_t r = 0; r < order.size(); ++r) {
+    rank[order[r]] = r;
+    sorted_keys[r] = std::move(t.keys[order[r]]);
+  }
+  t.keys = std::move(sorted_keys);
+  for (std::uint32_t& id : ids) id = rank[id];
+
+  auto seq_ids = [&](const Seq& s) { return ids.data() + s.offset; };
+  std::sort(seqs.begin(), seqs.end(), [&](const Seq& a, const Seq& b) {
+    return std::lexicographical_compare(seq_ids(a), seq_ids(a) + a.len, seq_ids(b),
+                                        seq_ids(b) + b.len);
+  });
+
+  // Over the sorted stacks: common prefix with the previous one, and prefix sums of value,
+  // count and new nodes (len - lcp).
+  const std::size_t n = seqs.size();
+  std::vector<std::uint32_t> lcp(n, 0);
+  std::vector<std::uint64_t> pv(n + 1, 0), pc(n + 1, 0), pn(n + 1, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0) {
+      const std::uint32_t m = std::min(seqs[i - 1].len, seqs[i].len);
+      const std::uint32_t* a = seq_ids(seqs[i - 1]);
+      const std::uint32_t* b = seq_ids(seqs[i]);
+      std::uint32_t k = 0;
+      while (k < m && a[k] == b[k]) ++k;
+      lcp[i] = k;
+    }
+    pv[i + 1] = pv[i] + seqs[i].value;
+    pc[i + 1] = pc[i] + seqs[i].count;
+    pn[i + 1] = pn[i] + (seqs[i].len - lcp[i]);
+  }
+
+  const auto min_value = std::max<std::uint64_t>(
+      1, static_cast<std::uint64_t>(std::ceil(min_fraction * static_cast<double>(t.total))));
+
+  // A task: the stacks [a, b) that share their first `depth` frames and continue below the node
+  // at that depth, which sits at x.
+  struct Task {
+    std::size_t a, b;
+    std::uint32_t depth;
+    std::uint64_t x;
+  };
+  std::vector<Task> todo;
+  std::vector<Task> children;
+  // Splits [a, b) (sharing `depth` frames) into its children's runs: drawn ones into `children`
+  // left to right, packed from x; elided ones counted.
+  auto split = [&](std::size_t a, std::size_t b, std::uint32_t depth, std::uint64_t x) {
+    children.clear();
+    std::size_t i = a;
+    while (i < b && seqs[i].len == depth) ++i;  // stacks that end here: self time
+    while (i < b) {
+      std::size_t j = i + 1;
+      while (j < b && lcp[j] > depth) ++j;
+      const std::uint64_t value = pv[j] - pv[i];
+      if (value >= min_value) {
+        children.push_back({i, j, depth + 1, x});
+        x += value;
+      } else {
+        t.elided += (seqs[i].len - depth) + (pn[j] - pn[i + 1]);
       }
-      Node& node = t.nodes[cit->second];
-      node.value += stack.value;
-      node.count += stack.count;
-      if (node.rep->file != f.file || node.rep->line != f.line) node.mixed_location = true;
+      i = j;
+    }
+    for (auto it = children.rbegin(); it != children.rend(); ++it) todo.push_back(*it);
+  };
+
+  Node root;
+  root.value = t.total;
+  root.count = t.total_count;
+  t.nodes.push_back(root);
+  split(0, n, 0, 0);
+  while (!todo.empty()) {
+    const Task task = todo.back();
+    todo.pop_back();
+    const std::uint32_t at = task.depth - 1;  // index of this node's frame in each stack
+    Node node;
+    node.key = seq_ids(seqs[task.a])[at];
+    node.depth = task.depth;
+    node.x = task.x;
+    node.value = pv[task.b] - pv[task.a];
+    node.count = pc[task.b] - pc[task.a];
+    node.rep = &seqs[task.a].frames[at];
+    for (std::size_t i = task.a; i < task.b; ++i) {
+      const profile::Frame& f = seqs[i].frames[at];
+      if (seqs[i].len == task.depth) node.self += seqs[i].value;
+      if (f.file != node.rep->file || f.line != node.rep->line) node.mixed_location = true;
       if (std::tie(f.file, f.line, f.unresolved) <
           std::tie(node.rep->file, node.rep->line, node.rep->unresolved)) {
         node.rep = &f;
       }
-      at = cit->second;
     }
-    t.nodes[at].self += stack.value;
+    t.max_depth = std::max(t.max_depth, static_cast<int>(node.depth));
+    t.nodes.push_back(node);
+    split(task.a, task.b, task.depth, task.x);
   }
-  std::vector<std::uint32_t> order(t.keys.size());
-  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    const Key& ka = t.keys[a];
-    const Key& kb = t.keys[b];
-    if (ka.name != kb.name) return ka.name < kb.name;
-    if (ka.kind != kb.kind) return ka.kind < kb.kind;
-    return ka.module < kb.module;
-  });
-  t.rank.resize(t.keys.size());
-  for (std::uint32_t i = 0; i < order.size(); ++i) t.rank[order[i]] = i;
   return t;
-}
-
-struct Placed {
-  std::uint32_t node;
-  std::uint64_t x;  // offset from the left, in weight units
-};
-
-// Lays out the tree left to right, children by name, leaving out nodes below `min_value` with
-// their subtrees; counts what it left out.
-std::vector<Placed> layout(const Tree& t, std::uint64_t min_value, SvgStats& stats) {
-  // Subtree sizes, to count what an elided node takes with it. A child's id is above its
-  // parent's, so one backward pass over the child lists sums them.
-  std::vector<std::uint64_t> subtree(t.nodes.size(), 1);
-  for (std::size_t i = t.nodes.size(); i-- > 0;) {
-    for (std::uint32_t c = t.nodes[i].first_child; c != kNone; c = t.nodes[c].next_sibling) {
-      subtree[i] += subtree[c];
-    }
-  }
-  std::vector<Placed> placed;
-  std::vector<Placed> todo{{0, 0}};
-  std::vector<std::uint32_t> children;
-  while (!todo.empty()) {
-    const Placed p = todo.back();
-    todo.pop_back();
-    placed.push_back(p);
-    stats.max_depth = std::max(stats.max_depth, static_cast<int>(t.nodes[p.node].depth));
-    children.clear();
-    for (std::uint32_t c = t.nodes[p.node].first_child; c != kNone; c = t.nodes[c].next_sibling) {
-      if (t.nodes[c].value < min_value) {
-        stats.frames_elided += subtree[c];
-      } else {
-        children.push_back(c);
-      }
-    }
-    std::sort(children.begin(), children.end(), [&](std::uint32_t a, std::uint32_t b) {
-      return t.rank[t.nodes[a].key] < t.rank[t.nodes[b].key];
-    });
-    // Drawn callees are packed from the caller's left edge; self time and elided callees make
-    // up the rest of its width. Pushed right to left so they pop left to right (preorder).
-    std::uint64_t x = p.x;
-    for (std::uint32_t c : children) x += t.nodes[c].value;
-    for (auto it = children.rbegin(); it != children.rend(); ++it) {
-      x -= t.nodes[*it].value;
-      todo.push_back({*it, x});
-    }
-  }
-  stats.frames_drawn = placed.size();
-  return placed;
 }
 
 // ---- Document ----------------------------------------------------------------------------------
@@ -548,8 +602,8 @@ std::string totals_line(const profile::Profile& p, std::uint64_t total, std::uin
   return s;
 }
 
-void append_tooltip(std::string& out, const profile::Profile& p, const Tree& t, const Node& node,
-                    std::uint64_t total) {
+void append_tooltip(std::string& out, const profile::Profile& p, const CallTree& t,
+                    const Node& node, std::uint64_t total) {
   const bool root = node.key == kNone;
   append_escaped(out, root ? std::string_view("all") : std::string_view(t.keys[node.key].name));
   out += '\n';
@@ -588,12 +642,13 @@ void append_tooltip(std::string& out, const profile::Profile& p, const Tree& t, 
 
 std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& options,
                            SvgStats* stats_out) {
-  const Tree tree = build_tree(profile);
-  const std::uint64_t total = tree.nodes[0].value;
   const double min_fraction = std::max(0.0, options.min_width_fraction);
-  const auto min_value = static_cast<std::uint64_t>(std::ceil(min_fraction * total));
+  const CallTree tree = build_call_tree(profile, min_fraction);
+  const std::uint64_t total = tree.total;
   SvgStats stats;
-  const std::vector<Placed> placed = layout(tree, std::max<std::uint64_t>(min_value, 1), stats);
+  stats.frames_drawn = tree.nodes.size();
+  stats.frames_elided = tree.elided;
+  stats.max_depth = tree.max_depth;
 
   const int width = std::max(options.width_px, 200);
   const int fh = std::max(options.frame_height_px, 8);
@@ -616,7 +671,7 @@ std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& op
   const int height = legend_y + 12;
 
   std::string out;
-  out.reserve(4096 + placed.size() * 400);
+  out.reserve(4096 + tree.nodes.size() * 400);
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n";
   fmt::format_to(std::back_inserter(out),
                  "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{0}\" "
@@ -652,7 +707,7 @@ std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& op
   fmt::format_to(std::back_inserter(out),
                  "<text id=\"totals\" class=\"sub\" x=\"{}\" y=\"44\" text-anchor=\"middle\">",
                  width / 2);
-  append_xml(out, totals_line(profile, total, tree.nodes[0].count));
+  append_xml(out, totals_line(profile, total, tree.total_count));
   out += "</text>\n";
   fmt::format_to(std::back_inserter(out),
                  "<text id=\"honesty\" class=\"honesty{}\" x=\"{}\" y=\"62\" "
@@ -682,20 +737,19 @@ std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& op
 
   out += "<g id=\"frames\">\n";
   const Rgb root_colour{200, 200, 200};
-  for (const Placed& p : placed) {
-    const Node& node = tree.nodes[p.node];
+  for (const Node& node : tree.nodes) {
     const bool root = node.key == kNone;
     const std::string_view name =
         root ? std::string_view("all") : std::string_view(tree.keys[node.key].name);
     const FrameKind kind = root ? FrameKind::kProcess : tree.keys[node.key].kind;
     const Rgb c = root ? root_colour : frame_colour(profile.off_cpu, kind, name);
-    const double px = kPadPx + static_cast<double>(p.x) * scale;
+    const double px = kPadPx + static_cast<double>(node.x) * scale;
     const double pw = total == 0 ? span : static_cast<double>(node.value) * scale;
     const int row = options.inverted ? static_cast<int>(node.depth)
                                      : stats.max_depth - static_cast<int>(node.depth);
     const int y = frames_top + row * fh;
     fmt::format_to(std::back_inserter(out), "<g class=\"f {}\" data-x=\"{}\" data-w=\"{}\" ",
-                   root ? "kr" : kind_class(kind), p.x, node.value);
+                   root ? "kr" : kind_class(kind), node.x, node.value);
     fmt::format_to(std::back_inserter(out), "data-d=\"{}\" data-n=\"", node.depth);
     append_escaped(out, name);
     out += "\"><title>";

@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -39,17 +40,52 @@ FrameKey key_of(const profile::Frame& frame) {
 }  // namespace
 
 nlohmann::json speedscope(const profile::Profile& profile) {
-  // Pass 1: the distinct frames, sorted, so indices do not depend on the order of the stacks.
-  std::map<FrameKey, std::uint32_t> index;
+  static const profile::Frame kNoFrames{
+      "[no frames]", profile::FrameKind::kUnresolved, "", "", 0, ""};
+  // Pass 1: a raw id per distinct (name, kind, module, file, line), by hashing the raw bytes
+  // once per frame; the sanitized speedscope key is built only per distinct raw frame. Stacks
+  // are stored as one flat id array (per-stack vectors and per-frame strings made allocation
+  // the larger part of the cost at 50k stacks).
+  std::unordered_map<std::string, std::uint32_t> raw_ids;
+  std::vector<const profile::Frame*> raw_frames;
+  std::vector<std::uint32_t> ids;
+  struct Seq {
+    std::size_t offset;
+    std::uint32_t len;
+    std::uint64_t value;
+  };
+  std::vector<Seq> seqs;
+  seqs.reserve(profile.stacks.size());
+  std::string buf;
   for (const profile::Stack& stack : profile.stacks) {
     if (stack.value == 0) continue;
-    for (const profile::Frame& frame : stack.frames) index.emplace(key_of(frame), 0);
+    const bool empty = stack.frames.empty();
+    const std::size_t len = empty ? 1 : stack.frames.size();
+    seqs.push_back({ids.size(), static_cast<std::uint32_t>(len), stack.value});
+    for (std::size_t i = 0; i < len; ++i) {
+      const profile::Frame& f = empty ? kNoFrames : stack.frames[i];
+      buf.assign(f.name);
+      buf += '\0';
+      buf += static_cast<char>('0' + static_cast<int>(f.kind));
+      buf += f.module;
+      buf += '\0';
+      buf += f.file;
+      buf += '\0';
+      buf += std::to_string(f.line);
+      auto [it, added] = raw_ids.try_emplace(buf, static_cast<std::uint32_t>(raw_frames.size()));
+      if (added) raw_frames.push_back(&f);
+      ids.push_back(it->second);
+    }
   }
-  const bool has_empty_stack =
-      std::any_of(profile.stacks.begin(), profile.stacks.end(),
-                  [](const profile::Stack& s) { return s.value != 0 && s.frames.empty(); });
-  if (has_empty_stack) index.emplace(FrameKey{"[no frames]", "", 0}, 0);
 
+  // The distinct speedscope frames, sorted, so indices do not depend on the order of the stacks.
+  std::map<FrameKey, std::uint32_t> index;
+  std::vector<FrameKey> raw_keys;
+  raw_keys.reserve(raw_frames.size());
+  for (const profile::Frame* f : raw_frames) {
+    raw_keys.push_back(key_of(*f));
+    index.emplace(raw_keys.back(), 0);
+  }
   nlohmann::json frames = nlohmann::json::array();
   std::uint32_t next = 0;
   for (auto& [key, i] : index) {
@@ -59,32 +95,30 @@ nlohmann::json speedscope(const profile::Profile& profile) {
     if (key.line > 0) f["line"] = key.line;
     frames.push_back(std::move(f));
   }
+  std::vector<std::uint32_t> final_id(raw_keys.size());
+  for (std::size_t r = 0; r < raw_keys.size(); ++r) final_id[r] = index.at(raw_keys[r]);
+  for (std::uint32_t& id : ids) id = final_id[id];
 
-  // Pass 2: each stack as frame indices (outermost first, as speedscope reads them), sorted and
-  // merged so equal index sequences become one weighted sample.
-  std::vector<std::pair<std::vector<std::uint32_t>, std::uint64_t>> samples;
-  samples.reserve(profile.stacks.size());
-  for (const profile::Stack& stack : profile.stacks) {
-    if (stack.value == 0) continue;
-    std::vector<std::uint32_t> ids;
-    ids.reserve(stack.frames.size());
-    for (const profile::Frame& frame : stack.frames) ids.push_back(index.at(key_of(frame)));
-    if (ids.empty()) ids.push_back(index.at(FrameKey{"[no frames]", "", 0}));
-    samples.emplace_back(std::move(ids), stack.value);
-  }
-  std::sort(samples.begin(), samples.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Each stack as frame indices (outermost first, as speedscope reads them), sorted and merged
+  // so equal index sequences become one weighted sample.
+  auto begin_of = [&](const Seq& q) { return ids.begin() + static_cast<std::ptrdiff_t>(q.offset); };
+  auto end_of = [&](const Seq& q) { return begin_of(q) + q.len; };
+  std::sort(seqs.begin(), seqs.end(), [&](const Seq& a, const Seq& b) {
+    return std::lexicographical_compare(begin_of(a), end_of(a), begin_of(b), end_of(b));
+  });
 
   nlohmann::json sample_array = nlohmann::json::array();
   nlohmann::json weights = nlohmann::json::array();
   std::uint64_t total = 0;
-  for (std::size_t i = 0; i < samples.size();) {
-    std::uint64_t weight = samples[i].second;
+  for (std::size_t i = 0; i < seqs.size();) {
+    std::uint64_t weight = seqs[i].value;
     std::size_t j = i + 1;
-    for (; j < samples.size() && samples[j].first == samples[i].first; ++j) {
-      weight += samples[j].second;
+    for (; j < seqs.size() &&
+           std::equal(begin_of(seqs[i]), end_of(seqs[i]), begin_of(seqs[j]), end_of(seqs[j]));
+         ++j) {
+      weight += seqs[j].value;
     }
-    sample_array.push_back(samples[i].first);
+    sample_array.push_back(nlohmann::json::array_t(begin_of(seqs[i]), end_of(seqs[i])));
     weights.push_back(weight);
     total += weight;
     i = j;

@@ -79,6 +79,23 @@ TEST(Folded, MergesStacksThatFoldAlike) {
   EXPECT_EQ(out.find("never_shown"), std::string::npos) << out;
 }
 
+TEST(Folded, SortsFrameByFrame) {
+  // Frame by frame, "a" < "a::b", so the stack through "a" comes first, although the line
+  // "a::b 1" would sort before "a;x 1" as whole text (':' < ';').
+  profile::Profile p;
+  p.stacks.push_back({{user("a::b")}, 1, 1});
+  p.stacks.push_back({{user("a"), user("x")}, 2, 2});
+  p.stacks.push_back({{user("a")}, 3, 3});
+  EXPECT_EQ(folded(p), "a 3\na;x 2\na::b 1\n");
+}
+
+TEST(Folded, NamesThatSanitizeAlikeMerge) {
+  profile::Profile p;
+  p.stacks.push_back({{user("f;g")}, 1, 1});
+  p.stacks.push_back({{user("f:g")}, 2, 2});
+  EXPECT_EQ(folded(p), "f:g 3\n");
+}
+
 TEST(Folded, EmptyStackAndEmptyProfile) {
   EXPECT_EQ(folded(profile::Profile{}), "");
   profile::Profile p;
