@@ -10,6 +10,8 @@
  * sched_waking (p): runs in the waker's context; if p has an entry, the waker's stacks go into it.
  * sched_switch (next): if next has an entry, the blocked time (>= min_block_ns) is added to
  *   `counts` under the entry's key, and the entry is removed.
+ * Stack walks cost microseconds; capture() reuses stack ids through a signature cache
+ * (sig_cache), see there and docs/offcpu.md.
  *
  * Everything is summed in the kernel; user space reads `counts` and `stacks` once at the end.
  * A missed event cannot double-count: each switch-out overwrites the thread's entry and each
@@ -54,9 +56,9 @@ const volatile bool record_wakers = true;
 const volatile bool kernel_stacks = true;
 const volatile bool user_stacks = true;
 const volatile bool leaf_callers = true;
-/* Reuse a thread's last stack ids while its user registers and top two frames are unchanged. */
+/* Reuse stack ids while a thread's user registers and top two frames are unchanged (sig_cache). */
 const volatile bool cache_stacks = true;
-/* Also reuse the blocked side's kernel stack (off: walked on every block, exact). */
+/* Also cache uninterruptible (IO) waits' kernel stacks instead of fingerprinting them. */
 const volatile bool cache_block_kernel_stacks = false;
 /* Record the kernel stack of an interrupt that wakes a thread (disk completion, timer...). */
 const volatile bool interrupt_waker_stacks = true;
@@ -350,9 +352,13 @@ static __always_inline void capture(void *ctx, struct task_struct *t, __u32 pid,
 	}
 }
 
-/* btf: prev is a BTF pointer (tp_btf); see capture(). */
+/*
+ * btf: prev is a BTF pointer (tp_btf); see capture(). state: the state __schedule decided on
+ * (the tracepoint's prev_state, 5.18+), or -1 to read prev->__state, which a concurrent wakeup
+ * may already have set back to running (TASK_WAKING): such a block would be lost.
+ */
 static __always_inline void switch_out(void *ctx, bool preempt, struct task_struct *prev,
-				       bool btf)
+				       bool btf, long state)
 {
 	__u32 tgid = BPF_CORE_READ(prev, tgid);
 	__u32 pid = BPF_CORE_READ(prev, pid);
@@ -361,7 +367,9 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
 
 	if (!is_target(prev, tgid))
 		return;
-	if (preempt || !(task_state(prev) & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE))) {
+	if (state < 0)
+		state = task_state(prev);
+	if (preempt || !(state & (TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE))) {
 		/* Runnable (CPU wait) or exiting: not a block. Drop an entry a lost switch-in left. */
 		if (bpf_map_lookup_elem(&start, &pid))
 			bpf_map_delete_elem(&start, &pid);
@@ -379,7 +387,7 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
 	 * shallow walk) unless cache_block_kernel_stacks. Interruptible (S) waits (futex, epoll,
 	 * sockets, sleeps) take the kernel path their syscall implies: cached per user call site.
 	 */
-	e->uninterruptible = !!(task_state(prev) & TASK_UNINTERRUPTIBLE);
+	e->uninterruptible = !!(state & TASK_UNINTERRUPTIBLE);
 	capture(ctx, prev, pid, tgid, btf, false, e->uninterruptible && !cache_block_kernel_stacks,
 		&e->key.user_stack_id, &e->key.kernel_stack_id, &e->key.leaf_caller);
 	e->key.waker_user_stack_id = -ENOENT;
@@ -496,9 +504,20 @@ static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
 }
 
 SEC("tp_btf/sched_switch")
-int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
 {
-	switch_out(ctx, preempt, prev, true);
+	switch_out(ctx, preempt, prev, true, prev_state);
+	switch_in(next);
+	return 0;
+}
+
+/* Kernels before 5.18 pass no prev_state. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(offcpu_switch_nostate, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	switch_out(ctx, preempt, prev, true, -1);
 	switch_in(next);
 	return 0;
 }
@@ -514,7 +533,7 @@ int BPF_PROG(offcpu_waking, struct task_struct *p)
 SEC("raw_tp/sched_switch")
 int BPF_PROG(offcpu_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	switch_out(ctx, preempt, prev, false);
+	switch_out(ctx, preempt, prev, false, -1);
 	switch_in(next);
 	return 0;
 }

@@ -284,7 +284,23 @@ struct OffCpuTracer::Impl {
 namespace {
 
 // Opens, configures and loads the skeleton with either the tp_btf or the raw_tp programs.
-util::Result<Skeleton> open_and_load(const OffCpuOptions& o, bool use_tp_btf) {
+// How the switch program is attached, best first.
+enum class Attach { kTpBtfState, kTpBtf, kRawTp };
+
+const char* attach_name(Attach a) {
+  switch (a) {
+    case Attach::kTpBtfState:
+      return "tp_btf";
+    case Attach::kTpBtf:
+      return "tp_btf (no prev_state)";
+    case Attach::kRawTp:
+      break;
+  }
+  return "raw_tp";
+}
+
+util::Result<Skeleton> open_and_load(const OffCpuOptions& o, Attach attach) {
+  const bool use_tp_btf = attach != Attach::kRawTp;
   LogCapture log;
   Skeleton skel(offcpu_bpf__open());
   if (!skel) return util::errno_error("cannot open the off-CPU BPF object", errno, kNoBpfHint);
@@ -312,7 +328,8 @@ util::Result<Skeleton> open_and_load(const OffCpuOptions& o, bool use_tp_btf) {
   bpf_map__set_max_entries(skel->maps.counts, o.max_distinct_blocks);
   bpf_map__set_max_entries(skel->maps.start, o.max_blocked_threads);
   bpf_map__set_max_entries(skel->maps.sig_cache, o.max_stacks);
-  bpf_program__set_autoload(skel->progs.offcpu_switch, use_tp_btf);
+  bpf_program__set_autoload(skel->progs.offcpu_switch, attach == Attach::kTpBtfState);
+  bpf_program__set_autoload(skel->progs.offcpu_switch_nostate, attach == Attach::kTpBtf);
   bpf_program__set_autoload(skel->progs.offcpu_waking, use_tp_btf && o.waker_stacks);
   bpf_program__set_autoload(skel->progs.offcpu_switch_raw, !use_tp_btf);
   bpf_program__set_autoload(skel->progs.offcpu_waking_raw, !use_tp_btf && o.waker_stacks);
@@ -320,7 +337,7 @@ util::Result<Skeleton> open_and_load(const OffCpuOptions& o, bool use_tp_btf) {
   int err = offcpu_bpf__load(skel.get());
   if (err == 0) return skel;
   err = -err;
-  const std::string kind = use_tp_btf ? "tp_btf" : "raw_tp";
+  const std::string kind = attach_name(attach);
   if (err == EPERM) return permission_error("cannot load the off-CPU BPF programs", err);
   if (log.mentions_verifier()) {
     return util::errno_error(
@@ -348,22 +365,25 @@ util::Result<std::unique_ptr<OffCpuTracer>> OffCpuTracer::create(const OffCpuOpt
   if (auto ok = check_offcpu_support(); !ok) return ok.error();
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  // tp_btf (5.5+) passes typed task pointers; raw_tp is the fallback for kernels that refuse it.
-  // Probing is loading: libbpf_probe_bpf_prog_type cannot probe tracing programs without a
-  // target, so the real program is tried first.
-  bool tp_btf = true;
-  auto skel = open_and_load(options, tp_btf);
-  if (!skel && tp_btf && skel.error().errno_value != EPERM) {
-    auto fallback = open_and_load(options, false);
+  // tp_btf (5.5+) passes typed task pointers, and since 5.18 the state __schedule decided on;
+  // raw_tp is the fallback for kernels that refuse tp_btf. Probing is loading:
+  // libbpf_probe_bpf_prog_type cannot probe tracing programs without a target.
+  Attach attach = Attach::kTpBtfState;
+  auto skel = open_and_load(options, attach);
+  for (Attach next : {Attach::kTpBtf, Attach::kRawTp}) {
+    if (skel || skel.error().errno_value == EPERM) break;
+    auto fallback = open_and_load(options, next);
     if (fallback) {
       impl->tp_btf_error = skel.error().message;
       skel = std::move(fallback);
-      tp_btf = false;
+      attach = next;
+    } else if (next == Attach::kRawTp) {
+      break;  // report the first, most capable attempt's error
     }
   }
   if (!skel) return skel.error();
   impl->skel = std::move(*skel);
-  impl->attach_kind = tp_btf ? "tp_btf" : "raw_tp";
+  impl->attach_kind = attach_name(attach);
   auto tracer = std::unique_ptr<OffCpuTracer>(new OffCpuTracer(std::move(impl)));
   for (int tgid : options.tgids) {
     if (auto ok = tracer->add_target(tgid); !ok) return ok.error();
@@ -510,6 +530,11 @@ util::Result<OffCpuResult> OffCpuTracer::stop() {
     result.records.push_back(std::move(rec));
   }
 
+  if (result.attach_kind != "tp_btf") {
+    result.notes.push_back(
+        "the kernel's sched_switch tracepoint passes no prev_state (before 5.18): a block whose "
+        "wakeup races its switch-out is not counted");
+  }
   if (result.attach_kind == "raw_tp") {
     result.notes.push_back(
         "the kernel refused BTF-typed tracepoints (tp_btf), so raw tracepoints were used: the "
