@@ -150,16 +150,22 @@ class Ring {
 
 util::Error paranoid_error(int errno_value, int paranoid, bool privileged) {
   std::string hint;
-  if (!privileged) {
+  if (!privileged && paranoid > 2) {
     hint = fmt::format(
-        "kernel.perf_event_paranoid is {}; run as root, grant CAP_PERFMON "
-        "(setcap cap_perfmon,cap_sys_ptrace+ep chokepoint), or lower it: "
+        "kernel.perf_event_paranoid is {}, which forbids perf events to unprivileged users; run as "
+        "root, grant CAP_PERFMON (setcap cap_perfmon,cap_sys_ptrace+ep chokepoint), or lower it: "
         "sysctl kernel.perf_event_paranoid=1 (2 allows user-space stacks only)",
+        paranoid);
+  } else if (!privileged) {
+    hint = fmt::format(
+        "kernel.perf_event_paranoid is {}: without privileges you may profile only your own "
+        "processes, and the target belongs to another user (or is not dumpable); run as root or "
+        "as its owner, or grant CAP_PERFMON and CAP_SYS_PTRACE",
         paranoid);
   } else {
     hint =
-        "the target may belong to another user or run under a security module (SELinux, "
-        "AppArmor, a seccomp filter in a container) that forbids perf_event_open";
+        "the target may run under a security module (SELinux, AppArmor, a seccomp filter in a "
+        "container) that forbids perf_event_open";
   }
   return util::errno_error("perf_event_open", errno_value, hint);
 }

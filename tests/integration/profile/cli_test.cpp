@@ -167,6 +167,34 @@ TEST(ProfileCli, OffCpuNamesTheLockTaker) {
   EXPECT_GT(under_update, 0u) << "no blocked time under LabStore::update";
 }
 
+// Without privileges (setpriv to nobody): another user's process is refused with the paranoid
+// level and what to do; an own command is profiled with user frames only, and a note says why.
+TEST(ProfileCli, UnprivilegedUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged user";
+  if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "setpriv (util-linux) is missing";
+  std::ifstream paranoid_file("/proc/sys/kernel/perf_event_paranoid");
+  int paranoid = 0;
+  paranoid_file >> paranoid;
+  if (paranoid < 2) GTEST_SKIP() << "kernel.perf_event_paranoid is " << paranoid;
+  const std::vector<std::string> as_nobody = {"--reuid=65534", "--regid=65534", "--clear-groups",
+                                              chokepoint_bin()};
+  auto with = [&](std::vector<std::string> args) {
+    std::vector<std::string> all = as_nobody;
+    all.insert(all.end(), args.begin(), args.end());
+    auto r = run_to_exit(all, "/usr/bin/setpriv", std::chrono::seconds(30));
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : test_support::ExitResult{};
+  };
+  auto denied = with({"profile", "--pid", "1", "--duration", "200ms"});
+  expect_error(denied, 1, "perf_event_paranoid is " + std::to_string(paranoid));
+  if (paranoid > 2) return;  // nothing may be profiled unprivileged: the error is all there is
+  auto own = with(
+      {"profile", "--duration", "500ms", "--top", "1", "--", "sh", "-c", "while :; do :; done"});
+  EXPECT_EQ(own.exit_code, 0) << own.stderr_text;
+  EXPECT_NE(own.stderr_text.find("note: kernel frames are left out"), std::string::npos)
+      << own.stderr_text;
+}
+
 TEST(ProfileCli, HelpListsTheOptions) {
   auto r = run({"profile", "--help"});
   EXPECT_EQ(r.exit_code, 0);
