@@ -9,6 +9,10 @@
 //   and its size depends on the load and the machine, so the designed ratio holds only between
 //   the two functions: we check self(hash) / (self(hash) + self(checksum)) against 0.70 within
 //   5 points. (perf record measured 64.0 % and 28.2 % of all samples, i.e. 69/31 of the two.)
+//   The lab fixes its iteration counts at startup by timing both kernels, so a machine busy
+//   enough to disturb that calibration moves the real ratio itself (one manual run during a
+//   heavy build gave 63/37); the test is SERIAL so ctest runs nothing beside it, and the
+//   comparison with perf below checks the profiler independently of the lab's calibration.
 // - Against perf, both tools sample the same threads during the same seconds, so each function's
 //   share of ALL samples is comparable directly: the difference is only sampling noise. We
 //   check both functions' self shares within 5 points.
