@@ -1,7 +1,8 @@
 #pragma once
-// Writing an output file so that readers never see it half-written: the content goes to a temp
-// file in the same directory, is flushed (fsync), and is renamed over the destination. On any
-// failure the destination is untouched and the temp file is removed.
+// Writing an output file so that it is never seen half-written: the content goes to a temporary
+// file in the same directory, is flushed to disk, and replaces the target with rename(2), which is
+// atomic within a file system. A reader sees the old file or the new one, never a mix; a crash or
+// a full disk leaves the old file in place (and no temporary behind).
 
 #include <string>
 #include <string_view>
@@ -10,6 +11,11 @@
 
 namespace chokepoint::util {
 
+// Errors carry a hint (missing directory, permission, full disk).
 Result<void> write_file_atomically(const std::string& path, std::string_view content);
+
+// Checks up front that `path` can be written (its directory exists and is writable, and it is not
+// a directory), so a long run does not end in an error it could have reported at the start.
+Result<void> check_writable(const std::string& path);
 
 }  // namespace chokepoint::util

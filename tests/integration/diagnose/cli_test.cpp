@@ -107,7 +107,10 @@ TEST(DiagnoseCli, TargetInDStateKeepsTheDeadline) {
   std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find(") D "), std::string::npos) << "the vfork parent is not in D state: " << text;
   auto start = std::chrono::steady_clock::now();
-  auto r = run({"diagnose", "--pid", std::to_string(parent), "--duration", "1s", "--json"});
+  // A D-state target reads as a wait, so the off-CPU stack follow-up runs too: it must keep its
+  // deadline as well.
+  auto r = run({"diagnose", "--pid", std::to_string(parent), "--duration", "1s",
+                "--stacks-duration", "500ms", "--json"});
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_LT(took, 3.0);

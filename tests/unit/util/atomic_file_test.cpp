@@ -1,9 +1,11 @@
+// write_file_atomically: the file appears whole, replaces an old one, leaves no temporary behind,
+// and failures say what to do.
 #include "util/atomic_file.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,51 +13,71 @@
 namespace chokepoint::util {
 namespace {
 
-namespace fs = std::filesystem;
-
-class AtomicFile : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "chokepoint-atomic-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/chokepoint-output-file.XXXXXX";
+    path = mkdtemp(tmpl);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string read(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+  ~TempDir() { std::filesystem::remove_all(path); }
+  int files() const {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(path)) {
+      (void)e;
+      ++n;
+    }
+    return n;
   }
-  std::size_t entries() {
-    return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir_), {}));
-  }
-  fs::path dir_;
 };
 
-TEST_F(AtomicFile, WritesAndReplaces) {
-  const fs::path p = dir_ / "out.txt";
-  ASSERT_TRUE(write_file_atomically(p, "first"));
-  EXPECT_EQ(read(p), "first");
-  ASSERT_TRUE(write_file_atomically(p, std::string(1 << 20, 'x')));
-  EXPECT_EQ(read(p).size(), 1u << 20);
-  EXPECT_EQ(entries(), 1u);  // no temp file left behind
-  struct stat st {};
-  ASSERT_EQ(stat(p.c_str(), &st), 0);
-  EXPECT_NE(st.st_mode & S_IRGRP, 0u) << "not the 0600 of mkstemp";
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
-TEST_F(AtomicFile, FailureLeavesTheDestinationAndNoTempFile) {
-  const fs::path target = dir_ / "a-directory";
-  fs::create_directory(target);
-  auto r = write_file_atomically(target, "data");
+TEST(WriteFileAtomically, WritesAndReplaces) {
+  TempDir d;
+  const std::string f = d.path + "/out.folded";
+  ASSERT_TRUE(write_file_atomically(f, "a;b 1\n"));
+  EXPECT_EQ(read_file(f), "a;b 1\n");
+  std::string big(3 << 20, 'x');
+  ASSERT_TRUE(write_file_atomically(f, big));
+  EXPECT_EQ(read_file(f), big);
+  EXPECT_EQ(d.files(), 1);  // no temporary left
+  struct stat st {};
+  ASSERT_EQ(stat(f.c_str(), &st), 0);
+  mode_t mask = umask(0);
+  umask(mask);
+  EXPECT_EQ(st.st_mode & 0777, 0666 & ~mask);
+}
+
+TEST(WriteFileAtomically, MissingDirectoryHasAHint) {
+  auto r = write_file_atomically("/nonexistent-chokepoint-dir/x.svg", "x");
   ASSERT_FALSE(r);
-  EXPECT_FALSE(r.error().hint.empty());
-  EXPECT_TRUE(fs::is_directory(target));
-  EXPECT_EQ(entries(), 1u);
-  auto missing = write_file_atomically(dir_ / "no" / "such" / "dir.txt", "data");
+  EXPECT_EQ(r.error().errno_value, ENOENT);
+  EXPECT_NE(r.error().hint.find("does not exist"), std::string::npos);
+}
+
+TEST(WriteFileAtomically, ExistingDirectoryAsTargetFailsAndCleansUp) {
+  TempDir d;
+  std::filesystem::create_directory(d.path + "/sub");
+  auto r = write_file_atomically(d.path + "/sub", "x");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(d.files(), 1);  // only "sub": the temporary was removed
+}
+
+TEST(CheckWritable, Cases) {
+  TempDir d;
+  EXPECT_TRUE(check_writable(d.path + "/x.svg"));
+  auto dir = check_writable(d.path);
+  ASSERT_FALSE(dir);
+  EXPECT_EQ(dir.error().errno_value, EISDIR);
+  auto missing = check_writable("/nonexistent-chokepoint-dir/x.svg");
   ASSERT_FALSE(missing);
-  EXPECT_NE(missing.error().message.find("cannot create"), std::string::npos);
+  EXPECT_FALSE(missing.error().hint.empty());
+  EXPECT_TRUE(check_writable("relative-name.json"));  // the current directory
 }
 
 }  // namespace

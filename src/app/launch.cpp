@@ -1,0 +1,59 @@
+#include "app/launch.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "util/clock.h"
+#include "util/fatal.h"
+
+namespace chokepoint::app {
+
+// A CLOEXEC pipe tells exec failure (the child writes errno into it) from success (the pipe just
+// closes).
+pid_t launch(const std::vector<std::string>& command) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw util::FatalError(util::errno_error("pipe2"));
+  pid_t pid = fork();
+  if (pid < 0)
+    throw util::FatalError(util::errno_error("fork", "the system is out of processes or memory"));
+  if (pid == 0) {
+    close(fds[0]);
+    std::vector<char*> argv;
+    for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    int e = errno;
+    ssize_t ignored = write(fds[1], &e, sizeof e);
+    (void)ignored;
+    _exit(127);
+  }
+  close(fds[1]);
+  int child_errno = 0;
+  ssize_t n = read(fds[0], &child_errno, sizeof child_errno);
+  close(fds[0]);
+  if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    waitpid(pid, nullptr, 0);
+    throw util::FatalError(util::errno_error("cannot start '" + command[0] + "'", child_errno,
+                                             "check the command's name and that it is executable "
+                                             "(it is looked up in PATH)"));
+  }
+  return pid;
+}
+
+void reap(pid_t pid) {
+  if (waitpid(pid, nullptr, WNOHANG) == pid) return;
+  kill(pid, SIGTERM);
+  std::int64_t deadline = util::monotonic_ns() + 2 * util::kNsPerSec;
+  while (util::monotonic_ns() < deadline) {
+    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
+    usleep(20'000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+}  // namespace chokepoint::app
