@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <string_view>
+#include <tuple>
 
 namespace chokepoint::analysis {
 namespace {
@@ -38,6 +39,11 @@ std::string short_name(std::string name) {
   for (auto pos = name.find(anon); pos != std::string::npos; pos = name.find(anon)) {
     name.erase(pos, anon.size());
   }
+  // GCC's clone suffixes (" [clone .isra.0]", " [clone .constprop.1]") name the same function.
+  for (auto pos = name.find(" [clone "); pos != std::string::npos; pos = name.find(" [clone ")) {
+    auto end = name.find(']', pos);
+    name.erase(pos, end == std::string::npos ? std::string::npos : end - pos + 1);
+  }
   // The parameter list is the last top-level "(...)"; operator() and friends keep theirs.
   if (!name.empty() && name.back() == ')' && name.find("operator") == std::string::npos) {
     int depth = 0;
@@ -62,6 +68,44 @@ std::string frame_text(const Frame& f) {
   return f.line > 0 ? fmt::format("{} ({}:{})", name, base, f.line)
                     : fmt::format("{} ({})", name, base);
 }
+
+// Weight summed per function (its short name), shown with the source line that carries most of
+// it: several lines of one function are one answer to "where".
+class ByFunction {
+ public:
+  // Returns the function's key.
+  std::string add(const Frame& f, std::uint64_t value, bool with_line) {
+    std::string key = short_name(f.name);
+    Entry& e = entries_[key];
+    e.total += value;
+    Frame shown = f;
+    if (!with_line) shown.line = 0;
+    e.by_text[frame_text(shown)] += value;
+    return key;
+  }
+  // (total, key, text with the heaviest line), most weight first.
+  std::vector<std::tuple<std::uint64_t, std::string, std::string>> ranked() const {
+    std::vector<std::tuple<std::uint64_t, std::string, std::string>> out;
+    for (const auto& [key, e] : entries_) {
+      auto best =
+          std::max_element(e.by_text.begin(), e.by_text.end(),
+                           [](const auto& a, const auto& b) { return a.second < b.second; });
+      out.emplace_back(e.total, key, best->first);
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return std::get<0>(a) != std::get<0>(b) ? std::get<0>(a) > std::get<0>(b)
+                                              : std::get<1>(a) < std::get<1>(b);
+    });
+    return out;
+  }
+
+ private:
+  struct Entry {
+    std::uint64_t total = 0;
+    std::map<std::string, std::uint64_t> by_text;
+  };
+  std::map<std::string, Entry> entries_;
+};
 
 double seconds(const profile::Profile& p, std::uint64_t value) {
   if (p.weight == profile::Weight::kNanoseconds) return static_cast<double>(value) / 1e9;
@@ -143,22 +187,20 @@ StackEvidence stack_evidence(const std::string& resource, const profile::Profile
     if (!on_cpu) return ev;
     // Self time by own-code function: the leaf-most frame of the service's code, so time in libc
     // called from Store::hash counts for Store::hash.
-    std::map<std::string, std::uint64_t> by_function;
+    ByFunction by_function;
     std::uint64_t total = 0;
     for (const auto& s : on_cpu->stacks) {
       total += s.value;
       const Frame* f = own_code_frame(s.frames);
-      if (f) by_function[frame_text(*f)] += s.value;
+      if (f) by_function.add(*f, s.value, /*with_line=*/false);
     }
     if (total == 0) return ev;
-    std::vector<std::pair<std::uint64_t, std::string>> ranked;
-    for (auto& [name, v] : by_function) ranked.emplace_back(v, name);
-    std::sort(ranked.rbegin(), ranked.rend());
+    const auto ranked = by_function.ranked();
     std::string line = "hottest code on CPU:";
     for (std::size_t i = 0; i < ranked.size() && i < top; ++i) {
-      line +=
-          fmt::format("{} {} {:.0f}%", i ? "," : "", ranked[i].second,
-                      100.0 * static_cast<double>(ranked[i].first) / static_cast<double>(total));
+      const auto& [value, key, text] = ranked[i];
+      line += fmt::format("{} {} {:.0f}%", i ? "," : "", text,
+                          100.0 * static_cast<double>(value) / static_cast<double>(total));
     }
     ev.covered_s = seconds(*on_cpu, total);
     ev.lines.push_back(
@@ -166,7 +208,7 @@ StackEvidence stack_evidence(const std::string& resource, const profile::Profile
     return ev;
   }
   if (!off_cpu) return ev;
-  std::map<std::string, std::uint64_t> blocked_in;
+  ByFunction blocked_in;
   std::map<std::string, std::map<std::string, std::uint64_t>> woken_by;
   std::uint64_t total = 0;
   for (const auto& s : off_cpu->stacks) {
@@ -175,8 +217,9 @@ StackEvidence stack_evidence(const std::string& resource, const profile::Profile
     const auto end = blocked_end(s.frames);
     std::vector<Frame> blocked(s.frames.begin(), end);
     const Frame* f = own_code_frame(blocked);
-    const std::string where = f ? frame_text(*f) : "code outside the service (libraries, kernel)";
-    blocked_in[where] += s.value;
+    static const Frame kOutside{
+        "code outside the service (libraries, kernel)", FrameKind::kUnresolved, "", "", 0, ""};
+    const std::string key = blocked_in.add(f ? *f : kOutside, s.value, /*with_line=*/true);
     if (end != s.frames.end()) {
       // The waker's stack is stored reversed after the marker: its leaf-most frame comes first.
       const Frame* waker = nullptr;
@@ -186,25 +229,25 @@ StackEvidence stack_evidence(const std::string& resource, const profile::Profile
           waker = &*it;
         }
       }
-      if (waker) woken_by[where][frame_text(*waker)] += s.value;
+      if (waker) woken_by[key][short_name(waker->name)] += s.value;
     }
   }
   if (total == 0) return ev;
   ev.covered_s = seconds(*off_cpu, total);
-  std::vector<std::pair<std::uint64_t, std::string>> ranked;
-  for (auto& [name, v] : blocked_in) ranked.emplace_back(v, name);
-  std::sort(ranked.rbegin(), ranked.rend());
+  const auto ranked = blocked_in.ranked();
   for (std::size_t i = 0; i < ranked.size() && i < top; ++i) {
-    const auto& [value, where] = ranked[i];
+    const auto& [value, key, where] = ranked[i];
     std::string line = fmt::format("{:.0f}% of {} ({:.2f} s, off-CPU stacks) is under {}",
                                    100.0 * static_cast<double>(value) / static_cast<double>(total),
                                    wait_noun(resource), seconds(*off_cpu, value), where);
-    auto w = woken_by.find(where);
-    if (w != woken_by.end() && !w->second.empty()) {
+    // Who woke a lock waiter is who released the lock. For the other waits the waker is the
+    // kernel's completion path or a peer, which says little about the service's code.
+    auto w = woken_by.find(key);
+    if (resource == "lock" && w != woken_by.end() && !w->second.empty()) {
       auto best =
           std::max_element(w->second.begin(), w->second.end(),
                            [](const auto& a, const auto& b) { return a.second < b.second; });
-      line += (resource == "lock" ? ", released by " : ", woken by ") + best->first;
+      line += ", released by " + best->first;
     }
     ev.lines.push_back(line);
   }

@@ -11,7 +11,6 @@
 #include <optional>
 #include <thread>
 
-#include "analysis/stack_evidence.h"
 #include "app/background_load.h"
 #include "app/cli_values.h"
 #include "app/diagnose_stacks.h"
@@ -109,24 +108,21 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                              session->describe(), duration_ns / 1e9);
   }
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
-  // While the target is still up and under the same load: where in the code its waits are.
-  if (window && !a.no_stacks && !g_stop.load()) {
+  // While the target is still up and under the same load: the code behind the verdict.
+  if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
     const std::string& verdict = window->diagnosis.verdict;
-    if (verdict == "lock" || verdict == "disk" || verdict == "network" || verdict == "memory") {
-      if (!a.json) {
-        std::cerr << fmt::format(
-            "chokepoint: the verdict is {}; tracing off-CPU stacks for {:.1f} s to find it in "
-            "the code (--no-stacks skips this)...\n",
-            verdict, stacks_ns / 1e9);
-      }
-      StackCapture stacks = capture_off_cpu(session->spec(), stacks_ns, &g_stop);
-      if (stacks.off_cpu && !window->diagnosis.bottlenecks.empty()) {
-        auto ev = analysis::stack_evidence(verdict, nullptr, &*stacks.off_cpu);
-        auto& evidence = window->diagnosis.bottlenecks.front().evidence;
-        evidence.insert(evidence.end(), ev.lines.begin(), ev.lines.end());
-      }
-      window->observation.sources.push_back(stacks.source);
+    if (!a.json) {
+      std::cerr << fmt::format(
+          "chokepoint: the verdict is {}; collecting {} stacks for {:.1f} s to find it in the "
+          "code (--no-stacks skips this)...\n",
+          verdict, verdict == "cpu" ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
     }
+    VerdictStacks stacks = stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop);
+    if (!window->diagnosis.bottlenecks.empty()) {
+      auto& evidence = window->diagnosis.bottlenecks.front().evidence;
+      evidence.insert(evidence.end(), stacks.evidence.begin(), stacks.evidence.end());
+    }
+    window->observation.sources.push_back(stacks.source);
   }
   const util::Result<loadgen::LoadResult>* load_result = load ? &load->finish() : nullptr;
   const bool launched = session->launched();
@@ -198,7 +194,7 @@ Subcommand make_diagnose_command(CLI::App& root) {
       "--no-stacks", args->no_stacks,
       "skip the off-CPU stack trace that follows a lock, disk, network or memory verdict");
   cli->add_option("--stacks-duration", args->stacks_duration,
-                  "how long to trace off-CPU stacks after the window")
+                  "how long to collect stacks after the window")
       ->capture_default_str();
   cli->add_option("--load", args->load_url,
                   "drive the target with HTTP load at this URL while watching it");

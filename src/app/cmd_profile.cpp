@@ -17,6 +17,7 @@
 
 #include "app/cli_values.h"
 #include "app/launch.h"
+#include "app/stack_capture.h"
 #include "app/subcommand.h"
 #include "collect/bpf/offcpu_profile.h"
 #include "collect/bpf/offcpu_tracer.h"
@@ -88,50 +89,6 @@ const char* format_name(Format f) {
   return "";
 }
 
-// The symbolizer as the aggregator's Resolver. attach() errors are kept: the symbolizer turns
-// that pid's lookups into unresolved frames with the reason, and the app notes the error once.
-class SymbolizerResolver : public profile::Resolver {
- public:
-  explicit SymbolizerResolver(symbolize::Symbolizer& s) : s_(s) {}
-  void attach(int pid) override { note(pid, s_.attach(pid)); }
-  profile::Frame user(int pid, std::uint64_t address) override { return s_.user(pid, address); }
-  profile::Frame kernel(std::uint64_t address) override { return s_.kernel(address); }
-  // Attaches a pid the first time it is seen (during collection, while it is alive).
-  void attach_once(int pid) {
-    if (attached_.insert(pid).second) attach(pid);
-  }
-  const std::vector<std::string>& notes() const { return notes_; }
-
- private:
-  void note(int pid, const util::Result<void>& r) {
-    if (!r && noted_.insert(pid).second) {
-      notes_.push_back(
-          fmt::format("pid {}: its mappings could not be read ({}); its frames are "
-                      "unresolved",
-                      pid, r.error().message));
-    }
-  }
-  symbolize::Symbolizer& s_;
-  std::unordered_set<int> attached_;
-  std::unordered_set<int> noted_;
-  std::vector<std::string> notes_;
-};
-
-// Many threads need many fds (one event each): use the hard limit, as perf does.
-void raise_fd_limit() {
-  rlimit r{};
-  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
-    r.rlim_cur = r.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &r);
-  }
-}
-
-bool is_cgroup2(const std::string& path) {
-  struct statfs fs {};
-  return statfs(path.c_str(), &fs) == 0 &&
-         static_cast<unsigned long>(fs.f_type) == CGROUP2_SUPER_MAGIC;
-}
-
 std::string target_text(const collect::sampler::TargetSpec& t) {
   using Kind = collect::sampler::TargetSpec::Kind;
   switch (t.kind) {
@@ -160,152 +117,63 @@ struct Collected {
 Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions& opt,
                          std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
                          pid_t launched) {
-  SymbolizerResolver resolver(symbolizer);
-  auto sampler = collect::perf::PerfSampler::open(opt);
-  if (!sampler) {
+  auto captured = capture_on_cpu(
+      opt, a.threads, duration_ns, symbolizer, &g_stop, [&](const collect::perf::PerfInfo& info) {
+        std::cerr << fmt::format(
+            "chokepoint: profiling {} on-CPU at {:g} Hz ({}) for {:.1f} s (Ctrl-C ends "
+            "early)...\n",
+            target_text(opt.target), a.frequency_hz, info.event_name, duration_ns / 1e9);
+      });
+  if (!captured) {
     if (launched) reap(launched);
-    throw util::FatalError(sampler.error(), sampler.error().errno_value == EINVAL
-                                                ? util::kExitUsage
-                                                : util::kExitRuntime);
+    throw util::FatalError(captured.error(), captured.error().errno_value == EINVAL
+                                                 ? util::kExitUsage
+                                                 : util::kExitRuntime);
   }
-  const auto& info = sampler->info();
-  std::cerr << fmt::format(
-      "chokepoint: profiling {} on-CPU at {:g} Hz ({}) for {:.1f} s (Ctrl-C ends early)...\n",
-      target_text(opt.target), a.frequency_hz, info.event_name, duration_ns / 1e9);
-
-  profile::StackAggregator aggregator({.thread_frames = a.threads});
-  auto stats = sampler->run(duration_ns, &g_stop,
-                            [&](const collect::perf::Sample& s, std::string_view process_name,
-                                std::string_view thread_name) {
-                              int pid = static_cast<int>(s.pid);
-                              resolver.attach_once(pid);
-                              aggregator.add({.pid = pid,
-                                              .tid = static_cast<int>(s.tid),
-                                              .process_name = process_name,
-                                              .thread_name = thread_name,
-                                              .kernel_ips = s.kernel_ips,
-                                              .user_ips = s.user_ips,
-                                              .value = 1,
-                                              .count = 1});
-                            });
-  if (!stats) {
-    if (launched) reap(launched);
-    throw util::FatalError(stats.error());
-  }
+  const auto& stats = captured->stats;
+  const auto& info = captured->info;
   Collected c;
-  c.target_exited = stats->target_exited;
+  c.target_exited = stats.target_exited;
+  c.build_start_ns = captured->build_start_ns;
+  c.profile = std::move(captured->profile);
   profile::Profile& p = c.profile;
-  p.off_cpu = false;
-  p.weight = profile::Weight::kSamples;
-  p.frequency_hz = a.frequency_hz;
-  p.duration_s = stats->duration_s;
   p.title = fmt::format("{}, on-CPU, {:g} Hz ({}), {:.1f} s", target_text(opt.target),
-                        a.frequency_hz, info.event_name, stats->duration_s);
-  p.lost_samples = stats->records.lost;
-  p.truncated_stacks = stats->records.truncated;
-  p.failed_stacks = stats->records.empty_stacks;
-  c.build_start_ns = util::monotonic_ns();
-  aggregator.build(resolver, p);
-  p.notes = sampler->notes();
-  for (const auto& n : symbolizer.notes()) p.notes.push_back(n);
-  for (const auto& n : resolver.notes()) p.notes.push_back(n);
+                        a.frequency_hz, info.event_name, stats.duration_s);
   c.summary = fmt::format(
       "chokepoint: {} samples in {} distinct stacks from {} {} in {:.1f} s; lost {}, "
       "truncated stacks {}, stacks without frames {}\n",
-      stats->records.samples, aggregator.distinct_stacks(), stats->threads_followed,
-      info.per_cpu ? "CPUs (one event per CPU)" : "threads", stats->duration_s, p.lost_samples,
+      stats.records.samples, captured->distinct_stacks, stats.threads_followed,
+      info.per_cpu ? "CPUs (one event per CPU)" : "threads", stats.duration_s, p.lost_samples,
       p.truncated_stacks, p.failed_stacks);
-  if (p.lost_samples > 0) {
-    p.notes.push_back(
-        fmt::format("{} samples were lost (the ring buffer was full): shares are "
-                    "computed from the {} that arrived",
-                    p.lost_samples, stats->records.samples));
-  }
-  if (stats->records.samples == 0) {
-    p.notes.push_back(
-        "no samples: the target did not run on a CPU during the window (idle, or blocked); "
-        "profile it under load, for longer, or look at its off-CPU time (--off-cpu)");
-  }
   return c;
 }
 
-// Off-CPU: the eBPF tracer (collect/bpf) sums blocked time per stack in the kernel. Processes of
-// the target that start during the window are added as they are found (every 200 ms).
+// Off-CPU: the eBPF tracer (collect/bpf) sums blocked time per stack in the kernel.
 Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSpec& t,
                           std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
                           pid_t launched) {
-  using Kind = collect::sampler::TargetSpec::Kind;
-  collect::procfs::ProcFs proc;
-  auto fail = [&](const util::Error& e) {
+  auto captured = capture_off_cpu(
+      t, {.thread_frames = a.threads, .kernel_stacks = !a.user_only}, duration_ns, symbolizer,
+      &g_stop, [&](std::uint64_t min_block_ns) {
+        std::cerr << fmt::format(
+            "chokepoint: tracing {} off-CPU (blocks of at least {} us) for {:.1f} s (Ctrl-C ends "
+            "early)...\n",
+            target_text(t), min_block_ns / 1000, duration_ns / 1e9);
+      });
+  if (!captured) {
     if (launched) reap(launched);
-    throw util::FatalError(e);
-  };
-  if (auto v = collect::sampler::validate(t, proc); !v) fail(v.error());
-  collect::bpf::OffCpuOptions o;
-  o.duration_ns = static_cast<std::uint64_t>(duration_ns);
-  o.kernel_stacks = !a.user_only;
-  const bool follow =
-      t.kind != Kind::kHost && !(t.kind == Kind::kCgroup && is_cgroup2(t.cgroup_path));
-  std::set<int> attached;
-  if (t.kind == Kind::kCgroup && !follow) o.cgroup_path = t.cgroup_path;
-  if (follow) {
-    auto pids = collect::sampler::resolve_pids(t, proc);
-    if (!pids) fail(pids.error());
-    if (pids->empty())
-      fail({"the target has no process to trace", "check that it is running", ESRCH});
-    o.tgids = *pids;
+    throw util::FatalError(captured.error());
   }
-  for (int pid : o.tgids) {
-    if (symbolizer.attach(pid)) attached.insert(pid);
-  }
-  auto tracer = collect::bpf::OffCpuTracer::create(o);
-  if (!tracer) fail(tracer.error());
-  std::cerr << fmt::format(
-      "chokepoint: tracing {} off-CPU (blocks of at least {} us) for {:.1f} s (Ctrl-C ends "
-      "early)...\n",
-      target_text(t), o.min_block_ns / 1000, duration_ns / 1e9);
-  if (auto r = (*tracer)->start(); !r) fail(r.error());
-  const std::int64_t start = util::monotonic_ns();
-  const std::int64_t end = start + duration_ns;
-  bool exited = false;
-  while (!g_stop.load()) {
-    const std::int64_t now = util::monotonic_ns();
-    if (now >= end) break;
-    usleep(static_cast<useconds_t>(std::min<std::int64_t>(end - now, 200 * util::kNsPerMs) / 1000));
-    if (!follow) continue;
-    auto pids = collect::sampler::resolve_pids(t, proc);
-    if (!pids) continue;
-    if (pids->empty()) {
-      exited = true;
-      break;
-    }
-    for (int pid : *pids) {
-      if (attached.count(pid)) continue;
-      if ((*tracer)->add_target(pid)) {
-        if (symbolizer.attach(pid)) attached.insert(pid);
-      }
-    }
-  }
-  auto result = (*tracer)->stop();
-  if (!result) fail(result.error());
   Collected c;
-  c.target_exited = exited;
-  c.build_start_ns = util::monotonic_ns();
-  c.profile = collect::bpf::to_profile(*result, symbolizer,
-                                       {.thread_frames = a.threads,
-                                        .wakers = collect::bpf::WakerLayout::kNone,
-                                        .attached_pids = attached});
-  for (const auto& n : result->notes) c.profile.notes.push_back(n);
-  std::uint64_t blocks = 0, blocked_ns = 0;
-  for (const auto& r : result->records) {
-    blocks += r.count;
-    blocked_ns += r.total_ns;
-  }
+  c.target_exited = captured->target_exited;
+  c.build_start_ns = captured->build_start_ns;
+  c.profile = std::move(captured->profile);
   c.summary = fmt::format(
       "chokepoint: {} blocks in {} distinct stacks, {:.3f} s blocked in total, in {:.1f} s; lost "
       "{}, truncated stacks {}, stacks not captured {}\n",
-      blocks, c.profile.stacks.size(), static_cast<double>(blocked_ns) / 1e9, result->duration_s,
-      c.profile.lost_samples, c.profile.truncated_stacks, c.profile.failed_stacks);
+      captured->blocks, c.profile.stacks.size(), static_cast<double>(captured->blocked_ns) / 1e9,
+      captured->duration_s, c.profile.lost_samples, c.profile.truncated_stacks,
+      c.profile.failed_stacks);
   return c;
 }
 
@@ -357,7 +225,6 @@ int run_profile(const ProfileArgs& a) {
     if (auto ok = collect::bpf::check_offcpu_support(); !ok) throw util::FatalError(ok.error());
   }
 
-  raise_fd_limit();
   if (t.kind == Kind::kCommand) {
     launched = launch(a.command);
     t.pid = launched;

@@ -2,65 +2,56 @@
 
 #include <fmt/format.h>
 
-#include <filesystem>
-
-#include "collect/bpf/offcpu_profile.h"
-#include "collect/bpf/offcpu_tracer.h"
-#include "collect/procfs/proc_fs.h"
+#include "analysis/stack_evidence.h"
+#include "app/stack_capture.h"
 #include "symbolize/symbolizer.h"
 
 namespace chokepoint::app {
 
-StackCapture capture_off_cpu(const collect::sampler::TargetSpec& target, std::int64_t duration_ns,
-                             const std::atomic<bool>* stop) {
-  using Kind = collect::sampler::TargetSpec::Kind;
-  StackCapture out;
-  out.source.name = "off-CPU stacks (eBPF)";
-  auto fail = [&](const util::Error& e) {
+bool verdict_has_stacks(const std::string& verdict) {
+  return verdict == "cpu" || verdict == "lock" || verdict == "disk" || verdict == "network" ||
+         verdict == "memory";
+}
+
+VerdictStacks stacks_for_verdict(const std::string& verdict,
+                                 const collect::sampler::TargetSpec& target,
+                                 std::int64_t duration_ns, const std::atomic<bool>* stop) {
+  VerdictStacks out;
+  if (!verdict_has_stacks(verdict)) return out;
+  const bool on_cpu = verdict == "cpu";
+  out.source.name = on_cpu ? "on-CPU stacks (perf)" : "off-CPU stacks (eBPF)";
+  auto unavailable = [&](const util::Error& e) {
     out.source.available = false;
-    out.source.detail = "where the verdict's waits are in the code: " + e.message;
+    out.source.detail = "the code behind the verdict: " + e.message;
     out.source.hint = e.hint;
     return out;
   };
-  if (auto ok = collect::bpf::check_offcpu_support(); !ok) return fail(ok.error());
-
-  collect::bpf::OffCpuOptions options;
-  options.duration_ns = static_cast<std::uint64_t>(duration_ns);
-  std::vector<int> pids;
-  if (target.kind == Kind::kCgroup &&
-      std::filesystem::exists(std::filesystem::path(target.cgroup_path) / "cgroup.controllers")) {
-    options.cgroup_path = target.cgroup_path;  // v2: the kernel side filters by cgroup id
-  } else if (target.kind != Kind::kHost) {
-    collect::procfs::ProcFs proc;
-    auto resolved = collect::sampler::resolve_pids(target, proc);
-    if (!resolved || resolved->empty()) {
-      return fail({"the target exited", "", 0});
-    }
-    pids = *resolved;
-    options.tgids = pids;
-  }
   auto symbolizer = symbolize::Symbolizer::create();
-  if (!symbolizer) return fail(symbolizer.error());
-  collect::bpf::OffCpuProfileOptions profile_options;
-  // The waker's stack after the marker: for a lock, the code that held it.
-  profile_options.wakers = collect::bpf::WakerLayout::kAppended;
-  for (int pid : pids) {
-    // While they are alive: a process that exits during the trace is still named.
-    if ((*symbolizer)->attach(pid)) profile_options.attached_pids.insert(pid);
+  if (!symbolizer) return unavailable(symbolizer.error());
+  if (on_cpu) {
+    // 199 Hz: about 400 samples a busy core over 2 s, enough to rank the hottest functions.
+    collect::perf::PerfOptions options;
+    options.target = target;
+    options.frequency_hz = 199;
+    auto c = capture_on_cpu(options, false, duration_ns, **symbolizer, stop);
+    if (!c) return unavailable(c.error());
+    out.evidence = analysis::stack_evidence(verdict, &c->profile, nullptr).lines;
+    out.source.available = true;
+    out.source.detail = fmt::format(
+        "the code behind the verdict: {} samples ({}, {:g} Hz) over {:.1f} s after the window",
+        c->stats.records.samples, c->info.event_name, options.frequency_hz, c->stats.duration_s);
+    return out;
   }
-  auto tracer = collect::bpf::OffCpuTracer::create(options);
-  if (!tracer) return fail(tracer.error());
-  auto result = (*tracer)->run(stop);
-  if (!result) return fail(result.error());
-  out.off_cpu = collect::bpf::to_profile(*result, **symbolizer, profile_options);
-  std::uint64_t blocks = 0;
-  for (const auto& r : result->records) blocks += r.count;
+  // The waker's stack after the marker: for a lock, the code that held it.
+  auto c = capture_off_cpu(target, {.wakers = collect::bpf::WakerLayout::kAppended}, duration_ns,
+                           **symbolizer, stop);
+  if (!c) return unavailable(c.error());
+  out.evidence = analysis::stack_evidence(verdict, nullptr, &c->profile).lines;
   out.source.available = true;
   out.source.detail = fmt::format(
-      "where the verdict's waits are in the code: {:.1f} s traced after the window ({}, {} "
-      "blocks of at least {} us, {} distinct stacks)",
-      result->duration_s, result->attach_kind, blocks, result->min_block_ns / 1000,
-      out.off_cpu->stacks.size());
+      "the code behind the verdict: {:.1f} s traced after the window ({}, {} blocks of at least "
+      "{} us, {} distinct stacks)",
+      c->duration_s, c->attach_kind, c->blocks, c->min_block_ns / 1000, c->profile.stacks.size());
   return out;
 }
 

@@ -46,6 +46,9 @@ struct Case {
   bool needs_root = false;
   bool upstream = false;  // start a --role upstream lab and pass --upstream
   int upstream_delay_ms = 5;
+  // As root with BPF and perf: an evidence line of the primary bottleneck names this function
+  // (diagnose collects the verdict's stacks after the window).
+  std::string stack_function;
   // When above 0: the verdict's resource must hold at least this share of all the time.
   double min_time_share = 0;
   bool netns = false;  // run the lab behind a 20 mbit/s tbf link in a test namespace
@@ -118,6 +121,12 @@ std::string summary(const nlohmann::json& j) {
   return s;
 }
 
+// Stacks need root, BTF (off-CPU, eBPF) and perf; where they are missing diagnose says so in its
+// sources and the stack check is skipped.
+bool stacks_expected() {
+  return geteuid() == 0 && access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+}
+
 class Verdict : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Verdict, OnTheLab) {
@@ -169,6 +178,15 @@ TEST_P(Verdict, OnTheLab) {
     if (!c.kind.empty()) {
       EXPECT_EQ(kind, c.kind) << summary(j);
     }
+    if (!c.stack_function.empty() && stacks_expected() && verdict == c.verdict) {
+      bool named = false;
+      for (const auto& line : j["bottlenecks"][0]["evidence"]) {
+        named = named || line.get<std::string>().find(c.stack_function) != std::string::npos;
+      }
+      EXPECT_TRUE(named) << "no evidence line names " << c.stack_function << ": "
+                         << j["bottlenecks"][0]["evidence"].dump(1) << "\n"
+                         << j["sources"].dump(1);
+    }
     if (c.min_time_share > 0) {
       EXPECT_GE(j["time_split"][c.verdict].get<double>(), c.min_time_share) << summary(j);
     }
@@ -204,12 +222,18 @@ const std::vector<Case> kScenarios = [] {
   std::vector<Case> v;
   for (std::string model : {"threads", "epoll"}) {
     std::vector<std::string> m = {"--model", model};
-    v.push_back(scenario("cpu_" + model, with({"--scenario", "cpu"}, m), Load::kClosed, 0, "cpu",
-                         "saturated"));
-    v.push_back(scenario("lock_" + model, with({"--scenario", "lock"}, m), Load::kClosedKeys, 0,
-                         "lock", "mutex"));
-    v.push_back(scenario("disk_" + model, with({"--scenario", "disk"}, m), Load::kClosed, 0, "disk",
-                         "fsync"));
+    Case cpu = scenario("cpu_" + model, with({"--scenario", "cpu"}, m), Load::kClosed, 0, "cpu",
+                        "saturated");
+    cpu.stack_function = "lab_cpu_hash_rounds";
+    v.push_back(cpu);
+    Case lock = scenario("lock_" + model, with({"--scenario", "lock"}, m), Load::kClosedKeys, 0,
+                         "lock", "mutex");
+    lock.stack_function = "LabStore::update";
+    v.push_back(lock);
+    Case disk = scenario("disk_" + model, with({"--scenario", "disk"}, m), Load::kClosed, 0, "disk",
+                         "fsync");
+    disk.stack_function = "lab_commit_record";
+    v.push_back(disk);
     v.push_back(
         scenario("log_" + model, with({"--scenario", "log"}, m), Load::kClosed, 0, "disk", "log"));
     Case up = scenario("upstream_" + model, with({"--scenario", "upstream"}, m), Load::kClosed, 0,

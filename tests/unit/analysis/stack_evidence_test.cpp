@@ -182,6 +182,17 @@ TEST(StackEvidence, NamesReadAsCodeNotAsSignatures) {
       "100% of lock wait (0.00 s, off-CPU stacks) is under chokepoint::lab::LabStore::update");
 }
 
+TEST(StackEvidence, OneFunctionIsOneAnswerAcrossLinesAndClones) {
+  Profile p = off_cpu({fsync_wait(930), fsync_wait(70)});
+  p.stacks[1].frames[1].line = 189;
+  p.stacks[1].frames[1].name = "lab_commit_record [clone .isra.0]";
+  auto ev = stack_evidence("disk", nullptr, &p);
+  ASSERT_EQ(ev.lines.size(), 1u);
+  EXPECT_EQ(ev.lines[0],
+            "100% of disk wait (0.00 s, off-CPU stacks) is under lab_commit_record "
+            "(scenarios.cpp:190)");
+}
+
 TEST(StackEvidence, NothingWithoutProfilesOrMatchingStacks) {
   EXPECT_TRUE(stack_evidence("cpu", nullptr, nullptr).lines.empty());
   EXPECT_TRUE(stack_evidence("lock", nullptr, nullptr).lines.empty());

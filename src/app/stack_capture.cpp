@@ -1,0 +1,197 @@
+#include "app/stack_capture.h"
+
+#include <fmt/format.h>
+#include <linux/magic.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+#include <unordered_set>
+
+#include "collect/bpf/offcpu_tracer.h"
+#include "collect/procfs/proc_fs.h"
+#include "profile/aggregate.h"
+#include "util/clock.h"
+
+namespace chokepoint::app {
+namespace {
+
+// The symbolizer as the aggregator's Resolver. attach() errors are kept: the symbolizer turns
+// that pid's lookups into unresolved frames with the reason, and the profile notes the error once.
+class SymbolizerResolver : public profile::Resolver {
+ public:
+  explicit SymbolizerResolver(symbolize::Symbolizer& s) : s_(s) {}
+  void attach(int pid) override { note(pid, s_.attach(pid)); }
+  profile::Frame user(int pid, std::uint64_t address) override { return s_.user(pid, address); }
+  profile::Frame kernel(std::uint64_t address) override { return s_.kernel(address); }
+  // Attaches a pid the first time it is seen (during collection, while it is alive).
+  void attach_once(int pid) {
+    if (attached_.insert(pid).second) attach(pid);
+  }
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ private:
+  void note(int pid, const util::Result<void>& r) {
+    if (!r && noted_.insert(pid).second) {
+      notes_.push_back(
+          fmt::format("pid {}: its mappings could not be read ({}); its frames are "
+                      "unresolved",
+                      pid, r.error().message));
+    }
+  }
+  symbolize::Symbolizer& s_;
+  std::unordered_set<int> attached_;
+  std::unordered_set<int> noted_;
+  std::vector<std::string> notes_;
+};
+
+// Many threads need many fds (one perf event each): use the hard limit, as perf does.
+void raise_fd_limit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+bool is_cgroup2(const std::string& path) {
+  struct statfs fs {};
+  return statfs(path.c_str(), &fs) == 0 &&
+         static_cast<unsigned long>(fs.f_type) == CGROUP2_SUPER_MAGIC;
+}
+
+}  // namespace
+
+util::Result<OnCpuCapture> capture_on_cpu(
+    const collect::perf::PerfOptions& options, bool thread_frames, std::int64_t duration_ns,
+    symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
+    const std::function<void(const collect::perf::PerfInfo&)>& on_open) {
+  raise_fd_limit();
+  SymbolizerResolver resolver(symbolizer);
+  auto sampler = collect::perf::PerfSampler::open(options);
+  if (!sampler) return sampler.error();
+  if (on_open) on_open(sampler->info());
+  profile::StackAggregator aggregator({.thread_frames = thread_frames});
+  auto stats = sampler->run(duration_ns, stop,
+                            [&](const collect::perf::Sample& s, std::string_view process_name,
+                                std::string_view thread_name) {
+                              int pid = static_cast<int>(s.pid);
+                              resolver.attach_once(pid);
+                              aggregator.add({.pid = pid,
+                                              .tid = static_cast<int>(s.tid),
+                                              .process_name = process_name,
+                                              .thread_name = thread_name,
+                                              .kernel_ips = s.kernel_ips,
+                                              .user_ips = s.user_ips,
+                                              .value = 1,
+                                              .count = 1});
+                            });
+  if (!stats) return stats.error();
+  OnCpuCapture c;
+  c.info = sampler->info();
+  c.stats = *stats;
+  c.distinct_stacks = aggregator.distinct_stacks();
+  profile::Profile& p = c.profile;
+  p.off_cpu = false;
+  p.weight = profile::Weight::kSamples;
+  p.frequency_hz = options.frequency_hz;
+  p.duration_s = stats->duration_s;
+  p.lost_samples = stats->records.lost;
+  p.truncated_stacks = stats->records.truncated;
+  p.failed_stacks = stats->records.empty_stacks;
+  c.build_start_ns = util::monotonic_ns();
+  aggregator.build(resolver, p);
+  p.notes = sampler->notes();
+  for (const auto& n : symbolizer.notes()) p.notes.push_back(n);
+  for (const auto& n : resolver.notes()) p.notes.push_back(n);
+  if (p.lost_samples > 0) {
+    p.notes.push_back(
+        fmt::format("{} samples were lost (the ring buffer was full): shares are "
+                    "computed from the {} that arrived",
+                    p.lost_samples, stats->records.samples));
+  }
+  if (stats->records.samples == 0) {
+    p.notes.push_back(
+        "no samples: the target did not run on a CPU during the window (idle, or blocked); "
+        "profile it under load, for longer, or look at its off-CPU time (--off-cpu)");
+  }
+  return c;
+}
+
+util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& t,
+                                            const OffCpuSettings& settings,
+                                            std::int64_t duration_ns,
+                                            symbolize::Symbolizer& symbolizer,
+                                            const std::atomic<bool>* stop,
+                                            const std::function<void(std::uint64_t)>& on_start) {
+  using Kind = collect::sampler::TargetSpec::Kind;
+  collect::procfs::ProcFs proc;
+  if (auto v = collect::sampler::validate(t, proc); !v) return v.error();
+  collect::bpf::OffCpuOptions o;
+  o.duration_ns = static_cast<std::uint64_t>(duration_ns);
+  o.kernel_stacks = settings.kernel_stacks;
+  // A cgroup v2 target is filtered in the kernel by cgroup id; the host is every task; anything
+  // else is a set of processes, re-resolved every 200 ms to add the ones that start.
+  const bool follow =
+      t.kind != Kind::kHost && !(t.kind == Kind::kCgroup && is_cgroup2(t.cgroup_path));
+  std::set<int> attached;
+  if (t.kind == Kind::kCgroup && !follow) o.cgroup_path = t.cgroup_path;
+  if (follow) {
+    auto pids = collect::sampler::resolve_pids(t, proc);
+    if (!pids) return pids.error();
+    if (pids->empty()) {
+      return util::Error{"the target has no process to trace", "check that it is running", ESRCH};
+    }
+    o.tgids = *pids;
+  }
+  for (int pid : o.tgids) {
+    if (symbolizer.attach(pid)) attached.insert(pid);
+  }
+  auto tracer = collect::bpf::OffCpuTracer::create(o);
+  if (!tracer) return tracer.error();
+  if (on_start) on_start(o.min_block_ns);
+  if (auto r = (*tracer)->start(); !r) return r.error();
+  const std::int64_t end = util::monotonic_ns() + duration_ns;
+  bool exited = false;
+  while (!(stop && stop->load())) {
+    const std::int64_t now = util::monotonic_ns();
+    if (now >= end) break;
+    usleep(static_cast<useconds_t>(std::min<std::int64_t>(end - now, 200 * util::kNsPerMs) / 1000));
+    if (!follow) continue;
+    auto pids = collect::sampler::resolve_pids(t, proc);
+    if (!pids) continue;
+    if (pids->empty()) {
+      exited = true;
+      break;
+    }
+    for (int pid : *pids) {
+      if (attached.count(pid)) continue;
+      if ((*tracer)->add_target(pid)) {
+        if (symbolizer.attach(pid)) attached.insert(pid);
+      }
+    }
+  }
+  auto result = (*tracer)->stop();
+  if (!result) return result.error();
+  OffCpuCapture c;
+  c.target_exited = exited;
+  c.duration_s = result->duration_s;
+  c.attach_kind = result->attach_kind;
+  c.min_block_ns = result->min_block_ns;
+  c.build_start_ns = util::monotonic_ns();
+  c.profile = collect::bpf::to_profile(*result, symbolizer,
+                                       {.thread_frames = settings.thread_frames,
+                                        .wakers = settings.wakers,
+                                        .attached_pids = attached});
+  for (const auto& n : result->notes) c.profile.notes.push_back(n);
+  for (const auto& r : result->records) {
+    c.blocks += r.count;
+    c.blocked_ns += r.total_ns;
+  }
+  return c;
+}
+
+}  // namespace chokepoint::app

@@ -1,0 +1,63 @@
+#pragma once
+// Collecting a target's stacks for one window, shared by `chokepoint profile` (which writes them
+// out) and `chokepoint diagnose` (which turns the verdict's stacks into evidence):
+//   capture_on_cpu:  perf_event_open samples (collect/perf) -> profile::Profile of samples
+//   capture_off_cpu: eBPF blocked time (collect/bpf)       -> profile::Profile of nanoseconds
+// Both symbolize while the target is alive (processes are attached when first seen) and follow
+// processes of the target that start during the window. Errors carry hints; a target that exits
+// mid-window is not an error (target_exited is set and what was collected is kept).
+//
+// Thread-safety: the caller's thread only; `stop` may be set from a signal handler.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "collect/bpf/offcpu_profile.h"
+#include "collect/perf/perf_sampler.h"
+#include "collect/sampler/target.h"
+#include "profile/profile.h"
+#include "symbolize/symbolizer.h"
+#include "util/result.h"
+
+namespace chokepoint::app {
+
+struct OnCpuCapture {
+  profile::Profile profile;  // weight: samples at the requested frequency
+  collect::perf::PerfInfo info;
+  collect::perf::PerfRunStats stats;
+  std::size_t distinct_stacks = 0;
+  std::int64_t build_start_ns = 0;  // when symbolizing began (for cost lines)
+};
+
+// Samples on-CPU stacks. on_open runs once the events are open (for a progress line).
+util::Result<OnCpuCapture> capture_on_cpu(
+    const collect::perf::PerfOptions& options, bool thread_frames, std::int64_t duration_ns,
+    symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
+    const std::function<void(const collect::perf::PerfInfo&)>& on_open = {});
+
+struct OffCpuSettings {
+  bool thread_frames = false;
+  bool kernel_stacks = true;
+  collect::bpf::WakerLayout wakers = collect::bpf::WakerLayout::kNone;
+};
+
+struct OffCpuCapture {
+  profile::Profile profile;  // weight: nanoseconds blocked
+  std::uint64_t blocks = 0;
+  std::uint64_t blocked_ns = 0;
+  double duration_s = 0;
+  std::string attach_kind;
+  std::uint64_t min_block_ns = 0;
+  bool target_exited = false;
+  std::int64_t build_start_ns = 0;
+};
+
+// Traces where the target's threads block. on_start runs once the programs are loaded.
+util::Result<OffCpuCapture> capture_off_cpu(
+    const collect::sampler::TargetSpec& target, const OffCpuSettings& settings,
+    std::int64_t duration_ns, symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
+    const std::function<void(std::uint64_t min_block_ns)>& on_start = {});
+
+}  // namespace chokepoint::app
