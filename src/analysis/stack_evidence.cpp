@@ -237,9 +237,10 @@ StackEvidence stack_evidence(const std::string& resource, const profile::Profile
   const auto ranked = blocked_in.ranked();
   for (std::size_t i = 0; i < ranked.size() && i < top; ++i) {
     const auto& [value, key, where] = ranked[i];
-    std::string line = fmt::format("{:.0f}% of {} ({:.2f} s, off-CPU stacks) is under {}",
-                                   100.0 * static_cast<double>(value) / static_cast<double>(total),
-                                   wait_noun(resource), seconds(*off_cpu, value), where);
+    std::string line =
+        fmt::format("{:.0f}% of {} ({:.2f} thread-seconds in off-CPU stacks) is under {}",
+                    100.0 * static_cast<double>(value) / static_cast<double>(total),
+                    wait_noun(resource), seconds(*off_cpu, value), where);
     // Who woke a lock waiter is who released the lock. For the other waits the waker is the
     // kernel's completion path or a peer, which says little about the service's code.
     auto w = woken_by.find(key);

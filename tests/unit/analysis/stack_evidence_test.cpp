@@ -135,10 +135,10 @@ TEST(StackEvidence, LockNamesTheFunctionAndWhoReleasedIt) {
   });
   auto ev = stack_evidence("lock", nullptr, &p);
   ASSERT_EQ(ev.lines.size(), 2u);
-  EXPECT_EQ(
-      ev.lines[0],
-      "78% of lock wait (0.78 s, off-CPU stacks) is under LabStore::update (scenarios.cpp:150), "
-      "released by LabStore::update");
+  EXPECT_EQ(ev.lines[0],
+            "78% of lock wait (0.78 thread-seconds in off-CPU stacks) is under LabStore::update "
+            "(scenarios.cpp:150), "
+            "released by LabStore::update");
   EXPECT_EQ(ev.lines[1].rfind("22% of lock wait", 0), 0u) << ev.lines[1];
   EXPECT_NEAR(ev.covered_s, 1.0, 1e-9);
 }
@@ -177,9 +177,9 @@ TEST(StackEvidence, NamesReadAsCodeNotAsSignatures) {
   Profile p = off_cpu({s});
   auto ev = stack_evidence("lock", nullptr, &p);
   ASSERT_EQ(ev.lines.size(), 1u);
-  EXPECT_EQ(
-      ev.lines[0],
-      "100% of lock wait (0.00 s, off-CPU stacks) is under chokepoint::lab::LabStore::update");
+  EXPECT_EQ(ev.lines[0],
+            "100% of lock wait (0.00 thread-seconds in off-CPU stacks) is under "
+            "chokepoint::lab::LabStore::update");
 }
 
 TEST(StackEvidence, OneFunctionIsOneAnswerAcrossLinesAndClones) {
@@ -189,7 +189,7 @@ TEST(StackEvidence, OneFunctionIsOneAnswerAcrossLinesAndClones) {
   auto ev = stack_evidence("disk", nullptr, &p);
   ASSERT_EQ(ev.lines.size(), 1u);
   EXPECT_EQ(ev.lines[0],
-            "100% of disk wait (0.00 s, off-CPU stacks) is under lab_commit_record "
+            "100% of disk wait (0.00 thread-seconds in off-CPU stacks) is under lab_commit_record "
             "(scenarios.cpp:190)");
 }
 
