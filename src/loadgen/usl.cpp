@@ -27,17 +27,28 @@ double UslModel::predict(double n) const {
 
 double UslModel::n_star() const {
   if (kappa <= 0) return kInf;
-  return std::sqrt(std::max(0.0, 1.0 - sigma) / kappa);
+  // Concurrency is at least 1: a fit whose peak falls below it (sigma >= 1, or a large kappa:
+  // throughput already falls from the first added unit) peaks at 1.
+  return std::max(1.0, std::sqrt(std::max(0.0, 1.0 - sigma) / kappa));
 }
 
 double UslModel::x_max() const {
   if (kappa > 0) return predict(n_star());
+  // sigma >= 1: adding concurrency never helps (flat at 1, falling above), the ceiling is X(1).
+  if (sigma >= 1) return lambda;
   if (sigma > 0) return lambda / sigma;
   return kInf;
 }
 
 std::optional<double> UslModel::concurrency_for(double x) const {
   if (!(x > 0) || lambda <= 0) return std::nullopt;
+  // sigma >= 1: throughput never rises past X(1) = lambda, and below N = 1 the formula has a pole
+  // (1 + sigma(N - 1) = 0 at N = 1 - 1/sigma). Up to lambda, one unit of concurrency busy x/lambda
+  // of the time carries the rate.
+  if (sigma >= 1) {
+    if (x > x_max()) return std::nullopt;
+    return x / lambda;
+  }
   // Multiply X(N) = lambda*N / (1 + sigma(N-1) + kappa*N(N-1)) out to a quadratic in N.
   const double a = kappa * x;
   const double b = x * (sigma - kappa) - lambda;
@@ -56,7 +67,11 @@ std::optional<double> UslModel::concurrency_for(double x) const {
   if (q <= 0) return std::nullopt;
   const double r1 = c / q;
   const double r2 = q / a;
-  return std::min(r1, r2);
+  // With sigma > 1, c < 0 and one root is negative: the answer is the smaller positive root.
+  if (r1 > 0 && r2 > 0) return std::min(r1, r2);
+  if (r1 > 0) return r1;
+  if (r2 > 0) return r2;
+  return std::nullopt;
 }
 
 util::Result<std::vector<UslPoint>> parse_usl_csv(const std::string& text) {

@@ -30,10 +30,11 @@ struct UslModel {
 
   // Predicted throughput at concurrency n (n >= 0).
   double predict(double n) const;
-  // N* = sqrt((1 - sigma) / kappa); +infinity when kappa == 0 (no retrograde region).
+  // N* = sqrt((1 - sigma) / kappa), at least 1; +infinity when kappa == 0 (no retrograde region).
   double n_star() const;
   // The ceiling throughput: X(N*) when kappa > 0; lambda / sigma (the asymptote) when kappa == 0
-  // and sigma > 0; +infinity when both are 0 (linear scaling).
+  // and 0 < sigma < 1; lambda (X(1)) when kappa == 0 and sigma >= 1; +infinity when both are 0
+  // (linear scaling).
   double x_max() const;
   // The smallest concurrency at which the model reaches `throughput`, from the full model
   // (kappa included): the smaller root of

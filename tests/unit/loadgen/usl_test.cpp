@@ -155,6 +155,30 @@ TEST(Usl, InverseGivesBackConcurrencyBelowThePeak) {
   EXPECT_FALSE(amdahl.concurrency_for(1000).has_value());
 }
 
+// Regression (bench/usl/validate.sh): one instance capped by its CPU quota from one connection on
+// gives flat, slightly falling data. The fit's sigma then exceeds 1, and N* and the ceiling used
+// to come out as sqrt of a negative number: X_max -0.
+TEST(Usl, FlatCappedDataPeaksAtOneWithItsThroughput) {
+  std::vector<UslPoint> flat = {{1, 166.4}, {2, 164.5}, {4, 163.0}, {8, 160.5}, {16, 159.0}};
+  auto fit = fit_usl(flat);
+  ASSERT_TRUE(fit) << fit.error().message;
+  const auto& m = fit->model;
+  EXPECT_GE(m.n_star(), 1.0);
+  EXPECT_NEAR(m.x_max(), 166, 3);
+  auto plan = instances_needed(1000, m, 1.0);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->instances, 7);  // 1000 / ~166
+  auto n = m.concurrency_for(plan->rate_per_instance);
+  ASSERT_TRUE(n);
+  EXPECT_GT(*n, 0);
+  EXPECT_LE(*n, 1.0 + 1e-9);
+  UslModel over{100, 1.2, 0};
+  EXPECT_DOUBLE_EQ(over.x_max(), 100);
+  UslModel steep{100, 0.5, 2.0};  // sqrt(0.5 / 2) = 0.5 < 1: the peak is at 1
+  EXPECT_DOUBLE_EQ(steep.n_star(), 1.0);
+  EXPECT_DOUBLE_EQ(steep.x_max(), 100);
+}
+
 TEST(Usl, InstancesNeeded) {
   const UslModel m{995.65, 0.02672, 7.691e-4};  // x_max ~ 12341
   auto one = instances_needed(10'000, m);
