@@ -111,6 +111,13 @@ loadgen::StepMeasurement measurement(const Step& s, const loadgen::Slo& slo) {
   m.requests = s.load.requests;
   for (const auto& t : slo.terms)
     m.percentile_us.push_back(s.load.latency.percentile_us(t.percentile));
+  // Whole seconds only: the last bucket holds the end-of-step grace, not a full second.
+  const auto& timeline = s.load.timeline;
+  const std::size_t whole = timeline.size() > 1 ? timeline.size() - 1 : timeline.size();
+  for (std::size_t i = 0; i < whole; ++i) {
+    const auto& b = timeline[i];
+    if (b.latency_count > 0) m.second_mean_us.push_back(b.latency_sum_us / b.latency_count);
+  }
   return m;
 }
 

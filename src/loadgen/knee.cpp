@@ -138,6 +138,29 @@ StepJudgement judge_step(const Slo& slo, double max_error_ratio, const StepMeasu
     }
     held += (held.empty() ? "" : ", ") + line;
   }
+  // Steady state: a latency that climbs through the step is a queue that grows without bound.
+  const std::size_t n = m.second_mean_us.size();
+  if (n >= 3) {
+    auto mean_of = [&](std::size_t from, std::size_t to) {
+      double sum = 0;
+      for (std::size_t i = from; i < to; ++i) sum += m.second_mean_us[i];
+      return sum / static_cast<double>(to - from);
+    };
+    const std::size_t third = n / 3;
+    const double first = mean_of(0, third);
+    const double middle = mean_of(third, n - third);
+    const double last = mean_of(n - third, n);
+    std::int64_t largest_limit_us = 0;
+    for (const auto& t : slo.terms) largest_limit_us = std::max(largest_limit_us, t.limit_us);
+    if (last > kClimbFactor * first && middle > first && middle < last &&
+        last > kClimbFloorOfLimit * static_cast<double>(largest_limit_us)) {
+      j.reason = fmt::format(
+          "latency still climbing: mean {:.3g} ms in the first third of the step, {:.3g} ms in "
+          "the last (the service falls behind; a longer step would break the SLO)",
+          first / 1000, last / 1000);
+      return j;
+    }
+  }
   j.pass = true;
   j.reason = held;
   return j;

@@ -48,7 +48,17 @@ struct StepMeasurement {
   std::vector<std::int64_t> percentile_us;  // one per SloTerm, same order (corrected latency)
   double error_ratio = 0;                   // requests not answered with status < 400
   std::uint64_t requests = 0;
+  // Mean corrected latency of each second of the step (LoadResult::timeline), oldest first.
+  std::vector<double> second_mean_us;
 };
+
+// A step whose latency is still climbing when it ends has not reached a steady state: the service
+// falls behind the offered rate, and a longer step would break the SLO. judge_step fails it when
+// the last third of its seconds averages more than kClimbFactor times the first third, the middle
+// third lies in between, and the climb is material (the last third above kClimbFloorOfLimit of
+// the largest SLO limit). Needs at least 3 seconds.
+inline constexpr double kClimbFactor = 2.0;
+inline constexpr double kClimbFloorOfLimit = 0.25;
 
 struct StepJudgement {
   bool pass = false;

@@ -80,6 +80,28 @@ TEST(JudgeStep, PassesOnlyWhenEverythingHolds) {
   EXPECT_TRUE(judge_step(inclusive, 0, step(1000, 1000, 50'000, 0)).pass);
 }
 
+TEST(JudgeStep, ClimbingLatencyIsNotASteadyState) {
+  const Slo slo = *parse_slo("p99<50ms");
+  auto m = step(1000, 999, 30'000, 0);
+  // A queue that grows through the step: 4, 8, 12, 16, 20, 24 ms per second.
+  m.second_mean_us = {4'000, 8'000, 12'000, 16'000, 20'000, 24'000};
+  auto climbing = judge_step(slo, 0.001, m);
+  EXPECT_FALSE(climbing.pass);
+  EXPECT_NE(climbing.reason.find("latency still climbing"), std::string::npos) << climbing.reason;
+  // Steady, if noisy, latency passes.
+  m.second_mean_us = {5'000, 6'000, 5'500, 5'200, 6'100, 5'800};
+  EXPECT_TRUE(judge_step(slo, 0.001, m).pass);
+  // A climb that stays far below the SLO is not material: 1 -> 3 ms against 50 ms.
+  m.second_mean_us = {1'000, 2'000, 3'000};
+  EXPECT_TRUE(judge_step(slo, 0.001, m).pass);
+  // One late spike is not a climb: the middle third does not rise.
+  m.second_mean_us = {5'000, 5'000, 5'000, 5'000, 30'000, 30'000};
+  EXPECT_TRUE(judge_step(slo, 0.001, m).pass);
+  // Too few seconds to tell.
+  m.second_mean_us = {4'000, 40'000};
+  EXPECT_TRUE(judge_step(slo, 0.001, m).pass);
+}
+
 // Runs the search against a service that passes exactly up to `capacity`.
 KneeSearch run_against(double capacity, KneeOptions options = {}) {
   KneeSearch s(options);
