@@ -19,6 +19,7 @@
 #include "app/launch.h"
 #include "app/stack_capture.h"
 #include "app/subcommand.h"
+#include "app/target_session.h"
 #include "collect/bpf/offcpu_profile.h"
 #include "collect/bpf/offcpu_tracer.h"
 #include "collect/perf/perf_sampler.h"
@@ -42,11 +43,7 @@ void on_signal(int) {
 }
 
 struct ProfileArgs {
-  int pid = 0;
-  bool children = false;
-  std::string name;
-  std::string cgroup;
-  std::vector<std::string> command;
+  TargetArgs target;
   std::string duration = "5s";
   double frequency_hz = 99;
   std::vector<std::string> outputs;
@@ -178,15 +175,6 @@ Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSp
 }
 
 int run_profile(const ProfileArgs& a) {
-  int targets = (a.pid != 0) + !a.name.empty() + !a.cgroup.empty() + !a.command.empty();
-  if (targets > 1) {
-    util::usage_error("give one target: --pid, --name, --cgroup or -- COMMAND",
-                      "without a target, profile samples the whole host");
-  }
-  if (a.pid < 0)
-    util::usage_error(fmt::format("--pid {} is not a process id", a.pid), "pass a positive pid");
-  if (a.children && a.pid == 0)
-    util::usage_error("--children needs --pid", "pass --pid PID --children");
   const std::int64_t duration_ns = parse_duration_ns(a.duration, "--duration");
   if (duration_ns <= 0) util::usage_error("--duration must be above 0", "pass e.g. --duration 5s");
   if (a.top < -1 || a.top == 0) util::usage_error("--top must be at least 1", "pass e.g. --top 10");
@@ -203,21 +191,8 @@ int run_profile(const ProfileArgs& a) {
   opt.kernel_stacks = !a.user_only;
   using Kind = collect::sampler::TargetSpec::Kind;
   auto& t = opt.target;
+  t = target_spec(a.target);
   pid_t launched = 0;
-  if (a.pid) {
-    t.kind = Kind::kPid;
-    t.pid = a.pid;
-    t.children = a.children;
-  } else if (!a.name.empty()) {
-    t.kind = Kind::kName;
-    t.name = a.name;
-  } else if (!a.cgroup.empty()) {
-    t.kind = Kind::kCgroup;
-    t.cgroup_path = a.cgroup;
-  } else if (!a.command.empty()) {
-    t.kind = Kind::kCommand;
-    for (const auto& c : a.command) t.command_text += (t.command_text.empty() ? "" : " ") + c;
-  }
 
   auto symbolizer = symbolize::Symbolizer::create();
   if (!symbolizer) throw util::FatalError(symbolizer.error());
@@ -226,7 +201,7 @@ int run_profile(const ProfileArgs& a) {
   }
 
   if (t.kind == Kind::kCommand) {
-    launched = launch(a.command);
+    launched = launch(a.target.command);
     t.pid = launched;
   }
   struct sigaction sa {};
@@ -294,11 +269,7 @@ Subcommand make_profile_command(CLI::App& root) {
       "profile",
       "Sample a service's on-CPU stacks (perf_event_open) and write flame graphs and the "
       "hottest functions");
-  cli->add_option("-p,--pid", args->pid, "a process (all its threads)");
-  cli->add_flag("--children", args->children, "with --pid: its descendants too");
-  cli->add_option("-n,--name", args->name, "every process with this name (comm or executable)");
-  cli->add_option("--cgroup", args->cgroup,
-                  "every task in a cgroup directory (v2: one event per CPU; v1: per thread)");
+  add_target_options(cli, args->target);
   cli->add_option("-d,--duration", args->duration, "how long to sample (500ms, 5s, 2m)")
       ->capture_default_str();
   cli->add_option("-F,--frequency", args->frequency_hz,
@@ -315,8 +286,6 @@ Subcommand make_profile_command(CLI::App& root) {
   cli->add_flag("--off-cpu", args->off_cpu,
                 "where threads block instead of where they run: time blocked per stack (eBPF on "
                 "sched_switch; needs root and BTF)");
-  cli->add_option("command", args->command, "after --: a command to start and profile")
-      ->expected(-1);
   cli->footer(
       "Without a target, profile samples the whole host (one event per CPU). Examples:\n"
       "  chokepoint profile --pid 1234 --duration 10s -o cpu.svg\n"

@@ -84,7 +84,7 @@ void add_target_options(CLI::App* cli, TargetArgs& args) {
   cli->add_option("command", args.command, "after --: a command to start and watch")->expected(-1);
 }
 
-std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a) {
+collect::sampler::TargetSpec target_spec(const TargetArgs& a) {
   int targets = (a.pid != 0) + !a.name.empty() + !a.cgroup.empty() + !a.command.empty();
   if (targets > 1) {
     util::usage_error("give one target: --pid, --name, --cgroup or -- COMMAND",
@@ -94,12 +94,8 @@ std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a) {
     util::usage_error(fmt::format("--pid {} is not a process id", a.pid), "pass a positive pid");
   if (a.children && a.pid == 0)
     util::usage_error("--children needs --pid", "pass --pid PID --children");
-
   using Kind = collect::sampler::TargetSpec::Kind;
-  std::unique_ptr<TargetSession> s(new TargetSession());
-  auto& t = s->spec_;
-  // Before a command is launched, so that it carries the data.
-  s->delay_accounting_ = std::make_unique<DelayAccountingSwitch>();
+  collect::sampler::TargetSpec t;
   if (a.pid) {
     t.kind = Kind::kPid;
     t.pid = a.pid;
@@ -113,8 +109,18 @@ std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a) {
   } else if (!a.command.empty()) {
     t.kind = Kind::kCommand;
     for (const auto& c : a.command) t.command_text += (t.command_text.empty() ? "" : " ") + c;
+  }
+  return t;
+}
+
+std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a) {
+  std::unique_ptr<TargetSession> s(new TargetSession());
+  s->spec_ = target_spec(a);
+  // Before a command is launched, so that it carries the data.
+  s->delay_accounting_ = std::make_unique<DelayAccountingSwitch>();
+  if (s->spec_.kind == collect::sampler::TargetSpec::Kind::kCommand) {
     s->launched_ = launch(a.command);
-    t.pid = s->launched_;
+    s->spec_.pid = s->launched_;
   }
   return s;
 }

@@ -33,6 +33,11 @@ struct TargetArgs {
 // Adds --pid, --children, --name, --cgroup and the positional command to `cli`.
 void add_target_options(CLI::App* cli, TargetArgs& args);
 
+// Checks the target options (one target at most, a positive pid, --children only with --pid) and
+// turns them into a spec; a command is not launched here (its pid stays 0). Usage errors exit 2.
+// Throws util::FatalError.
+collect::sampler::TargetSpec target_spec(const TargetArgs& args);
+
 // As root, switches kernel.task_delayacct on for as long as any chokepoint run that holds one of
 // these is alive, and restores 0 when the last one ends (only if chokepoint switched it). Only
 // tasks started after the switch carry delay accounting data. Does nothing when not root.

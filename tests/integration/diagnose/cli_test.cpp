@@ -14,31 +14,19 @@
 #include <thread>
 
 #include "support/background.h"
+#include "support/cli.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::diagnose_test {
 namespace {
 
+using test_support::chokepoint_bin;
+using test_support::expect_cli_error;
+using test_support::run_chokepoint;
+
 using test_support::Background;
 using test_support::LabProcess;
 using test_support::run_to_exit;
-
-std::string chokepoint_bin() {
-  return std::string(CHOKEPOINT_BIN_DIR) + "/chokepoint";
-}
-
-test_support::ExitResult run(const std::vector<std::string>& args, int timeout_s = 30) {
-  auto r = run_to_exit(args, chokepoint_bin(), std::chrono::seconds(timeout_s));
-  EXPECT_TRUE(r) << r.error().message;
-  return r ? *r : test_support::ExitResult{};
-}
-
-void expect_error(const test_support::ExitResult& r, int code, const std::string& fragment) {
-  EXPECT_EQ(r.exit_code, code) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find("error: "), std::string::npos) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find("hint: "), std::string::npos) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find(fragment), std::string::npos) << r.stderr_text;
-}
 
 bool contains_pid(const nlohmann::json& j, pid_t pid) {
   const auto& pids = j["target"]["pids"];
@@ -46,31 +34,32 @@ bool contains_pid(const nlohmann::json& j, pid_t pid) {
 }
 
 TEST(DiagnoseCli, NoSuchPid) {
-  expect_error(run({"diagnose", "--pid", "999999999"}), 1, "no process with pid");
+  expect_cli_error(run_chokepoint({"diagnose", "--pid", "999999999"}), 1, "no process with pid");
 }
 
 TEST(DiagnoseCli, BadValuesAreUsageErrors) {
-  expect_error(run({"diagnose", "--duration", "0", "--pid", "1"}), 2, "--duration");
-  expect_error(run({"diagnose", "--duration", "abc"}), 2, "is not a duration");
-  expect_error(run({"diagnose", "--interval", "0s", "--pid", "1"}), 2, "--interval");
-  expect_error(run({"diagnose", "--pid", "notanumber"}), 2, "");
-  expect_error(run({"diagnose", "--pid", "1", "--name", "x"}), 2, "one target");
-  expect_error(run({"diagnose", "--children"}), 2, "--children needs --pid");
+  expect_cli_error(run_chokepoint({"diagnose", "--duration", "0", "--pid", "1"}), 2, "--duration");
+  expect_cli_error(run_chokepoint({"diagnose", "--duration", "abc"}), 2, "is not a duration");
+  expect_cli_error(run_chokepoint({"diagnose", "--interval", "0s", "--pid", "1"}), 2, "--interval");
+  expect_cli_error(run_chokepoint({"diagnose", "--pid", "notanumber"}), 2, "");
+  expect_cli_error(run_chokepoint({"diagnose", "--pid", "1", "--name", "x"}), 2, "one target");
+  expect_cli_error(run_chokepoint({"diagnose", "--children"}), 2, "--children needs --pid");
 }
 
 TEST(DiagnoseCli, PathThatIsNotACgroup) {
-  expect_error(run({"diagnose", "--cgroup", "/tmp"}), 1, "is not a cgroup");
-  expect_error(run({"diagnose", "--cgroup", "/nonexistent/cg"}), 1, "not a cgroup directory");
+  expect_cli_error(run_chokepoint({"diagnose", "--cgroup", "/tmp"}), 1, "is not a cgroup");
+  expect_cli_error(run_chokepoint({"diagnose", "--cgroup", "/nonexistent/cg"}), 1,
+                   "not a cgroup directory");
 }
 
 TEST(DiagnoseCli, CommandThatFailsToStart) {
-  auto r = run({"diagnose", "--", "/nonexistent/program", "--flag"});
-  expect_error(r, 1, "cannot start '/nonexistent/program'");
+  auto r = run_chokepoint({"diagnose", "--", "/nonexistent/program", "--flag"});
+  expect_cli_error(r, 1, "cannot start '/nonexistent/program'");
 }
 
 TEST(DiagnoseCli, NameWithoutMatches) {
-  expect_error(run({"diagnose", "--name", "no-such-process-name-here"}), 1,
-               "no running process is named");
+  expect_cli_error(run_chokepoint({"diagnose", "--name", "no-such-process-name-here"}), 1,
+                   "no running process is named");
 }
 
 // A target that exits mid-window: the report covers what was seen, and the exit code says so.
@@ -78,7 +67,8 @@ TEST(DiagnoseCli, TargetExitsMidRun) {
   auto sleeper = Background::start("sleep", {"1"});
   ASSERT_TRUE(sleeper);
   auto start = std::chrono::steady_clock::now();
-  auto r = run({"diagnose", "--pid", std::to_string(sleeper->pid()), "--duration", "4s", "--json"});
+  auto r = run_chokepoint(
+      {"diagnose", "--pid", std::to_string(sleeper->pid()), "--duration", "4s", "--json"});
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
   EXPECT_NE(r.stderr_text.find("exited"), std::string::npos) << r.stderr_text;
@@ -109,8 +99,8 @@ TEST(DiagnoseCli, TargetInDStateKeepsTheDeadline) {
   auto start = std::chrono::steady_clock::now();
   // A D-state target reads as a wait, so the off-CPU stack follow-up runs too: it must keep its
   // deadline as well.
-  auto r = run({"diagnose", "--pid", std::to_string(parent), "--duration", "1s",
-                "--stacks-duration", "500ms", "--json"});
+  auto r = run_chokepoint({"diagnose", "--pid", std::to_string(parent), "--duration", "1s",
+                           "--stacks-duration", "500ms", "--json"});
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_LT(took, 3.0);
@@ -120,7 +110,7 @@ TEST(DiagnoseCli, TargetInDStateKeepsTheDeadline) {
 
 TEST(DiagnoseCli, LaunchesACommandAndEndsIt) {
   auto start = std::chrono::steady_clock::now();
-  auto r = run({"diagnose", "--duration", "1s", "--json", "--", "sleep", "30"});
+  auto r = run_chokepoint({"diagnose", "--duration", "1s", "--json", "--", "sleep", "30"});
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_LT(took, 5.0) << "the launched command was not ended";
@@ -134,7 +124,8 @@ TEST(DiagnoseCli, LaunchesACommandAndEndsIt) {
 TEST(DiagnoseCli, FindsProcessesByName) {
   auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
   ASSERT_TRUE(lab) << lab.error().message;
-  auto r = run({"diagnose", "--name", "chokepoint-lab", "--duration", "500ms", "--json"});
+  auto r =
+      run_chokepoint({"diagnose", "--name", "chokepoint-lab", "--duration", "500ms", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
   ASSERT_FALSE(j.is_discarded());
@@ -146,8 +137,8 @@ TEST(DiagnoseCli, FollowsChildren) {
   auto parent = Background::start("sh", {"-c", "sleep 20 & wait"});
   ASSERT_TRUE(parent);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  auto r = run({"diagnose", "--pid", std::to_string(parent->pid()), "--children", "--duration",
-                "500ms", "--json"});
+  auto r = run_chokepoint({"diagnose", "--pid", std::to_string(parent->pid()), "--children",
+                           "--duration", "500ms", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
   ASSERT_FALSE(j.is_discarded());
@@ -173,7 +164,7 @@ TEST(DiagnoseCli, WatchesACgroup) {
     std::ofstream procs(dir + "/cgroup.procs");
     procs << lab->pid() << std::endl;
   }
-  auto r = run({"diagnose", "--cgroup", dir, "--duration", "500ms", "--json"});
+  auto r = run_chokepoint({"diagnose", "--cgroup", dir, "--duration", "500ms", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
   ASSERT_FALSE(j.is_discarded());
@@ -184,7 +175,7 @@ TEST(DiagnoseCli, WatchesACgroup) {
 }
 
 TEST(DiagnoseCli, WholeHostWithoutTarget) {
-  auto r = run({"diagnose", "--duration", "300ms", "--json"});
+  auto r = run_chokepoint({"diagnose", "--duration", "300ms", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
   ASSERT_FALSE(j.is_discarded());
@@ -193,7 +184,7 @@ TEST(DiagnoseCli, WholeHostWithoutTarget) {
 }
 
 TEST(DiagnoseCli, TextReportLeadsWithTheVerdict) {
-  auto r = run({"diagnose", "--duration", "300ms", "--", "sleep", "5"});
+  auto r = run_chokepoint({"diagnose", "--duration", "300ms", "--", "sleep", "5"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_EQ(r.stdout_text.find("chokepoint diagnose:"), 0u) << r.stdout_text;
   EXPECT_NE(r.stdout_text.find("VERDICT: none"), std::string::npos) << r.stdout_text;
@@ -204,8 +195,8 @@ TEST(DiagnoseCli, LoadDrivesTheTargetWhileItIsWatched) {
   auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
   ASSERT_TRUE(lab) << lab.error().message;
   const std::string url = "http://127.0.0.1:" + std::to_string(lab->port()) + "/";
-  auto r = run({"diagnose", "--pid", std::to_string(lab->pid()), "--load", url, "--rate", "300",
-                "-c", "4", "--warmup", "200ms", "--duration", "1s", "--json"});
+  auto r = run_chokepoint({"diagnose", "--pid", std::to_string(lab->pid()), "--load", url, "--rate",
+                           "300", "-c", "4", "--warmup", "200ms", "--duration", "1s", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
@@ -226,18 +217,21 @@ TEST(DiagnoseCli, LoadThatGetsNoResponseFails) {
   // A port nobody listens on (bound and closed here, so it is free): every request is refused.
   auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
   ASSERT_TRUE(lab) << lab.error().message;
-  auto r = run({"diagnose", "--pid", std::to_string(lab->pid()), "--load", "http://127.0.0.1:1/",
-                "--rate", "50", "-c", "2", "--warmup", "0s", "--duration", "500ms"});
-  expect_error(r, 1, "the load got no response");
+  auto r = run_chokepoint({"diagnose", "--pid", std::to_string(lab->pid()), "--load",
+                           "http://127.0.0.1:1/", "--rate", "50", "-c", "2", "--warmup", "0s",
+                           "--duration", "500ms"});
+  expect_cli_error(r, 1, "the load got no response");
   // The diagnosis is still printed.
   EXPECT_NE(r.stdout_text.find("VERDICT:"), std::string::npos) << r.stdout_text;
 }
 
 TEST(DiagnoseCli, LoadOptionsAreCheckedBeforeAnythingRuns) {
-  expect_error(run({"diagnose", "--pid", "1", "--rate", "100"}), 2, "go with --load URL");
-  expect_error(run({"diagnose", "--pid", "1", "--load", "ftp://x/"}), 2, "");
-  expect_error(run({"diagnose", "--pid", "1", "--load", "http://127.0.0.1:1/", "--rate", "-3"}), 2,
-               "is not a rate");
+  expect_cli_error(run_chokepoint({"diagnose", "--pid", "1", "--rate", "100"}), 2,
+                   "go with --load URL");
+  expect_cli_error(run_chokepoint({"diagnose", "--pid", "1", "--load", "ftp://x/"}), 2, "");
+  expect_cli_error(
+      run_chokepoint({"diagnose", "--pid", "1", "--load", "http://127.0.0.1:1/", "--rate", "-3"}),
+      2, "is not a rate");
 }
 
 }  // namespace

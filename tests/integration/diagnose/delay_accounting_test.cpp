@@ -14,24 +14,18 @@
 #include <thread>
 
 #include "support/background.h"
+#include "support/cli.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::diagnose_test {
 namespace {
 
+using test_support::chokepoint_bin;
+using test_support::run_chokepoint;
+
 using test_support::Background;
 using test_support::LabProcess;
 using test_support::run_to_exit;
-
-std::string chokepoint_bin() {
-  return std::string(CHOKEPOINT_BIN_DIR) + "/chokepoint";
-}
-
-test_support::ExitResult run(const std::vector<std::string>& args, int timeout_s = 30) {
-  auto r = run_to_exit(args, chokepoint_bin(), std::chrono::seconds(timeout_s));
-  EXPECT_TRUE(r) << r.error().message;
-  return r ? *r : test_support::ExitResult{};
-}
 
 // As root, delay accounting is switched on for the run and restored afterwards; a launched command
 // starts after the switch, so it carries the data.
@@ -45,7 +39,7 @@ TEST(DiagnoseDelayAccounting, SwitchedOnAndRestored) {
   };
   int before = read_setting();
   if (before < 0) GTEST_SKIP() << "this kernel has no kernel.task_delayacct";
-  auto r = run({"diagnose", "--duration", "500ms", "--json", "--", "sleep", "5"});
+  auto r = run_chokepoint({"diagnose", "--duration", "500ms", "--json", "--", "sleep", "5"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_EQ(read_setting(), before);
   auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);

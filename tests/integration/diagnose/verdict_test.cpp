@@ -13,18 +13,17 @@
 #include <vector>
 
 #include "support/background.h"
+#include "support/cli.h"
 #include "support/lab_process.h"
 #include "support/netns.h"
 
 namespace chokepoint::diagnose_test {
 namespace {
 
+using test_support::chokepoint_bin;
+
 using test_support::Background;
 using test_support::LabProcess;
-
-std::string chokepoint_bin() {
-  return std::string(CHOKEPOINT_BIN_DIR) + "/chokepoint";
-}
 
 enum class Load {
   kNone,        // no requests at all

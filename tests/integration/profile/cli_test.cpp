@@ -12,30 +12,18 @@
 #include <thread>
 
 #include "support/background.h"
+#include "support/cli.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::profile_test {
 namespace {
 
+using test_support::chokepoint_bin;
+using test_support::expect_cli_error;
+using test_support::run_chokepoint;
+
 using test_support::Background;
 using test_support::run_to_exit;
-
-std::string chokepoint_bin() {
-  return std::string(CHOKEPOINT_BIN_DIR) + "/chokepoint";
-}
-
-test_support::ExitResult run(const std::vector<std::string>& args, int timeout_s = 30) {
-  auto r = run_to_exit(args, chokepoint_bin(), std::chrono::seconds(timeout_s));
-  EXPECT_TRUE(r) << r.error().message;
-  return r ? *r : test_support::ExitResult{};
-}
-
-void expect_error(const test_support::ExitResult& r, int code, const std::string& fragment) {
-  EXPECT_EQ(r.exit_code, code) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find("error: "), std::string::npos) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find("hint: "), std::string::npos) << r.stderr_text;
-  EXPECT_NE(r.stderr_text.find(fragment), std::string::npos) << r.stderr_text;
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
@@ -54,44 +42,45 @@ struct TempDir {
 };
 
 TEST(ProfileCli, BadPidIsAnError) {
-  expect_error(run({"profile", "--pid", "abc"}), 2, "");
-  expect_error(run({"profile", "--pid", "-3"}), 2, "is not a process id");
+  expect_cli_error(run_chokepoint({"profile", "--pid", "abc"}), 2, "");
+  expect_cli_error(run_chokepoint({"profile", "--pid", "-3"}), 2, "is not a process id");
   // A well-formed pid that does not exist is a runtime error, as in diagnose.
-  expect_error(run({"profile", "--pid", "999999999"}), 1, "no process with pid");
+  expect_cli_error(run_chokepoint({"profile", "--pid", "999999999"}), 1, "no process with pid");
 }
 
 TEST(ProfileCli, BadFrequencyIsAUsageError) {
   const std::string self = std::to_string(getpid());
-  expect_error(run({"profile", "--pid", self, "--frequency", "0"}), 2, "out of range");
-  expect_error(run({"profile", "--pid", self, "--frequency", "10000000"}), 2,
-               "perf_event_max_sample_rate");
-  expect_error(run({"profile", "--pid", self, "--frequency", "fast"}), 2, "");
+  expect_cli_error(run_chokepoint({"profile", "--pid", self, "--frequency", "0"}), 2,
+                   "out of range");
+  expect_cli_error(run_chokepoint({"profile", "--pid", self, "--frequency", "10000000"}), 2,
+                   "perf_event_max_sample_rate");
+  expect_cli_error(run_chokepoint({"profile", "--pid", self, "--frequency", "fast"}), 2, "");
 }
 
 TEST(ProfileCli, UnknownOutputExtensionIsAUsageError) {
   TempDir d;
-  auto r = run({"profile", "--pid", std::to_string(getpid()), "-o", d.path + "/x.png"});
-  expect_error(r, 2, "unknown output format");
+  auto r = run_chokepoint({"profile", "--pid", std::to_string(getpid()), "-o", d.path + "/x.png"});
+  expect_cli_error(r, 2, "unknown output format");
   EXPECT_NE(r.stderr_text.find(".folded"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(d.path + "/x.png"));
 }
 
 TEST(ProfileCli, OutputInAMissingDirectoryFailsBeforeSampling) {
   auto t0 = std::chrono::steady_clock::now();
-  auto r = run({"profile", "--pid", std::to_string(getpid()), "--duration", "20s", "-o",
-                "/nonexistent-dir/x.svg"});
-  expect_error(r, 1, "does not exist");
+  auto r = run_chokepoint({"profile", "--pid", std::to_string(getpid()), "--duration", "20s", "-o",
+                           "/nonexistent-dir/x.svg"});
+  expect_cli_error(r, 1, "does not exist");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
 
 TEST(ProfileCli, OtherUsageErrors) {
-  expect_error(run({"profile", "--pid", "1", "--name", "x"}), 2, "one target");
-  expect_error(run({"profile", "--children"}), 2, "--children needs --pid");
-  expect_error(run({"profile", "--pid", "1", "--duration", "0"}), 2, "--duration");
-  expect_error(run({"profile", "--pid", "1", "--top", "0"}), 2, "--top");
-  expect_error(run({"profile", "--name", "no-such-process-name-here"}), 1,
-               "no running process is named");
-  expect_error(run({"profile", "--", "/nonexistent/program"}), 1, "cannot start");
+  expect_cli_error(run_chokepoint({"profile", "--pid", "1", "--name", "x"}), 2, "one target");
+  expect_cli_error(run_chokepoint({"profile", "--children"}), 2, "--children needs --pid");
+  expect_cli_error(run_chokepoint({"profile", "--pid", "1", "--duration", "0"}), 2, "--duration");
+  expect_cli_error(run_chokepoint({"profile", "--pid", "1", "--top", "0"}), 2, "--top");
+  expect_cli_error(run_chokepoint({"profile", "--name", "no-such-process-name-here"}), 1,
+                   "no running process is named");
+  expect_cli_error(run_chokepoint({"profile", "--", "/nonexistent/program"}), 1, "cannot start");
 }
 
 // A command target: profiled from its start, ended at the end of the window, and its busy loop
@@ -99,8 +88,8 @@ TEST(ProfileCli, OtherUsageErrors) {
 TEST(ProfileCli, CommandTarget) {
   TempDir d;
   const std::string folded = d.path + "/sh.folded";
-  auto r = run({"profile", "--duration", "1500ms", "-o", folded, "--top", "3", "--", "sh", "-c",
-                "while :; do :; done"});
+  auto r = run_chokepoint({"profile", "--duration", "1500ms", "-o", folded, "--top", "3", "--",
+                           "sh", "-c", "while :; do :; done"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_NE(r.stdout_text.find("Hottest functions by self"), std::string::npos) << r.stdout_text;
   std::string text = read_file(folded);
@@ -123,10 +112,10 @@ TEST(ProfileCli, TargetExitsMidRun) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const std::string folded = d.path + "/gone.folded";
   auto t0 = std::chrono::steady_clock::now();
-  auto r = run({"profile", "--pid", std::to_string(busy->pid()), "--children", "--duration", "20s",
-                "-o", folded});
+  auto r = run_chokepoint({"profile", "--pid", std::to_string(busy->pid()), "--children",
+                           "--duration", "20s", "-o", folded});
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(6));
-  expect_error(r, 1, "the target exited");
+  expect_cli_error(r, 1, "the target exited");
   EXPECT_NE(r.stderr_text.find("note: the target exited after"), std::string::npos)
       << r.stderr_text;
   EXPECT_FALSE(read_file(folded).empty());
@@ -145,8 +134,8 @@ TEST(ProfileCli, OffCpuNamesTheLockTaker) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   TempDir d;
   const std::string folded = d.path + "/lock.folded";
-  auto r = run({"profile", "--off-cpu", "--pid", std::to_string(lab->pid()), "--duration", "2s",
-                "-o", folded, "--top", "5"});
+  auto r = run_chokepoint({"profile", "--off-cpu", "--pid", std::to_string(lab->pid()),
+                           "--duration", "2s", "-o", folded, "--top", "5"});
   if (r.exit_code != 0 && r.stderr_text.find("BPF") != std::string::npos) {
     GTEST_SKIP() << "off-CPU tracing is not available here: " << r.stderr_text;
   }
@@ -186,7 +175,7 @@ TEST(ProfileCli, UnprivilegedUser) {
     return r ? *r : test_support::ExitResult{};
   };
   auto denied = with({"profile", "--pid", "1", "--duration", "200ms"});
-  expect_error(denied, 1, "perf_event_paranoid is " + std::to_string(paranoid));
+  expect_cli_error(denied, 1, "perf_event_paranoid is " + std::to_string(paranoid));
   if (paranoid > 2) return;  // nothing may be profiled unprivileged: the error is all there is
   auto own = with(
       {"profile", "--duration", "500ms", "--top", "1", "--", "sh", "-c", "while :; do :; done"});
@@ -196,7 +185,7 @@ TEST(ProfileCli, UnprivilegedUser) {
 }
 
 TEST(ProfileCli, HelpListsTheOptions) {
-  auto r = run({"profile", "--help"});
+  auto r = run_chokepoint({"profile", "--help"});
   EXPECT_EQ(r.exit_code, 0);
   for (const char* opt :
        {"--pid", "--cgroup", "--duration", "--frequency", "--output", "--top", "--off-cpu"}) {

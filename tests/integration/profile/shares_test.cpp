@@ -34,17 +34,16 @@
 #include <thread>
 
 #include "support/background.h"
+#include "support/cli.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::profile_test {
 namespace {
 
+using test_support::chokepoint_bin;
+
 using test_support::Background;
 using test_support::LabProcess;
-
-std::string chokepoint_bin() {
-  return std::string(CHOKEPOINT_BIN_DIR) + "/chokepoint";
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
