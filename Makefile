@@ -21,11 +21,12 @@ asan: setup
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan
 
-# The verdict tests measure the lab's real behaviour under load; ASan changes both its timing and
-# its memory (the allocator's quarantine grows anonymous memory like a leak), so they run in the
-# release build only. Everything else, diagnose on real targets included, runs under ASan too.
+# The verdict tests and the profile/off-CPU lab measurements (labels verdict, *-measure) measure
+# the lab's real behaviour under load; ASan changes its timing, its stack layout and its memory
+# (the allocator's quarantine grows anonymous memory like a leak), so they run in the release
+# build only. Everything else, diagnose and profile on real targets included, runs under ASan too.
 asan-test: asan
-	@ctest --preset asan -j2 --label-exclude verdict
+	@ctest --preset asan -j2 --label-exclude 'verdict|measure'
 
 fuzz: setup
 	@cmake --preset fuzz >/dev/null
