@@ -13,6 +13,7 @@
 
 #include "support/background.h"
 #include "support/cli.h"
+#include "support/files.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::profile_test {
@@ -20,26 +21,12 @@ namespace {
 
 using test_support::chokepoint_bin;
 using test_support::expect_cli_error;
+using test_support::read_file;
 using test_support::run_chokepoint;
+using test_support::TempDir;
 
 using test_support::Background;
 using test_support::run_to_exit;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/chokepoint-profile-cli.XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 TEST(ProfileCli, BadPidIsAnError) {
   expect_cli_error(run_chokepoint({"profile", "--pid", "abc"}), 2, "");
@@ -58,7 +45,7 @@ TEST(ProfileCli, BadFrequencyIsAUsageError) {
 }
 
 TEST(ProfileCli, UnknownOutputExtensionIsAUsageError) {
-  TempDir d;
+  TempDir d{"chokepoint-profile-cli"};
   auto r = run_chokepoint({"profile", "--pid", std::to_string(getpid()), "-o", d.path + "/x.png"});
   expect_cli_error(r, 2, "unknown output format");
   EXPECT_NE(r.stderr_text.find(".folded"), std::string::npos);
@@ -86,7 +73,7 @@ TEST(ProfileCli, OtherUsageErrors) {
 // A command target: profiled from its start, ended at the end of the window, and its busy loop
 // is in the table.
 TEST(ProfileCli, CommandTarget) {
-  TempDir d;
+  TempDir d{"chokepoint-profile-cli"};
   const std::string folded = d.path + "/sh.folded";
   auto r = run_chokepoint({"profile", "--duration", "1500ms", "-o", folded, "--top", "3", "--",
                            "sh", "-c", "while :; do :; done"});
@@ -105,7 +92,7 @@ TEST(ProfileCli, CommandTarget) {
 
 // A target that exits mid-run: what was collected is written, and the exit code says so.
 TEST(ProfileCli, TargetExitsMidRun) {
-  TempDir d;
+  TempDir d{"chokepoint-profile-cli"};
   auto busy = Background::start("timeout", {"1", "sh", "-c", "while :; do :; done"});
   ASSERT_TRUE(busy) << busy.error().message;
   // timeout forks sh; profile the busy child with --children.
@@ -132,7 +119,7 @@ TEST(ProfileCli, OffCpuNamesTheLockTaker) {
                                 "http://127.0.0.1:" + std::to_string(lab->port()) + "/"});
   ASSERT_TRUE(load) << load.error().message;
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  TempDir d;
+  TempDir d{"chokepoint-profile-cli"};
   const std::string folded = d.path + "/lock.folded";
   auto r = run_chokepoint({"profile", "--off-cpu", "--pid", std::to_string(lab->pid()),
                            "--duration", "2s", "-o", folded, "--top", "5"});

@@ -35,31 +35,18 @@
 
 #include "support/background.h"
 #include "support/cli.h"
+#include "support/files.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::profile_test {
 namespace {
 
 using test_support::chokepoint_bin;
+using test_support::read_file;
+using test_support::TempDir;
 
 using test_support::Background;
 using test_support::LabProcess;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/chokepoint-profile-test.XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 // Self samples per leaf function, and the total, from a folded file.
 struct Folded {
@@ -104,7 +91,7 @@ class ProfileOnLab : public ::testing::Test {
   }
   std::optional<LabProcess> lab_;
   std::optional<Background> load_;
-  TempDir dir_;
+  TempDir dir_{"chokepoint-profile-test"};
 };
 
 TEST_F(ProfileOnLab, CpuScenarioSharesMatchTheDesignedRatio) {
