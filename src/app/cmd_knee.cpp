@@ -569,7 +569,15 @@ Subcommand make_knee_command(CLI::App& root) {
       "knee",
       "Find the highest request rate that meets an SLO (double, then bisect), what saturates "
       "there, and project capacity with the Universal Scalability Law");
-  add_request_options(cli, args->request);
+  // The URLs and a target command are both positional. Only arguments that look like URLs are
+  // URLs, so `knee URL --slo .. -- ./server --port 8080` gives the rest to the command.
+  CLI::Option* url = add_request_options(cli, args->request);
+  url->check(CLI::Validator(
+      [](std::string& text) {
+        return text.find("://") == std::string::npos ? std::string("not a URL") : std::string();
+      },
+      "URL"));
+  cli->validate_positionals();
   cli->add_option("--slo", args->slo, "latency objective, e.g. 'p99<50ms' or 'p50<5ms,p99<50ms'");
   cli->add_option("--max-errors", args->max_errors, "error bound per step, e.g. 0.1% or 0")
       ->capture_default_str();

@@ -22,6 +22,8 @@ pid_t launch(const std::vector<std::string>& command) {
     throw util::FatalError(util::errno_error("fork", "the system is out of processes or memory"));
   if (pid == 0) {
     close(fds[0]);
+    // Our stdout carries the report (JSON with --json): the command's output goes to stderr.
+    dup2(STDERR_FILENO, STDOUT_FILENO);
     std::vector<char*> argv;
     for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);

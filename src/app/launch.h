@@ -9,7 +9,8 @@
 
 namespace chokepoint::app {
 
-// Starts the command (looked up in PATH); returns its pid once exec succeeded. Throws
+// Starts the command (looked up in PATH) with its stdout on our stderr, so that our stdout holds
+// only the report; returns its pid once exec succeeded. Throws
 // util::FatalError (exit 1) with a hint when it cannot be started.
 pid_t launch(const std::vector<std::string>& command);
 

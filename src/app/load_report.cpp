@@ -12,9 +12,10 @@
 
 namespace chokepoint::app {
 
-void add_request_options(CLI::App* cli, RequestArgs& args) {
-  cli->add_option("URL", args.urls, "http:// URL(s); several URLs must share host and port")
-      ->required();
+CLI::Option* add_request_options(CLI::App* cli, RequestArgs& args) {
+  CLI::Option* url =
+      cli->add_option("URL", args.urls, "http:// URL(s); several URLs must share host and port")
+          ->required();
   cli->add_option("--weights", args.weights, "relative weight of each URL, e.g. 3,1")
       ->delimiter(',');
   cli->add_option("--timeout", args.timeout, "per-request deadline, from when it is sent")
@@ -27,6 +28,7 @@ void add_request_options(CLI::App* cli, RequestArgs& args) {
   cli->add_flag("--h2", args.h2,
                 "HTTP/2 over cleartext with prior knowledge (h2c) via nghttp2, one stream in "
                 "flight per connection");
+  return url;
 }
 
 void apply_request_args(const RequestArgs& args, loadgen::LoadOptions& o) {

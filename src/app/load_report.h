@@ -25,8 +25,8 @@ struct RequestArgs {
 };
 
 // Adds the positional URL(s) and --weights, --timeout, --method, --header, --body, --body-file
-// and --h2 to `cli`.
-void add_request_options(CLI::App* cli, RequestArgs& args);
+// and --h2 to `cli`. Returns the URL positional.
+CLI::Option* add_request_options(CLI::App* cli, RequestArgs& args);
 
 // Parses the URLs and request options into `o` (requests, method, headers, body, timeout, h2).
 // Throws util::FatalError (exit 2) for a malformed URL, weights or an unreadable body file.

@@ -122,6 +122,20 @@ TEST(KneeLab, UslSweepFitsAndPlansInstances) {
   EXPECT_NEAR(fj["x_max"].get<double>(), x_max, 0.02 * x_max);
 }
 
+// Regression: the URL positional took the command after -- as more URLs ("bad URL 'sleep'").
+TEST(KneeLab, LaunchesACommandAfterTheDoubleDash) {
+  const std::uint16_t port = free_port();
+  const std::string lab = std::string(CHOKEPOINT_BIN_DIR) + "/chokepoint-lab";
+  auto k = knee({"http://127.0.0.1:" + std::to_string(port) + "/", "--slo", "p90<50ms", "--step",
+                 "500ms", "--warmup", "500ms", "--start-rate", "50", "--max-rate", "100", "--json",
+                 "--", lab, "--scenario", "none", "--port", std::to_string(port)});
+  ASSERT_EQ(k.run.exit_code, 0) << k.run.err << k.run.out;
+  ASSERT_FALSE(k.j.is_discarded()) << k.run.out;
+  EXPECT_EQ(k.j["target"].get<std::string>().rfind("command ", 0), 0u) << k.j["target"];
+  EXPECT_EQ(k.j["knee"]["state"], "max_rate_passed") << k.j["knee"].dump();
+  for (const auto& s : k.j["steps"]) EXPECT_TRUE(s.contains("diagnosis")) << s.dump();
+}
+
 TEST(KneeCli, UsageErrorsAreCaughtBeforeAnyLoad) {
   auto expect_usage = [](const std::vector<std::string>& args, const std::string& fragment) {
     auto k = knee(args, 10s);
