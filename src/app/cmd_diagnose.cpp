@@ -150,7 +150,9 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     if (load_result && *load_result) {
       const loadgen::LoadResult& r = **load_result;
       std::cout << fmt::format(
-          "\nLoad during the window (chokepoint load {}, {}, {} connections)\n", a.load_url,
+          "\nLoad while watching (the window and the stacks after it; chokepoint load {}, {}, {} "
+          "connections)\n",
+          a.load_url,
           load->options().rate_per_s > 0
               ? fmt::format("open loop at {:g} req/s", load->options().rate_per_s)
               : std::string("closed loop"),
