@@ -6,6 +6,8 @@
 // stop flag and the result slot, which finish() reads after joining it.
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <thread>
 
@@ -23,6 +25,14 @@ class BackgroundLoad {
   ~BackgroundLoad() { finish(); }
   BackgroundLoad(const BackgroundLoad&) = delete;
   BackgroundLoad& operator=(const BackgroundLoad&) = delete;
+
+  // Waits out the load's warmup (options.warmup_ns) before a measured window opens; returns early
+  // when `stop` is set (Ctrl-C).
+  void wait_warmup(const std::atomic<bool>& stop) const {
+    for (std::int64_t slept = 0; slept < options_.warmup_ns && !stop.load(); slept += 10'000'000) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
 
   // Stops the load (in-flight requests get their grace period), waits for it and returns its
   // result. Idempotent.

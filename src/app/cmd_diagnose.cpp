@@ -45,13 +45,6 @@ struct DiagnoseArgs {
   std::string stacks_duration = "2s";
 };
 
-// Sleeps up to `ns`, returning early when g_stop is set.
-void interruptible_sleep(std::int64_t ns) {
-  for (std::int64_t slept = 0; slept < ns && !g_stop.load(); slept += 10'000'000) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
 int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   const std::int64_t duration_ns = parse_duration_ns(a.duration, "--duration");
   const std::int64_t interval_ns = parse_duration_ns(a.interval, "--interval");
@@ -101,7 +94,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                                        : std::string("closed-loop load (--rate max)"),
           load_options->connections, load_options->warmup_ns / 1e9);
     }
-    interruptible_sleep(load_options->warmup_ns);
+    load->wait_warmup(g_stop);
   }
   if (!a.json) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",

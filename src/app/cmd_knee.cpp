@@ -67,13 +67,6 @@ struct Step {
   std::string diagnosis_error;
 };
 
-// Sleeps up to `ns`, returning early when g_stop is set.
-void interruptible_sleep(std::int64_t ns) {
-  for (std::int64_t slept = 0; slept < ns && !g_stop.load(); slept += 10'000'000) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
 // Runs one step of load; with a target session, diagnoses the measured window at the same time.
 Step run_step(loadgen::LoadOptions o, const TargetSession* session, std::int64_t interval_ns) {
   Step step;
@@ -84,7 +77,7 @@ Step run_step(loadgen::LoadOptions o, const TargetSession* session, std::int64_t
     const std::int64_t window_ns = o.duration_ns;
     o.duration_ns += 30 * util::kNsPerSec;  // the window's end stops the load; this is a backstop
     BackgroundLoad load(o);
-    interruptible_sleep(o.warmup_ns);
+    load.wait_warmup(g_stop);
     auto window = session->diagnose(window_ns, interval_ns, &g_stop);
     if (window) {
       step.window = std::move(*window);

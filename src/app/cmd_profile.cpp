@@ -86,23 +86,6 @@ const char* format_name(Format f) {
   return "";
 }
 
-std::string target_text(const collect::sampler::TargetSpec& t) {
-  using Kind = collect::sampler::TargetSpec::Kind;
-  switch (t.kind) {
-    case Kind::kPid:
-      return fmt::format("pid {}{}", t.pid, t.children ? " and its children" : "");
-    case Kind::kName:
-      return "name " + t.name;
-    case Kind::kCgroup:
-      return "cgroup " + t.cgroup_path;
-    case Kind::kCommand:
-      return "command " + t.command_text;
-    case Kind::kHost:
-      return "the whole host";
-  }
-  return "";
-}
-
 // What a collector hands to the common output path.
 struct Collected {
   profile::Profile profile;
@@ -119,7 +102,7 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
         std::cerr << fmt::format(
             "chokepoint: profiling {} on-CPU at {:g} Hz ({}) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
-            target_text(opt.target), a.frequency_hz, info.event_name, duration_ns / 1e9);
+            describe_target(opt.target), a.frequency_hz, info.event_name, duration_ns / 1e9);
       });
   if (!captured) {
     if (launched) reap(launched);
@@ -134,7 +117,7 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
   c.build_start_ns = captured->build_start_ns;
   c.profile = std::move(captured->profile);
   profile::Profile& p = c.profile;
-  p.title = fmt::format("{}, on-CPU, {:g} Hz ({}), {:.1f} s", target_text(opt.target),
+  p.title = fmt::format("{}, on-CPU, {:g} Hz ({}), {:.1f} s", describe_target(opt.target),
                         a.frequency_hz, info.event_name, stats.duration_s);
   c.summary = fmt::format(
       "chokepoint: {} samples in {} distinct stacks from {} {} in {:.1f} s; lost {}, "
@@ -155,7 +138,7 @@ Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSp
         std::cerr << fmt::format(
             "chokepoint: tracing {} off-CPU (blocks of at least {} us) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
-            target_text(t), min_block_ns / 1000, duration_ns / 1e9);
+            describe_target(t), min_block_ns / 1000, duration_ns / 1e9);
       });
   if (!captured) {
     if (launched) reap(launched);

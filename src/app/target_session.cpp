@@ -135,15 +135,21 @@ void TargetSession::end_command() {
   launched_ = 0;
 }
 
-std::string TargetSession::describe() const {
+std::string describe_target(const collect::sampler::TargetSpec& t) {
   using Kind = collect::sampler::TargetSpec::Kind;
-  const auto& t = spec_;
-  if (t.kind == Kind::kHost) return "the whole host";
-  return collect::sampler::kind_name(t.kind) + " " +
-         (t.kind == Kind::kPid      ? std::to_string(t.pid)
-          : t.kind == Kind::kName   ? t.name
-          : t.kind == Kind::kCgroup ? t.cgroup_path
-                                    : t.command_text);
+  switch (t.kind) {
+    case Kind::kPid:
+      return fmt::format("pid {}{}", t.pid, t.children ? " and its children" : "");
+    case Kind::kName:
+      return "name " + t.name;
+    case Kind::kCgroup:
+      return "cgroup " + t.cgroup_path;
+    case Kind::kCommand:
+      return "command " + t.command_text;
+    case Kind::kHost:
+      return "the whole host";
+  }
+  return "";
 }
 
 util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,

@@ -38,6 +38,9 @@ void add_target_options(CLI::App* cli, TargetArgs& args);
 // Throws util::FatalError.
 collect::sampler::TargetSpec target_spec(const TargetArgs& args);
 
+// "pid 1234", "pid 1234 and its children", "cgroup /sys/fs/cgroup/x", "the whole host".
+std::string describe_target(const collect::sampler::TargetSpec& spec);
+
 // As root, switches kernel.task_delayacct on for as long as any chokepoint run that holds one of
 // these is alive, and restores 0 when the last one ends (only if chokepoint switched it). Only
 // tasks started after the switch carry delay accounting data. Does nothing when not root.
@@ -74,8 +77,7 @@ class TargetSession {
   const collect::sampler::TargetSpec& spec() const { return spec_; }
   bool is_host() const { return spec_.kind == collect::sampler::TargetSpec::Kind::kHost; }
   bool launched() const { return launched_ != 0; }
-  // "pid 1234", "cgroup /sys/fs/cgroup/x", "the whole host".
-  std::string describe() const;
+  std::string describe() const { return describe_target(spec_); }
 
   // Watches the target for one window and diagnoses it. `stop` ends the window early. Errors:
   // the target is gone or cannot be read (with hints).
