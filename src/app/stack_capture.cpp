@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <set>
+#include <span>
 #include <unordered_set>
+#include <vector>
 
 #include "collect/bpf/offcpu_tracer.h"
 #include "collect/procfs/proc_fs.h"
@@ -71,26 +73,58 @@ util::Result<OnCpuCapture> capture_on_cpu(
     const std::function<void(const collect::perf::PerfInfo&)>& on_open) {
   raise_fd_limit();
   SymbolizerResolver resolver(symbolizer);
+  std::unique_ptr<symbolize::DwarfUnwinder> unwinder;
+  if (options.user_stack_bytes > 0) {
+    auto u = symbolize::DwarfUnwinder::create();
+    if (!u) return u.error();
+    unwinder = std::move(u).value();
+  }
   auto sampler = collect::perf::PerfSampler::open(options);
   if (!sampler) return sampler.error();
   if (on_open) on_open(sampler->info());
+  const std::uint64_t regs_mask = sampler->info().regs_user_mask;
   profile::StackAggregator aggregator({.thread_frames = thread_frames});
-  auto stats = sampler->run(duration_ns, stop,
-                            [&](const collect::perf::Sample& s, std::string_view process_name,
-                                std::string_view thread_name) {
-                              int pid = static_cast<int>(s.pid);
-                              resolver.attach_once(pid);
-                              aggregator.add({.pid = pid,
-                                              .tid = static_cast<int>(s.tid),
-                                              .process_name = process_name,
-                                              .thread_name = thread_name,
-                                              .kernel_ips = s.kernel_ips,
-                                              .user_ips = s.user_ips,
-                                              .value = 1,
-                                              .count = 1});
-                            });
+  std::vector<std::uint64_t> unwound;
+  std::vector<std::int64_t> unwind_ns;
+  auto stats =
+      sampler->run(duration_ns, stop,
+                   [&](const collect::perf::Sample& s, std::string_view process_name,
+                       std::string_view thread_name) {
+                     int pid = static_cast<int>(s.pid);
+                     resolver.attach_once(pid);
+                     std::span<const std::uint64_t> user_ips = s.user_ips;
+                     if (unwinder) {
+                       const std::int64_t t0 = util::monotonic_ns();
+                       unwinder->unwind(pid, static_cast<int>(s.tid),
+                                        {.abi = s.regs_abi,
+                                         .regs_mask = regs_mask,
+                                         .regs = s.user_regs,
+                                         .stack = s.user_stack,
+                                         .stack_requested_bytes = s.user_stack_requested_bytes},
+                                        unwound);
+                       unwind_ns.push_back(util::monotonic_ns() - t0);
+                       user_ips = unwound;
+                     }
+                     aggregator.add({.pid = pid,
+                                     .tid = static_cast<int>(s.tid),
+                                     .process_name = process_name,
+                                     .thread_name = thread_name,
+                                     .kernel_ips = s.kernel_ips,
+                                     .user_ips = user_ips,
+                                     .value = 1,
+                                     .count = 1});
+                   });
   if (!stats) return stats.error();
   OnCpuCapture c;
+  if (unwinder) {
+    c.dwarf = true;
+    c.unwind = unwinder->stats();
+    if (!unwind_ns.empty()) {
+      auto mid = unwind_ns.begin() + static_cast<std::ptrdiff_t>(unwind_ns.size() / 2);
+      std::nth_element(unwind_ns.begin(), mid, unwind_ns.end());
+      c.unwind_median_us = static_cast<double>(*mid) / 1e3;
+    }
+  }
   c.info = sampler->info();
   c.stats = *stats;
   c.distinct_stacks = aggregator.distinct_stacks();
@@ -100,11 +134,14 @@ util::Result<OnCpuCapture> capture_on_cpu(
   p.frequency_hz = options.frequency_hz;
   p.duration_s = stats->duration_s;
   p.lost_samples = stats->records.lost;
-  p.truncated_stacks = stats->records.truncated;
+  p.truncated_stacks = stats->records.truncated + c.unwind.truncated();
   p.failed_stacks = stats->records.empty_stacks;
   c.build_start_ns = util::monotonic_ns();
   aggregator.build(resolver, p);
   p.notes = sampler->notes();
+  if (unwinder) {
+    for (const auto& n : unwinder->notes()) p.notes.push_back(n);
+  }
   for (const auto& n : symbolizer.notes()) p.notes.push_back(n);
   for (const auto& n : resolver.notes()) p.notes.push_back(n);
   if (p.lost_samples > 0) {
