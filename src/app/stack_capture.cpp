@@ -59,6 +59,31 @@ void raise_fd_limit() {
   }
 }
 
+// Durations for a median in bounded memory: every stride-th one is kept, and when the list fills
+// it is thinned to every other entry and the stride doubled, so a long high-frequency run keeps an
+// even subsample.
+class DurationSample {
+ public:
+  void add(std::int64_t ns) {
+    if (seen_++ % stride_ == 0) kept_.push_back(ns);
+    if (kept_.size() < kMaxKept) return;
+    for (std::size_t i = 0; i < kept_.size() / 2; ++i) kept_[i] = kept_[2 * i];
+    kept_.resize(kept_.size() / 2);
+    stride_ *= 2;
+  }
+  double median_ns() {
+    if (kept_.empty()) return 0;
+    auto mid = kept_.begin() + static_cast<std::ptrdiff_t>(kept_.size() / 2);
+    std::nth_element(kept_.begin(), mid, kept_.end());
+    return static_cast<double>(*mid);
+  }
+
+ private:
+  static constexpr std::size_t kMaxKept = 65536;
+  std::vector<std::int64_t> kept_;
+  std::uint64_t seen_ = 0, stride_ = 1;
+};
+
 bool is_cgroup2(const std::string& path) {
   struct statfs fs {};
   return statfs(path.c_str(), &fs) == 0 &&
@@ -85,7 +110,7 @@ util::Result<OnCpuCapture> capture_on_cpu(
   const std::uint64_t regs_mask = sampler->info().regs_user_mask;
   profile::StackAggregator aggregator({.thread_frames = thread_frames});
   std::vector<std::uint64_t> unwound;
-  std::vector<std::int64_t> unwind_ns;
+  DurationSample unwind_times;
   auto stats =
       sampler->run(duration_ns, stop,
                    [&](const collect::perf::Sample& s, std::string_view process_name,
@@ -102,7 +127,7 @@ util::Result<OnCpuCapture> capture_on_cpu(
                                          .stack = s.user_stack,
                                          .stack_requested_bytes = s.user_stack_requested_bytes},
                                         unwound);
-                       unwind_ns.push_back(util::monotonic_ns() - t0);
+                       unwind_times.add(util::monotonic_ns() - t0);
                        user_ips = unwound;
                      }
                      aggregator.add({.pid = pid,
@@ -119,11 +144,7 @@ util::Result<OnCpuCapture> capture_on_cpu(
   if (unwinder) {
     c.dwarf = true;
     c.unwind = unwinder->stats();
-    if (!unwind_ns.empty()) {
-      auto mid = unwind_ns.begin() + static_cast<std::ptrdiff_t>(unwind_ns.size() / 2);
-      std::nth_element(unwind_ns.begin(), mid, unwind_ns.end());
-      c.unwind_median_us = static_cast<double>(*mid) / 1e3;
-    }
+    c.unwind_median_us = unwind_times.median_ns() / 1e3;
   }
   c.info = sampler->info();
   c.stats = *stats;

@@ -97,7 +97,7 @@ std::optional<Shares> profile(const std::string& call_graph, const std::string& 
   const std::string folded = d.path + "/out.folded";
   // The target runs a little longer than the window, so it is alive for the whole of it.
   auto r = run_chokepoint(
-      {"profile", "--call-graph", call_graph, "--user-only", "--frequency", "199", "--duration",
+      {"profile", "--call-graph", call_graph, "--user-only", "--frequency", "499", "--duration",
        seconds + "s", "-o", folded, "--", kTarget, std::to_string(std::stoi(seconds) + 5)},
       60);
   if (r.exit_code != 0 && (r.stderr_text.find("Permission denied") != std::string::npos ||
