@@ -325,6 +325,8 @@ Subcommand make_profile_command(CLI::App& root) {
       "Without a target, profile samples the whole host (one event per CPU). Examples:\n"
       "  chokepoint profile --pid 1234 --duration 10s -o cpu.svg\n"
       "  chokepoint profile --name nginx -o nginx.folded -o nginx.json --top 20\n"
+      "  chokepoint profile --pid 1234 --call-graph dwarf -o cpu.svg   (code without frame "
+      "pointers)\n"
       "  chokepoint profile -- ./server --port 8080");
   return {cli, [args] { return run_profile(*args); }};
 }
