@@ -51,7 +51,36 @@ struct ProfileArgs {
   bool threads = false;
   bool user_only = false;
   bool off_cpu = false;
+  std::string call_graph = "fp";
 };
+
+// --call-graph fp | dwarf[,STACK_BYTES] (perf record's spelling) -> bytes of user stack to copy
+// per sample, 0 for frame pointers.
+std::uint32_t parse_call_graph(const std::string& value) {
+  if (value == "fp") return 0;
+  const std::string dwarf = "dwarf";
+  if (value.rfind(dwarf, 0) != 0 || (value.size() > dwarf.size() && value[dwarf.size()] != ',')) {
+    util::usage_error(fmt::format("--call-graph {}: unknown mode", value),
+                      "pass fp (frame pointers, the default) or dwarf[,STACK_BYTES], e.g. "
+                      "--call-graph dwarf or --call-graph dwarf,16384");
+  }
+  std::uint64_t bytes = collect::perf::kDefaultUserStackBytes;
+  if (value.size() > dwarf.size()) {
+    const std::string digits = value.substr(dwarf.size() + 1);
+    if (digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      util::usage_error(fmt::format("--call-graph {}: STACK_BYTES is not a number", value),
+                        "pass the bytes of user stack to copy per sample, e.g. "
+                        "--call-graph dwarf,16384");
+    }
+    bytes = std::stoull(digits);
+  }
+  if (auto ok = collect::perf::check_user_stack_bytes(bytes); !ok) {
+    if (ok.error().errno_value == EINVAL) util::usage_error(ok.error().message, ok.error().hint);
+    throw util::FatalError(ok.error());
+  }
+  return static_cast<std::uint32_t>(bytes);
+}
 
 enum class Format { kFolded, kSvg, kSpeedscope };
 
@@ -100,9 +129,13 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
   auto captured = capture_on_cpu(
       opt, a.threads, duration_ns, symbolizer, &g_stop, [&](const collect::perf::PerfInfo& info) {
         std::cerr << fmt::format(
-            "chokepoint: profiling {} on-CPU at {:g} Hz ({}) for {:.1f} s (Ctrl-C ends "
+            "chokepoint: profiling {} on-CPU at {:g} Hz ({}{}) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
-            describe_target(opt.target), a.frequency_hz, info.event_name, duration_ns / 1e9);
+            describe_target(opt.target), a.frequency_hz, info.event_name,
+            info.user_stack_bytes > 0
+                ? fmt::format(", DWARF unwinding of {}-byte stack copies", info.user_stack_bytes)
+                : "",
+            duration_ns / 1e9);
       });
   if (!captured) {
     if (launched) reap(launched);
@@ -125,6 +158,15 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
       stats.records.samples, captured->distinct_stacks, stats.threads_followed,
       info.per_cpu ? "CPUs (one event per CPU)" : "threads", stats.duration_s, p.lost_samples,
       p.truncated_stacks, p.failed_stacks);
+  if (captured->dwarf) {
+    const auto& u = captured->unwind;
+    c.summary += fmt::format(
+        "chokepoint: DWARF-unwound {} user stacks in {:.1f} us each (median), {} to the outermost "
+        "frame; stopped early: {} at the end of the stack copy, {} without unwind info, {} at "
+        "{} frames, {} of processes gone; {} without user registers\n",
+        u.unwinds, captured->unwind_median_us, u.complete, u.stack_copy_too_small, u.no_unwind_info,
+        u.depth_limit, symbolize::DwarfUnwinder::kMaxFrames, u.process_unknown, u.no_user_state);
+  }
   return c;
 }
 
@@ -170,6 +212,11 @@ int run_profile(const ProfileArgs& a) {
   const std::size_t top_n = a.top > 0 ? static_cast<std::size_t>(a.top) : outputs.empty() ? 10 : 0;
 
   collect::perf::PerfOptions opt;
+  opt.user_stack_bytes = parse_call_graph(a.call_graph);
+  if (a.off_cpu && opt.user_stack_bytes > 0) {
+    util::usage_error("--call-graph dwarf does not apply to --off-cpu",
+                      "off-CPU stacks come from eBPF (frame pointers); drop one of the two");
+  }
   opt.frequency_hz = a.frequency_hz;
   opt.kernel_stacks = !a.user_only;
   using Kind = collect::sampler::TargetSpec::Kind;
@@ -266,6 +313,11 @@ Subcommand make_profile_command(CLI::App& root) {
                   "print the N hottest functions by self and total (default 10 when no -o)");
   cli->add_flag("--threads", args->threads, "add a frame per thread below each process");
   cli->add_flag("--user-only", args->user_only, "leave kernel frames out");
+  cli->add_option("--call-graph", args->call_graph,
+                  "how user stacks are walked: fp (frame pointers, cheap) or dwarf[,STACK_BYTES] "
+                  "(copy STACK_BYTES of stack per sample, default 8192, and unwind with the "
+                  "binaries' CFI: for code built without frame pointers)")
+      ->capture_default_str();
   cli->add_flag("--off-cpu", args->off_cpu,
                 "where threads block instead of where they run: time blocked per stack (eBPF on "
                 "sched_switch; needs root and BTF)");
@@ -273,6 +325,8 @@ Subcommand make_profile_command(CLI::App& root) {
       "Without a target, profile samples the whole host (one event per CPU). Examples:\n"
       "  chokepoint profile --pid 1234 --duration 10s -o cpu.svg\n"
       "  chokepoint profile --name nginx -o nginx.folded -o nginx.json --top 20\n"
+      "  chokepoint profile --pid 1234 --call-graph dwarf -o cpu.svg   (code without frame "
+      "pointers)\n"
       "  chokepoint profile -- ./server --port 8080");
   return {cli, [args] { return run_profile(*args); }};
 }

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <set>
+#include <span>
 #include <unordered_set>
+#include <vector>
 
 #include "collect/bpf/offcpu_tracer.h"
 #include "collect/procfs/proc_fs.h"
@@ -57,6 +59,31 @@ void raise_fd_limit() {
   }
 }
 
+// Durations for a median in bounded memory: every stride-th one is kept, and when the list fills
+// it is thinned to every other entry and the stride doubled, so a long high-frequency run keeps an
+// even subsample.
+class DurationSample {
+ public:
+  void add(std::int64_t ns) {
+    if (seen_++ % stride_ == 0) kept_.push_back(ns);
+    if (kept_.size() < kMaxKept) return;
+    for (std::size_t i = 0; i < kept_.size() / 2; ++i) kept_[i] = kept_[2 * i];
+    kept_.resize(kept_.size() / 2);
+    stride_ *= 2;
+  }
+  double median_ns() {
+    if (kept_.empty()) return 0;
+    auto mid = kept_.begin() + static_cast<std::ptrdiff_t>(kept_.size() / 2);
+    std::nth_element(kept_.begin(), mid, kept_.end());
+    return static_cast<double>(*mid);
+  }
+
+ private:
+  static constexpr std::size_t kMaxKept = 65536;
+  std::vector<std::int64_t> kept_;
+  std::uint64_t seen_ = 0, stride_ = 1;
+};
+
 bool is_cgroup2(const std::string& path) {
   struct statfs fs {};
   return statfs(path.c_str(), &fs) == 0 &&
@@ -71,26 +98,54 @@ util::Result<OnCpuCapture> capture_on_cpu(
     const std::function<void(const collect::perf::PerfInfo&)>& on_open) {
   raise_fd_limit();
   SymbolizerResolver resolver(symbolizer);
+  std::unique_ptr<symbolize::DwarfUnwinder> unwinder;
+  if (options.user_stack_bytes > 0) {
+    auto u = symbolize::DwarfUnwinder::create();
+    if (!u) return u.error();
+    unwinder = std::move(u).value();
+  }
   auto sampler = collect::perf::PerfSampler::open(options);
   if (!sampler) return sampler.error();
   if (on_open) on_open(sampler->info());
+  const std::uint64_t regs_mask = sampler->info().regs_user_mask;
   profile::StackAggregator aggregator({.thread_frames = thread_frames});
-  auto stats = sampler->run(duration_ns, stop,
-                            [&](const collect::perf::Sample& s, std::string_view process_name,
-                                std::string_view thread_name) {
-                              int pid = static_cast<int>(s.pid);
-                              resolver.attach_once(pid);
-                              aggregator.add({.pid = pid,
-                                              .tid = static_cast<int>(s.tid),
-                                              .process_name = process_name,
-                                              .thread_name = thread_name,
-                                              .kernel_ips = s.kernel_ips,
-                                              .user_ips = s.user_ips,
-                                              .value = 1,
-                                              .count = 1});
-                            });
+  std::vector<std::uint64_t> unwound;
+  DurationSample unwind_times;
+  auto stats =
+      sampler->run(duration_ns, stop,
+                   [&](const collect::perf::Sample& s, std::string_view process_name,
+                       std::string_view thread_name) {
+                     int pid = static_cast<int>(s.pid);
+                     resolver.attach_once(pid);
+                     std::span<const std::uint64_t> user_ips = s.user_ips;
+                     if (unwinder) {
+                       const std::int64_t t0 = util::monotonic_ns();
+                       unwinder->unwind(pid, static_cast<int>(s.tid),
+                                        {.abi = s.regs_abi,
+                                         .regs_mask = regs_mask,
+                                         .regs = s.user_regs,
+                                         .stack = s.user_stack,
+                                         .stack_requested_bytes = s.user_stack_requested_bytes},
+                                        unwound);
+                       unwind_times.add(util::monotonic_ns() - t0);
+                       user_ips = unwound;
+                     }
+                     aggregator.add({.pid = pid,
+                                     .tid = static_cast<int>(s.tid),
+                                     .process_name = process_name,
+                                     .thread_name = thread_name,
+                                     .kernel_ips = s.kernel_ips,
+                                     .user_ips = user_ips,
+                                     .value = 1,
+                                     .count = 1});
+                   });
   if (!stats) return stats.error();
   OnCpuCapture c;
+  if (unwinder) {
+    c.dwarf = true;
+    c.unwind = unwinder->stats();
+    c.unwind_median_us = unwind_times.median_ns() / 1e3;
+  }
   c.info = sampler->info();
   c.stats = *stats;
   c.distinct_stacks = aggregator.distinct_stacks();
@@ -100,11 +155,14 @@ util::Result<OnCpuCapture> capture_on_cpu(
   p.frequency_hz = options.frequency_hz;
   p.duration_s = stats->duration_s;
   p.lost_samples = stats->records.lost;
-  p.truncated_stacks = stats->records.truncated;
+  p.truncated_stacks = stats->records.truncated + c.unwind.truncated();
   p.failed_stacks = stats->records.empty_stacks;
   c.build_start_ns = util::monotonic_ns();
   aggregator.build(resolver, p);
   p.notes = sampler->notes();
+  if (unwinder) {
+    for (const auto& n : unwinder->notes()) p.notes.push_back(n);
+  }
   for (const auto& n : symbolizer.notes()) p.notes.push_back(n);
   for (const auto& n : resolver.notes()) p.notes.push_back(n);
   if (p.lost_samples > 0) {

@@ -18,6 +18,7 @@
 #include "collect/perf/perf_sampler.h"
 #include "collect/sampler/target.h"
 #include "profile/profile.h"
+#include "symbolize/dwarf_unwind.h"
 #include "symbolize/symbolizer.h"
 #include "util/result.h"
 
@@ -29,9 +30,17 @@ struct OnCpuCapture {
   collect::perf::PerfRunStats stats;
   std::size_t distinct_stacks = 0;
   std::int64_t build_start_ns = 0;  // when symbolizing began (for cost lines)
+  // DWARF mode (options.user_stack_bytes > 0): how the user stacks unwound, and the median time
+  // one unwind took on the sampling thread. Unwinds that stopped early are added to
+  // profile.truncated_stacks and explained in profile.notes.
+  bool dwarf = false;
+  symbolize::UnwindStats unwind;
+  double unwind_median_us = 0;
 };
 
-// Samples on-CPU stacks. on_open runs once the events are open (for a progress line).
+// Samples on-CPU stacks. User stacks come from the kernel's frame-pointer callchain, or in DWARF
+// mode (options.user_stack_bytes > 0) from symbolize::DwarfUnwinder, run on each sample as it is
+// read, while the process is alive. on_open runs once the events are open (for a progress line).
 util::Result<OnCpuCapture> capture_on_cpu(
     const collect::perf::PerfOptions& options, bool thread_frames, std::int64_t duration_ns,
     symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,

@@ -25,17 +25,35 @@
 namespace chokepoint::collect::perf {
 
 std::uint32_t ring_pages_for(double frequency_hz, std::int64_t drain_interval_ns,
-                             std::size_t page_bytes) {
+                             std::size_t page_bytes, std::uint32_t user_stack_bytes) {
   // A sample with a 64-frame chain is about 600 bytes; hold four drain intervals of them, so a
-  // drain that runs late (a busy machine) does not lose samples.
-  constexpr double kSampleBytes = 600;
+  // drain that runs late (a busy machine) does not lose samples. DWARF mode adds the registers
+  // (abi + 17 values), the stack copy and its two size fields.
+  const double sample_bytes =
+      600.0 + (user_stack_bytes > 0 ? 8.0 * 18 + 16 + user_stack_bytes : 0.0);
   const double bytes =
-      std::max(frequency_hz, 1.0) * static_cast<double>(drain_interval_ns) / 1e9 * kSampleBytes * 4;
+      std::max(frequency_hz, 1.0) * static_cast<double>(drain_interval_ns) / 1e9 * sample_bytes * 4;
   std::uint32_t pages = 16;
   while (pages < 4096 && static_cast<double>(pages) * static_cast<double>(page_bytes) < bytes) {
     pages *= 2;
   }
   return pages;
+}
+
+util::Result<void> check_user_stack_bytes(std::uint64_t bytes) {
+  if (kUserRegsMask == 0) {
+    return util::Error{
+        "--call-graph dwarf is only supported on x86-64 in this build",
+        "use --call-graph fp, and build the profiled code with -fno-omit-frame-pointer", ENOTSUP};
+  }
+  if (bytes < 8 || bytes > kMaxUserStackBytes || bytes % 8 != 0) {
+    return util::Error{
+        fmt::format("a user stack copy of {} bytes is not possible", bytes),
+        fmt::format("pass a multiple of 8 from 8 to {} (default {}), e.g. --call-graph dwarf,16384",
+                    kMaxUserStackBytes, kDefaultUserStackBytes),
+        EINVAL};
+  }
+  return {};
 }
 
 bool caps_allow_perf(std::string_view status) {
@@ -57,6 +75,9 @@ namespace {
 
 constexpr std::uint64_t kSampleType = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
                                       PERF_SAMPLE_PERIOD | PERF_SAMPLE_CALLCHAIN;
+// DWARF mode adds the user registers and the top of the user stack.
+constexpr std::uint64_t kDwarfSampleType =
+    kSampleType | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
 
 std::string read_small(const std::string& path) {
   std::ifstream in(path);
@@ -123,8 +144,8 @@ class Ring {
   int tid() const { return tid_; }
 
   // Decodes everything the kernel wrote since the last drain and hands it back.
-  void drain(std::uint32_t max_stack, std::vector<std::uint8_t>& scratch, const RecordSink& sink,
-             RecordStats& stats) {
+  void drain(std::uint64_t sample_type, std::uint64_t regs_user_mask, std::uint32_t max_stack,
+             std::vector<std::uint8_t>& scratch, const RecordSink& sink, RecordStats& stats) {
     auto* meta = static_cast<perf_event_mmap_page*>(base_);
     // perf_event_open(2): read data_head with acquire semantics (smp_rmb after the load), and
     // publish data_tail with release semantics once the records are consumed.
@@ -134,8 +155,8 @@ class Ring {
     std::uint64_t offset = meta->data_offset ? meta->data_offset : page_bytes_;
     std::uint64_t size = meta->data_size ? meta->data_size : map_bytes_ - page_bytes_;
     RingView view{static_cast<const std::uint8_t*>(base_) + offset, size};
-    std::uint64_t new_tail =
-        read_records(view, tail, head, kSampleType, max_stack, scratch, sink, stats);
+    std::uint64_t new_tail = read_records(view, tail, head, sample_type, max_stack, scratch, sink,
+                                          stats, regs_user_mask);
     __atomic_store_n(&meta->data_tail, new_tail, __ATOMIC_RELEASE);
   }
 
@@ -311,6 +332,20 @@ struct PerfSampler::Impl {
 
   util::Error thread_error(int e) {
     if (e == EACCES || e == EPERM) return paranoid_error(e, info.paranoid, privileged);
+    if (e == EINVAL && info.user_stack_bytes > 0) {
+      // The kernel checks sample_regs_user and sample_stack_user and refuses the event with EINVAL
+      // when it lacks CONFIG_HAVE_PERF_USER_STACK_DUMP / _REGS (or predates Linux 3.7).
+      util::Error err = util::errno_error(
+          "perf_event_open refused DWARF-mode sampling (user registers and a " +
+              std::to_string(info.user_stack_bytes) + "-byte user stack copy per sample)",
+          e,
+          "this kernel cannot copy user stacks (PERF_SAMPLE_REGS_USER/STACK_USER); use "
+          "--call-graph fp, with the profiled code built with -fno-omit-frame-pointer, or a "
+          "smaller copy (--call-graph dwarf,4096)");
+      // Not a usage error: the same command works on another kernel.
+      err.errno_value = EOPNOTSUPP;
+      return err;
+    }
     if (e == EMFILE || e == ENFILE) {
       return util::errno_error("perf_event_open", e,
                                "each sampled thread needs one file descriptor: raise the limit "
@@ -389,7 +424,10 @@ struct PerfSampler::Impl {
   RecordSink record_sink;
   const int self_pid = static_cast<int>(getpid());
 
-  void drain_one(Ring& ring) { ring.drain(info.max_stack, scratch, record_sink, stats.records); }
+  void drain_one(Ring& ring) {
+    ring.drain(attr.sample_type, attr.sample_regs_user, info.max_stack, scratch, record_sink,
+               stats.records);
+  }
   void drain_all() {
     for (auto& [tid, ring] : threads) drain_one(*ring);
     for (auto& ring : cpus) drain_one(*ring);
@@ -410,9 +448,14 @@ util::Result<PerfSampler> PerfSampler::open(const PerfOptions& options) {
   auto impl = std::make_unique<Impl>(options);
   Impl& s = *impl;
   s.page_bytes = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  if (options.user_stack_bytes > 0) {
+    if (auto ok = check_user_stack_bytes(options.user_stack_bytes); !ok) return ok.error();
+    s.info.user_stack_bytes = options.user_stack_bytes;
+    s.info.regs_user_mask = kUserRegsMask;
+  }
   if (options.ring_data_pages == 0) {
-    s.options.ring_data_pages =
-        ring_pages_for(options.frequency_hz, options.drain_interval_ns, s.page_bytes);
+    s.options.ring_data_pages = ring_pages_for(options.frequency_hz, options.drain_interval_ns,
+                                               s.page_bytes, options.user_stack_bytes);
   }
   const std::uint32_t pages = s.options.ring_data_pages;
   if ((pages & (pages - 1)) != 0) {
@@ -456,6 +499,14 @@ util::Result<PerfSampler> PerfSampler::open(const PerfOptions& options) {
   a.sample_max_stack =
       static_cast<std::uint16_t>(std::min<std::uint32_t>(s.info.max_stack, 0xffff));
   a.disabled = 0;
+  if (s.info.user_stack_bytes > 0) {
+    // The user half of the stack comes from the unwinder; the kernel's frame-pointer walk of it
+    // would only cost time and ring space (perf record --call-graph dwarf does the same).
+    a.sample_type = kDwarfSampleType;
+    a.sample_regs_user = s.info.regs_user_mask;
+    a.sample_stack_user = s.info.user_stack_bytes;
+    a.exclude_callchain_user = 1;
+  }
 
   if (options.target.kind == Kind::kCgroup) {
     if (is_cgroup2(options.target.cgroup_path)) {

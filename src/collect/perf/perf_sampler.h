@@ -1,7 +1,11 @@
 #pragma once
 // On-CPU stack sampling with perf_event_open(2): a timer-driven sampling event per target thread
 // (or per CPU, filtered by a cgroup v2 group, or for the whole host), each with its own mmap ring
-// buffer, user and kernel callchains through frame pointers.
+// buffer, user and kernel callchains through frame pointers. With user_stack_bytes set (DWARF
+// mode, x86-64 only) each sample also carries the user registers and a copy of the top of the
+// user stack (PERF_SAMPLE_REGS_USER, PERF_SAMPLE_STACK_USER) for an unwinder that reads CFI
+// (symbolize/dwarf_unwind.h); the callchain then holds kernel frames only
+// (exclude_callchain_user, as perf record --call-graph dwarf does).
 //
 //   auto s = PerfSampler::open(options);          // checks privileges, picks the event, opens it
 //   if (!s) { print s.error(); }                  // errors carry a hint (paranoid, EMFILE, ...)
@@ -42,7 +46,29 @@ struct PerfOptions {
   std::int64_t drain_interval_ns = 50 * util::kNsPerMs;
   std::int64_t rescan_interval_ns = 200 * util::kNsPerMs;
   std::string proc_root = "/proc";  // /proc (and /proc/sys/kernel for the perf sysctls)
+  // 0: user stacks through frame pointers (the kernel's callchain). Otherwise DWARF mode: bytes
+  // of user stack to copy per sample, a multiple of 8 from 8 to kMaxUserStackBytes.
+  std::uint32_t user_stack_bytes = 0;
 };
+
+// perf's default and the largest stack copy (a sample's size is a u16, so the kernel could not
+// fit more; perf record --call-graph dwarf uses the same numbers).
+inline constexpr std::uint32_t kDefaultUserStackBytes = 8192;
+inline constexpr std::uint32_t kMaxUserStackBytes = 65528;
+
+// The user registers DWARF mode asks for (attr.sample_regs_user), perf's PERF_REG_X86_*
+// numbering (<asm/perf_regs.h>): ax, bx, cx, dx, si, di, bp, sp, ip (bits 0-8) and r8-r15
+// (bits 16-23), every general-purpose register an x86-64 CFI rule may name. 0 on other
+// architectures, where DWARF mode is refused.
+#if defined(__x86_64__)
+inline constexpr std::uint64_t kUserRegsMask = 0x1ffull | (0xffull << 16);
+#else
+inline constexpr std::uint64_t kUserRegsMask = 0;
+#endif
+
+// Checks a --call-graph dwarf stack size: EINVAL with a hint when it is not a multiple of 8 in
+// [8, kMaxUserStackBytes], ENOTSUP when this build is not for x86-64.
+util::Result<void> check_user_stack_bytes(std::uint64_t bytes);
 
 // What open() chose, for notes and titles.
 struct PerfInfo {
@@ -53,6 +79,10 @@ struct PerfInfo {
                                 // (PERF_FLAG_PID_CGROUP), or the whole host
   std::uint32_t max_stack = 0;  // callchain limit (kernel.perf_event_max_stack)
   int paranoid = 0;             // kernel.perf_event_paranoid
+  // DWARF mode: the stack copy per sample and the registers (PerfOptions::user_stack_bytes,
+  // kUserRegsMask); both 0 in frame-pointer mode.
+  std::uint32_t user_stack_bytes = 0;
+  std::uint64_t regs_user_mask = 0;
 };
 
 struct PerfRunStats {
@@ -102,9 +132,10 @@ class PerfSampler {
 };
 
 // Data pages per ring buffer for a frequency: room for four drain intervals of samples, at least
-// 16 pages (64 KiB, plenty at 99 Hz), at most 4096 (16 MiB at 4 KiB pages).
+// 16 pages (64 KiB, plenty at 99 Hz), at most 4096 (16 MiB at 4 KiB pages). user_stack_bytes
+// (DWARF mode) adds the stack copy and the registers to every sample.
 std::uint32_t ring_pages_for(double frequency_hz, std::int64_t drain_interval_ns,
-                             std::size_t page_bytes);
+                             std::size_t page_bytes, std::uint32_t user_stack_bytes = 0);
 
 // Parses the CapEff line of /proc/self/status: true when CAP_PERFMON (38) or CAP_SYS_ADMIN (21)
 // is effective, which lifts the perf_event_paranoid limits.

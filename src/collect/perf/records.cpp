@@ -54,12 +54,16 @@ class Cursor {
   bool ok_ = true;
 };
 
-constexpr std::uint64_t kUnsupportedBeforeCallchain = PERF_SAMPLE_READ;
+constexpr std::uint64_t kUnsupported = PERF_SAMPLE_READ;
+// Fields between the callchain and the user registers that are not decoded, so cannot be skipped.
+constexpr std::uint64_t kUnsupportedBeforeUserRegs = PERF_SAMPLE_RAW | PERF_SAMPLE_BRANCH_STACK;
+constexpr std::uint64_t kUserRegsOrStack = PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
 
 }  // namespace
 
 bool sample_type_supported(std::uint64_t sample_type) {
-  return (sample_type & kUnsupportedBeforeCallchain) == 0;
+  if (sample_type & kUnsupported) return false;
+  return (sample_type & kUserRegsOrStack) == 0 || (sample_type & kUnsupportedBeforeUserRegs) == 0;
 }
 
 // Layout (perf_event_open(2), PERF_RECORD_SAMPLE; include/uapi/linux/perf_event.h, unchanged in
@@ -77,12 +81,18 @@ bool sample_type_supported(std::uint64_t sample_type) {
 //   u64 period;        PERF_SAMPLE_PERIOD
 //   read_format v;     PERF_SAMPLE_READ (not supported here)
 //   u64 nr; u64 ips[nr];  PERF_SAMPLE_CALLCHAIN
+//   u32 size; char data[size];  PERF_SAMPLE_RAW (not supported with the fields below)
+//   u64 bnr; ...       PERF_SAMPLE_BRANCH_STACK (not supported with the fields below)
+//   u64 abi; u64 regs[weight(sample_regs_user)];  PERF_SAMPLE_REGS_USER (Linux 3.7); regs are
+//                      absent when abi is PERF_SAMPLE_REGS_ABI_NONE (no user context)
+//   u64 size; char data[size]; u64 dyn_size;  PERF_SAMPLE_STACK_USER (Linux 3.7); dyn_size is
+//                      absent when size is 0, and at most size bytes of data are valid
 //   ...                (later fields are not read)
 // The callchain is innermost first; PERF_CONTEXT_* markers (values >= PERF_CONTEXT_MAX) switch
 // the context of the addresses that follow (kernel/user/hv/guest). The kernel stores at most
 // max_stack addresses (markers excluded; kernel/events/callchain.c perf_callchain_store).
 bool parse_sample(std::span<const std::uint8_t> record, std::uint64_t sample_type,
-                  std::uint32_t max_stack, Sample& out) {
+                  std::uint32_t max_stack, Sample& out, std::uint64_t regs_user_mask) {
   out = Sample{};
   if (!sample_type_supported(sample_type)) return false;
   Cursor c(record);
@@ -133,6 +143,27 @@ bool parse_sample(std::span<const std::uint8_t> record, std::uint64_t sample_typ
     }
     out.truncated = max_stack > 0 && addresses >= max_stack;
   }
+  if (sample_type & PERF_SAMPLE_REGS_USER) {
+    out.regs_abi = c.read<std::uint64_t>();
+    if (out.regs_abi != PERF_SAMPLE_REGS_ABI_NONE) {
+      const auto n = static_cast<std::size_t>(__builtin_popcountll(regs_user_mask));
+      if (!c.ok() || n > c.remaining() / 8) return false;
+      out.user_regs.resize(n);
+      for (auto& r : out.user_regs) r = c.read<std::uint64_t>();
+    }
+  }
+  if (sample_type & PERF_SAMPLE_STACK_USER) {
+    const std::uint64_t size = c.read<std::uint64_t>();
+    if (!c.ok() || size > c.remaining()) return false;
+    out.user_stack_requested_bytes = size;
+    if (size > 0) {
+      const auto data = c.rest().first(static_cast<std::size_t>(size));
+      c.skip(static_cast<std::size_t>(size));
+      const std::uint64_t dyn_size = c.read<std::uint64_t>();
+      if (!c.ok() || dyn_size > size) return false;
+      out.user_stack = data.first(static_cast<std::size_t>(dyn_size));
+    }
+  }
   return c.ok();
 }
 
@@ -166,7 +197,7 @@ bool parse_comm(std::span<const std::uint8_t> record, Comm& out) {
 std::uint64_t read_records(RingView ring, std::uint64_t tail, std::uint64_t head,
                            std::uint64_t sample_type, std::uint32_t max_stack,
                            std::vector<std::uint8_t>& scratch, const RecordSink& sink,
-                           RecordStats& stats) {
+                           RecordStats& stats, std::uint64_t regs_user_mask) {
   if (ring.size == 0 || (ring.size & (ring.size - 1)) != 0 || head < tail ||
       head - tail > ring.size) {
     // The positions cannot be trusted (the kernel never lets head run more than a buffer ahead
@@ -202,13 +233,15 @@ std::uint64_t read_records(RingView ring, std::uint64_t tail, std::uint64_t head
     tail += h.size;
     switch (h.type) {
       case PERF_RECORD_SAMPLE:
-        if (!parse_sample(record, sample_type, max_stack, sample)) {
+        if (!parse_sample(record, sample_type, max_stack, sample, regs_user_mask)) {
           ++stats.malformed;
           break;
         }
         ++stats.samples;
         if (sample.truncated) ++stats.truncated;
-        if (sample.kernel_ips.empty() && sample.user_ips.empty()) ++stats.empty_stacks;
+        if (sample.kernel_ips.empty() && sample.user_ips.empty() && sample.user_stack.empty()) {
+          ++stats.empty_stacks;
+        }
         if (sink.sample) sink.sample(sample);
         break;
       case PERF_RECORD_LOST: {

@@ -40,6 +40,17 @@ struct Sample {
   bool truncated = false;
   // Guest or hypervisor frames the chain carried and we dropped (we do not profile guests).
   std::uint32_t foreign_ips = 0;
+  // PERF_SAMPLE_REGS_USER: the thread's user-space registers when the sample was taken (at kernel
+  // entry when it interrupted kernel code). regs_abi is PERF_SAMPLE_REGS_ABI_*: 0 (none: a
+  // kernel thread, no registers follow), 1 (32-bit) or 2 (64-bit). user_regs holds one value per
+  // bit of the event's sample_regs_user mask, in ascending bit order.
+  std::uint64_t regs_abi = 0;
+  std::vector<std::uint64_t> user_regs;
+  // PERF_SAMPLE_STACK_USER: the dyn_size bytes copied from the user stack pointer upwards (empty
+  // when the kernel could copy nothing). Points into the record being decoded: valid only during
+  // the sink call, like the Sample itself.
+  std::span<const std::uint8_t> user_stack;
+  std::uint64_t user_stack_requested_bytes = 0;  // the size field: what the event asked for
 };
 
 // PERF_RECORD_COMM: a thread's name, at exec (misc has PERF_RECORD_MISC_COMM_EXEC) or prctl.
@@ -56,7 +67,7 @@ struct RecordStats {
   std::uint64_t lost = 0;  // sum of PERF_RECORD_LOST.lost: samples the kernel dropped
   std::uint64_t lost_records = 0;
   std::uint64_t truncated = 0;     // samples whose callchain hit max_stack
-  std::uint64_t empty_stacks = 0;  // samples with no address at all in the chain
+  std::uint64_t empty_stacks = 0;  // samples with no address in the chain and no user stack copy
   std::uint64_t throttled = 0;     // PERF_RECORD_THROTTLE: the kernel slowed sampling down
   std::uint64_t malformed = 0;     // records that did not fit their own size, skipped
   std::uint64_t other = 0;         // record types we do not use (mmap, exit, ...)
@@ -64,17 +75,20 @@ struct RecordStats {
   RecordStats& operator+=(const RecordStats& o);
 };
 
-// The sample_type bits (PERF_SAMPLE_*) the decoder understands. Fields after the callchain are
-// not read, so any bit above PERF_SAMPLE_CALLCHAIN may be set; PERF_SAMPLE_READ may not (its
-// layout depends on read_format).
+// The sample_type bits (PERF_SAMPLE_*) the decoder understands. PERF_SAMPLE_READ may never be set
+// (its layout depends on read_format). Fields after PERF_SAMPLE_STACK_USER are not read, so later
+// bits may be set; with PERF_SAMPLE_REGS_USER or PERF_SAMPLE_STACK_USER, the fields before them
+// that are not decoded (PERF_SAMPLE_RAW, PERF_SAMPLE_BRANCH_STACK) may not be.
 bool sample_type_supported(std::uint64_t sample_type);
 
 // Decodes one PERF_RECORD_SAMPLE body: `record` starts at its perf_event_header and is
 // header.size bytes long. `max_stack` is the callchain limit the event was opened with
 // (attr.sample_max_stack, else kernel.perf_event_max_stack). Returns false when the bytes do not
-// hold what sample_type promises (the sample is then malformed).
+// hold what sample_type promises (the sample is then malformed). `regs_user_mask` is the event's
+// attr.sample_regs_user: how many registers PERF_SAMPLE_REGS_USER carries (its popcount).
+// out.user_stack points into `record`.
 bool parse_sample(std::span<const std::uint8_t> record, std::uint64_t sample_type,
-                  std::uint32_t max_stack, Sample& out);
+                  std::uint32_t max_stack, Sample& out, std::uint64_t regs_user_mask = 0);
 
 // Decodes a PERF_RECORD_COMM body (attr.sample_id_all off). False when malformed.
 bool parse_comm(std::span<const std::uint8_t> record, Comm& out);
@@ -98,6 +112,6 @@ struct RingView {
 std::uint64_t read_records(RingView ring, std::uint64_t tail, std::uint64_t head,
                            std::uint64_t sample_type, std::uint32_t max_stack,
                            std::vector<std::uint8_t>& scratch, const RecordSink& sink,
-                           RecordStats& stats);
+                           RecordStats& stats, std::uint64_t regs_user_mask = 0);
 
 }  // namespace chokepoint::collect::perf

@@ -21,6 +21,20 @@ def sample(pid, tid, chain):
     return rec(9, 0, body)
 
 
+def dwarf_sample(pid, tid, kernel_chain, abi, nregs, stack, dyn_size):
+    # sample_type 0x3127: ip, pid/tid, time, period, callchain, regs_user (17 registers),
+    # stack_user.
+    body = struct.pack('<QIIQQ', 0x401000, pid, tid, 1234, 10101)
+    body += struct.pack('<Q', len(kernel_chain)) + b''.join(struct.pack('<Q', c) for c in kernel_chain)
+    body += struct.pack('<Q', abi)
+    if abi:
+        body += b''.join(struct.pack('<Q', 0x7ffd0000 + i) for i in range(nregs))
+    body += struct.pack('<Q', len(stack)) + stack
+    if stack:
+        body += struct.pack('<Q', dyn_size)
+    return rec(9, 0, body)
+
+
 def lost(n):
     return rec(2, 0, struct.pack('<QQ', 1, n))
 
@@ -47,6 +61,10 @@ seeds = {
     'lost_and_comm': lost(42) + comm(7, 9, 'lab-loop-0'),
     'three_samples': b''.join(sample(1, i, [USER, 0x400000 + i]) for i in range(3)),
     'bad_size': struct.pack('<IHH', 9, 0, 4000) + b'\0' * 24,
+    'dwarf_user_stack': dwarf_sample(10, 11, [KERNEL, 0xffffffff81000010], 2, 17,
+                                     bytes(range(256)), 200),
+    'dwarf_kernel_thread': dwarf_sample(2, 2, [KERNEL, 0xffffffff81000010], 0, 0, b'', 0),
+    'dwarf_dyn_too_big': dwarf_sample(10, 11, [], 2, 17, b'\1' * 64, 72),
 }
 os.makedirs(d, exist_ok=True)
 for name, body in seeds.items():

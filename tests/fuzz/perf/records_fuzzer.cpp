@@ -31,23 +31,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::uint8_t> ring(ring_size, 0);
   const std::uint64_t used = std::min<std::uint64_t>(size, ring_size);
   for (std::uint64_t i = 0; i < used; ++i) ring[(start + i) % ring_size] = data[i];
-  // IP|TID|TIME|CALLCHAIN|CPU|PERIOD (0x1a7), then IP|TID|TIME|CALLCHAIN (0x27): the same bytes
-  // read with two layouts.
+  // IP|TID|TIME|CALLCHAIN|CPU|PERIOD (0x1a7), IP|TID|TIME|CALLCHAIN (0x27), and the DWARF mode's
+  // IP|TID|TIME|PERIOD|CALLCHAIN|REGS_USER|STACK_USER (0x3127, 17 registers): the same bytes read
+  // with three layouts.
   const std::uint64_t sample_type = 0x1a7;
+  const std::uint64_t dwarf_type = 0x3127;
+  const std::uint64_t regs_mask = 0x1ffull | (0xffull << 16);
   std::uint64_t delivered = 0;
   RecordSink sink;
   sink.sample = [&](const Sample& s) {
     ++delivered;
     check(s.kernel_ips.size() + s.user_ips.size() + s.foreign_ips <= ring_size / 8);
+    check(s.user_regs.size() == 0 || s.user_regs.size() == 17);
+    check(s.user_stack.size() <= s.user_stack_requested_bytes);
+    check(s.user_stack.size() <= ring_size);
+    // Every byte of the copy is readable (ASan catches a span past its record).
+    std::uint64_t sum = 0;
+    for (auto b : s.user_stack) sum += b;
+    check(sum <= 255 * s.user_stack.size());
   };
   sink.comm = [&](const Comm& c) { check(c.comm.size() < ring_size); };
   std::vector<std::uint8_t> scratch;
   RecordStats stats;
-  for (std::uint64_t type : {sample_type, std::uint64_t{0x27}}) {
+  for (std::uint64_t type : {sample_type, std::uint64_t{0x27}, dwarf_type}) {
     delivered = 0;
     stats = {};
-    const std::uint64_t tail = read_records(RingView{ring.data(), ring_size}, start, start + used,
-                                            type, max_stack, scratch, sink, stats);
+    const std::uint64_t tail =
+        read_records(RingView{ring.data(), ring_size}, start, start + used, type, max_stack,
+                     scratch, sink, stats, type == dwarf_type ? regs_mask : 0);
     check(tail == start + used);
     check(stats.samples == delivered);
     check(stats.truncated <= stats.samples && stats.empty_stacks <= stats.samples);

@@ -90,6 +90,45 @@ TEST(PerfSampler, SamplesEveryThreadOfABusyProcess) {
   EXPECT_FALSE(s->notes().empty());  // at least the rescan note
 }
 
+// DWARF mode: every sample of a user-space spinner carries 17 registers of the 64-bit ABI and a
+// stack copy, and the callchain has no user frames (exclude_callchain_user).
+TEST(PerfSampler, DwarfModeCarriesUserRegistersAndStack) {
+  if (kUserRegsMask == 0) GTEST_SKIP() << "DWARF mode is x86-64 only";
+  Child child{spawn_spinner(-1)};
+  PerfOptions o = options_for(child.pid);
+  o.user_stack_bytes = 4096;
+  auto s = PerfSampler::open(o);
+  SKIP_IF_NO_PERF(s);
+  if (!s && s.error().errno_value == EOPNOTSUPP) GTEST_SKIP() << s.error().message;
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->info().user_stack_bytes, 4096u);
+  EXPECT_EQ(s->info().regs_user_mask, kUserRegsMask);
+  std::uint64_t n = 0, with_state = 0, with_user_ips = 0;
+  auto stats = s->run(
+      500 * util::kNsPerMs, nullptr, [&](const Sample& sample, std::string_view, std::string_view) {
+        ++n;
+        if (sample.regs_abi == 2 && sample.user_regs.size() == 17 && !sample.user_stack.empty() &&
+            sample.user_stack.size() <= 4096 && sample.user_stack_requested_bytes == 4096) {
+          ++with_state;
+        }
+        if (!sample.user_ips.empty()) ++with_user_ips;
+      });
+  ASSERT_TRUE(stats) << stats.error().message;
+  EXPECT_GT(n, 20u);
+  EXPECT_GT(with_state, n * 9 / 10);
+  EXPECT_EQ(with_user_ips, 0u);
+  EXPECT_EQ(stats->records.malformed, 0u);
+}
+
+TEST(PerfSampler, DwarfModeRefusesABadStackSize) {
+  PerfOptions o = options_for(getpid());
+  o.user_stack_bytes = 100;
+  auto s = PerfSampler::open(o);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().errno_value, kUserRegsMask == 0 ? ENOTSUP : EINVAL);
+  EXPECT_FALSE(s.error().hint.empty());
+}
+
 TEST(PerfSampler, TargetExitingMidRunKeepsWhatWasCollected) {
   Child child{spawn_spinner(300)};
   auto s = PerfSampler::open(options_for(child.pid));
