@@ -51,6 +51,7 @@ struct ProfileArgs {
   bool threads = false;
   bool user_only = false;
   bool off_cpu = false;
+  std::uint32_t off_cpu_budget = collect::bpf::OffCpuOptions{}.full_blocks_per_cpu_per_s;
   std::string call_graph = "fp";
 };
 
@@ -175,8 +176,11 @@ Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSp
                           std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
                           pid_t launched) {
   auto captured = capture_off_cpu(
-      t, {.thread_frames = a.threads, .kernel_stacks = !a.user_only}, duration_ns, symbolizer,
-      &g_stop, [&](std::uint64_t min_block_ns) {
+      t,
+      {.thread_frames = a.threads,
+       .kernel_stacks = !a.user_only,
+       .full_blocks_per_cpu_per_s = a.off_cpu_budget},
+      duration_ns, symbolizer, &g_stop, [&](std::uint64_t min_block_ns) {
         std::cerr << fmt::format(
             "chokepoint: tracing {} off-CPU (blocks of at least {} us) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
@@ -190,12 +194,15 @@ Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSp
   c.target_exited = captured->target_exited;
   c.build_start_ns = captured->build_start_ns;
   c.profile = std::move(captured->profile);
+  const bool sampled = captured->blocks_measured < captured->blocks;
   c.summary = fmt::format(
-      "chokepoint: {} blocks in {} distinct stacks, {:.3f} s blocked in total, in {:.1f} s; lost "
-      "{}, truncated stacks {}, stacks not captured {}\n",
-      captured->blocks, c.profile.stacks.size(), static_cast<double>(captured->blocked_ns) / 1e9,
-      captured->duration_s, c.profile.lost_samples, c.profile.truncated_stacks,
-      c.profile.failed_stacks);
+      "chokepoint: {}{} blocks{} in {} distinct stacks, {}{:.3f} s blocked in total, in {:.1f} s; "
+      "lost {}, truncated stacks {}, stacks not captured {}\n",
+      sampled ? "an estimated " : "", captured->blocks,
+      sampled ? fmt::format(" ({} traced, the rest sampled out)", captured->blocks_measured) : "",
+      c.profile.stacks.size(), sampled ? "about " : "",
+      static_cast<double>(captured->blocked_ns) / 1e9, captured->duration_s, c.profile.lost_samples,
+      c.profile.truncated_stacks, c.profile.failed_stacks);
   return c;
 }
 
@@ -318,9 +325,15 @@ Subcommand make_profile_command(CLI::App& root) {
                   "(copy STACK_BYTES of stack per sample, default 8192, and unwind with the "
                   "binaries' CFI: for code built without frame pointers)")
       ->capture_default_str();
-  cli->add_flag("--off-cpu", args->off_cpu,
-                "where threads block instead of where they run: time blocked per stack (eBPF on "
-                "sched_switch; needs root and BTF)");
+  auto* off_cpu = cli->add_flag(
+      "--off-cpu", args->off_cpu,
+      "where threads block instead of where they run: time blocked per stack (eBPF on "
+      "sched_switch; needs root and BTF)");
+  cli->add_option("--off-cpu-budget", args->off_cpu_budget,
+                  "blocks per CPU per second traced in full with --off-cpu; above it blocks are "
+                  "sampled and times become unbiased estimates (0: trace every block)")
+      ->capture_default_str()
+      ->needs(off_cpu);
   cli->footer(
       "Without a target, profile samples the whole host (one event per CPU). Examples:\n"
       "  chokepoint profile --pid 1234 --duration 10s -o cpu.svg\n"

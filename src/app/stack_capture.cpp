@@ -191,6 +191,7 @@ util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& 
   collect::bpf::OffCpuOptions o;
   o.duration_ns = static_cast<std::uint64_t>(duration_ns);
   o.kernel_stacks = settings.kernel_stacks;
+  o.full_blocks_per_cpu_per_s = settings.full_blocks_per_cpu_per_s;
   // A cgroup v2 target is filtered in the kernel by cgroup id; the host is every task; anything
   // else is a set of processes, re-resolved every 200 ms to add the ones that start.
   const bool follow =
@@ -244,10 +245,10 @@ util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& 
                                        {.thread_frames = settings.thread_frames,
                                         .wakers = settings.wakers,
                                         .attached_pids = attached});
-  for (const auto& n : result->notes) c.profile.notes.push_back(n);
   for (const auto& r : result->records) {
     c.blocks += r.count;
     c.blocked_ns += r.total_ns;
+    c.blocks_measured += r.measured;
   }
   return c;
 }

@@ -50,12 +50,16 @@ struct OffCpuSettings {
   bool thread_frames = false;
   bool kernel_stacks = true;
   collect::bpf::WakerLayout wakers = collect::bpf::WakerLayout::kNone;
+  // Blocks per CPU per second traced in full; above it they are sampled (0: all), see
+  // collect::bpf::OffCpuOptions::full_blocks_per_cpu_per_s.
+  std::uint32_t full_blocks_per_cpu_per_s = collect::bpf::OffCpuOptions{}.full_blocks_per_cpu_per_s;
 };
 
 struct OffCpuCapture {
-  profile::Profile profile;  // weight: nanoseconds blocked
-  std::uint64_t blocks = 0;
-  std::uint64_t blocked_ns = 0;
+  profile::Profile profile;      // weight: nanoseconds blocked
+  std::uint64_t blocks = 0;      // estimated when blocks were sampled (blocks_measured < blocks)
+  std::uint64_t blocked_ns = 0;  // likewise
+  std::uint64_t blocks_measured = 0;
   double duration_s = 0;
   std::string attach_kind;
   std::uint64_t min_block_ns = 0;

@@ -7,15 +7,16 @@
  *   stack ids, and the return address into the target's own code found above the user stack
  *   pointer (the caller of a libc syscall wrapper built without frame pointers, which a frame
  *   pointer walk skips).
- * sched_waking (p): runs in the waker's context; if p has an entry, the waker's stacks go into it.
- * sched_switch (next): if next has an entry, the blocked time (>= min_block_ns) is added to
- *   `counts` under the entry's key, and the entry is removed.
+ * sched_waking (p): runs in the waker's context; if p has an entry, the blocked time so far is the
+ *   block's: when it is >= min_block_ns the waker's stacks go into the key and the time is added
+ *   to `counts`; the entry is removed either way.
+ * sched_switch (next): an entry still there (no wakeup seen) is counted up to now and removed.
  * Stack walks cost microseconds; capture() reuses stack ids through a signature cache
  * (sig_cache), see there and docs/offcpu.md.
  *
  * Everything is summed in the kernel; user space reads `counts` and `stacks` once at the end.
- * A missed event cannot double-count: each switch-out overwrites the thread's entry and each
- * switch-in consumes it, so a lost switch-in costs one block, never time counted twice.
+ * A missed event cannot double-count: each switch-out overwrites the thread's entry and the wakeup
+ * (or else the switch-in) consumes it, so a lost event costs one block, never time counted twice.
  * A runnable thread that is preempted is not off-CPU here: that is CPU wait (run-queue latency,
  * schedstat's run_delay), not blocking, and mixing the two would hide both.
  */
@@ -62,9 +63,12 @@ const volatile bool cache_stacks = true;
 const volatile bool cache_block_kernel_stacks = false;
 /* Record the kernel stack of an interrupt that wakes a thread (disk completion, timer...). */
 const volatile bool interrupt_waker_stacks = true;
+/* Blocks per CPU per OFFCPU_WINDOW_NS traced in full before the next window samples (0: all). */
+const volatile __u32 window_block_budget = 0;
 
 struct start_entry {
 	__u64 start_ns;
+	__u64 weight; /* 1 / the probability this block was traced with (1: not sampled) */
 	struct offcpu_key key;
 	char waker_comm[OFFCPU_TASK_COMM_LEN];
 	__u64 uninterruptible; /* blocked in TASK_UNINTERRUPTIBLE (D): IO, where kernel paths matter */
@@ -119,6 +123,21 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
+
+/* Per-CPU sampling state: the current window's start and target blocks, and the interval
+ * (1 block in `every`) this window traces, chosen from the last window's count. */
+struct sample_window {
+	__u64 start_ns;
+	__u32 blocks;
+	__u32 every;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sample_window);
+} windows SEC(".maps");
 
 /* Scratch for the switch-out entry: too large for the 512-byte BPF stack with the rest. */
 struct {
@@ -353,6 +372,47 @@ static __always_inline void capture(void *ctx, struct task_struct *t, __u32 pid,
 }
 
 /*
+ * Whether to trace this block, and its weight (1 / the probability it was traced with): 0 leaves
+ * it out. A block costs two stack captures (the blocked and the waker side), a few microseconds
+ * at the highest context-switch rates; beyond window_block_budget blocks per CPU in a window, the
+ * next window traces each block with probability 1/every (every = last window's blocks / budget)
+ * and weighs what it traces by `every`. That keeps every sum an unbiased estimate (each block's
+ * chance is known when it is drawn), and bounds the cost per CPU per second. A window after an
+ * idle one starts unsampled again. User space reports the estimate and the measured blocks.
+ */
+static __always_inline __u64 sample_block(void)
+{
+	struct sample_window *w;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (!window_block_budget)
+		return 1;
+	w = bpf_map_lookup_elem(&windows, &zero);
+	if (!w)
+		return 1;
+	now = bpf_ktime_get_ns();
+	if (now - w->start_ns >= OFFCPU_WINDOW_NS) {
+		__u32 every = 1;
+
+		if (now - w->start_ns < 2 * OFFCPU_WINDOW_NS && w->blocks > window_block_budget)
+			every = w->blocks / window_block_budget + 1;
+		if (every > OFFCPU_MAX_SAMPLE_EVERY)
+			every = OFFCPU_MAX_SAMPLE_EVERY;
+		w->every = every;
+		w->start_ns = now;
+		w->blocks = 0;
+	}
+	w->blocks++;
+	if (w->every > 1 && bpf_get_prandom_u32() % w->every) {
+		count_drop(OFFCPU_BLOCKS_SAMPLED_OUT);
+		return 0;
+	}
+	count_drop(OFFCPU_BLOCKS_TRACED);
+	return w->every ? w->every : 1;
+}
+
+/*
  * btf: prev is a BTF pointer (tp_btf); see capture(). state: the state __schedule decided on
  * (the tracepoint's prev_state, 5.18+), or -1 to read prev->__state, which a concurrent wakeup
  * may already have set back to running (TASK_WAKING): such a block would be lost.
@@ -364,6 +424,7 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
 	__u32 pid = BPF_CORE_READ(prev, pid);
 	struct start_entry *e;
 	__u32 zero = 0;
+	__u64 weight;
 
 	if (!is_target(prev, tgid))
 		return;
@@ -375,10 +436,15 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
 			bpf_map_delete_elem(&start, &pid);
 		return;
 	}
+	/* The wakeup or switch-in consumed the thread's last entry: nothing stale to drop. */
+	weight = sample_block();
+	if (!weight)
+		return;
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return;
 	__builtin_memset(e, 0, sizeof(*e));
+	e->weight = weight;
 	e->key.tgid = tgid;
 	e->key.pid = pid;
 	/*
@@ -397,10 +463,42 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
 		count_drop(OFFCPU_DROP_START_FULL);
 }
 
+/* Adds one block of `t` (the entry's thread) to `counts`. */
+static __always_inline void count_block(struct start_entry *e, struct task_struct *t,
+					__u64 delta_ns)
+{
+	__u64 weight = e->weight ? e->weight : 1;
+	struct offcpu_value *v, fresh = {};
+
+	v = bpf_map_lookup_elem(&counts, &e->key);
+	if (!v) {
+		fresh.total_ns = delta_ns * weight;
+		fresh.count = weight;
+		fresh.measured = 1;
+		BPF_CORE_READ_STR_INTO(&fresh.comm, t, comm);
+		__builtin_memcpy(fresh.waker_comm, e->waker_comm, sizeof(fresh.waker_comm));
+		if (!bpf_map_update_elem(&counts, &e->key, &fresh, BPF_NOEXIST))
+			return;
+		/* Another CPU inserted the key first, or the map is full. */
+		v = bpf_map_lookup_elem(&counts, &e->key);
+		if (!v) {
+			count_drop(OFFCPU_DROP_COUNTS_FULL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&v->total_ns, delta_ns * weight);
+	__sync_fetch_and_add(&v->count, weight);
+	__sync_fetch_and_add(&v->measured, 1);
+}
+
+/*
+ * A block normally ends at its wakeup (waking() counts it and removes the entry). An entry still
+ * here at switch-in had no wakeup seen (the waking program not attached, or the wakeup raced the
+ * switch-out): count it up to now, which then includes the run-queue wait.
+ */
 static __always_inline void switch_in(struct task_struct *next)
 {
 	__u32 pid = BPF_CORE_READ(next, pid);
-	struct offcpu_value *v, fresh = {};
 	struct start_entry *e;
 	__u64 delta_ns;
 
@@ -408,26 +506,8 @@ static __always_inline void switch_in(struct task_struct *next)
 	if (!e)
 		return;
 	delta_ns = bpf_ktime_get_ns() - e->start_ns;
-	if ((__s64)delta_ns < (__s64)min_block_ns)
-		goto done;
-	v = bpf_map_lookup_elem(&counts, &e->key);
-	if (!v) {
-		fresh.total_ns = delta_ns;
-		fresh.count = 1;
-		BPF_CORE_READ_STR_INTO(&fresh.comm, next, comm);
-		__builtin_memcpy(fresh.waker_comm, e->waker_comm, sizeof(fresh.waker_comm));
-		if (!bpf_map_update_elem(&counts, &e->key, &fresh, BPF_NOEXIST))
-			goto done;
-		/* Another CPU inserted the key first, or the map is full. */
-		v = bpf_map_lookup_elem(&counts, &e->key);
-		if (!v) {
-			count_drop(OFFCPU_DROP_COUNTS_FULL);
-			goto done;
-		}
-	}
-	__sync_fetch_and_add(&v->total_ns, delta_ns);
-	__sync_fetch_and_add(&v->count, 1);
-done:
+	if ((__s64)delta_ns >= (__s64)min_block_ns)
+		count_block(e, next, delta_ns);
 	bpf_map_delete_elem(&start, &pid);
 }
 
@@ -463,17 +543,11 @@ static __always_inline long interrupt_stack(void *ctx, struct start_entry *e)
 	return id;
 }
 
-static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
+/* The waker of `e`'s thread: the current task's stacks, or the interrupt's kernel stack. */
+static __always_inline void record_waker(void *ctx, struct start_entry *e, bool btf)
 {
-	__u32 pid = BPF_CORE_READ(p, pid);
 	struct task_struct *waker;
-	struct start_entry *e;
 
-	if (!record_wakers)
-		return;
-	e = bpf_map_lookup_elem(&start, &pid);
-	if (!e || e->key.waker_kernel_stack_id != -ENOENT)
-		return;
 	/*
 	 * In an interrupt (disk completion, timer, packet), current is whoever was interrupted and
 	 * its user stack says nothing about the wakeup. Telling that apart needs preempt_count, a
@@ -501,6 +575,31 @@ static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
 		&e->key.waker_user_stack_id, &e->key.waker_kernel_stack_id,
 		&e->key.waker_leaf_caller);
 	bpf_get_current_comm(e->waker_comm, sizeof(e->waker_comm));
+}
+
+/*
+ * The wakeup ends the block: the time after it, waiting for a CPU, is run-queue wait (CPU wait,
+ * schedstat's run_delay), as for a preempted thread. A block shorter than min_block_ns is dropped
+ * here, before any waker stack is walked: at the highest context-switch rates almost every block
+ * is that short, and the waker's stacks were most of the cost. sched_waking fires under p's
+ * pi_lock, once per wakeup, so two wakers never race on one entry.
+ */
+static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
+{
+	__u32 pid = BPF_CORE_READ(p, pid);
+	struct start_entry *e;
+	__u64 delta_ns;
+
+	e = bpf_map_lookup_elem(&start, &pid);
+	if (!e)
+		return;
+	delta_ns = bpf_ktime_get_ns() - e->start_ns;
+	if ((__s64)delta_ns >= (__s64)min_block_ns) {
+		if (record_wakers)
+			record_waker(ctx, e, btf);
+		count_block(e, p, delta_ns);
+	}
+	bpf_map_delete_elem(&start, &pid);
 }
 
 SEC("tp_btf/sched_switch")

@@ -20,6 +20,12 @@
 /* Innermost kernel frames that identify a blocked thread's kernel path for the stack cache. */
 #define OFFCPU_KERNEL_FINGERPRINT_FRAMES 8
 
+/* Sampling windows: a CPU that saw more target blocks than its budget in one window samples
+ * blocks in the next (see offcpu.bpf.c, sample_block). */
+#define OFFCPU_WINDOW_NS 10000000ULL
+/* The largest sampling interval (1 block in this many). */
+#define OFFCPU_MAX_SAMPLE_EVERY 256
+
 /* Indexes of the per-CPU drop counters (map "drops"). */
 enum offcpu_drop {
 	OFFCPU_DROP_STACK_COLLISION = 0, /* stack map bucket held another stack (-EEXIST) */
@@ -29,7 +35,9 @@ enum offcpu_drop {
 	OFFCPU_CACHE_HITS = 4,           /* not drops: stack captures served by the signature cache */
 	OFFCPU_CACHE_MISSES = 5,         /* not drops: stack captures that walked */
 	OFFCPU_INTERRUPT_WAKEUPS = 6,    /* not drops: wakeups done in interrupt context */
-	OFFCPU_DROP_NR = 7,
+	OFFCPU_BLOCKS_TRACED = 7,        /* not drops: blocks whose stacks were taken */
+	OFFCPU_BLOCKS_SAMPLED_OUT = 8,   /* not drops: blocks left out by sampling (estimated in) */
+	OFFCPU_DROP_NR = 9,
 };
 
 /* Filter modes (rodata filter_mode). */
@@ -67,8 +75,9 @@ struct offcpu_key {
 
 /* Value of the "counts" map. */
 struct offcpu_value {
-	__u64 total_ns; /* time blocked, summed over `count` blocks */
-	__u64 count;    /* blocks (switch-out ... switch-in) summed here */
+	__u64 total_ns; /* time blocked, summed over `count` blocks; scaled by the sampling weight */
+	__u64 count;    /* blocks (switch-out ... wakeup) summed here; scaled likewise */
+	__u64 measured; /* blocks actually measured (count without the scaling) */
 	char comm[OFFCPU_TASK_COMM_LEN];       /* the blocked thread's name at its first block */
 	char waker_comm[OFFCPU_TASK_COMM_LEN]; /* the waker thread's name at the first block */
 };

@@ -177,9 +177,20 @@ profile::Profile to_profile(const OffCpuResult& result, symbolize::Symbolizer& s
   p.failed_stacks += d.stack_collisions;
   p.notes.push_back(
       "off-CPU time is the time target threads spent blocked (switched out sleeping or in an "
-      "uninterruptible wait) from switch-out to switch-in, for blocks of at least " +
+      "uninterruptible wait) from switch-out to wakeup, for blocks of at least " +
       micros(result.min_block_ns) +
       "; time runnable but waiting for a CPU is not included (that is CPU wait)");
+  if (d.blocks_sampled_out > 0) {
+    const std::uint64_t all = d.blocks_traced + d.blocks_sampled_out;
+    char pct[32];
+    std::snprintf(pct, sizeof(pct), "%.1f%%",
+                  100.0 * static_cast<double>(d.blocks_traced) / static_cast<double>(all));
+    p.notes.push_back("blocks came faster than the tracing budget per CPU, so they were sampled: " +
+                      std::to_string(d.blocks_traced) + " of all " + std::to_string(all) +
+                      " blocks (" + pct +
+                      ") were traced and weighed by their sampling interval; times and counts "
+                      "are estimates (exact: --off-cpu-budget 0)");
+  }
   if (d.counts_full > 0 || d.start_full > 0) {
     p.notes.push_back(std::to_string(p.lost_samples) +
                       " blocks were lost because a BPF map was full (distinct stacks: " +

@@ -313,6 +313,12 @@ util::Result<Skeleton> open_and_load(const OffCpuOptions& o, Attach attach) {
   r->cache_stacks = o.cache_stacks;
   r->cache_block_kernel_stacks = o.cache_block_kernel_stacks;
   r->interrupt_waker_stacks = o.interrupt_waker_stacks;
+  r->window_block_budget =
+      o.full_blocks_per_cpu_per_s == 0
+          ? 0
+          : std::max<std::uint32_t>(
+                1, static_cast<std::uint32_t>(std::uint64_t{o.full_blocks_per_cpu_per_s} *
+                                              OFFCPU_WINDOW_NS / util::kNsPerSec));
   if (!o.cgroup_path.empty()) {
     auto cg = cgroup_id_and_level(o.cgroup_path);
     if (!cg) return cg.error();
@@ -330,9 +336,11 @@ util::Result<Skeleton> open_and_load(const OffCpuOptions& o, Attach attach) {
   bpf_map__set_max_entries(skel->maps.sig_cache, o.max_stacks);
   bpf_program__set_autoload(skel->progs.offcpu_switch, attach == Attach::kTpBtfState);
   bpf_program__set_autoload(skel->progs.offcpu_switch_nostate, attach == Attach::kTpBtf);
-  bpf_program__set_autoload(skel->progs.offcpu_waking, use_tp_btf && o.waker_stacks);
+  // The waking program always runs: the wakeup ends a block (and drops a short one before any
+  // stack walk); waker_stacks only says whether it records the waker.
+  bpf_program__set_autoload(skel->progs.offcpu_waking, use_tp_btf);
   bpf_program__set_autoload(skel->progs.offcpu_switch_raw, !use_tp_btf);
-  bpf_program__set_autoload(skel->progs.offcpu_waking_raw, !use_tp_btf && o.waker_stacks);
+  bpf_program__set_autoload(skel->progs.offcpu_waking_raw, !use_tp_btf);
 
   int err = offcpu_bpf__load(skel.get());
   if (err == 0) return skel;
@@ -439,10 +447,11 @@ util::Result<OffCpuResult> OffCpuTracer::stop() {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu > 0) {
     std::vector<__u64> per_cpu(static_cast<std::size_t>(ncpu));
-    std::uint64_t* slots[] = {&result.drops.stack_collisions, &result.drops.stack_failures,
-                              &result.drops.counts_full,      &result.drops.start_full,
-                              &result.drops.cache_hits,       &result.drops.cache_misses,
-                              &result.drops.interrupt_wakeups};
+    std::uint64_t* slots[] = {&result.drops.stack_collisions,  &result.drops.stack_failures,
+                              &result.drops.counts_full,       &result.drops.start_full,
+                              &result.drops.cache_hits,        &result.drops.cache_misses,
+                              &result.drops.interrupt_wakeups, &result.drops.blocks_traced,
+                              &result.drops.blocks_sampled_out};
     static_assert(sizeof(slots) / sizeof(slots[0]) == OFFCPU_DROP_NR);
     for (__u32 i = 0; i < OFFCPU_DROP_NR; ++i) {
       if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.drops), &i, per_cpu.data()) != 0) continue;
@@ -512,6 +521,7 @@ util::Result<OffCpuResult> OffCpuTracer::stop() {
     if (rec.process_comm.empty()) rec.process_comm = "pid " + std::to_string(rec.tgid);
     rec.total_ns = value.total_ns;
     rec.count = value.count;
+    rec.measured = value.measured;
     if (key.user_stack_id < 0) rec.user_stack_error = -key.user_stack_id;
     if (key.kernel_stack_id < 0) rec.kernel_stack_error = -key.kernel_stack_id;
     rec.user_addresses = stack(key.user_stack_id);

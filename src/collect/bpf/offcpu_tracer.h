@@ -13,7 +13,8 @@
 // the maps once, at the end, so the cost follows the context-switch rate, not the run's length.
 // What counts as off-CPU: a target thread switched out in TASK_INTERRUPTIBLE or
 // TASK_UNINTERRUPTIBLE (sleeping on a lock, IO, a timer, a socket...), from that switch-out to its
-// next switch-in. A preempted runnable thread is CPU wait, not off-CPU (see docs/offcpu.md).
+// wakeup. A runnable thread (preempted, or woken and waiting for a core) is CPU wait, not off-CPU
+// (see docs/offcpu.md).
 //
 // Thread safety: one thread at a time per tracer. Ownership: the tracer owns the loaded programs
 // and maps (a libbpf skeleton); destroying it detaches and frees them.
@@ -54,6 +55,12 @@ struct OffCpuOptions {
   // The kernel stack of an interrupt that wakes a thread (a disk completion's flush_end_io, a
   // timer). Off: such wakers show as [interrupt] alone.
   bool interrupt_waker_stacks = true;
+  // Blocks per CPU per second traced in full (0: every block). Above it, the next 10 ms window
+  // on that CPU traces each block with probability 1/N (N from the last window's rate, at most
+  // 256) and weighs it by N: totals and counts become unbiased estimates, and the cost per CPU
+  // stays near this budget's (a block costs two stack captures, microseconds each). The default
+  // keeps tracing exact up to 5,000 blocks per CPU per second.
+  std::uint32_t full_blocks_per_cpu_per_s = 5000;
   // Map sizes. Overflows are counted in OffCpuDrops, never silent.
   std::uint32_t max_stacks = 16384;           // distinct stacks (user and kernel share the map)
   std::uint32_t max_distinct_blocks = 32768;  // distinct (thread, stacks, waker stacks) keys
@@ -71,6 +78,10 @@ struct OffCpuDrops {
   std::uint64_t cache_hits = 0;
   std::uint64_t cache_misses = 0;
   std::uint64_t interrupt_wakeups = 0;  // not drops: wakeups from interrupt context
+  // Not drops: blocks traced, and blocks left out by sampling (full_blocks_per_cpu_per_s); the
+  // records' totals are scaled to stand for the blocks left out too.
+  std::uint64_t blocks_traced = 0;
+  std::uint64_t blocks_sampled_out = 0;
 };
 
 // One distinct blocked stack of one thread and the time blocked there. Addresses are innermost
@@ -101,8 +112,11 @@ struct OffCpuRecord {
   std::vector<std::uint64_t> waker_user_addresses;
   std::vector<std::uint64_t> waker_kernel_addresses;
 
-  std::uint64_t total_ns = 0;  // time blocked, summed over `count` blocks
-  std::uint64_t count = 0;     // blocks
+  // Time blocked, summed over `count` blocks. When blocks were sampled (see
+  // OffCpuDrops::blocks_sampled_out) both are estimates: each traced block weighs 1/its chance.
+  std::uint64_t total_ns = 0;
+  std::uint64_t count = 0;
+  std::uint64_t measured = 0;  // blocks actually traced (count without the sampling's scaling)
 };
 
 struct OffCpuResult {

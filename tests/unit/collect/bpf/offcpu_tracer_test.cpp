@@ -15,6 +15,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace chokepoint::collect::bpf {
 namespace {
@@ -206,6 +207,56 @@ TEST(OffCpuTracer, BlocksShorterThanTheMinimumAreNotCounted) {
     EXPECT_FALSE(r.tid == tid && has_frame_in(r.user_addresses, g_sleep))
         << r.count << " blocks of " << r.total_ns << " ns counted under a 50 ms minimum";
   }
+}
+
+// Above the budget, blocks are sampled and weighed: the totals stay estimates of the real ones.
+// Four threads sleep 1 ms at a time (about 3,500 blocks a second) under a budget of 100 blocks per
+// CPU per second, so roughly one block in twenty is traced; the estimate must still land near the
+// time the threads really slept (a sampling error of a few percent at ~100 traced blocks; the
+// bounds are wide so that a loaded machine cannot fail it, and tight enough that unweighted
+// sampling, 5% of the time, would).
+TEST(OffCpuTracer, BlocksAboveTheBudgetAreSampledAndTheTotalsEstimated) {
+  OffCpuOptions o;
+  o.tgids = {getpid()};
+  o.full_blocks_per_cpu_per_s = 100;
+  SKIP_UNLESS_TRACER(tracer, o);
+  ASSERT_TRUE(tracer->start());
+  constexpr int kThreads = 4;
+  std::atomic<int> tids[kThreads];
+  std::atomic<std::int64_t> slept_ns{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      tids[i] = gettid_int();
+      const auto begin = std::chrono::steady_clock::now();
+      offcpu_test_sleep(400, 1);
+      slept_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now() - begin)
+                      .count();
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto result = tracer->stop();
+  ASSERT_TRUE(result) << result.error().message;
+
+  std::uint64_t count = 0, measured = 0, total_ns = 0;
+  for (const auto& r : result->records) {
+    bool ours = false;
+    for (const auto& t : tids) ours = ours || r.tid == t.load();
+    if (!ours || !has_frame_in(r.user_addresses, g_sleep)) continue;
+    count += r.count;
+    measured += r.measured;
+    total_ns += r.total_ns;
+  }
+  EXPECT_GT(result->drops.blocks_sampled_out, 0u);
+  EXPECT_GT(measured, 0u);
+  EXPECT_LT(measured * 3, count) << "sampling should trace far fewer blocks than it estimates";
+  // 1,600 blocks were slept; the estimate of their number and their time.
+  EXPECT_GT(count, 1600u * 6 / 10);
+  EXPECT_LT(count, 1600u * 15 / 10);
+  const auto slept = static_cast<double>(slept_ns.load());
+  EXPECT_GT(static_cast<double>(total_ns), 0.6 * slept) << total_ns << " ns of " << slept;
+  EXPECT_LT(static_cast<double>(total_ns), 1.5 * slept) << total_ns << " ns of " << slept;
 }
 
 TEST(OffCpuTracer, OtherProcessesAreNotTraced) {
