@@ -136,20 +136,32 @@ class LabStore {
  public:
   LabStore(const Options& o)
       : work_(CpuWork::calibrate(o.work_us)),
+        rwlock_(o.lock_type == LockType::kRwlock),
         shards_(o.lock_mode == LockMode::kSharded ? static_cast<std::size_t>(o.lock_shards) : 1) {}
 
   // Updates `key`'s entry; returns its new count and the shard it lives in. The CPU work runs
-  // inside the critical section on purpose: with one shard, every worker queues on one mutex.
+  // inside the critical section on purpose: with one shard, every worker queues on one lock.
+  // With --lock-type rwlock the shard's lock is a std::shared_mutex (libstdc++ builds it on
+  // pthread_rwlock_t): the entry is first looked up under the shared side (a reader, which
+  // queues behind a writer holding it), then updated under the exclusive side (a writer).
   __attribute__((noinline)) std::pair<std::uint64_t, std::size_t> update(const std::string& key) {
     std::uint64_t h = key_hash(key);
     std::size_t index = h % shards_.size();
     Shard& shard = shards_[index];
+    if (rwlock_) {
+      std::uint64_t seen = 0;
+      {
+        std::shared_lock<std::shared_mutex> read(shard.rw);
+        auto it = shard.entries.find(key);
+        if (it != shard.entries.end()) seen = it->second.count;
+      }
+      std::unique_lock<std::shared_mutex> write(shard.rw);
+      CpuResult c = run_cpu_work(work_, h ^ seen);
+      return {apply(shard, key, c), index};
+    }
     std::lock_guard<std::mutex> lock(shard.mu);
     CpuResult c = run_cpu_work(work_, h);
-    Entry& e = shard.entries[key];
-    e.count += 1;
-    e.last_hash = c.hash ^ c.checksum;
-    return {e.count, index};
+    return {apply(shard, key, c), index};
   }
 
  private:
@@ -158,10 +170,19 @@ class LabStore {
     std::uint64_t last_hash = 0;
   };
   struct Shard {
-    std::mutex mu;
-    std::unordered_map<std::string, Entry> entries;  // guarded by mu
+    std::mutex mu;                                   // --lock-type mutex
+    std::shared_mutex rw;                            // --lock-type rwlock
+    std::unordered_map<std::string, Entry> entries;  // guarded by mu or rw
   };
+  // Called with the shard's lock held exclusively.
+  static std::uint64_t apply(Shard& shard, const std::string& key, const CpuResult& c) {
+    Entry& e = shard.entries[key];
+    e.count += 1;
+    e.last_hash = c.hash ^ c.checksum;
+    return e.count;
+  }
   CpuWork work_;
+  bool rwlock_;
   std::vector<Shard> shards_;
 };
 

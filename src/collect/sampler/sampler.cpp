@@ -1,6 +1,7 @@
 #include "collect/sampler/sampler.h"
 
 #include <fmt/format.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -22,6 +23,7 @@
 #include "collect/netlink/taskstats.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task_files.h"
+#include "collect/sampler/futex_stack.h"
 #include "collect/sampler/sockets.h"
 #include "collect/sampler/system_snapshot.h"
 #include "model/wait.h"
@@ -96,6 +98,8 @@ struct Sampler::Impl {
   std::map<int, ProcessState> processes;
   std::set<int> all_pids_seen;
   SocketTracker sockets{proc};
+  // Tells rwlock and semaphore waits from parked threads for FUTEX_WAIT_BITSET sleepers.
+  FutexStackScanner futex_stacks{opt.proc_root};
   // Taskstats (root only): opened once; taskstats_error says why not.
   std::optional<netlink::Taskstats> taskstats;
   std::string taskstats_error;
@@ -503,6 +507,9 @@ model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::Sysc
     obs.process_waits_on_network = p.net_wait;
     obs.fd_detail = p.net_wait_detail;
   }
+  if (nr == SYS_futex && (obs.args[1] & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET) {
+    obs.futex_caller = futex_stacks.caller(pid, obs.args[0], sc.sp, sc.pc, now_ns);
+  }
   return obs;
 }
 
@@ -569,13 +576,13 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
     }
     // The off-CPU time of the interval: if it is seen running now, the last wait it was in.
     iv.wait = (wait.resource == Resource::kOnCpu) ? t.last_wait : wait;
-    const bool mutex_now = wait.resource == Resource::kLock && wait.detail.rfind("mutex", 0) == 0;
+    const bool mutex_now = model::is_lock_queue(wait);
     if (mutex_now && t.last_mutex_wait) iv.cpu_wait_resource = Resource::kLock;
     iv.majflt_delta = majflt_delta;
     if (wait.resource != Resource::kOnCpu) {
       t.last_wait = wait;
       t.last_in_disk_sync = in_disk_sync;
-      t.last_mutex_wait = wait.resource == Resource::kLock && wait.detail.rfind("mutex", 0) == 0;
+      t.last_mutex_wait = mutex_now;
     }
     processes[t.account.key.pid].majflt += majflt_delta;
   } else {
@@ -818,6 +825,20 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
                                          "root or as the target's owner to see what threads "
                                          "wait on",
                                          syscall_denied)});
+  {
+    const auto& fs = futex_stacks.stats();
+    obs.sources.push_back(
+        {"stack scan", futex_stacks.problem().empty(),
+         fmt::format("the libc function under each futex(FUTEX_WAIT_BITSET) sleep tells rwlock and "
+                     "semaphore waits (lock) from parked threads (idle): {} stacks read, {} named, "
+                     "{} answers from the cache",
+                     fs.scans, fs.named, fs.cache_hits),
+         futex_stacks.problem().empty()
+             ? ""
+             : futex_stacks.problem() +
+                   ": run as root or as the target's owner (reading a thread's stack needs ptrace "
+                   "access); until then rwlock and semaphore waits read as idle"});
+  }
   std::string diag_problem = sockets.problem();
   obs.sources.push_back({"tcp_info (sock_diag)", diag_problem.empty(),
                          "per-connection RTT, queues, send-buffer-limited time", diag_problem});
