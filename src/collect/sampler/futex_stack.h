@@ -12,6 +12,13 @@
 // (__futex_abstimed_wait_common) and stale words left in dead frames (_IO_file_sync) are not in
 // that list and are skipped.
 //
+// Some entry points leave no return address of their own: glibc 2.36's sem_wait, sem_timedwait
+// and pthread_join jump (tail-call) into unnamed internal functions. For those the scan looks at
+// the service's side instead: the first return addresses into other executable mappings (the
+// program, libstdc++) are call sites, and the call instruction before each (`call rel32` to a PLT
+// stub, whose `jmp *GOT` is followed, or `call *GOT(%rip)` with -fno-plt) names the libc function
+// the service called. x86-64 only; elsewhere this step finds nothing.
+//
 // Cost: a cache keyed by (pid, futex address, syscall pc) answers for every thread asleep on the
 // same object through the same futex wrapper, so a pool of thousands of parked threads costs one
 // scan per condition variable, not one per thread or per sample. Entries expire after
@@ -53,6 +60,24 @@ struct CodeRange {
   std::uint64_t start = 0, end = 0;
 };
 std::vector<CodeRange> libc_code_ranges(const symbolize::MapsFile& maps);
+// Every other executable file mapping (the program, libstdc++, ...): where call sites are.
+std::vector<CodeRange> other_code_ranges(const symbolize::MapsFile& maps);
+
+// x86-64 call-site decoding, pure. `before` holds the 8 code bytes that end at return address
+// `ret`. A `call rel32` (e8) there gives its target as kDirect; a `call *disp32(%rip)` (ff 15)
+// gives the address of the pointer it calls through as kThroughPointer.
+struct CallTarget {
+  enum class Kind { kDirect, kThroughPointer };
+  Kind kind = Kind::kDirect;
+  std::uint64_t address = 0;
+};
+std::optional<CallTarget> decode_call_before(std::uint64_t ret,
+                                             std::span<const std::uint8_t, 8> before);
+// A PLT stub at `stub` (its first 16 bytes): `jmp *disp32(%rip)` (ff 25), optionally after
+// endbr64 (f3 0f 1e fa) and a bnd prefix (f2), as .plt.sec and -z now .plt.got entries are.
+// Returns the address of the GOT slot it jumps through.
+std::optional<std::uint64_t> decode_plt_stub(std::uint64_t stub,
+                                             std::span<const std::uint8_t, 16> code);
 
 struct FutexStackStats {
   std::uint64_t scans = 0;       // stack windows read
@@ -65,6 +90,7 @@ class FutexStackScanner {
  public:
   static constexpr std::size_t kWindowBytes = 1024;
   static constexpr int kMaxLookups = 8;
+  static constexpr int kMaxCallSites = 4;  // call sites decoded per scan
   static constexpr std::int64_t kCacheTtlNs = 2'000'000'000;
   static constexpr std::size_t kMaxCacheEntries = 4096;
 
@@ -88,6 +114,7 @@ class FutexStackScanner {
   struct Process {
     bool loaded = false;
     std::vector<CodeRange> libc;
+    std::vector<CodeRange> other_code;
   };
   struct Cached {
     std::string caller;
@@ -95,6 +122,9 @@ class FutexStackScanner {
   };
   Process& process(int pid, std::int64_t now_ns);
   std::optional<std::string> libc_function(int pid, const Process& p, std::uint64_t address);
+  // The known wait function the service called at one of the window's call sites.
+  std::optional<std::string> called_wait(int pid, const Process& p,
+                                         std::span<const std::uint64_t> window);
 
   std::string proc_root_;
   std::unique_ptr<symbolize::Symbolizer> symbolizer_;

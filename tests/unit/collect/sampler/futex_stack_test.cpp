@@ -10,6 +10,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <semaphore.h>
+
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -133,6 +136,38 @@ TEST(LibcCodeRanges, OnlyGlibcExecutableMappings) {
   EXPECT_EQ(ranges[1].start, 0x7f9d75100000u);
 }
 
+// Bytes from objdump of this test binary: "aea8: e8 f3 f7 ff ff  call a6a0 <_ZdlPvm@plt>" and
+// "a030: ff 25 ca 0f 0a 00  jmp *0xa0fca(%rip)  # ab000 <__printf_chk@GLIBC_2.3.4>".
+TEST(DecodeCall, CallRel32AndCallThroughTheGot) {
+  const std::array<std::uint8_t, 8> rel = {0x48, 0x89, 0xc7, 0xe8, 0xf3, 0xf7, 0xff, 0xff};
+  auto call = decode_call_before(0xaead, rel);
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->kind, CallTarget::Kind::kDirect);
+  EXPECT_EQ(call->address, 0xa6a0u);
+  // -fno-plt: "ff 15 disp32", call *disp(%rip); the pointer is at ret + disp.
+  const std::array<std::uint8_t, 8> got = {0x90, 0x90, 0xff, 0x15, 0x10, 0x00, 0x00, 0x00};
+  call = decode_call_before(0x1000, got);
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->kind, CallTarget::Kind::kThroughPointer);
+  EXPECT_EQ(call->address, 0x1010u);
+  // Neither: a return address after a register call (ff d0) or a stale data word.
+  const std::array<std::uint8_t, 8> other = {0, 0, 0, 0, 0, 0, 0xff, 0xd0};
+  EXPECT_FALSE(decode_call_before(0x2000, other));
+}
+
+TEST(DecodeCall, PltStubs) {
+  // Lazy-binding .plt entry: jmp *GOT; push; jmp.
+  const std::array<std::uint8_t, 16> lazy = {0xff, 0x25, 0xca, 0x0f, 0x0a, 0x00, 0x68, 0,
+                                             0,    0,    0,    0xe9, 0xe0, 0xff, 0xff, 0xff};
+  EXPECT_EQ(decode_plt_stub(0xa030, lazy), std::optional<std::uint64_t>(0xab000));
+  // .plt.sec with IBT: endbr64; bnd jmp *GOT.
+  const std::array<std::uint8_t, 16> ibt = {0xf3, 0x0f, 0x1e, 0xfa, 0xf2, 0xff, 0x25, 0x00,
+                                            0x01, 0x00, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00};
+  EXPECT_EQ(decode_plt_stub(0x5000, ibt), std::optional<std::uint64_t>(0x5000 + 11 + 0x100));
+  const std::array<std::uint8_t, 16> code = {0x55, 0x48, 0x89, 0xe5};  // push %rbp; mov ...
+  EXPECT_EQ(decode_plt_stub(0x6000, code), std::nullopt);
+}
+
 // The whole path on a live thread of this process: a writer queued on a std::shared_mutex.
 TEST(FutexStackScanner, NamesALiveWriterQueuedOnASharedMutex) {
   std::shared_mutex mu;
@@ -178,6 +213,39 @@ TEST(FutexStackScanner, NamesALiveWriterQueuedOnASharedMutex) {
   EXPECT_EQ(scanner.caller(getpid(), sc->args[0], sc->sp, sc->pc, now + 1), caller);
   EXPECT_EQ(scanner.stats().scans, 1u);
   EXPECT_EQ(scanner.stats().cache_hits, 1u);
+}
+
+// glibc 2.36's sem_wait jumps into an unnamed function, so only the call site in this test names
+// it: call rel32 -> sem_wait@plt -> jmp *GOT -> libc's sem_wait.
+TEST(FutexStackScanner, NamesALiveSemWaitThroughItsCallSite) {
+  sem_t sem;
+  ASSERT_EQ(sem_init(&sem, 0, 0), 0);
+  std::atomic<long> tid{0};
+  std::thread waiter([&] {
+    tid = syscall(SYS_gettid);
+    while (sem_wait(&sem) != 0) {
+    }
+  });
+  while (tid == 0) std::this_thread::yield();
+  procfs::ProcFs proc("/proc");
+  std::optional<procfs::SyscallState> sc;
+  for (int i = 0; i < 500; ++i) {
+    auto s = proc.read_task_syscall(getpid(), static_cast<int>(tid.load()));
+    if (s && s->kind == procfs::SyscallState::Kind::kInSyscall && s->nr == SYS_futex) {
+      sc = *s;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  FutexStackScanner scanner("/proc");
+  std::string caller;
+  if (sc) caller = scanner.caller(getpid(), sc->args[0], sc->sp, sc->pc, util::monotonic_ns());
+  sem_post(&sem);
+  waiter.join();
+  sem_destroy(&sem);
+  ASSERT_TRUE(sc) << "the waiter never blocked in futex";
+  if (!scanner.problem().empty()) GTEST_SKIP() << scanner.problem();
+  EXPECT_EQ(caller, "sem_wait");
 }
 
 }  // namespace
