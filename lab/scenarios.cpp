@@ -1,6 +1,7 @@
 #include "lab/scenarios.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -141,23 +142,26 @@ class LabStore {
 
   // Updates `key`'s entry; returns its new count and the shard it lives in. The CPU work runs
   // inside the critical section on purpose: with one shard, every worker queues on one lock.
-  // With --lock-type rwlock the shard's lock is a std::shared_mutex (libstdc++ builds it on
-  // pthread_rwlock_t): the entry is first looked up under the shared side (a reader, which
-  // queues behind a writer holding it), then updated under the exclusive side (a writer).
+  // With --lock-type rwlock the shard's lock is a writer-preferring pthread_rwlock_t: the entry
+  // is first looked up under the read side (a reader, which queues behind writers), then updated
+  // under the write side (a writer). Writer preference hands the lock from writer to writer; the
+  // default (reader preference, as std::shared_mutex gets it) wakes every queued reader at each
+  // write unlock, and that herd of wake-ups turns a lock bottleneck into run-queue time.
   __attribute__((noinline)) std::pair<std::uint64_t, std::size_t> update(const std::string& key) {
     std::uint64_t h = key_hash(key);
     std::size_t index = h % shards_.size();
     Shard& shard = shards_[index];
     if (rwlock_) {
       std::uint64_t seen = 0;
-      {
-        std::shared_lock<std::shared_mutex> read(shard.rw);
-        auto it = shard.entries.find(key);
-        if (it != shard.entries.end()) seen = it->second.count;
-      }
-      std::unique_lock<std::shared_mutex> write(shard.rw);
+      pthread_rwlock_rdlock(&shard.rw);
+      auto it = shard.entries.find(key);
+      if (it != shard.entries.end()) seen = it->second.count;
+      pthread_rwlock_unlock(&shard.rw);
+      pthread_rwlock_wrlock(&shard.rw);
       CpuResult c = run_cpu_work(work_, h ^ seen);
-      return {apply(shard, key, c), index};
+      auto count = apply(shard, key, c);
+      pthread_rwlock_unlock(&shard.rw);
+      return {count, index};
     }
     std::lock_guard<std::mutex> lock(shard.mu);
     CpuResult c = run_cpu_work(work_, h);
@@ -170,8 +174,18 @@ class LabStore {
     std::uint64_t last_hash = 0;
   };
   struct Shard {
+    Shard() {
+      pthread_rwlockattr_t attr;
+      pthread_rwlockattr_init(&attr);
+      pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+      pthread_rwlock_init(&rw, &attr);
+      pthread_rwlockattr_destroy(&attr);
+    }
+    ~Shard() { pthread_rwlock_destroy(&rw); }
+    Shard(const Shard&) = delete;
+    Shard& operator=(const Shard&) = delete;
     std::mutex mu;                                   // --lock-type mutex
-    std::shared_mutex rw;                            // --lock-type rwlock
+    pthread_rwlock_t rw;                             // --lock-type rwlock
     std::unordered_map<std::string, Entry> entries;  // guarded by mu or rw
   };
   // Called with the shard's lock held exclusively.

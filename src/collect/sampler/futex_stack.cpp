@@ -1,16 +1,23 @@
 #include "collect/sampler/futex_stack.h"
 
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
 
 #include "model/wait.h"
 #include "symbolize/parsers.h"
-#include "symbolize/symbolizer.h"
+#include "util/scoped_fd.h"
 
 namespace chokepoint::collect::sampler {
 
@@ -39,9 +46,57 @@ std::vector<CodeRange> libc_code_ranges(const symbolize::MapsFile& maps) {
         std::string_view(m.path).substr(slash == std::string::npos ? 0 : slash + 1);
     if (base.starts_with("libc.so") || base.starts_with("libc-") ||
         base.starts_with("libpthread")) {
-      out.push_back({m.start, m.end});
+      out.push_back({m.start, m.end, m.offset, m.path});
     }
   }
+  return out;
+}
+
+std::vector<WaitFunction> load_wait_functions(int fd, const CodeRange& mapping) {
+  std::vector<WaitFunction> out;
+  if (elf_version(EV_CURRENT) == EV_NONE) return out;
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  if (elf == nullptr) return out;
+  std::vector<GElf_Phdr> loads;
+  std::size_t phnum = 0;
+  if (elf_getphdrnum(elf, &phnum) == 0) {
+    for (std::size_t i = 0; i < phnum; ++i) {
+      GElf_Phdr ph;
+      if (gelf_getphdr(elf, static_cast<int>(i), &ph) != nullptr && ph.p_type == PT_LOAD) {
+        loads.push_back(ph);
+      }
+    }
+  }
+  const std::uint64_t size = mapping.end - mapping.start;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr sh;
+    if (gelf_getshdr(scn, &sh) == nullptr) continue;
+    if ((sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB) || sh.sh_entsize == 0) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr) continue;
+    const std::size_t count = sh.sh_size / sh.sh_entsize;
+    for (std::size_t i = 0; i < count; ++i) {
+      GElf_Sym sym;
+      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) continue;
+      if (GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_size == 0 || sym.st_value == 0) continue;
+      const char* name = elf_strptr(elf, sh.sh_link, sym.st_name);
+      if (name == nullptr) continue;
+      auto known = model::futex_waiter_function(name);
+      if (!known) continue;
+      // ELF virtual address -> file offset (through its PT_LOAD) -> run-time address.
+      for (const auto& ph : loads) {
+        if (sym.st_value < ph.p_vaddr || sym.st_value >= ph.p_vaddr + ph.p_filesz) continue;
+        const std::uint64_t off = sym.st_value - ph.p_vaddr + ph.p_offset;
+        if (off >= mapping.offset && off - mapping.offset < size) {
+          const std::uint64_t start = mapping.start + (off - mapping.offset);
+          out.push_back({start, start + sym.st_size, *known});
+        }
+        break;
+      }
+    }
+  }
+  elf_end(elf);
   return out;
 }
 
@@ -52,7 +107,7 @@ std::vector<CodeRange> other_code_ranges(const symbolize::MapsFile& maps) {
     if (!m.executable || !m.file_backed()) continue;
     bool is_libc = false;
     for (const auto& r : libc) is_libc = is_libc || (r.start == m.start);
-    if (!is_libc) out.push_back({m.start, m.end});
+    if (!is_libc) out.push_back({m.start, m.end, m.offset, m.path});
   }
   return out;
 }
@@ -119,30 +174,38 @@ FutexStackScanner::Process& FutexStackScanner::process(int pid, std::int64_t /*n
   const auto maps = symbolize::parse_maps(text);
   p.libc = libc_code_ranges(maps);
   p.other_code = other_code_ranges(maps);
+  const std::string pid_dir = proc_root_ + "/" + std::to_string(pid);
+  for (const auto& r : p.libc) {
+    // The file the process maps: through its root (containers, chroots), or through map_files
+    // when that path is gone (a replaced libc; root only).
+    util::ScopedFd fd(::open((pid_dir + "/root" + r.path).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      char range[64];
+      std::snprintf(range, sizeof(range), "/map_files/%lx-%lx", static_cast<unsigned long>(r.start),
+                    static_cast<unsigned long>(r.end));
+      fd.reset(::open((pid_dir + range).c_str(), O_RDONLY | O_CLOEXEC));
+    }
+    if (!fd.valid()) {
+      problem_ =
+          "cannot open " + r.path + " of pid " + std::to_string(pid) + ": " + std::strerror(errno);
+      continue;
+    }
+    auto w = load_wait_functions(fd.get(), r);
+    p.waits.insert(p.waits.end(), w.begin(), w.end());
+  }
+  std::sort(p.waits.begin(), p.waits.end(),
+            [](const WaitFunction& a, const WaitFunction& b) { return a.start < b.start; });
   return p;
 }
 
-std::optional<std::string> FutexStackScanner::libc_function(int pid, const Process& p,
+std::optional<std::string> FutexStackScanner::libc_function(int /*pid*/, const Process& p,
                                                             std::uint64_t address) {
-  bool in_libc = false;
-  for (const auto& r : p.libc) in_libc = in_libc || (address >= r.start && address < r.end);
-  if (!in_libc) return std::nullopt;
-  if (!symbolizer_ && !symbolizer_failed_) {
-    symbolize::SymbolizerOptions o;
-    o.proc_root = proc_root_;
-    o.source_lines = false;  // names only: no DWARF line tables
-    auto s = symbolize::Symbolizer::create(o);
-    if (s) {
-      symbolizer_ = std::move(s).value();
-    } else {
-      symbolizer_failed_ = true;
-      problem_ = "cannot open the symbolizer: " + s.error().message;
-    }
-  }
-  if (!symbolizer_) return std::nullopt;
-  auto frame = symbolizer_->user(pid, address);
-  if (!frame.unresolved.empty()) return std::nullopt;  // an internal, unnamed libc function
-  return frame.name;
+  auto it = std::upper_bound(p.waits.begin(), p.waits.end(), address,
+                             [](std::uint64_t a, const WaitFunction& w) { return a < w.start; });
+  if (it == p.waits.begin()) return std::nullopt;
+  --it;
+  if (address >= it->end) return std::nullopt;
+  return it->name;
 }
 
 std::optional<std::string> FutexStackScanner::called_wait(int pid, const Process& p,

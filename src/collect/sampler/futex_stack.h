@@ -7,8 +7,11 @@
 //
 // How: read a small window of the thread's stack from that sp (process_vm_readv, which needs
 // ptrace access: root or the same user), keep the words that point into libc's executable
-// mappings, name them with the symbolizer (libc's .dynsym, the exact file the process maps) and
-// take the innermost one model::futex_waiter_function knows. Internal helpers
+// mappings, name them from the symbol table of the exact libc file the process maps (.dynsym, and
+// .symtab when present; libelf) and take the innermost one model::futex_waiter_function knows.
+// Only those few functions (about 20 of libc's 3,000) are kept per process, at their run-time
+// addresses, so naming a word is a search in a short table, and a process costs one pass over
+// libc's symbols (under a millisecond) instead of a full symbolizer. Internal helpers
 // (__futex_abstimed_wait_common) and stale words left in dead frames (_IO_file_sync) are not in
 // that list and are skipped.
 //
@@ -38,7 +41,6 @@
 #include <vector>
 
 namespace chokepoint::symbolize {
-class Symbolizer;
 struct MapsFile;
 }  // namespace chokepoint::symbolize
 
@@ -58,7 +60,18 @@ std::optional<std::string> find_futex_waiter(
 // before 2.34 kept the pthread functions there).
 struct CodeRange {
   std::uint64_t start = 0, end = 0;
+  std::uint64_t offset = 0;  // file offset mapped at start
+  std::string path;          // the mapped file, as /proc/PID/maps names it
 };
+
+// A libc function model::futex_waiter_function knows, at its run-time address in one process.
+struct WaitFunction {
+  std::uint64_t start = 0, end = 0;
+  std::string name;  // as futex_waiter_function returns it: "pthread_rwlock_wrlock"
+};
+// The known wait functions of the ELF file open at `fd` (its .dynsym and .symtab), placed at the
+// addresses `mapping` gives them. Empty when the file is not ELF or has no such symbols.
+std::vector<WaitFunction> load_wait_functions(int fd, const CodeRange& mapping);
 std::vector<CodeRange> libc_code_ranges(const symbolize::MapsFile& maps);
 // Every other executable file mapping (the program, libstdc++, ...): where call sites are.
 std::vector<CodeRange> other_code_ranges(const symbolize::MapsFile& maps);
@@ -115,6 +128,7 @@ class FutexStackScanner {
     bool loaded = false;
     std::vector<CodeRange> libc;
     std::vector<CodeRange> other_code;
+    std::vector<WaitFunction> waits;  // of every libc mapping, sorted by start
   };
   struct Cached {
     std::string caller;
@@ -127,8 +141,6 @@ class FutexStackScanner {
                                          std::span<const std::uint64_t> window);
 
   std::string proc_root_;
-  std::unique_ptr<symbolize::Symbolizer> symbolizer_;
-  bool symbolizer_failed_ = false;
   bool read_denied_ = false;
   std::map<int, Process> processes_;
   std::map<std::tuple<int, std::uint64_t, std::uint64_t>, Cached> cache_;

@@ -10,13 +10,17 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <semaphore.h>
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <fstream>
 #include <optional>
 #include <shared_mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -134,6 +138,36 @@ TEST(LibcCodeRanges, OnlyGlibcExecutableMappings) {
   EXPECT_EQ(ranges[0].start, kTextStart);
   EXPECT_EQ(ranges[0].end, kTextEnd);
   EXPECT_EQ(ranges[1].start, 0x7f9d75100000u);
+}
+
+// This process's own libc: the table places pthread_rwlock_wrlock and sem_wait where the dynamic
+// linker put them (the address of a libc function taken here is libc's own).
+TEST(LoadWaitFunctions, PlacesTheKnownFunctionsOfTheMappedLibc) {
+  std::ifstream in("/proc/self/maps");
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto ranges = libc_code_ranges(symbolize::parse_maps(text.str()));
+  ASSERT_FALSE(ranges.empty());
+  std::vector<WaitFunction> all;
+  for (const auto& r : ranges) {
+    const int fd = ::open(r.path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << r.path;
+    auto w = load_wait_functions(fd, r);
+    all.insert(all.end(), w.begin(), w.end());
+    ::close(fd);
+  }
+  auto find = [&](const std::string& name) -> std::uint64_t {
+    for (const auto& w : all) {
+      if (w.name == name) return w.start;
+    }
+    return 0;
+  };
+  EXPECT_EQ(find("pthread_rwlock_wrlock"), reinterpret_cast<std::uint64_t>(&pthread_rwlock_wrlock));
+  EXPECT_EQ(find("sem_wait"), reinterpret_cast<std::uint64_t>(&sem_wait));
+  EXPECT_EQ(find("pthread_cond_wait"), reinterpret_cast<std::uint64_t>(&pthread_cond_wait));
+  // Only known waits are kept: a few dozen entries, not libc's thousands.
+  EXPECT_LT(all.size(), 64u);
+  for (const auto& w : all) EXPECT_TRUE(model::futex_waiter_function(w.name)) << w.name;
 }
 
 // Bytes from objdump of this test binary: "aea8: e8 f3 f7 ff ff  call a6a0 <_ZdlPvm@plt>" and
