@@ -210,6 +210,10 @@ std::optional<std::string> FutexStackScanner::libc_function(int /*pid*/, const P
 
 std::optional<std::string> FutexStackScanner::called_wait(int pid, const Process& p,
                                                           std::span<const std::uint64_t> window) {
+#if !defined(__x86_64__)
+  (void)pid, (void)p, (void)window;
+  return std::nullopt;  // the decoder knows x86-64 call and PLT encodings only
+#endif
   auto read = [pid](std::uint64_t address, void* out, std::size_t size) {
     iovec local{out, size};
     iovec remote{reinterpret_cast<void*>(address), size};

@@ -11,7 +11,7 @@
 // .symtab when present; libelf) and take the innermost one model::futex_waiter_function knows.
 // Only those few functions (about 20 of libc's 3,000) are kept per process, at their run-time
 // addresses, so naming a word is a search in a short table, and a process costs one pass over
-// libc's symbols (under a millisecond) instead of a full symbolizer. Internal helpers
+// libc's symbols (about a millisecond) instead of a full symbolizer. Internal helpers
 // (__futex_abstimed_wait_common) and stale words left in dead frames (_IO_file_sync) are not in
 // that list and are skipped.
 //
