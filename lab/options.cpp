@@ -81,6 +81,11 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
                                            {"sharded", LockMode::kSharded}};
   app.add_option("--lock", o.lock_mode, "lock: global or sharded")
       ->transform(CLI::CheckedTransformer(locks));
+  std::map<std::string, LockType> lock_types = {{"mutex", LockType::kMutex},
+                                                {"rwlock", LockType::kRwlock}};
+  app.add_option("--lock-type", o.lock_type,
+                 "lock: mutex, or rwlock (read the entry shared, update it exclusive)")
+      ->transform(CLI::CheckedTransformer(lock_types));
   app.add_option("--lock-shards", o.lock_shards, "lock --lock sharded: shard count")
       ->check(CLI::Range(1, 4096));
   std::map<std::string, CommitMode> commits = {{"per-request", CommitMode::kPerRequest},

@@ -29,6 +29,7 @@ enum class Scenario {
 enum class Model { kThreads, kEpoll };
 enum class Role { kLab, kUpstream };
 enum class LockMode { kGlobal, kSharded };
+enum class LockType { kMutex, kRwlock };
 enum class CommitMode { kPerRequest, kBatch, kAsync };
 enum class LogMode { kSync, kAsync, kOff };
 
@@ -54,6 +55,8 @@ struct Options {
   bool cache = false;      // cpu, upstream: memoize per query key
   int serial_workers = 1;  // serial: threads of the executor that runs the work
   LockMode lock_mode = LockMode::kGlobal;
+  LockType lock_type =
+      LockType::kMutex;  // lock: std::mutex, or std::shared_mutex (a pthread rwlock)
   int lock_shards = 16;
   CommitMode commit = CommitMode::kPerRequest;
   std::int64_t record_bytes = 256;  // disk: bytes appended per request

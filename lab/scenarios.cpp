@@ -1,6 +1,7 @@
 #include "lab/scenarios.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -136,20 +137,35 @@ class LabStore {
  public:
   LabStore(const Options& o)
       : work_(CpuWork::calibrate(o.work_us)),
+        rwlock_(o.lock_type == LockType::kRwlock),
         shards_(o.lock_mode == LockMode::kSharded ? static_cast<std::size_t>(o.lock_shards) : 1) {}
 
   // Updates `key`'s entry; returns its new count and the shard it lives in. The CPU work runs
-  // inside the critical section on purpose: with one shard, every worker queues on one mutex.
+  // inside the critical section on purpose: with one shard, every worker queues on one lock.
+  // With --lock-type rwlock the shard's lock is a writer-preferring pthread_rwlock_t: the entry
+  // is first looked up under the read side (a reader, which queues behind writers), then updated
+  // under the write side (a writer). Writer preference hands the lock from writer to writer; the
+  // default (reader preference, as std::shared_mutex gets it) wakes every queued reader at each
+  // write unlock, and that herd of wake-ups turns a lock bottleneck into run-queue time.
   __attribute__((noinline)) std::pair<std::uint64_t, std::size_t> update(const std::string& key) {
     std::uint64_t h = key_hash(key);
     std::size_t index = h % shards_.size();
     Shard& shard = shards_[index];
+    if (rwlock_) {
+      std::uint64_t seen = 0;
+      pthread_rwlock_rdlock(&shard.rw);
+      auto it = shard.entries.find(key);
+      if (it != shard.entries.end()) seen = it->second.count;
+      pthread_rwlock_unlock(&shard.rw);
+      pthread_rwlock_wrlock(&shard.rw);
+      CpuResult c = run_cpu_work(work_, h ^ seen);
+      auto count = apply(shard, key, c);
+      pthread_rwlock_unlock(&shard.rw);
+      return {count, index};
+    }
     std::lock_guard<std::mutex> lock(shard.mu);
     CpuResult c = run_cpu_work(work_, h);
-    Entry& e = shard.entries[key];
-    e.count += 1;
-    e.last_hash = c.hash ^ c.checksum;
-    return {e.count, index};
+    return {apply(shard, key, c), index};
   }
 
  private:
@@ -158,10 +174,29 @@ class LabStore {
     std::uint64_t last_hash = 0;
   };
   struct Shard {
-    std::mutex mu;
-    std::unordered_map<std::string, Entry> entries;  // guarded by mu
+    Shard() {
+      pthread_rwlockattr_t attr;
+      pthread_rwlockattr_init(&attr);
+      pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+      pthread_rwlock_init(&rw, &attr);
+      pthread_rwlockattr_destroy(&attr);
+    }
+    ~Shard() { pthread_rwlock_destroy(&rw); }
+    Shard(const Shard&) = delete;
+    Shard& operator=(const Shard&) = delete;
+    std::mutex mu;                                   // --lock-type mutex
+    pthread_rwlock_t rw;                             // --lock-type rwlock
+    std::unordered_map<std::string, Entry> entries;  // guarded by mu or rw
   };
+  // Called with the shard's lock held exclusively.
+  static std::uint64_t apply(Shard& shard, const std::string& key, const CpuResult& c) {
+    Entry& e = shard.entries[key];
+    e.count += 1;
+    e.last_hash = c.hash ^ c.checksum;
+    return e.count;
+  }
   CpuWork work_;
+  bool rwlock_;
   std::vector<Shard> shards_;
 };
 

@@ -42,6 +42,7 @@ wrk16="wrk -t1 -c16 -d8s http://127.0.0.1:PORT/"
 capture cpu "$wrk16" --scenario cpu
 capture serial "$wrk16" --scenario serial
 capture lock "wrk -t1 -c16 -d8s -s bench/lab/keys_random.lua http://127.0.0.1:PORT/" --scenario lock
+capture rwlock "wrk -t1 -c16 -d8s -s bench/lab/keys_random.lua http://127.0.0.1:PORT/" --scenario lock --lock-type rwlock
 capture disk "$wrk16" --scenario disk
 capture log "$wrk16" --scenario log
 capture leak "$bin/chokepoint load --rate 300 -c 4 --duration 8s http://127.0.0.1:PORT/" --scenario leak

@@ -5,7 +5,9 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "model/time_split.h"
 
@@ -49,6 +51,10 @@ struct WaitObservation {
   bool process_waits_on_network = false;
   // Major faults the thread took since the previous sample.
   std::uint64_t majflt_delta = 0;
+  // For a futex(FUTEX_WAIT_BITSET) sleeper: the libc function it waits under, found on its stack
+  // by the sampler ("pthread_rwlock_wrlock", "sem_wait", "pthread_cond_wait", as returned by
+  // futex_waiter_function); empty when unknown (no ptrace access, no symbols, not glibc).
+  std::string futex_caller;
 };
 
 struct WaitClass {
@@ -67,6 +73,18 @@ std::string syscall_name(long nr);
 
 // Which argument of syscall nr names the fd it waits on, or -1 when it takes none.
 int fd_argument_index(long nr);
+
+// glibc's rwlocks, semaphores, condition variables, pthread_join and barriers all sleep in
+// futex(FUTEX_WAIT_BITSET); only the function the thread called tells a queued reader or writer
+// (lock) from a parked pool thread (idle). Given a symbol name of libc's .dynsym as a symbolizer
+// returns it ("__pthread_rwlock_wrlock", "pthread_cond_wait@@GLIBC_2.3.2"), returns the public
+// name when it is one of those waits ("pthread_rwlock_wrlock"), else nullopt: internal helpers
+// and unrelated functions say nothing about the wait, so a stack scan skips them.
+std::optional<std::string> futex_waiter_function(std::string_view symbol);
+
+// True when the wait is a queue on a lock that hands off to the next waiter at unlock (a mutex
+// or an rwlock): run-queue time between two such waits is part of the lock's cost.
+bool is_lock_queue(const WaitClass& wait);
 
 // True for syscalls whose time is disk work even when spent on-CPU in the kernel (fsync & co).
 bool is_disk_sync_syscall(long nr);

@@ -27,6 +27,10 @@ RuleResult lock(const Context& ctx) {
 
   auto top = model::top_details(obs.threads, Resource::kLock, 3);
   if (!top.empty() && top[0].first.rfind("flock", 0) == 0) b.kind = "file-lock";
+  // Reader-writer locks and semaphores are named by the libc function their waiters called
+  // (the sampler's stack scan): "rwlock 0x55d0c0a0 (pthread_rwlock_wrlock)".
+  if (!top.empty() && top[0].first.rfind("rwlock", 0) == 0) b.kind = "rwlock";
+  if (!top.empty() && top[0].first.rfind("semaphore", 0) == 0) b.kind = "semaphore";
   b.evidence.push_back(fmt::format(
       "on average {:.2f} threads were queued on a lock ({} of busy time)", load, percent(b.share)));
   for (const auto& [detail, ns] : top) {
@@ -49,7 +53,10 @@ RuleResult lock(const Context& ctx) {
                          "queue behind each other",
                          which),
              "shorten the critical section: do the work outside the lock, hold it only to publish",
-             "use a reader-writer lock or lock-free reads when most holders only read",
+             b.kind == "rwlock"
+                 ? "readers queue behind writers: keep the write side short, or publish new "
+                   "versions (copy-on-write) so reads never wait"
+                 : "use a reader-writer lock or lock-free reads when most holders only read",
              "chokepoint profile --off-cpu shows the code that takes it"};
   b.confidence = b.significant ? std::min(1.0, 0.6 + 0.4 * b.share) : 0.0;
   RuleResult out;

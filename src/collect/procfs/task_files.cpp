@@ -49,23 +49,42 @@ bool may_be_refused(TaskFile file) {
 }  // namespace
 
 Result<TaskFiles> TaskFiles::open(const std::string& root, int pid, int tid, unsigned which,
-                                  Units units) {
+                                  Units units, int task_dir_fd) {
   TaskFiles files(root + "/" + std::to_string(pid) + "/task/" + std::to_string(tid), pid, tid,
                   units);
+  auto opened = files.open_more(which, task_dir_fd);
+  if (!opened) return opened.error();
+  return files;
+}
+
+Result<void> TaskFiles::open_more(unsigned which, int task_dir_fd) {
   for (TaskFile file : kAllFiles) {
     if ((which & static_cast<unsigned>(file)) == 0) continue;
-    const std::string path = files.base_path_ + "/" + file_name(file);
-    Slot& slot = files.slots_[index_of(file)];
-    slot.fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    Slot& slot = slots_[index_of(file)];
+    if (slot.fd.valid() || slot.open_errno != 0) continue;
+    if (task_dir_fd >= 0) {
+      const std::string rel = std::to_string(tid_) + "/" + file_name(file);
+      slot.fd.reset(::openat(task_dir_fd, rel.c_str(), O_RDONLY | O_CLOEXEC));
+    } else {
+      const std::string path = base_path_ + "/" + file_name(file);
+      slot.fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    }
     if (slot.fd.valid()) continue;
     const int err = errno;
     if ((err == EACCES || err == EPERM) && may_be_refused(file)) {
       slot.open_errno = err;
       continue;
     }
-    return util::errno_error("cannot open " + path, err, read_error_hint(err, true));
+    return util::errno_error("cannot open " + base_path_ + "/" + file_name(file), err,
+                             read_error_hint(err, true));
   }
-  return files;
+  return {};
+}
+
+int TaskFiles::open_count() const {
+  int n = 0;
+  for (const auto& s : slots_) n += s.fd.valid() ? 1 : 0;
+  return n;
 }
 
 const TaskFiles::Slot& TaskFiles::slot(TaskFile file) const {

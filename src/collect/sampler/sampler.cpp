@@ -1,6 +1,8 @@
 #include "collect/sampler/sampler.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -22,11 +24,13 @@
 #include "collect/netlink/taskstats.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task_files.h"
+#include "collect/sampler/futex_stack.h"
 #include "collect/sampler/sockets.h"
 #include "collect/sampler/system_snapshot.h"
 #include "model/wait.h"
 #include "util/clock.h"
 #include "util/counters.h"
+#include "util/scoped_fd.h"
 
 namespace chokepoint::collect::sampler {
 namespace {
@@ -39,12 +43,17 @@ constexpr std::int64_t kSystemTickNs = 100'000'000;      // run-queue samples
 constexpr std::int64_t kMaxPollBackoffNs = 1'000'000'000;
 // fds kept free for everything else (sockets, /proc reads, the output).
 constexpr std::int64_t kReservedFds = 128;
+// A thread that ran gets its stat and syscall kept open only while this many fds stay free for
+// the schedstat of threads that appear later.
+constexpr std::int64_t kLazyOpenReserveFds = 1024;
 // CPU a major fault costs in the kernel, reclaim included: about 80 µs measured on the lab's
 // paging scenario on this VM (stime / majflt); 50 µs is the conservative bound we attribute.
 constexpr double kMajorFaultCpuNs = 50'000;
 
 struct ProcessState {
   int pid = 0;
+  // root/PID/task, for openat("TID/<file>"): a fifth cheaper than opening by the full path.
+  util::ScopedFd task_dir;
   std::string name;
   std::optional<procfs::TaskIo> io_start, io_last;
   std::uint64_t rss_start = 0, rss_last = 0, rss_max = 0;
@@ -63,8 +72,12 @@ struct ProcessState {
   std::optional<netlink::TaskDelays> delays_first, delays_last;
 };
 
-// One thread's /proc files: kept open (one pread per read) while the fd budget allows; past it,
-// schedstat alone is kept open and stat/syscall are opened per read; past that, everything is.
+// One thread's /proc files: schedstat is kept open (one pread per poll) while the fd budget
+// allows. stat and syscall are kept open from the start when the budget has room for three fds
+// for every thread of the listing; otherwise they are read once at the start through short-lived
+// fds and kept open from the first time the thread is seen to have run (most threads of a large
+// pool never run in a window, and an open /proc file that was read holds a 4 KiB kernel buffer).
+// Past the budget, files are opened per read.
 struct ThreadState {
   std::optional<procfs::TaskFiles> files;
   int fds = 0;  // fds the kept-open files use
@@ -96,6 +109,8 @@ struct Sampler::Impl {
   std::map<int, ProcessState> processes;
   std::set<int> all_pids_seen;
   SocketTracker sockets{proc};
+  // Tells rwlock and semaphore waits from parked threads for FUTEX_WAIT_BITSET sleepers.
+  FutexStackScanner futex_stacks{opt.proc_root};
   // Taskstats (root only): opened once; taskstats_error says why not.
   std::optional<netlink::Taskstats> taskstats;
   std::string taskstats_error;
@@ -136,10 +151,17 @@ struct Sampler::Impl {
   util::Result<void> refresh(std::int64_t now_ns);
   std::int64_t fd_budget = 0;  // fds still available for kept-open thread files
 
-  void add_thread(int pid, int tid, std::int64_t now_ns);
+  // `pending`: threads of this listing still to be added after this one (for the fd budget).
+  void add_thread(int pid, int tid, std::int64_t now_ns, std::size_t pending);
+  ProcessState& process_state(int pid);
+  int task_dir_fd(int pid);
+  std::int64_t threads_in_disk_sync = 0;  // threads whose last wait is a disk sync
   util::Result<procfs::Schedstat> read_schedstat(ThreadState& t);
   util::Result<procfs::TaskStat> read_stat(ThreadState& t);
   util::Result<procfs::SyscallState> read_syscall(ThreadState& t);
+  util::Result<procfs::TaskFiles> open_once(const ThreadState& t, unsigned which);
+  // A thread that ran keeps its stat and syscall open from now on, budget permitting.
+  void keep_open_after_run(ThreadState& t);
   // Reads the thread if its poll is due; returns whether it did.
   bool sample_thread(ThreadState& t, std::int64_t now_ns);
   std::int64_t samples_per_tick = 1;
@@ -205,15 +227,42 @@ void Sampler::Impl::read_process(ProcessState& p, bool first) {
   }
 }
 
+ProcessState& Sampler::Impl::process_state(int pid) {
+  auto& p = processes[pid];
+  if (p.pid == 0) {
+    p.pid = pid;
+    const std::string dir = proc.root() + "/" + std::to_string(pid) + "/task";
+    p.task_dir.reset(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    read_process(p, true);
+  }
+  return p;
+}
+
+int Sampler::Impl::task_dir_fd(int pid) {
+  auto it = processes.find(pid);
+  return it == processes.end() ? -1 : it->second.task_dir.get();
+}
+
+// A file that is not kept open is read through a short-lived fd, opened relative to the task
+// directory (the whole path when that is not open).
+util::Result<procfs::TaskFiles> Sampler::Impl::open_once(const ThreadState& t, unsigned which) {
+  return procfs::TaskFiles::open(proc.root(), t.account.key.pid, t.account.key.tid, which,
+                                 procfs::Units::host(), task_dir_fd(t.account.key.pid));
+}
+
 util::Result<procfs::Schedstat> Sampler::Impl::read_schedstat(ThreadState& t) {
   if (t.files && t.files->is_open(procfs::TaskFile::kSchedstat)) return t.files->schedstat(buf);
-  return proc.read_task_schedstat(t.account.key.pid, t.account.key.tid);
+  auto once = open_once(t, static_cast<unsigned>(procfs::TaskFile::kSchedstat));
+  if (!once) return once.error();
+  return once->schedstat(buf);
 }
 
 util::Result<procfs::TaskStat> Sampler::Impl::read_stat(ThreadState& t) {
   if (t.files && t.files->is_open(procfs::TaskFile::kStat)) return t.files->stat(buf);
-  auto st = proc.read_task_stat(t.account.key.pid, t.account.key.tid);
-  // Read by path, a reused tid would be another thread: the start time tells.
+  auto once = open_once(t, static_cast<unsigned>(procfs::TaskFile::kStat));
+  if (!once) return once.error();
+  auto st = once->stat(buf);
+  // Opened by path, a reused tid would be another thread: the start time tells.
   if (st && t.account.key.start_time_ticks != 0 &&
       st->start_time_ticks != t.account.key.start_time_ticks) {
     return util::Error{"the thread exited and its tid was reused", "", ESRCH};
@@ -223,29 +272,53 @@ util::Result<procfs::TaskStat> Sampler::Impl::read_stat(ThreadState& t) {
 
 util::Result<procfs::SyscallState> Sampler::Impl::read_syscall(ThreadState& t) {
   if (t.files && t.files->is_open(procfs::TaskFile::kSyscall)) return t.files->syscall(buf);
-  return proc.read_task_syscall(t.account.key.pid, t.account.key.tid);
+  auto once = open_once(t, static_cast<unsigned>(procfs::TaskFile::kSyscall));
+  if (!once) return once.error();
+  return once->syscall(buf);
 }
 
-void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns) {
+void Sampler::Impl::keep_open_after_run(ThreadState& t) {
+  if (!t.files || t.files->is_open(procfs::TaskFile::kStat)) return;
+  if (fd_budget < 2 + kLazyOpenReserveFds) return;
+  const int before = t.files->open_count();
+  (void)t.files->open_more(procfs::TaskFile::kStat | procfs::TaskFile::kSyscall,
+                           task_dir_fd(t.account.key.pid));
+  const int added = t.files->open_count() - before;
+  t.fds += added;
+  fd_budget -= added;
+}
+
+void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_t pending) {
   ThreadState t;
   t.account.key = {pid, tid, 0};
   t.last_sample_ns = now_ns;
   t.next_poll_ns = now_ns;
   t.refresh_generation = generation;
-  unsigned which =
-      fd_budget >= 3 ? procfs::kSamplerFiles : static_cast<unsigned>(procfs::TaskFile::kSchedstat);
+  auto& p = process_state(pid);
+  // Three fds for this thread only when the budget also has three for every thread still to
+  // come in this listing; otherwise schedstat first, for all of them.
+  const bool keep_all = fd_budget >= 3 * static_cast<std::int64_t>(pending + 1);
+  const unsigned which =
+      keep_all ? procfs::kSamplerFiles : static_cast<unsigned>(procfs::TaskFile::kSchedstat);
   if (fd_budget >= 1) {
-    auto files = procfs::TaskFiles::open(proc.root(), pid, tid, which);
+    auto files = procfs::TaskFiles::open(proc.root(), pid, tid, which, procfs::Units::host(),
+                                         p.task_dir.get());
     if (!files) {
       if (procfs::is_vanished(files.error())) return;  // gone between listing and opening
     } else {
       t.files.emplace(std::move(files).value());
-      t.fds = fd_budget >= 3 ? 3 : 1;
+      t.fds = t.files->open_count();
       fd_budget -= t.fds;
     }
   }
+  // stat and syscall not kept: one short-lived TaskFiles reads both.
+  std::optional<procfs::TaskFiles> once;
+  if (!t.files || !t.files->is_open(procfs::TaskFile::kStat)) {
+    auto o = open_once(t, procfs::TaskFile::kStat | procfs::TaskFile::kSyscall);
+    if (o) once.emplace(std::move(o).value());
+  }
   auto sched = read_schedstat(t);
-  auto st = read_stat(t);
+  auto st = once ? once->stat(buf) : read_stat(t);
   if (!sched || !st) {
     fd_budget += t.fds;
     return;
@@ -259,7 +332,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns) {
   t.account.comm = st->comm;
   t.account.first_seen_ns = now_ns;
   t.account.last_seen_ns = now_ns;
-  auto sc = read_syscall(t);
+  auto sc = once ? once->syscall(buf) : read_syscall(t);
   if (sc) {
     t.last_wait = model::classify_wait(observe(t, *sc, st->state, 0, now_ns));
   } else {
@@ -267,11 +340,6 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns) {
     model::WaitObservation obs;
     obs.state = st->state;
     t.last_wait = model::classify_wait(obs);
-  }
-  auto& p = processes[pid];
-  if (p.pid == 0) {
-    p.pid = pid;
-    read_process(p, true);
   }
   t.account.process_name = p.name;
   p.tids_seen.insert(tid);
@@ -286,13 +354,17 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
     all_pids_seen.insert(pid);
     auto tids = proc.list_tids(pid);
     if (!tids) continue;
+    std::vector<int> added;
     for (int tid : *tids) {
       auto it = threads.find({pid, tid});
       if (it == threads.end()) {
-        add_thread(pid, tid, now_ns);
+        added.push_back(tid);
       } else {
         it->second.refresh_generation = generation;
       }
+    }
+    for (std::size_t i = 0; i < added.size(); ++i) {
+      add_thread(pid, added[i], now_ns, added.size() - 1 - i);
     }
   }
   // Threads no longer listed (exited, or moved out of the cgroup) are finished.
@@ -311,6 +383,7 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
 }
 
 void Sampler::Impl::finish_thread(ThreadState& t) {
+  if (t.last_in_disk_sync) --threads_in_disk_sync;
   fd_budget += t.fds;
   t.fds = 0;
   t.files.reset();
@@ -503,6 +576,9 @@ model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::Sysc
     obs.process_waits_on_network = p.net_wait;
     obs.fd_detail = p.net_wait_detail;
   }
+  if (nr == SYS_futex && (obs.args[1] & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET) {
+    obs.futex_caller = futex_stacks.caller(pid, obs.args[0], sc.sp, sc.pc, now_ns);
+  }
   return obs;
 }
 
@@ -529,6 +605,7 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
   if (ran) {
     // It ran: read where it is now, and what it waited on since.
     ++deep_samples;
+    keep_open_after_run(t);
     auto st = read_stat(t);
     if (!st) return true;
     std::uint64_t majflt_delta = util::saturating_delta(t.last_majflt, st->majflt);
@@ -569,13 +646,14 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
     }
     // The off-CPU time of the interval: if it is seen running now, the last wait it was in.
     iv.wait = (wait.resource == Resource::kOnCpu) ? t.last_wait : wait;
-    const bool mutex_now = wait.resource == Resource::kLock && wait.detail.rfind("mutex", 0) == 0;
+    const bool mutex_now = model::is_lock_queue(wait);
     if (mutex_now && t.last_mutex_wait) iv.cpu_wait_resource = Resource::kLock;
     iv.majflt_delta = majflt_delta;
     if (wait.resource != Resource::kOnCpu) {
       t.last_wait = wait;
+      threads_in_disk_sync += (in_disk_sync ? 1 : 0) - (t.last_in_disk_sync ? 1 : 0);
       t.last_in_disk_sync = in_disk_sync;
-      t.last_mutex_wait = wait.resource == Resource::kLock && wait.detail.rfind("mutex", 0) == 0;
+      t.last_mutex_wait = mutex_now;
     }
     processes[t.account.key.pid].majflt += majflt_delta;
   } else {
@@ -633,13 +711,17 @@ util::Result<model::Observation> Sampler::run() {
       ++it;
     }
     s.cursor = it == s.threads.end() ? std::pair<int, int>{0, 0} : it->first;
-    std::map<int, int> disk_sync_threads;
-    for (auto& [key, t] : s.threads) {
-      if (t.last_in_disk_sync) ++disk_sync_threads[key.first];
-    }
-    for (auto& [key, t] : s.threads) {
-      if (t.last_mutex_wait && disk_sync_threads[key.first] > 0) {
-        s.lock_behind_disk_ns += s.opt.interval_ns;
+    // Two passes over every thread: only when some thread is in a disk sync at all (at 10,000
+    // threads the passes cost more than the sampling itself).
+    if (s.threads_in_disk_sync > 0) {
+      std::map<int, int> disk_sync_threads;
+      for (auto& [key, t] : s.threads) {
+        if (t.last_in_disk_sync) ++disk_sync_threads[key.first];
+      }
+      for (auto& [key, t] : s.threads) {
+        if (t.last_mutex_wait && disk_sync_threads[key.first] > 0) {
+          s.lock_behind_disk_ns += s.opt.interval_ns;
+        }
       }
     }
     if (now >= next_system) {
@@ -694,7 +776,8 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
   obs.duration_ns = end_ns - start_ns;
   obs.interval_ns = opt.interval_ns;
   obs.target_exited = exited;
-  for (auto& [key, t] : threads) finished.push_back(t.account);
+  finished.reserve(finished.size() + threads.size());
+  for (auto& [key, t] : threads) finished.push_back(std::move(t.account));
   obs.threads = std::move(finished);
   obs.lock_wait_behind_disk_ns = lock_behind_disk_ns;
 
@@ -818,6 +901,20 @@ model::Observation Sampler::Impl::build(std::int64_t start_ns, std::int64_t end_
                                          "root or as the target's owner to see what threads "
                                          "wait on",
                                          syscall_denied)});
+  {
+    const auto& fs = futex_stacks.stats();
+    obs.sources.push_back(
+        {"stack scan", futex_stacks.problem().empty(),
+         fmt::format("the libc function under each futex(FUTEX_WAIT_BITSET) sleep tells rwlock and "
+                     "semaphore waits (lock) from parked threads (idle): {} stacks read, {} named, "
+                     "{} answers from the cache",
+                     fs.scans, fs.named, fs.cache_hits),
+         futex_stacks.problem().empty()
+             ? ""
+             : futex_stacks.problem() +
+                   ": run as root or as the target's owner (reading a thread's stack needs ptrace "
+                   "access); until then rwlock and semaphore waits read as idle"});
+  }
   std::string diag_problem = sockets.problem();
   obs.sources.push_back({"tcp_info (sock_diag)", diag_problem.empty(),
                          "per-connection RTT, queues, send-buffer-limited time", diag_problem});

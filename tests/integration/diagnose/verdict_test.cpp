@@ -48,6 +48,9 @@ struct Case {
   // As root with BPF and perf: an evidence line of the primary bottleneck names this function
   // (diagnose collects the verdict's stacks after the window).
   std::string stack_function;
+  // When set: an evidence line of the primary bottleneck contains this text (from the window
+  // itself, not the stacks, so it is checked everywhere).
+  std::string evidence;
   // When above 0: the verdict's resource must hold at least this share of all the time.
   double min_time_share = 0;
   bool netns = false;  // run the lab behind a 20 mbit/s tbf link in a test namespace
@@ -189,6 +192,15 @@ TEST_P(Verdict, OnTheLab) {
                          << j["bottlenecks"][0]["evidence"].dump(1) << "\n"
                          << j["sources"].dump(1);
     }
+    if (!c.evidence.empty() && verdict == c.verdict) {
+      bool named = false;
+      for (const auto& line : j["bottlenecks"][0]["evidence"]) {
+        named = named || line.get<std::string>().find(c.evidence) != std::string::npos;
+      }
+      EXPECT_TRUE(named) << "no evidence line names " << c.evidence << ": "
+                         << j["bottlenecks"][0]["evidence"].dump(1) << "\n"
+                         << j["sources"].dump(1);
+    }
     if (c.min_time_share > 0) {
       EXPECT_GE(j["time_split"][c.verdict].get<double>(), c.min_time_share) << summary(j);
     }
@@ -232,6 +244,13 @@ const std::vector<Case> kScenarios = [] {
                          "lock", "mutex");
     lock.stack_function = "LabStore::update";
     v.push_back(lock);
+    // The same store behind a std::shared_mutex: readers and writers sleep in
+    // FUTEX_WAIT_BITSET like parked pool threads; the stack scan names the rwlock.
+    Case rwlock =
+        scenario("rwlock_" + model, with({"--scenario", "lock", "--lock-type", "rwlock"}, m),
+                 Load::kClosedKeys, 0, "lock", "rwlock");
+    rwlock.evidence = "pthread_rwlock_wrlock";
+    v.push_back(rwlock);
     Case disk = scenario("disk_" + model, with({"--scenario", "disk"}, m), Load::kClosed, 0, "disk",
                          "fsync");
     disk.stack_function = "lab_commit_record";
@@ -298,6 +317,9 @@ const std::vector<Case> kFixes = [] {
                   Load::kClosed, 0, "cpu", "serial"));
   v.push_back(fix("lock_sharded", {"--scenario", "lock", "--lock", "sharded"}, Load::kClosedKeys, 0,
                   "lock"));
+  v.push_back(fix("rwlock_sharded",
+                  {"--scenario", "lock", "--lock-type", "rwlock", "--lock", "sharded"},
+                  Load::kClosedKeys, 0, "lock"));
   v.push_back(fix("disk_commit_async", {"--scenario", "disk", "--commit", "async"}, Load::kClosed,
                   0, "disk"));
   v.push_back(fix("disk_commit_batch", {"--scenario", "disk", "--commit", "batch"}, Load::kClosed,

@@ -28,6 +28,56 @@ TEST(ClassifyWait, ContendedMutexIsLockAndCondvarIsIdle) {
   EXPECT_EQ(classify_wait(cv).resource, Resource::kIdle);
 }
 
+// Recorded on glibc 2.36 (/proc/TID/syscall of threads blocked in each call): rwlocks,
+// semaphores and condition variables all sleep in FUTEX_WAIT_BITSET; the libc function found on
+// the stack decides.
+TEST(ClassifyWait, BitsetWaitsAreLockOnlyUnderRwlocksAndSemaphores) {
+  auto reader = in_syscall(SYS_futex);  // "202 0x55cab9ed6248 0x189 0x3": pthread_rwlock_rdlock
+  reader.args = {0x55cab9ed6248, 0x189, 3, 0, 0, 0xffffffff};
+  reader.futex_caller = "pthread_rwlock_rdlock";
+  EXPECT_EQ(classify_wait(reader).resource, Resource::kLock);
+  EXPECT_EQ(classify_wait(reader).detail, "rwlock 0x55cab9ed6248 (pthread_rwlock_rdlock)");
+  EXPECT_TRUE(is_lock_queue(classify_wait(reader)));
+
+  auto sem = in_syscall(SYS_futex);  // "202 0x55cab9ed61e0 0x189 0x0": sem_wait
+  sem.args = {0x55cab9ed61e0, 0x189, 0, 0, 0, 0xffffffff};
+  sem.futex_caller = "sem_wait";
+  EXPECT_EQ(classify_wait(sem).resource, Resource::kLock);
+  EXPECT_EQ(classify_wait(sem).detail, "semaphore 0x55cab9ed61e0 (sem_wait)");
+  // A semaphore has no owner to hand off to: its run-queue time stays cpu_wait.
+  EXPECT_FALSE(is_lock_queue(classify_wait(sem)));
+
+  auto cv = in_syscall(SYS_futex);  // "202 0x55cab9ed6188 0x189 0x0": pthread_cond_wait
+  cv.args = {0x55cab9ed6188, 0x189, 0, 0, 0, 0xffffffff};
+  cv.futex_caller = "pthread_cond_wait";
+  EXPECT_EQ(classify_wait(cv).resource, Resource::kIdle);
+  EXPECT_EQ(classify_wait(cv).detail, "condvar 0x55cab9ed6188");
+
+  auto join = in_syscall(SYS_futex);  // "202 0x7f9d6bff7990 0x109 0x2a61": pthread_join
+  join.args = {0x7f9d6bff7990, 0x109, 0x2a61, 0, 0, 0xffffffff};
+  join.futex_caller = "pthread_join";
+  EXPECT_EQ(classify_wait(join).resource, Resource::kIdle);
+
+  // Unknown caller (no ptrace access, no symbols): today's answer, idle.
+  auto unknown = reader;
+  unknown.futex_caller.clear();
+  EXPECT_EQ(classify_wait(unknown).resource, Resource::kIdle);
+  EXPECT_EQ(classify_wait(unknown).detail, "condvar 0x55cab9ed6248");
+}
+
+TEST(FutexWaiterFunction, NormalizesDynsymNamesAndRejectsOthers) {
+  EXPECT_EQ(futex_waiter_function("__pthread_rwlock_wrlock"), "pthread_rwlock_wrlock");
+  EXPECT_EQ(futex_waiter_function("pthread_cond_wait@@GLIBC_2.3.2"), "pthread_cond_wait");
+  EXPECT_EQ(futex_waiter_function("pthread_cond_clockwait@GLIBC_2.30"), "pthread_cond_clockwait");
+  EXPECT_EQ(futex_waiter_function("__new_sem_wait_slow64"), "sem_wait");
+  EXPECT_EQ(futex_waiter_function("sem_timedwait"), "sem_timedwait");
+  // Internal helpers and stale frames say nothing about the wait.
+  EXPECT_EQ(futex_waiter_function("__futex_abstimed_wait_common"), std::nullopt);
+  EXPECT_EQ(futex_waiter_function("_IO_file_sync@@GLIBC_2.2.5"), std::nullopt);
+  EXPECT_EQ(futex_waiter_function("pthread_rwlock_unlock"), std::nullopt);
+  EXPECT_EQ(futex_waiter_function(""), std::nullopt);
+}
+
 TEST(ClassifyWait, FsyncIsDiskWhateverTheFd) {
   EXPECT_EQ(classify_wait(in_syscall(SYS_fdatasync, FdRole::kRegularFile, 'D')).resource,
             Resource::kDisk);

@@ -183,6 +183,33 @@ TEST(TaskFilesLive, IsMovable) {
   EXPECT_EQ(moved.tid(), gettid_int());
 }
 
+// The sampler opens schedstat first, relative to the task directory, and stat and syscall later.
+TEST(TaskFilesLive, OpensRelativeToTheTaskDirectoryAndMoreLater) {
+  const std::string dir = "/proc/" + std::to_string(::getpid()) + "/task";
+  const int dir_fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir_fd, 0);
+  auto files = TaskFiles::open("/proc", ::getpid(), gettid_int(),
+                               static_cast<unsigned>(TaskFile::kSchedstat), Units::host(), dir_fd);
+  ASSERT_TRUE(files) << files.error().message;
+  EXPECT_EQ(files->open_count(), 1);
+  EXPECT_FALSE(files->is_open(TaskFile::kStat));
+  std::array<char, kTaskFileBufferBytes> buf;
+  EXPECT_TRUE(files->schedstat(buf));
+  EXPECT_FALSE(files->stat(buf));  // not opened yet
+  ASSERT_TRUE(files->open_more(TaskFile::kStat | TaskFile::kSyscall, dir_fd));
+  EXPECT_EQ(files->open_count(), 3);
+  auto st = files->stat(buf);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, 'R');
+  // Opening again what is open keeps the same fds.
+  ASSERT_TRUE(files->open_more(kSamplerFiles, dir_fd));
+  EXPECT_EQ(files->open_count(), 3);
+  // A tid that does not exist fails like open() by path does.
+  EXPECT_FALSE(
+      TaskFiles::open("/proc", ::getpid(), 0x7ffffff0, kSamplerFiles, Units::host(), dir_fd));
+  ::close(dir_fd);
+}
+
 TEST(TaskFilesLive, RefusedSyscallIsReportedPerRead) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root, to drop to another uid in a child";
   const int parent = ::getpid();
