@@ -3,6 +3,7 @@
 // kernel and what was dropped), for bench/profile/offcpu_overhead.sh. Exit 1 with the error and
 // its hint when tracing cannot start. With OFFCPU_BENCH_TOP=N it also symbolizes and prints the N
 // heaviest stacks as folded lines (OFFCPU_BENCH_WAKERS=1: with the waker appended).
+// OFFCPU_BENCH_BUDGET=N sets the blocks per CPU per second traced in full (0: every block).
 
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +36,10 @@ int main(int argc, char** argv) {
     o.cache_block_kernel_stacks = off.find("kcache") != std::string::npos;
     o.interrupt_waker_stacks = off.find("irq") == std::string::npos;
   }
+  // OFFCPU_BENCH_BUDGET=N: blocks per CPU per second traced in full (0: every block).
+  if (const char* b = std::getenv("OFFCPU_BENCH_BUDGET")) {
+    o.full_blocks_per_cpu_per_s = static_cast<std::uint32_t>(std::strtoul(b, nullptr, 10));
+  }
   auto tracer = OffCpuTracer::create(o);
   if (!tracer) {
     std::fprintf(stderr, "error: %s\nhint: %s\n", tracer.error().message.c_str(),
@@ -58,7 +63,7 @@ int main(int argc, char** argv) {
       "offcpu %s: %.2f s, %zu distinct stacks, %llu blocks (%llu with a waker), %.3f s blocked, "
       "%llu stacks with a recovered leaf caller; drops: stack collisions %llu, stack failures "
       "%llu, counts full %llu, start full %llu; stack cache hits %llu, misses %llu; interrupt "
-      "wakeups %llu\n",
+      "wakeups %llu; blocks traced %llu, sampled out %llu\n",
       r->attach_kind.c_str(), r->duration_s, r->records.size(),
       static_cast<unsigned long long>(blocks), static_cast<unsigned long long>(woken),
       static_cast<double>(ns) / 1e9, static_cast<unsigned long long>(leaf),
@@ -68,7 +73,9 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(r->drops.start_full),
       static_cast<unsigned long long>(r->drops.cache_hits),
       static_cast<unsigned long long>(r->drops.cache_misses),
-      static_cast<unsigned long long>(r->drops.interrupt_wakeups));
+      static_cast<unsigned long long>(r->drops.interrupt_wakeups),
+      static_cast<unsigned long long>(r->drops.blocks_traced),
+      static_cast<unsigned long long>(r->drops.blocks_sampled_out));
   for (const auto& n : r->notes) std::printf("note: %s\n", n.c_str());
   if (const char* top = std::getenv("OFFCPU_BENCH_TOP")) {
     auto sym = chokepoint::symbolize::Symbolizer::create();

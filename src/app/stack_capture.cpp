@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <linux/magic.h>
-#include <sys/resource.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include "collect/procfs/proc_fs.h"
 #include "profile/aggregate.h"
 #include "util/clock.h"
+#include "util/fd_limit.h"
 
 namespace chokepoint::app {
 namespace {
@@ -49,15 +49,6 @@ class SymbolizerResolver : public profile::Resolver {
   std::unordered_set<int> noted_;
   std::vector<std::string> notes_;
 };
-
-// Many threads need many fds (one perf event each): use the hard limit, as perf does.
-void raise_fd_limit() {
-  rlimit r{};
-  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
-    r.rlim_cur = r.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &r);
-  }
-}
 
 // Durations for a median in bounded memory: every stride-th one is kept, and when the list fills
 // it is thinned to every other entry and the stride doubled, so a long high-frequency run keeps an
@@ -96,7 +87,7 @@ util::Result<OnCpuCapture> capture_on_cpu(
     const collect::perf::PerfOptions& options, bool thread_frames, std::int64_t duration_ns,
     symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
     const std::function<void(const collect::perf::PerfInfo&)>& on_open) {
-  raise_fd_limit();
+  util::raise_fd_limit_to_hard();  // one perf event per thread
   SymbolizerResolver resolver(symbolizer);
   std::unique_ptr<symbolize::DwarfUnwinder> unwinder;
   if (options.user_stack_bytes > 0) {

@@ -30,6 +30,7 @@
 #include "model/wait.h"
 #include "util/clock.h"
 #include "util/counters.h"
+#include "util/fd_limit.h"
 #include "util/scoped_fd.h"
 
 namespace chokepoint::collect::sampler {
@@ -126,14 +127,8 @@ struct Sampler::Impl {
     samples_per_tick =
         std::max<std::int64_t>(1, opt.max_thread_samples_per_s * opt.interval_ns / util::kNsPerSec);
     // Kept-open files need fds: take the hard limit, and leave a reserve for everything else.
-    rlimit lim{};
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
-      if (lim.rlim_cur < lim.rlim_max) {
-        lim.rlim_cur = lim.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &lim);
-        getrlimit(RLIMIT_NOFILE, &lim);
-      }
-      std::uint64_t limit = std::min<std::uint64_t>(lim.rlim_cur, 1u << 20);
+    if (const std::uint64_t soft = util::raise_fd_limit_to_hard(); soft > 0) {
+      const std::uint64_t limit = std::min<std::uint64_t>(soft, 1u << 20);
       fd_budget = std::max<std::int64_t>(0, static_cast<std::int64_t>(limit) - kReservedFds);
     }
     // Taskstats answers for the real /proc's pids only, and needs CAP_NET_ADMIN.
