@@ -491,6 +491,16 @@ static __always_inline void count_block(struct start_entry *e, struct task_struc
 	__sync_fetch_and_add(&v->measured, 1);
 }
 
+/* The thread's pending block (its switch-out entry) and the time blocked so far; NULL if none. */
+static __always_inline struct start_entry *pending_block(__u32 pid, __u64 *delta_ns)
+{
+	struct start_entry *e = bpf_map_lookup_elem(&start, &pid);
+
+	if (e)
+		*delta_ns = bpf_ktime_get_ns() - e->start_ns;
+	return e;
+}
+
 /*
  * A block normally ends at its wakeup (waking() counts it and removes the entry). An entry still
  * here at switch-in had no wakeup seen (the waking program not attached, or the wakeup raced the
@@ -499,13 +509,11 @@ static __always_inline void count_block(struct start_entry *e, struct task_struc
 static __always_inline void switch_in(struct task_struct *next)
 {
 	__u32 pid = BPF_CORE_READ(next, pid);
-	struct start_entry *e;
 	__u64 delta_ns;
+	struct start_entry *e = pending_block(pid, &delta_ns);
 
-	e = bpf_map_lookup_elem(&start, &pid);
 	if (!e)
 		return;
-	delta_ns = bpf_ktime_get_ns() - e->start_ns;
 	if ((__s64)delta_ns >= (__s64)min_block_ns)
 		count_block(e, next, delta_ns);
 	bpf_map_delete_elem(&start, &pid);
@@ -587,13 +595,11 @@ static __always_inline void record_waker(void *ctx, struct start_entry *e, bool 
 static __always_inline void waking(void *ctx, struct task_struct *p, bool btf)
 {
 	__u32 pid = BPF_CORE_READ(p, pid);
-	struct start_entry *e;
 	__u64 delta_ns;
+	struct start_entry *e = pending_block(pid, &delta_ns);
 
-	e = bpf_map_lookup_elem(&start, &pid);
 	if (!e)
 		return;
-	delta_ns = bpf_ktime_get_ns() - e->start_ns;
 	if ((__s64)delta_ns >= (__s64)min_block_ns) {
 		if (record_wakers)
 			record_waker(ctx, e, btf);
