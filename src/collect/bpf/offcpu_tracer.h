@@ -59,8 +59,8 @@ struct OffCpuOptions {
   // on that CPU traces each block with probability 1/N (N from the last window's rate, at most
   // 256) and weighs it by N: totals and counts become unbiased estimates, and the cost per CPU
   // stays near this budget's (a block costs two stack captures, microseconds each). The default
-  // keeps tracing exact up to 5,000 blocks per CPU per second.
-  std::uint32_t full_blocks_per_cpu_per_s = 5000;
+  // keeps tracing exact up to 2,000 blocks per CPU per second.
+  std::uint32_t full_blocks_per_cpu_per_s = 2000;
   // Map sizes. Overflows are counted in OffCpuDrops, never silent.
   std::uint32_t max_stacks = 16384;           // distinct stacks (user and kernel share the map)
   std::uint32_t max_distinct_blocks = 32768;  // distinct (thread, stacks, waker stacks) keys
