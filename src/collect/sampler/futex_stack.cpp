@@ -90,7 +90,10 @@ std::vector<WaitFunction> load_wait_functions(int fd, const CodeRange& mapping) 
         const std::uint64_t off = sym.st_value - ph.p_vaddr + ph.p_offset;
         if (off >= mapping.offset && off - mapping.offset < size) {
           const std::uint64_t start = mapping.start + (off - mapping.offset);
-          out.push_back({start, start + sym.st_size, *known});
+          // A symbol's size is the file's word: never let it reach past the mapping (or wrap),
+          // where it would name code that is not this function.
+          const std::uint64_t bytes = std::min<std::uint64_t>(sym.st_size, mapping.end - start);
+          out.push_back({start, start + bytes, *known});
         }
         break;
       }
