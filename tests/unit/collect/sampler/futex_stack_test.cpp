@@ -211,6 +211,18 @@ TEST(DecodeCall, PltStubs) {
 }
 
 // The whole path on a live thread of this process: a writer queued on a std::shared_mutex.
+// Thread `tid` of this process once it sleeps in futex ("202 addr op ..." in its syscall file),
+// polled for up to a second; nullopt if it never does.
+std::optional<procfs::SyscallState> wait_until_in_futex(int tid) {
+  procfs::ProcFs proc("/proc");
+  for (int i = 0; i < 500; ++i) {
+    auto s = proc.read_task_syscall(getpid(), tid);
+    if (s && s->kind == procfs::SyscallState::Kind::kInSyscall && s->nr == SYS_futex) return *s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return std::nullopt;
+}
+
 TEST(FutexStackScanner, NamesALiveWriterQueuedOnASharedMutex) {
   std::shared_mutex mu;
   mu.lock();
@@ -221,17 +233,7 @@ TEST(FutexStackScanner, NamesALiveWriterQueuedOnASharedMutex) {
     mu.unlock();
   });
   while (tid == 0) std::this_thread::yield();
-  // Wait until it sleeps in the futex: "202 addr op ..." in its syscall file.
-  procfs::ProcFs proc("/proc");
-  std::optional<procfs::SyscallState> sc;
-  for (int i = 0; i < 500; ++i) {
-    auto s = proc.read_task_syscall(getpid(), static_cast<int>(tid.load()));
-    if (s && s->kind == procfs::SyscallState::Kind::kInSyscall && s->nr == SYS_futex) {
-      sc = *s;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  std::optional<procfs::SyscallState> sc = wait_until_in_futex(static_cast<int>(tid.load()));
   ASSERT_TRUE(sc) << "the writer never blocked in futex";
   FutexStackScanner scanner("/proc");
   const auto now = util::monotonic_ns();
@@ -273,16 +275,7 @@ TEST(FutexStackScanner, NamesALiveSemWaitThroughItsCallSite) {
     }
   });
   while (tid == 0) std::this_thread::yield();
-  procfs::ProcFs proc("/proc");
-  std::optional<procfs::SyscallState> sc;
-  for (int i = 0; i < 500; ++i) {
-    auto s = proc.read_task_syscall(getpid(), static_cast<int>(tid.load()));
-    if (s && s->kind == procfs::SyscallState::Kind::kInSyscall && s->nr == SYS_futex) {
-      sc = *s;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  std::optional<procfs::SyscallState> sc = wait_until_in_futex(static_cast<int>(tid.load()));
   FutexStackScanner scanner("/proc");
   std::string caller;
   if (sc) caller = scanner.caller(getpid(), sc->args[0], sc->sp, sc->pc, util::monotonic_ns());
