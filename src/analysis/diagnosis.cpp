@@ -47,7 +47,7 @@ Diagnosis diagnose(const model::Observation& obs) {
   d.split = ctx.split;
   using RuleFn = rules::RuleResult (*)(const rules::Context&);
   for (RuleFn rule : {rules::network, rules::backlog, rules::disk, rules::memory, rules::leak,
-                      rules::lock, rules::cpu, rules::limits}) {
+                      rules::lock, rules::cpu, rules::limits, rules::held}) {
     rules::RuleResult r = rule(ctx);
     if (r.bottleneck) d.bottlenecks.push_back(std::move(*r.bottleneck));
     for (auto& f : r.findings) d.findings.push_back(std::move(f));
@@ -70,6 +70,14 @@ Diagnosis diagnose(const model::Observation& obs) {
   } else {
     d.verdict = "none";
     d.headroom = headroom_text(ctx);
+    // Idle because it could not run is not headroom: say so first.
+    if (const double held = rules::held_share(ctx); held >= 0.5) {
+      d.headroom = fmt::format(
+                       "the target was held for {} of its thread time (stopped, traced, frozen or "
+                       "in vfork: see the findings), so this window shows no load; ",
+                       rules::percent(held)) +
+                   d.headroom;
+    }
   }
   // Bottlenecks that are not significant stay in the list for the JSON (with significant=false),
   // so a reader sees every resource's share; the terminal shows only significant ones.

@@ -51,6 +51,35 @@ const Bottleneck& primary(const Diagnosis& d) {
   return d.bottlenecks.front();
 }
 
+// Regression (issue 18): a stopped target read as "none" with no word that it was stopped. Its
+// time is idle (no resource helps), the verdict stays none, and a finding names the state.
+TEST(Verdict, StoppedTargetIsAFindingNotABottleneck) {
+  auto o = base();
+  for (int i = 0; i < 3; ++i) {
+    auto t = thread(i, {});
+    t.held_ns[static_cast<std::size_t>(model::Hold::kStopped)] = kWindowNs;
+    o.threads.push_back(t);
+  }
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, "none");
+  EXPECT_NE(d.headroom.find("held for 100%"), std::string::npos) << d.headroom;
+  ASSERT_EQ(d.findings.size(), 1u);
+  EXPECT_EQ(d.findings[0].resource, "held");
+  EXPECT_NE(d.findings[0].message.find("3 of 3 threads were stopped by a signal"),
+            std::string::npos)
+      << d.findings[0].message;
+  EXPECT_NE(d.findings[0].hint.find("kill -CONT 100"), std::string::npos) << d.findings[0].hint;
+}
+
+// A thread frozen for a moment among busy ones: under 1% of the time, no finding.
+TEST(Verdict, BriefHoldIsNoFinding) {
+  auto o = base();
+  auto t = thread(1, {{Resource::kOnCpu, 0.1}});
+  t.held_ns[static_cast<std::size_t>(model::Hold::kFrozen)] = kWindowNs / 200;
+  o.threads.push_back(t);
+  for (const auto& f : diagnose(o).findings) EXPECT_NE(f.resource, "held") << f.message;
+}
+
 TEST(Verdict, FsyncPerRequestIsDisk) {
   auto o = base();
   for (int i = 0; i < 8; ++i)
