@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,11 +18,18 @@ namespace chokepoint::app {
 pid_t launch(const std::vector<std::string>& command) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw util::FatalError(util::errno_error("pipe2"));
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0)
     throw util::FatalError(util::errno_error("fork", "the system is out of processes or memory"));
   if (pid == 0) {
     close(fds[0]);
+    // Tied to our life: SIGKILL when the thread that forked it (this one) dies, even by SIGKILL.
+    // If that happened before prctl, the parent is already gone and nothing would send it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    // A group of its own, so that reap() ends the command's own children too.
+    setpgid(0, 0);
     // Our stdout carries the report (JSON with --json): the command's output goes to stderr.
     dup2(STDERR_FILENO, STDOUT_FILENO);
     std::vector<char*> argv;
@@ -47,14 +55,20 @@ pid_t launch(const std::vector<std::string>& command) {
 }
 
 void reap(pid_t pid) {
-  if (waitpid(pid, nullptr, WNOHANG) == pid) return;
-  kill(pid, SIGTERM);
+  if (waitpid(pid, nullptr, WNOHANG) == pid) {
+    kill(-pid, SIGKILL);  // what it left in its group
+    return;
+  }
+  kill(-pid, SIGTERM);
   std::int64_t deadline = util::monotonic_ns() + 2 * util::kNsPerSec;
   while (util::monotonic_ns() < deadline) {
-    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
+    if (waitpid(pid, nullptr, WNOHANG) == pid) {
+      kill(-pid, SIGKILL);
+      return;
+    }
     usleep(20'000);
   }
-  kill(pid, SIGKILL);
+  kill(-pid, SIGKILL);
   waitpid(pid, nullptr, 0);
 }
 
