@@ -97,7 +97,8 @@ DelayAccountingSwitch::DelayAccountingSwitch(std::string dir) {
 void DelayAccountingSwitch::start_guard() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return;
-  const pid_t parent = getpid();
+  // Forked twice: the guard is reparented to init at once, so the run never waits for it (at a
+  // saturated machine's nice 0 that wait took seconds) and leaves no zombie in a long run.
   const pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]);
@@ -105,6 +106,7 @@ void DelayAccountingSwitch::start_guard() {
     return;
   }
   if (pid == 0) {
+    if (fork() != 0) _exit(0);
     // The guard: async-signal-safe calls only from here on.
     close(fds[1]);
     setpgid(0, 0);
@@ -123,20 +125,19 @@ void DelayAccountingSwitch::start_guard() {
       if (null_fd > 2) close(null_fd);
     }
     close_all_but(lock_fd_.get(), fds[0]);
-    // The run may have died before the pipe's write end was closed here.
+    // End of file without the "done" byte: the run died (even before this read began).
     char done = 0;
     ssize_t n = 0;
-    if (getppid() == parent) {
-      do {
-        n = read(fds[0], &done, 1);
-      } while (n < 0 && errno == EINTR);
-    }
+    do {
+      n = read(fds[0], &done, 1);
+    } while (n < 0 && errno == EINTR);
     if (n != 1) restore_if_last(lock_fd_.get(), marker_path_.c_str());
     _exit(0);
   }
   close(fds[0]);
+  waitpid(pid, nullptr, 0);  // the intermediate child, which exits at once
   guard_pipe_ = util::ScopedFd(fds[1]);
-  guard_pid_ = pid;
+  guard_started_ = true;
 }
 
 DelayAccountingSwitch::~DelayAccountingSwitch() {
@@ -146,12 +147,14 @@ DelayAccountingSwitch::~DelayAccountingSwitch() {
     std::cerr << "chokepoint: delay accounting stays on (kernel.task_delayacct=1): another "
                  "chokepoint run still uses it, and the last one to end sets it back to 0\n";
   }
-  if (guard_pid_ > 0) {
+  // The guard shares the lock's open file description: unlock it for both, then tell the guard it
+  // has nothing to do (it exits on its own).
+  flock(lock_fd_.get(), LOCK_UN);
+  if (guard_started_) {
     const char done = 1;
     ssize_t ignored = write(guard_pipe_.get(), &done, 1);
     (void)ignored;
     guard_pipe_.reset();
-    waitpid(guard_pid_, nullptr, 0);
   }
 }
 

@@ -9,11 +9,11 @@
 // exclusive) restores 0 when the marker is there.
 //
 // A run that is killed cannot restore anything, so every run that holds the lock also starts a
-// guard: a small child process in a process group of its own (a terminal's Ctrl-C or a kill of the
-// run's group does not reach it) that waits on a pipe from the run. When the pipe closes without
-// the run's "done" byte, the run died: the guard does the last-run-out check in its place, then
-// exits. If the guard was killed too, the next run finds the marker with no run alive, says so,
-// and restores 0 at its own end.
+// guard: a small process (forked twice, so init is its parent) in a process group of its own (a
+// terminal's Ctrl-C or a kill of the run's group does not reach it) that waits on a pipe from the
+// run. When the pipe closes without the run's "done" byte, the run died: the guard does the
+// last-run-out check in its place, then exits. If the guard was killed too, the next run finds the
+// marker with no run alive, says so, and restores 0 at its own end.
 //
 // Thread-safety: one thread owns a DelayAccountingSwitch. Construct it before starting threads
 // (it forks; the guard uses only async-signal-safe calls, so a stray thread is harmless anyway).
@@ -45,7 +45,6 @@ class DelayAccountingSwitch {
   bool switched_by_this_run() const { return switched_; }
   // A run before this one was killed and left the setting on (its marker with no run alive).
   bool found_stale_marker() const { return stale_; }
-  pid_t guard_pid() const { return guard_pid_; }
 
   static std::string default_dir();
 
@@ -53,7 +52,7 @@ class DelayAccountingSwitch {
   void start_guard();
   util::ScopedFd lock_fd_;
   util::ScopedFd guard_pipe_;  // write end; the guard reads the other
-  pid_t guard_pid_ = 0;
+  bool guard_started_ = false;
   std::string lock_path_;
   std::string marker_path_;
   bool switched_ = false;
