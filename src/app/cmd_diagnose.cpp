@@ -15,6 +15,7 @@
 #include "app/cli_values.h"
 #include "app/diagnose_stacks.h"
 #include "app/load_report.h"
+#include "app/run_budget.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
 #include "render/diagnosis_report.h"
@@ -78,6 +79,9 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     load_options = std::move(o);
   }
 
+  // The run's promise: the window, the stacks after it, and a grace (app/run_budget.h).
+  RunBudget budget(duration_ns + (a.no_stacks ? 0 : stacks_ns) +
+                   (load_options ? load_options->warmup_ns : 0));
   auto session = TargetSession::open(a.target);
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -96,11 +100,15 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     }
     load->wait_warmup(g_stop);
   }
+  // After the load generator's threads exist, so that they keep their normal priority.
+  raise_measuring_priority();
+  budget.mark("start-up");
   if (!a.json) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
                              session->describe(), duration_ns / 1e9);
   }
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
+  budget.mark("window");
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
     const std::string& verdict = window->diagnosis.verdict;
@@ -110,12 +118,15 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
           "code (--no-stacks skips this)...\n",
           verdict, verdict == "cpu" ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
     }
-    VerdictStacks stacks = stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop);
+    VerdictStacks stacks =
+        stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop, budget.capture_end_ns(),
+                           budget.symbolize_deadline_ns());
     if (!window->diagnosis.bottlenecks.empty()) {
       auto& evidence = window->diagnosis.bottlenecks.front().evidence;
       evidence.insert(evidence.end(), stacks.evidence.begin(), stacks.evidence.end());
     }
     window->observation.sources.push_back(stacks.source);
+    budget.mark("stacks");
   }
   const util::Result<loadgen::LoadResult>* load_result = load ? &load->finish() : nullptr;
   const bool launched = session->launched();
@@ -125,6 +136,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                                                ? util::kExitUsage
                                                : util::kExitRuntime);
   }
+  window->observation.overhead.run_wall_s = budget.elapsed_s();
+  window->observation.overhead.run_cpu_s = budget.thread_cpu_s();
   const model::Observation& obs = window->observation;
   const analysis::Diagnosis& d = window->diagnosis;
 
@@ -137,6 +150,11 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                       ? load_json(**load_result, load->options(), *assessment, {a.load_url})
                       : nlohmann::json{{"error", load_result->error().message}};
     }
+    nlohmann::json phases = nlohmann::json::object();
+    for (const auto& [name, s] : budget.phases()) phases[name] = s;
+    j["run"] = {{"wall_s", budget.elapsed_s()},
+                {"promised_s", static_cast<double>(budget.end_ns() - budget.start_ns()) / 1e9},
+                {"phases_s", phases}};
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << render::diagnosis_text(obs, d);
@@ -154,6 +172,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     }
   }
   std::cout.flush();
+  budget.mark("output");
+  if (!a.json) std::cerr << "chokepoint: the run " << budget.summary() << "\n";
   // The diagnosis stands, but a run whose load failed did not measure what the user asked for.
   if (load_result && !*load_result) {
     util::print_error(load_result->error());

@@ -75,6 +75,22 @@ class DurationSample {
   std::uint64_t seen_ = 0, stride_ = 1;
 };
 
+// How long to capture: duration_ns, or less when that would end after end_ns (at least 10 ms, so
+// that a late start still yields a sample of what runs).
+std::int64_t capture_ns(std::int64_t duration_ns, std::int64_t end_ns) {
+  if (end_ns <= 0) return duration_ns;
+  const std::int64_t left = end_ns - util::monotonic_ns();
+  return std::clamp<std::int64_t>(left, std::min<std::int64_t>(duration_ns, 10 * util::kNsPerMs),
+                                  duration_ns);
+}
+
+std::string cut_short_note(std::int64_t asked_ns, std::int64_t run_ns) {
+  return fmt::format(
+      "the capture ran {:.2f} s of the {:.1f} s asked: starting it took long (a busy machine, "
+      "many threads), and the run keeps its deadline",
+      static_cast<double>(run_ns) / 1e9, static_cast<double>(asked_ns) / 1e9);
+}
+
 bool is_cgroup2(const std::string& path) {
   struct statfs fs {};
   return statfs(path.c_str(), &fs) == 0 &&
@@ -86,7 +102,7 @@ bool is_cgroup2(const std::string& path) {
 util::Result<OnCpuCapture> capture_on_cpu(
     const collect::perf::PerfOptions& options, bool thread_frames, std::int64_t duration_ns,
     symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
-    const std::function<void(const collect::perf::PerfInfo&)>& on_open) {
+    const std::function<void(const collect::perf::PerfInfo&)>& on_open, std::int64_t end_ns) {
   util::raise_fd_limit_to_hard();  // one perf event per thread
   SymbolizerResolver resolver(symbolizer);
   std::unique_ptr<symbolize::DwarfUnwinder> unwinder;
@@ -102,8 +118,9 @@ util::Result<OnCpuCapture> capture_on_cpu(
   profile::StackAggregator aggregator({.thread_frames = thread_frames});
   std::vector<std::uint64_t> unwound;
   DurationSample unwind_times;
+  const std::int64_t run_ns = capture_ns(duration_ns, end_ns);
   auto stats =
-      sampler->run(duration_ns, stop,
+      sampler->run(run_ns, stop,
                    [&](const collect::perf::Sample& s, std::string_view process_name,
                        std::string_view thread_name) {
                      int pid = static_cast<int>(s.pid);
@@ -132,6 +149,7 @@ util::Result<OnCpuCapture> capture_on_cpu(
                    });
   if (!stats) return stats.error();
   OnCpuCapture c;
+  c.cut_short = run_ns < duration_ns;
   if (unwinder) {
     c.dwarf = true;
     c.unwind = unwinder->stats();
@@ -156,6 +174,7 @@ util::Result<OnCpuCapture> capture_on_cpu(
   }
   for (const auto& n : symbolizer.notes()) p.notes.push_back(n);
   for (const auto& n : resolver.notes()) p.notes.push_back(n);
+  if (c.cut_short) p.notes.push_back(cut_short_note(duration_ns, run_ns));
   if (p.lost_samples > 0) {
     p.notes.push_back(
         fmt::format("{} samples were lost (the ring buffer was full): shares are "
@@ -170,12 +189,10 @@ util::Result<OnCpuCapture> capture_on_cpu(
   return c;
 }
 
-util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& t,
-                                            const OffCpuSettings& settings,
-                                            std::int64_t duration_ns,
-                                            symbolize::Symbolizer& symbolizer,
-                                            const std::atomic<bool>* stop,
-                                            const std::function<void(std::uint64_t)>& on_start) {
+util::Result<OffCpuCapture> capture_off_cpu(
+    const collect::sampler::TargetSpec& t, const OffCpuSettings& settings, std::int64_t duration_ns,
+    symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
+    const std::function<void(std::uint64_t)>& on_start, std::int64_t end_ns) {
   using Kind = collect::sampler::TargetSpec::Kind;
   collect::procfs::ProcFs proc;
   if (auto v = collect::sampler::validate(t, proc); !v) return v.error();
@@ -204,7 +221,8 @@ util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& 
   if (!tracer) return tracer.error();
   if (on_start) on_start(o.min_block_ns);
   if (auto r = (*tracer)->start(); !r) return r.error();
-  const std::int64_t end = util::monotonic_ns() + duration_ns;
+  const std::int64_t run_ns = capture_ns(duration_ns, end_ns);
+  const std::int64_t end = util::monotonic_ns() + run_ns;
   bool exited = false;
   while (!(stop && stop->load())) {
     const std::int64_t now = util::monotonic_ns();
@@ -227,6 +245,7 @@ util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& 
   auto result = (*tracer)->stop();
   if (!result) return result.error();
   OffCpuCapture c;
+  c.cut_short = run_ns < duration_ns;
   c.target_exited = exited;
   c.duration_s = result->duration_s;
   c.attach_kind = result->attach_kind;
@@ -236,6 +255,7 @@ util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& 
                                        {.thread_frames = settings.thread_frames,
                                         .wakers = settings.wakers,
                                         .attached_pids = attached});
+  if (c.cut_short) c.profile.notes.push_back(cut_short_note(duration_ns, run_ns));
   for (const auto& r : result->records) {
     c.blocks += r.count;
     c.blocked_ns += r.total_ns;

@@ -116,11 +116,15 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
   }
   if (obs.target_exited)
     out += "\nnote: the target exited before the window ended; this is what was seen until then\n";
+  // The whole run when it was measured (start-up, stacks and symbolizing too), else the window.
+  const bool whole = obs.overhead.run_wall_s > 0;
+  const double cost_cpu_s = whole ? obs.overhead.run_cpu_s : obs.overhead.cpu_s;
+  const double cost_wall_s = whole ? obs.overhead.run_wall_s : obs.duration_ns / 1e9;
   out += fmt::format(
-      "\nchokepoint's own cost: {:.3f} s CPU over {:.1f} s ({:.2f}% of one core), {} RSS, "
+      "\nchokepoint's own cost: {:.3f} s CPU over {}{:.1f} s ({:.2f}% of one core), {} RSS, "
       "{} thread samples ({} of threads that ran)\n",
-      obs.overhead.cpu_s, obs.duration_ns / 1e9,
-      obs.duration_ns > 0 ? obs.overhead.cpu_s / (obs.duration_ns / 1e9) * 100 : 0,
+      cost_cpu_s, whole ? "the whole run of " : "", cost_wall_s,
+      cost_wall_s > 0 ? cost_cpu_s / cost_wall_s * 100 : 0,
       analysis::rules::bytes(static_cast<double>(obs.overhead.rss_bytes)),
       obs.overhead.thread_samples, obs.overhead.deep_samples);
   return out;
@@ -238,6 +242,8 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                  {"files_max", s.files_max}};
   j["target_exited"] = obs.target_exited;
   j["overhead"] = {{"cpu_s", obs.overhead.cpu_s},
+                   {"run_wall_s", obs.overhead.run_wall_s},
+                   {"run_cpu_s", obs.overhead.run_cpu_s},
                    {"rss_bytes", obs.overhead.rss_bytes},
                    {"thread_samples", obs.overhead.thread_samples},
                    {"deep_samples", obs.overhead.deep_samples}};

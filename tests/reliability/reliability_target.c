@@ -51,9 +51,10 @@ int main(int argc, char** argv) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 64 * 1024);
+    // The spinning threads last: started first, they would starve the creation of the others.
     for (int i = 0; i < total; ++i) {
       pthread_t t;
-      if (pthread_create(&t, &attr, i < spinning ? spin : waker, NULL) != 0) {
+      if (pthread_create(&t, &attr, i >= total - spinning ? spin : waker, NULL) != 0) {
         fprintf(stderr, "pthread_create failed at thread %d\n", i);
         return 1;
       }

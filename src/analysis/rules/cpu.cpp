@@ -18,6 +18,8 @@ RuleResult cpu(const Context& ctx) {
   const double on_cpu_cores =
       ctx.load(Resource::kOnCpu) +
       (ctx.duration_s > 0 ? static_cast<double>(kernel_work_ns) / 1e9 / ctx.duration_s : 0.0);
+  // Run-queue wait in thread-seconds per second: the average number of threads waiting for a core
+  // (not cores: waiting uses none, and thousands of threads can wait on 2 cores at once).
   const double wait_cores = ctx.load(Resource::kCpuWait);
   const double allowed = sys.cpus_allowed > 0 ? sys.cpus_allowed : std::max(1, sys.cpus_online);
   const double wait_fraction =
@@ -46,9 +48,9 @@ RuleResult cpu(const Context& ctx) {
       on_cpu_cores, allowed, percent(on_cpu_cores / allowed), percent(sys.cpu_utilization)));
   if (wait_cores > 0.01) {
     b.evidence.push_back(fmt::format(
-        "threads waited for a core {:.2f} cores' worth of time ({} of their CPU time; schedstat "
-        "run delay)",
-        wait_cores, percent(wait_fraction)));
+        "on average {:.2f} threads waited for a core ({:.1f} thread-seconds over {:.1f} s; {} of "
+        "their runnable time; schedstat run delay)",
+        wait_cores, wait_cores * ctx.duration_s, ctx.duration_s, percent(wait_fraction)));
   }
   if (sys.psi_cpu.available && sys.psi_cpu.some_share > 0.01) {
     b.evidence.push_back(fmt::format("PSI cpu: some task stalled on CPU {} of the time",
