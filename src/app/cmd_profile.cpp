@@ -183,7 +183,8 @@ Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSp
       t,
       {.thread_frames = a.threads,
        .kernel_stacks = !a.user_only,
-       .full_blocks_per_cpu_per_s = a.off_cpu_budget},
+       .full_blocks_per_cpu_per_s = a.off_cpu_budget,
+       .whole_window_blocks = true},
       duration_ns, symbolizer, &g_stop,
       [&](std::uint64_t min_block_ns) {
         std::cerr << fmt::format(

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <set>
 #include <span>
 #include <unordered_set>
@@ -14,6 +15,7 @@
 
 #include "collect/bpf/offcpu_tracer.h"
 #include "collect/procfs/proc_fs.h"
+#include "model/wait.h"
 #include "profile/aggregate.h"
 #include "util/clock.h"
 #include "util/fd_limit.h"
@@ -89,6 +91,90 @@ std::string cut_short_note(std::int64_t asked_ns, std::int64_t run_ns) {
       "the capture ran {:.2f} s of the {:.1f} s asked: starting it took long (a busy machine, "
       "many threads), and the run keeps its deadline",
       static_cast<double>(run_ns) / 1e9, static_cast<double>(asked_ns) / 1e9);
+}
+
+// Threads that never ran while the tracer was attached: blocked for the whole window (a deadlock,
+// a wait for something that never comes). The tracer counts a block at its wakeup (or switch-in),
+// so such a thread never appears in its records; /proc names it instead. Keyed by (pid, tid).
+using QuietThreads = std::map<std::pair<int, int>, collect::procfs::Schedstat>;
+
+QuietThreads snapshot_threads(const collect::procfs::ProcFs& proc, const std::vector<int>& pids) {
+  QuietThreads out;
+  for (int pid : pids) {
+    auto tids = proc.list_tids(pid);
+    if (!tids) continue;
+    for (int tid : *tids) {
+      if (auto st = proc.read_task_schedstat(pid, tid)) out[{pid, tid}] = *st;
+    }
+  }
+  return out;
+}
+
+// Adds a stack for every thread of `before` whose schedstat did not move (it never ran) and that
+// is still blocked: its kernel stack (/proc/PID/task/TID/stack, innermost last once reversed)
+// under a frame naming the syscall it waits in; its user stack is not known (the tracer takes
+// stacks at a switch-out, and this one happened before the window). Returns how many it added.
+std::size_t add_whole_window_blocks(const collect::procfs::ProcFs& proc, const QuietThreads& before,
+                                    std::uint64_t window_ns, bool thread_frames,
+                                    profile::Profile& p) {
+  std::size_t added = 0;
+  for (const auto& [key, sched] : before) {
+    const auto [pid, tid] = key;
+    auto now = proc.read_task_schedstat(pid, tid);
+    if (!now || now->run_ns != sched.run_ns || now->timeslices != sched.timeslices) continue;
+    auto st = proc.read_task_stat(pid, tid);
+    if (!st || st->state == 'R' || st->state == 'Z' || st->state == 'X') continue;
+    auto leader = proc.read_task_stat(pid, pid);
+    profile::Stack s;
+    s.value = window_ns;
+    s.count = 1;
+    profile::Frame root;
+    root.kind = profile::FrameKind::kProcess;
+    root.name = (leader ? leader->comm : std::string()) + " (" + std::to_string(pid) + ")";
+    s.frames.push_back(root);
+    if (thread_frames) {
+      profile::Frame t;
+      t.kind = profile::FrameKind::kThread;
+      t.name = st->comm + " (" + std::to_string(tid) + ")";
+      s.frames.push_back(t);
+    }
+    std::string where = "blocked";
+    if (auto sc = proc.read_task_syscall(pid, tid);
+        sc && sc->kind == collect::procfs::SyscallState::Kind::kInSyscall) {
+      where = "in " + model::syscall_name(static_cast<long>(sc->nr));
+    }
+    profile::Frame user;
+    user.kind = profile::FrameKind::kUnresolved;
+    user.name = "[" + where + " for the whole window]";
+    user.unresolved = "the thread never woke while traced: its user stack was not taken";
+    s.frames.push_back(user);
+    if (auto text =
+            proc.read_text(std::to_string(pid) + "/task/" + std::to_string(tid) + "/stack", true)) {
+      // "[<0>] futex_wait_queue+0xe1/0x120": innermost first.
+      std::vector<profile::Frame> kernel;
+      std::size_t pos = 0;
+      while (pos < text->size()) {
+        std::size_t end = text->find('\n', pos);
+        if (end == std::string::npos) end = text->size();
+        std::string line = text->substr(pos, end - pos);
+        pos = end + 1;
+        const std::size_t name_at = line.find("] ");
+        if (name_at == std::string::npos) continue;
+        std::string name = line.substr(name_at + 2);
+        name = name.substr(0, name.find('+'));
+        if (name.empty()) continue;
+        profile::Frame f;
+        f.kind = profile::FrameKind::kKernel;
+        f.name = name;
+        f.module = "[kernel]";
+        kernel.push_back(std::move(f));
+      }
+      s.frames.insert(s.frames.end(), kernel.rbegin(), kernel.rend());
+    }
+    p.stacks.push_back(std::move(s));
+    ++added;
+  }
+  return added;
 }
 
 bool is_cgroup2(const std::string& path) {
@@ -217,6 +303,14 @@ util::Result<OffCpuCapture> capture_off_cpu(
   for (int pid : o.tgids) {
     if (symbolizer.attach(pid)) attached.insert(pid);
   }
+  // The whole host has too many threads to read twice; a cgroup v2 target is resolved here only
+  // for this.
+  QuietThreads quiet;
+  if (settings.whole_window_blocks && t.kind != Kind::kHost) {
+    auto pids =
+        follow ? util::Result<std::vector<int>>(o.tgids) : collect::sampler::resolve_pids(t, proc);
+    if (pids) quiet = snapshot_threads(proc, *pids);
+  }
   auto tracer = collect::bpf::OffCpuTracer::create(o);
   if (!tracer) return tracer.error();
   if (on_start) on_start(o.min_block_ns);
@@ -260,6 +354,18 @@ util::Result<OffCpuCapture> capture_off_cpu(
     c.blocks += r.count;
     c.blocked_ns += r.total_ns;
     c.blocks_measured += r.measured;
+  }
+  const auto window_ns = static_cast<std::uint64_t>(result->duration_s * 1e9);
+  if (const std::size_t whole =
+          add_whole_window_blocks(proc, quiet, window_ns, settings.thread_frames, c.profile);
+      whole > 0) {
+    c.blocks += whole;
+    c.blocks_measured += whole;
+    c.blocked_ns += whole * window_ns;
+    c.profile.notes.push_back(fmt::format(
+        "{} threads were blocked for the whole window (they never ran): they are shown with the "
+        "syscall they wait in and their kernel stack from /proc; their user stacks are not known",
+        whole));
   }
   return c;
 }

@@ -60,6 +60,10 @@ struct OffCpuSettings {
   // Blocks per CPU per second traced in full; above it they are sampled (0: all), see
   // collect::bpf::OffCpuOptions::full_blocks_per_cpu_per_s.
   std::uint32_t full_blocks_per_cpu_per_s = collect::bpf::OffCpuOptions{}.full_blocks_per_cpu_per_s;
+  // Also show threads that were blocked for the whole window (they never ran, so the tracer never
+  // saw a block end): their syscall and kernel stack from /proc, weighed by the window. Not for
+  // a verdict's evidence, where a parked pool thread would outweigh the waits that matter.
+  bool whole_window_blocks = false;
 };
 
 struct OffCpuCapture {

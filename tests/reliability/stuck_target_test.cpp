@@ -16,6 +16,7 @@
 
 #include "support/background.h"
 #include "support/cli.h"
+#include "support/files.h"
 
 namespace chokepoint::reliability_test {
 namespace {
@@ -108,6 +109,30 @@ TEST(StuckTarget, VforkParentIsNamedAndItsSyscallToo) {
   const std::string text = j.dump();
   EXPECT_EQ(text.find("syscall_"), std::string::npos) << dump(j);
   EXPECT_NE(text.find("in vfork"), std::string::npos) << dump(j);
+}
+
+// Regression (issue 18 item 4): profile --off-cpu showed nothing for a thread blocked for the
+// whole window (the tracer counts a block at its wakeup, and this one never came).
+TEST(StuckTarget, OffCpuProfileShowsAThreadBlockedForTheWholeWindow) {
+  if (geteuid() != 0) GTEST_SKIP() << "off-CPU tracing needs root";
+  auto sleeper = Background::start("sleep", {"60"});
+  ASSERT_TRUE(sleeper) << sleeper.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  test_support::TempDir dir("chokepoint-offcpu-whole-window");
+  const std::string out = dir.path + "/offcpu.folded";
+  auto r = run_chokepoint({"profile", "--off-cpu", "--pid", std::to_string(sleeper->pid()),
+                           "--duration", "1s", "-o", out});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const std::string folded = test_support::read_file(out);
+  const std::string stack =
+      "sleep (" + std::to_string(sleeper->pid()) + ");[in clock_nanosleep for the whole window]";
+  const auto at = folded.find(stack);
+  ASSERT_NE(at, std::string::npos) << folded << r.stderr_text;
+  // Weighed by the whole window (about 1 s, in ns).
+  const std::string line = folded.substr(at, folded.find('\n', at) - at);
+  const double ns = std::stod(line.substr(line.rfind(' ') + 1));
+  EXPECT_GE(ns, 0.8e9) << line;
+  EXPECT_NE(r.stderr_text.find("blocked for the whole window"), std::string::npos) << r.stderr_text;
 }
 
 }  // namespace
