@@ -100,8 +100,9 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     }
     load->wait_warmup(g_stop);
   }
-  // After the load generator's threads exist, so that they keep their normal priority.
-  raise_measuring_priority();
+  // After the load generator's threads exist, so that they keep their normal priority; for the
+  // window only when the target is large (app/run_budget.h).
+  if (window_needs_priority(session->spec())) raise_measuring_priority();
   budget.mark("start-up");
   if (!a.json) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
@@ -109,6 +110,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
   budget.mark("window");
+  raise_measuring_priority();  // stacks, symbolizing and output: chokepoint's own work
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
     const std::string& verdict = window->diagnosis.verdict;

@@ -42,6 +42,7 @@ pid_t launch(const std::vector<std::string>& command) {
     _exit(127);
   }
   close(fds[1]);
+  setpgid(pid, pid);  // also here, so that the group exists whichever of the two runs first
   int child_errno = 0;
   ssize_t n = read(fds[0], &child_errno, sizeof child_errno);
   close(fds[0]);
@@ -54,21 +55,42 @@ pid_t launch(const std::vector<std::string>& command) {
   return pid;
 }
 
+namespace {
+
+// The command's process group, or the command alone if it has no group of its own.
+void signal_command(pid_t pid, int signal) {
+  if (getpgid(pid) != pid || kill(-pid, signal) != 0) kill(pid, signal);
+}
+
+enum class ChildState { kRunning, kExited, kGone };
+
+// Whether the command has exited, without reaping it: while its zombie is there, its pid (and so
+// its group's id) cannot be reused, and what it left in its group can still be ended safely. kGone:
+// it was reaped already (ECHILD).
+ChildState child_state(pid_t pid, bool wait) {
+  siginfo_t info{};
+  const int flags = WEXITED | WNOWAIT | (wait ? 0 : WNOHANG);
+  if (waitid(P_PID, static_cast<id_t>(pid), &info, flags) != 0) {
+    return errno == ECHILD ? ChildState::kGone : ChildState::kRunning;
+  }
+  return info.si_pid == pid ? ChildState::kExited : ChildState::kRunning;
+}
+
+}  // namespace
+
 void reap(pid_t pid) {
-  if (waitpid(pid, nullptr, WNOHANG) == pid) {
-    kill(-pid, SIGKILL);  // what it left in its group
-    return;
-  }
-  kill(-pid, SIGTERM);
-  std::int64_t deadline = util::monotonic_ns() + 2 * util::kNsPerSec;
-  while (util::monotonic_ns() < deadline) {
-    if (waitpid(pid, nullptr, WNOHANG) == pid) {
-      kill(-pid, SIGKILL);
-      return;
+  if (child_state(pid, false) == ChildState::kRunning) {
+    signal_command(pid, SIGTERM);
+    const std::int64_t deadline = util::monotonic_ns() + 2 * util::kNsPerSec;
+    while (child_state(pid, false) == ChildState::kRunning && util::monotonic_ns() < deadline)
+      usleep(20'000);
+    if (child_state(pid, false) == ChildState::kRunning) {
+      signal_command(pid, SIGKILL);
+      child_state(pid, true);
     }
-    usleep(20'000);
   }
-  kill(-pid, SIGKILL);
+  if (child_state(pid, false) == ChildState::kGone) return;
+  kill(-pid, SIGKILL);  // what it left in its group
   waitpid(pid, nullptr, 0);
 }
 

@@ -58,4 +58,16 @@ bool raise_measuring_priority() {
   return setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kMeasuringNice) == 0;
 }
 
+bool window_needs_priority(const collect::sampler::TargetSpec& target) {
+  collect::procfs::ProcFs proc;
+  auto pids = collect::sampler::resolve_pids(target, proc);
+  if (!pids) return false;
+  std::size_t threads = 0;
+  for (int pid : *pids) {
+    if (auto tids = proc.list_tids(pid)) threads += tids->size();
+    if (threads >= kManyThreads) return true;
+  }
+  return false;
+}
+
 }  // namespace chokepoint::app

@@ -5,23 +5,27 @@
 // are taken; profile: --duration) plus kGraceNs. Each phase has its share: start-up (listing the
 // target, opening events) may use kStartupGraceNs before the capture is cut short by as much as it
 // overran; symbolizing stops kOutputReserveNs before the end and leaves the rest as bare addresses
-// (symbolize::DeadlineSymbolizer); output is what is left. The phases' wall times are kept for the
-// report, so that a run that was slow says where.
+// (symbolize::DeadlineSymbolizer); tearing down and output get what is left. The phases' wall times
+// are kept for the report, so that a run that was slow says where.
 //
 // Thread-safety: one thread owns a RunBudget.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "collect/sampler/target.h"
 
 namespace chokepoint::app {
 
 class RunBudget {
  public:
   static constexpr std::int64_t kGraceNs = 5'000'000'000;
-  static constexpr std::int64_t kStartupGraceNs = 2'000'000'000;
-  static constexpr std::int64_t kOutputReserveNs = 1'000'000'000;
+  static constexpr std::int64_t kStartupGraceNs = 1'000'000'000;
+  // Output, and tearing the capture down (closing one perf event per thread of a large target).
+  static constexpr std::int64_t kOutputReserveNs = 2'500'000'000;
 
   // Starts the clock now; asked_ns is the capture time the user asked for.
   explicit RunBudget(std::int64_t asked_ns);
@@ -60,5 +64,15 @@ class RunBudget {
 // Threads the caller creates afterwards inherit it: call it after creating threads that must keep
 // their priority (a load generator). Returns whether the priority was raised.
 bool raise_measuring_priority();
+
+// Whether diagnose's window should run at that priority too: only for targets of at least
+// kManyThreads threads. At nice -20 the sampler's ticks preempt the target on time, which changes
+// where its threads are seen (on the lab's disk scenario the fsync share fell from 10% to 4% of
+// thread time: at nice 0 the sampler's wakeups wait until the target's threads block), and the
+// verdict thresholds are calibrated at nice 0. A target with thousands of threads needs the
+// priority: the sampler's work per tick grows with them, and at a few percent of a core a 5 s
+// window took 40 s. Later phases (stacks, symbolizing, output) always raise it.
+inline constexpr std::size_t kManyThreads = 1000;
+bool window_needs_priority(const collect::sampler::TargetSpec& target);
 
 }  // namespace chokepoint::app

@@ -156,5 +156,16 @@ TEST(Sigkill, AtRandomPointsLeavesNothingBehind) {
   EXPECT_EQ(entries("/tmp", "chokepoint-delayacct"), tmp_files_before);
 }
 
+// A launched command's own children end with the run too: the command runs in a process group of
+// its own, which chokepoint ends at exit (before, only the command itself was signalled).
+TEST(LaunchedCommand, ItsProcessGroupEndsWithTheRun) {
+  const std::string marker = "300.4242";
+  auto r = test_support::run_chokepoint({"diagnose", "--duration", "300ms", "--no-stacks", "--",
+                                         "sh", "-c", "sleep " + marker + " & sleep " + marker});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_TRUE(eventually([&] { return processes_with("sleep " + marker).empty(); }))
+      << "a child of the launched command outlived the run";
+}
+
 }  // namespace
 }  // namespace chokepoint::reliability_test
