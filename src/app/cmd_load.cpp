@@ -14,6 +14,8 @@
 #include "app/subcommand.h"
 #include "loadgen/assess.h"
 #include "loadgen/load.h"
+#include "render/json_text.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -63,11 +65,11 @@ int run_load_command(const LoadArgs& args) {
 
   if (args.json) {
     nlohmann::json j = load_json(r, o, a, args.request.urls);
-    std::cout << j.dump(2) << "\n";
+    std::cout << render::json_text(j);
   } else {
     std::cout << fmt::format("chokepoint load {}: {}, {} thread(s), {} {} connection(s)\n",
                              args.request.urls.size() == 1
-                                 ? args.request.urls[0]
+                                 ? util::terminal_text(args.request.urls[0])
                                  : fmt::format("{} URLs", args.request.urls.size()),
                              open_loop ? fmt::format("open loop at {:g} req/s", o.rate_per_s)
                                        : std::string("closed loop (--rate max)"),

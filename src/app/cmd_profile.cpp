@@ -28,10 +28,12 @@
 #include "profile/top.h"
 #include "render/flamegraph_folded.h"
 #include "render/flamegraph_svg.h"
+#include "render/json_text.h"
 #include "render/speedscope.h"
 #include "symbolize/symbolizer.h"
 #include "util/atomic_file.h"
 #include "util/clock.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -132,7 +134,7 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
         std::cerr << fmt::format(
             "chokepoint: profiling {} on-CPU at {:g} Hz ({}{}) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
-            describe_target(opt.target), a.frequency_hz, info.event_name,
+            util::terminal_text(describe_target(opt.target)), a.frequency_hz, info.event_name,
             info.user_stack_bytes > 0
                 ? fmt::format(", DWARF unwinding of {}-byte stack copies", info.user_stack_bytes)
                 : "",
@@ -184,7 +186,7 @@ Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSp
         std::cerr << fmt::format(
             "chokepoint: tracing {} off-CPU (blocks of at least {} us) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
-            describe_target(t), min_block_ns / 1000, duration_ns / 1e9);
+            util::terminal_text(describe_target(t)), min_block_ns / 1000, duration_ns / 1e9);
       });
   if (!captured) {
     if (launched) reap(launched);
@@ -258,7 +260,7 @@ int run_profile(const ProfileArgs& a) {
   }
   // The honesty counters, always, on stderr (stdout is for the table).
   std::cerr << c.summary;
-  for (const auto& n : p.notes) std::cerr << "note: " << n << "\n";
+  for (const auto& n : p.notes) std::cerr << "note: " << util::terminal_text(n) << "\n";
 
   for (const auto& o : outputs) {
     std::string content;
@@ -270,12 +272,13 @@ int run_profile(const ProfileArgs& a) {
         content = render::flamegraph_svg(p);
         break;
       case Format::kSpeedscope:
-        content = render::speedscope(p).dump() + "\n";
+        content = render::json_text(render::speedscope(p), -1);
         break;
     }
     if (auto w = util::write_file_atomically(o.path, content); !w)
       throw util::FatalError(w.error());
-    std::cerr << fmt::format("chokepoint: wrote {} ({})\n", o.path, format_name(o.format));
+    std::cerr << fmt::format("chokepoint: wrote {} ({})\n", util::terminal_text(o.path),
+                             format_name(o.format));
   }
   if (top_n > 0) std::cout << profile::top_text(p, profile::top(p, top_n));
   // What the profile cost after collection: symbolizing, rendering and writing

@@ -4,13 +4,17 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "app/cli_values.h"
+#include "util/bounded_read.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
+
+namespace {
+constexpr std::size_t kMaxBodyBytes = std::size_t{64} << 20;
+}  // namespace
 
 CLI::Option* add_request_options(CLI::App* cli, RequestArgs& args) {
   CLI::Option* url =
@@ -49,14 +53,14 @@ void apply_request_args(const RequestArgs& args, loadgen::LoadOptions& o) {
   o.h2 = args.h2;
   o.timeout_ns = parse_duration_ns(args.timeout, "--timeout");
   if (!args.body_file.empty()) {
-    std::ifstream in(args.body_file, std::ios::binary);
-    if (!in) {
-      util::usage_error(fmt::format("cannot read --body-file '{}'", args.body_file),
-                        "check the path and its permissions");
+    // Every request carries the body, so it is held once in memory: bounded (docs/limits.md).
+    auto body = util::read_file_bounded(args.body_file, kMaxBodyBytes, util::FileKind::kAnyReadable,
+                                        "a --body-file that exists and can be read");
+    if (!body) {
+      throw util::FatalError(util::Error{"--body-file: " + body.error().message, body.error().hint},
+                             util::kExitUsage);
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    o.body = ss.str();
+    o.body = std::move(*body);
   }
 }
 
@@ -199,7 +203,8 @@ std::string load_text_summary(const loadgen::LoadResult& r, const loadgen::LoadO
   if (r.warmup_requests > 0) {
     out += fmt::format("{}warmup     {} requests not counted\n", indent, r.warmup_requests);
   }
-  for (const auto& w : a.warnings) out += indent + "warning: " + w + "\n";
+  // Warnings quote the first failure, which may hold the server's own bytes.
+  for (const auto& w : a.warnings) out += indent + "warning: " + util::terminal_text(w) + "\n";
   return out;
 }
 
