@@ -163,8 +163,12 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     return util::kExitRuntime;
   }
   if (load_result && (*load_result)->requests > 0 && responses(**load_result) == 0) {
-    util::print_error({fmt::format("the load got no response ({})", (*load_result)->first_error),
-                       "check that --load points at the target's listening address", 0});
+    const loadgen::LoadResult& r = **load_result;
+    util::print_error(
+        {fmt::format("the load got no response ({})", r.first_error),
+         loadgen::failure_hint(loadgen::main_failure(r).value_or(loadgen::Outcome::kConnect),
+                               load->options()),
+         0});
     return util::kExitRuntime;
   }
   if (obs.target_exited && !launched) {

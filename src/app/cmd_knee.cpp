@@ -157,6 +157,7 @@ nlohmann::json step_json(const Step& s, const loadgen::Slo* slo) {
 }
 
 std::string percentile_cell(const Step& s, double p) {
+  if (s.load.latency.count() == 0) return "-";  // no response: no latency (not 0.000)
   return fmt::format("{:.3f}", to_ms(s.load.latency.percentile_us(p)));
 }
 
@@ -556,8 +557,14 @@ int run_knee(KneeArgs a) {
   for (const auto& s : steps) any_response |= responses(s.load) > 0;
   for (const auto& s : sweep) any_response |= responses(s.load) > 0;
   if (!any_response) {
-    throw util::FatalError(util::Error{
-        "no request got a response", "check that the server is up and listening on that address"});
+    // The first step's failure says what went wrong (every step failed the same way or worse).
+    const Step* first = !steps.empty() ? &steps.front() : !sweep.empty() ? &sweep.front() : nullptr;
+    const auto failure = first ? loadgen::main_failure(first->load) : std::nullopt;
+    throw util::FatalError(
+        util::Error{first && !first->load.first_error.empty()
+                        ? fmt::format("no request got a response ({})", first->load.first_error)
+                        : std::string("no request got a response"),
+                    loadgen::failure_hint(failure.value_or(loadgen::Outcome::kConnect), base)});
   }
   return util::kExitOk;
 }

@@ -35,6 +35,7 @@
 #include "util/clock.h"
 #include "util/escape.h"
 #include "util/fatal.h"
+#include "util/plural.h"
 
 namespace chokepoint::app {
 namespace {
@@ -156,11 +157,13 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
   p.title = fmt::format("{}, on-CPU, {:g} Hz ({}), {:.1f} s", describe_target(opt.target),
                         a.frequency_hz, info.event_name, stats.duration_s);
   c.summary = fmt::format(
-      "chokepoint: {} samples in {} distinct stacks from {} {} in {:.1f} s; lost {}, "
-      "truncated stacks {}, stacks without frames {}\n",
-      stats.records.samples, captured->distinct_stacks, stats.threads_followed,
-      info.per_cpu ? "CPUs (one event per CPU)" : "threads", stats.duration_s, p.lost_samples,
-      p.truncated_stacks, p.failed_stacks);
+      "chokepoint: {} in {} from {} in {:.1f} s; lost {}, truncated stacks {}, stacks without "
+      "frames {}\n",
+      util::count_of(stats.records.samples, "sample"),
+      util::count_of(captured->distinct_stacks, "distinct stack"),
+      info.per_cpu ? util::count_of(stats.threads_followed, "CPU") + " (one event per CPU)"
+                   : util::count_of(stats.threads_followed, "thread"),
+      stats.duration_s, p.lost_samples, p.truncated_stacks, p.failed_stacks);
   if (captured->dwarf) {
     const auto& u = captured->unwind;
     c.summary += fmt::format(
@@ -213,7 +216,15 @@ int run_profile(const ProfileArgs& a) {
   if (duration_ns <= 0) util::usage_error("--duration must be above 0", "pass e.g. --duration 5s");
   if (a.top < -1 || a.top == 0) util::usage_error("--top must be at least 1", "pass e.g. --top 10");
   std::vector<Output> outputs;
-  for (const auto& path : a.outputs) outputs.push_back({path, format_of(path)});
+  std::set<std::string> seen;
+  for (const auto& path : a.outputs) {
+    // Twice the same file would be written twice, the first copy lost: a mistake to point out.
+    if (!seen.insert(path).second) {
+      util::usage_error(fmt::format("-o {} is given twice", path),
+                        "name each output once; give another file name for a second copy");
+    }
+    outputs.push_back({path, format_of(path)});
+  }
   for (const auto& o : outputs) {
     if (auto w = util::check_writable(o.path); !w) throw util::FatalError(w.error());
   }
@@ -287,9 +298,10 @@ int run_profile(const ProfileArgs& a) {
   getrusage(RUSAGE_SELF, &usage);
   const auto sym = (*symbolizer)->stats();
   std::cerr << fmt::format(
-      "chokepoint: symbolized {} stacks ({} user and {} kernel lookups, {} unresolved) and wrote "
-      "{} outputs in {:.2f} s; peak RSS {:.1f} MiB\n",
-      p.stacks.size(), sym.user_lookups, sym.kernel_lookups, sym.unresolved, outputs.size(),
+      "chokepoint: symbolized {} ({} user and {} kernel lookups, {} unresolved) and wrote {} "
+      "in {:.2f} s; peak RSS {:.1f} MiB\n",
+      util::count_of(p.stacks.size(), "stack"), sym.user_lookups, sym.kernel_lookups,
+      sym.unresolved, util::count_of(outputs.size(), "output"),
       static_cast<double>(util::monotonic_ns() - c.build_start_ns) / 1e9,
       static_cast<double>(usage.ru_maxrss) / 1024.0);
   std::cout.flush();

@@ -1,6 +1,7 @@
 #pragma once
 // Judges a finished load run: did the generator keep its schedule, and if not, why. Pure function.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,5 +21,13 @@ struct LoadAssessment {
 };
 
 LoadAssessment assess(const LoadResult& result, const LoadOptions& options);
+
+// The class (kConnect, kWrite, kRead, kTimeout or kParse) that ended the most requests without a
+// response; nullopt when none did.
+std::optional<Outcome> main_failure(const LoadResult& result);
+
+// What to check when requests end in `failure`, one hint per outcome class: a refused connection,
+// a reset, a stalled server and a non-HTTP reply each point somewhere else.
+std::string failure_hint(Outcome failure, const LoadOptions& options);
 
 }  // namespace chokepoint::loadgen

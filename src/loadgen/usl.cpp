@@ -10,12 +10,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <set>
 #include <string_view>
+
+#include "util/decimal.h"
 
 namespace chokepoint::loadgen {
 
@@ -78,23 +79,6 @@ std::optional<double> UslModel::concurrency_for(double x) const {
 
 namespace {
 
-// A decimal number as people write one in a CSV: optional sign, digits with an optional
-// fraction, an optional exponent; surrounding blanks allowed. Not hex ("0x10"), not "inf"/"nan",
-// not a number followed by text: strtod would take all of those.
-bool parse_csv_number(std::string_view s, double& out) {
-  const auto first = s.find_first_not_of(" \t");
-  if (first == std::string_view::npos) return false;
-  const auto last = s.find_last_not_of(" \t");
-  s = s.substr(first, last - first + 1);
-  if (s.front() == '+') s.remove_prefix(1);  // from_chars takes '-' but not '+'
-  if (s.empty() || !(std::isdigit(static_cast<unsigned char>(s.front())) || s.front() == '.' ||
-                     s.front() == '-'))
-    return false;
-  if (s.find_first_of("xXpP") != std::string_view::npos) return false;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size() && std::isfinite(out);
-}
-
 // A header field is text, not something that starts like a number.
 bool header_field(std::string_view s) {
   const auto first = s.find_first_not_of(" \t");
@@ -134,9 +118,11 @@ util::Result<std::vector<UslPoint>> parse_usl_csv(std::string_view text) {
     const auto comma = line.find(',');
     const bool two_fields =
         comma != std::string_view::npos && line.find(',', comma + 1) == std::string_view::npos;
-    double n = 0, x = 0;
-    const bool ok = two_fields && parse_csv_number(line.substr(0, comma), n) &&
-                    parse_csv_number(line.substr(comma + 1), x);
+    // Decimal only: strtod would take "0x10", "inf" and "1e5x"'s prefix.
+    const auto nv = two_fields ? util::parse_decimal(line.substr(0, comma)) : std::nullopt;
+    const auto xv = two_fields ? util::parse_decimal(line.substr(comma + 1)) : std::nullopt;
+    const bool ok = nv && xv;
+    const double n = nv.value_or(0), x = xv.value_or(0);
     if (!ok) {
       // A first line of two names is a header ("concurrency,throughput"). A line with another
       // number of fields, or one that starts like a number, is a mistake, never a header.

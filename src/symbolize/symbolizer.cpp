@@ -527,8 +527,10 @@ std::vector<std::string> SymbolizerImpl::notes() const {
       continue;
     }
     const std::string where = module.empty() ? "" : " in " + module;
-    std::string sentence = fmt::format("{} address{}{} could not be named: {}", count,
-                                       count == 1 ? "" : "es", where, reason);
+    // A reason may be empty (a lookup that failed without saying why): no ": ." then.
+    std::string sentence =
+        fmt::format("{} address{}{} could not be named{}{}", count, count == 1 ? "" : "es", where,
+                    reason.empty() ? "" : ": ", reason);
     const std::string advice = advice_for(reason);
     if (!advice.empty()) sentence += "; " + advice;
     out.push_back(sentence + ".");
