@@ -42,25 +42,37 @@ CodePoint decode(std::string_view s, std::size_t i) {
   return {cp, len};
 }
 
-std::string clean(std::string_view s, bool strip_controls) {
+// Walks `s` one UTF-8 sequence at a time, building the result: invalid(out, byte) for each byte
+// that is not part of valid UTF-8 (resynchronising at the next byte), valid(out, code point, its
+// bytes) for the rest.
+template <typename Invalid, typename Valid>
+std::string transcode(std::string_view s, Invalid invalid, Valid valid) {
   std::string out;
   out.reserve(s.size());
   std::size_t i = 0;
   while (i < s.size()) {
     const CodePoint p = decode(s, i);
     if (p.len == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER; resynchronise at the next byte
+      invalid(out, static_cast<unsigned char>(s[i]));
       ++i;
       continue;
     }
-    if (strip_controls && (p.cp < 0x20 || (p.cp >= 0x7f && p.cp <= 0x9F))) {
-      out += ' ';  // C0, DEL and C1 controls
-    } else {
-      out.append(s.substr(i, p.len));
-    }
+    valid(out, p.cp, s.substr(i, p.len));
     i += p.len;
   }
   return out;
+}
+
+std::string clean(std::string_view s, bool strip_controls) {
+  return transcode(
+      s, [](std::string& out, unsigned char) { out += "\xEF\xBF\xBD"; },  // U+FFFD
+      [&](std::string& out, std::uint32_t cp, std::string_view bytes) {
+        if (strip_controls && (cp < 0x20 || (cp >= 0x7f && cp <= 0x9F))) {
+          out += ' ';  // C0, DEL and C1 controls
+        } else {
+          out.append(bytes);
+        }
+      });
 }
 
 // Characters that change how a terminal shows the text around them without being visible:
@@ -74,44 +86,35 @@ bool invisible_control(std::uint32_t cp) {
 }  // namespace
 
 std::string terminal_text(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const CodePoint p = decode(s, i);
-    if (p.len == 0) {
-      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(s[i]));
-      ++i;
-      continue;
-    }
-    switch (p.cp) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case 0x1b:
-        out += "\\e";
-        break;
-      default:
-        if (p.cp < 0x20 || p.cp == 0x7f) {
-          out += fmt::format("\\x{:02x}", p.cp);
-        } else if ((p.cp >= 0x80 && p.cp <= 0x9f) || invisible_control(p.cp)) {
-          out += fmt::format("\\u{{{:04x}}}", p.cp);
-        } else {
-          out.append(s.substr(i, p.len));
+  return transcode(
+      s, [](std::string& out, unsigned char byte) { out += fmt::format("\\x{:02x}", byte); },
+      [](std::string& out, std::uint32_t cp, std::string_view bytes) {
+        switch (cp) {
+          case '\\':
+            out += "\\\\";
+            break;
+          case '\t':
+            out += "\\t";
+            break;
+          case '\n':
+            out += "\\n";
+            break;
+          case '\r':
+            out += "\\r";
+            break;
+          case 0x1b:
+            out += "\\e";
+            break;
+          default:
+            if (cp < 0x20 || cp == 0x7f) {
+              out += fmt::format("\\x{:02x}", cp);
+            } else if ((cp >= 0x80 && cp <= 0x9f) || invisible_control(cp)) {
+              out += fmt::format("\\u{{{:04x}}}", cp);
+            } else {
+              out.append(bytes);
+            }
         }
-    }
-    i += p.len;
-  }
-  return out;
+      });
 }
 
 std::string valid_utf8(std::string_view s) {
