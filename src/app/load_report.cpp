@@ -56,7 +56,7 @@ void apply_request_args(const RequestArgs& args, loadgen::LoadOptions& o) {
   if (!args.body_file.empty()) {
     // Every request carries the body, so it is held once in memory: bounded (docs/limits.md).
     auto body = util::read_file_bounded(args.body_file, kMaxBodyBytes, util::FileKind::kAnyReadable,
-                                        "a --body-file that exists and can be read");
+                                        "a readable --body-file");
     if (!body) {
       throw util::FatalError(util::Error{"--body-file: " + body.error().message, body.error().hint},
                              util::kExitUsage);

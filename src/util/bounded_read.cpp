@@ -33,7 +33,7 @@ Result<std::string> read_file_bounded(const std::string& path, std::size_t max_b
   if (S_ISREG(st.st_mode) && st.st_size > 0 && static_cast<std::size_t>(st.st_size) > max_bytes) {
     return Error{
         fmt::format("'{}' is larger than {} ({} bytes)", path, size_text(max_bytes), st.st_size),
-        hint + " of at most " + size_text(max_bytes), EFBIG};
+        hint + " (at most " + size_text(max_bytes) + ")", EFBIG};
   }
   // /proc files and pipes report size 0: read until EOF, but never past the cap.
   std::string out;
@@ -49,7 +49,7 @@ Result<std::string> read_file_bounded(const std::string& path, std::size_t max_b
     out.append(buf, static_cast<std::size_t>(n));
   }
   return Error{fmt::format("'{}' holds more than {}", path, size_text(max_bytes)),
-               hint + " of at most " + size_text(max_bytes), EFBIG};
+               hint + " (at most " + size_text(max_bytes) + ")", EFBIG};
 }
 
 }  // namespace chokepoint::util

@@ -218,6 +218,17 @@ TEST(UslInput, DirectoryAndLargeFile) {
   expect_cli_error(run_chokepoint({"usl", big}), 1, "is larger than 1 MiB");
 }
 
+TEST(LoadInput, BodyFileIsBounded) {
+  const auto start = std::chrono::steady_clock::now();
+  expect_cli_error(
+      run_chokepoint({"load", "http://127.0.0.1:1/", "-d", "1s", "--body-file", "/dev/zero"}), 2,
+      "--body-file: '/dev/zero' holds more than 64 MiB");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  expect_cli_error(
+      run_chokepoint({"load", "http://127.0.0.1:1/", "-d", "1s", "--body-file", "/tmp"}), 2,
+      "is a directory");
+}
+
 TEST(UslInput, ByteOrderMarkKeepsTheFirstRow) {
   TempDir d{"chokepoint-usl-bom"};
   const std::string csv = d.path + "/bom.csv";
