@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "support/background.h"
 #include "support/cli.h"
@@ -60,8 +61,10 @@ class HostileNames : public ::testing::Test {
   }
 
   // Starts the program and waits until its threads carry their names.
-  pid_t start() {
-    auto p = Background::start(exe_, {dir_.path});
+  pid_t start(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {dir_.path};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto p = Background::start(exe_, args);
     EXPECT_TRUE(p) << p.error().message;
     if (!p) return 0;
     process_.emplace(std::move(*p));
@@ -138,6 +141,28 @@ TEST_F(HostileNames, ProfileTopAndEveryOutputFormatAreClean) {
   EXPECT_EQ(first_control(json), "") << "speedscope";
   EXPECT_NO_THROW((void)nlohmann::json::parse(json));
 }
+
+#if defined(__x86_64__)
+// Issue 18 item 5: /tmp/perf-PID.map is written by whoever can write /tmp. As a FIFO it made the
+// symbolizer wait for a writer forever; as a link to /dev/zero it grew without end.
+TEST_F(HostileNames, PerfMapThatIsAFifoOrDevZeroCannotStallTheProfile) {
+  const pid_t pid = start({"jit"});
+  ASSERT_GT(pid, 0);
+  const std::string map = "/tmp/perf-" + std::to_string(pid) + ".map";
+  struct Remove {
+    std::string path;
+    ~Remove() { std::filesystem::remove(path); }
+  } remove{map};
+  ASSERT_EQ(::mkfifo(map.c_str(), 0600), 0);
+  auto fifo = run_chokepoint({"profile", "--pid", std::to_string(pid), "-d", "1s"}, 30);
+  ASSERT_EQ(fifo.exit_code, 0) << fifo.stderr_text;
+  EXPECT_NE(fifo.stdout_text.find("[anon"), std::string::npos) << fifo.stdout_text;
+  std::filesystem::remove(map);
+  std::filesystem::create_symlink("/dev/zero", map);
+  auto zero = run_chokepoint({"profile", "--pid", std::to_string(pid), "-d", "1s"}, 30);
+  ASSERT_EQ(zero.exit_code, 0) << zero.stderr_text;
+}
+#endif
 
 TEST(HostileInput, ErrorsNeverEchoControlCharacters) {
   TempDir d{"chokepoint-hostile-input"};
