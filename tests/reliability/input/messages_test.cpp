@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/background.h"
 #include "support/cli.h"
 #include "support/files.h"
 
@@ -126,6 +127,19 @@ TEST(LoadMessages, CountsAgreeWithTheirNouns) {
   auto r = run_chokepoint({"load", "http://127.0.0.1:1/", "-d", "300ms", "-c", "1", "-t", "1"});
   EXPECT_NE(r.stdout_text.find("1 thread, 1 HTTP/1.1 connection\n"), std::string::npos)
       << r.stdout_text;
+}
+
+TEST(DiagnoseMessages, OneThreadAndTheLoadFailureHint) {
+  auto sleeper = test_support::Background::start("sleep", {"30"});
+  ASSERT_TRUE(sleeper) << sleeper.error().message;
+  const std::string pid = std::to_string(sleeper->pid());
+  auto r = run_chokepoint({"diagnose", "--pid", pid, "-d", "1s", "--no-stacks", "--load",
+                           "http://127.0.0.1:1/", "--warmup", "0s"},
+                          60);
+  // "pid N (sleep), 1.0 s, 1 thread": the pid once, the noun singular.
+  EXPECT_NE(r.stdout_text.find("pid " + pid + " (sleep), 1.0 s, 1 thread\n"), std::string::npos)
+      << r.stdout_text;
+  expect_cli_error(r, 1, "nothing accepted connections at 127.0.0.1:1");
 }
 
 TEST(OptionValues, OneRangeForEveryDuration) {
