@@ -164,11 +164,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
   if (load_result && (*load_result)->requests > 0 && responses(**load_result) == 0) {
     const loadgen::LoadResult& r = **load_result;
-    util::print_error(
-        {fmt::format("the load got no response ({})", r.first_error),
-         loadgen::failure_hint(loadgen::main_failure(r).value_or(loadgen::Outcome::kConnect),
-                               load->options()),
-         0});
+    util::print_error({fmt::format("the load got no response ({})", r.first_error),
+                       loadgen::failure_hint(r, load->options()), 0});
     return util::kExitRuntime;
   }
   if (obs.target_exited && !launched) {

@@ -559,12 +559,13 @@ int run_knee(KneeArgs a) {
   if (!any_response) {
     // The first step's failure says what went wrong (every step failed the same way or worse).
     const Step* first = !steps.empty() ? &steps.front() : !sweep.empty() ? &sweep.front() : nullptr;
-    const auto failure = first ? loadgen::main_failure(first->load) : std::nullopt;
+    if (!first) {
+      throw util::FatalError(util::Error{"no request got a response",
+                                         "check that the server is up and listening there", 0});
+    }
     throw util::FatalError(
-        util::Error{first && !first->load.first_error.empty()
-                        ? fmt::format("no request got a response ({})", first->load.first_error)
-                        : std::string("no request got a response"),
-                    loadgen::failure_hint(failure.value_or(loadgen::Outcome::kConnect), base)});
+        util::Error{fmt::format("no request got a response ({})", first->load.first_error),
+                    loadgen::failure_hint(first->load, base)});
   }
   return util::kExitOk;
 }

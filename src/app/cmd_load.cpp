@@ -99,9 +99,8 @@ int run_load_command(const LoadArgs& args) {
     }
   }
   if (r.requests > 0 && responses(r) == 0) {
-    throw util::FatalError(util::Error{
-        fmt::format("no request got a response ({})", r.first_error),
-        loadgen::failure_hint(loadgen::main_failure(r).value_or(loadgen::Outcome::kConnect), o)});
+    throw util::FatalError(util::Error{fmt::format("no request got a response ({})", r.first_error),
+                                       loadgen::failure_hint(r, o)});
   }
   return util::kExitOk;
 }

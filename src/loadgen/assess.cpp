@@ -82,22 +82,19 @@ LoadAssessment assess(const LoadResult& r, const LoadOptions& o) {
   return a;
 }
 
-std::optional<Outcome> main_failure(const LoadResult& r) {
-  std::optional<Outcome> worst;
+std::string failure_hint(const LoadResult& r, const LoadOptions& o) {
+  std::optional<Outcome> failure;
   std::uint64_t most = 0;
   for (int k = static_cast<int>(Outcome::kConnect); k < kOutcomeCount; ++k) {
     if (r.outcomes[k] > most) {
       most = r.outcomes[k];
-      worst = static_cast<Outcome>(k);
+      failure = static_cast<Outcome>(k);
     }
   }
-  return worst;
-}
-
-std::string failure_hint(Outcome failure, const LoadOptions& o) {
+  if (!failure) return "";
   const std::string where =
       o.requests.empty() ? std::string("the server") : o.requests[0].url.authority();
-  switch (failure) {
+  switch (*failure) {
     case Outcome::kConnect:
       return fmt::format(
           "nothing accepted connections at {}: check that the server is up and listening on "

@@ -22,12 +22,9 @@ struct LoadAssessment {
 
 LoadAssessment assess(const LoadResult& result, const LoadOptions& options);
 
-// The class (kConnect, kWrite, kRead, kTimeout or kParse) that ended the most requests without a
-// response; nullopt when none did.
-std::optional<Outcome> main_failure(const LoadResult& result);
-
-// What to check when requests end in `failure`, one hint per outcome class: a refused connection,
-// a reset, a stalled server and a non-HTTP reply each point somewhere else.
-std::string failure_hint(Outcome failure, const LoadOptions& options);
+// What to check about the failure class (kConnect, kWrite, kRead, kTimeout or kParse) that ended
+// the most requests without a response, one hint per class: a refused connection, a reset, a
+// stalled server and a non-HTTP reply each point somewhere else. "" when every request got one.
+std::string failure_hint(const LoadResult& result, const LoadOptions& options);
 
 }  // namespace chokepoint::loadgen
