@@ -236,8 +236,6 @@ ElfSymbol ElfBinary::resolve(std::uint64_t vaddr) {
   }
   if (found != nullptr) {
     out.name = demangle(found->name);
-    // A symbol can have an empty name (a hand-written or hostile ELF): still a reason to give.
-    if (out.name.empty()) out.unresolved = "a symbol without a name";
   } else {
     out.unresolved = (has_symtab_ || has_debug_file_) ? "no symbols" : "stripped";
   }
