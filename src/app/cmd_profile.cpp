@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -218,8 +219,11 @@ int run_profile(const ProfileArgs& a) {
   std::vector<Output> outputs;
   std::set<std::string> seen;
   for (const auto& path : a.outputs) {
-    // Twice the same file would be written twice, the first copy lost: a mistake to point out.
-    if (!seen.insert(path).second) {
+    // Twice the same file would be written twice, the first copy lost: a mistake to point out,
+    // however it is spelled (x.svg, ./x.svg, dir/../x.svg).
+    std::error_code ec;
+    const std::filesystem::path same = std::filesystem::weakly_canonical(path, ec);
+    if (!seen.insert(ec ? path : same.string()).second) {
       util::usage_error(fmt::format("-o {} is given twice", path),
                         "name each output once; give another file name for a second copy");
     }

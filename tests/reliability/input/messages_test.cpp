@@ -183,6 +183,9 @@ TEST(ProfileMessages, OneOutputGivenTwiceIsAUsageError) {
       {"profile", "--pid", std::to_string(getpid()), "-d", "200ms", "-o", svg, "-o", svg});
   expect_cli_error(r, 2, "is given twice");
   EXPECT_FALSE(std::filesystem::exists(svg));
+  expect_cli_error(run_chokepoint({"profile", "--pid", std::to_string(getpid()), "-d", "200ms",
+                                   "-o", svg, "-o", d.path + "/./x.svg"}),
+                   2, "is given twice");
   auto once = run_chokepoint(
       {"profile", "--pid", std::to_string(getpid()), "-d", "300ms", "-o", svg, "--threads"});
   ASSERT_EQ(once.exit_code, 0) << once.stderr_text;
