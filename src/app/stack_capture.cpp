@@ -19,6 +19,7 @@
 #include "profile/aggregate.h"
 #include "util/clock.h"
 #include "util/fd_limit.h"
+#include "util/plural.h"
 
 namespace chokepoint::app {
 namespace {
@@ -363,9 +364,9 @@ util::Result<OffCpuCapture> capture_off_cpu(
     c.blocks_measured += whole;
     c.blocked_ns += whole * window_ns;
     c.profile.notes.push_back(fmt::format(
-        "{} threads were blocked for the whole window (they never ran): they are shown with the "
-        "syscall they wait in and their kernel stack from /proc; their user stacks are not known",
-        whole));
+        "{} blocked for the whole window (never ran): shown with the syscall waited in and the "
+        "kernel stack from /proc; the user stack is not known",
+        util::count_of(whole, "thread was", "threads were")));
   }
   return c;
 }
