@@ -22,7 +22,7 @@ namespace {
 constexpr double kMinHeldShare = 0.01;
 
 struct HoldText {
-  const char* what;  // "were stopped by a signal"
+  const char* what;  // "stopped by a signal", after "was" or "were"
   const char* why;   // what it means for the service
   const char* hint;  // what to do; {pids} is replaced by the processes
 };
@@ -30,21 +30,21 @@ struct HoldText {
 HoldText hold_text(Hold hold) {
   switch (hold) {
     case Hold::kStopped:
-      return {"were stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU)",
+      return {"stopped by a signal (SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU)",
               "a stopped process runs nothing, and its clients wait, until it gets SIGCONT",
               "resume it with 'kill -CONT {pids}' (a shell's Ctrl-Z stopped job: fg or bg); "
               "find who stops it if this repeats"};
     case Hold::kTraced:
-      return {"were stopped by a tracer (a debugger or strace, through ptrace)",
+      return {"stopped by a tracer (a debugger or strace, through ptrace)",
               "a traced thread runs only when its tracer lets it",
               "continue or detach the tracer (TracerPid in /proc/{pids}/status names it)"};
     case Hold::kFrozen:
-      return {"were frozen by their cgroup's freezer",
+      return {"frozen by their cgroup's freezer",
               "a frozen cgroup runs nothing until it is thawed (a paused container)",
               "thaw it: 'echo 0 > CGROUP/cgroup.freeze' (v2), 'echo THAWED > CGROUP/freezer.state' "
               "(v1), or the container runtime's unpause; /proc/{pids}/cgroup names the cgroup"};
     case Hold::kVfork:
-      return {"waited inside vfork (or posix_spawn) for their child to exec",
+      return {"waiting inside vfork (or posix_spawn) for their child to exec",
               "the parent cannot run until the child it started calls exec or exits",
               "look at the child of {pids}: it is stuck or slow before its exec"};
     case Hold::kNone:
@@ -82,10 +82,16 @@ RuleResult held(const Context& ctx) {
     Finding f;
     f.resource = "held";
     f.severity = "warning";
-    f.message = fmt::format(
-        "{}: {} of {} threads {} for {} of the target's thread time ({} thread-seconds); {}",
-        model::hold_name(static_cast<Hold>(h)), threads, ctx.obs.threads.size(), text.what,
-        percent(held_ns / total_ns), fmt::format("{:.1f}", held_ns / 1e9), text.why);
+    const std::size_t all = ctx.obs.threads.size();
+    const std::string who =
+        static_cast<std::size_t>(threads) == all
+            ? (all == 1 ? std::string("its only thread was")
+                        : fmt::format("all {} threads were", all))
+            : fmt::format("{} of {} threads {}", threads, all, threads == 1 ? "was" : "were");
+    f.message =
+        fmt::format("{}: {} {} for {} of the target's thread time ({:.1f} thread-seconds); {}",
+                    model::hold_name(static_cast<Hold>(h)), who, text.what,
+                    percent(held_ns / total_ns), held_ns / 1e9, text.why);
     f.hint = text.hint;
     const auto at = f.hint.find("{pids}");
     if (at != std::string::npos) f.hint.replace(at, 6, pid_list);

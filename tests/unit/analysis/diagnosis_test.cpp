@@ -65,8 +65,7 @@ TEST(Verdict, StoppedTargetIsAFindingNotABottleneck) {
   EXPECT_NE(d.headroom.find("held for 100%"), std::string::npos) << d.headroom;
   ASSERT_EQ(d.findings.size(), 1u);
   EXPECT_EQ(d.findings[0].resource, "held");
-  EXPECT_NE(d.findings[0].message.find("3 of 3 threads were stopped by a signal"),
-            std::string::npos)
+  EXPECT_NE(d.findings[0].message.find("all 3 threads were stopped by a signal"), std::string::npos)
       << d.findings[0].message;
   EXPECT_NE(d.findings[0].hint.find("kill -CONT 100"), std::string::npos) << d.findings[0].hint;
 }
