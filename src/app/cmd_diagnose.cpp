@@ -103,12 +103,13 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
-    const std::string& verdict = window->diagnosis.verdict;
+    const analysis::Verdict verdict = window->diagnosis.verdict;
     if (!a.json) {
       std::cerr << fmt::format(
           "chokepoint: the verdict is {}; collecting {} stacks for {:.1f} s to find it in the "
           "code (--no-stacks skips this)...\n",
-          verdict, verdict == "cpu" ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
+          analysis::verdict_name(verdict),
+          verdict == analysis::Verdict::kCpu ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
     }
     VerdictStacks stacks = stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop);
     if (!window->diagnosis.bottlenecks.empty()) {

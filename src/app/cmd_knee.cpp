@@ -117,9 +117,12 @@ loadgen::StepMeasurement measurement(const Step& s, const loadgen::Slo& slo) {
 std::string verdict_text(const Step& s) {
   if (!s.window) return s.diagnosis_error.empty() ? "" : "(no diagnosis)";
   const auto& d = s.window->diagnosis;
-  if (d.bottlenecks.empty() || d.verdict == "none") return "none";
+  if (d.bottlenecks.empty() || d.verdict == analysis::Verdict::kNone) {
+    return std::string(analysis::verdict_name(analysis::Verdict::kNone));
+  }
   const auto& b = d.bottlenecks.front();
-  return fmt::format("{} ({}) {:.0f}%", b.resource, b.kind, b.share * 100);
+  return fmt::format("{} ({}) {:.0f}%", analysis::verdict_name(b.resource),
+                     analysis::kind_name(b.kind), b.share * 100);
 }
 
 // The diagnose JSON contract's verdict part (schema 1), without the per-thread detail.
@@ -371,7 +374,7 @@ int run_knee(KneeArgs a) {
       k["diagnosis_at_knee"] = diagnosis_summary_json(*at_knee->window);
     if (above_knee && above_knee->window) {
       k["diagnosis_above_knee"] = diagnosis_summary_json(*above_knee->window);
-      k["saturated"] = above_knee->window->diagnosis.verdict;
+      k["saturated"] = analysis::verdict_name(above_knee->window->diagnosis.verdict);
     }
     out["knee"] = k;
   }

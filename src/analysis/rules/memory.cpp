@@ -17,8 +17,8 @@ RuleResult memory(const Context& ctx) {
   const double load = ctx.load(Resource::kMemory);
 
   Bottleneck b;
-  b.resource = "memory";
-  b.kind = "paging";
+  b.resource = Verdict::kMemory;
+  b.kind = BottleneckKind::kPaging;
   b.share = ctx.busy_share(Resource::kMemory);
   b.significant = load >= kSignificantLoadThreads && b.share >= kSignificantBusyShare;
   b.evidence.push_back(fmt::format(
@@ -121,8 +121,8 @@ RuleResult leak(const Context& ctx) {
   const double seconds_to_limit = worst_rate > 0 ? headroom / worst_rate : INFINITY;
 
   Bottleneck b;
-  b.resource = "memory";
-  b.kind = "leak";
+  b.resource = Verdict::kMemory;
+  b.kind = BottleneckKind::kLeak;
   // Not a share of time: the fraction of the remaining memory this growth eats in an hour.
   b.share = std::min(
       1.0, std::isfinite(seconds_to_limit) ? 3600.0 / std::max(seconds_to_limit, 1.0) : 0.0);
@@ -147,7 +147,7 @@ RuleResult limits(const Context& ctx) {
   for (const auto& p : ctx.obs.processes) {
     if (p.fd_soft_limit > 0 && p.open_fds * 10 >= p.fd_soft_limit * 8) {
       out.findings.push_back(
-          {"fds", "warning",
+          {FindingResource::kFds, Severity::kWarning,
            fmt::format("pid {} ({}) has {} of {} file descriptors open ({})", p.pid, p.name,
                        p.open_fds, p.fd_soft_limit,
                        percent(static_cast<double>(p.open_fds) / p.fd_soft_limit)),
@@ -157,20 +157,20 @@ RuleResult limits(const Context& ctx) {
   }
   const auto& sys = ctx.obs.system;
   if (sys.files_max > 0 && sys.files_open * 10 >= sys.files_max * 8) {
-    out.findings.push_back({"fds", "warning",
+    out.findings.push_back({FindingResource::kFds, Severity::kWarning,
                             fmt::format("the system has {} of fs.file-max {} files open",
                                         sys.files_open, sys.files_max),
                             "raise fs.file-max (sysctl)"});
   }
   if (sys.oom_kills > 0) {
     out.findings.push_back(
-        {"memory", "warning",
+        {FindingResource::kMemory, Severity::kWarning,
          fmt::format("the kernel OOM-killed {} processes during the window", sys.oom_kills),
          "check dmesg for what was killed; bound memory or raise the limit"});
   }
   if (sys.swap_used_bytes > 0 && sys.majflt_per_s > 100) {
     out.findings.push_back(
-        {"memory", "info",
+        {FindingResource::kMemory, Severity::kInfo,
          fmt::format("{} of swap in use and {:.0f} major faults/s system-wide",
                      bytes(static_cast<double>(sys.swap_used_bytes)), sys.majflt_per_s),
          ""});

@@ -17,7 +17,7 @@ RuleResult network(const Context& ctx) {
   const double load = ctx.load(Resource::kNetwork);
 
   Bottleneck b;
-  b.resource = "network";
+  b.resource = Verdict::kNetwork;
   b.share = ctx.busy_share(Resource::kNetwork);
   b.significant = load >= kSignificantLoadThreads && b.share >= kSignificantBusyShare;
 
@@ -29,11 +29,11 @@ RuleResult network(const Context& ctx) {
     if (detail.rfind("connect", 0) == 0) connect_ns += static_cast<double>(ns);
   }
   if (connect_ns >= upstream_ns && connect_ns >= send_ns && connect_ns > 0) {
-    b.kind = "connect";
+    b.kind = BottleneckKind::kConnect;
   } else if (send_ns > upstream_ns) {
-    b.kind = "bandwidth";
+    b.kind = BottleneckKind::kBandwidth;
   } else {
-    b.kind = "upstream";
+    b.kind = BottleneckKind::kUpstream;
   }
 
   b.evidence.push_back(
@@ -45,7 +45,7 @@ RuleResult network(const Context& ctx) {
                                      all[i].first));
   }
   for (const auto& p : obs.processes) {
-    if (b.kind == "upstream" && p.client_connections > 0) {
+    if (b.kind == BottleneckKind::kUpstream && p.client_connections > 0) {
       std::string peers;
       for (std::size_t i = 0; i < p.upstream_peers.size() && i < 3; ++i) {
         peers += (i ? ", " : "") + p.upstream_peers[i];
@@ -54,7 +54,7 @@ RuleResult network(const Context& ctx) {
           fmt::format("pid {} has {} upstream connections (to {}); max RTT {:.2f} ms", p.pid,
                       p.client_connections, peers, p.upstream_rtt_us_max / 1000.0));
     }
-    if (b.kind == "bandwidth" &&
+    if (b.kind == BottleneckKind::kBandwidth &&
         (p.sndbuf_limited_us > 0 || p.notsent_bytes > 0 || p.bytes_sent_per_s > 0)) {
       std::string text =
           fmt::format("pid {} sent {}/s to {} clients; {} written but not yet sent", p.pid,
@@ -71,12 +71,12 @@ RuleResult network(const Context& ctx) {
     b.evidence.push_back(fmt::format("TCP retransmits: {:.1f}/s", obs.system.tcp_retrans_per_s));
   }
 
-  if (b.kind == "upstream") {
+  if (b.kind == BottleneckKind::kUpstream) {
     b.fixes = {"batch upstream calls: one round trip for many items",
                "cache upstream replies that repeat",
                "make independent upstream calls concurrently instead of one after another",
                "then diagnose the upstream itself: its latency is your latency"};
-  } else if (b.kind == "bandwidth") {
+  } else if (b.kind == BottleneckKind::kBandwidth) {
     b.fixes = {"send fewer bytes: compress responses, paginate, trim payloads",
                "serve large static content from a cache or CDN close to clients",
                "add link capacity, or spread instances over more links"};
@@ -99,8 +99,8 @@ RuleResult backlog(const Context& ctx) {
   const double dropped = attempts > 0 ? static_cast<double>(sys.listen_overflows) / attempts : 0.0;
 
   Bottleneck b;
-  b.resource = "network";
-  b.kind = "backlog";
+  b.resource = Verdict::kNetwork;
+  b.kind = BottleneckKind::kBacklog;
   b.share = dropped;
   b.significant = sys.listen_overflows >= 10 && dropped >= 0.01;
   b.evidence.push_back(fmt::format(
