@@ -2,7 +2,6 @@
 // the verdict, the evidence and the fix to do first. With --load URL it drives the target with
 // chokepoint load while it watches.
 #include <fmt/format.h>
-#include <signal.h>
 
 #include <atomic>
 #include <cerrno>
@@ -20,14 +19,13 @@
 #include "render/diagnosis_report.h"
 #include "util/clock.h"
 #include "util/fatal.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
+// Set by SIGINT and SIGTERM once the run starts (util/stop_signal.h).
+std::atomic<bool>& g_stop = util::stop_flag();
 
 struct DiagnoseArgs {
   TargetArgs target;
@@ -79,10 +77,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
 
   auto session = TargetSession::open(a.target);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  util::stop_on_signals();
 
   std::unique_ptr<BackgroundLoad> load;
   if (load_options) {

@@ -2,7 +2,6 @@
 // the throughput/latency curve, what saturates at the knee (with a target), and a Universal
 // Scalability Law projection from a closed-loop concurrency sweep (--usl, --target-rate).
 #include <fmt/format.h>
-#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -24,14 +23,13 @@
 #include "util/atomic_file.h"
 #include "util/clock.h"
 #include "util/fatal.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
+// Set by SIGINT and SIGTERM once the run starts (util/stop_signal.h).
+std::atomic<bool>& g_stop = util::stop_flag();
 
 struct KneeArgs {
   RequestArgs request;
@@ -221,10 +219,7 @@ int run_knee(KneeArgs a) {
                           !a.target.command.empty();
   std::unique_ptr<TargetSession> session;
   if (has_target) session = TargetSession::open(a.target);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  util::stop_on_signals();
 
   const std::string url_text = a.request.urls.size() == 1
                                    ? a.request.urls[0]

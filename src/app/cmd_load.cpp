@@ -1,7 +1,6 @@
 // chokepoint load URL...: HTTP/1.1 load, open loop (--rate R) or closed loop (--rate max).
 #include <fmt/format.h>
 #include <cmath>
-#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -15,6 +14,7 @@
 #include "loadgen/assess.h"
 #include "loadgen/load.h"
 #include "util/fatal.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 
@@ -32,11 +32,6 @@ struct LoadArgs {
   bool timeline = false;
 };
 
-std::atomic<bool> g_stop{false};
-void on_sigint(int) {
-  g_stop.store(true);
-}
-
 int run_load_command(const LoadArgs& args) {
   loadgen::LoadOptions o;
   apply_request_args(args.request, o);
@@ -49,11 +44,8 @@ int run_load_command(const LoadArgs& args) {
   o.warmup_ns = parse_duration_ns(args.warmup, "--warmup");
   preflight(o);
 
-  g_stop.store(false);
-  o.stop = &g_stop;
-  struct sigaction sa {};
-  sa.sa_handler = on_sigint;
-  sigaction(SIGINT, &sa, nullptr);
+  // SIGINT and SIGTERM end the run early; the report covers what ran.
+  o.stop = &util::stop_on_signals();
 
   auto result = loadgen::run_load(o);
   if (!result) throw util::FatalError(result.error());
