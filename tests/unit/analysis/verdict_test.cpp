@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 
 namespace chokepoint::analysis {
@@ -31,6 +33,29 @@ TEST(Verdict, EveryVerdictHasItsDocsPage) {
                              std::string(verdict_name(v)) + ".md";
     EXPECT_TRUE(std::filesystem::exists(page)) << page;
   }
+}
+
+// One rule per file in src/analysis/rules/, and each names its page, which exists.
+TEST(Verdict, EveryRuleFileNamesItsDocsPage) {
+  const std::filesystem::path rules = std::string(CHOKEPOINT_SOURCE_DIR) + "/src/analysis/rules";
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(rules)) {
+    const auto& path = entry.path();
+    if (path.extension() != ".cpp" || path.filename() == "format.cpp") continue;
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string source = text.str();
+    const auto at = source.find("docs/verdicts/");
+    ASSERT_NE(at, std::string::npos) << path << " names no docs/verdicts/ page";
+    const auto end = source.find(".md", at);
+    ASSERT_NE(end, std::string::npos) << path;
+    const std::string page = source.substr(at, end + 3 - at);
+    EXPECT_TRUE(std::filesystem::exists(std::string(CHOKEPOINT_SOURCE_DIR) + "/" + page))
+        << path << " names " << page;
+    ++checked;
+  }
+  EXPECT_GE(checked, 8);
 }
 
 TEST(Verdict, TheLatencyHierarchyOrdersTies) {
