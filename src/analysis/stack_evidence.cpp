@@ -61,7 +61,7 @@ std::string short_name(std::string name) {
 // "Store::put (store.cpp:41)". A line inside a system header (an inlined std::mutex::lock) says
 // nothing about the service's code, so it is left out.
 std::string frame_text(const Frame& f) {
-  const std::string name = short_name(f.name);
+  std::string name = short_name(f.name);
   if (f.file.empty() || f.file.rfind("/usr/", 0) == 0) return name;
   const auto slash = f.file.rfind('/');
   const std::string base = slash == std::string::npos ? f.file : f.file.substr(slash + 1);

@@ -335,6 +335,7 @@ int run_knee(KneeArgs a) {
 
   // 3. The report.
   std::vector<const Step*> curve;
+  curve.reserve(steps.size());
   for (const auto& s : steps) curve.push_back(&s);
   std::sort(curve.begin(), curve.end(),
             [](const Step* x, const Step* y) { return x->offered < y->offered; });
@@ -430,7 +431,7 @@ int run_knee(KneeArgs a) {
         const double p99 = static_cast<double>(s->load.latency.percentile_us(99));
         const int bar = static_cast<int>(std::min(
             2.0 * kLimitColumn, std::round(kLimitColumn * p99 / static_cast<double>(limit_us))));
-        std::string cells(2 * kLimitColumn, ' ');
+        std::string cells(std::size_t{2} * kLimitColumn, ' ');
         for (int i = 0; i < 2 * kLimitColumn; ++i) cells[i] = i < bar ? '#' : ' ';
         if (bar <= kLimitColumn) cells[kLimitColumn] = ':';
         std::cout << fmt::format("  {:>10.4g}/s  served {:>10.1f}/s  p99 {:>9} ms  |{}|\n",
