@@ -121,7 +121,13 @@ Subcommand make_load_command(CLI::App& root) {
       ->capture_default_str();
   cli->add_flag("--json", args->json, "print the report as JSON");
   cli->add_flag("--timeline", args->timeline, "print the per-second timeline (always in --json)");
-  cli->footer("See docs/load.md.");
+  cli->footer(
+      "Examples:\n"
+      "  chokepoint load http://127.0.0.1:8080/ --rate 1000 -d 10s   # open loop at 1000 req/s\n"
+      "  chokepoint load http://127.0.0.1:8080/ --rate max -c 64      # closed loop, 64 "
+      "connections\n"
+      "  chokepoint load http://127.0.0.1:8080/ -n 10000 --json       # 10,000 requests, as JSON\n"
+      "See docs/load.md.");
   return Subcommand{cli, [args, cli] {
                       // --requests without --duration: no time limit.
                       LoadArgs a = *args;
