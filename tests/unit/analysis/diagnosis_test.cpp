@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "support/thread_account.h"
+
 namespace chokepoint::analysis {
 namespace {
 
@@ -15,20 +17,7 @@ constexpr std::int64_t kWindowNs = 5'000'000'000;
 
 model::ThreadAccount thread(int tid, std::initializer_list<std::pair<Resource, double>> shares,
                             const std::string& detail = "") {
-  model::ThreadAccount t;
-  t.key = {100, tid, 1};
-  t.comm = "worker";
-  double used = 0;
-  for (auto [r, s] : shares) {
-    auto ns = static_cast<std::int64_t>(s * kWindowNs);
-    t.split[r] += ns;
-    used += s;
-    if (!detail.empty() && r != Resource::kOnCpu && r != Resource::kCpuWait) {
-      t.details[static_cast<std::size_t>(r)][detail] += ns;
-    }
-  }
-  t.split[Resource::kIdle] += static_cast<std::int64_t>((1.0 - used) * kWindowNs);
-  return t;
+  return test_support::thread_account(tid, shares, detail, kWindowNs);
 }
 
 model::Observation base(int cpus = 2) {

@@ -5,10 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
+
+#include "support/golden.h"
+#include "support/thread_account.h"
 
 namespace chokepoint::render {
 namespace {
@@ -19,20 +19,7 @@ constexpr std::int64_t kWindowNs = 5'000'000'000;
 
 model::ThreadAccount thread(int tid, std::initializer_list<std::pair<Resource, double>> shares,
                             const std::string& detail) {
-  model::ThreadAccount t;
-  t.key = {100, tid, 1};
-  t.comm = "worker";
-  double used = 0;
-  for (auto [r, s] : shares) {
-    auto ns = static_cast<std::int64_t>(s * kWindowNs);
-    t.split[r] += ns;
-    used += s;
-    if (r != Resource::kOnCpu && r != Resource::kCpuWait) {
-      t.details[static_cast<std::size_t>(r)][detail] += ns;
-    }
-  }
-  t.split[Resource::kIdle] += static_cast<std::int64_t>((1.0 - used) * kWindowNs);
-  return t;
+  return test_support::thread_account(tid, shares, detail, kWindowNs);
 }
 
 model::Observation base() {
@@ -79,16 +66,8 @@ model::Observation idle() {
 }
 
 void expect_golden(const std::string& name, const std::string& actual) {
-  const std::string path = std::string(CHOKEPOINT_FIXTURES_DIR) + "/render/" + name;
-  if (std::getenv("CHOKEPOINT_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(path, std::ios::binary) << actual;
-    GTEST_SKIP() << "rewrote " << path;
-  }
-  std::ifstream in(path, std::ios::binary);
-  ASSERT_TRUE(in) << "no " << path << "; run with CHOKEPOINT_UPDATE_GOLDEN=1";
-  std::stringstream expected;
-  expected << in.rdbuf();
-  EXPECT_EQ(actual, expected.str()) << "differs from " << path;
+  test_support::expect_matches_golden(std::string(CHOKEPOINT_FIXTURES_DIR) + "/render/" + name,
+                                      actual);
 }
 
 TEST(DiagnosisReport, DiskVerdictTextMatchesTheGoldenFile) {
