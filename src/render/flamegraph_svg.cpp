@@ -1,3 +1,6 @@
+// Over 600 lines: one output format, start to end (the interned call tree, layout, colours and the
+// escaped SVG text); its script is the asset flamegraph.js. The call tree is due to move to one
+// place shared with flamegraph_folded and speedscope (issue 17).
 #include "render/flamegraph_svg.h"
 
 #include <fmt/format.h>
