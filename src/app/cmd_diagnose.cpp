@@ -17,7 +17,9 @@
 #include "app/subcommand.h"
 #include "app/target_session.h"
 #include "render/diagnosis_report.h"
+#include "render/json_text.h"
 #include "util/clock.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 #include "util/stop_signal.h"
 
@@ -84,7 +86,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     load = std::make_unique<BackgroundLoad>(*load_options);
     if (!a.json) {
       std::cerr << fmt::format(
-          "chokepoint: driving {} with {} over {} connection(s); {:.1f} s warmup\n", a.load_url,
+          "chokepoint: driving {} with {} over {} connection(s); {:.1f} s warmup\n",
+          util::terminal_text(a.load_url),
           load_options->rate_per_s > 0 ? fmt::format("{:g} req/s", load_options->rate_per_s)
                                        : std::string("closed-loop load (--rate max)"),
           load_options->connections, load_options->warmup_ns / 1e9);
@@ -93,7 +96,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
   if (!a.json) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
-                             session->describe(), duration_ns / 1e9);
+                             util::terminal_text(session->describe()), duration_ns / 1e9);
   }
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
   // While the target is still up and under the same load: the code behind the verdict.
@@ -133,7 +136,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                       ? load_json(**load_result, load->options(), *assessment, {a.load_url})
                       : nlohmann::json{{"error", load_result->error().message}};
     }
-    std::cout << j.dump(2) << "\n";
+    std::cout << render::json_text(j);
   } else {
     std::cout << render::diagnosis_text(obs, d);
     if (load_result && *load_result) {
@@ -141,7 +144,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
       std::cout << fmt::format(
           "\nLoad while watching (the window and the stacks after it; chokepoint load {}, {}, {} "
           "connections)\n",
-          a.load_url,
+          util::terminal_text(a.load_url),
           load->options().rate_per_s > 0
               ? fmt::format("open loop at {:g} req/s", load->options().rate_per_s)
               : std::string("closed loop"),
@@ -156,8 +159,9 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     return util::kExitRuntime;
   }
   if (load_result && (*load_result)->requests > 0 && responses(**load_result) == 0) {
-    util::print_error({fmt::format("the load got no response ({})", (*load_result)->first_error),
-                       "check that --load points at the target's listening address", 0});
+    const loadgen::LoadResult& r = **load_result;
+    util::print_error({fmt::format("the load got no response ({})", r.first_error),
+                       loadgen::failure_hint(r, load->options()), 0});
     return util::kExitRuntime;
   }
   if (obs.target_exited && !launched) {
