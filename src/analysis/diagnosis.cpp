@@ -11,15 +11,6 @@ namespace {
 
 using model::Resource;
 
-// The latency hierarchy: fix the network first, then disk, memory, lock and finally CPU.
-int hierarchy_rank(const std::string& resource) {
-  static const char* kOrder[] = {"network", "disk", "memory", "lock", "cpu"};
-  for (int i = 0; i < 5; ++i) {
-    if (resource == kOrder[i]) return i;
-  }
-  return 5;
-}
-
 // Shares closer than this are a tie, broken by the hierarchy.
 constexpr double kTieShare = 0.05;
 
@@ -68,7 +59,7 @@ Diagnosis diagnose(const model::Observation& obs) {
       d.bottlenecks[0].confidence *= std::clamp(0.5 + margin * 2.0, 0.5, 1.0);
     }
   } else {
-    d.verdict = "none";
+    d.verdict = Verdict::kNone;
     d.headroom = headroom_text(ctx);
     // Idle because it could not run is not headroom: say so first.
     if (const double held = rules::held_share(ctx); held >= 0.5) {

@@ -2,7 +2,6 @@
 // the verdict, the evidence and the fix to do first. With --load URL it drives the target with
 // chokepoint load while it watches.
 #include <fmt/format.h>
-#include <signal.h>
 
 #include <atomic>
 #include <cerrno>
@@ -23,14 +22,13 @@
 #include "util/clock.h"
 #include "util/escape.h"
 #include "util/fatal.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
+// Set by SIGINT and SIGTERM once the run starts (util/stop_signal.h).
+std::atomic<bool>& g_stop = util::stop_flag();
 
 struct DiagnoseArgs {
   TargetArgs target;
@@ -85,10 +83,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   RunBudget budget(duration_ns + (a.no_stacks ? 0 : stacks_ns) +
                    (load_options ? load_options->warmup_ns : 0));
   auto session = TargetSession::open(a.target);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  util::stop_on_signals();
 
   std::unique_ptr<BackgroundLoad> load;
   if (load_options) {
@@ -116,12 +111,13 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   raise_measuring_priority();  // stacks, symbolizing and output: chokepoint's own work
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
-    const std::string& verdict = window->diagnosis.verdict;
+    const analysis::Verdict verdict = window->diagnosis.verdict;
     if (!a.json) {
       std::cerr << fmt::format(
           "chokepoint: the verdict is {}; collecting {} stacks for {:.1f} s to find it in the "
           "code (--no-stacks skips this)...\n",
-          verdict, verdict == "cpu" ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
+          analysis::verdict_name(verdict),
+          verdict == analysis::Verdict::kCpu ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
     }
     VerdictStacks stacks =
         stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop, budget.capture_end_ns(),

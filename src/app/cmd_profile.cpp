@@ -2,7 +2,6 @@
 // write flame graphs (folded, SVG, speedscope) and the hottest functions.
 #include <fmt/format.h>
 #include <linux/magic.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -39,14 +38,13 @@
 #include "util/escape.h"
 #include "util/fatal.h"
 #include "util/plural.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
+// Set by SIGINT and SIGTERM once the run starts (util/stop_signal.h).
+std::atomic<bool>& g_stop = util::stop_flag();
 
 struct ProfileArgs {
   TargetArgs target;
@@ -269,10 +267,7 @@ int run_profile(const ProfileArgs& a) {
     launched = launch(a.target.command);
     t.pid = launched;
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  util::stop_on_signals();
 
   raise_measuring_priority();  // after the launch: the command keeps its own priority
   Collected c = a.off_cpu ? collect_off_cpu(a, opt.target, duration_ns, *symbolizer, launched,

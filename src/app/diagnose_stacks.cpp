@@ -11,18 +11,17 @@
 
 namespace chokepoint::app {
 
-bool verdict_has_stacks(const std::string& verdict) {
-  return verdict == "cpu" || verdict == "lock" || verdict == "disk" || verdict == "network" ||
-         verdict == "memory";
+bool verdict_has_stacks(analysis::Verdict verdict) {
+  return verdict != analysis::Verdict::kNone;
 }
 
-VerdictStacks stacks_for_verdict(const std::string& verdict,
+VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
                                  const collect::sampler::TargetSpec& target,
                                  std::int64_t duration_ns, const std::atomic<bool>* stop,
                                  std::int64_t end_ns, std::int64_t symbolize_deadline_ns) {
   VerdictStacks out;
   if (!verdict_has_stacks(verdict)) return out;
-  const bool on_cpu = verdict == "cpu";
+  const bool on_cpu = verdict == analysis::Verdict::kCpu;
   out.source.name = on_cpu ? "on-CPU stacks (perf)" : "off-CPU stacks (eBPF)";
   auto unavailable = [&](const util::Error& e) {
     out.source.available = false;

@@ -69,13 +69,14 @@ std::string target_line(const model::Observation& obs) {
 std::string diagnosis_text(const model::Observation& obs, const analysis::Diagnosis& d) {
   std::string out = target_line(obs) + "\n\n";
   const double busy = static_cast<double>(d.split.busy_ns());
-  if (d.verdict == "none") {
+  if (d.verdict == analysis::Verdict::kNone) {
     out += "VERDICT: none - nothing limits this service now\n";
     out += "  headroom: " + terminal_text(d.headroom) + "\n";
   } else {
     const auto& b = d.bottlenecks.front();
-    out += fmt::format("VERDICT: {} ({}) - {} of busy time, confidence {:.2f}\n", b.resource,
-                       b.kind, analysis::rules::percent(b.share), b.confidence);
+    out += fmt::format("VERDICT: {} ({}) - {} of busy time, confidence {:.2f}\n",
+                       analysis::verdict_name(b.resource), analysis::kind_name(b.kind),
+                       analysis::rules::percent(b.share), b.confidence);
   }
 
   out += fmt::format(
@@ -104,9 +105,10 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
   int shown = 0;
   for (const auto& b : d.bottlenecks) {
     if (!b.significant) continue;
-    out += fmt::format("\n{} {} ({}): {} of busy time\n",
-                       shown == 0 ? "Bottleneck" : "Also significant:", b.resource, b.kind,
-                       analysis::rules::percent(b.share));
+    out += fmt::format(
+        "\n{} {} ({}): {} of busy time\n",
+        shown == 0 ? "Bottleneck" : "Also significant:", analysis::verdict_name(b.resource),
+        analysis::kind_name(b.kind), analysis::rules::percent(b.share));
     out += "  Evidence:\n";
     for (const auto& e : b.evidence) out += "    - " + terminal_text(e) + "\n";
     out += shown == 0 ? "  Fix first:\n" : "  Fixes:\n";
@@ -117,7 +119,8 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
   if (!d.findings.empty()) {
     out += "\nOther findings:\n";
     for (const auto& f : d.findings) {
-      out += fmt::format("  - [{}] {}\n", f.severity, terminal_text(f.message));
+      out += fmt::format("  - [{}] {}\n", analysis::severity_name(f.severity),
+                         terminal_text(f.message));
       if (!f.hint.empty()) out += "    hint: " + terminal_text(f.hint) + "\n";
     }
   }
@@ -161,12 +164,12 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
         static_cast<double>(d.split.ns[i]) / 1e9;
   }
   j["time_split_thread_s"] = split_s;
-  j["verdict"] = d.verdict;
+  j["verdict"] = analysis::verdict_name(d.verdict);
   if (!d.headroom.empty()) j["headroom"] = d.headroom;
   json bs = json::array();
   for (const auto& b : d.bottlenecks) {
-    bs.push_back({{"resource", b.resource},
-                  {"kind", b.kind},
+    bs.push_back({{"resource", analysis::verdict_name(b.resource)},
+                  {"kind", analysis::kind_name(b.kind)},
                   {"share", b.share},
                   {"confidence", b.confidence},
                   {"significant", b.significant},
@@ -176,8 +179,8 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
   j["bottlenecks"] = bs;
   json fs = json::array();
   for (const auto& f : d.findings) {
-    fs.push_back({{"resource", f.resource},
-                  {"severity", f.severity},
+    fs.push_back({{"resource", analysis::finding_resource_name(f.resource)},
+                  {"severity", analysis::severity_name(f.severity)},
                   {"message", f.message},
                   {"hint", f.hint}});
   }
