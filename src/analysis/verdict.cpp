@@ -83,6 +83,8 @@ std::string_view finding_resource_name(FindingResource r) {
       return "memory";
     case FindingResource::kFds:
       return "fds";
+    case FindingResource::kHeld:
+      return "held";
   }
   return "";
 }

@@ -44,8 +44,9 @@ enum class BottleneckKind : std::uint8_t {
   kBusy,
 };
 
-// What a finding (USE evidence that is not a bottleneck) is about.
-enum class FindingResource : std::uint8_t { kMemory, kFds };
+// What a finding (USE evidence that is not a bottleneck) is about. kHeld: threads stopped,
+// traced, frozen or in vfork (rules/held.cpp), held rather than limited by a resource.
+enum class FindingResource : std::uint8_t { kMemory, kFds, kHeld };
 
 enum class Severity : std::uint8_t { kWarning, kInfo };
 
@@ -55,7 +56,7 @@ std::string_view verdict_name(Verdict v);
 std::optional<Verdict> verdict_from_name(std::string_view name);
 // "upstream", "fsync", "held-across-io", ...
 std::string_view kind_name(BottleneckKind k);
-// "memory", "fds".
+// "memory", "fds", "held".
 std::string_view finding_resource_name(FindingResource r);
 // "warning", "info".
 std::string_view severity_name(Severity s);

@@ -80,8 +80,8 @@ RuleResult held(const Context& ctx) {
       pid_list += (pid_list.empty() ? "" : " ") + std::to_string(pid);
     }
     Finding f;
-    f.resource = "held";
-    f.severity = "warning";
+    f.resource = FindingResource::kHeld;
+    f.severity = Severity::kWarning;
     const std::size_t all = ctx.obs.threads.size();
     const std::string who =
         static_cast<std::size_t>(threads) == all

@@ -50,10 +50,10 @@ TEST(Verdict, StoppedTargetIsAFindingNotABottleneck) {
     o.threads.push_back(t);
   }
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "none");
+  EXPECT_EQ(d.verdict, Verdict::kNone);
   EXPECT_NE(d.headroom.find("held for 100%"), std::string::npos) << d.headroom;
   ASSERT_EQ(d.findings.size(), 1u);
-  EXPECT_EQ(d.findings[0].resource, "held");
+  EXPECT_EQ(d.findings[0].resource, FindingResource::kHeld);
   EXPECT_NE(d.findings[0].message.find("all 3 threads were stopped by a signal"), std::string::npos)
       << d.findings[0].message;
   EXPECT_NE(d.findings[0].hint.find("kill -CONT 100"), std::string::npos) << d.findings[0].hint;
@@ -65,7 +65,7 @@ TEST(Verdict, BriefHoldIsNoFinding) {
   auto t = thread(1, {{Resource::kOnCpu, 0.1}});
   t.held_ns[static_cast<std::size_t>(model::Hold::kFrozen)] = kWindowNs / 200;
   o.threads.push_back(t);
-  for (const auto& f : diagnose(o).findings) EXPECT_NE(f.resource, "held") << f.message;
+  for (const auto& f : diagnose(o).findings) EXPECT_NE(f.resource, FindingResource::kHeld) << f.message;
 }
 
 TEST(Verdict, FsyncPerRequestIsDisk) {
