@@ -14,6 +14,7 @@
 #include <iostream>
 
 #include "collect/sampler/sampler.h"
+#include "model/builder.h"
 #include "util/clock.h"
 #include "util/fatal.h"
 
@@ -162,15 +163,14 @@ util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,
   opt.stop = stop;
   auto sampler = collect::sampler::Sampler::create(opt);
   if (!sampler) return sampler.error();
-  auto obs = (*sampler)->run();
-  if (!obs) return obs.error();
-  if (obs->threads.empty()) {
+  DiagnosisWindow w;
+  if (auto ran = (*sampler)->run(w.samples); !ran) return ran.error();
+  w.observation = model::build_observation(w.samples.info, w.samples.ticks);
+  if (w.observation.threads.empty()) {
     return util::Error{"the target exited before it could be observed",
                        "start the service first, or watch it with -- COMMAND", ESRCH};
   }
-  DiagnosisWindow w;
-  w.diagnosis = analysis::diagnose(*obs);
-  w.observation = std::move(*obs);
+  w.diagnosis = analysis::diagnose(w.observation);
   return w;
 }
 

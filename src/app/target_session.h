@@ -17,6 +17,7 @@
 #include "analysis/diagnosis.h"
 #include "collect/sampler/target.h"
 #include "model/observation.h"
+#include "model/samples.h"
 #include "util/result.h"
 #include "util/scoped_fd.h"
 
@@ -60,6 +61,7 @@ class DelayAccountingSwitch {
 };
 
 struct DiagnosisWindow {
+  model::Samples samples;  // what the window read, for a recording
   model::Observation observation;
   analysis::Diagnosis diagnosis;
 };
