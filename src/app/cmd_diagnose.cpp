@@ -15,9 +15,12 @@
 #include "app/cli_values.h"
 #include "app/diagnose_stacks.h"
 #include "app/load_report.h"
+#include "app/recorded_window.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
+#include "app/version.h"
 #include "render/diagnosis_report.h"
+#include "store/recording.h"
 #include "util/clock.h"
 #include "util/fatal.h"
 
@@ -43,6 +46,7 @@ struct DiagnoseArgs {
   // Stacks as evidence: an off-CPU trace after the window when the verdict is a wait.
   bool no_stacks = false;
   std::string stacks_duration = "2s";
+  std::string record_path;  // --record: keep the window's samples
 };
 
 int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
@@ -78,6 +82,15 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     load_options = std::move(o);
   }
 
+  // Created before the window, so that a path that cannot be written fails before it.
+  std::unique_ptr<store::RecordingWriter> recording;
+  if (!a.record_path.empty()) {
+    store::WriterOptions wo;
+    wo.chokepoint_version = kVersion;
+    auto w = store::RecordingWriter::create(a.record_path, std::move(wo));
+    if (!w) throw util::FatalError(w.error(), util::kExitRuntime);
+    recording = std::move(*w);
+  }
   auto session = TargetSession::open(a.target);
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -101,6 +114,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                              session->describe(), duration_ns / 1e9);
   }
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
+  std::optional<VerdictStacks> kept_stacks;
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
     const std::string& verdict = window->diagnosis.verdict;
@@ -111,11 +125,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
           verdict, verdict == "cpu" ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
     }
     VerdictStacks stacks = stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop);
-    if (!window->diagnosis.bottlenecks.empty()) {
-      auto& evidence = window->diagnosis.bottlenecks.front().evidence;
-      evidence.insert(evidence.end(), stacks.evidence.begin(), stacks.evidence.end());
-    }
-    window->observation.sources.push_back(stacks.source);
+    add_stacks(stacks, window->observation, window->diagnosis);
+    kept_stacks = std::move(stacks);
   }
   const util::Result<loadgen::LoadResult>* load_result = load ? &load->finish() : nullptr;
   const bool launched = session->launched();
@@ -127,6 +138,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
   const model::Observation& obs = window->observation;
   const analysis::Diagnosis& d = window->diagnosis;
+  util::Result<void> recorded;
+  if (recording) recorded = save_window(*recording, window->samples, kept_stacks);
 
   std::optional<loadgen::LoadAssessment> assessment;
   if (load_result && *load_result) assessment = loadgen::assess(**load_result, load->options());
@@ -154,6 +167,10 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     }
   }
   std::cout.flush();
+  if (!recorded) {
+    util::print_error(recorded.error());
+    return util::kExitRuntime;
+  }
   // The diagnosis stands, but a run whose load failed did not measure what the user asked for.
   if (load_result && !*load_result) {
     util::print_error(load_result->error());
@@ -191,6 +208,9 @@ Subcommand make_diagnose_command(CLI::App& root) {
   cli->add_option("--stacks-duration", args->stacks_duration,
                   "how long to collect stacks after the window")
       ->capture_default_str();
+  cli->add_option("--record", args->record_path,
+                  "keep what the window saw in FILE, for chokepoint replay and diff")
+      ->option_text("FILE");
   cli->add_option("--load", args->load_url,
                   "drive the target with HTTP load at this URL while watching it");
   auto* rate = cli->add_option("-r,--rate", args->rate,
@@ -211,6 +231,7 @@ Subcommand make_diagnose_command(CLI::App& root) {
       "Without a target, diagnose watches the whole host. Examples:\n"
       "  chokepoint diagnose --pid 1234\n"
       "  chokepoint diagnose --name nginx --duration 10s\n"
+      "  chokepoint diagnose --pid 1234 --record before.chokepoint\n"
       "  chokepoint diagnose --pid 1234 --load http://127.0.0.1:8080/ --rate 2000\n"
       "  chokepoint diagnose -- ./server --port 8080");
   return {cli, [args, rate, conns, threads, warmup] {

@@ -295,7 +295,6 @@ struct Counters {
   std::uint64_t run_ns = 0, run_delay_ns = 0, utime_ns = 0, stime_ns = 0, majflt = 0, blkio_ns = 0;
 };
 
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -348,9 +347,9 @@ struct RecordingWriter::Impl {
 RecordingWriter::RecordingWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RecordingWriter::~RecordingWriter() {
   if (impl_ && impl_->db) {
-    // Fold the WAL back into the file, so that a finished recording is one file.
-    sqlite3_wal_checkpoint_v2(impl_->db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
-                              nullptr);
+    // Fold the WAL back into the file, so that a finished recording is one file (readers then
+    // leave no -wal and -shm files beside it).
+    (void)exec(impl_->db.get(), "PRAGMA journal_mode=DELETE", impl_->path);
   }
 }
 
@@ -475,6 +474,18 @@ void RecordingWriter::begin(const model::RecordingInfo& info) {
       return;
     }
   }
+}
+
+util::Result<void> RecordingWriter::add_note(const std::string& key, const std::string& text) {
+  Impl& w = *impl_;
+  auto st = Stmt::prepare(w.db.get(), "INSERT OR REPLACE INTO meta VALUES(?,?)");
+  if (!st) return st.error();
+  st->bind_text(1, "note." + key);
+  st->bind_text(2, text);
+  if (int rc = st->run(); rc != SQLITE_OK) {
+    return sqlite_error(w.db.get(), rc, "writing " + w.path, w.path);
+  }
+  return {};
 }
 
 std::int64_t RecordingWriter::Impl::text_id(const std::string& s) {
@@ -818,6 +829,7 @@ struct RecordingReader::Impl {
   DbHandle db;
   model::RecordingInfo info;
   RecordingMeta meta;
+  std::map<std::string, std::string> notes;
   std::optional<std::pair<std::int64_t, std::int64_t>> range;
   std::unordered_map<std::int64_t, std::string> texts;
   struct Thread {
@@ -846,6 +858,11 @@ const model::RecordingInfo& RecordingReader::info() const {
 }
 const RecordingMeta& RecordingReader::meta() const {
   return impl_->meta;
+}
+std::optional<std::string> RecordingReader::note(const std::string& key) const {
+  auto it = impl_->notes.find("note." + key);
+  if (it == impl_->notes.end()) return std::nullopt;
+  return it->second;
 }
 std::optional<std::pair<std::int64_t, std::int64_t>> RecordingReader::time_range() const {
   return impl_->range;
@@ -924,6 +941,9 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
   impl->info.target.kind = m["target_kind"];
   impl->info.target.spec = m["target_spec"];
   impl->info.interval_ns = std::max<std::int64_t>(0, parse_i64(m["interval_ns"]));
+  for (const auto& [k, v] : m) {
+    if (k.rfind("note.", 0) == 0) impl->notes[k] = v;
+  }
 
   auto texts = Stmt::prepare(raw, "SELECT id, value FROM text");
   if (!texts) return not_ours;

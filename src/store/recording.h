@@ -66,6 +66,9 @@ class RecordingWriter : public model::SampleSink {
 
   void begin(const model::RecordingInfo& info) override;
   void add(model::Tick tick) override;
+  // Keeps a document beside the samples (a JSON text: what a diagnosis found after its window,
+  // such as its stack evidence). Replaces an earlier note of the same key.
+  util::Result<void> add_note(const std::string& key, const std::string& text);
 
   // Whether the last tick was written; the error when not.
   bool failing() const;
@@ -91,6 +94,8 @@ class RecordingReader {
 
   const model::RecordingInfo& info() const;
   const RecordingMeta& meta() const;
+  // A note the writer kept (add_note), nullopt when there is none.
+  std::optional<std::string> note(const std::string& key) const;
   // The first and last tick's time, nullopt for a recording with no ticks.
   std::optional<std::pair<std::int64_t, std::int64_t>> time_range() const;
 

@@ -181,7 +181,8 @@ TEST(Recording, ReplaysTheSameObservation) {
 
 TEST(Recording, FileHasTheDocumentedIdentityAndPassesIntegrityCheck) {
   const std::string path = temp_path("identity.chokepoint");
-  ASSERT_TRUE(write(path, sample_window(3)));
+  auto writer = write(path, sample_window(3));
+  ASSERT_TRUE(writer);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
   auto one = [&](const char* sql) {
@@ -192,11 +193,17 @@ TEST(Recording, FileHasTheDocumentedIdentityAndPassesIntegrityCheck) {
     sqlite3_finalize(st);
     return v;
   };
+  // WAL while it is written (readers do not block the writer); one plain file once finished.
+  EXPECT_EQ(one("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(one("SELECT count(*) FROM tick"), "3");
+  sqlite3_close(db);
+  writer->reset();
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  EXPECT_EQ(one("PRAGMA journal_mode"), "delete");
   EXPECT_EQ(one("PRAGMA application_id"), std::to_string(kApplicationId));
   EXPECT_EQ(one("PRAGMA user_version"), std::to_string(kSchemaVersion));
-  EXPECT_EQ(one("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(one("PRAGMA integrity_check"), "ok");
-  EXPECT_EQ(one("SELECT count(*) FROM tick"), "3");
   // Counters are deltas: their sum per thread is what the thread used over the recording.
   EXPECT_EQ(one("SELECT sum(run_ns) FROM thread_sample JOIN thread ON thread.id = "
                 "thread_sample.thread WHERE tid = 1"),

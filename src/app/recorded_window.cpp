@@ -1,0 +1,65 @@
+#include "app/recorded_window.h"
+
+#include <nlohmann/json.hpp>
+
+namespace chokepoint::app {
+namespace {
+
+constexpr const char* kStacksNote = "diagnose_stacks";
+
+}  // namespace
+
+void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::Diagnosis& d) {
+  if (stacks.source.name.empty()) return;
+  if (!d.bottlenecks.empty()) {
+    auto& evidence = d.bottlenecks.front().evidence;
+    evidence.insert(evidence.end(), stacks.evidence.begin(), stacks.evidence.end());
+  }
+  obs.sources.push_back(stacks.source);
+}
+
+util::Result<void> save_window(store::RecordingWriter& writer, const model::Samples& samples,
+                               const std::optional<VerdictStacks>& stacks) {
+  writer.begin(samples.info);
+  for (const auto& tick : samples.ticks) writer.add(tick);
+  if (writer.ticks_lost() > 0) {
+    return util::Error{"the recording lost " + std::to_string(writer.ticks_lost()) + " of " +
+                           std::to_string(samples.ticks.size()) + " ticks",
+                       "free space where the recording is written, and record again", 0};
+  }
+  if (!stacks || stacks->source.name.empty()) return {};
+  const auto& s = stacks->source;
+  nlohmann::json j{
+      {"evidence", stacks->evidence},
+      {"source",
+       {{"name", s.name}, {"available", s.available}, {"detail", s.detail}, {"hint", s.hint}}}};
+  return writer.add_note(kStacksNote, j.dump());
+}
+
+std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader) {
+  auto text = reader.note(kStacksNote);
+  if (!text) return std::nullopt;
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  auto str = [](const nlohmann::json& o, const char* key) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  VerdictStacks out;
+  if (auto ev = j.find("evidence"); ev != j.end() && ev->is_array()) {
+    for (const auto& e : *ev) {
+      if (e.is_string()) out.evidence.push_back(e.get<std::string>());
+    }
+  }
+  auto src = j.find("source");
+  if (src == j.end() || !src->is_object()) return std::nullopt;
+  out.source.name = str(*src, "name");
+  auto avail = src->find("available");
+  out.source.available = avail != src->end() && avail->is_boolean() && avail->get<bool>();
+  out.source.detail = str(*src, "detail");
+  out.source.hint = str(*src, "hint");
+  if (out.source.name.empty()) return std::nullopt;
+  return out;
+}
+
+}  // namespace chokepoint::app
