@@ -119,6 +119,41 @@ TEST(RecordingCli, RecordEndsOnCtrlCAndKeepsWhatItSaw) {
   EXPECT_GT(j["duration_s"].get<double>(), 0.8);
 }
 
+TEST(RecordingCli, DiffShowsWhatMovedBetweenTwoRecordings) {
+  const std::string idle = temp_path("idle.chokepoint");
+  auto quiet = run_chokepoint(
+      {"diagnose", "--duration", "500ms", "--record", idle, "--json", "--", "sleep", "5"});
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.stderr_text;
+  auto lab = loaded_lab("cpu");
+  const std::string busy = temp_path("busy.chokepoint");
+  auto rec = run_chokepoint({"record", "--pid", std::to_string(lab.lab.pid()), "-o", busy,
+                             "--interval", "100ms", "--duration", "1s"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.stderr_text;
+
+  auto r = run_chokepoint({"diff", idle, busy, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
+  EXPECT_EQ(j["before"]["verdict"], "none");
+  EXPECT_EQ(j["after"]["verdict"], "cpu");
+  EXPECT_EQ(j["verdict_changed"], true);
+  const auto& on_cpu = j["time_split"]["on_cpu"];
+  EXPECT_NEAR(on_cpu["change"].get<double>(),
+              on_cpu["after"].get<double>() - on_cpu["before"].get<double>(), 1e-9);
+  EXPECT_GT(on_cpu["change"].get<double>(), 0.05);
+  // The before side is the live diagnosis that was recorded.
+  auto live = nlohmann::json::parse(quiet.stdout_text, nullptr, false);
+  EXPECT_EQ(j["before"]["threads"], live["threads"].size());
+
+  auto text = run_chokepoint({"diff", idle, busy});
+  ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
+  EXPECT_NE(text.stdout_text.find("VERDICT"), std::string::npos) << text.stdout_text;
+  EXPECT_NE(text.stdout_text.find("changed"), std::string::npos) << text.stdout_text;
+  EXPECT_NE(text.stdout_text.find("Evidence after (cpu"), std::string::npos) << text.stdout_text;
+  expect_cli_error(run_chokepoint({"diff", idle, temp_path("nothing.chokepoint")}), 1,
+                   "cannot open");
+}
+
 TEST(RecordingCli, BadInputGetsErrorAndHint) {
   expect_cli_error(run_chokepoint({"replay", temp_path("missing.chokepoint")}), 1, "cannot open");
   const std::string text = temp_path("notes.txt");
