@@ -431,9 +431,10 @@ util::Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std
   impl->db.reset(raw);
   if (rc != SQLITE_OK) return sqlite_error(raw, rc, "cannot create " + path, path);
   auto ok = exec(raw,
-                 fmt::format("PRAGMA application_id={};PRAGMA user_version={};"
-                             "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
-                             "PRAGMA journal_size_limit=8388608;BEGIN;{}COMMIT;",
+                 // One transaction: a file killed while it is created is a recording or not.
+                 fmt::format("PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
+                             "PRAGMA journal_size_limit=8388608;BEGIN;PRAGMA application_id={};"
+                             "PRAGMA user_version={};{}COMMIT;",
                              kApplicationId, kSchemaVersion, schema_sql()),
                  path);
   if (!ok) return ok.error();
