@@ -47,7 +47,7 @@ std::string schema_sql() {
       "INTEGER, {0});"
       "CREATE INDEX thread_base_tick ON thread_base(tick);"
       "CREATE TABLE thread_sample(tick INTEGER NOT NULL, thread INTEGER NOT NULL, "
-      "prev_poll_ago_ns INTEGER NOT NULL, has_stat INTEGER NOT NULL, run_ns INTEGER, "
+      "prev_poll_ago_ns INTEGER, has_stat INTEGER NOT NULL, run_ns INTEGER, "
       "run_delay_ns INTEGER, utime_ns INTEGER, stime_ns INTEGER, majflt INTEGER, blkio_ns "
       "INTEGER, {0});"
       "CREATE TABLE thread_end(tick INTEGER NOT NULL, thread INTEGER NOT NULL, last_poll_ns "
@@ -290,10 +290,20 @@ std::optional<model::CollectorSample> collector_from(const std::string& text) {
   return c;
 }
 
-// Absolute counters of one thread, as the last row of it left them.
+// Absolute counters of one thread, as the last row of it left them, with that row's wait and
+// time (a thread_sample row leaves out what did not change since).
 struct Counters {
   std::uint64_t run_ns = 0, run_delay_ns = 0, utime_ns = 0, stime_ns = 0, majflt = 0, blkio_ns = 0;
+  model::WaitObservation wait;
+  std::int64_t row_ns = 0;
 };
+
+bool same_wait(const model::WaitObservation& a, const model::WaitObservation& b) {
+  return a.state == b.state && a.where == b.where && a.syscall_nr == b.syscall_nr &&
+         a.args == b.args && a.fd_role == b.fd_role && a.fd_detail == b.fd_detail &&
+         a.process_waits_on_network == b.process_waits_on_network &&
+         a.futex_caller == b.futex_caller;
+}
 
 }  // namespace
 
@@ -311,6 +321,7 @@ struct RecordingWriter::Impl {
   struct Thread {
     std::int64_t id = 0;
     model::ThreadSample last;  // absolute counters, the last wait with stat, comm and names
+    std::int64_t row_ns = 0;   // the time of its last row (base or sample)
     bool row_written = false;  // its thread row is committed
   };
   std::map<std::pair<int, int>, Thread> threads;
@@ -581,6 +592,7 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     for (auto& [id, t] : threads) {
       check(write_thread_row(t));
       check(write_base(tick_id, t));
+      t.row_ns = tick.at_ns;
     }
     ins_keyframe.bind(1, tick_id);
     check(ins_keyframe.run());
@@ -606,6 +618,7 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
       t = Thread{};
       t.id = next_thread_id++;
       t.last = s;
+      t.row_ns = s.at_ns;
       check(write_thread_row(t));
       check(write_base(tick_id, t));
       continue;
@@ -615,7 +628,13 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     Thread& t = it->second;
     ins_sample.bind(1, tick_id);
     ins_sample.bind(2, t.id);
-    ins_sample.bind(3, s.at_ns - s.prev_poll_ns);
+    // NULL: read at every poll since its last row (the common case for a thread that runs).
+    if (s.prev_poll_ns == t.row_ns) {
+      ins_sample.bind_null(3);
+    } else {
+      ins_sample.bind(3, s.at_ns - s.prev_poll_ns);
+    }
+    t.row_ns = s.at_ns;
     ins_sample.bind(4, s.has_stat ? 1 : 0);
     ins_sample.bind(5, wrap_delta(t.last.run_ns, s.run_ns));
     ins_sample.bind(6, wrap_delta(t.last.run_delay_ns, s.run_delay_ns));
@@ -626,7 +645,13 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
       ins_sample.bind(8, wrap_delta(t.last.stime_ns, s.stime_ns));
       ins_sample.bind(9, wrap_delta(t.last.majflt, s.majflt));
       ins_sample.bind(10, wrap_delta(t.last.blkio_delay_ns, s.blkio_delay_ns));
-      write_wait(ins_sample, 11, s.wait);
+      // NULL wait columns: the same wait as the thread's row before (a thread that keeps going
+      // back to the same condition variable, socket or file).
+      if (same_wait(s.wait, t.last.wait)) {
+        for (int c = 11; c < 11 + kWaitColumnCount; ++c) ins_sample.bind_null(c);
+      } else {
+        write_wait(ins_sample, 11, s.wait);
+      }
       t.last.utime_ns = s.utime_ns;
       t.last.stime_ns = s.stime_ns;
       t.last.majflt = s.majflt;
@@ -1092,15 +1117,15 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       s.process_name = th->second.process_name;
       s.has_stat = true;
       Counters& c = counters[th->first];
-      c = {base.st.u64(2), base.st.u64(3), base.st.u64(4),
-           base.st.u64(5), base.st.u64(6), base.st.u64(7)};
+      c = {base.st.u64(2), base.st.u64(3), base.st.u64(4),          base.st.u64(5),
+           base.st.u64(6), base.st.u64(7), r.read_wait(base.st, 8), t.at_ns};
       s.run_ns = c.run_ns;
       s.run_delay_ns = c.run_delay_ns;
       s.utime_ns = c.utime_ns;
       s.stime_ns = c.stime_ns;
       s.majflt = c.majflt;
       s.blkio_delay_ns = c.blkio_ns;
-      s.wait = r.read_wait(base.st, 8);
+      s.wait = c.wait;
       t.threads.push_back(std::move(s));
     }
     for (; end.row() && end.tick() == id; end.next()) {
@@ -1117,9 +1142,10 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       model::ThreadSample s;
       s.key = th->second.key;
       s.at_ns = t.at_ns;
-      s.prev_poll_ns = t.at_ns - q.i64(2);
-      s.has_stat = q.i64(3) != 0;
       Counters& k = c->second;
+      s.prev_poll_ns = q.is_null(2) ? k.row_ns : t.at_ns - q.i64(2);
+      k.row_ns = t.at_ns;
+      s.has_stat = q.i64(3) != 0;
       k.run_ns += q.u64(4);
       k.run_delay_ns += q.u64(5);
       s.run_ns = k.run_ns;
@@ -1129,7 +1155,8 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
         k.stime_ns += q.u64(7);
         k.majflt += q.u64(8);
         k.blkio_ns += q.u64(9);
-        s.wait = r.read_wait(q, 10);
+        if (!q.is_null(10)) k.wait = r.read_wait(q, 10);
+        s.wait = k.wait;
       }
       s.utime_ns = k.utime_ns;
       s.stime_ns = k.stime_ns;

@@ -42,7 +42,9 @@ model::ThreadSample thread(int tid, std::int64_t at, bool first, std::uint64_t r
   model::ThreadSample s;
   s.key = {100, tid, 1234};
   s.at_ns = at;
-  s.prev_poll_ns = first ? at : at - 50 * kMs;
+  // Thread 1 is read at every tick (its rows leave prev_poll_ago_ns out); the others had polls
+  // that found them unchanged in between.
+  s.prev_poll_ns = first ? at : at - (tid == 1 ? 100 : 50) * kMs;
   s.first = first;
   if (first) {
     s.comm = "worker\n)x";  // hostile names survive unchanged
