@@ -113,7 +113,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
                              session->describe(), duration_ns / 1e9);
   }
-  auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
+  auto window = session->diagnose(duration_ns, interval_ns, &g_stop, recording != nullptr);
   std::optional<VerdictStacks> kept_stacks;
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {

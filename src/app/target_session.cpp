@@ -155,7 +155,8 @@ std::string describe_target(const collect::sampler::TargetSpec& t) {
 
 util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,
                                                       std::int64_t interval_ns,
-                                                      const std::atomic<bool>* stop) const {
+                                                      const std::atomic<bool>* stop,
+                                                      bool keep_samples) const {
   collect::sampler::SamplerOptions opt;
   opt.target = spec_;
   opt.duration_ns = duration_ns;
@@ -164,8 +165,9 @@ util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,
   auto sampler = collect::sampler::Sampler::create(opt);
   if (!sampler) return sampler.error();
   DiagnosisWindow w;
-  if (auto ran = (*sampler)->run(w.samples); !ran) return ran.error();
-  w.observation = model::build_observation(w.samples.info, w.samples.ticks);
+  model::ObservationSink sink(keep_samples ? &w.samples : nullptr);
+  if (auto ran = (*sampler)->run(sink); !ran) return ran.error();
+  w.observation = sink.finish();
   if (w.observation.threads.empty()) {
     return util::Error{"the target exited before it could be observed",
                        "start the service first, or watch it with -- COMMAND", ESRCH};

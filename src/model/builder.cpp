@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -46,6 +47,9 @@ class Builder {
  public:
   Builder(const RecordingInfo& info, std::int64_t start_ns, std::int64_t end_ns)
       : info_(info), start_(start_ns), end_(end_ns) {}
+  // The window runs from the first tick to the last one added.
+  explicit Builder(const RecordingInfo& info)
+      : info_(info), start_(0), end_(std::numeric_limits<std::int64_t>::max()), open_(true) {}
 
   // False (and the tick ignored) past the window's end.
   bool tick(const Tick& t);
@@ -60,7 +64,10 @@ class Builder {
   void process_sample(const ProcessSample& s);
 
   const RecordingInfo& info_;
-  const std::int64_t start_, end_;
+  std::int64_t start_, end_;
+  bool open_ = false;
+  bool any_tick_ = false;
+  std::int64_t last_at_ = 0;
   std::map<std::pair<int, int>, ThreadTrack> threads_;
   std::vector<ThreadAccount> finished_;
   std::map<int, ProcessTrack> processes_;
@@ -214,6 +221,11 @@ void Builder::process_sample(const ProcessSample& s) {
 
 bool Builder::tick(const Tick& t) {
   if (t.at_ns > end_) return false;
+  if (open_) {
+    if (!any_tick_) start_ = t.at_ns;
+    last_at_ = std::max(last_at_, t.at_ns);
+  }
+  any_tick_ = true;
   const bool inside = in_window(t.at_ns);
   for (int pid : t.new_pids) pids_.insert(pid);
   for (const auto& e : t.ended) end_thread(e);
@@ -377,6 +389,7 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
 }
 
 Observation Builder::finish() {
+  if (open_) end_ = any_tick_ ? last_at_ : start_;
   Observation obs;
   obs.target = info_.target;
   obs.target.pids.assign(pids_.begin(), pids_.end());
@@ -436,6 +449,7 @@ double psi_share(const PressureSample& a, const PressureSample& b, bool full, do
 struct ObservationBuilder::Impl {
   Impl(const RecordingInfo& info, std::int64_t from_ns, std::int64_t to_ns)
       : info_copy(info), builder(info_copy, from_ns, std::max(from_ns, to_ns)) {}
+  explicit Impl(const RecordingInfo& info) : info_copy(info), builder(info_copy) {}
   RecordingInfo info_copy;
   Builder builder;
 };
@@ -443,6 +457,8 @@ struct ObservationBuilder::Impl {
 ObservationBuilder::ObservationBuilder(const RecordingInfo& info, std::int64_t from_ns,
                                        std::int64_t to_ns)
     : impl_(std::make_unique<Impl>(info, from_ns, to_ns)) {}
+ObservationBuilder::ObservationBuilder(const RecordingInfo& info)
+    : impl_(std::make_unique<Impl>(info)) {}
 ObservationBuilder::~ObservationBuilder() = default;
 
 bool ObservationBuilder::add(const Tick& tick) {
@@ -451,6 +467,23 @@ bool ObservationBuilder::add(const Tick& tick) {
 
 Observation ObservationBuilder::finish() {
   return impl_->builder.finish();
+}
+
+ObservationSink::ObservationSink(Samples* keep) : keep_(keep) {}
+ObservationSink::~ObservationSink() = default;
+
+void ObservationSink::begin(const RecordingInfo& info) {
+  builder_ = std::make_unique<ObservationBuilder>(info);
+  if (keep_) keep_->begin(info);
+}
+
+void ObservationSink::add(Tick tick) {
+  builder_->add(tick);
+  if (keep_) keep_->add(std::move(tick));
+}
+
+Observation ObservationSink::finish() {
+  return builder_->finish();
 }
 
 Observation build_observation(const RecordingInfo& info, const std::vector<Tick>& ticks,

@@ -35,6 +35,8 @@ Observation build_observation(const RecordingInfo& info, const std::vector<Tick>
 class ObservationBuilder {
  public:
   ObservationBuilder(const RecordingInfo& info, std::int64_t from_ns, std::int64_t to_ns);
+  // A window from the first tick added to the last (a live one, whose end is not known yet).
+  explicit ObservationBuilder(const RecordingInfo& info);
   ~ObservationBuilder();
   ObservationBuilder(const ObservationBuilder&) = delete;
   ObservationBuilder& operator=(const ObservationBuilder&) = delete;
@@ -45,6 +47,22 @@ class ObservationBuilder {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// A sink that builds the observation of a live window as its ticks arrive, so that the window's
+// samples need not be held (they are kept too when `keep` is given, to be recorded afterwards).
+class ObservationSink : public SampleSink {
+ public:
+  explicit ObservationSink(Samples* keep = nullptr);
+  ~ObservationSink() override;
+  void begin(const RecordingInfo& info) override;
+  void add(Tick tick) override;
+  // REQUIRES: begin was called. Call once.
+  Observation finish();
+
+ private:
+  Samples* keep_;
+  std::unique_ptr<ObservationBuilder> builder_;
 };
 
 // Rates and shares over `seconds` between two system samples.

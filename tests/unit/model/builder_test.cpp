@@ -233,6 +233,34 @@ TEST(BuildObservation, ProcessAndSystemSummariesAreDeltasOverTheWindow) {
   EXPECT_EQ(obs.sources.front().name, "schedstat");
 }
 
+TEST(BuildObservation, ALiveSinkBuildsWhatTheWholeStreamGives) {
+  std::vector<Tick> ticks(4);
+  ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep)),
+                      first(2, 0, in_syscall(SYS_nanosleep))};
+  ticks[1].at_ns = 100 * kMs;
+  ticks[1].lock_credit_ns = 100 * kMs;
+  ticks[1].threads = {
+      poll(1, 100 * kMs, 0, 1 * kMs, in_syscall(SYS_fsync, FdRole::kRegularFile, "/db")),
+      poll(2, 100 * kMs, 0, 1 * kMs, mutex_wait())};
+  ticks[2].at_ns = 200 * kMs;
+  ticks[2].lock_credit_ns = 100 * kMs;
+  ticks[3].at_ns = 250 * kMs;
+  const Observation whole = build_observation(info(), ticks);
+  Samples kept;
+  ObservationSink sink(&kept);
+  sink.begin(info());
+  for (const auto& t : ticks) sink.add(t);
+  const Observation live = sink.finish();
+  EXPECT_EQ(live.duration_ns, whole.duration_ns);
+  EXPECT_EQ(live.lock_wait_behind_disk_ns, whole.lock_wait_behind_disk_ns);
+  ASSERT_EQ(live.threads.size(), whole.threads.size());
+  for (std::size_t i = 0; i < live.threads.size(); ++i) {
+    EXPECT_EQ(live.threads[i].split.ns, whole.threads[i].split.ns);
+    EXPECT_EQ(live.threads[i].details, whole.threads[i].details);
+  }
+  EXPECT_EQ(kept.ticks.size(), ticks.size());
+}
+
 TEST(BuildObservation, BrokenStreamsDoNotCrash) {
   // Polls of unknown threads, time running backwards, an end of nobody, no ticks at all.
   std::vector<Tick> ticks(2);
