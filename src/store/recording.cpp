@@ -441,6 +441,7 @@ util::Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   impl->db.reset(raw);
   if (rc != SQLITE_OK) return sqlite_error(raw, rc, "cannot create " + path, path);
+  sqlite3_busy_timeout(raw, 1000);  // readers recovering the WAL index hold it for moments
   auto ok = exec(raw,
                  // One transaction: a file killed while it is created is a recording or not.
                  fmt::format("PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
@@ -872,6 +873,9 @@ struct RecordingReader::Impl {
   }
   util::Error corrupt(int rc) const { return sqlite_error(db.get(), rc, "reading " + path, path); }
   model::WaitObservation read_wait(const Stmt& st, int c) const;
+  // Reads the text, thread and process tables (inside read_ticks' transaction, so that they match
+  // the ticks it reads while a writer adds more).
+  util::Result<void> load_names();
 };
 
 RecordingReader::RecordingReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -921,6 +925,7 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
   impl->db.reset(raw);
   if (rc != SQLITE_OK) return sqlite_error(raw, rc, "cannot open " + path, path);
+  sqlite3_busy_timeout(raw, 2000);  // a writer's checkpoint holds the file for moments
   // A recording is data from elsewhere: no schema-defined functions or views run, and writes
   // that could corrupt it are refused even by mistake.
   sqlite3_db_config(raw, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
@@ -971,27 +976,12 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
     if (k.rfind("note.", 0) == 0) impl->notes[k] = v;
   }
 
-  auto texts = Stmt::prepare(raw, "SELECT id, value FROM text");
-  if (!texts) return not_ours;
-  while ((rc = texts->step()) == SQLITE_ROW) impl->texts[texts->i64(0)] = texts->text(1);
-  if (rc != SQLITE_DONE) return impl->corrupt(rc);
-  auto threads =
-      Stmt::prepare(raw, "SELECT id, pid, tid, start_time_ticks, comm, process_name FROM thread");
-  if (!threads) return not_ours;
-  while ((rc = threads->step()) == SQLITE_ROW) {
-    Impl::Thread t;
-    t.key = {static_cast<int>(threads->i64(1)), static_cast<int>(threads->i64(2)), threads->u64(3)};
-    t.comm = impl->text(threads->i64(4));
-    t.process_name = impl->text(threads->i64(5));
-    impl->threads[threads->i64(0)] = std::move(t);
+  for (const char* sql : {"SELECT id, value FROM text LIMIT 0",
+                          "SELECT id, pid, tid, start_time_ticks, comm, process_name FROM thread "
+                          "LIMIT 0",
+                          "SELECT pid, name FROM process LIMIT 0"}) {
+    if (!Stmt::prepare(raw, sql)) return not_ours;
   }
-  if (rc != SQLITE_DONE) return impl->corrupt(rc);
-  auto procs = Stmt::prepare(raw, "SELECT pid, name FROM process");
-  if (!procs) return not_ours;
-  while ((rc = procs->step()) == SQLITE_ROW) {
-    impl->process_names[static_cast<int>(procs->i64(0))] = impl->text(procs->i64(1));
-  }
-  if (rc != SQLITE_DONE) return impl->corrupt(rc);
   auto range = Stmt::prepare(raw, "SELECT min(at_ns), max(at_ns) FROM tick");
   if (!range) return not_ours;
   rc = range->step();
@@ -1036,10 +1026,51 @@ model::WaitObservation RecordingReader::Impl::read_wait(const Stmt& st, int c) c
   return w;
 }
 
+util::Result<void> RecordingReader::Impl::load_names() {
+  sqlite3* raw = db.get();
+  const util::Error not_ours{fmt::format("{} is not a chokepoint recording", path),
+                             "pass a file written by chokepoint record or diagnose --record",
+                             EINVAL};
+  int rc = SQLITE_OK;
+  texts.clear();
+  threads.clear();
+  process_names.clear();
+  auto text_rows = Stmt::prepare(raw, "SELECT id, value FROM text");
+  if (!text_rows) return not_ours;
+  while ((rc = text_rows->step()) == SQLITE_ROW) texts[text_rows->i64(0)] = text_rows->text(1);
+  if (rc != SQLITE_DONE) return corrupt(rc);
+  auto thread_rows =
+      Stmt::prepare(raw, "SELECT id, pid, tid, start_time_ticks, comm, process_name FROM thread");
+  if (!thread_rows) return not_ours;
+  while ((rc = thread_rows->step()) == SQLITE_ROW) {
+    Impl::Thread t;
+    t.key = {static_cast<int>(thread_rows->i64(1)), static_cast<int>(thread_rows->i64(2)),
+             thread_rows->u64(3)};
+    t.comm = text(thread_rows->i64(4));
+    t.process_name = text(thread_rows->i64(5));
+    threads[thread_rows->i64(0)] = std::move(t);
+  }
+  if (rc != SQLITE_DONE) return corrupt(rc);
+  auto procs = Stmt::prepare(raw, "SELECT pid, name FROM process");
+  if (!procs) return not_ours;
+  while ((rc = procs->step()) == SQLITE_ROW) {
+    process_names[static_cast<int>(procs->i64(0))] = text(procs->i64(1));
+  }
+  if (rc != SQLITE_DONE) return corrupt(rc);
+  return {};
+}
+
 util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
                                                const std::function<bool(model::Tick&&)>& each) {
   Impl& r = *impl_;
   sqlite3* db = r.db.get();
+  // One read transaction: every table as of one moment, while a writer may be adding ticks.
+  if (auto b = exec(db, "BEGIN", r.path); !b) return r.corrupt(sqlite3_errcode(db));
+  struct EndRead {
+    sqlite3* db;
+    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+  } end_read{db};
+  if (auto names = r.load_names(); !names) return names.error();
   // One cursor per table, each in tick order; they advance together, tick by tick.
   struct Cursor {
     Stmt st;

@@ -104,6 +104,42 @@ TEST(RecordingReliability, SigkillAtRandomMomentsLeavesReplayableFiles) {
   EXPECT_GT(with_ticks, kKills / 2);
 }
 
+// Replays and plain sqlite3 readers while the recorder writes: the writer never fails, and every
+// read sees a consistent recording.
+TEST(RecordingReliability, ReadersDoNotDisturbTheWriter) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string file = (temp_dir("readers") / "busy.chokepoint").string();
+  auto writer =
+      Background::start(chokepoint_bin(), {"record", "--pid", std::to_string(lab->pid()), "-o",
+                                           file, "--interval", "10ms", "--duration", "3s"});
+  ASSERT_TRUE(writer);
+  int reads = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
+  while (std::chrono::steady_clock::now() < until) {
+    auto samples = store::read_all(file);
+    if (samples) {
+      ++reads;
+      for (std::size_t i = 1; i < samples->ticks.size(); ++i) {
+        ASSERT_LT(samples->ticks[i - 1].at_ns, samples->ticks[i].at_ns);
+      }
+      EXPECT_FALSE(model::build_observation(samples->info, samples->ticks).threads.empty() &&
+                   samples->ticks.size() > 1);
+    }
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_exec(db, "SELECT count(*), sum(run_ns) FROM thread_sample", nullptr, nullptr,
+                   nullptr);
+    }
+    sqlite3_close(db);
+  }
+  auto code = writer->wait(10000);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0) << "the writer lost ticks or failed while read";
+  EXPECT_GT(reads, 10);
+  EXPECT_EQ(integrity(file), "ok");
+}
+
 // A tmpfs of 2 MiB, filled up while a recorder writes to it, then emptied again.
 TEST(RecordingReliability, FullDiskPausesAndResumes) {
   const auto dir = temp_dir("tmpfs");
