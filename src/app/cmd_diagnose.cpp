@@ -138,33 +138,37 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
   const model::Observation& obs = window->observation;
   const analysis::Diagnosis& d = window->diagnosis;
-  util::Result<void> recorded;
-  if (recording) recorded = save_window(*recording, window->samples, kept_stacks);
 
   std::optional<loadgen::LoadAssessment> assessment;
   if (load_result && *load_result) assessment = loadgen::assess(**load_result, load->options());
+  // The load's part of the report, in both forms: printed, and kept in a recording.
+  RecordedLoad load_report;
+  if (load_result) {
+    load_report.json = *load_result
+                           ? load_json(**load_result, load->options(), *assessment, {a.load_url})
+                           : nlohmann::json{{"error", load_result->error().message}};
+  }
+  if (load_result && *load_result) {
+    const loadgen::LoadResult& r = **load_result;
+    load_report.text =
+        fmt::format(
+            "\nLoad while watching (the window and the stacks after it; chokepoint load {}, {}, "
+            "{} connections)\n",
+            a.load_url,
+            load->options().rate_per_s > 0
+                ? fmt::format("open loop at {:g} req/s", load->options().rate_per_s)
+                : std::string("closed loop"),
+            r.connections) +
+        load_text_summary(r, load->options(), *assessment, "  ");
+  }
+  util::Result<void> recorded;
+  if (recording) recorded = save_window(*recording, window->samples, kept_stacks, load_report);
   if (a.json) {
     nlohmann::json j = render::diagnosis_json(obs, d);
-    if (load_result) {
-      j["load"] = *load_result
-                      ? load_json(**load_result, load->options(), *assessment, {a.load_url})
-                      : nlohmann::json{{"error", load_result->error().message}};
-    }
+    if (load_result) j["load"] = load_report.json;
     std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << render::diagnosis_text(obs, d);
-    if (load_result && *load_result) {
-      const loadgen::LoadResult& r = **load_result;
-      std::cout << fmt::format(
-          "\nLoad while watching (the window and the stacks after it; chokepoint load {}, {}, {} "
-          "connections)\n",
-          a.load_url,
-          load->options().rate_per_s > 0
-              ? fmt::format("open loop at {:g} req/s", load->options().rate_per_s)
-              : std::string("closed loop"),
-          r.connections);
-      std::cout << load_text_summary(r, load->options(), *assessment, "  ");
-    }
+    std::cout << render::diagnosis_text(obs, d) << load_report.text;
   }
   std::cout.flush();
   if (!recorded) {

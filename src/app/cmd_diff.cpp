@@ -20,8 +20,8 @@ struct DiffArgs {
 int run_diff(const DiffArgs& a) {
   const ReplayedWindow before = replay_window(a.before, "", "");
   const ReplayedWindow after = replay_window(a.after, "", "");
-  const render::DiffSide x{a.before, &before.observation, &before.diagnosis};
-  const render::DiffSide y{a.after, &after.observation, &after.diagnosis};
+  const render::DiffSide x{a.before, &before.observation, &before.diagnosis, &before.load.json};
+  const render::DiffSide y{a.after, &after.observation, &after.diagnosis, &after.load.json};
   if (a.json) {
     std::cout << render::diagnosis_diff_json(x, y).dump(2) << "\n";
   } else {

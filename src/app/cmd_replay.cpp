@@ -24,11 +24,13 @@ struct ReplayArgs {
 int run_replay(const ReplayArgs& a) {
   ReplayedWindow w = replay_window(a.path, a.from, a.to);
   if (a.json) {
-    std::cout << render::diagnosis_json(w.observation, w.diagnosis).dump(2) << "\n";
+    nlohmann::json j = render::diagnosis_json(w.observation, w.diagnosis);
+    if (!w.load.json.is_null()) j["load"] = w.load.json;
+    std::cout << j.dump(2) << "\n";
   } else {
     std::cerr << fmt::format("chokepoint: replaying {} ({:.1f} s to {:.1f} s of {:.1f} s)\n",
                              a.path, w.from_s, w.to_s, w.length_s);
-    std::cout << render::diagnosis_text(w.observation, w.diagnosis);
+    std::cout << render::diagnosis_text(w.observation, w.diagnosis) << w.load.text;
   }
   std::cout.flush();
   return util::kExitOk;

@@ -6,6 +6,7 @@ namespace chokepoint::app {
 namespace {
 
 constexpr const char* kStacksNote = "diagnose_stacks";
+constexpr const char* kLoadNote = "diagnose_load";
 
 }  // namespace
 
@@ -19,13 +20,18 @@ void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::
 }
 
 util::Result<void> save_window(store::RecordingWriter& writer, const model::Samples& samples,
-                               const std::optional<VerdictStacks>& stacks) {
+                               const std::optional<VerdictStacks>& stacks,
+                               const RecordedLoad& load) {
   writer.begin(samples.info);
   for (const auto& tick : samples.ticks) writer.add(tick);
   if (writer.ticks_lost() > 0) {
     return util::Error{"the recording lost " + std::to_string(writer.ticks_lost()) + " of " +
                            std::to_string(samples.ticks.size()) + " ticks",
                        "free space where the recording is written, and record again", 0};
+  }
+  if (!load.json.is_null()) {
+    const nlohmann::json j{{"json", load.json}, {"text", load.text}};
+    if (auto ok = writer.add_note(kLoadNote, j.dump()); !ok) return ok;
   }
   if (!stacks || stacks->source.name.empty()) return {};
   const auto& s = stacks->source;
@@ -59,6 +65,20 @@ std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader) 
   out.source.detail = str(*src, "detail");
   out.source.hint = str(*src, "hint");
   if (out.source.name.empty()) return std::nullopt;
+  return out;
+}
+
+RecordedLoad saved_load(const store::RecordingReader& reader) {
+  RecordedLoad out;
+  auto text = reader.note(kLoadNote);
+  if (!text) return out;
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) return out;
+  auto json = j.find("json");
+  auto txt = j.find("text");
+  if (json == j.end() || !json->is_object()) return out;
+  out.json = *json;
+  if (txt != j.end() && txt->is_string()) out.text = txt->get<std::string>();
   return out;
 }
 

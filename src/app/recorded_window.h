@@ -3,6 +3,7 @@
 // after the window (the stack evidence for its verdict), so that a replay prints the report the
 // live run printed.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -14,16 +15,27 @@
 
 namespace chokepoint::app {
 
+// The load diagnose --load drove while it watched, as its report printed it: the JSON object
+// (null when there was no load) and the text section (empty when the load failed).
+struct RecordedLoad {
+  nlohmann::json json;
+  std::string text;
+};
+
 // Adds stacks found after the window to its report: sentences to the primary bottleneck's
 // evidence, and the stacks' source. Does nothing for a verdict without stacks.
 void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::Diagnosis& d);
 
-// Writes the window's ticks, and the stacks when there are some. Errors: the file could not be
-// written (with hints).
+// Writes the window's ticks, and the stacks and the load when there are some. Errors: the file
+// could not be written (with hints).
 util::Result<void> save_window(store::RecordingWriter& writer, const model::Samples& samples,
-                               const std::optional<VerdictStacks>& stacks);
+                               const std::optional<VerdictStacks>& stacks,
+                               const RecordedLoad& load);
 
 // The stacks a diagnose --record kept, nullopt when there are none (or the note is damaged).
 std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader);
+
+// The load a diagnose --load --record kept; json is null when there was none.
+RecordedLoad saved_load(const store::RecordingReader& reader);
 
 }  // namespace chokepoint::app

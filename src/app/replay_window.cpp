@@ -45,6 +45,7 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
   // The stacks belong to the whole window diagnose saw, not to a part of it.
   if (from.empty() && to.empty()) {
     if (auto stacks = saved_stacks(*reader)) add_stacks(*stacks, w.observation, w.diagnosis);
+    w.load = saved_load(*reader);
   }
   w.meta = reader->meta();
   w.from_s = static_cast<double>(from_ns) / 1e9;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "analysis/diagnosis.h"
+#include "app/recorded_window.h"
 #include "model/observation.h"
 #include "store/recording.h"
 
@@ -15,6 +16,7 @@ struct ReplayedWindow {
   model::Observation observation;
   analysis::Diagnosis diagnosis;
   store::RecordingMeta meta;
+  RecordedLoad load;            // the load diagnose --load drove (whole recordings only)
   double from_s = 0, to_s = 0;  // the window, from the recording's first tick
   double length_s = 0;          // the whole recording
 };

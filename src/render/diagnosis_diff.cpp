@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -56,6 +57,31 @@ std::uint64_t bytes_sent_per_s(const model::Observation& obs) {
   return sum;
 }
 
+// A number of a side's load report ("rps", or "p99" under "latency_ms"), when it has one.
+std::optional<double> load_number(const DiffSide& s, const char* key, const char* sub = nullptr) {
+  if (!s.load || !s.load->is_object()) return std::nullopt;
+  auto it = s.load->find(key);
+  if (it == s.load->end()) return std::nullopt;
+  if (sub) {
+    if (!it->is_object()) return std::nullopt;
+    auto inner = it->find(sub);
+    if (inner == it->end()) return std::nullopt;
+    it = inner;
+  }
+  if (!it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+struct LoadRow {
+  const char* label;
+  const char* json_name;
+  const char* key;
+  const char* sub;
+};
+constexpr LoadRow kLoadRows[] = {{"throughput (req/s)", "rps", "rps", nullptr},
+                                 {"latency p50 (ms)", "latency_p50_ms", "latency_ms", "p50"},
+                                 {"latency p99 (ms)", "latency_p99_ms", "latency_ms", "p99"}};
+
 nlohmann::json side_json(const DiffSide& s) {
   const auto& obs = *s.observation;
   const auto& d = *s.diagnosis;
@@ -94,6 +120,16 @@ std::string diagnosis_diff_text(const DiffSide& before, const DiffSide& after) {
         sent_a > 0 && sent_b > 0
             ? fmt::format("x{:.2f}", static_cast<double>(sent_b) / static_cast<double>(sent_a))
             : std::string());
+  }
+  for (const auto& row : kLoadRows) {
+    const auto x = load_number(before, row.key, row.sub);
+    const auto y = load_number(after, row.key, row.sub);
+    if (!x || !y) continue;
+    auto num = [](double v) {
+      return v >= 1000 ? fmt::format("{:.0f}", v) : fmt::format("{:.3g}", v);
+    };
+    out += fmt::format("  {:<26}{:<24}{:<24}{}\n", row.label, num(*x), num(*y),
+                       *x > 0 ? fmt::format("x{:.3g}", *y / *x) : "");
   }
   out += "\nTime split (share of wall time; of busy time in brackets)\n";
   for (std::size_t i = 0; i < model::kResourceCount; ++i) {
@@ -179,6 +215,16 @@ nlohmann::json diagnosis_diff_json(const DiffSide& before, const DiffSide& after
     bottlenecks.push_back(std::move(e));
   }
   j["bottlenecks"] = std::move(bottlenecks);
+  nlohmann::json load = nlohmann::json::object();
+  for (const auto& row : kLoadRows) {
+    const auto x = load_number(before, row.key, row.sub);
+    const auto y = load_number(after, row.key, row.sub);
+    if (!x || !y) continue;
+    load[row.json_name] = {{"before", *x},
+                           {"after", *y},
+                           {"ratio", *x > 0 ? nlohmann::json(*y / *x) : nlohmann::json(nullptr)}};
+  }
+  if (!load.empty()) j["load"] = std::move(load);
   return j;
 }
 

@@ -73,6 +73,31 @@ TEST(RecordingCli, ReplayPrintsTheLiveDiagnosisJson) {
   EXPECT_NEAR(p["duration_s"].get<double>(), 1.0, 0.01);
 }
 
+TEST(RecordingCli, ALoadDrivenDiagnosisReplaysWithItsLoadAndDiffsIt) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string url = "http://127.0.0.1:" + std::to_string(lab->port()) + "/";
+  const std::string file = temp_path("load.chokepoint");
+  auto live = run_chokepoint({"diagnose", "--pid", std::to_string(lab->pid()), "--load", url,
+                              "--rate", "200", "-c", "4", "--warmup", "200ms", "--duration", "1s",
+                              "--no-stacks", "--record", file, "--json"});
+  ASSERT_EQ(live.exit_code, 0) << live.stderr_text;
+  auto replay = run_chokepoint({"replay", file, "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  auto a = nlohmann::json::parse(live.stdout_text, nullptr, false);
+  auto b = nlohmann::json::parse(replay.stdout_text, nullptr, false);
+  ASSERT_TRUE(a.contains("load")) << live.stdout_text;
+  EXPECT_EQ(b, a);
+  auto diff = run_chokepoint({"diff", file, file, "--json"});
+  ASSERT_EQ(diff.exit_code, 0) << diff.stderr_text;
+  auto d = nlohmann::json::parse(diff.stdout_text, nullptr, false);
+  ASSERT_TRUE(d.contains("load")) << diff.stdout_text;
+  EXPECT_DOUBLE_EQ(d["load"]["rps"]["before"].get<double>(), a["load"]["rps"].get<double>());
+  EXPECT_DOUBLE_EQ(d["load"]["rps"]["ratio"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(d["load"]["latency_p99_ms"]["after"].get<double>(),
+                   a["load"]["latency_ms"]["p99"].get<double>());
+}
+
 TEST(RecordingCli, ReplayPrintsTheLiveDiagnosisText) {
   const std::string file = temp_path("sleep.chokepoint");
   auto live =
