@@ -109,7 +109,8 @@ TEST(BuildObservation, KernelTimeInsideADiskSyncIsDiskWork) {
   EXPECT_EQ(obs.threads[0].split.total_ns(), 200 * kMs);
 }
 
-TEST(BuildObservation, LockWaitBehindADiskSyncIsCreditedPerTick) {
+// Thread 1 goes into fsync, thread 2 queues on a mutex, for two ticks; then the closing reads.
+std::vector<Tick> lock_behind_disk_ticks() {
   std::vector<Tick> ticks(4);
   ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep)),
                       first(2, 0, in_syscall(SYS_nanosleep))};
@@ -122,7 +123,11 @@ TEST(BuildObservation, LockWaitBehindADiskSyncIsCreditedPerTick) {
   ticks[2].lock_credit_ns = 100 * kMs;  // nothing moved: both still where they were
   ticks[3].at_ns = 250 * kMs;           // closing reads: no credit
   ticks[3].closing = true;
-  Observation obs = build_observation(info(), ticks);
+  return ticks;
+}
+
+TEST(BuildObservation, LockWaitBehindADiskSyncIsCreditedPerTick) {
+  Observation obs = build_observation(info(), lock_behind_disk_ticks());
   EXPECT_EQ(obs.lock_wait_behind_disk_ns, 200 * kMs);
   ASSERT_EQ(obs.threads.size(), 2u);
   EXPECT_EQ(detail_ns(obs.threads[1], Resource::kLock, "mutex 0x1000"), 249 * kMs);
@@ -234,17 +239,7 @@ TEST(BuildObservation, ProcessAndSystemSummariesAreDeltasOverTheWindow) {
 }
 
 TEST(BuildObservation, ALiveSinkBuildsWhatTheWholeStreamGives) {
-  std::vector<Tick> ticks(4);
-  ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep)),
-                      first(2, 0, in_syscall(SYS_nanosleep))};
-  ticks[1].at_ns = 100 * kMs;
-  ticks[1].lock_credit_ns = 100 * kMs;
-  ticks[1].threads = {
-      poll(1, 100 * kMs, 0, 1 * kMs, in_syscall(SYS_fsync, FdRole::kRegularFile, "/db")),
-      poll(2, 100 * kMs, 0, 1 * kMs, mutex_wait())};
-  ticks[2].at_ns = 200 * kMs;
-  ticks[2].lock_credit_ns = 100 * kMs;
-  ticks[3].at_ns = 250 * kMs;
+  const std::vector<Tick> ticks = lock_behind_disk_ticks();
   const Observation whole = build_observation(info(), ticks);
   Samples kept;
   ObservationSink sink(&kept);
