@@ -6,6 +6,7 @@
 #include "app/replay_window.h"
 #include "app/subcommand.h"
 #include "render/diagnosis_diff.h"
+#include "render/json_text.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -23,7 +24,7 @@ int run_diff(const DiffArgs& a) {
   const render::DiffSide x{a.before, &before.observation, &before.diagnosis, &before.load.json};
   const render::DiffSide y{a.after, &after.observation, &after.diagnosis, &after.load.json};
   if (a.json) {
-    std::cout << render::diagnosis_diff_json(x, y).dump(2) << "\n";
+    std::cout << render::json_text(render::diagnosis_diff_json(x, y));
   } else {
     std::cout << render::diagnosis_diff_text(x, y);
   }

@@ -15,6 +15,7 @@
 #include "app/version.h"
 #include "collect/sampler/sampler.h"
 #include "store/recording.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -90,7 +91,8 @@ int run_record(const RecordArgs& a) {
   auto sampler = collect::sampler::Sampler::create(opt);
   if (!sampler) throw util::FatalError(sampler.error(), util::kExitRuntime);
   std::cerr << fmt::format("chokepoint: recording {} every {:g} s to {} ({})...\n",
-                           session->describe(), interval_ns / 1e9, a.output,
+                           util::terminal_text(session->describe()), interval_ns / 1e9,
+                           util::terminal_text(a.output),
                            a.duration.empty() ? "Ctrl-C ends it" : "for " + a.duration);
   auto ran = (*sampler)->run(**writer);
   session->end_command();

@@ -9,6 +9,8 @@
 #include "app/replay_window.h"
 #include "app/subcommand.h"
 #include "render/diagnosis_report.h"
+#include "render/json_text.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -26,10 +28,10 @@ int run_replay(const ReplayArgs& a) {
   if (a.json) {
     nlohmann::json j = render::diagnosis_json(w.observation, w.diagnosis);
     if (!w.load.json.is_null()) j["load"] = w.load.json;
-    std::cout << j.dump(2) << "\n";
+    std::cout << render::json_text(j);
   } else {
     std::cerr << fmt::format("chokepoint: replaying {} ({:.1f} s to {:.1f} s of {:.1f} s)\n",
-                             a.path, w.from_s, w.to_s, w.length_s);
+                             util::terminal_text(a.path), w.from_s, w.to_s, w.length_s);
     std::cout << render::diagnosis_text(w.observation, w.diagnosis) << w.load.text;
   }
   std::cout.flush();

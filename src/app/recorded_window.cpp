@@ -1,6 +1,10 @@
 #include "app/recorded_window.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "util/escape.h"
 
 namespace chokepoint::app {
 namespace {
@@ -78,7 +82,17 @@ RecordedLoad saved_load(const store::RecordingReader& reader) {
   auto txt = j.find("text");
   if (json == j.end() || !json->is_object()) return out;
   out.json = *json;
-  if (txt != j.end() && txt->is_string()) out.text = txt->get<std::string>();
+  // The text was made safe when it was printed, but the file may not be the one that was written:
+  // every line is made safe again (newlines stay, to keep the layout).
+  if (txt != j.end() && txt->is_string()) {
+    const std::string raw = txt->get<std::string>();
+    for (std::size_t at = 0; at <= raw.size();) {
+      const std::size_t nl = std::min(raw.find('\n', at), raw.size());
+      out.text += util::terminal_text(std::string_view(raw).substr(at, nl - at));
+      if (nl < raw.size()) out.text += '\n';
+      at = nl + 1;
+    }
+  }
   return out;
 }
 

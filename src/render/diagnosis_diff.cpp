@@ -10,16 +10,16 @@
 #include <utility>
 
 #include "analysis/rules/rule.h"
-#include "render/text_safety.h"
+#include "util/escape.h"
 
 namespace chokepoint::render {
 namespace {
 
 using model::Resource;
 
-// Observed text (paths, names in evidence) on a terminal: valid UTF-8, no control characters.
+// Observed text (paths, names in evidence) on a terminal.
 std::string term(std::string_view s) {
-  return valid_xml_text(s);
+  return util::terminal_text(s);
 }
 
 std::string verdict_text(const analysis::Diagnosis& d) {
@@ -85,8 +85,8 @@ constexpr LoadRow kLoadRows[] = {{"throughput (req/s)", "rps", "rps", nullptr},
 nlohmann::json side_json(const DiffSide& s) {
   const auto& obs = *s.observation;
   const auto& d = *s.diagnosis;
-  nlohmann::json j{{"recording", valid_utf8(s.label)},
-                   {"target", valid_utf8(obs.target.kind + " " + obs.target.spec)},
+  nlohmann::json j{{"recording", s.label},
+                   {"target", obs.target.kind + " " + obs.target.spec},
                    {"duration_s", static_cast<double>(obs.duration_ns) / 1e9},
                    {"threads", obs.threads.size()},
                    {"verdict", d.verdict},
@@ -206,7 +206,7 @@ nlohmann::json diagnosis_diff_json(const DiffSide& before, const DiffSide& after
     auto ev = [](const analysis::Bottleneck* bn) {
       nlohmann::json out = nlohmann::json::array();
       if (bn) {
-        for (const auto& s : bn->evidence) out.push_back(valid_utf8(s));
+        for (const auto& s : bn->evidence) out.push_back(s);
       }
       return out;
     };
