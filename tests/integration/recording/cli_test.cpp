@@ -12,6 +12,7 @@
 
 #include "support/background.h"
 #include "support/cli.h"
+#include "support/files.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::recording_test {
@@ -23,11 +24,10 @@ using test_support::expect_cli_error;
 using test_support::LabProcess;
 using test_support::run_chokepoint;
 
+// Every file of this test binary, removed when it exits.
 std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("chokepoint_recording_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  static const test_support::TempDir dir("chokepoint-recording-test");
+  return dir.path + "/" + name;
 }
 
 struct LoadedLab {

@@ -18,6 +18,7 @@
 #include "store/recording.h"
 #include "support/background.h"
 #include "support/cli.h"
+#include "support/files.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::recording_test {
@@ -28,9 +29,10 @@ using test_support::chokepoint_bin;
 using test_support::LabProcess;
 using test_support::run_to_exit;
 
+// A directory under this test binary's own, removed when it exits.
 std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("chokepoint_reliability_" + std::to_string(::getpid())) / name;
+  static const test_support::TempDir root("chokepoint-reliability");
+  auto dir = std::filesystem::path(root.path) / name;
   std::filesystem::create_directories(dir);
   return dir;
 }

@@ -13,17 +13,17 @@
 #include "analysis/diagnosis.h"
 #include "model/builder.h"
 #include "render/diagnosis_report.h"
+#include "support/files.h"
 
 namespace chokepoint::store {
 namespace {
 
 constexpr std::int64_t kMs = 1'000'000;
 
+// Every file of this test binary, removed when it exits.
 std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("chokepoint_store_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  static const test_support::TempDir dir("chokepoint-store-test");
+  return dir.path + "/" + name;
 }
 
 model::WaitObservation in_syscall(long nr, model::FdRole role = model::FdRole::kUnknown,
