@@ -36,4 +36,34 @@ std::int64_t parse_duration_ns(const std::string& text, const char* flag) {
   return static_cast<std::int64_t>(ns);
 }
 
+std::uint64_t parse_size_bytes(const std::string& text, const char* flag) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  std::string unit = end ? std::string(end) : "";
+  for (const char* suffix : {"iB", "B"}) {
+    if (unit.size() > std::string(suffix).size() - 1 && unit.ends_with(suffix)) {
+      unit.resize(unit.size() - std::string(suffix).size());
+      break;
+    }
+  }
+  double scale = 0;
+  if (unit.empty()) {
+    scale = 1;
+  } else if (unit == "K" || unit == "k") {
+    scale = 1024.0;
+  } else if (unit == "M") {
+    scale = 1024.0 * 1024;
+  } else if (unit == "G") {
+    scale = 1024.0 * 1024 * 1024;
+  } else if (unit == "T") {
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  }
+  if (text.empty() || end == text.c_str() || scale == 0 || !std::isfinite(v) || v < 0 ||
+      v * scale > 9e18) {
+    util::usage_error(fmt::format("{} '{}' is not a size", flag, text),
+                      "give a number with a unit: 512K, 100M, 2G");
+  }
+  return static_cast<std::uint64_t>(v * scale);
+}
+
 }  // namespace chokepoint::app

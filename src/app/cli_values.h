@@ -15,4 +15,8 @@ inline constexpr std::int64_t kMaxDurationNs = std::int64_t{7} * 24 * 3600 * 1'0
 // inf or nan) and a unit, 0 to kMaxDurationNs. Out of range and malformed text are usage errors.
 std::int64_t parse_duration_ns(const std::string& text, const char* flag);
 
+// "500K", "100M", "2G" (powers of 1024, an optional trailing "B" or "iB"), or a bare number of
+// bytes. Never negative.
+std::uint64_t parse_size_bytes(const std::string& text, const char* flag);
+
 }  // namespace chokepoint::app

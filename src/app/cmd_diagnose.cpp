@@ -14,11 +14,14 @@
 #include "app/cli_values.h"
 #include "app/diagnose_stacks.h"
 #include "app/load_report.h"
+#include "app/recorded_window.h"
 #include "app/run_budget.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
+#include "app/version.h"
 #include "render/diagnosis_report.h"
 #include "render/json_text.h"
+#include "store/recording.h"
 #include "util/clock.h"
 #include "util/escape.h"
 #include "util/fatal.h"
@@ -44,6 +47,7 @@ struct DiagnoseArgs {
   // Stacks as evidence: an off-CPU trace after the window when the verdict is a wait.
   bool no_stacks = false;
   std::string stacks_duration = "2s";
+  std::string record_path;  // --record: keep the window's samples
 };
 
 int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
@@ -82,6 +86,15 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   // The run's promise: the window, the stacks after it, and a grace (app/run_budget.h).
   RunBudget budget(duration_ns + (a.no_stacks ? 0 : stacks_ns) +
                    (load_options ? load_options->warmup_ns : 0));
+  // Created before the window, so that a path that cannot be written fails before it.
+  std::unique_ptr<store::RecordingWriter> recording;
+  if (!a.record_path.empty()) {
+    store::WriterOptions wo;
+    wo.chokepoint_version = kVersion;
+    auto w = store::RecordingWriter::create(a.record_path, std::move(wo));
+    if (!w) throw util::FatalError(w.error(), util::kExitRuntime);
+    recording = std::move(*w);
+  }
   auto session = TargetSession::open(a.target);
   util::stop_on_signals();
 
@@ -106,9 +119,10 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
                              util::terminal_text(session->describe()), duration_ns / 1e9);
   }
-  auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
+  auto window = session->diagnose(duration_ns, interval_ns, &g_stop, recording != nullptr);
   budget.mark("window");
   raise_measuring_priority();  // stacks, symbolizing and output: chokepoint's own work
+  std::optional<VerdictStacks> kept_stacks;
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
     const analysis::Verdict verdict = window->diagnosis.verdict;
@@ -122,11 +136,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     VerdictStacks stacks =
         stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop, budget.capture_end_ns(),
                            budget.symbolize_deadline_ns());
-    if (!window->diagnosis.bottlenecks.empty()) {
-      auto& evidence = window->diagnosis.bottlenecks.front().evidence;
-      evidence.insert(evidence.end(), stacks.evidence.begin(), stacks.evidence.end());
-    }
-    window->observation.sources.push_back(stacks.source);
+    add_stacks(stacks, window->observation, window->diagnosis);
+    kept_stacks = std::move(stacks);
     budget.mark("stacks");
   }
   const util::Result<loadgen::LoadResult>* load_result = load ? &load->finish() : nullptr;
@@ -139,42 +150,58 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
   window->observation.overhead.run_wall_s = budget.elapsed_s();
   window->observation.overhead.run_cpu_s = budget.thread_cpu_s();
+  // Where the run's time went, for the JSON (and a recording, so its replay says the same).
+  nlohmann::json phases = nlohmann::json::object();
+  for (const auto& [name, s] : budget.phases()) phases[name] = s;
+  const nlohmann::json run_json = {
+      {"wall_s", window->observation.overhead.run_wall_s},
+      {"promised_s", static_cast<double>(budget.end_ns() - budget.start_ns()) / 1e9},
+      {"phases_s", phases}};
   const model::Observation& obs = window->observation;
   const analysis::Diagnosis& d = window->diagnosis;
 
   std::optional<loadgen::LoadAssessment> assessment;
   if (load_result && *load_result) assessment = loadgen::assess(**load_result, load->options());
+  // The load's part of the report, in both forms: printed, and kept in a recording.
+  RecordedLoad load_report;
+  if (load_result) {
+    load_report.json = *load_result
+                           ? load_json(**load_result, load->options(), *assessment, {a.load_url})
+                           : nlohmann::json{{"error", load_result->error().message}};
+  }
+  if (load_result && *load_result) {
+    const loadgen::LoadResult& r = **load_result;
+    load_report.text =
+        fmt::format(
+            "\nLoad while watching (the window and the stacks after it; chokepoint load {}, {}, "
+            "{} connections)\n",
+            util::terminal_text(a.load_url),
+            load->options().rate_per_s > 0
+                ? fmt::format("open loop at {:g} req/s", load->options().rate_per_s)
+                : std::string("closed loop"),
+            r.connections) +
+        load_text_summary(r, load->options(), *assessment, "  ");
+  }
+  util::Result<void> recorded;
+  if (recording) {
+    recorded = save_window(*recording, window->samples, kept_stacks, load_report,
+                           {obs.overhead.run_wall_s, obs.overhead.run_cpu_s, run_json});
+  }
   if (a.json) {
     nlohmann::json j = render::diagnosis_json(obs, d);
-    if (load_result) {
-      j["load"] = *load_result
-                      ? load_json(**load_result, load->options(), *assessment, {a.load_url})
-                      : nlohmann::json{{"error", load_result->error().message}};
-    }
-    nlohmann::json phases = nlohmann::json::object();
-    for (const auto& [name, s] : budget.phases()) phases[name] = s;
-    j["run"] = {{"wall_s", budget.elapsed_s()},
-                {"promised_s", static_cast<double>(budget.end_ns() - budget.start_ns()) / 1e9},
-                {"phases_s", phases}};
+    if (load_result) j["load"] = load_report.json;
+    j["run"] = run_json;
     std::cout << render::json_text(j);
   } else {
-    std::cout << render::diagnosis_text(obs, d);
-    if (load_result && *load_result) {
-      const loadgen::LoadResult& r = **load_result;
-      std::cout << fmt::format(
-          "\nLoad while watching (the window and the stacks after it; chokepoint load {}, {}, {} "
-          "connections)\n",
-          util::terminal_text(a.load_url),
-          load->options().rate_per_s > 0
-              ? fmt::format("open loop at {:g} req/s", load->options().rate_per_s)
-              : std::string("closed loop"),
-          r.connections);
-      std::cout << load_text_summary(r, load->options(), *assessment, "  ");
-    }
+    std::cout << render::diagnosis_text(obs, d) << load_report.text;
   }
   std::cout.flush();
   budget.mark("output");
   if (!a.json) std::cerr << "chokepoint: the run " << budget.summary() << "\n";
+  if (!recorded) {
+    util::print_error(recorded.error());
+    return util::kExitRuntime;
+  }
   // The diagnosis stands, but a run whose load failed did not measure what the user asked for.
   if (load_result && !*load_result) {
     util::print_error(load_result->error());
@@ -213,6 +240,9 @@ Subcommand make_diagnose_command(CLI::App& root) {
   cli->add_option("--stacks-duration", args->stacks_duration,
                   "how long to collect stacks after the window")
       ->capture_default_str();
+  cli->add_option("--record", args->record_path,
+                  "keep what the window saw in FILE, for chokepoint replay and diff")
+      ->option_text("FILE");
   cli->add_option("--load", args->load_url,
                   "drive the target with HTTP load at this URL while watching it");
   auto* rate = cli->add_option("-r,--rate", args->rate,
@@ -233,6 +263,7 @@ Subcommand make_diagnose_command(CLI::App& root) {
       "Without a target, diagnose watches the whole host. Examples:\n"
       "  chokepoint diagnose --pid 1234\n"
       "  chokepoint diagnose --name nginx --duration 10s\n"
+      "  chokepoint diagnose --pid 1234 --record before.chokepoint\n"
       "  chokepoint diagnose --pid 1234 --load http://127.0.0.1:8080/ --rate 2000\n"
       "  chokepoint diagnose -- ./server --port 8080");
   return {cli, [args, rate, conns, threads, warmup] {

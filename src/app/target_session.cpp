@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "collect/sampler/sampler.h"
+#include "model/builder.h"
 #include "util/clock.h"
 #include "util/fatal.h"
 
@@ -132,7 +133,8 @@ std::string describe_target(const collect::sampler::TargetSpec& t) {
 
 util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,
                                                       std::int64_t interval_ns,
-                                                      const std::atomic<bool>* stop) const {
+                                                      const std::atomic<bool>* stop,
+                                                      bool keep_samples) const {
   collect::sampler::SamplerOptions opt;
   opt.target = spec_;
   opt.duration_ns = duration_ns;
@@ -140,15 +142,15 @@ util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,
   opt.stop = stop;
   auto sampler = collect::sampler::Sampler::create(opt);
   if (!sampler) return sampler.error();
-  auto obs = (*sampler)->run();
-  if (!obs) return obs.error();
-  if (obs->threads.empty()) {
+  DiagnosisWindow w;
+  model::ObservationSink sink(keep_samples ? &w.samples : nullptr);
+  if (auto ran = (*sampler)->run(sink); !ran) return ran.error();
+  w.observation = sink.finish();
+  if (w.observation.threads.empty()) {
     return util::Error{"the target exited before it could be observed",
                        "start the service first, or watch it with -- COMMAND", ESRCH};
   }
-  DiagnosisWindow w;
-  w.diagnosis = analysis::diagnose(*obs);
-  w.observation = std::move(*obs);
+  w.diagnosis = analysis::diagnose(w.observation);
   return w;
 }
 

@@ -18,6 +18,7 @@
 #include "collect/delayacct/delay_accounting.h"
 #include "collect/sampler/target.h"
 #include "model/observation.h"
+#include "model/samples.h"
 #include "util/result.h"
 
 namespace chokepoint::app {
@@ -42,6 +43,7 @@ collect::sampler::TargetSpec target_spec(const TargetArgs& args);
 std::string describe_target(const collect::sampler::TargetSpec& spec);
 
 struct DiagnosisWindow {
+  model::Samples samples;  // what the window read, when kept for a recording
   model::Observation observation;
   analysis::Diagnosis diagnosis;
 };
@@ -62,10 +64,12 @@ class TargetSession {
   bool launched() const { return launched_ != 0; }
   std::string describe() const { return describe_target(spec_); }
 
-  // Watches the target for one window and diagnoses it. `stop` ends the window early. Errors:
-  // the target is gone or cannot be read (with hints).
+  // Watches the target for one window and diagnoses it. `stop` ends the window early. With
+  // keep_samples the window's samples are kept (for a recording). Errors: the target is gone or
+  // cannot be read (with hints).
   util::Result<DiagnosisWindow> diagnose(std::int64_t duration_ns, std::int64_t interval_ns,
-                                         const std::atomic<bool>* stop) const;
+                                         const std::atomic<bool>* stop,
+                                         bool keep_samples = false) const;
 
   // Ends a launched command now (idempotent).
   void end_command();

@@ -1,6 +1,7 @@
 #pragma once
-// The diagnosis sampler: watches a target's threads for a window and returns the time split of
-// every thread plus the process and system evidence (model::Observation).
+// The diagnosis sampler: watches a target's threads for a window and hands what it reads, as raw
+// samples (model/samples.h), to a sink: an in-memory store for a live diagnosis, a recording for
+// chokepoint record. model::build_observation derives the time split and the evidence from them.
 //
 // Cost follows the threads that ran: every tick reads each thread's schedstat with one pread; only
 // a thread whose counters moved (it ran, or waited for a core) has its stat and syscall read again
@@ -15,7 +16,7 @@
 #include <string>
 
 #include "collect/sampler/target.h"
-#include "model/observation.h"
+#include "model/samples.h"
 #include "util/result.h"
 
 namespace chokepoint::collect::sampler {
@@ -29,6 +30,12 @@ struct SamplerOptions {
   std::int64_t max_thread_samples_per_s = 2000;
   std::string proc_root = "/proc";
   const std::atomic<bool>* stop = nullptr;  // optional: ends the window early when set
+  // 0: system counters at the window's start and end only (a diagnosis); otherwise also this
+  // often, with the sampler's own cost, so that any part of a recording can be replayed.
+  std::int64_t system_every_ns = 0;
+  // 0: fd tables, fd limits and sockets of the target's processes at the window's end only;
+  // otherwise also this often (a readlink per fd: a recording keeps it rare).
+  std::int64_t fd_table_every_ns = 0;
 };
 
 class Sampler {
@@ -39,9 +46,10 @@ class Sampler {
   Sampler(const Sampler&) = delete;
   Sampler& operator=(const Sampler&) = delete;
 
-  // Samples for the window and returns what it saw. When every target process exits early, the
-  // observation so far is returned with target_exited set.
-  util::Result<model::Observation> run();
+  // Samples for the window and hands every tick to `sink` (begin first, then one add per tick;
+  // the last tick has closing set). When every target process exits early, the window closes
+  // then, with target_exited set. Errors: the target cannot be listed.
+  util::Result<void> run(model::SampleSink& sink);
 
  private:
   struct Impl;

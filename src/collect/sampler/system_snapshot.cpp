@@ -6,13 +6,21 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <map>
 
 #include "util/clock.h"
 #include "util/counters.h"
 
 namespace chokepoint::collect::sampler {
 namespace {
+
+struct CgroupReading {
+  std::string memory_dir;  // the target's memory cgroup directory, "" when none found
+  std::string cpu_dir;
+  std::optional<std::uint64_t> memory_limit_bytes;  // nullopt: unlimited
+  std::uint64_t memory_usage_bytes = 0;
+  std::uint64_t nr_throttled = 0;
+  std::uint64_t throttled_ns = 0;
+};
 
 std::optional<std::string> read_first_line(const std::string& path) {
   std::ifstream in(path);
@@ -79,22 +87,6 @@ void read_cgroup(CgroupReading& cg) {
   }
 }
 
-std::uint64_t vm(const std::optional<procfs::Vmstat>& v,
-                 std::optional<std::uint64_t> (procfs::Vmstat::*f)() const) {
-  if (!v) return 0;
-  return ((*v).*f)().value_or(0);
-}
-
-double psi_share(const std::optional<procfs::Pressure>& a, const std::optional<procfs::Pressure>& b,
-                 bool full, double seconds) {
-  if (!a || !b || !a->supported || !b->supported || seconds <= 0) return 0;
-  const auto& la = full ? a->full : a->some;
-  const auto& lb = full ? b->full : b->some;
-  if (!la || !lb) return 0;
-  return std::min(
-      1.0, static_cast<double>(util::saturating_delta(la->total_ns, lb->total_ns)) / 1e9 / seconds);
-}
-
 // Whole disks only: partitions and virtual devices would double count.
 bool is_whole_disk(const std::string& name) {
   std::error_code ec;
@@ -102,19 +94,65 @@ bool is_whole_disk(const std::string& name) {
          name.rfind("ram", 0) != 0;
 }
 
+model::PressureSample pressure_sample(const procfs::ProcFs& proc, const char* resource) {
+  model::PressureSample out;
+  auto r = proc.read_pressure(resource);
+  if (!r) return out;
+  out.present = true;
+  out.supported = r->supported;
+  out.unsupported_reason = r->unsupported_reason;
+  if (r->some) out.some_total_ns = r->some->total_ns;
+  if (r->full) out.full_total_ns = r->full->total_ns;
+  return out;
+}
+
+std::optional<std::uint64_t> net_counter(const procfs::NetCounters& net, std::string_view key) {
+  auto v = net.get(key);
+  if (!v || *v < 0) return std::nullopt;
+  return static_cast<std::uint64_t>(*v);
+}
+
 }  // namespace
 
-SystemSnapshot take_system_snapshot(const procfs::ProcFs& proc, const TargetSpec& target) {
-  SystemSnapshot s;
-  s.taken_ns = util::monotonic_ns();
-  if (auto r = proc.read_system_stat()) s.stat = *r;
-  if (auto r = proc.read_meminfo()) s.meminfo = *r;
-  if (auto r = proc.read_vmstat()) s.vmstat = *r;
-  if (auto r = proc.read_diskstats()) s.disks = *r;
-  if (auto r = proc.read_pressure("cpu")) s.psi_cpu = *r;
-  if (auto r = proc.read_pressure("memory")) s.psi_memory = *r;
-  if (auto r = proc.read_pressure("io")) s.psi_io = *r;
-  if (auto r = proc.read_file_nr()) s.file_nr = *r;
+model::SystemSample take_system_snapshot(const procfs::ProcFs& proc, const TargetSpec& target) {
+  model::SystemSample s;
+  s.at_ns = util::monotonic_ns();
+  s.cpus_online = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (auto r = proc.read_system_stat()) {
+    s.has_cpu = true;
+    s.cpu_total_ns = r->total.total_ns();
+    s.cpu_busy_ns = r->total.busy_ns();
+    s.cpu_iowait_ns = r->total.iowait_ns;
+  }
+  if (auto r = proc.read_meminfo()) {
+    s.has_meminfo = true;
+    s.mem_total_bytes = r->mem_total_bytes().value_or(0);
+    s.mem_available_bytes = r->mem_available_bytes().value_or(0);
+    s.swap_total_bytes = r->swap_total_bytes().value_or(0);
+    s.swap_free_bytes = r->swap_free_bytes().value_or(0);
+  }
+  if (auto r = proc.read_vmstat()) {
+    s.has_vmstat = true;
+    s.pgmajfault = r->pgmajfault().value_or(0);
+    s.refault_file = r->workingset_refault_file().value_or(0);
+    s.refault_anon = r->workingset_refault_anon().value_or(0);
+    s.oom_kill = r->oom_kill().value_or(0);
+  }
+  if (auto r = proc.read_diskstats()) {
+    s.disks.emplace();
+    for (const auto& d : *r) {
+      if (!is_whole_disk(d.name)) continue;
+      s.disks->push_back({d.name, d.reads, d.writes, d.read_bytes, d.write_bytes, d.read_time_ns,
+                          d.write_time_ns, d.io_time_ns, d.weighted_io_time_ns, d.flushes});
+    }
+  }
+  s.psi_cpu = pressure_sample(proc, "cpu");
+  s.psi_memory = pressure_sample(proc, "memory");
+  s.psi_io = pressure_sample(proc, "io");
+  if (auto r = proc.read_file_nr()) {
+    s.files_open = r->allocated;
+    s.files_max = r->max;
+  }
 
   // Network counters of the target's namespace: /proc/PID/net/* shows the namespace of PID.
   int net_pid = target.pid > 0 ? target.pid : 0;
@@ -126,126 +164,31 @@ SystemSnapshot take_system_snapshot(const procfs::ProcFs& proc, const TargetSpec
   auto snmp = net_proc.read_net_snmp();
   auto netstat = net_proc.read_net_netstat();
   if (snmp) {
-    s.net = *snmp;
-    if (netstat) procfs::merge_net_counters(*s.net, *netstat);
+    procfs::NetCounters net = *snmp;
+    if (netstat) procfs::merge_net_counters(net, *netstat);
+    s.has_net = true;
+    s.tcp_retrans_segs = net_counter(net, "Tcp.RetransSegs");
+    s.listen_overflows = net_counter(net, "TcpExt.ListenOverflows");
+    s.listen_drops = net_counter(net, "TcpExt.ListenDrops");
+    s.passive_opens = net_counter(net, "Tcp.PassiveOpens");
   }
-  if (auto r = net_proc.read_sockstat()) s.sockstat = *r;
+  if (auto r = net_proc.read_sockstat()) s.tcp_time_wait = r->tcp_tw;
 
+  CgroupReading cg;
   if (target.kind == TargetSpec::Kind::kCgroup) {
-    s.cgroup.memory_dir = target.cgroup_path;
-    s.cgroup.cpu_dir = target.cgroup_path;
+    cg.memory_dir = target.cgroup_path;
+    cg.cpu_dir = target.cgroup_path;
   } else if (net_pid > 0) {
-    find_cgroup_dirs(net_pid, proc, s.cgroup);
+    find_cgroup_dirs(net_pid, proc, cg);
   }
-  read_cgroup(s.cgroup);
+  read_cgroup(cg);
+  s.cgroup_memory_dir = cg.memory_dir;
+  s.cgroup_cpu_dir = cg.cpu_dir;
+  s.cgroup_memory_limit_bytes = cg.memory_limit_bytes;
+  s.cgroup_memory_usage_bytes = cg.memory_usage_bytes;
+  s.cgroup_nr_throttled = cg.nr_throttled;
+  s.cgroup_throttled_ns = cg.throttled_ns;
   return s;
-}
-
-model::SystemSummary summarize_system(const SystemSnapshot& a, const SystemSnapshot& b,
-                                      double seconds) {
-  model::SystemSummary out;
-  out.cpus_online = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  out.cpus_allowed = out.cpus_online;
-  if (a.stat && b.stat) {
-    double total = static_cast<double>(
-        util::saturating_delta(a.stat->total.total_ns(), b.stat->total.total_ns()));
-    double busy = static_cast<double>(
-        util::saturating_delta(a.stat->total.busy_ns(), b.stat->total.busy_ns()));
-    double iowait = static_cast<double>(
-        util::saturating_delta(a.stat->total.iowait_ns, b.stat->total.iowait_ns));
-    if (total > 0) {
-      out.cpu_utilization = busy / total;
-      out.iowait_share = iowait / total;
-    }
-  }
-  out.psi_cpu = {b.psi_cpu && b.psi_cpu->supported, psi_share(a.psi_cpu, b.psi_cpu, false, seconds),
-                 psi_share(a.psi_cpu, b.psi_cpu, true, seconds)};
-  out.psi_memory = {b.psi_memory && b.psi_memory->supported,
-                    psi_share(a.psi_memory, b.psi_memory, false, seconds),
-                    psi_share(a.psi_memory, b.psi_memory, true, seconds)};
-  out.psi_io = {b.psi_io && b.psi_io->supported, psi_share(a.psi_io, b.psi_io, false, seconds),
-                psi_share(a.psi_io, b.psi_io, true, seconds)};
-  if (b.meminfo) {
-    out.mem_total_bytes = b.meminfo->mem_total_bytes().value_or(0);
-    out.mem_available_bytes = b.meminfo->mem_available_bytes().value_or(0);
-    out.swap_used_bytes = util::saturating_delta(b.meminfo->swap_free_bytes().value_or(0),
-                                                 b.meminfo->swap_total_bytes().value_or(0));
-  }
-  if (seconds > 0) {
-    out.majflt_per_s =
-        static_cast<double>(util::saturating_delta(vm(a.vmstat, &procfs::Vmstat::pgmajfault),
-                                                   vm(b.vmstat, &procfs::Vmstat::pgmajfault))) /
-        seconds;
-    out.refaults_per_s =
-        static_cast<double>(
-            util::saturating_delta(vm(a.vmstat, &procfs::Vmstat::workingset_refault_file),
-                                   vm(b.vmstat, &procfs::Vmstat::workingset_refault_file)) +
-            util::saturating_delta(vm(a.vmstat, &procfs::Vmstat::workingset_refault_anon),
-                                   vm(b.vmstat, &procfs::Vmstat::workingset_refault_anon))) /
-        seconds;
-  }
-  out.oom_kills = util::saturating_delta(vm(a.vmstat, &procfs::Vmstat::oom_kill),
-                                         vm(b.vmstat, &procfs::Vmstat::oom_kill));
-
-  if (a.disks && b.disks && seconds > 0) {
-    std::map<std::string, const procfs::DiskStats*> before;
-    for (const auto& d : *a.disks) before[d.name] = &d;
-    for (const auto& d : *b.disks) {
-      auto it = before.find(d.name);
-      if (it == before.end() || !is_whole_disk(d.name)) continue;
-      const auto& p = *it->second;
-      model::DiskSummary s;
-      s.name = d.name;
-      double wall_ns = seconds * 1e9;
-      s.utilization = std::min(
-          1.0, static_cast<double>(util::saturating_delta(p.io_time_ns, d.io_time_ns)) / wall_ns);
-      s.queue_depth = static_cast<double>(
-                          util::saturating_delta(p.weighted_io_time_ns, d.weighted_io_time_ns)) /
-                      wall_ns;
-      double ios = static_cast<double>(util::saturating_delta(p.reads, d.reads) +
-                                       util::saturating_delta(p.writes, d.writes));
-      double io_ns = static_cast<double>(util::saturating_delta(p.read_time_ns, d.read_time_ns) +
-                                         util::saturating_delta(p.write_time_ns, d.write_time_ns));
-      s.await_ms = ios > 0 ? io_ns / ios / 1e6 : 0;
-      s.reads_per_s = static_cast<double>(util::saturating_delta(p.reads, d.reads)) / seconds;
-      s.writes_per_s = static_cast<double>(util::saturating_delta(p.writes, d.writes)) / seconds;
-      s.read_bytes_per_s =
-          static_cast<double>(util::saturating_delta(p.read_bytes, d.read_bytes)) / seconds;
-      s.write_bytes_per_s =
-          static_cast<double>(util::saturating_delta(p.write_bytes, d.write_bytes)) / seconds;
-      if (p.flushes && d.flushes)
-        s.flushes_per_s =
-            static_cast<double>(util::saturating_delta(*p.flushes, *d.flushes)) / seconds;
-      out.disks.push_back(s);
-    }
-  }
-  if (a.net && b.net) {
-    auto delta = [&](std::string_view key) -> std::uint64_t {
-      auto x = a.net->get(key), y = b.net->get(key);
-      if (!x || !y || *y < *x) return 0;
-      return static_cast<std::uint64_t>(*y - *x);
-    };
-    out.tcp_retrans_per_s =
-        seconds > 0 ? static_cast<double>(delta("Tcp.RetransSegs")) / seconds : 0;
-    out.listen_overflows = delta("TcpExt.ListenOverflows");
-    out.listen_drops = delta("TcpExt.ListenDrops");
-    out.passive_opens = delta("Tcp.PassiveOpens");
-  }
-  if (b.sockstat) out.time_wait = b.sockstat->tcp_tw;
-  if (b.file_nr) {
-    out.files_open = b.file_nr->allocated;
-    out.files_max = b.file_nr->max;
-  }
-  out.cgroup_path = b.cgroup.memory_dir;
-  out.cgroup_memory_limit_bytes = b.cgroup.memory_limit_bytes;
-  out.cgroup_memory_usage_bytes = b.cgroup.memory_usage_bytes;
-  out.cgroup_nr_throttled = util::saturating_delta(a.cgroup.nr_throttled, b.cgroup.nr_throttled);
-  if (seconds > 0) {
-    out.cgroup_throttled_share = std::min(1.0, static_cast<double>(util::saturating_delta(
-                                                   a.cgroup.throttled_ns, b.cgroup.throttled_ns)) /
-                                                   1e9 / seconds);
-  }
-  return out;
 }
 
 double cpus_allowed_for(int pid, const procfs::ProcFs& proc) {
@@ -275,26 +218,6 @@ double cpus_allowed_for(int pid, const procfs::ProcFs& proc) {
     }
   }
   return cpus;
-}
-
-std::vector<model::Source> system_sources(const SystemSnapshot& s) {
-  std::vector<model::Source> out;
-  auto psi_ok = s.psi_cpu && s.psi_cpu->supported;
-  out.push_back({"psi", static_cast<bool>(psi_ok),
-                 "pressure stall information for cpu, memory and io",
-                 psi_ok ? ""
-                        : (s.psi_cpu ? s.psi_cpu->unsupported_reason + "; boot with psi=1"
-                                     : "no /proc/pressure: boot with psi=1 (kernel 4.20+)")});
-  out.push_back({"diskstats", static_cast<bool>(s.disks),
-                 "per-disk utilization, await and queue depth",
-                 s.disks ? "" : "/proc/diskstats is unreadable"});
-  out.push_back({"net counters", static_cast<bool>(s.net),
-                 "TCP retransmits, listen overflows and drops",
-                 s.net ? "" : "/proc/PID/net/snmp is unreadable: run as root"});
-  out.push_back({"cgroup", !s.cgroup.memory_dir.empty() || !s.cgroup.cpu_dir.empty(),
-                 "the target's cgroup memory limit and CPU throttling",
-                 s.cgroup.memory_dir.empty() ? "no memory cgroup found for the target" : ""});
-  return out;
 }
 
 }  // namespace chokepoint::collect::sampler

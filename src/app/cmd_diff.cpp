@@ -1,0 +1,53 @@
+// chokepoint diff: two recordings side by side (before and after a fix): the verdicts, the time
+// split and the evidence, with what moved and by how much.
+#include <iostream>
+#include <memory>
+
+#include "app/replay_window.h"
+#include "app/subcommand.h"
+#include "render/diagnosis_diff.h"
+#include "render/json_text.h"
+#include "util/fatal.h"
+
+namespace chokepoint::app {
+namespace {
+
+struct DiffArgs {
+  std::string before;
+  std::string after;
+  bool json = false;
+};
+
+int run_diff(const DiffArgs& a) {
+  const ReplayedWindow before = replay_window(a.before, "", "");
+  const ReplayedWindow after = replay_window(a.after, "", "");
+  const render::DiffSide x{a.before, &before.observation, &before.diagnosis, &before.load.json};
+  const render::DiffSide y{a.after, &after.observation, &after.diagnosis, &after.load.json};
+  if (a.json) {
+    std::cout << render::json_text(render::diagnosis_diff_json(x, y));
+  } else {
+    std::cout << render::diagnosis_diff_text(x, y);
+  }
+  std::cout.flush();
+  return util::kExitOk;
+}
+
+}  // namespace
+
+Subcommand make_diff_command(CLI::App& root) {
+  auto args = std::make_shared<DiffArgs>();
+  CLI::App* cli = root.add_subcommand(
+      "diff", "Compare two recordings, before and after a change: verdict, time split, evidence");
+  cli->add_option("BEFORE", args->before, "the recording before the change")->required();
+  cli->add_option("AFTER", args->after, "the recording after it")->required();
+  cli->add_flag("--json", args->json, "print JSON instead of text");
+  cli->footer(
+      "Example:\n"
+      "  chokepoint diagnose --pid 1234 --record before.chokepoint\n"
+      "  (fix, restart)\n"
+      "  chokepoint diagnose --pid 1234 --record after.chokepoint\n"
+      "  chokepoint diff before.chokepoint after.chokepoint");
+  return {cli, [args] { return run_diff(*args); }};
+}
+
+}  // namespace chokepoint::app

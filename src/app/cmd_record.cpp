@@ -1,0 +1,137 @@
+// chokepoint record: watch a target continuously and keep its raw samples in a recording, at a
+// low cost, within size and age limits, for chokepoint replay and diff.
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <memory>
+
+#include "app/cli_values.h"
+#include "app/subcommand.h"
+#include "app/target_session.h"
+#include "app/version.h"
+#include "collect/sampler/sampler.h"
+#include "store/recording.h"
+#include "util/escape.h"
+#include "util/fatal.h"
+
+namespace chokepoint::app {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) {
+  g_stop.store(true);
+}
+
+struct RecordArgs {
+  TargetArgs target;
+  std::string output;
+  std::string interval = "1s";
+  std::string duration;  // empty: until Ctrl-C or the target exits
+  std::string max_size;
+  std::string keep_for;
+};
+
+// Between one keyframe a minute and four per --keep-for span, so that age rotation drops little.
+constexpr std::int64_t kKeyframeEveryNs = 60'000'000'000;
+// fd tables and sockets are read this often (a readlink per fd).
+constexpr std::int64_t kFdTableEveryNs = 10'000'000'000;
+
+int run_record(const RecordArgs& a) {
+  const std::int64_t interval_ns = parse_duration_ns(a.interval, "--interval");
+  if (interval_ns < 10'000'000) {
+    util::usage_error("--interval must be at least 10ms", "pass e.g. --interval 1s");
+  }
+  std::int64_t duration_ns = std::numeric_limits<std::int64_t>::max();
+  if (!a.duration.empty()) {
+    duration_ns = parse_duration_ns(a.duration, "--duration");
+    if (duration_ns < interval_ns) {
+      util::usage_error("--duration must be at least --interval", "pass e.g. --duration 1h");
+    }
+  }
+  store::WriterOptions wo;
+  wo.chokepoint_version = kVersion;
+  if (!a.max_size.empty()) {
+    wo.max_bytes = parse_size_bytes(a.max_size, "--max-size");
+    if (wo.max_bytes < 64 * 1024) {
+      util::usage_error("--max-size must be at least 64K", "pass e.g. --max-size 100M");
+    }
+  }
+  if (!a.keep_for.empty()) {
+    wo.keep_for_ns = parse_duration_ns(a.keep_for, "--keep-for");
+    if (wo.keep_for_ns < 4 * interval_ns) {
+      util::usage_error("--keep-for must be at least four intervals", "pass e.g. --keep-for 1h");
+    }
+  }
+  wo.keyframe_every_ns =
+      wo.keep_for_ns > 0 ? std::min(kKeyframeEveryNs, wo.keep_for_ns / 4) : kKeyframeEveryNs;
+  wo.on_write_error = [](const util::Error& e) {
+    util::print_error(e);
+    std::cerr << "chokepoint: recording paused; it resumes when the file can be written again\n";
+  };
+  wo.on_write_resumed = [] { std::cerr << "chokepoint: recording resumed\n"; };
+  auto writer = store::RecordingWriter::create(a.output, std::move(wo));
+  if (!writer) throw util::FatalError(writer.error(), util::kExitRuntime);
+
+  auto session = TargetSession::open(a.target);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  collect::sampler::SamplerOptions opt;
+  opt.target = session->spec();
+  opt.duration_ns = duration_ns;
+  opt.interval_ns = interval_ns;
+  opt.stop = &g_stop;
+  opt.system_every_ns = interval_ns;
+  opt.fd_table_every_ns = std::max(interval_ns, kFdTableEveryNs);
+  auto sampler = collect::sampler::Sampler::create(opt);
+  if (!sampler) throw util::FatalError(sampler.error(), util::kExitRuntime);
+  std::cerr << fmt::format("chokepoint: recording {} every {:g} s to {} ({})...\n",
+                           util::terminal_text(session->describe()), interval_ns / 1e9,
+                           util::terminal_text(a.output),
+                           a.duration.empty() ? "Ctrl-C ends it" : "for " + a.duration);
+  auto ran = (*sampler)->run(**writer);
+  session->end_command();
+  const std::uint64_t ticks = (*writer)->ticks_written();
+  const std::uint64_t lost = (*writer)->ticks_lost();
+  const std::uint64_t rows = (*writer)->thread_rows_written();
+  writer->reset();  // closes the file
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(a.output, ec);
+  std::cerr << fmt::format(
+      "chokepoint: {} ticks recorded{}, {} thread rows, {} bytes ({:.0f} bytes per thread row)\n",
+      ticks, lost > 0 ? fmt::format(" ({} lost)", lost) : std::string(), rows, ec ? 0 : bytes,
+      rows > 0 && !ec ? static_cast<double>(bytes) / static_cast<double>(rows) : 0.0);
+  if (!ran) throw util::FatalError(ran.error(), util::kExitRuntime);
+  return lost > 0 ? util::kExitRuntime : util::kExitOk;
+}
+
+}  // namespace
+
+Subcommand make_record_command(CLI::App& root) {
+  auto args = std::make_shared<RecordArgs>();
+  CLI::App* cli = root.add_subcommand(
+      "record", "Record a service's thread states and counters for replay and diff, at low cost");
+  add_target_options(cli, args->target);
+  cli->add_option("-o,--output", args->output, "the recording to write (replaced if it exists)")
+      ->required()
+      ->option_text("FILE");
+  cli->add_option("-i,--interval", args->interval, "how often to sample")->capture_default_str();
+  cli->add_option("-d,--duration", args->duration,
+                  "how long to record (default: until Ctrl-C or the target exits)");
+  cli->add_option("--max-size", args->max_size,
+                  "drop the oldest samples to stay near this size (100M, 2G)");
+  cli->add_option("--keep-for", args->keep_for, "drop samples older than this (1h, 1d)");
+  cli->footer(
+      "Without a target, record watches the whole host. Examples:\n"
+      "  chokepoint record --pid 1234 -o service.chokepoint\n"
+      "  chokepoint record --name nginx -o nginx.chokepoint --max-size 100M --keep-for 1h\n"
+      "  chokepoint replay service.chokepoint --from 5m --to 10m");
+  return {cli, [args] { return run_record(*args); }};
+}
+
+}  // namespace chokepoint::app

@@ -1,0 +1,60 @@
+// chokepoint replay: re-run today's rules on a recording (or a part of it) and print the report a
+// live diagnose prints.
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+
+#include "analysis/diagnosis.h"
+#include "app/replay_window.h"
+#include "app/subcommand.h"
+#include "render/diagnosis_report.h"
+#include "render/json_text.h"
+#include "util/escape.h"
+#include "util/fatal.h"
+
+namespace chokepoint::app {
+namespace {
+
+struct ReplayArgs {
+  std::string path;
+  std::string from;
+  std::string to;
+  bool json = false;
+};
+
+int run_replay(const ReplayArgs& a) {
+  ReplayedWindow w = replay_window(a.path, a.from, a.to);
+  if (a.json) {
+    nlohmann::json j = render::diagnosis_json(w.observation, w.diagnosis);
+    if (!w.load.json.is_null()) j["load"] = w.load.json;
+    if (!w.run.is_null()) j["run"] = w.run;
+    std::cout << render::json_text(j);
+  } else {
+    std::cerr << fmt::format("chokepoint: replaying {} ({:.1f} s to {:.1f} s of {:.1f} s)\n",
+                             util::terminal_text(a.path), w.from_s, w.to_s, w.length_s);
+    std::cout << render::diagnosis_text(w.observation, w.diagnosis) << w.load.text;
+  }
+  std::cout.flush();
+  return util::kExitOk;
+}
+
+}  // namespace
+
+Subcommand make_replay_command(CLI::App& root) {
+  auto args = std::make_shared<ReplayArgs>();
+  CLI::App* cli = root.add_subcommand(
+      "replay", "Diagnose a recording again, or a part of it: the report a live diagnose prints");
+  cli->add_option("FILE", args->path, "a recording (chokepoint record, or diagnose --record)")
+      ->required();
+  cli->add_option("--from", args->from, "start this far into the recording (10s, 2m)");
+  cli->add_option("--to", args->to, "end this far into the recording");
+  cli->add_flag("--json", args->json, "print the JSON report (schema 1) instead of text");
+  cli->footer(
+      "Examples:\n"
+      "  chokepoint replay before.chokepoint\n"
+      "  chokepoint replay service.chokepoint --from 10m --to 15m --json");
+  return {cli, [args] { return run_replay(*args); }};
+}
+
+}  // namespace chokepoint::app

@@ -1,0 +1,52 @@
+#pragma once
+// A diagnosis window kept in a recording and brought back: the samples, and what diagnose added
+// after the window (the stack evidence for its verdict), so that a replay prints the report the
+// live run printed.
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "analysis/diagnosis.h"
+#include "app/diagnose_stacks.h"
+#include "model/observation.h"
+#include "model/samples.h"
+#include "store/recording.h"
+
+namespace chokepoint::app {
+
+// The load diagnose --load drove while it watched, as its report printed it: the JSON object
+// (null when there was no load) and the text section (empty when the load failed).
+struct RecordedLoad {
+  nlohmann::json json;
+  std::string text;
+};
+
+// What the whole diagnose run cost (model::Overhead::run_wall_s and run_cpu_s): kept, so that a
+// replay of the whole recording prints the live report's cost line.
+struct RecordedRunCost {
+  double wall_s = 0;
+  double cpu_s = 0;
+  nlohmann::json run;  // the JSON report's "run": wall_s, promised_s, phases_s (null: none)
+};
+
+// Adds stacks found after the window to its report: sentences to the primary bottleneck's
+// evidence, and the stacks' source. Does nothing for a verdict without stacks.
+void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::Diagnosis& d);
+
+// Writes the window's ticks, and the stacks and the load when there are some. Errors: the file
+// could not be written (with hints).
+util::Result<void> save_window(store::RecordingWriter& writer, const model::Samples& samples,
+                               const std::optional<VerdictStacks>& stacks, const RecordedLoad& load,
+                               const RecordedRunCost& cost);
+
+// The run cost a diagnose --record kept; zeros when there is none.
+RecordedRunCost saved_run_cost(const store::RecordingReader& reader);
+
+// The stacks a diagnose --record kept, nullopt when there are none (or the note is damaged).
+std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader);
+
+// The load a diagnose --load --record kept; json is null when there was none.
+RecordedLoad saved_load(const store::RecordingReader& reader);
+
+}  // namespace chokepoint::app

@@ -1,0 +1,61 @@
+#include "app/replay_window.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+
+#include "app/cli_values.h"
+#include "app/recorded_window.h"
+#include "model/builder.h"
+#include "util/fatal.h"
+
+namespace chokepoint::app {
+
+ReplayedWindow replay_window(const std::string& path, const std::string& from,
+                             const std::string& to) {
+  auto reader = store::RecordingReader::open(path);
+  if (!reader) throw util::FatalError(reader.error(), util::kExitRuntime);
+  const auto range = reader->time_range();
+  if (!range) {
+    util::usage_error(fmt::format("{} holds no samples", path),
+                      "record for longer than one interval");
+  }
+  const std::int64_t length_ns = range->second - range->first;
+  const std::int64_t from_ns = from.empty() ? 0 : parse_duration_ns(from, "--from");
+  const std::int64_t to_ns = to.empty() ? length_ns : parse_duration_ns(to, "--to");
+  if (from_ns >= to_ns || from_ns >= length_ns) {
+    util::usage_error(
+        fmt::format("the window {:.1f} s to {:.1f} s is empty or outside the recording",
+                    from_ns / 1e9, to_ns / 1e9),
+        fmt::format("{} covers 0 s to {:.1f} s: pick --from below --to within it", path,
+                    length_ns / 1e9));
+  }
+  const std::int64_t end_ns = std::min(to_ns, length_ns);
+  model::ObservationBuilder builder(reader->info(), range->first + from_ns, range->first + end_ns);
+  auto read =
+      reader->read_ticks(range->first + end_ns, [&](model::Tick&& t) { return builder.add(t); });
+  if (!read) throw util::FatalError(read.error(), util::kExitRuntime);
+  ReplayedWindow w;
+  w.observation = builder.finish();
+  if (w.observation.threads.empty()) {
+    util::usage_error(fmt::format("no thread of the target was seen in that part of {}", path),
+                      "widen the window with --from and --to");
+  }
+  w.diagnosis = analysis::diagnose(w.observation);
+  // The stacks and the run's cost belong to the whole window diagnose saw, not to a part of it.
+  if (from.empty() && to.empty()) {
+    if (auto stacks = saved_stacks(*reader)) add_stacks(*stacks, w.observation, w.diagnosis);
+    w.load = saved_load(*reader);
+    const RecordedRunCost cost = saved_run_cost(*reader);
+    w.observation.overhead.run_wall_s = cost.wall_s;
+    w.observation.overhead.run_cpu_s = cost.cpu_s;
+    w.run = cost.run;
+  }
+  w.meta = reader->meta();
+  w.from_s = static_cast<double>(from_ns) / 1e9;
+  w.to_s = static_cast<double>(end_ns) / 1e9;
+  w.length_s = static_cast<double>(length_ns) / 1e9;
+  return w;
+}
+
+}  // namespace chokepoint::app

@@ -1,0 +1,30 @@
+#pragma once
+// A window of a recording diagnosed again, for replay and diff: the recording opened, the window
+// chosen (--from and --to are offsets from its first tick), the observation built and diagnosed,
+// and the stacks diagnose kept added back.
+
+#include <string>
+
+#include "analysis/diagnosis.h"
+#include "app/recorded_window.h"
+#include "model/observation.h"
+#include "store/recording.h"
+
+namespace chokepoint::app {
+
+struct ReplayedWindow {
+  model::Observation observation;
+  analysis::Diagnosis diagnosis;
+  store::RecordingMeta meta;
+  RecordedLoad load;            // the load diagnose --load drove (whole recordings only)
+  nlohmann::json run;           // the live run's "run" (whole recordings only; null: none)
+  double from_s = 0, to_s = 0;  // the window, from the recording's first tick
+  double length_s = 0;          // the whole recording
+};
+
+// Throws util::FatalError: the file cannot be read (exit 1), the window is outside the
+// recording or empty (exit 2).
+ReplayedWindow replay_window(const std::string& path, const std::string& from,
+                             const std::string& to);
+
+}  // namespace chokepoint::app

@@ -1,0 +1,72 @@
+#pragma once
+// What a sampled thread waits on, as raw evidence for model::classify_wait: the role of the fd its
+// syscall names (a file, an accepted client, an upstream we called, a pipe...), the fds a poll(2)
+// names, whether its process has requests out or data queued on its TCP sockets, and the libc
+// function under a futex sleep. Also keeps the TCP socket reads it made, as samples.
+//
+// Thread-safety: used by the sampler thread only.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "collect/procfs/proc_fs.h"
+#include "collect/procfs/task.h"
+#include "collect/sampler/futex_stack.h"
+#include "collect/sampler/sockets.h"
+#include "model/samples.h"
+#include "model/wait.h"
+
+namespace chokepoint::collect::sampler {
+
+class WaitObserver {
+ public:
+  // proc must outlive the observer.
+  explicit WaitObserver(const procfs::ProcFs& proc);
+
+  // The observation of one thread of `pid` in state `state` (stat field 3) whose syscall file
+  // read `sc`. majflt_delta is left 0 (the model derives it).
+  model::WaitObservation observe(int pid, const procfs::SyscallState& sc, char state,
+                                 std::int64_t now_ns);
+
+  // Reads every TCP socket of pid now, even if they were read recently.
+  void read_sockets(int pid, std::int64_t now_ns);
+
+  // The socket reads made since the last call, oldest first.
+  std::vector<model::SocketSample> take_socket_samples();
+
+  const FutexStackStats& stack_stats() const { return futex_stacks_.stats(); }
+  const std::string& stack_problem() const { return futex_stacks_.problem(); }
+  std::string socket_problem() const { return sockets_.problem(); }
+
+ private:
+  struct NetWait {
+    // Per tick: does this process wait on the network (outstanding upstream requests, or data
+    // queued to slow clients)? Computed lazily, at most once per socket refresh.
+    std::int64_t at_ns = -1;
+    bool waits = false;
+    std::string detail;
+    std::size_t socket_count = 0;  // TCP sockets at the last look
+  };
+  void compute_net_wait(int pid, NetWait& p, std::int64_t now_ns);
+  // What an fd of `pid` is, for the wait classifier: its role and a stable detail text.
+  std::pair<model::FdRole, std::string> classify_fd(int pid, int fd, std::int64_t now_ns);
+  // poll(2)/ppoll(2) on a few fds: reads the pollfd array from the thread's memory and says
+  // whether it waits on a peer (a connection the process opened, or a full send buffer), with the
+  // detail. std::nullopt when the array cannot be read (no ptrace access, too many fds).
+  std::optional<std::pair<bool, std::string>> poll_waits_on_network(
+      int pid, const model::WaitObservation& obs, std::int64_t now_ns);
+
+  const procfs::ProcFs& proc_;
+  SocketTracker sockets_;
+  // Tells rwlock and semaphore waits from parked threads for FUTEX_WAIT_BITSET sleepers.
+  FutexStackScanner futex_stacks_;
+  std::map<int, NetWait> net_waits_;
+  std::vector<model::SocketSample> socket_samples_;
+  bool poll_read_denied_ = false;  // process_vm_readv failed with EPERM once: do not retry
+};
+
+}  // namespace chokepoint::collect::sampler

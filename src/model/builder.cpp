@@ -1,0 +1,621 @@
+#include "model/builder.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "util/counters.h"
+
+namespace chokepoint::model {
+namespace {
+
+// CPU a major fault costs in the kernel, reclaim included: about 80 µs measured on the lab's
+// paging scenario on this VM (stime / majflt); 50 µs is the conservative bound we attribute.
+constexpr double kMajorFaultCpuNs = 50'000;
+
+std::int64_t delta_ns(std::uint64_t before, std::uint64_t after) {
+  return static_cast<std::int64_t>(util::saturating_delta(before, after));
+}
+
+struct ThreadTrack {
+  ThreadAccount account;
+  std::uint64_t run_ns = 0, run_delay_ns = 0;
+  std::uint64_t majflt = 0, blkio_ns = 0, utime_ns = 0, stime_ns = 0;
+  std::int64_t last_ns = 0;  // the last read that the account covers
+  WaitClass last_wait;
+  bool last_in_disk_sync = false;
+  bool last_mutex_wait = false;
+};
+
+struct ProcessTrack {
+  std::string name;
+  bool seen_in_window = false;
+  std::optional<ProcessIo> io_first, io_last;
+  std::uint64_t rss_first = 0, rss_last = 0, rss_max = 0;
+  std::uint64_t anon_first = 0, anon_last = 0, anon_max = 0;
+  std::optional<GroupDelays> delays_first, delays_last;
+  std::uint64_t majflt = 0;
+  std::set<int> tids;
+  std::optional<std::uint64_t> open_fds, fd_soft_limit;
+  std::map<std::uint64_t, SocketSample> sockets_first, sockets_last;  // by inode
+};
+
+class Builder {
+ public:
+  Builder(const RecordingInfo& info, std::int64_t start_ns, std::int64_t end_ns)
+      : info_(info), start_(start_ns), end_(end_ns) {}
+  // The window runs from the first tick to the last one added.
+  explicit Builder(const RecordingInfo& info)
+      : info_(info), start_(0), end_(std::numeric_limits<std::int64_t>::max()), open_(true) {}
+
+  // False (and the tick ignored) past the window's end.
+  bool tick(const Tick& t);
+  Observation finish();
+
+ private:
+  bool in_window(std::int64_t at) const { return at >= start_ && at <= end_; }
+  // Quiet time [from, to] of a thread, in the wait it was last seen in, cut to the window.
+  void add_quiet(ThreadTrack& t, std::int64_t from, std::int64_t to);
+  void thread_sample(const ThreadSample& s);
+  void end_thread(const ThreadEnd& e);
+  void process_sample(const ProcessSample& s);
+
+  const RecordingInfo& info_;
+  std::int64_t start_, end_;
+  bool open_ = false;
+  bool any_tick_ = false;
+  std::int64_t last_at_ = 0;
+  std::map<std::pair<int, int>, ThreadTrack> threads_;
+  std::vector<ThreadAccount> finished_;
+  std::map<int, ProcessTrack> processes_;
+  std::set<int> pids_;
+  std::int64_t in_disk_sync_ = 0;  // threads whose last wait is a disk sync
+  std::int64_t lock_behind_disk_ns_ = 0;
+  std::uint64_t syscall_denied_ = 0;
+  double runnable_sum_ = 0;
+  int runnable_count_ = 0;
+  std::optional<SystemSample> sys_first_, sys_last_;
+  std::optional<CollectorSample> collector_before_, collector_last_;
+  bool exited_ = false;
+};
+
+void Builder::add_quiet(ThreadTrack& t, std::int64_t from, std::int64_t to) {
+  from = std::max(from, start_);
+  to = std::min(to, end_);
+  if (to <= from) return;
+  Interval iv;
+  iv.wall_ns = to - from;
+  iv.wait = t.last_wait;
+  add_interval(t.account, iv);
+}
+
+void Builder::thread_sample(const ThreadSample& s) {
+  const auto id = std::make_pair(s.key.pid, s.key.tid);
+  if (s.first) {
+    // A first read without stat, or of a thread already watched, says nothing usable.
+    if (!s.has_stat || threads_.count(id) != 0) return;
+    ThreadTrack t;
+    t.account.key = s.key;
+    t.account.comm = s.comm;
+    t.account.process_name = s.process_name;
+    t.account.first_seen_ns = s.at_ns;
+    t.account.last_seen_ns = s.at_ns;
+    t.run_ns = s.run_ns;
+    t.run_delay_ns = s.run_delay_ns;
+    t.majflt = s.majflt;
+    t.blkio_ns = s.blkio_delay_ns;
+    t.utime_ns = s.utime_ns;
+    t.stime_ns = s.stime_ns;
+    t.last_ns = s.at_ns;
+    WaitObservation obs = s.wait;
+    obs.majflt_delta = 0;
+    t.last_wait = classify_wait(obs);
+    if (in_window(s.at_ns) && obs.where == SyscallWhere::kUnknown) ++syscall_denied_;
+    processes_[s.key.pid].tids.insert(s.key.tid);
+    threads_.emplace(id, std::move(t));
+    return;
+  }
+  auto it = threads_.find(id);
+  if (it == threads_.end()) return;
+  ThreadTrack& t = it->second;
+  if (s.at_ns < t.last_ns) return;  // out of order: a broken recording
+  // The polls that found it unchanged: still in the wait it was last seen in.
+  const std::int64_t prev = std::clamp(s.prev_poll_ns, t.last_ns, s.at_ns);
+  add_quiet(t, t.last_ns, prev);
+  const bool count = s.at_ns > start_ && s.at_ns <= end_;
+  Interval iv;
+  iv.wall_ns = s.at_ns - std::max(prev, start_);
+  iv.on_cpu_ns = delta_ns(t.run_ns, s.run_ns);
+  iv.cpu_wait_ns = delta_ns(t.run_delay_ns, s.run_delay_ns);
+  t.run_ns = s.run_ns;
+  t.run_delay_ns = s.run_delay_ns;
+  t.last_ns = s.at_ns;
+  t.account.last_seen_ns = s.at_ns;
+  if (!s.has_stat) return;  // it ran, but vanished before its state was read
+
+  const std::uint64_t majflt_delta = util::saturating_delta(t.majflt, s.majflt);
+  const std::uint64_t du = util::saturating_delta(t.utime_ns, s.utime_ns);
+  const std::uint64_t ds = util::saturating_delta(t.stime_ns, s.stime_ns);
+  t.majflt = s.majflt;
+  if (count) t.account.blkio_delay_ns += delta_ns(t.blkio_ns, s.blkio_delay_ns);
+  t.blkio_ns = s.blkio_delay_ns;
+  t.utime_ns = s.utime_ns;
+  t.stime_ns = s.stime_ns;
+  WaitObservation obs = s.wait;
+  obs.majflt_delta = majflt_delta;
+  if (count && obs.where == SyscallWhere::kUnknown) ++syscall_denied_;
+  const WaitClass wait = classify_wait(obs);
+  const bool in_disk_sync =
+      obs.where == SyscallWhere::kInSyscall && is_disk_sync_syscall(obs.syscall_nr);
+  // Kernel time of a thread that was inside fsync at both ends of the interval is disk work.
+  // Kernel time of a thread that took major faults is fault and reclaim work, up to
+  // kMajorFaultCpuNs per fault (the faults are on its critical path; the cap keeps a network
+  // server with a rare fault from turning its syscall time into memory).
+  const double kernel_ns =
+      static_cast<double>(iv.on_cpu_ns) *
+      (du + ds > 0 ? static_cast<double>(ds) / static_cast<double>(du + ds) : 0.0);
+  if (in_disk_sync && t.last_in_disk_sync) {
+    iv.kernel_work_ns = static_cast<std::int64_t>(kernel_ns);
+    iv.kernel_work_resource = Resource::kDisk;
+  } else if (majflt_delta > 0) {
+    iv.kernel_work_ns = static_cast<std::int64_t>(
+        std::min(kernel_ns, static_cast<double>(majflt_delta) * kMajorFaultCpuNs));
+    iv.kernel_work_resource = Resource::kMemory;
+  }
+  // The off-CPU time of the interval: if it is seen running now, the last wait it was in.
+  iv.wait = (wait.resource == Resource::kOnCpu) ? t.last_wait : wait;
+  const bool mutex_now = is_lock_queue(wait);
+  if (mutex_now && t.last_mutex_wait) iv.cpu_wait_resource = Resource::kLock;
+  iv.majflt_delta = majflt_delta;
+  if (wait.resource != Resource::kOnCpu) {
+    t.last_wait = wait;
+    in_disk_sync_ += (in_disk_sync ? 1 : 0) - (t.last_in_disk_sync ? 1 : 0);
+    t.last_in_disk_sync = in_disk_sync;
+    t.last_mutex_wait = mutex_now;
+  }
+  if (count) {
+    processes_[s.key.pid].majflt += majflt_delta;
+    add_interval(t.account, iv);
+  }
+}
+
+void Builder::end_thread(const ThreadEnd& e) {
+  auto it = threads_.find({e.pid, e.tid});
+  if (it == threads_.end()) return;
+  ThreadTrack& t = it->second;
+  add_quiet(t, t.last_ns, std::max(t.last_ns, e.last_poll_ns));
+  if (t.last_in_disk_sync) --in_disk_sync_;
+  // A thread that ended before the window is not part of it.
+  if (e.last_poll_ns >= start_) finished_.push_back(std::move(t.account));
+  threads_.erase(it);
+}
+
+void Builder::process_sample(const ProcessSample& s) {
+  ProcessTrack& p = processes_[s.pid];
+  if (s.name && p.name.empty()) p.name = *s.name;
+  if (!in_window(s.at_ns)) return;
+  const bool first = !p.seen_in_window;
+  p.seen_in_window = true;
+  if (first) {
+    p.io_first = s.io;
+    p.rss_first = s.has_status ? s.rss_bytes : 0;
+    p.anon_first = s.has_status ? s.anon_bytes : 0;
+  }
+  if (s.io) p.io_last = s.io;
+  if (s.has_status) {
+    p.rss_last = s.rss_bytes;
+    p.rss_max = std::max(p.rss_max, s.rss_bytes);
+    p.anon_last = s.anon_bytes;
+    p.anon_max = std::max(p.anon_max, s.anon_bytes);
+  }
+  if (s.delays) {
+    if (!p.delays_first) p.delays_first = s.delays;
+    p.delays_last = s.delays;
+  }
+  if (s.open_fds) p.open_fds = s.open_fds;
+  if (s.fd_soft_limit) p.fd_soft_limit = s.fd_soft_limit;
+}
+
+bool Builder::tick(const Tick& t) {
+  if (t.at_ns > end_) return false;
+  if (open_) {
+    if (!any_tick_) start_ = t.at_ns;
+    last_at_ = std::max(last_at_, t.at_ns);
+  }
+  any_tick_ = true;
+  const bool inside = in_window(t.at_ns);
+  for (int pid : t.new_pids) pids_.insert(pid);
+  for (const auto& e : t.ended) end_thread(e);
+  for (const auto& s : t.threads) thread_sample(s);
+  for (const auto& p : t.processes) process_sample(p);
+  if (inside) {
+    for (const auto& s : t.sockets) {
+      ProcessTrack& p = processes_[s.pid];
+      p.sockets_first.try_emplace(s.inode, s);
+      p.sockets_last[s.inode] = s;
+    }
+  }
+  // Lock waits that coincide with a disk sync in the same process: the lock is held across IO.
+  // Two passes over every thread only when some thread is in a disk sync at all (at 10,000
+  // threads the passes cost more than the sampling itself).
+  if (inside && t.lock_credit_ns > 0 && in_disk_sync_ > 0) {
+    std::map<int, int> disk_sync_threads;
+    for (const auto& [id, th] : threads_) {
+      if (th.last_in_disk_sync) ++disk_sync_threads[id.first];
+    }
+    for (const auto& [id, th] : threads_) {
+      if (th.last_mutex_wait && disk_sync_threads[id.first] > 0) {
+        lock_behind_disk_ns_ += t.lock_credit_ns;
+      }
+    }
+  }
+  if (t.collector) {
+    if (inside) {
+      collector_last_ = t.collector;
+    } else if (t.at_ns < start_) {
+      collector_before_ = t.collector;
+    }
+  }
+  if (!inside) return true;
+  if (t.system) {
+    if (!sys_first_) sys_first_ = t.system;
+    sys_last_ = t.system;
+  }
+  if (t.runnable) {
+    runnable_sum_ += static_cast<double>(*t.runnable);
+    ++runnable_count_;
+  }
+  exited_ = t.target_exited;
+  return true;
+}
+
+ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
+  ProcessSummary ps;
+  ps.pid = pid;
+  ps.name = p.name;
+  ps.threads = static_cast<int>(p.tids.size());
+  ps.rss_start_bytes = p.rss_first;
+  ps.rss_end_bytes = p.rss_last;
+  ps.rss_max_bytes = p.rss_max;
+  ps.anon_start_bytes = p.anon_first;
+  ps.anon_end_bytes = p.anon_last;
+  ps.anon_max_bytes = p.anon_max;
+  ps.majflt = p.majflt;
+  if (p.delays_first && p.delays_last) {
+    const auto& a = *p.delays_first;
+    const auto& b = *p.delays_last;
+    ps.has_delays = true;
+    ps.delay_cpu_ns = util::saturating_delta(a.cpu_ns, b.cpu_ns);
+    ps.delay_blkio_ns = util::saturating_delta(a.blkio_ns, b.blkio_ns);
+    ps.delay_swapin_ns = util::saturating_delta(a.swapin_ns, b.swapin_ns);
+    ps.delay_reclaim_ns = util::saturating_delta(a.reclaim_ns, b.reclaim_ns);
+    ps.delay_thrashing_ns = util::saturating_delta(a.thrashing_ns, b.thrashing_ns);
+    ps.delay_compact_ns = util::saturating_delta(a.compact_ns, b.compact_ns);
+  }
+  if (p.io_first && p.io_last) {
+    ps.read_bytes = util::saturating_delta(p.io_first->read_bytes, p.io_last->read_bytes);
+    ps.write_bytes = util::saturating_delta(p.io_first->write_bytes, p.io_last->write_bytes);
+    ps.syscw = util::saturating_delta(p.io_first->syscw, p.io_last->syscw);
+  }
+  if (p.fd_soft_limit) ps.fd_soft_limit = *p.fd_soft_limit;
+  if (!p.open_fds) return ps;  // the fd table was unreadable: no socket summary either
+  ps.open_fds = *p.open_fds;
+  std::set<std::string> peers;
+  std::uint64_t acked = 0;
+  for (const auto& [inode, s] : p.sockets_last) {
+    if (s.state == SocketState::kListen) {
+      ++ps.listeners;
+      ps.listen_sockets.push_back(fmt::format("{}:{} backlog {}, accept queue {}", s.local_addr,
+                                              s.local_port, s.send_queue_bytes,
+                                              s.recv_queue_bytes));
+      continue;
+    }
+    if (s.state != SocketState::kEstablished) continue;
+    if (s.server_side) {
+      ++ps.server_connections;
+    } else {
+      ++ps.client_connections;
+      peers.insert(fmt::format("{}:{}", s.remote_addr, s.remote_port));
+      ps.upstream_rtt_us_max = std::max<std::uint64_t>(ps.upstream_rtt_us_max, s.rtt_us);
+    }
+    ps.notsent_bytes += s.notsent_bytes;
+    auto f = p.sockets_first.find(inode);
+    if (f != p.sockets_first.end()) {
+      ps.sndbuf_limited_us +=
+          util::saturating_delta(f->second.sndbuf_limited_us, s.sndbuf_limited_us);
+      ps.rwnd_limited_us += util::saturating_delta(f->second.rwnd_limited_us, s.rwnd_limited_us);
+      acked += util::saturating_delta(f->second.bytes_acked, s.bytes_acked);
+    }
+  }
+  ps.upstream_peers.assign(peers.begin(), peers.end());
+  ps.bytes_sent_per_s =
+      secs > 0 ? static_cast<std::uint64_t>(static_cast<double>(acked) / secs) : 0;
+  return ps;
+}
+
+std::vector<Source> collector_sources(const Observation& obs, const CollectorSample& c,
+                                      std::uint64_t syscall_denied, std::int64_t interval_ns) {
+  std::vector<Source> out;
+  std::int64_t blkio = 0;
+  for (const auto& t : obs.threads) blkio += t.blkio_delay_ns;
+  const bool delayacct = c.delayacct_readable && c.delayacct_on;
+  out.push_back(
+      {"delay accounting", delayacct,
+       fmt::format("exact time blocked on block IO ({:.3f} s over the target's threads; only "
+                   "tasks started "
+                   "after kernel.task_delayacct was switched on carry it)",
+                   static_cast<double>(blkio) / 1e9),
+       c.delayacct_readable
+           ? "run as root: diagnose switches kernel.task_delayacct on for the run (tasks started "
+             "after that carry data, e.g. with -- COMMAND), or set it before starting the service"
+           : "this kernel has no kernel.task_delayacct"});
+  std::uint64_t memory_ns = 0, blkio_ns = 0;
+  for (const auto& ps : obs.processes) {
+    memory_ns += ps.delay_memory_ns();
+    blkio_ns += ps.delay_blkio_ns;
+  }
+  out.push_back(
+      {"taskstats", c.taskstats_open && delayacct,
+       fmt::format("exact swap-in, reclaim, thrashing and compaction delays per process ({:.3f} "
+                   "s memory, {:.3f} s block IO over the target)",
+                   static_cast<double>(memory_ns) / 1e9, static_cast<double>(blkio_ns) / 1e9),
+       c.taskstats_open ? (delayacct ? "" : "kernel.task_delayacct is off") : c.taskstats_problem});
+  out.push_back({"thread state sampling", syscall_denied == 0,
+                 fmt::format("thread state, syscall and fd every {} ms for threads that ran",
+                             interval_ns / 1'000'000),
+                 syscall_denied == 0
+                     ? ""
+                     : fmt::format("{} reads of /proc/TID/syscall were refused: run as "
+                                   "root or as the target's owner to see what threads "
+                                   "wait on",
+                                   syscall_denied)});
+  out.push_back(
+      {"stack scan", c.stack_problem.empty(),
+       fmt::format("the libc function under each futex(FUTEX_WAIT_BITSET) sleep tells rwlock and "
+                   "semaphore waits (lock) from parked threads (idle): {} stacks read, {} named, "
+                   "{} answers from the cache",
+                   c.stack_scans, c.stack_named, c.stack_cache_hits),
+       c.stack_problem.empty()
+           ? ""
+           : c.stack_problem +
+                 ": run as root or as the target's owner (reading a thread's stack needs ptrace "
+                 "access); until then rwlock and semaphore waits read as idle"});
+  out.push_back({"tcp_info (sock_diag)", c.socket_problem.empty(),
+                 "per-connection RTT, queues, send-buffer-limited time", c.socket_problem});
+  return out;
+}
+
+Observation Builder::finish() {
+  if (open_) end_ = any_tick_ ? last_at_ : start_;
+  Observation obs;
+  obs.target = info_.target;
+  obs.target.pids.assign(pids_.begin(), pids_.end());
+  obs.duration_ns = end_ - start_;
+  obs.interval_ns = info_.interval_ns;
+  obs.target_exited = exited_;
+  finished_.reserve(finished_.size() + threads_.size());
+  for (auto& [id, t] : threads_) {
+    add_quiet(t, t.last_ns, end_);
+    finished_.push_back(std::move(t.account));
+  }
+  threads_.clear();
+  obs.threads = std::move(finished_);
+  obs.lock_wait_behind_disk_ns = lock_behind_disk_ns_;
+
+  const double secs = static_cast<double>(obs.duration_ns) / 1e9;
+  for (const auto& [pid, p] : processes_) {
+    if (p.seen_in_window) obs.processes.push_back(summarize_process(pid, p, secs));
+  }
+  if (sys_first_ && sys_last_) {
+    obs.system = summarize_system(*sys_first_, *sys_last_, secs);
+    obs.sources = system_sources(*sys_last_);
+  }
+  if (runnable_count_ > 0) obs.system.run_queue_avg = runnable_sum_ / runnable_count_;
+  const CollectorSample c = collector_last_.value_or(CollectorSample{});
+  if (c.cpus_allowed && !obs.target.pids.empty()) obs.system.cpus_allowed = *c.cpus_allowed;
+  auto more = collector_sources(obs, c, syscall_denied_, info_.interval_ns);
+  obs.sources.insert(obs.sources.end(), more.begin(), more.end());
+  obs.sources.insert(
+      obs.sources.begin(),
+      {"schedstat", true, "exact on-CPU and run-queue wait time of every thread", ""});
+
+  const CollectorSample before = collector_before_.value_or(CollectorSample{});
+  obs.overhead.cpu_s = static_cast<double>(c.cpu_ns - before.cpu_ns) / 1e9;
+  obs.overhead.rss_bytes = c.rss_bytes;
+  obs.overhead.thread_samples = util::saturating_delta(before.thread_samples, c.thread_samples);
+  obs.overhead.deep_samples = util::saturating_delta(before.deep_samples, c.deep_samples);
+  return obs;
+}
+
+std::uint64_t opt_delta(const std::optional<std::uint64_t>& a,
+                        const std::optional<std::uint64_t>& b) {
+  if (!a || !b) return 0;
+  return util::saturating_delta(*a, *b);
+}
+
+double psi_share(const PressureSample& a, const PressureSample& b, bool full, double seconds) {
+  if (!a.supported || !b.supported || seconds <= 0) return 0;
+  const auto& la = full ? a.full_total_ns : a.some_total_ns;
+  const auto& lb = full ? b.full_total_ns : b.some_total_ns;
+  if (!la || !lb) return 0;
+  return std::min(1.0, static_cast<double>(util::saturating_delta(*la, *lb)) / 1e9 / seconds);
+}
+
+}  // namespace
+
+struct ObservationBuilder::Impl {
+  Impl(const RecordingInfo& info, std::int64_t from_ns, std::int64_t to_ns)
+      : info_copy(info), builder(info_copy, from_ns, std::max(from_ns, to_ns)) {}
+  explicit Impl(const RecordingInfo& info) : info_copy(info), builder(info_copy) {}
+  RecordingInfo info_copy;
+  Builder builder;
+};
+
+ObservationBuilder::ObservationBuilder(const RecordingInfo& info, std::int64_t from_ns,
+                                       std::int64_t to_ns)
+    : impl_(std::make_unique<Impl>(info, from_ns, to_ns)) {}
+ObservationBuilder::ObservationBuilder(const RecordingInfo& info)
+    : impl_(std::make_unique<Impl>(info)) {}
+ObservationBuilder::~ObservationBuilder() = default;
+
+bool ObservationBuilder::add(const Tick& tick) {
+  return impl_->builder.tick(tick);
+}
+
+Observation ObservationBuilder::finish() {
+  return impl_->builder.finish();
+}
+
+ObservationSink::ObservationSink(Samples* keep) : keep_(keep) {}
+ObservationSink::~ObservationSink() = default;
+
+void ObservationSink::begin(const RecordingInfo& info) {
+  builder_ = std::make_unique<ObservationBuilder>(info);
+  if (keep_) keep_->begin(info);
+}
+
+void ObservationSink::add(Tick tick) {
+  builder_->add(tick);
+  if (keep_) keep_->add(std::move(tick));
+}
+
+Observation ObservationSink::finish() {
+  return builder_->finish();
+}
+
+Observation build_observation(const RecordingInfo& info, const std::vector<Tick>& ticks,
+                              const Window& window) {
+  if (ticks.empty()) {
+    Observation obs;
+    obs.target = info.target;
+    obs.interval_ns = info.interval_ns;
+    return obs;
+  }
+  const std::int64_t start = window.from_ns.value_or(ticks.front().at_ns);
+  const std::int64_t end = window.to_ns.value_or(ticks.back().at_ns);
+  ObservationBuilder b(info, start, end);
+  for (const auto& t : ticks) {
+    if (!b.add(t)) break;
+  }
+  return b.finish();
+}
+
+SystemSummary summarize_system(const SystemSample& a, const SystemSample& b, double seconds) {
+  SystemSummary out;
+  out.cpus_online = b.cpus_online;
+  out.cpus_allowed = out.cpus_online;
+  if (a.has_cpu && b.has_cpu) {
+    const auto total = static_cast<double>(util::saturating_delta(a.cpu_total_ns, b.cpu_total_ns));
+    const auto busy = static_cast<double>(util::saturating_delta(a.cpu_busy_ns, b.cpu_busy_ns));
+    const auto iowait =
+        static_cast<double>(util::saturating_delta(a.cpu_iowait_ns, b.cpu_iowait_ns));
+    if (total > 0) {
+      out.cpu_utilization = busy / total;
+      out.iowait_share = iowait / total;
+    }
+  }
+  out.psi_cpu = {b.psi_cpu.supported, psi_share(a.psi_cpu, b.psi_cpu, false, seconds),
+                 psi_share(a.psi_cpu, b.psi_cpu, true, seconds)};
+  out.psi_memory = {b.psi_memory.supported, psi_share(a.psi_memory, b.psi_memory, false, seconds),
+                    psi_share(a.psi_memory, b.psi_memory, true, seconds)};
+  out.psi_io = {b.psi_io.supported, psi_share(a.psi_io, b.psi_io, false, seconds),
+                psi_share(a.psi_io, b.psi_io, true, seconds)};
+  if (b.has_meminfo) {
+    out.mem_total_bytes = b.mem_total_bytes;
+    out.mem_available_bytes = b.mem_available_bytes;
+    out.swap_used_bytes = util::saturating_delta(b.swap_free_bytes, b.swap_total_bytes);
+  }
+  const auto vm = [](const SystemSample& s, std::uint64_t v) { return s.has_vmstat ? v : 0; };
+  if (seconds > 0) {
+    out.majflt_per_s =
+        static_cast<double>(util::saturating_delta(vm(a, a.pgmajfault), vm(b, b.pgmajfault))) /
+        seconds;
+    out.refaults_per_s =
+        static_cast<double>(util::saturating_delta(vm(a, a.refault_file), vm(b, b.refault_file)) +
+                            util::saturating_delta(vm(a, a.refault_anon), vm(b, b.refault_anon))) /
+        seconds;
+  }
+  out.oom_kills = util::saturating_delta(vm(a, a.oom_kill), vm(b, b.oom_kill));
+
+  if (a.disks && b.disks && seconds > 0) {
+    std::map<std::string, const DiskSample*> before;
+    for (const auto& d : *a.disks) before[d.name] = &d;
+    for (const auto& d : *b.disks) {
+      auto it = before.find(d.name);
+      if (it == before.end()) continue;
+      const auto& p = *it->second;
+      DiskSummary s;
+      s.name = d.name;
+      const double wall_ns = seconds * 1e9;
+      s.utilization = std::min(
+          1.0, static_cast<double>(util::saturating_delta(p.io_time_ns, d.io_time_ns)) / wall_ns);
+      s.queue_depth = static_cast<double>(
+                          util::saturating_delta(p.weighted_io_time_ns, d.weighted_io_time_ns)) /
+                      wall_ns;
+      const auto ios = static_cast<double>(util::saturating_delta(p.reads, d.reads) +
+                                           util::saturating_delta(p.writes, d.writes));
+      const auto io_ns =
+          static_cast<double>(util::saturating_delta(p.read_time_ns, d.read_time_ns) +
+                              util::saturating_delta(p.write_time_ns, d.write_time_ns));
+      s.await_ms = ios > 0 ? io_ns / ios / 1e6 : 0;
+      s.reads_per_s = static_cast<double>(util::saturating_delta(p.reads, d.reads)) / seconds;
+      s.writes_per_s = static_cast<double>(util::saturating_delta(p.writes, d.writes)) / seconds;
+      s.read_bytes_per_s =
+          static_cast<double>(util::saturating_delta(p.read_bytes, d.read_bytes)) / seconds;
+      s.write_bytes_per_s =
+          static_cast<double>(util::saturating_delta(p.write_bytes, d.write_bytes)) / seconds;
+      if (p.flushes && d.flushes) {
+        s.flushes_per_s =
+            static_cast<double>(util::saturating_delta(*p.flushes, *d.flushes)) / seconds;
+      }
+      out.disks.push_back(s);
+    }
+  }
+  if (a.has_net && b.has_net) {
+    out.tcp_retrans_per_s =
+        seconds > 0
+            ? static_cast<double>(opt_delta(a.tcp_retrans_segs, b.tcp_retrans_segs)) / seconds
+            : 0;
+    out.listen_overflows = opt_delta(a.listen_overflows, b.listen_overflows);
+    out.listen_drops = opt_delta(a.listen_drops, b.listen_drops);
+    out.passive_opens = opt_delta(a.passive_opens, b.passive_opens);
+  }
+  if (b.tcp_time_wait) out.time_wait = *b.tcp_time_wait;
+  if (b.files_open && b.files_max) {
+    out.files_open = *b.files_open;
+    out.files_max = *b.files_max;
+  }
+  out.cgroup_path = b.cgroup_memory_dir;
+  out.cgroup_memory_limit_bytes = b.cgroup_memory_limit_bytes;
+  out.cgroup_memory_usage_bytes = b.cgroup_memory_usage_bytes;
+  out.cgroup_nr_throttled = util::saturating_delta(a.cgroup_nr_throttled, b.cgroup_nr_throttled);
+  if (seconds > 0) {
+    out.cgroup_throttled_share = std::min(1.0, static_cast<double>(util::saturating_delta(
+                                                   a.cgroup_throttled_ns, b.cgroup_throttled_ns)) /
+                                                   1e9 / seconds);
+  }
+  return out;
+}
+
+std::vector<Source> system_sources(const SystemSample& s) {
+  std::vector<Source> out;
+  const bool psi_ok = s.psi_cpu.supported;
+  out.push_back({"psi", psi_ok, "pressure stall information for cpu, memory and io",
+                 psi_ok
+                     ? ""
+                     : (s.psi_cpu.present ? s.psi_cpu.unsupported_reason + "; boot with psi=1"
+                                          : "no /proc/pressure: boot with psi=1 (kernel 4.20+)")});
+  out.push_back({"diskstats", s.disks.has_value(), "per-disk utilization, await and queue depth",
+                 s.disks ? "" : "/proc/diskstats is unreadable"});
+  out.push_back({"net counters", s.has_net, "TCP retransmits, listen overflows and drops",
+                 s.has_net ? "" : "/proc/PID/net/snmp is unreadable: run as root"});
+  out.push_back({"cgroup", !s.cgroup_memory_dir.empty() || !s.cgroup_cpu_dir.empty(),
+                 "the target's cgroup memory limit and CPU throttling",
+                 s.cgroup_memory_dir.empty() ? "no memory cgroup found for the target" : ""});
+  return out;
+}
+
+}  // namespace chokepoint::model

@@ -1,0 +1,74 @@
+#pragma once
+// The derivation from raw samples (model/samples.h) to an Observation: per-thread intervals and
+// their time split, kernel-work attribution, lock waits behind disk IO, process and system
+// summaries, and the sources with their hints. Pure: no I/O, no clocks. A live diagnosis builds
+// over the in-memory samples of its window; a replay builds over a recording's.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "model/observation.h"
+#include "model/samples.h"
+
+namespace chokepoint::model {
+
+// A part of a recording, in its own monotonic ns. Unset bounds mean the first and the last tick.
+struct Window {
+  std::optional<std::int64_t> from_ns;
+  std::optional<std::int64_t> to_ns;
+};
+
+// Builds the observation of `window` from ticks in time order. Ticks before the window only set
+// each thread's and process's starting point. An interval in which a thread ran and that crosses
+// the window's start is counted from the start (its counters whole: the clamp to wall time in
+// add_interval bounds them); quiet time is cut at both ends exactly. Threads still watched at the
+// window's end are accounted up to it in the wait they were last seen in.
+// An empty window (no tick inside it) gives an observation with no threads.
+Observation build_observation(const RecordingInfo& info, const std::vector<Tick>& ticks,
+                              const Window& window = {});
+
+// The same, fed one tick at a time (a recording too large to hold): add ticks in time order until
+// it returns false (past the window's end), then finish once. The window's bounds must be set
+// (the caller knows the recording's first and last tick).
+class ObservationBuilder {
+ public:
+  ObservationBuilder(const RecordingInfo& info, std::int64_t from_ns, std::int64_t to_ns);
+  // A window from the first tick added to the last (a live one, whose end is not known yet).
+  explicit ObservationBuilder(const RecordingInfo& info);
+  ~ObservationBuilder();
+  ObservationBuilder(const ObservationBuilder&) = delete;
+  ObservationBuilder& operator=(const ObservationBuilder&) = delete;
+
+  bool add(const Tick& tick);
+  Observation finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A sink that builds the observation of a live window as its ticks arrive, so that the window's
+// samples need not be held (they are kept too when `keep` is given, to be recorded afterwards).
+class ObservationSink : public SampleSink {
+ public:
+  explicit ObservationSink(Samples* keep = nullptr);
+  ~ObservationSink() override;
+  void begin(const RecordingInfo& info) override;
+  void add(Tick tick) override;
+  // REQUIRES: begin was called. Call once.
+  Observation finish();
+
+ private:
+  Samples* keep_;
+  std::unique_ptr<ObservationBuilder> builder_;
+};
+
+// Rates and shares over `seconds` between two system samples.
+SystemSummary summarize_system(const SystemSample& first, const SystemSample& last, double seconds);
+
+// Which system sources were available in a sample, with hints for the missing ones.
+std::vector<Source> system_sources(const SystemSample& sample);
+
+}  // namespace chokepoint::model

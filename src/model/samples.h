@@ -1,0 +1,217 @@
+#pragma once
+// Raw, timestamped samples: what the sampler read from the kernel, and nothing derived from it.
+// collect/ produces them, store/ keeps them, and model::build_observation (model/builder.h) turns
+// a window of them into an Observation. A live diagnosis and a replayed recording run the same
+// derivation, so a recording made today can be judged by tomorrow's rules.
+//
+// Counters are cumulative, as the kernel keeps them; times are CLOCK_MONOTONIC ns. Units are
+// converted at the collector (no clock ticks or pages here).
+//
+// What the stream leaves out, by design (it keeps recordings small and the sampler cheap):
+// - a poll that found a thread's schedstat unchanged has no record: the thread is still in the
+//   wait it was last seen in. The next record of that thread carries prev_poll_ns, the time of the
+//   last poll that found it unchanged, so the quiet time and the interval in which it ran are told
+//   apart exactly as the sampler saw them;
+// - a process's fd table, limits and sockets are read only now and then (see ProcessSample).
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/account.h"
+#include "model/observation.h"
+#include "model/wait.h"
+
+namespace chokepoint::model {
+
+// One read of one thread. The sampler emits one when it first sees a thread (first), and at every
+// poll that found its schedstat changed (it ran, or waited for a core).
+struct ThreadSample {
+  ThreadKey key;
+  std::int64_t at_ns = 0;
+  // The sampler's previous read of this thread, which found the counters as in its previous record
+  // (== the previous record's at_ns when it was read at every poll). Unused for first samples.
+  std::int64_t prev_poll_ns = 0;
+  bool first = false;
+  std::string comm;          // first samples only
+  std::string process_name;  // first samples only
+  // /proc/PID/task/TID/schedstat (1) and (2).
+  std::uint64_t run_ns = 0;
+  std::uint64_t run_delay_ns = 0;
+  // /proc/PID/task/TID/stat, when it could be read (it was not for a thread that vanished between
+  // the two reads): a record without it carries no interval.
+  bool has_stat = false;
+  std::uint64_t utime_ns = 0;
+  std::uint64_t stime_ns = 0;
+  std::uint64_t majflt = 0;
+  std::uint64_t blkio_delay_ns = 0;  // (42) delayacct_blkio_ticks; 0 without delay accounting
+  // Where the thread was: state, syscall and arguments, the fd role and detail, the process's
+  // network wait, the futex caller. wait.where is kUnknown when /proc/.../syscall was refused.
+  // wait.majflt_delta is not stored: the builder derives it from majflt.
+  WaitObservation wait;
+};
+
+// A thread the sampler stopped watching (it exited, or left the target). last_poll_ns is its last
+// successful read: its account ends there.
+struct ThreadEnd {
+  int pid = 0;
+  int tid = 0;
+  std::int64_t last_poll_ns = 0;
+};
+
+// Delay accounting of a thread group over taskstats (cumulative).
+struct GroupDelays {
+  std::uint64_t cpu_ns = 0;
+  std::uint64_t blkio_ns = 0;
+  std::uint64_t swapin_ns = 0;
+  std::uint64_t reclaim_ns = 0;  // freepages
+  std::uint64_t thrashing_ns = 0;
+  std::uint64_t compact_ns = 0;
+};
+
+struct ProcessIo {
+  std::uint64_t read_bytes = 0;
+  std::uint64_t write_bytes = 0;
+  std::uint64_t syscw = 0;
+};
+
+// One read of one process: at the first sight of it, at every re-listing of the target, and at
+// the window's close.
+struct ProcessSample {
+  int pid = 0;
+  std::int64_t at_ns = 0;
+  std::optional<std::string> name;  // the first read only (the process's comm)
+  std::optional<ProcessIo> io;      // /proc/PID/io
+  bool has_status = false;          // /proc/PID/status
+  std::uint64_t rss_bytes = 0;
+  std::uint64_t anon_bytes = 0;  // 0 when the kernel does not report RssAnon
+  std::optional<GroupDelays> delays;
+  // Read at the window's close (and now and then while recording): the fd table and its limit.
+  std::optional<std::uint64_t> open_fds;
+  std::optional<std::uint64_t> fd_soft_limit;
+};
+
+enum class SocketState : std::uint8_t { kOther = 0, kEstablished, kListen };
+
+// One TCP socket of a process, as tcp_info and sock_diag gave it when the sampler looked.
+struct SocketSample {
+  int pid = 0;
+  std::int64_t at_ns = 0;
+  std::uint64_t inode = 0;
+  SocketState state = SocketState::kOther;
+  bool server_side = false;  // accepted from a listener of the namespace: the peer is our client
+  std::string local_addr;
+  std::uint16_t local_port = 0;
+  std::string remote_addr;
+  std::uint16_t remote_port = 0;
+  std::uint32_t recv_queue_bytes = 0;  // listeners: the accept queue
+  std::uint32_t send_queue_bytes = 0;  // listeners: the backlog
+  std::uint32_t notsent_bytes = 0;
+  std::uint32_t rtt_us = 0;
+  std::uint64_t bytes_acked = 0;
+  std::uint64_t sndbuf_limited_us = 0;
+  std::uint64_t rwnd_limited_us = 0;
+};
+
+struct PressureSample {
+  bool present = false;    // the file exists
+  bool supported = false;  // and reads (PSI can be compiled in but off)
+  std::string unsupported_reason;
+  std::optional<std::uint64_t> some_total_ns;
+  std::optional<std::uint64_t> full_total_ns;
+};
+
+// A whole disk: partitions, loop and ram devices are not kept (they would double count).
+struct DiskSample {
+  std::string name;
+  std::uint64_t reads = 0, writes = 0;
+  std::uint64_t read_bytes = 0, write_bytes = 0;
+  std::uint64_t read_time_ns = 0, write_time_ns = 0;
+  std::uint64_t io_time_ns = 0, weighted_io_time_ns = 0;
+  std::optional<std::uint64_t> flushes;
+};
+
+// System-wide and cgroup counters (cumulative), each optional when its file was missing.
+struct SystemSample {
+  std::int64_t at_ns = 0;
+  int cpus_online = 0;
+  bool has_cpu = false;  // /proc/stat
+  std::uint64_t cpu_total_ns = 0, cpu_busy_ns = 0, cpu_iowait_ns = 0;
+  bool has_meminfo = false;
+  std::uint64_t mem_total_bytes = 0, mem_available_bytes = 0;
+  std::uint64_t swap_total_bytes = 0, swap_free_bytes = 0;
+  bool has_vmstat = false;
+  std::uint64_t pgmajfault = 0, refault_file = 0, refault_anon = 0, oom_kill = 0;
+  std::optional<std::vector<DiskSample>> disks;
+  bool has_net = false;  // snmp + netstat of the target's namespace; a missing key reads nullopt
+  std::optional<std::uint64_t> tcp_retrans_segs, listen_overflows, listen_drops, passive_opens;
+  std::optional<std::uint64_t> tcp_time_wait;  // sockstat
+  std::optional<std::uint64_t> files_open, files_max;
+  PressureSample psi_cpu, psi_memory, psi_io;
+  std::string cgroup_memory_dir;  // "" when none found
+  std::string cgroup_cpu_dir;
+  std::optional<std::uint64_t> cgroup_memory_limit_bytes;
+  std::uint64_t cgroup_memory_usage_bytes = 0;
+  std::uint64_t cgroup_nr_throttled = 0;
+  std::uint64_t cgroup_throttled_ns = 0;
+};
+
+// What the collector knows about its own sources and cost (cumulative since it started).
+struct CollectorSample {
+  bool delayacct_readable = false;  // /proc/sys/kernel/task_delayacct exists
+  bool delayacct_on = false;
+  bool taskstats_open = false;
+  std::string taskstats_problem;
+  std::uint64_t stack_scans = 0, stack_named = 0, stack_cache_hits = 0;
+  std::string stack_problem;
+  std::string socket_problem;
+  std::optional<double> cpus_allowed;  // for a target other than the host
+  std::int64_t cpu_ns = 0;             // the sampler thread's CPU time
+  std::uint64_t rss_bytes = 0;         // the sampler process's peak RSS
+  std::uint64_t thread_samples = 0;    // thread reads
+  std::uint64_t deep_samples = 0;      // threads that ran and had their state read
+};
+
+// Everything one poll of the sampler read, in the order it read it.
+struct Tick {
+  std::int64_t at_ns = 0;
+  // Lock-behind-disk accounting for this tick: every thread queued on a lock while another thread
+  // of its process is in a disk sync is credited this much. 0 for the window's closing reads.
+  std::int64_t lock_credit_ns = 0;
+  std::vector<int> new_pids;  // target processes seen for the first time
+  std::vector<ThreadEnd> ended;
+  std::vector<ThreadSample> threads;
+  std::vector<ProcessSample> processes;
+  std::vector<SocketSample> sockets;
+  std::optional<SystemSample> system;
+  std::optional<std::uint32_t> runnable;  // /proc/loadavg: runnable tasks now
+  std::optional<CollectorSample> collector;
+  bool closing = false;        // the window's (or the recording's) last tick
+  bool target_exited = false;  // closing because every target process exited
+};
+
+// What a recording is of.
+struct RecordingInfo {
+  TargetInfo target;  // pids left empty: the ticks say which were seen
+  std::int64_t interval_ns = 0;
+};
+
+// Receives ticks as the sampler produces them. Thread-safety: called on the sampler's thread.
+class SampleSink {
+ public:
+  virtual ~SampleSink() = default;
+  virtual void begin(const RecordingInfo& info) = 0;
+  virtual void add(Tick tick) = 0;
+};
+
+// The in-memory store: the samples of a live window.
+struct Samples : SampleSink {
+  RecordingInfo info;
+  std::vector<Tick> ticks;
+  void begin(const RecordingInfo& i) override { info = i; }
+  void add(Tick tick) override { ticks.push_back(std::move(tick)); }
+};
+
+}  // namespace chokepoint::model

@@ -1,0 +1,1281 @@
+#include "store/recording.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <deque>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_map>
+
+#include "store/sqlite.h"
+#include "util/clock.h"
+
+namespace chokepoint::store {
+namespace {
+
+using nlohmann::json;
+
+// Wait columns, shared by thread_base and thread_sample.
+constexpr const char* kWaitColumns =
+    "state INTEGER, site INTEGER, syscall_nr INTEGER, a0 INTEGER, a1 INTEGER, a2 INTEGER, "
+    "a3 INTEGER, a4 INTEGER, a5 INTEGER, fd_role INTEGER, fd_detail INTEGER, net_wait INTEGER, "
+    "futex_caller INTEGER";
+constexpr int kWaitColumnCount = 13;
+
+std::string schema_sql() {
+  return fmt::format(
+      "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE tick(id INTEGER PRIMARY KEY, at_ns INTEGER NOT NULL, lock_credit_ns INTEGER "
+      "NOT NULL, runnable INTEGER, flags INTEGER NOT NULL);"
+      "CREATE TABLE keyframe(tick INTEGER PRIMARY KEY);"
+      "CREATE TABLE text(id INTEGER PRIMARY KEY, value TEXT NOT NULL);"
+      "CREATE TABLE thread(id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, tid INTEGER NOT NULL, "
+      "start_time_ticks INTEGER NOT NULL, comm INTEGER NOT NULL, process_name INTEGER NOT NULL);"
+      "CREATE TABLE process(pid INTEGER PRIMARY KEY, name INTEGER NOT NULL);"
+      "CREATE TABLE pid_seen(tick INTEGER NOT NULL, pid INTEGER NOT NULL);"
+      "CREATE TABLE thread_base(tick INTEGER NOT NULL, thread INTEGER NOT NULL, run_ns INTEGER, "
+      "run_delay_ns INTEGER, utime_ns INTEGER, stime_ns INTEGER, majflt INTEGER, blkio_ns "
+      "INTEGER, {0});"
+      "CREATE INDEX thread_base_tick ON thread_base(tick);"
+      "CREATE TABLE thread_sample(tick INTEGER NOT NULL, thread INTEGER NOT NULL, "
+      "prev_poll_ago_ns INTEGER, has_stat INTEGER NOT NULL, run_ns INTEGER, "
+      "run_delay_ns INTEGER, utime_ns INTEGER, stime_ns INTEGER, majflt INTEGER, blkio_ns "
+      "INTEGER, {0});"
+      "CREATE TABLE thread_end(tick INTEGER NOT NULL, thread INTEGER NOT NULL, last_poll_ns "
+      "INTEGER NOT NULL);"
+      "CREATE TABLE process_sample(tick INTEGER NOT NULL, pid INTEGER NOT NULL, read_bytes "
+      "INTEGER, write_bytes INTEGER, syscw INTEGER, rss_bytes INTEGER, anon_bytes INTEGER, "
+      "delay_cpu_ns INTEGER, delay_blkio_ns INTEGER, delay_swapin_ns INTEGER, delay_reclaim_ns "
+      "INTEGER, delay_thrashing_ns INTEGER, delay_compact_ns INTEGER, open_fds INTEGER, "
+      "fd_soft_limit INTEGER);"
+      "CREATE TABLE socket_sample(tick INTEGER NOT NULL, pid INTEGER NOT NULL, inode INTEGER, "
+      "state INTEGER, server_side INTEGER, local_addr INTEGER, local_port INTEGER, remote_addr "
+      "INTEGER, remote_port INTEGER, recv_queue_bytes INTEGER, send_queue_bytes INTEGER, "
+      "notsent_bytes INTEGER, rtt_us INTEGER, bytes_acked INTEGER, sndbuf_limited_us INTEGER, "
+      "rwnd_limited_us INTEGER);"
+      "CREATE TABLE system_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
+      "CREATE TABLE collector_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);",
+      kWaitColumns);
+}
+
+// Tables a thread-or-process row keyed by tick lives in (rotation deletes from each).
+constexpr const char* kTickTables[] = {"pid_seen",        "thread_base",   "thread_end",
+                                       "process_sample",  "socket_sample", "system_sample",
+                                       "collector_sample"};
+
+constexpr std::int64_t kFlagClosing = 1, kFlagExited = 2;
+
+std::int64_t wrap_delta(std::uint64_t before, std::uint64_t after) {
+  return static_cast<std::int64_t>(after - before);  // modular: the reader adds it back exactly
+}
+
+// --- JSON for the two sample kinds kept as documents ---
+
+json opt_json(const std::optional<std::uint64_t>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+json pressure_json(const model::PressureSample& p) {
+  return {{"present", p.present},
+          {"supported", p.supported},
+          {"unsupported_reason", p.unsupported_reason},
+          {"some_total_ns", opt_json(p.some_total_ns)},
+          {"full_total_ns", opt_json(p.full_total_ns)}};
+}
+
+json system_json(const model::SystemSample& s) {
+  json j{{"cpus_online", s.cpus_online},
+         {"psi_cpu", pressure_json(s.psi_cpu)},
+         {"psi_memory", pressure_json(s.psi_memory)},
+         {"psi_io", pressure_json(s.psi_io)},
+         {"cgroup_memory_dir", s.cgroup_memory_dir},
+         {"cgroup_cpu_dir", s.cgroup_cpu_dir},
+         {"cgroup_memory_limit_bytes", opt_json(s.cgroup_memory_limit_bytes)},
+         {"cgroup_memory_usage_bytes", s.cgroup_memory_usage_bytes},
+         {"cgroup_nr_throttled", s.cgroup_nr_throttled},
+         {"cgroup_throttled_ns", s.cgroup_throttled_ns},
+         {"tcp_time_wait", opt_json(s.tcp_time_wait)},
+         {"files_open", opt_json(s.files_open)},
+         {"files_max", opt_json(s.files_max)}};
+  if (s.has_cpu) {
+    j["cpu"] = {
+        {"total_ns", s.cpu_total_ns}, {"busy_ns", s.cpu_busy_ns}, {"iowait_ns", s.cpu_iowait_ns}};
+  }
+  if (s.has_meminfo) {
+    j["meminfo"] = {{"total_bytes", s.mem_total_bytes},
+                    {"available_bytes", s.mem_available_bytes},
+                    {"swap_total_bytes", s.swap_total_bytes},
+                    {"swap_free_bytes", s.swap_free_bytes}};
+  }
+  if (s.has_vmstat) {
+    j["vmstat"] = {{"pgmajfault", s.pgmajfault},
+                   {"refault_file", s.refault_file},
+                   {"refault_anon", s.refault_anon},
+                   {"oom_kill", s.oom_kill}};
+  }
+  if (s.disks) {
+    json disks = json::array();
+    for (const auto& d : *s.disks) {
+      disks.push_back({{"name", d.name},
+                       {"reads", d.reads},
+                       {"writes", d.writes},
+                       {"read_bytes", d.read_bytes},
+                       {"write_bytes", d.write_bytes},
+                       {"read_time_ns", d.read_time_ns},
+                       {"write_time_ns", d.write_time_ns},
+                       {"io_time_ns", d.io_time_ns},
+                       {"weighted_io_time_ns", d.weighted_io_time_ns},
+                       {"flushes", opt_json(d.flushes)}});
+    }
+    j["disks"] = std::move(disks);
+  }
+  if (s.has_net) {
+    j["net"] = {{"tcp_retrans_segs", opt_json(s.tcp_retrans_segs)},
+                {"listen_overflows", opt_json(s.listen_overflows)},
+                {"listen_drops", opt_json(s.listen_drops)},
+                {"passive_opens", opt_json(s.passive_opens)}};
+  }
+  return j;
+}
+
+json collector_json(const model::CollectorSample& c) {
+  json j{{"delayacct_readable", c.delayacct_readable},
+         {"delayacct_on", c.delayacct_on},
+         {"taskstats_open", c.taskstats_open},
+         {"taskstats_problem", c.taskstats_problem},
+         {"stack_scans", c.stack_scans},
+         {"stack_named", c.stack_named},
+         {"stack_cache_hits", c.stack_cache_hits},
+         {"stack_problem", c.stack_problem},
+         {"socket_problem", c.socket_problem},
+         {"cpu_ns", c.cpu_ns},
+         {"rss_bytes", c.rss_bytes},
+         {"thread_samples", c.thread_samples},
+         {"deep_samples", c.deep_samples}};
+  if (c.cpus_allowed) j["cpus_allowed"] = *c.cpus_allowed;
+  return j;
+}
+
+// Readers of documents from a file that may be hostile: a missing or mistyped member reads as
+// the default.
+std::uint64_t ju64(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return 0;
+  if (it->is_number_unsigned()) return it->get<std::uint64_t>();
+  if (it->is_number_integer()) return static_cast<std::uint64_t>(it->get<std::int64_t>());
+  return 0;
+}
+std::int64_t ji64(const json& j, const char* key) {
+  return static_cast<std::int64_t>(ju64(j, key));
+}
+std::optional<std::uint64_t> jopt(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !(it->is_number_unsigned() || it->is_number_integer())) return std::nullopt;
+  return ju64(j, key);
+}
+bool jbool(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+std::string jstr(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+const json& jobj(const json& j, const char* key) {
+  static const json kEmpty = json::object();
+  auto it = j.find(key);
+  return it != j.end() && it->is_object() ? *it : kEmpty;
+}
+
+model::PressureSample pressure_from(const json& j) {
+  model::PressureSample p;
+  p.present = jbool(j, "present");
+  p.supported = jbool(j, "supported");
+  p.unsupported_reason = jstr(j, "unsupported_reason");
+  p.some_total_ns = jopt(j, "some_total_ns");
+  p.full_total_ns = jopt(j, "full_total_ns");
+  return p;
+}
+
+std::optional<model::SystemSample> system_from(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  model::SystemSample s;
+  s.cpus_online = static_cast<int>(std::min<std::uint64_t>(ju64(j, "cpus_online"), 1u << 20));
+  s.psi_cpu = pressure_from(jobj(j, "psi_cpu"));
+  s.psi_memory = pressure_from(jobj(j, "psi_memory"));
+  s.psi_io = pressure_from(jobj(j, "psi_io"));
+  s.cgroup_memory_dir = jstr(j, "cgroup_memory_dir");
+  s.cgroup_cpu_dir = jstr(j, "cgroup_cpu_dir");
+  s.cgroup_memory_limit_bytes = jopt(j, "cgroup_memory_limit_bytes");
+  s.cgroup_memory_usage_bytes = ju64(j, "cgroup_memory_usage_bytes");
+  s.cgroup_nr_throttled = ju64(j, "cgroup_nr_throttled");
+  s.cgroup_throttled_ns = ju64(j, "cgroup_throttled_ns");
+  s.tcp_time_wait = jopt(j, "tcp_time_wait");
+  s.files_open = jopt(j, "files_open");
+  s.files_max = jopt(j, "files_max");
+  if (j.contains("cpu")) {
+    const json& c = jobj(j, "cpu");
+    s.has_cpu = true;
+    s.cpu_total_ns = ju64(c, "total_ns");
+    s.cpu_busy_ns = ju64(c, "busy_ns");
+    s.cpu_iowait_ns = ju64(c, "iowait_ns");
+  }
+  if (j.contains("meminfo")) {
+    const json& m = jobj(j, "meminfo");
+    s.has_meminfo = true;
+    s.mem_total_bytes = ju64(m, "total_bytes");
+    s.mem_available_bytes = ju64(m, "available_bytes");
+    s.swap_total_bytes = ju64(m, "swap_total_bytes");
+    s.swap_free_bytes = ju64(m, "swap_free_bytes");
+  }
+  if (j.contains("vmstat")) {
+    const json& v = jobj(j, "vmstat");
+    s.has_vmstat = true;
+    s.pgmajfault = ju64(v, "pgmajfault");
+    s.refault_file = ju64(v, "refault_file");
+    s.refault_anon = ju64(v, "refault_anon");
+    s.oom_kill = ju64(v, "oom_kill");
+  }
+  if (auto it = j.find("disks"); it != j.end() && it->is_array()) {
+    s.disks.emplace();
+    for (const auto& d : *it) {
+      if (!d.is_object()) continue;
+      s.disks->push_back({jstr(d, "name"), ju64(d, "reads"), ju64(d, "writes"),
+                          ju64(d, "read_bytes"), ju64(d, "write_bytes"), ju64(d, "read_time_ns"),
+                          ju64(d, "write_time_ns"), ju64(d, "io_time_ns"),
+                          ju64(d, "weighted_io_time_ns"), jopt(d, "flushes")});
+    }
+  }
+  if (j.contains("net")) {
+    const json& n = jobj(j, "net");
+    s.has_net = true;
+    s.tcp_retrans_segs = jopt(n, "tcp_retrans_segs");
+    s.listen_overflows = jopt(n, "listen_overflows");
+    s.listen_drops = jopt(n, "listen_drops");
+    s.passive_opens = jopt(n, "passive_opens");
+  }
+  return s;
+}
+
+std::optional<model::CollectorSample> collector_from(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  model::CollectorSample c;
+  c.delayacct_readable = jbool(j, "delayacct_readable");
+  c.delayacct_on = jbool(j, "delayacct_on");
+  c.taskstats_open = jbool(j, "taskstats_open");
+  c.taskstats_problem = jstr(j, "taskstats_problem");
+  c.stack_scans = ju64(j, "stack_scans");
+  c.stack_named = ju64(j, "stack_named");
+  c.stack_cache_hits = ju64(j, "stack_cache_hits");
+  c.stack_problem = jstr(j, "stack_problem");
+  c.socket_problem = jstr(j, "socket_problem");
+  c.cpu_ns = ji64(j, "cpu_ns");
+  c.rss_bytes = ju64(j, "rss_bytes");
+  c.thread_samples = ju64(j, "thread_samples");
+  c.deep_samples = ju64(j, "deep_samples");
+  if (auto it = j.find("cpus_allowed"); it != j.end() && it->is_number()) {
+    c.cpus_allowed = it->get<double>();
+  }
+  return c;
+}
+
+// Absolute counters of one thread, as the last row of it left them, with that row's wait and
+// time (a thread_sample row leaves out what did not change since).
+struct Counters {
+  std::uint64_t run_ns = 0, run_delay_ns = 0, utime_ns = 0, stime_ns = 0, majflt = 0, blkio_ns = 0;
+  model::WaitObservation wait;
+  std::int64_t row_ns = 0;
+};
+
+bool same_wait(const model::WaitObservation& a, const model::WaitObservation& b) {
+  return a.state == b.state && a.where == b.where && a.syscall_nr == b.syscall_nr &&
+         a.args == b.args && a.fd_role == b.fd_role && a.fd_detail == b.fd_detail &&
+         a.process_waits_on_network == b.process_waits_on_network && a.frozen == b.frozen &&
+         a.futex_caller == b.futex_caller;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Writer
+
+struct RecordingWriter::Impl {
+  std::string path;
+  WriterOptions opt;
+  DbHandle db;
+  Stmt begin_tx, commit_tx, rollback_tx;
+  Stmt ins_tick, ins_keyframe, ins_text, ins_thread, ins_process, ins_pid, ins_base, ins_sample,
+      ins_end, ins_process_sample, ins_socket, ins_system, ins_collector;
+
+  struct Thread {
+    std::int64_t id = 0;
+    model::ThreadSample last;  // absolute counters, the last wait with stat, comm and names
+    std::int64_t row_ns = 0;   // the time of its last row (base or sample)
+    bool row_written = false;  // its thread row is committed
+  };
+  std::map<std::pair<int, int>, Thread> threads;
+  std::int64_t next_thread_id = 1;
+  std::unordered_map<std::string, std::int64_t> texts;
+  std::int64_t next_text_id = 1;
+  std::map<int, std::string> process_names;
+  std::set<int> process_names_written;
+  std::int64_t next_tick_id = 1;
+  std::deque<std::pair<std::int64_t, std::int64_t>> keyframes;  // (tick id, at_ns), oldest first
+  bool need_keyframe = true;
+  std::int64_t next_keyframe_ns = 0;
+  std::uint64_t bytes_at_keyframe = 0;
+  bool failing = false;
+  int tx_rc = SQLITE_OK;  // the first failure inside the tick's transaction
+  std::uint64_t ticks_written = 0, ticks_lost = 0, thread_rows = 0;
+
+  // Rolled back with a failed tick.
+  std::vector<std::string> tx_texts;
+  std::vector<std::pair<int, int>> tx_threads;
+  std::vector<int> tx_process_names;
+
+  util::Result<void> prepare_all();
+  std::int64_t text_id(const std::string& s);
+  int write_thread_row(Thread& t);
+  int write_wait(Stmt& st, int first_col, const model::WaitObservation& w);
+  int write_base(std::int64_t tick_id, const Thread& t);
+  int write_tick(const model::Tick& tick, std::int64_t tick_id, bool keyframe);
+  std::uint64_t used_bytes();
+  void rotate(std::int64_t newest_at_ns);
+  int delete_before(std::int64_t tick_id);
+};
+
+RecordingWriter::RecordingWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RecordingWriter::~RecordingWriter() {
+  if (impl_ && impl_->db) {
+    // Fold the WAL back into the file, so that a finished recording is one file (readers then
+    // leave no -wal and -shm files beside it).
+    (void)exec(impl_->db.get(), "PRAGMA journal_mode=DELETE", impl_->path);
+  }
+}
+
+bool RecordingWriter::failing() const {
+  return impl_->failing;
+}
+std::uint64_t RecordingWriter::ticks_written() const {
+  return impl_->ticks_written;
+}
+std::uint64_t RecordingWriter::ticks_lost() const {
+  return impl_->ticks_lost;
+}
+std::uint64_t RecordingWriter::thread_rows_written() const {
+  return impl_->thread_rows;
+}
+
+util::Result<void> RecordingWriter::Impl::prepare_all() {
+  sqlite3* d = db.get();
+  const std::string wait_params = "?,?,?,?,?,?,?,?,?,?,?,?,?";
+  struct Item {
+    Stmt* stmt;
+    std::string sql;
+  };
+  const Item items[] = {
+      {&begin_tx, "BEGIN"},
+      {&commit_tx, "COMMIT"},
+      {&rollback_tx, "ROLLBACK"},
+      {&ins_tick, "INSERT INTO tick VALUES(?,?,?,?,?)"},
+      {&ins_keyframe, "INSERT INTO keyframe VALUES(?)"},
+      {&ins_text, "INSERT INTO text VALUES(?,?)"},
+      {&ins_thread, "INSERT INTO thread VALUES(?,?,?,?,?,?)"},
+      {&ins_process, "INSERT OR REPLACE INTO process VALUES(?,?)"},
+      {&ins_pid, "INSERT INTO pid_seen VALUES(?,?)"},
+      {&ins_base, "INSERT INTO thread_base VALUES(?,?,?,?,?,?,?,?," + wait_params + ")"},
+      {&ins_sample, "INSERT INTO thread_sample VALUES(?,?,?,?,?,?,?,?,?,?," + wait_params + ")"},
+      {&ins_end, "INSERT INTO thread_end VALUES(?,?,?)"},
+      {&ins_process_sample, "INSERT INTO process_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+      {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+      {&ins_system, "INSERT INTO system_sample VALUES(?,?)"},
+      {&ins_collector, "INSERT INTO collector_sample VALUES(?,?)"},
+  };
+  for (const auto& item : items) {
+    auto s = Stmt::prepare(d, item.sql);
+    if (!s) return s.error();
+    *item.stmt = std::move(*s);
+  }
+  return {};
+}
+
+util::Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std::string& path,
+                                                                       WriterOptions options) {
+  if (path.empty()) {
+    return util::Error{"the recording needs a file name", "pass e.g. -o run.chokepoint", EINVAL};
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    // Replace an earlier recording; refuse to clobber anything else.
+    if (!S_ISREG(st.st_mode)) {
+      return util::Error{fmt::format("{} exists and is not a regular file", path),
+                         "choose another file name for the recording", EEXIST};
+    }
+    if (st.st_size > 0) {
+      auto old = RecordingReader::open(path);
+      if (!old) {
+        return util::Error{
+            fmt::format("{} exists and is not a chokepoint recording: not replacing it", path),
+            "choose another file name, or remove the file first", EEXIST};
+      }
+    }
+    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((path + suffix).c_str());
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->opt = std::move(options);
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  impl->db.reset(raw);
+  if (rc != SQLITE_OK) return sqlite_error(raw, rc, "cannot create " + path, path);
+  sqlite3_busy_timeout(raw, 1000);  // readers recovering the WAL index hold it for moments
+  auto ok = exec(raw,
+                 // One transaction: a file killed while it is created is a recording or not.
+                 fmt::format("PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
+                             "PRAGMA journal_size_limit=8388608;BEGIN;PRAGMA application_id={};"
+                             "PRAGMA user_version={};{}COMMIT;",
+                             kApplicationId, kSchemaVersion, schema_sql()),
+                 path);
+  if (!ok) return ok.error();
+  if (auto p = impl->prepare_all(); !p) return p.error();
+  return std::unique_ptr<RecordingWriter>(new RecordingWriter(std::move(impl)));
+}
+
+void RecordingWriter::begin(const model::RecordingInfo& info) {
+  Impl& w = *impl_;
+  utsname u{};
+  ::uname(&u);
+  const std::int64_t mono = util::monotonic_ns();
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  const std::int64_t unix_ns = static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+  const std::pair<const char*, std::string> rows[] = {
+      {"schema_version", std::to_string(kSchemaVersion)},
+      {"chokepoint_version", w.opt.chokepoint_version},
+      {"kernel", std::string(u.release) + " " + u.version},
+      {"machine", u.machine},
+      {"cpus", std::to_string(sysconf(_SC_NPROCESSORS_ONLN))},
+      {"created_unix_ns", std::to_string(unix_ns)},
+      {"created_monotonic_ns", std::to_string(mono)},
+      {"target_kind", info.target.kind},
+      {"target_spec", info.target.spec},
+      {"interval_ns", std::to_string(info.interval_ns)},
+  };
+  auto st = Stmt::prepare(w.db.get(), "INSERT OR REPLACE INTO meta VALUES(?,?)");
+  if (!st) {
+    if (w.opt.on_write_error) w.opt.on_write_error(st.error());
+    return;
+  }
+  for (const auto& [k, v] : rows) {
+    st->bind_text(1, k);
+    st->bind_text(2, v);
+    if (int rc = st->run(); rc != SQLITE_OK && w.opt.on_write_error) {
+      w.opt.on_write_error(sqlite_error(w.db.get(), rc, "writing " + w.path, w.path));
+      return;
+    }
+  }
+}
+
+util::Result<void> RecordingWriter::add_note(const std::string& key, const std::string& text) {
+  Impl& w = *impl_;
+  auto st = Stmt::prepare(w.db.get(), "INSERT OR REPLACE INTO meta VALUES(?,?)");
+  if (!st) return st.error();
+  st->bind_text(1, "note." + key);
+  st->bind_text(2, text);
+  if (int rc = st->run(); rc != SQLITE_OK) {
+    return sqlite_error(w.db.get(), rc, "writing " + w.path, w.path);
+  }
+  return {};
+}
+
+std::int64_t RecordingWriter::Impl::text_id(const std::string& s) {
+  auto it = texts.find(s);
+  if (it != texts.end()) return it->second;
+  const std::int64_t id = next_text_id++;
+  ins_text.bind(1, id);
+  ins_text.bind_text(2, s);
+  if (int rc = ins_text.run(); rc != SQLITE_OK) {
+    if (tx_rc == SQLITE_OK) tx_rc = rc;  // the tick is rolled back
+    return 0;
+  }
+  texts.emplace(s, id);
+  tx_texts.push_back(s);
+  return id;
+}
+
+int RecordingWriter::Impl::write_thread_row(Thread& t) {
+  if (t.row_written) return SQLITE_OK;
+  ins_thread.bind(1, t.id);
+  ins_thread.bind(2, t.last.key.pid);
+  ins_thread.bind(3, t.last.key.tid);
+  ins_thread.bind_u64(4, t.last.key.start_time_ticks);
+  ins_thread.bind(5, text_id(t.last.comm));
+  ins_thread.bind(6, text_id(t.last.process_name));
+  int rc = ins_thread.run();
+  if (rc == SQLITE_OK) {
+    t.row_written = true;
+    tx_threads.push_back({t.last.key.pid, t.last.key.tid});
+  }
+  return rc;
+}
+
+int RecordingWriter::Impl::write_wait(Stmt& st, int c, const model::WaitObservation& w) {
+  st.bind(c, static_cast<unsigned char>(w.state));
+  st.bind(c + 1, static_cast<std::int64_t>(w.where));
+  const bool in_syscall = w.where == model::SyscallWhere::kInSyscall;
+  if (in_syscall) {
+    st.bind(c + 2, w.syscall_nr);
+    for (int i = 0; i < 6; ++i) st.bind_u64(c + 3 + i, w.args[static_cast<std::size_t>(i)]);
+  } else {
+    for (int i = 0; i < 7; ++i) st.bind_null(c + 2 + i);
+  }
+  st.bind(c + 9, static_cast<std::int64_t>(w.fd_role));
+  if (w.fd_detail.empty()) {
+    st.bind_null(c + 10);
+  } else {
+    st.bind(c + 10, text_id(w.fd_detail));
+  }
+  // net_wait holds two flags: bit 0 the process waits on the network, bit 1 its cgroup is frozen.
+  st.bind(c + 11, (w.process_waits_on_network ? 1 : 0) | (w.frozen ? 2 : 0));
+  if (w.futex_caller.empty()) {
+    st.bind_null(c + 12);
+  } else {
+    st.bind(c + 12, text_id(w.futex_caller));
+  }
+  return SQLITE_OK;
+}
+
+int RecordingWriter::Impl::write_base(std::int64_t tick_id, const Thread& t) {
+  const auto& s = t.last;
+  ins_base.bind(1, tick_id);
+  ins_base.bind(2, t.id);
+  ins_base.bind_u64(3, s.run_ns);
+  ins_base.bind_u64(4, s.run_delay_ns);
+  ins_base.bind_u64(5, s.utime_ns);
+  ins_base.bind_u64(6, s.stime_ns);
+  ins_base.bind_u64(7, s.majflt);
+  ins_base.bind_u64(8, s.blkio_delay_ns);
+  write_wait(ins_base, 9, s.wait);
+  ++thread_rows;
+  return ins_base.run();
+}
+
+int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick_id,
+                                      bool keyframe) {
+  int rc = SQLITE_OK;
+  auto check = [&rc](int r) {
+    if (rc == SQLITE_OK && r != SQLITE_OK) rc = r;
+  };
+  ins_tick.bind(1, tick_id);
+  ins_tick.bind(2, tick.at_ns);
+  ins_tick.bind(3, tick.lock_credit_ns);
+  if (tick.runnable) {
+    ins_tick.bind(4, *tick.runnable);
+  } else {
+    ins_tick.bind_null(4);
+  }
+  ins_tick.bind(5, (tick.closing ? kFlagClosing : 0) | (tick.target_exited ? kFlagExited : 0));
+  check(ins_tick.run());
+  if (keyframe) {
+    // Every live thread gets an absolute base row here, so that the ticks before can go.
+    for (auto& [id, t] : threads) {
+      check(write_thread_row(t));
+      check(write_base(tick_id, t));
+      t.row_ns = tick.at_ns;
+    }
+    ins_keyframe.bind(1, tick_id);
+    check(ins_keyframe.run());
+  }
+  for (const auto& e : tick.ended) {
+    auto it = threads.find({e.pid, e.tid});
+    if (it == threads.end()) continue;
+    ins_end.bind(1, tick_id);
+    ins_end.bind(2, it->second.id);
+    ins_end.bind(3, e.last_poll_ns);
+    check(ins_end.run());
+    threads.erase(it);
+  }
+  for (int pid : tick.new_pids) {
+    ins_pid.bind(1, tick_id);
+    ins_pid.bind(2, pid);
+    check(ins_pid.run());
+  }
+  for (const auto& s : tick.threads) {
+    const auto id = std::make_pair(s.key.pid, s.key.tid);
+    if (s.first) {
+      Thread& t = threads[id];
+      t = Thread{};
+      t.id = next_thread_id++;
+      t.last = s;
+      t.row_ns = s.at_ns;
+      check(write_thread_row(t));
+      check(write_base(tick_id, t));
+      continue;
+    }
+    auto it = threads.find(id);
+    if (it == threads.end()) continue;
+    Thread& t = it->second;
+    ins_sample.bind(1, tick_id);
+    ins_sample.bind(2, t.id);
+    // NULL: read at every poll since its last row (the common case for a thread that runs).
+    if (s.prev_poll_ns == t.row_ns) {
+      ins_sample.bind_null(3);
+    } else {
+      ins_sample.bind(3, s.at_ns - s.prev_poll_ns);
+    }
+    t.row_ns = s.at_ns;
+    ins_sample.bind(4, s.has_stat ? 1 : 0);
+    ins_sample.bind(5, wrap_delta(t.last.run_ns, s.run_ns));
+    ins_sample.bind(6, wrap_delta(t.last.run_delay_ns, s.run_delay_ns));
+    t.last.run_ns = s.run_ns;
+    t.last.run_delay_ns = s.run_delay_ns;
+    if (s.has_stat) {
+      ins_sample.bind(7, wrap_delta(t.last.utime_ns, s.utime_ns));
+      ins_sample.bind(8, wrap_delta(t.last.stime_ns, s.stime_ns));
+      ins_sample.bind(9, wrap_delta(t.last.majflt, s.majflt));
+      ins_sample.bind(10, wrap_delta(t.last.blkio_delay_ns, s.blkio_delay_ns));
+      // NULL wait columns: the same wait as the thread's row before (a thread that keeps going
+      // back to the same condition variable, socket or file).
+      if (same_wait(s.wait, t.last.wait)) {
+        for (int c = 11; c < 11 + kWaitColumnCount; ++c) ins_sample.bind_null(c);
+      } else {
+        write_wait(ins_sample, 11, s.wait);
+      }
+      t.last.utime_ns = s.utime_ns;
+      t.last.stime_ns = s.stime_ns;
+      t.last.majflt = s.majflt;
+      t.last.blkio_delay_ns = s.blkio_delay_ns;
+      t.last.wait = s.wait;
+    } else {
+      for (int c = 7; c < 11 + kWaitColumnCount; ++c) ins_sample.bind_null(c);
+    }
+    ++thread_rows;
+    check(ins_sample.run());
+  }
+  for (const auto& p : tick.processes) {
+    if (p.name) {
+      process_names[p.pid] = *p.name;
+      process_names_written.erase(p.pid);
+    }
+    if (!process_names_written.count(p.pid) && process_names.count(p.pid)) {
+      ins_process.bind(1, p.pid);
+      ins_process.bind(2, text_id(process_names[p.pid]));
+      check(ins_process.run());
+      process_names_written.insert(p.pid);
+      tx_process_names.push_back(p.pid);
+    }
+    Stmt& st = ins_process_sample;
+    st.bind(1, tick_id);
+    st.bind(2, p.pid);
+    if (p.io) {
+      st.bind_u64(3, p.io->read_bytes);
+      st.bind_u64(4, p.io->write_bytes);
+      st.bind_u64(5, p.io->syscw);
+    } else {
+      for (int c = 3; c <= 5; ++c) st.bind_null(c);
+    }
+    if (p.has_status) {
+      st.bind_u64(6, p.rss_bytes);
+      st.bind_u64(7, p.anon_bytes);
+    } else {
+      st.bind_null(6);
+      st.bind_null(7);
+    }
+    if (p.delays) {
+      const auto& d = *p.delays;
+      st.bind_u64(8, d.cpu_ns);
+      st.bind_u64(9, d.blkio_ns);
+      st.bind_u64(10, d.swapin_ns);
+      st.bind_u64(11, d.reclaim_ns);
+      st.bind_u64(12, d.thrashing_ns);
+      st.bind_u64(13, d.compact_ns);
+    } else {
+      for (int c = 8; c <= 13; ++c) st.bind_null(c);
+    }
+    st.bind_opt(14, p.open_fds);
+    st.bind_opt(15, p.fd_soft_limit);
+    check(st.run());
+  }
+  for (const auto& s : tick.sockets) {
+    Stmt& st = ins_socket;
+    st.bind(1, tick_id);
+    st.bind(2, s.pid);
+    st.bind_u64(3, s.inode);
+    st.bind(4, static_cast<std::int64_t>(s.state));
+    st.bind(5, s.server_side ? 1 : 0);
+    st.bind(6, text_id(s.local_addr));
+    st.bind(7, s.local_port);
+    st.bind(8, text_id(s.remote_addr));
+    st.bind(9, s.remote_port);
+    st.bind(10, s.recv_queue_bytes);
+    st.bind(11, s.send_queue_bytes);
+    st.bind(12, s.notsent_bytes);
+    st.bind(13, s.rtt_us);
+    st.bind_u64(14, s.bytes_acked);
+    st.bind_u64(15, s.sndbuf_limited_us);
+    st.bind_u64(16, s.rwnd_limited_us);
+    check(st.run());
+  }
+  if (tick.system) {
+    ins_system.bind(1, tick_id);
+    ins_system.bind_text(2, system_json(*tick.system).dump());
+    check(ins_system.run());
+  }
+  if (tick.collector) {
+    ins_collector.bind(1, tick_id);
+    ins_collector.bind_text(2, collector_json(*tick.collector).dump());
+    check(ins_collector.run());
+  }
+  check(tx_rc);
+  return rc;
+}
+
+std::uint64_t RecordingWriter::Impl::used_bytes() {
+  auto pragma = [&](const char* sql) -> std::uint64_t {
+    auto st = Stmt::prepare(db.get(), sql);
+    if (!st || st->step() != SQLITE_ROW) return 0;
+    return st->u64(0);
+  };
+  const std::uint64_t pages = pragma("PRAGMA page_count");
+  const std::uint64_t free_pages = pragma("PRAGMA freelist_count");
+  return (pages - std::min(pages, free_pages)) * pragma("PRAGMA page_size");
+}
+
+int RecordingWriter::Impl::delete_before(std::int64_t tick_id) {
+  int rc = begin_tx.run();
+  auto run = [&](const std::string& sql) {
+    if (rc != SQLITE_OK) return;
+    auto st = Stmt::prepare(db.get(), sql);
+    if (!st) {
+      rc = SQLITE_ERROR;
+      return;
+    }
+    st->bind(1, tick_id);
+    rc = st->run();
+  };
+  // thread_sample is in tick order by rowid (the big table has no tick index): find the first
+  // row to keep from the start, then delete the rowid range before it.
+  run("DELETE FROM thread_sample WHERE rowid < COALESCE((SELECT rowid FROM thread_sample WHERE "
+      "tick >= ?1 ORDER BY rowid LIMIT 1), (SELECT max(rowid) + 1 FROM thread_sample), 0)");
+  for (const char* table : kTickTables) run(fmt::format("DELETE FROM {} WHERE tick < ?1", table));
+  run("DELETE FROM keyframe WHERE tick < ?1");
+  run("DELETE FROM tick WHERE id < ?1");
+  if (rc == SQLITE_OK) {
+    rc = commit_tx.run();
+  } else {
+    rollback_tx.run();
+  }
+  return rc;
+}
+
+// Drops the oldest keyframe spans: those older than keep_for, and while the file is over
+// max_bytes, one span per tick. The newest keyframe is never dropped, nor anything after it.
+void RecordingWriter::Impl::rotate(std::int64_t newest_at_ns) {
+  std::int64_t cutoff = 0;
+  if (opt.keep_for_ns > 0) {
+    for (std::size_t i = 1; i < keyframes.size(); ++i) {
+      if (keyframes[i].second <= newest_at_ns - opt.keep_for_ns) cutoff = keyframes[i].first;
+    }
+  }
+  if (opt.max_bytes > 0) {
+    const std::uint64_t used = used_bytes();
+    if (used > opt.max_bytes) {
+      if (keyframes.size() >= 2) {
+        cutoff = std::max(cutoff, keyframes[1].first);
+      } else {
+        need_keyframe = true;  // the next tick starts a span that the one before can go for
+      }
+    } else if (used > bytes_at_keyframe + opt.max_bytes / 8) {
+      need_keyframe = true;  // spans of an eighth of the limit: rotation drops little at a time
+    }
+  }
+  if (cutoff == 0) return;
+  if (delete_before(cutoff) != SQLITE_OK) return;  // tried again at the next tick
+  while (!keyframes.empty() && keyframes.front().first < cutoff) keyframes.pop_front();
+}
+
+void RecordingWriter::add(model::Tick tick) {
+  Impl& w = *impl_;
+  const std::int64_t tick_id = w.next_tick_id++;
+  const bool keyframe = w.need_keyframe || tick.at_ns >= w.next_keyframe_ns;
+  // The writer's thread state moves with the stream even when a tick is lost, so it is saved
+  // first: a failed tick is followed by a keyframe, which restores absolute values.
+  w.tx_rc = SQLITE_OK;
+  int rc = w.begin_tx.run();
+  if (rc == SQLITE_OK) rc = w.write_tick(tick, tick_id, keyframe);
+  if (rc == SQLITE_OK) rc = w.commit_tx.run();
+  if (rc != SQLITE_OK) {
+    const util::Error err = sqlite_error(w.db.get(), rc, "writing " + w.path, w.path);
+    w.rollback_tx.run();
+    for (const auto& s : w.tx_texts) w.texts.erase(s);
+    for (const auto& id : w.tx_threads) {
+      if (auto it = w.threads.find(id); it != w.threads.end()) it->second.row_written = false;
+    }
+    for (int pid : w.tx_process_names) w.process_names_written.erase(pid);
+    w.tx_texts.clear();
+    w.tx_threads.clear();
+    w.tx_process_names.clear();
+    w.need_keyframe = true;
+    ++w.ticks_lost;
+    if (!w.failing && w.opt.on_write_error) w.opt.on_write_error(err);
+    w.failing = true;
+    return;
+  }
+  w.tx_texts.clear();
+  w.tx_threads.clear();
+  w.tx_process_names.clear();
+  ++w.ticks_written;
+  if (w.failing && w.opt.on_write_resumed) w.opt.on_write_resumed();
+  w.failing = false;
+  if (keyframe) {
+    w.keyframes.emplace_back(tick_id, tick.at_ns);
+    w.need_keyframe = false;
+    w.next_keyframe_ns = tick.at_ns + w.opt.keyframe_every_ns;
+    if (w.opt.max_bytes > 0) w.bytes_at_keyframe = w.used_bytes();
+  }
+  if (w.opt.max_bytes > 0 || w.opt.keep_for_ns > 0) w.rotate(tick.at_ns);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reader
+
+struct RecordingReader::Impl {
+  std::string path;
+  DbHandle db;
+  model::RecordingInfo info;
+  RecordingMeta meta;
+  std::map<std::string, std::string> notes;
+  std::optional<std::pair<std::int64_t, std::int64_t>> range;
+  std::unordered_map<std::int64_t, std::string> texts;
+  struct Thread {
+    model::ThreadKey key;
+    std::string comm, process_name;
+  };
+  std::unordered_map<std::int64_t, Thread> threads;
+  std::unordered_map<int, std::string> process_names;
+
+  const std::string& text(std::int64_t id) const {
+    static const std::string kEmpty;
+    auto it = texts.find(id);
+    return it == texts.end() ? kEmpty : it->second;
+  }
+  util::Error corrupt(int rc) const { return sqlite_error(db.get(), rc, "reading " + path, path); }
+  model::WaitObservation read_wait(const Stmt& st, int c) const;
+  // Reads the text, thread and process tables (inside read_ticks' transaction, so that they match
+  // the ticks it reads while a writer adds more).
+  util::Result<void> load_names();
+};
+
+RecordingReader::RecordingReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RecordingReader::~RecordingReader() = default;
+RecordingReader::RecordingReader(RecordingReader&&) noexcept = default;
+RecordingReader& RecordingReader::operator=(RecordingReader&&) noexcept = default;
+
+const model::RecordingInfo& RecordingReader::info() const {
+  return impl_->info;
+}
+const RecordingMeta& RecordingReader::meta() const {
+  return impl_->meta;
+}
+std::optional<std::string> RecordingReader::note(const std::string& key) const {
+  auto it = impl_->notes.find("note." + key);
+  if (it == impl_->notes.end()) return std::nullopt;
+  return it->second;
+}
+std::optional<std::pair<std::int64_t, std::int64_t>> RecordingReader::time_range() const {
+  return impl_->range;
+}
+
+namespace {
+
+std::int64_t parse_i64(const std::string& s) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno != 0 || end == s.c_str()) return 0;
+  return v;
+}
+
+}  // namespace
+
+util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return util::errno_error("cannot open " + path, "check the recording's path");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return util::Error{path + " is not a file", "pass a recording made by chokepoint record",
+                       EINVAL};
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  impl->db.reset(raw);
+  if (rc != SQLITE_OK) return sqlite_error(raw, rc, "cannot open " + path, path);
+  sqlite3_busy_timeout(raw, 2000);  // a writer's checkpoint holds the file for moments
+  // A recording is data from elsewhere: no schema-defined functions or views run, and writes
+  // that could corrupt it are refused even by mistake.
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
+  sqlite3_db_config(raw, SQLITE_DBCONFIG_ENABLE_VIEW, 0, nullptr);
+  sqlite3_limit(raw, SQLITE_LIMIT_LENGTH, 1 << 24);
+  (void)exec(raw, "PRAGMA cell_size_check=ON", path);
+  const util::Error not_ours{fmt::format("{} is not a chokepoint recording", path),
+                             "pass a file written by chokepoint record or diagnose --record",
+                             EINVAL};
+  auto pragma = [&](const char* sql) -> util::Result<std::int64_t> {
+    auto q = Stmt::prepare(raw, sql);
+    if (!q) return not_ours;
+    int r = q->step();
+    if (r != SQLITE_ROW) return impl->corrupt(r);
+    return q->i64(0);
+  };
+  auto app_id = pragma("PRAGMA application_id");
+  if (!app_id) return app_id.error();
+  if (*app_id != kApplicationId) return not_ours;
+  auto version = pragma("PRAGMA user_version");
+  if (!version) return version.error();
+  if (*version > kSchemaVersion) {
+    return util::Error{
+        fmt::format("{} has recording schema {}; this chokepoint reads up to schema {}", path,
+                    *version, kSchemaVersion),
+        "replay it with the newer chokepoint that recorded it", EINVAL};
+  }
+  if (*version < 1) return not_ours;
+
+  auto meta = Stmt::prepare(raw, "SELECT key, value FROM meta");
+  if (!meta) return not_ours;
+  std::map<std::string, std::string> m;
+  while ((rc = meta->step()) == SQLITE_ROW) m[meta->text(0)] = meta->text(1);
+  if (rc != SQLITE_DONE) return impl->corrupt(rc);
+  impl->meta.schema_version = static_cast<int>(*version);
+  impl->meta.chokepoint_version = m["chokepoint_version"];
+  impl->meta.kernel = m["kernel"];
+  impl->meta.machine = m["machine"];
+  impl->meta.cpus = static_cast<int>(std::clamp<std::int64_t>(parse_i64(m["cpus"]), 0, 1 << 20));
+  impl->meta.created_unix_ns = parse_i64(m["created_unix_ns"]);
+  impl->meta.created_monotonic_ns = parse_i64(m["created_monotonic_ns"]);
+  impl->info.target.kind = m["target_kind"];
+  impl->info.target.spec = m["target_spec"];
+  impl->info.interval_ns = std::max<std::int64_t>(0, parse_i64(m["interval_ns"]));
+  for (const auto& [k, v] : m) {
+    if (k.rfind("note.", 0) == 0) impl->notes[k] = v;
+  }
+
+  for (const char* sql : {"SELECT id, value FROM text LIMIT 0",
+                          "SELECT id, pid, tid, start_time_ticks, comm, process_name FROM thread "
+                          "LIMIT 0",
+                          "SELECT pid, name FROM process LIMIT 0"}) {
+    if (!Stmt::prepare(raw, sql)) return not_ours;
+  }
+  auto range = Stmt::prepare(raw, "SELECT min(at_ns), max(at_ns) FROM tick");
+  if (!range) return not_ours;
+  rc = range->step();
+  if (rc != SQLITE_ROW) return impl->corrupt(rc);
+  if (!range->is_null(0)) impl->range = std::make_pair(range->i64(0), range->i64(1));
+  // Every table the reader needs must be there, with its columns: checked by preparing now.
+  for (const char* sql :
+       {"SELECT tick, thread, run_ns, run_delay_ns, utime_ns, stime_ns, majflt, blkio_ns, state, "
+        "site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, net_wait, futex_caller "
+        "FROM thread_base LIMIT 0",
+        "SELECT prev_poll_ago_ns, has_stat FROM thread_sample LIMIT 0",
+        "SELECT tick, thread, last_poll_ns FROM thread_end LIMIT 0",
+        "SELECT tick, pid FROM pid_seen LIMIT 0",
+        "SELECT fd_soft_limit FROM process_sample LIMIT 0",
+        "SELECT rwnd_limited_us FROM socket_sample LIMIT 0",
+        "SELECT sample FROM system_sample LIMIT 0", "SELECT sample FROM collector_sample LIMIT 0",
+        "SELECT flags FROM tick LIMIT 0"}) {
+    if (!Stmt::prepare(raw, sql)) return not_ours;
+  }
+  return RecordingReader(std::move(impl));
+}
+
+model::WaitObservation RecordingReader::Impl::read_wait(const Stmt& st, int c) const {
+  model::WaitObservation w;
+  const std::int64_t state = st.i64(c);
+  w.state = state >= 32 && state < 127 ? static_cast<char>(state) : '?';
+  const std::int64_t site = st.i64(c + 1);
+  w.where = site >= 0 && site <= static_cast<std::int64_t>(model::SyscallWhere::kInSyscall)
+                ? static_cast<model::SyscallWhere>(site)
+                : model::SyscallWhere::kUnknown;
+  if (w.where == model::SyscallWhere::kInSyscall) {
+    w.syscall_nr = static_cast<long>(std::clamp<std::int64_t>(st.i64(c + 2), -1, 1 << 16));
+    for (int i = 0; i < 6; ++i) w.args[static_cast<std::size_t>(i)] = st.u64(c + 3 + i);
+  }
+  const std::int64_t role = st.i64(c + 9);
+  w.fd_role = role >= 0 && role <= static_cast<std::int64_t>(model::FdRole::kOther)
+                  ? static_cast<model::FdRole>(role)
+                  : model::FdRole::kUnknown;
+  if (!st.is_null(c + 10)) w.fd_detail = text(st.i64(c + 10));
+  w.process_waits_on_network = (st.i64(c + 11) & 1) != 0;
+  w.frozen = (st.i64(c + 11) & 2) != 0;
+  if (!st.is_null(c + 12)) w.futex_caller = text(st.i64(c + 12));
+  return w;
+}
+
+util::Result<void> RecordingReader::Impl::load_names() {
+  sqlite3* raw = db.get();
+  const util::Error not_ours{fmt::format("{} is not a chokepoint recording", path),
+                             "pass a file written by chokepoint record or diagnose --record",
+                             EINVAL};
+  int rc = SQLITE_OK;
+  texts.clear();
+  threads.clear();
+  process_names.clear();
+  auto text_rows = Stmt::prepare(raw, "SELECT id, value FROM text");
+  if (!text_rows) return not_ours;
+  while ((rc = text_rows->step()) == SQLITE_ROW) texts[text_rows->i64(0)] = text_rows->text(1);
+  if (rc != SQLITE_DONE) return corrupt(rc);
+  auto thread_rows =
+      Stmt::prepare(raw, "SELECT id, pid, tid, start_time_ticks, comm, process_name FROM thread");
+  if (!thread_rows) return not_ours;
+  while ((rc = thread_rows->step()) == SQLITE_ROW) {
+    Impl::Thread t;
+    t.key = {static_cast<int>(thread_rows->i64(1)), static_cast<int>(thread_rows->i64(2)),
+             thread_rows->u64(3)};
+    t.comm = text(thread_rows->i64(4));
+    t.process_name = text(thread_rows->i64(5));
+    threads[thread_rows->i64(0)] = std::move(t);
+  }
+  if (rc != SQLITE_DONE) return corrupt(rc);
+  auto procs = Stmt::prepare(raw, "SELECT pid, name FROM process");
+  if (!procs) return not_ours;
+  while ((rc = procs->step()) == SQLITE_ROW) {
+    process_names[static_cast<int>(procs->i64(0))] = text(procs->i64(1));
+  }
+  if (rc != SQLITE_DONE) return corrupt(rc);
+  return {};
+}
+
+util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
+                                               const std::function<bool(model::Tick&&)>& each) {
+  Impl& r = *impl_;
+  sqlite3* db = r.db.get();
+  // One read transaction: every table as of one moment, while a writer may be adding ticks.
+  if (auto b = exec(db, "BEGIN", r.path); !b) return r.corrupt(sqlite3_errcode(db));
+  struct EndRead {
+    sqlite3* db;
+    ~EndRead() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+  } end_read{db};
+  if (auto names = r.load_names(); !names) return names.error();
+  // One cursor per table, each in tick order; they advance together, tick by tick.
+  struct Cursor {
+    Stmt st;
+    int rc = SQLITE_ROW;
+    bool row() const { return rc == SQLITE_ROW; }
+    void next() { rc = st.step(); }
+    std::int64_t tick() const { return st.i64(0); }
+  };
+  const char* sqls[] = {
+      "SELECT tick, thread, run_ns, run_delay_ns, utime_ns, stime_ns, majflt, blkio_ns, state, "
+      "site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, net_wait, futex_caller "
+      "FROM thread_base ORDER BY tick, rowid",
+      "SELECT tick, thread, prev_poll_ago_ns, has_stat, run_ns, run_delay_ns, utime_ns, stime_ns, "
+      "majflt, blkio_ns, state, site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, "
+      "net_wait, futex_caller FROM thread_sample ORDER BY rowid",
+      "SELECT tick, thread, last_poll_ns FROM thread_end ORDER BY rowid",
+      "SELECT tick, pid FROM pid_seen ORDER BY rowid",
+      "SELECT tick, pid, read_bytes, write_bytes, syscw, rss_bytes, anon_bytes, delay_cpu_ns, "
+      "delay_blkio_ns, delay_swapin_ns, delay_reclaim_ns, delay_thrashing_ns, delay_compact_ns, "
+      "open_fds, fd_soft_limit FROM process_sample ORDER BY rowid",
+      "SELECT tick, pid, inode, state, server_side, local_addr, local_port, remote_addr, "
+      "remote_port, recv_queue_bytes, send_queue_bytes, notsent_bytes, rtt_us, bytes_acked, "
+      "sndbuf_limited_us, rwnd_limited_us FROM socket_sample ORDER BY rowid",
+      "SELECT tick, sample FROM system_sample ORDER BY rowid",
+      "SELECT tick, sample FROM collector_sample ORDER BY rowid",
+  };
+  constexpr std::size_t kCursors = std::size(sqls);
+  std::array<Cursor, kCursors> cur;
+  for (std::size_t i = 0; i < kCursors; ++i) {
+    auto st = Stmt::prepare(db, sqls[i]);
+    if (!st) return st.error();
+    cur[i].st = std::move(*st);
+    cur[i].next();
+  }
+  auto ticks = Stmt::prepare(db,
+                             "SELECT id, at_ns, lock_credit_ns, runnable, flags FROM tick "
+                             "ORDER BY id");
+  if (!ticks) return ticks.error();
+  Cursor& base = cur[0];
+  Cursor& sample = cur[1];
+  Cursor& end = cur[2];
+  Cursor& pid = cur[3];
+  Cursor& proc = cur[4];
+  Cursor& sock = cur[5];
+  Cursor& sys = cur[6];
+  Cursor& coll = cur[7];
+  std::unordered_map<std::int64_t, Counters> counters;  // by thread id
+  std::set<int> named;                                  // processes whose name was given
+  int rc = SQLITE_ROW;
+  while ((rc = ticks->step()) == SQLITE_ROW) {
+    model::Tick t;
+    const std::int64_t id = ticks->i64(0);
+    t.at_ns = ticks->i64(1);
+    if (t.at_ns > to_ns) return {};
+    t.lock_credit_ns = std::max<std::int64_t>(0, ticks->i64(2));
+    if (!ticks->is_null(3)) {
+      t.runnable = static_cast<std::uint32_t>(std::clamp<std::int64_t>(ticks->i64(3), 0, 1 << 30));
+    }
+    const std::int64_t flags = ticks->i64(4);
+    t.closing = (flags & kFlagClosing) != 0;
+    t.target_exited = (flags & kFlagExited) != 0;
+    // Rows of ticks that no longer exist (or out of order, in a damaged file) are skipped.
+    for (auto& c : cur) {
+      while (c.row() && c.tick() < id) c.next();
+    }
+    for (; base.row() && base.tick() == id; base.next()) {
+      auto th = r.threads.find(base.st.i64(1));
+      if (th == r.threads.end()) continue;
+      model::ThreadSample s;
+      s.key = th->second.key;
+      s.at_ns = t.at_ns;
+      s.prev_poll_ns = t.at_ns;
+      s.first = true;
+      s.comm = th->second.comm;
+      s.process_name = th->second.process_name;
+      s.has_stat = true;
+      Counters& c = counters[th->first];
+      c = {base.st.u64(2), base.st.u64(3), base.st.u64(4),          base.st.u64(5),
+           base.st.u64(6), base.st.u64(7), r.read_wait(base.st, 8), t.at_ns};
+      s.run_ns = c.run_ns;
+      s.run_delay_ns = c.run_delay_ns;
+      s.utime_ns = c.utime_ns;
+      s.stime_ns = c.stime_ns;
+      s.majflt = c.majflt;
+      s.blkio_delay_ns = c.blkio_ns;
+      s.wait = c.wait;
+      t.threads.push_back(std::move(s));
+    }
+    for (; end.row() && end.tick() == id; end.next()) {
+      auto th = r.threads.find(end.st.i64(1));
+      if (th == r.threads.end()) continue;
+      t.ended.push_back({th->second.key.pid, th->second.key.tid, end.st.i64(2)});
+    }
+    for (; sample.row() && sample.tick() == id; sample.next()) {
+      const Stmt& q = sample.st;
+      auto th = r.threads.find(q.i64(1));
+      if (th == r.threads.end()) continue;
+      auto c = counters.find(th->first);
+      if (c == counters.end()) continue;  // no base: rotated away, or a damaged file
+      model::ThreadSample s;
+      s.key = th->second.key;
+      s.at_ns = t.at_ns;
+      Counters& k = c->second;
+      s.prev_poll_ns = q.is_null(2) ? k.row_ns : t.at_ns - q.i64(2);
+      k.row_ns = t.at_ns;
+      s.has_stat = q.i64(3) != 0;
+      k.run_ns += q.u64(4);
+      k.run_delay_ns += q.u64(5);
+      s.run_ns = k.run_ns;
+      s.run_delay_ns = k.run_delay_ns;
+      if (s.has_stat) {
+        k.utime_ns += q.u64(6);
+        k.stime_ns += q.u64(7);
+        k.majflt += q.u64(8);
+        k.blkio_ns += q.u64(9);
+        if (!q.is_null(10)) k.wait = r.read_wait(q, 10);
+        s.wait = k.wait;
+      }
+      s.utime_ns = k.utime_ns;
+      s.stime_ns = k.stime_ns;
+      s.majflt = k.majflt;
+      s.blkio_delay_ns = k.blkio_ns;
+      t.threads.push_back(std::move(s));
+    }
+    for (; pid.row() && pid.tick() == id; pid.next()) {
+      t.new_pids.push_back(static_cast<int>(pid.st.i64(1)));
+    }
+    for (; proc.row() && proc.tick() == id; proc.next()) {
+      const Stmt& q = proc.st;
+      model::ProcessSample p;
+      p.pid = static_cast<int>(q.i64(1));
+      p.at_ns = t.at_ns;
+      if (named.insert(p.pid).second) {
+        auto n = r.process_names.find(p.pid);
+        if (n != r.process_names.end()) p.name = n->second;
+      }
+      if (!q.is_null(2)) p.io = model::ProcessIo{q.u64(2), q.u64(3), q.u64(4)};
+      if (!q.is_null(5)) {
+        p.has_status = true;
+        p.rss_bytes = q.u64(5);
+        p.anon_bytes = q.u64(6);
+      }
+      if (!q.is_null(7)) {
+        p.delays =
+            model::GroupDelays{q.u64(7), q.u64(8), q.u64(9), q.u64(10), q.u64(11), q.u64(12)};
+      }
+      p.open_fds = q.opt_u64(13);
+      p.fd_soft_limit = q.opt_u64(14);
+      t.processes.push_back(std::move(p));
+    }
+    for (; sock.row() && sock.tick() == id; sock.next()) {
+      const Stmt& q = sock.st;
+      model::SocketSample s;
+      s.pid = static_cast<int>(q.i64(1));
+      s.at_ns = t.at_ns;
+      s.inode = q.u64(2);
+      const std::int64_t state = q.i64(3);
+      s.state = state >= 0 && state <= static_cast<std::int64_t>(model::SocketState::kListen)
+                    ? static_cast<model::SocketState>(state)
+                    : model::SocketState::kOther;
+      s.server_side = q.i64(4) != 0;
+      s.local_addr = r.text(q.i64(5));
+      s.local_port = static_cast<std::uint16_t>(q.i64(6));
+      s.remote_addr = r.text(q.i64(7));
+      s.remote_port = static_cast<std::uint16_t>(q.i64(8));
+      s.recv_queue_bytes = static_cast<std::uint32_t>(q.i64(9));
+      s.send_queue_bytes = static_cast<std::uint32_t>(q.i64(10));
+      s.notsent_bytes = static_cast<std::uint32_t>(q.i64(11));
+      s.rtt_us = static_cast<std::uint32_t>(q.i64(12));
+      s.bytes_acked = q.u64(13);
+      s.sndbuf_limited_us = q.u64(14);
+      s.rwnd_limited_us = q.u64(15);
+      t.sockets.push_back(std::move(s));
+    }
+    for (; sys.row() && sys.tick() == id; sys.next()) {
+      if (auto s = system_from(sys.st.text(1))) {
+        s->at_ns = t.at_ns;
+        t.system = std::move(s);
+      }
+    }
+    for (; coll.row() && coll.tick() == id; coll.next()) {
+      if (auto c = collector_from(coll.st.text(1))) t.collector = std::move(c);
+    }
+    for (const auto& c : cur) {
+      if (!c.row() && c.rc != SQLITE_DONE) return r.corrupt(c.rc);
+    }
+    if (!each(std::move(t))) return {};
+  }
+  if (rc != SQLITE_DONE) return r.corrupt(rc);
+  return {};
+}
+
+util::Result<model::Samples> read_all(const std::string& path) {
+  auto reader = RecordingReader::open(path);
+  if (!reader) return reader.error();
+  model::Samples samples;
+  samples.info = reader->info();
+  auto ok = reader->read_ticks(std::numeric_limits<std::int64_t>::max(), [&](model::Tick&& t) {
+    samples.ticks.push_back(std::move(t));
+    return true;
+  });
+  if (!ok) return ok.error();
+  return samples;
+}
+
+}  // namespace chokepoint::store

@@ -1,0 +1,210 @@
+// chokepoint diagnose --record, record and replay: a replay prints the report the live run
+// printed; record ends cleanly on its duration and on Ctrl-C; bad input gets error and hint.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/background.h"
+#include "support/cli.h"
+#include "support/files.h"
+#include "support/lab_process.h"
+
+namespace chokepoint::recording_test {
+namespace {
+
+using test_support::Background;
+using test_support::chokepoint_bin;
+using test_support::expect_cli_error;
+using test_support::LabProcess;
+using test_support::run_chokepoint;
+
+// Every file of this test binary, removed when it exits.
+std::string temp_path(const std::string& name) {
+  static const test_support::TempDir dir("chokepoint-recording-test");
+  return dir.path + "/" + name;
+}
+
+struct LoadedLab {
+  LabProcess lab;
+  Background load;
+};
+
+// The lab with a scenario, under closed-loop load from chokepoint load.
+LoadedLab loaded_lab(const std::string& scenario) {
+  auto lab = LabProcess::start({"--scenario", scenario, "--port", "0"});
+  EXPECT_TRUE(lab) << lab.error().message;
+  const std::string url = "http://127.0.0.1:" + std::to_string(lab->port()) + "/";
+  auto load = Background::start(chokepoint_bin(), {"load", url, "-c", "8", "--duration", "60s"});
+  EXPECT_TRUE(load) << load.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  return {std::move(*lab), std::move(*load)};
+}
+
+TEST(RecordingCli, ReplayPrintsTheLiveDiagnosisJson) {
+  auto lab = loaded_lab("lock");
+  const std::string file = temp_path("lock.chokepoint");
+  auto live = run_chokepoint({"diagnose", "--pid", std::to_string(lab.lab.pid()), "--duration",
+                              "2s", "--record", file, "--json"},
+                             60);
+  ASSERT_EQ(live.exit_code, 0) << live.stderr_text;
+  auto replay = run_chokepoint({"replay", file, "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  auto a = nlohmann::json::parse(live.stdout_text, nullptr, false);
+  auto b = nlohmann::json::parse(replay.stdout_text, nullptr, false);
+  ASSERT_FALSE(a.is_discarded()) << live.stdout_text;
+  ASSERT_FALSE(b.is_discarded()) << replay.stdout_text;
+  // Which verdict depends on how loaded the machine is; that the replay repeats it does not.
+  EXPECT_NE(a["verdict"], "none") << a["time_split"].dump();
+  EXPECT_EQ(b["verdict"], a["verdict"]);
+  EXPECT_EQ(b["time_split"], a["time_split"]);
+  EXPECT_EQ(b["bottlenecks"], a["bottlenecks"]);  // the evidence, stacks included
+  EXPECT_EQ(b, a);                                // and everything else
+  // A part of the window is a window of its own.
+  auto part = run_chokepoint({"replay", file, "--from", "500ms", "--to", "1500ms", "--json"});
+  ASSERT_EQ(part.exit_code, 0) << part.stderr_text;
+  auto p = nlohmann::json::parse(part.stdout_text, nullptr, false);
+  ASSERT_FALSE(p.is_discarded());
+  EXPECT_NEAR(p["duration_s"].get<double>(), 1.0, 0.01);
+}
+
+TEST(RecordingCli, ALoadDrivenDiagnosisReplaysWithItsLoadAndDiffsIt) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string url = "http://127.0.0.1:" + std::to_string(lab->port()) + "/";
+  const std::string file = temp_path("load.chokepoint");
+  auto live = run_chokepoint({"diagnose", "--pid", std::to_string(lab->pid()), "--load", url,
+                              "--rate", "200", "-c", "4", "--warmup", "200ms", "--duration", "1s",
+                              "--no-stacks", "--record", file, "--json"});
+  ASSERT_EQ(live.exit_code, 0) << live.stderr_text;
+  auto replay = run_chokepoint({"replay", file, "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  auto a = nlohmann::json::parse(live.stdout_text, nullptr, false);
+  auto b = nlohmann::json::parse(replay.stdout_text, nullptr, false);
+  ASSERT_TRUE(a.contains("load")) << live.stdout_text;
+  EXPECT_EQ(b, a);
+  auto diff = run_chokepoint({"diff", file, file, "--json"});
+  ASSERT_EQ(diff.exit_code, 0) << diff.stderr_text;
+  auto d = nlohmann::json::parse(diff.stdout_text, nullptr, false);
+  ASSERT_TRUE(d.contains("load")) << diff.stdout_text;
+  EXPECT_DOUBLE_EQ(d["load"]["rps"]["before"].get<double>(), a["load"]["rps"].get<double>());
+  EXPECT_DOUBLE_EQ(d["load"]["rps"]["ratio"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(d["load"]["latency_p99_ms"]["after"].get<double>(),
+                   a["load"]["latency_ms"]["p99"].get<double>());
+}
+
+TEST(RecordingCli, ReplayPrintsTheLiveDiagnosisText) {
+  const std::string file = temp_path("sleep.chokepoint");
+  auto live =
+      run_chokepoint({"diagnose", "--duration", "500ms", "--record", file, "--", "sleep", "5"});
+  ASSERT_EQ(live.exit_code, 0) << live.stderr_text;
+  auto replay = run_chokepoint({"replay", file});
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  EXPECT_NE(live.stdout_text.find("VERDICT: none"), std::string::npos) << live.stdout_text;
+  EXPECT_EQ(replay.stdout_text, live.stdout_text);
+}
+
+TEST(RecordingCli, RecordForADurationThenReplay) {
+  auto lab = loaded_lab("cpu");
+  const std::string file = temp_path("cpu.chokepoint");
+  auto rec = run_chokepoint({"record", "--pid", std::to_string(lab.lab.pid()), "-o", file,
+                             "--interval", "100ms", "--duration", "1500ms"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.stderr_text;
+  EXPECT_NE(rec.stderr_text.find("ticks recorded"), std::string::npos) << rec.stderr_text;
+  auto replay = run_chokepoint({"replay", file, "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  auto j = nlohmann::json::parse(replay.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["verdict"], "cpu") << j["time_split"].dump();
+  EXPECT_NEAR(j["duration_s"].get<double>(), 1.5, 0.2);
+  EXPECT_GT(j["time_split"]["on_cpu"].get<double>(), 0.05);  // it served requests
+}
+
+TEST(RecordingCli, RecordEndsOnCtrlCAndKeepsWhatItSaw) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string file = temp_path("interrupted.chokepoint");
+  auto rec = Background::start(chokepoint_bin(), {"record", "--pid", std::to_string(lab->pid()),
+                                                  "-o", file, "--interval", "100ms"});
+  ASSERT_TRUE(rec);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  ASSERT_EQ(::kill(rec->pid(), SIGINT), 0);
+  auto code = rec->wait(5000);
+  ASSERT_TRUE(code) << code.error().message;
+  EXPECT_EQ(*code, 0);
+  auto replay = run_chokepoint({"replay", file, "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  auto j = nlohmann::json::parse(replay.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_GT(j["duration_s"].get<double>(), 0.8);
+}
+
+TEST(RecordingCli, DiffShowsWhatMovedBetweenTwoRecordings) {
+  const std::string idle = temp_path("idle.chokepoint");
+  auto quiet = run_chokepoint(
+      {"diagnose", "--duration", "500ms", "--record", idle, "--json", "--", "sleep", "5"});
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.stderr_text;
+  auto lab = loaded_lab("cpu");
+  const std::string busy = temp_path("busy.chokepoint");
+  auto rec = run_chokepoint({"record", "--pid", std::to_string(lab.lab.pid()), "-o", busy,
+                             "--interval", "100ms", "--duration", "1s"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.stderr_text;
+
+  auto r = run_chokepoint({"diff", idle, busy, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
+  EXPECT_EQ(j["before"]["verdict"], "none");
+  EXPECT_EQ(j["after"]["verdict"], "cpu");
+  EXPECT_EQ(j["verdict_changed"], true);
+  const auto& on_cpu = j["time_split"]["on_cpu"];
+  EXPECT_NEAR(on_cpu["change"].get<double>(),
+              on_cpu["after"].get<double>() - on_cpu["before"].get<double>(), 1e-9);
+  EXPECT_GT(on_cpu["change"].get<double>(), 0.05);
+  // The before side is the live diagnosis that was recorded.
+  auto live = nlohmann::json::parse(quiet.stdout_text, nullptr, false);
+  EXPECT_EQ(j["before"]["threads"], live["threads"].size());
+
+  auto text = run_chokepoint({"diff", idle, busy});
+  ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
+  EXPECT_NE(text.stdout_text.find("VERDICT"), std::string::npos) << text.stdout_text;
+  EXPECT_NE(text.stdout_text.find("changed"), std::string::npos) << text.stdout_text;
+  EXPECT_NE(text.stdout_text.find("Evidence after (cpu"), std::string::npos) << text.stdout_text;
+  expect_cli_error(run_chokepoint({"diff", idle, temp_path("nothing.chokepoint")}), 1,
+                   "cannot open");
+}
+
+TEST(RecordingCli, BadInputGetsErrorAndHint) {
+  expect_cli_error(run_chokepoint({"replay", temp_path("missing.chokepoint")}), 1, "cannot open");
+  const std::string text = temp_path("notes.txt");
+  std::ofstream(text) << "hello\n";
+  expect_cli_error(run_chokepoint({"replay", text}), 1, "not a chokepoint recording");
+  expect_cli_error(run_chokepoint({"record", "--pid", "1"}), 2, "--output");
+  expect_cli_error(
+      run_chokepoint({"record", "--pid", "1", "-o", temp_path("x"), "--max-size", "lots"}), 2,
+      "is not a size");
+  expect_cli_error(
+      run_chokepoint({"record", "--pid", "1", "-o", temp_path("x"), "--interval", "1ms"}), 2,
+      "--interval");
+  // Fails before the window, not after it.
+  const auto start = std::chrono::steady_clock::now();
+  expect_cli_error(run_chokepoint({"diagnose", "--pid", "1", "--duration", "5s", "--record",
+                                   "/nonexistent/dir/x.chokepoint"}),
+                   1, "cannot create");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
+  // Anything but a recording is not overwritten.
+  expect_cli_error(run_chokepoint({"diagnose", "--pid", "1", "--record", text}), 1,
+                   "not a chokepoint recording");
+  std::ifstream in(text);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "hello");
+}
+
+}  // namespace
+}  // namespace chokepoint::recording_test

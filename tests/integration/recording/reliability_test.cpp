@@ -1,0 +1,212 @@
+// Recordings under abuse: a recorder killed with SIGKILL at random moments leaves a file that
+// passes PRAGMA integrity_check and replays; a full disk pauses recording with an error and a
+// hint, and recording resumes when space returns.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "model/builder.h"
+#include "store/recording.h"
+#include "support/background.h"
+#include "support/cli.h"
+#include "support/files.h"
+#include "support/lab_process.h"
+
+namespace chokepoint::recording_test {
+namespace {
+
+using test_support::Background;
+using test_support::chokepoint_bin;
+using test_support::LabProcess;
+using test_support::run_to_exit;
+
+// A directory under this test binary's own, removed when it exits.
+std::filesystem::path temp_dir(const std::string& name) {
+  static const test_support::TempDir root("chokepoint-reliability");
+  auto dir = std::filesystem::path(root.path) / name;
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::string integrity(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return "cannot open";
+  }
+  sqlite3_stmt* st = nullptr;
+  std::string out = "no answer";
+  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+// The recorder writes one transaction per tick (every 10 ms here) and is killed anywhere: while
+// it creates the file, between ticks, inside a commit, during a WAL checkpoint.
+TEST(RecordingReliability, SigkillAtRandomMomentsLeavesReplayableFiles) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const auto dir = temp_dir("kill");
+  std::mt19937 rng(20261204);
+  std::uniform_int_distribution<int> wait_ms(0, 120);
+  constexpr int kKills = 200;
+  int with_ticks = 0;
+  for (int i = 0; i < kKills; ++i) {
+    const std::string file = (dir / ("k" + std::to_string(i) + ".chokepoint")).string();
+    auto rec = Background::start(chokepoint_bin(), {"record", "--pid", std::to_string(lab->pid()),
+                                                    "-o", file, "--interval", "10ms"});
+    ASSERT_TRUE(rec) << rec.error().message;
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(rng)));
+    ASSERT_EQ(::kill(rec->pid(), SIGKILL), 0);
+    auto code = rec->wait(5000);
+    ASSERT_TRUE(code);
+    ASSERT_EQ(*code, 128 + SIGKILL);
+    if (!std::filesystem::exists(file)) continue;  // killed before it created the file
+    ASSERT_EQ(integrity(file), "ok") << file;
+    auto reader = store::RecordingReader::open(file);
+    if (!reader) {
+      // Killed before the transaction that creates the schema committed: an empty database.
+      EXPECT_NE(reader.error().message.find("not a chokepoint recording"), std::string::npos)
+          << reader.error().message;
+      continue;
+    }
+    // Every committed tick replays.
+    std::size_t ticks = 0;
+    auto read = reader->read_ticks(std::numeric_limits<std::int64_t>::max(), [&](model::Tick&&) {
+      ++ticks;
+      return true;
+    });
+    ASSERT_TRUE(read) << file << ": " << read.error().message;
+    if (ticks > 0) {
+      auto samples = store::read_all(file);
+      ASSERT_TRUE(samples);
+      EXPECT_EQ(samples->ticks.size(), ticks);
+      model::Observation obs = model::build_observation(samples->info, samples->ticks);
+      EXPECT_FALSE(obs.threads.empty()) << file;
+      ++with_ticks;
+    }
+    std::filesystem::remove(file);
+    std::filesystem::remove(file + "-wal");
+    std::filesystem::remove(file + "-shm");
+  }
+  // Most kills land while ticks are being written, not before the first.
+  EXPECT_GT(with_ticks, kKills / 2);
+}
+
+// Replays and plain sqlite3 readers while the recorder writes: the writer never fails, and every
+// read sees a consistent recording.
+TEST(RecordingReliability, ReadersDoNotDisturbTheWriter) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string file = (temp_dir("readers") / "busy.chokepoint").string();
+  auto writer =
+      Background::start(chokepoint_bin(), {"record", "--pid", std::to_string(lab->pid()), "-o",
+                                           file, "--interval", "10ms", "--duration", "3s"});
+  ASSERT_TRUE(writer);
+  int reads = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
+  while (std::chrono::steady_clock::now() < until) {
+    auto samples = store::read_all(file);
+    if (samples) {
+      ++reads;
+      for (std::size_t i = 1; i < samples->ticks.size(); ++i) {
+        ASSERT_LT(samples->ticks[i - 1].at_ns, samples->ticks[i].at_ns);
+      }
+      EXPECT_FALSE(model::build_observation(samples->info, samples->ticks).threads.empty() &&
+                   samples->ticks.size() > 1);
+    }
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_exec(db, "SELECT count(*), sum(run_ns) FROM thread_sample", nullptr, nullptr,
+                   nullptr);
+    }
+    sqlite3_close(db);
+  }
+  auto code = writer->wait(10000);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0) << "the writer lost ticks or failed while read";
+  EXPECT_GT(reads, 10);
+  EXPECT_EQ(integrity(file), "ok");
+}
+
+// A tmpfs of 2 MiB, filled up while a recorder writes to it, then emptied again.
+TEST(RecordingReliability, FullDiskPausesAndResumes) {
+  const auto dir = temp_dir("tmpfs");
+  ASSERT_EQ(::mount("chokepoint-test", dir.c_str(), "tmpfs", 0, "size=2m"), 0)
+      << "mount tmpfs: " << strerror(errno);
+  struct Unmount {
+    std::filesystem::path dir;
+    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{dir};
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string file = (dir / "full.chokepoint").string();
+  const std::string err_path = (temp_dir("tmpfs_log") / "stderr").string();
+  // stderr to a file: the messages are what the user sees.
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    const std::string bin = chokepoint_bin();
+    const std::string target = std::to_string(lab->pid());
+    execl(bin.c_str(), bin.c_str(), "record", "--pid", target.c_str(), "-o", file.c_str(),
+          "--interval", "10ms", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Fill what is left.
+  const std::string filler = (dir / "filler").string();
+  {
+    std::ofstream out(filler, std::ios::binary);
+    std::string block(4096, 'x');
+    while (out.write(block.data(), static_cast<std::streamsize>(block.size()))) {
+    }
+  }
+  auto log = [&] {
+    std::ifstream in(err_path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  for (int i = 0; i < 100 && log().find("paused") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(log().find("error: "), std::string::npos) << log();
+  EXPECT_NE(log().find("hint: "), std::string::npos) << log();
+  EXPECT_NE(log().find("full"), std::string::npos) << log();
+  EXPECT_EQ(::kill(pid, 0), 0) << "the recorder must keep running";
+  std::filesystem::remove(filler);
+  for (int i = 0; i < 100 && log().find("resumed") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(log().find("recording resumed"), std::string::npos) << log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  // Ticks were lost while the disk was full: the exit says so.
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << log();
+  EXPECT_NE(log().find("lost"), std::string::npos) << log();
+  EXPECT_EQ(integrity(file), "ok");
+  auto samples = store::read_all(file);
+  ASSERT_TRUE(samples) << samples.error().message;
+  model::Observation obs = model::build_observation(samples->info, samples->ticks);
+  EXPECT_FALSE(obs.threads.empty());
+  EXPECT_GT(obs.duration_ns, 500'000'000);
+}
+
+}  // namespace
+}  // namespace chokepoint::recording_test

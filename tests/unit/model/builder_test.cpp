@@ -1,0 +1,273 @@
+#include "model/builder.h"
+
+#include <gtest/gtest.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+namespace chokepoint::model {
+namespace {
+
+constexpr std::int64_t kMs = 1'000'000;
+
+WaitObservation in_syscall(long nr, FdRole role = FdRole::kUnknown, std::string detail = "") {
+  WaitObservation w;
+  w.state = 'S';
+  w.where = SyscallWhere::kInSyscall;
+  w.syscall_nr = nr;
+  w.fd_role = role;
+  w.fd_detail = std::move(detail);
+  return w;
+}
+
+WaitObservation mutex_wait() {
+  WaitObservation w = in_syscall(SYS_futex);
+  w.args = {0x1000, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0};
+  return w;
+}
+
+ThreadSample first(int tid, std::int64_t at, WaitObservation wait) {
+  ThreadSample s;
+  s.key = {100, tid, 7};
+  s.at_ns = at;
+  s.prev_poll_ns = at;
+  s.first = true;
+  s.comm = "worker";
+  s.process_name = "svc";
+  s.has_stat = true;
+  s.wait = std::move(wait);
+  return s;
+}
+
+ThreadSample poll(int tid, std::int64_t at, std::int64_t prev, std::uint64_t run_ns,
+                  WaitObservation wait) {
+  ThreadSample s;
+  s.key = {100, tid, 7};
+  s.at_ns = at;
+  s.prev_poll_ns = prev;
+  s.run_ns = run_ns;
+  s.has_stat = true;
+  s.wait = std::move(wait);
+  return s;
+}
+
+RecordingInfo info() {
+  RecordingInfo i;
+  i.target = {"pid", "100", {}};
+  i.interval_ns = 100 * kMs;
+  return i;
+}
+
+std::int64_t detail_ns(const ThreadAccount& a, Resource r, const std::string& detail) {
+  const auto& d = a.details[static_cast<std::size_t>(r)];
+  auto it = d.find(detail);
+  return it == d.end() ? 0 : it->second;
+}
+
+TEST(BuildObservation, QuietTimeStaysInTheLastWaitAndTheRunIntervalTakesTheNewOne) {
+  // Asleep from 0; the polls until 800 ms found it unchanged (no records); at 1000 ms it had run
+  // 100 ms and sat in fdatasync.
+  std::vector<Tick> ticks(3);
+  ticks[0].at_ns = 0;
+  ticks[0].new_pids = {100};
+  ticks[0].threads.push_back(first(1, 0, in_syscall(SYS_nanosleep)));
+  ticks[1].at_ns = 1000 * kMs;
+  ticks[1].threads.push_back(poll(1, 1000 * kMs, 800 * kMs, 100 * kMs,
+                                  in_syscall(SYS_fdatasync, FdRole::kRegularFile, "/data/log")));
+  ticks[2].at_ns = 1500 * kMs;
+  ticks[2].closing = true;
+  Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& a = obs.threads[0];
+  EXPECT_EQ(obs.duration_ns, 1500 * kMs);
+  EXPECT_EQ(obs.target.pids, std::vector<int>{100});
+  EXPECT_EQ(a.split.total_ns(), 1500 * kMs);
+  EXPECT_EQ(a.split[Resource::kSleep], 800 * kMs);
+  EXPECT_EQ(a.split[Resource::kOnCpu], 100 * kMs);
+  // The run interval's off-CPU part and the quiet time after it: the disk sync.
+  EXPECT_EQ(a.split[Resource::kDisk], 600 * kMs);
+  EXPECT_EQ(detail_ns(a, Resource::kDisk, "fdatasync /data/log"), 600 * kMs);
+  EXPECT_EQ(a.comm, "worker");
+  EXPECT_EQ(a.process_name, "svc");
+}
+
+TEST(BuildObservation, KernelTimeInsideADiskSyncIsDiskWork) {
+  // In fdatasync at both ends of an interval in which it ran 40 ms, three quarters in the kernel.
+  std::vector<Tick> ticks(3);
+  const auto sync = in_syscall(SYS_fdatasync, FdRole::kRegularFile, "/db");
+  ticks[0].threads.push_back(first(1, 0, sync));
+  ticks[1].at_ns = 100 * kMs;
+  ticks[1].threads.push_back(poll(1, 100 * kMs, 0, 10 * kMs, sync));
+  ticks[2].at_ns = 200 * kMs;
+  auto p = poll(1, 200 * kMs, 100 * kMs, 50 * kMs, sync);
+  p.utime_ns = 10 * kMs;
+  p.stime_ns = 30 * kMs;
+  ticks[2].threads.push_back(p);
+  Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  EXPECT_EQ(obs.threads[0].kernel_work_ns, 30 * kMs);
+  EXPECT_EQ(obs.threads[0].split[Resource::kOnCpu], 10 * kMs + 10 * kMs);
+  EXPECT_EQ(obs.threads[0].split.total_ns(), 200 * kMs);
+}
+
+// Thread 1 goes into fsync, thread 2 queues on a mutex, for two ticks; then the closing reads.
+std::vector<Tick> lock_behind_disk_ticks() {
+  std::vector<Tick> ticks(4);
+  ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep)),
+                      first(2, 0, in_syscall(SYS_nanosleep))};
+  ticks[1].at_ns = 100 * kMs;
+  ticks[1].lock_credit_ns = 100 * kMs;
+  ticks[1].threads = {
+      poll(1, 100 * kMs, 0, 1 * kMs, in_syscall(SYS_fsync, FdRole::kRegularFile, "/db")),
+      poll(2, 100 * kMs, 0, 1 * kMs, mutex_wait())};
+  ticks[2].at_ns = 200 * kMs;
+  ticks[2].lock_credit_ns = 100 * kMs;  // nothing moved: both still where they were
+  ticks[3].at_ns = 250 * kMs;           // closing reads: no credit
+  ticks[3].closing = true;
+  return ticks;
+}
+
+TEST(BuildObservation, LockWaitBehindADiskSyncIsCreditedPerTick) {
+  Observation obs = build_observation(info(), lock_behind_disk_ticks());
+  EXPECT_EQ(obs.lock_wait_behind_disk_ns, 200 * kMs);
+  ASSERT_EQ(obs.threads.size(), 2u);
+  EXPECT_EQ(detail_ns(obs.threads[1], Resource::kLock, "mutex 0x1000"), 249 * kMs);
+}
+
+TEST(BuildObservation, AnEndedThreadIsAccountedUntilItsLastRead) {
+  std::vector<Tick> ticks(3);
+  ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep))};
+  ticks[1].at_ns = 500 * kMs;
+  ticks[1].ended = {{100, 1, 300 * kMs}};
+  ticks[2].at_ns = 1000 * kMs;
+  Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  EXPECT_EQ(obs.threads[0].split.total_ns(), 300 * kMs);
+  EXPECT_EQ(obs.threads[0].split[Resource::kSleep], 300 * kMs);
+}
+
+TEST(BuildObservation, AWindowCutsQuietTimeAndSkipsWhatCameBefore) {
+  std::vector<Tick> ticks(4);
+  ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep))};
+  ticks[1].at_ns = 1000 * kMs;
+  ticks[1].threads = {poll(1, 1000 * kMs, 900 * kMs, 50 * kMs,
+                           in_syscall(SYS_fdatasync, FdRole::kRegularFile, "/db"))};
+  ticks[2].at_ns = 2000 * kMs;
+  ticks[2].threads = {poll(1, 2000 * kMs, 1900 * kMs, 80 * kMs, in_syscall(SYS_nanosleep))};
+  ticks[3].at_ns = 3000 * kMs;
+  Window w{1000 * kMs, 2500 * kMs};
+  Observation obs = build_observation(info(), ticks, w);
+  EXPECT_EQ(obs.duration_ns, 1500 * kMs);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& a = obs.threads[0];
+  EXPECT_EQ(a.split.total_ns(), 1500 * kMs);
+  // 1000-1900 quiet in fdatasync; 1900-2000 ran 30 ms, then asleep until the window's end.
+  EXPECT_EQ(a.split[Resource::kDisk], 900 * kMs);
+  EXPECT_EQ(a.split[Resource::kOnCpu], 30 * kMs);
+  EXPECT_EQ(a.split[Resource::kSleep], 570 * kMs);
+}
+
+TEST(BuildObservation, ProcessAndSystemSummariesAreDeltasOverTheWindow) {
+  std::vector<Tick> ticks(2);
+  ProcessSample p0;
+  p0.pid = 100;
+  p0.name = "svc";
+  p0.io = ProcessIo{1000, 5000, 10};
+  p0.has_status = true;
+  p0.rss_bytes = 10 << 20;
+  ticks[0].processes = {p0};
+  ticks[0].new_pids = {100};
+  ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep))};
+  SystemSample s0;
+  s0.cpus_online = 4;
+  s0.has_cpu = true;
+  s0.cpu_total_ns = 1000;
+  s0.cpu_busy_ns = 100;
+  s0.disks = std::vector<DiskSample>{{"vda", 0, 0, 0, 0, 0, 0, 0, 0, std::nullopt}};
+  ticks[0].system = s0;
+  ticks[0].runnable = 2;
+  ticks[1].at_ns = 2000 * kMs;
+  ProcessSample p1;
+  p1.pid = 100;
+  p1.at_ns = 2000 * kMs;
+  p1.io = ProcessIo{1000, 9000, 30};
+  p1.has_status = true;
+  p1.rss_bytes = 12 << 20;
+  p1.open_fds = 7;
+  p1.fd_soft_limit = 1024;
+  ticks[1].processes = {p1};
+  SocketSample up;
+  up.pid = 100;
+  up.inode = 5;
+  up.state = SocketState::kEstablished;
+  up.remote_addr = "127.0.0.1";
+  up.remote_port = 9001;
+  up.rtt_us = 300;
+  ticks[1].sockets = {up};
+  SystemSample s1 = s0;
+  s1.cpu_total_ns = 3000;
+  s1.cpu_busy_ns = 1100;
+  s1.disks = std::vector<DiskSample>{{"vda", 10, 30, 0, 0, 0, 0, 1000 * kMs, 0, std::nullopt}};
+  ticks[1].system = s1;
+  ticks[1].runnable = 4;
+  CollectorSample c;
+  c.cpus_allowed = 1.5;
+  c.thread_samples = 40;
+  ticks[1].collector = c;
+  Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.processes.size(), 1u);
+  const ProcessSummary& ps = obs.processes[0];
+  EXPECT_EQ(ps.name, "svc");
+  EXPECT_EQ(ps.threads, 1);
+  EXPECT_EQ(ps.write_bytes, 4000u);
+  EXPECT_EQ(ps.syscw, 20u);
+  EXPECT_EQ(ps.rss_start_bytes, 10u << 20);
+  EXPECT_EQ(ps.rss_max_bytes, 12u << 20);
+  EXPECT_EQ(ps.open_fds, 7u);
+  EXPECT_EQ(ps.fd_soft_limit, 1024u);
+  EXPECT_EQ(ps.client_connections, 1);
+  EXPECT_EQ(ps.upstream_peers, std::vector<std::string>{"127.0.0.1:9001"});
+  EXPECT_EQ(ps.upstream_rtt_us_max, 300u);
+  EXPECT_DOUBLE_EQ(obs.system.cpu_utilization, 0.5);
+  EXPECT_DOUBLE_EQ(obs.system.run_queue_avg, 3.0);
+  EXPECT_DOUBLE_EQ(obs.system.cpus_allowed, 1.5);
+  ASSERT_EQ(obs.system.disks.size(), 1u);
+  EXPECT_DOUBLE_EQ(obs.system.disks[0].utilization, 0.5);
+  EXPECT_DOUBLE_EQ(obs.system.disks[0].writes_per_s, 15.0);
+  EXPECT_EQ(obs.overhead.thread_samples, 40u);
+  ASSERT_FALSE(obs.sources.empty());
+  EXPECT_EQ(obs.sources.front().name, "schedstat");
+}
+
+TEST(BuildObservation, ALiveSinkBuildsWhatTheWholeStreamGives) {
+  const std::vector<Tick> ticks = lock_behind_disk_ticks();
+  const Observation whole = build_observation(info(), ticks);
+  Samples kept;
+  ObservationSink sink(&kept);
+  sink.begin(info());
+  for (const auto& t : ticks) sink.add(t);
+  const Observation live = sink.finish();
+  EXPECT_EQ(live.duration_ns, whole.duration_ns);
+  EXPECT_EQ(live.lock_wait_behind_disk_ns, whole.lock_wait_behind_disk_ns);
+  ASSERT_EQ(live.threads.size(), whole.threads.size());
+  for (std::size_t i = 0; i < live.threads.size(); ++i) {
+    EXPECT_EQ(live.threads[i].split.ns, whole.threads[i].split.ns);
+    EXPECT_EQ(live.threads[i].details, whole.threads[i].details);
+  }
+  EXPECT_EQ(kept.ticks.size(), ticks.size());
+}
+
+TEST(BuildObservation, BrokenStreamsDoNotCrash) {
+  // Polls of unknown threads, time running backwards, an end of nobody, no ticks at all.
+  std::vector<Tick> ticks(2);
+  ticks[0].at_ns = 100;
+  ticks[0].threads = {poll(9, 100, 50, 10, in_syscall(SYS_nanosleep)), first(1, 100, {})};
+  ticks[0].ended = {{100, 42, 0}};
+  ticks[1].at_ns = 50;
+  ticks[1].threads = {poll(1, 50, 900, 10, in_syscall(SYS_nanosleep))};
+  Observation obs = build_observation(info(), ticks);
+  EXPECT_EQ(obs.threads.size(), 1u);
+  EXPECT_TRUE(build_observation(info(), {}).threads.empty());
+}
+
+}  // namespace
+}  // namespace chokepoint::model

@@ -1,0 +1,327 @@
+#include "store/recording.h"
+
+#include <gtest/gtest.h>
+#include <linux/futex.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "analysis/diagnosis.h"
+#include "model/builder.h"
+#include "render/diagnosis_report.h"
+#include "support/files.h"
+
+namespace chokepoint::store {
+namespace {
+
+constexpr std::int64_t kMs = 1'000'000;
+
+// Every file of this test binary, removed when it exits.
+std::string temp_path(const std::string& name) {
+  static const test_support::TempDir dir("chokepoint-store-test");
+  return dir.path + "/" + name;
+}
+
+model::WaitObservation in_syscall(long nr, model::FdRole role = model::FdRole::kUnknown,
+                                  std::string detail = "") {
+  model::WaitObservation w;
+  w.state = 'S';
+  w.where = model::SyscallWhere::kInSyscall;
+  w.syscall_nr = nr;
+  w.fd_role = role;
+  w.fd_detail = std::move(detail);
+  return w;
+}
+
+model::ThreadSample thread(int tid, std::int64_t at, bool first, std::uint64_t run_ns,
+                           model::WaitObservation wait) {
+  model::ThreadSample s;
+  s.key = {100, tid, 1234};
+  s.at_ns = at;
+  // Thread 1 is read at every tick (its rows leave prev_poll_ago_ns out); the others had polls
+  // that found them unchanged in between.
+  s.prev_poll_ns = first ? at : at - (tid == 1 ? 100 : 50) * kMs;
+  s.first = first;
+  if (first) {
+    s.comm = "worker\n)x";  // hostile names survive unchanged
+    s.process_name = "svc";
+  }
+  s.run_ns = run_ns;
+  s.run_delay_ns = run_ns / 10;
+  s.has_stat = true;
+  s.utime_ns = run_ns / 2;
+  s.stime_ns = run_ns / 2;
+  s.majflt = run_ns / kMs;
+  s.wait = std::move(wait);
+  return s;
+}
+
+// A window with every kind of sample: threads that run, wait on a disk sync, a mutex and an
+// upstream, one that ends; a process with io, delays and sockets; system and collector samples.
+model::Samples sample_window(int ticks) {
+  model::Samples s;
+  s.info.target = {"pid", "100", {}};
+  s.info.interval_ns = 100 * kMs;
+  model::SystemSample sys;
+  sys.cpus_online = 2;
+  sys.has_cpu = true;
+  sys.has_net = true;
+  sys.tcp_retrans_segs = 5;
+  sys.disks = std::vector<model::DiskSample>{{"vda", 1, 2, 3, 4, 5, 6, 7, 8, 9}};
+  sys.psi_io = {true, true, "", 100, 50};
+  auto futex = in_syscall(SYS_futex);
+  futex.args = {0xdeadbeef00, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0};
+  for (int i = 0; i < ticks; ++i) {
+    model::Tick t;
+    t.at_ns = 1'000 * kMs + i * 100 * kMs;
+    t.lock_credit_ns = i == 0 ? 0 : 100 * kMs;
+    t.runnable = static_cast<std::uint32_t>(i % 3);
+    const bool first = i == 0;
+    if (first) t.new_pids = {100};
+    const auto u = static_cast<std::uint64_t>(i);
+    t.threads.push_back(thread(1, t.at_ns, first, u * 20 * kMs,
+                               in_syscall(SYS_fdatasync, model::FdRole::kRegularFile, "/d/log")));
+    if (first || i % 2 == 0) t.threads.push_back(thread(2, t.at_ns, first, u * 7 * kMs, futex));
+    if (i < 5) {
+      auto up = in_syscall(SYS_epoll_wait);
+      up.process_waits_on_network = i % 2 == 0;
+      up.fd_detail = "upstream 127.0.0.1:9001";
+      t.threads.push_back(thread(3, t.at_ns, first, u * 3 * kMs, up));
+    }
+    if (i == 5) t.ended.push_back({100, 3, t.at_ns - 10 * kMs});
+    model::ProcessSample p;
+    p.pid = 100;
+    p.at_ns = t.at_ns;
+    if (first) p.name = "svc";
+    p.io = model::ProcessIo{u * 100, u * 4096, u};
+    p.has_status = true;
+    p.rss_bytes = (10 + u) << 20;
+    p.anon_bytes = (5 + u) << 20;
+    p.delays = model::GroupDelays{u, 2 * u, 3 * u, 4 * u, 5 * u, 6 * u};
+    if (i == ticks - 1) {
+      p.open_fds = 12;
+      p.fd_soft_limit = 1024;
+    }
+    t.processes.push_back(p);
+    model::SocketSample sock;
+    sock.pid = 100;
+    sock.at_ns = t.at_ns;
+    sock.inode = 77;
+    sock.state = model::SocketState::kEstablished;
+    sock.remote_addr = "127.0.0.1";
+    sock.remote_port = 9001;
+    sock.bytes_acked = u * 1000;
+    sock.rtt_us = 250;
+    t.sockets.push_back(sock);
+    sys.at_ns = t.at_ns;
+    sys.cpu_total_ns += 200 * kMs;
+    sys.cpu_busy_ns += 50 * kMs;
+    sys.tcp_retrans_segs = *sys.tcp_retrans_segs + 1;
+    if (first || i == ticks - 1) t.system = sys;
+    model::CollectorSample c;
+    c.delayacct_readable = true;
+    c.delayacct_on = true;
+    c.taskstats_open = true;
+    c.thread_samples = u * 3;
+    c.cpu_ns = static_cast<std::int64_t>(u) * kMs;
+    c.cpus_allowed = 1.5;
+    c.socket_problem = "sock_diag: \"refused\"";
+    if (i == ticks - 1) t.collector = c;
+    t.closing = i == ticks - 1;
+    s.ticks.push_back(std::move(t));
+  }
+  return s;
+}
+
+std::string report(const model::Samples& s, model::Window w = {}) {
+  model::Observation obs = model::build_observation(s.info, s.ticks, w);
+  return render::diagnosis_json(obs, analysis::diagnose(obs)).dump(1);
+}
+
+util::Result<std::unique_ptr<RecordingWriter>> write(const std::string& path,
+                                                     const model::Samples& s,
+                                                     WriterOptions opt = {}) {
+  auto w = RecordingWriter::create(path, std::move(opt));
+  if (!w) return w.error();
+  (*w)->begin(s.info);
+  for (const auto& t : s.ticks) (*w)->add(t);
+  return w;
+}
+
+TEST(Recording, ReplaysTheSameObservation) {
+  const std::string path = temp_path("round_trip.chokepoint");
+  const model::Samples s = sample_window(20);
+  {
+    auto w = write(path, s);
+    ASSERT_TRUE(w) << w.error().message;
+    EXPECT_EQ((*w)->ticks_written(), 20u);
+    EXPECT_FALSE((*w)->failing());
+  }
+  auto back = read_all(path);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->ticks.size(), s.ticks.size());
+  EXPECT_EQ(back->info.target.spec, "100");
+  EXPECT_EQ(back->info.interval_ns, 100 * kMs);
+  const std::string live = report(s);
+  EXPECT_NE(live.find("fdatasync /d/log"), std::string::npos);
+  EXPECT_NE(live.find("worker\\n)x"), std::string::npos);
+  EXPECT_EQ(report(*back), live);
+  // A part of it too.
+  const model::Window part{1'500 * kMs, 2'200 * kMs};
+  EXPECT_EQ(report(*back, part), report(s, part));
+  auto reader = RecordingReader::open(path);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(reader->meta().schema_version, kSchemaVersion);
+  ASSERT_TRUE(reader->time_range());
+  EXPECT_EQ(reader->time_range()->first, 1'000 * kMs);
+  EXPECT_EQ(reader->time_range()->second, 2'900 * kMs);
+}
+
+TEST(Recording, FileHasTheDocumentedIdentityAndPassesIntegrityCheck) {
+  const std::string path = temp_path("identity.chokepoint");
+  auto writer = write(path, sample_window(3));
+  ASSERT_TRUE(writer);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  auto one = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sql;
+    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW) << sql;
+    std::string v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
+  };
+  // WAL while it is written (readers do not block the writer); one plain file once finished.
+  EXPECT_EQ(one("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(one("SELECT count(*) FROM tick"), "3");
+  sqlite3_close(db);
+  writer->reset();
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  EXPECT_EQ(one("PRAGMA journal_mode"), "delete");
+  EXPECT_EQ(one("PRAGMA application_id"), std::to_string(kApplicationId));
+  EXPECT_EQ(one("PRAGMA user_version"), std::to_string(kSchemaVersion));
+  EXPECT_EQ(one("PRAGMA integrity_check"), "ok");
+  // Counters are deltas: their sum per thread is what the thread used over the recording.
+  EXPECT_EQ(one("SELECT sum(run_ns) FROM thread_sample JOIN thread ON thread.id = "
+                "thread_sample.thread WHERE tid = 1"),
+            std::to_string(2 * 20 * kMs));
+  sqlite3_close(db);
+}
+
+TEST(Recording, ForeignTruncatedAndNewerFilesGiveErrorsWithHints) {
+  const std::string text = temp_path("notes.txt");
+  std::ofstream(text) << "not a database\n";
+  auto r = RecordingReader::open(text);
+  ASSERT_FALSE(r);
+  EXPECT_FALSE(r.error().hint.empty());
+
+  auto missing = RecordingReader::open(temp_path("does_not_exist"));
+  ASSERT_FALSE(missing);
+  EXPECT_FALSE(missing.error().hint.empty());
+
+  const std::string other = temp_path("other.db");
+  std::filesystem::remove(other);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(other.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto foreign = RecordingReader::open(other);
+  ASSERT_FALSE(foreign);
+  EXPECT_NE(foreign.error().message.find("not a chokepoint recording"), std::string::npos);
+  // Nor is it replaced by a writer.
+  auto clobber = RecordingWriter::create(other, {});
+  ASSERT_FALSE(clobber);
+  EXPECT_TRUE(std::filesystem::exists(other));
+
+  const std::string newer = temp_path("newer.chokepoint");
+  ASSERT_TRUE(write(newer, sample_window(2)));
+  ASSERT_EQ(sqlite3_open(newer.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto future = RecordingReader::open(newer);
+  ASSERT_FALSE(future);
+  EXPECT_NE(future.error().message.find("schema 99"), std::string::npos);
+
+  // Cut at every 4 KiB page boundary and in the middle of pages: an error or a shorter replay,
+  // never a crash.
+  const std::string full = temp_path("full.chokepoint");
+  ASSERT_TRUE(write(full, sample_window(30)));
+  const auto size = std::filesystem::file_size(full);
+  const std::string cut = temp_path("cut.chokepoint");
+  for (std::uintmax_t len = 0; len < size; len += 1500) {
+    std::filesystem::remove(cut);
+    std::filesystem::copy_file(full, cut);
+    std::filesystem::resize_file(cut, len);
+    auto samples = read_all(cut);
+    if (!samples) {
+      EXPECT_FALSE(samples.error().message.empty()) << len;
+    }
+  }
+}
+
+TEST(Recording, HostileValuesAreClampedNotTrusted) {
+  const std::string path = temp_path("hostile.chokepoint");
+  ASSERT_TRUE(write(path, sample_window(4)));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "UPDATE thread_sample SET state=100000, site=-4, fd_role=999, "
+                         "fd_detail=123456, syscall_nr=1e15;"
+                         "UPDATE system_sample SET sample='{\"cpu\":[1,2],\"disks\":7}';"
+                         "UPDATE collector_sample SET sample='not json';"
+                         "UPDATE socket_sample SET state=42, local_addr=-1;"
+                         "UPDATE tick SET at_ns=-at_ns WHERE id=2;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto samples = read_all(path);
+  ASSERT_TRUE(samples) << samples.error().message;
+  ASSERT_EQ(samples->ticks.size(), 4u);
+  (void)report(*samples);  // builds without tripping over anything
+}
+
+TEST(Recording, ReplacesAnEarlierRecording) {
+  const std::string path = temp_path("replaced.chokepoint");
+  ASSERT_TRUE(write(path, sample_window(10)));
+  ASSERT_TRUE(write(path, sample_window(3)));
+  auto back = read_all(path);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->ticks.size(), 3u);
+}
+
+TEST(Recording, RotationDropsTheOldestTicksAndKeepsTheNewest) {
+  const std::string path = temp_path("rotated.chokepoint");
+  WriterOptions opt;
+  opt.max_bytes = 256 * 1024;
+  const model::Samples s = sample_window(4000);
+  ASSERT_TRUE(write(path, s, opt));
+  auto back = read_all(path);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_FALSE(back->ticks.empty());
+  EXPECT_LT(back->ticks.size(), s.ticks.size());
+  EXPECT_EQ(back->ticks.back().at_ns, s.ticks.back().at_ns);
+  EXPECT_LE(std::filesystem::file_size(path), 2 * opt.max_bytes);
+  // What is left replays: the threads still alive at the end are there, from a keyframe.
+  model::Observation obs = model::build_observation(back->info, back->ticks);
+  EXPECT_EQ(obs.threads.size(), 2u);
+  EXPECT_GT(obs.threads[0].split.total_ns(), 0);
+
+  WriterOptions keep;
+  keep.keep_for_ns = 30'000 * kMs;
+  keep.keyframe_every_ns = 5'000 * kMs;
+  const std::string aged = temp_path("aged.chokepoint");
+  ASSERT_TRUE(write(aged, s, keep));
+  auto young = read_all(aged);
+  ASSERT_TRUE(young);
+  const std::int64_t span = young->ticks.back().at_ns - young->ticks.front().at_ns;
+  EXPECT_GE(span, 30'000 * kMs);
+  EXPECT_LE(span, 36'000 * kMs);
+}
+
+}  // namespace
+}  // namespace chokepoint::store
