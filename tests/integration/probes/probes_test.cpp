@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "analysis/services.h"
 #include "collect/probes/memcached_probe.h"
 #include "collect/probes/postgres_probe.h"
 #include "collect/probes/proxy_probes.h"
@@ -21,6 +22,21 @@
 
 namespace chokepoint::collect::probes {
 namespace {
+
+// The finding of `report` whose message contains `needle`, or nullptr.
+const analysis::ServiceFinding* finding(const analysis::ServiceReport& report,
+                                        const std::string& needle) {
+  for (const auto& f : report.findings) {
+    if (f.message.find(needle) != std::string::npos) return &f;
+  }
+  return nullptr;
+}
+
+std::string all_findings(const analysis::ServiceReport& report) {
+  std::string out = report.summary + "\n";
+  for (const auto& f : report.findings) out += "  " + f.message + "\n";
+  return out;
+}
 
 using test_support::Background;
 using test_support::TempDir;
@@ -81,6 +97,18 @@ TEST(RedisProbe, CountsCommandsEvictionsAndTheSlowLog) {
   EXPECT_NE(o.slow.front().find("DEBUG"), std::string::npos) << o.slow.front();
   ASSERT_TRUE(o.gauges.count("latency_max_ms:command")) << "LATENCY LATEST had no command event";
   EXPECT_GE(o.gauges.at("latency_max_ms:command").max, 40);
+
+  // What the rules make of it: evictions are a memory finding with the policy named, and the
+  // slow log names the command.
+  const auto report = analysis::assess_services(obs).at(0);
+  EXPECT_TRUE(report.problem.empty()) << report.problem;
+  const auto* ev = finding(report, "evicting");
+  ASSERT_NE(ev, nullptr) << all_findings(report);
+  EXPECT_EQ(ev->resource, model::Resource::kMemory);
+  EXPECT_TRUE(ev->warning);
+  EXPECT_NE(ev->message.find("allkeys-lru"), std::string::npos);
+  EXPECT_NE(finding(report, "slow log: "), nullptr) << all_findings(report);
+  EXPECT_NE(report.summary.find("commands/s"), std::string::npos);
 }
 
 TEST(RedisProbe, AServerThatGoesAwayIsAnErrorWithAHintAndComesBack) {
@@ -138,6 +166,13 @@ TEST(MemcachedProbe, CountsHitsMissesAndEvictions) {
   EXPECT_EQ(obs[0].delta("get_misses"), 100);
   EXPECT_GT(obs[0].delta("evictions"), 100);
   EXPECT_EQ(obs[0].gauges.at("limit_maxbytes").last, 4.0 * 1024 * 1024);
+
+  const auto report = analysis::assess_services(obs).at(0);
+  const auto* ev = finding(report, "evicting");
+  ASSERT_NE(ev, nullptr) << all_findings(report);
+  EXPECT_EQ(ev->resource, model::Resource::kMemory);
+  // 100 hits and 100 misses: a 50% hit ratio, worth a finding at this rate.
+  EXPECT_NE(report.summary.find("hit ratio 50%"), std::string::npos) << report.summary;
 }
 
 TEST(MemcachedProbe, NothingListeningIsAnErrorWithAHint) {
@@ -237,6 +272,15 @@ TEST(HaproxyProbe, SeesTheBackendQueueWhenItsServerIsFull) {
   EXPECT_GE(o.gauges.at("backend:app:qcur").max, 1);
   // No health checks are configured: HAProxy says so rather than UP.
   EXPECT_EQ(o.settings.at("server:app/web1:status"), "no check");
+
+  // The queue points at the upstream tier, by the backend's name.
+  const auto report = analysis::assess_services(obs).at(0);
+  const auto* q = finding(report, "backend app: up to");
+  ASSERT_NE(q, nullptr) << all_findings(report);
+  EXPECT_EQ(q->resource, model::Resource::kNetwork);
+  EXPECT_TRUE(q->warning);
+  EXPECT_NE(q->message.find("1 of 1 servers at their maxconn"), std::string::npos) << q->message;
+  EXPECT_NE(q->fix.find("backend app"), std::string::npos);
 }
 
 TEST(HaproxyProbe, AMissingSocketIsAnErrorWithAHint) {
@@ -357,6 +401,15 @@ TEST(PostgresProbe, SeesARowLockWaitAndWhoBlocksIt) {
   EXPECT_EQ(o.settings.at("synchronous_commit"), "on");
   EXPECT_EQ(o.settings.at("max_connections"), "100");
   EXPECT_GE(o.counters_last.count("xact_commit"), 1u);
+
+  // In the database's own split the waiter's time is lock, and the chain names both pids.
+  const auto report = analysis::assess_services({o}).at(0);
+  const auto* lock = finding(report, "Lock:transactionid");
+  ASSERT_NE(lock, nullptr) << all_findings(report);
+  EXPECT_EQ(lock->resource, model::Resource::kLock);
+  EXPECT_NE(lock->message.find("100% of the busy backends' time"), std::string::npos)
+      << lock->message;
+  EXPECT_NE(finding(report, "lock chain: " + chain), nullptr) << all_findings(report);
 }
 
 TEST(PostgresProbe, AServerThatIsNotThereIsAnErrorWithAHint) {

@@ -1,0 +1,49 @@
+#pragma once
+// What the services' own statistics say (model::ServiceObservation, read by collect/probes), as
+// evidence and fixes: one rule per service in rules/service_*.cpp, each pure, each with its
+// section in docs/probes.md. The findings that point at the verdict's resource are folded into
+// the verdict's evidence and fixes by fold_services().
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/service.h"
+#include "model/time_split.h"
+
+namespace chokepoint::analysis {
+
+struct ServiceFinding {
+  model::Resource resource = model::Resource::kOnCpu;  // what it points at
+  bool warning = false;  // limits the service now (else: worth knowing)
+  std::string message;   // the evidence, with numbers and the service's own names
+  std::string fix;       // what to do, specific to the evidence; may be empty
+};
+
+struct ServiceReport {
+  model::ServiceKind kind = model::ServiceKind::kRedis;
+  std::string endpoint;
+  std::string summary;  // one line: rates and the state of the service over the window
+  std::vector<ServiceFinding> findings;
+  // When the probe could not read the service (or only part of the time): why, and the hint.
+  std::string problem;
+  std::string hint;
+};
+
+std::vector<ServiceReport> assess_services(const std::vector<model::ServiceObservation>& services);
+
+namespace rules {
+ServiceReport service_redis(const model::ServiceObservation& s);
+ServiceReport service_memcached(const model::ServiceObservation& s);
+ServiceReport service_nginx(const model::ServiceObservation& s);
+ServiceReport service_haproxy(const model::ServiceObservation& s);
+ServiceReport service_postgres(const model::ServiceObservation& s);
+// Which of the 8 states a PostgreSQL backend state counts as ("Lock:transactionid" -> lock,
+// "IO:DataFileRead" and "LWLock:WALWrite" -> disk, "active" -> on_cpu, "Client:ClientRead" and
+// "idle" -> idle); nullopt for background waits (Activity, IPC, Extension).
+std::optional<model::Resource> postgres_wait_resource(const std::string& state);
+// "1,234", "12.3k", for rates in evidence.
+std::string count_text(double v);
+}  // namespace rules
+
+}  // namespace chokepoint::analysis
