@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace chokepoint::analysis {
 
 std::vector<ServiceReport> assess_services(const std::vector<model::ServiceObservation>& services) {
@@ -40,6 +42,46 @@ std::vector<ServiceReport> assess_services(const std::vector<model::ServiceObser
     out.push_back(std::move(r));
   }
   return out;
+}
+
+namespace {
+
+// The verdict's name for the resource a finding points at.
+std::string verdict_resource(model::Resource r) {
+  switch (r) {
+    case model::Resource::kOnCpu:
+    case model::Resource::kCpuWait:
+      return "cpu";
+    case model::Resource::kDisk:
+      return "disk";
+    case model::Resource::kNetwork:
+      return "network";
+    case model::Resource::kLock:
+      return "lock";
+    case model::Resource::kMemory:
+      return "memory";
+    case model::Resource::kSleep:
+    case model::Resource::kIdle:
+      return "";
+  }
+  return "";
+}
+
+}  // namespace
+
+void fold_services(Diagnosis& d, const std::vector<ServiceReport>& services) {
+  if (d.bottlenecks.empty() || d.verdict == "none") return;
+  Bottleneck& b = d.bottlenecks.front();
+  for (const auto& s : services) {
+    for (const auto& f : s.findings) {
+      if (!f.warning || verdict_resource(f.resource) != b.resource) continue;
+      b.evidence.push_back(
+          fmt::format("{} {}: {}", model::service_kind_name(s.kind), s.endpoint, f.message));
+      if (!f.fix.empty() && std::find(b.fixes.begin(), b.fixes.end(), f.fix) == b.fixes.end()) {
+        b.fixes.push_back(f.fix);
+      }
+    }
+  }
 }
 
 namespace rules {

@@ -11,13 +11,17 @@
 #include <optional>
 #include <thread>
 
+#include "analysis/services.h"
 #include "app/background_load.h"
 #include "app/cli_values.h"
 #include "app/diagnose_stacks.h"
 #include "app/load_report.h"
+#include "app/probe_options.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
+#include "collect/procfs/proc_fs.h"
 #include "render/diagnosis_report.h"
+#include "render/services_report.h"
 #include "util/clock.h"
 #include "util/fatal.h"
 
@@ -43,6 +47,7 @@ struct DiagnoseArgs {
   // Stacks as evidence: an off-CPU trace after the window when the verdict is a wait.
   bool no_stacks = false;
   std::string stacks_duration = "2s";
+  ProbeArgs probes;
 };
 
 int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
@@ -96,11 +101,29 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     }
     load->wait_warmup(g_stop);
   }
+  // The services' own view over the same window: those the flags name, and those found among
+  // the target's processes.
+  std::vector<int> pids;
+  if (auto p = collect::sampler::resolve_pids(session->spec(), collect::procfs::ProcFs()); p) {
+    pids = std::move(*p);
+  }
+  Probes probes = make_probes(a.probes, pids);
+  collect::probes::ProbeRunner probe_runner(std::move(probes.probes), 100'000'000);
   if (!a.json) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
                              session->describe(), duration_ns / 1e9);
   }
+  probe_runner.start();
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
+  const std::vector<model::ServiceObservation> services = probe_runner.finish();
+  std::vector<analysis::ServiceReport> service_reports;
+  if (window) {
+    service_reports = analysis::assess_services(services);
+    analysis::fold_services(window->diagnosis, service_reports);
+    for (auto& src : probe_sources(services, probes.notes)) {
+      window->observation.sources.push_back(std::move(src));
+    }
+  }
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
     const std::string& verdict = window->diagnosis.verdict;
@@ -132,6 +155,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   if (load_result && *load_result) assessment = loadgen::assess(**load_result, load->options());
   if (a.json) {
     nlohmann::json j = render::diagnosis_json(obs, d);
+    if (!service_reports.empty()) j["services"] = render::services_json(service_reports);
     if (load_result) {
       j["load"] = *load_result
                       ? load_json(**load_result, load->options(), *assessment, {a.load_url})
@@ -140,6 +164,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << render::diagnosis_text(obs, d);
+    std::cout << render::services_text(service_reports);
     if (load_result && *load_result) {
       const loadgen::LoadResult& r = **load_result;
       std::cout << fmt::format(
@@ -180,6 +205,7 @@ Subcommand make_diagnose_command(CLI::App& root) {
                                       "Watch a service and name what limits it: network, disk, "
                                       "memory, lock or CPU, with evidence and the fix to do first");
   add_target_options(cli, args->target);
+  add_probe_options(cli, args->probes);
   cli->add_option("-d,--duration", args->duration, "how long to watch (500ms, 5s, 2m)")
       ->capture_default_str();
   cli->add_option("-i,--interval", args->interval, "how often to sample thread states")
@@ -212,7 +238,9 @@ Subcommand make_diagnose_command(CLI::App& root) {
       "  chokepoint diagnose --pid 1234\n"
       "  chokepoint diagnose --name nginx --duration 10s\n"
       "  chokepoint diagnose --pid 1234 --load http://127.0.0.1:8080/ --rate 2000\n"
-      "  chokepoint diagnose -- ./server --port 8080");
+      "  chokepoint diagnose -- ./server --port 8080\n"
+      "  chokepoint diagnose --pid $(pgrep -o postgres) --load http://127.0.0.1:8080/\n"
+      "  chokepoint diagnose --name app --redis 127.0.0.1:6379 --haproxy-stats /run/haproxy.sock");
   return {cli, [args, rate, conns, threads, warmup] {
             const bool load_options_given =
                 rate->count() + conns->count() + threads->count() + warmup->count() > 0;

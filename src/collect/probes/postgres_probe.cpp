@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -62,8 +64,8 @@ constexpr const char* kSettings =
 
 class PostgresProbe final : public Probe {
  public:
-  PostgresProbe(std::string conninfo, std::string how)
-      : conninfo_(std::move(conninfo)), how_(std::move(how)) {}
+  PostgresProbe(std::string conninfo, std::string how, std::optional<OsUser> as_user)
+      : conninfo_(std::move(conninfo)), how_(std::move(how)), as_user_(std::move(as_user)) {}
   model::ServiceKind kind() const override { return model::ServiceKind::kPostgres; }
   std::string endpoint() const override { return endpoint_.empty() ? conninfo_ : endpoint_; }
   std::string how() const override { return "libpq (" + how_ + "): pg_stat_activity, pg_stat_*"; }
@@ -94,7 +96,22 @@ class PostgresProbe final : public Probe {
                                              conninfo_.find("://") == std::string::npos
                                          ? conninfo_ + " connect_timeout=2"
                                          : conninfo_;
-    Conn c(PQconnectdb(with_timeout.c_str()));
+    Conn c;
+    if (as_user_) {
+      // This thread only: the kernel takes a Unix socket's peer credentials at connect().
+      if (syscall(SYS_setresgid, -1, as_user_->gid, -1) != 0 ||
+          syscall(SYS_setresuid, -1, as_user_->uid, -1) != 0) {
+        syscall(SYS_setresgid, -1, 0, -1);
+        return util::errno_error(
+            fmt::format("postgres probe: cannot act as {} for peer authentication", as_user_->name),
+            "run as root, or pass --pg with a role and password");
+      }
+      c.reset(PQconnectdb(with_timeout.c_str()));
+      syscall(SYS_setresuid, -1, 0, -1);
+      syscall(SYS_setresgid, -1, 0, -1);
+    } else {
+      c.reset(PQconnectdb(with_timeout.c_str()));
+    }
     if (!c) return util::Error{"postgres probe: out of memory", ""};
     if (PQstatus(c.get()) != CONNECTION_OK) {
       std::string msg = PQerrorMessage(c.get());
@@ -182,6 +199,7 @@ class PostgresProbe final : public Probe {
 
   std::string conninfo_;
   std::string how_;
+  std::optional<OsUser> as_user_;
   std::string endpoint_;
   Conn conn_;
   int reads_ = 0;
@@ -189,8 +207,9 @@ class PostgresProbe final : public Probe {
 
 }  // namespace
 
-std::unique_ptr<Probe> make_postgres_probe(std::string conninfo, std::string how) {
-  return std::make_unique<PostgresProbe>(std::move(conninfo), std::move(how));
+std::unique_ptr<Probe> make_postgres_probe(std::string conninfo, std::string how,
+                                           std::optional<OsUser> as_user) {
+  return std::make_unique<PostgresProbe>(std::move(conninfo), std::move(how), std::move(as_user));
 }
 
 util::Result<std::string> conninfo_from_postmaster_pid(const std::string& data_dir,

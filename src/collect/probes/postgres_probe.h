@@ -7,6 +7,7 @@
 // max_connections. A role without pg_monitor gets a hint naming the grant.
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "collect/probes/probe.h"
@@ -16,7 +17,17 @@ namespace chokepoint::collect::probes {
 // `conninfo` is a libpq connection string or URI ("host=/var/run/postgresql port=5432
 // user=postgres dbname=postgres", "postgresql://..."). `how` says how it was found, for the
 // sources line. The connection is made on the first read, with connect_timeout.
-std::unique_ptr<Probe> make_postgres_probe(std::string conninfo, std::string how = "--pg DSN");
+// With `as_user` (root only), the connection is made with that effective uid and gid on the
+// probe's thread alone (raw setresuid/setresgid, which glibc would broadcast to every thread), so
+// that peer authentication over the Unix socket sees the server's own OS user; then the thread
+// goes back to root.
+struct OsUser {
+  unsigned uid = 0;
+  unsigned gid = 0;
+  std::string name;
+};
+std::unique_ptr<Probe> make_postgres_probe(std::string conninfo, std::string how = "--pg DSN",
+                                           std::optional<OsUser> as_user = std::nullopt);
 
 // The conninfo for a server found from its data directory's postmaster.pid (line 3: port,
 // line 5: the first socket directory), for the given OS user (peer authentication over the

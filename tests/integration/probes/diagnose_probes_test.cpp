@@ -1,0 +1,99 @@
+// diagnose with the service probes, end to end on the real binary: a redis-server found among the
+// target's processes with no flag, its evictions in the report and the JSON, and the errors and
+// hints of a probe that cannot read its service while the kernel-level verdict still stands.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "integration/probes/service_process.h"
+#include "support/cli.h"
+
+namespace chokepoint {
+namespace {
+
+using test_support::Background;
+
+TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheReport) {
+  test_support::TempDir dir("chokepoint-diag-redis");
+  const std::uint16_t port = test_support::free_loopback_port();
+  auto redis = Background::start(
+      "redis-server",
+      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+       "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
+  ASSERT_TRUE(redis) << redis.error().message;
+  ASSERT_TRUE(test_support::wait_for_port(port, 5000));
+  // Load through the whole window: 1 KiB sets over a million keys into 8 MiB.
+  auto bench =
+      Background::start("redis-benchmark", {"-p", std::to_string(port), "-n", "100000000", "-r",
+                                            "1000000", "-d", "1024", "-t", "set", "-c", "8", "-q"});
+  ASSERT_TRUE(bench);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto r = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "2s", "--no-stacks", "--json"}, 60);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const auto j = nlohmann::json::parse(r.stdout_text);
+  ASSERT_TRUE(j.contains("services")) << r.stdout_text;
+  ASSERT_EQ(j["services"].size(), 1u);
+  const auto& s = j["services"][0];
+  EXPECT_EQ(s["kind"], "redis");
+  EXPECT_EQ(s["endpoint"], "127.0.0.1:" + std::to_string(port));
+  bool evicting = false;
+  for (const auto& f : s["findings"]) {
+    if (f["message"].get<std::string>().find("evicting") != std::string::npos) {
+      evicting = true;
+      EXPECT_EQ(f["resource"], "memory");
+      EXPECT_EQ(f["severity"], "warning");
+    }
+  }
+  EXPECT_TRUE(evicting) << s.dump(2);
+  const std::string source = "redis probe 127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(j["sources"].contains(source)) << j["sources"].dump(2);
+  EXPECT_TRUE(j["sources"][source]["available"].get<bool>());
+
+  // The text report has the section, and --no-probes leaves it out.
+  auto text = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "1s", "--no-stacks"}, 60);
+  EXPECT_NE(text.stdout_text.find("Services (their own statistics"), std::string::npos)
+      << text.stdout_text;
+  auto none = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "1s", "--no-stacks", "--no-probes"},
+      60);
+  EXPECT_EQ(none.stdout_text.find("Services (their own statistics"), std::string::npos);
+}
+
+TEST(DiagnoseProbes, AProbeThatCannotReadItsServiceIsASourceWithAHintAndTheVerdictStands) {
+  const std::uint16_t nothing = test_support::free_loopback_port();
+  auto sleeper = Background::start("sleep", {"30"});
+  ASSERT_TRUE(sleeper);
+  auto r = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(sleeper->pid()), "-d", "1s", "--no-stacks", "--json",
+       "--redis", "127.0.0.1:" + std::to_string(nothing)},
+      60);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const auto j = nlohmann::json::parse(r.stdout_text);
+  EXPECT_EQ(j["verdict"], "none");
+  ASSERT_EQ(j["services"].size(), 1u);
+  EXPECT_NE(j["services"][0]["problem"].get<std::string>().find("cannot read redis"),
+            std::string::npos);
+  EXPECT_NE(j["services"][0]["hint"].get<std::string>().find("--redis"), std::string::npos);
+}
+
+TEST(DiagnoseProbes, MalformedProbeFlagsAreUsageErrors) {
+  auto sleeper = Background::start("sleep", {"30"});
+  ASSERT_TRUE(sleeper);
+  const std::string pid = std::to_string(sleeper->pid());
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"diagnose", "--pid", pid, "--redis", "localhost"}), 2,
+      "--redis");
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"diagnose", "--pid", pid, "--nginx-status", "ftp://x/"}), 2,
+      "--nginx-status");
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"diagnose", "--pid", pid, "--haproxy-stats", "relative.sock"}),
+      2, "--haproxy-stats");
+}
+
+}  // namespace
+}  // namespace chokepoint
