@@ -44,10 +44,6 @@ ServiceReport service_memcached(const model::ServiceObservation& s);
 ServiceReport service_nginx(const model::ServiceObservation& s);
 ServiceReport service_haproxy(const model::ServiceObservation& s);
 ServiceReport service_postgres(const model::ServiceObservation& s);
-// Which of the 8 states a PostgreSQL backend state counts as ("Lock:transactionid" -> lock,
-// "IO:DataFileRead" and "LWLock:WALWrite" -> disk, "active" -> on_cpu, "Client:ClientRead" and
-// "idle" -> idle); nullopt for background waits (Activity, IPC, Extension).
-std::optional<model::Resource> postgres_wait_resource(const std::string& state);
 // "1,234", "12.3k", for rates in evidence.
 std::string count_text(double v);
 }  // namespace rules

@@ -118,6 +118,11 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   const std::vector<model::ServiceObservation> services = probe_runner.finish();
   std::vector<analysis::ServiceReport> service_reports;
   if (window) {
+    // The services' own wait events refine the kernel's split where it cannot tell (a
+    // PostgreSQL backend on a row lock reads as idle); the verdict is then taken again.
+    if (model::apply_service_waits(window->observation.threads, services) > 0) {
+      window->diagnosis = analysis::diagnose(window->observation);
+    }
     service_reports = analysis::assess_services(services);
     analysis::fold_services(window->diagnosis, service_reports);
     for (auto& src : probe_sources(services, probes.notes)) {

@@ -6,8 +6,12 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "model/account.h"
+#include "model/time_split.h"
 
 namespace chokepoint::model {
 
@@ -53,5 +57,20 @@ struct ServiceObservation {
   double rate_per_s(const std::string& counter) const;  // 0 when unknown or reset
   double delta(const std::string& counter) const;       // last - first, never negative
 };
+
+// Which of the 8 states a PostgreSQL backend state counts as (wait_event_type:wait_event, the
+// PostgreSQL 15 docs' table 28.4): "Lock:*" and "BufferPin:*" -> lock, "IO:*" and "LWLock:WAL*"
+// -> disk, other "LWLock:*" -> lock, "active" (no wait event) -> on_cpu, "Client:*" and "idle*"
+// -> idle, "Timeout:*" -> sleep; nullopt for background waits (Activity, IPC, Extension).
+std::optional<Resource> postgres_wait_resource(const std::string& state);
+
+// A PostgreSQL backend waiting on a row lock sleeps on its latch in epoll_wait, exactly like one
+// waiting for its client: the kernel's split counts both as idle. For every backend the probe
+// sampled, moves the share of its samples spent in lock, disk and sleep waits out of the
+// thread's idle time into those states (never more than the idle time there is), with the wait
+// event as the evidence detail ("postgres Lock:transactionid"). on_cpu and cpu_wait stay the
+// kernel's exact counts. Returns the ns moved.
+std::int64_t apply_service_waits(std::vector<ThreadAccount>& threads,
+                                 const std::vector<ServiceObservation>& services);
 
 }  // namespace chokepoint::model

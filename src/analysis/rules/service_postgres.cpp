@@ -22,19 +22,6 @@ constexpr double kDeadRatio = 0.2;
 
 }  // namespace
 
-std::optional<Resource> postgres_wait_resource(const std::string& state) {
-  // wait_event_type:wait_event (PostgreSQL 15 docs, table 28.4). Client waits are the client's:
-  // not the database's time.
-  if (state == "active") return Resource::kOnCpu;
-  if (state.rfind("Lock:", 0) == 0 || state.rfind("BufferPin:", 0) == 0) return Resource::kLock;
-  if (state.rfind("IO:", 0) == 0) return Resource::kDisk;
-  if (state.rfind("LWLock:WAL", 0) == 0) return Resource::kDisk;
-  if (state.rfind("LWLock:", 0) == 0) return Resource::kLock;
-  if (state.rfind("Client:", 0) == 0 || state.rfind("idle", 0) == 0) return Resource::kIdle;
-  if (state.rfind("Timeout:", 0) == 0) return Resource::kSleep;
-  return std::nullopt;  // Activity, Extension, IPC: background or rare
-}
-
 ServiceReport service_postgres(const model::ServiceObservation& s) {
   ServiceReport r;
   const double secs = static_cast<double>(s.duration_ns) / 1e9;
@@ -46,14 +33,15 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
     for (const auto& [state, n] : states) {
       by_state[state] += n;
       total += n;
-      if (auto res = postgres_wait_resource(state)) by_resource[*res] += n;
+      if (auto res = model::postgres_wait_resource(state)) by_resource[*res] += n;
     }
   }
   auto setting = [&](const char* n) {
     auto it = s.settings.find(n);
     return it == s.settings.end() ? std::string() : it->second;
   };
-  const double commits = s.rate_per_s("xact_commit");
+  // The probe's own statements are transactions too: not the service's work.
+  const double commits = std::max(0.0, s.rate_per_s("xact_commit") - s.rate_per_s("probe_xacts"));
   const double busy_backends =
       s.activity_samples > 0
           ? static_cast<double>(total - by_resource[Resource::kIdle]) / s.activity_samples
@@ -68,7 +56,7 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
     // The top wait events among the busy samples.
     std::vector<std::pair<int, std::string>> top;
     for (const auto& [state, n] : by_state) {
-      auto res = postgres_wait_resource(state);
+      auto res = model::postgres_wait_resource(state);
       if (res && *res == Resource::kIdle) continue;
       top.emplace_back(n, state);
     }
@@ -77,7 +65,7 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
     for (std::size_t i = 0; i < top.size() && i < 3; ++i) {
       const double share = busy_total > 0 ? static_cast<double>(top[i].first) / busy_total : 0;
       if (share < kNotableShare) break;
-      const auto res = postgres_wait_resource(top[i].second).value_or(Resource::kIdle);
+      const auto res = model::postgres_wait_resource(top[i].second).value_or(Resource::kIdle);
       std::string fix;
       if (res == Resource::kLock) {
         fix =
@@ -95,10 +83,12 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
             "find the expensive queries (pg_stat_statements) and their plans (EXPLAIN "
             "ANALYZE)";
       }
-      r.findings.push_back({res, true,
-                            fmt::format("{} of the busy backends' time waits on {} ({})",
-                                        percent(share), top[i].second, resource_name(res)),
-                            fix});
+      const bool limits = res == Resource::kLock || res == Resource::kDisk ||
+                          res == Resource::kOnCpu || res == Resource::kNetwork;
+      r.findings.push_back(
+          {res, limits,
+           fmt::format("{} of the busy backends' time waits on {}", percent(share), top[i].second),
+           fix});
     }
   }
   // Lock chains, the newest first.

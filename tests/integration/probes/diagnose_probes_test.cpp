@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -78,6 +79,49 @@ TEST(DiagnoseProbes, AProbeThatCannotReadItsServiceIsASourceWithAHintAndTheVerdi
   EXPECT_NE(j["services"][0]["problem"].get<std::string>().find("cannot read redis"),
             std::string::npos);
   EXPECT_NE(j["services"][0]["hint"].get<std::string>().find("--redis"), std::string::npos);
+}
+
+// Eight clients update one row, each holding it for 20 ms: the backends queue on the row lock.
+// The kernel sees them sleeping on their latch (idle); PostgreSQL's wait events say lock, and the
+// verdict must follow. The peer-authenticated cluster is found from the postmaster with no flag.
+TEST(DiagnoseProbes, PostgresRowLockWaitsMoveFromIdleToLock) {
+  test_support::PostgresServer pg;
+  ASSERT_TRUE(pg.start("peer"));
+  ASSERT_EQ(pg.run_as_postgres({"psql", "-q", "-h", pg.dir.path, "-c",
+                                "CREATE TABLE counters (id int PRIMARY KEY, n bigint); "
+                                "INSERT INTO counters VALUES (1, 0);"},
+                               30'000),
+            0);
+  const std::string script = pg.dir.path + "/hot_row.sql";
+  {
+    std::ofstream(script) << "BEGIN;\nUPDATE counters SET n = n + 1 WHERE id = 1;\n"
+                             "SELECT pg_sleep(0.02);\nCOMMIT;\n";
+  }
+  auto bench = Background::start(
+      "setpriv", {"--reuid=postgres", "--regid=postgres", "--clear-groups", "pgbench", "-n", "-h",
+                  pg.dir.path, "-c", "8", "-T", "30", "-f", script, "postgres"});
+  ASSERT_TRUE(bench);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const std::string pid = std::to_string(pg.pid());
+  auto with = test_support::run_chokepoint(
+      {"diagnose", "--pid", pid, "--children", "-d", "3s", "--no-stacks", "--json"}, 60);
+  ASSERT_EQ(with.exit_code, 0) << with.stderr_text;
+  const auto j = nlohmann::json::parse(with.stdout_text);
+  EXPECT_EQ(j["verdict"], "lock") << j["time_split"].dump();
+  ASSERT_FALSE(j["bottlenecks"].empty());
+  bool named = false;
+  for (const auto& e : j["bottlenecks"][0]["evidence"]) {
+    if (e.get<std::string>().find("Lock:transactionid") != std::string::npos) named = true;
+  }
+  EXPECT_TRUE(named) << j["bottlenecks"][0].dump(2);
+  // Without the probe, the same backends read as waiting for work.
+  auto without = test_support::run_chokepoint(
+      {"diagnose", "--pid", pid, "--children", "-d", "3s", "--no-stacks", "--json", "--no-probes"},
+      60);
+  ASSERT_EQ(without.exit_code, 0) << without.stderr_text;
+  const auto k = nlohmann::json::parse(without.stdout_text);
+  EXPECT_NE(k["verdict"], "lock") << k["time_split"].dump();
+  EXPECT_LT(k["time_split"]["lock"].get<double>(), j["time_split"]["lock"].get<double>() / 4);
 }
 
 TEST(DiagnoseProbes, MalformedProbeFlagsAreUsageErrors) {

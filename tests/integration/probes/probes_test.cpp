@@ -292,54 +292,6 @@ TEST(HaproxyProbe, AMissingSocketIsAnErrorWithAHint) {
   EXPECT_FALSE(make_haproxy_probe("haproxy.sock"));
 }
 
-// A throwaway PostgreSQL 15 cluster: initdb as the postgres user (the server refuses root) into
-// a temporary directory, Unix socket only, trust authentication for the test's own socket.
-struct Postgres {
-  TempDir dir{"chokepoint-pg"};
-  std::optional<Background> server;
-  ~Postgres() {
-    // Fast shutdown (SIGINT) ends the backends too; the data directory goes only after that.
-    if (server) {
-      ::kill(server->pid(), SIGINT);
-      (void)server->wait(20'000);
-    }
-  }
-  std::string data() const { return dir.path + "/data"; }
-  std::string conninfo() const {
-    return "host=" + dir.path + " port=5432 user=postgres dbname=postgres";
-  }
-  void start() {
-    const std::string bin = "/usr/lib/postgresql/15/bin/";
-    ASSERT_EQ(::access((bin + "postgres").c_str(), X_OK), 0)
-        << "PostgreSQL 15 is not installed (scripts/setup installs postgresql-15)";
-    passwd* pw = ::getpwnam("postgres");
-    ASSERT_NE(pw, nullptr) << "no postgres user (the postgresql package creates it)";
-    ASSERT_EQ(::chown(dir.path.c_str(), pw->pw_uid, pw->pw_gid), 0);
-    const std::vector<std::string> as_pg = {"setpriv", "--reuid=postgres", "--regid=postgres",
-                                            "--clear-groups"};
-    auto with = [&](std::vector<std::string> argv) {
-      argv.insert(argv.begin(), as_pg.begin(), as_pg.end());
-      return argv;
-    };
-    ASSERT_EQ(test_support::run_command(with({bin + "initdb", "-D", data(), "-A", "trust", "-U",
-                                              "postgres", "--no-sync"}),
-                                        60'000),
-              0);
-    auto args = with({bin + "postgres", "-D", data(), "-k", dir.path, "-c",
-                      "listen_addresses=", "-c", "fsync=off", "-p", "5432"});
-    auto bg = Background::start(args.front(), {args.begin() + 1, args.end()});
-    ASSERT_TRUE(bg);
-    server.emplace(std::move(*bg));
-    ASSERT_TRUE(test_support::wait_for_path(dir.path + "/.s.PGSQL.5432", 20'000))
-        << "postgres did not start";
-    // The socket exists before recovery ends: wait until the server takes connections.
-    for (int i = 0; i < 200 && PQping(conninfo().c_str()) != PQPING_OK; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ASSERT_EQ(PQping(conninfo().c_str()), PQPING_OK) << "postgres did not accept connections";
-  }
-};
-
 struct Session {
   PGconn* conn = nullptr;
   explicit Session(const std::string& conninfo) : conn(PQconnectdb(conninfo.c_str())) {}
@@ -354,8 +306,8 @@ struct Session {
 };
 
 TEST(PostgresProbe, SeesARowLockWaitAndWhoBlocksIt) {
-  Postgres pg;
-  ASSERT_NO_FATAL_FAILURE(pg.start());
+  test_support::PostgresServer pg;
+  ASSERT_TRUE(pg.start());
   Session setup(pg.conninfo());
   ASSERT_TRUE(setup.ok()) << PQerrorMessage(setup.conn);
   ASSERT_TRUE(setup.exec("CREATE TABLE counters (id int PRIMARY KEY, n bigint)"));

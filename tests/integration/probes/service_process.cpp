@@ -1,7 +1,10 @@
 #include "integration/probes/service_process.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -90,6 +93,67 @@ std::string find_program(const std::vector<std::string>& candidates) {
     if (::access(c.c_str(), X_OK) == 0) return c;
   }
   return "";
+}
+
+namespace {
+const std::vector<std::string> kAsPostgres = {"setpriv", "--reuid=postgres", "--regid=postgres",
+                                              "--clear-groups"};
+}  // namespace
+
+int PostgresServer::run_as_postgres(std::vector<std::string> argv, int timeout_ms) const {
+  argv.insert(argv.begin(), kAsPostgres.begin(), kAsPostgres.end());
+  return run_command(argv, timeout_ms);
+}
+
+std::string PostgresServer::conninfo() const {
+  return "host=" + dir.path + " port=5432 user=postgres dbname=postgres";
+}
+
+bool PostgresServer::start(const std::string& auth) {
+  const std::string bin = "/usr/lib/postgresql/15/bin/";
+  if (::access((bin + "postgres").c_str(), X_OK) != 0) {
+    ADD_FAILURE() << "PostgreSQL 15 is not installed (scripts/setup installs postgresql-15)";
+    return false;
+  }
+  passwd* pw = ::getpwnam("postgres");
+  if (pw == nullptr || ::chown(dir.path.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+    ADD_FAILURE() << "no postgres user (the postgresql package creates it)";
+    return false;
+  }
+  if (run_as_postgres({bin + "initdb", "-D", data(), "-A", auth, "-U", "postgres", "--no-sync"},
+                      60'000) != 0) {
+    ADD_FAILURE() << "initdb failed";
+    return false;
+  }
+  std::vector<std::string> args = kAsPostgres;
+  for (const std::string& a :
+       {bin + "postgres", std::string("-D"), data(), std::string("-k"), dir.path, std::string("-c"),
+        std::string("listen_addresses="), std::string("-c"), std::string("fsync=off"),
+        std::string("-p"), std::string("5432")}) {
+    args.push_back(a);
+  }
+  auto bg = Background::start(args.front(), {args.begin() + 1, args.end()});
+  if (!bg) {
+    ADD_FAILURE() << bg.error().message;
+    return false;
+  }
+  server_.emplace(std::move(*bg));
+  // The socket appears before recovery ends: wait for the server to take connections.
+  for (int i = 0; i < 400; ++i) {
+    if (run_as_postgres({"pg_isready", "-q", "-h", dir.path, "-p", "5432"}, 5'000) == 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "postgres did not accept connections within 20 s";
+  return false;
+}
+
+PostgresServer::~PostgresServer() {
+  if (server_) {
+    ::kill(server_->pid(), SIGINT);  // fast shutdown: the backends end too
+    (void)server_->wait(20'000);
+  }
 }
 
 }  // namespace chokepoint::test_support

@@ -2,6 +2,7 @@
 // A real server started for one test: a temporary directory, a free loopback port, and the
 // process killed and reaped at the end of the scope (support/background.h).
 
+#include <sys/types.h>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,5 +26,28 @@ int run_command(const std::vector<std::string>& argv, int timeout_ms);
 bool send_and_drain(std::uint16_t port, const std::string& bytes, int timeout_ms);
 // The first of these paths that is executable, or empty.
 std::string find_program(const std::vector<std::string>& candidates);
+
+// A throwaway PostgreSQL 15 cluster: initdb as the postgres user (the server refuses root) into
+// a temporary directory, Unix socket only (in that directory, port 5432), fsync off. `auth` is
+// initdb's -A: "trust" for the test's own sessions as root, "peer" to test peer authentication.
+// Fast shutdown at the end of the scope, before the directory goes.
+class PostgresServer {
+ public:
+  PostgresServer() = default;
+  ~PostgresServer();
+  PostgresServer(const PostgresServer&) = delete;
+  PostgresServer& operator=(const PostgresServer&) = delete;
+  // Fails the test (ADD_FAILURE) and returns false when it cannot start.
+  bool start(const std::string& auth = "trust");
+  std::string data() const { return dir.path + "/data"; }
+  std::string conninfo() const;
+  pid_t pid() const { return server_ ? server_->pid() : -1; }
+  // Runs `argv` as the postgres user (setpriv), to completion within timeout_ms.
+  int run_as_postgres(std::vector<std::string> argv, int timeout_ms) const;
+  TempDir dir{"chokepoint-pg"};
+
+ private:
+  std::optional<Background> server_;
+};
 
 }  // namespace chokepoint::test_support
