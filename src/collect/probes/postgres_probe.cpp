@@ -62,12 +62,37 @@ constexpr const char* kSettings =
     "'wal_sync_method', 'max_connections', 'fsync', 'shared_buffers', 'server_version', "
     "'default_transaction_isolation', 'track_io_timing')";
 
+// "/var/run/postgresql:5432/postgres as postgres" from a conninfo, without its password; the
+// conninfo itself when libpq cannot parse it (the connection will say why).
+std::string describe(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (err != nullptr) PQfreemem(err);
+  if (opts == nullptr) return conninfo;
+  std::string host = "(default)", port = "5432", db, user;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    const std::string k = o->keyword;
+    if (k == "host" || (k == "hostaddr" && host == "(default)")) host = o->val;
+    if (k == "port") port = o->val;
+    if (k == "dbname") db = o->val;
+    if (k == "user") user = o->val;
+  }
+  PQconninfoFree(opts);
+  std::string out = fmt::format("{}:{}", host, port);
+  if (!db.empty()) out += "/" + db;
+  if (!user.empty()) out += " as " + user;
+  return out;
+}
+
 class PostgresProbe final : public Probe {
  public:
   PostgresProbe(std::string conninfo, std::string how, std::optional<OsUser> as_user)
-      : conninfo_(std::move(conninfo)), how_(std::move(how)), as_user_(std::move(as_user)) {}
+      : conninfo_(std::move(conninfo)), how_(std::move(how)), as_user_(std::move(as_user)) {
+    endpoint_ = describe(conninfo_);
+  }
   model::ServiceKind kind() const override { return model::ServiceKind::kPostgres; }
-  std::string endpoint() const override { return endpoint_.empty() ? conninfo_ : endpoint_; }
+  std::string endpoint() const override { return endpoint_; }
   std::string how() const override { return "libpq (" + how_ + "): pg_stat_activity, pg_stat_*"; }
 
   util::Result<Reading> read() override {

@@ -108,6 +108,7 @@ TEST(DiagnoseProbes, PostgresRowLockWaitsMoveFromIdleToLock) {
   ASSERT_EQ(with.exit_code, 0) << with.stderr_text;
   const auto j = nlohmann::json::parse(with.stdout_text);
   EXPECT_EQ(j["verdict"], "lock") << j["time_split"].dump();
+  EXPECT_EQ(j["bottlenecks"][0]["kind"], "row") << j["bottlenecks"][0].dump(2);
   ASSERT_FALSE(j["bottlenecks"].empty());
   bool named = false;
   for (const auto& e : j["bottlenecks"][0]["evidence"]) {
