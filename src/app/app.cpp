@@ -1,8 +1,10 @@
 #include "app/app.h"
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "app/commands.h"
@@ -10,6 +12,42 @@
 #include "util/fatal.h"
 
 namespace chokepoint::app {
+
+namespace {
+
+// The subcommand being parsed ("diagnose"), or "" for the root.
+std::string parsed_subcommand(const std::vector<Subcommand>& subcommands) {
+  for (const Subcommand& sub : subcommands) {
+    if (sub.cli->parsed()) return sub.cli->get_name();
+  }
+  return "";
+}
+
+// CLI11 says "Could not convert: --pid = 99999999999" for a value its option's type cannot hold
+// (a number out of range, a word for a number). Say which option and value, and what it takes.
+util::Error conversion_error(const std::string& what, const std::string& subcommand) {
+  const std::string help =
+      subcommand.empty() ? "chokepoint --help" : "chokepoint " + subcommand + " --help";
+  const std::string prefix = "Could not convert: ";
+  const auto eq = what.find(" = ");
+  if (what.rfind(prefix, 0) != 0 || eq == std::string::npos) {
+    return util::Error{what, "run '" + help + "' for the values each option takes", 0};
+  }
+  const std::string name = what.substr(prefix.size(), eq - prefix.size());
+  const std::string value = what.substr(eq + 3);
+  if (name == "--pid") {
+    return util::Error{fmt::format("--pid '{}' is not a process id", value),
+                       "give the id of a running process, e.g. --pid 1234 or --pid $(pgrep -n "
+                       "nginx); process ids are whole numbers up to kernel.pid_max",
+                       0};
+  }
+  return util::Error{fmt::format("{} '{}' is not a value it takes (a number of the wrong form or "
+                                 "out of range)",
+                                 name, value),
+                     "run '" + help + "' for the values each option takes", 0};
+}
+
+}  // namespace
 
 int run(int argc, char** argv) {
   CLI::App root{
@@ -30,6 +68,9 @@ int run(int argc, char** argv) {
     return root.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return root.exit(e);
+  } catch (const CLI::ConversionError& e) {
+    util::print_error(conversion_error(e.what(), parsed_subcommand(subcommands)));
+    return util::kExitUsage;
   } catch (const CLI::ParseError& e) {
     util::print_error(util::Error{e.what(), "run 'chokepoint --help' for usage", 0});
     return util::kExitUsage;

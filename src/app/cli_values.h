@@ -7,7 +7,12 @@
 
 namespace chokepoint::app {
 
-// "250ms", "2s", "1.5m", "1h", "100us", or a bare number of seconds. Never negative.
+// The range of every duration flag (--duration, --interval, --timeout, --warmup, --step, ...):
+// 0 to 7 days. Flags that need more than 0 say so themselves ("--duration must be above 0").
+inline constexpr std::int64_t kMaxDurationNs = std::int64_t{7} * 24 * 3600 * 1'000'000'000;
+
+// "250ms", "2s", "1.5m", "1h", "100us", or a bare number of seconds: a decimal number (no hex,
+// inf or nan) and a unit, 0 to kMaxDurationNs. Out of range and malformed text are usage errors.
 std::int64_t parse_duration_ns(const std::string& text, const char* flag);
 
 }  // namespace chokepoint::app

@@ -21,8 +21,10 @@
 #include "app/target_session.h"
 #include "collect/procfs/proc_fs.h"
 #include "render/diagnosis_report.h"
+#include "render/json_text.h"
 #include "render/services_report.h"
 #include "util/clock.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -94,7 +96,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     load = std::make_unique<BackgroundLoad>(*load_options);
     if (!a.json) {
       std::cerr << fmt::format(
-          "chokepoint: driving {} with {} over {} connection(s); {:.1f} s warmup\n", a.load_url,
+          "chokepoint: driving {} with {} over {} connection(s); {:.1f} s warmup\n",
+          util::terminal_text(a.load_url),
           load_options->rate_per_s > 0 ? fmt::format("{:g} req/s", load_options->rate_per_s)
                                        : std::string("closed-loop load (--rate max)"),
           load_options->connections, load_options->warmup_ns / 1e9);
@@ -111,7 +114,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   collect::probes::ProbeRunner probe_runner(std::move(probes.probes), 100'000'000);
   if (!a.json) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
-                             session->describe(), duration_ns / 1e9);
+                             util::terminal_text(session->describe()), duration_ns / 1e9);
   }
   probe_runner.start();
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
@@ -166,7 +169,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                       ? load_json(**load_result, load->options(), *assessment, {a.load_url})
                       : nlohmann::json{{"error", load_result->error().message}};
     }
-    std::cout << j.dump(2) << "\n";
+    std::cout << render::json_text(j);
   } else {
     std::cout << render::diagnosis_text(obs, d);
     std::cout << render::services_text(service_reports);
@@ -175,7 +178,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
       std::cout << fmt::format(
           "\nLoad while watching (the window and the stacks after it; chokepoint load {}, {}, {} "
           "connections)\n",
-          a.load_url,
+          util::terminal_text(a.load_url),
           load->options().rate_per_s > 0
               ? fmt::format("open loop at {:g} req/s", load->options().rate_per_s)
               : std::string("closed loop"),
@@ -190,8 +193,9 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     return util::kExitRuntime;
   }
   if (load_result && (*load_result)->requests > 0 && responses(**load_result) == 0) {
-    util::print_error({fmt::format("the load got no response ({})", (*load_result)->first_error),
-                       "check that --load points at the target's listening address", 0});
+    const loadgen::LoadResult& r = **load_result;
+    util::print_error({fmt::format("the load got no response ({})", r.first_error),
+                       loadgen::failure_hint(r, load->options()), 0});
     return util::kExitRuntime;
   }
   if (obs.target_exited && !launched) {

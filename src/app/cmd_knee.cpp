@@ -21,8 +21,10 @@
 #include "loadgen/knee.h"
 #include "loadgen/usl.h"
 #include "render/diagnosis_report.h"
+#include "render/json_text.h"
 #include "util/atomic_file.h"
 #include "util/clock.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -155,6 +157,7 @@ nlohmann::json step_json(const Step& s, const loadgen::Slo* slo) {
 }
 
 std::string percentile_cell(const Step& s, double p) {
+  if (s.load.latency.count() == 0) return "-";  // no response: no latency (not 0.000)
   return fmt::format("{:.3f}", to_ms(s.load.latency.percentile_us(p)));
 }
 
@@ -223,8 +226,9 @@ int run_knee(KneeArgs a) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
+  // Text for the terminal: the URL, the SLO and the target as given, escaped once here.
   const std::string url_text = a.request.urls.size() == 1
-                                   ? a.request.urls[0]
+                                   ? util::terminal_text(a.request.urls[0])
                                    : fmt::format("{} URLs", a.request.urls.size());
   nlohmann::json out;
   out["urls"] = a.request.urls;
@@ -252,8 +256,8 @@ int run_knee(KneeArgs a) {
     if (!a.json) {
       std::cout << fmt::format(
           "chokepoint knee {}: SLO {}, errors <= {:g}%, {:g} s steps after {:g} s warmup{}\n",
-          url_text, a.slo, *max_errors * 100, step_ns / 1e9, warmup_ns / 1e9,
-          session ? ", diagnosing " + session->describe() : "");
+          url_text, util::terminal_text(a.slo), *max_errors * 100, step_ns / 1e9, warmup_ns / 1e9,
+          session ? ", diagnosing " + util::terminal_text(session->describe()) : "");
       std::cout << fmt::format("  {:>4}  {:>10}  {:>10}  {:>9}  {:>9}  {:>7}  {:>5}  {:<24}  {}\n",
                                "step", "offered/s", "served/s", "p50 ms", "p99 ms", "errors",
                                "conns", session ? "target verdict" : "", "result");
@@ -280,7 +284,7 @@ int run_knee(KneeArgs a) {
             "  {:>4}  {:>10.4g}  {:>10.1f}  {:>9}  {:>9}  {:>6.2f}%  {:>5}  {:<24}  {}{}\n",
             steps.size() + 1, s.offered, s.assessment.rps, percentile_cell(s, 50),
             percentile_cell(s, 99), error_ratio(s.load) * 100, s.connections, verdict_text(s),
-            s.judgement.pass ? "pass: " : "FAIL: ", s.judgement.reason);
+            s.judgement.pass ? "pass: " : "FAIL: ", util::terminal_text(s.judgement.reason));
         std::cout.flush();
       }
       steps.push_back(std::move(s));
@@ -420,7 +424,7 @@ int run_knee(KneeArgs a) {
   }
 
   if (a.json) {
-    std::cout << out.dump(2) << "\n";
+    std::cout << render::json_text(out);
   } else {
     if (knee) {
       std::cout << "\nThroughput/latency curve (by offered rate; # is p99, ':' marks the SLO "
@@ -445,10 +449,11 @@ int run_knee(KneeArgs a) {
         case loadgen::KneeSearch::State::kMaxSteps:
         case loadgen::KneeSearch::State::kSearching:
           if (knee->knee()) {
-            std::cout << fmt::format("KNEE: {:.4g} req/s meets {}", *knee->knee(), a.slo);
+            std::cout << fmt::format("KNEE: {:.4g} req/s meets {}", *knee->knee(),
+                                     util::terminal_text(a.slo));
             if (above_knee) {
               std::cout << fmt::format(" ({:.4g} req/s fails: {})", above_knee->offered,
-                                       above_knee->judgement.reason);
+                                       util::terminal_text(above_knee->judgement.reason));
             }
             std::cout << fmt::format("; {} after {} steps\n",
                                      knee->state() == loadgen::KneeSearch::State::kConverged
@@ -477,9 +482,12 @@ int run_knee(KneeArgs a) {
         std::cout << fmt::format("Saturated above the knee ({:.4g} req/s): {}\n",
                                  above_knee->offered, verdict_text(*above_knee));
         if (!d.bottlenecks.empty()) {
-          for (const auto& e : d.bottlenecks.front().evidence) std::cout << "  - " << e << "\n";
-          if (!d.bottlenecks.front().fixes.empty())
-            std::cout << "  Fix first: " << d.bottlenecks.front().fixes.front() << "\n";
+          for (const auto& e : d.bottlenecks.front().evidence)
+            std::cout << "  - " << util::terminal_text(e) << "\n";
+          if (!d.bottlenecks.front().fixes.empty()) {
+            std::cout << "  Fix first: " << util::terminal_text(d.bottlenecks.front().fixes.front())
+                      << "\n";
+          }
         }
       }
       if (at_knee && at_knee->window) {
@@ -494,7 +502,8 @@ int run_knee(KneeArgs a) {
       for (const Step* s : {at_knee, above_knee}) {
         if (!s) continue;
         for (const auto& w : s->assessment.warnings) {
-          std::cout << fmt::format("warning at {:.4g} req/s: {}\n", s->offered, w);
+          std::cout << fmt::format("warning at {:.4g} req/s: {}\n", s->offered,
+                                   util::terminal_text(w));
         }
       }
       if (other_warned > 0) {
@@ -538,7 +547,7 @@ int run_knee(KneeArgs a) {
                        "(no common database or lock), and each behaves like the one measured\n";
         }
       } else {
-        std::cout << "USL fit: " << fit_error << "\n";
+        std::cout << "USL fit: " << util::terminal_text(fit_error) << "\n";
       }
     }
   }
@@ -548,8 +557,15 @@ int run_knee(KneeArgs a) {
   for (const auto& s : steps) any_response |= responses(s.load) > 0;
   for (const auto& s : sweep) any_response |= responses(s.load) > 0;
   if (!any_response) {
-    throw util::FatalError(util::Error{
-        "no request got a response", "check that the server is up and listening on that address"});
+    // The first step's failure says what went wrong (every step failed the same way or worse).
+    const Step* first = !steps.empty() ? &steps.front() : !sweep.empty() ? &sweep.front() : nullptr;
+    if (!first) {
+      throw util::FatalError(util::Error{"no request got a response",
+                                         "check that the server is up and listening there", 0});
+    }
+    throw util::FatalError(
+        util::Error{fmt::format("no request got a response ({})", first->load.first_error),
+                    loadgen::failure_hint(first->load, base)});
   }
   return util::kExitOk;
 }

@@ -14,7 +14,10 @@
 #include "app/subcommand.h"
 #include "loadgen/assess.h"
 #include "loadgen/load.h"
+#include "render/json_text.h"
+#include "util/escape.h"
 #include "util/fatal.h"
+#include "util/plural.h"
 
 namespace chokepoint::app {
 
@@ -63,15 +66,16 @@ int run_load_command(const LoadArgs& args) {
 
   if (args.json) {
     nlohmann::json j = load_json(r, o, a, args.request.urls);
-    std::cout << j.dump(2) << "\n";
+    std::cout << render::json_text(j);
   } else {
-    std::cout << fmt::format("chokepoint load {}: {}, {} thread(s), {} {} connection(s)\n",
-                             args.request.urls.size() == 1
-                                 ? args.request.urls[0]
-                                 : fmt::format("{} URLs", args.request.urls.size()),
-                             open_loop ? fmt::format("open loop at {:g} req/s", o.rate_per_s)
-                                       : std::string("closed loop (--rate max)"),
-                             r.threads, r.connections, o.h2 ? "h2c" : "HTTP/1.1");
+    std::cout << fmt::format(
+        "chokepoint load {}: {}, {}, {} {} {}\n",
+        args.request.urls.size() == 1 ? util::terminal_text(args.request.urls[0])
+                                      : fmt::format("{} URLs", args.request.urls.size()),
+        open_loop ? fmt::format("open loop at {:g} req/s", o.rate_per_s)
+                  : std::string("closed loop (--rate max)"),
+        util::count_of(r.threads, "thread"), r.connections, o.h2 ? "h2c" : "HTTP/1.1",
+        r.connections == 1 ? "connection" : "connections");
     std::cout << load_text_summary(r, o, a, "  ");
     if (!r.slowest.empty()) {
       std::cout << "  slowest    trace id (traceparent)               latency ms  service ms  "
@@ -95,9 +99,8 @@ int run_load_command(const LoadArgs& args) {
     }
   }
   if (r.requests > 0 && responses(r) == 0) {
-    throw util::FatalError(
-        util::Error{fmt::format("no request got a response ({})", r.first_error),
-                    "check that the server is up and listening on that address"});
+    throw util::FatalError(util::Error{fmt::format("no request got a response ({})", r.first_error),
+                                       loadgen::failure_hint(r, o)});
   }
   return util::kExitOk;
 }
@@ -130,12 +133,20 @@ Subcommand make_load_command(CLI::App& root) {
   cli->add_flag("--json", args->json, "print the report as JSON");
   cli->add_flag("--timeline", args->timeline, "print the per-second timeline (always in --json)");
   cli->footer("See docs/load.md.");
-  return Subcommand{cli, [args, cli] {
-                      // --requests without --duration: no time limit.
-                      LoadArgs a = *args;
-                      if (a.requests > 0 && cli->count("--duration") == 0) a.duration = "0s";
-                      return run_load_command(a);
-                    }};
+  return Subcommand{
+      cli, [args, cli] {
+        // --requests without --duration: no time limit.
+        LoadArgs a = *args;
+        // -d 0 means what it means in every subcommand: a usage error. No time
+        // limit is --requests without --duration.
+        if (cli->count("--duration") > 0 && parse_duration_ns(a.duration, "--duration") == 0) {
+          util::usage_error("--duration must be above 0",
+                            "pass e.g. --duration 10s; for no time limit give "
+                            "--requests N without --duration");
+        }
+        if (a.requests > 0 && cli->count("--duration") == 0) a.duration = "0s";
+        return run_load_command(a);
+      }};
 }
 
 }  // namespace chokepoint::app

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -28,11 +29,14 @@
 #include "profile/top.h"
 #include "render/flamegraph_folded.h"
 #include "render/flamegraph_svg.h"
+#include "render/json_text.h"
 #include "render/speedscope.h"
 #include "symbolize/symbolizer.h"
 #include "util/atomic_file.h"
 #include "util/clock.h"
+#include "util/escape.h"
 #include "util/fatal.h"
+#include "util/plural.h"
 
 namespace chokepoint::app {
 namespace {
@@ -132,7 +136,7 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
         std::cerr << fmt::format(
             "chokepoint: profiling {} on-CPU at {:g} Hz ({}{}) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
-            describe_target(opt.target), a.frequency_hz, info.event_name,
+            util::terminal_text(describe_target(opt.target)), a.frequency_hz, info.event_name,
             info.user_stack_bytes > 0
                 ? fmt::format(", DWARF unwinding of {}-byte stack copies", info.user_stack_bytes)
                 : "",
@@ -154,11 +158,13 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
   p.title = fmt::format("{}, on-CPU, {:g} Hz ({}), {:.1f} s", describe_target(opt.target),
                         a.frequency_hz, info.event_name, stats.duration_s);
   c.summary = fmt::format(
-      "chokepoint: {} samples in {} distinct stacks from {} {} in {:.1f} s; lost {}, "
-      "truncated stacks {}, stacks without frames {}\n",
-      stats.records.samples, captured->distinct_stacks, stats.threads_followed,
-      info.per_cpu ? "CPUs (one event per CPU)" : "threads", stats.duration_s, p.lost_samples,
-      p.truncated_stacks, p.failed_stacks);
+      "chokepoint: {} in {} from {} in {:.1f} s; lost {}, truncated stacks {}, stacks without "
+      "frames {}\n",
+      util::count_of(stats.records.samples, "sample"),
+      util::count_of(captured->distinct_stacks, "distinct stack"),
+      info.per_cpu ? util::count_of(stats.threads_followed, "CPU") + " (one event per CPU)"
+                   : util::count_of(stats.threads_followed, "thread"),
+      stats.duration_s, p.lost_samples, p.truncated_stacks, p.failed_stacks);
   if (captured->dwarf) {
     const auto& u = captured->unwind;
     c.summary += fmt::format(
@@ -184,7 +190,7 @@ Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSp
         std::cerr << fmt::format(
             "chokepoint: tracing {} off-CPU (blocks of at least {} us) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
-            describe_target(t), min_block_ns / 1000, duration_ns / 1e9);
+            util::terminal_text(describe_target(t)), min_block_ns / 1000, duration_ns / 1e9);
       });
   if (!captured) {
     if (launched) reap(launched);
@@ -211,7 +217,18 @@ int run_profile(const ProfileArgs& a) {
   if (duration_ns <= 0) util::usage_error("--duration must be above 0", "pass e.g. --duration 5s");
   if (a.top < -1 || a.top == 0) util::usage_error("--top must be at least 1", "pass e.g. --top 10");
   std::vector<Output> outputs;
-  for (const auto& path : a.outputs) outputs.push_back({path, format_of(path)});
+  std::set<std::string> seen;
+  for (const auto& path : a.outputs) {
+    // Twice the same file would be written twice, the first copy lost: a mistake to point out,
+    // however it is spelled (x.svg, ./x.svg, dir/../x.svg).
+    std::error_code ec;
+    const std::filesystem::path same = std::filesystem::weakly_canonical(path, ec);
+    if (!seen.insert(ec ? path : same.string()).second) {
+      util::usage_error(fmt::format("-o {} is given twice", path),
+                        "name each output once; give another file name for a second copy");
+    }
+    outputs.push_back({path, format_of(path)});
+  }
   for (const auto& o : outputs) {
     if (auto w = util::check_writable(o.path); !w) throw util::FatalError(w.error());
   }
@@ -258,7 +275,7 @@ int run_profile(const ProfileArgs& a) {
   }
   // The honesty counters, always, on stderr (stdout is for the table).
   std::cerr << c.summary;
-  for (const auto& n : p.notes) std::cerr << "note: " << n << "\n";
+  for (const auto& n : p.notes) std::cerr << "note: " << util::terminal_text(n) << "\n";
 
   for (const auto& o : outputs) {
     std::string content;
@@ -270,12 +287,13 @@ int run_profile(const ProfileArgs& a) {
         content = render::flamegraph_svg(p);
         break;
       case Format::kSpeedscope:
-        content = render::speedscope(p).dump() + "\n";
+        content = render::json_text(render::speedscope(p), -1);
         break;
     }
     if (auto w = util::write_file_atomically(o.path, content); !w)
       throw util::FatalError(w.error());
-    std::cerr << fmt::format("chokepoint: wrote {} ({})\n", o.path, format_name(o.format));
+    std::cerr << fmt::format("chokepoint: wrote {} ({})\n", util::terminal_text(o.path),
+                             format_name(o.format));
   }
   if (top_n > 0) std::cout << profile::top_text(p, profile::top(p, top_n));
   // What the profile cost after collection: symbolizing, rendering and writing
@@ -284,9 +302,10 @@ int run_profile(const ProfileArgs& a) {
   getrusage(RUSAGE_SELF, &usage);
   const auto sym = (*symbolizer)->stats();
   std::cerr << fmt::format(
-      "chokepoint: symbolized {} stacks ({} user and {} kernel lookups, {} unresolved) and wrote "
-      "{} outputs in {:.2f} s; peak RSS {:.1f} MiB\n",
-      p.stacks.size(), sym.user_lookups, sym.kernel_lookups, sym.unresolved, outputs.size(),
+      "chokepoint: symbolized {} ({} user and {} kernel lookups, {} unresolved) and wrote {} "
+      "in {:.2f} s; peak RSS {:.1f} MiB\n",
+      util::count_of(p.stacks.size(), "stack"), sym.user_lookups, sym.kernel_lookups,
+      sym.unresolved, util::count_of(outputs.size(), "output"),
       static_cast<double>(util::monotonic_ns() - c.build_start_ns) / 1e9,
       static_cast<double>(usage.ru_maxrss) / 1024.0);
   std::cout.flush();

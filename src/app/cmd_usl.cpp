@@ -1,19 +1,22 @@
 // chokepoint usl DATA.csv [--json]: fits the Universal Scalability Law to measured throughput.
 #include <fmt/format.h>
 #include <cmath>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "app/subcommand.h"
 #include "loadgen/usl.h"
+#include "render/json_text.h"
+#include "util/bounded_read.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
 
 namespace {
+
+constexpr std::size_t kMaxCsvBytes = std::size_t{1} << 20;
 
 struct UslArgs {
   std::string path;
@@ -26,14 +29,12 @@ std::string fmt_num(double v) {
 }
 
 int run_usl(const UslArgs& args) {
-  std::ifstream in(args.path);
-  if (!in) {
-    throw util::FatalError(util::errno_error(fmt::format("cannot open '{}'", args.path),
-                                             "give a CSV file with rows 'concurrency,throughput'"));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto points = loadgen::parse_usl_csv(ss.str());
+  // A USL data set is tens of rows; the cap keeps /dev/zero or a wrong file from growing
+  // without end (docs/limits.md).
+  auto text = util::read_file_bounded(args.path, kMaxCsvBytes, util::FileKind::kAnyReadable,
+                                      "a CSV file with rows 'concurrency,throughput'");
+  if (!text) throw util::FatalError(text.error());
+  auto points = loadgen::parse_usl_csv(*text);
   if (!points) {
     util::Error e = points.error();
     e.message = fmt::format("{}: {}", args.path, e.message);
@@ -69,12 +70,12 @@ int run_usl(const UslArgs& args) {
                              {"measured", p.throughput},
                              {"fitted", m.predict(p.concurrency)}});
     }
-    std::cout << j.dump(2) << "\n";
+    std::cout << render::json_text(j);
     return util::kExitOk;
   }
 
-  std::cout << fmt::format("USL fit of {} ({} points, R² = {:.4f})\n", args.path, fit->points,
-                           fit->r2);
+  std::cout << fmt::format("USL fit of {} ({} points, R² = {:.4f})\n",
+                           util::terminal_text(args.path), fit->points, fit->r2);
   std::cout << fmt::format("  λ  lambda  {:>12}  throughput of one unit of concurrency\n",
                            fmt_num(m.lambda));
   std::cout << fmt::format("  σ  sigma   {:>12}  contention (serialized share){}\n",

@@ -4,13 +4,18 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "app/cli_values.h"
+#include "util/bounded_read.h"
+#include "util/decimal.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
+
+namespace {
+constexpr std::size_t kMaxBodyBytes = std::size_t{64} << 20;
+}  // namespace
 
 CLI::Option* add_request_options(CLI::App* cli, RequestArgs& args) {
   CLI::Option* url =
@@ -49,26 +54,25 @@ void apply_request_args(const RequestArgs& args, loadgen::LoadOptions& o) {
   o.h2 = args.h2;
   o.timeout_ns = parse_duration_ns(args.timeout, "--timeout");
   if (!args.body_file.empty()) {
-    std::ifstream in(args.body_file, std::ios::binary);
-    if (!in) {
-      util::usage_error(fmt::format("cannot read --body-file '{}'", args.body_file),
-                        "check the path and its permissions");
+    // Every request carries the body, so it is held once in memory: bounded (docs/limits.md).
+    auto body = util::read_file_bounded(args.body_file, kMaxBodyBytes, util::FileKind::kAnyReadable,
+                                        "a readable --body-file");
+    if (!body) {
+      throw util::FatalError(util::Error{"--body-file: " + body.error().message, body.error().hint},
+                             util::kExitUsage);
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    o.body = ss.str();
+    o.body = std::move(*body);
   }
 }
 
 double parse_rate_per_s(const std::string& text, const char* flag) {
   if (text == "max") return 0;
-  char* end = nullptr;
-  double rate = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || *end != '\0' || !(rate > 0) || !std::isfinite(rate)) {
+  const auto rate = util::parse_decimal(text);
+  if (!rate || !(*rate > 0)) {
     util::usage_error(fmt::format("{} '{}' is not a rate", flag, text),
                       fmt::format("give requests per second (e.g. {} 2000) or {} max", flag, flag));
   }
-  return rate;
+  return *rate;
 }
 
 void preflight(const loadgen::LoadOptions& o) {
@@ -87,6 +91,12 @@ double to_ms(std::int64_t us) {
 }
 
 nlohmann::json percentiles_json(const loadgen::Histogram& h) {
+  if (h.count() == 0) {
+    // No response, no latency: null rather than 0 (which would read as "fast").
+    return {{"p50", nullptr},  {"p90", nullptr},   {"p99", nullptr},
+            {"p999", nullptr}, {"p9999", nullptr}, {"max", nullptr},
+            {"min", nullptr},  {"mean", nullptr},  {"count", 0}};
+  }
   return {{"p50", to_ms(h.percentile_us(50))},
           {"p90", to_ms(h.percentile_us(90))},
           {"p99", to_ms(h.percentile_us(99))},
@@ -99,6 +109,8 @@ nlohmann::json percentiles_json(const loadgen::Histogram& h) {
 }
 
 std::string percentiles_text(const loadgen::Histogram& h) {
+  // With no response there is no latency: zeros would read as "fast".
+  if (h.count() == 0) return "no successful requests";
   return fmt::format(
       "p50 {:.3f}  p90 {:.3f}  p99 {:.3f}  p99.9 {:.3f}  p99.99 {:.3f}  max {:.3f} ms",
       to_ms(h.percentile_us(50)), to_ms(h.percentile_us(90)), to_ms(h.percentile_us(99)),
@@ -186,20 +198,28 @@ std::string load_text_summary(const loadgen::LoadResult& r, const loadgen::LoadO
     out += fmt::format("  {} {}", loadgen::outcome_name(static_cast<loadgen::Outcome>(k)),
                        r.outcomes[k]);
   }
-  out += "\n" + indent + "latency    " + percentiles_text(r.latency) +
-         (open_loop ? "  (from intended send time)\n" : "\n");
-  out += indent + "service    " + percentiles_text(r.service) + "  (uncorrected)\n";
+  if (r.latency.count() == 0) {
+    out += "\n" + indent + "latency    " + percentiles_text(r.latency) + "\n";
+  } else {
+    out += "\n" + indent + "latency    " + percentiles_text(r.latency) +
+           (open_loop ? "  (from intended send time)\n" : "\n");
+    out += indent + "service    " + percentiles_text(r.service) + "  (uncorrected)\n";
+  }
   if (open_loop) {
-    out += fmt::format(
-        "{}sends      {} late (> {} ms), {} dropped, max delay {:.3f} ms; Little's law needs "
-        "{:.1f} connections\n",
-        indent, r.late_sends, o.late_threshold_ns / 1'000'000, r.dropped_sends,
-        to_ms(r.max_send_delay_us), a.connections_needed);
+    out += fmt::format("{}sends      {} late (> {} ms), {} dropped, max delay {:.3f} ms", indent,
+                       r.late_sends, o.late_threshold_ns / 1'000'000, r.dropped_sends,
+                       to_ms(r.max_send_delay_us));
+    // Little's law needs a service time, which only responses give.
+    if (r.service.count() > 0) {
+      out += fmt::format("; Little's law needs {:.1f} connections", a.connections_needed);
+    }
+    out += "\n";
   }
   if (r.warmup_requests > 0) {
     out += fmt::format("{}warmup     {} requests not counted\n", indent, r.warmup_requests);
   }
-  for (const auto& w : a.warnings) out += indent + "warning: " + w + "\n";
+  // Warnings quote the first failure, which may hold the server's own bytes.
+  for (const auto& w : a.warnings) out += indent + "warning: " + util::terminal_text(w) + "\n";
   return out;
 }
 

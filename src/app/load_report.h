@@ -42,6 +42,7 @@ void preflight(const loadgen::LoadOptions& o);
 // Latency in ms from the histogram's microseconds.
 double to_ms(std::int64_t us);
 nlohmann::json percentiles_json(const loadgen::Histogram& h);
+// "p50 ... max ... ms"; "no successful requests" when the histogram is empty (JSON: nulls).
 std::string percentiles_text(const loadgen::Histogram& h);
 
 // Complete responses (any status) over a run: ok + 4xx + 5xx.

@@ -34,16 +34,28 @@ LoadAssessment assess(const LoadResult& r, const LoadOptions& o) {
           "send times include that delay",
           r.late_sends, r.requests + r.dropped_sends, o.late_threshold_ns / 1'000'000,
           r.dropped_sends, a.rps, o.rate_per_s));
-      // If the busy connections by Little's law reach the pool size, the pool is the limit.
-      if (static_cast<double>(r.connections) < a.connections_needed * 1.1 ||
-          r.outcomes[static_cast<int>(Outcome::kTimeout)] > 0) {
+      // If the busy connections by Little's law reach the pool size, the pool is the limit. With
+      // no response at all there is no service time to size the pool by: the server is the
+      // problem (the failure's own hint says what to check), not the pool.
+      const bool answered = r.outcomes[static_cast<int>(Outcome::kOk)] +
+                                r.outcomes[static_cast<int>(Outcome::kStatus4xx)] +
+                                r.outcomes[static_cast<int>(Outcome::kStatus5xx)] >
+                            0;
+      if (!answered) {
+        a.warnings.push_back(
+            "no request got a response, so the schedule fell behind waiting on the server; more "
+            "connections or threads would not help");
+      } else if (static_cast<double>(r.connections) < a.connections_needed * 1.1 ||
+                 r.outcomes[static_cast<int>(Outcome::kTimeout)] > 0) {
         a.too_few_connections = true;
         a.warnings.push_back(fmt::format(
             "too few connections: by Little's law, sustaining {:.0f} req/s at a mean service time "
             "of {:.2f} ms keeps {:.1f} requests in flight, but only {} connections were open; "
             "rerun with --connections {} or more",
             o.rate_per_s, r.service.mean_us() / 1000.0, a.connections_needed, r.connections,
-            static_cast<long>(std::ceil(std::max(a.connections_needed * 2, 1.0)))));
+            // Never fewer than are open now: timeouts can leave Little's law below the pool.
+            static_cast<long>(std::ceil(
+                std::max(a.connections_needed * 2, static_cast<double>(r.connections) * 2)))));
       } else {
         a.warnings.push_back(
             "connections were sufficient (Little's law), so the generator itself could not keep "
@@ -68,6 +80,53 @@ LoadAssessment assess(const LoadResult& r, const LoadOptions& o) {
         fmt::format("{} latencies exceeded the histogram's 1 h range", r.latency.saturated()));
   }
   return a;
+}
+
+std::string failure_hint(const LoadResult& r, const LoadOptions& o) {
+  std::optional<Outcome> failure;
+  std::uint64_t most = 0;
+  for (int k = static_cast<int>(Outcome::kConnect); k < kOutcomeCount; ++k) {
+    if (r.outcomes[k] > most) {
+      most = r.outcomes[k];
+      failure = static_cast<Outcome>(k);
+    }
+  }
+  if (!failure) return "";
+  const std::string where =
+      o.requests.empty() ? std::string("the server") : o.requests[0].url.authority();
+  switch (*failure) {
+    case Outcome::kConnect:
+      return fmt::format(
+          "nothing accepted connections at {}: check that the server is up and listening on "
+          "that address and port",
+          where);
+    case Outcome::kWrite:
+      return fmt::format(
+          "{} closed or reset connections before taking the request: check its connection "
+          "limits and logs",
+          where);
+    case Outcome::kRead:
+      return fmt::format(
+          "{} reset or closed connections before a complete response: check its logs for "
+          "crashes, and its keep-alive and request size limits",
+          where);
+    case Outcome::kTimeout:
+      return fmt::format(
+          "{} accepted connections but sent no complete response within --timeout {:g} s: it "
+          "is stalled or slower than that; look at it with chokepoint diagnose --pid, or raise "
+          "--timeout",
+          where, static_cast<double>(o.timeout_ns) / 1e9);
+    case Outcome::kParse:
+      return fmt::format(
+          "{} does not answer in HTTP/1.1: check that this port serves plain HTTP (not TLS or "
+          "another protocol){}",
+          where, o.h2 ? "" : ", or pass --h2 for an h2c server");
+    case Outcome::kOk:
+    case Outcome::kStatus4xx:
+    case Outcome::kStatus5xx:
+      break;
+  }
+  return "";
 }
 
 }  // namespace chokepoint::loadgen

@@ -1,6 +1,7 @@
 #pragma once
 // Judges a finished load run: did the generator keep its schedule, and if not, why. Pure function.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,5 +21,10 @@ struct LoadAssessment {
 };
 
 LoadAssessment assess(const LoadResult& result, const LoadOptions& options);
+
+// What to check about the failure class (kConnect, kWrite, kRead, kTimeout or kParse) that ended
+// the most requests without a response, one hint per class: a refused connection, a reset, a
+// stalled server and a non-HTTP reply each point somewhere else. "" when every request got one.
+std::string failure_hint(const LoadResult& result, const LoadOptions& options);
 
 }  // namespace chokepoint::loadgen

@@ -8,12 +8,15 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <set>
-#include <sstream>
+#include <string_view>
+
+#include "util/decimal.h"
 
 namespace chokepoint::loadgen {
 
@@ -74,44 +77,61 @@ std::optional<double> UslModel::concurrency_for(double x) const {
   return std::nullopt;
 }
 
-util::Result<std::vector<UslPoint>> parse_usl_csv(const std::string& text) {
+namespace {
+
+// A header field is text, not something that starts like a number.
+bool header_field(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return false;
+  const char c = s[first];
+  return !(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '+');
+}
+
+// At most 60 bytes of a line for an error message (the message is escaped when printed).
+std::string excerpt(std::string_view line) {
+  constexpr std::size_t kMax = 60;
+  if (line.size() <= kMax) return std::string(line);
+  return fmt::format("{}... ({} bytes)", line.substr(0, kMax), line.size());
+}
+
+}  // namespace
+
+util::Result<std::vector<UslPoint>> parse_usl_csv(std::string_view text) {
   std::vector<UslPoint> points;
-  std::istringstream in(text);
-  std::string line;
+  // A UTF-8 byte order mark (spreadsheets write one) is not part of the first row.
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   int line_no = 0;
   bool seen_content = false;
   const std::string hint =
       "each row must be 'concurrency,throughput' with concurrency > 0 and throughput >= 0, "
-      "e.g. '8,1234.5'; an optional header line may come first";
-  while (std::getline(in, line)) {
+      "e.g. '8,1234.5'; an optional header line of two names may come first";
+  while (!text.empty()) {
+    const auto eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
+    if (first == std::string_view::npos || line[first] == '#') continue;
     const bool is_first_content = !seen_content;
     seen_content = true;
     const auto comma = line.find(',');
-    auto parse_number = [](const std::string& s, double& out) {
-      const char* begin = s.c_str();
-      while (*begin == ' ' || *begin == '\t') ++begin;
-      if (*begin == '\0') return false;
-      char* end = nullptr;
-      errno = 0;
-      out = std::strtod(begin, &end);
-      if (errno != 0 || end == begin) return false;
-      while (*end == ' ' || *end == '\t') ++end;
-      return *end == '\0' && std::isfinite(out);
-    };
-    double n = 0, x = 0;
-    const bool ok = comma != std::string::npos && line.find(',', comma + 1) == std::string::npos &&
-                    parse_number(line.substr(0, comma), n) &&
-                    parse_number(line.substr(comma + 1), x);
+    const bool two_fields =
+        comma != std::string_view::npos && line.find(',', comma + 1) == std::string_view::npos;
+    // Decimal only: strtod would take "0x10", "inf" and "1e5x"'s prefix.
+    const auto nv = two_fields ? util::parse_decimal(line.substr(0, comma)) : std::nullopt;
+    const auto xv = two_fields ? util::parse_decimal(line.substr(comma + 1)) : std::nullopt;
+    const bool ok = nv && xv;
+    const double n = nv.value_or(0), x = xv.value_or(0);
     if (!ok) {
-      // A first line that is not numeric is a header ("concurrency,throughput" or similar).
-      if (is_first_content && comma != std::string::npos) continue;
+      // A first line of two names is a header ("concurrency,throughput"). A line with another
+      // number of fields, or one that starts like a number, is a mistake, never a header.
+      if (is_first_content && two_fields && header_field(line.substr(0, comma)) &&
+          header_field(line.substr(comma + 1)))
+        continue;
       return util::Error{
           fmt::format("line {}: expected two numbers 'concurrency,throughput', got '{}'", line_no,
-                      line),
+                      excerpt(line)),
           hint};
     }
     if (!(n > 0)) {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/result.h"
@@ -55,10 +56,12 @@ struct UslFit {
   bool kappa_pinned = false;
 };
 
-// Parses "concurrency,throughput" rows. A header line is allowed as the first non-blank line;
-// blank lines and lines starting with '#' are skipped. Any other row that is not two finite
-// numbers with concurrency > 0 and throughput >= 0 is an error naming the line number.
-util::Result<std::vector<UslPoint>> parse_usl_csv(const std::string& text);
+// Parses "concurrency,throughput" rows. A leading UTF-8 byte order mark is skipped. The first
+// non-blank line may be a header of two names (fields that do not start like a number); blank
+// lines and lines starting with '#' are skipped. Any other row that is not two finite decimal
+// numbers (no hex, inf or nan) with concurrency > 0 and throughput >= 0 is an error naming the
+// line number and quoting at most 60 bytes of it, raw (util::print_error escapes it).
+util::Result<std::vector<UslPoint>> parse_usl_csv(std::string_view text);
 
 // Fits the USL to the points. Needs at least 3 distinct concurrency levels and some positive
 // throughput; sigma and kappa are constrained to >= 0 (see UslFit).

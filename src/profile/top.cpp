@@ -7,6 +7,8 @@
 #include <set>
 #include <utility>
 
+#include "util/escape.h"
+
 namespace chokepoint::profile {
 
 namespace {
@@ -89,13 +91,14 @@ TopTable top(const Profile& profile, std::size_t n) {
 
 namespace {
 
+// "  file:line" or "  module" for the terminal (both come from the profiled binaries), or "".
 std::string where(const TopEntry& e) {
   std::string s;
   if (!e.file.empty()) {
-    s = e.file;
+    s = "  " + util::terminal_text(e.file);
     if (e.line > 0) s += fmt::format(":{}", e.line);
   } else if (!e.module.empty()) {
-    s = e.module;
+    s = "  " + util::terminal_text(e.module);
   }
   return s;
 }
@@ -118,7 +121,7 @@ std::string top_text(const Profile& profile, const TopTable& table) {
     std::string w = where(e);
     out +=
         fmt::format("  {:>6.1f} {:>6.1f} {:>10}  {}{}\n", e.self_share * 100, e.total_share * 100,
-                    weight_text(profile, e.self_value), e.name, w.empty() ? "" : "  " + w);
+                    weight_text(profile, e.self_value), util::terminal_text(e.name), w);
   }
   out += fmt::format("Hottest functions by total {} (with their callees):\n", unit);
   out += fmt::format("  {:>6} {:>6} {:>10}  {}\n", "total%", "self%", unit, "function");
@@ -126,7 +129,7 @@ std::string top_text(const Profile& profile, const TopTable& table) {
     std::string w = where(e);
     out +=
         fmt::format("  {:>6.1f} {:>6.1f} {:>10}  {}{}\n", e.total_share * 100, e.self_share * 100,
-                    weight_text(profile, e.total_value), e.name, w.empty() ? "" : "  " + w);
+                    weight_text(profile, e.total_value), util::terminal_text(e.name), w);
   }
   return out;
 }

@@ -43,7 +43,7 @@ struct TopTable {
 TopTable top(const Profile& profile, std::size_t n);
 
 // Text for the terminal: two tables (self, total) with shares in percent and the weight unit
-// (samples or ms off-CPU).
+// (samples or ms off-CPU). Names, files and modules pass through util::terminal_text.
 std::string top_text(const Profile& profile, const TopTable& table);
 
 }  // namespace chokepoint::profile

@@ -6,11 +6,14 @@
 #include <cmath>
 
 #include "analysis/rules/rule.h"
+#include "util/escape.h"
+#include "util/plural.h"
 
 namespace chokepoint::render {
 namespace {
 
 using model::Resource;
+using util::terminal_text;
 
 constexpr int kBarWidth = 60;
 constexpr std::array<char, model::kResourceCount> kBarChars = {'#', 'w', 'D', 'N',
@@ -42,14 +45,23 @@ std::string bar(const model::TimeSplit& split) {
 }
 
 std::string target_line(const model::Observation& obs) {
-  std::string who =
-      obs.target.kind == "host" ? "the whole host" : obs.target.kind + " " + obs.target.spec;
-  if (obs.processes.size() == 1)
-    who += fmt::format(" ({}, pid {})", obs.processes[0].name, obs.processes[0].pid);
-  else if (!obs.processes.empty())
-    who += fmt::format(" ({} processes)", obs.processes.size());
-  return fmt::format("chokepoint diagnose: {}, {:.1f} s, {} threads", who, obs.duration_ns / 1e9,
-                     obs.threads.size());
+  // The spec is what the user gave (a cgroup path, a name, a command) and names are the
+  // target's own: every observed string in this report goes through terminal_text.
+  std::string who = obs.target.kind == "host"
+                        ? "the whole host"
+                        : obs.target.kind + " " + terminal_text(obs.target.spec);
+  if (obs.processes.size() == 1) {
+    const auto& p = obs.processes[0];
+    // "pid 1234 (nginx)", not "pid 1234 (nginx, pid 1234)".
+    if (obs.target.kind == "pid" && obs.target.spec == std::to_string(p.pid))
+      who += fmt::format(" ({})", terminal_text(p.name));
+    else
+      who += fmt::format(" ({}, pid {})", terminal_text(p.name), p.pid);
+  } else if (!obs.processes.empty()) {
+    who += fmt::format(" ({})", util::count_of(obs.processes.size(), "process", "processes"));
+  }
+  return fmt::format("chokepoint diagnose: {}, {:.1f} s, {}", who, obs.duration_ns / 1e9,
+                     util::count_of(obs.threads.size(), "thread"));
 }
 
 }  // namespace
@@ -59,7 +71,7 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
   const double busy = static_cast<double>(d.split.busy_ns());
   if (d.verdict == "none") {
     out += "VERDICT: none - nothing limits this service now\n";
-    out += "  headroom: " + d.headroom + "\n";
+    out += "  headroom: " + terminal_text(d.headroom) + "\n";
   } else {
     const auto& b = d.bottlenecks.front();
     out += fmt::format("VERDICT: {} ({}) - {} of busy time, confidence {:.2f}\n", b.resource,
@@ -96,23 +108,23 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
                        shown == 0 ? "Bottleneck" : "Also significant:", b.resource, b.kind,
                        analysis::rules::percent(b.share));
     out += "  Evidence:\n";
-    for (const auto& e : b.evidence) out += "    - " + e + "\n";
+    for (const auto& e : b.evidence) out += "    - " + terminal_text(e) + "\n";
     out += shown == 0 ? "  Fix first:\n" : "  Fixes:\n";
     int n = 1;
-    for (const auto& f : b.fixes) out += fmt::format("    {}. {}\n", n++, f);
+    for (const auto& f : b.fixes) out += fmt::format("    {}. {}\n", n++, terminal_text(f));
     ++shown;
   }
   if (!d.findings.empty()) {
     out += "\nOther findings:\n";
     for (const auto& f : d.findings) {
-      out += fmt::format("  - [{}] {}\n", f.severity, f.message);
-      if (!f.hint.empty()) out += "    hint: " + f.hint + "\n";
+      out += fmt::format("  - [{}] {}\n", f.severity, terminal_text(f.message));
+      if (!f.hint.empty()) out += "    hint: " + terminal_text(f.hint) + "\n";
     }
   }
   out += "\nSources:\n";
   for (const auto& s : obs.sources) {
-    out += fmt::format("  {} {}: {}\n", s.available ? "+" : "-", s.name,
-                       s.available ? s.detail : s.hint);
+    out += fmt::format("  {} {}: {}\n", s.available ? "+" : "-", terminal_text(s.name),
+                       terminal_text(s.available ? s.detail : s.hint));
   }
   if (obs.target_exited)
     out += "\nnote: the target exited before the window ended; this is what was seen until then\n";

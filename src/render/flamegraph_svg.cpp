@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "render/text_safety.h"
+#include "util/escape.h"
 
 namespace chokepoint::render {
 
@@ -29,11 +29,11 @@ constexpr int kMaxNoteLines = 8;
 // ---- Text --------------------------------------------------------------------------------------
 
 std::string clean_text(std::string_view s) {
-  return valid_xml_text(s);
+  return util::valid_xml_text(s);
 }
 
 void append_escaped(std::string& out, std::string_view clean) {
-  append_xml_escaped(out, clean);
+  util::append_xml_escaped(out, clean);
 }
 
 void append_xml(std::string& out, std::string_view raw) {

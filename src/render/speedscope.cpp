@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "render/flamegraph_folded.h"
-#include "render/text_safety.h"
+#include "util/escape.h"
 
 namespace chokepoint::render {
 
@@ -30,9 +30,9 @@ FrameKey key_of(const profile::Frame& frame) {
   // The folded name (annotated "_[k]"/"_[j]", sanitized) keeps speedscope's view consistent
   // with the folded and SVG outputs; speedscope has no field for the frame's kind.
   // Names and paths are made valid UTF-8 here: json::dump throws on anything else.
-  FrameKey key{valid_utf8(folded_frame_name(frame)), valid_utf8(frame.file),
+  FrameKey key{util::valid_utf8(folded_frame_name(frame)), util::valid_utf8(frame.file),
                frame.file.empty() ? 0 : frame.line};
-  if (key.file.empty()) key.file = valid_utf8(frame.module);
+  if (key.file.empty()) key.file = util::valid_utf8(frame.module);
   if (key.line < 0) key.line = 0;
   return key;
 }
@@ -125,10 +125,10 @@ nlohmann::json speedscope(const profile::Profile& profile) {
   }
 
   const std::string name = !profile.title.empty()
-                               ? valid_utf8(profile.title)
+                               ? util::valid_utf8(profile.title)
                                : (profile.off_cpu ? "off-CPU time" : "on-CPU samples");
   nlohmann::json notes = nlohmann::json::array();
-  for (const std::string& note : profile.notes) notes.push_back(valid_utf8(note));
+  for (const std::string& note : profile.notes) notes.push_back(util::valid_utf8(note));
   nlohmann::json out;
   out["$schema"] = "https://www.speedscope.app/file-format-schema.json";
   out["shared"] = {{"frames", std::move(frames)}};

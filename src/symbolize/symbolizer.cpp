@@ -23,6 +23,7 @@
 
 #include "symbolize/elf_binary.h"
 #include "symbolize/parsers.h"
+#include "util/bounded_read.h"
 #include "util/scoped_fd.h"
 
 namespace chokepoint::symbolize {
@@ -44,6 +45,10 @@ constexpr const char* kExitedBeforeAttach = "process exited before it could be a
 // snapshot is re-read then, but not more often than this, since reading maps takes the target's
 // mmap lock.
 constexpr auto kReattachInterval = std::chrono::seconds(1);
+
+// A JIT's perf map holds one line per compiled function; a large JVM or Node process writes tens
+// of MB. Beyond this the map is not read (docs/limits.md).
+constexpr std::size_t kMaxPerfMapBytes = std::size_t{256} << 20;
 
 // Reads a whole file; /proc files report size 0, so read until EOF.
 util::Result<std::string> read_text_file(const std::string& path) {
@@ -351,7 +356,10 @@ std::optional<Frame> SymbolizerImpl::jit_frame(int pid, Process& p, std::uint64_
     if (::stat(path.c_str(), &st) != 0) continue;
     const std::int64_t mtime_ns = std::int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
     if (!s.found || s.path != path || s.size_bytes != st.st_size || s.mtime_ns != mtime_ns) {
-      if (auto text = read_text_file(path)) {
+      // Written by the runtime (or anyone who can write /tmp): a regular file of bounded size,
+      // so a symlink to /dev/zero or a FIFO cannot stall or flood the symbolizer.
+      if (auto text = util::read_file_bounded(path, kMaxPerfMapBytes, util::FileKind::kRegularOnly,
+                                              "a JIT perf map (/tmp/perf-PID.map)")) {
         s.map = parse_perf_map(*text);
         s.found = true;
         s.path = path;
@@ -519,8 +527,10 @@ std::vector<std::string> SymbolizerImpl::notes() const {
       continue;
     }
     const std::string where = module.empty() ? "" : " in " + module;
-    std::string sentence = fmt::format("{} address{}{} could not be named: {}", count,
-                                       count == 1 ? "" : "es", where, reason);
+    // A reason may be empty (a lookup that failed without saying why): no ": ." then.
+    std::string sentence =
+        fmt::format("{} address{}{} could not be named{}{}", count, count == 1 ? "" : "es", where,
+                    reason.empty() ? "" : ": ", reason);
     const std::string advice = advice_for(reason);
     if (!advice.empty()) sentence += "; " + advice;
     out.push_back(sentence + ".");

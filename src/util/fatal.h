@@ -28,7 +28,8 @@ class FatalError : public std::runtime_error {
 // Throws FatalError for a usage mistake (exit code 2).
 [[noreturn]] void usage_error(std::string message, std::string hint);
 
-// Prints "error: ..." and, when present, "hint: ..." to stderr.
+// Prints "error: ..." and, when present, "hint: ..." to stderr, both through
+// util::terminal_text (so an Error holds raw text: never escape it before).
 void print_error(const Error& error);
 
 }  // namespace chokepoint::util

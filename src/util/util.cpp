@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "util/clock.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 #include "util/result.h"
 
@@ -23,8 +24,10 @@ void usage_error(std::string message, std::string hint) {
 }
 
 void print_error(const Error& error) {
-  std::fprintf(stderr, "error: %s\n", error.message.c_str());
-  if (!error.hint.empty()) std::fprintf(stderr, "hint: %s\n", error.hint.c_str());
+  // Messages quote what the user gave and what was observed (paths, names, input lines, server
+  // replies): escaped here, once, so no error can reach the terminal with control characters.
+  std::fprintf(stderr, "error: %s\n", terminal_text(error.message).c_str());
+  if (!error.hint.empty()) std::fprintf(stderr, "hint: %s\n", terminal_text(error.hint).c_str());
 }
 
 static std::int64_t clock_ns(clockid_t id) {

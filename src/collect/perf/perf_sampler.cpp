@@ -169,9 +169,18 @@ class Ring {
   int tid_ = 0;
 };
 
-util::Error paranoid_error(int errno_value, int paranoid, bool privileged) {
+// `per_cpu`: the refused event was one per CPU (the whole host or a cgroup), which
+// perf_event_paranoid 1 and above forbid to unprivileged users whoever owns the processes.
+util::Error paranoid_error(int errno_value, int paranoid, bool privileged, bool per_cpu) {
   std::string hint;
-  if (!privileged && paranoid > 2) {
+  if (!privileged && per_cpu && paranoid >= 1 && paranoid <= 2) {
+    hint = fmt::format(
+        "kernel.perf_event_paranoid is {}: watching the whole host or a cgroup takes one event "
+        "per CPU, which unprivileged users may open only at 0 or below; run as root, grant "
+        "CAP_PERFMON, profile one of your own processes with --pid, or set "
+        "kernel.perf_event_paranoid=0",
+        paranoid);
+  } else if (!privileged && paranoid > 2) {
     hint = fmt::format(
         "kernel.perf_event_paranoid is {}, which forbids perf events to unprivileged users; run as "
         "root, grant CAP_PERFMON (setcap cap_perfmon,cap_sys_ptrace+ep chokepoint), or lower it: "
@@ -331,7 +340,9 @@ struct PerfSampler::Impl {
   }
 
   util::Error thread_error(int e) {
-    if (e == EACCES || e == EPERM) return paranoid_error(e, info.paranoid, privileged);
+    if (e == EACCES || e == EPERM) {
+      return paranoid_error(e, info.paranoid, privileged, info.per_cpu);
+    }
     if (e == EINVAL && info.user_stack_bytes > 0) {
       // The kernel checks sample_regs_user and sample_stack_user and refuses the event with EINVAL
       // when it lacks CONFIG_HAVE_PERF_USER_STACK_DUMP / _REGS (or predates Linux 3.7).

@@ -132,7 +132,18 @@ std::optional<TaskStatus> parse_task_status(std::string_view text) {
       // "Name:\t<comm>": strip only the tab, since a comm can end in a space.
       auto value = kv->value;
       if (!value.empty() && value.front() == '\t') value.remove_prefix(1);
-      s.name = std::string(value);
+      // The kernel escapes '\n' as "\n" and '\' as "\\" here (proc_task_name: seq_escape_str
+      // with only "\n\\"); undone so the name holds the comm's raw bytes, as stat's (2) does.
+      s.name.clear();
+      for (std::size_t i = 0; i < value.size(); ++i) {
+        if (value[i] == '\\' && i + 1 < value.size() &&
+            (value[i + 1] == 'n' || value[i + 1] == '\\')) {
+          s.name += value[i + 1] == 'n' ? '\n' : '\\';
+          ++i;
+        } else {
+          s.name += value[i];
+        }
+      }
       have_name = true;
       continue;
     }

@@ -50,7 +50,7 @@ std::optional<Schedstat> parse_schedstat(std::string_view text);
 
 // /proc/PID/status: the fields worth having. Kernel threads have no Vm* lines (no mm).
 struct TaskStatus {
-  std::string name;  // Name: (escaped by the kernel: '\n' in comm reads as "\n")
+  std::string name;  // Name: the comm's raw bytes (the kernel's "\n" and "\\" escapes undone)
   char state = '?';  // State: first letter
   std::int32_t tgid = 0;
   std::int32_t pid = 0;

@@ -17,7 +17,7 @@
 #include "render/flamegraph_folded.h"
 #include "render/flamegraph_svg.h"
 #include "render/speedscope.h"
-#include "render/text_safety.h"
+#include "util/escape.h"
 
 namespace {
 
@@ -82,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(count(svg, "<title>") == count(svg, "</title>"));
   check(count(svg, "<text ") == count(svg, "</text>"));
   check(count(svg, "<g class=\"f ") == stats.frames_drawn);
-  check(render::valid_utf8(svg) == svg);
+  check(chokepoint::util::valid_utf8(svg) == svg);
   for (char c : svg) check(c == '\n' || static_cast<unsigned char>(c) >= 0x20);
 
   const std::string folded = render::folded(p);

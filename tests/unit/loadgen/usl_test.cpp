@@ -129,6 +129,50 @@ TEST(Usl, CsvParsing) {
   EXPECT_FALSE(nan.has_value());
 }
 
+// Regression (issue 18): a byte order mark or a 3-column first line made the first row a
+// "header" and silently dropped it; strtod took "0x10", "inf" and "1e5x"'s prefix.
+TEST(Usl, CsvFirstRowIsNeverSwallowed) {
+  auto bom = parse_usl_csv(
+      "\xEF\xBB\xBF"
+      "1,10\n2,19\n4,35\n");
+  ASSERT_TRUE(bom.has_value()) << bom.error().message;
+  ASSERT_EQ(bom->size(), 3u);
+  EXPECT_DOUBLE_EQ((*bom)[0].concurrency, 1);
+  auto bom_header = parse_usl_csv(
+      "\xEF\xBB\xBF"
+      "concurrency,throughput\n1,10\n");
+  ASSERT_TRUE(bom_header.has_value());
+  EXPECT_EQ(bom_header->size(), 1u);
+
+  for (const char* first : {"1,10,5\n", "n,x,extra\n", "1,abc\n", "1x,10\n", "-n,x\n"}) {
+    auto r = parse_usl_csv(std::string(first) + "2,19\n4,35\n");
+    ASSERT_FALSE(r.has_value()) << first;
+    EXPECT_NE(r.error().message.find("line 1"), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(Usl, CsvNumbersAreDecimal) {
+  for (const char* row : {"0x10,5", "2,0x10", "2,inf", "2,-inf", "2,infinity", "2,1e5x", "2,1p3",
+                          "2,", ",5", "2, ", "2,1 2", "2,--1"}) {
+    auto r = parse_usl_csv(std::string("1,10\n") + row + "\n");
+    EXPECT_FALSE(r.has_value()) << row;
+  }
+  auto ok = parse_usl_csv(" 1 , 10 \n+2,1.5e1\n4,.5\n8,3.\n");
+  ASSERT_TRUE(ok.has_value()) << ok.error().message;
+  ASSERT_EQ(ok->size(), 4u);
+  EXPECT_DOUBLE_EQ((*ok)[1].throughput, 15);
+  EXPECT_DOUBLE_EQ((*ok)[2].throughput, 0.5);
+}
+
+TEST(Usl, CsvErrorQuotesAShortExcerpt) {
+  const std::string junk(100000, 'z');
+  auto r = parse_usl_csv("1,10\n" + junk + "\n");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_LT(r.error().message.size(), 200u) << r.error().message;
+  EXPECT_NE(r.error().message.find("line 2"), std::string::npos);
+  EXPECT_NE(r.error().message.find("100000 bytes"), std::string::npos) << r.error().message;
+}
+
 TEST(Usl, InverseGivesBackConcurrencyBelowThePeak) {
   const UslModel m{995.65, 0.02672, 7.691e-4};
   for (double n : {1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 35.0}) {

@@ -150,13 +150,23 @@ TEST(TaskStatus, ParsesTheFieldsWorthHaving) {
 
   auto weird = parse_task_status(fixture("comm_weird/4242/status"));
   ASSERT_TRUE(weird);
-  EXPECT_EQ(weird->name, "a) b\\nc)");  // status escapes the newline
+  EXPECT_EQ(weird->name, "a) b\nc)");  // status escapes the newline; the parser undoes it
   EXPECT_EQ(weird->uid, 1000u);
   EXPECT_EQ(weird->ppid, 1);
   EXPECT_EQ(weird->vm_rss_bytes, 1024u * 1024);
   EXPECT_EQ(weird->vm_hwm_bytes, 2048u * 1024);
   EXPECT_EQ(weird->voluntary_ctxt_switches, 5u);
   EXPECT_EQ(weird->nonvoluntary_ctxt_switches, 7u);
+}
+
+// Regression (issue 18): processes[].name held a literal "\n" where threads[].comm held a real
+// newline. The name is now the comm's raw bytes, as in stat.
+TEST(TaskStatus, NameIsTheRawCommLikeStat) {
+  auto s = parse_task_status(
+      "Name:\ta\\\\b\\nc\x1b]0;\a\\x\nState:\tS (sleeping)\nTgid:\t9\nPid:\t9\nPPid:\t1\n"
+      "Uid:\t0\t0\t0\t0\n");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->name, "a\\b\nc\x1b]0;\a\\x");  // ESC and BEL are not escaped by the kernel
 }
 
 TEST(TaskStatus, KernelThreadsHaveNoVmLines) {
