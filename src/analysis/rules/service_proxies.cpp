@@ -58,12 +58,16 @@ ServiceReport service_nginx(const model::ServiceObservation& s) {
 ServiceReport service_haproxy(const model::ServiceObservation& s) {
   ServiceReport r;
   std::map<std::string, Backend> backends;
-  double frontend_rate = 0;
+  double frontend_requests = 0, frontend_sessions = 0;
   std::vector<std::string> frontends_full;
   for (const auto& [name, v] : s.counters_last) {
-    if (name.rfind("frontend:", 0) == 0 && name.size() > 14 &&
-        name.substr(name.size() - 5) == ":stot") {
-      frontend_rate += s.rate_per_s(name);
+    if (name.rfind("frontend:", 0) != 0) continue;
+    // Keep-alive clients open few sessions and send many requests: both are worth saying.
+    if (name.size() > 14 && name.substr(name.size() - 5) == ":stot") {
+      frontend_sessions += s.rate_per_s(name);
+    }
+    if (name.size() > 17 && name.substr(name.size() - 8) == ":req_tot") {
+      frontend_requests += s.rate_per_s(name);
     }
   }
   for (const auto& [name, gs] : s.gauges) {
@@ -110,8 +114,9 @@ ServiceReport service_haproxy(const model::ServiceObservation& s) {
       }
     }
   }
-  r.summary = fmt::format("{} sessions/s on the frontends, {} backend(s)",
-                          count_text(frontend_rate), backends.size());
+  r.summary =
+      fmt::format("{} requests/s and {} new connections/s on the frontends, {} backend(s)",
+                  count_text(frontend_requests), count_text(frontend_sessions), backends.size());
   for (const auto& [name, b] : backends) {
     if (b.queue_max >= 1) {
       r.findings.push_back(

@@ -15,7 +15,8 @@
 namespace chokepoint::collect::probes {
 namespace {
 
-// The slower statistics are read on every kSlowEvery-th read (1 s at 10 Hz).
+// pg_stat_activity is sampled at 10 Hz (interval_ns); the slower statistics on every
+// kSlowEvery-th read (1 s).
 constexpr int kSlowEvery = 10;
 
 struct ConnDeleter {
@@ -93,6 +94,7 @@ class PostgresProbe final : public Probe {
   }
   model::ServiceKind kind() const override { return model::ServiceKind::kPostgres; }
   std::string endpoint() const override { return endpoint_; }
+  std::int64_t interval_ns() const override { return 100'000'000; }
   std::string how() const override { return "libpq (" + how_ + "): pg_stat_activity, pg_stat_*"; }
 
   util::Result<Reading> read() override {

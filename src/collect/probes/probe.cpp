@@ -80,43 +80,50 @@ model::ServiceObservation ReadingAccumulator::finish() const {
 struct ProbeRunner::Impl {
   std::vector<std::unique_ptr<Probe>> probes;
   std::vector<ReadingAccumulator> acc;
-  std::int64_t interval_ns = 0;
+  std::vector<std::int64_t> next_ns;  // when each probe is read next
+  std::int64_t min_interval_ns = 0;
   std::thread thread;
   std::mutex mu;
   std::condition_variable cv;
   bool stop = false;  // REQUIRES: mu held
 
-  void read_all() {
-    for (std::size_t i = 0; i < probes.size(); ++i) {
-      auto r = probes[i]->read();
-      const std::int64_t now = util::monotonic_ns();
-      if (r) {
-        acc[i].add(*r, now);
-      } else {
-        acc[i].add_failure(r.error());
-      }
+  void read(std::size_t i) {
+    auto r = probes[i]->read();
+    const std::int64_t now = util::monotonic_ns();
+    if (r) {
+      acc[i].add(*r, now);
+    } else {
+      acc[i].add_failure(r.error());
     }
   }
+  std::int64_t interval(std::size_t i) const {
+    return std::max(min_interval_ns, probes[i]->interval_ns());
+  }
 
-  // The first read was made by start().
+  // The first reads were made by start().
   void loop() {
-    std::int64_t next = util::monotonic_ns();
     for (;;) {
-      next += interval_ns;
-      std::unique_lock lock(mu);
-      const auto wait_ns = std::max<std::int64_t>(0, next - util::monotonic_ns());
-      if (cv.wait_for(lock, std::chrono::nanoseconds(wait_ns), [&] { return stop; })) break;
-      lock.unlock();
-      read_all();
+      const std::int64_t due = *std::min_element(next_ns.begin(), next_ns.end());
+      {
+        std::unique_lock lock(mu);
+        const auto wait_ns = std::max<std::int64_t>(0, due - util::monotonic_ns());
+        if (cv.wait_for(lock, std::chrono::nanoseconds(wait_ns), [&] { return stop; })) break;
+      }
+      const std::int64_t now = util::monotonic_ns();
+      for (std::size_t i = 0; i < probes.size(); ++i) {
+        if (next_ns[i] > now) continue;
+        read(i);
+        next_ns[i] = std::max(next_ns[i] + interval(i), now);
+      }
     }
     // One last read, so the window's counters end where the window ends.
-    read_all();
+    for (std::size_t i = 0; i < probes.size(); ++i) read(i);
   }
 };
 
-ProbeRunner::ProbeRunner(std::vector<std::unique_ptr<Probe>> probes, std::int64_t interval_ns)
+ProbeRunner::ProbeRunner(std::vector<std::unique_ptr<Probe>> probes, std::int64_t min_interval_ns)
     : impl_(std::make_unique<Impl>()) {
-  impl_->interval_ns = interval_ns;
+  impl_->min_interval_ns = min_interval_ns;
   for (auto& p : probes) {
     impl_->acc.emplace_back(p->kind(), p->endpoint(), p->how());
     impl_->probes.push_back(std::move(p));
@@ -129,8 +136,12 @@ ProbeRunner::~ProbeRunner() {
 
 void ProbeRunner::start() {
   if (impl_->probes.empty() || impl_->thread.joinable()) return;
-  // The first read on the caller's thread: the window's counters start when start() returns.
-  impl_->read_all();
+  // The first reads on the caller's thread: the window's counters start when start() returns.
+  const std::int64_t now = util::monotonic_ns();
+  for (std::size_t i = 0; i < impl_->probes.size(); ++i) {
+    impl_->read(i);
+    impl_->next_ns.push_back(now + impl_->interval(i));
+  }
   impl_->thread = std::thread([this] { impl_->loop(); });
 }
 

@@ -35,8 +35,11 @@ class Probe {
   virtual ~Probe() = default;
   virtual model::ServiceKind kind() const = 0;
   virtual std::string endpoint() const = 0;
-  virtual std::string how()
-      const = 0;  // "hiredis over TCP", "libpq over the Unix socket as postgres"
+  // How it reads the service, for the sources line: "hiredis over TCP: INFO, SLOWLOG, LATENCY".
+  virtual std::string how() const = 0;
+  // How often to read: cumulative counters need no more than once a second (each read costs
+  // the service something); sampled states (PostgreSQL's wait events) want 10 Hz.
+  virtual std::int64_t interval_ns() const { return 1'000'000'000; }
   // One read; errors carry the hint for the person (a grant, a flag, the server being down).
   virtual util::Result<Reading> read() = 0;
 };
@@ -57,13 +60,15 @@ class ReadingAccumulator {
   std::map<std::string, int> gauge_counts_;
 };
 
-// Drives probes on a thread of its own: each probe is read every interval. start() makes the
-// first read itself before it returns, so what happens after it is inside the window. finish()
+// Drives probes on a thread of its own: each probe is read every Probe::interval_ns() (at least
+// min_interval_ns). start() makes the first read of each itself before it returns, and finish()
+// a last one, so the counters cover the window. finish()
 // stops the thread and returns one observation per probe, in the order given. A probe that hangs is
 // bounded by its own timeouts (every client sets one).
 class ProbeRunner {
  public:
-  ProbeRunner(std::vector<std::unique_ptr<Probe>> probes, std::int64_t interval_ns);
+  explicit ProbeRunner(std::vector<std::unique_ptr<Probe>> probes,
+                       std::int64_t min_interval_ns = 100'000'000);
   ~ProbeRunner();
   ProbeRunner(const ProbeRunner&) = delete;
   ProbeRunner& operator=(const ProbeRunner&) = delete;

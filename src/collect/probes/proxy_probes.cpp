@@ -159,6 +159,7 @@ class HaproxyProbe final : public Probe {
         r.gauges[k + "scur"] = static_cast<double>(row.sessions_current);
         r.gauges[k + "slim"] = static_cast<double>(row.sessions_limit);
         r.counters[k + "stot"] = static_cast<double>(row.sessions_total);
+        r.counters[k + "req_tot"] = static_cast<double>(row.requests_total);
         r.counters[k + "dreq"] = static_cast<double>(row.denied_requests);
         continue;
       }

@@ -17,6 +17,8 @@ struct ReplyDeleter {
 using Context = std::unique_ptr<redisContext, ContextDeleter>;
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
+constexpr const char* kClientName = "chokepoint-probe";
+
 timeval to_timeval(std::int64_t ns) {
   return timeval{static_cast<time_t>(ns / 1'000'000'000),
                  static_cast<suseconds_t>(ns % 1'000'000'000 / 1000)};
@@ -66,7 +68,12 @@ class RedisProbe final : public Probe {
       auto c = connect();
       if (!c) return c.error();
     }
-    Reply info(static_cast<redisReply*>(redisCommand(ctx_.get(), "INFO everything")));
+    // The default sections and commandstats, not "everything": latencystats and the modules
+    // cost the server's one command thread more. Before Redis 7 INFO takes one section.
+    Reply info(static_cast<redisReply*>(redisCommand(ctx_.get(), "INFO default commandstats")));
+    if (info && info->type == REDIS_REPLY_ERROR) {
+      info.reset(static_cast<redisReply*>(redisCommand(ctx_.get(), "INFO all")));
+    }
     if (!info) return drop("INFO failed");
     if (info->type == REDIS_REPLY_ERROR) {
       const std::string msg(info->str, info->len);
@@ -92,6 +99,11 @@ class RedisProbe final : public Probe {
       if (auto v = parsed.text(name)) r.settings[name] = *v;
     }
     for (const auto& [cmd, s] : parsed.commands) {
+      // The probe's own commands are not the service's work.
+      if (cmd == "info" || cmd == "slowlog" || cmd == "latency" || cmd == "client|setname" ||
+          cmd == "client") {
+        continue;
+      }
       r.counters["cmd:" + cmd + ":calls"] = static_cast<double>(s.calls);
       r.counters["cmd:" + cmd + ":usec"] = static_cast<double>(s.usec);
     }
@@ -110,6 +122,8 @@ class RedisProbe final : public Probe {
       return connect_error(model::ServiceKind::kRedis, address_, c->errstr, "--redis HOST:PORT");
     }
     redisSetTimeout(c.get(), tv);
+    // Named, so that the probe's own commands can be told apart in the slow log.
+    Reply name(static_cast<redisReply*>(redisCommand(c.get(), "CLIENT SETNAME %s", kClientName)));
     ctx_ = std::move(c);
     return {};
   }
@@ -138,6 +152,11 @@ class RedisProbe final : public Probe {
       if (id->type != REDIS_REPLY_INTEGER || us->type != REDIS_REPLY_INTEGER) continue;
       newest = std::max(newest, id->integer);
       if (id->integer <= last_slow_id_) continue;
+      // [5] is the client's name (Redis 4+): the probe's own INFO is not the service's.
+      if (e->elements >= 6 && e->element[5]->type == REDIS_REPLY_STRING &&
+          std::string_view(e->element[5]->str, e->element[5]->len) == kClientName) {
+        continue;
+      }
       std::string cmd;
       if (args->type == REDIS_REPLY_ARRAY) {
         for (std::size_t a = 0; a < args->elements && a < 4; ++a) {

@@ -1,7 +1,9 @@
 #pragma once
-// Reads a Redis server's own view through hiredis: INFO everything (ops, hits and misses,
+// Reads a Redis server's own view through hiredis, once a second: INFO (ops, hits and misses,
 // evictions, blocked and rejected clients, memory against maxmemory, fork and AOF fsync
-// latency, per-command time), SLOWLOG GET and LATENCY LATEST. Every call has a timeout.
+// latency, per-command time), SLOWLOG GET and LATENCY LATEST. Every call has a timeout. The
+// probe names its connection "chokepoint-probe" and leaves its own commands (INFO, SLOWLOG,
+// LATENCY, CLIENT) out of what it reports.
 
 #include <memory>
 #include <string>

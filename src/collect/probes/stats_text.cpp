@@ -173,6 +173,17 @@ util::Result<NginxStatus> parse_nginx_status(std::string_view page) {
   return s;
 }
 
+// The count columns chokepoint reads, by their names in the header.
+constexpr std::pair<std::string_view, std::uint64_t HaproxyRow::*> kCountColumns[] = {
+    {"qcur", &HaproxyRow::queue_current},    {"qmax", &HaproxyRow::queue_max},
+    {"scur", &HaproxyRow::sessions_current}, {"slim", &HaproxyRow::sessions_limit},
+    {"stot", &HaproxyRow::sessions_total},   {"req_tot", &HaproxyRow::requests_total},
+    {"dreq", &HaproxyRow::denied_requests},  {"econ", &HaproxyRow::errors_connect},
+    {"eresp", &HaproxyRow::errors_response}, {"wretr", &HaproxyRow::retries},
+    {"hrsp_5xx", &HaproxyRow::http_5xx},     {"qtime", &HaproxyRow::queue_time_ms},
+    {"ctime", &HaproxyRow::connect_time_ms}, {"rtime", &HaproxyRow::response_time_ms},
+    {"ttime", &HaproxyRow::total_time_ms}};
+
 util::Result<std::vector<HaproxyRow>> parse_haproxy_csv(std::string_view csv) {
   std::vector<std::string_view> header;
   std::vector<HaproxyRow> rows;
@@ -208,35 +219,12 @@ util::Result<std::vector<HaproxyRow>> parse_haproxy_csv(std::string_view csv) {
         row.status = std::string(cell);
         continue;
       }
-      const std::uint64_t v = parse_count(cell).value_or(0);
-      if (col == "qcur")
-        row.queue_current = v;
-      else if (col == "qmax")
-        row.queue_max = v;
-      else if (col == "scur")
-        row.sessions_current = v;
-      else if (col == "slim")
-        row.sessions_limit = v;
-      else if (col == "stot")
-        row.sessions_total = v;
-      else if (col == "dreq")
-        row.denied_requests = v;
-      else if (col == "econ")
-        row.errors_connect = v;
-      else if (col == "eresp")
-        row.errors_response = v;
-      else if (col == "wretr")
-        row.retries = v;
-      else if (col == "hrsp_5xx")
-        row.http_5xx = v;
-      else if (col == "qtime")
-        row.queue_time_ms = v;
-      else if (col == "ctime")
-        row.connect_time_ms = v;
-      else if (col == "rtime")
-        row.response_time_ms = v;
-      else if (col == "ttime")
-        row.total_time_ms = v;
+      for (const auto& [name, member] : kCountColumns) {
+        if (col == name) {
+          row.*member = parse_count(cell).value_or(0);
+          break;
+        }
+      }
     }
     if (!row.proxy.empty()) rows.push_back(std::move(row));
   });

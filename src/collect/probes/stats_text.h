@@ -66,7 +66,8 @@ struct HaproxyRow {
   std::uint64_t queue_max = 0;         // qmax
   std::uint64_t sessions_current = 0;  // scur
   std::uint64_t sessions_limit = 0;    // slim
-  std::uint64_t sessions_total = 0;    // stot
+  std::uint64_t sessions_total = 0;    // stot: connections (sessions), not requests
+  std::uint64_t requests_total = 0;    // req_tot: HTTP requests (frontends; backends since 2.x)
   std::uint64_t denied_requests = 0;   // dreq
   std::uint64_t errors_connect = 0;    // econ
   std::uint64_t errors_response = 0;   // eresp

@@ -87,7 +87,7 @@ TEST(RedisProbe, CountsCommandsEvictionsAndTheSlowLog) {
   ASSERT_EQ(obs.size(), 1u);
   const auto& o = obs[0];
   EXPECT_EQ(o.samples_failed, 0) << o.error;
-  EXPECT_GT(o.samples_ok, 3);
+  EXPECT_GE(o.samples_ok, 2);  // at start, once a second, and at the end
   EXPECT_GE(o.delta("total_commands_processed"), 20000);
   EXPECT_GE(o.delta("cmd:set:calls"), 20000);
   EXPECT_GT(o.delta("evicted_keys"), 5000);
@@ -266,6 +266,7 @@ TEST(HaproxyProbe, SeesTheBackendQueueWhenItsServerIsFull) {
   EXPECT_EQ(o.samples_failed, 0) << o.error;
   EXPECT_GT(o.delta("backend:app:stot"), 1000);
   EXPECT_GT(o.delta("frontend:web:stot"), 0);
+  EXPECT_GT(o.delta("frontend:web:req_tot"), 1000);
   ASSERT_TRUE(o.gauges.count("backend:app:qcur"));
   EXPECT_GE(o.gauges.at("server:app/web1:slim").last, 1);
   // With 32 clients and one connection to the server, requests waited in the queue.

@@ -81,6 +81,7 @@ TEST(HaproxyCsv, ReadsARealShowStat) {
   EXPECT_EQ((*rows)[0].proxy, "web");
   EXPECT_TRUE((*rows)[0].is_frontend());
   EXPECT_EQ((*rows)[0].sessions_total, 1u);
+  EXPECT_EQ((*rows)[0].requests_total, 1u);
   EXPECT_EQ((*rows)[1].service, "web1");
   EXPECT_EQ((*rows)[1].sessions_limit, 1u);
   EXPECT_EQ((*rows)[1].status, "no check");
