@@ -14,6 +14,26 @@ function(chokepoint_add_subdirs)
   endforeach()
 endfunction()
 
+# Every CMakeLists lists its sources by name. chokepoint_check_sources(target) makes that safe:
+# a .cpp in the target's folder (and its subfolders without a CMakeLists.txt of their own, such
+# as analysis/rules/) that the target does not list is a configure error, so a file added without
+# listing it, or brought in by a merge, cannot silently drop out of the build.
+function(chokepoint_check_sources target)
+  get_target_property(listed ${target} SOURCES)
+  file(GLOB_RECURSE present CONFIGURE_DEPENDS RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}
+       ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  foreach(file IN LISTS present)
+    get_filename_component(dir ${file} DIRECTORY)
+    if(dir AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/CMakeLists.txt)
+      continue()  # a library of its own
+    endif()
+    if(NOT file IN_LIST listed)
+      message(FATAL_ERROR "${CMAKE_CURRENT_SOURCE_DIR}/${file} is not listed in the sources of "
+                          "${target}: add it to ${CMAKE_CURRENT_SOURCE_DIR}/CMakeLists.txt")
+    endif()
+  endforeach()
+endfunction()
+
 # Test and fuzz-replay code is compiled for build speed, not run speed: -O0 with line tables only
 # (-g1) outside Debug builds. At -O2 -g it was three quarters of the build's compile time; what the
 # tests exercise (src/, lab/) keeps the build type's own flags, and the timing-sensitive work runs

@@ -23,6 +23,28 @@ util::Error usage(std::string message, std::string hint = "run 'chokepoint-lab -
   return util::Error{std::move(message), std::move(hint), 0};
 }
 
+// An option whose value is one of `names`: --help shows `choices` ("a|b|c"), and a value that is
+// none of them is a usage error that lists them (CLI11's own CheckedTransformer shows its map,
+// "{a->0,b->1} OR {0,1}", in both places).
+template <typename T>
+CLI::Option* add_choice(CLI::App& app, const std::string& flag, T& value,
+                        const std::map<std::string, T>& names, const std::string& choices,
+                        const std::string& help) {
+  return app
+      .add_option_function<std::string>(
+          flag,
+          [&value, names](const std::string& text) {
+            value = names.at(text);  // the check below has let only names through
+          },
+          help)
+      ->check(CLI::Validator(
+          [names, choices](std::string& text) -> std::string {
+            return names.count(text) ? "" : "'" + text + "' is not one of " + choices;
+          },
+          ""))
+      ->type_name(choices);
+}
+
 }  // namespace
 
 const char* scenario_name(Scenario s) {
@@ -49,15 +71,27 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
       "chokepoint-lab: an HTTP/1.1 server whose bottleneck you choose with --scenario; each "
       "scenario's fix flag makes that bottleneck go away.",
       "chokepoint-lab"};
+  app.footer(
+      "Examples:\n"
+      "  chokepoint-lab --scenario disk --port 8080                  # an fsync per request\n"
+      "  chokepoint-lab --scenario disk --commit batch --port 8080   # the fix: group commit\n"
+      "  chokepoint-lab --role upstream --delay-ms 10 --port 9001\n"
+      "  chokepoint-lab --scenario upstream --upstream 127.0.0.1:9001 --port 8080\n"
+      "See lab/README.md for every scenario and its fix.");
 
   std::string role = "lab";
   app.add_option("--role", role, "lab (default) or upstream (answers / after --delay-ms)")
-      ->check(CLI::IsMember({"lab", "upstream"}));
-  app.add_option("--scenario", o.scenario, "the bottleneck to create")
-      ->transform(CLI::CheckedTransformer(kScenarios));
+      ->check(CLI::IsMember({"lab", "upstream"}).description(""))
+      ->type_name("lab|upstream");
+  std::string scenario_choices;
+  for (const auto& name : scenario_names()) {
+    scenario_choices += (scenario_choices.empty() ? "" : "|") + name;
+  }
+  add_choice(app, "--scenario", o.scenario, kScenarios, scenario_choices,
+             "the bottleneck to create");
   std::map<std::string, Model> models = {{"threads", Model::kThreads}, {"epoll", Model::kEpoll}};
-  app.add_option("--model", o.model, "threads (thread per connection + work pool) or epoll")
-      ->transform(CLI::CheckedTransformer(models));
+  add_choice(app, "--model", o.model, models, "threads|epoll",
+             "threads (thread per connection + work pool) or epoll");
   app.add_option("--port", o.port, "TCP port; 0 picks a free one");
   app.add_option("--bind", o.bind_address, "IPv4 address to listen on");
   auto* workers = app.add_option("--workers", o.workers,
@@ -73,32 +107,28 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
   auto* work = app.add_option("--work-us", o.work_us, "CPU work per request in µs (lock: 500)")
                    ->check(CLI::Range(1, 10'000'000));
   std::map<std::string, bool> on_off = {{"on", true}, {"off", false}};
-  app.add_option("--cache", o.cache, "cpu, upstream: memoize per query key (on|off)")
-      ->transform(CLI::CheckedTransformer(on_off));
+  add_choice(app, "--cache", o.cache, on_off, "on|off", "cpu, upstream: memoize per query key");
   app.add_option("--serial-workers", o.serial_workers, "serial: executor threads (fix: > 1)")
       ->check(CLI::Range(1, 1024));
   std::map<std::string, LockMode> locks = {{"global", LockMode::kGlobal},
                                            {"sharded", LockMode::kSharded}};
-  app.add_option("--lock", o.lock_mode, "lock: global or sharded")
-      ->transform(CLI::CheckedTransformer(locks));
+  add_choice(app, "--lock", o.lock_mode, locks, "global|sharded", "lock: global or sharded");
   std::map<std::string, LockType> lock_types = {{"mutex", LockType::kMutex},
                                                 {"rwlock", LockType::kRwlock}};
-  app.add_option("--lock-type", o.lock_type,
-                 "lock: mutex, or rwlock (read the entry shared, update it exclusive)")
-      ->transform(CLI::CheckedTransformer(lock_types));
+  add_choice(app, "--lock-type", o.lock_type, lock_types, "mutex|rwlock",
+             "lock: mutex, or rwlock (read the entry shared, update it exclusive)");
   app.add_option("--lock-shards", o.lock_shards, "lock --lock sharded: shard count")
       ->check(CLI::Range(1, 4096));
   std::map<std::string, CommitMode> commits = {{"per-request", CommitMode::kPerRequest},
                                                {"batch", CommitMode::kBatch},
                                                {"async", CommitMode::kAsync}};
-  app.add_option("--commit", o.commit, "disk: per-request, batch or async")
-      ->transform(CLI::CheckedTransformer(commits));
+  add_choice(app, "--commit", o.commit, commits, "per-request|batch|async",
+             "disk: per-request, batch or async");
   app.add_option("--record-bytes", o.record_bytes, "disk: bytes per record")
       ->check(CLI::Range(16, 1 << 20));
   std::map<std::string, LogMode> logs = {
       {"sync", LogMode::kSync}, {"async", LogMode::kAsync}, {"off", LogMode::kOff}};
-  app.add_option("--log", o.log, "log: sync, async or off")
-      ->transform(CLI::CheckedTransformer(logs));
+  add_choice(app, "--log", o.log, logs, "sync|async|off", "log: sync, async or off");
   app.add_flag("--bounded", o.bounded, "leak, paging: bound the memory used (the fix)");
   app.add_option("--leak-bytes", o.leak_bytes, "leak: bytes retained per request")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));

@@ -11,15 +11,6 @@ namespace {
 
 using model::Resource;
 
-// The latency hierarchy: fix the network first, then disk, memory, lock and finally CPU.
-int hierarchy_rank(const std::string& resource) {
-  static const char* kOrder[] = {"network", "disk", "memory", "lock", "cpu"};
-  for (int i = 0; i < 5; ++i) {
-    if (resource == kOrder[i]) return i;
-  }
-  return 5;
-}
-
 // Shares closer than this are a tie, broken by the hierarchy.
 constexpr double kTieShare = 0.05;
 
@@ -47,7 +38,7 @@ Diagnosis diagnose(const model::Observation& obs) {
   d.split = ctx.split;
   using RuleFn = rules::RuleResult (*)(const rules::Context&);
   for (RuleFn rule : {rules::network, rules::backlog, rules::disk, rules::memory, rules::leak,
-                      rules::lock, rules::cpu, rules::limits}) {
+                      rules::lock, rules::cpu, rules::limits, rules::held}) {
     rules::RuleResult r = rule(ctx);
     if (r.bottleneck) d.bottlenecks.push_back(std::move(*r.bottleneck));
     for (auto& f : r.findings) d.findings.push_back(std::move(f));
@@ -68,8 +59,16 @@ Diagnosis diagnose(const model::Observation& obs) {
       d.bottlenecks[0].confidence *= std::clamp(0.5 + margin * 2.0, 0.5, 1.0);
     }
   } else {
-    d.verdict = "none";
+    d.verdict = Verdict::kNone;
     d.headroom = headroom_text(ctx);
+    // Idle because it could not run is not headroom: say so first.
+    if (const double held = rules::held_share(ctx); held >= 0.5) {
+      d.headroom = fmt::format(
+                       "the target was held for {} of its thread time (stopped, traced, frozen or "
+                       "in vfork: see the findings), so this window shows no load; ",
+                       rules::percent(held)) +
+                   d.headroom;
+    }
   }
   // Bottlenecks that are not significant stay in the list for the JSON (with significant=false),
   // so a reader sees every resource's share; the terminal shows only significant ones.

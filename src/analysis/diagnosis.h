@@ -6,14 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "analysis/verdict.h"
 #include "model/observation.h"
 
 namespace chokepoint::analysis {
 
 struct Bottleneck {
-  std::string resource;  // "network", "disk", "memory", "lock", "cpu"
-  std::string kind;      // e.g. "upstream", "fsync", "log", "paging", "leak", "saturated", "serial"
-  double share = 0;      // of the target's busy (non-idle, non-sleep) time; see docs/verdicts
+  Verdict resource = Verdict::kNone;  // never kNone in a diagnosis
+  BottleneckKind kind = BottleneckKind::kIo;
+  double share = 0;          // of the target's busy (non-idle, non-sleep) time; see docs/verdicts
   double confidence = 0;     // 0..1
   bool significant = false;  // large enough to limit the service
   std::vector<std::string> evidence;
@@ -21,18 +22,18 @@ struct Bottleneck {
 };
 
 struct Finding {
-  std::string resource;
-  std::string severity;  // "warning" or "info"
+  FindingResource resource = FindingResource::kMemory;
+  Severity severity = Severity::kInfo;
   std::string message;
   std::string hint;
 };
 
 struct Diagnosis {
-  std::string verdict;                  // "network" | "disk" | "memory" | "lock" | "cpu" | "none"
+  Verdict verdict = Verdict::kNone;
   std::vector<Bottleneck> bottlenecks;  // significant ones first, primary at [0]
   std::vector<Finding> findings;
   model::TimeSplit split;  // summed over the target's threads
-  std::string headroom;    // for "none": what capacity is left, in words with numbers
+  std::string headroom;    // for kNone: what capacity is left, in words with numbers
 };
 
 Diagnosis diagnose(const model::Observation& obs);

@@ -46,35 +46,35 @@ std::vector<ServiceReport> assess_services(const std::vector<model::ServiceObser
 
 namespace {
 
-// The verdict's name for the resource a finding points at.
-std::string verdict_resource(model::Resource r) {
+// The verdict a finding's resource would be; kNone for idle and sleep.
+Verdict verdict_of(model::Resource r) {
   switch (r) {
     case model::Resource::kOnCpu:
     case model::Resource::kCpuWait:
-      return "cpu";
+      return Verdict::kCpu;
     case model::Resource::kDisk:
-      return "disk";
+      return Verdict::kDisk;
     case model::Resource::kNetwork:
-      return "network";
+      return Verdict::kNetwork;
     case model::Resource::kLock:
-      return "lock";
+      return Verdict::kLock;
     case model::Resource::kMemory:
-      return "memory";
+      return Verdict::kMemory;
     case model::Resource::kSleep:
     case model::Resource::kIdle:
-      return "";
+      return Verdict::kNone;
   }
-  return "";
+  return Verdict::kNone;
 }
 
 }  // namespace
 
 void fold_services(Diagnosis& d, const std::vector<ServiceReport>& services) {
-  if (d.bottlenecks.empty() || d.verdict == "none") return;
+  if (d.bottlenecks.empty() || d.verdict == Verdict::kNone) return;
   Bottleneck& b = d.bottlenecks.front();
   for (const auto& s : services) {
     for (const auto& f : s.findings) {
-      if (!f.warning || verdict_resource(f.resource) != b.resource) continue;
+      if (!f.warning || verdict_of(f.resource) != b.resource) continue;
       b.evidence.push_back(
           fmt::format("{} {}: {}", model::service_kind_name(s.kind), s.endpoint, f.message));
       if (!f.fix.empty() && std::find(b.fixes.begin(), b.fixes.end(), f.fix) == b.fixes.end()) {

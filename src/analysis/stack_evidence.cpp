@@ -61,7 +61,7 @@ std::string short_name(std::string name) {
 // "Store::put (store.cpp:41)". A line inside a system header (an inlined std::mutex::lock) says
 // nothing about the service's code, so it is left out.
 std::string frame_text(const Frame& f) {
-  const std::string name = short_name(f.name);
+  std::string name = short_name(f.name);
   if (f.file.empty() || f.file.rfind("/usr/", 0) == 0) return name;
   const auto slash = f.file.rfind('/');
   const std::string base = slash == std::string::npos ? f.file : f.file.substr(slash + 1);
@@ -112,16 +112,16 @@ double seconds(const profile::Profile& p, std::uint64_t value) {
   return p.frequency_hz > 0 ? static_cast<double>(value) / p.frequency_hz : 0;
 }
 
-const char* wait_noun(const std::string& resource) {
-  if (resource == "lock") return "lock wait";
-  if (resource == "disk") return "disk wait";
-  if (resource == "network") return "network wait";
+const char* wait_noun(Verdict resource) {
+  if (resource == Verdict::kLock) return "lock wait";
+  if (resource == Verdict::kDisk) return "disk wait";
+  if (resource == Verdict::kNetwork) return "network wait";
   return "memory stall";
 }
 
 }  // namespace
 
-std::string offcpu_resource(const profile::Stack& stack) {
+Verdict offcpu_resource(const profile::Stack& stack) {
   const auto end = blocked_end(stack.frames);
   bool futex = false, mutex = false, condvar = false;
   bool memory = false, disk = false, network = false, file_lock = false;
@@ -160,14 +160,14 @@ std::string offcpu_resource(const profile::Stack& stack) {
       }
     }
   }
-  if (memory) return "memory";
-  if (file_lock) return "lock";
+  if (memory) return Verdict::kMemory;
+  if (file_lock) return Verdict::kLock;
   // A futex is a lock only when the user frames say mutex; a condition variable is a pool thread
   // waiting for work (idle), and a futex with neither cannot be told apart: left out.
-  if (futex) return mutex && !condvar ? "lock" : "";
-  if (disk) return "disk";
-  if (network) return "network";
-  return "";
+  if (futex) return mutex && !condvar ? Verdict::kLock : Verdict::kNone;
+  if (disk) return Verdict::kDisk;
+  if (network) return Verdict::kNetwork;
+  return Verdict::kNone;
 }
 
 const Frame* own_code_frame(const std::vector<Frame>& frames) {
@@ -180,10 +180,10 @@ const Frame* own_code_frame(const std::vector<Frame>& frames) {
   return nullptr;
 }
 
-StackEvidence stack_evidence(const std::string& resource, const profile::Profile* on_cpu,
+StackEvidence stack_evidence(Verdict resource, const profile::Profile* on_cpu,
                              const profile::Profile* off_cpu, std::size_t top) {
   StackEvidence ev;
-  if (resource == "cpu") {
+  if (resource == Verdict::kCpu) {
     if (!on_cpu) return ev;
     // Self time by own-code function: the leaf-most frame of the service's code, so time in libc
     // called from Store::hash counts for Store::hash.
@@ -207,7 +207,7 @@ StackEvidence stack_evidence(const std::string& resource, const profile::Profile
         line + fmt::format(" (of {} on-CPU samples at {:g} Hz)", total, on_cpu->frequency_hz));
     return ev;
   }
-  if (!off_cpu) return ev;
+  if (!off_cpu || resource == Verdict::kNone) return ev;
   ByFunction blocked_in;
   std::map<std::string, std::map<std::string, std::uint64_t>> woken_by;
   std::uint64_t total = 0;
@@ -244,7 +244,7 @@ StackEvidence stack_evidence(const std::string& resource, const profile::Profile
     // Who woke a lock waiter is who released the lock. For the other waits the waker is the
     // kernel's completion path or a peer, which says little about the service's code.
     auto w = woken_by.find(key);
-    if (resource == "lock" && w != woken_by.end() && !w->second.empty()) {
+    if (resource == Verdict::kLock && w != woken_by.end() && !w->second.empty()) {
       auto best =
           std::max_element(w->second.begin(), w->second.end(),
                            [](const auto& a, const auto& b) { return a.second < b.second; });

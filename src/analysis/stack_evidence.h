@@ -14,14 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "analysis/verdict.h"
 #include "profile/profile.h"
 
 namespace chokepoint::analysis {
 
-// The resource an off-CPU stack's blocked part waits on, from its kernel frames: "lock", "disk",
-// "network", "memory", or "" when it is none of these (sleep, an idle event loop, a condvar is
+// The resource an off-CPU stack's blocked part waits on, from its kernel frames: kLock, kDisk,
+// kNetwork, kMemory, or kNone when it is none of these (sleep, an idle event loop, a condvar is
 // also a futex: see the .cpp for how lock is told apart).
-std::string offcpu_resource(const profile::Stack& stack);
+Verdict offcpu_resource(const profile::Stack& stack);
 
 // The leaf-most frame of the service's own code among `frames` (user or JIT frames not in a
 // system shared library), or nullptr.
@@ -32,9 +33,10 @@ struct StackEvidence {
   double covered_s = 0;            // the profile time that was classified into the resource
 };
 
-// Evidence for `resource` ("cpu", "lock", "disk", "network", "memory"): at most `top` lines.
-// on_cpu and off_cpu may be null (not collected); the result is then empty.
-StackEvidence stack_evidence(const std::string& resource, const profile::Profile* on_cpu,
+// Evidence for `resource` (kCpu from on_cpu; kLock, kDisk, kNetwork, kMemory from off_cpu): at
+// most `top` lines. on_cpu and off_cpu may be null (not collected); the result is then empty, as
+// it is for kNone.
+StackEvidence stack_evidence(Verdict resource, const profile::Profile* on_cpu,
                              const profile::Profile* off_cpu, std::size_t top = 3);
 
 }  // namespace chokepoint::analysis

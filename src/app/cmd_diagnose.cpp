@@ -2,7 +2,6 @@
 // the verdict, the evidence and the fix to do first. With --load URL it drives the target with
 // chokepoint load while it watches.
 #include <fmt/format.h>
-#include <signal.h>
 
 #include <atomic>
 #include <cerrno>
@@ -17,6 +16,7 @@
 #include "app/diagnose_stacks.h"
 #include "app/load_report.h"
 #include "app/probe_options.h"
+#include "app/run_budget.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
 #include "collect/procfs/proc_fs.h"
@@ -26,14 +26,13 @@
 #include "util/clock.h"
 #include "util/escape.h"
 #include "util/fatal.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
+// Set by SIGINT and SIGTERM once the run starts (util/stop_signal.h).
+std::atomic<bool>& g_stop = util::stop_flag();
 
 struct DiagnoseArgs {
   TargetArgs target;
@@ -85,11 +84,11 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     load_options = std::move(o);
   }
 
+  // The run's promise: the window, the stacks after it, and a grace (app/run_budget.h).
+  RunBudget budget(duration_ns + (a.no_stacks ? 0 : stacks_ns) +
+                   (load_options ? load_options->warmup_ns : 0));
   auto session = TargetSession::open(a.target);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  util::stop_on_signals();
 
   std::unique_ptr<BackgroundLoad> load;
   if (load_options) {
@@ -112,12 +111,17 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
   Probes probes = make_probes(a.probes, pids);
   collect::probes::ProbeRunner probe_runner(std::move(probes.probes), 100'000'000);
+  // After the load generator's threads exist, so that they keep their normal priority; for the
+  // window only when the target is large (app/run_budget.h).
+  if (window_needs_priority(session->spec())) raise_measuring_priority();
+  budget.mark("start-up");
   if (!a.json) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
                              util::terminal_text(session->describe()), duration_ns / 1e9);
   }
   probe_runner.start();
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop);
+  budget.mark("window");
   const std::vector<model::ServiceObservation> services = probe_runner.finish();
   std::vector<analysis::ServiceReport> service_reports;
   if (window) {
@@ -132,21 +136,26 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
       window->observation.sources.push_back(std::move(src));
     }
   }
+  raise_measuring_priority();  // stacks, symbolizing and output: chokepoint's own work
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
-    const std::string& verdict = window->diagnosis.verdict;
+    const analysis::Verdict verdict = window->diagnosis.verdict;
     if (!a.json) {
       std::cerr << fmt::format(
           "chokepoint: the verdict is {}; collecting {} stacks for {:.1f} s to find it in the "
           "code (--no-stacks skips this)...\n",
-          verdict, verdict == "cpu" ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
+          analysis::verdict_name(verdict),
+          verdict == analysis::Verdict::kCpu ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
     }
-    VerdictStacks stacks = stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop);
+    VerdictStacks stacks =
+        stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop, budget.capture_end_ns(),
+                           budget.symbolize_deadline_ns());
     if (!window->diagnosis.bottlenecks.empty()) {
       auto& evidence = window->diagnosis.bottlenecks.front().evidence;
       evidence.insert(evidence.end(), stacks.evidence.begin(), stacks.evidence.end());
     }
     window->observation.sources.push_back(stacks.source);
+    budget.mark("stacks");
   }
   const util::Result<loadgen::LoadResult>* load_result = load ? &load->finish() : nullptr;
   const bool launched = session->launched();
@@ -156,6 +165,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                                                ? util::kExitUsage
                                                : util::kExitRuntime);
   }
+  window->observation.overhead.run_wall_s = budget.elapsed_s();
+  window->observation.overhead.run_cpu_s = budget.thread_cpu_s();
   const model::Observation& obs = window->observation;
   const analysis::Diagnosis& d = window->diagnosis;
 
@@ -169,6 +180,11 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                       ? load_json(**load_result, load->options(), *assessment, {a.load_url})
                       : nlohmann::json{{"error", load_result->error().message}};
     }
+    nlohmann::json phases = nlohmann::json::object();
+    for (const auto& [name, s] : budget.phases()) phases[name] = s;
+    j["run"] = {{"wall_s", budget.elapsed_s()},
+                {"promised_s", static_cast<double>(budget.end_ns() - budget.start_ns()) / 1e9},
+                {"phases_s", phases}};
     std::cout << render::json_text(j);
   } else {
     std::cout << render::diagnosis_text(obs, d);
@@ -187,6 +203,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     }
   }
   std::cout.flush();
+  budget.mark("output");
+  if (!a.json) std::cerr << "chokepoint: the run " << budget.summary() << "\n";
   // The diagnosis stands, but a run whose load failed did not measure what the user asked for.
   if (load_result && !*load_result) {
     util::print_error(load_result->error());

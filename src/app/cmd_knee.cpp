@@ -1,8 +1,9 @@
 // chokepoint knee URL --slo 'p99<50ms': the highest rate the service sustains within its SLO,
 // the throughput/latency curve, what saturates at the knee (with a target), and a Universal
 // Scalability Law projection from a closed-loop concurrency sweep (--usl, --target-rate).
+// Over 600 lines until run_knee moves to loadgen/ as a knee runner and the report writers to
+// render/ (issue 17, deferred this round).
 #include <fmt/format.h>
-#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,14 +27,13 @@
 #include "util/clock.h"
 #include "util/escape.h"
 #include "util/fatal.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
+// Set by SIGINT and SIGTERM once the run starts (util/stop_signal.h).
+std::atomic<bool>& g_stop = util::stop_flag();
 
 struct KneeArgs {
   RequestArgs request;
@@ -119,9 +119,12 @@ loadgen::StepMeasurement measurement(const Step& s, const loadgen::Slo& slo) {
 std::string verdict_text(const Step& s) {
   if (!s.window) return s.diagnosis_error.empty() ? "" : "(no diagnosis)";
   const auto& d = s.window->diagnosis;
-  if (d.bottlenecks.empty() || d.verdict == "none") return "none";
+  if (d.bottlenecks.empty() || d.verdict == analysis::Verdict::kNone) {
+    return std::string(analysis::verdict_name(analysis::Verdict::kNone));
+  }
   const auto& b = d.bottlenecks.front();
-  return fmt::format("{} ({}) {:.0f}%", b.resource, b.kind, b.share * 100);
+  return fmt::format("{} ({}) {:.0f}%", analysis::verdict_name(b.resource),
+                     analysis::kind_name(b.kind), b.share * 100);
 }
 
 // The diagnose JSON contract's verdict part (schema 1), without the per-thread detail.
@@ -221,10 +224,7 @@ int run_knee(KneeArgs a) {
                           !a.target.command.empty();
   std::unique_ptr<TargetSession> session;
   if (has_target) session = TargetSession::open(a.target);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  util::stop_on_signals();
 
   // Text for the terminal: the URL, the SLO and the target as given, escaped once here.
   const std::string url_text = a.request.urls.size() == 1
@@ -341,6 +341,7 @@ int run_knee(KneeArgs a) {
 
   // 3. The report.
   std::vector<const Step*> curve;
+  curve.reserve(steps.size());
   for (const auto& s : steps) curve.push_back(&s);
   std::sort(curve.begin(), curve.end(),
             [](const Step* x, const Step* y) { return x->offered < y->offered; });
@@ -375,7 +376,7 @@ int run_knee(KneeArgs a) {
       k["diagnosis_at_knee"] = diagnosis_summary_json(*at_knee->window);
     if (above_knee && above_knee->window) {
       k["diagnosis_above_knee"] = diagnosis_summary_json(*above_knee->window);
-      k["saturated"] = above_knee->window->diagnosis.verdict;
+      k["saturated"] = analysis::verdict_name(above_knee->window->diagnosis.verdict);
     }
     out["knee"] = k;
   }
@@ -436,7 +437,7 @@ int run_knee(KneeArgs a) {
         const double p99 = static_cast<double>(s->load.latency.percentile_us(99));
         const int bar = static_cast<int>(std::min(
             2.0 * kLimitColumn, std::round(kLimitColumn * p99 / static_cast<double>(limit_us))));
-        std::string cells(2 * kLimitColumn, ' ');
+        std::string cells(std::size_t{2} * kLimitColumn, ' ');
         for (int i = 0; i < 2 * kLimitColumn; ++i) cells[i] = i < bar ? '#' : ' ';
         if (bar <= kLimitColumn) cells[kLimitColumn] = ':';
         std::cout << fmt::format("  {:>10.4g}/s  served {:>10.1f}/s  p99 {:>9} ms  |{}|\n",

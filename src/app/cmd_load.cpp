@@ -1,7 +1,6 @@
 // chokepoint load URL...: HTTP/1.1 load, open loop (--rate R) or closed loop (--rate max).
 #include <fmt/format.h>
 #include <cmath>
-#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -18,6 +17,7 @@
 #include "util/escape.h"
 #include "util/fatal.h"
 #include "util/plural.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 
@@ -35,11 +35,6 @@ struct LoadArgs {
   bool timeline = false;
 };
 
-std::atomic<bool> g_stop{false};
-void on_sigint(int) {
-  g_stop.store(true);
-}
-
 int run_load_command(const LoadArgs& args) {
   loadgen::LoadOptions o;
   apply_request_args(args.request, o);
@@ -52,11 +47,8 @@ int run_load_command(const LoadArgs& args) {
   o.warmup_ns = parse_duration_ns(args.warmup, "--warmup");
   preflight(o);
 
-  g_stop.store(false);
-  o.stop = &g_stop;
-  struct sigaction sa {};
-  sa.sa_handler = on_sigint;
-  sigaction(SIGINT, &sa, nullptr);
+  // SIGINT and SIGTERM end the run early; the report covers what ran.
+  o.stop = &util::stop_on_signals();
 
   auto result = loadgen::run_load(o);
   if (!result) throw util::FatalError(result.error());
@@ -132,7 +124,13 @@ Subcommand make_load_command(CLI::App& root) {
       ->capture_default_str();
   cli->add_flag("--json", args->json, "print the report as JSON");
   cli->add_flag("--timeline", args->timeline, "print the per-second timeline (always in --json)");
-  cli->footer("See docs/load.md.");
+  cli->footer(
+      "Examples:\n"
+      "  chokepoint load http://127.0.0.1:8080/ --rate 1000 -d 10s   # open loop at 1000 req/s\n"
+      "  chokepoint load http://127.0.0.1:8080/ --rate max -c 64      # closed loop, 64 "
+      "connections\n"
+      "  chokepoint load http://127.0.0.1:8080/ -n 10000 --json       # 10,000 requests, as JSON\n"
+      "See docs/load.md.");
   return Subcommand{
       cli, [args, cli] {
         // --requests without --duration: no time limit.

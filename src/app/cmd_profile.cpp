@@ -2,7 +2,6 @@
 // write flame graphs (folded, SVG, speedscope) and the hottest functions.
 #include <fmt/format.h>
 #include <linux/magic.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 
 #include "app/cli_values.h"
 #include "app/launch.h"
+#include "app/run_budget.h"
 #include "app/stack_capture.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
@@ -31,20 +31,20 @@
 #include "render/flamegraph_svg.h"
 #include "render/json_text.h"
 #include "render/speedscope.h"
+#include "symbolize/deadline_symbolizer.h"
 #include "symbolize/symbolizer.h"
 #include "util/atomic_file.h"
 #include "util/clock.h"
 #include "util/escape.h"
 #include "util/fatal.h"
 #include "util/plural.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
+// Set by SIGINT and SIGTERM once the run starts (util/stop_signal.h).
+std::atomic<bool>& g_stop = util::stop_flag();
 
 struct ProfileArgs {
   TargetArgs target;
@@ -130,9 +130,10 @@ struct Collected {
 
 Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions& opt,
                          std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
-                         pid_t launched) {
+                         pid_t launched, std::int64_t end_ns) {
   auto captured = capture_on_cpu(
-      opt, a.threads, duration_ns, symbolizer, &g_stop, [&](const collect::perf::PerfInfo& info) {
+      opt, a.threads, duration_ns, symbolizer, &g_stop,
+      [&](const collect::perf::PerfInfo& info) {
         std::cerr << fmt::format(
             "chokepoint: profiling {} on-CPU at {:g} Hz ({}{}) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
@@ -141,7 +142,8 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
                 ? fmt::format(", DWARF unwinding of {}-byte stack copies", info.user_stack_bytes)
                 : "",
             duration_ns / 1e9);
-      });
+      },
+      end_ns);
   if (!captured) {
     if (launched) reap(launched);
     throw util::FatalError(captured.error(), captured.error().errno_value == EINVAL
@@ -180,18 +182,21 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
 // Off-CPU: the eBPF tracer (collect/bpf) sums blocked time per stack in the kernel.
 Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSpec& t,
                           std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
-                          pid_t launched) {
+                          pid_t launched, std::int64_t end_ns) {
   auto captured = capture_off_cpu(
       t,
       {.thread_frames = a.threads,
        .kernel_stacks = !a.user_only,
-       .full_blocks_per_cpu_per_s = a.off_cpu_budget},
-      duration_ns, symbolizer, &g_stop, [&](std::uint64_t min_block_ns) {
+       .full_blocks_per_cpu_per_s = a.off_cpu_budget,
+       .whole_window_blocks = true},
+      duration_ns, symbolizer, &g_stop,
+      [&](std::uint64_t min_block_ns) {
         std::cerr << fmt::format(
             "chokepoint: tracing {} off-CPU (blocks of at least {} us) for {:.1f} s (Ctrl-C ends "
             "early)...\n",
             util::terminal_text(describe_target(t)), min_block_ns / 1000, duration_ns / 1e9);
-      });
+      },
+      end_ns);
   if (!captured) {
     if (launched) reap(launched);
     throw util::FatalError(captured.error());
@@ -248,8 +253,12 @@ int run_profile(const ProfileArgs& a) {
   t = target_spec(a.target);
   pid_t launched = 0;
 
-  auto symbolizer = symbolize::Symbolizer::create();
-  if (!symbolizer) throw util::FatalError(symbolizer.error());
+  // The run's promise: the capture plus a grace (app/run_budget.h).
+  RunBudget budget(duration_ns);
+  auto inner_symbolizer = symbolize::Symbolizer::create();
+  if (!inner_symbolizer) throw util::FatalError(inner_symbolizer.error());
+  auto symbolizer = std::make_unique<symbolize::DeadlineSymbolizer>(**inner_symbolizer,
+                                                                    budget.symbolize_deadline_ns());
   if (a.off_cpu) {
     if (auto ok = collect::bpf::check_offcpu_support(); !ok) throw util::FatalError(ok.error());
   }
@@ -258,13 +267,14 @@ int run_profile(const ProfileArgs& a) {
     launched = launch(a.target.command);
     t.pid = launched;
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  util::stop_on_signals();
 
-  Collected c = a.off_cpu ? collect_off_cpu(a, opt.target, duration_ns, **symbolizer, launched)
-                          : collect_on_cpu(a, opt, duration_ns, **symbolizer, launched);
+  raise_measuring_priority();  // after the launch: the command keeps its own priority
+  Collected c = a.off_cpu ? collect_off_cpu(a, opt.target, duration_ns, *symbolizer, launched,
+                                            budget.capture_end_ns())
+                          : collect_on_cpu(a, opt, duration_ns, *symbolizer, launched,
+                                           budget.capture_end_ns());
+  budget.mark("capture and symbolizing");
   if (launched) reap(launched);
   profile::Profile& p = c.profile;
   if (c.target_exited && !launched) {
@@ -300,7 +310,7 @@ int run_profile(const ProfileArgs& a) {
   // (docs/benchmarks.md).
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  const auto sym = (*symbolizer)->stats();
+  const auto sym = symbolizer->stats();
   std::cerr << fmt::format(
       "chokepoint: symbolized {} ({} user and {} kernel lookups, {} unresolved) and wrote {} "
       "in {:.2f} s; peak RSS {:.1f} MiB\n",
@@ -309,6 +319,8 @@ int run_profile(const ProfileArgs& a) {
       static_cast<double>(util::monotonic_ns() - c.build_start_ns) / 1e9,
       static_cast<double>(usage.ru_maxrss) / 1024.0);
   std::cout.flush();
+  budget.mark("output");
+  std::cerr << "chokepoint: the run " << budget.summary() << "\n";
   if (c.target_exited && !launched) {
     util::print_error(
         {"the target exited during the window", "the profile covers the time until it exited", 0});

@@ -118,6 +118,10 @@ Subcommand make_usl_command(CLI::App& root) {
   cli->add_flag("--json", args->json, "print the fit as JSON");
   cli->footer(
       "Model: X(N) = λN / (1 + σ(N−1) + κN(N−1)), fitted by nonlinear least squares (GSL).\n"
+      "Example:\n"
+      "  printf '1,980\\n2,1900\\n4,3500\\n8,5600\\n16,6900\\n' > tput.csv\n"
+      "  chokepoint usl tput.csv          # lambda, sigma, kappa and the peak concurrency\n"
+      "  chokepoint knee URL --usl        # measures the rows itself, then fits them\n"
       "See docs/usl.md.");
   return Subcommand{cli, [args] { return run_usl(*args); }};
 }

@@ -2,23 +2,26 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+
 #include "analysis/stack_evidence.h"
 #include "app/stack_capture.h"
+#include "symbolize/deadline_symbolizer.h"
 #include "symbolize/symbolizer.h"
 
 namespace chokepoint::app {
 
-bool verdict_has_stacks(const std::string& verdict) {
-  return verdict == "cpu" || verdict == "lock" || verdict == "disk" || verdict == "network" ||
-         verdict == "memory";
+bool verdict_has_stacks(analysis::Verdict verdict) {
+  return verdict != analysis::Verdict::kNone;
 }
 
-VerdictStacks stacks_for_verdict(const std::string& verdict,
+VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
                                  const collect::sampler::TargetSpec& target,
-                                 std::int64_t duration_ns, const std::atomic<bool>* stop) {
+                                 std::int64_t duration_ns, const std::atomic<bool>* stop,
+                                 std::int64_t end_ns, std::int64_t symbolize_deadline_ns) {
   VerdictStacks out;
   if (!verdict_has_stacks(verdict)) return out;
-  const bool on_cpu = verdict == "cpu";
+  const bool on_cpu = verdict == analysis::Verdict::kCpu;
   out.source.name = on_cpu ? "on-CPU stacks (perf)" : "off-CPU stacks (eBPF)";
   auto unavailable = [&](const util::Error& e) {
     out.source.available = false;
@@ -26,32 +29,46 @@ VerdictStacks stacks_for_verdict(const std::string& verdict,
     out.source.hint = e.hint;
     return out;
   };
-  auto symbolizer = symbolize::Symbolizer::create();
-  if (!symbolizer) return unavailable(symbolizer.error());
+  auto inner = symbolize::Symbolizer::create();
+  if (!inner) return unavailable(inner.error());
+  symbolize::DeadlineSymbolizer symbolizer(
+      **inner, symbolize_deadline_ns > 0 ? symbolize_deadline_ns : INT64_MAX);
+  // What the deadlines cut, for the source's detail.
+  auto cuts = [&](bool cut_short) {
+    std::string out;
+    if (cut_short) out += "; the capture was shortened to keep the run's deadline";
+    if (symbolizer.late_lookups() > 0) {
+      out += fmt::format("; {} frames were left unnamed at the symbolization deadline",
+                         symbolizer.late_lookups());
+    }
+    return out;
+  };
   if (on_cpu) {
     // 199 Hz: about 400 samples a busy core over 2 s, enough to rank the hottest functions.
     collect::perf::PerfOptions options;
     options.target = target;
     options.frequency_hz = 199;
-    auto c = capture_on_cpu(options, false, duration_ns, **symbolizer, stop);
+    auto c = capture_on_cpu(options, false, duration_ns, symbolizer, stop, {}, end_ns);
     if (!c) return unavailable(c.error());
     out.evidence = analysis::stack_evidence(verdict, &c->profile, nullptr).lines;
     out.source.available = true;
     out.source.detail = fmt::format(
-        "the code behind the verdict: {} samples ({}, {:g} Hz) over {:.1f} s after the window",
-        c->stats.records.samples, c->info.event_name, options.frequency_hz, c->stats.duration_s);
+        "the code behind the verdict: {} samples ({}, {:g} Hz) over {:.1f} s after the window{}",
+        c->stats.records.samples, c->info.event_name, options.frequency_hz, c->stats.duration_s,
+        cuts(c->cut_short));
     return out;
   }
   // The waker's stack after the marker: for a lock, the code that held it.
   auto c = capture_off_cpu(target, {.wakers = collect::bpf::WakerLayout::kAppended}, duration_ns,
-                           **symbolizer, stop);
+                           symbolizer, stop, {}, end_ns);
   if (!c) return unavailable(c.error());
   out.evidence = analysis::stack_evidence(verdict, nullptr, &c->profile).lines;
   out.source.available = true;
   out.source.detail = fmt::format(
       "the code behind the verdict: {:.1f} s traced after the window ({}, {} blocks of at least "
-      "{} us, {} distinct stacks)",
-      c->duration_s, c->attach_kind, c->blocks, c->min_block_ns / 1000, c->profile.stacks.size());
+      "{} us, {} distinct stacks){}",
+      c->duration_s, c->attach_kind, c->blocks, c->min_block_ns / 1000, c->profile.stacks.size(),
+      cuts(c->cut_short));
   return out;
 }
 

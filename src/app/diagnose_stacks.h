@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/verdict.h"
 #include "collect/sampler/target.h"
 #include "model/observation.h"
 
@@ -27,12 +28,15 @@ struct VerdictStacks {
   model::Source source;               // empty name when the verdict needs no stacks
 };
 
-// Whether `verdict` has stacks to look for ("cpu", "lock", "disk", "network", "memory").
-bool verdict_has_stacks(const std::string& verdict);
+// Whether `verdict` has stacks to look for (every verdict but kNone).
+bool verdict_has_stacks(analysis::Verdict verdict);
 
-// Collects the stacks for `verdict` from the target for `duration_ns` (or until *stop).
-VerdictStacks stacks_for_verdict(const std::string& verdict,
+// Collects the stacks for `verdict` from the target for `duration_ns` (or until *stop). Deadlines
+// (util::monotonic_ns(), 0: none): the capture ends by end_ns even if opening it ran late, and
+// symbolizing stops at symbolize_deadline_ns; the source's detail says when either cut it short.
+VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
                                  const collect::sampler::TargetSpec& target,
-                                 std::int64_t duration_ns, const std::atomic<bool>* stop);
+                                 std::int64_t duration_ns, const std::atomic<bool>* stop,
+                                 std::int64_t end_ns = 0, std::int64_t symbolize_deadline_ns = 0);
 
 }  // namespace chokepoint::app

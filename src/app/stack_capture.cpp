@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <set>
 #include <span>
 #include <unordered_set>
@@ -14,9 +15,11 @@
 
 #include "collect/bpf/offcpu_tracer.h"
 #include "collect/procfs/proc_fs.h"
+#include "model/wait.h"
 #include "profile/aggregate.h"
 #include "util/clock.h"
 #include "util/fd_limit.h"
+#include "util/plural.h"
 
 namespace chokepoint::app {
 namespace {
@@ -75,6 +78,106 @@ class DurationSample {
   std::uint64_t seen_ = 0, stride_ = 1;
 };
 
+// How long to capture: duration_ns, or less when that would end after end_ns (at least 10 ms, so
+// that a late start still yields a sample of what runs).
+std::int64_t capture_ns(std::int64_t duration_ns, std::int64_t end_ns) {
+  if (end_ns <= 0) return duration_ns;
+  const std::int64_t left = end_ns - util::monotonic_ns();
+  return std::clamp<std::int64_t>(left, std::min<std::int64_t>(duration_ns, 10 * util::kNsPerMs),
+                                  duration_ns);
+}
+
+std::string cut_short_note(std::int64_t asked_ns, std::int64_t run_ns) {
+  return fmt::format(
+      "the capture ran {:.2f} s of the {:.1f} s asked: starting it took long (a busy machine, "
+      "many threads), and the run keeps its deadline",
+      static_cast<double>(run_ns) / 1e9, static_cast<double>(asked_ns) / 1e9);
+}
+
+// Threads that never ran while the tracer was attached: blocked for the whole window (a deadlock,
+// a wait for something that never comes). The tracer counts a block at its wakeup (or switch-in),
+// so such a thread never appears in its records; /proc names it instead. Keyed by (pid, tid).
+using QuietThreads = std::map<std::pair<int, int>, collect::procfs::Schedstat>;
+
+QuietThreads snapshot_threads(const collect::procfs::ProcFs& proc, const std::vector<int>& pids) {
+  QuietThreads out;
+  for (int pid : pids) {
+    auto tids = proc.list_tids(pid);
+    if (!tids) continue;
+    for (int tid : *tids) {
+      if (auto st = proc.read_task_schedstat(pid, tid)) out[{pid, tid}] = *st;
+    }
+  }
+  return out;
+}
+
+// Adds a stack for every thread of `before` whose schedstat did not move (it never ran) and that
+// is still blocked: its kernel stack (/proc/PID/task/TID/stack, innermost last once reversed)
+// under a frame naming the syscall it waits in; its user stack is not known (the tracer takes
+// stacks at a switch-out, and this one happened before the window). Returns how many it added.
+std::size_t add_whole_window_blocks(const collect::procfs::ProcFs& proc, const QuietThreads& before,
+                                    std::uint64_t window_ns, bool thread_frames,
+                                    profile::Profile& p) {
+  std::size_t added = 0;
+  for (const auto& [key, sched] : before) {
+    const auto [pid, tid] = key;
+    auto now = proc.read_task_schedstat(pid, tid);
+    if (!now || now->run_ns != sched.run_ns || now->timeslices != sched.timeslices) continue;
+    auto st = proc.read_task_stat(pid, tid);
+    if (!st || st->state == 'R' || st->state == 'Z' || st->state == 'X') continue;
+    auto leader = proc.read_task_stat(pid, pid);
+    profile::Stack s;
+    s.value = window_ns;
+    s.count = 1;
+    profile::Frame root;
+    root.kind = profile::FrameKind::kProcess;
+    root.name = (leader ? leader->comm : std::string()) + " (" + std::to_string(pid) + ")";
+    s.frames.push_back(root);
+    if (thread_frames) {
+      profile::Frame t;
+      t.kind = profile::FrameKind::kThread;
+      t.name = st->comm + " (" + std::to_string(tid) + ")";
+      s.frames.push_back(t);
+    }
+    std::string where = "blocked";
+    if (auto sc = proc.read_task_syscall(pid, tid);
+        sc && sc->kind == collect::procfs::SyscallState::Kind::kInSyscall) {
+      where = "in " + model::syscall_name(static_cast<long>(sc->nr));
+    }
+    profile::Frame user;
+    user.kind = profile::FrameKind::kUnresolved;
+    user.name = "[" + where + " for the whole window]";
+    user.unresolved = "the thread never woke while traced: its user stack was not taken";
+    s.frames.push_back(user);
+    if (auto text =
+            proc.read_text(std::to_string(pid) + "/task/" + std::to_string(tid) + "/stack", true)) {
+      // "[<0>] futex_wait_queue+0xe1/0x120": innermost first.
+      std::vector<profile::Frame> kernel;
+      std::size_t pos = 0;
+      while (pos < text->size()) {
+        std::size_t end = text->find('\n', pos);
+        if (end == std::string::npos) end = text->size();
+        std::string line = text->substr(pos, end - pos);
+        pos = end + 1;
+        const std::size_t name_at = line.find("] ");
+        if (name_at == std::string::npos) continue;
+        std::string name = line.substr(name_at + 2);
+        name = name.substr(0, name.find('+'));
+        if (name.empty()) continue;
+        profile::Frame f;
+        f.kind = profile::FrameKind::kKernel;
+        f.name = name;
+        f.module = "[kernel]";
+        kernel.push_back(std::move(f));
+      }
+      s.frames.insert(s.frames.end(), kernel.rbegin(), kernel.rend());
+    }
+    p.stacks.push_back(std::move(s));
+    ++added;
+  }
+  return added;
+}
+
 bool is_cgroup2(const std::string& path) {
   struct statfs fs {};
   return statfs(path.c_str(), &fs) == 0 &&
@@ -86,7 +189,7 @@ bool is_cgroup2(const std::string& path) {
 util::Result<OnCpuCapture> capture_on_cpu(
     const collect::perf::PerfOptions& options, bool thread_frames, std::int64_t duration_ns,
     symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
-    const std::function<void(const collect::perf::PerfInfo&)>& on_open) {
+    const std::function<void(const collect::perf::PerfInfo&)>& on_open, std::int64_t end_ns) {
   util::raise_fd_limit_to_hard();  // one perf event per thread
   SymbolizerResolver resolver(symbolizer);
   std::unique_ptr<symbolize::DwarfUnwinder> unwinder;
@@ -102,8 +205,9 @@ util::Result<OnCpuCapture> capture_on_cpu(
   profile::StackAggregator aggregator({.thread_frames = thread_frames});
   std::vector<std::uint64_t> unwound;
   DurationSample unwind_times;
+  const std::int64_t run_ns = capture_ns(duration_ns, end_ns);
   auto stats =
-      sampler->run(duration_ns, stop,
+      sampler->run(run_ns, stop,
                    [&](const collect::perf::Sample& s, std::string_view process_name,
                        std::string_view thread_name) {
                      int pid = static_cast<int>(s.pid);
@@ -132,6 +236,7 @@ util::Result<OnCpuCapture> capture_on_cpu(
                    });
   if (!stats) return stats.error();
   OnCpuCapture c;
+  c.cut_short = run_ns < duration_ns;
   if (unwinder) {
     c.dwarf = true;
     c.unwind = unwinder->stats();
@@ -156,6 +261,7 @@ util::Result<OnCpuCapture> capture_on_cpu(
   }
   for (const auto& n : symbolizer.notes()) p.notes.push_back(n);
   for (const auto& n : resolver.notes()) p.notes.push_back(n);
+  if (c.cut_short) p.notes.push_back(cut_short_note(duration_ns, run_ns));
   if (p.lost_samples > 0) {
     p.notes.push_back(
         fmt::format("{} samples were lost (the ring buffer was full): shares are "
@@ -170,12 +276,10 @@ util::Result<OnCpuCapture> capture_on_cpu(
   return c;
 }
 
-util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& t,
-                                            const OffCpuSettings& settings,
-                                            std::int64_t duration_ns,
-                                            symbolize::Symbolizer& symbolizer,
-                                            const std::atomic<bool>* stop,
-                                            const std::function<void(std::uint64_t)>& on_start) {
+util::Result<OffCpuCapture> capture_off_cpu(
+    const collect::sampler::TargetSpec& t, const OffCpuSettings& settings, std::int64_t duration_ns,
+    symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
+    const std::function<void(std::uint64_t)>& on_start, std::int64_t end_ns) {
   using Kind = collect::sampler::TargetSpec::Kind;
   collect::procfs::ProcFs proc;
   if (auto v = collect::sampler::validate(t, proc); !v) return v.error();
@@ -200,11 +304,20 @@ util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& 
   for (int pid : o.tgids) {
     if (symbolizer.attach(pid)) attached.insert(pid);
   }
+  // The whole host has too many threads to read twice; a cgroup v2 target is resolved here only
+  // for this.
+  QuietThreads quiet;
+  if (settings.whole_window_blocks && t.kind != Kind::kHost) {
+    auto pids =
+        follow ? util::Result<std::vector<int>>(o.tgids) : collect::sampler::resolve_pids(t, proc);
+    if (pids) quiet = snapshot_threads(proc, *pids);
+  }
   auto tracer = collect::bpf::OffCpuTracer::create(o);
   if (!tracer) return tracer.error();
   if (on_start) on_start(o.min_block_ns);
   if (auto r = (*tracer)->start(); !r) return r.error();
-  const std::int64_t end = util::monotonic_ns() + duration_ns;
+  const std::int64_t run_ns = capture_ns(duration_ns, end_ns);
+  const std::int64_t end = util::monotonic_ns() + run_ns;
   bool exited = false;
   while (!(stop && stop->load())) {
     const std::int64_t now = util::monotonic_ns();
@@ -227,6 +340,7 @@ util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& 
   auto result = (*tracer)->stop();
   if (!result) return result.error();
   OffCpuCapture c;
+  c.cut_short = run_ns < duration_ns;
   c.target_exited = exited;
   c.duration_s = result->duration_s;
   c.attach_kind = result->attach_kind;
@@ -236,10 +350,23 @@ util::Result<OffCpuCapture> capture_off_cpu(const collect::sampler::TargetSpec& 
                                        {.thread_frames = settings.thread_frames,
                                         .wakers = settings.wakers,
                                         .attached_pids = attached});
+  if (c.cut_short) c.profile.notes.push_back(cut_short_note(duration_ns, run_ns));
   for (const auto& r : result->records) {
     c.blocks += r.count;
     c.blocked_ns += r.total_ns;
     c.blocks_measured += r.measured;
+  }
+  const auto window_ns = static_cast<std::uint64_t>(result->duration_s * 1e9);
+  if (const std::size_t whole =
+          add_whole_window_blocks(proc, quiet, window_ns, settings.thread_frames, c.profile);
+      whole > 0) {
+    c.blocks += whole;
+    c.blocks_measured += whole;
+    c.blocked_ns += whole * window_ns;
+    c.profile.notes.push_back(fmt::format(
+        "{} blocked for the whole window (never ran): shown with the syscall waited in and the "
+        "kernel stack from /proc; the user stack is not known",
+        util::count_of(whole, "thread was", "threads were")));
   }
   return c;
 }

@@ -30,6 +30,7 @@ struct OnCpuCapture {
   collect::perf::PerfRunStats stats;
   std::size_t distinct_stacks = 0;
   std::int64_t build_start_ns = 0;  // when symbolizing began (for cost lines)
+  bool cut_short = false;           // ended at end_ns, before duration_ns
   // DWARF mode (options.user_stack_bytes > 0): how the user stacks unwound, and the median time
   // one unwind took on the sampling thread. Unwinds that stopped early are added to
   // profile.truncated_stacks and explained in profile.notes.
@@ -38,13 +39,19 @@ struct OnCpuCapture {
   double unwind_median_us = 0;
 };
 
+// Both captures take end_ns (util::monotonic_ns(), 0: none): the latest the capture may end. When
+// opening the events ran late, the capture is shortened to end by then, and a profile note says so
+// (a run's deadline, app/run_budget.h). Symbolizing is bounded by the symbolizer passed in
+// (symbolize::DeadlineSymbolizer).
+
 // Samples on-CPU stacks. User stacks come from the kernel's frame-pointer callchain, or in DWARF
 // mode (options.user_stack_bytes > 0) from symbolize::DwarfUnwinder, run on each sample as it is
 // read, while the process is alive. on_open runs once the events are open (for a progress line).
 util::Result<OnCpuCapture> capture_on_cpu(
     const collect::perf::PerfOptions& options, bool thread_frames, std::int64_t duration_ns,
     symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
-    const std::function<void(const collect::perf::PerfInfo&)>& on_open = {});
+    const std::function<void(const collect::perf::PerfInfo&)>& on_open = {},
+    std::int64_t end_ns = 0);
 
 struct OffCpuSettings {
   bool thread_frames = false;
@@ -53,6 +60,10 @@ struct OffCpuSettings {
   // Blocks per CPU per second traced in full; above it they are sampled (0: all), see
   // collect::bpf::OffCpuOptions::full_blocks_per_cpu_per_s.
   std::uint32_t full_blocks_per_cpu_per_s = collect::bpf::OffCpuOptions{}.full_blocks_per_cpu_per_s;
+  // Also show threads that were blocked for the whole window (they never ran, so the tracer never
+  // saw a block end): their syscall and kernel stack from /proc, weighed by the window. Not for
+  // a verdict's evidence, where a parked pool thread would outweigh the waits that matter.
+  bool whole_window_blocks = false;
 };
 
 struct OffCpuCapture {
@@ -65,12 +76,13 @@ struct OffCpuCapture {
   std::uint64_t min_block_ns = 0;
   bool target_exited = false;
   std::int64_t build_start_ns = 0;
+  bool cut_short = false;  // ended at end_ns, before duration_ns
 };
 
 // Traces where the target's threads block. on_start runs once the programs are loaded.
 util::Result<OffCpuCapture> capture_off_cpu(
     const collect::sampler::TargetSpec& target, const OffCpuSettings& settings,
     std::int64_t duration_ns, symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
-    const std::function<void(std::uint64_t min_block_ns)>& on_start = {});
+    const std::function<void(std::uint64_t min_block_ns)>& on_start = {}, std::int64_t end_ns = 0);
 
 }  // namespace chokepoint::app

@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
 
 #include "collect/sampler/sampler.h"
 #include "util/clock.h"
@@ -20,60 +23,24 @@
 namespace chokepoint::app {
 namespace {
 
-constexpr const char* kDelayAcctPath = "/proc/sys/kernel/task_delayacct";
-
-// The directory for the delay accounting lock and marker: /run (root's tmpfs), else /tmp.
-std::string delayacct_dir() {
-  return access("/run", W_OK) == 0 ? "/run" : "/tmp";
-}
-
-int read_delayacct() {
-  std::ifstream in(kDelayAcctPath);
-  int value = -1;
-  if (!(in >> value)) return -1;
-  return value;
+// A kernel thread has no user-space code, memory or syscalls of its own: say so before watching
+// one. PF_KTHREAD is 0x00200000 in /proc/PID/stat's flags (field 9), see include/linux/sched.h.
+bool is_kernel_thread(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos) return false;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string field;
+  unsigned long flags = 0;
+  // After the comm: state (3), ppid (4), pgrp (5), session (6), tty_nr (7), tpgid (8), flags (9).
+  for (int i = 3; i <= 9 && fields >> field; ++i) {
+    if (i == 9) flags = std::strtoul(field.c_str(), nullptr, 10);
+  }
+  return (flags & 0x00200000UL) != 0;
 }
 
 }  // namespace
-
-// kernel.task_delayacct is one switch for the whole machine, and several chokepoint runs may
-// overlap. Every run that may switch it holds a shared flock on a lock file for its lifetime. A
-// marker file records that chokepoint (not the administrator) switched it on. At exit a run tries
-// to turn its shared lock into an exclusive one without waiting: only the last run out gets it,
-// and only that run restores 0, and only if the marker says chokepoint switched it. A run that
-// crashed leaves the marker behind, and the next last run out restores the setting.
-DelayAccountingSwitch::DelayAccountingSwitch() {
-  if (geteuid() != 0) return;
-  const std::string dir = delayacct_dir();
-  lock_path_ = dir + "/chokepoint-delayacct.lock";
-  marker_path_ = dir + "/chokepoint-delayacct.switched";
-  lock_fd_ = util::ScopedFd(open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock_fd_.valid() || flock(lock_fd_.get(), LOCK_SH) != 0) {
-    lock_fd_.reset();
-    return;
-  }
-  if (read_delayacct() != 0) return;  // on already (by an admin or another run), or absent
-  std::ofstream out(kDelayAcctPath);
-  if (!(out << 1 << std::endl)) return;
-  std::ofstream(marker_path_) << getpid() << "\n";
-  switched_ = true;
-  std::cerr << "chokepoint: switched delay accounting on for this run (kernel.task_delayacct=1); "
-               "only tasks started from now on carry its data; it goes back to 0 at exit\n";
-}
-
-DelayAccountingSwitch::~DelayAccountingSwitch() {
-  if (!lock_fd_.valid()) return;
-  // Converting a flock is not atomic (flock(2)): the shared lock is dropped first. That is fine:
-  // this run is leaving either way.
-  if (flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) return;  // others still run; the last restores
-  if (access(marker_path_.c_str(), F_OK) == 0) {
-    std::ofstream out(kDelayAcctPath);
-    out << 0 << std::endl;
-    unlink(marker_path_.c_str());
-  }
-}
-
-namespace {}  // namespace
 
 void add_target_options(CLI::App* cli, TargetArgs& args) {
   cli->add_option("-p,--pid", args.pid, "a process (all its threads)");
@@ -116,8 +83,19 @@ collect::sampler::TargetSpec target_spec(const TargetArgs& a) {
 std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a) {
   std::unique_ptr<TargetSession> s(new TargetSession());
   s->spec_ = target_spec(a);
+  // Check the target before changing anything on the machine.
+  if (s->spec_.kind != collect::sampler::TargetSpec::Kind::kCommand) {
+    auto ok = collect::sampler::validate(s->spec_, collect::procfs::ProcFs());
+    if (!ok) throw util::FatalError(ok.error());
+  }
+  if (s->spec_.kind == collect::sampler::TargetSpec::Kind::kPid && is_kernel_thread(s->spec_.pid)) {
+    std::cerr << fmt::format(
+        "chokepoint: pid {} is a kernel thread: it runs only kernel code, so its time splits by "
+        "state alone (no syscalls, files or sockets of its own)\n",
+        s->spec_.pid);
+  }
   // Before a command is launched, so that it carries the data.
-  s->delay_accounting_ = std::make_unique<DelayAccountingSwitch>();
+  s->delay_accounting_ = std::make_unique<collect::delayacct::DelayAccountingSwitch>();
   if (s->spec_.kind == collect::sampler::TargetSpec::Kind::kCommand) {
     s->launched_ = launch(a.command);
     s->spec_.pid = s->launched_;

@@ -15,10 +15,10 @@
 #include <vector>
 
 #include "analysis/diagnosis.h"
+#include "collect/delayacct/delay_accounting.h"
 #include "collect/sampler/target.h"
 #include "model/observation.h"
 #include "util/result.h"
-#include "util/scoped_fd.h"
 
 namespace chokepoint::app {
 
@@ -41,24 +41,6 @@ collect::sampler::TargetSpec target_spec(const TargetArgs& args);
 // "pid 1234", "pid 1234 and its children", "cgroup /sys/fs/cgroup/x", "the whole host".
 std::string describe_target(const collect::sampler::TargetSpec& spec);
 
-// As root, switches kernel.task_delayacct on for as long as any chokepoint run that holds one of
-// these is alive, and restores 0 when the last one ends (only if chokepoint switched it). Only
-// tasks started after the switch carry delay accounting data. Does nothing when not root.
-class DelayAccountingSwitch {
- public:
-  DelayAccountingSwitch();
-  ~DelayAccountingSwitch();
-  DelayAccountingSwitch(const DelayAccountingSwitch&) = delete;
-  DelayAccountingSwitch& operator=(const DelayAccountingSwitch&) = delete;
-  bool switched_by_this_run() const { return switched_; }
-
- private:
-  util::ScopedFd lock_fd_;
-  std::string lock_path_;
-  std::string marker_path_;
-  bool switched_ = false;
-};
-
 struct DiagnosisWindow {
   model::Observation observation;
   analysis::Diagnosis diagnosis;
@@ -66,9 +48,10 @@ struct DiagnosisWindow {
 
 class TargetSession {
  public:
-  // Checks the options (usage errors exit 2), switches delay accounting on as root, and launches
-  // the command if one was given. Without a target the session watches the whole host.
-  // Throws util::FatalError.
+  // Checks the options (usage errors exit 2) and that the target exists (a pid, a cgroup, a name),
+  // then switches delay accounting on as root, and launches the command if one was given: nothing
+  // is changed for a target that is not there. Without a target the session watches the whole
+  // host. Throws util::FatalError.
   static std::unique_ptr<TargetSession> open(const TargetArgs& args);
   ~TargetSession();  // ends a launched command (SIGTERM, then SIGKILL) and restores delayacct
   TargetSession(const TargetSession&) = delete;
@@ -90,7 +73,7 @@ class TargetSession {
  private:
   TargetSession() = default;
   collect::sampler::TargetSpec spec_;
-  std::unique_ptr<DelayAccountingSwitch> delay_accounting_;
+  std::unique_ptr<collect::delayacct::DelayAccountingSwitch> delay_accounting_;
   pid_t launched_ = 0;
 };
 

@@ -1,3 +1,6 @@
+// Over 600 lines: the epoll loop, the per-connection state machine and both transports (HTTP/1.1
+// through http-parser, h2c through nghttp2) share the connection and schedule code here. Due to
+// split by transport (issue 17).
 #include "loadgen/load.h"
 
 #include <netinet/in.h>

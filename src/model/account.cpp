@@ -34,9 +34,16 @@ void add_interval(ThreadAccount& account, const Interval& iv) {
   if (off > 0) {
     account.split[where] += off;
     account.details[static_cast<std::size_t>(where)][detail] += off;
+    if (iv.wait.hold != Hold::kNone) account.held_ns[static_cast<std::size_t>(iv.wait.hold)] += off;
   }
   account.majflt += iv.majflt_delta;
   account.samples += 1;
+}
+
+std::int64_t held_total_ns(const ThreadAccount& account) {
+  std::int64_t sum = 0;
+  for (std::int64_t ns : account.held_ns) sum += ns;
+  return sum;
 }
 
 TimeSplit total_split(const std::vector<ThreadAccount>& threads) {

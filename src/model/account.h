@@ -38,6 +38,9 @@ struct ThreadAccount {
   // On-CPU kernel time spent on disk or memory work (inside fsync, in page faults and reclaim),
   // moved from on_cpu to disk or memory. It still used a core.
   std::int64_t kernel_work_ns = 0;
+  // Off-CPU time the thread was held in each model::Hold state (stopped, traced, frozen, in
+  // vfork), indexed by the enum; also counted in split's idle. [kNone] stays 0.
+  std::array<std::int64_t, kHoldCount> held_ns{};
 };
 
 // One interval of one thread: exact counters from schedstat plus the wait it was seen in.
@@ -61,6 +64,9 @@ struct Interval {
 // time (counters and clocks are read at slightly different instants) and the split sums to the
 // wall time exactly.
 void add_interval(ThreadAccount& account, const Interval& interval);
+
+// The time a thread was held, in all hold states together.
+std::int64_t held_total_ns(const ThreadAccount& account);
 
 // The sum of all threads' splits.
 TimeSplit total_split(const std::vector<ThreadAccount>& threads);

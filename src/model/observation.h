@@ -115,7 +115,11 @@ struct SystemSummary {
 };
 
 struct Overhead {
-  double cpu_s = 0;
+  double cpu_s = 0;  // the sampler's CPU over the window
+  // The whole run (start-up, window, stacks, symbolizing), when the caller measured it: wall time
+  // and the CPU of the thread that did the work. 0 when not measured.
+  double run_wall_s = 0;
+  double run_cpu_s = 0;
   std::uint64_t rss_bytes = 0;
   std::uint64_t thread_samples = 0;  // thread state reads
   std::uint64_t deep_samples = 0;    // threads that ran and needed their state read

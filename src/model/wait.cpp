@@ -1,6 +1,7 @@
 #include "model/wait.h"
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 
 #include <fmt/format.h>
@@ -75,80 +76,56 @@ WaitClass classify_fd_io(const WaitObservation& obs, const std::string& name, bo
   }
 }
 
+// vfork(2), and clone(2) with CLONE_VFORK (the first argument holds the flags on x86-64), park the
+// parent until the child execs or exits (an uninterruptible, killable wait: state D). clone3's
+// flags are in a struct in the caller's memory; glibc's posix_spawn uses it with CLONE_VFORK, and
+// a parent seen in D inside clone3 is in that wait (a plain clone3 does not sleep).
+bool is_vfork_wait(const WaitObservation& obs) {
+  const long nr = obs.syscall_nr;
+#ifdef SYS_vfork
+  if (nr == SYS_vfork) return true;
+#endif
+  if (nr == SYS_clone) return (obs.args[0] & CLONE_VFORK) != 0;
+#ifdef SYS_clone3
+  if (nr == SYS_clone3) return obs.state == 'D';
+#endif
+  return false;
+}
+
 }  // namespace
 
 std::string syscall_name(long nr) {
-  switch (nr) {
-#define CP_SYSCALL(n) \
-  case SYS_##n:       \
-    return #n;
-    CP_SYSCALL(read)
-    CP_SYSCALL(write)
-    CP_SYSCALL(pread64)
-    CP_SYSCALL(pwrite64)
-    CP_SYSCALL(readv)
-    CP_SYSCALL(writev)
-    CP_SYSCALL(preadv)
-    CP_SYSCALL(pwritev)
-    CP_SYSCALL(preadv2)
-    CP_SYSCALL(pwritev2)
-    CP_SYSCALL(recvfrom)
-    CP_SYSCALL(recvmsg)
-    CP_SYSCALL(recvmmsg)
-    CP_SYSCALL(sendto)
-    CP_SYSCALL(sendmsg)
-    CP_SYSCALL(sendmmsg)
-    CP_SYSCALL(sendfile)
-    CP_SYSCALL(splice)
-    CP_SYSCALL(fsync)
-    CP_SYSCALL(fdatasync)
-    CP_SYSCALL(sync_file_range)
-    CP_SYSCALL(syncfs)
-    CP_SYSCALL(sync)
-    CP_SYSCALL(fallocate)
-    CP_SYSCALL(ftruncate)
-    CP_SYSCALL(accept)
-    CP_SYSCALL(accept4)
-    CP_SYSCALL(connect)
-    CP_SYSCALL(epoll_pwait)
-    CP_SYSCALL(epoll_pwait2)
-    CP_SYSCALL(ppoll)
-    CP_SYSCALL(pselect6)
-    CP_SYSCALL(futex)
-    CP_SYSCALL(flock)
-    CP_SYSCALL(fcntl)
-    CP_SYSCALL(nanosleep)
-    CP_SYSCALL(clock_nanosleep)
-    CP_SYSCALL(wait4)
-    CP_SYSCALL(waitid)
-    CP_SYSCALL(rt_sigtimedwait)
-    CP_SYSCALL(rt_sigsuspend)
-    CP_SYSCALL(io_getevents)
-    CP_SYSCALL(io_uring_enter)
-    CP_SYSCALL(openat)
-    CP_SYSCALL(mmap)
-    CP_SYSCALL(munmap)
-    CP_SYSCALL(madvise)
-    CP_SYSCALL(msync)
-#ifdef SYS_epoll_wait
-    CP_SYSCALL(epoll_wait)
-#endif
-#ifdef SYS_poll
-    CP_SYSCALL(poll)
-#endif
-#ifdef SYS_select
-    CP_SYSCALL(select)
-#endif
-#ifdef SYS_pause
-    CP_SYSCALL(pause)
-#endif
-#ifdef SYS_open
-    CP_SYSCALL(open)
-#endif
-#undef CP_SYSCALL
-    default:
-      return fmt::format("syscall_{}", nr);
+  struct Row {
+    long nr;
+    const char* name;
+  };
+  static constexpr Row kRows[] = {
+#include "model/syscall_names.inc"
+  };
+  for (const Row& r : kRows) {
+    if (r.nr == nr) return r.name;
   }
+  return fmt::format("syscall_{}", nr);
+}
+
+WaitClass frozen_wait() {
+  return {Resource::kIdle, "frozen by its cgroup's freezer", Hold::kFrozen};
+}
+
+std::string_view hold_name(Hold hold) {
+  switch (hold) {
+    case Hold::kNone:
+      return "";
+    case Hold::kStopped:
+      return "stopped";
+    case Hold::kTraced:
+      return "traced";
+    case Hold::kFrozen:
+      return "frozen";
+    case Hold::kVfork:
+      return "vfork";
+  }
+  return "";
 }
 
 int fd_argument_index(long nr) {
@@ -224,6 +201,15 @@ bool is_disk_sync_syscall(long nr) {
 
 WaitClass classify_wait(const WaitObservation& obs) {
   if (obs.state == 'R' || obs.where == SyscallWhere::kRunning) return {Resource::kOnCpu, "running"};
+  // Held by someone else, whatever it was doing: a frozen thread shows D and a syscall or "-1"
+  // (which read as disk or paging), a stopped one keeps the syscall it was stopped in.
+  if (obs.frozen) return frozen_wait();
+  if (obs.state == 'T') return {Resource::kIdle, "stopped by a signal (SIGSTOP)", Hold::kStopped};
+  if (obs.state == 't') return {Resource::kIdle, "stopped by a tracer (ptrace)", Hold::kTraced};
+  if (obs.where == SyscallWhere::kInSyscall && is_vfork_wait(obs)) {
+    return {Resource::kIdle,
+            "in " + syscall_name(obs.syscall_nr) + ", waiting for its child to exec", Hold::kVfork};
+  }
 
   if (obs.where == SyscallWhere::kNotInSyscall) {
     // Blocked outside a syscall: a page fault (major faults mean reading a page from disk or

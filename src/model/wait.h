@@ -39,8 +39,26 @@ enum class SyscallWhere : std::uint8_t {
   kInSyscall,
 };
 
+// A state in which a thread cannot run whatever resources it gets: someone else holds it. Its
+// time is counted as idle (no resource would help) and named as this state, so that analysis can
+// report it as what it is instead of as a bottleneck.
+enum class Hold : std::uint8_t {
+  kNone = 0,
+  kStopped,  // SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU: state T
+  kTraced,   // stopped by a tracer (a debugger, strace): state t
+  kFrozen,   // its cgroup is frozen (v1 freezer.state FROZEN, v2 cgroup.freeze)
+  kVfork,    // a parent inside vfork (or clone with CLONE_VFORK), waiting for its child to exec
+};
+inline constexpr std::size_t kHoldCount = 5;
+
+// "stopped", "traced", "frozen", "vfork", "" for kNone: for JSON and evidence text.
+std::string_view hold_name(Hold hold);
+
 struct WaitObservation {
   char state = '?';  // /proc stat field 3: R S D T t Z X I P
+  // The thread's cgroup is frozen (the sampler asks the freezer): it shows as D or S, in or out
+  // of a syscall, but waits for nothing of its own.
+  bool frozen = false;
   SyscallWhere where = SyscallWhere::kUnknown;
   long syscall_nr = -1;
   std::array<std::uint64_t, 6> args{};
@@ -62,13 +80,18 @@ struct WaitClass {
   // A short, stable description of the wait for evidence: "fdatasync /data/log", "mutex
   // 0x55d0c0a0", "recvfrom 127.0.0.1:9001", "epoll_wait", "accept".
   std::string detail;
+  Hold hold = Hold::kNone;  // resource is kIdle when set
 };
 
 // Classifies one off-CPU observation. Never called for time already counted by schedstat
 // (on_cpu, cpu_wait); state R/running gives kOnCpu as a fallback.
 WaitClass classify_wait(const WaitObservation& obs);
 
-// The syscall's name ("read", "futex", ...) or "syscall_<nr>"; for evidence text.
+// The wait of a thread whose cgroup is frozen (what classify_wait returns for obs.frozen).
+WaitClass frozen_wait();
+
+// The syscall's name ("read", "futex", "vfork", ...) for every syscall the C library's
+// <sys/syscall.h> knows on this architecture; "syscall_<nr>" only for numbers it does not.
 std::string syscall_name(long nr);
 
 // Which argument of syscall nr names the fd it waits on, or -1 when it takes none.

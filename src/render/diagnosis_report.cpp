@@ -69,13 +69,14 @@ std::string target_line(const model::Observation& obs) {
 std::string diagnosis_text(const model::Observation& obs, const analysis::Diagnosis& d) {
   std::string out = target_line(obs) + "\n\n";
   const double busy = static_cast<double>(d.split.busy_ns());
-  if (d.verdict == "none") {
+  if (d.verdict == analysis::Verdict::kNone) {
     out += "VERDICT: none - nothing limits this service now\n";
     out += "  headroom: " + terminal_text(d.headroom) + "\n";
   } else {
     const auto& b = d.bottlenecks.front();
-    out += fmt::format("VERDICT: {} ({}) - {} of busy time, confidence {:.2f}\n", b.resource,
-                       b.kind, analysis::rules::percent(b.share), b.confidence);
+    out += fmt::format("VERDICT: {} ({}) - {} of busy time, confidence {:.2f}\n",
+                       analysis::verdict_name(b.resource), analysis::kind_name(b.kind),
+                       analysis::rules::percent(b.share), b.confidence);
   }
 
   out += fmt::format(
@@ -104,9 +105,10 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
   int shown = 0;
   for (const auto& b : d.bottlenecks) {
     if (!b.significant) continue;
-    out += fmt::format("\n{} {} ({}): {} of busy time\n",
-                       shown == 0 ? "Bottleneck" : "Also significant:", b.resource, b.kind,
-                       analysis::rules::percent(b.share));
+    out += fmt::format(
+        "\n{} {} ({}): {} of busy time\n",
+        shown == 0 ? "Bottleneck" : "Also significant:", analysis::verdict_name(b.resource),
+        analysis::kind_name(b.kind), analysis::rules::percent(b.share));
     out += "  Evidence:\n";
     for (const auto& e : b.evidence) out += "    - " + terminal_text(e) + "\n";
     out += shown == 0 ? "  Fix first:\n" : "  Fixes:\n";
@@ -117,7 +119,8 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
   if (!d.findings.empty()) {
     out += "\nOther findings:\n";
     for (const auto& f : d.findings) {
-      out += fmt::format("  - [{}] {}\n", f.severity, terminal_text(f.message));
+      out += fmt::format("  - [{}] {}\n", analysis::severity_name(f.severity),
+                         terminal_text(f.message));
       if (!f.hint.empty()) out += "    hint: " + terminal_text(f.hint) + "\n";
     }
   }
@@ -128,11 +131,15 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
   }
   if (obs.target_exited)
     out += "\nnote: the target exited before the window ended; this is what was seen until then\n";
+  // The whole run when it was measured (start-up, stacks and symbolizing too), else the window.
+  const bool whole = obs.overhead.run_wall_s > 0;
+  const double cost_cpu_s = whole ? obs.overhead.run_cpu_s : obs.overhead.cpu_s;
+  const double cost_wall_s = whole ? obs.overhead.run_wall_s : obs.duration_ns / 1e9;
   out += fmt::format(
-      "\nchokepoint's own cost: {:.3f} s CPU over {:.1f} s ({:.2f}% of one core), {} RSS, "
+      "\nchokepoint's own cost: {:.3f} s CPU over {}{:.1f} s ({:.2f}% of one core), {} RSS, "
       "{} thread samples ({} of threads that ran)\n",
-      obs.overhead.cpu_s, obs.duration_ns / 1e9,
-      obs.duration_ns > 0 ? obs.overhead.cpu_s / (obs.duration_ns / 1e9) * 100 : 0,
+      cost_cpu_s, whole ? "the whole run of " : "", cost_wall_s,
+      cost_wall_s > 0 ? cost_cpu_s / cost_wall_s * 100 : 0,
       analysis::rules::bytes(static_cast<double>(obs.overhead.rss_bytes)),
       obs.overhead.thread_samples, obs.overhead.deep_samples);
   return out;
@@ -157,12 +164,12 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
         static_cast<double>(d.split.ns[i]) / 1e9;
   }
   j["time_split_thread_s"] = split_s;
-  j["verdict"] = d.verdict;
+  j["verdict"] = analysis::verdict_name(d.verdict);
   if (!d.headroom.empty()) j["headroom"] = d.headroom;
   json bs = json::array();
   for (const auto& b : d.bottlenecks) {
-    bs.push_back({{"resource", b.resource},
-                  {"kind", b.kind},
+    bs.push_back({{"resource", analysis::verdict_name(b.resource)},
+                  {"kind", analysis::kind_name(b.kind)},
                   {"share", b.share},
                   {"confidence", b.confidence},
                   {"significant", b.significant},
@@ -172,8 +179,8 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
   j["bottlenecks"] = bs;
   json fs = json::array();
   for (const auto& f : d.findings) {
-    fs.push_back({{"resource", f.resource},
-                  {"severity", f.severity},
+    fs.push_back({{"resource", analysis::finding_resource_name(f.resource)},
+                  {"severity", analysis::severity_name(f.severity)},
                   {"message", f.message},
                   {"hint", f.hint}});
   }
@@ -250,6 +257,8 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                  {"files_max", s.files_max}};
   j["target_exited"] = obs.target_exited;
   j["overhead"] = {{"cpu_s", obs.overhead.cpu_s},
+                   {"run_wall_s", obs.overhead.run_wall_s},
+                   {"run_cpu_s", obs.overhead.run_cpu_s},
                    {"rss_bytes", obs.overhead.rss_bytes},
                    {"thread_samples", obs.overhead.thread_samples},
                    {"deep_samples", obs.overhead.deep_samples}};

@@ -1,33 +1,28 @@
 #include "support/background.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <thread>
 
-extern char** environ;
+#include "support/spawn.h"
 
 namespace chokepoint::test_support {
 
 util::Result<Background> Background::start(const std::string& binary,
                                            const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(binary.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<std::string> argv{binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto pid = spawn_process(argv);
+  if (!pid) {
+    util::Error e = pid.error();
+    e.hint = "is it installed? run scripts/setup";
+    return e;
+  }
   Background b;
-  int rc = posix_spawnp(&b.pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0)
-    return util::errno_error("posix_spawnp " + binary, rc, "is it installed? run scripts/setup");
+  b.pid_ = *pid;
   return b;
 }
 

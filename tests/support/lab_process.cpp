@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,10 +13,9 @@
 #include <sstream>
 #include <thread>
 
+#include "support/spawn.h"
 #include "util/clock.h"
 #include "util/scoped_fd.h"
-
-extern char** environ;
 
 namespace chokepoint::test_support {
 namespace {
@@ -41,7 +39,7 @@ struct Spawned {
   std::string stderr_path;
 };
 
-// posix_spawn(3) with stdout on a pipe and stderr in a fresh temp file.
+// The lab with stdout on a pipe and stderr in a fresh temp file.
 util::Result<Spawned> spawn(const std::string& binary, const std::vector<std::string>& args) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return util::errno_error("pipe2");
@@ -51,21 +49,17 @@ util::Result<Spawned> spawn(const std::string& binary, const std::vector<std::st
   util::ScopedFd err_fd(mkostemp(err_path.data(), O_CLOEXEC));
   if (!err_fd.valid()) return util::errno_error("mkostemp " + err_path);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, err_fd.get(), 2);
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(binary.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  Spawned s;
-  int rc = posix_spawn(&s.pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
+  std::vector<std::string> argv{binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto pid = spawn_process(argv, write_end.get(), err_fd.get());
+  if (!pid) {
     unlink(err_path.c_str());
-    return util::errno_error("posix_spawn " + binary, rc, "build the chokepoint-lab target first");
+    util::Error e = pid.error();
+    e.hint = "build the chokepoint-lab target first";
+    return e;
   }
+  Spawned s;
+  s.pid = *pid;
   s.stdout_read = std::move(read_end);
   s.stderr_path = err_path;
   return s;

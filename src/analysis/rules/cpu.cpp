@@ -18,6 +18,8 @@ RuleResult cpu(const Context& ctx) {
   const double on_cpu_cores =
       ctx.load(Resource::kOnCpu) +
       (ctx.duration_s > 0 ? static_cast<double>(kernel_work_ns) / 1e9 / ctx.duration_s : 0.0);
+  // Run-queue wait in thread-seconds per second: the average number of threads waiting for a core
+  // (not cores: waiting uses none, and thousands of threads can wait on 2 cores at once).
   const double wait_cores = ctx.load(Resource::kCpuWait);
   const double allowed = sys.cpus_allowed > 0 ? sys.cpus_allowed : std::max(1, sys.cpus_online);
   const double wait_fraction =
@@ -38,7 +40,7 @@ RuleResult cpu(const Context& ctx) {
   const double busiest_cores = busiest ? busiest_fraction : 0.0;
 
   Bottleneck b;
-  b.resource = "cpu";
+  b.resource = Verdict::kCpu;
   b.share = ctx.busy_share(Resource::kOnCpu) + ctx.busy_share(Resource::kCpuWait);
   b.evidence.push_back(fmt::format(
       "the target used {:.2f} of {:.4g} allowed cores ({}); "
@@ -46,9 +48,9 @@ RuleResult cpu(const Context& ctx) {
       on_cpu_cores, allowed, percent(on_cpu_cores / allowed), percent(sys.cpu_utilization)));
   if (wait_cores > 0.01) {
     b.evidence.push_back(fmt::format(
-        "threads waited for a core {:.2f} cores' worth of time ({} of their CPU time; schedstat "
-        "run delay)",
-        wait_cores, percent(wait_fraction)));
+        "on average {:.2f} threads waited for a core ({:.1f} thread-seconds over {:.1f} s; {} of "
+        "their runnable time; schedstat run delay)",
+        wait_cores, wait_cores * ctx.duration_s, ctx.duration_s, percent(wait_fraction)));
   }
   if (sys.psi_cpu.available && sys.psi_cpu.some_share > 0.01) {
     b.evidence.push_back(fmt::format("PSI cpu: some task stalled on CPU {} of the time",
@@ -68,7 +70,7 @@ RuleResult cpu(const Context& ctx) {
   const bool saturated =
       on_cpu_cores >= 0.8 * allowed || queued || sys.cgroup_throttled_share >= 0.1;
   if (serial) {
-    b.kind = "serial";
+    b.kind = BottleneckKind::kSerial;
     b.significant = true;
     b.evidence.push_back(
         fmt::format("one thread, '{}' (tid {}), was on a CPU {} of the time and did {} of the "
@@ -87,7 +89,7 @@ RuleResult cpu(const Context& ctx) {
              sys.cgroup_throttled_share < 0.1) {
     // The target's threads queue for cores that something else is using: what hurts it is the
     // waiting, so only the run-queue time counts as its share.
-    b.kind = "contended";
+    b.kind = BottleneckKind::kContended;
     b.significant = true;
     b.share = ctx.busy_share(Resource::kCpuWait);
     b.evidence.push_back(
@@ -100,14 +102,14 @@ RuleResult cpu(const Context& ctx) {
         "give the service cores of its own (cpusets) or a larger CPU weight (cgroup cpu.weight)",
         "move the other work to another machine"};
   } else if (saturated) {
-    b.kind = "saturated";
+    b.kind = BottleneckKind::kSaturated;
     b.significant = true;
     b.fixes = {"profile the hot code (chokepoint profile) and make it cheaper",
                "cache the results of repeated work",
                "add cores (or raise the cgroup CPU quota when it throttles)",
                "add machines behind a load balancer; chokepoint knee projects how many"};
   } else {
-    b.kind = "busy";
+    b.kind = BottleneckKind::kBusy;
     b.fixes = {"nothing urgent: CPU has headroom"};
   }
   b.confidence = b.significant ? std::min(1.0, 0.6 + 0.4 * b.share) : 0.0;

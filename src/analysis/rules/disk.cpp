@@ -37,7 +37,7 @@ RuleResult disk(const Context& ctx) {
   const double share = ctx.busy_ns > 0 ? disk_ns / ctx.busy_ns : 0.0;
 
   Bottleneck b;
-  b.resource = "disk";
+  b.resource = Verdict::kDisk;
   b.share = std::min(1.0, share);
   b.significant = load >= kSignificantLoadThreads && share >= kSignificantBusyShare;
 
@@ -58,15 +58,15 @@ RuleResult disk(const Context& ctx) {
   // A write to a file that another thread is syncing waits for that sync (the inode lock), so
   // a quarter of the time in syncs makes the syncs the cause.
   if (own_disk > 0 && log_ns >= 0.5 * own_disk) {
-    b.kind = "log";
+    b.kind = BottleneckKind::kLog;
   } else if (own_disk > 0 && sync_ns >= 0.25 * own_disk) {
-    b.kind = "fsync";
+    b.kind = BottleneckKind::kFsync;
   } else if (own_disk > 0 && write_ns >= 0.5 * own_disk) {
-    b.kind = "write";
+    b.kind = BottleneckKind::kWrite;
   } else if (own_disk > 0 && read_ns >= 0.5 * own_disk) {
-    b.kind = "read";
+    b.kind = BottleneckKind::kRead;
   } else {
-    b.kind = "io";
+    b.kind = BottleneckKind::kIo;
   }
 
   b.evidence.push_back(fmt::format(
@@ -112,15 +112,15 @@ RuleResult disk(const Context& ctx) {
                                      percent(obs.system.psi_io.some_share)));
   }
 
-  if (b.kind == "log") {
+  if (b.kind == BottleneckKind::kLog) {
     b.fixes = {"log asynchronously: a queue and a background writer, off the request path",
                "log less: drop per-request lines to debug level or sample them",
                "do not fsync every log line: let the background writer flush periodically"};
-  } else if (b.kind == "fsync") {
+  } else if (b.kind == BottleneckKind::kFsync) {
     b.fixes = {"batch commits: group commit, one fsync for all requests that arrived meanwhile",
                "make writes asynchronous: fsync in the background and accept a bounded loss window",
                "use a device with a fast, safe write cache (NVMe with power-loss protection)"};
-  } else if (b.kind == "read") {
+  } else if (b.kind == BottleneckKind::kRead) {
     b.fixes = {"cache hot data in memory",
                "give the page cache more memory (RAM or the cgroup limit)",
                "read less: indexes, smaller records, compression"};

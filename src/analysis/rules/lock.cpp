@@ -20,23 +20,23 @@ RuleResult lock(const Context& ctx) {
   const double load = ctx.duration_s > 0 ? own_ns / 1e9 / ctx.duration_s : 0.0;
 
   Bottleneck b;
-  b.resource = "lock";
-  b.kind = "mutex";
+  b.resource = Verdict::kLock;
+  b.kind = BottleneckKind::kMutex;
   b.share = ctx.busy_ns > 0 ? own_ns / ctx.busy_ns : 0.0;
   b.significant = load >= kSignificantLoadThreads && b.share >= kSignificantBusyShare;
 
   auto top = model::top_details(obs.threads, Resource::kLock, 3);
-  if (!top.empty() && top[0].first.rfind("flock", 0) == 0) b.kind = "file-lock";
+  if (!top.empty() && top[0].first.rfind("flock", 0) == 0) b.kind = BottleneckKind::kFileLock;
   // Reader-writer locks and semaphores are named by the libc function their waiters called
   // (the sampler's stack scan): "rwlock 0x55d0c0a0 (pthread_rwlock_wrlock)".
-  if (!top.empty() && top[0].first.rfind("rwlock", 0) == 0) b.kind = "rwlock";
-  if (!top.empty() && top[0].first.rfind("semaphore", 0) == 0) b.kind = "semaphore";
+  if (!top.empty() && top[0].first.rfind("rwlock", 0) == 0) b.kind = BottleneckKind::kRwlock;
+  if (!top.empty() && top[0].first.rfind("semaphore", 0) == 0) b.kind = BottleneckKind::kSemaphore;
   // A database's own lock waits (model::apply_service_waits): "postgres Lock:transactionid".
   if (!top.empty() &&
       (top[0].first == "postgres Lock:transactionid" || top[0].first == "postgres Lock:tuple")) {
-    b.kind = "row";
+    b.kind = BottleneckKind::kRow;
   } else if (!top.empty() && top[0].first.rfind("postgres ", 0) == 0) {
-    b.kind = "database";
+    b.kind = BottleneckKind::kDatabase;
   }
   b.evidence.push_back(fmt::format(
       "on average {:.2f} threads were queued on a lock ({} of busy time)", load, percent(b.share)));
@@ -50,13 +50,13 @@ RuleResult lock(const Context& ctx) {
   }
   b.evidence.push_back(fmt::format("{} threads waited on it", waiting_threads));
   if (by_disk_ns > 0) {
-    if (by_disk_ns >= all_lock_ns) b.kind = "held-across-io";
+    if (by_disk_ns >= all_lock_ns) b.kind = BottleneckKind::kHeldAcrossIo;
     b.evidence.push_back(
         fmt::format("{} of lock wait is caused by disk IO under the lock (counted as disk)",
                     duration(by_disk_ns / 1e9)));
   }
   std::string which = top.empty() ? "the lock" : top[0].first;
-  if (b.kind == "row" || b.kind == "database") {
+  if (b.kind == BottleneckKind::kRow || b.kind == BottleneckKind::kDatabase) {
     // The database's own locks: the service's findings add the specific fixes (analysis/
     // services.h); code-level lock advice does not apply.
     b.fixes = {
@@ -71,7 +71,7 @@ RuleResult lock(const Context& ctx) {
                          "queue behind each other",
                          which),
              "shorten the critical section: do the work outside the lock, hold it only to publish",
-             b.kind == "rwlock"
+             b.kind == BottleneckKind::kRwlock
                  ? "readers queue behind writers: keep the write side short, or publish new "
                    "versions (copy-on-write) so reads never wait"
                  : "use a reader-writer lock or lock-free reads when most holders only read",

@@ -17,7 +17,7 @@ RuleResult network(const Context& ctx) {
   const double load = ctx.load(Resource::kNetwork);
 
   Bottleneck b;
-  b.resource = "network";
+  b.resource = Verdict::kNetwork;
   b.share = ctx.busy_share(Resource::kNetwork);
   b.significant = load >= kSignificantLoadThreads && b.share >= kSignificantBusyShare;
 
@@ -29,11 +29,11 @@ RuleResult network(const Context& ctx) {
     if (detail.rfind("connect", 0) == 0) connect_ns += static_cast<double>(ns);
   }
   if (connect_ns >= upstream_ns && connect_ns >= send_ns && connect_ns > 0) {
-    b.kind = "connect";
+    b.kind = BottleneckKind::kConnect;
   } else if (send_ns > upstream_ns) {
-    b.kind = "bandwidth";
+    b.kind = BottleneckKind::kBandwidth;
   } else {
-    b.kind = "upstream";
+    b.kind = BottleneckKind::kUpstream;
   }
 
   b.evidence.push_back(
@@ -45,7 +45,7 @@ RuleResult network(const Context& ctx) {
                                      all[i].first));
   }
   for (const auto& p : obs.processes) {
-    if (b.kind == "upstream" && p.client_connections > 0) {
+    if (b.kind == BottleneckKind::kUpstream && p.client_connections > 0) {
       std::string peers;
       for (std::size_t i = 0; i < p.upstream_peers.size() && i < 3; ++i) {
         peers += (i ? ", " : "") + p.upstream_peers[i];
@@ -54,7 +54,7 @@ RuleResult network(const Context& ctx) {
           fmt::format("pid {} has {} upstream connections (to {}); max RTT {:.2f} ms", p.pid,
                       p.client_connections, peers, p.upstream_rtt_us_max / 1000.0));
     }
-    if (b.kind == "bandwidth" &&
+    if (b.kind == BottleneckKind::kBandwidth &&
         (p.sndbuf_limited_us > 0 || p.notsent_bytes > 0 || p.bytes_sent_per_s > 0)) {
       std::string text =
           fmt::format("pid {} sent {}/s to {} clients; {} written but not yet sent", p.pid,
@@ -71,12 +71,12 @@ RuleResult network(const Context& ctx) {
     b.evidence.push_back(fmt::format("TCP retransmits: {:.1f}/s", obs.system.tcp_retrans_per_s));
   }
 
-  if (b.kind == "upstream") {
+  if (b.kind == BottleneckKind::kUpstream) {
     b.fixes = {"batch upstream calls: one round trip for many items",
                "cache upstream replies that repeat",
                "make independent upstream calls concurrently instead of one after another",
                "then diagnose the upstream itself: its latency is your latency"};
-  } else if (b.kind == "bandwidth") {
+  } else if (b.kind == BottleneckKind::kBandwidth) {
     b.fixes = {"send fewer bytes: compress responses, paginate, trim payloads",
                "serve large static content from a cache or CDN close to clients",
                "add link capacity, or spread instances over more links"};
@@ -87,37 +87,6 @@ RuleResult network(const Context& ctx) {
   }
   b.confidence = b.significant ? std::min(1.0, 0.6 + 0.4 * b.share) : 0.0;
   RuleResult out;
-  out.bottleneck = std::move(b);
-  return out;
-}
-
-RuleResult backlog(const Context& ctx) {
-  const auto& sys = ctx.obs.system;
-  RuleResult out;
-  if (sys.listen_overflows == 0 && sys.listen_drops == 0) return out;
-  const double attempts = static_cast<double>(sys.listen_overflows + sys.passive_opens);
-  const double dropped = attempts > 0 ? static_cast<double>(sys.listen_overflows) / attempts : 0.0;
-
-  Bottleneck b;
-  b.resource = "network";
-  b.kind = "backlog";
-  b.share = dropped;
-  b.significant = sys.listen_overflows >= 10 && dropped >= 0.01;
-  b.evidence.push_back(fmt::format(
-      "the kernel dropped connection attempts: ListenOverflows +{} and ListenDrops +{} in {} "
-      "(/proc/net/netstat), against {} accepted (PassiveOpens): {} of attempts",
-      sys.listen_overflows, sys.listen_drops, duration(ctx.duration_s), sys.passive_opens,
-      percent(dropped)));
-  for (const auto& p : ctx.obs.processes) {
-    for (const auto& l : p.listen_sockets) {
-      b.evidence.push_back(fmt::format("pid {} listens on {}", p.pid, l));
-    }
-  }
-  b.fixes = {
-      "raise the listen backlog: listen(fd, 4096), and net.core.somaxconn to match",
-      "accept faster: a dedicated acceptor thread, or SO_REUSEPORT with one listener per thread",
-      "clients then see fewer SYN retries (1 s, 3 s, 7 s stalls) and connect timeouts"};
-  b.confidence = b.significant ? std::min(1.0, 0.7 + dropped) : 0.0;
   out.bottleneck = std::move(b);
   return out;
 }

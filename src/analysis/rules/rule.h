@@ -49,6 +49,10 @@ RuleResult lock(const Context& ctx);
 RuleResult memory(const Context& ctx);
 RuleResult leak(const Context& ctx);
 RuleResult limits(const Context& ctx);
+// Threads held by someone else (stopped, traced, frozen, in vfork): findings, never a bottleneck.
+RuleResult held(const Context& ctx);
+// The share of the target's thread time spent held, 0..1.
+double held_share(const Context& ctx);
 
 // "1.2 s (34%)", "12 MiB", ... shared by the rules' evidence text.
 std::string percent(double fraction);

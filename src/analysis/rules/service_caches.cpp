@@ -1,6 +1,7 @@
 // The two caches: Redis (INFO, SLOWLOG, LATENCY) and memcached (stats). A cache limits a service
 // when it misses (the backend does the work), evicts (the working set does not fit), turns
 // clients away (connection limits), or runs slow commands on its single thread.
+// See docs/verdicts/services.md.
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // PostgreSQL's own wait events (pg_stat_activity) and statistics. A backend waiting on a row lock
 // and one waiting for its client both sleep in epoll_wait on their latch; only the wait event
 // tells them apart, so these shares are the database's own time split.
+// See docs/verdicts/services.md.
 #include <fmt/format.h>
 
 #include <algorithm>

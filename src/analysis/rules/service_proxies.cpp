@@ -1,6 +1,7 @@
 // The two proxies: nginx (stub_status) and HAProxy (show stat). A proxy whose requests queue for
 // a backend server points at the upstream tier, by name; one that drops or refuses connections
 // points at its own limits.
+// See docs/verdicts/services.md.
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -18,6 +18,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "symbolize/parsers.h"
 #include "util/clock.h"
 
 #ifdef CHOKEPOINT_HAVE_BPF
@@ -195,21 +196,21 @@ offcpu_target text_ranges(const std::string& proc_root, int tgid) {
   ssize_t n = ::readlink((base + "/exe").c_str(), exe, sizeof(exe) - 1);
   if (n <= 0) return t;
   std::string exe_path(exe, static_cast<std::size_t>(n));
-  std::ifstream maps(base + "/maps");
+  // readlink shows a replaced or unlinked executable as "PATH (deleted)"; maps lines carry the
+  // same suffix, which parse_maps strips.
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (exe_path.size() > kDeleted.size() && exe_path.ends_with(kDeleted)) {
+    exe_path.resize(exe_path.size() - kDeleted.size());
+  }
+  std::ifstream in(base + "/maps");
+  std::stringstream text;
+  text << in.rdbuf();
   int slot = 0;
-  for (std::string line; slot < OFFCPU_MAX_TEXT_RANGES && std::getline(maps, line);) {
-    unsigned long long start = 0, end = 0;
-    char perms[8] = {};
-    int path_at = 0;
-    if (std::sscanf(line.c_str(), "%llx-%llx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) <
-        3) {
-      continue;
-    }
-    if (perms[2] != 'x' || path_at <= 0) continue;
-    std::string path = line.substr(static_cast<std::size_t>(path_at));
-    if (path.rfind(exe_path, 0) != 0) continue;  // also matches "exe (deleted)"
-    t.text_start[slot] = start;
-    t.text_end[slot] = end;
+  for (const symbolize::Mapping& m : symbolize::parse_maps(text.str()).mappings) {
+    if (slot >= OFFCPU_MAX_TEXT_RANGES) break;
+    if (!m.executable || m.path != exe_path) continue;
+    t.text_start[slot] = m.start;
+    t.text_end[slot] = m.end;
     ++slot;
   }
   return t;

@@ -1,3 +1,6 @@
+// Over 600 lines: the three ways of opening sampling events (per thread, per CPU with a cgroup
+// filter, whole host), following threads that start, and draining the rings share one owner of the
+// fds and mmaps; the record decoding is already apart (records.cpp).
 #include "collect/perf/perf_sampler.h"
 
 #include <fcntl.h>

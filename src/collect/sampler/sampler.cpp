@@ -22,6 +22,7 @@
 
 #include "collect/netlink/sock_diag.h"
 #include "collect/netlink/taskstats.h"
+#include "collect/procfs/freezer.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task_files.h"
 #include "collect/sampler/futex_stack.h"
@@ -60,6 +61,7 @@ struct ProcessState {
   std::uint64_t rss_start = 0, rss_last = 0, rss_max = 0;
   std::uint64_t anon_start = 0, anon_last = 0, anon_max = 0;
   std::uint64_t majflt = 0;
+  bool frozen = false;  // its cgroup is frozen (at the last read_process)
   std::set<int> tids_seen;
   // Per tick: does this process wait on the network (outstanding upstream requests, or data
   // queued to slow clients)? Computed lazily, at most once per socket refresh.
@@ -112,6 +114,7 @@ struct Sampler::Impl {
   SocketTracker sockets{proc};
   // Tells rwlock and semaphore waits from parked threads for FUTEX_WAIT_BITSET sleepers.
   FutexStackScanner futex_stacks{opt.proc_root};
+  procfs::FreezerReader freezer{proc};
   // Taskstats (root only): opened once; taskstats_error says why not.
   std::optional<netlink::Taskstats> taskstats;
   std::string taskstats_error;
@@ -196,6 +199,7 @@ util::Result<std::unique_ptr<Sampler>> Sampler::create(SamplerOptions options) {
 }
 
 void Sampler::Impl::read_process(ProcessState& p, bool first) {
+  p.frozen = freezer.frozen(p.pid, util::monotonic_ns());
   if (taskstats) {
     auto d = taskstats->thread_group(p.pid);
     if (d) {
@@ -522,6 +526,7 @@ model::WaitObservation Sampler::Impl::observe(ThreadState& t, const procfs::Sysc
   model::WaitObservation obs;
   obs.state = state;
   obs.majflt_delta = majflt_delta;
+  obs.frozen = processes[t.account.key.pid].frozen;
   switch (sc.kind) {
     case procfs::SyscallState::Kind::kRunning:
       obs.where = model::SyscallWhere::kRunning;
@@ -652,7 +657,8 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
     }
     processes[t.account.key.pid].majflt += majflt_delta;
   } else {
-    iv.wait = t.last_wait;
+    // A thread frozen while it slept does not run: only its process says it is frozen now.
+    iv.wait = processes[t.account.key.pid].frozen ? model::frozen_wait() : t.last_wait;
   }
   model::add_interval(t.account, iv);
   return true;

@@ -1,5 +1,7 @@
 #include "collect/sampler/target.h"
 
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -121,6 +123,16 @@ util::Result<void> validate(const TargetSpec& spec, const procfs::ProcFs& proc) 
         return util::Error{spec.cgroup_path + " is not a cgroup directory",
                            "pass a directory under a cgroup mount (see 'mount -t cgroup2' and "
                            "/proc/PID/cgroup)",
+                           ENOTDIR};
+      }
+      // Any directory can hold a file named cgroup.procs: only a cgroup filesystem's is one.
+      struct statfs fs {};
+      if (::statfs(spec.cgroup_path.c_str(), &fs) != 0 ||
+          (static_cast<unsigned long>(fs.f_type) != CGROUP2_SUPER_MAGIC &&
+           static_cast<unsigned long>(fs.f_type) != CGROUP_SUPER_MAGIC)) {
+        return util::Error{spec.cgroup_path + " is not a cgroup: it is not on a cgroup filesystem",
+                           "pass a directory under a cgroup mount (see 'mount -t cgroup2', "
+                           "'mount -t cgroup' and /proc/PID/cgroup)",
                            ENOTDIR};
       }
       auto pids = read_cgroup_pids(spec.cgroup_path);

@@ -33,6 +33,21 @@ bool contains_pid(const nlohmann::json& j, pid_t pid) {
   return std::find(pids.begin(), pids.end(), pid) != pids.end();
 }
 
+// Help as people read it: every subcommand's --help shows an example, and no option shows CLI11's
+// rendering of a value map ("{a->1,b->2} OR {1,2}").
+TEST(Cli, EverySubcommandsHelpHasAnExampleAndNoValueMaps) {
+  for (const char* command : {"diagnose", "knee", "profile", "load", "usl"}) {
+    SCOPED_TRACE(command);
+    auto r = run_chokepoint({command, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+    EXPECT_NE(r.stdout_text.find("Example"), std::string::npos) << r.stdout_text;
+    EXPECT_NE(r.stdout_text.find(std::string("chokepoint ") + command + " "), std::string::npos)
+        << r.stdout_text;
+    EXPECT_EQ(r.stdout_text.find("->"), std::string::npos) << r.stdout_text;
+    EXPECT_EQ(r.stdout_text.find("} OR {"), std::string::npos) << r.stdout_text;
+  }
+}
+
 TEST(DiagnoseCli, NoSuchPid) {
   expect_cli_error(run_chokepoint({"diagnose", "--pid", "999999999"}), 1, "no process with pid");
 }

@@ -37,6 +37,27 @@ TEST(LabCli, BadFlagsExitTwoWithErrorAndHint) {
   }
 }
 
+// --help names the choices ("--scenario none|cpu|...") and a bad value lists them, rather than
+// CLI11's "{cpu->1,...} OR {1,...}" maps.
+TEST(LabCli, ChoicesAreShownByName) {
+  auto help = run_to_exit({"--help"}, default_lab_binary());
+  ASSERT_TRUE(help) << help.error().message;
+  EXPECT_EQ(help->exit_code, 0);
+  EXPECT_NE(help->stdout_text.find("--scenario none|cpu|serial|lock|disk|log|leak|paging|"
+                                   "upstream|bandwidth|backlog"),
+            std::string::npos)
+      << help->stdout_text;
+  EXPECT_NE(help->stdout_text.find("--commit per-request|batch|async"), std::string::npos);
+  EXPECT_NE(help->stdout_text.find("Examples:"), std::string::npos);
+  EXPECT_EQ(help->stdout_text.find("->"), std::string::npos) << help->stdout_text;
+  auto bad = run_to_exit({"--log", "loud"}, default_lab_binary());
+  ASSERT_TRUE(bad) << bad.error().message;
+  EXPECT_EQ(bad->exit_code, 2);
+  EXPECT_NE(bad->stderr_text.find("error: --log: 'loud' is not one of sync|async|off"),
+            std::string::npos)
+      << bad->stderr_text;
+}
+
 TEST(LabCli, PortInUseExitsOne) {
   auto first = LabProcess::start({"--scenario", "none", "--port", "0"});
   ASSERT_TRUE(first) << first.error().message;

@@ -17,6 +17,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/spawn.h"
+
 namespace chokepoint::loadtest {
 
 namespace {
@@ -39,18 +41,16 @@ RunResult run(const std::vector<std::string>& argv_in, std::chrono::milliseconds
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
   const double start = now_s();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
+  const auto spawned = test_support::spawn_process(argv, out[1], err[1]);
   close(out[1]);
   close(err[1]);
+  if (!spawned) {
+    close(out[0]);
+    close(err[0]);
+    r.err = spawned.error().message;
+    return r;
+  }
+  const pid_t pid = *spawned;
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[65536];
@@ -145,15 +145,12 @@ bool NginxServer::start(std::string* why, int keepalive_requests, bool h2) {
        << "    location = /error { return 500; }\n"
        << "  }\n}\n";
   conf.close();
-  pid_ = fork();
-  if (pid_ == 0) {
-    const int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    execl(nginx.c_str(), nginx.c_str(), "-p", dir_.c_str(), "-c", (dir_ + "/nginx.conf").c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
+  auto spawned = test_support::spawn_process({nginx, "-p", dir_, "-c", dir_ + "/nginx.conf"});
+  if (!spawned) {
+    *why = spawned.error().message;
+    return false;
   }
+  pid_ = *spawned;
   for (int i = 0; i < 100; ++i) {
     if (port_accepts(port_)) return true;
     int status = 0;

@@ -167,20 +167,29 @@ TEST_F(LoadNginx, SeveralThreadsSplitConnectionsRateAndRequests) {
   expect_reconciles(o);
 }
 
-TEST_F(LoadNginx, InterruptEndsTheRunWithAReport) {
-  // SIGINT after 1 s of a 30 s run: the run stops, drains, and still prints the report.
-  auto r = run({chokepoint_binary(), "load", nginx_.url("/"), "-c", "2", "--rate", "100", "-d",
+// `kill -SIG` after 1 s of a 30 s run: the run stops, drains, and still prints the report, for
+// Ctrl-C (SIGINT) as for a service manager's or a script's SIGTERM.
+void expect_signal_ends_the_run_with_a_report(const NginxServer& nginx, const std::string& sig) {
+  auto r = run({chokepoint_binary(), "load", nginx.url("/"), "-c", "2", "--rate", "100", "-d",
                 "30s", "--json"},
-               10s, "(sleep 1; kill -INT $$) & :");
-  ASSERT_FALSE(r.timed_out);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_LT(r.wall_s, 5.0) << "a 30 s run must stop soon after the interrupt";
+               10s, "(sleep 1; kill -" + sig + " $$) & :");
+  ASSERT_FALSE(r.timed_out) << sig;
+  EXPECT_EQ(r.exit_code, 0) << sig << ": " << r.err;
+  EXPECT_LT(r.wall_s, 5.0) << "a 30 s run must stop soon after SIG" << sig;
   const json j = parse_json(r);
   // About 1 s at 100 req/s; wide bounds because sanitizer builds start slowly.
   EXPECT_GE(j["requests"].get<int>(), 20);
   EXPECT_LE(j["requests"].get<int>(), 300);
   EXPECT_EQ(j["dropped_sends"], 0) << "an interrupt is not a drop";
   expect_reconciles(j);
+}
+
+TEST_F(LoadNginx, InterruptEndsTheRunWithAReport) {
+  expect_signal_ends_the_run_with_a_report(nginx_, "INT");
+}
+
+TEST_F(LoadNginx, TerminateEndsTheRunWithAReport) {
+  expect_signal_ends_the_run_with_a_report(nginx_, "TERM");
 }
 
 TEST(LoadNginxClose, ServerClosingKeepAliveConnectionsIsNoError) {

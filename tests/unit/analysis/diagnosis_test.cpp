@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "support/thread_account.h"
+
 namespace chokepoint::analysis {
 namespace {
 
@@ -15,20 +17,7 @@ constexpr std::int64_t kWindowNs = 5'000'000'000;
 
 model::ThreadAccount thread(int tid, std::initializer_list<std::pair<Resource, double>> shares,
                             const std::string& detail = "") {
-  model::ThreadAccount t;
-  t.key = {100, tid, 1};
-  t.comm = "worker";
-  double used = 0;
-  for (auto [r, s] : shares) {
-    auto ns = static_cast<std::int64_t>(s * kWindowNs);
-    t.split[r] += ns;
-    used += s;
-    if (!detail.empty() && r != Resource::kOnCpu && r != Resource::kCpuWait) {
-      t.details[static_cast<std::size_t>(r)][detail] += ns;
-    }
-  }
-  t.split[Resource::kIdle] += static_cast<std::int64_t>((1.0 - used) * kWindowNs);
-  return t;
+  return test_support::thread_account(tid, shares, detail, kWindowNs);
 }
 
 model::Observation base(int cpus = 2) {
@@ -51,14 +40,42 @@ const Bottleneck& primary(const Diagnosis& d) {
   return d.bottlenecks.front();
 }
 
+// Regression (issue 18): a stopped target read as "none" with no word that it was stopped. Its
+// time is idle (no resource helps), the verdict stays none, and a finding names the state.
+TEST(Verdict, StoppedTargetIsAFindingNotABottleneck) {
+  auto o = base();
+  for (int i = 0; i < 3; ++i) {
+    auto t = thread(i, {});
+    t.held_ns[static_cast<std::size_t>(model::Hold::kStopped)] = kWindowNs;
+    o.threads.push_back(t);
+  }
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, Verdict::kNone);
+  EXPECT_NE(d.headroom.find("held for 100%"), std::string::npos) << d.headroom;
+  ASSERT_EQ(d.findings.size(), 1u);
+  EXPECT_EQ(d.findings[0].resource, FindingResource::kHeld);
+  EXPECT_NE(d.findings[0].message.find("all 3 threads were stopped by a signal"), std::string::npos)
+      << d.findings[0].message;
+  EXPECT_NE(d.findings[0].hint.find("kill -CONT 100"), std::string::npos) << d.findings[0].hint;
+}
+
+// A thread frozen for a moment among busy ones: under 1% of the time, no finding.
+TEST(Verdict, BriefHoldIsNoFinding) {
+  auto o = base();
+  auto t = thread(1, {{Resource::kOnCpu, 0.1}});
+  t.held_ns[static_cast<std::size_t>(model::Hold::kFrozen)] = kWindowNs / 200;
+  o.threads.push_back(t);
+  for (const auto& f : diagnose(o).findings) EXPECT_NE(f.resource, FindingResource::kHeld) << f.message;
+}
+
 TEST(Verdict, FsyncPerRequestIsDisk) {
   auto o = base();
   for (int i = 0; i < 8; ++i)
     o.threads.push_back(thread(i, {{Resource::kDisk, 0.5}, {Resource::kOnCpu, 0.02}},
                                "fdatasync /data/commit.dat"));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "disk");
-  EXPECT_EQ(primary(d).kind, "fsync");
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kFsync);
   EXPECT_NE(primary(d).fixes.front().find("group commit"), std::string::npos);
 }
 
@@ -70,8 +87,8 @@ TEST(Verdict, WritesBlockedBehindSyncsAreFsync) {
   for (int i = 4; i < 6; ++i)
     o.threads.push_back(thread(i, {{Resource::kDisk, 0.5}}, "fdatasync /data/commit.dat"));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "disk");
-  EXPECT_EQ(primary(d).kind, "fsync");
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kFsync);
 }
 
 TEST(Verdict, FsyncOfALogFileIsLogging) {
@@ -79,8 +96,8 @@ TEST(Verdict, FsyncOfALogFileIsLogging) {
   for (int i = 0; i < 8; ++i)
     o.threads.push_back(thread(i, {{Resource::kDisk, 0.4}}, "fdatasync /tmp/lab/access.log"));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "disk");
-  EXPECT_EQ(primary(d).kind, "log");
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kLog);
   EXPECT_NE(primary(d).fixes.front().find("asynchronously"), std::string::npos);
 }
 
@@ -91,8 +108,8 @@ TEST(Verdict, LockHeldAcrossDiskIoIsDisk) {
     o.threads.push_back(thread(i, {{Resource::kLock, 0.9}}, "mutex 0x55d0"));
   o.lock_wait_behind_disk_ns = static_cast<std::int64_t>(7 * 0.85 * kWindowNs);
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "disk");
-  EXPECT_EQ(primary(d).kind, "log");
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kLog);
 }
 
 TEST(Verdict, LockPartlyBehindDiskIsStillDisk) {
@@ -104,12 +121,12 @@ TEST(Verdict, LockPartlyBehindDiskIsStillDisk) {
     o.threads.push_back(thread(i, {{Resource::kLock, 0.45}}, "mutex 0x55d0"));
   o.lock_wait_behind_disk_ns = static_cast<std::int64_t>(18 * 0.45 * 0.35 * kWindowNs);
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "disk");
-  EXPECT_EQ(primary(d).kind, "log");
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kLog);
   auto lock = std::find_if(d.bottlenecks.begin(), d.bottlenecks.end(),
-                           [](const Bottleneck& b) { return b.resource == "lock"; });
+                           [](const Bottleneck& b) { return b.resource == Verdict::kLock; });
   ASSERT_NE(lock, d.bottlenecks.end());
-  EXPECT_EQ(lock->kind, "held-across-io");
+  EXPECT_EQ(lock->kind, BottleneckKind::kHeldAcrossIo);
   EXPECT_FALSE(lock->significant);
 }
 
@@ -128,8 +145,8 @@ TEST(Verdict, LogLockWithFastFsyncIsStillDisk) {
   }
   o.lock_wait_behind_disk_ns = static_cast<std::int64_t>(32 * 0.37 * 0.17 * kWindowNs);
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "disk");
-  EXPECT_EQ(primary(d).kind, "log");
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kLog);
 }
 
 TEST(Verdict, RareCoincidenceWithDiskLeavesTheLock) {
@@ -138,7 +155,7 @@ TEST(Verdict, RareCoincidenceWithDiskLeavesTheLock) {
   for (int i = 2; i < 10; ++i)
     o.threads.push_back(thread(i, {{Resource::kLock, 0.8}}, "mutex 0x55d0"));
   o.lock_wait_behind_disk_ns = static_cast<std::int64_t>(8 * 0.8 * 0.05 * kWindowNs);
-  EXPECT_EQ(diagnose(o).verdict, "lock");
+  EXPECT_EQ(diagnose(o).verdict, Verdict::kLock);
 }
 
 TEST(Verdict, ContendedMutexIsLockAndNamesIt) {
@@ -148,7 +165,7 @@ TEST(Verdict, ContendedMutexIsLockAndNamesIt) {
     o.threads.push_back(
         thread(i, {{Resource::kLock, 0.85}, {Resource::kOnCpu, 0.1}}, "mutex 0x55d0c0a0"));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "lock");
+  EXPECT_EQ(d.verdict, Verdict::kLock);
   EXPECT_NE(primary(d).fixes.front().find("mutex 0x55d0c0a0"), std::string::npos);
 }
 
@@ -158,8 +175,8 @@ TEST(Verdict, UpstreamWaitsAreNetwork) {
     o.threads.push_back(thread(i, {{Resource::kNetwork, 0.6}, {Resource::kOnCpu, 0.01}},
                                "read upstream 127.0.0.1:9001"));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "network");
-  EXPECT_EQ(primary(d).kind, "upstream");
+  EXPECT_EQ(d.verdict, Verdict::kNetwork);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kUpstream);
 }
 
 TEST(Verdict, FullSendBuffersAreBandwidth) {
@@ -168,8 +185,8 @@ TEST(Verdict, FullSendBuffersAreBandwidth) {
     o.threads.push_back(
         thread(i, {{Resource::kNetwork, 0.6}}, "sendto client 10.0.0.1:5000 (send buffer full)"));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "network");
-  EXPECT_EQ(primary(d).kind, "bandwidth");
+  EXPECT_EQ(d.verdict, Verdict::kNetwork);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kBandwidth);
 }
 
 TEST(Verdict, AllCoresBusyIsSaturatedCpu) {
@@ -178,8 +195,8 @@ TEST(Verdict, AllCoresBusyIsSaturatedCpu) {
   for (int i = 0; i < 4; ++i)
     o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.48}, {Resource::kCpuWait, 0.5}}));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "cpu");
-  EXPECT_EQ(primary(d).kind, "saturated");
+  EXPECT_EQ(d.verdict, Verdict::kCpu);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kSaturated);
 }
 
 TEST(Verdict, WaitingForCoresOthersUseIsContention) {
@@ -189,8 +206,8 @@ TEST(Verdict, WaitingForCoresOthersUseIsContention) {
   for (int i = 0; i < 8; ++i)
     o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.03}, {Resource::kCpuWait, 0.06}}));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "cpu");
-  EXPECT_EQ(primary(d).kind, "contended");
+  EXPECT_EQ(d.verdict, Verdict::kCpu);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kContended);
   EXPECT_NEAR(primary(d).share, 2.0 / 3.0, 0.01);
 }
 
@@ -201,8 +218,8 @@ TEST(Verdict, DemandAboveTheCoresIsSaturatedEvenWhenShared) {
   for (int i = 0; i < 4; ++i)
     o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.3}, {Resource::kCpuWait, 0.3}}));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "cpu");
-  EXPECT_EQ(primary(d).kind, "saturated");
+  EXPECT_EQ(d.verdict, Verdict::kCpu);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kSaturated);
 }
 
 TEST(Verdict, LockWhoseWaitersWorkInFsyncIsDisk) {
@@ -214,7 +231,7 @@ TEST(Verdict, LockWhoseWaitersWorkInFsyncIsDisk) {
                "mutex 0x77"));
   }
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "disk");
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
 }
 
 TEST(Verdict, ListenOverflowsOutrankANoisyNeighbour) {
@@ -225,8 +242,8 @@ TEST(Verdict, ListenOverflowsOutrankANoisyNeighbour) {
   o.system.listen_overflows = 200;
   o.system.passive_opens = 20;
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "network");
-  EXPECT_EQ(primary(d).kind, "backlog");
+  EXPECT_EQ(d.verdict, Verdict::kNetwork);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kBacklog);
 }
 
 TEST(Verdict, GrowingAnonMemoryIsTheLeakNotMappedFilePages) {
@@ -237,9 +254,9 @@ TEST(Verdict, GrowingAnonMemoryIsTheLeakNotMappedFilePages) {
   o.processes[0].rss_end_bytes = o.processes[0].rss_max_bytes = 70ULL << 20;
   o.processes[0].anon_start_bytes = 4ULL << 20;
   o.processes[0].anon_end_bytes = o.processes[0].anon_max_bytes = 4ULL << 20;
-  EXPECT_EQ(diagnose(o).verdict, "none");
+  EXPECT_EQ(diagnose(o).verdict, Verdict::kNone);
   o.processes[0].anon_end_bytes = o.processes[0].anon_max_bytes = 400ULL << 20;
-  EXPECT_EQ(diagnose(o).verdict, "memory");
+  EXPECT_EQ(diagnose(o).verdict, Verdict::kMemory);
 }
 
 TEST(Verdict, OneBusyThreadIsSerialCpu) {
@@ -247,8 +264,8 @@ TEST(Verdict, OneBusyThreadIsSerialCpu) {
   o.threads.push_back(thread(1, {{Resource::kOnCpu, 0.97}}));
   for (int i = 2; i < 9; ++i) o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.01}}));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "cpu");
-  EXPECT_EQ(primary(d).kind, "serial");
+  EXPECT_EQ(d.verdict, Verdict::kCpu);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kSerial);
   EXPECT_NE(primary(d).fixes.front().find("parallelize"), std::string::npos);
 }
 
@@ -258,8 +275,8 @@ TEST(Verdict, SerialNeedsASecondCore) {
   o.system.cpus_allowed = 1;
   o.threads.push_back(thread(1, {{Resource::kOnCpu, 0.97}}));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "cpu");
-  EXPECT_EQ(primary(d).kind, "saturated");
+  EXPECT_EQ(d.verdict, Verdict::kCpu);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kSaturated);
 }
 
 TEST(Verdict, ModerateLoadIsNoneWithHeadroom) {
@@ -268,7 +285,7 @@ TEST(Verdict, ModerateLoadIsNoneWithHeadroom) {
     o.threads.push_back(
         thread(i, {{Resource::kOnCpu, 0.05}, {Resource::kDisk, 0.01}}, "write /tmp/x"));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "none");
+  EXPECT_EQ(d.verdict, Verdict::kNone);
   EXPECT_NE(d.headroom.find("headroom"), std::string::npos);
 }
 
@@ -276,7 +293,7 @@ TEST(Verdict, IdleServerIsNone) {
   auto o = base(2);
   for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {}));
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "none");
+  EXPECT_EQ(d.verdict, Verdict::kNone);
 }
 
 TEST(Verdict, ListenOverflowsAreBacklog) {
@@ -285,8 +302,8 @@ TEST(Verdict, ListenOverflowsAreBacklog) {
   o.system.listen_overflows = 400;
   o.system.passive_opens = 300;
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "network");
-  EXPECT_EQ(primary(d).kind, "backlog");
+  EXPECT_EQ(d.verdict, Verdict::kNetwork);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kBacklog);
   EXPECT_NE(primary(d).fixes.front().find("backlog"), std::string::npos);
 }
 
@@ -297,8 +314,8 @@ TEST(Verdict, GrowingRssIsALeakWithTimeToLimit) {
   o.processes[0].rss_end_bytes = o.processes[0].rss_max_bytes = 600ULL << 20;
   o.system.mem_available_bytes = 2ULL << 30;
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "memory");
-  EXPECT_EQ(primary(d).kind, "leak");
+  EXPECT_EQ(d.verdict, Verdict::kMemory);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kLeak);
   bool has_time =
       std::any_of(primary(d).evidence.begin(), primary(d).evidence.end(),
                   [](const std::string& e) { return e.find("reaches") != std::string::npos; });
@@ -311,7 +328,7 @@ TEST(Verdict, PlateauedRssIsNoLeak) {
   o.processes[0].rss_start_bytes = 100ULL << 20;
   o.processes[0].rss_end_bytes = 102ULL << 20;
   o.processes[0].rss_max_bytes = 102ULL << 20;
-  EXPECT_EQ(diagnose(o).verdict, "none");
+  EXPECT_EQ(diagnose(o).verdict, Verdict::kNone);
 }
 
 TEST(Verdict, MajorFaultsArePaging) {
@@ -322,8 +339,8 @@ TEST(Verdict, MajorFaultsArePaging) {
     o.threads.push_back(t);
   }
   auto d = diagnose(o);
-  EXPECT_EQ(d.verdict, "memory");
-  EXPECT_EQ(primary(d).kind, "paging");
+  EXPECT_EQ(d.verdict, Verdict::kMemory);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kPaging);
 }
 
 TEST(Verdict, PagingEvidenceCarriesTaskstatsDelays) {
@@ -339,7 +356,7 @@ TEST(Verdict, PagingEvidenceCarriesTaskstatsDelays) {
   p.delay_reclaim_ns = 1'500'000'000;
   p.delay_thrashing_ns = 3'000'000'000;
   auto d = diagnose(o);
-  ASSERT_EQ(d.verdict, "memory");
+  ASSERT_EQ(d.verdict, Verdict::kMemory);
   const auto& ev = primary(d).evidence;
   EXPECT_NE(std::find(ev.begin(), ev.end(),
                       "delay accounting: the target's threads stalled 0.25 s in swap-in, 1.50 s in "
@@ -360,7 +377,7 @@ TEST(Verdict, TiesFollowTheLatencyHierarchy) {
   for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {{Resource::kDisk, 0.3}}, "fsync /db"));
   for (int i = 4; i < 8; ++i)
     o.threads.push_back(thread(i, {{Resource::kNetwork, 0.31}}, "read upstream 1.2.3.4:5"));
-  EXPECT_EQ(diagnose(o).verdict, "network");
+  EXPECT_EQ(diagnose(o).verdict, Verdict::kNetwork);
 }
 
 TEST(Verdict, SharesSumToOne) {
@@ -381,7 +398,7 @@ TEST(Findings, FdsNearTheLimitAreReported) {
   o.processes[0].fd_soft_limit = 1024;
   auto d = diagnose(o);
   ASSERT_FALSE(d.findings.empty());
-  EXPECT_EQ(d.findings[0].resource, "fds");
+  EXPECT_EQ(d.findings[0].resource, FindingResource::kFds);
   EXPECT_NE(d.findings[0].hint.find("raise the limit"), std::string::npos);
 }
 

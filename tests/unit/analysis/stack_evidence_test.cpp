@@ -105,16 +105,18 @@ Profile off_cpu(std::vector<Stack> stacks) {
 }
 
 TEST(OffCpuResource, ClassifiesByKernelAndUserFrames) {
-  EXPECT_EQ(offcpu_resource(mutex_wait(1, "LabStore::update")), "lock");
-  EXPECT_EQ(offcpu_resource(condvar_wait(1)), "");  // a parked pool thread is idle
-  EXPECT_EQ(offcpu_resource(fsync_wait(1)), "disk");
-  EXPECT_EQ(offcpu_resource(poll_upstream(1)), "network");
-  EXPECT_EQ(offcpu_resource(page_fault(1)), "memory");  // io_schedule under a fault is memory
+  EXPECT_EQ(offcpu_resource(mutex_wait(1, "LabStore::update")), Verdict::kLock);
+  EXPECT_EQ(offcpu_resource(condvar_wait(1)), Verdict::kNone);  // a parked pool thread is idle
+  EXPECT_EQ(offcpu_resource(fsync_wait(1)), Verdict::kDisk);
+  EXPECT_EQ(offcpu_resource(poll_upstream(1)), Verdict::kNetwork);
+  EXPECT_EQ(offcpu_resource(page_fault(1)),
+            Verdict::kMemory);  // io_schedule under a fault is memory
   Stack sleep;
   sleep.frames = {root(), user("main"), kernel("__x64_sys_clock_nanosleep"), kernel("schedule")};
-  EXPECT_EQ(offcpu_resource(sleep), "");
+  EXPECT_EQ(offcpu_resource(sleep), Verdict::kNone);
   // A waker stack after the marker does not change what the blocked part waited on.
-  EXPECT_EQ(offcpu_resource(mutex_wait(1, "f", {kernel("tcp_sendmsg"), user("g")})), "lock");
+  EXPECT_EQ(offcpu_resource(mutex_wait(1, "f", {kernel("tcp_sendmsg"), user("g")})),
+            Verdict::kLock);
 }
 
 TEST(OwnCodeFrame, SkipsSystemLibrariesAndKernel) {
@@ -133,7 +135,7 @@ TEST(StackEvidence, LockNamesTheFunctionAndWhoReleasedIt) {
       condvar_wait(5'000'000'000),  // idle pool threads: not lock time
       fsync_wait(1'000'000'000),
   });
-  auto ev = stack_evidence("lock", nullptr, &p);
+  auto ev = stack_evidence(Verdict::kLock, nullptr, &p);
   ASSERT_EQ(ev.lines.size(), 2u);
   EXPECT_EQ(ev.lines[0],
             "78% of lock wait (0.78 thread-seconds in off-CPU stacks) is under LabStore::update "
@@ -145,7 +147,7 @@ TEST(StackEvidence, LockNamesTheFunctionAndWhoReleasedIt) {
 
 TEST(StackEvidence, DiskNamesTheCallerOfFsync) {
   Profile p = off_cpu({fsync_wait(600'000'000), poll_upstream(100'000'000)});
-  auto ev = stack_evidence("disk", nullptr, &p);
+  auto ev = stack_evidence(Verdict::kDisk, nullptr, &p);
   ASSERT_EQ(ev.lines.size(), 1u);
   EXPECT_NE(ev.lines[0].find("100% of disk wait"), std::string::npos) << ev.lines[0];
   EXPECT_NE(ev.lines[0].find("lab_commit_record (scenarios.cpp:190)"), std::string::npos);
@@ -161,7 +163,7 @@ TEST(StackEvidence, CpuNamesTheHottestOwnCode) {
   b.frames = {root(), user("main"), user("lab_cpu_checksum"), user("memcpy", kLibc)};
   b.value = 30;
   p.stacks = {a, b};
-  auto ev = stack_evidence("cpu", &p, nullptr);
+  auto ev = stack_evidence(Verdict::kCpu, &p, nullptr);
   ASSERT_EQ(ev.lines.size(), 1u);
   EXPECT_EQ(ev.lines[0],
             "hottest code on CPU: lab_cpu_hash_rounds 70%, lab_cpu_checksum 30% (of 100 on-CPU "
@@ -175,7 +177,7 @@ TEST(StackEvidence, NamesReadAsCodeNotAsSignatures) {
       "std::char_traits<char>, std::allocator<char> > const&)",
       kLab, "/usr/include/c++/12/bits/std_mutex.h", 100);
   Profile p = off_cpu({s});
-  auto ev = stack_evidence("lock", nullptr, &p);
+  auto ev = stack_evidence(Verdict::kLock, nullptr, &p);
   ASSERT_EQ(ev.lines.size(), 1u);
   EXPECT_EQ(ev.lines[0],
             "100% of lock wait (0.00 thread-seconds in off-CPU stacks) is under "
@@ -186,7 +188,7 @@ TEST(StackEvidence, OneFunctionIsOneAnswerAcrossLinesAndClones) {
   Profile p = off_cpu({fsync_wait(930), fsync_wait(70)});
   p.stacks[1].frames[1].line = 189;
   p.stacks[1].frames[1].name = "lab_commit_record [clone .isra.0]";
-  auto ev = stack_evidence("disk", nullptr, &p);
+  auto ev = stack_evidence(Verdict::kDisk, nullptr, &p);
   ASSERT_EQ(ev.lines.size(), 1u);
   EXPECT_EQ(ev.lines[0],
             "100% of disk wait (0.00 thread-seconds in off-CPU stacks) is under lab_commit_record "
@@ -194,10 +196,10 @@ TEST(StackEvidence, OneFunctionIsOneAnswerAcrossLinesAndClones) {
 }
 
 TEST(StackEvidence, NothingWithoutProfilesOrMatchingStacks) {
-  EXPECT_TRUE(stack_evidence("cpu", nullptr, nullptr).lines.empty());
-  EXPECT_TRUE(stack_evidence("lock", nullptr, nullptr).lines.empty());
+  EXPECT_TRUE(stack_evidence(Verdict::kCpu, nullptr, nullptr).lines.empty());
+  EXPECT_TRUE(stack_evidence(Verdict::kLock, nullptr, nullptr).lines.empty());
   Profile p = off_cpu({condvar_wait(1'000)});
-  EXPECT_TRUE(stack_evidence("lock", nullptr, &p).lines.empty());
+  EXPECT_TRUE(stack_evidence(Verdict::kLock, nullptr, &p).lines.empty());
 }
 
 }  // namespace

@@ -20,6 +20,24 @@ TEST(AddInterval, SplitSumsToWallTime) {
   EXPECT_EQ(a.details[static_cast<std::size_t>(Resource::kDisk)].at("fdatasync /x"), 35'000'000);
 }
 
+// A held thread's off-CPU time is idle in the split and counted per hold state.
+TEST(AddInterval, HeldTimeIsIdleAndCountedByState) {
+  ThreadAccount a;
+  Interval iv;
+  iv.wall_ns = 100'000'000;
+  iv.on_cpu_ns = 1'000'000;
+  iv.wait = {Resource::kIdle, "stopped by a signal (SIGSTOP)", Hold::kStopped};
+  add_interval(a, iv);
+  iv.on_cpu_ns = 0;
+  iv.wait = frozen_wait();
+  add_interval(a, iv);
+  EXPECT_EQ(a.split[Resource::kIdle], 199'000'000);
+  EXPECT_EQ(a.held_ns[static_cast<std::size_t>(Hold::kStopped)], 99'000'000);
+  EXPECT_EQ(a.held_ns[static_cast<std::size_t>(Hold::kFrozen)], 100'000'000);
+  EXPECT_EQ(a.held_ns[static_cast<std::size_t>(Hold::kNone)], 0);
+  EXPECT_EQ(held_total_ns(a), 199'000'000);
+}
+
 TEST(AddInterval, CountersAheadOfTheClockAreClamped) {
   // schedstat and the clock are read at slightly different instants: never more than wall time.
   ThreadAccount a;

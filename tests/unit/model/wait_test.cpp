@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/syscall.h>
 
 namespace chokepoint::model {
@@ -135,6 +137,56 @@ TEST(ClassifyWait, FileLocksAreLocks) {
 TEST(SyscallName, KnownAndUnknown) {
   EXPECT_EQ(syscall_name(SYS_futex), "futex");
   EXPECT_EQ(syscall_name(99999), "syscall_99999");
+}
+
+// Regression (issue 18): a parent in vfork read as "syscall_58". Every syscall the C library names
+// has its name, not only the ones the classifier cares about.
+TEST(SyscallName, EveryKnownSyscallHasItsName) {
+  EXPECT_EQ(syscall_name(SYS_vfork), "vfork");
+  EXPECT_EQ(syscall_name(SYS_clone3), "clone3");
+  EXPECT_EQ(syscall_name(SYS_getpid), "getpid");
+  EXPECT_EQ(syscall_name(SYS_io_uring_setup), "io_uring_setup");
+  EXPECT_EQ(syscall_name(SYS_pidfd_open), "pidfd_open");
+  EXPECT_EQ(syscall_name(SYS_exit_group), "exit_group");
+  // x86-64 numbers 0..334 are contiguous; none of them reads as a number.
+  for (long nr = 0; nr <= 334; ++nr) {
+    EXPECT_NE(syscall_name(nr).rfind("syscall_", 0), 0u) << nr;
+  }
+}
+
+// Regression (issue 18): held threads wait for nobody's resource. A parent inside vfork (state D,
+// "58 ...") read as disk; a v1-frozen thread (D, "-1 sp pc") as paging; a stopped one as idle
+// with no word.
+TEST(ClassifyWait, HeldThreadsAreIdleAndNamed) {
+  auto vfork = in_syscall(SYS_vfork, FdRole::kUnknown, 'D');
+  EXPECT_EQ(classify_wait(vfork).resource, Resource::kIdle);
+  EXPECT_EQ(classify_wait(vfork).hold, Hold::kVfork);
+  EXPECT_NE(classify_wait(vfork).detail.find("vfork"), std::string::npos);
+  auto spawn = in_syscall(SYS_clone3, FdRole::kUnknown, 'D');
+  EXPECT_EQ(classify_wait(spawn).hold, Hold::kVfork);
+  auto clone_vfork = in_syscall(SYS_clone, FdRole::kUnknown, 'D');
+  clone_vfork.args[0] = CLONE_VM | CLONE_VFORK | SIGCHLD;
+  EXPECT_EQ(classify_wait(clone_vfork).hold, Hold::kVfork);
+  auto plain_clone = in_syscall(SYS_clone, FdRole::kUnknown, 'D');
+  plain_clone.args[0] = SIGCHLD;
+  EXPECT_EQ(classify_wait(plain_clone).hold, Hold::kNone);
+
+  WaitObservation frozen;
+  frozen.state = 'D';
+  frozen.where = SyscallWhere::kNotInSyscall;
+  frozen.frozen = true;
+  EXPECT_EQ(classify_wait(frozen).resource, Resource::kIdle);
+  EXPECT_EQ(classify_wait(frozen).hold, Hold::kFrozen);
+  auto frozen_in_read = in_syscall(SYS_read, FdRole::kRegularFile, 'D');
+  frozen_in_read.frozen = true;
+  EXPECT_EQ(classify_wait(frozen_in_read).hold, Hold::kFrozen);
+
+  auto stopped = in_syscall(SYS_read, FdRole::kRegularFile, 'T');
+  EXPECT_EQ(classify_wait(stopped).resource, Resource::kIdle);
+  EXPECT_EQ(classify_wait(stopped).hold, Hold::kStopped);
+  auto traced = in_syscall(SYS_nanosleep, FdRole::kUnknown, 't');
+  EXPECT_EQ(classify_wait(traced).hold, Hold::kTraced);
+  EXPECT_EQ(hold_name(Hold::kTraced), "traced");
 }
 
 }  // namespace

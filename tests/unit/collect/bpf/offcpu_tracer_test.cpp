@@ -1,6 +1,7 @@
 // The off-CPU tracer on this test process itself: threads that block in known noinline functions
 // must show up with those functions on their stacks, the time they blocked, and their wakers.
-// Needs root and a kernel with BPF and BTF; skips with the reason otherwise.
+// Needs root and a kernel with BPF and BTF: skips with the reason when those are absent, and fails
+// when they are present and the tracer does not load.
 
 #include "collect/bpf/offcpu_tracer.h"
 
@@ -81,31 +82,30 @@ bool has_frame_in(const std::vector<std::uint64_t>& addresses, const Range& r) {
   return false;
 }
 
-std::unique_ptr<OffCpuTracer> tracer_or_skip(OffCpuOptions options, std::string* why) {
-  init_ranges();
-  auto ok = check_offcpu_support();
-  if (!ok) {
-    *why = ok.error().message;
-    return nullptr;
-  }
-  auto t = OffCpuTracer::create(options);
-  if (!t) {
-    *why = t.error().message + " (" + t.error().hint + ")";
-    return nullptr;
-  }
-  return std::move(*t);
+// Why off-CPU tracing cannot run on this machine ("" when it can): not root, or the kernel or the
+// build lacks BPF/BTF. Only then may a test skip; once this says "", a tracer that fails to
+// load is a failure of the code under test.
+std::string offcpu_unavailable() {
+  if (geteuid() != 0) return "needs root to load BPF programs";
+  if (auto ok = check_offcpu_support(); !ok) return ok.error().message;
+  return "";
 }
 
-#define SKIP_UNLESS_TRACER(var, options)                                 \
-  std::string why;                                                       \
-  auto var = tracer_or_skip(options, &why);                              \
-  if (geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs"; \
-  if (!var) GTEST_SKIP() << "off-CPU tracing unavailable here: " << why
+// Skips the test when off-CPU tracing is unavailable here; otherwise creates `var` from
+// `options` and fails the test (ASSERT) when that does not work.
+#define TRACER_OR_SKIP(var, options)                                                     \
+  init_ranges();                                                                         \
+  if (std::string why = offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;         \
+  auto var##_created = OffCpuTracer::create(options);                                    \
+  ASSERT_TRUE(var##_created) << "BPF is supported here, yet the tracer failed to load: " \
+                             << var##_created.error().message << " ("                    \
+                             << var##_created.error().hint << ")";                       \
+  std::unique_ptr<OffCpuTracer> var = std::move(*var##_created)
 
 TEST(OffCpuTracer, SleepInKnownFunctionShowsWithItsBlockedTime) {
   OffCpuOptions o;
   o.tgids = {getpid()};
-  SKIP_UNLESS_TRACER(tracer, o);
+  TRACER_OR_SKIP(tracer, o);
   ASSERT_TRUE(tracer->start());
   std::atomic<int> tid{0};
   std::thread t([&] {
@@ -154,7 +154,7 @@ TEST(OffCpuTracer, SleepInKnownFunctionShowsWithItsBlockedTime) {
 TEST(OffCpuTracer, PipeReaderShowsTheWriterAsItsWaker) {
   OffCpuOptions o;
   o.tgids = {getpid()};
-  SKIP_UNLESS_TRACER(tracer, o);
+  TRACER_OR_SKIP(tracer, o);
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   ASSERT_TRUE(tracer->start());
@@ -194,7 +194,7 @@ TEST(OffCpuTracer, BlocksShorterThanTheMinimumAreNotCounted) {
   OffCpuOptions o;
   o.tgids = {getpid()};
   o.min_block_ns = 50'000'000;
-  SKIP_UNLESS_TRACER(tracer, o);
+  TRACER_OR_SKIP(tracer, o);
   ASSERT_TRUE(tracer->start());
   std::atomic<int> tid{0};
   std::thread t([&] {
@@ -220,7 +220,7 @@ TEST(OffCpuTracer, BlocksAboveTheBudgetAreSampledAndTheTotalsEstimated) {
   OffCpuOptions o;
   o.tgids = {getpid()};
   o.full_blocks_per_cpu_per_s = 100;
-  SKIP_UNLESS_TRACER(tracer, o);
+  TRACER_OR_SKIP(tracer, o);
   ASSERT_TRUE(tracer->start());
   constexpr int kThreads = 4;
   std::atomic<int> tids[kThreads];
@@ -263,7 +263,7 @@ TEST(OffCpuTracer, BlocksAboveTheBudgetAreSampledAndTheTotalsEstimated) {
 TEST(OffCpuTracer, OtherProcessesAreNotTraced) {
   OffCpuOptions o;
   o.tgids = {getpid()};
-  SKIP_UNLESS_TRACER(tracer, o);
+  TRACER_OR_SKIP(tracer, o);
   ASSERT_TRUE(tracer->start());
   // A child that sleeps: its blocks must not appear.
   pid_t child = fork();
@@ -283,7 +283,7 @@ TEST(OffCpuTracer, OtherProcessesAreNotTraced) {
 TEST(OffCpuTracer, RejectsACgroupV1DirectoryWithAHint) {
   OffCpuOptions o;
   o.cgroup_path = "/proc";  // not a cgroup v2 directory on any machine
-  if (geteuid() != 0 || !check_offcpu_support()) GTEST_SKIP() << "needs root and BPF support";
+  if (std::string why = offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
   auto t = OffCpuTracer::create(o);
   ASSERT_FALSE(t);
   EXPECT_NE(t.error().message.find("not a cgroup v2 directory"), std::string::npos);

@@ -7,12 +7,10 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "collect/procfs/proc_fs.h"
+#include "support/golden.h"
 
 namespace chokepoint::collect::procfs {
 namespace {
@@ -189,16 +187,7 @@ class Golden : public ::testing::TestWithParam<const char*> {};
 TEST_P(Golden, MatchesTheGoldenFile) {
   const std::string dir = std::string(CHOKEPOINT_FIXTURES_DIR) + "/proc/";
   const std::string actual = dump(ProcFs(dir + GetParam(), kUnits));
-  const std::string golden_path = dir + GetParam() + ".golden";
-  if (std::getenv("CHOKEPOINT_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(golden_path, std::ios::binary) << actual;
-    GTEST_SKIP() << "rewrote " << golden_path;
-  }
-  std::ifstream in(golden_path, std::ios::binary);
-  ASSERT_TRUE(in) << "no " << golden_path << "; run with CHOKEPOINT_UPDATE_GOLDEN=1";
-  std::stringstream expected;
-  expected << in.rdbuf();
-  EXPECT_EQ(expected.str(), actual);
+  test_support::expect_matches_golden(dir + GetParam() + ".golden", actual);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,

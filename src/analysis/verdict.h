@@ -1,0 +1,76 @@
+#pragma once
+// The closed sets a diagnosis is made of: the verdict (which resource limits the target), the kind
+// of a bottleneck, and a finding's resource and severity. analysis/, render/ and app/ pass these
+// enums around and compare them; the strings exist only here, in the *_name functions that the
+// text report and the JSON contract (schema 1) print, and that docs/verdicts/ uses as page names.
+// Adding a value means adding its name here and its page there.
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string_view>
+
+namespace chokepoint::analysis {
+
+// A bottleneck's resource, and the verdict: the primary bottleneck's resource, or kNone.
+enum class Verdict : std::uint8_t { kNone, kNetwork, kDisk, kMemory, kLock, kCpu };
+
+// What a bottleneck is, within its resource (docs/verdicts/<resource>.md).
+enum class BottleneckKind : std::uint8_t {
+  // network
+  kUpstream,
+  kBandwidth,
+  kConnect,
+  kBacklog,
+  // disk
+  kLog,
+  kFsync,
+  kWrite,
+  kRead,
+  kIo,
+  // memory
+  kPaging,
+  kLeak,
+  // lock
+  kMutex,
+  kFileLock,
+  kRwlock,
+  kSemaphore,
+  kHeldAcrossIo,
+  kRow,       // a database's row locks (PostgreSQL's Lock:transactionid, Lock:tuple)
+  kDatabase,  // a database's other locks (table locks, LWLocks)
+  // cpu
+  kSerial,
+  kContended,
+  kSaturated,
+  kBusy,
+};
+
+// What a finding (USE evidence that is not a bottleneck) is about. kHeld: threads stopped,
+// traced, frozen or in vfork (rules/held.cpp), held rather than limited by a resource.
+enum class FindingResource : std::uint8_t { kMemory, kFds, kHeld };
+
+enum class Severity : std::uint8_t { kWarning, kInfo };
+
+// "none", "network", "disk", "memory", "lock", "cpu".
+std::string_view verdict_name(Verdict v);
+// The Verdict whose verdict_name is `name`; nullopt for any other text.
+std::optional<Verdict> verdict_from_name(std::string_view name);
+// "upstream", "fsync", "held-across-io", ...
+std::string_view kind_name(BottleneckKind k);
+// "memory", "fds", "held".
+std::string_view finding_resource_name(FindingResource r);
+// "warning", "info".
+std::string_view severity_name(Severity s);
+
+// The latency hierarchy that breaks ties between bottlenecks: network (0), disk, memory, lock,
+// cpu (4); kNone last.
+int hierarchy_rank(Verdict v);
+
+// For test failure messages: the names above.
+std::ostream& operator<<(std::ostream& out, Verdict v);
+std::ostream& operator<<(std::ostream& out, BottleneckKind k);
+std::ostream& operator<<(std::ostream& out, FindingResource r);
+std::ostream& operator<<(std::ostream& out, Severity s);
+
+}  // namespace chokepoint::analysis
