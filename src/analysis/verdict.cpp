@@ -65,6 +65,10 @@ std::string_view kind_name(BottleneckKind k) {
       return "semaphore";
     case K::kHeldAcrossIo:
       return "held-across-io";
+    case K::kRow:
+      return "row";
+    case K::kDatabase:
+      return "database";
     case K::kSerial:
       return "serial";
     case K::kContended:

@@ -37,6 +37,8 @@ enum class BottleneckKind : std::uint8_t {
   kRwlock,
   kSemaphore,
   kHeldAcrossIo,
+  kRow,       // a database's row locks (PostgreSQL's Lock:transactionid, Lock:tuple)
+  kDatabase,  // a database's other locks (table locks, LWLocks)
   // cpu
   kSerial,
   kContended,

@@ -10,17 +10,21 @@
 #include <optional>
 #include <thread>
 
+#include "analysis/services.h"
 #include "app/background_load.h"
 #include "app/cli_values.h"
 #include "app/diagnose_stacks.h"
 #include "app/load_report.h"
+#include "app/probe_options.h"
 #include "app/recorded_window.h"
 #include "app/run_budget.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
 #include "app/version.h"
+#include "collect/procfs/proc_fs.h"
 #include "render/diagnosis_report.h"
 #include "render/json_text.h"
+#include "render/services_report.h"
 #include "store/recording.h"
 #include "util/clock.h"
 #include "util/escape.h"
@@ -48,6 +52,7 @@ struct DiagnoseArgs {
   bool no_stacks = false;
   std::string stacks_duration = "2s";
   std::string record_path;  // --record: keep the window's samples
+  ProbeArgs probes;
 };
 
 int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
@@ -111,6 +116,14 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     }
     load->wait_warmup(g_stop);
   }
+  // The services' own view over the same window: those the flags name, and those found among
+  // the target's processes.
+  std::vector<int> pids;
+  if (auto p = collect::sampler::resolve_pids(session->spec(), collect::procfs::ProcFs()); p) {
+    pids = std::move(*p);
+  }
+  Probes probes = make_probes(a.probes, pids);
+  collect::probes::ProbeRunner probe_runner(std::move(probes.probes), 100'000'000);
   // After the load generator's threads exist, so that they keep their normal priority; for the
   // window only when the target is large (app/run_budget.h).
   if (window_needs_priority(session->spec())) raise_measuring_priority();
@@ -119,8 +132,23 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",
                              util::terminal_text(session->describe()), duration_ns / 1e9);
   }
+  probe_runner.start();
   auto window = session->diagnose(duration_ns, interval_ns, &g_stop, recording != nullptr);
   budget.mark("window");
+  const std::vector<model::ServiceObservation> services = probe_runner.finish();
+  std::vector<analysis::ServiceReport> service_reports;
+  if (window) {
+    // The services' own wait events refine the kernel's split where it cannot tell (a
+    // PostgreSQL backend on a row lock reads as idle); the verdict is then taken again.
+    if (model::apply_service_waits(window->observation.threads, services) > 0) {
+      window->diagnosis = analysis::diagnose(window->observation);
+    }
+    service_reports = analysis::assess_services(services);
+    analysis::fold_services(window->diagnosis, service_reports);
+    for (auto& src : probe_sources(services, probes.notes)) {
+      window->observation.sources.push_back(std::move(src));
+    }
+  }
   raise_measuring_priority();  // stacks, symbolizing and output: chokepoint's own work
   std::optional<VerdictStacks> kept_stacks;
   // While the target is still up and under the same load: the code behind the verdict.
@@ -189,11 +217,13 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
   if (a.json) {
     nlohmann::json j = render::diagnosis_json(obs, d);
+    if (!service_reports.empty()) j["services"] = render::services_json(service_reports);
     if (load_result) j["load"] = load_report.json;
     j["run"] = run_json;
     std::cout << render::json_text(j);
   } else {
-    std::cout << render::diagnosis_text(obs, d) << load_report.text;
+    std::cout << render::diagnosis_text(obs, d) << render::services_text(service_reports)
+              << load_report.text;
   }
   std::cout.flush();
   budget.mark("output");
@@ -229,6 +259,7 @@ Subcommand make_diagnose_command(CLI::App& root) {
                                       "Watch a service and name what limits it: network, disk, "
                                       "memory, lock or CPU, with evidence and the fix to do first");
   add_target_options(cli, args->target);
+  add_probe_options(cli, args->probes);
   cli->add_option("-d,--duration", args->duration, "how long to watch (500ms, 5s, 2m)")
       ->capture_default_str();
   cli->add_option("-i,--interval", args->interval, "how often to sample thread states")
@@ -265,7 +296,9 @@ Subcommand make_diagnose_command(CLI::App& root) {
       "  chokepoint diagnose --name nginx --duration 10s\n"
       "  chokepoint diagnose --pid 1234 --record before.chokepoint\n"
       "  chokepoint diagnose --pid 1234 --load http://127.0.0.1:8080/ --rate 2000\n"
-      "  chokepoint diagnose -- ./server --port 8080");
+      "  chokepoint diagnose -- ./server --port 8080\n"
+      "  chokepoint diagnose --pid $(pgrep -o postgres) --load http://127.0.0.1:8080/\n"
+      "  chokepoint diagnose --name app --redis 127.0.0.1:6379 --haproxy-stats /run/haproxy.sock");
   return {cli, [args, rate, conns, threads, warmup] {
             const bool load_options_given =
                 rate->count() + conns->count() + threads->count() + warmup->count() > 0;

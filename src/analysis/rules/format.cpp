@@ -15,7 +15,16 @@ double Context::busy_share(model::Resource r) const {
 }
 
 double Context::lock_ns_caused_by_disk() const {
-  const double lock_ns = static_cast<double>(split[model::Resource::kLock]);
+  // Lock time a service reported (a PostgreSQL row lock, model::apply_service_waits) comes with
+  // its own holder and chain; only the kernel's lock waits are judged here.
+  double service_lock_ns = 0;
+  for (const auto& t : obs.threads) {
+    for (const auto& [detail, ns] : t.details[static_cast<std::size_t>(model::Resource::kLock)]) {
+      if (detail.rfind("postgres ", 0) == 0) service_lock_ns += static_cast<double>(ns);
+    }
+  }
+  const double lock_ns =
+      std::max(0.0, static_cast<double>(split[model::Resource::kLock]) - service_lock_ns);
   const double behind = std::min(lock_ns, static_cast<double>(obs.lock_wait_behind_disk_ns));
   if (lock_ns <= 0) return 0.0;
   if (behind >= kLockBehindDiskFraction * lock_ns) return lock_ns;

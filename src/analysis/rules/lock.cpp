@@ -31,6 +31,13 @@ RuleResult lock(const Context& ctx) {
   // (the sampler's stack scan): "rwlock 0x55d0c0a0 (pthread_rwlock_wrlock)".
   if (!top.empty() && top[0].first.rfind("rwlock", 0) == 0) b.kind = BottleneckKind::kRwlock;
   if (!top.empty() && top[0].first.rfind("semaphore", 0) == 0) b.kind = BottleneckKind::kSemaphore;
+  // A database's own lock waits (model::apply_service_waits): "postgres Lock:transactionid".
+  if (!top.empty() &&
+      (top[0].first == "postgres Lock:transactionid" || top[0].first == "postgres Lock:tuple")) {
+    b.kind = BottleneckKind::kRow;
+  } else if (!top.empty() && top[0].first.rfind("postgres ", 0) == 0) {
+    b.kind = BottleneckKind::kDatabase;
+  }
   b.evidence.push_back(fmt::format(
       "on average {:.2f} threads were queued on a lock ({} of busy time)", load, percent(b.share)));
   for (const auto& [detail, ns] : top) {
@@ -49,6 +56,17 @@ RuleResult lock(const Context& ctx) {
                     duration(by_disk_ns / 1e9)));
   }
   std::string which = top.empty() ? "the lock" : top[0].first;
+  if (b.kind == BottleneckKind::kRow || b.kind == BottleneckKind::kDatabase) {
+    // The database's own locks: the service's findings add the specific fixes (analysis/
+    // services.h); code-level lock advice does not apply.
+    b.fixes = {
+        "find the transactions that hold the rows: the lock chain in the evidence names "
+        "the blocking backend and its query"};
+    b.confidence = b.significant ? std::min(1.0, 0.6 + 0.4 * b.share) : 0.0;
+    RuleResult out;
+    out.bottleneck = std::move(b);
+    return out;
+  }
   b.fixes = {fmt::format("shard {}: one lock per key range, so requests on different keys do not "
                          "queue behind each other",
                          which),

@@ -73,13 +73,16 @@ TEST(Verdict, KindSeverityAndFindingNamesAreDistinctAndPinned) {
     EXPECT_FALSE(n.empty()) << k;
     EXPECT_TRUE(kinds.insert(n).second) << n;
   }
-  EXPECT_EQ(kinds.size(), 20u);
+  EXPECT_EQ(kinds.size(), 22u);
   EXPECT_EQ(kind_name(BottleneckKind::kHeldAcrossIo), "held-across-io");
+  EXPECT_EQ(kind_name(BottleneckKind::kRow), "row");
+  EXPECT_EQ(kind_name(BottleneckKind::kDatabase), "database");
   EXPECT_EQ(kind_name(BottleneckKind::kFileLock), "file-lock");
   EXPECT_EQ(severity_name(Severity::kWarning), "warning");
   EXPECT_EQ(severity_name(Severity::kInfo), "info");
   EXPECT_EQ(finding_resource_name(FindingResource::kFds), "fds");
   EXPECT_EQ(finding_resource_name(FindingResource::kMemory), "memory");
+  EXPECT_EQ(finding_resource_name(FindingResource::kHeld), "held");
 }
 
 }  // namespace

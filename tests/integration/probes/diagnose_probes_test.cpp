@@ -1,0 +1,144 @@
+// diagnose with the service probes, end to end on the real binary: a redis-server found among the
+// target's processes with no flag, its evictions in the report and the JSON, and the errors and
+// hints of a probe that cannot read its service while the kernel-level verdict still stands.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "integration/probes/service_process.h"
+#include "support/cli.h"
+
+namespace chokepoint {
+namespace {
+
+using test_support::Background;
+
+TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheReport) {
+  test_support::TempDir dir("chokepoint-diag-redis");
+  const std::uint16_t port = test_support::free_loopback_port();
+  auto redis = Background::start(
+      "redis-server",
+      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+       "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
+  ASSERT_TRUE(redis) << redis.error().message;
+  ASSERT_TRUE(test_support::wait_for_port(port, 5000));
+  // Load through the whole window: 1 KiB sets over a million keys into 8 MiB.
+  auto bench =
+      Background::start("redis-benchmark", {"-p", std::to_string(port), "-n", "100000000", "-r",
+                                            "1000000", "-d", "1024", "-t", "set", "-c", "8", "-q"});
+  ASSERT_TRUE(bench);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto r = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "2s", "--no-stacks", "--json"}, 60);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const auto j = nlohmann::json::parse(r.stdout_text);
+  ASSERT_TRUE(j.contains("services")) << r.stdout_text;
+  ASSERT_EQ(j["services"].size(), 1u);
+  const auto& s = j["services"][0];
+  EXPECT_EQ(s["kind"], "redis");
+  EXPECT_EQ(s["endpoint"], "127.0.0.1:" + std::to_string(port));
+  bool evicting = false;
+  for (const auto& f : s["findings"]) {
+    if (f["message"].get<std::string>().find("evicting") != std::string::npos) {
+      evicting = true;
+      EXPECT_EQ(f["resource"], "memory");
+      EXPECT_EQ(f["severity"], "warning");
+    }
+  }
+  EXPECT_TRUE(evicting) << s.dump(2);
+  const std::string source = "redis probe 127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(j["sources"].contains(source)) << j["sources"].dump(2);
+  EXPECT_TRUE(j["sources"][source]["available"].get<bool>());
+
+  // The text report has the section, and --no-probes leaves it out.
+  auto text = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "1s", "--no-stacks"}, 60);
+  EXPECT_NE(text.stdout_text.find("Services (their own statistics"), std::string::npos)
+      << text.stdout_text;
+  auto none = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "1s", "--no-stacks", "--no-probes"},
+      60);
+  EXPECT_EQ(none.stdout_text.find("Services (their own statistics"), std::string::npos);
+}
+
+TEST(DiagnoseProbes, AProbeThatCannotReadItsServiceIsASourceWithAHintAndTheVerdictStands) {
+  const std::uint16_t nothing = test_support::free_loopback_port();
+  auto sleeper = Background::start("sleep", {"30"});
+  ASSERT_TRUE(sleeper);
+  auto r = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(sleeper->pid()), "-d", "1s", "--no-stacks", "--json",
+       "--redis", "127.0.0.1:" + std::to_string(nothing)},
+      60);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const auto j = nlohmann::json::parse(r.stdout_text);
+  EXPECT_EQ(j["verdict"], "none");
+  ASSERT_EQ(j["services"].size(), 1u);
+  EXPECT_NE(j["services"][0]["problem"].get<std::string>().find("cannot read redis"),
+            std::string::npos);
+  EXPECT_NE(j["services"][0]["hint"].get<std::string>().find("--redis"), std::string::npos);
+}
+
+// Eight clients update one row, each holding it for 20 ms: the backends queue on the row lock.
+// The kernel sees them sleeping on their latch (idle); PostgreSQL's wait events say lock, and the
+// verdict must follow. The peer-authenticated cluster is found from the postmaster with no flag.
+TEST(DiagnoseProbes, PostgresRowLockWaitsMoveFromIdleToLock) {
+  test_support::PostgresServer pg;
+  ASSERT_TRUE(pg.start("peer"));
+  ASSERT_EQ(pg.run_as_postgres({"psql", "-q", "-h", pg.dir.path, "-c",
+                                "CREATE TABLE counters (id int PRIMARY KEY, n bigint); "
+                                "INSERT INTO counters VALUES (1, 0);"},
+                               30'000),
+            0);
+  const std::string script = pg.dir.path + "/hot_row.sql";
+  {
+    std::ofstream(script) << "BEGIN;\nUPDATE counters SET n = n + 1 WHERE id = 1;\n"
+                             "SELECT pg_sleep(0.02);\nCOMMIT;\n";
+  }
+  auto bench = Background::start(
+      "setpriv", {"--reuid=postgres", "--regid=postgres", "--clear-groups", "pgbench", "-n", "-h",
+                  pg.dir.path, "-c", "8", "-T", "30", "-f", script, "postgres"});
+  ASSERT_TRUE(bench);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const std::string pid = std::to_string(pg.pid());
+  auto with = test_support::run_chokepoint(
+      {"diagnose", "--pid", pid, "--children", "-d", "3s", "--no-stacks", "--json"}, 60);
+  ASSERT_EQ(with.exit_code, 0) << with.stderr_text;
+  const auto j = nlohmann::json::parse(with.stdout_text);
+  EXPECT_EQ(j["verdict"], "lock") << j["time_split"].dump();
+  EXPECT_EQ(j["bottlenecks"][0]["kind"], "row") << j["bottlenecks"][0].dump(2);
+  ASSERT_FALSE(j["bottlenecks"].empty());
+  bool named = false;
+  for (const auto& e : j["bottlenecks"][0]["evidence"]) {
+    if (e.get<std::string>().find("Lock:transactionid") != std::string::npos) named = true;
+  }
+  EXPECT_TRUE(named) << j["bottlenecks"][0].dump(2);
+  // Without the probe, the same backends read as waiting for work.
+  auto without = test_support::run_chokepoint(
+      {"diagnose", "--pid", pid, "--children", "-d", "3s", "--no-stacks", "--json", "--no-probes"},
+      60);
+  ASSERT_EQ(without.exit_code, 0) << without.stderr_text;
+  const auto k = nlohmann::json::parse(without.stdout_text);
+  EXPECT_NE(k["verdict"], "lock") << k["time_split"].dump();
+  EXPECT_LT(k["time_split"]["lock"].get<double>(), j["time_split"]["lock"].get<double>() / 4);
+}
+
+TEST(DiagnoseProbes, MalformedProbeFlagsAreUsageErrors) {
+  auto sleeper = Background::start("sleep", {"30"});
+  ASSERT_TRUE(sleeper);
+  const std::string pid = std::to_string(sleeper->pid());
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"diagnose", "--pid", pid, "--redis", "localhost"}), 2,
+      "--redis");
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"diagnose", "--pid", pid, "--nginx-status", "ftp://x/"}), 2,
+      "--nginx-status");
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"diagnose", "--pid", pid, "--haproxy-stats", "relative.sock"}),
+      2, "--haproxy-stats");
+}
+
+}  // namespace
+}  // namespace chokepoint
