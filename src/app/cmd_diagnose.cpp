@@ -213,7 +213,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   util::Result<void> recorded;
   if (recording) {
     recorded = save_window(*recording, window->samples, kept_stacks, load_report,
-                           {obs.overhead.run_wall_s, obs.overhead.run_cpu_s, run_json});
+                           {obs.overhead.run_wall_s, obs.overhead.run_cpu_s, run_json},
+                           {services, probes.notes});
   }
   if (a.json) {
     nlohmann::json j = render::diagnosis_json(obs, d);

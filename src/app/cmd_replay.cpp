@@ -10,6 +10,7 @@
 #include "app/subcommand.h"
 #include "render/diagnosis_report.h"
 #include "render/json_text.h"
+#include "render/services_report.h"
 #include "util/escape.h"
 #include "util/fatal.h"
 
@@ -27,13 +28,15 @@ int run_replay(const ReplayArgs& a) {
   ReplayedWindow w = replay_window(a.path, a.from, a.to);
   if (a.json) {
     nlohmann::json j = render::diagnosis_json(w.observation, w.diagnosis);
+    if (!w.services.empty()) j["services"] = render::services_json(w.services);
     if (!w.load.json.is_null()) j["load"] = w.load.json;
     if (!w.run.is_null()) j["run"] = w.run;
     std::cout << render::json_text(j);
   } else {
     std::cerr << fmt::format("chokepoint: replaying {} ({:.1f} s to {:.1f} s of {:.1f} s)\n",
                              util::terminal_text(a.path), w.from_s, w.to_s, w.length_s);
-    std::cout << render::diagnosis_text(w.observation, w.diagnosis) << w.load.text;
+    std::cout << render::diagnosis_text(w.observation, w.diagnosis)
+              << render::services_text(w.services) << w.load.text;
   }
   std::cout.flush();
   return util::kExitOk;

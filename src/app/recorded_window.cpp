@@ -1,6 +1,8 @@
 #include "app/recorded_window.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -14,6 +16,117 @@ namespace {
 constexpr const char* kStacksNote = "diagnose_stacks";
 constexpr const char* kLoadNote = "diagnose_load";
 constexpr const char* kRunCostNote = "diagnose_run_cost";
+constexpr const char* kServicesNote = "diagnose_services";
+// A recording is a hostile file: at most this many services and entries per map are read back.
+constexpr std::size_t kMaxServiceEntries = 4096;
+
+nlohmann::json service_json(const model::ServiceObservation& s) {
+  nlohmann::json gauges = nlohmann::json::object();
+  for (const auto& [name, g] : s.gauges) {
+    gauges[name] = {{"min", g.min}, {"max", g.max}, {"mean", g.mean}, {"last", g.last}};
+  }
+  nlohmann::json waits = nlohmann::json::object();
+  for (const auto& [pid, states] : s.backend_waits) waits[std::to_string(pid)] = states;
+  return {{"kind", model::service_kind_name(s.kind)},
+          {"endpoint", s.endpoint},
+          {"how", s.how},
+          {"duration_ns", s.duration_ns},
+          {"samples_ok", s.samples_ok},
+          {"samples_failed", s.samples_failed},
+          {"error", s.error},
+          {"hint", s.hint},
+          {"counters_first", s.counters_first},
+          {"counters_last", s.counters_last},
+          {"gauges", gauges},
+          {"settings", s.settings},
+          {"backend_waits", waits},
+          {"activity_samples", s.activity_samples},
+          {"slow", s.slow}};
+}
+
+// Reads back what service_json wrote; nullopt for anything else (wrong types, unknown kind).
+std::optional<model::ServiceObservation> service_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return std::nullopt;
+  auto str = [&](const char* k) {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto integer = [&](const char* k) -> std::int64_t {
+    auto it = j.find(k);
+    return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+  };
+  auto numbers = [&](const char* k) {
+    std::map<std::string, double> out;
+    auto it = j.find(k);
+    if (it == j.end() || !it->is_object()) return out;
+    for (const auto& [name, v] : it->items()) {
+      if (out.size() >= kMaxServiceEntries) break;
+      if (v.is_number() && std::isfinite(v.get<double>())) out[name] = v.get<double>();
+    }
+    return out;
+  };
+  model::ServiceObservation s;
+  const std::string kind = str("kind");
+  bool known = false;
+  for (auto k :
+       {model::ServiceKind::kPostgres, model::ServiceKind::kRedis, model::ServiceKind::kMemcached,
+        model::ServiceKind::kNginx, model::ServiceKind::kHaproxy}) {
+    if (kind == model::service_kind_name(k)) {
+      s.kind = k;
+      known = true;
+    }
+  }
+  if (!known) return std::nullopt;
+  s.endpoint = str("endpoint");
+  s.how = str("how");
+  s.duration_ns = std::max<std::int64_t>(0, integer("duration_ns"));
+  s.samples_ok = static_cast<int>(std::clamp<std::int64_t>(integer("samples_ok"), 0, 1 << 30));
+  s.samples_failed =
+      static_cast<int>(std::clamp<std::int64_t>(integer("samples_failed"), 0, 1 << 30));
+  s.error = str("error");
+  s.hint = str("hint");
+  s.counters_first = numbers("counters_first");
+  s.counters_last = numbers("counters_last");
+  if (auto g = j.find("gauges"); g != j.end() && g->is_object()) {
+    for (const auto& [name, v] : g->items()) {
+      if (s.gauges.size() >= kMaxServiceEntries || !v.is_object()) continue;
+      auto num = [&](const char* k) {
+        auto it = v.find(k);
+        return it != v.end() && it->is_number() && std::isfinite(it->get<double>())
+                   ? it->get<double>()
+                   : 0.0;
+      };
+      s.gauges[name] = {num("min"), num("max"), num("mean"), num("last")};
+    }
+  }
+  if (auto st = j.find("settings"); st != j.end() && st->is_object()) {
+    for (const auto& [name, v] : st->items()) {
+      if (s.settings.size() < kMaxServiceEntries && v.is_string()) s.settings[name] = v;
+    }
+  }
+  if (auto w = j.find("backend_waits"); w != j.end() && w->is_object()) {
+    for (const auto& [pid_text, states] : w->items()) {
+      if (s.backend_waits.size() >= kMaxServiceEntries || !states.is_object()) continue;
+      char* end = nullptr;
+      const long pid = std::strtol(pid_text.c_str(), &end, 10);
+      if (end == pid_text.c_str() || *end != '\0' || pid <= 0 || pid > (1 << 22)) continue;
+      for (const auto& [state, n] : states.items()) {
+        if (n.is_number_integer() && n.get<std::int64_t>() >= 0 &&
+            n.get<std::int64_t>() < (1 << 30)) {
+          s.backend_waits[static_cast<int>(pid)][state] = n.get<int>();
+        }
+      }
+    }
+  }
+  s.activity_samples =
+      static_cast<int>(std::clamp<std::int64_t>(integer("activity_samples"), 0, 1 << 30));
+  if (auto sl = j.find("slow"); sl != j.end() && sl->is_array()) {
+    for (const auto& line : *sl) {
+      if (s.slow.size() < kMaxServiceEntries && line.is_string()) s.slow.push_back(line);
+    }
+  }
+  return s;
+}
 
 }  // namespace
 
@@ -28,13 +141,21 @@ void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::
 
 util::Result<void> save_window(store::RecordingWriter& writer, const model::Samples& samples,
                                const std::optional<VerdictStacks>& stacks, const RecordedLoad& load,
-                               const RecordedRunCost& cost) {
+                               const RecordedRunCost& cost, const RecordedServices& services) {
   writer.begin(samples.info);
   for (const auto& tick : samples.ticks) writer.add(tick);
   if (writer.ticks_lost() > 0) {
     return util::Error{"the recording lost " + std::to_string(writer.ticks_lost()) + " of " +
                            std::to_string(samples.ticks.size()) + " ticks",
                        "free space where the recording is written, and record again", 0};
+  }
+  if (!services.observations.empty() || !services.notes.empty()) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& o : services.observations) arr.push_back(service_json(o));
+    const nlohmann::json j{{"services", arr}, {"notes", services.notes}};
+    // Raw bytes from the services: replaced where they are not UTF-8, never a failed write.
+    const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (auto ok = writer.add_note(kServicesNote, text); !ok) return ok;
   }
   if (cost.wall_s > 0) {
     const nlohmann::json j{{"wall_s", cost.wall_s}, {"cpu_s", cost.cpu_s}, {"run", cost.run}};
@@ -76,6 +197,26 @@ std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader) 
   out.source.detail = str(*src, "detail");
   out.source.hint = str(*src, "hint");
   if (out.source.name.empty()) return std::nullopt;
+  return out;
+}
+
+RecordedServices saved_services(const store::RecordingReader& reader) {
+  RecordedServices out;
+  auto text = reader.note(kServicesNote);
+  if (!text) return out;
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) return out;
+  if (auto arr = j.find("services"); arr != j.end() && arr->is_array()) {
+    for (const auto& o : *arr) {
+      if (out.observations.size() >= kMaxServiceEntries) break;
+      if (auto s = service_from_json(o)) out.observations.push_back(std::move(*s));
+    }
+  }
+  if (auto notes = j.find("notes"); notes != j.end() && notes->is_array()) {
+    for (const auto& n : *notes) {
+      if (out.notes.size() < kMaxServiceEntries && n.is_string()) out.notes.push_back(n);
+    }
+  }
   return out;
 }
 

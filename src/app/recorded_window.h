@@ -11,6 +11,7 @@
 #include "app/diagnose_stacks.h"
 #include "model/observation.h"
 #include "model/samples.h"
+#include "model/service.h"
 #include "store/recording.h"
 
 namespace chokepoint::app {
@@ -20,6 +21,11 @@ namespace chokepoint::app {
 struct RecordedLoad {
   nlohmann::json json;
   std::string text;
+};
+
+struct RecordedServices {
+  std::vector<model::ServiceObservation> observations;
+  std::vector<std::string> notes;
 };
 
 // What the whole diagnose run cost (model::Overhead::run_wall_s and run_cpu_s): kept, so that a
@@ -38,7 +44,11 @@ void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::
 // could not be written (with hints).
 util::Result<void> save_window(store::RecordingWriter& writer, const model::Samples& samples,
                                const std::optional<VerdictStacks>& stacks, const RecordedLoad& load,
-                               const RecordedRunCost& cost);
+                               const RecordedRunCost& cost, const RecordedServices& services);
+
+// The services the probes read over the window (collect/probes), and the notes on services found
+// but not probed: kept, so that a replay of the whole recording re-runs the service rules.
+RecordedServices saved_services(const store::RecordingReader& reader);
 
 // The run cost a diagnose --record kept; zeros when there is none.
 RecordedRunCost saved_run_cost(const store::RecordingReader& reader);

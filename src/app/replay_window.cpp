@@ -1,5 +1,7 @@
 #include "app/replay_window.h"
 
+#include "app/probe_options.h"
+
 #include <fmt/format.h>
 
 #include <limits>
@@ -44,6 +46,17 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
   w.diagnosis = analysis::diagnose(w.observation);
   // The stacks and the run's cost belong to the whole window diagnose saw, not to a part of it.
   if (from.empty() && to.empty()) {
+    // As the live run did it: the services refine the split and fold into the verdict, then the
+    // stacks add their evidence (app/cmd_diagnose.cpp).
+    const RecordedServices services = saved_services(*reader);
+    if (model::apply_service_waits(w.observation.threads, services.observations) > 0) {
+      w.diagnosis = analysis::diagnose(w.observation);
+    }
+    w.services = analysis::assess_services(services.observations);
+    analysis::fold_services(w.diagnosis, w.services);
+    for (auto& src : probe_sources(services.observations, services.notes)) {
+      w.observation.sources.push_back(std::move(src));
+    }
     if (auto stacks = saved_stacks(*reader)) add_stacks(*stacks, w.observation, w.diagnosis);
     w.load = saved_load(*reader);
     const RecordedRunCost cost = saved_run_cost(*reader);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "analysis/diagnosis.h"
+#include "analysis/services.h"
 #include "app/recorded_window.h"
 #include "model/observation.h"
 #include "store/recording.h"
@@ -16,10 +17,11 @@ struct ReplayedWindow {
   model::Observation observation;
   analysis::Diagnosis diagnosis;
   store::RecordingMeta meta;
-  RecordedLoad load;            // the load diagnose --load drove (whole recordings only)
-  nlohmann::json run;           // the live run's "run" (whole recordings only; null: none)
-  double from_s = 0, to_s = 0;  // the window, from the recording's first tick
-  double length_s = 0;          // the whole recording
+  RecordedLoad load;   // the load diagnose --load drove (whole recordings only)
+  nlohmann::json run;  // the live run's "run" (whole recordings only; null: none)
+  std::vector<analysis::ServiceReport> services;  // the services' rules (whole recordings only)
+  double from_s = 0, to_s = 0;                    // the window, from the recording's first tick
+  double length_s = 0;                            // the whole recording
 };
 
 // Throws util::FatalError: the file cannot be read (exit 1), the window is outside the

@@ -103,8 +103,10 @@ TEST(DiagnoseProbes, PostgresRowLockWaitsMoveFromIdleToLock) {
   ASSERT_TRUE(bench);
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   const std::string pid = std::to_string(pg.pid());
-  auto with = test_support::run_chokepoint(
-      {"diagnose", "--pid", pid, "--children", "-d", "3s", "--no-stacks", "--json"}, 60);
+  const std::string recording = pg.dir.path + "/window.chokepoint";
+  auto with = test_support::run_chokepoint({"diagnose", "--pid", pid, "--children", "-d", "3s",
+                                            "--no-stacks", "--json", "--record", recording},
+                                           60);
   ASSERT_EQ(with.exit_code, 0) << with.stderr_text;
   const auto j = nlohmann::json::parse(with.stdout_text);
   EXPECT_EQ(j["verdict"], "lock") << j["time_split"].dump();
@@ -115,6 +117,15 @@ TEST(DiagnoseProbes, PostgresRowLockWaitsMoveFromIdleToLock) {
     if (e.get<std::string>().find("Lock:transactionid") != std::string::npos) named = true;
   }
   EXPECT_TRUE(named) << j["bottlenecks"][0].dump(2);
+  // The recording keeps what the probe read: a replay applies the same rules and says the same.
+  auto replay = test_support::run_chokepoint({"replay", recording, "--json"}, 60);
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  const auto r = nlohmann::json::parse(replay.stdout_text);
+  EXPECT_EQ(r["verdict"], j["verdict"]);
+  EXPECT_EQ(r["time_split"], j["time_split"]);
+  EXPECT_EQ(r["bottlenecks"], j["bottlenecks"]);
+  EXPECT_EQ(r["services"], j["services"]);
+  EXPECT_EQ(r["sources"], j["sources"]);
   // Without the probe, the same backends read as waiting for work.
   auto without = test_support::run_chokepoint(
       {"diagnose", "--pid", pid, "--children", "-d", "3s", "--no-stacks", "--json", "--no-probes"},
