@@ -321,6 +321,17 @@ TEST(PostgresProbe, SeesARowLockWaitAndWhoBlocksIt) {
   Session waiter(pg.conninfo());
   const int waiter_pid = PQbackendPID(waiter.conn);
   ASSERT_EQ(PQsendQuery(waiter.conn, "UPDATE counters SET n = n + 1 WHERE id = 1"), 1);
+  // The UPDATE is sent, not yet queued: wait (bounded) until the server shows it on the lock.
+  bool queued = false;
+  for (int i = 0; i < 200 && !queued; ++i) {
+    PGresult* r = PQexec(setup.conn, ("SELECT 1 FROM pg_stat_activity WHERE pid = " +
+                                      std::to_string(waiter_pid) + " AND wait_event_type = 'Lock'")
+                                         .c_str());
+    queued = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    PQclear(r);
+    if (!queued) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(queued) << "the waiter's UPDATE never queued on the row lock within 10 s";
 
   auto pd = conninfo_from_postmaster_pid(pg.data(), "postgres");
   ASSERT_TRUE(pd) << pd.error().message;
