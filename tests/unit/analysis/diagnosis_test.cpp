@@ -65,7 +65,8 @@ TEST(Verdict, BriefHoldIsNoFinding) {
   auto t = thread(1, {{Resource::kOnCpu, 0.1}});
   t.held_ns[static_cast<std::size_t>(model::Hold::kFrozen)] = kWindowNs / 200;
   o.threads.push_back(t);
-  for (const auto& f : diagnose(o).findings) EXPECT_NE(f.resource, FindingResource::kHeld) << f.message;
+  for (const auto& f : diagnose(o).findings)
+    EXPECT_NE(f.resource, FindingResource::kHeld) << f.message;
 }
 
 TEST(Verdict, FsyncPerRequestIsDisk) {
