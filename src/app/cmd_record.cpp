@@ -1,7 +1,6 @@
 // chokepoint record: watch a target continuously and keep its raw samples in a recording, at a
 // low cost, within size and age limits, for chokepoint replay and diff.
 #include <fmt/format.h>
-#include <signal.h>
 
 #include <atomic>
 #include <filesystem>
@@ -17,14 +16,12 @@
 #include "store/recording.h"
 #include "util/escape.h"
 #include "util/fatal.h"
+#include "util/stop_signal.h"
 
 namespace chokepoint::app {
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) {
-  g_stop.store(true);
-}
+std::atomic<bool>& g_stop = util::stop_flag();
 
 struct RecordArgs {
   TargetArgs target;
@@ -77,10 +74,7 @@ int run_record(const RecordArgs& a) {
   if (!writer) throw util::FatalError(writer.error(), util::kExitRuntime);
 
   auto session = TargetSession::open(a.target);
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  util::stop_on_signals();
   collect::sampler::SamplerOptions opt;
   opt.target = session->spec();
   opt.duration_ns = duration_ns;
