@@ -106,12 +106,15 @@ class PostgresProbe final : public Probe {
     if (!act) return act.error();
     for (int i = 0; i < PQntuples(act->get()); ++i) {
       const int pid = static_cast<int>(as_number(PQgetvalue(act->get(), i, 0)));
-      const std::string state = PQgetvalue(act->get(), i, 1);
-      const std::string type = PQgetvalue(act->get(), i, 2);
-      const std::string event = PQgetvalue(act->get(), i, 3);
       // A backend with a wait event waits on it (Client:ClientRead is its client); "active"
       // without one is on a CPU; idle ones wait for their client's next command.
-      r.backend_states[pid] = !type.empty() ? type + ":" + event : state;
+      std::string wait = PQgetvalue(act->get(), i, 2);
+      if (wait.empty()) {
+        wait = PQgetvalue(act->get(), i, 1);
+      } else {
+        wait.append(":").append(PQgetvalue(act->get(), i, 3));
+      }
+      r.backend_states[pid] = std::move(wait);
     }
     if (reads_++ % kSlowEvery == 0) read_slow(r);
     return r;
