@@ -52,7 +52,9 @@ static void* jit(void* arg) {
       mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) return NULL;
   memcpy(page, kSpinCode, sizeof kSpinCode);
-  void (*spin)(void) = (void (*)(void))page;
+  /* memcpy, not a cast: ISO C has no conversion from an object pointer to a function pointer. */
+  void (*spin)(void);
+  memcpy(&spin, &page, sizeof spin);
   for (;;) {
     spin();
     usleep(500);
