@@ -83,11 +83,16 @@ DelayAccountingSwitch::DelayAccountingSwitch(std::string dir) {
   start_guard();
   if (read_setting() != 0)
     return;  // on already (by an admin, another run, a killed run), or absent
+  // The marker first: a run killed between the two steps then leaves a marker and 0 (which the
+  // guard or the next run "restores" to 0), never 1 with no marker, which nothing would restore.
+  { std::ofstream(marker_path_) << getpid() << "\n"; }
   {
     std::ofstream out(kSysctlPath);
-    if (!(out << 1 << std::endl)) return;
+    if (!(out << 1 << std::endl)) {
+      unlink(marker_path_.c_str());
+      return;
+    }
   }
-  std::ofstream(marker_path_) << getpid() << "\n";
   switched_ = true;
   std::cerr << "chokepoint: switched delay accounting on (kernel.task_delayacct=1); only tasks "
                "started from now on carry its data; the last chokepoint run to end sets it back "
