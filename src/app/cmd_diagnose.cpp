@@ -139,15 +139,9 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   std::vector<analysis::ServiceReport> service_reports;
   if (window) {
     // The services' own wait events refine the kernel's split where it cannot tell (a
-    // PostgreSQL backend on a row lock reads as idle); the verdict is then taken again.
-    if (model::apply_service_waits(window->observation.threads, services) > 0) {
-      window->diagnosis = analysis::diagnose(window->observation);
-    }
-    service_reports = analysis::assess_services(services);
-    analysis::fold_services(window->diagnosis, service_reports);
-    for (auto& src : probe_sources(services, probes.notes)) {
-      window->observation.sources.push_back(std::move(src));
-    }
+    // PostgreSQL backend on a row lock reads as idle), and their warnings join the verdict.
+    service_reports =
+        fold_service_view(window->observation, window->diagnosis, services, probes.notes);
   }
   raise_measuring_priority();  // stacks, symbolizing and output: chokepoint's own work
   std::optional<VerdictStacks> kept_stacks;

@@ -54,6 +54,9 @@ Probes make_probes(const ProbeArgs& args, const std::vector<int>& pids) {
   return out;
 }
 
+namespace {
+
+// The sources lines for the services that were probed (or found and not probed).
 std::vector<model::Source> probe_sources(const std::vector<model::ServiceObservation>& services,
                                          const std::vector<std::string>& notes) {
   std::vector<model::Source> out;
@@ -72,6 +75,18 @@ std::vector<model::Source> probe_sources(const std::vector<model::ServiceObserva
     out.push_back({n.substr(0, n.find_first_of(": ")) + " probe", false, "found, not probed", n});
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<analysis::ServiceReport> fold_service_view(
+    model::Observation& obs, analysis::Diagnosis& d,
+    const std::vector<model::ServiceObservation>& services, const std::vector<std::string>& notes) {
+  if (model::apply_service_waits(obs.threads, services) > 0) d = analysis::diagnose(obs);
+  auto reports = analysis::assess_services(services);
+  analysis::fold_services(d, reports);
+  for (auto& src : probe_sources(services, notes)) obs.sources.push_back(std::move(src));
+  return reports;
 }
 
 }  // namespace chokepoint::app

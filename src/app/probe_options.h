@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/services.h"
 #include "collect/probes/probe.h"
 #include "model/observation.h"
 
@@ -33,8 +34,12 @@ struct Probes {
 // those found among `pids` (the target's processes at the start) unless --no-probes.
 Probes make_probes(const ProbeArgs& args, const std::vector<int>& pids);
 
-// The sources lines for the services that were probed (or found and not probed).
-std::vector<model::Source> probe_sources(const std::vector<model::ServiceObservation>& services,
-                                         const std::vector<std::string>& notes);
+// Folds what the services said into a window, the one way diagnose and replay both do it: their
+// wait events refine the split (the verdict is taken again when they moved time), their
+// warnings join the verdict's evidence and fixes, and each probe gets its sources line.
+// Returns the services' reports for the Services section.
+std::vector<analysis::ServiceReport> fold_service_view(
+    model::Observation& obs, analysis::Diagnosis& d,
+    const std::vector<model::ServiceObservation>& services, const std::vector<std::string>& notes);
 
 }  // namespace chokepoint::app

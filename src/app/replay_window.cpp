@@ -49,14 +49,8 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
     // As the live run did it: the services refine the split and fold into the verdict, then the
     // stacks add their evidence (app/cmd_diagnose.cpp).
     const RecordedServices services = saved_services(*reader);
-    if (model::apply_service_waits(w.observation.threads, services.observations) > 0) {
-      w.diagnosis = analysis::diagnose(w.observation);
-    }
-    w.services = analysis::assess_services(services.observations);
-    analysis::fold_services(w.diagnosis, w.services);
-    for (auto& src : probe_sources(services.observations, services.notes)) {
-      w.observation.sources.push_back(std::move(src));
-    }
+    w.services =
+        fold_service_view(w.observation, w.diagnosis, services.observations, services.notes);
     if (auto stacks = saved_stacks(*reader)) add_stacks(*stacks, w.observation, w.diagnosis);
     w.load = saved_load(*reader);
     const RecordedRunCost cost = saved_run_cost(*reader);
