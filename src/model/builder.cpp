@@ -54,6 +54,9 @@ class Builder {
   // False (and the tick ignored) past the window's end.
   bool tick(const Tick& t);
   Observation finish();
+  // The window's observation, then the next window [end, next_end_ns] with every thread's and
+  // process's starting point kept and the window's own sums cleared.
+  Observation finish_and_continue(std::int64_t next_end_ns);
 
  private:
   bool in_window(std::int64_t at) const { return at >= start_ && at <= end_; }
@@ -430,6 +433,40 @@ Observation Builder::finish() {
   return obs;
 }
 
+Observation Builder::finish_and_continue(std::int64_t next_end_ns) {
+  // finish() closes every account at the window's end: a copy does, this builder goes on.
+  Builder done = *this;
+  Observation obs = done.finish();
+  start_ = end_;
+  end_ = std::max(start_, next_end_ns);
+  finished_.clear();
+  for (auto& [id, t] : threads_) {
+    ThreadAccount fresh;
+    fresh.key = t.account.key;
+    fresh.comm = std::move(t.account.comm);
+    fresh.process_name = std::move(t.account.process_name);
+    fresh.first_seen_ns = t.account.first_seen_ns;
+    fresh.last_seen_ns = t.account.last_seen_ns;
+    t.account = std::move(fresh);
+  }
+  for (auto& [pid, p] : processes_) {
+    ProcessTrack fresh;
+    fresh.name = std::move(p.name);
+    fresh.tids = std::move(p.tids);
+    p = std::move(fresh);
+  }
+  lock_behind_disk_ns_ = 0;
+  syscall_denied_ = 0;
+  runnable_sum_ = 0;
+  runnable_count_ = 0;
+  sys_first_.reset();
+  sys_last_.reset();
+  if (collector_last_) collector_before_ = std::move(collector_last_);
+  collector_last_.reset();
+  exited_ = false;
+  return obs;
+}
+
 std::uint64_t opt_delta(const std::optional<std::uint64_t>& a,
                         const std::optional<std::uint64_t>& b) {
   if (!a || !b) return 0;
@@ -467,6 +504,10 @@ bool ObservationBuilder::add(const Tick& tick) {
 
 Observation ObservationBuilder::finish() {
   return impl_->builder.finish();
+}
+
+Observation ObservationBuilder::finish_and_continue(std::int64_t next_to_ns) {
+  return impl_->builder.finish_and_continue(next_to_ns);
 }
 
 ObservationSink::ObservationSink(Samples* keep) : keep_(keep) {}

@@ -43,6 +43,13 @@ class ObservationBuilder {
 
   bool add(const Tick& tick);
   Observation finish();
+  // The observation of this window, and the builder goes on with the next one, from this
+  // window's end to next_to_ns, keeping every thread's and process's starting point: one pass
+  // over a recording gives the observations of consecutive windows, each the same as a builder of
+  // that window fed every tick from the start would give (a tick exactly at the boundary counts in
+  // the window that ends there only). Call it when add returned false, then add that tick again.
+  // REQUIRES: built with the window's bounds.
+  Observation finish_and_continue(std::int64_t next_to_ns);
 
  private:
   struct Impl;
