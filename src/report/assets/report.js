@@ -110,6 +110,20 @@
       var x0 = Math.floor(i * width / n), x1 = Math.floor((i + 1) * width / n);
       ctx.fillRect(x0, 0, Math.max(1, x1 - x0), 18);
     });
+    // Each run of one verdict is labelled where the label fits.
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.textBaseline = 'middle';
+    for (var i = 0; i < n;) {
+      var j = i;
+      while (j < n && verdictLabel(t.verdicts[j]) === verdictLabel(t.verdicts[i])) ++j;
+      var label = verdictLabel(t.verdicts[i]);
+      var x0 = Math.floor(i * width / n), w = Math.floor(j * width / n) - x0;
+      if (ctx.measureText(label).width + 8 <= w) {
+        ctx.fillStyle = t.verdicts[i] && t.verdicts[i].verdict !== 'none' ? '#fff' : '#222';
+        ctx.fillText(label, x0 + 4, 9);
+      }
+      i = j;
+    }
     canvas.addEventListener('mousemove', function (ev) {
       var r = canvas.getBoundingClientRect();
       var i = Math.min(n - 1, Math.floor((ev.clientX - r.left) / r.width * n));
@@ -120,15 +134,18 @@
     canvas.addEventListener('mouseleave', hideTip);
     api.strips.push(canvas);
     var changes = el('ul', null, null, parent);
-    var last = null;
+    var last = null, listed = 0, more = 0;
     t.verdicts.forEach(function (v, i) {
       var label = verdictLabel(v);
       if (label === last) return;
-      var share = v && v.share !== undefined ? ' (' + pct(v.share) + ' of busy time)' : '';
-      el('li', last === null ? null : 'changed',
-        (last === null ? 'from ' : 'at ') + num(t.columns[i], 1) + ' s: ' + label + share, changes);
       last = label;
+      if (listed >= 12) { ++more; return; }
+      ++listed;
+      var share = v && v.share !== undefined ? ' (' + pct(v.share) + ' of busy time)' : '';
+      el('li', listed === 1 ? null : 'changed',
+        (listed === 1 ? 'from ' : 'at ') + num(t.columns[i], 1) + ' s: ' + label + share, changes);
     });
+    if (more) el('li', 'note', 'and ' + more + ' more changes (hover the strip)', changes);
   }
 
   // --- the 8-state split over time, stacked
