@@ -535,5 +535,6 @@
     absentSection(rec, box);
     sourcesSection(rec, box);
   });
+  api.readyMs = performance.now();  // since navigation started: the time to interactive
   api.ready = true;
 })();
