@@ -4,7 +4,8 @@
 #     the recorder's worst case) for SOURCE_S seconds at --interval 1s;
 #  2. stretches it to an hour through the real store writer (chokepoint-bench-report-synth:
 #     the source's ticks repeated, each counter advanced by what it grew over the source);
-#  3. times `chokepoint report` on it (RUNS runs) and reads the page's size;
+#  3. times `chokepoint report` on it and, side by side, `chokepoint replay` (the floor: reading
+#     the recording and diagnosing it once), RUNS runs each, and reads the page's size;
 #  4. measures the page's time to interactive in headless Chromium (bench/report/tti.py).
 # Usage: bench/report/report_scale.sh [SOURCE_S] [HOUR_S] [RUNS]
 set -euo pipefail
@@ -24,8 +25,10 @@ kill $pid
   "$bin/chokepoint-bench-report-synth" "$work/source.chokepoint" "$work/hour.chokepoint" "$hour_s"
 echo "recording: $(stat -c %s "$work/hour.chokepoint") bytes"
 for r in $(seq "$runs"); do
-  /usr/bin/time -f "report run $r: %e s wall, %M KB max RSS" \
-    "$bin/chokepoint" report "$work/hour.chokepoint" -o "$work/hour.html"
+  /usr/bin/time -f "report run $r: %e s wall, %U s user, %S s sys, %M KB max RSS" \
+    "$bin/chokepoint" report "$work/hour.chokepoint" -o "$work/hour.html" 2>&1 | grep -v wrote
+  /usr/bin/time -f "replay run $r: %e s wall, %U s user, %S s sys, %M KB max RSS" \
+    "$bin/chokepoint" replay "$work/hour.chokepoint" 2>&1 >/dev/null | grep -v replaying
 done
 echo "page: $(stat -c %s "$work/hour.html") bytes"
 /usr/bin/python3 bench/report/tti.py "$work/hour.html" 5
