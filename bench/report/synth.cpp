@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
   const std::int64_t repeats = std::max<std::int64_t>(1, want_ns / span);
 
   std::map<std::pair<int, int>, ThreadSpan> threads;
-  std::map<int, std::pair<chokepoint::model::ProcessSample, chokepoint::model::ProcessSample>> procs;
+  std::map<int, std::pair<chokepoint::model::ProcessSample, chokepoint::model::ProcessSample>>
+      procs;
   std::optional<chokepoint::model::SystemSample> sys_first, sys_last;
   for (std::size_t i = 1; i < ticks.size(); ++i) {
     for (const auto& s : ticks[i].threads) {
@@ -142,8 +143,8 @@ int main(int argc, char** argv) {
         grow_opt(s.listen_overflows, a.listen_overflows, z.listen_overflows, r);
         grow_opt(s.psi_cpu.some_total_ns, a.psi_cpu.some_total_ns, z.psi_cpu.some_total_ns, r);
         grow_opt(s.psi_io.some_total_ns, a.psi_io.some_total_ns, z.psi_io.some_total_ns, r);
-        grow_opt(s.psi_memory.some_total_ns, a.psi_memory.some_total_ns,
-                 z.psi_memory.some_total_ns, r);
+        grow_opt(s.psi_memory.some_total_ns, a.psi_memory.some_total_ns, z.psi_memory.some_total_ns,
+                 r);
         if (s.disks && a.disks && z.disks && s.disks->size() == a.disks->size() &&
             s.disks->size() == z.disks->size()) {
           for (std::size_t d = 0; d < s.disks->size(); ++d) {
@@ -153,8 +154,8 @@ int main(int argc, char** argv) {
             x.reads = grow(x.reads, da.reads, dz.reads, r);
             x.writes = grow(x.writes, da.writes, dz.writes, r);
             x.io_time_ns = grow(x.io_time_ns, da.io_time_ns, dz.io_time_ns, r);
-            x.weighted_io_time_ns = grow(x.weighted_io_time_ns, da.weighted_io_time_ns,
-                                         dz.weighted_io_time_ns, r);
+            x.weighted_io_time_ns =
+                grow(x.weighted_io_time_ns, da.weighted_io_time_ns, dz.weighted_io_time_ns, r);
             x.read_time_ns = grow(x.read_time_ns, da.read_time_ns, dz.read_time_ns, r);
             x.write_time_ns = grow(x.write_time_ns, da.write_time_ns, dz.write_time_ns, r);
             grow_opt(x.flushes, da.flushes, dz.flushes, r);
