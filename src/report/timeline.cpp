@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "analysis/diagnosis.h"
@@ -82,7 +83,7 @@ class TimelineBuilder::Reducer {
     for (const auto& t : obs.threads) {
       if (t.split.total_ns() <= 0) continue;
       by_process[t.key.pid] += t.split;
-      ThreadRow& row = threads_[t.key];
+      ThreadRow& row = threads_[{t.key.pid, t.key.tid, t.key.start_time_ticks}];
       if (row.runs.empty() && row.columns == 0) {
         row.pid = t.key.pid;
         row.tid = t.key.tid;
@@ -112,7 +113,7 @@ class TimelineBuilder::Reducer {
     }
     for (const auto& [pid, split] : by_process) {
       ProcessRow& row = processes_[pid];
-      if (row.split.size() < static_cast<std::size_t>(col + 1)) {
+      if (row.split.size() < static_cast<std::size_t>(col) + 1) {
         row.split.resize(static_cast<std::size_t>(col), nullptr);
         row.split.push_back(shares(split));
       }
@@ -271,7 +272,8 @@ class TimelineBuilder::Reducer {
   std::vector<double> starts_;  // each column's start, s from the first tick
   int columns_ = 0;
   std::vector<nlohmann::json> verdicts_, split_;
-  std::map<model::ThreadKey, ThreadRow> threads_;
+  // By pid, tid and start time (model::ThreadKey's order, without its defaulted <=>).
+  std::map<std::tuple<int, int, std::uint64_t>, ThreadRow> threads_;
   std::map<int, ProcessRow> processes_;
   std::map<std::string, int> detail_ids_;
   std::vector<std::string> details_;
