@@ -251,6 +251,21 @@ def main():
         before, after = record_lab(work)
         lab_page = report([before, after], os.path.join(args.artifacts, 'lab-report.html'))
         hostile_page = report([record_hostile(work)], os.path.join(work, 'hostile.html'))
+
+        def bad_input():
+            chokepoint = os.path.join(args.bin, 'chokepoint')
+            not_recording = os.path.join(work, 'not-a-recording')
+            with open(not_recording, 'w') as f:
+                f.write('hello')
+            out = os.path.join(work, 'bad.html')
+            for files, code in (([os.path.join(work, 'missing.chokepoint')], 1),
+                                ([not_recording], 1), ([before, after, before], 2)):
+                p = subprocess.run([chokepoint, 'report', *files, '-o', out], capture_output=True,
+                                   text=True, timeout=30)
+                assert p.returncode == code, (files, p.returncode, p.stderr)
+                assert 'error: ' in p.stderr and 'hint: ' in p.stderr, p.stderr
+                assert not os.path.exists(out), 'a half-written page was left'
+        check('bad input gives error and hint and writes nothing', bad_input)
         driver = browser()
 
         load_page(driver, lab_page)
