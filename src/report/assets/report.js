@@ -272,7 +272,8 @@
     }
     function draw() {
       layout();
-      var width = chartWidth(parent);
+      // The whole width of the column: more pixels per cell than the charts' cap.
+      var width = Math.max(280, (parent.clientWidth || 600) - 10);
       cellPx = Math.max(1, (width - LABEL_PX) / n);
       var dpr = window.devicePixelRatio || 1;
       var height = Math.max(ROW_PX, rows.length * ROW_PX);
