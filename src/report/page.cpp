@@ -126,4 +126,11 @@ std::string report_html(const nlohmann::json& data, const std::string& title) {
   return page;
 }
 
+std::string load_html(const std::string& label, const nlohmann::json& load) {
+  const nlohmann::json data = {{"recordings", nlohmann::json::array()},
+                               {"diff", nullptr},
+                               {"loads", {{{"label", label}, {"load", load}}}}};
+  return report_html(data, "chokepoint load: " + label);
+}
+
 }  // namespace chokepoint::report

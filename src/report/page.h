@@ -38,7 +38,12 @@ nlohmann::json recording_json(const RecordingPage& r);
 // comment; invalid UTF-8 is replaced.
 std::string script_json(const nlohmann::json& j);
 
-// The page: {"recordings": [recording_json, ...], "diff": render::diagnosis_diff_json or null}.
+// The page: {"recordings": [recording_json, ...], "diff": render::diagnosis_diff_json or null,
+// "loads": [{"label", "load"}] (optional: load runs drawn on their own, `chokepoint load -o`)}.
 std::string report_html(const nlohmann::json& data, const std::string& title);
+
+// The page of one `chokepoint load` run: its load JSON (app/load_report.h load_json), drawn as
+// the report's load panel. `label` names the run (its URL).
+std::string load_html(const std::string& label, const nlohmann::json& load);
 
 }  // namespace chokepoint::report

@@ -514,8 +514,9 @@
 
   // --- the page
   var recs = data.recordings;
-  el('h1', null, 'chokepoint report: ' + recs.map(function (r) { return r.label; }).join(' \u2192 '),
-    root);
+  var loads = data.loads || [];
+  el('h1', null, (recs.length ? 'chokepoint report: ' : 'chokepoint load: ') +
+    recs.concat(loads).map(function (r) { return r.label; }).join(' \u2192 '), root);
   if (data.diff) diffSection(data.diff, root);
   var cols = el('div', 'columns', null, root);
   cols.style.setProperty('--n', String(recs.length));
@@ -536,6 +537,8 @@
     absentSection(rec, box);
     sourcesSection(rec, box);
   });
+  // A load run on its own (chokepoint load -o): its panel only.
+  loads.forEach(function (l) { loadSection({ load: l.load }, el('section', 'recording', null, root)); });
   api.readyMs = performance.now();  // since navigation started: the time to interactive
   api.ready = true;
 })();

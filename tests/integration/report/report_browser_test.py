@@ -92,12 +92,14 @@ def record_lab(work):
     lab, port = start_lab('--scenario', 'disk', '--commit', 'batch')
     url = 'http://127.0.0.1:%d/' % port
     after = os.path.join(work, 'after.chokepoint')
-    load = subprocess.Popen([chokepoint, 'load', '-c8', '-d4s', url], stdout=subprocess.DEVNULL,
+    # The load beside the recording writes its own page (chokepoint load -o).
+    load = subprocess.Popen([chokepoint, 'load', '-c8', '-d4s', url, '-o',
+                             os.path.join(work, 'load.html')], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     started.append(load)
     run([chokepoint, 'record', '--pid', str(lab.pid), '--interval', '200ms', '--duration', '3s',
          '-o', after])
-    load.wait(30)
+    assert load.wait(30) == 0
     stop(lab)
     return before, after
 
@@ -322,6 +324,15 @@ def main():
             assert driver.execute_script('return document.querySelectorAll("img").length') == 0
         check('the hostile thread name shows as text in the heat map', hostile_thread)
         check('every chart of the hostile page draws', lambda: every_chart_draws(driver, 5))
+
+        load_page(driver, os.path.join(work, 'load.html'))
+
+        def load_alone():
+            no_console_errors(driver)
+            every_chart_draws(driver, 3)
+            body = driver.find_element('tag name', 'body').text
+            assert 'chokepoint load: http://127.0.0.1:' in body and 'p99' in body, body[:500]
+        check('chokepoint load -o draws the run on its own page', load_alone)
     except Exception:  # noqa: BLE001 - a failure to record or start the browser fails the test
         results.append(('setup', traceback.format_exc()))
         print('FAIL setup\n' + traceback.format_exc(), flush=True)
