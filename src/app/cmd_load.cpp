@@ -14,6 +14,8 @@
 #include "loadgen/assess.h"
 #include "loadgen/load.h"
 #include "render/json_text.h"
+#include "report/page.h"
+#include "util/atomic_file.h"
 #include "util/escape.h"
 #include "util/fatal.h"
 #include "util/plural.h"
@@ -33,6 +35,7 @@ struct LoadArgs {
   std::string warmup = "0s";
   bool json = false;
   bool timeline = false;
+  std::string html;  // -o: also write the run as an HTML page
 };
 
 int run_load_command(const LoadArgs& args) {
@@ -46,6 +49,9 @@ int run_load_command(const LoadArgs& args) {
   o.duration_ns = parse_duration_ns(args.duration, "--duration");
   o.warmup_ns = parse_duration_ns(args.warmup, "--warmup");
   preflight(o);
+  if (!args.html.empty()) {
+    if (auto w = util::check_writable(args.html); !w) throw util::FatalError(w.error());
+  }
 
   // SIGINT and SIGTERM end the run early; the report covers what ran.
   o.stop = &util::stop_on_signals();
@@ -90,6 +96,17 @@ int run_load_command(const LoadArgs& args) {
       }
     }
   }
+  if (!args.html.empty()) {
+    const std::string label = args.request.urls.size() == 1
+                                  ? args.request.urls[0]
+                                  : fmt::format("{} URLs", args.request.urls.size());
+    const std::string page = report::load_html(label, load_json(r, o, a, args.request.urls));
+    if (auto w = util::write_file_atomically(args.html, page); !w) {
+      throw util::FatalError(w.error());
+    }
+    std::cerr << fmt::format("chokepoint: wrote {} ({} bytes)\n", util::terminal_text(args.html),
+                             page.size());
+  }
   if (r.requests > 0 && responses(r) == 0) {
     throw util::FatalError(util::Error{fmt::format("no request got a response ({})", r.first_error),
                                        loadgen::failure_hint(r, o)});
@@ -123,6 +140,9 @@ Subcommand make_load_command(CLI::App& root) {
                   "time before measuring starts; its requests are not counted")
       ->capture_default_str();
   cli->add_flag("--json", args->json, "print the report as JSON");
+  cli->add_option("-o,--output", args->html,
+                  "also write the run as one self-contained HTML page (latency, throughput, "
+                  "errors over time)");
   cli->add_flag("--timeline", args->timeline, "print the per-second timeline (always in --json)");
   cli->footer(
       "Examples:\n"

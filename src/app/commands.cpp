@@ -11,6 +11,7 @@ Subcommand make_load_command(CLI::App& root);
 Subcommand make_profile_command(CLI::App& root);
 Subcommand make_record_command(CLI::App& root);
 Subcommand make_replay_command(CLI::App& root);
+Subcommand make_report_command(CLI::App& root);
 Subcommand make_usl_command(CLI::App& root);
 
 std::vector<Subcommand> register_all(CLI::App& root) {
@@ -20,6 +21,7 @@ std::vector<Subcommand> register_all(CLI::App& root) {
   subcommands.push_back(make_record_command(root));
   subcommands.push_back(make_replay_command(root));
   subcommands.push_back(make_diff_command(root));
+  subcommands.push_back(make_report_command(root));
   subcommands.push_back(make_profile_command(root));
   subcommands.push_back(make_load_command(root));
   subcommands.push_back(make_knee_command(root));

@@ -14,7 +14,7 @@
 namespace chokepoint::app {
 
 ReplayedWindow replay_window(const std::string& path, const std::string& from,
-                             const std::string& to) {
+                             const std::string& to, const TickTap& tap) {
   auto reader = store::RecordingReader::open(path);
   if (!reader) throw util::FatalError(reader.error(), util::kExitRuntime);
   const auto range = reader->time_range();
@@ -34,8 +34,11 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
   }
   const std::int64_t end_ns = std::min(to_ns, length_ns);
   model::ObservationBuilder builder(reader->info(), range->first + from_ns, range->first + end_ns);
-  auto read =
-      reader->read_ticks(range->first + end_ns, [&](model::Tick&& t) { return builder.add(t); });
+  if (tap.begin) tap.begin(*reader, range->first + from_ns, range->first + end_ns);
+  auto read = reader->read_ticks(range->first + end_ns, [&](model::Tick&& t) {
+    if (tap.each) tap.each(t);
+    return builder.add(t);
+  });
   if (!read) throw util::FatalError(read.error(), util::kExitRuntime);
   ReplayedWindow w;
   w.observation = builder.finish();

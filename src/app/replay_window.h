@@ -3,6 +3,8 @@
 // chosen (--from and --to are offsets from its first tick), the observation built and diagnosed,
 // and the stacks diagnose kept added back.
 
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "analysis/diagnosis.h"
@@ -27,9 +29,17 @@ struct ReplayedWindow {
   double length_s = 0;                            // the whole recording
 };
 
+// Another reader of the same pass over the recording (the report's timeline): begin gets the
+// reader and the window's bounds (monotonic ns) before the first tick, each gets every tick read.
+struct TickTap {
+  std::function<void(const store::RecordingReader&, std::int64_t from_ns, std::int64_t to_ns)>
+      begin;
+  std::function<void(const model::Tick&)> each;
+};
+
 // Throws util::FatalError: the file cannot be read (exit 1), the window is outside the
 // recording or empty (exit 2).
 ReplayedWindow replay_window(const std::string& path, const std::string& from,
-                             const std::string& to);
+                             const std::string& to, const TickTap& tap = {});
 
 }  // namespace chokepoint::app

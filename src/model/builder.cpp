@@ -54,6 +54,9 @@ class Builder {
   // False (and the tick ignored) past the window's end.
   bool tick(const Tick& t);
   Observation finish();
+  // The observation of [start, last.at_ns], then the builder goes on with [last.at_ns, end]
+  // with every thread's and process's starting point kept and the window's own sums cleared.
+  Observation cut_after(const Tick& last);
 
  private:
   bool in_window(std::int64_t at) const { return at >= start_ && at <= end_; }
@@ -62,6 +65,8 @@ class Builder {
   void thread_sample(const ThreadSample& s);
   void end_thread(const ThreadEnd& e);
   void process_sample(const ProcessSample& s);
+  // What a tick adds beside its thread samples: processes, sockets, system, collector.
+  void window_parts(const Tick& t);
 
   const RecordingInfo& info_;
   std::int64_t start_, end_;
@@ -79,6 +84,10 @@ class Builder {
   int runnable_count_ = 0;
   std::optional<SystemSample> sys_first_, sys_last_;
   std::optional<CollectorSample> collector_before_, collector_last_;
+  std::optional<CollectorSample> collector_prev_;
+  // After cut_after: system rates are over the time between the two reads (the first may be
+  // before the window), and a window with no read of its own has none.
+  bool system_span_ = false;  // the one before collector_last_, for cut_after
   bool exited_ = false;
 };
 
@@ -226,11 +235,16 @@ bool Builder::tick(const Tick& t) {
     last_at_ = std::max(last_at_, t.at_ns);
   }
   any_tick_ = true;
-  const bool inside = in_window(t.at_ns);
   for (int pid : t.new_pids) pids_.insert(pid);
   for (const auto& e : t.ended) end_thread(e);
   for (const auto& s : t.threads) thread_sample(s);
+  window_parts(t);
+  return true;
+}
+
+void Builder::window_parts(const Tick& t) {
   for (const auto& p : t.processes) process_sample(p);
+  const bool inside = in_window(t.at_ns);
   if (inside) {
     for (const auto& s : t.sockets) {
       ProcessTrack& p = processes_[s.pid];
@@ -254,12 +268,13 @@ bool Builder::tick(const Tick& t) {
   }
   if (t.collector) {
     if (inside) {
+      collector_prev_ = std::move(collector_last_);
       collector_last_ = t.collector;
     } else if (t.at_ns < start_) {
       collector_before_ = t.collector;
     }
   }
-  if (!inside) return true;
+  if (!inside) return;
   if (t.system) {
     if (!sys_first_) sys_first_ = t.system;
     sys_last_ = t.system;
@@ -269,7 +284,6 @@ bool Builder::tick(const Tick& t) {
     ++runnable_count_;
   }
   exited_ = t.target_exited;
-  return true;
 }
 
 ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
@@ -409,8 +423,9 @@ Observation Builder::finish() {
   for (const auto& [pid, p] : processes_) {
     if (p.seen_in_window) obs.processes.push_back(summarize_process(pid, p, secs));
   }
-  if (sys_first_ && sys_last_) {
-    obs.system = summarize_system(*sys_first_, *sys_last_, secs);
+  if (sys_first_ && sys_last_ && (!system_span_ || sys_last_->at_ns > sys_first_->at_ns)) {
+    const double span_s = static_cast<double>(sys_last_->at_ns - sys_first_->at_ns) / 1e9;
+    obs.system = summarize_system(*sys_first_, *sys_last_, system_span_ ? span_s : secs);
     obs.sources = system_sources(*sys_last_);
   }
   if (runnable_count_ > 0) obs.system.run_queue_avg = runnable_sum_ / runnable_count_;
@@ -427,6 +442,52 @@ Observation Builder::finish() {
   obs.overhead.rss_bytes = c.rss_bytes;
   obs.overhead.thread_samples = util::saturating_delta(before.thread_samples, c.thread_samples);
   obs.overhead.deep_samples = util::saturating_delta(before.deep_samples, c.deep_samples);
+  return obs;
+}
+
+Observation Builder::cut_after(const Tick& last) {
+  // finish() closes every account at the window's end: a copy does, this builder goes on.
+  Builder done = *this;
+  done.end_ = last.at_ns;
+  Observation obs = done.finish();
+  start_ = last.at_ns;
+  finished_.clear();
+  for (auto& [id, t] : threads_) {
+    ThreadAccount fresh;
+    fresh.key = t.account.key;
+    fresh.comm = std::move(t.account.comm);
+    fresh.process_name = std::move(t.account.process_name);
+    fresh.first_seen_ns = t.account.first_seen_ns;
+    fresh.last_seen_ns = t.account.last_seen_ns;
+    t.account = std::move(fresh);
+  }
+  for (auto& [pid, p] : processes_) {
+    ProcessTrack fresh;
+    fresh.name = std::move(p.name);
+    fresh.tids = std::move(p.tids);
+    p = std::move(fresh);
+  }
+  lock_behind_disk_ns_ = 0;
+  syscall_denied_ = 0;
+  runnable_sum_ = 0;
+  runnable_count_ = 0;
+  // The system counters are read now and then (not at every tick): the new window's rates start
+  // from the last read before it, over the time between the reads.
+  std::optional<SystemSample> system_before = std::move(sys_last_);
+  sys_first_.reset();
+  sys_last_.reset();
+  system_span_ = true;
+  // The collector's last read before the new window (the boundary tick's is inside it).
+  const auto& before = last.collector ? collector_prev_ : collector_last_;
+  if (before) collector_before_ = before;
+  collector_last_.reset();
+  collector_prev_.reset();
+  exited_ = false;
+  // The boundary tick belongs to both windows (a window includes its ends): its process, socket,
+  // system and collector reads start the new one. Its thread samples do not count again (an
+  // interval is counted in the window it ends in).
+  window_parts(last);
+  if (!sys_first_) sys_first_ = std::move(system_before);
   return obs;
 }
 
@@ -467,6 +528,10 @@ bool ObservationBuilder::add(const Tick& tick) {
 
 Observation ObservationBuilder::finish() {
   return impl_->builder.finish();
+}
+
+Observation ObservationBuilder::cut_after(const Tick& last) {
+  return impl_->builder.cut_after(last);
 }
 
 ObservationSink::ObservationSink(Samples* keep) : keep_(keep) {}

@@ -43,6 +43,14 @@ class ObservationBuilder {
 
   bool add(const Tick& tick);
   Observation finish();
+  // Cuts the window at `last`, the tick just added: returns the observation from the window's
+  // start to last.at_ns, and the builder goes on with the rest of the window, keeping every
+  // thread's and process's starting point. One pass over a recording so gives the observations
+  // of consecutive windows cut at ticks, each the same as a builder of that window alone, fed
+  // every tick from the start, would give (the report's columns); except that the system counters,
+  // read now and then rather than at every tick, start from the last read before the window (the
+  // rates are over the time between the reads), and a window with no read of its own has none.
+  Observation cut_after(const Tick& last);
 
  private:
   struct Impl;

@@ -269,5 +269,72 @@ TEST(BuildObservation, BrokenStreamsDoNotCrash) {
   EXPECT_TRUE(build_observation(info(), {}).threads.empty());
 }
 
+TEST(ObservationBuilder, WindowsCutAtTicksInOnePassEqualEachWindowBuiltAlone) {
+  // Two threads that change waits, one that ends; process and system reads at every tick; the
+  // windows cut at the ticks of 200 and 600 ms.
+  std::vector<Tick> ticks(6);
+  ticks[0].new_pids = {100};
+  ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep)),
+                      first(2, 0, in_syscall(SYS_fdatasync, FdRole::kRegularFile, "/db"))};
+  for (std::size_t i = 0; i < ticks.size(); ++i) {
+    const std::int64_t at = static_cast<std::int64_t>(i) * 200 * kMs;
+    ticks[i].at_ns = at;
+    ProcessSample p;
+    p.pid = 100;
+    p.at_ns = at;
+    p.has_status = true;
+    p.rss_bytes = (static_cast<std::uint64_t>(i) + 1) << 20;
+    ticks[i].processes.push_back(p);
+    SystemSample sys;
+    sys.at_ns = at;
+    sys.cpus_online = 2;
+    sys.has_cpu = true;
+    sys.cpu_total_ns = static_cast<std::uint64_t>(at) * 2;
+    sys.cpu_busy_ns = static_cast<std::uint64_t>(at) * i / 4;
+    ticks[i].system = sys;
+  }
+  ticks[1].threads = {poll(1, 200 * kMs, 100 * kMs, 20 * kMs, mutex_wait())};
+  ticks[2].threads = {poll(2, 400 * kMs, 300 * kMs, 30 * kMs, in_syscall(SYS_nanosleep))};
+  ticks[3].ended = {{100, 1, 550 * kMs}};
+  ticks[4].threads = {
+      poll(2, 800 * kMs, 800 * kMs, 90 * kMs, in_syscall(SYS_fsync, FdRole::kRegularFile, "/log"))};
+  ticks[5].closing = true;
+  const std::vector<std::int64_t> bounds = {0, 200 * kMs, 600 * kMs, 1000 * kMs};
+
+  ObservationBuilder rolling(info(), bounds.front(), bounds.back());
+  std::vector<Observation> windows;
+  for (const Tick& t : ticks) {
+    ASSERT_TRUE(rolling.add(t));
+    if (t.at_ns == bounds[windows.size() + 1] && t.at_ns < bounds.back()) {
+      windows.push_back(rolling.cut_after(t));
+    }
+  }
+  windows.push_back(rolling.finish());
+  ASSERT_EQ(windows.size(), 3u);
+  for (std::size_t w = 0; w < windows.size(); ++w) {
+    SCOPED_TRACE(w);
+    const Observation alone = build_observation(info(), ticks, Window{bounds[w], bounds[w + 1]});
+    EXPECT_EQ(windows[w].duration_ns, alone.duration_ns);
+    ASSERT_EQ(windows[w].threads.size(), alone.threads.size());
+    for (std::size_t i = 0; i < alone.threads.size(); ++i) {
+      EXPECT_EQ(windows[w].threads[i].key, alone.threads[i].key);
+      EXPECT_EQ(windows[w].threads[i].split.ns, alone.threads[i].split.ns);
+      EXPECT_EQ(windows[w].threads[i].details, alone.threads[i].details);
+    }
+    ASSERT_EQ(windows[w].processes.size(), alone.processes.size());
+    for (std::size_t i = 0; i < alone.processes.size(); ++i) {
+      EXPECT_EQ(windows[w].processes[i].rss_start_bytes, alone.processes[i].rss_start_bytes);
+      EXPECT_EQ(windows[w].processes[i].rss_end_bytes, alone.processes[i].rss_end_bytes);
+    }
+    EXPECT_GT(alone.system.cpu_utilization, 0);
+    EXPECT_DOUBLE_EQ(windows[w].system.cpu_utilization, alone.system.cpu_utilization);
+  }
+  // The windows add up to the whole: each thread's time is in exactly one of them.
+  EXPECT_EQ(total_split(windows[0].threads).total_ns() +
+                total_split(windows[1].threads).total_ns() +
+                total_split(windows[2].threads).total_ns(),
+            total_split(build_observation(info(), ticks).threads).total_ns());
+}
+
 }  // namespace
 }  // namespace chokepoint::model

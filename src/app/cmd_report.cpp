@@ -1,0 +1,111 @@
+// chokepoint report: one self-contained HTML page from a recording (or two: before and after).
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "app/replay_window.h"
+#include "app/subcommand.h"
+#include "render/diagnosis_diff.h"
+#include "report/page.h"
+#include "report/timeline.h"
+#include "util/atomic_file.h"
+#include "util/escape.h"
+#include "util/fatal.h"
+
+namespace chokepoint::app {
+namespace {
+
+struct ReportArgs {
+  std::vector<std::string> files;
+  std::string output;
+};
+
+// NOLINTNEXTLINE(bugprone-exception-escape): see ReplayedWindow
+struct ReportedRecording {
+  ReplayedWindow window;
+  nlohmann::json timeline;
+};
+
+// The recording replayed as a whole (the report replay prints) and, in the same pass, cut into
+// the page's columns.
+ReportedRecording read_recording(const std::string& path) {
+  std::optional<report::TimelineBuilder> timeline;
+  std::int64_t first_unix_ns = 0;
+  TickTap tap;
+  tap.begin = [&](const store::RecordingReader& reader, std::int64_t from_ns, std::int64_t to_ns) {
+    timeline.emplace(reader.info(), from_ns, to_ns);
+    first_unix_ns = from_ns - reader.meta().created_monotonic_ns + reader.meta().created_unix_ns;
+  };
+  tap.each = [&](const model::Tick& t) { timeline->add(t); };
+  ReportedRecording r{replay_window(path, "", "", tap), nullptr};
+  r.timeline = timeline->finish(first_unix_ns);
+  return r;
+}
+
+nlohmann::json page_json(const std::string& label, const ReportedRecording& r) {
+  report::RecordingPage page;
+  page.label = label;
+  page.meta = r.window.meta;
+  page.whole = &r.window.observation;
+  page.diagnosis = &r.window.diagnosis;
+  page.timeline = &r.timeline;
+  page.load = &r.window.load.json;
+  for (const auto& s : r.window.observation.sources) {
+    if (s.name.find("stack") != std::string::npos && s.name != "stack scan" && s.available) {
+      page.stacks_kept = true;
+    }
+  }
+  return report::recording_json(page);
+}
+
+int run_report(const ReportArgs& a) {
+  if (a.files.size() > 2) {
+    util::usage_error("report takes one recording, or two (before and after)",
+                      "chokepoint report BEFORE AFTER -o report.html");
+  }
+  if (auto w = util::check_writable(a.output); !w) throw util::FatalError(w.error());
+  std::vector<ReportedRecording> recs;
+  for (const auto& f : a.files) recs.push_back(read_recording(f));
+  nlohmann::json data;
+  data["recordings"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    data["recordings"].push_back(page_json(a.files[i], recs[i]));
+  }
+  data["diff"] = nullptr;
+  if (recs.size() == 2) {
+    const auto& b = recs[0].window;
+    const auto& f = recs[1].window;
+    data["diff"] =
+        render::diagnosis_diff_json({a.files[0], &b.observation, &b.diagnosis, &b.load.json},
+                                    {a.files[1], &f.observation, &f.diagnosis, &f.load.json});
+  }
+  std::string title = "chokepoint report: " + a.files[0];
+  if (a.files.size() == 2) title += " -> " + a.files[1];
+  const std::string page = report::report_html(data, title);
+  if (auto w = util::write_file_atomically(a.output, page); !w) throw util::FatalError(w.error());
+  std::cerr << fmt::format("chokepoint: wrote {} ({} bytes)\n", util::terminal_text(a.output),
+                           page.size());
+  return util::kExitOk;
+}
+
+}  // namespace
+
+Subcommand make_report_command(CLI::App& root) {
+  auto args = std::make_shared<ReportArgs>();
+  CLI::App* cli = root.add_subcommand(
+      "report",
+      "Write one self-contained HTML page from a recording (two: before and after side by side)");
+  cli->add_option("FILE", args->files, "one recording, or two (before, after)")
+      ->required()
+      ->expected(1, 2);
+  cli->add_option("-o,--output", args->output, "the HTML file to write")->required();
+  cli->footer(
+      "Examples:\n"
+      "  chokepoint report svc.chokepoint -o report.html\n"
+      "  chokepoint report before.chokepoint after.chokepoint -o fix.html");
+  return {cli, [args] { return run_report(*args); }};
+}
+
+}  // namespace chokepoint::app

@@ -1,0 +1,544 @@
+// chokepoint report: draws the page from the JSON in #report-data (src/report/page.h).
+// Every string in that JSON is observed (process and thread names, paths, peers) and hostile: it
+// reaches the page only through textContent and canvas fillText, never as markup.
+(function () {
+  'use strict';
+  var STATES = ['on_cpu', 'cpu_wait', 'disk', 'network', 'lock', 'memory', 'sleep', 'idle'];
+  var COLORS = ['#d62728', '#ff9896', '#1f77b4', '#2ca02c', '#9467bd', '#8c564b', '#bdbdbd',
+    '#eeeeee'];
+  var VERDICT_COLORS = { none: '#a5d6a7', network: '#2ca02c', disk: '#1f77b4', memory: '#8c564b',
+    lock: '#9467bd', cpu: '#d62728' };
+  var ROW_PX = 12;
+  var LABEL_PX = 260;
+  var MAX_ROWS = 2000;
+
+  var data = JSON.parse(document.getElementById('report-data').textContent);
+  var root = document.getElementById('report');
+  // What the page drew, for the browser tests and for anyone scripting the page.
+  var api = { charts: [], heatmaps: [], strips: [] };
+  window.chokepointReport = api;
+
+  function el(tag, cls, text, parent) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function pct(x) { return (x * 100).toFixed(0) + '%'; }
+  function num(x, digits) {
+    if (x === null || x === undefined || !isFinite(x)) return '-';
+    return Number(x).toFixed(digits === undefined ? 2 : digits);
+  }
+  function chartWidth(parent) {
+    return Math.max(280, Math.min(1100, (parent.clientWidth || 600) - 10));
+  }
+
+  var tooltip = el('div', 'tooltip', null, document.body);
+  function showTip(ev, text) {
+    tooltip.textContent = text;
+    tooltip.style.display = 'block';
+    tooltip.style.left = (ev.clientX + 14) + 'px';
+    tooltip.style.top = (ev.clientY + 14) + 'px';
+  }
+  function hideTip() { tooltip.style.display = 'none'; }
+
+  function legend(parent) {
+    var l = el('div', 'legend', null, parent);
+    STATES.forEach(function (s, i) {
+      var span = el('span', null, null, l);
+      var sw = el('i', null, null, span);
+      sw.style.background = COLORS[i];
+      span.appendChild(document.createTextNode(s));
+    });
+  }
+
+  // --- the verdict, its evidence and fixes, and the verdict over time
+  function verdictSection(rec, parent) {
+    var d = rec.diagnosis;
+    el('h2', null, 'Verdict', parent);
+    var b = d.bottlenecks && d.bottlenecks.length ? d.bottlenecks[0] : null;
+    var text = 'VERDICT: ' + d.verdict;
+    if (b) {
+      text += ' (' + b.kind + ') - ' + pct(b.share) + ' of busy time, confidence ' +
+        num(b.confidence);
+    }
+    el('div', 'verdict' + (d.verdict === 'none' ? ' none' : ''), text, parent);
+    if (d.headroom) el('p', null, d.headroom, parent);
+    if (b) {
+      el('h3', null, 'Evidence', parent);
+      var ev = el('ul', null, null, parent);
+      b.evidence.forEach(function (e) { el('li', null, e, ev); });
+      el('h3', null, 'Fixes, in order', parent);
+      var fx = el('ol', null, null, parent);
+      b.fixes.forEach(function (f) { el('li', null, f, fx); });
+    }
+    if (d.bottlenecks && d.bottlenecks.length > 1) {
+      el('h3', null, 'Other bottlenecks', parent);
+      var ob = el('ul', null, null, parent);
+      d.bottlenecks.slice(1).forEach(function (o) {
+        el('li', null, o.resource + ' (' + o.kind + '): ' + pct(o.share) + ' of busy time', ob);
+      });
+    }
+    if (d.findings && d.findings.length) {
+      el('h3', null, 'Findings', parent);
+      var fl = el('ul', null, null, parent);
+      d.findings.forEach(function (f) {
+        el('li', null, f.severity + ': ' + f.message + (f.hint ? ' (' + f.hint + ')' : ''), fl);
+      });
+    }
+    verdictOverTime(rec, parent);
+  }
+
+  function verdictLabel(v) {
+    if (!v) return 'no thread seen';
+    return v.verdict + (v.kind ? ' (' + v.kind + ')' : '');
+  }
+
+  function verdictOverTime(rec, parent) {
+    var t = rec.timeline;
+    el('h3', null, 'Verdict over time (today\'s rules re-run on every ' + num(t.column_s, 1) +
+      ' s)', parent);
+    var canvas = el('canvas', 'strip', null, parent);
+    var width = chartWidth(parent);
+    canvas.width = width;
+    canvas.height = 18;
+    var ctx = canvas.getContext('2d');
+    var n = t.verdicts.length;
+    t.verdicts.forEach(function (v, i) {
+      ctx.fillStyle = v ? (VERDICT_COLORS[v.verdict] || '#999') : '#ffffff';
+      var x0 = Math.floor(i * width / n), x1 = Math.floor((i + 1) * width / n);
+      ctx.fillRect(x0, 0, Math.max(1, x1 - x0), 18);
+    });
+    // Each run of one verdict is labelled where the label fits.
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.textBaseline = 'middle';
+    for (var i = 0; i < n;) {
+      var j = i;
+      while (j < n && verdictLabel(t.verdicts[j]) === verdictLabel(t.verdicts[i])) ++j;
+      var label = verdictLabel(t.verdicts[i]);
+      var x0 = Math.floor(i * width / n), w = Math.floor(j * width / n) - x0;
+      if (ctx.measureText(label).width + 8 <= w) {
+        ctx.fillStyle = t.verdicts[i] && t.verdicts[i].verdict !== 'none' ? '#fff' : '#222';
+        ctx.fillText(label, x0 + 4, 9);
+      }
+      i = j;
+    }
+    canvas.addEventListener('mousemove', function (ev) {
+      var r = canvas.getBoundingClientRect();
+      var i = Math.min(n - 1, Math.floor((ev.clientX - r.left) / r.width * n));
+      var v = t.verdicts[i];
+      showTip(ev, num(t.columns[i], 1) + ' s: ' + verdictLabel(v) +
+        (v && v.share !== undefined ? ' ' + pct(v.share) : ''));
+    });
+    canvas.addEventListener('mouseleave', hideTip);
+    api.strips.push(canvas);
+    var changes = el('ul', null, null, parent);
+    var last = null, listed = 0, more = 0;
+    t.verdicts.forEach(function (v, i) {
+      var label = verdictLabel(v);
+      if (label === last) return;
+      last = label;
+      if (listed >= 12) { ++more; return; }
+      ++listed;
+      var share = v && v.share !== undefined ? ' (' + pct(v.share) + ' of busy time)' : '';
+      el('li', listed === 1 ? null : 'changed',
+        (listed === 1 ? 'from ' : 'at ') + num(t.columns[i], 1) + ' s: ' + label + share, changes);
+    });
+    if (more) el('li', 'note', 'and ' + more + ' more changes (hover the strip)', changes);
+  }
+
+  // --- the 8-state split over time, stacked
+  function stackedChart(parent, title, xs, split) {
+    var box = el('div', 'chart', null, parent);
+    el('h3', null, title, box);
+    // Cumulative shares, drawn top (idle) first so that each lower band paints over the rest.
+    var series = [{ label: 's' }];
+    var ys = [];
+    for (var k = STATES.length - 1; k >= 0; --k) {
+      ys.push(split.map(function (row) {
+        if (!row) return null;
+        var sum = 0;
+        for (var j = 0; j <= k; ++j) sum += row[j];
+        return sum * 100;
+      }));
+      (function (k) {
+        series.push({
+          label: STATES[k], stroke: COLORS[k], fill: COLORS[k], width: 0,
+          value: function (u, v, si, di) {
+            var row = split[di];
+            return di === null || di === undefined || !row ? '-' : (row[k] * 100).toFixed(1) + '%';
+          }
+        });
+      })(k);
+    }
+    var opts = {
+      width: chartWidth(parent), height: 200, series: series,
+      scales: { x: { time: false }, y: { range: [0, 100] } },
+      axes: [{ label: 'seconds' }, { label: '% of thread time' }]
+    };
+    var chart = new uPlot(opts, [xs].concat(ys), box);
+    api.charts.push(chart);
+  }
+
+  function splitSection(rec, parent) {
+    var t = rec.timeline;
+    el('h2', null, 'Where the time went, over time', parent);
+    legend(parent);
+    stackedChart(parent, 'Whole target (' + t.processes.length + ' process' +
+      (t.processes.length === 1 ? '' : 'es') + ')', t.columns, t.split);
+    var procs = t.processes.filter(function (p) {
+      return p.split.some(function (r) { return r !== null; });
+    });
+    if (procs.length > 1) {
+      var shown = procs.slice(0, 12);
+      shown.forEach(function (p) {
+        stackedChart(parent, 'pid ' + p.pid + ' ' + p.name, t.columns, p.split);
+      });
+      if (procs.length > shown.length) {
+        el('p', 'note', (procs.length - shown.length) + ' more processes are in the heat map',
+          parent);
+      }
+    }
+  }
+
+  // --- the thread x time heat map
+  function decodeRuns(runs, n) {
+    var states = new Int8Array(n).fill(-1), details = new Int32Array(n).fill(-1);
+    var c = 0;
+    for (var i = 0; i + 2 < runs.length && c < n; i += 3) {
+      for (var j = 0; j < runs[i + 2] && c < n; ++j, ++c) {
+        states[c] = runs[i];
+        details[c] = runs[i + 1];
+      }
+    }
+    return { states: states, details: details };
+  }
+
+  function heatmapSection(rec, parent) {
+    var t = rec.timeline;
+    var n = t.columns.length;
+    el('h2', null, 'Threads over time', parent);
+    el('p', 'note', 'One cell per thread and ' + num(t.column_s, 1) + ' s: the state the thread ' +
+      'spent most of that time in. Threads of one process with the same name are one row (the ' +
+      'state most of them were in); click a group to expand it. Hover for the thread, its state ' +
+      'and the syscall and file or socket behind it.', parent);
+    legend(parent);
+    // Groups: by process, then thread name.
+    var groups = [], byKey = {};
+    t.threads.forEach(function (th) {
+      var key = th.pid + '\u0000' + th.comm;
+      var g = byKey[key];
+      if (!g) {
+        g = { pid: th.pid, process: th.process, comm: th.comm, threads: [], open: false };
+        byKey[key] = g;
+        groups.push(g);
+      }
+      var d = decodeRuns(th.runs, n);
+      g.threads.push({ pid: th.pid, tid: th.tid, comm: th.comm, process: th.process,
+        states: d.states, details: d.details });
+    });
+    groups.forEach(function (g) {
+      // The group's cell: the state most of its threads were in.
+      g.states = new Int8Array(n).fill(-1);
+      for (var c = 0; c < n; ++c) {
+        var counts = [0, 0, 0, 0, 0, 0, 0, 0], best = -1, bestCount = 0;
+        g.threads.forEach(function (th) {
+          var s = th.states[c];
+          if (s >= 0 && ++counts[s] > bestCount) { bestCount = counts[s]; best = s; }
+        });
+        g.states[c] = best;
+      }
+      g.open = g.threads.length === 1;
+    });
+    var wrap = el('div', 'heatmap-wrap', null, parent);
+    var canvas = el('canvas', 'heatmap', null, wrap);
+    var rows = [];
+    var cellPx = 1;
+    function layout() {
+      rows = [];
+      groups.forEach(function (g) {
+        if (rows.length >= MAX_ROWS) return;
+        if (g.threads.length === 1) {
+          rows.push({ group: g, thread: g.threads[0] });
+          return;
+        }
+        rows.push({ group: g, thread: null });
+        if (!g.open) return;
+        g.threads.forEach(function (th) {
+          if (rows.length < MAX_ROWS) rows.push({ group: g, thread: th, member: true });
+        });
+      });
+    }
+    function draw() {
+      layout();
+      // The whole width of the column: more pixels per cell than the charts' cap.
+      var width = Math.max(280, (parent.clientWidth || 600) - 10);
+      cellPx = Math.max(1, (width - LABEL_PX) / n);
+      var dpr = window.devicePixelRatio || 1;
+      var height = Math.max(ROW_PX, rows.length * ROW_PX);
+      canvas.style.width = width + 'px';
+      canvas.style.height = height + 'px';
+      canvas.width = Math.round(width * dpr);
+      canvas.height = Math.round(height * dpr);
+      var ctx = canvas.getContext('2d');
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.fillStyle = '#ffffff';
+      ctx.fillRect(0, 0, width, height);
+      ctx.font = '10px system-ui, sans-serif';
+      ctx.textBaseline = 'middle';
+      rows.forEach(function (r, i) {
+        var y = i * ROW_PX;
+        var states = r.thread ? r.thread.states : r.group.states;
+        for (var c = 0; c < n; ++c) {
+          var s = states[c];
+          if (s < 0) continue;
+          ctx.fillStyle = COLORS[s];
+          ctx.fillRect(LABEL_PX + c * cellPx, y, Math.ceil(cellPx), ROW_PX - 1);
+        }
+        ctx.fillStyle = '#222';
+        var label;
+        if (r.thread && !r.member) {
+          label = r.group.pid + ' ' + r.group.process + ' / ' + r.thread.comm + ' ' + r.thread.tid;
+        } else if (r.member) {
+          label = '    tid ' + r.thread.tid;
+        } else {
+          label = (r.group.open ? '\u25be ' : '\u25b8 ') + r.group.pid + ' ' + r.group.process +
+            ' / ' + r.group.comm + ' \u00d7' + r.group.threads.length;
+        }
+        // fillText draws the name as text: no markup is ever parsed from it.
+        ctx.fillText(label.replace(/[\u0000-\u001f\u007f]/g, '\u2423'), 2, y + ROW_PX / 2,
+          LABEL_PX - 6);
+      });
+    }
+    function hit(ev) {
+      var r = canvas.getBoundingClientRect();
+      var x = ev.clientX - r.left, y = ev.clientY - r.top;
+      var row = rows[Math.floor(y / ROW_PX)];
+      if (!row) return null;
+      var c = x < LABEL_PX ? -1 : Math.min(n - 1, Math.floor((x - LABEL_PX) / cellPx));
+      return { row: row, column: c };
+    }
+    function describe(h) {
+      var r = h.row;
+      var lines = [];
+      if (r.thread) {
+        lines.push('thread ' + r.thread.tid + ' "' + r.thread.comm + '" of pid ' + r.thread.pid +
+          ' "' + r.thread.process + '"');
+      } else {
+        lines.push(r.group.threads.length + ' threads "' + r.group.comm + '" of pid ' +
+          r.group.pid + ' "' + r.group.process + '"');
+      }
+      if (h.column < 0) return lines.join('\n');
+      var end = h.column + 1 < n ? t.columns[h.column + 1] : rec.diagnosis.duration_s;
+      lines.push(num(t.columns[h.column], 1) + ' s to ' + num(end, 1) + ' s');
+      var s = r.thread ? r.thread.states[h.column] : r.group.states[h.column];
+      lines.push('state: ' + (s < 0 ? 'not seen' : STATES[s]));
+      if (r.thread) {
+        var d = r.thread.details[h.column];
+        if (d >= 0) lines.push('in: ' + t.details[d]);
+      } else if (s >= 0) {
+        var count = r.group.threads.filter(function (th) { return th.states[h.column] === s; })
+          .length;
+        lines.push(count + ' of ' + r.group.threads.length + ' threads');
+      }
+      return lines.join('\n');
+    }
+    canvas.addEventListener('mousemove', function (ev) {
+      var h = hit(ev);
+      if (h) showTip(ev, describe(h)); else hideTip();
+    });
+    canvas.addEventListener('mouseleave', hideTip);
+    canvas.addEventListener('click', function (ev) {
+      var h = hit(ev);
+      if (!h || h.row.group.threads.length === 1) return;
+      h.row.group.open = !h.row.group.open;
+      draw();
+    });
+    draw();
+    if (groups.length && rows.length >= MAX_ROWS) {
+      el('p', 'note', 'The first ' + MAX_ROWS + ' rows are drawn; collapse a group to see more.',
+        parent);
+    }
+    api.heatmaps.push({
+      canvas: canvas,
+      // Rows as drawn (y in CSS pixels from the canvas's top), and the x of a column's centre.
+      rows: function () {
+        return rows.map(function (r, i) {
+          return { y: i * ROW_PX + ROW_PX / 2, pid: r.group.pid, comm: r.group.comm,
+            tid: r.thread ? r.thread.tid : null, group: !r.thread, open: r.group.open };
+        });
+      },
+      columnX: function (c) { return LABEL_PX + (c + 0.5) * cellPx; }
+    });
+  }
+
+  // --- USE panels
+  function lineChart(parent, title, xs, values, unit) {
+    var box = el('div', 'chart', null, parent);
+    el('h3', null, title + ' (' + unit + ')', box);
+    var chart = new uPlot({
+      width: Math.min(520, chartWidth(parent)), height: 150,
+      // A column without a read of its own (null) is bridged: the line joins the reads around it.
+      series: [{ label: 's' }, { label: title, stroke: '#1f77b4', fill: 'rgba(31,119,180,0.15)',
+        width: 1.5, spanGaps: true, points: { show: values.length < 60 } }],
+      scales: { x: { time: false } },
+      axes: [{}, { size: 60 }]
+    }, [xs, values], box);
+    api.charts.push(chart);
+  }
+
+  function systemTable(rec, parent) {
+    var s = rec.diagnosis.system;
+    if (!s) return;
+    var rowsSpec = [
+      ['CPUs allowed / online', num(s.cpus_allowed, 1) + ' / ' + s.cpus_online, '/proc/stat, cgroup'],
+      ['system CPU utilisation', pct(s.cpu_utilization), '/proc/stat'],
+      ['runnable tasks (avg)', num(s.run_queue_avg), '/proc/loadavg'],
+      ['PSI cpu / memory / io some', pct(s.psi_cpu_some) + ' / ' + pct(s.psi_memory_some) + ' / ' +
+        pct(s.psi_io_some), '/proc/pressure'],
+      ['memory available', num(s.mem_available_bytes / 1e6, 0) + ' MB', '/proc/meminfo'],
+      ['major faults', num(s.majflt_per_s, 1) + ' /s', '/proc/vmstat'],
+      ['TCP retransmits', num(s.tcp_retrans_per_s, 1) + ' /s', '/proc/net/snmp']
+    ];
+    var table = el('table', null, null, parent);
+    var head = el('tr', null, null, table);
+    ['whole recording', 'value', 'source'].forEach(function (h) { el('th', null, h, head); });
+    rowsSpec.forEach(function (r) {
+      var tr = el('tr', null, null, table);
+      el('td', null, r[0], tr);
+      el('td', 'num', r[1], tr);
+      el('td', 'source', r[2], tr);
+    });
+  }
+
+  function useSection(rec, parent) {
+    var t = rec.timeline;
+    el('h2', null, 'USE: utilisation, saturation, errors', parent);
+    systemTable(rec, parent);
+    t.use.forEach(function (p) {
+      if (!p.series.length) return;
+      el('h3', null, p.panel, parent);
+      el('div', 'source', 'source: ' + p.source, parent);
+      var charts = el('div', 'charts', null, parent);
+      p.series.forEach(function (s) {
+        lineChart(charts, s.name, t.columns, s.values, s.unit);
+      });
+    });
+  }
+
+  // --- the load diagnose --load drove
+  function loadSection(rec, parent) {
+    var l = rec.load;
+    if (!l) return;
+    el('h2', null, 'Load', parent);
+    el('p', null, (l.mode === 'open' ? 'open loop' : 'closed loop') + ', ' + l.connections +
+      ' connections, ' + num(l.duration_s, 1) + ' s: ' + num(l.rps, 0) + ' requests/s, ' +
+      l.requests + ' requests', parent);
+    var table = el('table', null, null, parent);
+    var head = el('tr', null, null, table);
+    ['ms', 'p50', 'p90', 'p99', 'p99.9', 'max'].forEach(function (h) { el('th', null, h, head); });
+    [['latency (from the intended send time)', l.latency_ms],
+      ['service time (from the actual send)', l.service_time_ms]].forEach(function (r) {
+      if (!r[1]) return;
+      var tr = el('tr', null, null, table);
+      el('td', null, r[0], tr);
+      ['p50', 'p90', 'p99', 'p99.9', 'max'].forEach(function (k) {
+        el('td', 'num', num(r[1][k], 3), tr);
+      });
+    });
+    if (l.errors) {
+      var errs = Object.keys(l.errors).filter(function (k) { return l.errors[k] > 0; });
+      el('p', null, errs.length ? 'errors: ' + errs.map(function (k) {
+        return k + ' ' + l.errors[k];
+      }).join(', ') : 'no errors', parent);
+    }
+    if (l.timeline && l.timeline.length > 1) {
+      var xs = l.timeline.map(function (b) { return b.second; });
+      var charts = el('div', 'charts', null, parent);
+      lineChart(charts, 'requests', xs, l.timeline.map(function (b) { return b.requests; }), '/s');
+      lineChart(charts, 'mean latency', xs, l.timeline.map(function (b) { return b.mean_ms; }), 'ms');
+      lineChart(charts, 'max latency', xs, l.timeline.map(function (b) { return b.max_ms; }), 'ms');
+    }
+  }
+
+  function absentSection(rec, parent) {
+    if (!rec.absent.length) return;
+    el('h2', null, 'Not in this recording', parent);
+    var ul = el('ul', 'absent', null, parent);
+    rec.absent.forEach(function (a) {
+      el('li', null, a.panel + ': ' + a.why + '. To get it: ' + a.how + '.', ul);
+    });
+  }
+
+  function sourcesSection(rec, parent) {
+    var src = rec.diagnosis.sources || {};
+    el('h2', null, 'Sources', parent);
+    var ul = el('ul', null, null, parent);
+    Object.keys(src).forEach(function (name) {
+      var s = src[name];
+      el('li', null, name + ': ' + (s.available ? s.detail : 'missing - ' + s.hint), ul);
+    });
+  }
+
+  // --- two recordings: the diff
+  function diffSection(diff, parent) {
+    el('h2', null, 'Before and after', parent);
+    var table = el('table', null, null, parent);
+    var head = el('tr', null, null, table);
+    ['', 'before', 'after', 'change'].forEach(function (h) { el('th', null, h, head); });
+    function row(label, b, a, change) {
+      var tr = el('tr', null, null, table);
+      el('td', null, label, tr);
+      el('td', 'num', b, tr);
+      el('td', 'num', a, tr);
+      el('td', 'num', change, tr);
+    }
+    var vb = diff.before.verdict, va = diff.after.verdict;
+    row('verdict', vb, va, vb === va ? '=' : 'changed');
+    Object.keys(diff.time_split || {}).forEach(function (k) {
+      var s = diff.time_split[k];
+      row(k + ' (share of wall time)', pct(s.before), pct(s.after),
+        (s.change >= 0 ? '+' : '') + (s.change * 100).toFixed(0) + ' pts');
+    });
+    (diff.bottlenecks || []).forEach(function (b) {
+      row(b.resource + ' (' + b.kind + ')', b.before_share === null ? '-' : pct(b.before_share),
+        b.after_share === null ? '-' : pct(b.after_share), b.change === null ? '' :
+          (b.change >= 0 ? '+' : '') + (b.change * 100).toFixed(0) + ' pts');
+    });
+    Object.keys(diff.load || {}).forEach(function (k) {
+      var s = diff.load[k];
+      row(k, num(s.before, 3), num(s.after, 3), s.ratio === null ? '' : 'x' + num(s.ratio, 3));
+    });
+  }
+
+  // --- the page
+  var recs = data.recordings;
+  var loads = data.loads || [];
+  el('h1', null, (recs.length ? 'chokepoint report: ' : 'chokepoint load: ') +
+    recs.concat(loads).map(function (r) { return r.label; }).join(' \u2192 '), root);
+  if (data.diff) diffSection(data.diff, root);
+  var cols = el('div', 'columns', null, root);
+  cols.style.setProperty('--n', String(recs.length));
+  recs.forEach(function (rec, i) {
+    var box = el('section', 'recording', null, cols);
+    if (recs.length > 1) el('h1', null, (i === 0 ? 'Before: ' : 'After: ') + rec.label, box);
+    var m = rec.meta;
+    el('div', 'meta', 'target ' + rec.diagnosis.target.kind + ' ' + rec.diagnosis.target.spec +
+      ', ' + num(rec.diagnosis.duration_s, 1) + ' s from ' +
+      new Date(rec.timeline.start_unix_s * 1000).toISOString() + ', sampled every ' +
+      num(rec.diagnosis.interval_ms, 0) + ' ms; ' + m.machine + ', ' + m.cpus + ' CPUs, kernel ' +
+      m.kernel + '; chokepoint ' + m.chokepoint_version, box);
+    verdictSection(rec, box);
+    splitSection(rec, box);
+    heatmapSection(rec, box);
+    useSection(rec, box);
+    loadSection(rec, box);
+    absentSection(rec, box);
+    sourcesSection(rec, box);
+  });
+  // A load run on its own (chokepoint load -o): its panel only.
+  loads.forEach(function (l) { loadSection({ load: l.load }, el('section', 'recording', null, root)); });
+  api.readyMs = performance.now();  // since navigation started: the time to interactive
+  api.ready = true;
+})();

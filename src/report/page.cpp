@@ -1,0 +1,136 @@
+#include "report/page.h"
+
+#include <array>
+#include <random>
+#include <string_view>
+
+#include "render/diagnosis_report.h"
+#include "report/assets.h"
+#include "util/escape.h"
+
+namespace chokepoint::report {
+namespace {
+
+// A CSP nonce: 128 random bits, base64 (RFC 4648).
+std::string make_nonce() {
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::random_device random;
+  std::array<unsigned char, 18> bytes{};  // 18 bytes: 24 characters, no padding
+  for (auto& b : bytes) b = static_cast<unsigned char>(random() & 0xff);
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const unsigned v = (bytes[i] << 16U) | (bytes[i + 1] << 8U) | bytes[i + 2];
+    for (int shift = 18; shift >= 0; shift -= 6) out += kAlphabet[(v >> shift) & 63U];
+  }
+  return out;
+}
+
+bool has_series(const nlohmann::json& timeline, const std::string& panel, const std::string& name) {
+  for (const auto& p : timeline.value("use", nlohmann::json::array())) {
+    if (p.value("panel", "") != panel) continue;
+    for (const auto& s : p.value("series", nlohmann::json::array())) {
+      if (s.value("name", "") == name) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+nlohmann::json recording_json(const RecordingPage& r) {
+  nlohmann::json d = render::diagnosis_json(*r.whole, *r.diagnosis);
+  d.erase("threads");
+  nlohmann::json absent = nlohmann::json::array();
+  if (!has_series(*r.timeline, "CPU", "system CPU utilisation")) {
+    absent.push_back({{"panel", "USE over time (system CPU, disks, network, PSI)"},
+                      {"why",
+                       "the recording keeps the system counters at the window's two ends only "
+                       "(diagnose --record): the whole window's numbers are in the table"},
+                      {"how", "chokepoint record keeps them at every tick"}});
+  }
+  absent.push_back(
+      {{"panel", "Stacks (flame graphs)"},
+       {"why", r.stacks_kept ? "the recording keeps what diagnose found in the stacks (in the "
+                               "evidence above), not the stacks themselves"
+                             : "the recording keeps no stacks (chokepoint record does not sample "
+                               "them; diagnose --no-stacks skips them)"},
+       {"how", "chokepoint profile --pid PID -o flame.svg, or diagnose without --no-stacks"}});
+  if (r.load == nullptr || r.load->is_null()) {
+    absent.push_back({{"panel", "Load (latency and throughput)"},
+                      {"why", "no load was driven while this was recorded"},
+                      {"how", "chokepoint diagnose --pid PID --load URL --record FILE"}});
+  }
+  const auto& m = r.meta;
+  return {{"label", r.label},
+          {"meta",
+           {{"chokepoint_version", m.chokepoint_version},
+            {"kernel", m.kernel},
+            {"machine", m.machine},
+            {"cpus", m.cpus},
+            {"created_unix_s", static_cast<double>(m.created_unix_ns) / 1e9}}},
+          {"diagnosis", d},
+          {"timeline", *r.timeline},
+          {"load", r.load != nullptr ? *r.load : nlohmann::json(nullptr)},
+          {"absent", absent}};
+}
+
+std::string script_json(const nlohmann::json& j) {
+  const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  out.reserve(text.size() + text.size() / 16);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '<') {
+      out += "\\u003c";
+    } else if (c == '>') {
+      out += "\\u003e";
+    } else if (c == '&') {
+      out += "\\u0026";
+    } else if (c == '\xe2' && i + 2 < text.size() && text[i + 1] == '\x80' &&
+               (text[i + 2] == '\xa8' || text[i + 2] == '\xa9')) {
+      out += text[i + 2] == '\xa8' ? "\\u2028" : "\\u2029";
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string report_html(const nlohmann::json& data, const std::string& title) {
+  const std::string nonce = make_nonce();
+  std::string page;
+  page += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
+  page +=
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src "
+      "'nonce-" +
+      nonce + "'; style-src 'nonce-" + nonce +
+      "'; img-src data:; base-uri 'none'; form-action 'none'\">\n";
+  page += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>";
+  util::append_xml_escaped(page, util::valid_xml_text(title));
+  page += "</title>\n<style nonce=\"" + nonce + "\">\n";
+  page += kUplotCss;
+  page += "\n";
+  page += kReportCss;
+  page +=
+      "</style>\n</head>\n<body>\n<noscript>This report draws its panels with JavaScript: "
+      "allow scripts for this file.</noscript>\n<main id=\"report\"></main>\n"
+      "<script type=\"application/json\" id=\"report-data\">";
+  page += script_json(data);
+  page += "</script>\n<script nonce=\"" + nonce + "\">\n";
+  page += kUplotScript;
+  page += "\n</script>\n<script nonce=\"" + nonce + "\">\n";
+  page += kReportScript;
+  page += "\n</script>\n</body>\n</html>\n";
+  return page;
+}
+
+std::string load_html(const std::string& label, const nlohmann::json& load) {
+  const nlohmann::json data = {{"recordings", nlohmann::json::array()},
+                               {"diff", nullptr},
+                               {"loads", {{{"label", label}, {"load", load}}}}};
+  return report_html(data, "chokepoint load: " + label);
+}
+
+}  // namespace chokepoint::report

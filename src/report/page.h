@@ -1,0 +1,49 @@
+#pragma once
+// The report page: one self-contained HTML file that draws a recording (or two, before and after)
+// with no network at view time. The chart library (uPlot, pinned from npm by scripts/setup) and
+// the page's own script and style (src/report/assets/) are inlined at build time; the data goes in
+// as JSON in a <script type="application/json"> block, escaped so that no observed string can end
+// that block; a Content-Security-Policy meta tag allows only the page's own scripts and styles
+// (by a per-page nonce): no eval, no inline handlers, nothing fetched.
+//
+// Pure functions of their input (the nonce aside); no I/O.
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "analysis/diagnosis.h"
+#include "model/observation.h"
+#include "store/recording.h"
+
+namespace chokepoint::report {
+
+// What the page shows of one recording.
+struct RecordingPage {
+  std::string label;  // the path as the user named it
+  store::RecordingMeta meta;
+  const model::Observation* whole = nullptr;  // the whole recording, as replay diagnoses it
+  const analysis::Diagnosis* diagnosis = nullptr;
+  const nlohmann::json* timeline = nullptr;  // report::Timeline::json
+  const nlohmann::json* load = nullptr;      // the load diagnose --load drove (null: none)
+  bool stacks_kept = false;                  // diagnose kept stack evidence (in the evidence)
+};
+
+// The JSON the page draws for one recording: label, meta, diagnosis (render::diagnosis_json
+// without its per-thread list, which the heat map carries), timeline, load, and "absent": the
+// panels this recording has no data for, each with why and how to get it.
+nlohmann::json recording_json(const RecordingPage& r);
+
+// JSON text safe inside <script type="application/json">: '<', '>', '&', U+2028 and U+2029 are
+// written as \u escapes (the same JSON value), so no string can close the block or open a
+// comment; invalid UTF-8 is replaced.
+std::string script_json(const nlohmann::json& j);
+
+// The page: {"recordings": [recording_json, ...], "diff": render::diagnosis_diff_json or null,
+// "loads": [{"label", "load"}] (optional: load runs drawn on their own, `chokepoint load -o`)}.
+std::string report_html(const nlohmann::json& data, const std::string& title);
+
+// The page of one `chokepoint load` run: its load JSON (app/load_report.h load_json), drawn as
+// the report's load panel. `label` names the run (its URL).
+std::string load_html(const std::string& label, const nlohmann::json& load);
+
+}  // namespace chokepoint::report

@@ -1,0 +1,351 @@
+#!/usr/bin/python3
+"""chokepoint report in a real browser (issue 11).
+
+Records the real chokepoint-lab (the disk scenario under load, with diagnose --load --record, and
+the fixed lab with chokepoint record) and a target whose names are hostile, writes the reports,
+and opens them in headless Chromium (python3-selenium, chromium-driver) to check that:
+  - the page loads with no console errors (a CSP violation is one);
+  - every chart's canvas draws (more than one colour);
+  - hovering a heat-map cell shows the right thread and state (the page's data, decoded here);
+  - a process named "<img src=x onerror=alert(1)>" and a thread name with quotes and a newline
+    show as text and run no script;
+  - a screenshot of the lab's report is saved under build/report-artifacts/.
+Everything it starts runs on loopback and is stopped at the end. Prints "N passed, M failed".
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+
+STATES = ['on_cpu', 'cpu_wait', 'disk', 'network', 'lock', 'memory', 'sleep', 'idle']
+PAYLOAD = '<img src=x onerror=alert(1)>'
+HOSTILE_THREAD = 'q"u\'ote\nline'
+
+args = None
+results = []
+started = []
+
+
+def run(cmd, timeout=60, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if p.returncode != 0:
+        raise RuntimeError('%s exited %d: %s' % (cmd, p.returncode, p.stderr[-2000:]))
+    return p
+
+
+def start_lab(*flags):
+    out = tempfile.NamedTemporaryFile(mode='w+', delete=False)
+    p = subprocess.Popen([os.path.join(args.bin, 'chokepoint-lab'), '--port', '0', *flags],
+                         stdout=out, stderr=subprocess.STDOUT)
+    started.append(p)
+    for _ in range(200):
+        with open(out.name) as f:
+            m = re.search(r'listening on 127\.0\.0\.1:(\d+)', f.read())
+        if m:
+            os.unlink(out.name)
+            return p, int(m.group(1))
+        time.sleep(0.05)
+    raise RuntimeError('the lab did not start')
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def check(name, fn):
+    try:
+        fn()
+        results.append((name, None))
+        print('PASS', name, flush=True)
+    except Exception:  # noqa: BLE001 - every failure is reported, then counted
+        results.append((name, traceback.format_exc()))
+        print('FAIL', name, '\n' + traceback.format_exc(), flush=True)
+
+
+def record_lab(work):
+    """before: the disk scenario, diagnose --load --record; after: --commit batch, record."""
+    chokepoint = os.path.join(args.bin, 'chokepoint')
+    lab, port = start_lab('--scenario', 'disk')
+    url = 'http://127.0.0.1:%d/' % port
+    before = os.path.join(work, 'before.chokepoint')
+    run([chokepoint, 'diagnose', '--pid', str(lab.pid), '--duration', '3s', '--load', url, '-c',
+         '8', '--record', before], timeout=120)
+    stop(lab)
+    lab, port = start_lab('--scenario', 'disk', '--commit', 'batch')
+    url = 'http://127.0.0.1:%d/' % port
+    after = os.path.join(work, 'after.chokepoint')
+    # The load beside the recording writes its own page (chokepoint load -o).
+    load = subprocess.Popen([chokepoint, 'load', '-c8', '-d4s', url, '-o',
+                             os.path.join(work, 'load.html')], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    started.append(load)
+    run([chokepoint, 'record', '--pid', str(lab.pid), '--interval', '200ms', '--duration', '3s',
+         '-o', after])
+    assert load.wait(30) == 0
+    stop(lab)
+    return before, after
+
+
+def record_hostile(work):
+    """A target started through a link named PAYLOAD, whose writer thread is HOSTILE_THREAD and
+    fdatasyncs a file under a directory path that holds "</script>" and PAYLOAD."""
+    link_dir = os.path.join(work, 'bin')
+    os.makedirs(link_dir)
+    link = os.path.join(link_dir, PAYLOAD)
+    os.symlink(os.path.abspath(args.hostile), link)
+    data_dir = os.path.join(work, '<', 'script>' + PAYLOAD)
+    os.makedirs(data_dir)
+    target = subprocess.Popen([link, os.path.join(data_dir, 'data')])
+    started.append(target)
+    # Recorded once its writer has its name (a thread is named by its first instructions, which a
+    # loaded machine may run later than the sampler's first look).
+    task_dir = '/proc/%d/task' % target.pid
+    for _ in range(200):
+        names = []
+        for tid in os.listdir(task_dir):
+            with open(os.path.join(task_dir, tid, 'comm'), encoding='utf-8') as f:
+                names.append(f.read()[:-1])
+        if HOSTILE_THREAD in names:
+            break
+        time.sleep(0.02)
+    out = os.path.join(work, 'hostile.chokepoint')
+    # --name matches the executable's whole name, so the target's spec is the payload.
+    run([os.path.join(args.bin, 'chokepoint'), 'record', '--interval', '100ms', '--duration',
+         '2s', '-o', out, '--name', PAYLOAD])
+    stop(target)
+    return out
+
+
+def report(files, out):
+    run([os.path.join(args.bin, 'chokepoint'), 'report', *files, '-o', out])
+    return out
+
+
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = '/usr/bin/chromium'
+    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+              '--window-size=1400,1000', '--no-first-run', '--disable-extensions'):
+        opts.add_argument(a)
+    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    return webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=opts)
+
+
+def load_page(driver, path):
+    driver.get('file://' + os.path.abspath(path))
+    for _ in range(100):
+        if driver.execute_script('return !!(window.chokepointReport && window.chokepointReport.ready)'):
+            return
+        time.sleep(0.05)
+    raise AssertionError('the page did not finish drawing: %s' % driver.get_log('browser'))
+
+
+def no_console_errors(driver):
+    errors = [e for e in driver.get_log('browser') if e['level'] in ('SEVERE', 'WARNING')]
+    assert not errors, errors
+
+
+# Each canvas: how many distinct RGBA values it holds (a blank one has one).
+CANVAS_COLOURS = """
+return Array.from(document.querySelectorAll('canvas')).map(function (c) {
+  var d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, seen = {}, n = 0;
+  for (var i = 0; i < d.length && n < 3; i += 4) {
+    var k = d[i] + ',' + d[i + 1] + ',' + d[i + 2] + ',' + d[i + 3];
+    if (!seen[k]) { seen[k] = 1; ++n; }
+  }
+  return {cls: c.className, w: c.width, h: c.height, colours: n};
+});
+"""
+
+
+def every_chart_draws(driver, at_least):
+    canvases = driver.execute_script(CANVAS_COLOURS)
+    assert len(canvases) >= at_least, canvases
+    blank = [c for c in canvases if c['colours'] < 2 or c['w'] == 0 or c['h'] == 0]
+    assert not blank, blank
+    charts = driver.execute_script('return window.chokepointReport.charts.length')
+    assert charts >= 2, charts
+
+
+def decode(runs, n):
+    states, details = [], []
+    for i in range(0, len(runs), 3):
+        states += [runs[i]] * runs[i + 2]
+        details += [runs[i + 1]] * runs[i + 2]
+    return states[:n], details[:n]
+
+
+def page_data(driver):
+    return json.loads(driver.execute_script(
+        'return document.getElementById("report-data").textContent'))
+
+
+def hover(driver, canvas, x, y):
+    # ActionChains offsets are from the element's centre.
+    size = canvas.size
+    ActionChains(driver).move_to_element_with_offset(
+        canvas, int(x - size['width'] / 2), int(y - size['height'] / 2)).perform()
+    time.sleep(0.05)
+    return driver.execute_script('return document.querySelector(".tooltip").textContent')
+
+
+def hover_shows_thread_and_state(driver, rec_index, pick, want_state=None):
+    """Hovers a cell of the thread `pick` chooses (its last seen column, or the last one in
+    want_state), expanding its group first, by a click, when it is in one, and compares the
+    tooltip with the page's own data."""
+    data = page_data(driver)['recordings'][rec_index]
+    t = data['timeline']
+    n = len(t['columns'])
+    thread = pick(t['threads'])
+    states, details = decode(thread['runs'], n)
+    column = max(c for c in range(n) if states[c] >= 0 and want_state in (None, states[c]))
+    hm = 'window.chokepointReport.heatmaps[%d]' % rec_index
+    canvas = driver.execute_script('return %s.canvas' % hm)
+    driver.execute_script('arguments[0].scrollIntoView({block: "start"})', canvas)
+    rows = driver.execute_script('return %s.rows()' % hm)
+    row = next((r for r in rows if r['tid'] == thread['tid']), None)
+    if row is None:
+        group = next(r for r in rows if r['group'] and r['pid'] == thread['pid']
+                     and r['comm'] == thread['comm'])
+        ActionChains(driver).move_to_element_with_offset(
+            canvas, int(20 - canvas.size['width'] / 2),
+            int(group['y'] - canvas.size['height'] / 2)).click().perform()
+        rows = driver.execute_script('return %s.rows()' % hm)
+        row = next(r for r in rows if r['tid'] == thread['tid'])
+    x = driver.execute_script('return %s.columnX(%d)' % (hm, column))
+    text = hover(driver, canvas, x, row['y'])
+    assert ('thread %d "%s"' % (thread['tid'], thread['comm'])) in text, (text, thread)
+    assert ('state: ' + STATES[states[column]]) in text, (text, states[column])
+    if details[column] >= 0:
+        assert ('in: ' + t['details'][details[column]]) in text, text
+    return thread, states, text
+
+
+def main():
+    global args
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--bin', required=True)
+    parser.add_argument('--hostile', required=True)
+    parser.add_argument('--artifacts', required=True)
+    args = parser.parse_args()
+    os.makedirs(args.artifacts, exist_ok=True)
+    work = tempfile.mkdtemp(prefix='chokepoint-report-')
+    driver = None
+    try:
+        before, after = record_lab(work)
+        lab_page = report([before, after], os.path.join(args.artifacts, 'lab-report.html'))
+        hostile_page = report([record_hostile(work)], os.path.join(work, 'hostile.html'))
+
+        def bad_input():
+            chokepoint = os.path.join(args.bin, 'chokepoint')
+            not_recording = os.path.join(work, 'not-a-recording')
+            with open(not_recording, 'w') as f:
+                f.write('hello')
+            out = os.path.join(work, 'bad.html')
+            for files, code in (([os.path.join(work, 'missing.chokepoint')], 1),
+                                ([not_recording], 1), ([before, after, before], 2)):
+                p = subprocess.run([chokepoint, 'report', *files, '-o', out], capture_output=True,
+                                   text=True, timeout=30)
+                assert p.returncode == code, (files, p.returncode, p.stderr)
+                assert 'error: ' in p.stderr and 'hint: ' in p.stderr, p.stderr
+                assert not os.path.exists(out), 'a half-written page was left'
+        check('bad input gives error and hint and writes nothing', bad_input)
+        driver = browser()
+
+        load_page(driver, lab_page)
+        check('lab page loads with no console errors', lambda: no_console_errors(driver))
+        check('every chart of the lab page draws', lambda: every_chart_draws(driver, 10))
+
+        def lab_hover():
+            # A worker of the disk scenario: one of 32 same-name threads, so its group is expanded.
+            thread, _, _ = hover_shows_thread_and_state(
+                driver, 0, lambda ts: next(t for t in ts if t['comm'] == 'lab-worker'))
+            assert thread['comm'] == 'lab-worker'
+        check('hovering a lab heat-map cell names the thread and its state', lab_hover)
+        check('the lab page has both recordings and their diff', lambda: (
+            driver.execute_script('return window.chokepointReport.heatmaps.length') == 2
+            or (_ for _ in ()).throw(AssertionError('two heat maps expected')),
+            'Before and after' in driver.find_element('tag name', 'body').text
+            or (_ for _ in ()).throw(AssertionError('no diff section'))))
+        driver.set_window_size(1400, 2200)
+        driver.execute_script('window.scrollTo(0, 0)')
+        time.sleep(0.1)
+        driver.save_screenshot(os.path.join(args.artifacts, 'lab-report.png'))
+        check('the screenshot is saved',
+              lambda: os.path.getsize(os.path.join(args.artifacts, 'lab-report.png')) > 50000
+              or (_ for _ in ()).throw(AssertionError('small screenshot')))
+
+        driver.set_window_size(1400, 1000)
+        load_page(driver, hostile_page)
+
+        def hostile_text():
+            body = driver.find_element('tag name', 'body').text
+            assert PAYLOAD in body, 'the payload is not shown as text'
+            assert driver.execute_script('return document.querySelectorAll("img").length') == 0
+            try:
+                alert = driver.switch_to.alert
+                raise AssertionError('an alert ran: ' + alert.text)
+            except NoAlertPresentException:
+                pass
+            no_console_errors(driver)
+            raw = open(hostile_page, encoding='utf-8').read()
+            data_block = raw[raw.index('id="report-data">'):]
+            data_block = data_block[len('id="report-data">'):data_block.index('</script>')]
+            assert '<' not in data_block and '>' not in data_block
+        check('the hostile process name shows as text and runs no script', hostile_text)
+
+        def hostile_thread():
+            # The writer fdatasyncs: a column in which disk was its main state names the file,
+            # whose path holds "</script>" and the payload.
+            thread, states, text = hover_shows_thread_and_state(
+                driver, 0, lambda ts: next(t for t in ts if t['comm'] == HOSTILE_THREAD),
+                STATES.index('disk'))
+            # The tooltip holds the name as text, newline and quotes included.
+            assert HOSTILE_THREAD in text, text
+            assert re.search(r'in: fdatasync .*</script>' + re.escape(PAYLOAD) + '/data', text), text
+            assert driver.execute_script('return document.querySelectorAll("img").length') == 0
+        check('the hostile thread name shows as text in the heat map', hostile_thread)
+        check('every chart of the hostile page draws', lambda: every_chart_draws(driver, 5))
+
+        load_page(driver, os.path.join(work, 'load.html'))
+
+        def load_alone():
+            no_console_errors(driver)
+            every_chart_draws(driver, 3)
+            body = driver.find_element('tag name', 'body').text
+            assert 'chokepoint load: http://127.0.0.1:' in body and 'p99' in body, body[:500]
+        check('chokepoint load -o draws the run on its own page', load_alone)
+    except Exception:  # noqa: BLE001 - a failure to record or start the browser fails the test
+        results.append(('setup', traceback.format_exc()))
+        print('FAIL setup\n' + traceback.format_exc(), flush=True)
+    finally:
+        if driver is not None:
+            driver.quit()
+        for p in started:
+            stop(p)
+        shutil.rmtree(work, ignore_errors=True)
+    failed = sum(1 for _, e in results if e)
+    print('%d passed, %d failed' % (len(results) - failed, failed))
+    return 1 if failed or not results else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
