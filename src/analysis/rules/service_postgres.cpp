@@ -88,7 +88,11 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
                           res == Resource::kOnCpu || res == Resource::kNetwork;
       r.findings.push_back(
           {res, limits,
-           fmt::format("{} of the busy backends' time waits on {}", percent(share), top[i].second),
+           top[i].second == "active"
+               ? fmt::format("{} of the busy backends' time runs queries (active, no wait event)",
+                             percent(share))
+               : fmt::format("{} of the busy backends' time waits on {}", percent(share),
+                             top[i].second),
            fix});
     }
   }
