@@ -108,6 +108,8 @@ TEST(LabServices, HotRowIsARowLockAndShardingMovesIt) {
   ASSERT_FALSE(hot["bottlenecks"].empty()) << summary(hot);
   EXPECT_EQ(hot["bottlenecks"][0]["kind"], "row") << summary(hot);
   EXPECT_NE(all_text(hot).find("chokepoint_lab_counters"), std::string::npos) << all_text(hot);
+  // This cluster has no pg_stat_statements: the services section says how to load it.
+  EXPECT_NE(all_text(hot).find("shared_preload_libraries"), std::string::npos) << all_text(hot);
 
   nlohmann::json sharded;
   {
@@ -127,7 +129,11 @@ TEST(LabServices, HotRowIsARowLockAndShardingMovesIt) {
 // the index (--db-index) the same rate costs next to nothing.
 TEST(LabServices, MissingIndexIsCpuInTheDatabaseAndTheIndexMovesIt) {
   test_support::PostgresServer pg;
-  ASSERT_TRUE(pg.start("trust"));
+  ASSERT_TRUE(pg.start("trust", false, {"shared_preload_libraries=pg_stat_statements"}));
+  ASSERT_EQ(
+      pg.run_as_postgres(
+          {"psql", "-q", "-h", pg.dir.path, "-c", "CREATE EXTENSION pg_stat_statements"}, 30'000),
+      0);
   const std::vector<std::string> rate = {
       test_support::chokepoint_bin(), "load", "--rate", "150", "-c", "16", "--duration", "30s"};
   nlohmann::json scan;
@@ -140,6 +146,16 @@ TEST(LabServices, MissingIndexIsCpuInTheDatabaseAndTheIndexMovesIt) {
   EXPECT_NE(all_text(scan).find("table public.chokepoint_lab_items"), std::string::npos)
       << all_text(scan);
   EXPECT_NE(all_text(scan).find("a missing index"), std::string::npos) << all_text(scan);
+  // pg_stat_statements names the statement that takes the time.
+  bool statement = false;
+  for (const auto& e : scan["bottlenecks"][0]["evidence"]) {
+    const std::string line = e.get<std::string>();
+    if (line.find("statement taking") != std::string::npos &&
+        line.find("FROM chokepoint_lab_items WHERE k = $1") != std::string::npos) {
+      statement = true;
+    }
+  }
+  EXPECT_TRUE(statement) << scan["bottlenecks"][0].dump(2);
 
   nlohmann::json indexed;
   {
