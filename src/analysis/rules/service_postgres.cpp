@@ -144,7 +144,8 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
                     "synchronous_commit = off where losing the last moments of commits is fine"
                   : "more memory for the working set (shared_buffers, the page cache), or the "
                     "index that avoids the read";
-      } else if (res == Resource::kOnCpu) {
+      } else if (res == Resource::kOnCpu && setting("pg_stat_statements") != "loaded") {
+        // With pg_stat_statements loaded, its finding names the statement and the fix.
         fix =
             "find the expensive queries (pg_stat_statements) and their plans (EXPLAIN "
             "ANALYZE)";
