@@ -6,17 +6,28 @@
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <map>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 namespace chokepoint::lab {
 namespace {
 
 const std::map<std::string, Scenario> kScenarios = {
-    {"none", Scenario::kNone},         {"cpu", Scenario::kCpu},
-    {"serial", Scenario::kSerial},     {"lock", Scenario::kLock},
-    {"disk", Scenario::kDisk},         {"log", Scenario::kLog},
-    {"leak", Scenario::kLeak},         {"paging", Scenario::kPaging},
-    {"upstream", Scenario::kUpstream}, {"bandwidth", Scenario::kBandwidth},
+    {"none", Scenario::kNone},
+    {"cpu", Scenario::kCpu},
+    {"serial", Scenario::kSerial},
+    {"lock", Scenario::kLock},
+    {"disk", Scenario::kDisk},
+    {"log", Scenario::kLog},
+    {"leak", Scenario::kLeak},
+    {"paging", Scenario::kPaging},
+    {"upstream", Scenario::kUpstream},
+    {"bandwidth", Scenario::kBandwidth},
     {"backlog", Scenario::kBacklog},
+    {"db-hot-row", Scenario::kDbHotRow},
+    {"db-missing-index", Scenario::kDbMissingIndex},
+    {"db-commit", Scenario::kDbCommit},
 };
 
 util::Error usage(std::string message, std::string hint = "run 'chokepoint-lab --help' for usage") {
@@ -45,6 +56,22 @@ CLI::Option* add_choice(CLI::App& app, const std::string& flag, T& value,
       ->type_name(choices);
 }
 
+// "HOST:PORT" split at its last colon; nullopt when either part is missing or the port is not
+// 1 to 65535.
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(const std::string& text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  const std::string_view port_text = std::string_view(text).substr(colon + 1);
+  int port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() ||
+      port < 1 || port > 65535) {
+    return std::nullopt;
+  }
+  return std::pair<std::string, std::uint16_t>(text.substr(0, colon),
+                                               static_cast<std::uint16_t>(port));
+}
+
 }  // namespace
 
 const char* scenario_name(Scenario s) {
@@ -56,6 +83,24 @@ const char* scenario_name(Scenario s) {
 
 const char* model_name(Model m) {
   return m == Model::kThreads ? "threads" : "epoll";
+}
+
+const char* cache_name(CacheMode c) {
+  switch (c) {
+    case CacheMode::kOff:
+      return "off";
+    case CacheMode::kOn:
+      return "on";
+    case CacheMode::kRedis:
+      return "redis";
+    case CacheMode::kMemcached:
+      return "memcached";
+  }
+  return "?";
+}
+
+bool is_db_scenario(Scenario s) {
+  return s == Scenario::kDbHotRow || s == Scenario::kDbMissingIndex || s == Scenario::kDbCommit;
 }
 
 std::vector<std::string> scenario_names() {
@@ -106,8 +151,22 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
   app.add_option("--data-dir", o.data_dir, "where disk/log/paging write (default: temp dir)");
   auto* work = app.add_option("--work-us", o.work_us, "CPU work per request in µs (lock: 500)")
                    ->check(CLI::Range(1, 10'000'000));
-  std::map<std::string, bool> on_off = {{"on", true}, {"off", false}};
-  add_choice(app, "--cache", o.cache, on_off, "on|off", "cpu, upstream: memoize per query key");
+  std::map<std::string, CacheMode> caches = {{"off", CacheMode::kOff},
+                                             {"on", CacheMode::kOn},
+                                             {"redis", CacheMode::kRedis},
+                                             {"memcached", CacheMode::kMemcached}};
+  add_choice(app, "--cache", o.cache, caches, "off|on|redis|memcached",
+             "cpu, upstream: keep answers per query key, in this process (on) or in a cache "
+             "server (redis, memcached: --cache-server)");
+  app.add_option("--cache-server", o.cache_server,
+                 "--cache redis|memcached: the server's HOST:PORT");
+  app.add_option("--db", o.db,
+                 "db-*: PostgreSQL connection string (libpq), e.g. 'host=/tmp port=5432 "
+                 "dbname=postgres user=postgres'");
+  app.add_flag("--db-index", o.db_index, "db-missing-index: create the index (the fix)");
+  app.add_option("--db-work-rows", o.db_work_rows,
+                 "db-hot-row: rows summed in the transaction while it holds the row")
+      ->check(CLI::Range(0, 100'000'000));
   app.add_option("--serial-workers", o.serial_workers, "serial: executor threads (fix: > 1)")
       ->check(CLI::Range(1, 1024));
   std::map<std::string, LockMode> locks = {{"global", LockMode::kGlobal},
@@ -190,19 +249,33 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
                    "start 'chokepoint-lab --role upstream --delay-ms 10 --port 0' first and pass "
                    "its address, e.g. --upstream 127.0.0.1:9001");
     }
-    std::size_t colon = o.upstream.rfind(':');
-    int port = 0;
-    std::string_view port_text = colon == std::string::npos
-                                     ? std::string_view{}
-                                     : std::string_view(o.upstream).substr(colon + 1);
-    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (colon == std::string::npos || colon == 0 || port_text.empty() || ec != std::errc{} ||
-        ptr != port_text.data() + port_text.size() || port < 1 || port > 65535) {
+    auto hp = parse_host_port(o.upstream);
+    if (!hp) {
       return usage("--upstream '" + o.upstream + "' is not HOST:PORT",
                    "pass an IPv4 address and port, e.g. --upstream 127.0.0.1:9001");
     }
-    o.upstream_host = o.upstream.substr(0, colon);
-    o.upstream_port = static_cast<std::uint16_t>(port);
+    o.upstream_host = hp->first;
+    o.upstream_port = hp->second;
+  }
+  if (o.cache == CacheMode::kRedis || o.cache == CacheMode::kMemcached) {
+    auto hp = parse_host_port(o.cache_server);
+    if (!hp) {
+      return usage("--cache " + std::string(cache_name(o.cache)) +
+                       " needs --cache-server HOST:PORT" +
+                       (o.cache_server.empty() ? "" : " ('" + o.cache_server + "' is not one)"),
+                   "pass the cache server's address, e.g. --cache-server 127.0.0.1:6379");
+    }
+    o.cache_host = hp->first;
+    o.cache_port = hp->second;
+  } else if (!o.cache_server.empty()) {
+    return usage("--cache-server applies to --cache redis|memcached",
+                 "add --cache redis or --cache memcached, or drop --cache-server");
+  }
+  if (is_db_scenario(o.scenario) && o.db.empty()) {
+    return usage("--scenario " + std::string(scenario_name(o.scenario)) +
+                     " needs --db CONNINFO (PostgreSQL)",
+                 "start PostgreSQL and pass its connection string, e.g. --db 'host=/tmp "
+                 "port=5432 dbname=postgres user=postgres'");
   }
   if (o.upstream_batch && o.upstream_concurrent) {
     return usage("--upstream-batch and --upstream-concurrent are alternative fixes",

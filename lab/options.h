@@ -25,6 +25,9 @@ enum class Scenario {
   kUpstream,
   kBandwidth,
   kBacklog,
+  kDbHotRow,
+  kDbMissingIndex,
+  kDbCommit,
 };
 enum class Model { kThreads, kEpoll };
 enum class Role { kLab, kUpstream };
@@ -32,9 +35,14 @@ enum class LockMode { kGlobal, kSharded };
 enum class LockType { kMutex, kRwlock };
 enum class CommitMode { kPerRequest, kBatch, kAsync };
 enum class LogMode { kSync, kAsync, kOff };
+// cpu, upstream: where answers are kept. kOn is an in-process memo; the others a real server.
+enum class CacheMode { kOff, kOn, kRedis, kMemcached };
 
 const char* scenario_name(Scenario s);
 const char* model_name(Model m);
+const char* cache_name(CacheMode c);
+// db-hot-row, db-missing-index, db-commit: the scenarios that need --db.
+bool is_db_scenario(Scenario s);
 // Every scenario name, in declaration order (for help text and tests).
 std::vector<std::string> scenario_names();
 
@@ -52,8 +60,9 @@ struct Options {
 
   // cpu, serial, lock: CPU work per request, in microseconds (calibrated to iteration counts).
   std::int64_t work_us = 1000;
-  bool cache = false;      // cpu, upstream: memoize per query key
-  int serial_workers = 1;  // serial: threads of the executor that runs the work
+  CacheMode cache = CacheMode::kOff;  // cpu, upstream: memoize per query key (lab/services.h)
+  std::string cache_server;           // --cache redis|memcached: HOST:PORT
+  int serial_workers = 1;             // serial: threads of the executor that runs the work
   LockMode lock_mode = LockMode::kGlobal;
   LockType lock_type =
       LockType::kMutex;  // lock: std::mutex, or std::shared_mutex (a pthread rwlock)
@@ -77,6 +86,13 @@ struct Options {
   std::int64_t response_bytes = 1LL << 20;  // bandwidth: body size
   std::int64_t accept_delay_ms = 0;         // backlog: sleep between accept() calls
 
+  std::string db;             // db-*: a libpq connection string (lab/services.h)
+  bool db_index = false;      // db-missing-index: the fix
+  int db_work_rows = 20'000;  // db-hot-row: rows summed inside the transaction, holding the row
+
+  // Filled by parse_options from the cache server flag.
+  std::string cache_host;
+  std::uint16_t cache_port = 0;
   // Filled by parse_options from the upstream flag.
   std::string upstream_host;
   std::uint16_t upstream_port = 0;

@@ -23,6 +23,7 @@
 #include "lab/cpu_work.h"
 #include "lab/http.h"
 #include "lab/http_client.h"
+#include "lab/services.h"
 #include "lab/worker_pool.h"
 #include "util/clock.h"
 #include "util/scoped_fd.h"
@@ -55,6 +56,37 @@ class Memo {
   static constexpr std::size_t kMaxEntries = 100'000;
   std::shared_mutex mu_;
   std::unordered_map<std::string, std::string> map_;
+};
+
+// Where cpu and upstream keep answers (--cache): nowhere, the in-process Memo, or a cache server
+// (lab/services.h), under "chokepoint-lab:<scenario>:<key hash>" (memcached keys are at most 250
+// bytes with no spaces; a query string may be longer).
+class AnswerCache {
+ public:
+  AnswerCache(CacheMode mode, std::unique_ptr<RemoteCache> remote, std::string scenario)
+      : mode_(mode), remote_(std::move(remote)), prefix_("chokepoint-lab:" + scenario + ":") {}
+  bool enabled() const { return mode_ != CacheMode::kOff; }
+  // A cache server is a network round trip: the epoll model hands the request to its pool.
+  bool remote() const { return remote_ != nullptr; }
+  std::optional<std::string> find(const std::string& key) {
+    if (remote_) return remote_->get(server_key(key));
+    if (mode_ == CacheMode::kOn) return memo_.find(key);
+    return std::nullopt;
+  }
+  void put(const std::string& key, const std::string& body) {
+    if (remote_) {
+      remote_->put(server_key(key), body);
+    } else if (mode_ == CacheMode::kOn) {
+      memo_.put(key, body);
+    }
+  }
+
+ private:
+  std::string server_key(const std::string& key) const { return prefix_ + hex64(key_hash(key)); }
+  CacheMode mode_;
+  std::unique_ptr<RemoteCache> remote_;
+  std::string prefix_;
+  Memo memo_;
 };
 
 util::Result<util::ScopedFd> open_append(const std::string& path) {
@@ -98,9 +130,9 @@ class OkHandler : public Handler {
 // cpu and serial: the same calibrated work; serial runs it on a small executor (see server.cpp).
 class CpuHandler : public Handler {
  public:
-  CpuHandler(const Options& o, std::string prefix)
+  CpuHandler(const Options& o, std::string prefix, std::unique_ptr<RemoteCache> remote)
       : work_(CpuWork::calibrate(o.work_us)),
-        cache_(o.cache),
+        cache_(o.cache, std::move(remote), prefix),
         prefix_(std::move(prefix)),
         executor_threads_(o.scenario == Scenario::kSerial ? std::optional<int>(o.serial_workers)
                                                           : std::nullopt) {}
@@ -108,27 +140,24 @@ class CpuHandler : public Handler {
   Response handle(std::string_view query) override {
     std::string key(query);
     Response r;
-    if (cache_) {
-      if (auto hit = memo_.find(key)) {
-        r.body = std::move(*hit);
-        return r;
-      }
+    if (auto hit = cache_.find(key)) {
+      r.body = std::move(*hit);
+      return r;
     }
     CpuResult c = run_cpu_work(work_, key_hash(key));
     r.body =
         prefix_ + " key=" + key + " hash=" + hex64(c.hash) + " sum=" + hex64(c.checksum) + "\n";
-    if (cache_) memo_.put(key, r.body);
+    cache_.put(key, r.body);
     return r;
   }
-  bool blocking() const override { return executor_threads_.has_value(); }
+  bool blocking() const override { return executor_threads_.has_value() || cache_.remote(); }
   std::optional<int> executor_threads() const override { return executor_threads_; }
 
  private:
   CpuWork work_;
-  bool cache_;
+  AnswerCache cache_;
   std::string prefix_;
   std::optional<int> executor_threads_;
-  Memo memo_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -669,7 +698,8 @@ __attribute__((noinline)) util::Result<int> lab_call_upstream(const UpstreamConf
 
 class UpstreamHandler : public Handler {
  public:
-  explicit UpstreamHandler(const Options& o) : cache_(o.cache) {
+  UpstreamHandler(const Options& o, std::unique_ptr<RemoteCache> remote)
+      : cache_(o.cache, std::move(remote), "upstream") {
     cfg_.host = o.upstream_host;
     cfg_.port = o.upstream_port;
     cfg_.calls = o.upstream_calls;
@@ -681,26 +711,23 @@ class UpstreamHandler : public Handler {
   Response handle(std::string_view query) override {
     std::string key(query);
     Response r;
-    if (cache_) {
-      if (auto hit = memo_.find(key)) {
-        r.body = std::move(*hit);
-        return r;
-      }
+    if (auto hit = cache_.find(key)) {
+      r.body = std::move(*hit);
+      return r;
     }
     auto answers = lab_call_upstream(cfg_, key);
     if (!answers) return error_response(502, "upstream call failed: " + answers.error().message);
     r.body = "upstream mode=" + mode_ + " calls=" + std::to_string(cfg_.calls) +
              " answers=" + std::to_string(*answers) + "\n";
-    if (cache_) memo_.put(key, r.body);
+    cache_.put(key, r.body);
     return r;
   }
   bool blocking() const override { return true; }
 
  private:
   UpstreamConfig cfg_;
-  bool cache_;
+  AnswerCache cache_;
   std::string mode_;
-  Memo memo_;
 };
 
 // The upstream role: answers after --delay-ms, once per request whatever ?batch=K says.
@@ -746,14 +773,22 @@ class BandwidthHandler : public Handler {
 
 util::Result<std::unique_ptr<Handler>> make_handler(const Options& o, const std::string& dir) {
   if (o.role == Role::kUpstream) return std::unique_ptr<Handler>(new UpstreamRoleHandler(o));
+  std::unique_ptr<RemoteCache> remote;
+  const bool uses_cache = o.scenario == Scenario::kCpu || o.scenario == Scenario::kSerial ||
+                          o.scenario == Scenario::kUpstream;
+  if (uses_cache && (o.cache == CacheMode::kRedis || o.cache == CacheMode::kMemcached)) {
+    auto c = connect_cache(o);
+    if (!c) return c.error();
+    remote = std::move(*c);
+  }
   switch (o.scenario) {
     case Scenario::kNone:
     case Scenario::kBacklog:
       return std::unique_ptr<Handler>(new OkHandler());
     case Scenario::kCpu:
-      return std::unique_ptr<Handler>(new CpuHandler(o, "cpu"));
+      return std::unique_ptr<Handler>(new CpuHandler(o, "cpu", std::move(remote)));
     case Scenario::kSerial:
-      return std::unique_ptr<Handler>(new CpuHandler(o, "serial"));
+      return std::unique_ptr<Handler>(new CpuHandler(o, "serial", std::move(remote)));
     case Scenario::kLock:
       return std::unique_ptr<Handler>(new LockHandler(o));
     case Scenario::kDisk: {
@@ -771,9 +806,13 @@ util::Result<std::unique_ptr<Handler>> make_handler(const Options& o, const std:
     case Scenario::kPaging:
       return PagingHandler::create(o, dir);
     case Scenario::kUpstream:
-      return std::unique_ptr<Handler>(new UpstreamHandler(o));
+      return std::unique_ptr<Handler>(new UpstreamHandler(o, std::move(remote)));
     case Scenario::kBandwidth:
       return std::unique_ptr<Handler>(new BandwidthHandler(o));
+    case Scenario::kDbHotRow:
+    case Scenario::kDbMissingIndex:
+    case Scenario::kDbCommit:
+      return make_db_handler(o);
   }
   return util::Error{"unknown scenario", "", 0};
 }

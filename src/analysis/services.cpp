@@ -72,16 +72,24 @@ Verdict verdict_of(model::Resource r) {
 void fold_services(Diagnosis& d, const std::vector<ServiceReport>& services) {
   if (d.bottlenecks.empty() || d.verdict == Verdict::kNone) return;
   Bottleneck& b = d.bottlenecks.front();
+  // A service's own fix names the thing to change (the table to index, the setting to raise):
+  // it goes before the resource's general fixes.
+  std::vector<std::string> first;
   for (const auto& s : services) {
     for (const auto& f : s.findings) {
       if (!f.warning || verdict_of(f.resource) != b.resource) continue;
       b.evidence.push_back(
           fmt::format("{} {}: {}", model::service_kind_name(s.kind), s.endpoint, f.message));
-      if (!f.fix.empty() && std::find(b.fixes.begin(), b.fixes.end(), f.fix) == b.fixes.end()) {
-        b.fixes.push_back(f.fix);
+      if (!f.fix.empty() && std::find(first.begin(), first.end(), f.fix) == first.end()) {
+        first.push_back(f.fix);
       }
     }
   }
+  for (const auto& fix : first) {
+    auto it = std::find(b.fixes.begin(), b.fixes.end(), fix);
+    if (it != b.fixes.end()) b.fixes.erase(it);
+  }
+  b.fixes.insert(b.fixes.begin(), first.begin(), first.end());
 }
 
 namespace rules {

@@ -34,8 +34,9 @@ struct ServiceReport {
 std::vector<ServiceReport> assess_services(const std::vector<model::ServiceObservation>& services);
 
 // Folds the services' warnings that point at the primary bottleneck's resource into its
-// evidence and fixes ("redis 127.0.0.1:6379: evicting 530 keys/s ..."), after the kernel-level
-// evidence. The kernel's verdict stands; the services say where inside them the time goes.
+// evidence and fixes ("redis 127.0.0.1:6379: evicting 530 keys/s ..."): evidence after the
+// kernel-level evidence, fixes before the resource's general ones (a service's fix names what to
+// change). The kernel's verdict stands; the services say where inside them the time goes.
 void fold_services(Diagnosis& d, const std::vector<ServiceReport>& services);
 
 namespace rules {

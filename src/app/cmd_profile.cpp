@@ -218,6 +218,9 @@ Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSp
 }
 
 int run_profile(const ProfileArgs& a) {
+  // First: beside a CPU-saturated target every step of a nice-0 process waits for a core (a
+  // launched command gets the user's priority back, app/launch.h).
+  raise_measuring_priority();
   const std::int64_t duration_ns = parse_duration_ns(a.duration, "--duration");
   if (duration_ns <= 0) util::usage_error("--duration must be above 0", "pass e.g. --duration 5s");
   if (a.top < -1 || a.top == 0) util::usage_error("--top must be at least 1", "pass e.g. --top 10");
@@ -269,7 +272,6 @@ int run_profile(const ProfileArgs& a) {
   }
   util::stop_on_signals();
 
-  raise_measuring_priority();  // after the launch: the command keeps its own priority
   Collected c = a.off_cpu ? collect_off_cpu(a, opt.target, duration_ns, *symbolizer, launched,
                                             budget.capture_end_ns())
                           : collect_on_cpu(a, opt, duration_ns, *symbolizer, launched,

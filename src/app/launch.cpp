@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 
+#include "app/run_budget.h"
 #include "util/clock.h"
 #include "util/fatal.h"
 
@@ -19,6 +22,8 @@ pid_t launch(const std::vector<std::string>& command) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw util::FatalError(util::errno_error("pipe2"));
   const pid_t parent = getpid();
+  // Read before the fork: the child only makes system calls.
+  const std::optional<int> user_nice = nice_before_raise();
   pid_t pid = fork();
   if (pid < 0)
     throw util::FatalError(util::errno_error("fork", "the system is out of processes or memory"));
@@ -30,6 +35,8 @@ pid_t launch(const std::vector<std::string>& command) {
     if (getppid() != parent) _exit(127);
     // A group of its own, so that reap() ends the command's own children too.
     setpgid(0, 0);
+    // The priority the user started chokepoint with, not the one it measures at.
+    if (user_nice) setpriority(PRIO_PROCESS, 0, *user_nice);
     // Our stdout carries the report (JSON with --json): the command's output goes to stderr.
     dup2(STDERR_FILENO, STDOUT_FILENO);
     std::vector<char*> argv;

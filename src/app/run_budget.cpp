@@ -5,12 +5,53 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <charconv>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
 #include "util/clock.h"
 
 namespace chokepoint::app {
 namespace {
 
 constexpr int kMeasuringNice = -20;
+
+// The nice value the thread had before raise_measuring_priority() first changed it (kNoNice: not
+// changed). Written once, by the owning thread, before any child is launched.
+constexpr int kNoNice = 100;
+int g_nice_before_raise = kNoNice;
+
+// util::monotonic_ns() when this process was exec'd: /proc/self/stat's starttime (clock ticks
+// since boot) against CLOCK_BOOTTIME, 10 ms resolution. `fallback` when it cannot be read.
+std::int64_t process_start_ns(std::int64_t fallback) {
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Field 22, counted after the ')' that ends the comm (which may hold spaces and parens).
+  const std::size_t close = stat.rfind(')');
+  if (close == std::string::npos) return fallback;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i != 22) continue;
+    const long ticks_per_s = sysconf(_SC_CLK_TCK);
+    std::uint64_t ticks = 0;
+    auto [ptr, ec] = std::from_chars(field.data(), field.data() + field.size(), ticks);
+    if (ec != std::errc{} || ticks_per_s <= 0) return fallback;
+    timespec boot{};
+    clock_gettime(CLOCK_BOOTTIME, &boot);
+    const std::int64_t since_boot_ns =
+        static_cast<std::int64_t>(boot.tv_sec) * util::kNsPerSec + boot.tv_nsec;
+    const std::int64_t started_ns =
+        static_cast<std::int64_t>(ticks) * (util::kNsPerSec / ticks_per_s);
+    const std::int64_t age_ns = since_boot_ns - started_ns;
+    // Between 0 and a minute: anything else is a clock we do not understand.
+    if (age_ns < 0 || age_ns > 60 * util::kNsPerSec) return fallback;
+    return util::monotonic_ns() - age_ns;
+  }
+  return fallback;
+}
 
 std::int64_t thread_cpu_ns() {
   timespec ts{};
@@ -21,7 +62,7 @@ std::int64_t thread_cpu_ns() {
 }  // namespace
 
 RunBudget::RunBudget(std::int64_t asked_ns)
-    : start_ns_(util::monotonic_ns()),
+    : start_ns_(process_start_ns(util::monotonic_ns())),
       asked_ns_(asked_ns),
       last_mark_ns_(start_ns_),
       start_cpu_ns_(thread_cpu_ns()) {}
@@ -55,7 +96,18 @@ std::string RunBudget::summary() const {
 
 bool raise_measuring_priority() {
   // On Linux the nice value is per thread; PRIO_PROCESS with a tid sets that thread's.
-  return setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kMeasuringNice) == 0;
+  const auto tid = static_cast<id_t>(gettid());
+  errno = 0;
+  const int before = getpriority(PRIO_PROCESS, tid);
+  const bool known = errno == 0;
+  if (setpriority(PRIO_PROCESS, tid, kMeasuringNice) != 0) return false;
+  if (known && g_nice_before_raise == kNoNice) g_nice_before_raise = before;
+  return true;
+}
+
+std::optional<int> nice_before_raise() {
+  if (g_nice_before_raise == kNoNice) return std::nullopt;
+  return g_nice_before_raise;
 }
 
 bool window_needs_priority(const collect::sampler::TargetSpec& target) {

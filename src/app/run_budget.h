@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,11 +24,13 @@ namespace chokepoint::app {
 class RunBudget {
  public:
   static constexpr std::int64_t kGraceNs = 5'000'000'000;
-  static constexpr std::int64_t kStartupGraceNs = 1'000'000'000;
+  static constexpr std::int64_t kStartupGraceNs = 2'000'000'000;
   // Output, and tearing the capture down (closing one perf event per thread of a large target).
-  static constexpr std::int64_t kOutputReserveNs = 2'500'000'000;
+  static constexpr std::int64_t kOutputReserveNs = 1'500'000'000;
 
-  // Starts the clock now; asked_ns is the capture time the user asked for.
+  // Starts the clock when this process was exec'd (/proc/self/stat; now if that cannot be read):
+  // loading and parsing are part of the run the user waits for, and beside a CPU-saturated target
+  // a process at nice 0 took seconds to get there. asked_ns is the capture time asked for.
   explicit RunBudget(std::int64_t asked_ns);
 
   std::int64_t start_ns() const { return start_ns_; }
@@ -64,6 +67,11 @@ class RunBudget {
 // Threads the caller creates afterwards inherit it: call it after creating threads that must keep
 // their priority (a load generator). Returns whether the priority was raised.
 bool raise_measuring_priority();
+
+// The nice value the thread had before raise_measuring_priority() first raised it, nullopt when
+// it never did. A command chokepoint launches afterwards gets it back (app/launch.h), so that it
+// runs at the priority the user gave.
+std::optional<int> nice_before_raise();
 
 // Whether diagnose's window should run at that priority too: only for targets of at least
 // kManyThreads threads. At nice -20 the sampler's ticks preempt the target on time, which changes

@@ -198,7 +198,12 @@ util::Result<OnCpuCapture> capture_on_cpu(
     if (!u) return u.error();
     unwinder = std::move(u).value();
   }
-  auto sampler = collect::perf::PerfSampler::open(options);
+  // The capture may end at end_ns after duration_ns of sampling: what comes before that is the
+  // start-up's share, and opening the events stops there (app/run_budget.h).
+  collect::perf::PerfOptions opened_by = options;
+  if (end_ns > 0 && opened_by.open_deadline_ns == 0)
+    opened_by.open_deadline_ns = end_ns - duration_ns;
+  auto sampler = collect::perf::PerfSampler::open(opened_by);
   if (!sampler) return sampler.error();
   if (on_open) on_open(sampler->info());
   const std::uint64_t regs_mask = sampler->info().regs_user_mask;

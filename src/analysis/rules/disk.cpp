@@ -76,12 +76,21 @@ RuleResult disk(const Context& ctx) {
         fmt::format("{} of disk time in {}", percent(own_disk > 0 ? ns / own_disk : 0), detail));
   }
   if (lock_by_disk_ns > 0) {
-    b.evidence.push_back(fmt::format(
-        "{} of the samples of threads queued on a lock caught another thread of the process inside "
-        "a disk sync: the lock is held across disk IO, so {} of lock wait counts as disk",
-        percent(static_cast<double>(obs.lock_wait_behind_disk_ns) /
-                static_cast<double>(ctx.split[Resource::kLock])),
-        duration(lock_by_disk_ns / 1e9)));
+    // Say the reason that held (Context::lock_ns_caused_by_disk): the holder seen in a sync, or
+    // the waiters' own time in disk.
+    const double caught = static_cast<double>(obs.lock_wait_behind_disk_ns) /
+                          static_cast<double>(ctx.split[Resource::kLock]);
+    if (caught >= kLockBehindDiskFraction || ctx.lock_waiters_disk_fraction() <= 0) {
+      b.evidence.push_back(fmt::format(
+          "{} of the samples of threads queued on a lock caught another thread of the process "
+          "inside a disk sync: the lock is held across disk IO, so {} of lock wait counts as disk",
+          percent(caught), duration(lock_by_disk_ns / 1e9)));
+    } else {
+      b.evidence.push_back(fmt::format(
+          "the threads that queued on a lock spent {} of their own working time in disk: they take "
+          "turns doing disk IO under it, so {} of lock wait counts as disk",
+          percent(ctx.lock_waiters_disk_fraction()), duration(lock_by_disk_ns / 1e9)));
+    }
   }
   for (const auto& p : obs.processes) {
     if (p.syscw == 0 && p.write_bytes == 0) continue;

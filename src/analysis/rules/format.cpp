@@ -30,6 +30,11 @@ double Context::lock_ns_caused_by_disk() const {
   if (behind >= kLockBehindDiskFraction * lock_ns) return lock_ns;
   // The same conclusion from what the waiters do when they hold the lock: threads that queue on a
   // lock and spend a fifth of their working time in disk syncs are serializing disk IO.
+  if (lock_waiters_disk_fraction() >= kLockWaitersDiskFraction) return lock_ns;
+  return behind;
+}
+
+double Context::lock_waiters_disk_fraction() const {
   double waiters_disk = 0, waiters_work = 0;
   for (const auto& t : obs.threads) {
     if (t.split[model::Resource::kLock] == 0) continue;
@@ -38,8 +43,7 @@ double Context::lock_ns_caused_by_disk() const {
         static_cast<double>(t.split[model::Resource::kDisk] + t.split[model::Resource::kOnCpu] +
                             t.split[model::Resource::kCpuWait]);
   }
-  if (waiters_disk > 0 && waiters_disk >= kLockWaitersDiskFraction * waiters_work) return lock_ns;
-  return behind;
+  return waiters_disk > 0 && waiters_work > 0 ? waiters_disk / waiters_work : 0;
 }
 
 std::string percent(double fraction) {

@@ -24,6 +24,9 @@ struct Context {
   // it spend at least kLockWaitersDiskFraction of their own working time in disk. Otherwise only
   // the coinciding part counts.
   double lock_ns_caused_by_disk() const;
+  // The share of their own working time (on CPU, queued for a core, in disk) that the threads
+  // which waited on a lock spent in disk; 0 when none waited.
+  double lock_waiters_disk_fraction() const;
 };
 
 struct RuleResult {

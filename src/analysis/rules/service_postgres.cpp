@@ -21,6 +21,71 @@ constexpr double kBigTableRows = 10'000;
 // Dead tuples against live ones above which autovacuum is behind.
 constexpr double kDeadRatio = 0.2;
 
+// The share of the busy backends' samples that were running a query (active, no wait event).
+double busy_active_share(const std::map<std::string, int>& by_state, int total,
+                         std::map<Resource, int>& by_resource) {
+  const int busy = total - by_resource[Resource::kIdle];
+  auto it = by_state.find("active");
+  return busy > 0 && it != by_state.end() ? static_cast<double>(it->second) / busy : 0;
+}
+
+// The statements that took the most execution time in the window (pg_stat_statements), or how to
+// load it. The top one is evidence for a CPU verdict when the busy backends mostly ran queries
+// (rather than waiting on locks or IO, which their own findings cover) and it took at least
+// kTopStatementShare of the statements' time.
+constexpr double kTopStatementShare = 0.5;
+void statements(const model::ServiceObservation& s, double secs, const std::string& status,
+                double active_share, ServiceReport& r) {
+  if (status.empty()) return;  // a recording from before the probe read it
+  if (status != "loaded") {
+    r.findings.push_back(
+        {Resource::kOnCpu, false,
+         "no per-query times: pg_stat_statements cannot be read (" + status + ")",
+         "load it to see which queries take the time: shared_preload_libraries = "
+         "'pg_stat_statements' in postgresql.conf (a restart), then CREATE EXTENSION "
+         "pg_stat_statements; in the database the probe connects to"});
+    return;
+  }
+  struct Statement {
+    double ms = 0, calls = 0;
+    std::string text;
+  };
+  std::vector<Statement> top;
+  double all_ms = 0;
+  const std::string suffix = ":total_ms";
+  for (const auto& [name, v] : s.counters_last) {
+    if (name.rfind("stmt:", 0) != 0 || name.size() <= suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    const std::string k = name.substr(0, name.size() - suffix.size());
+    Statement st{s.delta(name), s.delta(k + ":calls"), ""};
+    if (st.ms <= 0) continue;
+    auto text = s.settings.find(k + ":query");
+    if (text != s.settings.end()) st.text = text->second;
+    all_ms += st.ms;
+    top.push_back(std::move(st));
+  }
+  if (top.empty() || secs <= 0) return;
+  std::sort(top.begin(), top.end(),
+            [](const Statement& a, const Statement& b) { return a.ms > b.ms; });
+  for (std::size_t i = 0; i < top.size() && i < 3; ++i) {
+    const Statement& st = top[i];
+    const double share = st.ms / all_ms;
+    if (i > 0 && share < kNotableShare) break;
+    const bool limits = i == 0 && share >= kTopStatementShare && active_share >= 0.5;
+    r.findings.push_back(
+        {Resource::kOnCpu, limits,
+         fmt::format("statement taking {} of the statements' time ({:.0f} ms/s, {} calls/s, "
+                     "{:.2f} ms each): {}",
+                     percent(share), st.ms / secs, count_text(st.calls / secs),
+                     st.calls > 0 ? st.ms / st.calls : 0.0, st.text),
+         limits ? "EXPLAIN ANALYZE it: an index for its filter, a cheaper plan, or caching its "
+                  "result where it repeats"
+                : ""});
+  }
+}
+
 }  // namespace
 
 ServiceReport service_postgres(const model::ServiceObservation& s) {
@@ -79,7 +144,8 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
                     "synchronous_commit = off where losing the last moments of commits is fine"
                   : "more memory for the working set (shared_buffers, the page cache), or the "
                     "index that avoids the read";
-      } else if (res == Resource::kOnCpu) {
+      } else if (res == Resource::kOnCpu && setting("pg_stat_statements") != "loaded") {
+        // With pg_stat_statements loaded, its finding names the statement and the fix.
         fix =
             "find the expensive queries (pg_stat_statements) and their plans (EXPLAIN "
             "ANALYZE)";
@@ -88,7 +154,11 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
                           res == Resource::kOnCpu || res == Resource::kNetwork;
       r.findings.push_back(
           {res, limits,
-           fmt::format("{} of the busy backends' time waits on {}", percent(share), top[i].second),
+           top[i].second == "active"
+               ? fmt::format("{} of the busy backends' time runs queries (active, no wait event)",
+                             percent(share))
+               : fmt::format("{} of the busy backends' time waits on {}", percent(share),
+                             top[i].second),
            fix});
     }
   }
@@ -155,6 +225,8 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
            "long transactions that hold old rows"});
     }
   }
+  statements(s, secs, setting("pg_stat_statements"),
+             busy_active_share(by_state, total, by_resource), r);
   const double maxconn = std::atof(setting("max_connections").c_str());
   if (maxconn > 0 && s.gauges.count("numbackends") &&
       s.gauges.at("numbackends").max >= 0.8 * maxconn) {

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -23,6 +24,7 @@
 #include <unordered_map>
 
 #include "collect/procfs/proc_fs.h"
+#include "util/plural.h"
 #include "util/scoped_fd.h"
 
 namespace chokepoint::collect::perf {
@@ -216,6 +218,13 @@ struct PerfSampler::Impl {
   std::string cgroup_fallback_note;
   bool emfile = false;
   std::uint64_t emfile_threads = 0;
+  // Threads seen by the last rescan but not opened (out of time), and whether open() left any:
+  // then the threads opened by later rescans count as opened late.
+  std::uint64_t pending = 0;
+  bool late = false;
+  // Above this many threads to open under a deadline, they are ranked busiest first (one
+  // /proc/PID/task/TID/schedstat read each, a few microseconds against an open's hundreds).
+  static constexpr std::size_t kRankAbove = 64;
   std::uint64_t denied_threads = 0;
   std::map<int, std::unique_ptr<Ring>> threads;  // per-thread mode, by tid
   std::vector<std::unique_ptr<Ring>> cpus;       // cgroup mode
@@ -296,10 +305,37 @@ struct PerfSampler::Impl {
 
   // Opens events on the target's threads that have none yet. First call: any failure is an
   // error. Later calls: failures are counted, and EMFILE stops following new threads.
+  // Orders (pid, tid) pairs busiest first: by the CPU time they have used, from schedstat
+  // (nanoseconds; stat's utime and stime are in 10 ms ticks, which cannot tell a thread that
+  // started spinning a second ago from one that wakes for microseconds). A thread whose schedstat
+  // cannot be read (it exited, or no CONFIG_SCHED_INFO) keeps its place after the ranked ones.
+  void rank_busiest_first(std::vector<std::pair<int, int>>& fresh) {
+    std::vector<std::pair<std::uint64_t, std::size_t>> keys;  // (rank, index), higher first
+    keys.reserve(fresh.size());
+    for (std::size_t i = 0; i < fresh.size(); ++i) {
+      std::uint64_t rank = 0;
+      if (auto st = proc.read_task_schedstat(fresh[i].first, fresh[i].second)) {
+        rank = st->run_ns + 1;
+      }
+      keys.emplace_back(rank, i);
+    }
+    std::stable_sort(keys.begin(), keys.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<std::pair<int, int>> ranked;
+    ranked.reserve(fresh.size());
+    for (const auto& k : keys) ranked.push_back(fresh[k.second]);
+    fresh.swap(ranked);
+  }
+
+  // Opening stops at the open deadline (first call) or after kRescanSliceNs (later calls); the
+  // threads left are counted in `pending` and tried again by the next call. When time is short
+  // and the threads many, the busiest are opened first (running now, then by CPU time used):
+  // a deadline then cuts the idle ones, which an on-CPU profile would not have sampled anyway.
   util::Result<void> rescan(bool first) {
     auto pids = sampler::resolve_pids(options.target, proc);
     if (!pids) return pids.error();
     std::set<int> live;
+    std::vector<std::pair<int, int>> fresh;  // (pid, tid) with no event yet
     for (int pid : *pids) {
       auto tids = proc.list_tids(pid);
       if (!tids) continue;  // exited between the two reads
@@ -311,19 +347,39 @@ struct PerfSampler::Impl {
           dead_tids.insert(tid);
           continue;
         }
-        auto f = open_thread(pid, tid);
-        const int e = f.errno_value;
-        if (e == 0) continue;
-        if (first && threads.empty()) return f.mmap ? mmap_error(e) : thread_error(e);
-        ++stats.threads_failed;
-        dead_tids.insert(tid);
-        if (e == EMFILE || e == ENFILE) {
-          emfile = true;
-          ++emfile_threads;
-        } else if (e == EACCES || e == EPERM) {
-          ++denied_threads;
-        }
+        fresh.emplace_back(pid, tid);
       }
+    }
+    const bool timed = !first || options.open_deadline_ns > 0;
+    if (timed && fresh.size() > kRankAbove) rank_busiest_first(fresh);
+    // A later call's slice starts at its first open: listing thousands of threads is not opening.
+    const std::int64_t stop_opening_ns =
+        first ? options.open_deadline_ns : util::monotonic_ns() + kRescanSliceNs;
+    pending = 0;
+    std::uint64_t opened_in_pass = 0;
+    for (const auto& [pid, tid] : fresh) {
+      // The clock is read every 16 opens; the first thread is always opened.
+      if (stop_opening_ns > 0 && opened_in_pass > 0 && opened_in_pass % 16 == 0 &&
+          util::monotonic_ns() >= stop_opening_ns) {
+        pending = fresh.size() - opened_in_pass;
+        break;
+      }
+      ++opened_in_pass;
+      const std::uint64_t followed_before = stats.threads_followed;
+      auto f = open_thread(pid, tid);
+      const int e = f.errno_value;
+      if (!first && late && stats.threads_followed > followed_before) ++stats.threads_opened_late;
+      if (e == 0) continue;
+      if (first && threads.empty()) return f.mmap ? mmap_error(e) : thread_error(e);
+      ++stats.threads_failed;
+      dead_tids.insert(tid);
+      if (e == EMFILE || e == ENFILE) {
+        emfile = true;
+        ++emfile_threads;
+        pending = 0;
+        break;
+      }
+      if (e == EACCES || e == EPERM) ++denied_threads;
     }
     // Threads that exited: take what their ring still holds, then close it.
     for (auto it = threads.begin(); it != threads.end();) {
@@ -339,6 +395,7 @@ struct PerfSampler::Impl {
       return util::Error{"the target has no thread to sample",
                          "check that the process is running ('ps -e')", ESRCH};
     }
+    if (first && pending > 0) late = true;
     return {};
   }
 
@@ -570,6 +627,7 @@ util::Result<PerfRunStats> PerfSampler::run(std::int64_t duration_ns, const std:
     }
   }
   s.drain_all();
+  s.stats.threads_never_opened = s.pending;
   s.stats.duration_s = static_cast<double>(util::monotonic_ns() - start) / 1e9;
   PerfRunStats out = s.stats;
   s.record_sink = {};
@@ -596,6 +654,16 @@ std::vector<std::string> PerfSampler::notes() const {
         "threads are found by re-reading the target every {} ms: a thread's first moments before "
         "it is found are not sampled",
         s.options.rescan_interval_ns / util::kNsPerMs));
+  }
+  if (s.late) {
+    notes.push_back(fmt::format(
+        "opening one perf event per thread outlasted the start-up budget: {} opened during the "
+        "capture (they miss its start){}",
+        util::count_of(s.stats.threads_opened_late, "thread was", "threads were"),
+        s.stats.threads_never_opened > 0
+            ? fmt::format(", {} never sampled", util::count_of(s.stats.threads_never_opened,
+                                                               "thread was", "threads were"))
+            : std::string()));
   }
   if (s.emfile_threads > 0) {
     notes.push_back(

@@ -49,7 +49,17 @@ struct PerfOptions {
   // 0: user stacks through frame pointers (the kernel's callchain). Otherwise DWARF mode: bytes
   // of user stack to copy per sample, a multiple of 8 from 8 to kMaxUserStackBytes.
   std::uint32_t user_stack_bytes = 0;
+  // The latest util::monotonic_ns() by which open() stops opening per-thread events (0: none).
+  // Opening costs one perf_event_open and one mmap per thread, and beside a CPU-saturated target
+  // of thousands of threads that took seconds. Threads not opened by then are opened by run()'s
+  // rescans, at most kRescanSliceNs of it per rescan so that the rings keep being drained; they
+  // miss the start of the capture, and notes() says how many.
+  std::int64_t open_deadline_ns = 0;
 };
+
+// The longest one of run()'s rescans spends opening events on threads left over (see
+// PerfOptions::open_deadline_ns): half the 200 ms rescan interval.
+inline constexpr std::int64_t kRescanSliceNs = 100 * util::kNsPerMs;
 
 // perf's default and the largest stack copy (a sample's size is a u16, so the kernel could not
 // fit more; perf record --call-graph dwarf uses the same numbers).
@@ -89,8 +99,12 @@ struct PerfRunStats {
   RecordStats records;                 // samples, lost, truncated, throttled, malformed
   std::uint64_t threads_followed = 0;  // threads (or CPUs in cgroup mode) an event was opened on
   std::uint64_t threads_failed = 0;    // threads we could not open an event on (EACCES, EMFILE)
-  bool target_exited = false;          // every target process was gone before the end
-  double duration_s = 0;               // time actually sampled
+  // Threads whose event was opened during the capture, not before it: open() ran out of its
+  // deadline (PerfOptions::open_deadline_ns). They are in threads_followed too.
+  std::uint64_t threads_opened_late = 0;
+  std::uint64_t threads_never_opened = 0;  // still waiting for an event when the capture ended
+  bool target_exited = false;              // every target process was gone before the end
+  double duration_s = 0;                   // time actually sampled
 };
 
 // Called for every sample in the order read; names are the process's and the thread's comm

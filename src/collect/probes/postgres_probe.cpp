@@ -38,30 +38,47 @@ double as_number(const char* s) {
 // Backends of clients only: the probe's own, the autovacuum launcher, WAL writer and the other
 // auxiliary processes would blur the picture.
 constexpr const char* kActivity =
-    "SELECT pid, coalesce(state, ''), coalesce(wait_event_type, ''), coalesce(wait_event, '') "
+    "/* chokepoint-probe */ SELECT pid, coalesce(state, ''), coalesce(wait_event_type, ''), "
+    "coalesce(wait_event, '') "
     "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
 constexpr const char* kBlocking =
-    "SELECT pid, pg_blocking_pids(pid)::text, "
+    "/* chokepoint-probe */ SELECT pid, pg_blocking_pids(pid)::text, "
     "coalesce(extract(epoch FROM now() - query_start), 0), left(query, 120) "
     "FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0 LIMIT 20";
 constexpr const char* kDatabase =
-    "SELECT sum(xact_commit), sum(xact_rollback), sum(blks_read), sum(blks_hit), sum(deadlocks), "
+    "/* chokepoint-probe */ SELECT sum(xact_commit), sum(xact_rollback), sum(blks_read), "
+    "sum(blks_hit), sum(deadlocks), "
     "sum(temp_bytes), sum(numbackends) FROM pg_stat_database";
 constexpr const char* kWal =
-    "SELECT wal_records, wal_bytes, wal_write, wal_sync, wal_write_time, wal_sync_time "
+    "/* chokepoint-probe */ SELECT wal_records, wal_bytes, wal_write, wal_sync, wal_write_time, "
+    "wal_sync_time "
     "FROM pg_stat_wal";
 constexpr const char* kBgwriter =
-    "SELECT checkpoints_timed, checkpoints_req, buffers_checkpoint, buffers_backend_fsync "
+    "/* chokepoint-probe */ SELECT checkpoints_timed, checkpoints_req, buffers_checkpoint, "
+    "buffers_backend_fsync "
     "FROM pg_stat_bgwriter";
 constexpr const char* kTables =
-    "SELECT schemaname || '.' || relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0), "
+    "/* chokepoint-probe */ SELECT schemaname || '.' || relname, seq_scan, seq_tup_read, "
+    "coalesce(idx_scan, 0), "
     "n_live_tup, n_dead_tup, coalesce(extract(epoch FROM now() - "
     "greatest(last_autovacuum, last_vacuum)), -1) FROM pg_stat_user_tables "
     "ORDER BY seq_tup_read DESC LIMIT 10";
 constexpr const char* kSettings =
-    "SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit', 'commit_delay', "
+    "/* chokepoint-probe */ SELECT name, setting FROM pg_settings WHERE name IN "
+    "('synchronous_commit', 'commit_delay', "
     "'wal_sync_method', 'max_connections', 'fsync', 'shared_buffers', 'server_version', "
     "'default_transaction_isolation', 'track_io_timing')";
+
+// The statements that took the most time since the server started (pg_stat_statements, when it
+// is loaded), without the probe's own (each of them starts with the chokepoint-probe comment,
+// which pg_stat_statements keeps in the text it shows).
+constexpr const char* kStatements =
+    "/* chokepoint-probe */ SELECT queryid::text, calls, total_exec_time, "
+    "left(regexp_replace(query, '\\s+', ' ', 'g'), 200) FROM pg_stat_statements "
+    "WHERE query NOT LIKE '%chokepoint-probe%' AND queryid IS NOT NULL "
+    "ORDER BY total_exec_time DESC LIMIT 20";
+// Tried again every kStatementsRetry slow reads after it failed (not loaded, no rights).
+constexpr int kStatementsRetry = 30;
 
 // "/var/run/postgresql:5432/postgres as postgres" from a conninfo, without its password; the
 // conninfo itself when libpq cannot parse it (the connection will say why).
@@ -229,6 +246,32 @@ class PostgresProbe final : public Probe {
         r.settings[PQgetvalue(s->get(), i, 0)] = PQgetvalue(s->get(), i, 1);
       }
     }
+    read_statements(r);
+  }
+
+  // Per-statement calls and time, "stmt:<queryid>:calls" and "stmt:<queryid>:total_ms", with the
+  // text in settings "stmt:<queryid>:query"; settings "pg_stat_statements" says why not when the
+  // view cannot be read.
+  void read_statements(Reading& r) {
+    if (statements_wait_ > 0) {
+      --statements_wait_;
+      r.settings["pg_stat_statements"] = statements_problem_;
+      return;
+    }
+    auto st = query(kStatements);
+    if (!st) {
+      statements_problem_ = st.error().message;
+      statements_wait_ = kStatementsRetry;
+      r.settings["pg_stat_statements"] = statements_problem_;
+      return;
+    }
+    r.settings["pg_stat_statements"] = "loaded";
+    for (int i = 0; i < PQntuples(st->get()); ++i) {
+      const std::string k = std::string("stmt:") + PQgetvalue(st->get(), i, 0) + ":";
+      r.counters[k + "calls"] = as_number(PQgetvalue(st->get(), i, 1));
+      r.counters[k + "total_ms"] = as_number(PQgetvalue(st->get(), i, 2));
+      r.settings[k + "query"] = PQgetvalue(st->get(), i, 3);
+    }
   }
 
   std::string conninfo_;
@@ -238,6 +281,8 @@ class PostgresProbe final : public Probe {
   Conn conn_;
   int reads_ = 0;
   std::uint64_t queries_ = 0;
+  int statements_wait_ = 0;         // slow reads left before pg_stat_statements is tried again
+  std::string statements_problem_;  // why it could not be read
 };
 
 }  // namespace

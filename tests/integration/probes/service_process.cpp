@@ -109,7 +109,8 @@ std::string PostgresServer::conninfo() const {
   return "host=" + dir.path + " port=5432 user=postgres dbname=postgres";
 }
 
-bool PostgresServer::start(const std::string& auth) {
+bool PostgresServer::start(const std::string& auth, bool fsync,
+                           const std::vector<std::string>& settings) {
   const std::string bin = "/usr/lib/postgresql/15/bin/";
   if (::access((bin + "postgres").c_str(), X_OK) != 0) {
     ADD_FAILURE() << "PostgreSQL 15 is not installed (scripts/setup installs postgresql-15)";
@@ -128,9 +129,13 @@ bool PostgresServer::start(const std::string& auth) {
   std::vector<std::string> args = kAsPostgres;
   for (const std::string& a :
        {bin + "postgres", std::string("-D"), data(), std::string("-k"), dir.path, std::string("-c"),
-        std::string("listen_addresses="), std::string("-c"), std::string("fsync=off"),
-        std::string("-p"), std::string("5432")}) {
+        std::string("listen_addresses="), std::string("-c"),
+        std::string(fsync ? "fsync=on" : "fsync=off"), std::string("-p"), std::string("5432")}) {
     args.push_back(a);
+  }
+  for (const auto& setting : settings) {
+    args.push_back("-c");
+    args.push_back(setting);
   }
   auto bg = Background::start(args.front(), {args.begin() + 1, args.end()});
   if (!bg) {

@@ -38,7 +38,10 @@ class PostgresServer {
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
   // Fails the test (ADD_FAILURE) and returns false when it cannot start.
-  bool start(const std::string& auth = "trust");
+  // fsync: on for a test that measures commits (the WAL flush is the point), off otherwise.
+  // settings: more "name=value" server settings (-c), e.g. shared_preload_libraries.
+  bool start(const std::string& auth = "trust", bool fsync = false,
+             const std::vector<std::string>& settings = {});
   std::string data() const { return dir.path + "/data"; }
   std::string conninfo() const;
   pid_t pid() const { return server_ ? server_->pid() : -1; }
