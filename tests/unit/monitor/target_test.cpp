@@ -1,4 +1,4 @@
-// Targets as words (monitor/target.h).
+// Targets as words (monitor/target.h) and --listen addresses (monitor/metrics_server.h).
 #include "monitor/target.h"
 
 #include <gtest/gtest.h>
@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "monitor/metrics_server.h"
 
 namespace chokepoint::monitor {
 namespace {
@@ -53,6 +54,18 @@ TEST(Target, ServiceResolvesToItsCgroupWhereverSystemdKeepsIt) {
   ASSERT_TRUE(found) << found.error().message;
   EXPECT_EQ(found->cgroup_path, root + "/unified/system.slice/web.service");
   std::filesystem::remove_all(root);
+}
+
+TEST(Listen, ParsesHostAndPort) {
+  auto a = parse_listen("127.0.0.1:9464");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 9464);
+  EXPECT_EQ(parse_listen("0.0.0.0:0")->port, 0);
+  for (const char* bad : {"", "9464", ":9464", "localhost:9464", "127.0.0.1:", "127.0.0.1:65536",
+                          "127.0.0.1:-1", "127.0.0.1:80x", "[::1]:9464"}) {
+    EXPECT_FALSE(parse_listen(bad)) << bad;
+  }
 }
 
 }  // namespace
