@@ -114,6 +114,41 @@ TEST(Prometheus, QueryNamesEachInstancesVerdict) {
                split[disk_target].second > 0 && split[cpu_target].second > 0;
       },
       std::chrono::seconds(10)));
+  // chokepoint fleet against the same server names both, and says what bounds each.
+  const std::string url = "http://127.0.0.1:" + std::to_string(prom_port);
+  auto fleet = test_support::run_chokepoint({"fleet", "--prometheus", url});
+  EXPECT_EQ(fleet.exit_code, 0) << fleet.stderr_text;
+  EXPECT_NE(fleet.stdout_text.find("tier chokepoint: 2 instance(s), 2 target(s)"),
+            std::string::npos)
+      << fleet.stdout_text;
+  EXPECT_NE(fleet.stdout_text.find(disk_target), std::string::npos) << fleet.stdout_text;
+  EXPECT_NE(fleet.stdout_text.find(cpu_target), std::string::npos) << fleet.stdout_text;
+  EXPECT_NE(fleet.stdout_text.find("cpu-bound: "), std::string::npos) << fleet.stdout_text;
+  EXPECT_NE(fleet.stdout_text.find("Fleet verdict: 2 of 2 target(s) bound"), std::string::npos)
+      << fleet.stdout_text;
+  auto over = test_support::run_chokepoint({"fleet", "--prometheus", url, "--range", "1m"});
+  EXPECT_EQ(over.exit_code, 0) << over.stderr_text;
+  EXPECT_NE(over.stdout_text.find("most frequent verdict over the last 1m"), std::string::npos);
+  // Bad URLs: down, not Prometheus (an agent's endpoint), a bad range: error and hint.
+  test_support::expect_cli_error(
+      test_support::run_chokepoint(
+          {"fleet", "--prometheus", "http://127.0.0.1:" + std::to_string(free_port())}),
+      1, "cannot query Prometheus at");
+  test_support::expect_cli_error(
+      test_support::run_chokepoint(
+          {"fleet", "--prometheus", "http://127.0.0.1:" + std::to_string(disk_agent->port)}),
+      1, "cannot query Prometheus at");
+  // 200 with text that is not the API's JSON: the agent's /metrics (its query string ignored).
+  test_support::expect_cli_error(
+      test_support::run_chokepoint(
+          {"fleet", "--prometheus",
+           "http://127.0.0.1:" + std::to_string(disk_agent->port) + "/metrics?ignored="}),
+      1, "did not answer like Prometheus's HTTP API (not JSON)");
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"fleet", "--prometheus", url, "--range", "1m]) or vector(1"}),
+      2, "not a PromQL duration");
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"fleet", "--prometheus", "127.0.0.1:9090"}), 2, "http://");
   std::filesystem::remove_all(dir);
 }
 
