@@ -133,7 +133,9 @@ util::Result<std::unique_ptr<MetricsServer>> MetricsServer::start(
   impl->body = std::move(body);
   impl->port = ntohs(sa.sin_port);
   const int raw = fd.release();
-  impl->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, nullptr,
+  // epoll, not select: the agent keeps many /proc files open (the sampler re-reads them with
+  // pread), so a connection's fd is often above FD_SETSIZE (1024), which select cannot watch.
+  impl->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, nullptr,
                                   nullptr, &answer, impl.get(), MHD_OPTION_LISTEN_SOCKET, raw,
                                   MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_CONNECTION_LIMIT,
                                   64U, MHD_OPTION_END);

@@ -98,6 +98,26 @@ TEST(Agent, ScrapePassesPromtoolAndNamesTheVerdict) {
   std::filesystem::remove_all(records);
 }
 
+// Regression: libmicrohttpd's default select() loop dropped every scrape once the agent's own
+// /proc files pushed new sockets past FD_SETSIZE (1024): "Empty reply from server" with 10 lab
+// targets of 100 threads. Here 1,100 inherited fds stand in for them.
+TEST(Agent, ScrapesWhenItsSocketsAreAboveFdSetSize) {
+  const std::uint16_t port = free_port();
+  const std::string script =
+      "import os, sys\n"
+      "for _ in range(1100):\n"
+      "    os.set_inheritable(os.open('/dev/null', os.O_RDONLY), True)\n"
+      "os.execv(sys.argv[1], sys.argv[1:])\n";
+  auto agent = Background::start(
+      "python3", {"-c", script, test_support::chokepoint_bin(), "agent", "--target", "host",
+                  "--window", "1s", "--listen", "127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(agent) << agent.error().message;
+  Agent view;
+  view.port = port;
+  EXPECT_FALSE(
+      view.wait_for("chokepoint_verdict{target=\"host\"", std::chrono::seconds(10)).empty());
+}
+
 TEST(Agent, PortInUseIsAClearError) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};
