@@ -36,7 +36,7 @@ for scenario in disk cpu; do
   wrk -t1 -c8 -d60s "http://127.0.0.1:$port/" >/dev/null &
   pids+=($!)
   agent_port=$(free_port)
-  "$bin/chokepoint" agent --target "cgroup:$cg" --window 2s --listen "127.0.0.1:$agent_port" 2>/dev/null &
+  "$bin/chokepoint" agent --target "cgroup:$cg" --window 2s --interval 100ms --listen "127.0.0.1:$agent_port" 2>/dev/null &
   pids+=($!)
   targets="$targets'127.0.0.1:$agent_port', "
 done

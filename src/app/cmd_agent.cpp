@@ -27,7 +27,7 @@ struct AgentArgs {
   std::string config;
   std::string listen = "127.0.0.1:9464";
   std::string window = "10s";
-  std::string interval = "100ms";
+  std::string interval = "1s";
   std::string record_dir;
   std::string keep = "1h";
   std::string statsd;

@@ -31,7 +31,7 @@ namespace chokepoint::monitor {
 struct AgentOptions {
   std::vector<WatchTarget> targets;  // at least one
   std::int64_t window_ns = 10'000'000'000;
-  std::int64_t interval_ns = 100'000'000;
+  std::int64_t interval_ns = 1'000'000'000;
   std::string record_dir;  // empty: no recordings
   std::int64_t keep_for_ns = 3'600'000'000'000;
   std::uint64_t record_max_bytes = 256ULL << 20;  // per target

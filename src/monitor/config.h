@@ -5,7 +5,7 @@
 //
 //   listen = "127.0.0.1:9464"
 //   window = "10s"
-//   interval = "100ms"
+//   interval = "1s"
 //   record_dir = "/var/lib/chokepoint"
 //   keep = "1h"
 //   statsd = "127.0.0.1:8125"

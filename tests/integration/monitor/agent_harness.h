@@ -56,7 +56,9 @@ struct Agent {
     Agent a;
     a.port = free_port();
     args.insert(args.begin(), "agent");
-    args.insert(args.end(), {"--listen", "127.0.0.1:" + std::to_string(a.port)});
+    // The tests' windows are 1-2 s: sample them as diagnose does (the agent's default is 1 s).
+    args.insert(args.end(),
+                {"--listen", "127.0.0.1:" + std::to_string(a.port), "--interval", "100ms"});
     auto p = test_support::Background::start(test_support::chokepoint_bin(), args);
     EXPECT_TRUE(p) << p.error().message;
     if (!p) return std::nullopt;

@@ -108,9 +108,10 @@ TEST(Agent, ScrapesWhenItsSocketsAreAboveFdSetSize) {
       "for _ in range(1100):\n"
       "    os.set_inheritable(os.open('/dev/null', os.O_RDONLY), True)\n"
       "os.execv(sys.argv[1], sys.argv[1:])\n";
-  auto agent = Background::start(
-      "python3", {"-c", script, test_support::chokepoint_bin(), "agent", "--target", "host",
-                  "--window", "1s", "--listen", "127.0.0.1:" + std::to_string(port)});
+  auto agent =
+      Background::start("python3", {"-c", script, test_support::chokepoint_bin(), "agent",
+                                    "--target", "host", "--window", "1s", "--interval", "100ms",
+                                    "--listen", "127.0.0.1:" + std::to_string(port)});
   ASSERT_TRUE(agent) << agent.error().message;
   Agent view;
   view.port = port;
