@@ -18,7 +18,7 @@ std::string range_field(const std::optional<Threshold>& t, std::size_t share) {
   }
   if (!only) return "";
   const bool above = only->op == Compare::kGreater || only->op == Compare::kGreaterEqual;
-  return fmt::format("{:g}{}", only->limit, above ? "" : ":");
+  return only->limit_text + (above ? "" : ":");
 }
 
 }  // namespace

@@ -140,7 +140,8 @@ util::Result<Threshold> parse_threshold(std::string_view text) {
     value += frac / scale;
     if (value > 1) return bad(text, fmt::format("{} is above 1 (shares run from 0 to 1)", value));
     term.limit = value;
-    term.text = fmt::format("{}{}{:g}", name, op_text(term.op), value);
+    term.limit_text = std::string(whole) + (point ? "." + std::string(fraction) : "");
+    term.text = fmt::format("{}{}{}", name, op_text(term.op), term.limit_text);
     t.terms.push_back(std::move(term));
     if (t.terms.size() > kMaxTerms) return bad(text, fmt::format("more than {} terms", kMaxTerms));
     c.skip_spaces();

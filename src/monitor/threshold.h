@@ -44,7 +44,8 @@ struct ThresholdTerm {
   std::size_t share = 0;  // index into StateShares::value
   Compare op = Compare::kGreater;
   double limit = 0;
-  std::string text;  // canonical: "disk>0.3"
+  std::string limit_text;  // the number as written ("0.30"): exact, never in exponent form
+  std::string text;        // canonical: "disk>0.30"
 };
 
 struct Threshold {

@@ -28,6 +28,16 @@ TEST(Threshold, ParsesTermsAndSpaces) {
   EXPECT_DOUBLE_EQ(t->terms[0].limit, 0.3);
 }
 
+// Regression (found by monitor_threshold_fuzz): the canonical text printed the limit with {:g},
+// so 0.0000000001 became 1e-10, which the parser (rightly) rejects; the perfdata had it too.
+TEST(Threshold, CanonicalTextKeepsTheNumberAsWritten) {
+  auto t = parse_threshold("disk > 0.0000000001,lock<0.50");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->terms[0].text, "disk>0.0000000001");
+  EXPECT_EQ(t->terms[1].text, "lock<0.50");
+  EXPECT_TRUE(parse_threshold(t->terms[0].text));
+}
+
 TEST(Threshold, RejectsWhatTheGrammarDoesNot) {
   for (const char* bad : {"",           " ",
                           "disk",       "disk>",
