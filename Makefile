@@ -1,6 +1,6 @@
 # The two commands a newcomer types: `make demo` and `make test`. Everything goes through
 # scripts/setup first, so a fresh Debian 12 machine needs nothing else.
-.PHONY: all build setup test demo asan asan-test fuzz format clean
+.PHONY: all build setup test demo demo-fleet asan asan-test fuzz format clean
 
 all: build
 
@@ -20,6 +20,10 @@ test: build
 
 demo: build
 	@scripts/demo
+
+# Two lab instances, an agent each, a real Prometheus and `chokepoint fleet` (docs/agent.md).
+demo-fleet: build
+	@bench/agent/fleet_demo.sh build
 
 asan: setup
 	@cmake --preset asan >/dev/null

@@ -23,6 +23,22 @@ std::string parsed_subcommand(const std::vector<Subcommand>& subcommands) {
   return "";
 }
 
+// The parsed subcommand's own handler of usage errors, or nullptr.
+const Subcommand* parsed(const std::vector<Subcommand>& subcommands) {
+  for (const Subcommand& sub : subcommands) {
+    if (sub.cli->parsed()) return &sub;
+  }
+  return nullptr;
+}
+
+// Prints a usage error (or hands it to the subcommand that takes its own) and returns the code.
+int usage_failure(const std::vector<Subcommand>& subcommands, const util::Error& error) {
+  const Subcommand* sub = parsed(subcommands);
+  if (sub && sub->usage_error) return sub->usage_error(error);
+  util::print_error(error);
+  return util::kExitUsage;
+}
+
 // CLI11 says "Could not convert: --pid = 99999999999" for a value its option's type cannot hold
 // (a number out of range, a word for a number). Say which option and value, and what it takes.
 util::Error conversion_error(const std::string& what, const std::string& subcommand) {
@@ -69,11 +85,10 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return root.exit(e);
   } catch (const CLI::ConversionError& e) {
-    util::print_error(conversion_error(e.what(), parsed_subcommand(subcommands)));
-    return util::kExitUsage;
+    return usage_failure(subcommands, conversion_error(e.what(), parsed_subcommand(subcommands)));
   } catch (const CLI::ParseError& e) {
-    util::print_error(util::Error{e.what(), "run 'chokepoint --help' for usage", 0});
-    return util::kExitUsage;
+    return usage_failure(subcommands,
+                         util::Error{e.what(), "run 'chokepoint --help' for usage", 0});
   }
 
   try {

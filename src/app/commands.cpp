@@ -4,8 +4,11 @@ namespace chokepoint::app {
 
 // Each subcommand's factory, defined in its cmd_<name>.cpp.
 // (add one declaration per subcommand here)
+Subcommand make_agent_command(CLI::App& root);
+Subcommand make_check_command(CLI::App& root);
 Subcommand make_diagnose_command(CLI::App& root);
 Subcommand make_diff_command(CLI::App& root);
+Subcommand make_fleet_command(CLI::App& root);
 Subcommand make_knee_command(CLI::App& root);
 Subcommand make_load_command(CLI::App& root);
 Subcommand make_profile_command(CLI::App& root);
@@ -26,6 +29,9 @@ std::vector<Subcommand> register_all(CLI::App& root) {
   subcommands.push_back(make_load_command(root));
   subcommands.push_back(make_knee_command(root));
   subcommands.push_back(make_usl_command(root));
+  subcommands.push_back(make_check_command(root));
+  subcommands.push_back(make_agent_command(root));
+  subcommands.push_back(make_fleet_command(root));
   (void)root;
   return subcommands;
 }

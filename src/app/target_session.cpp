@@ -16,8 +16,7 @@
 #include <iterator>
 #include <sstream>
 
-#include "collect/sampler/sampler.h"
-#include "model/builder.h"
+#include "collect/procfs/proc_fs.h"
 #include "util/clock.h"
 #include "util/fatal.h"
 
@@ -135,23 +134,7 @@ util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,
                                                       std::int64_t interval_ns,
                                                       const std::atomic<bool>* stop,
                                                       bool keep_samples) const {
-  collect::sampler::SamplerOptions opt;
-  opt.target = spec_;
-  opt.duration_ns = duration_ns;
-  opt.interval_ns = interval_ns;
-  opt.stop = stop;
-  auto sampler = collect::sampler::Sampler::create(opt);
-  if (!sampler) return sampler.error();
-  DiagnosisWindow w;
-  model::ObservationSink sink(keep_samples ? &w.samples : nullptr);
-  if (auto ran = (*sampler)->run(sink); !ran) return ran.error();
-  w.observation = sink.finish();
-  if (w.observation.threads.empty()) {
-    return util::Error{"the target exited before it could be observed",
-                       "start the service first, or watch it with -- COMMAND", ESRCH};
-  }
-  w.diagnosis = analysis::diagnose(w.observation);
-  return w;
+  return monitor::diagnose_window(spec_, {duration_ns, interval_ns, stop, keep_samples});
 }
 
 }  // namespace chokepoint::app

@@ -19,6 +19,7 @@
 #include "collect/sampler/target.h"
 #include "model/observation.h"
 #include "model/samples.h"
+#include "monitor/window.h"
 #include "util/result.h"
 
 namespace chokepoint::app {
@@ -42,11 +43,7 @@ collect::sampler::TargetSpec target_spec(const TargetArgs& args);
 // "pid 1234", "pid 1234 and its children", "cgroup /sys/fs/cgroup/x", "the whole host".
 std::string describe_target(const collect::sampler::TargetSpec& spec);
 
-struct DiagnosisWindow {
-  model::Samples samples;  // what the window read, when kept for a recording
-  model::Observation observation;
-  analysis::Diagnosis diagnosis;
-};
+using DiagnosisWindow = monitor::DiagnosisWindow;
 
 class TargetSession {
  public:
