@@ -47,6 +47,10 @@ void hit_ratio(const model::ServiceObservation& s, const char* hits, const char*
                         fix});
 }
 
+// A client output buffer this large (INFO's client_recent_max_output_buffer) is worth a finding:
+// Redis's default client-output-buffer-limit for normal clients is none, for pubsub 8 MiB.
+constexpr double kLargeOutputBufferBytes = 1 << 20;
+
 }  // namespace
 
 ServiceReport service_redis(const model::ServiceObservation& s) {
@@ -91,6 +95,18 @@ ServiceReport service_redis(const model::ServiceObservation& s) {
                           fmt::format("rejected {:.0f} connections (maxclients reached)", rejected),
                           "pool connections in the clients, or raise maxclients (and the "
                           "server's file descriptor limit with it)"});
+  }
+  // A client's output buffer (INFO clients): replies queued because the client reads them slower
+  // than Redis writes them, or replies too large (KEYS, a big MGET or HGETALL).
+  if (const double obuf = gauge_max(s, "client_recent_max_output_buffer");
+      obuf >= kLargeOutputBufferBytes) {
+    r.findings.push_back(
+        {Resource::kNetwork, false,
+         fmt::format("a client's output buffer reached {}: a client reads its replies slower than "
+                     "Redis writes them, or the replies are very large",
+                     bytes(obuf)),
+         "find the client (CLIENT LIST, omem) and fetch less per command (SCAN instead of KEYS, "
+         "smaller MGET/HGETALL batches); client-output-buffer-limit caps it"});
   }
   if (const double blocked = gauge_max(s, "blocked_clients"); blocked > 0) {
     r.findings.push_back(

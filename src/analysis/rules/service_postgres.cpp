@@ -20,6 +20,9 @@ constexpr double kNotableShare = 0.1;
 constexpr double kBigTableRows = 10'000;
 // Dead tuples against live ones above which autovacuum is behind.
 constexpr double kDeadRatio = 0.2;
+// Rollbacks as a share of transactions that, under serializable or repeatable read, say the
+// clients retry serialization failures.
+constexpr double kRetryRollbackShare = 0.05;
 
 // The share of the busy backends' samples that were running a query (active, no wait event).
 double busy_active_share(const std::map<std::string, int>& by_state, int total,
@@ -224,6 +227,23 @@ ServiceReport service_postgres(const model::ServiceObservation& s) {
            "let autovacuum run more often on it (autovacuum_vacuum_scale_factor) and look for "
            "long transactions that hold old rows"});
     }
+  }
+  // Serialization failures: PostgreSQL 15 counts none by themselves (pg_stat_database has
+  // rollbacks, deadlocks and recovery conflicts), so under an isolation level that raises them
+  // the rollback rate is their upper bound, and said as such.
+  const std::string isolation = setting("default_transaction_isolation");
+  const double rollbacks = s.rate_per_s("xact_rollback");
+  const double xacts = commits + rollbacks;
+  if ((isolation == "serializable" || isolation == "repeatable read") && xacts > 0 &&
+      rollbacks >= kRetryRollbackShare * xacts && rollbacks >= 1) {
+    r.findings.push_back(
+        {Resource::kLock, true,
+         fmt::format("{} rollbacks/s ({} of transactions) under default_transaction_isolation = "
+                     "{}: serialization failures retried by the clients (PostgreSQL counts "
+                     "rollbacks, not their reasons: an upper bound)",
+                     count_text(rollbacks), percent(rollbacks / xacts), isolation),
+         "keep the transactions that conflict short and touching fewer rows, or run them under "
+         "read committed with explicit row locks (SELECT ... FOR UPDATE) where that is correct"});
   }
   statements(s, secs, setting("pg_stat_statements"),
              busy_active_share(by_state, total, by_resource), r);
