@@ -135,6 +135,13 @@ void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::
   if (!d.bottlenecks.empty()) {
     auto& evidence = d.bottlenecks.front().evidence;
     evidence.insert(evidence.end(), stacks.evidence.begin(), stacks.evidence.end());
+    // The stacks' fix is the first fix made specific (for a leak: "find what keeps memory" becomes
+    // the allocation site found).
+    auto& fixes = d.bottlenecks.front().fixes;
+    if (!stacks.fix.empty()) {
+      if (fixes.empty()) fixes.emplace_back();
+      fixes.front() = stacks.fix;
+    }
   }
   obs.sources.push_back(stacks.source);
 }
@@ -169,6 +176,7 @@ util::Result<void> save_window(store::RecordingWriter& writer, const model::Samp
   const auto& s = stacks->source;
   nlohmann::json j{
       {"evidence", stacks->evidence},
+      {"fix", stacks->fix},
       {"source",
        {{"name", s.name}, {"available", s.available}, {"detail", s.detail}, {"hint", s.hint}}}};
   return writer.add_note(kStacksNote, j.dump());
@@ -189,6 +197,7 @@ std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader) 
       if (e.is_string()) out.evidence.push_back(e.get<std::string>());
     }
   }
+  out.fix = str(j, "fix");  // absent in recordings made before leak stacks: none
   auto src = j.find("source");
   if (src == j.end() || !src->is_object()) return std::nullopt;
   out.source.name = str(*src, "name");
