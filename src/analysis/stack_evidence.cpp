@@ -289,6 +289,7 @@ std::vector<MemorySite> memory_sites(const profile::Profile& live,
     site.live_bytes = value;
   }
   std::vector<MemorySite> out;
+  out.reserve(sites.size());
   for (auto& [key, site] : sites) out.push_back(std::move(site));
   std::sort(out.begin(), out.end(), [](const MemorySite& a, const MemorySite& b) {
     return std::tie(b.live_bytes, b.allocated_bytes, a.function) <
@@ -310,6 +311,8 @@ StackEvidence memory_evidence(const profile::Profile& live, std::size_t top) {
   const auto ranked = by.ranked();
   for (std::size_t i = 0; i < ranked.size() && i < top; ++i) {
     const auto& [value, key, where] = ranked[i];
+    // Below 1% a site is noise next to the first: not evidence.
+    if (i > 0 && static_cast<double>(value) < 0.01 * static_cast<double>(total)) break;
     ev.lines.push_back(fmt::format("{:.0f}% of the growth is under {}, +{}/s",
                                    100.0 * static_cast<double>(value) / static_cast<double>(total),
                                    where,

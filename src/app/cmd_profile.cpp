@@ -135,7 +135,14 @@ struct Collected {
   std::string summary;              // the honesty line(s), printed before the notes
   std::int64_t build_start_ns = 0;  // when symbolizing began, for the cost line
   std::string table;                // --memory: the allocation sites, printed instead of top
+  std::shared_ptr<void> keep_until_output;  // --memory: the tracer, detached when dropped
 };
+
+// A capture that failed: the command we launched is ended first; EINVAL is a usage error.
+[[noreturn]] void capture_failed(const util::Error& e, pid_t launched) {
+  if (launched) reap(launched);
+  throw util::FatalError(e, e.errno_value == EINVAL ? util::kExitUsage : util::kExitRuntime);
+}
 
 Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions& opt,
                          std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
@@ -153,12 +160,7 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
             duration_ns / 1e9);
       },
       end_ns);
-  if (!captured) {
-    if (launched) reap(launched);
-    throw util::FatalError(captured.error(), captured.error().errno_value == EINVAL
-                                                 ? util::kExitUsage
-                                                 : util::kExitRuntime);
-  }
+  if (!captured) capture_failed(captured.error(), launched);
   const auto& stats = captured->stats;
   const auto& info = captured->info;
   Collected c;
@@ -233,10 +235,7 @@ Collected collect_memory(const ProfileArgs& a, const collect::sampler::TargetSpe
   auto captured = capture_memory(
       t, a.sample_bytes, duration_ns, symbolizer, &g_stop,
       [&](const std::vector<collect::bpf::ProbedAllocator>& allocators) {
-        std::string probed;
-        for (const auto& al : allocators) {
-          probed += fmt::format("{}{} ({})", probed.empty() ? "" : ", ", al.path, al.kind);
-        }
+        const std::string probed = collect::bpf::allocators_text(allocators);
         std::cerr << fmt::format(
             "chokepoint: tracing the allocations of {} ({}; probes in {}) for {:.1f} s (Ctrl-C "
             "ends early)...\n",
@@ -244,12 +243,7 @@ Collected collect_memory(const ProfileArgs& a, const collect::sampler::TargetSpe
             util::terminal_text(probed), duration_ns / 1e9);
       },
       end_ns);
-  if (!captured) {
-    if (launched) reap(launched);
-    throw util::FatalError(captured.error(), captured.error().errno_value == EINVAL
-                                                 ? util::kExitUsage
-                                                 : util::kExitRuntime);
-  }
+  if (!captured) capture_failed(captured.error(), launched);
   Collected c;
   c.target_exited = captured->target_exited;
   c.build_start_ns = captured->build_start_ns;
@@ -268,6 +262,7 @@ Collected collect_memory(const ProfileArgs& a, const collect::sampler::TargetSpe
         collect::bpf::sampling_text(captured->sample_period_bytes), top_n);
   }
   c.profile = std::move(a.memory_view == "allocated" ? captured->allocated : captured->live);
+  c.keep_until_output = std::move(captured->tracer);
   return c;
 }
 
@@ -401,6 +396,10 @@ int run_profile(const ProfileArgs& a) {
       static_cast<double>(usage.ru_maxrss) / 1024.0);
   std::cout.flush();
   budget.mark("output");
+  if (c.keep_until_output) {
+    c.keep_until_output.reset();  // --memory: detaching the probes takes a while
+    budget.mark("detaching the probes");
+  }
   std::cerr << "chokepoint: the run " << budget.summary() << "\n";
   if (c.target_exited && !launched) {
     util::print_error(

@@ -77,10 +77,7 @@ VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
           "a size limit); `chokepoint profile --memory` shows the full allocation stacks",
           sites.front().text);
     }
-    std::string probed;
-    for (const auto& al : c->allocators) {
-      probed += fmt::format("{}{} ({})", probed.empty() ? "" : ", ", al.path, al.kind);
-    }
+    const std::string probed = collect::bpf::allocators_text(c->allocators);
     out.source.available = true;
     out.source.detail = fmt::format(
         "the code behind the verdict: {:.1f} s of allocations traced after the window ({} "

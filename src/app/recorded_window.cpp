@@ -88,7 +88,10 @@ std::optional<model::ServiceObservation> service_from_json(const nlohmann::json&
   s.counters_first = numbers("counters_first");
   s.counters_last = numbers("counters_last");
   if (auto g = j.find("gauges"); g != j.end() && g->is_object()) {
-    for (const auto& [name, v] : g->items()) {
+    for (const auto& item : g->items()) {
+      // Not a structured binding: a lambda cannot capture one before C++20's P1091 (clang 14).
+      const auto& name = item.key();
+      const auto& v = item.value();
       if (s.gauges.size() >= kMaxServiceEntries || !v.is_object()) continue;
       auto num = [&](const char* k) {
         auto it = v.find(k);

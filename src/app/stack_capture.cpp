@@ -277,6 +277,23 @@ util::Result<OnCpuCapture> capture_on_cpu(
   return c;
 }
 
+namespace {
+
+// Waits until `end` (util::monotonic_ns()) or *stop, calling `poll` every poll_ns; false as soon as
+// poll says the target is gone, true otherwise.
+bool wait_window(std::int64_t end, const std::atomic<bool>* stop, std::int64_t poll_ns,
+                 const std::function<bool()>& poll) {
+  while (!(stop && stop->load())) {
+    const std::int64_t now = util::monotonic_ns();
+    if (now >= end) break;
+    usleep(static_cast<useconds_t>(std::min<std::int64_t>(end - now, poll_ns) / 1000));
+    if (!poll()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 util::Result<OffCpuCapture> capture_off_cpu(
     const collect::sampler::TargetSpec& t, const OffCpuSettings& settings, std::int64_t duration_ns,
     symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
@@ -319,25 +336,19 @@ util::Result<OffCpuCapture> capture_off_cpu(
   if (auto r = (*tracer)->start(); !r) return r.error();
   const std::int64_t run_ns = capture_ns(duration_ns, end_ns);
   const std::int64_t end = util::monotonic_ns() + run_ns;
-  bool exited = false;
-  while (!(stop && stop->load())) {
-    const std::int64_t now = util::monotonic_ns();
-    if (now >= end) break;
-    usleep(static_cast<useconds_t>(std::min<std::int64_t>(end - now, 200 * util::kNsPerMs) / 1000));
-    if (!follow) continue;
+  const bool exited = !wait_window(end, stop, 200 * util::kNsPerMs, [&] {
+    if (!follow) return true;
     auto pids = collect::sampler::resolve_pids(t, proc);
-    if (!pids) continue;
-    if (pids->empty()) {
-      exited = true;
-      break;
-    }
+    if (!pids) return true;
+    if (pids->empty()) return false;
     for (int pid : *pids) {
       if (attached.count(pid)) continue;
       if ((*tracer)->add_target(pid)) {
         if (symbolizer.attach(pid)) attached.insert(pid);
       }
     }
-  }
+    return true;
+  });
   auto result = (*tracer)->stop();
   if (!result) return result.error();
   OffCpuCapture c;
@@ -413,19 +424,12 @@ util::Result<MemoryCapture> capture_memory(
   if (on_start) on_start((*tracer)->allocators());
   const std::int64_t run_ns = capture_ns(duration_ns, end_ns);
   const std::int64_t end = util::monotonic_ns() + run_ns;
-  bool exited = false;
-  while (!(stop && stop->load())) {
-    const std::int64_t now = util::monotonic_ns();
-    if (now >= end) break;
-    usleep(static_cast<useconds_t>(std::min<std::int64_t>(end - now, 100 * util::kNsPerMs) / 1000));
-    if (!(*tracer)->any_target_alive()) {
-      exited = true;
-      break;
-    }
-  }
+  const bool exited =
+      !wait_window(end, stop, 100 * util::kNsPerMs, [&] { return (*tracer)->any_target_alive(); });
   auto result = (*tracer)->stop();
   if (!result) return result.error();
   MemoryCapture c;
+  c.tracer = std::move(*tracer);
   c.cut_short = run_ns < duration_ns;
   c.target_exited = exited || !result->exited.empty();
   c.duration_s = result->duration_s;

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "collect/bpf/memory_profile.h"
@@ -98,6 +99,9 @@ struct MemoryCapture {
   bool target_exited = false;
   std::int64_t build_start_ns = 0;
   bool cut_short = false;  // ended at end_ns, before duration_ns
+  // The tracer, stopped but with its probes still attached: destroying it detaches them, which
+  // takes seconds here (RCU grace periods), so the caller drops it after writing its output.
+  std::shared_ptr<collect::bpf::MemoryTracer> tracer;
 };
 
 // Traces the target's allocations (processes resolved once, at the start; a command just

@@ -21,8 +21,8 @@ namespace {
 
 // libelf must be told the ELF version it works with before its first use.
 bool init_libelf() {
-  static const bool ok = elf_version(EV_CURRENT) != EV_NONE;
-  return ok;
+  static const bool kReady = elf_version(EV_CURRENT) != EV_NONE;
+  return kReady;
 }
 
 // Separate debug files are found by build-id or .gnu_debuglink under the default path

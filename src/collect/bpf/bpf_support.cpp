@@ -19,6 +19,18 @@ const char* const kNoBpfHint =
     "install clang, bpftool and libbpf-dev (scripts/setup) and rebuild on a machine with "
     "/sys/kernel/btf/vmlinux; see docs/offcpu.md";
 
+std::string processes_text(const std::map<int, std::string>& comm_by_pid) {
+  std::string who;
+  for (const auto& [pid, comm] : comm_by_pid) {
+    if (who.size() > 60) {
+      who += ", ...";
+      break;
+    }
+    who += (who.empty() ? "" : ", ") + comm + " (pid " + std::to_string(pid) + ")";
+  }
+  return who;
+}
+
 std::string read_first_line(const std::string& path) {
   std::ifstream in(path);
   std::string line;

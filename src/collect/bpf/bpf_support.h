@@ -4,6 +4,7 @@
 // capture of libbpf's messages so an error can quote the verifier's last words.
 
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -19,6 +20,10 @@ namespace chokepoint::collect::bpf {
 
 // The hint for a build without the BPF part.
 extern const char* const kNoBpfHint;
+
+// "comm (pid 12), other (pid 34), ..." for a profile's title: the processes by pid, cut after
+// about 60 characters.
+std::string processes_text(const std::map<int, std::string>& comm_by_pid);
 
 // The first line of a small file ("" when unreadable).
 std::string read_first_line(const std::string& path);

@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "collect/bpf/bpf_support.h"
+
 #include "util/bounded_read.h"
 
 namespace chokepoint::collect::bpf {
@@ -12,6 +14,14 @@ std::string sampling_text(std::uint64_t sample_period_bytes) {
   if (sample_period_bytes == 0) return "every allocation traced";
   return fmt::format("one sample per {} allocated on average",
                      util::size_text(sample_period_bytes));
+}
+
+std::string allocators_text(const std::vector<ProbedAllocator>& allocators) {
+  std::string out;
+  for (const ProbedAllocator& a : allocators) {
+    out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.path, a.kind);
+  }
+  return out;
 }
 
 profile::Profile to_profile(const MemoryResult& result, symbolize::Symbolizer& symbolizer,
@@ -56,14 +66,7 @@ profile::Profile to_profile(const MemoryResult& result, symbolize::Symbolizer& s
     p.stacks.push_back(std::move(s));
   }
 
-  std::string who;
-  for (const auto& [pid, comm] : processes) {
-    if (who.size() > 60) {
-      who += ", ...";
-      break;
-    }
-    who += (who.empty() ? "" : ", ") + comm + " (pid " + std::to_string(pid) + ")";
-  }
+  const std::string who = processes_text(processes);
   p.title = fmt::format("{}, memory {}, {}, {:.1f} s", who.empty() ? "no allocations" : who,
                         live ? "allocated and still live at the end" : "allocated",
                         sampling_text(result.sample_period_bytes), result.duration_s);

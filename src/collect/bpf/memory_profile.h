@@ -32,4 +32,8 @@ profile::Profile to_profile(const MemoryResult& result, symbolize::Symbolizer& s
 // "one sample per 64 KiB allocated on average" / "every allocation" (for titles and notes).
 std::string sampling_text(std::uint64_t sample_period_bytes);
 
+// "/usr/lib/x86_64-linux-gnu/libc.so.6 (glibc), ..." for progress and source lines. Paths come
+// from the target's maps: escape them for their output.
+std::string allocators_text(const std::vector<ProbedAllocator>& allocators);
+
 }  // namespace chokepoint::collect::bpf

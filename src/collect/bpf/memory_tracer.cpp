@@ -24,7 +24,11 @@
 #include <bpf/libbpf.h>
 
 #include "bpf/memory.h"
+// The skeleton embeds the BPF object as one string literal, longer than -Wpedantic likes.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "memory.skel.h"
+#pragma GCC diagnostic pop
 #endif
 
 namespace chokepoint::collect::bpf {
@@ -157,6 +161,19 @@ struct LinkDeleter {
   void operator()(bpf_link* link) const { bpf_link__destroy(link); }
 };
 using Link = std::unique_ptr<bpf_link, LinkDeleter>;
+
+// Calls fn(key, value) for every entry of a hash map.
+template <typename Key, typename Value, typename Fn>
+void for_each_entry(int fd, const Fn& fn) {
+  Key key{}, next{};
+  Key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    Value value{};
+    if (bpf_map_lookup_elem(fd, &key, &value) == 0) fn(key, value);
+  }
+}
 
 // Destroys the links, in parallel: each detach waits for RCU grace periods (0.1 to 1.4 s per
 // uprobe measured here), and waiting for them one after another would take seconds.
@@ -302,7 +319,11 @@ util::Result<void> MemoryTracer::start() {
   LogCapture log;
   auto attach_uprobe = [&](bpf_program* prog, const ProbedAllocator& a, const std::string& fn,
                            bool ret) -> util::Result<void> {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret, .func_name = fn.c_str());
+    // Not LIBBPF_OPTS: a C compound literal in a statement expression, which C++ does not have.
+    bpf_uprobe_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.retprobe = ret;
+    opts.func_name = fn.c_str();
     const std::string binary =
         impl_->options.proc_root + "/" + std::to_string(a.tgid) + "/root" + a.path;
     bpf_link* link = bpf_program__attach_uprobe_opts(prog, a.tgid, binary.c_str(), 0, &opts);
@@ -405,35 +426,21 @@ util::Result<MemoryResult> MemoryTracer::stop() {
     return rec;
   };
   const int stats_fd = bpf_map__fd(skel->maps.stats);
-  {
-    memory_stack_key key{}, next{};
-    memory_stack_key* prev = nullptr;
-    while (bpf_map_get_next_key(stats_fd, prev, &next) == 0) {
-      key = next;
-      prev = &key;
-      memory_stack_value v{};
-      if (bpf_map_lookup_elem(stats_fd, &key, &v) != 0) continue;
-      MemoryRecord& rec = record(key.tgid, key.stack_id, key.leaf_caller);
-      rec.allocated_bytes += v.alloc_bytes;
-      rec.allocated_samples += v.alloc_samples;
-      rec.freed_bytes += v.freed_bytes;
-      rec.freed_samples += v.freed_samples;
-    }
-  }
+  for_each_entry<memory_stack_key, memory_stack_value>(
+      stats_fd, [&](const memory_stack_key& key, const memory_stack_value& v) {
+        MemoryRecord& rec = record(key.tgid, key.stack_id, key.leaf_caller);
+        rec.allocated_bytes += v.alloc_bytes;
+        rec.allocated_samples += v.alloc_samples;
+        rec.freed_bytes += v.freed_bytes;
+        rec.freed_samples += v.freed_samples;
+      });
   const int allocs_fd = bpf_map__fd(skel->maps.allocs);
-  {
-    memory_alloc_key key{}, next{};
-    memory_alloc_key* prev = nullptr;
-    while (bpf_map_get_next_key(allocs_fd, prev, &next) == 0) {
-      key = next;
-      prev = &key;
-      memory_alloc a{};
-      if (bpf_map_lookup_elem(allocs_fd, &key, &a) != 0) continue;
-      MemoryRecord& rec = record(key.tgid, a.stack_id, a.leaf_caller);
-      rec.live_bytes += a.weight_bytes;
-      rec.live_samples += 1;
-    }
-  }
+  for_each_entry<memory_alloc_key, memory_alloc>(
+      allocs_fd, [&](const memory_alloc_key& key, const memory_alloc& a) {
+        MemoryRecord& rec = record(key.tgid, a.stack_id, a.leaf_caller);
+        rec.live_bytes += a.weight_bytes;
+        rec.live_samples += 1;
+      });
   const int stacks_fd = bpf_map__fd(skel->maps.stacks);
   std::map<int, std::string> comms;
   std::uint64_t leaf_checked = 0, leaf_rejected = 0;

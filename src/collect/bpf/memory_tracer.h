@@ -36,7 +36,7 @@ namespace chokepoint::collect::bpf {
 
 // The default sampling period: one sample per 64 KiB allocated on average. Fine enough that a leak
 // of a few MiB is estimated within a few percent, coarse enough that stack walks stay rare.
-inline constexpr std::uint64_t kDefaultSamplePeriodBytes = 64 * 1024;
+inline constexpr std::uint64_t kDefaultSamplePeriodBytes = std::uint64_t{64} * 1024;
 
 struct MemoryOptions {
   std::vector<int> tgids;  // the processes to trace (at least one)

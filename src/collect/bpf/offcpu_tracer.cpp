@@ -27,7 +27,11 @@
 #include <bpf/libbpf.h>
 
 #include "bpf/offcpu.h"
+// The skeleton embeds the BPF object as one string literal, longer than -Wpedantic likes.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "offcpu.skel.h"
+#pragma GCC diagnostic pop
 #endif
 
 namespace chokepoint::collect::bpf {
