@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -95,6 +96,16 @@ bool follows_call(int tgid, std::uint64_t ret) {
     if (want == len) return true;
   }
   return false;
+}
+
+util::Result<void> check_unprivileged_bpf(const std::string& what) {
+  if (geteuid() != 0) {
+    const std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
+    if (!disabled.empty() && disabled != "0") {
+      return permission_error(what + " cannot load BPF programs", EPERM);
+    }
+  }
+  return {};
 }
 
 util::Error permission_error(const std::string& what, int err) {

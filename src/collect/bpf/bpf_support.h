@@ -28,6 +28,10 @@ std::string processes_text(const std::map<int, std::string>& comm_by_pid);
 // The first line of a small file ("" when unreadable).
 std::string read_first_line(const std::string& path);
 
+// For a process that is not root: an error when kernel.unprivileged_bpf_disabled forbids loading
+// BPF programs at all ("<what> cannot load BPF programs", with the hint).
+util::Result<void> check_unprivileged_bpf(const std::string& what);
+
 // The executable's own text mappings of `tgid` from its maps, as [start, end) pairs, at most
 // `max_ranges`: where the kernel sides look for the return address into the service's code above
 // a frameless library function. Empty when the process is gone.

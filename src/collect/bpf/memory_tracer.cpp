@@ -209,13 +209,7 @@ util::Result<void> check_memory_support() {
         "use a kernel built with CONFIG_UPROBE_EVENTS=y (Debian's is); meanwhile a heap profiler "
         "inside the process (jemalloc's prof, tcmalloc's heap profiler, heaptrack) needs none");
   }
-  if (geteuid() != 0) {
-    std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
-    if (!disabled.empty() && disabled != "0") {
-      return permission_error("memory profiling cannot load BPF programs", EPERM);
-    }
-  }
-  return {};
+  return check_unprivileged_bpf("memory profiling");
 }
 
 struct MemoryTracer::Impl {

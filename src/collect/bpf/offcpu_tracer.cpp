@@ -133,13 +133,7 @@ util::Result<void> check_offcpu_support() {
         "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's and most distributions' "
         "kernels since 5.x are)");
   }
-  if (geteuid() != 0) {
-    std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
-    if (!disabled.empty() && disabled != "0") {
-      return permission_error("off-CPU tracing cannot load BPF programs", EPERM);
-    }
-  }
-  return {};
+  return check_unprivileged_bpf("off-CPU tracing");
 }
 
 struct OffCpuTracer::Impl {
