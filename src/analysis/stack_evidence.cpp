@@ -7,6 +7,8 @@
 #include <string_view>
 #include <tuple>
 
+#include "util/plural.h"
+
 namespace chokepoint::analysis {
 namespace {
 
@@ -251,6 +253,70 @@ StackEvidence stack_evidence(Verdict resource, const profile::Profile* on_cpu,
       line += ", released by " + best->first;
     }
     ev.lines.push_back(line);
+  }
+  return ev;
+}
+
+namespace {
+
+const Frame kNoOwnCode{
+    "code outside the service (libraries)", FrameKind::kUnresolved, "", "", 0, ""};
+
+}  // namespace
+
+std::vector<MemorySite> memory_sites(const profile::Profile& live,
+                                     const profile::Profile& allocated) {
+  ByFunction live_by, allocated_by;
+  for (const auto& s : live.stacks) {
+    const Frame* f = own_code_frame(s.frames);
+    live_by.add(f ? *f : kNoOwnCode, s.value, /*with_line=*/true);
+  }
+  for (const auto& s : allocated.stacks) {
+    const Frame* f = own_code_frame(s.frames);
+    allocated_by.add(f ? *f : kNoOwnCode, s.value, /*with_line=*/true);
+  }
+  std::map<std::string, MemorySite> sites;
+  for (const auto& [value, key, text] : allocated_by.ranked()) {
+    MemorySite& site = sites[key];
+    site.function = key;
+    site.text = text;
+    site.allocated_bytes = value;
+  }
+  for (const auto& [value, key, text] : live_by.ranked()) {
+    MemorySite& site = sites[key];
+    site.function = key;
+    site.text = text;  // the line that keeps the most
+    site.live_bytes = value;
+  }
+  std::vector<MemorySite> out;
+  out.reserve(sites.size());
+  for (auto& [key, site] : sites) out.push_back(std::move(site));
+  std::sort(out.begin(), out.end(), [](const MemorySite& a, const MemorySite& b) {
+    return std::tie(b.live_bytes, b.allocated_bytes, a.function) <
+           std::tie(a.live_bytes, a.allocated_bytes, b.function);
+  });
+  return out;
+}
+
+StackEvidence memory_evidence(const profile::Profile& live, std::size_t top) {
+  StackEvidence ev;
+  ByFunction by;
+  std::uint64_t total = 0;
+  for (const auto& s : live.stacks) {
+    total += s.value;
+    const Frame* f = own_code_frame(s.frames);
+    by.add(f ? *f : kNoOwnCode, s.value, /*with_line=*/true);
+  }
+  if (total == 0 || live.duration_s <= 0) return ev;
+  const auto ranked = by.ranked();
+  for (std::size_t i = 0; i < ranked.size() && i < top; ++i) {
+    const auto& [value, key, where] = ranked[i];
+    // Below 1% a site is noise next to the first: not evidence.
+    if (i > 0 && static_cast<double>(value) < 0.01 * static_cast<double>(total)) break;
+    ev.lines.push_back(fmt::format("{:.0f}% of the growth is under {}, +{}/s",
+                                   100.0 * static_cast<double>(value) / static_cast<double>(total),
+                                   where,
+                                   util::bytes_text(static_cast<double>(value) / live.duration_s)));
   }
   return ev;
 }

@@ -11,6 +11,7 @@
 // (profile::kWokenByMarker), the frame of the waker's own code is named too: for a lock, that
 // is the code that held it.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -38,5 +39,26 @@ struct StackEvidence {
 // it is for kNone.
 StackEvidence stack_evidence(Verdict resource, const profile::Profile* on_cpu,
                              const profile::Profile* off_cpu, std::size_t top = 3);
+
+// One allocation site of a memory profile (collect/bpf/memory_profile.h): the leaf-most frame of
+// the service's own code above the allocator (allocator wrappers in system libraries, such as
+// operator new, are looked through), with the bytes allocated there during the window and the
+// bytes of those still live at its end. Estimates, as the profiles are.
+struct MemorySite {
+  std::string function;  // short name, e.g. "LeakHandler::lab_leak_allocate"
+  std::string
+      text;  // with the heaviest source line: "LeakHandler::lab_leak_allocate (scenarios.cpp:485)"
+  std::uint64_t live_bytes = 0;
+  std::uint64_t allocated_bytes = 0;
+};
+
+// Sites of the live and allocated memory profiles (Weight::kBytes), most live bytes first, then
+// most allocated. Stacks without any own-code frame are summed under one site that says so.
+std::vector<MemorySite> memory_sites(const profile::Profile& live,
+                                     const profile::Profile& allocated);
+
+// Evidence for a leak from the live memory profile: "71% of the growth is under
+// LeakHandler::lab_leak_allocate (scenarios.cpp:485), +44.0 MiB/s", at most `top` lines.
+StackEvidence memory_evidence(const profile::Profile& live, std::size_t top = 3);
 
 }  // namespace chokepoint::analysis

@@ -148,16 +148,21 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   // While the target is still up and under the same load: the code behind the verdict.
   if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
     const analysis::Verdict verdict = window->diagnosis.verdict;
+    std::optional<analysis::BottleneckKind> kind;
+    if (!window->diagnosis.bottlenecks.empty()) kind = window->diagnosis.bottlenecks.front().kind;
     if (!a.json) {
       std::cerr << fmt::format(
           "chokepoint: the verdict is {}; collecting {} stacks for {:.1f} s to find it in the "
           "code (--no-stacks skips this)...\n",
           analysis::verdict_name(verdict),
-          verdict == analysis::Verdict::kCpu ? "on-CPU" : "off-CPU", stacks_ns / 1e9);
+          verdict == analysis::Verdict::kCpu        ? "on-CPU"
+          : kind == analysis::BottleneckKind::kLeak ? "allocation"
+                                                    : "off-CPU",
+          stacks_ns / 1e9);
     }
     VerdictStacks stacks =
         stacks_for_verdict(verdict, session->spec(), stacks_ns, &g_stop, budget.capture_end_ns(),
-                           budget.symbolize_deadline_ns());
+                           budget.symbolize_deadline_ns(), kind);
     add_stacks(stacks, window->observation, window->diagnosis);
     kept_stacks = std::move(stacks);
     budget.mark("stacks");

@@ -1,5 +1,6 @@
-// chokepoint profile: sample a target's on-CPU stacks with perf_event_open, symbolize them, and
-// write flame graphs (folded, SVG, speedscope) and the hottest functions.
+// chokepoint profile: sample a target's on-CPU stacks with perf_event_open (or trace its off-CPU
+// time, or its allocations, with eBPF), symbolize them, and write flame graphs (folded, SVG,
+// speedscope) and the hottest functions (or allocation sites).
 #include <fmt/format.h>
 #include <linux/magic.h>
 #include <sys/resource.h>
@@ -15,12 +16,15 @@
 #include <set>
 #include <unordered_set>
 
+#include "analysis/stack_evidence.h"
 #include "app/cli_values.h"
 #include "app/launch.h"
 #include "app/run_budget.h"
 #include "app/stack_capture.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
+#include "collect/bpf/memory_profile.h"
+#include "collect/bpf/memory_tracer.h"
 #include "collect/bpf/offcpu_profile.h"
 #include "collect/bpf/offcpu_tracer.h"
 #include "collect/perf/perf_sampler.h"
@@ -30,6 +34,7 @@
 #include "render/flamegraph_folded.h"
 #include "render/flamegraph_svg.h"
 #include "render/json_text.h"
+#include "render/memory_report.h"
 #include "render/speedscope.h"
 #include "symbolize/deadline_symbolizer.h"
 #include "symbolize/symbolizer.h"
@@ -57,6 +62,9 @@ struct ProfileArgs {
   bool off_cpu = false;
   std::uint32_t off_cpu_budget = collect::bpf::OffCpuOptions{}.full_blocks_per_cpu_per_s;
   std::string call_graph = "fp";
+  bool memory = false;
+  std::uint64_t sample_bytes = collect::bpf::kDefaultSamplePeriodBytes;
+  std::string memory_view = "live";
 };
 
 // --call-graph fp | dwarf[,STACK_BYTES] (perf record's spelling) -> bytes of user stack to copy
@@ -126,7 +134,15 @@ struct Collected {
   bool target_exited = false;
   std::string summary;              // the honesty line(s), printed before the notes
   std::int64_t build_start_ns = 0;  // when symbolizing began, for the cost line
+  std::string table;                // --memory: the allocation sites, printed instead of top
+  std::shared_ptr<void> keep_until_output;  // --memory: the tracer, detached when dropped
 };
+
+// A capture that failed: the command we launched is ended first; EINVAL is a usage error.
+[[noreturn]] void capture_failed(const util::Error& e, pid_t launched) {
+  if (launched) reap(launched);
+  throw util::FatalError(e, e.errno_value == EINVAL ? util::kExitUsage : util::kExitRuntime);
+}
 
 Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions& opt,
                          std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
@@ -144,12 +160,7 @@ Collected collect_on_cpu(const ProfileArgs& a, const collect::perf::PerfOptions&
             duration_ns / 1e9);
       },
       end_ns);
-  if (!captured) {
-    if (launched) reap(launched);
-    throw util::FatalError(captured.error(), captured.error().errno_value == EINVAL
-                                                 ? util::kExitUsage
-                                                 : util::kExitRuntime);
-  }
+  if (!captured) capture_failed(captured.error(), launched);
   const auto& stats = captured->stats;
   const auto& info = captured->info;
   Collected c;
@@ -217,6 +228,44 @@ Collected collect_off_cpu(const ProfileArgs& a, const collect::sampler::TargetSp
   return c;
 }
 
+// Memory: eBPF uprobes on the target's allocator (collect/bpf) sample allocations by bytes.
+Collected collect_memory(const ProfileArgs& a, const collect::sampler::TargetSpec& t,
+                         std::int64_t duration_ns, symbolize::Symbolizer& symbolizer,
+                         pid_t launched, std::int64_t end_ns, std::size_t top_n) {
+  auto captured = capture_memory(
+      t, a.sample_bytes, duration_ns, symbolizer, &g_stop,
+      [&](const std::vector<collect::bpf::ProbedAllocator>& allocators) {
+        const std::string probed = collect::bpf::allocators_text(allocators);
+        std::cerr << fmt::format(
+            "chokepoint: tracing the allocations of {} ({}; probes in {}) for {:.1f} s (Ctrl-C "
+            "ends early)...\n",
+            util::terminal_text(describe_target(t)), collect::bpf::sampling_text(a.sample_bytes),
+            util::terminal_text(probed), duration_ns / 1e9);
+      },
+      end_ns);
+  if (!captured) capture_failed(captured.error(), launched);
+  Collected c;
+  c.target_exited = captured->target_exited;
+  c.build_start_ns = captured->build_start_ns;
+  const auto& k = captured->counters;
+  c.summary = fmt::format(
+      "chokepoint: {} allocator calls in {:.1f} s, {} sampled ({}); an estimated {} allocated, "
+      "{} of it still live at the end; lost {}, stacks not captured {}\n",
+      k.alloc_calls, captured->duration_s, k.sampled,
+      collect::bpf::sampling_text(captured->sample_period_bytes),
+      util::bytes_text(static_cast<double>(captured->allocated_bytes)),
+      util::bytes_text(static_cast<double>(captured->live_bytes)), k.allocs_full + k.stats_full,
+      k.stack_failures);
+  if (top_n > 0) {
+    c.table = render::memory_sites_text(
+        analysis::memory_sites(captured->live, captured->allocated), captured->duration_s,
+        collect::bpf::sampling_text(captured->sample_period_bytes), top_n);
+  }
+  c.profile = std::move(a.memory_view == "allocated" ? captured->allocated : captured->live);
+  c.keep_until_output = std::move(captured->tracer);
+  return c;
+}
+
 int run_profile(const ProfileArgs& a) {
   // First: beside a CPU-saturated target every step of a nice-0 process waits for a core (a
   // launched command gets the user's priority back, app/launch.h).
@@ -245,6 +294,19 @@ int run_profile(const ProfileArgs& a) {
 
   collect::perf::PerfOptions opt;
   opt.user_stack_bytes = parse_call_graph(a.call_graph);
+  if (a.memory && a.off_cpu) {
+    util::usage_error("--memory and --off-cpu are two different profiles",
+                      "run one, then the other");
+  }
+  if (a.memory && opt.user_stack_bytes > 0) {
+    util::usage_error("--call-graph dwarf does not apply to --memory",
+                      "allocation stacks come from eBPF (frame pointers); drop --call-graph");
+  }
+  if (a.memory_view != "live" && a.memory_view != "allocated") {
+    util::usage_error(fmt::format("--memory-view {}: unknown view", a.memory_view),
+                      "pass live (bytes still live at the end: leak candidates) or allocated "
+                      "(all bytes allocated: churn)");
+  }
   if (a.off_cpu && opt.user_stack_bytes > 0) {
     util::usage_error("--call-graph dwarf does not apply to --off-cpu",
                       "off-CPU stacks come from eBPF (frame pointers); drop one of the two");
@@ -265,6 +327,14 @@ int run_profile(const ProfileArgs& a) {
   if (a.off_cpu) {
     if (auto ok = collect::bpf::check_offcpu_support(); !ok) throw util::FatalError(ok.error());
   }
+  if (a.memory) {
+    if (t.kind == Kind::kHost) {
+      util::usage_error("--memory needs a target process",
+                        "give --pid PID, --name NAME, --cgroup DIR or a command: the probes go "
+                        "into each process's allocator");
+    }
+    if (auto ok = collect::bpf::check_memory_support(); !ok) throw util::FatalError(ok.error());
+  }
 
   if (t.kind == Kind::kCommand) {
     launched = launch(a.target.command);
@@ -272,10 +342,12 @@ int run_profile(const ProfileArgs& a) {
   }
   util::stop_on_signals();
 
-  Collected c = a.off_cpu ? collect_off_cpu(a, opt.target, duration_ns, *symbolizer, launched,
-                                            budget.capture_end_ns())
-                          : collect_on_cpu(a, opt, duration_ns, *symbolizer, launched,
-                                           budget.capture_end_ns());
+  Collected c = a.memory    ? collect_memory(a, opt.target, duration_ns, *symbolizer, launched,
+                                             budget.capture_end_ns(), top_n)
+                : a.off_cpu ? collect_off_cpu(a, opt.target, duration_ns, *symbolizer, launched,
+                                              budget.capture_end_ns())
+                            : collect_on_cpu(a, opt, duration_ns, *symbolizer, launched,
+                                             budget.capture_end_ns());
   budget.mark("capture and symbolizing");
   if (launched) reap(launched);
   profile::Profile& p = c.profile;
@@ -307,7 +379,11 @@ int run_profile(const ProfileArgs& a) {
     std::cerr << fmt::format("chokepoint: wrote {} ({})\n", util::terminal_text(o.path),
                              format_name(o.format));
   }
-  if (top_n > 0) std::cout << profile::top_text(p, profile::top(p, top_n));
+  if (!c.table.empty()) {
+    std::cout << c.table;
+  } else if (top_n > 0) {
+    std::cout << profile::top_text(p, profile::top(p, top_n));
+  }
   // What the profile cost after collection: symbolizing, rendering and writing
   // (docs/benchmarks.md).
   rusage usage{};
@@ -322,6 +398,10 @@ int run_profile(const ProfileArgs& a) {
       static_cast<double>(usage.ru_maxrss) / 1024.0);
   std::cout.flush();
   budget.mark("output");
+  if (c.keep_until_output) {
+    c.keep_until_output.reset();  // --memory: detaching the probes takes a while
+    budget.mark("detaching the probes");
+  }
   std::cerr << "chokepoint: the run " << budget.summary() << "\n";
   if (c.target_exited && !launched) {
     util::print_error(
@@ -367,12 +447,28 @@ Subcommand make_profile_command(CLI::App& root) {
                   "sampled and times become unbiased estimates (0: trace every block)")
       ->capture_default_str()
       ->needs(off_cpu);
+  auto* memory = cli->add_flag(
+      "--memory", args->memory,
+      "where memory is allocated and kept instead of CPU time: allocation sites with the bytes "
+      "still live at the end (leak candidates), growth and allocation rates (eBPF uprobes on the "
+      "process's malloc; needs root; see docs/memory.md)");
+  cli->add_option("--sample-bytes", args->sample_bytes,
+                  "with --memory: one sample per this many bytes allocated on average (byte "
+                  "sampling as in tcmalloc; figures are unbiased estimates; 0: every allocation)")
+      ->capture_default_str()
+      ->needs(memory);
+  cli->add_option("--memory-view", args->memory_view,
+                  "with --memory, what the flame graphs weigh: live (bytes still live at the end) "
+                  "or allocated (all bytes allocated)")
+      ->capture_default_str()
+      ->needs(memory);
   cli->footer(
       "Without a target, profile samples the whole host (one event per CPU). Examples:\n"
       "  chokepoint profile --pid 1234 --duration 10s -o cpu.svg\n"
       "  chokepoint profile --name nginx -o nginx.folded -o nginx.json --top 20\n"
       "  chokepoint profile --pid 1234 --call-graph dwarf -o cpu.svg   (code without frame "
       "pointers)\n"
+      "  chokepoint profile --pid 1234 --memory --duration 30s -o leak.svg   (leak candidates)\n"
       "  chokepoint profile -- ./server --port 8080");
   return {cli, [args] { return run_profile(*args); }};
 }

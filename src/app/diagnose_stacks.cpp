@@ -8,6 +8,7 @@
 #include "app/stack_capture.h"
 #include "symbolize/deadline_symbolizer.h"
 #include "symbolize/symbolizer.h"
+#include "util/plural.h"
 
 namespace chokepoint::app {
 
@@ -18,11 +19,16 @@ bool verdict_has_stacks(analysis::Verdict verdict) {
 VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
                                  const collect::sampler::TargetSpec& target,
                                  std::int64_t duration_ns, const std::atomic<bool>* stop,
-                                 std::int64_t end_ns, std::int64_t symbolize_deadline_ns) {
+                                 std::int64_t end_ns, std::int64_t symbolize_deadline_ns,
+                                 std::optional<analysis::BottleneckKind> kind) {
   VerdictStacks out;
   if (!verdict_has_stacks(verdict)) return out;
   const bool on_cpu = verdict == analysis::Verdict::kCpu;
-  out.source.name = on_cpu ? "on-CPU stacks (perf)" : "off-CPU stacks (eBPF)";
+  const bool leak =
+      verdict == analysis::Verdict::kMemory && kind == analysis::BottleneckKind::kLeak;
+  out.source.name = on_cpu ? "on-CPU stacks (perf)"
+                    : leak ? "allocation stacks (eBPF uprobes)"
+                           : "off-CPU stacks (eBPF)";
   auto unavailable = [&](const util::Error& e) {
     out.source.available = false;
     out.source.detail = "the code behind the verdict: " + e.message;
@@ -56,6 +62,29 @@ VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
         "the code behind the verdict: {} samples ({}, {:g} Hz) over {:.1f} s after the window{}",
         c->stats.records.samples, c->info.event_name, options.frequency_hz, c->stats.duration_s,
         cuts(c->cut_short));
+    return out;
+  }
+  if (leak) {
+    auto c = capture_memory(target, collect::bpf::kDefaultSamplePeriodBytes, duration_ns,
+                            symbolizer, stop, {}, end_ns);
+    if (!c) return unavailable(c.error());
+    const auto ev = analysis::memory_evidence(c->live);
+    out.evidence = ev.lines;
+    const auto sites = analysis::memory_sites(c->live, c->allocated);
+    if (!sites.empty() && sites.front().live_bytes > 0) {
+      out.fix = fmt::format(
+          "find what keeps the memory allocated under {} and free it, or bound it (an LRU with "
+          "a size limit); `chokepoint profile --memory` shows the full allocation stacks",
+          sites.front().text);
+    }
+    const std::string probed = collect::bpf::allocators_text(c->allocators);
+    out.source.available = true;
+    out.source.detail = fmt::format(
+        "the code behind the verdict: {:.1f} s of allocations traced after the window ({} "
+        "allocator calls, {}; probes in {}): an estimated {} allocated, {} of it still live{}",
+        c->duration_s, c->counters.alloc_calls, collect::bpf::sampling_text(c->sample_period_bytes),
+        probed, util::bytes_text(static_cast<double>(c->allocated_bytes)),
+        util::bytes_text(static_cast<double>(c->live_bytes)), cuts(c->cut_short));
     return out;
   }
   // The waker's stack after the marker: for a lock, the code that held it.

@@ -88,7 +88,10 @@ std::optional<model::ServiceObservation> service_from_json(const nlohmann::json&
   s.counters_first = numbers("counters_first");
   s.counters_last = numbers("counters_last");
   if (auto g = j.find("gauges"); g != j.end() && g->is_object()) {
-    for (const auto& [name, v] : g->items()) {
+    for (const auto& item : g->items()) {
+      // Not a structured binding: a lambda cannot capture one before C++20's P1091 (clang 14).
+      const auto& name = item.key();
+      const auto& v = item.value();
       if (s.gauges.size() >= kMaxServiceEntries || !v.is_object()) continue;
       auto num = [&](const char* k) {
         auto it = v.find(k);
@@ -135,6 +138,13 @@ void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::
   if (!d.bottlenecks.empty()) {
     auto& evidence = d.bottlenecks.front().evidence;
     evidence.insert(evidence.end(), stacks.evidence.begin(), stacks.evidence.end());
+    // The stacks' fix is the first fix made specific (for a leak: "find what keeps memory" becomes
+    // the allocation site found).
+    auto& fixes = d.bottlenecks.front().fixes;
+    if (!stacks.fix.empty()) {
+      if (fixes.empty()) fixes.emplace_back();
+      fixes.front() = stacks.fix;
+    }
   }
   obs.sources.push_back(stacks.source);
 }
@@ -169,6 +179,7 @@ util::Result<void> save_window(store::RecordingWriter& writer, const model::Samp
   const auto& s = stacks->source;
   nlohmann::json j{
       {"evidence", stacks->evidence},
+      {"fix", stacks->fix},
       {"source",
        {{"name", s.name}, {"available", s.available}, {"detail", s.detail}, {"hint", s.hint}}}};
   return writer.add_note(kStacksNote, j.dump());
@@ -189,6 +200,7 @@ std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader) 
       if (e.is_string()) out.evidence.push_back(e.get<std::string>());
     }
   }
+  out.fix = str(j, "fix");  // absent in recordings made before leak stacks: none
   auto src = j.find("source");
   if (src == j.end() || !src->is_object()) return std::nullopt;
   out.source.name = str(*src, "name");

@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "collect/bpf/memory_tracer.h"
 #include "collect/bpf/offcpu_tracer.h"
 #include "collect/procfs/proc_fs.h"
 #include "model/wait.h"
@@ -281,6 +282,23 @@ util::Result<OnCpuCapture> capture_on_cpu(
   return c;
 }
 
+namespace {
+
+// Waits until `end` (util::monotonic_ns()) or *stop, calling `poll` every poll_ns; false as soon as
+// poll says the target is gone, true otherwise.
+bool wait_window(std::int64_t end, const std::atomic<bool>* stop, std::int64_t poll_ns,
+                 const std::function<bool()>& poll) {
+  while (!(stop && stop->load())) {
+    const std::int64_t now = util::monotonic_ns();
+    if (now >= end) break;
+    usleep(static_cast<useconds_t>(std::min<std::int64_t>(end - now, poll_ns) / 1000));
+    if (!poll()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 util::Result<OffCpuCapture> capture_off_cpu(
     const collect::sampler::TargetSpec& t, const OffCpuSettings& settings, std::int64_t duration_ns,
     symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
@@ -323,25 +341,19 @@ util::Result<OffCpuCapture> capture_off_cpu(
   if (auto r = (*tracer)->start(); !r) return r.error();
   const std::int64_t run_ns = capture_ns(duration_ns, end_ns);
   const std::int64_t end = util::monotonic_ns() + run_ns;
-  bool exited = false;
-  while (!(stop && stop->load())) {
-    const std::int64_t now = util::monotonic_ns();
-    if (now >= end) break;
-    usleep(static_cast<useconds_t>(std::min<std::int64_t>(end - now, 200 * util::kNsPerMs) / 1000));
-    if (!follow) continue;
+  const bool exited = !wait_window(end, stop, 200 * util::kNsPerMs, [&] {
+    if (!follow) return true;
     auto pids = collect::sampler::resolve_pids(t, proc);
-    if (!pids) continue;
-    if (pids->empty()) {
-      exited = true;
-      break;
-    }
+    if (!pids) return true;
+    if (pids->empty()) return false;
     for (int pid : *pids) {
       if (attached.count(pid)) continue;
       if ((*tracer)->add_target(pid)) {
         if (symbolizer.attach(pid)) attached.insert(pid);
       }
     }
-  }
+    return true;
+  });
   auto result = (*tracer)->stop();
   if (!result) return result.error();
   OffCpuCapture c;
@@ -372,6 +384,80 @@ util::Result<OffCpuCapture> capture_off_cpu(
         "{} blocked for the whole window (never ran): shown with the syscall waited in and the "
         "kernel stack from /proc; the user stack is not known",
         util::count_of(whole, "thread was", "threads were")));
+  }
+  return c;
+}
+
+util::Result<MemoryCapture> capture_memory(
+    const collect::sampler::TargetSpec& t, std::uint64_t sample_period_bytes,
+    std::int64_t duration_ns, symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
+    const std::function<void(const std::vector<collect::bpf::ProbedAllocator>&)>& on_start,
+    std::int64_t end_ns) {
+  using Kind = collect::sampler::TargetSpec::Kind;
+  if (t.kind == Kind::kHost) {
+    return util::Error{"memory profiling needs a target process",
+                       "give --pid PID, --name NAME, --cgroup DIR or a command: the probes go "
+                       "into each process's allocator",
+                       EINVAL};
+  }
+  if (auto ok = collect::bpf::check_memory_support(); !ok) return ok.error();
+  collect::procfs::ProcFs proc;
+  if (auto v = collect::sampler::validate(t, proc); !v) return v.error();
+  auto pids = collect::sampler::resolve_pids(t, proc);
+  if (!pids) return pids.error();
+  if (pids->empty()) {
+    return util::Error{"the target has no process to trace", "check that it is running", ESRCH};
+  }
+  if (t.kind == Kind::kCommand) {
+    // Right after exec the dynamic loader may not have mapped libc yet.
+    const std::int64_t give_up = util::monotonic_ns() + 2 * util::kNsPerSec;
+    while (!collect::bpf::find_allocators(t.pid) && util::monotonic_ns() < give_up) {
+      usleep(20'000);
+    }
+  }
+  collect::bpf::MemoryOptions o;
+  o.tgids = *pids;
+  o.sample_period_bytes = sample_period_bytes;
+  o.duration_ns = static_cast<std::uint64_t>(duration_ns);
+  std::set<int> attached;
+  for (int pid : o.tgids) {
+    if (symbolizer.attach(pid)) attached.insert(pid);
+  }
+  auto tracer = collect::bpf::MemoryTracer::create(o);
+  if (!tracer) return tracer.error();
+  if (auto r = (*tracer)->start(); !r) return r.error();
+  if (on_start) on_start((*tracer)->allocators());
+  const std::int64_t run_ns = capture_ns(duration_ns, end_ns);
+  const std::int64_t end = util::monotonic_ns() + run_ns;
+  const bool exited =
+      !wait_window(end, stop, 100 * util::kNsPerMs, [&] { return (*tracer)->any_target_alive(); });
+  auto result = (*tracer)->stop();
+  if (!result) return result.error();
+  MemoryCapture c;
+  c.tracer = std::move(*tracer);
+  c.cut_short = run_ns < duration_ns;
+  c.target_exited = exited || !result->exited.empty();
+  c.duration_s = result->duration_s;
+  c.counters = result->counters;
+  c.allocators = result->allocators;
+  c.sample_period_bytes = result->sample_period_bytes;
+  c.build_start_ns = util::monotonic_ns();
+  for (const auto& r : result->records) {
+    c.live_bytes += r.live_bytes;
+    c.allocated_bytes += r.allocated_bytes;
+  }
+  c.live = collect::bpf::to_profile(
+      *result, symbolizer, {.view = collect::bpf::MemoryView::kLive, .attached_pids = attached});
+  c.allocated = collect::bpf::to_profile(
+      *result, symbolizer,
+      {.view = collect::bpf::MemoryView::kAllocated, .attached_pids = attached});
+  if (o.tgids.size() > 1 || t.kind == Kind::kCgroup || t.children) {
+    c.live.notes.push_back(
+        "processes are taken at the start: one that starts during the window is not traced");
+  }
+  if (c.cut_short) {
+    c.live.notes.push_back(cut_short_note(duration_ns, run_ns));
+    c.allocated.notes.push_back(cut_short_note(duration_ns, run_ns));
   }
   return c;
 }

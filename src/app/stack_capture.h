@@ -3,6 +3,7 @@
 // out) and `chokepoint diagnose` (which turns the verdict's stacks into evidence):
 //   capture_on_cpu:  perf_event_open samples (collect/perf) -> profile::Profile of samples
 //   capture_off_cpu: eBPF blocked time (collect/bpf)       -> profile::Profile of nanoseconds
+//   capture_memory:  eBPF allocator uprobes (collect/bpf)  -> profile::Profile of bytes
 // Both symbolize while the target is alive (processes are attached when first seen) and follow
 // processes of the target that start during the window. Errors carry hints; a target that exits
 // mid-window is not an error (target_exited is set and what was collected is kept).
@@ -12,8 +13,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "collect/bpf/memory_profile.h"
 #include "collect/bpf/offcpu_profile.h"
 #include "collect/perf/perf_sampler.h"
 #include "collect/sampler/target.h"
@@ -84,5 +87,30 @@ util::Result<OffCpuCapture> capture_off_cpu(
     const collect::sampler::TargetSpec& target, const OffCpuSettings& settings,
     std::int64_t duration_ns, symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
     const std::function<void(std::uint64_t min_block_ns)>& on_start = {}, std::int64_t end_ns = 0);
+
+struct MemoryCapture {
+  profile::Profile live;       // allocated during the window, still live at its end (bytes)
+  profile::Profile allocated;  // allocated during the window (bytes)
+  collect::bpf::MemoryCounters counters;
+  std::vector<collect::bpf::ProbedAllocator> allocators;
+  std::uint64_t sample_period_bytes = 0;
+  std::uint64_t live_bytes = 0, allocated_bytes = 0;  // totals (estimates)
+  double duration_s = 0;
+  bool target_exited = false;
+  std::int64_t build_start_ns = 0;
+  bool cut_short = false;  // ended at end_ns, before duration_ns
+  // The tracer, stopped but with its probes still attached: destroying it detaches them, which
+  // takes seconds here (RCU grace periods), so the caller drops it after writing its output.
+  std::shared_ptr<collect::bpf::MemoryTracer> tracer;
+};
+
+// Traces the target's allocations (processes resolved once, at the start; a command just
+// launched is given up to 2 s to map its allocator). The whole host is refused with a hint: the
+// probes go into each process's allocator. on_start runs once the probes are attached.
+util::Result<MemoryCapture> capture_memory(
+    const collect::sampler::TargetSpec& target, std::uint64_t sample_period_bytes,
+    std::int64_t duration_ns, symbolize::Symbolizer& symbolizer, const std::atomic<bool>* stop,
+    const std::function<void(const std::vector<collect::bpf::ProbedAllocator>&)>& on_start = {},
+    std::int64_t end_ns = 0);
 
 }  // namespace chokepoint::app

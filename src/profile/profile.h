@@ -40,13 +40,14 @@ inline constexpr const char* kWokenByMarker = "--- woken by ---";
 // One distinct stack and the weight that landed on it.
 struct Stack {
   std::vector<Frame> frames;  // outermost first; the last frame is where the time was spent
-  std::uint64_t value = 0;    // samples (on-CPU) or nanoseconds blocked (off-CPU)
+  std::uint64_t value = 0;    // samples (on-CPU), nanoseconds blocked (off-CPU) or bytes (memory)
   std::uint64_t count = 0;    // events behind `value`: samples, or context switches off-CPU
 };
 
 enum class Weight {
   kSamples,      // on-CPU: one unit per sample at `frequency_hz`
   kNanoseconds,  // off-CPU: time blocked
+  kBytes,        // memory: bytes allocated (estimates from byte sampling); count: samples
 };
 
 struct Profile {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "util/escape.h"
+#include "util/plural.h"
 
 namespace chokepoint::profile {
 
@@ -106,6 +107,7 @@ std::string where(const TopEntry& e) {
 std::string weight_text(const Profile& p, std::uint64_t v) {
   if (p.weight == Weight::kNanoseconds)
     return fmt::format("{:.1f} ms", static_cast<double>(v) / 1e6);
+  if (p.weight == Weight::kBytes) return util::bytes_text(static_cast<double>(v));
   return fmt::format("{}", v);
 }
 
@@ -113,7 +115,9 @@ std::string weight_text(const Profile& p, std::uint64_t v) {
 
 std::string top_text(const Profile& profile, const TopTable& table) {
   std::string out;
-  const char* unit = profile.weight == Weight::kNanoseconds ? "time" : "samples";
+  const char* unit = profile.weight == Weight::kNanoseconds ? "time"
+                     : profile.weight == Weight::kBytes     ? "bytes"
+                                                            : "samples";
   out += fmt::format("Hottest functions by self {} ({} total):\n", unit,
                      weight_text(profile, table.total_value));
   out += fmt::format("  {:>6} {:>6} {:>10}  {}\n", "self%", "total%", unit, "function");

@@ -17,6 +17,7 @@
 
 #include "render/flamegraph_js.h"  // generated from flamegraph.js
 #include "util/escape.h"
+#include "util/plural.h"
 
 namespace chokepoint::render {
 
@@ -422,11 +423,13 @@ static_assert(kStyle.find("]]>") == std::string_view::npos, "the style sits in a
 
 std::string default_title(const profile::Profile& p) {
   if (!p.title.empty()) return p.title;
+  if (p.weight == profile::Weight::kBytes) return "Memory Flame Graph";
   return p.off_cpu ? "Off-CPU Time Flame Graph" : "On-CPU Flame Graph";
 }
 
 std::string format_value(const profile::Profile& p, std::uint64_t v) {
   if (p.weight == profile::Weight::kNanoseconds) return format_ns(v);
+  if (p.weight == profile::Weight::kBytes) return util::bytes_text(static_cast<double>(v));
   return group_thousands(v) + (v == 1 ? " sample" : " samples");
 }
 
@@ -436,6 +439,10 @@ std::string totals_line(const profile::Profile& p, std::uint64_t total, std::uin
     s = format_ns(total) + (p.off_cpu ? " off-CPU" : "");
     if (p.duration_s > 0) s += fmt::format(" over {:.1f} s", p.duration_s);
     s += " in " + group_thousands(count) + (p.off_cpu ? " context switches" : " events");
+  } else if (p.weight == profile::Weight::kBytes) {
+    s = format_value(p, total);
+    if (p.duration_s > 0) s += fmt::format(" over {:.1f} s", p.duration_s);
+    s += " (estimated) from " + group_thousands(count) + " sampled allocations";
   } else {
     s = format_value(p, total);
     if (p.frequency_hz > 0) s += fmt::format(" at {:g} Hz", p.frequency_hz);
@@ -457,6 +464,8 @@ void append_tooltip(std::string& out, const profile::Profile& p, const CallTree&
   fmt::format_to(std::back_inserter(out), ", {:.2f}%", percent(node.value, total));
   if (p.weight == profile::Weight::kNanoseconds) {
     out += ", " + group_thousands(node.count) + (p.off_cpu ? " switches" : " events");
+  } else if (p.weight == profile::Weight::kBytes) {
+    out += ", " + group_thousands(node.count) + " sampled allocations";
   } else if (p.frequency_hz > 0) {
     fmt::format_to(std::back_inserter(out), ", \u2248 {:.3g} s",
                    static_cast<double>(node.value) / p.frequency_hz);
@@ -525,7 +534,9 @@ std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& op
                  "data-pad=\"{4}\" data-span=\"{5}\" data-char-px=\"{6:.3f}\" "
                  "data-unit=\"{7}\">\n",
                  width, height, profile.off_cpu ? "offcpu" : "oncpu", total, kPadPx, span, kCharPx,
-                 profile.weight == profile::Weight::kNanoseconds ? "nanoseconds" : "samples");
+                 profile.weight == profile::Weight::kNanoseconds ? "nanoseconds"
+                 : profile.weight == profile::Weight::kBytes     ? "bytes"
+                                                                 : "samples");
   out += "<style type=\"text/css\"><![CDATA[";
   out += kStyle;
   out += "]]></style>\n";

@@ -135,7 +135,9 @@ nlohmann::json speedscope(const profile::Profile& profile) {
   out["profiles"] = nlohmann::json::array({{
       {"type", "sampled"},
       {"name", name},
-      {"unit", profile.weight == profile::Weight::kNanoseconds ? "nanoseconds" : "none"},
+      {"unit", profile.weight == profile::Weight::kNanoseconds ? "nanoseconds"
+               : profile.weight == profile::Weight::kBytes     ? "bytes"
+                                                               : "none"},
       {"startValue", 0},
       {"endValue", total},
       {"samples", std::move(sample_array)},

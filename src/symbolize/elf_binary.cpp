@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
 namespace chokepoint::symbolize {
 
@@ -20,8 +21,8 @@ namespace {
 
 // libelf must be told the ELF version it works with before its first use.
 bool init_libelf() {
-  static const bool ok = elf_version(EV_CURRENT) != EV_NONE;
-  return ok;
+  static const bool kReady = elf_version(EV_CURRENT) != EV_NONE;
+  return kReady;
 }
 
 // Separate debug files are found by build-id or .gnu_debuglink under the default path
@@ -256,6 +257,41 @@ const ElfSymbol& ElfBinary::lookup(std::uint64_t vaddr) {
   auto it = cache_.find(vaddr);
   if (it != cache_.end()) return it->second;
   return cache_.emplace(vaddr, resolve(vaddr)).first->second;
+}
+
+util::Result<std::vector<std::string>> defined_functions(const std::string& path,
+                                                         const std::vector<std::string>& names) {
+  if (!init_libelf()) return util::Error{"libelf is unusable", "", 0};
+  util::ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return util::errno_error("cannot open " + path, "");
+  Elf* elf = elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr);
+  if (elf == nullptr || elf_kind(elf) != ELF_K_ELF) {
+    if (elf != nullptr) elf_end(elf);
+    return util::Error{path + " is not an ELF file", "", ENOEXEC};
+  }
+  const std::set<std::string, std::less<>> wanted(names.begin(), names.end());
+  std::set<std::string> found;
+  for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
+    GElf_Shdr shdr{};
+    if (gelf_getshdr(scn, &shdr) == nullptr) continue;
+    if (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr || shdr.sh_entsize == 0) continue;
+    const std::size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (std::size_t i = 0; i < count; ++i) {
+      GElf_Sym sym{};
+      if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) continue;
+      const int type = GELF_ST_TYPE(sym.st_info);
+      if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF) continue;
+      const char* raw = elf_strptr(elf, shdr.sh_link, sym.st_name);
+      if (raw == nullptr) continue;
+      std::string_view name(raw);
+      name = name.substr(0, name.find('@'));
+      if (auto it = wanted.find(name); it != wanted.end()) found.insert(*it);
+    }
+  }
+  elf_end(elf);
+  return std::vector<std::string>(found.begin(), found.end());
 }
 
 }  // namespace chokepoint::symbolize

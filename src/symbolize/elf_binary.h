@@ -81,6 +81,13 @@ class ElfBinary {
   std::unordered_map<std::uint64_t, ElfSymbol> cache_;
 };
 
+// Which of `names` the ELF file at `path` defines as functions (STT_FUNC or STT_GNU_IFUNC with a
+// section, in .symtab or .dynsym; versioned names such as "malloc@@GLIBC_2.2.5" count as
+// "malloc"). Undefined references (a dynamically linked program's malloc) do not count. Fails
+// when the file cannot be opened or is not ELF. For choosing uprobe targets (collect/bpf).
+util::Result<std::vector<std::string>> defined_functions(const std::string& path,
+                                                         const std::vector<std::string>& names);
+
 // C++ (Itanium ABI) demangling; returns the name unchanged when it is not a mangled name.
 std::string demangle(const char* name);
 

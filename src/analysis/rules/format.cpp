@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "analysis/rules/rule.h"
+#include "util/plural.h"
 
 namespace chokepoint::analysis::rules {
 
@@ -51,13 +52,7 @@ std::string percent(double fraction) {
 }
 
 std::string bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (b >= 1024.0 && i < 4) {
-    b /= 1024.0;
-    ++i;
-  }
-  return i == 0 ? fmt::format("{:.0f} {}", b, units[i]) : fmt::format("{:.1f} {}", b, units[i]);
+  return util::bytes_text(b);
 }
 
 std::string duration(double seconds) {

@@ -3,8 +3,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <map>
+
 #include <set>
 #include <string_view>
+#include "collect/bpf/bpf_support.h"
 
 namespace chokepoint::collect::bpf {
 namespace {
@@ -158,14 +160,7 @@ profile::Profile to_profile(const OffCpuResult& result, symbolize::Symbolizer& s
     p.stacks.push_back(std::move(s));
   }
 
-  std::string who;
-  for (const auto& [pid, comm] : processes) {
-    if (who.size() > 60) {
-      who += ", ...";
-      break;
-    }
-    who += (who.empty() ? "" : ", ") + comm + " (pid " + std::to_string(pid) + ")";
-  }
+  const std::string who = processes_text(processes);
   char dur[32];
   std::snprintf(dur, sizeof(dur), "%.1f s", result.duration_s);
   p.title = (who.empty() ? std::string("no blocked threads") : who) + ", off-CPU" +

@@ -18,6 +18,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "collect/bpf/bpf_support.h"
 #include "symbolize/parsers.h"
 #include "util/clock.h"
 
@@ -26,24 +27,14 @@
 #include <bpf/libbpf.h>
 
 #include "bpf/offcpu.h"
+// The skeleton embeds the BPF object as one string literal, longer than -Wpedantic likes.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "offcpu.skel.h"
+#pragma GCC diagnostic pop
 #endif
 
 namespace chokepoint::collect::bpf {
-namespace {
-
-[[maybe_unused]] std::string read_first_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-const char* const kNoBpfHint =
-    "install clang, bpftool and libbpf-dev (scripts/setup) and rebuild on a machine with "
-    "/sys/kernel/btf/vmlinux; see docs/offcpu.md";
-
-}  // namespace
 
 #ifndef CHOKEPOINT_HAVE_BPF
 
@@ -75,77 +66,6 @@ util::Result<OffCpuResult> OffCpuTracer::run(const std::atomic<bool>*) {
 namespace {
 
 constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
-
-util::Error permission_error(const std::string& what, int err) {
-  std::string hint;
-  if (geteuid() != 0) {
-    std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
-    hint = "run as root (or with CAP_BPF and CAP_PERFMON)";
-    if (!disabled.empty() && disabled != "0") {
-      hint += "; kernel.unprivileged_bpf_disabled is " + disabled +
-              ", so unprivileged users cannot load BPF programs at all";
-    }
-  } else {
-    rlimit lim{};
-    getrlimit(RLIMIT_MEMLOCK, &lim);
-    hint =
-        "running as root, so the likely cause is the locked-memory limit (RLIMIT_MEMLOCK) on a "
-        "kernel older than 5.11, or a security module (lockdown, SELinux) refusing BPF";
-    if (lim.rlim_cur != RLIM_INFINITY) {
-      hint += "; the memlock limit is " + std::to_string(lim.rlim_cur / 1024) +
-              " KiB: raise it with `ulimit -l unlimited` (or LimitMEMLOCK=infinity in a systemd "
-              "unit)";
-    }
-  }
-  return util::errno_error(what, err, hint);
-}
-
-// libbpf reports through one global print callback. While a tracer loads, its messages (the
-// verifier log among them) are collected here so an error can quote them.
-std::mutex g_log_mutex;
-std::string* g_log = nullptr;  // guarded by g_log_mutex
-
-int capture_libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
-  if (level == LIBBPF_DEBUG) return 0;
-  char buf[4096];
-  int n = std::vsnprintf(buf, sizeof(buf), format, args);
-  if (n > 0 && g_log != nullptr) g_log->append(buf, std::min<std::size_t>(n, sizeof(buf) - 1));
-  return 0;
-}
-
-class LogCapture {
- public:
-  LogCapture() : lock_(g_log_mutex) {
-    g_log = &text_;
-    previous_ = libbpf_set_print(capture_libbpf_print);
-  }
-  ~LogCapture() {
-    libbpf_set_print(previous_);
-    g_log = nullptr;
-  }
-  // The last `n` non-empty lines: where the verifier says why it refused.
-  std::string tail(std::size_t n) const {
-    std::vector<std::string> lines;
-    std::istringstream in(text_);
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) lines.push_back(line);
-    }
-    std::string out;
-    for (std::size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i) {
-      out += "\n  " + lines[i];
-    }
-    return out;
-  }
-  bool mentions_verifier() const {
-    return text_.find("BEGIN PROG LOAD LOG") != std::string::npos ||
-           text_.find("processed ") != std::string::npos;
-  }
-
- private:
-  std::lock_guard<std::mutex> lock_;
-  std::string text_;
-  libbpf_print_fn_t previous_ = nullptr;
-};
 
 struct SkeletonDeleter {
   void operator()(offcpu_bpf* skel) const { offcpu_bpf__destroy(skel); }
@@ -187,67 +107,17 @@ util::Result<std::pair<std::uint64_t, std::uint32_t>> cgroup_id_and_level(const 
   return std::make_pair(static_cast<std::uint64_t>(st.st_ino), level);
 }
 
-// The executable's own text mappings from /proc/PID/maps: where find_leaf_caller looks for the
-// return address above a frameless libc leaf.
+// The executable's own text mappings: where find_leaf_caller looks for the return address above a
+// frameless libc leaf.
 offcpu_target text_ranges(const std::string& proc_root, int tgid) {
   offcpu_target t{};
-  std::string base = proc_root + "/" + std::to_string(tgid);
-  char exe[4096];
-  ssize_t n = ::readlink((base + "/exe").c_str(), exe, sizeof(exe) - 1);
-  if (n <= 0) return t;
-  std::string exe_path(exe, static_cast<std::size_t>(n));
-  // readlink shows a replaced or unlinked executable as "PATH (deleted)"; maps lines carry the
-  // same suffix, which parse_maps strips.
-  constexpr std::string_view kDeleted = " (deleted)";
-  if (exe_path.size() > kDeleted.size() && exe_path.ends_with(kDeleted)) {
-    exe_path.resize(exe_path.size() - kDeleted.size());
-  }
-  std::ifstream in(base + "/maps");
-  std::stringstream text;
-  text << in.rdbuf();
   int slot = 0;
-  for (const symbolize::Mapping& m : symbolize::parse_maps(text.str()).mappings) {
-    if (slot >= OFFCPU_MAX_TEXT_RANGES) break;
-    if (!m.executable || m.path != exe_path) continue;
-    t.text_start[slot] = m.start;
-    t.text_end[slot] = m.end;
+  for (const auto& [start, end] : executable_text_ranges(proc_root, tgid, OFFCPU_MAX_TEXT_RANGES)) {
+    t.text_start[slot] = start;
+    t.text_end[slot] = end;
     ++slot;
   }
   return t;
-}
-
-// True when the bytes before `ret` in the target's memory end with a call instruction: a direct
-// call (e8 rel32) or an indirect one (ff /2 with any ModRM/SIB/displacement form).
-bool follows_call(int tgid, std::uint64_t ret) {
-  unsigned char b[8];
-  iovec local{b, sizeof(b)};
-  iovec remote{reinterpret_cast<void*>(ret - sizeof(b)), sizeof(b)};
-  if (::process_vm_readv(tgid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(b))) {
-    return false;
-  }
-  const unsigned char* end = b + sizeof(b);
-  if (end[-5] == 0xe8) return true;
-  for (int len = 2; len <= 7; ++len) {
-    const unsigned char* op = end - len;
-    if (op[0] != 0xff || ((op[1] >> 3) & 7) != 2) continue;
-    int mod = op[1] >> 6, rm = op[1] & 7;
-    int want = 2;
-    if (mod == 3) {
-      want = 2;
-    } else {
-      bool sib = rm == 4;
-      if (mod == 0) {
-        want = (rm == 5) ? 6 : 2;
-        if (sib && (op[2] & 7) == 5) want = 7;
-      } else {
-        want = mod == 1 ? 3 : 6;
-      }
-      if (sib) want += 1;
-      if (mod == 0 && sib && (op[2] & 7) == 5) want = 7;
-    }
-    if (want == len) return true;
-  }
-  return false;
 }
 
 std::string comm_of(const char* c) {
@@ -263,13 +133,7 @@ util::Result<void> check_offcpu_support() {
         "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's and most distributions' "
         "kernels since 5.x are)");
   }
-  if (geteuid() != 0) {
-    std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");
-    if (!disabled.empty() && disabled != "0") {
-      return permission_error("off-CPU tracing cannot load BPF programs", EPERM);
-    }
-  }
-  return {};
+  return check_unprivileged_bpf("off-CPU tracing");
 }
 
 struct OffCpuTracer::Impl {

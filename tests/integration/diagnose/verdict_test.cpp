@@ -213,6 +213,13 @@ TEST_P(Verdict, OnTheLab) {
       EXPECT_TRUE(named) << "no evidence line names " << c.stack_function << ": "
                          << j["bottlenecks"][0]["evidence"].dump(1) << "\n"
                          << j["sources"].dump(1);
+      // A leak's first fix points at the allocation site found.
+      if (c.kind == "leak") {
+        const auto& fixes = j["bottlenecks"][0]["fixes"];
+        EXPECT_TRUE(!fixes.empty() &&
+                    fixes[0].get<std::string>().find(c.stack_function) != std::string::npos)
+            << fixes.dump(1);
+      }
     }
     if (!c.evidence.empty() && verdict == c.verdict) {
       bool named = false;
@@ -301,7 +308,9 @@ const std::vector<Case> kScenarios = [] {
   pool.min_time_share = 0.45;  // 4 of the lab's 7 threads wait on the upstream all the time
   v.push_back(pool);
   v.push_back(scenario("serial", {"--scenario", "serial"}, Load::kClosed, 0, "cpu", "serial"));
-  v.push_back(scenario("leak", {"--scenario", "leak"}, Load::kRate, 300, "memory", "leak"));
+  Case leak = scenario("leak", {"--scenario", "leak"}, Load::kRate, 300, "memory", "leak");
+  leak.stack_function = "lab_leak_allocate";  // allocation stacks (eBPF uprobes) name the site
+  v.push_back(leak);
   Case paging = scenario("paging", {"--scenario", "paging"}, Load::kClosed, 0, "memory", "paging");
   paging.needs_root = true;
   v.push_back(paging);
