@@ -63,7 +63,7 @@ class Memo {
 // bytes with no spaces; a query string may be longer).
 class AnswerCache {
  public:
-  AnswerCache(CacheMode mode, std::unique_ptr<RemoteCache> remote, std::string scenario)
+  AnswerCache(CacheMode mode, std::unique_ptr<RemoteCache> remote, const std::string& scenario)
       : mode_(mode), remote_(std::move(remote)), prefix_("chokepoint-lab:" + scenario + ":") {}
   bool enabled() const { return mode_ != CacheMode::kOff; }
   // A cache server is a network round trip: the epoll model hands the request to its pool.
@@ -214,7 +214,7 @@ class LabStore {
     Shard(const Shard&) = delete;
     Shard& operator=(const Shard&) = delete;
     std::mutex mu;                                   // --lock-type mutex
-    pthread_rwlock_t rw;                             // --lock-type rwlock
+    pthread_rwlock_t rw{};                           // --lock-type rwlock
     std::unordered_map<std::string, Entry> entries;  // guarded by mu or rw
   };
   // Called with the shard's lock held exclusively.

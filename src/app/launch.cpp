@@ -22,8 +22,13 @@ pid_t launch(const std::vector<std::string>& command) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw util::FatalError(util::errno_error("pipe2"));
   const pid_t parent = getpid();
-  // Read before the fork: the child only makes system calls.
+  // Built before the fork: the child of a multi-threaded process only makes system calls (no
+  // allocation, whose lock another thread may have held at the fork).
   const std::optional<int> user_nice = nice_before_raise();
+  std::vector<char*> argv;
+  argv.reserve(command.size() + 1);
+  for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   pid_t pid = fork();
   if (pid < 0)
     throw util::FatalError(util::errno_error("fork", "the system is out of processes or memory"));
@@ -39,9 +44,6 @@ pid_t launch(const std::vector<std::string>& command) {
     if (user_nice) setpriority(PRIO_PROCESS, 0, *user_nice);
     // Our stdout carries the report (JSON with --json): the command's output goes to stderr.
     dup2(STDERR_FILENO, STDOUT_FILENO);
-    std::vector<char*> argv;
-    for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     execvp(argv[0], argv.data());
     int e = errno;
     ssize_t ignored = write(fds[1], &e, sizeof e);
