@@ -11,6 +11,7 @@ Subcommand make_load_command(CLI::App& root);
 Subcommand make_profile_command(CLI::App& root);
 Subcommand make_record_command(CLI::App& root);
 Subcommand make_replay_command(CLI::App& root);
+Subcommand make_stacks_command(CLI::App& root);
 Subcommand make_usl_command(CLI::App& root);
 
 std::vector<Subcommand> register_all(CLI::App& root) {
@@ -21,6 +22,7 @@ std::vector<Subcommand> register_all(CLI::App& root) {
   subcommands.push_back(make_replay_command(root));
   subcommands.push_back(make_diff_command(root));
   subcommands.push_back(make_profile_command(root));
+  subcommands.push_back(make_stacks_command(root));
   subcommands.push_back(make_load_command(root));
   subcommands.push_back(make_knee_command(root));
   subcommands.push_back(make_usl_command(root));
