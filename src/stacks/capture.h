@@ -36,7 +36,7 @@ struct CaptureOptions {
   std::optional<int> tid;  // only this thread of the process
   // Bytes of stack copied from the stack pointer up (capped at the end of its mapping): frames
   // above them are cut off ("stack copy too small").
-  std::size_t stack_bytes = 64 * 1024;
+  std::size_t stack_bytes = std::size_t{64} * 1024;
   std::int64_t stop_timeout_ns = 1'000'000'000;
   bool kernel_stacks = true;  // /proc/PID/task/TID/stack, when readable (root)
 };

@@ -1,0 +1,48 @@
+#pragma once
+// `chokepoint top` frames without a terminal UI: one diagnosis window (an Observation and its
+// Diagnosis, model/ and analysis/) as a plain-text frame like `top -b` prints, or as one JSON
+// line. A frame has a header (the rolling verdict with its confidence and top evidence line, the
+// target's time split as a bar, CPU, run-queue, PSI, disk and network summaries) and the
+// processes with their threads under them: the time split bar, CPU%, run-queue wait%, the wait
+// the thread spent most of its off-CPU time in (syscall and file or socket), the process's disk
+// read/write bytes/s, RSS and its growth over the window.
+//
+// Every observed name goes through util::terminal_text (text) or into nlohmann::json (JSON).
+// Pure: no I/O, no clocks (the caller passes the frame's time).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "analysis/diagnosis.h"
+#include "model/observation.h"
+
+namespace chokepoint::render {
+
+enum class TopSort : std::uint8_t { kCpu, kRunQueue, kDisk, kRss, kPid, kName };
+
+// "cpu", "runq", "disk", "rss", "pid", "name".
+std::string_view top_sort_name(TopSort sort);
+std::optional<TopSort> top_sort_from_name(std::string_view name);
+
+struct TopFrameOptions {
+  TopSort sort = TopSort::kCpu;
+  // Threads shown under each process: those with busy time (not idle or asleep), at most this
+  // many; the rest are counted on one line. 0: processes only.
+  std::size_t threads_per_process = 16;
+  std::size_t max_processes = 0;  // 0: all
+};
+
+struct TopFrameInfo {
+  std::uint64_t frame = 0;  // 1, 2, ...
+  double at_s = 0;          // the window's end, seconds from the first frame's start
+};
+
+std::string top_frame_text(const model::Observation& obs, const analysis::Diagnosis& d,
+                           const TopFrameInfo& info, const TopFrameOptions& options);
+// One line, newline-terminated.
+std::string top_frame_json(const model::Observation& obs, const analysis::Diagnosis& d,
+                           const TopFrameInfo& info, const TopFrameOptions& options);
+
+}  // namespace chokepoint::render
