@@ -58,7 +58,8 @@ std::string stacks_text(const stacks::StackDump& dump) {
                                 dump.threads.size() == 1 ? "" : "s", groups.size(),
                                 groups.size() == 1 ? "" : "s");
   out += fmt::format(
-      "stopped one at a time for the read: {} of {} threads, {} median, {} max; {:.1f} ms in all\n",
+      "each thread stopped only for its read (8 at a time at most): {} of {} threads, {} median, "
+      "{} max; {:.1f} ms in all\n",
       dump.threads_stopped, dump.threads.size(), micros(dump.stop_median_ns),
       micros(dump.stop_max_ns), static_cast<double>(dump.elapsed_ns) / 1e6);
   std::map<int, const stacks::ThreadStack*> by_tid;

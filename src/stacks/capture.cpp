@@ -33,6 +33,8 @@ constexpr std::uint64_t kPerfSampleRegsAbi64 = 2;  // PERF_SAMPLE_REGS_ABI_64
 // How long one thread is waited for before moving on to the next (it is taken later, when it
 // stops): a thread blocked in a syscall stops within microseconds when it gets a CPU.
 constexpr std::int64_t kFirstWaitNs = 20'000'000;
+// Threads interrupted and not yet stopped at any time.
+constexpr std::size_t kInFlight = 8;
 
 struct Copy {
   std::array<std::uint64_t, 17> regs{};  // kPerfRegsMask order
@@ -55,31 +57,6 @@ std::size_t readable_above(const symbolize::MapsFile& maps, std::uint64_t sp, st
     }
   }
   return 0;
-}
-
-// Waits (polling: a thread is not a pidfd on these kernels) until tid reports a stop or ends.
-// Returns the waitpid status, or nullopt at the deadline; errno-style failures as -1 in *error.
-std::optional<int> wait_for_stop(int tid, std::int64_t deadline_ns, int* error) {
-  int spins = 0;
-  for (;;) {
-    int status = 0;
-    const pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
-    if (r == tid) return status;
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      *error = errno;
-      return std::nullopt;
-    }
-    if (util::monotonic_ns() >= deadline_ns) return std::nullopt;
-    // A thread blocked in a syscall stops within microseconds of the interrupt: yield first, and
-    // sleep (with the timer slack that adds) only for one that takes longer.
-    if (++spins < 200) {
-      ::sched_yield();
-    } else {
-      const timespec ts{0, 100'000};
-      ::nanosleep(&ts, nullptr);
-    }
-  }
 }
 
 // The signal to hand back at detach: a signal-delivery stop that came before the interrupt
@@ -142,45 +119,28 @@ void copy_and_detach(int tid, int status, const symbolize::MapsFile& maps,
 #endif
 }
 
-// Seizes and interrupts the thread and waits up to first_wait_ns for it to stop. A thread that
-// stops is copied and released; one that does not comes back pending (still traced).
-StopOutcome stop_and_copy(int tid, const symbolize::MapsFile& maps, const CaptureOptions& options,
-                          std::int64_t first_wait_ns) {
-  StopOutcome out;
+// Seizes and interrupts the thread. True when the interrupt is on its way (the thread is to be
+// waited for); false with out.problem set when it cannot be stopped (out.pending when it was
+// seized but not interrupted: it stays traced until its next stop).
+bool begin_stop(int tid, StopOutcome& out) {
 #if defined(__x86_64__)
   if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
     out.problem = fmt::format("not stopped: ptrace(PTRACE_SEIZE): {}", std::strerror(errno));
-    return out;
+    return false;
   }
   out.interrupted_at_ns = util::monotonic_ns();
   if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
-    // Seized but not interrupted: a detach needs a stop; the kernel releases it when this
-    // process exits, or at its next stop (pending).
     out.problem = fmt::format("not stopped: ptrace(PTRACE_INTERRUPT): {}", std::strerror(errno));
     out.pending = true;
-    return out;
+    return false;
   }
-  int wait_error = 0;
-  auto status = wait_for_stop(tid, out.interrupted_at_ns + first_wait_ns, &wait_error);
-  if (!status) {
-    if (wait_error != 0) {
-      out.problem = fmt::format("not stopped: waitpid: {}", std::strerror(wait_error));
-      return out;  // ECHILD: gone
-    }
-    out.problem = fmt::format("did not stop within {} ms (uninterruptible sleep?)",
-                              options.stop_timeout_ns / 1'000'000);
-    out.pending = true;
-    return out;
-  }
-  copy_and_detach(tid, *status, maps, options, out);
+  out.pending = true;
+  return true;
 #else
   (void)tid;
-  (void)maps;
-  (void)options;
-  (void)first_wait_ns;
   out.problem = "stacks are only read on x86-64";
+  return false;
 #endif
-  return out;
 }
 
 std::string unwind_problem(symbolize::UnwindStop stop, std::size_t stack_bytes) {
@@ -244,14 +204,15 @@ util::Result<StackDump> capture_stacks(int pid, const CaptureOptions& options,
   std::vector<StopOutcome> outcomes(tids.size());
   std::vector<std::size_t> pending;
   dump.threads.resize(tids.size());
-  for (std::size_t i = 0; i < tids.size(); ++i) {
+  // Reads what thread i is doing (before its stop). False when it is not to be stopped.
+  auto prepare = [&](std::size_t i) {
     const int tid = tids[i];
     ThreadStack& t = dump.threads[i];
     t.tid = tid;
     auto st = proc.read_task_stat(pid, tid);
     if (!st) {
       t.problem = "exited before its stack was read";
-      continue;
+      return false;
     }
     t.name = st->comm;
     t.state = st->state;
@@ -276,33 +237,72 @@ util::Result<StackDump> capture_stacks(int pid, const CaptureOptions& options,
     }
     if (st->state == 'Z' || st->state == 'X') {
       t.problem = "a zombie: no stack";
-      continue;
+      return false;
     }
-    outcomes[i] = stop_and_copy(tid, maps, options, kFirstWaitNs);
-    t.stop_ns = outcomes[i].stop_ns;
-    t.problem = outcomes[i].problem;
-    if (outcomes[i].pending) pending.push_back(i);
+    return true;
+  };
+  // Takes every thread of `waiting` that has stopped (copied and released at once); keeps the
+  // others. True when any thread was taken.
+  auto take_stopped = [&](std::vector<std::size_t>& waiting) {
+    std::vector<std::size_t> still;
+    bool took = false;
+    for (std::size_t i : waiting) {
+      int status = 0;
+      const pid_t r = ::waitpid(tids[i], &status, __WALL | WNOHANG);
+      if (r == tids[i]) {
+        copy_and_detach(tids[i], status, maps, options, outcomes[i]);
+        took = true;
+      } else if (r == 0) {
+        still.push_back(i);
+      } else {
+        outcomes[i].pending = false;
+        outcomes[i].problem = fmt::format("not stopped: waitpid: {}", std::strerror(errno));
+        took = true;
+      }
+      dump.threads[i].stop_ns = outcomes[i].stop_ns;
+      dump.threads[i].problem = outcomes[i].problem;
+    }
+    waiting = std::move(still);
+    return took;
+  };
+  // A few threads are interrupted at a time, so that waiting for each to get a CPU and stop
+  // overlaps (on a loaded machine that wait, not the copy, is what a dump costs), while each
+  // thread is still released the moment its copy is made.
+  std::vector<std::size_t> in_flight;
+  std::size_t next = 0;
+  while (next < tids.size() || !in_flight.empty()) {
+    while (in_flight.size() < kInFlight && next < tids.size()) {
+      const std::size_t i = next++;
+      if (!prepare(i)) continue;
+      if (begin_stop(tids[i], outcomes[i])) {
+        in_flight.push_back(i);
+      } else {
+        dump.threads[i].problem = outcomes[i].problem;
+        if (outcomes[i].pending) pending.push_back(i);
+      }
+    }
+    if (take_stopped(in_flight)) continue;
+    // Threads that do not stop soon (no CPU yet, or uninterruptible sleep) wait until the end.
+    const std::int64_t now_ns = util::monotonic_ns();
+    std::vector<std::size_t> still;
+    for (std::size_t i : in_flight) {
+      (now_ns - outcomes[i].interrupted_at_ns > kFirstWaitNs ? pending : still).push_back(i);
+    }
+    in_flight = std::move(still);
+    if (!in_flight.empty()) ::sched_yield();
   }
   // Threads that did not stop at once (no CPU to take the interrupt on a loaded machine, or an
   // uninterruptible sleep): taken as they stop, until stop_timeout_ns after the last interrupt.
   const std::int64_t pending_deadline_ns = util::monotonic_ns() + options.stop_timeout_ns;
   while (!pending.empty()) {
-    std::vector<std::size_t> still;
-    for (std::size_t i : pending) {
-      int status = 0;
-      const pid_t r = ::waitpid(tids[i], &status, __WALL | WNOHANG);
-      if (r == tids[i]) {
-        copy_and_detach(tids[i], status, maps, options, outcomes[i]);
-        dump.threads[i].stop_ns = outcomes[i].stop_ns;
-        dump.threads[i].problem = outcomes[i].problem;
-      } else if (r == 0) {
-        still.push_back(i);
-      }
-    }
-    pending = std::move(still);
+    take_stopped(pending);
     if (pending.empty() || util::monotonic_ns() >= pending_deadline_ns) break;
     const timespec ts{0, 200'000};
     ::nanosleep(&ts, nullptr);
+  }
+  for (std::size_t i : pending) {
+    dump.threads[i].problem = fmt::format("did not stop within {} ms (uninterruptible sleep?)",
+                                          options.stop_timeout_ns / 1'000'000);
   }
   if (!pending.empty()) {
     dump.notes.push_back(fmt::format(

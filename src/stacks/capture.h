@@ -1,11 +1,14 @@
 #pragma once
 // Reading every thread's stack of a live process, the way eu-stack or a "poor man's profiler"
-// does, without holding the process: one thread at a time is stopped (PTRACE_SEIZE +
+// does, without holding the process: each thread is stopped on its own (PTRACE_SEIZE +
 // PTRACE_INTERRUPT), its registers and the top of its stack are copied (PTRACE_GETREGS,
-// process_vm_readv), and it is released (PTRACE_DETACH) before the next one. The other threads
-// keep running meanwhile. Unwinding (symbolize::DwarfUnwinder, the binaries' CFI) and naming
+// process_vm_readv) the moment it reports the stop, and it is released (PTRACE_DETACH) right
+// after. At most 8 threads are interrupted at once, so that waiting for each to get a CPU and
+// stop overlaps (on a loaded machine that wait, not the copy, is what a dump costs); the other
+// threads keep running. Unwinding (symbolize::DwarfUnwinder, the binaries' CFI) and naming
 // (symbolize::Symbolizer) happen after the release, on the copies. How long each thread was held
-// is measured from the interrupt to the end of the detach and kept per thread.
+// is measured from its interrupt to the end of its detach (so it includes the time it took to
+// get a CPU and reach the stop) and kept per thread.
 //
 // What each thread waits on is read before its stop, from /proc (state, syscall, the fd's
 // target, the libc function under a futex sleep) through collect::sampler::WaitObserver and
