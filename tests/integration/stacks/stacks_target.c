@@ -2,11 +2,13 @@
 // that main holds, one in read() on a pipe nobody writes, one in sleep(). Each waits in a
 // function of its own (park_in_mutex, park_in_read, park_in_sleep) so the dump must name them.
 // Prints "ready" once every thread has had time to block, then waits to be killed.
-// Usage: stacks_target [extra_sleepers]   (extra threads in park_in_sleep, for the bench)
+// Usage: stacks_target [extra_sleepers [main_thread_name]]: extra threads in park_in_sleep (the
+// bench), and a name for the main thread (tests give it escape sequences).
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static pthread_mutex_t g_held = PTHREAD_MUTEX_INITIALIZER;
@@ -59,6 +61,7 @@ static void start(void* (*fn)(void*), const char* name) {
 
 int main(int argc, char** argv) {
   const int extra = argc > 1 ? atoi(argv[1]) : 0;
+  if (argc > 2) prctl(PR_SET_NAME, argv[2], 0, 0, 0);
   if (pipe(g_pipe) != 0) return 1;
   pthread_mutex_lock(&g_held);
   start(mutex_thread, "in-mutex");

@@ -1,7 +1,8 @@
 // chokepoint top without a terminal: --batch text frames and --json lines, golden-checked from a
 // recording of the lab's disk scenario (tests/fixtures/recordings/lab_disk.chokepoint, cut into
 // two 500 ms frames); live on the lab (its threads listed, the sort order the flag asks for); a
-// process named with escape sequences cannot reach the terminal; and the error contract.
+// process named with escape sequences cannot reach the terminal (nor through stacks); and the
+// error contract.
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -104,11 +105,10 @@ TEST(TopTest, LiveLabThreadsInFrames) {
 }
 
 TEST(TopTest, EscapeSequencesInANameCannotReachTheTerminal) {
-  // python3 renames itself (prctl PR_SET_NAME) to a clear-screen sequence, then sleeps.
-  auto evil = Background::start(
-      "python3", {"-c",
-                  "import ctypes,time; ctypes.CDLL(None).prctl(15, b'\\x1b[2J\\x1b]0;x\\x07ev', "
-                  "0, 0, 0); time.sleep(30)"});
+  // The stacks test's target, its main thread named with a clear-screen, a retitle and a bell.
+  auto evil = Background::start(STACKS_TARGET, {"0",
+                                                "\x1b[2J\x1b]0;x\a"
+                                                "ev"});
   ASSERT_TRUE(evil) << evil.error().message;
   const std::string comm_path = "/proc/" + std::to_string(evil->pid()) + "/comm";
   for (int i = 0; i < 100; ++i) {
@@ -124,6 +124,12 @@ TEST(TopTest, EscapeSequencesInANameCannotReachTheTerminal) {
   EXPECT_EQ(r.stdout_text.find('\x1b'), std::string::npos);
   EXPECT_EQ(r.stdout_text.find('\x07'), std::string::npos);
   EXPECT_NE(r.stdout_text.find("\\e[2J\\e]0;x\\x07ev"), std::string::npos) << r.stdout_text;
+  // The same name in a stacks dump.
+  auto stacks = run_chokepoint({"stacks", "--pid", std::to_string(evil->pid())});
+  ASSERT_EQ(stacks.exit_code, 0) << stacks.stderr_text;
+  EXPECT_EQ(stacks.stdout_text.find('\x1b'), std::string::npos);
+  EXPECT_NE(stacks.stdout_text.find("\\e[2J\\e]0;x\\x07ev"), std::string::npos)
+      << stacks.stdout_text;
 }
 
 TEST(TopTest, BadOptionsAreErrorsWithHints) {
