@@ -4,10 +4,15 @@
 // into windows of --interval, each built with model::build_observation and diagnosed).
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "analysis/diagnosis.h"
 #include "app/cli_values.h"
@@ -16,6 +21,7 @@
 #include "model/builder.h"
 #include "render/top_frame.h"
 #include "store/recording.h"
+#include "tui/top_screen.h"
 #include "util/fatal.h"
 #include "util/stop_signal.h"
 
@@ -32,7 +38,19 @@ struct TopArgs {
   std::string sort = "cpu";
   std::size_t threads = 16;
   std::string replay;
+  bool no_color = false;
 };
+
+// The full-screen view when stdout and stdin are terminals and neither --batch nor --json asks
+// for text.
+bool interactive(const TopArgs& a) {
+  return !a.batch && !a.json && isatty(STDOUT_FILENO) == 1 && isatty(STDIN_FILENO) == 1;
+}
+
+tui::TopScreenOptions screen_options(const TopArgs& a, const render::TopFrameOptions& frame) {
+  const char* no_color = std::getenv("NO_COLOR");
+  return {frame, !a.no_color && (no_color == nullptr || *no_color == '\0')};
+}
 
 void print_frame(const model::Observation& obs, const analysis::Diagnosis& d,
                  const render::TopFrameInfo& info, const render::TopFrameOptions& options,
@@ -59,18 +77,84 @@ int run_replay(const TopArgs& a, std::int64_t interval_ns, const render::TopFram
   }
   const std::int64_t first_ns = samples->ticks.front().at_ns;
   const std::int64_t last_ns = samples->ticks.back().at_ns;
-  std::uint64_t frame = 0;
   // Windows of interval_ns from the first tick; a tail shorter than half an interval is left out
   // (a frame of a few milliseconds says nothing).
+  std::vector<model::Window> windows;
   for (std::int64_t from = first_ns; last_ns - from >= interval_ns / 2; from += interval_ns) {
-    if (a.iterations > 0 && frame >= static_cast<std::uint64_t>(a.iterations)) break;
-    const std::int64_t to = std::min(from + interval_ns, last_ns);
-    model::Window window{from, to};
-    const auto obs = model::build_observation(samples->info, samples->ticks, window);
-    const auto d = analysis::diagnose(obs);
-    print_frame(obs, d, {++frame, static_cast<double>(to - first_ns) / 1e9}, options, a.json);
+    if (a.iterations > 0 && windows.size() >= static_cast<std::size_t>(a.iterations)) break;
+    windows.push_back({from, std::min(from + interval_ns, last_ns)});
+  }
+  auto frame_at = [&samples, &windows, first_ns](std::size_t i) {
+    auto obs = model::build_observation(samples->info, samples->ticks, windows[i]);
+    auto d = analysis::diagnose(obs);
+    return tui::TopScreenFrame{std::move(obs),
+                               std::move(d),
+                               {i + 1, static_cast<double>(*windows[i].to_ns - first_ns) / 1e9}};
+  };
+  if (interactive(a)) {
+    tui::TopScreenSource source;
+    source.replay_count = windows.size();
+    source.replay_frame = frame_at;
+    source.interval_ns = interval_ns;
+    std::atomic<bool>& stop = util::stop_on_signals();
+    return tui::run_top_screen(source, screen_options(a, options), [&stop] { return stop.load(); });
+  }
+  for (std::size_t i = 0; i < windows.size(); ++i) {
+    const auto f = frame_at(i);
+    print_frame(f.observation, f.diagnosis, f.info, options, a.json);
   }
   return util::kExitOk;
+}
+
+// Windows are collected on a thread of their own so the screen answers keys while one fills;
+// the screen takes the newest finished window. A collection error ends the view and is thrown.
+int run_live_screen(const TopArgs& a, TargetSession& session, std::int64_t interval_ns,
+                    std::int64_t sample_ns, const render::TopFrameOptions& options,
+                    std::atomic<bool>& stop) {
+  std::mutex mu;
+  std::optional<tui::TopScreenFrame> ready;
+  std::optional<util::Error> failed;
+  std::atomic<bool> done{false};
+  std::thread collector([&] {
+    std::uint64_t frame = 0;
+    double at_s = 0;
+    while (!stop.load() && !done.load()) {
+      auto w = session.diagnose(interval_ns, sample_ns, &stop);
+      if (stop.load() || done.load()) break;
+      const std::lock_guard lock(mu);
+      if (!w) {
+        failed = w.error();
+        done = true;
+        break;
+      }
+      at_s += static_cast<double>(w->observation.duration_ns) / 1e9;
+      ready =
+          tui::TopScreenFrame{std::move(w->observation), std::move(w->diagnosis), {++frame, at_s}};
+    }
+  });
+  tui::TopScreenSource source;
+  source.interval_ns = interval_ns;
+  source.waiting = fmt::format("chokepoint top - collecting the first window ({})...", a.interval);
+  source.poll_live = [&]() -> std::optional<tui::TopScreenFrame> {
+    const std::lock_guard lock(mu);
+    std::optional<tui::TopScreenFrame> out;
+    out.swap(ready);
+    return out;
+  };
+  int code = 0;
+  try {
+    code = tui::run_top_screen(source, screen_options(a, options),
+                               [&] { return stop.load() || done.load(); });
+  } catch (...) {
+    stop = true;
+    collector.join();
+    throw;
+  }
+  // Ends the window being collected now (diagnose watches the flag).
+  stop = true;
+  collector.join();
+  if (failed) throw util::FatalError(*failed);
+  return code;
 }
 
 int run_top(const TopArgs& a) {
@@ -101,6 +185,7 @@ int run_top(const TopArgs& a) {
 
   auto session = TargetSession::open(a.target);
   std::atomic<bool>& stop = util::stop_on_signals();
+  if (interactive(a)) return run_live_screen(a, *session, interval_ns, sample_ns, options, stop);
   std::uint64_t frame = 0;
   double at_s = 0;
   while (!stop.load() && (a.iterations == 0 || frame < static_cast<std::uint64_t>(a.iterations))) {
@@ -135,13 +220,16 @@ Subcommand make_top_command(CLI::App& root) {
   cli->add_option("--iterations", args->iterations,
                   "stop after N frames (0: until Ctrl-C, or the recording's end)")
       ->capture_default_str();
-  cli->add_flag("-b,--batch", args->batch, "plain text frames (the default output)");
+  cli->add_flag("-b,--batch", args->batch,
+                "plain text frames (without it, a terminal gets the full-screen view)");
   cli->add_flag("--json", args->json, "one JSON line per interval");
   cli->add_option("-s,--sort", args->sort, "order rows by cpu, runq, disk, rss, pid or name")
       ->capture_default_str();
   cli->add_option("--threads", args->threads,
                   "threads shown under each process (the busiest; 0: processes only)")
       ->capture_default_str();
+  cli->add_flag("--no-color", args->no_color,
+                "no colours on the full-screen view (so does a non-empty NO_COLOR)");
   cli->add_option("--replay", args->replay,
                   "play a recording (chokepoint record, diagnose --record) frame by frame");
   cli->footer(

@@ -275,44 +275,47 @@ std::optional<TopSort> top_sort_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::string top_frame_text(const model::Observation& obs, const analysis::Diagnosis& d,
-                           const TopFrameInfo& info, const TopFrameOptions& options) {
+TopFrameLines top_frame_lines(const model::Observation& obs, const analysis::Diagnosis& d,
+                              const TopFrameInfo& info, const TopFrameOptions& options) {
   const std::string who = obs.target.kind == "host"
                               ? "the whole host"
                               : obs.target.kind + " " + terminal_text(obs.target.spec);
-  std::string out = fmt::format(
+  TopFrameLines out;
+  out.header = fmt::format(
       "chokepoint top - frame {} at {:.1f} s, window {:.1f} s - {}, {} processes, {} threads\n",
       info.frame, info.at_s, static_cast<double>(obs.duration_ns) / 1e9, who, obs.processes.size(),
       obs.threads.size());
-  out += verdict_line(d) + "\n";
+  out.header += verdict_line(d) + "\n";
   const auto& split = d.split;
-  out += fmt::format("time [{}]", split_bar(split, kHeaderBarWidth));
+  out.header += fmt::format("time [{}]", split_bar(split, kHeaderBarWidth));
   for (std::size_t i = 0; i < model::kResourceCount; ++i) {
-    out += fmt::format(" {} {:.0f}%", model::resource_name(static_cast<Resource>(i)),
-                       100 * split.share(static_cast<Resource>(i)));
+    out.header += fmt::format(" {} {:.0f}%", model::resource_name(static_cast<Resource>(i)),
+                              100 * split.share(static_cast<Resource>(i)));
   }
-  out += "\n" + system_lines(obs);
-  out += "(# on_cpu, w cpu_wait, D disk, N network, L lock, M memory, s sleep, . idle)\n\n";
-  out += fmt::format("{:>7} {:>7} {:<16} {:<12} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6}  {}\n", "PID",
-                     "TID", "NAME", "TIME SPLIT", "CPU%", "RUNQ%", "READ/s", "WRITE/s", "RSS",
-                     "dRSS", "WAIT");
+  out.header += "\n" + system_lines(obs);
+  out.header += "(# on_cpu, w cpu_wait, D disk, N network, L lock, M memory, s sleep, . idle)\n";
+  out.columns = fmt::format("{:>7} {:>7} {:<16} {:<12} {:>6} {:>6} {:>7} {:>7} {:>6} {:>6}  {}",
+                            "PID", "TID", "NAME", "TIME SPLIT", "CPU%", "RUNQ%", "READ/s",
+                            "WRITE/s", "RSS", "dRSS", "WAIT");
   const auto rows = build_rows(obs, options.sort);
   std::size_t shown = 0;
   for (const auto& p : rows) {
     if (options.max_processes > 0 && shown++ >= options.max_processes) break;
-    out += fmt::format(
-        "{:>7} {:>7} {:<16} [{}] {:>6.1f} {:>6.1f} {:>7} {:>7} {:>6} {:>6}\n", p.pid, "-",
+    TopRowLine prow{p.pid, 0, false, p.name, p.name, {}};
+    prow.text = fmt::format(
+        "{:>7} {:>7} {:<16} [{}] {:>6.1f} {:>6.1f} {:>7} {:>7} {:>6} {:>6}", p.pid, "-",
         terminal_text(p.name.substr(0, 16)), split_bar(p.split, kRowBarWidth), p.cpu_pct,
         p.runq_pct, bytes_short(p.read_bytes_per_s), bytes_short(p.write_bytes_per_s),
         bytes_short(static_cast<double>(p.rss_bytes)), signed_bytes_short(p.rss_growth_bytes));
     if (p.thread_count <= 1 && (p.threads.empty() || p.threads[0].account->key.tid == p.pid)) {
       // A single-threaded process: its one thread is the process row; show where it waits.
       if (!p.threads.empty() && !p.threads[0].wait.empty()) {
-        out.pop_back();
-        out += fmt::format("  {}\n", terminal_text(p.threads[0].wait));
+        prow.text += fmt::format("  {}", terminal_text(p.threads[0].wait));
       }
+      out.rows.push_back(std::move(prow));
       continue;
     }
+    out.rows.push_back(std::move(prow));
     std::size_t listed = 0, quiet = 0;
     for (const auto& t : p.threads) {
       if (!busy_thread(t) || listed >= options.threads_per_process) {
@@ -320,14 +323,28 @@ std::string top_frame_text(const model::Observation& obs, const analysis::Diagno
         continue;
       }
       ++listed;
-      out += fmt::format("{:>7} {:>7} {:<16} [{}] {:>6.1f} {:>6.1f} {:>7} {:>7} {:>6} {:>6}  {}\n",
-                         "", t.account->key.tid, terminal_text(t.account->comm.substr(0, 16)),
-                         split_bar(t.account->split, kRowBarWidth), t.cpu_pct, t.runq_pct, "", "",
-                         "", "", terminal_text(t.wait));
+      TopRowLine trow{p.pid, t.account->key.tid, true, p.name, t.account->comm, {}};
+      trow.text =
+          fmt::format("{:>7} {:>7} {:<16} [{}] {:>6.1f} {:>6.1f} {:>7} {:>7} {:>6} {:>6}  {}", "",
+                      t.account->key.tid, terminal_text(t.account->comm.substr(0, 16)),
+                      split_bar(t.account->split, kRowBarWidth), t.cpu_pct, t.runq_pct, "", "", "",
+                      "", terminal_text(t.wait));
+      out.rows.push_back(std::move(trow));
     }
-    if (quiet > 0)
-      out += fmt::format("{:>7} {:>7} ({} more threads idle or asleep)\n", "", "", quiet);
+    if (quiet > 0) {
+      out.rows.push_back(
+          {p.pid, 0, true, p.name, p.name,
+           fmt::format("{:>7} {:>7} ({} more threads idle or asleep)", "", "", quiet)});
+    }
   }
+  return out;
+}
+
+std::string top_frame_text(const model::Observation& obs, const analysis::Diagnosis& d,
+                           const TopFrameInfo& info, const TopFrameOptions& options) {
+  const auto lines = top_frame_lines(obs, d, info, options);
+  std::string out = lines.header + "\n" + lines.columns + "\n";
+  for (const auto& row : lines.rows) out += row.text + "\n";
   return out;
 }
 

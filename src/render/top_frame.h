@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "analysis/diagnosis.h"
 #include "model/observation.h"
@@ -38,6 +39,27 @@ struct TopFrameInfo {
   std::uint64_t frame = 0;  // 1, 2, ...
   double at_s = 0;          // the window's end, seconds from the first frame's start
 };
+
+// A text frame in parts, for a screen that lays them out itself (tui/top_screen): the header
+// (every line newline-terminated, the legend last), the column header, and one row per process
+// and per shown thread, in order, each with its identity and raw names for filtering.
+struct TopRowLine {
+  int pid = 0;
+  int tid = 0;               // 0 on a process row and on a "more threads" line
+  bool thread = false;       // a thread row or the "more threads" line under its process
+  std::string process_name;  // raw (filter on it, escape it to print it)
+  std::string name;          // the thread's comm on a thread row, else the process name; raw
+  std::string text;          // the row as top_frame_text prints it, without the newline
+};
+
+struct TopFrameLines {
+  std::string header;
+  std::string columns;
+  std::vector<TopRowLine> rows;
+};
+
+TopFrameLines top_frame_lines(const model::Observation& obs, const analysis::Diagnosis& d,
+                              const TopFrameInfo& info, const TopFrameOptions& options);
 
 std::string top_frame_text(const model::Observation& obs, const analysis::Diagnosis& d,
                            const TopFrameInfo& info, const TopFrameOptions& options);
