@@ -114,6 +114,7 @@ int run_live_screen(const TopArgs& a, TargetSession& session, std::int64_t inter
   std::mutex mu;
   std::optional<tui::TopScreenFrame> ready;
   std::optional<util::Error> failed;
+  bool exited = false;  // the target exited after a frame (as in --batch: not an error)
   std::atomic<bool> done{false};
   std::thread collector([&] {
     std::uint64_t frame = 0;
@@ -123,7 +124,8 @@ int run_live_screen(const TopArgs& a, TargetSession& session, std::int64_t inter
       if (stop.load() || done.load()) break;
       const std::lock_guard lock(mu);
       if (!w) {
-        failed = w.error();
+        exited = frame > 0 && w.error().errno_value == ESRCH;
+        if (!exited) failed = w.error();
         done = true;
         break;
       }
@@ -154,6 +156,7 @@ int run_live_screen(const TopArgs& a, TargetSession& session, std::int64_t inter
   stop = true;
   collector.join();
   if (failed) throw util::FatalError(*failed);
+  if (exited) std::cerr << "chokepoint top: the target exited\n";
   return code;
 }
 

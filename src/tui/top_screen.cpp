@@ -27,6 +27,7 @@ constexpr int kPairColumns = 3;
 constexpr int kPairKeys = 4;
 constexpr int kKeyEscape = 27;
 constexpr int kPollMs = 100;
+constexpr std::size_t kJumpFrames = 10;
 
 // The longest prefix of s that fills at most `columns` cells (one cell per UTF-8 character;
 // s is already terminal_text, so it holds no control characters).
@@ -133,9 +134,12 @@ class TopScreen {
       if (ch == ' ' && replaying()) {
         paused_ = !paused_;
         next_step = Clock::now() + interval();
-      } else if ((ch == KEY_LEFT || ch == KEY_RIGHT) && replaying()) {
-        if (ch == KEY_LEFT && index_ > 0) load_replay(index_ - 1);
-        if (ch == KEY_RIGHT && index_ + 1 < source_.replay_count) load_replay(index_ + 1);
+      } else if ((ch == KEY_LEFT || ch == KEY_RIGHT || ch == '[' || ch == ']') && replaying()) {
+        // Step one frame, or jump kJumpFrames.
+        const std::size_t by = (ch == '[' || ch == ']') ? kJumpFrames : 1;
+        const std::size_t last = source_.replay_count - 1;
+        if (ch == KEY_LEFT || ch == '[') load_replay(index_ - std::min(index_, by));
+        if (ch == KEY_RIGHT || ch == ']') load_replay(std::min(last, index_ + by));
         next_step = Clock::now() + interval();
       } else {
         main_key(ch);
@@ -352,7 +356,7 @@ class TopScreen {
                     filter_.empty() ? std::string() : " [" + util::terminal_text(filter_) + "]",
                     threads_ ? "shown" : "collapsed");
     if (replaying()) {
-      keys += fmt::format("  replay {}/{}{}  space pause  <- -> step", index_ + 1,
+      keys += fmt::format("  replay {}/{}{}  space pause  <- -> step  [ ] jump 10", index_ + 1,
                           source_.replay_count, paused_ ? " PAUSED" : "");
     }
     if (editing_)

@@ -5,9 +5,9 @@
 // --batch frames have; keys: q quit; c r d m p n sort by cpu, run queue, disk, rss, pid, name;
 // / filter by name (Enter applies, Esc clears); t threads shown or collapsed; s the selected
 // process's stacks now (stacks::capture_stacks) in a pager; arrows, j/k, PgUp/PgDn move the
-// selection. Replay: space pauses, left/right step a frame back/forward. KEY_RESIZE (SIGWINCH)
-// redraws at the new size; the screen is erased and refreshed, so ncurses sends only what changed.
-// Every observed name reaches the screen through util::terminal_text.
+// selection. Replay: space pauses, left/right step a frame back/forward, [ and ] jump 10 frames.
+// KEY_RESIZE (SIGWINCH) redraws at the new size; the screen is erased and refreshed, so ncurses
+// sends only what changed. Every observed name reaches the screen through util::terminal_text.
 //
 // Needs stdin and stdout on a terminal (the caller checks).
 

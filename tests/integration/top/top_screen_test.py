@@ -169,6 +169,10 @@ class TopScreenTest(unittest.TestCase):
             term.wait_for("frame 2", lambda ls: "frame 2 at" in ls[0])
             term.send(b"\x1bOD")  # left: back
             term.wait_for("frame 1 again", lambda ls: "frame 1 at" in ls[0])
+            term.send(b"]")  # jump 10 frames: the last of two
+            term.wait_for("the last frame", lambda ls: "frame 2 at" in ls[0])
+            term.send(b"[")
+            term.wait_for("the first frame", lambda ls: "frame 1 at" in ls[0])
             self.assertFalse(colours(term.raw), "--no-color sends no colour")
         except BaseException:
             term.close()
