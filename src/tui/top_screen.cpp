@@ -230,7 +230,10 @@ class TopScreen {
         break;
       case 's':
         if (auto key = selected_key()) {
-          pager_ = stacks_lines(key->first);
+          // A recording's pids are gone or belong to other processes by now.
+          pager_ = replaying() ? std::vector<std::string>{"stacks are read from a live process: "
+                                                          "this frame comes from a recording"}
+                               : stacks_lines(key->first);
           pager_title_ =
               fmt::format("stacks of pid {} (q or Esc: back, arrows/j/k scroll)", key->first);
           pager_top_ = 0;

@@ -173,6 +173,11 @@ class TopScreenTest(unittest.TestCase):
             term.wait_for("the last frame", lambda ls: "frame 2 at" in ls[0])
             term.send(b"[")
             term.wait_for("the first frame", lambda ls: "frame 1 at" in ls[0])
+            term.send(b"s")  # a recording's pids are not live: the pager says so
+            term.wait_for("the pager's note",
+                          lambda ls: "read from a live process" in "\n".join(ls))
+            term.send(b"\x1b")
+            term.wait_for("the frame again", lambda ls: "frame 1 at" in ls[0])
             self.assertFalse(colours(term.raw), "--no-color sends no colour")
         except BaseException:
             term.close()
