@@ -22,7 +22,7 @@ import unittest
 
 import pyte
 
-CHOKEPOINT, STACKS_TARGET, RECORDING = sys.argv[1:4]
+CHOKEPOINT = STACKS_TARGET = RECORDING = ""  # from the command line (bench/top imports Terminal)
 TIMEOUT_S = 15
 
 
@@ -239,4 +239,5 @@ class TopScreenTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    CHOKEPOINT, STACKS_TARGET, RECORDING = sys.argv[1:4]
     unittest.main(argv=sys.argv[:1], verbosity=2)
