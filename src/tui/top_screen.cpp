@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <clocale>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "stacks/capture.h"
 #include "symbolize/symbolizer.h"
 #include "util/escape.h"
+#include "util/fatal.h"
 
 namespace chokepoint::tui {
 namespace {
@@ -402,8 +404,16 @@ class TopScreen {
 int run_top_screen(const TopScreenSource& source, const TopScreenOptions& options,
                    const std::function<bool()>& stop) {
   std::setlocale(LC_ALL, "");
+  // newterm, not initscr: initscr exits the process when TERM names no known terminal.
+  SCREEN* terminal = newterm(nullptr, stdout, stdin);
+  if (terminal == nullptr) {
+    const char* term = std::getenv("TERM");
+    throw util::FatalError(util::Error{
+        fmt::format("cannot drive the terminal: TERM={} is not in the terminfo database",
+                    util::terminal_text(term == nullptr ? "(unset)" : term)),
+        "set TERM to your terminal's type (e.g. xterm-256color), or pass --batch", 0});
+  }
   set_escdelay(25);
-  initscr();
   cbreak();
   noecho();
   nonl();
@@ -427,9 +437,11 @@ int run_top_screen(const TopScreenSource& source, const TopScreenOptions& option
     code = screen.run(stop);
   } catch (...) {
     endwin();
+    delscreen(terminal);
     throw;
   }
   endwin();
+  delscreen(terminal);
   return code;
 }
 

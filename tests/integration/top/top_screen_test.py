@@ -205,6 +205,23 @@ class TopScreenTest(unittest.TestCase):
             raise
         self.assertEqual(term.quit(), 0)
 
+    def test_tiny_screen_and_unknown_terminal(self):
+        term = Terminal(["top", "--replay", RECORDING, "--interval", "2s"], rows=4, cols=20)
+        try:
+            term.wait_for("the header cut to 20 columns",
+                          lambda ls: ls[0] == "chokepoint top - fra" and "verdict" in ls[1])
+        except BaseException:
+            term.close()
+            raise
+        self.assertEqual(term.quit(), 0)
+        bad = Terminal(["top", "--replay", RECORDING], env_extra={"TERM": "no-such-terminal"})
+        try:
+            bad.wait_for("the error", lambda ls: any(l.startswith("hint:") for l in ls))
+            self.assertIn("error: cannot drive the terminal: TERM=no-such-terminal", bad.text())
+            self.assertNotEqual(bad.proc.wait(timeout=TIMEOUT_S), 0)
+        finally:
+            bad.close()
+
     def test_hostile_process_name_cannot_change_the_screen(self):
         name = "\x1b[2J\x1b]0;x\aev"  # clear the screen, retitle, bell
         target = subprocess.Popen([STACKS_TARGET, "0", name], stdout=subprocess.PIPE)
