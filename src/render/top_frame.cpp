@@ -340,6 +340,159 @@ TopFrameLines top_frame_lines(const model::Observation& obs, const analysis::Dia
   return out;
 }
 
+std::string_view top_panel_name(TopPanel panel) {
+  switch (panel) {
+    case TopPanel::kDisks:
+      return "disks";
+    case TopPanel::kConnections:
+      return "connections";
+    case TopPanel::kLocks:
+      return "locks";
+  }
+  return "disks";
+}
+
+namespace {
+
+// Threads by their time waiting on `r`, longest first, with the wait's most common detail.
+std::vector<std::string> waiting_threads(const model::Observation& obs, Resource r) {
+  std::vector<const model::ThreadAccount*> threads;
+  for (const auto& t : obs.threads) {
+    if (t.split[r] > 0) threads.push_back(&t);
+  }
+  std::sort(threads.begin(), threads.end(), [r](const auto* a, const auto* b) {
+    return a->split[r] != b->split[r] ? a->split[r] > b->split[r] : a->key.tid < b->key.tid;
+  });
+  std::vector<std::string> out;
+  for (const auto* t : threads) {
+    const auto& details = t->details[static_cast<std::size_t>(r)];
+    const auto top =
+        std::max_element(details.begin(), details.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
+    out.push_back(fmt::format("{:>7} {:>7} {:<16} {:>6.1f}  {}", t->key.pid, t->key.tid,
+                              terminal_text(t->comm.substr(0, 16)),
+                              pct(t->split[r], obs.duration_ns),
+                              top == details.end() ? "" : terminal_text(top->first)));
+  }
+  return out;
+}
+
+std::vector<std::string> disks_panel(const model::Observation& obs) {
+  std::vector<std::string> out = {
+      fmt::format("{:<12} {:>6} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>6}", "DEVICE", "UTIL%",
+                  "READ/s", "WRITE/s", "r/s", "w/s", "flush/s", "await ms", "queue")};
+  for (const auto& d : obs.system.disks) {
+    out.push_back(
+        fmt::format("{:<12} {:>6.1f} {:>8} {:>8} {:>7.1f} {:>7.1f} {:>8.1f} {:>9.2f} {:>6.2f}",
+                    terminal_text(d.name), 100 * d.utilization, bytes_short(d.read_bytes_per_s),
+                    bytes_short(d.write_bytes_per_s), d.reads_per_s, d.writes_per_s,
+                    d.flushes_per_s, d.await_ms, d.queue_depth));
+  }
+  if (obs.system.disks.empty()) out.emplace_back("(no device counters in this window)");
+  out.emplace_back("");
+  out.push_back(
+      fmt::format("{:>7} {:>7} {:<16} {:>6}  {}", "PID", "TID", "NAME", "DISK%", "WAITS ON"));
+  auto threads = waiting_threads(obs, Resource::kDisk);
+  if (threads.empty()) threads.emplace_back("(no thread waited on disk)");
+  out.insert(out.end(), threads.begin(), threads.end());
+  out.emplace_back("");
+  out.push_back(fmt::format("{:>7} {:<16} {:>8} {:>8}", "PID", "NAME", "READ/s", "WRITE/s"));
+  const double s = static_cast<double>(obs.duration_ns) / 1e9;
+  std::vector<const model::ProcessSummary*> procs;
+  for (const auto& p : obs.processes) {
+    if (p.read_bytes + p.write_bytes > 0) procs.push_back(&p);
+  }
+  std::sort(procs.begin(), procs.end(), [](const auto* a, const auto* b) {
+    return a->read_bytes + a->write_bytes > b->read_bytes + b->write_bytes;
+  });
+  for (const auto* p : procs) {
+    out.push_back(fmt::format("{:>7} {:<16} {:>8} {:>8}", p->pid,
+                              terminal_text(p->name.substr(0, 16)),
+                              bytes_short(s > 0 ? static_cast<double>(p->read_bytes) / s : 0),
+                              bytes_short(s > 0 ? static_cast<double>(p->write_bytes) / s : 0)));
+  }
+  if (procs.empty()) out.emplace_back("(no process read or wrote)");
+  return out;
+}
+
+std::vector<std::string> connections_panel(const model::Observation& obs) {
+  const auto& s = obs.system;
+  std::vector<std::string> out = {
+      fmt::format("tcp: {:.1f} retransmits/s, {} listen overflows, {} time-wait",
+                  s.tcp_retrans_per_s, s.listen_overflows, s.time_wait)};
+  out.emplace_back("");
+  out.push_back(fmt::format("{:>7} {:<16} {:>7} {:>7} {:>6} {:>8} {:>8} {:>10}", "PID", "NAME",
+                            "SERVER", "CLIENT", "LISTEN", "SENT/s", "NOTSENT", "RTT max ms"));
+  bool any = false;
+  for (const auto& p : obs.processes) {
+    if (p.server_connections + p.client_connections + p.listeners == 0) continue;
+    any = true;
+    out.push_back(fmt::format("{:>7} {:<16} {:>7} {:>7} {:>6} {:>8} {:>8} {:>10.2f}", p.pid,
+                              terminal_text(p.name.substr(0, 16)), p.server_connections,
+                              p.client_connections, p.listeners,
+                              bytes_short(static_cast<double>(p.bytes_sent_per_s)),
+                              bytes_short(static_cast<double>(p.notsent_bytes)),
+                              static_cast<double>(p.upstream_rtt_us_max) / 1000));
+    for (const auto& l : p.listen_sockets) out.push_back("          listen " + terminal_text(l));
+    for (const auto& peer : p.upstream_peers)
+      out.push_back("          peer " + terminal_text(peer));
+  }
+  if (!any) out.emplace_back("(no process has a TCP socket)");
+  out.emplace_back("");
+  out.push_back(
+      fmt::format("{:>7} {:>7} {:<16} {:>6}  {}", "PID", "TID", "NAME", "NET%", "WAITS ON"));
+  auto threads = waiting_threads(obs, Resource::kNetwork);
+  if (threads.empty()) threads.emplace_back("(no thread waited on the network)");
+  out.insert(out.end(), threads.begin(), threads.end());
+  return out;
+}
+
+std::vector<std::string> locks_panel(const model::Observation& obs) {
+  struct Lock {
+    std::int64_t ns = 0;
+    std::size_t waiters = 0;
+  };
+  std::map<std::string, Lock> locks;
+  for (const auto& t : obs.threads) {
+    for (const auto& [detail, ns] : t.details[static_cast<std::size_t>(Resource::kLock)]) {
+      auto& l = locks[detail];
+      l.ns += ns;
+      ++l.waiters;
+    }
+  }
+  std::vector<std::pair<std::string, Lock>> sorted(locks.begin(), locks.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
+  std::vector<std::string> out = {
+      fmt::format("{:<40} {:>8} {:>12}  {}", "LOCK", "WAITERS", "WAITED ms", "HOLDER")};
+  for (const auto& [name, l] : sorted) {
+    out.push_back(fmt::format("{:<40} {:>8} {:>12.1f}  {}",
+                              terminal_text(name.empty() ? "(unknown)" : name), l.waiters,
+                              static_cast<double>(l.ns) / 1e6, "not known"));
+  }
+  if (sorted.empty()) out.emplace_back("(no thread waited on a lock)");
+  out.emplace_back("");
+  out.push_back(
+      fmt::format("{:>7} {:>7} {:<16} {:>6}  {}", "PID", "TID", "NAME", "LOCK%", "WAITS ON"));
+  const auto threads = waiting_threads(obs, Resource::kLock);
+  out.insert(out.end(), threads.begin(), threads.end());
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> top_panel_lines(const model::Observation& obs, TopPanel panel) {
+  switch (panel) {
+    case TopPanel::kDisks:
+      return disks_panel(obs);
+    case TopPanel::kConnections:
+      return connections_panel(obs);
+    case TopPanel::kLocks:
+      return locks_panel(obs);
+  }
+  return {};
+}
+
 std::string top_frame_text(const model::Observation& obs, const analysis::Diagnosis& d,
                            const TopFrameInfo& info, const TopFrameOptions& options) {
   const auto lines = top_frame_lines(obs, d, info, options);

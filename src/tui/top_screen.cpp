@@ -132,6 +132,7 @@ class TopScreen {
         filter_key(ch);
         continue;
       }
+      if (panel_ && panel_key(ch)) continue;
       if (ch == 'q' || ch == 'Q') break;
       if (ch == ' ' && replaying()) {
         paused_ = !paused_;
@@ -218,6 +219,15 @@ class TopScreen {
       case 'n':
         sort(render::TopSort::kName);
         break;
+      case 'i':
+        open_panel(render::TopPanel::kDisks);
+        break;
+      case 'o':
+        open_panel(render::TopPanel::kConnections);
+        break;
+      case 'l':
+        open_panel(render::TopPanel::kLocks);
+        break;
       case 't':
         threads_ = !threads_;
         rebuild();
@@ -264,6 +274,45 @@ class TopScreen {
         break;
       default:
         break;  // KEY_RESIZE and others: redraw
+    }
+  }
+
+  void open_panel(render::TopPanel panel) {
+    panel_ = panel;
+    panel_top_ = 0;
+  }
+
+  // Keys of an open panel: its key again, Esc or q close it, arrows and j/k scroll. False for
+  // the keys it leaves to the frame (sorting, replay steps).
+  bool panel_key(int ch) {
+    switch (ch) {
+      case 'i':
+      case 'o':
+      case 'l': {
+        const auto asked = ch == 'i'   ? render::TopPanel::kDisks
+                           : ch == 'o' ? render::TopPanel::kConnections
+                                       : render::TopPanel::kLocks;
+        if (asked == *panel_) {
+          panel_.reset();
+        } else {
+          open_panel(asked);
+        }
+        return true;
+      }
+      case 'q':
+      case kKeyEscape:
+        panel_.reset();
+        return true;
+      case KEY_UP:
+      case 'k':
+        panel_top_ = std::max(0, panel_top_ - 1);
+        return true;
+      case KEY_DOWN:
+      case 'j':
+        ++panel_top_;
+        return true;
+      default:
+        return false;
     }
   }
 
@@ -355,11 +404,12 @@ class TopScreen {
       if (i == 1) a = A_BOLD | pair(none ? kPairNone : kPairVerdict);
       put_line(y++, header[i], a);
     }
-    std::string keys =
-        fmt::format("q quit  sort c r d m p n: {}  / filter{}  t threads {}  s stacks",
-                    render::top_sort_name(options_.frame.sort),
-                    filter_.empty() ? std::string() : " [" + util::terminal_text(filter_) + "]",
-                    threads_ ? "shown" : "collapsed");
+    std::string keys = fmt::format(
+        "q quit  sort c r d m p n: {}  / filter{}  t threads {}  s stacks  i disks  o conns  l "
+        "locks",
+        render::top_sort_name(options_.frame.sort),
+        filter_.empty() ? std::string() : " [" + util::terminal_text(filter_) + "]",
+        threads_ ? "shown" : "collapsed");
     if (replaying()) {
       keys += fmt::format("  replay {}/{}{}  space pause  <- -> step  [ ] jump 10", index_ + 1,
                           source_.replay_count, paused_ ? " PAUSED" : "");
@@ -367,6 +417,10 @@ class TopScreen {
     if (editing_)
       keys = "filter by name: " + util::terminal_text(edit_) + "_  (Enter apply, Esc clear)";
     put_line(y++, keys, pair(kPairKeys));
+    if (panel_) {
+      draw_panel(y);
+      return;
+    }
     put_line(y++, lines_.columns, bar());
     rows_top_ = y;
     const auto page = static_cast<std::size_t>(std::max(1, LINES - y));
@@ -378,6 +432,21 @@ class TopScreen {
     }
     if (visible_.empty())
       put_line(y, filter_.empty() ? "(no processes)" : "(no name matches the filter)");
+  }
+
+  void draw_panel(int y) {
+    const auto lines = render::top_panel_lines(frame_->observation, *panel_);
+    put_line(y++,
+             fmt::format("{} ({} again, q or Esc: back; arrows/j/k scroll)",
+                         render::top_panel_name(*panel_),
+                         *panel_ == render::TopPanel::kDisks         ? 'i'
+                         : *panel_ == render::TopPanel::kConnections ? 'o'
+                                                                     : 'l'),
+             bar());
+    panel_top_ = std::min(panel_top_, std::max(0, static_cast<int>(lines.size()) - 1));
+    for (auto i = static_cast<std::size_t>(panel_top_); i < lines.size() && y < LINES; ++i) {
+      put_line(y++, lines[i]);
+    }
   }
 
   const TopScreenSource& source_;
@@ -394,6 +463,8 @@ class TopScreen {
   std::string filter_;
   bool editing_ = false;
   std::string edit_;
+  std::optional<render::TopPanel> panel_;
+  int panel_top_ = 0;
   std::vector<std::string> pager_;
   std::string pager_title_;
   int pager_top_ = 0;

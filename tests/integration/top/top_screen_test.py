@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """chokepoint top's full-screen view, driven in a pseudo-terminal and read back through pyte (a
 terminal emulator): from a recording of the lab's disk scenario the screen shows the verdict and
-the lab's threads; a sort key reorders them, t collapses and expands, / filters; space pauses and
+the lab's threads; a sort key reorders them, t collapses and expands, / filters; i, l and o open
+the disks, locks and connections panels (from the disk, lock and upstream recordings); space pauses and
 the arrows step frames; a resize redraws at the new width; --no-color and NO_COLOR send no
 colour; live on a process named with escape sequences, the name cannot change the screen and s
 shows its stacks; q exits 0.
@@ -204,6 +205,27 @@ class TopScreenTest(unittest.TestCase):
             term.close()
             raise
         self.assertEqual(term.quit(), 0)
+
+    def test_panels_show_disks_locks_and_connections(self):
+        recordings = os.path.dirname(RECORDING)
+        for recording, key, title, wanted in (
+                ("lab_disk", b"i", "disks", "fdatasync /tmp/chokepoint-lab."),
+                ("lab_lock", b"l", "locks", "mutex 0x"),
+                ("lab_upstream", b"o", "connections", "peer 127.0.0.1:")):
+            term = Terminal(["top", "--replay", os.path.join(recordings, recording + ".chokepoint"),
+                             "--interval", "2s"])
+            try:
+                term.wait_for(f"{recording}'s frame", lambda ls: "verdict:" in ls[1])
+                term.send(key)
+                term.wait_for(f"the {title} panel",
+                              lambda ls: any(l.startswith(title + " (") for l in ls)
+                              and wanted in "\n".join(ls))
+                term.send(key)  # the same key closes it
+                term.wait_for("the rows again", lambda ls: any("RUNQ%" in l for l in ls))
+            except BaseException:
+                term.close()
+                raise
+            self.assertEqual(term.quit(), 0)
 
     def test_tiny_screen_and_unknown_terminal(self):
         term = Terminal(["top", "--replay", RECORDING, "--interval", "2s"], rows=4, cols=20)
