@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "render/diagnosis_report.h"
 #include "render/stacks_report.h"
 #include "stacks/capture.h"
 #include "symbolize/symbolizer.h"
@@ -250,6 +251,14 @@ class TopScreen {
               fmt::format("stacks of pid {} (q or Esc: back, arrows/j/k scroll)", key->first);
           pager_top_ = 0;
         }
+        break;
+      case 'D':
+        // The full diagnose report of the frame's window (`d` sorts by disk).
+        if (!frame_) break;
+        pager_ = split_lines(render::diagnosis_text(frame_->observation, frame_->diagnosis));
+        pager_title_ = fmt::format("diagnosis of frame {} (q or Esc: back, arrows/j/k scroll)",
+                                   frame_->info.frame);
+        pager_top_ = 0;
         break;
       case KEY_UP:
       case 'k':

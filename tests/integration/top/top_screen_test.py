@@ -179,6 +179,11 @@ class TopScreenTest(unittest.TestCase):
                           lambda ls: "read from a live process" in "\n".join(ls))
             term.send(b"\x1b")
             term.wait_for("the frame again", lambda ls: "frame 1 at" in ls[0])
+            term.send(b"D")  # the frame's full diagnose report in the pager
+            term.wait_for("the report", lambda ls: ls[0].startswith("diagnosis of frame 1")
+                          and "disk" in "\n".join(ls[1:]))
+            term.send(b"q")
+            term.wait_for("the frame again", lambda ls: "frame 1 at" in ls[0])
             self.assertFalse(colours(term.raw), "--no-color sends no colour")
         except BaseException:
             term.close()
