@@ -80,11 +80,14 @@ bool contains_folded(std::string_view hay, std::string_view needle) {
          }) != hay.end();
 }
 
-// The selected process's stacks now, as `chokepoint stacks` prints them, or the error.
-std::vector<std::string> stacks_lines(int pid) {
+// The stacks now of a process's threads, or of one of them (tid != 0), as `chokepoint stacks`
+// prints them, or the error.
+std::vector<std::string> stacks_lines(int pid, int tid) {
   auto symbolizer = symbolize::Symbolizer::create();
   if (!symbolizer) return {"error: " + symbolizer.error().message};
-  auto dump = stacks::capture_stacks(pid, stacks::CaptureOptions{}, **symbolizer);
+  stacks::CaptureOptions options;
+  if (tid != 0) options.tid = tid;
+  auto dump = stacks::capture_stacks(pid, options, **symbolizer);
   if (!dump) {
     std::vector<std::string> out = {
         fmt::format("error: stacks of pid {}: {}", pid, util::terminal_text(dump.error().message))};
@@ -246,9 +249,10 @@ class TopScreen {
           // A recording's pids are gone or belong to other processes by now.
           pager_ = replaying() ? std::vector<std::string>{"stacks are read from a live process: "
                                                           "this frame comes from a recording"}
-                               : stacks_lines(key->first);
+                               : stacks_lines(key->first, key->second);
           pager_title_ =
-              fmt::format("stacks of pid {} (q or Esc: back, arrows/j/k scroll)", key->first);
+              fmt::format("stacks of pid {}{} (q or Esc: back, arrows/j/k scroll)", key->first,
+                          key->second != 0 ? fmt::format(" tid {}", key->second) : std::string());
           pager_top_ = 0;
         }
         break;

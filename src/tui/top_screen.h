@@ -3,11 +3,12 @@
 // interval) drawn full-screen with ncurses. The header (verdict, confidence, top evidence line,
 // time split bar, CPU/run queue/PSI/disk/net) and the process and thread rows with the columns the
 // --batch frames have; keys: q quit; c r d m p n sort by cpu, run queue, disk, rss, pid, name;
-// / filter by name (Enter applies, Esc clears); t threads shown or collapsed; s the selected
-// process's stacks now (stacks::capture_stacks) in a pager; D the frame's full diagnose report
-// (render::diagnosis_text) in the pager; i, o, l the disks, connections and
-// locks panels (render::top_panel_lines) in place of the rows; arrows, j/k, PgUp/PgDn move the
-// selection. Replay: space pauses, left/right step a frame back/forward, [ and ] jump 10 frames.
+// / filter by name (Enter applies, Esc clears); t threads shown or collapsed; s the stacks now of
+// the selected thread, or of the selected process's threads (stacks::capture_stacks), in a
+// pager; D the frame's full diagnose report (render::diagnosis_text) in the pager; i, o, l the
+// disks, connections and locks panels (render::top_panel_lines) in place of the rows; arrows,
+// j/k, PgUp/PgDn move the selection. Replay: space pauses, left/right step a frame back/forward,
+// [ and ] jump 10 frames.
 // KEY_RESIZE (SIGWINCH) redraws at the new size; the screen is erased and refreshed, so ncurses
 // sends only what changed. Every observed name reaches the screen through util::terminal_text.
 //

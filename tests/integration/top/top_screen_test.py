@@ -272,6 +272,15 @@ class TopScreenTest(unittest.TestCase):
                 self.assertNotIn(b"\x1b]0;", term.raw)
                 term.send(b"q")  # back to the frame
                 term.wait_for("the frame again", lambda ls: "verdict:" in ls[1])
+                # On a thread row, s reads that thread only.
+                term.send(b"j")
+                time.sleep(0.2)
+                term.send(b"s")
+                term.wait_for("one thread's stacks",
+                              lambda ls: ls[0].startswith(f"stacks of pid {target.pid} tid ")
+                              and ": 1 thread, " in "\n".join(ls))
+                term.send(b"q")
+                term.wait_for("the frame again", lambda ls: "verdict:" in ls[1])
             except BaseException:
                 term.close()
                 raise
