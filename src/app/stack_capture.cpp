@@ -152,22 +152,11 @@ std::size_t add_whole_window_blocks(const collect::procfs::ProcFs& proc, const Q
     s.frames.push_back(user);
     if (auto text =
             proc.read_text(std::to_string(pid) + "/task/" + std::to_string(tid) + "/stack", true)) {
-      // "[<0>] futex_wait_queue+0xe1/0x120": innermost first.
-      std::vector<profile::Frame> kernel;
-      std::size_t pos = 0;
-      while (pos < text->size()) {
-        std::size_t end = text->find('\n', pos);
-        if (end == std::string::npos) end = text->size();
-        std::string line = text->substr(pos, end - pos);
-        pos = end + 1;
-        const std::size_t name_at = line.find("] ");
-        if (name_at == std::string::npos) continue;
-        std::string name = line.substr(name_at + 2);
-        name = name.substr(0, name.find('+'));
-        if (name.empty()) continue;
+      std::vector<profile::Frame> kernel;  // innermost first
+      for (auto& name : collect::procfs::parse_kernel_stack(*text)) {
         profile::Frame f;
         f.kind = profile::FrameKind::kKernel;
-        f.name = name;
+        f.name = std::move(name);
         f.module = "[kernel]";
         kernel.push_back(std::move(f));
       }

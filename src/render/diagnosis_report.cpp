@@ -20,20 +20,26 @@ constexpr std::array<char, model::kResourceCount> kBarChars = {'#', 'w', 'D', 'N
                                                                'L', 'M', 's', '.'};
 
 std::string bar(const model::TimeSplit& split) {
+  return split_bar(split, kBarWidth);
+}
+
+}  // namespace
+
+std::string split_bar(const model::TimeSplit& split, int width) {
   std::string out;
   const double total = static_cast<double>(split.total_ns());
-  if (total <= 0) return std::string(kBarWidth, ' ');
-  // Largest-remainder rounding so the bar is always exactly kBarWidth wide.
+  if (total <= 0) return std::string(static_cast<std::size_t>(width), ' ');
+  // Largest-remainder rounding so the bar is always exactly width wide.
   std::array<int, model::kResourceCount> cells{};
   std::array<double, model::kResourceCount> rest{};
   int used = 0;
   for (std::size_t i = 0; i < model::kResourceCount; ++i) {
-    double exact = static_cast<double>(split.ns[i]) / total * kBarWidth;
+    double exact = static_cast<double>(split.ns[i]) / total * width;
     cells[i] = static_cast<int>(std::floor(exact));
     rest[i] = exact - cells[i];
     used += cells[i];
   }
-  while (used < kBarWidth) {
+  while (used < width) {
     auto i = static_cast<std::size_t>(std::max_element(rest.begin(), rest.end()) - rest.begin());
     ++cells[i];
     rest[i] = -1;
@@ -43,6 +49,8 @@ std::string bar(const model::TimeSplit& split) {
     out.append(static_cast<std::size_t>(cells[i]), kBarChars[i]);
   return out;
 }
+
+namespace {
 
 std::string target_line(const model::Observation& obs) {
   // The spec is what the user gave (a cgroup path, a name, a command) and names are the

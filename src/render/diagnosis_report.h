@@ -10,6 +10,11 @@
 
 namespace chokepoint::render {
 
+// The time split as a bar of exactly `width` characters, one glyph per resource (# on_cpu,
+// w cpu_wait, D disk, N network, L lock, M memory, s sleep, . idle), largest-remainder rounded;
+// blanks when the split is empty.
+std::string split_bar(const model::TimeSplit& split, int width);
+
 // The report a person reads: the verdict first, then the time split as a bar, the evidence, the
 // fixes, other findings, and the sources with what is missing and why.
 std::string diagnosis_text(const model::Observation& obs, const analysis::Diagnosis& d);

@@ -1,5 +1,6 @@
 #include "collect/procfs/task.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace chokepoint::collect::procfs {
@@ -259,6 +260,21 @@ std::string parse_wchan(std::string_view text) {
   const auto name = trim(text);
   if (name == "0") return {};
   return std::string(name);
+}
+
+std::vector<std::string> parse_kernel_stack(std::string_view text) {
+  std::vector<std::string> names;
+  while (!text.empty()) {
+    const std::size_t end = std::min(text.find('\n'), text.size());
+    const std::string_view line = text.substr(0, end);
+    text.remove_prefix(std::min(end + 1, text.size()));
+    const std::size_t name_at = line.find("] ");
+    if (name_at == std::string_view::npos) continue;
+    std::string_view name = line.substr(name_at + 2);
+    name = trim(name.substr(0, name.find('+')));
+    if (!name.empty()) names.emplace_back(name);
+  }
+  return names;
 }
 
 std::optional<FdTarget> parse_fd_target(std::string_view link_text) {

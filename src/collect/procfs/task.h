@@ -100,6 +100,11 @@ std::optional<SyscallState> parse_syscall(std::string_view text);
 // allowed to see) reads as the empty string. Never fails: any text is a symbol name.
 std::string parse_wchan(std::string_view text);
 
+// /proc/PID/task/TID/stack (root only): the kernel functions of a blocked task, innermost first,
+// from lines "[<0>] futex_wait_queue+0xe1/0x120" (offsets dropped). Lines without a name are
+// skipped; never fails.
+std::vector<std::string> parse_kernel_stack(std::string_view text);
+
 // readlink(/proc/PID/fd/N): what an fd refers to.
 struct FdTarget {
   enum class Kind {

@@ -249,6 +249,15 @@ TEST(Wchan, ZeroMeansNone) {
   EXPECT_EQ(parse_wchan(""), "");
 }
 
+TEST(KernelStack, NamesInnermostFirstWithoutOffsets) {
+  const auto names = parse_kernel_stack(
+      "[<0>] futex_wait_queue+0xe1/0x120\n[<0>] do_futex+0x13a/0x1b0\n"
+      "garbage line\n[<0>] \n[<0>] entry_SYSCALL_64_after_hwframe+0x76/0x7e");
+  EXPECT_EQ(names, (std::vector<std::string>{"futex_wait_queue", "do_futex",
+                                             "entry_SYSCALL_64_after_hwframe"}));
+  EXPECT_TRUE(parse_kernel_stack("").empty());
+}
+
 TEST(FdTarget, Kinds) {
   struct Case {
     const char* text;
