@@ -417,8 +417,8 @@ Subcommand make_profile_command(CLI::App& root) {
   auto args = std::make_shared<ProfileArgs>();
   CLI::App* cli = root.add_subcommand(
       "profile",
-      "Sample a service's on-CPU stacks (perf_event_open) and write flame graphs and the "
-      "hottest functions");
+      "Sample a service's stacks: on the CPU (perf_event_open), blocked (--off-cpu, eBPF) or "
+      "allocating (--memory, eBPF uprobes); write flame graphs and the top functions");
   add_target_options(cli, args->target);
   cli->add_option("-d,--duration", args->duration, "how long to sample (500ms, 5s, 2m)")
       ->capture_default_str();
