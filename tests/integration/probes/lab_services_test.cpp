@@ -124,7 +124,7 @@ TEST(LabServices, HotRowIsARowLockAndShardingMovesIt) {
       << summary(sharded);
 }
 
-// 150 requests/s, each a lookup by an unindexed column of a 200,000-row table: sequential scans
+// 500 requests/s, each a lookup by an unindexed column of a 200,000-row table: sequential scans
 // keep the backends on both cores (cpu inside the database), and the probe names the table. With
 // the index (--db-index) the same rate costs next to nothing.
 TEST(LabServices, MissingIndexIsCpuInTheDatabaseAndTheIndexMovesIt) {
@@ -135,7 +135,7 @@ TEST(LabServices, MissingIndexIsCpuInTheDatabaseAndTheIndexMovesIt) {
           {"psql", "-q", "-h", pg.dir.path, "-c", "CREATE EXTENSION pg_stat_statements"}, 30'000),
       0);
   const std::vector<std::string> rate = {
-      test_support::chokepoint_bin(), "load", "--rate", "150", "-c", "16", "--duration", "30s"};
+      test_support::chokepoint_bin(), "load", "--rate", "500", "-c", "32", "--duration", "30s"};
   nlohmann::json scan;
   {
     Rig rig = start_rig(pg, "db-missing-index", {}, rate);
