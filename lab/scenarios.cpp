@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "lab/cpu_work.h"
+#include "lab/group_commit.h"
 #include "lab/http.h"
 #include "lab/http_client.h"
 #include "lab/services.h"
@@ -272,18 +274,24 @@ class DiskHandler : public Handler {
         record_bytes_(static_cast<std::size_t>(o.record_bytes)),
         fd_(std::move(fd)) {
     if (mode_ == CommitMode::kBatch) {
-      committer_ = std::thread([this] { committer_loop(); });
+      group_ = std::make_unique<GroupCommit>("lab-committer",
+                                             [this](const std::vector<std::string>& records) {
+                                               batch_.clear();
+                                               for (const std::string& r : records) batch_ += r;
+                                               return lab_commit_batch(fd_.get(), batch_);
+                                             });
     } else if (mode_ == CommitMode::kAsync) {
-      committer_ = std::thread([this] { flusher_loop(); });
+      flusher_ = std::thread([this] { flusher_loop(); });
     }
   }
   ~DiskHandler() override {
+    group_.reset();
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
     }
-    work_cv_.notify_all();
-    if (committer_.joinable()) committer_.join();
+    stop_cv_.notify_all();
+    if (flusher_.joinable()) flusher_.join();
     ::fdatasync(fd_.get());
   }
 
@@ -296,7 +304,7 @@ class DiskHandler : public Handler {
         ok = lab_commit_record(fd_.get(), record);
         break;
       case CommitMode::kBatch:
-        ok = enqueue_and_wait(record);
+        ok = group_->submit(std::move(record));
         break;
       case CommitMode::kAsync:
         ok = lab_commit_record_async(fd_.get(), record);
@@ -322,46 +330,12 @@ class DiskHandler : public Handler {
     return rec;
   }
 
-  bool enqueue_and_wait(const std::string& record) {
-    std::unique_lock<std::mutex> lock(mu_);
-    pending_ += record;
-    std::uint64_t my_batch = enqueued_ = enqueued_ + 1;
-    work_cv_.notify_one();
-    done_cv_.wait(lock, [&] { return committed_ >= my_batch || stopping_; });
-    return committed_ >= my_batch && !failed_;
-  }
-
-  // Group commit: everything queued while the previous fdatasync ran goes out in one write and
-  // one fdatasync; every request in the group is answered when it returns.
-  void committer_loop() {
-    set_thread_name("lab-committer");
-    std::string batch;
-    for (;;) {
-      std::uint64_t last = 0;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        work_cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-        if (pending_.empty()) return;
-        batch.swap(pending_);
-        pending_.clear();
-        last = enqueued_;
-      }
-      bool ok = lab_commit_batch(fd_.get(), batch);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        committed_ = last;
-        if (!ok) failed_ = true;
-      }
-      done_cv_.notify_all();
-    }
-  }
-
   // --commit async: durability every ~100 ms, off the request path.
   void flusher_loop() {
     set_thread_name("lab-flusher");
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
-      work_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
       lock.unlock();
       ::fdatasync(fd_.get());
       lock.lock();
@@ -372,15 +346,12 @@ class DiskHandler : public Handler {
   std::size_t record_bytes_;
   util::ScopedFd fd_;
   std::atomic<std::uint64_t> next_seq_{0};
-  std::mutex mu_;
-  std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
-  std::string pending_;          // guarded by mu_
-  std::uint64_t enqueued_ = 0;   // guarded by mu_: records queued so far
-  std::uint64_t committed_ = 0;  // guarded by mu_: records durable so far
-  bool failed_ = false;          // guarded by mu_
-  bool stopping_ = false;        // guarded by mu_
-  std::thread committer_;
+  std::string batch_;                   // --commit batch: the group's bytes (committer thread only)
+  std::unique_ptr<GroupCommit> group_;  // --commit batch
+  std::mutex mu_;                       // --commit async: the flusher's stop
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread flusher_;    // --commit async
 };
 
 // ---------------------------------------------------------------------------------------------

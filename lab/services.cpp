@@ -5,16 +5,16 @@
 #include <libpq-fe.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "lab/cpu_work.h"
+#include "lab/group_commit.h"
 #include "lab/worker_pool.h"
 
 namespace chokepoint::lab {
@@ -244,14 +244,7 @@ class DbHandler : public Handler {
                             o.scenario == Scenario::kDbCommit && o.commit == CommitMode::kAsync);
         }) {}
 
-  ~DbHandler() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    work_cv_.notify_all();
-    if (committer_.joinable()) committer_.join();
-  }
+  ~DbHandler() override { group_.reset(); }
 
   // Creates the tables and the rows each scenario needs, and the index or not.
   util::Result<void> setup() {
@@ -309,7 +302,9 @@ class DbHandler : public Handler {
           auto own = pg_connect(o_.db, false);
           if (!own) return own.error();
           committer_conn_ = std::move(*own);
-          committer_ = std::thread([this] { committer_loop(); });
+          group_ = std::make_unique<GroupCommit>(
+              "lab-committer",
+              [this](const std::vector<std::string>& keys) { return insert_orders(keys); });
         }
         break;
       }
@@ -323,7 +318,7 @@ class DbHandler : public Handler {
   Response handle(std::string_view query) override {
     const std::string key(query);
     if (o_.scenario == Scenario::kDbCommit && o_.commit == CommitMode::kBatch) {
-      if (!enqueue_and_wait(key)) return failed(db_error("the group commit failed"));
+      if (!group_->submit(key)) return failed(db_error("the group commit failed"));
       Response r;
       r.body = "db-commit committed key=" + key + " (batch)\n";
       return r;
@@ -391,70 +386,32 @@ class DbHandler : public Handler {
     }
   }
 
-  bool enqueue_and_wait(const std::string& key) {
-    std::unique_lock<std::mutex> lock(mu_);
-    pending_.push_back(key);
-    const std::uint64_t mine = ++enqueued_;
-    work_cv_.notify_one();
-    done_cv_.wait(lock, [&] { return committed_ >= mine || stopping_; });
-    return committed_ >= mine && !failed_;
-  }
-
-  // Group commit: every order queued while the previous commit ran goes into one transaction.
-  void committer_loop() {
-    set_thread_name("lab-committer");
-    std::vector<std::string> batch;
-    for (;;) {
-      std::uint64_t last = 0;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        work_cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-        if (pending_.empty()) return;
-        batch.swap(pending_);
-        pending_.clear();
-        last = enqueued_;
+  // --commit batch: one group of orders as one statement, so one transaction (autocommit): one
+  // round trip and one WAL flush for the whole group.
+  bool insert_orders(const std::vector<std::string>& keys) {
+    // One array parameter: {"k1","k2",...} with each key quoted and escaped.
+    std::string array = "{";
+    for (const auto& k : keys) {
+      if (array.size() > 1) array += ',';
+      array += '"';
+      for (char ch : k) {
+        if (ch == '"' || ch == '\\') array += '\\';
+        array += ch;
       }
-      // One array parameter: {"k1","k2",...} with each key quoted and escaped.
-      std::string array = "{";
-      for (const auto& k : batch) {
-        if (array.size() > 1) array += ',';
-        array += '"';
-        for (char ch : k) {
-          if (ch == '"' || ch == '\\') array += '\\';
-          array += ch;
-        }
-        array += '"';
-      }
-      array += '}';
-      batch.clear();
-      // One statement is one transaction (autocommit): one round trip and one WAL flush for
-      // the whole group.
-      const bool ok = static_cast<bool>(exec(committer_conn_.get(),
-                                             "INSERT INTO chokepoint_lab_orders (key) "
-                                             "SELECT unnest($1::text[])",
-                                             {array}));
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        committed_ = last;
-        if (!ok) failed_ = true;
-      }
-      done_cv_.notify_all();
+      array += '"';
     }
+    array += '}';
+    return static_cast<bool>(exec(committer_conn_.get(),
+                                  "INSERT INTO chokepoint_lab_orders (key) "
+                                  "SELECT unnest($1::text[])",
+                                  {array}));
   }
 
   Options o_;
   int shards_;
   Pool<PgConn> pool_;
-  PgConn committer_conn_;  // db-commit --commit batch: the committer's own connection
-  std::mutex mu_;
-  std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
-  std::vector<std::string> pending_;  // guarded by mu_
-  std::uint64_t enqueued_ = 0;        // guarded by mu_
-  std::uint64_t committed_ = 0;       // guarded by mu_
-  bool failed_ = false;               // guarded by mu_
-  bool stopping_ = false;             // guarded by mu_
-  std::thread committer_;
+  PgConn committer_conn_;               // db-commit --commit batch: the committer's own connection
+  std::unique_ptr<GroupCommit> group_;  // db-commit --commit batch; uses committer_conn_
 };
 
 }  // namespace
