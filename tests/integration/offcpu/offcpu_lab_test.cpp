@@ -16,6 +16,7 @@
 #include "collect/bpf/offcpu_tracer.h"
 #include "support/background.h"
 #include "support/lab_process.h"
+#include "support/offcpu_support.h"
 #include "symbolize/symbolizer.h"
 
 namespace chokepoint::collect::bpf {
@@ -33,12 +34,8 @@ struct Traced {
 // Sets *skip to the reason when this machine cannot run the test.
 std::optional<Traced> trace_lab(const std::vector<std::string>& lab_args,
                                 std::vector<std::string> wrk_args, std::string* skip) {
-  if (geteuid() != 0) {
-    *skip = "needs root to load BPF programs";
-    return std::nullopt;
-  }
-  if (auto ok = check_offcpu_support(); !ok) {
-    *skip = ok.error().message;
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) {
+    *skip = why;
     return std::nullopt;
   }
   if (::access("/usr/bin/wrk", X_OK) != 0) {

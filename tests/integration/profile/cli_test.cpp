@@ -11,11 +11,11 @@
 #include <sstream>
 #include <thread>
 
-#include "collect/bpf/offcpu_tracer.h"
 #include "support/background.h"
 #include "support/cli.h"
 #include "support/files.h"
 #include "support/lab_process.h"
+#include "support/offcpu_support.h"
 
 namespace chokepoint::profile_test {
 namespace {
@@ -113,8 +113,7 @@ TEST(ProfileCli, TargetExitsMidRun) {
 // lock (LabStore::update), in nanoseconds. Needs root and BPF: skips with the reason when they are
 // absent, and fails when they are present and profile --off-cpu does not work.
 TEST(ProfileCli, OffCpuNamesTheLockTaker) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs";
-  if (auto ok = collect::bpf::check_offcpu_support(); !ok) GTEST_SKIP() << ok.error().message;
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
   auto lab = test_support::LabProcess::start({"--scenario", "lock", "--port", "0"});
   ASSERT_TRUE(lab) << lab.error().message;
   auto load =

@@ -17,6 +17,7 @@
 #include "support/background.h"
 #include "support/cli.h"
 #include "support/files.h"
+#include "support/offcpu_support.h"
 
 namespace chokepoint::reliability_test {
 namespace {
@@ -114,7 +115,7 @@ TEST(StuckTarget, VforkParentIsNamedAndItsSyscallToo) {
 // Regression (issue 18 item 4): profile --off-cpu showed nothing for a thread blocked for the
 // whole window (the tracer counts a block at its wakeup, and this one never came).
 TEST(StuckTarget, OffCpuProfileShowsAThreadBlockedForTheWholeWindow) {
-  if (geteuid() != 0) GTEST_SKIP() << "off-CPU tracing needs root";
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
   auto sleeper = Background::start("sleep", {"60"});
   ASSERT_TRUE(sleeper) << sleeper.error().message;
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -18,8 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include "support/offcpu_support.h"
+
 namespace chokepoint::collect::bpf {
 namespace {
+
+using test_support::offcpu_unavailable;
 
 // An address inside the function that calls this: where a stack walk must land.
 __attribute__((noinline)) std::uintptr_t here() {
@@ -80,15 +84,6 @@ bool has_frame_in(const std::vector<std::uint64_t>& addresses, const Range& r) {
     if (a > r.begin && a <= r.end) return true;
   }
   return false;
-}
-
-// Why off-CPU tracing cannot run on this machine ("" when it can): not root, or the kernel or the
-// build lacks BPF/BTF. Only then may a test skip; once this says "", a tracer that fails to
-// load is a failure of the code under test.
-std::string offcpu_unavailable() {
-  if (geteuid() != 0) return "needs root to load BPF programs";
-  if (auto ok = check_offcpu_support(); !ok) return ok.error().message;
-  return "";
 }
 
 // Skips the test when off-CPU tracing is unavailable here; otherwise creates `var` from
