@@ -23,6 +23,11 @@ std::string parsed_subcommand(const std::vector<Subcommand>& subcommands) {
   return "";
 }
 
+// The help to point a usage error at: "chokepoint diagnose --help", or the root's.
+std::string help_command(const std::string& subcommand) {
+  return subcommand.empty() ? "chokepoint --help" : "chokepoint " + subcommand + " --help";
+}
+
 // The parsed subcommand's own handler of usage errors, or nullptr.
 const Subcommand* parsed(const std::vector<Subcommand>& subcommands) {
   for (const Subcommand& sub : subcommands) {
@@ -42,8 +47,7 @@ int usage_failure(const std::vector<Subcommand>& subcommands, const util::Error&
 // CLI11 says "Could not convert: --pid = 99999999999" for a value its option's type cannot hold
 // (a number out of range, a word for a number). Say which option and value, and what it takes.
 util::Error conversion_error(const std::string& what, const std::string& subcommand) {
-  const std::string help =
-      subcommand.empty() ? "chokepoint --help" : "chokepoint " + subcommand + " --help";
+  const std::string help = help_command(subcommand);
   const std::string prefix = "Could not convert: ";
   const auto eq = what.find(" = ");
   if (what.rfind(prefix, 0) != 0 || eq == std::string::npos) {
@@ -87,8 +91,8 @@ int run(int argc, char** argv) {
   } catch (const CLI::ConversionError& e) {
     return usage_failure(subcommands, conversion_error(e.what(), parsed_subcommand(subcommands)));
   } catch (const CLI::ParseError& e) {
-    return usage_failure(subcommands,
-                         util::Error{e.what(), "run 'chokepoint --help' for usage", 0});
+    const std::string help = help_command(parsed_subcommand(subcommands));
+    return usage_failure(subcommands, util::Error{e.what(), "run '" + help + "' for usage", 0});
   }
 
   try {

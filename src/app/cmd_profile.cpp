@@ -437,6 +437,7 @@ Subcommand make_profile_command(CLI::App& root) {
                   "how user stacks are walked: fp (frame pointers, cheap) or dwarf[,STACK_BYTES] "
                   "(copy STACK_BYTES of stack per sample, default 8192, and unwind with the "
                   "binaries' CFI: for code built without frame pointers)")
+      ->type_name("fp|dwarf[,STACK_BYTES]")
       ->capture_default_str();
   auto* off_cpu = cli->add_flag(
       "--off-cpu", args->off_cpu,
@@ -460,6 +461,7 @@ Subcommand make_profile_command(CLI::App& root) {
   cli->add_option("--memory-view", args->memory_view,
                   "with --memory, what the flame graphs weigh: live (bytes still live at the end) "
                   "or allocated (all bytes allocated)")
+      ->type_name("live|allocated")
       ->capture_default_str()
       ->needs(memory);
   cli->footer(

@@ -227,6 +227,7 @@ Subcommand make_top_command(CLI::App& root) {
                 "plain text frames (without it, a terminal gets the full-screen view)");
   cli->add_flag("--json", args->json, "one JSON line per interval");
   cli->add_option("-s,--sort", args->sort, "order rows by cpu, runq, disk, rss, pid or name")
+      ->type_name("cpu|runq|disk|rss|pid|name")
       ->capture_default_str();
   cli->add_option("--threads", args->threads,
                   "threads shown under each process (the busiest; 0: processes only)")

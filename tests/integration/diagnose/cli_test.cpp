@@ -11,7 +11,10 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "support/background.h"
 #include "support/cli.h"
@@ -33,19 +36,56 @@ bool contains_pid(const nlohmann::json& j, pid_t pid) {
   return std::find(pids.begin(), pids.end(), pid) != pids.end();
 }
 
-// Help as people read it: every subcommand's --help shows an example, and no option shows CLI11's
-// rendering of a value map ("{a->1,b->2} OR {1,2}").
+// The subcommands `chokepoint --help` lists, so that a new one is checked without editing a list.
+std::vector<std::string> listed_subcommands() {
+  auto r = run_chokepoint({"--help"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  std::vector<std::string> names;
+  std::istringstream in(r.stdout_text);
+  bool listing = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Subcommands:", 0) == 0) {
+      listing = true;
+    } else if (listing && line.rfind("  ", 0) == 0 && line.size() > 2 && line[2] != ' ') {
+      names.push_back(line.substr(2, line.find(' ', 2) - 2));
+    } else if (listing && line.empty()) {
+      break;
+    }
+  }
+  return names;
+}
+
+// Help as people read it: every subcommand's --help shows an example of itself, and no option
+// shows CLI11's rendering of a value map ("{a->1,b->2} OR {1,2}"); options with a closed set of
+// values name them. A usage mistake exits 2 in every subcommand (check: 3, the Nagios UNKNOWN),
+// with error: and a hint that points at that subcommand's help.
 TEST(Cli, EverySubcommandsHelpHasAnExampleAndNoValueMaps) {
-  for (const char* command : {"diagnose", "knee", "profile", "load", "usl"}) {
+  const std::vector<std::string> commands = listed_subcommands();
+  for (const char* known : {"diagnose", "top", "profile", "load", "knee", "check"}) {
+    EXPECT_NE(std::find(commands.begin(), commands.end(), known), commands.end()) << known;
+  }
+  for (const std::string& command : commands) {
     SCOPED_TRACE(command);
     auto r = run_chokepoint({command, "--help"});
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
     EXPECT_NE(r.stdout_text.find("Example"), std::string::npos) << r.stdout_text;
-    EXPECT_NE(r.stdout_text.find(std::string("chokepoint ") + command + " "), std::string::npos)
+    EXPECT_NE(r.stdout_text.find("chokepoint " + command + " "), std::string::npos)
         << r.stdout_text;
     EXPECT_EQ(r.stdout_text.find("->"), std::string::npos) << r.stdout_text;
     EXPECT_EQ(r.stdout_text.find("} OR {"), std::string::npos) << r.stdout_text;
+
+    auto bad = run_chokepoint({command, "--no-such-option"});
+    EXPECT_EQ(bad.exit_code, command == "check" ? 3 : 2) << bad.stderr_text;
+    EXPECT_NE(bad.stderr_text.find("error: "), std::string::npos) << bad.stderr_text;
+    EXPECT_NE(bad.stderr_text.find("hint: run 'chokepoint " + command + " --help'"),
+              std::string::npos)
+        << bad.stderr_text;
   }
+  EXPECT_NE(run_chokepoint({"top", "--help"}).stdout_text.find("--sort cpu|runq|disk|rss|pid|name"),
+            std::string::npos);
+  const std::string profile = run_chokepoint({"profile", "--help"}).stdout_text;
+  EXPECT_NE(profile.find("--call-graph fp|dwarf[,STACK_BYTES]"), std::string::npos) << profile;
+  EXPECT_NE(profile.find("--memory-view live|allocated"), std::string::npos) << profile;
 }
 
 TEST(DiagnoseCli, NoSuchPid) {
