@@ -16,8 +16,6 @@ using collect::procfs::parse_hex_u64;
 using collect::procfs::parse_u64;
 using collect::procfs::split_lines;
 
-constexpr std::string_view kDeletedSuffix = " (deleted)";
-
 bool is_blank(char c) {
   return c == ' ' || c == '\t';
 }
@@ -98,11 +96,7 @@ std::optional<Mapping> parse_maps_line(std::string_view line) {
   // only '\n' in it, as "\012").
   std::string_view path = skip_blanks(rest);
   while (!path.empty() && path.back() == '\r') path.remove_suffix(1);
-  if (path.size() >= kDeletedSuffix.size() &&
-      path.substr(path.size() - kDeletedSuffix.size()) == kDeletedSuffix) {
-    m.deleted = true;
-    path.remove_suffix(kDeletedSuffix.size());
-  }
+  m.deleted = collect::procfs::strip_deleted_suffix(path);
   m.path = std::string(path);
   return m;
 }

@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <string_view>
 #include <vector>
 
+#include "collect/procfs/proc_fs.h"
 #include "symbolize/parsers.h"
 
 namespace chokepoint::collect::bpf {
@@ -42,23 +42,14 @@ std::string read_first_line(const std::string& path) {
 std::vector<std::pair<std::uint64_t, std::uint64_t>> executable_text_ranges(
     const std::string& proc_root, int tgid, std::size_t max_ranges) {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
-  const std::string base = proc_root + "/" + std::to_string(tgid);
-  char exe[4096];
-  const ssize_t n = ::readlink((base + "/exe").c_str(), exe, sizeof(exe) - 1);
-  if (n <= 0) return out;
-  std::string exe_path(exe, static_cast<std::size_t>(n));
-  // readlink shows a replaced or unlinked executable as "PATH (deleted)"; maps lines carry the
-  // same suffix, which parse_maps strips.
-  constexpr std::string_view kDeleted = " (deleted)";
-  if (exe_path.size() > kDeleted.size() && exe_path.ends_with(kDeleted)) {
-    exe_path.resize(exe_path.size() - kDeleted.size());
-  }
-  std::ifstream in(base + "/maps");
-  std::stringstream text;
-  text << in.rdbuf();
-  for (const symbolize::Mapping& m : symbolize::parse_maps(text.str()).mappings) {
+  const procfs::ProcFs proc(proc_root);
+  auto exe_path = proc.read_exe(tgid);
+  if (!exe_path || exe_path->empty()) return out;
+  auto maps = proc.read_text(std::to_string(tgid) + "/maps", true);
+  if (!maps) return out;
+  for (const symbolize::Mapping& m : symbolize::parse_maps(*maps).mappings) {
     if (out.size() >= max_ranges) break;
-    if (!m.executable || m.path != exe_path) continue;
+    if (!m.executable || m.path != *exe_path) continue;
     out.emplace_back(m.start, m.end);
   }
   return out;

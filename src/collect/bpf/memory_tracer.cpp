@@ -7,14 +7,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <tuple>
 
 #include "collect/bpf/bpf_support.h"
+#include "collect/procfs/proc_fs.h"
 #include "symbolize/elf_binary.h"
 #include "symbolize/parsers.h"
 #include "util/clock.h"
@@ -59,25 +58,21 @@ std::string allocator_kind(const std::string& path, const std::string& exe) {
 
 util::Result<std::vector<ProbedAllocator>> find_allocators(int tgid, const std::string& proc_root) {
   const std::string base = proc_root + "/" + std::to_string(tgid);
-  std::ifstream in(base + "/maps");
-  if (!in) {
-    return util::errno_error(fmt::format("cannot read the mappings of pid {}", tgid),
-                             ::access(base.c_str(), F_OK) != 0
-                                 ? "no such process: it exited, or the pid is wrong"
-                                 : "run as root to read another user's process");
+  const procfs::ProcFs proc(proc_root);
+  auto maps = proc.read_text(std::to_string(tgid) + "/maps", true);
+  if (!maps) {
+    return util::errno_error(
+        fmt::format("cannot read the mappings of pid {}", tgid), maps.error().errno_value,
+        ::access(base.c_str(), F_OK) != 0 ? "no such process: it exited, or the pid is wrong"
+                                          : "run as root to read another user's process");
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string exe;
-  char buf[4096];
-  ssize_t n = ::readlink((base + "/exe").c_str(), buf, sizeof(buf) - 1);
-  if (n > 0) exe.assign(buf, static_cast<std::size_t>(n));
-  if (exe.ends_with(" (deleted)")) exe.resize(exe.size() - 10);
+  std::string exe;  // "" when unreadable: no mapping is then taken for the executable
+  if (auto e = proc.read_exe(tgid)) exe = std::move(*e);
 
   std::vector<ProbedAllocator> out;
   std::set<std::string> seen;
   std::vector<std::string> looked_at;
-  for (const symbolize::Mapping& m : symbolize::parse_maps(text.str()).mappings) {
+  for (const symbolize::Mapping& m : symbolize::parse_maps(*maps).mappings) {
     if (!m.executable || !m.file_backed() || !seen.insert(m.path).second) continue;
     const std::string kind = allocator_kind(m.path, exe);
     if (kind.empty()) continue;

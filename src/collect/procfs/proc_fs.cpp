@@ -242,6 +242,19 @@ Result<FdTarget> ProcFs::read_fd_target(int pid, int fd) const {
   return std::move(*target);
 }
 
+Result<std::string> ProcFs::read_exe(int pid) const {
+  const std::string path = root_ + "/" + proc_rel(pid, "exe");
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink(path.c_str(), buf, sizeof(buf));
+  if (n < 0) {
+    const int err = errno;
+    return util::errno_error("cannot readlink " + path, err, read_error_hint(err, true));
+  }
+  std::string_view exe(buf, static_cast<std::size_t>(n));
+  strip_deleted_suffix(exe);
+  return std::string(exe);
+}
+
 Result<SystemStat> ProcFs::read_system_stat() const {
   return read_parsed<SystemStat>(
       *this, "stat", false, [this](std::string_view t) { return parse_system_stat(t, units_); });

@@ -71,6 +71,10 @@ class ProcFs {
   // readlink of one root/PID/fd/FD: what a thread blocked in read(fd, ...) waits on, for one
   // syscall instead of a directory walk. ENOENT when the fd (or the process) is gone.
   util::Result<FdTarget> read_fd_target(int pid, int fd) const;
+  // readlink of root/PID/exe: the path of the process's executable, as its maps lines name it (an
+  // executable replaced or unlinked since it started loses the kernel's " (deleted)"). Needs
+  // ptrace-read access to the process (root, or its owner); a kernel thread has none (ENOENT).
+  util::Result<std::string> read_exe(int pid) const;
 
   // The system (and, for net/*, the reader's network namespace).
   util::Result<SystemStat> read_system_stat() const;

@@ -280,12 +280,7 @@ std::vector<std::string> parse_kernel_stack(std::string_view text) {
 std::optional<FdTarget> parse_fd_target(std::string_view link_text) {
   if (link_text.empty()) return std::nullopt;
   FdTarget t;
-  constexpr std::string_view kDeleted = " (deleted)";
-  if (link_text.size() > kDeleted.size() &&
-      link_text.substr(link_text.size() - kDeleted.size()) == kDeleted) {
-    t.deleted = true;
-    link_text.remove_suffix(kDeleted.size());
-  }
+  t.deleted = strip_deleted_suffix(link_text);
   t.path = std::string(link_text);
   if (auto inode = bracket_inode(link_text, "socket:[")) {
     t.kind = FdTarget::Kind::kSocket;

@@ -96,6 +96,13 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
+bool strip_deleted_suffix(std::string_view& path) {
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (path.size() <= kDeleted.size() || !path.ends_with(kDeleted)) return false;
+  path.remove_suffix(kDeleted.size());
+  return true;
+}
+
 std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) {
   if (a != 0 && b > kU64Max / a) return kU64Max;
   return a * b;

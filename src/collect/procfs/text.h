@@ -39,6 +39,10 @@ std::vector<std::string_view> split_ws(std::string_view text);
 std::vector<std::string_view> split_lines(std::string_view text);
 // Removes leading and trailing spaces, tabs and newlines.
 std::string_view trim(std::string_view text);
+// Cuts the " (deleted)" the kernel appends to the path of a file that was unlinked or replaced
+// (d_path(), fs/d_path.c: readlink of /proc/PID/exe and /proc/PID/fd/N, /proc/PID/maps lines) and
+// returns true when it was there. A path that is nothing but the suffix is left alone.
+bool strip_deleted_suffix(std::string_view& path);
 
 // Unit conversions. They saturate at UINT64_MAX instead of wrapping, so a corrupt or absurd counter
 // can never turn into a small one. ticks_per_sec must be > 0 (0 gives 0).

@@ -266,6 +266,28 @@ TEST(ProcFsLive, OwnProcess) {
   ASSERT_TRUE(cgroup) << cgroup.error().message;
 }
 
+// read_exe names the file as maps lines do: the kernel's " (deleted)" of a replaced binary goes
+// (a root of our own, as readlink returns a symlink's text whether or not its target exists).
+TEST(ProcFsLive, ExecutableOfOwnProcessAndOfAReplacedBinary) {
+  ProcFs fs;
+  auto own = fs.read_exe(::getpid());
+  ASSERT_TRUE(own) << own.error().message;
+  EXPECT_EQ(*own, std::filesystem::read_symlink("/proc/self/exe").string());
+
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("chokepoint-exe-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(root / "42");
+  std::filesystem::create_symlink("/opt/app/server (deleted)", root / "42" / "exe");
+  ProcFs fake(root.string());
+  auto replaced = fake.read_exe(42);
+  std::filesystem::remove_all(root);
+  ASSERT_TRUE(replaced) << replaced.error().message;
+  EXPECT_EQ(*replaced, "/opt/app/server");
+  auto missing = fake.read_exe(43);
+  ASSERT_FALSE(missing);
+  EXPECT_TRUE(is_vanished(missing.error()));
+}
+
 TEST(ProcFsLive, ListsAndLosesRealTasks) {
   ProcFs fs;
   auto pids = fs.list_pids();

@@ -60,6 +60,19 @@ TEST(Split, WhitespaceAndLines) {
   EXPECT_EQ(trim("\t x y \n"), "x y");
 }
 
+TEST(Text, StripDeletedSuffix) {
+  std::string_view path = "/usr/sbin/nginx (deleted)";
+  EXPECT_TRUE(strip_deleted_suffix(path));
+  EXPECT_EQ(path, "/usr/sbin/nginx");
+  EXPECT_FALSE(strip_deleted_suffix(path));
+  EXPECT_EQ(path, "/usr/sbin/nginx");
+  std::string_view only = " (deleted)";
+  EXPECT_FALSE(strip_deleted_suffix(only));
+  EXPECT_EQ(only, " (deleted)");
+  std::string_view inside = "/tmp/a (deleted)/b";
+  EXPECT_FALSE(strip_deleted_suffix(inside));
+}
+
 TEST(Units, ConvertAndSaturate) {
   EXPECT_EQ(ticks_to_ns(250, 100), 2'500'000'000u);
   EXPECT_EQ(ticks_to_ns(3, 1024), 2'929'687u);  // a USER_HZ that does not divide 1e9
