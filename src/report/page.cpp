@@ -133,4 +133,11 @@ std::string load_html(const std::string& label, const nlohmann::json& load) {
   return report_html(data, "chokepoint load: " + label);
 }
 
+std::string knee_html(const std::string& label, const nlohmann::json& knee) {
+  const nlohmann::json data = {{"recordings", nlohmann::json::array()},
+                               {"diff", nullptr},
+                               {"knees", {{{"label", label}, {"knee", knee}}}}};
+  return report_html(data, "chokepoint knee: " + label);
+}
+
 }  // namespace chokepoint::report

@@ -39,11 +39,18 @@ nlohmann::json recording_json(const RecordingPage& r);
 std::string script_json(const nlohmann::json& j);
 
 // The page: {"recordings": [recording_json, ...], "diff": render::diagnosis_diff_json or null,
-// "loads": [{"label", "load"}] (optional: load runs drawn on their own, `chokepoint load -o`)}.
+// "loads": [{"label", "load"}] (optional: load runs drawn on their own, `chokepoint load -o`),
+// "knees": [{"label", "knee"}] (optional: knee runs, `chokepoint knee -o`)}.
 std::string report_html(const nlohmann::json& data, const std::string& title);
 
-// The page of one `chokepoint load` run: its load JSON (app/load_report.h load_json), drawn as
+// The page of one `chokepoint load` run: its load JSON (render/load_report.h load_json), drawn as
 // the report's load panel. `label` names the run (its URL).
 std::string load_html(const std::string& label, const nlohmann::json& load);
+
+// The page of one `chokepoint knee` run: its JSON (render/knee_report.h knee_json), drawn as the
+// knee curve (achieved rate and latency against offered rate, the SLO line, the knee) and the USL
+// fit (the fitted curve over the measured points, its parameters, the projected peak). `label`
+// names the run (its URL).
+std::string knee_html(const std::string& label, const nlohmann::json& knee);
 
 }  // namespace chokepoint::report

@@ -104,6 +104,19 @@ def record_lab(work):
     return before, after
 
 
+def record_knee(work):
+    """A short knee run against the lab (two search steps, a three-level USL sweep, 1 s each),
+    written with knee -o; returns the page and the run's JSON (knee --json of the same run)."""
+    lab, port = start_lab('--scenario', 'cpu')
+    page = os.path.join(work, 'knee.html')
+    p = run([os.path.join(args.bin, 'chokepoint'), 'knee', 'http://127.0.0.1:%d/' % port, '--slo',
+             'p99<50ms', '--step', '1s', '--warmup', '200ms', '--start-rate', '100',
+             '--max-steps', '2', '--usl', '--max-concurrency', '4', '--json', '-o', page],
+            timeout=120)
+    stop(lab)
+    return page, json.loads(p.stdout)
+
+
 def record_hostile(work):
     """A target started through a link named PAYLOAD, whose writer thread is HOSTILE_THREAD and
     fdatasyncs a file under a directory path that holds "</script>" and PAYLOAD."""
@@ -253,6 +266,7 @@ def main():
         before, after = record_lab(work)
         lab_page = report([before, after], os.path.join(args.artifacts, 'lab-report.html'))
         hostile_page = report([record_hostile(work)], os.path.join(work, 'hostile.html'))
+        knee_page, knee_run = record_knee(work)
 
         def bad_input():
             chokepoint = os.path.join(args.bin, 'chokepoint')
@@ -285,6 +299,7 @@ def main():
             or (_ for _ in ()).throw(AssertionError('two heat maps expected')),
             'Before and after' in driver.find_element('tag name', 'body').text
             or (_ for _ in ()).throw(AssertionError('no diff section'))))
+
         driver.set_window_size(1400, 2200)
         driver.execute_script('window.scrollTo(0, 0)')
         time.sleep(0.1)
@@ -333,6 +348,27 @@ def main():
             body = driver.find_element('tag name', 'body').text
             assert 'chokepoint load: http://127.0.0.1:' in body and 'p99' in body, body[:500]
         check('chokepoint load -o draws the run on its own page', load_alone)
+
+        load_page(driver, knee_page)
+
+        def knee_alone():
+            no_console_errors(driver)
+            every_chart_draws(driver, 2)  # the knee curve and the USL fit
+            body = driver.find_element('tag name', 'body').text
+            assert 'chokepoint knee: http://127.0.0.1:' in body, body[:500]
+            knee = knee_run['knee']
+            if knee['rate'] is not None:
+                assert 'knee: %.0f req/s meets p99<50ms' % knee['rate'] in body, body[:800]
+            else:
+                assert 'no knee: no step met p99<50ms' in body, body[:800]
+            # Every step is a row of the table, and the fit's parameters are shown.
+            rows = driver.execute_script('return document.querySelectorAll("table tr").length')
+            assert rows >= len(knee_run['steps']) + 1, rows
+            usl = knee_run['usl']
+            assert 'lambda' in usl, usl  # three levels always fit
+            assert 'lambda (req/s per unit of concurrency)\n%.1f' % usl['lambda'] in body or \
+                'lambda (req/s per unit of concurrency) %.1f' % usl['lambda'] in body, body
+        check('chokepoint knee -o draws the knee curve and the USL fit', knee_alone)
     except Exception:  # noqa: BLE001 - a failure to record or start the browser fails the test
         results.append(('setup', traceback.format_exc()))
         print('FAIL setup\n' + traceback.format_exc(), flush=True)
