@@ -15,7 +15,7 @@
   var data = JSON.parse(document.getElementById('report-data').textContent);
   var root = document.getElementById('report');
   // What the page drew, for the browser tests and for anyone scripting the page.
-  var api = { charts: [], heatmaps: [], strips: [] };
+  var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [] };
   window.chokepointReport = api;
 
   function el(tag, cls, text, parent) {
@@ -462,6 +462,21 @@
     }
   }
 
+  // --- the stacks diagnose kept: the flame graph the page carries (drawn and made interactive by
+  // render/flamegraph_svg and its script), moved into this recording's column
+  function stacksSection(rec, index, parent) {
+    if (!rec.flamegraph) return;
+    var box = document.querySelector('#flamegraphs .flamegraph[data-recording="' + index + '"]');
+    if (!box) return;
+    el('h2', null, 'Stacks: ' + (rec.flamegraph.off_cpu ? 'off-CPU time' : 'on-CPU') +
+      ' flame graph', parent);
+    el('p', 'note', 'the stacks diagnose captured after its window to explain the verdict; ' +
+      'click a frame to zoom in, the bottom frame or Reset Zoom to zoom out, Search to highlight',
+    parent);
+    parent.appendChild(box);
+    api.flamegraphs.push(box.querySelector('svg'));
+  }
+
   function absentSection(rec, parent) {
     if (!rec.absent.length) return;
     el('h2', null, 'Not in this recording', parent);
@@ -668,6 +683,7 @@
     heatmapSection(rec, box);
     useSection(rec, box);
     loadSection(rec, box);
+    stacksSection(rec, i, box);
     absentSection(rec, box);
     sourcesSection(rec, box);
   });

@@ -300,6 +300,42 @@ def main():
             'Before and after' in driver.find_element('tag name', 'body').text
             or (_ for _ in ()).throw(AssertionError('no diff section'))))
 
+        def lab_flamegraph():
+            # diagnose --record kept the stacks behind its verdict (off-CPU for the disk
+            # scenario): the page draws them as an interactive flame graph in that column.
+            rec = page_data(driver)['recordings'][0]
+            assert rec['flamegraph'] is not None, rec['absent']
+            assert rec['flamegraph']['stacks'] > 0, rec['flamegraph']
+            svg = driver.execute_script('return window.chokepointReport.flamegraphs[0]')
+            assert svg is not None, 'no flame graph drawn'
+            assert driver.execute_script(
+                'return arguments[0].closest("section.recording") !== null && '
+                'arguments[0].getBoundingClientRect().width > 300', svg)
+            frames = svg.find_elements('css selector', 'g.f')
+            assert len(frames) > 3, len(frames)
+            # Zoom: click a middling frame of depth 1 or deeper; it then spans more of the
+            # graph, the frames outside it hide, and Reset Zoom shows.
+            pick = driver.execute_script(
+                'var fs = Array.from(arguments[0].querySelectorAll("g.f")).filter(function (g) {'
+                '  return Number(g.getAttribute("data-d")) >= 1; });'
+                'fs.sort(function (a, b) { return Number(a.getAttribute("data-w")) -'
+                '  Number(b.getAttribute("data-w")); });'
+                'return fs.length ? fs[Math.floor(fs.length / 2)] : null;', svg)
+            assert pick is not None
+            rect = pick.find_element('css selector', 'rect')
+            before_w = float(rect.get_attribute('width'))
+            reset = svg.find_element('css selector', '#reset')
+            assert 'h' in reset.get_attribute('class').split(), 'Reset Zoom shown before a zoom'
+            driver.execute_script('arguments[0].scrollIntoView({block: "center"})', pick)
+            ActionChains(driver).move_to_element(rect).click().perform()
+            after_w = float(rect.get_attribute('width'))
+            assert after_w > before_w, (before_w, after_w)
+            assert 'h' not in reset.get_attribute('class').split(), 'Reset Zoom not shown'
+            hidden = driver.execute_script(
+                'return arguments[0].querySelectorAll("g.f.h").length', svg)
+            assert hidden > 0, 'nothing hid on zoom'
+            no_console_errors(driver)
+        check('the recording with stacks shows its flame graph, and a click zooms', lab_flamegraph)
         driver.set_window_size(1400, 2200)
         driver.execute_script('window.scrollTo(0, 0)')
         time.sleep(0.1)
