@@ -85,6 +85,7 @@ int run_report(const ReportArgs& a) {
   std::string title = "chokepoint report: " + a.files[0];
   if (a.files.size() == 2) title += " -> " + a.files[1];
   std::vector<const profile::Profile*> flamegraphs;
+  flamegraphs.reserve(recs.size());
   for (const auto& r : recs) flamegraphs.push_back(r.window.profile ? &*r.window.profile : nullptr);
   const std::string page = report::report_html(data, title, flamegraphs);
   if (auto w = util::write_file_atomically(a.output, page); !w) throw util::FatalError(w.error());
