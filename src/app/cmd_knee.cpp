@@ -130,6 +130,11 @@ int run_knee(KneeArgs a) {
                       "e.g. --interval 100ms");
   }
 
+  // A run takes minutes: an output it could not write is reported now, not at its end.
+  if (!a.html.empty()) {
+    if (auto w = util::check_writable(a.html); !w) throw util::FatalError(w.error());
+  }
+
   loadgen::LoadOptions& base = ro.base;
   apply_request_args(a.request, base);
   base.threads = a.threads;
