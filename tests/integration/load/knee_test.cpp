@@ -156,8 +156,8 @@ TEST(KneeCli, UsageErrorsAreCaughtBeforeAnyLoad) {
 }
 
 TEST(KneeCli, AnUnwritablePageFailsBeforeAnyLoad) {
-  auto k = knee({"http://127.0.0.1:1/", "--slo", "p99<50ms", "-o", "/nonexistent-dir/knee.html"},
-                10s);
+  auto k =
+      knee({"http://127.0.0.1:1/", "--slo", "p99<50ms", "-o", "/nonexistent-dir/knee.html"}, 10s);
   EXPECT_EQ(k.run.exit_code, 1) << k.run.err;
   EXPECT_NE(k.run.err.find("error: "), std::string::npos) << k.run.err;
   EXPECT_NE(k.run.err.find("hint: "), std::string::npos) << k.run.err;
