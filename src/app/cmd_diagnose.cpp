@@ -14,9 +14,9 @@
 #include "app/background_load.h"
 #include "app/cli_values.h"
 #include "app/diagnose_stacks.h"
-#include "app/load_report.h"
 #include "app/probe_options.h"
 #include "app/recorded_window.h"
+#include "app/request_args.h"
 #include "app/run_budget.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
@@ -24,6 +24,7 @@
 #include "collect/procfs/proc_fs.h"
 #include "render/diagnosis_report.h"
 #include "render/json_text.h"
+#include "render/load_report.h"
 #include "render/services_report.h"
 #include "store/recording.h"
 #include "util/clock.h"
@@ -192,9 +193,9 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   // The load's part of the report, in both forms: printed, and kept in a recording.
   RecordedLoad load_report;
   if (load_result) {
-    load_report.json = *load_result
-                           ? load_json(**load_result, load->options(), *assessment, {a.load_url})
-                           : nlohmann::json{{"error", load_result->error().message}};
+    load_report.json =
+        *load_result ? render::load_json(**load_result, load->options(), *assessment, {a.load_url})
+                     : nlohmann::json{{"error", load_result->error().message}};
   }
   if (load_result && *load_result) {
     const loadgen::LoadResult& r = **load_result;
@@ -207,7 +208,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                 ? fmt::format("open loop at {:g} req/s", load->options().rate_per_s)
                 : std::string("closed loop"),
             r.connections) +
-        load_text_summary(r, load->options(), *assessment, "  ");
+        render::load_text_summary(r, load->options(), *assessment, "  ");
   }
   util::Result<void> recorded;
   if (recording) {
@@ -237,7 +238,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     util::print_error(load_result->error());
     return util::kExitRuntime;
   }
-  if (load_result && (*load_result)->requests > 0 && responses(**load_result) == 0) {
+  if (load_result && (*load_result)->requests > 0 && loadgen::responses(**load_result) == 0) {
     const loadgen::LoadResult& r = **load_result;
     util::print_error({fmt::format("the load got no response ({})", r.first_error),
                        loadgen::failure_hint(r, load->options()), 0});

@@ -9,11 +9,12 @@
 #include <sstream>
 
 #include "app/cli_values.h"
-#include "app/load_report.h"
+#include "app/request_args.h"
 #include "app/subcommand.h"
 #include "loadgen/assess.h"
 #include "loadgen/load.h"
 #include "render/json_text.h"
+#include "render/load_report.h"
 #include "report/page.h"
 #include "util/atomic_file.h"
 #include "util/escape.h"
@@ -63,7 +64,7 @@ int run_load_command(const LoadArgs& args) {
   const bool open_loop = o.rate_per_s > 0;
 
   if (args.json) {
-    nlohmann::json j = load_json(r, o, a, args.request.urls);
+    nlohmann::json j = render::load_json(r, o, a, args.request.urls);
     std::cout << render::json_text(j);
   } else {
     std::cout << fmt::format(
@@ -74,13 +75,13 @@ int run_load_command(const LoadArgs& args) {
                   : std::string("closed loop (--rate max)"),
         util::count_of(r.threads, "thread"), r.connections, o.h2 ? "h2c" : "HTTP/1.1",
         r.connections == 1 ? "connection" : "connections");
-    std::cout << load_text_summary(r, o, a, "  ");
+    std::cout << render::load_text_summary(r, o, a, "  ");
     if (!r.slowest.empty()) {
       std::cout << "  slowest    trace id (traceparent)               latency ms  service ms  "
                    "outcome\n";
       for (const auto& s : r.slowest) {
         std::cout << fmt::format("             {}  {:>10.3f}  {:>10.3f}  {}{}\n", s.trace_id,
-                                 to_ms(s.latency_us), to_ms(s.service_us),
+                                 render::to_ms(s.latency_us), render::to_ms(s.service_us),
                                  loadgen::outcome_name(s.outcome),
                                  s.status ? fmt::format(" {}", s.status) : "");
       }
@@ -92,7 +93,7 @@ int run_load_command(const LoadArgs& args) {
         std::cout << fmt::format(
             "             {:>6}  {:>8}  {:>6}  {:>8.3f}  {:>8.3f}\n", s, b.requests, b.errors,
             b.latency_count ? b.latency_sum_us / 1000.0 / b.latency_count : 0.0,
-            to_ms(b.latency_max_us));
+            render::to_ms(b.latency_max_us));
       }
     }
   }
@@ -100,14 +101,15 @@ int run_load_command(const LoadArgs& args) {
     const std::string label = args.request.urls.size() == 1
                                   ? args.request.urls[0]
                                   : fmt::format("{} URLs", args.request.urls.size());
-    const std::string page = report::load_html(label, load_json(r, o, a, args.request.urls));
+    const std::string page =
+        report::load_html(label, render::load_json(r, o, a, args.request.urls));
     if (auto w = util::write_file_atomically(args.html, page); !w) {
       throw util::FatalError(w.error());
     }
     std::cerr << fmt::format("chokepoint: wrote {} ({} bytes)\n", util::terminal_text(args.html),
                              page.size());
   }
-  if (r.requests > 0 && responses(r) == 0) {
+  if (r.requests > 0 && loadgen::responses(r) == 0) {
     throw util::FatalError(util::Error{fmt::format("no request got a response ({})", r.first_error),
                                        loadgen::failure_hint(r, o)});
   }

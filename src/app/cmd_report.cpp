@@ -52,6 +52,7 @@ nlohmann::json page_json(const std::string& label, const ReportedRecording& r) {
   page.diagnosis = &r.window.diagnosis;
   page.timeline = &r.timeline;
   page.load = &r.window.load.json;
+  if (r.window.profile) page.profile = &*r.window.profile;
   for (const auto& s : r.window.observation.sources) {
     if (s.name.find("stack") != std::string::npos && s.name != "stack scan" && s.available) {
       page.stacks_kept = true;
@@ -83,7 +84,10 @@ int run_report(const ReportArgs& a) {
   }
   std::string title = "chokepoint report: " + a.files[0];
   if (a.files.size() == 2) title += " -> " + a.files[1];
-  const std::string page = report::report_html(data, title);
+  std::vector<const profile::Profile*> flamegraphs;
+  flamegraphs.reserve(recs.size());
+  for (const auto& r : recs) flamegraphs.push_back(r.window.profile ? &*r.window.profile : nullptr);
+  const std::string page = report::report_html(data, title, flamegraphs);
   if (auto w = util::write_file_atomically(a.output, page); !w) throw util::FatalError(w.error());
   std::cerr << fmt::format("chokepoint: wrote {} ({} bytes)\n", util::terminal_text(a.output),
                            page.size());

@@ -62,6 +62,7 @@ VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
         "the code behind the verdict: {} samples ({}, {:g} Hz) over {:.1f} s after the window{}",
         c->stats.records.samples, c->info.event_name, options.frequency_hz, c->stats.duration_s,
         cuts(c->cut_short));
+    out.profile = std::move(c->profile);
     return out;
   }
   if (leak) {
@@ -85,6 +86,7 @@ VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
         c->duration_s, c->counters.alloc_calls, collect::bpf::sampling_text(c->sample_period_bytes),
         probed, util::bytes_text(static_cast<double>(c->allocated_bytes)),
         util::bytes_text(static_cast<double>(c->live_bytes)), cuts(c->cut_short));
+    out.profile = std::move(c->live);
     return out;
   }
   // The waker's stack after the marker: for a lock, the code that held it.
@@ -98,6 +100,7 @@ VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
       "{} us, {} distinct stacks){}",
       c->duration_s, c->attach_kind, c->blocks, c->min_block_ns / 1000, c->profile.stacks.size(),
       cuts(c->cut_short));
+  out.profile = std::move(c->profile);
   return out;
 }
 

@@ -22,6 +22,7 @@
 #include "analysis/verdict.h"
 #include "collect/sampler/target.h"
 #include "model/observation.h"
+#include "profile/profile.h"
 
 namespace chokepoint::app {
 
@@ -32,6 +33,9 @@ struct VerdictStacks {
   // none.
   std::string fix;
   model::Source source;  // empty name when the verdict needs no stacks
+  // The stacks behind the evidence (on-CPU samples, off-CPU time with wakers, or the allocations
+  // still live), for a flame graph; nullopt when none were captured.
+  std::optional<profile::Profile> profile;
 };
 
 // Whether `verdict` has stacks to look for (every verdict but kNone).

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "profile/folded.h"
+#include "render/flamegraph_folded.h"
 #include "util/escape.h"
 
 namespace chokepoint::app {
@@ -19,6 +21,58 @@ constexpr const char* kRunCostNote = "diagnose_run_cost";
 constexpr const char* kServicesNote = "diagnose_services";
 // A recording is a hostile file: at most this many services and entries per map are read back.
 constexpr std::size_t kMaxServiceEntries = 4096;
+
+const char* weight_name(profile::Weight w) {
+  switch (w) {
+    case profile::Weight::kNanoseconds:
+      return "nanoseconds";
+    case profile::Weight::kBytes:
+      return "bytes";
+    case profile::Weight::kSamples:
+      break;
+  }
+  return "samples";
+}
+
+// The profile behind the stack evidence, its stacks as folded text (render/flamegraph_folded.h).
+nlohmann::json profile_json(const profile::Profile& p) {
+  return {{"title", p.title},
+          {"off_cpu", p.off_cpu},
+          {"weight", weight_name(p.weight)},
+          {"frequency_hz", p.frequency_hz},
+          {"duration_s", p.duration_s},
+          {"lost_samples", p.lost_samples},
+          {"truncated_stacks", p.truncated_stacks},
+          {"failed_stacks", p.failed_stacks},
+          {"notes", p.notes},
+          {"folded", render::folded(p)}};
+}
+
+// nullopt when the note's profile is missing or damaged (a recording is a hostile file).
+std::optional<profile::Profile> profile_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return std::nullopt;
+  auto folded = j.find("folded");
+  if (folded == j.end() || !folded->is_string()) return std::nullopt;
+  profile::Profile p;
+  p.title = j.value("title", std::string());
+  p.off_cpu = j.value("off_cpu", false);
+  const std::string weight = j.value("weight", std::string("samples"));
+  p.weight = weight == "nanoseconds" ? profile::Weight::kNanoseconds
+             : weight == "bytes"     ? profile::Weight::kBytes
+                                     : profile::Weight::kSamples;
+  p.frequency_hz = j.value("frequency_hz", 0.0);
+  p.duration_s = j.value("duration_s", 0.0);
+  p.lost_samples = j.value("lost_samples", std::uint64_t{0});
+  p.truncated_stacks = j.value("truncated_stacks", std::uint64_t{0});
+  p.failed_stacks = j.value("failed_stacks", std::uint64_t{0});
+  if (auto notes = j.find("notes"); notes != j.end() && notes->is_array()) {
+    for (const auto& n : *notes) {
+      if (n.is_string()) p.notes.push_back(n.get<std::string>());
+    }
+  }
+  if (!profile::parse_folded(folded->get<std::string>(), p)) return std::nullopt;
+  return p;
+}
 
 nlohmann::json service_json(const model::ServiceObservation& s) {
   nlohmann::json gauges = nlohmann::json::object();
@@ -182,7 +236,10 @@ util::Result<void> save_window(store::RecordingWriter& writer, const model::Samp
       {"fix", stacks->fix},
       {"source",
        {{"name", s.name}, {"available", s.available}, {"detail", s.detail}, {"hint", s.hint}}}};
-  return writer.add_note(kStacksNote, j.dump());
+  if (stacks->profile) j["profile"] = profile_json(*stacks->profile);
+  // Frame names are the target's bytes: replaced where they are not UTF-8, never a failed write.
+  return writer.add_note(kStacksNote,
+                         j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader) {
@@ -209,6 +266,13 @@ std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader) 
   out.source.detail = str(*src, "detail");
   out.source.hint = str(*src, "hint");
   if (out.source.name.empty()) return std::nullopt;
+  if (auto p = j.find("profile"); p != j.end()) {
+    try {
+      out.profile = profile_from_json(*p);
+    } catch (const nlohmann::json::exception&) {
+      out.profile.reset();  // a field of the wrong type: no flame graph, the evidence stays
+    }
+  }
   return out;
 }
 

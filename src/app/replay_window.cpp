@@ -54,7 +54,10 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
     const RecordedServices services = saved_services(*reader);
     w.services =
         fold_service_view(w.observation, w.diagnosis, services.observations, services.notes);
-    if (auto stacks = saved_stacks(*reader)) add_stacks(*stacks, w.observation, w.diagnosis);
+    if (auto stacks = saved_stacks(*reader)) {
+      add_stacks(*stacks, w.observation, w.diagnosis);
+      w.profile = std::move(stacks->profile);
+    }
     w.load = saved_load(*reader);
     const RecordedRunCost cost = saved_run_cost(*reader);
     w.observation.overhead.run_wall_s = cost.wall_s;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "analysis/diagnosis.h"
@@ -25,8 +26,11 @@ struct ReplayedWindow {
   RecordedLoad load;   // the load diagnose --load drove (whole recordings only)
   nlohmann::json run;  // the live run's "run" (whole recordings only; null: none)
   std::vector<analysis::ServiceReport> services;  // the services' rules (whole recordings only)
-  double from_s = 0, to_s = 0;                    // the window, from the recording's first tick
-  double length_s = 0;                            // the whole recording
+  // The stacks diagnose captured after its window, for a flame graph (whole recordings only;
+  // nullopt: none kept).
+  std::optional<profile::Profile> profile;
+  double from_s = 0, to_s = 0;  // the window, from the recording's first tick
+  double length_s = 0;          // the whole recording
 };
 
 // Another reader of the same pass over the recording (the report's timeline): begin gets the

@@ -14,6 +14,19 @@ constexpr double kBehindLateShare = 0.05;
 constexpr double kRateShareLimit = 0.97;
 }  // namespace
 
+std::uint64_t responses(const LoadResult& result) {
+  std::uint64_t n = 0;
+  for (auto k : {Outcome::kOk, Outcome::kStatus4xx, Outcome::kStatus5xx})
+    n += result.outcomes[static_cast<int>(k)];
+  return n;
+}
+
+double error_ratio(const LoadResult& result) {
+  if (result.requests == 0) return 0;
+  return static_cast<double>(result.requests - result.outcomes[0]) /
+         static_cast<double>(result.requests);
+}
+
 LoadAssessment assess(const LoadResult& r, const LoadOptions& o) {
   LoadAssessment a;
   a.rps = r.duration_s > 0 ? static_cast<double>(r.requests) / r.duration_s : 0;

@@ -22,6 +22,11 @@ struct LoadAssessment {
 
 LoadAssessment assess(const LoadResult& result, const LoadOptions& options);
 
+// Complete responses (any status) over a run: ok + 4xx + 5xx.
+std::uint64_t responses(const LoadResult& result);
+// Requests that did not end kOk, as a fraction of all measured requests (0 when none ran).
+double error_ratio(const LoadResult& result);
+
 // What to check about the failure class (kConnect, kWrite, kRead, kTimeout or kParse) that ended
 // the most requests without a response, one hint per class: a refused connection, a reset, a
 // stalled server and a non-HTTP reply each point somewhere else. "" when every request got one.

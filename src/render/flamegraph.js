@@ -1,16 +1,23 @@
+// The flame graph's script. It runs inside its SVG: the whole document when the SVG is a file of
+// its own, or one <svg> of a page (the report embeds each flame graph inline, its script and
+// style carrying the page's CSP nonce). Every lookup is scoped to its own SVG, so several flame
+// graphs share a page; only a standalone one takes the keyboard (Ctrl-F, F3, Escape).
 (function () {
   'use strict';
-  var svg = document.documentElement;
+  var me = document.currentScript;
+  var svg = me && me.ownerSVGElement ? me.ownerSVGElement : document.documentElement;
+  var standalone = svg === document.documentElement;
+  function byId(id) { return svg.querySelector('#' + id); }
   var total = Number(svg.getAttribute('data-total'));
   var pad = Number(svg.getAttribute('data-pad'));
   var span = Number(svg.getAttribute('data-span'));
   var charPx = Number(svg.getAttribute('data-char-px'));
-  var framesGroup = document.getElementById('frames');
-  var details = document.getElementById('details');
-  var matched = document.getElementById('matched');
-  var resetBtn = document.getElementById('reset');
-  var searchBtn = document.getElementById('search');
-  var icBtn = document.getElementById('ic');
+  var framesGroup = byId('frames');
+  var details = byId('details');
+  var matched = byId('matched');
+  var resetBtn = byId('reset');
+  var searchBtn = byId('search');
+  var icBtn = byId('ic');
   var frames = [];
   var byElement = new Map();
   var root = null;
@@ -144,7 +151,7 @@
     icBtn.classList.toggle('on', ignoreCase);
     if (term !== null) search(term);
   });
-  document.addEventListener('keydown', function (e) {
+  if (standalone) document.addEventListener('keydown', function (e) {
     if (e.key === 'F3' || ((e.ctrlKey || e.metaKey) && (e.key === 'f' || e.key === 'F'))) {
       e.preventDefault();
       ask();

@@ -438,11 +438,14 @@ std::string totals_line(const profile::Profile& p, std::uint64_t total, std::uin
   if (p.weight == profile::Weight::kNanoseconds) {
     s = format_ns(total) + (p.off_cpu ? " off-CPU" : "");
     if (p.duration_s > 0) s += fmt::format(" over {:.1f} s", p.duration_s);
-    s += " in " + group_thousands(count) + (p.off_cpu ? " context switches" : " events");
+    // A profile read back from folded text (a recording) has no counts: none are claimed.
+    if (count > 0)
+      s += " in " + group_thousands(count) + (p.off_cpu ? " context switches" : " events");
   } else if (p.weight == profile::Weight::kBytes) {
     s = format_value(p, total);
     if (p.duration_s > 0) s += fmt::format(" over {:.1f} s", p.duration_s);
-    s += " (estimated) from " + group_thousands(count) + " sampled allocations";
+    s += " (estimated)";
+    if (count > 0) s += " from " + group_thousands(count) + " sampled allocations";
   } else {
     s = format_value(p, total);
     if (p.frequency_hz > 0) s += fmt::format(" at {:g} Hz", p.frequency_hz);
@@ -462,10 +465,11 @@ void append_tooltip(std::string& out, const profile::Profile& p, const CallTree&
   out += '\n';
   out += format_value(p, node.value);
   fmt::format_to(std::back_inserter(out), ", {:.2f}%", percent(node.value, total));
+  const bool counts = t.total_count > 0;  // none in a profile read back from folded text
   if (p.weight == profile::Weight::kNanoseconds) {
-    out += ", " + group_thousands(node.count) + (p.off_cpu ? " switches" : " events");
+    if (counts) out += ", " + group_thousands(node.count) + (p.off_cpu ? " switches" : " events");
   } else if (p.weight == profile::Weight::kBytes) {
-    out += ", " + group_thousands(node.count) + " sampled allocations";
+    if (counts) out += ", " + group_thousands(node.count) + " sampled allocations";
   } else if (p.frequency_hz > 0) {
     fmt::format_to(std::back_inserter(out), ", \u2248 {:.3g} s",
                    static_cast<double>(node.value) / p.frequency_hz);
@@ -527,7 +531,15 @@ std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& op
 
   std::string out;
   out.reserve(4096 + tree.nodes.size() * 400);
-  out += "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n";
+  if (options.nonce.empty()) {
+    out += "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n";
+  }
+  std::string nonce_attr;
+  if (!options.nonce.empty()) {
+    nonce_attr = " nonce=\"";
+    append_xml(nonce_attr, options.nonce);
+    nonce_attr += "\"";
+  }
   fmt::format_to(std::back_inserter(out),
                  "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{0}\" "
                  "height=\"{1}\" viewBox=\"0 0 {0} {1}\" class=\"{2}\" data-total=\"{3}\" "
@@ -537,7 +549,7 @@ std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& op
                  profile.weight == profile::Weight::kNanoseconds ? "nanoseconds"
                  : profile.weight == profile::Weight::kBytes     ? "bytes"
                                                                  : "samples");
-  out += "<style type=\"text/css\"><![CDATA[";
+  out += "<style type=\"text/css\"" + nonce_attr + "><![CDATA[";
   out += kStyle;
   out += "]]></style>\n";
   out += "<defs><linearGradient id=\"background\" y1=\"0\" y2=\"1\" x1=\"0\" x2=\"0\">";
@@ -639,7 +651,7 @@ std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& op
   }
   out += "</g>\n";
 
-  out += "<script type=\"text/ecmascript\"><![CDATA[";
+  out += "<script type=\"text/ecmascript\"" + nonce_attr + "><![CDATA[";
   out += kScript;
   out += "]]></script>\n</svg>\n";
 

@@ -29,6 +29,10 @@ struct SvgOptions {
   std::string title;
   // false: the classic flame graph, root at the bottom; true: icicle, root at the top.
   bool inverted = false;
+  // Non-empty: the SVG is for embedding inline in an HTML page whose Content-Security-Policy
+  // allows scripts and styles by this nonce (report/page.h): no XML declaration, and its <style>
+  // and <script> carry nonce="...". Base64 characters only.
+  std::string nonce;
 };
 
 // What flamegraph_svg drew, for tests and for a caller that reports it.

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "render/diagnosis_report.h"
+#include "render/flamegraph_svg.h"
 #include "report/assets.h"
 #include "util/escape.h"
 
@@ -49,13 +50,15 @@ nlohmann::json recording_json(const RecordingPage& r) {
                        "(diagnose --record): the whole window's numbers are in the table"},
                       {"how", "chokepoint record keeps them at every tick"}});
   }
-  absent.push_back(
-      {{"panel", "Stacks (flame graphs)"},
-       {"why", r.stacks_kept ? "the recording keeps what diagnose found in the stacks (in the "
-                               "evidence above), not the stacks themselves"
-                             : "the recording keeps no stacks (chokepoint record does not sample "
-                               "them; diagnose --no-stacks skips them)"},
-       {"how", "chokepoint profile --pid PID -o flame.svg, or diagnose without --no-stacks"}});
+  if (r.profile == nullptr) {
+    absent.push_back(
+        {{"panel", "Stacks (flame graphs)"},
+         {"why", r.stacks_kept ? "the recording keeps what diagnose found in the stacks (in the "
+                                 "evidence above), not the stacks themselves"
+                               : "the recording keeps no stacks (chokepoint record does not sample "
+                                 "them; diagnose --no-stacks skips them)"},
+         {"how", "chokepoint profile --pid PID -o flame.svg, or diagnose without --no-stacks"}});
+  }
   if (r.load == nullptr || r.load->is_null()) {
     absent.push_back({{"panel", "Load (latency and throughput)"},
                       {"why", "no load was driven while this was recorded"},
@@ -72,6 +75,10 @@ nlohmann::json recording_json(const RecordingPage& r) {
           {"diagnosis", d},
           {"timeline", *r.timeline},
           {"load", r.load != nullptr ? *r.load : nlohmann::json(nullptr)},
+          {"flamegraph", r.profile != nullptr ? nlohmann::json{{"off_cpu", r.profile->off_cpu},
+                                                               {"title", r.profile->title},
+                                                               {"stacks", r.profile->stacks.size()}}
+                                              : nlohmann::json(nullptr)},
           {"absent", absent}};
 }
 
@@ -98,7 +105,8 @@ std::string script_json(const nlohmann::json& j) {
   return out;
 }
 
-std::string report_html(const nlohmann::json& data, const std::string& title) {
+std::string report_html(const nlohmann::json& data, const std::string& title,
+                        const std::vector<const profile::Profile*>& flamegraphs) {
   const std::string nonce = make_nonce();
   std::string page;
   page += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
@@ -115,7 +123,20 @@ std::string report_html(const nlohmann::json& data, const std::string& title) {
   page += kReportCss;
   page +=
       "</style>\n</head>\n<body>\n<noscript>This report draws its panels with JavaScript: "
-      "allow scripts for this file.</noscript>\n<main id=\"report\"></main>\n"
+      "allow scripts for this file.</noscript>\n<main id=\"report\"></main>\n";
+  // The flame graphs, drawn here (they carry their own script, under the nonce); the page's
+  // script moves each into its recording's column.
+  page += "<div id=\"flamegraphs\" hidden>\n";
+  for (std::size_t i = 0; i < flamegraphs.size(); ++i) {
+    if (flamegraphs[i] == nullptr) continue;
+    render::SvgOptions options;
+    options.nonce = nonce;
+    page += "<div class=\"flamegraph\" data-recording=\"" + std::to_string(i) + "\">\n";
+    page += render::flamegraph_svg(*flamegraphs[i], options);
+    page += "</div>\n";
+  }
+  page +=
+      "</div>\n"
       "<script type=\"application/json\" id=\"report-data\">";
   page += script_json(data);
   page += "</script>\n<script nonce=\"" + nonce + "\">\n";
@@ -131,6 +152,13 @@ std::string load_html(const std::string& label, const nlohmann::json& load) {
                                {"diff", nullptr},
                                {"loads", {{{"label", label}, {"load", load}}}}};
   return report_html(data, "chokepoint load: " + label);
+}
+
+std::string knee_html(const std::string& label, const nlohmann::json& knee) {
+  const nlohmann::json data = {{"recordings", nlohmann::json::array()},
+                               {"diff", nullptr},
+                               {"knees", {{{"label", label}, {"knee", knee}}}}};
+  return report_html(data, "chokepoint knee: " + label);
 }
 
 }  // namespace chokepoint::report

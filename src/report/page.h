@@ -10,9 +10,11 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "analysis/diagnosis.h"
 #include "model/observation.h"
+#include "profile/profile.h"
 #include "store/recording.h"
 
 namespace chokepoint::report {
@@ -23,14 +25,16 @@ struct RecordingPage {
   store::RecordingMeta meta;
   const model::Observation* whole = nullptr;  // the whole recording, as replay diagnoses it
   const analysis::Diagnosis* diagnosis = nullptr;
-  const nlohmann::json* timeline = nullptr;  // report::Timeline::json
-  const nlohmann::json* load = nullptr;      // the load diagnose --load drove (null: none)
-  bool stacks_kept = false;                  // diagnose kept stack evidence (in the evidence)
+  const nlohmann::json* timeline = nullptr;   // report::Timeline::json
+  const nlohmann::json* load = nullptr;       // the load diagnose --load drove (null: none)
+  bool stacks_kept = false;                   // diagnose kept stack evidence (in the evidence)
+  const profile::Profile* profile = nullptr;  // the stacks diagnose kept (null: none)
 };
 
 // The JSON the page draws for one recording: label, meta, diagnosis (render::diagnosis_json
-// without its per-thread list, which the heat map carries), timeline, load, and "absent": the
-// panels this recording has no data for, each with why and how to get it.
+// without its per-thread list, which the heat map carries), timeline, load, flamegraph (the kept
+// profile's kind and title, or null), and "absent": the panels this recording has no data for,
+// each with why and how to get it.
 nlohmann::json recording_json(const RecordingPage& r);
 
 // JSON text safe inside <script type="application/json">: '<', '>', '&', U+2028 and U+2029 are
@@ -39,11 +43,22 @@ nlohmann::json recording_json(const RecordingPage& r);
 std::string script_json(const nlohmann::json& j);
 
 // The page: {"recordings": [recording_json, ...], "diff": render::diagnosis_diff_json or null,
-// "loads": [{"label", "load"}] (optional: load runs drawn on their own, `chokepoint load -o`)}.
-std::string report_html(const nlohmann::json& data, const std::string& title);
+// "loads": [{"label", "load"}] (optional: load runs drawn on their own, `chokepoint load -o`),
+// "knees": [{"label", "knee"}] (optional: knee runs, `chokepoint knee -o`)}.
+// `flamegraphs[i]` (null or missing: none) is recording i's kept profile: drawn by
+// render/flamegraph_svg.h inline in the page, its script and style under the page's CSP nonce,
+// interactive as the SVG file is (click to zoom, search).
+std::string report_html(const nlohmann::json& data, const std::string& title,
+                        const std::vector<const profile::Profile*>& flamegraphs = {});
 
-// The page of one `chokepoint load` run: its load JSON (app/load_report.h load_json), drawn as
+// The page of one `chokepoint load` run: its load JSON (render/load_report.h load_json), drawn as
 // the report's load panel. `label` names the run (its URL).
 std::string load_html(const std::string& label, const nlohmann::json& load);
+
+// The page of one `chokepoint knee` run: its JSON (render/knee_report.h knee_json), drawn as the
+// knee curve (achieved rate and latency against offered rate, the SLO line, the knee) and the USL
+// fit (the fitted curve over the measured points, its parameters, the projected peak). `label`
+// names the run (its URL).
+std::string knee_html(const std::string& label, const nlohmann::json& knee);
 
 }  // namespace chokepoint::report

@@ -15,7 +15,7 @@
   var data = JSON.parse(document.getElementById('report-data').textContent);
   var root = document.getElementById('report');
   // What the page drew, for the browser tests and for anyone scripting the page.
-  var api = { charts: [], heatmaps: [], strips: [] };
+  var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [] };
   window.chokepointReport = api;
 
   function el(tag, cls, text, parent) {
@@ -462,6 +462,21 @@
     }
   }
 
+  // --- the stacks diagnose kept: the flame graph the page carries (drawn and made interactive by
+  // render/flamegraph_svg and its script), moved into this recording's column
+  function stacksSection(rec, index, parent) {
+    if (!rec.flamegraph) return;
+    var box = document.querySelector('#flamegraphs .flamegraph[data-recording="' + index + '"]');
+    if (!box) return;
+    el('h2', null, 'Stacks: ' + (rec.flamegraph.off_cpu ? 'off-CPU time' : 'on-CPU') +
+      ' flame graph', parent);
+    el('p', 'note', 'the stacks diagnose captured after its window to explain the verdict; ' +
+      'click a frame to zoom in, the bottom frame or Reset Zoom to zoom out, Search to highlight',
+    parent);
+    parent.appendChild(box);
+    api.flamegraphs.push(box.querySelector('svg'));
+  }
+
   function absentSection(rec, parent) {
     if (!rec.absent.length) return;
     el('h2', null, 'Not in this recording', parent);
@@ -512,11 +527,145 @@
     });
   }
 
+  // --- a knee run (chokepoint knee -o): the knee curve and the USL fit
+  // A vertical line at x = `at` across the plot, labelled.
+  function markX(at, label, colour) {
+    return function (u) {
+      if (at === null || at === undefined) return;
+      var x = u.valToPos(at, 'x', true);
+      var ctx = u.ctx;
+      ctx.save();
+      ctx.strokeStyle = colour;
+      ctx.fillStyle = colour;
+      ctx.lineWidth = 2;
+      ctx.setLineDash([6, 4]);
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+      ctx.font = '12px system-ui, sans-serif';
+      ctx.fillText(label, x + 4, u.bbox.top + 14);
+      ctx.restore();
+    };
+  }
+
+  function kneeCurve(k, parent) {
+    var curve = k.curve || [];
+    if (!curve.length) return;
+    el('h2', null, 'Knee curve', parent);
+    var knee = k.knee || {};
+    var text = knee.rate !== null && knee.rate !== undefined
+      ? 'knee: ' + num(knee.rate, 0) + ' req/s meets ' + k.slo
+      : 'no knee: no step met ' + k.slo;
+    if (knee.first_failing_rate !== null && knee.first_failing_rate !== undefined) {
+      text += '; ' + num(knee.first_failing_rate, 0) + ' req/s fails';
+    }
+    text += ' (' + knee.state + ' after ' + knee.steps + ' steps)';
+    el('div', knee.rate === null ? 'verdict' : 'verdict none', text, parent);
+    if (knee.saturated) el('p', null, 'saturated above the knee: ' + knee.saturated, parent);
+    var xs = curve.map(function (c) { return c.offered_rate; });
+    var slo = curve.map(function () { return k.slo_limit_ms; });
+    var box = el('div', 'chart', null, parent);
+    el('h3', null, 'served rate (req/s, left) and latency (ms, right) by offered rate (req/s)', box);
+    var chart = new uPlot({
+      width: chartWidth(parent), height: 260,
+      series: [{ label: 'offered req/s' },
+        { label: 'served req/s', scale: 'rps', stroke: '#1f77b4', width: 2 },
+        { label: 'p50 ms', scale: 'ms', stroke: '#2ca02c', width: 1.5 },
+        { label: 'p99 ms', scale: 'ms', stroke: '#d62728', width: 2 },
+        { label: 'SLO limit ms', scale: 'ms', stroke: '#ff7f0e', width: 1.5, dash: [4, 4],
+          points: { show: false } }],
+      scales: { x: { time: false }, rps: {}, ms: { distr: 3 } },
+      axes: [{ label: 'offered req/s' }, { scale: 'rps', size: 60, label: 'served req/s' },
+        { scale: 'ms', side: 1, size: 60, label: 'latency ms (log)', grid: { show: false } }],
+      hooks: { draw: [markX(knee.rate, 'knee', '#2e7d32')] }
+    }, [xs, curve.map(function (c) { return c.achieved_rps; }),
+      curve.map(function (c) { return c.p50_ms > 0 ? c.p50_ms : null; }),
+      curve.map(function (c) { return c.p99_ms > 0 ? c.p99_ms : null; }), slo], box);
+    api.charts.push(chart);
+
+    el('h3', null, 'Steps, in the order run', parent);
+    var table = el('table', null, null, parent);
+    var head = el('tr', null, null, table);
+    ['step', 'offered/s', 'served/s', 'p50 ms', 'p99 ms', 'errors', 'conns', 'target verdict',
+      'result'].forEach(function (h) { el('th', null, h, head); });
+    (k.steps || []).forEach(function (s, i) {
+      var tr = el('tr', s.pass ? null : 'changed', null, table);
+      var lat = s.latency_ms || {};
+      el('td', 'num', i + 1, tr);
+      el('td', 'num', num(s.offered_rate, 0), tr);
+      el('td', 'num', num(s.achieved_rps, 1), tr);
+      el('td', 'num', num(lat.p50, 3), tr);
+      el('td', 'num', num(lat.p99, 3), tr);
+      el('td', 'num', num(s.error_ratio * 100, 2) + '%', tr);
+      el('td', 'num', s.connections, tr);
+      el('td', null, s.diagnosis ? s.diagnosis.verdict : '', tr);
+      el('td', null, (s.pass ? 'pass: ' : 'FAIL: ') + s.reason, tr);
+    });
+  }
+
+  function uslFit(k, parent) {
+    var u = k.usl;
+    if (!u) return;
+    el('h2', null, 'Universal Scalability Law fit', parent);
+    if (u.error) {
+      el('p', null, 'no fit: ' + u.error, parent);
+      return;
+    }
+    var table = el('table', null, null, parent);
+    [['lambda (req/s per unit of concurrency)', num(u.lambda, 1)],
+      ['sigma (contention)', num(u.sigma, 4)], ['kappa (coherency)', num(u.kappa, 5)],
+      ['R\u00b2', num(u.r2, 4)],
+      ['peak concurrency N*', u.n_star === null ? 'none (kappa = 0)' : num(u.n_star, 1)],
+      ['projected peak (req/s)', u.x_max === null ? 'no ceiling in sight' : num(u.x_max, 0)]
+    ].forEach(function (r) {
+      var tr = el('tr', null, null, table);
+      el('td', null, r[0], tr);
+      el('td', 'num', r[1], tr);
+    });
+    if (u.instances) {
+      el('p', null, 'for ' + num(u.instances.target_rate, 0) + ' req/s: ' + u.instances.instances +
+        ' instance(s) at ' + num(u.instances.rate_per_instance, 0) + ' req/s each, planning each at ' +
+        num(u.instances.max_utilization * 100, 0) + '% of its peak', parent);
+    }
+    var pts = u.points || [];
+    if (!pts.length) return;
+    // The fitted curve, X(N) = lambda N / (1 + sigma (N - 1) + kappa N (N - 1)), drawn over
+    // the measured levels and past the peak; the measured points as dots.
+    var maxN = pts[pts.length - 1].concurrency;
+    if (u.n_star !== null) maxN = Math.max(maxN, u.n_star * 1.5);
+    var n = [];
+    var levels = {};
+    pts.forEach(function (p) { levels[p.concurrency] = p.throughput; });
+    for (var i = 1; i <= 200; i++) n.push(1 + (maxN - 1) * (i - 1) / 199);
+    pts.forEach(function (p) { n.push(p.concurrency); });
+    n.sort(function (a, b) { return a - b; });
+    var fitted = n.map(function (x) {
+      return u.lambda * x / (1 + u.sigma * (x - 1) + u.kappa * x * (x - 1));
+    });
+    var measured = n.map(function (x) { return levels[x] === undefined ? null : levels[x]; });
+    var box = el('div', 'chart', null, parent);
+    el('h3', null, 'throughput (req/s) by concurrency: measured and fitted', box);
+    var chart = new uPlot({
+      width: chartWidth(parent), height: 240,
+      series: [{ label: 'concurrency' },
+        { label: 'measured req/s', stroke: '#1f77b4', width: 0, paths: function () { return null; },
+          points: { show: true, size: 8, fill: '#1f77b4' } },
+        { label: 'USL fit req/s', stroke: '#d62728', width: 2, points: { show: false } }],
+      scales: { x: { time: false } },
+      axes: [{ label: 'concurrency (connections)' }, { size: 60, label: 'req/s' }],
+      hooks: { draw: [markX(u.n_star, 'peak', '#d62728')] }
+    }, [n, measured, fitted], box);
+    api.charts.push(chart);
+  }
+
   // --- the page
   var recs = data.recordings;
   var loads = data.loads || [];
-  el('h1', null, (recs.length ? 'chokepoint report: ' : 'chokepoint load: ') +
-    recs.concat(loads).map(function (r) { return r.label; }).join(' \u2192 '), root);
+  var knees = data.knees || [];
+  el('h1', null, (recs.length ? 'chokepoint report: ' : knees.length ? 'chokepoint knee: '
+    : 'chokepoint load: ') +
+    recs.concat(loads, knees).map(function (r) { return r.label; }).join(' \u2192 '), root);
   if (data.diff) diffSection(data.diff, root);
   var cols = el('div', 'columns', null, root);
   cols.style.setProperty('--n', String(recs.length));
@@ -534,11 +683,23 @@
     heatmapSection(rec, box);
     useSection(rec, box);
     loadSection(rec, box);
+    stacksSection(rec, i, box);
     absentSection(rec, box);
     sourcesSection(rec, box);
   });
   // A load run on its own (chokepoint load -o): its panel only.
   loads.forEach(function (l) { loadSection({ load: l.load }, el('section', 'recording', null, root)); });
+  // A knee run on its own (chokepoint knee -o): its curve and fit.
+  knees.forEach(function (k) {
+    var box = el('section', 'recording', null, root);
+    var kk = k.knee;
+    var meta = (kk.slo ? 'SLO ' + kk.slo + ', errors at most ' + num(kk.max_error_ratio * 100, 2) +
+      '%, ' : '') + num(kk.step_s, 1) + ' s steps after ' + num(kk.warmup_s, 1) + ' s warmup';
+    if (kk.target) meta += ', diagnosing ' + kk.target;
+    el('div', 'meta', meta, box);
+    kneeCurve(k.knee, box);
+    uslFit(k.knee, box);
+  });
   api.readyMs = performance.now();  // since navigation started: the time to interactive
   api.ready = true;
 })();

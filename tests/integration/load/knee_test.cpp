@@ -155,6 +155,15 @@ TEST(KneeCli, UsageErrorsAreCaughtBeforeAnyLoad) {
   expect_usage({url, "--slo", "p99<50ms", "--pid", "1", "--name", "x"}, "one target");
 }
 
+TEST(KneeCli, AnUnwritablePageFailsBeforeAnyLoad) {
+  auto k =
+      knee({"http://127.0.0.1:1/", "--slo", "p99<50ms", "-o", "/nonexistent-dir/knee.html"}, 10s);
+  EXPECT_EQ(k.run.exit_code, 1) << k.run.err;
+  EXPECT_NE(k.run.err.find("error: "), std::string::npos) << k.run.err;
+  EXPECT_NE(k.run.err.find("hint: "), std::string::npos) << k.run.err;
+  EXPECT_EQ(k.run.out, "");  // no step ran
+}
+
 TEST(KneeCli, NothingListeningEndsWithAClearError) {
   auto k = knee({"http://127.0.0.1:1/", "--slo", "p99<50ms", "--start-rate", "8", "--step", "200ms",
                  "--warmup", "0s"},

@@ -104,6 +104,19 @@ def record_lab(work):
     return before, after
 
 
+def record_knee(work):
+    """A short knee run against the lab (two search steps, a three-level USL sweep, 1 s each),
+    written with knee -o; returns the page and the run's JSON (knee --json of the same run)."""
+    lab, port = start_lab('--scenario', 'cpu')
+    page = os.path.join(work, 'knee.html')
+    p = run([os.path.join(args.bin, 'chokepoint'), 'knee', 'http://127.0.0.1:%d/' % port, '--slo',
+             'p99<50ms', '--step', '1s', '--warmup', '200ms', '--start-rate', '100',
+             '--max-steps', '2', '--usl', '--max-concurrency', '4', '--json', '-o', page],
+            timeout=120)
+    stop(lab)
+    return page, json.loads(p.stdout)
+
+
 def record_hostile(work):
     """A target started through a link named PAYLOAD, whose writer thread is HOSTILE_THREAD and
     fdatasyncs a file under a directory path that holds "</script>" and PAYLOAD."""
@@ -253,6 +266,7 @@ def main():
         before, after = record_lab(work)
         lab_page = report([before, after], os.path.join(args.artifacts, 'lab-report.html'))
         hostile_page = report([record_hostile(work)], os.path.join(work, 'hostile.html'))
+        knee_page, knee_run = record_knee(work)
 
         def bad_input():
             chokepoint = os.path.join(args.bin, 'chokepoint')
@@ -285,6 +299,43 @@ def main():
             or (_ for _ in ()).throw(AssertionError('two heat maps expected')),
             'Before and after' in driver.find_element('tag name', 'body').text
             or (_ for _ in ()).throw(AssertionError('no diff section'))))
+
+        def lab_flamegraph():
+            # diagnose --record kept the stacks behind its verdict (off-CPU for the disk
+            # scenario): the page draws them as an interactive flame graph in that column.
+            rec = page_data(driver)['recordings'][0]
+            assert rec['flamegraph'] is not None, rec['absent']
+            assert rec['flamegraph']['stacks'] > 0, rec['flamegraph']
+            svg = driver.execute_script('return window.chokepointReport.flamegraphs[0]')
+            assert svg is not None, 'no flame graph drawn'
+            assert driver.execute_script(
+                'return arguments[0].closest("section.recording") !== null && '
+                'arguments[0].getBoundingClientRect().width > 300', svg)
+            frames = svg.find_elements('css selector', 'g.f')
+            assert len(frames) > 3, len(frames)
+            # Zoom: click a middling frame of depth 1 or deeper; it then spans more of the
+            # graph, the frames outside it hide, and Reset Zoom shows.
+            pick = driver.execute_script(
+                'var fs = Array.from(arguments[0].querySelectorAll("g.f")).filter(function (g) {'
+                '  return Number(g.getAttribute("data-d")) >= 1; });'
+                'fs.sort(function (a, b) { return Number(a.getAttribute("data-w")) -'
+                '  Number(b.getAttribute("data-w")); });'
+                'return fs.length ? fs[Math.floor(fs.length / 2)] : null;', svg)
+            assert pick is not None
+            rect = pick.find_element('css selector', 'rect')
+            before_w = float(rect.get_attribute('width'))
+            reset = svg.find_element('css selector', '#reset')
+            assert 'h' in reset.get_attribute('class').split(), 'Reset Zoom shown before a zoom'
+            driver.execute_script('arguments[0].scrollIntoView({block: "center"})', pick)
+            ActionChains(driver).move_to_element(rect).click().perform()
+            after_w = float(rect.get_attribute('width'))
+            assert after_w > before_w, (before_w, after_w)
+            assert 'h' not in reset.get_attribute('class').split(), 'Reset Zoom not shown'
+            hidden = driver.execute_script(
+                'return arguments[0].querySelectorAll("g.f.h").length', svg)
+            assert hidden > 0, 'nothing hid on zoom'
+            no_console_errors(driver)
+        check('the recording with stacks shows its flame graph, and a click zooms', lab_flamegraph)
         driver.set_window_size(1400, 2200)
         driver.execute_script('window.scrollTo(0, 0)')
         time.sleep(0.1)
@@ -333,6 +384,27 @@ def main():
             body = driver.find_element('tag name', 'body').text
             assert 'chokepoint load: http://127.0.0.1:' in body and 'p99' in body, body[:500]
         check('chokepoint load -o draws the run on its own page', load_alone)
+
+        load_page(driver, knee_page)
+
+        def knee_alone():
+            no_console_errors(driver)
+            every_chart_draws(driver, 2)  # the knee curve and the USL fit
+            body = driver.find_element('tag name', 'body').text
+            assert 'chokepoint knee: http://127.0.0.1:' in body, body[:500]
+            knee = knee_run['knee']
+            if knee['rate'] is not None:
+                assert 'knee: %.0f req/s meets p99<50ms' % knee['rate'] in body, body[:800]
+            else:
+                assert 'no knee: no step met p99<50ms' in body, body[:800]
+            # Every step is a row of the table, and the fit's parameters are shown.
+            rows = driver.execute_script('return document.querySelectorAll("table tr").length')
+            assert rows >= len(knee_run['steps']) + 1, rows
+            usl = knee_run['usl']
+            assert 'lambda' in usl, usl  # three levels always fit
+            assert 'lambda (req/s per unit of concurrency)\n%.1f' % usl['lambda'] in body or \
+                'lambda (req/s per unit of concurrency) %.1f' % usl['lambda'] in body, body
+        check('chokepoint knee -o draws the knee curve and the USL fit', knee_alone)
     except Exception:  # noqa: BLE001 - a failure to record or start the browser fails the test
         results.append(('setup', traceback.format_exc()))
         print('FAIL setup\n' + traceback.format_exc(), flush=True)

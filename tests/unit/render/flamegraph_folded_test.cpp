@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "profile/folded.h"
 #include "unit/render/sample_profile.h"
 
 namespace chokepoint::render {
@@ -101,6 +102,32 @@ TEST(Folded, EmptyStackAndEmptyProfile) {
   profile::Profile p;
   p.stacks.push_back({{}, 7, 7});
   EXPECT_EQ(folded(p), "[no frames] 7\n");
+}
+
+// parse_folded (profile/folded.h) reads back what folded writes: the same text again, kernel and
+// JIT frames recognised by their suffixes. A recording keeps its stacks this way.
+TEST(FoldedParse, RoundTripsToTheSameText) {
+  for (const auto& p : {lab_cpu_profile(), lab_offcpu_profile()}) {
+    profile::Profile back;
+    ASSERT_TRUE(profile::parse_folded(folded(p), back));
+    EXPECT_EQ(folded(back), folded(p));
+  }
+  profile::Profile back;
+  ASSERT_TRUE(profile::parse_folded("a;b_[k] 5\n\na;c_[j] 7\n", back));
+  ASSERT_EQ(back.stacks.size(), 2U);
+  EXPECT_EQ(back.stacks[0].frames[1].name, "b");
+  EXPECT_EQ(back.stacks[0].frames[1].kind, profile::FrameKind::kKernel);
+  EXPECT_EQ(back.stacks[1].frames[1].kind, profile::FrameKind::kJit);
+  EXPECT_EQ(back.stacks[1].value, 7U);
+}
+
+TEST(FoldedParse, ALineWithoutAValueIsAnErrorNamingIt) {
+  profile::Profile back;
+  auto r = profile::parse_folded("a;b 5\na;c\n", back);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("line 2"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(profile::parse_folded("a;b x5\n", back));
+  EXPECT_FALSE(profile::parse_folded("a;b -5\n", back));
 }
 
 }  // namespace

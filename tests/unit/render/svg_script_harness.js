@@ -4,7 +4,7 @@
 //
 //   node svg_script_harness.js FILE.svg '[{"click": "name"}, {"search": "re"}, {"key": "Escape"}]'
 //
-// The DOM covers what the script uses: getElementById, querySelector(All), getAttribute,
+// The DOM covers what the script uses: querySelector(All) by tag, class or id, getAttribute,
 // setAttribute, classList, textContent, parentNode, addEventListener and window.prompt. The SVG
 // is parsed with regular expressions that know its layout; xmllint checks its well-formedness
 // separately.
@@ -53,6 +53,7 @@ class Element {
   setAttribute(n, v) { this.attrs.set(n, String(v)); }
   append(child) { child.parentNode = this; this.children.push(child); return child; }
   matches(sel) {
+    if (sel.startsWith('#')) return this.getAttribute('id') === sel.slice(1);
     const [tag, cls] = sel.split('.');
     return (tag === '' || tag === this.tagName) && (cls === undefined || this.classList.contains(cls));
   }
