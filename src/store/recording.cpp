@@ -157,6 +157,9 @@ json collector_json(const model::CollectorSample& c) {
          {"stack_cache_hits", c.stack_cache_hits},
          {"stack_problem", c.stack_problem},
          {"socket_problem", c.socket_problem},
+         {"socket_order_tried", c.socket_order_tried},
+         {"socket_order_on", c.socket_order_on},
+         {"socket_order_problem", c.socket_order_problem},
          {"cpu_ns", c.cpu_ns},
          {"rss_bytes", c.rss_bytes},
          {"thread_samples", c.thread_samples},
@@ -280,6 +283,9 @@ std::optional<model::CollectorSample> collector_from(const std::string& text) {
   c.stack_cache_hits = ju64(j, "stack_cache_hits");
   c.stack_problem = jstr(j, "stack_problem");
   c.socket_problem = jstr(j, "socket_problem");
+  c.socket_order_tried = jbool(j, "socket_order_tried");
+  c.socket_order_on = jbool(j, "socket_order_on");
+  c.socket_order_problem = jstr(j, "socket_order_problem");
   c.cpu_ns = ji64(j, "cpu_ns");
   c.rss_bytes = ju64(j, "rss_bytes");
   c.thread_samples = ju64(j, "thread_samples");
