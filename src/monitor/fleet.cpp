@@ -248,13 +248,14 @@ std::string fleet_text(const FleetReport& report, const FleetOptions& o) {
   }
   out += fmt::format("\nFleet verdict: {} of {} target(s) bound{}{}\n", total_bound, targets,
                      parts.empty() ? "" : ": ", parts);
-  for (const auto& [name, c] : o.capacity) {
+  for (const auto& entry : o.capacity) {
+    const std::string& name = entry.first;
     const bool known = std::any_of(report.tiers.begin(), report.tiers.end(),
-                                   [&](const FleetTier& t) { return t.name == name; });
+                                   [&name](const FleetTier& t) { return t.name == name; });
     if (known) continue;
     out += fmt::format("\ntier {} (--usl): no instance reports to Prometheus\n",
                        util::terminal_text(name));
-    out += capacity_text(c, 0);
+    out += capacity_text(entry.second, 0);
   }
   return out;
 }
