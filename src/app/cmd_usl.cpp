@@ -8,15 +8,12 @@
 #include "app/subcommand.h"
 #include "loadgen/usl.h"
 #include "render/json_text.h"
-#include "util/bounded_read.h"
 #include "util/escape.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
 
 namespace {
-
-constexpr std::size_t kMaxCsvBytes = std::size_t{1} << 20;
 
 struct UslArgs {
   std::string path;
@@ -29,23 +26,10 @@ std::string fmt_num(double v) {
 }
 
 int run_usl(const UslArgs& args) {
-  // A USL data set is tens of rows; the cap keeps /dev/zero or a wrong file from growing
-  // without end (docs/limits.md).
-  auto text = util::read_file_bounded(args.path, kMaxCsvBytes, util::FileKind::kAnyReadable,
-                                      "a CSV file with rows 'concurrency,throughput'");
-  if (!text) throw util::FatalError(text.error());
-  auto points = loadgen::parse_usl_csv(*text);
-  if (!points) {
-    util::Error e = points.error();
-    e.message = fmt::format("{}: {}", args.path, e.message);
-    throw util::FatalError(e);
-  }
-  auto fit = loadgen::fit_usl(*points);
-  if (!fit) {
-    util::Error e = fit.error();
-    e.message = fmt::format("{}: {}", args.path, e.message);
-    throw util::FatalError(e);
-  }
+  auto data = loadgen::fit_usl_file(args.path);
+  if (!data) throw util::FatalError(data.error());
+  const std::vector<loadgen::UslPoint>* points = &data->points;
+  const loadgen::UslFit* fit = &data->fit;
   const loadgen::UslModel& m = fit->model;
   const double n_star = m.n_star();
   const double x_max = m.x_max();

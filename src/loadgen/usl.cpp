@@ -16,6 +16,7 @@
 #include <set>
 #include <string_view>
 
+#include "util/bounded_read.h"
 #include "util/decimal.h"
 
 namespace chokepoint::loadgen {
@@ -398,6 +399,23 @@ util::Result<InstancePlan> instances_needed(double target_rate, const UslModel& 
   }
   plan.concurrency_per_instance = *n;
   return plan;
+}
+
+util::Result<UslFileFit> fit_usl_file(const std::string& path) {
+  // The cap keeps /dev/zero or a wrong file from growing without end (docs/limits.md).
+  constexpr std::size_t kMaxCsvBytes = std::size_t{1} << 20;
+  auto text = util::read_file_bounded(path, kMaxCsvBytes, util::FileKind::kAnyReadable,
+                                      "a CSV file with rows 'concurrency,throughput'");
+  if (!text) return text.error();
+  auto named = [&](util::Error e) {
+    e.message = fmt::format("{}: {}", path, e.message);
+    return e;
+  };
+  auto points = parse_usl_csv(*text);
+  if (!points) return named(points.error());
+  auto fit = fit_usl(*points);
+  if (!fit) return named(fit.error());
+  return UslFileFit{std::move(*points), *fit};
 }
 
 }  // namespace chokepoint::loadgen

@@ -67,6 +67,14 @@ util::Result<std::vector<UslPoint>> parse_usl_csv(std::string_view text);
 // throughput; sigma and kappa are constrained to >= 0 (see UslFit).
 util::Result<UslFit> fit_usl(const std::vector<UslPoint>& points);
 
+// Reads a CSV of rows 'concurrency,throughput' (at most 1 MiB: a USL data set is tens of rows)
+// and fits it. Errors name the file: unreadable, too large, a bad row, too few levels to fit.
+struct UslFileFit {
+  std::vector<UslPoint> points;
+  UslFit fit;
+};
+util::Result<UslFileFit> fit_usl_file(const std::string& path);
+
 // Capacity planning for a target aggregate rate spread over identical instances.
 // Assumptions (stated in docs/usl.md): a load balancer spreads load evenly; instances share
 // nothing, so each follows `per_instance` independently; each instance is run at no more than

@@ -399,6 +399,19 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
                  "access); until then rwlock and semaphore waits read as idle"});
   out.push_back({"tcp_info (sock_diag)", c.socket_problem.empty(),
                  "per-connection RTT, queues, send-buffer-limited time", c.socket_problem});
+  if (c.socket_order_tried) {
+    out.push_back(
+        {"socket order", c.socket_order_on && c.socket_order_problem.empty(),
+         "eBPF on sock_send_length/sock_recv_length: the exact order of each connection's last "
+         "send and receive, so an event loop with a request out on an upstream waits on the "
+         "network",
+         c.socket_order_problem.empty()
+             ? ""
+             : c.socket_order_problem +
+                   "; an event loop's requests out are read from tcp_info's last send and "
+                   "receive times, which count 4 ms jiffies and miss a request written in the "
+                   "jiffy its previous reply arrived"});
+  }
   return out;
 }
 

@@ -167,6 +167,10 @@ struct CollectorSample {
   std::uint64_t stack_scans = 0, stack_named = 0, stack_cache_hits = 0;
   std::string stack_problem;
   std::string socket_problem;
+  // The socket-order tracer (eBPF): tried once an event loop was seen waiting; on when it runs.
+  bool socket_order_tried = false;
+  bool socket_order_on = false;
+  std::string socket_order_problem;
   std::optional<double> cpus_allowed;  // for a target other than the host
   std::int64_t cpu_ns = 0;             // the sampler thread's CPU time
   std::uint64_t rss_bytes = 0;         // the sampler process's peak RSS

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -176,6 +177,34 @@ util::Result<FleetReport> query_fleet(const FleetOptions& o) {
   return r;
 }
 
+std::string capacity_text(const TierCapacity& c, int instances_up) {
+  const loadgen::UslModel& m = c.fit.model;
+  const double x_max = m.x_max();
+  std::string out = fmt::format("  capacity (USL of one instance from {}, R² {:.3f}): ",
+                                util::terminal_text(c.source), c.fit.r2);
+  if (std::isinf(x_max)) {
+    return out +
+           "linear scaling over the measured range (sigma = kappa = 0): no ceiling in "
+           "sight, so no instance count follows; sweep higher concurrency\n";
+  }
+  if (std::isinf(m.n_star())) {
+    out += fmt::format("ceiling {:.0f} req/s (no retrograde region)\n", x_max);
+  } else {
+    out += fmt::format("peak {:.0f} req/s at concurrency {:.1f}\n", x_max, m.n_star());
+  }
+  auto plan = loadgen::instances_needed(c.target_rate, m, c.max_utilization);
+  if (!plan) return out + "    no plan: " + util::terminal_text(plan.error().message) + "\n";
+  out += fmt::format(
+      "    {:.0f} req/s needs {} instance(s) at {:.0f} req/s each (at most {:.0f}% of the peak); "
+      "{} reporting now: ",
+      c.target_rate, plan->instances, plan->rate_per_instance, 100 * c.max_utilization,
+      instances_up);
+  const long gap = plan->instances - instances_up;
+  if (gap > 0) return out + fmt::format("add {}\n", gap);
+  if (gap < 0) return out + fmt::format("{} more than needed\n", -gap);
+  return out + "enough, with no spare\n";
+}
+
 std::string fleet_text(const FleetReport& report, const FleetOptions& o) {
   std::string out = fmt::format(
       "chokepoint fleet: {} ({}), tiers by label {}\n", util::terminal_text(o.prometheus_url),
@@ -207,6 +236,9 @@ std::string fleet_text(const FleetReport& report, const FleetOptions& o) {
       }
       out += '\n';
     }
+    if (auto c = o.capacity.find(tier.name); c != o.capacity.end()) {
+      out += capacity_text(c->second, tier.instances);
+    }
   }
   int total_bound = 0;
   std::string parts;
@@ -216,6 +248,15 @@ std::string fleet_text(const FleetReport& report, const FleetOptions& o) {
   }
   out += fmt::format("\nFleet verdict: {} of {} target(s) bound{}{}\n", total_bound, targets,
                      parts.empty() ? "" : ": ", parts);
+  for (const auto& entry : o.capacity) {
+    const std::string& name = entry.first;
+    const bool known = std::any_of(report.tiers.begin(), report.tiers.end(),
+                                   [&name](const FleetTier& t) { return t.name == name; });
+    if (known) continue;
+    out += fmt::format("\ntier {} (--usl): no instance reports to Prometheus\n",
+                       util::terminal_text(name));
+    out += capacity_text(entry.second, 0);
+  }
   return out;
 }
 

@@ -157,6 +157,9 @@ json collector_json(const model::CollectorSample& c) {
          {"stack_cache_hits", c.stack_cache_hits},
          {"stack_problem", c.stack_problem},
          {"socket_problem", c.socket_problem},
+         {"socket_order_tried", c.socket_order_tried},
+         {"socket_order_on", c.socket_order_on},
+         {"socket_order_problem", c.socket_order_problem},
          {"cpu_ns", c.cpu_ns},
          {"rss_bytes", c.rss_bytes},
          {"thread_samples", c.thread_samples},
@@ -280,6 +283,9 @@ std::optional<model::CollectorSample> collector_from(const std::string& text) {
   c.stack_cache_hits = ju64(j, "stack_cache_hits");
   c.stack_problem = jstr(j, "stack_problem");
   c.socket_problem = jstr(j, "socket_problem");
+  c.socket_order_tried = jbool(j, "socket_order_tried");
+  c.socket_order_on = jbool(j, "socket_order_on");
+  c.socket_order_problem = jstr(j, "socket_order_problem");
   c.cpu_ns = ji64(j, "cpu_ns");
   c.rss_bytes = ju64(j, "rss_bytes");
   c.thread_samples = ju64(j, "thread_samples");
@@ -989,11 +995,12 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
   if (rc != SQLITE_ROW) return impl->corrupt(rc);
   if (!range->is_null(0)) impl->range = std::make_pair(range->i64(0), range->i64(1));
   // Every table the reader needs must be there, with its columns: checked by preparing now.
+  const char* const thread_base_sql =
+      "SELECT tick, thread, run_ns, run_delay_ns, utime_ns, stime_ns, majflt, blkio_ns, state, "
+      "site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, net_wait, futex_caller "
+      "FROM thread_base LIMIT 0";
   for (const char* sql :
-       {"SELECT tick, thread, run_ns, run_delay_ns, utime_ns, stime_ns, majflt, blkio_ns, state, "
-        "site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, net_wait, futex_caller "
-        "FROM thread_base LIMIT 0",
-        "SELECT prev_poll_ago_ns, has_stat FROM thread_sample LIMIT 0",
+       {thread_base_sql, "SELECT prev_poll_ago_ns, has_stat FROM thread_sample LIMIT 0",
         "SELECT tick, thread, last_poll_ns FROM thread_end LIMIT 0",
         "SELECT tick, pid FROM pid_seen LIMIT 0",
         "SELECT fd_soft_limit FROM process_sample LIMIT 0",

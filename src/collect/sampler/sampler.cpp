@@ -435,6 +435,9 @@ model::CollectorSample Sampler::Impl::collector_sample() const {
   c.stack_cache_hits = fs.cache_hits;
   c.stack_problem = waits.stack_problem();
   c.socket_problem = waits.socket_problem();
+  c.socket_order_tried = waits.socket_order_tried();
+  c.socket_order_on = waits.socket_order_on();
+  c.socket_order_problem = waits.socket_order_problem();
   if (opt.target.kind != TargetSpec::Kind::kHost && !all_pids_seen.empty()) {
     c.cpus_allowed = cpus_allowed_for(*all_pids_seen.begin(), proc);
   }

@@ -77,7 +77,7 @@ void WaitObserver::compute_net_wait(int pid, NetWait& p, std::int64_t now_ns) {
     const bool server_side = established && sockets_.is_server_side(pid, s, now_ns);
     socket_samples_.push_back(socket_sample(pid, s, server_side, now_ns));
     if (!established) continue;
-    if (!server_side && s.last_data_sent_ms < s.last_data_recv_ms) {
+    if (!server_side && request_out(s)) {
       ++outstanding;
       peer = fmt::format("{}:{}", s.remote_addr, s.remote_port);
     }
@@ -91,6 +91,28 @@ void WaitObserver::compute_net_wait(int pid, NetWait& p, std::int64_t now_ns) {
     p.waits = true;
     p.detail = "send buffer full";
   }
+}
+
+void WaitObserver::watch_socket_order(int pid) {
+  if (!order_tried_) {
+    order_tried_ = true;
+    auto tracer = bpf::SocketOrderTracer::create();
+    if (tracer) {
+      order_ = std::move(*tracer);
+    } else {
+      order_problem_ = tracer.error().message;
+    }
+  }
+  if (order_ == nullptr || !order_watched_.insert(pid).second) return;
+  if (auto ok = order_->watch(pid); !ok) order_problem_ = ok.error().message;
+}
+
+bool WaitObserver::request_out(const netlink::TcpSocket& s) const {
+  if (order_ != nullptr && s.inode != 0) {
+    if (auto o = order_->lookup(s.inode)) return o->sent_after_recv();
+  }
+  // Jiffy resolution: a request written in the same jiffy as the last reply arrived is missed.
+  return s.last_data_sent_ms < s.last_data_recv_ms;
 }
 
 std::pair<model::FdRole, std::string> WaitObserver::classify_fd(int pid, int fd,
@@ -233,6 +255,7 @@ model::WaitObservation WaitObserver::observe(int pid, const procfs::SyscallState
     obs.process_waits_on_network = polled->first;
     obs.fd_detail = polled->second;
   } else if (event_wait) {
+    watch_socket_order(pid);
     NetWait& p = net_waits_[pid];
     compute_net_wait(pid, p, now_ns);
     obs.process_waits_on_network = p.waits;

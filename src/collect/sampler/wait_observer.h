@@ -8,11 +8,14 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "collect/bpf/socket_order.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task.h"
 #include "collect/sampler/futex_stack.h"
@@ -41,6 +44,11 @@ class WaitObserver {
   const FutexStackStats& stack_stats() const { return futex_stacks_.stats(); }
   const std::string& stack_problem() const { return futex_stacks_.problem(); }
   std::string socket_problem() const { return sockets_.problem(); }
+  // The exact send/receive order of the target's sockets (eBPF), tried at the first event-loop
+  // wait seen: tried, working, and why not when it is not.
+  bool socket_order_tried() const { return order_tried_; }
+  bool socket_order_on() const { return order_ != nullptr; }
+  const std::string& socket_order_problem() const { return order_problem_; }
 
  private:
   struct NetWait {
@@ -52,6 +60,11 @@ class WaitObserver {
     std::size_t socket_count = 0;  // TCP sockets at the last look
   };
   void compute_net_wait(int pid, NetWait& p, std::int64_t now_ns);
+  // Starts the socket-order tracer at the first call and watches pid's sockets from then on.
+  void watch_socket_order(int pid);
+  // A request out on a connection we opened: sent after the last receive. Exact (ns) when the
+  // socket-order tracer has seen the socket move data, else from tcp_info's jiffy-resolution times.
+  bool request_out(const netlink::TcpSocket& s) const;
   // What an fd of `pid` is, for the wait classifier: its role and a stable detail text.
   std::pair<model::FdRole, std::string> classify_fd(int pid, int fd, std::int64_t now_ns);
   // poll(2)/ppoll(2) on a few fds: reads the pollfd array from the thread's memory and says
@@ -67,6 +80,10 @@ class WaitObserver {
   std::map<int, NetWait> net_waits_;
   std::vector<model::SocketSample> socket_samples_;
   bool poll_read_denied_ = false;  // process_vm_readv failed with EPERM once: do not retry
+  std::unique_ptr<bpf::SocketOrderTracer> order_;
+  bool order_tried_ = false;
+  std::string order_problem_;
+  std::set<int> order_watched_;
 };
 
 }  // namespace chokepoint::collect::sampler

@@ -137,6 +137,45 @@ TEST(Prometheus, QueryNamesEachInstancesVerdict) {
   auto over = test_support::run_chokepoint({"fleet", "--prometheus", url, "--range", "1m"});
   EXPECT_EQ(over.exit_code, 0) << over.stderr_text;
   EXPECT_NE(over.stdout_text.find("most frequent verdict over the last 1m"), std::string::npos);
+  // With one instance's USL sweep and the rate the tier must carry, fleet says how many instances
+  // the tier needs. The rows follow lambda 1000, sigma 0.05, kappa 0.001 exactly: peak 9,038
+  // req/s at N* 30.8; at 80% of it, 30,000 req/s needs ceil(30000 / 7230.4) = 5 instances.
+  const std::string csv = dir + "/tier-usl.csv";
+  std::ofstream(csv) << "concurrency,throughput\n1,1000\n2,1901.141\n4,3442.341\n8,5689.9\n"
+                        "16,8040.201\n32,9034.444\n64,7822.048\n";
+  auto plan =
+      test_support::run_chokepoint({"fleet", "--prometheus", url, "--usl", "chokepoint=" + csv,
+                                    "--target-rate", "chokepoint=30000"});
+  EXPECT_EQ(plan.exit_code, 0) << plan.stderr_text;
+  EXPECT_NE(plan.stdout_text.find("peak 9038 req/s at concurrency 30.8"), std::string::npos)
+      << plan.stdout_text;
+  EXPECT_NE(plan.stdout_text.find("30000 req/s needs 5 instance(s) at 6000 req/s each (at most "
+                                  "80% of the peak); 2 reporting now: add 3"),
+            std::string::npos)
+      << plan.stdout_text;
+  // A tier Prometheus does not know still gets its plan, marked as such.
+  auto unknown = test_support::run_chokepoint(
+      {"fleet", "--prometheus", url, "--usl", "api=" + csv, "--target-rate", "api=5000"});
+  EXPECT_EQ(unknown.exit_code, 0) << unknown.stderr_text;
+  EXPECT_NE(unknown.stdout_text.find("tier api (--usl): no instance reports to Prometheus"),
+            std::string::npos)
+      << unknown.stdout_text;
+  EXPECT_NE(unknown.stdout_text.find("0 reporting now: add 1"), std::string::npos)
+      << unknown.stdout_text;
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"fleet", "--prometheus", url, "--usl", "chokepoint=" + csv}), 2,
+      "needs --target-rate chokepoint=RATE");
+  test_support::expect_cli_error(test_support::run_chokepoint({"fleet", "--prometheus", url,
+                                                               "--target-rate", "chokepoint=fast"}),
+                                 2, "is not a rate above 0");
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"fleet", "--prometheus", url, "--usl", "=" + csv}), 2,
+      "takes TIER=VALUE");
+  test_support::expect_cli_error(
+      test_support::run_chokepoint({"fleet", "--prometheus", url, "--usl",
+                                    "chokepoint=" + dir + "/missing.csv", "--target-rate",
+                                    "chokepoint=1000"}),
+      1, "missing.csv");
   // Bad URLs: down, not Prometheus (an agent's endpoint), a bad range: error and hint.
   test_support::expect_cli_error(
       test_support::run_chokepoint(
