@@ -107,6 +107,9 @@ struct Sampler::Impl {
   std::uint64_t deep_samples = 0;
   rusage ru0{};
   model::Tick tick;  // the tick being read
+  // The last window's closing tick (0: no window yet): the next window starts there.
+  std::int64_t last_close_ns = 0;
+  std::int64_t next_refresh_ns = 0;  // the next listing of the target's processes and threads
 
   explicit Impl(SamplerOptions o) : opt(std::move(o)), proc(opt.proc_root) {
     samples_per_tick =
@@ -129,6 +132,8 @@ struct Sampler::Impl {
   }
 
   util::Result<void> refresh(std::int64_t now_ns);
+  // The first tick of a session: sink.begin, the system counters, every thread read.
+  util::Result<std::int64_t> begin(model::SampleSink& sink);
   std::int64_t fd_budget = 0;  // fds still available for kept-open thread files
 
   // `pending`: threads of this listing still to be added after this one (for the fd budget).
@@ -353,8 +358,19 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
       ++it;
     }
   }
-  for (auto& [pid, p] : processes) {
-    if (std::binary_search(pids->begin(), pids->end(), pid)) read_process(p, now_ns, false);
+  // Processes that left the target with their last thread are forgotten (a session on a host
+  // sees thousands come and go); the others are read.
+  std::set<int> with_threads;
+  for (const auto& [key, t] : threads) with_threads.insert(key.first);
+  for (auto it = processes.begin(); it != processes.end();) {
+    const bool listed = std::binary_search(pids->begin(), pids->end(), it->first);
+    if (!listed && with_threads.count(it->first) == 0) {
+      all_pids_seen.erase(it->first);  // a reused pid is a new process
+      it = processes.erase(it);
+      continue;
+    }
+    if (listed) read_process(it->second, now_ns, false);
+    ++it;
   }
   return {};
 }
@@ -458,29 +474,44 @@ void Sampler::Impl::emit(model::SampleSink& sink, std::int64_t at_ns) {
   tick = model::Tick{};
 }
 
-util::Result<void> Sampler::run(model::SampleSink& sink) {
-  Impl& s = *impl_;
+util::Result<std::int64_t> Sampler::Impl::begin(model::SampleSink& sink) {
   // The sampler runs on the calling thread only: its cost is that thread's, not that of a load
   // generator sharing the process (diagnose --load, knee).
-  getrusage(RUSAGE_THREAD, &s.ru0);
+  getrusage(RUSAGE_THREAD, &ru0);
   model::RecordingInfo info;
-  info.target.kind = kind_name(s.opt.target.kind);
-  info.target.spec = target_text(s.opt.target);
-  info.interval_ns = s.opt.interval_ns;
+  info.target.kind = kind_name(opt.target.kind);
+  info.target.spec = target_text(opt.target);
+  info.interval_ns = opt.interval_ns;
   sink.begin(info);
-  s.tick.system = take_system_snapshot(s.proc, s.opt.target);
+  tick.system = take_system_snapshot(proc, opt.target);
   const std::int64_t start_ns = util::monotonic_ns();
-  auto first = s.refresh(start_ns);
+  auto first = refresh(start_ns);
   if (!first) return first.error();
-  s.emit(sink, start_ns);
-  std::int64_t next_refresh = start_ns + kRefreshTargetNs;
+  emit(sink, start_ns);
+  return start_ns;
+}
+
+util::Result<void> Sampler::run(model::SampleSink& sink) {
+  Impl& s = *impl_;
+  std::int64_t start_ns = s.last_close_ns;
+  if (start_ns == 0) {
+    auto began = s.begin(sink);
+    if (!began) return began.error();
+    start_ns = *began;
+  }
+  // The listing's schedule carries over from window to window (one session, one schedule).
+  if (s.next_refresh_ns == 0) s.next_refresh_ns = start_ns + kRefreshTargetNs;
+  std::int64_t& next_refresh = s.next_refresh_ns;
   std::int64_t next_system = start_ns;
   std::int64_t next_counters = start_ns + s.opt.system_every_ns;
   std::int64_t next_fd_tables = start_ns + s.opt.fd_table_every_ns;
   constexpr std::int64_t kForever = std::numeric_limits<std::int64_t>::max();
   const std::int64_t deadline =
       s.opt.duration_ns >= kForever - start_ns ? kForever : start_ns + s.opt.duration_ns;
-  std::int64_t next_tick = start_ns + s.opt.interval_ns;
+  // A later window's first tick is one interval after the last window's close, or now when the
+  // caller took longer than that between windows (the quiet time in between is accounted as any
+  // other: the windows stay back to back).
+  std::int64_t next_tick = std::max(start_ns + s.opt.interval_ns, util::monotonic_ns());
   bool exited = false;
 
   for (;;) {
@@ -544,12 +575,19 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
       s.sample_thread(t, end_ns);
     }
   }
+  // The processes' counters at the close too: the next window of the session starts from them.
+  std::set<int> with_threads;
+  for (const auto& [key, t] : s.threads) with_threads.insert(key.first);
+  for (auto& [pid, p] : s.processes) {
+    if (with_threads.count(pid) != 0) s.read_process(p, end_ns, false);
+  }
   s.read_fd_tables(end_ns);
   s.tick.system = take_system_snapshot(s.proc, s.opt.target);
   s.tick.closing = true;
   s.tick.target_exited = exited;
   s.tick.collector = s.collector_sample();
   s.emit(sink, end_ns);
+  s.last_close_ns = end_ns;
   return {};
 }
 

@@ -46,9 +46,17 @@ class Sampler {
   Sampler(const Sampler&) = delete;
   Sampler& operator=(const Sampler&) = delete;
 
-  // Samples for the window and hands every tick to `sink` (begin first, then one add per tick;
-  // the last tick has closing set). When every target process exits early, the window closes
-  // then, with target_exited set. Errors: the target cannot be listed.
+  // Samples for one window and hands every tick to `sink` (the last tick has closing set). When
+  // every target process exits early, the window closes then, with target_exited set. Errors: the
+  // target cannot be listed.
+  //
+  // The first call begins the stream (sink.begin, then a tick that reads every thread for the
+  // first time). Each later call continues it with the next window, so one sampler serves a
+  // whole session (top's frames, the agent's windows): its closing tick is the last window's, the
+  // new window runs from there for duration_ns, and the threads' open files, last counters and
+  // waits carry over; only threads and processes that appeared since are read for the first time.
+  // Pass the same sink every time (model::ObservationSink cuts the windows at closing ticks).
+  // REQUIRES: the last window did not end with target_exited.
   util::Result<void> run(model::SampleSink& sink);
 
  private:
