@@ -142,7 +142,7 @@ util::Result<DiagnosisWindow> TargetSession::next_window(std::int64_t duration_n
                                                          const std::atomic<bool>* stop) {
   if (!series_ || series_->ended()) {
     series_.reset();
-    auto opened = monitor::WindowSeries::open(spec_, {duration_ns, interval_ns, stop, false});
+    auto opened = monitor::WindowSeries::open(spec_, {duration_ns, interval_ns, stop, false, true});
     if (!opened) return opened.error();
     series_ = std::move(*opened);
   }

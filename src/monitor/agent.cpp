@@ -100,7 +100,8 @@ void Agent::Impl::watch(std::size_t i, const std::atomic<bool>& stop) {
       util::Result<void> there = spec ? collect::sampler::validate(*spec, collect::procfs::ProcFs())
                                       : util::Result<void>(spec.error());
       if (there) {
-        auto opened = WindowSeries::open(*spec, {opt.window_ns, opt.interval_ns, &stop, false});
+        auto opened =
+            WindowSeries::open(*spec, {opt.window_ns, opt.interval_ns, &stop, false, true});
         if (opened) {
           series = std::move(*opened);
           series_spec = *spec;

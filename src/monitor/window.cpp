@@ -14,6 +14,7 @@ util::Result<std::unique_ptr<WindowSeries>> WindowSeries::open(
   opt.duration_ns = options.duration_ns;
   opt.interval_ns = options.interval_ns;
   opt.stop = options.stop;
+  opt.rolling = options.rolling;
   auto sampler = collect::sampler::Sampler::create(opt);
   if (!sampler) return sampler.error();
   std::unique_ptr<WindowSeries> s(new WindowSeries());

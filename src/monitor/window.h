@@ -40,6 +40,8 @@ struct WindowOptions {
   std::int64_t interval_ns = 100'000'000;
   const std::atomic<bool>* stop = nullptr;  // ends the window early when set
   bool keep_samples = false;
+  // For a series whose windows follow each other (top, the agent): see SamplerOptions::rolling.
+  bool rolling = false;
 };
 
 // Consecutive windows of one target from one sampler. Window N runs from window N-1's close for

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +34,9 @@ namespace {
 constexpr std::int64_t kRefreshTargetNs = 500'000'000;  // re-resolve processes and threads
 constexpr std::int64_t kSystemTickNs = 100'000'000;     // run-queue samples
 constexpr std::int64_t kMaxPollBackoffNs = 1'000'000'000;
+// Rolling windows (SamplerOptions::rolling) let a quiet thread go unread for up to half a window,
+// at most this long: the agent's 10 s windows read an idle thread every 4 s.
+constexpr std::int64_t kMaxRollingBackoffNs = 4'000'000'000;
 // fds kept free for everything else (sockets, /proc reads, the output).
 constexpr std::int64_t kReservedFds = 128;
 // A thread that ran gets its stat and syscall kept open only while this many fds stay free for
@@ -45,6 +49,11 @@ struct ProcessState {
   util::ScopedFd task_dir;
   std::string name;
   bool frozen = false;  // its cgroup is frozen (at the last read_process)
+  // The last read of its fd table (read_fd_tables): a table whose size is unchanged and that
+  // held no socket is not read again; what it held is repeated.
+  std::optional<std::uint64_t> fd_table_size;  // st_size of /proc/PID/fd: the open fds (6.2+)
+  std::optional<std::uint64_t> open_fds, fd_soft_limit;
+  bool has_sockets = false;
 };
 
 // One thread's /proc files: schedstat is kept open (one pread per poll) while the fd budget
@@ -111,7 +120,13 @@ struct Sampler::Impl {
   std::int64_t last_close_ns = 0;
   std::int64_t next_refresh_ns = 0;  // the next listing of the target's processes and threads
 
+  // The longest a thread that does not run goes unread.
+  std::int64_t max_backoff_ns = kMaxPollBackoffNs;
+
   explicit Impl(SamplerOptions o) : opt(std::move(o)), proc(opt.proc_root) {
+    if (opt.rolling) {
+      max_backoff_ns = std::clamp(opt.duration_ns / 2, kMaxPollBackoffNs, kMaxRollingBackoffNs);
+    }
     samples_per_tick =
         std::max<std::int64_t>(1, opt.max_thread_samples_per_s * opt.interval_ns / util::kNsPerSec);
     // Kept-open files need fds: take the hard limit, and leave a reserve for everything else.
@@ -386,7 +401,7 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
   t.last_sched = *sched;
   t.last_sample_ns = now_ns;
   t.poll_backoff_ns =
-      ran ? 0 : std::min(kMaxPollBackoffNs, std::max(2 * t.poll_backoff_ns, opt.interval_ns));
+      ran ? 0 : std::min(max_backoff_ns, std::max(2 * t.poll_backoff_ns, opt.interval_ns));
   t.next_poll_ns = now_ns + t.poll_backoff_ns;
   // A thread that did not run is still in the wait it was last seen in: nothing to record,
   // unless its cgroup was frozen (or thawed) since its last record: a frozen thread never runs,
@@ -424,13 +439,33 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
     model::ProcessSample s;
     s.pid = pid;
     s.at_ns = now_ns;
+    // stat(2) of /proc/PID/fd gives the number of open fds since Linux 6.2 (0 before): one call
+    // instead of a readdir and a readlink per fd, for the processes (most of a host's) whose table
+    // did not change size and holds no socket. The limit is read with the table.
+    struct stat st {};
+    const std::string fd_dir = proc.root() + "/" + std::to_string(pid) + "/fd";
+    const bool sized = ::stat(fd_dir.c_str(), &st) == 0 && st.st_size > 0;
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (sized && !p.has_sockets && p.fd_table_size == size) {
+      s.open_fds = p.open_fds;
+      s.fd_soft_limit = p.fd_soft_limit;
+      tick.processes.push_back(std::move(s));
+      continue;
+    }
     auto limits = proc.read_limits(pid);
     if (limits && limits->max_open_files()) s.fd_soft_limit = limits->max_open_files()->soft;
+    p.fd_table_size.reset();
     if (auto fds = proc.read_fd_targets(pid)) {
       s.open_fds = fds->size();
+      p.has_sockets = std::any_of(fds->begin(), fds->end(), [](const procfs::FdEntry& e) {
+        return e.target.kind == procfs::FdTarget::Kind::kSocket;
+      });
+      if (sized) p.fd_table_size = size;
       // A last look at the sockets, so every process has them even if no thread waited on one.
-      waits.read_sockets(pid, now_ns);
+      if (p.has_sockets) waits.read_sockets(pid, now_ns);
     }
+    p.open_fds = s.open_fds;
+    p.fd_soft_limit = s.fd_soft_limit;
     tick.processes.push_back(std::move(s));
   }
 }
@@ -568,8 +603,11 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   }
   const std::int64_t end_ns = util::monotonic_ns();
   // Threads that were backing off get their last read too, so every account covers the window
-  // up to its end.
+  // up to its end. In a rolling session, threads quiet for the longest backoff do not: what they
+  // did since their last poll is counted in the next window (the one that reads it), nothing is
+  // lost, and an idle host thread costs one read a backoff instead of one more a window.
   for (auto& [key, t] : s.threads) {
+    if (s.opt.rolling && t.poll_backoff_ns >= s.max_backoff_ns) continue;
     if (t.last_sample_ns < end_ns) {
       t.next_poll_ns = 0;
       s.sample_thread(t, end_ns);

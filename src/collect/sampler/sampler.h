@@ -36,6 +36,12 @@ struct SamplerOptions {
   // 0: fd tables, fd limits and sockets of the target's processes at the window's end only;
   // otherwise also this often (a readlink per fd: a recording keeps it rare).
   std::int64_t fd_table_every_ns = 0;
+  // Windows follow each other (top, the agent): a thread that does not run is polled less and
+  // less often, down to once every half window (at least 1 s, at most 4 s; 1 s otherwise), and at
+  // a window's close the threads polled that rarely are not read again: a run of theirs since
+  // their last poll is counted in the window of the poll that sees it (nothing is lost over the
+  // session). false: every account is read at the close (diagnose).
+  bool rolling = false;
 };
 
 class Sampler {

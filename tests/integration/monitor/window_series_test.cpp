@@ -48,7 +48,8 @@ TEST(WindowSeries, TwoWindowsOfOneSamplerOnTheDiskBoundLab) {
   spec.kind = collect::sampler::TargetSpec::Kind::kPid;
   spec.pid = lab->pid();
   std::atomic<bool> stop{false};
-  auto series = WindowSeries::open(spec, {kWindowNs, 100'000'000, &stop, false});
+  // Rolling, as top and the agent open theirs.
+  auto series = WindowSeries::open(spec, {kWindowNs, 100'000'000, &stop, false, true});
   ASSERT_TRUE(series) << series.error().message;
   std::vector<DiagnosisWindow> windows;
   for (int i = 0; i < 2; ++i) {
