@@ -440,15 +440,18 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
     s.pid = pid;
     s.at_ns = now_ns;
     // stat(2) of /proc/PID/fd gives the number of open fds since Linux 6.2 (0 before): one call
-    // instead of a readdir and a readlink per fd, for the processes (most of a host's) whose table
-    // did not change size and holds no socket. The limit is read with the table.
+    // instead of a readdir and a readlink per fd for a process whose table did not change size
+    // (a swap of one fd for another of the same count goes unseen until the count moves). The
+    // limit is read with the table.
     struct stat st {};
     const std::string fd_dir = proc.root() + "/" + std::to_string(pid) + "/fd";
     const bool sized = ::stat(fd_dir.c_str(), &st) == 0 && st.st_size > 0;
     const auto size = static_cast<std::uint64_t>(st.st_size);
-    if (sized && !p.has_sockets && p.fd_table_size == size) {
+    if (sized && p.fd_table_size == size) {
       s.open_fds = p.open_fds;
       s.fd_soft_limit = p.fd_soft_limit;
+      // Its sockets are looked at again (their counters move; sock_diag lists them anew).
+      if (p.has_sockets) waits.read_sockets(pid, now_ns);
       tick.processes.push_back(std::move(s));
       continue;
     }
