@@ -24,7 +24,9 @@ if [ -n "$other" ]; then
   "$other/bin/chokepoint" top --batch --interval 1s >/tmp/cp-top-bench.other 2>&1 &
   other_top=$!
 fi
-TERM=xterm-256color script -qfc "htop -d 10" /dev/null >/dev/null 2>&1 </dev/zero &
+# script(1) gets a stdin that stays open and silent (from /dev/zero it buffered gigabytes until
+# the OOM killer took it) and ends when htop is killed.
+sleep $((duration + 30)) | TERM=xterm-256color script -qfc "htop -d 10" /dev/null >/dev/null 2>&1 &
 sleep 1
 htop_pid=$(pgrep -n -x htop)
 ticks=$(getconf CLK_TCK)
