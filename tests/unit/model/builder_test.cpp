@@ -63,6 +63,16 @@ std::int64_t detail_ns(const ThreadAccount& a, Resource r, const std::string& de
   return it == d.end() ? 0 : it->second;
 }
 
+// The same threads with the same split and details, in the same order.
+void expect_same_threads(const Observation& got, const Observation& want) {
+  ASSERT_EQ(got.threads.size(), want.threads.size());
+  for (std::size_t i = 0; i < want.threads.size(); ++i) {
+    EXPECT_EQ(got.threads[i].key, want.threads[i].key);
+    EXPECT_EQ(got.threads[i].split.ns, want.threads[i].split.ns);
+    EXPECT_EQ(got.threads[i].details, want.threads[i].details);
+  }
+}
+
 TEST(BuildObservation, QuietTimeStaysInTheLastWaitAndTheRunIntervalTakesTheNewOne) {
   // Asleep from 0; the polls until 800 ms found it unchanged (no records); at 1000 ms it had run
   // 100 ms and sat in fdatasync.
@@ -315,12 +325,7 @@ TEST(ObservationBuilder, WindowsCutAtTicksInOnePassEqualEachWindowBuiltAlone) {
     SCOPED_TRACE(w);
     const Observation alone = build_observation(info(), ticks, Window{bounds[w], bounds[w + 1]});
     EXPECT_EQ(windows[w].duration_ns, alone.duration_ns);
-    ASSERT_EQ(windows[w].threads.size(), alone.threads.size());
-    for (std::size_t i = 0; i < alone.threads.size(); ++i) {
-      EXPECT_EQ(windows[w].threads[i].key, alone.threads[i].key);
-      EXPECT_EQ(windows[w].threads[i].split.ns, alone.threads[i].split.ns);
-      EXPECT_EQ(windows[w].threads[i].details, alone.threads[i].details);
-    }
+    expect_same_threads(windows[w], alone);
     ASSERT_EQ(windows[w].processes.size(), alone.processes.size());
     for (std::size_t i = 0; i < alone.processes.size(); ++i) {
       EXPECT_EQ(windows[w].processes[i].rss_start_bytes, alone.processes[i].rss_start_bytes);
@@ -429,14 +434,9 @@ TEST(ObservationSink, ConsecutiveWindowsOfOneStreamEqualEachWindowBuiltAlone) {
     EXPECT_EQ(windows[w].duration_ns, bounds[w + 1] - bounds[w]);
     EXPECT_EQ(windows[w].duration_ns, alone.duration_ns);
     EXPECT_EQ(windows[w].lock_wait_behind_disk_ns, alone.lock_wait_behind_disk_ns);
-    ASSERT_EQ(windows[w].threads.size(), alone.threads.size());
-    for (std::size_t i = 0; i < alone.threads.size(); ++i) {
-      EXPECT_EQ(windows[w].threads[i].key, alone.threads[i].key);
-      EXPECT_EQ(windows[w].threads[i].split.ns, alone.threads[i].split.ns);
-      EXPECT_EQ(windows[w].threads[i].details, alone.threads[i].details);
-      // Every thread watched for the whole window is accounted for all of it.
-      EXPECT_LE(windows[w].threads[i].split.total_ns(), windows[w].duration_ns);
-    }
+    expect_same_threads(windows[w], alone);
+    // No thread is accounted for more than the window.
+    for (const auto& t : windows[w].threads) EXPECT_LE(t.split.total_ns(), windows[w].duration_ns);
     ASSERT_EQ(windows[w].processes.size(), 1u);
     ASSERT_EQ(alone.processes.size(), 1u);
     const ProcessSummary& p = windows[w].processes[0];
