@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "util/counters.h"
 
@@ -54,7 +55,9 @@ class Builder {
 
   // False (and the tick ignored) past the window's end.
   bool tick(const Tick& t);
-  Observation finish();
+  // keep_threads: every thread goes on with a fresh account (cut_after); otherwise the builder is
+  // spent.
+  Observation finish(bool keep_threads = false);
   // The observation of [start, last.at_ns], then the builder goes on with [last.at_ns, end]
   // with every thread's and process's starting point kept and the window's own sums cleared.
   Observation cut_after(const Tick& last);
@@ -408,7 +411,7 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
   return out;
 }
 
-Observation Builder::finish() {
+Observation Builder::finish(bool keep_threads) {
   if (open_) end_ = any_tick_ ? last_at_ : start_;
   Observation obs;
   obs.target = info_.target;
@@ -419,10 +422,20 @@ Observation Builder::finish() {
   finished_.reserve(finished_.size() + threads_.size());
   for (auto& [id, t] : threads_) {
     add_quiet(t, t.last_ns, end_);
-    finished_.push_back(std::move(t.account));
+    // Going on (cut_after): the thread keeps its track and starts a fresh account.
+    ThreadAccount fresh;
+    if (keep_threads) {
+      fresh.key = t.account.key;
+      fresh.comm = t.account.comm;
+      fresh.process_name = t.account.process_name;
+      fresh.first_seen_ns = t.account.first_seen_ns;
+      fresh.last_seen_ns = t.account.last_seen_ns;
+    }
+    finished_.push_back(std::exchange(t.account, std::move(fresh)));
   }
-  threads_.clear();
+  if (!keep_threads) threads_.clear();
   obs.threads = std::move(finished_);
+  finished_.clear();
   obs.lock_wait_behind_disk_ns = lock_behind_disk_ns_;
 
   const double secs = static_cast<double>(obs.duration_ns) / 1e9;
@@ -452,12 +465,12 @@ Observation Builder::finish() {
 }
 
 Observation Builder::cut_after(const Tick& last) {
-  // finish() closes every account at the window's end: a copy does, this builder goes on.
-  Builder done = *this;
-  done.end_ = last.at_ns;
-  Observation obs = done.finish();
+  // finish() closes every account at the window's end; the tracks stay, with fresh accounts.
+  const std::int64_t end = end_;
+  end_ = last.at_ns;
+  Observation obs = finish(/*keep_threads=*/true);
+  end_ = end;
   start_ = last.at_ns;
-  finished_.clear();
   // What ended before the new window is forgotten, so that a builder fed for days (top, the
   // agent) holds the threads and processes that are alive, not every one it ever saw.
   std::map<int, std::set<int>> live;
@@ -471,15 +484,6 @@ Observation Builder::cut_after(const Tick& last) {
       it->second.tids = std::move(l->second);
       ++it;
     }
-  }
-  for (auto& [id, t] : threads_) {
-    ThreadAccount fresh;
-    fresh.key = t.account.key;
-    fresh.comm = std::move(t.account.comm);
-    fresh.process_name = std::move(t.account.process_name);
-    fresh.first_seen_ns = t.account.first_seen_ns;
-    fresh.last_seen_ns = t.account.last_seen_ns;
-    t.account = std::move(fresh);
   }
   for (auto& [pid, p] : processes_) {
     ProcessTrack fresh;
