@@ -1,7 +1,8 @@
 // chokepoint top: the target's rolling diagnosis, one window per interval, printed as plain-text
 // frames (like top -b) or one JSON line per interval; live (collect -> model -> analysis, the
-// path diagnose takes, one window per frame) or from a recording (--replay: the recording cut
-// into windows of --interval, each built with model::build_observation and diagnosed).
+// path diagnose takes, one window per frame, all from one sampler) or from a recording (--replay:
+// the recording cut into windows of --interval, each built with model::build_observation and
+// diagnosed).
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -120,7 +121,7 @@ int run_live_screen(const TopArgs& a, TargetSession& session, std::int64_t inter
     std::uint64_t frame = 0;
     double at_s = 0;
     while (!stop.load() && !done.load()) {
-      auto w = session.diagnose(interval_ns, sample_ns, &stop);
+      auto w = session.next_window(interval_ns, sample_ns, &stop);
       if (stop.load() || done.load()) break;
       const std::lock_guard lock(mu);
       if (!w) {
@@ -192,7 +193,7 @@ int run_top(const TopArgs& a) {
   std::uint64_t frame = 0;
   double at_s = 0;
   while (!stop.load() && (a.iterations == 0 || frame < static_cast<std::uint64_t>(a.iterations))) {
-    auto w = session->diagnose(interval_ns, sample_ns, &stop);
+    auto w = session->next_window(interval_ns, sample_ns, &stop);
     if (!w) {
       if (frame > 0 && w.error().errno_value == ESRCH) {
         std::cerr << "chokepoint top: the target exited\n";

@@ -137,4 +137,16 @@ util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,
   return monitor::diagnose_window(spec_, {duration_ns, interval_ns, stop, keep_samples});
 }
 
+util::Result<DiagnosisWindow> TargetSession::next_window(std::int64_t duration_ns,
+                                                         std::int64_t interval_ns,
+                                                         const std::atomic<bool>* stop) {
+  if (!series_ || series_->ended()) {
+    series_.reset();
+    auto opened = monitor::WindowSeries::open(spec_, {duration_ns, interval_ns, stop, false, true});
+    if (!opened) return opened.error();
+    series_ = std::move(*opened);
+  }
+  return series_->next();
+}
+
 }  // namespace chokepoint::app

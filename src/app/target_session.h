@@ -68,6 +68,13 @@ class TargetSession {
                                          const std::atomic<bool>* stop,
                                          bool keep_samples = false) const;
 
+  // The next of consecutive windows (top's frames), all from one sampler (monitor::WindowSeries):
+  // the first call opens it, later calls continue it. duration_ns and interval_ns must not change
+  // between calls. Errors as diagnose's; after one, or after the target exited, the next call
+  // starts a new series.
+  util::Result<DiagnosisWindow> next_window(std::int64_t duration_ns, std::int64_t interval_ns,
+                                            const std::atomic<bool>* stop);
+
   // Ends a launched command now (idempotent).
   void end_command();
 
@@ -76,6 +83,7 @@ class TargetSession {
   collect::sampler::TargetSpec spec_;
   std::unique_ptr<collect::delayacct::DelayAccountingSwitch> delay_accounting_;
   pid_t launched_ = 0;
+  std::unique_ptr<monitor::WindowSeries> series_;
 };
 
 }  // namespace chokepoint::app

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "util/counters.h"
 
@@ -33,6 +34,7 @@ struct ThreadTrack {
 struct ProcessTrack {
   std::string name;
   bool seen_in_window = false;
+  bool has_status = false;  // a read of /proc/PID/status in the window
   std::optional<ProcessIo> io_first, io_last;
   std::uint64_t rss_first = 0, rss_last = 0, rss_max = 0;
   std::uint64_t anon_first = 0, anon_last = 0, anon_max = 0;
@@ -53,7 +55,9 @@ class Builder {
 
   // False (and the tick ignored) past the window's end.
   bool tick(const Tick& t);
-  Observation finish();
+  // keep_threads: every thread goes on with a fresh account (cut_after); otherwise the builder is
+  // spent.
+  Observation finish(bool keep_threads = false);
   // The observation of [start, last.at_ns], then the builder goes on with [last.at_ns, end]
   // with every thread's and process's starting point kept and the window's own sums cleared.
   Observation cut_after(const Tick& last);
@@ -84,7 +88,6 @@ class Builder {
   int runnable_count_ = 0;
   std::optional<SystemSample> sys_first_, sys_last_;
   std::optional<CollectorSample> collector_before_, collector_last_;
-  std::optional<CollectorSample> collector_prev_;
   // After cut_after: system rates are over the time between the two reads (the first may be
   // before the window), and a window with no read of its own has none.
   bool system_span_ = false;  // the one before collector_last_, for cut_after
@@ -197,8 +200,12 @@ void Builder::end_thread(const ThreadEnd& e) {
   ThreadTrack& t = it->second;
   add_quiet(t, t.last_ns, std::max(t.last_ns, e.last_poll_ns));
   if (t.last_in_disk_sync) --in_disk_sync_;
-  // A thread that ended before the window is not part of it.
-  if (e.last_poll_ns >= start_) finished_.push_back(std::move(t.account));
+  // A thread that ended before the window is not part of it (nor one of its process's threads).
+  if (e.last_poll_ns >= start_) {
+    finished_.push_back(std::move(t.account));
+  } else {
+    processes_[e.pid].tids.erase(e.tid);
+  }
   threads_.erase(it);
 }
 
@@ -206,15 +213,18 @@ void Builder::process_sample(const ProcessSample& s) {
   ProcessTrack& p = processes_[s.pid];
   if (s.name && p.name.empty()) p.name = *s.name;
   if (!in_window(s.at_ns)) return;
-  const bool first = !p.seen_in_window;
   p.seen_in_window = true;
-  if (first) {
-    p.io_first = s.io;
-    p.rss_first = s.has_status ? s.rss_bytes : 0;
-    p.anon_first = s.has_status ? s.anon_bytes : 0;
+  // The window's first read of each kind starts it (a read of the fd table alone carries none).
+  if (s.io) {
+    if (!p.io_first) p.io_first = s.io;
+    p.io_last = s.io;
   }
-  if (s.io) p.io_last = s.io;
   if (s.has_status) {
+    if (!p.has_status) {
+      p.has_status = true;
+      p.rss_first = s.rss_bytes;
+      p.anon_first = s.anon_bytes;
+    }
     p.rss_last = s.rss_bytes;
     p.rss_max = std::max(p.rss_max, s.rss_bytes);
     p.anon_last = s.anon_bytes;
@@ -266,13 +276,12 @@ void Builder::window_parts(const Tick& t) {
       }
     }
   }
+  // The collector's counters are cumulative: the window's cost runs from the last read at or
+  // before its start (a read at the start is both that baseline and the window's sources) to its
+  // last read.
   if (t.collector) {
-    if (inside) {
-      collector_prev_ = std::move(collector_last_);
-      collector_last_ = t.collector;
-    } else if (t.at_ns < start_) {
-      collector_before_ = t.collector;
-    }
+    if (t.at_ns <= start_) collector_before_ = t.collector;
+    if (inside) collector_last_ = t.collector;
   }
   if (!inside) return;
   if (t.system) {
@@ -415,7 +424,7 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
   return out;
 }
 
-Observation Builder::finish() {
+Observation Builder::finish(bool keep_threads) {
   if (open_) end_ = any_tick_ ? last_at_ : start_;
   Observation obs;
   obs.target = info_.target;
@@ -426,10 +435,20 @@ Observation Builder::finish() {
   finished_.reserve(finished_.size() + threads_.size());
   for (auto& [id, t] : threads_) {
     add_quiet(t, t.last_ns, end_);
-    finished_.push_back(std::move(t.account));
+    // Going on (cut_after): the thread keeps its track and starts a fresh account.
+    ThreadAccount fresh;
+    if (keep_threads) {
+      fresh.key = t.account.key;
+      fresh.comm = t.account.comm;
+      fresh.process_name = t.account.process_name;
+      fresh.first_seen_ns = t.account.first_seen_ns;
+      fresh.last_seen_ns = t.account.last_seen_ns;
+    }
+    finished_.push_back(std::exchange(t.account, std::move(fresh)));
   }
-  threads_.clear();
+  if (!keep_threads) threads_.clear();
   obs.threads = std::move(finished_);
+  finished_.clear();
   obs.lock_wait_behind_disk_ns = lock_behind_disk_ns_;
 
   const double secs = static_cast<double>(obs.duration_ns) / 1e9;
@@ -459,20 +478,25 @@ Observation Builder::finish() {
 }
 
 Observation Builder::cut_after(const Tick& last) {
-  // finish() closes every account at the window's end: a copy does, this builder goes on.
-  Builder done = *this;
-  done.end_ = last.at_ns;
-  Observation obs = done.finish();
+  // finish() closes every account at the window's end; the tracks stay, with fresh accounts.
+  const std::int64_t end = end_;
+  end_ = last.at_ns;
+  Observation obs = finish(/*keep_threads=*/true);
+  end_ = end;
   start_ = last.at_ns;
-  finished_.clear();
-  for (auto& [id, t] : threads_) {
-    ThreadAccount fresh;
-    fresh.key = t.account.key;
-    fresh.comm = std::move(t.account.comm);
-    fresh.process_name = std::move(t.account.process_name);
-    fresh.first_seen_ns = t.account.first_seen_ns;
-    fresh.last_seen_ns = t.account.last_seen_ns;
-    t.account = std::move(fresh);
+  // What ended before the new window is forgotten, so that a builder fed for days (top, the
+  // agent) holds the threads and processes that are alive, not every one it ever saw.
+  std::map<int, std::set<int>> live;
+  for (const auto& [id, t] : threads_) live[id.first].insert(id.second);
+  for (auto it = processes_.begin(); it != processes_.end();) {
+    auto l = live.find(it->first);
+    if (l == live.end()) {
+      pids_.erase(it->first);
+      it = processes_.erase(it);
+    } else {
+      it->second.tids = std::move(l->second);
+      ++it;
+    }
   }
   for (auto& [pid, p] : processes_) {
     ProcessTrack fresh;
@@ -490,11 +514,10 @@ Observation Builder::cut_after(const Tick& last) {
   sys_first_.reset();
   sys_last_.reset();
   system_span_ = true;
-  // The collector's last read before the new window (the boundary tick's is inside it).
-  const auto& before = last.collector ? collector_prev_ : collector_last_;
-  if (before) collector_before_ = before;
+  // The collector's last read before the new window (window_parts below makes the boundary
+  // tick's read, if any, the baseline).
+  if (collector_last_) collector_before_ = std::move(collector_last_);
   collector_last_.reset();
-  collector_prev_.reset();
   exited_ = false;
   // The boundary tick belongs to both windows (a window includes its ends): its process, socket,
   // system and collector reads start the new one. Its thread samples do not count again (an
@@ -551,16 +574,28 @@ ObservationSink::ObservationSink(Samples* keep) : keep_(keep) {}
 ObservationSink::~ObservationSink() = default;
 
 void ObservationSink::begin(const RecordingInfo& info) {
+  info_ = info;
   builder_ = std::make_unique<ObservationBuilder>(info);
   if (keep_) keep_->begin(info);
 }
 
+void ObservationSink::keep_next(Samples* keep) {
+  keep_ = keep;
+  if (keep_ && builder_) keep_->begin(info_);
+}
+
 void ObservationSink::add(Tick tick) {
   builder_->add(tick);
+  if (tick.closing) closed_ = builder_->cut_after(tick);
   if (keep_) keep_->add(std::move(tick));
 }
 
 Observation ObservationSink::finish() {
+  if (closed_) {
+    Observation obs = std::move(*closed_);
+    closed_.reset();
+    return obs;
+  }
   return builder_->finish();
 }
 

@@ -57,20 +57,32 @@ class ObservationBuilder {
   std::unique_ptr<Impl> impl_;
 };
 
-// A sink that builds the observation of a live window as its ticks arrive, so that the window's
-// samples need not be held (they are kept too when `keep` is given, to be recorded afterwards).
+// A sink that builds the observations of live windows as their ticks arrive, so that the
+// windows' samples need not be held. One sink serves one sampler for its whole life: every closing
+// tick ends a window (its observation waits for finish()) and starts the next one, which goes on
+// from where each thread and process was at that tick (collect::sampler::Sampler::run, called
+// again, continues the stream). So window N of one sink equals build_observation over the whole
+// stream cut to [closing tick N-1, closing tick N] (cut_after's terms), and a single window is
+// simply the first.
 class ObservationSink : public SampleSink {
  public:
+  // The ticks of the next window (only) are also kept in `keep` when it is given.
   explicit ObservationSink(Samples* keep = nullptr);
   ~ObservationSink() override;
   void begin(const RecordingInfo& info) override;
   void add(Tick tick) override;
-  // REQUIRES: begin was called. Call once.
+  // Where the ticks of the next window are kept (nullptr: nowhere); `keep` gets the stream's info.
+  void keep_next(Samples* keep);
+  // The observation of the window the last closing tick ended, or, when no window has closed
+  // since the last call, of the ticks added since (a stream cut off without its closing tick).
+  // REQUIRES: begin was called. Once per window.
   Observation finish();
 
  private:
   Samples* keep_;
+  RecordingInfo info_;
   std::unique_ptr<ObservationBuilder> builder_;
+  std::optional<Observation> closed_;
 };
 
 // Rates and shares over `seconds` between two system samples.

@@ -47,6 +47,11 @@ std::string recording_name(std::size_t index, const std::string& label) {
   return fmt::format("target{}-{}.chokepoint", index, safe);
 }
 
+bool same_target(const collect::sampler::TargetSpec& a, const collect::sampler::TargetSpec& b) {
+  return a.kind == b.kind && a.pid == b.pid && a.children == b.children && a.name == b.name &&
+         a.cgroup_path == b.cgroup_path && a.command_text == b.command_text;
+}
+
 }  // namespace
 
 struct Agent::Impl {
@@ -82,18 +87,35 @@ void Agent::Impl::failed(std::size_t i, const util::Error& e) {
 
 void Agent::Impl::watch(std::size_t i, const std::atomic<bool>& stop) {
   const WatchTarget& target = opt.targets[i];
+  // One sampler for as long as the target stays what it resolved to: its windows follow each
+  // other from one stream of ticks. A target that exited, failed or now resolves to something
+  // else (a restarted service's new cgroup) gets a new one.
+  std::unique_ptr<WindowSeries> series;
+  collect::sampler::TargetSpec series_spec;
   while (!stop.load()) {
     const auto started = std::chrono::steady_clock::now();
     auto spec = resolve(target);
-    util::Result<void> there = spec ? collect::sampler::validate(*spec, collect::procfs::ProcFs())
-                                    : util::Result<void>(spec.error());
-    if (!there) {
-      failed(i, there.error());
-      sleep_unless_stopped(opt.window_ns, stop);
-      continue;
+    if (!spec || !series || series->ended() || !same_target(*spec, series_spec)) {
+      series.reset();
+      util::Result<void> there = spec ? collect::sampler::validate(*spec, collect::procfs::ProcFs())
+                                      : util::Result<void>(spec.error());
+      if (there) {
+        auto opened =
+            WindowSeries::open(*spec, {opt.window_ns, opt.interval_ns, &stop, false, true});
+        if (opened) {
+          series = std::move(*opened);
+          series_spec = *spec;
+        } else {
+          there = opened.error();
+        }
+      }
+      if (!there) {
+        failed(i, there.error());
+        sleep_unless_stopped(opt.window_ns, stop);
+        continue;
+      }
     }
-    auto w =
-        diagnose_window(*spec, {opt.window_ns, opt.interval_ns, &stop, recordings[i] != nullptr});
+    auto w = series->next(recordings[i] != nullptr);
     if (!w) {
       failed(i, w.error());
       // A window that failed at once (the target went away between the check and the start)

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +34,9 @@ namespace {
 constexpr std::int64_t kRefreshTargetNs = 500'000'000;  // re-resolve processes and threads
 constexpr std::int64_t kSystemTickNs = 100'000'000;     // run-queue samples
 constexpr std::int64_t kMaxPollBackoffNs = 1'000'000'000;
+// Rolling windows (SamplerOptions::rolling) let a quiet thread go unread for up to half a window,
+// at most this long: the agent's 10 s windows read an idle thread every 4 s.
+constexpr std::int64_t kMaxRollingBackoffNs = 4'000'000'000;
 // fds kept free for everything else (sockets, /proc reads, the output).
 constexpr std::int64_t kReservedFds = 128;
 // A thread that ran gets its stat and syscall kept open only while this many fds stay free for
@@ -45,6 +49,11 @@ struct ProcessState {
   util::ScopedFd task_dir;
   std::string name;
   bool frozen = false;  // its cgroup is frozen (at the last read_process)
+  // The last read of its fd table (read_fd_tables): a table whose size is unchanged and that
+  // held no socket is not read again; what it held is repeated.
+  std::optional<std::uint64_t> fd_table_size;  // st_size of /proc/PID/fd: the open fds (6.2+)
+  std::optional<std::uint64_t> open_fds, fd_soft_limit;
+  bool has_sockets = false;
 };
 
 // One thread's /proc files: schedstat is kept open (one pread per poll) while the fd budget
@@ -107,8 +116,17 @@ struct Sampler::Impl {
   std::uint64_t deep_samples = 0;
   rusage ru0{};
   model::Tick tick;  // the tick being read
+  // The last window's closing tick (0: no window yet): the next window starts there.
+  std::int64_t last_close_ns = 0;
+  std::int64_t next_refresh_ns = 0;  // the next listing of the target's processes and threads
+
+  // The longest a thread that does not run goes unread.
+  std::int64_t max_backoff_ns = kMaxPollBackoffNs;
 
   explicit Impl(SamplerOptions o) : opt(std::move(o)), proc(opt.proc_root) {
+    if (opt.rolling) {
+      max_backoff_ns = std::clamp(opt.duration_ns / 2, kMaxPollBackoffNs, kMaxRollingBackoffNs);
+    }
     samples_per_tick =
         std::max<std::int64_t>(1, opt.max_thread_samples_per_s * opt.interval_ns / util::kNsPerSec);
     // Kept-open files need fds: take the hard limit, and leave a reserve for everything else.
@@ -129,6 +147,8 @@ struct Sampler::Impl {
   }
 
   util::Result<void> refresh(std::int64_t now_ns);
+  // The first tick of a session: sink.begin, the system counters, every thread read.
+  util::Result<std::int64_t> begin(model::SampleSink& sink);
   std::int64_t fd_budget = 0;  // fds still available for kept-open thread files
 
   // `pending`: threads of this listing still to be added after this one (for the fd budget).
@@ -353,8 +373,19 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
       ++it;
     }
   }
-  for (auto& [pid, p] : processes) {
-    if (std::binary_search(pids->begin(), pids->end(), pid)) read_process(p, now_ns, false);
+  // Processes that left the target with their last thread are forgotten (a session on a host
+  // sees thousands come and go); the others are read.
+  std::set<int> with_threads;
+  for (const auto& [key, t] : threads) with_threads.insert(key.first);
+  for (auto it = processes.begin(); it != processes.end();) {
+    const bool listed = std::binary_search(pids->begin(), pids->end(), it->first);
+    if (!listed && with_threads.count(it->first) == 0) {
+      all_pids_seen.erase(it->first);  // a reused pid is a new process
+      it = processes.erase(it);
+      continue;
+    }
+    if (listed) read_process(it->second, now_ns, false);
+    ++it;
   }
   return {};
 }
@@ -370,7 +401,7 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
   t.last_sched = *sched;
   t.last_sample_ns = now_ns;
   t.poll_backoff_ns =
-      ran ? 0 : std::min(kMaxPollBackoffNs, std::max(2 * t.poll_backoff_ns, opt.interval_ns));
+      ran ? 0 : std::min(max_backoff_ns, std::max(2 * t.poll_backoff_ns, opt.interval_ns));
   t.next_poll_ns = now_ns + t.poll_backoff_ns;
   // A thread that did not run is still in the wait it was last seen in: nothing to record,
   // unless its cgroup was frozen (or thawed) since its last record: a frozen thread never runs,
@@ -408,13 +439,36 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
     model::ProcessSample s;
     s.pid = pid;
     s.at_ns = now_ns;
+    // stat(2) of /proc/PID/fd gives the number of open fds since Linux 6.2 (0 before): one call
+    // instead of a readdir and a readlink per fd for a process whose table did not change size
+    // (a swap of one fd for another of the same count goes unseen until the count moves). The
+    // limit is read with the table.
+    struct stat st {};
+    const std::string fd_dir = proc.root() + "/" + std::to_string(pid) + "/fd";
+    const bool sized = ::stat(fd_dir.c_str(), &st) == 0 && st.st_size > 0;
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (sized && p.fd_table_size == size) {
+      s.open_fds = p.open_fds;
+      s.fd_soft_limit = p.fd_soft_limit;
+      // Its sockets are looked at again (their counters move; sock_diag lists them anew).
+      if (p.has_sockets) waits.read_sockets(pid, now_ns);
+      tick.processes.push_back(std::move(s));
+      continue;
+    }
     auto limits = proc.read_limits(pid);
     if (limits && limits->max_open_files()) s.fd_soft_limit = limits->max_open_files()->soft;
+    p.fd_table_size.reset();
     if (auto fds = proc.read_fd_targets(pid)) {
       s.open_fds = fds->size();
+      p.has_sockets = std::any_of(fds->begin(), fds->end(), [](const procfs::FdEntry& e) {
+        return e.target.kind == procfs::FdTarget::Kind::kSocket;
+      });
+      if (sized) p.fd_table_size = size;
       // A last look at the sockets, so every process has them even if no thread waited on one.
-      waits.read_sockets(pid, now_ns);
+      if (p.has_sockets) waits.read_sockets(pid, now_ns);
     }
+    p.open_fds = s.open_fds;
+    p.fd_soft_limit = s.fd_soft_limit;
     tick.processes.push_back(std::move(s));
   }
 }
@@ -461,29 +515,44 @@ void Sampler::Impl::emit(model::SampleSink& sink, std::int64_t at_ns) {
   tick = model::Tick{};
 }
 
-util::Result<void> Sampler::run(model::SampleSink& sink) {
-  Impl& s = *impl_;
+util::Result<std::int64_t> Sampler::Impl::begin(model::SampleSink& sink) {
   // The sampler runs on the calling thread only: its cost is that thread's, not that of a load
   // generator sharing the process (diagnose --load, knee).
-  getrusage(RUSAGE_THREAD, &s.ru0);
+  getrusage(RUSAGE_THREAD, &ru0);
   model::RecordingInfo info;
-  info.target.kind = kind_name(s.opt.target.kind);
-  info.target.spec = target_text(s.opt.target);
-  info.interval_ns = s.opt.interval_ns;
+  info.target.kind = kind_name(opt.target.kind);
+  info.target.spec = target_text(opt.target);
+  info.interval_ns = opt.interval_ns;
   sink.begin(info);
-  s.tick.system = take_system_snapshot(s.proc, s.opt.target);
+  tick.system = take_system_snapshot(proc, opt.target);
   const std::int64_t start_ns = util::monotonic_ns();
-  auto first = s.refresh(start_ns);
+  auto first = refresh(start_ns);
   if (!first) return first.error();
-  s.emit(sink, start_ns);
-  std::int64_t next_refresh = start_ns + kRefreshTargetNs;
+  emit(sink, start_ns);
+  return start_ns;
+}
+
+util::Result<void> Sampler::run(model::SampleSink& sink) {
+  Impl& s = *impl_;
+  std::int64_t start_ns = s.last_close_ns;
+  if (start_ns == 0) {
+    auto began = s.begin(sink);
+    if (!began) return began.error();
+    start_ns = *began;
+  }
+  // The listing's schedule carries over from window to window (one session, one schedule).
+  if (s.next_refresh_ns == 0) s.next_refresh_ns = start_ns + kRefreshTargetNs;
+  std::int64_t& next_refresh = s.next_refresh_ns;
   std::int64_t next_system = start_ns;
   std::int64_t next_counters = start_ns + s.opt.system_every_ns;
   std::int64_t next_fd_tables = start_ns + s.opt.fd_table_every_ns;
   constexpr std::int64_t kForever = std::numeric_limits<std::int64_t>::max();
   const std::int64_t deadline =
       s.opt.duration_ns >= kForever - start_ns ? kForever : start_ns + s.opt.duration_ns;
-  std::int64_t next_tick = start_ns + s.opt.interval_ns;
+  // A later window's first tick is one interval after the last window's close, or now when the
+  // caller took longer than that between windows (the quiet time in between is accounted as any
+  // other: the windows stay back to back).
+  std::int64_t next_tick = std::max(start_ns + s.opt.interval_ns, util::monotonic_ns());
   bool exited = false;
 
   for (;;) {
@@ -540,12 +609,21 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   }
   const std::int64_t end_ns = util::monotonic_ns();
   // Threads that were backing off get their last read too, so every account covers the window
-  // up to its end.
+  // up to its end. In a rolling session, threads quiet for the longest backoff do not: what they
+  // did since their last poll is counted in the next window (the one that reads it), nothing is
+  // lost, and an idle host thread costs one read a backoff instead of one more a window.
   for (auto& [key, t] : s.threads) {
+    if (s.opt.rolling && t.poll_backoff_ns >= s.max_backoff_ns) continue;
     if (t.last_sample_ns < end_ns) {
       t.next_poll_ns = 0;
       s.sample_thread(t, end_ns);
     }
+  }
+  // The processes' counters at the close too: the next window of the session starts from them.
+  std::set<int> with_threads;
+  for (const auto& [key, t] : s.threads) with_threads.insert(key.first);
+  for (auto& [pid, p] : s.processes) {
+    if (with_threads.count(pid) != 0) s.read_process(p, end_ns, false);
   }
   s.read_fd_tables(end_ns);
   s.tick.system = take_system_snapshot(s.proc, s.opt.target);
@@ -553,6 +631,7 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   s.tick.target_exited = exited;
   s.tick.collector = s.collector_sample();
   s.emit(sink, end_ns);
+  s.last_close_ns = end_ns;
   return {};
 }
 

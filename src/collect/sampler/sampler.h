@@ -36,6 +36,12 @@ struct SamplerOptions {
   // 0: fd tables, fd limits and sockets of the target's processes at the window's end only;
   // otherwise also this often (a readlink per fd: a recording keeps it rare).
   std::int64_t fd_table_every_ns = 0;
+  // Windows follow each other (top, the agent): a thread that does not run is polled less and
+  // less often, down to once every half window (at least 1 s, at most 4 s; 1 s otherwise), and at
+  // a window's close the threads polled that rarely are not read again: a run of theirs since
+  // their last poll is counted in the window of the poll that sees it (nothing is lost over the
+  // session). false: every account is read at the close (diagnose).
+  bool rolling = false;
 };
 
 class Sampler {
@@ -46,9 +52,17 @@ class Sampler {
   Sampler(const Sampler&) = delete;
   Sampler& operator=(const Sampler&) = delete;
 
-  // Samples for the window and hands every tick to `sink` (begin first, then one add per tick;
-  // the last tick has closing set). When every target process exits early, the window closes
-  // then, with target_exited set. Errors: the target cannot be listed.
+  // Samples for one window and hands every tick to `sink` (the last tick has closing set). When
+  // every target process exits early, the window closes then, with target_exited set. Errors: the
+  // target cannot be listed.
+  //
+  // The first call begins the stream (sink.begin, then a tick that reads every thread for the
+  // first time). Each later call continues it with the next window, so one sampler serves a
+  // whole session (top's frames, the agent's windows): its closing tick is the last window's, the
+  // new window runs from there for duration_ns, and the threads' open files, last counters and
+  // waits carry over; only threads and processes that appeared since are read for the first time.
+  // Pass the same sink every time (model::ObservationSink cuts the windows at closing ticks).
+  // REQUIRES: the last window did not end with target_exited.
   util::Result<void> run(model::SampleSink& sink);
 
  private:

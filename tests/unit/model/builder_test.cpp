@@ -63,6 +63,16 @@ std::int64_t detail_ns(const ThreadAccount& a, Resource r, const std::string& de
   return it == d.end() ? 0 : it->second;
 }
 
+// The same threads with the same split and details, in the same order.
+void expect_same_threads(const Observation& got, const Observation& want) {
+  ASSERT_EQ(got.threads.size(), want.threads.size());
+  for (std::size_t i = 0; i < want.threads.size(); ++i) {
+    EXPECT_EQ(got.threads[i].key, want.threads[i].key);
+    EXPECT_EQ(got.threads[i].split.ns, want.threads[i].split.ns);
+    EXPECT_EQ(got.threads[i].details, want.threads[i].details);
+  }
+}
+
 TEST(BuildObservation, QuietTimeStaysInTheLastWaitAndTheRunIntervalTakesTheNewOne) {
   // Asleep from 0; the polls until 800 ms found it unchanged (no records); at 1000 ms it had run
   // 100 ms and sat in fdatasync.
@@ -315,12 +325,7 @@ TEST(ObservationBuilder, WindowsCutAtTicksInOnePassEqualEachWindowBuiltAlone) {
     SCOPED_TRACE(w);
     const Observation alone = build_observation(info(), ticks, Window{bounds[w], bounds[w + 1]});
     EXPECT_EQ(windows[w].duration_ns, alone.duration_ns);
-    ASSERT_EQ(windows[w].threads.size(), alone.threads.size());
-    for (std::size_t i = 0; i < alone.threads.size(); ++i) {
-      EXPECT_EQ(windows[w].threads[i].key, alone.threads[i].key);
-      EXPECT_EQ(windows[w].threads[i].split.ns, alone.threads[i].split.ns);
-      EXPECT_EQ(windows[w].threads[i].details, alone.threads[i].details);
-    }
+    expect_same_threads(windows[w], alone);
     ASSERT_EQ(windows[w].processes.size(), alone.processes.size());
     for (std::size_t i = 0; i < alone.processes.size(); ++i) {
       EXPECT_EQ(windows[w].processes[i].rss_start_bytes, alone.processes[i].rss_start_bytes);
@@ -334,6 +339,139 @@ TEST(ObservationBuilder, WindowsCutAtTicksInOnePassEqualEachWindowBuiltAlone) {
                 total_split(windows[1].threads).total_ns() +
                 total_split(windows[2].threads).total_ns(),
             total_split(build_observation(info(), ticks).threads).total_ns());
+}
+
+// A sampler that lives across windows (top, the agent) gives one stream in which every window
+// ends with a closing tick; the next window goes on from it. A thread appears in the second
+// window, one exits in it, one runs across both seams.
+TEST(ObservationSink, ConsecutiveWindowsOfOneStreamEqualEachWindowBuiltAlone) {
+  std::vector<Tick> ticks;
+  auto tick_at = [&ticks](std::int64_t at) -> Tick& {
+    Tick t;
+    t.at_ns = at;
+    t.lock_credit_ns = 100 * kMs;
+    ProcessSample p;
+    p.pid = 100;
+    p.at_ns = at;
+    p.has_status = true;
+    p.rss_bytes = static_cast<std::uint64_t>(at / kMs) << 10;
+    p.io = ProcessIo{0, static_cast<std::uint64_t>(at / kMs) * 10, 0};
+    t.processes.push_back(p);
+    ticks.push_back(std::move(t));
+    return ticks.back();
+  };
+  auto close_at = [&](std::int64_t at, std::uint64_t cpu_ms, std::uint64_t reads) {
+    Tick& t = tick_at(at);
+    t.closing = true;
+    t.lock_credit_ns = 0;
+    // The fd table's read comes alone (no io, no status): the io and status reads of the same
+    // tick still start the next window (a regression: its first read had set the baseline).
+    ProcessSample fds;
+    fds.pid = 100;
+    fds.at_ns = at;
+    fds.open_fds = 9;
+    t.processes.insert(t.processes.begin(), fds);
+    SystemSample sys;
+    sys.at_ns = at;
+    sys.cpus_online = 2;
+    sys.has_cpu = true;
+    sys.cpu_total_ns = static_cast<std::uint64_t>(at) * 2;
+    sys.cpu_busy_ns = static_cast<std::uint64_t>(at / kMs) * static_cast<std::uint64_t>(at) / 1000;
+    t.system = sys;
+    CollectorSample c;
+    c.cpu_ns = static_cast<std::int64_t>(cpu_ms) * kMs;
+    c.thread_samples = reads;
+    t.collector = c;
+  };
+  {
+    Tick& t0 = tick_at(0);
+    t0.new_pids = {100};
+    t0.threads = {first(1, 0, in_syscall(SYS_nanosleep)),
+                  first(2, 0, in_syscall(SYS_fdatasync, FdRole::kRegularFile, "/db")),
+                  first(3, 0, mutex_wait())};
+    SystemSample sys;
+    sys.has_cpu = true;
+    sys.cpus_online = 2;
+    t0.system = sys;
+  }
+  tick_at(100 * kMs).threads = {poll(1, 100 * kMs, 0, 30 * kMs, mutex_wait())};
+  tick_at(200 * kMs).threads = {poll(2, 200 * kMs, 100 * kMs, 20 * kMs, in_syscall(SYS_fsync))};
+  close_at(250 * kMs, 3, 30);
+  // Window 2: thread 1 runs across the seam (its last poll was at 100 ms), thread 4 appears,
+  // thread 3 exits.
+  tick_at(350 * kMs).threads = {poll(1, 350 * kMs, 100 * kMs, 90 * kMs, in_syscall(SYS_nanosleep)),
+                                first(4, 350 * kMs, in_syscall(SYS_epoll_wait))};
+  tick_at(450 * kMs).ended = {{100, 3, 350 * kMs}};
+  close_at(500 * kMs, 5, 52);
+  // Window 3: quiet, then thread 2 runs in its last tick.
+  tick_at(600 * kMs);
+  tick_at(700 * kMs).threads = {poll(2, 700 * kMs, 600 * kMs, 80 * kMs, mutex_wait())};
+  close_at(750 * kMs, 6, 60);
+
+  ObservationSink sink;
+  sink.begin(info());
+  std::vector<Observation> windows;
+  std::vector<std::int64_t> bounds = {0};
+  Samples kept;
+  for (const Tick& t : ticks) {
+    if (windows.size() == 1 && kept.ticks.empty()) sink.keep_next(&kept);
+    sink.add(t);
+    if (t.closing) {
+      windows.push_back(sink.finish());
+      bounds.push_back(t.at_ns);
+      sink.keep_next(nullptr);
+    }
+  }
+  ASSERT_EQ(windows.size(), 3u);
+  // The second window's ticks, and only they, were kept.
+  ASSERT_EQ(kept.ticks.size(), 3u);
+  EXPECT_EQ(kept.ticks.front().at_ns, 350 * kMs);
+  EXPECT_EQ(kept.info.interval_ns, info().interval_ns);
+  std::int64_t total_ns = 0;
+  for (std::size_t w = 0; w < windows.size(); ++w) {
+    SCOPED_TRACE(w);
+    const Observation alone = build_observation(info(), ticks, Window{bounds[w], bounds[w + 1]});
+    EXPECT_EQ(windows[w].duration_ns, bounds[w + 1] - bounds[w]);
+    EXPECT_EQ(windows[w].duration_ns, alone.duration_ns);
+    EXPECT_EQ(windows[w].lock_wait_behind_disk_ns, alone.lock_wait_behind_disk_ns);
+    expect_same_threads(windows[w], alone);
+    // No thread is accounted for more than the window.
+    for (const auto& t : windows[w].threads) EXPECT_LE(t.split.total_ns(), windows[w].duration_ns);
+    ASSERT_EQ(windows[w].processes.size(), 1u);
+    ASSERT_EQ(alone.processes.size(), 1u);
+    const ProcessSummary& p = windows[w].processes[0];
+    EXPECT_EQ(p.rss_start_bytes, alone.processes[0].rss_start_bytes);
+    EXPECT_EQ(p.rss_end_bytes, alone.processes[0].rss_end_bytes);
+    EXPECT_EQ(p.write_bytes, alone.processes[0].write_bytes);
+    EXPECT_EQ(p.write_bytes, static_cast<std::uint64_t>((bounds[w + 1] - bounds[w]) / kMs) * 10);
+    EXPECT_EQ(p.open_fds, 9u);
+    EXPECT_GT(alone.system.cpu_utilization, 0);
+    EXPECT_DOUBLE_EQ(windows[w].system.cpu_utilization, alone.system.cpu_utilization);
+    EXPECT_DOUBLE_EQ(windows[w].overhead.cpu_s, alone.overhead.cpu_s);
+    EXPECT_EQ(windows[w].overhead.thread_samples, alone.overhead.thread_samples);
+    total_ns += total_split(windows[w].threads).total_ns();
+  }
+  // Each window's cost is its own: the collector's cumulative counters from the last close.
+  EXPECT_EQ(windows[0].overhead.thread_samples, 30u);
+  EXPECT_EQ(windows[1].overhead.thread_samples, 22u);
+  EXPECT_EQ(windows[2].overhead.thread_samples, 8u);
+  EXPECT_DOUBLE_EQ(windows[1].overhead.cpu_s, 0.002);
+  // The seams lose nothing and count nothing twice: the windows add up to the whole stream.
+  EXPECT_EQ(windows[0].threads.size(), 3u);
+  EXPECT_EQ(windows[1].threads.size(), 4u);
+  EXPECT_EQ(windows[2].threads.size(), 3u);
+  EXPECT_EQ(windows[2].processes[0].threads, 3);
+  EXPECT_EQ(total_ns, total_split(build_observation(info(), ticks).threads).total_ns());
+  // Thread 1 ran 60 ms between its polls at 100 and 350 ms: counted once, in the window the
+  // interval ends in.
+  auto on_cpu = [](const Observation& o, int tid) {
+    for (const auto& t : o.threads) {
+      if (t.key.tid == tid) return t.split.ns[static_cast<std::size_t>(Resource::kOnCpu)];
+    }
+    return std::int64_t{-1};
+  };
+  EXPECT_EQ(on_cpu(windows[0], 1), 30 * kMs);
+  EXPECT_EQ(on_cpu(windows[1], 1), 60 * kMs);
 }
 
 }  // namespace
