@@ -32,7 +32,7 @@ namespace chokepoint::lab {
 namespace {
 
 // Read buffer cap per connection: beyond this we stop reading until requests are answered.
-constexpr std::size_t kMaxBufferedIn = kMaxHeadBytes + kMaxBodyBytes + 64 * 1024;
+constexpr std::size_t kMaxBufferedIn = kMaxHeadBytes + kMaxBodyBytes + std::size_t{64} * 1024;
 // Unsent response bytes beyond which a connection stops parsing new requests.
 constexpr std::size_t kMaxBufferedOut = 4 << 20;
 
@@ -474,7 +474,7 @@ class EventLoop {
     for (Completion& c : done) {
       auto it = conns_.find(c.conn_id);
       if (it == conns_.end()) continue;  // the client went away meanwhile
-      finish_pending(*it->second, std::move(c.response));
+      finish_pending(*it->second, c.response);
     }
   }
 
@@ -488,11 +488,11 @@ class EventLoop {
       Conn& c = *it->second;
       Response r = std::move(c.delayed);
       r.delay_ns = 0;
-      finish_pending(c, std::move(r));
+      finish_pending(c, r);
     }
   }
 
-  void finish_pending(Conn& c, Response r) {
+  void finish_pending(Conn& c, const Response& r) {
     c.pending = false;
     append_response(c, r, c.pending_keep_alive);
     service(c);

@@ -1108,11 +1108,12 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
   if (rc != SQLITE_ROW) return impl->corrupt(rc);
   if (!range->is_null(0)) impl->range = std::make_pair(range->i64(0), range->i64(1));
   // Every table the reader needs must be there, with its columns: checked by preparing now.
+  constexpr const char* kThreadBase =
+      "SELECT tick, thread, run_ns, run_delay_ns, utime_ns, stime_ns, majflt, blkio_ns, state, "
+      "site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, net_wait, futex_caller "
+      "FROM thread_base LIMIT 0";
   for (const char* sql :
-       {"SELECT tick, thread, run_ns, run_delay_ns, utime_ns, stime_ns, majflt, blkio_ns, state, "
-        "site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, net_wait, futex_caller "
-        "FROM thread_base LIMIT 0",
-        "SELECT prev_poll_ago_ns, has_stat FROM thread_sample LIMIT 0",
+       {kThreadBase, "SELECT prev_poll_ago_ns, has_stat FROM thread_sample LIMIT 0",
         "SELECT tick, thread, last_poll_ns FROM thread_end LIMIT 0",
         "SELECT tick, pid FROM pid_seen LIMIT 0",
         "SELECT fd_soft_limit FROM process_sample LIMIT 0",

@@ -58,10 +58,6 @@ void read_net_sysctls_of(const procfs::ProcFs& proc, int pid, model::TcpTableSam
   worker.join();
 }
 
-model::TcpState model_state(TcpState s) {
-  return static_cast<model::TcpState>(s);
-}
-
 }  // namespace
 
 std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
@@ -122,7 +118,7 @@ std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
     if (s.state == TcpState::kListen) continue;
     const bool server_side = listen_ports.count(s.local_port) > 0;
     model::TcpGroup g;
-    g.state = model_state(s.state);
+    g.state = s.state;
     g.server_side = server_side;
     g.local_addr = s.local_addr;
     g.local_port = server_side ? s.local_port : 0;
