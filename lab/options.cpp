@@ -28,6 +28,8 @@ const std::map<std::string, Scenario> kScenarios = {
     {"db-hot-row", Scenario::kDbHotRow},
     {"db-missing-index", Scenario::kDbMissingIndex},
     {"db-commit", Scenario::kDbCommit},
+    {"conn-leak", Scenario::kConnLeak},
+    {"conn-storm", Scenario::kConnStorm},
 };
 
 util::Error usage(std::string message, std::string hint = "run 'chokepoint-lab --help' for usage") {
@@ -214,6 +216,10 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
       ->check(CLI::Range(0, 600'000));
   app.add_option("--response-bytes", o.response_bytes, "bandwidth: response body size")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
+  app.add_flag("--close-on-eof", o.close_on_eof,
+               "conn-leak: close connections the client closed (the fix)");
+  app.add_flag("--keep-alive", o.keep_alive,
+               "conn-storm: one kept-alive upstream connection per thread (the fix)");
   auto* accept_delay =
       app.add_option("--accept-delay-ms", o.accept_delay_ms, "sleep between accepts (backlog: 20)")
           ->check(CLI::Range(0, 60'000));
@@ -243,11 +249,13 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
   if (work->count() == 0 && o.scenario == Scenario::kLock) o.work_us = 500;
   if (o.working_set_bytes == 0) o.working_set_bytes = 4 * o.memory_limit_bytes;
 
-  if (o.role == Role::kLab && o.scenario == Scenario::kUpstream) {
+  if (o.role == Role::kLab &&
+      (o.scenario == Scenario::kUpstream || o.scenario == Scenario::kConnStorm)) {
     if (o.upstream.empty()) {
-      return usage("--scenario upstream needs --upstream HOST:PORT",
-                   "start 'chokepoint-lab --role upstream --delay-ms 10 --port 0' first and pass "
-                   "its address, e.g. --upstream 127.0.0.1:9001");
+      return usage(
+          "--scenario " + std::string(scenario_name(o.scenario)) + " needs --upstream HOST:PORT",
+          "start 'chokepoint-lab --role upstream --delay-ms 10 --port 0' first and pass "
+          "its address, e.g. --upstream 127.0.0.1:9001");
     }
     auto hp = parse_host_port(o.upstream);
     if (!hp) {

@@ -28,6 +28,8 @@ enum class Scenario {
   kDbHotRow,
   kDbMissingIndex,
   kDbCommit,
+  kConnLeak,
+  kConnStorm,
 };
 enum class Model { kThreads, kEpoll };
 enum class Role { kLab, kUpstream };
@@ -85,6 +87,8 @@ struct Options {
   std::int64_t delay_ms = 10;               // --role upstream: answer delay
   std::int64_t response_bytes = 1LL << 20;  // bandwidth: body size
   std::int64_t accept_delay_ms = 0;         // backlog: sleep between accept() calls
+  bool close_on_eof = false;                // conn-leak: the fix (close what clients closed)
+  bool keep_alive = false;                  // conn-storm: the fix (reuse upstream connections)
 
   std::string db;             // db-*: a libpq connection string (lab/services.h)
   bool db_index = false;      // db-missing-index: the fix

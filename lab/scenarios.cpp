@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "lab/connections.h"
 #include "lab/cpu_work.h"
 #include "lab/group_commit.h"
 #include "lab/http.h"
@@ -784,6 +785,9 @@ util::Result<std::unique_ptr<Handler>> make_handler(const Options& o, const std:
     case Scenario::kDbMissingIndex:
     case Scenario::kDbCommit:
       return make_db_handler(o);
+    case Scenario::kConnLeak:
+    case Scenario::kConnStorm:
+      return make_connection_handler(o);
   }
   return util::Error{"unknown scenario", "", 0};
 }

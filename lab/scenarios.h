@@ -41,6 +41,9 @@ class Handler {
   virtual bool blocking() const { return false; }
   // Threads that must run the work, whatever --workers says (serial: its executor's size).
   virtual std::optional<int> executor_threads() const { return std::nullopt; }
+  // conn-leak: a connection the client closed is never closed by the server (its fd is kept, and
+  // never read again, until the server stops), so it stays in CLOSE_WAIT.
+  virtual bool keeps_closed_connections() const { return false; }
 };
 
 // Builds the handler for options.role / options.scenario. `data_dir` exists and is writable.

@@ -32,7 +32,7 @@ namespace chokepoint::lab {
 namespace {
 
 // Read buffer cap per connection: beyond this we stop reading until requests are answered.
-constexpr std::size_t kMaxBufferedIn = kMaxHeadBytes + kMaxBodyBytes + 64 * 1024;
+constexpr std::size_t kMaxBufferedIn = kMaxHeadBytes + kMaxBodyBytes + std::size_t{64} * 1024;
 // Unsent response bytes beyond which a connection stops parsing new requests.
 constexpr std::size_t kMaxBufferedOut = 4 << 20;
 
@@ -231,9 +231,11 @@ class ThreadsServer : public Server {
     std::string out;
     char buf[16384];
     bool open = true;
+    bool peer_closed = false;
     while (open) {
       ssize_t n = recv(fd, buf, sizeof(buf), 0);
       if (n < 0 && errno == EINTR) continue;
+      peer_closed = n == 0;
       if (n <= 0) break;
       in.append(buf, static_cast<std::size_t>(n));
       std::size_t off = 0;
@@ -263,8 +265,12 @@ class ThreadsServer : public Server {
       in.erase(0, off);
       if (!out.empty() && !send_all(fd, out, nullptr)) break;
     }
-    close(fd);
     std::lock_guard<std::mutex> lock(conns_mu_);
+    if (peer_closed && handler_.keeps_closed_connections()) {
+      leaked_.emplace_back(fd);  // conn-leak: CLOSE_WAIT until the server stops
+    } else {
+      close(fd);
+    }
     conns_.erase(id);
     conns_cv_.notify_all();
   }
@@ -279,6 +285,7 @@ class ThreadsServer : public Server {
   std::mutex conns_mu_;
   std::condition_variable conns_cv_;
   std::unordered_map<std::uint64_t, int> conns_;  // guarded by conns_mu_: id -> socket
+  std::vector<util::ScopedFd> leaked_;            // guarded by conns_mu_: conn-leak's sockets
   std::uint64_t next_id_ = 0;                     // guarded by conns_mu_
   bool stopped_ = false;                          // guarded by conns_mu_
 };
@@ -467,7 +474,7 @@ class EventLoop {
     for (Completion& c : done) {
       auto it = conns_.find(c.conn_id);
       if (it == conns_.end()) continue;  // the client went away meanwhile
-      finish_pending(*it->second, std::move(c.response));
+      finish_pending(*it->second, c.response);
     }
   }
 
@@ -481,11 +488,11 @@ class EventLoop {
       Conn& c = *it->second;
       Response r = std::move(c.delayed);
       r.delay_ns = 0;
-      finish_pending(c, std::move(r));
+      finish_pending(c, r);
     }
   }
 
-  void finish_pending(Conn& c, Response r) {
+  void finish_pending(Conn& c, const Response& r) {
     c.pending = false;
     append_response(c, r, c.pending_keep_alive);
     service(c);
@@ -626,6 +633,14 @@ class EventLoop {
         return;
       }
       bool out_empty = c.out_bytes == 0;
+      if (!c.pending && out_empty && c.peer_closed && !c.closing &&
+          handler_.keeps_closed_connections()) {
+        // conn-leak: forget the connection but keep its socket open (CLOSE_WAIT).
+        epoll_ctl(ep_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+        leaked_.push_back(std::move(c.fd));
+        conns_.erase(c.id);
+        return;
+      }
       if (!c.pending && out_empty && (c.closing || c.peer_closed)) {
         conns_.erase(c.id);
         return;
@@ -650,6 +665,7 @@ class EventLoop {
   int listen_fd_ = -1;
   std::thread thread_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Conn>> conns_;  // loop thread only
+  std::vector<util::ScopedFd> leaked_;  // conn-leak: sockets the clients closed, kept open
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   std::uint64_t next_id_ = kFirstConnId;
   std::mutex inbox_mu_;

@@ -89,6 +89,10 @@ std::string_view finding_resource_name(FindingResource r) {
       return "fds";
     case FindingResource::kHeld:
       return "held";
+    case FindingResource::kConnections:
+      return "connections";
+    case FindingResource::kSharedMemory:
+      return "shared-memory";
   }
   return "";
 }

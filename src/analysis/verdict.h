@@ -48,7 +48,9 @@ enum class BottleneckKind : std::uint8_t {
 
 // What a finding (USE evidence that is not a bottleneck) is about. kHeld: threads stopped,
 // traced, frozen or in vfork (rules/held.cpp), held rather than limited by a resource.
-enum class FindingResource : std::uint8_t { kMemory, kFds, kHeld };
+// kConnections: TCP connections and the limits they meet (ports, accept queue, SYN backlog).
+// kSharedMemory: System V and POSIX shared memory against their limits.
+enum class FindingResource : std::uint8_t { kMemory, kFds, kHeld, kConnections, kSharedMemory };
 
 enum class Severity : std::uint8_t { kWarning, kInfo };
 
@@ -58,7 +60,7 @@ std::string_view verdict_name(Verdict v);
 std::optional<Verdict> verdict_from_name(std::string_view name);
 // "upstream", "fsync", "held-across-io", ...
 std::string_view kind_name(BottleneckKind k);
-// "memory", "fds", "held".
+// "memory", "fds", "held", "connections", "shared-memory".
 std::string_view finding_resource_name(FindingResource r);
 // "warning", "info".
 std::string_view severity_name(Severity s);

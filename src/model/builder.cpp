@@ -87,6 +87,8 @@ class Builder {
   double runnable_sum_ = 0;
   int runnable_count_ = 0;
   std::optional<SystemSample> sys_first_, sys_last_;
+  std::optional<TcpTableSample> tcp_first_, tcp_last_;  // the dumps inside the window
+  std::optional<ShmSample> shm_last_;
   std::optional<CollectorSample> collector_before_, collector_last_;
   // After cut_after: system rates are over the time between the two reads (the first may be
   // before the window), and a window with no read of its own has none.
@@ -287,6 +289,11 @@ void Builder::window_parts(const Tick& t) {
   if (t.system) {
     if (!sys_first_) sys_first_ = t.system;
     sys_last_ = t.system;
+    if (t.system->tcp_table) {
+      if (!tcp_first_) tcp_first_ = t.system->tcp_table;
+      tcp_last_ = t.system->tcp_table;
+    }
+    if (t.system->shm) shm_last_ = t.system->shm;
   }
   if (t.runnable) {
     runnable_sum_ += static_cast<double>(*t.runnable);
@@ -460,6 +467,25 @@ Observation Builder::finish(bool keep_threads) {
     obs.system = summarize_system(*sys_first_, *sys_last_, system_span_ ? span_s : secs);
     obs.sources = system_sources(*sys_last_);
   }
+  if (tcp_last_) {
+    TcpTable tcp;
+    tcp.end = *tcp_last_;
+    if (tcp_first_ && tcp_first_->at_ns < tcp_last_->at_ns) {
+      tcp.start = *tcp_first_;
+      tcp.span_s = static_cast<double>(tcp_last_->at_ns - tcp_first_->at_ns) / 1e9;
+    }
+    obs.system.tcp = std::move(tcp);
+    obs.sources.push_back({"tcp states", true,
+                           "TCP sockets of the target's namespace by state (sock_diag), at the "
+                           "window's start and end",
+                           ""});
+  }
+  if (shm_last_) {
+    obs.system.shm = shm_last_;
+    obs.sources.push_back({"shared memory", shm_last_->sysv_read,
+                           "System V segments against kernel.shmmax, shmall and shmmni; /dev/shm",
+                           shm_last_->sysv_read ? "" : "/proc/sysvipc/shm is unreadable"});
+  }
   if (runnable_count_ > 0) obs.system.run_queue_avg = runnable_sum_ / runnable_count_;
   const CollectorSample c = collector_last_.value_or(CollectorSample{});
   if (c.cpus_allowed && !obs.target.pids.empty()) obs.system.cpus_allowed = *c.cpus_allowed;
@@ -513,6 +539,9 @@ Observation Builder::cut_after(const Tick& last) {
   std::optional<SystemSample> system_before = std::move(sys_last_);
   sys_first_.reset();
   sys_last_.reset();
+  tcp_first_.reset();
+  tcp_last_.reset();
+  shm_last_.reset();
   system_span_ = true;
   // The collector's last read before the new window (window_parts below makes the boundary
   // tick's read, if any, the baseline).

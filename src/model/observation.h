@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "model/account.h"
+#include "model/shm.h"
+#include "model/tcp_table.h"
 
 namespace chokepoint::model {
 
@@ -112,6 +114,10 @@ struct SystemSummary {
   std::uint64_t cgroup_memory_usage_bytes = 0;
   std::uint64_t cgroup_nr_throttled = 0;
   double cgroup_throttled_share = 0;  // fraction of the window the cgroup was throttled
+  // TCP sockets of the target's namespace by state (sock_diag), when it could be dumped.
+  std::optional<TcpTable> tcp;
+  // Shared memory and its limits at the window's end, when it was read.
+  std::optional<ShmSample> shm;
 };
 
 struct Overhead {

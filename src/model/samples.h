@@ -156,6 +156,11 @@ struct SystemSample {
   std::uint64_t cgroup_memory_usage_bytes = 0;
   std::uint64_t cgroup_nr_throttled = 0;
   std::uint64_t cgroup_throttled_ns = 0;
+  // Taken at the window's start and end only (model/tcp_table.h); nullopt elsewhere, or when
+  // sock_diag was refused.
+  std::optional<TcpTableSample> tcp_table;
+  // Taken at the window's end only (model/shm.h).
+  std::optional<ShmSample> shm;
 };
 
 // What the collector knows about its own sources and cost (cumulative since it started).

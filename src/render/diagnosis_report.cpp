@@ -74,6 +74,77 @@ std::string target_line(const model::Observation& obs) {
 
 }  // namespace
 
+namespace {
+
+// The target's TCP sockets by state, from the window's end dump (and its start, when it differs).
+std::string tcp_states_text(const model::Observation& obs) {
+  if (!obs.system.tcp) return "";
+  const auto& tcp = *obs.system.tcp;
+  std::string row;
+  for (int i = 1; i <= model::kTcpStateMax; ++i) {
+    const auto state = static_cast<model::TcpState>(i);
+    if (state == model::TcpState::kListen) continue;
+    const std::uint64_t n = tcp.end.count(state);
+    const std::uint64_t before = tcp.start ? tcp.start->count(state) : n;
+    if (n == 0 && before == 0) continue;
+    row += fmt::format("{}{} {}", row.empty() ? "" : ", ", model::tcp_state_name(state), n);
+    if (before != n) row += fmt::format(" (was {})", before);
+  }
+  if (row.empty()) return "";
+  return "\nTCP states (the target's sockets at the window's end): " + terminal_text(row) + "\n";
+}
+
+nlohmann::json tcp_states_json(const model::TcpTableSample& t) {
+  nlohmann::json states = nlohmann::json::object();
+  for (int i = 1; i <= model::kTcpStateMax; ++i) {
+    const auto state = static_cast<model::TcpState>(i);
+    if (state == model::TcpState::kListen) continue;
+    if (const std::uint64_t n = t.count(state); n > 0)
+      states[std::string(model::tcp_state_name(state))] = n;
+  }
+  return states;
+}
+
+nlohmann::json tcp_json(const model::TcpTable& tcp) {
+  using nlohmann::json;
+  json groups = json::array();
+  for (const auto& g : tcp.end.groups) {
+    if (!g.target) continue;
+    groups.push_back({{"state", model::tcp_state_name(g.state)},
+                      {"side", g.server_side ? "server" : "client"},
+                      {"local_addr", g.local_addr},
+                      {"local_port", g.local_port},
+                      {"remote_addr", g.remote_addr},
+                      {"remote_port", g.remote_port},
+                      {"count", g.count}});
+  }
+  json listeners = json::array();
+  for (const auto& l : tcp.end.listeners) {
+    if (!l.target) continue;
+    listeners.push_back({{"local_addr", l.local_addr},
+                         {"local_port", l.local_port},
+                         {"accept_queue", l.accept_queue},
+                         {"backlog", l.backlog}});
+  }
+  const auto opt = [](const auto& v) { return v ? json(*v) : json(nullptr); };
+  json j{{"states", tcp_states_json(tcp.end)},
+         {"groups", std::move(groups)},
+         {"listeners", std::move(listeners)},
+         {"port_range_low", opt(tcp.end.port_range_low)},
+         {"port_range_high", opt(tcp.end.port_range_high)},
+         {"somaxconn", opt(tcp.end.somaxconn)},
+         {"tcp_max_syn_backlog", opt(tcp.end.max_syn_backlog)},
+         {"tcp_tw_reuse", opt(tcp.end.tw_reuse)},
+         {"tcp_syncookies", opt(tcp.end.syncookies)}};
+  if (tcp.start) {
+    j["states_start"] = tcp_states_json(*tcp.start);
+    j["span_s"] = tcp.span_s;
+  }
+  return j;
+}
+
+}  // namespace
+
 std::string diagnosis_text(const model::Observation& obs, const analysis::Diagnosis& d) {
   std::string out = target_line(obs) + "\n\n";
   const double busy = static_cast<double>(d.split.busy_ns());
@@ -132,6 +203,7 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
       if (!f.hint.empty()) out += "    hint: " + terminal_text(f.hint) + "\n";
     }
   }
+  out += tcp_states_text(obs);
   out += "\nSources:\n";
   for (const auto& s : obs.sources) {
     out += fmt::format("  {} {}: {}\n", s.available ? "+" : "-", terminal_text(s.name),
@@ -263,6 +335,26 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                  {"time_wait", s.time_wait},
                  {"files_open", s.files_open},
                  {"files_max", s.files_max}};
+  if (s.tcp) j["tcp"] = tcp_json(*s.tcp);
+  if (s.shm) {
+    const auto& m = *s.shm;
+    const auto opt = [](const std::optional<std::uint64_t>& v) {
+      return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+    };
+    j["shared_memory"] = {{"sysv_read", m.sysv_read},
+                          {"segments", m.segments},
+                          {"segment_bytes", m.segment_bytes},
+                          {"segment_pages", m.segment_pages},
+                          {"largest_bytes", m.largest_bytes},
+                          {"target_segments", m.target_segments},
+                          {"target_bytes", m.target_bytes},
+                          {"shmmax_bytes", opt(m.shmmax_bytes)},
+                          {"shmall_pages", opt(m.shmall_pages)},
+                          {"shmmni", opt(m.shmmni)},
+                          {"posix_size_bytes", opt(m.posix_size_bytes)},
+                          {"posix_used_bytes", opt(m.posix_used_bytes)},
+                          {"target_posix_fds", m.target_posix_fds}};
+  }
   j["target_exited"] = obs.target_exited;
   j["overhead"] = {{"cpu_s", obs.overhead.cpu_s},
                    {"run_wall_s", obs.overhead.run_wall_s},

@@ -92,6 +92,57 @@ json pressure_json(const model::PressureSample& p) {
           {"full_total_ns", opt_json(p.full_total_ns)}};
 }
 
+json tcp_table_json(const model::TcpTableSample& t) {
+  json groups = json::array();
+  for (const auto& g : t.groups) {
+    groups.push_back({{"state", model::tcp_state_name(g.state)},
+                      {"server_side", g.server_side},
+                      {"target", g.target},
+                      {"local_addr", g.local_addr},
+                      {"local_port", g.local_port},
+                      {"remote_addr", g.remote_addr},
+                      {"remote_port", g.remote_port},
+                      {"count", g.count}});
+  }
+  json listeners = json::array();
+  for (const auto& l : t.listeners) {
+    listeners.push_back({{"local_addr", l.local_addr},
+                         {"local_port", l.local_port},
+                         {"accept_queue", l.accept_queue},
+                         {"backlog", l.backlog},
+                         {"target", l.target}});
+  }
+  const auto opt32 = [](const std::optional<std::uint32_t>& v) {
+    return v ? json(*v) : json(nullptr);
+  };
+  return {{"at_ns", t.at_ns},
+          {"groups", std::move(groups)},
+          {"listeners", std::move(listeners)},
+          {"port_range_low", opt32(t.port_range_low)},
+          {"port_range_high", opt32(t.port_range_high)},
+          {"somaxconn", opt_json(t.somaxconn)},
+          {"max_syn_backlog", opt_json(t.max_syn_backlog)},
+          {"tw_reuse", opt_json(t.tw_reuse)},
+          {"syncookies", opt_json(t.syncookies)}};
+}
+
+json shm_json(const model::ShmSample& m) {
+  return {{"sysv_read", m.sysv_read},
+          {"segments", m.segments},
+          {"segment_bytes", m.segment_bytes},
+          {"segment_pages", m.segment_pages},
+          {"largest_bytes", m.largest_bytes},
+          {"target_segments", m.target_segments},
+          {"target_bytes", m.target_bytes},
+          {"shmmax_bytes", opt_json(m.shmmax_bytes)},
+          {"shmall_pages", opt_json(m.shmall_pages)},
+          {"shmmni", opt_json(m.shmmni)},
+          {"page_size_bytes", m.page_size_bytes},
+          {"posix_size_bytes", opt_json(m.posix_size_bytes)},
+          {"posix_used_bytes", opt_json(m.posix_used_bytes)},
+          {"target_posix_fds", m.target_posix_fds}};
+}
+
 json system_json(const model::SystemSample& s) {
   json j{{"cpus_online", s.cpus_online},
          {"psi_cpu", pressure_json(s.psi_cpu)},
@@ -144,6 +195,8 @@ json system_json(const model::SystemSample& s) {
                 {"listen_drops", opt_json(s.listen_drops)},
                 {"passive_opens", opt_json(s.passive_opens)}};
   }
+  if (s.tcp_table) j["tcp_table"] = tcp_table_json(*s.tcp_table);
+  if (s.shm) j["shm"] = shm_json(*s.shm);
   return j;
 }
 
@@ -209,6 +262,70 @@ model::PressureSample pressure_from(const json& j) {
   return p;
 }
 
+std::uint16_t jport(const json& j, const char* key) {
+  return static_cast<std::uint16_t>(std::min<std::uint64_t>(ju64(j, key), 65535));
+}
+
+// A group with an unknown state name is dropped: tomorrow's states are not today's.
+std::optional<model::TcpTableSample> tcp_table_from(const json& j) {
+  if (!j.is_object()) return std::nullopt;
+  model::TcpTableSample t;
+  t.at_ns = ji64(j, "at_ns");
+  if (auto it = j.find("groups"); it != j.end() && it->is_array()) {
+    for (const auto& g : *it) {
+      if (!g.is_object()) continue;
+      auto state = model::tcp_state_from_name(jstr(g, "state"));
+      if (!state) continue;
+      t.groups.push_back({*state, jbool(g, "server_side"), jbool(g, "target"),
+                          jstr(g, "local_addr"), jport(g, "local_port"), jstr(g, "remote_addr"),
+                          jport(g, "remote_port"), ju64(g, "count")});
+    }
+  }
+  if (auto it = j.find("listeners"); it != j.end() && it->is_array()) {
+    for (const auto& l : *it) {
+      if (!l.is_object()) continue;
+      const auto u32 = [&](const char* key) {
+        return static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(ju64(l, key), std::numeric_limits<std::uint32_t>::max()));
+      };
+      t.listeners.push_back({jstr(l, "local_addr"), jport(l, "local_port"), u32("accept_queue"),
+                             u32("backlog"), jbool(l, "target")});
+    }
+  }
+  const auto port = [&](const char* key) -> std::optional<std::uint32_t> {
+    auto v = jopt(j, key);
+    if (!v || *v > 65535) return std::nullopt;
+    return static_cast<std::uint32_t>(*v);
+  };
+  t.port_range_low = port("port_range_low");
+  t.port_range_high = port("port_range_high");
+  t.somaxconn = jopt(j, "somaxconn");
+  t.max_syn_backlog = jopt(j, "max_syn_backlog");
+  t.tw_reuse = jopt(j, "tw_reuse");
+  t.syncookies = jopt(j, "syncookies");
+  return t;
+}
+
+std::optional<model::ShmSample> shm_from(const json& j) {
+  if (!j.is_object()) return std::nullopt;
+  model::ShmSample m;
+  m.sysv_read = jbool(j, "sysv_read");
+  m.segments = ju64(j, "segments");
+  m.segment_bytes = ju64(j, "segment_bytes");
+  m.segment_pages = ju64(j, "segment_pages");
+  m.largest_bytes = ju64(j, "largest_bytes");
+  m.target_segments = ju64(j, "target_segments");
+  m.target_bytes = ju64(j, "target_bytes");
+  m.shmmax_bytes = jopt(j, "shmmax_bytes");
+  m.shmall_pages = jopt(j, "shmall_pages");
+  m.shmmni = jopt(j, "shmmni");
+  m.page_size_bytes = std::max<std::uint64_t>(1, ju64(j, "page_size_bytes"));
+  m.posix_size_bytes = jopt(j, "posix_size_bytes");
+  m.posix_used_bytes = jopt(j, "posix_used_bytes");
+  m.target_posix_fds = ju64(j, "target_posix_fds");
+  return m;
+}
+
 std::optional<model::SystemSample> system_from(const std::string& text) {
   json j = json::parse(text, nullptr, false);
   if (!j.is_object()) return std::nullopt;
@@ -226,6 +343,8 @@ std::optional<model::SystemSample> system_from(const std::string& text) {
   s.tcp_time_wait = jopt(j, "tcp_time_wait");
   s.files_open = jopt(j, "files_open");
   s.files_max = jopt(j, "files_max");
+  if (auto it = j.find("tcp_table"); it != j.end()) s.tcp_table = tcp_table_from(*it);
+  if (auto it = j.find("shm"); it != j.end()) s.shm = shm_from(*it);
   if (j.contains("cpu")) {
     const json& c = jobj(j, "cpu");
     s.has_cpu = true;
@@ -995,12 +1114,12 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
   if (rc != SQLITE_ROW) return impl->corrupt(rc);
   if (!range->is_null(0)) impl->range = std::make_pair(range->i64(0), range->i64(1));
   // Every table the reader needs must be there, with its columns: checked by preparing now.
-  const char* const thread_base_sql =
+  constexpr const char* kThreadBase =
       "SELECT tick, thread, run_ns, run_delay_ns, utime_ns, stime_ns, majflt, blkio_ns, state, "
       "site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, net_wait, futex_caller "
       "FROM thread_base LIMIT 0";
   for (const char* sql :
-       {thread_base_sql, "SELECT prev_poll_ago_ns, has_stat FROM thread_sample LIMIT 0",
+       {kThreadBase, "SELECT prev_poll_ago_ns, has_stat FROM thread_sample LIMIT 0",
         "SELECT tick, thread, last_poll_ns FROM thread_end LIMIT 0",
         "SELECT tick, pid FROM pid_seen LIMIT 0",
         "SELECT fd_soft_limit FROM process_sample LIMIT 0",

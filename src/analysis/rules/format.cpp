@@ -64,4 +64,36 @@ std::string duration(double seconds) {
   return fmt::format("{:.1f} days", seconds / 86400);
 }
 
+std::string endpoint(const std::string& addr, std::uint16_t port) {
+  if (port == 0) return addr;
+  if (addr.find(':') != std::string::npos) return fmt::format("[{}]:{}", addr, port);
+  return fmt::format("{}:{}", addr, port);
+}
+
+std::vector<const model::TcpGroup*> target_groups(const model::TcpTableSample& t,
+                                                  model::TcpState s) {
+  std::vector<const model::TcpGroup*> out;
+  for (const auto& g : t.groups) {
+    if (g.target && g.state == s) out.push_back(&g);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const model::TcpGroup* a, const model::TcpGroup* b) {
+    return a->count > b->count;
+  });
+  return out;
+}
+
+std::string groups_text(const std::vector<const model::TcpGroup*>& groups, std::size_t most) {
+  std::string out;
+  for (std::size_t i = 0; i < groups.size() && i < most; ++i) {
+    const auto& g = *groups[i];
+    if (!out.empty()) out += ", ";
+    out += g.server_side ? fmt::format("{} on {} from {}", g.count,
+                                       endpoint(g.local_addr, g.local_port), g.remote_addr)
+                         : fmt::format("{} from {} to {}", g.count, g.local_addr,
+                                       endpoint(g.remote_addr, g.remote_port));
+  }
+  if (groups.size() > most) out += fmt::format(" and {} more", groups.size() - most);
+  return out;
+}
+
 }  // namespace chokepoint::analysis::rules

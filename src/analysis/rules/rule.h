@@ -52,6 +52,14 @@ RuleResult lock(const Context& ctx);
 RuleResult memory(const Context& ctx);
 RuleResult leak(const Context& ctx);
 RuleResult limits(const Context& ctx);
+// TCP connections against the OS limits they meet (model/tcp_table.h): findings, never a
+// bottleneck. Each is silent without a TCP state table.
+RuleResult close_wait(const Context& ctx);       // peers closed, the service did not: a leak
+RuleResult ephemeral_ports(const Context& ctx);  // outbound connections against the port range
+RuleResult accept_queue(const Context& ctx);     // a listener's accept queue at its backlog
+RuleResult syn_flood(const Context& ctx);        // half-open connections piling up
+// System V and POSIX shared memory near their limits (model/shm.h): findings only.
+RuleResult shared_memory(const Context& ctx);
 // Threads held by someone else (stopped, traced, frozen, in vfork): findings, never a bottleneck.
 RuleResult held(const Context& ctx);
 // The share of the target's thread time spent held, 0..1.
@@ -61,5 +69,13 @@ double held_share(const Context& ctx);
 std::string percent(double fraction);
 std::string bytes(double b);
 std::string duration(double seconds);
+// "127.0.0.1:8080", "[::1]:8080"; the address alone when port is 0. The address is observed text:
+// the renderers escape it.
+std::string endpoint(const std::string& addr, std::uint16_t port);
+// The target's groups of sockets in state s, largest first.
+std::vector<const model::TcpGroup*> target_groups(const model::TcpTableSample& t,
+                                                  model::TcpState s);
+// "12 on 127.0.0.1:8080 from 127.0.0.1, 3 to 10.0.0.5:5432": the first `most` groups.
+std::string groups_text(const std::vector<const model::TcpGroup*>& groups, std::size_t most);
 
 }  // namespace chokepoint::analysis::rules

@@ -10,25 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "model/tcp_table.h"
 #include "util/result.h"
 #include "util/scoped_fd.h"
 
 namespace chokepoint::collect::netlink {
 
-// TCP states as in include/net/tcp_states.h.
-enum class TcpState : std::uint8_t {
-  kEstablished = 1,
-  kSynSent = 2,
-  kSynRecv = 3,
-  kFinWait1 = 4,
-  kFinWait2 = 5,
-  kTimeWait = 6,
-  kClose = 7,
-  kCloseWait = 8,
-  kLastAck = 9,
-  kListen = 10,
-  kClosing = 11,
-};
+// TCP states as in include/net/tcp_states.h (one enum for the whole project: model's).
+using TcpState = model::TcpState;
 
 // One TCP socket as sock_diag reports it. tcp_info fields are zero when the kernel did not send
 // them (has_info false: TIME_WAIT and request sockets carry none).

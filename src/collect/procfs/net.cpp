@@ -119,4 +119,10 @@ std::optional<Sockstat> parse_sockstat(std::string_view text, const Units& units
   return s;
 }
 
+std::optional<PortRange> parse_port_range(std::string_view text) {
+  auto v = parse_u64_fields<2>(text);
+  if (!v || (*v)[0] > (*v)[1] || (*v)[1] > 65535) return std::nullopt;
+  return PortRange{static_cast<std::uint32_t>((*v)[0]), static_cast<std::uint32_t>((*v)[1])};
+}
+
 }  // namespace chokepoint::collect::procfs

@@ -56,4 +56,14 @@ struct Sockstat {
 // Requires the "sockets:" and "TCP:" lines.
 std::optional<Sockstat> parse_sockstat(std::string_view text, const Units& units);
 
+// /proc/sys/net/ipv4/ip_local_port_range: "low<TAB>high", the ephemeral ports connect() picks
+// from (net/ipv4/sysctl_net_ipv4.c ipv4_local_port_range). nullopt unless exactly two ports with
+// low <= high <= 65535.
+struct PortRange {
+  std::uint32_t low = 0;
+  std::uint32_t high = 0;
+  std::uint32_t size() const { return high - low + 1; }
+};
+std::optional<PortRange> parse_port_range(std::string_view text);
+
 }  // namespace chokepoint::collect::procfs

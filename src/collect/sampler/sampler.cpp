@@ -21,7 +21,9 @@
 #include "collect/procfs/freezer.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task_files.h"
+#include "collect/sampler/shm_snapshot.h"
 #include "collect/sampler/system_snapshot.h"
+#include "collect/sampler/tcp_table.h"
 #include "collect/sampler/wait_observer.h"
 #include "util/clock.h"
 #include "util/counters.h"
@@ -170,6 +172,11 @@ struct Sampler::Impl {
   void read_fd_tables(std::int64_t now_ns);
   model::CollectorSample collector_sample() const;
   void emit(model::SampleSink& sink, std::int64_t at_ns);
+  // Adds the TCP state table to the tick's system read (window start and end only).
+  void add_tcp_table(std::int64_t now_ns);
+  // Adds shared memory and its limits to the tick's system read (window end only).
+  void add_shm_snapshot();
+  std::string tcp_table_problem;
 };
 
 Sampler::Sampler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -492,6 +499,8 @@ model::CollectorSample Sampler::Impl::collector_sample() const {
   c.socket_order_tried = waits.socket_order_tried();
   c.socket_order_on = waits.socket_order_on();
   c.socket_order_problem = waits.socket_order_problem();
+  if (c.socket_problem.empty() && !tcp_table_problem.empty())
+    c.socket_problem = "TCP state table: " + tcp_table_problem;
   if (opt.target.kind != TargetSpec::Kind::kHost && !all_pids_seen.empty()) {
     c.cpus_allowed = cpus_allowed_for(*all_pids_seen.begin(), proc);
   }
@@ -506,6 +515,29 @@ model::CollectorSample Sampler::Impl::collector_sample() const {
   c.thread_samples = thread_samples;
   c.deep_samples = deep_samples;
   return c;
+}
+
+void Sampler::Impl::add_tcp_table(std::int64_t now_ns) {
+  // sock_diag sees the real kernel only: a fixture /proc has no sockets behind it.
+  if (!tick.system || opt.proc_root != "/proc") return;
+  std::vector<int> pids;
+  for (const auto& [key, t] : threads) {
+    if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
+  }
+  tick.system->tcp_table = take_tcp_table(proc, pids, opt.target.kind == TargetSpec::Kind::kHost,
+                                          now_ns, &tcp_table_problem);
+}
+
+void Sampler::Impl::add_shm_snapshot() {
+  if (!tick.system || opt.proc_root != "/proc") return;
+  std::vector<int> pids;
+  if (opt.target.kind != TargetSpec::Kind::kHost) {
+    for (const auto& [key, t] : threads) {
+      if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
+    }
+    if (pids.empty()) return;
+  }
+  tick.system->shm = take_shm_snapshot(proc, pids);
 }
 
 void Sampler::Impl::emit(model::SampleSink& sink, std::int64_t at_ns) {
@@ -528,6 +560,7 @@ util::Result<std::int64_t> Sampler::Impl::begin(model::SampleSink& sink) {
   const std::int64_t start_ns = util::monotonic_ns();
   auto first = refresh(start_ns);
   if (!first) return first.error();
+  add_tcp_table(start_ns);
   emit(sink, start_ns);
   return start_ns;
 }
@@ -627,6 +660,8 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   }
   s.read_fd_tables(end_ns);
   s.tick.system = take_system_snapshot(s.proc, s.opt.target);
+  s.add_tcp_table(end_ns);
+  s.add_shm_snapshot();
   s.tick.closing = true;
   s.tick.target_exited = exited;
   s.tick.collector = s.collector_sample();

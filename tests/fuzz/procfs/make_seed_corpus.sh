@@ -58,6 +58,7 @@ seed $s 4 pressure_old_kernel "$fx/old_kernel/pressure/cpu"
 seed $s 5 loadavg_host "$fx/host/loadavg"
 seed $s 6 file_nr_host "$fx/host/sys/fs/file-nr"
 seed $s 7 file_max_host "$fx/host/sys/fs/file-max"
+text_seed $s 8 sysvipc_shm $'key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime rss swap\n0 3 600 65536 4242 4242 1 0 0 0 0 1764893000 0 1764893000 65536 0\n'
 
 n=procfs_net_fuzzer
 seed $n 0 dev_host "$fx/host/net/dev"
@@ -65,4 +66,5 @@ seed $n 0 dev_counters_max "$fx/counters_max/net/dev"
 seed $n 1 snmp_host "$fx/host/net/snmp"
 seed $n 1 netstat_host "$fx/host/net/netstat"
 seed $n 2 sockstat_host "$fx/host/net/sockstat"
+text_seed $n 3 port_range_host $'32768\t60999\n'
 echo "seeded: $(ls "$corpus"/procfs_task_fuzzer | wc -l) task, $(ls "$corpus"/procfs_system_fuzzer | wc -l) system, $(ls "$corpus"/procfs_net_fuzzer | wc -l) net"

@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const std::string_view text = fuzz::text_after_selector(data, size);
   const Units units = fuzz::kUnits;
-  switch (fuzz::selector(data) % 3) {
+  switch (fuzz::selector(data) % 4) {
     case 0:
       if (auto devs = parse_net_dev(text)) {
         for (const auto& d : *devs) check(!d.name.empty() && d.name.find(':') == std::string::npos);
@@ -30,6 +30,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 2:
       (void)parse_sockstat(text, units);
+      break;
+    case 3:
+      if (auto r = parse_port_range(text)) check(r->low <= r->high && r->high <= 65535);
       break;
   }
   return 0;

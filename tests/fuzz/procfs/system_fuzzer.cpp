@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "collect/procfs/ipc.h"
 #include "collect/procfs/system.h"
 #include "fuzz/procfs/fuzz_input.h"
 
@@ -14,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const std::string_view text = fuzz::text_after_selector(data, size);
   const Units units = fuzz::kUnits;
-  switch (fuzz::selector(data) % 8) {
+  switch (fuzz::selector(data) % 9) {
     case 0:
       if (auto s = parse_system_stat(text, units)) {
         check(s->total.cpu == -1);
@@ -54,6 +55,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 7:
       (void)parse_file_max(text);
+      break;
+    case 8:
+      if (auto segs = parse_sysvipc_shm(text)) {
+        for (const auto& s : *segs) check(s.creator_pid >= 0 && s.last_pid >= 0);
+      }
       break;
   }
   return 0;

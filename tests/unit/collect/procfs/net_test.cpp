@@ -115,5 +115,24 @@ TEST(Sockstat, TcpLine) {
   EXPECT_FALSE(parse_sockstat("sockets: used x\nTCP: inuse 1\n", kUnits));
 }
 
+TEST(PortRange, HostFileAndOddContent) {
+  auto r = parse_port_range("32768\t60999\n");  // what the kernel prints
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->low, 32768u);
+  EXPECT_EQ(r->high, 60999u);
+  EXPECT_EQ(r->size(), 28232u);
+  auto one = parse_port_range("  40000 40000 ");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->size(), 1u);
+  EXPECT_FALSE(parse_port_range(""));
+  EXPECT_FALSE(parse_port_range("32768\n"));
+  EXPECT_FALSE(parse_port_range("1 2 3\n"));
+  EXPECT_FALSE(parse_port_range("60999\t32768\n"));  // reversed
+  EXPECT_FALSE(parse_port_range("1024\t65536\n"));   // not a port
+  EXPECT_FALSE(parse_port_range("-1\t100\n"));
+  EXPECT_FALSE(parse_port_range("1024\t0x100\n"));
+  EXPECT_FALSE(parse_port_range("18446744073709551616 1\n"));
+}
+
 }  // namespace
 }  // namespace chokepoint::collect::procfs

@@ -1,0 +1,156 @@
+#include "collect/sampler/tcp_table.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <map>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include "collect/netlink/sock_diag.h"
+#include "collect/procfs/net.h"
+#include "collect/procfs/text.h"
+#include "util/scoped_fd.h"
+
+namespace chokepoint::collect::sampler {
+namespace {
+
+using netlink::TcpSocket;
+using netlink::TcpState;
+
+std::optional<std::uint64_t> read_sysctl_u64(const procfs::ProcFs& proc, std::string_view path) {
+  auto text = proc.read_text(path, false);
+  if (!text) return std::nullopt;
+  return procfs::parse_u64(procfs::trim(*text));
+}
+
+// Net sysctls are per network namespace, and /proc/sys shows the namespace of the reader.
+void read_net_sysctls(const procfs::ProcFs& proc, model::TcpTableSample& t) {
+  if (auto text = proc.read_text("sys/net/ipv4/ip_local_port_range", false)) {
+    if (auto r = procfs::parse_port_range(*text)) {
+      t.port_range_low = r->low;
+      t.port_range_high = r->high;
+    }
+  }
+  t.somaxconn = read_sysctl_u64(proc, "sys/net/core/somaxconn");
+  t.max_syn_backlog = read_sysctl_u64(proc, "sys/net/ipv4/tcp_max_syn_backlog");
+  t.tw_reuse = read_sysctl_u64(proc, "sys/net/ipv4/tcp_tw_reuse");
+  t.syncookies = read_sysctl_u64(proc, "sys/net/ipv4/tcp_syncookies");
+}
+
+// Reads them on a short-lived thread that entered pid's namespace (setns changes only the calling
+// thread's), or here when pid shares ours.
+void read_net_sysctls_of(const procfs::ProcFs& proc, int pid, model::TcpTableSample& t) {
+  auto theirs = netlink::netns_inode_of(pid, proc.root());
+  auto ours = netlink::netns_inode_of(getpid(), proc.root());
+  if (!theirs || !ours || *theirs == *ours) {
+    read_net_sysctls(proc, t);
+    return;
+  }
+  const std::string ns_path = proc.root() + "/" + std::to_string(pid) + "/ns/net";
+  util::ScopedFd ns_fd(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns_fd.valid()) return;
+  std::thread worker([&] {
+    if (::setns(ns_fd.get(), CLONE_NEWNET) == 0) read_net_sysctls(proc, t);
+  });
+  worker.join();
+}
+
+}  // namespace
+
+std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
+                                                    const std::vector<int>& pids, bool whole_host,
+                                                    std::int64_t now_ns, std::string* problem) {
+  if (!whole_host && pids.empty()) return std::nullopt;
+  auto diag = whole_host ? netlink::SockDiag::open() : netlink::SockDiag::open_in_netns_of(pids[0]);
+  if (!diag) {
+    if (problem) *problem = diag.error().message;
+    return std::nullopt;
+  }
+  auto dump = diag->dump_tcp();
+  if (!dump) {
+    if (problem) *problem = dump.error().message;
+    return std::nullopt;
+  }
+
+  // The target's sockets by inode; a process that vanished mid-read has none.
+  std::set<std::uint64_t> owned;
+  for (int pid : whole_host ? std::vector<int>{} : pids) {
+    auto fds = proc.read_fd_targets(pid);
+    if (!fds) continue;
+    for (const auto& fd : *fds) {
+      if (fd.target.kind == procfs::FdTarget::Kind::kSocket) owned.insert(fd.target.inode);
+    }
+  }
+  // A namespace where every socket that has an fd is the target's (a container, a pod, a service
+  // in a namespace of its own) is the target's: so are its orphans, whatever their endpoints.
+  bool namespace_is_target = !owned.empty();
+  for (const auto& s : *dump) {
+    if (s.inode != 0 && owned.count(s.inode) == 0) namespace_is_target = false;
+  }
+  const auto is_owned = [&](const TcpSocket& s) {
+    return whole_host || (s.inode != 0 && owned.count(s.inode) > 0);
+  };
+
+  model::TcpTableSample t;
+  t.at_ns = now_ns;
+  std::set<std::uint16_t> listen_ports, target_listen_ports;
+  std::set<std::pair<std::string, std::uint16_t>> target_destinations;
+  for (const auto& s : *dump) {
+    if (s.state != TcpState::kListen) continue;
+    listen_ports.insert(s.local_port);
+    if (is_owned(s)) target_listen_ports.insert(s.local_port);
+    t.listeners.push_back(
+        {s.local_addr, s.local_port, s.recv_queue_bytes, s.send_queue_bytes, is_owned(s)});
+  }
+  for (const auto& s : *dump) {
+    if (s.state != TcpState::kListen && listen_ports.count(s.local_port) == 0 && is_owned(s))
+      target_destinations.insert({s.remote_addr, s.remote_port});
+  }
+
+  // (state, server side, local addr, local port, remote addr, remote port) -> group
+  using Key =
+      std::tuple<std::uint8_t, bool, std::string, std::uint16_t, std::string, std::uint16_t>;
+  std::map<Key, model::TcpGroup> groups;
+  for (const auto& s : *dump) {
+    if (s.state == TcpState::kListen) continue;
+    const bool server_side = listen_ports.count(s.local_port) > 0;
+    model::TcpGroup g;
+    g.state = s.state;
+    g.server_side = server_side;
+    g.local_addr = s.local_addr;
+    g.local_port = server_side ? s.local_port : 0;
+    g.remote_addr = s.remote_addr;
+    g.remote_port = server_side ? 0 : s.remote_port;
+    // Orphans (TIME_WAIT, SYN_RECV, FIN_WAIT2 after close, and connections not yet accepted) have
+    // no fd: they are the target's when they belong to its listener or its destinations.
+    const bool orphan_of_target =
+        s.inode == 0 &&
+        (namespace_is_target ||
+         (server_side ? target_listen_ports.count(s.local_port) > 0
+                      : target_destinations.count({s.remote_addr, s.remote_port}) > 0));
+    const bool target = is_owned(s) || orphan_of_target;
+    Key key{static_cast<std::uint8_t>(s.state),
+            server_side,
+            g.local_addr,
+            g.local_port,
+            g.remote_addr,
+            g.remote_port};
+    auto [it, added] = groups.try_emplace(std::move(key), std::move(g));
+    ++it->second.count;
+    it->second.target = it->second.target || target;
+  }
+  t.groups.reserve(groups.size());
+  for (auto& [key, g] : groups) t.groups.push_back(std::move(g));
+
+  if (whole_host) {
+    read_net_sysctls(proc, t);
+  } else {
+    read_net_sysctls_of(proc, pids[0], t);
+  }
+  return t;
+}
+
+}  // namespace chokepoint::collect::sampler
