@@ -78,8 +78,10 @@ RuleResult disk(const Context& ctx) {
   if (lock_by_disk_ns > 0) {
     // Say the reason that held (Context::lock_ns_caused_by_disk): the holder seen in a sync, or
     // the waiters' own time in disk.
-    const double caught = static_cast<double>(obs.lock_wait_behind_disk_ns) /
-                          static_cast<double>(ctx.split[Resource::kLock]);
+    // The credit is taken per tick for every queued thread, the split from each thread's own
+    // state: the two can disagree by a tick, and a share of samples is never above all of them.
+    const double caught = std::min(1.0, static_cast<double>(obs.lock_wait_behind_disk_ns) /
+                                            static_cast<double>(ctx.split[Resource::kLock]));
     if (caught >= kLockBehindDiskFraction || ctx.lock_waiters_disk_fraction() <= 0) {
       b.evidence.push_back(fmt::format(
           "{} of the samples of threads queued on a lock caught another thread of the process "

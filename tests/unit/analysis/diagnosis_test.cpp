@@ -113,6 +113,25 @@ TEST(Verdict, LockHeldAcrossDiskIoIsDisk) {
   EXPECT_EQ(primary(d).kind, BottleneckKind::kLog);
 }
 
+TEST(Verdict, LockBehindDiskEvidenceNeverSaysMoreThanAllTheSamples) {
+  // Regression (docs/img/report-disk.png, 2026-12-05): the per-tick credit came to more than the
+  // lock split, and the evidence said "119% of the samples of threads queued on a lock".
+  auto o = base();
+  o.threads.push_back(thread(1, {{Resource::kDisk, 0.9}}, "fdatasync /tmp/lab/disk.dat"));
+  for (int i = 2; i < 9; ++i)
+    o.threads.push_back(thread(i, {{Resource::kLock, 0.5}}, "mutex 0x55d0"));
+  o.lock_wait_behind_disk_ns = static_cast<std::int64_t>(7 * 0.5 * 1.19 * kWindowNs);
+  auto d = diagnose(o);
+  ASSERT_EQ(d.verdict, Verdict::kDisk);
+  bool said = false;
+  for (const auto& e : primary(d).evidence) {
+    if (e.find("of the samples of threads queued on a lock") == std::string::npos) continue;
+    said = true;
+    EXPECT_EQ(e.rfind("100% of the samples", 0), 0u) << e;
+  }
+  EXPECT_TRUE(said);
+}
+
 TEST(Verdict, LockPartlyBehindDiskIsStillDisk) {
   // The log scenario as measured: a third of the mutex-wait samples see the holder in fsync; the
   // rest of the time the lock is being handed to the next waiter.
