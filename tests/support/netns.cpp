@@ -28,6 +28,15 @@ util::Result<void> run_tool(const std::string& tool, const std::vector<std::stri
   return {};
 }
 
+std::string netns_unavailable() {
+  if (geteuid() != 0) return "creating a network namespace needs root";
+  if (access("/usr/sbin/ip", X_OK) != 0 && access("/sbin/ip", X_OK) != 0 &&
+      access("/usr/bin/ip", X_OK) != 0 && access("/bin/ip", X_OK) != 0) {
+    return "iproute2's ip is missing (scripts/setup installs it)";
+  }
+  return "";
+}
+
 util::Result<TestNetns> TestNetns::create() {
   if (geteuid() != 0) return util::Error{"creating a network namespace needs root", "", EPERM};
   // Unique per process and per call, so parallel tests never share names or subnets.

@@ -2,7 +2,8 @@
 // A network namespace of the test's own, joined to the root namespace by a veth pair, for tests
 // that need a real link (shaped with tbf) between a client and a server. Addresses are
 // 10.200.N.1 (root side) and 10.200.N.2 (namespace side), /30, created by the test itself: traffic
-// only ever goes to them. Needs root and iproute2; create() fails (callers skip) otherwise.
+// only ever goes to them. Needs root and iproute2: a test skips only when netns_unavailable()
+// says why (the feature is absent); where it is present, a create() that fails is a failure.
 //
 // Ownership: the destructor deletes the namespace, which removes both veth ends. Move-only.
 
@@ -12,6 +13,9 @@
 #include "util/result.h"
 
 namespace chokepoint::test_support {
+
+// Why this machine cannot give a test a network namespace (not root, no `ip`), or "" when it can.
+std::string netns_unavailable();
 
 class TestNetns {
  public:

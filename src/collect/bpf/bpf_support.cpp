@@ -89,6 +89,16 @@ bool follows_call(int tgid, std::uint64_t ret) {
   return false;
 }
 
+util::Result<void> check_btf_tracing(const std::string& what) {
+  constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
+  if (::access(kBtfPath, R_OK) != 0) {
+    return util::errno_error(what + " needs kernel BTF, and " + kBtfPath + " is missing",
+                             "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's and most "
+                             "distributions' kernels since 5.x are)");
+  }
+  return check_unprivileged_bpf(what);
+}
+
 util::Result<void> check_unprivileged_bpf(const std::string& what) {
   if (geteuid() != 0) {
     const std::string disabled = read_first_line("/proc/sys/kernel/unprivileged_bpf_disabled");

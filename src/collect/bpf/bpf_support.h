@@ -28,6 +28,11 @@ std::string processes_text(const std::map<int, std::string>& comm_by_pid);
 // The first line of a small file ("" when unreadable).
 std::string read_first_line(const std::string& path);
 
+// What every BTF-based (CO-RE, tp_btf) tracer here needs before loading: the kernel's BTF at
+// /sys/kernel/btf/vmlinux, and, for a process that is not root, unprivileged BPF allowed.
+// Errors name `what` ("off-CPU tracing") and carry the hint.
+util::Result<void> check_btf_tracing(const std::string& what);
+
 // For a process that is not root: an error when kernel.unprivileged_bpf_disabled forbids loading
 // BPF programs at all ("<what> cannot load BPF programs", with the hint).
 util::Result<void> check_unprivileged_bpf(const std::string& what);

@@ -65,8 +65,6 @@ util::Result<OffCpuResult> OffCpuTracer::run(const std::atomic<bool>*) {
 
 namespace {
 
-constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
-
 struct SkeletonDeleter {
   void operator()(offcpu_bpf* skel) const { offcpu_bpf__destroy(skel); }
 };
@@ -127,13 +125,7 @@ std::string comm_of(const char* c) {
 }  // namespace
 
 util::Result<void> check_offcpu_support() {
-  if (::access(kBtfPath, R_OK) != 0) {
-    return util::errno_error(
-        std::string("off-CPU tracing needs kernel BTF, and ") + kBtfPath + " is missing",
-        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's and most distributions' "
-        "kernels since 5.x are)");
-  }
-  return check_unprivileged_bpf("off-CPU tracing");
+  return check_btf_tracing("off-CPU tracing");
 }
 
 struct OffCpuTracer::Impl {

@@ -45,8 +45,6 @@ struct SkeletonDeleter {
 };
 using Skeleton = std::unique_ptr<sockorder_bpf, SkeletonDeleter>;
 
-constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
-
 }  // namespace
 
 struct SocketOrderTracer::Impl {
@@ -57,12 +55,7 @@ SocketOrderTracer::SocketOrderTracer(std::unique_ptr<Impl> impl) : impl_(std::mo
 SocketOrderTracer::~SocketOrderTracer() = default;
 
 util::Result<std::unique_ptr<SocketOrderTracer>> SocketOrderTracer::create() {
-  if (::access(kBtfPath, R_OK) != 0) {
-    return util::errno_error(
-        std::string("socket order needs kernel BTF, and ") + kBtfPath + " is missing",
-        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y");
-  }
-  if (auto ok = check_unprivileged_bpf("socket order"); !ok) return ok.error();
+  if (auto ok = check_btf_tracing("socket order"); !ok) return ok.error();
   LogCapture log;
   Skeleton skel(sockorder_bpf__open());
   if (!skel) return util::errno_error("cannot open the socket-order BPF object", errno, kNoBpfHint);

@@ -126,8 +126,9 @@ TEST(LimitsVerdict, ConnLeakFixedByClosingOnEof) {
 // (so every outbound connection crosses the veth pair and tcp_tw_reuse=2, loopback only, does not
 // apply), wrk from the root namespace.
 void conn_storm(bool fixed) {
+  if (std::string why = test_support::netns_unavailable(); !why.empty()) GTEST_SKIP() << why;
   auto n = test_support::TestNetns::create();
-  if (!n) GTEST_SKIP() << "cannot create a network namespace: " << n.error().message;
+  ASSERT_TRUE(n) << "cannot create a network namespace: " << n.error().message;
   auto& net = *n;
   auto narrowed =
       test_support::run_tool("ip", {"netns", "exec", net.name(), test_support::sbin_tool("sysctl"),

@@ -163,8 +163,9 @@ TEST_P(Verdict, OnTheLab) {
   std::string host = "127.0.0.1";
   std::optional<LabProcess> lab;
   if (c.netns) {
+    if (std::string why = test_support::netns_unavailable(); !why.empty()) GTEST_SKIP() << why;
     auto n = test_support::TestNetns::create();
-    if (!n) GTEST_SKIP() << "cannot create a network namespace: " << n.error().message;
+    ASSERT_TRUE(n) << "cannot create a network namespace: " << n.error().message;
     net.emplace(std::move(n).value());
     auto shaped = net->shape_egress("20mbit");
     ASSERT_TRUE(shaped) << shaped.error().message;

@@ -40,9 +40,9 @@ double measure_bytes_per_sec(const std::string& host, std::uint16_t port, double
 }
 
 TEST(LabBandwidth, TbfShapedLinkLimitsThroughput) {
-  if (!is_root()) GTEST_SKIP() << "needs root to create a network namespace";
+  if (std::string why = test_support::netns_unavailable(); !why.empty()) GTEST_SKIP() << why;
   auto net = test_support::TestNetns::create();
-  if (!net) GTEST_SKIP() << "cannot create a network namespace: " << net.error().message;
+  ASSERT_TRUE(net) << "cannot create a network namespace: " << net.error().message;
   const std::string lab_ip = net->ns_ip();
 
   // `ip netns exec` execs the lab in place, so the pid we signal is the lab's.
