@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "analysis/rules/rule.h"
 
@@ -28,7 +29,41 @@ std::string headroom_text(const rules::Context& ctx) {
       rules::bytes(static_cast<double>(sys.mem_available_bytes)));
 }
 
+// 0: a leak that runs out of memory within the hour; 1: a time bottleneck (or dropped connection
+// attempts); 2: any other leak.
+int urgency_class(const Bottleneck& b) {
+  if (share_basis(b.kind) != ShareBasis::kFreeMemoryPerHour) return 1;
+  return b.share >= 1.0 ? 0 : 2;
+}
+
+bool before(const Bottleneck& a, const Bottleneck& b) {
+  if (a.significant != b.significant) return a.significant;
+  if (urgency_class(a) != urgency_class(b)) return urgency_class(a) < urgency_class(b);
+  if (std::abs(a.share - b.share) > kTieShare) return a.share > b.share;
+  return hierarchy_rank(a.resource) < hierarchy_rank(b.resource);
+}
+
 }  // namespace
+
+std::string share_text(BottleneckKind kind, double share) {
+  switch (share_basis(kind)) {
+    case ShareBasis::kBusyTime:
+      return rules::percent(share) + " of busy time";
+    case ShareBasis::kConnectionAttempts:
+      return rules::percent(share) + " of connection attempts dropped";
+    case ShareBasis::kFreeMemoryPerHour:
+      break;
+  }
+  if (share >= 1.0) return "eats all the free memory within the hour";
+  return "eats " + rules::percent(share) + " of the free memory per hour";
+}
+
+std::string share_text(const Bottleneck& b) {
+  if (share_basis(b.kind) == ShareBasis::kFreeMemoryPerHour && b.limit_in_s) {
+    return "free memory runs out in " + rules::duration(*b.limit_in_s);
+  }
+  return share_text(b.kind, b.share);
+}
 
 Diagnosis diagnose(const model::Observation& obs) {
   rules::Context ctx{obs, model::total_split(obs.threads), obs.duration_ns / 1e9, 0};
@@ -46,19 +81,16 @@ Diagnosis diagnose(const model::Observation& obs) {
     for (auto& f : r.findings) d.findings.push_back(std::move(f));
   }
 
-  std::stable_sort(d.bottlenecks.begin(), d.bottlenecks.end(),
-                   [](const Bottleneck& a, const Bottleneck& b) {
-                     if (a.significant != b.significant) return a.significant;
-                     if (std::abs(a.share - b.share) > kTieShare) return a.share > b.share;
-                     return hierarchy_rank(a.resource) < hierarchy_rank(b.resource);
-                   });
-
+  std::stable_sort(d.bottlenecks.begin(), d.bottlenecks.end(), before);
   if (!d.bottlenecks.empty() && d.bottlenecks.front().significant) {
     d.verdict = d.bottlenecks.front().resource;
     // Confidence falls when the runner-up is close.
     if (d.bottlenecks.size() > 1 && d.bottlenecks[1].significant) {
-      double margin = d.bottlenecks[0].share - d.bottlenecks[1].share;
-      d.bottlenecks[0].confidence *= std::clamp(0.5 + margin * 2.0, 0.5, 1.0);
+      const auto& [first, second] = std::tie(d.bottlenecks[0], d.bottlenecks[1]);
+      if (urgency_class(first) == 1 && urgency_class(second) == 1) {
+        double margin = first.share - second.share;
+        d.bottlenecks[0].confidence *= std::clamp(0.5 + margin * 2.0, 0.5, 1.0);
+      }
     }
   } else {
     d.verdict = Verdict::kNone;

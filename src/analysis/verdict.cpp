@@ -30,6 +30,14 @@ std::optional<Verdict> verdict_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<BottleneckKind> kind_from_name(std::string_view name) {
+  for (int i = 0; i <= static_cast<int>(BottleneckKind::kBusy); ++i) {
+    const auto k = static_cast<BottleneckKind>(i);
+    if (kind_name(k) == name) return k;
+  }
+  return std::nullopt;
+}
+
 std::string_view kind_name(BottleneckKind k) {
   using K = BottleneckKind;
   switch (k) {
@@ -105,6 +113,24 @@ std::string_view severity_name(Severity s) {
       return "info";
   }
   return "";
+}
+
+ShareBasis share_basis(BottleneckKind k) {
+  if (k == BottleneckKind::kLeak) return ShareBasis::kFreeMemoryPerHour;
+  if (k == BottleneckKind::kBacklog) return ShareBasis::kConnectionAttempts;
+  return ShareBasis::kBusyTime;
+}
+
+std::string_view share_basis_name(ShareBasis b) {
+  switch (b) {
+    case ShareBasis::kBusyTime:
+      return "busy_time";
+    case ShareBasis::kConnectionAttempts:
+      return "connection_attempts";
+    case ShareBasis::kFreeMemoryPerHour:
+      return "free_memory_per_hour";
+  }
+  return "busy_time";
 }
 
 int hierarchy_rank(Verdict v) {

@@ -43,7 +43,7 @@ enum class BottleneckKind : std::uint8_t {
   kSerial,
   kContended,
   kSaturated,
-  kBusy,
+  kBusy,  // the last: kind_from_name counts up to it
 };
 
 // What a finding (USE evidence that is not a bottleneck) is about. kHeld: threads stopped,
@@ -60,10 +60,25 @@ std::string_view verdict_name(Verdict v);
 std::optional<Verdict> verdict_from_name(std::string_view name);
 // "upstream", "fsync", "held-across-io", ...
 std::string_view kind_name(BottleneckKind k);
+// The BottleneckKind whose kind_name is `name`; nullopt for any other text.
+std::optional<BottleneckKind> kind_from_name(std::string_view name);
 // "memory", "fds", "held", "connections", "shared-memory".
 std::string_view finding_resource_name(FindingResource r);
 // "warning", "info".
 std::string_view severity_name(Severity s);
+
+// What a bottleneck's share measures.
+// - kBusyTime (every kind but the two below): the fraction of the target's busy (non-idle,
+//   non-sleep) time it took.
+// - kConnectionAttempts (kBacklog): the fraction of connection attempts the kernel dropped. It is
+//   weighed like a time share (the fraction of requests refused against the fraction of time).
+// - kFreeMemoryPerHour (kLeak): the fraction of the free memory left (MemAvailable, or the cgroup
+//   limit's headroom) that the growth eats in an hour, capped at 1 (it runs out within the hour).
+//   Not comparable with the others: a leak costs no time until it runs out.
+enum class ShareBasis : std::uint8_t { kBusyTime, kConnectionAttempts, kFreeMemoryPerHour };
+ShareBasis share_basis(BottleneckKind k);
+// "busy_time", "connection_attempts", "free_memory_per_hour" (the JSON's "share_of").
+std::string_view share_basis_name(ShareBasis b);
 
 // The latency hierarchy that breaks ties between bottlenecks: network (0), disk, memory, lock,
 // cpu (4); kNone last.

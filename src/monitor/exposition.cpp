@@ -39,7 +39,9 @@ std::string agent_exposition(const std::vector<TargetState>& targets, const Agen
     }
   }
   w.family("chokepoint_bottleneck_share", "gauge",
-           "Share of the target's busy time a bottleneck held in the last window");
+           "Share of the target's busy time a bottleneck held in the last window; for "
+           "kind=\"backlog\" the fraction of connection attempts dropped, for kind=\"leak\" the "
+           "fraction of the free memory its growth eats per hour (1: within the hour)");
   for (const auto& t : targets) {
     if (!t.has_window) continue;
     for (const auto& b : t.diagnosis.bottlenecks) {

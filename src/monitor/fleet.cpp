@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "analysis/diagnosis.h"
 #include "collect/probes/proxy_probes.h"
 #include "util/escape.h"
 
@@ -231,8 +232,10 @@ std::string fleet_text(const FleetReport& report, const FleetOptions& o) {
       out += fmt::format("    {:<22} {:<40} {}", util::terminal_text(t.instance),
                          util::terminal_text(t.target), util::terminal_text(t.resource));
       if (t.resource != "none") {
-        out +=
-            fmt::format(" ({}, {:.0f}% of busy time)", util::terminal_text(t.kind), 100 * t.share);
+        const auto kind = analysis::kind_from_name(t.kind);
+        out += fmt::format(" ({}, {})", util::terminal_text(t.kind),
+                           kind ? analysis::share_text(*kind, t.share)
+                                : fmt::format("{:.0f}% of busy time", 100 * t.share));
       }
       out += '\n';
     }

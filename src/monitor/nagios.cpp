@@ -83,8 +83,8 @@ std::string nagios_line(std::string_view target, const CheckResult& result,
   }
   out += fmt::format("; verdict {}", analysis::verdict_name(d.verdict));
   if (d.verdict != analysis::Verdict::kNone && !d.bottlenecks.empty()) {
-    out += fmt::format(" ({}, {:.0f}% of busy time)", analysis::kind_name(d.bottlenecks[0].kind),
-                       100 * d.bottlenecks[0].share);
+    out += fmt::format(" ({}, {})", analysis::kind_name(d.bottlenecks[0].kind),
+                       analysis::share_text(d.bottlenecks[0]));
   }
   out += " |";
   for (std::size_t i = 0; i < kShareCount; ++i) {

@@ -5,7 +5,8 @@
 //
 //   chokepoint.<target>.thread_seconds.<state>:<seconds in the window>|c
 //   chokepoint.<target>.share.<state>:<share>|g            (monitor/threshold.h's StateShares)
-//   chokepoint.<target>.bottleneck.<resource>.<kind>:<share of busy time>|g
+//   chokepoint.<target>.bottleneck.<resource>.<kind>:<share>|g   (analysis::share_basis: of busy
+//                                                                 time, but backlog and leak)
 //   chokepoint.<target>.verdict.<resource>:1|g
 //   chokepoint.<target>.up:0|g                             (a window that failed)
 //

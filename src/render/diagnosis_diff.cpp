@@ -26,7 +26,7 @@ std::string verdict_text(const analysis::Diagnosis& d) {
   if (d.verdict == analysis::Verdict::kNone || d.bottlenecks.empty()) return "none";
   const auto& b = d.bottlenecks.front();
   return fmt::format("{} ({}) {}", analysis::verdict_name(b.resource), analysis::kind_name(b.kind),
-                     analysis::rules::percent(b.share));
+                     analysis::share_text(b));
 }
 
 double busy_share(const model::TimeSplit& s, Resource r) {
@@ -102,7 +102,8 @@ nlohmann::json side_json(const DiffSide& s) {
     const auto& b = d.bottlenecks.front();
     j["primary"] = {{"resource", analysis::verdict_name(b.resource)},
                     {"kind", analysis::kind_name(b.kind)},
-                    {"share", b.share}};
+                    {"share", b.share},
+                    {"share_of", analysis::share_basis_name(analysis::share_basis(b.kind))}};
   }
   return j;
 }
@@ -154,7 +155,7 @@ std::string diagnosis_diff_text(const DiffSide& before, const DiffSide& after) {
         "  {:<26}{:<24}{:<24}{}\n", model::resource_name(r), cell(a, x), cell(b, y),
         busy_kind ? points(busy_share(b.split, r) - busy_share(a.split, r)) : points(y - x));
   }
-  out += "\nBottlenecks (share of busy time)\n";
+  out += "\nBottlenecks (share of busy time; a leak's: of the free memory eaten per hour)\n";
   for (const auto& [key, pair] : match_bottlenecks(a, b)) {
     const auto* x = pair.first;
     const auto* y = pair.second;

@@ -153,9 +153,9 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
     out += "  headroom: " + terminal_text(d.headroom) + "\n";
   } else {
     const auto& b = d.bottlenecks.front();
-    out += fmt::format("VERDICT: {} ({}) - {} of busy time, confidence {:.2f}\n",
+    out += fmt::format("VERDICT: {} ({}) - {}, confidence {:.2f}\n",
                        analysis::verdict_name(b.resource), analysis::kind_name(b.kind),
-                       analysis::rules::percent(b.share), b.confidence);
+                       analysis::share_text(b), b.confidence);
   }
 
   out += fmt::format(
@@ -184,10 +184,9 @@ std::string diagnosis_text(const model::Observation& obs, const analysis::Diagno
   int shown = 0;
   for (const auto& b : d.bottlenecks) {
     if (!b.significant) continue;
-    out += fmt::format(
-        "\n{} {} ({}): {} of busy time\n",
-        shown == 0 ? "Bottleneck" : "Also significant:", analysis::verdict_name(b.resource),
-        analysis::kind_name(b.kind), analysis::rules::percent(b.share));
+    out += fmt::format("\n{} {} ({}): {}\n", shown == 0 ? "Bottleneck" : "Also significant:",
+                       analysis::verdict_name(b.resource), analysis::kind_name(b.kind),
+                       analysis::share_text(b));
     out += "  Evidence:\n";
     for (const auto& e : b.evidence) out += "    - " + terminal_text(e) + "\n";
     out += shown == 0 ? "  Fix first:\n" : "  Fixes:\n";
@@ -248,13 +247,17 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
   if (!d.headroom.empty()) j["headroom"] = d.headroom;
   json bs = json::array();
   for (const auto& b : d.bottlenecks) {
-    bs.push_back({{"resource", analysis::verdict_name(b.resource)},
-                  {"kind", analysis::kind_name(b.kind)},
-                  {"share", b.share},
-                  {"confidence", b.confidence},
-                  {"significant", b.significant},
-                  {"evidence", b.evidence},
-                  {"fixes", b.fixes}});
+    json jb = {{"resource", analysis::verdict_name(b.resource)},
+               {"kind", analysis::kind_name(b.kind)},
+               {"share", b.share},
+               {"share_of", analysis::share_basis_name(analysis::share_basis(b.kind))},
+               {"share_text", analysis::share_text(b)},
+               {"confidence", b.confidence},
+               {"significant", b.significant},
+               {"evidence", b.evidence},
+               {"fixes", b.fixes}};
+    if (b.limit_in_s) jb["limit_in_s"] = *b.limit_in_s;
+    bs.push_back(std::move(jb));
   }
   j["bottlenecks"] = bs;
   json fs = json::array();

@@ -182,8 +182,8 @@ loadgen::StepDiagnosis step_diagnosis(const model::Observation& observation,
     out.verdict = std::string(analysis::verdict_name(analysis::Verdict::kNone));
   } else {
     const auto& b = d.bottlenecks.front();
-    out.verdict = fmt::format("{} ({}) {:.0f}%", analysis::verdict_name(b.resource),
-                              analysis::kind_name(b.kind), b.share * 100);
+    out.verdict = fmt::format("{} ({}) {}", analysis::verdict_name(b.resource),
+                              analysis::kind_name(b.kind), analysis::share_text(b));
   }
   out.saturated = std::string(analysis::verdict_name(d.verdict));
   if (!d.bottlenecks.empty()) {

@@ -194,9 +194,9 @@ std::string verdict_line(const analysis::Diagnosis& d) {
            (d.headroom.empty() ? std::string() : "; " + terminal_text(d.headroom));
   }
   const auto& b = d.bottlenecks.front();
-  std::string out = fmt::format("verdict: {} ({}) - {:.0f}% of busy time, confidence {:.2f}",
-                                analysis::verdict_name(b.resource), analysis::kind_name(b.kind),
-                                100 * b.share, b.confidence);
+  std::string out =
+      fmt::format("verdict: {} ({}) - {}, confidence {:.2f}", analysis::verdict_name(b.resource),
+                  analysis::kind_name(b.kind), analysis::share_text(b), b.confidence);
   if (!b.evidence.empty()) out += "\n  " + terminal_text(b.evidence.front());
   return out;
 }
@@ -513,6 +513,7 @@ std::string top_frame_json(const model::Observation& obs, const analysis::Diagno
     const auto& b = d.bottlenecks.front();
     verdict["kind"] = std::string(analysis::kind_name(b.kind));
     verdict["share"] = round2(b.share);
+    verdict["share_of"] = std::string(analysis::share_basis_name(analysis::share_basis(b.kind)));
     verdict["confidence"] = round2(b.confidence);
     verdict["evidence"] = b.evidence.empty() ? "" : b.evidence.front();
   }

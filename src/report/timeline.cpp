@@ -76,6 +76,7 @@ class TimelineBuilder::Reducer {
       if (!d.bottlenecks.empty()) {
         v["kind"] = analysis::kind_name(d.bottlenecks.front().kind);
         v["share"] = d.bottlenecks.front().share;
+        v["share_text"] = analysis::share_text(d.bottlenecks.front());
       }
       verdicts_.push_back(std::move(v));
     }

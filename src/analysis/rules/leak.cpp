@@ -69,6 +69,7 @@ RuleResult leak(const Context& ctx) {
   // Not a share of time: the fraction of the remaining memory this growth eats in an hour.
   b.share = std::min(
       1.0, std::isfinite(seconds_to_limit) ? 3600.0 / std::max(seconds_to_limit, 1.0) : 0.0);
+  if (std::isfinite(seconds_to_limit)) b.limit_in_s = seconds_to_limit;
   b.significant = still_growing && large;
   b.evidence.push_back(fmt::format("pid {} ({}): {} grew from {} to {} in {} (+{}/s)", worst->pid,
                                    worst->name, g.what, bytes(static_cast<double>(g.start)),

@@ -60,7 +60,7 @@
     var b = d.bottlenecks && d.bottlenecks.length ? d.bottlenecks[0] : null;
     var text = 'VERDICT: ' + d.verdict;
     if (b) {
-      text += ' (' + b.kind + ') - ' + pct(b.share) + ' of busy time, confidence ' +
+      text += ' (' + b.kind + ') - ' + b.share_text + ', confidence ' +
         num(b.confidence);
     }
     el('div', 'verdict' + (d.verdict === 'none' ? ' none' : ''), text, parent);
@@ -77,7 +77,7 @@
       el('h3', null, 'Other bottlenecks', parent);
       var ob = el('ul', null, null, parent);
       d.bottlenecks.slice(1).forEach(function (o) {
-        el('li', null, o.resource + ' (' + o.kind + '): ' + pct(o.share) + ' of busy time', ob);
+        el('li', null, o.resource + ' (' + o.kind + '): ' + o.share_text, ob);
       });
     }
     if (d.findings && d.findings.length) {
@@ -129,7 +129,7 @@
       var i = Math.min(n - 1, Math.floor((ev.clientX - r.left) / r.width * n));
       var v = t.verdicts[i];
       showTip(ev, num(t.columns[i], 1) + ' s: ' + verdictLabel(v) +
-        (v && v.share !== undefined ? ' ' + pct(v.share) : ''));
+        (v && v.share_text !== undefined ? ', ' + v.share_text : ''));
     });
     canvas.addEventListener('mouseleave', hideTip);
     api.strips.push(canvas);
@@ -141,7 +141,7 @@
       last = label;
       if (listed >= 12) { ++more; return; }
       ++listed;
-      var share = v && v.share !== undefined ? ' (' + pct(v.share) + ' of busy time)' : '';
+      var share = v && v.share_text !== undefined ? ' (' + v.share_text + ')' : '';
       el('li', listed === 1 ? null : 'changed',
         (listed === 1 ? 'from ' : 'at ') + num(t.columns[i], 1) + ' s: ' + label + share, changes);
     });

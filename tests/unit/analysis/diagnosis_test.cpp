@@ -342,6 +342,75 @@ TEST(Verdict, GrowingRssIsALeakWithTimeToLimit) {
   EXPECT_TRUE(has_time);
 }
 
+// A leak's share is the fraction of the free memory its growth eats per hour, not time: it must
+// not print as "of busy time", nor outrank a time bottleneck because the fraction is large.
+model::Observation saturated_with_leak(std::uint64_t mem_available_bytes) {
+  auto o = base(2);
+  o.system.cpu_utilization = 0.99;
+  for (int i = 0; i < 4; ++i)
+    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.48}, {Resource::kCpuWait, 0.5}}));
+  // +100 MiB in the 5 s window: 20 MiB/s, 72 GiB an hour.
+  o.processes[0].anon_start_bytes = 100ULL << 20;
+  o.processes[0].anon_end_bytes = o.processes[0].anon_max_bytes = 200ULL << 20;
+  o.system.mem_available_bytes = mem_available_bytes;
+  return o;
+}
+
+TEST(Verdict, ALeakThatLastsHoursRanksAfterTheTimeBottleneck) {
+  // 1 TiB free: 20 MiB/s takes 14.6 h. The leak is significant and stays in the list, second.
+  auto d = diagnose(saturated_with_leak(1ULL << 40));
+  EXPECT_EQ(d.verdict, Verdict::kCpu);
+  ASSERT_GE(d.bottlenecks.size(), 2U);
+  EXPECT_EQ(d.bottlenecks[1].kind, BottleneckKind::kLeak);
+  EXPECT_TRUE(d.bottlenecks[1].significant);
+  EXPECT_LT(d.bottlenecks[1].share, 0.1);
+  EXPECT_EQ(share_text(d.bottlenecks[1]), "free memory runs out in 14.6 h");
+  EXPECT_EQ(share_text(primary(d)).find("of busy time") != std::string::npos, true);
+}
+
+TEST(Verdict, ALeaksHourlyFractionIsNotComparedWithATimeShare) {
+  // Disk is 40% of busy time; the leak eats 2/3 of the free memory an hour (1.5 h to the limit).
+  // 0.67 > 0.4 would put the leak first if the two were compared; the disk comes first.
+  auto o = base(2);
+  for (int i = 0; i < 4; ++i) {
+    o.threads.push_back(
+        thread(i, {{Resource::kOnCpu, 0.3}, {Resource::kDisk, 0.2}, {Resource::kIdle, 0.5}},
+               "fdatasync /data/log"));
+  }
+  o.processes[0].anon_start_bytes = 100ULL << 20;
+  o.processes[0].anon_end_bytes = o.processes[0].anon_max_bytes = 200ULL << 20;
+  o.system.mem_available_bytes = 105ULL << 30;
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  ASSERT_GE(d.bottlenecks.size(), 2U);
+  EXPECT_EQ(d.bottlenecks[1].kind, BottleneckKind::kLeak);
+  EXPECT_GT(d.bottlenecks[1].share, primary(d).share);
+  EXPECT_EQ(share_text(d.bottlenecks[1]), "free memory runs out in 90 min");
+}
+
+TEST(Verdict, ALeakThatRunsOutWithinTheHourComesFirst) {
+  // 20 GiB free: 20 MiB/s takes 17 min, before any CPU fix pays off.
+  auto d = diagnose(saturated_with_leak(20ULL << 30));
+  EXPECT_EQ(d.verdict, Verdict::kMemory);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kLeak);
+  ASSERT_TRUE(primary(d).limit_in_s.has_value());
+  EXPECT_NEAR(*primary(d).limit_in_s, 1024.0, 1.0);
+  EXPECT_EQ(share_text(primary(d)), "free memory runs out in 17 min");
+  // Its confidence is not cut by a margin against a time share it cannot be compared with.
+  EXPECT_DOUBLE_EQ(primary(d).confidence, 0.8);
+}
+
+TEST(Verdict, ShareTextSaysWhatEachShareMeasures) {
+  EXPECT_EQ(share_text(BottleneckKind::kFsync, 0.42), "42% of busy time");
+  EXPECT_EQ(share_text(BottleneckKind::kBacklog, 0.03), "3% of connection attempts dropped");
+  EXPECT_EQ(share_text(BottleneckKind::kLeak, 0.25), "eats 25% of the free memory per hour");
+  EXPECT_EQ(share_text(BottleneckKind::kLeak, 1.0), "eats all the free memory within the hour");
+  EXPECT_EQ(share_basis_name(share_basis(BottleneckKind::kLeak)), "free_memory_per_hour");
+  EXPECT_EQ(kind_from_name("held-across-io"), BottleneckKind::kHeldAcrossIo);
+  EXPECT_EQ(kind_from_name("busy"), BottleneckKind::kBusy);
+  EXPECT_FALSE(kind_from_name("leaky").has_value());
+}
+
 TEST(Verdict, PlateauedRssIsNoLeak) {
   auto o = base(2);
   for (int i = 0; i < 4; ++i) o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.05}}));
