@@ -21,8 +21,12 @@ struct DiffArgs {
 int run_diff(const DiffArgs& a) {
   const ReplayedWindow before = replay_window(a.before, "", "");
   const ReplayedWindow after = replay_window(a.after, "", "");
-  const render::DiffSide x{a.before, &before.observation, &before.diagnosis, &before.load.json};
-  const render::DiffSide y{a.after, &after.observation, &after.diagnosis, &after.load.json};
+  auto side = [](const std::string& label, const ReplayedWindow& w) {
+    return w.sampled ? render::DiffSide{label, &w.observation, &w.diagnosis, &w.load.json}
+                     : render::DiffSide{label, nullptr, nullptr, &w.load.json};
+  };
+  const render::DiffSide x = side(a.before, before);
+  const render::DiffSide y = side(a.after, after);
   if (a.json) {
     std::cout << render::json_text(render::diagnosis_diff_json(x, y));
   } else {
@@ -46,7 +50,9 @@ Subcommand make_diff_command(CLI::App& root) {
       "  chokepoint diagnose --pid 1234 --record before.chokepoint\n"
       "  (fix, restart)\n"
       "  chokepoint diagnose --pid 1234 --record after.chokepoint\n"
-      "  chokepoint diff before.chokepoint after.chokepoint");
+      "  chokepoint diff before.chokepoint after.chokepoint\n"
+      "  chokepoint load URL --rate 500 --record before.chokepoint   # a load run alone: only the\n"
+      "                                                              # loads compare");
   return {cli, [args] { return run_diff(*args); }};
 }
 

@@ -9,13 +9,16 @@
 #include <sstream>
 
 #include "app/cli_values.h"
+#include "app/recorded_window.h"
 #include "app/request_args.h"
 #include "app/subcommand.h"
+#include "app/version.h"
 #include "loadgen/assess.h"
 #include "loadgen/load.h"
 #include "render/json_text.h"
 #include "render/load_report.h"
 #include "report/page.h"
+#include "store/recording.h"
 #include "util/atomic_file.h"
 #include "util/escape.h"
 #include "util/fatal.h"
@@ -36,8 +39,58 @@ struct LoadArgs {
   std::string warmup = "0s";
   bool json = false;
   bool timeline = false;
-  std::string html;  // -o: also write the run as an HTML page
+  std::string html;    // -o: also write the run as an HTML page
+  std::string record;  // --record: keep the run in a recording (replay, diff, report)
 };
+
+// The run as the terminal shows it.
+std::string load_text(const LoadArgs& args, const loadgen::LoadOptions& o,
+                      const loadgen::LoadResult& r, const loadgen::LoadAssessment& a) {
+  const bool open_loop = o.rate_per_s > 0;
+  std::string out =
+      fmt::format("chokepoint load {}: {}, {}, {} {} {}\n",
+                  args.request.urls.size() == 1 ? util::terminal_text(args.request.urls[0])
+                                                : fmt::format("{} URLs", args.request.urls.size()),
+                  open_loop ? fmt::format("open loop at {:g} req/s", o.rate_per_s)
+                            : std::string("closed loop (--rate max)"),
+                  util::count_of(r.threads, "thread"), r.connections, o.h2 ? "h2c" : "HTTP/1.1",
+                  r.connections == 1 ? "connection" : "connections");
+  out += render::load_text_summary(r, o, a, "  ");
+  if (!r.slowest.empty()) {
+    out += "  slowest    trace id (traceparent)               latency ms  service ms  outcome\n";
+    for (const auto& s : r.slowest) {
+      out += fmt::format("             {}  {:>10.3f}  {:>10.3f}  {}{}\n", s.trace_id,
+                         render::to_ms(s.latency_us), render::to_ms(s.service_us),
+                         loadgen::outcome_name(s.outcome),
+                         s.status ? fmt::format(" {}", s.status) : "");
+    }
+  }
+  if (args.timeline) {
+    out += "  timeline   second  requests  errors   mean ms    max ms\n";
+    for (std::size_t s = 0; s < r.timeline.size(); ++s) {
+      const auto& b = r.timeline[s];
+      out +=
+          fmt::format("             {:>6}  {:>8}  {:>6}  {:>8.3f}  {:>8.3f}\n", s, b.requests,
+                      b.errors, b.latency_count ? b.latency_sum_us / 1000.0 / b.latency_count : 0.0,
+                      render::to_ms(b.latency_max_us));
+    }
+  }
+  return out;
+}
+
+// Keeps the run in a recording of its own (a load run alone: no target sampled).
+void record_load_run(const LoadArgs& args, const std::string& label, const RecordedLoad& load) {
+  store::WriterOptions wo;
+  wo.chokepoint_version = kVersion;
+  auto w = store::RecordingWriter::create(args.record, std::move(wo));
+  if (!w) throw util::FatalError(w.error(), util::kExitRuntime);
+  if (auto ok = save_load_run(**w, label, load); !ok) {
+    throw util::FatalError(ok.error(), util::kExitRuntime);
+  }
+  std::cerr << fmt::format(
+      "chokepoint: kept the run in {} (chokepoint replay, diff and report read it)\n",
+      util::terminal_text(args.record));
+}
 
 int run_load_command(const LoadArgs& args) {
   loadgen::LoadOptions o;
@@ -50,8 +103,9 @@ int run_load_command(const LoadArgs& args) {
   o.duration_ns = parse_duration_ns(args.duration, "--duration");
   o.warmup_ns = parse_duration_ns(args.warmup, "--warmup");
   preflight(o);
-  if (!args.html.empty()) {
-    if (auto w = util::check_writable(args.html); !w) throw util::FatalError(w.error());
+  for (const std::string* path : {&args.html, &args.record}) {
+    if (path->empty()) continue;
+    if (auto w = util::check_writable(*path); !w) throw util::FatalError(w.error());
   }
 
   // SIGINT and SIGTERM end the run early; the report covers what ran.
@@ -61,48 +115,15 @@ int run_load_command(const LoadArgs& args) {
   if (!result) throw util::FatalError(result.error());
   const loadgen::LoadResult& r = *result;
   const loadgen::LoadAssessment a = loadgen::assess(r, o);
-  const bool open_loop = o.rate_per_s > 0;
-
-  if (args.json) {
-    nlohmann::json j = render::load_json(r, o, a, args.request.urls);
-    std::cout << render::json_text(j);
-  } else {
-    std::cout << fmt::format(
-        "chokepoint load {}: {}, {}, {} {} {}\n",
-        args.request.urls.size() == 1 ? util::terminal_text(args.request.urls[0])
-                                      : fmt::format("{} URLs", args.request.urls.size()),
-        open_loop ? fmt::format("open loop at {:g} req/s", o.rate_per_s)
-                  : std::string("closed loop (--rate max)"),
-        util::count_of(r.threads, "thread"), r.connections, o.h2 ? "h2c" : "HTTP/1.1",
-        r.connections == 1 ? "connection" : "connections");
-    std::cout << render::load_text_summary(r, o, a, "  ");
-    if (!r.slowest.empty()) {
-      std::cout << "  slowest    trace id (traceparent)               latency ms  service ms  "
-                   "outcome\n";
-      for (const auto& s : r.slowest) {
-        std::cout << fmt::format("             {}  {:>10.3f}  {:>10.3f}  {}{}\n", s.trace_id,
-                                 render::to_ms(s.latency_us), render::to_ms(s.service_us),
-                                 loadgen::outcome_name(s.outcome),
-                                 s.status ? fmt::format(" {}", s.status) : "");
-      }
-    }
-    if (args.timeline) {
-      std::cout << "  timeline   second  requests  errors   mean ms    max ms\n";
-      for (std::size_t s = 0; s < r.timeline.size(); ++s) {
-        const auto& b = r.timeline[s];
-        std::cout << fmt::format(
-            "             {:>6}  {:>8}  {:>6}  {:>8.3f}  {:>8.3f}\n", s, b.requests, b.errors,
-            b.latency_count ? b.latency_sum_us / 1000.0 / b.latency_count : 0.0,
-            render::to_ms(b.latency_max_us));
-      }
-    }
-  }
+  const std::string label = args.request.urls.size() == 1
+                                ? args.request.urls[0]
+                                : fmt::format("{} URLs", args.request.urls.size());
+  const RecordedLoad load{render::load_json(r, o, a, args.request.urls), load_text(args, o, r, a)};
+  std::cout << (args.json ? render::json_text(load.json) : load.text);
+  std::cout.flush();
+  if (!args.record.empty()) record_load_run(args, label, load);
   if (!args.html.empty()) {
-    const std::string label = args.request.urls.size() == 1
-                                  ? args.request.urls[0]
-                                  : fmt::format("{} URLs", args.request.urls.size());
-    const std::string page =
-        report::load_html(label, render::load_json(r, o, a, args.request.urls));
+    const std::string page = report::load_html(label, load.json);
     if (auto w = util::write_file_atomically(args.html, page); !w) {
       throw util::FatalError(w.error());
     }
@@ -146,12 +167,19 @@ Subcommand make_load_command(CLI::App& root) {
                   "also write the run as one self-contained HTML page (latency, throughput, "
                   "errors over time)");
   cli->add_flag("--timeline", args->timeline, "print the per-second timeline (always in --json)");
+  cli->add_option("--record", args->record,
+                  "also keep the run in a recording: chokepoint replay prints it, diff compares "
+                  "two runs (throughput, p50, p99), report draws it");
   cli->footer(
       "Examples:\n"
       "  chokepoint load http://127.0.0.1:8080/ --rate 1000 -d 10s   # open loop at 1000 req/s\n"
       "  chokepoint load http://127.0.0.1:8080/ --rate max -c 64      # closed loop, 64 "
       "connections\n"
       "  chokepoint load http://127.0.0.1:8080/ -n 10000 --json       # 10,000 requests, as JSON\n"
+      "  chokepoint load http://127.0.0.1:8080/ --rate 500 --record before.chokepoint\n"
+      "  (fix, restart)\n"
+      "  chokepoint load http://127.0.0.1:8080/ --rate 500 --record after.chokepoint\n"
+      "  chokepoint diff before.chokepoint after.chokepoint              # p99 and throughput\n"
       "See docs/load.md.");
   return Subcommand{
       cli, [args, cli] {

@@ -26,6 +26,24 @@ struct ReplayArgs {
 
 int run_replay(const ReplayArgs& a) {
   ReplayedWindow w = replay_window(a.path, a.from, a.to);
+  if (!w.sampled) {
+    if (a.json) {
+      std::cout << render::json_text(
+          {{"schema", 1},
+           {"recording", a.path},
+           {"sampled", false},
+           {"target", {{"kind", w.observation.target.kind}, {"spec", w.observation.target.spec}}},
+           {"load", w.load.json}});
+    } else {
+      std::cerr << fmt::format(
+          "chokepoint: replaying {}: a load run alone (chokepoint load --record), no target was "
+          "sampled\n",
+          util::terminal_text(a.path));
+      std::cout << w.load.text;
+    }
+    std::cout.flush();
+    return util::kExitOk;
+  }
   if (a.json) {
     nlohmann::json j = render::diagnosis_json(w.observation, w.diagnosis);
     if (!w.services.empty()) j["services"] = render::services_json(w.services);

@@ -40,7 +40,7 @@ ReportedRecording read_recording(const std::string& path) {
   };
   tap.each = [&](const model::Tick& t) { timeline->add(t); };
   ReportedRecording r{replay_window(path, "", "", tap), nullptr};
-  r.timeline = timeline->finish(first_unix_ns);
+  if (timeline) r.timeline = timeline->finish(first_unix_ns);
   return r;
 }
 
@@ -69,6 +69,24 @@ int run_report(const ReportArgs& a) {
   if (auto w = util::check_writable(a.output); !w) throw util::FatalError(w.error());
   std::vector<ReportedRecording> recs;
   for (const auto& f : a.files) recs.push_back(read_recording(f));
+  // A load run alone (chokepoint load --record) has no samples: its page is chokepoint load -o's.
+  if (recs.size() == 1 && !recs[0].window.sampled) {
+    const std::string page =
+        report::load_html(recs[0].window.observation.target.spec, recs[0].window.load.json);
+    if (auto w = util::write_file_atomically(a.output, page); !w) throw util::FatalError(w.error());
+    std::cerr << fmt::format("chokepoint: wrote {} ({} bytes, the load run)\n",
+                             util::terminal_text(a.output), page.size());
+    return util::kExitOk;
+  }
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    if (!recs[i].window.sampled) {
+      util::usage_error(
+          fmt::format("{} holds a load run alone, with no samples to set beside the other",
+                      a.files[i]),
+          "compare two load runs with chokepoint diff; or write its own page: chokepoint report " +
+              a.files[i] + " -o load.html");
+    }
+  }
   nlohmann::json data;
   data["recordings"] = nlohmann::json::array();
   for (std::size_t i = 0; i < recs.size(); ++i) {

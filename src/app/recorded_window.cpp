@@ -313,6 +313,17 @@ RecordedRunCost saved_run_cost(const store::RecordingReader& reader) {
   return out;
 }
 
+util::Result<void> save_load_run(store::RecordingWriter& writer, const std::string& label,
+                                 const RecordedLoad& load) {
+  model::RecordingInfo info;
+  info.target.kind = kLoadRunTargetKind;
+  info.target.spec = label;
+  writer.begin(info);
+  const nlohmann::json j{{"json", load.json}, {"text", load.text}};
+  return writer.add_note(kLoadNote,
+                         j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
 RecordedLoad saved_load(const store::RecordingReader& reader) {
   RecordedLoad out;
   auto text = reader.note(kLoadNote);

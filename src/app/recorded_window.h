@@ -52,6 +52,15 @@ util::Result<void> save_window(store::RecordingWriter& writer, const model::Samp
                                const std::optional<VerdictStacks>& stacks, const RecordedLoad& load,
                                const RecordedRunCost& cost, const RecordedServices& services);
 
+// The target kind of a recording that holds a load run alone (chokepoint load --record): no
+// samples, only the load, kept as diagnose --load keeps it.
+inline constexpr const char* kLoadRunTargetKind = "load";
+
+// Writes a load run alone: the recording's target is kLoadRunTargetKind with `label` (the URLs),
+// and the load is kept as save_window keeps it. Errors: the file could not be written (with hints).
+util::Result<void> save_load_run(store::RecordingWriter& writer, const std::string& label,
+                                 const RecordedLoad& load);
+
 // The services the probes read over the window (collect/probes), and the notes on services found
 // but not probed: kept, so that a replay of the whole recording re-runs the service rules.
 RecordedServices saved_services(const store::RecordingReader& reader);

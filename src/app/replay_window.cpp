@@ -18,6 +18,23 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
   auto reader = store::RecordingReader::open(path);
   if (!reader) throw util::FatalError(reader.error(), util::kExitRuntime);
   const auto range = reader->time_range();
+  if (!range && reader->info().target.kind == kLoadRunTargetKind) {
+    if (!from.empty() || !to.empty()) {
+      util::usage_error(fmt::format("{} holds a load run alone: it has no window to cut", path),
+                        "leave out --from and --to");
+    }
+    ReplayedWindow w;
+    w.sampled = false;
+    w.observation.target = reader->info().target;
+    w.load = saved_load(*reader);
+    w.meta = reader->meta();
+    if (w.load.json.is_null()) {
+      throw util::FatalError(util::Error{fmt::format("{} holds no load result", path),
+                                         "record the load again with chokepoint load --record"},
+                             util::kExitRuntime);
+    }
+    return w;
+  }
   if (!range) {
     util::usage_error(fmt::format("{} holds no samples", path),
                       "record for longer than one interval");

@@ -20,6 +20,9 @@ namespace chokepoint::app {
 // clang-tidy's bugprone-exception-escape counts that as a throw.
 // NOLINTNEXTLINE(bugprone-exception-escape)
 struct ReplayedWindow {
+  // False for a load run alone (chokepoint load --record): then only meta, load and the
+  // observation's target are set.
+  bool sampled = true;
   model::Observation observation;
   analysis::Diagnosis diagnosis;
   store::RecordingMeta meta;
@@ -42,7 +45,8 @@ struct TickTap {
 };
 
 // Throws util::FatalError: the file cannot be read (exit 1), the window is outside the
-// recording or empty (exit 2).
+// recording or empty (exit 2), a window asked of a load run alone (exit 2). A load run alone
+// gives sampled = false, and the tap is not called.
 ReplayedWindow replay_window(const std::string& path, const std::string& from,
                              const std::string& to, const TickTap& tap = {});
 

@@ -89,10 +89,75 @@ constexpr LoadRow kLoadRows[] = {{"throughput (req/s)", "rps", "rps", nullptr},
                                  {"latency p50 (ms)", "latency_p50_ms", "latency_ms", "p50"},
                                  {"latency p99 (ms)", "latency_p99_ms", "latency_ms", "p99"}};
 
+std::string load_rows_text(const DiffSide& before, const DiffSide& after) {
+  std::string out;
+  for (const auto& row : kLoadRows) {
+    const auto x = load_number(before, row.key, row.sub);
+    const auto y = load_number(after, row.key, row.sub);
+    if (!x || !y) continue;
+    auto num = [](double v) {
+      return v >= 1000 ? fmt::format("{:.0f}", v) : fmt::format("{:.3g}", v);
+    };
+    out += fmt::format("  {:<26}{:<24}{:<24}{}\n", row.label, num(*x), num(*y),
+                       *x > 0 ? fmt::format("x{:.3g}", *y / *x) : "");
+  }
+  return out;
+}
+
+nlohmann::json load_rows_json(const DiffSide& before, const DiffSide& after) {
+  nlohmann::json load = nlohmann::json::object();
+  for (const auto& row : kLoadRows) {
+    const auto x = load_number(before, row.key, row.sub);
+    const auto y = load_number(after, row.key, row.sub);
+    if (!x || !y) continue;
+    load[row.json_name] = {{"before", *x},
+                           {"after", *y},
+                           {"ratio", *x > 0 ? nlohmann::json(*y / *x) : nlohmann::json(nullptr)}};
+  }
+  return load;
+}
+
+bool sampled(const DiffSide& s) {
+  return s.observation != nullptr && s.diagnosis != nullptr;
+}
+
+// Two sides of which one or both hold a load run alone (chokepoint load --record): only the
+// loads compare.
+std::string load_only_diff_text(const DiffSide& before, const DiffSide& after) {
+  std::string out =
+      fmt::format("chokepoint diff: {} -> {}\n\n", term(before.label), term(after.label));
+  out += fmt::format("  {:<26}{:<24}{:<24}\n", "", "before", "after");
+  auto what = [](const DiffSide& s) {
+    return sampled(s) ? std::string(analysis::verdict_name(s.diagnosis->verdict))
+                      : std::string("load run alone");
+  };
+  out += fmt::format("  {:<26}{:<24}{:<24}\n", "recording", what(before), what(after));
+  const std::string rows = load_rows_text(before, after);
+  out += rows;
+  out += "\n";
+  for (const DiffSide* s : {&before, &after}) {
+    if (!sampled(*s)) {
+      out += fmt::format(
+          "{} holds a load run alone (chokepoint load --record): no target was "
+          "sampled, so only the load is compared.\n",
+          term(s->label));
+    }
+  }
+  if (rows.empty()) {
+    out += "The two recordings have no load numbers in common to compare.\n";
+  }
+  out +=
+      "To compare verdicts and time splits too, record both runs with `chokepoint diagnose "
+      "TARGET --load URL --record FILE`.\n";
+  return out;
+}
+
 nlohmann::json side_json(const DiffSide& s) {
+  if (!sampled(s)) return {{"recording", s.label}, {"sampled", false}};
   const auto& obs = *s.observation;
   const auto& d = *s.diagnosis;
   nlohmann::json j{{"recording", s.label},
+                   {"sampled", true},
                    {"target", obs.target.kind + " " + obs.target.spec},
                    {"duration_s", static_cast<double>(obs.duration_ns) / 1e9},
                    {"threads", obs.threads.size()},
@@ -111,6 +176,7 @@ nlohmann::json side_json(const DiffSide& s) {
 }  // namespace
 
 std::string diagnosis_diff_text(const DiffSide& before, const DiffSide& after) {
+  if (!sampled(before) || !sampled(after)) return load_only_diff_text(before, after);
   const auto& a = *before.diagnosis;
   const auto& b = *after.diagnosis;
   std::string out =
@@ -131,16 +197,7 @@ std::string diagnosis_diff_text(const DiffSide& before, const DiffSide& after) {
             ? fmt::format("x{:.2f}", static_cast<double>(sent_b) / static_cast<double>(sent_a))
             : std::string());
   }
-  for (const auto& row : kLoadRows) {
-    const auto x = load_number(before, row.key, row.sub);
-    const auto y = load_number(after, row.key, row.sub);
-    if (!x || !y) continue;
-    auto num = [](double v) {
-      return v >= 1000 ? fmt::format("{:.0f}", v) : fmt::format("{:.3g}", v);
-    };
-    out += fmt::format("  {:<26}{:<24}{:<24}{}\n", row.label, num(*x), num(*y),
-                       *x > 0 ? fmt::format("x{:.3g}", *y / *x) : "");
-  }
+  out += load_rows_text(before, after);
   out += "\nTime split (share of wall time; of busy time in brackets)\n";
   for (std::size_t i = 0; i < model::kResourceCount; ++i) {
     const auto r = static_cast<Resource>(i);
@@ -182,12 +239,16 @@ std::string diagnosis_diff_text(const DiffSide& before, const DiffSide& after) {
 }
 
 nlohmann::json diagnosis_diff_json(const DiffSide& before, const DiffSide& after) {
-  const auto& a = *before.diagnosis;
-  const auto& b = *after.diagnosis;
   nlohmann::json j;
   j["schema"] = 1;
   j["before"] = side_json(before);
   j["after"] = side_json(after);
+  if (!sampled(before) || !sampled(after)) {
+    if (auto load = load_rows_json(before, after); !load.empty()) j["load"] = std::move(load);
+    return j;
+  }
+  const auto& a = *before.diagnosis;
+  const auto& b = *after.diagnosis;
   j["verdict_changed"] = a.verdict != b.verdict;
   nlohmann::json split = nlohmann::json::object();
   for (std::size_t i = 0; i < model::kResourceCount; ++i) {
@@ -226,16 +287,7 @@ nlohmann::json diagnosis_diff_json(const DiffSide& before, const DiffSide& after
     bottlenecks.push_back(std::move(e));
   }
   j["bottlenecks"] = std::move(bottlenecks);
-  nlohmann::json load = nlohmann::json::object();
-  for (const auto& row : kLoadRows) {
-    const auto x = load_number(before, row.key, row.sub);
-    const auto y = load_number(after, row.key, row.sub);
-    if (!x || !y) continue;
-    load[row.json_name] = {{"before", *x},
-                           {"after", *y},
-                           {"ratio", *x > 0 ? nlohmann::json(*y / *x) : nlohmann::json(nullptr)}};
-  }
-  if (!load.empty()) j["load"] = std::move(load);
+  if (auto load = load_rows_json(before, after); !load.empty()) j["load"] = std::move(load);
   return j;
 }
 

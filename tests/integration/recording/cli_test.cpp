@@ -98,6 +98,65 @@ TEST(RecordingCli, ALoadDrivenDiagnosisReplaysWithItsLoadAndDiffsIt) {
                    a["load"]["latency_ms"]["p99"].get<double>());
 }
 
+// chokepoint load --record: a load run alone (no target sampled) that replay prints as the live
+// run printed it, diff compares with another run (alone or sampled), and report draws.
+TEST(RecordingCli, ALoadRunAloneReplaysDiffsAndReports) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string url = "http://127.0.0.1:" + std::to_string(lab->port()) + "/";
+  const std::string a_file = temp_path("load-a.chokepoint");
+  const std::string b_file = temp_path("load-b.chokepoint");
+  auto a_live = run_chokepoint(
+      {"load", url, "--rate", "200", "-c", "4", "-d", "1s", "--record", a_file, "--json"});
+  ASSERT_EQ(a_live.exit_code, 0) << a_live.stderr_text;
+  auto b_live = run_chokepoint(
+      {"load", url, "--rate", "100", "-c", "4", "-d", "1s", "--record", b_file, "--timeline"});
+  ASSERT_EQ(b_live.exit_code, 0) << b_live.stderr_text;
+
+  auto a_replay = run_chokepoint({"replay", a_file, "--json"});
+  ASSERT_EQ(a_replay.exit_code, 0) << a_replay.stderr_text;
+  const auto a = nlohmann::json::parse(a_live.stdout_text, nullptr, false);
+  const auto ar = nlohmann::json::parse(a_replay.stdout_text, nullptr, false);
+  ASSERT_FALSE(a.is_discarded()) << a_live.stdout_text;
+  ASSERT_FALSE(ar.is_discarded()) << a_replay.stdout_text;
+  EXPECT_EQ(ar["sampled"], false);
+  EXPECT_EQ(ar["load"], a);  // the whole run, timeline included
+  auto b_replay = run_chokepoint({"replay", b_file});
+  ASSERT_EQ(b_replay.exit_code, 0) << b_replay.stderr_text;
+  EXPECT_EQ(b_replay.stdout_text, b_live.stdout_text);  // the text, --timeline included
+
+  auto diff = run_chokepoint({"diff", a_file, b_file, "--json"});
+  ASSERT_EQ(diff.exit_code, 0) << diff.stderr_text;
+  const auto d = nlohmann::json::parse(diff.stdout_text, nullptr, false);
+  ASSERT_FALSE(d.is_discarded()) << diff.stdout_text;
+  EXPECT_EQ(d["before"]["sampled"], false);
+  EXPECT_FALSE(d.contains("time_split"));  // nothing sampled: no split to compare
+  EXPECT_DOUBLE_EQ(d["load"]["rps"]["before"].get<double>(), a["rps"].get<double>());
+  EXPECT_NEAR(d["load"]["rps"]["ratio"].get<double>(), 0.5, 0.05);  // 100 against 200 req/s
+  EXPECT_DOUBLE_EQ(d["load"]["latency_p99_ms"]["before"].get<double>(),
+                   a["latency_ms"]["p99"].get<double>());
+
+  // Beside a sampled recording: the loads compare, and the text says why nothing else does.
+  const std::string c_file = temp_path("load-c.chokepoint");
+  auto c_live =
+      run_chokepoint({"diagnose", "--pid", std::to_string(lab->pid()), "--load", url, "--rate",
+                      "200", "-c", "4", "--duration", "1s", "--no-stacks", "--record", c_file});
+  ASSERT_EQ(c_live.exit_code, 0) << c_live.stderr_text;
+  auto mixed = run_chokepoint({"diff", a_file, c_file});
+  ASSERT_EQ(mixed.exit_code, 0) << mixed.stderr_text;
+  EXPECT_NE(mixed.stdout_text.find("throughput (req/s)"), std::string::npos) << mixed.stdout_text;
+  EXPECT_NE(mixed.stdout_text.find("holds a load run alone"), std::string::npos);
+  EXPECT_EQ(mixed.stdout_text.find("Time split"), std::string::npos);
+
+  const std::string page = temp_path("load-a.html");
+  auto report = run_chokepoint({"report", a_file, "-o", page});
+  ASSERT_EQ(report.exit_code, 0) << report.stderr_text;
+  EXPECT_NE(test_support::read_file(page).find("<html"), std::string::npos);
+  expect_cli_error(run_chokepoint({"report", a_file, c_file, "-o", page}), 2,
+                   "holds a load run alone");
+  expect_cli_error(run_chokepoint({"replay", a_file, "--from", "1s"}), 2, "no window to cut");
+}
+
 TEST(RecordingCli, ReplayPrintsTheLiveDiagnosisText) {
   const std::string file = temp_path("sleep.chokepoint");
   auto live =
