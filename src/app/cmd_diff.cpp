@@ -22,8 +22,8 @@ int run_diff(const DiffArgs& a) {
   const ReplayedWindow before = replay_window(a.before, "", "");
   const ReplayedWindow after = replay_window(a.after, "", "");
   auto side = [](const std::string& label, const ReplayedWindow& w) {
-    return w.sampled ? render::DiffSide{label, &w.observation, &w.diagnosis, &w.load.json}
-                     : render::DiffSide{label, nullptr, nullptr, &w.load.json};
+    return w.sampled ? render::DiffSide{label, &w.observation, &w.diagnosis, &w.load.json, nullptr}
+                     : render::DiffSide{label, nullptr, nullptr, &w.load.json, &w.knee.json};
   };
   const render::DiffSide x = side(a.before, before);
   const render::DiffSide y = side(a.after, after);

@@ -16,6 +16,7 @@
 
 #include "app/background_load.h"
 #include "app/cli_values.h"
+#include "app/recorded_window.h"
 #include "app/request_args.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
@@ -57,6 +58,7 @@ struct KneeArgs {
   std::string usl_csv;
   bool json = false;
   std::string html;
+  std::string record;  // --record: keep the run in a recording (replay, diff, report)
 };
 
 // Runs one step of load; with a target session, diagnoses the measured window at the same time.
@@ -131,8 +133,9 @@ int run_knee(KneeArgs a) {
   }
 
   // A run takes minutes: an output it could not write is reported now, not at its end.
-  if (!a.html.empty()) {
-    if (auto w = util::check_writable(a.html); !w) throw util::FatalError(w.error());
+  for (const std::string* path : {&a.html, &a.record}) {
+    if (path->empty()) continue;
+    if (auto w = util::check_writable(*path); !w) throw util::FatalError(w.error());
   }
 
   loadgen::LoadOptions& base = ro.base;
@@ -209,10 +212,26 @@ int run_knee(KneeArgs a) {
     std::cout << render::knee_summary_text(run, context);
   }
   std::cout.flush();
+  const std::string label = a.request.urls.size() == 1
+                                ? a.request.urls[0]
+                                : fmt::format("{} URLs", a.request.urls.size());
+  if (!a.record.empty()) {
+    // The text as the live run printed it: its tables, row by row, then the summary.
+    std::string text;
+    if (search) {
+      text += render::knee_search_header(context);
+      for (std::size_t i = 0; i < run.steps.size(); ++i) {
+        text += render::knee_step_line(run.steps[i], i + 1);
+      }
+    }
+    if (!run.sweep.empty()) {
+      text += render::usl_sweep_header(context);
+      for (const auto& s : run.sweep) text += render::usl_step_line(s);
+    }
+    text += render::knee_summary_text(run, context);
+    record_run_alone(a.record, kKneeRunTargetKind, label, {out, text});
+  }
   if (!a.html.empty()) {
-    const std::string label = a.request.urls.size() == 1
-                                  ? a.request.urls[0]
-                                  : fmt::format("{} URLs", a.request.urls.size());
     const std::string page = report::knee_html(label, out);
     if (auto w = util::write_file_atomically(a.html, page); !w) throw util::FatalError(w.error());
     std::cerr << fmt::format("chokepoint: wrote {} ({} bytes)\n", util::terminal_text(a.html),
@@ -293,6 +312,9 @@ Subcommand make_knee_command(CLI::App& root) {
   cli->add_option("--usl-csv", args->usl_csv,
                   "write the sweep as concurrency,throughput (for chokepoint usl)");
   cli->add_flag("--json", args->json, "print the report as JSON");
+  cli->add_option("--record", args->record,
+                  "also keep the run in a recording: chokepoint replay prints it, diff compares "
+                  "two runs (the knee, the USL peak), report draws it");
   cli->add_option("-o,--output", args->html,
                   "also write the run as one self-contained HTML page (the knee curve, the USL "
                   "fit)");

@@ -12,13 +12,11 @@
 #include "app/recorded_window.h"
 #include "app/request_args.h"
 #include "app/subcommand.h"
-#include "app/version.h"
 #include "loadgen/assess.h"
 #include "loadgen/load.h"
 #include "render/json_text.h"
 #include "render/load_report.h"
 #include "report/page.h"
-#include "store/recording.h"
 #include "util/atomic_file.h"
 #include "util/escape.h"
 #include "util/fatal.h"
@@ -78,20 +76,6 @@ std::string load_text(const LoadArgs& args, const loadgen::LoadOptions& o,
   return out;
 }
 
-// Keeps the run in a recording of its own (a load run alone: no target sampled).
-void record_load_run(const LoadArgs& args, const std::string& label, const RecordedLoad& load) {
-  store::WriterOptions wo;
-  wo.chokepoint_version = kVersion;
-  auto w = store::RecordingWriter::create(args.record, std::move(wo));
-  if (!w) throw util::FatalError(w.error(), util::kExitRuntime);
-  if (auto ok = save_load_run(**w, label, load); !ok) {
-    throw util::FatalError(ok.error(), util::kExitRuntime);
-  }
-  std::cerr << fmt::format(
-      "chokepoint: kept the run in {} (chokepoint replay, diff and report read it)\n",
-      util::terminal_text(args.record));
-}
-
 int run_load_command(const LoadArgs& args) {
   loadgen::LoadOptions o;
   apply_request_args(args.request, o);
@@ -121,7 +105,7 @@ int run_load_command(const LoadArgs& args) {
   const RecordedLoad load{render::load_json(r, o, a, args.request.urls), load_text(args, o, r, a)};
   std::cout << (args.json ? render::json_text(load.json) : load.text);
   std::cout.flush();
-  if (!args.record.empty()) record_load_run(args, label, load);
+  if (!args.record.empty()) record_run_alone(args.record, kLoadRunTargetKind, label, load);
   if (!args.html.empty()) {
     const std::string page = report::load_html(label, load.json);
     if (auto w = util::write_file_atomically(args.html, page); !w) {

@@ -27,19 +27,21 @@ struct ReplayArgs {
 int run_replay(const ReplayArgs& a) {
   ReplayedWindow w = replay_window(a.path, a.from, a.to);
   if (!w.sampled) {
+    const std::string& kind = w.observation.target.kind;  // "load" or "knee"
+    const RecordedLoad& run = kind == kKneeRunTargetKind ? w.knee : w.load;
     if (a.json) {
       std::cout << render::json_text(
           {{"schema", 1},
            {"recording", a.path},
            {"sampled", false},
-           {"target", {{"kind", w.observation.target.kind}, {"spec", w.observation.target.spec}}},
-           {"load", w.load.json}});
+           {"target", {{"kind", kind}, {"spec", w.observation.target.spec}}},
+           {kind, run.json}});
     } else {
       std::cerr << fmt::format(
-          "chokepoint: replaying {}: a load run alone (chokepoint load --record), no target was "
+          "chokepoint: replaying {}: a {} run alone (chokepoint {} --record), no target was "
           "sampled\n",
-          util::terminal_text(a.path));
-      std::cout << w.load.text;
+          util::terminal_text(a.path), kind, kind);
+      std::cout << run.text;
     }
     std::cout.flush();
     return util::kExitOk;

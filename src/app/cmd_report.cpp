@@ -69,22 +69,28 @@ int run_report(const ReportArgs& a) {
   if (auto w = util::check_writable(a.output); !w) throw util::FatalError(w.error());
   std::vector<ReportedRecording> recs;
   for (const auto& f : a.files) recs.push_back(read_recording(f));
-  // A load run alone (chokepoint load --record) has no samples: its page is chokepoint load -o's.
+  // A run alone (chokepoint load or knee --record) has no samples: its page is load -o's or
+  // knee -o's.
   if (recs.size() == 1 && !recs[0].window.sampled) {
-    const std::string page =
-        report::load_html(recs[0].window.observation.target.spec, recs[0].window.load.json);
-    if (auto w = util::write_file_atomically(a.output, page); !w) throw util::FatalError(w.error());
-    std::cerr << fmt::format("chokepoint: wrote {} ({} bytes, the load run)\n",
-                             util::terminal_text(a.output), page.size());
+    const auto& w = recs[0].window;
+    const std::string& label = w.observation.target.spec;
+    const std::string page = w.observation.target.kind == kKneeRunTargetKind
+                                 ? report::knee_html(label, w.knee.json)
+                                 : report::load_html(label, w.load.json);
+    if (auto ok = util::write_file_atomically(a.output, page); !ok) {
+      throw util::FatalError(ok.error());
+    }
+    std::cerr << fmt::format("chokepoint: wrote {} ({} bytes, the {} run)\n",
+                             util::terminal_text(a.output), page.size(), w.observation.target.kind);
     return util::kExitOk;
   }
   for (std::size_t i = 0; i < recs.size(); ++i) {
     if (!recs[i].window.sampled) {
       util::usage_error(
-          fmt::format("{} holds a load run alone, with no samples to set beside the other",
-                      a.files[i]),
-          "compare two load runs with chokepoint diff; or write its own page: chokepoint report " +
-              a.files[i] + " -o load.html");
+          fmt::format("{} holds a {} run alone, with no samples to set beside the other",
+                      a.files[i], recs[i].window.observation.target.kind),
+          "compare two runs with chokepoint diff; or write its own page: chokepoint report " +
+              a.files[i] + " -o run.html");
     }
   }
   nlohmann::json data;

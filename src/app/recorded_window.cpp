@@ -4,13 +4,18 @@
 #include <cmath>
 #include <cstdlib>
 
+#include <fmt/format.h>
 #include <algorithm>
+
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "app/version.h"
 #include "profile/folded.h"
 #include "render/flamegraph_folded.h"
 #include "util/escape.h"
+#include "util/fatal.h"
 
 namespace chokepoint::app {
 namespace {
@@ -19,6 +24,7 @@ constexpr const char* kStacksNote = "diagnose_stacks";
 constexpr const char* kLoadNote = "diagnose_load";
 constexpr const char* kRunCostNote = "diagnose_run_cost";
 constexpr const char* kServicesNote = "diagnose_services";
+constexpr const char* kKneeNote = "knee_run";
 // A recording is a hostile file: at most this many services and entries per map are read back.
 constexpr std::size_t kMaxServiceEntries = 4096;
 
@@ -313,20 +319,37 @@ RecordedRunCost saved_run_cost(const store::RecordingReader& reader) {
   return out;
 }
 
-util::Result<void> save_load_run(store::RecordingWriter& writer, const std::string& label,
-                                 const RecordedLoad& load) {
+util::Result<void> save_run_alone(store::RecordingWriter& writer, const char* kind,
+                                  const std::string& label, const RecordedLoad& run) {
   model::RecordingInfo info;
-  info.target.kind = kLoadRunTargetKind;
+  info.target.kind = kind;
   info.target.spec = label;
   writer.begin(info);
-  const nlohmann::json j{{"json", load.json}, {"text", load.text}};
-  return writer.add_note(kLoadNote,
+  const nlohmann::json j{{"json", run.json}, {"text", run.text}};
+  return writer.add_note(std::string_view(kind) == kKneeRunTargetKind ? kKneeNote : kLoadNote,
                          j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
-RecordedLoad saved_load(const store::RecordingReader& reader) {
+void record_run_alone(const std::string& path, const char* kind, const std::string& label,
+                      const RecordedLoad& run) {
+  store::WriterOptions wo;
+  wo.chokepoint_version = kVersion;
+  auto w = store::RecordingWriter::create(path, std::move(wo));
+  if (!w) throw util::FatalError(w.error(), util::kExitRuntime);
+  if (auto ok = save_run_alone(**w, kind, label, run); !ok) {
+    throw util::FatalError(ok.error(), util::kExitRuntime);
+  }
+  std::cerr << fmt::format(
+      "chokepoint: kept the run in {} (chokepoint replay, diff and report read it)\n",
+      util::terminal_text(path));
+}
+
+namespace {
+
+// A run kept as {"json": {...}, "text": "..."} under `key`.
+RecordedLoad saved_run(const store::RecordingReader& reader, const char* key) {
   RecordedLoad out;
-  auto text = reader.note(kLoadNote);
+  auto text = reader.note(key);
   if (!text) return out;
   const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
   if (!j.is_object()) return out;
@@ -346,6 +369,16 @@ RecordedLoad saved_load(const store::RecordingReader& reader) {
     }
   }
   return out;
+}
+
+}  // namespace
+
+RecordedLoad saved_load(const store::RecordingReader& reader) {
+  return saved_run(reader, kLoadNote);
+}
+
+RecordedLoad saved_knee(const store::RecordingReader& reader) {
+  return saved_run(reader, kKneeNote);
 }
 
 }  // namespace chokepoint::app

@@ -52,14 +52,22 @@ util::Result<void> save_window(store::RecordingWriter& writer, const model::Samp
                                const std::optional<VerdictStacks>& stacks, const RecordedLoad& load,
                                const RecordedRunCost& cost, const RecordedServices& services);
 
-// The target kind of a recording that holds a load run alone (chokepoint load --record): no
-// samples, only the load, kept as diagnose --load keeps it.
+// The target kinds of a recording that holds a run alone, with no samples: a load run (chokepoint
+// load --record, kept as diagnose --load keeps its load) or a knee run (chokepoint knee --record:
+// its JSON report and the text it printed, in the same RecordedLoad shape).
 inline constexpr const char* kLoadRunTargetKind = "load";
+inline constexpr const char* kKneeRunTargetKind = "knee";
 
-// Writes a load run alone: the recording's target is kLoadRunTargetKind with `label` (the URLs),
-// and the load is kept as save_window keeps it. Errors: the file could not be written (with hints).
-util::Result<void> save_load_run(store::RecordingWriter& writer, const std::string& label,
-                                 const RecordedLoad& load);
+// Writes a run alone: the recording's target is `kind` (kLoadRunTargetKind or kKneeRunTargetKind)
+// with `label` (the URLs), and the run is kept as saved_load or saved_knee reads it back. Errors:
+// the file could not be written (with hints).
+util::Result<void> save_run_alone(store::RecordingWriter& writer, const char* kind,
+                                  const std::string& label, const RecordedLoad& run);
+
+// Creates the recording at `path` and saves the run alone in it, then says so on stderr. Throws
+// util::FatalError (exit 1) when it cannot be written.
+void record_run_alone(const std::string& path, const char* kind, const std::string& label,
+                      const RecordedLoad& run);
 
 // The services the probes read over the window (collect/probes), and the notes on services found
 // but not probed: kept, so that a replay of the whole recording re-runs the service rules.
@@ -71,7 +79,10 @@ RecordedRunCost saved_run_cost(const store::RecordingReader& reader);
 // The stacks a diagnose --record kept, nullopt when there are none (or the note is damaged).
 std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader);
 
-// The load a diagnose --load --record kept; json is null when there was none.
+// The load a diagnose --load --record (or load --record) kept; json is null when there was none.
 RecordedLoad saved_load(const store::RecordingReader& reader);
+
+// The knee run a knee --record kept; json is null when there was none.
+RecordedLoad saved_knee(const store::RecordingReader& reader);
 
 }  // namespace chokepoint::app

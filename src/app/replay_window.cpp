@@ -18,20 +18,23 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
   auto reader = store::RecordingReader::open(path);
   if (!reader) throw util::FatalError(reader.error(), util::kExitRuntime);
   const auto range = reader->time_range();
-  if (!range && reader->info().target.kind == kLoadRunTargetKind) {
+  const std::string& kind = reader->info().target.kind;
+  if (!range && (kind == kLoadRunTargetKind || kind == kKneeRunTargetKind)) {
     if (!from.empty() || !to.empty()) {
-      util::usage_error(fmt::format("{} holds a load run alone: it has no window to cut", path),
+      util::usage_error(fmt::format("{} holds a {} run alone: it has no window to cut", path, kind),
                         "leave out --from and --to");
     }
     ReplayedWindow w;
     w.sampled = false;
     w.observation.target = reader->info().target;
     w.load = saved_load(*reader);
+    w.knee = saved_knee(*reader);
     w.meta = reader->meta();
-    if (w.load.json.is_null()) {
-      throw util::FatalError(util::Error{fmt::format("{} holds no load result", path),
-                                         "record the load again with chokepoint load --record"},
-                             util::kExitRuntime);
+    if ((kind == kLoadRunTargetKind ? w.load : w.knee).json.is_null()) {
+      throw util::FatalError(
+          util::Error{fmt::format("{} holds no {} result", path, kind),
+                      fmt::format("record the run again with chokepoint {} --record", kind)},
+          util::kExitRuntime);
     }
     return w;
   }

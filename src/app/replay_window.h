@@ -20,13 +20,14 @@ namespace chokepoint::app {
 // clang-tidy's bugprone-exception-escape counts that as a throw.
 // NOLINTNEXTLINE(bugprone-exception-escape)
 struct ReplayedWindow {
-  // False for a load run alone (chokepoint load --record): then only meta, load and the
-  // observation's target are set.
+  // False for a run alone (chokepoint load or knee --record): then only meta, load or knee, and
+  // the observation's target (kind "load" or "knee") are set.
   bool sampled = true;
   model::Observation observation;
   analysis::Diagnosis diagnosis;
   store::RecordingMeta meta;
   RecordedLoad load;   // the load diagnose --load drove (whole recordings only)
+  RecordedLoad knee;   // a knee run alone: its report
   nlohmann::json run;  // the live run's "run" (whole recordings only; null: none)
   std::vector<analysis::ServiceReport> services;  // the services' rules (whole recordings only)
   // The stacks diagnose captured after its window, for a flame graph (whole recordings only;
@@ -45,8 +46,8 @@ struct TickTap {
 };
 
 // Throws util::FatalError: the file cannot be read (exit 1), the window is outside the
-// recording or empty (exit 2), a window asked of a load run alone (exit 2). A load run alone
-// gives sampled = false, and the tap is not called.
+// recording or empty (exit 2), a window asked of a run alone (exit 2). A run alone gives
+// sampled = false, and the tap is not called.
 ReplayedWindow replay_window(const std::string& path, const std::string& from,
                              const std::string& to, const TickTap& tap = {});
 

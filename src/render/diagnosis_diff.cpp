@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <utility>
 
 #include "analysis/rules/rule.h"
@@ -64,61 +65,86 @@ std::uint64_t bytes_sent_per_s(const model::Observation& obs) {
   return sum;
 }
 
-// A number of a side's load report ("rps", or "p99" under "latency_ms"), when it has one.
-std::optional<double> load_number(const DiffSide& s, const char* key, const char* sub = nullptr) {
-  if (!s.load || !s.load->is_object()) return std::nullopt;
-  auto it = s.load->find(key);
-  if (it == s.load->end()) return std::nullopt;
-  if (sub) {
-    if (!it->is_object()) return std::nullopt;
-    auto inner = it->find(sub);
-    if (inner == it->end()) return std::nullopt;
-    it = inner;
+// The number at doc[key] or doc[key][sub] ("latency_ms", "p99"), when there is one.
+std::optional<double> number_at(const nlohmann::json* doc, const char* key, const char* sub) {
+  const nlohmann::json* at = doc;
+  for (const char* k : {key, sub}) {
+    if (!k) break;
+    if (!at || !at->is_object()) return std::nullopt;
+    auto it = at->find(k);
+    if (it == at->end()) return std::nullopt;
+    at = &*it;
   }
-  if (!it->is_number()) return std::nullopt;
-  return it->get<double>();
+  if (!at || !at->is_number()) return std::nullopt;
+  return at->get<double>();
 }
 
-struct LoadRow {
+// A number both sides' runs may have: from the load report (load) or the knee report (knee).
+struct RunRow {
   const char* label;
   const char* json_name;
+  const nlohmann::json* DiffSide::*doc;
   const char* key;
   const char* sub;
 };
-constexpr LoadRow kLoadRows[] = {{"throughput (req/s)", "rps", "rps", nullptr},
-                                 {"latency p50 (ms)", "latency_p50_ms", "latency_ms", "p50"},
-                                 {"latency p99 (ms)", "latency_p99_ms", "latency_ms", "p99"}};
+constexpr RunRow kLoadRows[] = {
+    {"throughput (req/s)", "rps", &DiffSide::load, "rps", nullptr},
+    {"latency p50 (ms)", "latency_p50_ms", &DiffSide::load, "latency_ms", "p50"},
+    {"latency p99 (ms)", "latency_p99_ms", &DiffSide::load, "latency_ms", "p99"}};
+constexpr RunRow kKneeRows[] = {
+    {"knee (req/s)", "knee_rps", &DiffSide::knee, "knee", "rate"},
+    {"USL peak (req/s)", "usl_peak_rps", &DiffSide::knee, "usl", "x_max"},
+    {"USL peak at (connections)", "usl_peak_concurrency", &DiffSide::knee, "usl", "n_star"}};
 
-std::string load_rows_text(const DiffSide& before, const DiffSide& after) {
+std::string run_rows_text(const DiffSide& before, const DiffSide& after) {
   std::string out;
-  for (const auto& row : kLoadRows) {
-    const auto x = load_number(before, row.key, row.sub);
-    const auto y = load_number(after, row.key, row.sub);
-    if (!x || !y) continue;
-    auto num = [](double v) {
-      return v >= 1000 ? fmt::format("{:.0f}", v) : fmt::format("{:.3g}", v);
-    };
-    out += fmt::format("  {:<26}{:<24}{:<24}{}\n", row.label, num(*x), num(*y),
-                       *x > 0 ? fmt::format("x{:.3g}", *y / *x) : "");
+  for (std::span<const RunRow> rows :
+       {std::span<const RunRow>(kLoadRows), std::span<const RunRow>(kKneeRows)}) {
+    for (const auto& row : rows) {
+      const auto x = number_at(before.*row.doc, row.key, row.sub);
+      const auto y = number_at(after.*row.doc, row.key, row.sub);
+      if (!x || !y) continue;
+      auto num = [](double v) {
+        return v >= 1000 ? fmt::format("{:.0f}", v) : fmt::format("{:.3g}", v);
+      };
+      out += fmt::format("  {:<26}{:<24}{:<24}{}\n", row.label, num(*x), num(*y),
+                         *x > 0 ? fmt::format("x{:.3g}", *y / *x) : "");
+    }
   }
   return out;
 }
 
-nlohmann::json load_rows_json(const DiffSide& before, const DiffSide& after) {
-  nlohmann::json load = nlohmann::json::object();
-  for (const auto& row : kLoadRows) {
-    const auto x = load_number(before, row.key, row.sub);
-    const auto y = load_number(after, row.key, row.sub);
+nlohmann::json run_rows_json(const DiffSide& before, const DiffSide& after,
+                             std::span<const RunRow> rows) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& row : rows) {
+    const auto x = number_at(before.*row.doc, row.key, row.sub);
+    const auto y = number_at(after.*row.doc, row.key, row.sub);
     if (!x || !y) continue;
-    load[row.json_name] = {{"before", *x},
-                           {"after", *y},
-                           {"ratio", *x > 0 ? nlohmann::json(*y / *x) : nlohmann::json(nullptr)}};
+    out[row.json_name] = {{"before", *x},
+                          {"after", *y},
+                          {"ratio", *x > 0 ? nlohmann::json(*y / *x) : nlohmann::json(nullptr)}};
   }
-  return load;
+  return out;
+}
+
+// "load" and "knee" of the diff's JSON, each when both sides have its numbers.
+void add_run_rows_json(const DiffSide& before, const DiffSide& after, nlohmann::json& j) {
+  if (auto load = run_rows_json(before, after, kLoadRows); !load.empty()) {
+    j["load"] = std::move(load);
+  }
+  if (auto knee = run_rows_json(before, after, kKneeRows); !knee.empty()) {
+    j["knee"] = std::move(knee);
+  }
 }
 
 bool sampled(const DiffSide& s) {
   return s.observation != nullptr && s.diagnosis != nullptr;
+}
+
+// What a side that was not sampled holds: "knee" (a knee run) or "load" (a load run).
+const char* run_kind(const DiffSide& s) {
+  return s.knee != nullptr && !s.knee->is_null() ? "knee" : "load";
 }
 
 // Two sides of which one or both hold a load run alone (chokepoint load --record): only the
@@ -129,22 +155,24 @@ std::string load_only_diff_text(const DiffSide& before, const DiffSide& after) {
   out += fmt::format("  {:<26}{:<24}{:<24}\n", "", "before", "after");
   auto what = [](const DiffSide& s) {
     return sampled(s) ? std::string(analysis::verdict_name(s.diagnosis->verdict))
-                      : std::string("load run alone");
+                      : std::string(run_kind(s)) + " run alone";
   };
   out += fmt::format("  {:<26}{:<24}{:<24}\n", "recording", what(before), what(after));
-  const std::string rows = load_rows_text(before, after);
+  const std::string rows = run_rows_text(before, after);
   out += rows;
   out += "\n";
   for (const DiffSide* s : {&before, &after}) {
     if (!sampled(*s)) {
       out += fmt::format(
-          "{} holds a load run alone (chokepoint load --record): no target was "
-          "sampled, so only the load is compared.\n",
-          term(s->label));
+          "{} holds a {} run alone (chokepoint {} --record): no target was sampled, so only the "
+          "runs are compared.\n",
+          term(s->label), run_kind(*s), run_kind(*s));
     }
   }
   if (rows.empty()) {
-    out += "The two recordings have no load numbers in common to compare.\n";
+    out +=
+        "The two recordings have no numbers in common to compare (a load run against a knee "
+        "run?).\n";
   }
   out +=
       "To compare verdicts and time splits too, record both runs with `chokepoint diagnose "
@@ -153,7 +181,7 @@ std::string load_only_diff_text(const DiffSide& before, const DiffSide& after) {
 }
 
 nlohmann::json side_json(const DiffSide& s) {
-  if (!sampled(s)) return {{"recording", s.label}, {"sampled", false}};
+  if (!sampled(s)) return {{"recording", s.label}, {"sampled", false}, {"run", run_kind(s)}};
   const auto& obs = *s.observation;
   const auto& d = *s.diagnosis;
   nlohmann::json j{{"recording", s.label},
@@ -197,7 +225,7 @@ std::string diagnosis_diff_text(const DiffSide& before, const DiffSide& after) {
             ? fmt::format("x{:.2f}", static_cast<double>(sent_b) / static_cast<double>(sent_a))
             : std::string());
   }
-  out += load_rows_text(before, after);
+  out += run_rows_text(before, after);
   out += "\nTime split (share of wall time; of busy time in brackets)\n";
   for (std::size_t i = 0; i < model::kResourceCount; ++i) {
     const auto r = static_cast<Resource>(i);
@@ -244,7 +272,7 @@ nlohmann::json diagnosis_diff_json(const DiffSide& before, const DiffSide& after
   j["before"] = side_json(before);
   j["after"] = side_json(after);
   if (!sampled(before) || !sampled(after)) {
-    if (auto load = load_rows_json(before, after); !load.empty()) j["load"] = std::move(load);
+    add_run_rows_json(before, after, j);
     return j;
   }
   const auto& a = *before.diagnosis;
@@ -287,7 +315,7 @@ nlohmann::json diagnosis_diff_json(const DiffSide& before, const DiffSide& after
     bottlenecks.push_back(std::move(e));
   }
   j["bottlenecks"] = std::move(bottlenecks);
-  if (auto load = load_rows_json(before, after); !load.empty()) j["load"] = std::move(load);
+  add_run_rows_json(before, after, j);
   return j;
 }
 

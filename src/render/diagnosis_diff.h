@@ -18,13 +18,16 @@ struct DiffSide {
   const analysis::Diagnosis* diagnosis = nullptr;
   // The load that drove the target (chokepoint load's JSON: rps, latency_ms.p50/p99), or null.
   const nlohmann::json* load = nullptr;
+  // A knee run alone (chokepoint knee --record's JSON: knee.rate, usl.x_max, usl.n_star), or null.
+  const nlohmann::json* knee = nullptr;
 };
 
 std::string diagnosis_diff_text(const DiffSide& before, const DiffSide& after);
 
 // {"schema": 1, "before": {...}, "after": {...}, "time_split": {resource: {before, after,
 // change}}, "bottlenecks": [{resource, kind, before_share, after_share, change}], "load": {rps,
-// latency_p50_ms, latency_p99_ms: {before, after, ratio}} when both sides had load}; shares are
+// latency_p50_ms, latency_p99_ms: {before, after, ratio}} when both sides had load, "knee":
+// {knee_rps, usl_peak_rps, usl_peak_concurrency: the same} when both were knee runs}; shares are
 // fractions, changes are after - before, ratios after / before. Each side says "sampled"; when one
 // is not (a load run alone), only "before", "after" and "load" are present.
 nlohmann::json diagnosis_diff_json(const DiffSide& before, const DiffSide& after);

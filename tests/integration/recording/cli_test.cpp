@@ -145,7 +145,8 @@ TEST(RecordingCli, ALoadRunAloneReplaysDiffsAndReports) {
   auto mixed = run_chokepoint({"diff", a_file, c_file});
   ASSERT_EQ(mixed.exit_code, 0) << mixed.stderr_text;
   EXPECT_NE(mixed.stdout_text.find("throughput (req/s)"), std::string::npos) << mixed.stdout_text;
-  EXPECT_NE(mixed.stdout_text.find("holds a load run alone"), std::string::npos);
+  EXPECT_NE(mixed.stdout_text.find("holds a load run alone"), std::string::npos)
+      << mixed.stdout_text;
   EXPECT_EQ(mixed.stdout_text.find("Time split"), std::string::npos);
 
   const std::string page = temp_path("load-a.html");
@@ -155,6 +156,43 @@ TEST(RecordingCli, ALoadRunAloneReplaysDiffsAndReports) {
   expect_cli_error(run_chokepoint({"report", a_file, c_file, "-o", page}), 2,
                    "holds a load run alone");
   expect_cli_error(run_chokepoint({"replay", a_file, "--from", "1s"}), 2, "no window to cut");
+}
+
+// chokepoint knee --record: the knee run alone, replayed as printed (its tables and summary),
+// diffed on the knee, and drawn as knee -o draws it.
+TEST(RecordingCli, AKneeRunAloneReplaysDiffsAndReports) {
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string url = "http://127.0.0.1:" + std::to_string(lab->port()) + "/";
+  const std::string file = temp_path("knee.chokepoint");
+  auto live = run_chokepoint({"knee", url, "--slo", "p90<200ms", "--step", "500ms", "--warmup",
+                              "200ms", "--start-rate", "50", "--max-rate", "100", "--record", file},
+                             60);
+  ASSERT_EQ(live.exit_code, 0) << live.stderr_text;
+  auto replay = run_chokepoint({"replay", file});
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  EXPECT_NE(replay.stdout_text.find("KNEE"), std::string::npos) << replay.stdout_text;
+  EXPECT_EQ(replay.stdout_text, live.stdout_text);
+  auto json = run_chokepoint({"replay", file, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.stderr_text;
+  const auto j = nlohmann::json::parse(json.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << json.stdout_text;
+  ASSERT_TRUE(j["knee"]["knee"]["rate"].is_number()) << json.stdout_text;
+
+  auto diff = run_chokepoint({"diff", file, file, "--json"});
+  ASSERT_EQ(diff.exit_code, 0) << diff.stderr_text;
+  const auto d = nlohmann::json::parse(diff.stdout_text, nullptr, false);
+  ASSERT_FALSE(d.is_discarded()) << diff.stdout_text;
+  EXPECT_EQ(d["before"]["run"], "knee");
+  EXPECT_DOUBLE_EQ(d["knee"]["knee_rps"]["before"].get<double>(),
+                   j["knee"]["knee"]["rate"].get<double>());
+  EXPECT_DOUBLE_EQ(d["knee"]["knee_rps"]["ratio"].get<double>(), 1.0);
+  EXPECT_FALSE(d.contains("load"));
+
+  const std::string page = temp_path("knee.html");
+  auto report = run_chokepoint({"report", file, "-o", page});
+  ASSERT_EQ(report.exit_code, 0) << report.stderr_text;
+  EXPECT_NE(test_support::read_file(page).find("<html"), std::string::npos);
 }
 
 TEST(RecordingCli, ReplayPrintsTheLiveDiagnosisText) {
