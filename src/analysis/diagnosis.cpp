@@ -75,7 +75,7 @@ Diagnosis diagnose(const model::Observation& obs) {
   for (RuleFn rule :
        {rules::network, rules::backlog, rules::disk, rules::memory, rules::leak, rules::lock,
         rules::cpu, rules::limits, rules::close_wait, rules::ephemeral_ports, rules::accept_queue,
-        rules::syn_flood, rules::shared_memory, rules::held}) {
+        rules::syn_flood, rules::conntrack, rules::shared_memory, rules::rlimits, rules::held}) {
     rules::RuleResult r = rule(ctx);
     if (r.bottleneck) d.bottlenecks.push_back(std::move(*r.bottleneck));
     for (auto& f : r.findings) d.findings.push_back(std::move(f));

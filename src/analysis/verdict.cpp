@@ -101,6 +101,8 @@ std::string_view finding_resource_name(FindingResource r) {
       return "connections";
     case FindingResource::kSharedMemory:
       return "shared-memory";
+    case FindingResource::kRlimits:
+      return "rlimits";
   }
   return "";
 }

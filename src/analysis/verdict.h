@@ -49,8 +49,16 @@ enum class BottleneckKind : std::uint8_t {
 // What a finding (USE evidence that is not a bottleneck) is about. kHeld: threads stopped,
 // traced, frozen or in vfork (rules/held.cpp), held rather than limited by a resource.
 // kConnections: TCP connections and the limits they meet (ports, accept queue, SYN backlog).
-// kSharedMemory: System V and POSIX shared memory against their limits.
-enum class FindingResource : std::uint8_t { kMemory, kFds, kHeld, kConnections, kSharedMemory };
+// kSharedMemory: System V and POSIX shared memory against their limits. kRlimits: a process near
+// RLIMIT_NPROC, RLIMIT_MEMLOCK or RLIMIT_STACK (rules/rlimits.cpp).
+enum class FindingResource : std::uint8_t {
+  kMemory,
+  kFds,
+  kHeld,
+  kConnections,
+  kSharedMemory,
+  kRlimits
+};
 
 enum class Severity : std::uint8_t { kWarning, kInfo };
 

@@ -89,6 +89,7 @@ class Builder {
   std::optional<SystemSample> sys_first_, sys_last_;
   std::optional<TcpTableSample> tcp_first_, tcp_last_;  // the dumps inside the window
   std::optional<ShmSample> shm_last_;
+  std::optional<RlimitSample> rlimits_last_;
   std::optional<CollectorSample> collector_before_, collector_last_;
   // After cut_after: system rates are over the time between the two reads (the first may be
   // before the window), and a window with no read of its own has none.
@@ -294,6 +295,7 @@ void Builder::window_parts(const Tick& t) {
       tcp_last_ = t.system->tcp_table;
     }
     if (t.system->shm) shm_last_ = t.system->shm;
+    if (t.system->rlimits) rlimits_last_ = t.system->rlimits;
   }
   if (t.runnable) {
     runnable_sum_ += static_cast<double>(*t.runnable);
@@ -476,8 +478,8 @@ Observation Builder::finish(bool keep_threads) {
     }
     obs.system.tcp = std::move(tcp);
     obs.sources.push_back({"tcp states", true,
-                           "TCP sockets of the target's namespace by state (sock_diag), at the "
-                           "window's start and end",
+                           "TCP sockets of the target's namespace by state (sock_diag), and its "
+                           "conntrack table, at the window's start and end",
                            ""});
   }
   if (shm_last_) {
@@ -485,6 +487,13 @@ Observation Builder::finish(bool keep_threads) {
     obs.sources.push_back({"shared memory", shm_last_->sysv_read,
                            "System V segments against kernel.shmmax, shmall and shmmni; /dev/shm",
                            shm_last_->sysv_read ? "" : "/proc/sysvipc/shm is unreadable"});
+  }
+  if (rlimits_last_) {
+    obs.system.rlimits = rlimits_last_;
+    obs.sources.push_back({"rlimits", true,
+                           "nproc, memlock and stack limits against the tasks of the uid, VmLck "
+                           "and VmStk",
+                           ""});
   }
   if (runnable_count_ > 0) obs.system.run_queue_avg = runnable_sum_ / runnable_count_;
   const CollectorSample c = collector_last_.value_or(CollectorSample{});
@@ -542,6 +551,7 @@ Observation Builder::cut_after(const Tick& last) {
   tcp_first_.reset();
   tcp_last_.reset();
   shm_last_.reset();
+  rlimits_last_.reset();
   system_span_ = true;
   // The collector's last read before the new window (window_parts below makes the boundary
   // tick's read, if any, the baseline).

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/account.h"
+#include "model/rlimits.h"
 #include "model/shm.h"
 #include "model/tcp_table.h"
 
@@ -118,6 +119,8 @@ struct SystemSummary {
   std::optional<TcpTable> tcp;
   // Shared memory and its limits at the window's end, when it was read.
   std::optional<ShmSample> shm;
+  // The target's processes' rlimits against their use at the window's end, when read.
+  std::optional<RlimitSample> rlimits;
 };
 
 struct Overhead {

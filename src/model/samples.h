@@ -161,6 +161,8 @@ struct SystemSample {
   std::optional<TcpTableSample> tcp_table;
   // Taken at the window's end only (model/shm.h).
   std::optional<ShmSample> shm;
+  // Taken at the window's end only, for a target with processes (model/rlimits.h).
+  std::optional<RlimitSample> rlimits;
 };
 
 // What the collector knows about its own sources and cost (cumulative since it started).

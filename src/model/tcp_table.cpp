@@ -36,4 +36,11 @@ std::uint64_t TcpTableSample::port_range_size() const {
   return static_cast<std::uint64_t>(*port_range_high) - *port_range_low + 1;
 }
 
+std::uint64_t TcpTable::growth(Counter counter) const {
+  if (!start || !(end.*counter) || !(*start.*counter)) return 0;
+  const std::uint64_t now = *(end.*counter);
+  const std::uint64_t then = *(*start.*counter);
+  return now > then ? now - then : 0;
+}
+
 }  // namespace chokepoint::model

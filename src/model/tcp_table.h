@@ -73,6 +73,15 @@ struct TcpTableSample {
   std::optional<std::uint64_t> max_syn_backlog;                  // net.ipv4.tcp_max_syn_backlog
   std::optional<std::uint64_t> tw_reuse;                         // net.ipv4.tcp_tw_reuse (0, 1, 2)
   std::optional<std::uint64_t> syncookies;                       // net.ipv4.tcp_syncookies
+  // Connection tracking (netfilter) of the same namespace, when the kernel has it: the entries
+  // (net.netfilter.nf_conntrack_count, per namespace), the table's limit (nf_conntrack_max, one
+  // for the host on kernels where a namespace's copy is read-only), and the cumulative "table
+  // full" counters of /proc/net/stat/nf_conntrack summed over CPUs (nullopt when unreadable).
+  std::optional<std::uint64_t> conntrack_count;
+  std::optional<std::uint64_t> conntrack_max;
+  std::optional<std::uint64_t> conntrack_drop;           // full, nothing evictable: packet dropped
+  std::optional<std::uint64_t> conntrack_early_drop;     // full, an unreplied entry evicted
+  std::optional<std::uint64_t> conntrack_insert_failed;  // an insert clash not resolved
 
   // Sockets of the target in state s (all sockets when target_only is false).
   std::uint64_t count(TcpState s, bool target_only = true) const;
@@ -85,6 +94,11 @@ struct TcpTable {
   TcpTableSample end;
   std::optional<TcpTableSample> start;
   double span_s = 0;  // between the two dumps, 0 without a start
+
+  // How much a cumulative counter of the table (conntrack_drop, ...) grew between the dumps: 0
+  // without both readings or when it went back (a namespace recreated), never negative.
+  using Counter = std::optional<std::uint64_t> TcpTableSample::*;
+  std::uint64_t growth(Counter counter) const;
 };
 
 }  // namespace chokepoint::model

@@ -140,6 +140,17 @@ nlohmann::json tcp_json(const model::TcpTable& tcp) {
     j["states_start"] = tcp_states_json(*tcp.start);
     j["span_s"] = tcp.span_s;
   }
+  if (tcp.end.conntrack_count) {
+    using T = model::TcpTableSample;
+    j["conntrack"] = {{"count", *tcp.end.conntrack_count},
+                      {"max", opt(tcp.end.conntrack_max)},
+                      {"drop", opt(tcp.end.conntrack_drop)},
+                      {"early_drop", opt(tcp.end.conntrack_early_drop)},
+                      {"insert_failed", opt(tcp.end.conntrack_insert_failed)},
+                      {"drop_window", tcp.growth(&T::conntrack_drop)},
+                      {"early_drop_window", tcp.growth(&T::conntrack_early_drop)},
+                      {"insert_failed_window", tcp.growth(&T::conntrack_insert_failed)}};
+  }
   return j;
 }
 
@@ -357,6 +368,26 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                           {"posix_size_bytes", opt(m.posix_size_bytes)},
                           {"posix_used_bytes", opt(m.posix_used_bytes)},
                           {"target_posix_fds", m.target_posix_fds}};
+  }
+  if (s.rlimits) {
+    const auto opt = [](const std::optional<std::uint64_t>& v) {
+      return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+    };
+    nlohmann::json processes = nlohmann::json::array();
+    for (const auto& p : s.rlimits->processes) {
+      processes.push_back({{"pid", p.pid},
+                           {"uid", p.uid},
+                           {"nproc_soft", opt(p.nproc_soft)},
+                           {"uid_tasks", p.uid_tasks},
+                           {"nproc_exempt", p.nproc_exempt},
+                           {"memlock_soft_bytes", opt(p.memlock_soft_bytes)},
+                           {"locked_bytes", p.locked_bytes},
+                           {"memlock_exempt", p.memlock_exempt},
+                           {"stack_soft_bytes", opt(p.stack_soft_bytes)},
+                           {"stack_bytes", p.stack_bytes},
+                           {"core_soft_bytes", opt(p.core_soft_bytes)}});
+    }
+    j["rlimits"] = std::move(processes);
   }
   j["target_exited"] = obs.target_exited;
   j["overhead"] = {{"cpu_s", obs.overhead.cpu_s},

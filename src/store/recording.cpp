@@ -123,7 +123,12 @@ json tcp_table_json(const model::TcpTableSample& t) {
           {"somaxconn", opt_json(t.somaxconn)},
           {"max_syn_backlog", opt_json(t.max_syn_backlog)},
           {"tw_reuse", opt_json(t.tw_reuse)},
-          {"syncookies", opt_json(t.syncookies)}};
+          {"syncookies", opt_json(t.syncookies)},
+          {"conntrack_count", opt_json(t.conntrack_count)},
+          {"conntrack_max", opt_json(t.conntrack_max)},
+          {"conntrack_drop", opt_json(t.conntrack_drop)},
+          {"conntrack_early_drop", opt_json(t.conntrack_early_drop)},
+          {"conntrack_insert_failed", opt_json(t.conntrack_insert_failed)}};
 }
 
 json shm_json(const model::ShmSample& m) {
@@ -141,6 +146,24 @@ json shm_json(const model::ShmSample& m) {
           {"posix_size_bytes", opt_json(m.posix_size_bytes)},
           {"posix_used_bytes", opt_json(m.posix_used_bytes)},
           {"target_posix_fds", m.target_posix_fds}};
+}
+
+json rlimits_json(const model::RlimitSample& r) {
+  json processes = json::array();
+  for (const auto& p : r.processes) {
+    processes.push_back({{"pid", p.pid},
+                         {"uid", p.uid},
+                         {"nproc_soft", opt_json(p.nproc_soft)},
+                         {"uid_tasks", p.uid_tasks},
+                         {"memlock_soft_bytes", opt_json(p.memlock_soft_bytes)},
+                         {"locked_bytes", p.locked_bytes},
+                         {"stack_soft_bytes", opt_json(p.stack_soft_bytes)},
+                         {"stack_bytes", p.stack_bytes},
+                         {"core_soft_bytes", opt_json(p.core_soft_bytes)},
+                         {"nproc_exempt", p.nproc_exempt},
+                         {"memlock_exempt", p.memlock_exempt}});
+  }
+  return {{"processes", std::move(processes)}};
 }
 
 json system_json(const model::SystemSample& s) {
@@ -197,6 +220,7 @@ json system_json(const model::SystemSample& s) {
   }
   if (s.tcp_table) j["tcp_table"] = tcp_table_json(*s.tcp_table);
   if (s.shm) j["shm"] = shm_json(*s.shm);
+  if (s.rlimits) j["rlimits"] = rlimits_json(*s.rlimits);
   return j;
 }
 
@@ -303,6 +327,11 @@ std::optional<model::TcpTableSample> tcp_table_from(const json& j) {
   t.max_syn_backlog = jopt(j, "max_syn_backlog");
   t.tw_reuse = jopt(j, "tw_reuse");
   t.syncookies = jopt(j, "syncookies");
+  t.conntrack_count = jopt(j, "conntrack_count");
+  t.conntrack_max = jopt(j, "conntrack_max");
+  t.conntrack_drop = jopt(j, "conntrack_drop");
+  t.conntrack_early_drop = jopt(j, "conntrack_early_drop");
+  t.conntrack_insert_failed = jopt(j, "conntrack_insert_failed");
   return t;
 }
 
@@ -326,6 +355,29 @@ std::optional<model::ShmSample> shm_from(const json& j) {
   return m;
 }
 
+std::optional<model::RlimitSample> rlimits_from(const json& j) {
+  if (!j.is_object() || !j.contains("processes") || !j["processes"].is_array()) return std::nullopt;
+  model::RlimitSample r;
+  for (const auto& e : j["processes"]) {
+    if (!e.is_object()) continue;
+    model::ProcessRlimits p;
+    p.pid = static_cast<int>(std::min<std::uint64_t>(ju64(e, "pid"), 1U << 30));
+    p.uid = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(ju64(e, "uid"), std::numeric_limits<std::uint32_t>::max()));
+    p.nproc_soft = jopt(e, "nproc_soft");
+    p.uid_tasks = ju64(e, "uid_tasks");
+    p.memlock_soft_bytes = jopt(e, "memlock_soft_bytes");
+    p.locked_bytes = ju64(e, "locked_bytes");
+    p.stack_soft_bytes = jopt(e, "stack_soft_bytes");
+    p.stack_bytes = ju64(e, "stack_bytes");
+    p.core_soft_bytes = jopt(e, "core_soft_bytes");
+    p.nproc_exempt = jbool(e, "nproc_exempt");
+    p.memlock_exempt = jbool(e, "memlock_exempt");
+    r.processes.push_back(p);
+  }
+  return r;
+}
+
 std::optional<model::SystemSample> system_from(const std::string& text) {
   json j = json::parse(text, nullptr, false);
   if (!j.is_object()) return std::nullopt;
@@ -345,6 +397,7 @@ std::optional<model::SystemSample> system_from(const std::string& text) {
   s.files_max = jopt(j, "files_max");
   if (auto it = j.find("tcp_table"); it != j.end()) s.tcp_table = tcp_table_from(*it);
   if (auto it = j.find("shm"); it != j.end()) s.shm = shm_from(*it);
+  if (auto it = j.find("rlimits"); it != j.end()) s.rlimits = rlimits_from(*it);
   if (j.contains("cpu")) {
     const json& c = jobj(j, "cpu");
     s.has_cpu = true;

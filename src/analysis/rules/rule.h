@@ -58,6 +58,10 @@ RuleResult close_wait(const Context& ctx);       // peers closed, the service di
 RuleResult ephemeral_ports(const Context& ctx);  // outbound connections against the port range
 RuleResult accept_queue(const Context& ctx);     // a listener's accept queue at its backlog
 RuleResult syn_flood(const Context& ctx);        // half-open connections piling up
+// netfilter's connection tracking table of the target's namespace near nf_conntrack_max, or full.
+RuleResult conntrack(const Context& ctx);
+// The target's processes near RLIMIT_NPROC, RLIMIT_MEMLOCK or RLIMIT_STACK (model/rlimits.h).
+RuleResult rlimits(const Context& ctx);
 // System V and POSIX shared memory near their limits (model/shm.h): findings only.
 RuleResult shared_memory(const Context& ctx);
 // Threads held by someone else (stopped, traced, frozen, in vfork): findings, never a bottleneck.

@@ -125,4 +125,25 @@ std::optional<PortRange> parse_port_range(std::string_view text) {
   return PortRange{static_cast<std::uint32_t>((*v)[0]), static_cast<std::uint32_t>((*v)[1])};
 }
 
+std::optional<ConntrackStat> parse_conntrack_stat(std::string_view text) {
+  const auto lines = split_lines(text);
+  if (lines.size() < 2) return std::nullopt;
+  const auto names = split_ws(lines[0]);
+  if (names.empty() || names[0] != "entries") return std::nullopt;
+  ConntrackStat out;
+  for (std::size_t row = 1; row < lines.size(); ++row) {
+    const auto values = split_ws(lines[row]);
+    if (values.size() != names.size()) return std::nullopt;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      auto v = parse_hex_u64(values[i]);
+      if (!v) return std::nullopt;
+      if (names[i] == "entries") out.entries = *v;
+      if (names[i] == "insert_failed") out.insert_failed += *v;
+      if (names[i] == "drop") out.drop += *v;
+      if (names[i] == "early_drop") out.early_drop += *v;
+    }
+  }
+  return out;
+}
+
 }  // namespace chokepoint::collect::procfs

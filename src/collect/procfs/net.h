@@ -66,4 +66,16 @@ struct PortRange {
 };
 std::optional<PortRange> parse_port_range(std::string_view text);
 
+// /proc/PID/net/stat/nf_conntrack: a header line, then one row of hex counters per possible CPU
+// (net/netfilter/nf_conntrack_standalone.c ct_cpu_seq_show). "entries" is the namespace's
+// nf_conntrack_count on every row; the others are per CPU and summed here. Columns are found by
+// the header's names (older kernels have fewer). nullopt without the header or a row.
+struct ConntrackStat {
+  std::uint64_t entries = 0;
+  std::uint64_t insert_failed = 0;  // a clash on insert the kernel could not resolve
+  std::uint64_t drop = 0;           // the table was full and nothing could be evicted
+  std::uint64_t early_drop = 0;     // the table was full and an unreplied entry was evicted
+};
+std::optional<ConntrackStat> parse_conntrack_stat(std::string_view text);
+
 }  // namespace chokepoint::collect::procfs

@@ -167,12 +167,19 @@ std::optional<TaskStatus> parse_task_status(std::string_view text) {
       if (!uid || *uid > std::numeric_limits<std::uint32_t>::max()) return std::nullopt;
       s.uid = static_cast<std::uint32_t>(*uid);
       have_uid = true;
-    } else if (key == "VmRSS" || key == "VmHWM" || key == "RssAnon") {
+    } else if (key == "VmRSS" || key == "VmHWM" || key == "RssAnon" || key == "VmLck" ||
+               key == "VmStk") {
       auto bytes = parse_kb_value(value);
       if (!bytes) return std::nullopt;
       (key == "VmRSS"   ? s.vm_rss_bytes
        : key == "VmHWM" ? s.vm_hwm_bytes
+       : key == "VmLck" ? s.vm_lck_bytes
+       : key == "VmStk" ? s.vm_stk_bytes
                         : s.rss_anon_bytes) = *bytes;
+    } else if (key == "CapEff") {  // 16 hex digits
+      auto v = parse_hex_u64(value);
+      if (!v) return std::nullopt;
+      s.cap_eff = *v;
     } else if (key == "Threads") {
       auto v = parse_i64(value);
       if (!v) return std::nullopt;

@@ -61,6 +61,9 @@ struct TaskStatus {
   // RssAnon (4.5+): anonymous memory (heap, stacks), where a leak grows; file pages mapped from
   // the page cache are in VmRSS but are reclaimable cache, not a leak.
   std::optional<std::uint64_t> rss_anon_bytes;
+  std::optional<std::uint64_t> vm_lck_bytes;  // VmLck: mlock()ed memory (RLIMIT_MEMLOCK's use)
+  std::optional<std::uint64_t> vm_stk_bytes;  // VmStk: the main thread's stack (RLIMIT_STACK's)
+  std::uint64_t cap_eff = 0;  // CapEff: effective capabilities, bit N for capability N
   std::int64_t threads = 0;
   std::uint64_t voluntary_ctxt_switches = 0;     // blocked (gave up the CPU)
   std::uint64_t nonvoluntary_ctxt_switches = 0;  // preempted

@@ -21,6 +21,7 @@
 #include "collect/procfs/freezer.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task_files.h"
+#include "collect/sampler/rlimit_snapshot.h"
 #include "collect/sampler/shm_snapshot.h"
 #include "collect/sampler/system_snapshot.h"
 #include "collect/sampler/tcp_table.h"
@@ -176,6 +177,8 @@ struct Sampler::Impl {
   void add_tcp_table(std::int64_t now_ns);
   // Adds shared memory and its limits to the tick's system read (window end only).
   void add_shm_snapshot();
+  // Adds the target's rlimits against their use (window end only).
+  void add_rlimit_snapshot();
   std::string tcp_table_problem;
 };
 
@@ -540,6 +543,15 @@ void Sampler::Impl::add_shm_snapshot() {
   tick.system->shm = take_shm_snapshot(proc, pids);
 }
 
+void Sampler::Impl::add_rlimit_snapshot() {
+  if (!tick.system || opt.target.kind == TargetSpec::Kind::kHost) return;
+  std::vector<int> pids;
+  for (const auto& [key, t] : threads) {
+    if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
+  }
+  tick.system->rlimits = take_rlimit_snapshot(proc, pids);
+}
+
 void Sampler::Impl::emit(model::SampleSink& sink, std::int64_t at_ns) {
   tick.at_ns = at_ns;
   tick.sockets = waits.take_socket_samples();
@@ -662,6 +674,7 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   s.tick.system = take_system_snapshot(s.proc, s.opt.target);
   s.add_tcp_table(end_ns);
   s.add_shm_snapshot();
+  s.add_rlimit_snapshot();
   s.tick.closing = true;
   s.tick.target_exited = exited;
   s.tick.collector = s.collector_sample();

@@ -38,6 +38,17 @@ void read_net_sysctls(const procfs::ProcFs& proc, model::TcpTableSample& t) {
   t.max_syn_backlog = read_sysctl_u64(proc, "sys/net/ipv4/tcp_max_syn_backlog");
   t.tw_reuse = read_sysctl_u64(proc, "sys/net/ipv4/tcp_tw_reuse");
   t.syncookies = read_sysctl_u64(proc, "sys/net/ipv4/tcp_syncookies");
+  t.conntrack_count = read_sysctl_u64(proc, "sys/net/netfilter/nf_conntrack_count");
+  t.conntrack_max = read_sysctl_u64(proc, "sys/net/netfilter/nf_conntrack_max");
+  // thread-self: /proc/net is /proc/self/net, the namespace of the process's first thread, which
+  // is not the one this reader may have entered.
+  if (auto text = proc.read_text("thread-self/net/stat/nf_conntrack", false)) {
+    if (auto st = procfs::parse_conntrack_stat(*text)) {
+      t.conntrack_drop = st->drop;
+      t.conntrack_early_drop = st->early_drop;
+      t.conntrack_insert_failed = st->insert_failed;
+    }
+  }
 }
 
 // Reads them on a short-lived thread that entered pid's namespace (setns changes only the calling

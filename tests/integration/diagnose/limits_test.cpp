@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lab/http_client.h"
+#include "limits_support.h"
 #include "support/background.h"
 #include "support/cli.h"
 #include "support/lab_process.h"
@@ -59,28 +60,12 @@ class ClosingClients {
 };
 
 nlohmann::json diagnose(pid_t pid) {
-  auto r = test_support::run_to_exit(
-      {"diagnose", "--pid", std::to_string(pid), "--duration", "3s", "--json", "--no-stacks"},
-      chokepoint_bin(), std::chrono::seconds(30));
-  EXPECT_TRUE(r) << r.error().message;
-  if (!r) return nlohmann::json();
-  EXPECT_EQ(r->exit_code, 0) << r->stderr_text;
-  auto j = nlohmann::json::parse(r->stdout_text, nullptr, false);
-  EXPECT_FALSE(j.is_discarded()) << r->stdout_text;
-  return j.is_discarded() ? nlohmann::json() : j;
+  return test_support::diagnose_json(pid, "3s");
 }
 
 // The connection findings whose message holds `text`.
 std::vector<std::string> findings(const nlohmann::json& j, const std::string& text) {
-  std::vector<std::string> out;
-  if (!j.contains("findings")) return out;
-  for (const auto& f : j["findings"]) {
-    if (f["resource"] != "connections") continue;
-    const std::string m =
-        f["message"].get<std::string>() + " | hint: " + f["hint"].get<std::string>();
-    if (m.find(text) != std::string::npos) out.push_back(m);
-  }
-  return out;
+  return test_support::findings_about(j, "connections", text);
 }
 
 std::uint64_t state_count(const nlohmann::json& j, const std::string& state) {

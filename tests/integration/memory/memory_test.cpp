@@ -3,15 +3,21 @@
 // - glibc, and with jemalloc preloaded: the live bytes under memory_leak_site are within 10% of
 //   the truth at the default sampling rate, and the churn site keeps next to nothing;
 // - a leak inside a shared library the test builds is named by the library's function;
+// - a libc stripped of all but .dynsym, loaded from a directory of its own, is probed;
+// - a target in another mount namespace (its binary on a tmpfs only that namespace sees) is
+//   probed and symbolized through /proc/PID/root;
 // - bad input: a stripped static binary (no malloc symbol), a target that exits mid-window, a pid
 //   that is gone. Needs root and uprobes (this machine has both: no skip).
+#include <elf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <cstring>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -79,12 +85,9 @@ struct Profiled {
   std::uint64_t leaked = 0;
 };
 
-// Profiles memory_target MODE (through `prefix`, e.g. env LD_PRELOAD=...) for 4 s.
-Profiled profile(const std::string& mode, const std::vector<std::string>& prefix = {}) {
-  TempDir d{"chokepoint-memory"};
-  std::vector<std::string> argv = prefix;
-  argv.push_back(MEMORY_TARGET);
-  argv.push_back(mode);
+// Profiles the target `argv` runs (memory_target in the end, in the mode given) for 4 s; `d` is
+// where its output goes.
+Profiled profile_command(const std::vector<std::string>& argv, const TempDir& d) {
   Target target(argv, d.path + "/target.out");
   EXPECT_GT(target.pid(), 0);
   Profiled r;
@@ -94,6 +97,40 @@ Profiled profile(const std::string& mode, const std::vector<std::string>& prefix
   r.folded = read_file(d.path + "/live.folded");
   r.leaked = printed(read_file(d.path + "/target.out"), "leaked_bytes");
   return r;
+}
+
+// Profiles memory_target MODE (through `prefix`, e.g. env LD_PRELOAD=...) for 4 s.
+Profiled profile(const std::string& mode, const std::vector<std::string>& prefix = {}) {
+  TempDir d{"chokepoint-memory"};
+  std::vector<std::string> argv = prefix;
+  argv.push_back(MEMORY_TARGET);
+  argv.push_back(mode);
+  return profile_command(argv, d);
+}
+
+// Runs tool (found in PATH) to completion: "" when it exited 0, else what went wrong.
+std::string run_tool_ok(const std::string& tool, const std::vector<std::string>& args) {
+  auto r = test_support::run_to_exit(args, tool, std::chrono::seconds(30));
+  if (!r) return r.error().message;
+  return r->exit_code == 0
+             ? ""
+             : tool + " exited " + std::to_string(r->exit_code) + ": " + r->stderr_text;
+}
+
+// Whether the ELF file at path has a .symtab section (a full symbol table, beyond .dynsym).
+bool has_symtab(const std::string& path) {
+  const std::string text = read_file(path);
+  Elf64_Ehdr eh{};
+  if (text.size() < sizeof eh) return false;
+  std::memcpy(&eh, text.data(), sizeof eh);
+  for (std::size_t i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr sh{};
+    const std::size_t at = eh.e_shoff + i * sizeof sh;
+    if (at + sizeof sh > text.size()) return false;
+    std::memcpy(&sh, text.data() + at, sizeof sh);
+    if (sh.sh_type == SHT_SYMTAB) return true;
+  }
+  return false;
 }
 
 void expect_leak_named(const Profiled& r, const std::string& leaf) {
@@ -130,6 +167,42 @@ TEST(ProfileMemory, NamesALeakInsideASharedLibrary) {
   const Profiled r = profile("lib");
   expect_leak_named(r, "lib_leak_block");
   EXPECT_NE(r.cli.stdout_text.find("memory_target_lib.c"), std::string::npos) << r.cli.stdout_text;
+}
+
+// A libc stripped of everything but its dynamic symbols (.dynsym: malloc and free are exported),
+// loaded from a directory of its own: it is found by its name and probed through .dynsym.
+TEST(ProfileMemory, ProbesAStrippedLibcThroughItsDynamicSymbols) {
+  TempDir d{"chokepoint-memory"};
+  const std::string lib = d.path + "/lib";
+  ASSERT_EQ(::mkdir(lib.c_str(), 0755), 0);
+  const auto copied = run_tool_ok("cp", {"/lib/x86_64-linux-gnu/libc.so.6", lib + "/libc.so.6"});
+  ASSERT_TRUE(copied.empty()) << copied;
+  const auto stripped =
+      run_tool_ok("strip", {"--strip-all", "--remove-section=.gnu_debuglink", lib + "/libc.so.6"});
+  ASSERT_TRUE(stripped.empty()) << stripped;
+  ASSERT_FALSE(has_symtab(lib + "/libc.so.6"));
+  const Profiled r = profile_command({"env", "LD_LIBRARY_PATH=" + lib, MEMORY_TARGET, "leak"}, d);
+  expect_leak_named(r, "memory_leak_site");
+  EXPECT_NE(r.cli.stderr_text.find("(glibc)"), std::string::npos) << r.cli.stderr_text;
+  EXPECT_NE(r.cli.stderr_text.find(lib + "/libc.so.6"), std::string::npos)
+      << "the stripped copy was the one probed: " << r.cli.stderr_text;
+}
+
+// The target runs a copy of memory_target on a tmpfs mounted in a mount namespace of its own: the
+// path its maps name does not exist in ours (the directory here stays empty), so the probes and
+// the symbols must come through /proc/PID/root.
+TEST(ProfileMemory, TargetInAnotherMountNamespace) {
+  TempDir d{"chokepoint-memory"};
+  const std::string dir = d.path + "/ns";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  const Profiled r = profile_command(
+      {"unshare", "-m", "--propagation", "private", "sh", "-c",
+       "mount -t tmpfs chokepoint-test \"$1\" && cp \"$2\" \"$1\"/memory_target && exec "
+       "\"$1\"/memory_target leak",
+       "sh", dir, MEMORY_TARGET},
+      d);
+  EXPECT_NE(::access((dir + "/memory_target").c_str(), F_OK), 0) << "the copy is not in our view";
+  expect_leak_named(r, "memory_leak_site");
 }
 
 TEST(ProfileMemory, StrippedStaticBinaryHasNoMallocToProbe) {

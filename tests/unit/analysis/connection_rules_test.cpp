@@ -1,5 +1,6 @@
-// The TCP connection rules (close_wait, ephemeral_ports, accept_queue, syn_flood) on tables shaped
-// like the lab's conn-leak and conn-storm scenarios, and on healthy ones, which must stay silent.
+// The TCP connection rules (close_wait, ephemeral_ports, accept_queue, syn_flood, conntrack) on
+// tables shaped like the lab's conn-leak and conn-storm scenarios, and on healthy ones, which must
+// stay silent.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -194,13 +195,79 @@ TEST(ConnectionRules, HalfOpenPileIsASynFlood) {
   t.groups = {server(TcpState::kSynRecv, 300)};
   auto f = connection_findings(observe(t));
   ASSERT_EQ(f.size(), 1u);
-  EXPECT_TRUE(has(f[0].message, "300 half-open connections (SYN_RECV): 300 on 127.0.0.1:8080"))
-      << f[0].message;
-  EXPECT_TRUE(has(f[0].message, "tcp_max_syn_backlog is 512, tcp_syncookies 0")) << f[0].message;
+  EXPECT_EQ(f[0].message,
+            "300 half-open connections (SYN_RECV): 300 on 127.0.0.1:8080 from 1 client address "
+            "(the most from one: 300 from 127.0.0.2); net.ipv4.tcp_max_syn_backlog is 512, "
+            "tcp_syncookies 0");
   EXPECT_TRUE(has(f[0].hint, "tcp_syncookies=1")) << f[0].hint;
+  EXPECT_TRUE(has(f[0].hint, "one source holds most of them")) << f[0].hint;
+
+  // Spoofed sources: one SYN from each of 200 addresses, summed by listener.
+  t.groups.clear();
+  for (int i = 1; i <= 200; ++i) {
+    t.groups.push_back({TcpState::kSynRecv, true, true, "127.0.0.1", 8080,
+                        "198.18.0." + std::to_string(i % 250), 0, 1});
+  }
+  t.syncookies = 1;
+  f = connection_findings(observe(t));
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_TRUE(has(f[0].message,
+                  "200 half-open connections (SYN_RECV): 200 on 127.0.0.1:8080 "
+                  "from 200 client addresses (the most from one: 1 from 198.18.0."))
+      << f[0].message;
+  EXPECT_FALSE(has(f[0].hint, "tcp_syncookies=1")) << "they are on: " << f[0].hint;
+  EXPECT_TRUE(has(f[0].hint, "spoofed addresses")) << f[0].hint;
+  t.syncookies = 0;
 
   t.groups = {server(TcpState::kSynRecv, 100)};  // under a quarter of 512... but over 64
   EXPECT_TRUE(connection_findings(observe(t)).empty());
+}
+
+TEST(ConnectionRules, ConntrackNearItsMaxOrFullIsAFinding) {
+  auto before = table();
+  before.conntrack_max = 262144;
+  before.conntrack_count = 1000;
+  before.conntrack_drop = 0;
+  before.conntrack_early_drop = 40;
+  before.conntrack_insert_failed = 0;
+  auto healthy = before;
+  healthy.conntrack_count = 200000;  // 76%: room left, nothing dropped
+  healthy.conntrack_early_drop = 40;
+  EXPECT_TRUE(connection_findings(observe(healthy, before)).empty());
+
+  auto near = healthy;
+  near.conntrack_count = 220000;  // 84%
+  auto f = connection_findings(observe(near, before));
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0].message,
+            "the connection tracking table of the target's network namespace holds 220000 "
+            "entries of net.netfilter.nf_conntrack_max 262144 (84%)");
+  EXPECT_TRUE(has(f[0].hint, "sysctl -w net.netfilter.nf_conntrack_max=524288")) << f[0].hint;
+  EXPECT_TRUE(has(f[0].hint, "NOTRACK")) << f[0].hint;
+
+  auto full = near;
+  full.conntrack_count = 262144;
+  full.conntrack_drop = 12;
+  full.conntrack_early_drop = 5040;
+  full.conntrack_insert_failed = 1;
+  f = connection_findings(observe(full, before));
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_TRUE(has(f[0].message,
+                  "(100%); the table was full during the window: 12 packets of new flows "
+                  "dropped, 5000 unreplied entries evicted to make room "
+                  "(/proc/net/stat/nf_conntrack drop, early_drop; 1 inserts failed)"))
+      << f[0].message;
+
+  // Drops since the namespace began, none in the window, and a table with room: silent. Without
+  // a start there is no window to count in, only the fill.
+  auto old_drops = healthy;
+  old_drops.conntrack_drop = 12;
+  auto start = old_drops;
+  EXPECT_TRUE(connection_findings(observe(old_drops, start)).empty());
+  EXPECT_TRUE(connection_findings(observe(full)).size() == 1u);
+  auto unknown_max = full;
+  unknown_max.conntrack_max.reset();
+  EXPECT_TRUE(connection_findings(observe(unknown_max, before)).empty());
 }
 
 }  // namespace

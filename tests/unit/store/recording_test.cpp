@@ -121,7 +121,30 @@ model::Samples sample_window(int ticks) {
     sys.cpu_total_ns += 200 * kMs;
     sys.cpu_busy_ns += 50 * kMs;
     sys.tcp_retrans_segs = *sys.tcp_retrans_segs + 1;
-    if (first || i == ticks - 1) t.system = sys;
+    if (first || i == ticks - 1) {
+      t.system = sys;
+      // The TCP table with the namespace's conntrack at both ends, rlimits at the end only.
+      model::TcpTableSample table;
+      table.at_ns = t.at_ns;
+      table.conntrack_count = first ? 1000 : 250000;
+      table.conntrack_max = 262144;
+      table.conntrack_drop = first ? 3 : 10;
+      table.conntrack_early_drop = first ? 0 : 500;
+      table.conntrack_insert_failed = 0;
+      t.system->tcp_table = table;
+      if (!first) {
+        model::ProcessRlimits r;
+        r.pid = 100;
+        r.uid = 1000;
+        r.nproc_soft = 64;
+        r.uid_tasks = 60;
+        r.memlock_soft_bytes = 8 << 20;
+        r.locked_bytes = 1 << 20;
+        r.stack_bytes = 132 << 10;
+        r.core_soft_bytes = 0;
+        t.system->rlimits = model::RlimitSample{{r}};
+      }
+    }
     model::CollectorSample c;
     c.delayacct_readable = true;
     c.delayacct_on = true;
@@ -169,6 +192,10 @@ TEST(Recording, ReplaysTheSameObservation) {
   const std::string live = report(s);
   EXPECT_NE(live.find("fdatasync /d/log"), std::string::npos);
   EXPECT_NE(live.find("worker\\n)x"), std::string::npos);
+  EXPECT_NE(live.find("\"early_drop_window\": 500"), std::string::npos) << live;
+  EXPECT_NE(live.find("\"uid_tasks\": 60"), std::string::npos) << live;
+  EXPECT_NE(live.find("RLIMIT_NPROC"), std::string::npos) << live;
+  EXPECT_NE(live.find("nf_conntrack_max 262144 (95%)"), std::string::npos) << live;
   EXPECT_EQ(report(*back), live);
   // A part of it too.
   const model::Window part{1'500 * kMs, 2'200 * kMs};

@@ -134,5 +134,33 @@ TEST(PortRange, HostFileAndOddContent) {
   EXPECT_FALSE(parse_port_range("18446744073709551616 1\n"));
 }
 
+TEST(ConntrackStat, SumsTheCpusAndKeepsTheNamespaceCount) {
+  // 6.18's layout, two CPUs, from a namespace past nf_conntrack_max.
+  const char* text =
+      "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop "
+      "early_drop icmp_error  expect_new expect_create expect_delete search_restart\n"
+      "00040000  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 "
+      "00000002 00001000 00000000  00000000 00000000 00000000 00000000\n"
+      "00040000  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 "
+      "00000003 00000f00 00000000  00000000 00000000 00000000 00000000\n";
+  auto s = parse_conntrack_stat(text);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->entries, 262144u);  // once, not summed
+  EXPECT_EQ(s->insert_failed, 1u);
+  EXPECT_EQ(s->drop, 5u);
+  EXPECT_EQ(s->early_drop, 0x1f00u);
+  // An older kernel's shorter header: columns are found by name.
+  auto old = parse_conntrack_stat("entries searched found drop early_drop\n0000000a 1 2 3 4\n");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->entries, 10u);
+  EXPECT_EQ(old->drop, 3u);
+  EXPECT_EQ(old->early_drop, 4u);
+  EXPECT_FALSE(parse_conntrack_stat(""));
+  EXPECT_FALSE(parse_conntrack_stat("entries drop\n"));         // no row
+  EXPECT_FALSE(parse_conntrack_stat("entries drop\n1 2 3\n"));  // a row that does not fit
+  EXPECT_FALSE(parse_conntrack_stat("entries drop\n1 zz\n"));
+  EXPECT_FALSE(parse_conntrack_stat("found drop\n1 2\n"));  // not this file
+}
+
 }  // namespace
 }  // namespace chokepoint::collect::procfs

@@ -147,6 +147,9 @@ TEST(TaskStatus, ParsesTheFieldsWorthHaving) {
   ASSERT_TRUE(s->rss_anon_bytes);  // RssAnon: where a leak grows
   EXPECT_LE(*s->rss_anon_bytes, *s->vm_rss_bytes);
   EXPECT_GT(*s->rss_anon_bytes, 0u);
+  EXPECT_EQ(s->vm_lck_bytes, 0u);              // VmLck: RLIMIT_MEMLOCK's use
+  EXPECT_EQ(s->vm_stk_bytes, 132u * 1024);     // VmStk: RLIMIT_STACK's
+  EXPECT_EQ(s->cap_eff, 0x000001fffeffffffu);  // CapEff, as captured
 
   auto weird = parse_task_status(fixture("comm_weird/4242/status"));
   ASSERT_TRUE(weird);
