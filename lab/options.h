@@ -30,6 +30,8 @@ enum class Scenario {
   kDbCommit,
   kConnLeak,
   kConnStorm,
+  kProxy,
+  kFsync,
 };
 enum class Model { kThreads, kEpoll };
 enum class Role { kLab, kUpstream };
@@ -83,6 +85,7 @@ struct Options {
   int upstream_calls = 3;
   bool upstream_batch = false;
   bool upstream_concurrent = false;
+  int upstream_pool = 4;  // proxy: kept-alive connections to the upstream
   std::int64_t upstream_timeout_ms = 5000;
   std::int64_t delay_ms = 10;               // --role upstream: answer delay
   std::int64_t response_bytes = 1LL << 20;  // bandwidth: body size

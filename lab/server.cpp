@@ -29,12 +29,6 @@
 #include "util/scoped_fd.h"
 
 namespace chokepoint::lab {
-namespace {
-
-// Read buffer cap per connection: beyond this we stop reading until requests are answered.
-constexpr std::size_t kMaxBufferedIn = kMaxHeadBytes + kMaxBodyBytes + std::size_t{64} * 1024;
-// Unsent response bytes beyond which a connection stops parsing new requests.
-constexpr std::size_t kMaxBufferedOut = 4 << 20;
 
 util::Result<util::ScopedFd> listen_socket(const Options& o) {
   util::ScopedFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -64,6 +58,13 @@ std::uint16_t bound_port(int fd) {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   return ntohs(addr.sin_port);
 }
+
+namespace {
+
+// Read buffer cap per connection: beyond this we stop reading until requests are answered.
+constexpr std::size_t kMaxBufferedIn = kMaxHeadBytes + kMaxBodyBytes + std::size_t{64} * 1024;
+// Unsent response bytes beyond which a connection stops parsing new requests.
+constexpr std::size_t kMaxBufferedOut = 4 << 20;
 
 void set_nodelay(int fd) {
   int one = 1;
