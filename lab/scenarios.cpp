@@ -272,8 +272,15 @@ __attribute__((noinline)) bool lab_commit_record_async(int fd, const std::string
 // fsync: one write(2) to a file opened O_DSYNC: the write returns once the data (and the
 // metadata needed to read it back) is on stable storage, so the sync happens inside write(2),
 // where the kernel spends part of it on the CPU (ext4's journal work) and the rest blocked.
+// One write(2) per record: a short write would be a partial commit, so it is an error (and the
+// body differs from lab_commit_record_async's, so the linker cannot fold the two and the stacks
+// name this one).
 __attribute__((noinline)) bool lab_write_dsync(int fd, const std::string& record) {
-  return write_fully(fd, record.data(), record.size());
+  ssize_t n = 0;
+  do {
+    n = ::write(fd, record.data(), record.size());
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(record.size());
 }
 
 // disk, and fsync with an O_DSYNC file (`dsync`): per-request commits, group commit, or async.

@@ -295,6 +295,14 @@ const std::vector<Case> kScenarios = [] {
     disk.stack_function = "lab_commit_record";
     disk.cpu_may_saturate_first = true;
     v.push_back(disk);
+    // An O_DSYNC write per request: the sync runs inside write(2), partly on the CPU; the time
+    // in the write, blocked or running, is disk.
+    Case dsync = scenario("fsync_" + model, with({"--scenario", "fsync"}, m), Load::kClosed, 0,
+                          "disk", "write");
+    dsync.stack_function = "lab_write_dsync";
+    dsync.evidence = "of disk time in write ";
+    dsync.cpu_may_saturate_first = true;
+    v.push_back(dsync);
     v.push_back(
         scenario("log_" + model, with({"--scenario", "log"}, m), Load::kClosed, 0, "disk", "log"));
     Case up = scenario("upstream_" + model, with({"--scenario", "upstream"}, m), Load::kClosed, 0,
@@ -366,6 +374,8 @@ const std::vector<Case> kFixes = [] {
                   0, "disk"));
   v.push_back(fix("disk_commit_batch", {"--scenario", "disk", "--commit", "batch"}, Load::kClosed,
                   0, "disk", "fsync"));
+  v.push_back(fix("fsync_commit_async", {"--scenario", "fsync", "--commit", "async"}, Load::kClosed,
+                  0, "disk"));
   v.push_back(fix("log_async", {"--scenario", "log", "--log", "async"}, Load::kClosed, 0, "disk"));
   v.push_back(fix("leak_bounded", {"--scenario", "leak", "--bounded"}, Load::kRate, 300, "memory"));
   v.push_back(fix("paging_bounded", {"--scenario", "paging", "--bounded"}, Load::kClosed, 0,
