@@ -32,6 +32,7 @@ const std::map<std::string, Scenario> kScenarios = {
     {"conn-storm", Scenario::kConnStorm},
     {"proxy", Scenario::kProxy},
     {"fsync", Scenario::kFsync},
+    {"pipeline", Scenario::kPipeline},
 };
 
 util::Error usage(std::string message, std::string hint = "run 'chokepoint-lab --help' for usage") {
@@ -173,6 +174,13 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
       ->check(CLI::Range(0, 100'000'000));
   app.add_option("--serial-workers", o.serial_workers, "serial: executor threads (fix: > 1)")
       ->check(CLI::Range(1, 1024));
+  app.add_option("--pipeline-workers", o.pipeline_workers,
+                 "pipeline: stage threads that run the work (fix: > 1)")
+      ->check(CLI::Range(1, 1024));
+  std::map<std::string, HandoffMode> handoffs = {{"semaphore", HandoffMode::kSemaphore},
+                                                 {"condvar", HandoffMode::kCondvar}};
+  add_choice(app, "--handoff", o.handoff, handoffs, "semaphore|condvar",
+             "pipeline: the requester waits for its reply on a semaphore or a condvar");
   std::map<std::string, LockMode> locks = {{"global", LockMode::kGlobal},
                                            {"sharded", LockMode::kSharded}};
   add_choice(app, "--lock", o.lock_mode, locks, "global|sharded", "lock: global or sharded");

@@ -32,6 +32,7 @@ enum class Scenario {
   kConnStorm,
   kProxy,
   kFsync,
+  kPipeline,
 };
 enum class Model { kThreads, kEpoll };
 enum class Role { kLab, kUpstream };
@@ -39,6 +40,8 @@ enum class LockMode { kGlobal, kSharded };
 enum class LockType { kMutex, kRwlock };
 enum class CommitMode { kPerRequest, kBatch, kAsync };
 enum class LogMode { kSync, kAsync, kOff };
+// pipeline: what the requester waits for its reply on.
+enum class HandoffMode { kSemaphore, kCondvar };
 // cpu, upstream: where answers are kept. kOn is an in-process memo; the others a real server.
 enum class CacheMode { kOff, kOn, kRedis, kMemcached };
 
@@ -67,6 +70,8 @@ struct Options {
   CacheMode cache = CacheMode::kOff;  // cpu, upstream: memoize per query key (lab/services.h)
   std::string cache_server;           // --cache redis|memcached: HOST:PORT
   int serial_workers = 1;             // serial: threads of the executor that runs the work
+  int pipeline_workers = 1;           // pipeline: stage threads that run the work
+  HandoffMode handoff = HandoffMode::kCondvar;  // pipeline: how the reply is handed back
   LockMode lock_mode = LockMode::kGlobal;
   LockType lock_type =
       LockType::kMutex;  // lock: std::mutex, or std::shared_mutex (a pthread rwlock)

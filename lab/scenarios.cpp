@@ -26,6 +26,7 @@
 #include "lab/group_commit.h"
 #include "lab/http.h"
 #include "lab/http_client.h"
+#include "lab/pipeline.h"
 #include "lab/services.h"
 #include "lab/worker_pool.h"
 #include "util/clock.h"
@@ -796,6 +797,8 @@ util::Result<std::unique_ptr<Handler>> make_handler(const Options& o, const std:
       if (!fd) return fd.error();
       return std::unique_ptr<Handler>(new DiskHandler(o, std::move(*fd), dsync));
     }
+    case Scenario::kPipeline:
+      return make_pipeline_handler(o);
     case Scenario::kProxy:
       return util::Error{"the proxy scenario has no handler: lab/proxy.h serves it", "", 0};
     case Scenario::kLog: {
