@@ -60,9 +60,34 @@ struct Upstream {
   std::int64_t deadline_ns = 0;
 };
 
-void set_nodelay(int fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+// Sends `out` on the non-blocking fd until it is all sent (erased from `out`) or the socket is
+// full. Returns false when the send failed (the peer is gone).
+bool send_until_eagain(int fd, std::string& out) {
+  while (!out.empty()) {
+    const ssize_t n = send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out.erase(0, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+  return true;
+}
+
+// Edge-triggered: reads fd until EAGAIN, appending to `in`. Returns true when the peer closed
+// or the read failed.
+bool read_until_eagain(int fd, std::string& in) {
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n > 0) {
+      in.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+  }
 }
 
 class ProxyServer : public Server {
@@ -99,10 +124,7 @@ class ProxyServer : public Server {
 
  private:
   void add(int fd, std::uint32_t events, std::uint64_t tag) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.u64 = tag;
-    epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &ev);
+    epoll_add(ep_.get(), fd, events, tag);
   }
 
   void run() {
@@ -157,21 +179,9 @@ class ProxyServer : public Server {
 
   // ---- clients ---------------------------------------------------------------------------------
   void client_ready(std::uint64_t id, Client& c) {
-    char buf[16384];
-    bool peer_closed = false;
-    // Edge-triggered: read until EAGAIN.
-    for (;;) {
-      const ssize_t n = recv(c.fd.get(), buf, sizeof(buf), 0);
-      if (n > 0) {
-        c.in.append(buf, static_cast<std::size_t>(n));
-        if (c.in.size() > kMaxClientIn) c.broken = true;
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n == 0) peer_closed = true;
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) c.broken = true;
-      break;
-    }
+    // A read error and an orderly close are treated alike: answer what is buffered, then close.
+    const bool peer_closed = read_until_eagain(c.fd.get(), c.in);
+    if (c.in.size() > kMaxClientIn) c.broken = true;
     // A client that closed its side gets the answers to what it already sent, then is closed.
     if (peer_closed) c.closing = true;
     serve_client(id, c);
@@ -233,17 +243,7 @@ class ProxyServer : public Server {
   }
 
   void flush(Client& c) {
-    while (!c.out.empty()) {
-      const ssize_t n = send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        c.out.erase(0, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
-      c.broken = true;
-      return;
-    }
+    if (!send_until_eagain(c.fd.get(), c.out)) c.broken = true;  // else EPOLLOUT resumes
   }
 
   // The upstream's answer (or the proxy's error) for client id's waiting request.
@@ -310,17 +310,8 @@ class ProxyServer : public Server {
   }
 
   void write_upstream(std::size_t index) {
-    Upstream& u = upstreams_[index];
-    while (!u.out.empty()) {
-      const ssize_t n = send(u.fd.get(), u.out.data(), u.out.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        u.out.erase(0, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (!send_until_eagain(upstreams_[index].fd.get(), upstreams_[index].out)) {
       fail_upstream(index, 502, "proxy: the upstream connection failed\n");
-      return;
     }
   }
 
@@ -341,18 +332,7 @@ class ProxyServer : public Server {
     if (u.connecting) return;
     write_upstream(index);
     if (!u.fd.valid()) return;
-    char buf[16384];
-    bool closed = false;
-    for (;;) {
-      const ssize_t n = recv(u.fd.get(), buf, sizeof(buf), 0);
-      if (n > 0) {
-        u.in.append(buf, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      closed = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
-      break;
-    }
+    const bool closed = read_until_eagain(u.fd.get(), u.in);
     if (u.client == 0) {
       // An idle kept-alive connection the upstream closed (or that sent stray bytes): reopen it
       // at its next use.

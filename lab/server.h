@@ -39,5 +39,9 @@ class Server {
 util::Result<util::ScopedFd> listen_socket(const Options& options);
 // The port a bound socket listens on.
 std::uint16_t bound_port(int fd);
+// TCP_NODELAY on a connection: the lab answers in one write and waits for nothing.
+void set_nodelay(int fd);
+// Adds fd to the epoll set ep with `events`, tagged with `tag` (epoll_event.data.u64).
+void epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t tag);
 
 }  // namespace chokepoint::lab
