@@ -98,9 +98,12 @@ TEST(EventLoop, AProxyWithAFastUpstreamAndLightLoadStaysIdle) {
 
 // chokepoint-lab --scenario proxy in front of a 10 ms upstream, under wrk -t1 -c16 (more clients
 // than the pool's four connections), diagnosed for 3 s after 1.5 s of load.
-nlohmann::json diagnose_lab_proxy(const std::vector<std::string>& proxy_flags, int& upstream_port) {
-  auto upstream =
-      test_support::LabProcess::start({"--role", "upstream", "--delay-ms", "10", "--port", "0"});
+// With `rate` set, the load is `chokepoint load --rate rate -c 8` instead, against an upstream that
+// answers at once (the healthy case).
+nlohmann::json diagnose_lab_proxy(const std::vector<std::string>& proxy_flags, int& upstream_port,
+                                  const std::string& rate = "") {
+  auto upstream = test_support::LabProcess::start(
+      {"--role", "upstream", "--delay-ms", rate.empty() ? "10" : "0", "--port", "0"});
   EXPECT_TRUE(upstream) << upstream.error().message;
   if (!upstream) return nlohmann::json::value_t::discarded;
   upstream_port = upstream->port();
@@ -111,8 +114,11 @@ nlohmann::json diagnose_lab_proxy(const std::vector<std::string>& proxy_flags, i
   auto proxy = test_support::LabProcess::start(args);
   EXPECT_TRUE(proxy) << proxy.error().message;
   if (!proxy) return nlohmann::json::value_t::discarded;
-  auto load = Background::start("wrk", {"-t1", "-c16", "-d10s", "--timeout", "5s",
-                                        "http://127.0.0.1:" + std::to_string(proxy->port()) + "/"});
+  const std::string url = "http://127.0.0.1:" + std::to_string(proxy->port()) + "/";
+  auto load = rate.empty()
+                  ? Background::start("wrk", {"-t1", "-c16", "-d10s", "--timeout", "5s", url})
+                  : Background::start(test_support::chokepoint_bin(),
+                                      {"load", url, "--rate", rate, "-c", "8", "--duration", "8s"});
   EXPECT_TRUE(load) << load.error().message;
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   auto r = test_support::run_chokepoint({"diagnose", "--pid", std::to_string(proxy->pid()), "-d",
@@ -141,6 +147,14 @@ TEST(EventLoop, TheLabProxyWithItsCacheIsNoLongerWaitingOnTheNetwork) {
   ASSERT_FALSE(j.is_discarded());
   EXPECT_NE(j["verdict"], "network") << j["time_split"].dump();
   EXPECT_LT(j["time_split"]["network"].get<double>(), 0.05) << j["time_split"].dump();
+}
+
+TEST(EventLoop, TheLabProxyWithAFastUpstreamAndLightLoadIsNone) {
+  int upstream_port = 0;
+  const auto j = diagnose_lab_proxy({}, upstream_port, "100");
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["verdict"], "none") << j["time_split"].dump();
+  EXPECT_LT(j["time_split"]["network"].get<double>(), 0.1) << j["time_split"].dump();
 }
 
 }  // namespace
