@@ -220,6 +220,50 @@ void append_response_head(std::string& out, int status, std::size_t content_leng
   out.append("\r\n\r\n");
 }
 
+ResponseParseStatus parse_response_head(std::string_view buffer, ResponseHead& out) {
+  const std::size_t end = buffer.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    return buffer.size() > kMaxHeadBytes ? ResponseParseStatus::kBad
+                                         : ResponseParseStatus::kIncomplete;
+  }
+  // "HTTP/1.1 200 OK": the version, one space, three digits (RFC 9112 section 4).
+  const std::string_view head = buffer.substr(0, end);
+  if (head.size() < 12 || head.substr(0, 7) != "HTTP/1." || head[8] != ' ') {
+    return ResponseParseStatus::kBad;
+  }
+  ResponseHead r;
+  auto [ptr, ec] = std::from_chars(head.data() + 9, head.data() + 12, r.status);
+  if (ec != std::errc{} || ptr != head.data() + 12 || r.status < 100) {
+    return ResponseParseStatus::kBad;
+  }
+  r.head_bytes = end + 4;
+  bool saw_length = false;
+  std::size_t pos = head.find("\r\n");
+  while (pos != std::string_view::npos) {
+    const std::size_t next = head.find("\r\n", pos + 2);
+    const std::string_view line = head.substr(
+        pos + 2, next == std::string_view::npos ? std::string_view::npos : next - pos - 2);
+    pos = next;
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    const std::string_view name = line.substr(0, colon);
+    const std::string_view value = trim_ows(line.substr(colon + 1));
+    if (iequals(name, "content-length")) {
+      auto [end_ptr, err] =
+          std::from_chars(value.data(), value.data() + value.size(), r.content_length);
+      if (err != std::errc{} || end_ptr != value.data() + value.size()) {
+        return ResponseParseStatus::kBad;
+      }
+      saw_length = true;
+    } else if (iequals(name, "connection") && has_token(value, "close")) {
+      r.keep_alive = false;
+    }
+  }
+  if (!saw_length) return ResponseParseStatus::kNoLength;
+  out = r;
+  return ResponseParseStatus::kComplete;
+}
+
 std::string_view query_param(std::string_view query, std::string_view name) {
   while (!query.empty()) {
     std::size_t amp = query.find('&');

@@ -58,6 +58,27 @@ std::string_view reason_phrase(int status);
 void append_response_head(std::string& out, int status, std::size_t content_length,
                           bool keep_alive);
 
+// A response head as the lab writes it (and any HTTP/1.x server that sends Content-Length):
+// what a client of the lab needs from it. Shared by HttpClient (blocking) and the proxy's
+// non-blocking upstream connections.
+struct ResponseHead {
+  int status = 0;
+  std::size_t head_bytes = 0;  // status line + headers + the blank line
+  std::size_t content_length = 0;
+  bool keep_alive = true;  // false when the server said "Connection: close"
+};
+
+enum class ResponseParseStatus {
+  kComplete,    // the head is all here; the body is `content_length` bytes after `head_bytes`
+  kIncomplete,  // need more bytes
+  kBad,         // not "HTTP/1.x NNN", or a head over kMaxHeadBytes
+  kNoLength,    // no Content-Length (the lab's clients read only length-framed bodies)
+};
+
+// Parses the response head at the start of `buffer`. Header names are matched case-insensitively
+// (RFC 9110 section 5.1).
+ResponseParseStatus parse_response_head(std::string_view buffer, ResponseHead& out);
+
 // Returns the value of `name` in a query string "a=1&b=2"; empty when absent.
 std::string_view query_param(std::string_view query, std::string_view name);
 

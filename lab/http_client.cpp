@@ -7,8 +7,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <charconv>
 
+#include "lab/http.h"
 #include "util/clock.h"
 
 namespace chokepoint::lab {
@@ -22,16 +22,6 @@ int ms_left(std::int64_t deadline_ns) {
 
 util::Error timeout_error(const std::string& what) {
   return util::Error{what + ": timed out", "the server is slow or stuck; raise the timeout", 0};
-}
-
-bool iequals_prefix(std::string_view line, std::string_view name) {
-  if (line.size() < name.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    char c = line[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != name[i]) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -112,52 +102,30 @@ util::Result<void> HttpClient::send_get(const std::string& target, std::int64_t 
 util::Result<HttpResponse> HttpClient::read_response(std::int64_t timeout_ms) {
   std::int64_t deadline = util::monotonic_ns() + timeout_ms * util::kNsPerMs;
   if (!fd_.valid()) return util::Error{"read_response: not connected", "call send_get first", 0};
-  HttpResponse resp;
-  std::size_t head_end = std::string::npos;
-  std::size_t body_len = 0;
-  bool have_head = false;
   char chunk[16384];
   for (;;) {
-    if (!have_head) {
-      head_end = buffer_.find("\r\n\r\n");
-      if (head_end != std::string::npos) {
-        // Status line "HTTP/1.1 200 OK", then headers; only the ones the lab sends matter.
-        std::string_view head(buffer_.data(), head_end);
-        if (head.size() < 12 || head.substr(0, 7) != "HTTP/1.") {
-          fd_.reset();
-          return util::Error{"malformed response status line", "", 0};
+    ResponseHead head;
+    switch (parse_response_head(buffer_, head)) {
+      case ResponseParseStatus::kBad:
+        fd_.reset();
+        return util::Error{"malformed response head", "", 0};
+      case ResponseParseStatus::kNoLength:
+        fd_.reset();
+        return util::Error{"response without Content-Length", "", 0};
+      case ResponseParseStatus::kComplete:
+        if (buffer_.size() >= head.head_bytes + head.content_length) {
+          HttpResponse resp;
+          resp.status = head.status;
+          resp.keep_alive = head.keep_alive;
+          resp.body = buffer_.substr(head.head_bytes, head.content_length);
+          buffer_.erase(0, head.head_bytes + head.content_length);
+          reused_ = true;
+          if (!resp.keep_alive) fd_.reset();
+          return resp;
         }
-        std::from_chars(head.data() + 9, head.data() + 12, resp.status);
-        bool saw_length = false;
-        std::size_t pos = head.find("\r\n");
-        while (pos != std::string_view::npos && pos < head.size()) {
-          std::size_t next = head.find("\r\n", pos + 2);
-          std::string_view line = head.substr(
-              pos + 2, next == std::string_view::npos ? std::string_view::npos : next - pos - 2);
-          if (iequals_prefix(line, "content-length:")) {
-            std::string_view v = line.substr(15);
-            while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-            std::from_chars(v.data(), v.data() + v.size(), body_len);
-            saw_length = true;
-          } else if (iequals_prefix(line, "connection:") &&
-                     line.find("close") != std::string_view::npos) {
-            resp.keep_alive = false;
-          }
-          pos = next;
-        }
-        if (!saw_length) {
-          fd_.reset();
-          return util::Error{"response without Content-Length", "", 0};
-        }
-        have_head = true;
-      }
-    }
-    if (have_head && buffer_.size() >= head_end + 4 + body_len) {
-      resp.body = buffer_.substr(head_end + 4, body_len);
-      buffer_.erase(0, head_end + 4 + body_len);
-      reused_ = true;
-      if (!resp.keep_alive) fd_.reset();
-      return resp;
+        break;
+      case ResponseParseStatus::kIncomplete:
+        break;
     }
     ssize_t n = ::recv(fd_.get(), chunk, sizeof(chunk), 0);
     if (n > 0) {

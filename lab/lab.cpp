@@ -13,6 +13,7 @@
 
 #include "lab/memory_cgroup.h"
 #include "lab/options.h"
+#include "lab/proxy.h"
 #include "lab/scenarios.h"
 #include "lab/server.h"
 #include "util/fatal.h"
@@ -100,9 +101,15 @@ int run(int argc, char** argv) {
 
   int code = util::kExitOk;
   {
-    auto handler = make_handler(o, data_dir->path());
-    if (!handler) return fail(handler.error(), util::kExitRuntime);
-    auto server = Server::start(o, **handler);
+    // The proxy is a server of its own (one event loop, no handler); the rest share Server.
+    const bool proxy = o.role == Role::kLab && o.scenario == Scenario::kProxy;
+    std::unique_ptr<Handler> handler;
+    if (!proxy) {
+      auto h = make_handler(o, data_dir->path());
+      if (!h) return fail(h.error(), util::kExitRuntime);
+      handler = std::move(*h);
+    }
+    auto server = proxy ? start_proxy(o) : Server::start(o, *handler);
     if (!server) return fail(server.error(), util::kExitRuntime);
 
     std::printf("chokepoint-lab listening on %s:%u scenario=%s model=%s workers=%d pid=%d\n",

@@ -30,6 +30,9 @@ const std::map<std::string, Scenario> kScenarios = {
     {"db-commit", Scenario::kDbCommit},
     {"conn-leak", Scenario::kConnLeak},
     {"conn-storm", Scenario::kConnStorm},
+    {"proxy", Scenario::kProxy},
+    {"fsync", Scenario::kFsync},
+    {"pipeline", Scenario::kPipeline},
 };
 
 util::Error usage(std::string message, std::string hint = "run 'chokepoint-lab --help' for usage") {
@@ -158,7 +161,7 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
                                              {"redis", CacheMode::kRedis},
                                              {"memcached", CacheMode::kMemcached}};
   add_choice(app, "--cache", o.cache, caches, "off|on|redis|memcached",
-             "cpu, upstream: keep answers per query key, in this process (on) or in a cache "
+             "cpu, upstream, proxy: keep answers per query key, in this process (on) or in a cache "
              "server (redis, memcached: --cache-server)");
   app.add_option("--cache-server", o.cache_server,
                  "--cache redis|memcached: the server's HOST:PORT");
@@ -171,6 +174,13 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
       ->check(CLI::Range(0, 100'000'000));
   app.add_option("--serial-workers", o.serial_workers, "serial: executor threads (fix: > 1)")
       ->check(CLI::Range(1, 1024));
+  app.add_option("--pipeline-workers", o.pipeline_workers,
+                 "pipeline: stage threads that run the work (fix: > 1)")
+      ->check(CLI::Range(1, 1024));
+  std::map<std::string, HandoffMode> handoffs = {{"semaphore", HandoffMode::kSemaphore},
+                                                 {"condvar", HandoffMode::kCondvar}};
+  add_choice(app, "--handoff", o.handoff, handoffs, "semaphore|condvar",
+             "pipeline: the requester waits for its reply on a semaphore or a condvar");
   std::map<std::string, LockMode> locks = {{"global", LockMode::kGlobal},
                                            {"sharded", LockMode::kSharded}};
   add_choice(app, "--lock", o.lock_mode, locks, "global|sharded", "lock: global or sharded");
@@ -207,6 +217,9 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
   app.add_option("--upstream", o.upstream, "upstream: HOST:PORT of a --role upstream instance");
   app.add_option("--upstream-calls", o.upstream_calls, "upstream: sequential calls per request")
       ->check(CLI::Range(1, 64));
+  app.add_option("--upstream-pool", o.upstream_pool,
+                 "proxy: kept-alive connections to the upstream; more requests wait for one")
+      ->check(CLI::Range(1, 1024));
   app.add_flag("--upstream-batch", o.upstream_batch, "upstream: one call fetching all K");
   app.add_flag("--upstream-concurrent", o.upstream_concurrent,
                "upstream: the K calls in parallel on K connections");
@@ -250,7 +263,8 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
   if (o.working_set_bytes == 0) o.working_set_bytes = 4 * o.memory_limit_bytes;
 
   if (o.role == Role::kLab &&
-      (o.scenario == Scenario::kUpstream || o.scenario == Scenario::kConnStorm)) {
+      (o.scenario == Scenario::kUpstream || o.scenario == Scenario::kConnStorm ||
+       o.scenario == Scenario::kProxy)) {
     if (o.upstream.empty()) {
       return usage(
           "--scenario " + std::string(scenario_name(o.scenario)) + " needs --upstream HOST:PORT",
@@ -284,6 +298,16 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
                      " needs --db CONNINFO (PostgreSQL)",
                  "start PostgreSQL and pass its connection string, e.g. --db 'host=/tmp "
                  "port=5432 dbname=postgres user=postgres'");
+  }
+  if (o.role == Role::kLab && o.scenario == Scenario::kProxy) {
+    if (o.model == Model::kThreads) {
+      return usage("--scenario proxy is one epoll event loop; --model threads does not apply",
+                   "drop --model threads");
+    }
+    if (o.cache == CacheMode::kRedis || o.cache == CacheMode::kMemcached) {
+      return usage("--scenario proxy keeps its cache in the loop: --cache off|on",
+                   "pass --cache on (a cache server would block the event loop)");
+    }
   }
   if (o.upstream_batch && o.upstream_concurrent) {
     return usage("--upstream-batch and --upstream-concurrent are alternative fixes",

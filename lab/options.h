@@ -30,6 +30,9 @@ enum class Scenario {
   kDbCommit,
   kConnLeak,
   kConnStorm,
+  kProxy,
+  kFsync,
+  kPipeline,
 };
 enum class Model { kThreads, kEpoll };
 enum class Role { kLab, kUpstream };
@@ -37,6 +40,8 @@ enum class LockMode { kGlobal, kSharded };
 enum class LockType { kMutex, kRwlock };
 enum class CommitMode { kPerRequest, kBatch, kAsync };
 enum class LogMode { kSync, kAsync, kOff };
+// pipeline: what the requester waits for its reply on.
+enum class HandoffMode { kSemaphore, kCondvar };
 // cpu, upstream: where answers are kept. kOn is an in-process memo; the others a real server.
 enum class CacheMode { kOff, kOn, kRedis, kMemcached };
 
@@ -65,6 +70,8 @@ struct Options {
   CacheMode cache = CacheMode::kOff;  // cpu, upstream: memoize per query key (lab/services.h)
   std::string cache_server;           // --cache redis|memcached: HOST:PORT
   int serial_workers = 1;             // serial: threads of the executor that runs the work
+  int pipeline_workers = 1;           // pipeline: stage threads that run the work
+  HandoffMode handoff = HandoffMode::kCondvar;  // pipeline: how the reply is handed back
   LockMode lock_mode = LockMode::kGlobal;
   LockType lock_type =
       LockType::kMutex;  // lock: std::mutex, or std::shared_mutex (a pthread rwlock)
@@ -83,6 +90,7 @@ struct Options {
   int upstream_calls = 3;
   bool upstream_batch = false;
   bool upstream_concurrent = false;
+  int upstream_pool = 4;  // proxy: kept-alive connections to the upstream
   std::int64_t upstream_timeout_ms = 5000;
   std::int64_t delay_ms = 10;               // --role upstream: answer delay
   std::int64_t response_bytes = 1LL << 20;  // bandwidth: body size

@@ -29,12 +29,6 @@
 #include "util/scoped_fd.h"
 
 namespace chokepoint::lab {
-namespace {
-
-// Read buffer cap per connection: beyond this we stop reading until requests are answered.
-constexpr std::size_t kMaxBufferedIn = kMaxHeadBytes + kMaxBodyBytes + std::size_t{64} * 1024;
-// Unsent response bytes beyond which a connection stops parsing new requests.
-constexpr std::size_t kMaxBufferedOut = 4 << 20;
 
 util::Result<util::ScopedFd> listen_socket(const Options& o) {
   util::ScopedFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -69,6 +63,20 @@ void set_nodelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
+
+void epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t tag) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = tag;
+  epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+namespace {
+
+// Read buffer cap per connection: beyond this we stop reading until requests are answered.
+constexpr std::size_t kMaxBufferedIn = kMaxHeadBytes + kMaxBodyBytes + std::size_t{64} * 1024;
+// Unsent response bytes beyond which a connection stops parsing new requests.
+constexpr std::size_t kMaxBufferedOut = 4 << 20;
 
 enum class Route { kWork, kHealth, kNotFound, kBadMethod };
 
@@ -382,12 +390,7 @@ class EventLoop {
   }
 
  private:
-  void add(int fd, std::uint32_t events, std::uint64_t id) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.u64 = id;
-    epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &ev);
-  }
+  void add(int fd, std::uint32_t events, std::uint64_t id) { epoll_add(ep_.get(), fd, events, id); }
   void wake() {
     std::uint64_t one = 1;
     [[maybe_unused]] ssize_t w = write(wake_.get(), &one, sizeof(one));

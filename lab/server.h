@@ -19,6 +19,7 @@
 #include "lab/options.h"
 #include "lab/scenarios.h"
 #include "util/result.h"
+#include "util/scoped_fd.h"
 
 namespace chokepoint::lab {
 
@@ -32,5 +33,15 @@ class Server {
   virtual int workers() const = 0;
   virtual void stop() = 0;
 };
+
+// The non-blocking listening socket both models (and the proxy) serve: --bind, --port (0: the
+// kernel picks one), --backlog. Errors carry a hint (port in use, bad address).
+util::Result<util::ScopedFd> listen_socket(const Options& options);
+// The port a bound socket listens on.
+std::uint16_t bound_port(int fd);
+// TCP_NODELAY on a connection: the lab answers in one write and waits for nothing.
+void set_nodelay(int fd);
+// Adds fd to the epoll set ep with `events`, tagged with `tag` (epoll_event.data.u64).
+void epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t tag);
 
 }  // namespace chokepoint::lab

@@ -96,6 +96,14 @@ for v in per-request batch async; do
   stop_lab "$LAB_PID"
 done
 
+# fsync: an O_DSYNC write per request vs group commit vs buffered writes (64 connections)
+for v in per-request batch async; do
+  start_lab fsync --scenario fsync --commit "$v" --blocking-workers 64
+  out=$(run_wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:$LAB_PORT/")
+  row fsync "--commit $v (wrk -c64)" "$out" ""
+  stop_lab "$LAB_PID"
+done
+
 # log: sync vs async vs off
 for v in sync async off; do
   start_lab log --scenario log --log "$v"
@@ -141,6 +149,17 @@ for v in "" "--upstream-batch" "--upstream-concurrent" "--cache on"; do
     out=$(run_wrk "${wrk_std[@]}" "http://127.0.0.1:$LAB_PORT/?k=1")
   fi
   row upstream "${v:-sequential}" "$out" "delay 10 ms x 3 calls"
+  stop_lab "$LAB_PID"
+done
+# proxy: one event loop, 4 kept-alive connections to a 10 ms upstream; a larger pool; the cache
+for v in "" "--upstream-pool 16" "--cache on"; do
+  start_lab proxy --scenario proxy --upstream "127.0.0.1:$up_port" $v
+  if [ "$v" = "--cache on" ]; then
+    out=$(run_wrk "${wrk_std[@]}" -s "$here/keys_hot.lua" "http://127.0.0.1:$LAB_PORT/")
+  else
+    out=$(run_wrk "${wrk_std[@]}" "http://127.0.0.1:$LAB_PORT/?k=1")
+  fi
+  row proxy "${v:-pool 4}" "$out" "delay 10 ms"
   stop_lab "$LAB_PID"
 done
 stop_lab "$up_pid"

@@ -163,9 +163,9 @@ void Builder::thread_sample(const ThreadSample& s) {
   obs.majflt_delta = majflt_delta;
   if (count && obs.where == SyscallWhere::kUnknown) ++syscall_denied_;
   const WaitClass wait = classify_wait(obs);
-  const bool in_disk_sync =
-      obs.where == SyscallWhere::kInSyscall && is_disk_sync_syscall(obs.syscall_nr);
-  // Kernel time of a thread that was inside fsync at both ends of the interval is disk work.
+  // fsync & co, or an O_DSYNC write or uncached read of a file it was caught blocked in.
+  const bool in_disk_sync = is_disk_work(obs);
+  // Kernel time of a thread that was inside disk work at both ends of the interval is disk work.
   // Kernel time of a thread that took major faults is fault and reclaim work, up to
   // kMajorFaultCpuNs per fault (the faults are on its critical path; the cap keeps a network
   // server with a rare fault from turning its syscall time into memory).

@@ -199,6 +199,29 @@ bool is_disk_sync_syscall(long nr) {
          nr == SYS_sync || nr == SYS_msync;
 }
 
+bool is_disk_work(const WaitObservation& obs) {
+  if (obs.where != SyscallWhere::kInSyscall) return false;
+  if (is_disk_sync_syscall(obs.syscall_nr)) return true;
+  if (obs.fd_role != FdRole::kRegularFile && obs.fd_role != FdRole::kBlockDevice) return false;
+  switch (obs.syscall_nr) {
+    case SYS_read:
+    case SYS_pread64:
+    case SYS_readv:
+    case SYS_preadv:
+    case SYS_preadv2:
+    case SYS_write:
+    case SYS_pwrite64:
+    case SYS_writev:
+    case SYS_pwritev:
+    case SYS_pwritev2:
+    case SYS_fallocate:
+    case SYS_ftruncate:
+      return true;
+    default:
+      return false;
+  }
+}
+
 WaitClass classify_wait(const WaitObservation& obs) {
   if (obs.state == 'R' || obs.where == SyscallWhere::kRunning) return {Resource::kOnCpu, "running"};
   // Held by someone else, whatever it was doing: a frozen thread shows D and a syscall or "-1"

@@ -112,4 +112,12 @@ bool is_lock_queue(const WaitClass& wait);
 // True for syscalls whose time is disk work even when spent on-CPU in the kernel (fsync & co).
 bool is_disk_sync_syscall(long nr);
 
+// True when a thread seen (off-CPU) in this syscall is doing disk work, so that the on-CPU kernel
+// time around it is disk too: a disk sync, or a read or write of a regular file or a block device
+// it was caught blocked in. A write blocks there when the file is O_DSYNC/O_SYNC (the journal
+// commit runs inside write(2), partly on the CPU) or when writeback throttles it; a read when the
+// page is not cached. A buffered write that copies into the page cache never blocks, so it is not
+// caught here and its CPU stays on_cpu.
+bool is_disk_work(const WaitObservation& obs);
+
 }  // namespace chokepoint::model

@@ -4,6 +4,8 @@
 // each upstream connection gets its next request in the same jiffy as the previous reply, so
 // tcp_info alone reads the loop as idle. With the socket-order tracer the verdict is network
 // (upstream), naming the upstream; with a fast upstream and light load it is none.
+// The lab's own proxy scenario (one epoll loop, a pool of four kept-alive upstream connections)
+// is the same case; its fix, --cache on, must move the verdict off the network.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -89,6 +91,67 @@ TEST(EventLoop, AProxyWithAFastUpstreamAndLightLoadStaysIdle) {
   Proxy p;
   ASSERT_TRUE(start_haproxy(p, upstream->port(), 4));
   const auto j = diagnose_under_load(p, "100", "8");
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["verdict"], "none") << j["time_split"].dump();
+  EXPECT_LT(j["time_split"]["network"].get<double>(), 0.1) << j["time_split"].dump();
+}
+
+// chokepoint-lab --scenario proxy in front of a 10 ms upstream, under wrk -t1 -c16 (more clients
+// than the pool's four connections), diagnosed for 3 s after 1.5 s of load.
+// With `rate` set, the load is `chokepoint load --rate rate -c 8` instead, against an upstream that
+// answers at once (the healthy case).
+nlohmann::json diagnose_lab_proxy(const std::vector<std::string>& proxy_flags, int& upstream_port,
+                                  const std::string& rate = "") {
+  auto upstream = test_support::LabProcess::start(
+      {"--role", "upstream", "--delay-ms", rate.empty() ? "10" : "0", "--port", "0"});
+  EXPECT_TRUE(upstream) << upstream.error().message;
+  if (!upstream) return nlohmann::json::value_t::discarded;
+  upstream_port = upstream->port();
+  std::vector<std::string> args = {"--scenario", "proxy",
+                                   "--port",     "0",
+                                   "--upstream", "127.0.0.1:" + std::to_string(upstream->port())};
+  args.insert(args.end(), proxy_flags.begin(), proxy_flags.end());
+  auto proxy = test_support::LabProcess::start(args);
+  EXPECT_TRUE(proxy) << proxy.error().message;
+  if (!proxy) return nlohmann::json::value_t::discarded;
+  const std::string url = "http://127.0.0.1:" + std::to_string(proxy->port()) + "/";
+  auto load = rate.empty()
+                  ? Background::start("wrk", {"-t1", "-c16", "-d10s", "--timeout", "5s", url})
+                  : Background::start(test_support::chokepoint_bin(),
+                                      {"load", url, "--rate", rate, "-c", "8", "--duration", "8s"});
+  EXPECT_TRUE(load) << load.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto r = test_support::run_chokepoint({"diagnose", "--pid", std::to_string(proxy->pid()), "-d",
+                                         "3s", "--no-stacks", "--no-probes", "--json"},
+                                        60);
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  return nlohmann::json::parse(r.stdout_text, nullptr, false);
+}
+
+TEST(EventLoop, TheLabProxyWaitingOnItsUpstreamIsNetworkNamingTheUpstream) {
+  int upstream_port = 0;
+  const auto j = diagnose_lab_proxy({}, upstream_port);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["verdict"], "network") << j["time_split"].dump();
+  const std::string upstream_addr = "upstream 127.0.0.1:" + std::to_string(upstream_port);
+  EXPECT_NE(j["bottlenecks"].dump().find(upstream_addr), std::string::npos)
+      << j["bottlenecks"].dump(2);
+  ASSERT_FALSE(j["bottlenecks"].empty());
+  EXPECT_EQ(j["bottlenecks"][0]["kind"], "upstream") << j["bottlenecks"][0].dump(2);
+  EXPECT_GT(j["bottlenecks"][0]["share"].get<double>(), 0.6) << j["time_split"].dump();
+}
+
+TEST(EventLoop, TheLabProxyWithItsCacheIsNoLongerWaitingOnTheNetwork) {
+  int upstream_port = 0;
+  const auto j = diagnose_lab_proxy({"--cache", "on"}, upstream_port);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_NE(j["verdict"], "network") << j["time_split"].dump();
+  EXPECT_LT(j["time_split"]["network"].get<double>(), 0.05) << j["time_split"].dump();
+}
+
+TEST(EventLoop, TheLabProxyWithAFastUpstreamAndLightLoadIsNone) {
+  int upstream_port = 0;
+  const auto j = diagnose_lab_proxy({}, upstream_port, "100");
   ASSERT_FALSE(j.is_discarded());
   EXPECT_EQ(j["verdict"], "none") << j["time_split"].dump();
   EXPECT_LT(j["time_split"]["network"].get<double>(), 0.1) << j["time_split"].dump();

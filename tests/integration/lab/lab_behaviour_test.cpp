@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +59,42 @@ TEST(LabDisk, DataFileGrowsByOneRecordPerRequest) {
     EXPECT_EQ(*code, 0);
     EXPECT_EQ(file_size(dir + "/disk.dat"), 25 * 256);
     EXPECT_TRUE(std::filesystem::exists(dir)) << "a user's --data-dir is kept";
+    std::filesystem::remove_all(dir);
+  }
+}
+
+// The fsync scenario's file is opened O_DSYNC (the sync happens inside write(2)); its fix,
+// --commit async, opens it without.
+TEST(LabFsync, DataFileIsODsyncAndGrowsByOneRecordPerRequest) {
+  for (const char* mode : {"per-request", "batch", "async"}) {
+    SCOPED_TRACE(mode);
+    std::string dir = make_temp_dir();
+    auto lab = LabProcess::start({"--scenario", "fsync", "--commit", mode, "--data-dir", dir,
+                                  "--record-bytes", "128", "--port", "0"});
+    ASSERT_TRUE(lab) << lab.error().message;
+    auto r = http_get_keepalive(lab->port(), "/?k=9", 10);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->back().body, "fsync committed seq=10\n");
+    // /proc/PID/fdinfo/FD "flags:" is octal (proc(5)); find the fd of dsync.dat.
+    bool found = false;
+    const std::string fd_dir = "/proc/" + std::to_string(lab->pid()) + "/fd";
+    for (const auto& e : std::filesystem::directory_iterator(fd_dir)) {
+      std::error_code ec;
+      if (std::filesystem::read_symlink(e.path(), ec).string() != dir + "/dsync.dat") continue;
+      std::ifstream info("/proc/" + std::to_string(lab->pid()) + "/fdinfo/" +
+                         e.path().filename().string());
+      std::string key, flags;
+      while (info >> key >> flags && key != "flags:") {
+      }
+      const long value = std::stol(flags, nullptr, 8);
+      EXPECT_EQ((value & O_DSYNC) == O_DSYNC, std::string(mode) != "async") << flags;
+      found = true;
+    }
+    EXPECT_TRUE(found) << "dsync.dat is not open";
+    auto code = lab->stop();
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 0);
+    EXPECT_EQ(file_size(dir + "/dsync.dat"), 10 * 128);
     std::filesystem::remove_all(dir);
   }
 }
@@ -177,6 +215,84 @@ TEST(LabUpstream, SequentialCallsAddUpAndFixesRemoveThem) {
     EXPECT_LT(batch, 2 * kDelayMs);
   }
   EXPECT_EQ(*up->stop(), 0);
+}
+
+// The proxy's one loop forwards over --upstream-pool connections: with a pool of 2 and a 100 ms
+// upstream, 6 concurrent requests take 3 rounds; with a pool of 6, one. --cache on answers a
+// repeated key without the upstream.
+TEST(LabProxy, ThePoolBoundsConcurrencyAndTheCacheSkipsTheUpstream) {
+  constexpr int kDelayMs = 100;
+  auto up = LabProcess::start(
+      {"--role", "upstream", "--delay-ms", std::to_string(kDelayMs), "--port", "0"});
+  ASSERT_TRUE(up) << up.error().message;
+  const std::string where = "127.0.0.1:" + std::to_string(up->port());
+  auto six_at_once = [](std::uint16_t port) {
+    std::vector<std::unique_ptr<lab::HttpClient>> clients;
+    auto t0 = Clock::now();
+    for (int i = 0; i < 6; ++i) {
+      clients.push_back(std::make_unique<lab::HttpClient>("127.0.0.1", port));
+      EXPECT_TRUE(clients.back()->send_get("/?k=" + std::to_string(i), 5000));
+    }
+    for (auto& c : clients) {
+      auto r = c->read_response(5000);
+      EXPECT_TRUE(r) << r.error().message;
+      if (r) {
+        EXPECT_EQ(r->body, "upstream delay_ms=100 batch=1\n");
+      }
+    }
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  };
+  for (const char* pool : {"2", "6"}) {
+    SCOPED_TRACE(pool);
+    auto proxy = LabProcess::start({"--scenario", "proxy", "--upstream", where, "--upstream-pool",
+                                    pool, "--cache", "on", "--port", "0"});
+    ASSERT_TRUE(proxy) << proxy.error().message;
+    EXPECT_NE(proxy->ready_line().find("scenario=proxy model=epoll workers=1"), std::string::npos)
+        << proxy->ready_line();
+    const auto ms = six_at_once(proxy->port());
+    if (std::string(pool) == "2") {
+      EXPECT_GE(ms, 3 * kDelayMs);
+    } else {
+      EXPECT_GE(ms, kDelayMs);
+      EXPECT_LT(ms, 2 * kDelayMs);
+    }
+    // Every key is cached now: the same six answer without waiting for the upstream.
+    EXPECT_LT(six_at_once(proxy->port()), kDelayMs);
+    EXPECT_EQ(*proxy->stop(), 0);
+  }
+  EXPECT_EQ(*up->stop(), 0);
+}
+
+// An upstream that is down answers 502; one slower than --upstream-timeout-ms, 504; the proxy
+// keeps serving either way.
+TEST(LabProxy, UpstreamFailuresAnswer502And504) {
+  auto slow = LabProcess::start({"--role", "upstream", "--delay-ms", "2000", "--port", "0"});
+  ASSERT_TRUE(slow) << slow.error().message;
+  auto timed_out =
+      LabProcess::start({"--scenario", "proxy", "--upstream-timeout-ms", "100", "--upstream",
+                         "127.0.0.1:" + std::to_string(slow->port()), "--port", "0"});
+  ASSERT_TRUE(timed_out) << timed_out.error().message;
+  auto t0 = Clock::now();
+  auto r = http_get(timed_out->port(), "/?k=1");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->status, 504) << r->body;
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(), 1000);
+  auto health = http_get(timed_out->port(), "/health");
+  ASSERT_TRUE(health) << health.error().message;
+  EXPECT_EQ(health->body, "ok\n");
+  EXPECT_EQ(*timed_out->stop(), 0);
+  const std::uint16_t gone = slow->port();
+  EXPECT_EQ(*slow->stop(), 0);
+
+  auto down = LabProcess::start(
+      {"--scenario", "proxy", "--upstream", "127.0.0.1:" + std::to_string(gone), "--port", "0"});
+  ASSERT_TRUE(down) << down.error().message;
+  for (int i = 0; i < 2; ++i) {
+    auto e = http_get(down->port(), "/?k=1");
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_EQ(e->status, 502) << e->body;
+  }
+  EXPECT_EQ(*down->stop(), 0);
 }
 
 TEST(LabUpstreamRole, ManyConcurrentDelayedRequestsOverlap) {

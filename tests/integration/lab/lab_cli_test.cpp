@@ -24,6 +24,11 @@ TEST(LabCli, BadFlagsExitTwoWithErrorAndHint) {
       {"--scenario", "upstream"},
       {"--scenario", "upstream", "--upstream", "127.0.0.1"},
       {"--scenario", "disk", "--commit", "sometimes"},
+      {"--scenario", "proxy"},
+      {"--scenario", "proxy", "--upstream", "127.0.0.1:9", "--model", "threads"},
+      {"--scenario", "proxy", "--upstream", "127.0.0.1:9", "--cache", "redis", "--cache-server",
+       "127.0.0.1:6379"},
+      {"--scenario", "proxy", "--upstream", "127.0.0.1:9", "--upstream-pool", "0"},
       {"--no-such-flag"},
   };
   for (const auto& args : bad) {

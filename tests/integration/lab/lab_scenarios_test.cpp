@@ -26,6 +26,7 @@ struct Case {
   bool needs_root = false;
   bool needs_upstream = false;
   std::size_t body_size = 0;  // when non-zero, the exact body size expected
+  bool epoll_only = false;    // one event loop by design (proxy): --model threads is refused
 };
 
 const std::vector<Case>& cases() {
@@ -50,6 +51,16 @@ const std::vector<Case>& cases() {
       {"disk", {"--scenario", "disk"}, "disk committed seq="},
       {"disk_batch", {"--scenario", "disk", "--commit", "batch"}, "disk committed seq="},
       {"disk_async", {"--scenario", "disk", "--commit", "async"}, "disk committed seq="},
+      {"fsync", {"--scenario", "fsync"}, "fsync committed seq="},
+      {"pipeline", {"--scenario", "pipeline", "--work-us", "200"}, "pipeline key=k=1 hash="},
+      {"pipeline_semaphore",
+       {"--scenario", "pipeline", "--work-us", "200", "--handoff", "semaphore"},
+       "pipeline key=k=1 hash="},
+      {"pipeline_workers",
+       {"--scenario", "pipeline", "--work-us", "200", "--pipeline-workers", "3"},
+       "pipeline key=k=1 hash="},
+      {"fsync_batch", {"--scenario", "fsync", "--commit", "batch"}, "fsync committed seq="},
+      {"fsync_async", {"--scenario", "fsync", "--commit", "async"}, "fsync committed seq="},
       {"log", {"--scenario", "log"}, "log ok\n"},
       {"log_async", {"--scenario", "log", "--log", "async"}, "log ok\n"},
       {"log_off", {"--scenario", "log", "--log", "off"}, "log ok\n"},
@@ -82,6 +93,14 @@ const std::vector<Case>& cases() {
        {"--scenario", "upstream", "--cache", "on"},
        "upstream mode=sequential calls=3 answers=3\n",
        false,
+       true},
+      {"proxy", {"--scenario", "proxy"}, "upstream delay_ms=2 batch=1\n", false, true, 0, true},
+      {"proxy_cache",
+       {"--scenario", "proxy", "--cache", "on"},
+       "upstream delay_ms=2 batch=1\n",
+       false,
+       true,
+       0,
        true},
       {"bandwidth",
        {"--scenario", "bandwidth", "--response-bytes", "100000"},
@@ -164,7 +183,10 @@ TEST_P(LabScenarioTest, ServesRequestsAndShutsDownCleanly) {
 std::vector<Param> all_params() {
   std::vector<Param> out;
   for (std::size_t i = 0; i < cases().size(); ++i) {
-    for (const char* model : {"epoll", "threads"}) out.push_back({i, model});
+    for (const char* model : {"epoll", "threads"}) {
+      if (cases()[i].epoll_only && std::string(model) == "threads") continue;
+      out.push_back({i, model});
+    }
   }
   return out;
 }

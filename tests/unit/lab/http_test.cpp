@@ -125,5 +125,39 @@ TEST(LabHttpResponse, HeadHasLengthAndClose) {
             "Connection: close\r\n\r\n");
 }
 
+// The response-head parser HttpClient and the proxy share.
+TEST(LabHttpResponseHead, ParsesStatusLengthAndConnection) {
+  ResponseHead h;
+  const std::string in =
+      "HTTP/1.1 200 OK\r\ncontent-length:  5\r\nConnection: keep-alive, Close\r\n\r\nhello";
+  ASSERT_EQ(parse_response_head(in, h), ResponseParseStatus::kComplete);
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.content_length, 5u);
+  EXPECT_EQ(h.head_bytes, in.size() - 5);
+  EXPECT_FALSE(h.keep_alive);
+
+  ASSERT_EQ(parse_response_head("HTTP/1.0 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", h),
+            ResponseParseStatus::kComplete);
+  EXPECT_EQ(h.status, 502);
+  EXPECT_TRUE(h.keep_alive);
+}
+
+TEST(LabHttpResponseHead, IncompleteBadAndUnframed) {
+  ResponseHead h;
+  EXPECT_EQ(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n", h),
+            ResponseParseStatus::kIncomplete);
+  EXPECT_EQ(parse_response_head("", h), ResponseParseStatus::kIncomplete);
+  EXPECT_EQ(parse_response_head("SSH-2.0-OpenSSH\r\n\r\n", h), ResponseParseStatus::kBad);
+  EXPECT_EQ(parse_response_head("HTTP/1.1 2x0 OK\r\nContent-Length: 1\r\n\r\n", h),
+            ResponseParseStatus::kBad);
+  EXPECT_EQ(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 1z\r\n\r\n", h),
+            ResponseParseStatus::kBad);
+  EXPECT_EQ(parse_response_head("HTTP/1.1 200 OK\r\nServer: x\r\n\r\n", h),
+            ResponseParseStatus::kNoLength);
+  // A head that never ends is bounded.
+  EXPECT_EQ(parse_response_head("HTTP/1.1 200 OK\r\nX: " + std::string(kMaxHeadBytes, 'a'), h),
+            ResponseParseStatus::kBad);
+}
+
 }  // namespace
 }  // namespace chokepoint::lab

@@ -119,6 +119,36 @@ TEST(BuildObservation, KernelTimeInsideADiskSyncIsDiskWork) {
   EXPECT_EQ(obs.threads[0].split.total_ns(), 200 * kMs);
 }
 
+// The fsync scenario's thread: caught blocked in write(2) to an O_DSYNC file at both ends of an
+// interval in which it ran 40 ms, three quarters in the kernel (journal work inside the write).
+TEST(BuildObservation, KernelTimeInsideAFileWriteItWasBlockedInIsDiskWork) {
+  for (const FdRole role : {FdRole::kRegularFile, FdRole::kSocketServer}) {
+    std::vector<Tick> ticks(3);
+    auto write = in_syscall(SYS_write, role, "/data/dsync.dat");
+    write.state = 'D';
+    ticks[0].threads.push_back(first(1, 0, write));
+    ticks[1].at_ns = 100 * kMs;
+    ticks[1].threads.push_back(poll(1, 100 * kMs, 0, 10 * kMs, write));
+    ticks[2].at_ns = 200 * kMs;
+    auto p = poll(1, 200 * kMs, 100 * kMs, 50 * kMs, write);
+    p.utime_ns = 10 * kMs;
+    p.stime_ns = 30 * kMs;
+    ticks[2].threads.push_back(p);
+    Observation obs = build_observation(info(), ticks);
+    ASSERT_EQ(obs.threads.size(), 1u);
+    if (role == FdRole::kRegularFile) {
+      EXPECT_EQ(obs.threads[0].kernel_work_ns, 30 * kMs);
+      EXPECT_EQ(obs.threads[0].split[Resource::kOnCpu], 10 * kMs + 10 * kMs);
+      EXPECT_EQ(detail_ns(obs.threads[0], Resource::kDisk, "write /data/dsync.dat"), 180 * kMs);
+    } else {
+      // A client's socket: a full send buffer is network, and the CPU stays on_cpu.
+      EXPECT_EQ(obs.threads[0].kernel_work_ns, 0);
+      EXPECT_EQ(obs.threads[0].split[Resource::kOnCpu], 50 * kMs);
+    }
+    EXPECT_EQ(obs.threads[0].split.total_ns(), 200 * kMs);
+  }
+}
+
 // Thread 1 goes into fsync, thread 2 queues on a mutex, for two ticks; then the closing reads.
 std::vector<Tick> lock_behind_disk_ticks() {
   std::vector<Tick> ticks(4);

@@ -86,6 +86,21 @@ TEST(ClassifyWait, FsyncIsDiskWhateverTheFd) {
   EXPECT_EQ(classify_wait(in_syscall(SYS_fsync)).resource, Resource::kDisk);
 }
 
+// The syscalls whose on-CPU kernel time around them is disk work (the builder moves it to disk).
+TEST(IsDiskWork, SyncsAndFileReadsAndWritesButNotSockets) {
+  EXPECT_TRUE(is_disk_work(in_syscall(SYS_fdatasync)));
+  EXPECT_TRUE(is_disk_work(in_syscall(SYS_write, FdRole::kRegularFile, 'D')));
+  EXPECT_TRUE(is_disk_work(in_syscall(SYS_pwrite64, FdRole::kBlockDevice, 'D')));
+  EXPECT_TRUE(is_disk_work(in_syscall(SYS_pread64, FdRole::kRegularFile, 'D')));
+  EXPECT_FALSE(is_disk_work(in_syscall(SYS_write, FdRole::kSocketServer)));
+  EXPECT_FALSE(is_disk_work(in_syscall(SYS_read, FdRole::kPipe)));
+  EXPECT_FALSE(is_disk_work(in_syscall(SYS_openat, FdRole::kRegularFile)));
+  WaitObservation running;
+  running.state = 'R';
+  running.where = SyscallWhere::kRunning;
+  EXPECT_FALSE(is_disk_work(running));
+}
+
 TEST(ClassifyWait, SocketReadsDependOnWhoOpenedTheConnection) {
   EXPECT_EQ(classify_wait(in_syscall(SYS_read, FdRole::kSocketClient)).resource,
             Resource::kNetwork);

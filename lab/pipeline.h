@@ -1,0 +1,22 @@
+#pragma once
+// The pipeline scenario: a hand-off, not a lock. Each request's thread (a `lab-worker` of the
+// blocking pool, or a `lab-conn` thread's pool job) queues the request's CPU work for a stage of
+// --pipeline-workers (1) `lab-stage` threads and waits for the reply on a condition variable
+// (--handoff condvar, the default) or a POSIX semaphore (--handoff semaphore). With one stage
+// thread the service is bound by that one thread's CPU (cpu, serial) while the requesters sleep
+// in futex waits that one other thread posts: the wait-for case of issue 15, class 1. The fix is
+// more stage threads.
+//
+// The handler owns its stage threads; destroying it (after the server stopped calling it) stops
+// and joins them.
+
+#include <memory>
+
+#include "lab/options.h"
+#include "lab/scenarios.h"
+
+namespace chokepoint::lab {
+
+std::unique_ptr<Handler> make_pipeline_handler(const Options& options);
+
+}  // namespace chokepoint::lab
