@@ -16,6 +16,7 @@
 #include <map>
 #include <set>
 
+#include "collect/bpf/task_iterator.h"
 #include "collect/netlink/sock_diag.h"
 #include "collect/netlink/taskstats.h"
 #include "collect/procfs/freezer.h"
@@ -49,6 +50,9 @@ struct ProcessState {
   int pid = 0;
   // root/PID/task, for openat("TID/<file>"): a fifth cheaper than opening by the full path.
   util::ScopedFd task_dir;
+  // root/PID/io and root/PID/status, kept open and re-read with pread at 0, as thread files are
+  // (invalid when the open was refused or the fd budget was spent: then opened per read).
+  util::ScopedFd io_file, status_file;
   std::string name;
   bool frozen = false;  // its cgroup is frozen (at the last read_process)
   // The last read of its fd table (read_fd_tables): a table whose size is unchanged and that
@@ -67,6 +71,8 @@ struct ProcessState {
 struct ThreadState {
   std::optional<procfs::TaskFiles> files;
   int fds = 0;  // fds the kept-open files use
+  // The last task iterator record had this thread (false: its counters come from /proc).
+  bool in_iterator = false;
   model::ThreadKey key;
   procfs::Schedstat last_sched;
   std::int64_t last_sample_ns = 0;  // the last successful read
@@ -113,6 +119,12 @@ struct Sampler::Impl {
   // Taskstats (root only): opened once; taskstats_error says why not.
   std::optional<netlink::Taskstats> taskstats;
   std::string taskstats_error;
+  // The BPF task iterator (root, BTF, 5.8+): every thread's schedstat counters in one read a
+  // tick. iter_problem says why it is off (then schedstat is read per thread from /proc).
+  std::unique_ptr<bpf::TaskIterator> iter;
+  std::string iter_problem;
+  std::vector<bpf::TaskRecord> iter_records;  // this tick's, sorted by tid
+  bool iter_fresh = false;                    // iter_records were read at this tick
   std::int64_t generation = 0;
   std::uint64_t thread_samples = 0;
   std::uint64_t deep_samples = 0;
@@ -129,6 +141,7 @@ struct Sampler::Impl {
     if (opt.rolling) {
       max_backoff_ns = std::clamp(opt.duration_ns / 2, kMaxPollBackoffNs, kMaxRollingBackoffNs);
     }
+    iter_every_ns = std::max(opt.interval_ns, max_backoff_ns / 2);
     samples_per_tick =
         std::max<std::int64_t>(1, opt.max_thread_samples_per_s * opt.interval_ns / util::kNsPerSec);
     // Kept-open files need fds: take the hard limit, and leave a reserve for everything else.
@@ -146,7 +159,29 @@ struct Sampler::Impl {
     } else {
       taskstats_error = t.error().message;
     }
+    if (!opt.task_iterator) {
+      iter_problem = "switched off (SamplerOptions::task_iterator)";
+    } else if (opt.proc_root != "/proc") {
+      iter_problem = "not used for a /proc other than the host's";
+    } else if (auto it = bpf::TaskIterator::create(); it) {
+      iter = std::move(*it);
+      iter->set_all_tasks(opt.target.kind == TargetSpec::Kind::kHost);
+    } else {
+      iter_problem = it.error().message;
+    }
   }
+
+  // Reads the task iterator for this tick (iter_fresh says whether it worked). A failed read
+  // turns the iterator off for the session: /proc from then on, and the collector says why.
+  void read_iterator();
+  // The record of thread `tid` in this tick's iterator read, or nullptr.
+  const bpf::TaskRecord* iter_record(int tid) const;
+  // Counters of a thread: from this tick's iterator read when it has the thread, else /proc.
+  util::Result<procfs::Schedstat> read_counters(ThreadState& t);
+  // Reads /proc/PID/<file> of a process through its kept fd (opened on first use while the fd
+  // budget allows), or opens it for this read.
+  template <typename T, typename Parse>
+  util::Result<T> read_process_file(util::ScopedFd& kept, int pid, const char* file, Parse parse);
 
   util::Result<void> refresh(std::int64_t now_ns);
   // The first tick of a session: sink.begin, the system counters, every thread read.
@@ -163,8 +198,14 @@ struct Sampler::Impl {
   util::Result<procfs::TaskFiles> open_once(const ThreadState& t, unsigned which);
   // A thread that ran keeps its stat and syscall open from now on, budget permitting.
   void keep_open_after_run(ThreadState& t);
-  // Reads the thread if its poll is due; returns whether it did.
-  bool sample_thread(ThreadState& t, std::int64_t now_ns);
+  // Reads the thread if its poll is due (or `force`); returns whether that cost a read of /proc.
+  bool sample_thread(ThreadState& t, std::int64_t now_ns, bool force = false);
+  // With the iterator, a thread that stopped running is left to the iterator's reads: no poll of
+  // its own until one of them sees it run.
+  void park(ThreadState& t) const;
+  // The next tick that reads the iterator, and how often (half the longest backoff).
+  std::int64_t next_iter_ns = 0;
+  std::int64_t iter_every_ns = kMaxPollBackoffNs / 2;
   std::int64_t samples_per_tick = 1;
   std::pair<int, int> cursor{0, 0};
   void read_process(ProcessState& p, std::int64_t now_ns, bool first);
@@ -204,10 +245,11 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
   if (taskstats) {
     if (auto d = taskstats->thread_group(p.pid)) s.delays = group_delays(*d);
   }
-  if (auto io = proc.read_process_io(p.pid)) {
+  if (auto io = read_process_file<procfs::TaskIo>(p.io_file, p.pid, "io", procfs::parse_task_io)) {
     s.io = model::ProcessIo{io->read_bytes, io->write_bytes, io->syscw};
   }
-  if (auto status = proc.read_process_status(p.pid)) {
+  if (auto status = read_process_file<procfs::TaskStatus>(p.status_file, p.pid, "status",
+                                                          procfs::parse_task_status)) {
     if (first) {
       p.name = status->name;
       s.name = status->name;
@@ -219,12 +261,82 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
   tick.processes.push_back(std::move(s));
 }
 
+template <typename T, typename Parse>
+util::Result<T> Sampler::Impl::read_process_file(util::ScopedFd& kept, int pid, const char* file,
+                                                 Parse parse) {
+  const std::string path = proc.root() + "/" + std::to_string(pid) + "/" + file;
+  util::ScopedFd once;
+  if (!kept.valid()) {
+    once.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!once.valid()) return util::errno_error("cannot open " + path);
+    // Kept for the next reads while the budget has room (two fds per process at most).
+    if (fd_budget >= 1 + kLazyOpenReserveFds) {
+      kept = std::move(once);
+      --fd_budget;
+    }
+  }
+  const int fd = kept.valid() ? kept.get() : once.get();
+  const ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
+  if (n < 0) return util::errno_error("cannot read " + path);
+  auto parsed = parse(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+  if (!parsed) return util::Error{"cannot parse " + path, "", EPROTO};
+  return *parsed;
+}
+
+void Sampler::Impl::read_iterator() {
+  iter_fresh = false;
+  if (!iter) return;
+  if (auto r = iter->read(iter_records); !r) {
+    iter_problem = r.error().message;
+    iter.reset();
+    // Parked threads go back to polls of their own.
+    for (auto& [key, t] : threads) t.next_poll_ns = std::min(t.next_poll_ns, tick.at_ns);
+    return;
+  }
+  // The kernel walks tasks in pid order; sorting is a check that costs nothing when it did.
+  if (!std::is_sorted(iter_records.begin(), iter_records.end(),
+                      [](const auto& a, const auto& b) { return a.tid < b.tid; })) {
+    std::sort(iter_records.begin(), iter_records.end(),
+              [](const auto& a, const auto& b) { return a.tid < b.tid; });
+  }
+  iter_fresh = true;
+}
+
+const bpf::TaskRecord* Sampler::Impl::iter_record(int tid) const {
+  if (!iter_fresh) return nullptr;
+  auto it = std::lower_bound(iter_records.begin(), iter_records.end(), tid,
+                             [](const bpf::TaskRecord& r, int t) { return r.tid < t; });
+  return it != iter_records.end() && it->tid == tid ? &*it : nullptr;
+}
+
+util::Result<procfs::Schedstat> Sampler::Impl::read_counters(ThreadState& t) {
+  // A record of another task that reused the tid (its start time differs) is not this thread's.
+  if (const auto* r = iter_record(t.key.tid);
+      r != nullptr && r->tgid == t.key.pid &&
+      (t.key.start_time_ticks == 0 || r->start_time_ticks == t.key.start_time_ticks)) {
+    t.in_iterator = true;
+    return procfs::Schedstat{r->run_ns, r->run_delay_ns, r->timeslices};
+  }
+  // Not in this read (it appeared since, or its process was added to the watch since): /proc.
+  t.in_iterator = false;
+  ++thread_samples;
+  return read_schedstat(t);
+}
+
 ProcessState& Sampler::Impl::process_state(int pid, std::int64_t now_ns) {
   auto& p = processes[pid];
   if (p.pid == 0) {
     p.pid = pid;
     const std::string dir = proc.root() + "/" + std::to_string(pid) + "/task";
     p.task_dir.reset(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (iter && opt.target.kind != TargetSpec::Kind::kHost) {
+      if (auto w = iter->watch(pid); !w) {
+        iter_problem = w.error().message;  // no pid option: /proc for everyone from now on
+        iter.reset();
+        iter_fresh = false;
+        for (auto& [key, t] : threads) t.next_poll_ns = std::min(t.next_poll_ns, now_ns);
+      }
+    }
     read_process(p, now_ns, true);
   }
   return p;
@@ -269,12 +381,23 @@ util::Result<procfs::SyscallState> Sampler::Impl::read_syscall(ThreadState& t) {
 }
 
 void Sampler::Impl::keep_open_after_run(ThreadState& t) {
-  if (!t.files || t.files->is_open(procfs::TaskFile::kStat)) return;
-  if (fd_budget < 2 + kLazyOpenReserveFds) return;
-  const int before = t.files->open_count();
-  (void)t.files->open_more(procfs::TaskFile::kStat | procfs::TaskFile::kSyscall,
-                           task_dir_fd(t.key.pid));
-  const int added = t.files->open_count() - before;
+  if (t.files && t.files->is_open(procfs::TaskFile::kStat) &&
+      t.files->is_open(procfs::TaskFile::kSchedstat)) {
+    return;
+  }
+  if (fd_budget < 3 + kLazyOpenReserveFds) return;
+  int added = 0;
+  if (!t.files) {
+    auto files = procfs::TaskFiles::open(proc.root(), t.key.pid, t.key.tid, procfs::kSamplerFiles,
+                                         procfs::Units::host(), task_dir_fd(t.key.pid));
+    if (!files) return;
+    t.files.emplace(std::move(files).value());
+    added = t.files->open_count();
+  } else {
+    const int before = t.files->open_count();
+    (void)t.files->open_more(procfs::kSamplerFiles, task_dir_fd(t.key.pid));
+    added = t.files->open_count() - before;
+  }
   t.fds += added;
   fd_budget -= added;
 }
@@ -298,10 +421,14 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   auto& p = process_state(pid, now_ns);
   // Three fds for this thread only when the budget also has three for every thread still to
   // come in this listing; otherwise schedstat first, for all of them.
-  const bool keep_all = fd_budget >= 3 * static_cast<std::int64_t>(pending + 1);
-  const unsigned which =
-      keep_all ? procfs::kSamplerFiles : static_cast<unsigned>(procfs::TaskFile::kSchedstat);
-  if (fd_budget >= 1) {
+  // With the task iterator a quiet thread needs no file of its own (the iterator reads its
+  // counters): stat and syscall when the budget has room for all, otherwise nothing until it runs.
+  const std::int64_t per_thread = iter ? 2 : 3;
+  const bool keep_all = fd_budget >= per_thread * static_cast<std::int64_t>(pending + 1);
+  const unsigned which = iter ? (procfs::TaskFile::kStat | procfs::TaskFile::kSyscall)
+                              : (keep_all ? procfs::kSamplerFiles
+                                          : static_cast<unsigned>(procfs::TaskFile::kSchedstat));
+  if (fd_budget >= 1 && (keep_all || !iter)) {
     auto files = procfs::TaskFiles::open(proc.root(), pid, tid, which, procfs::Units::host(),
                                          p.task_dir.get());
     if (!files) {
@@ -318,14 +445,19 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
     auto o = open_once(t, procfs::TaskFile::kStat | procfs::TaskFile::kSyscall);
     if (o) once.emplace(std::move(o).value());
   }
-  auto sched = read_schedstat(t);
   auto st = once ? once->stat(buf) : read_stat(t);
-  if (!sched || !st) {
+  if (!st) {
+    fd_budget += t.fds;
+    return;
+  }
+  t.key.start_time_ticks = st->start_time_ticks;
+  auto sched = read_counters(t);
+  if (!sched) {
     fd_budget += t.fds;
     return;
   }
   t.last_sched = *sched;
-  t.key.start_time_ticks = st->start_time_ticks;
+  if (iter) park(t);
   model::ThreadSample s;
   s.key = t.key;
   s.at_ns = now_ns;
@@ -388,6 +520,7 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
     const bool listed = std::binary_search(pids->begin(), pids->end(), it->first);
     if (!listed && with_threads.count(it->first) == 0) {
       all_pids_seen.erase(it->first);  // a reused pid is a new process
+      if (iter && opt.target.kind != TargetSpec::Kind::kHost) iter->unwatch(it->first);
       it = processes.erase(it);
       continue;
     }
@@ -397,10 +530,14 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
   return {};
 }
 
-bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
-  if (now_ns < t.next_poll_ns) return false;  // backing off: it has not run for a while
-  ++thread_samples;
-  auto sched = read_schedstat(t);
+void Sampler::Impl::park(ThreadState& t) const {
+  t.poll_backoff_ns = max_backoff_ns;
+  t.next_poll_ns = std::numeric_limits<std::int64_t>::max();
+}
+
+bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool force) {
+  if (!force && now_ns < t.next_poll_ns) return false;  // backing off: it has not run for a while
+  auto sched = read_counters(t);
   if (!sched) return true;  // vanished: refresh() finishes it
   const bool ran =
       sched->run_ns != t.last_sched.run_ns || sched->run_delay_ns != t.last_sched.run_delay_ns;
@@ -410,11 +547,13 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns) {
   t.poll_backoff_ns =
       ran ? 0 : std::min(max_backoff_ns, std::max(2 * t.poll_backoff_ns, opt.interval_ns));
   t.next_poll_ns = now_ns + t.poll_backoff_ns;
+  if (iter && t.poll_backoff_ns >= max_backoff_ns) park(t);
   // A thread that did not run is still in the wait it was last seen in: nothing to record,
   // unless its cgroup was frozen (or thawed) since its last record: a frozen thread never runs,
   // and its wait is the freezer's from now on.
   const bool frozen = processes[t.key.pid].frozen;
-  if (!ran && frozen == t.recorded_frozen) return true;
+  // A look at the iterator's record is not a read: it does not count against the budget.
+  if (!ran && frozen == t.recorded_frozen) return !t.in_iterator;
   t.recorded_frozen = frozen;
 
   // It ran: read where it is now, and what it waited on since.
@@ -499,6 +638,8 @@ model::CollectorSample Sampler::Impl::collector_sample() const {
   c.socket_order_tried = waits.socket_order_tried();
   c.socket_order_on = waits.socket_order_on();
   c.socket_order_problem = waits.socket_order_problem();
+  c.task_iterator_on = iter != nullptr;
+  c.task_iterator_problem = iter_problem;
   if (c.socket_problem.empty() && !tcp_table_problem.empty())
     c.socket_problem = "TCP state table: " + tcp_table_problem;
   if (opt.target.kind != TargetSpec::Kind::kHost && !all_pids_seen.empty()) {
@@ -545,6 +686,7 @@ void Sampler::Impl::emit(model::SampleSink& sink, std::int64_t at_ns) {
   tick.sockets = waits.take_socket_samples();
   sink.add(std::move(tick));
   tick = model::Tick{};
+  iter_fresh = false;
 }
 
 util::Result<std::int64_t> Sampler::Impl::begin(model::SampleSink& sink) {
@@ -558,6 +700,9 @@ util::Result<std::int64_t> Sampler::Impl::begin(model::SampleSink& sink) {
   sink.begin(info);
   tick.system = take_system_snapshot(proc, opt.target);
   const std::int64_t start_ns = util::monotonic_ns();
+  tick.at_ns = start_ns;
+  read_iterator();
+  next_iter_ns = start_ns + iter_every_ns;
   auto first = refresh(start_ns);
   if (!first) return first.error();
   add_tcp_table(start_ns);
@@ -597,6 +742,13 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
       continue;
     }
     now = util::monotonic_ns();
+    s.tick.at_ns = now;
+    // Every iter_every_ns, one read of the iterator checks every thread, parked ones included.
+    const bool iter_tick = s.iter && now >= s.next_iter_ns;
+    if (iter_tick) {
+      s.read_iterator();
+      s.next_iter_ns = now + s.iter_every_ns;
+    }
     if (now >= next_refresh) {
       auto r = s.refresh(now);
       if (!r) return r.error();
@@ -615,7 +767,7 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     auto it = s.threads.lower_bound(s.cursor);
     for (std::size_t visited = 0; visited < s.threads.size() && budget > 0; ++visited) {
       if (it == s.threads.end()) it = s.threads.begin();
-      if (s.sample_thread(it->second, now)) --budget;
+      if (s.sample_thread(it->second, now, s.iter_fresh)) --budget;
       ++it;
     }
     s.cursor = it == s.threads.end() ? std::pair<int, int>{0, 0} : it->first;
@@ -641,12 +793,15 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     if (next_tick > deadline) next_tick = deadline;
   }
   const std::int64_t end_ns = util::monotonic_ns();
+  s.tick.at_ns = end_ns;
+  s.read_iterator();
   // Threads that were backing off get their last read too, so every account covers the window
   // up to its end. In a rolling session, threads quiet for the longest backoff do not: what they
   // did since their last poll is counted in the next window (the one that reads it), nothing is
   // lost, and an idle host thread costs one read a backoff instead of one more a window.
+  // With the iterator's read every thread's close costs nothing more: all of them are read.
   for (auto& [key, t] : s.threads) {
-    if (s.opt.rolling && t.poll_backoff_ns >= s.max_backoff_ns) continue;
+    if (s.opt.rolling && !s.iter_fresh && t.poll_backoff_ns >= s.max_backoff_ns) continue;
     if (t.last_sample_ns < end_ns) {
       t.next_poll_ns = 0;
       s.sample_thread(t, end_ns);
