@@ -24,7 +24,25 @@
 
 namespace chokepoint::collect::bpf {
 
-static_assert(sizeof(taskiter_record) == 80, "taskiter.h's record is 80 bytes on both sides");
+static_assert(sizeof(taskiter_record) == 176, "taskiter.h's record is 176 bytes on both sides");
+
+char state_letter(std::uint32_t state, std::uint32_t exit_state) {
+  constexpr std::uint32_t kReport = 0x7f;  // TASK_REPORT: R S D T t X Z P
+  constexpr std::uint32_t kIdle = 0x402;   // TASK_IDLE = TASK_UNINTERRUPTIBLE | TASK_NOLOAD
+  constexpr std::uint32_t kRtlockWait = 0x1000;
+  constexpr std::uint32_t kFrozen = 0x8000;
+  static constexpr char kLetters[] = "RSDTtXZPI";  // index fls(state): 0 R, 1 S, 2 D, ...
+  std::uint32_t bits = (state | exit_state) & kReport;
+  if ((state & kIdle) == kIdle) bits = kReport + 1;  // TASK_REPORT_IDLE: 'I'
+  // Sleeping on an rtlock, or frozen, is reported as uninterruptible.
+  if ((state & kRtlockWait) != 0 || (state & kFrozen) != 0) bits = 2;
+  int index = 0;
+  while (bits != 0) {
+    ++index;
+    bits >>= 1;
+  }
+  return kLetters[index];
+}
 
 std::size_t task_record_bytes() {
   return sizeof(taskiter_record);
@@ -51,7 +69,9 @@ util::Result<void> parse_task_records(const std::vector<std::uint8_t>& bytes, lo
     t.tgid = static_cast<int>(r.tgid);
     t.tid = static_cast<int>(r.tid);
     t.state = r.state;
+    t.state_letter = state_letter(r.state, r.exit_state);
     t.kernel_thread = (r.flags & 0x00200000U) != 0;  // PF_KTHREAD
+    t.comm.assign(r.comm, strnlen(r.comm, sizeof(r.comm)));
     // proc_pid_stat: nsec_to_clock_t(task->start_boottime), a truncating division.
     t.start_time_ticks = r.start_boottime_ns / ns_per_tick;
     t.run_ns = r.sum_exec_runtime_ns;
@@ -60,7 +80,14 @@ util::Result<void> parse_task_records(const std::vector<std::uint8_t>& bytes, lo
     t.utime_ns = r.utime_ns;
     t.stime_ns = r.stime_ns;
     t.majflt = r.maj_flt;
+    // stat's field 42 is nsec_to_clock_t(blkio_delay): the same truncation, back in ns.
+    t.blkio_delay_ns = r.blkio_delay_ns / ns_per_tick * ns_per_tick;
     t.syscall_nr = t.kernel_thread ? -1 : r.syscall_nr;
+    if (t.syscall_nr >= 0) {
+      for (std::size_t i = 0; i < t.args.size(); ++i) t.args[i] = r.args[i];
+    }
+    t.sp = r.sp;
+    t.pc = r.pc;
     out.push_back(t);
   }
   return {};

@@ -9,6 +9,7 @@
 //
 // Thread-safety: one thread uses an iterator.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,7 +25,11 @@ struct TaskRecord {
   int tgid = 0;
   int tid = 0;
   std::uint32_t state = 0;  // task->__state: 0 running or runnable, 1 S, 2 D, 4 T, 8 t, ...
+  // /proc/TID/stat's state letter (3), derived from __state and exit_state as the kernel's
+  // task_state_index does: R S D T t X Z P I.
+  char state_letter = '?';
   bool kernel_thread = false;
+  std::string comm;  // task->comm, as the kernel holds it (hostile: escape before printing)
   std::uint64_t start_time_ticks = 0;  // /proc/TID/stat's starttime (22), in USER_HZ ticks
   std::uint64_t run_ns = 0;            // schedstat (1): time on a CPU
   std::uint64_t run_delay_ns = 0;      // schedstat (2): time runnable, waiting for a CPU
@@ -32,8 +37,18 @@ struct TaskRecord {
   std::uint64_t utime_ns = 0;          // task->utime (not /proc's cputime_adjust'ed split)
   std::uint64_t stime_ns = 0;
   std::uint64_t majflt = 0;
-  std::int64_t syscall_nr = -1;  // the system call it entered last; -1: none (kernel thread)
+  // Time blocked on block IO (delay accounting), in /proc's clock ticks as stat's field 42 has
+  // it, converted to ns: 0 when delay accounting is off.
+  std::uint64_t blkio_delay_ns = 0;
+  // The user registers: what /proc/TID/syscall prints for a thread that is not running.
+  std::int64_t syscall_nr = -1;  // the system call it is in; -1: none (kernel thread, a fault)
+  std::array<std::uint64_t, 6> args{};
+  std::uint64_t sp = 0, pc = 0;
 };
+
+// /proc's state letter for a task's __state and exit_state (task_state_index in
+// include/linux/sched.h, Linux 6.x).
+char state_letter(std::uint32_t state, std::uint32_t exit_state);
 
 // The size of one record in the iterator's output.
 std::size_t task_record_bytes();

@@ -15,6 +15,8 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
+#include <utility>
 
 #include "collect/bpf/task_iterator.h"
 #include "collect/netlink/sock_diag.h"
@@ -40,6 +42,10 @@ constexpr std::int64_t kMaxPollBackoffNs = 1'000'000'000;
 // Rolling windows (SamplerOptions::rolling) let a quiet thread go unread for up to half a window,
 // at most this long: the agent's 10 s windows read an idle thread every 4 s.
 constexpr std::int64_t kMaxRollingBackoffNs = 4'000'000'000;
+// One thread in a task iterator's read costs about a fifth of one thread's schedstat pread
+// (0.5-0.7 us against 2-5 us here, docs/benchmarks.md): a tick reads the iterator instead when at
+// least one thread in this many is due.
+constexpr std::size_t kIterThreadsPerProcRead = 5;
 // fds kept free for everything else (sockets, /proc reads, the output).
 constexpr std::int64_t kReservedFds = 128;
 // A thread that ran gets its stat and syscall kept open only while this many fds stay free for
@@ -176,6 +182,9 @@ struct Sampler::Impl {
   void read_iterator();
   // The record of thread `tid` in this tick's iterator read, or nullptr.
   const bpf::TaskRecord* iter_record(int tid) const;
+  // A thread's sample from its iterator record: counters, state and wait (no /proc read).
+  void fill_record(model::ThreadSample& s, const bpf::TaskRecord& r, bool frozen,
+                   std::int64_t now_ns);
   // Counters of a thread: from this tick's iterator read when it has the thread, else /proc.
   util::Result<procfs::Schedstat> read_counters(ThreadState& t);
   // Reads /proc/PID/<file> of a process through its kept fd (opened on first use while the fd
@@ -205,6 +214,8 @@ struct Sampler::Impl {
   void park(ThreadState& t) const;
   // The next tick that reads the iterator, and how often (half the longest backoff).
   std::int64_t next_iter_ns = 0;
+  // No thread's poll is due before this (0: unknown). Kept by the tick loop and add_thread.
+  std::int64_t next_due_ns = 0;
   std::int64_t iter_every_ns = kMaxPollBackoffNs / 2;
   std::int64_t samples_per_tick = 1;
   std::pair<int, int> cursor{0, 0};
@@ -291,6 +302,7 @@ void Sampler::Impl::read_iterator() {
     iter.reset();
     // Parked threads go back to polls of their own.
     for (auto& [key, t] : threads) t.next_poll_ns = std::min(t.next_poll_ns, tick.at_ns);
+    next_due_ns = 0;
     return;
   }
   // The kernel walks tasks in pid order; sorting is a check that costs nothing when it did.
@@ -335,6 +347,7 @@ ProcessState& Sampler::Impl::process_state(int pid, std::int64_t now_ns) {
         iter.reset();
         iter_fresh = false;
         for (auto& [key, t] : threads) t.next_poll_ns = std::min(t.next_poll_ns, now_ns);
+        next_due_ns = 0;
       }
     }
     read_process(p, now_ns, true);
@@ -403,6 +416,36 @@ void Sampler::Impl::keep_open_after_run(ThreadState& t) {
 }
 
 namespace {
+
+// What /proc/TID/syscall prints for the task, from its registers: "running" for a task on a CPU
+// or runnable (task_current_syscall gives up on those), "-1 sp pc" outside a system call.
+procfs::SyscallState syscall_of(const bpf::TaskRecord& r) {
+  procfs::SyscallState sc;
+  if (r.state == 0) return sc;  // kRunning
+  sc.sp = r.sp;
+  sc.pc = r.pc;
+  if (r.syscall_nr < 0) {
+    sc.kind = procfs::SyscallState::Kind::kNotInSyscall;
+    return sc;
+  }
+  sc.kind = procfs::SyscallState::Kind::kInSyscall;
+  sc.nr = r.syscall_nr;
+  sc.args = r.args;
+  return sc;
+}
+
+// /proc's utime and stime (cputime_adjust in kernel/sched/cputime.c): the tick-sampled split of
+// user and system time scaled to the exact runtime. /proc also keeps each value from going
+// backwards across reads; here a step back is absorbed by the model's saturating deltas.
+std::pair<std::uint64_t, std::uint64_t> adjusted_cputime(const bpf::TaskRecord& r) {
+  if (r.stime_ns == 0) return {r.run_ns, 0};
+  if (r.utime_ns == 0) return {0, r.run_ns};
+  const auto stime = static_cast<std::uint64_t>(static_cast<long double>(r.stime_ns) *
+                                                static_cast<long double>(r.run_ns) /
+                                                static_cast<long double>(r.stime_ns + r.utime_ns));
+  return {r.run_ns - std::min(stime, r.run_ns), std::min(stime, r.run_ns)};
+}
+
 void fill_stat(model::ThreadSample& s, const procfs::TaskStat& st) {
   s.has_stat = true;
   s.utime_ns = st.utime_ns;
@@ -412,6 +455,18 @@ void fill_stat(model::ThreadSample& s, const procfs::TaskStat& st) {
 }
 }  // namespace
 
+void Sampler::Impl::fill_record(model::ThreadSample& s, const bpf::TaskRecord& r, bool frozen,
+                                std::int64_t now_ns) {
+  s.run_ns = r.run_ns;
+  s.run_delay_ns = r.run_delay_ns;
+  s.has_stat = true;
+  std::tie(s.utime_ns, s.stime_ns) = adjusted_cputime(r);
+  s.majflt = r.majflt;
+  s.blkio_delay_ns = r.blkio_delay_ns;
+  s.wait = waits.observe(s.key.pid, syscall_of(r), r.state_letter, now_ns);
+  s.wait.frozen = frozen;
+}
+
 void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_t pending) {
   ThreadState t;
   t.key = {pid, tid, 0};
@@ -419,16 +474,33 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   t.next_poll_ns = now_ns;
   t.refresh_generation = generation;
   auto& p = process_state(pid, now_ns);
+  // In this tick's iterator read: everything the first sample needs, without a file of its own
+  // (it gets them once it runs between two iterator reads, keep_open_after_run).
+  if (const bpf::TaskRecord* r = iter_record(tid); r != nullptr && r->tgid == pid) {
+    t.key.start_time_ticks = r->start_time_ticks;
+    t.last_sched = {r->run_ns, r->run_delay_ns, r->timeslices};
+    t.in_iterator = true;
+    park(t);
+    model::ThreadSample s;
+    s.key = t.key;
+    s.at_ns = now_ns;
+    s.prev_poll_ns = now_ns;
+    s.first = true;
+    s.comm = r->comm;
+    s.process_name = p.name;
+    fill_record(s, *r, p.frozen, now_ns);
+    t.recorded_frozen = p.frozen;
+    tick.threads.push_back(std::move(s));
+    next_due_ns = std::min(next_due_ns, t.next_poll_ns);
+    threads.emplace(std::make_pair(pid, tid), std::move(t));
+    return;
+  }
   // Three fds for this thread only when the budget also has three for every thread still to
   // come in this listing; otherwise schedstat first, for all of them.
-  // With the task iterator a quiet thread needs no file of its own (the iterator reads its
-  // counters): stat and syscall when the budget has room for all, otherwise nothing until it runs.
-  const std::int64_t per_thread = iter ? 2 : 3;
-  const bool keep_all = fd_budget >= per_thread * static_cast<std::int64_t>(pending + 1);
-  const unsigned which = iter ? (procfs::TaskFile::kStat | procfs::TaskFile::kSyscall)
-                              : (keep_all ? procfs::kSamplerFiles
-                                          : static_cast<unsigned>(procfs::TaskFile::kSchedstat));
-  if (fd_budget >= 1 && (keep_all || !iter)) {
+  const bool keep_all = fd_budget >= 3 * static_cast<std::int64_t>(pending + 1);
+  const unsigned which =
+      keep_all ? procfs::kSamplerFiles : static_cast<unsigned>(procfs::TaskFile::kSchedstat);
+  if (fd_budget >= 1) {
     auto files = procfs::TaskFiles::open(proc.root(), pid, tid, which, procfs::Units::host(),
                                          p.task_dir.get());
     if (!files) {
@@ -477,6 +549,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   s.wait.frozen = p.frozen;
   t.recorded_frozen = p.frozen;
   tick.threads.push_back(std::move(s));
+  next_due_ns = std::min(next_due_ns, t.next_poll_ns);
   threads.emplace(std::make_pair(pid, tid), std::move(t));
 }
 
@@ -558,11 +631,16 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool forc
 
   // It ran: read where it is now, and what it waited on since.
   ++deep_samples;
-  keep_open_after_run(t);
   model::ThreadSample s;
   s.key = t.key;
   s.at_ns = now_ns;
   s.prev_poll_ns = prev_poll_ns;
+  if (const bpf::TaskRecord* r = t.in_iterator ? iter_record(t.key.tid) : nullptr) {
+    fill_record(s, *r, frozen, now_ns);
+    tick.threads.push_back(std::move(s));
+    return true;
+  }
+  keep_open_after_run(t);
   s.run_ns = sched->run_ns;
   s.run_delay_ns = sched->run_delay_ns;
   auto st = read_stat(t);
@@ -701,6 +779,12 @@ util::Result<std::int64_t> Sampler::Impl::begin(model::SampleSink& sink) {
   tick.system = take_system_snapshot(proc, opt.target);
   const std::int64_t start_ns = util::monotonic_ns();
   tick.at_ns = start_ns;
+  // The target's processes are watched before the first read, so that read has every thread.
+  if (iter && opt.target.kind != TargetSpec::Kind::kHost) {
+    if (auto pids = resolve_pids(opt.target, proc)) {
+      for (int pid : *pids) (void)iter->watch(pid);
+    }
+  }
   read_iterator();
   next_iter_ns = start_ns + iter_every_ns;
   auto first = refresh(start_ns);
@@ -743,8 +827,14 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     }
     now = util::monotonic_ns();
     s.tick.at_ns = now;
-    // Every iter_every_ns, one read of the iterator checks every thread, parked ones included.
-    const bool iter_tick = s.iter && now >= s.next_iter_ns;
+    // Every iter_every_ns, one read of the iterator checks every thread, parked ones included;
+    // also whenever enough threads are due that their own reads would cost more.
+    bool iter_tick = s.iter && now >= s.next_iter_ns;
+    if (s.iter && !iter_tick && now >= s.next_due_ns) {
+      std::size_t due = 0;
+      for (const auto& [key, t] : s.threads) due += t.next_poll_ns <= now ? 1 : 0;
+      iter_tick = due * kIterThreadsPerProcRead >= s.threads.size();
+    }
     if (iter_tick) {
       s.read_iterator();
       s.next_iter_ns = now + s.iter_every_ns;
@@ -763,14 +853,22 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     // stopped, so a target with thousands of threads costs a bounded amount and every thread
     // gets its turn. A thread sampled less often still gets exact counters (they are cumulative);
     // only its state is observed less often.
-    std::int64_t budget = s.samples_per_tick;
-    auto it = s.threads.lower_bound(s.cursor);
-    for (std::size_t visited = 0; visited < s.threads.size() && budget > 0; ++visited) {
-      if (it == s.threads.end()) it = s.threads.begin();
-      if (s.sample_thread(it->second, now, s.iter_fresh)) --budget;
-      ++it;
+    // With the iterator most threads are parked: a tick before the earliest poll visits none.
+    if (s.iter_fresh || now >= s.next_due_ns) {
+      std::int64_t budget = s.samples_per_tick;
+      std::int64_t next_due = std::numeric_limits<std::int64_t>::max();
+      auto it = s.threads.lower_bound(s.cursor);
+      std::size_t visited = 0;
+      for (; visited < s.threads.size() && budget > 0; ++visited) {
+        if (it == s.threads.end()) it = s.threads.begin();
+        if (s.sample_thread(it->second, now, s.iter_fresh)) --budget;
+        next_due = std::min(next_due, it->second.next_poll_ns);
+        ++it;
+      }
+      s.cursor = it == s.threads.end() ? std::pair<int, int>{0, 0} : it->first;
+      // Known only when every thread was visited.
+      s.next_due_ns = visited == s.threads.size() ? next_due : 0;
     }
-    s.cursor = it == s.threads.end() ? std::pair<int, int>{0, 0} : it->first;
     // Lock waits that coincide with a disk sync in the same process are credited per tick.
     s.tick.lock_credit_ns = s.opt.interval_ns;
     if (now >= next_system) {
@@ -807,6 +905,7 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
       s.sample_thread(t, end_ns);
     }
   }
+  s.next_due_ns = 0;  // the close moved polls: the next tick visits every thread again
   // The processes' counters at the close too: the next window of the session starts from them.
   std::set<int> with_threads;
   for (const auto& [key, t] : s.threads) with_threads.insert(key.first);

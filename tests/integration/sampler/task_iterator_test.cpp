@@ -12,6 +12,7 @@
 // iterator does not load.
 #include "collect/bpf/task_iterator.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -125,12 +126,18 @@ TEST(TaskIterator, CountersOfTheLabAgreeWithProc) {
     for (int i = 3; i <= 22; ++i) fields >> field;
     EXPECT_EQ(ra.start_time_ticks, std::stoull(field)) << st;
     EXPECT_FALSE(ra.kernel_thread);
-    // A thread that stayed asleep between the reads is in the same system call all along.
+    EXPECT_EQ(ra.comm + ")", st.substr(st.find('(') + 1, st.rfind(')') - st.find('(')));
+    // A thread that stayed asleep between the reads is in the same system call all along: its
+    // registers print as /proc/TID/syscall does, and its state letter is stat's.
     if (ra.timeslices == rb.timeslices && ra.state != 0 && rb.state != 0 &&
         syscall[tid] != "running\n" && !syscall[tid].empty()) {
-      long nr = -2;
-      std::istringstream(syscall[tid]) >> nr;
-      EXPECT_EQ(ra.syscall_nr, nr) << syscall[tid];
+      std::string line = std::to_string(ra.syscall_nr);
+      if (ra.syscall_nr >= 0) {
+        for (auto a : ra.args) line += fmt::format(" {:#x}", a);
+      }
+      line += fmt::format(" {:#x} {:#x}\n", ra.sp, ra.pc);
+      EXPECT_EQ(line, syscall[tid]);
+      EXPECT_EQ(std::string(1, ra.state_letter), st.substr(st.rfind(')') + 2, 1)) << st;
       ++compared_syscalls;
     }
   }

@@ -32,7 +32,12 @@ taskiter_record record(__u32 tgid, __u32 tid) {
   r.utime_ns = 3'000'000'000ULL;
   r.stime_ns = 2'000'000'000ULL;
   r.maj_flt = 9;
-  r.syscall_nr = 232;  // epoll_wait
+  r.blkio_delay_ns = 25'000'000;  // 2.5 ticks: stat's field 42 says 2
+  r.syscall_nr = 232;             // epoll_wait
+  for (int i = 0; i < 6; ++i) r.args[i] = 10 + i;
+  r.sp = 0x7ffc0000;
+  r.pc = 0x401000;
+  std::memcpy(r.comm, "wor)ker\n", 9);
   return r;
 }
 
@@ -52,7 +57,38 @@ TEST(TaskRecords, DecodesEveryField) {
   EXPECT_EQ(t.utime_ns, 3'000'000'000u);
   EXPECT_EQ(t.stime_ns, 2'000'000'000u);
   EXPECT_EQ(t.majflt, 9u);
+  EXPECT_EQ(t.blkio_delay_ns, 20'000'000u);
   EXPECT_EQ(t.syscall_nr, 232);
+  EXPECT_EQ(t.args[0], 10u);
+  EXPECT_EQ(t.args[5], 15u);
+  EXPECT_EQ(t.sp, 0x7ffc0000u);
+  EXPECT_EQ(t.pc, 0x401000u);
+  EXPECT_EQ(t.comm, "wor)ker\n");  // kept as the kernel has it: printing escapes it
+  EXPECT_EQ(t.state_letter, 'S');
+}
+
+TEST(TaskRecords, CommWithoutTerminatorStopsAtSixteenBytes) {
+  taskiter_record r = record(1, 1);
+  std::memset(r.comm, 'x', sizeof(r.comm));
+  std::vector<TaskRecord> out;
+  ASSERT_TRUE(parse_task_records(bytes_of({r}), 100, out));
+  EXPECT_EQ(out[0].comm, std::string(16, 'x'));
+}
+
+// The letters of /proc/TID/stat's field 3, as task_state_index derives them.
+TEST(TaskRecords, StateLettersFollowTheKernel) {
+  EXPECT_EQ(state_letter(0x0000, 0), 'R');
+  EXPECT_EQ(state_letter(0x0001, 0), 'S');
+  EXPECT_EQ(state_letter(0x2001, 0), 'S');  // TASK_INTERRUPTIBLE | TASK_FREEZABLE
+  EXPECT_EQ(state_letter(0x0002, 0), 'D');
+  EXPECT_EQ(state_letter(0x0402, 0), 'I');  // TASK_IDLE
+  EXPECT_EQ(state_letter(0x0004, 0), 'T');
+  EXPECT_EQ(state_letter(0x0008, 0), 't');
+  EXPECT_EQ(state_letter(0x0000, 0x20), 'Z');  // exit_state EXIT_ZOMBIE
+  EXPECT_EQ(state_letter(0x0000, 0x10), 'X');  // EXIT_DEAD
+  EXPECT_EQ(state_letter(0x0040, 0), 'P');     // TASK_PARKED
+  EXPECT_EQ(state_letter(0x1000, 0), 'D');     // TASK_RTLOCK_WAIT
+  EXPECT_EQ(state_letter(0x8001, 0), 'D');     // frozen
 }
 
 TEST(TaskRecords, StartTimeFollowsTheClockTickRate) {
@@ -83,13 +119,14 @@ TEST(TaskRecords, TruncatedReadIsAnErrorWithAHint) {
   std::vector<TaskRecord> out;
   auto r = parse_task_records(bytes, 100, out);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("159 bytes"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("351 bytes"), std::string::npos) << r.error().message;
   EXPECT_FALSE(r.error().hint.empty());
   EXPECT_TRUE(out.empty());
 }
 
-TEST(TaskRecords, RecordIsEightyBytes) {
-  EXPECT_EQ(task_record_bytes(), 80u);
+TEST(TaskRecords, RecordIsTheSharedHeadersSize) {
+  EXPECT_EQ(task_record_bytes(), sizeof(taskiter_record));
+  EXPECT_EQ(task_record_bytes(), 176u);
 }
 
 }  // namespace
