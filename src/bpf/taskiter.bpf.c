@@ -55,23 +55,27 @@ int dump_task(struct bpf_iter__task *ctx)
 	r.stime_ns = task->stime;
 	r.maj_flt = task->maj_flt;
 	r.exit_state = task->exit_state;
-	if (bpf_core_field_exists(task->delays))
-		r.blkio_delay_ns = BPF_CORE_READ(task, delays, blkio_delay);
+	/* Pointers from a trusted BTF pointer are read directly too (a faulting load reads 0). */
+	if (bpf_core_field_exists(task->delays)) {
+		struct task_delay_info *delays = task->delays;
+		if (delays)
+			r.blkio_delay_ns = delays->blkio_delay;
+	}
 	__builtin_memcpy(r.comm, task->comm, sizeof(r.comm));
 	r.comm[sizeof(r.comm) - 1] = 0;
 	r.syscall_nr = -1;
 	if (!(r.flags & 0x00200000 /* PF_KTHREAD */)) {
 		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 		if (regs) {
-			r.syscall_nr = BPF_CORE_READ(regs, orig_ax);
-			r.args[0] = BPF_CORE_READ(regs, di);
-			r.args[1] = BPF_CORE_READ(regs, si);
-			r.args[2] = BPF_CORE_READ(regs, dx);
-			r.args[3] = BPF_CORE_READ(regs, r10);
-			r.args[4] = BPF_CORE_READ(regs, r8);
-			r.args[5] = BPF_CORE_READ(regs, r9);
-			r.sp = BPF_CORE_READ(regs, sp);
-			r.pc = BPF_CORE_READ(regs, ip);
+			r.syscall_nr = regs->orig_ax;
+			r.args[0] = regs->di;
+			r.args[1] = regs->si;
+			r.args[2] = regs->dx;
+			r.args[3] = regs->r10;
+			r.args[4] = regs->r8;
+			r.args[5] = regs->r9;
+			r.sp = regs->sp;
+			r.pc = regs->ip;
 		}
 	}
 	bpf_seq_write(seq, &r, sizeof(r));

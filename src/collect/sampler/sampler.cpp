@@ -42,10 +42,11 @@ constexpr std::int64_t kMaxPollBackoffNs = 1'000'000'000;
 // Rolling windows (SamplerOptions::rolling) let a quiet thread go unread for up to half a window,
 // at most this long: the agent's 10 s windows read an idle thread every 4 s.
 constexpr std::int64_t kMaxRollingBackoffNs = 4'000'000'000;
-// One thread in a task iterator's read costs about a fifth of one thread's schedstat pread
-// (0.5-0.7 us against 2-5 us here, docs/benchmarks.md): a tick reads the iterator instead when at
-// least one thread in this many is due.
-constexpr std::size_t kIterThreadsPerProcRead = 5;
+// One thread in a task iterator's read costs 0.5-0.7 us here; a due thread read from /proc costs
+// a schedstat pread (2-5 us) and, when it ran, as it mostly has (a thread that did not run backs
+// off), its stat and syscall too, and the opens of those files if it has none kept: 10-35 us. A
+// tick reads the iterator instead when at least one thread in this many is due.
+constexpr std::size_t kIterThreadsPerProcRead = 10;
 // fds kept free for everything else (sockets, /proc reads, the output).
 constexpr std::int64_t kReservedFds = 128;
 // A thread that ran gets its stat and syscall kept open only while this many fds stay free for
@@ -147,7 +148,7 @@ struct Sampler::Impl {
     if (opt.rolling) {
       max_backoff_ns = std::clamp(opt.duration_ns / 2, kMaxPollBackoffNs, kMaxRollingBackoffNs);
     }
-    iter_every_ns = std::max(opt.interval_ns, max_backoff_ns / 2);
+    iter_every_ns = std::max(opt.interval_ns, max_backoff_ns);
     samples_per_tick =
         std::max<std::int64_t>(1, opt.max_thread_samples_per_s * opt.interval_ns / util::kNsPerSec);
     // Kept-open files need fds: take the hard limit, and leave a reserve for everything else.
@@ -212,11 +213,12 @@ struct Sampler::Impl {
   // With the iterator, a thread that stopped running is left to the iterator's reads: no poll of
   // its own until one of them sees it run.
   void park(ThreadState& t) const;
-  // The next tick that reads the iterator, and how often (half the longest backoff).
+  // The next tick that reads the iterator, and how often: the longest backoff, so a parked
+  // thread goes unread no longer than a quiet thread polled from /proc would.
   std::int64_t next_iter_ns = 0;
   // No thread's poll is due before this (0: unknown). Kept by the tick loop and add_thread.
   std::int64_t next_due_ns = 0;
-  std::int64_t iter_every_ns = kMaxPollBackoffNs / 2;
+  std::int64_t iter_every_ns = kMaxPollBackoffNs;
   std::int64_t samples_per_tick = 1;
   std::pair<int, int> cursor{0, 0};
   void read_process(ProcessState& p, std::int64_t now_ns, bool first);
@@ -276,19 +278,24 @@ template <typename T, typename Parse>
 util::Result<T> Sampler::Impl::read_process_file(util::ScopedFd& kept, int pid, const char* file,
                                                  Parse parse) {
   const std::string path = proc.root() + "/" + std::to_string(pid) + "/" + file;
-  util::ScopedFd once;
-  if (!kept.valid()) {
-    once.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!once.valid()) return util::errno_error("cannot open " + path);
+  ssize_t n = kept.valid() ? ::pread(kept.get(), buf.data(), buf.size(), 0) : -1;
+  if (n < 0) {
+    // Not kept, or the process it was opened for is gone (ESRCH) and the pid may be another's
+    // now: open the path (again).
+    if (kept.valid()) {
+      kept.reset();
+      ++fd_budget;
+    }
+    util::ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return util::errno_error("cannot open " + path);
+    n = ::pread(fd.get(), buf.data(), buf.size(), 0);
+    if (n < 0) return util::errno_error("cannot read " + path);
     // Kept for the next reads while the budget has room (two fds per process at most).
     if (fd_budget >= 1 + kLazyOpenReserveFds) {
-      kept = std::move(once);
+      kept = std::move(fd);
       --fd_budget;
     }
   }
-  const int fd = kept.valid() ? kept.get() : once.get();
-  const ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
-  if (n < 0) return util::errno_error("cannot read " + path);
   auto parsed = parse(std::string_view(buf.data(), static_cast<std::size_t>(n)));
   if (!parsed) return util::Error{"cannot parse " + path, "", EPROTO};
   return *parsed;
@@ -557,9 +564,21 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
   ++generation;
   auto pids = resolve_pids(opt.target, proc);
   if (!pids) return pids.error();
+  // This tick's iterator read lists the threads of every process it covers: cheaper than a
+  // readdir of /proc/PID/task (0.7 against 1.2 us a thread here). Processes it does not cover
+  // (new since the read) are listed from /proc.
+  std::map<int, std::vector<int>> iter_tids;
+  if (iter_fresh) {
+    for (const auto& r : iter_records) iter_tids[r.tgid].push_back(r.tid);
+  }
   for (int pid : *pids) {
     if (all_pids_seen.insert(pid).second) tick.new_pids.push_back(pid);
-    auto tids = proc.list_tids(pid);
+    util::Result<std::vector<int>> tids = std::vector<int>{};
+    if (auto covered = iter_tids.find(pid); covered != iter_tids.end()) {
+      tids = std::move(covered->second);
+    } else {
+      tids = proc.list_tids(pid);
+    }
     if (!tids) continue;
     std::vector<int> added;
     for (int tid : *tids) {
@@ -593,6 +612,7 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
     const bool listed = std::binary_search(pids->begin(), pids->end(), it->first);
     if (!listed && with_threads.count(it->first) == 0) {
       all_pids_seen.erase(it->first);  // a reused pid is a new process
+      fd_budget += (it->second.io_file.valid() ? 1 : 0) + (it->second.status_file.valid() ? 1 : 0);
       if (iter && opt.target.kind != TargetSpec::Kind::kHost) iter->unwatch(it->first);
       it = processes.erase(it);
       continue;
@@ -829,7 +849,8 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     s.tick.at_ns = now;
     // Every iter_every_ns, one read of the iterator checks every thread, parked ones included;
     // also whenever enough threads are due that their own reads would cost more.
-    bool iter_tick = s.iter && now >= s.next_iter_ns;
+    // A listing tick reads it too: the listing takes the threads from it.
+    bool iter_tick = s.iter && (now >= s.next_iter_ns || now >= next_refresh);
     if (s.iter && !iter_tick && now >= s.next_due_ns) {
       std::size_t due = 0;
       for (const auto& [key, t] : s.threads) due += t.next_poll_ns <= now ? 1 : 0;
