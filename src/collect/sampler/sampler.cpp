@@ -218,6 +218,10 @@ struct Sampler::Impl {
   std::int64_t next_iter_ns = 0;
   // No thread's poll is due before this (0: unknown). Kept by the tick loop and add_thread.
   std::int64_t next_due_ns = 0;
+  // Rolling windows read each process's counters (taskstats, io, status) at the window's first
+  // listing and at its close: its window's deltas run between the two. Other listings only see
+  // whether its cgroup froze. (A diagnosis reads them at every listing.)
+  bool processes_read_in_window = false;
   std::int64_t iter_every_ns = kMaxPollBackoffNs;
   std::int64_t samples_per_tick = 1;
   std::pair<int, int> cursor{0, 0};
@@ -617,9 +621,16 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
       it = processes.erase(it);
       continue;
     }
-    if (listed) read_process(it->second, now_ns, false);
+    if (listed) {
+      if (!opt.rolling || !processes_read_in_window) {
+        read_process(it->second, now_ns, false);
+      } else {
+        it->second.frozen = freezer.frozen(it->first, now_ns);
+      }
+    }
     ++it;
   }
+  processes_read_in_window = true;
   return {};
 }
 
@@ -927,6 +938,7 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     }
   }
   s.next_due_ns = 0;  // the close moved polls: the next tick visits every thread again
+  s.processes_read_in_window = false;
   // The processes' counters at the close too: the next window of the session starts from them.
   std::set<int> with_threads;
   for (const auto& [key, t] : s.threads) with_threads.insert(key.first);
