@@ -397,8 +397,9 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
   if (c.task_iterator_on || !c.task_iterator_problem.empty()) {
     out.push_back(
         {"task iterator", c.task_iterator_on,
-         "eBPF iter/task: every thread's on-CPU and run-queue time (schedstat's counters) in one "
-         "read a tick",
+         "eBPF iter/task: every thread's on-CPU and run-queue time, state and system call in "
+         "one read (every second, at each listing, and when many threads are due), so a quiet "
+         "thread is not polled on its own",
          c.task_iterator_on ? ""
                             : c.task_iterator_problem +
                                   "; each thread's /proc/TID/schedstat is read instead (one pread "
