@@ -120,7 +120,7 @@ struct SkeletonDeleter {
 using Skeleton = std::unique_ptr<taskiter_bpf, SkeletonDeleter>;
 
 // The iterator's seq_file hands over at most 8 pages a read(); a larger buffer saves nothing.
-constexpr std::size_t kReadChunkBytes = 64 * 1024;
+constexpr std::size_t kReadChunkBytes = std::size_t{64} * 1024;
 
 }  // namespace
 

@@ -457,6 +457,19 @@ std::pair<std::uint64_t, std::uint64_t> adjusted_cputime(const bpf::TaskRecord& 
   return {r.run_ns - std::min(stime, r.run_ns), std::min(stime, r.run_ns)};
 }
 
+// The first sample of a thread (its counters and wait are filled in by the caller).
+model::ThreadSample first_sample(const model::ThreadKey& key, const std::string& comm,
+                                 const std::string& process_name, std::int64_t now_ns) {
+  model::ThreadSample s;
+  s.key = key;
+  s.at_ns = now_ns;
+  s.prev_poll_ns = now_ns;
+  s.first = true;
+  s.comm = comm;
+  s.process_name = process_name;
+  return s;
+}
+
 void fill_stat(model::ThreadSample& s, const procfs::TaskStat& st) {
   s.has_stat = true;
   s.utime_ns = st.utime_ns;
@@ -492,13 +505,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
     t.last_sched = {r->run_ns, r->run_delay_ns, r->timeslices};
     t.in_iterator = true;
     park(t);
-    model::ThreadSample s;
-    s.key = t.key;
-    s.at_ns = now_ns;
-    s.prev_poll_ns = now_ns;
-    s.first = true;
-    s.comm = r->comm;
-    s.process_name = p.name;
+    model::ThreadSample s = first_sample(t.key, r->comm, p.name, now_ns);
     fill_record(s, *r, p.frozen, now_ns);
     t.recorded_frozen = p.frozen;
     tick.threads.push_back(std::move(s));
@@ -541,13 +548,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   }
   t.last_sched = *sched;
   if (iter) park(t);
-  model::ThreadSample s;
-  s.key = t.key;
-  s.at_ns = now_ns;
-  s.prev_poll_ns = now_ns;
-  s.first = true;
-  s.comm = st->comm;
-  s.process_name = p.name;
+  model::ThreadSample s = first_sample(t.key, st->comm, p.name, now_ns);
   s.run_ns = sched->run_ns;
   s.run_delay_ns = sched->run_delay_ns;
   fill_stat(s, *st);

@@ -20,7 +20,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -31,6 +30,7 @@
 #include "collect/sampler/sampler.h"
 #include "model/builder.h"
 #include "support/background.h"
+#include "support/files.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::collect {
@@ -38,6 +38,7 @@ namespace {
 
 using test_support::Background;
 using test_support::LabProcess;
+using test_support::read_file;
 
 bool iterator_unavailable(std::string* why) {
   if (geteuid() != 0) {
@@ -49,13 +50,6 @@ bool iterator_unavailable(std::string* why) {
     return true;
   }
   return false;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::set<int> tids_of(int pid) {
