@@ -395,6 +395,18 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
                    "s memory, {:.3f} s block IO over the target)",
                    static_cast<double>(memory_ns) / 1e9, static_cast<double>(blkio_ns) / 1e9),
        c.taskstats_open ? (delayacct ? "" : "kernel.task_delayacct is off") : c.taskstats_problem});
+  // Recordings made before the iterator existed say nothing about it: no line then.
+  if (c.task_iterator_on || !c.task_iterator_problem.empty()) {
+    out.push_back(
+        {"task iterator", c.task_iterator_on,
+         "eBPF iter/task: every thread's on-CPU and run-queue time, state and system call in "
+         "one read (every second, at each listing, and when many threads are due), so a quiet "
+         "thread is not polled on its own",
+         c.task_iterator_on ? ""
+                            : c.task_iterator_problem +
+                                  "; each thread's /proc/TID/schedstat is read instead (one pread "
+                                  "a thread a poll)"});
+  }
   out.push_back({"thread state sampling", syscall_denied == 0,
                  fmt::format("thread state, syscall and fd every {} ms for threads that ran",
                              interval_ns / 1'000'000),

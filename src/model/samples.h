@@ -178,6 +178,10 @@ struct CollectorSample {
   bool socket_order_tried = false;
   bool socket_order_on = false;
   std::string socket_order_problem;
+  // The BPF task iterator (collect/bpf/task_iterator.h): on when every thread's schedstat
+  // counters came from one read a tick; the problem says why /proc was read per thread instead.
+  bool task_iterator_on = false;
+  std::string task_iterator_problem;
   std::optional<double> cpus_allowed;  // for a target other than the host
   std::int64_t cpu_ns = 0;             // the sampler thread's CPU time
   std::uint64_t rss_bytes = 0;         // the sampler process's peak RSS

@@ -237,6 +237,8 @@ json collector_json(const model::CollectorSample& c) {
          {"socket_order_tried", c.socket_order_tried},
          {"socket_order_on", c.socket_order_on},
          {"socket_order_problem", c.socket_order_problem},
+         {"task_iterator_on", c.task_iterator_on},
+         {"task_iterator_problem", c.task_iterator_problem},
          {"cpu_ns", c.cpu_ns},
          {"rss_bytes", c.rss_bytes},
          {"thread_samples", c.thread_samples},
@@ -458,6 +460,8 @@ std::optional<model::CollectorSample> collector_from(const std::string& text) {
   c.socket_order_tried = jbool(j, "socket_order_tried");
   c.socket_order_on = jbool(j, "socket_order_on");
   c.socket_order_problem = jstr(j, "socket_order_problem");
+  c.task_iterator_on = jbool(j, "task_iterator_on");
+  c.task_iterator_problem = jstr(j, "task_iterator_problem");
   c.cpu_ns = ji64(j, "cpu_ns");
   c.rss_bytes = ju64(j, "rss_bytes");
   c.thread_samples = ju64(j, "thread_samples");

@@ -3,9 +3,10 @@
 // samples (model/samples.h), to a sink: an in-memory store for a live diagnosis, a recording for
 // chokepoint record. model::build_observation derives the time split and the evidence from them.
 //
-// Cost follows the threads that ran: every tick reads each thread's schedstat with one pread; only
-// a thread whose counters moved (it ran, or waited for a core) has its stat and syscall read again
-// and its wait re-classified. A thread that did not run is still in the wait it was last seen in.
+// Cost follows the threads that ran: every tick reads each thread's schedstat counters (all of them
+// with one read of a BPF task iterator, or one pread per thread from /proc); only a thread whose
+// counters moved (it ran, or waited for a core) has its stat and syscall read again and its wait
+// re-classified. A thread that did not run is still in the wait it was last seen in.
 //
 // Thread-safety: one thread drives a Sampler. stop may be set from another thread or a signal
 // handler to end the window early.
@@ -42,6 +43,11 @@ struct SamplerOptions {
   // their last poll is counted in the window of the poll that sees it (nothing is lost over the
   // session). false: every account is read at the close (diagnose).
   bool rolling = false;
+  // Read every thread's scheduler counters with one read() of a BPF task iterator a tick
+  // (collect/bpf/task_iterator.h) instead of a pread of each thread's schedstat, when the kernel
+  // and the privileges allow (root, BTF, Linux 5.8+); /proc otherwise. The counters are the same
+  // kernel fields, so the time split does not change; the collector sample says which ran.
+  bool task_iterator = true;
 };
 
 class Sampler {

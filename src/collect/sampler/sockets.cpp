@@ -1,5 +1,7 @@
 #include "collect/sampler/sockets.h"
 
+#include <sys/stat.h>
+
 namespace chokepoint::collect::sampler {
 namespace {
 constexpr std::int64_t kListenersRefreshNs = 1'000'000'000;
@@ -98,13 +100,39 @@ bool SocketTracker::is_server_side(int pid, const netlink::TcpSocket& s, std::in
 
 std::vector<netlink::TcpSocket> SocketTracker::sockets_of(int pid, std::int64_t now_ns) {
   std::vector<netlink::TcpSocket> out;
+  Process& p = process(pid);
+  // stat(2) of /proc/PID/fd: st_size is the number of open fds since Linux 6.2 (0 before, and
+  // then the table is read every time).
+  struct stat st {};
+  const std::string fd_dir = proc_.root() + "/" + std::to_string(pid) + "/fd";
+  const bool sized = ::stat(fd_dir.c_str(), &st) == 0 && st.st_size > 0;
+  const auto count = static_cast<std::uint64_t>(st.st_size);
+  if (sized && p.fd_count == count) {
+    bool all_there = true;
+    for (const auto& [fd, inode] : p.tcp_fds) {
+      auto s = socket_for_fd(pid, fd, inode, now_ns);
+      if (!s) {
+        all_there = false;  // closed or replaced: the table changed under the same count
+        break;
+      }
+      out.push_back(std::move(*s));
+    }
+    if (all_there) return out;
+    out.clear();
+  }
+  p.fd_count.reset();
+  p.tcp_fds.clear();
+  ++fd_table_reads_;
   auto fds = proc_.read_fd_targets(pid);
   if (!fds) return out;
   for (const auto& fd : *fds) {
     if (fd.target.kind != procfs::FdTarget::Kind::kSocket) continue;
     auto s = socket_for_fd(pid, fd.fd, fd.target.inode, now_ns);
-    if (s) out.push_back(std::move(*s));
+    if (!s) continue;
+    p.tcp_fds.emplace_back(fd.fd, fd.target.inode);
+    out.push_back(std::move(*s));
   }
+  if (sized) p.fd_count = count;
   return out;
 }
 

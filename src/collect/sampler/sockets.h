@@ -37,8 +37,15 @@ class SocketTracker {
   // so its peer is a client of ours.
   bool is_server_side(int pid, const netlink::TcpSocket& s, std::int64_t now_ns);
 
-  // Every TCP socket the process has open now.
+  // Every TCP socket the process has open now. The fds that are TCP sockets are remembered with
+  // their inodes: while the process's fd count (stat of /proc/PID/fd, Linux 6.2+) stays the same
+  // and each remembered fd still holds its socket, the fd table is not read again (no readlink
+  // per fd). A swap of one fd for another that keeps the count goes unseen until the count moves
+  // or a remembered socket closes.
   std::vector<netlink::TcpSocket> sockets_of(int pid, std::int64_t now_ns);
+
+  // Times sockets_of read a process's fd table (a readdir and a readlink per fd).
+  std::uint64_t fd_table_reads() const { return fd_table_reads_; }
 
   // Why socket evidence is missing or degraded, empty when all is well.
   std::string problem() const { return problem_; }
@@ -56,6 +63,9 @@ class SocketTracker {
     std::uint64_t netns = 0;
     std::optional<netlink::SocketInspector> inspector;
     bool inspector_failed = false;
+    // sockets_of's memory: the fd count it saw, and the TCP sockets' (fd, inode) then.
+    std::optional<std::uint64_t> fd_count;
+    std::vector<std::pair<int, std::uint64_t>> tcp_fds;
   };
 
   Process& process(int pid);
@@ -67,6 +77,7 @@ class SocketTracker {
   std::map<int, Process> processes_;
   std::map<std::uint64_t, Namespace> namespaces_;
   std::string problem_;
+  std::uint64_t fd_table_reads_ = 0;
 };
 
 }  // namespace chokepoint::collect::sampler
