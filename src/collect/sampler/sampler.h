@@ -13,8 +13,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "collect/sampler/exact_accounting.h"
 #include "collect/sampler/target.h"
 #include "model/samples.h"
 #include "util/result.h"
@@ -42,6 +44,11 @@ struct SamplerOptions {
   // their last poll is counted in the window of the poll that sees it (nothing is lost over the
   // session). false: every account is read at the close (diagnose).
   bool rolling = false;
+  // The exact mode (collect/sampler/exact_accounting.h): every tick also carries the kernel's
+  // state accounting. kExact fails create() when the eBPF programs cannot load. nullopt: neither
+  // the sums nor a word about them (top, the agent).
+  std::optional<SplitMode> split_mode = std::nullopt;
+  std::uint32_t exact_budget_per_cpu_s = 100'000;  // switch-outs per CPU per second, then thinned
 };
 
 class Sampler {
