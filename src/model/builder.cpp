@@ -45,6 +45,9 @@ struct ProcessTrack {
   std::set<int> tids;
   std::optional<std::uint64_t> open_fds, fd_soft_limit;
   std::map<std::uint64_t, SocketSample> sockets_first, sockets_last;  // by inode
+  // What the sampler saw the process's fds and futexes to be (the exact mode classes by it).
+  // Held by pointer: ThreadTrack's ExactSplit keeps its address.
+  std::unique_ptr<ExactSplit::Process> waits = std::make_unique<ExactSplit::Process>();
 };
 
 class Builder {
@@ -123,6 +126,7 @@ void Builder::thread_sample(const ThreadSample& s) {
     // A first read without stat, or of a thread already watched, says nothing usable.
     if (!s.has_stat || threads_.count(id) != 0) return;
     ThreadTrack t;
+    t.exact = ExactSplit(processes_[s.key.pid].waits.get());
     t.account.key = s.key;
     t.account.comm = s.comm;
     t.account.process_name = s.process_name;
@@ -603,6 +607,7 @@ Observation Builder::cut_after(const Tick& last) {
     ProcessTrack fresh;
     fresh.name = std::move(p.name);
     fresh.tids = std::move(p.tids);
+    fresh.waits = std::move(p.waits);  // the threads' ExactSplits point at it
     p = std::move(fresh);
   }
   lock_behind_disk_ns_ = 0;

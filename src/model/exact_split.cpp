@@ -38,13 +38,14 @@ bool object_key(const WaitObservation& obs, long& nr, std::uint64_t& object) {
 
 void ExactSplit::observe(const WaitObservation& obs, const WaitClass& cls) {
   net_wait_ = obs.process_waits_on_network;
+  Process& p = process_ ? *process_ : own_;
   if (obs.where == SyscallWhere::kInSyscall) {
     const int idx = fd_argument_index(obs.syscall_nr);
     if (idx >= 0 && obs.fd_role != FdRole::kUnknown) {
-      fds_[obs.args[static_cast<std::size_t>(idx)]] = {obs.fd_role, obs.fd_detail};
+      p.fds[obs.args[static_cast<std::size_t>(idx)]] = {obs.fd_role, obs.fd_detail};
     }
     if (obs.syscall_nr == SYS_futex && !obs.futex_caller.empty()) {
-      futex_callers_[obs.args[0]] = obs.futex_caller;
+      p.futex_callers[obs.args[0]] = obs.futex_caller;
     }
   }
   if (cls.resource == Resource::kOnCpu || cls.resource == Resource::kCpuWait) return;
@@ -52,6 +53,7 @@ void ExactSplit::observe(const WaitObservation& obs, const WaitClass& cls) {
   std::uint64_t object = 0;
   if (!object_key(obs, nr, object)) return;
   seen_[{nr, object}][{cls.resource, cls.detail, cls.hold}] += 1;
+  if (process_) process_->seen[{nr, object}][{cls.resource, cls.detail, cls.hold}] += 1;
 }
 
 void ExactSplit::sampled(const Interval& interval) {
@@ -73,14 +75,16 @@ void ExactSplit::sum(const ExactWait& w, bool before_window) {
 std::vector<std::pair<WaitClass, double>> ExactSplit::classes_of(const SumKey& key) const {
   const auto& [kind, nr, object] = key;
   std::vector<std::pair<WaitClass, double>> out;
-  if (kind != ExactKind::kOtherBlocked) {
-    auto it = seen_.find({nr, object});
-    if (it != seen_.end()) {
-      for (const auto& [c, n] : it->second) {
-        out.push_back({WaitClass{std::get<0>(c), std::get<1>(c), std::get<2>(c)}, n});
-      }
-      return out;
+  const Process& p = process_ ? *process_ : own_;
+  // Outside a system call (-1) the object says nothing: only the thread's own observations.
+  for (const auto* seen : {&seen_, nr >= 0 ? &p.seen : nullptr}) {
+    if (kind == ExactKind::kOtherBlocked || seen == nullptr) break;
+    auto it = seen->find({nr, object});
+    if (it == seen->end()) continue;
+    for (const auto& [c, n] : it->second) {
+      out.push_back({WaitClass{std::get<0>(c), std::get<1>(c), std::get<2>(c)}, n});
     }
+    return out;
   }
   // Not seen by the sampler: what the system call on this object is, with what the sampler knows
   // of the object from other calls.
@@ -95,15 +99,15 @@ std::vector<std::pair<WaitClass, double>> ExactSplit::classes_of(const SumKey& k
     const int idx = fd_argument_index(nr);
     obs.args[static_cast<std::size_t>(std::max(idx, 0))] = object;
     if (idx >= 0) {
-      auto fd = fds_.find(object);
-      if (fd != fds_.end()) {
+      auto fd = p.fds.find(object);
+      if (fd != p.fds.end()) {
         obs.fd_role = fd->second.first;
         obs.fd_detail = fd->second.second;
       }
     }
     if (nr == SYS_futex) {
-      auto f = futex_callers_.find(object);
-      if (f != futex_callers_.end()) obs.futex_caller = f->second;
+      auto f = p.futex_callers.find(object);
+      if (f != p.futex_callers.end()) obs.futex_caller = f->second;
     }
   }
   out.push_back({classify_wait(obs), 1.0});

@@ -4,7 +4,8 @@
 // of those waits *is* exactly as the sampled split does, from the sampler's own observations of
 // the same thread: the classes it gave the same (system call, object) (by how often it saw each,
 // so an event loop's epoll_wait that was sometimes idle and sometimes waiting on an upstream keeps
-// that mix), else the fd's role and the futex's caller it saw, else the system call's own class.
+// that mix), else those it gave the same object in another thread of the process, else the fd's
+// role and the futex's caller it saw in the process, else the system call's own class.
 // So the exact and sampled splits agree on what a wait is and differ only in how much of it there
 // was. On-CPU and run-queue time stay schedstat's; the evidence (details) stays the sampler's.
 // Pure; used by model::Builder.
@@ -25,6 +26,18 @@ namespace chokepoint::model {
 
 class ExactSplit {
  public:
+  // What the sampler saw of a process's waits, shared by its threads: an fd or a futex word names
+  // the same object in every thread of the process.
+  struct Process {
+    std::map<std::pair<long, std::uint64_t>, std::map<std::tuple<Resource, std::string, Hold>,
+                                                       double>>
+        seen;
+    std::map<std::uint64_t, std::pair<FdRole, std::string>> fds;
+    std::map<std::uint64_t, std::string> futex_callers;
+  };
+  // `process` (may be null) outlives this; observations are added to it too.
+  explicit ExactSplit(Process* process = nullptr) : process_(process) {}
+
   // A sampled observation of the thread (first or later), with the class the sampler gave it.
   void observe(const WaitObservation& obs, const WaitClass& cls);
   // The off-CPU remainder of an interval the sampled split counted in the window.
@@ -57,8 +70,8 @@ class ExactSplit {
   std::vector<std::pair<WaitClass, double>> classes_of(const SumKey& key) const;
 
   std::map<ObjectKey, std::map<ClassKey, double>> seen_;  // observations by class
-  std::map<std::uint64_t, std::pair<FdRole, std::string>> fds_;
-  std::map<std::uint64_t, std::string> futex_callers_;
+  Process* process_ = nullptr;
+  Process own_;  // without a process: fds and futexes as this thread saw them
   bool net_wait_ = false;  // the last observation's process_waits_on_network
   TimeSplit sampled_off_;
   std::map<SumKey, std::uint64_t> base_ns_, last_ns_;
