@@ -8,8 +8,10 @@ cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagn
        and with diagnose --mode sample, ROUNDS alternating rounds, medians and ratios; the
        target's context switches per second; and the eBPF programs' own CPU from bpf_stats
        (kernel.bpf_stats_enabled=1 for the exact runs, restored after).
+switch: the same three ways for `stress-ng --switch 1` (two processes passing a pipe message back
+       and forth as fast as they can: its throughput is its context switch rate).
 
-Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|all] [ROUNDS]
+Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|switch|all] [ROUNDS]
 """
 import json
 import os
@@ -186,11 +188,55 @@ def cost_bench():
              statistics.median(switches), statistics.median(bpf_share) * 100))
 
 
+def switch_bench():
+    results = {"none": [], "exact": [], "sample": []}
+    bpf_share = []
+    old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    try:
+        for r in range(ROUNDS):
+            for mode in ("none", "exact", "sample"):
+                s = subprocess.Popen(["stress-ng", "--switch", "1", "-t", "6", "--metrics-brief"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                time.sleep(0.3)
+                diag = None
+                if mode != "none":
+                    if mode == "exact":
+                        open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
+                    diag = subprocess.Popen(
+                        [os.path.join(BIN, "chokepoint"), "diagnose", "--pid", str(s.pid),
+                         "--children", "--duration", "5s", "--no-stacks", "--mode", mode,
+                         "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if mode == "exact":
+                        time.sleep(1)
+                        b0, t0 = bpf_runtime_ns(), time.monotonic()
+                        time.sleep(3)
+                        bpf_share.append((bpf_runtime_ns() - b0) / ((time.monotonic() - t0) * 1e9))
+                out = s.communicate()[0]
+                if diag:
+                    diag.wait(30)
+                open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+                m = re.search(r"switch\s+\d+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)", out)
+                results[mode].append(float(m.group(1)) if m else 0.0)
+            print("round %d: none %.0f switch ops/s, exact %.0f, sample %.0f; BPF programs %.2f%% of "
+                  "one core" % (r + 1, results["none"][-1], results["exact"][-1],
+                                results["sample"][-1], bpf_share[-1] * 100))
+    finally:
+        open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+    m = {k: statistics.median(v) for k, v in results.items()}
+    print("medians: none %.0f switch ops/s; exact %.0f (ratio %.4f, %+.2f%%); sample %.0f (ratio "
+          "%.4f, %+.2f%%); BPF programs %.2f%% of one core (bpf_stats)"
+          % (m["none"], m["exact"], m["exact"] / m["none"], (m["exact"] / m["none"] - 1) * 100,
+             m["sample"], m["sample"] / m["none"], (m["sample"] / m["none"] - 1) * 100,
+             statistics.median(bpf_share) * 100))
+
+
 if __name__ == "__main__":
     try:
         if WHAT in ("split", "all"):
             split_bench()
         if WHAT in ("cost", "all"):
             cost_bench()
+        if WHAT in ("switch", "all"):
+            switch_bench()
     finally:
         subprocess.run(["rm", "-rf", TMP])

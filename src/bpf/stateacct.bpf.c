@@ -2,10 +2,13 @@
 /*
  * stateacct: the exact off-CPU split of the target's threads, summed in the kernel.
  *
- * raw_syscalls sys_enter/sys_exit: a target thread's entry in `threads` holds the system call it
- *   is in and that call's first argument (the fd, or the futex word).
  * sched_switch (prev): a target thread that blocks starts a BLOCKED phase (its state: S, D or
- *   other, and the call and object it blocked in); one that is preempted starts a RUNNABLE phase.
+ *   other, and the system call it blocked in with that call's first argument: the fd, or the
+ *   futex word); one that is preempted starts a RUNNABLE phase. The call is read from the user
+ *   registers saved at kernel entry (orig_ax, di), as /proc/PID/syscall reads it: orig_ax is the
+ *   call's number inside one and -1 in an exception or interrupt (a page fault). That needs no
+ *   program on raw_syscalls sys_enter/sys_exit, which would run on every system call of the whole
+ *   system (measured: about 10% of a core at 50,000 requests/s of the lab, docs/benchmarks.md).
  * sched_waking (p): a BLOCKED phase ends: its time goes to `sums` under (thread, state, call,
  *   object), and a RUNNABLE phase (wakeup to switch-in) starts. This runs in the waker's context:
  *   a waker -> wakee edge count (issue 15's wait-for graph) is one more map update here, keyed by
@@ -15,9 +18,7 @@
  *
  * Nothing is streamed per event: user space reads `sums` (and the open phases in `threads`) once
  * per tick. A missed event cannot double-count: each event ends the phase it finds and starts the
- * next, so a lost one costs at most one phase, never time counted twice. raw_syscalls
- * tracepoints are preemptible; a missed sys_exit leaves a stale call, which the next sys_enter
- * overwrites.
+ * next, so a lost one costs at most one phase, never time counted twice.
  *
  * Budget: every target switch-out is counted per CPU in windows of STATEACCT_WINDOW_NS; above
  * window_switch_budget the next window accounts each phase with probability 1/every and weighs it
@@ -35,6 +36,7 @@
 #define TASK_INTERRUPTIBLE 0x0001
 #define TASK_UNINTERRUPTIBLE 0x0002
 #define TASK_DEAD 0x0080
+#define PF_KTHREAD 0x00200000
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -105,7 +107,6 @@ static __always_inline struct stateacct_thread *thread_entry(__u32 tid, __u32 tg
 		return t;
 	struct stateacct_thread zero = {};
 
-	zero.syscall_nr = -1;
 	zero.blocked_nr = -1;
 	zero.tgid = tgid;
 	if (bpf_map_update_elem(&threads, &tid, &zero, BPF_NOEXIST) != 0) {
@@ -213,10 +214,20 @@ static __always_inline void switch_out(bool preempt, struct task_struct *prev, l
 
 	if (!weight)
 		return;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+
 	t->weight = weight;
 	t->since_ns = now;
-	t->blocked_nr = t->syscall_nr;
-	t->blocked_object = t->object;
+	t->blocked_nr = -1;
+	t->blocked_object = 0;
+	if (regs && !(BPF_CORE_READ(prev, flags) & PF_KTHREAD)) {
+		long nr = BPF_CORE_READ(regs, orig_ax);
+
+		if (nr >= 0) {
+			t->blocked_nr = nr;
+			t->blocked_object = BPF_CORE_READ(regs, di);
+		}
+	}
 	t->phase = STATEACCT_PHASE_BLOCKED;
 	if (preempt || state == TASK_RUNNING) {
 		t->phase = STATEACCT_PHASE_RUNNABLE;
@@ -267,36 +278,6 @@ int BPF_PROG(stateacct_waking, struct task_struct *p)
 	t->since_ns = now;
 	t->kind = STATEACCT_RUNQ_WAKEUP;
 	t->phase = STATEACCT_PHASE_RUNNABLE;
-	return 0;
-}
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(stateacct_sys_enter, struct pt_regs *regs, long id)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-
-	if (!is_target_tgid(tgid))
-		return 0;
-	struct stateacct_thread *t = thread_entry((__u32)pid_tgid, tgid, true);
-
-	if (!t)
-		return 0;
-	t->syscall_nr = id;
-	t->object = BPF_CORE_READ(regs, di);
-	return 0;
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(stateacct_sys_exit, struct pt_regs *regs, long ret)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct stateacct_thread *t = bpf_map_lookup_elem(&threads, &tid);
-
-	if (t) {
-		t->syscall_nr = -1;
-		t->object = 0;
-	}
 	return 0;
 }
 

@@ -47,10 +47,9 @@ enum stateacct_phase {
 struct stateacct_thread {
 	__u64 since_ns;       /* bpf_ktime_get_ns() at the phase's start */
 	__u64 weight;         /* 1 / the probability the phase was accounted with */
-	__u64 object;         /* the current (or blocked-in) system call's first argument */
-	__u64 blocked_object; /* object at the switch-out */
-	__s32 syscall_nr;     /* the current system call, -1 outside one */
-	__s32 blocked_nr;     /* syscall_nr at the switch-out */
+	__u64 blocked_object; /* the first argument of the system call it left the CPU in */
+	__s32 blocked_nr;     /* that system call, -1 outside one */
+	__u32 pad0;
 	__u32 phase;          /* enum stateacct_phase */
 	__u32 kind;           /* enum stateacct_kind of the phase */
 	__u32 tgid;

@@ -496,7 +496,8 @@ Source exact_source(const ExactSample& first, const ExactSample& last, const Obs
   if (lost > 0) budget += fmt::format("; {} intervals did not fit the kernel's maps", lost);
   return {"time split", true,
           fmt::format("exact (--mode {}): each thread's off-CPU time divided by eBPF state "
-                      "accounting of every switch, wakeup and system call ({} of {} threads; "
+                      "accounting of every switch and wakeup, with the system call and its fd or futex read "
+                      "at each switch-out ({} of {} threads; "
                       "{:.0f} switches/s, {}); each wait classed as the sampler classes it; "
                       "on-CPU and run-queue time from schedstat",
                       mode, exact_threads, obs.threads.size(),

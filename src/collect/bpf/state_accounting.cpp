@@ -136,8 +136,7 @@ util::Result<std::unique_ptr<StateAccounting>> StateAccounting::create(
     err = -err;
     if (err == EPERM) return permission_error("cannot load the state-accounting BPF programs", err);
     return util::errno_error(
-        "cannot load the state-accounting BPF programs (tp_btf/sched_switch, sched_waking, "
-        "sys_enter, sys_exit)" +
+        "cannot load the state-accounting BPF programs (tp_btf/sched_switch, sched_waking)" +
             log.tail(4),
         err,
         "the exact mode needs BTF-typed tracepoints (Linux 5.5+) with sched_switch's prev_state "

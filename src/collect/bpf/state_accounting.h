@@ -1,12 +1,13 @@
 #pragma once
-// The exact mode's kernel half: an eBPF program (src/bpf/stateacct.bpf.c) on sched_switch,
-// sched_waking and raw_syscalls sys_enter/sys_exit (tp_btf) that sums, for each thread of the
-// target processes, its blocked time per (state, system call, wait object) and its run-queue time,
-// in the kernel. Nothing is streamed per event: read() takes every sum in one batch lookup (one
-// bpf(2) call per few thousand entries), plus the phases still open, counted up to now.
+// The exact mode's kernel half: an eBPF program (src/bpf/stateacct.bpf.c) on sched_switch and
+// sched_waking (tp_btf) that sums, for each thread of the target processes, its blocked time per
+// (state, system call, wait object) and its run-queue time, in the kernel; the system call and
+// its object are read from the registers saved at kernel entry when the thread leaves the CPU.
+// Nothing is streamed per event: read() takes every sum in one batch lookup (one bpf(2) call per
+// few thousand entries), plus the phases still open, counted up to now.
 //
-// Cost: one hash lookup (the caller's tgid) on every system call entry in the system; for target
-// threads a few map operations per system call and per context switch. Above `budget_per_cpu_s`
+// Cost: one hash lookup (the previous task's tgid) on every context switch in the system, one
+// more (the next task's tid); for target threads a few map operations per switch and wakeup. Above `budget_per_cpu_s`
 // switch-outs per CPU per second the program accounts each phase with a known probability and
 // weighs it by its inverse (as the off-CPU tracer does), so the sums stay unbiased.
 //
