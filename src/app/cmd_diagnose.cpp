@@ -52,7 +52,7 @@ struct DiagnoseArgs {
   // Stacks as evidence: an off-CPU trace after the window when the verdict is a wait.
   bool no_stacks = false;
   std::string stacks_duration = "2s";
-  std::string record_path;  // --record: keep the window's samples
+  std::string record_path;    // --record: keep the window's samples
   std::string mode = "auto";  // --mode: the time split
   ProbeArgs probes;
 };
@@ -136,8 +136,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                              util::terminal_text(session->describe()), duration_ns / 1e9);
   }
   probe_runner.start();
-  auto window = session->diagnose(duration_ns, interval_ns, &g_stop, recording != nullptr,
-                                   split_mode);
+  auto window =
+      session->diagnose(duration_ns, interval_ns, &g_stop, recording != nullptr, split_mode);
   budget.mark("window");
   const std::vector<model::ServiceObservation> services = probe_runner.finish();
   std::vector<analysis::ServiceReport> service_reports;

@@ -486,23 +486,25 @@ Source exact_source(const ExactSample& first, const ExactSample& last, const Obs
   const std::uint64_t thinned = util::saturating_delta(first.thinned_out, last.thinned_out);
   const std::uint64_t lost = util::saturating_delta(first.lost, last.lost);
   std::string budget =
-      thinned == 0
-          ? std::string("every one accounted")
-          : fmt::format("above {} per CPU per second 1 in up to {} accounted and weighed by it "
-                        "({:.1f}% not accounted)",
-                        last.budget_per_cpu_s, last.thin_every_max,
-                        100.0 * static_cast<double>(thinned) /
-                            static_cast<double>(std::max<std::uint64_t>(1, switches)));
+      thinned == 0 ? std::string("every one accounted")
+                   : fmt::format(
+                         "above {} per CPU per second 1 in up to {} accounted and weighed by it "
+                         "({:.1f}% not accounted)",
+                         last.budget_per_cpu_s, last.thin_every_max,
+                         100.0 * static_cast<double>(thinned) /
+                             static_cast<double>(std::max<std::uint64_t>(1, switches)));
   if (lost > 0) budget += fmt::format("; {} intervals did not fit the kernel's maps", lost);
-  return {"time split", true,
-          fmt::format("exact (--mode {}): each thread's off-CPU time divided by eBPF state "
-                      "accounting of every switch and wakeup, with the system call and its fd or futex read "
-                      "at each switch-out ({} of {} threads; "
-                      "{:.0f} switches/s, {}); each wait classed as the sampler classes it; "
-                      "on-CPU and run-queue time from schedstat",
-                      mode, exact_threads, obs.threads.size(),
-                      secs > 0 ? static_cast<double>(switches) / secs : 0.0, budget),
-          ""};
+  return {
+      "time split", true,
+      fmt::format(
+          "exact (--mode {}): each thread's off-CPU time divided by eBPF state "
+          "accounting of every switch and wakeup, with the system call and its fd or futex read "
+          "at each switch-out ({} of {} threads; "
+          "{:.0f} switches/s, {}); each wait classed as the sampler classes it; "
+          "on-CPU and run-queue time from schedstat",
+          mode, exact_threads, obs.threads.size(),
+          secs > 0 ? static_cast<double>(switches) / secs : 0.0, budget),
+      ""};
 }
 
 Observation Builder::finish(bool keep_threads) {
@@ -568,8 +570,8 @@ Observation Builder::finish(bool keep_threads) {
   auto more = collector_sources(obs, c, syscall_denied_, info_.interval_ns);
   obs.sources.insert(obs.sources.end(), more.begin(), more.end());
   if (exact_last_) {
-    obs.sources.push_back(exact_source(exact_before_ ? *exact_before_ : *exact_first_,
-                                       *exact_last_, obs, exact_threads_));
+    obs.sources.push_back(exact_source(exact_before_ ? *exact_before_ : *exact_first_, *exact_last_,
+                                       obs, exact_threads_));
   }
   obs.sources.insert(
       obs.sources.begin(),

@@ -11,9 +11,9 @@ namespace chokepoint::model {
 namespace {
 
 // The off-CPU resources: where a blocked thread's time can go.
-constexpr std::array<Resource, 6> kOffCpu = {Resource::kDisk,   Resource::kNetwork,
-                                             Resource::kLock,   Resource::kMemory,
-                                             Resource::kSleep,  Resource::kIdle};
+constexpr std::array<Resource, 6> kOffCpu = {Resource::kDisk,  Resource::kNetwork,
+                                             Resource::kLock,  Resource::kMemory,
+                                             Resource::kSleep, Resource::kIdle};
 
 bool is_run_queue(ExactKind k) {
   return k == ExactKind::kRunQueueWakeup || k == ExactKind::kRunQueuePreempted;
@@ -89,7 +89,9 @@ std::vector<std::pair<WaitClass, double>> ExactSplit::classes_of(const SumKey& k
   // Not seen by the sampler: what the system call on this object is, with what the sampler knows
   // of the object from other calls.
   WaitObservation obs;
-  obs.state = kind == ExactKind::kUninterruptible ? 'D' : kind == ExactKind::kOtherBlocked ? 'T' : 'S';
+  obs.state = kind == ExactKind::kUninterruptible ? 'D'
+              : kind == ExactKind::kOtherBlocked  ? 'T'
+                                                  : 'S';
   obs.process_waits_on_network = net_wait_;
   if (nr < 0) {
     obs.where = SyscallWhere::kNotInSyscall;
@@ -120,8 +122,8 @@ TimeSplit ExactSplit::exact_off_cpu(
   for (const auto& [key, last] : last_ns_) {
     if (is_run_queue(std::get<0>(key))) continue;
     auto b = base_ns_.find(key);
-    const auto d = static_cast<double>(
-        util::saturating_delta(b == base_ns_.end() ? 0 : b->second, last));
+    const auto d =
+        static_cast<double>(util::saturating_delta(b == base_ns_.end() ? 0 : b->second, last));
     if (d <= 0) continue;
     const auto classes = classes_of(key);
     double total = 0;

@@ -10,8 +10,8 @@
 // was. On-CPU and run-queue time stay schedstat's; the evidence (details) stays the sampler's.
 // Pure; used by model::Builder.
 
-#include <cstdint>
 #include <array>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <tuple>
@@ -29,8 +29,8 @@ class ExactSplit {
   // What the sampler saw of a process's waits, shared by its threads: an fd or a futex word names
   // the same object in every thread of the process.
   struct Process {
-    std::map<std::pair<long, std::uint64_t>, std::map<std::tuple<Resource, std::string, Hold>,
-                                                       double>>
+    std::map<std::pair<long, std::uint64_t>,
+             std::map<std::tuple<Resource, std::string, Hold>, double>>
         seen;
     std::map<std::uint64_t, std::pair<FdRole, std::string>> fds;
     std::map<std::uint64_t, std::string> futex_callers;
@@ -64,14 +64,14 @@ class ExactSplit {
   void next_window();
 
  private:
-  using ObjectKey = std::pair<long, std::uint64_t>;                // system call, object
-  using ClassKey = std::tuple<Resource, std::string, Hold>;        // a WaitClass
-  using SumKey = std::tuple<ExactKind, long, std::uint64_t>;       // kind, system call, object
+  using ObjectKey = std::pair<long, std::uint64_t>;           // system call, object
+  using ClassKey = std::tuple<Resource, std::string, Hold>;   // a WaitClass
+  using SumKey = std::tuple<ExactKind, long, std::uint64_t>;  // kind, system call, object
   std::vector<std::pair<WaitClass, double>> classes_of(const SumKey& key) const;
 
   std::map<ObjectKey, std::map<ClassKey, double>> seen_;  // observations by class
   Process* process_ = nullptr;
-  Process own_;  // without a process: fds and futexes as this thread saw them
+  Process own_;            // without a process: fds and futexes as this thread saw them
   bool net_wait_ = false;  // the last observation's process_waits_on_network
   TimeSplit sampled_off_;
   std::map<SumKey, std::uint64_t> base_ns_, last_ns_;

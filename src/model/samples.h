@@ -184,13 +184,13 @@ struct CollectorSample {
 };
 
 // The exact mode's time split (collect/sampler/exact_accounting.h): what an eBPF program on
-// sched_switch, sched_waking and raw_syscalls summed in the kernel for each target thread.
+// sched_switch and sched_waking summed in the kernel for each target thread.
 enum class ExactKind : std::uint8_t {
-  kInterruptible = 0,      // blocked in state S
-  kUninterruptible,        // blocked in state D
-  kOtherBlocked,           // blocked in another state (stopped, traced, ...)
-  kRunQueueWakeup,         // runnable, from its wakeup to its switch-in
-  kRunQueuePreempted,      // runnable, from its preemption to its switch-in
+  kInterruptible = 0,  // blocked in state S
+  kUninterruptible,    // blocked in state D
+  kOtherBlocked,       // blocked in another state (stopped, traced, ...)
+  kRunQueueWakeup,     // runnable, from its wakeup to its switch-in
+  kRunQueuePreempted,  // runnable, from its preemption to its switch-in
 };
 inline constexpr std::size_t kExactKindCount = 5;
 
@@ -224,7 +224,7 @@ struct ExactSample {
   std::uint64_t switches = 0;
   std::uint64_t thinned_out = 0;
   std::uint64_t lost = 0;
-  std::uint32_t thin_every_max = 1;   // 1: every switch was accounted
+  std::uint32_t thin_every_max = 1;    // 1: every switch was accounted
   std::uint32_t budget_per_cpu_s = 0;  // switch-outs per CPU per second accounted in full; 0: all
 };
 

@@ -72,8 +72,8 @@ std::string schema_sql() {
 }
 
 // Tables a thread-or-process row keyed by tick lives in (rotation deletes from each).
-constexpr const char* kTickTables[] = {"pid_seen",        "thread_base",   "thread_end",
-                                       "process_sample",  "socket_sample", "system_sample",
+constexpr const char* kTickTables[] = {"pid_seen",         "thread_base",   "thread_end",
+                                       "process_sample",   "socket_sample", "system_sample",
                                        "collector_sample", "exact_sample"};
 
 constexpr std::int64_t kFlagClosing = 1, kFlagExited = 2;
@@ -448,8 +448,10 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
   x.switches = ju64(j, "switches");
   x.thinned_out = ju64(j, "thinned_out");
   x.lost = ju64(j, "lost");
-  x.thin_every_max = static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
-  x.budget_per_cpu_s = static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
+  x.thin_every_max =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
+  x.budget_per_cpu_s =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
   auto rows = j.find("waits");
   if (rows == j.end() || !rows->is_array()) return x;
   for (const auto& r : *rows) {
@@ -462,7 +464,8 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
     w.tid = static_cast<int>(std::clamp<std::int64_t>(r[1].get<std::int64_t>(), 0, 1 << 30));
     w.kind = static_cast<model::ExactKind>(std::clamp<std::int64_t>(
         r[2].get<std::int64_t>(), 0, static_cast<std::int64_t>(model::kExactKindCount) - 1));
-    w.syscall_nr = static_cast<long>(std::clamp<std::int64_t>(r[3].get<std::int64_t>(), -1, 1 << 16));
+    w.syscall_nr =
+        static_cast<long>(std::clamp<std::int64_t>(r[3].get<std::int64_t>(), -1, 1 << 16));
     w.object = r[4].get<std::uint64_t>();
     w.ns = r[5].get<std::uint64_t>();
     w.count = r[6].get<std::uint64_t>();

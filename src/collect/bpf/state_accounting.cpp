@@ -80,8 +80,8 @@ void read_map(int fd, std::size_t max_entries, bool& batch_works,
       auto count = static_cast<__u32>(max_entries - out.size());
       if (count == 0) break;
       LIBBPF_OPTS(bpf_map_batch_opts, opts);
-      const int err = bpf_map_lookup_batch(fd, in, &out_batch, keys.data(), values.data(), &count,
-                                           &opts);
+      const int err =
+          bpf_map_lookup_batch(fd, in, &out_batch, keys.data(), values.data(), &count, &opts);
       for (__u32 i = 0; i < count; ++i) out.emplace_back(keys[i], values[i]);
       if (err != 0) {
         if (errno == ENOENT) return;  // the walk reached the end
@@ -124,14 +124,14 @@ util::Result<std::unique_ptr<StateAccounting>> StateAccounting::create(
   if (auto ok = check_btf_tracing("state accounting"); !ok) return ok.error();
   LogCapture log;
   Skeleton skel(stateacct_bpf__open());
-  if (!skel) return util::errno_error("cannot open the state-accounting BPF object", errno, kNoBpfHint);
+  if (!skel)
+    return util::errno_error("cannot open the state-accounting BPF object", errno, kNoBpfHint);
   // The budget is per CPU per window of STATEACCT_WINDOW_NS.
   constexpr std::uint64_t kWindowsPerSecond = 1'000'000'000ULL / STATEACCT_WINDOW_NS;
-  skel->rodata->window_switch_budget =
-      options.budget_per_cpu_s == 0
-          ? 0
-          : static_cast<__u32>(
-                std::max<std::uint64_t>(1, options.budget_per_cpu_s / kWindowsPerSecond));
+  skel->rodata->window_switch_budget = options.budget_per_cpu_s == 0
+                                           ? 0
+                                           : static_cast<__u32>(std::max<std::uint64_t>(
+                                                 1, options.budget_per_cpu_s / kWindowsPerSecond));
   if (int err = stateacct_bpf__load(skel.get()); err != 0) {
     err = -err;
     if (err == EPERM) return permission_error("cannot load the state-accounting BPF programs", err);
@@ -244,12 +244,21 @@ StateAccountingStats StateAccounting::stats() const {
       max = std::max<std::uint64_t>(max, v);
     }
     switch (which) {
-      case STATEACCT_STAT_SWITCHES: out.switches = sum; break;
-      case STATEACCT_STAT_THINNED_OUT: out.thinned_out = sum; break;
+      case STATEACCT_STAT_SWITCHES:
+        out.switches = sum;
+        break;
+      case STATEACCT_STAT_THINNED_OUT:
+        out.thinned_out = sum;
+        break;
       case STATEACCT_STAT_SUMS_FULL:
-      case STATEACCT_STAT_THREADS_FULL: out.lost += sum; break;
-      case STATEACCT_STAT_MAX_EVERY: out.max_every = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, max)); break;
-      default: break;
+      case STATEACCT_STAT_THREADS_FULL:
+        out.lost += sum;
+        break;
+      case STATEACCT_STAT_MAX_EVERY:
+        out.max_every = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, max));
+        break;
+      default:
+        break;
     }
   }
   return out;

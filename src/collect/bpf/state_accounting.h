@@ -7,9 +7,9 @@
 // few thousand entries), plus the phases still open, counted up to now.
 //
 // Cost: one hash lookup (the previous task's tgid) on every context switch in the system, one
-// more (the next task's tid); for target threads a few map operations per switch and wakeup. Above `budget_per_cpu_s`
-// switch-outs per CPU per second the program accounts each phase with a known probability and
-// weighs it by its inverse (as the off-CPU tracer does), so the sums stay unbiased.
+// more (the next task's tid); for target threads a few map operations per switch and wakeup. Above
+// `budget_per_cpu_s` switch-outs per CPU per second the program accounts each phase with a known
+// probability and weighs it by its inverse (as the off-CPU tracer does), so the sums stay unbiased.
 //
 // Thread-safety: one thread uses a tracer.
 

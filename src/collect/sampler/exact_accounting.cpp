@@ -7,9 +7,12 @@ namespace chokepoint::collect::sampler {
 
 std::string_view split_mode_name(SplitMode mode) {
   switch (mode) {
-    case SplitMode::kAuto: return "auto";
-    case SplitMode::kExact: return "exact";
-    case SplitMode::kSample: return "sample";
+    case SplitMode::kAuto:
+      return "auto";
+    case SplitMode::kExact:
+      return "exact";
+    case SplitMode::kSample:
+      return "sample";
   }
   return "auto";
 }
@@ -29,8 +32,9 @@ util::Result<std::unique_ptr<ExactAccounting>> ExactAccounting::create(
   self->mode_ = mode;
   if (mode == SplitMode::kSample) {
     self->problem_ = "--mode sample";
-    self->hint_ = "--mode exact (or auto, as root) splits the off-CPU time by every switch and "
-                  "wakeup, counted in the kernel";
+    self->hint_ =
+        "--mode exact (or auto, as root) splits the off-CPU time by every switch and "
+        "wakeup, counted in the kernel";
     return self;
   }
   auto tracer = bpf::StateAccounting::create({budget_per_cpu_s});

@@ -351,8 +351,8 @@ INSTANTIATE_TEST_SUITE_P(Scenarios, Verdict, ::testing::ValuesIn(kScenarios),
 // again with --mode sample, the fallback where eBPF cannot load: the same verdicts.
 const std::vector<Case> kSampleMode = [] {
   std::vector<Case> v;
-  for (const char* name : {"cpu_threads", "lock_threads", "disk_threads", "upstream_threads",
-                           "none_idle"}) {
+  for (const char* name :
+       {"cpu_threads", "lock_threads", "disk_threads", "upstream_threads", "none_idle"}) {
     for (Case c : kScenarios) {
       if (c.name != name) continue;
       c.name += "_sample_mode";

@@ -171,8 +171,8 @@ TEST(ExactSplit, SumsAboveTheWallTimeAreScaledToIt) {
 
 TEST(ExactSplit, AWindowCutAtATickStartsFromTheSumsAtTheCut) {
   // Window 1 [0, 1000]: 900 ms in read(5). Window 2 [1000, 2000]: 950 ms more on the mutex.
-  std::vector<Tick> ticks = ticks_with(exact({sum(ExactKind::kInterruptible, SYS_read, kSocketFd,
-                                                  900)}));
+  std::vector<Tick> ticks =
+      ticks_with(exact({sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 900)}));
   ticks[1].closing = true;
   Tick third;
   third.at_ns = 2000 * kMs;
