@@ -31,6 +31,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "stateacct.h"
+#include "thinning.h"
 
 #define TASK_RUNNING 0x0000
 #define TASK_INTERRUPTIBLE 0x0001
@@ -72,17 +73,11 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-struct sample_window {
-	__u64 start_ns;
-	__u32 switches;
-	__u32 every;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct sample_window);
+	__type(value, struct thin_window);
 } windows SEC(".maps");
 
 static __always_inline void count_stat(__u32 which)
@@ -154,41 +149,26 @@ static __always_inline void end_phase(struct stateacct_thread *t, __u32 tid, __u
 /* The weight this CPU accounts the next phase with: 0 to skip it (thinned out). */
 static __always_inline __u64 sample_switch(void)
 {
-	struct sample_window *w;
 	__u32 zero = 0;
-	__u64 now;
+	__u32 weight;
 
 	count_stat(STATEACCT_STAT_SWITCHES);
 	if (!window_switch_budget)
 		return 1;
-	w = bpf_map_lookup_elem(&windows, &zero);
-	if (!w)
-		return 1;
-	now = bpf_ktime_get_ns();
-	if (now - w->start_ns >= STATEACCT_WINDOW_NS) {
-		__u32 every = 1;
+	struct thin_window *w = bpf_map_lookup_elem(&windows, &zero);
 
-		if (now - w->start_ns < 2 * STATEACCT_WINDOW_NS && w->switches > window_switch_budget)
-			every = w->switches / window_switch_budget + 1;
-		if (every > STATEACCT_MAX_SAMPLE_EVERY)
-			every = STATEACCT_MAX_SAMPLE_EVERY;
-		w->every = every;
-		w->start_ns = now;
-		w->switches = 0;
-		if (every > 1) {
-			__u32 which = STATEACCT_STAT_MAX_EVERY;
-			__u64 *max = bpf_map_lookup_elem(&stats, &which);
+	weight = thin_event(w, window_switch_budget, STATEACCT_WINDOW_NS,
+			    STATEACCT_MAX_SAMPLE_EVERY);
+	if (w && w->every > 1) {
+		__u32 which = STATEACCT_STAT_MAX_EVERY;
+		__u64 *max = bpf_map_lookup_elem(&stats, &which);
 
-			if (max && *max < every)
-				*max = every;
-		}
+		if (max && *max < w->every)
+			*max = w->every;
 	}
-	w->switches++;
-	if (w->every > 1 && bpf_get_prandom_u32() % w->every) {
+	if (!weight)
 		count_stat(STATEACCT_STAT_THINNED_OUT);
-		return 0;
-	}
-	return w->every ? w->every : 1;
+	return weight;
 }
 
 static __always_inline void switch_out(bool preempt, struct task_struct *prev, long state)
