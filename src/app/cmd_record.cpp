@@ -55,7 +55,7 @@ int run_record(const RecordArgs& a) {
   wo.chokepoint_version = kVersion;
   if (!a.max_size.empty()) {
     wo.max_bytes = parse_size_bytes(a.max_size, "--max-size");
-    if (wo.max_bytes < 64 * 1024) {
+    if (wo.max_bytes < std::uint64_t{64} * 1024) {
       util::usage_error("--max-size must be at least 64K", "pass e.g. --max-size 100M");
     }
   }

@@ -79,7 +79,8 @@ void read_map(int fd, std::size_t max_entries, bool& batch_works,
     for (;;) {
       auto count = static_cast<__u32>(max_entries - out.size());
       if (count == 0) break;
-      LIBBPF_OPTS(bpf_map_batch_opts, opts);
+      bpf_map_batch_opts opts{};
+      opts.sz = sizeof(opts);
       const int err =
           bpf_map_lookup_batch(fd, in, &out_batch, keys.data(), values.data(), &count, &opts);
       for (__u32 i = 0; i < count; ++i) out.emplace_back(keys[i], values[i]);
