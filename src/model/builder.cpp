@@ -494,6 +494,7 @@ Source exact_source(const ExactSample& first, const ExactSample& last, const Obs
                          100.0 * static_cast<double>(thinned) /
                              static_cast<double>(std::max<std::uint64_t>(1, switches)));
   if (lost > 0) budget += fmt::format("; {} intervals did not fit the kernel's maps", lost);
+  if (!last.problem.empty()) budget += "; " + last.problem;  // e.g. too many target processes
   return {
       "time split", true,
       fmt::format(
