@@ -66,4 +66,13 @@ std::uint64_t parse_size_bytes(const std::string& text, const char* flag) {
   return static_cast<std::uint64_t>(v * scale);
 }
 
+collect::sampler::SplitMode parse_split_mode_arg(const std::string& text) {
+  auto mode = collect::sampler::parse_split_mode(text);
+  if (!mode) {
+    util::usage_error(fmt::format("--mode '{}' is not a mode", text),
+                      "pass --mode exact, --mode sample or --mode auto");
+  }
+  return *mode;
+}
+
 }  // namespace chokepoint::app

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "collect/sampler/exact_accounting.h"
+
 namespace chokepoint::app {
 
 // The range of every duration flag (--duration, --interval, --timeout, --warmup, --step, ...):
@@ -18,5 +20,11 @@ std::int64_t parse_duration_ns(const std::string& text, const char* flag);
 // "500K", "100M", "2G" (powers of 1024, an optional trailing "B" or "iB"), or a bare number of
 // bytes. Never negative.
 std::uint64_t parse_size_bytes(const std::string& text, const char* flag);
+
+// --mode: "exact", "sample" or "auto" (collect/sampler/exact_accounting.h).
+collect::sampler::SplitMode parse_split_mode_arg(const std::string& text);
+inline constexpr const char* kSplitModeHelp =
+    "time split: exact (eBPF accounting of every switch, root), sample (/proc sampling), or auto "
+    "(exact where it loads, else sample with the reason)";
 
 }  // namespace chokepoint::app

@@ -52,7 +52,8 @@ struct DiagnoseArgs {
   // Stacks as evidence: an off-CPU trace after the window when the verdict is a wait.
   bool no_stacks = false;
   std::string stacks_duration = "2s";
-  std::string record_path;  // --record: keep the window's samples
+  std::string record_path;    // --record: keep the window's samples
+  std::string mode = "auto";  // --mode: the time split
   ProbeArgs probes;
 };
 
@@ -60,6 +61,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   const std::int64_t duration_ns = parse_duration_ns(a.duration, "--duration");
   const std::int64_t interval_ns = parse_duration_ns(a.interval, "--interval");
   const std::int64_t stacks_ns = parse_duration_ns(a.stacks_duration, "--stacks-duration");
+  const collect::sampler::SplitMode split_mode = parse_split_mode_arg(a.mode);
   if (stacks_ns <= 0) {
     util::usage_error("--stacks-duration must be above 0",
                       "pass e.g. --stacks-duration 2s, or --no-stacks");
@@ -134,7 +136,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                              util::terminal_text(session->describe()), duration_ns / 1e9);
   }
   probe_runner.start();
-  auto window = session->diagnose(duration_ns, interval_ns, &g_stop, recording != nullptr);
+  auto window =
+      session->diagnose(duration_ns, interval_ns, &g_stop, recording != nullptr, split_mode);
   budget.mark("window");
   const std::vector<model::ServiceObservation> services = probe_runner.finish();
   std::vector<analysis::ServiceReport> service_reports;
@@ -265,6 +268,7 @@ Subcommand make_diagnose_command(CLI::App& root) {
       ->capture_default_str();
   cli->add_option("-i,--interval", args->interval, "how often to sample thread states")
       ->capture_default_str();
+  cli->add_option("--mode", args->mode, kSplitModeHelp)->capture_default_str();
   cli->add_flag("--json", args->json, "print the JSON report (schema 1) instead of text");
   cli->add_flag(
       "--no-stacks", args->no_stacks,

@@ -30,6 +30,7 @@ struct RecordArgs {
   std::string duration;  // empty: until Ctrl-C or the target exits
   std::string max_size;
   std::string keep_for;
+  std::string mode = "auto";  // --mode: the time split
 };
 
 // Between one keyframe a minute and four per --keep-for span, so that age rotation drops little.
@@ -49,11 +50,12 @@ int run_record(const RecordArgs& a) {
       util::usage_error("--duration must be at least --interval", "pass e.g. --duration 1h");
     }
   }
+  const collect::sampler::SplitMode split_mode = parse_split_mode_arg(a.mode);
   store::WriterOptions wo;
   wo.chokepoint_version = kVersion;
   if (!a.max_size.empty()) {
     wo.max_bytes = parse_size_bytes(a.max_size, "--max-size");
-    if (wo.max_bytes < 64 * 1024) {
+    if (wo.max_bytes < std::uint64_t{64} * 1024) {
       util::usage_error("--max-size must be at least 64K", "pass e.g. --max-size 100M");
     }
   }
@@ -82,6 +84,7 @@ int run_record(const RecordArgs& a) {
   opt.stop = &g_stop;
   opt.system_every_ns = interval_ns;
   opt.fd_table_every_ns = std::max(interval_ns, kFdTableEveryNs);
+  opt.split_mode = split_mode;
   auto sampler = collect::sampler::Sampler::create(opt);
   if (!sampler) throw util::FatalError(sampler.error(), util::kExitRuntime);
   std::cerr << fmt::format("chokepoint: recording {} every {:g} s to {} ({})...\n",
@@ -119,6 +122,7 @@ Subcommand make_record_command(CLI::App& root) {
                   "how long to record (default: until Ctrl-C or the target exits)");
   cli->add_option("--max-size", args->max_size,
                   "drop the oldest samples to stay near this size (100M, 2G)");
+  cli->add_option("--mode", args->mode, kSplitModeHelp)->capture_default_str();
   cli->add_option("--keep-for", args->keep_for, "drop samples older than this (1h, 1d)");
   cli->footer(
       "Without a target, record watches the whole host. Examples:\n"

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "analysis/diagnosis.h"
+#include "app/cli_values.h"
 #include "app/replay_window.h"
 #include "app/subcommand.h"
 #include "render/diagnosis_report.h"
@@ -22,10 +23,12 @@ struct ReplayArgs {
   std::string from;
   std::string to;
   bool json = false;
+  std::string mode = "auto";
 };
 
 int run_replay(const ReplayArgs& a) {
-  ReplayedWindow w = replay_window(a.path, a.from, a.to);
+  const bool sampled_only = parse_split_mode_arg(a.mode) == collect::sampler::SplitMode::kSample;
+  ReplayedWindow w = replay_window(a.path, a.from, a.to, {}, sampled_only);
   if (!w.sampled) {
     const std::string& kind = w.observation.target.kind;  // "load" or "knee"
     const RecordedLoad& run = kind == kKneeRunTargetKind ? w.knee : w.load;
@@ -73,6 +76,10 @@ Subcommand make_replay_command(CLI::App& root) {
   cli->add_option("--from", args->from, "start this far into the recording (10s, 2m)");
   cli->add_option("--to", args->to, "end this far into the recording");
   cli->add_flag("--json", args->json, "print the JSON report (schema 1) instead of text");
+  cli->add_option("--mode", args->mode,
+                  "sample: set the recorded exact-mode sums aside (the sampled split of the same "
+                  "window); exact or auto: use them where the recording has them")
+      ->capture_default_str();
   cli->footer(
       "Examples:\n"
       "  chokepoint replay before.chokepoint\n"

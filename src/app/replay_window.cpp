@@ -14,7 +14,7 @@
 namespace chokepoint::app {
 
 ReplayedWindow replay_window(const std::string& path, const std::string& from,
-                             const std::string& to, const TickTap& tap) {
+                             const std::string& to, const TickTap& tap, bool sampled_only) {
   auto reader = store::RecordingReader::open(path);
   if (!reader) throw util::FatalError(reader.error(), util::kExitRuntime);
   const auto range = reader->time_range();
@@ -57,6 +57,12 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
   if (tap.begin) tap.begin(*reader, range->first + from_ns, range->first + end_ns);
   auto read = reader->read_ticks(range->first + end_ns, [&](model::Tick&& t) {
     if (tap.each) tap.each(t);
+    if (sampled_only && t.exact) {
+      model::ExactSample off;
+      off.mode = "sample";
+      off.problem = "replay --mode sample set the recorded kernel sums aside";
+      t.exact = std::move(off);
+    }
     return builder.add(t);
   });
   if (!read) throw util::FatalError(read.error(), util::kExitRuntime);

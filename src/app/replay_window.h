@@ -47,8 +47,10 @@ struct TickTap {
 
 // Throws util::FatalError: the file cannot be read (exit 1), the window is outside the
 // recording or empty (exit 2), a window asked of a run alone (exit 2). A run alone gives
-// sampled = false, and the tap is not called.
+// sampled = false, and the tap is not called. sampled_only: the exact mode's sums the recording
+// holds are set aside, giving the sampled split of the same window (replay --mode sample).
 ReplayedWindow replay_window(const std::string& path, const std::string& from,
-                             const std::string& to, const TickTap& tap = {});
+                             const std::string& to, const TickTap& tap = {},
+                             bool sampled_only = false);
 
 }  // namespace chokepoint::app

@@ -130,11 +130,12 @@ std::string describe_target(const collect::sampler::TargetSpec& t) {
   return "";
 }
 
-util::Result<DiagnosisWindow> TargetSession::diagnose(std::int64_t duration_ns,
-                                                      std::int64_t interval_ns,
-                                                      const std::atomic<bool>* stop,
-                                                      bool keep_samples) const {
-  return monitor::diagnose_window(spec_, {duration_ns, interval_ns, stop, keep_samples});
+util::Result<DiagnosisWindow> TargetSession::diagnose(
+    std::int64_t duration_ns, std::int64_t interval_ns, const std::atomic<bool>* stop,
+    bool keep_samples, std::optional<collect::sampler::SplitMode> split_mode) const {
+  monitor::WindowOptions o{duration_ns, interval_ns, stop, keep_samples};
+  o.split_mode = split_mode;
+  return monitor::diagnose_window(spec_, o);
 }
 
 util::Result<DiagnosisWindow> TargetSession::next_window(std::int64_t duration_ns,

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,9 +65,10 @@ class TargetSession {
   // Watches the target for one window and diagnoses it. `stop` ends the window early. With
   // keep_samples the window's samples are kept (for a recording). Errors: the target is gone or
   // cannot be read (with hints).
-  util::Result<DiagnosisWindow> diagnose(std::int64_t duration_ns, std::int64_t interval_ns,
-                                         const std::atomic<bool>* stop,
-                                         bool keep_samples = false) const;
+  util::Result<DiagnosisWindow> diagnose(
+      std::int64_t duration_ns, std::int64_t interval_ns, const std::atomic<bool>* stop,
+      bool keep_samples = false,
+      std::optional<collect::sampler::SplitMode> split_mode = std::nullopt) const;
 
   // The next of consecutive windows (top's frames), all from one sampler (monitor::WindowSeries):
   // the first call opens it, later calls continue it. duration_ns and interval_ns must not change

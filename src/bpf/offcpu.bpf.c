@@ -27,6 +27,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "offcpu.h"
+#include "thinning.h"
 
 #define PF_KTHREAD 0x00200000
 #define TASK_INTERRUPTIBLE 0x0001
@@ -126,17 +127,11 @@ struct {
 
 /* Per-CPU sampling state: the current window's start and target blocks, and the interval
  * (1 block in `every`) this window traces, chosen from the last window's count. */
-struct sample_window {
-	__u64 start_ns;
-	__u32 blocks;
-	__u32 every;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct sample_window);
+	__type(value, struct thin_window);
 } windows SEC(".maps");
 
 /* Scratch for the switch-out entry: too large for the 512-byte BPF stack with the rest. */
@@ -382,34 +377,15 @@ static __always_inline void capture(void *ctx, struct task_struct *t, __u32 pid,
  */
 static __always_inline __u64 sample_block(void)
 {
-	struct sample_window *w;
 	__u32 zero = 0;
-	__u64 now;
+	__u32 weight;
 
 	if (!window_block_budget)
 		return 1;
-	w = bpf_map_lookup_elem(&windows, &zero);
-	if (!w)
-		return 1;
-	now = bpf_ktime_get_ns();
-	if (now - w->start_ns >= OFFCPU_WINDOW_NS) {
-		__u32 every = 1;
-
-		if (now - w->start_ns < 2 * OFFCPU_WINDOW_NS && w->blocks > window_block_budget)
-			every = w->blocks / window_block_budget + 1;
-		if (every > OFFCPU_MAX_SAMPLE_EVERY)
-			every = OFFCPU_MAX_SAMPLE_EVERY;
-		w->every = every;
-		w->start_ns = now;
-		w->blocks = 0;
-	}
-	w->blocks++;
-	if (w->every > 1 && bpf_get_prandom_u32() % w->every) {
-		count_drop(OFFCPU_BLOCKS_SAMPLED_OUT);
-		return 0;
-	}
-	count_drop(OFFCPU_BLOCKS_TRACED);
-	return w->every ? w->every : 1;
+	weight = thin_event(bpf_map_lookup_elem(&windows, &zero), window_block_budget,
+			    OFFCPU_WINDOW_NS, OFFCPU_MAX_SAMPLE_EVERY);
+	count_drop(weight ? OFFCPU_BLOCKS_TRACED : OFFCPU_BLOCKS_SAMPLED_OUT);
+	return weight;
 }
 
 /*

@@ -3,13 +3,30 @@
 #include <algorithm>
 
 namespace chokepoint::model {
+namespace {
+const std::string kUnseenWaitDetail = "short waits between samples";
+}  // namespace
+
+std::int64_t off_cpu_ns(const Interval& iv) {
+  const std::int64_t wall = std::max<std::int64_t>(iv.wall_ns, 0);
+  const std::int64_t on_cpu = std::clamp<std::int64_t>(iv.on_cpu_ns, 0, wall);
+  const std::int64_t cpu_wait = std::clamp<std::int64_t>(iv.cpu_wait_ns, 0, wall - on_cpu);
+  return wall - on_cpu - cpu_wait;
+}
+
+Resource off_cpu_resource(const Interval& iv) {
+  // A wait classified as "running" covers off-CPU time we did not see the cause of: short waits
+  // between samples. Count it as idle rather than invent a cause.
+  const Resource r = iv.wait.resource;
+  return r == Resource::kOnCpu || r == Resource::kCpuWait ? Resource::kIdle : r;
+}
 
 void add_interval(ThreadAccount& account, const Interval& iv) {
   const std::int64_t wall = std::max<std::int64_t>(iv.wall_ns, 0);
   std::int64_t on_cpu = std::clamp<std::int64_t>(iv.on_cpu_ns, 0, wall);
   std::int64_t cpu_wait = std::clamp<std::int64_t>(iv.cpu_wait_ns, 0, wall - on_cpu);
   std::int64_t kernel_work = std::clamp<std::int64_t>(iv.kernel_work_ns, 0, on_cpu);
-  std::int64_t off = wall - on_cpu - cpu_wait;
+  const std::int64_t off = off_cpu_ns(iv);
 
   account.split[Resource::kOnCpu] += on_cpu - kernel_work;
   account.split[iv.cpu_wait_resource] += cpu_wait;
@@ -23,14 +40,9 @@ void add_interval(ThreadAccount& account, const Interval& iv) {
         kernel_work;
   }
 
-  Resource where = iv.wait.resource;
-  // A wait classified as "running" covers off-CPU time we did not see the cause of: short waits
-  // between samples. Count it as idle rather than invent a cause.
-  std::string detail = iv.wait.detail;
-  if (where == Resource::kOnCpu || where == Resource::kCpuWait) {
-    where = Resource::kIdle;
-    detail = "short waits between samples";
-  }
+  const Resource where = off_cpu_resource(iv);
+  const bool unseen = where != iv.wait.resource;
+  const std::string& detail = unseen ? kUnseenWaitDetail : iv.wait.detail;
   if (off > 0) {
     account.split[where] += off;
     account.details[static_cast<std::size_t>(where)][detail] += off;

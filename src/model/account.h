@@ -65,6 +65,11 @@ struct Interval {
 // wall time exactly.
 void add_interval(ThreadAccount& account, const Interval& interval);
 
+// The off-CPU remainder of an interval as add_interval counts it: its ns (wall time less the
+// clamped on-CPU and run-queue time) and the resource it goes to.
+std::int64_t off_cpu_ns(const Interval& interval);
+Resource off_cpu_resource(const Interval& interval);
+
 // The time a thread was held, in all hold states together.
 std::int64_t held_total_ns(const ThreadAccount& account);
 

@@ -8,6 +8,7 @@
 #include <set>
 #include <utility>
 
+#include "model/exact_split.h"
 #include "util/counters.h"
 
 namespace chokepoint::model {
@@ -29,6 +30,7 @@ struct ThreadTrack {
   WaitClass last_wait;
   bool last_in_disk_sync = false;
   bool last_mutex_wait = false;
+  ExactSplit exact;  // the exact mode's sums and the sampler's classes for them
 };
 
 struct ProcessTrack {
@@ -43,6 +45,9 @@ struct ProcessTrack {
   std::set<int> tids;
   std::optional<std::uint64_t> open_fds, fd_soft_limit;
   std::map<std::uint64_t, SocketSample> sockets_first, sockets_last;  // by inode
+  // What the sampler saw the process's fds and futexes to be (the exact mode classes by it).
+  // Held by pointer: ThreadTrack's ExactSplit keeps its address.
+  std::unique_ptr<ExactSplit::Process> waits = std::make_unique<ExactSplit::Process>();
 };
 
 class Builder {
@@ -71,6 +76,10 @@ class Builder {
   void process_sample(const ProcessSample& s);
   // What a tick adds beside its thread samples: processes, sockets, system, collector.
   void window_parts(const Tick& t);
+  // The exact mode's sums of a tick.
+  void exact_sample(const Tick& t);
+  // Closes a thread's account for the window: the exact split replaces the sampled one.
+  void close_account(ThreadTrack& t);
 
   const RecordingInfo& info_;
   std::int64_t start_, end_;
@@ -91,6 +100,10 @@ class Builder {
   std::optional<ShmSample> shm_last_;
   std::optional<RlimitSample> rlimits_last_;
   std::optional<CollectorSample> collector_before_, collector_last_;
+  // The exact mode: its samples at or before the window's start and in it, and the threads whose
+  // split it gave.
+  std::optional<ExactSample> exact_before_, exact_first_, exact_last_;
+  int exact_threads_ = 0;
   // After cut_after: system rates are over the time between the two reads (the first may be
   // before the window), and a window with no read of its own has none.
   bool system_span_ = false;  // the one before collector_last_, for cut_after
@@ -105,6 +118,7 @@ void Builder::add_quiet(ThreadTrack& t, std::int64_t from, std::int64_t to) {
   iv.wall_ns = to - from;
   iv.wait = t.last_wait;
   add_interval(t.account, iv);
+  t.exact.sampled(iv);
 }
 
 void Builder::thread_sample(const ThreadSample& s) {
@@ -113,6 +127,7 @@ void Builder::thread_sample(const ThreadSample& s) {
     // A first read without stat, or of a thread already watched, says nothing usable.
     if (!s.has_stat || threads_.count(id) != 0) return;
     ThreadTrack t;
+    t.exact = ExactSplit(processes_[s.key.pid].waits.get());
     t.account.key = s.key;
     t.account.comm = s.comm;
     t.account.process_name = s.process_name;
@@ -128,6 +143,7 @@ void Builder::thread_sample(const ThreadSample& s) {
     WaitObservation obs = s.wait;
     obs.majflt_delta = 0;
     t.last_wait = classify_wait(obs);
+    t.exact.observe(obs, t.last_wait);
     if (in_window(s.at_ns) && obs.where == SyscallWhere::kUnknown) ++syscall_denied_;
     processes_[s.key.pid].tids.insert(s.key.tid);
     threads_.emplace(id, std::move(t));
@@ -163,6 +179,7 @@ void Builder::thread_sample(const ThreadSample& s) {
   obs.majflt_delta = majflt_delta;
   if (count && obs.where == SyscallWhere::kUnknown) ++syscall_denied_;
   const WaitClass wait = classify_wait(obs);
+  t.exact.observe(obs, wait);
   // fsync & co, or an O_DSYNC write or uncached read of a file it was caught blocked in.
   const bool in_disk_sync = is_disk_work(obs);
   // Kernel time of a thread that was inside disk work at both ends of the interval is disk work.
@@ -194,6 +211,7 @@ void Builder::thread_sample(const ThreadSample& s) {
   if (count) {
     processes_[s.key.pid].majflt += majflt_delta;
     add_interval(t.account, iv);
+    t.exact.sampled(iv);
   }
 }
 
@@ -205,6 +223,7 @@ void Builder::end_thread(const ThreadEnd& e) {
   if (t.last_in_disk_sync) --in_disk_sync_;
   // A thread that ended before the window is not part of it (nor one of its process's threads).
   if (e.last_poll_ns >= start_) {
+    close_account(t);
     finished_.push_back(std::move(t.account));
   } else {
     processes_[e.pid].tids.erase(e.tid);
@@ -249,10 +268,32 @@ bool Builder::tick(const Tick& t) {
   }
   any_tick_ = true;
   for (int pid : t.new_pids) pids_.insert(pid);
+  // The exact sums before the threads that ended go (their last sums are in this tick), and again
+  // for the threads first seen in it (adding a sum twice is the same as once).
+  if (t.exact) exact_sample(t);
   for (const auto& e : t.ended) end_thread(e);
   for (const auto& s : t.threads) thread_sample(s);
+  if (t.exact) exact_sample(t);
   window_parts(t);
   return true;
+}
+
+void Builder::exact_sample(const Tick& t) {
+  const bool before = t.at_ns <= start_;
+  if (before) exact_before_ = t.exact;
+  if (in_window(t.at_ns)) {
+    if (!exact_first_) exact_first_ = t.exact;
+    exact_last_ = t.exact;
+  }
+  if (!before && !in_window(t.at_ns)) return;
+  for (const auto& w : t.exact->waits) {
+    auto it = threads_.find({w.pid, w.tid});
+    if (it != threads_.end()) it->second.exact.sum(w, before);
+  }
+}
+
+void Builder::close_account(ThreadTrack& t) {
+  if (t.exact.apply(t.account)) ++exact_threads_;
 }
 
 void Builder::window_parts(const Tick& t) {
@@ -445,6 +486,42 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
   return out;
 }
 
+// Which time split ran and why, from the exact mode's samples at the window's start and end.
+Source exact_source(const ExactSample& first, const ExactSample& last, const Observation& obs,
+                    int exact_threads) {
+  const std::string mode = last.mode.empty() ? std::string("auto") : last.mode;
+  if (!last.on) {
+    return {"time split", false, "",
+            fmt::format("sampled (--mode {}): {}{}{}", mode, last.problem,
+                        last.hint.empty() ? "" : "; hint: ", last.hint)};
+  }
+  const double secs = static_cast<double>(obs.duration_ns) / 1e9;
+  const std::uint64_t switches = util::saturating_delta(first.switches, last.switches);
+  const std::uint64_t thinned = util::saturating_delta(first.thinned_out, last.thinned_out);
+  const std::uint64_t lost = util::saturating_delta(first.lost, last.lost);
+  std::string budget =
+      thinned == 0 ? std::string("every one accounted")
+                   : fmt::format(
+                         "above {} per CPU per second 1 in up to {} accounted and weighed by it "
+                         "({:.1f}% not accounted)",
+                         last.budget_per_cpu_s, last.thin_every_max,
+                         100.0 * static_cast<double>(thinned) /
+                             static_cast<double>(std::max<std::uint64_t>(1, switches)));
+  if (lost > 0) budget += fmt::format("; {} intervals did not fit the kernel's maps", lost);
+  if (!last.problem.empty()) budget += "; " + last.problem;  // e.g. too many target processes
+  return {
+      "time split", true,
+      fmt::format(
+          "exact (--mode {}): each thread's off-CPU time divided by eBPF state "
+          "accounting of every switch and wakeup, with the system call and its fd or futex read "
+          "at each switch-out ({} of {} threads; "
+          "{:.0f} switches/s, {}); each wait classed as the sampler classes it; "
+          "on-CPU and run-queue time from schedstat",
+          mode, exact_threads, obs.threads.size(),
+          secs > 0 ? static_cast<double>(switches) / secs : 0.0, budget),
+      ""};
+}
+
 Observation Builder::finish(bool keep_threads) {
   if (open_) end_ = any_tick_ ? last_at_ : start_;
   Observation obs;
@@ -456,6 +533,8 @@ Observation Builder::finish(bool keep_threads) {
   finished_.reserve(finished_.size() + threads_.size());
   for (auto& [id, t] : threads_) {
     add_quiet(t, t.last_ns, end_);
+    close_account(t);
+    if (keep_threads) t.exact.next_window();
     // Going on (cut_after): the thread keeps its track and starts a fresh account.
     ThreadAccount fresh;
     if (keep_threads) {
@@ -512,6 +591,10 @@ Observation Builder::finish(bool keep_threads) {
   if (c.cpus_allowed && !obs.target.pids.empty()) obs.system.cpus_allowed = *c.cpus_allowed;
   auto more = collector_sources(obs, c, syscall_denied_, info_.interval_ns);
   obs.sources.insert(obs.sources.end(), more.begin(), more.end());
+  if (exact_last_) {
+    obs.sources.push_back(exact_source(exact_before_ ? *exact_before_ : *exact_first_, *exact_last_,
+                                       obs, exact_threads_));
+  }
   obs.sources.insert(
       obs.sources.begin(),
       {"schedstat", true, "exact on-CPU and run-queue wait time of every thread", ""});
@@ -549,10 +632,15 @@ Observation Builder::cut_after(const Tick& last) {
     ProcessTrack fresh;
     fresh.name = std::move(p.name);
     fresh.tids = std::move(p.tids);
+    fresh.waits = std::move(p.waits);  // the threads' ExactSplits point at it
     p = std::move(fresh);
   }
   lock_behind_disk_ns_ = 0;
   syscall_denied_ = 0;
+  if (exact_last_) exact_before_ = std::move(exact_last_);
+  exact_first_.reset();
+  exact_last_.reset();
+  exact_threads_ = 0;
   runnable_sum_ = 0;
   runnable_count_ = 0;
   // The system counters are read now and then (not at every tick): the new window's rates start

@@ -189,6 +189,51 @@ struct CollectorSample {
   std::uint64_t deep_samples = 0;      // threads that ran and had their state read
 };
 
+// The exact mode's time split (collect/sampler/exact_accounting.h): what an eBPF program on
+// sched_switch and sched_waking summed in the kernel for each target thread.
+enum class ExactKind : std::uint8_t {
+  kInterruptible = 0,  // blocked in state S
+  kUninterruptible,    // blocked in state D
+  kOtherBlocked,       // blocked in another state (stopped, traced, ...)
+  kRunQueueWakeup,     // runnable, from its wakeup to its switch-in
+  kRunQueuePreempted,  // runnable, from its preemption to its switch-in
+};
+inline constexpr std::size_t kExactKindCount = 5;
+
+// One thread's cumulative time in one (kind, system call, wait object) since the accounting
+// started: syscall_nr -1 is outside a system call (a page fault); object is the call's first
+// argument (the fd of fd syscalls, the futex word of futex). ns and count are weighted by the
+// thinning (ExactSample::thin_every_max says whether any was). A block still in progress at the
+// read is included up to the read.
+struct ExactWait {
+  int pid = 0;
+  int tid = 0;
+  ExactKind kind = ExactKind::kInterruptible;
+  long syscall_nr = -1;
+  std::uint64_t object = 0;
+  std::uint64_t ns = 0;
+  std::uint64_t count = 0;
+};
+
+struct ExactSample {
+  // The accounting ran. When it did not, why ("--mode sample", or what refused it) and the hint;
+  // the time split is then the sampled one.
+  bool on = false;
+  std::string mode;  // the mode asked for: "exact", "sample", "auto"
+  std::string problem;
+  std::string hint;
+  // The entries that changed since the previous tick's sample (every entry of the live threads at
+  // a recording's keyframes); a reader keeps the last value of each.
+  std::vector<ExactWait> waits;
+  // Cumulative since the accounting started: target switch-outs seen, of them not accounted
+  // (thinned out above the budget), intervals or threads that did not fit the kernel's maps.
+  std::uint64_t switches = 0;
+  std::uint64_t thinned_out = 0;
+  std::uint64_t lost = 0;
+  std::uint32_t thin_every_max = 1;    // 1: every switch was accounted
+  std::uint32_t budget_per_cpu_s = 0;  // switch-outs per CPU per second accounted in full; 0: all
+};
+
 // Everything one poll of the sampler read, in the order it read it.
 struct Tick {
   std::int64_t at_ns = 0;
@@ -203,6 +248,9 @@ struct Tick {
   std::optional<SystemSample> system;
   std::optional<std::uint32_t> runnable;  // /proc/loadavg: runnable tasks now
   std::optional<CollectorSample> collector;
+  // The exact mode's kernel sums: on every tick while it runs; at the first and the closing tick
+  // (only the why) when it was asked for and did not run.
+  std::optional<ExactSample> exact;
   bool closing = false;        // the window's (or the recording's) last tick
   bool target_exited = false;  // closing because every target process exited
 };

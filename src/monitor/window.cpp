@@ -15,6 +15,7 @@ util::Result<std::unique_ptr<WindowSeries>> WindowSeries::open(
   opt.interval_ns = options.interval_ns;
   opt.stop = options.stop;
   opt.rolling = options.rolling;
+  opt.split_mode = options.split_mode;
   auto sampler = collect::sampler::Sampler::create(opt);
   if (!sampler) return sampler.error();
   std::unique_ptr<WindowSeries> s(new WindowSeries());

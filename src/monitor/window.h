@@ -11,8 +11,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "analysis/diagnosis.h"
+#include "collect/sampler/exact_accounting.h"
 #include "collect/sampler/target.h"
 #include "model/observation.h"
 #include "model/samples.h"
@@ -42,6 +44,8 @@ struct WindowOptions {
   bool keep_samples = false;
   // For a series whose windows follow each other (top, the agent): see SamplerOptions::rolling.
   bool rolling = false;
+  // The exact mode (collect/sampler/exact_accounting.h); nullopt: not asked about.
+  std::optional<collect::sampler::SplitMode> split_mode = std::nullopt;
 };
 
 // Consecutive windows of one target from one sampler. Window N runs from window N-1's close for

@@ -14,6 +14,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "store/sqlite.h"
@@ -63,14 +64,17 @@ std::string schema_sql() {
       "notsent_bytes INTEGER, rtt_us INTEGER, bytes_acked INTEGER, sndbuf_limited_us INTEGER, "
       "rwnd_limited_us INTEGER);"
       "CREATE TABLE system_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
-      "CREATE TABLE collector_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);",
+      "CREATE TABLE collector_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
+      // Added without a schema change: a recording without it is read as one without the exact
+      // mode, and an older reader ignores it.
+      "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);",
       kWaitColumns);
 }
 
 // Tables a thread-or-process row keyed by tick lives in (rotation deletes from each).
-constexpr const char* kTickTables[] = {"pid_seen",        "thread_base",   "thread_end",
-                                       "process_sample",  "socket_sample", "system_sample",
-                                       "collector_sample"};
+constexpr const char* kTickTables[] = {"pid_seen",         "thread_base",   "thread_end",
+                                       "process_sample",   "socket_sample", "system_sample",
+                                       "collector_sample", "exact_sample"};
 
 constexpr std::int64_t kFlagClosing = 1, kFlagExited = 2;
 
@@ -245,6 +249,24 @@ json collector_json(const model::CollectorSample& c) {
          {"deep_samples", c.deep_samples}};
   if (c.cpus_allowed) j["cpus_allowed"] = *c.cpus_allowed;
   return j;
+}
+
+// The exact mode's sums of a tick: every entry given (the changed ones, or all at a keyframe).
+json exact_json(const model::ExactSample& x, const std::vector<model::ExactWait>& waits) {
+  json rows = json::array();
+  for (const auto& w : waits) {
+    rows.push_back({w.pid, w.tid, static_cast<int>(w.kind), w.syscall_nr, w.object, w.ns, w.count});
+  }
+  return {{"on", x.on},
+          {"mode", x.mode},
+          {"problem", x.problem},
+          {"hint", x.hint},
+          {"switches", x.switches},
+          {"thinned_out", x.thinned_out},
+          {"lost", x.lost},
+          {"thin_every_max", x.thin_every_max},
+          {"budget_per_cpu_s", x.budget_per_cpu_s},
+          {"waits", std::move(rows)}};
 }
 
 // Readers of documents from a file that may be hostile: a missing or mistyped member reads as
@@ -472,6 +494,43 @@ std::optional<model::CollectorSample> collector_from(const std::string& text) {
   return c;
 }
 
+std::optional<model::ExactSample> exact_from(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  model::ExactSample x;
+  x.on = jbool(j, "on");
+  x.mode = jstr(j, "mode");
+  x.problem = jstr(j, "problem");
+  x.hint = jstr(j, "hint");
+  x.switches = ju64(j, "switches");
+  x.thinned_out = ju64(j, "thinned_out");
+  x.lost = ju64(j, "lost");
+  x.thin_every_max =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
+  x.budget_per_cpu_s =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
+  auto rows = j.find("waits");
+  if (rows == j.end() || !rows->is_array()) return x;
+  for (const auto& r : *rows) {
+    if (!r.is_array() || r.size() != 7) continue;
+    bool ok = true;
+    for (const auto& v : r) ok = ok && v.is_number_integer();
+    if (!ok) continue;
+    model::ExactWait w;
+    w.pid = static_cast<int>(std::clamp<std::int64_t>(r[0].get<std::int64_t>(), 0, 1 << 30));
+    w.tid = static_cast<int>(std::clamp<std::int64_t>(r[1].get<std::int64_t>(), 0, 1 << 30));
+    w.kind = static_cast<model::ExactKind>(std::clamp<std::int64_t>(
+        r[2].get<std::int64_t>(), 0, static_cast<std::int64_t>(model::kExactKindCount) - 1));
+    w.syscall_nr =
+        static_cast<long>(std::clamp<std::int64_t>(r[3].get<std::int64_t>(), -1, 1 << 16));
+    w.object = r[4].get<std::uint64_t>();
+    w.ns = r[5].get<std::uint64_t>();
+    w.count = r[6].get<std::uint64_t>();
+    x.waits.push_back(w);
+  }
+  return x;
+}
+
 // Absolute counters of one thread, as the last row of it left them, with that row's wait and
 // time (a thread_sample row leaves out what did not change since).
 struct Counters {
@@ -498,7 +557,10 @@ struct RecordingWriter::Impl {
   DbHandle db;
   Stmt begin_tx, commit_tx, rollback_tx;
   Stmt ins_tick, ins_keyframe, ins_text, ins_thread, ins_process, ins_pid, ins_base, ins_sample,
-      ins_end, ins_process_sample, ins_socket, ins_system, ins_collector;
+      ins_end, ins_process_sample, ins_socket, ins_system, ins_collector, ins_exact;
+  // The exact mode's latest sums, by (pid, tid, kind, syscall, object): written whole at each
+  // keyframe, so that rotation keeps every baseline.
+  std::map<std::tuple<int, int, int, long, std::uint64_t>, model::ExactWait> exact_latest;
 
   struct Thread {
     std::int64_t id = 0;
@@ -583,6 +645,7 @@ util::Result<void> RecordingWriter::Impl::prepare_all() {
       {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_system, "INSERT INTO system_sample VALUES(?,?)"},
       {&ins_collector, "INSERT INTO collector_sample VALUES(?,?)"},
+      {&ins_exact, "INSERT INTO exact_sample VALUES(?,?)"},
   };
   for (const auto& item : items) {
     auto s = Stmt::prepare(d, item.sql);
@@ -920,6 +983,25 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     ins_collector.bind(1, tick_id);
     ins_collector.bind_text(2, collector_json(*tick.collector).dump());
     check(ins_collector.run());
+  }
+  if (tick.exact) {
+    for (const auto& w : tick.exact->waits) {
+      exact_latest[{w.pid, w.tid, static_cast<int>(w.kind), w.syscall_nr, w.object}] = w;
+    }
+    std::vector<model::ExactWait> all;
+    if (keyframe) {
+      all.reserve(exact_latest.size());
+      for (const auto& [k, w] : exact_latest) all.push_back(w);
+    }
+    ins_exact.bind(1, tick_id);
+    ins_exact.bind_text(2, exact_json(*tick.exact, keyframe ? all : tick.exact->waits).dump());
+    check(ins_exact.run());
+    // Threads that ended have had their last sums.
+    std::set<int> gone;
+    for (const auto& e : tick.ended) gone.insert(e.tid);
+    for (auto it = exact_latest.begin(); it != exact_latest.end();) {
+      it = gone.count(std::get<1>(it->first)) != 0 ? exact_latest.erase(it) : std::next(it);
+    }
   }
   check(tx_rc);
   return rc;
@@ -1302,6 +1384,13 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
   Cursor& sock = cur[5];
   Cursor& sys = cur[6];
   Cursor& coll = cur[7];
+  // Recordings made before the exact mode have no exact_sample table.
+  Cursor exact;
+  exact.rc = SQLITE_DONE;
+  if (auto st = Stmt::prepare(db, "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
+    exact.st = std::move(*st);
+    exact.next();
+  }
   std::unordered_map<std::int64_t, Counters> counters;  // by thread id
   std::set<int> named;                                  // processes whose name was given
   int rc = SQLITE_ROW;
@@ -1321,6 +1410,7 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
     for (auto& c : cur) {
       while (c.row() && c.tick() < id) c.next();
     }
+    while (exact.row() && exact.tick() < id) exact.next();
     for (; base.row() && base.tick() == id; base.next()) {
       auto th = r.threads.find(base.st.i64(1));
       if (th == r.threads.end()) continue;
@@ -1439,9 +1529,13 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
     for (; coll.row() && coll.tick() == id; coll.next()) {
       if (auto c = collector_from(coll.st.text(1))) t.collector = std::move(c);
     }
+    for (; exact.row() && exact.tick() == id; exact.next()) {
+      if (auto x = exact_from(exact.st.text(1))) t.exact = std::move(x);
+    }
     for (const auto& c : cur) {
       if (!c.row() && c.rc != SQLITE_DONE) return r.corrupt(c.rc);
     }
+    if (!exact.row() && exact.rc != SQLITE_DONE) return r.corrupt(exact.rc);
     if (!each(std::move(t))) return {};
   }
   if (rc != SQLITE_DONE) return r.corrupt(rc);

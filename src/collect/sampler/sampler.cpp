@@ -238,6 +238,7 @@ struct Sampler::Impl {
   // Adds the target's rlimits against their use (window end only).
   void add_rlimit_snapshot();
   std::string tcp_table_problem;
+  std::unique_ptr<ExactAccounting> exact;  // the exact mode's sums, added to every tick
 };
 
 Sampler::Sampler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -254,6 +255,11 @@ util::Result<std::unique_ptr<Sampler>> Sampler::create(SamplerOptions options) {
   auto impl = std::make_unique<Impl>(std::move(options));
   auto ok = validate(impl->opt.target, impl->proc);
   if (!ok) return ok.error();
+  if (impl->opt.split_mode) {
+    auto exact = ExactAccounting::create(*impl->opt.split_mode, impl->opt.exact_budget_per_cpu_s);
+    if (!exact) return exact.error();
+    impl->exact = std::move(*exact);
+  }
   return std::unique_ptr<Sampler>(new Sampler(std::move(impl)));
 }
 
@@ -806,6 +812,11 @@ void Sampler::Impl::add_rlimit_snapshot() {
 void Sampler::Impl::emit(model::SampleSink& sink, std::int64_t at_ns) {
   tick.at_ns = at_ns;
   tick.sockets = waits.take_socket_samples();
+  if (exact) {
+    std::vector<int> pids;
+    for (const auto& [pid, p] : processes) pids.push_back(pid);
+    exact->fill(tick, pids);
+  }
   sink.add(std::move(tick));
   tick = model::Tick{};
   iter_fresh = false;

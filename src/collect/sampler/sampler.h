@@ -14,8 +14,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "collect/sampler/exact_accounting.h"
 #include "collect/sampler/target.h"
 #include "model/samples.h"
 #include "util/result.h"
@@ -48,6 +50,11 @@ struct SamplerOptions {
   // and the privileges allow (root, BTF, Linux 5.8+); /proc otherwise. The counters are the same
   // kernel fields, so the time split does not change; the collector sample says which ran.
   bool task_iterator = true;
+  // The exact mode (collect/sampler/exact_accounting.h): every tick also carries the kernel's
+  // state accounting. kExact fails create() when the eBPF programs cannot load. nullopt: neither
+  // the sums nor a word about them (top, the agent).
+  std::optional<SplitMode> split_mode = std::nullopt;
+  std::uint32_t exact_budget_per_cpu_s = 100'000;  // switch-outs per CPU per second, then thinned
 };
 
 class Sampler {

@@ -101,6 +101,49 @@ TEST(DiagnoseCli, BadValuesAreUsageErrors) {
   expect_cli_error(run_chokepoint({"diagnose", "--children"}), 2, "--children needs --pid");
 }
 
+TEST(DiagnoseCli, BadModeIsAUsageError) {
+  expect_cli_error(run_chokepoint({"diagnose", "--mode", "fast", "--pid", "1"}), 2,
+                   "--mode 'fast' is not a mode");
+  expect_cli_error(run_chokepoint({"record", "--mode", "x", "-o", "/dev/null", "--pid", "1"}), 2,
+                   "--mode exact, --mode sample or --mode auto");
+}
+
+// Where the eBPF programs cannot load (here: an unprivileged user, with
+// kernel.unprivileged_bpf_disabled set), --mode auto falls back to the sampled split and says why
+// with a hint; --mode exact is an error with the same hint.
+TEST(DiagnoseCli, ExactModeFallsBackToSamplingWithAHint) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged user";
+  if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "setpriv (util-linux) is missing";
+  std::ifstream disabled_file("/proc/sys/kernel/unprivileged_bpf_disabled");
+  int disabled = 0;
+  disabled_file >> disabled;
+  if (disabled == 0) GTEST_SKIP() << "unprivileged BPF is allowed here: nothing refuses the load";
+  auto as_nobody = [](std::vector<std::string> args) {
+    std::vector<std::string> all = {"--reuid=65534", "--regid=65534", "--clear-groups",
+                                    chokepoint_bin()};
+    all.insert(all.end(), args.begin(), args.end());
+    auto r = run_to_exit(all, "/usr/bin/setpriv", std::chrono::seconds(30));
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : test_support::ExitResult{};
+  };
+  auto fallback = as_nobody({"diagnose", "--mode", "auto", "--duration", "500ms", "--no-stacks",
+                             "--json", "--", "sleep", "5"});
+  ASSERT_EQ(fallback.exit_code, 0) << fallback.stderr_text;
+  const auto j = nlohmann::json::parse(fallback.stdout_text, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << fallback.stdout_text;
+  ASSERT_TRUE(j["sources"].contains("time split")) << j["sources"].dump(1);
+  const auto& split = j["sources"]["time split"];
+  EXPECT_FALSE(split["available"].get<bool>());
+  const std::string hint = split["hint"];
+  EXPECT_NE(hint.find("sampled (--mode auto): state accounting"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("; hint: "), std::string::npos) << hint;
+  EXPECT_NE(hint.find("unprivileged_bpf_disabled"), std::string::npos) << hint;
+  // The same refusal with --mode exact is the run's error.
+  expect_cli_error(as_nobody({"diagnose", "--mode", "exact", "--duration", "500ms", "--no-stacks",
+                              "--", "sleep", "5"}),
+                   1, "--mode sample");
+}
+
 TEST(DiagnoseCli, PathThatIsNotACgroup) {
   expect_cli_error(run_chokepoint({"diagnose", "--cgroup", "/tmp"}), 1, "is not a cgroup");
   expect_cli_error(run_chokepoint({"diagnose", "--cgroup", "/nonexistent/cg"}), 1,

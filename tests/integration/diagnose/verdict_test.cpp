@@ -62,6 +62,8 @@ struct Case {
   // was at least kCpuSaturated busy and the verdict is cpu (saturated), the expected bottleneck
   // must still be found, significant, with at least kRunnerUpShare of busy time.
   bool cpu_may_saturate_first = false;
+  // diagnose --mode; empty: the default (auto, which is exact as root with BTF).
+  std::string mode;
 };
 
 constexpr double kCpuSaturated = 0.8;
@@ -105,10 +107,11 @@ std::optional<Background> start_load(const Case& c, const std::string& host, std
 
 // Stacks (2 s after the window) only for the cases that check them: they are what CI time is
 // made of, 28 cases in a row.
-std::optional<Run> diagnose(pid_t pid, bool stacks) {
+std::optional<Run> diagnose(pid_t pid, bool stacks, const std::string& mode) {
   std::vector<std::string> args = {"diagnose",   "--pid", std::to_string(pid),
                                    "--duration", "3s",    "--json"};
   if (!stacks) args.push_back("--no-stacks");
+  if (!mode.empty()) args.insert(args.end(), {"--mode", mode});
   auto r = test_support::run_to_exit(args, chokepoint_bin(), std::chrono::seconds(30));
   EXPECT_TRUE(r) << r.error().message;
   if (!r) return std::nullopt;
@@ -183,9 +186,19 @@ TEST_P(Verdict, OnTheLab) {
 
   auto load = start_load(c, host, lab->port());
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  auto run = diagnose(lab->pid(), !c.stack_function.empty());
+  auto run = diagnose(lab->pid(), !c.stack_function.empty(), c.mode);
   ASSERT_TRUE(run);
   const auto& j = run->report;
+  // The time split ran exact (eBPF state accounting) unless sampling was asked for: as root with
+  // BTF the default (auto) must not fall back.
+  ASSERT_TRUE(j["sources"].contains("time split")) << j["sources"].dump(1);
+  const bool exact = j["sources"]["time split"]["available"].get<bool>();
+  if (c.mode == "sample") {
+    EXPECT_FALSE(exact);
+  } else if (stacks_expected()) {
+    EXPECT_TRUE(exact) << j["sources"]["time split"].dump();
+  }
+  RecordProperty("mode", exact ? "exact" : "sample");
   const std::string verdict = j["verdict"];
   const std::string kind = verdict == "none" ? "" : j["bottlenecks"][0]["kind"].get<std::string>();
   RecordProperty("summary", summary(j));
@@ -348,6 +361,26 @@ const std::vector<Case> kScenarios = [] {
 }();
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, Verdict, ::testing::ValuesIn(kScenarios),
+                         [](const auto& info) { return info.param.name; });
+
+// The scenarios above run in the default mode, which is exact here (root, BTF). A handful run
+// again with --mode sample, the fallback where eBPF cannot load: the same verdicts.
+const std::vector<Case> kSampleMode = [] {
+  std::vector<Case> v;
+  for (const char* name :
+       {"cpu_threads", "lock_threads", "disk_threads", "upstream_threads", "none_idle"}) {
+    for (Case c : kScenarios) {
+      if (c.name != name) continue;
+      c.name += "_sample_mode";
+      c.mode = "sample";
+      c.stack_function.clear();  // stacks are not what this checks (and cost 2 s each)
+      v.push_back(c);
+    }
+  }
+  return v;
+}();
+
+INSTANTIATE_TEST_SUITE_P(SampleMode, Verdict, ::testing::ValuesIn(kSampleMode),
                          [](const auto& info) { return info.param.name; });
 
 // With the fix applied, under the same kind of load, the verdict moves off the old bottleneck.

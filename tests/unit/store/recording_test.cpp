@@ -208,6 +208,62 @@ TEST(Recording, ReplaysTheSameObservation) {
   EXPECT_EQ(reader->time_range()->second, 2'900 * kMs);
 }
 
+// The exact mode's sums survive a recording: only changed entries are written per tick, and a
+// recording without them (made before the exact mode) reads as one without the exact mode.
+TEST(Recording, KeepsTheExactModesSums) {
+  const std::string path = temp_path("exact.chokepoint");
+  model::Samples s = sample_window(20);
+  for (std::size_t i = 0; i < s.ticks.size(); ++i) {
+    model::ExactSample x;
+    x.on = true;
+    x.mode = "auto";
+    x.switches = 100 * i;
+    x.thin_every_max = 1;
+    model::ExactWait w;
+    w.pid = 100;
+    w.tid = 1;
+    w.kind = model::ExactKind::kUninterruptible;
+    w.syscall_nr = SYS_fdatasync;
+    w.object = 3;
+    w.ns = 40 * kMs * i;
+    w.count = i;
+    if (i % 2 == 0) x.waits.push_back(w);  // unchanged on odd ticks: not given again
+    s.ticks[i].exact = std::move(x);
+  }
+  {
+    auto w = write(path, s);
+    ASSERT_TRUE(w) << w.error().message;
+  }
+  auto back = read_all(path);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->ticks.size(), s.ticks.size());
+  for (std::size_t i = 0; i < s.ticks.size(); ++i) {
+    ASSERT_TRUE(back->ticks[i].exact) << i;
+    const auto& got = *back->ticks[i].exact;
+    EXPECT_TRUE(got.on);
+    EXPECT_EQ(got.mode, "auto");
+    EXPECT_EQ(got.switches, 100 * i);
+    // The first tick is a keyframe: every entry so far; later ticks only the changed ones.
+    ASSERT_EQ(got.waits.size(), s.ticks[i].exact->waits.size()) << i;
+    for (std::size_t k = 0; k < got.waits.size(); ++k) {
+      EXPECT_EQ(got.waits[k].ns, s.ticks[i].exact->waits[k].ns);
+      EXPECT_EQ(got.waits[k].kind, model::ExactKind::kUninterruptible);
+      EXPECT_EQ(got.waits[k].syscall_nr, SYS_fdatasync);
+    }
+  }
+  EXPECT_EQ(report(*back), report(s));
+  EXPECT_NE(report(s).find("time split"), std::string::npos);
+  // Without the table (a recording made before the exact mode): no exact samples, no error.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE exact_sample", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto old = read_all(path);
+  ASSERT_TRUE(old) << old.error().message;
+  ASSERT_EQ(old->ticks.size(), s.ticks.size());
+  for (const auto& t : old->ticks) EXPECT_FALSE(t.exact);
+}
+
 TEST(Recording, FileHasTheDocumentedIdentityAndPassesIntegrityCheck) {
   const std::string path = temp_path("identity.chokepoint");
   auto writer = write(path, sample_window(3));

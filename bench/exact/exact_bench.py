@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""The exact mode against the sampled one, side by side in one run (issue 16).
+
+split: for each lab scenario, one `chokepoint diagnose --mode exact --record` window under load;
+       the exact split is the live report's, the sampled split is `replay --mode sample` of the
+       same recording (the same window, the kernel's sums set aside). Prints their L1 distance.
+cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagnose --mode exact
+       and with diagnose --mode sample, ROUNDS alternating rounds, medians and ratios; the
+       target's context switches per second; and the eBPF programs' own CPU from bpf_stats
+       (kernel.bpf_stats_enabled=1 for the exact runs, restored after).
+switch: the same three ways for `stress-ng --switch 1` (two processes passing a pipe message back
+       and forth as fast as they can: its throughput is its context switch rate).
+
+Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|switch|all] [ROUNDS]
+"""
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
+WHAT = sys.argv[2] if len(sys.argv) > 2 else "all"
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+BIN = os.path.join(BUILD, "bin")
+TMP = tempfile.mkdtemp(prefix="cp-exact-bench.")
+
+
+def start_lab(args):
+    out = open(os.path.join(TMP, "lab.%d.out" % len(os.listdir(TMP))), "w+")
+    p = subprocess.Popen([os.path.join(BIN, "chokepoint-lab"), "--port", "0"] + args,
+                         stdout=out, stderr=subprocess.STDOUT)
+    for _ in range(200):
+        out.seek(0)
+        m = re.search(r"listening on [0-9.]+:(\d+)", out.read())
+        if m:
+            return p, int(m.group(1))
+        time.sleep(0.05)
+    p.kill()
+    raise RuntimeError("the lab did not start: " + " ".join(args))
+
+
+def stop(p):
+    if p and p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def wrk(port, seconds, path="/", extra=()):
+    return subprocess.Popen(["wrk", "-t1", "-c16", "-d%ds" % seconds, "--timeout", "10s"] +
+                            list(extra) + ["http://127.0.0.1:%d%s" % (port, path)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def rps(w):
+    out = w.communicate()[0]
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    return float(m.group(1)) if m else 0.0
+
+
+def l1(a, b):
+    return sum(abs(a.get(k, 0) - b.get(k, 0)) for k in set(a) | set(b))
+
+
+SCENARIOS = [
+    ("cpu", ["--scenario", "cpu"], "closed", False),
+    ("lock", ["--scenario", "lock"], "keys", False),
+    ("disk", ["--scenario", "disk"], "closed", False),
+    ("log", ["--scenario", "log"], "closed", False),
+    ("upstream", ["--scenario", "upstream"], "closed", True),
+    ("serial", ["--scenario", "serial"], "closed", False),
+    ("none (idle)", ["--scenario", "none"], "none", False),
+    ("lock (epoll)", ["--scenario", "lock", "--model", "epoll"], "keys", False),
+]
+
+
+def split_bench():
+    print("| scenario | verdict (exact) | verdict (sampled) | L1(exact, sampled) | exact split |")
+    print("|---|---|---|---:|---|")
+    keys = os.path.join(ROOT, "bench/lab/keys_random.lua")
+    for name, args, load, upstream in SCENARIOS:
+        up = None
+        try:
+            if upstream:
+                up, up_port = start_lab(["--role", "upstream", "--delay-ms", "5"])
+                args = args + ["--upstream", "127.0.0.1:%d" % up_port]
+            lab, port = start_lab(args)
+            w = None
+            if load != "none":
+                w = wrk(port, 6, extra=(["-s", keys] if load == "keys" else []))
+            time.sleep(1)
+            rec = os.path.join(TMP, "split.chokepoint")
+            d = subprocess.run([os.path.join(BIN, "chokepoint"), "diagnose", "--pid", str(lab.pid),
+                                "--duration", "3s", "--no-stacks", "--mode", "exact", "--json",
+                                "--record", rec], capture_output=True, text=True, timeout=60)
+            if w:
+                w.kill()
+                w.wait()
+            exact = json.loads(d.stdout)
+            r = subprocess.run([os.path.join(BIN, "chokepoint"), "replay", rec, "--mode", "sample",
+                                "--json"], capture_output=True, text=True, timeout=60)
+            sampled = json.loads(r.stdout)
+            a, b = exact["time_split"], sampled["time_split"]
+            shown = " ".join("%s %.2f" % (k, v) for k, v in sorted(a.items(), key=lambda x: -x[1])
+                             if v >= 0.01)
+            print("| %s | %s | %s | %.3f | %s |" % (name, exact["verdict"], sampled["verdict"],
+                                                    l1(a, b), shown))
+            stop(lab)
+        finally:
+            stop(up)
+
+
+def target_switches(pid):
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        n += int(line.split()[1])
+        except OSError:
+            pass
+    return n
+
+
+def bpf_runtime_ns():
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
+                         text=True).stdout
+    total = 0
+    for p in json.loads(out or "[]"):
+        if p.get("name", "").startswith("stateacct"):
+            total += p.get("run_time_ns", 0)
+    return total
+
+
+def cost_bench():
+    lab, port = start_lab(["--scenario", "none", "--workers", "2"])
+    results = {"none": [], "exact": [], "sample": []}
+    switches, bpf_share = [], []
+    old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    try:
+        for r in range(ROUNDS):
+            for mode in ("none", "exact", "sample"):
+                diag = None
+                if mode != "none":
+                    if mode == "exact":
+                        open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
+                    diag = subprocess.Popen(
+                        [os.path.join(BIN, "chokepoint"), "diagnose", "--pid", str(lab.pid),
+                         "--duration", "8s", "--no-stacks", "--mode", mode, "--json"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1)
+                cs0, t0 = target_switches(lab.pid), time.monotonic()
+                b0 = bpf_runtime_ns() if mode == "exact" else 0
+                w = wrk(port, 5)
+                got = rps(w)
+                t1 = time.monotonic()
+                if mode == "exact":
+                    bpf_share.append((bpf_runtime_ns() - b0) / ((t1 - t0) * 1e9))
+                if mode == "none":
+                    switches.append((target_switches(lab.pid) - cs0) / (t1 - t0))
+                results[mode].append(got)
+                if diag:
+                    diag.wait(30)
+                open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+            print("round %d: none %.0f req/s, exact %.0f, sample %.0f; %.0f switches/s; "
+                  "BPF programs %.2f%% of one core" % (r + 1, results["none"][-1],
+                                                       results["exact"][-1],
+                                                       results["sample"][-1], switches[-1],
+                                                       bpf_share[-1] * 100))
+    finally:
+        open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+        stop(lab)
+    m = {k: statistics.median(v) for k, v in results.items()}
+    print("medians: none %.0f req/s; exact %.0f (ratio %.4f, %+.2f%%); sample %.0f (ratio %.4f, "
+          "%+.2f%%); target %.0f context switches/s; BPF programs %.2f%% of one core (bpf_stats)"
+          % (m["none"], m["exact"], m["exact"] / m["none"], (m["exact"] / m["none"] - 1) * 100,
+             m["sample"], m["sample"] / m["none"], (m["sample"] / m["none"] - 1) * 100,
+             statistics.median(switches), statistics.median(bpf_share) * 100))
+
+
+def switch_bench():
+    results = {"none": [], "exact": [], "sample": []}
+    bpf_share = []
+    old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    try:
+        for r in range(ROUNDS):
+            for mode in ("none", "exact", "sample"):
+                s = subprocess.Popen(["stress-ng", "--switch", "1", "-t", "6", "--metrics-brief"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                time.sleep(0.3)
+                diag = None
+                if mode != "none":
+                    if mode == "exact":
+                        open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
+                    diag = subprocess.Popen(
+                        [os.path.join(BIN, "chokepoint"), "diagnose", "--pid", str(s.pid),
+                         "--children", "--duration", "5s", "--no-stacks", "--mode", mode,
+                         "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if mode == "exact":
+                        time.sleep(1)
+                        b0, t0 = bpf_runtime_ns(), time.monotonic()
+                        time.sleep(3)
+                        bpf_share.append((bpf_runtime_ns() - b0) / ((time.monotonic() - t0) * 1e9))
+                out = s.communicate()[0]
+                if diag:
+                    diag.wait(30)
+                open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+                m = re.search(r"switch\s+\d+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)", out)
+                results[mode].append(float(m.group(1)) if m else 0.0)
+            print("round %d: none %.0f switch ops/s, exact %.0f, sample %.0f; BPF programs %.2f%% of "
+                  "one core" % (r + 1, results["none"][-1], results["exact"][-1],
+                                results["sample"][-1], bpf_share[-1] * 100))
+    finally:
+        open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+    m = {k: statistics.median(v) for k, v in results.items()}
+    print("medians: none %.0f switch ops/s; exact %.0f (ratio %.4f, %+.2f%%); sample %.0f (ratio "
+          "%.4f, %+.2f%%); BPF programs %.2f%% of one core (bpf_stats)"
+          % (m["none"], m["exact"], m["exact"] / m["none"], (m["exact"] / m["none"] - 1) * 100,
+             m["sample"], m["sample"] / m["none"], (m["sample"] / m["none"] - 1) * 100,
+             statistics.median(bpf_share) * 100))
+
+
+if __name__ == "__main__":
+    try:
+        if WHAT in ("split", "all"):
+            split_bench()
+        if WHAT in ("cost", "all"):
+            cost_bench()
+        if WHAT in ("switch", "all"):
+            switch_bench()
+    finally:
+        subprocess.run(["rm", "-rf", TMP])

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * stateacct: structs shared by stateacct.bpf.c (kernel) and collect/bpf (user space). Fixed-width
+ * types only, no pointers: both sides must agree on every byte.
+ */
+#ifndef CHOKEPOINT_BPF_STATEACCT_H
+#define CHOKEPOINT_BPF_STATEACCT_H
+
+/* What a target thread's time was spent in between two scheduler events. */
+enum stateacct_kind {
+	STATEACCT_INTERRUPTIBLE = 0,   /* blocked in TASK_INTERRUPTIBLE (S) */
+	STATEACCT_UNINTERRUPTIBLE = 1, /* blocked in TASK_UNINTERRUPTIBLE (D) */
+	STATEACCT_OTHER = 2,           /* any other blocked state: stopped, traced, ... */
+	STATEACCT_RUNQ_WAKEUP = 3,     /* runnable from its wakeup to its switch-in */
+	STATEACCT_RUNQ_PREEMPTED = 4,  /* runnable from its preemption to its switch-in */
+	STATEACCT_KIND_NR = 5,
+};
+
+/*
+ * Key of the "sums" map: one thread, one kind, and for blocked kinds the system call it blocked
+ * in (-1: outside one, e.g. a page fault) with that call's first argument, which names the wait
+ * object: the fd of fd syscalls (model::fd_argument_index is 0 for all of them), the futex word
+ * of futex. Run-queue kinds carry the call the thread was in too (what it will resume).
+ */
+struct stateacct_key {
+	__u32 tgid;
+	__u32 tid;
+	__s32 syscall_nr;
+	__u32 kind;
+	__u64 object;
+};
+
+/* Value of "sums": weighted (see the thinning in stateacct.bpf.c) ns and events, cumulative. */
+struct stateacct_value {
+	__u64 ns;
+	__u64 count;
+};
+
+/* Phases of a thread in the "threads" map. */
+enum stateacct_phase {
+	STATEACCT_PHASE_NONE = 0,     /* running, or not accounted (thinned out, never seen leave) */
+	STATEACCT_PHASE_BLOCKED = 1,  /* off the CPU since since_ns, in kind/blocked_nr/object */
+	STATEACCT_PHASE_RUNNABLE = 2, /* on a run queue since since_ns */
+};
+
+/* Value of the "threads" map (key: __u32 thread id): where the thread is now. */
+struct stateacct_thread {
+	__u64 since_ns;       /* bpf_ktime_get_ns() at the phase's start */
+	__u64 weight;         /* 1 / the probability the phase was accounted with */
+	__u64 blocked_object; /* the first argument of the system call it left the CPU in */
+	__s32 blocked_nr;     /* that system call, -1 outside one */
+	__u32 pad0;
+	__u32 phase;          /* enum stateacct_phase */
+	__u32 kind;           /* enum stateacct_kind of the phase */
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* Counters (per CPU, summed by user space). */
+enum stateacct_stat {
+	STATEACCT_STAT_SWITCHES = 0,    /* target switch-outs seen */
+	STATEACCT_STAT_THINNED_OUT = 1, /* of them, not accounted (thinning above the budget) */
+	STATEACCT_STAT_SUMS_FULL = 2,   /* an interval lost: the sums map was full */
+	STATEACCT_STAT_THREADS_FULL = 3, /* a thread not followed: the threads map was full */
+	STATEACCT_STAT_MAX_EVERY = 4,   /* the largest thinning interval used (max, not a sum) */
+	STATEACCT_STAT_NR = 5,
+};
+
+/* Thinning windows, per CPU: as the off-CPU tracer's. */
+#define STATEACCT_WINDOW_NS 10000000ULL
+#define STATEACCT_MAX_SAMPLE_EVERY 256
+
+#define STATEACCT_MAX_TARGETS 4096
+#define STATEACCT_MAX_THREADS 32768
+#define STATEACCT_MAX_SUMS 65536
+
+#endif /* CHOKEPOINT_BPF_STATEACCT_H */

@@ -1,0 +1,73 @@
+#pragma once
+// The exact mode's kernel half: an eBPF program (src/bpf/stateacct.bpf.c) on sched_switch and
+// sched_waking (tp_btf) that sums, for each thread of the target processes, its blocked time per
+// (state, system call, wait object) and its run-queue time, in the kernel; the system call and
+// its object are read from the registers saved at kernel entry when the thread leaves the CPU.
+// Nothing is streamed per event: read() takes every sum in one batch lookup (one bpf(2) call per
+// few thousand entries), plus the phases still open, counted up to now.
+//
+// Cost: one hash lookup (the previous task's tgid) on every context switch in the system, one
+// more (the next task's tid); for target threads a few map operations per switch and wakeup. Above
+// `budget_per_cpu_s` switch-outs per CPU per second the program accounts each phase with a known
+// probability and weighs it by its inverse (as the off-CPU tracer does), so the sums stay unbiased.
+//
+// Thread-safety: one thread uses a tracer.
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "util/result.h"
+
+namespace chokepoint::collect::bpf {
+
+struct StateAccountingOptions {
+  // Switch-outs per CPU per second accounted in full; 0: every one, whatever the rate.
+  std::uint32_t budget_per_cpu_s = 100'000;
+};
+
+// One entry of the kernel's sums (see src/bpf/stateacct.h): kind is enum stateacct_kind.
+struct StateSum {
+  int pid = 0;
+  int tid = 0;
+  int kind = 0;
+  long syscall_nr = -1;
+  std::uint64_t object = 0;
+  std::uint64_t ns = 0;
+  std::uint64_t count = 0;
+};
+
+struct StateAccountingStats {
+  std::uint64_t switches = 0;     // target switch-outs seen
+  std::uint64_t thinned_out = 0;  // of them, not accounted
+  std::uint64_t lost = 0;         // intervals or threads that did not fit the maps
+  std::uint32_t max_every = 1;    // the largest thinning interval used
+};
+
+class StateAccounting {
+ public:
+  // Loads and attaches the programs. Errors (each with a hint): built without BPF, no BTF, not
+  // root (or unprivileged BPF disabled), a program the kernel refuses.
+  static util::Result<std::unique_ptr<StateAccounting>> create(
+      const StateAccountingOptions& options);
+  ~StateAccounting();
+  StateAccounting(const StateAccounting&) = delete;
+  StateAccounting& operator=(const StateAccounting&) = delete;
+
+  // The target processes are exactly `tgids` from now on (at most 4,096).
+  util::Result<void> set_targets(const std::vector<int>& tgids);
+  // Every sum of the target's threads, cumulative, with the phases still open added up to the
+  // read (so a thread blocked for the whole window has its wait so far). Sorted by key.
+  std::vector<StateSum> read();
+  // Drops the kernel's entries of threads that ended (their sums were read).
+  void forget(const std::vector<int>& tids);
+  StateAccountingStats stats() const;
+  std::uint32_t budget_per_cpu_s() const;
+
+ private:
+  struct Impl;
+  explicit StateAccounting(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace chokepoint::collect::bpf

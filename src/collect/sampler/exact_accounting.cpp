@@ -1,0 +1,111 @@
+#include "collect/sampler/exact_accounting.h"
+
+#include <algorithm>
+#include <set>
+
+namespace chokepoint::collect::sampler {
+
+std::string_view split_mode_name(SplitMode mode) {
+  switch (mode) {
+    case SplitMode::kAuto:
+      return "auto";
+    case SplitMode::kExact:
+      return "exact";
+    case SplitMode::kSample:
+      return "sample";
+  }
+  return "auto";
+}
+
+std::optional<SplitMode> parse_split_mode(std::string_view text) {
+  for (SplitMode m : {SplitMode::kAuto, SplitMode::kExact, SplitMode::kSample}) {
+    if (text == split_mode_name(m)) return m;
+  }
+  return std::nullopt;
+}
+
+ExactAccounting::~ExactAccounting() = default;
+
+util::Result<std::unique_ptr<ExactAccounting>> ExactAccounting::create(
+    SplitMode mode, std::uint32_t budget_per_cpu_s) {
+  std::unique_ptr<ExactAccounting> self(new ExactAccounting());
+  self->mode_ = mode;
+  if (mode == SplitMode::kSample) {
+    self->problem_ = "--mode sample";
+    self->hint_ =
+        "--mode exact (or auto, as root) splits the off-CPU time by every switch and "
+        "wakeup, counted in the kernel";
+    return self;
+  }
+  auto tracer = bpf::StateAccounting::create({budget_per_cpu_s});
+  if (!tracer) {
+    if (mode == SplitMode::kExact) {
+      util::Error e = tracer.error();
+      e.hint += e.hint.empty() ? "" : "; ";
+      e.hint += "or use --mode sample (or auto) for the sampled time split";
+      return e;
+    }
+    self->problem_ = tracer.error().message;
+    self->hint_ = tracer.error().hint;
+    return self;
+  }
+  self->tracer_ = std::move(*tracer);
+  return self;
+}
+
+void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
+  model::ExactSample x;
+  x.mode = std::string(split_mode_name(mode_));
+  if (!tracer_) {
+    if (!first_ && !tick.closing) return;
+    first_ = false;
+    x.problem = problem_;
+    x.hint = hint_;
+    tick.exact = std::move(x);
+    return;
+  }
+  first_ = false;
+  x.on = true;
+  if (auto ok = tracer_->set_targets(pids); !ok) {
+    x.problem = ok.error().message;  // the processes beyond the table's size go unaccounted
+  }
+  const std::set<int> live(pids.begin(), pids.end());
+  for (const auto& s : tracer_->read()) {
+    if (live.count(s.pid) == 0) continue;
+    const Key key{s.pid, s.tid, s.kind, s.syscall_nr, s.object};
+    auto [it, added] = last_.try_emplace(key, s.ns, s.count);
+    if (!added) {
+      if (it->second == std::make_pair(s.ns, s.count)) continue;
+      it->second = {s.ns, s.count};
+    }
+    model::ExactWait w;
+    w.pid = s.pid;
+    w.tid = s.tid;
+    w.kind = static_cast<model::ExactKind>(
+        std::clamp(s.kind, 0, static_cast<int>(model::kExactKindCount) - 1));
+    w.syscall_nr = s.syscall_nr;
+    w.object = s.object;
+    w.ns = s.ns;
+    w.count = s.count;
+    x.waits.push_back(w);
+  }
+  // Threads that ended were read for the last time above.
+  std::vector<int> gone;
+  for (const auto& e : tick.ended) gone.push_back(e.tid);
+  if (!gone.empty()) {
+    tracer_->forget(gone);
+    const std::set<int> g(gone.begin(), gone.end());
+    for (auto it = last_.begin(); it != last_.end();) {
+      it = g.count(std::get<1>(it->first)) != 0 ? last_.erase(it) : std::next(it);
+    }
+  }
+  const auto st = tracer_->stats();
+  x.switches = st.switches;
+  x.thinned_out = st.thinned_out;
+  x.lost = st.lost;
+  x.thin_every_max = st.max_every;
+  x.budget_per_cpu_s = tracer_->budget_per_cpu_s();
+  tick.exact = std::move(x);
+}
+
+}  // namespace chokepoint::collect::sampler

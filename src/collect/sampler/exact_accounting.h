@@ -1,0 +1,60 @@
+#pragma once
+// The exact mode of the time split: the kernel's state accounting (collect/bpf/state_accounting.h)
+// turned into the per-tick record model::ExactSample, for the sampler to add to each tick. The
+// model (model/builder.h) splits each thread's off-CPU time by these sums, classifying each
+// (system call, wait object) as the sampler classifies the same thread's wait on it.
+//
+// Thread-safety: the sampler's thread only.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "collect/bpf/state_accounting.h"
+#include "model/samples.h"
+#include "util/result.h"
+
+namespace chokepoint::collect::sampler {
+
+enum class SplitMode : std::uint8_t {
+  kAuto = 0,  // exact where the eBPF programs load (root, BTF), else sampled with the reason
+  kExact,     // exact, or an error
+  kSample,    // the sampled split only
+};
+
+std::string_view split_mode_name(SplitMode mode);
+// "exact", "sample", "auto"; nullopt for anything else.
+std::optional<SplitMode> parse_split_mode(std::string_view text);
+
+class ExactAccounting {
+ public:
+  // kSample: nothing is loaded and every fill says why. kExact: a refusal is the error (with its
+  // hint). kAuto: a refusal is kept as the reason the split is sampled.
+  static util::Result<std::unique_ptr<ExactAccounting>> create(SplitMode mode,
+                                                               std::uint32_t budget_per_cpu_s);
+  ~ExactAccounting();
+  ExactAccounting(const ExactAccounting&) = delete;
+  ExactAccounting& operator=(const ExactAccounting&) = delete;
+
+  bool on() const { return tracer_ != nullptr; }
+  // Adds tick.exact: the target processes are `pids` from now on; the sums that changed since the
+  // last fill (of the threads in `pids`); the kernel's entries of tick.ended's threads are dropped
+  // after their last read. When off, only the first and the closing tick say why.
+  void fill(model::Tick& tick, const std::vector<int>& pids);
+
+ private:
+  ExactAccounting() = default;
+  using Key = std::tuple<int, int, int, long, std::uint64_t>;  // pid, tid, kind, syscall, object
+  SplitMode mode_ = SplitMode::kAuto;
+  std::unique_ptr<bpf::StateAccounting> tracer_;
+  std::string problem_, hint_;
+  bool first_ = true;
+  std::map<Key, std::pair<std::uint64_t, std::uint64_t>> last_;  // ns, count
+};
+
+}  // namespace chokepoint::collect::sampler

@@ -1,0 +1,196 @@
+#include "model/exact_split.h"
+
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <array>
+
+#include "util/counters.h"
+
+namespace chokepoint::model {
+namespace {
+
+// The off-CPU resources: where a blocked thread's time can go.
+constexpr std::array<Resource, 6> kOffCpu = {Resource::kDisk,  Resource::kNetwork,
+                                             Resource::kLock,  Resource::kMemory,
+                                             Resource::kSleep, Resource::kIdle};
+
+bool is_run_queue(ExactKind k) {
+  return k == ExactKind::kRunQueueWakeup || k == ExactKind::kRunQueuePreempted;
+}
+
+// The key the kernel gives a wait: the system call and its first argument (stateacct.h).
+bool object_key(const WaitObservation& obs, long& nr, std::uint64_t& object) {
+  if (obs.where == SyscallWhere::kInSyscall) {
+    nr = obs.syscall_nr;
+    object = obs.args[0];
+    return true;
+  }
+  if (obs.where == SyscallWhere::kNotInSyscall) {
+    nr = -1;
+    object = 0;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void ExactSplit::observe(const WaitObservation& obs, const WaitClass& cls) {
+  net_wait_ = obs.process_waits_on_network;
+  Process& p = process_ ? *process_ : own_;
+  if (obs.where == SyscallWhere::kInSyscall) {
+    const int idx = fd_argument_index(obs.syscall_nr);
+    if (idx >= 0 && obs.fd_role != FdRole::kUnknown) {
+      p.fds[obs.args[static_cast<std::size_t>(idx)]] = {obs.fd_role, obs.fd_detail};
+    }
+    if (obs.syscall_nr == SYS_futex && !obs.futex_caller.empty()) {
+      p.futex_callers[obs.args[0]] = obs.futex_caller;
+    }
+  }
+  if (cls.resource == Resource::kOnCpu || cls.resource == Resource::kCpuWait) return;
+  long nr = -1;
+  std::uint64_t object = 0;
+  if (!object_key(obs, nr, object)) return;
+  seen_[{nr, object}][{cls.resource, cls.detail, cls.hold}] += 1;
+  if (process_) process_->seen[{nr, object}][{cls.resource, cls.detail, cls.hold}] += 1;
+}
+
+void ExactSplit::sampled(const Interval& interval) {
+  const std::int64_t off = off_cpu_ns(interval);
+  if (off > 0) sampled_off_[off_cpu_resource(interval)] += off;
+}
+
+void ExactSplit::sum(const ExactWait& w, bool before_window) {
+  const SumKey key{w.kind, w.syscall_nr, w.object};
+  if (before_window) {
+    base_ns_[key] = w.ns;
+  } else {
+    base_ns_.try_emplace(key, 0);  // first seen inside the window: it began there
+    in_window_ = true;
+  }
+  last_ns_[key] = w.ns;
+}
+
+std::vector<std::pair<WaitClass, double>> ExactSplit::classes_of(const SumKey& key) const {
+  const auto& [kind, nr, object] = key;
+  std::vector<std::pair<WaitClass, double>> out;
+  const Process& p = process_ ? *process_ : own_;
+  // Outside a system call (-1) the object says nothing: only the thread's own observations.
+  for (const auto* seen : {&seen_, nr >= 0 ? &p.seen : nullptr}) {
+    if (kind == ExactKind::kOtherBlocked || seen == nullptr) break;
+    auto it = seen->find({nr, object});
+    if (it == seen->end()) continue;
+    for (const auto& [c, n] : it->second) {
+      out.push_back({WaitClass{std::get<0>(c), std::get<1>(c), std::get<2>(c)}, n});
+    }
+    return out;
+  }
+  // Not seen by the sampler: what the system call on this object is, with what the sampler knows
+  // of the object from other calls.
+  WaitObservation obs;
+  obs.state = kind == ExactKind::kUninterruptible ? 'D'
+              : kind == ExactKind::kOtherBlocked  ? 'T'
+                                                  : 'S';
+  obs.process_waits_on_network = net_wait_;
+  if (nr < 0) {
+    obs.where = SyscallWhere::kNotInSyscall;
+  } else {
+    obs.where = SyscallWhere::kInSyscall;
+    obs.syscall_nr = nr;
+    const int idx = fd_argument_index(nr);
+    obs.args[static_cast<std::size_t>(std::max(idx, 0))] = object;
+    if (idx >= 0) {
+      auto fd = p.fds.find(object);
+      if (fd != p.fds.end()) {
+        obs.fd_role = fd->second.first;
+        obs.fd_detail = fd->second.second;
+      }
+    }
+    if (nr == SYS_futex) {
+      auto f = p.futex_callers.find(object);
+      if (f != p.futex_callers.end()) obs.futex_caller = f->second;
+    }
+  }
+  out.push_back({classify_wait(obs), 1.0});
+  return out;
+}
+
+TimeSplit ExactSplit::exact_off_cpu(
+    std::array<std::map<std::string, double>, kResourceCount>* details) const {
+  std::array<double, kResourceCount> ns{};
+  for (const auto& [key, last] : last_ns_) {
+    if (is_run_queue(std::get<0>(key))) continue;
+    auto b = base_ns_.find(key);
+    const auto d =
+        static_cast<double>(util::saturating_delta(b == base_ns_.end() ? 0 : b->second, last));
+    if (d <= 0) continue;
+    const auto classes = classes_of(key);
+    double total = 0;
+    for (const auto& c : classes) total += c.second;
+    for (const auto& [cls, n] : classes) {
+      Resource r = cls.resource;
+      if (r == Resource::kOnCpu || r == Resource::kCpuWait) r = Resource::kIdle;
+      ns[static_cast<std::size_t>(r)] += d * n / total;
+      if (details) (*details)[static_cast<std::size_t>(r)][cls.detail] += d * n / total;
+    }
+  }
+  TimeSplit out;
+  for (std::size_t i = 0; i < kResourceCount; ++i) out.ns[i] = static_cast<std::int64_t>(ns[i]);
+  return out;
+}
+
+bool ExactSplit::apply(ThreadAccount& account) const {
+  if (!in_window_) return false;
+  std::array<std::map<std::string, double>, kResourceCount> exact_details;
+  const TimeSplit exact = exact_off_cpu(&exact_details);
+  std::int64_t e = 0, o = 0;
+  for (Resource r : kOffCpu) {
+    e += exact[r];
+    o += sampled_off_[r];
+  }
+  if (e <= 0 || o <= 0) return false;
+  // The sums divide the off-CPU time the clock and schedstat bound: scaled down when they count
+  // more (a read's open block is a few µs ahead of the sampler's clock), and what they did not
+  // see (a block already in progress when the accounting started) divided as sampled.
+  const double scale = e > o ? static_cast<double>(o) / static_cast<double>(e) : 1.0;
+  const double rest = e > o ? 0.0 : static_cast<double>(o - e);
+  TimeSplit next;
+  std::int64_t sum = 0;
+  Resource largest = Resource::kIdle;
+  for (Resource r : kOffCpu) {
+    next[r] = static_cast<std::int64_t>(static_cast<double>(exact[r]) * scale +
+                                        rest * static_cast<double>(sampled_off_[r]) /
+                                            static_cast<double>(o));
+    sum += next[r];
+    if (next[r] > next[largest]) largest = r;
+  }
+  next[largest] += o - sum;  // rounding: the total stays the sampled off-CPU time exactly
+  for (Resource r : kOffCpu) {
+    const std::int64_t before = account.split[r];
+    const std::int64_t after = before + next[r] - sampled_off_[r];
+    account.split[r] = after;
+    auto& d = account.details[static_cast<std::size_t>(r)];
+    if (before > 0 && !d.empty()) {
+      const double f = static_cast<double>(after) / static_cast<double>(before);
+      for (auto& [text, ns] : d) ns = static_cast<std::int64_t>(static_cast<double>(ns) * f);
+    } else if (after > 0) {
+      const auto& named = exact_details[static_cast<std::size_t>(r)];
+      double total = 0;
+      for (const auto& [text, ns] : named) total += ns;
+      for (const auto& [text, ns] : named) {
+        d[text] += static_cast<std::int64_t>(static_cast<double>(after) * ns / total);
+      }
+    }
+  }
+  return true;
+}
+
+void ExactSplit::next_window() {
+  base_ns_ = last_ns_;
+  // What the sampler saw stays: a builder fed from the stream's start would know it too.
+  sampled_off_ = TimeSplit{};
+  in_window_ = false;
+}
+
+}  // namespace chokepoint::model

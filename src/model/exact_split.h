@@ -1,0 +1,81 @@
+#pragma once
+// The exact mode's off-CPU split of one thread over one window. The kernel summed the thread's
+// blocked time per (state, system call, wait object) (model::ExactSample); this decides what each
+// of those waits *is* exactly as the sampled split does, from the sampler's own observations of
+// the same thread: the classes it gave the same (system call, object) (by how often it saw each,
+// so an event loop's epoll_wait that was sometimes idle and sometimes waiting on an upstream keeps
+// that mix), else those it gave the same object in another thread of the process, else the fd's
+// role and the futex's caller it saw in the process, else the system call's own class.
+// So the exact and sampled splits agree on what a wait is and differ only in how much of it there
+// was. On-CPU and run-queue time stay schedstat's; the evidence (details) stays the sampler's.
+// Pure; used by model::Builder.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "model/account.h"
+#include "model/samples.h"
+#include "model/wait.h"
+
+namespace chokepoint::model {
+
+class ExactSplit {
+ public:
+  // What the sampler saw of a process's waits, shared by its threads: an fd or a futex word names
+  // the same object in every thread of the process.
+  struct Process {
+    std::map<std::pair<long, std::uint64_t>,
+             std::map<std::tuple<Resource, std::string, Hold>, double>>
+        seen;
+    std::map<std::uint64_t, std::pair<FdRole, std::string>> fds;
+    std::map<std::uint64_t, std::string> futex_callers;
+  };
+  // `process` (may be null) outlives this; observations are added to it too.
+  explicit ExactSplit(Process* process = nullptr) : process_(process) {}
+
+  // A sampled observation of the thread (first or later), with the class the sampler gave it.
+  void observe(const WaitObservation& obs, const WaitClass& cls);
+  // The off-CPU remainder of an interval the sampled split counted in the window.
+  void sampled(const Interval& interval);
+  // A cumulative kernel sum of this thread. before_window: read at or before the window's start
+  // (the baseline); otherwise inside it.
+  void sum(const ExactWait& wait, bool before_window);
+  // True once a sum inside the window was seen.
+  bool has_window_sums() const { return in_window_; }
+
+  // The thread's off-CPU time by resource from the kernel's sums in the window, classified as
+  // above; run-queue kinds are left out (schedstat has them).
+  // details: when given, the same ns by resource and wait detail.
+  TimeSplit exact_off_cpu(
+      std::array<std::map<std::string, double>, kResourceCount>* details = nullptr) const;
+  // Replaces the sampled off-CPU part of account.split by the exact one, scaled to the same total
+  // (schedstat and the clock bound the window; the sums say how it divides). Time the kernel did
+  // not see (a block in progress when the accounting started) keeps the sampled division. The
+  // details of each off-CPU resource are rescaled to its new time (or, for a resource only the
+  // kernel saw, named by the classes of its waits), so evidence shares stay within 100%.
+  // Returns false, changing nothing, without sums in the window or sampled off-CPU time.
+  bool apply(ThreadAccount& account) const;
+  // Starts the next window: the sums read so far are its baseline.
+  void next_window();
+
+ private:
+  using ObjectKey = std::pair<long, std::uint64_t>;           // system call, object
+  using ClassKey = std::tuple<Resource, std::string, Hold>;   // a WaitClass
+  using SumKey = std::tuple<ExactKind, long, std::uint64_t>;  // kind, system call, object
+  std::vector<std::pair<WaitClass, double>> classes_of(const SumKey& key) const;
+
+  std::map<ObjectKey, std::map<ClassKey, double>> seen_;  // observations by class
+  Process* process_ = nullptr;
+  Process own_;            // without a process: fds and futexes as this thread saw them
+  bool net_wait_ = false;  // the last observation's process_waits_on_network
+  TimeSplit sampled_off_;
+  std::map<SumKey, std::uint64_t> base_ns_, last_ns_;
+  bool in_window_ = false;
+};
+
+}  // namespace chokepoint::model

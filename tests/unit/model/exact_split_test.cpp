@@ -1,0 +1,217 @@
+// The exact mode in the builder: the kernel's sums divide each thread's off-CPU time, classed as
+// the sampler classed the same (system call, object); unseen objects take the system call's
+// class; time the kernel did not see keeps the sampled division; windows cut at ticks start from
+// the sums at the cut.
+#include <gtest/gtest.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+#include "model/builder.h"
+#include "model/exact_split.h"
+
+namespace chokepoint::model {
+namespace {
+
+constexpr std::int64_t kMs = 1'000'000;
+constexpr std::uint64_t kSocketFd = 5;
+constexpr std::uint64_t kMutex = 0x1000;
+
+WaitObservation upstream_read() {
+  WaitObservation w;
+  w.state = 'S';
+  w.where = SyscallWhere::kInSyscall;
+  w.syscall_nr = SYS_read;
+  w.args = {kSocketFd, 0, 0, 0, 0, 0};
+  w.fd_role = FdRole::kSocketClient;
+  w.fd_detail = "10.0.0.2:5432";
+  return w;
+}
+
+WaitObservation mutex_wait() {
+  WaitObservation w;
+  w.state = 'S';
+  w.where = SyscallWhere::kInSyscall;
+  w.syscall_nr = SYS_futex;
+  w.args = {kMutex, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0};
+  return w;
+}
+
+// A read at `at`; the one before (prev_poll_ns) was the tick before, 1000 ms earlier.
+ThreadSample sample(std::int64_t at, bool first, std::uint64_t run_ns, WaitObservation wait) {
+  ThreadSample s;
+  s.key = {100, 1, 7};
+  s.at_ns = at;
+  s.prev_poll_ns = first ? at : at - 1000 * kMs;
+  s.first = first;
+  s.comm = "worker";
+  s.process_name = "svc";
+  s.has_stat = true;
+  s.run_ns = run_ns;
+  s.wait = std::move(wait);
+  return s;
+}
+
+ExactWait sum(ExactKind kind, long nr, std::uint64_t object, std::int64_t ms) {
+  ExactWait w;
+  w.pid = 100;
+  w.tid = 1;
+  w.kind = kind;
+  w.syscall_nr = nr;
+  w.object = object;
+  w.ns = static_cast<std::uint64_t>(ms * kMs);
+  w.count = 1;
+  return w;
+}
+
+ExactSample exact(std::vector<ExactWait> waits, std::uint64_t switches = 0) {
+  ExactSample x;
+  x.on = true;
+  x.mode = "exact";
+  x.waits = std::move(waits);
+  x.switches = switches;
+  return x;
+}
+
+RecordingInfo info() {
+  RecordingInfo i;
+  i.target = {"pid", "100", {}};
+  i.interval_ns = 100 * kMs;
+  return i;
+}
+
+// Thread 1: first seen reading its upstream socket, read again at 1000 ms after running 100 ms,
+// queued on a mutex. Sampled: the 900 ms off the CPU are all the mutex's (the wait seen at the
+// interval's end).
+std::vector<Tick> ticks_with(std::optional<ExactSample> at_end) {
+  std::vector<Tick> ticks(2);
+  ticks[0].at_ns = 0;
+  ticks[0].threads.push_back(sample(0, true, 0, upstream_read()));
+  if (at_end) ticks[0].exact = exact({});
+  ticks[1].at_ns = 1000 * kMs;
+  ticks[1].threads.push_back(sample(1000 * kMs, false, 100 * kMs, mutex_wait()));
+  ticks[1].exact = std::move(at_end);
+  return ticks;
+}
+
+const Source* find_source(const Observation& obs, const std::string& name) {
+  for (const auto& s : obs.sources) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+TEST(ExactSplit, TheKernelsSumsDivideTheOffCpuTimeClassedAsTheSamplerClassedEachObject) {
+  const Observation sampled = build_observation(info(), ticks_with(std::nullopt));
+  ASSERT_EQ(sampled.threads.size(), 1u);
+  EXPECT_EQ(sampled.threads[0].split[Resource::kLock], 900 * kMs);
+  EXPECT_EQ(find_source(sampled, "time split"), nullptr);  // no word without the exact mode
+
+  // The kernel saw 600 ms in read(5) and 300 ms on the mutex.
+  const Observation obs = build_observation(
+      info(), ticks_with(exact({sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 600),
+                                sum(ExactKind::kInterruptible, SYS_futex, kMutex, 300),
+                                sum(ExactKind::kRunQueueWakeup, SYS_futex, kMutex, 40)},
+                               2000)));
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& t = obs.threads[0];
+  EXPECT_EQ(t.split[Resource::kNetwork], 600 * kMs);
+  EXPECT_EQ(t.split[Resource::kLock], 300 * kMs);
+  EXPECT_EQ(t.split[Resource::kOnCpu], 100 * kMs);  // schedstat's, untouched
+  EXPECT_EQ(t.split.total_ns(), 1000 * kMs);
+  // The evidence follows the new time: the network's detail is the sampler's name for the socket,
+  // and the mutex's detail holds the lock's time.
+  std::int64_t net_details = 0;
+  for (const auto& [text, ns] : t.details[static_cast<std::size_t>(Resource::kNetwork)]) {
+    EXPECT_NE(text.find("10.0.0.2:5432"), std::string::npos) << text;
+    net_details += ns;
+  }
+  EXPECT_EQ(net_details, 600 * kMs);
+  std::int64_t lock_details = 0;
+  for (const auto& [text, ns] : t.details[static_cast<std::size_t>(Resource::kLock)]) {
+    lock_details += ns;
+  }
+  EXPECT_LE(lock_details, 300 * kMs);
+  EXPECT_GE(lock_details, 300 * kMs - 10);
+  const Source* s = find_source(obs, "time split");
+  ASSERT_NE(s, nullptr);
+  EXPECT_TRUE(s->available);
+  EXPECT_NE(s->detail.find("exact (--mode exact)"), std::string::npos) << s->detail;
+  EXPECT_NE(s->detail.find("2000 switches/s"), std::string::npos) << s->detail;
+  EXPECT_NE(s->detail.find("1 of 1 threads"), std::string::npos) << s->detail;
+}
+
+TEST(ExactSplit, AnObjectTheSamplerNeverSawTakesItsSystemCallsClass) {
+  const Observation obs = build_observation(
+      info(), ticks_with(exact({sum(ExactKind::kInterruptible, SYS_nanosleep, 0, 450),
+                                sum(ExactKind::kInterruptible, SYS_futex, kMutex, 450)})));
+  ASSERT_EQ(obs.threads.size(), 1u);
+  EXPECT_EQ(obs.threads[0].split[Resource::kSleep], 450 * kMs);
+  EXPECT_EQ(obs.threads[0].split[Resource::kLock], 450 * kMs);
+}
+
+TEST(ExactSplit, TimeTheKernelDidNotSeeKeepsTheSampledDivision) {
+  // Only 300 ms of the 900 were seen (the thread was blocked when the accounting started): the
+  // other 600 ms stay as sampled (lock).
+  const Observation obs = build_observation(
+      info(), ticks_with(exact({sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 300)})));
+  ASSERT_EQ(obs.threads.size(), 1u);
+  EXPECT_EQ(obs.threads[0].split[Resource::kNetwork], 300 * kMs);
+  EXPECT_EQ(obs.threads[0].split[Resource::kLock], 600 * kMs);
+}
+
+TEST(ExactSplit, SumsAboveTheWallTimeAreScaledToIt) {
+  const Observation obs = build_observation(
+      info(), ticks_with(exact({sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 1200),
+                                sum(ExactKind::kInterruptible, SYS_futex, kMutex, 600)})));
+  ASSERT_EQ(obs.threads.size(), 1u);
+  EXPECT_EQ(obs.threads[0].split[Resource::kNetwork], 600 * kMs);
+  EXPECT_EQ(obs.threads[0].split[Resource::kLock], 300 * kMs);
+  EXPECT_EQ(obs.threads[0].split.total_ns(), 1000 * kMs);
+}
+
+TEST(ExactSplit, AWindowCutAtATickStartsFromTheSumsAtTheCut) {
+  // Window 1 [0, 1000]: 900 ms in read(5). Window 2 [1000, 2000]: 950 ms more on the mutex.
+  std::vector<Tick> ticks =
+      ticks_with(exact({sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 900)}));
+  ticks[1].closing = true;
+  Tick third;
+  third.at_ns = 2000 * kMs;
+  third.threads.push_back(sample(2000 * kMs, false, 150 * kMs, mutex_wait()));
+  third.exact = exact({sum(ExactKind::kInterruptible, SYS_futex, kMutex, 950)});
+  ObservationBuilder b(info());
+  b.add(ticks[0]);
+  b.add(ticks[1]);
+  const Observation first = b.cut_after(ticks[1]);
+  b.add(third);
+  const Observation second = b.finish();
+  ASSERT_EQ(first.threads.size(), 1u);
+  ASSERT_EQ(second.threads.size(), 1u);
+  EXPECT_EQ(first.threads[0].split[Resource::kNetwork], 900 * kMs);
+  EXPECT_EQ(second.threads[0].split[Resource::kNetwork], 0);
+  EXPECT_EQ(second.threads[0].split[Resource::kLock], 950 * kMs);
+  // The same as a builder of the second window alone, fed every tick from the start.
+  std::vector<Tick> all = ticks;
+  all.push_back(third);
+  const Observation alone = build_observation(info(), all, {1000 * kMs, 2000 * kMs});
+  ASSERT_EQ(alone.threads.size(), 1u);
+  EXPECT_EQ(alone.threads[0].split.ns, second.threads[0].split.ns);
+}
+
+TEST(ExactSplit, WhenTheModeIsOffTheSourcesSayWhyAndTheSplitIsSampled) {
+  ExactSample off;
+  off.mode = "auto";
+  off.problem = "state accounting: needs root";
+  off.hint = "run as root";
+  std::vector<Tick> ticks = ticks_with(off);
+  ticks[0].exact = off;
+  const Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  EXPECT_EQ(obs.threads[0].split[Resource::kLock], 900 * kMs);
+  const Source* s = find_source(obs, "time split");
+  ASSERT_NE(s, nullptr);
+  EXPECT_FALSE(s->available);
+  EXPECT_EQ(s->hint, "sampled (--mode auto): state accounting: needs root; hint: run as root");
+}
+
+}  // namespace
+}  // namespace chokepoint::model
