@@ -323,9 +323,13 @@ def main():
             assert len(frames) > 3, len(frames)
             # Zoom: click a middling frame of depth 1 or deeper; it then spans more of the
             # graph, the frames outside it hide, and Reset Zoom shows.
+            # Frames narrower than 10 px are hard to hit with a click, and one as wide as the
+            # graph cannot widen: pick among the others.
             pick = driver.execute_script(
+                'var width = arguments[0].getBoundingClientRect().width;'
                 'var fs = Array.from(arguments[0].querySelectorAll("g.f")).filter(function (g) {'
-                '  return Number(g.getAttribute("data-d")) >= 1; });'
+                '  var w = Number(g.querySelector("rect").getAttribute("width"));'
+                '  return Number(g.getAttribute("data-d")) >= 1 && w >= 10 && w < 0.9 * width; });'
                 'fs.sort(function (a, b) { return Number(a.getAttribute("data-w")) -'
                 '  Number(b.getAttribute("data-w")); });'
                 'return fs.length ? fs[Math.floor(fs.length / 2)] : null;', svg)
