@@ -23,11 +23,29 @@ std::string term(std::string_view s) {
   return util::terminal_text(s);
 }
 
+// The verdict in a table cell: "disk (fsync) 55%" (of busy time, as the header says), "network
+// (backlog) 61% dropped", "memory (leak) runs out in 20 min". A cell as wide as its column or
+// wider ends with a space, so that the next one never runs into it.
 std::string verdict_text(const analysis::Diagnosis& d) {
   if (d.verdict == analysis::Verdict::kNone || d.bottlenecks.empty()) return "none";
   const auto& b = d.bottlenecks.front();
-  return fmt::format("{} ({}) {}", analysis::verdict_name(b.resource), analysis::kind_name(b.kind),
-                     analysis::share_text(b));
+  std::string weight;
+  switch (analysis::share_basis(b.kind)) {
+    case analysis::ShareBasis::kBusyTime:
+      weight = analysis::rules::percent(b.share);
+      break;
+    case analysis::ShareBasis::kConnectionAttempts:
+      weight = analysis::rules::percent(b.share) + " dropped";
+      break;
+    case analysis::ShareBasis::kFreeMemoryPerHour:
+      weight = b.limit_in_s ? "runs out in " + analysis::rules::duration(*b.limit_in_s)
+                            : analysis::rules::percent(b.share) + " of free memory/h";
+      break;
+  }
+  std::string out = fmt::format("{} ({}) {}", analysis::verdict_name(b.resource),
+                                analysis::kind_name(b.kind), weight);
+  if (out.size() >= 24) out += ' ';
+  return out;
 }
 
 double busy_share(const model::TimeSplit& s, Resource r) {
