@@ -32,6 +32,7 @@
 #include "support/background.h"
 #include "support/files.h"
 #include "support/lab_process.h"
+#include "support/offcpu_support.h"
 
 namespace chokepoint::collect {
 namespace {
@@ -39,18 +40,6 @@ namespace {
 using test_support::Background;
 using test_support::LabProcess;
 using test_support::read_file;
-
-bool iterator_unavailable(std::string* why) {
-  if (geteuid() != 0) {
-    *why = "needs root";
-    return true;
-  }
-  if (!std::filesystem::exists("/sys/kernel/btf/vmlinux")) {
-    *why = "needs kernel BTF (/sys/kernel/btf/vmlinux)";
-    return true;
-  }
-  return false;
-}
 
 std::set<int> tids_of(int pid) {
   std::set<int> tids;
@@ -68,8 +57,8 @@ std::map<int, bpf::TaskRecord> by_tid(const std::vector<bpf::TaskRecord>& record
 }
 
 TEST(TaskIterator, CountersOfTheLabAgreeWithProc) {
-  std::string why;
-  if (iterator_unavailable(&why)) GTEST_SKIP() << why;
+  // Root, BTF and a build with BPF: the iterator's needs are the off-CPU tracer's.
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
   auto lab = LabProcess::start({"--scenario", "cpu", "--port", "0"});
   ASSERT_TRUE(lab) << lab.error().message;
   auto load = Background::start("wrk", {"-t1", "-c4", "-d6s", "--timeout", "5s",
@@ -178,8 +167,8 @@ void run_sampler(int pid, bool task_iterator, SplitRun* out) {
 }
 
 TEST(TaskIterator, SamplerSplitEqualsTheSplitFromProc) {
-  std::string why;
-  if (iterator_unavailable(&why)) GTEST_SKIP() << why;
+  // Root, BTF and a build with BPF: the iterator's needs are the off-CPU tracer's.
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
   auto lab = LabProcess::start({"--scenario", "cpu", "--port", "0"});
   ASSERT_TRUE(lab) << lab.error().message;
   auto load = Background::start("wrk", {"-t1", "-c8", "-d8s", "--timeout", "5s",
