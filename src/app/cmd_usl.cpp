@@ -1,4 +1,5 @@
-// chokepoint usl DATA.csv [--json]: fits the Universal Scalability Law to measured throughput.
+// chokepoint usl DATA.csv [--json] [-o page.html]: fits the Universal Scalability Law to measured
+// throughput; -o also draws the fit as the knee page's USL panel (report/page.h usl_html).
 #include <fmt/format.h>
 #include <cmath>
 #include <iostream>
@@ -8,6 +9,9 @@
 #include "app/subcommand.h"
 #include "loadgen/usl.h"
 #include "render/json_text.h"
+#include "render/knee_report.h"
+#include "report/page.h"
+#include "util/atomic_file.h"
 #include "util/escape.h"
 #include "util/fatal.h"
 
@@ -18,6 +22,7 @@ namespace {
 struct UslArgs {
   std::string path;
   bool json = false;
+  std::string html;  // -o: the page's path ("" for none)
 };
 
 std::string fmt_num(double v) {
@@ -25,9 +30,27 @@ std::string fmt_num(double v) {
   return fmt::format("{:.4g}", v);
 }
 
+// The fit drawn on its own page (report/page.h usl_html), written whole or not at all.
+void write_usl_page(const std::string& page_path, const std::string& data_path,
+                    const loadgen::UslFileFit& data) {
+  nlohmann::json u;
+  u["points"] = nlohmann::json::array();
+  for (const auto& p : data.points)
+    u["points"].push_back({{"concurrency", p.concurrency}, {"throughput", p.throughput}});
+  render::add_usl_fit_json(u, data.fit);
+  const std::string page = report::usl_html(data_path, u);
+  if (auto w = util::write_file_atomically(page_path, page); !w) throw util::FatalError(w.error());
+  std::cerr << fmt::format("chokepoint: wrote {} ({} bytes)\n", util::terminal_text(page_path),
+                           page.size());
+}
+
 int run_usl(const UslArgs& args) {
+  if (!args.html.empty()) {
+    if (auto w = util::check_writable(args.html); !w) throw util::FatalError(w.error());
+  }
   auto data = loadgen::fit_usl_file(args.path);
   if (!data) throw util::FatalError(data.error());
+  if (!args.html.empty()) write_usl_page(args.html, args.path, *data);
   const std::vector<loadgen::UslPoint>* points = &data->points;
   const loadgen::UslFit* fit = &data->fit;
   const loadgen::UslModel& m = fit->model;
@@ -100,11 +123,15 @@ Subcommand make_usl_command(CLI::App& root) {
                   "CSV with rows 'concurrency,throughput' (header optional)")
       ->required();
   cli->add_flag("--json", args->json, "print the fit as JSON");
+  cli->add_option("-o,--output", args->html,
+                  "also write the fit as one self-contained HTML page (the fitted curve over the "
+                  "measured points, its parameters, the peak)");
   cli->footer(
       "Model: X(N) = λN / (1 + σ(N−1) + κN(N−1)), fitted by nonlinear least squares (GSL).\n"
       "Example:\n"
       "  printf '1,980\\n2,1900\\n4,3500\\n8,5600\\n16,6900\\n' > tput.csv\n"
       "  chokepoint usl tput.csv          # lambda, sigma, kappa and the peak concurrency\n"
+      "  chokepoint usl tput.csv -o usl.html   # the same, drawn on a page\n"
       "  chokepoint knee URL --usl        # measures the rows itself, then fits them\n"
       "See docs/usl.md.");
   return Subcommand{cli, [args] { return run_usl(*args); }};

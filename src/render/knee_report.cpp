@@ -286,14 +286,7 @@ nlohmann::json knee_json(const loadgen::KneeRun& run, const KneeContext& c) {
       u["points"].push_back(p);
     }
     if (run.fit) {
-      const auto& m = run.fit->model;
-      u["lambda"] = m.lambda;
-      u["sigma"] = m.sigma;
-      u["kappa"] = m.kappa;
-      u["r2"] = run.fit->r2;
-      u["n_star"] =
-          std::isfinite(m.n_star()) ? nlohmann::json(m.n_star()) : nlohmann::json(nullptr);
-      u["x_max"] = std::isfinite(m.x_max()) ? nlohmann::json(m.x_max()) : nlohmann::json(nullptr);
+      add_usl_fit_json(u, *run.fit);
       if (c.target_rate_per_s > 0) {
         if (run.plan) {
           u["instances"] = {{"target_rate", c.target_rate_per_s},
@@ -312,6 +305,16 @@ nlohmann::json knee_json(const loadgen::KneeRun& run, const KneeContext& c) {
     out["usl"] = u;
   }
   return out;
+}
+
+void add_usl_fit_json(nlohmann::json& out, const loadgen::UslFit& fit) {
+  const auto& m = fit.model;
+  out["lambda"] = m.lambda;
+  out["sigma"] = m.sigma;
+  out["kappa"] = m.kappa;
+  out["r2"] = fit.r2;
+  out["n_star"] = std::isfinite(m.n_star()) ? nlohmann::json(m.n_star()) : nlohmann::json(nullptr);
+  out["x_max"] = std::isfinite(m.x_max()) ? nlohmann::json(m.x_max()) : nlohmann::json(nullptr);
 }
 
 std::string usl_csv(const loadgen::KneeRun& run) {

@@ -49,6 +49,10 @@ std::string knee_summary_text(const loadgen::KneeRun& run, const KneeContext& c)
 // parameters, the plan).
 nlohmann::json knee_json(const loadgen::KneeRun& run, const KneeContext& c);
 
+// A USL fit's parameters as the knee JSON's "usl" object and the usl page hold them: lambda,
+// sigma, kappa, r2, n_star and x_max (null when unbounded: kappa = 0 or a linear fit).
+void add_usl_fit_json(nlohmann::json& out, const loadgen::UslFit& fit);
+
 // The sweep as "concurrency,throughput" rows under a header (for chokepoint usl).
 std::string usl_csv(const loadgen::KneeRun& run);
 

@@ -161,4 +161,11 @@ std::string knee_html(const std::string& label, const nlohmann::json& knee) {
   return report_html(data, "chokepoint knee: " + label);
 }
 
+std::string usl_html(const std::string& label, const nlohmann::json& usl) {
+  const nlohmann::json data = {{"recordings", nlohmann::json::array()},
+                               {"diff", nullptr},
+                               {"usls", {{{"label", label}, {"usl", usl}}}}};
+  return report_html(data, "chokepoint usl: " + label);
+}
+
 }  // namespace chokepoint::report

@@ -44,7 +44,8 @@ std::string script_json(const nlohmann::json& j);
 
 // The page: {"recordings": [recording_json, ...], "diff": render::diagnosis_diff_json or null,
 // "loads": [{"label", "load"}] (optional: load runs drawn on their own, `chokepoint load -o`),
-// "knees": [{"label", "knee"}] (optional: knee runs, `chokepoint knee -o`)}.
+// "knees": [{"label", "knee"}] (optional: knee runs, `chokepoint knee -o`),
+// "usls": [{"label", "usl"}] (optional: fits of measured rows, `chokepoint usl -o`)}.
 // `flamegraphs[i]` (null or missing: none) is recording i's kept profile: drawn by
 // render/flamegraph_svg.h inline in the page, its script and style under the page's CSP nonce,
 // interactive as the SVG file is (click to zoom, search).
@@ -60,5 +61,10 @@ std::string load_html(const std::string& label, const nlohmann::json& load);
 // fit (the fitted curve over the measured points, its parameters, the projected peak). `label`
 // names the run (its URL).
 std::string knee_html(const std::string& label, const nlohmann::json& knee);
+
+// The page of one `chokepoint usl` fit: `usl` holds "points" ([{concurrency, throughput}]) and the
+// fit (render/knee_report.h add_usl_fit_json), drawn as the knee page's USL panel: the fitted
+// curve over the measured points, its parameters, the peak. `label` names the data (its file).
+std::string usl_html(const std::string& label, const nlohmann::json& usl);
 
 }  // namespace chokepoint::report

@@ -663,9 +663,10 @@
   var recs = data.recordings;
   var loads = data.loads || [];
   var knees = data.knees || [];
+  var usls = data.usls || [];
   el('h1', null, (recs.length ? 'chokepoint report: ' : knees.length ? 'chokepoint knee: '
-    : 'chokepoint load: ') +
-    recs.concat(loads, knees).map(function (r) { return r.label; }).join(' \u2192 '), root);
+    : usls.length ? 'chokepoint usl: ' : 'chokepoint load: ') +
+    recs.concat(loads, knees, usls).map(function (r) { return r.label; }).join(' \u2192 '), root);
   if (data.diff) diffSection(data.diff, root);
   var cols = el('div', 'columns', null, root);
   cols.style.setProperty('--n', String(recs.length));
@@ -699,6 +700,12 @@
     el('div', 'meta', meta, box);
     kneeCurve(k.knee, box);
     uslFit(k.knee, box);
+  });
+  // A fit of measured rows on its own (chokepoint usl -o): the USL panel.
+  usls.forEach(function (u) {
+    var box = el('section', 'recording', null, root);
+    el('div', 'meta', (u.usl.points || []).length + ' measured levels of concurrency', box);
+    uslFit({ usl: u.usl }, box);
   });
   api.readyMs = performance.now();  // since navigation started: the time to interactive
   api.ready = true;

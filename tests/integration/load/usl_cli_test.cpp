@@ -82,5 +82,35 @@ TEST(UslCli, BadInputIsAnErrorWithLineAndHint) {
   EXPECT_EQ(usl({}).exit_code, 2);
 }
 
+// -o draws the fit on a page (its browser checks are in report_browser_test.py); bad data or an
+// unwritable path is an error with a hint that leaves no page behind.
+TEST(UslCli, PageIsWrittenWholeOrNotAtAll) {
+  char dir[] = "/tmp/chokepoint-usl-page-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string page = std::string(dir) + "/usl.html";
+  auto r = usl({fixture("cisco.csv"), "-o", page});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("wrote"), std::string::npos) << r.err;
+  std::ifstream in(page);
+  const std::string html((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(html.find("<title>chokepoint usl: "), std::string::npos) << html.substr(0, 400);
+  EXPECT_NE(html.find("\"usls\""), std::string::npos);
+  EXPECT_NE(html.find("\"lambda\":995.6"), std::string::npos);
+  std::remove(page.c_str());
+
+  const std::string bad = std::string(dir) + "/bad.csv";
+  std::ofstream(bad) << "1,100\n2,oops\n";
+  auto b = usl({bad, "-o", page});
+  EXPECT_EQ(b.exit_code, 1) << b.err;
+  EXPECT_FALSE(std::ifstream(page).good()) << "a page was written for data that does not fit";
+  std::remove(bad.c_str());
+
+  auto unwritable = usl({fixture("cisco.csv"), "-o", "/nonexistent/dir/usl.html"});
+  EXPECT_EQ(unwritable.exit_code, 1);
+  EXPECT_NE(unwritable.err.find("error:"), std::string::npos) << unwritable.err;
+  EXPECT_NE(unwritable.err.find("hint:"), std::string::npos) << unwritable.err;
+  rmdir(dir);
+}
+
 }  // namespace
 }  // namespace chokepoint::loadtest

@@ -1,35 +1,21 @@
 // Golden replays: each recording under tests/fixtures/recordings/ (a real lab window, made by
 // scripts/record_fixtures) must replay to the text and JSON reports checked in beside it. A change
 // to the model, the rules or the renderers that moves a report shows here; when it is meant,
-// CHOKEPOINT_UPDATE_GOLDENS=1 rewrites the goldens (review the diff).
+// CHOKEPOINT_UPDATE_GOLDEN=1 rewrites the goldens (tests/support/golden.h; review the diff).
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "support/cli.h"
+#include "support/golden.h"
 
 namespace chokepoint::recording_test {
 namespace {
 
+using test_support::expect_matches_golden;
 using test_support::run_chokepoint;
 
 const std::filesystem::path kDir = std::filesystem::path(CHOKEPOINT_FIXTURES_DIR) / "recordings";
-
-std::string read(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void check(const std::filesystem::path& golden, const std::string& actual) {
-  if (std::getenv("CHOKEPOINT_UPDATE_GOLDENS")) {
-    std::ofstream(golden, std::ios::binary) << actual;
-    return;
-  }
-  ASSERT_TRUE(std::filesystem::exists(golden)) << golden;
-  EXPECT_EQ(actual, read(golden)) << "replay differs from " << golden;
-}
 
 class RecordingGolden : public ::testing::TestWithParam<std::string> {};
 
@@ -38,10 +24,10 @@ TEST_P(RecordingGolden, ReplaysToTheCheckedInReports) {
   ASSERT_TRUE(std::filesystem::exists(file)) << file;
   auto text = run_chokepoint({"replay", file.string()});
   ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
-  check(kDir / (GetParam() + ".txt"), text.stdout_text);
+  expect_matches_golden(kDir / (GetParam() + ".txt"), text.stdout_text);
   auto json = run_chokepoint({"replay", file.string(), "--json"});
   ASSERT_EQ(json.exit_code, 0) << json.stderr_text;
-  check(kDir / (GetParam() + ".json"), json.stdout_text);
+  expect_matches_golden(kDir / (GetParam() + ".json"), json.stdout_text);
 }
 
 INSTANTIATE_TEST_SUITE_P(Lab, RecordingGolden,
