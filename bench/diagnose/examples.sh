@@ -45,6 +45,7 @@ capture lock "wrk -t1 -c16 -d8s -s bench/lab/keys_random.lua http://127.0.0.1:PO
 capture rwlock "wrk -t1 -c16 -d8s -s bench/lab/keys_random.lua http://127.0.0.1:PORT/" --scenario lock --lock-type rwlock
 capture disk "$wrk16" --scenario disk
 capture log "$wrk16" --scenario log
+capture fsync "$wrk16" --scenario fsync
 capture leak "$bin/chokepoint load --rate 300 -c 4 --duration 8s http://127.0.0.1:PORT/" --scenario leak
 if [ "$(id -u)" = 0 ]; then capture paging "$wrk16" --scenario paging; fi
 capture backlog "wrk -t1 -c64 -d8s -H Connection:close http://127.0.0.1:PORT/" --scenario backlog

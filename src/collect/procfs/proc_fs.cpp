@@ -242,6 +242,11 @@ Result<FdTarget> ProcFs::read_fd_target(int pid, int fd) const {
   return std::move(*target);
 }
 
+Result<std::uint32_t> ProcFs::read_fd_flags(int pid, int fd) const {
+  return read_parsed<std::uint32_t>(*this, proc_rel(pid, "fdinfo/" + std::to_string(fd)), true,
+                                    parse_fdinfo_flags);
+}
+
 Result<std::string> ProcFs::read_exe(int pid) const {
   const std::string path = root_ + "/" + proc_rel(pid, "exe");
   char buf[PATH_MAX];

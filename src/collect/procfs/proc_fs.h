@@ -71,6 +71,9 @@ class ProcFs {
   // readlink of one root/PID/fd/FD: what a thread blocked in read(fd, ...) waits on, for one
   // syscall instead of a directory walk. ENOENT when the fd (or the process) is gone.
   util::Result<FdTarget> read_fd_target(int pid, int fd) const;
+  // root/PID/fdinfo/FD's open flags (parse_fdinfo_flags): whether a file is O_DSYNC or O_SYNC.
+  // ENOENT when the fd (or the process) is gone.
+  util::Result<std::uint32_t> read_fd_flags(int pid, int fd) const;
   // readlink of root/PID/exe: the path of the process's executable, as its maps lines name it (an
   // executable replaced or unlinked since it started loses the kernel's " (deleted)"). Needs
   // ptrace-read access to the process (root, or its owner); a kernel thread has none (ENOENT).

@@ -261,6 +261,23 @@ std::optional<SyscallState> parse_syscall(std::string_view text) {
   return s;
 }
 
+std::optional<std::uint32_t> parse_fdinfo_flags(std::string_view text) {
+  for (std::string_view line : split_lines(text)) {
+    constexpr std::string_view kKey = "flags:";
+    if (line.substr(0, kKey.size()) != kKey) continue;
+    const std::string_view digits = trim(line.substr(kKey.size()));
+    if (digits.empty() || digits.size() > 11) return std::nullopt;  // 32 bits: 11 octal digits
+    std::uint64_t v = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '7') return std::nullopt;
+      v = v * 8 + static_cast<std::uint64_t>(c - '0');
+    }
+    if (v > UINT32_MAX) return std::nullopt;
+    return static_cast<std::uint32_t>(v);
+  }
+  return std::nullopt;
+}
+
 std::string parse_wchan(std::string_view text) {
   // Since 4.x the kernel prints the symbol, or "0" when the task is running, the caller may not
   // see it (ptrace-read check), or the address has no symbol.

@@ -131,6 +131,10 @@ struct FdTarget {
 std::optional<FdTarget> parse_fd_target(std::string_view link_text);
 std::string_view fd_kind_name(FdTarget::Kind kind);
 
+// /proc/PID/fdinfo/N: the fd's open(2) flags, the octal "flags:" line ("flags:\t0100001"), so
+// O_DSYNC / O_SYNC can be seen. nullopt when there is no such line or its number does not parse.
+std::optional<std::uint32_t> parse_fdinfo_flags(std::string_view text);
+
 // /proc/PID/limits. "unlimited" reads as kUnlimited.
 inline constexpr std::uint64_t kUnlimited = UINT64_MAX;
 struct Limit {

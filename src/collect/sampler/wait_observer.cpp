@@ -1,5 +1,6 @@
 #include "collect/sampler/wait_observer.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <linux/futex.h>
 #include <poll.h>
@@ -126,6 +127,11 @@ std::pair<model::FdRole, std::string> WaitObserver::classify_fd(int pid, int fd,
     case K::kRegularFile:
       role = model::FdRole::kRegularFile;
       detail = target->path;
+      // A file opened O_DSYNC or O_SYNC syncs inside every write(2): "O_DSYNC /path" tells the
+      // disk rule the write is a commit (paths from readlink start with '/', so no path reads as
+      // the flag).
+      if (auto flags = proc_.read_fd_flags(pid, fd); flags && (*flags & O_DSYNC) != 0)
+        detail = ((*flags & O_SYNC) == O_SYNC ? "O_SYNC " : "O_DSYNC ") + detail;
       break;
     case K::kPipe:
       role = model::FdRole::kPipe;

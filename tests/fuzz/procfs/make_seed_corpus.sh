@@ -40,6 +40,8 @@ text_seed $t 6 fd_timerfd "anon_inode:[timerfd]"
 seed $t 7 limits_host "$fx/host/$pid/limits"
 seed $t 8 cgroup_host "$fx/host/$pid/cgroup"
 text_seed $t 8 cgroup_v2 "0::/system.slice/nginx.service"
+text_seed $t 9 fdinfo_dsync "$(printf 'pos:\t4096\nflags:\t0110001\nmnt_id:\t25\nino:\t1234\n')"
+text_seed $t 9 fdinfo_plain "$(printf 'pos:\t0\nflags:\t02\nmnt_id:\t25\n')"
 
 s=procfs_system_fuzzer
 seed $s 0 stat_host "$fx/host/stat"

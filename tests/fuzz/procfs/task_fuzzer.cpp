@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const std::string_view text = fuzz::text_after_selector(data, size);
   const Units units = fuzz::kUnits;
-  switch (fuzz::selector(data) % 9) {
+  switch (fuzz::selector(data) % 10) {
     case 0:
       if (auto s = parse_task_stat(text, units)) {
         check(s->comm.size() < text.size());
@@ -59,6 +59,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(!c->empty());
         (void)cgroup_v2_path(*c);
       }
+      break;
+    case 9:
+      if (auto f = parse_fdinfo_flags(text)) check(text.find("flags:") != std::string_view::npos);
       break;
   }
   return 0;

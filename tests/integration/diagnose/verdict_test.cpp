@@ -310,11 +310,12 @@ const std::vector<Case> kScenarios = [] {
     disk.cpu_may_saturate_first = true;
     v.push_back(disk);
     // An O_DSYNC write per request: the sync runs inside write(2), partly on the CPU; the time
-    // in the write, blocked or running, is disk.
+    // in the write, blocked or running, is disk, and the file's O_DSYNC flag (fdinfo) makes each
+    // write a commit: kind fsync.
     Case dsync = scenario("fsync_" + model, with({"--scenario", "fsync"}, m), Load::kClosed, 0,
-                          "disk", "write");
+                          "disk", "fsync");
     dsync.stack_function = "lab_write_dsync";
-    dsync.evidence = "of disk time in write ";
+    dsync.evidence = "of disk time in write O_DSYNC /";
     dsync.cpu_may_saturate_first = true;
     v.push_back(dsync);
     v.push_back(

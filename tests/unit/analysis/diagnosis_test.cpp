@@ -92,6 +92,23 @@ TEST(Verdict, WritesBlockedBehindSyncsAreFsync) {
   EXPECT_EQ(primary(d).kind, BottleneckKind::kFsync);
 }
 
+// Writes to a file opened O_DSYNC (the sampler's "write O_DSYNC /path") are commits: each one
+// waits for the device as an fdatasync does, and the fix is to batch them.
+TEST(Verdict, ODsyncWritesAreFsync) {
+  auto o = base();
+  for (int i = 0; i < 8; ++i)
+    o.threads.push_back(thread(i, {{Resource::kDisk, 0.6}}, "write O_DSYNC /data/commit.dat"));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kFsync);
+  EXPECT_NE(primary(d).fixes.front().find("one O_DSYNC write"), std::string::npos);
+  // A plain write is not a sync, and a path cannot pass for the flag (paths start with '/').
+  auto plain = base();
+  for (int i = 0; i < 8; ++i)
+    plain.threads.push_back(thread(i, {{Resource::kDisk, 0.6}}, "write /data/O_DSYNC x"));
+  EXPECT_EQ(primary(diagnose(plain)).kind, BottleneckKind::kWrite);
+}
+
 TEST(Verdict, FsyncOfALogFileIsLogging) {
   auto o = base();
   for (int i = 0; i < 8; ++i)

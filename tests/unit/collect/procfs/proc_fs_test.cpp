@@ -355,6 +355,30 @@ TEST(ProcFsLive, FdTargetsOfOwnFds) {
   EXPECT_EQ(one->inode, by_fd.at(s1.get()).inode);
 }
 
+// fdinfo's flags tell a file opened O_DSYNC or O_SYNC (its writes sync) from a plain one.
+TEST(ProcFsLive, FdFlagsOfOwnFiles) {
+  char tmp[] = "/tmp/chokepoint-flags-XXXXXX";
+  util::ScopedFd plain(::mkostemp(tmp, O_CLOEXEC));
+  ASSERT_TRUE(plain.valid());
+  util::ScopedFd dsync(::open(tmp, O_WRONLY | O_DSYNC | O_CLOEXEC));
+  util::ScopedFd sync(::open(tmp, O_WRONLY | O_SYNC | O_CLOEXEC));
+  ::unlink(tmp);
+  ASSERT_TRUE(dsync.valid() && sync.valid());
+  ProcFs fs;
+  auto p = fs.read_fd_flags(::getpid(), plain.get());
+  auto d = fs.read_fd_flags(::getpid(), dsync.get());
+  auto s = fs.read_fd_flags(::getpid(), sync.get());
+  ASSERT_TRUE(p && d && s);
+  EXPECT_EQ(*p & O_DSYNC, 0u);
+  EXPECT_NE(*d & O_DSYNC, 0u);
+  EXPECT_NE(*d & O_SYNC, static_cast<std::uint32_t>(O_SYNC));
+  EXPECT_EQ(*s & O_SYNC, static_cast<std::uint32_t>(O_SYNC));
+  EXPECT_EQ(*d & O_ACCMODE, static_cast<std::uint32_t>(O_WRONLY));
+  auto closed = fs.read_fd_flags(::getpid(), 99999);
+  ASSERT_FALSE(closed);
+  EXPECT_TRUE(is_vanished(closed.error()));
+}
+
 TEST(ProcFsLive, PermissionDeniedCarriesAHint) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root, to drop to another uid in a child";
   // A child running as nobody may not read root's /proc/PID/io or fd (ptrace-read check).

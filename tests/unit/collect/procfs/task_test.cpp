@@ -300,6 +300,19 @@ TEST(FdTarget, Kinds) {
   EXPECT_EQ(fd_kind_name(FdTarget::Kind::kEpoll), "epoll");
 }
 
+TEST(FdinfoFlags, OctalFlagsLine) {
+  EXPECT_EQ(parse_fdinfo_flags("pos:\t0\nflags:\t0100001\nmnt_id:\t25\nino:\t12\n"), 0100001u);
+  EXPECT_EQ(parse_fdinfo_flags("flags:\t02\n"), 02u);
+  EXPECT_EQ(parse_fdinfo_flags("pos:\t9\nflags:\t04010001"), 04010001u);  // O_SYNC, no newline
+  EXPECT_EQ(parse_fdinfo_flags("flags:\t37777777777\n"), 037777777777u);  // 32 bits
+  EXPECT_FALSE(parse_fdinfo_flags(""));
+  EXPECT_FALSE(parse_fdinfo_flags("pos:\t0\nmnt_id:\t25\n"));
+  EXPECT_FALSE(parse_fdinfo_flags("flags:\t\n"));
+  EXPECT_FALSE(parse_fdinfo_flags("flags:\t0109\n"));  // not octal
+  EXPECT_FALSE(parse_fdinfo_flags("flags:\t-1\n"));
+  EXPECT_FALSE(parse_fdinfo_flags("flags:\t77777777777\n"));  // over 32 bits
+}
+
 TEST(Limits, MaxOpenFiles) {
   const std::string pid = host_pid();
   auto limits = parse_limits(fixture("host/" + pid + "/limits"));
