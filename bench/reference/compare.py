@@ -13,7 +13,9 @@ Two references: "direct" leaves each hand-off (below) as idle, a wait for anothe
 "wait-for" gives it its waker's split (issue 15's wait-for graph, the design's rule).
 
 Usage: bench/reference/compare.py [BUILD_DIR] [SCENARIO...] [--detail]
+       bench/reference/compare.py [BUILD_DIR] --overhead
   --detail prints each thread's reference time by (class, reason) beside chokepoint's waits_s.
+  --overhead measures what split.bt costs the lab (lock scenario): req/s without and with it.
 
 Classes (the design's): on_cpu, cpu_wait, disk, network, lock, memory, sleep, idle.
   run queue (wakeup or preemption -> switch-in)             cpu_wait
@@ -29,7 +31,8 @@ Classes (the design's): on_cpu, cpu_wait, disk, network, lock, memory, sleep, id
     (wPerf's rule, with the waker's whole-window split standing for its state during the wait);
     woken by nothing of the process (timeout, signal): idle
   nanosleep, clock_nanosleep                                sleep
-  accept, accept4, poll, ppoll, select, pselect6, signalfd and other waits for events  idle
+  poll/ppoll on one fd, a socket the process connected      network
+  accept, accept4, other poll, ppoll, select, pselect6, signalfd and other waits for events  idle
   epoll_wait/epoll_pwait(2)                                 network while a connection the process
     opened (connect(2)) had a request written and no reply read (split.bt counts these in the
     kernel), else idle
@@ -38,8 +41,9 @@ Classes (the design's): on_cpu, cpu_wait, disk, network, lock, memory, sleep, id
   write/send blocked on any socket, connect                 network
   blocked outside a system call (page fault), mmap/munmap/mprotect/brk/madvise/mremap   memory
   anything else: D state -> disk, else idle (listed by --detail as "other")
-Where it must guess: an fd is resolved through /proc/PID/fd at the end of the window (sockets
-through /proc/PID/net/tcp: accepted if its local port is one the process listens on); an fd
+Where it must guess: an fd the process connect(2)ed while traced is an upstream (split.bt marks
+it); another fd is resolved through /proc/PID/fd at the end of the window (sockets through
+/proc/PID/net/tcp: accepted if its local port is one the process listens on); an fd
 closed by then is unknown: recv/send on it count as a socket (idle / network), read/write count
 as disk in D state and idle otherwise. A thread the tracer never saw switch (blocked or running
 the whole time) takes its /proc state and syscall at the end of the window for the whole window.
@@ -49,6 +53,7 @@ import os
 import re
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +84,7 @@ EPOLL = {232, 281, 441}
 IDLE_WAITS = {7, 271, 23, 270, 43, 288, 61, 247, 128, 130, 34}  # poll.., accept.., wait.., sig..
 FUTEX = 202
 CONNECT = 42
+POLLS = {7, 271}                # poll, ppoll: split.bt keeps the fd when there is only one
 
 # name, lab args, load ("closed", "keys", "none"), wrk connections, upstream delay ms (or None)
 SCENARIOS = [
@@ -135,7 +141,7 @@ def start_tracer(pid):
     env = dict(os.environ, BPFTRACE_MAP_KEYS_MAX="65536", BPFTRACE_STRLEN="16")
 
     p = subprocess.Popen(["bpftrace", BT, str(pid), "60"], stdout=out,
-                         stderr=subprocess.DEVNULL, env=env)
+                         stderr=open(os.path.join(TMP, "bt.%d.err" % pid), "w"), env=env)
     for _ in range(300):
         out.seek(0)
         if re.search(r"^T \d+", out.read(), re.M):
@@ -274,7 +280,7 @@ def file_call(sc, arg, fds):
 
 def class_blocked(st, sc, arg, fds, futex_waiters):
     """(class or "handoff", reason) of a blocked interval; sc is the syscall nr or -1."""
-    kind = fds.get(arg)
+    kind = "upstream" if (sc != FUTEX and arg >> 32 == 1) else fds.get(arg)
     if sc < 0:
         return "memory", "blocked outside a syscall"
     if file_call(sc, arg, fds) or (st == 2 and sc in FILE_D):
@@ -289,6 +295,8 @@ def class_blocked(st, sc, arg, fds, futex_waiters):
         return "sleep", "syscall %d" % sc
     if sc in EPOLL:
         return ("network", "epoll, upstream call outstanding") if arg else ("idle", "epoll")
+    if sc in POLLS and kind in ("upstream", "socket"):
+        return "network", "poll on an upstream socket"
     if sc in IDLE_WAITS:
         return "idle", "syscall %d" % sc
     if sc == CONNECT:
@@ -359,6 +367,8 @@ def reference_split(window, fds, unseen, window_ns, resolve_handoffs=True):
         else:
             nr = int(sc[0]) if sc and sc[0].lstrip("-").isdigit() else -1
             a = int(sc[1], 16) if len(sc) > 1 else 0
+            if nr in EPOLL:
+                a = 0  # whether an upstream call was outstanding is unknown: idle
             if nr == FUTEX and len(sc) > 2:
                 a = a << 8 | (int(sc[2], 16) & 127)
             cls, why = class_blocked(2 if state == "D" else 1, nr, a, fds, futex_waiters)
@@ -439,7 +449,7 @@ def run(name, args, load, conns, delay_ms):
         boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME) - \
             time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         # wait for a complete snapshot after the window's end (bpftrace prints asynchronously)
-        for _ in range(100):
+        for _ in range(300):
             bt_out.seek(0)
             snaps = parse_snapshots(bt_out.read())
             if snaps and snaps[-1][0] > t_end + boot:
@@ -455,7 +465,8 @@ def run(name, args, load, conns, delay_ms):
             {k[0] for c in cums for k in c[1]}
         unseen = unseen_threads(lab.pid, seen)
         per_thread, reasons = reference_split(window, fds, unseen, t_end - t_start)
-        ref_direct = shares(reference_split(window, fds, unseen, t_end - t_start, False)[0])
+        direct_per_thread = reference_split(window, fds, unseen, t_end - t_start, False)[0]
+        ref_direct = shares(direct_per_thread)
         r = subprocess.run([os.path.join(BIN, "chokepoint"), "replay", rec, "--mode", "sample",
                             "--json"], capture_output=True, text=True, timeout=120)
         sampled = json.loads(r.stdout)
@@ -475,6 +486,8 @@ def run(name, args, load, conns, delay_ms):
                 print("  tid %d %s ref: %s" % (tid, cp.get(tid, {}).get("comm", "?"),
                                                fmt({k: v / tot for k, v in
                                                     per_thread.get(tid, {}).items()})))
+                print("    direct ref: %s" % fmt({k: v / tot for k, v in
+                                                direct_per_thread.get(tid, {}).items()}))
                 for (cls, why), ns in sorted(reasons.get(tid, {}).items(), key=lambda x: -x[1]):
                     if ns / tot >= 0.01:
                         print("      %-8s %5.1f%%  %s" % (cls, 100 * ns / tot, why))
@@ -490,8 +503,39 @@ def run(name, args, load, conns, delay_ms):
         stop(up)
 
 
+def overhead(rounds=3):
+    """The lab's throughput (lock scenario, wrk closed loop) without and with split.bt attached,
+    alternating rounds, medians: what the reference itself costs the target."""
+    lab, port = start_lab(["--scenario", "lock"])
+    got = {"none": [], "split.bt": []}
+    try:
+        for _ in range(rounds):
+            for mode in ("none", "split.bt"):
+                tracer = start_tracer(lab.pid)[0] if mode == "split.bt" else None
+                w = subprocess.Popen(["wrk", "-t1", "-c16", "-d5s", "-s", KEYS,
+                                      "http://127.0.0.1:%d/" % port], stdout=subprocess.PIPE,
+                                     text=True)
+                m = re.search(r"Requests/sec:\s+([0-9.]+)", w.communicate()[0])
+                got[mode].append(float(m.group(1)) if m else 0.0)
+                stop(tracer, signal.SIGINT)
+            print("round: none %.0f req/s, split.bt %.0f" % (got["none"][-1],
+                                                            got["split.bt"][-1]), flush=True)
+    finally:
+        stop(lab)
+    a, b = statistics.median(got["none"]), statistics.median(got["split.bt"])
+    print("medians: none %.0f req/s, split.bt attached %.0f (ratio %.3f)" % (a, b, b / a))
+
+
 def main():
     mounted = ensure_tracefs()
+    if "--overhead" in sys.argv:
+        try:
+            overhead()
+        finally:
+            if mounted:
+                subprocess.run(["umount", "/sys/kernel/tracing"])
+            subprocess.run(["rm", "-rf", TMP])
+        return
     print("| scenario | verdict (exact) | L1 exact (direct ref) | L1 sampled (direct ref) |"
           " L1 exact (wait-for ref) | L1 sampled (wait-for ref) | thread time ref/cp |"
           " wait-for reference split | exact split |")
@@ -502,11 +546,15 @@ def main():
                 try:
                     run(*sc)
                 except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
-                    print("| %s | not measured: %s |" % (sc[0], e), flush=True)
+                    print("| %s | not measured: %s |" % (sc[0], str(e).replace("\n", " ")[:300]),
+                          flush=True)
     finally:
         if mounted:
             subprocess.run(["umount", "/sys/kernel/tracing"])
-        subprocess.run(["rm", "-rf", TMP])
+        if os.environ.get("KEEP_TMP") is None:
+            subprocess.run(["rm", "-rf", TMP])
+        else:
+            print("kept " + TMP)
 
 
 if __name__ == "__main__":
