@@ -15,7 +15,8 @@ Two references: "direct" leaves each hand-off (below) as idle, a wait for anothe
 Usage: bench/reference/compare.py [BUILD_DIR] [SCENARIO...] [--detail]
        bench/reference/compare.py [BUILD_DIR] --overhead
   --detail prints each thread's reference time by (class, reason) beside chokepoint's waits_s.
-  --overhead measures what split.bt costs the lab (lock scenario): req/s without and with it.
+  --overhead measures what split.bt costs the lab (none scenario, 2 loops): req/s without and
+    with it, 5 alternating rounds.
 
 Classes (the design's): on_cpu, cpu_wait, disk, network, lock, memory, sleep, idle.
   run queue (wakeup or preemption -> switch-in)             cpu_wait
@@ -503,27 +504,67 @@ def run(name, args, load, conns, delay_ms):
         stop(up)
 
 
-def overhead(rounds=3):
-    """The lab's throughput (lock scenario, wrk closed loop) without and with split.bt attached,
-    alternating rounds, medians: what the reference itself costs the target."""
-    lab, port = start_lab(["--scenario", "lock"])
+def overhead(rounds=5):
+    """The lab's throughput (none scenario, 2 loops: trivial requests, a syscall-heavy target;
+    wrk closed loop) without and with split.bt attached, alternating rounds, medians: what the
+    reference itself costs the target."""
+    lab, port = start_lab(["--scenario", "none", "--workers", "2"])
     got = {"none": [], "split.bt": []}
+    core_share, events = [], []
+    old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
     try:
         for _ in range(rounds):
             for mode in ("none", "split.bt"):
-                tracer = start_tracer(lab.pid)[0] if mode == "split.bt" else None
-                w = subprocess.Popen(["wrk", "-t1", "-c16", "-d5s", "-s", KEYS,
+                tracer, progs = None, []
+                if mode == "split.bt":
+                    before = {p["id"] for p in bpf_progs()}
+                    open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
+                    tracer = start_tracer(lab.pid)[0]
+                    progs = [p["id"] for p in bpf_progs() if p["id"] not in before and
+                             p.get("type") == "tracepoint" and p.get("name") in BT_PROGS]
+                    r0 = bpf_run(progs)
+                t0 = time.monotonic()
+                w = subprocess.Popen(["wrk", "-t1", "-c16", "-d5s",
                                       "http://127.0.0.1:%d/" % port], stdout=subprocess.PIPE,
                                      text=True)
                 m = re.search(r"Requests/sec:\s+([0-9.]+)", w.communicate()[0])
                 got[mode].append(float(m.group(1)) if m else 0.0)
+                if tracer:
+                    r1, elapsed = bpf_run(progs), time.monotonic() - t0
+                    core_share.append((r1[0] - r0[0]) / (elapsed * 1e9))
+                    events.append((r1[1] - r0[1]) / elapsed)
+                    open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
                 stop(tracer, signal.SIGINT)
-            print("round: none %.0f req/s, split.bt %.0f" % (got["none"][-1],
-                                                            got["split.bt"][-1]), flush=True)
+            print("round: none %.0f req/s, split.bt %.0f; its programs %.2f%% of one core, "
+                  "%.0f runs/s" % (got["none"][-1], got["split.bt"][-1], core_share[-1] * 100,
+                                   events[-1]), flush=True)
     finally:
+        open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
         stop(lab)
     a, b = statistics.median(got["none"]), statistics.median(got["split.bt"])
-    print("medians: none %.0f req/s, split.bt attached %.0f (ratio %.3f)" % (a, b, b / a))
+    print("medians: none %.0f req/s, split.bt attached %.0f (ratio %.3f); its programs %.2f%% of "
+          "one core (bpf_stats), %.0f runs/s, %.2f us per run" % (
+              a, b, b / a, statistics.median(core_share) * 100, statistics.median(events),
+              statistics.median(core_share) * 1e6 / max(statistics.median(events), 1)))
+
+
+BT_PROGS = {"sched_switch", "sched_wakeup", "sched_wakeup_ne", "sys_enter", "sys_exit"}
+
+
+def bpf_progs():
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
+                         text=True).stdout
+    return json.loads(out or "[]")
+
+
+def bpf_run(ids):
+    """(run_time_ns, run_cnt) summed over the programs ids."""
+    ns = cnt = 0
+    for p in bpf_progs():
+        if p["id"] in ids:
+            ns += p.get("run_time_ns", 0)
+            cnt += p.get("run_cnt", 0)
+    return ns, cnt
 
 
 def main():
