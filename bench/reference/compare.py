@@ -26,9 +26,10 @@ Classes (the design's): on_cpu, cpu_wait, disk, network, lock, memory, sleep, id
   blocked in a file system call (as above, or D state in open/openat/unlink/rename/io_*)  disk
   blocked in futex FUTEX_WAIT / LOCK_PI (glibc mutexes) on a word that 2 or more threads waited
     on in the window                                        lock (contention)
-  blocked in futex FUTEX_WAIT on a word only this thread waited on (a future, a join), in
-    FUTEX_WAIT_BITSET (glibc condvars, semaphores), or reading a pipe or eventfd:
-    a hand-off. Woken by a thread of the process: the time takes the waker's own split
+  blocked in futex FUTEX_WAIT_BITSET (glibc condvars, semaphores) on a word that 2 or more
+    threads waited on: a pool parked for work               idle (the design's rule)
+  blocked in futex on a word only this thread waited on in the window (a future, a join, a
+    reply's condvar or semaphore), or reading a pipe or eventfd: a hand-off. Woken by a thread of the process: the time takes the waker's own split
     (wPerf's rule, with the waker's whole-window split standing for its state during the wait);
     woken by nothing of the process (timeout, signal): idle
   nanosleep, clock_nanosleep                                sleep
@@ -291,7 +292,9 @@ def class_blocked(st, sc, arg, fds, futex_waiters):
         waiters = len(futex_waiters.get(addr, ()))
         if op in (0, 6, 11) and waiters >= 2:
             return "lock", "futex op %d, %d waiters" % (op, waiters)
-        return "handoff", "futex op %d, %d waiter(s)" % (op, waiters)
+        if waiters >= 2:
+            return "idle", "futex op %d, %d waiters (a pool parked for work)" % (op, waiters)
+        return "handoff", "futex op %d, 1 waiter" % op
     if sc in SLEEPS:
         return "sleep", "syscall %d" % sc
     if sc in EPOLL:
