@@ -141,7 +141,7 @@ def start_tracer(pid):
     out = open(os.path.join(TMP, "bt.%d.out" % pid), "w+")
     env = dict(os.environ, BPFTRACE_MAP_KEYS_MAX="65536", BPFTRACE_STRLEN="16")
 
-    p = subprocess.Popen(["bpftrace", BT, str(pid), "60"], stdout=out,
+    p = subprocess.Popen(["bpftrace", "-B", "none", BT, str(pid), "60"], stdout=out,
                          stderr=open(os.path.join(TMP, "bt.%d.err" % pid), "w"), env=env)
     for _ in range(300):
         out.seek(0)
@@ -466,6 +466,8 @@ def run(name, args, load, conns, delay_ms):
         stop(tracer, signal.SIGINT)
         if w:
             stop(w)
+        bt_out.seek(0)
+        snaps = parse_snapshots(bt_out.read())
         cums = [cumulative(s) for s in snaps]
         a, b = at(cums, t_start + boot), at(cums, t_end + boot)
         window = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b)}
