@@ -540,8 +540,9 @@ def overhead(rounds=5):
                 got[mode].append(float(m.group(1)) if m else 0.0)
                 if tracer:
                     r1, elapsed = bpf_run(progs), time.monotonic() - t0
-                    core_share.append((r1[0] - r0[0]) / (elapsed * 1e9))
-                    events.append((r1[1] - r0[1]) / elapsed)
+                    both = set(r0) & set(r1)  # programs that lived through the round
+                    core_share.append(sum(r1[i][0] - r0[i][0] for i in both) / (elapsed * 1e9))
+                    events.append(sum(r1[i][1] - r0[i][1] for i in both) / elapsed)
                     open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
                 stop(tracer, signal.SIGINT)
             print("round: none %.0f req/s, split.bt %.0f; its programs %.2f%% of one core, "
@@ -567,13 +568,9 @@ def bpf_progs():
 
 
 def bpf_run(ids):
-    """(run_time_ns, run_cnt) summed over the programs ids."""
-    ns = cnt = 0
-    for p in bpf_progs():
-        if p["id"] in ids:
-            ns += p.get("run_time_ns", 0)
-            cnt += p.get("run_cnt", 0)
-    return ns, cnt
+    """{id: (run_time_ns, run_cnt)} of the programs ids that are loaded."""
+    return {p["id"]: (p.get("run_time_ns", 0), p.get("run_cnt", 0)) for p in bpf_progs()
+            if p["id"] in ids}
 
 
 def main():
