@@ -62,6 +62,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench", "lab"))
+import lab_process  # noqa: E402
+from lab_process import stop  # noqa: E402
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 DETAIL = "--detail" in sys.argv
 BUILD = ARGS[0] if ARGS else os.path.join(ROOT, "build")
@@ -106,27 +109,7 @@ SCENARIOS = [
 
 
 def start_lab(args):
-    out = open(os.path.join(TMP, "lab.%d.out" % len(os.listdir(TMP))), "w+")
-    p = subprocess.Popen([os.path.join(BIN, "chokepoint-lab"), "--port", "0"] + args,
-                         stdout=out, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        out.seek(0)
-        m = re.search(r"listening on [0-9.]+:(\d+)", out.read())
-        if m:
-            return p, int(m.group(1))
-        time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("the lab did not start: " + " ".join(args))
-
-
-def stop(p, sig=signal.SIGTERM):
-    if p and p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    return lab_process.start_lab(BIN, TMP, args)
 
 
 def ensure_tracefs():
