@@ -8,7 +8,8 @@ import time
 
 def start_lab(bin_dir, log_dir, args):
     """Starts bin_dir/chokepoint-lab on a free loopback port with args; returns (process, port).
-    Its output goes to a new file in log_dir. Raises RuntimeError when it does not listen in 10 s."""
+    Its output goes to a new file in log_dir. Raises RuntimeError when it does not listen in
+    10 s."""
     out = open(os.path.join(log_dir, "lab.%d.out" % len(os.listdir(log_dir))), "w+")
     p = subprocess.Popen([os.path.join(bin_dir, "chokepoint-lab"), "--port", "0"] + args,
                          stdout=out, stderr=subprocess.STDOUT)

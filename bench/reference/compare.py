@@ -5,9 +5,9 @@ For each lab scenario: start chokepoint-lab (and its upstream), start bench/refe
 the lab's pid, start the load (wrk, loopback), then run one `chokepoint diagnose --mode exact
 --json --record` window. The sampled split is `replay --mode sample` of that recording: the same
 window, the kernel's sums set aside. The reference split is the bpftrace sums over the same window
-(the recording's first and last tick; CLOCK_MONOTONIC, moved to bpftrace's CLOCK_BOOTTIME), classed by the rules
-below, which use nothing of chokepoint's. Prints the L1 distance between the reference and each
-mode, as shares of the whole process's thread time.
+(the recording's first and last tick; CLOCK_MONOTONIC, moved to bpftrace's CLOCK_BOOTTIME),
+classed by the rules below, which use nothing of chokepoint's. Prints the L1 distance between
+the reference and each mode, as shares of the whole process's thread time.
 
 Two references: "direct" leaves each hand-off (below) as idle, a wait for another thread's work;
 "wait-for" gives it its waker's split (issue 15's wait-for graph, the design's rule).
@@ -30,9 +30,10 @@ Classes (the design's): on_cpu, cpu_wait, disk, network, lock, memory, sleep, id
   blocked in futex FUTEX_WAIT_BITSET (glibc condvars, semaphores) on a word that 2 or more
     threads waited on: a pool parked for work               idle (the design's rule)
   blocked in futex on a word only this thread waited on in the window (a future, a join, a
-    reply's condvar or semaphore), or reading a pipe or eventfd: a hand-off. Woken by a thread of the process: the time takes the waker's own split
-    (wPerf's rule, with the waker's whole-window split standing for its state during the wait);
-    woken by nothing of the process (timeout, signal): idle
+    reply's condvar or semaphore), or reading a pipe or eventfd: a hand-off. Woken by a thread
+    of the process: the time takes the waker's own split (wPerf's rule, with the waker's
+    whole-window split standing for its state during the wait); woken by nothing of the process
+    (timeout, signal): idle
   nanosleep, clock_nanosleep                                sleep
   accept, accept4, wait4, waitid, sigtimedwait, signalfd and other waits for events   idle
   epoll_wait/epoll_pwait(2), poll, ppoll, select, pselect6  network while a connection the process
