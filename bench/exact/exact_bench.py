@@ -16,7 +16,6 @@ Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|switch|all] [ROUNDS]
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench", "lab"))
+import lab_process  # noqa: E402
+from lab_process import stop  # noqa: E402
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
 WHAT = sys.argv[2] if len(sys.argv) > 2 else "all"
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
@@ -32,27 +34,7 @@ TMP = tempfile.mkdtemp(prefix="cp-exact-bench.")
 
 
 def start_lab(args):
-    out = open(os.path.join(TMP, "lab.%d.out" % len(os.listdir(TMP))), "w+")
-    p = subprocess.Popen([os.path.join(BIN, "chokepoint-lab"), "--port", "0"] + args,
-                         stdout=out, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        out.seek(0)
-        m = re.search(r"listening on [0-9.]+:(\d+)", out.read())
-        if m:
-            return p, int(m.group(1))
-        time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("the lab did not start: " + " ".join(args))
-
-
-def stop(p):
-    if p and p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    return lab_process.start_lab(BIN, TMP, args)
 
 
 def wrk(port, seconds, path="/", extra=()):
