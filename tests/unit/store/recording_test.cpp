@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "analysis/diagnosis.h"
 #include "model/builder.h"
@@ -289,10 +290,22 @@ TEST(Recording, FileHasTheDocumentedIdentityAndPassesIntegrityCheck) {
   EXPECT_EQ(one("PRAGMA application_id"), std::to_string(kApplicationId));
   EXPECT_EQ(one("PRAGMA user_version"), std::to_string(kSchemaVersion));
   EXPECT_EQ(one("PRAGMA integrity_check"), "ok");
-  // Counters are deltas: their sum per thread is what the thread used over the recording.
-  EXPECT_EQ(one("SELECT sum(run_ns) FROM thread_sample JOIN thread ON thread.id = "
-                "thread_sample.thread WHERE tid = 1"),
-            std::to_string(2 * 20 * kMs));
+  // thread_pack keeps per tick the number of thread rows and the sum of their run deltas: their
+  // sum is what the threads used after their first sight.
+  std::uint64_t rows = 0, run = 0;
+  std::map<int, std::uint64_t> last;
+  for (const auto& t : sample_window(3).ticks) {
+    for (const auto& th : t.threads) {
+      if (!th.first) {
+        ++rows;
+        run += th.run_ns - last[th.key.tid];
+      }
+      last[th.key.tid] = th.run_ns;
+    }
+  }
+  ASSERT_GT(rows, 0u);
+  EXPECT_EQ(one("SELECT sum(threads) FROM thread_pack"), std::to_string(rows));
+  EXPECT_EQ(one("SELECT sum(run_ns) FROM thread_pack"), std::to_string(run));
   sqlite3_close(db);
 }
 
@@ -353,7 +366,7 @@ TEST(Recording, HostileValuesAreClampedNotTrusted) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "UPDATE thread_sample SET state=100000, site=-4, fd_role=999, "
+                         "UPDATE thread_base SET state=100000, site=-4, fd_role=999, "
                          "fd_detail=123456, syscall_nr=1e15;"
                          "UPDATE system_sample SET sample='{\"cpu\":[1,2],\"disks\":7}';"
                          "UPDATE collector_sample SET sample='not json';"
@@ -366,6 +379,42 @@ TEST(Recording, HostileValuesAreClampedNotTrusted) {
   ASSERT_TRUE(samples) << samples.error().message;
   ASSERT_EQ(samples->ticks.size(), 4u);
   (void)report(*samples);  // builds without tripping over anything
+}
+
+// A thread_pack blob that does not decode (cut, or bytes that are not varints) is an error with a
+// hint, never a crash or a read past its end; any other bytes decode to values that are clamped.
+TEST(Recording, DamagedThreadPacksGiveErrorsWithHints) {
+  const std::string path = temp_path("damaged_pack.chokepoint");
+  ASSERT_TRUE(write(path, sample_window(6)));
+  for (const char* damage : {"UPDATE thread_pack SET data = substr(data, 1, length(data) - 1)",
+                             "UPDATE thread_pack SET data = x'ffffffffffffffffffffff01'",
+                             "UPDATE thread_pack SET data = x'0208'"}) {
+    const std::string copy = temp_path("damaged_copy.chokepoint");
+    std::filesystem::remove(copy);
+    std::filesystem::copy_file(path, copy);
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(copy.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, damage, nullptr, nullptr, nullptr), SQLITE_OK) << damage;
+    sqlite3_close(db);
+    auto samples = read_all(copy);
+    ASSERT_FALSE(samples) << damage;
+    EXPECT_NE(samples.error().message.find("thread rows of tick"), std::string::npos);
+    EXPECT_FALSE(samples.error().hint.empty());
+  }
+  // Random bytes: an error or a replay, never a crash.
+  for (int seed = 0; seed < 50; ++seed) {
+    const std::string copy = temp_path("random_copy.chokepoint");
+    std::filesystem::remove(copy);
+    std::filesystem::copy_file(path, copy);
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(copy.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE thread_pack SET data = randomblob(length(data))", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+    auto samples = read_all(copy);
+    if (samples) (void)report(*samples);
+  }
 }
 
 TEST(Recording, ReplacesAnEarlierRecording) {
