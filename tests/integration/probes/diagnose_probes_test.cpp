@@ -64,6 +64,57 @@ TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheRepor
   EXPECT_EQ(none.stdout_text.find("Services (their own statistics"), std::string::npos);
 }
 
+// record runs the probes as diagnose does, over the whole recording, and keeps what they read:
+// the replay of the whole recording has the services, and --no-probes leaves them out.
+TEST(DiagnoseProbes, RecordKeepsWhatARedisProbeReadAndReplayShowsIt) {
+  test_support::TempDir dir("chokepoint-record-redis");
+  const std::uint16_t port = test_support::free_loopback_port();
+  auto redis = Background::start(
+      "redis-server",
+      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+       "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
+  ASSERT_TRUE(redis) << redis.error().message;
+  ASSERT_TRUE(test_support::wait_for_port(port, 5000));
+  auto bench =
+      Background::start("redis-benchmark", {"-p", std::to_string(port), "-n", "100000000", "-r",
+                                            "1000000", "-d", "1024", "-t", "set", "-c", "8", "-q"});
+  ASSERT_TRUE(bench);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const std::string file = dir.path + "/redis.chokepoint";
+  auto rec = test_support::run_chokepoint(
+      {"record", "--pid", std::to_string(redis->pid()), "-o", file, "-i", "500ms", "-d", "2s"}, 60);
+  ASSERT_EQ(rec.exit_code, 0) << rec.stderr_text;
+  EXPECT_NE(rec.stderr_text.find("kept what 1 service probe read"), std::string::npos)
+      << rec.stderr_text;
+  auto replay = test_support::run_chokepoint({"replay", file, "--json"}, 60);
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  const auto j = nlohmann::json::parse(replay.stdout_text);
+  ASSERT_TRUE(j.contains("services")) << replay.stdout_text;
+  ASSERT_EQ(j["services"].size(), 1u);
+  const auto& s = j["services"][0];
+  EXPECT_EQ(s["kind"], "redis");
+  EXPECT_EQ(s["endpoint"], "127.0.0.1:" + std::to_string(port));
+  bool evicting = false;
+  for (const auto& f : s["findings"]) {
+    evicting = evicting || f["message"].get<std::string>().find("evicting") != std::string::npos;
+  }
+  EXPECT_TRUE(evicting) << s.dump(2);
+  const std::string source = "redis probe 127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(j["sources"].contains(source)) << j["sources"].dump(2);
+  auto text = test_support::run_chokepoint({"replay", file}, 60);
+  EXPECT_NE(text.stdout_text.find("Services (their own statistics"), std::string::npos)
+      << text.stdout_text;
+
+  const std::string bare = dir.path + "/bare.chokepoint";
+  auto none = test_support::run_chokepoint({"record", "--pid", std::to_string(redis->pid()), "-o",
+                                            bare, "-i", "500ms", "-d", "1s", "--no-probes"},
+                                           60);
+  ASSERT_EQ(none.exit_code, 0) << none.stderr_text;
+  auto bare_replay = test_support::run_chokepoint({"replay", bare}, 60);
+  ASSERT_EQ(bare_replay.exit_code, 0) << bare_replay.stderr_text;
+  EXPECT_EQ(bare_replay.stdout_text.find("Services (their own statistics"), std::string::npos);
+}
+
 TEST(DiagnoseProbes, AProbeThatCannotReadItsServiceIsASourceWithAHintAndTheVerdictStands) {
   const std::uint16_t nothing = test_support::free_loopback_port();
   auto sleeper = Background::start("sleep", {"30"});
