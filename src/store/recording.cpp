@@ -67,8 +67,9 @@ std::string schema_sql() {
       "CREATE TABLE system_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
       "CREATE TABLE collector_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
       // Added without a schema change: a recording without it is read as one without the exact
-      // mode, and an older reader ignores it.
-      "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);",
+      // mode, and an older reader ignores it. Schema 2 keeps the sums packed in `waits`
+      // (store/thread_pack.h), not in the document.
+      "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL, waits BLOB);",
       kWaitColumns);
 }
 
@@ -248,12 +249,9 @@ json collector_json(const model::CollectorSample& c) {
   return j;
 }
 
-// The exact mode's sums of a tick: every entry given (the changed ones, or all at a keyframe).
-json exact_json(const model::ExactSample& x, const std::vector<model::ExactWait>& waits) {
-  json rows = json::array();
-  for (const auto& w : waits) {
-    rows.push_back({w.pid, w.tid, static_cast<int>(w.kind), w.syscall_nr, w.object, w.ns, w.count});
-  }
+// The exact mode's state of a tick; its sums go beside it, packed (schema 1 kept them here as
+// "waits": [[pid, tid, kind, syscall_nr, object, ns, count], ...]).
+json exact_json(const model::ExactSample& x) {
   return {{"on", x.on},
           {"mode", x.mode},
           {"problem", x.problem},
@@ -262,8 +260,7 @@ json exact_json(const model::ExactSample& x, const std::vector<model::ExactWait>
           {"thinned_out", x.thinned_out},
           {"lost", x.lost},
           {"thin_every_max", x.thin_every_max},
-          {"budget_per_cpu_s", x.budget_per_cpu_s},
-          {"waits", std::move(rows)}};
+          {"budget_per_cpu_s", x.budget_per_cpu_s}};
 }
 
 // Readers of documents from a file that may be hostile: a missing or mistyped member reads as
@@ -644,7 +641,7 @@ util::Result<void> RecordingWriter::Impl::prepare_all() {
       {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_system, "INSERT INTO system_sample VALUES(?,?)"},
       {&ins_collector, "INSERT INTO collector_sample VALUES(?,?)"},
-      {&ins_exact, "INSERT INTO exact_sample VALUES(?,?)"},
+      {&ins_exact, "INSERT INTO exact_sample VALUES(?,?,?)"},
   };
   for (const auto& item : items) {
     auto s = Stmt::prepare(d, item.sql);
@@ -1011,7 +1008,8 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
       for (const auto& [k, w] : exact_latest) all.push_back(w);
     }
     ins_exact.bind(1, tick_id);
-    ins_exact.bind_text(2, exact_json(*tick.exact, keyframe ? all : tick.exact->waits).dump());
+    ins_exact.bind_text(2, exact_json(*tick.exact).dump());
+    ins_exact.bind_blob(3, pack_exact_waits(keyframe ? all : tick.exact->waits));
     check(ins_exact.run());
     // Threads that ended have had their last sums.
     std::set<int> gone;
@@ -1424,7 +1422,9 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
   // Recordings made before the exact mode have no exact_sample table.
   Cursor exact;
   exact.rc = SQLITE_DONE;
-  if (auto st = Stmt::prepare(db, "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
+  if (auto st = Stmt::prepare(db, r.version >= 2
+                                      ? "SELECT tick, sample, waits FROM exact_sample ORDER BY rowid"
+                                      : "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
     exact.st = std::move(*st);
     exact.next();
   }
@@ -1602,7 +1602,19 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       if (auto c = collector_from(coll.st.text(1))) t.collector = std::move(c);
     }
     for (; exact.row() && exact.tick() == id; exact.next()) {
-      if (auto x = exact_from(exact.st.text(1))) t.exact = std::move(x);
+      auto x = exact_from(exact.st.text(1));
+      if (x && r.version >= 2) {
+        auto waits = unpack_exact_waits(exact.st.blob(2));
+        if (!waits) {
+          return util::Error{
+              fmt::format("reading {}: the exact sums of tick {} are damaged", r.path, id),
+              "the file was changed or damaged after it was written; replay a window before it "
+              "(--to)",
+              EINVAL};
+        }
+        x->waits = std::move(*waits);
+      }
+      if (x) t.exact = std::move(x);
     }
     for (const auto& c : cur) {
       if (!c.row() && c.rc != SQLITE_DONE) return r.corrupt(c.rc);

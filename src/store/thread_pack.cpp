@@ -1,5 +1,7 @@
 #include "store/thread_pack.h"
 
+#include <algorithm>
+
 namespace chokepoint::store {
 namespace {
 
@@ -129,6 +131,50 @@ std::optional<std::vector<PackedThread>> unpack_threads(std::string_view blob) {
   }
   if (!c.ok()) return std::nullopt;
   return rows;
+}
+
+std::string pack_exact_waits(const std::vector<model::ExactWait>& waits) {
+  std::string out;
+  out.reserve(waits.size() * 14);
+  std::int64_t pid = 0, tid = 0;
+  for (const auto& w : waits) {
+    put_signed(out, std::int64_t{w.pid} - pid);
+    put_signed(out, std::int64_t{w.tid} - tid);
+    pid = w.pid;
+    tid = w.tid;
+    put(out, static_cast<std::uint64_t>(w.kind));
+    put_signed(out, w.syscall_nr);
+    put(out, w.object);
+    put(out, w.ns);
+    put(out, w.count);
+  }
+  return out;
+}
+
+std::optional<std::vector<model::ExactWait>> unpack_exact_waits(std::string_view blob) {
+  std::vector<model::ExactWait> waits;
+  Cursor c(blob);
+  std::int64_t pid = 0, tid = 0;
+  while (c.ok() && !c.done()) {
+    // Wrapping sums: a hostile difference cannot overflow, and the result is clamped.
+    pid = static_cast<std::int64_t>(static_cast<std::uint64_t>(pid) +
+                                    static_cast<std::uint64_t>(c.s()));
+    tid = static_cast<std::int64_t>(static_cast<std::uint64_t>(tid) +
+                                    static_cast<std::uint64_t>(c.s()));
+    model::ExactWait w;
+    w.pid = static_cast<int>(std::clamp<std::int64_t>(pid, 0, 1 << 30));
+    w.tid = static_cast<int>(std::clamp<std::int64_t>(tid, 0, 1 << 30));
+    w.kind = static_cast<model::ExactKind>(
+        std::min<std::uint64_t>(c.u(), static_cast<std::uint64_t>(model::kExactKindCount) - 1));
+    w.syscall_nr = static_cast<long>(std::clamp<std::int64_t>(c.s(), -1, 1 << 16));
+    w.object = c.u();
+    w.ns = c.u();
+    w.count = c.u();
+    if (!c.ok()) return std::nullopt;
+    waits.push_back(w);
+  }
+  if (!c.ok()) return std::nullopt;
+  return waits;
 }
 
 }  // namespace chokepoint::store

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model/samples.h"
+
 namespace chokepoint::store {
 
 // A wait as the recording keeps it: the WAIT columns of docs/recording.md, text references as
@@ -59,5 +61,12 @@ class ThreadPacker {
 
 // The rows of a blob, in order; nullopt when it is truncated or malformed.
 std::optional<std::vector<PackedThread>> unpack_threads(std::string_view blob);
+
+// The exact mode's sums of a tick (model::ExactSample::waits), packed: per entry pid and tid as
+// zigzag differences from the entry before, kind, syscall_nr (zigzag), object, ns and count, in
+// order. Values are absolute, so that every tick decodes alone.
+std::string pack_exact_waits(const std::vector<model::ExactWait>& waits);
+// nullopt when the blob is truncated or malformed; values are clamped to their ranges.
+std::optional<std::vector<model::ExactWait>> unpack_exact_waits(std::string_view blob);
 
 }  // namespace chokepoint::store

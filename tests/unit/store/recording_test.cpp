@@ -254,8 +254,21 @@ TEST(Recording, KeepsTheExactModesSums) {
   }
   EXPECT_EQ(report(*back), report(s));
   EXPECT_NE(report(s).find("time split"), std::string::npos);
-  // Without the table (a recording made before the exact mode): no exact samples, no error.
+  // Schema 2 packs the sums beside the document: a blob that does not decode is an error.
+  const std::string damaged = temp_path("exact_damaged.chokepoint");
+  std::filesystem::remove(damaged);
+  std::filesystem::copy_file(path, damaged);
   sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(damaged.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE exact_sample SET waits = x'80' WHERE tick = 3", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto bad = read_all(damaged);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("exact sums of tick 3"), std::string::npos);
+  EXPECT_FALSE(bad.error().hint.empty());
+  // Without the table (a recording made before the exact mode): no exact samples, no error.
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db, "DROP TABLE exact_sample", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);

@@ -118,5 +118,51 @@ TEST(ThreadPack, CutOrMalformedBlobsAreRefusedNeverOverread) {
   EXPECT_FALSE(unpack_threads(std::string("\x02\x04\x00\x00", 4)));  // a wait without stat
 }
 
+TEST(ThreadPack, ExactSumsRoundTripAndHostileOnesAreClamped) {
+  std::vector<model::ExactWait> waits;
+  for (int tid = 10; tid < 13; ++tid) {
+    for (int k = 0; k < 3; ++k) {
+      model::ExactWait w;
+      w.pid = 10;
+      w.tid = tid;
+      w.kind = static_cast<model::ExactKind>(k);
+      w.syscall_nr = k == 2 ? -1 : 230;
+      w.object = k == 1 ? 0x7f00'0000'1234 : 0;
+      w.ns = 3'000'000'000ull * static_cast<unsigned>(tid);
+      w.count = std::numeric_limits<std::uint64_t>::max() - static_cast<unsigned>(k);
+      waits.push_back(w);
+    }
+  }
+  const std::string blob = pack_exact_waits(waits);
+  auto back = unpack_exact_waits(blob);
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->size(), waits.size());
+  for (std::size_t i = 0; i < waits.size(); ++i) {
+    const auto& a = (*back)[i];
+    const auto& b = waits[i];
+    EXPECT_TRUE(a.pid == b.pid && a.tid == b.tid && a.kind == b.kind &&
+                a.syscall_nr == b.syscall_nr && a.object == b.object && a.ns == b.ns &&
+                a.count == b.count)
+        << i;
+  }
+  for (std::size_t len = 0; len < blob.size(); ++len) {
+    const std::string cut = blob.substr(0, len);
+    auto part = unpack_exact_waits(cut);
+    if (part) {
+      EXPECT_LT(part->size(), waits.size()) << len;
+    }
+  }
+  // pid -5, tid 2^40, kind 200, syscall 10^9: clamped, not trusted.
+  const std::string hostile(
+      "\x09\x80\x80\x80\x80\x80\x40\xc8\x01\x80\xa8\xd6\xb9\x07\x00\x00\x00", 17);
+  auto clamped = unpack_exact_waits(hostile);
+  ASSERT_TRUE(clamped);
+  ASSERT_EQ(clamped->size(), 1u);
+  EXPECT_EQ((*clamped)[0].pid, 0);
+  EXPECT_EQ((*clamped)[0].tid, 1 << 30);
+  EXPECT_EQ(static_cast<std::size_t>((*clamped)[0].kind), model::kExactKindCount - 1);
+  EXPECT_EQ((*clamped)[0].syscall_nr, 1 << 16);
+}
+
 }  // namespace
 }  // namespace chokepoint::store
