@@ -2,7 +2,7 @@
 # Two chokepoint builds recording the same chokepoint-bench-threads process side by side, at the
 # same time (so both see the same machine load): file size, the recorder's CPU (/usr/bin/time,
 # user + system, the whole process: sampler and SQLite), and the time to replay the recording.
-# Usage: bench/diagnose/record_ab.sh OLD_CHOKEPOINT NEW_CHOKEPOINT [N] [MODE] [DURATION]
+# Usage: [RECORD_ARGS="--mode sample"] bench/diagnose/record_ab.sh OLD NEW [N] [MODE] [DURATION]
 #   e.g. bench/diagnose/record_ab.sh /tmp/main-chokepoint build/bin/chokepoint 1000 wake 60s
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +17,7 @@ recorders=()
 for side in old new; do
   bin=${!side}
   /usr/bin/time -f "%U %S %e" -o "$dir/$side.time" \
-    "$bin" record --pid "$pid" -o "$dir/$side.chokepoint" --interval 1s --duration "$duration" \
+    "$bin" record --pid "$pid" -o "$dir/$side.chokepoint" --interval 1s --duration "$duration" ${RECORD_ARGS:-} \
     >"$dir/$side.log" 2>&1 &
   recorders+=($!)
 done

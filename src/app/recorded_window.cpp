@@ -209,8 +209,7 @@ void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::
   obs.sources.push_back(stacks.source);
 }
 
-util::Result<void> save_services(store::RecordingWriter& writer,
-                                 const RecordedServices& services) {
+util::Result<void> save_services(store::RecordingWriter& writer, const RecordedServices& services) {
   if (services.observations.empty() && services.notes.empty()) return {};
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& o : services.observations) arr.push_back(service_json(o));

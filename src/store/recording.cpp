@@ -74,9 +74,9 @@ std::string schema_sql() {
 }
 
 // Tables a thread-or-process row keyed by tick lives in (rotation deletes from each).
-constexpr const char* kTickTables[] = {
-    "pid_seen",      "thread_base",   "thread_pack",      "thread_end",  "process_sample",
-    "socket_sample", "system_sample", "collector_sample", "exact_sample"};
+constexpr const char* kTickTables[] = {"pid_seen",      "thread_base",      "thread_pack",
+                                       "thread_end",    "process_sample",   "socket_sample",
+                                       "system_sample", "collector_sample", "exact_sample"};
 
 constexpr std::int64_t kFlagClosing = 1, kFlagExited = 2;
 
@@ -1422,9 +1422,9 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
   // Recordings made before the exact mode have no exact_sample table.
   Cursor exact;
   exact.rc = SQLITE_DONE;
-  if (auto st = Stmt::prepare(db, r.version >= 2
-                                      ? "SELECT tick, sample, waits FROM exact_sample ORDER BY rowid"
-                                      : "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
+  if (auto st = Stmt::prepare(
+          db, r.version >= 2 ? "SELECT tick, sample, waits FROM exact_sample ORDER BY rowid"
+                             : "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
     exact.st = std::move(*st);
     exact.next();
   }

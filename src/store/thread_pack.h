@@ -40,8 +40,7 @@ struct PackedThread {
   std::optional<std::int64_t> prev_poll_ago_ns;  // nullopt: read at every poll since its last row
   bool has_stat = false;
   // Deltas from the thread's previous row, modular. The four stat ones only with has_stat.
-  std::uint64_t run_ns = 0, run_delay_ns = 0, utime_ns = 0, stime_ns = 0, majflt = 0,
-                blkio_ns = 0;
+  std::uint64_t run_ns = 0, run_delay_ns = 0, utime_ns = 0, stime_ns = 0, majflt = 0, blkio_ns = 0;
   std::optional<WaitRow> wait;  // nullopt: the wait of its previous row (always without has_stat)
 };
 

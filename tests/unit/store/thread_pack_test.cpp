@@ -113,7 +113,7 @@ TEST(ThreadPack, CutOrMalformedBlobsAreRefusedNeverOverread) {
     }
   }
   EXPECT_GE(refused, full.size() - rows().size());
-  EXPECT_FALSE(unpack_threads(std::string(11, '\xff')));          // a varint over 64 bits
+  EXPECT_FALSE(unpack_threads(std::string(11, '\xff')));             // a varint over 64 bits
   EXPECT_FALSE(unpack_threads(std::string("\x02\x08\x00\x00", 4)));  // an unknown flag
   EXPECT_FALSE(unpack_threads(std::string("\x02\x04\x00\x00", 4)));  // a wait without stat
 }
@@ -153,8 +153,8 @@ TEST(ThreadPack, ExactSumsRoundTripAndHostileOnesAreClamped) {
     }
   }
   // pid -5, tid 2^40, kind 200, syscall 10^9: clamped, not trusted.
-  const std::string hostile(
-      "\x09\x80\x80\x80\x80\x80\x40\xc8\x01\x80\xa8\xd6\xb9\x07\x00\x00\x00", 17);
+  const std::string hostile("\x09\x80\x80\x80\x80\x80\x40\xc8\x01\x80\xa8\xd6\xb9\x07\x00\x00\x00",
+                            17);
   auto clamped = unpack_exact_waits(hostile);
   ASSERT_TRUE(clamped);
   ASSERT_EQ(clamped->size(), 1u);
