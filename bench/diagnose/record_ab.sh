@@ -7,12 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 old=$1; new=$2; n=${3:-1000}; mode=${4:-wake}; duration=${5:-60s}
-threads=${THREADS_BIN:-build/bin/chokepoint-bench-threads}
+source bench/diagnose/bench_threads.sh
 dir=$(mktemp -d)
-"$threads" "$n" "$mode" 20 >"$dir/bench.out" &
-pid=$!
+pid=""
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 400); do grep -q ready "$dir/bench.out" 2>/dev/null && break; sleep 0.05; done
+start_bench_threads "$dir" "$n" "$mode"
 recorders=()
 for side in old new; do
   bin=${!side}

@@ -8,12 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-build/bin/chokepoint}; n=${2:-1000}; mode=${3:-wake}; secs=${4:-60}
-threads=${THREADS_BIN:-build/bin/chokepoint-bench-threads}
+source bench/diagnose/bench_threads.sh
 dir=$(mktemp -d)
-"$threads" "$n" "$mode" 20 >"$dir/bench.out" &
-pid=$!
+pid=""
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 400); do grep -q ready "$dir/bench.out" 2>/dev/null && break; sleep 0.05; done
+start_bench_threads "$dir" "$n" "$mode"
 host_threads() { find /proc/[0-9]*/task -maxdepth 1 -mindepth 1 2>/dev/null | wc -l; }
 before=$(host_threads)
 atop -w "$dir/atop.raw" 1 "$secs" >/dev/null 2>&1 &

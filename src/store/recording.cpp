@@ -1428,6 +1428,13 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
     exact.st = std::move(*st);
     exact.next();
   }
+  // A packed blob (schema 2) that does not decode.
+  const auto damaged = [&r](const char* what, std::int64_t tick) {
+    return util::Error{
+        fmt::format("reading {}: the {} of tick {} are damaged", r.path, what, tick),
+        "the file was changed or damaged after it was written; replay a window before it (--to)",
+        EINVAL};
+  };
   std::unordered_map<std::int64_t, Counters> counters;  // by thread id
   std::set<int> named;                                  // processes whose name was given
   int rc = SQLITE_ROW;
@@ -1517,13 +1524,7 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       const Stmt& q = sample.st;
       if (r.version >= 2) {
         auto rows = unpack_threads(q.blob(1));
-        if (!rows) {
-          return util::Error{
-              fmt::format("reading {}: the thread rows of tick {} are damaged", r.path, id),
-              "the file was changed or damaged after it was written; replay a window before it "
-              "(--to)",
-              EINVAL};
-        }
+        if (!rows) return damaged("thread rows", id);
         for (const auto& row : *rows) add_row(row);
         continue;
       }
@@ -1605,13 +1606,7 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       auto x = exact_from(exact.st.text(1));
       if (x && r.version >= 2) {
         auto waits = unpack_exact_waits(exact.st.blob(2));
-        if (!waits) {
-          return util::Error{
-              fmt::format("reading {}: the exact sums of tick {} are damaged", r.path, id),
-              "the file was changed or damaged after it was written; replay a window before it "
-              "(--to)",
-              EINVAL};
-        }
+        if (!waits) return damaged("exact sums", id);
         x->waits = std::move(*waits);
       }
       if (x) t.exact = std::move(x);

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "integration/probes/service_process.h"
@@ -16,21 +17,37 @@ namespace {
 
 using test_support::Background;
 
+// A Redis at 8 MiB of maxmemory (allkeys-lru) under redis-benchmark: 1 KiB sets over a million
+// keys, so it evicts through the whole test. Fails the test when it cannot start.
+struct EvictingRedis {
+  test_support::TempDir dir{"chokepoint-diag-redis"};
+  std::uint16_t port = test_support::free_loopback_port();
+  std::optional<Background> redis, bench;
+  bool start() {
+    auto r = Background::start(
+        "redis-server",
+        {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
+    EXPECT_TRUE(r) << r.error().message;
+    if (!r) return false;
+    redis.emplace(std::move(*r));
+    EXPECT_TRUE(test_support::wait_for_port(port, 5000));
+    auto b = Background::start("redis-benchmark",
+                               {"-p", std::to_string(port), "-n", "100000000", "-r", "1000000",
+                                "-d", "1024", "-t", "set", "-c", "8", "-q"});
+    EXPECT_TRUE(b);
+    if (!b) return false;
+    bench.emplace(std::move(*b));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    return true;
+  }
+};
+
 TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheReport) {
-  test_support::TempDir dir("chokepoint-diag-redis");
-  const std::uint16_t port = test_support::free_loopback_port();
-  auto redis = Background::start(
-      "redis-server",
-      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-       "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
-  ASSERT_TRUE(redis) << redis.error().message;
-  ASSERT_TRUE(test_support::wait_for_port(port, 5000));
-  // Load through the whole window: 1 KiB sets over a million keys into 8 MiB.
-  auto bench =
-      Background::start("redis-benchmark", {"-p", std::to_string(port), "-n", "100000000", "-r",
-                                            "1000000", "-d", "1024", "-t", "set", "-c", "8", "-q"});
-  ASSERT_TRUE(bench);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EvictingRedis ev;
+  ASSERT_TRUE(ev.start());
+  const std::uint16_t port = ev.port;
+  auto& redis = ev.redis;
   auto r = test_support::run_chokepoint(
       {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "2s", "--no-stacks", "--json"}, 60);
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
@@ -67,20 +84,11 @@ TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheRepor
 // record runs the probes as diagnose does, over the whole recording, and keeps what they read:
 // the replay of the whole recording has the services, and --no-probes leaves them out.
 TEST(DiagnoseProbes, RecordKeepsWhatARedisProbeReadAndReplayShowsIt) {
-  test_support::TempDir dir("chokepoint-record-redis");
-  const std::uint16_t port = test_support::free_loopback_port();
-  auto redis = Background::start(
-      "redis-server",
-      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-       "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
-  ASSERT_TRUE(redis) << redis.error().message;
-  ASSERT_TRUE(test_support::wait_for_port(port, 5000));
-  auto bench =
-      Background::start("redis-benchmark", {"-p", std::to_string(port), "-n", "100000000", "-r",
-                                            "1000000", "-d", "1024", "-t", "set", "-c", "8", "-q"});
-  ASSERT_TRUE(bench);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const std::string file = dir.path + "/redis.chokepoint";
+  EvictingRedis ev;
+  ASSERT_TRUE(ev.start());
+  const std::uint16_t port = ev.port;
+  auto& redis = ev.redis;
+  const std::string file = ev.dir.path + "/redis.chokepoint";
   auto rec = test_support::run_chokepoint(
       {"record", "--pid", std::to_string(redis->pid()), "-o", file, "-i", "500ms", "-d", "2s"}, 60);
   ASSERT_EQ(rec.exit_code, 0) << rec.stderr_text;
@@ -105,7 +113,7 @@ TEST(DiagnoseProbes, RecordKeepsWhatARedisProbeReadAndReplayShowsIt) {
   EXPECT_NE(text.stdout_text.find("Services (their own statistics"), std::string::npos)
       << text.stdout_text;
 
-  const std::string bare = dir.path + "/bare.chokepoint";
+  const std::string bare = ev.dir.path + "/bare.chokepoint";
   auto none = test_support::run_chokepoint({"record", "--pid", std::to_string(redis->pid()), "-o",
                                             bare, "-i", "500ms", "-d", "1s", "--no-probes"},
                                            60);

@@ -27,6 +27,17 @@ std::string temp_path(const std::string& name) {
   return dir.path + "/" + name;
 }
 
+// Copies a recording to `copy` and runs `sql` on the copy; false when that fails.
+bool copy_changed(const std::string& path, const std::string& copy, const char* sql) {
+  std::filesystem::remove(copy);
+  std::filesystem::copy_file(path, copy);
+  sqlite3* db = nullptr;
+  bool ok = sqlite3_open(copy.c_str(), &db) == SQLITE_OK &&
+            sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+  sqlite3_close(db);
+  return ok;
+}
+
 model::WaitObservation in_syscall(long nr, model::FdRole role = model::FdRole::kUnknown,
                                   std::string detail = "") {
   model::WaitObservation w;
@@ -256,19 +267,13 @@ TEST(Recording, KeepsTheExactModesSums) {
   EXPECT_NE(report(s).find("time split"), std::string::npos);
   // Schema 2 packs the sums beside the document: a blob that does not decode is an error.
   const std::string damaged = temp_path("exact_damaged.chokepoint");
-  std::filesystem::remove(damaged);
-  std::filesystem::copy_file(path, damaged);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(damaged.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE exact_sample SET waits = x'80' WHERE tick = 3", nullptr,
-                         nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_TRUE(copy_changed(path, damaged, "UPDATE exact_sample SET waits = x'80' WHERE tick = 3"));
   auto bad = read_all(damaged);
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("exact sums of tick 3"), std::string::npos);
   EXPECT_FALSE(bad.error().hint.empty());
   // Without the table (a recording made before the exact mode): no exact samples, no error.
+  sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db, "DROP TABLE exact_sample", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
@@ -403,12 +408,7 @@ TEST(Recording, DamagedThreadPacksGiveErrorsWithHints) {
                              "UPDATE thread_pack SET data = x'ffffffffffffffffffffff01'",
                              "UPDATE thread_pack SET data = x'0208'"}) {
     const std::string copy = temp_path("damaged_copy.chokepoint");
-    std::filesystem::remove(copy);
-    std::filesystem::copy_file(path, copy);
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(copy.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, damage, nullptr, nullptr, nullptr), SQLITE_OK) << damage;
-    sqlite3_close(db);
+    ASSERT_TRUE(copy_changed(path, copy, damage)) << damage;
     auto samples = read_all(copy);
     ASSERT_FALSE(samples) << damage;
     EXPECT_NE(samples.error().message.find("thread rows of tick"), std::string::npos);
@@ -417,14 +417,8 @@ TEST(Recording, DamagedThreadPacksGiveErrorsWithHints) {
   // Random bytes: an error or a replay, never a crash.
   for (int seed = 0; seed < 50; ++seed) {
     const std::string copy = temp_path("random_copy.chokepoint");
-    std::filesystem::remove(copy);
-    std::filesystem::copy_file(path, copy);
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(copy.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "UPDATE thread_pack SET data = randomblob(length(data))", nullptr,
-                           nullptr, nullptr),
-              SQLITE_OK);
-    sqlite3_close(db);
+    ASSERT_TRUE(
+        copy_changed(path, copy, "UPDATE thread_pack SET data = randomblob(length(data))"));
     auto samples = read_all(copy);
     if (samples) (void)report(*samples);
   }
