@@ -26,15 +26,15 @@ struct EvictingRedis {
   bool start() {
     auto r = Background::start(
         "redis-server",
-        {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
+        {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
     EXPECT_TRUE(r) << r.error().message;
     if (!r) return false;
     redis.emplace(std::move(*r));
     EXPECT_TRUE(test_support::wait_for_port(port, 5000));
-    auto b = Background::start("redis-benchmark",
-                               {"-p", std::to_string(port), "-n", "100000000", "-r", "1000000",
-                                "-d", "1024", "-t", "set", "-c", "8", "-q"});
+    auto b = Background::start(
+        "redis-benchmark", {"-p", std::to_string(port), "-n", "100000000", "-r", "1000000", "-d",
+                            "1024", "-t", "set", "-c", "8", "-q"});
     EXPECT_TRUE(b);
     if (!b) return false;
     bench.emplace(std::move(*b));

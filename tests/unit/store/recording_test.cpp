@@ -417,8 +417,7 @@ TEST(Recording, DamagedThreadPacksGiveErrorsWithHints) {
   // Random bytes: an error or a replay, never a crash.
   for (int seed = 0; seed < 50; ++seed) {
     const std::string copy = temp_path("random_copy.chokepoint");
-    ASSERT_TRUE(
-        copy_changed(path, copy, "UPDATE thread_pack SET data = randomblob(length(data))"));
+    ASSERT_TRUE(copy_changed(path, copy, "UPDATE thread_pack SET data = randomblob(length(data))"));
     auto samples = read_all(copy);
     if (samples) (void)report(*samples);
   }
