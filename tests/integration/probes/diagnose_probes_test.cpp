@@ -43,16 +43,9 @@ struct EvictingRedis {
   }
 };
 
-TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheReport) {
-  EvictingRedis ev;
-  ASSERT_TRUE(ev.start());
-  const std::uint16_t port = ev.port;
-  auto& redis = ev.redis;
-  auto r = test_support::run_chokepoint(
-      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "2s", "--no-stacks", "--json"}, 60);
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
-  const auto j = nlohmann::json::parse(r.stdout_text);
-  ASSERT_TRUE(j.contains("services")) << r.stdout_text;
+// The report's one service is the Redis at `port`, with its evictions as a memory warning.
+void expect_evicting_redis(const nlohmann::json& j, std::uint16_t port) {
+  ASSERT_TRUE(j.contains("services")) << j.dump(2);
   ASSERT_EQ(j["services"].size(), 1u);
   const auto& s = j["services"][0];
   EXPECT_EQ(s["kind"], "redis");
@@ -66,6 +59,18 @@ TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheRepor
     }
   }
   EXPECT_TRUE(evicting) << s.dump(2);
+}
+
+TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheReport) {
+  EvictingRedis ev;
+  ASSERT_TRUE(ev.start());
+  const std::uint16_t port = ev.port;
+  auto& redis = ev.redis;
+  auto r = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "2s", "--no-stacks", "--json"}, 60);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const auto j = nlohmann::json::parse(r.stdout_text);
+  expect_evicting_redis(j, port);
   const std::string source = "redis probe 127.0.0.1:" + std::to_string(port);
   ASSERT_TRUE(j["sources"].contains(source)) << j["sources"].dump(2);
   EXPECT_TRUE(j["sources"][source]["available"].get<bool>());
@@ -97,16 +102,7 @@ TEST(DiagnoseProbes, RecordKeepsWhatARedisProbeReadAndReplayShowsIt) {
   auto replay = test_support::run_chokepoint({"replay", file, "--json"}, 60);
   ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
   const auto j = nlohmann::json::parse(replay.stdout_text);
-  ASSERT_TRUE(j.contains("services")) << replay.stdout_text;
-  ASSERT_EQ(j["services"].size(), 1u);
-  const auto& s = j["services"][0];
-  EXPECT_EQ(s["kind"], "redis");
-  EXPECT_EQ(s["endpoint"], "127.0.0.1:" + std::to_string(port));
-  bool evicting = false;
-  for (const auto& f : s["findings"]) {
-    evicting = evicting || f["message"].get<std::string>().find("evicting") != std::string::npos;
-  }
-  EXPECT_TRUE(evicting) << s.dump(2);
+  expect_evicting_redis(j, port);
   const std::string source = "redis probe 127.0.0.1:" + std::to_string(port);
   ASSERT_TRUE(j["sources"].contains(source)) << j["sources"].dump(2);
   auto text = test_support::run_chokepoint({"replay", file}, 60);
