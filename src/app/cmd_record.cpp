@@ -7,12 +7,18 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <vector>
 
 #include "app/cli_values.h"
+#include "app/probe_options.h"
+#include "app/recorded_window.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
 #include "app/version.h"
+#include "collect/probes/probe.h"
+#include "collect/procfs/proc_fs.h"
 #include "collect/sampler/sampler.h"
+#include "collect/sampler/target.h"
 #include "store/recording.h"
 #include "util/escape.h"
 #include "util/fatal.h"
@@ -31,6 +37,7 @@ struct RecordArgs {
   std::string max_size;
   std::string keep_for;
   std::string mode = "auto";  // --mode: the time split
+  ProbeArgs probes;
 };
 
 // Between one keyframe a minute and four per --keep-for span, so that age rotation drops little.
@@ -87,12 +94,30 @@ int run_record(const RecordArgs& a) {
   opt.split_mode = split_mode;
   auto sampler = collect::sampler::Sampler::create(opt);
   if (!sampler) throw util::FatalError(sampler.error(), util::kExitRuntime);
+  // The services' own view, as diagnose reads it: those the flags name, and those found among
+  // the target's processes at the start (--no-probes: none).
+  std::vector<int> pids;
+  if (auto p = collect::sampler::resolve_pids(session->spec(), collect::procfs::ProcFs()); p) {
+    pids = std::move(*p);
+  }
+  Probes probes = make_probes(a.probes, pids);
+  const std::size_t probe_count = probes.probes.size();
+  collect::probes::ProbeRunner probe_runner(std::move(probes.probes), 100'000'000);
   std::cerr << fmt::format("chokepoint: recording {} every {:g} s to {} ({})...\n",
                            util::terminal_text(session->describe()), interval_ns / 1e9,
                            util::terminal_text(a.output),
                            a.duration.empty() ? "Ctrl-C ends it" : "for " + a.duration);
+  probe_runner.start();
   auto ran = (*sampler)->run(**writer);
+  // Over the whole recording, kept when it ends (replay of the whole recording shows them).
+  const std::vector<model::ServiceObservation> services = probe_runner.finish();
   session->end_command();
+  if (auto kept = save_services(**writer, {services, probes.notes}); !kept) {
+    util::print_error(kept.error());
+  } else if (probe_count > 0) {
+    std::cerr << fmt::format("chokepoint: kept what {} service probe{} read\n", probe_count,
+                             probe_count == 1 ? "" : "s");
+  }
   const std::uint64_t ticks = (*writer)->ticks_written();
   const std::uint64_t lost = (*writer)->ticks_lost();
   const std::uint64_t rows = (*writer)->thread_rows_written();
@@ -124,6 +149,7 @@ Subcommand make_record_command(CLI::App& root) {
                   "drop the oldest samples to stay near this size (100M, 2G)");
   cli->add_option("--mode", args->mode, kSplitModeHelp)->capture_default_str();
   cli->add_option("--keep-for", args->keep_for, "drop samples older than this (1h, 1d)");
+  add_probe_options(cli, args->probes);
   cli->footer(
       "Without a target, record watches the whole host. Examples:\n"
       "  chokepoint record --pid 1234 -o service.chokepoint\n"

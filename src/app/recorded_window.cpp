@@ -209,6 +209,16 @@ void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::
   obs.sources.push_back(stacks.source);
 }
 
+util::Result<void> save_services(store::RecordingWriter& writer, const RecordedServices& services) {
+  if (services.observations.empty() && services.notes.empty()) return {};
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& o : services.observations) arr.push_back(service_json(o));
+  const nlohmann::json j{{"services", arr}, {"notes", services.notes}};
+  // Raw bytes from the services: replaced where they are not UTF-8, never a failed write.
+  const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return writer.add_note(kServicesNote, text);
+}
+
 util::Result<void> save_window(store::RecordingWriter& writer, const model::Samples& samples,
                                const std::optional<VerdictStacks>& stacks, const RecordedLoad& load,
                                const RecordedRunCost& cost, const RecordedServices& services) {
@@ -219,14 +229,7 @@ util::Result<void> save_window(store::RecordingWriter& writer, const model::Samp
                            std::to_string(samples.ticks.size()) + " ticks",
                        "free space where the recording is written, and record again", 0};
   }
-  if (!services.observations.empty() || !services.notes.empty()) {
-    nlohmann::json arr = nlohmann::json::array();
-    for (const auto& o : services.observations) arr.push_back(service_json(o));
-    const nlohmann::json j{{"services", arr}, {"notes", services.notes}};
-    // Raw bytes from the services: replaced where they are not UTF-8, never a failed write.
-    const std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    if (auto ok = writer.add_note(kServicesNote, text); !ok) return ok;
-  }
+  if (auto ok = save_services(writer, services); !ok) return ok;
   if (cost.wall_s > 0) {
     const nlohmann::json j{{"wall_s", cost.wall_s}, {"cpu_s", cost.cpu_s}, {"run", cost.run}};
     if (auto ok = writer.add_note(kRunCostNote, j.dump()); !ok) return ok;

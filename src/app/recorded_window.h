@@ -46,6 +46,10 @@ struct RecordedRunCost {
 // evidence, and the stacks' source. Does nothing for a verdict without stacks.
 void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::Diagnosis& d);
 
+// Keeps what the service probes read (the note saved_services reads back); nothing when there is
+// nothing. Errors: the file could not be written (with hints).
+util::Result<void> save_services(store::RecordingWriter& writer, const RecordedServices& services);
+
 // Writes the window's ticks, and the stacks and the load when there are some. Errors: the file
 // could not be written (with hints).
 util::Result<void> save_window(store::RecordingWriter& writer, const model::Samples& samples,

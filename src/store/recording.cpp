@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "store/sqlite.h"
+#include "store/thread_pack.h"
 #include "util/clock.h"
 
 namespace chokepoint::store {
@@ -30,7 +31,6 @@ constexpr const char* kWaitColumns =
     "state INTEGER, site INTEGER, syscall_nr INTEGER, a0 INTEGER, a1 INTEGER, a2 INTEGER, "
     "a3 INTEGER, a4 INTEGER, a5 INTEGER, fd_role INTEGER, fd_detail INTEGER, net_wait INTEGER, "
     "futex_caller INTEGER";
-constexpr int kWaitColumnCount = 13;
 
 std::string schema_sql() {
   return fmt::format(
@@ -47,10 +47,11 @@ std::string schema_sql() {
       "run_delay_ns INTEGER, utime_ns INTEGER, stime_ns INTEGER, majflt INTEGER, blkio_ns "
       "INTEGER, {0});"
       "CREATE INDEX thread_base_tick ON thread_base(tick);"
-      "CREATE TABLE thread_sample(tick INTEGER NOT NULL, thread INTEGER NOT NULL, "
-      "prev_poll_ago_ns INTEGER, has_stat INTEGER NOT NULL, run_ns INTEGER, "
-      "run_delay_ns INTEGER, utime_ns INTEGER, stime_ns INTEGER, majflt INTEGER, blkio_ns "
-      "INTEGER, {0});"
+      // Schema 2: the thread rows of a tick in one packed blob (store/thread_pack.h), with
+      // their count and summed run and run-delay deltas for SQL. Schema 1 had one
+      // thread_sample row per thread instead.
+      "CREATE TABLE thread_pack(tick INTEGER PRIMARY KEY, threads INTEGER NOT NULL, run_ns "
+      "INTEGER NOT NULL, run_delay_ns INTEGER NOT NULL, data BLOB NOT NULL);"
       "CREATE TABLE thread_end(tick INTEGER NOT NULL, thread INTEGER NOT NULL, last_poll_ns "
       "INTEGER NOT NULL);"
       "CREATE TABLE process_sample(tick INTEGER NOT NULL, pid INTEGER NOT NULL, read_bytes "
@@ -66,21 +67,18 @@ std::string schema_sql() {
       "CREATE TABLE system_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
       "CREATE TABLE collector_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
       // Added without a schema change: a recording without it is read as one without the exact
-      // mode, and an older reader ignores it.
-      "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);",
+      // mode, and an older reader ignores it. Schema 2 keeps the sums packed in `waits`
+      // (store/thread_pack.h), not in the document.
+      "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL, waits BLOB);",
       kWaitColumns);
 }
 
 // Tables a thread-or-process row keyed by tick lives in (rotation deletes from each).
-constexpr const char* kTickTables[] = {"pid_seen",         "thread_base",   "thread_end",
-                                       "process_sample",   "socket_sample", "system_sample",
-                                       "collector_sample", "exact_sample"};
+constexpr const char* kTickTables[] = {"pid_seen",      "thread_base",      "thread_pack",
+                                       "thread_end",    "process_sample",   "socket_sample",
+                                       "system_sample", "collector_sample", "exact_sample"};
 
 constexpr std::int64_t kFlagClosing = 1, kFlagExited = 2;
-
-std::int64_t wrap_delta(std::uint64_t before, std::uint64_t after) {
-  return static_cast<std::int64_t>(after - before);  // modular: the reader adds it back exactly
-}
 
 // --- JSON for the two sample kinds kept as documents ---
 
@@ -251,12 +249,9 @@ json collector_json(const model::CollectorSample& c) {
   return j;
 }
 
-// The exact mode's sums of a tick: every entry given (the changed ones, or all at a keyframe).
-json exact_json(const model::ExactSample& x, const std::vector<model::ExactWait>& waits) {
-  json rows = json::array();
-  for (const auto& w : waits) {
-    rows.push_back({w.pid, w.tid, static_cast<int>(w.kind), w.syscall_nr, w.object, w.ns, w.count});
-  }
+// The exact mode's state of a tick; its sums go beside it, packed (schema 1 kept them here as
+// "waits": [[pid, tid, kind, syscall_nr, object, ns, count], ...]).
+json exact_json(const model::ExactSample& x) {
   return {{"on", x.on},
           {"mode", x.mode},
           {"problem", x.problem},
@@ -265,8 +260,7 @@ json exact_json(const model::ExactSample& x, const std::vector<model::ExactWait>
           {"thinned_out", x.thinned_out},
           {"lost", x.lost},
           {"thin_every_max", x.thin_every_max},
-          {"budget_per_cpu_s", x.budget_per_cpu_s},
-          {"waits", std::move(rows)}};
+          {"budget_per_cpu_s", x.budget_per_cpu_s}};
 }
 
 // Readers of documents from a file that may be hostile: a missing or mistyped member reads as
@@ -556,7 +550,7 @@ struct RecordingWriter::Impl {
   WriterOptions opt;
   DbHandle db;
   Stmt begin_tx, commit_tx, rollback_tx;
-  Stmt ins_tick, ins_keyframe, ins_text, ins_thread, ins_process, ins_pid, ins_base, ins_sample,
+  Stmt ins_tick, ins_keyframe, ins_text, ins_thread, ins_process, ins_pid, ins_base, ins_pack,
       ins_end, ins_process_sample, ins_socket, ins_system, ins_collector, ins_exact;
   // The exact mode's latest sums, by (pid, tid, kind, syscall, object): written whole at each
   // keyframe, so that rotation keeps every baseline.
@@ -591,6 +585,8 @@ struct RecordingWriter::Impl {
   util::Result<void> prepare_all();
   std::int64_t text_id(const std::string& s);
   int write_thread_row(Thread& t);
+  ThreadPacker packer;  // the tick's thread rows
+  WaitRow wait_row(const model::WaitObservation& w);
   int write_wait(Stmt& st, int first_col, const model::WaitObservation& w);
   int write_base(std::int64_t tick_id, const Thread& t);
   int write_tick(const model::Tick& tick, std::int64_t tick_id, bool keyframe);
@@ -639,13 +635,13 @@ util::Result<void> RecordingWriter::Impl::prepare_all() {
       {&ins_process, "INSERT OR REPLACE INTO process VALUES(?,?)"},
       {&ins_pid, "INSERT INTO pid_seen VALUES(?,?)"},
       {&ins_base, "INSERT INTO thread_base VALUES(?,?,?,?,?,?,?,?," + wait_params + ")"},
-      {&ins_sample, "INSERT INTO thread_sample VALUES(?,?,?,?,?,?,?,?,?,?," + wait_params + ")"},
+      {&ins_pack, "INSERT INTO thread_pack VALUES(?,?,?,?,?)"},
       {&ins_end, "INSERT INTO thread_end VALUES(?,?,?)"},
       {&ins_process_sample, "INSERT INTO process_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_system, "INSERT INTO system_sample VALUES(?,?)"},
       {&ins_collector, "INSERT INTO collector_sample VALUES(?,?)"},
-      {&ins_exact, "INSERT INTO exact_sample VALUES(?,?)"},
+      {&ins_exact, "INSERT INTO exact_sample VALUES(?,?,?)"},
   };
   for (const auto& item : items) {
     auto s = Stmt::prepare(d, item.sql);
@@ -777,28 +773,44 @@ int RecordingWriter::Impl::write_thread_row(Thread& t) {
   return rc;
 }
 
+WaitRow RecordingWriter::Impl::wait_row(const model::WaitObservation& w) {
+  WaitRow r;
+  r.state = static_cast<unsigned char>(w.state);
+  r.site = static_cast<std::int64_t>(w.where);
+  if (w.where == model::SyscallWhere::kInSyscall) {
+    r.syscall_nr = w.syscall_nr;
+    r.args = w.args;
+  }
+  r.fd_role = static_cast<std::int64_t>(w.fd_role);
+  if (!w.fd_detail.empty()) r.fd_detail = text_id(w.fd_detail);
+  // net_wait holds two flags: bit 0 the process waits on the network, bit 1 its cgroup is frozen.
+  r.net_wait = (w.process_waits_on_network ? 1 : 0) | (w.frozen ? 2 : 0);
+  if (!w.futex_caller.empty()) r.futex_caller = text_id(w.futex_caller);
+  return r;
+}
+
 int RecordingWriter::Impl::write_wait(Stmt& st, int c, const model::WaitObservation& w) {
-  st.bind(c, static_cast<unsigned char>(w.state));
-  st.bind(c + 1, static_cast<std::int64_t>(w.where));
-  const bool in_syscall = w.where == model::SyscallWhere::kInSyscall;
-  if (in_syscall) {
-    st.bind(c + 2, w.syscall_nr);
-    for (int i = 0; i < 6; ++i) st.bind_u64(c + 3 + i, w.args[static_cast<std::size_t>(i)]);
+  const WaitRow r = wait_row(w);
+  st.bind(c, r.state);
+  st.bind(c + 1, r.site);
+  if (r.site == kSiteInSyscall) {
+    st.bind(c + 2, r.syscall_nr);
+    for (int i = 0; i < 6; ++i) st.bind_u64(c + 3 + i, r.args[static_cast<std::size_t>(i)]);
   } else {
     for (int i = 0; i < 7; ++i) st.bind_null(c + 2 + i);
   }
-  st.bind(c + 9, static_cast<std::int64_t>(w.fd_role));
-  if (w.fd_detail.empty()) {
+  st.bind(c + 9, r.fd_role);
+  // Text references are NULL when there is none.
+  if (r.fd_detail == 0) {
     st.bind_null(c + 10);
   } else {
-    st.bind(c + 10, text_id(w.fd_detail));
+    st.bind(c + 10, r.fd_detail);
   }
-  // net_wait holds two flags: bit 0 the process waits on the network, bit 1 its cgroup is frozen.
-  st.bind(c + 11, (w.process_waits_on_network ? 1 : 0) | (w.frozen ? 2 : 0));
-  if (w.futex_caller.empty()) {
+  st.bind(c + 11, r.net_wait);
+  if (r.futex_caller == 0) {
     st.bind_null(c + 12);
   } else {
-    st.bind(c + 12, text_id(w.futex_caller));
+    st.bind(c + 12, r.futex_caller);
   }
   return SQLITE_OK;
 }
@@ -858,6 +870,8 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     ins_pid.bind(2, pid);
     check(ins_pid.run());
   }
+  packer.clear();
+  std::uint64_t run_sum = 0, delay_sum = 0;
   for (const auto& s : tick.threads) {
     const auto id = std::make_pair(s.key.pid, s.key.tid);
     if (s.first) {
@@ -873,42 +887,42 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     auto it = threads.find(id);
     if (it == threads.end()) continue;
     Thread& t = it->second;
-    ins_sample.bind(1, tick_id);
-    ins_sample.bind(2, t.id);
-    // NULL: read at every poll since its last row (the common case for a thread that runs).
-    if (s.prev_poll_ns == t.row_ns) {
-      ins_sample.bind_null(3);
-    } else {
-      ins_sample.bind(3, s.at_ns - s.prev_poll_ns);
-    }
+    PackedThread row;
+    row.thread = t.id;
+    // None: read at every poll since its last row (the common case for a thread that runs).
+    if (s.prev_poll_ns != t.row_ns) row.prev_poll_ago_ns = s.at_ns - s.prev_poll_ns;
     t.row_ns = s.at_ns;
-    ins_sample.bind(4, s.has_stat ? 1 : 0);
-    ins_sample.bind(5, wrap_delta(t.last.run_ns, s.run_ns));
-    ins_sample.bind(6, wrap_delta(t.last.run_delay_ns, s.run_delay_ns));
+    row.has_stat = s.has_stat;
+    row.run_ns = s.run_ns - t.last.run_ns;  // modular: the reader adds it back exactly
+    row.run_delay_ns = s.run_delay_ns - t.last.run_delay_ns;
+    run_sum += row.run_ns;
+    delay_sum += row.run_delay_ns;
     t.last.run_ns = s.run_ns;
     t.last.run_delay_ns = s.run_delay_ns;
     if (s.has_stat) {
-      ins_sample.bind(7, wrap_delta(t.last.utime_ns, s.utime_ns));
-      ins_sample.bind(8, wrap_delta(t.last.stime_ns, s.stime_ns));
-      ins_sample.bind(9, wrap_delta(t.last.majflt, s.majflt));
-      ins_sample.bind(10, wrap_delta(t.last.blkio_delay_ns, s.blkio_delay_ns));
-      // NULL wait columns: the same wait as the thread's row before (a thread that keeps going
-      // back to the same condition variable, socket or file).
-      if (same_wait(s.wait, t.last.wait)) {
-        for (int c = 11; c < 11 + kWaitColumnCount; ++c) ins_sample.bind_null(c);
-      } else {
-        write_wait(ins_sample, 11, s.wait);
-      }
+      row.utime_ns = s.utime_ns - t.last.utime_ns;
+      row.stime_ns = s.stime_ns - t.last.stime_ns;
+      row.majflt = s.majflt - t.last.majflt;
+      row.blkio_ns = s.blkio_delay_ns - t.last.blkio_delay_ns;
+      // No wait: the same wait as the thread's row before (a thread that keeps going back to
+      // the same condition variable, socket or file).
+      if (!same_wait(s.wait, t.last.wait)) row.wait = wait_row(s.wait);
       t.last.utime_ns = s.utime_ns;
       t.last.stime_ns = s.stime_ns;
       t.last.majflt = s.majflt;
       t.last.blkio_delay_ns = s.blkio_delay_ns;
       t.last.wait = s.wait;
-    } else {
-      for (int c = 7; c < 11 + kWaitColumnCount; ++c) ins_sample.bind_null(c);
     }
+    packer.add(row);
     ++thread_rows;
-    check(ins_sample.run());
+  }
+  if (packer.count() > 0) {
+    ins_pack.bind(1, tick_id);
+    ins_pack.bind(2, static_cast<std::int64_t>(packer.count()));
+    ins_pack.bind_u64(3, run_sum);
+    ins_pack.bind_u64(4, delay_sum);
+    ins_pack.bind_blob(5, packer.bytes());
+    check(ins_pack.run());
   }
   for (const auto& p : tick.processes) {
     if (p.name) {
@@ -994,7 +1008,8 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
       for (const auto& [k, w] : exact_latest) all.push_back(w);
     }
     ins_exact.bind(1, tick_id);
-    ins_exact.bind_text(2, exact_json(*tick.exact, keyframe ? all : tick.exact->waits).dump());
+    ins_exact.bind_text(2, exact_json(*tick.exact).dump());
+    ins_exact.bind_blob(3, pack_exact_waits(keyframe ? all : tick.exact->waits));
     check(ins_exact.run());
     // Threads that ended have had their last sums.
     std::set<int> gone;
@@ -1030,10 +1045,6 @@ int RecordingWriter::Impl::delete_before(std::int64_t tick_id) {
     st->bind(1, tick_id);
     rc = st->run();
   };
-  // thread_sample is in tick order by rowid (the big table has no tick index): find the first
-  // row to keep from the start, then delete the rowid range before it.
-  run("DELETE FROM thread_sample WHERE rowid < COALESCE((SELECT rowid FROM thread_sample WHERE "
-      "tick >= ?1 ORDER BY rowid LIMIT 1), (SELECT max(rowid) + 1 FROM thread_sample), 0)");
   for (const char* table : kTickTables) run(fmt::format("DELETE FROM {} WHERE tick < ?1", table));
   run("DELETE FROM keyframe WHERE tick < ?1");
   run("DELETE FROM tick WHERE id < ?1");
@@ -1137,7 +1148,9 @@ struct RecordingReader::Impl {
     return it == texts.end() ? kEmpty : it->second;
   }
   util::Error corrupt(int rc) const { return sqlite_error(db.get(), rc, "reading " + path, path); }
-  model::WaitObservation read_wait(const Stmt& st, int c) const;
+  int version = 0;  // the file's schema
+  // A wait from its row, every value clamped (the file may be hostile).
+  model::WaitObservation read_wait(const WaitRow& r) const;
   // Reads the text, thread and process tables (inside read_ticks' transaction, so that they match
   // the ticks it reads while a writer adds more).
   util::Result<void> load_names();
@@ -1228,6 +1241,7 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
   while ((rc = meta->step()) == SQLITE_ROW) m[meta->text(0)] = meta->text(1);
   if (rc != SQLITE_DONE) return impl->corrupt(rc);
   impl->meta.schema_version = static_cast<int>(*version);
+  impl->version = static_cast<int>(*version);
   impl->meta.chokepoint_version = m["chokepoint_version"];
   impl->meta.kernel = m["kernel"];
   impl->meta.machine = m["machine"];
@@ -1258,7 +1272,9 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
       "site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, net_wait, futex_caller "
       "FROM thread_base LIMIT 0";
   for (const char* sql :
-       {kThreadBase, "SELECT prev_poll_ago_ns, has_stat FROM thread_sample LIMIT 0",
+       {kThreadBase,
+        *version == 1 ? "SELECT prev_poll_ago_ns, has_stat FROM thread_sample LIMIT 0"
+                      : "SELECT tick, threads, run_ns, run_delay_ns, data FROM thread_pack LIMIT 0",
         "SELECT tick, thread, last_poll_ns FROM thread_end LIMIT 0",
         "SELECT tick, pid FROM pid_seen LIMIT 0",
         "SELECT fd_soft_limit FROM process_sample LIMIT 0",
@@ -1270,26 +1286,42 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
   return RecordingReader(std::move(impl));
 }
 
-model::WaitObservation RecordingReader::Impl::read_wait(const Stmt& st, int c) const {
+namespace {
+
+// The WAIT columns from column c on (NULL reads as 0: no text).
+WaitRow wait_columns(const Stmt& st, int c) {
+  WaitRow r;
+  r.state = st.i64(c);
+  r.site = st.i64(c + 1);
+  r.syscall_nr = st.i64(c + 2);
+  for (int i = 0; i < 6; ++i) r.args[static_cast<std::size_t>(i)] = st.u64(c + 3 + i);
+  r.fd_role = st.i64(c + 9);
+  r.fd_detail = st.i64(c + 10);
+  r.net_wait = st.i64(c + 11);
+  r.futex_caller = st.i64(c + 12);
+  return r;
+}
+
+}  // namespace
+
+model::WaitObservation RecordingReader::Impl::read_wait(const WaitRow& r) const {
   model::WaitObservation w;
-  const std::int64_t state = st.i64(c);
-  w.state = state >= 32 && state < 127 ? static_cast<char>(state) : '?';
-  const std::int64_t site = st.i64(c + 1);
-  w.where = site >= 0 && site <= static_cast<std::int64_t>(model::SyscallWhere::kInSyscall)
-                ? static_cast<model::SyscallWhere>(site)
+  w.state = r.state >= 32 && r.state < 127 ? static_cast<char>(r.state) : '?';
+  w.where = r.site >= 0 && r.site <= static_cast<std::int64_t>(model::SyscallWhere::kInSyscall)
+                ? static_cast<model::SyscallWhere>(r.site)
                 : model::SyscallWhere::kUnknown;
   if (w.where == model::SyscallWhere::kInSyscall) {
-    w.syscall_nr = static_cast<long>(std::clamp<std::int64_t>(st.i64(c + 2), -1, 1 << 16));
-    for (int i = 0; i < 6; ++i) w.args[static_cast<std::size_t>(i)] = st.u64(c + 3 + i);
+    w.syscall_nr = static_cast<long>(std::clamp<std::int64_t>(r.syscall_nr, -1, 1 << 16));
+    w.args = r.args;
   }
-  const std::int64_t role = st.i64(c + 9);
-  w.fd_role = role >= 0 && role <= static_cast<std::int64_t>(model::FdRole::kOther)
-                  ? static_cast<model::FdRole>(role)
+  w.fd_role = r.fd_role >= 0 && r.fd_role <= static_cast<std::int64_t>(model::FdRole::kOther)
+                  ? static_cast<model::FdRole>(r.fd_role)
                   : model::FdRole::kUnknown;
-  if (!st.is_null(c + 10)) w.fd_detail = text(st.i64(c + 10));
-  w.process_waits_on_network = (st.i64(c + 11) & 1) != 0;
-  w.frozen = (st.i64(c + 11) & 2) != 0;
-  if (!st.is_null(c + 12)) w.futex_caller = text(st.i64(c + 12));
+  // Text ids start at 1: 0 (a NULL column) and unknown ids read as no text.
+  w.fd_detail = text(r.fd_detail);
+  w.process_waits_on_network = (r.net_wait & 1) != 0;
+  w.frozen = (r.net_wait & 2) != 0;
+  w.futex_caller = text(r.futex_caller);
   return w;
 }
 
@@ -1350,9 +1382,12 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       "SELECT tick, thread, run_ns, run_delay_ns, utime_ns, stime_ns, majflt, blkio_ns, state, "
       "site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, net_wait, futex_caller "
       "FROM thread_base ORDER BY tick, rowid",
-      "SELECT tick, thread, prev_poll_ago_ns, has_stat, run_ns, run_delay_ns, utime_ns, stime_ns, "
-      "majflt, blkio_ns, state, site, syscall_nr, a0, a1, a2, a3, a4, a5, fd_role, fd_detail, "
-      "net_wait, futex_caller FROM thread_sample ORDER BY rowid",
+      // Schema 1: a row per thread; schema 2: a packed blob per tick.
+      r.version == 1
+          ? "SELECT tick, thread, prev_poll_ago_ns, has_stat, run_ns, run_delay_ns, utime_ns, "
+            "stime_ns, majflt, blkio_ns, state, site, syscall_nr, a0, a1, a2, a3, a4, a5, "
+            "fd_role, fd_detail, net_wait, futex_caller FROM thread_sample ORDER BY rowid"
+          : "SELECT tick, data FROM thread_pack ORDER BY tick",
       "SELECT tick, thread, last_poll_ns FROM thread_end ORDER BY rowid",
       "SELECT tick, pid FROM pid_seen ORDER BY rowid",
       "SELECT tick, pid, read_bytes, write_bytes, syscw, rss_bytes, anon_bytes, delay_cpu_ns, "
@@ -1387,10 +1422,19 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
   // Recordings made before the exact mode have no exact_sample table.
   Cursor exact;
   exact.rc = SQLITE_DONE;
-  if (auto st = Stmt::prepare(db, "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
+  if (auto st = Stmt::prepare(
+          db, r.version >= 2 ? "SELECT tick, sample, waits FROM exact_sample ORDER BY rowid"
+                             : "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
     exact.st = std::move(*st);
     exact.next();
   }
+  // A packed blob (schema 2) that does not decode.
+  const auto damaged = [&r](const char* what, std::int64_t tick) {
+    return util::Error{
+        fmt::format("reading {}: the {} of tick {} are damaged", r.path, what, tick),
+        "the file was changed or damaged after it was written; replay a window before it (--to)",
+        EINVAL};
+  };
   std::unordered_map<std::int64_t, Counters> counters;  // by thread id
   std::set<int> named;                                  // processes whose name was given
   int rc = SQLITE_ROW;
@@ -1423,8 +1467,14 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       s.process_name = th->second.process_name;
       s.has_stat = true;
       Counters& c = counters[th->first];
-      c = {base.st.u64(2), base.st.u64(3), base.st.u64(4),          base.st.u64(5),
-           base.st.u64(6), base.st.u64(7), r.read_wait(base.st, 8), t.at_ns};
+      c = {base.st.u64(2),
+           base.st.u64(3),
+           base.st.u64(4),
+           base.st.u64(5),
+           base.st.u64(6),
+           base.st.u64(7),
+           r.read_wait(wait_columns(base.st, 8)),
+           t.at_ns};
       s.run_ns = c.run_ns;
       s.run_delay_ns = c.run_delay_ns;
       s.utime_ns = c.utime_ns;
@@ -1439,29 +1489,29 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       if (th == r.threads.end()) continue;
       t.ended.push_back({th->second.key.pid, th->second.key.tid, end.st.i64(2)});
     }
-    for (; sample.row() && sample.tick() == id; sample.next()) {
-      const Stmt& q = sample.st;
-      auto th = r.threads.find(q.i64(1));
-      if (th == r.threads.end()) continue;
+    // A thread that ran: its row's deltas added to its counters.
+    const auto add_row = [&](const PackedThread& row) {
+      auto th = r.threads.find(row.thread);
+      if (th == r.threads.end()) return;
       auto c = counters.find(th->first);
-      if (c == counters.end()) continue;  // no base: rotated away, or a damaged file
+      if (c == counters.end()) return;  // no base: rotated away, or a damaged file
       model::ThreadSample s;
       s.key = th->second.key;
       s.at_ns = t.at_ns;
       Counters& k = c->second;
-      s.prev_poll_ns = q.is_null(2) ? k.row_ns : t.at_ns - q.i64(2);
+      s.prev_poll_ns = row.prev_poll_ago_ns ? t.at_ns - *row.prev_poll_ago_ns : k.row_ns;
       k.row_ns = t.at_ns;
-      s.has_stat = q.i64(3) != 0;
-      k.run_ns += q.u64(4);
-      k.run_delay_ns += q.u64(5);
+      s.has_stat = row.has_stat;
+      k.run_ns += row.run_ns;
+      k.run_delay_ns += row.run_delay_ns;
       s.run_ns = k.run_ns;
       s.run_delay_ns = k.run_delay_ns;
       if (s.has_stat) {
-        k.utime_ns += q.u64(6);
-        k.stime_ns += q.u64(7);
-        k.majflt += q.u64(8);
-        k.blkio_ns += q.u64(9);
-        if (!q.is_null(10)) k.wait = r.read_wait(q, 10);
+        k.utime_ns += row.utime_ns;
+        k.stime_ns += row.stime_ns;
+        k.majflt += row.majflt;
+        k.blkio_ns += row.blkio_ns;
+        if (row.wait) k.wait = r.read_wait(*row.wait);
         s.wait = k.wait;
       }
       s.utime_ns = k.utime_ns;
@@ -1469,6 +1519,29 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       s.majflt = k.majflt;
       s.blkio_delay_ns = k.blkio_ns;
       t.threads.push_back(std::move(s));
+    };
+    for (; sample.row() && sample.tick() == id; sample.next()) {
+      const Stmt& q = sample.st;
+      if (r.version >= 2) {
+        auto rows = unpack_threads(q.blob(1));
+        if (!rows) return damaged("thread rows", id);
+        for (const auto& row : *rows) add_row(row);
+        continue;
+      }
+      PackedThread row;
+      row.thread = q.i64(1);
+      if (!q.is_null(2)) row.prev_poll_ago_ns = q.i64(2);
+      row.has_stat = q.i64(3) != 0;
+      row.run_ns = q.u64(4);
+      row.run_delay_ns = q.u64(5);
+      if (row.has_stat) {
+        row.utime_ns = q.u64(6);
+        row.stime_ns = q.u64(7);
+        row.majflt = q.u64(8);
+        row.blkio_ns = q.u64(9);
+        if (!q.is_null(10)) row.wait = wait_columns(q, 10);
+      }
+      add_row(row);
     }
     for (; pid.row() && pid.tick() == id; pid.next()) {
       t.new_pids.push_back(static_cast<int>(pid.st.i64(1)));
@@ -1530,7 +1603,13 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       if (auto c = collector_from(coll.st.text(1))) t.collector = std::move(c);
     }
     for (; exact.row() && exact.tick() == id; exact.next()) {
-      if (auto x = exact_from(exact.st.text(1))) t.exact = std::move(x);
+      auto x = exact_from(exact.st.text(1));
+      if (x && r.version >= 2) {
+        auto waits = unpack_exact_waits(exact.st.blob(2));
+        if (!waits) return damaged("exact sums", id);
+        x->waits = std::move(*waits);
+      }
+      if (x) t.exact = std::move(x);
     }
     for (const auto& c : cur) {
       if (!c.row() && c.rc != SQLITE_DONE) return r.corrupt(c.rc);

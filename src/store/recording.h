@@ -24,7 +24,8 @@
 
 namespace chokepoint::store {
 
-inline constexpr int kSchemaVersion = 1;
+// 1: a thread_sample row per thread that ran; 2: one packed thread_pack row per tick (both read).
+inline constexpr int kSchemaVersion = 2;
 // PRAGMA application_id: "CHKP".
 inline constexpr std::int32_t kApplicationId = 0x43484b50;
 

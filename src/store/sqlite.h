@@ -41,6 +41,9 @@ class Stmt {
   void bind_text(int i, std::string_view v) {
     sqlite3_bind_text(s_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   }
+  void bind_blob(int i, std::string_view v) {
+    sqlite3_bind_blob64(s_.get(), i, v.data(), v.size(), SQLITE_TRANSIENT);
+  }
   // Steps once: SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return sqlite3_step(s_.get()); }
   // Steps a statement that returns no rows and resets it.
@@ -56,6 +59,13 @@ class Stmt {
   std::optional<std::uint64_t> opt_u64(int c) const {
     if (is_null(c)) return std::nullopt;
     return u64(c);
+  }
+  // A blob column's bytes, valid until the next step or reset.
+  std::string_view blob(int c) const {
+    const void* p = sqlite3_column_blob(s_.get(), c);
+    return p ? std::string_view(static_cast<const char*>(p),
+                                static_cast<std::size_t>(sqlite3_column_bytes(s_.get(), c)))
+             : std::string_view();
   }
   std::string text(int c) const {
     const auto* p = sqlite3_column_text(s_.get(), c);

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "integration/probes/service_process.h"
@@ -16,26 +17,35 @@ namespace {
 
 using test_support::Background;
 
-TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheReport) {
-  test_support::TempDir dir("chokepoint-diag-redis");
-  const std::uint16_t port = test_support::free_loopback_port();
-  auto redis = Background::start(
-      "redis-server",
-      {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-       "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
-  ASSERT_TRUE(redis) << redis.error().message;
-  ASSERT_TRUE(test_support::wait_for_port(port, 5000));
-  // Load through the whole window: 1 KiB sets over a million keys into 8 MiB.
-  auto bench =
-      Background::start("redis-benchmark", {"-p", std::to_string(port), "-n", "100000000", "-r",
-                                            "1000000", "-d", "1024", "-t", "set", "-c", "8", "-q"});
-  ASSERT_TRUE(bench);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  auto r = test_support::run_chokepoint(
-      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "2s", "--no-stacks", "--json"}, 60);
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
-  const auto j = nlohmann::json::parse(r.stdout_text);
-  ASSERT_TRUE(j.contains("services")) << r.stdout_text;
+// A Redis at 8 MiB of maxmemory (allkeys-lru) under redis-benchmark: 1 KiB sets over a million
+// keys, so it evicts through the whole test. Fails the test when it cannot start.
+struct EvictingRedis {
+  test_support::TempDir dir{"chokepoint-diag-redis"};
+  std::uint16_t port = test_support::free_loopback_port();
+  std::optional<Background> redis, bench;
+  bool start() {
+    auto r = Background::start(
+        "redis-server",
+        {"--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", dir.path, "--maxmemory", "8mb", "--maxmemory-policy", "allkeys-lru"});
+    EXPECT_TRUE(r) << r.error().message;
+    if (!r) return false;
+    redis.emplace(std::move(*r));
+    EXPECT_TRUE(test_support::wait_for_port(port, 5000));
+    auto b = Background::start(
+        "redis-benchmark", {"-p", std::to_string(port), "-n", "100000000", "-r", "1000000", "-d",
+                            "1024", "-t", "set", "-c", "8", "-q"});
+    EXPECT_TRUE(b);
+    if (!b) return false;
+    bench.emplace(std::move(*b));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    return true;
+  }
+};
+
+// The report's one service is the Redis at `port`, with its evictions as a memory warning.
+void expect_evicting_redis(const nlohmann::json& j, std::uint16_t port) {
+  ASSERT_TRUE(j.contains("services")) << j.dump(2);
   ASSERT_EQ(j["services"].size(), 1u);
   const auto& s = j["services"][0];
   EXPECT_EQ(s["kind"], "redis");
@@ -49,6 +59,18 @@ TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheRepor
     }
   }
   EXPECT_TRUE(evicting) << s.dump(2);
+}
+
+TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheReport) {
+  EvictingRedis ev;
+  ASSERT_TRUE(ev.start());
+  const std::uint16_t port = ev.port;
+  auto& redis = ev.redis;
+  auto r = test_support::run_chokepoint(
+      {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "2s", "--no-stacks", "--json"}, 60);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const auto j = nlohmann::json::parse(r.stdout_text);
+  expect_evicting_redis(j, port);
   const std::string source = "redis probe 127.0.0.1:" + std::to_string(port);
   ASSERT_TRUE(j["sources"].contains(source)) << j["sources"].dump(2);
   EXPECT_TRUE(j["sources"][source]["available"].get<bool>());
@@ -62,6 +84,39 @@ TEST(DiagnoseProbes, FindsARedisTargetWithNoFlagAndFoldsItsEvictionsIntoTheRepor
       {"diagnose", "--pid", std::to_string(redis->pid()), "-d", "1s", "--no-stacks", "--no-probes"},
       60);
   EXPECT_EQ(none.stdout_text.find("Services (their own statistics"), std::string::npos);
+}
+
+// record runs the probes as diagnose does, over the whole recording, and keeps what they read:
+// the replay of the whole recording has the services, and --no-probes leaves them out.
+TEST(DiagnoseProbes, RecordKeepsWhatARedisProbeReadAndReplayShowsIt) {
+  EvictingRedis ev;
+  ASSERT_TRUE(ev.start());
+  const std::uint16_t port = ev.port;
+  auto& redis = ev.redis;
+  const std::string file = ev.dir.path + "/redis.chokepoint";
+  auto rec = test_support::run_chokepoint(
+      {"record", "--pid", std::to_string(redis->pid()), "-o", file, "-i", "500ms", "-d", "2s"}, 60);
+  ASSERT_EQ(rec.exit_code, 0) << rec.stderr_text;
+  EXPECT_NE(rec.stderr_text.find("kept what 1 service probe read"), std::string::npos)
+      << rec.stderr_text;
+  auto replay = test_support::run_chokepoint({"replay", file, "--json"}, 60);
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  const auto j = nlohmann::json::parse(replay.stdout_text);
+  expect_evicting_redis(j, port);
+  const std::string source = "redis probe 127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(j["sources"].contains(source)) << j["sources"].dump(2);
+  auto text = test_support::run_chokepoint({"replay", file}, 60);
+  EXPECT_NE(text.stdout_text.find("Services (their own statistics"), std::string::npos)
+      << text.stdout_text;
+
+  const std::string bare = ev.dir.path + "/bare.chokepoint";
+  auto none = test_support::run_chokepoint({"record", "--pid", std::to_string(redis->pid()), "-o",
+                                            bare, "-i", "500ms", "-d", "1s", "--no-probes"},
+                                           60);
+  ASSERT_EQ(none.exit_code, 0) << none.stderr_text;
+  auto bare_replay = test_support::run_chokepoint({"replay", bare}, 60);
+  ASSERT_EQ(bare_replay.exit_code, 0) << bare_replay.stderr_text;
+  EXPECT_EQ(bare_replay.stdout_text.find("Services (their own statistics"), std::string::npos);
 }
 
 TEST(DiagnoseProbes, AProbeThatCannotReadItsServiceIsASourceWithAHintAndTheVerdictStands) {

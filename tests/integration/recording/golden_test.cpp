@@ -31,7 +31,8 @@ TEST_P(RecordingGolden, ReplaysToTheCheckedInReports) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Lab, RecordingGolden,
-                         ::testing::Values("lab_none", "lab_disk", "lab_lock", "lab_upstream"),
+                         ::testing::Values("lab_none", "lab_disk", "lab_lock", "lab_upstream",
+                                           "lab_lock_v2"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

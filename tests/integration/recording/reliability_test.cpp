@@ -165,8 +165,8 @@ TEST(RecordingReliability, ReadersDoNotDisturbTheWriter) {
     }
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-      sqlite3_exec(db, "SELECT count(*), sum(run_ns) FROM thread_sample", nullptr, nullptr,
-                   nullptr);
+      sqlite3_exec(db, "SELECT count(*), sum(threads), sum(run_ns) FROM thread_pack", nullptr,
+                   nullptr, nullptr);
     }
     sqlite3_close(db);
   }

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "analysis/diagnosis.h"
 #include "model/builder.h"
@@ -24,6 +25,17 @@ constexpr std::int64_t kMs = 1'000'000;
 std::string temp_path(const std::string& name) {
   static const test_support::TempDir dir("chokepoint-store-test");
   return dir.path + "/" + name;
+}
+
+// Copies a recording to `copy` and runs `sql` on the copy; false when that fails.
+bool copy_changed(const std::string& path, const std::string& copy, const char* sql) {
+  std::filesystem::remove(copy);
+  std::filesystem::copy_file(path, copy);
+  sqlite3* db = nullptr;
+  bool ok = sqlite3_open(copy.c_str(), &db) == SQLITE_OK &&
+            sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+  sqlite3_close(db);
+  return ok;
 }
 
 model::WaitObservation in_syscall(long nr, model::FdRole role = model::FdRole::kUnknown,
@@ -253,6 +265,13 @@ TEST(Recording, KeepsTheExactModesSums) {
   }
   EXPECT_EQ(report(*back), report(s));
   EXPECT_NE(report(s).find("time split"), std::string::npos);
+  // Schema 2 packs the sums beside the document: a blob that does not decode is an error.
+  const std::string damaged = temp_path("exact_damaged.chokepoint");
+  ASSERT_TRUE(copy_changed(path, damaged, "UPDATE exact_sample SET waits = x'80' WHERE tick = 3"));
+  auto bad = read_all(damaged);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("exact sums of tick 3"), std::string::npos);
+  EXPECT_FALSE(bad.error().hint.empty());
   // Without the table (a recording made before the exact mode): no exact samples, no error.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
@@ -289,10 +308,22 @@ TEST(Recording, FileHasTheDocumentedIdentityAndPassesIntegrityCheck) {
   EXPECT_EQ(one("PRAGMA application_id"), std::to_string(kApplicationId));
   EXPECT_EQ(one("PRAGMA user_version"), std::to_string(kSchemaVersion));
   EXPECT_EQ(one("PRAGMA integrity_check"), "ok");
-  // Counters are deltas: their sum per thread is what the thread used over the recording.
-  EXPECT_EQ(one("SELECT sum(run_ns) FROM thread_sample JOIN thread ON thread.id = "
-                "thread_sample.thread WHERE tid = 1"),
-            std::to_string(2 * 20 * kMs));
+  // thread_pack keeps per tick the number of thread rows and the sum of their run deltas: their
+  // sum is what the threads used after their first sight.
+  std::uint64_t rows = 0, run = 0;
+  std::map<int, std::uint64_t> last;
+  for (const auto& t : sample_window(3).ticks) {
+    for (const auto& th : t.threads) {
+      if (!th.first) {
+        ++rows;
+        run += th.run_ns - last[th.key.tid];
+      }
+      last[th.key.tid] = th.run_ns;
+    }
+  }
+  ASSERT_GT(rows, 0u);
+  EXPECT_EQ(one("SELECT sum(threads) FROM thread_pack"), std::to_string(rows));
+  EXPECT_EQ(one("SELECT sum(run_ns) FROM thread_pack"), std::to_string(run));
   sqlite3_close(db);
 }
 
@@ -353,7 +384,7 @@ TEST(Recording, HostileValuesAreClampedNotTrusted) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "UPDATE thread_sample SET state=100000, site=-4, fd_role=999, "
+                         "UPDATE thread_base SET state=100000, site=-4, fd_role=999, "
                          "fd_detail=123456, syscall_nr=1e15;"
                          "UPDATE system_sample SET sample='{\"cpu\":[1,2],\"disks\":7}';"
                          "UPDATE collector_sample SET sample='not json';"
@@ -366,6 +397,30 @@ TEST(Recording, HostileValuesAreClampedNotTrusted) {
   ASSERT_TRUE(samples) << samples.error().message;
   ASSERT_EQ(samples->ticks.size(), 4u);
   (void)report(*samples);  // builds without tripping over anything
+}
+
+// A thread_pack blob that does not decode (cut, or bytes that are not varints) is an error with a
+// hint, never a crash or a read past its end; any other bytes decode to values that are clamped.
+TEST(Recording, DamagedThreadPacksGiveErrorsWithHints) {
+  const std::string path = temp_path("damaged_pack.chokepoint");
+  ASSERT_TRUE(write(path, sample_window(6)));
+  for (const char* damage : {"UPDATE thread_pack SET data = substr(data, 1, length(data) - 1)",
+                             "UPDATE thread_pack SET data = x'ffffffffffffffffffffff01'",
+                             "UPDATE thread_pack SET data = x'0208'"}) {
+    const std::string copy = temp_path("damaged_copy.chokepoint");
+    ASSERT_TRUE(copy_changed(path, copy, damage)) << damage;
+    auto samples = read_all(copy);
+    ASSERT_FALSE(samples) << damage;
+    EXPECT_NE(samples.error().message.find("thread rows of tick"), std::string::npos);
+    EXPECT_FALSE(samples.error().hint.empty());
+  }
+  // Random bytes: an error or a replay, never a crash.
+  for (int seed = 0; seed < 50; ++seed) {
+    const std::string copy = temp_path("random_copy.chokepoint");
+    ASSERT_TRUE(copy_changed(path, copy, "UPDATE thread_pack SET data = randomblob(length(data))"));
+    auto samples = read_all(copy);
+    if (samples) (void)report(*samples);
+  }
 }
 
 TEST(Recording, ReplacesAnEarlierRecording) {

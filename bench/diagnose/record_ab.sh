@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Two chokepoint builds recording the same chokepoint-bench-threads process side by side, at the
+# same time (so both see the same machine load): file size, the recorder's CPU (/usr/bin/time,
+# user + system, the whole process: sampler and SQLite), and the time to replay the recording.
+# Usage: [RECORD_ARGS="--mode sample"] bench/diagnose/record_ab.sh OLD NEW [N] [MODE] [DURATION]
+#   e.g. bench/diagnose/record_ab.sh /tmp/main-chokepoint build/bin/chokepoint 1000 wake 60s
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+old=$1; new=$2; n=${3:-1000}; mode=${4:-wake}; duration=${5:-60s}
+source bench/diagnose/bench_threads.sh
+dir=$(mktemp -d)
+pid=""
+trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+start_bench_threads "$dir" "$n" "$mode"
+recorders=()
+for side in old new; do
+  bin=${!side}
+  /usr/bin/time -f "%U %S %e" -o "$dir/$side.time" \
+    "$bin" record --pid "$pid" -o "$dir/$side.chokepoint" --interval 1s --duration "$duration" ${RECORD_ARGS:-} \
+    >"$dir/$side.log" 2>&1 &
+  recorders+=($!)
+done
+wait "${recorders[@]}" || true
+secs=$(sqlite3 "$dir/new.chokepoint" "SELECT (max(at_ns) - min(at_ns)) / 1e9 FROM tick")
+printf '%-4s %7s %12s %10s %12s %10s %10s %12s\n' side schema thread_rows bytes bytes/row MB/hour \
+  cpu_%core replay_s
+for side in old new; do
+  bin=${!side}
+  f="$dir/$side.chokepoint"
+  schema=$(sqlite3 "$f" "PRAGMA user_version")
+  if [ "$schema" = 1 ]; then
+    rows=$(sqlite3 "$f" "SELECT count(*) FROM thread_sample")
+  else
+    rows=$(sqlite3 "$f" "SELECT coalesce(sum(threads), 0) FROM thread_pack")
+  fi
+  rows=$((rows + $(sqlite3 "$f" "SELECT count(*) FROM thread_base")))
+  bytes=$(stat -c %s "$f")
+  read -r user sys wall <"$dir/$side.time"
+  # The replay: the best of three, each reading the whole file and diagnosing it.
+  best=""
+  for _ in 1 2 3; do
+    /usr/bin/time -f "%e" -o "$dir/replay.time" "$bin" replay "$f" >/dev/null 2>&1 || true
+    t=$(cat "$dir/replay.time")
+    best=$(python3 -c "print(min(float('$t'), float('${best:-1e9}')))")
+  done
+  python3 - "$side" "$schema" "$rows" "$bytes" "$user" "$sys" "$wall" "$secs" "$best" <<'PY'
+import sys
+side, schema, rows, size, user, sys_, wall, secs, replay = sys.argv[1:]
+rows, size, secs = int(rows), int(size), float(secs)
+cpu = (float(user) + float(sys_)) / float(wall) * 100
+print(f"{side:<4} {schema:>7} {rows:12d} {size:10d} {size / max(rows, 1):12.1f} "
+      f"{size / secs * 3600 / 1e6:10.1f} {cpu:9.2f}% {float(replay):12.2f}")
+PY
+done

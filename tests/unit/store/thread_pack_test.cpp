@@ -1,0 +1,168 @@
+#include "store/thread_pack.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+
+namespace chokepoint::store {
+namespace {
+
+bool same(const PackedThread& a, const PackedThread& b) {
+  const auto wait_eq = [](const std::optional<WaitRow>& x, const std::optional<WaitRow>& y) {
+    if (x.has_value() != y.has_value()) return false;
+    if (!x) return true;
+    return x->state == y->state && x->site == y->site && x->syscall_nr == y->syscall_nr &&
+           x->args == y->args && x->fd_role == y->fd_role && x->fd_detail == y->fd_detail &&
+           x->net_wait == y->net_wait && x->futex_caller == y->futex_caller;
+  };
+  return a.thread == b.thread && a.prev_poll_ago_ns == b.prev_poll_ago_ns &&
+         a.has_stat == b.has_stat && a.run_ns == b.run_ns && a.run_delay_ns == b.run_delay_ns &&
+         a.utime_ns == b.utime_ns && a.stime_ns == b.stime_ns && a.majflt == b.majflt &&
+         a.blkio_ns == b.blkio_ns && wait_eq(a.wait, b.wait);
+}
+
+std::vector<PackedThread> rows() {
+  constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
+  std::vector<PackedThread> v;
+  PackedThread quiet;  // the common row: ran a little, same wait
+  quiet.thread = 7;
+  quiet.has_stat = true;
+  quiet.run_ns = 1'250'000;
+  quiet.run_delay_ns = 30'000;
+  quiet.utime_ns = 10'000'000;
+  v.push_back(quiet);
+  PackedThread wrapped;  // a counter that went back: a modular delta near 2^64
+  wrapped.thread = 3;    // thread ids out of order
+  wrapped.prev_poll_ago_ns = 250'000'000;
+  wrapped.has_stat = true;
+  wrapped.run_ns = kMax;
+  wrapped.run_delay_ns = kMax - 5;
+  wrapped.utime_ns = std::uint64_t{1} << 63;
+  wrapped.stime_ns = 1;
+  wrapped.majflt = 42;
+  wrapped.blkio_ns = kMax / 3;
+  WaitRow w;
+  w.state = 'S';
+  w.site = kSiteInSyscall;
+  w.syscall_nr = 202;
+  w.args = {0x7f12'3456'7890, 128, 0, kMax, 1, std::uint64_t{1} << 63};
+  w.fd_role = 4;
+  w.fd_detail = 17;
+  w.net_wait = 3;
+  w.futex_caller = 99;
+  wrapped.wait = w;
+  v.push_back(wrapped);
+  PackedThread vanished;  // gone before its stat was read
+  vanished.thread = std::numeric_limits<std::int64_t>::max();
+  vanished.run_ns = 5;
+  v.push_back(vanished);
+  PackedThread outside;  // a new wait outside a syscall, hostile values
+  outside.thread = -1;
+  outside.prev_poll_ago_ns = std::numeric_limits<std::int64_t>::min();
+  outside.has_stat = true;
+  WaitRow d;
+  d.state = 'D';
+  d.site = 2;
+  d.fd_role = -9;
+  d.net_wait = std::numeric_limits<std::int64_t>::min();
+  outside.wait = d;
+  v.push_back(outside);
+  return v;
+}
+
+TEST(ThreadPack, RoundTripsEveryValueExactly) {
+  ThreadPacker p;
+  for (const auto& r : rows()) p.add(r);
+  EXPECT_EQ(p.count(), rows().size());
+  auto back = unpack_threads(p.bytes());
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->size(), rows().size());
+  for (std::size_t i = 0; i < back->size(); ++i) EXPECT_TRUE(same((*back)[i], rows()[i])) << i;
+  p.clear();
+  EXPECT_TRUE(p.bytes().empty());
+  auto none = unpack_threads(p.bytes());
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(ThreadPack, AThreadThatRanCostsAFewBytes) {
+  ThreadPacker p;
+  PackedThread r = rows()[0];
+  for (int i = 0; i < 1000; ++i) {
+    r.thread = i + 1;
+    p.add(r);
+  }
+  // thread +1, flags, run, run delay, utime, stime, majflt, blkio: 1+1+4+3+4+1+1+1 bytes.
+  EXPECT_EQ(p.bytes().size(), 16'000u);
+}
+
+TEST(ThreadPack, CutOrMalformedBlobsAreRefusedNeverOverread) {
+  ThreadPacker p;
+  for (const auto& r : rows()) p.add(r);
+  const std::string full = p.bytes();
+  std::size_t refused = 0;
+  for (std::size_t len = 0; len < full.size(); ++len) {
+    // A copy of exactly len bytes: a read past it would be caught by ASan.
+    const std::string cut = full.substr(0, len);
+    auto back = unpack_threads(cut);
+    if (!back) {
+      ++refused;
+    } else {
+      EXPECT_LT(back->size(), rows().size()) << len;  // cut at a row boundary: fewer rows
+    }
+  }
+  EXPECT_GE(refused, full.size() - rows().size());
+  EXPECT_FALSE(unpack_threads(std::string(11, '\xff')));             // a varint over 64 bits
+  EXPECT_FALSE(unpack_threads(std::string("\x02\x08\x00\x00", 4)));  // an unknown flag
+  EXPECT_FALSE(unpack_threads(std::string("\x02\x04\x00\x00", 4)));  // a wait without stat
+}
+
+TEST(ThreadPack, ExactSumsRoundTripAndHostileOnesAreClamped) {
+  std::vector<model::ExactWait> waits;
+  for (int tid = 10; tid < 13; ++tid) {
+    for (int k = 0; k < 3; ++k) {
+      model::ExactWait w;
+      w.pid = 10;
+      w.tid = tid;
+      w.kind = static_cast<model::ExactKind>(k);
+      w.syscall_nr = k == 2 ? -1 : 230;
+      w.object = k == 1 ? 0x7f00'0000'1234 : 0;
+      w.ns = 3'000'000'000ull * static_cast<unsigned>(tid);
+      w.count = std::numeric_limits<std::uint64_t>::max() - static_cast<unsigned>(k);
+      waits.push_back(w);
+    }
+  }
+  const std::string blob = pack_exact_waits(waits);
+  auto back = unpack_exact_waits(blob);
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->size(), waits.size());
+  for (std::size_t i = 0; i < waits.size(); ++i) {
+    const auto& a = (*back)[i];
+    const auto& b = waits[i];
+    EXPECT_TRUE(a.pid == b.pid && a.tid == b.tid && a.kind == b.kind &&
+                a.syscall_nr == b.syscall_nr && a.object == b.object && a.ns == b.ns &&
+                a.count == b.count)
+        << i;
+  }
+  for (std::size_t len = 0; len < blob.size(); ++len) {
+    const std::string cut = blob.substr(0, len);
+    auto part = unpack_exact_waits(cut);
+    if (part) {
+      EXPECT_LT(part->size(), waits.size()) << len;
+    }
+  }
+  // pid -5, tid 2^40, kind 200, syscall 10^9: clamped, not trusted.
+  const std::string hostile("\x09\x80\x80\x80\x80\x80\x40\xc8\x01\x80\xa8\xd6\xb9\x07\x00\x00\x00",
+                            17);
+  auto clamped = unpack_exact_waits(hostile);
+  ASSERT_TRUE(clamped);
+  ASSERT_EQ(clamped->size(), 1u);
+  EXPECT_EQ((*clamped)[0].pid, 0);
+  EXPECT_EQ((*clamped)[0].tid, 1 << 30);
+  EXPECT_EQ(static_cast<std::size_t>((*clamped)[0].kind), model::kExactKindCount - 1);
+  EXPECT_EQ((*clamped)[0].syscall_nr, 1 << 16);
+}
+
+}  // namespace
+}  // namespace chokepoint::store
