@@ -227,6 +227,7 @@ TEST(Recording, KeepsTheExactModesSums) {
     w.object = 3;
     w.ns = 40 * kMs * i;
     w.count = i;
+    w.start_time_ticks = 1234;             // sample_window()'s threads
     if (i % 2 == 0) x.waits.push_back(w);  // unchanged on odd ticks: not given again
     s.ticks[i].exact = std::move(x);
   }
@@ -249,10 +250,30 @@ TEST(Recording, KeepsTheExactModesSums) {
       EXPECT_EQ(got.waits[k].ns, s.ticks[i].exact->waits[k].ns);
       EXPECT_EQ(got.waits[k].kind, model::ExactKind::kUninterruptible);
       EXPECT_EQ(got.waits[k].syscall_nr, SYS_fdatasync);
+      EXPECT_EQ(got.waits[k].start_time_ticks, 1234u);
     }
   }
   EXPECT_EQ(report(*back), report(s));
   EXPECT_NE(report(s).find("time split"), std::string::npos);
+  // Rows of 7 members (recordings made before the start time was kept) read with start 0, which
+  // the model matches to the thread of that id, so the report is the same.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "UPDATE exact_sample SET sample = json_remove(sample, '$.waits[0][7]') "
+                           "WHERE json_array_length(sample, '$.waits') > 0",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+    auto seven = read_all(path);
+    ASSERT_TRUE(seven) << seven.error().message;
+    ASSERT_TRUE(seven->ticks[0].exact);
+    ASSERT_EQ(seven->ticks[0].exact->waits.size(), 1u);
+    EXPECT_EQ(seven->ticks[0].exact->waits[0].start_time_ticks, 0u);
+    EXPECT_EQ(seven->ticks[2].exact->waits[0].ns, 80 * kMs);
+    EXPECT_EQ(report(*seven), report(s));
+  }
   // Without the table (a recording made before the exact mode): no exact samples, no error.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
