@@ -10,7 +10,7 @@
 // tasks involved (whether each is a target is looked up in a hash once per task and per change of
 // the target set); for target threads an array lookup of their phase and one hash update of the
 // sum where a phase ends. Above
-// `budget_per_cpu_s` switch-outs per CPU per second the program accounts each phase with a known
+// `budget_per_cpu_s` blocks per CPU per second the program accounts each block with a known
 // probability and weighs it by its inverse (as the off-CPU tracer does), so the sums stay unbiased.
 //
 // Thread-safety: one thread uses a tracer.
@@ -25,8 +25,9 @@
 namespace chokepoint::collect::bpf {
 
 struct StateAccountingOptions {
-  // Switch-outs per CPU per second accounted in full; 0: every one, whatever the rate.
-  std::uint32_t budget_per_cpu_s = 100'000;
+  // Blocks (switch-outs that block) per CPU per second accounted in full; 0: every one, whatever
+  // the rate.
+  std::uint32_t budget_per_cpu_s = 40'000;
 };
 
 // One entry of the kernel's sums (see src/bpf/stateacct.h): kind is enum stateacct_kind.
