@@ -9,7 +9,9 @@ cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagn
        target's context switches per second; and the eBPF programs' own CPU from bpf_stats
        (kernel.bpf_stats_enabled=1 for the exact runs, restored after).
 switch: the same three ways for `stress-ng --switch 1` (two processes passing a pipe message back
-       and forth as fast as they can: its throughput is its context switch rate).
+       and forth as fast as they can: its throughput is its context switch rate). With BASE_BIN
+       set to another build's chokepoint, its exact mode runs as a fourth arm ("base") in the same
+       rounds; each exact arm reports its programs' ns per run and per host context switch.
 
 Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|switch|all] [ROUNDS]
 """
@@ -114,14 +116,28 @@ def target_switches(pid):
     return n
 
 
-def bpf_runtime_ns():
+def bpf_programs():
+    """{name: (run_time_ns, run_cnt)} of the state-accounting programs (bpf_stats)."""
     out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
                          text=True).stdout
-    total = 0
+    progs = {}
     for p in json.loads(out or "[]"):
         if p.get("name", "").startswith("stateacct"):
-            total += p.get("run_time_ns", 0)
-    return total
+            t, c = progs.get(p["name"], (0, 0))
+            progs[p["name"]] = (t + p.get("run_time_ns", 0), c + p.get("run_cnt", 0))
+    return progs
+
+
+def bpf_runtime_ns():
+    return sum(t for t, _ in bpf_programs().values())
+
+
+def host_switches():
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("ctxt "):
+                return int(line.split()[1])
+    return 0
 
 
 def cost_bench():
@@ -171,45 +187,65 @@ def cost_bench():
 
 
 def switch_bench():
-    results = {"none": [], "exact": [], "sample": []}
-    bpf_share = []
+    # BASE_BIN: another build's chokepoint (e.g. main's) measured as a fourth arm, "base", in the
+    # same rounds, so the two programs' costs are compared side by side.
+    base = os.environ.get("BASE_BIN")
+    arms = ["none", "exact"] + (["base"] if base else []) + ["sample"]
+    results = {a: [] for a in arms}
+    bpf_share = {a: [] for a in arms if a in ("exact", "base")}
+    per_switch = {a: [] for a in bpf_share}  # programs' ns per host context switch
+    per_run = {a: {} for a in bpf_share}  # program -> [ns per run]
     old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
     try:
         for r in range(ROUNDS):
-            for mode in ("none", "exact", "sample"):
+            for mode in arms:
                 s = subprocess.Popen(["stress-ng", "--switch", "1", "-t", "6", "--metrics-brief"],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 time.sleep(0.3)
                 diag = None
                 if mode != "none":
-                    if mode == "exact":
+                    traced = mode in bpf_share
+                    if traced:
                         open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
+                    binary = base if mode == "base" else os.path.join(BIN, "chokepoint")
                     diag = subprocess.Popen(
-                        [os.path.join(BIN, "chokepoint"), "diagnose", "--pid", str(s.pid),
-                         "--children", "--duration", "5s", "--no-stacks", "--mode", mode,
+                        [binary, "diagnose", "--pid", str(s.pid), "--children", "--duration",
+                         "5s", "--no-stacks", "--mode", "sample" if mode == "sample" else "exact",
                          "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    if mode == "exact":
+                    if traced:
                         time.sleep(1)
-                        b0, t0 = bpf_runtime_ns(), time.monotonic()
+                        p0, c0, t0 = bpf_programs(), host_switches(), time.monotonic()
                         time.sleep(3)
-                        bpf_share.append((bpf_runtime_ns() - b0) / ((time.monotonic() - t0) * 1e9))
+                        p1, c1, t1 = bpf_programs(), host_switches(), time.monotonic()
+                        ns = sum(t for t, _ in p1.values()) - sum(t for t, _ in p0.values())
+                        bpf_share[mode].append(ns / ((t1 - t0) * 1e9))
+                        per_switch[mode].append(ns / max(1, c1 - c0))
+                        for name, (t, c) in p1.items():
+                            t_0, c_0 = p0.get(name, (0, 0))
+                            if c > c_0:
+                                per_run[mode].setdefault(name, []).append((t - t_0) / (c - c_0))
                 out = s.communicate()[0]
                 if diag:
                     diag.wait(30)
                 open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
                 m = re.search(r"switch\s+\d+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)", out)
                 results[mode].append(float(m.group(1)) if m else 0.0)
-            print("round %d: none %.0f switch ops/s, exact %.0f, sample %.0f; BPF programs %.2f%% of "
-                  "one core" % (r + 1, results["none"][-1], results["exact"][-1],
-                                results["sample"][-1], bpf_share[-1] * 100))
+            print("round %d: " % (r + 1) + ", ".join(
+                "%s %.0f switch ops/s" % (a, results[a][-1]) for a in arms) + "; " + ", ".join(
+                "%s programs %.2f%% of one core, %.0f ns per host switch"
+                % (a, bpf_share[a][-1] * 100, per_switch[a][-1]) for a in bpf_share))
     finally:
         open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
     m = {k: statistics.median(v) for k, v in results.items()}
-    print("medians: none %.0f switch ops/s; exact %.0f (ratio %.4f, %+.2f%%); sample %.0f (ratio "
-          "%.4f, %+.2f%%); BPF programs %.2f%% of one core (bpf_stats)"
-          % (m["none"], m["exact"], m["exact"] / m["none"], (m["exact"] / m["none"] - 1) * 100,
-             m["sample"], m["sample"] / m["none"], (m["sample"] / m["none"] - 1) * 100,
-             statistics.median(bpf_share) * 100))
+    print("medians: none %.0f switch ops/s; " % m["none"] + "; ".join(
+        "%s %.0f (ratio %.4f, %+.2f%%)" % (a, m[a], m[a] / m["none"], (m[a] / m["none"] - 1) * 100)
+        for a in arms[1:]))
+    for a in bpf_share:
+        print("%s: BPF programs %.2f%% of one core, %.0f ns per host context switch (bpf_stats); "
+              "ns per run: %s" % (a, statistics.median(bpf_share[a]) * 100,
+                                  statistics.median(per_switch[a]),
+                                  ", ".join("%s %.0f" % (n, statistics.median(v))
+                                            for n, v in sorted(per_run[a].items()))))
 
 
 if __name__ == "__main__":

@@ -4,25 +4,32 @@
  *
  * sched_switch (prev): a target thread that blocks starts a BLOCKED phase (its state: S, D or
  *   other, and the system call it blocked in with that call's first argument: the fd, or the
- *   futex word); one that is preempted starts a RUNNABLE phase. The call is read from the user
+ *   futex word); one that is preempted starts nothing: run-queue time is schedstat's, exact
+ *   already, and the model takes it from there (summing it here cost a sums update per switch). The call is read from the user
  *   registers saved at kernel entry (orig_ax, di), as /proc/PID/syscall reads it: orig_ax is the
  *   call's number inside one and -1 in an exception or interrupt (a page fault). That needs no
  *   program on raw_syscalls sys_enter/sys_exit, which would run on every system call of the whole
  *   system (measured: about 10% of a core at 50,000 requests/s of the lab, docs/benchmarks.md).
- * sched_waking (p): a BLOCKED phase ends: its time goes to `sums` under (thread, state, call,
- *   object), and a RUNNABLE phase (wakeup to switch-in) starts. This runs in the waker's context:
+ * sched_waking (p): a BLOCKED phase ends: its time goes to `sums` under (thread, start time,
+ *   state, call, object). This runs in the waker's context:
  *   a waker -> wakee edge count (issue 15's wait-for graph) is one more map update here, keyed by
  *   (current tid, p's tid, object), with no change to what is below.
- * sched_switch (next): a RUNNABLE phase ends into `sums`; a BLOCKED one whose wakeup was not seen
- *   ends too (counted as blocked up to now).
+ * sched_switch (next): a BLOCKED phase whose wakeup was not seen ends (blocked up to now).
+ *
+ * Per-task state lives in task-local storage (`tasks`: whether the task's process is a target,
+ * decided once per task and per change of the target set, and its slot in `threads`), so a switch
+ * of a task outside the target costs one storage lookup and no hashing, and a target thread's
+ * phase is an array element. `threads` stays a map user space can read: the blocks in progress
+ * are added up to each read.
  *
  * Nothing is streamed per event: user space reads `sums` (and the open phases in `threads`) once
  * per tick. A missed event cannot double-count: each event ends the phase it finds and starts the
  * next, so a lost one costs at most one phase, never time counted twice.
  *
- * Budget: every target switch-out is counted per CPU in windows of STATEACCT_WINDOW_NS; above
- * window_switch_budget the next window accounts each phase with probability 1/every and weighs it
- * by `every`, as offcpu.bpf.c does: the sums stay unbiased and the cost per CPU is bounded.
+ * Budget: every target switch-out into a block is counted per CPU in windows of
+ * STATEACCT_WINDOW_NS; above window_switch_budget the next window accounts each block with
+ * probability 1/every and weighs it by `every`, as offcpu.bpf.c does: the sums stay unbiased and
+ * the cost per CPU is bounded.
  */
 #include "vmlinux.h"
 
@@ -44,7 +51,8 @@ char LICENSE[] SEC("license") = "GPL";
 /* Switch-outs per CPU per window accounted in full before the next window thins (0: never). */
 const volatile __u32 window_switch_budget = 0;
 
-/* The target processes (key: tgid), kept current by user space. */
+/* The target processes (key: tgid), kept current by user space, which bumps targets_gen after
+ * every change of the set. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, STATEACCT_MAX_TARGETS);
@@ -52,12 +60,46 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
+__u32 targets_gen = 0;
+/* Slots of `threads` handed out so far (user space reads that many); freed ones are reused. */
+__u32 next_slot = 0;
+
+/*
+ * What this program remembers of every task it saw leave a CPU, in the task itself (task-local
+ * storage: no hashing, freed with the task). Whether its process is a target is looked up in
+ * `targets` once per task and per change of the set (gen), not once per switch: a switch of a
+ * task outside the target costs one storage lookup.
+ */
+struct task_local {
+	__u32 gen;    /* targets_gen when `target` was decided */
+	__u32 slot;   /* its entry in `threads`, when has_slot */
+	__u8 target;  /* its process is a target */
+	__u8 has_slot;
+	__u8 gone;    /* it exited: nothing more to account */
+	__u8 pad[5];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_local);
+} tasks SEC(".maps");
+
+/* The target threads' phases, one slot per thread (an array: its lookups are inlined). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, STATEACCT_MAX_THREADS);
 	__type(key, __u32);
 	__type(value, struct stateacct_thread);
 } threads SEC(".maps");
+
+/* Slots of exited threads, for the next new thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, STATEACCT_MAX_THREADS);
+	__type(value, __u32);
+} free_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -88,33 +130,79 @@ static __always_inline void count_stat(__u32 which)
 		*n += 1;
 }
 
-static __always_inline bool is_target_tgid(__u32 tgid)
+/*
+ * The task's storage when its process is a target, else NULL. create: make the storage of a task
+ * seen for the first time (switch-out); elsewhere a task without one was never seen leave a CPU,
+ * so it has no phase to end.
+ */
+static __always_inline struct task_local *target_task(struct task_struct *task, bool create)
 {
-	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+	struct task_local *l = bpf_task_storage_get(&tasks, task, 0,
+						    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	__u32 gen = *(volatile __u32 *)&targets_gen;
+
+	if (!l || l->gone)
+		return NULL;
+	if (l->gen != gen) {
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+
+		l->target = bpf_map_lookup_elem(&targets, &tgid) != NULL;
+		l->gen = gen;
+	}
+	return l->target ? l : NULL;
 }
 
-/* The thread's entry, created for a target thread (tgid checked by the caller). */
-static __always_inline struct stateacct_thread *thread_entry(__u32 tid, __u32 tgid, bool create)
+/* The task's entry in `threads`, given one on its first switch-out as a target (create). */
+static __always_inline struct stateacct_thread *thread_entry(struct task_local *l,
+							     struct task_struct *task, bool create)
 {
-	struct stateacct_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	struct stateacct_thread *t;
+	__u32 slot;
 
-	if (t || !create)
-		return t;
-	struct stateacct_thread zero = {};
-
-	zero.blocked_nr = -1;
-	zero.tgid = tgid;
-	if (bpf_map_update_elem(&threads, &tid, &zero, BPF_NOEXIST) != 0) {
-		t = bpf_map_lookup_elem(&threads, &tid); /* a racing creator won */
-		if (!t)
+	if (l->has_slot)
+		return bpf_map_lookup_elem(&threads, &l->slot);
+	if (!create)
+		return NULL;
+	if (bpf_map_pop_elem(&free_slots, &slot) != 0) {
+		slot = __sync_fetch_and_add(&next_slot, 1);
+		if (slot >= STATEACCT_MAX_THREADS) {
 			count_stat(STATEACCT_STAT_THREADS_FULL);
-		return t;
+			l->gone = 1; /* not followed: do not try again at every switch */
+			return NULL;
+		}
 	}
-	return bpf_map_lookup_elem(&threads, &tid);
+	t = bpf_map_lookup_elem(&threads, &slot);
+	if (!t)
+		return NULL;
+	t->phase = STATEACCT_PHASE_NONE;
+	t->blocked_nr = -1;
+	t->tgid = BPF_CORE_READ(task, tgid);
+	t->tid = BPF_CORE_READ(task, pid);
+	t->start_ns = BPF_CORE_READ(task, start_boottime);
+	l->slot = slot;
+	l->has_slot = 1;
+	return t;
+}
+
+/* The task exits: its slot goes back to the free list (the phase it may have had is dropped). */
+static __always_inline void release(struct task_local *l)
+{
+	struct stateacct_thread *t;
+
+	l->gone = 1;
+	if (!l->has_slot)
+		return;
+	l->has_slot = 0;
+	t = bpf_map_lookup_elem(&threads, &l->slot);
+	if (t) {
+		t->phase = STATEACCT_PHASE_NONE;
+		t->tid = 0;
+	}
+	bpf_map_push_elem(&free_slots, &l->slot, 0);
 }
 
 /* Ends the thread's phase at `now` into `sums`. */
-static __always_inline void end_phase(struct stateacct_thread *t, __u32 tid, __u64 now)
+static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
 {
 	struct stateacct_key key = {};
 	struct stateacct_value *v;
@@ -124,10 +212,11 @@ static __always_inline void end_phase(struct stateacct_thread *t, __u32 tid, __u
 	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
 
 	key.tgid = t->tgid;
-	key.tid = tid;
+	key.tid = t->tid;
 	key.kind = t->kind;
 	key.syscall_nr = t->blocked_nr;
 	key.object = t->blocked_object;
+	key.start_ns = t->start_ns;
 	t->phase = STATEACCT_PHASE_NONE;
 	v = bpf_map_lookup_elem(&sums, &key);
 	if (!v) {
@@ -173,21 +262,28 @@ static __always_inline __u64 sample_switch(void)
 
 static __always_inline void switch_out(bool preempt, struct task_struct *prev, long state)
 {
-	__u32 tgid = BPF_CORE_READ(prev, tgid);
-	__u32 tid = BPF_CORE_READ(prev, pid);
+	struct task_local *l;
+	struct stateacct_thread *t;
 
-	if (tid == 0 || !is_target_tgid(tgid))
+	if (BPF_CORE_READ(prev, pid) == 0)
 		return;
-	struct stateacct_thread *t = thread_entry(tid, tgid, true);
-
+	l = target_task(prev, true);
+	if (!l)
+		return;
+	if (state & TASK_DEAD) {
+		/* The last switch of an exiting thread (after sched_process_exit): nothing follows. */
+		release(l);
+		return;
+	}
+	t = thread_entry(l, prev, true);
 	if (!t)
 		return;
 	__u64 now = bpf_ktime_get_ns();
 
-	end_phase(t, tid, now); /* a phase a lost switch-in left open */
-	if (state & TASK_DEAD) {
-		/* The last switch of an exiting thread (after sched_process_exit): nothing follows. */
-		bpf_map_delete_elem(&threads, &tid);
+	end_phase(t, now); /* a block whose wakeup was not seen */
+	if (preempt || state == TASK_RUNNING) {
+		/* Preempted: its run-queue time is schedstat's (the model takes it from there). */
+		count_stat(STATEACCT_STAT_SWITCHES);
 		return;
 	}
 	__u64 weight = sample_switch();
@@ -209,10 +305,7 @@ static __always_inline void switch_out(bool preempt, struct task_struct *prev, l
 		}
 	}
 	t->phase = STATEACCT_PHASE_BLOCKED;
-	if (preempt || state == TASK_RUNNING) {
-		t->phase = STATEACCT_PHASE_RUNNABLE;
-		t->kind = STATEACCT_RUNQ_PREEMPTED;
-	} else if (state & TASK_UNINTERRUPTIBLE) {
+	if (state & TASK_UNINTERRUPTIBLE) {
 		t->kind = STATEACCT_UNINTERRUPTIBLE;
 	} else if (state & TASK_INTERRUPTIBLE) {
 		t->kind = STATEACCT_INTERRUPTIBLE;
@@ -223,14 +316,17 @@ static __always_inline void switch_out(bool preempt, struct task_struct *prev, l
 
 static __always_inline void switch_in(struct task_struct *next)
 {
-	__u32 tid = BPF_CORE_READ(next, pid);
+	struct task_local *l;
 	struct stateacct_thread *t;
 
-	if (tid == 0)
+	if (BPF_CORE_READ(next, pid) == 0)
 		return;
-	t = bpf_map_lookup_elem(&threads, &tid);
-	if (t)
-		end_phase(t, tid, bpf_ktime_get_ns());
+	l = target_task(next, false);
+	if (!l)
+		return;
+	t = thread_entry(l, next, false);
+	if (t && t->phase != STATEACCT_PHASE_NONE)
+		end_phase(t, bpf_ktime_get_ns()); /* a block whose wakeup was not seen */
 }
 
 SEC("tp_btf/sched_switch")
@@ -245,27 +341,24 @@ int BPF_PROG(stateacct_switch, bool preempt, struct task_struct *prev, struct ta
 SEC("tp_btf/sched_waking")
 int BPF_PROG(stateacct_waking, struct task_struct *p)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
-	struct stateacct_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	struct task_local *l = target_task(p, false);
+	struct stateacct_thread *t;
 
+	if (!l)
+		return 0;
+	t = thread_entry(l, p, false);
 	if (!t || t->phase != STATEACCT_PHASE_BLOCKED)
 		return 0;
-	__u64 now = bpf_ktime_get_ns();
-	__u64 weight = t->weight;
-
-	end_phase(t, tid, now);
-	t->weight = weight;
-	t->since_ns = now;
-	t->kind = STATEACCT_RUNQ_WAKEUP;
-	t->phase = STATEACCT_PHASE_RUNNABLE;
+	end_phase(t, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(stateacct_exit, struct task_struct *p)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
+	struct task_local *l = bpf_task_storage_get(&tasks, p, 0, 0);
 
-	bpf_map_delete_elem(&threads, &tid);
+	if (l)
+		release(l);
 	return 0;
 }

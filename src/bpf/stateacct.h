@@ -11,6 +11,7 @@ enum stateacct_kind {
 	STATEACCT_INTERRUPTIBLE = 0,   /* blocked in TASK_INTERRUPTIBLE (S) */
 	STATEACCT_UNINTERRUPTIBLE = 1, /* blocked in TASK_UNINTERRUPTIBLE (D) */
 	STATEACCT_OTHER = 2,           /* any other blocked state: stopped, traced, ... */
+	/* Run-queue time, no longer summed (schedstat has it exactly); kept for older recordings. */
 	STATEACCT_RUNQ_WAKEUP = 3,     /* runnable from its wakeup to its switch-in */
 	STATEACCT_RUNQ_PREEMPTED = 4,  /* runnable from its preemption to its switch-in */
 	STATEACCT_KIND_NR = 5,
@@ -28,6 +29,7 @@ struct stateacct_key {
 	__s32 syscall_nr;
 	__u32 kind;
 	__u64 object;
+	__u64 start_ns; /* the thread's start_boottime: tells a reused thread id from the old one */
 };
 
 /* Value of "sums": weighted (see the thinning in stateacct.bpf.c) ns and events, cumulative. */
@@ -40,10 +42,13 @@ struct stateacct_value {
 enum stateacct_phase {
 	STATEACCT_PHASE_NONE = 0,     /* running, or not accounted (thinned out, never seen leave) */
 	STATEACCT_PHASE_BLOCKED = 1,  /* off the CPU since since_ns, in kind/blocked_nr/object */
-	STATEACCT_PHASE_RUNNABLE = 2, /* on a run queue since since_ns */
+	STATEACCT_PHASE_RUNNABLE = 2, /* (no longer used: run-queue time is schedstat's) */
 };
 
-/* Value of the "threads" map (key: __u32 thread id): where the thread is now. */
+/*
+ * Value of the "threads" array (one slot per target thread, handed out at its first switch-out
+ * and taken back at its exit; tid 0: a free slot): where the thread is now.
+ */
 struct stateacct_thread {
 	__u64 since_ns;       /* bpf_ktime_get_ns() at the phase's start */
 	__u64 weight;         /* 1 / the probability the phase was accounted with */
@@ -53,7 +58,8 @@ struct stateacct_thread {
 	__u32 phase;          /* enum stateacct_phase */
 	__u32 kind;           /* enum stateacct_kind of the phase */
 	__u32 tgid;
-	__u32 pad;
+	__u32 tid;
+	__u64 start_ns;       /* as in stateacct_key */
 };
 
 /* Counters (per CPU, summed by user space). */

@@ -288,7 +288,12 @@ void Builder::exact_sample(const Tick& t) {
   if (!before && !in_window(t.at_ns)) return;
   for (const auto& w : t.exact->waits) {
     auto it = threads_.find({w.pid, w.tid});
-    if (it != threads_.end()) it->second.exact.sum(w, before);
+    // A thread id handed out again: the new thread's sums are not the old one's.
+    if (it == threads_.end() || (w.start_time_ticks != 0 &&
+                                 w.start_time_ticks != it->second.account.key.start_time_ticks)) {
+      continue;
+    }
+    it->second.exact.sum(w, before);
   }
 }
 

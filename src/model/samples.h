@@ -59,6 +59,7 @@ struct ThreadEnd {
   int pid = 0;
   int tid = 0;
   std::int64_t last_poll_ns = 0;
+  std::uint64_t start_time_ticks = 0;  // the thread's ThreadKey::start_time_ticks
 };
 
 // Delay accounting of a thread group over taskstats (cumulative).
@@ -208,6 +209,9 @@ inline constexpr std::size_t kExactKindCount = 5;
 struct ExactWait {
   int pid = 0;
   int tid = 0;
+  // The thread's start (ThreadKey::start_time_ticks): a thread id handed out again within a
+  // window names another thread. 0: not known (recordings made before it was kept).
+  std::uint64_t start_time_ticks = 0;
   ExactKind kind = ExactKind::kInterruptible;
   long syscall_nr = -1;
   std::uint64_t object = 0;

@@ -506,7 +506,7 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
   auto rows = j.find("waits");
   if (rows == j.end() || !rows->is_array()) return x;
   for (const auto& r : *rows) {
-    if (!r.is_array() || r.size() != 7) continue;
+    if (!r.is_array() || (r.size() != 7 && r.size() != 8)) continue;
     bool ok = true;
     for (const auto& v : r) ok = ok && v.is_number_integer();
     if (!ok) continue;
@@ -520,6 +520,7 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
     w.object = r[4].get<std::uint64_t>();
     w.ns = r[5].get<std::uint64_t>();
     w.count = r[6].get<std::uint64_t>();
+    if (r.size() == 8) w.start_time_ticks = r[7].get<std::uint64_t>();
     x.waits.push_back(w);
   }
   return x;
@@ -554,7 +555,8 @@ struct RecordingWriter::Impl {
       ins_end, ins_process_sample, ins_socket, ins_system, ins_collector, ins_exact;
   // The exact mode's latest sums, by (pid, tid, kind, syscall, object): written whole at each
   // keyframe, so that rotation keeps every baseline.
-  std::map<std::tuple<int, int, int, long, std::uint64_t>, model::ExactWait> exact_latest;
+  std::map<std::tuple<int, int, std::uint64_t, int, long, std::uint64_t>, model::ExactWait>
+      exact_latest;
 
   struct Thread {
     std::int64_t id = 0;
@@ -1000,7 +1002,8 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
   }
   if (tick.exact) {
     for (const auto& w : tick.exact->waits) {
-      exact_latest[{w.pid, w.tid, static_cast<int>(w.kind), w.syscall_nr, w.object}] = w;
+      exact_latest[{w.pid, w.tid, w.start_time_ticks, static_cast<int>(w.kind), w.syscall_nr,
+                    w.object}] = w;
     }
     std::vector<model::ExactWait> all;
     if (keyframe) {
@@ -1012,10 +1015,16 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     ins_exact.bind_blob(3, pack_exact_waits(keyframe ? all : tick.exact->waits));
     check(ins_exact.run());
     // Threads that ended have had their last sums.
-    std::set<int> gone;
-    for (const auto& e : tick.ended) gone.insert(e.tid);
+    std::set<std::pair<int, std::uint64_t>> gone;
+    for (const auto& e : tick.ended) gone.insert({e.tid, e.start_time_ticks});
     for (auto it = exact_latest.begin(); it != exact_latest.end();) {
-      it = gone.count(std::get<1>(it->first)) != 0 ? exact_latest.erase(it) : std::next(it);
+      const int tid = std::get<1>(it->first);
+      const std::uint64_t start = std::get<2>(it->first);
+      // A sum without a start time is of the ended thread's id, whoever it was.
+      const bool ended = gone.count({tid, start}) != 0 ||
+                         (start == 0 && std::any_of(gone.begin(), gone.end(),
+                                                    [&](const auto& g) { return g.first == tid; }));
+      it = ended ? exact_latest.erase(it) : std::next(it);
     }
   }
   check(tx_rc);
@@ -1487,7 +1496,8 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
     for (; end.row() && end.tick() == id; end.next()) {
       auto th = r.threads.find(end.st.i64(1));
       if (th == r.threads.end()) continue;
-      t.ended.push_back({th->second.key.pid, th->second.key.tid, end.st.i64(2)});
+      t.ended.push_back(
+          {th->second.key.pid, th->second.key.tid, end.st.i64(2), th->second.key.start_time_ticks});
     }
     // A thread that ran: its row's deltas added to its counters.
     const auto add_row = [&](const PackedThread& row) {

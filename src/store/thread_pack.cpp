@@ -147,6 +147,7 @@ std::string pack_exact_waits(const std::vector<model::ExactWait>& waits) {
     put(out, w.object);
     put(out, w.ns);
     put(out, w.count);
+    put(out, w.start_time_ticks);
   }
   return out;
 }
@@ -170,6 +171,7 @@ std::optional<std::vector<model::ExactWait>> unpack_exact_waits(std::string_view
     w.object = c.u();
     w.ns = c.u();
     w.count = c.u();
+    w.start_time_ticks = c.u();
     if (!c.ok()) return std::nullopt;
     waits.push_back(w);
   }

@@ -62,8 +62,9 @@ class ThreadPacker {
 std::optional<std::vector<PackedThread>> unpack_threads(std::string_view blob);
 
 // The exact mode's sums of a tick (model::ExactSample::waits), packed: per entry pid and tid as
-// zigzag differences from the entry before, kind, syscall_nr (zigzag), object, ns and count, in
-// order. Values are absolute, so that every tick decodes alone.
+// zigzag differences from the entry before, kind, syscall_nr (zigzag), object, ns, count and the
+// thread's start time (stat field 22 ticks, 0 unknown), in order. Values are absolute, so that
+// every tick decodes alone.
 std::string pack_exact_waits(const std::vector<model::ExactWait>& waits);
 // nullopt when the blob is truncated or malformed; values are clamped to their ranges.
 std::optional<std::vector<model::ExactWait>> unpack_exact_waits(std::string_view blob);

@@ -40,7 +40,7 @@ util::Result<void> StateAccounting::set_targets(const std::vector<int>&) {
 std::vector<StateSum> StateAccounting::read() {
   return {};
 }
-void StateAccounting::forget(const std::vector<int>&) {}
+void StateAccounting::forget(const std::vector<ThreadId>&) {}
 StateAccountingStats StateAccounting::stats() const {
   return {};
 }
@@ -106,6 +106,12 @@ void read_map(int fd, std::size_t max_entries, bool& batch_works,
   }
 }
 
+// /proc/PID/stat field 22 (starttime) of a task_struct start_boottime: clock ticks of USER_HZ
+// (100 on every Linux ABI), as fs/proc/array.c's nsec_to_clock_t computes it.
+std::uint64_t start_ticks(std::uint64_t start_ns) {
+  return start_ns / (1'000'000'000ULL / 100);
+}
+
 }  // namespace
 
 struct StateAccounting::Impl {
@@ -115,6 +121,7 @@ struct StateAccounting::Impl {
   bool batch_works = true;
   std::vector<std::pair<stateacct_key, stateacct_value>> sums;
   std::vector<std::pair<__u32, stateacct_thread>> threads;
+  __u32 targets_gen = 0;
 };
 
 StateAccounting::StateAccounting(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -123,6 +130,14 @@ StateAccounting::~StateAccounting() = default;
 util::Result<std::unique_ptr<StateAccounting>> StateAccounting::create(
     const StateAccountingOptions& options) {
   if (auto ok = check_btf_tracing("state accounting"); !ok) return ok.error();
+  // Task-local storage (Linux 5.11+ in tracing programs) keeps each task's phase and whether it
+  // is a target, so a switch costs no hash lookup; every kernel with the sched_switch prev_state
+  // this program needs (5.18+) has it, so a kernel without it is refused with the others.
+  if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, nullptr) != 1) {
+    return util::Error{"state accounting: this kernel has no BPF task-local storage",
+                       "the exact mode needs Linux 5.18+ with BPF task storage; use --mode sample",
+                       0};
+  }
   LogCapture log;
   Skeleton skel(stateacct_bpf__open());
   if (!skel)
@@ -156,7 +171,16 @@ util::Result<std::unique_ptr<StateAccounting>> StateAccounting::create(
 
 util::Result<void> StateAccounting::set_targets(const std::vector<int>& tgids) {
   const std::set<int> want(tgids.begin(), tgids.end());
+  if (want == impl_->targets && impl_->targets_gen != 0) return {};
   bpf_map* map = impl_->skel->maps.targets;
+  // Every task decides again whether it is a target (its cached answer is of an older gen), after
+  // the map is current: a store to the skeleton's .bss, which the programs read.
+  struct GenBump {
+    Impl& impl;
+    ~GenBump() {
+      __atomic_store_n(&impl.skel->bss->targets_gen, ++impl.targets_gen, __ATOMIC_RELEASE);
+    }
+  } bump{*impl_};
   for (int pid : impl_->targets) {
     if (want.count(pid) != 0) continue;
     const __u32 key = static_cast<__u32>(pid);
@@ -178,26 +202,32 @@ util::Result<void> StateAccounting::set_targets(const std::vector<int>& tgids) {
 std::vector<StateSum> StateAccounting::read() {
   Impl& s = *impl_;
   read_map(bpf_map__fd(s.skel->maps.sums), STATEACCT_MAX_SUMS, s.batch_works, s.sums);
-  read_map(bpf_map__fd(s.skel->maps.threads), STATEACCT_MAX_THREADS, s.batch_works, s.threads);
+  // The slots handed out so far (the array's first next_slot entries).
+  const std::size_t slots = std::min<std::size_t>(
+      __atomic_load_n(&s.skel->bss->next_slot, __ATOMIC_ACQUIRE), STATEACCT_MAX_THREADS);
+  read_map(bpf_map__fd(s.skel->maps.threads), slots, s.batch_works, s.threads);
   const std::uint64_t now = ktime_ns();
   std::vector<StateSum> out;
   out.reserve(s.sums.size() + s.threads.size());
   for (const auto& [k, v] : s.sums) {
     if (s.targets.count(static_cast<int>(k.tgid)) == 0) continue;
-    out.push_back({static_cast<int>(k.tgid), static_cast<int>(k.tid), static_cast<int>(k.kind),
-                   static_cast<long>(k.syscall_nr), k.object, v.ns, v.count});
+    out.push_back({static_cast<int>(k.tgid), static_cast<int>(k.tid), start_ticks(k.start_ns),
+                   static_cast<int>(k.kind), static_cast<long>(k.syscall_nr), k.object, v.ns,
+                   v.count});
   }
   // The open phases, up to now: a block that has not ended yet is part of the time so far.
-  for (const auto& [tid, t] : s.threads) {
-    if (t.phase == STATEACCT_PHASE_NONE || s.targets.count(static_cast<int>(t.tgid)) == 0) {
+  for (const auto& [slot, t] : s.threads) {
+    if (t.tid == 0 || t.phase == STATEACCT_PHASE_NONE ||
+        s.targets.count(static_cast<int>(t.tgid)) == 0) {
       continue;
     }
     const std::uint64_t open_ns = now > t.since_ns ? now - t.since_ns : 0;
-    out.push_back({static_cast<int>(t.tgid), static_cast<int>(tid), static_cast<int>(t.kind),
-                   static_cast<long>(t.blocked_nr), t.blocked_object, open_ns * t.weight, 0});
+    out.push_back({static_cast<int>(t.tgid), static_cast<int>(t.tid), start_ticks(t.start_ns),
+                   static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,
+                   open_ns * t.weight, 0});
   }
   const auto key = [](const StateSum& a) {
-    return std::tie(a.pid, a.tid, a.kind, a.syscall_nr, a.object);
+    return std::tie(a.pid, a.tid, a.start_time_ticks, a.kind, a.syscall_nr, a.object);
   };
   std::sort(out.begin(), out.end(),
             [&](const StateSum& a, const StateSum& b) { return key(a) < key(b); });
@@ -215,17 +245,14 @@ std::vector<StateSum> StateAccounting::read() {
   return merged;
 }
 
-void StateAccounting::forget(const std::vector<int>& tids) {
-  if (tids.empty()) return;
-  const std::set<int> gone(tids.begin(), tids.end());
+void StateAccounting::forget(const std::vector<ThreadId>& threads) {
+  if (threads.empty()) return;
+  // The kernel took back the threads' slots at their exit; their sums stay until this.
+  const std::set<ThreadId> gone(threads.begin(), threads.end());
   for (const auto& [k, v] : impl_->sums) {
-    if (gone.count(static_cast<int>(k.tid)) != 0) {
+    if (gone.count({static_cast<int>(k.tid), start_ticks(k.start_ns)}) != 0) {
       bpf_map__delete_elem(impl_->skel->maps.sums, &k, sizeof(k), 0);
     }
-  }
-  for (int tid : gone) {
-    const __u32 key = static_cast<__u32>(tid);
-    bpf_map__delete_elem(impl_->skel->maps.threads, &key, sizeof(key), 0);
   }
 }
 

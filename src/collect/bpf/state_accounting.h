@@ -6,15 +6,18 @@
 // Nothing is streamed per event: read() takes every sum in one batch lookup (one bpf(2) call per
 // few thousand entries), plus the phases still open, counted up to now.
 //
-// Cost: one hash lookup (the previous task's tgid) on every context switch in the system, one
-// more (the next task's tid); for target threads a few map operations per switch and wakeup. Above
-// `budget_per_cpu_s` switch-outs per CPU per second the program accounts each phase with a known
+// Cost: on every context switch and wakeup in the system, a task-local storage lookup of the
+// tasks involved (whether each is a target is looked up in a hash once per task and per change of
+// the target set); for target threads an array lookup of their phase and one hash update of the
+// sum where a phase ends. Above
+// `budget_per_cpu_s` blocks per CPU per second the program accounts each block with a known
 // probability and weighs it by its inverse (as the off-CPU tracer does), so the sums stay unbiased.
 //
 // Thread-safety: one thread uses a tracer.
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "util/result.h"
@@ -22,14 +25,16 @@
 namespace chokepoint::collect::bpf {
 
 struct StateAccountingOptions {
-  // Switch-outs per CPU per second accounted in full; 0: every one, whatever the rate.
-  std::uint32_t budget_per_cpu_s = 100'000;
+  // Blocks (switch-outs that block) per CPU per second accounted in full; 0: every one, whatever
+  // the rate.
+  std::uint32_t budget_per_cpu_s = 40'000;
 };
 
 // One entry of the kernel's sums (see src/bpf/stateacct.h): kind is enum stateacct_kind.
 struct StateSum {
   int pid = 0;
   int tid = 0;
+  std::uint64_t start_time_ticks = 0;  // the thread's start (/proc/PID/task/TID/stat field 22)
   int kind = 0;
   long syscall_nr = -1;
   std::uint64_t object = 0;
@@ -59,8 +64,10 @@ class StateAccounting {
   // Every sum of the target's threads, cumulative, with the phases still open added up to the
   // read (so a thread blocked for the whole window has its wait so far). Sorted by key.
   std::vector<StateSum> read();
-  // Drops the kernel's entries of threads that ended (their sums were read).
-  void forget(const std::vector<int>& tids);
+  // A thread: its id and start time (field 22), which tell a reused thread id from the old one.
+  using ThreadId = std::pair<int, std::uint64_t>;
+  // Drops the kernel's sums of threads that ended (their sums were read).
+  void forget(const std::vector<ThreadId>& threads);
   StateAccountingStats stats() const;
   std::uint32_t budget_per_cpu_s() const;
 

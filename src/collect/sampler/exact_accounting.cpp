@@ -72,7 +72,7 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
   const std::set<int> live(pids.begin(), pids.end());
   for (const auto& s : tracer_->read()) {
     if (live.count(s.pid) == 0) continue;
-    const Key key{s.pid, s.tid, s.kind, s.syscall_nr, s.object};
+    const Key key{s.pid, s.tid, s.start_time_ticks, s.kind, s.syscall_nr, s.object};
     auto [it, added] = last_.try_emplace(key, s.ns, s.count);
     if (!added) {
       if (it->second == std::make_pair(s.ns, s.count)) continue;
@@ -81,6 +81,7 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     model::ExactWait w;
     w.pid = s.pid;
     w.tid = s.tid;
+    w.start_time_ticks = s.start_time_ticks;
     w.kind = static_cast<model::ExactKind>(
         std::clamp(s.kind, 0, static_cast<int>(model::kExactKindCount) - 1));
     w.syscall_nr = s.syscall_nr;
@@ -90,13 +91,14 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     x.waits.push_back(w);
   }
   // Threads that ended were read for the last time above.
-  std::vector<int> gone;
-  for (const auto& e : tick.ended) gone.push_back(e.tid);
+  std::vector<bpf::StateAccounting::ThreadId> gone;
+  for (const auto& e : tick.ended) gone.emplace_back(e.tid, e.start_time_ticks);
   if (!gone.empty()) {
     tracer_->forget(gone);
-    const std::set<int> g(gone.begin(), gone.end());
+    const std::set<bpf::StateAccounting::ThreadId> g(gone.begin(), gone.end());
     for (auto it = last_.begin(); it != last_.end();) {
-      it = g.count(std::get<1>(it->first)) != 0 ? last_.erase(it) : std::next(it);
+      const bool ended = g.count({std::get<1>(it->first), std::get<2>(it->first)}) != 0;
+      it = ended ? last_.erase(it) : std::next(it);
     }
   }
   const auto st = tracer_->stats();

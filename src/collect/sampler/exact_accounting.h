@@ -49,7 +49,8 @@ class ExactAccounting {
 
  private:
   ExactAccounting() = default;
-  using Key = std::tuple<int, int, int, long, std::uint64_t>;  // pid, tid, kind, syscall, object
+  // pid, tid, start time, kind, syscall, object
+  using Key = std::tuple<int, int, std::uint64_t, int, long, std::uint64_t>;
   SplitMode mode_ = SplitMode::kAuto;
   std::unique_ptr<bpf::StateAccounting> tracer_;
   std::string problem_, hint_;

@@ -55,6 +55,7 @@ ExactWait sum(ExactKind kind, long nr, std::uint64_t object, std::int64_t ms) {
   ExactWait w;
   w.pid = 100;
   w.tid = 1;
+  w.start_time_ticks = 7;  // sample()'s thread
   w.kind = kind;
   w.syscall_nr = nr;
   w.object = object;
@@ -138,6 +139,23 @@ TEST(ExactSplit, TheKernelsSumsDivideTheOffCpuTimeClassedAsTheSamplerClassedEach
   EXPECT_NE(s->detail.find("exact (--mode exact)"), std::string::npos) << s->detail;
   EXPECT_NE(s->detail.find("2000 switches/s"), std::string::npos) << s->detail;
   EXPECT_NE(s->detail.find("1 of 1 threads"), std::string::npos) << s->detail;
+}
+
+// Regression: thread id 1 handed out again to a new thread (start 9) while the old one (start 7)
+// is watched; the kernel keys sums by start time too, and the new thread's do not add to the old.
+TEST(ExactSplit, AThreadIdReusedByANewThreadDoesNotMergeItsSums) {
+  ExactWait other = sum(ExactKind::kInterruptible, SYS_futex, kMutex, 5000);
+  other.start_time_ticks = 9;
+  ExactWait other_read = sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 4000);
+  other_read.start_time_ticks = 9;
+  const Observation obs = build_observation(
+      info(),
+      ticks_with(exact({sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 600),
+                        sum(ExactKind::kInterruptible, SYS_futex, kMutex, 300), other, other_read},
+                       2000)));
+  ASSERT_EQ(obs.threads.size(), 1u);
+  EXPECT_EQ(obs.threads[0].split[Resource::kNetwork], 600 * kMs);
+  EXPECT_EQ(obs.threads[0].split[Resource::kLock], 300 * kMs);
 }
 
 TEST(ExactSplit, AnObjectTheSamplerNeverSawTakesItsSystemCallsClass) {

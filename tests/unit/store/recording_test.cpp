@@ -239,6 +239,7 @@ TEST(Recording, KeepsTheExactModesSums) {
     w.object = 3;
     w.ns = 40 * kMs * i;
     w.count = i;
+    w.start_time_ticks = 1234;             // sample_window()'s threads
     if (i % 2 == 0) x.waits.push_back(w);  // unchanged on odd ticks: not given again
     s.ticks[i].exact = std::move(x);
   }
@@ -261,6 +262,7 @@ TEST(Recording, KeepsTheExactModesSums) {
       EXPECT_EQ(got.waits[k].ns, s.ticks[i].exact->waits[k].ns);
       EXPECT_EQ(got.waits[k].kind, model::ExactKind::kUninterruptible);
       EXPECT_EQ(got.waits[k].syscall_nr, SYS_fdatasync);
+      EXPECT_EQ(got.waits[k].start_time_ticks, 1234u);
     }
   }
   EXPECT_EQ(report(*back), report(s));
