@@ -11,8 +11,8 @@
  *   system (measured: about 10% of a core at 50,000 requests/s of the lab, docs/benchmarks.md).
  * sched_waking (p): a BLOCKED phase ends: its time goes to `sums` under (thread, state, call,
  *   object), and a RUNNABLE phase (wakeup to switch-in) starts. This runs in the waker's context:
- *   a waker -> wakee edge count (issue 15's wait-for graph) is one more map update here, keyed by
- *   (current tid, p's tid, object), with no change to what is below.
+ *   count_wake_edge adds the wakeup and the blocked time it ended to `edges` under (current tid,
+ *   p's tid, call, object): issue 15's wait-for graph, one more map update per target wakeup.
  * sched_switch (next): a RUNNABLE phase ends into `sums`; a BLOCKED one whose wakeup was not seen
  *   ends too (counted as blocked up to now).
  *
@@ -43,6 +43,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Switch-outs per CPU per window accounted in full before the next window thins (0: never). */
 const volatile __u32 window_switch_budget = 0;
+/* Count the wait-for edges (count_wake_edge); off only to measure their cost. */
+const volatile __u8 count_edges = 1;
 
 /* The target processes (key: tgid), kept current by user space. */
 struct {
@@ -146,6 +148,13 @@ static __always_inline void end_phase(struct stateacct_thread *t, __u32 tid, __u
 	__sync_fetch_and_add(&v->count, t->weight);
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STATEACCT_MAX_EDGES);
+	__type(key, struct stateacct_edge_key);
+	__type(value, struct stateacct_edge_value);
+} edges SEC(".maps");
+
 /* The weight this CPU accounts the next phase with: 0 to skip it (thinned out). */
 static __always_inline __u64 sample_switch(void)
 {
@@ -233,6 +242,46 @@ static __always_inline void switch_in(struct task_struct *next)
 		end_phase(t, tid, bpf_ktime_get_ns());
 }
 
+/*
+ * The wait-for graph's edge: the current task woke target thread `tid`, blocked (phase BLOCKED,
+ * not yet ended) since t->since_ns in t's call and object. Called before the phase ends.
+ */
+static __always_inline void count_wake_edge(const struct stateacct_thread *t, __u32 tid, __u64 now)
+{
+	struct task_struct *waker = bpf_get_current_task_btf();
+	struct stateacct_edge_key key = {};
+	struct stateacct_edge_value *v;
+	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
+
+	if (!count_edges)
+		return;
+	key.waker_tgid = waker->tgid;
+	key.waker_tid = waker->pid;
+	key.wakee_tgid = t->tgid;
+	key.wakee_tid = tid;
+	key.syscall_nr = t->blocked_nr;
+	key.object = t->blocked_object;
+	if (key.waker_tid == 0)
+		key.waker_kind = STATEACCT_WAKER_IDLE;
+	else if (waker->flags & PF_KTHREAD)
+		key.waker_kind = STATEACCT_WAKER_KTHREAD;
+	v = bpf_map_lookup_elem(&edges, &key);
+	if (!v) {
+		struct stateacct_edge_value zero = {};
+
+		if (bpf_map_update_elem(&edges, &key, &zero, BPF_NOEXIST) != 0 &&
+		    !bpf_map_lookup_elem(&edges, &key)) {
+			count_stat(STATEACCT_STAT_EDGES_FULL);
+			return;
+		}
+		v = bpf_map_lookup_elem(&edges, &key);
+		if (!v)
+			return;
+	}
+	__sync_fetch_and_add(&v->ns, delta * t->weight);
+	__sync_fetch_and_add(&v->count, t->weight);
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(stateacct_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
@@ -253,6 +302,7 @@ int BPF_PROG(stateacct_waking, struct task_struct *p)
 	__u64 now = bpf_ktime_get_ns();
 	__u64 weight = t->weight;
 
+	count_wake_edge(t, tid, now);
 	end_phase(t, tid, now);
 	t->weight = weight;
 	t->since_ns = now;

@@ -251,11 +251,18 @@ json collector_json(const model::CollectorSample& c) {
   return j;
 }
 
-// The exact mode's sums of a tick: every entry given (the changed ones, or all at a keyframe).
-json exact_json(const model::ExactSample& x, const std::vector<model::ExactWait>& waits) {
+// The exact mode's sums and wait-for edges of a tick: every entry given (the changed ones, or all
+// at a keyframe).
+json exact_json(const model::ExactSample& x, const std::vector<model::ExactWait>& waits,
+                const std::vector<model::WakeEdge>& edges) {
   json rows = json::array();
   for (const auto& w : waits) {
     rows.push_back({w.pid, w.tid, static_cast<int>(w.kind), w.syscall_nr, w.object, w.ns, w.count});
+  }
+  json edge_rows = json::array();
+  for (const auto& e : edges) {
+    edge_rows.push_back({e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind), e.wakee_pid,
+                         e.wakee_tid, e.syscall_nr, e.object, e.ns, e.count});
   }
   return {{"on", x.on},
           {"mode", x.mode},
@@ -266,7 +273,8 @@ json exact_json(const model::ExactSample& x, const std::vector<model::ExactWait>
           {"lost", x.lost},
           {"thin_every_max", x.thin_every_max},
           {"budget_per_cpu_s", x.budget_per_cpu_s},
-          {"waits", std::move(rows)}};
+          {"waits", std::move(rows)},
+          {"edges", std::move(edge_rows)}};
 }
 
 // Readers of documents from a file that may be hostile: a missing or mistyped member reads as
@@ -509,6 +517,31 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
   x.budget_per_cpu_s =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
+  // Recordings made before the wait-for graph have no "edges".
+  if (auto edges = j.find("edges"); edges != j.end() && edges->is_array()) {
+    for (const auto& r : *edges) {
+      if (!r.is_array() || r.size() != 9) continue;
+      bool ok = true;
+      for (const auto& v : r) ok = ok && v.is_number_integer();
+      if (!ok) continue;
+      const auto id = [&](std::size_t i) {
+        return static_cast<int>(std::clamp<std::int64_t>(r[i].get<std::int64_t>(), 0, 1 << 30));
+      };
+      model::WakeEdge e;
+      e.waker_pid = id(0);
+      e.waker_tid = id(1);
+      e.waker_kind = static_cast<model::WakerKind>(std::clamp<std::int64_t>(
+          r[2].get<std::int64_t>(), 0, static_cast<std::int64_t>(model::kWakerKindCount) - 1));
+      e.wakee_pid = id(3);
+      e.wakee_tid = id(4);
+      e.syscall_nr =
+          static_cast<long>(std::clamp<std::int64_t>(r[5].get<std::int64_t>(), -1, 1 << 16));
+      e.object = r[6].get<std::uint64_t>();
+      e.ns = r[7].get<std::uint64_t>();
+      e.count = r[8].get<std::uint64_t>();
+      x.edges.push_back(e);
+    }
+  }
   auto rows = j.find("waits");
   if (rows == j.end() || !rows->is_array()) return x;
   for (const auto& r : *rows) {
@@ -561,6 +594,8 @@ struct RecordingWriter::Impl {
   // The exact mode's latest sums, by (pid, tid, kind, syscall, object): written whole at each
   // keyframe, so that rotation keeps every baseline.
   std::map<std::tuple<int, int, int, long, std::uint64_t>, model::ExactWait> exact_latest;
+  // ... and its latest wait-for edges, by (waker pid, tid, kind, wakee pid, tid, syscall, object).
+  std::map<std::tuple<int, int, int, int, int, long, std::uint64_t>, model::WakeEdge> edges_latest;
 
   struct Thread {
     std::int64_t id = 0;
@@ -988,19 +1023,31 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     for (const auto& w : tick.exact->waits) {
       exact_latest[{w.pid, w.tid, static_cast<int>(w.kind), w.syscall_nr, w.object}] = w;
     }
+    for (const auto& e : tick.exact->edges) {
+      edges_latest[{e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind), e.wakee_pid,
+                    e.wakee_tid, e.syscall_nr, e.object}] = e;
+    }
     std::vector<model::ExactWait> all;
+    std::vector<model::WakeEdge> all_edges;
     if (keyframe) {
       all.reserve(exact_latest.size());
       for (const auto& [k, w] : exact_latest) all.push_back(w);
+      all_edges.reserve(edges_latest.size());
+      for (const auto& [k, e] : edges_latest) all_edges.push_back(e);
     }
     ins_exact.bind(1, tick_id);
-    ins_exact.bind_text(2, exact_json(*tick.exact, keyframe ? all : tick.exact->waits).dump());
+    ins_exact.bind_text(2, exact_json(*tick.exact, keyframe ? all : tick.exact->waits,
+                                      keyframe ? all_edges : tick.exact->edges)
+                               .dump());
     check(ins_exact.run());
     // Threads that ended have had their last sums.
     std::set<int> gone;
     for (const auto& e : tick.ended) gone.insert(e.tid);
     for (auto it = exact_latest.begin(); it != exact_latest.end();) {
       it = gone.count(std::get<1>(it->first)) != 0 ? exact_latest.erase(it) : std::next(it);
+    }
+    for (auto it = edges_latest.begin(); it != edges_latest.end();) {
+      it = gone.count(std::get<4>(it->first)) != 0 ? edges_latest.erase(it) : std::next(it);
     }
   }
   check(tx_rc);

@@ -6,6 +6,9 @@
 // Nothing is streamed per event: read() takes every sum in one batch lookup (one bpf(2) call per
 // few thousand entries), plus the phases still open, counted up to now.
 //
+// Each wakeup of a target thread also counts a wait-for edge (waker, wakee, call, object) with
+// the blocked time it ended (read_edges()).
+//
 // Cost: one hash lookup (the previous task's tgid) on every context switch in the system, one
 // more (the next task's tid); for target threads a few map operations per switch and wakeup. Above
 // `budget_per_cpu_s` switch-outs per CPU per second the program accounts each phase with a known
@@ -24,6 +27,8 @@ namespace chokepoint::collect::bpf {
 struct StateAccountingOptions {
   // Switch-outs per CPU per second accounted in full; 0: every one, whatever the rate.
   std::uint32_t budget_per_cpu_s = 100'000;
+  // Count the wait-for edges (read_edges()); off only to measure what they cost.
+  bool wake_edges = true;
 };
 
 // One entry of the kernel's sums (see src/bpf/stateacct.h): kind is enum stateacct_kind.
@@ -32,6 +37,21 @@ struct StateSum {
   int tid = 0;
   int kind = 0;
   long syscall_nr = -1;
+  std::uint64_t object = 0;
+  std::uint64_t ns = 0;
+  std::uint64_t count = 0;
+};
+
+// One entry of the kernel's wait-for edges (issue 15): target thread wakee_tid, blocked in
+// (syscall_nr, object), was woken by waker_tid; waker_kind is enum stateacct_waker (0 a thread,
+// 1 a kernel thread, 2 an interrupt on an idle CPU). ns: the blocked time those wakeups ended.
+struct WakeEdgeSum {
+  int waker_pid = 0;
+  int waker_tid = 0;
+  int wakee_pid = 0;
+  int wakee_tid = 0;
+  long syscall_nr = -1;
+  int waker_kind = 0;
   std::uint64_t object = 0;
   std::uint64_t ns = 0;
   std::uint64_t count = 0;
@@ -59,6 +79,8 @@ class StateAccounting {
   // Every sum of the target's threads, cumulative, with the phases still open added up to the
   // read (so a thread blocked for the whole window has its wait so far). Sorted by key.
   std::vector<StateSum> read();
+  // Every wait-for edge into the target's threads, cumulative (weighted as the sums). Unsorted.
+  std::vector<WakeEdgeSum> read_edges();
   // Drops the kernel's entries of threads that ended (their sums were read).
   void forget(const std::vector<int>& tids);
   StateAccountingStats stats() const;

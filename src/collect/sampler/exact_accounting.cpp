@@ -37,7 +37,9 @@ util::Result<std::unique_ptr<ExactAccounting>> ExactAccounting::create(
         "wakeup, counted in the kernel";
     return self;
   }
-  auto tracer = bpf::StateAccounting::create({budget_per_cpu_s});
+  bpf::StateAccountingOptions options;
+  options.budget_per_cpu_s = budget_per_cpu_s;
+  auto tracer = bpf::StateAccounting::create(options);
   if (!tracer) {
     if (mode == SplitMode::kExact) {
       util::Error e = tracer.error();
@@ -89,6 +91,28 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     w.count = s.count;
     x.waits.push_back(w);
   }
+  for (const auto& e : tracer_->read_edges()) {
+    if (live.count(e.wakee_pid) == 0) continue;
+    const EdgeKey key{e.waker_pid, e.waker_tid,  e.waker_kind, e.wakee_pid,
+                      e.wakee_tid, e.syscall_nr, e.object};
+    auto [it, added] = last_edges_.try_emplace(key, e.ns, e.count);
+    if (!added) {
+      if (it->second == std::make_pair(e.ns, e.count)) continue;
+      it->second = {e.ns, e.count};
+    }
+    model::WakeEdge w;
+    w.waker_pid = e.waker_pid;
+    w.waker_tid = e.waker_tid;
+    w.waker_kind = static_cast<model::WakerKind>(
+        std::clamp(e.waker_kind, 0, static_cast<int>(model::kWakerKindCount) - 1));
+    w.wakee_pid = e.wakee_pid;
+    w.wakee_tid = e.wakee_tid;
+    w.syscall_nr = e.syscall_nr;
+    w.object = e.object;
+    w.ns = e.ns;
+    w.count = e.count;
+    x.edges.push_back(w);
+  }
   // Threads that ended were read for the last time above.
   std::vector<int> gone;
   for (const auto& e : tick.ended) gone.push_back(e.tid);
@@ -97,6 +121,9 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     const std::set<int> g(gone.begin(), gone.end());
     for (auto it = last_.begin(); it != last_.end();) {
       it = g.count(std::get<1>(it->first)) != 0 ? last_.erase(it) : std::next(it);
+    }
+    for (auto it = last_edges_.begin(); it != last_edges_.end();) {
+      it = g.count(std::get<4>(it->first)) != 0 ? last_edges_.erase(it) : std::next(it);
     }
   }
   const auto st = tracer_->stats();
