@@ -1,6 +1,7 @@
 // Attaches the exact mode's eBPF programs (src/bpf/stateacct.bpf.c) to one process, with or
 // without the wait-for edge count, and reads the sums (and edges) every 100 ms as the sampler does,
-// for SECONDS. For bench/exact/edge_bench.py, which measures the target's throughput each way.
+// for SECONDS. For `bench/exact/exact_bench.py BUILD edges`, which measures the target's
+// throughput each way.
 //
 // Usage: chokepoint-bench-edges PID SECONDS on|off
 #include <fmt/format.h>

@@ -5,6 +5,20 @@
 
 namespace chokepoint::collect::sampler {
 
+namespace {
+
+// True when (ns, count) is new for key or differs from its last value, which it becomes.
+template <typename Map, typename Key>
+bool changed(Map& last, const Key& key, std::uint64_t ns, std::uint64_t count) {
+  auto [it, added] = last.try_emplace(key, ns, count);
+  if (added) return true;
+  if (it->second == std::make_pair(ns, count)) return false;
+  it->second = {ns, count};
+  return true;
+}
+
+}  // namespace
+
 std::string_view split_mode_name(SplitMode mode) {
   switch (mode) {
     case SplitMode::kAuto:
@@ -74,11 +88,8 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
   const std::set<int> live(pids.begin(), pids.end());
   for (const auto& s : tracer_->read()) {
     if (live.count(s.pid) == 0) continue;
-    const Key key{s.pid, s.tid, s.kind, s.syscall_nr, s.object};
-    auto [it, added] = last_.try_emplace(key, s.ns, s.count);
-    if (!added) {
-      if (it->second == std::make_pair(s.ns, s.count)) continue;
-      it->second = {s.ns, s.count};
+    if (!changed(last_, Key{s.pid, s.tid, s.kind, s.syscall_nr, s.object}, s.ns, s.count)) {
+      continue;
     }
     model::ExactWait w;
     w.pid = s.pid;
@@ -95,11 +106,7 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     if (live.count(e.wakee_pid) == 0) continue;
     const EdgeKey key{e.waker_pid, e.waker_tid,  e.waker_kind, e.wakee_pid,
                       e.wakee_tid, e.syscall_nr, e.object};
-    auto [it, added] = last_edges_.try_emplace(key, e.ns, e.count);
-    if (!added) {
-      if (it->second == std::make_pair(e.ns, e.count)) continue;
-      it->second = {e.ns, e.count};
-    }
+    if (!changed(last_edges_, key, e.ns, e.count)) continue;
     model::WakeEdge w;
     w.waker_pid = e.waker_pid;
     w.waker_tid = e.waker_tid;
