@@ -12,8 +12,15 @@ switch: the same three ways for `stress-ng --switch 1` (two processes passing a 
        and forth as fast as they can: its throughput is its context switch rate). With BASE_BIN
        set to another build's chokepoint, its exact mode runs as a fourth arm ("base") in the same
        rounds; each exact arm reports its programs' ns per run and per host context switch.
+edges: the wait-for graph's cost (issue 15): the lab's pipeline (--handoff semaphore, epoll,
+       --work-us 20: every request is two hand-offs between target threads, about 50,000 context
+       switches a second under wrk -t1 -c16) with nothing attached, with the exact mode's
+       programs without the edge count and with it (chokepoint-bench-edges PID SECONDS off|on,
+       which reads the maps every 100 ms as the sampler does), ROUNDS rounds of 5 s per arm;
+       bpf_stats of the sched_waking program (which holds the edge count) and of all of them.
+       Not part of "all".
 
-Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|switch|all] [ROUNDS]
+Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|switch|all|edges] [ROUNDS]
 """
 import json
 import os
@@ -116,20 +123,20 @@ def target_switches(pid):
     return n
 
 
-def bpf_programs():
+def bpf_programs(prefix="stateacct"):
     """{name: (run_time_ns, run_cnt)} of the state-accounting programs (bpf_stats)."""
     out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
                          text=True).stdout
     progs = {}
     for p in json.loads(out or "[]"):
-        if p.get("name", "").startswith("stateacct"):
+        if p.get("name", "").startswith(prefix):
             t, c = progs.get(p["name"], (0, 0))
             progs[p["name"]] = (t + p.get("run_time_ns", 0), c + p.get("run_cnt", 0))
     return progs
 
 
-def bpf_runtime_ns():
-    return sum(t for t, _ in bpf_programs().values())
+def bpf_runtime_ns(prefix="stateacct"):
+    return sum(t for t, _ in bpf_programs(prefix).values())
 
 
 def host_switches():
@@ -248,6 +255,60 @@ def switch_bench():
                                             for n, v in sorted(per_run[a].items()))))
 
 
+def edge_bench(seconds=5):
+    lab, port = start_lab(["--scenario", "pipeline", "--handoff", "semaphore", "--model", "epoll",
+                           "--work-us", "20"])
+    arms = ("none", "off", "on")
+    rps_of = {a: [] for a in arms}
+    waking = {a: [] for a in arms[1:]}
+    total = {a: [] for a in arms[1:]}
+    switches = []
+    last_on = ""
+    old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    try:
+        for r in range(ROUNDS):
+            for arm in arms:
+                tracer = None
+                if arm != "none":
+                    open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
+                    tracer = subprocess.Popen(
+                        [os.path.join(BIN, "chokepoint-bench-edges"), str(lab.pid),
+                         str(seconds + 2), arm], stdout=subprocess.PIPE, text=True)
+                    time.sleep(1)
+                b0 = (bpf_runtime_ns("stateacct_waki"), bpf_runtime_ns())
+                cs0, t0 = target_switches(lab.pid), time.monotonic()
+                rps_of[arm].append(rps(wrk(port, seconds)))
+                t1 = time.monotonic()
+                if arm == "none":
+                    switches.append((target_switches(lab.pid) - cs0) / (t1 - t0))
+                else:
+                    waking[arm].append((bpf_runtime_ns("stateacct_waki") - b0[0]) /
+                                       ((t1 - t0) * 1e9))
+                    total[arm].append((bpf_runtime_ns() - b0[1]) / ((t1 - t0) * 1e9))
+                    out = tracer.communicate(timeout=30)[0].strip()
+                    if arm == "on":
+                        last_on = out
+                    open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+            print("round %d: none %.0f req/s, edges off %.0f, edges on %.0f; %.0f switches/s; "
+                  "sched_waking %.2f%% / %.2f%% of one core (off / on)"
+                  % (r + 1, rps_of["none"][-1], rps_of["off"][-1], rps_of["on"][-1],
+                     switches[-1], waking["off"][-1] * 100, waking["on"][-1] * 100), flush=True)
+    finally:
+        open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+        stop(lab)
+    m = {a: statistics.median(v) for a, v in rps_of.items()}
+    print("medians: none %.0f req/s; edges off %.0f; edges on %.0f (on/off %.4f, %+.2f%%); "
+          "target %.0f context switches/s" % (m["none"], m["off"], m["on"], m["on"] / m["off"],
+                                              (m["on"] / m["off"] - 1) * 100,
+                                              statistics.median(switches)))
+    print("bpf_stats (median, %% of one core): sched_waking off %.3f%%, on %.3f%%; all stateacct "
+          "programs off %.3f%%, on %.3f%%" % (statistics.median(waking["off"]) * 100,
+                                             statistics.median(waking["on"]) * 100,
+                                             statistics.median(total["off"]) * 100,
+                                             statistics.median(total["on"]) * 100))
+    print("last 'on' tracer: " + last_on)
+
+
 if __name__ == "__main__":
     try:
         if WHAT in ("split", "all"):
@@ -256,5 +317,7 @@ if __name__ == "__main__":
             cost_bench()
         if WHAT in ("switch", "all"):
             switch_bench()
+        if WHAT == "edges":
+            edge_bench()
     finally:
         subprocess.run(["rm", "-rf", TMP])

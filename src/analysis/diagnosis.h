@@ -24,6 +24,9 @@ struct Bottleneck {
   bool significant = false;  // large enough to limit the service
   std::vector<std::string> evidence;
   std::vector<std::string> fixes;
+  // The wait-for chains behind it (the exact mode's wait-for graph, model/wait_graph.h): from a
+  // waiting thread to the root thread it waits for. Empty for most bottlenecks.
+  std::vector<model::WaitChain> chains;
 };
 
 struct Finding {

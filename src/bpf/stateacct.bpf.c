@@ -11,9 +11,9 @@
  *   program on raw_syscalls sys_enter/sys_exit, which would run on every system call of the whole
  *   system (measured: about 10% of a core at 50,000 requests/s of the lab, docs/benchmarks.md).
  * sched_waking (p): a BLOCKED phase ends: its time goes to `sums` under (thread, start time,
- *   state, call, object). This runs in the waker's context:
- *   a waker -> wakee edge count (issue 15's wait-for graph) is one more map update here, keyed by
- *   (current tid, p's tid, object), with no change to what is below.
+ *   state, call, object). This runs in the waker's context: count_wake_edge adds the wakeup and
+ *   the blocked time it ended to `edges` under (current tid, p's tid, call, object): issue 15's
+ *   wait-for graph, one more map update per target wakeup.
  * sched_switch (next): a BLOCKED phase whose wakeup was not seen ends (blocked up to now).
  *
  * Per-task state lives in task-local storage (`tasks`: whether the task's process is a target,
@@ -50,6 +50,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Switch-outs per CPU per window accounted in full before the next window thins (0: never). */
 const volatile __u32 window_switch_budget = 0;
+/* Count the wait-for edges (count_wake_edge); off only to measure their cost. */
+const volatile __u8 count_edges = 1;
 
 /* The target processes (key: tgid), kept current by user space, which bumps targets_gen after
  * every change of the set. */
@@ -235,6 +237,13 @@ static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
 	__sync_fetch_and_add(&v->count, t->weight);
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, STATEACCT_MAX_EDGES);
+	__type(key, struct stateacct_edge_key);
+	__type(value, struct stateacct_edge_value);
+} edges SEC(".maps");
+
 /* The weight this CPU accounts the next phase with: 0 to skip it (thinned out). */
 static __always_inline __u64 sample_switch(void)
 {
@@ -329,6 +338,46 @@ static __always_inline void switch_in(struct task_struct *next)
 		end_phase(t, bpf_ktime_get_ns()); /* a block whose wakeup was not seen */
 }
 
+/*
+ * The wait-for graph's edge: the current task woke target thread `tid`, blocked (phase BLOCKED,
+ * not yet ended) since t->since_ns in t's call and object. Called before the phase ends.
+ */
+static __always_inline void count_wake_edge(const struct stateacct_thread *t, __u32 tid, __u64 now)
+{
+	struct task_struct *waker = bpf_get_current_task_btf();
+	struct stateacct_edge_key key = {};
+	struct stateacct_edge_value *v;
+	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
+
+	if (!count_edges)
+		return;
+	key.waker_tgid = waker->tgid;
+	key.waker_tid = waker->pid;
+	key.wakee_tgid = t->tgid;
+	key.wakee_tid = tid;
+	key.syscall_nr = t->blocked_nr;
+	key.object = t->blocked_object;
+	if (key.waker_tid == 0)
+		key.waker_kind = STATEACCT_WAKER_IDLE;
+	else if (waker->flags & PF_KTHREAD)
+		key.waker_kind = STATEACCT_WAKER_KTHREAD;
+	v = bpf_map_lookup_elem(&edges, &key);
+	if (!v) {
+		struct stateacct_edge_value zero = {};
+
+		if (bpf_map_update_elem(&edges, &key, &zero, BPF_NOEXIST) != 0 &&
+		    !bpf_map_lookup_elem(&edges, &key)) {
+			count_stat(STATEACCT_STAT_EDGES_FULL);
+			return;
+		}
+		v = bpf_map_lookup_elem(&edges, &key);
+		if (!v)
+			return;
+	}
+	__sync_fetch_and_add(&v->ns, delta * t->weight);
+	__sync_fetch_and_add(&v->count, t->weight);
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(stateacct_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
@@ -349,7 +398,10 @@ int BPF_PROG(stateacct_waking, struct task_struct *p)
 	t = thread_entry(l, p, false);
 	if (!t || t->phase != STATEACCT_PHASE_BLOCKED)
 		return 0;
-	end_phase(t, bpf_ktime_get_ns());
+	__u64 now = bpf_ktime_get_ns();
+
+	count_wake_edge(t, t->tid, now);
+	end_phase(t, now);
 	return 0;
 }
 

@@ -62,6 +62,34 @@ struct stateacct_thread {
 	__u64 start_ns;       /* as in stateacct_key */
 };
 
+/* Who woke the waker: a thread, or kernel context. */
+enum stateacct_waker {
+	STATEACCT_WAKER_THREAD = 0,  /* a user thread (of the target or not) */
+	STATEACCT_WAKER_KTHREAD = 1, /* a kernel thread (kworker, ksoftirqd, ...) */
+	STATEACCT_WAKER_IDLE = 2,    /* an interrupt on an idle CPU (waker tid 0) */
+};
+
+/*
+ * Key of the "edges" map (issue 15's wait-for graph): a target thread (wakee) that was BLOCKED in
+ * (syscall_nr, object) was woken by waker_tid (of waker_tgid). An interrupt taken while a thread
+ * runs is seen as that thread (the tracepoint runs in its context).
+ */
+struct stateacct_edge_key {
+	__u32 waker_tgid;
+	__u32 waker_tid;
+	__u32 wakee_tgid;
+	__u32 wakee_tid;
+	__s32 syscall_nr;
+	__u32 waker_kind; /* enum stateacct_waker */
+	__u64 object;
+};
+
+/* Value of "edges": weighted wakeups and the wakee's blocked time they ended, cumulative. */
+struct stateacct_edge_value {
+	__u64 ns;
+	__u64 count;
+};
+
 /* Counters (per CPU, summed by user space). */
 enum stateacct_stat {
 	STATEACCT_STAT_SWITCHES = 0,    /* target switch-outs seen */
@@ -69,7 +97,8 @@ enum stateacct_stat {
 	STATEACCT_STAT_SUMS_FULL = 2,   /* an interval lost: the sums map was full */
 	STATEACCT_STAT_THREADS_FULL = 3, /* a thread not followed: the threads map was full */
 	STATEACCT_STAT_MAX_EVERY = 4,   /* the largest thinning interval used (max, not a sum) */
-	STATEACCT_STAT_NR = 5,
+	STATEACCT_STAT_EDGES_FULL = 5,  /* a wakeup not counted: the edges map was full */
+	STATEACCT_STAT_NR = 6,
 };
 
 /* Thinning windows, per CPU: as the off-CPU tracer's. */
@@ -79,5 +108,6 @@ enum stateacct_stat {
 #define STATEACCT_MAX_TARGETS 4096
 #define STATEACCT_MAX_THREADS 32768
 #define STATEACCT_MAX_SUMS 65536
+#define STATEACCT_MAX_EDGES 16384
 
 #endif /* CHOKEPOINT_BPF_STATEACCT_H */

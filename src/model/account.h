@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/time_split.h"
@@ -41,6 +42,10 @@ struct ThreadAccount {
   // Off-CPU time the thread was held in each model::Hold state (stopped, traced, frozen, in
   // vfork), indexed by the enum; also counted in split's idle. [kNone] stays 0.
   std::array<std::int64_t, kHoldCount> held_ns{};
+  // The exact mode: the lock time by (system call, wait object: the futex word, the fd) as the
+  // kernel summed it in the window, before scaling to split[kLock] (model::ExactSplit); empty
+  // in the sampled split. The wait-for graph (model/wait_graph.h) says whose hand-off each is.
+  std::map<std::pair<long, std::uint64_t>, std::int64_t> lock_objects_ns;
 };
 
 // One interval of one thread: exact counters from schedstat plus the wait it was seen in.

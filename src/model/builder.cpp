@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "model/exact_split.h"
@@ -78,6 +79,8 @@ class Builder {
   void window_parts(const Tick& t);
   // The exact mode's sums of a tick.
   void exact_sample(const Tick& t);
+  // The wait-for edges' deltas over the window.
+  WaitGraph window_graph() const;
   // Closes a thread's account for the window: the exact split replaces the sampled one.
   void close_account(ThreadTrack& t);
 
@@ -104,6 +107,9 @@ class Builder {
   // split it gave.
   std::optional<ExactSample> exact_before_, exact_first_, exact_last_;
   int exact_threads_ = 0;
+  // Its wait-for edges, cumulative (ns, count): at or before the window's start, and the last.
+  using EdgeKey = std::tuple<int, int, WakerKind, int, int, long, std::uint64_t>;
+  std::map<EdgeKey, std::pair<std::uint64_t, std::uint64_t>> edges_base_, edges_last_;
   // After cut_after: system rates are over the time between the two reads (the first may be
   // before the window), and a window with no read of its own has none.
   bool system_span_ = false;  // the one before collector_last_, for cut_after
@@ -286,6 +292,12 @@ void Builder::exact_sample(const Tick& t) {
     exact_last_ = t.exact;
   }
   if (!before && !in_window(t.at_ns)) return;
+  for (const auto& e : t.exact->edges) {
+    const EdgeKey key{e.waker_pid, e.waker_tid,  e.waker_kind, e.wakee_pid,
+                      e.wakee_tid, e.syscall_nr, e.object};
+    if (before) edges_base_[key] = {e.ns, e.count};
+    edges_last_[key] = {e.ns, e.count};
+  }
   for (const auto& w : t.exact->waits) {
     auto it = threads_.find({w.pid, w.tid});
     // A thread id handed out again: the new thread's sums are not the old one's.
@@ -527,6 +539,41 @@ Source exact_source(const ExactSample& first, const ExactSample& last, const Obs
       ""};
 }
 
+// Whether the window has a wait-for graph (it comes with the exact mode's eBPF programs).
+Source wait_graph_source(const ExactSample& last, std::size_t edges) {
+  if (!last.on) {
+    return {"wait-for graph", false, "",
+            "without it (the exact mode's eBPF did not run) a thread waiting for another "
+            "thread's hand-off (a reply semaphore, a join) is classed by what it waits in, "
+            "lock for a semaphore; run as root with BTF (--mode exact or auto)"};
+  }
+  return {"wait-for graph", true,
+          fmt::format("eBPF on sched_waking: who woke each target thread out of which wait (futex "
+                      "word or fd), with the blocked time each wakeup ended ({} edges); hand-offs "
+                      "to one thread are followed to that thread's own state",
+                      edges),
+          ""};
+}
+
+WaitGraph Builder::window_graph() const {
+  WaitGraph g;
+  for (const auto& [key, last] : edges_last_) {
+    auto b = edges_base_.find(key);
+    const std::uint64_t ns =
+        util::saturating_delta(b == edges_base_.end() ? 0 : b->second.first, last.first);
+    const std::uint64_t count =
+        util::saturating_delta(b == edges_base_.end() ? 0 : b->second.second, last.second);
+    if (ns == 0 && count == 0) continue;
+    WakeEdge e;
+    std::tie(e.waker_pid, e.waker_tid, e.waker_kind, e.wakee_pid, e.wakee_tid, e.syscall_nr,
+             e.object) = key;
+    e.ns = ns;
+    e.count = count;
+    g.edges.push_back(e);
+  }
+  return g;
+}
+
 Observation Builder::finish(bool keep_threads) {
   if (open_) end_ = any_tick_ ? last_at_ : start_;
   Observation obs;
@@ -599,6 +646,9 @@ Observation Builder::finish(bool keep_threads) {
   if (exact_last_) {
     obs.sources.push_back(exact_source(exact_before_ ? *exact_before_ : *exact_first_, *exact_last_,
                                        obs, exact_threads_));
+    if (exact_last_->on) obs.wait_graph = window_graph();
+    obs.sources.push_back(
+        wait_graph_source(*exact_last_, obs.wait_graph ? obs.wait_graph->edges.size() : 0));
   }
   obs.sources.insert(
       obs.sources.begin(),
@@ -643,6 +693,13 @@ Observation Builder::cut_after(const Tick& last) {
   lock_behind_disk_ns_ = 0;
   syscall_denied_ = 0;
   if (exact_last_) exact_before_ = std::move(exact_last_);
+  // The edges' baseline is where the window ended; those into threads that ended go.
+  for (auto it = edges_last_.begin(); it != edges_last_.end();) {
+    auto l = live.find(std::get<3>(it->first));
+    it = l == live.end() || l->second.count(std::get<4>(it->first)) == 0 ? edges_last_.erase(it)
+                                                                         : std::next(it);
+  }
+  edges_base_ = edges_last_;
   exact_first_.reset();
   exact_last_.reset();
   exact_threads_ = 0;

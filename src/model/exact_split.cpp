@@ -117,7 +117,8 @@ std::vector<std::pair<WaitClass, double>> ExactSplit::classes_of(const SumKey& k
 }
 
 TimeSplit ExactSplit::exact_off_cpu(
-    std::array<std::map<std::string, double>, kResourceCount>* details) const {
+    std::array<std::map<std::string, double>, kResourceCount>* details,
+    std::map<std::pair<long, std::uint64_t>, double>* lock_objects) const {
   std::array<double, kResourceCount> ns{};
   for (const auto& [key, last] : last_ns_) {
     if (is_run_queue(std::get<0>(key))) continue;
@@ -133,6 +134,9 @@ TimeSplit ExactSplit::exact_off_cpu(
       if (r == Resource::kOnCpu || r == Resource::kCpuWait) r = Resource::kIdle;
       ns[static_cast<std::size_t>(r)] += d * n / total;
       if (details) (*details)[static_cast<std::size_t>(r)][cls.detail] += d * n / total;
+      if (lock_objects && r == Resource::kLock) {
+        (*lock_objects)[{std::get<1>(key), std::get<2>(key)}] += d * n / total;
+      }
     }
   }
   TimeSplit out;
@@ -143,7 +147,8 @@ TimeSplit ExactSplit::exact_off_cpu(
 bool ExactSplit::apply(ThreadAccount& account) const {
   if (!in_window_) return false;
   std::array<std::map<std::string, double>, kResourceCount> exact_details;
-  const TimeSplit exact = exact_off_cpu(&exact_details);
+  std::map<std::pair<long, std::uint64_t>, double> lock_objects;
+  const TimeSplit exact = exact_off_cpu(&exact_details, &lock_objects);
   std::int64_t e = 0, o = 0;
   for (Resource r : kOffCpu) {
     e += exact[r];
@@ -166,6 +171,10 @@ bool ExactSplit::apply(ThreadAccount& account) const {
     if (next[r] > next[largest]) largest = r;
   }
   next[largest] += o - sum;  // rounding: the total stays the sampled off-CPU time exactly
+  account.lock_objects_ns.clear();
+  for (const auto& [key, ns] : lock_objects) {
+    account.lock_objects_ns[key] = static_cast<std::int64_t>(ns);
+  }
   for (Resource r : kOffCpu) {
     const std::int64_t before = account.split[r];
     const std::int64_t after = before + next[r] - sampled_off_[r];

@@ -11,6 +11,7 @@
 #include "model/rlimits.h"
 #include "model/shm.h"
 #include "model/tcp_table.h"
+#include "model/wait_graph.h"
 
 namespace chokepoint::model {
 
@@ -145,6 +146,9 @@ struct Observation {
   // Of the time threads waited on a mutex, the part during which another thread of the same
   // process was inside a disk sync syscall: the lock is held across disk IO.
   std::int64_t lock_wait_behind_disk_ns = 0;
+  // The exact mode's wait-for graph of the window: who woke whom (model/wait_graph.h); nullopt
+  // without it (the sampled split, or no eBPF).
+  std::optional<WaitGraph> wait_graph;
   Overhead overhead;
   bool target_exited = false;  // every target process exited before the window ended
 };

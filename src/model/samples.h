@@ -23,6 +23,7 @@
 #include "model/account.h"
 #include "model/observation.h"
 #include "model/wait.h"
+#include "model/wait_graph.h"
 
 namespace chokepoint::model {
 
@@ -229,6 +230,10 @@ struct ExactSample {
   // The entries that changed since the previous tick's sample (every entry of the live threads at
   // a recording's keyframes); a reader keeps the last value of each.
   std::vector<ExactWait> waits;
+  // The wait-for edges (model/wait_graph.h) into the target's threads that changed since the
+  // previous tick's sample (all of them at a recording's keyframes), cumulative; a reader keeps
+  // the last value of each.
+  std::vector<WakeEdge> edges;
   // Cumulative since the accounting started: target switch-outs seen, of them not accounted
   // (thinned out above the budget), intervals or threads that did not fit the kernel's maps.
   std::uint64_t switches = 0;

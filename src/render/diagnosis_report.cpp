@@ -94,6 +94,34 @@ std::string tcp_states_text(const model::Observation& obs) {
   return "\nTCP states (the target's sockets at the window's end): " + terminal_text(row) + "\n";
 }
 
+// The wait-for chains of a bottleneck: each waiter to the root thread it waits for.
+nlohmann::json chains_json(const std::vector<model::WaitChain>& chains) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : chains) {
+    nlohmann::json steps = nlohmann::json::array();
+    for (const auto& s : c.steps) {
+      steps.push_back({{"pid", s.pid},
+                       {"tid", s.tid},
+                       {"comm", s.comm},
+                       {"syscall", model::syscall_name(s.syscall_nr)},
+                       {"object", s.object}});
+    }
+    nlohmann::json root = {
+        {"pid", c.root_pid},
+        {"tid", c.root_tid},
+        {"comm", c.root_comm},
+        {"kind", c.root_kind == model::WakerKind::kThread         ? "thread"
+                 : c.root_kind == model::WakerKind::kKernelThread ? "kernel_thread"
+                                                                  : "interrupt"}};
+    if (c.root_resource) {
+      root["state"] = std::string(model::resource_name(*c.root_resource));
+      root["state_share"] = c.root_share;
+    }
+    out.push_back({{"waiters", steps}, {"root", root}, {"depth_limited", c.depth_limited}});
+  }
+  return out;
+}
+
 nlohmann::json tcp_states_json(const model::TcpTableSample& t) {
   nlohmann::json states = nlohmann::json::object();
   for (int i = 1; i <= model::kTcpStateMax; ++i) {
@@ -268,6 +296,7 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                {"evidence", b.evidence},
                {"fixes", b.fixes}};
     if (b.limit_in_s) jb["limit_in_s"] = *b.limit_in_s;
+    if (!b.chains.empty()) jb["chains"] = chains_json(b.chains);
     bs.push_back(std::move(jb));
   }
   j["bottlenecks"] = bs;

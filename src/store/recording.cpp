@@ -249,9 +249,15 @@ json collector_json(const model::CollectorSample& c) {
   return j;
 }
 
-// The exact mode's state of a tick; its sums go beside it, packed (schema 1 kept them here as
+// The exact mode's state of a tick and its wait-for edges (every edge given: the changed ones, or
+// all at a keyframe); its sums go beside it, packed (schema 1 kept them here as
 // "waits": [[pid, tid, kind, syscall_nr, object, ns, count], ...]).
-json exact_json(const model::ExactSample& x) {
+json exact_json(const model::ExactSample& x, const std::vector<model::WakeEdge>& edges) {
+  json edge_rows = json::array();
+  for (const auto& e : edges) {
+    edge_rows.push_back({e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind), e.wakee_pid,
+                         e.wakee_tid, e.syscall_nr, e.object, e.ns, e.count});
+  }
   return {{"on", x.on},
           {"mode", x.mode},
           {"problem", x.problem},
@@ -260,7 +266,8 @@ json exact_json(const model::ExactSample& x) {
           {"thinned_out", x.thinned_out},
           {"lost", x.lost},
           {"thin_every_max", x.thin_every_max},
-          {"budget_per_cpu_s", x.budget_per_cpu_s}};
+          {"budget_per_cpu_s", x.budget_per_cpu_s},
+          {"edges", std::move(edge_rows)}};
 }
 
 // Readers of documents from a file that may be hostile: a missing or mistyped member reads as
@@ -503,6 +510,31 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
   x.budget_per_cpu_s =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
+  // Recordings made before the wait-for graph have no "edges".
+  if (auto edges = j.find("edges"); edges != j.end() && edges->is_array()) {
+    for (const auto& r : *edges) {
+      if (!r.is_array() || r.size() != 9) continue;
+      bool ok = true;
+      for (const auto& v : r) ok = ok && v.is_number_integer();
+      if (!ok) continue;
+      const auto id = [&](std::size_t i) {
+        return static_cast<int>(std::clamp<std::int64_t>(r[i].get<std::int64_t>(), 0, 1 << 30));
+      };
+      model::WakeEdge e;
+      e.waker_pid = id(0);
+      e.waker_tid = id(1);
+      e.waker_kind = static_cast<model::WakerKind>(std::clamp<std::int64_t>(
+          r[2].get<std::int64_t>(), 0, static_cast<std::int64_t>(model::kWakerKindCount) - 1));
+      e.wakee_pid = id(3);
+      e.wakee_tid = id(4);
+      e.syscall_nr =
+          static_cast<long>(std::clamp<std::int64_t>(r[5].get<std::int64_t>(), -1, 1 << 16));
+      e.object = r[6].get<std::uint64_t>();
+      e.ns = r[7].get<std::uint64_t>();
+      e.count = r[8].get<std::uint64_t>();
+      x.edges.push_back(e);
+    }
+  }
   auto rows = j.find("waits");
   if (rows == j.end() || !rows->is_array()) return x;
   for (const auto& r : *rows) {
@@ -557,6 +589,8 @@ struct RecordingWriter::Impl {
   // keyframe, so that rotation keeps every baseline.
   std::map<std::tuple<int, int, std::uint64_t, int, long, std::uint64_t>, model::ExactWait>
       exact_latest;
+  // ... and its latest wait-for edges, by (waker pid, tid, kind, wakee pid, tid, syscall, object).
+  std::map<std::tuple<int, int, int, int, int, long, std::uint64_t>, model::WakeEdge> edges_latest;
 
   struct Thread {
     std::int64_t id = 0;
@@ -1005,13 +1039,20 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
       exact_latest[{w.pid, w.tid, w.start_time_ticks, static_cast<int>(w.kind), w.syscall_nr,
                     w.object}] = w;
     }
+    for (const auto& e : tick.exact->edges) {
+      edges_latest[{e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind), e.wakee_pid,
+                    e.wakee_tid, e.syscall_nr, e.object}] = e;
+    }
     std::vector<model::ExactWait> all;
+    std::vector<model::WakeEdge> all_edges;
     if (keyframe) {
       all.reserve(exact_latest.size());
       for (const auto& [k, w] : exact_latest) all.push_back(w);
+      all_edges.reserve(edges_latest.size());
+      for (const auto& [k, e] : edges_latest) all_edges.push_back(e);
     }
     ins_exact.bind(1, tick_id);
-    ins_exact.bind_text(2, exact_json(*tick.exact).dump());
+    ins_exact.bind_text(2, exact_json(*tick.exact, keyframe ? all_edges : tick.exact->edges).dump());
     ins_exact.bind_blob(3, pack_exact_waits(keyframe ? all : tick.exact->waits));
     check(ins_exact.run());
     // Threads that ended have had their last sums.
@@ -1025,6 +1066,12 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
                          (start == 0 && std::any_of(gone.begin(), gone.end(),
                                                     [&](const auto& g) { return g.first == tid; }));
       it = ended ? exact_latest.erase(it) : std::next(it);
+    }
+    for (auto it = edges_latest.begin(); it != edges_latest.end();) {
+      const int wakee = std::get<4>(it->first);  // the edges' key has no start time
+      const bool ended =
+          std::any_of(gone.begin(), gone.end(), [&](const auto& g) { return g.first == wakee; });
+      it = ended ? edges_latest.erase(it) : std::next(it);
     }
   }
   check(tx_rc);

@@ -1,5 +1,7 @@
 // CPU: saturated (all allowed cores busy, threads queue for a core) or serial (one thread does the
-// work while the others wait for it). See docs/verdicts/cpu.md.
+// work while the others wait for it). With the wait-for graph (the exact mode), the waiters' lock
+// time that one on-CPU thread hands off (rules/lock.cpp leaves it out) is this rule's share too,
+// and the chain is the evidence. See docs/verdicts/cpu.md.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -41,7 +43,10 @@ RuleResult cpu(const Context& ctx) {
 
   Bottleneck b;
   b.resource = Verdict::kCpu;
-  b.share = ctx.busy_share(Resource::kOnCpu) + ctx.busy_share(Resource::kCpuWait);
+  // Lock time that is a hand-off from a thread on a CPU: waiting for that thread's CPU work.
+  const double handed_ns = ctx.lock_ns_handed_to_cpu();
+  b.share = ctx.busy_share(Resource::kOnCpu) + ctx.busy_share(Resource::kCpuWait) +
+            (ctx.busy_ns > 0 ? handed_ns / ctx.busy_ns : 0.0);
   b.evidence.push_back(fmt::format(
       "the target used {:.2f} of {:.4g} allowed cores ({}); "
       "system CPU utilization {}",
@@ -51,6 +56,15 @@ RuleResult cpu(const Context& ctx) {
         "on average {:.2f} threads waited for a core ({:.1f} thread-seconds over {:.1f} s; {} of "
         "their runnable time; schedstat run delay)",
         wait_cores, wait_cores * ctx.duration_s, ctx.duration_s, percent(wait_fraction)));
+  }
+  if (handed_ns > 0) {
+    const auto handoffs = ctx.cpu_handoffs();
+    const auto& top = *handoffs[0];
+    b.evidence.push_back(fmt::format("{} ({} {} waited for it, {} of busy time; wait-for graph)",
+                                     chain_text(top.chain), top.waiters,
+                                     top.waiters == 1 ? "thread" : "threads",
+                                     percent(ctx.busy_ns > 0 ? top.lock_ns / ctx.busy_ns : 0)));
+    for (const auto* h : handoffs) b.chains.push_back(h->chain);
   }
   if (sys.psi_cpu.available && sys.psi_cpu.some_share > 0.01) {
     b.evidence.push_back(fmt::format("PSI cpu: some task stalled on CPU {} of the time",
@@ -88,10 +102,12 @@ RuleResult cpu(const Context& ctx) {
   } else if (saturated && queued && on_cpu_cores + wait_cores < 0.9 * allowed &&
              sys.cgroup_throttled_share < 0.1) {
     // The target's threads queue for cores that something else is using: what hurts it is the
-    // waiting, so only the run-queue time counts as its share.
+    // waiting, so only the run-queue time counts as its share (with the time threads waited for a
+    // hand-off from a thread that was on a CPU or queued for one).
     b.kind = BottleneckKind::kContended;
     b.significant = true;
-    b.share = ctx.busy_share(Resource::kCpuWait);
+    b.share =
+        ctx.busy_share(Resource::kCpuWait) + (ctx.busy_ns > 0 ? handed_ns / ctx.busy_ns : 0.0);
     b.evidence.push_back(
         fmt::format("the target's own demand ({:.2f} cores running + {:.2f} waiting) is below the "
                     "{:.4g} cores it "

@@ -47,6 +47,59 @@ double Context::lock_waiters_disk_fraction() const {
   return waiters_disk > 0 && waiters_work > 0 ? waiters_disk / waiters_work : 0;
 }
 
+std::vector<const model::Handoff*> Context::cpu_handoffs() const {
+  std::vector<const model::Handoff*> out;
+  for (const auto& h : handoffs) {
+    if (h.chain.root_resource == model::Resource::kOnCpu ||
+        h.chain.root_resource == model::Resource::kCpuWait) {
+      out.push_back(&h);
+    }
+  }
+  return out;
+}
+
+double Context::lock_ns_handed_to_cpu() const {
+  double ns = 0;
+  for (const auto* h : cpu_handoffs()) ns += h->lock_ns;
+  return std::min(ns, static_cast<double>(split[model::Resource::kLock]));
+}
+
+namespace {
+
+std::string thread_text(const std::string& comm, int tid) {
+  if (comm.empty()) return fmt::format("thread {}", tid);
+  return fmt::format("thread '{}' (tid {})", comm, tid);
+}
+
+}  // namespace
+
+std::string chain_text(const model::WaitChain& chain) {
+  std::string out;
+  for (std::size_t i = 0; i < chain.steps.size(); ++i) {
+    const auto& s = chain.steps[i];
+    out += i == 0 ? thread_text(s.comm, s.tid) + " waits for "
+                  : fmt::format("{}, which waits for ", thread_text(s.comm, s.tid));
+  }
+  switch (chain.root_kind) {
+    case model::WakerKind::kKernelThread:
+      return out + fmt::format("kernel thread {}", chain.root_tid);
+    case model::WakerKind::kIdleInterrupt:
+      return out + "an interrupt";
+    case model::WakerKind::kThread:
+      break;
+  }
+  out += thread_text(chain.root_comm, chain.root_tid);
+  if (!chain.root_resource) return out + " (outside the target)";
+  const auto r = *chain.root_resource;
+  const std::string state = r == model::Resource::kOnCpu ? "on CPU"
+                            : r == model::Resource::kCpuWait
+                                ? "queued for a CPU"
+                                : fmt::format("in {}", model::resource_name(r));
+  out += fmt::format(", which is {} {} of the time", state, percent(chain.root_share));
+  if (chain.depth_limited) out += " (the chain goes on)";
+  return out;
+}
+
 std::string percent(double fraction) {
   return fmt::format("{:.0f}%", fraction * 100.0);
 }

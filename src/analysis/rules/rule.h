@@ -27,6 +27,15 @@ struct Context {
   // The share of their own working time (on CPU, queued for a core, in disk) that the threads
   // which waited on a lock spent in disk; 0 when none waited.
   double lock_waiters_disk_fraction() const;
+  // The exact mode's wait-for graph: the target's lock time that is a hand-off, by root thread
+  // (model::lock_handoffs); empty without the graph (the sampled split, no eBPF).
+  std::vector<model::Handoff> handoffs;
+  // Of it, the lock time whose root thread spends most of its time on a CPU (running or queued
+  // for a core): the waiters wait for that thread's CPU work, so the cpu rule counts it and the
+  // lock rule does not.
+  double lock_ns_handed_to_cpu() const;
+  // Those hand-offs, largest first.
+  std::vector<const model::Handoff*> cpu_handoffs() const;
 };
 
 struct RuleResult {
@@ -71,6 +80,9 @@ double held_share(const Context& ctx);
 
 // "1.2 s (34%)", "12 MiB", ... shared by the rules' evidence text.
 std::string percent(double fraction);
+// "thread 'a' (tid 1) waits for thread 'b' (tid 2), which is on CPU 98% of the time": the chain
+// of a hand-off in words (the names are observed text: the renderers escape them).
+std::string chain_text(const model::WaitChain& chain);
 std::string bytes(double b);
 std::string duration(double seconds);
 // "127.0.0.1:8080", "[::1]:8080"; the address alone when port is 0. The address is observed text:

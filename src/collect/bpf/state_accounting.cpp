@@ -40,6 +40,9 @@ util::Result<void> StateAccounting::set_targets(const std::vector<int>&) {
 std::vector<StateSum> StateAccounting::read() {
   return {};
 }
+std::vector<WakeEdgeSum> StateAccounting::read_edges() {
+  return {};
+}
 void StateAccounting::forget(const std::vector<ThreadId>&) {}
 StateAccountingStats StateAccounting::stats() const {
   return {};
@@ -122,6 +125,7 @@ struct StateAccounting::Impl {
   std::vector<std::pair<stateacct_key, stateacct_value>> sums;
   std::vector<std::pair<__u32, stateacct_thread>> threads;
   __u32 targets_gen = 0;
+  std::vector<std::pair<stateacct_edge_key, stateacct_edge_value>> edges;
 };
 
 StateAccounting::StateAccounting(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -148,6 +152,7 @@ util::Result<std::unique_ptr<StateAccounting>> StateAccounting::create(
                                            ? 0
                                            : static_cast<__u32>(std::max<std::uint64_t>(
                                                  1, options.budget_per_cpu_s / kWindowsPerSecond));
+  skel->rodata->count_edges = options.wake_edges ? 1 : 0;
   if (int err = stateacct_bpf__load(skel.get()); err != 0) {
     err = -err;
     if (err == EPERM) return permission_error("cannot load the state-accounting BPF programs", err);
@@ -245,6 +250,21 @@ std::vector<StateSum> StateAccounting::read() {
   return merged;
 }
 
+std::vector<WakeEdgeSum> StateAccounting::read_edges() {
+  Impl& s = *impl_;
+  read_map(bpf_map__fd(s.skel->maps.edges), STATEACCT_MAX_EDGES, s.batch_works, s.edges);
+  std::vector<WakeEdgeSum> out;
+  out.reserve(s.edges.size());
+  for (const auto& [k, v] : s.edges) {
+    if (s.targets.count(static_cast<int>(k.wakee_tgid)) == 0) continue;
+    out.push_back({static_cast<int>(k.waker_tgid), static_cast<int>(k.waker_tid),
+                   static_cast<int>(k.wakee_tgid), static_cast<int>(k.wakee_tid),
+                   static_cast<long>(k.syscall_nr), static_cast<int>(k.waker_kind), k.object, v.ns,
+                   v.count});
+  }
+  return out;
+}
+
 void StateAccounting::forget(const std::vector<ThreadId>& threads) {
   if (threads.empty()) return;
   // The kernel took back the threads' slots at their exit; their sums stay until this.
@@ -252,6 +272,15 @@ void StateAccounting::forget(const std::vector<ThreadId>& threads) {
   for (const auto& [k, v] : impl_->sums) {
     if (gone.count({static_cast<int>(k.tid), start_ticks(k.start_ns)}) != 0) {
       bpf_map__delete_elem(impl_->skel->maps.sums, &k, sizeof(k), 0);
+    }
+  }
+  // Edges into a thread that ended (its wakers may live on; edges out of an ended thread go
+  // with its wakees). The edges' key has no start time: every edge into the ended id goes.
+  std::set<int> gone_tids;
+  for (const auto& [tid, start] : gone) gone_tids.insert(tid);
+  for (const auto& [k, v] : impl_->edges) {
+    if (gone_tids.count(static_cast<int>(k.wakee_tid)) != 0) {
+      bpf_map__delete_elem(impl_->skel->maps.edges, &k, sizeof(k), 0);
     }
   }
 }
@@ -280,6 +309,7 @@ StateAccountingStats StateAccounting::stats() const {
         break;
       case STATEACCT_STAT_SUMS_FULL:
       case STATEACCT_STAT_THREADS_FULL:
+      case STATEACCT_STAT_EDGES_FULL:
         out.lost += sum;
         break;
       case STATEACCT_STAT_MAX_EVERY:

@@ -6,10 +6,13 @@
 // Nothing is streamed per event: read() takes every sum in one batch lookup (one bpf(2) call per
 // few thousand entries), plus the phases still open, counted up to now.
 //
+// Each wakeup of a target thread also counts a wait-for edge (waker, wakee, call, object) with
+// the blocked time it ended (read_edges()).
+//
 // Cost: on every context switch and wakeup in the system, a task-local storage lookup of the
 // tasks involved (whether each is a target is looked up in a hash once per task and per change of
-// the target set); for target threads an array lookup of their phase and one hash update of the
-// sum where a phase ends. Above
+// the target set); for target threads an array lookup of their phase, one hash update of the
+// sum where a phase ends, and one of the wait-for edge at a wakeup. Above
 // `budget_per_cpu_s` blocks per CPU per second the program accounts each block with a known
 // probability and weighs it by its inverse (as the off-CPU tracer does), so the sums stay unbiased.
 //
@@ -28,6 +31,8 @@ struct StateAccountingOptions {
   // Blocks (switch-outs that block) per CPU per second accounted in full; 0: every one, whatever
   // the rate.
   std::uint32_t budget_per_cpu_s = 40'000;
+  // Count the wait-for edges (read_edges()); off only to measure what they cost.
+  bool wake_edges = true;
 };
 
 // One entry of the kernel's sums (see src/bpf/stateacct.h): kind is enum stateacct_kind.
@@ -37,6 +42,21 @@ struct StateSum {
   std::uint64_t start_time_ticks = 0;  // the thread's start (/proc/PID/task/TID/stat field 22)
   int kind = 0;
   long syscall_nr = -1;
+  std::uint64_t object = 0;
+  std::uint64_t ns = 0;
+  std::uint64_t count = 0;
+};
+
+// One entry of the kernel's wait-for edges (issue 15): target thread wakee_tid, blocked in
+// (syscall_nr, object), was woken by waker_tid; waker_kind is enum stateacct_waker (0 a thread,
+// 1 a kernel thread, 2 an interrupt on an idle CPU). ns: the blocked time those wakeups ended.
+struct WakeEdgeSum {
+  int waker_pid = 0;
+  int waker_tid = 0;
+  int wakee_pid = 0;
+  int wakee_tid = 0;
+  long syscall_nr = -1;
+  int waker_kind = 0;
   std::uint64_t object = 0;
   std::uint64_t ns = 0;
   std::uint64_t count = 0;
@@ -64,9 +84,11 @@ class StateAccounting {
   // Every sum of the target's threads, cumulative, with the phases still open added up to the
   // read (so a thread blocked for the whole window has its wait so far). Sorted by key.
   std::vector<StateSum> read();
+  // Every wait-for edge into the target's threads, cumulative (weighted as the sums). Unsorted.
+  std::vector<WakeEdgeSum> read_edges();
   // A thread: its id and start time (field 22), which tell a reused thread id from the old one.
   using ThreadId = std::pair<int, std::uint64_t>;
-  // Drops the kernel's sums of threads that ended (their sums were read).
+  // Drops the kernel's sums and wait-for edges of threads that ended (their sums were read).
   void forget(const std::vector<ThreadId>& threads);
   StateAccountingStats stats() const;
   std::uint32_t budget_per_cpu_s() const;

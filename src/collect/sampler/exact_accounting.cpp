@@ -5,6 +5,20 @@
 
 namespace chokepoint::collect::sampler {
 
+namespace {
+
+// True when (ns, count) is new for key or differs from its last value, which it becomes.
+template <typename Map, typename Key>
+bool changed(Map& last, const Key& key, std::uint64_t ns, std::uint64_t count) {
+  auto [it, added] = last.try_emplace(key, ns, count);
+  if (added) return true;
+  if (it->second == std::make_pair(ns, count)) return false;
+  it->second = {ns, count};
+  return true;
+}
+
+}  // namespace
+
 std::string_view split_mode_name(SplitMode mode) {
   switch (mode) {
     case SplitMode::kAuto:
@@ -37,7 +51,9 @@ util::Result<std::unique_ptr<ExactAccounting>> ExactAccounting::create(
         "wakeup, counted in the kernel";
     return self;
   }
-  auto tracer = bpf::StateAccounting::create({budget_per_cpu_s});
+  bpf::StateAccountingOptions options;
+  options.budget_per_cpu_s = budget_per_cpu_s;
+  auto tracer = bpf::StateAccounting::create(options);
   if (!tracer) {
     if (mode == SplitMode::kExact) {
       util::Error e = tracer.error();
@@ -72,11 +88,9 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
   const std::set<int> live(pids.begin(), pids.end());
   for (const auto& s : tracer_->read()) {
     if (live.count(s.pid) == 0) continue;
-    const Key key{s.pid, s.tid, s.start_time_ticks, s.kind, s.syscall_nr, s.object};
-    auto [it, added] = last_.try_emplace(key, s.ns, s.count);
-    if (!added) {
-      if (it->second == std::make_pair(s.ns, s.count)) continue;
-      it->second = {s.ns, s.count};
+    if (!changed(last_, Key{s.pid, s.tid, s.start_time_ticks, s.kind, s.syscall_nr, s.object}, s.ns,
+                 s.count)) {
+      continue;
     }
     model::ExactWait w;
     w.pid = s.pid;
@@ -90,6 +104,24 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     w.count = s.count;
     x.waits.push_back(w);
   }
+  for (const auto& e : tracer_->read_edges()) {
+    if (live.count(e.wakee_pid) == 0) continue;
+    const EdgeKey key{e.waker_pid, e.waker_tid,  e.waker_kind, e.wakee_pid,
+                      e.wakee_tid, e.syscall_nr, e.object};
+    if (!changed(last_edges_, key, e.ns, e.count)) continue;
+    model::WakeEdge w;
+    w.waker_pid = e.waker_pid;
+    w.waker_tid = e.waker_tid;
+    w.waker_kind = static_cast<model::WakerKind>(
+        std::clamp(e.waker_kind, 0, static_cast<int>(model::kWakerKindCount) - 1));
+    w.wakee_pid = e.wakee_pid;
+    w.wakee_tid = e.wakee_tid;
+    w.syscall_nr = e.syscall_nr;
+    w.object = e.object;
+    w.ns = e.ns;
+    w.count = e.count;
+    x.edges.push_back(w);
+  }
   // Threads that ended were read for the last time above.
   std::vector<bpf::StateAccounting::ThreadId> gone;
   for (const auto& e : tick.ended) gone.emplace_back(e.tid, e.start_time_ticks);
@@ -99,6 +131,11 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     for (auto it = last_.begin(); it != last_.end();) {
       const bool ended = g.count({std::get<1>(it->first), std::get<2>(it->first)}) != 0;
       it = ended ? last_.erase(it) : std::next(it);
+    }
+    std::set<int> gone_tids;  // the edges' key has no start time
+    for (const auto& [tid, start] : gone) gone_tids.insert(tid);
+    for (auto it = last_edges_.begin(); it != last_edges_.end();) {
+      it = gone_tids.count(std::get<4>(it->first)) != 0 ? last_edges_.erase(it) : std::next(it);
     }
   }
   const auto st = tracer_->stats();

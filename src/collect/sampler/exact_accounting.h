@@ -42,9 +42,10 @@ class ExactAccounting {
   ExactAccounting& operator=(const ExactAccounting&) = delete;
 
   bool on() const { return tracer_ != nullptr; }
-  // Adds tick.exact: the target processes are `pids` from now on; the sums that changed since the
-  // last fill (of the threads in `pids`); the kernel's entries of tick.ended's threads are dropped
-  // after their last read. When off, only the first and the closing tick say why.
+  // Adds tick.exact: the target processes are `pids` from now on; the sums and the wait-for edges
+  // that changed since the last fill (of the threads in `pids`); the kernel's entries of
+  // tick.ended's threads are dropped after their last read. When off, only the first and the
+  // closing tick say why.
   void fill(model::Tick& tick, const std::vector<int>& pids);
 
  private:
@@ -56,6 +57,9 @@ class ExactAccounting {
   std::string problem_, hint_;
   bool first_ = true;
   std::map<Key, std::pair<std::uint64_t, std::uint64_t>> last_;  // ns, count
+  // waker pid, waker tid, waker kind, wakee pid, wakee tid, syscall, object
+  using EdgeKey = std::tuple<int, int, int, int, int, long, std::uint64_t>;
+  std::map<EdgeKey, std::pair<std::uint64_t, std::uint64_t>> last_edges_;  // ns, count
 };
 
 }  // namespace chokepoint::collect::sampler

@@ -342,11 +342,17 @@ const std::vector<Case> kScenarios = [] {
   v.push_back(pool);
   v.push_back(scenario("serial", {"--scenario", "serial"}, Load::kClosed, 0, "cpu", "serial"));
   // Request threads hand the work to one stage thread through a condvar and wait for the reply:
-  // serial. (With --handoff semaphore the waiters read as lock in the epoll model today, the miss
-  // the wait-for graph of issue 15 fixes; docs/verdicts/cpu.md.)
+  // serial. With --handoff semaphore the waiters sleep in sem_wait, which alone reads as lock;
+  // the wait-for graph (exact mode) sees one thread post every semaphore and follows the chain
+  // to it, on a CPU: serial, with the chain in the evidence (docs/verdicts/cpu.md).
   for (std::string model : {"threads", "epoll"}) {
     v.push_back(scenario("pipeline_" + model, {"--scenario", "pipeline", "--model", model},
                          Load::kClosed, 0, "cpu", "serial"));
+    Case sem = scenario("pipeline_semaphore_" + model,
+                        {"--scenario", "pipeline", "--handoff", "semaphore", "--model", model},
+                        Load::kClosed, 0, "cpu", "serial");
+    sem.evidence = "waits for thread 'lab-stage'";
+    v.push_back(sem);
   }
   Case leak = scenario("leak", {"--scenario", "leak"}, Load::kRate, 300, "memory", "leak");
   leak.stack_function = "lab_leak_allocate";  // allocation stacks (eBPF uprobes) name the site
@@ -408,6 +414,10 @@ const std::vector<Case> kFixes = [] {
   v.push_back(fix("serial_more_workers", {"--scenario", "serial", "--serial-workers", "2"},
                   Load::kClosed, 0, "cpu", "serial"));
   v.push_back(fix("pipeline_more_workers", {"--scenario", "pipeline", "--pipeline-workers", "2"},
+                  Load::kClosed, 0, "cpu", "serial"));
+  v.push_back(fix("pipeline_semaphore_more_workers",
+                  {"--scenario", "pipeline", "--handoff", "semaphore", "--model", "epoll",
+                   "--pipeline-workers", "4"},
                   Load::kClosed, 0, "cpu", "serial"));
   v.push_back(fix("lock_sharded", {"--scenario", "lock", "--lock", "sharded"}, Load::kClosedKeys, 0,
                   "lock"));

@@ -206,6 +206,88 @@ TEST(Verdict, ContendedMutexIsLockAndNamesIt) {
   EXPECT_NE(primary(d).fixes.front().find("mutex 0x55d0c0a0"), std::string::npos);
 }
 
+// The pipeline of issue 15: seven requesters sleep in sem_wait on semaphores of their own that
+// one stage thread, on a CPU 97% of the time, posts. Alone the waits read as lock.
+model::Observation semaphore_pipeline(bool with_graph) {
+  auto o = base(2);
+  auto stage = thread(1, {{Resource::kOnCpu, 0.97}});
+  stage.comm = "lab-stage";
+  o.threads.push_back(stage);
+  model::WaitGraph g;
+  for (int i = 2; i < 9; ++i) {
+    auto t = thread(i, {{Resource::kLock, 0.85}, {Resource::kOnCpu, 0.01}},
+                    "semaphore 0x7f00 (sem_wait)");
+    t.comm = "lab-worker";
+    const auto object = 0x7f00u + static_cast<std::uint64_t>(i) * 0x100;
+    t.lock_objects_ns[{202, object}] = t.split[Resource::kLock];
+    o.threads.push_back(t);
+    model::WakeEdge e;
+    e.waker_pid = e.wakee_pid = 100;
+    e.waker_tid = 1;
+    e.wakee_tid = i;
+    e.syscall_nr = 202;
+    e.object = object;
+    e.ns = static_cast<std::uint64_t>(t.split[Resource::kLock]);
+    e.count = 1000;
+    g.edges.push_back(e);
+  }
+  if (with_graph) o.wait_graph = g;
+  return o;
+}
+
+TEST(Verdict, AHandoffToOneThreadOnACpuIsSerialCpuNotLock) {
+  auto d = diagnose(semaphore_pipeline(true));
+  EXPECT_EQ(d.verdict, Verdict::kCpu);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kSerial);
+  const auto& ev = primary(d).evidence;
+  EXPECT_TRUE(std::any_of(ev.begin(), ev.end(), [](const std::string& e) {
+    return e.find(
+               "thread 'lab-worker' (tid 2) waits for thread 'lab-stage' (tid 1), which is "
+               "on CPU 97% of the time") != std::string::npos;
+  })) << ::testing::PrintToString(ev);
+  ASSERT_EQ(primary(d).chains.size(), 1u);
+  EXPECT_EQ(primary(d).chains[0].root_comm, "lab-stage");
+  // The lock rule leaves the hand-off out and says so.
+  for (const auto& b : d.bottlenecks) {
+    if (b.resource != Verdict::kLock) continue;
+    EXPECT_FALSE(b.significant);
+    EXPECT_TRUE(std::any_of(b.evidence.begin(), b.evidence.end(), [](const std::string& e) {
+      return e.find("100% of lock wait is a hand-off") != std::string::npos;
+    })) << ::testing::PrintToString(b.evidence);
+  }
+}
+
+TEST(Verdict, WithoutTheWaitForGraphTheSameWaitsReadAsLock) {
+  auto d = diagnose(semaphore_pipeline(false));
+  EXPECT_EQ(d.verdict, Verdict::kLock);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kSemaphore);
+}
+
+TEST(Verdict, WaitersWakingEachOtherStayLockWithTheGraph) {
+  // A contended mutex: each unlock wakes the next waiter, the holder changes among them.
+  auto o = base();
+  o.threads.push_back(thread(1, {{Resource::kOnCpu, 0.9}}));
+  model::WaitGraph g;
+  for (int i = 2; i < 9; ++i) {
+    auto t = thread(i, {{Resource::kLock, 0.85}, {Resource::kOnCpu, 0.1}}, "mutex 0x55d0c0a0");
+    t.lock_objects_ns[{202, 0x55d0c0a0}] = t.split[Resource::kLock];
+    o.threads.push_back(t);
+    model::WakeEdge e;
+    e.waker_pid = e.wakee_pid = 100;
+    e.waker_tid = i == 8 ? 2 : i + 1;
+    e.wakee_tid = i;
+    e.syscall_nr = 202;
+    e.object = 0x55d0c0a0;
+    e.ns = static_cast<std::uint64_t>(t.split[Resource::kLock]);
+    e.count = 1000;
+    g.edges.push_back(e);
+  }
+  o.wait_graph = g;
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, Verdict::kLock);
+  EXPECT_TRUE(primary(d).chains.empty());
+}
+
 TEST(Verdict, UpstreamWaitsAreNetwork) {
   auto o = base();
   for (int i = 0; i < 8; ++i)

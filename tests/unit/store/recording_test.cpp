@@ -241,6 +241,17 @@ TEST(Recording, KeepsTheExactModesSums) {
     w.count = i;
     w.start_time_ticks = 1234;             // sample_window()'s threads
     if (i % 2 == 0) x.waits.push_back(w);  // unchanged on odd ticks: not given again
+    // A wait-for edge (kernel thread 2 woke 1), changed on every third tick.
+    model::WakeEdge e;
+    e.waker_pid = e.wakee_pid = 100;
+    e.waker_tid = 2;
+    e.waker_kind = model::WakerKind::kKernelThread;
+    e.wakee_tid = 1;
+    e.syscall_nr = SYS_futex;
+    e.object = 0x7f0000001000;
+    e.ns = 30 * kMs * i;
+    e.count = i;
+    if (i % 3 == 0) x.edges.push_back(e);
     s.ticks[i].exact = std::move(x);
   }
   {
@@ -263,6 +274,17 @@ TEST(Recording, KeepsTheExactModesSums) {
       EXPECT_EQ(got.waits[k].kind, model::ExactKind::kUninterruptible);
       EXPECT_EQ(got.waits[k].syscall_nr, SYS_fdatasync);
       EXPECT_EQ(got.waits[k].start_time_ticks, 1234u);
+    }
+    ASSERT_EQ(got.edges.size(), s.ticks[i].exact->edges.size()) << i;
+    for (std::size_t k = 0; k < got.edges.size(); ++k) {
+      const auto& want = s.ticks[i].exact->edges[k];
+      EXPECT_EQ(got.edges[k].ns, want.ns);
+      EXPECT_EQ(got.edges[k].count, want.count);
+      EXPECT_EQ(got.edges[k].object, want.object);
+      EXPECT_EQ(got.edges[k].waker_tid, 2);
+      EXPECT_EQ(got.edges[k].waker_kind, model::WakerKind::kKernelThread);
+      EXPECT_EQ(got.edges[k].wakee_tid, 1);
+      EXPECT_EQ(got.edges[k].syscall_nr, SYS_futex);
     }
   }
   EXPECT_EQ(report(*back), report(s));

@@ -1,0 +1,129 @@
+#pragma once
+// The wait-for graph of a window (issue 15, after wPerf, OSDI '18): who woke whom out of which
+// blocked wait, from the exact mode's in-kernel edge counts (src/bpf/stateacct.bpf.c). With it a
+// wait is told apart as
+// - contention: several threads wait on one object and the object's holder changes among them
+//   (the waiters wake each other: a mutex);
+// - a hand-off: one waker serves the waiters (a reply semaphore, a join, a job queue); the waiters'
+//   time belongs to what that waker was doing, followed along the chain (the waker may itself wait
+//   for another thread) to a depth limit, to the root thread and its own state.
+// Pure functions; the builder fills WaitGraph, analysis/ reads it.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "model/account.h"
+#include "model/time_split.h"
+
+namespace chokepoint::model {
+
+// Who a waker is. An interrupt taken while a thread ran is seen as that thread.
+enum class WakerKind : std::uint8_t {
+  kThread = 0,     // a user thread
+  kKernelThread,   // kworker, ksoftirqd, ...
+  kIdleInterrupt,  // an interrupt on an idle CPU (waker tid 0)
+};
+inline constexpr std::size_t kWakerKindCount = 3;
+
+// One edge: wakee_tid, blocked in (syscall_nr, object: the call's first argument, the futex word
+// or the fd), was woken `count` times by waker_tid (of process waker_pid, maybe outside the
+// target), and those wakeups ended `ns` of its blocked time. In model::ExactSample: cumulative
+// since the accounting started; in WaitGraph: within the window.
+struct WakeEdge {
+  int waker_pid = 0;
+  int waker_tid = 0;
+  WakerKind waker_kind = WakerKind::kThread;
+  int wakee_pid = 0;
+  int wakee_tid = 0;
+  long syscall_nr = -1;
+  std::uint64_t object = 0;
+  std::uint64_t ns = 0;
+  std::uint64_t count = 0;
+};
+
+struct WaitGraph {
+  std::vector<WakeEdge> edges;  // the window's edges with ns or count > 0
+};
+
+enum class WaitShape : std::uint8_t {
+  kHandoff,     // threads that do not wait on it (one, or a few workers) serve the waiters
+  kContention,  // several waiters, woken mostly by each other: the holder changes among them
+  kMixed,       // neither
+};
+std::string_view wait_shape_name(WaitShape shape);
+
+// The share of an object's blocked time that wakers which do not wait on it must have ended for a
+// hand-off (the chain follows the main one of them).
+inline constexpr double kHandoffWakerShare = 0.8;
+// The share of an object's blocked time ended by its own waiters for contention.
+inline constexpr double kContentionWaiterShare = 0.5;
+// How far a chain is followed.
+inline constexpr int kChainDepthLimit = 4;
+
+// One wait object of one process (an object is process-wide: a futex word, an fd).
+struct WaitObject {
+  int pid = 0;
+  long syscall_nr = -1;
+  std::uint64_t object = 0;
+  double ns = 0;             // blocked time ended by wakeups in the window
+  std::vector<int> waiters;  // tids, ascending
+  WaitShape shape = WaitShape::kMixed;
+  int waker_pid = 0;  // the main waker (most ns)
+  int waker_tid = 0;
+  WakerKind waker_kind = WakerKind::kThread;
+  double waker_share = 0;  // of ns
+  std::map<int, double> ns_by_waiter;
+};
+
+// Every object of the graph, classified. Sorted by (pid, syscall, object).
+std::vector<WaitObject> wait_objects(const WaitGraph& graph);
+
+// One hop: `tid` waits on (syscall_nr, object), a hand-off served by the next step's thread.
+struct ChainStep {
+  int pid = 0;
+  int tid = 0;
+  std::string comm;  // observed text: escape for the context
+  long syscall_nr = -1;
+  std::uint64_t object = 0;
+};
+
+// From a waiting thread to the root thread it waits for.
+struct WaitChain {
+  std::vector<ChainStep> steps;  // the waiter first; at least one
+  int root_pid = 0;
+  int root_tid = 0;
+  std::string root_comm;  // empty when the root is not a target thread
+  WakerKind root_kind = WakerKind::kThread;
+  // The root thread's own largest state in the window (its split: on_cpu, disk, ...) and that
+  // state's share of its time; unknown (nullopt) when the root is not a target thread.
+  std::optional<Resource> root_resource;
+  double root_share = 0;
+  bool depth_limited = false;  // the chain went on beyond kChainDepthLimit
+};
+
+// The chain from thread (pid, tid) waiting on (syscall_nr, object), a hand-off in `objects`: the
+// waker, and while the waker itself spends most of its time off the CPU in a hand-off wait, its
+// waker, up to kChainDepthLimit hops (a cycle stops it too). `threads` give names and states.
+// nullopt when the object is not a hand-off.
+std::optional<WaitChain> follow_chain(const std::vector<WaitObject>& objects,
+                                      const std::vector<ThreadAccount>& threads, int pid, int tid,
+                                      long syscall_nr, std::uint64_t object);
+
+// The target's lock wait that is a hand-off to a root thread in `root` state.
+struct Handoff {
+  WaitChain chain;     // a representative chain (of the waiter with the most such wait)
+  double lock_ns = 0;  // the waiters' lock time (split) on hand-off objects with this root
+  int waiters = 0;     // threads with such wait
+};
+
+// The lock time (ThreadAccount::split[kLock], divided by lock_objects_ns) of `threads` that is a
+// hand-off, by root thread, largest first.
+std::vector<Handoff> lock_handoffs(const WaitGraph& graph,
+                                   const std::vector<ThreadAccount>& threads);
+
+}  // namespace chokepoint::model

@@ -1,0 +1,172 @@
+// The wait-for graph: contention (waiters wake each other on one object) against a hand-off (one
+// waker serves the waiters), chains followed to the root thread and cut at the depth limit or a
+// cycle, and the lock time of hand-offs by root.
+#include "model/wait_graph.h"
+
+#include <gtest/gtest.h>
+#include <sys/syscall.h>
+
+namespace chokepoint::model {
+namespace {
+
+constexpr int kPid = 100;
+constexpr std::uint64_t kMs = 1'000'000;
+
+WakeEdge edge(int waker, int wakee, std::uint64_t object, std::uint64_t ns,
+              WakerKind kind = WakerKind::kThread, int waker_pid = kPid) {
+  WakeEdge e;
+  e.waker_pid = waker_pid;
+  e.waker_tid = waker;
+  e.waker_kind = kind;
+  e.wakee_pid = kPid;
+  e.wakee_tid = wakee;
+  e.syscall_nr = SYS_futex;
+  e.object = object;
+  e.ns = ns;
+  e.count = 10;
+  return e;
+}
+
+ThreadAccount thread(int tid, const char* comm, std::int64_t on_cpu_ms, std::int64_t lock_ms,
+                     std::int64_t idle_ms = 0) {
+  ThreadAccount t;
+  t.key = {kPid, tid, 0};
+  t.comm = comm;
+  t.split[Resource::kOnCpu] = on_cpu_ms * static_cast<std::int64_t>(kMs);
+  t.split[Resource::kLock] = lock_ms * static_cast<std::int64_t>(kMs);
+  t.split[Resource::kIdle] = idle_ms * static_cast<std::int64_t>(kMs);
+  return t;
+}
+
+TEST(WaitGraph, WaitersWakingEachOtherOnOneMutexAreContention) {
+  // Three threads take turns holding 0x10: each unlock wakes the next waiter.
+  WaitGraph g;
+  g.edges = {edge(1, 2, 0x10, 300 * kMs), edge(2, 3, 0x10, 300 * kMs), edge(3, 1, 0x10, 300 * kMs)};
+  const auto objects = wait_objects(g);
+  ASSERT_EQ(objects.size(), 1u);
+  EXPECT_EQ(objects[0].shape, WaitShape::kContention);
+  EXPECT_EQ(objects[0].waiters, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(follow_chain(objects, {}, kPid, 1, SYS_futex, 0x10), std::nullopt);
+}
+
+TEST(WaitGraph, OneWakerServingItsWaitersIsAHandoffToItsOwnState) {
+  // Requesters 2 and 3 wait on semaphores of their own, posted by worker 9 (on CPU 98%).
+  WaitGraph g;
+  g.edges = {edge(9, 2, 0x20, 900 * kMs), edge(9, 3, 0x30, 880 * kMs),
+             edge(4, 3, 0x30, 20 * kMs)};  // a stray wakeup: 9 still ends 98% of it
+  const auto objects = wait_objects(g);
+  ASSERT_EQ(objects.size(), 2u);
+  EXPECT_EQ(objects[0].shape, WaitShape::kHandoff);
+  EXPECT_EQ(objects[1].shape, WaitShape::kHandoff);
+  EXPECT_EQ(objects[1].waker_tid, 9);
+  EXPECT_NEAR(objects[1].waker_share, 880.0 / 900.0, 1e-9);
+  const std::vector<ThreadAccount> threads = {thread(2, "req", 20, 980), thread(3, "req", 20, 980),
+                                              thread(9, "stage", 980, 0, 20)};
+  auto chain = follow_chain(objects, threads, kPid, 2, SYS_futex, 0x20);
+  ASSERT_TRUE(chain);
+  ASSERT_EQ(chain->steps.size(), 1u);
+  EXPECT_EQ(chain->steps[0].comm, "req");
+  EXPECT_EQ(chain->root_tid, 9);
+  EXPECT_EQ(chain->root_comm, "stage");
+  EXPECT_EQ(chain->root_resource, Resource::kOnCpu);
+  EXPECT_NEAR(chain->root_share, 0.98, 1e-9);
+  EXPECT_FALSE(chain->depth_limited);
+}
+
+TEST(WaitGraph, AFewWorkersServingTheWaitersIsAHandoffToTheMainOne) {
+  WaitGraph g;
+  g.edges = {edge(7, 2, 0x40, 400 * kMs), edge(8, 2, 0x40, 600 * kMs)};
+  const auto objects = wait_objects(g);
+  ASSERT_EQ(objects.size(), 1u);
+  EXPECT_EQ(objects[0].shape, WaitShape::kHandoff);
+  EXPECT_EQ(objects[0].waker_tid, 8);
+  EXPECT_NEAR(objects[0].waker_share, 0.6, 1e-9);
+}
+
+TEST(WaitGraph, WaitersWokenPartlyByEachOtherPartlyFromOutsideAreMixed) {
+  WaitGraph g;
+  g.edges = {edge(3, 2, 0x40, 200 * kMs), edge(2, 3, 0x40, 200 * kMs), edge(7, 2, 0x40, 600 * kMs)};
+  const auto objects = wait_objects(g);
+  ASSERT_EQ(objects.size(), 1u);
+  EXPECT_EQ(objects[0].shape, WaitShape::kMixed);
+  EXPECT_EQ(follow_chain(objects, {}, kPid, 2, SYS_futex, 0x40), std::nullopt);
+}
+
+TEST(WaitGraph, ChainsAreFollowedToTheRootAndCutAtTheDepthLimit) {
+  // 1 waits for 2, 2 for 3, 3 for 4, 4 for 5, 5 for 6 (each mostly waiting): cut after 4 hops.
+  WaitGraph g;
+  std::vector<ThreadAccount> threads;
+  for (int tid = 1; tid <= 5; ++tid) {
+    g.edges.push_back(edge(tid + 1, tid, 0x100 + static_cast<std::uint64_t>(tid), 900 * kMs));
+    threads.push_back(thread(tid, "hop", 10, 990));
+  }
+  threads.push_back(thread(6, "root", 990, 0, 10));
+  const auto objects = wait_objects(g);
+  auto chain = follow_chain(objects, threads, kPid, 1, SYS_futex, 0x101);
+  ASSERT_TRUE(chain);
+  EXPECT_EQ(static_cast<int>(chain->steps.size()), kChainDepthLimit);
+  EXPECT_TRUE(chain->depth_limited);
+  EXPECT_EQ(chain->root_tid, 5);
+  // From 3, the chain reaches the root within the limit: 3 -> 4 -> 5 -> 6.
+  chain = follow_chain(objects, threads, kPid, 3, SYS_futex, 0x103);
+  ASSERT_TRUE(chain);
+  EXPECT_EQ(chain->steps.size(), 3u);
+  EXPECT_FALSE(chain->depth_limited);
+  EXPECT_EQ(chain->root_comm, "root");
+  EXPECT_EQ(chain->root_resource, Resource::kOnCpu);
+}
+
+TEST(WaitGraph, ACycleEndsTheChain) {
+  // 1 and 2 hand off to each other (a ping-pong): the chain stops at the first repeat.
+  WaitGraph g;
+  g.edges = {edge(2, 1, 0x1, 900 * kMs), edge(1, 2, 0x2, 900 * kMs)};
+  const std::vector<ThreadAccount> threads = {thread(1, "ping", 100, 900),
+                                              thread(2, "pong", 100, 900)};
+  auto chain = follow_chain(wait_objects(g), threads, kPid, 1, SYS_futex, 0x1);
+  ASSERT_TRUE(chain);
+  EXPECT_EQ(chain->steps.size(), 2u);
+  EXPECT_EQ(chain->root_tid, 1);
+}
+
+TEST(WaitGraph, WakersOutsideTheTargetOrInTheKernelEndTheChain) {
+  WaitGraph g;
+  g.edges = {edge(0, 2, 0x20, 900 * kMs, WakerKind::kIdleInterrupt, 0),
+             edge(55, 3, 0x30, 900 * kMs, WakerKind::kThread, 999)};
+  const std::vector<ThreadAccount> threads = {thread(2, "a", 10, 990), thread(3, "b", 10, 990)};
+  const auto objects = wait_objects(g);
+  auto chain = follow_chain(objects, threads, kPid, 2, SYS_futex, 0x20);
+  ASSERT_TRUE(chain);
+  EXPECT_EQ(chain->root_kind, WakerKind::kIdleInterrupt);
+  EXPECT_EQ(chain->root_resource, std::nullopt);
+  chain = follow_chain(objects, threads, kPid, 3, SYS_futex, 0x30);
+  ASSERT_TRUE(chain);
+  EXPECT_EQ(chain->root_pid, 999);
+  EXPECT_EQ(chain->root_resource, std::nullopt);
+}
+
+TEST(WaitGraph, LockHandoffsSumTheWaitersLockTimeByRoot) {
+  // Requesters 2 and 3: 2 spends all its lock time on its reply semaphore, 3 half of it (the
+  // other half on a contended mutex 0x10 it shares with 4).
+  WaitGraph g;
+  g.edges = {edge(9, 2, 0x20, 900 * kMs), edge(9, 3, 0x30, 400 * kMs), edge(4, 3, 0x10, 400 * kMs),
+             edge(3, 4, 0x10, 400 * kMs)};
+  std::vector<ThreadAccount> threads = {thread(2, "req", 100, 900), thread(3, "req", 100, 800),
+                                        thread(4, "other", 600, 400),
+                                        thread(9, "stage", 950, 0, 50)};
+  threads[0].lock_objects_ns = {{{SYS_futex, 0x20}, 900 * static_cast<std::int64_t>(kMs)}};
+  threads[1].lock_objects_ns = {{{SYS_futex, 0x30}, 400 * static_cast<std::int64_t>(kMs)},
+                                {{SYS_futex, 0x10}, 400 * static_cast<std::int64_t>(kMs)}};
+  threads[2].lock_objects_ns = {{{SYS_futex, 0x10}, 400 * static_cast<std::int64_t>(kMs)}};
+  const auto handoffs = lock_handoffs(g, threads);
+  ASSERT_EQ(handoffs.size(), 1u);
+  EXPECT_EQ(handoffs[0].waiters, 2);
+  EXPECT_NEAR(handoffs[0].lock_ns, static_cast<double>(900 + 400) * kMs, 1e3);
+  EXPECT_EQ(handoffs[0].chain.steps[0].tid, 2);  // the waiter with the most such wait
+  EXPECT_EQ(handoffs[0].chain.root_comm, "stage");
+  // Without the kernel's per-object lock time (the sampled split) nothing is a hand-off.
+  for (auto& t : threads) t.lock_objects_ns.clear();
+  EXPECT_TRUE(lock_handoffs(g, threads).empty());
+}
+
+}  // namespace
+}  // namespace chokepoint::model
