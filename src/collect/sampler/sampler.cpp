@@ -63,6 +63,14 @@ struct ProcessState {
   util::ScopedFd io_file, status_file;
   std::string name;
   bool frozen = false;  // its cgroup is frozen (at the last read_process)
+  // The last read_process (-1: none yet), and whether a thread of it was seen to run (or
+  // appeared) since: taskstats' delays and /proc/PID/io move only when a thread runs (the kernel
+  // adds a wait's delay and a thread's I/O in that thread's context; an exited thread's go to the
+  // group's totals), so a rolling window's close repeats them for a process that did not run.
+  std::int64_t last_read_ns = -1;
+  bool ran_since_read = true;
+  std::optional<model::GroupDelays> delays;
+  std::optional<model::ProcessIo> io;
   // The last read of its fd table (read_fd_tables): a table whose size is unchanged and that
   // held no socket is not read again; what it held is repeated.
   std::optional<std::uint64_t> fd_table_size;  // st_size of /proc/PID/fd: the open fds (6.2+)
@@ -222,11 +230,12 @@ struct Sampler::Impl {
   // Rolling windows read each process's counters (taskstats, io, status) at the window's first
   // listing and at its close: its window's deltas run between the two. Other listings only see
   // whether its cgroup froze. (A diagnosis reads them at every listing.)
-  bool processes_read_in_window = false;
   std::int64_t iter_every_ns = kMaxPollBackoffNs;
   std::int64_t samples_per_tick = 1;
   std::pair<int, int> cursor{0, 0};
-  void read_process(ProcessState& p, std::int64_t now_ns, bool first);
+  // quiet_ok: a process none of whose threads ran since its last read repeats that read's delays
+  // and io (taskstats and /proc/PID/io are not read); status and the freezer are read.
+  void read_process(ProcessState& p, std::int64_t now_ns, bool first, bool quiet_ok = false);
   // The fd tables, fd limits and sockets of every process watched.
   void read_fd_tables(std::int64_t now_ns);
   model::CollectorSample collector_sample() const;
@@ -263,17 +272,28 @@ util::Result<std::unique_ptr<Sampler>> Sampler::create(SamplerOptions options) {
   return std::unique_ptr<Sampler>(new Sampler(std::move(impl)));
 }
 
-void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool first) {
+void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool first,
+                                  bool quiet_ok) {
   p.frozen = freezer.frozen(p.pid, now_ns);
   model::ProcessSample s;
   s.pid = p.pid;
   s.at_ns = now_ns;
-  if (taskstats) {
-    if (auto d = taskstats->thread_group(p.pid)) s.delays = group_delays(*d);
+  if (quiet_ok && !first && !p.ran_since_read && p.last_read_ns >= 0) {
+    s.delays = p.delays;
+    s.io = p.io;
+  } else {
+    if (taskstats) {
+      if (auto d = taskstats->thread_group(p.pid)) s.delays = group_delays(*d);
+    }
+    if (auto io =
+            read_process_file<procfs::TaskIo>(p.io_file, p.pid, "io", procfs::parse_task_io)) {
+      s.io = model::ProcessIo{io->read_bytes, io->write_bytes, io->syscw};
+    }
+    p.delays = s.delays;
+    p.io = s.io;
   }
-  if (auto io = read_process_file<procfs::TaskIo>(p.io_file, p.pid, "io", procfs::parse_task_io)) {
-    s.io = model::ProcessIo{io->read_bytes, io->write_bytes, io->syscw};
-  }
+  p.last_read_ns = now_ns;
+  p.ran_since_read = false;
   if (auto status = read_process_file<procfs::TaskStatus>(p.status_file, p.pid, "status",
                                                           procfs::parse_task_status)) {
     if (first) {
@@ -507,6 +527,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   t.next_poll_ns = now_ns;
   t.refresh_generation = generation;
   auto& p = process_state(pid, now_ns);
+  p.ran_since_read = true;  // a new thread: the process did something
   // In this tick's iterator read: everything the first sample needs, without a file of its own
   // (it gets them once it runs between two iterator reads, keep_open_after_run).
   if (const bpf::TaskRecord* r = iter_record(tid); r != nullptr && r->tgid == pid) {
@@ -632,7 +653,9 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
       continue;
     }
     if (listed) {
-      if (!opt.rolling || !processes_read_in_window) {
+      // A rolling window's processes are read once at least: the last window's close (which
+      // starts this window too, model::ObservationSink) or, for the others, its first listing.
+      if (!opt.rolling || it->second.last_read_ns < last_close_ns) {
         read_process(it->second, now_ns, false);
       } else {
         it->second.frozen = freezer.frozen(it->first, now_ns);
@@ -640,7 +663,6 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
     }
     ++it;
   }
-  processes_read_in_window = true;
   return {};
 }
 
@@ -665,7 +687,9 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool forc
   // A thread that did not run is still in the wait it was last seen in: nothing to record,
   // unless its cgroup was frozen (or thawed) since its last record: a frozen thread never runs,
   // and its wait is the freezer's from now on.
-  const bool frozen = processes[t.key.pid].frozen;
+  ProcessState& process = processes[t.key.pid];
+  if (ran) process.ran_since_read = true;
+  const bool frozen = process.frozen;
   // A look at the iterator's record is not a read: it does not count against the budget.
   if (!ran && frozen == t.recorded_frozen) return !t.in_iterator;
   t.recorded_frozen = frozen;
@@ -962,12 +986,11 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     }
   }
   s.next_due_ns = 0;  // the close moved polls: the next tick visits every thread again
-  s.processes_read_in_window = false;
   // The processes' counters at the close too: the next window of the session starts from them.
   std::set<int> with_threads;
   for (const auto& [key, t] : s.threads) with_threads.insert(key.first);
   for (auto& [pid, p] : s.processes) {
-    if (with_threads.count(pid) != 0) s.read_process(p, end_ns, false);
+    if (with_threads.count(pid) != 0) s.read_process(p, end_ns, false, s.opt.rolling && s.iter_fresh);
   }
   s.read_fd_tables(end_ns);
   s.tick.system = take_system_snapshot(s.proc, s.opt.target);
