@@ -24,6 +24,7 @@
 #include "collect/procfs/freezer.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task_files.h"
+#include "collect/sampler/fd_targets.h"
 #include "collect/sampler/rlimit_snapshot.h"
 #include "collect/sampler/shm_snapshot.h"
 #include "collect/sampler/system_snapshot.h"
@@ -76,6 +77,9 @@ struct ProcessState {
   std::optional<std::uint64_t> fd_table_size;  // st_size of /proc/PID/fd: the open fds (6.2+)
   std::optional<std::uint64_t> open_fds, fd_soft_limit;
   bool has_sockets = false;
+  // What that read found (a target's processes only; the host's TCP table and shared memory need
+  // no fds): the close's TCP table and shm snapshot use it instead of a readlink per fd.
+  std::optional<std::vector<procfs::FdEntry>> fd_targets;
 };
 
 // One thread's /proc files: schedstat is kept open (one pread per poll) while the fd budget
@@ -240,6 +244,9 @@ struct Sampler::Impl {
   void read_fd_tables(std::int64_t now_ns);
   model::CollectorSample collector_sample() const;
   void emit(model::SampleSink& sink, std::int64_t at_ns);
+  // A process's fds as read_fd_tables last found them (read now if it has not yet).
+  FdTargetsOf cached_fd_targets();
+  std::vector<procfs::FdEntry> scratch_fds;  // cached_fd_targets' answer for an unknown pid
   // Adds the TCP state table to the tick's system read (window start and end only).
   void add_tcp_table(std::int64_t now_ns);
   // Adds shared memory and its limits to the tick's system read (window end only).
@@ -747,6 +754,7 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
     auto limits = proc.read_limits(pid);
     if (limits && limits->max_open_files()) s.fd_soft_limit = limits->max_open_files()->soft;
     p.fd_table_size.reset();
+    p.fd_targets.reset();
     if (auto fds = proc.read_fd_targets(pid)) {
       s.open_fds = fds->size();
       p.has_sockets = std::any_of(fds->begin(), fds->end(), [](const procfs::FdEntry& e) {
@@ -755,6 +763,7 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
       if (sized) p.fd_table_size = size;
       // A last look at the sockets, so every process has them even if no thread waited on one.
       if (p.has_sockets) waits.read_sockets(pid, now_ns);
+      if (opt.target.kind != TargetSpec::Kind::kHost) p.fd_targets = std::move(*fds);
     }
     p.open_fds = s.open_fds;
     p.fd_soft_limit = s.fd_soft_limit;
@@ -801,6 +810,22 @@ model::CollectorSample Sampler::Impl::collector_sample() const {
   return c;
 }
 
+FdTargetsOf Sampler::Impl::cached_fd_targets() {
+  return [this](int pid) -> const std::vector<procfs::FdEntry>* {
+    auto it = processes.find(pid);
+    if (it != processes.end() && it->second.fd_targets) return &*it->second.fd_targets;
+    auto fds = proc.read_fd_targets(pid);
+    if (!fds) return nullptr;
+    if (it == processes.end()) {
+      scratch_fds = std::move(*fds);
+      return &scratch_fds;
+    }
+    // Not counted as a read of the table (fd_table_size stays unset): read_fd_tables reads it.
+    it->second.fd_targets = std::move(*fds);
+    return &*it->second.fd_targets;
+  };
+}
+
 void Sampler::Impl::add_tcp_table(std::int64_t now_ns) {
   // sock_diag sees the real kernel only: a fixture /proc has no sockets behind it.
   if (!tick.system || opt.proc_root != "/proc") return;
@@ -809,7 +834,7 @@ void Sampler::Impl::add_tcp_table(std::int64_t now_ns) {
     if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
   }
   tick.system->tcp_table = take_tcp_table(proc, pids, opt.target.kind == TargetSpec::Kind::kHost,
-                                          now_ns, &tcp_table_problem);
+                                          now_ns, cached_fd_targets(), &tcp_table_problem);
 }
 
 void Sampler::Impl::add_shm_snapshot() {
@@ -821,7 +846,7 @@ void Sampler::Impl::add_shm_snapshot() {
     }
     if (pids.empty()) return;
   }
-  tick.system->shm = take_shm_snapshot(proc, pids);
+  tick.system->shm = take_shm_snapshot(proc, pids, cached_fd_targets());
 }
 
 void Sampler::Impl::add_rlimit_snapshot() {

@@ -73,7 +73,8 @@ void read_net_sysctls_of(const procfs::ProcFs& proc, int pid, model::TcpTableSam
 
 std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
                                                     const std::vector<int>& pids, bool whole_host,
-                                                    std::int64_t now_ns, std::string* problem) {
+                                                    std::int64_t now_ns, const FdTargetsOf& fds_of,
+                                                    std::string* problem) {
   if (!whole_host && pids.empty()) return std::nullopt;
   auto diag = whole_host ? netlink::SockDiag::open() : netlink::SockDiag::open_in_netns_of(pids[0]);
   if (!diag) {
@@ -89,8 +90,8 @@ std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
   // The target's sockets by inode; a process that vanished mid-read has none.
   std::set<std::uint64_t> owned;
   for (int pid : whole_host ? std::vector<int>{} : pids) {
-    auto fds = proc.read_fd_targets(pid);
-    if (!fds) continue;
+    const auto* fds = fds_of(pid);
+    if (fds == nullptr) continue;
     for (const auto& fd : *fds) {
       if (fd.target.kind == procfs::FdTarget::Kind::kSocket) owned.insert(fd.target.inode);
     }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "collect/procfs/proc_fs.h"
+#include "collect/sampler/fd_targets.h"
 #include "model/tcp_table.h"
 
 namespace chokepoint::collect::sampler {
@@ -20,8 +21,10 @@ namespace chokepoint::collect::sampler {
 // The table of the network namespace of pids.front() (of ours when whole_host), with the sockets
 // of pids (every socket when whole_host) marked as the target's. nullopt, with the reason in
 // *problem, when sock_diag is refused or there is no pid to follow. proc must be the real /proc.
+// fds_of gives a process's fds (the target's sockets by inode).
 std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
                                                     const std::vector<int>& pids, bool whole_host,
-                                                    std::int64_t now_ns, std::string* problem);
+                                                    std::int64_t now_ns, const FdTargetsOf& fds_of,
+                                                    std::string* problem);
 
 }  // namespace chokepoint::collect::sampler
