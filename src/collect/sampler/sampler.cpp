@@ -279,8 +279,7 @@ util::Result<std::unique_ptr<Sampler>> Sampler::create(SamplerOptions options) {
   return std::unique_ptr<Sampler>(new Sampler(std::move(impl)));
 }
 
-void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool first,
-                                  bool quiet_ok) {
+void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool first, bool quiet_ok) {
   p.frozen = freezer.frozen(p.pid, now_ns);
   model::ProcessSample s;
   s.pid = p.pid;
@@ -833,8 +832,9 @@ void Sampler::Impl::add_tcp_table(std::int64_t now_ns) {
   for (const auto& [key, t] : threads) {
     if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
   }
-  tick.system->tcp_table = take_tcp_table(proc, pids, opt.target.kind == TargetSpec::Kind::kHost,
-                                          now_ns, cached_fd_targets(), &tcp_table_problem);
+  tick.system->tcp_table =
+      take_tcp_table(proc, pids, opt.target.kind == TargetSpec::Kind::kHost, now_ns,
+                     cached_fd_targets(), &tcp_table_problem, opt.rolling ? opt.interval_ns : 0);
 }
 
 void Sampler::Impl::add_shm_snapshot() {
@@ -1015,7 +1015,8 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   std::set<int> with_threads;
   for (const auto& [key, t] : s.threads) with_threads.insert(key.first);
   for (auto& [pid, p] : s.processes) {
-    if (with_threads.count(pid) != 0) s.read_process(p, end_ns, false, s.opt.rolling && s.iter_fresh);
+    if (with_threads.count(pid) != 0)
+      s.read_process(p, end_ns, false, s.opt.rolling && s.iter_fresh);
   }
   s.read_fd_tables(end_ns);
   s.tick.system = take_system_snapshot(s.proc, s.opt.target);
