@@ -70,6 +70,9 @@ struct ProcessState {
   // group's totals), so a rolling window's close repeats them for a process that did not run.
   std::int64_t last_read_ns = -1;
   bool ran_since_read = true;
+  // A thread of it was seen to run since the last look at its freezer state (check_frozen).
+  bool ran_since_freezer = false;
+  bool freezer_read = false;  // the freezer state was read once at least
   std::optional<model::GroupDelays> delays;
   std::optional<model::ProcessIo> io;
   // The last read of its fd table (read_fd_tables): a table whose size is unchanged and that
@@ -240,6 +243,12 @@ struct Sampler::Impl {
   // quiet_ok: a process none of whose threads ran since its last read repeats that read's delays
   // and io (taskstats and /proc/PID/io are not read); status and the freezer are read.
   void read_process(ProcessState& p, std::int64_t now_ns, bool first, bool quiet_ok = false);
+  // Whether p's cgroup is frozen now. A frozen thread does not run: a process that was not frozen
+  // at the last look and was seen to run since is taken as still not frozen (no read of
+  // /proc/PID/cgroup, half of the freezer's cost). One that froze after that run is found at the
+  // next look, as it runs no more: a freeze is seen one listing later at most, plus the time a run
+  // takes to be seen (the iterator's period, 1 to 4 s); a thaw is seen as soon as before.
+  bool check_frozen(ProcessState& p, std::int64_t now_ns);
   // The fd tables, fd limits and sockets of every process watched.
   void read_fd_tables(std::int64_t now_ns);
   model::CollectorSample collector_sample() const;
@@ -280,7 +289,7 @@ util::Result<std::unique_ptr<Sampler>> Sampler::create(SamplerOptions options) {
 }
 
 void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool first, bool quiet_ok) {
-  p.frozen = freezer.frozen(p.pid, now_ns);
+  p.frozen = check_frozen(p, now_ns);
   model::ProcessSample s;
   s.pid = p.pid;
   s.at_ns = now_ns;
@@ -311,6 +320,14 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
     s.anon_bytes = status->rss_anon_bytes.value_or(0);
   }
   tick.processes.push_back(std::move(s));
+}
+
+bool Sampler::Impl::check_frozen(ProcessState& p, std::int64_t now_ns) {
+  const bool skip = p.freezer_read && !p.frozen && p.ran_since_freezer;
+  p.ran_since_freezer = false;
+  if (skip) return false;
+  p.freezer_read = true;
+  return freezer.frozen(p.pid, now_ns);
 }
 
 template <typename T, typename Parse>
@@ -534,6 +551,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   t.refresh_generation = generation;
   auto& p = process_state(pid, now_ns);
   p.ran_since_read = true;  // a new thread: the process did something
+  p.ran_since_freezer = true;
   // In this tick's iterator read: everything the first sample needs, without a file of its own
   // (it gets them once it runs between two iterator reads, keep_open_after_run).
   if (const bpf::TaskRecord* r = iter_record(tid); r != nullptr && r->tgid == pid) {
@@ -664,7 +682,7 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
       if (!opt.rolling || it->second.last_read_ns < last_close_ns) {
         read_process(it->second, now_ns, false);
       } else {
-        it->second.frozen = freezer.frozen(it->first, now_ns);
+        it->second.frozen = check_frozen(it->second, now_ns);
       }
     }
     ++it;
@@ -694,7 +712,10 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool forc
   // unless its cgroup was frozen (or thawed) since its last record: a frozen thread never runs,
   // and its wait is the freezer's from now on.
   ProcessState& process = processes[t.key.pid];
-  if (ran) process.ran_since_read = true;
+  if (ran) {
+    process.ran_since_read = true;
+    process.ran_since_freezer = true;
+  }
   const bool frozen = process.frozen;
   // A look at the iterator's record is not a read: it does not count against the budget.
   if (!ran && frozen == t.recorded_frozen) return !t.in_iterator;
