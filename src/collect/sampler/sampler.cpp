@@ -24,6 +24,7 @@
 #include "collect/procfs/freezer.h"
 #include "collect/procfs/proc_fs.h"
 #include "collect/procfs/task_files.h"
+#include "collect/sampler/fd_targets.h"
 #include "collect/sampler/rlimit_snapshot.h"
 #include "collect/sampler/shm_snapshot.h"
 #include "collect/sampler/system_snapshot.h"
@@ -63,11 +64,25 @@ struct ProcessState {
   util::ScopedFd io_file, status_file;
   std::string name;
   bool frozen = false;  // its cgroup is frozen (at the last read_process)
+  // The last read_process (-1: none yet), and whether a thread of it was seen to run (or
+  // appeared) since: taskstats' delays and /proc/PID/io move only when a thread runs (the kernel
+  // adds a wait's delay and a thread's I/O in that thread's context; an exited thread's go to the
+  // group's totals), so a rolling window's close repeats them for a process that did not run.
+  std::int64_t last_read_ns = -1;
+  bool ran_since_read = true;
+  // A thread of it was seen to run since the last look at its freezer state (check_frozen).
+  bool ran_since_freezer = false;
+  bool freezer_read = false;  // the freezer state was read once at least
+  std::optional<model::GroupDelays> delays;
+  std::optional<model::ProcessIo> io;
   // The last read of its fd table (read_fd_tables): a table whose size is unchanged and that
   // held no socket is not read again; what it held is repeated.
   std::optional<std::uint64_t> fd_table_size;  // st_size of /proc/PID/fd: the open fds (6.2+)
   std::optional<std::uint64_t> open_fds, fd_soft_limit;
   bool has_sockets = false;
+  // What that read found (a target's processes only; the host's TCP table and shared memory need
+  // no fds): the close's TCP table and shm snapshot use it instead of a readlink per fd.
+  std::optional<std::vector<procfs::FdEntry>> fd_targets;
 };
 
 // One thread's /proc files: schedstat is kept open (one pread per poll) while the fd budget
@@ -222,15 +237,25 @@ struct Sampler::Impl {
   // Rolling windows read each process's counters (taskstats, io, status) at the window's first
   // listing and at its close: its window's deltas run between the two. Other listings only see
   // whether its cgroup froze. (A diagnosis reads them at every listing.)
-  bool processes_read_in_window = false;
   std::int64_t iter_every_ns = kMaxPollBackoffNs;
   std::int64_t samples_per_tick = 1;
   std::pair<int, int> cursor{0, 0};
-  void read_process(ProcessState& p, std::int64_t now_ns, bool first);
+  // quiet_ok: a process none of whose threads ran since its last read repeats that read's delays
+  // and io (taskstats and /proc/PID/io are not read); status and the freezer are read.
+  void read_process(ProcessState& p, std::int64_t now_ns, bool first, bool quiet_ok = false);
+  // Whether p's cgroup is frozen now. A frozen thread does not run: a process that was not frozen
+  // at the last look and was seen to run since is taken as still not frozen (no read of
+  // /proc/PID/cgroup, half of the freezer's cost). One that froze after that run is found at the
+  // next look, as it runs no more: a freeze is seen one listing later at most, plus the time a run
+  // takes to be seen (the iterator's period, 1 to 4 s); a thaw is seen as soon as before.
+  bool check_frozen(ProcessState& p, std::int64_t now_ns);
   // The fd tables, fd limits and sockets of every process watched.
   void read_fd_tables(std::int64_t now_ns);
   model::CollectorSample collector_sample() const;
   void emit(model::SampleSink& sink, std::int64_t at_ns);
+  // A process's fds as read_fd_tables last found them (read now if it has not yet).
+  FdTargetsOf cached_fd_targets();
+  std::vector<procfs::FdEntry> scratch_fds;  // cached_fd_targets' answer for an unknown pid
   // Adds the TCP state table to the tick's system read (window start and end only).
   void add_tcp_table(std::int64_t now_ns);
   // Adds shared memory and its limits to the tick's system read (window end only).
@@ -263,17 +288,27 @@ util::Result<std::unique_ptr<Sampler>> Sampler::create(SamplerOptions options) {
   return std::unique_ptr<Sampler>(new Sampler(std::move(impl)));
 }
 
-void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool first) {
-  p.frozen = freezer.frozen(p.pid, now_ns);
+void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool first, bool quiet_ok) {
+  p.frozen = check_frozen(p, now_ns);
   model::ProcessSample s;
   s.pid = p.pid;
   s.at_ns = now_ns;
-  if (taskstats) {
-    if (auto d = taskstats->thread_group(p.pid)) s.delays = group_delays(*d);
+  if (quiet_ok && !first && !p.ran_since_read && p.last_read_ns >= 0) {
+    s.delays = p.delays;
+    s.io = p.io;
+  } else {
+    if (taskstats) {
+      if (auto d = taskstats->thread_group(p.pid)) s.delays = group_delays(*d);
+    }
+    if (auto io =
+            read_process_file<procfs::TaskIo>(p.io_file, p.pid, "io", procfs::parse_task_io)) {
+      s.io = model::ProcessIo{io->read_bytes, io->write_bytes, io->syscw};
+    }
+    p.delays = s.delays;
+    p.io = s.io;
   }
-  if (auto io = read_process_file<procfs::TaskIo>(p.io_file, p.pid, "io", procfs::parse_task_io)) {
-    s.io = model::ProcessIo{io->read_bytes, io->write_bytes, io->syscw};
-  }
+  p.last_read_ns = now_ns;
+  p.ran_since_read = false;
   if (auto status = read_process_file<procfs::TaskStatus>(p.status_file, p.pid, "status",
                                                           procfs::parse_task_status)) {
     if (first) {
@@ -285,6 +320,14 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
     s.anon_bytes = status->rss_anon_bytes.value_or(0);
   }
   tick.processes.push_back(std::move(s));
+}
+
+bool Sampler::Impl::check_frozen(ProcessState& p, std::int64_t now_ns) {
+  const bool skip = p.freezer_read && !p.frozen && p.ran_since_freezer;
+  p.ran_since_freezer = false;
+  if (skip) return false;
+  p.freezer_read = true;
+  return freezer.frozen(p.pid, now_ns);
 }
 
 template <typename T, typename Parse>
@@ -507,6 +550,8 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   t.next_poll_ns = now_ns;
   t.refresh_generation = generation;
   auto& p = process_state(pid, now_ns);
+  p.ran_since_read = true;  // a new thread: the process did something
+  p.ran_since_freezer = true;
   // In this tick's iterator read: everything the first sample needs, without a file of its own
   // (it gets them once it runs between two iterator reads, keep_open_after_run).
   if (const bpf::TaskRecord* r = iter_record(tid); r != nullptr && r->tgid == pid) {
@@ -632,15 +677,16 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
       continue;
     }
     if (listed) {
-      if (!opt.rolling || !processes_read_in_window) {
+      // A rolling window's processes are read once at least: the last window's close (which
+      // starts this window too, model::ObservationSink) or, for the others, its first listing.
+      if (!opt.rolling || it->second.last_read_ns < last_close_ns) {
         read_process(it->second, now_ns, false);
       } else {
-        it->second.frozen = freezer.frozen(it->first, now_ns);
+        it->second.frozen = check_frozen(it->second, now_ns);
       }
     }
     ++it;
   }
-  processes_read_in_window = true;
   return {};
 }
 
@@ -665,7 +711,12 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool forc
   // A thread that did not run is still in the wait it was last seen in: nothing to record,
   // unless its cgroup was frozen (or thawed) since its last record: a frozen thread never runs,
   // and its wait is the freezer's from now on.
-  const bool frozen = processes[t.key.pid].frozen;
+  ProcessState& process = processes[t.key.pid];
+  if (ran) {
+    process.ran_since_read = true;
+    process.ran_since_freezer = true;
+  }
+  const bool frozen = process.frozen;
   // A look at the iterator's record is not a read: it does not count against the budget.
   if (!ran && frozen == t.recorded_frozen) return !t.in_iterator;
   t.recorded_frozen = frozen;
@@ -723,6 +774,7 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
     auto limits = proc.read_limits(pid);
     if (limits && limits->max_open_files()) s.fd_soft_limit = limits->max_open_files()->soft;
     p.fd_table_size.reset();
+    p.fd_targets.reset();
     if (auto fds = proc.read_fd_targets(pid)) {
       s.open_fds = fds->size();
       p.has_sockets = std::any_of(fds->begin(), fds->end(), [](const procfs::FdEntry& e) {
@@ -731,6 +783,7 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
       if (sized) p.fd_table_size = size;
       // A last look at the sockets, so every process has them even if no thread waited on one.
       if (p.has_sockets) waits.read_sockets(pid, now_ns);
+      if (opt.target.kind != TargetSpec::Kind::kHost) p.fd_targets = std::move(*fds);
     }
     p.open_fds = s.open_fds;
     p.fd_soft_limit = s.fd_soft_limit;
@@ -777,6 +830,22 @@ model::CollectorSample Sampler::Impl::collector_sample() const {
   return c;
 }
 
+FdTargetsOf Sampler::Impl::cached_fd_targets() {
+  return [this](int pid) -> const std::vector<procfs::FdEntry>* {
+    auto it = processes.find(pid);
+    if (it != processes.end() && it->second.fd_targets) return &*it->second.fd_targets;
+    auto fds = proc.read_fd_targets(pid);
+    if (!fds) return nullptr;
+    if (it == processes.end()) {
+      scratch_fds = std::move(*fds);
+      return &scratch_fds;
+    }
+    // Not counted as a read of the table (fd_table_size stays unset): read_fd_tables reads it.
+    it->second.fd_targets = std::move(*fds);
+    return &*it->second.fd_targets;
+  };
+}
+
 void Sampler::Impl::add_tcp_table(std::int64_t now_ns) {
   // sock_diag sees the real kernel only: a fixture /proc has no sockets behind it.
   if (!tick.system || opt.proc_root != "/proc") return;
@@ -784,8 +853,9 @@ void Sampler::Impl::add_tcp_table(std::int64_t now_ns) {
   for (const auto& [key, t] : threads) {
     if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
   }
-  tick.system->tcp_table = take_tcp_table(proc, pids, opt.target.kind == TargetSpec::Kind::kHost,
-                                          now_ns, &tcp_table_problem);
+  tick.system->tcp_table =
+      take_tcp_table(proc, pids, opt.target.kind == TargetSpec::Kind::kHost, now_ns,
+                     cached_fd_targets(), &tcp_table_problem, opt.rolling ? opt.interval_ns : 0);
 }
 
 void Sampler::Impl::add_shm_snapshot() {
@@ -797,7 +867,7 @@ void Sampler::Impl::add_shm_snapshot() {
     }
     if (pids.empty()) return;
   }
-  tick.system->shm = take_shm_snapshot(proc, pids);
+  tick.system->shm = take_shm_snapshot(proc, pids, cached_fd_targets());
 }
 
 void Sampler::Impl::add_rlimit_snapshot() {
@@ -962,12 +1032,12 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     }
   }
   s.next_due_ns = 0;  // the close moved polls: the next tick visits every thread again
-  s.processes_read_in_window = false;
   // The processes' counters at the close too: the next window of the session starts from them.
   std::set<int> with_threads;
   for (const auto& [key, t] : s.threads) with_threads.insert(key.first);
   for (auto& [pid, p] : s.processes) {
-    if (with_threads.count(pid) != 0) s.read_process(p, end_ns, false);
+    if (with_threads.count(pid) != 0)
+      s.read_process(p, end_ns, false, s.opt.rolling && s.iter_fresh);
   }
   s.read_fd_tables(end_ns);
   s.tick.system = take_system_snapshot(s.proc, s.opt.target);

@@ -57,7 +57,8 @@ bool same_namespace(const procfs::ProcFs& proc, int pid, const char* kind) {
 }  // namespace
 
 std::optional<model::ShmSample> take_shm_snapshot(const procfs::ProcFs& proc,
-                                                  const std::vector<int>& pids) {
+                                                  const std::vector<int>& pids,
+                                                  const FdTargetsOf& fds_of) {
   model::ShmSample s;
   if (const long page = sysconf(_SC_PAGESIZE); page > 0)
     s.page_size_bytes = static_cast<std::uint64_t>(page);
@@ -90,8 +91,8 @@ std::optional<model::ShmSample> take_shm_snapshot(const procfs::ProcFs& proc,
         procfs::saturating_mul(vfs.f_blocks - std::min(vfs.f_bfree, vfs.f_blocks), unit);
   }
   for (int p : pids) {
-    auto fds = proc.read_fd_targets(p);
-    if (!fds) continue;
+    const auto* fds = fds_of(p);
+    if (fds == nullptr) continue;
     for (const auto& fd : *fds) {
       if (fd.target.kind == procfs::FdTarget::Kind::kRegularFile &&
           fd.target.path.rfind("/dev/shm/", 0) == 0)

@@ -7,13 +7,16 @@
 #include <vector>
 
 #include "collect/procfs/proc_fs.h"
+#include "collect/sampler/fd_targets.h"
 #include "model/shm.h"
 
 namespace chokepoint::collect::sampler {
 
 // pids: the target's processes (the first one's namespaces are read); empty for the whole host,
 // whose namespaces are ours. nullopt when nothing could be read. proc must be the real /proc.
+// fds_of gives a process's fds (its /dev/shm files).
 std::optional<model::ShmSample> take_shm_snapshot(const procfs::ProcFs& proc,
-                                                  const std::vector<int>& pids);
+                                                  const std::vector<int>& pids,
+                                                  const FdTargetsOf& fds_of);
 
 }  // namespace chokepoint::collect::sampler

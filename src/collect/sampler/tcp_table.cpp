@@ -4,7 +4,11 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -69,28 +73,79 @@ void read_net_sysctls_of(const procfs::ProcFs& proc, int pid, model::TcpTableSam
   worker.join();
 }
 
+// The last dumps of this process, one per network namespace (at most kMaxShared).
+struct SharedDump {
+  std::uint64_t netns = 0;
+  std::int64_t at_ns = 0;
+  std::shared_ptr<const std::vector<TcpSocket>> sockets;
+};
+constexpr std::size_t kMaxShared = 16;
+struct SharedDumps {
+  std::mutex mutex;
+  std::vector<SharedDump> dumps;  // GUARDED_BY(mutex)
+};
+SharedDumps& shared() {
+  static SharedDumps s;
+  return s;
+}
+
+util::Result<std::shared_ptr<const std::vector<TcpSocket>>> dump_of(int pid, bool whole_host) {
+  auto diag = whole_host ? netlink::SockDiag::open() : netlink::SockDiag::open_in_netns_of(pid);
+  if (!diag) return diag.error();
+  auto dump = diag->dump_tcp();
+  if (!dump) return dump.error();
+  return std::make_shared<const std::vector<TcpSocket>>(std::move(*dump));
+}
+
+// A dump of pid's namespace: the shared one when it is at most reuse_ns from now_ns.
+util::Result<std::shared_ptr<const std::vector<TcpSocket>>> shared_dump(const procfs::ProcFs& proc,
+                                                                        int pid, bool whole_host,
+                                                                        std::int64_t now_ns,
+                                                                        std::int64_t reuse_ns) {
+  if (reuse_ns <= 0) return dump_of(pid, whole_host);
+  auto netns = netlink::netns_inode_of(pid, proc.root());
+  if (!netns) return dump_of(pid, whole_host);
+  // Held over the dump: a caller closing at the same time waits for it and shares it.
+  SharedDumps& sd = shared();
+  std::lock_guard<std::mutex> lock(sd.mutex);
+  auto& shared_dumps = sd.dumps;
+  auto it = std::find_if(shared_dumps.begin(), shared_dumps.end(),
+                         [&](const SharedDump& d) { return d.netns == *netns; });
+  if (it != shared_dumps.end() && std::llabs(now_ns - it->at_ns) <= reuse_ns) return it->sockets;
+  auto dump = dump_of(pid, whole_host);
+  if (!dump) return dump.error();
+  if (it == shared_dumps.end()) {
+    if (shared_dumps.size() >= kMaxShared) {
+      it = std::min_element(
+          shared_dumps.begin(), shared_dumps.end(),
+          [](const SharedDump& a, const SharedDump& b) { return a.at_ns < b.at_ns; });
+    } else {
+      it = shared_dumps.insert(shared_dumps.end(), SharedDump{});
+    }
+  }
+  *it = {*netns, now_ns, *dump};
+  return *dump;
+}
+
 }  // namespace
 
 std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
                                                     const std::vector<int>& pids, bool whole_host,
-                                                    std::int64_t now_ns, std::string* problem) {
+                                                    std::int64_t now_ns, const FdTargetsOf& fds_of,
+                                                    std::string* problem, std::int64_t reuse_ns) {
   if (!whole_host && pids.empty()) return std::nullopt;
-  auto diag = whole_host ? netlink::SockDiag::open() : netlink::SockDiag::open_in_netns_of(pids[0]);
-  if (!diag) {
-    if (problem) *problem = diag.error().message;
+  auto dumped = shared_dump(proc, whole_host ? getpid() : pids[0], whole_host, now_ns, reuse_ns);
+  if (!dumped) {
+    if (problem) *problem = dumped.error().message;
     return std::nullopt;
   }
-  auto dump = diag->dump_tcp();
-  if (!dump) {
-    if (problem) *problem = dump.error().message;
-    return std::nullopt;
-  }
+  const std::vector<TcpSocket>* dump = dumped->get();
 
   // The target's sockets by inode; a process that vanished mid-read has none.
   std::set<std::uint64_t> owned;
   for (int pid : whole_host ? std::vector<int>{} : pids) {
-    auto fds = proc.read_fd_targets(pid);
-    if (!fds) continue;
+    const auto* fds = fds_of(pid);
+    if (fds == nullptr) continue;
     for (const auto& fd : *fds) {
       if (fd.target.kind == procfs::FdTarget::Kind::kSocket) owned.insert(fd.target.inode);
     }

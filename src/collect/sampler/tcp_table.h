@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "collect/procfs/proc_fs.h"
+#include "collect/sampler/fd_targets.h"
 #include "model/tcp_table.h"
 
 namespace chokepoint::collect::sampler {
@@ -20,8 +21,17 @@ namespace chokepoint::collect::sampler {
 // The table of the network namespace of pids.front() (of ours when whole_host), with the sockets
 // of pids (every socket when whole_host) marked as the target's. nullopt, with the reason in
 // *problem, when sock_diag is refused or there is no pid to follow. proc must be the real /proc.
+// fds_of gives a process's fds (the target's sockets by inode).
+//
+// reuse_ns > 0: the dump of the namespace's sockets is shared by the calls of this process (the
+// agent's targets, each on its own thread, close their windows together): a call whose now_ns is
+// within reuse_ns of the last dump of the same namespace uses that dump instead of walking the
+// kernel's hash table again; a caller that finds another one dumping waits for it. 0: a dump of
+// its own. Thread-safe.
 std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
                                                     const std::vector<int>& pids, bool whole_host,
-                                                    std::int64_t now_ns, std::string* problem);
+                                                    std::int64_t now_ns, const FdTargetsOf& fds_of,
+                                                    std::string* problem,
+                                                    std::int64_t reuse_ns = 0);
 
 }  // namespace chokepoint::collect::sampler
