@@ -7,6 +7,16 @@ namespace {
 const std::string kUnseenWaitDetail = "short waits between samples";
 }  // namespace
 
+void carry_over(Interval& iv, Carry& carry) {
+  const std::int64_t wall = std::max<std::int64_t>(iv.wall_ns, 0);
+  const std::int64_t on_cpu = std::max<std::int64_t>(iv.on_cpu_ns, 0) + carry.on_cpu_ns;
+  const std::int64_t cpu_wait = std::max<std::int64_t>(iv.cpu_wait_ns, 0) + carry.cpu_wait_ns;
+  iv.on_cpu_ns = std::min(on_cpu, wall);
+  iv.cpu_wait_ns = std::min(cpu_wait, wall - iv.on_cpu_ns);
+  carry.on_cpu_ns = std::min(on_cpu - iv.on_cpu_ns, kMaxCarryNs);
+  carry.cpu_wait_ns = std::min(cpu_wait - iv.cpu_wait_ns, kMaxCarryNs);
+}
+
 std::int64_t off_cpu_ns(const Interval& iv) {
   const std::int64_t wall = std::max<std::int64_t>(iv.wall_ns, 0);
   const std::int64_t on_cpu = std::clamp<std::int64_t>(iv.on_cpu_ns, 0, wall);

@@ -65,6 +65,24 @@ struct Interval {
   std::uint64_t majflt_delta = 0;
 };
 
+// The counter surplus carried from one of a thread's intervals to the next (carry_over).
+struct Carry {
+  std::int64_t on_cpu_ns = 0;
+  std::int64_t cpu_wait_ns = 0;
+};
+// At most this much surplus is carried; more says the counters and the clock disagree for another
+// reason, and the excess is dropped as add_interval's clamp drops it.
+inline constexpr std::int64_t kMaxCarryNs = 1'000'000'000;
+
+// A thread's schedstat is read a little after (or before) its tick's clock, and the later a read
+// is in one interval, the more that interval's counters exceed its wall time and the next falls
+// short of its own. Clamping each interval alone loses the surplus and fills the next interval's
+// gap with idle ("short waits between samples"), so a thread that never blocked showed idle, more
+// of it the busier the machine. carry_over adds the surplus of the thread's last interval to iv's
+// counters, cuts them to iv's wall time (on-CPU first, as add_interval clamps), and keeps what
+// still exceeds it in `carry` for the next interval (up to kMaxCarryNs each).
+void carry_over(Interval& interval, Carry& carry);
+
 // Adds one interval to a thread's account. Clamps so that on_cpu + cpu_wait never exceeds wall
 // time (counters and clocks are read at slightly different instants) and the split sums to the
 // wall time exactly.

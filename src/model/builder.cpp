@@ -28,6 +28,7 @@ struct ThreadTrack {
   std::uint64_t run_ns = 0, run_delay_ns = 0;
   std::uint64_t majflt = 0, blkio_ns = 0, utime_ns = 0, stime_ns = 0;
   std::int64_t last_ns = 0;  // the last read that the account covers
+  Carry carry;               // counters read late: the last interval's surplus (carry_over)
   WaitClass last_wait;
   bool last_in_disk_sync = false;
   bool last_mutex_wait = false;
@@ -167,6 +168,14 @@ void Builder::thread_sample(const ThreadSample& s) {
   iv.wall_ns = s.at_ns - std::max(prev, start_);
   iv.on_cpu_ns = delta_ns(t.run_ns, s.run_ns);
   iv.cpu_wait_ns = delta_ns(t.run_delay_ns, s.run_delay_ns);
+  // Only between intervals of the window: one the window's start cuts has its counters from
+  // before the window, and a window carries nothing in, so that it is what a builder over the
+  // same ticks alone gives.
+  if (count && prev >= start_) {
+    carry_over(iv, t.carry);
+  } else {
+    t.carry = {};
+  }
   t.run_ns = s.run_ns;
   t.run_delay_ns = s.run_delay_ns;
   t.last_ns = s.at_ns;
@@ -587,6 +596,7 @@ Observation Builder::finish(bool keep_threads) {
     add_quiet(t, t.last_ns, end_);
     close_account(t);
     if (keep_threads) t.exact.next_window();
+    t.carry = {};
     // Going on (cut_after): the thread keeps its track and starts a fresh account.
     ThreadAccount fresh;
     if (keep_threads) {

@@ -51,6 +51,56 @@ TEST(AddInterval, CountersAheadOfTheClockAreClamped) {
   EXPECT_EQ(a.split[Resource::kCpuWait], 0);
 }
 
+// A thread that never blocks, read 5 and 10 ms late in turn: each late read's surplus is the next
+// interval's, so its whole time is on-CPU and run queue, with no idle (clamping each interval
+// alone gave 15 ms of idle and lost 15 ms of on-CPU time).
+TEST(CarryOver, CountersReadLateGoToTheNextInterval) {
+  const std::int64_t ms = 1'000'000;
+  ThreadAccount a;
+  Carry carry;
+  const std::int64_t on_cpu_ms[] = {105, 95, 110, 90};
+  for (std::int64_t on : on_cpu_ms) {
+    Interval iv;
+    iv.wall_ns = 100 * ms;
+    iv.on_cpu_ns = on * ms;
+    iv.wait = {Resource::kOnCpu, "running"};
+    carry_over(iv, carry);
+    EXPECT_LE(iv.on_cpu_ns + iv.cpu_wait_ns, iv.wall_ns);
+    add_interval(a, iv);
+  }
+  EXPECT_EQ(a.split[Resource::kOnCpu], 400 * ms);
+  EXPECT_EQ(a.split[Resource::kIdle], 0);
+  EXPECT_EQ(carry.on_cpu_ns, 0);
+}
+
+// The run queue's surplus is carried beside on-CPU's; a real gap (the thread slept) stays off-CPU;
+// a surplus beyond kMaxCarryNs is dropped.
+TEST(CarryOver, RunQueueCarriedAndRealGapsKept) {
+  const std::int64_t ms = 1'000'000;
+  Carry carry;
+  Interval a;
+  a.wall_ns = 100 * ms;
+  a.on_cpu_ns = 60 * ms;
+  a.cpu_wait_ns = 50 * ms;
+  carry_over(a, carry);
+  EXPECT_EQ(a.on_cpu_ns, 60 * ms);
+  EXPECT_EQ(a.cpu_wait_ns, 40 * ms);
+  EXPECT_EQ(carry.cpu_wait_ns, 10 * ms);
+  Interval b;
+  b.wall_ns = 100 * ms;
+  b.on_cpu_ns = 20 * ms;
+  carry_over(b, carry);
+  EXPECT_EQ(b.cpu_wait_ns, 10 * ms);
+  EXPECT_EQ(off_cpu_ns(b), 70 * ms);  // slept: not filled
+  EXPECT_EQ(carry.cpu_wait_ns, 0);
+  Interval c;
+  c.wall_ns = 100 * ms;
+  c.on_cpu_ns = 5'000 * ms;  // counters far ahead of the clock
+  carry_over(c, carry);
+  EXPECT_EQ(c.on_cpu_ns, 100 * ms);
+  EXPECT_EQ(carry.on_cpu_ns, kMaxCarryNs);
+}
+
 TEST(AddInterval, DiskCpuMovesToDisk) {
   ThreadAccount a;
   Interval iv;
