@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <string_view>
 
 #include "analysis/rules/rule.h"
 #include "model/account.h"
@@ -37,6 +39,12 @@ bool is_sync_write(const std::string& detail) {
   return rest.substr(0, 8) == "O_DSYNC " || rest.substr(0, 7) == "O_SYNC ";
 }
 
+// The file a wait names: from its first " /" on ("write /data/x" -> "/data/x"); "" for none.
+std::string_view wait_path(const std::string& detail) {
+  const std::size_t at = detail.find(" /");
+  return at == std::string::npos ? std::string_view() : std::string_view(detail).substr(at + 1);
+}
+
 }  // namespace
 
 RuleResult disk(const Context& ctx) {
@@ -53,6 +61,7 @@ RuleResult disk(const Context& ctx) {
 
   auto top = model::top_details(obs.threads, Resource::kDisk, 3);
   double sync_ns = 0, sync_write_ns = 0, write_ns = 0, read_ns = 0, log_ns = 0;
+  std::map<std::string, std::pair<double, double>, std::less<>> by_file;  // sync, plain write ns
   for (const auto& [detail, ns] : model::top_details(obs.threads, Resource::kDisk, 1000)) {
     // A write to an O_DSYNC/O_SYNC file (the sampler's "write O_DSYNC /path") is a sync too.
     bool sync = starts_with(detail, "fsync") || starts_with(detail, "fdatasync") ||
@@ -66,13 +75,30 @@ RuleResult disk(const Context& ctx) {
       read_ns += static_cast<double>(ns);
     if ((sync || starts_with(detail, "write")) && looks_like_log(detail))
       log_ns += static_cast<double>(ns);
+    if (const std::string_view path = wait_path(detail); !path.empty()) {
+      auto& [file_sync, file_write] = by_file[std::string(path)];
+      if (sync) {
+        file_sync += static_cast<double>(ns);
+      } else if (starts_with(detail, "write") || starts_with(detail, "pwrite")) {
+        file_write += static_cast<double>(ns);
+      }
+    }
+  }
+  // Plain writes to a file that other threads sync, where the syncs are a tenth or more of that
+  // file's write and sync time: they queue behind the syncs (the inode lock), so the syncs are
+  // their cause. How much of each the sampling catches varies from window to window.
+  double queued_ns = 0;
+  for (const auto& [path, file] : by_file) {
+    if (file.first > 0 && file.first >= 0.1 * (file.first + file.second)) queued_ns += file.second;
   }
   const double own_disk = static_cast<double>(ctx.split[Resource::kDisk]);
   // A write to a file that another thread is syncing waits for that sync (the inode lock), so
-  // a quarter of the time in syncs makes the syncs the cause.
+  // a quarter of the time in syncs, or half in syncs and the writes queued behind them, makes the
+  // syncs the cause.
   if (own_disk > 0 && log_ns >= 0.5 * own_disk) {
     b.kind = BottleneckKind::kLog;
-  } else if (own_disk > 0 && sync_ns >= 0.25 * own_disk) {
+  } else if (own_disk > 0 &&
+             (sync_ns >= 0.25 * own_disk || sync_ns + queued_ns >= 0.5 * own_disk)) {
     b.kind = BottleneckKind::kFsync;
   } else if (own_disk > 0 && write_ns >= 0.5 * own_disk) {
     b.kind = BottleneckKind::kWrite;

@@ -130,6 +130,7 @@ TEST(ThreadPack, ExactSumsRoundTripAndHostileOnesAreClamped) {
       w.object = k == 1 ? 0x7f00'0000'1234 : 0;
       w.ns = 3'000'000'000ull * static_cast<unsigned>(tid);
       w.count = std::numeric_limits<std::uint64_t>::max() - static_cast<unsigned>(k);
+      w.start_time_ticks = 1'000'000u + static_cast<unsigned>(tid);
       waits.push_back(w);
     }
   }
@@ -142,7 +143,7 @@ TEST(ThreadPack, ExactSumsRoundTripAndHostileOnesAreClamped) {
     const auto& b = waits[i];
     EXPECT_TRUE(a.pid == b.pid && a.tid == b.tid && a.kind == b.kind &&
                 a.syscall_nr == b.syscall_nr && a.object == b.object && a.ns == b.ns &&
-                a.count == b.count)
+                a.count == b.count && a.start_time_ticks == b.start_time_ticks)
         << i;
   }
   for (std::size_t len = 0; len < blob.size(); ++len) {
@@ -153,8 +154,8 @@ TEST(ThreadPack, ExactSumsRoundTripAndHostileOnesAreClamped) {
     }
   }
   // pid -5, tid 2^40, kind 200, syscall 10^9: clamped, not trusted.
-  const std::string hostile("\x09\x80\x80\x80\x80\x80\x40\xc8\x01\x80\xa8\xd6\xb9\x07\x00\x00\x00",
-                            17);
+  const std::string hostile(
+      "\x09\x80\x80\x80\x80\x80\x40\xc8\x01\x80\xa8\xd6\xb9\x07\x00\x00\x00\x00", 18);
   auto clamped = unpack_exact_waits(hostile);
   ASSERT_TRUE(clamped);
   ASSERT_EQ(clamped->size(), 1u);
