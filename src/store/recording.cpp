@@ -1052,7 +1052,8 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
       for (const auto& [k, e] : edges_latest) all_edges.push_back(e);
     }
     ins_exact.bind(1, tick_id);
-    ins_exact.bind_text(2, exact_json(*tick.exact, keyframe ? all_edges : tick.exact->edges).dump());
+    ins_exact.bind_text(2,
+                        exact_json(*tick.exact, keyframe ? all_edges : tick.exact->edges).dump());
     ins_exact.bind_blob(3, pack_exact_waits(keyframe ? all : tick.exact->waits));
     check(ins_exact.run());
     // Threads that ended have had their last sums.
