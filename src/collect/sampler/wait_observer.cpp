@@ -14,6 +14,12 @@
 namespace chokepoint::collect::sampler {
 namespace {
 
+// write(2) and its variants: the calls whose wait an O_DSYNC file turns into a commit.
+bool is_file_write(long nr) {
+  return nr == SYS_write || nr == SYS_pwrite64 || nr == SYS_writev || nr == SYS_pwritev ||
+         nr == SYS_pwritev2;
+}
+
 constexpr std::int64_t kNetWaitRefreshNs = 200'000'000;  // re-read a process's sockets
 
 model::SocketSample socket_sample(int pid, const netlink::TcpSocket& s, bool server_side,
@@ -127,11 +133,6 @@ std::pair<model::FdRole, std::string> WaitObserver::classify_fd(int pid, int fd,
     case K::kRegularFile:
       role = model::FdRole::kRegularFile;
       detail = target->path;
-      // A file opened O_DSYNC or O_SYNC syncs inside every write(2): "O_DSYNC /path" tells the
-      // disk rule the write is a commit (paths from readlink start with '/', so no path reads as
-      // the flag).
-      if (auto flags = proc_.read_fd_flags(pid, fd); flags && (*flags & O_DSYNC) != 0)
-        detail = ((*flags & O_SYNC) == O_SYNC ? "O_SYNC " : "O_DSYNC ") + detail;
       break;
     case K::kPipe:
       role = model::FdRole::kPipe;
@@ -235,6 +236,13 @@ model::WaitObservation WaitObserver::observe(int pid, const procfs::SyscallState
   if (fd_arg >= 0) {
     auto fd = static_cast<int>(obs.args[static_cast<std::size_t>(fd_arg)]);
     std::tie(obs.fd_role, obs.fd_detail) = classify_fd(pid, fd, now_ns);
+    // A file opened O_DSYNC or O_SYNC syncs inside every write: "O_DSYNC /path" tells the disk
+    // rule the write is a commit (paths from readlink start with '/', so no path reads as the
+    // flag). fdinfo is read for a blocked write only: the flag means nothing to the other calls.
+    if (obs.fd_role == model::FdRole::kRegularFile && is_file_write(obs.syscall_nr)) {
+      if (auto flags = proc_.read_fd_flags(pid, fd); flags && (*flags & O_DSYNC) != 0)
+        obs.fd_detail = ((*flags & O_SYNC) == O_SYNC ? "O_SYNC " : "O_DSYNC ") + obs.fd_detail;
+    }
   }
   const long nr = obs.syscall_nr;
   bool event_wait =
