@@ -22,10 +22,12 @@
 #include "app/target_session.h"
 #include "app/version.h"
 #include "collect/procfs/proc_fs.h"
+#include "monitor/tier_window.h"
 #include "render/diagnosis_report.h"
 #include "render/json_text.h"
 #include "render/load_report.h"
 #include "render/services_report.h"
+#include "render/tiers_report.h"
 #include "store/recording.h"
 #include "util/clock.h"
 #include "util/escape.h"
@@ -71,6 +73,12 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     util::usage_error("--interval must be at least 1ms and at most --duration",
                       "pass e.g. --interval 100ms");
   }
+  const bool tiers_wanted = a.target.pids.size() > 1;
+  if (tiers_wanted && !a.record_path.empty()) {
+    util::usage_error(
+        "--record takes one target, not several --pid tiers",
+        "record each tier with its own --pid, or diagnose the tiers without --record");
+  }
   if (a.load_url.empty() && load_options_given) {
     util::usage_error("--rate, --connections, --load-threads and --warmup go with --load URL",
                       "pass --load http://127.0.0.1:8080/ to drive the target while diagnosing");
@@ -103,7 +111,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     if (!w) throw util::FatalError(w.error(), util::kExitRuntime);
     recording = std::move(*w);
   }
-  auto session = TargetSession::open(a.target);
+  auto session = TargetSession::open(a.target, /*several_pids=*/true);
   util::stop_on_signals();
 
   std::unique_ptr<BackgroundLoad> load;
@@ -136,12 +144,17 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                              util::terminal_text(session->describe()), duration_ns / 1e9);
   }
   probe_runner.start();
-  auto window =
-      session->diagnose(duration_ns, interval_ns, &g_stop, recording != nullptr, split_mode);
+  auto window = session->diagnose(duration_ns, interval_ns, &g_stop,
+                                  recording != nullptr || tiers_wanted, split_mode);
   budget.mark("window");
   const std::vector<model::ServiceObservation> services = probe_runner.finish();
   std::vector<analysis::ServiceReport> service_reports;
-  if (window) {
+  // Several --pid: one verdict per tier and the tier that limits the whole (monitor/tier_window.h).
+  std::optional<monitor::TierWindows> tiers;
+  if (window && tiers_wanted) {
+    tiers = monitor::diagnose_tiers(window->samples, a.target.pids, services);
+    service_reports = analysis::assess_services(services);
+  } else if (window) {
     // The services' own wait events refine the kernel's split where it cannot tell (a
     // PostgreSQL backend on a row lock reads as idle), and their warnings join the verdict.
     service_reports =
@@ -150,7 +163,8 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   raise_measuring_priority();  // stacks, symbolizing and output: chokepoint's own work
   std::optional<VerdictStacks> kept_stacks;
   // While the target is still up and under the same load: the code behind the verdict.
-  if (window && !a.no_stacks && !g_stop.load() && verdict_has_stacks(window->diagnosis.verdict)) {
+  if (window && !tiers && !a.no_stacks && !g_stop.load() &&
+      verdict_has_stacks(window->diagnosis.verdict)) {
     const analysis::Verdict verdict = window->diagnosis.verdict;
     std::optional<analysis::BottleneckKind> kind;
     if (!window->diagnosis.bottlenecks.empty()) kind = window->diagnosis.bottlenecks.front().kind;
@@ -219,7 +233,19 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                            {obs.overhead.run_wall_s, obs.overhead.run_cpu_s, run_json},
                            {services, probes.notes});
   }
-  if (a.json) {
+  if (tiers) {
+    const render::TiersView view{tiers->tiers, tiers->observations, tiers->links, tiers->limiting};
+    if (a.json) {
+      nlohmann::json j = render::tiers_json(view);
+      if (!service_reports.empty()) j["services"] = render::services_json(service_reports);
+      if (load_result) j["load"] = load_report.json;
+      j["run"] = run_json;
+      std::cout << render::json_text(j);
+    } else {
+      std::cout << render::tiers_text(view) << render::services_text(service_reports)
+                << load_report.text;
+    }
+  } else if (a.json) {
     nlohmann::json j = render::diagnosis_json(obs, d);
     if (!service_reports.empty()) j["services"] = render::services_json(service_reports);
     if (load_result) j["load"] = load_report.json;
@@ -303,6 +329,8 @@ Subcommand make_diagnose_command(CLI::App& root) {
       "  chokepoint diagnose --pid 1234 --load http://127.0.0.1:8080/ --rate 2000\n"
       "  chokepoint diagnose -- ./server --port 8080\n"
       "  chokepoint diagnose --pid $(pgrep -o postgres) --load http://127.0.0.1:8080/\n"
+      "  chokepoint diagnose --pid $(pgrep -o app) --pid $(pgrep -o postgres)   # one verdict per "
+      "tier\n"
       "  chokepoint diagnose --name app --redis 127.0.0.1:6379 --haproxy-stats /run/haproxy.sock");
   return {cli, [args, rate, conns, threads, warmup] {
             const bool load_options_given =

@@ -163,8 +163,8 @@ int run_knee(KneeArgs a) {
   ro.target_rate_per_s = a.target_rate;
   ro.max_utilization = a.max_utilization;
 
-  const bool has_target = a.target.pid || !a.target.name.empty() || !a.target.cgroup.empty() ||
-                          !a.target.command.empty();
+  const bool has_target = !a.target.pids.empty() || !a.target.name.empty() ||
+                          !a.target.cgroup.empty() || !a.target.command.empty();
   std::unique_ptr<TargetSession> session;
   if (has_target) session = TargetSession::open(a.target);
   util::stop_on_signals();

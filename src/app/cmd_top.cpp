@@ -65,7 +65,7 @@ void print_frame(const model::Observation& obs, const analysis::Diagnosis& d,
 }
 
 int run_replay(const TopArgs& a, std::int64_t interval_ns, const render::TopFrameOptions& options) {
-  if (!a.target.command.empty() || a.target.pid != 0 || !a.target.name.empty() ||
+  if (!a.target.command.empty() || !a.target.pids.empty() || !a.target.name.empty() ||
       !a.target.cgroup.empty()) {
     util::usage_error("--replay plays the target the recording holds",
                       "leave out --pid, --name, --cgroup and -- COMMAND with --replay");

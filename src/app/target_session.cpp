@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
@@ -43,7 +44,9 @@ bool is_kernel_thread(int pid) {
 }  // namespace
 
 void add_target_options(CLI::App* cli, TargetArgs& args) {
-  cli->add_option("-p,--pid", args.pid, "a process (all its threads)");
+  cli->add_option("-p,--pid", args.pids,
+                  "a process (all its threads); diagnose takes several: one tier each, with its "
+                  "children");
   cli->add_flag("--children", args.children, "with --pid: its descendants too");
   cli->add_option("-n,--name", args.name, "every process with this name (comm or executable)");
   cli->add_option("--cgroup", args.cgroup,
@@ -51,22 +54,40 @@ void add_target_options(CLI::App* cli, TargetArgs& args) {
   cli->add_option("command", args.command, "after --: a command to start and watch")->expected(-1);
 }
 
-collect::sampler::TargetSpec target_spec(const TargetArgs& a) {
-  int targets = (a.pid != 0) + !a.name.empty() + !a.cgroup.empty() + !a.command.empty();
+collect::sampler::TargetSpec target_spec(const TargetArgs& a, bool several_pids) {
+  int targets = !a.pids.empty() + !a.name.empty() + !a.cgroup.empty() + !a.command.empty();
   if (targets > 1) {
     util::usage_error("give one target: --pid, --name, --cgroup or -- COMMAND",
                       "without a target, the whole host is watched");
   }
-  if (a.pid < 0)
-    util::usage_error(fmt::format("--pid {} is not a process id", a.pid), "pass a positive pid");
-  if (a.children && a.pid == 0)
+  for (int pid : a.pids) {
+    if (pid <= 0) {
+      util::usage_error(fmt::format("--pid {} is not a process id", pid), "pass a positive pid");
+    }
+  }
+  if (a.pids.size() > 1 && !several_pids) {
+    util::usage_error("--pid is given more than once",
+                      "this command watches one process: pass one --pid (with --children for "
+                      "its descendants); diagnose takes several, one tier each");
+  }
+  for (std::size_t i = 0; i < a.pids.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (a.pids[i] == a.pids[j]) {
+        util::usage_error(fmt::format("--pid {} is given twice", a.pids[i]),
+                          "pass each tier's process once");
+      }
+    }
+  }
+  if (a.children && a.pids.empty())
     util::usage_error("--children needs --pid", "pass --pid PID --children");
   using Kind = collect::sampler::TargetSpec::Kind;
   collect::sampler::TargetSpec t;
-  if (a.pid) {
+  if (!a.pids.empty()) {
     t.kind = Kind::kPid;
-    t.pid = a.pid;
-    t.children = a.children;
+    t.pid = a.pids.front();
+    t.more_pids.assign(a.pids.begin() + 1, a.pids.end());
+    // Each tier is a process and its children (an nginx master and its workers).
+    t.children = a.children || !t.more_pids.empty();
   } else if (!a.name.empty()) {
     t.kind = Kind::kName;
     t.name = a.name;
@@ -80,9 +101,9 @@ collect::sampler::TargetSpec target_spec(const TargetArgs& a) {
   return t;
 }
 
-std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a) {
+std::unique_ptr<TargetSession> TargetSession::open(const TargetArgs& a, bool several_pids) {
   std::unique_ptr<TargetSession> s(new TargetSession());
-  s->spec_ = target_spec(a);
+  s->spec_ = target_spec(a, several_pids);
   // Check the target before changing anything on the machine.
   if (s->spec_.kind != collect::sampler::TargetSpec::Kind::kCommand) {
     auto ok = collect::sampler::validate(s->spec_, collect::procfs::ProcFs());
@@ -117,6 +138,9 @@ std::string describe_target(const collect::sampler::TargetSpec& t) {
   using Kind = collect::sampler::TargetSpec::Kind;
   switch (t.kind) {
     case Kind::kPid:
+      if (!t.more_pids.empty()) {
+        return fmt::format("pids {}, {} and their children", t.pid, fmt::join(t.more_pids, ", "));
+      }
       return fmt::format("pid {}{}", t.pid, t.children ? " and its children" : "");
     case Kind::kName:
       return "name " + t.name;

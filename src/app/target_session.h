@@ -26,7 +26,8 @@
 namespace chokepoint::app {
 
 struct TargetArgs {
-  int pid = 0;
+  // --pid, repeatable: with several (diagnose only), each is a tier: it and its children.
+  std::vector<int> pids;
   bool children = false;
   std::string name;
   std::string cgroup;
@@ -36,10 +37,11 @@ struct TargetArgs {
 // Adds --pid, --children, --name, --cgroup and the positional command to `cli`.
 void add_target_options(CLI::App* cli, TargetArgs& args);
 
-// Checks the target options (one target at most, a positive pid, --children only with --pid) and
-// turns them into a spec; a command is not launched here (its pid stays 0). Usage errors exit 2.
-// Throws util::FatalError.
-collect::sampler::TargetSpec target_spec(const TargetArgs& args);
+// Checks the target options (one target at most, positive pids, --children only with --pid, a
+// second --pid only with several_pids) and turns them into a spec; a command is not launched here
+// (its pid stays 0). Several pids give a kPid spec with more_pids and children on (tiers). Usage
+// errors exit 2. Throws util::FatalError.
+collect::sampler::TargetSpec target_spec(const TargetArgs& args, bool several_pids = false);
 
 // "pid 1234", "pid 1234 and its children", "cgroup /sys/fs/cgroup/x", "the whole host".
 std::string describe_target(const collect::sampler::TargetSpec& spec);
@@ -52,7 +54,7 @@ class TargetSession {
   // then switches delay accounting on as root, and launches the command if one was given: nothing
   // is changed for a target that is not there. Without a target the session watches the whole
   // host. Throws util::FatalError.
-  static std::unique_ptr<TargetSession> open(const TargetArgs& args);
+  static std::unique_ptr<TargetSession> open(const TargetArgs& args, bool several_pids = false);
   ~TargetSession();  // ends a launched command (SIGTERM, then SIGKILL) and restores delayacct
   TargetSession(const TargetSession&) = delete;
   TargetSession& operator=(const TargetSession&) = delete;

@@ -85,8 +85,12 @@ struct ProcessSample {
   int pid = 0;
   std::int64_t at_ns = 0;
   std::optional<std::string> name;  // the first read only (the process's comm)
-  std::optional<ProcessIo> io;      // /proc/PID/io
-  bool has_status = false;          // /proc/PID/status
+  // The first read only: the parent's pid (/proc/PID/status PPid; 0 for a process whose parent
+  // is in another pid namespace). It groups a service's processes into its tier
+  // (model/tiers.h). nullopt: not known (recordings before schema 3).
+  std::optional<int> ppid;
+  std::optional<ProcessIo> io;  // /proc/PID/io
+  bool has_status = false;      // /proc/PID/status
   std::uint64_t rss_bytes = 0;
   std::uint64_t anon_bytes = 0;  // 0 when the kernel does not report RssAnon
   std::optional<GroupDelays> delays;

@@ -41,7 +41,8 @@ std::string schema_sql() {
       "CREATE TABLE text(id INTEGER PRIMARY KEY, value TEXT NOT NULL);"
       "CREATE TABLE thread(id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, tid INTEGER NOT NULL, "
       "start_time_ticks INTEGER NOT NULL, comm INTEGER NOT NULL, process_name INTEGER NOT NULL);"
-      "CREATE TABLE process(pid INTEGER PRIMARY KEY, name INTEGER NOT NULL);"
+      // Schema 3: ppid, the parent's pid at the first read (NULL: not read).
+      "CREATE TABLE process(pid INTEGER PRIMARY KEY, name INTEGER NOT NULL, ppid INTEGER);"
       "CREATE TABLE pid_seen(tick INTEGER NOT NULL, pid INTEGER NOT NULL);"
       "CREATE TABLE thread_base(tick INTEGER NOT NULL, thread INTEGER NOT NULL, run_ns INTEGER, "
       "run_delay_ns INTEGER, utime_ns INTEGER, stime_ns INTEGER, majflt INTEGER, blkio_ns "
@@ -603,6 +604,7 @@ struct RecordingWriter::Impl {
   std::unordered_map<std::string, std::int64_t> texts;
   std::int64_t next_text_id = 1;
   std::map<int, std::string> process_names;
+  std::map<int, int> process_ppids;  // schema 3's process.ppid, from the first read
   std::set<int> process_names_written;
   std::int64_t next_tick_id = 1;
   std::deque<std::pair<std::int64_t, std::int64_t>> keyframes;  // (tick id, at_ns), oldest first
@@ -620,6 +622,15 @@ struct RecordingWriter::Impl {
 
   util::Result<void> prepare_all();
   std::int64_t text_id(const std::string& s);
+  // Binds column i of a process row to pid's parent, or NULL when it was not read.
+  void bind_ppid(Stmt& st, int i, int pid) const {
+    auto it = process_ppids.find(pid);
+    if (it == process_ppids.end()) {
+      st.bind_null(i);
+    } else {
+      st.bind(i, it->second);
+    }
+  }
   int write_thread_row(Thread& t);
   ThreadPacker packer;  // the tick's thread rows
   WaitRow wait_row(const model::WaitObservation& w);
@@ -668,7 +679,7 @@ util::Result<void> RecordingWriter::Impl::prepare_all() {
       {&ins_keyframe, "INSERT INTO keyframe VALUES(?)"},
       {&ins_text, "INSERT INTO text VALUES(?,?)"},
       {&ins_thread, "INSERT INTO thread VALUES(?,?,?,?,?,?)"},
-      {&ins_process, "INSERT OR REPLACE INTO process VALUES(?,?)"},
+      {&ins_process, "INSERT OR REPLACE INTO process VALUES(?,?,?)"},
       {&ins_pid, "INSERT INTO pid_seen VALUES(?,?)"},
       {&ins_base, "INSERT INTO thread_base VALUES(?,?,?,?,?,?,?,?," + wait_params + ")"},
       {&ins_pack, "INSERT INTO thread_pack VALUES(?,?,?,?,?)"},
@@ -965,9 +976,11 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
       process_names[p.pid] = *p.name;
       process_names_written.erase(p.pid);
     }
+    if (p.ppid) process_ppids[p.pid] = *p.ppid;
     if (!process_names_written.count(p.pid) && process_names.count(p.pid)) {
       ins_process.bind(1, p.pid);
       ins_process.bind(2, text_id(process_names[p.pid]));
+      bind_ppid(ins_process, 3, p.pid);
       check(ins_process.run());
       process_names_written.insert(p.pid);
       tx_process_names.push_back(p.pid);
@@ -1198,6 +1211,7 @@ struct RecordingReader::Impl {
   };
   std::unordered_map<std::int64_t, Thread> threads;
   std::unordered_map<int, std::string> process_names;
+  std::unordered_map<int, int> process_ppids;  // schema 3 and later
 
   const std::string& text(std::int64_t id) const {
     static const std::string kEmpty;
@@ -1391,6 +1405,7 @@ util::Result<void> RecordingReader::Impl::load_names() {
   texts.clear();
   threads.clear();
   process_names.clear();
+  process_ppids.clear();
   auto text_rows = Stmt::prepare(raw, "SELECT id, value FROM text");
   if (!text_rows) return not_ours;
   while ((rc = text_rows->step()) == SQLITE_ROW) texts[text_rows->i64(0)] = text_rows->text(1);
@@ -1407,10 +1422,13 @@ util::Result<void> RecordingReader::Impl::load_names() {
     threads[thread_rows->i64(0)] = std::move(t);
   }
   if (rc != SQLITE_DONE) return corrupt(rc);
-  auto procs = Stmt::prepare(raw, "SELECT pid, name FROM process");
+  auto procs = Stmt::prepare(
+      raw, version >= 3 ? "SELECT pid, name, ppid FROM process" : "SELECT pid, name FROM process");
   if (!procs) return not_ours;
   while ((rc = procs->step()) == SQLITE_ROW) {
-    process_names[static_cast<int>(procs->i64(0))] = text(procs->i64(1));
+    const int pid = static_cast<int>(procs->i64(0));
+    process_names[pid] = text(procs->i64(1));
+    if (version >= 3 && !procs->is_null(2)) process_ppids[pid] = static_cast<int>(procs->i64(2));
   }
   if (rc != SQLITE_DONE) return corrupt(rc);
   return {};
@@ -1612,6 +1630,8 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       if (named.insert(p.pid).second) {
         auto n = r.process_names.find(p.pid);
         if (n != r.process_names.end()) p.name = n->second;
+        auto pp = r.process_ppids.find(p.pid);
+        if (pp != r.process_ppids.end()) p.ppid = pp->second;
       }
       if (!q.is_null(2)) p.io = model::ProcessIo{q.u64(2), q.u64(3), q.u64(4)};
       if (!q.is_null(5)) {

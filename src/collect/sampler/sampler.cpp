@@ -114,8 +114,11 @@ model::GroupDelays group_delays(const netlink::TaskDelays& d) {
 
 std::string target_text(const TargetSpec& t) {
   switch (t.kind) {
-    case TargetSpec::Kind::kPid:
-      return std::to_string(t.pid);
+    case TargetSpec::Kind::kPid: {
+      std::string text = std::to_string(t.pid);
+      for (pid_t p : t.more_pids) text += "," + std::to_string(p);
+      return text;
+    }
     case TargetSpec::Kind::kName:
       return t.name;
     case TargetSpec::Kind::kCgroup:
@@ -314,6 +317,7 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
     if (first) {
       p.name = status->name;
       s.name = status->name;
+      s.ppid = status->ppid;
     }
     s.has_status = true;
     s.rss_bytes = status->vm_rss_bytes.value_or(0);

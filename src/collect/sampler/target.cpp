@@ -95,6 +95,23 @@ bool alive(const procfs::ProcFs& proc, int pid) {
   return st && st->state != 'Z' && st->state != 'X';
 }
 
+// Every live process of a kPid spec with more_pids (and their descendants with `children`),
+// once each. Gone when all of them are gone.
+std::vector<int> with_more_pids(const procfs::ProcFs& proc, const TargetSpec& spec) {
+  std::set<int> out;
+  std::vector<pid_t> roots = {spec.pid};
+  roots.insert(roots.end(), spec.more_pids.begin(), spec.more_pids.end());
+  for (pid_t root : roots) {
+    if (!alive(proc, root)) continue;
+    if (!spec.children) {
+      out.insert(root);
+      continue;
+    }
+    for (int p : with_descendants(proc, root)) out.insert(p);
+  }
+  return {out.begin(), out.end()};
+}
+
 }  // namespace
 
 util::Result<void> validate(const TargetSpec& spec, const procfs::ProcFs& proc) {
@@ -104,6 +121,12 @@ util::Result<void> validate(const TargetSpec& spec, const procfs::ProcFs& proc) 
       if (spec.pid <= 0 || !alive(proc, spec.pid)) {
         return util::Error{"no process with pid " + std::to_string(spec.pid),
                            "check the pid with 'ps -e' or pgrep; or use --name NAME", ESRCH};
+      }
+      for (pid_t p : spec.more_pids) {
+        if (p <= 0 || !alive(proc, p)) {
+          return util::Error{"no process with pid " + std::to_string(p),
+                             "check the pid with 'ps -e' or pgrep; or use --name NAME", ESRCH};
+        }
       }
       return {};
     case TargetSpec::Kind::kName: {
@@ -149,6 +172,7 @@ util::Result<std::vector<int>> resolve_pids(const TargetSpec& spec, const procfs
   switch (spec.kind) {
     case TargetSpec::Kind::kPid:
     case TargetSpec::Kind::kCommand:
+      if (!spec.more_pids.empty()) return with_more_pids(proc, spec);
       if (!alive(proc, spec.pid)) return std::vector<int>{};
       if (spec.children || spec.kind == TargetSpec::Kind::kCommand) {
         return with_descendants(proc, spec.pid);

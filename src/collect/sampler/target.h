@@ -15,7 +15,10 @@ namespace chokepoint::collect::sampler {
 struct TargetSpec {
   enum class Kind { kPid, kName, kCgroup, kCommand, kHost };
   Kind kind = Kind::kHost;
-  pid_t pid = 0;             // kPid, and kCommand once launched
+  pid_t pid = 0;  // kPid, and kCommand once launched
+  // kPid: more processes watched with `pid` (diagnose --pid A --pid B: one tier each); each
+  // comes with its descendants when `children` is set.
+  std::vector<pid_t> more_pids;
   bool children = false;     // kPid: add descendants (always on for kCommand)
   std::string name;          // kName: matches comm (15 chars) or the executable's basename
   std::string cgroup_path;   // kCgroup: a directory under a cgroup mount, v1 or v2

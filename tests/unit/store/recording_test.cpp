@@ -108,7 +108,10 @@ model::Samples sample_window(int ticks) {
     model::ProcessSample p;
     p.pid = 100;
     p.at_ns = t.at_ns;
-    if (first) p.name = "svc";
+    if (first) {
+      p.name = "svc";
+      p.ppid = 1;
+    }
     p.io = model::ProcessIo{u * 100, u * 4096, u};
     p.has_status = true;
     p.rss_bytes = (10 + u) << 20;
@@ -218,6 +221,21 @@ TEST(Recording, ReplaysTheSameObservation) {
   ASSERT_TRUE(reader->time_range());
   EXPECT_EQ(reader->time_range()->first, 1'000 * kMs);
   EXPECT_EQ(reader->time_range()->second, 2'900 * kMs);
+}
+
+// Schema 3 keeps each process's parent (its first read's), which groups processes into tiers.
+TEST(Recording, KeepsEachProcesssParent) {
+  const std::string path = temp_path("ppid.chokepoint");
+  const model::Samples s = sample_window(5);
+  ASSERT_TRUE(write(path, s));
+  auto back = read_all(path);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->ticks.size(), 5u);
+  ASSERT_EQ(back->ticks[0].processes.size(), 1u);
+  EXPECT_EQ(back->ticks[0].processes[0].ppid, std::optional<int>(1));
+  EXPECT_EQ(back->ticks[0].processes[0].name, std::optional<std::string>("svc"));
+  ASSERT_EQ(back->ticks[1].processes.size(), 1u);
+  EXPECT_FALSE(back->ticks[1].processes[0].ppid);  // the first read's only, as written
 }
 
 // The exact mode's sums survive a recording: only changed entries are written per tick, and a
