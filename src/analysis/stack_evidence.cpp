@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <string_view>
 #include <tuple>
 
+#include "analysis/rules/rule.h"
 #include "util/plural.h"
 
 namespace chokepoint::analysis {
@@ -263,6 +265,47 @@ const Frame kNoOwnCode{
     "code outside the service (libraries)", FrameKind::kUnresolved, "", "", 0, ""};
 
 }  // namespace
+
+std::map<int, ThreadFunction> thread_functions(const profile::Profile& on_cpu) {
+  std::map<int, ByFunction> by_thread;
+  std::map<int, std::uint64_t> totals;
+  for (const auto& s : on_cpu.stacks) {
+    std::optional<int> tid;
+    for (const Frame& f : s.frames) {
+      if ((tid = profile::thread_frame_tid(f))) break;
+    }
+    if (!tid) continue;
+    totals[*tid] += s.value;
+    if (const Frame* f = own_code_frame(s.frames)) by_thread[*tid].add(*f, s.value, true);
+  }
+  std::map<int, ThreadFunction> out;
+  for (const auto& [tid, functions] : by_thread) {
+    const auto ranked = functions.ranked();
+    if (ranked.empty() || totals[tid] == 0) continue;
+    const auto& [value, key, text] = ranked.front();
+    out[tid] = {text, static_cast<double>(value) / static_cast<double>(totals[tid])};
+  }
+  return out;
+}
+
+void name_chain_roots(Diagnosis& d, const std::map<int, ThreadFunction>& functions) {
+  if (d.bottlenecks.empty() || functions.empty()) return;
+  Bottleneck& b = d.bottlenecks.front();
+  for (auto& chain : b.chains) {
+    const bool on_a_cpu = chain.root_resource == model::Resource::kOnCpu ||
+                          chain.root_resource == model::Resource::kCpuWait;
+    auto f = functions.find(chain.root_tid);
+    if (!on_a_cpu || chain.root_kind != model::WakerKind::kThread || f == functions.end()) continue;
+    const std::string before = rules::chain_text(chain);
+    chain.root_function = f->second.function;
+    chain.root_function_share = f->second.share;
+    const std::string after = rules::chain_text(chain);
+    for (auto& line : b.evidence) {
+      if (auto at = line.find(before); at != std::string::npos)
+        line.replace(at, before.size(), after);
+    }
+  }
+}
 
 std::vector<MemorySite> memory_sites(const profile::Profile& live,
                                      const profile::Profile& allocated) {

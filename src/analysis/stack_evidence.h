@@ -12,9 +12,11 @@
 // is the code that held it.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "analysis/diagnosis.h"
 #include "analysis/verdict.h"
 #include "profile/profile.h"
 
@@ -39,6 +41,23 @@ struct StackEvidence {
 // it is for kNone.
 StackEvidence stack_evidence(Verdict resource, const profile::Profile* on_cpu,
                              const profile::Profile* off_cpu, std::size_t top = 3);
+
+// A thread's hottest own-code function in an on-CPU profile, and its share of the thread's
+// samples.
+struct ThreadFunction {
+  std::string function;  // "Stage::run (pipeline.cpp:88)"
+  double share = 0;
+};
+
+// The hottest own-code function of each thread of an on-CPU profile taken with thread frames
+// (profile::FrameKind::kThread, "name (tid)"), by tid. Threads without own-code samples are left
+// out.
+std::map<int, ThreadFunction> thread_functions(const profile::Profile& on_cpu);
+
+// Names the function of each wait-for chain's root on a CPU (on CPU or queued for one) in the
+// primary bottleneck, from `functions`, and rewrites the evidence lines that give those chains:
+// "..., which is on CPU 84% of the time, 91% of it in Stage::run (pipeline.cpp:88)".
+void name_chain_roots(Diagnosis& d, const std::map<int, ThreadFunction>& functions);
 
 // One allocation site of a memory profile (collect/bpf/memory_profile.h): the leaf-most frame of
 // the service's own code above the allocator (allocator wrappers in system libraries, such as

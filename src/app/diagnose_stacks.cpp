@@ -6,6 +6,7 @@
 
 #include "analysis/stack_evidence.h"
 #include "app/stack_capture.h"
+#include "profile/aggregate.h"
 #include "symbolize/deadline_symbolizer.h"
 #include "symbolize/symbolizer.h"
 #include "util/plural.h"
@@ -54,8 +55,12 @@ VerdictStacks stacks_for_verdict(analysis::Verdict verdict,
     collect::perf::PerfOptions options;
     options.target = target;
     options.frequency_hz = 199;
-    auto c = capture_on_cpu(options, false, duration_ns, symbolizer, stop, {}, end_ns);
+    // With thread frames, for the function each thread runs (a wait-for chain's root); the
+    // evidence and the kept profile are the profile without them.
+    auto c = capture_on_cpu(options, true, duration_ns, symbolizer, stop, {}, end_ns);
     if (!c) return unavailable(c.error());
+    out.thread_functions = analysis::thread_functions(c->profile);
+    c->profile = profile::without_thread_frames(std::move(c->profile));
     out.evidence = analysis::stack_evidence(verdict, &c->profile, nullptr).lines;
     out.source.available = true;
     out.source.detail = fmt::format(

@@ -15,10 +15,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "analysis/stack_evidence.h"
 #include "analysis/verdict.h"
 #include "collect/sampler/target.h"
 #include "model/observation.h"
@@ -36,6 +38,9 @@ struct VerdictStacks {
   // The stacks behind the evidence (on-CPU samples, off-CPU time with wakers, or the allocations
   // still live), for a flame graph; nullopt when none were captured.
   std::optional<profile::Profile> profile;
+  // On-CPU stacks: each thread's hottest own-code function, by tid, which names the function of a
+  // wait-for chain's root on a CPU (analysis::name_chain_roots).
+  std::map<int, analysis::ThreadFunction> thread_functions;
 };
 
 // Whether `verdict` has stacks to look for (every verdict but kNone).

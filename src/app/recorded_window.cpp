@@ -205,6 +205,7 @@ void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::
       if (fixes.empty()) fixes.emplace_back();
       fixes.front() = stacks.fix;
     }
+    analysis::name_chain_roots(d, stacks.thread_functions);
   }
   obs.sources.push_back(stacks.source);
 }
@@ -246,6 +247,13 @@ util::Result<void> save_window(store::RecordingWriter& writer, const model::Samp
       {"source",
        {{"name", s.name}, {"available", s.available}, {"detail", s.detail}, {"hint", s.hint}}}};
   if (stacks->profile) j["profile"] = profile_json(*stacks->profile);
+  if (!stacks->thread_functions.empty()) {
+    nlohmann::json functions = nlohmann::json::array();
+    for (const auto& [tid, f] : stacks->thread_functions) {
+      functions.push_back({{"tid", tid}, {"function", f.function}, {"share", f.share}});
+    }
+    j["thread_functions"] = functions;
+  }
   // Frame names are the target's bytes: replaced where they are not UTF-8, never a failed write.
   return writer.add_note(kStacksNote,
                          j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -275,6 +283,20 @@ std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader) 
   out.source.detail = str(*src, "detail");
   out.source.hint = str(*src, "hint");
   if (out.source.name.empty()) return std::nullopt;
+  // Absent in recordings made before chains named their root's function: none.
+  if (auto tf = j.find("thread_functions"); tf != j.end() && tf->is_array()) {
+    for (const auto& f : *tf) {
+      if (out.thread_functions.size() >= kMaxServiceEntries) break;
+      const auto tid = f.find("tid");
+      const auto share = f.find("share");
+      if (!f.is_object() || tid == f.end() || !tid->is_number_integer() || share == f.end() ||
+          !share->is_number()) {
+        continue;
+      }
+      out.thread_functions[tid->get<int>()] = {str(f, "function"),
+                                               std::clamp(share->get<double>(), 0.0, 1.0)};
+    }
+  }
   if (auto p = j.find("profile"); p != j.end()) {
     try {
       out.profile = profile_from_json(*p);

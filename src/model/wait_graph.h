@@ -104,6 +104,11 @@ struct WaitChain {
   std::optional<Resource> root_resource;
   double root_share = 0;
   bool depth_limited = false;  // the chain went on beyond kChainDepthLimit
+  // Where a root on a CPU runs: its hottest own-code function in on-CPU stacks taken after the
+  // window ("Stage::run (pipeline.cpp:88)", observed text) and that function's share of the
+  // root's samples. Empty when not known (no stacks, or the root is not on a CPU).
+  std::string root_function;
+  double root_function_share = 0;
 };
 
 // The chain from thread (pid, tid) waiting on (syscall_nr, object), a hand-off in `objects`: the

@@ -111,4 +111,29 @@ void StackAggregator::build(Resolver& resolver, Profile& out) const {
   }
 }
 
+Profile without_thread_frames(Profile p) {
+  std::map<std::string, std::size_t> index;  // a stack's frames, every field -> its merged stack
+  std::vector<Stack> merged;
+  for (Stack& s : p.stacks) {
+    std::erase_if(s.frames, [](const Frame& f) { return f.kind == FrameKind::kThread; });
+    // Every field of every frame, each string prefixed by its length (names are hostile).
+    std::string key;
+    for (const Frame& f : s.frames) {
+      for (const std::string* field : {&f.name, &f.module, &f.file, &f.unresolved}) {
+        key += fmt::format("{}:{}", field->size(), *field);
+      }
+      key += fmt::format("{}:{};", static_cast<int>(f.kind), f.line);
+    }
+    auto [it, inserted] = index.emplace(std::move(key), merged.size());
+    if (inserted) {
+      merged.push_back(std::move(s));
+    } else {
+      merged[it->second].value += s.value;
+      merged[it->second].count += s.count;
+    }
+  }
+  p.stacks = std::move(merged);
+  return p;
+}
+
 }  // namespace chokepoint::profile

@@ -93,4 +93,8 @@ class StackAggregator {
 // "comm (pid)", or "[pid]" when the name is unknown.
 std::string process_frame_name(std::string_view comm, int pid);
 
+// `p` without its thread frames: stacks that then have the same frames are merged (values and
+// counts summed), as if the profile had been taken without thread frames.
+Profile without_thread_frames(Profile p);
+
 }  // namespace chokepoint::profile

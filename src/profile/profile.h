@@ -7,6 +7,7 @@
 // process root, then main/start_thread, ..., the leaf last), the order flame graphs draw them in.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,23 @@ struct Frame {
 
   friend bool operator==(const Frame&, const Frame&) = default;
 };
+
+// The tid of a thread frame (kThread: "thread-name (tid)", or "[tid]" without a name, as
+// profile/aggregate.h writes them); nullopt for any other frame.
+inline std::optional<int> thread_frame_tid(const Frame& frame) {
+  const std::string& n = frame.name;
+  if (frame.kind != FrameKind::kThread || n.size() < 3) return std::nullopt;
+  const char close = n.back();
+  if (close != ')' && close != ']') return std::nullopt;
+  const auto open = n.find_last_of(close == ')' ? '(' : '[');
+  if (open == std::string::npos || open + 2 >= n.size()) return std::nullopt;
+  int tid = 0;
+  for (std::size_t i = open + 1; i + 1 < n.size(); ++i) {
+    if (n[i] < '0' || n[i] > '9' || tid > 100'000'000) return std::nullopt;
+    tid = tid * 10 + (n[i] - '0');
+  }
+  return tid;
+}
 
 // Off-CPU stacks may carry the waker's stack after a frame with this name (Gregg's offwaketime
 // layout): the frames before it are where the thread blocked, the frames after it are the stack

@@ -117,6 +117,10 @@ nlohmann::json chains_json(const std::vector<model::WaitChain>& chains) {
       root["state"] = std::string(model::resource_name(*c.root_resource));
       root["state_share"] = c.root_share;
     }
+    if (!c.root_function.empty()) {
+      root["function"] = c.root_function;
+      root["function_share"] = c.root_function_share;
+    }
     out.push_back({{"waiters", steps}, {"root", root}, {"depth_limited", c.depth_limited}});
   }
   return out;

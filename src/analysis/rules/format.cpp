@@ -96,6 +96,10 @@ std::string chain_text(const model::WaitChain& chain) {
                                 ? "queued for a CPU"
                                 : fmt::format("in {}", model::resource_name(r));
   out += fmt::format(", which is {} {} of the time", state, percent(chain.root_share));
+  if (!chain.root_function.empty()) {
+    out += fmt::format(", {} of it in {}", percent(chain.root_function_share),
+                       chain.root_function);
+  }
   if (chain.depth_limited) out += " (the chain goes on)";
   return out;
 }

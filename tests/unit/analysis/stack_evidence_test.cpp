@@ -202,5 +202,74 @@ TEST(StackEvidence, NothingWithoutProfilesOrMatchingStacks) {
   EXPECT_TRUE(stack_evidence(Verdict::kLock, nullptr, &p).lines.empty());
 }
 
+// On-CPU samples with thread frames: each thread's hottest own code, and the wait-for chain whose
+// root is that thread on a CPU names it in its evidence.
+Frame thread_frame(const char* name) {
+  return Frame{name, FrameKind::kThread, "", "", 0, ""};
+}
+
+Stack on_cpu(const char* thread, std::vector<Frame> leaf, std::uint64_t samples) {
+  Stack s;
+  s.frames = {root(), thread_frame(thread), user("start_thread", kLibc)};
+  s.frames.insert(s.frames.end(), leaf.begin(), leaf.end());
+  s.value = samples;
+  s.count = samples;
+  return s;
+}
+
+Profile threaded_profile() {
+  Profile p;
+  p.frequency_hz = 199;
+  p.stacks = {
+      on_cpu("lab-stage (77)", {user("lab_cpu_hash_rounds(int)", kLab, "lab/cpu_work.cpp", 40)},
+             90),
+      on_cpu("lab-stage (77)", {user("Stage::loop", kLab), user("memcpy", kLibc)}, 10),
+      on_cpu("lab-worker (78)", {user("Handler::handle", kLab)}, 5),
+      on_cpu("[79]", {user("memcpy", kLibc)}, 3),  // no own code: left out
+  };
+  return p;
+}
+
+TEST(ThreadFunctions, EachThreadsHottestOwnCodeWithItsShare) {
+  const auto f = thread_functions(threaded_profile());
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f.at(77).function, "lab_cpu_hash_rounds (cpu_work.cpp:40)");
+  EXPECT_DOUBLE_EQ(f.at(77).share, 0.9);
+  EXPECT_EQ(f.at(78).function, "Handler::handle");
+  EXPECT_DOUBLE_EQ(f.at(78).share, 1.0);
+}
+
+TEST(ThreadFunctions, AChainsRootOnACpuIsNamedInItsEvidence) {
+  model::WaitChain chain;
+  chain.steps = {{42, 78, "lab-worker", 202, 0x10}};
+  chain.root_pid = 42;
+  chain.root_tid = 77;
+  chain.root_comm = "lab-stage";
+  chain.root_resource = model::Resource::kOnCpu;
+  chain.root_share = 0.93;
+  Diagnosis d;
+  Bottleneck b;
+  b.resource = Verdict::kCpu;
+  b.kind = BottleneckKind::kSerial;
+  b.chains = {chain};
+  b.evidence = {"the target used 1.00 of 2 allowed cores",
+                "thread 'lab-worker' (tid 78) waits for thread 'lab-stage' (tid 77), which is on "
+                "CPU 93% of the time (8 threads waited for it, 60% of busy time; wait-for graph)"};
+  d.bottlenecks = {b};
+  name_chain_roots(d, thread_functions(threaded_profile()));
+  const Bottleneck& named = d.bottlenecks.front();
+  EXPECT_EQ(named.chains[0].root_function, "lab_cpu_hash_rounds (cpu_work.cpp:40)");
+  EXPECT_EQ(named.evidence[0], "the target used 1.00 of 2 allowed cores");
+  EXPECT_EQ(named.evidence[1],
+            "thread 'lab-worker' (tid 78) waits for thread 'lab-stage' (tid 77), which is on CPU "
+            "93% of the time, 90% of it in lab_cpu_hash_rounds (cpu_work.cpp:40) (8 threads "
+            "waited for it, 60% of busy time; wait-for graph)");
+  // A root off the CPU (in disk) keeps its chain as it was.
+  d.bottlenecks[0].chains[0].root_function.clear();
+  d.bottlenecks[0].chains[0].root_resource = model::Resource::kDisk;
+  name_chain_roots(d, thread_functions(threaded_profile()));
+  EXPECT_TRUE(d.bottlenecks[0].chains[0].root_function.empty());
+}
+
 }  // namespace
 }  // namespace chokepoint::analysis

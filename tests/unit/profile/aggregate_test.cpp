@@ -195,5 +195,25 @@ TEST(ProcessFrameName, Formats) {
   EXPECT_EQ(process_frame_name("", 12), "[12]");
 }
 
+TEST(ThreadFrames, TheirTidIsReadAndTheyCanBeLeftOut) {
+  const Frame named{"lab-stage (77)", FrameKind::kThread, "", "", 0, ""};
+  const Frame bare{"[79]", FrameKind::kThread, "", "", 0, ""};
+  const Frame hostile{"x (5) (oops)", FrameKind::kThread, "", "", 0, ""};
+  const Frame user{"main", FrameKind::kUser, "/bin/x", "", 0, ""};
+  EXPECT_EQ(thread_frame_tid(named), std::optional<int>(77));
+  EXPECT_EQ(thread_frame_tid(bare), std::optional<int>(79));
+  EXPECT_EQ(thread_frame_tid(hostile), std::nullopt);
+  EXPECT_EQ(thread_frame_tid(user), std::nullopt);
+  const Frame proc{"x (1)", FrameKind::kProcess, "", "", 0, ""};
+  Profile p;
+  p.stacks = {{{proc, named, user}, 5, 5}, {{proc, bare, user}, 3, 2}, {{proc, bare}, 1, 1}};
+  const Profile merged = without_thread_frames(p);
+  ASSERT_EQ(merged.stacks.size(), 2u);
+  EXPECT_EQ(merged.stacks[0].frames, (std::vector<Frame>{proc, user}));
+  EXPECT_EQ(merged.stacks[0].value, 8u);
+  EXPECT_EQ(merged.stacks[0].count, 7u);
+  EXPECT_EQ(merged.stacks[1].frames, (std::vector<Frame>{proc}));
+}
+
 }  // namespace
 }  // namespace chokepoint::profile
