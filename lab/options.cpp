@@ -181,6 +181,11 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
                                                  {"condvar", HandoffMode::kCondvar}};
   add_choice(app, "--handoff", o.handoff, handoffs, "semaphore|condvar",
              "pipeline: the requester waits for its reply on a semaphore or a condvar");
+  std::map<std::string, StageWork> stage_works = {{"cpu", StageWork::kCpu},
+                                                  {"fsync", StageWork::kFsync}};
+  add_choice(app, "--stage-work", o.stage_work, stage_works, "cpu|fsync",
+             "pipeline: the stage's work per job: CPU work, or one record written and "
+             "fdatasync'ed (--record-bytes) to stage.dat in the data directory");
   std::map<std::string, LockMode> locks = {{"global", LockMode::kGlobal},
                                            {"sharded", LockMode::kSharded}};
   add_choice(app, "--lock", o.lock_mode, locks, "global|sharded", "lock: global or sharded");

@@ -42,6 +42,8 @@ enum class CommitMode { kPerRequest, kBatch, kAsync };
 enum class LogMode { kSync, kAsync, kOff };
 // pipeline: what the requester waits for its reply on.
 enum class HandoffMode { kSemaphore, kCondvar };
+// pipeline: what a stage thread does per job: CPU work, or a durable write (write + fdatasync).
+enum class StageWork { kCpu, kFsync };
 // cpu, upstream: where answers are kept. kOn is an in-process memo; the others a real server.
 enum class CacheMode { kOff, kOn, kRedis, kMemcached };
 
@@ -72,6 +74,7 @@ struct Options {
   int serial_workers = 1;             // serial: threads of the executor that runs the work
   int pipeline_workers = 1;           // pipeline: stage threads that run the work
   HandoffMode handoff = HandoffMode::kCondvar;  // pipeline: how the reply is handed back
+  StageWork stage_work = StageWork::kCpu;       // pipeline: what the stage does per job
   LockMode lock_mode = LockMode::kGlobal;
   LockType lock_type =
       LockType::kMutex;  // lock: std::mutex, or std::shared_mutex (a pthread rwlock)

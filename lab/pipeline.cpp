@@ -2,6 +2,8 @@
 
 #include <semaphore.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
@@ -27,6 +29,18 @@ struct Job {
   bool finished = false;  // guarded by mu
 };
 
+// --stage-work fsync: appends `record` and waits until it is on disk (a durable hand-off).
+__attribute__((noinline)) bool lab_stage_commit(int fd, const std::string& record) {
+  std::size_t done = 0;
+  while (done < record.size()) {
+    const ssize_t n = ::write(fd, record.data() + done, record.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return ::fdatasync(fd) == 0;
+}
+
 void sem_wait_uninterrupted(sem_t* s) {
   while (sem_wait(s) != 0 && errno == EINTR) {
   }
@@ -34,8 +48,12 @@ void sem_wait_uninterrupted(sem_t* s) {
 
 class PipelineHandler : public Handler {
  public:
-  explicit PipelineHandler(const Options& o)
-      : work_(CpuWork::calibrate(o.work_us)), semaphore_(o.handoff == HandoffMode::kSemaphore) {
+  PipelineHandler(const Options& o, util::ScopedFd stage_file)
+      : work_(CpuWork::calibrate(o.work_us)),
+        semaphore_(o.handoff == HandoffMode::kSemaphore),
+        stage_file_(std::move(stage_file)),
+        record_(static_cast<std::size_t>(o.record_bytes), 'r') {
+    if (!record_.empty()) record_.back() = '\n';
     sem_init(&jobs_, 0, 0);
     for (int i = 0; i < o.pipeline_workers; ++i) stages_.emplace_back([this] { stage_loop(); });
   }
@@ -91,7 +109,13 @@ class PipelineHandler : public Handler {
         job = queue_.front();
         queue_.pop_front();
       }
-      job->result = run_cpu_work(work_, job->key_hash);
+      if (stage_file_.valid()) {
+        // A failed write leaves the result zero; the answer still goes back to the requester.
+        job->result = CpuResult{};
+        if (lab_stage_commit(stage_file_.get(), record_)) job->result.hash = job->key_hash;
+      } else {
+        job->result = run_cpu_work(work_, job->key_hash);
+      }
       if (semaphore_) {
         sem_post(&job->done);
       } else {
@@ -105,6 +129,8 @@ class PipelineHandler : public Handler {
 
   CpuWork work_;
   bool semaphore_;
+  util::ScopedFd stage_file_;  // --stage-work fsync
+  std::string record_;         // what each fsync'ed job appends
   sem_t jobs_{};  // counts queued jobs (and, at shutdown, one wake-up per stage thread)
   std::mutex mu_;
   std::deque<Job*> queue_;  // guarded by mu_
@@ -114,8 +140,8 @@ class PipelineHandler : public Handler {
 
 }  // namespace
 
-std::unique_ptr<Handler> make_pipeline_handler(const Options& options) {
-  return std::make_unique<PipelineHandler>(options);
+std::unique_ptr<Handler> make_pipeline_handler(const Options& options, util::ScopedFd stage_file) {
+  return std::make_unique<PipelineHandler>(options, std::move(stage_file));
 }
 
 }  // namespace chokepoint::lab

@@ -5,7 +5,9 @@
 // (--handoff condvar, the default) or a POSIX semaphore (--handoff semaphore). With one stage
 // thread the service is bound by that one thread's CPU (cpu, serial) while the requesters sleep
 // in futex waits that one other thread posts: the wait-for case of issue 15, class 1. The fix is
-// more stage threads.
+// more stage threads. With --stage-work fsync the stage writes and fdatasyncs one record per job
+// to `stage_file` instead (a durable hand-off: the service is bound by that one thread's disk
+// syncs, disk (fsync), while the requesters wait on it).
 //
 // The handler owns its stage threads; destroying it (after the server stopped calling it) stops
 // and joins them.
@@ -14,9 +16,11 @@
 
 #include "lab/options.h"
 #include "lab/scenarios.h"
+#include "util/scoped_fd.h"
 
 namespace chokepoint::lab {
 
-std::unique_ptr<Handler> make_pipeline_handler(const Options& options);
+// `stage_file`: an open append-only file for --stage-work fsync (invalid otherwise).
+std::unique_ptr<Handler> make_pipeline_handler(const Options& options, util::ScopedFd stage_file);
 
 }  // namespace chokepoint::lab

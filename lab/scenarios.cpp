@@ -797,8 +797,15 @@ util::Result<std::unique_ptr<Handler>> make_handler(const Options& o, const std:
       if (!fd) return fd.error();
       return std::unique_ptr<Handler>(new DiskHandler(o, std::move(*fd), dsync));
     }
-    case Scenario::kPipeline:
-      return make_pipeline_handler(o);
+    case Scenario::kPipeline: {
+      util::ScopedFd stage_file;
+      if (o.stage_work == StageWork::kFsync) {
+        auto fd = open_append(dir + "/stage.dat");
+        if (!fd) return fd.error();
+        stage_file = std::move(*fd);
+      }
+      return make_pipeline_handler(o, std::move(stage_file));
+    }
     case Scenario::kProxy:
       return util::Error{"the proxy scenario has no handler: lab/proxy.h serves it", "", 0};
     case Scenario::kLog: {

@@ -1,5 +1,6 @@
-// Disk: threads waiting on block IO or inside file syscalls. Kinds: "fsync" (a sync per request),
-// "log" (synchronous logging), "write", "read", "io". See docs/verdicts/disk.md.
+// Disk: threads waiting on block IO or inside file syscalls, and (with the wait-for graph) threads
+// handed work to a thread that is in disk. Kinds: "fsync" (a sync per request), "log" (synchronous
+// logging), "write", "read", "io". See docs/verdicts/disk.md.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -50,7 +51,10 @@ std::string_view wait_path(const std::string& detail) {
 RuleResult disk(const Context& ctx) {
   const auto& obs = ctx.obs;
   const double lock_by_disk_ns = ctx.lock_ns_caused_by_disk();
-  const double disk_ns = static_cast<double>(ctx.split[Resource::kDisk]) + lock_by_disk_ns;
+  // Waits handed off by a thread that is in disk (the wait-for graph): that thread's disk IO.
+  const double handed_ns = ctx.lock_ns_handed_to_disk();
+  const double disk_ns =
+      static_cast<double>(ctx.split[Resource::kDisk]) + lock_by_disk_ns + handed_ns;
   const double load = ctx.duration_s > 0 ? disk_ns / 1e9 / ctx.duration_s : 0.0;
   const double share = ctx.busy_ns > 0 ? disk_ns / ctx.busy_ns : 0.0;
 
@@ -132,6 +136,15 @@ RuleResult disk(const Context& ctx) {
           "turns doing disk IO under it, so {} of lock wait counts as disk",
           percent(ctx.lock_waiters_disk_fraction()), duration(lock_by_disk_ns / 1e9)));
     }
+  }
+  if (handed_ns > 0) {
+    const auto handoffs = ctx.disk_handoffs();
+    const auto& first = *handoffs[0];
+    b.evidence.push_back(fmt::format("{} ({} {} waited for it, {} of busy time; wait-for graph)",
+                                     chain_text(first.chain), first.waiters,
+                                     first.waiters == 1 ? "thread" : "threads",
+                                     percent(ctx.busy_ns > 0 ? handed_ns / ctx.busy_ns : 0)));
+    for (const auto* h : handoffs) b.chains.push_back(h->chain);
   }
   for (const auto& p : obs.processes) {
     if (p.syscw == 0 && p.write_bytes == 0) continue;

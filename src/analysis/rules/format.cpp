@@ -58,6 +58,22 @@ std::vector<const model::Handoff*> Context::cpu_handoffs() const {
   return out;
 }
 
+std::vector<const model::Handoff*> Context::disk_handoffs() const {
+  std::vector<const model::Handoff*> out;
+  for (const auto& h : handoffs) {
+    if (h.chain.root_resource == model::Resource::kDisk) out.push_back(&h);
+  }
+  return out;
+}
+
+double Context::lock_ns_handed_to_disk() const {
+  double ns = 0;
+  for (const auto* h : disk_handoffs()) ns += h->lock_ns;
+  const double left = static_cast<double>(split[model::Resource::kLock]) -
+                      lock_ns_caused_by_disk() - lock_ns_handed_to_cpu();
+  return std::clamp(left, 0.0, ns);
+}
+
 double Context::lock_ns_handed_to_cpu() const {
   double ns = 0;
   for (const auto* h : cpu_handoffs()) ns += h->lock_ns;
@@ -97,8 +113,7 @@ std::string chain_text(const model::WaitChain& chain) {
                                 : fmt::format("in {}", model::resource_name(r));
   out += fmt::format(", which is {} {} of the time", state, percent(chain.root_share));
   if (!chain.root_function.empty()) {
-    out += fmt::format(", {} of it in {}", percent(chain.root_function_share),
-                       chain.root_function);
+    out += fmt::format(", {} of it in {}", percent(chain.root_function_share), chain.root_function);
   }
   if (chain.depth_limited) out += " (the chain goes on)";
   return out;

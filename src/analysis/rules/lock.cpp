@@ -2,7 +2,8 @@
 // thread of the process is inside a disk sync are counted as disk instead (the lock is held across
 // IO; fix the IO first). With the wait-for graph (the exact mode), a wait that one thread hands
 // off (a reply semaphore posted by a worker that is on a CPU) is not contention: it is counted as
-// cpu (rules/cpu.cpp). See docs/verdicts/lock.md.
+// cpu (rules/cpu.cpp), or as disk when that worker is mostly in disk (rules/disk.cpp). See
+// docs/verdicts/lock.md.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -19,7 +20,9 @@ RuleResult lock(const Context& ctx) {
   const double all_lock_ns = static_cast<double>(ctx.split[Resource::kLock]);
   const double by_disk_ns = ctx.lock_ns_caused_by_disk();
   const double handed_ns = std::min(ctx.lock_ns_handed_to_cpu(), all_lock_ns - by_disk_ns);
-  const double own_ns = std::max(0.0, all_lock_ns - by_disk_ns - std::max(0.0, handed_ns));
+  const double handed_to_disk_ns = ctx.lock_ns_handed_to_disk();
+  const double own_ns =
+      std::max(0.0, all_lock_ns - by_disk_ns - std::max(0.0, handed_ns) - handed_to_disk_ns);
   const double load = ctx.duration_s > 0 ? own_ns / 1e9 / ctx.duration_s : 0.0;
 
   Bottleneck b;
@@ -63,6 +66,12 @@ RuleResult lock(const Context& ctx) {
     b.evidence.push_back(fmt::format(
         "{} of lock wait is a hand-off, not contention (counted as cpu): {}",
         percent(all_lock_ns > 0 ? handed_ns / all_lock_ns : 0), chain_text(handoffs[0]->chain)));
+  }
+  if (handed_to_disk_ns > 0) {
+    b.evidence.push_back(
+        fmt::format("{} of lock wait is a hand-off, not contention (counted as disk): {}",
+                    percent(all_lock_ns > 0 ? handed_to_disk_ns / all_lock_ns : 0),
+                    chain_text(ctx.disk_handoffs()[0]->chain)));
   }
   std::string which = top.empty() ? "the lock" : top[0].first;
   if (b.kind == BottleneckKind::kRow || b.kind == BottleneckKind::kDatabase) {

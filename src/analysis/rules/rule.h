@@ -36,6 +36,13 @@ struct Context {
   double lock_ns_handed_to_cpu() const;
   // Those hand-offs, largest first.
   std::vector<const model::Handoff*> cpu_handoffs() const;
+  // Of it, the lock time whose root thread spends most of its time in disk (an fsync, a write to
+  // an O_DSYNC file): the waiters wait for that thread's disk IO, so the disk rule counts it and
+  // the lock rule does not. Never more than the lock time left after lock_ns_caused_by_disk and
+  // lock_ns_handed_to_cpu (no time is counted twice).
+  double lock_ns_handed_to_disk() const;
+  // Those hand-offs, largest first.
+  std::vector<const model::Handoff*> disk_handoffs() const;
 };
 
 struct RuleResult {

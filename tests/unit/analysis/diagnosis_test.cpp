@@ -227,9 +227,12 @@ TEST(Verdict, ContendedMutexIsLockAndNamesIt) {
 
 // The pipeline of issue 15: seven requesters sleep in sem_wait on semaphores of their own that
 // one stage thread, on a CPU 97% of the time, posts. Alone the waits read as lock.
-model::Observation semaphore_pipeline(bool with_graph) {
+// With `durable_stage` the stage writes and fdatasyncs each job instead: in disk 90% of the time.
+model::Observation semaphore_pipeline(bool with_graph, bool durable_stage = false) {
   auto o = base(2);
-  auto stage = thread(1, {{Resource::kOnCpu, 0.97}});
+  auto stage = durable_stage ? thread(1, {{Resource::kDisk, 0.9}, {Resource::kOnCpu, 0.07}},
+                                      "fdatasync /data/stage.dat")
+                             : thread(1, {{Resource::kOnCpu, 0.97}});
   stage.comm = "lab-stage";
   o.threads.push_back(stage);
   model::WaitGraph g;
@@ -273,6 +276,35 @@ TEST(Verdict, AHandoffToOneThreadOnACpuIsSerialCpuNotLock) {
     EXPECT_TRUE(std::any_of(b.evidence.begin(), b.evidence.end(), [](const std::string& e) {
       return e.find("100% of lock wait is a hand-off") != std::string::npos;
     })) << ::testing::PrintToString(b.evidence);
+  }
+}
+
+TEST(Verdict, AHandoffToOneThreadInDiskIsDiskNotLock) {
+  auto d = diagnose(semaphore_pipeline(true, true));
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kFsync);
+  // The waiters' lock time joins the stage's own disk time.
+  EXPECT_GT(primary(d).share, 0.9);
+  const auto& ev = primary(d).evidence;
+  EXPECT_TRUE(std::any_of(ev.begin(), ev.end(), [](const std::string& e) {
+    return e.find(
+               "thread 'lab-worker' (tid 2) waits for thread 'lab-stage' (tid 1), which is "
+               "in disk 90% of the time (7 threads waited for it") != std::string::npos;
+  })) << ::testing::PrintToString(ev);
+  ASSERT_EQ(primary(d).chains.size(), 1u);
+  EXPECT_EQ(primary(d).chains[0].root_resource, Resource::kDisk);
+  for (const auto& b : d.bottlenecks) {
+    if (b.resource == Verdict::kLock) {
+      EXPECT_FALSE(b.significant);
+      EXPECT_TRUE(std::any_of(b.evidence.begin(), b.evidence.end(), [](const std::string& e) {
+        return e.find("100% of lock wait is a hand-off, not contention (counted as disk)") !=
+               std::string::npos;
+      })) << ::testing::PrintToString(b.evidence);
+    }
+    // Not counted twice: cpu does not take it too.
+    if (b.resource == Verdict::kCpu) {
+      EXPECT_LT(b.share, 0.1);
+    }
   }
 }
 
