@@ -73,6 +73,11 @@ struct ProcessState {
   // A thread of it was seen to run since the last look at its freezer state (check_frozen).
   bool ran_since_freezer = false;
   bool freezer_read = false;  // the freezer state was read once at least
+  // A kernel thread (PF_KTHREAD, from the task iterator's record): it has no memory of its own
+  // (RSS 0, no /proc/PID/status read after the first) and the cgroup v2 freezer never freezes
+  // one (cgroup_freeze_task in kernel/cgroup/freezer.c skips PF_KTHREAD), so its cgroup is not
+  // read. Unknown without the iterator: read as any process.
+  bool kernel_thread = false;
   std::optional<model::GroupDelays> delays;
   std::optional<model::ProcessIo> io;
   // The last read of its fd table (read_fd_tables): a table whose size is unchanged and that
@@ -172,6 +177,10 @@ struct Sampler::Impl {
       const std::uint64_t limit = std::min<std::uint64_t>(soft, 1u << 20);
       fd_budget = std::max<std::int64_t>(0, static_cast<std::int64_t>(limit) - kReservedFds);
     }
+    if (struct stat self_fd {}; opt.proc_root == "/proc" &&
+                                 ::stat("/proc/self/fd", &self_fd) == 0 && self_fd.st_size > 0) {
+      fd_sizes_known = true;
+    }
     // Taskstats answers for the real /proc's pids only, and needs CAP_NET_ADMIN.
     if (opt.proc_root != "/proc") {
       taskstats_error = "not read for a /proc other than the host's";
@@ -213,6 +222,9 @@ struct Sampler::Impl {
   // The first tick of a session: sink.begin, the system counters, every thread read.
   util::Result<std::int64_t> begin(model::SampleSink& sink);
   std::int64_t fd_budget = 0;  // fds still available for kept-open thread files
+  // stat(2) of /proc/PID/fd gives the number of open fds (Linux 6.2+): our own table, never
+  // empty, has a size above 0. Checked once, on the real /proc only.
+  bool fd_sizes_known = false;
 
   // `pending`: threads of this listing still to be added after this one (for the fd budget).
   void add_thread(int pid, int tid, std::int64_t now_ns, std::size_t pending);
@@ -309,6 +321,11 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
   }
   p.last_read_ns = now_ns;
   p.ran_since_read = false;
+  if (p.kernel_thread && !first) {
+    s.has_status = true;  // RSS 0: a kernel thread has no mm
+    tick.processes.push_back(std::move(s));
+    return;
+  }
   if (auto status = read_process_file<procfs::TaskStatus>(p.status_file, p.pid, "status",
                                                           procfs::parse_task_status)) {
     if (first) {
@@ -323,6 +340,7 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
 }
 
 bool Sampler::Impl::check_frozen(ProcessState& p, std::int64_t now_ns) {
+  if (p.kernel_thread) return false;
   const bool skip = p.freezer_read && !p.frozen && p.ran_since_freezer;
   p.ran_since_freezer = false;
   if (skip) return false;
@@ -555,6 +573,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   // In this tick's iterator read: everything the first sample needs, without a file of its own
   // (it gets them once it runs between two iterator reads, keep_open_after_run).
   if (const bpf::TaskRecord* r = iter_record(tid); r != nullptr && r->tgid == pid) {
+    p.kernel_thread = r->kernel_thread;
     t.key.start_time_ticks = r->start_time_ticks;
     t.last_sched = {r->run_ns, r->run_delay_ns, r->timeslices};
     t.in_iterator = true;
@@ -761,7 +780,9 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
     // limit is read with the table.
     struct stat st {};
     const std::string fd_dir = proc.root() + "/" + std::to_string(pid) + "/fd";
-    const bool sized = ::stat(fd_dir.c_str(), &st) == 0 && st.st_size > 0;
+    // A size of 0 is a table with no fd (a kernel thread's) once the kernel is known to give
+    // sizes (fd_sizes_known), and "unknown" before 6.2.
+    const bool sized = ::stat(fd_dir.c_str(), &st) == 0 && (st.st_size > 0 || fd_sizes_known);
     const auto size = static_cast<std::uint64_t>(st.st_size);
     if (sized && p.fd_table_size == size) {
       s.open_fds = p.open_fds;
