@@ -181,8 +181,8 @@ struct Sampler::Impl {
       const std::uint64_t limit = std::min<std::uint64_t>(soft, 1u << 20);
       fd_budget = std::max<std::int64_t>(0, static_cast<std::int64_t>(limit) - kReservedFds);
     }
-    if (struct stat self_fd {}; opt.proc_root == "/proc" &&
-                                 ::stat("/proc/self/fd", &self_fd) == 0 && self_fd.st_size > 0) {
+    if (struct stat self_fd{};
+        opt.proc_root == "/proc" && ::stat("/proc/self/fd", &self_fd) == 0 && self_fd.st_size > 0) {
       fd_sizes_known = true;
     }
     // Taskstats answers for the real /proc's pids only, and needs CAP_NET_ADMIN.
