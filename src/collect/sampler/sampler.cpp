@@ -73,6 +73,11 @@ struct ProcessState {
   // A thread of it was seen to run since the last look at its freezer state (check_frozen).
   bool ran_since_freezer = false;
   bool freezer_read = false;  // the freezer state was read once at least
+  // A kernel thread (PF_KTHREAD, from the task iterator's record): it has no memory of its own
+  // (RSS 0, no /proc/PID/status read after the first) and the cgroup v2 freezer never freezes
+  // one (cgroup_freeze_task in kernel/cgroup/freezer.c skips PF_KTHREAD), so its cgroup is not
+  // read. Unknown without the iterator: read as any process.
+  bool kernel_thread = false;
   std::optional<model::GroupDelays> delays;
   std::optional<model::ProcessIo> io;
   // The last read of its fd table (read_fd_tables): a table whose size is unchanged and that
@@ -159,6 +164,10 @@ struct Sampler::Impl {
   // The last window's closing tick (0: no window yet): the next window starts there.
   std::int64_t last_close_ns = 0;
   std::int64_t next_refresh_ns = 0;  // the next listing of the target's processes and threads
+  // The last listing of every thread (-1: none yet). With the iterator, a listing in between
+  // that finds every process with the thread count it had (same_tasks) lists no thread: it does
+  // not read the iterator for it.
+  std::int64_t last_full_listing_ns = -1;
 
   // The longest a thread that does not run goes unread.
   std::int64_t max_backoff_ns = kMaxPollBackoffNs;
@@ -174,6 +183,10 @@ struct Sampler::Impl {
     if (const std::uint64_t soft = util::raise_fd_limit_to_hard(); soft > 0) {
       const std::uint64_t limit = std::min<std::uint64_t>(soft, 1u << 20);
       fd_budget = std::max<std::int64_t>(0, static_cast<std::int64_t>(limit) - kReservedFds);
+    }
+    if (struct stat self_fd{};
+        opt.proc_root == "/proc" && ::stat("/proc/self/fd", &self_fd) == 0 && self_fd.st_size > 0) {
+      fd_sizes_known = true;
     }
     // Taskstats answers for the real /proc's pids only, and needs CAP_NET_ADMIN.
     if (opt.proc_root != "/proc") {
@@ -212,10 +225,25 @@ struct Sampler::Impl {
   template <typename T, typename Parse>
   util::Result<T> read_process_file(util::ScopedFd& kept, int pid, const char* file, Parse parse);
 
-  util::Result<void> refresh(std::int64_t now_ns);
+  // Lists the target's processes and threads: new ones are added, gone ones finished, the
+  // processes read. allow_quick: when the processes are the ones listed last time, each with as
+  // many threads as it had (same_tasks), the threads are not listed again (no iterator read). A
+  // thread that exited while another started in its process goes unseen until the next full
+  // listing, at the next iterator read (the caller bounds that).
+  util::Result<void> refresh(std::int64_t now_ns, bool allow_quick = false);
+  // Whether `pids` (sorted) are the processes of the threads watched, each with as many threads
+  // as watched: /proc/PID/task's link count is 2 plus its threads (proc_task_getattr), one
+  // fstat of the kept task directory a process.
+  bool same_tasks(const std::vector<int>& pids) const;
+  // The processes' part of a listing: those gone with their threads are forgotten, the listed
+  // ones read (pids sorted).
+  void read_processes(const std::vector<int>& pids, std::int64_t now_ns);
   // The first tick of a session: sink.begin, the system counters, every thread read.
   util::Result<std::int64_t> begin(model::SampleSink& sink);
   std::int64_t fd_budget = 0;  // fds still available for kept-open thread files
+  // stat(2) of /proc/PID/fd gives the number of open fds (Linux 6.2+): our own table, never
+  // empty, has a size above 0. Checked once, on the real /proc only.
+  bool fd_sizes_known = false;
 
   // `pending`: threads of this listing still to be added after this one (for the fd budget).
   void add_thread(int pid, int tid, std::int64_t now_ns, std::size_t pending);
@@ -312,6 +340,11 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
   }
   p.last_read_ns = now_ns;
   p.ran_since_read = false;
+  if (p.kernel_thread && !first) {
+    s.has_status = true;  // RSS 0: a kernel thread has no mm
+    tick.processes.push_back(std::move(s));
+    return;
+  }
   if (auto status = read_process_file<procfs::TaskStatus>(p.status_file, p.pid, "status",
                                                           procfs::parse_task_status)) {
     if (first) {
@@ -327,6 +360,7 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
 }
 
 bool Sampler::Impl::check_frozen(ProcessState& p, std::int64_t now_ns) {
+  if (p.kernel_thread) return false;
   const bool skip = p.freezer_read && !p.frozen && p.ran_since_freezer;
   p.ran_since_freezer = false;
   if (skip) return false;
@@ -379,6 +413,8 @@ void Sampler::Impl::read_iterator() {
               [](const auto& a, const auto& b) { return a.tid < b.tid; });
   }
   iter_fresh = true;
+  // Any read (a listing's, a close's) checks every thread: the periodic one waits a period more.
+  next_iter_ns = tick.at_ns + iter_every_ns;
 }
 
 const bpf::TaskRecord* Sampler::Impl::iter_record(int tid) const {
@@ -559,6 +595,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   // In this tick's iterator read: everything the first sample needs, without a file of its own
   // (it gets them once it runs between two iterator reads, keep_open_after_run).
   if (const bpf::TaskRecord* r = iter_record(tid); r != nullptr && r->tgid == pid) {
+    p.kernel_thread = r->kernel_thread;
     t.key.start_time_ticks = r->start_time_ticks;
     t.last_sched = {r->run_ns, r->run_delay_ns, r->timeslices};
     t.in_iterator = true;
@@ -623,10 +660,31 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   threads.emplace(std::make_pair(pid, tid), std::move(t));
 }
 
-util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
-  ++generation;
+bool Sampler::Impl::same_tasks(const std::vector<int>& pids) const {
+  auto t = threads.begin();
+  for (int pid : pids) {
+    std::size_t watched = 0;
+    for (; t != threads.end() && t->first.first == pid; ++t) ++watched;
+    auto p = processes.find(pid);
+    struct stat st {};
+    if (watched == 0 || p == processes.end() || !p->second.task_dir.valid() ||
+        ::fstat(p->second.task_dir.get(), &st) != 0 || st.st_nlink != 2 + watched) {
+      return false;
+    }
+  }
+  return t == threads.end();  // and no watched process left the target
+}
+
+util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns, bool allow_quick) {
   auto pids = resolve_pids(opt.target, proc);
   if (!pids) return pids.error();
+  if (allow_quick && same_tasks(*pids)) {
+    read_processes(*pids, now_ns);
+    return {};
+  }
+  ++generation;
+  last_full_listing_ns = now_ns;
+  if (iter && !iter_fresh) read_iterator();
   // This tick's iterator read lists the threads of every process it covers: cheaper than a
   // readdir of /proc/PID/task (0.7 against 1.2 us a thread here). Processes it does not cover
   // (new since the read) are listed from /proc.
@@ -667,12 +725,17 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
       ++it;
     }
   }
+  read_processes(*pids, now_ns);
+  return {};
+}
+
+void Sampler::Impl::read_processes(const std::vector<int>& pids, std::int64_t now_ns) {
   // Processes that left the target with their last thread are forgotten (a session on a host
   // sees thousands come and go); the others are read.
   std::set<int> with_threads;
   for (const auto& [key, t] : threads) with_threads.insert(key.first);
   for (auto it = processes.begin(); it != processes.end();) {
-    const bool listed = std::binary_search(pids->begin(), pids->end(), it->first);
+    const bool listed = std::binary_search(pids.begin(), pids.end(), it->first);
     if (!listed && with_threads.count(it->first) == 0) {
       all_pids_seen.erase(it->first);  // a reused pid is a new process
       fd_budget += (it->second.io_file.valid() ? 1 : 0) + (it->second.status_file.valid() ? 1 : 0);
@@ -691,7 +754,6 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns) {
     }
     ++it;
   }
-  return {};
 }
 
 void Sampler::Impl::park(ThreadState& t) const {
@@ -765,7 +827,9 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
     // limit is read with the table.
     struct stat st {};
     const std::string fd_dir = proc.root() + "/" + std::to_string(pid) + "/fd";
-    const bool sized = ::stat(fd_dir.c_str(), &st) == 0 && st.st_size > 0;
+    // A size of 0 is a table with no fd (a kernel thread's) once the kernel is known to give
+    // sizes (fd_sizes_known), and "unknown" before 6.2.
+    const bool sized = ::stat(fd_dir.c_str(), &st) == 0 && (st.st_size > 0 || fd_sizes_known);
     const auto size = static_cast<std::uint64_t>(st.st_size);
     if (sized && p.fd_table_size == size) {
       s.open_fds = p.open_fds;
@@ -957,20 +1021,22 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     now = util::monotonic_ns();
     s.tick.at_ns = now;
     // Every iter_every_ns, one read of the iterator checks every thread, parked ones included;
-    // also whenever enough threads are due that their own reads would cost more.
-    // A listing tick reads it too: the listing takes the threads from it.
-    bool iter_tick = s.iter && (now >= s.next_iter_ns || now >= next_refresh);
-    if (s.iter && !iter_tick && now >= s.next_due_ns) {
+    // also whenever enough threads are due that their own reads would cost more. Not at the
+    // window's last tick: the close reads it right after. A listing that lists the threads reads
+    // it too (refresh): the listing takes the threads from it.
+    bool iter_tick = s.iter && now >= s.next_iter_ns && now < deadline;
+    if (s.iter && !iter_tick && now < deadline && now >= s.next_due_ns) {
       std::size_t due = 0;
       for (const auto& [key, t] : s.threads) due += t.next_poll_ns <= now ? 1 : 0;
       iter_tick = due * kIterThreadsPerProcRead >= s.threads.size();
     }
-    if (iter_tick) {
-      s.read_iterator();
-      s.next_iter_ns = now + s.iter_every_ns;
-    }
+    if (iter_tick) s.read_iterator();
     if (now >= next_refresh) {
-      auto r = s.refresh(now);
+      // Threads are listed at least once an iterator period (a listing with a fresh read costs
+      // no more than the read), and in between only when a process's thread count moved.
+      const bool quick_ok = s.iter && !s.iter_fresh && s.last_full_listing_ns >= 0 &&
+                            now - s.last_full_listing_ns < s.iter_every_ns;
+      auto r = s.refresh(now, quick_ok);
       if (!r) return r.error();
       // Listing a large target's threads costs milliseconds: re-list it less often.
       next_refresh = now + (s.threads.size() > 1000 ? 4 : 1) * kRefreshTargetNs;

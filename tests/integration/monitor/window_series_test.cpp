@@ -102,5 +102,46 @@ TEST(WindowSeries, TwoWindowsOfOneSamplerOnTheDiskBoundLab) {
   EXPECT_TRUE(windows[0].samples.ticks.empty());
 }
 
+// A listing between two iterator reads lists no thread when each process has the thread count it
+// had: a thread that starts as another of its process exits (the count unchanged) must still be
+// seen, at the next iterator read (1 s in 1 s windows). 30 idle threads, so that no tick reads the
+// iterator because one thread in ten is due.
+TEST(WindowSeries, AThreadStartedAsAnotherExitsIsSeen) {
+  auto py = test_support::Background::start(
+      "python3", {"-c",
+                  "import ctypes, threading, time\n"
+                  "libc = ctypes.CDLL(None)\n"
+                  "def named(name, secs):\n"
+                  "    libc.prctl(15, name, 0, 0, 0)\n"
+                  "    time.sleep(secs)\n"
+                  "for _ in range(30): threading.Thread(target=time.sleep, args=(60,)).start()\n"
+                  "a = threading.Thread(target=named, args=(b'cp-old', 2.0)); a.start()\n"
+                  "a.join()\n"
+                  "threading.Thread(target=named, args=(b'cp-new', 60)).start()\n"
+                  "time.sleep(60)\n"});
+  ASSERT_TRUE(py) << py.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  collect::sampler::TargetSpec spec;
+  spec.kind = collect::sampler::TargetSpec::Kind::kPid;
+  spec.pid = py->pid();
+  std::atomic<bool> stop{false};
+  auto series = WindowSeries::open(spec, {1'000'000'000, 100'000'000, &stop, false, true});
+  ASSERT_TRUE(series) << series.error().message;
+  std::optional<int> seen_in;  // the window that first holds cp-new
+  bool old_seen = false;
+  for (int i = 0; i < 5 && !seen_in; ++i) {
+    auto w = (*series)->next();
+    ASSERT_TRUE(w) << w.error().message;
+    for (const auto& t : w->observation.threads) {
+      if (t.comm == "cp-new") seen_in = i;
+      if (t.comm == "cp-old") old_seen = true;
+    }
+  }
+  EXPECT_TRUE(old_seen);
+  // cp-new starts 2 s after the program, 1.5 s into the series: in its window or the next two.
+  ASSERT_TRUE(seen_in.has_value());
+  EXPECT_LE(*seen_in, 3);
+}
+
 }  // namespace
 }  // namespace chokepoint::monitor
