@@ -68,8 +68,9 @@ std::string schema_sql() {
       "CREATE TABLE collector_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
       // Added without a schema change: a recording without it is read as one without the exact
       // mode, and an older reader ignores it. Schema 2 keeps the sums packed in `waits`
-      // (store/thread_pack.h), not in the document.
-      "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL, waits BLOB);",
+      // (store/thread_pack.h), not in the document; schema 3 the wait-for edges in `edges`.
+      "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL, waits BLOB, edges "
+      "BLOB);",
       kWaitColumns);
 }
 
@@ -249,15 +250,11 @@ json collector_json(const model::CollectorSample& c) {
   return j;
 }
 
-// The exact mode's state of a tick and its wait-for edges (every edge given: the changed ones, or
-// all at a keyframe); its sums go beside it, packed (schema 1 kept them here as
-// "waits": [[pid, tid, kind, syscall_nr, object, ns, count], ...]).
-json exact_json(const model::ExactSample& x, const std::vector<model::WakeEdge>& edges) {
-  json edge_rows = json::array();
-  for (const auto& e : edges) {
-    edge_rows.push_back({e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind), e.wakee_pid,
-                         e.wakee_tid, e.syscall_nr, e.object, e.ns, e.count});
-  }
+// The exact mode's state of a tick; its sums and wait-for edges go beside it, packed (schema 1
+// kept the sums here as "waits": [[pid, tid, kind, syscall_nr, object, ns, count], ...], schemas
+// 1 and 2 the edges as "edges": [[waker pid, tid, kind, wakee pid, tid, syscall_nr, object, ns,
+// count], ...]).
+json exact_json(const model::ExactSample& x) {
   return {{"on", x.on},
           {"mode", x.mode},
           {"problem", x.problem},
@@ -266,8 +263,7 @@ json exact_json(const model::ExactSample& x, const std::vector<model::WakeEdge>&
           {"thinned_out", x.thinned_out},
           {"lost", x.lost},
           {"thin_every_max", x.thin_every_max},
-          {"budget_per_cpu_s", x.budget_per_cpu_s},
-          {"edges", std::move(edge_rows)}};
+          {"budget_per_cpu_s", x.budget_per_cpu_s}};
 }
 
 // Readers of documents from a file that may be hostile: a missing or mistyped member reads as
@@ -510,7 +506,7 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
   x.budget_per_cpu_s =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
-  // Recordings made before the wait-for graph have no "edges".
+  // Recordings made before the wait-for graph have no "edges"; schema 3 packs them beside.
   if (auto edges = j.find("edges"); edges != j.end() && edges->is_array()) {
     for (const auto& r : *edges) {
       if (!r.is_array() || r.size() != 9) continue;
@@ -677,7 +673,7 @@ util::Result<void> RecordingWriter::Impl::prepare_all() {
       {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_system, "INSERT INTO system_sample VALUES(?,?)"},
       {&ins_collector, "INSERT INTO collector_sample VALUES(?,?)"},
-      {&ins_exact, "INSERT INTO exact_sample VALUES(?,?,?)"},
+      {&ins_exact, "INSERT INTO exact_sample VALUES(?,?,?,?)"},
   };
   for (const auto& item : items) {
     auto s = Stmt::prepare(d, item.sql);
@@ -1052,9 +1048,9 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
       for (const auto& [k, e] : edges_latest) all_edges.push_back(e);
     }
     ins_exact.bind(1, tick_id);
-    ins_exact.bind_text(2,
-                        exact_json(*tick.exact, keyframe ? all_edges : tick.exact->edges).dump());
+    ins_exact.bind_text(2, exact_json(*tick.exact).dump());
     ins_exact.bind_blob(3, pack_exact_waits(keyframe ? all : tick.exact->waits));
+    ins_exact.bind_blob(4, pack_wake_edges(keyframe ? all_edges : tick.exact->edges));
     check(ins_exact.run());
     // Threads that ended have had their last sums.
     std::set<std::pair<int, std::uint64_t>> gone;
@@ -1480,8 +1476,9 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
   Cursor exact;
   exact.rc = SQLITE_DONE;
   if (auto st = Stmt::prepare(
-          db, r.version >= 2 ? "SELECT tick, sample, waits FROM exact_sample ORDER BY rowid"
-                             : "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
+          db, r.version >= 3 ? "SELECT tick, sample, waits, edges FROM exact_sample ORDER BY rowid"
+              : r.version == 2 ? "SELECT tick, sample, waits FROM exact_sample ORDER BY rowid"
+                               : "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
     exact.st = std::move(*st);
     exact.next();
   }
@@ -1666,6 +1663,11 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
         auto waits = unpack_exact_waits(exact.st.blob(2));
         if (!waits) return damaged("exact sums", id);
         x->waits = std::move(*waits);
+      }
+      if (x && r.version >= 3) {
+        auto edges = unpack_wake_edges(exact.st.blob(3));
+        if (!edges) return damaged("wait-for edges", id);
+        x->edges = std::move(*edges);
       }
       if (x) t.exact = std::move(x);
     }

@@ -24,8 +24,9 @@
 
 namespace chokepoint::store {
 
-// 1: a thread_sample row per thread that ran; 2: one packed thread_pack row per tick (both read).
-inline constexpr int kSchemaVersion = 2;
+// 1: a thread_sample row per thread that ran; 2: one packed thread_pack row per tick; 3: the exact
+// mode's wait-for edges packed in exact_sample.edges (all read).
+inline constexpr int kSchemaVersion = 3;
 // PRAGMA application_id: "CHKP".
 inline constexpr std::int32_t kApplicationId = 0x43484b50;
 

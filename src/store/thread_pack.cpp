@@ -1,6 +1,7 @@
 #include "store/thread_pack.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace chokepoint::store {
 namespace {
@@ -177,6 +178,55 @@ std::optional<std::vector<model::ExactWait>> unpack_exact_waits(std::string_view
   }
   if (!c.ok()) return std::nullopt;
   return waits;
+}
+
+std::string pack_wake_edges(const std::vector<model::WakeEdge>& edges) {
+  std::string out;
+  out.reserve(edges.size() * 16);
+  std::int64_t prev[4] = {0, 0, 0, 0};  // waker pid, tid, wakee pid, tid
+  for (const auto& e : edges) {
+    const std::int64_t ids[4] = {e.waker_pid, e.waker_tid, e.wakee_pid, e.wakee_tid};
+    put_signed(out, ids[0] - prev[0]);
+    put_signed(out, ids[1] - prev[1]);
+    put(out, static_cast<std::uint64_t>(e.waker_kind));
+    put_signed(out, ids[2] - prev[2]);
+    put_signed(out, ids[3] - prev[3]);
+    std::copy(std::begin(ids), std::end(ids), std::begin(prev));
+    put_signed(out, e.syscall_nr);
+    put(out, e.object);
+    put(out, e.ns);
+    put(out, e.count);
+  }
+  return out;
+}
+
+std::optional<std::vector<model::WakeEdge>> unpack_wake_edges(std::string_view blob) {
+  std::vector<model::WakeEdge> edges;
+  Cursor c(blob);
+  std::int64_t ids[4] = {0, 0, 0, 0};  // waker pid, tid, wakee pid, tid
+  // Wrapping sums: a hostile difference cannot overflow, and the result is clamped.
+  const auto next_id = [&c](std::int64_t& v) {
+    v = static_cast<std::int64_t>(static_cast<std::uint64_t>(v) +
+                                  static_cast<std::uint64_t>(c.s()));
+    return static_cast<int>(std::clamp<std::int64_t>(v, 0, 1 << 30));
+  };
+  while (c.ok() && !c.done()) {
+    model::WakeEdge e;
+    e.waker_pid = next_id(ids[0]);
+    e.waker_tid = next_id(ids[1]);
+    e.waker_kind = static_cast<model::WakerKind>(
+        std::min<std::uint64_t>(c.u(), static_cast<std::uint64_t>(model::kWakerKindCount) - 1));
+    e.wakee_pid = next_id(ids[2]);
+    e.wakee_tid = next_id(ids[3]);
+    e.syscall_nr = static_cast<long>(std::clamp<std::int64_t>(c.s(), -1, 1 << 16));
+    e.object = c.u();
+    e.ns = c.u();
+    e.count = c.u();
+    if (!c.ok()) return std::nullopt;
+    edges.push_back(e);
+  }
+  if (!c.ok()) return std::nullopt;
+  return edges;
 }
 
 }  // namespace chokepoint::store

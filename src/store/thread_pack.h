@@ -69,4 +69,12 @@ std::string pack_exact_waits(const std::vector<model::ExactWait>& waits);
 // nullopt when the blob is truncated or malformed; values are clamped to their ranges.
 std::optional<std::vector<model::ExactWait>> unpack_exact_waits(std::string_view blob);
 
+// The wait-for edges of a tick (model::ExactSample::edges), packed (schema 3; schema 2 kept them
+// in the tick's exact_sample document): per edge the waker's pid and tid, the kind, the wakee's
+// pid and tid as zigzag differences from the edge before, syscall_nr (zigzag), object, ns and
+// count, in order. Values are absolute, so that every tick decodes alone.
+std::string pack_wake_edges(const std::vector<model::WakeEdge>& edges);
+// nullopt when the blob is truncated or malformed; values are clamped to their ranges.
+std::optional<std::vector<model::WakeEdge>> unpack_wake_edges(std::string_view blob);
+
 }  // namespace chokepoint::store

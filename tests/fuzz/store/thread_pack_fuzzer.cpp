@@ -1,7 +1,7 @@
-// The packed blobs of a schema 2 recording (store/thread_pack.h) on hostile bytes: the first byte
-// picks the decoder (even: thread rows, odd: the exact mode's sums), the rest is the blob. Beyond
-// "no crash, no sanitizer report": what decodes re-encodes to rows that decode the same, and the
-// sums' values are clamped to their ranges.
+// The packed blobs of a schema 2 and 3 recording (store/thread_pack.h) on hostile bytes: the first
+// byte picks the decoder (modulo 3: 0 thread rows, 1 the exact mode's sums, 2 its wait-for edges),
+// the rest is the blob. Beyond "no crash, no sanitizer report": what decodes re-encodes to rows
+// that decode the same, and the sums' and edges' values are clamped to their ranges.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -20,7 +20,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const std::string_view blob(reinterpret_cast<const char*>(data) + 1, size - 1);
   using namespace chokepoint;
-  if (data[0] % 2 == 0) {
+  if (data[0] % 3 == 2) {
+    auto edges = store::unpack_wake_edges(blob);
+    if (!edges) return 0;
+    for (const auto& e : *edges) {
+      for (int id : {e.waker_pid, e.waker_tid, e.wakee_pid, e.wakee_tid}) {
+        check(id >= 0 && id <= (1 << 30));
+      }
+      check(static_cast<std::size_t>(e.waker_kind) < model::kWakerKindCount);
+      check(e.syscall_nr >= -1 && e.syscall_nr <= (1 << 16));
+    }
+    auto again = store::unpack_wake_edges(store::pack_wake_edges(*edges));
+    check(again.has_value() && again->size() == edges->size());
+    for (std::size_t i = 0; i < edges->size(); ++i) {
+      const auto& a = (*edges)[i];
+      const auto& b = (*again)[i];
+      check(a.waker_pid == b.waker_pid && a.waker_tid == b.waker_tid &&
+            a.waker_kind == b.waker_kind && a.wakee_pid == b.wakee_pid &&
+            a.wakee_tid == b.wakee_tid && a.syscall_nr == b.syscall_nr && a.object == b.object &&
+            a.ns == b.ns && a.count == b.count);
+    }
+    return 0;
+  }
+  if (data[0] % 3 == 0) {
     auto rows = store::unpack_threads(blob);
     if (!rows) return 0;
     store::ThreadPacker packer;

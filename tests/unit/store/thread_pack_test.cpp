@@ -165,5 +165,56 @@ TEST(ThreadPack, ExactSumsRoundTripAndHostileOnesAreClamped) {
   EXPECT_EQ((*clamped)[0].syscall_nr, 1 << 16);
 }
 
+TEST(ThreadPack, WakeEdgesRoundTripAndHostileOnesAreClamped) {
+  std::vector<model::WakeEdge> edges;
+  for (int wakee = 20; wakee < 24; ++wakee) {
+    for (int k = 0; k < 3; ++k) {
+      model::WakeEdge e;
+      e.waker_pid = k == 2 ? 0 : 10 + k;
+      e.waker_tid = k == 2 ? 0 : 30 - wakee;  // differences of both signs
+      e.waker_kind = static_cast<model::WakerKind>(k);
+      e.wakee_pid = 10;
+      e.wakee_tid = wakee;
+      e.syscall_nr = k == 1 ? -1 : 202;
+      e.object = k == 0 ? 0x7f00'0000'1234 : static_cast<std::uint64_t>(k);
+      e.ns = 3'000'000'000ull * static_cast<unsigned>(wakee);
+      e.count = std::numeric_limits<std::uint64_t>::max() - static_cast<unsigned>(k);
+      edges.push_back(e);
+    }
+  }
+  const std::string blob = pack_wake_edges(edges);
+  auto back = unpack_wake_edges(blob);
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->size(), edges.size());
+  for (std::size_t i = 0; i < edges.size(); ++i) {
+    const auto& a = (*back)[i];
+    const auto& b = edges[i];
+    EXPECT_TRUE(a.waker_pid == b.waker_pid && a.waker_tid == b.waker_tid &&
+                a.waker_kind == b.waker_kind && a.wakee_pid == b.wakee_pid &&
+                a.wakee_tid == b.wakee_tid && a.syscall_nr == b.syscall_nr &&
+                a.object == b.object && a.ns == b.ns && a.count == b.count)
+        << i;
+  }
+  for (std::size_t len = 0; len < blob.size(); ++len) {
+    auto part = unpack_wake_edges(blob.substr(0, len));
+    if (part) {
+      EXPECT_LT(part->size(), edges.size()) << len;
+    }
+  }
+  EXPECT_FALSE(unpack_wake_edges(std::string(11, '\xff')));  // a varint over 64 bits
+  // waker pid -5, waker tid 2^40, kind 200, wakee pid 1, tid 2, syscall 10^9: clamped.
+  const std::string hostile(
+      "\x09\x80\x80\x80\x80\x80\x40\xc8\x01\x02\x04\x80\xa8\xd6\xb9\x07\x00\x00\x00", 19);
+  auto clamped = unpack_wake_edges(hostile);
+  ASSERT_TRUE(clamped);
+  ASSERT_EQ(clamped->size(), 1u);
+  EXPECT_EQ((*clamped)[0].waker_pid, 0);
+  EXPECT_EQ((*clamped)[0].waker_tid, 1 << 30);
+  EXPECT_EQ(static_cast<std::size_t>((*clamped)[0].waker_kind), model::kWakerKindCount - 1);
+  EXPECT_EQ((*clamped)[0].wakee_pid, 1);
+  EXPECT_EQ((*clamped)[0].wakee_tid, 2);
+  EXPECT_EQ((*clamped)[0].syscall_nr, 1 << 16);
+}
+
 }  // namespace
 }  // namespace chokepoint::store
