@@ -76,6 +76,22 @@ struct EdgeSums {
   std::uint64_t base_ns = 0, base_count = 0, last_ns = 0, last_count = 0;
 };
 
+// The exact mode's state of a tick without its sums and edges: the builder keeps what it needs of
+// those itself, and copying them at every tick cost a replay as much as reading them.
+ExactSample exact_state(const ExactSample& x) {
+  ExactSample s;
+  s.on = x.on;
+  s.mode = x.mode;
+  s.problem = x.problem;
+  s.hint = x.hint;
+  s.switches = x.switches;
+  s.thinned_out = x.thinned_out;
+  s.lost = x.lost;
+  s.thin_every_max = x.thin_every_max;
+  s.budget_per_cpu_s = x.budget_per_cpu_s;
+  return s;
+}
+
 struct ProcessTrack {
   std::string name;
   bool seen_in_window = false;
@@ -119,8 +135,9 @@ class Builder {
   void process_sample(const ProcessSample& s);
   // What a tick adds beside its thread samples: processes, sockets, system, collector.
   void window_parts(const Tick& t);
-  // The exact mode's sums of a tick.
-  void exact_sample(const Tick& t);
+  // The exact mode's sums of a tick; its state and edges only in the first of the tick's two
+  // passes.
+  void exact_sample(const Tick& t, bool first_pass);
   // The wait-for edges' deltas over the window.
   WaitGraph window_graph() const;
   // Closes a thread's account for the window: the exact split replaces the sampled one.
@@ -325,22 +342,38 @@ bool Builder::tick(const Tick& t) {
   for (int pid : t.new_pids) pids_.insert(pid);
   // The exact sums before the threads that ended go (their last sums are in this tick), and again
   // for the threads first seen in it (adding a sum twice is the same as once).
-  if (t.exact) exact_sample(t);
+  if (t.exact) exact_sample(t, true);
   for (const auto& e : t.ended) end_thread(e);
   for (const auto& s : t.threads) thread_sample(s);
-  if (t.exact) exact_sample(t);
+  if (t.exact) exact_sample(t, false);
   window_parts(t);
   return true;
 }
 
-void Builder::exact_sample(const Tick& t) {
+void Builder::exact_sample(const Tick& t, bool first_pass) {
   const bool before = t.at_ns <= start_;
-  if (before) exact_before_ = t.exact;
-  if (in_window(t.at_ns)) {
-    if (!exact_first_) exact_first_ = t.exact;
-    exact_last_ = t.exact;
-  }
   if (!before && !in_window(t.at_ns)) return;
+  // A thread's entries come together: one lookup for them.
+  auto it = threads_.end();
+  for (const auto& w : t.exact->waits) {
+    if (it == threads_.end() || it->first != std::pair{w.pid, w.tid}) {
+      it = threads_.find({w.pid, w.tid});
+    }
+    // A thread id handed out again: the new thread's sums are not the old one's.
+    if (it == threads_.end() || (w.start_time_ticks != 0 &&
+                                 w.start_time_ticks != it->second.account.key.start_time_ticks)) {
+      continue;
+    }
+    it->second.exact.sum(w, before);
+  }
+  if (!first_pass) return;
+  // The state without the sums and edges, which only this tick's reading needs.
+  const ExactSample state = exact_state(*t.exact);
+  if (before) exact_before_ = state;
+  if (in_window(t.at_ns)) {
+    if (!exact_first_) exact_first_ = state;
+    exact_last_ = state;
+  }
   for (const auto& e : t.exact->edges) {
     EdgeSums& sums = edges_[EdgeKey(e)];
     if (before) {
@@ -349,15 +382,6 @@ void Builder::exact_sample(const Tick& t) {
     }
     sums.last_ns = e.ns;
     sums.last_count = e.count;
-  }
-  for (const auto& w : t.exact->waits) {
-    auto it = threads_.find({w.pid, w.tid});
-    // A thread id handed out again: the new thread's sums are not the old one's.
-    if (it == threads_.end() || (w.start_time_ticks != 0 &&
-                                 w.start_time_ticks != it->second.account.key.start_time_ticks)) {
-      continue;
-    }
-    it->second.exact.sum(w, before);
   }
 }
 
