@@ -587,6 +587,11 @@ struct RecordingWriter::Impl {
       exact_latest;
   // ... and its latest wait-for edges, by (waker pid, tid, kind, wakee pid, tid, syscall, object).
   std::map<std::tuple<int, int, int, int, int, long, std::uint64_t>, model::WakeEdge> edges_latest;
+  // Both packed against what was written before (store/thread_pack.h), from the first tick with
+  // the exact mode after each keyframe.
+  DeltaPacker<model::ExactWait> waits_packer;
+  DeltaPacker<model::WakeEdge> edges_packer;
+  bool exact_restart = true;
 
   struct Thread {
     std::int64_t id = 0;
@@ -1049,8 +1054,11 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     }
     ins_exact.bind(1, tick_id);
     ins_exact.bind_text(2, exact_json(*tick.exact).dump());
-    ins_exact.bind_blob(3, pack_exact_waits(keyframe ? all : tick.exact->waits));
-    ins_exact.bind_blob(4, pack_wake_edges(keyframe ? all_edges : tick.exact->edges));
+    exact_restart = exact_restart || keyframe;
+    ins_exact.bind_blob(3, waits_packer.pack(keyframe ? all : tick.exact->waits, exact_restart));
+    ins_exact.bind_blob(4,
+                        edges_packer.pack(keyframe ? all_edges : tick.exact->edges, exact_restart));
+    exact_restart = false;
     check(ins_exact.run());
     // Threads that ended have had their last sums.
     std::set<std::pair<int, std::uint64_t>> gone;
@@ -1156,6 +1164,8 @@ void RecordingWriter::add(model::Tick tick) {
     w.tx_texts.clear();
     w.tx_threads.clear();
     w.tx_process_names.clear();
+    w.waits_packer.forget();  // the reader will not have seen what they packed
+    w.edges_packer.forget();
     w.need_keyframe = true;
     ++w.ticks_lost;
     if (!w.failing && w.opt.on_write_error) w.opt.on_write_error(err);
@@ -1482,6 +1492,9 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
     exact.st = std::move(*st);
     exact.next();
   }
+  // Schema 3's exact sums and edges refer to those of the ticks before.
+  DeltaUnpacker<model::ExactWait> waits_unpacker;
+  DeltaUnpacker<model::WakeEdge> edges_unpacker;
   // A packed blob (schema 2) that does not decode.
   const auto damaged = [&r](const char* what, std::int64_t tick) {
     return util::Error{
@@ -1659,15 +1672,17 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
     }
     for (; exact.row() && exact.tick() == id; exact.next()) {
       auto x = exact_from(exact.st.text(1));
-      if (x && r.version >= 2) {
+      if (x && r.version >= 3) {
+        auto waits = waits_unpacker.unpack(exact.st.blob(2));
+        if (!waits) return damaged("exact sums", id);
+        x->waits = std::move(*waits);
+        auto edges = edges_unpacker.unpack(exact.st.blob(3));
+        if (!edges) return damaged("wait-for edges", id);
+        x->edges = std::move(*edges);
+      } else if (x && r.version == 2) {
         auto waits = unpack_exact_waits(exact.st.blob(2));
         if (!waits) return damaged("exact sums", id);
         x->waits = std::move(*waits);
-      }
-      if (x && r.version >= 3) {
-        auto edges = unpack_wake_edges(exact.st.blob(3));
-        if (!edges) return damaged("wait-for edges", id);
-        x->edges = std::move(*edges);
       }
       if (x) t.exact = std::move(x);
     }
