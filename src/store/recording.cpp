@@ -1036,28 +1036,39 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     check(ins_collector.run());
   }
   if (tick.exact) {
-    for (const auto& w : tick.exact->waits) {
-      exact_latest[{w.pid, w.tid, w.start_time_ticks, static_cast<int>(w.kind), w.syscall_nr,
-                    w.object}] = w;
-    }
-    for (const auto& e : tick.exact->edges) {
-      edges_latest[{e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind), e.wakee_pid,
-                    e.wakee_tid, e.syscall_nr, e.object}] = e;
-    }
-    std::vector<model::ExactWait> all;
-    std::vector<model::WakeEdge> all_edges;
+    const auto wait_key = [](const model::ExactWait& w) {
+      return std::tuple{w.pid,        w.tid,   w.start_time_ticks, static_cast<int>(w.kind),
+                        w.syscall_nr, w.object};
+    };
+    const auto edge_key = [](const model::WakeEdge& e) {
+      return std::tuple{e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind),
+                        e.wakee_pid, e.wakee_tid, e.syscall_nr,
+                        e.object};
+    };
+    for (const auto& w : tick.exact->waits) exact_latest[wait_key(w)] = w;
+    for (const auto& e : tick.exact->edges) edges_latest[edge_key(e)] = e;
+    // In their keys' order (the kernel's maps give them in hash order): a thread's entries
+    // together, so that a reader looks the thread up once, and ids in a row, one byte each.
+    std::vector<model::ExactWait> waits;
+    std::vector<model::WakeEdge> edges;
     if (keyframe) {
-      all.reserve(exact_latest.size());
-      for (const auto& [k, w] : exact_latest) all.push_back(w);
-      all_edges.reserve(edges_latest.size());
-      for (const auto& [k, e] : edges_latest) all_edges.push_back(e);
+      waits.reserve(exact_latest.size());
+      for (const auto& [k, w] : exact_latest) waits.push_back(w);
+      edges.reserve(edges_latest.size());
+      for (const auto& [k, e] : edges_latest) edges.push_back(e);
+    } else {
+      waits = tick.exact->waits;
+      std::sort(waits.begin(), waits.end(),
+                [&](const auto& a, const auto& b) { return wait_key(a) < wait_key(b); });
+      edges = tick.exact->edges;
+      std::sort(edges.begin(), edges.end(),
+                [&](const auto& a, const auto& b) { return edge_key(a) < edge_key(b); });
     }
     ins_exact.bind(1, tick_id);
     ins_exact.bind_text(2, exact_json(*tick.exact).dump());
     exact_restart = exact_restart || keyframe;
-    ins_exact.bind_blob(3, waits_packer.pack(keyframe ? all : tick.exact->waits, exact_restart));
-    ins_exact.bind_blob(4,
-                        edges_packer.pack(keyframe ? all_edges : tick.exact->edges, exact_restart));
+    ins_exact.bind_blob(3, waits_packer.pack(waits, exact_restart));
+    ins_exact.bind_blob(4, edges_packer.pack(edges, exact_restart));
     exact_restart = false;
     check(ins_exact.run());
     // Threads that ended have had their last sums.

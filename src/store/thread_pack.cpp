@@ -303,6 +303,7 @@ std::optional<std::vector<Row>> DeltaUnpacker<Row>::unpack(std::string_view blob
   if (!c.ok() || (flags & ~std::uint64_t{1}) != 0) return std::nullopt;
   if ((flags & 1) != 0) met_.clear();
   std::vector<Row> rows;
+  rows.reserve(blob.size() / 4);  // a guess: an entry takes 3 bytes or more, most 5 or more
   KeyIds new_ids;
   std::int64_t prev = -1;
   while (c.ok() && !c.done()) {
