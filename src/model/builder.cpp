@@ -353,11 +353,15 @@ bool Builder::tick(const Tick& t) {
 void Builder::exact_sample(const Tick& t, bool first_pass) {
   const bool before = t.at_ns <= start_;
   if (!before && !in_window(t.at_ns)) return;
-  // A thread's entries come together: one lookup for them.
+  // A recording gives the entries in threads_' order (store/: a thread's together): the next
+  // thread is found a step or two on, not by a lookup.
   auto it = threads_.end();
   for (const auto& w : t.exact->waits) {
-    if (it == threads_.end() || it->first != std::pair{w.pid, w.tid}) {
-      it = threads_.find({w.pid, w.tid});
+    const std::pair key{w.pid, w.tid};
+    if (it == threads_.end() || it->first != key) {
+      auto next = it;
+      for (int step = 0; step < 4 && next != threads_.end() && next->first < key; ++step) ++next;
+      it = next != threads_.end() && next->first == key ? next : threads_.find(key);
     }
     // A thread id handed out again: the new thread's sums are not the old one's.
     if (it == threads_.end() || (w.start_time_ticks != 0 &&
