@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include "model/exact_split.h"
@@ -34,6 +35,62 @@ struct ThreadTrack {
   bool last_mutex_wait = false;
   ExactSplit exact;  // the exact mode's sums and the sampler's classes for them
 };
+
+// A wait-for edge's identity, hashed flat (a replay meets every edge of every tick).
+struct EdgeKey {
+  int waker_pid = 0, waker_tid = 0;
+  WakerKind waker_kind = WakerKind::kThread;
+  int wakee_pid = 0, wakee_tid = 0;
+  long syscall_nr = -1;
+  std::uint64_t object = 0;
+
+  explicit EdgeKey(const WakeEdge& e)
+      : waker_pid(e.waker_pid),
+        waker_tid(e.waker_tid),
+        waker_kind(e.waker_kind),
+        wakee_pid(e.wakee_pid),
+        wakee_tid(e.wakee_tid),
+        syscall_nr(e.syscall_nr),
+        object(e.object) {}
+  auto tie() const {
+    return std::tie(waker_pid, waker_tid, waker_kind, wakee_pid, wakee_tid, syscall_nr, object);
+  }
+  bool operator==(const EdgeKey& o) const { return tie() == o.tie(); }
+};
+
+struct EdgeKeyHash {
+  std::size_t operator()(const EdgeKey& k) const {
+    // Multiply-xorshift mixing of the fields, as two 64-bit words and the object.
+    const auto u = [](int v) { return static_cast<std::uint64_t>(static_cast<std::uint32_t>(v)); };
+    std::uint64_t h = (u(k.waker_tid) << 32 | u(k.wakee_tid)) * 0x9e3779b97f4a7c15ULL;
+    h ^= ((u(k.waker_pid) << 32 | u(k.wakee_pid)) + static_cast<std::uint64_t>(k.waker_kind)) *
+         0xc2b2ae3d27d4eb4fULL;
+    h ^= (k.object + static_cast<std::uint64_t>(k.syscall_nr)) * 0x165667b19e3779f9ULL;
+    return static_cast<std::size_t>(h ^ (h >> 29));
+  }
+};
+
+// An edge's cumulative sums at or before the window's start (0 when it was not seen then) and the
+// last ones.
+struct EdgeSums {
+  std::uint64_t base_ns = 0, base_count = 0, last_ns = 0, last_count = 0;
+};
+
+// The exact mode's state of a tick without its sums and edges: the builder keeps what it needs of
+// those itself, and copying them at every tick cost a replay as much as reading them.
+ExactSample exact_state(const ExactSample& x) {
+  ExactSample s;
+  s.on = x.on;
+  s.mode = x.mode;
+  s.problem = x.problem;
+  s.hint = x.hint;
+  s.switches = x.switches;
+  s.thinned_out = x.thinned_out;
+  s.lost = x.lost;
+  s.thin_every_max = x.thin_every_max;
+  s.budget_per_cpu_s = x.budget_per_cpu_s;
+  return s;
+}
 
 struct ProcessTrack {
   std::string name;
@@ -78,8 +135,9 @@ class Builder {
   void process_sample(const ProcessSample& s);
   // What a tick adds beside its thread samples: processes, sockets, system, collector.
   void window_parts(const Tick& t);
-  // The exact mode's sums of a tick.
-  void exact_sample(const Tick& t);
+  // The exact mode's sums of a tick; its state and edges only in the first of the tick's two
+  // passes.
+  void exact_sample(const Tick& t, bool first_pass);
   // The wait-for edges' deltas over the window.
   WaitGraph window_graph() const;
   // Closes a thread's account for the window: the exact split replaces the sampled one.
@@ -108,9 +166,8 @@ class Builder {
   // split it gave.
   std::optional<ExactSample> exact_before_, exact_first_, exact_last_;
   int exact_threads_ = 0;
-  // Its wait-for edges, cumulative (ns, count): at or before the window's start, and the last.
-  using EdgeKey = std::tuple<int, int, WakerKind, int, int, long, std::uint64_t>;
-  std::map<EdgeKey, std::pair<std::uint64_t, std::uint64_t>> edges_base_, edges_last_;
+  // Its wait-for edges, cumulative: at or before the window's start, and the last.
+  std::unordered_map<EdgeKey, EdgeSums, EdgeKeyHash> edges_;
   // After cut_after: system rates are over the time between the two reads (the first may be
   // before the window), and a window with no read of its own has none.
   bool system_span_ = false;  // the one before collector_last_, for cut_after
@@ -285,36 +342,50 @@ bool Builder::tick(const Tick& t) {
   for (int pid : t.new_pids) pids_.insert(pid);
   // The exact sums before the threads that ended go (their last sums are in this tick), and again
   // for the threads first seen in it (adding a sum twice is the same as once).
-  if (t.exact) exact_sample(t);
+  if (t.exact) exact_sample(t, true);
   for (const auto& e : t.ended) end_thread(e);
   for (const auto& s : t.threads) thread_sample(s);
-  if (t.exact) exact_sample(t);
+  if (t.exact) exact_sample(t, false);
   window_parts(t);
   return true;
 }
 
-void Builder::exact_sample(const Tick& t) {
+void Builder::exact_sample(const Tick& t, bool first_pass) {
   const bool before = t.at_ns <= start_;
-  if (before) exact_before_ = t.exact;
-  if (in_window(t.at_ns)) {
-    if (!exact_first_) exact_first_ = t.exact;
-    exact_last_ = t.exact;
-  }
   if (!before && !in_window(t.at_ns)) return;
-  for (const auto& e : t.exact->edges) {
-    const EdgeKey key{e.waker_pid, e.waker_tid,  e.waker_kind, e.wakee_pid,
-                      e.wakee_tid, e.syscall_nr, e.object};
-    if (before) edges_base_[key] = {e.ns, e.count};
-    edges_last_[key] = {e.ns, e.count};
-  }
+  // A recording gives the entries in threads_' order (store/: a thread's together): the next
+  // thread is found a step or two on, not by a lookup.
+  auto it = threads_.end();
   for (const auto& w : t.exact->waits) {
-    auto it = threads_.find({w.pid, w.tid});
+    const std::pair key{w.pid, w.tid};
+    if (it == threads_.end() || it->first != key) {
+      auto next = it;
+      for (int step = 0; step < 4 && next != threads_.end() && next->first < key; ++step) ++next;
+      it = next != threads_.end() && next->first == key ? next : threads_.find(key);
+    }
     // A thread id handed out again: the new thread's sums are not the old one's.
     if (it == threads_.end() || (w.start_time_ticks != 0 &&
                                  w.start_time_ticks != it->second.account.key.start_time_ticks)) {
       continue;
     }
     it->second.exact.sum(w, before);
+  }
+  if (!first_pass) return;
+  // The state without the sums and edges, which only this tick's reading needs.
+  const ExactSample state = exact_state(*t.exact);
+  if (before) exact_before_ = state;
+  if (in_window(t.at_ns)) {
+    if (!exact_first_) exact_first_ = state;
+    exact_last_ = state;
+  }
+  for (const auto& e : t.exact->edges) {
+    EdgeSums& sums = edges_[EdgeKey(e)];
+    if (before) {
+      sums.base_ns = e.ns;
+      sums.base_count = e.count;
+    }
+    sums.last_ns = e.ns;
+    sums.last_count = e.count;
   }
 }
 
@@ -566,20 +637,21 @@ Source wait_graph_source(const ExactSample& last, std::size_t edges) {
 
 WaitGraph Builder::window_graph() const {
   WaitGraph g;
-  for (const auto& [key, last] : edges_last_) {
-    auto b = edges_base_.find(key);
-    const std::uint64_t ns =
-        util::saturating_delta(b == edges_base_.end() ? 0 : b->second.first, last.first);
-    const std::uint64_t count =
-        util::saturating_delta(b == edges_base_.end() ? 0 : b->second.second, last.second);
+  for (const auto& [key, sums] : edges_) {
+    const std::uint64_t ns = util::saturating_delta(sums.base_ns, sums.last_ns);
+    const std::uint64_t count = util::saturating_delta(sums.base_count, sums.last_count);
     if (ns == 0 && count == 0) continue;
     WakeEdge e;
     std::tie(e.waker_pid, e.waker_tid, e.waker_kind, e.wakee_pid, e.wakee_tid, e.syscall_nr,
-             e.object) = key;
+             e.object) = key.tie();
     e.ns = ns;
     e.count = count;
     g.edges.push_back(e);
   }
+  // In the key's order, as the analysis has always summed them.
+  std::sort(g.edges.begin(), g.edges.end(), [](const WakeEdge& a, const WakeEdge& b) {
+    return EdgeKey(a).tie() < EdgeKey(b).tie();
+  });
   return g;
 }
 
@@ -704,12 +776,16 @@ Observation Builder::cut_after(const Tick& last) {
   syscall_denied_ = 0;
   if (exact_last_) exact_before_ = std::move(exact_last_);
   // The edges' baseline is where the window ended; those into threads that ended go.
-  for (auto it = edges_last_.begin(); it != edges_last_.end();) {
-    auto l = live.find(std::get<3>(it->first));
-    it = l == live.end() || l->second.count(std::get<4>(it->first)) == 0 ? edges_last_.erase(it)
-                                                                         : std::next(it);
+  for (auto it = edges_.begin(); it != edges_.end();) {
+    auto l = live.find(it->first.wakee_pid);
+    if (l == live.end() || l->second.count(it->first.wakee_tid) == 0) {
+      it = edges_.erase(it);
+      continue;
+    }
+    it->second.base_ns = it->second.last_ns;
+    it->second.base_count = it->second.last_count;
+    ++it;
   }
-  edges_base_ = edges_last_;
   exact_first_.reset();
   exact_last_.reset();
   exact_threads_ = 0;

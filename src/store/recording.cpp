@@ -69,8 +69,9 @@ std::string schema_sql() {
       "CREATE TABLE collector_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
       // Added without a schema change: a recording without it is read as one without the exact
       // mode, and an older reader ignores it. Schema 2 keeps the sums packed in `waits`
-      // (store/thread_pack.h), not in the document.
-      "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL, waits BLOB);",
+      // (store/thread_pack.h), not in the document; schema 3 the wait-for edges in `edges`.
+      "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL, waits BLOB, edges "
+      "BLOB);",
       kWaitColumns);
 }
 
@@ -250,15 +251,11 @@ json collector_json(const model::CollectorSample& c) {
   return j;
 }
 
-// The exact mode's state of a tick and its wait-for edges (every edge given: the changed ones, or
-// all at a keyframe); its sums go beside it, packed (schema 1 kept them here as
-// "waits": [[pid, tid, kind, syscall_nr, object, ns, count], ...]).
-json exact_json(const model::ExactSample& x, const std::vector<model::WakeEdge>& edges) {
-  json edge_rows = json::array();
-  for (const auto& e : edges) {
-    edge_rows.push_back({e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind), e.wakee_pid,
-                         e.wakee_tid, e.syscall_nr, e.object, e.ns, e.count});
-  }
+// The exact mode's state of a tick; its sums and wait-for edges go beside it, packed (schema 1
+// kept the sums here as "waits": [[pid, tid, kind, syscall_nr, object, ns, count], ...], schemas
+// 1 and 2 the edges as "edges": [[waker pid, tid, kind, wakee pid, tid, syscall_nr, object, ns,
+// count], ...]).
+json exact_json(const model::ExactSample& x) {
   return {{"on", x.on},
           {"mode", x.mode},
           {"problem", x.problem},
@@ -267,8 +264,7 @@ json exact_json(const model::ExactSample& x, const std::vector<model::WakeEdge>&
           {"thinned_out", x.thinned_out},
           {"lost", x.lost},
           {"thin_every_max", x.thin_every_max},
-          {"budget_per_cpu_s", x.budget_per_cpu_s},
-          {"edges", std::move(edge_rows)}};
+          {"budget_per_cpu_s", x.budget_per_cpu_s}};
 }
 
 // Readers of documents from a file that may be hostile: a missing or mistyped member reads as
@@ -511,7 +507,7 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
   x.budget_per_cpu_s =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
-  // Recordings made before the wait-for graph have no "edges".
+  // Recordings made before the wait-for graph have no "edges"; schema 3 packs them beside.
   if (auto edges = j.find("edges"); edges != j.end() && edges->is_array()) {
     for (const auto& r : *edges) {
       if (!r.is_array() || r.size() != 9) continue;
@@ -592,6 +588,11 @@ struct RecordingWriter::Impl {
       exact_latest;
   // ... and its latest wait-for edges, by (waker pid, tid, kind, wakee pid, tid, syscall, object).
   std::map<std::tuple<int, int, int, int, int, long, std::uint64_t>, model::WakeEdge> edges_latest;
+  // Both packed against what was written before (store/thread_pack.h), from the first tick with
+  // the exact mode after each keyframe.
+  DeltaPacker<model::ExactWait> waits_packer;
+  DeltaPacker<model::WakeEdge> edges_packer;
+  bool exact_restart = true;
 
   struct Thread {
     std::int64_t id = 0;
@@ -688,7 +689,7 @@ util::Result<void> RecordingWriter::Impl::prepare_all() {
       {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_system, "INSERT INTO system_sample VALUES(?,?)"},
       {&ins_collector, "INSERT INTO collector_sample VALUES(?,?)"},
-      {&ins_exact, "INSERT INTO exact_sample VALUES(?,?,?)"},
+      {&ins_exact, "INSERT INTO exact_sample VALUES(?,?,?,?)"},
   };
   for (const auto& item : items) {
     auto s = Stmt::prepare(d, item.sql);
@@ -1048,26 +1049,40 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     check(ins_collector.run());
   }
   if (tick.exact) {
-    for (const auto& w : tick.exact->waits) {
-      exact_latest[{w.pid, w.tid, w.start_time_ticks, static_cast<int>(w.kind), w.syscall_nr,
-                    w.object}] = w;
-    }
-    for (const auto& e : tick.exact->edges) {
-      edges_latest[{e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind), e.wakee_pid,
-                    e.wakee_tid, e.syscall_nr, e.object}] = e;
-    }
-    std::vector<model::ExactWait> all;
-    std::vector<model::WakeEdge> all_edges;
+    const auto wait_key = [](const model::ExactWait& w) {
+      return std::tuple{w.pid,        w.tid,   w.start_time_ticks, static_cast<int>(w.kind),
+                        w.syscall_nr, w.object};
+    };
+    const auto edge_key = [](const model::WakeEdge& e) {
+      return std::tuple{e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind),
+                        e.wakee_pid, e.wakee_tid, e.syscall_nr,
+                        e.object};
+    };
+    for (const auto& w : tick.exact->waits) exact_latest[wait_key(w)] = w;
+    for (const auto& e : tick.exact->edges) edges_latest[edge_key(e)] = e;
+    // In their keys' order (the kernel's maps give them in hash order): a thread's entries
+    // together, so that a reader looks the thread up once, and ids in a row, one byte each.
+    std::vector<model::ExactWait> waits;
+    std::vector<model::WakeEdge> edges;
     if (keyframe) {
-      all.reserve(exact_latest.size());
-      for (const auto& [k, w] : exact_latest) all.push_back(w);
-      all_edges.reserve(edges_latest.size());
-      for (const auto& [k, e] : edges_latest) all_edges.push_back(e);
+      waits.reserve(exact_latest.size());
+      for (const auto& [k, w] : exact_latest) waits.push_back(w);
+      edges.reserve(edges_latest.size());
+      for (const auto& [k, e] : edges_latest) edges.push_back(e);
+    } else {
+      waits = tick.exact->waits;
+      std::sort(waits.begin(), waits.end(),
+                [&](const auto& a, const auto& b) { return wait_key(a) < wait_key(b); });
+      edges = tick.exact->edges;
+      std::sort(edges.begin(), edges.end(),
+                [&](const auto& a, const auto& b) { return edge_key(a) < edge_key(b); });
     }
     ins_exact.bind(1, tick_id);
-    ins_exact.bind_text(2,
-                        exact_json(*tick.exact, keyframe ? all_edges : tick.exact->edges).dump());
-    ins_exact.bind_blob(3, pack_exact_waits(keyframe ? all : tick.exact->waits));
+    ins_exact.bind_text(2, exact_json(*tick.exact).dump());
+    exact_restart = exact_restart || keyframe;
+    ins_exact.bind_blob(3, waits_packer.pack(waits, exact_restart));
+    ins_exact.bind_blob(4, edges_packer.pack(edges, exact_restart));
+    exact_restart = false;
     check(ins_exact.run());
     // Threads that ended have had their last sums.
     std::set<std::pair<int, std::uint64_t>> gone;
@@ -1173,6 +1188,8 @@ void RecordingWriter::add(model::Tick tick) {
     w.tx_texts.clear();
     w.tx_threads.clear();
     w.tx_process_names.clear();
+    w.waits_packer.forget();  // the reader will not have seen what they packed
+    w.edges_packer.forget();
     w.need_keyframe = true;
     ++w.ticks_lost;
     if (!w.failing && w.opt.on_write_error) w.opt.on_write_error(err);
@@ -1498,11 +1515,15 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
   Cursor exact;
   exact.rc = SQLITE_DONE;
   if (auto st = Stmt::prepare(
-          db, r.version >= 2 ? "SELECT tick, sample, waits FROM exact_sample ORDER BY rowid"
-                             : "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
+          db, r.version >= 3 ? "SELECT tick, sample, waits, edges FROM exact_sample ORDER BY rowid"
+              : r.version == 2 ? "SELECT tick, sample, waits FROM exact_sample ORDER BY rowid"
+                               : "SELECT tick, sample FROM exact_sample ORDER BY rowid")) {
     exact.st = std::move(*st);
     exact.next();
   }
+  // Schema 3's exact sums and edges refer to those of the ticks before.
+  DeltaUnpacker<model::ExactWait> waits_unpacker;
+  DeltaUnpacker<model::WakeEdge> edges_unpacker;
   // A packed blob (schema 2) that does not decode.
   const auto damaged = [&r](const char* what, std::int64_t tick) {
     return util::Error{
@@ -1682,7 +1703,14 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
     }
     for (; exact.row() && exact.tick() == id; exact.next()) {
       auto x = exact_from(exact.st.text(1));
-      if (x && r.version >= 2) {
+      if (x && r.version >= 3) {
+        auto waits = waits_unpacker.unpack(exact.st.blob(2));
+        if (!waits) return damaged("exact sums", id);
+        x->waits = std::move(*waits);
+        auto edges = edges_unpacker.unpack(exact.st.blob(3));
+        if (!edges) return damaged("wait-for edges", id);
+        x->edges = std::move(*edges);
+      } else if (x && r.version == 2) {
         auto waits = unpack_exact_waits(exact.st.blob(2));
         if (!waits) return damaged("exact sums", id);
         x->waits = std::move(*waits);

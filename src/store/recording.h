@@ -25,7 +25,8 @@
 namespace chokepoint::store {
 
 // 1: a thread_sample row per thread that ran; 2: one packed thread_pack row per tick; 3: each
-// process row keeps its parent's pid (process.ppid). All three are read.
+// process row keeps its parent's pid (process.ppid), and the exact mode's wait-for edges are
+// packed in exact_sample.edges (all three are read).
 inline constexpr int kSchemaVersion = 3;
 // PRAGMA application_id: "CHKP".
 inline constexpr std::int32_t kApplicationId = 0x43484b50;

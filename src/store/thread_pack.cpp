@@ -15,9 +15,16 @@ void put(std::string& out, std::uint64_t v) {
   out.push_back(static_cast<char>(v));
 }
 
+std::uint64_t zigzag(std::int64_t v) {
+  return (static_cast<std::uint64_t>(v) << 1) ^ (v < 0 ? ~std::uint64_t{0} : 0);
+}
+
+std::int64_t unzigzag(std::uint64_t z) {
+  return static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1));
+}
+
 void put_signed(std::string& out, std::int64_t v) {
-  const auto u = static_cast<std::uint64_t>(v);
-  put(out, (u << 1) ^ (v < 0 ? ~std::uint64_t{0} : 0));
+  put(out, zigzag(v));
 }
 
 // Reads varints from a blob; once one is malformed every later read fails too.
@@ -39,10 +46,7 @@ class Cursor {
     ok_ = false;
     return 0;
   }
-  std::int64_t s() {
-    const std::uint64_t z = u();
-    return static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1));
-  }
+  std::int64_t s() { return unzigzag(u()); }
 
  private:
   std::string_view b_;
@@ -178,5 +182,164 @@ std::optional<std::vector<model::ExactWait>> unpack_exact_waits(std::string_view
   if (!c.ok()) return std::nullopt;
   return waits;
 }
+
+namespace {
+
+// A key's ids as they were last written: each new key's pids and tids are differences from them.
+struct KeyIds {
+  std::int64_t v[4] = {0, 0, 0, 0};
+  void put_id(std::string& out, int i, std::int64_t id) {
+    put_signed(out, id - v[i]);
+    v[i] = id;
+  }
+  // Wrapping sums: a hostile difference cannot overflow, and the result is clamped.
+  int read_id(Cursor& c, int i) {
+    v[i] = static_cast<std::int64_t>(static_cast<std::uint64_t>(v[i]) +
+                                     static_cast<std::uint64_t>(c.s()));
+    return static_cast<int>(std::clamp<std::int64_t>(v[i], 0, 1 << 30));
+  }
+};
+
+long read_syscall_nr(Cursor& c) {
+  return static_cast<long>(std::clamp<std::int64_t>(c.s(), -1, 1 << 16));
+}
+
+template <typename Enum, std::size_t kCount>
+Enum read_enum(Cursor& c) {
+  return static_cast<Enum>(std::min<std::uint64_t>(c.u(), kCount - 1));
+}
+
+void put_key(std::string& out, const model::ExactWait& w, KeyIds& ids) {
+  ids.put_id(out, 0, w.pid);
+  ids.put_id(out, 1, w.tid);
+  put(out, static_cast<std::uint64_t>(w.kind));
+  put_signed(out, w.syscall_nr);
+  put(out, w.object);
+  put(out, w.start_time_ticks);
+}
+
+void read_key(Cursor& c, model::ExactWait& w, KeyIds& ids) {
+  w.pid = ids.read_id(c, 0);
+  w.tid = ids.read_id(c, 1);
+  w.kind = read_enum<model::ExactKind, model::kExactKindCount>(c);
+  w.syscall_nr = read_syscall_nr(c);
+  w.object = c.u();
+  w.start_time_ticks = c.u();
+}
+
+void put_key(std::string& out, const model::WakeEdge& e, KeyIds& ids) {
+  ids.put_id(out, 0, e.waker_pid);
+  ids.put_id(out, 1, e.waker_tid);
+  put(out, static_cast<std::uint64_t>(e.waker_kind));
+  ids.put_id(out, 2, e.wakee_pid);
+  ids.put_id(out, 3, e.wakee_tid);
+  put_signed(out, e.syscall_nr);
+  put(out, e.object);
+}
+
+void read_key(Cursor& c, model::WakeEdge& e, KeyIds& ids) {
+  e.waker_pid = ids.read_id(c, 0);
+  e.waker_tid = ids.read_id(c, 1);
+  e.waker_kind = read_enum<model::WakerKind, model::kWakerKindCount>(c);
+  e.wakee_pid = ids.read_id(c, 2);
+  e.wakee_tid = ids.read_id(c, 3);
+  e.syscall_nr = read_syscall_nr(c);
+  e.object = c.u();
+}
+
+}  // namespace
+
+template <typename Row>
+std::string DeltaPacker<Row>::pack(const std::vector<Row>& rows, bool restart) {
+  if (restart || must_restart_) {
+    ids_.clear();
+    values_.clear();
+    restart = true;
+    must_restart_ = false;
+  }
+  std::string out;
+  out.reserve(1 + rows.size() * 8);
+  put(out, restart ? 1 : 0);
+  KeyIds new_ids;
+  std::int64_t prev = -1;
+  std::string key;
+  for (const auto& r : rows) {
+    key.clear();
+    KeyIds absolute;  // the dictionary's key: the key's fields, not differences
+    put_key(key, r, absolute);
+    auto [it, added] = ids_.try_emplace(key, values_.size());
+    const auto id = static_cast<std::int64_t>(it->second);
+    if (added) {
+      put(out, 0);
+      put_key(out, r, new_ids);
+      put(out, r.ns);
+      put(out, r.count);
+      values_.emplace_back(r.ns, r.count);
+    } else {
+      put(out, 1 + zigzag(id - (prev + 1)));
+      auto& [ns, count] = values_[static_cast<std::size_t>(id)];
+      // Modular differences, zigzagged as signed, as the thread rows' counters.
+      put_signed(out, static_cast<std::int64_t>(r.ns - ns));
+      put_signed(out, static_cast<std::int64_t>(r.count - count));
+      ns = r.ns;
+      count = r.count;
+    }
+    prev = id;
+  }
+  return out;
+}
+
+template <typename Row>
+void DeltaPacker<Row>::forget() {
+  ids_.clear();
+  values_.clear();
+  must_restart_ = true;
+}
+
+template <typename Row>
+std::optional<std::vector<Row>> DeltaUnpacker<Row>::unpack(std::string_view blob) {
+  Cursor c(blob);
+  const std::uint64_t flags = c.u();
+  if (!c.ok() || (flags & ~std::uint64_t{1}) != 0) return std::nullopt;
+  if ((flags & 1) != 0) met_.clear();
+  std::vector<Row> rows;
+  rows.reserve(blob.size() / 4);  // a guess: an entry takes 3 bytes or more, most 5 or more
+  KeyIds new_ids;
+  std::int64_t prev = -1;
+  while (c.ok() && !c.done()) {
+    const std::uint64_t h = c.u();
+    if (h == 0) {
+      Row r;
+      read_key(c, r, new_ids);
+      r.ns = c.u();
+      r.count = c.u();
+      if (!c.ok()) return std::nullopt;
+      prev = static_cast<std::int64_t>(met_.size());
+      met_.push_back(r);
+      rows.push_back(r);
+      continue;
+    }
+    const std::int64_t step = unzigzag(h - 1);
+    const auto ns = static_cast<std::uint64_t>(c.s());
+    const auto count = static_cast<std::uint64_t>(c.s());
+    // An id among the entries met (|step| < 2^63: no overflow).
+    if (!c.ok() || step < -(prev + 1) ||
+        step >= static_cast<std::int64_t>(met_.size()) - (prev + 1)) {
+      return std::nullopt;
+    }
+    prev += 1 + step;
+    Row& r = met_[static_cast<std::size_t>(prev)];
+    r.ns += ns;  // modular
+    r.count += count;
+    rows.push_back(r);
+  }
+  if (!c.ok()) return std::nullopt;
+  return rows;
+}
+
+template class DeltaPacker<model::ExactWait>;
+template class DeltaPacker<model::WakeEdge>;
+template class DeltaUnpacker<model::ExactWait>;
+template class DeltaUnpacker<model::WakeEdge>;
 
 }  // namespace chokepoint::store

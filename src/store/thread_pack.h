@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "model/samples.h"
@@ -61,12 +63,56 @@ class ThreadPacker {
 // The rows of a blob, in order; nullopt when it is truncated or malformed.
 std::optional<std::vector<PackedThread>> unpack_threads(std::string_view blob);
 
-// The exact mode's sums of a tick (model::ExactSample::waits), packed: per entry pid and tid as
-// zigzag differences from the entry before, kind, syscall_nr (zigzag), object, ns, count and the
-// thread's start time (stat field 22 ticks, 0 unknown), in order. Values are absolute, so that
-// every tick decodes alone.
+// The exact mode's sums of a tick (model::ExactSample::waits), packed as schema 2 did: per entry
+// pid and tid as zigzag differences from the entry before, kind, syscall_nr (zigzag), object, ns,
+// count and the thread's start time (stat field 22 ticks, 0 unknown), in order. Values are
+// absolute, so that every tick decodes alone.
 std::string pack_exact_waits(const std::vector<model::ExactWait>& waits);
 // nullopt when the blob is truncated or malformed; values are clamped to their ranges.
 std::optional<std::vector<model::ExactWait>> unpack_exact_waits(std::string_view blob);
+
+// Schema 3's exact sums (exact_sample.waits) and wait-for edges (exact_sample.edges): each tick's
+// blob refers to the entries of the ticks before it, back to the last one that restarted (the
+// first tick with the exact mode after a keyframe or a lost tick), so the packer and the
+// unpacker each keep the entries they have met, by id. The blob is a flags varint (bit 0:
+// restart: forget every entry met) and then the entries, each headed by a varint h:
+// - h = 0: an entry not met since the restart, whole: its key (below) and its ns and count,
+//   absolute; it takes the next id (0, 1, 2, ... in the order met);
+// - h > 0: the entry with id prev + 1 + unzigzag(h - 1) (prev: the entry before's id, -1 at the
+//   start of the blob), then its ns and count as z differences (modular) from its last value.
+// The key of an exact sum: pid and tid (z, differences from the previous new entry's), kind,
+// syscall_nr (z), object, start_time_ticks; of an edge: waker pid and tid, waker kind, wakee pid
+// and tid (the pids and tids z, differences as the sums'), syscall_nr (z), object. A busy thread
+// costs a byte for each key instead of ten or more.
+// Row: model::ExactWait or model::WakeEdge.
+template <typename Row>
+class DeltaPacker {
+ public:
+  // The blob of a tick's changed entries; with `restart` (or after forget) every entry is new.
+  std::string pack(const std::vector<Row>& rows, bool restart);
+  // Forgets every entry (the tick they went in was lost): the next pack restarts.
+  void forget();
+
+ private:
+  std::unordered_map<std::string, std::size_t> ids_;             // by the key's bytes
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> values_;  // by id: ns, count
+  bool must_restart_ = true;
+};
+
+template <typename Row>
+class DeltaUnpacker {
+ public:
+  // A tick's entries, in order; nullopt when the blob is truncated, malformed, or refers to an
+  // entry not met. Values are clamped to their ranges.
+  std::optional<std::vector<Row>> unpack(std::string_view blob);
+
+ private:
+  std::vector<Row> met_;  // by id, with their last values
+};
+
+extern template class DeltaPacker<model::ExactWait>;
+extern template class DeltaPacker<model::WakeEdge>;
+extern template class DeltaUnpacker<model::ExactWait>;
+extern template class DeltaUnpacker<model::WakeEdge>;
 
 }  // namespace chokepoint::store

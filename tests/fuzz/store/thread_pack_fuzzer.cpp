@@ -1,10 +1,13 @@
-// The packed blobs of a schema 2 recording (store/thread_pack.h) on hostile bytes: the first byte
-// picks the decoder (even: thread rows, odd: the exact mode's sums), the rest is the blob. Beyond
-// "no crash, no sanitizer report": what decodes re-encodes to rows that decode the same, and the
-// sums' values are clamped to their ranges.
+// The packed blobs of a schema 2 and 3 recording (store/thread_pack.h) on hostile bytes: the first
+// byte picks the decoder (modulo 4: 0 thread rows, 1 schema 2's exact sums, 2 schema 3's wait-for
+// edges, 3 schema 3's exact sums), the rest is the blob. Beyond "no crash, no sanitizer report":
+// what decodes re-encodes to rows that decode the same, and the sums' and edges' values are clamped
+// to their ranges.
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
+#include <vector>
 
 #include "store/thread_pack.h"
 
@@ -14,13 +17,61 @@ void check(bool ok) {
   if (!ok) std::abort();
 }
 
+void check_wait(const chokepoint::model::ExactWait& w) {
+  check(w.pid >= 0 && w.pid <= (1 << 30) && w.tid >= 0 && w.tid <= (1 << 30));
+  check(static_cast<int>(w.kind) < static_cast<int>(chokepoint::model::kExactKindCount));
+  check(w.syscall_nr >= -1 && w.syscall_nr <= (1 << 16));
+}
+
+bool same(const chokepoint::model::ExactWait& a, const chokepoint::model::ExactWait& b) {
+  return a.pid == b.pid && a.tid == b.tid && a.kind == b.kind && a.syscall_nr == b.syscall_nr &&
+         a.object == b.object && a.start_time_ticks == b.start_time_ticks && a.ns == b.ns &&
+         a.count == b.count;
+}
+
+bool same(const chokepoint::model::WakeEdge& a, const chokepoint::model::WakeEdge& b) {
+  return a.waker_pid == b.waker_pid && a.waker_tid == b.waker_tid && a.waker_kind == b.waker_kind &&
+         a.wakee_pid == b.wakee_pid && a.wakee_tid == b.wakee_tid && a.syscall_nr == b.syscall_nr &&
+         a.object == b.object && a.ns == b.ns && a.count == b.count;
+}
+
+// Schema 3's delta-packed rows: what decodes, packed again from scratch, decodes the same.
+template <typename Row>
+std::optional<std::vector<Row>> round_trip(std::string_view blob) {
+  auto rows = chokepoint::store::DeltaUnpacker<Row>().unpack(blob);
+  if (!rows) return rows;
+  chokepoint::store::DeltaPacker<Row> packer;
+  auto again = chokepoint::store::DeltaUnpacker<Row>().unpack(packer.pack(*rows, true));
+  check(again.has_value() && again->size() == rows->size());
+  for (std::size_t i = 0; i < rows->size(); ++i) check(same((*rows)[i], (*again)[i]));
+  return rows;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const std::string_view blob(reinterpret_cast<const char*>(data) + 1, size - 1);
   using namespace chokepoint;
-  if (data[0] % 2 == 0) {
+  if (data[0] % 4 == 2) {
+    auto edges = round_trip<model::WakeEdge>(blob);
+    if (!edges) return 0;
+    for (const auto& e : *edges) {
+      for (int id : {e.waker_pid, e.waker_tid, e.wakee_pid, e.wakee_tid}) {
+        check(id >= 0 && id <= (1 << 30));
+      }
+      check(static_cast<std::size_t>(e.waker_kind) < model::kWakerKindCount);
+      check(e.syscall_nr >= -1 && e.syscall_nr <= (1 << 16));
+    }
+    return 0;
+  }
+  if (data[0] % 4 == 3) {
+    auto waits = round_trip<model::ExactWait>(blob);
+    if (!waits) return 0;
+    for (const auto& w : *waits) check_wait(w);
+    return 0;
+  }
+  if (data[0] % 4 == 0) {
     auto rows = store::unpack_threads(blob);
     if (!rows) return 0;
     store::ThreadPacker packer;
@@ -37,11 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   auto waits = store::unpack_exact_waits(blob);
   if (!waits) return 0;
-  for (const auto& w : *waits) {
-    check(w.pid >= 0 && w.pid <= (1 << 30) && w.tid >= 0 && w.tid <= (1 << 30));
-    check(static_cast<int>(w.kind) < static_cast<int>(model::kExactKindCount));
-    check(w.syscall_nr >= -1 && w.syscall_nr <= (1 << 16));
-  }
+  for (const auto& w : *waits) check_wait(w);
   auto again = store::unpack_exact_waits(store::pack_exact_waits(*waits));
   check(again.has_value() && again->size() == waits->size());
   return 0;

@@ -314,6 +314,12 @@ TEST(Recording, KeepsTheExactModesSums) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("exact sums of tick 3"), std::string::npos);
   EXPECT_FALSE(bad.error().hint.empty());
+  // Schema 3 packs the wait-for edges too.
+  ASSERT_TRUE(copy_changed(path, damaged, "UPDATE exact_sample SET edges = x'80' WHERE tick = 4"));
+  bad = read_all(damaged);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("wait-for edges of tick 4"), std::string::npos);
+  EXPECT_FALSE(bad.error().hint.empty());
   // Without the table (a recording made before the exact mode): no exact samples, no error.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);

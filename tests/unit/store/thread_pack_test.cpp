@@ -165,5 +165,123 @@ TEST(ThreadPack, ExactSumsRoundTripAndHostileOnesAreClamped) {
   EXPECT_EQ((*clamped)[0].syscall_nr, 1 << 16);
 }
 
+std::vector<model::WakeEdge> some_edges(std::uint64_t scale) {
+  std::vector<model::WakeEdge> edges;
+  for (int wakee = 20; wakee < 24; ++wakee) {
+    for (int k = 0; k < 3; ++k) {
+      model::WakeEdge e;
+      e.waker_pid = k == 2 ? 0 : 10 + k;
+      e.waker_tid = k == 2 ? 0 : 30 - wakee;  // differences of both signs
+      e.waker_kind = static_cast<model::WakerKind>(k);
+      e.wakee_pid = 10;
+      e.wakee_tid = wakee;
+      e.syscall_nr = k == 1 ? -1 : 202;
+      e.object = k == 0 ? 0x7f00'0000'1234 : static_cast<std::uint64_t>(k);
+      e.ns = scale * 3'000'000'000ull * static_cast<unsigned>(wakee);
+      e.count = std::numeric_limits<std::uint64_t>::max() - scale * static_cast<unsigned>(k);
+      edges.push_back(e);
+    }
+  }
+  return edges;
+}
+
+bool same(const model::WakeEdge& a, const model::WakeEdge& b) {
+  return a.waker_pid == b.waker_pid && a.waker_tid == b.waker_tid && a.waker_kind == b.waker_kind &&
+         a.wakee_pid == b.wakee_pid && a.wakee_tid == b.wakee_tid && a.syscall_nr == b.syscall_nr &&
+         a.object == b.object && a.ns == b.ns && a.count == b.count;
+}
+
+// Schema 3: a tick's edges refer to those met before, back to the last restart; a second tick
+// with changed values, an entry in another order and a new one decodes to the same rows, and
+// costs a few bytes an entry.
+TEST(ThreadPack, DeltaPackedEdgesRoundTripAcrossTicks) {
+  DeltaPacker<model::WakeEdge> packer;
+  DeltaUnpacker<model::WakeEdge> unpacker;
+  const auto first = some_edges(1);
+  auto second = some_edges(2);
+  std::swap(second[0], second[5]);
+  model::WakeEdge added = second[3];
+  added.object = 99;
+  second.push_back(added);
+  const std::string b1 = packer.pack(first, true);
+  const std::string b2 = packer.pack(second, false);
+  EXPECT_LT(b2.size(), b1.size() / 2);
+  for (const auto& [blob, rows] : {std::pair{b1, first}, std::pair{b2, second}}) {
+    auto back = unpacker.unpack(blob);
+    ASSERT_TRUE(back);
+    ASSERT_EQ(back->size(), rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) EXPECT_TRUE(same((*back)[i], rows[i])) << i;
+  }
+  // The second tick alone refers to entries its reader never met: refused.
+  EXPECT_FALSE(DeltaUnpacker<model::WakeEdge>().unpack(b2));
+  // A restart forgets: after forget the packer starts again, and a fresh reader reads it.
+  packer.forget();
+  const std::string b3 = packer.pack(second, false);
+  auto again = DeltaUnpacker<model::WakeEdge>().unpack(b3);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->size(), second.size());
+  // Cut anywhere: refused, or fewer rows.
+  for (std::size_t len = 0; len < b1.size(); ++len) {
+    auto part = DeltaUnpacker<model::WakeEdge>().unpack(b1.substr(0, len));
+    if (part) {
+      EXPECT_LT(part->size(), first.size()) << len;
+    }
+  }
+  EXPECT_FALSE(DeltaUnpacker<model::WakeEdge>().unpack(std::string("\x02", 1)));  // a flag
+  EXPECT_FALSE(DeltaUnpacker<model::WakeEdge>().unpack(std::string(11, '\xff')));
+  // restart, a new edge: waker pid -5, waker tid 2^40, kind 200, wakee pid 1, tid 2, syscall
+  // 10^9: clamped, not trusted.
+  const std::string hostile(
+      "\x01\x00\x09\x80\x80\x80\x80\x80\x40\xc8\x01\x02\x04\x80\xa8\xd6\xb9\x07\x00\x00\x00", 21);
+  auto clamped = DeltaUnpacker<model::WakeEdge>().unpack(hostile);
+  ASSERT_TRUE(clamped);
+  ASSERT_EQ(clamped->size(), 1u);
+  EXPECT_EQ((*clamped)[0].waker_pid, 0);
+  EXPECT_EQ((*clamped)[0].waker_tid, 1 << 30);
+  EXPECT_EQ(static_cast<std::size_t>((*clamped)[0].waker_kind), model::kWakerKindCount - 1);
+  EXPECT_EQ((*clamped)[0].wakee_pid, 1);
+  EXPECT_EQ((*clamped)[0].wakee_tid, 2);
+  EXPECT_EQ((*clamped)[0].syscall_nr, 1 << 16);
+}
+
+TEST(ThreadPack, DeltaPackedExactSumsRoundTripAcrossTicks) {
+  std::vector<model::ExactWait> waits;
+  for (int tid = 10; tid < 13; ++tid) {
+    for (int k = 0; k < 3; ++k) {
+      model::ExactWait w;
+      w.pid = 10;
+      w.tid = tid;
+      w.kind = static_cast<model::ExactKind>(k);
+      w.syscall_nr = k == 2 ? -1 : 230;
+      w.object = k == 1 ? 0x7f00'0000'1234 : 0;
+      w.ns = 3'000'000'000ull * static_cast<unsigned>(tid);
+      w.count = 5;
+      w.start_time_ticks = 1'000'000u + static_cast<unsigned>(tid);
+      waits.push_back(w);
+    }
+  }
+  auto later = waits;
+  for (auto& w : later) {
+    w.ns += 999'000'000;
+    w.count -= 1;  // a sum that went back (modular) still decodes exactly
+  }
+  later[4].start_time_ticks = 7;  // a reused tid: another thread's entry, new
+  DeltaPacker<model::ExactWait> packer;
+  DeltaUnpacker<model::ExactWait> unpacker;
+  for (const auto* rows : {&waits, &later}) {
+    auto back = unpacker.unpack(packer.pack(*rows, rows == &waits));
+    ASSERT_TRUE(back);
+    ASSERT_EQ(back->size(), rows->size());
+    for (std::size_t i = 0; i < rows->size(); ++i) {
+      const auto& a = (*back)[i];
+      const auto& b = (*rows)[i];
+      EXPECT_TRUE(a.pid == b.pid && a.tid == b.tid && a.kind == b.kind &&
+                  a.syscall_nr == b.syscall_nr && a.object == b.object && a.ns == b.ns &&
+                  a.count == b.count && a.start_time_ticks == b.start_time_ticks)
+          << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace chokepoint::store
