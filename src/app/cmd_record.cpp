@@ -40,6 +40,7 @@ struct RecordArgs {
   std::string mode = "auto";  // --mode: the time split
   std::string stacks = "on";  // --stacks on|off
   double stack_rate_hz = kDefaultStackRateHz;
+  std::string stack_slice = "10s";
   ProbeArgs probes;
 };
 
@@ -63,6 +64,10 @@ int run_record(const RecordArgs& a) {
   const collect::sampler::SplitMode split_mode = parse_split_mode_arg(a.mode);
   if (a.stacks != "on" && a.stacks != "off") {
     util::usage_error("--stacks must be on or off", "pass --stacks on or --stacks off");
+  }
+  const std::int64_t stack_slice_ns = parse_duration_ns(a.stack_slice, "--stack-slice");
+  if (stack_slice_ns < util::kNsPerSec) {
+    util::usage_error("--stack-slice must be at least 1s", "pass e.g. --stack-slice 10s");
   }
   if (!(a.stack_rate_hz >= 1 && a.stack_rate_hz <= 1000)) {
     util::usage_error("--stack-rate must be from 1 to 1000 (samples a second per CPU)",
@@ -121,7 +126,8 @@ int run_record(const RecordArgs& a) {
   std::unique_ptr<StackRecorder> stacks;
   std::vector<model::Source> stack_sources;
   if (a.stacks == "on") {
-    stacks = StackRecorder::start({.target = session->spec(), .frequency_hz = a.stack_rate_hz});
+    stacks = StackRecorder::start(
+        {.target = session->spec(), .frequency_hz = a.stack_rate_hz, .slice_ns = stack_slice_ns});
     stack_sources = stacks->sources();
     for (const auto& s : stack_sources) {
       std::cerr << fmt::format("chokepoint: {}: {}\n", s.name, util::terminal_text(s.detail));
@@ -130,15 +136,14 @@ int run_record(const RecordArgs& a) {
       }
     }
   } else {
-    for (const char* name : {"on-CPU stacks (perf)", "off-CPU stacks (eBPF)"}) {
+    for (const char* name : {kRecordedOnCpuSource, kRecordedOffCpuSource}) {
       stack_sources.push_back({name, false, "not recorded (--stacks off)",
                                "record without --stacks off to keep stacks over time"});
     }
   }
   auto keep_stack_sources = [&] {
     if (auto kept = (*writer)->add_note(
-            "record_stacks",
-            stack_sources_note(stack_sources, a.stack_rate_hz, kDefaultStackSliceNs));
+            "record_stacks", stack_sources_note(stack_sources, a.stack_rate_hz, stack_slice_ns));
         !kept) {
       util::print_error(kept.error());
     }
@@ -198,14 +203,18 @@ Subcommand make_record_command(CLI::App& root) {
   cli->add_option("--mode", args->mode, kSplitModeHelp)->capture_default_str();
   cli->add_option("--keep-for", args->keep_for, "drop samples older than this (1h, 1d)");
   cli->add_option("--stacks", args->stacks,
-                  "on: also keep on-CPU stacks (perf) and off-CPU stacks with their wait time "
-                  "(eBPF), as folded counts every 10 s, where the privilege and kernel allow; off: "
-                  "none")
+                  "on|off: keep on-CPU stacks (perf) and off-CPU stacks with their wait time "
+                  "(eBPF) as folded counts every --stack-slice, where the privilege and kernel "
+                  "allow (on), or none (off)")
       ->capture_default_str();
   cli->add_option("--stack-rate", args->stack_rate_hz,
                   "on-CPU stack samples a second per CPU (1 to 1000)")
       ->capture_default_str()
       ->option_text("HZ");
+  cli->add_option("--stack-slice", args->stack_slice,
+                  "how often the stacks are folded and kept: the finest time the report can cut "
+                  "them at (at least 1s)")
+      ->capture_default_str();
   add_probe_options(cli, args->probes);
   cli->footer(
       "Without a target, record watches the whole host. Examples:\n"

@@ -4,6 +4,7 @@
 #include <linux/magic.h>
 #include <sys/statfs.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -15,6 +16,7 @@
 #include "collect/perf/perf_sampler.h"
 #include "collect/procfs/proc_fs.h"
 #include "profile/aggregate.h"
+#include "profile/folded.h"
 #include "render/flamegraph_folded.h"
 #include "util/fatal.h"
 #include "util/plural.h"
@@ -24,8 +26,8 @@ namespace {
 
 using Kind = collect::sampler::TargetSpec::Kind;
 
-constexpr const char* kOnCpuName = "on-CPU stacks (perf)";
-constexpr const char* kOffCpuName = "off-CPU stacks (eBPF)";
+constexpr const char* kOnCpuName = kRecordedOnCpuSource;
+constexpr const char* kOffCpuName = kRecordedOffCpuSource;
 // Off-CPU blocks per CPU per second traced with their stacks; above it they are sampled and
 // weighed (collect/bpf/offcpu_tracer.h): a stack walk costs microseconds, so this bounds the
 // recorder's share of a busy service's context switches.
@@ -338,6 +340,92 @@ std::vector<model::Source> recorded_stack_sources(const store::RecordingReader& 
     if (src.name == kOnCpuName || src.name == kOffCpuName) out.push_back(std::move(src));
   }
   return out;
+}
+
+util::Result<RecordedStacks> read_recorded_stacks(const store::RecordingReader& reader,
+                                                  std::int64_t from_ns, std::int64_t to_ns) {
+  RecordedStacks out;
+  auto on = reader.stack_slices(store::StackKind::kOnCpu, from_ns, to_ns);
+  if (!on) return on.error();
+  auto off = reader.stack_slices(store::StackKind::kOffCpu, from_ns, to_ns);
+  if (!off) return off.error();
+  out.on_cpu = std::move(*on);
+  out.off_cpu = std::move(*off);
+  return out;
+}
+
+namespace {
+
+// Values summed by stack over the slices that overlap a span; the slices' count and time.
+struct Merged {
+  std::map<std::string, std::uint64_t> values;
+  std::size_t slices = 0;
+  double seconds = 0;
+  double frequency_hz = 0;
+  std::uint64_t lost = 0;
+};
+
+Merged merge(const std::vector<store::StackSlice>& slices, const std::vector<TimeSpan>& spans) {
+  Merged m;
+  for (const auto& s : slices) {
+    const bool in = std::any_of(spans.begin(), spans.end(), [&](const TimeSpan& t) {
+      return s.to_ns >= t.from_ns && s.from_ns <= t.to_ns;
+    });
+    if (!in) continue;
+    ++m.slices;
+    m.seconds += static_cast<double>(s.to_ns - s.from_ns) / 1e9;
+    m.frequency_hz = std::max(m.frequency_hz, s.frequency_hz);
+    m.lost += s.lost;
+    for (const auto& c : s.stacks) {
+      std::uint64_t& v = m.values[c.frames];
+      v = c.value > UINT64_MAX - v ? UINT64_MAX : v + c.value;  // a hostile file's huge values
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+std::optional<profile::Profile> merge_slices(const std::vector<store::StackSlice>& slices,
+                                             const std::vector<TimeSpan>& spans,
+                                             const std::string& what) {
+  const Merged m = merge(slices, spans);
+  if (m.slices == 0) return std::nullopt;
+  const bool off = !slices.empty() && slices.front().kind == store::StackKind::kOffCpu;
+  profile::Profile p;
+  p.off_cpu = off;
+  p.weight = off ? profile::Weight::kNanoseconds : profile::Weight::kSamples;
+  p.frequency_hz = off ? 0 : m.frequency_hz;
+  p.duration_s = m.seconds;
+  p.lost_samples = m.lost;
+  p.title = off ? fmt::format("{}: off-CPU time, {:.0f} s in {}", what, m.seconds,
+                              util::count_of(m.slices, "slice"))
+                : fmt::format("{}: on-CPU, {:g} Hz per CPU, {:.0f} s in {}", what, m.frequency_hz,
+                              m.seconds, util::count_of(m.slices, "slice"));
+  std::string text;
+  for (const auto& [frames, value] : m.values) text += frames + " " + std::to_string(value) + "\n";
+  if (auto ok = profile::parse_folded(text, p); !ok) {
+    p.notes.push_back("some stacks could not be read back: " + ok.error().message);
+  }
+  return p;
+}
+
+nlohmann::json recorded_stacks_json(const RecordedStacks& stacks) {
+  auto one = [](const std::vector<store::StackSlice>& slices) -> nlohmann::json {
+    if (slices.empty()) return nullptr;
+    const Merged m = merge(slices, {{INT64_MIN, INT64_MAX}});
+    std::vector<std::pair<std::string, std::uint64_t>> rows(m.values.begin(), m.values.end());
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    nlohmann::json folded = nlohmann::json::array();
+    for (const auto& [frames, value] : rows) folded.push_back({frames, value});
+    return {{"slices", m.slices},
+            {"seconds", m.seconds},
+            {"frequency_hz", m.frequency_hz},
+            {"lost", m.lost},
+            {"folded", std::move(folded)}};
+  };
+  return {{"on_cpu", one(stacks.on_cpu)}, {"off_cpu", one(stacks.off_cpu)}};
 }
 
 void SliceWritingSink::add(model::Tick tick) {

@@ -24,9 +24,14 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
 #include "collect/sampler/target.h"
 #include "model/observation.h"
 #include "model/samples.h"
+#include "profile/profile.h"
 #include "store/recording.h"
 #include "util/clock.h"
 
@@ -36,6 +41,9 @@ namespace chokepoint::app {
 // slice; the cost is measured in docs/benchmarks.md ("record: stacks over time").
 inline constexpr double kDefaultStackRateHz = 49;
 inline constexpr std::int64_t kDefaultStackSliceNs = 10 * util::kNsPerSec;
+// The sources' names (model::Source), distinct from diagnose's stacks after its window.
+inline constexpr const char* kRecordedOnCpuSource = "stacks over time, on-CPU (perf)";
+inline constexpr const char* kRecordedOffCpuSource = "stacks over time, off-CPU (eBPF)";
 
 struct StackRecorderOptions {
   collect::sampler::TargetSpec target;
@@ -56,7 +64,7 @@ class StackRecorder {
   std::vector<store::StackSlice> take();
   // Ends the current slice (it is symbolized and queued: take() it after) and joins the thread.
   void stop();
-  // "on-CPU stacks (perf)" and "off-CPU stacks (eBPF)": available, or why not with a hint. After
+  // kRecordedOnCpuSource and kRecordedOffCpuSource: available, or why not with a hint. After
   // stop() their details also count the slices and samples.
   std::vector<model::Source> sources() const;
   // Whether any source runs.
@@ -74,6 +82,33 @@ class StackRecorder {
 std::string stack_sources_note(const std::vector<model::Source>& sources, double frequency_hz,
                                std::int64_t slice_ns);
 std::vector<model::Source> recorded_stack_sources(const store::RecordingReader& reader);
+
+// Reading them back (replay, report): the slices of a window of the recording, oldest first.
+struct RecordedStacks {
+  std::vector<store::StackSlice> on_cpu, off_cpu;
+  bool empty() const { return on_cpu.empty() && off_cpu.empty(); }
+};
+
+// The slices that overlap [from_ns, to_ns] (monotonic ns, as the ticks). Errors: the stack tables
+// are damaged.
+util::Result<RecordedStacks> read_recorded_stacks(const store::RecordingReader& reader,
+                                                  std::int64_t from_ns, std::int64_t to_ns);
+
+struct TimeSpan {
+  std::int64_t from_ns = 0, to_ns = 0;
+};
+
+// The slices that overlap any of `spans`, merged into one profile (values summed by stack), its
+// title naming `what` and the time it covers; nullopt when no slice overlaps.
+std::optional<profile::Profile> merge_slices(const std::vector<store::StackSlice>& slices,
+                                             const std::vector<TimeSpan>& spans,
+                                             const std::string& what);
+
+// replay --json's "recorded_stacks": per kind the slices' count, time covered, rate, lost, and
+// the merged folded stacks ([frames, value], largest first); null for a kind with no slices.
+// nlohmann::json's destructor may allocate, and clang-tidy's bugprone-exception-escape counts
+// that as a throw.
+nlohmann::json recorded_stacks_json(const RecordedStacks& stacks);
 
 // The recording's sink, with the stacks: forwards every tick to the writer, then writes the
 // slices the recorder finished meanwhile (on the sampler's thread, the writer's only user).
