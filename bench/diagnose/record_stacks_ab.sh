@@ -6,7 +6,8 @@
 # off-CPU programs, which run in the context of the tasks that switch and so are not in the
 # recorder's own CPU time (kernel.bpf_stats_enabled: run_time_ns of the recorder's programs, read
 # 5 s in and 5 s before the end).
-# Usage: bench/diagnose/record_stacks_ab.sh BIN [N] [MODE] [DURATION_S] [STACK_RATE]
+# Usage: [STACKS=on-cpu] bench/diagnose/record_stacks_ab.sh BIN [N] [MODE] [DURATION_S] [STACK_RATE]
+#   STACKS: the --stacks value of the second recorder (default on)
 #   e.g. bench/diagnose/record_stacks_ab.sh build/bin/chokepoint 1000 wake 60 49
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,24 +23,25 @@ recorders=()
 for side in off on; do
   /usr/bin/time -f "%U %S %e" -o "$dir/$side.time" \
     "$bin" record --pid "$pid" -o "$dir/$side.chokepoint" --interval 1s --duration "${duration}s" \
-    --stacks "$side" --stack-rate "$rate" >"$dir/$side.log" 2>&1 &
+    --stacks "$([ "$side" = on ] && echo "${STACKS:-on}" || echo off)" --stack-rate "$rate" >"$dir/$side.log" 2>&1 &
   recorders+=($!)
 done
-on_pid=${recorders[1]}
-# The BPF programs' run time, summed over those the stacks-on recorder holds.
+# /usr/bin/time's children: the recorders themselves.
+child() { for _ in $(seq 50); do c=$(pgrep -P "$1" || true); [ -n "$c" ] && break; sleep 0.1; done; echo "$c"; }
+off_pid=$(child "${recorders[0]}"); on_pid=$(child "${recorders[1]}")
+# The BPF programs' run time, summed over those a recorder holds (each program fd's fdinfo carries
+# run_time_ns while kernel.bpf_stats_enabled is 1). Both sides hold the exact mode's programs;
+# the difference is the off-CPU tracer's.
 bpf_ns() {
-  bpftool prog show -j | python3 -c '
-import json, sys
-pid = int(sys.argv[1])
-print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin)
-          if any(q.get("pid") == pid for q in p.get("pids", []))))' "$on_pid"
+  cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '$1 == "run_time_ns:" { s += $2 } END { print s + 0 }'
 }
 sleep 5
-t0=$(date +%s.%N); b0=$(bpf_ns)
+t0=$(date +%s.%N); off0=$(bpf_ns "$off_pid"); on0=$(bpf_ns "$on_pid")
 sleep $((duration - 10))
-t1=$(date +%s.%N); b1=$(bpf_ns)
+t1=$(date +%s.%N); off1=$(bpf_ns "$off_pid"); on1=$(bpf_ns "$on_pid")
 wait "${recorders[@]}" || true
-bpf_pct=$(python3 -c "print(f'{($b1 - $b0) / 1e9 / ($t1 - $t0) * 100:.2f}')")
+pct() { python3 -c "print(f'{($2 - $1) / 1e9 / ($t1 - $t0) * 100:.2f}')"; }
+bpf_off=$(pct "$off0" "$off1"); bpf_on=$(pct "$on0" "$on1")
 secs=$(sqlite3 "$dir/on.chokepoint" "SELECT (max(at_ns) - min(at_ns)) / 1e9 FROM tick")
 printf '%-7s %10s %10s %12s %10s %12s %10s %10s\n' stacks bytes MB/hour stack_bytes slices \
   samples cpu_%core bpf_%core
@@ -52,7 +54,7 @@ for side in off on; do
   samples=$(sqlite3 "$f" "SELECT coalesce(sum(value), 0) FROM stack_count JOIN stack_slice ON stack_slice.id = slice WHERE kind = 0")
   read -r user sys wall <"$dir/$side.time"
   python3 - "$side" "$bytes" "$secs" "$stack_bytes" "$slices" "$samples" "$user" "$sys" "$wall" \
-    "$([ "$side" = on ] && echo "$bpf_pct" || echo 0)" <<'PY'
+    "$([ "$side" = on ] && echo "$bpf_on" || echo "$bpf_off")" <<'PY'
 import sys
 side, size, secs, stack_bytes, slices, samples, user, sys_, wall, bpf = sys.argv[1:]
 size, secs = int(size), float(secs)

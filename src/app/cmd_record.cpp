@@ -38,7 +38,7 @@ struct RecordArgs {
   std::string max_size;
   std::string keep_for;
   std::string mode = "auto";  // --mode: the time split
-  std::string stacks = "on";  // --stacks on|off
+  std::string stacks = "on";  // --stacks on|on-cpu|off
   double stack_rate_hz = kDefaultStackRateHz;
   std::string stack_slice = "10s";
   ProbeArgs probes;
@@ -62,8 +62,8 @@ int run_record(const RecordArgs& a) {
     }
   }
   const collect::sampler::SplitMode split_mode = parse_split_mode_arg(a.mode);
-  if (a.stacks != "on" && a.stacks != "off") {
-    util::usage_error("--stacks must be on or off", "pass --stacks on or --stacks off");
+  if (a.stacks != "on" && a.stacks != "on-cpu" && a.stacks != "off") {
+    util::usage_error("--stacks must be on, on-cpu or off", "pass e.g. --stacks on-cpu");
   }
   const std::int64_t stack_slice_ns = parse_duration_ns(a.stack_slice, "--stack-slice");
   if (stack_slice_ns < util::kNsPerSec) {
@@ -125,9 +125,11 @@ int run_record(const RecordArgs& a) {
   // Stacks over time, on a thread of their own; the sink writes their slices after each tick.
   std::unique_ptr<StackRecorder> stacks;
   std::vector<model::Source> stack_sources;
-  if (a.stacks == "on") {
-    stacks = StackRecorder::start(
-        {.target = session->spec(), .frequency_hz = a.stack_rate_hz, .slice_ns = stack_slice_ns});
+  if (a.stacks != "off") {
+    stacks = StackRecorder::start({.target = session->spec(),
+                                   .frequency_hz = a.stack_rate_hz,
+                                   .slice_ns = stack_slice_ns,
+                                   .off_cpu = a.stacks == "on"});
     stack_sources = stacks->sources();
     for (const auto& s : stack_sources) {
       std::cerr << fmt::format("chokepoint: {}: {}\n", s.name, util::terminal_text(s.detail));
@@ -203,9 +205,10 @@ Subcommand make_record_command(CLI::App& root) {
   cli->add_option("--mode", args->mode, kSplitModeHelp)->capture_default_str();
   cli->add_option("--keep-for", args->keep_for, "drop samples older than this (1h, 1d)");
   cli->add_option("--stacks", args->stacks,
-                  "on|off: keep on-CPU stacks (perf) and off-CPU stacks with their wait time "
-                  "(eBPF) as folded counts every --stack-slice, where the privilege and kernel "
-                  "allow (on), or none (off)")
+                  "on|on-cpu|off: keep on-CPU stacks (perf) and off-CPU stacks with their wait "
+                  "time (eBPF) as folded counts every --stack-slice, where the privilege and "
+                  "kernel allow (on); on-CPU stacks only (on-cpu: the off-CPU tracer runs at "
+                  "every context switch of the machine, see docs/recording.md); none (off)")
       ->capture_default_str();
   cli->add_option("--stack-rate", args->stack_rate_hz,
                   "on-CPU stack samples a second per CPU (1 to 1000)")
@@ -220,7 +223,7 @@ Subcommand make_record_command(CLI::App& root) {
       "Without a target, record watches the whole host. Examples:\n"
       "  chokepoint record --pid 1234 -o service.chokepoint\n"
       "  chokepoint record --name nginx -o nginx.chokepoint --max-size 100M --keep-for 1h\n"
-      "  chokepoint record --pid 1234 -o svc.chokepoint --stacks off\n"
+      "  chokepoint record --pid 1234 -o svc.chokepoint --stacks on-cpu --stack-rate 19\n"
       "  chokepoint replay service.chokepoint --from 5m --to 10m");
   return {cli, [args] { return run_record(*args); }};
 }
