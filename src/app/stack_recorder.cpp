@@ -100,8 +100,10 @@ struct StackRecorder::State {
 };
 
 void StackRecorder::State::run() {
+  // Slices follow each other without gaps: what arrives while one is symbolized (samples left in
+  // the rings, blocks in the tracer's map) is read into the next.
+  std::int64_t from_ns = util::monotonic_ns();
   while (!stop.load()) {
-    const std::int64_t from_ns = util::monotonic_ns();
     const std::int64_t end_ns = from_ns + options.slice_ns;
     profile::StackAggregator aggregator;
     std::uint64_t lost = 0;
@@ -141,7 +143,9 @@ void StackRecorder::State::run() {
         }
       }
     }
-    cut(from_ns, util::monotonic_ns(), aggregator, lost);
+    const std::int64_t to_ns = util::monotonic_ns();
+    cut(from_ns, to_ns, aggregator, lost);
+    from_ns = to_ns;
   }
 }
 
@@ -369,7 +373,7 @@ Merged merge(const std::vector<store::StackSlice>& slices, const std::vector<Tim
   Merged m;
   for (const auto& s : slices) {
     const bool in = std::any_of(spans.begin(), spans.end(), [&](const TimeSpan& t) {
-      return s.to_ns >= t.from_ns && s.from_ns <= t.to_ns;
+      return s.to_ns > t.from_ns && s.from_ns < t.to_ns;
     });
     if (!in) continue;
     ++m.slices;

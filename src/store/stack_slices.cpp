@@ -95,7 +95,7 @@ util::Result<std::vector<StackSlice>> read_stack_slices(sqlite3* db, const std::
   if (has->step() != SQLITE_ROW) return out;  // before schema 3: no stacks
   auto slices = Stmt::prepare(db,
                               "SELECT id, from_ns, to_ns, frequency_hz, lost FROM stack_slice "
-                              "WHERE kind = ?1 AND to_ns >= ?2 AND from_ns <= ?3 ORDER BY from_ns");
+                              "WHERE kind = ?1 AND to_ns > ?2 AND from_ns < ?3 ORDER BY from_ns");
   auto counts = Stmt::prepare(db,
                               "SELECT stack.folded, stack_count.value FROM stack_count JOIN "
                               "stack ON stack.id = stack_count.stack WHERE stack_count.slice = ?1");

@@ -65,9 +65,9 @@ class StackTableWriter {
   std::int64_t next_id_ = 1;
 };
 
-// The slices of `kind` that overlap [from_ns, to_ns], oldest first; none for a recording without
-// the tables. Values are clamped (a hostile file): a slice with to_ns < from_ns is skipped.
-// Errors: the tables are damaged.
+// The slices of `kind` that overlap (from_ns, to_ns) (sharing more than an end), oldest first; none
+// for a recording without the tables. Values are clamped (a hostile file): a slice with to_ns <
+// from_ns is skipped. Errors: the tables are damaged.
 util::Result<std::vector<StackSlice>> read_stack_slices(sqlite3* db, const std::string& path,
                                                         StackKind kind, std::int64_t from_ns,
                                                         std::int64_t to_ns);
