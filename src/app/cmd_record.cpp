@@ -130,19 +130,14 @@ int run_record(const RecordArgs& a) {
                                    .frequency_hz = a.stack_rate_hz,
                                    .slice_ns = stack_slice_ns,
                                    .off_cpu = a.stacks == "on"});
-    stack_sources = stacks->sources();
-    for (const auto& s : stack_sources) {
-      std::cerr << fmt::format("chokepoint: {}: {}\n", s.name, util::terminal_text(s.detail));
-      if (!s.available && !s.hint.empty()) {
-        std::cerr << "hint: " << util::terminal_text(s.hint) << "\n";
-      }
-    }
   } else {
     for (const char* name : {kRecordedOnCpuSource, kRecordedOffCpuSource}) {
       stack_sources.push_back({name, false, "not recorded (--stacks off)",
                                "record without --stacks off to keep stacks over time"});
     }
   }
+  // Kept at the start only when there are none (--stacks off); with stacks, at the end (a
+  // recorder killed before keeps its slices, not why a source was missing).
   auto keep_stack_sources = [&] {
     if (auto kept = (*writer)->add_note(
             "record_stacks", stack_sources_note(stack_sources, a.stack_rate_hz, stack_slice_ns));
@@ -150,7 +145,7 @@ int run_record(const RecordArgs& a) {
       util::print_error(kept.error());
     }
   };
-  keep_stack_sources();
+  if (!stacks) keep_stack_sources();
   SliceWritingSink sink(**writer, stacks.get());
   probe_runner.start();
   auto ran = (*sampler)->run(sink);
@@ -159,6 +154,12 @@ int run_record(const RecordArgs& a) {
     sink.flush();
     stack_sources = stacks->sources();
     keep_stack_sources();
+    for (const auto& s : stack_sources) {
+      std::cerr << fmt::format("chokepoint: {}: {}\n", s.name, util::terminal_text(s.detail));
+      if (!s.available && !s.hint.empty()) {
+        std::cerr << "hint: " << util::terminal_text(s.hint) << "\n";
+      }
+    }
     if (sink.slices_lost() > 0) {
       std::cerr << fmt::format("chokepoint: {} of {} stack slices could not be written\n",
                                sink.slices_lost(), sink.slices_lost() + sink.slices_written());

@@ -94,6 +94,7 @@ struct StackRecorder::State {
     }
   }
 
+  void open();
   void run();
   void cut(std::int64_t from_ns, std::int64_t to_ns, profile::StackAggregator& aggregator,
            std::uint64_t lost_samples);
@@ -198,18 +199,21 @@ StackRecorder::~StackRecorder() {
   stop();
 }
 
-std::unique_ptr<StackRecorder> StackRecorder::start(const StackRecorderOptions& options) {
-  auto st = std::make_unique<State>();
-  st->options = options;
+// Opens the symbolizer, the perf events and the off-CPU tracer; what cannot be opened says why in
+// its source. On the recorder's own thread: loading the BPF programs takes a second on a busy
+// machine, and the recording's first tick does not wait for it.
+void StackRecorder::State::open() {
+  State* st = this;
   const auto& t = options.target;
-  const std::string every = fmt::format("folded every {:g} s", options.slice_ns / 1e9);
+  const std::string every =
+      fmt::format("folded every {:g} s", static_cast<double>(options.slice_ns) / 1e9);
   auto symbolizer = symbolize::Symbolizer::create();
   if (!symbolizer) {
     for (model::Source* s : {&st->on, &st->off}) {
       s->detail = "stacks cannot be named: " + symbolizer.error().message;
       s->hint = symbolizer.error().hint;
     }
-    return std::unique_ptr<StackRecorder>(new StackRecorder(std::move(st)));
+    return;
   }
   st->symbolizer = std::move(*symbolizer);
   st->resolver = std::make_unique<SymbolizerResolver>(*st->symbolizer);
@@ -272,10 +276,16 @@ std::unique_ptr<StackRecorder> StackRecorder::start(const StackRecorderOptions& 
       st->off.hint = started.error().hint;
     }
   }
-  if (st->perf || st->tracer) {
-    State* raw = st.get();
-    st->thread = std::thread([raw] { raw->run(); });
-  }
+}
+
+std::unique_ptr<StackRecorder> StackRecorder::start(const StackRecorderOptions& options) {
+  auto st = std::make_unique<State>();
+  st->options = options;
+  State* raw = st.get();
+  st->thread = std::thread([raw] {
+    raw->open();
+    if (raw->perf || raw->tracer) raw->run();
+  });
   return std::unique_ptr<StackRecorder>(new StackRecorder(std::move(st)));
 }
 
@@ -289,10 +299,6 @@ std::vector<store::StackSlice> StackRecorder::take() {
 void StackRecorder::stop() {
   state_->stop.store(true);
   if (state_->thread.joinable()) state_->thread.join();
-}
-
-bool StackRecorder::running() const {
-  return state_->perf.has_value() || state_->tracer != nullptr;
 }
 
 std::vector<model::Source> StackRecorder::sources() const {

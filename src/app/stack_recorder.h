@@ -54,7 +54,8 @@ struct StackRecorderOptions {
 
 class StackRecorder {
  public:
-  // Opens what can be opened and starts the thread; sources() says what runs.
+  // Starts the thread, which opens what can be opened (in the background: the recording does not
+  // wait for the BPF programs to load) and samples; sources() says what ran, after stop().
   static std::unique_ptr<StackRecorder> start(const StackRecorderOptions& options);
   ~StackRecorder();  // stop()s
   StackRecorder(const StackRecorder&) = delete;
@@ -64,11 +65,9 @@ class StackRecorder {
   std::vector<store::StackSlice> take();
   // Ends the current slice (it is symbolized and queued: take() it after) and joins the thread.
   void stop();
-  // kRecordedOnCpuSource and kRecordedOffCpuSource: available, or why not with a hint. After
-  // stop() their details also count the slices and samples.
+  // kRecordedOnCpuSource and kRecordedOffCpuSource: available, or why not with a hint, and the
+  // slices and samples they kept. REQUIRES: stop() was called.
   std::vector<model::Source> sources() const;
-  // Whether any source runs.
-  bool running() const;
 
   struct State;
 
