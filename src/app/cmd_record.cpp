@@ -12,6 +12,7 @@
 #include "app/cli_values.h"
 #include "app/probe_options.h"
 #include "app/recorded_window.h"
+#include "app/stack_recorder.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
 #include "app/version.h"
@@ -37,6 +38,9 @@ struct RecordArgs {
   std::string max_size;
   std::string keep_for;
   std::string mode = "auto";  // --mode: the time split
+  std::string stacks = "on";  // --stacks on|on-cpu|off
+  double stack_rate_hz = kDefaultStackRateHz;
+  std::string stack_slice = "10s";
   ProbeArgs probes;
 };
 
@@ -58,6 +62,17 @@ int run_record(const RecordArgs& a) {
     }
   }
   const collect::sampler::SplitMode split_mode = parse_split_mode_arg(a.mode);
+  if (a.stacks != "on" && a.stacks != "on-cpu" && a.stacks != "off") {
+    util::usage_error("--stacks must be on, on-cpu or off", "pass e.g. --stacks on-cpu");
+  }
+  const std::int64_t stack_slice_ns = parse_duration_ns(a.stack_slice, "--stack-slice");
+  if (stack_slice_ns < util::kNsPerSec) {
+    util::usage_error("--stack-slice must be at least 1s", "pass e.g. --stack-slice 10s");
+  }
+  if (!(a.stack_rate_hz >= 1 && a.stack_rate_hz <= 1000)) {
+    util::usage_error("--stack-rate must be from 1 to 1000 (samples a second per CPU)",
+                      "pass e.g. --stack-rate 49");
+  }
   store::WriterOptions wo;
   wo.chokepoint_version = kVersion;
   if (!a.max_size.empty()) {
@@ -107,8 +122,49 @@ int run_record(const RecordArgs& a) {
                            util::terminal_text(session->describe()), interval_ns / 1e9,
                            util::terminal_text(a.output),
                            a.duration.empty() ? "Ctrl-C ends it" : "for " + a.duration);
+  // Stacks over time, on a thread of their own; the sink writes their slices after each tick.
+  std::unique_ptr<StackRecorder> stacks;
+  std::vector<model::Source> stack_sources;
+  if (a.stacks != "off") {
+    stacks = StackRecorder::start({.target = session->spec(),
+                                   .frequency_hz = a.stack_rate_hz,
+                                   .slice_ns = stack_slice_ns,
+                                   .off_cpu = a.stacks == "on"});
+  } else {
+    for (const char* name : {kRecordedOnCpuSource, kRecordedOffCpuSource}) {
+      stack_sources.push_back({name, false, "not recorded (--stacks off)",
+                               "record without --stacks off to keep stacks over time"});
+    }
+  }
+  // Kept at the start only when there are none (--stacks off); with stacks, at the end (a
+  // recorder killed before keeps its slices, not why a source was missing).
+  auto keep_stack_sources = [&] {
+    if (auto kept = (*writer)->add_note(
+            "record_stacks", stack_sources_note(stack_sources, a.stack_rate_hz, stack_slice_ns));
+        !kept) {
+      util::print_error(kept.error());
+    }
+  };
+  if (!stacks) keep_stack_sources();
+  SliceWritingSink sink(**writer, stacks.get());
   probe_runner.start();
-  auto ran = (*sampler)->run(**writer);
+  auto ran = (*sampler)->run(sink);
+  if (stacks) {
+    stacks->stop();  // the last slice, up to the end
+    sink.flush();
+    stack_sources = stacks->sources();
+    keep_stack_sources();
+    for (const auto& s : stack_sources) {
+      std::cerr << fmt::format("chokepoint: {}: {}\n", s.name, util::terminal_text(s.detail));
+      if (!s.available && !s.hint.empty()) {
+        std::cerr << "hint: " << util::terminal_text(s.hint) << "\n";
+      }
+    }
+    if (sink.slices_lost() > 0) {
+      std::cerr << fmt::format("chokepoint: {} of {} stack slices could not be written\n",
+                               sink.slices_lost(), sink.slices_lost() + sink.slices_written());
+    }
+  }
   // Over the whole recording, kept when it ends (replay of the whole recording shows them).
   const std::vector<model::ServiceObservation> services = probe_runner.finish();
   session->end_command();
@@ -149,11 +205,26 @@ Subcommand make_record_command(CLI::App& root) {
                   "drop the oldest samples to stay near this size (100M, 2G)");
   cli->add_option("--mode", args->mode, kSplitModeHelp)->capture_default_str();
   cli->add_option("--keep-for", args->keep_for, "drop samples older than this (1h, 1d)");
+  cli->add_option("--stacks", args->stacks,
+                  "on|on-cpu|off: keep on-CPU stacks (perf) and off-CPU stacks with their wait "
+                  "time (eBPF) as folded counts every --stack-slice, where the privilege and "
+                  "kernel allow (on); on-CPU stacks only (on-cpu: the off-CPU tracer runs at "
+                  "every context switch of the machine, see docs/recording.md); none (off)")
+      ->capture_default_str();
+  cli->add_option("--stack-rate", args->stack_rate_hz,
+                  "on-CPU stack samples a second per CPU (1 to 1000)")
+      ->capture_default_str()
+      ->option_text("HZ");
+  cli->add_option("--stack-slice", args->stack_slice,
+                  "how often the stacks are folded and kept: the finest time the report can cut "
+                  "them at (at least 1s)")
+      ->capture_default_str();
   add_probe_options(cli, args->probes);
   cli->footer(
       "Without a target, record watches the whole host. Examples:\n"
       "  chokepoint record --pid 1234 -o service.chokepoint\n"
       "  chokepoint record --name nginx -o nginx.chokepoint --max-size 100M --keep-for 1h\n"
+      "  chokepoint record --pid 1234 -o svc.chokepoint --stacks on-cpu --stack-rate 19\n"
       "  chokepoint replay service.chokepoint --from 5m --to 10m");
   return {cli, [args] { return run_record(*args); }};
 }

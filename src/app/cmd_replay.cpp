@@ -54,6 +54,7 @@ int run_replay(const ReplayArgs& a) {
     if (!w.services.empty()) j["services"] = render::services_json(w.services);
     if (!w.load.json.is_null()) j["load"] = w.load.json;
     if (!w.run.is_null()) j["run"] = w.run;
+    if (!w.recorded_stacks.empty()) j["recorded_stacks"] = recorded_stacks_json(w.recorded_stacks);
     std::cout << render::json_text(j);
   } else {
     std::cerr << fmt::format("chokepoint: replaying {} ({:.1f} s to {:.1f} s of {:.1f} s)\n",

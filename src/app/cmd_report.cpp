@@ -26,7 +26,44 @@ struct ReportArgs {
 struct ReportedRecording {
   ReplayedWindow window;
   nlohmann::json timeline;
+  // The stacks record kept: on-CPU and off-CPU of the whole recording, then of the verdict's
+  // window when that is a part of it; with their scope.
+  std::vector<profile::Profile> recorded;
+  std::vector<std::string> scopes;
 };
+
+// The flame graphs of the stacks record kept (report/page.h RecordedFlameGraph).
+void add_recorded_graphs(ReportedRecording& r) {
+  const RecordedStacks& stacks = r.window.recorded_stacks;
+  if (stacks.empty()) return;
+  const std::vector<TimeSpan> whole{{INT64_MIN, INT64_MAX}};
+  auto add = [&](const std::vector<store::StackSlice>& slices, const std::vector<TimeSpan>& spans,
+                 const std::string& scope) {
+    if (auto p = merge_slices(slices, spans, scope)) {
+      r.recorded.push_back(std::move(*p));
+      r.scopes.push_back(scope);
+    }
+  };
+  add(stacks.on_cpu, whole, "the whole recording");
+  add(stacks.off_cpu, whole, "the whole recording");
+  // The window the verdict describes: the columns whose own verdict is the whole recording's
+  // (of any kind: a column's kind flips between neighbours such as saturated and contended).
+  const auto& d = r.window.diagnosis;
+  if (d.verdict == analysis::Verdict::kNone || r.timeline.is_null()) return;
+  const report::VerdictWindow vw =
+      report::verdict_window(r.timeline, std::string(analysis::verdict_name(d.verdict)), "");
+  if (vw.columns == 0 || vw.columns == vw.of_columns) return;  // none, or the whole recording
+  std::vector<TimeSpan> spans;
+  for (const auto& [from_s, to_s] : vw.spans_s) {
+    spans.push_back({r.window.first_tick_ns + static_cast<std::int64_t>(from_s * 1e9),
+                     r.window.first_tick_ns + static_cast<std::int64_t>(to_s * 1e9)});
+  }
+  const std::string scope =
+      fmt::format("the verdict's window ({}: {} of {} columns)", analysis::verdict_name(d.verdict),
+                  vw.columns, vw.of_columns);
+  add(stacks.on_cpu, spans, scope);
+  add(stacks.off_cpu, spans, scope);
+}
 
 // The recording replayed as a whole (the report replay prints) and, in the same pass, cut into
 // the page's columns.
@@ -39,8 +76,9 @@ ReportedRecording read_recording(const std::string& path) {
     first_unix_ns = from_ns - reader.meta().created_monotonic_ns + reader.meta().created_unix_ns;
   };
   tap.each = [&](const model::Tick& t) { timeline->add(t); };
-  ReportedRecording r{replay_window(path, "", "", tap), nullptr};
+  ReportedRecording r{replay_window(path, "", "", tap), nullptr, {}, {}};
   if (timeline) r.timeline = timeline->finish(first_unix_ns);
+  add_recorded_graphs(r);
   return r;
 }
 
@@ -53,8 +91,15 @@ nlohmann::json page_json(const std::string& label, const ReportedRecording& r) {
   page.timeline = &r.timeline;
   page.load = &r.window.load.json;
   if (r.window.profile) page.profile = &*r.window.profile;
+  for (std::size_t i = 0; i < r.recorded.size(); ++i) {
+    page.recorded.push_back({&r.recorded[i], r.scopes[i]});
+  }
   for (const auto& s : r.window.observation.sources) {
-    if (s.name.find("stack") != std::string::npos && s.name != "stack scan" && s.available) {
+    const bool recorded = s.name == kRecordedOnCpuSource || s.name == kRecordedOffCpuSource;
+    if (recorded && !s.available && page.recorded_absent_why.empty()) {
+      page.recorded_absent_why = s.detail;
+    } else if (s.name.find("stack") != std::string::npos && s.name != "stack scan" && s.available &&
+               !recorded) {
       page.stacks_kept = true;
     }
   }
@@ -111,7 +156,12 @@ int run_report(const ReportArgs& a) {
   std::vector<const profile::Profile*> flamegraphs;
   flamegraphs.reserve(recs.size());
   for (const auto& r : recs) flamegraphs.push_back(r.window.profile ? &*r.window.profile : nullptr);
-  const std::string page = report::report_html(data, title, flamegraphs);
+  std::vector<std::vector<const profile::Profile*>> recorded;
+  for (const auto& r : recs) {
+    recorded.emplace_back();
+    for (const auto& p : r.recorded) recorded.back().push_back(&p);
+  }
+  const std::string page = report::report_html(data, title, flamegraphs, recorded);
   if (auto w = util::write_file_atomically(a.output, page); !w) throw util::FatalError(w.error());
   std::cerr << fmt::format("chokepoint: wrote {} ({} bytes)\n", util::terminal_text(a.output),
                            page.size());

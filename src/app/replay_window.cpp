@@ -90,6 +90,17 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
     w.observation.overhead.run_cpu_s = cost.cpu_s;
     w.run = cost.run;
   }
+  // The stacks record kept over time, for the window replayed, and their sources (why not, when
+  // it could not keep them).
+  for (auto& s : recorded_stack_sources(*reader)) w.observation.sources.push_back(std::move(s));
+  if (auto stacks = read_recorded_stacks(*reader, range->first + from_ns, range->first + end_ns);
+      stacks) {
+    w.recorded_stacks = std::move(*stacks);
+  } else {
+    w.observation.sources.push_back(
+        {"recorded stacks", false, stacks.error().message, stacks.error().hint});
+  }
+  w.first_tick_ns = range->first;
   w.meta = reader->meta();
   w.from_s = static_cast<double>(from_ns) / 1e9;
   w.to_s = static_cast<double>(end_ns) / 1e9;

@@ -11,6 +11,7 @@
 #include "analysis/diagnosis.h"
 #include "analysis/services.h"
 #include "app/recorded_window.h"
+#include "app/stack_recorder.h"
 #include "model/observation.h"
 #include "store/recording.h"
 
@@ -33,8 +34,11 @@ struct ReplayedWindow {
   // The stacks diagnose captured after its window, for a flame graph (whole recordings only;
   // nullopt: none kept).
   std::optional<profile::Profile> profile;
-  double from_s = 0, to_s = 0;  // the window, from the recording's first tick
-  double length_s = 0;          // the whole recording
+  // The stacks chokepoint record kept over time (schema 3), the slices in the window.
+  RecordedStacks recorded_stacks;
+  std::int64_t first_tick_ns = 0;  // the recording's first tick (monotonic ns)
+  double from_s = 0, to_s = 0;     // the window, from the recording's first tick
+  double length_s = 0;             // the whole recording
 };
 
 // Another reader of the same pass over the recording (the report's timeline): begin gets the

@@ -23,36 +23,17 @@
 #include "util/plural.h"
 
 namespace chokepoint::app {
+
+void SymbolizerResolver::note(int pid, const util::Result<void>& r) {
+  if (!r && noted_.insert(pid).second) {
+    notes_.push_back(
+        fmt::format("pid {}: its mappings could not be read ({}); its frames are "
+                    "unresolved",
+                    pid, r.error().message));
+  }
+}
+
 namespace {
-
-// The symbolizer as the aggregator's Resolver. attach() errors are kept: the symbolizer turns
-// that pid's lookups into unresolved frames with the reason, and the profile notes the error once.
-class SymbolizerResolver : public profile::Resolver {
- public:
-  explicit SymbolizerResolver(symbolize::Symbolizer& s) : s_(s) {}
-  void attach(int pid) override { note(pid, s_.attach(pid)); }
-  profile::Frame user(int pid, std::uint64_t address) override { return s_.user(pid, address); }
-  profile::Frame kernel(std::uint64_t address) override { return s_.kernel(address); }
-  // Attaches a pid the first time it is seen (during collection, while it is alive).
-  void attach_once(int pid) {
-    if (attached_.insert(pid).second) attach(pid);
-  }
-  const std::vector<std::string>& notes() const { return notes_; }
-
- private:
-  void note(int pid, const util::Result<void>& r) {
-    if (!r && noted_.insert(pid).second) {
-      notes_.push_back(
-          fmt::format("pid {}: its mappings could not be read ({}); its frames are "
-                      "unresolved",
-                      pid, r.error().message));
-    }
-  }
-  symbolize::Symbolizer& s_;
-  std::unordered_set<int> attached_;
-  std::unordered_set<int> noted_;
-  std::vector<std::string> notes_;
-};
 
 // Durations for a median in bounded memory: every stride-th one is kept, and when the list fills
 // it is thinned to every other entry and the stride doubled, so a long high-frequency run keeps an

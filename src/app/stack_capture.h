@@ -15,17 +15,43 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "collect/bpf/memory_profile.h"
 #include "collect/bpf/offcpu_profile.h"
 #include "collect/perf/perf_sampler.h"
 #include "collect/sampler/target.h"
+#include "profile/aggregate.h"
 #include "profile/profile.h"
 #include "symbolize/dwarf_unwind.h"
 #include "symbolize/symbolizer.h"
 #include "util/result.h"
 
 namespace chokepoint::app {
+
+// The symbolizer as the aggregator's Resolver. attach() errors are kept: the symbolizer turns
+// that pid's lookups into unresolved frames with the reason, and the profile notes the error once.
+class SymbolizerResolver : public profile::Resolver {
+ public:
+  explicit SymbolizerResolver(symbolize::Symbolizer& s) : s_(s) {}
+  void attach(int pid) override { note(pid, s_.attach(pid)); }
+  profile::Frame user(int pid, std::uint64_t address) override { return s_.user(pid, address); }
+  profile::Frame kernel(std::uint64_t address) override { return s_.kernel(address); }
+  // Attaches a pid the first time it is seen (during collection, while it is alive).
+  void attach_once(int pid) {
+    if (attached_.insert(pid).second) attach(pid);
+  }
+  bool attached(int pid) const { return attached_.count(pid) > 0; }
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ private:
+  void note(int pid, const util::Result<void>& r);
+  symbolize::Symbolizer& s_;
+  std::unordered_set<int> attached_;
+  std::unordered_set<int> noted_;
+  std::vector<std::string> notes_;
+};
 
 struct OnCpuCapture {
   profile::Profile profile;  // weight: samples at the requested frequency

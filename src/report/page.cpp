@@ -37,6 +37,18 @@ bool has_series(const nlohmann::json& timeline, const std::string& panel, const 
   return false;
 }
 
+nlohmann::json recorded_graphs_json(const std::vector<RecordedFlameGraph>& graphs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& g : graphs) {
+    if (g.profile == nullptr) continue;
+    out.push_back({{"off_cpu", g.profile->off_cpu},
+                   {"title", g.profile->title},
+                   {"stacks", g.profile->stacks.size()},
+                   {"scope", g.scope}});
+  }
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json recording_json(const RecordingPage& r) {
@@ -50,14 +62,18 @@ nlohmann::json recording_json(const RecordingPage& r) {
                        "(diagnose --record): the whole window's numbers are in the table"},
                       {"how", "chokepoint record keeps them at every tick"}});
   }
-  if (r.profile == nullptr) {
+  if (r.profile == nullptr && r.recorded.empty()) {
     absent.push_back(
         {{"panel", "Stacks (flame graphs)"},
          {"why", r.stacks_kept ? "the recording keeps what diagnose found in the stacks (in the "
                                  "evidence above), not the stacks themselves"
-                               : "the recording keeps no stacks (chokepoint record does not sample "
-                                 "them; diagnose --no-stacks skips them)"},
-         {"how", "chokepoint profile --pid PID -o flame.svg, or diagnose without --no-stacks"}});
+                 : !r.recorded_absent_why.empty()
+                     ? "the recording keeps no stacks: " + r.recorded_absent_why
+                     : "the recording keeps no stacks (a recording made before chokepoint record "
+                       "kept them; diagnose --no-stacks skips them)"},
+         {"how",
+          "chokepoint record keeps on-CPU and off-CPU stacks over time (as root); chokepoint "
+          "profile --pid PID -o flame.svg, or diagnose without --no-stacks"}});
   }
   if (r.load == nullptr || r.load->is_null()) {
     absent.push_back({{"panel", "Load (latency and throughput)"},
@@ -79,6 +95,7 @@ nlohmann::json recording_json(const RecordingPage& r) {
                                                                {"title", r.profile->title},
                                                                {"stacks", r.profile->stacks.size()}}
                                               : nlohmann::json(nullptr)},
+          {"recorded_flamegraphs", recorded_graphs_json(r.recorded)},
           {"absent", absent}};
 }
 
@@ -106,7 +123,8 @@ std::string script_json(const nlohmann::json& j) {
 }
 
 std::string report_html(const nlohmann::json& data, const std::string& title,
-                        const std::vector<const profile::Profile*>& flamegraphs) {
+                        const std::vector<const profile::Profile*>& flamegraphs,
+                        const std::vector<std::vector<const profile::Profile*>>& recorded) {
   const std::string nonce = make_nonce();
   std::string page;
   page += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
@@ -134,6 +152,18 @@ std::string report_html(const nlohmann::json& data, const std::string& title,
     page += "<div class=\"flamegraph\" data-recording=\"" + std::to_string(i) + "\">\n";
     page += render::flamegraph_svg(*flamegraphs[i], options);
     page += "</div>\n";
+  }
+  for (std::size_t i = 0; i < recorded.size(); ++i) {
+    std::size_t graph = 0;
+    for (const profile::Profile* p : recorded[i]) {
+      if (p == nullptr) continue;
+      render::SvgOptions options;
+      options.nonce = nonce;
+      page += "<div class=\"flamegraph recorded\" data-recording=\"" + std::to_string(i) +
+              "\" data-graph=\"" + std::to_string(graph++) + "\">\n";
+      page += render::flamegraph_svg(*p, options);
+      page += "</div>\n";
+    }
   }
   page +=
       "</div>\n"

@@ -19,6 +19,13 @@
 
 namespace chokepoint::report {
 
+// A flame graph of the stacks `chokepoint record` kept over time (schema 3), over a part of the
+// recording that `scope` names ("the whole recording", "the verdict's window: ...").
+struct RecordedFlameGraph {
+  const profile::Profile* profile = nullptr;
+  std::string scope;
+};
+
 // What the page shows of one recording.
 struct RecordingPage {
   std::string label;  // the path as the user named it
@@ -29,12 +36,17 @@ struct RecordingPage {
   const nlohmann::json* load = nullptr;       // the load diagnose --load drove (null: none)
   bool stacks_kept = false;                   // diagnose kept stack evidence (in the evidence)
   const profile::Profile* profile = nullptr;  // the stacks diagnose kept (null: none)
+  std::vector<RecordedFlameGraph> recorded;   // stacks over time (record), in page order
+  // When `recorded` is empty: why the recording has no stacks over time (empty: it was made by
+  // diagnose --record, or before schema 3).
+  std::string recorded_absent_why;
 };
 
 // The JSON the page draws for one recording: label, meta, diagnosis (render::diagnosis_json
 // without its per-thread list, which the heat map carries), timeline, load, flamegraph (the kept
-// profile's kind and title, or null), and "absent": the panels this recording has no data for,
-// each with why and how to get it.
+// profile's kind and title, or null), recorded_flamegraphs ([{off_cpu, title, stacks, scope}],
+// the stacks over time), and "absent": the panels this recording has no data for, each with why
+// and how to get it.
 nlohmann::json recording_json(const RecordingPage& r);
 
 // JSON text safe inside <script type="application/json">: '<', '>', '&', U+2028 and U+2029 are
@@ -48,9 +60,11 @@ std::string script_json(const nlohmann::json& j);
 // "usls": [{"label", "usl"}] (optional: fits of measured rows, `chokepoint usl -o`)}.
 // `flamegraphs[i]` (null or missing: none) is recording i's kept profile: drawn by
 // render/flamegraph_svg.h inline in the page, its script and style under the page's CSP nonce,
-// interactive as the SVG file is (click to zoom, search).
+// interactive as the SVG file is (click to zoom, search). `recorded[i]` are recording i's
+// recorded_flamegraphs, drawn the same way, in the same order.
 std::string report_html(const nlohmann::json& data, const std::string& title,
-                        const std::vector<const profile::Profile*>& flamegraphs = {});
+                        const std::vector<const profile::Profile*>& flamegraphs = {},
+                        const std::vector<std::vector<const profile::Profile*>>& recorded = {});
 
 // The page of one `chokepoint load` run: its load JSON (render/load_report.h load_json), drawn as
 // the report's load panel. `label` names the run (its URL).

@@ -325,4 +325,27 @@ nlohmann::json TimelineBuilder::finish(std::int64_t first_unix_ns) {
   return reducer_->finish(column_ns_, first_unix_ns);
 }
 
+VerdictWindow verdict_window(const nlohmann::json& timeline, const std::string& verdict,
+                             const std::string& kind) {
+  VerdictWindow w;
+  const auto columns = timeline.value("columns", nlohmann::json::array());
+  const auto verdicts = timeline.value("verdicts", nlohmann::json::array());
+  const double column_s = timeline.value("column_s", 0.0);
+  w.of_columns = columns.size();
+  for (std::size_t i = 0; i < columns.size() && i < verdicts.size(); ++i) {
+    const auto& v = verdicts[i];
+    if (!v.is_object() || v.value("verdict", "") != verdict) continue;
+    if (!kind.empty() && v.value("kind", "") != kind) continue;
+    const double start = columns[i].get<double>();
+    const double end = i + 1 < columns.size() ? columns[i + 1].get<double>() : start + column_s;
+    ++w.columns;
+    if (!w.spans_s.empty() && w.spans_s.back().second >= start) {
+      w.spans_s.back().second = end;
+    } else {
+      w.spans_s.emplace_back(start, end);
+    }
+  }
+  return w;
+}
+
 }  // namespace chokepoint::report

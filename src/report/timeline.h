@@ -62,4 +62,14 @@ class TimelineBuilder {
   std::unique_ptr<Reducer> reducer_;
 };
 
+// The columns of a finished timeline whose verdict is `verdict` (analysis::verdict_name) of kind
+// `kind` (analysis::kind_name; empty: any), merged where adjacent: [start_s, end_s) from the first
+// tick, and how many columns that is. The window the whole recording's verdict describes.
+struct VerdictWindow {
+  std::vector<std::pair<double, double>> spans_s;
+  std::size_t columns = 0, of_columns = 0;
+};
+VerdictWindow verdict_window(const nlohmann::json& timeline, const std::string& verdict,
+                             const std::string& kind);
+
 }  // namespace chokepoint::report

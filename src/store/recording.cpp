@@ -615,6 +615,7 @@ struct RecordingWriter::Impl {
   bool failing = false;
   int tx_rc = SQLITE_OK;  // the first failure inside the tick's transaction
   std::uint64_t ticks_written = 0, ticks_lost = 0, thread_rows = 0;
+  StackTableWriter stack_tables;  // schema 3: stacks over time
 
   // Rolled back with a failed tick.
   std::vector<std::string> tx_texts;
@@ -736,7 +737,7 @@ util::Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std
                  fmt::format("PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
                              "PRAGMA journal_size_limit=8388608;BEGIN;PRAGMA application_id={};"
                              "PRAGMA user_version={};{}COMMIT;",
-                             kApplicationId, kSchemaVersion, schema_sql()),
+                             kApplicationId, kSchemaVersion, schema_sql() + stack_schema_sql()),
                  path);
   if (!ok) return ok.error();
   if (auto p = impl->prepare_all(); !p) return p.error();
@@ -787,6 +788,21 @@ util::Result<void> RecordingWriter::add_note(const std::string& key, const std::
   if (int rc = st->run(); rc != SQLITE_OK) {
     return sqlite_error(w.db.get(), rc, "writing " + w.path, w.path);
   }
+  return {};
+}
+
+util::Result<void> RecordingWriter::add_stack_slice(const StackSlice& slice) {
+  Impl& w = *impl_;
+  int rc = w.begin_tx.run();
+  if (rc == SQLITE_OK) rc = w.stack_tables.write(w.db.get(), slice);
+  if (rc == SQLITE_OK) rc = w.commit_tx.run();
+  if (rc != SQLITE_OK) {
+    const util::Error err = sqlite_error(w.db.get(), rc, "writing " + w.path, w.path);
+    w.rollback_tx.run();
+    w.stack_tables.rolled_back();
+    return err;
+  }
+  w.stack_tables.committed();
   return {};
 }
 
@@ -1131,6 +1147,7 @@ int RecordingWriter::Impl::delete_before(std::int64_t tick_id) {
     rc = st->run();
   };
   for (const char* table : kTickTables) run(fmt::format("DELETE FROM {} WHERE tick < ?1", table));
+  if (rc == SQLITE_OK) rc = stack_tables.delete_before_tick(db.get(), tick_id);
   run("DELETE FROM keyframe WHERE tick < ?1");
   run("DELETE FROM tick WHERE id < ?1");
   if (rc == SQLITE_OK) {
@@ -1259,6 +1276,11 @@ std::optional<std::string> RecordingReader::note(const std::string& key) const {
   auto it = impl_->notes.find("note." + key);
   if (it == impl_->notes.end()) return std::nullopt;
   return it->second;
+}
+util::Result<std::vector<StackSlice>> RecordingReader::stack_slices(StackKind kind,
+                                                                    std::int64_t from_ns,
+                                                                    std::int64_t to_ns) const {
+  return read_stack_slices(impl_->db.get(), impl_->path, kind, from_ns, to_ns);
 }
 std::optional<std::pair<std::int64_t, std::int64_t>> RecordingReader::time_range() const {
   return impl_->range;

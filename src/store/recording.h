@@ -20,13 +20,14 @@
 #include <vector>
 
 #include "model/samples.h"
+#include "store/stack_slices.h"
 #include "util/result.h"
 
 namespace chokepoint::store {
 
 // 1: a thread_sample row per thread that ran; 2: one packed thread_pack row per tick; 3: each
-// process row keeps its parent's pid (process.ppid), and the exact mode's wait-for edges are
-// packed in exact_sample.edges (all three are read).
+// process row keeps its parent's pid (process.ppid), the exact mode's wait-for edges are packed
+// in exact_sample.edges, and stacks over time (store/stack_slices.h). All three are read.
 inline constexpr int kSchemaVersion = 3;
 // PRAGMA application_id: "CHKP".
 inline constexpr std::int32_t kApplicationId = 0x43484b50;
@@ -72,6 +73,9 @@ class RecordingWriter : public model::SampleSink {
   // Keeps a document beside the samples (a JSON text: what a diagnosis found after its window,
   // such as its stack evidence). Replaces an earlier note of the same key.
   util::Result<void> add_note(const std::string& key, const std::string& text);
+  // Keeps one slice of stacks (store/stack_slices.h), in a transaction of its own. Errors: the
+  // file could not be written (the slice is lost; with hints).
+  util::Result<void> add_stack_slice(const StackSlice& slice);
 
   // Whether the last tick was written; the error when not.
   bool failing() const;
@@ -97,6 +101,10 @@ class RecordingReader {
 
   const model::RecordingInfo& info() const;
   const RecordingMeta& meta() const;
+  // The stack slices of `kind` that overlap [from_ns, to_ns], oldest first (none before schema 3).
+  // Errors: the stack tables are damaged.
+  util::Result<std::vector<StackSlice>> stack_slices(StackKind kind, std::int64_t from_ns,
+                                                     std::int64_t to_ns) const;
   // A note the writer kept (add_note), nullopt when there is none.
   std::optional<std::string> note(const std::string& key) const;
   // The first and last tick's time, nullopt for a recording with no ticks.

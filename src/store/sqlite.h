@@ -38,6 +38,7 @@ class Stmt {
     }
   }
   void bind_null(int i) { sqlite3_bind_null(s_.get(), i); }
+  void bind_double(int i, double v) { sqlite3_bind_double(s_.get(), i, v); }
   void bind_text(int i, std::string_view v) {
     sqlite3_bind_text(s_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   }
@@ -56,6 +57,7 @@ class Stmt {
   bool is_null(int c) const { return sqlite3_column_type(s_.get(), c) == SQLITE_NULL; }
   std::int64_t i64(int c) const { return sqlite3_column_int64(s_.get(), c); }
   std::uint64_t u64(int c) const { return static_cast<std::uint64_t>(i64(c)); }
+  double f64(int c) const { return sqlite3_column_double(s_.get(), c); }
   std::optional<std::uint64_t> opt_u64(int c) const {
     if (is_null(c)) return std::nullopt;
     return u64(c);

@@ -57,6 +57,9 @@ util::Result<void> OffCpuTracer::start() {
 util::Result<OffCpuResult> OffCpuTracer::stop() {
   return check_offcpu_support().error();
 }
+util::Result<OffCpuResult> OffCpuTracer::drain() {
+  return check_offcpu_support().error();
+}
 util::Result<OffCpuResult> OffCpuTracer::run(const std::atomic<bool>*) {
   return check_offcpu_support().error();
 }
@@ -136,6 +139,7 @@ struct OffCpuTracer::Impl {
   bool attached = false;
   std::int64_t attached_at_ns = 0;
   double attached_s = 0;
+  std::int64_t drained_at_ns = 0;  // the last drain(), or the start
 };
 
 namespace {
@@ -283,6 +287,7 @@ util::Result<void> OffCpuTracer::start() {
   }
   impl_->attached = true;
   impl_->attached_at_ns = util::monotonic_ns();
+  impl_->drained_at_ns = impl_->attached_at_ns;
   return {};
 }
 
@@ -293,6 +298,18 @@ util::Result<OffCpuResult> OffCpuTracer::stop() {
     impl_->attached_s +=
         static_cast<double>(util::monotonic_ns() - impl_->attached_at_ns) / util::kNsPerSec;
   }
+  return read(false);
+}
+
+util::Result<OffCpuResult> OffCpuTracer::drain() {
+  const std::int64_t now = util::monotonic_ns();
+  auto r = read(true);
+  if (r) r->duration_s = static_cast<double>(now - impl_->drained_at_ns) / util::kNsPerSec;
+  impl_->drained_at_ns = now;
+  return r;
+}
+
+util::Result<OffCpuResult> OffCpuTracer::read(bool take) {
   offcpu_bpf* skel = impl_->skel.get();
   OffCpuResult result;
   result.duration_s = impl_->attached_s;
@@ -363,13 +380,25 @@ util::Result<OffCpuResult> OffCpuTracer::stop() {
     return true;
   };
   const int counts_fd = bpf_map__fd(skel->maps.counts);
-  offcpu_key key{}, next{};
-  offcpu_key* prev = nullptr;
-  while (bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
-    key = next;
-    prev = &key;
+  // The keys first: deleting while walking would restart the walk (a hash map's next key after
+  // a deleted one is its first). A take is one atomic lookup-and-delete per key (kernel 5.14 for
+  // hash maps), so a block the kernel adds meanwhile lands in a fresh entry, never lost.
+  std::vector<offcpu_key> keys;
+  {
+    offcpu_key key{}, next{};
+    offcpu_key* prev = nullptr;
+    while (bpf_map_get_next_key(counts_fd, prev, &next) == 0) {
+      key = next;
+      prev = &key;
+      keys.push_back(key);
+    }
+  }
+  for (offcpu_key& key : keys) {
     offcpu_value value{};
-    if (bpf_map_lookup_elem(counts_fd, &key, &value) != 0) continue;
+    if (take ? bpf_map_lookup_and_delete_elem(counts_fd, &key, &value) != 0
+             : bpf_map_lookup_elem(counts_fd, &key, &value) != 0) {
+      continue;
+    }
     OffCpuRecord rec;
     rec.tgid = static_cast<int>(key.tgid);
     rec.tid = static_cast<int>(key.pid);

@@ -152,6 +152,11 @@ class OffCpuTracer {
   // Detaches and reads everything summed so far. The tracer can be started again; its maps keep
   // accumulating.
   util::Result<OffCpuResult> stop();
+  // Reads what was summed since the last drain() (or the start) and removes it from the kernel's
+  // map, while the programs stay attached: a long trace cut into slices (chokepoint record) that
+  // never fills the map with old blocks. duration_s is the time attached since the last drain.
+  // Drops and stack collisions stay cumulative. REQUIRES: started.
+  util::Result<OffCpuResult> drain();
   // start(), wait options.duration_ns (or until *cancel becomes true), stop().
   util::Result<OffCpuResult> run(const std::atomic<bool>* cancel = nullptr);
 
@@ -159,6 +164,8 @@ class OffCpuTracer {
 
  private:
   explicit OffCpuTracer(std::unique_ptr<Impl> impl);
+  // The maps' records; take: removing each entry read.
+  util::Result<OffCpuResult> read(bool take);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -466,7 +466,8 @@
   // render/flamegraph_svg and its script), moved into this recording's column
   function stacksSection(rec, index, parent) {
     if (!rec.flamegraph) return;
-    var box = document.querySelector('#flamegraphs .flamegraph[data-recording="' + index + '"]');
+    var box = document.querySelector('#flamegraphs .flamegraph:not(.recorded)[data-recording="' +
+      index + '"]');
     if (!box) return;
     el('h2', null, 'Stacks: ' + (rec.flamegraph.off_cpu ? 'off-CPU time' : 'on-CPU') +
       ' flame graph', parent);
@@ -475,6 +476,26 @@
     parent);
     parent.appendChild(box);
     api.flamegraphs.push(box.querySelector('svg'));
+  }
+
+  // --- the stacks chokepoint record kept over time: on-CPU and off-CPU flame graphs of the whole
+  // recording and of the verdict's window, drawn like the one above
+  function recordedStacksSection(rec, index, parent) {
+    var graphs = rec.recorded_flamegraphs || [];
+    if (!graphs.length) return;
+    el('h2', null, 'Stacks over time', parent);
+    el('p', 'note', 'the stacks chokepoint record sampled while it recorded (on-CPU: perf ' +
+      'samples; off-CPU: time blocked, with the waker\'s stack above "--- woken by ---"); ' +
+      'click a frame to zoom in, the bottom frame or Reset Zoom to zoom out, Search to highlight',
+    parent);
+    graphs.forEach(function (g, j) {
+      var box = document.querySelector('#flamegraphs .flamegraph.recorded[data-recording="' +
+        index + '"][data-graph="' + j + '"]');
+      if (!box) return;
+      el('h3', null, (g.off_cpu ? 'Off-CPU time' : 'On-CPU') + ', ' + g.scope, parent);
+      parent.appendChild(box);
+      api.flamegraphs.push(box.querySelector('svg'));
+    });
   }
 
   function absentSection(rec, parent) {
@@ -685,6 +706,7 @@
     useSection(rec, box);
     loadSection(rec, box);
     stacksSection(rec, i, box);
+    recordedStacksSection(rec, i, box);
     absentSection(rec, box);
     sourcesSection(rec, box);
   });

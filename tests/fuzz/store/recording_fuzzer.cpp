@@ -39,6 +39,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                return ++ticks < 100'000;
                              });
     (void)builder.finish();
+    // Schema 3's stacks over time, read back as replay and report read them.
+    for (auto kind :
+         {chokepoint::store::StackKind::kOnCpu, chokepoint::store::StackKind::kOffCpu}) {
+      (void)reader->stack_slices(kind, std::numeric_limits<std::int64_t>::min(),
+                                 std::numeric_limits<std::int64_t>::max());
+    }
   }
   return 0;
 }

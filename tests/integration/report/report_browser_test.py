@@ -125,6 +125,27 @@ def record_knee(work):
     return page, json.loads(p.stdout)
 
 
+def record_cpu(work):
+    """The cpu scenario recorded by chokepoint record with its stacks over time (1 s slices), idle
+    for its first second and under load after, so that the verdict's window is a part of it."""
+    lab, port = start_lab('--scenario', 'cpu')
+    out = os.path.join(work, 'cpu.chokepoint')
+    rec = subprocess.Popen([os.path.join(args.bin, 'chokepoint'), 'record', '--pid', str(lab.pid),
+                            '--interval', '250ms', '--duration', '5s', '--stack-slice', '1s',
+                            '-o', out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+    started.append(rec)
+    time.sleep(1.5)
+    run([os.path.join(args.bin, 'chokepoint'), 'load', '-c4', '-d3s',
+         'http://127.0.0.1:%d/' % port])
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    stop(lab)
+    replayed = json.loads(run([os.path.join(args.bin, 'chokepoint'), 'replay', out,
+                               '--json']).stdout)
+    return out, replayed, err
+
+
 def record_hostile(work):
     """A target started through a link named PAYLOAD, whose writer thread is HOSTILE_THREAD and
     fdatasyncs a file under a directory path that holds "</script>" and PAYLOAD."""
@@ -275,6 +296,8 @@ def main():
         lab_page = report([before, after], os.path.join(args.artifacts, 'lab-report.html'))
         hostile_page = report([record_hostile(work)], os.path.join(work, 'hostile.html'))
         knee_page, knee_run = record_knee(work)
+        cpu_recording, cpu_replayed, cpu_record_err = record_cpu(work)
+        cpu_page = report([cpu_recording], os.path.join(args.artifacts, 'cpu-stacks-report.html'))
         usl_page = os.path.join(work, 'usl.html')
         usl_data = os.path.join(work, 'tput.csv')
         with open(usl_data, 'w') as f:
@@ -361,6 +384,47 @@ def main():
         check('the screenshot is saved',
               lambda: os.path.getsize(os.path.join(args.artifacts, 'lab-report.png')) > 50000
               or (_ for _ in ()).throw(AssertionError('small screenshot')))
+
+        load_page(driver, cpu_page)
+
+        def recorded_stacks():
+            # chokepoint record kept on-CPU and off-CPU stacks over time (root, BPF and perf
+            # work here: no skipping); replay --json and the page both carry them, and the on-CPU
+            # flame graph holds the cpu scenario's hot function.
+            assert 'stacks over time, on-CPU (perf): cpu-clock' in cpu_record_err, cpu_record_err
+            assert 'stacks over time, off-CPU (eBPF): blocked' in cpu_record_err, cpu_record_err
+            rs = cpu_replayed['recorded_stacks']
+            assert rs['on_cpu']['slices'] >= 4 and rs['off_cpu']['slices'] >= 4, rs
+            assert any('run_cpu_work' in f for f, _ in rs['on_cpu']['folded']), rs['on_cpu']
+            assert cpu_replayed['sources']['stacks over time, on-CPU (perf)']['available']
+            no_console_errors(driver)
+            rec = page_data(driver)['recordings'][0]
+            graphs = rec['recorded_flamegraphs']
+            whole = [g for g in graphs if g['scope'] == 'the whole recording']
+            assert [g['off_cpu'] for g in whole] == [False, True], graphs
+            assert all(g['stacks'] > 0 for g in graphs), graphs
+            # The verdict's window: its own two graphs when the verdict over time changed (the
+            # idle first second), none when it held all along.
+            verdicts = rec['timeline']['verdicts']
+            whole_verdict = rec['diagnosis']['verdict']
+            part = any(v is None or v['verdict'] != whole_verdict for v in verdicts)
+            assert len(graphs) == (4 if part and whole_verdict != 'none' else 2), (graphs, verdicts)
+            svgs = driver.execute_script('return window.chokepointReport.flamegraphs')
+            assert len(svgs) == len(graphs), (len(svgs), graphs)
+            on = svgs[0]
+            assert driver.execute_script(
+                'return arguments[0].closest("section.recording") !== null && '
+                'arguments[0].getBoundingClientRect().width > 300', on)
+            assert len(on.find_elements('css selector', 'g.f')) > 3
+            titles = driver.execute_script(
+                'return Array.from(arguments[0].querySelectorAll("g.f title")).map('
+                'function (t) { return t.textContent; })', on)
+            assert any('run_cpu_work' in t for t in titles), titles[:20]
+            assert 'Stacks over time' in driver.find_element('tag name', 'body').text
+        check('chokepoint record keeps stacks over time and the page draws them', recorded_stacks)
+        driver.execute_script('window.scrollTo(0, document.body.scrollHeight)')
+        time.sleep(0.1)
+        driver.save_screenshot(os.path.join(args.artifacts, 'cpu-stacks-report.png'))
 
         driver.set_window_size(1400, 1000)
         load_page(driver, hostile_page)
