@@ -12,7 +12,8 @@ the reference and each mode, as shares of the whole process's thread time.
 Two references: "direct" leaves each hand-off (below) as idle, a wait for another thread's work;
 "wait-for" gives it its waker's split (issue 15's wait-for graph, the design's rule).
 
-Usage: bench/reference/compare.py [BUILD_DIR] [SCENARIO...] [--detail]
+Usage: [BASE_BIN=other/chokepoint] bench/reference/compare.py [BUILD_DIR] [SCENARIO...] [--detail]
+  BASE_BIN adds that build's exact split of the same window (a replay of the recording).
        bench/reference/compare.py [BUILD_DIR] --overhead
   --detail prints each thread's reference time by (class, reason) beside chokepoint's waits_s.
   --overhead measures what split.bt costs the lab (none scenario, 2 loops): req/s without and
@@ -70,6 +71,7 @@ ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 DETAIL = "--detail" in sys.argv
 BUILD = ARGS[0] if ARGS else os.path.join(ROOT, "build")
 ONLY = ARGS[1:]
+BASE_BIN = os.environ.get("BASE_BIN")  # another build's chokepoint: replays each recording
 BIN = os.path.join(BUILD, "bin")
 BT = os.path.join(ROOT, "bench/reference/split.bt")
 KEYS = os.path.join(ROOT, "bench/lab/keys_random.lua")
@@ -467,11 +469,20 @@ def run(name, args, load, conns, delay_ms):
         ref = shares(per_thread)
         thread_s = sum(sum(c.values()) for c in per_thread.values()) / 1e9
         cp_thread_s = sum(t["observed_s"] for t in exact["threads"])
-        print("| %s | %s | %.3f | %.3f | %.3f | %.3f | %.2f | %s | %s |" % (
+        base = ""
+        if BASE_BIN:
+            # The same recording replayed by another build (e.g. main's): its exact split of the
+            # very same window, side by side.
+            r = subprocess.run([BASE_BIN, "replay", rec, "--json"], capture_output=True,
+                               text=True, timeout=120)
+            b = json.loads(r.stdout)
+            base = " %s | %.3f | %.3f |" % (b["verdict"], l1(ref_direct, b["time_split"]),
+                                            l1(ref, b["time_split"]))
+        print("| %s | %s | %.3f | %.3f | %.3f | %.3f | %.2f | %s | %s |%s" % (
             name, exact["verdict"], l1(ref_direct, exact["time_split"]),
             l1(ref_direct, sampled["time_split"]), l1(ref, exact["time_split"]),
             l1(ref, sampled["time_split"]), thread_s / cp_thread_s if cp_thread_s else 0,
-            fmt(ref), fmt(exact["time_split"])), flush=True)
+            fmt(ref), fmt(exact["time_split"]), base), flush=True)
         if DETAIL:
             cp = {t["tid"]: t for t in exact["threads"]}
             sp = {t["tid"]: t for t in sampled["threads"]}
@@ -569,8 +580,10 @@ def main():
         return
     print("| scenario | verdict (exact) | L1 exact (direct ref) | L1 sampled (direct ref) |"
           " L1 exact (wait-for ref) | L1 sampled (wait-for ref) | thread time ref/cp |"
-          " wait-for reference split | exact split |")
-    print("|---|---|---:|---:|---:|---:|---:|---|---|")
+          " wait-for reference split | exact split |" +
+          (" BASE_BIN verdict | BASE_BIN L1 exact (direct ref) |"
+           " BASE_BIN L1 exact (wait-for ref) |" if BASE_BIN else ""))
+    print("|---|---|---:|---:|---:|---:|---:|---|---|" + ("---|---:|---:|" if BASE_BIN else ""))
     try:
         for sc in SCENARIOS:
             if not ONLY or sc[0] in ONLY or sc[0].split()[0] in ONLY:

@@ -178,6 +178,8 @@ static __always_inline struct stateacct_thread *thread_entry(struct task_local *
 		return NULL;
 	t->phase = STATEACCT_PHASE_NONE;
 	t->blocked_nr = -1;
+	t->acc_ns = 0;
+	t->acc_count = 0;
 	t->tgid = BPF_CORE_READ(task, tgid);
 	t->tid = BPF_CORE_READ(task, pid);
 	t->start_ns = BPF_CORE_READ(task, start_boottime);
@@ -185,6 +187,8 @@ static __always_inline struct stateacct_thread *thread_entry(struct task_local *
 	l->has_slot = 1;
 	return t;
 }
+
+static __always_inline void flush_acc(struct stateacct_thread *t);
 
 /* The task exits: its slot goes back to the free list (the phase it may have had is dropped). */
 static __always_inline void release(struct task_local *l)
@@ -198,28 +202,29 @@ static __always_inline void release(struct task_local *l)
 	t = bpf_map_lookup_elem(&threads, &l->slot);
 	if (t) {
 		t->phase = STATEACCT_PHASE_NONE;
+		flush_acc(t); /* its sums stay until user space forgets the thread */
 		t->tid = 0;
 	}
 	bpf_map_push_elem(&free_slots, &l->slot, 0);
 }
 
-/* Ends the thread's phase at `now` into `sums`. */
-static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
+/* Adds the thread's accumulated blocks (acc_*) to their sum in `sums` and empties them. */
+static __always_inline void flush_acc(struct stateacct_thread *t)
 {
 	struct stateacct_key key = {};
 	struct stateacct_value *v;
+	__u64 ns = t->acc_ns, count = t->acc_count;
 
-	if (t->phase == STATEACCT_PHASE_NONE)
+	if (!count)
 		return;
-	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
-
+	t->acc_ns = 0;
+	t->acc_count = 0;
 	key.tgid = t->tgid;
 	key.tid = t->tid;
-	key.kind = t->kind;
-	key.syscall_nr = t->blocked_nr;
-	key.object = t->blocked_object;
+	key.kind = t->acc_kind;
+	key.syscall_nr = t->acc_nr;
+	key.object = t->acc_object;
 	key.start_ns = t->start_ns;
-	t->phase = STATEACCT_PHASE_NONE;
 	v = bpf_map_lookup_elem(&sums, &key);
 	if (!v) {
 		struct stateacct_value zero = {};
@@ -233,8 +238,33 @@ static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
 		if (!v)
 			return;
 	}
-	__sync_fetch_and_add(&v->ns, delta * t->weight);
-	__sync_fetch_and_add(&v->count, t->weight);
+	__sync_fetch_and_add(&v->ns, ns);
+	__sync_fetch_and_add(&v->count, count);
+}
+
+/*
+ * Ends the thread's phase at `now`. A block with the same (kind, call, object) as the thread's
+ * previous one (a requester on its reply's futex, a worker on its queue) adds to the thread's
+ * own accumulator, in its array element: no hashing. Another key flushes the accumulator into
+ * `sums` first (one hash update per change of wait, not per block).
+ */
+static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
+{
+	if (t->phase == STATEACCT_PHASE_NONE)
+		return;
+	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
+
+	t->phase = STATEACCT_PHASE_NONE;
+	if (t->acc_count && (t->acc_kind != t->kind || t->acc_nr != t->blocked_nr ||
+			     t->acc_object != t->blocked_object))
+		flush_acc(t);
+	if (!t->acc_count) {
+		t->acc_kind = t->kind;
+		t->acc_nr = t->blocked_nr;
+		t->acc_object = t->blocked_object;
+	}
+	__sync_fetch_and_add(&t->acc_ns, delta * t->weight);
+	__sync_fetch_and_add(&t->acc_count, t->weight);
 }
 
 struct {

@@ -60,6 +60,17 @@ struct stateacct_thread {
 	__u32 tgid;
 	__u32 tid;
 	__u64 start_ns;       /* as in stateacct_key */
+	/*
+	 * The blocked time of the thread's latest (kind, call, object) not yet added to `sums`:
+	 * ended blocks with the same key as the one before add here, in the array element, with no
+	 * hashing; the sum is updated when the key changes and at the thread's exit. Readers add it
+	 * to its key's sum (acc_count 0: empty).
+	 */
+	__u64 acc_ns;
+	__u64 acc_count;
+	__u64 acc_object;
+	__s32 acc_nr;
+	__u32 acc_kind;
 };
 
 /* Who woke the waker: a thread, or kernel context. */

@@ -46,6 +46,13 @@ struct ThreadAccount {
   // kernel summed it in the window, before scaling to split[kLock] (model::ExactSplit); empty
   // in the sampled split. The wait-for graph (model/wait_graph.h) says whose hand-off each is.
   std::map<std::pair<long, std::uint64_t>, std::int64_t> lock_objects_ns;
+  // The exact mode: the idle time by (system call, wait object), as lock_objects_ns; the wait-for
+  // graph moves the part that waited for another thread's hand-off (model::attribute_handoffs).
+  std::map<std::pair<long, std::uint64_t>, std::int64_t> idle_objects_ns;
+  // Of split, the time this thread waited for other target threads' hand-offs (a reply's futex, a
+  // pipe), divided as those threads spent theirs (model::attribute_handoffs); it was idle. Its own
+  // use of each resource is split minus this. Empty without the wait-for graph.
+  TimeSplit waited_for;
 };
 
 // One interval of one thread: exact counters from schedstat plus the wait it was seen in.

@@ -620,19 +620,25 @@ Source exact_source(const ExactSample& first, const ExactSample& last, const Obs
 }
 
 // Whether the window has a wait-for graph (it comes with the exact mode's eBPF programs).
-Source wait_graph_source(const ExactSample& last, std::size_t edges) {
+Source wait_graph_source(const ExactSample& last, std::size_t edges, std::int64_t handed_ns) {
   if (!last.on) {
     return {"wait-for graph", false, "",
             "without it (the exact mode's eBPF did not run) a thread waiting for another "
             "thread's hand-off (a reply semaphore, a join) is classed by what it waits in, "
             "lock for a semaphore; run as root with BTF (--mode exact or auto)"};
   }
-  return {"wait-for graph", true,
-          fmt::format("eBPF on sched_waking: who woke each target thread out of which wait (futex "
-                      "word or fd), with the blocked time each wakeup ended ({} edges); hand-offs "
-                      "to one thread are followed to that thread's own state",
-                      edges),
-          ""};
+  std::string detail = fmt::format(
+      "eBPF on sched_waking: who woke each target thread out of which wait (futex "
+      "word or fd), with the blocked time each wakeup ended ({} edges); hand-offs to "
+      "one thread are followed to that thread's own state",
+      edges);
+  if (handed_ns > 0) {
+    detail += fmt::format(
+        ", and the time threads waited for them idle ({:.2f} thread-s) is divided as the threads "
+        "that ended them spent theirs",
+        static_cast<double>(handed_ns) / 1e9);
+  }
+  return {"wait-for graph", true, std::move(detail), ""};
 }
 
 WaitGraph Builder::window_graph() const {
@@ -728,9 +734,13 @@ Observation Builder::finish(bool keep_threads) {
   if (exact_last_) {
     obs.sources.push_back(exact_source(exact_before_ ? *exact_before_ : *exact_first_, *exact_last_,
                                        obs, exact_threads_));
-    if (exact_last_->on) obs.wait_graph = window_graph();
-    obs.sources.push_back(
-        wait_graph_source(*exact_last_, obs.wait_graph ? obs.wait_graph->edges.size() : 0));
+    std::int64_t handed_ns = 0;
+    if (exact_last_->on) {
+      obs.wait_graph = window_graph();
+      handed_ns = attribute_handoffs(*obs.wait_graph, obs.threads);
+    }
+    obs.sources.push_back(wait_graph_source(
+        *exact_last_, obs.wait_graph ? obs.wait_graph->edges.size() : 0, handed_ns));
   }
   obs.sources.insert(
       obs.sources.begin(),

@@ -118,7 +118,8 @@ std::vector<std::pair<WaitClass, double>> ExactSplit::classes_of(const SumKey& k
 
 TimeSplit ExactSplit::exact_off_cpu(
     std::array<std::map<std::string, double>, kResourceCount>* details,
-    std::map<std::pair<long, std::uint64_t>, double>* lock_objects) const {
+    std::map<std::pair<long, std::uint64_t>, double>* lock_objects,
+    std::map<std::pair<long, std::uint64_t>, double>* idle_objects) const {
   std::array<double, kResourceCount> ns{};
   for (const auto& [key, last] : last_ns_) {
     if (is_run_queue(std::get<0>(key))) continue;
@@ -137,6 +138,9 @@ TimeSplit ExactSplit::exact_off_cpu(
       if (lock_objects && r == Resource::kLock) {
         (*lock_objects)[{std::get<1>(key), std::get<2>(key)}] += d * n / total;
       }
+      if (idle_objects && r == Resource::kIdle) {
+        (*idle_objects)[{std::get<1>(key), std::get<2>(key)}] += d * n / total;
+      }
     }
   }
   TimeSplit out;
@@ -147,8 +151,8 @@ TimeSplit ExactSplit::exact_off_cpu(
 bool ExactSplit::apply(ThreadAccount& account) const {
   if (!in_window_) return false;
   std::array<std::map<std::string, double>, kResourceCount> exact_details;
-  std::map<std::pair<long, std::uint64_t>, double> lock_objects;
-  const TimeSplit exact = exact_off_cpu(&exact_details, &lock_objects);
+  std::map<std::pair<long, std::uint64_t>, double> lock_objects, idle_objects;
+  const TimeSplit exact = exact_off_cpu(&exact_details, &lock_objects, &idle_objects);
   std::int64_t e = 0, o = 0;
   for (Resource r : kOffCpu) {
     e += exact[r];
@@ -174,6 +178,10 @@ bool ExactSplit::apply(ThreadAccount& account) const {
   account.lock_objects_ns.clear();
   for (const auto& [key, ns] : lock_objects) {
     account.lock_objects_ns[key] = static_cast<std::int64_t>(ns);
+  }
+  account.idle_objects_ns.clear();
+  for (const auto& [key, ns] : idle_objects) {
+    account.idle_objects_ns[key] = static_cast<std::int64_t>(ns * scale);
   }
   for (Resource r : kOffCpu) {
     const std::int64_t before = account.split[r];

@@ -51,16 +51,18 @@ class ExactSplit {
   // The thread's off-CPU time by resource from the kernel's sums in the window, classified as
   // above; run-queue kinds are left out (schedstat has them).
   // details: when given, the same ns by resource and wait detail. lock_objects: when given, the
-  // lock ns by (system call, object).
+  // lock ns by (system call, object); idle_objects likewise for idle.
   TimeSplit exact_off_cpu(
       std::array<std::map<std::string, double>, kResourceCount>* details = nullptr,
-      std::map<std::pair<long, std::uint64_t>, double>* lock_objects = nullptr) const;
+      std::map<std::pair<long, std::uint64_t>, double>* lock_objects = nullptr,
+      std::map<std::pair<long, std::uint64_t>, double>* idle_objects = nullptr) const;
   // Replaces the sampled off-CPU part of account.split by the exact one, scaled to the same total
   // (schedstat and the clock bound the window; the sums say how it divides). Time the kernel did
   // not see (a block in progress when the accounting started) keeps the sampled division. The
   // details of each off-CPU resource are rescaled to its new time (or, for a resource only the
   // kernel saw, named by the classes of its waits), so evidence shares stay within 100%. Sets
-  // account.lock_objects_ns (the kernel's lock ns by object, for the wait-for graph).
+  // account.lock_objects_ns and idle_objects_ns (the kernel's lock and idle ns by object, scaled
+  // as the split, for the wait-for graph).
   // Returns false, changing nothing, without sums in the window or sampled off-CPU time.
   bool apply(ThreadAccount& account) const;
   // Starts the next window: the sums read so far are its baseline.

@@ -1,6 +1,9 @@
 #include "model/wait_graph.h"
 
+#include <sys/syscall.h>
+
 #include <algorithm>
+#include <array>
 #include <set>
 #include <tuple>
 
@@ -28,6 +31,13 @@ const ThreadAccount* find_thread(const std::vector<ThreadAccount>& threads, int 
 }
 
 // The thread's largest state in the window and its share of the thread's time.
+// The waits another thread may post: a futex, a read (of a pipe or an eventfd; a socket read
+// whose time is idle is a client's, woken from outside the target).
+bool handoff_call(long nr) {
+  return nr == SYS_futex || nr == SYS_read || nr == SYS_readv || nr == SYS_pread64 ||
+         nr == SYS_preadv;
+}
+
 std::pair<Resource, double> main_state(const ThreadAccount& t) {
   const std::int64_t total = t.split.total_ns();
   Resource best = Resource::kIdle;
@@ -195,6 +205,125 @@ std::vector<Handoff> lock_handoffs(const WaitGraph& graph,
   std::sort(out.begin(), out.end(),
             [](const Handoff& a, const Handoff& b) { return a.lock_ns > b.lock_ns; });
   return out;
+}
+
+std::int64_t attribute_handoffs(const WaitGraph& graph, std::vector<ThreadAccount>& threads) {
+  const auto objects = wait_objects(graph);
+  std::map<std::pair<int, int>, std::size_t> index;  // (pid, tid) -> threads[i]
+  for (std::size_t i = 0; i < threads.size(); ++i) {
+    index[{threads[i].key.pid, threads[i].key.tid}] = i;
+  }
+  // The blocked time each thread's wakeups on one object ended, by waker.
+  std::map<std::tuple<int, int, long, std::uint64_t>, std::map<std::size_t, double>> woken_by;
+  std::map<std::tuple<int, int, long, std::uint64_t>, double> woken_ns;
+  for (const auto& e : graph.edges) {
+    const auto key = std::make_tuple(e.wakee_pid, e.wakee_tid, e.syscall_nr, e.object);
+    const auto w = static_cast<double>(e.ns);
+    woken_ns[key] += w;
+    if (e.waker_kind != WakerKind::kThread) continue;
+    auto it = index.find({e.waker_pid, e.waker_tid});
+    if (it != index.end() && !(e.waker_pid == e.wakee_pid && e.waker_tid == e.wakee_tid)) {
+      woken_by[key][it->second] += w;
+    }
+  }
+  // handoff[i][j]: ns of thread i's idle that thread j's hand-offs ended.
+  std::vector<std::map<std::size_t, double>> handoff(threads.size());
+  std::vector<std::array<double, kResourceCount>> direct(threads.size());
+  bool any = false;
+  for (std::size_t i = 0; i < threads.size(); ++i) {
+    const ThreadAccount& t = threads[i];
+    for (std::size_t r = 0; r < kResourceCount; ++r) {
+      direct[i][r] = static_cast<double>(t.split.ns[r]);
+    }
+    std::int64_t held = 0;
+    for (const auto h : t.held_ns) held += h;
+    double movable =
+        static_cast<double>(std::max<std::int64_t>(t.split[Resource::kIdle] - held, 0));
+    for (const auto& [key, idle_ns] : t.idle_objects_ns) {
+      const auto& [nr, object] = key;
+      if (idle_ns <= 0 || !handoff_call(nr)) continue;
+      const WaitObject* o = find_object(objects, {t.key.pid, nr, object});
+      if (!o || (nr == SYS_futex && o->waiters.size() != 1)) continue;  // a parked pool
+      const auto wkey = std::make_tuple(t.key.pid, t.key.tid, nr, object);
+      auto by = woken_by.find(wkey);
+      const double total = woken_ns[wkey];
+      if (by == woken_by.end() || total <= 0) continue;
+      for (const auto& [j, ns] : by->second) {
+        const double moved = std::min(movable, static_cast<double>(idle_ns) * ns / total);
+        if (moved <= 0) continue;
+        handoff[i][j] += moved;
+        direct[i][static_cast<std::size_t>(Resource::kIdle)] -= moved;
+        movable -= moved;
+        any = true;
+      }
+    }
+  }
+  if (!any) return 0;
+  // Each waiter takes its wakers' splits, those splits including what the wakers waited for in
+  // turn: repeated, so chains of up to kAttributionRounds hops resolve.
+  auto final_split = direct;
+  for (int round = 0; round < kAttributionRounds; ++round) {
+    auto next = direct;
+    for (std::size_t i = 0; i < threads.size(); ++i) {
+      for (const auto& [j, ns] : handoff[i]) {
+        double total = 0;
+        for (const double v : final_split[j]) total += v;
+        if (total <= 0) {
+          next[i][static_cast<std::size_t>(Resource::kIdle)] += ns;
+          continue;
+        }
+        for (std::size_t r = 0; r < kResourceCount; ++r)
+          next[i][r] += ns * final_split[j][r] / total;
+      }
+    }
+    final_split = std::move(next);
+  }
+  // The wakers' evidence, as it was before anything moved.
+  std::vector<std::array<std::map<std::string, std::int64_t>, kResourceCount>> details(
+      threads.size());
+  for (std::size_t i = 0; i < threads.size(); ++i) details[i] = threads[i].details;
+  std::int64_t moved_ns = 0;
+  for (std::size_t i = 0; i < threads.size(); ++i) {
+    if (handoff[i].empty()) continue;
+    for (const auto& [j, ns] : handoff[i]) moved_ns += static_cast<std::int64_t>(ns);
+    ThreadAccount& t = threads[i];
+    const std::int64_t total = t.split.total_ns();
+    TimeSplit next;
+    std::int64_t sum = 0;
+    for (std::size_t r = 0; r < kResourceCount; ++r) {
+      next.ns[r] = static_cast<std::int64_t>(std::max(final_split[i][r], 0.0));
+      sum += next.ns[r];
+    }
+    next[Resource::kIdle] += total - sum;  // rounding: the total stays
+    for (std::size_t r = 0; r < kResourceCount; ++r) {
+      const auto res = static_cast<Resource>(r);
+      const std::int64_t before = t.split.ns[r];
+      const std::int64_t after = next.ns[r];
+      t.waited_for.ns[r] =
+          std::max<std::int64_t>(after - static_cast<std::int64_t>(std::max(direct[i][r], 0.0)), 0);
+      if (after == before) continue;
+      auto& d = t.details[r];
+      if (res == Resource::kIdle) {  // its details follow it
+        const double f = before > 0 ? static_cast<double>(after) / static_cast<double>(before) : 0;
+        for (auto& [text, ns] : d) ns = static_cast<std::int64_t>(static_cast<double>(ns) * f);
+        continue;
+      }
+      // What it waited for, named as the direct wakers named it.
+      const double added = static_cast<double>(after - before);
+      double weight_total = 0;
+      for (const auto& [j, ns] : handoff[i]) {
+        for (const auto& [text, v] : details[j][r]) weight_total += ns * static_cast<double>(v);
+      }
+      if (weight_total <= 0) continue;
+      for (const auto& [j, ns] : handoff[i]) {
+        for (const auto& [text, v] : details[j][r]) {
+          d[text] += static_cast<std::int64_t>(added * ns * static_cast<double>(v) / weight_total);
+        }
+      }
+    }
+    t.split = next;
+  }
+  return moved_ns;
 }
 
 }  // namespace chokepoint::model

@@ -131,4 +131,16 @@ struct Handoff {
 std::vector<Handoff> lock_handoffs(const WaitGraph& graph,
                                    const std::vector<ThreadAccount>& threads);
 
+// The design's time split for waits that belong to someone else: a thread's idle time on a
+// hand-off (ThreadAccount::idle_objects_ns: a futex word only it waited on in the window, or a
+// read of a pipe or an eventfd, a future, a join, a reply's condvar) that a target thread ended
+// is divided as that waker spent its own time, and chains resolve (the waker's split includes
+// what it waited for in turn; a cycle settles after kAttributionRounds rounds, as wPerf's knots).
+// Time ended by anything else (a timeout, a signal, a thread outside the target) stays idle, and
+// so does a pool parked on one word (two or more waiters). Moves it in each thread's split and
+// details (the waker's evidence, rescaled) and records it in ThreadAccount::waited_for; the
+// total of every split stays. Returns the time moved, ns.
+inline constexpr int kAttributionRounds = 8;
+std::int64_t attribute_handoffs(const WaitGraph& graph, std::vector<ThreadAccount>& threads);
+
 }  // namespace chokepoint::model

@@ -364,6 +364,17 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                        {"observed_s", t.split.total_ns() / 1e9},
                        {"time_split", ts},
                        {"waits_s", waits}});
+    if (t.waited_for.total_ns() > 0) {
+      // Of time_split, what it waited for other threads' hand-offs (model::attribute_handoffs).
+      json waited = json::object();
+      for (std::size_t i = 0; i < model::kResourceCount; ++i) {
+        if (t.waited_for.ns[i] > 0) {
+          waited[std::string(model::resource_name(static_cast<Resource>(i)))] =
+              t.waited_for.ns[i] / 1e9;
+        }
+      }
+      threads.back()["waited_for_s"] = waited;
+    }
   }
   j["threads"] = threads;
   const auto& s = obs.system;

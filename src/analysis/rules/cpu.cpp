@@ -33,7 +33,9 @@ RuleResult cpu(const Context& ctx) {
   for (const auto& t : ctx.obs.threads) {
     std::int64_t total = t.split.total_ns();
     if (total <= 0) continue;
-    double f = static_cast<double>(t.split[Resource::kOnCpu]) / static_cast<double>(total);
+    // Its own CPU time: what it waited for on another thread's CPU is not its work.
+    double f = static_cast<double>(t.split[Resource::kOnCpu] - t.waited_for[Resource::kOnCpu]) /
+               static_cast<double>(total);
     if (f > busiest_fraction) {
       busiest_fraction = f;
       busiest = &t;

@@ -8,7 +8,7 @@
 namespace chokepoint::analysis::rules {
 
 double Context::load(model::Resource r) const {
-  return duration_s > 0 ? static_cast<double>(split[r]) / 1e9 / duration_s : 0.0;
+  return duration_s > 0 ? static_cast<double>(split[r] - waited_for[r]) / 1e9 / duration_s : 0.0;
 }
 
 double Context::busy_share(model::Resource r) const {

@@ -52,7 +52,7 @@ RuleResult lock(const Context& ctx) {
   }
   int waiting_threads = 0;
   for (const auto& t : obs.threads) {
-    if (t.split[Resource::kLock] > 0) ++waiting_threads;
+    if (t.split[Resource::kLock] - t.waited_for[Resource::kLock] > 0) ++waiting_threads;
   }
   b.evidence.push_back(fmt::format("{} threads waited on it", waiting_threads));
   if (by_disk_ns > 0) {

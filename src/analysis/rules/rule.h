@@ -14,7 +14,11 @@ struct Context {
   model::TimeSplit split;  // summed over threads
   double duration_s = 0;
   double busy_ns = 0;  // split.busy_ns()
-  // Average number of the target's threads in resource r over the window ("threads busy").
+  // Of split, the time threads waited for other threads' hand-offs, divided as those threads
+  // spent theirs (model::attribute_handoffs): it counts in shares, not in threads busy.
+  model::TimeSplit waited_for;
+  // Average number of the target's threads in resource r over the window ("threads busy"), their
+  // own use (hand-off waits left out).
   double load(model::Resource r) const;
   // r's share of busy time, 0 when nothing was busy.
   double busy_share(model::Resource r) const;

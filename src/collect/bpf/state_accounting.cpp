@@ -220,12 +220,18 @@ std::vector<StateSum> StateAccounting::read() {
                    static_cast<int>(k.kind), static_cast<long>(k.syscall_nr), k.object, v.ns,
                    v.count});
   }
-  // The open phases, up to now: a block that has not ended yet is part of the time so far.
+  // The open phases, up to now: a block that has not ended yet is part of the time so far. And
+  // each thread's blocks not yet added to `sums` (acc_*: the latest key's, kept in its slot).
+  // `sums` is read before the slots: a flush between the two reads leaves its time out of this
+  // read (the next one has it), never counts it twice.
   for (const auto& [slot, t] : s.threads) {
-    if (t.tid == 0 || t.phase == STATEACCT_PHASE_NONE ||
-        s.targets.count(static_cast<int>(t.tgid)) == 0) {
-      continue;
+    if (t.tid == 0 || s.targets.count(static_cast<int>(t.tgid)) == 0) continue;
+    if (t.acc_count != 0) {
+      out.push_back({static_cast<int>(t.tgid), static_cast<int>(t.tid), start_ticks(t.start_ns),
+                     static_cast<int>(t.acc_kind), static_cast<long>(t.acc_nr), t.acc_object,
+                     t.acc_ns, t.acc_count});
     }
+    if (t.phase == STATEACCT_PHASE_NONE) continue;
     const std::uint64_t open_ns = now > t.since_ns ? now - t.since_ns : 0;
     out.push_back({static_cast<int>(t.tgid), static_cast<int>(t.tid), start_ticks(t.start_ns),
                    static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,

@@ -168,5 +168,51 @@ TEST(WaitGraph, LockHandoffsSumTheWaitersLockTimeByRoot) {
   EXPECT_TRUE(lock_handoffs(g, threads).empty());
 }
 
+TEST(AttributeHandoffs, AWaitersIdleOnItsOwnFutexTakesItsWakersSplit) {
+  // Requester 2 waits 800 ms on its reply's futex 0x20, ended by stage 9 (on CPU 60%, queued 40%);
+  // 100 ms of it ended by a timeout (an idle-CPU interrupt) stays idle.
+  std::vector<ThreadAccount> threads = {thread(9, "lab-stage", 600, 0),
+                                        thread(2, "lab-conn", 100, 0, 900)};
+  threads[0].split[Resource::kCpuWait] = 400 * static_cast<std::int64_t>(kMs);
+  threads[1].idle_objects_ns[{SYS_futex, 0x20}] = 900 * static_cast<std::int64_t>(kMs);
+  threads[1].details[static_cast<std::size_t>(Resource::kIdle)]["futex 0x20"] =
+      900 * static_cast<std::int64_t>(kMs);
+  WaitGraph g;
+  g.edges = {edge(9, 2, 0x20, 800 * kMs), edge(0, 2, 0x20, 100 * kMs, WakerKind::kIdleInterrupt)};
+  const std::int64_t moved = attribute_handoffs(g, threads);
+  EXPECT_NEAR(static_cast<double>(moved), 800.0 * kMs, 1e3);
+  const auto& r = threads[1];
+  EXPECT_EQ(r.split.total_ns(), 1000 * static_cast<std::int64_t>(kMs));
+  EXPECT_NEAR(static_cast<double>(r.split[Resource::kOnCpu]), (100 + 480) * 1e6, 1e3);
+  EXPECT_NEAR(static_cast<double>(r.split[Resource::kCpuWait]), 320 * 1e6, 1e3);
+  EXPECT_NEAR(static_cast<double>(r.split[Resource::kIdle]), 100 * 1e6, 1e3);
+  EXPECT_NEAR(static_cast<double>(r.waited_for[Resource::kOnCpu]), 480 * 1e6, 1e3);
+  EXPECT_NEAR(
+      static_cast<double>(r.details[static_cast<std::size_t>(Resource::kIdle)].at("futex 0x20")),
+      100 * 1e6, 1e3);
+  // The stage's own split does not move.
+  EXPECT_EQ(threads[0].split[Resource::kOnCpu], 600 * static_cast<std::int64_t>(kMs));
+  EXPECT_EQ(threads[0].waited_for.total_ns(), 0);
+}
+
+TEST(AttributeHandoffs, AParkedPoolStaysIdleAndChainsResolve) {
+  // Workers 3 and 4 park on one condvar word 0x40 (a pool waiting for work): idle. Requester 2
+  // waits for worker 3 (0x20), which waits all its time for thread 5 (0x50), on a lock 70%.
+  std::vector<ThreadAccount> threads = {thread(2, "req", 0, 0, 1000), thread(3, "w", 0, 0, 1000),
+                                        thread(4, "w", 0, 0, 1000), thread(5, "root", 300, 700)};
+  const auto ms = static_cast<std::int64_t>(kMs);
+  threads[0].idle_objects_ns[{SYS_futex, 0x20}] = 1000 * ms;
+  threads[1].idle_objects_ns[{SYS_futex, 0x50}] = 1000 * ms;
+  threads[2].idle_objects_ns[{SYS_futex, 0x40}] = 1000 * ms;
+  WaitGraph g;
+  g.edges = {edge(3, 2, 0x20, 1000 * kMs), edge(5, 3, 0x50, 1000 * kMs),
+             edge(2, 4, 0x40, 500 * kMs), edge(2, 3, 0x40, 500 * kMs)};
+  attribute_handoffs(g, threads);
+  EXPECT_NEAR(static_cast<double>(threads[0].split[Resource::kLock]), 700 * 1e6, 1e3);
+  EXPECT_NEAR(static_cast<double>(threads[1].split[Resource::kLock]), 700 * 1e6, 1e3);
+  EXPECT_EQ(threads[2].split[Resource::kIdle], 1000 * ms);
+  EXPECT_EQ(threads[2].waited_for.total_ns(), 0);
+}
+
 }  // namespace
 }  // namespace chokepoint::model
