@@ -1,26 +1,22 @@
 #include "loadgen/h2_session.h"
 
 #include <nghttp2/nghttp2.h>
-#include <strings.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstring>
 
+#include "loadgen/given_headers.h"
+
 namespace chokepoint::loadgen {
 
 H2Fields prepare_h2_fields(const LoadOptions& o, const RequestTemplate& r) {
-  bool has_user_agent = false, has_content_type = false;
-  for (const auto& h : o.headers) {
-    const std::string name = h.substr(0, h.find(':'));
-    if (strcasecmp(name.c_str(), "user-agent") == 0) has_user_agent = true;
-    if (strcasecmp(name.c_str(), "content-type") == 0) has_content_type = true;
-  }
+  const GivenHeaders given = given_headers(o.headers);
   H2Fields fields = {{":method", o.method},
                      {":scheme", "http"},
                      {":authority", r.url.host_header},
                      {":path", r.url.target}};
-  if (!has_user_agent) fields.emplace_back("user-agent", "chokepoint-load");
+  if (!given.user_agent) fields.emplace_back("user-agent", "chokepoint-load");
   for (const auto& h : o.headers) {
     const auto colon = h.find(':');
     std::string name = h.substr(0, colon);
@@ -35,7 +31,7 @@ H2Fields prepare_h2_fields(const LoadOptions& o, const RequestTemplate& r) {
     fields.emplace_back(std::move(name), std::move(value));
   }
   if (!o.body.empty()) {
-    if (!has_content_type) fields.emplace_back("content-type", "application/octet-stream");
+    if (!given.content_type) fields.emplace_back("content-type", "application/octet-stream");
     fields.emplace_back("content-length", std::to_string(o.body.size()));
   }
   return fields;
