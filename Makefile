@@ -32,7 +32,8 @@ asan: setup
 # The verdict tests and the profile/off-CPU lab measurements (labels verdict, *-measure) measure
 # the lab's real behaviour under load; ASan changes its timing, its stack layout and its memory
 # (the allocator's quarantine grows anonymous memory like a leak), so they run in the release
-# build only. Everything else, diagnose and profile on real targets included, runs under ASan too.
+# build only (cmake/chokepoint.cmake does not even build their test binaries under ASan). Everything
+# else, diagnose and profile on real targets included, runs under ASan too.
 asan-test: asan
 	@ctest --preset asan -j2 --repeat until-pass:3 --label-exclude 'verdict|measure'
 

@@ -1,3 +1,6 @@
+// Over 600 lines: one Handler per scenario (cpu, lock, disk, log, leak, paging, upstream,
+// bandwidth...), each 30 to 100 lines, sharing the helpers at the top (the store, the answer cache,
+// appending to a file) and make_handler, which picks one; a scenario is read here start to end.
 #include "lab/scenarios.h"
 
 #include <fcntl.h>

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
+// Over 600 lines: one BPF object (one skeleton, offcpu.skel.h) is one .bpf.c; its programs share
+// the maps declared here, so they cannot be split into files without splitting the object.
 /*
  * offcpu: where the target's threads block, for how long, and who woke them.
  *

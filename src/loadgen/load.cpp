@@ -1,11 +1,12 @@
-// Over 600 lines: the epoll loop, the per-connection state machine and both transports (HTTP/1.1
-// through http-parser, h2c through nghttp2) share the connection and schedule code here. Due to
-// split by transport (issue 17).
+// The generator's threads: the schedule (closed and open loop), the epoll loop and each
+// connection's state machine, shared by both transports (http1.h, h2_session.h).
+// Over 600 lines: one Worker class whose parts (dispatch, connect, write, read, deadlines, stop)
+// share each thread's connections and schedule, plus the options check and the merge of the
+// threads' results that run_load needs.
 #include "loadgen/load.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <nghttp2/nghttp2.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
@@ -20,9 +21,13 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <thread>
 
+#include "loadgen/h2_session.h"
+#include "loadgen/http1.h"
 #include "loadgen/response_parser.h"
+#include "loadgen/trace_ids.h"
 #include "util/clock.h"
 #include "util/scoped_fd.h"
 
@@ -57,7 +62,7 @@ constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kScanIntervalNs = 10 * util::kNsPerMs;
 constexpr std::int64_t kMinBackoffNs = 1 * util::kNsPerMs;
 constexpr std::int64_t kMaxBackoffNs = 100 * util::kNsPerMs;
-constexpr std::size_t kReadBufferBytes = 64 * 1024;
+constexpr std::size_t kReadBufferBytes = std::size_t{64} * 1024;
 // File descriptors the process needs besides one per connection (stdio, epoll per thread, libs).
 constexpr rlim_t kSpareFds = 64;
 
@@ -92,74 +97,21 @@ class Rng {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
   }
-  std::uint64_t s_[4];
+  std::uint64_t s_[4]{};
 };
 
-void append_hex(std::string& out, std::uint64_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  char buf[16];
-  for (int i = 15; i >= 0; --i) {
-    buf[i] = kDigits[v & 0xf];
-    v >>= 4;
-  }
-  out.append(buf, 16);
-}
-
-// A request split around the part that changes per request (the traceparent ids).
+// A request as each transport sends it, prepared once per URL.
 struct PreparedRequest {
-  std::string prefix;  // request line, headers, "traceparent: 00-"
-  std::string suffix;  // "-01\r\n\r\n" + body
-  bool head = false;
-  // HTTP/2: header fields (names lower-case, as RFC 9113 section 8.2 requires), traceparent last.
-  std::vector<std::pair<std::string, std::string>> h2_fields;
+  Http1Request http1;
+  H2Fields h2_fields;  // --h2 only
 };
 
 std::vector<PreparedRequest> prepare(const LoadOptions& o) {
   std::vector<PreparedRequest> out;
-  bool has_user_agent = false, has_content_type = false;
-  for (const auto& h : o.headers) {
-    const std::string name = h.substr(0, h.find(':'));
-    if (strcasecmp(name.c_str(), "user-agent") == 0) has_user_agent = true;
-    if (strcasecmp(name.c_str(), "content-type") == 0) has_content_type = true;
-  }
   for (const auto& r : o.requests) {
     PreparedRequest p;
-    p.head = o.method == "HEAD";
-    p.prefix =
-        fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\n", o.method, r.url.target, r.url.host_header);
-    if (!has_user_agent) p.prefix += "User-Agent: chokepoint-load\r\n";
-    for (const auto& h : o.headers) p.prefix += h + "\r\n";
-    if (!o.body.empty()) {
-      if (!has_content_type) p.prefix += "Content-Type: application/octet-stream\r\n";
-      p.prefix += fmt::format("Content-Length: {}\r\n", o.body.size());
-    }
-    // W3C Trace Context: version 00, 16-byte trace id, 8-byte parent id, flags 01 (sampled).
-    p.prefix += "traceparent: 00-";
-    if (o.h2) {
-      p.h2_fields = {{":method", o.method},
-                     {":scheme", "http"},
-                     {":authority", r.url.host_header},
-                     {":path", r.url.target}};
-      if (!has_user_agent) p.h2_fields.emplace_back("user-agent", "chokepoint-load");
-      for (const auto& h : o.headers) {
-        const auto colon = h.find(':');
-        std::string name = h.substr(0, colon);
-        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        std::string value = h.substr(colon + 1);
-        value.erase(0, value.find_first_not_of(" \t"));
-        // Connection-specific fields are forbidden in HTTP/2 (RFC 9113 section 8.2.2).
-        if (name == "connection" || name == "keep-alive" || name == "upgrade" ||
-            name == "proxy-connection") {
-          continue;
-        }
-        p.h2_fields.emplace_back(std::move(name), std::move(value));
-      }
-      if (!o.body.empty()) {
-        if (!has_content_type) p.h2_fields.emplace_back("content-type", "application/octet-stream");
-        p.h2_fields.emplace_back("content-length", std::to_string(o.body.size()));
-      }
-    }
-    p.suffix = "-01\r\n\r\n" + o.body;
+    p.http1 = prepare_http1(o, r);
+    if (o.h2) p.h2_fields = prepare_h2_fields(o, r);
     out.push_back(std::move(p));
   }
   return out;
@@ -179,16 +131,10 @@ struct Conn {
   std::int64_t intended_ns = 0;
   std::int64_t taken_ns = 0;
   std::int64_t deadline_ns = 0;
-  std::uint64_t trace_hi = 0, trace_lo = 0, trace_span = 0;
+  TraceIds trace;
   std::size_t url = 0;
-  // HTTP/2 (--h2): the session, owned (deleted by close_conn), and the one stream in flight.
-  nghttp2_session* h2 = nullptr;
-  std::int32_t stream_id = -1;
-  int h2_status = 0;
-  bool h2_done = false;
-  std::uint32_t h2_error = 0;
-  std::size_t body_off = 0;
-  const std::string* body = nullptr;
+  // HTTP/2 (--h2): the session and its one stream in flight (deleted by close_conn).
+  std::unique_ptr<H2Session> h2;
   // Connect back-off after a failed connect, so a refused port is no busy loop.
   std::int64_t backoff_ns = 0;
   std::int64_t backoff_until_ns = 0;
@@ -222,7 +168,6 @@ class Worker {
 
   ~Worker() {
     for (auto& c : conns_) close_conn(c);
-    if (h2_callbacks_ != nullptr) nghttp2_session_callbacks_del(h2_callbacks_);
   }
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -246,10 +191,7 @@ class Worker {
   void fail(int ci, Outcome outcome, std::int64_t now, const std::string& why);
   void record(Conn& c, Outcome outcome, std::int64_t now, int status);
   void close_conn(Conn& c) {
-    if (c.h2 != nullptr) {
-      nghttp2_session_del(c.h2);
-      c.h2 = nullptr;
-    }
+    c.h2.reset();
     c.fd.reset();
     c.st = Conn::St::kClosed;
     c.events = 0;
@@ -260,7 +202,7 @@ class Worker {
   bool h2_submit(int ci, const PreparedRequest& r, std::int64_t now);
   bool h2_pump(int ci, std::int64_t now);
   void h2_on_bytes(int ci, const char* data, std::size_t len, std::int64_t now);
-  nghttp2_session_callbacks* h2_callbacks_ = nullptr;
+  std::optional<H2Client> h2_client_;  // --h2: the callbacks every session of this thread shares
   void begin_stop(std::int64_t now);
 
   const LoadOptions& o_;
@@ -332,8 +274,8 @@ void Worker::record(Conn& c, Outcome outcome, std::int64_t now, int status) {
   if (static_cast<int>(slow.size()) < o_.slowest_kept || latency_us > slow.front().latency_us) {
     SlowRequest s;
     s.trace_id.reserve(32);
-    append_hex(s.trace_id, c.trace_hi);
-    append_hex(s.trace_id, c.trace_lo);
+    append_hex(s.trace_id, c.trace.hi);
+    append_hex(s.trace_id, c.trace.lo);
     s.latency_us = latency_us;
     s.service_us = service_us;
     s.outcome = outcome;
@@ -446,20 +388,13 @@ void Worker::start_request(int ci, std::int64_t intended_ns, std::int64_t now, b
     url = std::min(url, cumw_.size() - 1);
   }
   const PreparedRequest& r = reqs_[url];
-  c.trace_hi = rng_.next();
-  c.trace_lo = rng_.next() | 1;  // an all-zero trace id is invalid (W3C Trace Context 3.2.2.3)
-  const std::uint64_t span = rng_.next() | 1;  // parent (span) id, also never all zero
+  c.trace.hi = rng_.next();
+  c.trace.lo = rng_.next() | 1;    // an all-zero trace id is invalid (W3C Trace Context 3.2.2.3)
+  c.trace.span = rng_.next() | 1;  // parent (span) id, also never all zero
   if (!o_.h2) {
-    c.out.assign(r.prefix);
-    append_hex(c.out, c.trace_hi);
-    append_hex(c.out, c.trace_lo);
-    c.out.push_back('-');
-    append_hex(c.out, span);
-    c.out.append(r.suffix);
+    write_http1(r.http1, c.trace, c.out);
     c.out_off = 0;
-    c.parser.reset(r.head);
-  } else {
-    c.trace_span = span;
+    c.parser.reset(r.http1.head);
   }
   c.has_req = true;
   c.measured = measured;
@@ -482,102 +417,40 @@ void Worker::start_request(int ci, std::int64_t intended_ns, std::int64_t now, b
   }
 }
 
-int h2_on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
-                 std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
-                 void* user_data) {
-  auto* c = static_cast<Conn*>(user_data);
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != c->stream_id) return 0;
-  if (namelen != 7 || std::memcmp(name, ":status", 7) != 0) return 0;
-  // nghttp2 has already checked that :status is three digits (RFC 9113 section 8.3.2).
-  int status = 0;
-  for (std::size_t i = 0; i < valuelen; ++i) status = status * 10 + (value[i] - '0');
-  if (status >= 200 || status == 101) c->h2_status = status;  // 1xx are interim
-  return 0;
-}
-
-int h2_on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code,
-                       void* user_data) {
-  auto* c = static_cast<Conn*>(user_data);
-  if (stream_id == c->stream_id) {
-    c->h2_done = true;
-    c->h2_error = error_code;
-  }
-  return 0;
-}
-
-ssize_t h2_read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
-                     std::uint32_t* flags, nghttp2_data_source*, void* user_data) {
-  auto* c = static_cast<Conn*>(user_data);
-  const std::size_t n = std::min(length, c->body->size() - c->body_off);
-  std::memcpy(buf, c->body->data() + c->body_off, n);
-  c->body_off += n;
-  if (c->body_off == c->body->size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
-  return static_cast<ssize_t>(n);
-}
-
 bool Worker::h2_pump(int ci, std::int64_t now) {
   Conn& c = conns_[ci];
-  for (;;) {
-    const std::uint8_t* data = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(c.h2, &data);
-    if (n < 0) {
-      if (c.has_req) {
-        fail(ci, Outcome::kParse, now,
-             fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(n))));
-      } else {
-        close_conn(c);
-      }
-      return false;
-    }
-    if (n == 0) return true;
-    c.out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  const int rv = c.h2->drain(c.out);
+  if (rv == 0) return true;
+  if (c.has_req) {
+    fail(ci, Outcome::kParse, now, fmt::format("HTTP/2: {}", H2Session::error_text(rv)));
+  } else {
+    close_conn(c);
   }
+  return false;
 }
 
 bool Worker::h2_submit(int ci, const PreparedRequest& r, std::int64_t now) {
   Conn& c = conns_[ci];
   if (c.h2 == nullptr) {
-    // A new connection: HTTP/2 with prior knowledge (h2c, RFC 9113 section 3.3) starts with the
-    // client preface and SETTINGS, which nghttp2 emits on the first mem_send.
-    if (nghttp2_session_client_new(&c.h2, h2_callbacks_, &c) != 0) {
+    c.h2 = h2_client_->open();
+    if (c.h2 == nullptr) {
       fail(ci, Outcome::kConnect, now, "nghttp2_session_client_new failed");
       return false;
     }
-    nghttp2_submit_settings(c.h2, NGHTTP2_FLAG_NONE, nullptr, 0);
     c.out.clear();
     c.out_off = 0;
   }
   std::string traceparent = "00-";
-  append_hex(traceparent, c.trace_hi);
-  append_hex(traceparent, c.trace_lo);
+  append_hex(traceparent, c.trace.hi);
+  append_hex(traceparent, c.trace.lo);
   traceparent.push_back('-');
-  append_hex(traceparent, c.trace_span);
+  append_hex(traceparent, c.trace.span);
   traceparent += "-01";
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(r.h2_fields.size() + 1);
-  auto add = [&nva](const std::string& name, const std::string& value) {
-    nva.push_back(nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-                             reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())),
-                             name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-  };
-  for (const auto& [name, value] : r.h2_fields) add(name, value);
-  static const std::string kTraceparent = "traceparent";
-  add(kTraceparent, traceparent);
-  nghttp2_data_provider body{};
-  body.read_callback = h2_read_body;
-  c.body = &o_.body;
-  c.body_off = 0;
-  c.h2_done = false;
-  c.h2_status = 0;
-  c.h2_error = 0;
-  // nghttp2 copies the fields (NGHTTP2_NV_FLAG_NONE), so the local strings may go.
-  const std::int32_t id = nghttp2_submit_request(c.h2, nullptr, nva.data(), nva.size(),
-                                                 o_.body.empty() ? nullptr : &body, nullptr);
+  const std::int32_t id = c.h2->submit(r.h2_fields, traceparent, o_.body);
   if (id < 0) {
-    fail(ci, Outcome::kWrite, now, fmt::format("HTTP/2: {}", nghttp2_strerror(id)));
+    fail(ci, Outcome::kWrite, now, fmt::format("HTTP/2: {}", H2Session::error_text(id)));
     return false;
   }
-  c.stream_id = id;
   return h2_pump(ci, now);
 }
 
@@ -587,12 +460,11 @@ void Worker::h2_on_bytes(int ci, const char* data, std::size_t len, std::int64_t
     close_conn(c);
     return;
   }
-  const ssize_t rv =
-      nghttp2_session_mem_recv(c.h2, reinterpret_cast<const std::uint8_t*>(data), len);
+  const ssize_t rv = c.h2->receive(data, len);
   if (rv < 0) {
     if (c.has_req) {
       fail(ci, Outcome::kParse, now,
-           fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(rv))));
+           fmt::format("HTTP/2: {}", H2Session::error_text(static_cast<int>(rv))));
     } else {
       close_conn(c);
     }
@@ -604,18 +476,17 @@ void Worker::h2_on_bytes(int ci, const char* data, std::size_t len, std::int64_t
     try_write(ci, now);
     if (!c.fd.valid()) return;
   }
-  if (c.has_req && c.h2_done) {
-    if (c.h2_error != 0 || c.h2_status == 0) {
+  if (c.has_req && c.h2->stream_closed()) {
+    if (c.h2->stream_error() != 0 || c.h2->status() == 0) {
       // PROTOCOL_ERROR: the response broke HTTP/2's rules; other codes: the peer reset the stream.
-      const Outcome o = c.h2_error == NGHTTP2_PROTOCOL_ERROR || c.h2_error == 0 ? Outcome::kParse
-                                                                                : Outcome::kRead;
-      fail(ci, o, now, fmt::format("HTTP/2 stream closed: {}", nghttp2_http2_strerror(c.h2_error)));
+      const Outcome o = c.h2->stream_protocol_error() || c.h2->stream_error() == 0 ? Outcome::kParse
+                                                                                   : Outcome::kRead;
+      fail(ci, o, now, fmt::format("HTTP/2 stream closed: {}", c.h2->stream_error_text()));
       return;
     }
     // After GOAWAY the session wants no more reads: open a new connection next time.
-    complete(ci, now, c.h2_status, nghttp2_session_want_read(c.h2) != 0);
-  } else if (!c.has_req && nghttp2_session_want_read(c.h2) == 0 &&
-             nghttp2_session_want_write(c.h2) == 0) {
+    complete(ci, now, c.h2->status(), c.h2->wants_read());
+  } else if (!c.has_req && !c.h2->wants_read() && !c.h2->wants_write()) {
     close_conn(c);
   }
 }
@@ -743,11 +614,9 @@ util::Result<void> Worker::run() {
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_.valid()) return util::errno_error("epoll_create1");
   if (o_.h2) {
-    if (nghttp2_session_callbacks_new(&h2_callbacks_) != 0) {
-      return util::Error{"nghttp2_session_callbacks_new failed", ""};
-    }
-    nghttp2_session_callbacks_set_on_header_callback(h2_callbacks_, h2_on_header);
-    nghttp2_session_callbacks_set_on_stream_close_callback(h2_callbacks_, h2_on_stream_close);
+    auto client = H2Client::create();
+    if (!client) return client.error();
+    h2_client_.emplace(std::move(*client));
   }
   for (int i = static_cast<int>(conns_.size()) - 1; i >= 0; --i) free_.push_back(i);
   std::vector<epoll_event> events(std::max<std::size_t>(16, conns_.size()));
@@ -915,6 +784,7 @@ util::Result<LoadResult> run_load(const LoadOptions& o) {
 
   const std::int64_t t0 = util::monotonic_ns() + 20 * util::kNsPerMs;
   std::vector<std::unique_ptr<Worker>> workers;
+  workers.reserve(plans.size());
   for (const auto& p : plans) {
     workers.push_back(std::make_unique<Worker>(o, *ep, reqs, cumw, p, t0));
   }
