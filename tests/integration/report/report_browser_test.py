@@ -132,7 +132,7 @@ def record_cpu(work):
     out = os.path.join(work, 'cpu.chokepoint')
     rec = subprocess.Popen([os.path.join(args.bin, 'chokepoint'), 'record', '--pid', str(lab.pid),
                             '--interval', '250ms', '--duration', '5s', '--stack-slice', '1s',
-                            '-o', out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            '--stacks', 'on', '-o', out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            text=True)
     started.append(rec)
     time.sleep(1.5)
