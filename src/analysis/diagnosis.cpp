@@ -66,10 +66,13 @@ std::string share_text(const Bottleneck& b) {
 }
 
 Diagnosis diagnose(const model::Observation& obs) {
-  rules::Context ctx{obs, model::total_split(obs.threads), obs.duration_ns / 1e9, 0, {}, {}};
+  rules::Context ctx{obs, model::total_split(obs.threads), obs.duration_ns / 1e9, 0, {}, {}, {}};
   for (const auto& t : obs.threads) ctx.waited_for += t.waited_for;
   ctx.busy_ns = static_cast<double>(ctx.split.busy_ns());
-  if (obs.wait_graph) ctx.handoffs = model::lock_handoffs(*obs.wait_graph, obs.threads);
+  if (obs.wait_graph) {
+    ctx.handoffs = model::lock_handoffs(*obs.wait_graph, obs.threads);
+    ctx.idle_handoffs = model::idle_handoffs(*obs.wait_graph, obs.threads);
+  }
 
   Diagnosis d;
   d.split = ctx.split;

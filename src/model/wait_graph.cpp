@@ -165,8 +165,16 @@ std::optional<WaitChain> follow_chain(const std::vector<WaitObject>& objects,
   return chain;
 }
 
-std::vector<Handoff> lock_handoffs(const WaitGraph& graph,
-                                   const std::vector<ThreadAccount>& threads) {
+namespace {
+
+// The hand-off time of `threads` by root thread, largest first: each thread's `amount` (ns) is
+// divided by its wait objects' shares (`objects_of`: over all of them, or with `over_handoffs`
+// over those whose chain resolves only), and the parts whose chain resolves go to the chain's
+// root. `field` is the Handoff member the time is summed in.
+template <typename Objects, typename Amount>
+std::vector<Handoff> handoffs_by_root(const WaitGraph& graph,
+                                      const std::vector<ThreadAccount>& threads, Objects objects_of,
+                                      Amount amount, bool over_handoffs, double Handoff::*field) {
   const auto objects = wait_objects(graph);
   struct Acc {
     Handoff h;
@@ -174,24 +182,27 @@ std::vector<Handoff> lock_handoffs(const WaitGraph& graph,
   };
   std::map<std::pair<int, int>, Acc> by_root;
   for (const auto& t : threads) {
-    const std::int64_t lock_ns = t.split[Resource::kLock];
-    if (lock_ns <= 0 || t.lock_objects_ns.empty()) continue;
+    const auto& per_object = objects_of(t);
+    const std::int64_t amount_ns = amount(t);
+    if (amount_ns <= 0 || per_object.empty()) continue;
     double total = 0;
-    for (const auto& [key, ns] : t.lock_objects_ns)
-      total += static_cast<double>(std::max<std::int64_t>(ns, 0));
-    if (total <= 0) continue;
-    std::map<std::pair<int, int>, std::pair<double, WaitChain>> mine;
-    for (const auto& [key, ns] : t.lock_objects_ns) {
+    std::vector<std::pair<double, WaitChain>> resolved;
+    for (const auto& [key, ns] : per_object) {
       if (ns <= 0) continue;
       auto chain = follow_chain(objects, threads, t.key.pid, t.key.tid, key.first, key.second);
-      if (!chain) continue;
-      auto& m = mine[{chain->root_pid, chain->root_tid}];
-      m.first += static_cast<double>(lock_ns) * static_cast<double>(ns) / total;
-      if (m.second.steps.empty()) m.second = std::move(*chain);
+      if (chain) resolved.emplace_back(static_cast<double>(ns), std::move(*chain));
+      if (chain || !over_handoffs) total += static_cast<double>(ns);
+    }
+    if (total <= 0) continue;
+    std::map<std::pair<int, int>, std::pair<double, WaitChain>> mine;
+    for (auto& [ns, chain] : resolved) {
+      auto& m = mine[{chain.root_pid, chain.root_tid}];
+      m.first += static_cast<double>(amount_ns) * ns / total;
+      if (m.second.steps.empty()) m.second = std::move(chain);
     }
     for (auto& [root, m] : mine) {
       Acc& a = by_root[root];
-      a.h.lock_ns += m.first;
+      a.h.*field += m.first;
       ++a.h.waiters;
       if (m.first > a.best_waiter_ns) {
         a.best_waiter_ns = m.first;
@@ -203,8 +214,24 @@ std::vector<Handoff> lock_handoffs(const WaitGraph& graph,
   out.reserve(by_root.size());
   for (auto& [root, a] : by_root) out.push_back(std::move(a.h));
   std::sort(out.begin(), out.end(),
-            [](const Handoff& a, const Handoff& b) { return a.lock_ns > b.lock_ns; });
+            [field](const Handoff& a, const Handoff& b) { return a.*field > b.*field; });
   return out;
+}
+
+}  // namespace
+
+std::vector<Handoff> lock_handoffs(const WaitGraph& graph,
+                                   const std::vector<ThreadAccount>& threads) {
+  return handoffs_by_root(
+      graph, threads, [](const ThreadAccount& t) -> const auto& { return t.lock_objects_ns; },
+      [](const ThreadAccount& t) { return t.split[Resource::kLock]; }, false, &Handoff::lock_ns);
+}
+
+std::vector<Handoff> idle_handoffs(const WaitGraph& graph,
+                                   const std::vector<ThreadAccount>& threads) {
+  return handoffs_by_root(
+      graph, threads, [](const ThreadAccount& t) -> const auto& { return t.idle_objects_ns; },
+      [](const ThreadAccount& t) { return t.waited_for.total_ns(); }, true, &Handoff::idle_ns);
 }
 
 std::int64_t attribute_handoffs(const WaitGraph& graph, std::vector<ThreadAccount>& threads) {

@@ -122,13 +122,19 @@ std::optional<WaitChain> follow_chain(const std::vector<WaitObject>& objects,
 // The target's lock wait that is a hand-off to a root thread in `root` state.
 struct Handoff {
   WaitChain chain;     // a representative chain (of the waiter with the most such wait)
-  double lock_ns = 0;  // the waiters' lock time (split) on hand-off objects with this root
+  double lock_ns = 0;  // lock_handoffs: the waiters' lock time (split) on hand-off objects
+  double idle_ns = 0;  // idle_handoffs: the waiters' idle time on hand-off objects
   int waiters = 0;     // threads with such wait
 };
 
 // The lock time (ThreadAccount::split[kLock], divided by lock_objects_ns) of `threads` that is a
 // hand-off, by root thread, largest first.
 std::vector<Handoff> lock_handoffs(const WaitGraph& graph,
+                                   const std::vector<ThreadAccount>& threads);
+// The idle time attribute_handoffs gave to the wakers' states (ThreadAccount::waited_for, divided
+// by the thread's hand-off objects in idle_objects_ns) of `threads`, by root thread, largest
+// first: the chains behind it. Empty before attribute_handoffs ran.
+std::vector<Handoff> idle_handoffs(const WaitGraph& graph,
                                    const std::vector<ThreadAccount>& threads);
 
 // The design's time split for waits that belong to someone else: a thread's idle time on a

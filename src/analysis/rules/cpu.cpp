@@ -67,6 +67,22 @@ RuleResult cpu(const Context& ctx) {
                                      top.waiters == 1 ? "thread" : "threads",
                                      percent(ctx.busy_ns > 0 ? top.lock_ns / ctx.busy_ns : 0)));
     for (const auto* h : handoffs) b.chains.push_back(h->chain);
+  } else {
+    // No lock time handed off, but idle waits on hand-offs (a reply's futex or pipe) given to a
+    // thread on a CPU: the same chain, shown from the time moved to its state.
+    const model::Handoff* top = nullptr;
+    for (const auto& h : ctx.idle_handoffs) {
+      if (h.chain.root_resource != Resource::kOnCpu && h.chain.root_resource != Resource::kCpuWait)
+        continue;
+      if (!top) top = &h;
+      b.chains.push_back(h.chain);
+    }
+    if (top) {
+      b.evidence.push_back(fmt::format(
+          "{} ({} {} waited for it, {} of busy time given to its state; wait-for graph)",
+          chain_text(top->chain), top->waiters, top->waiters == 1 ? "thread" : "threads",
+          percent(ctx.busy_ns > 0 ? top->idle_ns / ctx.busy_ns : 0)));
+    }
   }
   if (sys.psi_cpu.available && sys.psi_cpu.some_share > 0.01) {
     b.evidence.push_back(fmt::format("PSI cpu: some task stalled on CPU {} of the time",

@@ -47,6 +47,9 @@ struct Context {
   double lock_ns_handed_to_disk() const;
   // Those hand-offs, largest first.
   std::vector<const model::Handoff*> disk_handoffs() const;
+  // The idle time that the waiters' hand-offs gave to their wakers' states (waited_for), by root
+  // thread (model::idle_handoffs): the chains behind it; empty without the graph.
+  std::vector<model::Handoff> idle_handoffs;
 };
 
 struct RuleResult {

@@ -214,5 +214,27 @@ TEST(AttributeHandoffs, AParkedPoolStaysIdleAndChainsResolve) {
   EXPECT_EQ(threads[2].waited_for.total_ns(), 0);
 }
 
+TEST(IdleHandoffs, TheTimeGivenToAWakersStateIsGroupedByTheChainsRoot) {
+  // As above: requester 2 and worker 3 both end at root 5; the parked worker 4 moved nothing.
+  std::vector<ThreadAccount> threads = {thread(2, "req", 0, 0, 1000), thread(3, "w", 0, 0, 1000),
+                                        thread(4, "w", 0, 0, 1000), thread(5, "root", 300, 700)};
+  const auto ms = static_cast<std::int64_t>(kMs);
+  threads[0].idle_objects_ns[{SYS_futex, 0x20}] = 1000 * ms;
+  threads[1].idle_objects_ns[{SYS_futex, 0x50}] = 1000 * ms;
+  threads[2].idle_objects_ns[{SYS_futex, 0x40}] = 1000 * ms;
+  WaitGraph g;
+  g.edges = {edge(3, 2, 0x20, 1000 * kMs), edge(5, 3, 0x50, 1000 * kMs),
+             edge(2, 4, 0x40, 500 * kMs), edge(2, 3, 0x40, 500 * kMs)};
+  EXPECT_TRUE(idle_handoffs(g, threads).empty());  // nothing moved yet
+  attribute_handoffs(g, threads);
+  const auto h = idle_handoffs(g, threads);
+  ASSERT_EQ(h.size(), 1U);
+  EXPECT_EQ(h[0].chain.root_tid, 5);
+  EXPECT_EQ(h[0].waiters, 2);
+  EXPECT_NEAR(h[0].idle_ns, 2000 * 1e6, 1e3);
+  EXPECT_EQ(h[0].lock_ns, 0);
+  EXPECT_EQ(h[0].chain.steps.front().tid, 2);  // the waiter with the most such wait (first of two)
+}
+
 }  // namespace
 }  // namespace chokepoint::model
