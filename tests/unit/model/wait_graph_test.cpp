@@ -195,18 +195,27 @@ TEST(AttributeHandoffs, AWaitersIdleOnItsOwnFutexTakesItsWakersSplit) {
   EXPECT_EQ(threads[0].waited_for.total_ns(), 0);
 }
 
-TEST(AttributeHandoffs, AParkedPoolStaysIdleAndChainsResolve) {
-  // Workers 3 and 4 park on one condvar word 0x40 (a pool waiting for work): idle. Requester 2
-  // waits for worker 3 (0x20), which waits all its time for thread 5 (0x50), on a lock 70%.
+// Workers 3 and 4 park on one condvar word 0x40 (a pool waiting for work): idle. Requester 2
+// waits for worker 3 (0x20), which waits all its time for thread 5 (0x50), on a lock 70%.
+struct PoolAndChain {
   std::vector<ThreadAccount> threads = {thread(2, "req", 0, 0, 1000), thread(3, "w", 0, 0, 1000),
                                         thread(4, "w", 0, 0, 1000), thread(5, "root", 300, 700)};
-  const auto ms = static_cast<std::int64_t>(kMs);
-  threads[0].idle_objects_ns[{SYS_futex, 0x20}] = 1000 * ms;
-  threads[1].idle_objects_ns[{SYS_futex, 0x50}] = 1000 * ms;
-  threads[2].idle_objects_ns[{SYS_futex, 0x40}] = 1000 * ms;
   WaitGraph g;
-  g.edges = {edge(3, 2, 0x20, 1000 * kMs), edge(5, 3, 0x50, 1000 * kMs),
-             edge(2, 4, 0x40, 500 * kMs), edge(2, 3, 0x40, 500 * kMs)};
+  PoolAndChain() {
+    const auto ms = static_cast<std::int64_t>(kMs);
+    threads[0].idle_objects_ns[{SYS_futex, 0x20}] = 1000 * ms;
+    threads[1].idle_objects_ns[{SYS_futex, 0x50}] = 1000 * ms;
+    threads[2].idle_objects_ns[{SYS_futex, 0x40}] = 1000 * ms;
+    g.edges = {edge(3, 2, 0x20, 1000 * kMs), edge(5, 3, 0x50, 1000 * kMs),
+               edge(2, 4, 0x40, 500 * kMs), edge(2, 3, 0x40, 500 * kMs)};
+  }
+};
+
+TEST(AttributeHandoffs, AParkedPoolStaysIdleAndChainsResolve) {
+  PoolAndChain p;
+  auto& threads = p.threads;
+  const auto& g = p.g;
+  const auto ms = static_cast<std::int64_t>(kMs);
   attribute_handoffs(g, threads);
   EXPECT_NEAR(static_cast<double>(threads[0].split[Resource::kLock]), 700 * 1e6, 1e3);
   EXPECT_NEAR(static_cast<double>(threads[1].split[Resource::kLock]), 700 * 1e6, 1e3);
@@ -215,16 +224,10 @@ TEST(AttributeHandoffs, AParkedPoolStaysIdleAndChainsResolve) {
 }
 
 TEST(IdleHandoffs, TheTimeGivenToAWakersStateIsGroupedByTheChainsRoot) {
-  // As above: requester 2 and worker 3 both end at root 5; the parked worker 4 moved nothing.
-  std::vector<ThreadAccount> threads = {thread(2, "req", 0, 0, 1000), thread(3, "w", 0, 0, 1000),
-                                        thread(4, "w", 0, 0, 1000), thread(5, "root", 300, 700)};
-  const auto ms = static_cast<std::int64_t>(kMs);
-  threads[0].idle_objects_ns[{SYS_futex, 0x20}] = 1000 * ms;
-  threads[1].idle_objects_ns[{SYS_futex, 0x50}] = 1000 * ms;
-  threads[2].idle_objects_ns[{SYS_futex, 0x40}] = 1000 * ms;
-  WaitGraph g;
-  g.edges = {edge(3, 2, 0x20, 1000 * kMs), edge(5, 3, 0x50, 1000 * kMs),
-             edge(2, 4, 0x40, 500 * kMs), edge(2, 3, 0x40, 500 * kMs)};
+  // Requester 2 and worker 3 both end at root 5; the parked worker 4 moved nothing.
+  PoolAndChain p;
+  auto& threads = p.threads;
+  const auto& g = p.g;
   EXPECT_TRUE(idle_handoffs(g, threads).empty());  // nothing moved yet
   attribute_handoffs(g, threads);
   const auto h = idle_handoffs(g, threads);
