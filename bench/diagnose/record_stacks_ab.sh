@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The cost of record's stacks over time: one build recording the same chokepoint-bench-threads
 # process twice side by side, at the same time (both see the same machine load), with
-# --stacks off and with stacks on (the default): file size, the recorder's own CPU (/usr/bin/time,
-# user + system: sampler, perf ring draining, symbolizing, SQLite), and the in-kernel cost of the
-# off-CPU programs, which run in the context of the tasks that switch and so are not in the
-# recorder's own CPU time (kernel.bpf_stats_enabled: run_time_ns of the recorder's programs, read
-# 5 s in and 5 s before the end).
+# --stacks off and with --stacks on (on-CPU and off-CPU; record's default is on-cpu): file size,
+# the recorder's own CPU (/usr/bin/time, user + system: sampler, perf ring draining, symbolizing,
+# SQLite), and the in-kernel cost of the off-CPU programs, which run in the context of the tasks
+# that switch and so are not in the recorder's own CPU time (kernel.bpf_stats_enabled:
+# run_time_ns of the recorder's programs, read 5 s in and 5 s before the end).
 # Usage: [STACKS=on-cpu] bench/diagnose/record_stacks_ab.sh BIN [N] [MODE] [DURATION_S] [STACK_RATE]
 #   STACKS: the --stacks value of the second recorder (default on)
 #   e.g. bench/diagnose/record_stacks_ab.sh build/bin/chokepoint 1000 wake 60 49
