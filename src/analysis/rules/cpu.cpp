@@ -61,28 +61,11 @@ RuleResult cpu(const Context& ctx) {
   }
   if (handed_ns > 0) {
     const auto handoffs = ctx.cpu_handoffs();
-    const auto& top = *handoffs[0];
-    b.evidence.push_back(fmt::format("{} ({} {} waited for it, {} of busy time; wait-for graph)",
-                                     chain_text(top.chain), top.waiters,
-                                     top.waiters == 1 ? "thread" : "threads",
-                                     percent(ctx.busy_ns > 0 ? top.lock_ns / ctx.busy_ns : 0)));
-    for (const auto* h : handoffs) b.chains.push_back(h->chain);
-  } else {
+    add_handoff_evidence(b, handoffs, handoffs[0]->lock_ns, ctx.busy_ns);
+  } else if (const auto idle = ctx.cpu_idle_handoffs(); !idle.empty()) {
     // No lock time handed off, but idle waits on hand-offs (a reply's futex or pipe) given to a
     // thread on a CPU: the same chain, shown from the time moved to its state.
-    const model::Handoff* top = nullptr;
-    for (const auto& h : ctx.idle_handoffs) {
-      if (h.chain.root_resource != Resource::kOnCpu && h.chain.root_resource != Resource::kCpuWait)
-        continue;
-      if (!top) top = &h;
-      b.chains.push_back(h.chain);
-    }
-    if (top) {
-      b.evidence.push_back(fmt::format(
-          "{} ({} {} waited for it, {} of busy time given to its state; wait-for graph)",
-          chain_text(top->chain), top->waiters, top->waiters == 1 ? "thread" : "threads",
-          percent(ctx.busy_ns > 0 ? top->idle_ns / ctx.busy_ns : 0)));
-    }
+    add_handoff_evidence(b, idle, idle[0]->idle_ns, ctx.busy_ns, " given to its state");
   }
   if (sys.psi_cpu.available && sys.psi_cpu.some_share > 0.01) {
     b.evidence.push_back(fmt::format("PSI cpu: some task stalled on CPU {} of the time",

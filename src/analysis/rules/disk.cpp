@@ -137,15 +137,7 @@ RuleResult disk(const Context& ctx) {
           percent(ctx.lock_waiters_disk_fraction()), duration(lock_by_disk_ns / 1e9)));
     }
   }
-  if (handed_ns > 0) {
-    const auto handoffs = ctx.disk_handoffs();
-    const auto& first = *handoffs[0];
-    b.evidence.push_back(fmt::format("{} ({} {} waited for it, {} of busy time; wait-for graph)",
-                                     chain_text(first.chain), first.waiters,
-                                     first.waiters == 1 ? "thread" : "threads",
-                                     percent(ctx.busy_ns > 0 ? handed_ns / ctx.busy_ns : 0)));
-    for (const auto* h : handoffs) b.chains.push_back(h->chain);
-  }
+  if (handed_ns > 0) add_handoff_evidence(b, ctx.disk_handoffs(), handed_ns, ctx.busy_ns);
   for (const auto& p : obs.processes) {
     if (p.syscw == 0 && p.write_bytes == 0) continue;
     b.evidence.push_back(fmt::format("pid {} ({}) wrote {}/s to storage in {:.0f} write calls/s",

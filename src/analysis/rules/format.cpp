@@ -47,23 +47,50 @@ double Context::lock_waiters_disk_fraction() const {
   return waiters_disk > 0 && waiters_work > 0 ? waiters_disk / waiters_work : 0;
 }
 
-std::vector<const model::Handoff*> Context::cpu_handoffs() const {
+namespace {
+
+bool rooted_on_cpu(const model::Handoff& h) {
+  return h.chain.root_resource == model::Resource::kOnCpu ||
+         h.chain.root_resource == model::Resource::kCpuWait;
+}
+
+bool rooted_in_disk(const model::Handoff& h) {
+  return h.chain.root_resource == model::Resource::kDisk;
+}
+
+// The hand-offs of `all` whose root `keep` accepts, in their order (largest first).
+std::vector<const model::Handoff*> rooted(const std::vector<model::Handoff>& all,
+                                          bool (*keep)(const model::Handoff&)) {
   std::vector<const model::Handoff*> out;
-  for (const auto& h : handoffs) {
-    if (h.chain.root_resource == model::Resource::kOnCpu ||
-        h.chain.root_resource == model::Resource::kCpuWait) {
-      out.push_back(&h);
-    }
+  for (const auto& h : all) {
+    if (keep(h)) out.push_back(&h);
   }
   return out;
 }
 
+}  // namespace
+
+std::vector<const model::Handoff*> Context::cpu_handoffs() const {
+  return rooted(handoffs, rooted_on_cpu);
+}
+
+std::vector<const model::Handoff*> Context::cpu_idle_handoffs() const {
+  return rooted(idle_handoffs, rooted_on_cpu);
+}
+
 std::vector<const model::Handoff*> Context::disk_handoffs() const {
-  std::vector<const model::Handoff*> out;
-  for (const auto& h : handoffs) {
-    if (h.chain.root_resource == model::Resource::kDisk) out.push_back(&h);
-  }
-  return out;
+  return rooted(handoffs, rooted_in_disk);
+}
+
+void add_handoff_evidence(Bottleneck& b, const std::vector<const model::Handoff*>& handoffs,
+                          double ns, double busy_ns, std::string_view what) {
+  if (handoffs.empty()) return;
+  const auto& first = *handoffs[0];
+  b.evidence.push_back(fmt::format("{} ({} {} waited for it, {} of busy time{}; wait-for graph)",
+                                   chain_text(first.chain), first.waiters,
+                                   first.waiters == 1 ? "thread" : "threads",
+                                   percent(busy_ns > 0 ? ns / busy_ns : 0), what));
+  for (const auto* h : handoffs) b.chains.push_back(h->chain);
 }
 
 double Context::lock_ns_handed_to_disk() const {

@@ -3,6 +3,7 @@
 // docs/verdicts/. A rule looks at the observation and may propose one bottleneck and findings.
 
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "analysis/diagnosis.h"
@@ -50,6 +51,8 @@ struct Context {
   // The idle time that the waiters' hand-offs gave to their wakers' states (waited_for), by root
   // thread (model::idle_handoffs): the chains behind it; empty without the graph.
   std::vector<model::Handoff> idle_handoffs;
+  // Those whose root spends most of its time on a CPU, largest first.
+  std::vector<const model::Handoff*> cpu_idle_handoffs() const;
 };
 
 struct RuleResult {
@@ -97,6 +100,11 @@ std::string percent(double fraction);
 // "thread 'a' (tid 1) waits for thread 'b' (tid 2), which is on CPU 98% of the time": the chain
 // of a hand-off in words (the names are observed text: the renderers escape them).
 std::string chain_text(const model::WaitChain& chain);
+// Adds the first hand-off's chain as an evidence line, "<chain> (N threads waited for it, X of
+// busy time<what>; wait-for graph)" with X = ns / busy_ns, and every hand-off's chain to
+// b.chains; nothing when `handoffs` is empty.
+void add_handoff_evidence(Bottleneck& b, const std::vector<const model::Handoff*>& handoffs,
+                          double ns, double busy_ns, std::string_view what = "");
 std::string bytes(double b);
 std::string duration(double seconds);
 // "127.0.0.1:8080", "[::1]:8080"; the address alone when port is 0. The address is observed text:
