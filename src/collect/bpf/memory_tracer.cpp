@@ -17,17 +17,14 @@
 #include "symbolize/elf_binary.h"
 #include "symbolize/parsers.h"
 #include "util/clock.h"
+#include "util/owned.h"
 
 #ifdef CHOKEPOINT_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "bpf/memory.h"
-// The skeleton embeds the BPF object as one string literal, longer than -Wpedantic likes.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "memory.skel.h"
-#pragma GCC diagnostic pop
 #endif
 
 namespace chokepoint::collect::bpf {
@@ -147,10 +144,7 @@ util::Result<MemoryResult> MemoryTracer::run(const std::atomic<bool>*) {
 
 namespace {
 
-struct SkeletonDeleter {
-  void operator()(memory_bpf* skel) const { memory_bpf__destroy(skel); }
-};
-using Skeleton = std::unique_ptr<memory_bpf, SkeletonDeleter>;
+using Skeleton = util::Owned<memory_bpf, memory_bpf__destroy>;
 
 struct LinkDeleter {
   void operator()(bpf_link* link) const { bpf_link__destroy(link); }

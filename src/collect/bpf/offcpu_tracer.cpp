@@ -21,17 +21,14 @@
 #include "collect/bpf/bpf_support.h"
 #include "symbolize/parsers.h"
 #include "util/clock.h"
+#include "util/owned.h"
 
 #ifdef CHOKEPOINT_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "bpf/offcpu.h"
-// The skeleton embeds the BPF object as one string literal, longer than -Wpedantic likes.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "offcpu.skel.h"
-#pragma GCC diagnostic pop
 #endif
 
 namespace chokepoint::collect::bpf {
@@ -68,10 +65,7 @@ util::Result<OffCpuResult> OffCpuTracer::run(const std::atomic<bool>*) {
 
 namespace {
 
-struct SkeletonDeleter {
-  void operator()(offcpu_bpf* skel) const { offcpu_bpf__destroy(skel); }
-};
-using Skeleton = std::unique_ptr<offcpu_bpf, SkeletonDeleter>;
+using Skeleton = util::Owned<offcpu_bpf, offcpu_bpf__destroy>;
 
 // A cgroup v2 directory: its id (the kernfs inode number) and its depth below the mount root,
 // for bpf_get_current_ancestor_cgroup_id.

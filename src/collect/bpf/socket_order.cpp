@@ -6,17 +6,14 @@
 #include <string>
 
 #include "collect/bpf/bpf_support.h"
+#include "util/owned.h"
 
 #ifdef CHOKEPOINT_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "bpf/sockorder.h"
-// The skeleton embeds the BPF object as one string literal, longer than -Wpedantic likes.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "sockorder.skel.h"
-#pragma GCC diagnostic pop
 #endif
 
 namespace chokepoint::collect::bpf {
@@ -40,10 +37,7 @@ std::optional<SocketOrder> SocketOrderTracer::lookup(std::uint64_t) const {
 
 namespace {
 
-struct SkeletonDeleter {
-  void operator()(sockorder_bpf* skel) const { sockorder_bpf__destroy(skel); }
-};
-using Skeleton = std::unique_ptr<sockorder_bpf, SkeletonDeleter>;
+using Skeleton = util::Owned<sockorder_bpf, sockorder_bpf__destroy>;
 
 }  // namespace
 

@@ -10,17 +10,14 @@
 #include <tuple>
 
 #include "collect/bpf/bpf_support.h"
+#include "util/owned.h"
 
 #ifdef CHOKEPOINT_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "bpf/stateacct.h"
-// The skeleton embeds the BPF object as one string literal, longer than -Wpedantic likes.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "stateacct.skel.h"
-#pragma GCC diagnostic pop
 #endif
 
 namespace chokepoint::collect::bpf {
@@ -55,10 +52,7 @@ std::uint32_t StateAccounting::budget_per_cpu_s() const {
 
 namespace {
 
-struct SkeletonDeleter {
-  void operator()(stateacct_bpf* skel) const { stateacct_bpf__destroy(skel); }
-};
-using Skeleton = std::unique_ptr<stateacct_bpf, SkeletonDeleter>;
+using Skeleton = util::Owned<stateacct_bpf, stateacct_bpf__destroy>;
 
 std::uint64_t ktime_ns() {
   // bpf_ktime_get_ns() is CLOCK_MONOTONIC.

@@ -10,16 +10,13 @@
 
 #include "bpf/taskiter.h"
 #include "collect/bpf/bpf_support.h"
+#include "util/owned.h"
 #include "util/scoped_fd.h"
 
 #ifdef CHOKEPOINT_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-// The skeleton embeds the BPF object as one string literal, longer than -Wpedantic likes.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Woverlength-strings"
 #include "taskiter.skel.h"
-#pragma GCC diagnostic pop
 #endif
 
 namespace chokepoint::collect::bpf {
@@ -114,20 +111,14 @@ util::Result<void> TaskIterator::read(std::vector<TaskRecord>&) {
 
 namespace {
 
-struct SkeletonDeleter {
-  void operator()(taskiter_bpf* skel) const { taskiter_bpf__destroy(skel); }
-};
-using Skeleton = std::unique_ptr<taskiter_bpf, SkeletonDeleter>;
+using Skeleton = util::Owned<taskiter_bpf, taskiter_bpf__destroy>;
 
 // The iterator's seq_file hands over at most 8 pages a read(); a larger buffer saves nothing.
 constexpr std::size_t kReadChunkBytes = std::size_t{64} * 1024;
 
 }  // namespace
 
-struct LinkDeleter {
-  void operator()(bpf_link* link) const { bpf_link__destroy(link); }
-};
-using Link = std::unique_ptr<bpf_link, LinkDeleter>;
+using Link = util::Owned<bpf_link, bpf_link__destroy>;
 
 struct TaskIterator::Impl {
   Skeleton skel;

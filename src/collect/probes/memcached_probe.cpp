@@ -7,6 +7,7 @@
 
 #include "collect/probes/redis_probe.h"
 #include "collect/probes/stats_text.h"
+#include "util/owned.h"
 
 namespace chokepoint::collect::probes {
 namespace {
@@ -25,10 +26,6 @@ constexpr const char* kCounters[] = {"get_hits",
 constexpr const char* kGauges[] = {"curr_connections", "bytes", "limit_maxbytes", "curr_items",
                                    "threads"};
 constexpr const char* kSettings[] = {"version"};
-
-struct MemcDeleter {
-  void operator()(memcached_st* m) const { memcached_free(m); }
-};
 
 memcached_return_t collect_stat(const memcached_instance_st*, const char* key, size_t key_length,
                                 const char* value, size_t value_length, void* context) {
@@ -93,7 +90,7 @@ class MemcachedProbe final : public Probe {
  private:
   HostPort hp_;
   std::string address_;
-  std::unique_ptr<memcached_st, MemcDeleter> memc_;
+  util::Owned<memcached_st, memcached_free> memc_;
 };
 
 }  // namespace

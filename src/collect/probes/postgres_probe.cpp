@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "collect/probes/stats_text.h"
+#include "util/owned.h"
 
 namespace chokepoint::collect::probes {
 namespace {
@@ -19,14 +20,8 @@ namespace {
 // kSlowEvery-th read (1 s).
 constexpr int kSlowEvery = 10;
 
-struct ConnDeleter {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Conn = std::unique_ptr<PGconn, ConnDeleter>;
-using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
+using Conn = util::Owned<PGconn, PQfinish>;
+using PgResult = util::Owned<PGresult, PQclear>;
 
 double as_number(const char* s) {
   if (s == nullptr || *s == '\0') return 0;

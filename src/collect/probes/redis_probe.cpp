@@ -4,18 +4,13 @@
 #include <hiredis/hiredis.h>
 
 #include "collect/probes/stats_text.h"
+#include "util/owned.h"
 
 namespace chokepoint::collect::probes {
 namespace {
 
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Context = std::unique_ptr<redisContext, ContextDeleter>;
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+using Context = util::Owned<redisContext, redisFree>;
+using Reply = util::Owned<redisReply, freeReplyObject>;
 
 constexpr const char* kClientName = "chokepoint-probe";
 
