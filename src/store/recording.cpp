@@ -17,6 +17,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "store/blob_codec.h"
 #include "store/sqlite.h"
 #include "store/thread_pack.h"
 #include "util/clock.h"
@@ -635,6 +636,7 @@ struct RecordingWriter::Impl {
   }
   int write_thread_row(Thread& t);
   ThreadPacker packer;  // the tick's thread rows
+  BlobEncoder blobs;    // schema 4: each packed blob compressed (store/blob_codec.h)
   WaitRow wait_row(const model::WaitObservation& w);
   int write_wait(Stmt& st, int first_col, const model::WaitObservation& w);
   int write_base(std::int64_t tick_id, const Thread& t);
@@ -985,7 +987,7 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     ins_pack.bind(2, static_cast<std::int64_t>(packer.count()));
     ins_pack.bind_u64(3, run_sum);
     ins_pack.bind_u64(4, delay_sum);
-    ins_pack.bind_blob(5, packer.bytes());
+    ins_pack.bind_blob(5, blobs.encode(packer.bytes()));
     check(ins_pack.run());
   }
   for (const auto& p : tick.processes) {
@@ -1096,8 +1098,8 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     ins_exact.bind(1, tick_id);
     ins_exact.bind_text(2, exact_json(*tick.exact).dump());
     exact_restart = exact_restart || keyframe;
-    ins_exact.bind_blob(3, waits_packer.pack(waits, exact_restart));
-    ins_exact.bind_blob(4, edges_packer.pack(edges, exact_restart));
+    ins_exact.bind_blob(3, blobs.encode(waits_packer.pack(waits, exact_restart)));
+    ins_exact.bind_blob(4, blobs.encode(edges_packer.pack(edges, exact_restart)));
     exact_restart = false;
     check(ins_exact.run());
     // Threads that ended have had their last sums.
@@ -1546,6 +1548,7 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
   // Schema 3's exact sums and edges refer to those of the ticks before.
   DeltaUnpacker<model::ExactWait> waits_unpacker;
   DeltaUnpacker<model::WakeEdge> edges_unpacker;
+  BlobDecoder blobs;  // schema 4's compressed blobs
   // A packed blob (schema 2) that does not decode.
   const auto damaged = [&r](const char* what, std::int64_t tick) {
     return util::Error{
@@ -1642,8 +1645,11 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
     for (; sample.row() && sample.tick() == id; sample.next()) {
       const Stmt& q = sample.st;
       if (r.version >= 2) {
-        auto rows = unpack_threads(q.blob(1));
+        std::optional<std::string> raw;
+        if (r.version >= 4 && !(raw = blobs.decode(q.blob(1)))) return damaged("thread rows", id);
+        auto rows = unpack_threads(raw ? std::string_view(*raw) : q.blob(1));
         if (!rows) return damaged("thread rows", id);
+        t.threads.reserve(t.threads.size() + rows->size());
         for (const auto& row : *rows) add_row(row);
         continue;
       }
@@ -1726,10 +1732,20 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
     for (; exact.row() && exact.tick() == id; exact.next()) {
       auto x = exact_from(exact.st.text(1));
       if (x && r.version >= 3) {
-        auto waits = waits_unpacker.unpack(exact.st.blob(2));
+        // Schema 4 wraps each blob in store/blob_codec.h's envelope.
+        std::optional<std::string> raw_waits, raw_edges;
+        if (r.version >= 4 && !(raw_waits = blobs.decode(exact.st.blob(2)))) {
+          return damaged("exact sums", id);
+        }
+        if (r.version >= 4 && !(raw_edges = blobs.decode(exact.st.blob(3)))) {
+          return damaged("wait-for edges", id);
+        }
+        auto waits =
+            waits_unpacker.unpack(raw_waits ? std::string_view(*raw_waits) : exact.st.blob(2));
         if (!waits) return damaged("exact sums", id);
         x->waits = std::move(*waits);
-        auto edges = edges_unpacker.unpack(exact.st.blob(3));
+        auto edges =
+            edges_unpacker.unpack(raw_edges ? std::string_view(*raw_edges) : exact.st.blob(3));
         if (!edges) return damaged("wait-for edges", id);
         x->edges = std::move(*edges);
       } else if (x && r.version == 2) {
