@@ -27,8 +27,10 @@ namespace chokepoint::store {
 
 // 1: a thread_sample row per thread that ran; 2: one packed thread_pack row per tick; 3: each
 // process row keeps its parent's pid (process.ppid), the exact mode's wait-for edges are packed
-// in exact_sample.edges, and stacks over time (store/stack_slices.h). All three are read.
-inline constexpr int kSchemaVersion = 3;
+// in exact_sample.edges, and stacks over time (store/stack_slices.h); 4: the packed blobs
+// (thread_pack.data, exact_sample.waits and edges) are compressed (store/blob_codec.h), and a
+// thread row gives one of utime and stime when they split its run time. All four are read.
+inline constexpr int kSchemaVersion = 4;
 // PRAGMA application_id: "CHKP".
 inline constexpr std::int32_t kApplicationId = 0x43484b50;
 

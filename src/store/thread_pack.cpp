@@ -5,7 +5,11 @@
 namespace chokepoint::store {
 namespace {
 
-constexpr unsigned kHasStat = 1, kHasPrevPoll = 2, kHasWait = 4, kKnownFlags = 7;
+// Bits 3 and 4 (schema 4): utime and stime split the run time exactly (utime + stime == run_ns,
+// modular, as the sampler's split of schedstat's run time gives them), so only one follows: bit 3
+// utime (stime is run_ns - utime), bit 4 stime (utime is run_ns - stime).
+constexpr unsigned kHasStat = 1, kHasPrevPoll = 2, kHasWait = 4, kUtimeOfRun = 8, kStimeOfRun = 16,
+                   kKnownFlags = 31;
 
 void put(std::string& out, std::uint64_t v) {
   while (v >= 0x80) {
@@ -61,16 +65,23 @@ void ThreadPacker::add(const PackedThread& t) {
                                              static_cast<std::uint64_t>(prev_thread_)));
   prev_thread_ = t.thread;
   const bool wait = t.has_stat && t.wait.has_value();
+  unsigned split = 0;  // which of utime and stime is written when they split run_ns
+  if (t.has_stat && t.utime_ns + t.stime_ns == t.run_ns) {
+    split = zigzag(static_cast<std::int64_t>(t.utime_ns)) <=
+                    zigzag(static_cast<std::int64_t>(t.stime_ns))
+                ? kUtimeOfRun
+                : kStimeOfRun;
+  }
   put(out_, (t.has_stat ? kHasStat : 0) | (t.prev_poll_ago_ns ? kHasPrevPoll : 0) |
-                (wait ? kHasWait : 0));
+                (wait ? kHasWait : 0) | split);
   if (t.prev_poll_ago_ns) put_signed(out_, *t.prev_poll_ago_ns);
   // Deltas are zigzagged as signed: a counter that went back (a reused tid) stays short.
   put_signed(out_, static_cast<std::int64_t>(t.run_ns));
   put_signed(out_, static_cast<std::int64_t>(t.run_delay_ns));
   if (t.has_stat) {
-    for (std::uint64_t v : {t.utime_ns, t.stime_ns, t.majflt, t.blkio_ns}) {
-      put_signed(out_, static_cast<std::int64_t>(v));
-    }
+    if (split != kStimeOfRun) put_signed(out_, static_cast<std::int64_t>(t.utime_ns));
+    if (split != kUtimeOfRun) put_signed(out_, static_cast<std::int64_t>(t.stime_ns));
+    for (std::uint64_t v : {t.majflt, t.blkio_ns}) put_signed(out_, static_cast<std::int64_t>(v));
   }
   if (wait) {
     const WaitRow& w = *t.wait;
@@ -96,6 +107,7 @@ void ThreadPacker::clear() {
 
 std::optional<std::vector<PackedThread>> unpack_threads(std::string_view blob) {
   std::vector<PackedThread> rows;
+  rows.reserve(blob.size() / 12);  // a guess: a busy thread's row takes 12 to 18 bytes
   Cursor c(blob);
   std::int64_t prev_thread = 0;
   while (c.ok() && !c.done()) {
@@ -106,13 +118,21 @@ std::optional<std::vector<PackedThread>> unpack_threads(std::string_view blob) {
     const std::uint64_t flags = c.u();
     if ((flags & ~std::uint64_t{kKnownFlags}) != 0) return std::nullopt;
     t.has_stat = (flags & kHasStat) != 0;
+    const std::uint64_t split = flags & (kUtimeOfRun | kStimeOfRun);
     if ((flags & kHasWait) != 0 && !t.has_stat) return std::nullopt;
+    if (split != 0 && (!t.has_stat || split == (kUtimeOfRun | kStimeOfRun))) return std::nullopt;
     if ((flags & kHasPrevPoll) != 0) t.prev_poll_ago_ns = c.s();
     t.run_ns = static_cast<std::uint64_t>(c.s());
     t.run_delay_ns = static_cast<std::uint64_t>(c.s());
     if (t.has_stat) {
-      t.utime_ns = static_cast<std::uint64_t>(c.s());
-      t.stime_ns = static_cast<std::uint64_t>(c.s());
+      if (split == kStimeOfRun) {
+        t.stime_ns = static_cast<std::uint64_t>(c.s());
+        t.utime_ns = t.run_ns - t.stime_ns;  // modular
+      } else {
+        t.utime_ns = static_cast<std::uint64_t>(c.s());
+        t.stime_ns =
+            split == kUtimeOfRun ? t.run_ns - t.utime_ns : static_cast<std::uint64_t>(c.s());
+      }
       t.majflt = static_cast<std::uint64_t>(c.s());
       t.blkio_ns = static_cast<std::uint64_t>(c.s());
     }

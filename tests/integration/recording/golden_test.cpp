@@ -32,7 +32,7 @@ TEST_P(RecordingGolden, ReplaysToTheCheckedInReports) {
 
 INSTANTIATE_TEST_SUITE_P(Lab, RecordingGolden,
                          ::testing::Values("lab_none", "lab_disk", "lab_lock", "lab_upstream",
-                                           "lab_lock_v2", "lab_lock_v3"),
+                                           "lab_lock_v2", "lab_lock_v3", "lab_lock_v4"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -471,6 +471,92 @@ TEST(Recording, DamagedThreadPacksGiveErrorsWithHints) {
   }
 }
 
+// Schema 4 compresses a tick's thread rows, exact sums and edges when that pays (many threads):
+// they replay exactly, and a damaged compressed blob is an error with a hint.
+TEST(Recording, CompressedBlobsReplayExactlyAndDamagedOnesGiveErrors) {
+  model::Samples s = sample_window(4);
+  for (auto& t : s.ticks) {
+    const bool first = &t == &s.ticks.front();
+    t.exact = model::ExactSample{};
+    t.exact->on = true;
+    for (int tid = 10; tid < 400; ++tid) {
+      const auto run = static_cast<std::uint64_t>(t.at_ns / 1000 + tid * 7919);
+      auto th = thread(tid, t.at_ns, first, run, in_syscall(SYS_futex));
+      th.utime_ns = run / 3;
+      th.stime_ns = run - th.utime_ns;  // the sampler's split: one value stored
+      t.threads.push_back(std::move(th));
+      model::ExactWait w;
+      w.pid = 100;
+      w.tid = tid;
+      w.kind = model::ExactKind::kInterruptible;
+      w.syscall_nr = SYS_futex;
+      w.object = 0xdeadbeef00;
+      w.ns = run * 3;
+      w.count = run / 1000;
+      w.start_time_ticks = 1234;
+      t.exact->waits.push_back(w);
+      model::WakeEdge e;
+      e.waker_pid = 100;
+      e.waker_tid = tid + 1;
+      e.wakee_pid = 100;
+      e.wakee_tid = tid;
+      e.syscall_nr = SYS_futex;
+      e.object = 0xdeadbeef00;
+      e.ns = run * 2;
+      e.count = run / 999;
+      t.exact->edges.push_back(e);
+    }
+  }
+  const std::string path = temp_path("compressed.chokepoint");
+  ASSERT_TRUE(write(path, s));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db,
+                         "SELECT (SELECT count(*) FROM thread_pack WHERE hex(substr(data, 1, "
+                         "1)) = '01'), (SELECT count(*) FROM exact_sample WHERE "
+                         "hex(substr(waits, 1, 1)) = '01' AND hex(substr(edges, 1, 1)) = '01')",
+                         -1, &st, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 3);  // every tick after the first (zstd: codec 1)
+  EXPECT_GE(sqlite3_column_int(st, 1), 3);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  auto back = read_all(path);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->ticks.size(), s.ticks.size());
+  for (std::size_t i = 1; i < s.ticks.size(); ++i) {
+    ASSERT_EQ(back->ticks[i].threads.size(), s.ticks[i].threads.size()) << i;
+    for (std::size_t k = 0; k < s.ticks[i].threads.size(); ++k) {
+      const auto& a = back->ticks[i].threads[k];
+      const auto& b = s.ticks[i].threads[k];
+      EXPECT_EQ(a.run_ns, b.run_ns);
+      EXPECT_EQ(a.utime_ns, b.utime_ns);
+      EXPECT_EQ(a.stime_ns, b.stime_ns);
+    }
+    EXPECT_EQ(back->ticks[i].exact->waits.size(), s.ticks[i].exact->waits.size());
+    EXPECT_EQ(back->ticks[i].exact->edges.size(), s.ticks[i].exact->edges.size());
+  }
+  EXPECT_EQ(report(*back), report(s));
+  const std::string copy = temp_path("compressed_damaged.chokepoint");
+  for (auto [damage, what] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"UPDATE thread_pack SET data = substr(data, 1, 30) || zeroblob(20) || substr(data, 51) "
+            "WHERE tick = 3",
+            "thread rows of tick 3"},
+           {"UPDATE exact_sample SET waits = substr(waits, 1, length(waits) - 2) WHERE tick = 2",
+            "exact sums of tick 2"},
+           {"UPDATE exact_sample SET edges = x'01' || randomblob(100) WHERE tick = 4",
+            "wait-for edges of tick 4"}}) {
+    ASSERT_TRUE(copy_changed(path, copy, damage)) << damage;
+    auto bad = read_all(copy);
+    ASSERT_FALSE(bad) << damage;
+    EXPECT_NE(bad.error().message.find(what), std::string::npos) << bad.error().message;
+    EXPECT_FALSE(bad.error().hint.empty());
+  }
+}
+
 TEST(Recording, ReplacesAnEarlierRecording) {
   const std::string path = temp_path("replaced.chokepoint");
   ASSERT_TRUE(write(path, sample_window(10)));

@@ -70,7 +70,7 @@ TEST(StackSlices, ReadBackByKindAndTimeEachStackKeptOnce) {
   }
   auto r = RecordingReader::open(path);
   ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->meta().schema_version, 3);
+  EXPECT_EQ(r->meta().schema_version, kSchemaVersion);  // the stack tables came with 3
   auto on = r->stack_slices(StackKind::kOnCpu, 0, 10'000 * kMs);
   ASSERT_TRUE(on) << on.error().message;
   ASSERT_EQ(on->size(), 2u);

@@ -116,6 +116,36 @@ TEST(ThreadPack, CutOrMalformedBlobsAreRefusedNeverOverread) {
   EXPECT_FALSE(unpack_threads(std::string(11, '\xff')));             // a varint over 64 bits
   EXPECT_FALSE(unpack_threads(std::string("\x02\x08\x00\x00", 4)));  // an unknown flag
   EXPECT_FALSE(unpack_threads(std::string("\x02\x04\x00\x00", 4)));  // a wait without stat
+  EXPECT_FALSE(unpack_threads(std::string("\x02\x20\x00\x00", 4)));  // an unknown flag
+  // Schema 4's utime-or-stime bits: without stat, or both at once.
+  EXPECT_FALSE(unpack_threads(std::string("\x02\x10\x00\x00", 4)));
+  EXPECT_FALSE(unpack_threads(std::string("\x02\x19\x00\x00\x00\x00\x00", 7)));
+}
+
+// Schema 4: when utime and stime split the run time exactly (the sampler's split of schedstat's
+// run time), a row gives the smaller of the two and the reader derives the other, exactly, even
+// for modular deltas.
+TEST(ThreadPack, UtimeAndStimeThatSplitTheRunTimeCostOneValue) {
+  constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
+  std::vector<PackedThread> split;
+  for (auto [run, utime] : std::initializer_list<std::pair<std::uint64_t, std::uint64_t>>{
+           {450'000, 450'000}, {450'000, 0}, {443'562, 63'366}, {5, kMax}, {kMax, 7}}) {
+    PackedThread r = rows()[0];
+    r.run_ns = run;
+    r.utime_ns = utime;
+    r.stime_ns = run - utime;  // modular
+    split.push_back(r);
+  }
+  ThreadPacker p;
+  for (const auto& r : split) p.add(r);
+  auto back = unpack_threads(p.bytes());
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->size(), split.size());
+  for (std::size_t i = 0; i < split.size(); ++i) EXPECT_TRUE(same((*back)[i], split[i])) << i;
+  // A thread all in user time: thread +1, flags, run, run delay, stime 0, majflt, blkio.
+  ThreadPacker one;
+  one.add(split[0]);
+  EXPECT_EQ(one.bytes().size(), 1u + 1 + 3 + 3 + 1 + 1 + 1);
 }
 
 TEST(ThreadPack, ExactSumsRoundTripAndHostileOnesAreClamped) {

@@ -1,0 +1,498 @@
+#include "store/sample_documents.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+namespace chokepoint::store {
+namespace {
+
+using nlohmann::json;
+
+json opt_json(const std::optional<std::uint64_t>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+json pressure_json(const model::PressureSample& p) {
+  return {{"present", p.present},
+          {"supported", p.supported},
+          {"unsupported_reason", p.unsupported_reason},
+          {"some_total_ns", opt_json(p.some_total_ns)},
+          {"full_total_ns", opt_json(p.full_total_ns)}};
+}
+
+json tcp_table_json(const model::TcpTableSample& t) {
+  json groups = json::array();
+  for (const auto& g : t.groups) {
+    groups.push_back({{"state", model::tcp_state_name(g.state)},
+                      {"server_side", g.server_side},
+                      {"target", g.target},
+                      {"local_addr", g.local_addr},
+                      {"local_port", g.local_port},
+                      {"remote_addr", g.remote_addr},
+                      {"remote_port", g.remote_port},
+                      {"count", g.count}});
+  }
+  json listeners = json::array();
+  for (const auto& l : t.listeners) {
+    listeners.push_back({{"local_addr", l.local_addr},
+                         {"local_port", l.local_port},
+                         {"accept_queue", l.accept_queue},
+                         {"backlog", l.backlog},
+                         {"target", l.target}});
+  }
+  const auto opt32 = [](const std::optional<std::uint32_t>& v) {
+    return v ? json(*v) : json(nullptr);
+  };
+  return {{"at_ns", t.at_ns},
+          {"groups", std::move(groups)},
+          {"listeners", std::move(listeners)},
+          {"port_range_low", opt32(t.port_range_low)},
+          {"port_range_high", opt32(t.port_range_high)},
+          {"somaxconn", opt_json(t.somaxconn)},
+          {"max_syn_backlog", opt_json(t.max_syn_backlog)},
+          {"tw_reuse", opt_json(t.tw_reuse)},
+          {"syncookies", opt_json(t.syncookies)},
+          {"conntrack_count", opt_json(t.conntrack_count)},
+          {"conntrack_max", opt_json(t.conntrack_max)},
+          {"conntrack_drop", opt_json(t.conntrack_drop)},
+          {"conntrack_early_drop", opt_json(t.conntrack_early_drop)},
+          {"conntrack_insert_failed", opt_json(t.conntrack_insert_failed)}};
+}
+
+json shm_json(const model::ShmSample& m) {
+  return {{"sysv_read", m.sysv_read},
+          {"segments", m.segments},
+          {"segment_bytes", m.segment_bytes},
+          {"segment_pages", m.segment_pages},
+          {"largest_bytes", m.largest_bytes},
+          {"target_segments", m.target_segments},
+          {"target_bytes", m.target_bytes},
+          {"shmmax_bytes", opt_json(m.shmmax_bytes)},
+          {"shmall_pages", opt_json(m.shmall_pages)},
+          {"shmmni", opt_json(m.shmmni)},
+          {"page_size_bytes", m.page_size_bytes},
+          {"posix_size_bytes", opt_json(m.posix_size_bytes)},
+          {"posix_used_bytes", opt_json(m.posix_used_bytes)},
+          {"target_posix_fds", m.target_posix_fds}};
+}
+
+json rlimits_json(const model::RlimitSample& r) {
+  json processes = json::array();
+  for (const auto& p : r.processes) {
+    processes.push_back({{"pid", p.pid},
+                         {"uid", p.uid},
+                         {"nproc_soft", opt_json(p.nproc_soft)},
+                         {"uid_tasks", p.uid_tasks},
+                         {"memlock_soft_bytes", opt_json(p.memlock_soft_bytes)},
+                         {"locked_bytes", p.locked_bytes},
+                         {"stack_soft_bytes", opt_json(p.stack_soft_bytes)},
+                         {"stack_bytes", p.stack_bytes},
+                         {"core_soft_bytes", opt_json(p.core_soft_bytes)},
+                         {"nproc_exempt", p.nproc_exempt},
+                         {"memlock_exempt", p.memlock_exempt}});
+  }
+  return {{"processes", std::move(processes)}};
+}
+
+json system_json(const model::SystemSample& s) {
+  json j{{"cpus_online", s.cpus_online},
+         {"psi_cpu", pressure_json(s.psi_cpu)},
+         {"psi_memory", pressure_json(s.psi_memory)},
+         {"psi_io", pressure_json(s.psi_io)},
+         {"cgroup_memory_dir", s.cgroup_memory_dir},
+         {"cgroup_cpu_dir", s.cgroup_cpu_dir},
+         {"cgroup_memory_limit_bytes", opt_json(s.cgroup_memory_limit_bytes)},
+         {"cgroup_memory_usage_bytes", s.cgroup_memory_usage_bytes},
+         {"cgroup_nr_throttled", s.cgroup_nr_throttled},
+         {"cgroup_throttled_ns", s.cgroup_throttled_ns},
+         {"tcp_time_wait", opt_json(s.tcp_time_wait)},
+         {"files_open", opt_json(s.files_open)},
+         {"files_max", opt_json(s.files_max)}};
+  if (s.has_cpu) {
+    j["cpu"] = {
+        {"total_ns", s.cpu_total_ns}, {"busy_ns", s.cpu_busy_ns}, {"iowait_ns", s.cpu_iowait_ns}};
+  }
+  if (s.has_meminfo) {
+    j["meminfo"] = {{"total_bytes", s.mem_total_bytes},
+                    {"available_bytes", s.mem_available_bytes},
+                    {"swap_total_bytes", s.swap_total_bytes},
+                    {"swap_free_bytes", s.swap_free_bytes}};
+  }
+  if (s.has_vmstat) {
+    j["vmstat"] = {{"pgmajfault", s.pgmajfault},
+                   {"refault_file", s.refault_file},
+                   {"refault_anon", s.refault_anon},
+                   {"oom_kill", s.oom_kill}};
+  }
+  if (s.disks) {
+    json disks = json::array();
+    for (const auto& d : *s.disks) {
+      disks.push_back({{"name", d.name},
+                       {"reads", d.reads},
+                       {"writes", d.writes},
+                       {"read_bytes", d.read_bytes},
+                       {"write_bytes", d.write_bytes},
+                       {"read_time_ns", d.read_time_ns},
+                       {"write_time_ns", d.write_time_ns},
+                       {"io_time_ns", d.io_time_ns},
+                       {"weighted_io_time_ns", d.weighted_io_time_ns},
+                       {"flushes", opt_json(d.flushes)}});
+    }
+    j["disks"] = std::move(disks);
+  }
+  if (s.has_net) {
+    j["net"] = {{"tcp_retrans_segs", opt_json(s.tcp_retrans_segs)},
+                {"listen_overflows", opt_json(s.listen_overflows)},
+                {"listen_drops", opt_json(s.listen_drops)},
+                {"passive_opens", opt_json(s.passive_opens)}};
+  }
+  if (s.tcp_table) j["tcp_table"] = tcp_table_json(*s.tcp_table);
+  if (s.shm) j["shm"] = shm_json(*s.shm);
+  if (s.rlimits) j["rlimits"] = rlimits_json(*s.rlimits);
+  return j;
+}
+
+json collector_json(const model::CollectorSample& c) {
+  json j{{"delayacct_readable", c.delayacct_readable},
+         {"delayacct_on", c.delayacct_on},
+         {"taskstats_open", c.taskstats_open},
+         {"taskstats_problem", c.taskstats_problem},
+         {"stack_scans", c.stack_scans},
+         {"stack_named", c.stack_named},
+         {"stack_cache_hits", c.stack_cache_hits},
+         {"stack_problem", c.stack_problem},
+         {"socket_problem", c.socket_problem},
+         {"socket_order_tried", c.socket_order_tried},
+         {"socket_order_on", c.socket_order_on},
+         {"socket_order_problem", c.socket_order_problem},
+         {"task_iterator_on", c.task_iterator_on},
+         {"task_iterator_problem", c.task_iterator_problem},
+         {"cpu_ns", c.cpu_ns},
+         {"rss_bytes", c.rss_bytes},
+         {"thread_samples", c.thread_samples},
+         {"deep_samples", c.deep_samples}};
+  if (c.cpus_allowed) j["cpus_allowed"] = *c.cpus_allowed;
+  return j;
+}
+
+// The exact mode's state of a tick; its sums and wait-for edges go beside it, packed (schema 1
+// kept the sums here as "waits": [[pid, tid, kind, syscall_nr, object, ns, count], ...], schemas
+// 1 and 2 the edges as "edges": [[waker pid, tid, kind, wakee pid, tid, syscall_nr, object, ns,
+// count], ...]).
+json exact_json(const model::ExactSample& x) {
+  return {{"on", x.on},
+          {"mode", x.mode},
+          {"problem", x.problem},
+          {"hint", x.hint},
+          {"switches", x.switches},
+          {"thinned_out", x.thinned_out},
+          {"lost", x.lost},
+          {"thin_every_max", x.thin_every_max},
+          {"budget_per_cpu_s", x.budget_per_cpu_s}};
+}
+
+// Readers of documents from a file that may be hostile: a missing or mistyped member reads as
+// the default.
+std::uint64_t ju64(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return 0;
+  if (it->is_number_unsigned()) return it->get<std::uint64_t>();
+  if (it->is_number_integer()) return static_cast<std::uint64_t>(it->get<std::int64_t>());
+  return 0;
+}
+std::int64_t ji64(const json& j, const char* key) {
+  return static_cast<std::int64_t>(ju64(j, key));
+}
+std::optional<std::uint64_t> jopt(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !(it->is_number_unsigned() || it->is_number_integer())) return std::nullopt;
+  return ju64(j, key);
+}
+bool jbool(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+std::string jstr(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+const json& jobj(const json& j, const char* key) {
+  static const json kEmpty = json::object();
+  auto it = j.find(key);
+  return it != j.end() && it->is_object() ? *it : kEmpty;
+}
+
+model::PressureSample pressure_from(const json& j) {
+  model::PressureSample p;
+  p.present = jbool(j, "present");
+  p.supported = jbool(j, "supported");
+  p.unsupported_reason = jstr(j, "unsupported_reason");
+  p.some_total_ns = jopt(j, "some_total_ns");
+  p.full_total_ns = jopt(j, "full_total_ns");
+  return p;
+}
+
+std::uint16_t jport(const json& j, const char* key) {
+  return static_cast<std::uint16_t>(std::min<std::uint64_t>(ju64(j, key), 65535));
+}
+
+// A group with an unknown state name is dropped: tomorrow's states are not today's.
+std::optional<model::TcpTableSample> tcp_table_from(const json& j) {
+  if (!j.is_object()) return std::nullopt;
+  model::TcpTableSample t;
+  t.at_ns = ji64(j, "at_ns");
+  if (auto it = j.find("groups"); it != j.end() && it->is_array()) {
+    for (const auto& g : *it) {
+      if (!g.is_object()) continue;
+      auto state = model::tcp_state_from_name(jstr(g, "state"));
+      if (!state) continue;
+      t.groups.push_back({*state, jbool(g, "server_side"), jbool(g, "target"),
+                          jstr(g, "local_addr"), jport(g, "local_port"), jstr(g, "remote_addr"),
+                          jport(g, "remote_port"), ju64(g, "count")});
+    }
+  }
+  if (auto it = j.find("listeners"); it != j.end() && it->is_array()) {
+    for (const auto& l : *it) {
+      if (!l.is_object()) continue;
+      const auto u32 = [&](const char* key) {
+        return static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(ju64(l, key), std::numeric_limits<std::uint32_t>::max()));
+      };
+      t.listeners.push_back({jstr(l, "local_addr"), jport(l, "local_port"), u32("accept_queue"),
+                             u32("backlog"), jbool(l, "target")});
+    }
+  }
+  const auto port = [&](const char* key) -> std::optional<std::uint32_t> {
+    auto v = jopt(j, key);
+    if (!v || *v > 65535) return std::nullopt;
+    return static_cast<std::uint32_t>(*v);
+  };
+  t.port_range_low = port("port_range_low");
+  t.port_range_high = port("port_range_high");
+  t.somaxconn = jopt(j, "somaxconn");
+  t.max_syn_backlog = jopt(j, "max_syn_backlog");
+  t.tw_reuse = jopt(j, "tw_reuse");
+  t.syncookies = jopt(j, "syncookies");
+  t.conntrack_count = jopt(j, "conntrack_count");
+  t.conntrack_max = jopt(j, "conntrack_max");
+  t.conntrack_drop = jopt(j, "conntrack_drop");
+  t.conntrack_early_drop = jopt(j, "conntrack_early_drop");
+  t.conntrack_insert_failed = jopt(j, "conntrack_insert_failed");
+  return t;
+}
+
+std::optional<model::ShmSample> shm_from(const json& j) {
+  if (!j.is_object()) return std::nullopt;
+  model::ShmSample m;
+  m.sysv_read = jbool(j, "sysv_read");
+  m.segments = ju64(j, "segments");
+  m.segment_bytes = ju64(j, "segment_bytes");
+  m.segment_pages = ju64(j, "segment_pages");
+  m.largest_bytes = ju64(j, "largest_bytes");
+  m.target_segments = ju64(j, "target_segments");
+  m.target_bytes = ju64(j, "target_bytes");
+  m.shmmax_bytes = jopt(j, "shmmax_bytes");
+  m.shmall_pages = jopt(j, "shmall_pages");
+  m.shmmni = jopt(j, "shmmni");
+  m.page_size_bytes = std::max<std::uint64_t>(1, ju64(j, "page_size_bytes"));
+  m.posix_size_bytes = jopt(j, "posix_size_bytes");
+  m.posix_used_bytes = jopt(j, "posix_used_bytes");
+  m.target_posix_fds = ju64(j, "target_posix_fds");
+  return m;
+}
+
+std::optional<model::RlimitSample> rlimits_from(const json& j) {
+  if (!j.is_object() || !j.contains("processes") || !j["processes"].is_array()) return std::nullopt;
+  model::RlimitSample r;
+  for (const auto& e : j["processes"]) {
+    if (!e.is_object()) continue;
+    model::ProcessRlimits p;
+    p.pid = static_cast<int>(std::min<std::uint64_t>(ju64(e, "pid"), 1U << 30));
+    p.uid = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(ju64(e, "uid"), std::numeric_limits<std::uint32_t>::max()));
+    p.nproc_soft = jopt(e, "nproc_soft");
+    p.uid_tasks = ju64(e, "uid_tasks");
+    p.memlock_soft_bytes = jopt(e, "memlock_soft_bytes");
+    p.locked_bytes = ju64(e, "locked_bytes");
+    p.stack_soft_bytes = jopt(e, "stack_soft_bytes");
+    p.stack_bytes = ju64(e, "stack_bytes");
+    p.core_soft_bytes = jopt(e, "core_soft_bytes");
+    p.nproc_exempt = jbool(e, "nproc_exempt");
+    p.memlock_exempt = jbool(e, "memlock_exempt");
+    r.processes.push_back(p);
+  }
+  return r;
+}
+
+}  // namespace
+
+std::string system_document(const model::SystemSample& s) {
+  return system_json(s).dump();
+}
+
+std::string collector_document(const model::CollectorSample& c) {
+  return collector_json(c).dump();
+}
+
+std::string exact_document(const model::ExactSample& x) {
+  return exact_json(x).dump();
+}
+
+std::optional<model::SystemSample> system_from(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  model::SystemSample s;
+  s.cpus_online = static_cast<int>(std::min<std::uint64_t>(ju64(j, "cpus_online"), 1u << 20));
+  s.psi_cpu = pressure_from(jobj(j, "psi_cpu"));
+  s.psi_memory = pressure_from(jobj(j, "psi_memory"));
+  s.psi_io = pressure_from(jobj(j, "psi_io"));
+  s.cgroup_memory_dir = jstr(j, "cgroup_memory_dir");
+  s.cgroup_cpu_dir = jstr(j, "cgroup_cpu_dir");
+  s.cgroup_memory_limit_bytes = jopt(j, "cgroup_memory_limit_bytes");
+  s.cgroup_memory_usage_bytes = ju64(j, "cgroup_memory_usage_bytes");
+  s.cgroup_nr_throttled = ju64(j, "cgroup_nr_throttled");
+  s.cgroup_throttled_ns = ju64(j, "cgroup_throttled_ns");
+  s.tcp_time_wait = jopt(j, "tcp_time_wait");
+  s.files_open = jopt(j, "files_open");
+  s.files_max = jopt(j, "files_max");
+  if (auto it = j.find("tcp_table"); it != j.end()) s.tcp_table = tcp_table_from(*it);
+  if (auto it = j.find("shm"); it != j.end()) s.shm = shm_from(*it);
+  if (auto it = j.find("rlimits"); it != j.end()) s.rlimits = rlimits_from(*it);
+  if (j.contains("cpu")) {
+    const json& c = jobj(j, "cpu");
+    s.has_cpu = true;
+    s.cpu_total_ns = ju64(c, "total_ns");
+    s.cpu_busy_ns = ju64(c, "busy_ns");
+    s.cpu_iowait_ns = ju64(c, "iowait_ns");
+  }
+  if (j.contains("meminfo")) {
+    const json& m = jobj(j, "meminfo");
+    s.has_meminfo = true;
+    s.mem_total_bytes = ju64(m, "total_bytes");
+    s.mem_available_bytes = ju64(m, "available_bytes");
+    s.swap_total_bytes = ju64(m, "swap_total_bytes");
+    s.swap_free_bytes = ju64(m, "swap_free_bytes");
+  }
+  if (j.contains("vmstat")) {
+    const json& v = jobj(j, "vmstat");
+    s.has_vmstat = true;
+    s.pgmajfault = ju64(v, "pgmajfault");
+    s.refault_file = ju64(v, "refault_file");
+    s.refault_anon = ju64(v, "refault_anon");
+    s.oom_kill = ju64(v, "oom_kill");
+  }
+  if (auto it = j.find("disks"); it != j.end() && it->is_array()) {
+    s.disks.emplace();
+    for (const auto& d : *it) {
+      if (!d.is_object()) continue;
+      s.disks->push_back({jstr(d, "name"), ju64(d, "reads"), ju64(d, "writes"),
+                          ju64(d, "read_bytes"), ju64(d, "write_bytes"), ju64(d, "read_time_ns"),
+                          ju64(d, "write_time_ns"), ju64(d, "io_time_ns"),
+                          ju64(d, "weighted_io_time_ns"), jopt(d, "flushes")});
+    }
+  }
+  if (j.contains("net")) {
+    const json& n = jobj(j, "net");
+    s.has_net = true;
+    s.tcp_retrans_segs = jopt(n, "tcp_retrans_segs");
+    s.listen_overflows = jopt(n, "listen_overflows");
+    s.listen_drops = jopt(n, "listen_drops");
+    s.passive_opens = jopt(n, "passive_opens");
+  }
+  return s;
+}
+
+std::optional<model::CollectorSample> collector_from(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  model::CollectorSample c;
+  c.delayacct_readable = jbool(j, "delayacct_readable");
+  c.delayacct_on = jbool(j, "delayacct_on");
+  c.taskstats_open = jbool(j, "taskstats_open");
+  c.taskstats_problem = jstr(j, "taskstats_problem");
+  c.stack_scans = ju64(j, "stack_scans");
+  c.stack_named = ju64(j, "stack_named");
+  c.stack_cache_hits = ju64(j, "stack_cache_hits");
+  c.stack_problem = jstr(j, "stack_problem");
+  c.socket_problem = jstr(j, "socket_problem");
+  c.socket_order_tried = jbool(j, "socket_order_tried");
+  c.socket_order_on = jbool(j, "socket_order_on");
+  c.socket_order_problem = jstr(j, "socket_order_problem");
+  c.task_iterator_on = jbool(j, "task_iterator_on");
+  c.task_iterator_problem = jstr(j, "task_iterator_problem");
+  c.cpu_ns = ji64(j, "cpu_ns");
+  c.rss_bytes = ju64(j, "rss_bytes");
+  c.thread_samples = ju64(j, "thread_samples");
+  c.deep_samples = ju64(j, "deep_samples");
+  if (auto it = j.find("cpus_allowed"); it != j.end() && it->is_number()) {
+    c.cpus_allowed = it->get<double>();
+  }
+  return c;
+}
+
+std::optional<model::ExactSample> exact_from(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  model::ExactSample x;
+  x.on = jbool(j, "on");
+  x.mode = jstr(j, "mode");
+  x.problem = jstr(j, "problem");
+  x.hint = jstr(j, "hint");
+  x.switches = ju64(j, "switches");
+  x.thinned_out = ju64(j, "thinned_out");
+  x.lost = ju64(j, "lost");
+  x.thin_every_max =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
+  x.budget_per_cpu_s =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
+  // Recordings made before the wait-for graph have no "edges"; schema 3 packs them beside.
+  if (auto edges = j.find("edges"); edges != j.end() && edges->is_array()) {
+    for (const auto& r : *edges) {
+      if (!r.is_array() || r.size() != 9) continue;
+      bool ok = true;
+      for (const auto& v : r) ok = ok && v.is_number_integer();
+      if (!ok) continue;
+      const auto id = [&](std::size_t i) {
+        return static_cast<int>(std::clamp<std::int64_t>(r[i].get<std::int64_t>(), 0, 1 << 30));
+      };
+      model::WakeEdge e;
+      e.waker_pid = id(0);
+      e.waker_tid = id(1);
+      e.waker_kind = static_cast<model::WakerKind>(std::clamp<std::int64_t>(
+          r[2].get<std::int64_t>(), 0, static_cast<std::int64_t>(model::kWakerKindCount) - 1));
+      e.wakee_pid = id(3);
+      e.wakee_tid = id(4);
+      e.syscall_nr =
+          static_cast<long>(std::clamp<std::int64_t>(r[5].get<std::int64_t>(), -1, 1 << 16));
+      e.object = r[6].get<std::uint64_t>();
+      e.ns = r[7].get<std::uint64_t>();
+      e.count = r[8].get<std::uint64_t>();
+      x.edges.push_back(e);
+    }
+  }
+  auto rows = j.find("waits");
+  if (rows == j.end() || !rows->is_array()) return x;
+  for (const auto& r : *rows) {
+    if (!r.is_array() || (r.size() != 7 && r.size() != 8)) continue;
+    bool ok = true;
+    for (const auto& v : r) ok = ok && v.is_number_integer();
+    if (!ok) continue;
+    model::ExactWait w;
+    w.pid = static_cast<int>(std::clamp<std::int64_t>(r[0].get<std::int64_t>(), 0, 1 << 30));
+    w.tid = static_cast<int>(std::clamp<std::int64_t>(r[1].get<std::int64_t>(), 0, 1 << 30));
+    w.kind = static_cast<model::ExactKind>(std::clamp<std::int64_t>(
+        r[2].get<std::int64_t>(), 0, static_cast<std::int64_t>(model::kExactKindCount) - 1));
+    w.syscall_nr =
+        static_cast<long>(std::clamp<std::int64_t>(r[3].get<std::int64_t>(), -1, 1 << 16));
+    w.object = r[4].get<std::uint64_t>();
+    w.ns = r[5].get<std::uint64_t>();
+    w.count = r[6].get<std::uint64_t>();
+    if (r.size() == 8) w.start_time_ticks = r[7].get<std::uint64_t>();
+    x.waits.push_back(w);
+  }
+  return x;
+}
+
+}  // namespace chokepoint::store
