@@ -22,6 +22,7 @@
 #include "app/target_session.h"
 #include "app/version.h"
 #include "collect/procfs/proc_fs.h"
+#include "model/tiers.h"
 #include "monitor/tier_window.h"
 #include "render/diagnosis_report.h"
 #include "render/json_text.h"
@@ -56,6 +57,7 @@ struct DiagnoseArgs {
   std::string stacks_duration = "2s";
   std::string record_path;    // --record: keep the window's samples
   std::string mode = "auto";  // --mode: the time split
+  bool tiers = false;         // --tiers: with --cgroup, one tier per top-level process
   ProbeArgs probes;
 };
 
@@ -73,12 +75,13 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     util::usage_error("--interval must be at least 1ms and at most --duration",
                       "pass e.g. --interval 100ms");
   }
-  const bool tiers_wanted = a.target.pids.size() > 1;
-  if (tiers_wanted && !a.record_path.empty()) {
-    util::usage_error(
-        "--record takes one target, not several --pid tiers",
-        "record each tier with its own --pid, or diagnose the tiers without --record");
+  if (a.tiers && a.target.cgroup.empty()) {
+    util::usage_error("--tiers goes with --cgroup PATH",
+                      "pass --cgroup PATH --tiers for one tier per service in the cgroup; "
+                      "several --pid are one tier each already");
   }
+  // Several --pid, or --cgroup --tiers: one verdict per tier (monitor/tier_window.h).
+  const bool tiers_wanted = a.target.pids.size() > 1 || a.tiers;
   if (a.load_url.empty() && load_options_given) {
     util::usage_error("--rate, --connections, --load-threads and --warmup go with --load URL",
                       "pass --load http://127.0.0.1:8080/ to drive the target while diagnosing");
@@ -151,8 +154,12 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   std::vector<analysis::ServiceReport> service_reports;
   // Several --pid: one verdict per tier and the tier that limits the whole (monitor/tier_window.h).
   std::optional<monitor::TierWindows> tiers;
+  // The tiers' roots: the pids given, or each process of the cgroup that no other process of it
+  // started (a service and its children).
+  std::vector<int> tier_roots;
   if (window && tiers_wanted) {
-    tiers = monitor::diagnose_tiers(window->samples, a.target.pids, services);
+    tier_roots = a.tiers ? model::top_level_processes(window->samples) : a.target.pids;
+    tiers = monitor::diagnose_tiers(window->samples, tier_roots, services);
     service_reports = analysis::assess_services(services);
   } else if (window) {
     // The services' own wait events refine the kernel's split where it cannot tell (a
@@ -232,6 +239,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     recorded = save_window(*recording, window->samples, kept_stacks, load_report,
                            {obs.overhead.run_wall_s, obs.overhead.run_cpu_s, run_json},
                            {services, probes.notes});
+    if (recorded) recorded = save_tier_roots(*recording, tier_roots);
   }
   if (tiers) {
     const render::TiersView view{tiers->tiers, tiers->observations, tiers->links, tiers->limiting};
@@ -295,6 +303,9 @@ Subcommand make_diagnose_command(CLI::App& root) {
   cli->add_option("-i,--interval", args->interval, "how often to sample thread states")
       ->capture_default_str();
   cli->add_option("--mode", args->mode, kSplitModeHelp)->capture_default_str();
+  cli->add_flag("--tiers", args->tiers,
+                "with --cgroup: one tier per service in it (each process no other process of the "
+                "cgroup started, with its children), and the tier that limits the whole");
   cli->add_flag("--json", args->json, "print the JSON report (schema 1) instead of text");
   cli->add_flag(
       "--no-stacks", args->no_stacks,
@@ -331,6 +342,7 @@ Subcommand make_diagnose_command(CLI::App& root) {
       "  chokepoint diagnose --pid $(pgrep -o postgres) --load http://127.0.0.1:8080/\n"
       "  chokepoint diagnose --pid $(pgrep -o app) --pid $(pgrep -o postgres)   # one verdict per "
       "tier\n"
+      "  chokepoint diagnose --cgroup /sys/fs/cgroup/system.slice/shop.service --tiers\n"
       "  chokepoint diagnose --name app --redis 127.0.0.1:6379 --haproxy-stats /run/haproxy.sock");
   return {cli, [args, rate, conns, threads, warmup] {
             const bool load_options_given =

@@ -12,6 +12,7 @@
 #include "render/diagnosis_report.h"
 #include "render/json_text.h"
 #include "render/services_report.h"
+#include "render/tiers_report.h"
 #include "util/escape.h"
 #include "util/fatal.h"
 
@@ -28,6 +29,24 @@ struct ReplayArgs {
 
 int run_replay(const ReplayArgs& a) {
   const bool sampled_only = parse_split_mode_arg(a.mode) == collect::sampler::SplitMode::kSample;
+  // A multi-tier recording: one verdict per tier and the limiting tier, as diagnose printed them.
+  if (auto t = replay_tiers(a.path, a.from, a.to, sampled_only)) {
+    const monitor::TierWindows& tw = t->tiers;
+    const render::TiersView view{tw.tiers, tw.observations, tw.links, tw.limiting};
+    if (a.json) {
+      nlohmann::json j = render::tiers_json(view);
+      if (!t->services.empty()) j["services"] = render::services_json(t->services);
+      if (!t->load.json.is_null()) j["load"] = t->load.json;
+      if (!t->run.is_null()) j["run"] = t->run;
+      std::cout << render::json_text(j);
+    } else {
+      std::cerr << fmt::format("chokepoint: replaying {} ({:.1f} s to {:.1f} s of {:.1f} s)\n",
+                               util::terminal_text(a.path), t->from_s, t->to_s, t->length_s);
+      std::cout << render::tiers_text(view) << render::services_text(t->services) << t->load.text;
+    }
+    std::cout.flush();
+    return util::kExitOk;
+  }
   ReplayedWindow w = replay_window(a.path, a.from, a.to, {}, sampled_only);
   if (!w.sampled) {
     const std::string& kind = w.observation.target.kind;  // "load" or "knee"

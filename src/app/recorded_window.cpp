@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include <fmt/format.h>
 #include <algorithm>
@@ -25,6 +26,9 @@ constexpr const char* kLoadNote = "diagnose_load";
 constexpr const char* kRunCostNote = "diagnose_run_cost";
 constexpr const char* kServicesNote = "diagnose_services";
 constexpr const char* kKneeNote = "knee_run";
+constexpr const char* kTiersNote = "diagnose_tiers";
+// A recording is a hostile file: at most this many tier roots are read back.
+constexpr std::size_t kMaxTiers = 1024;
 // A recording is a hostile file: at most this many services and entries per map are read back.
 constexpr std::size_t kMaxServiceEntries = 4096;
 
@@ -323,6 +327,32 @@ RecordedServices saved_services(const store::RecordingReader& reader) {
     for (const auto& n : *notes) {
       if (out.notes.size() < kMaxServiceEntries && n.is_string()) out.notes.push_back(n);
     }
+  }
+  return out;
+}
+
+util::Result<void> save_tier_roots(store::RecordingWriter& writer, const std::vector<int>& roots) {
+  if (roots.empty()) return {};
+  return writer.add_note(kTiersNote, nlohmann::json{{"roots", roots}}.dump());
+}
+
+std::vector<int> saved_tier_roots(const store::RecordingReader& reader) {
+  std::vector<int> out;
+  auto text = reader.note(kTiersNote);
+  if (!text) return out;
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) return out;
+  auto roots = j.find("roots");
+  if (roots == j.end() || !roots->is_array()) return out;
+  for (const auto& r : *roots) {
+    if (out.size() >= kMaxTiers) break;
+    // A pid is a positive int, given once: anything else makes the note damaged.
+    if (!r.is_number_integer() || r.get<std::int64_t>() <= 0 ||
+        r.get<std::int64_t>() > std::numeric_limits<int>::max() ||
+        std::find(out.begin(), out.end(), r.get<int>()) != out.end()) {
+      return {};
+    }
+    out.push_back(r.get<int>());
   }
   return out;
 }

@@ -77,6 +77,15 @@ void record_run_alone(const std::string& path, const char* kind, const std::stri
 // but not probed: kept, so that a replay of the whole recording re-runs the service rules.
 RecordedServices saved_services(const store::RecordingReader& reader);
 
+// The tiers of a multi-tier diagnose --record (several --pid, or --cgroup PATH --tiers): their
+// root pids in the report's order, kept so that a replay diagnoses the same tiers
+// (monitor/tier_window.h). Nothing is written for an empty list. Errors: the file could not be
+// written (with hints).
+util::Result<void> save_tier_roots(store::RecordingWriter& writer, const std::vector<int>& roots);
+
+// The tier roots a diagnose --record kept; empty for a one-target recording (or a damaged note).
+std::vector<int> saved_tier_roots(const store::RecordingReader& reader);
+
 // The run cost a diagnose --record kept; zeros when there is none.
 RecordedRunCost saved_run_cost(const store::RecordingReader& reader);
 

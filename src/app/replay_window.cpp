@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 
 #include <limits>
+#include <optional>
+#include <tuple>
+#include <utility>
 
 #include "app/cli_values.h"
 #include "app/recorded_window.h"
@@ -12,6 +15,41 @@
 #include "util/fatal.h"
 
 namespace chokepoint::app {
+
+namespace {
+
+// The window --from and --to choose, as offsets from the recording's first tick: (from, end,
+// the recording's length), in ns. Usage errors: no samples, or a window empty or outside it.
+std::tuple<std::int64_t, std::int64_t, std::int64_t> window_bounds(
+    const std::optional<std::pair<std::int64_t, std::int64_t>>& range, const std::string& path,
+    const std::string& from, const std::string& to) {
+  if (!range) {
+    util::usage_error(fmt::format("{} holds no samples", path),
+                      "record for longer than one interval");
+  }
+  const std::int64_t length_ns = range->second - range->first;
+  const std::int64_t from_ns = from.empty() ? 0 : parse_duration_ns(from, "--from");
+  const std::int64_t to_ns = to.empty() ? length_ns : parse_duration_ns(to, "--to");
+  if (from_ns >= to_ns || from_ns >= length_ns) {
+    util::usage_error(
+        fmt::format("the window {:.1f} s to {:.1f} s is empty or outside the recording",
+                    from_ns / 1e9, to_ns / 1e9),
+        fmt::format("{} covers 0 s to {:.1f} s: pick --from below --to within it", path,
+                    length_ns / 1e9));
+  }
+  return {from_ns, std::min(to_ns, length_ns), length_ns};
+}
+
+// replay --mode sample: the tick's exact-mode sums set aside, leaving its sampled split.
+void set_exact_aside(model::Tick& t) {
+  if (!t.exact) return;
+  model::ExactSample off;
+  off.mode = "sample";
+  off.problem = "replay --mode sample set the recorded kernel sums aside";
+  t.exact = std::move(off);
+}
+
+}  // namespace
 
 ReplayedWindow replay_window(const std::string& path, const std::string& from,
                              const std::string& to, const TickTap& tap, bool sampled_only) {
@@ -38,31 +76,12 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
     }
     return w;
   }
-  if (!range) {
-    util::usage_error(fmt::format("{} holds no samples", path),
-                      "record for longer than one interval");
-  }
-  const std::int64_t length_ns = range->second - range->first;
-  const std::int64_t from_ns = from.empty() ? 0 : parse_duration_ns(from, "--from");
-  const std::int64_t to_ns = to.empty() ? length_ns : parse_duration_ns(to, "--to");
-  if (from_ns >= to_ns || from_ns >= length_ns) {
-    util::usage_error(
-        fmt::format("the window {:.1f} s to {:.1f} s is empty or outside the recording",
-                    from_ns / 1e9, to_ns / 1e9),
-        fmt::format("{} covers 0 s to {:.1f} s: pick --from below --to within it", path,
-                    length_ns / 1e9));
-  }
-  const std::int64_t end_ns = std::min(to_ns, length_ns);
+  const auto [from_ns, end_ns, length_ns] = window_bounds(range, path, from, to);
   model::ObservationBuilder builder(reader->info(), range->first + from_ns, range->first + end_ns);
   if (tap.begin) tap.begin(*reader, range->first + from_ns, range->first + end_ns);
   auto read = reader->read_ticks(range->first + end_ns, [&](model::Tick&& t) {
     if (tap.each) tap.each(t);
-    if (sampled_only && t.exact) {
-      model::ExactSample off;
-      off.mode = "sample";
-      off.problem = "replay --mode sample set the recorded kernel sums aside";
-      t.exact = std::move(off);
-    }
+    if (sampled_only) set_exact_aside(t);
     return builder.add(t);
   });
   if (!read) throw util::FatalError(read.error(), util::kExitRuntime);
@@ -106,6 +125,39 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
   w.to_s = static_cast<double>(end_ns) / 1e9;
   w.length_s = static_cast<double>(length_ns) / 1e9;
   return w;
+}
+
+std::optional<ReplayedTiers> replay_tiers(const std::string& path, const std::string& from,
+                                          const std::string& to, bool sampled_only) {
+  auto reader = store::RecordingReader::open(path);
+  if (!reader) throw util::FatalError(reader.error(), util::kExitRuntime);
+  const std::vector<int> roots = saved_tier_roots(*reader);
+  if (roots.empty()) return std::nullopt;
+  const auto range = reader->time_range();
+  const auto [from_ns, end_ns, length_ns] = window_bounds(range, path, from, to);
+  // Every tick up to the window's end: those before it set each thread's starting point.
+  model::Samples samples;
+  samples.info = reader->info();
+  auto read = reader->read_ticks(range->first + end_ns, [&](model::Tick&& t) {
+    if (sampled_only) set_exact_aside(t);
+    samples.ticks.push_back(std::move(t));
+    return true;
+  });
+  if (!read) throw util::FatalError(read.error(), util::kExitRuntime);
+  ReplayedTiers out;
+  const bool whole = from.empty() && to.empty();
+  const RecordedServices services = whole ? saved_services(*reader) : RecordedServices{};
+  out.tiers = monitor::diagnose_tiers(samples, roots, services.observations,
+                                      {range->first + from_ns, range->first + end_ns});
+  if (whole) {
+    out.services = analysis::assess_services(services.observations);
+    out.load = saved_load(*reader);
+    out.run = saved_run_cost(*reader).run;
+  }
+  out.from_s = static_cast<double>(from_ns) / 1e9;
+  out.to_s = static_cast<double>(end_ns) / 1e9;
+  out.length_s = static_cast<double>(length_ns) / 1e9;
+  return out;
 }
 
 }  // namespace chokepoint::app

@@ -13,6 +13,7 @@
 #include "app/recorded_window.h"
 #include "app/stack_recorder.h"
 #include "model/observation.h"
+#include "monitor/tier_window.h"
 #include "store/recording.h"
 
 namespace chokepoint::app {
@@ -56,5 +57,23 @@ struct TickTap {
 ReplayedWindow replay_window(const std::string& path, const std::string& from,
                              const std::string& to, const TickTap& tap = {},
                              bool sampled_only = false);
+
+// A multi-tier recording (diagnose --record with several --pid, or --cgroup PATH --tiers; the
+// roots saved_tier_roots reads) diagnosed again tier by tier over the window --from and --to
+// choose, as the live run did (monitor::diagnose_tiers).
+// nlohmann::json's destructor may allocate, as above.
+// NOLINTNEXTLINE(bugprone-exception-escape)
+struct ReplayedTiers {
+  monitor::TierWindows tiers;
+  std::vector<analysis::ServiceReport> services;  // whole recordings only
+  RecordedLoad load;                              // whole recordings only
+  nlohmann::json run;                             // whole recordings only (null: none)
+  double from_s = 0, to_s = 0, length_s = 0;
+};
+
+// nullopt for a recording that holds no tiers. Throws util::FatalError as replay_window does;
+// the window must hold a tick. sampled_only: as for replay_window.
+std::optional<ReplayedTiers> replay_tiers(const std::string& path, const std::string& from,
+                                          const std::string& to, bool sampled_only = false);
 
 }  // namespace chokepoint::app

@@ -53,6 +53,18 @@ TierMap assign_tiers(const Samples& samples, const std::vector<int>& roots) {
   return out;
 }
 
+std::vector<int> top_level_processes(const Samples& samples) {
+  std::map<int, std::optional<int>> parent;  // pid -> its first read's parent
+  for (const Tick& t : samples.ticks) {
+    for (const ProcessSample& p : t.processes) parent.emplace(p.pid, p.ppid);
+  }
+  std::vector<int> out;
+  for (const auto& [pid, ppid] : parent) {
+    if (!ppid || parent.count(*ppid) == 0) out.push_back(pid);
+  }
+  return out;  // sorted: the map's order
+}
+
 Samples tier_samples(const Samples& samples, const TierMap& tiers, std::size_t tier, int root_pid) {
   Samples out;
   out.info = samples.info;

@@ -22,6 +22,11 @@ using TierMap = std::map<int, std::size_t>;
 // process with no root among its known ancestors is in no tier (it is left out of the map).
 TierMap assign_tiers(const Samples& samples, const std::vector<int>& roots);
 
+// The processes of a window that no other process of it started: those whose parent (from their
+// first read) is not among the processes seen, sorted by pid. Over a cgroup holding several
+// services (diagnose --cgroup PATH --tiers) they are the services' roots, one tier each.
+std::vector<int> top_level_processes(const Samples& samples);
+
 // The samples of one tier: every tick with only that tier's threads, thread ends, processes,
 // sockets, rlimits, exact sums and wait-for edges into its threads; the system-wide samples and
 // the collector's whole. info.target names the tier's root ("pid", "<root>"). A window built from

@@ -140,6 +140,12 @@ std::optional<WaitChain> follow_chain(const std::vector<WaitObject>& objects,
     const auto [state, share] = main_state(*waker);
     chain.root_resource = state;
     chain.root_share = share;
+    // A waker mostly in a device wait of its own (disk, network, memory) is the root: what wakes
+    // it there (a kernel thread or an interrupt completing its IO) is the device answering, not
+    // a thread it hands work to.
+    if (state == Resource::kDisk || state == Resource::kNetwork || state == Resource::kMemory) {
+      break;
+    }
     if (visited.count(waker->key.tid) != 0) break;  // a cycle
     visited.insert(waker->key.tid);
     // Go on while the waker itself mostly waits in a hand-off: its largest such wait.

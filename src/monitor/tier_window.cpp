@@ -1,16 +1,15 @@
 #include "monitor/tier_window.h"
 
-#include "model/builder.h"
-
 namespace chokepoint::monitor {
 
 TierWindows diagnose_tiers(const model::Samples& samples, const std::vector<int>& roots,
-                           const std::vector<model::ServiceObservation>& services) {
+                           const std::vector<model::ServiceObservation>& services,
+                           const model::Window& window) {
   TierWindows w;
   const model::TierMap tier_of = model::assign_tiers(samples, roots);
   for (std::size_t i = 0; i < roots.size(); ++i) {
     const model::Samples part = model::tier_samples(samples, tier_of, i, roots[i]);
-    model::Observation obs = model::build_observation(part.info, part.ticks);
+    model::Observation obs = model::build_observation(part.info, part.ticks, window);
     model::apply_service_waits(obs.threads, services);
     analysis::TierDiagnosis t;
     t.root_pid = roots[i];

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "analysis/tiers.h"
+#include "model/builder.h"
 #include "model/observation.h"
 #include "model/samples.h"
 #include "model/service.h"
@@ -23,8 +24,10 @@ struct TierWindows {
 // Splits `samples` into the tiers rooted at `roots` (each root and its descendants), builds and
 // diagnoses each tier's window, with the services' own wait events applied to their threads
 // (model::apply_service_waits), links the tiers and finds the limiting one. A tier none of whose
-// threads was seen has an empty observation and the verdict none.
+// threads was seen has an empty observation and the verdict none. `window` cuts a part of the
+// samples (a replay's --from and --to; model::build_observation's terms); unset: all of them.
 TierWindows diagnose_tiers(const model::Samples& samples, const std::vector<int>& roots,
-                           const std::vector<model::ServiceObservation>& services = {});
+                           const std::vector<model::ServiceObservation>& services = {},
+                           const model::Window& window = {});
 
 }  // namespace chokepoint::monitor

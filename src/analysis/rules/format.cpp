@@ -24,8 +24,15 @@ double Context::lock_ns_caused_by_disk() const {
       if (detail.rfind("postgres ", 0) == 0) service_lock_ns += static_cast<double>(ns);
     }
   }
-  const double lock_ns =
-      std::max(0.0, static_cast<double>(split[model::Resource::kLock]) - service_lock_ns);
+  // Hand-offs the wait-for graph resolved are waits for their root's work (lock_ns_handed_to_cpu,
+  // lock_ns_handed_to_disk), not a lock held across IO: a stage thread in fdatasync whose
+  // requesters wait on their reply semaphores is one root in disk, and judged here its own
+  // semaphore waits made the waiters look like they take turns doing IO under a lock.
+  double handed_ns = 0;
+  for (const auto* h : cpu_handoffs()) handed_ns += h->lock_ns;
+  for (const auto* h : disk_handoffs()) handed_ns += h->lock_ns;
+  const double lock_ns = std::max(
+      0.0, static_cast<double>(split[model::Resource::kLock]) - service_lock_ns - handed_ns);
   const double behind = std::min(lock_ns, static_cast<double>(obs.lock_wait_behind_disk_ns));
   if (lock_ns <= 0) return 0.0;
   if (behind >= kLockBehindDiskFraction * lock_ns) return lock_ns;

@@ -27,7 +27,8 @@ struct Context {
   // wait is the disk's doing, when waiters often queue while another thread of the process sits
   // in fsync (at least kLockBehindDiskFraction of the samples), or when the threads that wait on
   // it spend at least kLockWaitersDiskFraction of their own working time in disk. Otherwise only
-  // the coinciding part counts.
+  // the coinciding part counts. The lock time of hand-offs to a root on a CPU or in disk (the
+  // wait-for graph's) is left out: it is its roots' (lock_ns_handed_to_cpu, _to_disk).
   double lock_ns_caused_by_disk() const;
   // The share of their own working time (on CPU, queued for a core, in disk) that the threads
   // which waited on a lock spent in disk; 0 when none waited.

@@ -308,6 +308,22 @@ TEST(Verdict, AHandoffToOneThreadInDiskIsDiskNotLock) {
   }
 }
 
+TEST(Verdict, AStageInDiskThatWaitsForJobsOnALockKeepsItsChain) {
+  // The stage also sleeps in sem_wait for the next job: it is one of "the threads that queued on
+  // a lock", and its disk time made them look like they take turns doing IO under a lock, which
+  // claimed all the lock time before the hand-off (1 run in 13 of the lab's verdict test).
+  auto o = semaphore_pipeline(true, true);
+  o.threads[0].split[Resource::kLock] = o.threads[0].split[Resource::kOnCpu] / 2;
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, Verdict::kDisk);
+  ASSERT_EQ(primary(d).chains.size(), 1u);
+  EXPECT_EQ(primary(d).chains[0].root_comm, "lab-stage");
+  const auto& ev = primary(d).evidence;
+  EXPECT_TRUE(std::any_of(ev.begin(), ev.end(), [](const std::string& e) {
+    return e.find("waits for thread 'lab-stage' (tid 1), which is in disk") != std::string::npos;
+  })) << ::testing::PrintToString(ev);
+}
+
 TEST(Verdict, WithoutTheWaitForGraphTheSameWaitsReadAsLock) {
   auto d = diagnose(semaphore_pipeline(false));
   EXPECT_EQ(d.verdict, Verdict::kLock);

@@ -89,6 +89,15 @@ TEST(Tiers, EachProcessJoinsTheTierOfItsNearestRootAncestor) {
   EXPECT_EQ(tiers, (TierMap{{10, 0}, {11, 0}, {20, 1}, {21, 1}}));
 }
 
+TEST(Tiers, TheTopLevelProcessesAreThoseNoOtherProcessStarted) {
+  // A cgroup holding the app, the database and another service: their children are no roots.
+  EXPECT_EQ(top_level_processes(two_tiers()), (std::vector<int>{10, 20, 30}));
+  // A process with no known parent (a recording before schema 3) is a root too.
+  Samples s = two_tiers();
+  s.ticks[0].processes[1].ppid.reset();
+  EXPECT_EQ(top_level_processes(s), (std::vector<int>{10, 11, 20, 30}));
+}
+
 TEST(Tiers, ARootInsideAnotherTierStartsItsOwnTier) {
   // 11 is a child of 10, but named as a tier of its own.
   const TierMap tiers = assign_tiers(two_tiers(), {10, 11});

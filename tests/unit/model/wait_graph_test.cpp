@@ -144,6 +144,25 @@ TEST(WaitGraph, WakersOutsideTheTargetOrInTheKernelEndTheChain) {
   EXPECT_EQ(chain->root_resource, std::nullopt);
 }
 
+TEST(WaitGraph, AWakerInItsOwnDiskWaitIsTheRoot) {
+  // 1 waits for the stage 2, which is in fdatasync 90% of the time and woken there by a kernel
+  // thread completing its IO: the chain ends at the stage, in disk, not at the kernel thread.
+  WaitGraph g;
+  WakeEdge io = edge(24, 2, 0x0, 900 * kMs, WakerKind::kKernelThread, 24);
+  io.syscall_nr = SYS_fdatasync;
+  g.edges = {edge(2, 1, 0x10, 900 * kMs), io};
+  ThreadAccount stage = thread(2, "stage", 100, 0);
+  stage.split[Resource::kDisk] = 900 * static_cast<std::int64_t>(kMs);
+  const std::vector<ThreadAccount> threads = {thread(1, "waiter", 10, 990), stage};
+  auto chain = follow_chain(wait_objects(g), threads, kPid, 1, SYS_futex, 0x10);
+  ASSERT_TRUE(chain);
+  EXPECT_EQ(chain->steps.size(), 1u);
+  EXPECT_EQ(chain->root_tid, 2);
+  EXPECT_EQ(chain->root_kind, WakerKind::kThread);
+  EXPECT_EQ(chain->root_resource, Resource::kDisk);
+  EXPECT_DOUBLE_EQ(chain->root_share, 0.9);
+}
+
 TEST(WaitGraph, LockHandoffsSumTheWaitersLockTimeByRoot) {
   // Requesters 2 and 3: 2 spends all its lock time on its reply semaphore, 3 half of it (the
   // other half on a contended mutex 0x10 it shares with 4).
