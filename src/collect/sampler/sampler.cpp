@@ -40,10 +40,17 @@ namespace {
 
 constexpr std::int64_t kRefreshTargetNs = 500'000'000;  // re-resolve processes and threads
 constexpr std::int64_t kSystemTickNs = 100'000'000;     // run-queue samples
+// SamplerOptions::shared_clock: the host's counters and run queue read by another sampler of this
+// process at most this long ago are shared.
+constexpr std::int64_t kSharedReadNs = 100'000'000;
 constexpr std::int64_t kMaxPollBackoffNs = 1'000'000'000;
 // Rolling windows (SamplerOptions::rolling) let a quiet thread go unread for up to half a window,
 // at most this long: the agent's 10 s windows read an idle thread every 4 s.
 constexpr std::int64_t kMaxRollingBackoffNs = 4'000'000'000;
+// A rolling session (top, the agent) dumps the TCP state table at a close at most this often and
+// repeats the last dump, with the time it was taken, at the closes in between: a dump walks the
+// kernel's whole established hash (262,144 buckets here, 12% of top's cost at a dump a second).
+constexpr std::int64_t kRollingTcpTableNs = 5'000'000'000;
 // One thread in a task iterator's read costs 0.5-0.7 us here; a due thread read from /proc costs
 // a schedstat pread (2-5 us) and, when it ran, as it mostly has (a thread that did not run backs
 // off), its stat and syscall too, and the opens of those files if it has none kept: 10-35 us. A
@@ -117,6 +124,12 @@ model::GroupDelays group_delays(const netlink::TaskDelays& d) {
           d.freepages_delay_ns, d.thrashing_delay_ns, d.compact_delay_ns};
 }
 
+// The first point of a grid of `step` on the monotonic clock at or after t (SamplerOptions::
+// shared_clock).
+std::int64_t grid_point(std::int64_t t, std::int64_t step) {
+  return (t + step - 1) / step * step;
+}
+
 std::string target_text(const TargetSpec& t) {
   switch (t.kind) {
     case TargetSpec::Kind::kPid: {
@@ -171,6 +184,8 @@ struct Sampler::Impl {
 
   // The longest a thread that does not run goes unread.
   std::int64_t max_backoff_ns = kMaxPollBackoffNs;
+  // How old another sampler's read of the host may be for this one to share it (0: not shared).
+  std::int64_t shared_read_ns() const { return opt.shared_clock ? kSharedReadNs : 0; }
 
   explicit Impl(SamplerOptions o) : opt(std::move(o)), proc(opt.proc_root) {
     if (opt.rolling) {
@@ -294,6 +309,8 @@ struct Sampler::Impl {
   // Adds the target's rlimits against their use (window end only).
   void add_rlimit_snapshot();
   std::string tcp_table_problem;
+  // A rolling session's last TCP state table (kRollingTcpTableNs).
+  std::optional<model::TcpTableSample> last_tcp_table;
   std::unique_ptr<ExactAccounting> exact;  // the exact mode's sums, added to every tick
 };
 
@@ -921,9 +938,14 @@ void Sampler::Impl::add_tcp_table(std::int64_t now_ns) {
   for (const auto& [key, t] : threads) {
     if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
   }
+  if (opt.rolling && last_tcp_table && now_ns - last_tcp_table->at_ns < kRollingTcpTableNs) {
+    tick.system->tcp_table = last_tcp_table;  // its at_ns says how old it is
+    return;
+  }
   tick.system->tcp_table =
       take_tcp_table(proc, pids, opt.target.kind == TargetSpec::Kind::kHost, now_ns,
                      cached_fd_targets(), &tcp_table_problem, opt.rolling ? opt.interval_ns : 0);
+  if (opt.rolling) last_tcp_table = tick.system->tcp_table;
 }
 
 void Sampler::Impl::add_shm_snapshot() {
@@ -969,7 +991,7 @@ util::Result<std::int64_t> Sampler::Impl::begin(model::SampleSink& sink) {
   info.target.spec = target_text(opt.target);
   info.interval_ns = opt.interval_ns;
   sink.begin(info);
-  tick.system = take_system_snapshot(proc, opt.target);
+  tick.system = take_system_snapshot(proc, opt.target, shared_read_ns());
   const std::int64_t start_ns = util::monotonic_ns();
   tick.at_ns = start_ns;
   // The target's processes are watched before the first read, so that read has every thread.
@@ -1002,12 +1024,17 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   std::int64_t next_counters = start_ns + s.opt.system_every_ns;
   std::int64_t next_fd_tables = start_ns + s.opt.fd_table_every_ns;
   constexpr std::int64_t kForever = std::numeric_limits<std::int64_t>::max();
-  const std::int64_t deadline =
+  std::int64_t deadline =
       s.opt.duration_ns >= kForever - start_ns ? kForever : start_ns + s.opt.duration_ns;
   // A later window's first tick is one interval after the last window's close, or now when the
   // caller took longer than that between windows (the quiet time in between is accounted as any
   // other: the windows stay back to back).
   std::int64_t next_tick = std::max(start_ns + s.opt.interval_ns, util::monotonic_ns());
+  if (s.opt.shared_clock && deadline != kForever) {
+    deadline = grid_point(start_ns + s.opt.duration_ns / 2, s.opt.duration_ns);
+    next_tick = std::min(
+        grid_point(std::max(start_ns + 1, util::monotonic_ns()), s.opt.interval_ns), deadline);
+  }
   bool exited = false;
 
   for (;;) {
@@ -1068,7 +1095,7 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     // Lock waits that coincide with a disk sync in the same process are credited per tick.
     s.tick.lock_credit_ns = s.opt.interval_ns;
     if (now >= next_system) {
-      if (auto la = s.proc.read_loadavg()) s.tick.runnable = la->runnable;
+      s.tick.runnable = take_runnable(s.proc, s.shared_read_ns());
       next_system = now + kSystemTickNs;
     }
     if (s.opt.fd_table_every_ns > 0 && now >= next_fd_tables) {
@@ -1076,7 +1103,7 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
       next_fd_tables = now + s.opt.fd_table_every_ns;
     }
     if (s.opt.system_every_ns > 0 && now >= next_counters) {
-      s.tick.system = take_system_snapshot(s.proc, s.opt.target);
+      s.tick.system = take_system_snapshot(s.proc, s.opt.target, s.shared_read_ns());
       s.tick.collector = s.collector_sample();
       next_counters = now + s.opt.system_every_ns;
     }
@@ -1110,7 +1137,7 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
       s.read_process(p, end_ns, false, s.opt.rolling && s.iter_fresh);
   }
   s.read_fd_tables(end_ns);
-  s.tick.system = take_system_snapshot(s.proc, s.opt.target);
+  s.tick.system = take_system_snapshot(s.proc, s.opt.target, s.shared_read_ns());
   s.add_tcp_table(end_ns);
   s.add_shm_snapshot();
   s.add_rlimit_snapshot();
