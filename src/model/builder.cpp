@@ -707,10 +707,15 @@ Observation Builder::finish(bool keep_threads) {
       tcp.start = *tcp_first_;
       tcp.span_s = static_cast<double>(tcp_last_->at_ns - tcp_first_->at_ns) / 1e9;
     }
+    tcp.age_s = static_cast<double>(std::max<std::int64_t>(0, end_ - tcp_last_->at_ns)) / 1e9;
+    std::string when = "at the window's start and end";
+    if (tcp.age_s >= 0.5)
+      when = fmt::format("the last dump {:.1f} s before the window's end", tcp.age_s);
     obs.system.tcp = std::move(tcp);
     obs.sources.push_back({"tcp states", true,
                            "TCP sockets of the target's namespace by state (sock_diag), and its "
-                           "conntrack table, at the window's start and end",
+                           "conntrack table, " +
+                               when,
                            ""});
   }
   if (shm_last_) {

@@ -163,7 +163,8 @@ struct SystemSample {
   std::uint64_t cgroup_nr_throttled = 0;
   std::uint64_t cgroup_throttled_ns = 0;
   // Taken at the window's start and end only (model/tcp_table.h); nullopt elsewhere, or when
-  // sock_diag was refused.
+  // sock_diag was refused. A rolling session (top) repeats its last dump at a close for up to
+  // 5 s: the table's at_ns is when it was dumped.
   std::optional<TcpTableSample> tcp_table;
   // Taken at the window's end only (model/shm.h).
   std::optional<ShmSample> shm;

@@ -94,6 +94,10 @@ struct TcpTable {
   TcpTableSample end;
   std::optional<TcpTableSample> start;
   double span_s = 0;  // between the two dumps, 0 without a start
+  // How long before the window's end `end` was dumped: about 0 when the window's close dumped the
+  // table, up to a few seconds when a rolling session (top) repeats its last dump at closes in
+  // between (collect/sampler: a dump walks the kernel's whole established hash).
+  double age_s = 0;
 
   // How much a cumulative counter of the table (conntrack_drop, ...) grew between the dumps: 0
   // without both readings or when it went back (a namespace recreated), never negative.

@@ -100,8 +100,14 @@ void Agent::Impl::watch(std::size_t i, const std::atomic<bool>& stop) {
       util::Result<void> there = spec ? collect::sampler::validate(*spec, collect::procfs::ProcFs())
                                       : util::Result<void>(spec.error());
       if (there) {
-        auto opened =
-            WindowSeries::open(*spec, {opt.window_ns, opt.interval_ns, &stop, false, true});
+        // Every target's windows and ticks on one clock grid: their host reads are shared.
+        WindowOptions wo;
+        wo.duration_ns = opt.window_ns;
+        wo.interval_ns = opt.interval_ns;
+        wo.stop = &stop;
+        wo.rolling = true;
+        wo.shared_clock = true;
+        auto opened = WindowSeries::open(*spec, wo);
         if (opened) {
           series = std::move(*opened);
           series_spec = *spec;

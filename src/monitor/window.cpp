@@ -16,6 +16,7 @@ util::Result<std::unique_ptr<WindowSeries>> WindowSeries::open(
   opt.stop = options.stop;
   opt.rolling = options.rolling;
   opt.split_mode = options.split_mode;
+  opt.shared_clock = options.shared_clock;
   auto sampler = collect::sampler::Sampler::create(opt);
   if (!sampler) return sampler.error();
   std::unique_ptr<WindowSeries> s(new WindowSeries());

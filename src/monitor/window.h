@@ -46,6 +46,8 @@ struct WindowOptions {
   bool rolling = false;
   // The exact mode (collect/sampler/exact_accounting.h); nullopt: not asked about.
   std::optional<collect::sampler::SplitMode> split_mode = std::nullopt;
+  // Several series in one process (the agent): see SamplerOptions::shared_clock.
+  bool shared_clock = false;
 };
 
 // Consecutive windows of one target from one sampler. Window N runs from window N-1's close for

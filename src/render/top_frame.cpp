@@ -420,6 +420,17 @@ std::vector<std::string> connections_panel(const model::Observation& obs) {
   std::vector<std::string> out = {
       fmt::format("tcp: {:.1f} retransmits/s, {} listen overflows, {} time-wait",
                   s.tcp_retrans_per_s, s.listen_overflows, s.time_wait)};
+  if (s.tcp) {
+    // The state table is dumped every few seconds, not every frame: its age is part of it.
+    const model::TcpTableSample& t = s.tcp->end;
+    out.push_back(fmt::format(
+        "tcp states of the target (sock_diag, {:.1f} s old): {} established, {} close-wait, {} "
+        "time-wait, {} listening",
+        s.tcp->age_s, t.count(model::TcpState::kEstablished), t.count(model::TcpState::kCloseWait),
+        t.count(model::TcpState::kTimeWait),
+        std::count_if(t.listeners.begin(), t.listeners.end(),
+                      [](const model::TcpListener& l) { return l.target; })));
+  }
   out.emplace_back("");
   out.push_back(fmt::format("{:>7} {:<16} {:>7} {:>7} {:>6} {:>8} {:>8} {:>10}", "PID", "NAME",
                             "SERVER", "CLIENT", "LISTEN", "SENT/s", "NOTSENT", "RTT max ms"));

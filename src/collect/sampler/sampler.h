@@ -45,6 +45,13 @@ struct SamplerOptions {
   // their last poll is counted in the window of the poll that sees it (nothing is lost over the
   // session). false: every account is read at the close (diagnose).
   bool rolling = false;
+  // For several samplers in one process (the agent's targets): windows close on a grid of
+  // duration_ns of the monotonic clock and ticks fall on a grid of interval_ns (a session's first
+  // window closes at the first grid point at least half a window after its start), so the
+  // samplers read the host at the same instants and share those reads: the host's counters and
+  // run queue (system_snapshot.h) within 100 ms, the TCP dump (tcp_table.h) within an interval.
+  // Each shared read keeps the time it was taken. Needs rolling.
+  bool shared_clock = false;
   // Read every thread's scheduler counters with one read() of a BPF task iterator a tick
   // (collect/bpf/task_iterator.h) instead of a pread of each thread's schedstat, when the kernel
   // and the privileges allow (root, BTF, Linux 5.8+); /proc otherwise. The counters are the same

@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 
 #include "util/clock.h"
 #include "util/counters.h"
@@ -112,9 +115,8 @@ std::optional<std::uint64_t> net_counter(const procfs::NetCounters& net, std::st
   return static_cast<std::uint64_t>(*v);
 }
 
-}  // namespace
-
-model::SystemSample take_system_snapshot(const procfs::ProcFs& proc, const TargetSpec& target) {
+// The host's counters (everything but the target's network namespace and cgroup).
+model::SystemSample read_host_counters(const procfs::ProcFs& proc) {
   model::SystemSample s;
   s.at_ns = util::monotonic_ns();
   s.cpus_online = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
@@ -152,6 +154,64 @@ model::SystemSample take_system_snapshot(const procfs::ProcFs& proc, const Targe
   if (auto r = proc.read_file_nr()) {
     s.files_open = r->allocated;
     s.files_max = r->max;
+  }
+  return s;
+}
+
+// The last host read of this process, and the last run-queue sample, for the samplers that read
+// within reuse_ns of them (one per /proc root).
+struct SharedHostReads {
+  std::mutex mutex;
+  std::string root;                         // GUARDED_BY(mutex)
+  std::optional<model::SystemSample> host;  // GUARDED_BY(mutex)
+  std::string runnable_root;                // GUARDED_BY(mutex)
+  std::int64_t runnable_at_ns = 0;          // GUARDED_BY(mutex)
+  std::optional<std::uint32_t> runnable;    // GUARDED_BY(mutex)
+};
+SharedHostReads& shared_host_reads() {
+  static SharedHostReads s;
+  return s;
+}
+
+}  // namespace
+
+std::optional<std::uint32_t> take_runnable(const procfs::ProcFs& proc, std::int64_t reuse_ns) {
+  const std::int64_t now_ns = util::monotonic_ns();
+  SharedHostReads& shared = shared_host_reads();
+  std::unique_lock lock(shared.mutex, std::defer_lock);
+  if (reuse_ns > 0) {
+    lock.lock();
+    if (shared.runnable_root == proc.root() &&
+        std::llabs(now_ns - shared.runnable_at_ns) <= reuse_ns)
+      return shared.runnable;
+  }
+  std::optional<std::uint32_t> runnable;
+  if (auto la = proc.read_loadavg()) runnable = static_cast<std::uint32_t>(la->runnable);
+  if (reuse_ns > 0) {
+    shared.runnable_root = proc.root();
+    shared.runnable_at_ns = now_ns;
+    shared.runnable = runnable;
+  }
+  return runnable;
+}
+
+model::SystemSample take_system_snapshot(const procfs::ProcFs& proc, const TargetSpec& target,
+                                         std::int64_t reuse_ns) {
+  model::SystemSample s;
+  if (reuse_ns > 0) {
+    SharedHostReads& shared = shared_host_reads();
+    const std::int64_t now_ns = util::monotonic_ns();
+    std::lock_guard lock(shared.mutex);
+    if (shared.host && shared.root == proc.root() &&
+        std::llabs(now_ns - shared.host->at_ns) <= reuse_ns) {
+      s = *shared.host;  // its at_ns is when it was read
+    } else {
+      s = read_host_counters(proc);
+      shared.root = proc.root();
+      shared.host = s;
+    }
+  } else {
+    s = read_host_counters(proc);
   }
 
   // Network counters of the target's namespace: /proc/PID/net/* shows the namespace of PID.

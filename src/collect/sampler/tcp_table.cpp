@@ -97,11 +97,14 @@ util::Result<std::shared_ptr<const std::vector<TcpSocket>>> dump_of(int pid, boo
   return std::make_shared<const std::vector<TcpSocket>>(std::move(*dump));
 }
 
-// A dump of pid's namespace: the shared one when it is at most reuse_ns from now_ns.
+// A dump of pid's namespace: the shared one when it is at most reuse_ns from now_ns. *at_ns is
+// set to the time of the dump returned.
 util::Result<std::shared_ptr<const std::vector<TcpSocket>>> shared_dump(const procfs::ProcFs& proc,
                                                                         int pid, bool whole_host,
                                                                         std::int64_t now_ns,
-                                                                        std::int64_t reuse_ns) {
+                                                                        std::int64_t reuse_ns,
+                                                                        std::int64_t* at_ns) {
+  *at_ns = now_ns;
   if (reuse_ns <= 0) return dump_of(pid, whole_host);
   auto netns = netlink::netns_inode_of(pid, proc.root());
   if (!netns) return dump_of(pid, whole_host);
@@ -111,7 +114,10 @@ util::Result<std::shared_ptr<const std::vector<TcpSocket>>> shared_dump(const pr
   auto& shared_dumps = sd.dumps;
   auto it = std::find_if(shared_dumps.begin(), shared_dumps.end(),
                          [&](const SharedDump& d) { return d.netns == *netns; });
-  if (it != shared_dumps.end() && std::llabs(now_ns - it->at_ns) <= reuse_ns) return it->sockets;
+  if (it != shared_dumps.end() && std::llabs(now_ns - it->at_ns) <= reuse_ns) {
+    *at_ns = it->at_ns;
+    return it->sockets;
+  }
   auto dump = dump_of(pid, whole_host);
   if (!dump) return dump.error();
   if (it == shared_dumps.end()) {
@@ -134,7 +140,9 @@ std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
                                                     std::int64_t now_ns, const FdTargetsOf& fds_of,
                                                     std::string* problem, std::int64_t reuse_ns) {
   if (!whole_host && pids.empty()) return std::nullopt;
-  auto dumped = shared_dump(proc, whole_host ? getpid() : pids[0], whole_host, now_ns, reuse_ns);
+  std::int64_t dumped_at_ns = now_ns;
+  auto dumped = shared_dump(proc, whole_host ? getpid() : pids[0], whole_host, now_ns, reuse_ns,
+                            &dumped_at_ns);
   if (!dumped) {
     if (problem) *problem = dumped.error().message;
     return std::nullopt;
@@ -161,7 +169,7 @@ std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
   };
 
   model::TcpTableSample t;
-  t.at_ns = now_ns;
+  t.at_ns = dumped_at_ns;  // a shared dump's own time
   std::set<std::uint16_t> listen_ports, target_listen_ports;
   std::set<std::pair<std::string, std::uint16_t>> target_destinations;
   for (const auto& s : *dump) {

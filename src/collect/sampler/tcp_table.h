@@ -27,7 +27,7 @@ namespace chokepoint::collect::sampler {
 // agent's targets, each on its own thread, close their windows together): a call whose now_ns is
 // within reuse_ns of the last dump of the same namespace uses that dump instead of walking the
 // kernel's hash table again; a caller that finds another one dumping waits for it. 0: a dump of
-// its own. Thread-safe.
+// its own. The table's at_ns is the time of the dump it holds. Thread-safe.
 std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
                                                     const std::vector<int>& pids, bool whole_host,
                                                     std::int64_t now_ns, const FdTargetsOf& fds_of,
