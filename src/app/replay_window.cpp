@@ -59,8 +59,8 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
     if (tap.each) tap.each(t);
     if (sampled_only && t.exact) {
       model::ExactSample off;
-      off.mode = "sample";
-      off.problem = "replay --mode sample set the recorded kernel sums aside";
+      off.state.mode = "sample";
+      off.state.problem = "replay --mode sample set the recorded kernel sums aside";
       t.exact = std::move(off);
     }
     return builder.add(t);
