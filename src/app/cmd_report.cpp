@@ -63,6 +63,8 @@ void add_recorded_graphs(ReportedRecording& r) {
                   vw.columns, vw.of_columns);
   add(stacks.on_cpu, spans, scope);
   add(stacks.off_cpu, spans, scope);
+  // The evidence the stacks gave the verdict, narrowed to its window as the graphs are.
+  if (r.window.recorded_evidence_at) set_recorded_evidence(r.window, spans);
 }
 
 // The recording replayed as a whole (the report replay prints) and, in the same pass, cut into

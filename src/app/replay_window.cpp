@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 #include <tuple>
@@ -44,12 +45,25 @@ std::tuple<std::int64_t, std::int64_t, std::int64_t> window_bounds(
 void set_exact_aside(model::Tick& t) {
   if (!t.exact) return;
   model::ExactSample off;
-  off.mode = "sample";
-  off.problem = "replay --mode sample set the recorded kernel sums aside";
+  off.state.mode = "sample";
+  off.state.problem = "replay --mode sample set the recorded kernel sums aside";
   t.exact = std::move(off);
 }
 
 }  // namespace
+
+void set_recorded_evidence(ReplayedWindow& w, const std::vector<TimeSpan>& spans) {
+  if (w.diagnosis.bottlenecks.empty()) return;
+  auto& evidence = w.diagnosis.bottlenecks.front().evidence;
+  if (w.recorded_evidence_at) {
+    evidence.resize(std::min(evidence.size(), *w.recorded_evidence_at));
+    w.recorded_evidence_at.reset();
+  }
+  auto lines = recorded_stack_evidence(w.recorded_stacks, spans, w.diagnosis.verdict);
+  if (lines.empty()) return;
+  w.recorded_evidence_at = evidence.size();
+  evidence.insert(evidence.end(), lines.begin(), lines.end());
+}
 
 ReplayedWindow replay_window(const std::string& path, const std::string& from,
                              const std::string& to, const TickTap& tap, bool sampled_only) {
@@ -92,6 +106,7 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
                       "widen the window with --from and --to");
   }
   w.diagnosis = analysis::diagnose(w.observation);
+  bool diagnose_stacks = false;  // diagnose --record kept the stacks behind its verdict
   // The stacks and the run's cost belong to the whole window diagnose saw, not to a part of it.
   if (from.empty() && to.empty()) {
     // As the live run did it: the services refine the split and fold into the verdict, then the
@@ -102,6 +117,7 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
     if (auto stacks = saved_stacks(*reader)) {
       add_stacks(*stacks, w.observation, w.diagnosis);
       w.profile = std::move(stacks->profile);
+      diagnose_stacks = true;
     }
     w.load = saved_load(*reader);
     const RecordedRunCost cost = saved_run_cost(*reader);
@@ -115,6 +131,10 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
   if (auto stacks = read_recorded_stacks(*reader, range->first + from_ns, range->first + end_ns);
       stacks) {
     w.recorded_stacks = std::move(*stacks);
+    // As a live diagnose's stacks after its window: the verdict's evidence names the code.
+    if (!diagnose_stacks) {
+      set_recorded_evidence(w, {{range->first + from_ns, range->first + end_ns}});
+    }
   } else {
     w.observation.sources.push_back(
         {"recorded stacks", false, stacks.error().message, stacks.error().hint});

@@ -37,10 +37,21 @@ struct ReplayedWindow {
   std::optional<profile::Profile> profile;
   // The stacks chokepoint record kept over time (schema 3), the slices in the window.
   RecordedStacks recorded_stacks;
+  // Where the evidence the recorded stacks gave (set_recorded_evidence, when diagnose kept no
+  // stacks of its own) starts in the primary bottleneck's evidence: it runs to the end. nullopt:
+  // none was added.
+  std::optional<std::size_t> recorded_evidence_at;
   std::int64_t first_tick_ns = 0;  // the recording's first tick (monotonic ns)
   double from_s = 0, to_s = 0;     // the window, from the recording's first tick
   double length_s = 0;             // the whole recording
 };
+
+// Sets the recorded stacks' evidence for the verdict over `spans` (monotonic ns) as the primary
+// bottleneck's last evidence lines, replacing what an earlier call set (the report narrows it to
+// the verdict's window); nothing when there is no bottleneck or no slice of the kind needed
+// overlaps. replay_window calls it for the window replayed when diagnose kept no stacks of its
+// own (the live run's evidence, which stays).
+void set_recorded_evidence(ReplayedWindow& w, const std::vector<TimeSpan>& spans);
 
 // Another reader of the same pass over the recording (the report's timeline): begin gets the
 // reader and the window's bounds (monotonic ns) before the first tick, each gets every tick read.

@@ -10,6 +10,7 @@
 #include <set>
 #include <string_view>
 
+#include "analysis/stack_evidence.h"
 #include "app/stack_capture.h"
 #include "collect/bpf/offcpu_profile.h"
 #include "collect/bpf/offcpu_tracer.h"
@@ -421,6 +422,17 @@ std::optional<profile::Profile> merge_slices(const std::vector<store::StackSlice
     p.notes.push_back("some stacks could not be read back: " + ok.error().message);
   }
   return p;
+}
+
+std::vector<std::string> recorded_stack_evidence(const RecordedStacks& stacks,
+                                                 const std::vector<TimeSpan>& spans,
+                                                 analysis::Verdict verdict) {
+  if (verdict == analysis::Verdict::kNone) return {};
+  const bool on_cpu = verdict == analysis::Verdict::kCpu;
+  const auto merged = merge_slices(on_cpu ? stacks.on_cpu : stacks.off_cpu, spans, "evidence");
+  if (!merged) return {};
+  return analysis::stack_evidence(verdict, on_cpu ? &*merged : nullptr, on_cpu ? nullptr : &*merged)
+      .lines;
 }
 
 nlohmann::json recorded_stacks_json(const RecordedStacks& stacks) {

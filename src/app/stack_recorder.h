@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 
+#include "analysis/verdict.h"
 #include "collect/sampler/target.h"
 #include "model/observation.h"
 #include "model/samples.h"
@@ -102,6 +103,14 @@ struct TimeSpan {
 std::optional<profile::Profile> merge_slices(const std::vector<store::StackSlice>& slices,
                                              const std::vector<TimeSpan>& spans,
                                              const std::string& what);
+
+// The evidence the recorded stacks give `verdict` over `spans`, as a live diagnose's stacks after
+// its window give it (analysis::stack_evidence): the on-CPU slices' hottest code for cpu, the
+// off-CPU slices' blocked time under the service's code (and who woke it) for lock, disk,
+// network and memory. Empty when no slice of the kind needed overlaps, or for kNone.
+std::vector<std::string> recorded_stack_evidence(const RecordedStacks& stacks,
+                                                 const std::vector<TimeSpan>& spans,
+                                                 analysis::Verdict verdict);
 
 // replay --json's "recorded_stacks": per kind the slices' count, time covered, rate, lost, and
 // the merged folded stacks ([frames, value], largest first); null for a kind with no slices.

@@ -7,7 +7,6 @@
 #include <map>
 #include <set>
 #include <tuple>
-#include <unordered_map>
 #include <utility>
 
 #include "model/exact_split.h"
@@ -76,21 +75,10 @@ struct EdgeSums {
   std::uint64_t base_ns = 0, base_count = 0, last_ns = 0, last_count = 0;
 };
 
-// The exact mode's state of a tick without its sums and edges: the builder keeps what it needs of
-// those itself, and copying them at every tick cost a replay as much as reading them.
-ExactSample exact_state(const ExactSample& x) {
-  ExactSample s;
-  s.on = x.on;
-  s.mode = x.mode;
-  s.problem = x.problem;
-  s.hint = x.hint;
-  s.switches = x.switches;
-  s.thinned_out = x.thinned_out;
-  s.lost = x.lost;
-  s.thin_every_max = x.thin_every_max;
-  s.budget_per_cpu_s = x.budget_per_cpu_s;
-  return s;
-}
+struct EdgeEntry {
+  EdgeKey key;
+  EdgeSums sums;
+};
 
 struct ProcessTrack {
   std::string name;
@@ -140,6 +128,15 @@ class Builder {
   void exact_sample(const Tick& t, bool first_pass);
   // The wait-for edges' deltas over the window.
   WaitGraph window_graph() const;
+  // The sums of edge `e`, added when new.
+  EdgeSums& edge_sums(const WakeEdge& e);
+  // Sizes the edges' index to `slots` (a power of two) and fills it from edges_.
+  void index_edges(std::size_t slots);
+  using ThreadMap = std::map<std::pair<int, int>, ThreadTrack>;
+  // The thread `key`, or threads_.end(). A tick gives its threads (and exact sums) in threads_'
+  // order (the sampler's and store/'s): the next one is found a step or two on from `cursor`
+  // (where the last was), not by a lookup; `cursor` is left at the thread, or where it would be.
+  ThreadMap::iterator find_thread(const std::pair<int, int>& key, ThreadMap::iterator& cursor);
   // Closes a thread's account for the window: the exact split replaces the sampled one.
   void close_account(ThreadTrack& t);
 
@@ -148,7 +145,7 @@ class Builder {
   bool open_ = false;
   bool any_tick_ = false;
   std::int64_t last_at_ = 0;
-  std::map<std::pair<int, int>, ThreadTrack> threads_;
+  ThreadMap threads_;
   std::vector<ThreadAccount> finished_;
   std::map<int, ProcessTrack> processes_;
   std::set<int> pids_;
@@ -164,10 +161,18 @@ class Builder {
   std::optional<CollectorSample> collector_before_, collector_last_;
   // The exact mode: its samples at or before the window's start and in it, and the threads whose
   // split it gave.
-  std::optional<ExactSample> exact_before_, exact_first_, exact_last_;
+  std::optional<ExactState> exact_before_, exact_first_, exact_last_;
   int exact_threads_ = 0;
-  // Its wait-for edges, cumulative: at or before the window's start, and the last.
-  std::unordered_map<EdgeKey, EdgeSums, EdgeKeyHash> edges_;
+  // Its wait-for edges, cumulative: at or before the window's start, and the last; in the order
+  // first met. Found by a flat index (a replay meets every changed edge of every tick, and a
+  // hashed node per edge cost a report a sixth of its time): open addressing with linear
+  // probing over a power-of-two table at most half full, each slot an edge's position + 1 (0:
+  // empty).
+  std::vector<EdgeEntry> edges_;
+  std::vector<std::uint32_t> edge_slots_;
+  // A thread was first seen in the tick being added (its exact sums are taken again).
+  bool new_thread_in_tick_ = false;
+  ThreadMap::iterator thread_cursor_;  // find_thread's, over a tick's thread samples
   // After cut_after: system rates are over the time between the two reads (the first may be
   // before the window), and a window with no read of its own has none.
   bool system_span_ = false;  // the one before collector_last_, for cut_after
@@ -187,9 +192,10 @@ void Builder::add_quiet(ThreadTrack& t, std::int64_t from, std::int64_t to) {
 
 void Builder::thread_sample(const ThreadSample& s) {
   const auto id = std::make_pair(s.key.pid, s.key.tid);
+  auto it = find_thread(id, thread_cursor_);
   if (s.first) {
     // A first read without stat, or of a thread already watched, says nothing usable.
-    if (!s.has_stat || threads_.count(id) != 0) return;
+    if (!s.has_stat || it != threads_.end()) return;
     ThreadTrack t;
     t.exact = ExactSplit(processes_[s.key.pid].waits.get());
     t.account.key = s.key;
@@ -210,10 +216,10 @@ void Builder::thread_sample(const ThreadSample& s) {
     t.exact.observe(obs, t.last_wait);
     if (in_window(s.at_ns) && obs.where == SyscallWhere::kUnknown) ++syscall_denied_;
     processes_[s.key.pid].tids.insert(s.key.tid);
-    threads_.emplace(id, std::move(t));
+    thread_cursor_ = threads_.emplace_hint(thread_cursor_, id, std::move(t));
+    new_thread_in_tick_ = true;
     return;
   }
-  auto it = threads_.find(id);
   if (it == threads_.end()) return;
   ThreadTrack& t = it->second;
   if (s.at_ns < t.last_ns) return;  // out of order: a broken recording
@@ -343,7 +349,9 @@ bool Builder::tick(const Tick& t) {
   // The exact sums before the threads that ended go (their last sums are in this tick), and again
   // for the threads first seen in it (adding a sum twice is the same as once).
   if (t.exact) exact_sample(t, true);
+  new_thread_in_tick_ = false;
   for (const auto& e : t.ended) end_thread(e);
+  thread_cursor_ = threads_.begin();
   for (const auto& s : t.threads) thread_sample(s);
   if (t.exact) exact_sample(t, false);
   window_parts(t);
@@ -353,33 +361,29 @@ bool Builder::tick(const Tick& t) {
 void Builder::exact_sample(const Tick& t, bool first_pass) {
   const bool before = t.at_ns <= start_;
   if (!before && !in_window(t.at_ns)) return;
-  // A recording gives the entries in threads_' order (store/: a thread's together): the next
-  // thread is found a step or two on, not by a lookup.
-  auto it = threads_.end();
-  for (const auto& w : t.exact->waits) {
-    const std::pair key{w.pid, w.tid};
-    if (it == threads_.end() || it->first != key) {
-      auto next = it;
-      for (int step = 0; step < 4 && next != threads_.end() && next->first < key; ++step) ++next;
-      it = next != threads_.end() && next->first == key ? next : threads_.find(key);
+  // The second pass is for the threads first seen in the tick: taking the others' sums again
+  // changes nothing.
+  if (first_pass || new_thread_in_tick_) {
+    auto cursor = threads_.begin();
+    for (const auto& w : t.exact->waits) {
+      const auto it = find_thread({w.pid, w.tid}, cursor);
+      // A thread id handed out again: the new thread's sums are not the old one's.
+      if (it == threads_.end() || (w.start_time_ticks != 0 &&
+                                   w.start_time_ticks != it->second.account.key.start_time_ticks)) {
+        continue;
+      }
+      it->second.exact.sum(w, before);
     }
-    // A thread id handed out again: the new thread's sums are not the old one's.
-    if (it == threads_.end() || (w.start_time_ticks != 0 &&
-                                 w.start_time_ticks != it->second.account.key.start_time_ticks)) {
-      continue;
-    }
-    it->second.exact.sum(w, before);
   }
   if (!first_pass) return;
-  // The state without the sums and edges, which only this tick's reading needs.
-  const ExactSample state = exact_state(*t.exact);
+  const ExactState& state = t.exact->state;
   if (before) exact_before_ = state;
   if (in_window(t.at_ns)) {
     if (!exact_first_) exact_first_ = state;
     exact_last_ = state;
   }
   for (const auto& e : t.exact->edges) {
-    EdgeSums& sums = edges_[EdgeKey(e)];
+    EdgeSums& sums = edge_sums(e);
     if (before) {
       sums.base_ns = e.ns;
       sums.base_count = e.count;
@@ -387,6 +391,45 @@ void Builder::exact_sample(const Tick& t, bool first_pass) {
     sums.last_ns = e.ns;
     sums.last_count = e.count;
   }
+}
+
+EdgeSums& Builder::edge_sums(const WakeEdge& e) {
+  if ((edges_.size() + 1) * 2 > edge_slots_.size()) {
+    index_edges(std::max<std::size_t>(1024, edge_slots_.size() * 2));
+  }
+  const EdgeKey key(e);
+  const std::size_t mask = edge_slots_.size() - 1;
+  for (std::size_t i = EdgeKeyHash{}(key)&mask;; i = (i + 1) & mask) {
+    const std::uint32_t slot = edge_slots_[i];
+    if (slot == 0) {
+      edges_.push_back({key, {}});
+      edge_slots_[i] = static_cast<std::uint32_t>(edges_.size());
+      return edges_.back().sums;
+    }
+    if (edges_[slot - 1].key == key) return edges_[slot - 1].sums;
+  }
+}
+
+void Builder::index_edges(std::size_t slots) {
+  edge_slots_.assign(slots, 0);
+  const std::size_t mask = slots - 1;
+  for (std::size_t n = 0; n < edges_.size(); ++n) {
+    std::size_t i = EdgeKeyHash{}(edges_[n].key) & mask;
+    while (edge_slots_[i] != 0) i = (i + 1) & mask;
+    edge_slots_[i] = static_cast<std::uint32_t>(n + 1);
+  }
+}
+
+Builder::ThreadMap::iterator Builder::find_thread(const std::pair<int, int>& key,
+                                                  ThreadMap::iterator& cursor) {
+  for (int step = 0; step < 4 && cursor != threads_.end() && cursor->first < key; ++step) {
+    ++cursor;
+  }
+  if (cursor == threads_.end() || cursor->first != key) {
+    // Behind the cursor, or further on: where it is, or would be.
+    cursor = threads_.lower_bound(key);
+  }
+  return cursor != threads_.end() && cursor->first == key ? cursor : threads_.end();
 }
 
 void Builder::close_account(ThreadTrack& t) {
@@ -584,7 +627,7 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
 }
 
 // Which time split ran and why, from the exact mode's samples at the window's start and end.
-Source exact_source(const ExactSample& first, const ExactSample& last, const Observation& obs,
+Source exact_source(const ExactState& first, const ExactState& last, const Observation& obs,
                     int exact_threads) {
   const std::string mode = last.mode.empty() ? std::string("auto") : last.mode;
   if (!last.on) {
@@ -620,7 +663,7 @@ Source exact_source(const ExactSample& first, const ExactSample& last, const Obs
 }
 
 // Whether the window has a wait-for graph (it comes with the exact mode's eBPF programs).
-Source wait_graph_source(const ExactSample& last, std::size_t edges, std::int64_t handed_ns) {
+Source wait_graph_source(const ExactState& last, std::size_t edges, std::int64_t handed_ns) {
   if (!last.on) {
     return {"wait-for graph", false, "",
             "without it (the exact mode's eBPF did not run) a thread waiting for another "
@@ -791,15 +834,18 @@ Observation Builder::cut_after(const Tick& last) {
   syscall_denied_ = 0;
   if (exact_last_) exact_before_ = std::move(exact_last_);
   // The edges' baseline is where the window ended; those into threads that ended go.
-  for (auto it = edges_.begin(); it != edges_.end();) {
-    auto l = live.find(it->first.wakee_pid);
-    if (l == live.end() || l->second.count(it->first.wakee_tid) == 0) {
-      it = edges_.erase(it);
-      continue;
-    }
-    it->second.base_ns = it->second.last_ns;
-    it->second.base_count = it->second.last_count;
-    ++it;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < edges_.size(); ++i) {
+    EdgeEntry entry = edges_[i];
+    auto l = live.find(entry.key.wakee_pid);
+    if (l == live.end() || l->second.count(entry.key.wakee_tid) == 0) continue;
+    entry.sums.base_ns = entry.sums.last_ns;
+    entry.sums.base_count = entry.sums.last_count;
+    edges_[kept++] = entry;
+  }
+  if (kept < edges_.size()) {
+    edges_.erase(edges_.begin() + static_cast<std::ptrdiff_t>(kept), edges_.end());
+    index_edges(edge_slots_.size());
   }
   exact_first_.reset();
   exact_last_.reset();

@@ -52,8 +52,21 @@ void ExactSplit::observe(const WaitObservation& obs, const WaitClass& cls) {
   long nr = -1;
   std::uint64_t object = 0;
   if (!object_key(obs, nr, object)) return;
-  seen_[{nr, object}][{cls.resource, cls.detail, cls.hold}] += 1;
-  if (process_) process_->seen[{nr, object}][{cls.resource, cls.detail, cls.hold}] += 1;
+  if (last_.own != nullptr && last_.object == ObjectKey{nr, object} &&
+      last_.cls.resource == cls.resource && last_.cls.hold == cls.hold &&
+      last_.cls.detail == cls.detail) {
+    *last_.own += 1;
+    if (last_.process != nullptr) *last_.process += 1;
+    return;
+  }
+  double& own = seen_[{nr, object}][{cls.resource, cls.detail, cls.hold}];
+  own += 1;
+  double* process = nullptr;
+  if (process_) {
+    process = &process_->seen[{nr, object}][{cls.resource, cls.detail, cls.hold}];
+    *process += 1;
+  }
+  last_ = {{nr, object}, cls, &own, process};
 }
 
 void ExactSplit::sampled(const Interval& interval) {

@@ -37,6 +37,12 @@ class ExactSplit {
   };
   // `process` (may be null) outlives this; observations are added to it too.
   explicit ExactSplit(Process* process = nullptr) : process_(process) {}
+  // Moved, never copied: it keeps pointers into its own maps (whose nodes stay put on a move).
+  ExactSplit(const ExactSplit&) = delete;
+  ExactSplit& operator=(const ExactSplit&) = delete;
+  ExactSplit(ExactSplit&&) = default;
+  ExactSplit& operator=(ExactSplit&&) = default;
+  ~ExactSplit() = default;
 
   // A sampled observation of the thread (first or later), with the class the sampler gave it.
   void observe(const WaitObservation& obs, const WaitClass& cls);
@@ -75,6 +81,15 @@ class ExactSplit {
   std::vector<std::pair<WaitClass, double>> classes_of(const SumKey& key) const;
 
   std::map<ObjectKey, std::map<ClassKey, double>> seen_;  // observations by class
+  // The counts the last observation added to (seen_'s and the process's): a thread seen in the
+  // same wait again, as most threads are at most reads, adds to them without two lookups each.
+  struct LastSeen {
+    ObjectKey object;
+    WaitClass cls;
+    double* own = nullptr;
+    double* process = nullptr;
+  };
+  LastSeen last_;
   Process* process_ = nullptr;
   Process own_;            // without a process: fds and futexes as this thread saw them
   bool net_wait_ = false;  // the last observation's process_waits_on_network

@@ -225,20 +225,15 @@ struct ExactWait {
   std::uint64_t count = 0;
 };
 
-struct ExactSample {
+// The exact mode's state at one tick, without its sums and edges: what a reader needs of every
+// tick (the builder keeps this whole; it keeps what it needs of the sums and edges itself).
+struct ExactState {
   // The accounting ran. When it did not, why ("--mode sample", or what refused it) and the hint;
   // the time split is then the sampled one.
   bool on = false;
   std::string mode;  // the mode asked for: "exact", "sample", "auto"
   std::string problem;
   std::string hint;
-  // The entries that changed since the previous tick's sample (every entry of the live threads at
-  // a recording's keyframes); a reader keeps the last value of each.
-  std::vector<ExactWait> waits;
-  // The wait-for edges (model/wait_graph.h) into the target's threads that changed since the
-  // previous tick's sample (all of them at a recording's keyframes), cumulative; a reader keeps
-  // the last value of each.
-  std::vector<WakeEdge> edges;
   // Cumulative since the accounting started: target switch-outs seen, of them not accounted
   // (thinned out above the budget), intervals or threads that did not fit the kernel's maps.
   std::uint64_t switches = 0;
@@ -246,6 +241,17 @@ struct ExactSample {
   std::uint64_t lost = 0;
   std::uint32_t thin_every_max = 1;    // 1: every switch was accounted
   std::uint32_t budget_per_cpu_s = 0;  // switch-outs per CPU per second accounted in full; 0: all
+};
+
+struct ExactSample {
+  ExactState state;
+  // The entries that changed since the previous tick's sample (every entry of the live threads at
+  // a recording's keyframes); a reader keeps the last value of each.
+  std::vector<ExactWait> waits;
+  // The wait-for edges (model/wait_graph.h) into the target's threads that changed since the
+  // previous tick's sample (all of them at a recording's keyframes), cumulative; a reader keeps
+  // the last value of each.
+  std::vector<WakeEdge> edges;
 };
 
 // Everything one poll of the sampler read, in the order it read it.

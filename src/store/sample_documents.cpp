@@ -182,15 +182,15 @@ json collector_json(const model::CollectorSample& c) {
 // 1 and 2 the edges as "edges": [[waker pid, tid, kind, wakee pid, tid, syscall_nr, object, ns,
 // count], ...]).
 json exact_json(const model::ExactSample& x) {
-  return {{"on", x.on},
-          {"mode", x.mode},
-          {"problem", x.problem},
-          {"hint", x.hint},
-          {"switches", x.switches},
-          {"thinned_out", x.thinned_out},
-          {"lost", x.lost},
-          {"thin_every_max", x.thin_every_max},
-          {"budget_per_cpu_s", x.budget_per_cpu_s}};
+  return {{"on", x.state.on},
+          {"mode", x.state.mode},
+          {"problem", x.state.problem},
+          {"hint", x.state.hint},
+          {"switches", x.state.switches},
+          {"thinned_out", x.state.thinned_out},
+          {"lost", x.state.lost},
+          {"thin_every_max", x.state.thin_every_max},
+          {"budget_per_cpu_s", x.state.budget_per_cpu_s}};
 }
 
 // Readers of documents from a file that may be hostile: a missing or mistyped member reads as
@@ -436,16 +436,16 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
   json j = json::parse(text, nullptr, false);
   if (!j.is_object()) return std::nullopt;
   model::ExactSample x;
-  x.on = jbool(j, "on");
-  x.mode = jstr(j, "mode");
-  x.problem = jstr(j, "problem");
-  x.hint = jstr(j, "hint");
-  x.switches = ju64(j, "switches");
-  x.thinned_out = ju64(j, "thinned_out");
-  x.lost = ju64(j, "lost");
-  x.thin_every_max =
+  x.state.on = jbool(j, "on");
+  x.state.mode = jstr(j, "mode");
+  x.state.problem = jstr(j, "problem");
+  x.state.hint = jstr(j, "hint");
+  x.state.switches = ju64(j, "switches");
+  x.state.thinned_out = ju64(j, "thinned_out");
+  x.state.lost = ju64(j, "lost");
+  x.state.thin_every_max =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
-  x.budget_per_cpu_s =
+  x.state.budget_per_cpu_s =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
   // Recordings made before the wait-for graph have no "edges"; schema 3 packs them beside.
   if (auto edges = j.find("edges"); edges != j.end() && edges->is_array()) {

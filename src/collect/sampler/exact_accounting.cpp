@@ -71,19 +71,19 @@ util::Result<std::unique_ptr<ExactAccounting>> ExactAccounting::create(
 
 void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
   model::ExactSample x;
-  x.mode = std::string(split_mode_name(mode_));
+  x.state.mode = std::string(split_mode_name(mode_));
   if (!tracer_) {
     if (!first_ && !tick.closing) return;
     first_ = false;
-    x.problem = problem_;
-    x.hint = hint_;
+    x.state.problem = problem_;
+    x.state.hint = hint_;
     tick.exact = std::move(x);
     return;
   }
   first_ = false;
-  x.on = true;
+  x.state.on = true;
   if (auto ok = tracer_->set_targets(pids); !ok) {
-    x.problem = ok.error().message;  // the processes beyond the table's size go unaccounted
+    x.state.problem = ok.error().message;  // the processes beyond the table's size go unaccounted
   }
   const std::set<int> live(pids.begin(), pids.end());
   for (const auto& s : tracer_->read()) {
@@ -139,11 +139,11 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     }
   }
   const auto st = tracer_->stats();
-  x.switches = st.switches;
-  x.thinned_out = st.thinned_out;
-  x.lost = st.lost;
-  x.thin_every_max = st.max_every;
-  x.budget_per_cpu_s = tracer_->budget_per_cpu_s();
+  x.state.switches = st.switches;
+  x.state.thinned_out = st.thinned_out;
+  x.state.lost = st.lost;
+  x.state.thin_every_max = st.max_every;
+  x.state.budget_per_cpu_s = tracer_->budget_per_cpu_s();
   tick.exact = std::move(x);
 }
 

@@ -220,6 +220,12 @@ TEST(RecordingCli, RecordForADurationThenReplay) {
   EXPECT_EQ(j["verdict"], "cpu") << j["time_split"].dump();
   EXPECT_NEAR(j["duration_s"].get<double>(), 1.5, 0.2);
   EXPECT_GT(j["time_split"]["on_cpu"].get<double>(), 0.05);  // it served requests
+  // record keeps on-CPU stacks by default: the verdict's evidence names the lab's hot code
+  // (lab/cpu_work.cpp), as a live diagnose's stacks after its window do.
+  ASSERT_FALSE(j["bottlenecks"].empty());
+  const std::string evidence = j["bottlenecks"][0]["evidence"].dump();
+  EXPECT_NE(evidence.find("hottest code on CPU: chokepoint::lab::lab_cpu_"), std::string::npos)
+      << evidence;
 }
 
 TEST(RecordingCli, RecordEndsOnCtrlCAndKeepsWhatItSaw) {

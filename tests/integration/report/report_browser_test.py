@@ -421,6 +421,11 @@ def main():
                 'function (t) { return t.textContent; })', on)
             assert any('run_cpu_work' in t for t in titles), titles[:20]
             assert 'Stacks over time' in driver.find_element('tag name', 'body').text
+            # The verdict's evidence names the hot code from the recorded stacks (of its window),
+            # as a live diagnose's stacks after its window do.
+            if whole_verdict == 'cpu':
+                evidence = ' '.join(rec['diagnosis']['bottlenecks'][0]['evidence'])
+                assert 'hottest code on CPU: chokepoint::lab::lab_cpu_' in evidence, evidence
         check('chokepoint record keeps stacks over time and the page draws them', recorded_stacks)
         driver.execute_script('window.scrollTo(0, document.body.scrollHeight)')
         time.sleep(0.1)

@@ -66,10 +66,10 @@ ExactWait sum(ExactKind kind, long nr, std::uint64_t object, std::int64_t ms) {
 
 ExactSample exact(std::vector<ExactWait> waits, std::uint64_t switches = 0) {
   ExactSample x;
-  x.on = true;
-  x.mode = "exact";
+  x.state.on = true;
+  x.state.mode = "exact";
   x.waits = std::move(waits);
-  x.switches = switches;
+  x.state.switches = switches;
   return x;
 }
 
@@ -217,9 +217,9 @@ TEST(ExactSplit, AWindowCutAtATickStartsFromTheSumsAtTheCut) {
 
 TEST(ExactSplit, WhenTheModeIsOffTheSourcesSayWhyAndTheSplitIsSampled) {
   ExactSample off;
-  off.mode = "auto";
-  off.problem = "state accounting: needs root";
-  off.hint = "run as root";
+  off.state.mode = "auto";
+  off.state.problem = "state accounting: needs root";
+  off.state.hint = "run as root";
   std::vector<Tick> ticks = ticks_with(off);
   ticks[0].exact = off;
   const Observation obs = build_observation(info(), ticks);

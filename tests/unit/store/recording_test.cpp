@@ -245,10 +245,10 @@ TEST(Recording, KeepsTheExactModesSums) {
   model::Samples s = sample_window(20);
   for (std::size_t i = 0; i < s.ticks.size(); ++i) {
     model::ExactSample x;
-    x.on = true;
-    x.mode = "auto";
-    x.switches = 100 * i;
-    x.thin_every_max = 1;
+    x.state.on = true;
+    x.state.mode = "auto";
+    x.state.switches = 100 * i;
+    x.state.thin_every_max = 1;
     model::ExactWait w;
     w.pid = 100;
     w.tid = 1;
@@ -282,9 +282,9 @@ TEST(Recording, KeepsTheExactModesSums) {
   for (std::size_t i = 0; i < s.ticks.size(); ++i) {
     ASSERT_TRUE(back->ticks[i].exact) << i;
     const auto& got = *back->ticks[i].exact;
-    EXPECT_TRUE(got.on);
-    EXPECT_EQ(got.mode, "auto");
-    EXPECT_EQ(got.switches, 100 * i);
+    EXPECT_TRUE(got.state.on);
+    EXPECT_EQ(got.state.mode, "auto");
+    EXPECT_EQ(got.state.switches, 100 * i);
     // The first tick is a keyframe: every entry so far; later ticks only the changed ones.
     ASSERT_EQ(got.waits.size(), s.ticks[i].exact->waits.size()) << i;
     for (std::size_t k = 0; k < got.waits.size(); ++k) {
@@ -478,7 +478,7 @@ TEST(Recording, CompressedBlobsReplayExactlyAndDamagedOnesGiveErrors) {
   for (auto& t : s.ticks) {
     const bool first = &t == &s.ticks.front();
     t.exact = model::ExactSample{};
-    t.exact->on = true;
+    t.exact->state.on = true;
     for (int tid = 10; tid < 400; ++tid) {
       const auto run = static_cast<std::uint64_t>(t.at_ns / 1000 + tid * 7919);
       auto th = thread(tid, t.at_ns, first, run, in_syscall(SYS_futex));
