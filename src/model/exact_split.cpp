@@ -200,13 +200,15 @@ bool ExactSplit::apply_on_cpu(ThreadAccount& account) const {
     }
     has_rq = true;
     if (d <= 0) continue;
-    // The wait the wakeup ended, classed as its blocked time is: a contended lock's share of it
-    // is the lock's hand-off cost.
+    // The wait the wakeup ended, classed as its blocked time is: a lock queue's share of it is
+    // the lock's hand-off cost.
     const auto classes = classes_of({ExactKind::kInterruptible, nr, object});
     double total = 0;
     for (const auto& c : classes) total += c.second;
     for (const auto& [cls, n] : classes) {
-      if (cls.resource == Resource::kLock) rq_lock[cls.detail] += d * n / total;
+      // A queue on a mutex or an rwlock (verdicts/lock.md); a semaphore's waiter (a reply
+      // hand-off) waited for its poster's work, not for a lock holder: its core wait stays.
+      if (is_lock_queue(cls)) rq_lock[cls.detail] += d * n / total;
     }
   }
   if (has_rq) {

@@ -63,12 +63,12 @@ class ExactSplit {
   // kernel saw, named by the classes of its waits), so evidence shares stay within 100%. Sets
   // account.lock_objects_ns and idle_objects_ns (the kernel's lock and idle ns by object, scaled
   // as the split, for the wait-for graph).
-  // Then, where the kernel summed them: the run-queue time after wakeups from waits classed lock
-  // (kRunQueueWakeup) moves from cpu_wait to lock, replacing the sampled rule (a mutex at both
-  // ends of an interval), and the on-CPU time in file system calls on regular files
-  // (kOnCpuFile) moves from on_cpu to disk (and kernel_work_ns), replacing the sampled estimate
-  // of disk work's kernel time. Without those sums the sampled rules stay (older recordings).
-  // Returns false, changing nothing, without sums in the window.
+  // Then, where the kernel summed them: the run-queue time after wakeups from lock queues (a
+  // mutex or an rwlock: is_lock_queue) (kRunQueueWakeup) moves from cpu_wait to lock, replacing the
+  // sampled rule (a mutex at both ends of an interval), and the on-CPU time in file system calls on
+  // regular files (kOnCpuFile) moves from on_cpu to disk (and kernel_work_ns), replacing the
+  // sampled estimate of disk work's kernel time. Without those sums the sampled rules stay (older
+  // recordings). Returns false, changing nothing, without sums in the window.
   bool apply(ThreadAccount& account) const;
   // Starts the next window: the sums read so far are its baseline.
   void next_window();

@@ -222,6 +222,18 @@ TEST(ExactSplit, OnlyTheRunQueueTimeAfterALockWakeupTheKernelMeasuredIsLock) {
   EXPECT_EQ(t.split[Resource::kCpuWait], 150 * kMs);
   EXPECT_EQ(t.split[Resource::kOnCpu], 100 * kMs);
   EXPECT_EQ(t.split.total_ns(), 1000 * kMs);
+  // A semaphore's waiter (a reply hand-off) waited for its poster's work: its core wait after
+  // the wakeup stays cpu_wait, though the semaphore wait is lock.
+  WaitObservation sem = mutex_wait();
+  sem.args = {kMutex, FUTEX_WAIT_BITSET_PRIVATE, 0, 0, 0, 0};
+  sem.futex_caller = "sem_wait";
+  auto sem_ticks = mutex_ticks({sum(ExactKind::kInterruptible, SYS_futex, kMutex, 700),
+                                sum(ExactKind::kRunQueueWakeup, SYS_futex, kMutex, 50)});
+  for (auto& tick : sem_ticks) tick.threads[0].wait = sem;
+  const Observation semaphore = build_observation(info(), sem_ticks);
+  ASSERT_EQ(semaphore.threads.size(), 1u);
+  EXPECT_EQ(semaphore.threads[0].split[Resource::kCpuWait], 200 * kMs);
+  EXPECT_EQ(semaphore.threads[0].split[Resource::kLock], 700 * kMs);
   // Run-queue time after a wakeup from a wait that is not a lock stays cpu_wait.
   const Observation read = build_observation(
       info(), ticks_with(exact({sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 900),
