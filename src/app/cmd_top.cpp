@@ -40,6 +40,7 @@ struct TopArgs {
   std::size_t threads = 16;
   std::string replay;
   bool no_color = false;
+  std::string mode;  // --mode: the time split (empty: sampled, and no word about it)
 };
 
 // The full-screen view when stdout and stdin are terminals and neither --batch nor --json asks
@@ -55,11 +56,18 @@ tui::TopScreenOptions screen_options(const TopArgs& a, const render::TopFrameOpt
 
 void print_frame(const model::Observation& obs, const analysis::Diagnosis& d,
                  const render::TopFrameInfo& info, const render::TopFrameOptions& options,
-                 bool json) {
+                 bool json, bool split_source = false) {
   if (json) {
     std::cout << render::top_frame_json(obs, d, info, options);
   } else {
     std::cout << render::top_frame_text(obs, d, info, options) << "\n";
+    // With --mode: which time split ran and why, as diagnose's sources line says it.
+    for (const auto& s : obs.sources) {
+      if (split_source && s.name == "time split") {
+        std::cout << (s.available ? "  + " : "  - ") << s.name << ": "
+                  << (s.available ? s.detail : s.hint) << "\n\n";
+      }
+    }
   }
   std::cout.flush();
 }
@@ -117,11 +125,13 @@ int run_live_screen(const TopArgs& a, TargetSession& session, std::int64_t inter
   std::optional<util::Error> failed;
   bool exited = false;  // the target exited after a frame (as in --batch: not an error)
   std::atomic<bool> done{false};
+  std::optional<collect::sampler::SplitMode> split_mode;
+  if (!a.mode.empty()) split_mode = parse_split_mode_arg(a.mode);
   std::thread collector([&] {
     std::uint64_t frame = 0;
     double at_s = 0;
     while (!stop.load() && !done.load()) {
-      auto w = session.next_window(interval_ns, sample_ns, &stop);
+      auto w = session.next_window(interval_ns, sample_ns, &stop, split_mode);
       if (stop.load() || done.load()) break;
       const std::lock_guard lock(mu);
       if (!w) {
@@ -185,7 +195,16 @@ int run_top(const TopArgs& a) {
   render::TopFrameOptions options;
   options.sort = *sort;
   options.threads_per_process = a.threads;
-  if (!a.replay.empty()) return run_replay(a, interval_ns, options);
+  if (!a.replay.empty()) {
+    if (!a.mode.empty()) {
+      util::usage_error("--mode chooses how a live target is watched",
+                        "leave out --mode with --replay (chokepoint replay FILE --mode sample "
+                        "sets a recording's kernel sums aside)");
+    }
+    return run_replay(a, interval_ns, options);
+  }
+  std::optional<collect::sampler::SplitMode> split_mode;
+  if (!a.mode.empty()) split_mode = parse_split_mode_arg(a.mode);
 
   auto session = TargetSession::open(a.target);
   std::atomic<bool>& stop = util::stop_on_signals();
@@ -193,7 +212,7 @@ int run_top(const TopArgs& a) {
   std::uint64_t frame = 0;
   double at_s = 0;
   while (!stop.load() && (a.iterations == 0 || frame < static_cast<std::uint64_t>(a.iterations))) {
-    auto w = session->next_window(interval_ns, sample_ns, &stop);
+    auto w = session->next_window(interval_ns, sample_ns, &stop, split_mode);
     if (!w) {
       if (frame > 0 && w.error().errno_value == ESRCH) {
         std::cerr << "chokepoint top: the target exited\n";
@@ -202,7 +221,8 @@ int run_top(const TopArgs& a) {
       throw util::FatalError(w.error());
     }
     at_s += static_cast<double>(w->observation.duration_ns) / 1e9;
-    print_frame(w->observation, w->diagnosis, {++frame, at_s}, options, a.json);
+    print_frame(w->observation, w->diagnosis, {++frame, at_s}, options, a.json,
+                split_mode.has_value());
   }
   return util::kExitOk;
 }
@@ -235,6 +255,11 @@ Subcommand make_top_command(CLI::App& root) {
       ->capture_default_str();
   cli->add_flag("--no-color", args->no_color,
                 "no colours on the full-screen view (so does a non-empty NO_COLOR)");
+  cli->add_option("--mode", args->mode,
+                  std::string(kSplitModeHelp) +
+                      " (without it: sampled; with it, --batch frames end with the time split's "
+                      "source)")
+      ->type_name("exact|sample|auto");
   cli->add_option("--replay", args->replay,
                   "play a recording (chokepoint record, diagnose --record) frame by frame");
   cli->footer(

@@ -162,12 +162,14 @@ util::Result<DiagnosisWindow> TargetSession::diagnose(
   return monitor::diagnose_window(spec_, o);
 }
 
-util::Result<DiagnosisWindow> TargetSession::next_window(std::int64_t duration_ns,
-                                                         std::int64_t interval_ns,
-                                                         const std::atomic<bool>* stop) {
+util::Result<DiagnosisWindow> TargetSession::next_window(
+    std::int64_t duration_ns, std::int64_t interval_ns, const std::atomic<bool>* stop,
+    std::optional<collect::sampler::SplitMode> split_mode) {
   if (!series_ || series_->ended()) {
     series_.reset();
-    auto opened = monitor::WindowSeries::open(spec_, {duration_ns, interval_ns, stop, false, true});
+    monitor::WindowOptions o{duration_ns, interval_ns, stop, false, true};
+    o.split_mode = split_mode;
+    auto opened = monitor::WindowSeries::open(spec_, o);
     if (!opened) return opened.error();
     series_ = std::move(*opened);
   }

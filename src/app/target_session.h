@@ -74,10 +74,12 @@ class TargetSession {
 
   // The next of consecutive windows (top's frames), all from one sampler (monitor::WindowSeries):
   // the first call opens it, later calls continue it. duration_ns and interval_ns must not change
-  // between calls. Errors as diagnose's; after one, or after the target exited, the next call
+  // between calls, nor split_mode (the time split, as diagnose's; nullopt: sampled, without a
+  // word about it). Errors as diagnose's; after one, or after the target exited, the next call
   // starts a new series.
-  util::Result<DiagnosisWindow> next_window(std::int64_t duration_ns, std::int64_t interval_ns,
-                                            const std::atomic<bool>* stop);
+  util::Result<DiagnosisWindow> next_window(
+      std::int64_t duration_ns, std::int64_t interval_ns, const std::atomic<bool>* stop,
+      std::optional<collect::sampler::SplitMode> split_mode = std::nullopt);
 
   // Ends a launched command now (idempotent).
   void end_command();

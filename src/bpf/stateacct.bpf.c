@@ -5,16 +5,24 @@
  * sched_switch (prev): a target thread that blocks starts a BLOCKED phase (its state: S, D or
  *   other, and the system call it blocked in with that call's first argument: the fd, or the
  *   futex word); one that is preempted starts nothing: run-queue time is schedstat's, exact
- *   already, and the model takes it from there (summing it here cost a sums update per switch). The call is read from the user
- *   registers saved at kernel entry (orig_ax, di), as /proc/PID/syscall reads it: orig_ax is the
- *   call's number inside one and -1 in an exception or interrupt (a page fault). That needs no
- *   program on raw_syscalls sys_enter/sys_exit, which would run on every system call of the whole
- *   system (measured: about 10% of a core at 50,000 requests/s of the lab, docs/benchmarks.md).
+ *   already, and the model takes it from there (summing it here cost a sums update per switch).
+ *   The call is read from the user registers saved at kernel entry (orig_ax, di), as
+ *   /proc/PID/syscall reads it: orig_ax is the call's number inside one and -1 in an exception or
+ *   interrupt (a page fault), so the blocked call needs no raw_syscalls program (those below
+ *   only time file calls on the CPU, and return at a number test for every other call).
  * sched_waking (p): a BLOCKED phase ends: its time goes to `sums` under (thread, start time,
  *   state, call, object). This runs in the waker's context: count_wake_edge adds the wakeup and
  *   the blocked time it ended to `edges` under (current tid, p's tid, call, object): issue 15's
  *   wait-for graph, one more map update per target wakeup.
- * sched_switch (next): a BLOCKED phase whose wakeup was not seen ends (blocked up to now).
+ * sched_switch (next): a BLOCKED phase whose wakeup was not seen ends (blocked up to now); a
+ *   RUNNABLE phase (woken from a futex block) ends: its run-queue time is added under the
+ *   block's key as STATEACCT_RUNQ_WAKEUP (the model counts it as lock when the word is a
+ *   contended lock: docs/verdicts/lock.md's hand-off cost, which schedstat cannot tell apart).
+ * sys_enter/sys_exit (tp_btf, raw_syscalls): a target thread's time ON the CPU inside a file
+ *   system call on a regular file (read, write, fsync, ...: file_call) is summed as
+ *   STATEACCT_ONCPU_FILE under the fd, paused while it is off the CPU: issue 15's disk work done
+ *   on the CPU. Other system calls return at a number test; other tasks' file calls after one
+ *   task-storage lookup.
  *
  * Per-task state lives in task-local storage (`tasks`: whether the task's process is a target,
  * decided once per task and per change of the target set, and its slot in `threads`), so a switch
@@ -45,6 +53,9 @@
 #define TASK_UNINTERRUPTIBLE 0x0002
 #define TASK_DEAD 0x0080
 #define PF_KTHREAD 0x00200000
+#define S_IFMT 00170000
+#define S_IFREG 0100000
+#define SYS_FUTEX 202
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -52,6 +63,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 window_switch_budget = 0;
 /* Count the wait-for edges (count_wake_edge); off only to measure their cost. */
 const volatile __u8 count_edges = 1;
+/* Time the target's file system calls on the CPU (sys_enter/sys_exit); off only to measure. */
+const volatile __u8 file_cpu = 1;
 
 /* The target processes (key: tgid), kept current by user space, which bumps targets_gen after
  * every change of the set. */
@@ -180,6 +193,12 @@ static __always_inline struct stateacct_thread *thread_entry(struct task_local *
 	t->blocked_nr = -1;
 	t->acc_ns = 0;
 	t->acc_count = 0;
+	t->rq_acc_ns = 0;
+	t->rq_acc_count = 0;
+	t->in_file = 0;
+	t->file_since_ns = 0;
+	t->file_acc_ns = 0;
+	t->file_acc_count = 0;
 	t->tgid = BPF_CORE_READ(task, tgid);
 	t->tid = BPF_CORE_READ(task, pid);
 	t->start_ns = BPF_CORE_READ(task, start_boottime);
@@ -189,6 +208,7 @@ static __always_inline struct stateacct_thread *thread_entry(struct task_local *
 }
 
 static __always_inline void flush_acc(struct stateacct_thread *t);
+static __always_inline void flush_file(struct stateacct_thread *t);
 
 /* The task exits: its slot goes back to the free list (the phase it may have had is dropped). */
 static __always_inline void release(struct task_local *l)
@@ -203,27 +223,25 @@ static __always_inline void release(struct task_local *l)
 	if (t) {
 		t->phase = STATEACCT_PHASE_NONE;
 		flush_acc(t); /* its sums stay until user space forgets the thread */
+		t->in_file = 0;
+		flush_file(t);
 		t->tid = 0;
 	}
 	bpf_map_push_elem(&free_slots, &l->slot, 0);
 }
 
-/* Adds the thread's accumulated blocks (acc_*) to their sum in `sums` and empties them. */
-static __always_inline void flush_acc(struct stateacct_thread *t)
+/* Adds (ns, count) to the thread's sum under (kind, nr, object) in `sums`. */
+static __always_inline void add_sum(const struct stateacct_thread *t, __u32 kind, __s32 nr,
+				    __u64 object, __u64 ns, __u64 count)
 {
 	struct stateacct_key key = {};
 	struct stateacct_value *v;
-	__u64 ns = t->acc_ns, count = t->acc_count;
 
-	if (!count)
-		return;
-	t->acc_ns = 0;
-	t->acc_count = 0;
 	key.tgid = t->tgid;
 	key.tid = t->tid;
-	key.kind = t->acc_kind;
-	key.syscall_nr = t->acc_nr;
-	key.object = t->acc_object;
+	key.kind = kind;
+	key.syscall_nr = nr;
+	key.object = object;
 	key.start_ns = t->start_ns;
 	v = bpf_map_lookup_elem(&sums, &key);
 	if (!v) {
@@ -243,6 +261,55 @@ static __always_inline void flush_acc(struct stateacct_thread *t)
 }
 
 /*
+ * Adds the thread's accumulated blocks (acc_*) and the run-queue time after them (rq_acc_*) to
+ * their sums in `sums` and empties them.
+ */
+static __always_inline void flush_acc(struct stateacct_thread *t)
+{
+	__u64 ns = t->acc_ns, count = t->acc_count;
+	__u64 rq_ns = t->rq_acc_ns, rq_count = t->rq_acc_count;
+
+	if (!count)
+		return;
+	t->acc_ns = 0;
+	t->acc_count = 0;
+	t->rq_acc_ns = 0;
+	t->rq_acc_count = 0;
+	add_sum(t, t->acc_kind, t->acc_nr, t->acc_object, ns, count);
+	if (rq_count)
+		add_sum(t, STATEACCT_RUNQ_WAKEUP, t->acc_nr, t->acc_object, rq_ns, rq_count);
+}
+
+/* Adds the thread's on-CPU time in file system calls (file_acc_*) to its sum and empties it. */
+static __always_inline void flush_file(struct stateacct_thread *t)
+{
+	__u64 ns = t->file_acc_ns, count = t->file_acc_count;
+
+	if (!ns && !count)
+		return;
+	t->file_acc_ns = 0;
+	t->file_acc_count = 0;
+	add_sum(t, STATEACCT_ONCPU_FILE, -1, t->file_acc_fd, ns, count);
+}
+
+/*
+ * On the CPU in the file system call in progress from file_since_ns to now: added to file_acc_*
+ * (count: one more call when the call ends). The accumulator is flushed when the fd changes.
+ */
+static __always_inline void add_file_cpu(struct stateacct_thread *t, __u64 now, bool ends)
+{
+	__u64 delta = t->file_since_ns && now > t->file_since_ns ? now - t->file_since_ns : 0;
+
+	if ((t->file_acc_ns || t->file_acc_count) && t->file_acc_fd != t->file_fd)
+		flush_file(t);
+	t->file_acc_fd = t->file_fd;
+	t->file_acc_ns += delta;
+	if (ends)
+		t->file_acc_count += 1;
+	t->file_since_ns = 0;
+}
+
+/*
  * Ends the thread's phase at `now`. A block with the same (kind, call, object) as the thread's
  * previous one (a requester on its reply's futex, a worker on its queue) adds to the thread's
  * own accumulator, in its array element: no hashing. Another key flushes the accumulator into
@@ -250,8 +317,10 @@ static __always_inline void flush_acc(struct stateacct_thread *t)
  */
 static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
 {
-	if (t->phase == STATEACCT_PHASE_NONE)
+	if (t->phase != STATEACCT_PHASE_BLOCKED) {
+		t->phase = STATEACCT_PHASE_NONE; /* a run-queue wait whose switch-in was not seen */
 		return;
+	}
 	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
 
 	t->phase = STATEACCT_PHASE_NONE;
@@ -319,6 +388,8 @@ static __always_inline void switch_out(bool preempt, struct task_struct *prev, l
 		return;
 	__u64 now = bpf_ktime_get_ns();
 
+	if (t->in_file)
+		add_file_cpu(t, now, false); /* off the CPU inside a file system call */
 	end_phase(t, now); /* a block whose wakeup was not seen */
 	if (preempt || state == TASK_RUNNING) {
 		/* Preempted: its run-queue time is schedstat's (the model takes it from there). */
@@ -364,8 +435,28 @@ static __always_inline void switch_in(struct task_struct *next)
 	if (!l)
 		return;
 	t = thread_entry(l, next, false);
-	if (t && t->phase != STATEACCT_PHASE_NONE)
-		end_phase(t, bpf_ktime_get_ns()); /* a block whose wakeup was not seen */
+	if (!t)
+		return;
+	if (t->phase == STATEACCT_PHASE_RUNNABLE) {
+		/* Woken from a futex block: its wait for a CPU, added under the block's key. */
+		__u64 now = bpf_ktime_get_ns();
+
+		t->phase = STATEACCT_PHASE_NONE;
+		if (t->acc_count && now > t->since_ns) {
+			__sync_fetch_and_add(&t->rq_acc_ns, (now - t->since_ns) * t->weight);
+			__sync_fetch_and_add(&t->rq_acc_count, t->weight);
+		}
+		if (t->in_file)
+			t->file_since_ns = now;
+		return;
+	}
+	if (t->phase != STATEACCT_PHASE_NONE || t->in_file) {
+		__u64 now = bpf_ktime_get_ns();
+
+		end_phase(t, now); /* a block whose wakeup was not seen */
+		if (t->in_file)
+			t->file_since_ns = now; /* back on the CPU inside a file system call */
+	}
 }
 
 /*
@@ -432,6 +523,105 @@ int BPF_PROG(stateacct_waking, struct task_struct *p)
 
 	count_wake_edge(t, t->tid, now);
 	end_phase(t, now);
+	if (t->acc_nr == SYS_FUTEX) {
+		/* Its wait for a CPU from now on is summed (the lock hand-off's cost when the word is a
+		 * contended lock; the model decides). */
+		t->phase = STATEACCT_PHASE_RUNNABLE;
+		t->since_ns = now;
+	}
+	return 0;
+}
+
+/* The file system calls whose first argument is the fd: x86_64 numbers. */
+static __always_inline bool file_call(long id)
+{
+	switch (id) {
+	case 0:   /* read */
+	case 1:   /* write */
+	case 17:  /* pread64 */
+	case 18:  /* pwrite64 */
+	case 19:  /* readv */
+	case 20:  /* writev */
+	case 74:  /* fsync */
+	case 75:  /* fdatasync */
+	case 77:  /* ftruncate */
+	case 277: /* sync_file_range */
+	case 285: /* fallocate */
+	case 295: /* preadv */
+	case 296: /* pwritev */
+	case 327: /* preadv2 */
+	case 328: /* pwritev2 */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Whether the task's fd is open on a regular file. */
+static __always_inline bool regular_file(struct task_struct *task, __u64 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return false;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) != 0 || !f)
+		return false;
+	return (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) == S_IFREG;
+}
+
+/*
+ * A target thread enters a file system call on a regular file: its on-CPU time in it starts.
+ * Other system calls return at the number test, other tasks after one storage lookup.
+ */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(stateacct_sys_enter, struct pt_regs *regs, long id)
+{
+	struct task_struct *task;
+	struct task_local *l;
+	struct stateacct_thread *t;
+	__u64 fd;
+
+	if (!file_cpu || !file_call(id))
+		return 0;
+	task = bpf_get_current_task_btf();
+	l = target_task(task, false);
+	if (!l)
+		return 0;
+	t = thread_entry(l, task, true);
+	if (!t)
+		return 0;
+	fd = BPF_CORE_READ(regs, di);
+	if (!regular_file(task, fd)) {
+		t->in_file = 0;
+		return 0;
+	}
+	t->file_fd = fd;
+	t->in_file = 1;
+	t->file_since_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(stateacct_sys_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *task;
+	struct task_local *l;
+	struct stateacct_thread *t;
+
+	if (!file_cpu || !file_call(BPF_CORE_READ(regs, orig_ax)))
+		return 0;
+	task = bpf_get_current_task_btf();
+	l = target_task(task, false);
+	if (!l)
+		return 0;
+	t = thread_entry(l, task, false);
+	if (!t || !t->in_file)
+		return 0;
+	add_file_cpu(t, bpf_ktime_get_ns(), true);
+	t->in_file = 0;
 	return 0;
 }
 

@@ -12,9 +12,15 @@ enum stateacct_kind {
 	STATEACCT_UNINTERRUPTIBLE = 1, /* blocked in TASK_UNINTERRUPTIBLE (D) */
 	STATEACCT_OTHER = 2,           /* any other blocked state: stopped, traced, ... */
 	/* Run-queue time, no longer summed (schedstat has it exactly); kept for older recordings. */
-	STATEACCT_RUNQ_WAKEUP = 3,     /* runnable from its wakeup to its switch-in */
+	STATEACCT_RUNQ_WAKEUP = 3,     /* runnable from its wakeup to its switch-in: summed again, but
+					* only after futex blocks (the lock hand-off's cost), keyed by
+					* the futex block's call and word */
 	STATEACCT_RUNQ_PREEMPTED = 4,  /* runnable from its preemption to its switch-in */
-	STATEACCT_KIND_NR = 5,
+	STATEACCT_ONCPU_FILE = 5,      /* ON the CPU inside a file system call (read, write, pread,
+					* pwrite, readv, writev, fsync, fdatasync, sync_file_range,
+					* fallocate, ftruncate) on a regular file; syscall_nr -1,
+					* object the fd: issue 15's disk work done on the CPU */
+	STATEACCT_KIND_NR = 6,
 };
 
 /*
@@ -42,7 +48,7 @@ struct stateacct_value {
 enum stateacct_phase {
 	STATEACCT_PHASE_NONE = 0,     /* running, or not accounted (thinned out, never seen leave) */
 	STATEACCT_PHASE_BLOCKED = 1,  /* off the CPU since since_ns, in kind/blocked_nr/object */
-	STATEACCT_PHASE_RUNNABLE = 2, /* (no longer used: run-queue time is schedstat's) */
+	STATEACCT_PHASE_RUNNABLE = 2, /* woken from a futex block, waiting for a CPU since since_ns */
 };
 
 /*
@@ -71,6 +77,22 @@ struct stateacct_thread {
 	__u64 acc_object;
 	__s32 acc_nr;
 	__u32 acc_kind;
+	/* The run-queue time after the accumulated futex blocks' wakeups (key: kind RUNQ_WAKEUP with
+	 * acc_nr and acc_object), flushed with them. */
+	__u64 rq_acc_ns;
+	__u64 rq_acc_count;
+	/*
+	 * A file system call on a regular file in progress (in_file): its fd, and since when it is on
+	 * the CPU (file_since_ns; 0 while it is off the CPU). Its on-CPU time accumulates in
+	 * file_acc_* under (ONCPU_FILE, -1, file_acc_fd) and is flushed when the fd changes.
+	 */
+	__u64 file_fd;
+	__u64 file_since_ns;
+	__u64 file_acc_fd;
+	__u64 file_acc_ns;
+	__u64 file_acc_count;
+	__u32 in_file;
+	__u32 pad1;
 };
 
 /* Who woke the waker: a thread, or kernel context. */

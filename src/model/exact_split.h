@@ -69,7 +69,12 @@ class ExactSplit {
   // kernel saw, named by the classes of its waits), so evidence shares stay within 100%. Sets
   // account.lock_objects_ns and idle_objects_ns (the kernel's lock and idle ns by object, scaled
   // as the split, for the wait-for graph).
-  // Returns false, changing nothing, without sums in the window or sampled off-CPU time.
+  // Then, where the kernel summed them: the run-queue time after wakeups from lock queues (a
+  // mutex or an rwlock: is_lock_queue) (kRunQueueWakeup) moves from cpu_wait to lock, replacing the
+  // sampled rule (a mutex at both ends of an interval), and the on-CPU time in file system calls on
+  // regular files (kOnCpuFile) moves from on_cpu to disk (and kernel_work_ns), replacing the
+  // sampled estimate of disk work's kernel time. Without those sums the sampled rules stay (older
+  // recordings). Returns false, changing nothing, without sums in the window.
   bool apply(ThreadAccount& account) const;
   // Starts the next window: the sums read so far are its baseline.
   void next_window();
@@ -79,6 +84,8 @@ class ExactSplit {
   using ClassKey = std::tuple<Resource, std::string, Hold>;   // a WaitClass
   using SumKey = std::tuple<ExactKind, long, std::uint64_t>;  // kind, system call, object
   std::vector<std::pair<WaitClass, double>> classes_of(const SumKey& key) const;
+  bool apply_off_cpu(ThreadAccount& account) const;
+  bool apply_on_cpu(ThreadAccount& account) const;
 
   std::map<ObjectKey, std::map<ClassKey, double>> seen_;  // observations by class
   // The counts the last observation added to (seen_'s and the process's): a thread seen in the
@@ -94,6 +101,8 @@ class ExactSplit {
   Process own_;            // without a process: fds and futexes as this thread saw them
   bool net_wait_ = false;  // the last observation's process_waits_on_network
   TimeSplit sampled_off_;
+  std::int64_t sampled_rq_lock_ = 0;      // run-queue ns the sampled rule counted as lock
+  std::int64_t sampled_kernel_disk_ = 0;  // on-CPU ns the sampled rule counted as disk
   std::map<SumKey, std::uint64_t> base_ns_, last_ns_;
   bool in_window_ = false;
 };

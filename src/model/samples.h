@@ -202,10 +202,13 @@ enum class ExactKind : std::uint8_t {
   kInterruptible = 0,  // blocked in state S
   kUninterruptible,    // blocked in state D
   kOtherBlocked,       // blocked in another state (stopped, traced, ...)
-  kRunQueueWakeup,     // runnable, from its wakeup to its switch-in
-  kRunQueuePreempted,  // runnable, from its preemption to its switch-in
+  kRunQueueWakeup,     // runnable, from its wakeup to its switch-in (after futex blocks only,
+                       // keyed by the block's call and word, since this kind came back)
+  kRunQueuePreempted,  // runnable, from its preemption to its switch-in (older recordings)
+  kOnCpuFile,          // on the CPU inside a file system call on a regular file; syscall_nr -1,
+                       // object the fd
 };
-inline constexpr std::size_t kExactKindCount = 5;
+inline constexpr std::size_t kExactKindCount = 6;
 
 // One thread's cumulative time in one (kind, system call, wait object) since the accounting
 // started: syscall_nr -1 is outside a system call (a page fault); object is the call's first

@@ -147,6 +147,7 @@ util::Result<std::unique_ptr<StateAccounting>> StateAccounting::create(
                                            : static_cast<__u32>(std::max<std::uint64_t>(
                                                  1, options.budget_per_cpu_s / kWindowsPerSecond));
   skel->rodata->count_edges = options.wake_edges ? 1 : 0;
+  skel->rodata->file_cpu = options.file_cpu ? 1 : 0;
   if (int err = stateacct_bpf__load(skel.get()); err != 0) {
     err = -err;
     if (err == EPERM) return permission_error("cannot load the state-accounting BPF programs", err);
@@ -220,12 +221,23 @@ std::vector<StateSum> StateAccounting::read() {
   // read (the next one has it), never counts it twice.
   for (const auto& [slot, t] : s.threads) {
     if (t.tid == 0 || s.targets.count(static_cast<int>(t.tgid)) == 0) continue;
+    const int pid = static_cast<int>(t.tgid), tid = static_cast<int>(t.tid);
+    const std::uint64_t start = start_ticks(t.start_ns);
     if (t.acc_count != 0) {
-      out.push_back({static_cast<int>(t.tgid), static_cast<int>(t.tid), start_ticks(t.start_ns),
-                     static_cast<int>(t.acc_kind), static_cast<long>(t.acc_nr), t.acc_object,
-                     t.acc_ns, t.acc_count});
+      out.push_back({pid, tid, start, static_cast<int>(t.acc_kind), static_cast<long>(t.acc_nr),
+                     t.acc_object, t.acc_ns, t.acc_count});
     }
-    if (t.phase == STATEACCT_PHASE_NONE) continue;
+    if (t.rq_acc_count != 0) {
+      out.push_back({pid, tid, start, STATEACCT_RUNQ_WAKEUP, static_cast<long>(t.acc_nr),
+                     t.acc_object, t.rq_acc_ns, t.rq_acc_count});
+    }
+    if (t.file_acc_ns != 0 || t.file_acc_count != 0) {
+      out.push_back({pid, tid, start, STATEACCT_ONCPU_FILE, -1, t.file_acc_fd, t.file_acc_ns,
+                     t.file_acc_count});
+    }
+    // Only blocks are added up to now; a run-queue wait or a file call in progress is counted
+    // when it ends (microseconds).
+    if (t.phase != STATEACCT_PHASE_BLOCKED) continue;
     const std::uint64_t open_ns = now > t.since_ns ? now - t.since_ns : 0;
     out.push_back({static_cast<int>(t.tgid), static_cast<int>(t.tid), start_ticks(t.start_ns),
                    static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,

@@ -3,6 +3,10 @@
 // sched_waking (tp_btf) that sums, for each thread of the target processes, its blocked time per
 // (state, system call, wait object) and its run-queue time, in the kernel; the system call and
 // its object are read from the registers saved at kernel entry when the thread leaves the CPU.
+// The run-queue time after a wakeup from a futex block is summed too (kind 3, under the block's
+// call and word), and a target thread's time on the CPU inside a file system call on a regular
+// file (kind 5, syscall_nr -1, object the fd), from programs on raw_syscalls sys_enter/sys_exit
+// that return at once for other system calls.
 // Nothing is streamed per event: read() takes every sum in one batch lookup (one bpf(2) call per
 // few thousand entries), plus the phases still open, counted up to now.
 //
@@ -33,6 +37,9 @@ struct StateAccountingOptions {
   std::uint32_t budget_per_cpu_s = 40'000;
   // Count the wait-for edges (read_edges()); off only to measure what they cost.
   bool wake_edges = true;
+  // Time the target's file system calls on the CPU (programs on raw_syscalls sys_enter and
+  // sys_exit, kind 5 sums); off only to measure what they cost.
+  bool file_cpu = true;
 };
 
 // One entry of the kernel's sums (see src/bpf/stateacct.h): kind is enum stateacct_kind.

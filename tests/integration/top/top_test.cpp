@@ -104,6 +104,29 @@ TEST(TopTest, LiveLabThreadsInFrames) {
   EXPECT_NE(text.stdout_text.find("verdict: "), std::string::npos) << text.stdout_text;
 }
 
+// top --mode as diagnose has it: the batch frames end with the time split's source, which says
+// which mode ran (exact: the eBPF state accounting, which works here as root).
+TEST(TopTest, ModeSaysWhichTimeSplitRan) {
+  auto lab = LabProcess::start({"--scenario", "disk", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  auto exact = run_chokepoint({"top", "--pid", std::to_string(lab->pid()), "--batch", "--mode",
+                               "exact", "--interval", "500ms", "--iterations", "2"});
+  ASSERT_EQ(exact.exit_code, 0) << exact.stderr_text;
+  EXPECT_NE(exact.stdout_text.find("frame 2"), std::string::npos) << exact.stdout_text;
+  EXPECT_NE(exact.stdout_text.find("+ time split: exact (--mode exact): each thread's off-CPU "
+                                   "time divided by eBPF state accounting"),
+            std::string::npos)
+      << exact.stdout_text;
+  auto sample = run_chokepoint({"top", "--pid", std::to_string(lab->pid()), "--batch", "--mode",
+                                "sample", "--interval", "300ms", "--iterations", "1"});
+  ASSERT_EQ(sample.exit_code, 0) << sample.stderr_text;
+  EXPECT_NE(sample.stdout_text.find("time split: sampled (--mode sample)"), std::string::npos)
+      << sample.stdout_text;
+  expect_cli_error(run_chokepoint({"top", "--pid", std::to_string(lab->pid()), "--mode", "bogus"}),
+                   2, "--mode 'bogus'");
+  expect_cli_error(run_chokepoint({"top", "--replay", kRecording, "--mode", "exact"}), 2, "--mode");
+}
+
 TEST(TopTest, EscapeSequencesInANameCannotReachTheTerminal) {
   // The stacks test's target, its main thread named with a clear-screen, a retitle and a bell.
   auto evil = Background::start(STACKS_TARGET, {"0",

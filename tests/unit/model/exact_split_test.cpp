@@ -187,6 +187,84 @@ TEST(ExactSplit, SumsAboveTheWallTimeAreScaledToIt) {
   EXPECT_EQ(obs.threads[0].split.total_ns(), 1000 * kMs);
 }
 
+// Thread 1 on the mutex at every read (0, 200 and 1000 ms), 100 ms on the CPU and 200 ms in
+// the run queue in the second interval.
+std::vector<Tick> mutex_ticks(std::vector<ExactWait> sums) {
+  std::vector<Tick> ticks(3);
+  ticks[0].at_ns = 0;
+  ticks[0].threads.push_back(sample(0, true, 0, mutex_wait()));
+  ticks[0].exact = exact({});
+  ticks[1].at_ns = 200 * kMs;
+  ticks[1].threads.push_back(sample(200 * kMs, false, 0, mutex_wait()));
+  ticks[1].exact = exact({});
+  ticks[2].at_ns = 1000 * kMs;
+  ThreadSample s = sample(1000 * kMs, false, 100 * kMs, mutex_wait());
+  s.run_delay_ns = 200 * kMs;
+  ticks[2].threads.push_back(s);
+  ticks[2].exact = exact(std::move(sums));
+  return ticks;
+}
+
+TEST(ExactSplit, OnlyTheRunQueueTimeAfterALockWakeupTheKernelMeasuredIsLock) {
+  // Sampled: on the mutex at both ends, so all 200 ms of run-queue time are the lock's.
+  const Observation sampled = build_observation(info(), mutex_ticks({}));
+  ASSERT_EQ(sampled.threads.size(), 1u);
+  EXPECT_EQ(sampled.threads[0].split[Resource::kLock], 900 * kMs);
+  EXPECT_EQ(sampled.threads[0].split[Resource::kCpuWait], 0);
+  // The kernel: 700 ms blocked on the mutex, 50 ms in the run queue after its wakeups; the other
+  // 150 ms of run-queue time followed preemptions or other waits: cpu_wait.
+  const Observation obs = build_observation(
+      info(), mutex_ticks({sum(ExactKind::kInterruptible, SYS_futex, kMutex, 700),
+                           sum(ExactKind::kRunQueueWakeup, SYS_futex, kMutex, 50)}));
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& t = obs.threads[0];
+  EXPECT_EQ(t.split[Resource::kLock], 750 * kMs);
+  EXPECT_EQ(t.split[Resource::kCpuWait], 150 * kMs);
+  EXPECT_EQ(t.split[Resource::kOnCpu], 100 * kMs);
+  EXPECT_EQ(t.split.total_ns(), 1000 * kMs);
+  // A semaphore's waiter (a reply hand-off) waited for its poster's work: its core wait after
+  // the wakeup stays cpu_wait, though the semaphore wait is lock.
+  WaitObservation sem = mutex_wait();
+  sem.args = {kMutex, FUTEX_WAIT_BITSET_PRIVATE, 0, 0, 0, 0};
+  sem.futex_caller = "sem_wait";
+  auto sem_ticks = mutex_ticks({sum(ExactKind::kInterruptible, SYS_futex, kMutex, 700),
+                                sum(ExactKind::kRunQueueWakeup, SYS_futex, kMutex, 50)});
+  for (auto& tick : sem_ticks) tick.threads[0].wait = sem;
+  const Observation semaphore = build_observation(info(), sem_ticks);
+  ASSERT_EQ(semaphore.threads.size(), 1u);
+  EXPECT_EQ(semaphore.threads[0].split[Resource::kCpuWait], 200 * kMs);
+  EXPECT_EQ(semaphore.threads[0].split[Resource::kLock], 700 * kMs);
+  // Run-queue time after a wakeup from a wait that is not a lock stays cpu_wait.
+  const Observation read = build_observation(
+      info(), ticks_with(exact({sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 900),
+                                sum(ExactKind::kRunQueueWakeup, SYS_read, kSocketFd, 30)})));
+  ASSERT_EQ(read.threads.size(), 1u);
+  EXPECT_EQ(read.threads[0].split[Resource::kLock], 0);
+}
+
+TEST(ExactSplit, OnCpuTimeInFileSystemCallsIsDisk) {
+  // 60 of the 100 ms on the CPU were inside file system calls (fd 9, a regular file).
+  const Observation obs = build_observation(
+      info(), ticks_with(exact({sum(ExactKind::kInterruptible, SYS_futex, kMutex, 900),
+                                sum(ExactKind::kOnCpuFile, -1, 9, 60)})));
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& t = obs.threads[0];
+  EXPECT_EQ(t.split[Resource::kOnCpu], 40 * kMs);
+  EXPECT_EQ(t.split[Resource::kDisk], 60 * kMs);
+  EXPECT_EQ(t.split[Resource::kLock], 900 * kMs);
+  EXPECT_EQ(t.kernel_work_ns, 60 * kMs);  // the cpu rule still counts it as a core used
+  EXPECT_EQ(
+      t.details[static_cast<std::size_t>(Resource::kDisk)].count("on CPU in file system calls"),
+      1u);
+  // Never more than the thread's on-CPU time.
+  const Observation over =
+      build_observation(info(), ticks_with(exact({sum(ExactKind::kOnCpuFile, -1, 9, 500)})));
+  ASSERT_EQ(over.threads.size(), 1u);
+  EXPECT_EQ(over.threads[0].split[Resource::kOnCpu], 0);
+  EXPECT_EQ(over.threads[0].split[Resource::kDisk], 100 * kMs);
+  EXPECT_EQ(over.threads[0].split.total_ns(), 1000 * kMs);
+}
+
 TEST(ExactSplit, AWindowCutAtATickStartsFromTheSumsAtTheCut) {
   // Window 1 [0, 1000]: 900 ms in read(5). Window 2 [1000, 2000]: 950 ms more on the mutex.
   std::vector<Tick> ticks =
