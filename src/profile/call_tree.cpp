@@ -37,6 +37,18 @@ void merge_same_paths(StackRuns& runs) {
   runs.stacks.resize(kept);
 }
 
+void append_frame_bytes(const Frame& frame, std::string& buf, bool with_location) {
+  buf += frame.name;
+  buf += '\0';
+  buf += static_cast<char>('0' + static_cast<int>(frame.kind));
+  buf += frame.module;
+  if (!with_location) return;
+  buf += '\0';
+  buf += frame.file;
+  buf += '\0';
+  buf += std::to_string(frame.line);
+}
+
 namespace detail {
 
 void sort_stacks(StackRuns& runs) {

@@ -64,6 +64,10 @@ std::vector<std::uint32_t> shared_prefix(const StackRuns& runs);
 // (`frames` points at that first stack's frames), leaving one stack per distinct path.
 void merge_same_paths(StackRuns& runs);
 
+// The raw bytes build_call_tree interns a frame by: its name, kind and module, and with
+// `with_location` its file and line too. Appended to buf.
+void append_frame_bytes(const Frame& frame, std::string& buf, bool with_location);
+
 namespace detail {
 // Sorts `runs.stacks` by their ranks (rank order is key order).
 void sort_stacks(StackRuns& runs);

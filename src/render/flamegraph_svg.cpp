@@ -245,12 +245,7 @@ struct Drawing {
 Drawing draw_call_tree(const profile::Profile& profile, double min_fraction) {
   profile::CallTree<Key> tree = profile::build_call_tree<Key>(
       profile,
-      [](const profile::Frame& f, std::string& buf) {
-        buf += f.name;
-        buf += '\0';
-        buf += static_cast<char>('0' + static_cast<int>(f.kind));
-        buf += f.module;
-      },
+      [](const profile::Frame& f, std::string& buf) { profile::append_frame_bytes(f, buf, false); },
       [](const profile::Frame& f) {
         return Key{f.name.empty() ? "[unknown]" : clean_text(f.name), clean_text(f.module), f.kind};
       });

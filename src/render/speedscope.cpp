@@ -42,16 +42,7 @@ nlohmann::json speedscope(const profile::Profile& profile) {
   // the frame, so the key (sanitized, which costs) is built once per distinct frame.
   profile::CallTree<FrameKey> tree = profile::build_call_tree<FrameKey>(
       profile,
-      [](const profile::Frame& f, std::string& buf) {
-        buf += f.name;
-        buf += '\0';
-        buf += static_cast<char>('0' + static_cast<int>(f.kind));
-        buf += f.module;
-        buf += '\0';
-        buf += f.file;
-        buf += '\0';
-        buf += std::to_string(f.line);
-      },
+      [](const profile::Frame& f, std::string& buf) { profile::append_frame_bytes(f, buf, true); },
       key_of);
   // Equal index sequences become one weighted sample.
   profile::merge_same_paths(tree);
