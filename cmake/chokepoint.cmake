@@ -34,6 +34,33 @@ function(chokepoint_check_sources target)
   endforeach()
 endfunction()
 
+# chokepoint_unity_groups(target GROUPS n)
+# With CHOKEPOINT_UNITY (CI's builds, .ci/run): the target's .cpp files are compiled as n unity
+# translation units, the k-th listed file in group k mod n. The headers every file of the folder
+# includes (CLI11, nlohmann-json, fmt, the standard library) are then parsed, and the inline code
+# they instantiate compiled, once per group rather than once per file: 8 files of src/app/ took
+# 21 s of compile CPU as one unity unit against 88 s one by one (docs/benchmarks.md, "CI time").
+# Off by default, since an edit would recompile its whole group and ccache would cache whole groups.
+# Two files of one group must not define the same name at file scope (anonymous-namespace helpers
+# included): the build fails with "redefinition of ..." naming both. Rename one, or change n so
+# the two land in different groups; -DCHOKEPOINT_UNITY=ON reproduces CI's build.
+function(chokepoint_unity_groups target)
+  cmake_parse_arguments(U "" "GROUPS" "" ${ARGN})
+  if(NOT CHOKEPOINT_UNITY)
+    return()
+  endif()
+  get_target_property(sources ${target} SOURCES)
+  set(i 0)
+  foreach(source IN LISTS sources)
+    if(source MATCHES "\\.cpp$")
+      math(EXPR group "${i} % ${U_GROUPS}")
+      set_source_files_properties(${source} PROPERTIES UNITY_GROUP "${target}_${group}")
+      math(EXPR i "${i} + 1")
+    endif()
+  endforeach()
+  set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE GROUP)
+endfunction()
+
 # Test and fuzz-replay code is compiled for build speed, not run speed: -O0 with line tables only
 # (-g1) outside Debug builds. At -O2 -g it was three quarters of the build's compile time; what the
 # tests exercise (src/, lab/) keeps the build type's own flags, and the timing-sensitive work runs

@@ -1,6 +1,5 @@
 // Over 600 lines: one output format, start to end (the interned call tree, layout, colours and the
-// escaped SVG text); its script is the asset flamegraph.js. The call tree is due to move to one
-// place shared with flamegraph_folded and speedscope (issue 17).
+// escaped SVG text); its script is the asset flamegraph.js, its call tree profile/call_tree.h.
 #include "render/flamegraph_svg.h"
 
 #include <fmt/format.h>
@@ -11,10 +10,10 @@
 #include <iterator>
 #include <string_view>
 #include <tuple>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "profile/call_tree.h"
 #include "render/flamegraph_js.h"  // generated from flamegraph.js
 #include "util/escape.h"
 #include "util/plural.h"
@@ -198,28 +197,30 @@ const char* kind_text(FrameKind kind) {
   return "user";
 }
 
-// ---- Call tree ---------------------------------------------------------------------------------
+// ---- Call tree ----------------------------------------------------------------------------------
 //
-// The call tree is never built whole: at 50k distinct stacks it has ~500k nodes, nearly all too
-// narrow to draw, and allocating them cost more than everything else. Instead every stack
-// becomes a sequence of frame-key ranks; sorting the sequences puts the stacks below any one
-// call-tree node in one contiguous run, in the order the flame graph draws them (children by
-// name). A node's value is then a prefix-sum difference over its run, and the number of nodes
-// below it (to count what elision hides) is a sum of (length - common prefix with the previous
-// stack) over the run. Only nodes wide enough to draw are visited.
+// The shared call tree (profile/call_tree.h) keyed by (name, kind, module): the stacks below any
+// node are one contiguous run of its sorted stacks, in the order the flame graph draws them
+// (children by name). A node's value is then a prefix-sum difference over its run, and the number
+// of nodes below it (to count what elision hides) is a sum of (length - common prefix with the
+// previous stack) over the run. Only nodes wide enough to draw are visited.
 
 // A distinct (name, kind, module): the identity of a flame graph frame.
 struct Key {
   std::string name;    // clean_text of the frame name ("[unknown]" when empty)
   std::string module;  // clean_text of the module
   FrameKind kind = FrameKind::kUser;
+  friend bool operator<(const Key& a, const Key& b) {
+    return std::tie(a.name, a.kind, a.module) < std::tie(b.name, b.kind, b.module);
+  }
+  friend bool operator==(const Key&, const Key&) = default;
 };
 
 constexpr std::uint32_t kNone = UINT32_MAX;
 
 // One frame to draw.
 struct Node {
-  std::uint32_t key = kNone;  // index into CallTree::keys; kNone for the root "all"
+  std::uint32_t key = kNone;  // index into Drawing::keys; kNone for the root "all"
   std::uint32_t depth = 0;    // the root is 0
   std::uint64_t x = 0;        // offset from the left, in weight units
   std::uint64_t value = 0;
@@ -231,7 +232,8 @@ struct Node {
   bool mixed_location = false;  // merged frames disagree on file:line
 };
 
-struct CallTree {
+// The nodes wide enough to draw.
+struct Drawing {
   std::vector<Key> keys;    // sorted by (name, kind, module): a key's index is its rank
   std::vector<Node> nodes;  // the drawn nodes in preorder, children left to right
   std::uint64_t total = 0;
@@ -240,90 +242,25 @@ struct CallTree {
   int max_depth = 0;
 };
 
-// One stack with weight, as key ranks in CallTree's flat id array.
-struct Seq {
-  std::size_t offset = 0;
-  std::uint32_t len = 0;
-  const profile::Frame* frames = nullptr;
-  std::uint64_t value = 0;
-  std::uint64_t count = 0;
-};
-
-CallTree build_call_tree(const profile::Profile& profile, double min_fraction) {
-  static const profile::Frame kNoFrames{
-      "[no frames]", FrameKind::kUnresolved, "", "", 0, "no frames were captured"};
-  CallTree t;
-  // Pass 1: intern (name, kind, module) per frame; one flat id array for all stacks.
-  std::unordered_map<std::string, std::uint32_t> key_ids;
-  std::vector<std::uint32_t> ids;
-  std::vector<Seq> seqs;
-  seqs.reserve(profile.stacks.size());
-  std::size_t frame_total = 0;
-  for (const profile::Stack& s : profile.stacks) frame_total += s.frames.size();
-  ids.reserve(frame_total + profile.stacks.size());
-  std::string buf;
-  for (const profile::Stack& stack : profile.stacks) {
-    if (stack.value == 0) continue;
-    Seq seq;
-    seq.offset = ids.size();
-    seq.frames = stack.frames.empty() ? &kNoFrames : stack.frames.data();
-    seq.len = stack.frames.empty() ? 1 : static_cast<std::uint32_t>(stack.frames.size());
-    seq.value = stack.value;
-    seq.count = stack.count;
-    for (std::uint32_t i = 0; i < seq.len; ++i) {
-      const profile::Frame& f = seq.frames[i];
-      buf.assign(f.name);
-      buf += '\0';
-      buf += static_cast<char>('0' + static_cast<int>(f.kind));
-      buf += f.module;
-      auto [it, added] = key_ids.try_emplace(buf, static_cast<std::uint32_t>(t.keys.size()));
-      if (added) {
-        t.keys.push_back(
-            {f.name.empty() ? "[unknown]" : clean_text(f.name), clean_text(f.module), f.kind});
-      }
-      ids.push_back(it->second);
-    }
-    t.total += stack.value;
-    t.total_count += stack.count;
-    seqs.push_back(seq);
-  }
-
-  // Ids become ranks, so that comparing sequences compares names.
-  std::vector<std::uint32_t> order(t.keys.size());
-  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return std::tie(t.keys[a].name, t.keys[a].kind, t.keys[a].module) <
-           std::tie(t.keys[b].name, t.keys[b].kind, t.keys[b].module);
-  });
-  std::vector<std::uint32_t> rank(t.keys.size());
-  std::vector<Key> sorted_keys(t.keys.size());
-  for (std::uint32_t r = 0; r < order.size(); ++r) {
-    rank[order[r]] = r;
-    sorted_keys[r] = std::move(t.keys[order[r]]);
-  }
-  t.keys = std::move(sorted_keys);
-  for (std::uint32_t& id : ids) id = rank[id];
-
-  auto seq_ids = [&](const Seq& s) { return ids.data() + s.offset; };
-  std::sort(seqs.begin(), seqs.end(), [&](const Seq& a, const Seq& b) {
-    return std::lexicographical_compare(seq_ids(a), seq_ids(a) + a.len, seq_ids(b),
-                                        seq_ids(b) + b.len);
-  });
+Drawing draw_call_tree(const profile::Profile& profile, double min_fraction) {
+  profile::CallTree<Key> tree = profile::build_call_tree<Key>(
+      profile,
+      [](const profile::Frame& f, std::string& buf) { profile::append_frame_bytes(f, buf, false); },
+      [](const profile::Frame& f) {
+        return Key{f.name.empty() ? "[unknown]" : clean_text(f.name), clean_text(f.module), f.kind};
+      });
+  Drawing t;
+  t.total = tree.total_value;
+  t.total_count = tree.total_count;
+  const std::vector<profile::TreeStack>& seqs = tree.stacks;
+  auto seq_ids = [&](const profile::TreeStack& s) { return tree.ranks(s); };
 
   // Over the sorted stacks: common prefix with the previous one, and prefix sums of value,
   // count and new nodes (len - lcp).
   const std::size_t n = seqs.size();
-  std::vector<std::uint32_t> lcp(n, 0);
+  const std::vector<std::uint32_t> lcp = profile::shared_prefix(tree);
   std::vector<std::uint64_t> pv(n + 1, 0), pc(n + 1, 0), pn(n + 1, 0);
   for (std::size_t i = 0; i < n; ++i) {
-    if (i > 0) {
-      const std::uint32_t m = std::min(seqs[i - 1].len, seqs[i].len);
-      const std::uint32_t* a = seq_ids(seqs[i - 1]);
-      const std::uint32_t* b = seq_ids(seqs[i]);
-      std::uint32_t k = 0;
-      while (k < m && a[k] == b[k]) ++k;
-      lcp[i] = k;
-    }
     pv[i + 1] = pv[i] + seqs[i].value;
     pc[i + 1] = pc[i] + seqs[i].count;
     pn[i + 1] = pn[i] + (seqs[i].len - lcp[i]);
@@ -391,6 +328,7 @@ CallTree build_call_tree(const profile::Profile& profile, double min_fraction) {
     t.nodes.push_back(node);
     split(task.a, task.b, task.depth, task.x);
   }
+  t.keys = std::move(tree.keys);
   return t;
 }
 
@@ -458,8 +396,8 @@ std::string totals_line(const profile::Profile& p, std::uint64_t total, std::uin
   return s;
 }
 
-void append_tooltip(std::string& out, const profile::Profile& p, const CallTree& t,
-                    const Node& node, std::uint64_t total) {
+void append_tooltip(std::string& out, const profile::Profile& p, const Drawing& t, const Node& node,
+                    std::uint64_t total) {
   const bool root = node.key == kNone;
   append_escaped(out, root ? std::string_view("all") : std::string_view(t.keys[node.key].name));
   out += '\n';
@@ -502,7 +440,7 @@ void append_tooltip(std::string& out, const profile::Profile& p, const CallTree&
 std::string flamegraph_svg(const profile::Profile& profile, const SvgOptions& options,
                            SvgStats* stats_out) {
   const double min_fraction = std::max(0.0, options.min_width_fraction);
-  const CallTree tree = build_call_tree(profile, min_fraction);
+  const Drawing tree = draw_call_tree(profile, min_fraction);
   const std::uint64_t total = tree.total;
   SvgStats stats;
   stats.frames_drawn = tree.nodes.size();

@@ -1,14 +1,11 @@
 #include "render/speedscope.h"
 
-#include <algorithm>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <tuple>
-#include <unordered_map>
 #include <utility>
-#include <vector>
 
+#include "profile/call_tree.h"
 #include "render/flamegraph_folded.h"
 #include "util/escape.h"
 
@@ -24,6 +21,7 @@ struct FrameKey {
   friend bool operator<(const FrameKey& a, const FrameKey& b) {
     return std::tie(a.name, a.file, a.line) < std::tie(b.name, b.file, b.line);
   }
+  friend bool operator==(const FrameKey&, const FrameKey&) = default;
 };
 
 FrameKey key_of(const profile::Frame& frame) {
@@ -40,89 +38,32 @@ FrameKey key_of(const profile::Frame& frame) {
 }  // namespace
 
 nlohmann::json speedscope(const profile::Profile& profile) {
-  static const profile::Frame kNoFrames{
-      "[no frames]", profile::FrameKind::kUnresolved, "", "", 0, ""};
-  // Pass 1: a raw id per distinct (name, kind, module, file, line), by hashing the raw bytes
-  // once per frame; the sanitized speedscope key is built only per distinct raw frame. Stacks
-  // are stored as one flat id array (per-stack vectors and per-frame strings made allocation
-  // the larger part of the cost at 50k stacks).
-  std::unordered_map<std::string, std::uint32_t> raw_ids;
-  std::vector<const profile::Frame*> raw_frames;
-  std::vector<std::uint32_t> ids;
-  struct Seq {
-    std::size_t offset;
-    std::uint32_t len;
-    std::uint64_t value;
-  };
-  std::vector<Seq> seqs;
-  seqs.reserve(profile.stacks.size());
-  std::string buf;
-  for (const profile::Stack& stack : profile.stacks) {
-    if (stack.value == 0) continue;
-    const bool empty = stack.frames.empty();
-    const std::size_t len = empty ? 1 : stack.frames.size();
-    seqs.push_back({ids.size(), static_cast<std::uint32_t>(len), stack.value});
-    for (std::size_t i = 0; i < len; ++i) {
-      const profile::Frame& f = empty ? kNoFrames : stack.frames[i];
-      buf.assign(f.name);
-      buf += '\0';
-      buf += static_cast<char>('0' + static_cast<int>(f.kind));
-      buf += f.module;
-      buf += '\0';
-      buf += f.file;
-      buf += '\0';
-      buf += std::to_string(f.line);
-      auto [it, added] = raw_ids.try_emplace(buf, static_cast<std::uint32_t>(raw_frames.size()));
-      if (added) raw_frames.push_back(&f);
-      ids.push_back(it->second);
-    }
-  }
+  // The shared call tree keyed by speedscope's frame identity; the raw bytes are every field of
+  // the frame, so the key (sanitized, which costs) is built once per distinct frame.
+  profile::CallTree<FrameKey> tree = profile::build_call_tree<FrameKey>(
+      profile,
+      [](const profile::Frame& f, std::string& buf) { profile::append_frame_bytes(f, buf, true); },
+      key_of);
+  // Equal index sequences become one weighted sample.
+  profile::merge_same_paths(tree);
 
-  // The distinct speedscope frames, sorted, so indices do not depend on the order of the stacks.
-  std::map<FrameKey, std::uint32_t> index;
-  std::vector<FrameKey> raw_keys;
-  raw_keys.reserve(raw_frames.size());
-  for (const profile::Frame* f : raw_frames) {
-    raw_keys.push_back(key_of(*f));
-    index.emplace(raw_keys.back(), 0);
-  }
+  // The distinct frames, sorted (a frame's index is its key's rank), so indices do not depend
+  // on the order of the stacks.
   nlohmann::json frames = nlohmann::json::array();
-  std::uint32_t next = 0;
-  for (auto& [key, i] : index) {
-    i = next++;
+  for (const FrameKey& key : tree.keys) {
     nlohmann::json f = {{"name", key.name}};
     if (!key.file.empty()) f["file"] = key.file;
     if (key.line > 0) f["line"] = key.line;
     frames.push_back(std::move(f));
   }
-  std::vector<std::uint32_t> final_id(raw_keys.size());
-  for (std::size_t r = 0; r < raw_keys.size(); ++r) final_id[r] = index.at(raw_keys[r]);
-  for (std::uint32_t& id : ids) id = final_id[id];
-
-  // Each stack as frame indices (outermost first, as speedscope reads them), sorted and merged
-  // so equal index sequences become one weighted sample.
-  auto begin_of = [&](const Seq& q) { return ids.begin() + static_cast<std::ptrdiff_t>(q.offset); };
-  auto end_of = [&](const Seq& q) { return begin_of(q) + q.len; };
-  std::sort(seqs.begin(), seqs.end(), [&](const Seq& a, const Seq& b) {
-    return std::lexicographical_compare(begin_of(a), end_of(a), begin_of(b), end_of(b));
-  });
-
+  // Each stack as frame indices, outermost first, as speedscope reads them.
   nlohmann::json sample_array = nlohmann::json::array();
   nlohmann::json weights = nlohmann::json::array();
-  std::uint64_t total = 0;
-  for (std::size_t i = 0; i < seqs.size();) {
-    std::uint64_t weight = seqs[i].value;
-    std::size_t j = i + 1;
-    for (; j < seqs.size() &&
-           std::equal(begin_of(seqs[i]), end_of(seqs[i]), begin_of(seqs[j]), end_of(seqs[j]));
-         ++j) {
-      weight += seqs[j].value;
-    }
-    sample_array.push_back(nlohmann::json::array_t(begin_of(seqs[i]), end_of(seqs[i])));
-    weights.push_back(weight);
-    total += weight;
-    i = j;
+  for (const profile::TreeStack& s : tree.stacks) {
+    sample_array.push_back(nlohmann::json::array_t(tree.ranks(s), tree.ranks(s) + s.len));
+    weights.push_back(s.value);
   }
+  const std::uint64_t total = tree.total_value;
 
   const std::string name = !profile.title.empty()
                                ? util::valid_utf8(profile.title)
