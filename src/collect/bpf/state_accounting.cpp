@@ -148,6 +148,11 @@ util::Result<std::unique_ptr<StateAccounting>> StateAccounting::create(
                                                  1, options.budget_per_cpu_s / kWindowsPerSecond));
   skel->rodata->count_edges = options.wake_edges ? 1 : 0;
   skel->rodata->file_cpu = options.file_cpu ? 1 : 0;
+  if (!options.file_cpu) {
+    // Not loaded, so not attached: an attached raw_syscalls program slows every system call.
+    bpf_program__set_autoload(skel->progs.stateacct_sys_enter, false);
+    bpf_program__set_autoload(skel->progs.stateacct_sys_exit, false);
+  }
   if (int err = stateacct_bpf__load(skel.get()); err != 0) {
     err = -err;
     if (err == EPERM) return permission_error("cannot load the state-accounting BPF programs", err);

@@ -53,6 +53,9 @@ util::Result<std::unique_ptr<ExactAccounting>> ExactAccounting::create(
   }
   bpf::StateAccountingOptions options;
   options.budget_per_cpu_s = budget_per_cpu_s;
+  // The file calls' on-CPU time costs every system call of the host (state_accounting.h): only
+  // for an explicit --mode exact, not for auto.
+  options.file_cpu = mode == SplitMode::kExact;
   auto tracer = bpf::StateAccounting::create(options);
   if (!tracer) {
     if (mode == SplitMode::kExact) {
