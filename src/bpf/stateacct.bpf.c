@@ -63,8 +63,6 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 window_switch_budget = 0;
 /* Count the wait-for edges (count_wake_edge); off only to measure their cost. */
 const volatile __u8 count_edges = 1;
-/* Time the target's file system calls on the CPU (sys_enter/sys_exit); off only to measure. */
-const volatile __u8 file_cpu = 1;
 
 /* The target processes (key: tgid), kept current by user space, which bumps targets_gen after
  * every change of the set. */
@@ -584,7 +582,7 @@ int BPF_PROG(stateacct_sys_enter, struct pt_regs *regs, long id)
 	struct stateacct_thread *t;
 	__u64 fd;
 
-	if (!file_cpu || !file_call(id))
+	if (!file_call(id))
 		return 0;
 	task = bpf_get_current_task_btf();
 	l = target_task(task, false);
@@ -611,7 +609,7 @@ int BPF_PROG(stateacct_sys_exit, struct pt_regs *regs, long ret)
 	struct task_local *l;
 	struct stateacct_thread *t;
 
-	if (!file_cpu || !file_call(BPF_CORE_READ(regs, orig_ax)))
+	if (!file_call(BPF_CORE_READ(regs, orig_ax)))
 		return 0;
 	task = bpf_get_current_task_btf();
 	l = target_task(task, false);

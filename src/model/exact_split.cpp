@@ -36,7 +36,7 @@ void scale_details(ThreadAccount& account, Resource r, double f) {
   }
 }
 
-constexpr const char* kFileCpuDetail = "on CPU in file system calls";
+constexpr const char* kFileCpuDetail = "file system calls on the CPU";
 
 // The key the kernel gives a wait: the system call and its first argument (stateacct.h).
 bool object_key(const WaitObservation& obs, long& nr, std::uint64_t& object) {

@@ -6,6 +6,16 @@
 #include "util/plural.h"
 
 namespace chokepoint::analysis::rules {
+namespace {
+
+// The lock time of these hand-offs, summed.
+double lock_ns_of(const std::vector<const model::Handoff*>& handoffs) {
+  double ns = 0;
+  for (const auto* h : handoffs) ns += h->lock_ns;
+  return ns;
+}
+
+}  // namespace
 
 double Context::load(model::Resource r) const {
   return duration_s > 0 ? static_cast<double>(split[r] - waited_for[r]) / 1e9 / duration_s : 0.0;
@@ -28,9 +38,7 @@ double Context::lock_ns_caused_by_disk() const {
   // lock_ns_handed_to_disk), not a lock held across IO: a stage thread in fdatasync whose
   // requesters wait on their reply semaphores is one root in disk, and judged here its own
   // semaphore waits made the waiters look like they take turns doing IO under a lock.
-  double handed_ns = 0;
-  for (const auto* h : cpu_handoffs()) handed_ns += h->lock_ns;
-  for (const auto* h : disk_handoffs()) handed_ns += h->lock_ns;
+  const double handed_ns = lock_ns_of(cpu_handoffs()) + lock_ns_of(disk_handoffs());
   const double lock_ns = std::max(
       0.0, static_cast<double>(split[model::Resource::kLock]) - service_lock_ns - handed_ns);
   const double behind = std::min(lock_ns, static_cast<double>(obs.lock_wait_behind_disk_ns));
@@ -101,17 +109,14 @@ void add_handoff_evidence(Bottleneck& b, const std::vector<const model::Handoff*
 }
 
 double Context::lock_ns_handed_to_disk() const {
-  double ns = 0;
-  for (const auto* h : disk_handoffs()) ns += h->lock_ns;
+  const double ns = lock_ns_of(disk_handoffs());
   const double left = static_cast<double>(split[model::Resource::kLock]) -
                       lock_ns_caused_by_disk() - lock_ns_handed_to_cpu();
   return std::clamp(left, 0.0, ns);
 }
 
 double Context::lock_ns_handed_to_cpu() const {
-  double ns = 0;
-  for (const auto* h : cpu_handoffs()) ns += h->lock_ns;
-  return std::min(ns, static_cast<double>(split[model::Resource::kLock]));
+  return std::min(lock_ns_of(cpu_handoffs()), static_cast<double>(split[model::Resource::kLock]));
 }
 
 namespace {

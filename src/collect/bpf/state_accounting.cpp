@@ -147,9 +147,9 @@ util::Result<std::unique_ptr<StateAccounting>> StateAccounting::create(
                                            : static_cast<__u32>(std::max<std::uint64_t>(
                                                  1, options.budget_per_cpu_s / kWindowsPerSecond));
   skel->rodata->count_edges = options.wake_edges ? 1 : 0;
-  skel->rodata->file_cpu = options.file_cpu ? 1 : 0;
   if (!options.file_cpu) {
-    // Not loaded, so not attached: an attached raw_syscalls program slows every system call.
+    // The sys_enter/sys_exit programs are not loaded, so not attached: an attached raw_syscalls
+    // program slows every system call of the host.
     bpf_program__set_autoload(skel->progs.stateacct_sys_enter, false);
     bpf_program__set_autoload(skel->progs.stateacct_sys_exit, false);
   }

@@ -254,7 +254,7 @@ TEST(ExactSplit, OnCpuTimeInFileSystemCallsIsDisk) {
   EXPECT_EQ(t.split[Resource::kLock], 900 * kMs);
   EXPECT_EQ(t.kernel_work_ns, 60 * kMs);  // the cpu rule still counts it as a core used
   EXPECT_EQ(
-      t.details[static_cast<std::size_t>(Resource::kDisk)].count("on CPU in file system calls"),
+      t.details[static_cast<std::size_t>(Resource::kDisk)].count("file system calls on the CPU"),
       1u);
   // Never more than the thread's on-CPU time.
   const Observation over =
