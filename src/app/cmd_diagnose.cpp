@@ -137,7 +137,9 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     pids = std::move(*p);
   }
   Probes probes = make_probes(a.probes, pids);
-  collect::probes::ProbeRunner probe_runner(std::move(probes.probes), 100'000'000);
+  // With --record, every poll is kept too (the recording's probe series, schema 5).
+  collect::probes::ProbeRunner probe_runner(std::move(probes.probes), 100'000'000,
+                                            recording != nullptr);
   // After the load generator's threads exist, so that they keep their normal priority; for the
   // window only when the target is large (app/run_budget.h).
   if (window_needs_priority(session->spec())) raise_measuring_priority();
@@ -236,9 +238,10 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   }
   util::Result<void> recorded;
   if (recording) {
-    recorded = save_window(*recording, window->samples, kept_stacks, load_report,
-                           {obs.overhead.run_wall_s, obs.overhead.run_cpu_s, run_json},
-                           {services, probes.notes});
+    recorded =
+        save_window(*recording, window->samples, kept_stacks, load_report,
+                    {obs.overhead.run_wall_s, obs.overhead.run_cpu_s, run_json},
+                    {services, probes.notes, probe_runner.probes(), probe_runner.take_polls()});
     if (recorded) recorded = save_tier_roots(*recording, tier_roots);
   }
   if (tiers) {

@@ -7,6 +7,7 @@
 #include "app/subcommand.h"
 #include "render/diagnosis_diff.h"
 #include "render/json_text.h"
+#include "render/services_diff.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -27,10 +28,18 @@ int run_diff(const DiffArgs& a) {
   };
   const render::DiffSide x = side(a.before, before);
   const render::DiffSide y = side(a.after, after);
+  // The services both probed: what their own counters and gauges did (the probe series of
+  // schema 5, or the summary a diagnose --record kept).
+  const auto& sx = before.service_observations;
+  const auto& sy = after.service_observations;
   if (a.json) {
-    std::cout << render::json_text(render::diagnosis_diff_json(x, y));
+    nlohmann::json j = render::diagnosis_diff_json(x, y);
+    if (auto services = render::services_diff_json(sx, sy); !services.empty()) {
+      j["services"] = std::move(services);
+    }
+    std::cout << render::json_text(j);
   } else {
-    std::cout << render::diagnosis_diff_text(x, y);
+    std::cout << render::diagnosis_diff_text(x, y) << render::services_diff_text(sx, sy);
   }
   std::cout.flush();
   return util::kExitOk;

@@ -46,6 +46,21 @@ struct RecordArgs {
   ProbeArgs probes;
 };
 
+// Writes each tick and its stack slices (SliceWritingSink), then the probe polls made since.
+class RecordSink : public model::SampleSink {
+ public:
+  RecordSink(SliceWritingSink& slices, ProbePollWriter& polls) : slices_(slices), polls_(polls) {}
+  void begin(const model::RecordingInfo& info) override { slices_.begin(info); }
+  void add(model::Tick tick) override {
+    slices_.add(std::move(tick));
+    polls_.flush();
+  }
+
+ private:
+  SliceWritingSink& slices_;
+  ProbePollWriter& polls_;
+};
+
 // Between one keyframe a minute and four per --keep-for span, so that age rotation drops little.
 constexpr std::int64_t kKeyframeEveryNs = 60'000'000'000;
 // fd tables and sockets are read this often (a readlink per fd).
@@ -119,7 +134,14 @@ int run_record(const RecordArgs& a) {
   }
   Probes probes = make_probes(a.probes, pids);
   const std::size_t probe_count = probes.probes.size();
-  collect::probes::ProbeRunner probe_runner(std::move(probes.probes), 100'000'000);
+  // Every poll kept as the recording's probe series (schema 5), written after each tick.
+  collect::probes::ProbeRunner probe_runner(std::move(probes.probes), 100'000'000, true);
+  if (!probe_runner.probes().empty()) {
+    if (auto kept = (*writer)->set_probes(probe_runner.probes()); !kept) {
+      util::print_error(kept.error());
+    }
+  }
+  ProbePollWriter poll_writer(**writer, [&probe_runner] { return probe_runner.take_polls(); });
   std::cerr << fmt::format("chokepoint: recording {} every {:g} s to {} ({})...\n",
                            util::terminal_text(session->describe()), interval_ns / 1e9,
                            util::terminal_text(a.output),
@@ -148,12 +170,13 @@ int run_record(const RecordArgs& a) {
     }
   };
   if (!stacks) keep_stack_sources();
-  SliceWritingSink sink(**writer, stacks.get());
+  SliceWritingSink slice_sink(**writer, stacks.get());
+  RecordSink sink(slice_sink, poll_writer);
   probe_runner.start();
   auto ran = (*sampler)->run(sink);
   if (stacks) {
     stacks->stop();  // the last slice, up to the end
-    sink.flush();
+    slice_sink.flush();
     stack_sources = stacks->sources();
     keep_stack_sources();
     for (const auto& s : stack_sources) {
@@ -162,19 +185,27 @@ int run_record(const RecordArgs& a) {
         std::cerr << "hint: " << util::terminal_text(s.hint) << "\n";
       }
     }
-    if (sink.slices_lost() > 0) {
+    if (slice_sink.slices_lost() > 0) {
       std::cerr << fmt::format("chokepoint: {} of {} stack slices could not be written\n",
-                               sink.slices_lost(), sink.slices_lost() + sink.slices_written());
+                               slice_sink.slices_lost(),
+                               slice_sink.slices_lost() + slice_sink.slices_written());
     }
   }
   // Over the whole recording, kept when it ends (replay of the whole recording shows them).
   const std::vector<model::ServiceObservation> services = probe_runner.finish();
+  poll_writer.flush();  // the last polls (finish() reads each probe once more)
   session->end_command();
-  if (auto kept = save_services(**writer, {services, probes.notes}); !kept) {
+  if (auto kept = save_services(**writer, {services, probes.notes, {}, {}}); !kept) {
     util::print_error(kept.error());
   } else if (probe_count > 0) {
-    std::cerr << fmt::format("chokepoint: kept what {} service probe{} read\n", probe_count,
-                             probe_count == 1 ? "" : "s");
+    const auto [doc_bytes, stored_bytes] = (*writer)->probe_document_bytes();
+    std::cerr << fmt::format(
+        "chokepoint: kept what {} service probe{} read: {} polls{}, {} bytes ({} before "
+        "compression)\n",
+        probe_count, probe_count == 1 ? "" : "s", poll_writer.polls_written(),
+        poll_writer.polls_lost() > 0 ? fmt::format(" ({} lost)", poll_writer.polls_lost())
+                                     : std::string(),
+        stored_bytes, doc_bytes);
   }
   const std::uint64_t ticks = (*writer)->ticks_written();
   const std::uint64_t lost = (*writer)->ticks_lost();

@@ -228,7 +228,23 @@ util::Result<void> save_window(store::RecordingWriter& writer, const model::Samp
                                const std::optional<VerdictStacks>& stacks, const RecordedLoad& load,
                                const RecordedRunCost& cost, const RecordedServices& services) {
   writer.begin(samples.info);
-  for (const auto& tick : samples.ticks) writer.add(tick);
+  if (!services.probes.empty()) {
+    if (auto ok = writer.set_probes(services.probes); !ok) return ok;
+  }
+  // Each poll with the first tick at or after it, as chokepoint record writes them.
+  std::size_t next_poll = 0;
+  auto polls_until = [&](std::int64_t at_ns) -> util::Result<void> {
+    std::vector<model::ServicePoll> batch;
+    while (next_poll < services.polls.size() && services.polls[next_poll].at_ns <= at_ns) {
+      batch.push_back(services.polls[next_poll++]);
+    }
+    return writer.add_probe_polls(batch);
+  };
+  for (const auto& tick : samples.ticks) {
+    writer.add(tick);
+    if (auto ok = polls_until(tick.at_ns); !ok) return ok;
+  }
+  if (auto ok = polls_until(std::numeric_limits<std::int64_t>::max()); !ok) return ok;
   if (writer.ticks_lost() > 0) {
     return util::Error{"the recording lost " + std::to_string(writer.ticks_lost()) + " of " +
                            std::to_string(samples.ticks.size()) + " ticks",
@@ -329,6 +345,40 @@ RecordedServices saved_services(const store::RecordingReader& reader) {
     }
   }
   return out;
+}
+
+RecordedServices window_services(const store::RecordingReader& reader, std::int64_t from_ns,
+                                 std::int64_t to_ns, bool whole) {
+  RecordedServices note = saved_services(reader);
+  if (reader.probes().empty() || (whole && !note.observations.empty())) {
+    return whole ? note : RecordedServices{};
+  }
+  // The whole recording: every poll, those made before its first tick too (the probes' first
+  // reads come before the sampler's first tick).
+  if (whole) {
+    from_ns = std::numeric_limits<std::int64_t>::min();
+    to_ns = std::numeric_limits<std::int64_t>::max();
+  }
+  auto polls = reader.probe_polls(from_ns, to_ns);
+  if (!polls) throw util::FatalError(polls.error(), util::kExitRuntime);
+  RecordedServices out;
+  out.observations = model::fold_service_polls(reader.probes(), *polls, from_ns, to_ns);
+  out.notes = std::move(note.notes);
+  out.probes = reader.probes();
+  out.polls = std::move(*polls);
+  return out;
+}
+
+void ProbePollWriter::flush() {
+  auto polls = take_();
+  if (polls.empty()) return;
+  const std::size_t n = polls.size();
+  if (auto ok = writer_.add_probe_polls(polls); !ok) {
+    if (lost_ == 0) util::print_error(ok.error());
+    lost_ += n;
+  } else {
+    written_ += n;
+  }
 }
 
 util::Result<void> save_tier_roots(store::RecordingWriter& writer, const std::vector<int>& roots) {

@@ -3,6 +3,7 @@
 // after the window (the stack evidence for its verdict), so that a replay prints the report the
 // live run printed.
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -29,6 +30,9 @@ struct RecordedLoad {
 struct RecordedServices {
   std::vector<model::ServiceObservation> observations;
   std::vector<std::string> notes;
+  // Schema 5: the probes and every poll they made (save_window writes them as the probe series).
+  std::vector<model::ServiceProbe> probes;
+  std::vector<model::ServicePoll> polls;
 };
 
 // What the whole diagnose run cost (model::Overhead::run_wall_s and run_cpu_s): kept, so that a
@@ -50,7 +54,8 @@ void add_stacks(const VerdictStacks& stacks, model::Observation& obs, analysis::
 // nothing. Errors: the file could not be written (with hints).
 util::Result<void> save_services(store::RecordingWriter& writer, const RecordedServices& services);
 
-// Writes the window's ticks, and the stacks and the load when there are some. Errors: the file
+// Writes the window's ticks, and the stacks and the load when there are some; the probes' polls
+// (services.polls) each with the first tick at or after it. Errors: the file
 // could not be written (with hints).
 util::Result<void> save_window(store::RecordingWriter& writer, const model::Samples& samples,
                                const std::optional<VerdictStacks>& stacks, const RecordedLoad& load,
@@ -76,6 +81,32 @@ void record_run_alone(const std::string& path, const char* kind, const std::stri
 // The services the probes read over the window (collect/probes), and the notes on services found
 // but not probed: kept, so that a replay of the whole recording re-runs the service rules.
 RecordedServices saved_services(const store::RecordingReader& reader);
+
+// The services over [from_ns, to_ns] (monotonic ns) of a recording: folded from its probe series
+// (schema 5) when it has one and the window is not the whole recording or the summary note is
+// missing (a recorder killed with SIGKILL), else the summary note (the live report's own). The
+// notes on services found but not probed come from the note. Throws util::FatalError (exit 1)
+// when a probe poll of the window is damaged.
+RecordedServices window_services(const store::RecordingReader& reader, std::int64_t from_ns,
+                                 std::int64_t to_ns, bool whole);
+
+// A sink that writes each tick, then the probe polls made since (ProbeRunner::take_polls), so
+// that a recording keeps the probes' series as it goes (chokepoint record).
+class ProbePollWriter {
+ public:
+  ProbePollWriter(store::RecordingWriter& writer,
+                  std::function<std::vector<model::ServicePoll>()> take)
+      : writer_(writer), take_(std::move(take)) {}
+  // Writes the polls made since the last call; a failure is said once and counted.
+  void flush();
+  std::uint64_t polls_written() const { return written_; }
+  std::uint64_t polls_lost() const { return lost_; }
+
+ private:
+  store::RecordingWriter& writer_;
+  std::function<std::vector<model::ServicePoll>()> take_;
+  std::uint64_t written_ = 0, lost_ = 0;
+};
 
 // The tiers of a multi-tier diagnose --record (several --pid, or --cgroup PATH --tiers): their
 // root pids in the report's order, kept so that a replay diagnoses the same tiers

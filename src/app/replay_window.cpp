@@ -107,13 +107,19 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
   }
   w.diagnosis = analysis::diagnose(w.observation);
   bool diagnose_stacks = false;  // diagnose --record kept the stacks behind its verdict
-  // The stacks and the run's cost belong to the whole window diagnose saw, not to a part of it.
-  if (from.empty() && to.empty()) {
-    // As the live run did it: the services refine the split and fold into the verdict, then the
-    // stacks add their evidence (app/cmd_diagnose.cpp).
-    const RecordedServices services = saved_services(*reader);
+  const bool whole = from.empty() && to.empty();
+  // As the live run did it: the services refine the split and fold into the verdict, then the
+  // stacks add their evidence (app/cmd_diagnose.cpp). A part of a recording has the services'
+  // own evidence of that part when it kept their series (schema 5).
+  {
+    const RecordedServices services =
+        window_services(*reader, range->first + from_ns, range->first + end_ns, whole);
     w.services =
         fold_service_view(w.observation, w.diagnosis, services.observations, services.notes);
+    w.service_observations = services.observations;
+  }
+  // The stacks and the run's cost belong to the whole window diagnose saw, not to a part of it.
+  if (whole) {
     if (auto stacks = saved_stacks(*reader)) {
       add_stacks(*stacks, w.observation, w.diagnosis);
       w.profile = std::move(stacks->profile);
@@ -166,11 +172,12 @@ std::optional<ReplayedTiers> replay_tiers(const std::string& path, const std::st
   if (!read) throw util::FatalError(read.error(), util::kExitRuntime);
   ReplayedTiers out;
   const bool whole = from.empty() && to.empty();
-  const RecordedServices services = whole ? saved_services(*reader) : RecordedServices{};
+  const RecordedServices services =
+      window_services(*reader, range->first + from_ns, range->first + end_ns, whole);
   out.tiers = monitor::diagnose_tiers(samples, roots, services.observations,
                                       {range->first + from_ns, range->first + end_ns});
+  out.services = analysis::assess_services(services.observations);
   if (whole) {
-    out.services = analysis::assess_services(services.observations);
     out.load = saved_load(*reader);
     out.run = saved_run_cost(*reader).run;
   }

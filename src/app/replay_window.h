@@ -31,7 +31,10 @@ struct ReplayedWindow {
   RecordedLoad load;   // the load diagnose --load drove (whole recordings only)
   RecordedLoad knee;   // a knee run alone: its report
   nlohmann::json run;  // the live run's "run" (whole recordings only; null: none)
-  std::vector<analysis::ServiceReport> services;  // the services' rules (whole recordings only)
+  // The services' rules: over the window from the probe series (schema 5), else whole recordings
+  // only (the summary note).
+  std::vector<analysis::ServiceReport> services;
+  std::vector<model::ServiceObservation> service_observations;  // what they were folded from
   // The stacks diagnose captured after its window, for a flame graph (whole recordings only;
   // nullopt: none kept).
   std::optional<profile::Profile> profile;
@@ -76,7 +79,7 @@ ReplayedWindow replay_window(const std::string& path, const std::string& from,
 // NOLINTNEXTLINE(bugprone-exception-escape)
 struct ReplayedTiers {
   monitor::TierWindows tiers;
-  std::vector<analysis::ServiceReport> services;  // whole recordings only
+  std::vector<analysis::ServiceReport> services;  // as ReplayedWindow's
   RecordedLoad load;                              // whole recordings only
   nlohmann::json run;                             // whole recordings only (null: none)
   double from_s = 0, to_s = 0, length_s = 0;

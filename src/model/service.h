@@ -58,6 +58,63 @@ struct ServiceObservation {
   double delta(const std::string& counter) const;       // last - first, never negative
 };
 
+// What one read of a service returned (collect/probes reads it; the recording keeps it as a
+// probe_sample row, docs/recording.md).
+struct ServiceReading {
+  std::map<std::string, double> counters;  // cumulative, by the service's names
+  std::map<std::string, double> gauges;    // instantaneous
+  std::map<std::string, std::string> settings;
+  // PostgreSQL: the state of each backend now ("Lock:transactionid", "active", "idle").
+  std::map<int, std::string> backend_states;
+  std::vector<std::string> slow;  // slow operations logged since the last read, newest first
+  // A counter missing from earlier reads was 0 then (Redis lists a command once it ran, HAProxy
+  // a backend once it exists) rather than unknown (PostgreSQL's top tables change membership).
+  bool new_counters_were_zero = false;
+};
+
+// A probe of a service: what it reads and how (one per probe of a run, in the runner's order).
+struct ServiceProbe {
+  ServiceKind kind = ServiceKind::kRedis;
+  std::string endpoint;
+  std::string how;
+};
+
+// One poll of one probe, timestamped: what it read, or why it could not.
+struct ServicePoll {
+  std::int64_t at_ns = 0;   // CLOCK_MONOTONIC, when the read returned
+  std::uint32_t probe = 0;  // index in the run's probes
+  bool ok = false;
+  ServiceReading reading;   // when ok
+  std::string error, hint;  // when not
+};
+
+// Folds the polls of one probe into a window's observation: counters at the first and last good
+// poll, gauges summarised, settings and backend states counted, the newest slow operations.
+// The live diagnose (collect/probes' ProbeRunner) and a replay of any window of a recording fold
+// the same polls with it.
+class ServiceAccumulator {
+ public:
+  explicit ServiceAccumulator(const ServiceProbe& probe);
+  void add(const ServiceReading& r, std::int64_t at_ns);
+  void add_failure(const std::string& error, const std::string& hint);
+  void add(const ServicePoll& p);
+  ServiceObservation finish() const;
+
+ private:
+  ServiceObservation obs_;
+  std::int64_t first_ns_ = -1;
+  std::int64_t last_ns_ = -1;
+  std::map<std::string, double> gauge_sums_;
+  std::map<std::string, int> gauge_counts_;
+};
+
+// One observation per probe from the polls made in [from_ns, to_ns] (all of them: a probe with
+// no poll there is an observation with no samples), in the probes' order. Polls naming a probe
+// out of range are left out.
+std::vector<ServiceObservation> fold_service_polls(const std::vector<ServiceProbe>& probes,
+                                                   const std::vector<ServicePoll>& polls,
+                                                   std::int64_t from_ns, std::int64_t to_ns);
+
 // Which of the 8 states a PostgreSQL backend state counts as (wait_event_type:wait_event, the
 // PostgreSQL 15 docs' table 28.4): "Lock:*" and "BufferPin:*" -> lock, "IO:*" and "LWLock:WAL*"
 // -> disk, other "LWLock:*" -> lock, "active" (no wait event) -> on_cpu, "Client:*" and "idle*"

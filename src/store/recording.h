@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "model/samples.h"
+#include "model/service.h"
 #include "store/stack_slices.h"
 #include "util/result.h"
 
@@ -29,8 +30,9 @@ namespace chokepoint::store {
 // process row keeps its parent's pid (process.ppid), the exact mode's wait-for edges are packed
 // in exact_sample.edges, and stacks over time (store/stack_slices.h); 4: the packed blobs
 // (thread_pack.data, exact_sample.waits and edges) are compressed (store/blob_codec.h), and a
-// thread row gives one of utime and stime when they split its run time. All four are read.
-inline constexpr int kSchemaVersion = 4;
+// thread row gives one of utime and stime when they split its run time; 5: the service probes'
+// polls over time (store/probe_series.h). All five are read.
+inline constexpr int kSchemaVersion = 5;
 // PRAGMA application_id: "CHKP".
 inline constexpr std::int32_t kApplicationId = 0x43484b50;
 
@@ -79,6 +81,16 @@ class RecordingWriter : public model::SampleSink {
   // file could not be written (the slice is lost; with hints).
   util::Result<void> add_stack_slice(const StackSlice& slice);
 
+  // Schema 5: the probes whose polls add_probe_polls keeps (their ids are their indexes), written
+  // once before the first poll. Errors: the file could not be written (with hints).
+  util::Result<void> set_probes(const std::vector<model::ServiceProbe>& probes);
+  // Keeps polls of those probes, in a transaction of their own, with the newest tick written
+  // (the first at or after them when called after each tick). Errors: the file could not be
+  // written (the polls are lost; with hints).
+  util::Result<void> add_probe_polls(const std::vector<model::ServicePoll>& polls);
+  // The probe documents' bytes before and after the blob envelope (zstd where smaller).
+  std::pair<std::uint64_t, std::uint64_t> probe_document_bytes() const;
+
   // Whether the last tick was written; the error when not.
   bool failing() const;
   std::uint64_t ticks_written() const;
@@ -107,6 +119,12 @@ class RecordingReader {
   // Errors: the stack tables are damaged.
   util::Result<std::vector<StackSlice>> stack_slices(StackKind kind, std::int64_t from_ns,
                                                      std::int64_t to_ns) const;
+  // Schema 5: the service probes whose polls the recording keeps, in their ids' order (none
+  // before schema 5, or when nothing was probed).
+  const std::vector<model::ServiceProbe>& probes() const;
+  // Their polls made in [from_ns, to_ns], in time order. Errors: a damaged row (with a hint).
+  util::Result<std::vector<model::ServicePoll>> probe_polls(std::int64_t from_ns,
+                                                            std::int64_t to_ns) const;
   // A note the writer kept (add_note), nullopt when there is none.
   std::optional<std::string> note(const std::string& key) const;
   // The first and last tick's time, nullopt for a recording with no ticks.

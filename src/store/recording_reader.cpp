@@ -1,6 +1,6 @@
 // The recording reader (store/recording.h): a file from elsewhere opened defensively (read-only,
 // defensive mode, trusted_schema off), its identity and schema checked, and its ticks decoded in
-// time order from every table at once, schema 1 to 4.
+// time order from every table at once, schema 1 to 5.
 #include "store/recording.h"
 
 #include <fmt/format.h>
@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "store/blob_codec.h"
+#include "store/probe_series.h"
 #include "store/recording_schema.h"
 #include "store/sample_documents.h"
 #include "store/sqlite.h"
@@ -51,6 +52,7 @@ struct RecordingReader::Impl {
   std::unordered_map<std::int64_t, Thread> threads;
   std::unordered_map<int, std::string> process_names;
   std::unordered_map<int, int> process_ppids;  // schema 3 and later
+  std::vector<model::ServiceProbe> probes;     // schema 5
 
   const std::string& text(std::int64_t id) const {
     static const std::string kEmpty;
@@ -86,6 +88,14 @@ util::Result<std::vector<StackSlice>> RecordingReader::stack_slices(StackKind ki
                                                                     std::int64_t from_ns,
                                                                     std::int64_t to_ns) const {
   return read_stack_slices(impl_->db.get(), impl_->path, kind, from_ns, to_ns);
+}
+const std::vector<model::ServiceProbe>& RecordingReader::probes() const {
+  return impl_->probes;
+}
+util::Result<std::vector<model::ServicePoll>> RecordingReader::probe_polls(
+    std::int64_t from_ns, std::int64_t to_ns) const {
+  if (impl_->probes.empty()) return std::vector<model::ServicePoll>{};
+  return read_probe_polls(impl_->db.get(), impl_->path, impl_->probes.size(), from_ns, to_ns);
 }
 std::optional<std::pair<std::int64_t, std::int64_t>> RecordingReader::time_range() const {
   return impl_->range;
@@ -197,6 +207,15 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
         "SELECT sample FROM system_sample LIMIT 0", "SELECT sample FROM collector_sample LIMIT 0",
         "SELECT flags FROM tick LIMIT 0"}) {
     if (!Stmt::prepare(raw, sql)) return not_ours;
+  }
+  if (*version >= 5) {
+    for (const char* sql : {"SELECT id, kind, endpoint, how FROM probe LIMIT 0",
+                            "SELECT tick, probe, at_ns, ok, data FROM probe_sample LIMIT 0"}) {
+      if (!Stmt::prepare(raw, sql)) return not_ours;
+    }
+    auto probes = read_probes(raw, path);
+    if (!probes) return probes.error();
+    impl->probes = std::move(*probes);
   }
   return RecordingReader(std::move(impl));
 }

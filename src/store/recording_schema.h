@@ -1,5 +1,5 @@
 #pragma once
-// The recording's tables (schema 4, docs/recording.md) as the writer creates them, and what the
+// The recording's tables (schema 5, docs/recording.md) as the writer creates them, and what the
 // writer and the reader share about them: the WAIT columns, the tables rotation deletes from, and
 // the tick flags. Internal to store/ (recording_writer.cpp, recording_reader.cpp).
 
@@ -14,13 +14,14 @@ inline constexpr const char* kWaitColumns =
     "a3 INTEGER, a4 INTEGER, a5 INTEGER, fd_role INTEGER, fd_detail INTEGER, net_wait INTEGER, "
     "futex_caller INTEGER";
 
-// The CREATE statements of every table but the stack tables (store/stack_slices.h).
+// The CREATE statements of every table but the stack tables (store/stack_slices.h) and the
+// probe tables (store/probe_series.h).
 std::string schema_sql();
 
 // Tables a thread-or-process row keyed by tick lives in (rotation deletes from each).
-inline constexpr const char* kTickTables[] = {"pid_seen",      "thread_base",      "thread_pack",
-                                              "thread_end",    "process_sample",   "socket_sample",
-                                              "system_sample", "collector_sample", "exact_sample"};
+inline constexpr const char* kTickTables[] = {
+    "pid_seen",      "thread_base",   "thread_pack",      "thread_end",   "process_sample",
+    "socket_sample", "system_sample", "collector_sample", "exact_sample", "probe_sample"};
 
 // tick.flags.
 inline constexpr std::int64_t kFlagClosing = 1, kFlagExited = 2;

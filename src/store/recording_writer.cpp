@@ -24,6 +24,7 @@
 #include <unordered_map>
 
 #include "store/blob_codec.h"
+#include "store/probe_series.h"
 #include "store/recording_schema.h"
 #include "store/sample_documents.h"
 #include "store/sqlite.h"
@@ -83,6 +84,7 @@ struct RecordingWriter::Impl {
   int tx_rc = SQLITE_OK;  // the first failure inside the tick's transaction
   std::uint64_t ticks_written = 0, ticks_lost = 0, thread_rows = 0;
   StackTableWriter stack_tables;  // schema 3: stacks over time
+  ProbeTableWriter probe_tables;  // schema 5: the probes' polls
 
   // Rolled back with a failed tick.
   std::vector<std::string> tx_texts;
@@ -205,7 +207,8 @@ util::Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std
                  fmt::format("PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
                              "PRAGMA journal_size_limit=8388608;BEGIN;PRAGMA application_id={};"
                              "PRAGMA user_version={};{}COMMIT;",
-                             kApplicationId, kSchemaVersion, schema_sql() + stack_schema_sql()),
+                             kApplicationId, kSchemaVersion,
+                             schema_sql() + stack_schema_sql() + probe_schema_sql()),
                  path);
   if (!ok) return ok.error();
   if (auto p = impl->prepare_all(); !p) return p.error();
@@ -272,6 +275,37 @@ util::Result<void> RecordingWriter::add_stack_slice(const StackSlice& slice) {
   }
   w.stack_tables.committed();
   return {};
+}
+
+util::Result<void> RecordingWriter::set_probes(const std::vector<model::ServiceProbe>& probes) {
+  Impl& w = *impl_;
+  int rc = w.begin_tx.run();
+  if (rc == SQLITE_OK) rc = w.probe_tables.write_probes(w.db.get(), probes);
+  if (rc == SQLITE_OK) rc = w.commit_tx.run();
+  if (rc != SQLITE_OK) {
+    const util::Error err = sqlite_error(w.db.get(), rc, "writing " + w.path, w.path);
+    w.rollback_tx.run();
+    return err;
+  }
+  return {};
+}
+
+util::Result<void> RecordingWriter::add_probe_polls(const std::vector<model::ServicePoll>& polls) {
+  Impl& w = *impl_;
+  if (polls.empty()) return {};
+  int rc = w.begin_tx.run();
+  if (rc == SQLITE_OK) rc = w.probe_tables.write_polls(w.db.get(), w.next_tick_id - 1, polls);
+  if (rc == SQLITE_OK) rc = w.commit_tx.run();
+  if (rc != SQLITE_OK) {
+    const util::Error err = sqlite_error(w.db.get(), rc, "writing " + w.path, w.path);
+    w.rollback_tx.run();
+    return err;
+  }
+  return {};
+}
+
+std::pair<std::uint64_t, std::uint64_t> RecordingWriter::probe_document_bytes() const {
+  return {impl_->probe_tables.document_bytes(), impl_->probe_tables.stored_bytes()};
 }
 
 std::int64_t RecordingWriter::Impl::text_id(const std::string& s) {

@@ -6,81 +6,22 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "util/clock.h"
 
 namespace chokepoint::collect::probes {
-namespace {
-// Slow-log lines kept per probe and window: the newest.
-constexpr std::size_t kMaxSlow = 20;
-}  // namespace
-
 ReadingAccumulator::ReadingAccumulator(model::ServiceKind kind, std::string endpoint,
-                                       std::string how) {
-  obs_.kind = kind;
-  obs_.endpoint = std::move(endpoint);
-  obs_.how = std::move(how);
-}
-
-void ReadingAccumulator::add(const Reading& r, std::int64_t at_ns) {
-  ++obs_.samples_ok;
-  if (first_ns_ < 0) {
-    first_ns_ = at_ns;
-    obs_.counters_first = r.counters;
-  }
-  // A counter first seen later starts from 0 or from its first value, as the probe says.
-  for (const auto& [name, v] : r.counters) {
-    obs_.counters_first.emplace(name, r.new_counters_were_zero ? 0.0 : v);
-  }
-  last_ns_ = at_ns;
-  for (const auto& [name, v] : r.counters) obs_.counters_last[name] = v;
-  for (const auto& [name, v] : r.gauges) {
-    auto [it, added] = obs_.gauges.try_emplace(name);
-    auto& g = it->second;
-    if (added) {
-      g.min = g.max = v;
-    } else {
-      g.min = std::min(g.min, v);
-      g.max = std::max(g.max, v);
-    }
-    g.last = v;
-    gauge_sums_[name] += v;
-    ++gauge_counts_[name];
-  }
-  for (const auto& [name, v] : r.settings) obs_.settings[name] = v;
-  if (!r.backend_states.empty() || !r.counters.empty()) {
-    if (!r.backend_states.empty()) ++obs_.activity_samples;
-    for (const auto& [pid, state] : r.backend_states) ++obs_.backend_waits[pid][state];
-  }
-  // r.slow is newest first: put the oldest at the front first, so the newest ends up there.
-  for (auto it = r.slow.rbegin(); it != r.slow.rend(); ++it) {
-    if (std::find(obs_.slow.begin(), obs_.slow.end(), *it) != obs_.slow.end()) continue;
-    obs_.slow.insert(obs_.slow.begin(), *it);
-  }
-  if (obs_.slow.size() > kMaxSlow) obs_.slow.resize(kMaxSlow);
-}
-
-void ReadingAccumulator::add_failure(const util::Error& e) {
-  ++obs_.samples_failed;
-  obs_.error = e.message;
-  obs_.hint = e.hint;
-}
-
-model::ServiceObservation ReadingAccumulator::finish() const {
-  model::ServiceObservation out = obs_;
-  out.duration_ns = (first_ns_ >= 0 && last_ns_ > first_ns_) ? last_ns_ - first_ns_ : 0;
-  for (auto& [name, g] : out.gauges) {
-    auto n = gauge_counts_.find(name);
-    auto s = gauge_sums_.find(name);
-    if (n != gauge_counts_.end() && n->second > 0) g.mean = s->second / n->second;
-  }
-  return out;
-}
+                                       std::string how)
+    : acc_(model::ServiceProbe{kind, std::move(endpoint), std::move(how)}) {}
 
 struct ProbeRunner::Impl {
   std::vector<std::unique_ptr<Probe>> probes;
-  std::vector<ReadingAccumulator> acc;
-  std::vector<std::int64_t> next_ns;  // when each probe is read next
+  std::vector<model::ServiceProbe> infos;
+  std::vector<model::ServiceAccumulator> acc;
+  bool keep_polls = false;
+  std::vector<model::ServicePoll> polls;  // REQUIRES: mu held
+  std::vector<std::int64_t> next_ns;      // when each probe is read next
   std::int64_t min_interval_ns = 0;
   std::thread thread;
   std::mutex mu;
@@ -89,11 +30,20 @@ struct ProbeRunner::Impl {
 
   void read(std::size_t i) {
     auto r = probes[i]->read();
-    const std::int64_t now = util::monotonic_ns();
+    model::ServicePoll poll;
+    poll.at_ns = util::monotonic_ns();
+    poll.probe = static_cast<std::uint32_t>(i);
+    poll.ok = static_cast<bool>(r);
     if (r) {
-      acc[i].add(*r, now);
+      poll.reading = std::move(*r);
     } else {
-      acc[i].add_failure(r.error());
+      poll.error = r.error().message;
+      poll.hint = r.error().hint;
+    }
+    acc[i].add(poll);
+    if (keep_polls) {
+      std::lock_guard lock(mu);
+      polls.push_back(std::move(poll));
     }
   }
   std::int64_t interval(std::size_t i) const {
@@ -121,13 +71,25 @@ struct ProbeRunner::Impl {
   }
 };
 
-ProbeRunner::ProbeRunner(std::vector<std::unique_ptr<Probe>> probes, std::int64_t min_interval_ns)
+ProbeRunner::ProbeRunner(std::vector<std::unique_ptr<Probe>> probes, std::int64_t min_interval_ns,
+                         bool keep_polls)
     : impl_(std::make_unique<Impl>()) {
   impl_->min_interval_ns = min_interval_ns;
+  impl_->keep_polls = keep_polls;
   for (auto& p : probes) {
-    impl_->acc.emplace_back(p->kind(), p->endpoint(), p->how());
+    impl_->infos.push_back({p->kind(), p->endpoint(), p->how()});
+    impl_->acc.emplace_back(impl_->infos.back());
     impl_->probes.push_back(std::move(p));
   }
+}
+
+const std::vector<model::ServiceProbe>& ProbeRunner::probes() const {
+  return impl_->infos;
+}
+
+std::vector<model::ServicePoll> ProbeRunner::take_polls() {
+  std::lock_guard lock(impl_->mu);
+  return std::exchange(impl_->polls, {});
 }
 
 ProbeRunner::~ProbeRunner() {

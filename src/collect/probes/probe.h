@@ -17,18 +17,8 @@
 
 namespace chokepoint::collect::probes {
 
-// What one read of a service returned.
-struct Reading {
-  std::map<std::string, double> counters;  // cumulative, by the service's names
-  std::map<std::string, double> gauges;    // instantaneous
-  std::map<std::string, std::string> settings;
-  // PostgreSQL: the state of each backend now ("Lock:transactionid", "active", "idle").
-  std::map<int, std::string> backend_states;
-  std::vector<std::string> slow;  // slow operations logged since the last read, newest first
-  // A counter missing from earlier reads was 0 then (Redis lists a command once it ran, HAProxy
-  // a backend once it exists) rather than unknown (PostgreSQL's top tables change membership).
-  bool new_counters_were_zero = false;
-};
+// What one read of a service returned (model/service.h: the recording keeps it as it is).
+using Reading = model::ServiceReading;
 
 class Probe {
  public:
@@ -44,20 +34,17 @@ class Probe {
   virtual util::Result<Reading> read() = 0;
 };
 
-// Folds the readings of one probe into a window's observation.
+// Folds the readings of one probe into a window's observation (model::ServiceAccumulator, which
+// a replay of a recorded window uses too).
 class ReadingAccumulator {
  public:
   ReadingAccumulator(model::ServiceKind kind, std::string endpoint, std::string how);
-  void add(const Reading& r, std::int64_t at_ns);
-  void add_failure(const util::Error& e);
-  model::ServiceObservation finish() const;
+  void add(const Reading& r, std::int64_t at_ns) { acc_.add(r, at_ns); }
+  void add_failure(const util::Error& e) { acc_.add_failure(e.message, e.hint); }
+  model::ServiceObservation finish() const { return acc_.finish(); }
 
  private:
-  model::ServiceObservation obs_;
-  std::int64_t first_ns_ = -1;
-  std::int64_t last_ns_ = -1;
-  std::map<std::string, double> gauge_sums_;
-  std::map<std::string, int> gauge_counts_;
+  model::ServiceAccumulator acc_;
 };
 
 // Drives probes on a thread of its own: each probe is read every Probe::interval_ns() (at least
@@ -65,15 +52,22 @@ class ReadingAccumulator {
 // a last one, so the counters cover the window. finish()
 // stops the thread and returns one observation per probe, in the order given. A probe that hangs is
 // bounded by its own timeouts (every client sets one).
+// With keep_polls, every poll is also kept, timestamped, until take_polls() hands it over (a
+// recording writes them as its probe series): take them often (record does at every tick), or
+// they pile up.
 class ProbeRunner {
  public:
   explicit ProbeRunner(std::vector<std::unique_ptr<Probe>> probes,
-                       std::int64_t min_interval_ns = 100'000'000);
+                       std::int64_t min_interval_ns = 100'000'000, bool keep_polls = false);
   ~ProbeRunner();
   ProbeRunner(const ProbeRunner&) = delete;
   ProbeRunner& operator=(const ProbeRunner&) = delete;
   void start();
   std::vector<model::ServiceObservation> finish();
+  // The probes, in the order given (ServicePoll::probe indexes them).
+  const std::vector<model::ServiceProbe>& probes() const;
+  // The polls made since the last call, oldest first (none without keep_polls). Any thread.
+  std::vector<model::ServicePoll> take_polls();
 
  private:
   struct Impl;

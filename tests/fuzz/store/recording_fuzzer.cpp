@@ -1,5 +1,5 @@
-// Opens the input as a recording and replays it: any bytes must give an error or an observation,
-// never a crash, a hang or unbounded memory.
+// Opens the input as a recording and replays it (its ticks, stacks and probe series): any bytes
+// must give an error or an observation, never a crash, a hang or unbounded memory.
 #include <unistd.h>
 
 #include <cstdint>
@@ -44,6 +44,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
          {chokepoint::store::StackKind::kOnCpu, chokepoint::store::StackKind::kOffCpu}) {
       (void)reader->stack_slices(kind, std::numeric_limits<std::int64_t>::min(),
                                  std::numeric_limits<std::int64_t>::max());
+    }
+    // Schema 5's probe series, folded as replay folds a window's.
+    auto polls = reader->probe_polls(std::numeric_limits<std::int64_t>::min(),
+                                     std::numeric_limits<std::int64_t>::max());
+    if (polls) {
+      (void)chokepoint::model::fold_service_polls(reader->probes(), *polls,
+                                                  std::numeric_limits<std::int64_t>::min(),
+                                                  std::numeric_limits<std::int64_t>::max());
     }
   }
   return 0;

@@ -5,11 +5,13 @@
 #include <signal.h>
 
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
 #include "integration/probes/service_process.h"
+#include "store/recording.h"
 #include "support/cli.h"
 
 namespace chokepoint {
@@ -117,6 +119,76 @@ TEST(DiagnoseProbes, RecordKeepsWhatARedisProbeReadAndReplayShowsIt) {
   auto bare_replay = test_support::run_chokepoint({"replay", bare}, 60);
   ASSERT_EQ(bare_replay.exit_code, 0) << bare_replay.stderr_text;
   EXPECT_EQ(bare_replay.stdout_text.find("Services (their own statistics"), std::string::npos);
+}
+
+// Schema 5: record keeps every poll of the probe, timestamped, as it goes (one probe_sample row
+// per poll, Redis's counters moving under redis-benchmark), and a replay of a part of the
+// recording folds that part's polls into its own service evidence: the reads of the part, and the
+// evictions the Redis did then.
+TEST(DiagnoseProbes, RecordKeepsEachPollAndReplayOfAPartHasThatPartsServiceEvidence) {
+  EvictingRedis ev;
+  ASSERT_TRUE(ev.start());
+  const std::string file = ev.dir.path + "/series.chokepoint";
+  auto rec = test_support::run_chokepoint({"record", "--pid", std::to_string(ev.redis->pid()), "-o",
+                                           file, "-i", "500ms", "-d", "4s", "--stacks", "off"},
+                                          60);
+  ASSERT_EQ(rec.exit_code, 0) << rec.stderr_text;
+  auto reader = store::RecordingReader::open(file);
+  ASSERT_TRUE(reader) << reader.error().message;
+  ASSERT_EQ(reader->probes().size(), 1u);
+  EXPECT_EQ(reader->probes()[0].kind, model::ServiceKind::kRedis);
+  EXPECT_EQ(reader->probes()[0].endpoint, "127.0.0.1:" + std::to_string(ev.port));
+  auto polls = reader->probe_polls(std::numeric_limits<std::int64_t>::min(),
+                                   std::numeric_limits<std::int64_t>::max());
+  ASSERT_TRUE(polls) << polls.error().message;
+  // Read once a second, plus the first and last reads: 5 to 7 over 4 s.
+  ASSERT_GE(polls->size(), 5u);
+  ASSERT_LE(polls->size(), 8u);
+  double last_commands = -1;
+  std::int64_t last_at = 0;
+  for (const auto& p : *polls) {
+    ASSERT_TRUE(p.ok) << p.error;
+    EXPECT_GT(p.at_ns, last_at);
+    last_at = p.at_ns;
+    const double commands = p.reading.counters.at("total_commands_processed");
+    EXPECT_GT(commands, last_commands) << "redis-benchmark keeps it busy: the counter moves";
+    last_commands = commands;
+    EXPECT_GT(p.reading.gauges.at("used_memory"), 0);
+  }
+  // The whole replay's source counts every poll (the summary note holds the same reads).
+  const std::string source = "redis probe 127.0.0.1:" + std::to_string(ev.port);
+  auto whole = test_support::run_chokepoint({"replay", file, "--json"}, 60);
+  ASSERT_EQ(whole.exit_code, 0) << whole.stderr_text;
+  const auto jw = nlohmann::json::parse(whole.stdout_text);
+  EXPECT_NE(jw["sources"][source]["detail"].get<std::string>().find(std::to_string(polls->size()) +
+                                                                    " reads"),
+            std::string::npos)
+      << jw["sources"][source].dump();
+
+  // A part: 1 s to 3 s of the recording holds two or three of the polls.
+  const auto range = reader->time_range();
+  ASSERT_TRUE(range);
+  auto in_part = reader->probe_polls(range->first + 1'000'000'000, range->first + 3'000'000'000);
+  ASSERT_TRUE(in_part);
+  ASSERT_GE(in_part->size(), 2u);
+  for (const char* json_flag : {"--json", ""}) {
+    std::vector<std::string> args = {"replay", file, "--from", "1s", "--to", "3s"};
+    if (*json_flag) args.emplace_back(json_flag);
+    auto part = test_support::run_chokepoint(args, 60);
+    ASSERT_EQ(part.exit_code, 0) << part.stderr_text;
+    if (!*json_flag) {
+      EXPECT_NE(part.stdout_text.find("Services (their own statistics"), std::string::npos)
+          << part.stdout_text;
+      EXPECT_NE(part.stdout_text.find("evicting"), std::string::npos) << part.stdout_text;
+      continue;
+    }
+    const auto j = nlohmann::json::parse(part.stdout_text);
+    expect_evicting_redis(j, ev.port);
+    EXPECT_NE(j["sources"][source]["detail"].get<std::string>().find(
+                  std::to_string(in_part->size()) + " reads"),
+              std::string::npos)
+        << j["sources"][source].dump();
+  }
 }
 
 TEST(DiagnoseProbes, AProbeThatCannotReadItsServiceIsASourceWithAHintAndTheVerdictStands) {
