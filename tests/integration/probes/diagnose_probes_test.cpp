@@ -253,6 +253,31 @@ TEST(DiagnoseProbes, PostgresRowLockWaitsMoveFromIdleToLock) {
   EXPECT_EQ(r["bottlenecks"], j["bottlenecks"]);
   EXPECT_EQ(r["services"], j["services"]);
   EXPECT_EQ(r["sources"], j["sources"]);
+  // Schema 5: every poll of pg_stat_activity (10 Hz) is in the recording, with the backends'
+  // wait events; a part of the window (1 s to 2 s) refines its own split from its own polls, so
+  // it reads as the row lock too (without them a part read as waiting for work).
+  auto reader = store::RecordingReader::open(recording);
+  ASSERT_TRUE(reader) << reader.error().message;
+  ASSERT_EQ(reader->probes().size(), 1u);
+  EXPECT_EQ(reader->probes()[0].kind, model::ServiceKind::kPostgres);
+  auto polls = reader->probe_polls(std::numeric_limits<std::int64_t>::min(),
+                                   std::numeric_limits<std::int64_t>::max());
+  ASSERT_TRUE(polls) << polls.error().message;
+  EXPECT_GE(polls->size(), 15u);
+  int locked = 0;
+  for (const auto& p : *polls) {
+    for (const auto& [backend, state] : p.reading.backend_states) {
+      if (state == "Lock:transactionid") ++locked;
+    }
+  }
+  EXPECT_GT(locked, 0);
+  auto part = test_support::run_chokepoint(
+      {"replay", recording, "--from", "1s", "--to", "2s", "--json"}, 60);
+  ASSERT_EQ(part.exit_code, 0) << part.stderr_text;
+  const auto pj = nlohmann::json::parse(part.stdout_text);
+  EXPECT_EQ(pj["verdict"], "lock") << pj["time_split"].dump();
+  ASSERT_TRUE(pj.contains("services")) << part.stdout_text.substr(0, 2000);
+  EXPECT_EQ(pj["services"][0]["kind"], "postgres");
   // Without the probe, the same backends read as waiting for work.
   auto without = test_support::run_chokepoint(
       {"diagnose", "--pid", pid, "--children", "-d", "3s", "--no-stacks", "--json", "--no-probes"},
