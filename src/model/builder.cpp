@@ -257,6 +257,8 @@ Observation Builder::finish(bool keep_threads) {
     std::int64_t handed_ns = 0;
     if (exact_last_->on) {
       obs.wait_graph = window_graph();
+      obs.wait_graph->objects =
+          std::make_shared<const std::vector<WaitObject>>(wait_objects(*obs.wait_graph));
       handed_ns = attribute_handoffs(*obs.wait_graph, obs.threads);
     }
     obs.sources.push_back(wait_graph_source(
@@ -318,6 +320,7 @@ Observation Builder::cut_after(const Tick& last) {
   if (kept < edges_.size()) {
     edges_.erase(edges_.begin() + static_cast<std::ptrdiff_t>(kept), edges_.end());
     index_edges(edge_slots_.size());
+    edge_order_.clear();
   }
   exact_first_.reset();
   exact_last_.reset();

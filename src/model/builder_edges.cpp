@@ -58,9 +58,26 @@ Source wait_graph_source(const ExactState& last, std::size_t edges, std::int64_t
   return {"wait-for graph", true, std::move(detail), ""};
 }
 
-WaitGraph Builder::window_graph() const {
+void Builder::order_edges() {
+  const std::size_t known = edge_order_.size();
+  if (known == edges_.size()) return;
+  const auto by_key = [this](std::uint32_t a, std::uint32_t b) {
+    return edges_[a].key.tie() < edges_[b].key.tie();
+  };
+  for (std::size_t i = known; i < edges_.size(); ++i) {
+    edge_order_.push_back(static_cast<std::uint32_t>(i));
+  }
+  const auto mid = edge_order_.begin() + static_cast<std::ptrdiff_t>(known);
+  std::sort(mid, edge_order_.end(), by_key);
+  std::inplace_merge(edge_order_.begin(), mid, edge_order_.end(), by_key);
+}
+
+WaitGraph Builder::window_graph() {
+  // In the key's order, as the analysis has always summed them (a key is one entry of edges_).
+  order_edges();
   WaitGraph g;
-  for (const auto& [key, sums] : edges_) {
+  for (const std::uint32_t i : edge_order_) {
+    const auto& [key, sums] = edges_[i];
     const std::uint64_t ns = util::saturating_delta(sums.base_ns, sums.last_ns);
     const std::uint64_t count = util::saturating_delta(sums.base_count, sums.last_count);
     if (ns == 0 && count == 0) continue;
@@ -71,10 +88,6 @@ WaitGraph Builder::window_graph() const {
     e.count = count;
     g.edges.push_back(e);
   }
-  // In the key's order, as the analysis has always summed them.
-  std::sort(g.edges.begin(), g.edges.end(), [](const WakeEdge& a, const WakeEdge& b) {
-    return EdgeKey(a).tie() < EdgeKey(b).tie();
-  });
   return g;
 }
 

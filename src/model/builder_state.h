@@ -89,8 +89,10 @@ class Builder {
   // The exact mode's sums of a tick; its state and edges only in the first of the tick's two
   // passes.
   void exact_sample(const Tick& t, bool first_pass);
-  // The wait-for edges' deltas over the window.
-  WaitGraph window_graph() const;
+  // The wait-for edges' deltas over the window, in their keys' order.
+  WaitGraph window_graph();
+  // Brings edge_order_ up to the edges met since it was last sorted.
+  void order_edges();
   // The sums of edge `e`, added when new.
   EdgeSums& edge_sums(const WakeEdge& e);
   // Sizes the edges' index to `slots` (a power of two) and fills it from edges_.
@@ -133,6 +135,9 @@ class Builder {
   // empty).
   std::vector<EdgeEntry> edges_;
   std::vector<std::uint32_t> edge_slots_;
+  // Positions in edges_ in their keys' order (a prefix of them: the edges met since are sorted
+  // in by order_edges), so that a window's graph is not sorted again at every cut.
+  std::vector<std::uint32_t> edge_order_;
   // A thread was first seen in the tick being added (its exact sums are taken again).
   bool new_thread_in_tick_ = false;
   ThreadMap::iterator thread_cursor_;  // find_thread's, over a tick's thread samples
