@@ -96,6 +96,9 @@ nlohmann::json page_json(const std::string& label, const ReportedRecording& r) {
   for (std::size_t i = 0; i < r.recorded.size(); ++i) {
     page.recorded.push_back({&r.recorded[i], r.scopes[i]});
   }
+  page.on_cpu_slices = &r.window.recorded_stacks.on_cpu;
+  page.off_cpu_slices = &r.window.recorded_stacks.off_cpu;
+  page.first_ns = r.window.first_tick_ns;
   for (const auto& s : r.window.observation.sources) {
     const bool recorded = s.name == kRecordedOnCpuSource || s.name == kRecordedOffCpuSource;
     if (recorded && !s.available && page.recorded_absent_why.empty()) {

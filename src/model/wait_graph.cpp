@@ -118,6 +118,16 @@ std::vector<WaitObject> wait_objects(const WaitGraph& graph) {
   return out;  // std::map's order: (pid, syscall, object)
 }
 
+namespace {
+
+// The graph's objects: those its builder kept, else classified now.
+std::shared_ptr<const std::vector<WaitObject>> graph_objects(const WaitGraph& graph) {
+  if (graph.objects) return graph.objects;
+  return std::make_shared<const std::vector<WaitObject>>(wait_objects(graph));
+}
+
+}  // namespace
+
 std::optional<WaitChain> follow_chain(const std::vector<WaitObject>& objects,
                                       const std::vector<ThreadAccount>& threads, int pid, int tid,
                                       long syscall_nr, std::uint64_t object) {
@@ -181,7 +191,8 @@ template <typename Objects, typename Amount>
 std::vector<Handoff> handoffs_by_root(const WaitGraph& graph,
                                       const std::vector<ThreadAccount>& threads, Objects objects_of,
                                       Amount amount, bool over_handoffs, double Handoff::*field) {
-  const auto objects = wait_objects(graph);
+  const auto kept_objects = graph_objects(graph);
+  const auto& objects = *kept_objects;
   struct Acc {
     Handoff h;
     double best_waiter_ns = -1;
@@ -241,7 +252,8 @@ std::vector<Handoff> idle_handoffs(const WaitGraph& graph,
 }
 
 std::int64_t attribute_handoffs(const WaitGraph& graph, std::vector<ThreadAccount>& threads) {
-  const auto objects = wait_objects(graph);
+  const auto kept_objects = graph_objects(graph);
+  const auto& objects = *kept_objects;
   std::map<std::pair<int, int>, std::size_t> index;  // (pid, tid) -> threads[i]
   for (std::size_t i = 0; i < threads.size(); ++i) {
     index[{threads[i].key.pid, threads[i].key.tid}] = i;

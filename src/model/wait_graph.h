@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,8 +47,15 @@ struct WakeEdge {
   std::uint64_t count = 0;
 };
 
+struct WaitObject;
+
 struct WaitGraph {
   std::vector<WakeEdge> edges;  // the window's edges with ns or count > 0
+  // wait_objects(*this), kept by whoever built the graph (model::Builder does, and changes no
+  // edge after), so that attribute_handoffs, lock_handoffs and idle_handoffs classify the
+  // objects once between them, not once each (a report classifies every column's). Null:
+  // each computes them.
+  std::shared_ptr<const std::vector<WaitObject>> objects;
 };
 
 enum class WaitShape : std::uint8_t {

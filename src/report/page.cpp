@@ -7,6 +7,7 @@
 #include "render/diagnosis_report.h"
 #include "render/flamegraph_svg.h"
 #include "report/assets.h"
+#include "report/range_stacks.h"
 #include "util/escape.h"
 
 namespace chokepoint::report {
@@ -81,22 +82,29 @@ nlohmann::json recording_json(const RecordingPage& r) {
                       {"how", "chokepoint diagnose --pid PID --load URL --record FILE"}});
   }
   const auto& m = r.meta;
-  return {{"label", r.label},
-          {"meta",
-           {{"chokepoint_version", m.chokepoint_version},
-            {"kernel", m.kernel},
-            {"machine", m.machine},
-            {"cpus", m.cpus},
-            {"created_unix_s", static_cast<double>(m.created_unix_ns) / 1e9}}},
-          {"diagnosis", d},
-          {"timeline", *r.timeline},
-          {"load", r.load != nullptr ? *r.load : nlohmann::json(nullptr)},
-          {"flamegraph", r.profile != nullptr ? nlohmann::json{{"off_cpu", r.profile->off_cpu},
-                                                               {"title", r.profile->title},
-                                                               {"stacks", r.profile->stacks.size()}}
-                                              : nlohmann::json(nullptr)},
-          {"recorded_flamegraphs", recorded_graphs_json(r.recorded)},
-          {"absent", absent}};
+  nlohmann::json out = {
+      {"label", r.label},
+      {"meta",
+       {{"chokepoint_version", m.chokepoint_version},
+        {"kernel", m.kernel},
+        {"machine", m.machine},
+        {"cpus", m.cpus},
+        {"created_unix_s", static_cast<double>(m.created_unix_ns) / 1e9}}},
+      {"diagnosis", d},
+      {"timeline", *r.timeline},
+      {"load", r.load != nullptr ? *r.load : nlohmann::json(nullptr)},
+      {"flamegraph", r.profile != nullptr ? nlohmann::json{{"off_cpu", r.profile->off_cpu},
+                                                           {"title", r.profile->title},
+                                                           {"stacks", r.profile->stacks.size()}}
+                                          : nlohmann::json(nullptr)},
+      {"recorded_flamegraphs", recorded_graphs_json(r.recorded)},
+      {"absent", absent}};
+  static const std::vector<store::StackSlice> kNone;
+  nlohmann::json range =
+      range_stacks_json(r.on_cpu_slices ? *r.on_cpu_slices : kNone,
+                        r.off_cpu_slices ? *r.off_cpu_slices : kNone, r.first_ns);
+  if (!range.is_null()) out["range_stacks"] = std::move(range);
+  return out;
 }
 
 std::string script_json(const nlohmann::json& j) {

@@ -37,6 +37,11 @@ struct RecordingPage {
   bool stacks_kept = false;                   // diagnose kept stack evidence (in the evidence)
   const profile::Profile* profile = nullptr;  // the stacks diagnose kept (null: none)
   std::vector<RecordedFlameGraph> recorded;   // stacks over time (record), in page order
+  // The slices of those stacks (null or empty: none), for flame graphs of a range the reader
+  // chooses (report/range_stacks.h); first_ns: the recording's first tick, the page's time 0.
+  const std::vector<store::StackSlice>* on_cpu_slices = nullptr;
+  const std::vector<store::StackSlice>* off_cpu_slices = nullptr;
+  std::int64_t first_ns = 0;
   // When `recorded` is empty: why the recording has no stacks over time (empty: it was made by
   // diagnose --record, or before schema 3).
   std::string recorded_absent_why;
@@ -45,7 +50,8 @@ struct RecordingPage {
 // The JSON the page draws for one recording: label, meta, diagnosis (render::diagnosis_json
 // without its per-thread list, which the heat map carries), timeline, load, flamegraph (the kept
 // profile's kind and title, or null), recorded_flamegraphs ([{off_cpu, title, stacks, scope}],
-// the stacks over time), and "absent": the panels this recording has no data for, each with why
+// the stacks over time), "range_stacks" (report/range_stacks.h; only when the recording has stack
+// slices), and "absent": the panels this recording has no data for, each with why
 // and how to get it.
 nlohmann::json recording_json(const RecordingPage& r);
 

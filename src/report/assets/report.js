@@ -15,7 +15,7 @@
   var data = JSON.parse(document.getElementById('report-data').textContent);
   var root = document.getElementById('report');
   // What the page drew, for the browser tests and for anyone scripting the page.
-  var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [] };
+  var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [], ranges: [] };
   window.chokepointReport = api;
 
   function el(tag, cls, text, parent) {
@@ -498,6 +498,244 @@
     });
   }
 
+  // --- flame graphs of a time range the reader chooses, from the stack slices record kept
+  // (report/range_stacks.h): dragging across the time bar merges the slices that overlap the
+  // range and draws that range's on-CPU and off-CPU graphs (frames on a canvas, with fillText)
+  var FRAME_PX = 16;
+
+  // The merged stacks of a kind over [from_s, to_s): a tree of {name, value, children}, and the
+  // slices it took.
+  function rangeTree(rs, kind, from_s, to_s) {
+    var root = { name: 'all', value: 0, children: Object.create(null), list: null, depth: 0 };
+    var used = [];
+    kind.slices.forEach(function (sl, i) {
+      if (!(sl.to_s > from_s && sl.from_s < to_s)) return;
+      used.push(i);
+      for (var k = 0; k + 1 < sl.counts.length; k += 2) {
+        var frames = rs.stacks[sl.counts[k]], value = sl.counts[k + 1];
+        var node = root;
+        node.value += value;
+        for (var f = 0; f < frames.length; ++f) {
+          var name = rs.frames[frames[f]];
+          var child = node.children[name];
+          if (!child) {
+            // Own-property map keyed by hostile names: no prototype to collide with.
+            child = { name: name, value: 0, children: Object.create(null), list: null,
+              depth: node.depth + 1, parent: node };
+            node.children[name] = child;
+          }
+          child.value += value;
+          node = child;
+        }
+      }
+    });
+    return { root: root, used: used };
+  }
+
+  function sortedChildren(node) {
+    if (!node.list) {
+      node.list = Object.keys(node.children).sort().map(function (k) { return node.children[k]; });
+    }
+    return node.list;
+  }
+
+  function hueOf(name, offCpu) {
+    var h = 0;
+    for (var i = 0; i < name.length && i < 40; ++i) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+    var r = (h % 1000) / 1000;
+    return offCpu ? 'rgb(' + Math.round(80 + 60 * r) + ',' + Math.round(120 + 70 * r) + ',' +
+      Math.round(200 + 55 * r) + ')'
+      : 'rgb(' + Math.round(205 + 50 * r) + ',' + Math.round(80 + 130 * r) + ',' +
+      Math.round(40 * r) + ')';
+  }
+
+  // One flame graph on a canvas: root at the bottom; click a frame to zoom into it, a frame below
+  // it (or the bottom one) to zoom out; hover for the frame's name and share.
+  function rangeFlameGraph(parent, offCpu, unit) {
+    var canvas = el('canvas', 'range-flame', null, parent);
+    var g = { canvas: canvas, tree: null, focus: null, boxes: [] };
+    function depthOf(node) {
+      var d = 0;
+      sortedChildren(node).forEach(function (c) { d = Math.max(d, 1 + depthOf(c)); });
+      return d;
+    }
+    function draw() {
+      var width = chartWidth(parent);
+      var root = g.tree.root;
+      var depth = root.value > 0 ? depthOf(root) + 1 : 1;
+      canvas.width = width;
+      canvas.height = depth * FRAME_PX;
+      var ctx = canvas.getContext('2d');
+      ctx.font = '11px system-ui, sans-serif';
+      ctx.textBaseline = 'middle';
+      g.boxes = [];
+      if (root.value <= 0) {
+        ctx.fillStyle = '#666';
+        ctx.fillText('no ' + (offCpu ? 'off-CPU' : 'on-CPU') + ' stacks in this range', 4, 8);
+        return;
+      }
+      var focus = g.focus || root;
+      function box(node, x, w) {
+        var y = canvas.height - (node.depth + 1) * FRAME_PX;
+        ctx.fillStyle = node === root ? '#bbb' : hueOf(node.name, offCpu);
+        ctx.fillRect(x, y, Math.max(0.5, w - 0.5), FRAME_PX - 1);
+        if (w > 30) {
+          var text = node.name, room = w - 6;
+          if (ctx.measureText(text).width > room) {
+            var n = Math.floor(text.length * room / ctx.measureText(text).width) - 2;
+            text = n > 2 ? text.slice(0, n) + '..' : '';
+          }
+          ctx.fillStyle = '#000';
+          if (text) ctx.fillText(text, x + 3, y + FRAME_PX / 2);
+        }
+        g.boxes.push({ x: x, y: y, w: w, node: node });
+      }
+      // The focus's ancestors span the width; the focus and what it called are scaled to it.
+      for (var a = focus.parent; a; a = a.parent) box(a, 0, width);
+      (function layout(node, x, w) {
+        box(node, x, w);
+        var cx = x;
+        sortedChildren(node).forEach(function (c) {
+          var cw = w * c.value / node.value;
+          if (cw >= 0.3) layout(c, cx, cw);
+          cx += cw;
+        });
+      })(focus, 0, width);
+    }
+    function hit(ev) {
+      var r = canvas.getBoundingClientRect();
+      var x = (ev.clientX - r.left) * canvas.width / r.width;
+      var y = (ev.clientY - r.top) * canvas.height / r.height;
+      for (var i = 0; i < g.boxes.length; ++i) {
+        var b = g.boxes[i];
+        if (x >= b.x && x < b.x + b.w && y >= b.y && y < b.y + FRAME_PX) return b.node;
+      }
+      return null;
+    }
+    canvas.addEventListener('mousemove', function (ev) {
+      var n = hit(ev);
+      if (!n) { hideTip(); return; }
+      var v = offCpu ? num(n.value / 1e9, 3) + ' s blocked' : n.value + ' ' + unit;
+      showTip(ev, n.name + '\n' + v + ' (' + pct(n.value / g.tree.root.value) + ')');
+    });
+    canvas.addEventListener('mouseleave', hideTip);
+    canvas.addEventListener('click', function (ev) {
+      var n = hit(ev);
+      if (!n) return;
+      g.focus = n === g.tree.root ? null : n;
+      draw();
+    });
+    g.show = function (tree) { g.tree = tree; g.focus = null; draw(); };
+    // The frames drawn, for the browser tests: [name, value, depth].
+    g.frames = function () {
+      return g.boxes.map(function (b) { return [b.node.name, b.node.value, b.node.depth]; });
+    };
+    return g;
+  }
+
+  function rangeStacksSection(rec, parent) {
+    var rs = rec.range_stacks;
+    if (!rs) return;
+    var kinds = [];
+    if (rs.on_cpu) kinds.push({ key: 'on_cpu', off: false, data: rs.on_cpu });
+    if (rs.off_cpu) kinds.push({ key: 'off_cpu', off: true, data: rs.off_cpu });
+    var end_s = rec.diagnosis.duration_s || 0;
+    kinds.forEach(function (k) {
+      k.data.slices.forEach(function (sl) { end_s = Math.max(end_s, sl.to_s); });
+    });
+    if (!(end_s > 0)) return;
+    el('h3', null, 'Flame graphs of a time range', parent);
+    var merged = kinds.some(function (k) { return k.data.merged_by > 1; });
+    el('p', 'note', 'drag across the bar (time from the first sample; its height is each ' +
+      'slice\'s stacks) to choose a range: the graphs below then hold only the slices that ' +
+      'overlap it' + (merged ? ' (' + kinds[0].data.merged_by + ' slices merged per bar)' : '') +
+      '; a click without a drag chooses the whole recording again', parent);
+    var bar = el('canvas', 'brush', null, parent);
+    var width = chartWidth(parent);
+    bar.width = width;
+    bar.height = 40;
+    var label = el('p', 'range-label', null, parent);
+    var graphs = kinds.map(function (k) {
+      var h = el('h4', null, null, parent);
+      var hz = k.data.frequency_hz;
+      return { kind: k, title: h, graph: rangeFlameGraph(parent, k.off, 'samples' +
+        (hz ? ' at ' + num(hz, 0) + ' Hz' : '')) };
+    });
+    var range = { from_s: 0, to_s: end_s, end_s: end_s, graphs: graphs, bar: bar };
+    function xOf(s) { return Math.max(0, Math.min(width, s / end_s * width)); }
+    function drawBar() {
+      var ctx = bar.getContext('2d');
+      ctx.clearRect(0, 0, width, 40);
+      ctx.fillStyle = '#fff';
+      ctx.fillRect(0, 0, width, 40);
+      // Each kind's share of its largest slice, on-CPU above, off-CPU below.
+      kinds.forEach(function (k, ki) {
+        var totals = k.data.slices.map(function (sl) {
+          var t = 0;
+          for (var i = 1; i < sl.counts.length; i += 2) t += sl.counts[i];
+          return t;
+        });
+        var max = Math.max.apply(null, totals.concat([1]));
+        var y0 = kinds.length === 2 ? ki * 20 : 0, hh = kinds.length === 2 ? 19 : 39;
+        ctx.fillStyle = k.off ? '#6f9fd8' : '#e0762f';
+        k.data.slices.forEach(function (sl, i) {
+          var h = Math.max(totals[i] > 0 ? 1 : 0, totals[i] / max * hh);
+          var x0 = xOf(sl.from_s), x1 = xOf(sl.to_s);
+          ctx.fillRect(x0, y0 + hh - h, Math.max(1, x1 - x0 - 1), h);
+        });
+      });
+      if (range.from_s > 0 || range.to_s < end_s) {
+        ctx.fillStyle = 'rgba(0,0,0,0.18)';
+        ctx.fillRect(0, 0, xOf(range.from_s), 40);
+        ctx.fillRect(xOf(range.to_s), 0, width - xOf(range.to_s), 40);
+        ctx.strokeStyle = '#000';
+        ctx.strokeRect(xOf(range.from_s) + 0.5, 0.5, xOf(range.to_s) - xOf(range.from_s) - 1, 39);
+      }
+    }
+    range.select = function (from_s, to_s) {
+      range.from_s = Math.max(0, Math.min(from_s, to_s));
+      range.to_s = Math.min(end_s, Math.max(from_s, to_s));
+      var whole = range.from_s <= 0 && range.to_s >= end_s;
+      label.textContent = whole ? 'the whole recording (' + num(end_s, 1) + ' s)'
+        : num(range.from_s, 1) + ' s to ' + num(range.to_s, 1) + ' s of ' + num(end_s, 1) + ' s';
+      graphs.forEach(function (g) {
+        var tree = rangeTree(rs, g.kind.data, range.from_s, range.to_s);
+        var used = tree.used.map(function (i) { return g.kind.data.slices[i]; });
+        var span = used.length ? num(used[0].from_s, 1) + ' s to ' +
+          num(used[used.length - 1].to_s, 1) + ' s' : 'no slice';
+        g.title.textContent = (g.kind.off ? 'Off-CPU time' : 'On-CPU') + ', ' + label.textContent +
+          ': ' + used.length + ' of ' + g.kind.data.slices.length + ' slices (' + span + ')';
+        g.graph.show(tree);
+      });
+      drawBar();
+    };
+    var dragFrom = null;
+    function timeAt(ev) {
+      var r = bar.getBoundingClientRect();
+      return Math.max(0, Math.min(1, (ev.clientX - r.left) / r.width)) * end_s;
+    }
+    bar.addEventListener('mousedown', function (ev) { dragFrom = timeAt(ev); ev.preventDefault(); });
+    bar.addEventListener('mousemove', function (ev) {
+      var t = timeAt(ev);
+      showTip(ev, num(t, 1) + ' s');
+      if (dragFrom === null) return;
+      range.from_s = Math.min(dragFrom, t);
+      range.to_s = Math.max(dragFrom, t);
+      drawBar();
+    });
+    bar.addEventListener('mouseleave', hideTip);
+    window.addEventListener('mouseup', function (ev) {
+      if (dragFrom === null) return;
+      var t = timeAt(ev), from = dragFrom;
+      dragFrom = null;
+      // A click (under 3 px of movement): the whole recording again.
+      if (Math.abs(xOf(t) - xOf(from)) < 3) range.select(0, end_s);
+      else range.select(from, t);
+    });
+    range.select(0, end_s);
+    api.ranges.push(range);
+  }
+
   function absentSection(rec, parent) {
     if (!rec.absent.length) return;
     el('h2', null, 'Not in this recording', parent);
@@ -707,6 +945,7 @@
     loadSection(rec, box);
     stacksSection(rec, i, box);
     recordedStacksSection(rec, i, box);
+    rangeStacksSection(rec, box);
     absentSection(rec, box);
     sourcesSection(rec, box);
   });

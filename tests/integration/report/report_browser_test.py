@@ -135,10 +135,14 @@ def record_cpu(work):
                             '--stacks', 'on', '-o', out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            text=True)
     started.append(rec)
+    # Idle for 1.5 s once the recording has started (its first line), then under load: two
+    # phases for the flame graphs of a chosen range.
+    first = rec.stderr.readline()
     time.sleep(1.5)
     run([os.path.join(args.bin, 'chokepoint'), 'load', '-c4', '-d3s',
          'http://127.0.0.1:%d/' % port])
     _, err = rec.communicate(timeout=60)
+    err = first + err
     assert rec.returncode == 0, err
     stop(lab)
     replayed = json.loads(run([os.path.join(args.bin, 'chokepoint'), 'replay', out,
@@ -427,6 +431,88 @@ def main():
                 evidence = ' '.join(rec['diagnosis']['bottlenecks'][0]['evidence'])
                 assert 'hottest code on CPU: chokepoint::lab::lab_cpu_' in evidence, evidence
         check('chokepoint record keeps stacks over time and the page draws them', recorded_stacks)
+
+        def range_flame_graphs():
+            # Dragging across the time bar of "Flame graphs of a time range" redraws the on-CPU
+            # and off-CPU graphs from the slices that overlap the range only: the idle first
+            # phase holds none of the load's hot function, the loaded one does, and each graph's
+            # stacks are exactly the page data's slices of that range merged (here, in Python).
+            rs = page_data(driver)['recordings'][0]['range_stacks']
+            assert rs['on_cpu'] and rs['off_cpu'], rs.keys()
+            on = rs['on_cpu']['slices']
+
+            def names_of(sl):
+                return {rs['frames'][f] for k in range(0, len(sl['counts']), 2)
+                        for f in rs['stacks'][sl['counts'][k]]}
+
+            def expected(kind, from_s, to_s):
+                total, names = 0, set()
+                for sl in rs[kind]['slices']:
+                    if sl['to_s'] > from_s and sl['from_s'] < to_s:
+                        total += sum(sl['counts'][1::2])
+                        names |= names_of(sl)
+                return total, names
+
+            def shown():
+                return driver.execute_script("""
+                    var r = window.chokepointReport.ranges[0];
+                    return [r.from_s, r.to_s, r.graphs.map(function (g) {
+                      var names = [], root = g.graph.tree.root;
+                      (function walk(n) {
+                        Object.keys(n.children).forEach(function (k) {
+                          names.push(k); walk(n.children[k]); });
+                      })(root);
+                      return [g.kind.key, root.value, names, g.title.textContent,
+                              g.graph.frames().length];
+                    })];""")
+
+            def matches_data():
+                from_s, to_s, graphs = shown()
+                assert [g[0] for g in graphs] == ['on_cpu', 'off_cpu'], graphs
+                for kind, total, names, title, drawn in graphs:
+                    want_total, want_names = expected(kind, from_s, to_s)
+                    assert total == want_total, (kind, from_s, to_s, total, want_total, title)
+                    assert set(names) == want_names, (kind, title)
+                    assert (drawn > 0) == (total > 0), (kind, title, drawn)
+                return from_s, to_s, graphs
+
+            bar = driver.execute_script('return window.chokepointReport.ranges[0].bar')
+            end_s = driver.execute_script('return window.chokepointReport.ranges[0].end_s')
+            driver.execute_script('arguments[0].scrollIntoView({block: "center"})', bar)
+            width = bar.size['width']
+
+            def drag(from_s, to_s):
+                # ActionChains offsets are from the element's centre.
+                x0 = int(from_s / end_s * width - width / 2)
+                x1 = int(to_s / end_s * width - width / 2)
+                ActionChains(driver).move_to_element_with_offset(bar, x0, 0).click_and_hold() \
+                    .move_by_offset(x1 - x0, 0).release().perform()
+                time.sleep(0.05)
+                return matches_data()
+
+            _, _, whole = matches_data()
+            assert all('the whole recording' in g[3] for g in whole), whole
+            hot = [i for i, sl in enumerate(on) if 'run_cpu_work' in ' '.join(names_of(sl))]
+            assert hot, 'no on-CPU slice holds run_cpu_work'
+            assert hot[0] > 0, 'the first slice is already under load: no idle phase'
+            first_hot = on[hot[0]]
+            # The idle phase: from the start to just inside the last slice before the load.
+            idle = on[hot[0] - 1]
+            _, _, graphs = drag(0.02 * end_s, idle['to_s'] - 0.3 * (idle['to_s'] - idle['from_s']))
+            assert 'run_cpu_work' not in ' '.join(graphs[0][2]), graphs[0][3]
+            assert graphs[0][1] < whole[0][1], (graphs[0][3], whole[0][3])
+            # The loaded phase: from inside its first slice to the end.
+            from_s = first_hot['from_s'] + 0.5 * (first_hot['to_s'] - first_hot['from_s'])
+            _, _, graphs = drag(from_s, 0.98 * end_s)
+            assert 'run_cpu_work' in ' '.join(graphs[0][2]), graphs[0][3]
+            assert graphs[0][1] > 0 and graphs[1][1] > 0, graphs
+            # A click without a drag: the whole recording again.
+            ActionChains(driver).move_to_element(bar).click().perform()
+            time.sleep(0.05)
+            _, _, again = matches_data()
+            assert [g[1] for g in again] == [g[1] for g in whole], (again, whole)
+            no_console_errors(driver)
+        check('dragging a time range draws that range\'s flame graphs only', range_flame_graphs)
         driver.execute_script('window.scrollTo(0, document.body.scrollHeight)')
         time.sleep(0.1)
         driver.save_screenshot(os.path.join(args.artifacts, 'cpu-stacks-report.png'))
