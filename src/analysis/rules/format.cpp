@@ -101,6 +101,8 @@ void add_handoff_evidence(Bottleneck& b, const std::vector<const model::Handoff*
                           double ns, double busy_ns, std::string_view what) {
   if (handoffs.empty()) return;
   const auto& first = *handoffs[0];
+  // A root whose state was not measured (a thread seen with no time) says nothing of the wait.
+  if (first.chain.root_short_lived == 0 && first.chain.root_share <= 0) return;
   b.evidence.push_back(fmt::format("{} ({} {} waited for it, {} of busy time{}; wait-for graph)",
                                    chain_text(first.chain), first.waiters,
                                    first.waiters == 1 ? "thread" : "threads",
@@ -142,6 +144,18 @@ std::string chain_text(const model::WaitChain& chain) {
       return out + "an interrupt";
     case model::WakerKind::kThread:
       break;
+  }
+  if (chain.root_short_lived > 0) {
+    // Their time was never sampled: it is what the graph says they did (model::ShortLivedThread).
+    out += fmt::format("{} short-lived {}{} (each started and ended between two samples)",
+                       chain.root_short_lived, chain.root_short_lived == 1 ? "thread" : "threads",
+                       chain.root_comm.empty() ? "" : fmt::format(" like '{}'", chain.root_comm));
+    if (!chain.root_resource) return out;
+    const auto r = *chain.root_resource;
+    const std::string state = r == model::Resource::kOnCpu
+                                  ? "on a CPU or runnable (not blocked)"
+                                  : fmt::format("blocked in {}", model::resource_name(r));
+    return out + fmt::format(", which were {} {} of their lives", state, percent(chain.root_share));
   }
   out += thread_text(chain.root_comm, chain.root_tid);
   if (!chain.root_resource) return out + " (outside the target)";
