@@ -99,15 +99,23 @@ std::vector<const model::Handoff*> Context::disk_handoffs() const {
 
 void add_handoff_evidence(Bottleneck& b, const std::vector<const model::Handoff*>& handoffs,
                           double ns, double busy_ns, std::string_view what) {
-  if (handoffs.empty()) return;
-  const auto& first = *handoffs[0];
-  // A root whose state was not measured (a thread seen with no time) says nothing of the wait.
-  if (first.chain.root_short_lived == 0 && first.chain.root_share <= 0) return;
+  // A root whose state was not measured (a thread seen with no time) says nothing of the wait:
+  // the first chain that does is the line.
+  auto says_something = [](const model::Handoff* h) {
+    return h->chain.root_short_lived > 0 || h->chain.root_share > 0;
+  };
+  auto it = std::find_if(handoffs.begin(), handoffs.end(), says_something);
+  if (it == handoffs.end()) return;
+  const auto& first = **it;
+  // `ns` is the first hand-off's; a later one's is its own (one of the two is set).
+  const double shown_ns = it == handoffs.begin() ? ns : first.lock_ns + first.idle_ns;
   b.evidence.push_back(fmt::format("{} ({} {} waited for it, {} of busy time{}; wait-for graph)",
                                    chain_text(first.chain), first.waiters,
                                    first.waiters == 1 ? "thread" : "threads",
-                                   percent(busy_ns > 0 ? ns / busy_ns : 0), what));
-  for (const auto* h : handoffs) b.chains.push_back(h->chain);
+                                   percent(busy_ns > 0 ? shown_ns / busy_ns : 0), what));
+  for (const auto* h : handoffs) {
+    if (says_something(h)) b.chains.push_back(h->chain);
+  }
 }
 
 double Context::lock_ns_handed_to_disk() const {
