@@ -12,18 +12,10 @@ namespace {
 
 using util::terminal_text;
 
-// "cpu (serial) - 100% of busy time", or "none".
-std::string tier_verdict_text(const analysis::Diagnosis& d) {
-  if (d.verdict == analysis::Verdict::kNone || d.bottlenecks.empty()) return "none";
-  const auto& b = d.bottlenecks.front();
-  return fmt::format("{} ({}) - {}", analysis::verdict_name(b.resource),
-                     analysis::kind_name(b.kind), analysis::share_text(b));
-}
-
 std::string limiting_text(const TiersView& v) {
   if (!v.limiting.tier) return "none found";
   return fmt::format("{}: {}", analysis::tier_label(v.tiers, *v.limiting.tier),
-                     tier_verdict_text(v.tiers[*v.limiting.tier].diagnosis));
+                     verdict_words(v.tiers[*v.limiting.tier].diagnosis));
 }
 
 DiffSide tier_side(const TiersDiffSide& s, std::size_t i) {
@@ -80,8 +72,8 @@ std::string tiers_diff_text(const TiersDiffSide& before, const TiersDiffSide& af
         "  tier {}: {} -> {}\n", i + 1,
         terminal_text(fmt::format("pid {} ({})", x.tiers[i].root_pid, x.tiers[i].name)),
         terminal_text(fmt::format("pid {} ({})", y.tiers[i].root_pid, y.tiers[i].name)));
-    out += fmt::format("    {} -> {}\n", tier_verdict_text(x.tiers[i].diagnosis),
-                       tier_verdict_text(y.tiers[i].diagnosis));
+    out += fmt::format("    {} -> {}\n", verdict_words(x.tiers[i].diagnosis),
+                       verdict_words(y.tiers[i].diagnosis));
   }
   for (std::size_t i = 0; i < x.tiers.size(); ++i) {
     out += fmt::format("\n=== tier {} ===\n", i + 1);
