@@ -178,9 +178,11 @@ util::Result<ParsedOptions> parse_options(int argc, char** argv) {
                  "pipeline: stage threads that run the work (fix: > 1)")
       ->check(CLI::Range(1, 1024));
   std::map<std::string, HandoffMode> handoffs = {{"semaphore", HandoffMode::kSemaphore},
-                                                 {"condvar", HandoffMode::kCondvar}};
-  add_choice(app, "--handoff", o.handoff, handoffs, "semaphore|condvar",
-             "pipeline: the requester waits for its reply on a semaphore or a condvar");
+                                                 {"condvar", HandoffMode::kCondvar},
+                                                 {"join", HandoffMode::kJoin}};
+  add_choice(app, "--handoff", o.handoff, handoffs, "semaphore|condvar|join",
+             "pipeline: the requester waits for its reply on a semaphore or a condvar, or starts "
+             "a thread per request for the work and joins it (join: no stage threads)");
   std::map<std::string, StageWork> stage_works = {{"cpu", StageWork::kCpu},
                                                   {"fsync", StageWork::kFsync}};
   add_choice(app, "--stage-work", o.stage_work, stage_works, "cpu|fsync",

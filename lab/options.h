@@ -41,7 +41,7 @@ enum class LockType { kMutex, kRwlock };
 enum class CommitMode { kPerRequest, kBatch, kAsync };
 enum class LogMode { kSync, kAsync, kOff };
 // pipeline: what the requester waits for its reply on.
-enum class HandoffMode { kSemaphore, kCondvar };
+enum class HandoffMode { kSemaphore, kCondvar, kJoin };
 // pipeline: what a stage thread does per job: CPU work, or a durable write (write + fdatasync).
 enum class StageWork { kCpu, kFsync };
 // cpu, upstream: where answers are kept. kOn is an in-process memo; the others a real server.

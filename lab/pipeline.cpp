@@ -51,11 +51,13 @@ class PipelineHandler : public Handler {
   PipelineHandler(const Options& o, util::ScopedFd stage_file)
       : work_(CpuWork::calibrate(o.work_us)),
         semaphore_(o.handoff == HandoffMode::kSemaphore),
+        join_(o.handoff == HandoffMode::kJoin),
         stage_file_(std::move(stage_file)),
         record_(static_cast<std::size_t>(o.record_bytes), 'r') {
     if (!record_.empty()) record_.back() = '\n';
     sem_init(&jobs_, 0, 0);
-    for (int i = 0; i < o.pipeline_workers; ++i) stages_.emplace_back([this] { stage_loop(); });
+    for (int i = 0; !join_ && i < o.pipeline_workers; ++i)
+      stages_.emplace_back([this] { stage_loop(); });
   }
   ~PipelineHandler() override {
     {
@@ -71,6 +73,15 @@ class PipelineHandler : public Handler {
     const std::string key(query);
     Job job;
     job.key_hash = key_hash(key);
+    if (join_) {
+      // A thread for this one job, joined: it lives for the job's work only.
+      std::thread joined([this, &job] {
+        set_thread_name("lab-joined");
+        run_job(job);
+      });
+      joined.join();
+      return reply(key, job);
+    }
     if (semaphore_) sem_init(&job.done, 0, 0);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -84,6 +95,12 @@ class PipelineHandler : public Handler {
       std::unique_lock<std::mutex> lock(job.mu);
       job.cv.wait(lock, [&job] { return job.finished; });
     }
+    return reply(key, job);
+  }
+  bool blocking() const override { return true; }
+
+ private:
+  static Response reply(const std::string& key, const Job& job) {
     char hex[64];
     std::snprintf(hex, sizeof(hex), " hash=%016llx sum=%016llx\n",
                   static_cast<unsigned long long>(job.result.hash),
@@ -92,9 +109,18 @@ class PipelineHandler : public Handler {
     r.body = "pipeline key=" + key + hex;
     return r;
   }
-  bool blocking() const override { return true; }
 
- private:
+  // The job's work: CPU work, or with --stage-work fsync one record made durable.
+  void run_job(Job& job) {
+    if (stage_file_.valid()) {
+      // A failed write leaves the result zero; the answer still goes back to the requester.
+      job.result = CpuResult{};
+      if (lab_stage_commit(stage_file_.get(), record_)) job.result.hash = job.key_hash;
+    } else {
+      job.result = run_cpu_work(work_, job.key_hash);
+    }
+  }
+
   void stage_loop() {
     set_thread_name("lab-stage");
     for (;;) {
@@ -109,13 +135,7 @@ class PipelineHandler : public Handler {
         job = queue_.front();
         queue_.pop_front();
       }
-      if (stage_file_.valid()) {
-        // A failed write leaves the result zero; the answer still goes back to the requester.
-        job->result = CpuResult{};
-        if (lab_stage_commit(stage_file_.get(), record_)) job->result.hash = job->key_hash;
-      } else {
-        job->result = run_cpu_work(work_, job->key_hash);
-      }
+      run_job(*job);
       if (semaphore_) {
         sem_post(&job->done);
       } else {
@@ -129,6 +149,7 @@ class PipelineHandler : public Handler {
 
   CpuWork work_;
   bool semaphore_;
+  bool join_;                  // --handoff join: a thread per job, joined; no stage threads
   util::ScopedFd stage_file_;  // --stage-work fsync
   std::string record_;         // what each fsync'ed job appends
   sem_t jobs_{};  // counts queued jobs (and, at shutdown, one wake-up per stage thread)

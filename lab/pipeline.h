@@ -5,9 +5,12 @@
 // (--handoff condvar, the default) or a POSIX semaphore (--handoff semaphore). With one stage
 // thread the service is bound by that one thread's CPU (cpu, serial) while the requesters sleep
 // in futex waits that one other thread posts: the wait-for case of issue 15, class 1. The fix is
-// more stage threads. With --stage-work fsync the stage writes and fdatasyncs one record per job
-// to `stage_file` instead (a durable hand-off: the service is bound by that one thread's disk
-// syncs, disk (fsync), while the requesters wait on it).
+// more stage threads. With --handoff join there is no stage: each request starts a short-lived
+// `lab-joined` thread that does the work and joins it (pthread_join sleeps on the thread-id word
+// the kernel clears and wakes at the thread's exit), so the requester waits for a thread that
+// lives for one job, less than a sampling interval. With --stage-work fsync the stage writes and
+// fdatasyncs one record per job to `stage_file` instead (a durable hand-off: the service is bound
+// by that one thread's disk syncs, disk (fsync), while the requesters wait on it).
 //
 // The handler owns its stage threads; destroying it (after the server stopped calling it) stops
 // and joins them.

@@ -2,6 +2,7 @@
 // the verdict, the evidence and the fix to do first. With --load URL it drives the target with
 // chokepoint load while it watches.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <atomic>
 #include <cerrno>
@@ -22,6 +23,7 @@
 #include "app/target_session.h"
 #include "app/version.h"
 #include "collect/procfs/proc_fs.h"
+#include "collect/sampler/target.h"
 #include "model/tiers.h"
 #include "monitor/tier_window.h"
 #include "render/diagnosis_report.h"
@@ -40,6 +42,27 @@ namespace {
 
 // Set by SIGINT and SIGTERM once the run starts (util/stop_signal.h).
 std::atomic<bool>& g_stop = util::stop_flag();
+
+// A --cgroup target that holds no process (before the window, or throughout it): the error says
+// so, and the hint names the cgroups below it that hold the services, if any (a v2 slice keeps
+// its processes in its children).
+util::Error empty_cgroup_error(const std::string& cgroup_path, bool during_window) {
+  const std::vector<std::string> below =
+      collect::sampler::cgroups_with_processes_below(cgroup_path, 4);
+  std::string hint;
+  if (below.empty()) {
+    hint =
+        "wait until the service runs in it, or pass --cgroup with the service's own cgroup (see "
+        "/proc/PID/cgroup)";
+  } else {
+    hint = "its processes are in the cgroups below it: pass --cgroup with one of " +
+           fmt::format("{}", fmt::join(below, ", "));
+  }
+  return util::Error{
+      fmt::format("cgroup {} {}", cgroup_path,
+                  during_window ? "held no process during the window" : "holds no process"),
+      hint, ESRCH};
+}
 
 struct DiagnoseArgs {
   TargetArgs target;
@@ -115,6 +138,11 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     recording = std::move(*w);
   }
   auto session = TargetSession::open(a.target, /*several_pids=*/true);
+  const bool cgroup_target = session->spec().kind == collect::sampler::TargetSpec::Kind::kCgroup;
+  if (cgroup_target) {
+    auto pids = collect::sampler::resolve_pids(session->spec(), collect::procfs::ProcFs());
+    if (pids && pids->empty()) throw util::FatalError(empty_cgroup_error(a.target.cgroup, false));
+  }
   util::stop_on_signals();
 
   std::unique_ptr<BackgroundLoad> load;
@@ -194,9 +222,44 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     kept_stacks = std::move(stacks);
     budget.mark("stacks");
   }
+  // Tiers: each tier's stacks for its own verdict, from its own processes (the root and its
+  // children), one tier after the other; the stacks' time is shared among the tiers that need
+  // them, so the run keeps its promise.
+  if (tiers && !a.no_stacks && !g_stop.load()) {
+    std::vector<std::size_t> wanted;
+    for (std::size_t i = 0; i < tiers->tiers.size(); ++i) {
+      if (verdict_has_stacks(tiers->tiers[i].diagnosis.verdict)) wanted.push_back(i);
+    }
+    const std::int64_t tier_stacks_ns =
+        wanted.empty() ? 0 : stacks_ns / static_cast<std::int64_t>(wanted.size());
+    if (!a.json && !wanted.empty()) {
+      std::cerr << fmt::format(
+          "chokepoint: collecting each tier's stacks for its verdict, {:.1f} s a tier "
+          "(--no-stacks skips this)...\n",
+          tier_stacks_ns / 1e9);
+    }
+    for (std::size_t i : wanted) {
+      if (g_stop.load()) break;
+      analysis::TierDiagnosis& tier = tiers->tiers[i];
+      collect::sampler::TargetSpec spec;
+      spec.kind = collect::sampler::TargetSpec::Kind::kPid;
+      spec.pid = tier.root_pid;
+      spec.children = true;
+      std::optional<analysis::BottleneckKind> kind;
+      if (!tier.diagnosis.bottlenecks.empty()) kind = tier.diagnosis.bottlenecks.front().kind;
+      const VerdictStacks stacks =
+          stacks_for_verdict(tier.diagnosis.verdict, spec, tier_stacks_ns, &g_stop,
+                             budget.capture_end_ns(), budget.symbolize_deadline_ns(), kind);
+      add_stacks(stacks, tiers->observations[i], tier.diagnosis);
+    }
+    if (!wanted.empty()) budget.mark("stacks");
+  }
   const util::Result<loadgen::LoadResult>* load_result = load ? &load->finish() : nullptr;
   const bool launched = session->launched();
   session->end_command();
+  if (!window && cgroup_target && window.error().errno_value == ESRCH) {
+    throw util::FatalError(empty_cgroup_error(a.target.cgroup, true));
+  }
   if (!window) {
     throw util::FatalError(window.error(), window.error().errno_value == EINVAL
                                                ? util::kExitUsage

@@ -1,5 +1,7 @@
 // chokepoint diff: two recordings side by side (before and after a fix): the verdicts, the time
 // split and the evidence, with what moved and by how much.
+#include <fmt/format.h>
+
 #include <iostream>
 #include <memory>
 
@@ -8,6 +10,7 @@
 #include "render/diagnosis_diff.h"
 #include "render/json_text.h"
 #include "render/services_diff.h"
+#include "render/tiers_diff.h"
 #include "util/fatal.h"
 
 namespace chokepoint::app {
@@ -19,7 +22,40 @@ struct DiffArgs {
   bool json = false;
 };
 
+// Two multi-tier recordings (diagnose --pid A --pid B --record): tier by tier, and the limiting
+// tier. One of them alone is a usage error: a tier against a whole target compares nothing.
+bool diff_tiers(const DiffArgs& a) {
+  const auto before = replay_tiers(a.before, "", "");
+  const auto after = replay_tiers(a.after, "", "");
+  if (!before && !after) return false;
+  if (!before || !after) {
+    util::usage_error(
+        fmt::format("{} holds tiers and {} does not", before ? a.before : a.after,
+                    before ? a.after : a.before),
+        "compare two recordings of the same kind: both made by diagnose with several --pid (or "
+        "--cgroup --tiers), or both of one target");
+  }
+  const auto& x = before->tiers;
+  const auto& y = after->tiers;
+  if (x.tiers.size() != y.tiers.size()) {
+    util::usage_error(fmt::format("{} holds {} tiers and {} holds {}", a.before, x.tiers.size(),
+                                  a.after, y.tiers.size()),
+                      "tiers are compared by their place: record both with the same tiers, in "
+                      "the same order of --pid");
+  }
+  const render::TiersDiffSide bx{a.before, {x.tiers, x.observations, x.links, x.limiting}};
+  const render::TiersDiffSide by{a.after, {y.tiers, y.observations, y.links, y.limiting}};
+  if (a.json) {
+    std::cout << render::json_text(render::tiers_diff_json(bx, by));
+  } else {
+    std::cout << render::tiers_diff_text(bx, by);
+  }
+  std::cout.flush();
+  return true;
+}
+
 int run_diff(const DiffArgs& a) {
+  if (diff_tiers(a)) return util::kExitOk;
   const ReplayedWindow before = replay_window(a.before, "", "");
   const ReplayedWindow after = replay_window(a.after, "", "");
   auto side = [](const std::string& label, const ReplayedWindow& w) {
@@ -49,8 +85,10 @@ int run_diff(const DiffArgs& a) {
 
 Subcommand make_diff_command(CLI::App& root) {
   auto args = std::make_shared<DiffArgs>();
-  CLI::App* cli = root.add_subcommand(
-      "diff", "Compare two recordings, before and after a change: verdict, time split, evidence");
+  CLI::App* cli =
+      root.add_subcommand("diff",
+                          "Compare two recordings, before and after a change: verdict, time split, "
+                          "evidence (tier by tier for multi-tier recordings)");
   cli->add_option("BEFORE", args->before, "the recording before the change")->required();
   cli->add_option("AFTER", args->after, "the recording after it")->required();
   cli->add_flag("--json", args->json, "print JSON instead of text");
@@ -60,6 +98,9 @@ Subcommand make_diff_command(CLI::App& root) {
       "  (fix, restart)\n"
       "  chokepoint diagnose --pid 1234 --record after.chokepoint\n"
       "  chokepoint diff before.chokepoint after.chokepoint\n"
+      "  chokepoint diagnose --pid $(pgrep -o app) --pid $(pgrep -o postgres) --record "
+      "b.chokepoint\n"
+      "  chokepoint diff b.chokepoint a.chokepoint     # tier by tier, and the limiting tier\n"
       "  chokepoint load URL --rate 500 --record before.chokepoint   # a load run alone: only the\n"
       "                                                              # loads compare");
   return {cli, [args] { return run_diff(*args); }};

@@ -70,6 +70,7 @@ std::vector<WaitObject> wait_objects(const WaitGraph& graph) {
   struct Acc {
     std::map<WakerKey, double> by_waker;
     std::map<int, double> by_waiter;
+    std::map<std::pair<int, int>, double> by_thread_waker;
     double ns = 0;
   };
   std::map<ObjectKey, Acc> acc;
@@ -80,6 +81,7 @@ std::vector<WaitObject> wait_objects(const WaitGraph& graph) {
     const double w = static_cast<double>(any_ns ? e.ns : e.count);
     auto& a = acc[{e.wakee_pid, e.syscall_nr, e.object}];
     a.by_waker[{e.waker_pid, e.waker_tid, e.waker_kind}] += w;
+    if (e.waker_kind == WakerKind::kThread) a.by_thread_waker[{e.waker_pid, e.waker_tid}] += w;
     a.by_waiter[e.wakee_tid] += w;
     a.ns += w;
   }
@@ -90,6 +92,7 @@ std::vector<WaitObject> wait_objects(const WaitGraph& graph) {
     std::tie(o.pid, o.syscall_nr, o.object) = key;
     o.ns = a.ns;
     o.ns_by_waiter = a.by_waiter;
+    o.ns_by_thread_waker = a.by_thread_waker;
     for (const auto& [tid, ns] : a.by_waiter) o.waiters.push_back(tid);
     double main_ns = -1, by_waiters_ns = 0;
     for (const auto& [waker, ns] : a.by_waker) {
@@ -126,13 +129,97 @@ std::shared_ptr<const std::vector<WaitObject>> graph_objects(const WaitGraph& gr
   return std::make_shared<const std::vector<WaitObject>>(wait_objects(graph));
 }
 
+// What a short-lived thread's blocked time on (syscall, object) was (ShortLivedThread).
+Resource blocked_resource(const std::vector<WaitObject>& objects, int pid, long nr,
+                          std::uint64_t object) {
+  switch (nr) {
+    case SYS_futex: {
+      const WaitObject* o = find_object(objects, {pid, nr, object});
+      return o && o->shape == WaitShape::kContention ? Resource::kLock : Resource::kIdle;
+    }
+    case SYS_fsync:
+    case SYS_fdatasync:
+    case SYS_msync:
+    case SYS_sync_file_range:
+      return Resource::kDisk;
+    case SYS_nanosleep:
+    case SYS_clock_nanosleep:
+      return Resource::kSleep;
+    default:
+      return Resource::kIdle;
+  }
+}
+
+const ShortLivedThread* find_short_lived(const std::vector<ShortLivedThread>& short_lived, int pid,
+                                         int tid) {
+  auto it = std::lower_bound(short_lived.begin(), short_lived.end(), std::make_pair(pid, tid),
+                             [](const ShortLivedThread& s, const std::pair<int, int>& k) {
+                               return std::make_pair(s.pid, s.tid) < k;
+                             });
+  return it != short_lived.end() && it->pid == pid && it->tid == tid ? &*it : nullptr;
+}
+
 }  // namespace
+
+std::vector<ShortLivedThread> short_lived_threads(const WaitGraph& graph,
+                                                  const std::vector<ThreadAccount>& threads) {
+  std::set<int> pids;
+  std::map<std::pair<int, int>, const ThreadAccount*> seen;
+  for (const auto& t : threads) {
+    pids.insert(t.key.pid);
+    seen[{t.key.pid, t.key.tid}] = &t;
+  }
+  // Each one's life: the longest mean blocked time of one of its wakeups' (waker, object).
+  std::map<std::pair<int, int>, double> life_ns;
+  for (const auto& e : graph.edges) {
+    if (e.waker_kind != WakerKind::kThread || pids.count(e.waker_pid) == 0 || e.count == 0 ||
+        (e.waker_pid == e.wakee_pid && e.waker_tid == e.wakee_tid)) {
+      continue;
+    }
+    auto it = seen.find({e.waker_pid, e.waker_tid});
+    if (it != seen.end() && it->second->split.total_ns() > 0) continue;
+    double& life = life_ns[{e.waker_pid, e.waker_tid}];
+    life = std::max(life, static_cast<double>(e.ns) / static_cast<double>(e.count));
+  }
+  if (life_ns.empty()) return {};
+  const auto kept_objects = graph_objects(graph);
+  const auto& objects = *kept_objects;
+  std::map<std::pair<int, int>, std::array<double, kResourceCount>> blocked;
+  for (const auto& e : graph.edges) {
+    if (life_ns.count({e.wakee_pid, e.wakee_tid}) == 0) continue;
+    const Resource r = blocked_resource(objects, e.wakee_pid, e.syscall_nr, e.object);
+    blocked[{e.wakee_pid, e.wakee_tid}][static_cast<std::size_t>(r)] += static_cast<double>(e.ns);
+  }
+  std::vector<ShortLivedThread> out;
+  for (const auto& [key, life] : life_ns) {
+    ShortLivedThread t;
+    std::tie(t.pid, t.tid) = key;
+    if (auto it = seen.find(key); it != seen.end()) t.comm = it->second->comm;
+    const auto& b = blocked[key];
+    double blocked_ns = 0;
+    for (const double v : b) blocked_ns += v;
+    // Blocked longer than the life seen: the blocks are its whole life, in their proportions.
+    const double scale = blocked_ns > life && blocked_ns > 0 ? life / blocked_ns : 1.0;
+    for (std::size_t r = 0; r < kResourceCount; ++r) {
+      t.split.ns[r] = static_cast<std::int64_t>(b[r] * scale);
+    }
+    t.split[Resource::kOnCpu] += static_cast<std::int64_t>(std::max(life - blocked_ns, 0.0));
+    if (t.split.total_ns() > 0) out.push_back(std::move(t));
+  }
+  return out;  // std::map's order: (pid, tid)
+}
 
 std::optional<WaitChain> follow_chain(const std::vector<WaitObject>& objects,
                                       const std::vector<ThreadAccount>& threads, int pid, int tid,
-                                      long syscall_nr, std::uint64_t object) {
+                                      long syscall_nr, std::uint64_t object,
+                                      const std::vector<ShortLivedThread>& short_lived) {
   const WaitObject* o = find_object(objects, {pid, syscall_nr, object});
-  if (!o || o->shape != WaitShape::kHandoff) return std::nullopt;
+  // A word served mostly by a short-lived thread that does not wait on it is a hand-off (a join)
+  // whatever else woke it now and then.
+  const bool joined = o != nullptr && o->waker_kind == WakerKind::kThread &&
+                      o->ns_by_waiter.count(o->waker_tid) == 0 &&
+                      find_short_lived(short_lived, o->waker_pid, o->waker_tid) != nullptr;
+  if (!o || (o->shape != WaitShape::kHandoff && !joined)) return std::nullopt;
   WaitChain chain;
   std::set<int> visited{tid};
   ChainStep step{pid, tid, "", syscall_nr, object};
@@ -142,6 +229,24 @@ std::optional<WaitChain> follow_chain(const std::vector<WaitObject>& objects,
     chain.root_pid = o->waker_pid;
     chain.root_tid = o->waker_tid;
     chain.root_kind = o->waker_kind;
+    if (o->waker_kind == WakerKind::kThread &&
+        find_short_lived(short_lived, o->waker_pid, o->waker_tid) != nullptr) {
+      // The root is the short-lived threads that served this object, as a group.
+      TimeSplit sum;
+      for (const auto& [waker, ns] : o->ns_by_thread_waker) {
+        const ShortLivedThread* s = find_short_lived(short_lived, waker.first, waker.second);
+        if (s == nullptr) continue;
+        sum += s->split;
+        ++chain.root_short_lived;
+        if (chain.root_comm.empty()) chain.root_comm = s->comm;
+      }
+      ThreadAccount group;
+      group.split = sum;
+      const auto [state, share] = main_state(group);
+      chain.root_resource = state;
+      chain.root_share = share;
+      break;
+    }
     const ThreadAccount* waker = o->waker_kind == WakerKind::kThread
                                      ? find_thread(threads, o->waker_pid, o->waker_tid)
                                      : nullptr;
@@ -193,6 +298,7 @@ std::vector<Handoff> handoffs_by_root(const WaitGraph& graph,
                                       Amount amount, bool over_handoffs, double Handoff::*field) {
   const auto kept_objects = graph_objects(graph);
   const auto& objects = *kept_objects;
+  const auto short_lived = short_lived_threads(graph, threads);
   struct Acc {
     Handoff h;
     double best_waiter_ns = -1;
@@ -206,14 +312,16 @@ std::vector<Handoff> handoffs_by_root(const WaitGraph& graph,
     std::vector<std::pair<double, WaitChain>> resolved;
     for (const auto& [key, ns] : per_object) {
       if (ns <= 0) continue;
-      auto chain = follow_chain(objects, threads, t.key.pid, t.key.tid, key.first, key.second);
+      auto chain =
+          follow_chain(objects, threads, t.key.pid, t.key.tid, key.first, key.second, short_lived);
       if (chain) resolved.emplace_back(static_cast<double>(ns), std::move(*chain));
       if (chain || !over_handoffs) total += static_cast<double>(ns);
     }
     if (total <= 0) continue;
     std::map<std::pair<int, int>, std::pair<double, WaitChain>> mine;
     for (auto& [ns, chain] : resolved) {
-      auto& m = mine[{chain.root_pid, chain.root_tid}];
+      // Short-lived roots are one group per process: each waiter meets other ones.
+      auto& m = mine[{chain.root_pid, chain.root_short_lived > 0 ? 0 : chain.root_tid}];
       m.first += static_cast<double>(amount_ns) * ns / total;
       if (m.second.steps.empty()) m.second = std::move(chain);
     }
@@ -258,6 +366,21 @@ std::int64_t attribute_handoffs(const WaitGraph& graph, std::vector<ThreadAccoun
   for (std::size_t i = 0; i < threads.size(); ++i) {
     index[{threads[i].key.pid, threads[i].key.tid}] = i;
   }
+  // Short-lived wakers take part as entries after the threads, with their inferred splits; they
+  // are not written back.
+  const auto short_lived = short_lived_threads(graph, threads);
+  for (std::size_t k = 0; k < short_lived.size(); ++k) {
+    index[{short_lived[k].pid, short_lived[k].tid}] = threads.size() + k;
+  }
+  const std::size_t entries = threads.size() + short_lived.size();
+  // Whether only short-lived threads woke the object: a reused thread-id word, not a pool.
+  auto joined_only = [&](const WaitObject& o) {
+    if (o.ns_by_thread_waker.empty()) return false;
+    for (const auto& [waker, ns] : o.ns_by_thread_waker) {
+      if (find_short_lived(short_lived, waker.first, waker.second) == nullptr) return false;
+    }
+    return true;
+  };
   // The blocked time each thread's wakeups on one object ended, by waker.
   std::map<std::tuple<int, int, long, std::uint64_t>, std::map<std::size_t, double>> woken_by;
   std::map<std::tuple<int, int, long, std::uint64_t>, double> woken_ns;
@@ -273,7 +396,12 @@ std::int64_t attribute_handoffs(const WaitGraph& graph, std::vector<ThreadAccoun
   }
   // handoff[i][j]: ns of thread i's idle that thread j's hand-offs ended.
   std::vector<std::map<std::size_t, double>> handoff(threads.size());
-  std::vector<std::array<double, kResourceCount>> direct(threads.size());
+  std::vector<std::array<double, kResourceCount>> direct(entries);
+  for (std::size_t k = 0; k < short_lived.size(); ++k) {
+    for (std::size_t r = 0; r < kResourceCount; ++r) {
+      direct[threads.size() + k][r] = static_cast<double>(short_lived[k].split.ns[r]);
+    }
+  }
   bool any = false;
   for (std::size_t i = 0; i < threads.size(); ++i) {
     const ThreadAccount& t = threads[i];
@@ -288,7 +416,9 @@ std::int64_t attribute_handoffs(const WaitGraph& graph, std::vector<ThreadAccoun
       const auto& [nr, object] = key;
       if (idle_ns <= 0 || !handoff_call(nr)) continue;
       const WaitObject* o = find_object(objects, {t.key.pid, nr, object});
-      if (!o || (nr == SYS_futex && o->waiters.size() != 1)) continue;  // a parked pool
+      if (!o || (nr == SYS_futex && o->waiters.size() != 1 && !joined_only(*o))) {
+        continue;  // a parked pool
+      }
       const auto wkey = std::make_tuple(t.key.pid, t.key.tid, nr, object);
       auto by = woken_by.find(wkey);
       const double total = woken_ns[wkey];
@@ -324,8 +454,7 @@ std::int64_t attribute_handoffs(const WaitGraph& graph, std::vector<ThreadAccoun
     final_split = std::move(next);
   }
   // The wakers' evidence, as it was before anything moved.
-  std::vector<std::array<std::map<std::string, std::int64_t>, kResourceCount>> details(
-      threads.size());
+  std::vector<std::array<std::map<std::string, std::int64_t>, kResourceCount>> details(entries);
   for (std::size_t i = 0; i < threads.size(); ++i) details[i] = threads[i].details;
   std::int64_t moved_ns = 0;
   for (std::size_t i = 0; i < threads.size(); ++i) {

@@ -86,7 +86,30 @@ struct WaitObject {
   WakerKind waker_kind = WakerKind::kThread;
   double waker_share = 0;  // of ns
   std::map<int, double> ns_by_waiter;
+  // The blocked time each user thread that woke it ended, by (pid, tid).
+  std::map<std::pair<int, int>, double> ns_by_thread_waker;
 };
+
+// A target thread that woke others in the window but has no time of its own there: it started
+// and ended between two polls of the sampler (a joined worker that lives for one job; the join
+// wakes its joiner from the thread-id word the kernel clears at exit), so schedstat never gave
+// its time. What it did is inferred from the graph alone: `split.total_ns()` is the longest
+// blocked time one of its wakeups ended (a join: the joiner waited for it for about its whole
+// life), of which the time it was itself blocked (the edges into it: a futex word of contention
+// is lock, one of a hand-off idle; fsync, fdatasync, msync and sync_file_range are disk; sleeps
+// are sleep; the rest idle) is what it waited for, and the rest it was on a CPU or runnable
+// (counted on_cpu: only schedstat tells the two apart).
+struct ShortLivedThread {
+  int pid = 0;
+  int tid = 0;
+  std::string comm;  // empty unless the sampler saw it once; observed text: escape it
+  TimeSplit split;
+};
+
+// The short-lived threads of `threads`' processes in `graph`: user-thread wakers that are not in
+// `threads`, or are with no time in their split. Sorted by (pid, tid).
+std::vector<ShortLivedThread> short_lived_threads(const WaitGraph& graph,
+                                                  const std::vector<ThreadAccount>& threads);
 
 // Every object of the graph, classified. Sorted by (pid, syscall, object).
 std::vector<WaitObject> wait_objects(const WaitGraph& graph);
@@ -117,15 +140,22 @@ struct WaitChain {
   // root's samples. Empty when not known (no stacks, or the root is not on a CPU).
   std::string root_function;
   double root_function_share = 0;
+  // The root is not one thread but the short-lived threads (ShortLivedThread) that served the
+  // waiter's object, this many; root_tid is the one that ended the most of its wait, and
+  // root_resource and root_share are their summed inferred split's. 0: a thread measured itself.
+  int root_short_lived = 0;
 };
 
 // The chain from thread (pid, tid) waiting on (syscall_nr, object), a hand-off in `objects`: the
 // waker, and while the waker itself spends most of its time off the CPU in a hand-off wait, its
 // waker, up to kChainDepthLimit hops (a cycle stops it too). `threads` give names and states.
 // nullopt when the object is not a hand-off.
+// A root among `short_lived` (short_lived_threads) ends the chain with the short-lived threads
+// that served the object as its root (WaitChain::root_short_lived).
 std::optional<WaitChain> follow_chain(const std::vector<WaitObject>& objects,
                                       const std::vector<ThreadAccount>& threads, int pid, int tid,
-                                      long syscall_nr, std::uint64_t object);
+                                      long syscall_nr, std::uint64_t object,
+                                      const std::vector<ShortLivedThread>& short_lived = {});
 
 // The target's lock wait that is a hand-off to a root thread in `root` state.
 struct Handoff {
@@ -151,8 +181,10 @@ std::vector<Handoff> idle_handoffs(const WaitGraph& graph,
 // is divided as that waker spent its own time, and chains resolve (the waker's split includes
 // what it waited for in turn; a cycle settles after kAttributionRounds rounds, as wPerf's knots).
 // Time ended by anything else (a timeout, a signal, a thread outside the target) stays idle, and
-// so does a pool parked on one word (two or more waiters). Moves it in each thread's split and
-// details (the waker's evidence, rescaled) and records it in ThreadAccount::waited_for; the
+// so does a pool parked on one word (two or more waiters) unless only short-lived threads woke it
+// (joins: a thread-id word is reused by the next thread on a cached stack); time a short-lived
+// thread ended (ShortLivedThread) is divided as its inferred split. Moves it in each thread's split
+// and details (the waker's evidence, rescaled) and records it in ThreadAccount::waited_for; the
 // total of every split stays. Returns the time moved, ns.
 inline constexpr int kAttributionRounds = 8;
 std::int64_t attribute_handoffs(const WaitGraph& graph, std::vector<ThreadAccount>& threads);

@@ -117,6 +117,8 @@ nlohmann::json chains_json(const std::vector<model::WaitChain>& chains) {
       root["state"] = std::string(model::resource_name(*c.root_resource));
       root["state_share"] = c.root_share;
     }
+    // The root is that many short-lived threads (model::ShortLivedThread), their split inferred.
+    if (c.root_short_lived > 0) root["short_lived_threads"] = c.root_short_lived;
     if (!c.root_function.empty()) {
       root["function"] = c.root_function;
       root["function_share"] = c.root_function_share;

@@ -6,8 +6,6 @@
 #include "util/escape.h"
 
 namespace chokepoint::render {
-namespace {
-
 using util::terminal_text;
 
 std::string verdict_words(const analysis::Diagnosis& d) {
@@ -16,8 +14,6 @@ std::string verdict_words(const analysis::Diagnosis& d) {
   return fmt::format("{} ({}) - {}", analysis::verdict_name(b.resource),
                      analysis::kind_name(b.kind), analysis::share_text(b));
 }
-
-}  // namespace
 
 std::string tiers_text(const TiersView& v) {
   std::string out = fmt::format(

@@ -20,6 +20,9 @@ struct TiersView {
   const analysis::LimitingTier& limiting;
 };
 
+// A tier's verdict in a line: "cpu (serial) - 100% of busy time", or "none".
+std::string verdict_words(const analysis::Diagnosis& d);
+
 // The summary (tiers, calls, the limiting tier and why), then each tier's diagnosis_text.
 std::string tiers_text(const TiersView& v);
 

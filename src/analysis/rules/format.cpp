@@ -99,13 +99,23 @@ std::vector<const model::Handoff*> Context::disk_handoffs() const {
 
 void add_handoff_evidence(Bottleneck& b, const std::vector<const model::Handoff*>& handoffs,
                           double ns, double busy_ns, std::string_view what) {
-  if (handoffs.empty()) return;
-  const auto& first = *handoffs[0];
+  // A root whose state was not measured (a thread seen with no time) says nothing of the wait:
+  // the first chain that does is the line.
+  auto says_something = [](const model::Handoff* h) {
+    return h->chain.root_short_lived > 0 || h->chain.root_share > 0;
+  };
+  auto it = std::find_if(handoffs.begin(), handoffs.end(), says_something);
+  if (it == handoffs.end()) return;
+  const auto& first = **it;
+  // `ns` is the first hand-off's; a later one's is its own (one of the two is set).
+  const double shown_ns = it == handoffs.begin() ? ns : first.lock_ns + first.idle_ns;
   b.evidence.push_back(fmt::format("{} ({} {} waited for it, {} of busy time{}; wait-for graph)",
                                    chain_text(first.chain), first.waiters,
                                    first.waiters == 1 ? "thread" : "threads",
-                                   percent(busy_ns > 0 ? ns / busy_ns : 0), what));
-  for (const auto* h : handoffs) b.chains.push_back(h->chain);
+                                   percent(busy_ns > 0 ? shown_ns / busy_ns : 0), what));
+  for (const auto* h : handoffs) {
+    if (says_something(h)) b.chains.push_back(h->chain);
+  }
 }
 
 double Context::lock_ns_handed_to_disk() const {
@@ -142,6 +152,18 @@ std::string chain_text(const model::WaitChain& chain) {
       return out + "an interrupt";
     case model::WakerKind::kThread:
       break;
+  }
+  if (chain.root_short_lived > 0) {
+    // Their time was never sampled: it is what the graph says they did (model::ShortLivedThread).
+    out += fmt::format("{} short-lived {}{} (each started and ended between two samples)",
+                       chain.root_short_lived, chain.root_short_lived == 1 ? "thread" : "threads",
+                       chain.root_comm.empty() ? "" : fmt::format(" like '{}'", chain.root_comm));
+    if (!chain.root_resource) return out;
+    const auto r = *chain.root_resource;
+    const std::string state = r == model::Resource::kOnCpu
+                                  ? "on a CPU or runnable (not blocked)"
+                                  : fmt::format("blocked in {}", model::resource_name(r));
+    return out + fmt::format(", which were {} {} of their lives", state, percent(chain.root_share));
   }
   out += thread_text(chain.root_comm, chain.root_tid);
   if (!chain.root_resource) return out + " (outside the target)";

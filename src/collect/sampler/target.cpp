@@ -36,6 +36,30 @@ std::string cgroup_procs_file(const std::string& cgroup_path) {
   return {};
 }
 
+std::vector<std::string> cgroups_with_processes_below(const std::string& cgroup_path,
+                                                      std::size_t max_count) {
+  std::vector<std::string> dirs;
+  std::error_code ec;
+  std::filesystem::recursive_directory_iterator it(
+      cgroup_path, std::filesystem::directory_options::skip_permission_denied, ec);
+  for (const std::filesystem::recursive_directory_iterator end; !ec && it != end;
+       it.increment(ec)) {
+    // Cgroup directories are real directories; a symbolic link is not followed.
+    if (it->is_directory(ec) && !it->is_symlink(ec)) dirs.push_back(it->path().string());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  std::vector<std::string> out;
+  for (const std::string& dir : dirs) {
+    if (out.size() >= max_count) break;
+    const std::string file = cgroup_procs_file(dir);
+    if (file.empty()) continue;
+    std::ifstream in(file);
+    int pid = 0;
+    if (in >> pid) out.push_back(dir);
+  }
+  return out;
+}
+
 namespace {
 
 util::Result<std::vector<int>> read_cgroup_pids(const std::string& path) {

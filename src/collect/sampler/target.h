@@ -38,4 +38,10 @@ util::Result<std::vector<int>> resolve_pids(const TargetSpec& spec, const procfs
 // The file listing a cgroup's processes: cgroup.procs (v2 and v1), else tasks (v1).
 std::string cgroup_procs_file(const std::string& cgroup_path);
 
+// The cgroups below `cgroup_path` (not itself) that hold processes now, in path order, at most
+// `max_count`: where the services of a parent cgroup that holds none of its own run (a v2
+// slice keeps its processes in its children). Unreadable directories are left out.
+std::vector<std::string> cgroups_with_processes_below(const std::string& cgroup_path,
+                                                      std::size_t max_count);
+
 }  // namespace chokepoint::collect::sampler

@@ -1,11 +1,14 @@
 // A hand-off to a thread in disk, on storage that really blocks: the lab's pipeline with
 // --stage-work fsync, its one stage thread appending and fdatasyncing a record per job on an ext4
-// that the test makes on a loop device and mounts in a temp dir, with the lab in a cgroup v1
-// blkio throttle of 20 write IOs per second on that device. Each fdatasync then waits tens of
-// milliseconds for the device (this VM's own disk absorbs fsyncs in a write-back cache), the
-// request threads wait on their reply semaphores for the stage, and the verdict is disk with the
-// chain from the waiters to the stage thread in the evidence (docs/verdicts/disk.md). Skips only
-// when loop devices or cgroup v1 blkio throttling are absent. About 8 s.
+// that the test makes on a loop device and mounts in a temp dir, with the lab in a cgroup that
+// throttles that device to 20 write IOs per second: io.max (`wiops=`) where a cgroup v2 mount has
+// the io controller (found at run time in its cgroup.controllers), else cgroup v1 blkio's
+// blkio.throttle.write_iops_device. (On the CI VM blkio is bound to the v1 hierarchy, so the v2
+// mount lists no io and the v1 throttle is used.) Each fdatasync then waits tens of milliseconds
+// for the device (this VM's own disk absorbs fsyncs in a write-back cache), the request threads
+// wait on their reply semaphores for the stage, and the verdict is disk with the chain from the
+// waiters to the stage thread in the evidence (docs/verdicts/disk.md). Skips only when loop
+// devices or both throttles are absent. About 8 s.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
@@ -18,8 +21,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,10 +68,27 @@ std::optional<std::string> run_tool(const std::string& binary,
   return r->stdout_text;
 }
 
-// A small ext4 on a loop device, mounted in a temp dir, and a blkio cgroup that throttles writes
-// to that device. Everything it set up is undone in the destructor, on every path: the cgroup's
-// tasks moved back to the root, unmounted, the loop device detached, the cgroup and the temp dir
-// removed. Declare it before the processes it holds, so that they are gone first.
+// The cgroup v2 mount whose controllers include io (io.max), or "" when none has it: io is listed
+// in a v2 mount's cgroup.controllers only while no v1 hierarchy holds blkio.
+std::string v2_io_mount() {
+  std::ifstream mounts("/proc/self/mounts");
+  for (std::string line; std::getline(mounts, line);) {
+    std::istringstream fields(line);
+    std::string device, dir, type;
+    if (!(fields >> device >> dir >> type) || type != "cgroup2") continue;
+    std::ifstream controllers(dir + "/cgroup.controllers");
+    for (std::string c; controllers >> c;) {
+      if (c == "io") return dir;
+    }
+  }
+  return "";
+}
+
+// A small ext4 on a loop device, mounted in a temp dir, and a cgroup that throttles writes to
+// that device (io.max on v2, else blkio on v1). Everything it set up is undone in the destructor,
+// on every path: the cgroup's tasks moved back to the root, unmounted, the loop device detached,
+// the cgroup and the temp dir removed. Declare it before the processes it holds, so that they are
+// gone first.
 class ThrottledDisk {
  public:
   ThrottledDisk() = default;
@@ -73,15 +96,20 @@ class ThrottledDisk {
   ThrottledDisk& operator=(const ThrottledDisk&) = delete;
   ~ThrottledDisk() { tear_down(); }
 
-  // Why the machine cannot do it (loop devices or blkio throttling absent), or "".
+  // Why the machine cannot do it (loop devices, or both io.max and blkio throttling absent), or
+  // "".
   static std::string missing() {
     if (!fs::exists("/dev/loop-control")) return "no loop devices (/dev/loop-control is absent)";
-    if (!fs::exists(std::string(kBlkio) + "/blkio.throttle.write_iops_device")) {
-      return "no cgroup v1 blkio throttling (" + std::string(kBlkio) +
-             "/blkio.throttle.write_iops_device is absent)";
+    if (v2_io_mount().empty() &&
+        !fs::exists(std::string(kBlkio) + "/blkio.throttle.write_iops_device")) {
+      return "no cgroup v2 mount with the io controller, and no cgroup v1 blkio throttling (" +
+             std::string(kBlkio) + "/blkio.throttle.write_iops_device is absent)";
     }
     return "";
   }
+
+  // Which throttle set_up used: "io.max" or "blkio".
+  const char* throttle() const { return io_root_.empty() ? "blkio" : "io.max"; }
 
   // Sets it all up; false (with the failure recorded) when a step fails.
   bool set_up() {
@@ -116,16 +144,35 @@ class ThrottledDisk {
       ADD_FAILURE() << "stat " << loop_ << " failed";
       return false;
     }
-    cgroup_ = std::string(kBlkio) + "/chokepoint-test-" + std::to_string(::getpid());
+    const std::string device =
+        std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+    io_root_ = v2_io_mount();
+    if (!io_root_.empty()) {
+      // io.max is set in a child of a cgroup whose subtree has the io controller on.
+      std::ifstream on(io_root_ + "/cgroup.subtree_control");
+      const std::string enabled((std::istreambuf_iterator<char>(on)),
+                                std::istreambuf_iterator<char>());
+      if (enabled.find("io") == std::string::npos) {
+        if (!write_file(io_root_ + "/cgroup.subtree_control", "+io")) {
+          ADD_FAILURE() << "cannot enable io in " << io_root_ << "/cgroup.subtree_control";
+          return false;
+        }
+        enabled_io_ = true;
+      }
+    }
+    const std::string root = io_root_.empty() ? std::string(kBlkio) : io_root_;
+    cgroup_ = root + "/chokepoint-test-" + std::to_string(::getpid());
     if (::mkdir(cgroup_.c_str(), 0755) != 0) {
       ADD_FAILURE() << "mkdir " << cgroup_ << " failed: " << std::strerror(errno);
       cgroup_.clear();
       return false;
     }
-    const std::string rule = std::to_string(major(st.st_rdev)) + ":" +
-                             std::to_string(minor(st.st_rdev)) + " " + std::to_string(kWriteIops);
-    if (!write_file(cgroup_ + "/blkio.throttle.write_iops_device", rule)) {
-      ADD_FAILURE() << "cannot set the throttle " << rule;
+    const std::string file =
+        io_root_.empty() ? "/blkio.throttle.write_iops_device" : std::string("/io.max");
+    const std::string rule = io_root_.empty() ? device + " " + std::to_string(kWriteIops)
+                                              : device + " wiops=" + std::to_string(kWriteIops);
+    if (!write_file(cgroup_ + file, rule)) {
+      ADD_FAILURE() << "cannot set the throttle " << rule << " in " << cgroup_ << file;
       return false;
     }
     return true;
@@ -140,14 +187,15 @@ class ThrottledDisk {
   void tear_down() {
     if (!cgroup_.empty()) {
       // Whatever is still inside (a process that outlived its owner) goes back to the root.
+      const std::string root = io_root_.empty() ? std::string(kBlkio) : io_root_;
       std::ifstream procs(cgroup_ + "/cgroup.procs");
-      for (std::string pid; std::getline(procs, pid);) {
-        write_file(std::string(kBlkio) + "/cgroup.procs", pid);
-      }
+      for (std::string pid; std::getline(procs, pid);) write_file(root + "/cgroup.procs", pid);
       for (int i = 0; i < 50 && ::rmdir(cgroup_.c_str()) != 0; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     }
+    // The io controller goes back off where the test turned it on.
+    if (enabled_io_) write_file(io_root_ + "/cgroup.subtree_control", "-io");
     if (mounted_) {
       // A writer that just exited may still hold the mount busy for a moment.
       for (int i = 0; i < 50 && ::umount(mount_.c_str()) != 0; ++i) {
@@ -169,12 +217,16 @@ class ThrottledDisk {
   std::string mount_;
   bool mounted_ = false;
   std::string cgroup_;
+  std::string io_root_;      // the v2 mount with io (io.max), or "" for v1 blkio
+  bool enabled_io_ = false;  // set_up turned io on in io_root_'s subtree
 };
 
 TEST(DiskHandoff, WaitersOfAStageThreadInAThrottledFsyncAreDiskWithTheChain) {
   if (const std::string why = ThrottledDisk::missing(); !why.empty()) GTEST_SKIP() << why;
   ThrottledDisk disk;
   ASSERT_TRUE(disk.set_up());
+  RecordProperty("throttle", disk.throttle());
+  std::cout << "throttled with " << disk.throttle() << "\n";
   auto lab = LabProcess::start({"--scenario", "pipeline", "--stage-work", "fsync", "--handoff",
                                 "semaphore", "--port", "0", "--data-dir", disk.mount_point()});
   ASSERT_TRUE(lab) << lab.error().message;

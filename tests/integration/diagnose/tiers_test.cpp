@@ -4,10 +4,12 @@
 // front to the back by the front's upstream connections, and names the back's resource as the
 // limit of the whole. About 5 s per case.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -112,6 +114,20 @@ void expect_back_tier_limits(const TierCase& c, Target target = Target::kPids) {
   EXPECT_NE(reason.find("which is limited by " + c.verdict + " (" + kind + ")"), std::string::npos)
       << reason;
   if (target != Target::kPidsRecorded) return;
+  // Each tier's evidence carries its own stacks, taken from its own processes after the window:
+  // on-CPU for the back's cpu verdict (its hottest code is the lab's), off-CPU for the front's
+  // network wait.
+  const auto& back_sources = t2["diagnosis"]["sources"];
+  ASSERT_TRUE(back_sources.contains("on-CPU stacks (perf)")) << back_sources.dump(1);
+  EXPECT_TRUE(back_sources["on-CPU stacks (perf)"]["available"].get<bool>())
+      << back_sources["on-CPU stacks (perf)"].dump();
+  const std::string back_evidence = t2["diagnosis"]["bottlenecks"][0]["evidence"].dump();
+  EXPECT_NE(back_evidence.find("hottest code on CPU: chokepoint::lab::"), std::string::npos)
+      << back_evidence;
+  const auto& front_sources = t1["diagnosis"]["sources"];
+  ASSERT_TRUE(front_sources.contains("off-CPU stacks (eBPF)")) << front_sources.dump(1);
+  EXPECT_TRUE(front_sources["off-CPU stacks (eBPF)"]["available"].get<bool>())
+      << front_sources["off-CPU stacks (eBPF)"].dump();
   // The recording holds the tiers: its replay gives the same tiers, verdicts and limiting tier.
   auto replay = run_chokepoint({"replay", recording, "--json"}, 60);
   ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
@@ -145,6 +161,63 @@ TEST(Tiers, TwoServicesInOneCgroupAreTwoTiers) {
                           Target::kCgroup);
 }
 
+// diff of two tier recordings: a front on a serial back, then the same with the back's fix
+// (--serial-workers 4): each tier before and after, and the limiting tier before and after.
+TEST(Tiers, DiffOfTwoTierRecordingsComparesEachTierAndTheLimitingTier) {
+  const test_support::TempDir dir("chokepoint-tiers-diff");
+  auto record = [&](const std::string& workers, const std::string& path) {
+    auto back =
+        LabProcess::start({"--scenario", "serial", "--port", "0", "--serial-workers", workers});
+    ASSERT_TRUE(back) << back.error().message;
+    auto front =
+        LabProcess::start({"--scenario", "upstream", "--port", "0", "--upstream-calls", "1",
+                           "--upstream", "127.0.0.1:" + std::to_string(back->port())});
+    ASSERT_TRUE(front) << front.error().message;
+    const std::string url = "http://127.0.0.1:" + std::to_string(front->port()) + "/";
+    auto load = Background::start("wrk", {"-t1", "-c16", "-d8s", "--timeout", "5s", url});
+    ASSERT_TRUE(load) << load.error().message;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    auto r = run_chokepoint(
+        {"diagnose", "--pid", std::to_string(front->pid()), "--pid", std::to_string(back->pid()),
+         "-d", "2s", "--no-probes", "--no-stacks", "--json", "--record", path},
+        60);
+    ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  };
+  const std::string before = dir.path + "/before.chokepoint";
+  const std::string after = dir.path + "/after.chokepoint";
+  ASSERT_NO_FATAL_FAILURE(record("1", before));
+  ASSERT_NO_FATAL_FAILURE(record("4", after));
+  auto r = run_chokepoint({"diff", before, after, "--json"}, 60);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
+  ASSERT_EQ(j["tiers"].size(), 2u) << j.dump(1);
+  EXPECT_EQ(j["tiers"][0]["before"]["verdict"], "network") << j["tiers"][0].dump(1);
+  EXPECT_EQ(j["tiers"][1]["before"]["verdict"], "cpu") << j["tiers"][1].dump(1);
+  // Paired by place: the restarted back is tier 2 on both sides, with its new pid.
+  EXPECT_NE(j["tiers"][1]["before"]["root_pid"], j["tiers"][1]["after"]["root_pid"]);
+  EXPECT_TRUE(j["tiers"][1]["diff"].contains("time_split")) << j["tiers"][1]["diff"].dump(1);
+  EXPECT_EQ(j["limiting_tier"]["before"]["tier"], 2) << j["limiting_tier"].dump(1);
+  EXPECT_EQ(j["limiting_tier"]["before"]["verdict"], "cpu");
+  EXPECT_TRUE(j["limiting_tier"]["after"].contains("tier"));
+  // The text: the limiting tier before -> after, then each tier's own diff.
+  auto text = run_chokepoint({"diff", before, after}, 60);
+  ASSERT_EQ(text.exit_code, 0) << text.stderr_text;
+  EXPECT_NE(text.stdout_text.find("LIMITING TIER: tier 2 (pid "), std::string::npos)
+      << text.stdout_text;
+  EXPECT_NE(text.stdout_text.find("=== tier 2 ==="), std::string::npos) << text.stdout_text;
+  // A tier recording against one of a single target compares nothing: a usage error.
+  auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  const std::string single = dir.path + "/single.chokepoint";
+  auto one = run_chokepoint({"diagnose", "--pid", std::to_string(lab->pid()), "-d", "300ms",
+                             "--no-probes", "--no-stacks", "--json", "--record", single},
+                            30);
+  ASSERT_EQ(one.exit_code, 0) << one.stderr_text;
+  auto mixed = run_chokepoint({"diff", before, single}, 30);
+  test_support::expect_cli_error(mixed, 2, "holds tiers and " + single + " does not");
+}
+
 TEST(Tiers, BadTierOptionsAreUsageErrors) {
   auto lab = LabProcess::start({"--scenario", "none", "--port", "0"});
   ASSERT_TRUE(lab) << lab.error().message;
@@ -163,6 +236,46 @@ TEST(Tiers, BadTierOptionsAreUsageErrors) {
   EXPECT_EQ(top.exit_code, 2);
   EXPECT_NE(top.stderr_text.find("--pid is given more than once"), std::string::npos)
       << top.stderr_text;
+}
+
+// A cgroup with no process is not a target that exited: the error says the cgroup holds none, and
+// the hint says what to do (wait for the service, or name its own cgroup: the one below that
+// holds it, when there is one), with and without --tiers, before any window is watched.
+TEST(Tiers, ACgroupWithNoProcessSaysSoAndNamesTheCgroupBelowThatHoldsOne) {
+  monitor_test::TestCgroup cgroup("chokepoint-empty-test");
+  ASSERT_TRUE(std::filesystem::exists(cgroup.path())) << "cannot create " << cgroup.path();
+  for (bool tiers : {false, true}) {
+    std::vector<std::string> args = {"diagnose", "--cgroup", cgroup.path(), "-d", "5s"};
+    if (tiers) args.emplace_back("--tiers");
+    const auto start = std::chrono::steady_clock::now();
+    auto r = run_chokepoint(args, 30);
+    test_support::expect_cli_error(r, 1, "error: cgroup " + cgroup.path() + " holds no process");
+    EXPECT_NE(r.stderr_text.find("hint: wait until the service runs in it"), std::string::npos)
+        << r.stderr_text;
+    EXPECT_EQ(r.stderr_text.find("exited before it could be observed"), std::string::npos);
+    // Said at once, not after the 5 s window.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  }
+  // The service runs in a cgroup below the one given (a v2 slice holds none of its own).
+  const std::string child = cgroup.path() + "/service";
+  ASSERT_EQ(::mkdir(child.c_str(), 0755), 0) << child;
+  {
+    auto sleeper = Background::start("sleep", {"30"});
+    ASSERT_TRUE(sleeper) << sleeper.error().message;
+    ASSERT_TRUE(static_cast<bool>(std::ofstream(child + "/cgroup.procs") << sleeper->pid()));
+    auto r = run_chokepoint({"diagnose", "--cgroup", cgroup.path(), "--tiers", "-d", "5s"}, 30);
+    test_support::expect_cli_error(r, 1, "holds no process");
+    EXPECT_NE(r.stderr_text.find("hint: its processes are in the cgroups below it: pass --cgroup "
+                                 "with one of " +
+                                 child),
+              std::string::npos)
+        << r.stderr_text;
+  }
+  // The sleeper is gone: the child can be removed, then the test cgroup.
+  for (int i = 0; i < 50 && ::rmdir(child.c_str()) != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(std::filesystem::exists(child));
 }
 
 }  // namespace

@@ -358,6 +358,16 @@ const std::vector<Case> kScenarios = [] {
     sem.stack_function = "of it in chokepoint::lab::lab_cpu_hash_rounds";
     v.push_back(sem);
   }
+  // Each request starts a `lab-joined` thread for its work and joins it: the workers live for
+  // one job (about 1 ms), less than a sampling interval, so schedstat never reads them. The
+  // wait-for graph sees each exit wake its joiner and infers what the workers did (not blocked:
+  // on a CPU); the joiners' wait is theirs, and the chain names them as a group, not one thread
+  // "on CPU 0%" (docs/verdicts/cpu.md).
+  Case join = scenario("pipeline_join_threads",
+                       {"--scenario", "pipeline", "--handoff", "join", "--model", "threads"},
+                       Load::kClosed, 0, "cpu", "");
+  join.evidence = "short-lived threads";
+  v.push_back(join);
   Case leak = scenario("leak", {"--scenario", "leak"}, Load::kRate, 300, "memory", "leak");
   leak.stack_function = "lab_leak_allocate";  // allocation stacks (eBPF uprobes) name the site
   v.push_back(leak);

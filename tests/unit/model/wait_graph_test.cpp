@@ -258,5 +258,75 @@ TEST(IdleHandoffs, TheTimeGivenToAWakersStateIsGroupedByTheChainsRoot) {
   EXPECT_EQ(h[0].chain.steps.front().tid, 2);  // the waiter with the most such wait (first of two)
 }
 
+// Joiners 2 and 3 start a worker per job and join it: each waits on the thread-id word of the
+// worker's cached stack, 0x60 (reused: both joiners wait on it), and the worker's exit wakes it.
+// The workers (20..29) lived less than a poll: the sampler never read them.
+struct Joins {
+  std::vector<ThreadAccount> threads = {thread(2, "joiner", 0, 0, 1000),
+                                        thread(3, "joiner", 0, 0, 1000)};
+  WaitGraph g;
+  Joins() {
+    const auto ms = static_cast<std::int64_t>(kMs);
+    threads[0].idle_objects_ns[{SYS_futex, 0x60}] = 1000 * ms;
+    threads[1].idle_objects_ns[{SYS_futex, 0x60}] = 1000 * ms;
+    for (int w = 20; w < 30; ++w) {
+      WakeEdge e = edge(w, w < 25 ? 2 : 3, 0x60, 200 * kMs);
+      e.count = 1;
+      g.edges.push_back(e);
+    }
+    // Workers 25 and 26 meet on a mutex 0x70 before they exit, 50 ms each: contention.
+    WakeEdge a = edge(26, 25, 0x70, 50 * kMs);
+    WakeEdge b = edge(25, 26, 0x70, 50 * kMs);
+    a.count = b.count = 1;
+    g.edges.push_back(a);
+    g.edges.push_back(b);
+  }
+};
+
+TEST(ShortLivedThreads, WorkersThatEndedBetweenPollsAreInferredFromTheGraph) {
+  Joins j;
+  const auto s = short_lived_threads(j.g, j.threads);
+  ASSERT_EQ(s.size(), 10u);
+  EXPECT_EQ(s[0].tid, 20);
+  // Worker 20: 200 ms of life, never blocked: on a CPU (or runnable).
+  EXPECT_EQ(s[0].split[Resource::kOnCpu], 200 * static_cast<std::int64_t>(kMs));
+  EXPECT_EQ(s[0].split.total_ns(), 200 * static_cast<std::int64_t>(kMs));
+  // Worker 25: 50 ms of its 200 ms on the contended mutex.
+  EXPECT_EQ(s[5].tid, 25);
+  EXPECT_EQ(s[5].split[Resource::kLock], 50 * static_cast<std::int64_t>(kMs));
+  EXPECT_EQ(s[5].split[Resource::kOnCpu], 150 * static_cast<std::int64_t>(kMs));
+  // A thread the sampler measured is not one.
+  Joins measured;
+  measured.threads.push_back(thread(20, "w", 100, 0));
+  EXPECT_EQ(short_lived_threads(measured.g, measured.threads).size(), 9u);
+}
+
+TEST(ShortLivedThreads, AJoinersWaitTakesTheWorkersInferredSplitAndItsChainNamesThemAll) {
+  Joins j;
+  const auto objects = wait_objects(j.g);
+  const auto s = short_lived_threads(j.g, j.threads);
+  auto chain = follow_chain(objects, j.threads, kPid, 2, SYS_futex, 0x60, s);
+  ASSERT_TRUE(chain);
+  EXPECT_EQ(chain->root_short_lived, 10);
+  EXPECT_EQ(chain->root_resource, Resource::kOnCpu);
+  EXPECT_NEAR(chain->root_share, 1900.0 / 2000.0, 1e-9);
+  // Without them, the root is one worker with no time: nothing known.
+  auto bare = follow_chain(objects, j.threads, kPid, 2, SYS_futex, 0x60);
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->root_short_lived, 0);
+  // The join word has two waiters, but only short-lived threads woke it: not a parked pool.
+  const std::int64_t moved = attribute_handoffs(j.g, j.threads);
+  EXPECT_NEAR(static_cast<double>(moved), 2000.0 * 1e6, 1e3);
+  EXPECT_NEAR(static_cast<double>(j.threads[0].split[Resource::kOnCpu]), 1000.0 * 1e6, 1e3);
+  EXPECT_NEAR(static_cast<double>(j.threads[1].split[Resource::kOnCpu]), 900.0 * 1e6, 1e3);
+  EXPECT_NEAR(static_cast<double>(j.threads[1].split[Resource::kLock]), 100.0 * 1e6, 1e3);
+  // One hand-off for both joiners, rooted at the group.
+  const auto h = idle_handoffs(j.g, j.threads);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].waiters, 2);
+  EXPECT_EQ(h[0].chain.root_short_lived, 10);
+  EXPECT_NEAR(h[0].idle_ns, 2000.0 * 1e6, 1e3);
+}
+
 }  // namespace
 }  // namespace chokepoint::model
