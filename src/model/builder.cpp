@@ -162,6 +162,9 @@ class Builder {
   // The exact mode: its samples at or before the window's start and in it, and the threads whose
   // split it gave.
   std::optional<ExactState> exact_before_, exact_first_, exact_last_;
+  // Why the file calls were not timed by fentry: in the first and closing ticks' states only, so
+  // kept across windows.
+  std::string file_hook_problem_;
   int exact_threads_ = 0;
   // Its wait-for edges, cumulative: at or before the window's start, and the last; in the order
   // first met. Found by a flat index (a replay meets every changed edge of every tick, and a
@@ -353,7 +356,15 @@ bool Builder::tick(const Tick& t) {
   for (const auto& e : t.ended) end_thread(e);
   thread_cursor_ = threads_.begin();
   for (const auto& s : t.threads) thread_sample(s);
-  if (t.exact) exact_sample(t, false);
+  if (t.exact) {
+    exact_sample(t, false);
+    // How futex words were waited on, for the process's threads to class their waits by (once
+    // its threads have made it known).
+    for (const auto& o : t.exact->futex_ops) {
+      auto p = processes_.find(o.pid);
+      if (p != processes_.end()) p->second.waits->futex_ops[o.word] = o.how;
+    }
+  }
   window_parts(t);
   return true;
 }
@@ -377,6 +388,7 @@ void Builder::exact_sample(const Tick& t, bool first_pass) {
   }
   if (!first_pass) return;
   const ExactState& state = t.exact->state;
+  if (!state.file_hook_problem.empty()) file_hook_problem_ = state.file_hook_problem;
   if (before) exact_before_ = state;
   if (in_window(t.at_ns)) {
     if (!exact_first_) exact_first_ = state;
@@ -626,9 +638,30 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
   return out;
 }
 
+// How the file system calls' time on the CPU was timed, for the time split's sources line; ""
+// for recordings made before the hook was kept.
+std::string file_calls_text(const std::string& hook, const std::string& problem) {
+  const std::string why = problem.empty() ? "" : ": " + problem;
+  if (hook == "fentry") {
+    return "; file system calls' on-CPU time is disk, timed by fentry/fexit on their entry points "
+           "(no other system call pays for it)";
+  }
+  if (hook == "raw_syscalls") {
+    return "; file system calls' on-CPU time is disk, timed on raw_syscalls sys_enter/sys_exit, "
+           "which every system call of the host pays for while attached (no fentry" +
+           why + ")";
+  }
+  if (hook == "none") {
+    return "; file system calls' on-CPU time is not timed and stays on_cpu (no fentry" + why +
+           "; raw_syscalls, which every system call of the host would pay for, only with --mode "
+           "exact)";
+  }
+  return "";
+}
+
 // Which time split ran and why, from the exact mode's samples at the window's start and end.
 Source exact_source(const ExactState& first, const ExactState& last, const Observation& obs,
-                    int exact_threads) {
+                    int exact_threads, const std::string& file_hook_problem) {
   const std::string mode = last.mode.empty() ? std::string("auto") : last.mode;
   if (!last.on) {
     return {"time split", false, "",
@@ -656,9 +689,10 @@ Source exact_source(const ExactState& first, const ExactState& last, const Obser
           "accounting of every switch and wakeup, with the system call and its fd or futex read "
           "at each switch-out ({} of {} threads; "
           "{:.0f} switches/s, {}); each wait classed as the sampler classes it; "
-          "on-CPU and run-queue time from schedstat",
+          "on-CPU and run-queue time from schedstat{}",
           mode, exact_threads, obs.threads.size(),
-          secs > 0 ? static_cast<double>(switches) / secs : 0.0, budget),
+          secs > 0 ? static_cast<double>(switches) / secs : 0.0, budget,
+          file_calls_text(last.file_hook, file_hook_problem)),
       ""};
 }
 
@@ -781,7 +815,7 @@ Observation Builder::finish(bool keep_threads) {
   obs.sources.insert(obs.sources.end(), more.begin(), more.end());
   if (exact_last_) {
     obs.sources.push_back(exact_source(exact_before_ ? *exact_before_ : *exact_first_, *exact_last_,
-                                       obs, exact_threads_));
+                                       obs, exact_threads_, file_hook_problem_));
     std::int64_t handed_ns = 0;
     if (exact_last_->on) {
       obs.wait_graph = window_graph();
