@@ -19,8 +19,17 @@ edges: the wait-for graph's cost (issue 15): the lab's pipeline (--handoff semap
        which reads the maps every 100 ms as the sampler does), ROUNDS rounds of 5 s per arm;
        bpf_stats of the sched_waking program (which holds the edge count) and of all of them.
        Not part of "all".
+hooks: the file-call hooks' cost to the system calls of a process outside the target
+       (chokepoint-bench-syscalls: best of 7 loops, ns per getppid and per 1-byte pwrite to a
+       regular file), ROUNDS alternating rounds of: nothing attached; `diagnose --mode auto` on a
+       sleeping process (fentry/fexit on the file calls where the kernel accepts BPF trampolines,
+       else no file-call hook); `diagnose --mode exact` (fentry, else raw_syscalls
+       sys_enter/sys_exit); and bpftrace on the 15 file calls' own tracepoints
+       (syscalls:sys_enter_write & co., the per-syscall tracepoints; tracefs is mounted for it if
+       nobody has, and unmounted after). Prints each diagnose arm's file-call hook (its sources
+       line). Not part of "all".
 
-Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|switch|all|edges] [ROUNDS]
+Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|switch|all|edges|hooks] [ROUNDS]
 """
 import json
 import os
@@ -309,6 +318,79 @@ def edge_bench(seconds=5):
     print("last 'on' tracer: " + last_on)
 
 
+FILE_CALLS = ["read", "write", "pread64", "pwrite64", "readv", "writev", "fsync", "fdatasync",
+              "ftruncate", "sync_file_range", "fallocate", "preadv", "pwritev", "preadv2",
+              "pwritev2"]
+
+
+def syscall_ns(what, n):
+    out = subprocess.run([os.path.join(BIN, "chokepoint-bench-syscalls"), what, str(n)],
+                         capture_output=True, text=True, check=True).stdout
+    return float(out.split()[1])
+
+
+def hook_bench():
+    sleeper = subprocess.Popen(["sleep", "3600"])
+    mounted = False
+    if not os.path.exists("/sys/kernel/tracing/events/syscalls"):
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=True)
+        mounted = True
+    # The per-syscall tracepoints, with a program that does what the others' first test does: is
+    # this the target?
+    probes = ",".join("tracepoint:syscalls:sys_enter_%s,tracepoint:syscalls:sys_exit_%s" % (c, c)
+                      for c in FILE_CALLS)
+    script = "%s /pid == %d/ { @n = count(); }" % (probes, sleeper.pid)
+    arms = ["none", "auto", "exact", "tracepoints"]
+    ns = {a: {"getppid": [], "pwrite": []} for a in arms}
+    hooks = {}
+    try:
+        for r in range(ROUNDS):
+            for arm in arms:
+                tracer = None
+                if arm in ("auto", "exact"):
+                    tracer = subprocess.Popen(
+                        [os.path.join(BIN, "chokepoint"), "diagnose", "--pid", str(sleeper.pid),
+                         "--duration", "30s", "--no-stacks", "--no-probes", "--mode", arm,
+                         "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    time.sleep(2)
+                elif arm == "tracepoints":
+                    tracer = subprocess.Popen(["bpftrace", "-e", script],
+                                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                              text=True)
+                    # bpftrace prints "Attaching N probes..." once they are attached.
+                    tracer.stdout.readline()
+                    time.sleep(1)
+                ns[arm]["getppid"].append(syscall_ns("getppid", 500000))
+                ns[arm]["pwrite"].append(syscall_ns("pwrite", 200000))
+                if tracer:
+                    tracer.send_signal(2)  # SIGINT: diagnose ends its window early
+                    out = tracer.communicate(timeout=60)[0]
+                    if arm != "tracepoints":
+                        try:
+                            detail = json.loads(out)["sources"]["time split"]["detail"]
+                            m = re.search(r"file system calls' on-CPU time .*$", detail)
+                            hooks[arm] = m.group(0) if m else detail
+                        except (ValueError, KeyError):
+                            hooks[arm] = "(no report)"
+            print("round %d: " % (r + 1) + "; ".join(
+                "%s getppid %.0f ns, pwrite %.0f ns" % (a, ns[a]["getppid"][-1],
+                                                       ns[a]["pwrite"][-1]) for a in arms),
+                  flush=True)
+    finally:
+        stop(sleeper)
+        if mounted:
+            subprocess.run(["umount", "/sys/kernel/tracing"])
+    print("| arm | getppid ns (median) | vs none | pwrite ns (median) | vs none |")
+    print("|---|---:|---:|---:|---:|")
+    base = {k: statistics.median(v) for k, v in ns["none"].items()}
+    for a in arms:
+        g, w = statistics.median(ns[a]["getppid"]), statistics.median(ns[a]["pwrite"])
+        print("| %s | %.0f | %+.0f | %.0f | %+.0f |" % (a, g, g - base["getppid"], w,
+                                                      w - base["pwrite"]))
+    for a, h in hooks.items():
+        print("%s: %s" % (a, h))
+
+
 if __name__ == "__main__":
     try:
         if WHAT in ("split", "all"):
@@ -319,5 +401,7 @@ if __name__ == "__main__":
             switch_bench()
         if WHAT == "edges":
             edge_bench()
+        if WHAT == "hooks":
+            hook_bench()
     finally:
         subprocess.run(["rm", "-rf", TMP])

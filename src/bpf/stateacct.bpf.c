@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
+// Over 600 lines: one BPF object (one skeleton, stateacct.skel.h) is one .bpf.c. Its programs on
+// sched_switch, sched_waking, process exit and the file calls share the task storage, the
+// per-thread array, the sums and the .bss globals (targets_gen, next_slot) declared here; split
+// into two objects, the second would have to reuse every map by fd and could not share .bss.
 /*
  * stateacct: the exact off-CPU split of the target's threads, summed in the kernel.
  *
@@ -18,11 +22,13 @@
  *   RUNNABLE phase (woken from a futex block) ends: its run-queue time is added under the
  *   block's key as STATEACCT_RUNQ_WAKEUP (the model counts it as lock when the word is a
  *   contended lock: docs/verdicts/lock.md's hand-off cost, which schedstat cannot tell apart).
- * sys_enter/sys_exit (tp_btf, raw_syscalls): a target thread's time ON the CPU inside a file
- *   system call on a regular file (read, write, fsync, ...: file_call) is summed as
- *   STATEACCT_ONCPU_FILE under the fd, paused while it is off the CPU: issue 15's disk work done
- *   on the CPU. Other system calls return at a number test; other tasks' file calls after one
- *   task-storage lookup.
+ * file calls (fentry/fexit on __x64_sys_read & co., else raw_syscalls sys_enter/sys_exit): a
+ *   target thread's time ON the CPU inside a file system call on a regular file (read, write,
+ *   fsync, ...: file_call) is summed as STATEACCT_ONCPU_FILE under the fd, paused while it is off
+ *   the CPU: issue 15's disk work done on the CPU. Other tasks' file calls return after one
+ *   task-storage lookup; user space loads one of the two hooks, or neither (see below).
+ * futex: the op and value of a futex wait are read at the switch-out with its word, and kept in
+ *   the object's top byte (stateacct.h), so the model can tell a mutex from a condvar.
  *
  * Per-task state lives in task-local storage (`tasks`: whether the task's process is a target,
  * decided once per task and per change of the target set, and its slot in `threads`), so a switch
@@ -55,7 +61,8 @@
 #define PF_KTHREAD 0x00200000
 #define S_IFMT 00170000
 #define S_IFREG 0100000
-#define SYS_FUTEX 202
+#define SYS_FUTEX STATEACCT_SYS_FUTEX
+#define FUTEX_PRIVATE_FLAG 128
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -366,6 +373,22 @@ static __always_inline __u64 sample_switch(void)
 	return weight;
 }
 
+/*
+ * A futex wait's object: the word, and how the thread waits on it (stateacct.h), which tells a
+ * mutex (FUTEX_WAIT with val 2, LOCK_PI) from a condvar, a semaphore or a join (WAIT_BITSET)
+ * without the sampler having seen the word.
+ */
+static __always_inline __u64 futex_object(__u64 uaddr, __u64 op, __u64 val)
+{
+	__u64 how = STATEACCT_FUTEX_RECORDED | (op & STATEACCT_FUTEX_CMD_MASK);
+
+	if (val == 2)
+		how |= STATEACCT_FUTEX_VAL2;
+	if (op & FUTEX_PRIVATE_FLAG)
+		how |= STATEACCT_FUTEX_PRIVATE;
+	return (uaddr & STATEACCT_FUTEX_WORD_MASK) | (how << STATEACCT_FUTEX_SHIFT);
+}
+
 static __always_inline void switch_out(bool preempt, struct task_struct *prev, long state)
 {
 	struct task_local *l;
@@ -410,6 +433,9 @@ static __always_inline void switch_out(bool preempt, struct task_struct *prev, l
 		if (nr >= 0) {
 			t->blocked_nr = nr;
 			t->blocked_object = BPF_CORE_READ(regs, di);
+			if (nr == SYS_FUTEX)
+				t->blocked_object = futex_object(t->blocked_object, BPF_CORE_READ(regs, si),
+								 BPF_CORE_READ(regs, dx));
 		}
 	}
 	t->phase = STATEACCT_PHASE_BLOCKED;
@@ -571,55 +597,101 @@ static __always_inline bool regular_file(struct task_struct *task, __u64 fd)
 }
 
 /*
- * A target thread enters a file system call on a regular file: its on-CPU time in it starts.
- * Other system calls return at the number test, other tasks after one storage lookup.
+ * The current task entered a file system call (file_call) with `fd`: when it is a target thread
+ * and the fd is open on a regular file, its on-CPU time in the call starts. Other tasks return
+ * after one storage lookup.
  */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(stateacct_sys_enter, struct pt_regs *regs, long id)
+static __always_inline void file_call_enter(__u64 fd)
 {
-	struct task_struct *task;
-	struct task_local *l;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_local *l = target_task(task, false);
 	struct stateacct_thread *t;
-	__u64 fd;
 
-	if (!file_call(id))
-		return 0;
-	task = bpf_get_current_task_btf();
-	l = target_task(task, false);
 	if (!l)
-		return 0;
+		return;
 	t = thread_entry(l, task, true);
 	if (!t)
-		return 0;
-	fd = BPF_CORE_READ(regs, di);
+		return;
 	if (!regular_file(task, fd)) {
 		t->in_file = 0;
-		return 0;
+		return;
 	}
 	t->file_fd = fd;
 	t->in_file = 1;
 	t->file_since_ns = bpf_ktime_get_ns();
+}
+
+/* The current task returns from a file system call: its on-CPU time in it is added. */
+static __always_inline void file_call_exit(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_local *l = target_task(task, false);
+	struct stateacct_thread *t;
+
+	if (!l)
+		return;
+	t = thread_entry(l, task, false);
+	if (!t || !t->in_file)
+		return;
+	add_file_cpu(t, bpf_ktime_get_ns(), true);
+	t->in_file = 0;
+}
+
+/*
+ * Two ways to see a file system call begin and end; user space loads one (state_accounting.cpp):
+ *
+ * fentry/fexit on the calls' own entry points (__x64_sys_read, ...: BPF trampolines, Linux 5.5+):
+ *   only those 15 functions are patched, so every other system call of the host runs as if
+ *   nothing were attached. Some kernels refuse trampolines (the 6.18 VM kernel measured here:
+ *   EPERM at load, before verification, for fentry, fexit and lsm alike); user space falls back.
+ * raw_syscalls sys_enter/sys_exit (tp_btf): every system call of the host runs the program (a
+ *   number test) and takes the kernel's traced entry and exit path while it is attached.
+ */
+#define FILE_CALL_TRAMPOLINES(call)                                                  \
+	SEC("fentry/__x64_sys_" #call)                                               \
+	int BPF_PROG(stateacct_fentry_##call, const struct pt_regs *regs)            \
+	{                                                                            \
+		file_call_enter(BPF_CORE_READ(regs, di));                            \
+		return 0;                                                            \
+	}                                                                            \
+	SEC("fexit/__x64_sys_" #call)                                                \
+	int BPF_PROG(stateacct_fexit_##call, const struct pt_regs *regs, long ret)   \
+	{                                                                            \
+		file_call_exit();                                                    \
+		return 0;                                                            \
+	}
+
+/* Every number file_call() accepts, one pair each. */
+FILE_CALL_TRAMPOLINES(read)
+FILE_CALL_TRAMPOLINES(write)
+FILE_CALL_TRAMPOLINES(pread64)
+FILE_CALL_TRAMPOLINES(pwrite64)
+FILE_CALL_TRAMPOLINES(readv)
+FILE_CALL_TRAMPOLINES(writev)
+FILE_CALL_TRAMPOLINES(fsync)
+FILE_CALL_TRAMPOLINES(fdatasync)
+FILE_CALL_TRAMPOLINES(ftruncate)
+FILE_CALL_TRAMPOLINES(sync_file_range)
+FILE_CALL_TRAMPOLINES(fallocate)
+FILE_CALL_TRAMPOLINES(preadv)
+FILE_CALL_TRAMPOLINES(pwritev)
+FILE_CALL_TRAMPOLINES(preadv2)
+FILE_CALL_TRAMPOLINES(pwritev2)
+
+/* The raw_syscalls pair: other system calls return at the number test. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(stateacct_sys_enter, struct pt_regs *regs, long id)
+{
+	if (file_call(id))
+		file_call_enter(BPF_CORE_READ(regs, di));
 	return 0;
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(stateacct_sys_exit, struct pt_regs *regs, long ret)
 {
-	struct task_struct *task;
-	struct task_local *l;
-	struct stateacct_thread *t;
-
-	if (!file_call(BPF_CORE_READ(regs, orig_ax)))
-		return 0;
-	task = bpf_get_current_task_btf();
-	l = target_task(task, false);
-	if (!l)
-		return 0;
-	t = thread_entry(l, task, false);
-	if (!t || !t->in_file)
-		return 0;
-	add_file_cpu(t, bpf_ktime_get_ns(), true);
-	t->in_file = 0;
+	if (file_call(BPF_CORE_READ(regs, orig_ax)))
+		file_call_exit();
 	return 0;
 }
 

@@ -24,10 +24,26 @@ enum stateacct_kind {
 };
 
 /*
+ * A futex wait's object: the futex word's address in bits 0-55 (user addresses on x86_64 stay
+ * below 2^56, with 5-level paging too) and, in bits 56-63, how the thread waited, read from the
+ * call's arguments at the switch-out (rsi: op, rdx: val), so the model can class a word the
+ * sampler never caught a thread on. User space (collect/bpf) splits the two: sums by word, and
+ * the way in StateSum::futex_how.
+ */
+#define STATEACCT_SYS_FUTEX 202 /* x86_64 */
+#define STATEACCT_FUTEX_WORD_MASK 0x00ffffffffffffffULL
+#define STATEACCT_FUTEX_SHIFT 56
+#define STATEACCT_FUTEX_RECORDED 0x80 /* the op below was read */
+#define STATEACCT_FUTEX_CMD_MASK 0x0f /* op & FUTEX_CMD_MASK: WAIT 0, LOCK_PI 6, WAIT_BITSET 9 */
+#define STATEACCT_FUTEX_VAL2 0x10     /* val == 2: glibc's "locked, with waiters" mutex wait */
+#define STATEACCT_FUTEX_PRIVATE 0x20  /* op had FUTEX_PRIVATE_FLAG */
+
+/*
  * Key of the "sums" map: one thread, one kind, and for blocked kinds the system call it blocked
  * in (-1: outside one, e.g. a page fault) with that call's first argument, which names the wait
  * object: the fd of fd syscalls (model::fd_argument_index is 0 for all of them), the futex word
- * of futex. Run-queue kinds carry the call the thread was in too (what it will resume).
+ * of futex, with how it waited in the top byte (STATEACCT_FUTEX_*). Run-queue kinds carry the call
+ * the thread was in too (what it will resume).
  */
 struct stateacct_key {
 	__u32 tgid;

@@ -59,7 +59,15 @@ bool Builder::tick(const Tick& t) {
   for (const auto& e : t.ended) end_thread(e);
   thread_cursor_ = threads_.begin();
   for (const auto& s : t.threads) thread_sample(s);
-  if (t.exact) exact_sample(t, false);
+  if (t.exact) {
+    exact_sample(t, false);
+    // How futex words were waited on, for the process's threads to class their waits by (once
+    // its threads have made it known).
+    for (const auto& o : t.exact->futex_ops) {
+      auto p = processes_.find(o.pid);
+      if (p != processes_.end()) p->second.waits->futex_ops[o.word] = o.how;
+    }
+  }
   window_parts(t);
   return true;
 }
@@ -253,7 +261,7 @@ Observation Builder::finish(bool keep_threads) {
   obs.sources.insert(obs.sources.end(), more.begin(), more.end());
   if (exact_last_) {
     obs.sources.push_back(exact_source(exact_before_ ? *exact_before_ : *exact_first_, *exact_last_,
-                                       obs, exact_threads_));
+                                       obs, exact_threads_, file_hook_problem_));
     std::int64_t handed_ns = 0;
     if (exact_last_->on) {
       obs.wait_graph = window_graph();

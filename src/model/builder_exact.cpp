@@ -28,6 +28,7 @@ void Builder::exact_sample(const Tick& t, bool first_pass) {
   }
   if (!first_pass) return;
   const ExactState& state = t.exact->state;
+  if (!state.file_hook_problem.empty()) file_hook_problem_ = state.file_hook_problem;
   if (before) exact_before_ = state;
   if (in_window(t.at_ns)) {
     if (!exact_first_) exact_first_ = state;
@@ -44,9 +45,34 @@ void Builder::exact_sample(const Tick& t, bool first_pass) {
   }
 }
 
+namespace {
+
+// How the file system calls' time on the CPU was timed, for the time split's sources line; ""
+// for recordings made before the hook was kept.
+std::string file_calls_text(const std::string& hook, const std::string& problem) {
+  const std::string why = problem.empty() ? "" : ": " + problem;
+  if (hook == "fentry") {
+    return "; file system calls' on-CPU time is disk, timed by fentry/fexit on their entry points "
+           "(no other system call pays for it)";
+  }
+  if (hook == "raw_syscalls") {
+    return "; file system calls' on-CPU time is disk, timed on raw_syscalls sys_enter/sys_exit, "
+           "which every system call of the host pays for while attached (no fentry" +
+           why + ")";
+  }
+  if (hook == "none") {
+    return "; file system calls' on-CPU time is not timed and stays on_cpu (no fentry" + why +
+           "; raw_syscalls, which every system call of the host would pay for, only with --mode "
+           "exact)";
+  }
+  return "";
+}
+
+}  // namespace
+
 // Which time split ran and why, from the exact mode's samples at the window's start and end.
 Source exact_source(const ExactState& first, const ExactState& last, const Observation& obs,
-                    int exact_threads) {
+                    int exact_threads, const std::string& file_hook_problem) {
   const std::string mode = last.mode.empty() ? std::string("auto") : last.mode;
   if (!last.on) {
     return {"time split", false, "",
@@ -74,9 +100,10 @@ Source exact_source(const ExactState& first, const ExactState& last, const Obser
           "accounting of every switch and wakeup, with the system call and its fd or futex read "
           "at each switch-out ({} of {} threads; "
           "{:.0f} switches/s, {}); each wait classed as the sampler classes it; "
-          "on-CPU and run-queue time from schedstat",
+          "on-CPU and run-queue time from schedstat{}",
           mode, exact_threads, obs.threads.size(),
-          secs > 0 ? static_cast<double>(switches) / secs : 0.0, budget),
+          secs > 0 ? static_cast<double>(switches) / secs : 0.0, budget,
+          file_calls_text(last.file_hook, file_hook_problem)),
       ""};
 }
 

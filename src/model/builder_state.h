@@ -127,6 +127,9 @@ class Builder {
   // The exact mode: its samples at or before the window's start and in it, and the threads whose
   // split it gave.
   std::optional<ExactState> exact_before_, exact_first_, exact_last_;
+  // Why the file calls were not timed by fentry: in the first and closing ticks' states only, so
+  // kept across windows.
+  std::string file_hook_problem_;
   int exact_threads_ = 0;
   // Its wait-for edges, cumulative: at or before the window's start, and the last; in the order
   // first met. Found by a flat index (a replay meets every changed edge of every tick, and a
@@ -155,7 +158,7 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
 // Which time split ran and why, from the exact mode's states at the window's ends
 // (builder_exact.cpp).
 Source exact_source(const ExactState& first, const ExactState& last, const Observation& obs,
-                    int exact_threads);
+                    int exact_threads, const std::string& file_hook_problem);
 // Whether the window has a wait-for graph, with its edges and the time handed off
 // (builder_edges.cpp).
 Source wait_graph_source(const ExactState& last, std::size_t edges, std::int64_t handed_ns);

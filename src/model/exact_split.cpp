@@ -1,5 +1,6 @@
 #include "model/exact_split.h"
 
+#include <linux/futex.h>
 #include <sys/syscall.h>
 
 #include <algorithm>
@@ -53,7 +54,20 @@ bool object_key(const WaitObservation& obs, long& nr, std::uint64_t& object) {
   return false;
 }
 
+// As src/bpf/stateacct.h's STATEACCT_FUTEX_*.
+constexpr unsigned kFutexRecorded = 0x80, kFutexCmdMask = 0x0f, kFutexVal2 = 0x10,
+                   kFutexPrivate = 0x20;
+
 }  // namespace
+
+FutexHow futex_how(std::uint8_t how) {
+  FutexHow f;
+  f.recorded = (how & kFutexRecorded) != 0;
+  f.op = static_cast<int>(how & kFutexCmdMask);
+  f.val2 = (how & kFutexVal2) != 0;
+  f.is_private = (how & kFutexPrivate) != 0;
+  return f;
+}
 
 void ExactSplit::observe(const WaitObservation& obs, const WaitClass& cls) {
   net_wait_ = obs.process_waits_on_network;
@@ -151,6 +165,15 @@ std::vector<std::pair<WaitClass, double>> ExactSplit::classes_of(const SumKey& k
     if (nr == SYS_futex) {
       auto f = p.futex_callers.find(object);
       if (f != p.futex_callers.end()) obs.futex_caller = f->second;
+      // How the thread waited, as the kernel read it at the switch-out: what the sampler would
+      // have read in /proc/PID/task/TID/syscall had it caught the thread there.
+      if (auto o = p.futex_ops.find(object); o != p.futex_ops.end()) {
+        if (const FutexHow how = futex_how(o->second); how.recorded) {
+          obs.args[1] =
+              static_cast<std::uint64_t>(how.op) | (how.is_private ? FUTEX_PRIVATE_FLAG : 0);
+          obs.args[2] = how.val2 ? 2 : 0;
+        }
+      }
     }
   }
   out.push_back({classify_wait(obs), 1.0});

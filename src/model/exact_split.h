@@ -5,7 +5,9 @@
 // the same thread: the classes it gave the same (system call, object) (by how often it saw each,
 // so an event loop's epoll_wait that was sometimes idle and sometimes waiting on an upstream keeps
 // that mix), else those it gave the same object in another thread of the process, else the fd's
-// role and the futex's caller it saw in the process, else the system call's own class.
+// role and the futex's caller it saw in the process, else the system call's own class (for a
+// futex, with the op and value the kernel read at the switch-out: a mutex wait is lock even when
+// the sampler never caught a thread on the word).
 // So the exact and sampled splits agree on what a wait is and differ only in how much of it there
 // was. On-CPU and run-queue time stay schedstat's; the evidence (details) stays the sampler's.
 // Pure; used by model::Builder.
@@ -24,6 +26,16 @@
 
 namespace chokepoint::model {
 
+// How a thread waited on a futex word (model::FutexOp::how, src/bpf/stateacct.h's
+// STATEACCT_FUTEX_*), decoded.
+struct FutexHow {
+  bool recorded = false;  // the kernel read op and val; the fields below are meaningful
+  int op = 0;             // op & FUTEX_CMD_MASK (FUTEX_WAIT, FUTEX_LOCK_PI, FUTEX_WAIT_BITSET...)
+  bool val2 = false;      // val was 2: glibc's "locked, with waiters" mutex wait
+  bool is_private = false;
+};
+FutexHow futex_how(std::uint8_t how);
+
 class ExactSplit {
  public:
   // What the sampler saw of a process's waits, shared by its threads: an fd or a futex word names
@@ -34,6 +46,8 @@ class ExactSplit {
         seen;
     std::map<std::uint64_t, std::pair<FdRole, std::string>> fds;
     std::map<std::uint64_t, std::string> futex_callers;
+    // How the kernel saw threads wait on each futex word (FutexOp::how), the latest.
+    std::map<std::uint64_t, std::uint8_t> futex_ops;
   };
   // `process` (may be null) outlives this; observations are added to it too.
   explicit ExactSplit(Process* process = nullptr) : process_(process) {}

@@ -244,6 +244,21 @@ struct ExactState {
   std::uint64_t lost = 0;
   std::uint32_t thin_every_max = 1;    // 1: every switch was accounted
   std::uint32_t budget_per_cpu_s = 0;  // switch-outs per CPU per second accounted in full; 0: all
+  // The hook that timed the file system calls on the CPU (kOnCpuFile sums): "fentry",
+  // "raw_syscalls", "none" (not timed); empty in recordings made before it was kept. And why the
+  // cheaper hooks were not used (fentry refused), at the accounting's first and closing ticks.
+  std::string file_hook;
+  std::string file_hook_problem;
+};
+
+// How the threads of process `pid` waited on futex word `word`, as the kernel read the call's op
+// and value at the switch-out (src/bpf/stateacct.h's STATEACCT_FUTEX_*: 0x80 read, bits 0-3 op &
+// FUTEX_CMD_MASK, 0x10 the value was 2, 0x20 FUTEX_PRIVATE_FLAG): what the sampler would have read
+// in /proc/PID/task/TID/syscall had it caught a thread there.
+struct FutexOp {
+  int pid = 0;
+  std::uint64_t word = 0;
+  std::uint8_t how = 0;
 };
 
 struct ExactSample {
@@ -255,6 +270,9 @@ struct ExactSample {
   // previous tick's sample (all of them at a recording's keyframes), cumulative; a reader keeps
   // the last value of each.
   std::vector<WakeEdge> edges;
+  // The futex words whose FutexOp is new or changed since the previous tick's sample; a reader
+  // keeps the last of each. Recordings made before it have none.
+  std::vector<FutexOp> futex_ops;
 };
 
 // Everything one poll of the sampler read, in the order it read it.

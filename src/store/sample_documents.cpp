@@ -182,15 +182,24 @@ json collector_json(const model::CollectorSample& c) {
 // 1 and 2 the edges as "edges": [[waker pid, tid, kind, wakee pid, tid, syscall_nr, object, ns,
 // count], ...]).
 json exact_json(const model::ExactSample& x) {
-  return {{"on", x.state.on},
-          {"mode", x.state.mode},
-          {"problem", x.state.problem},
-          {"hint", x.state.hint},
-          {"switches", x.state.switches},
-          {"thinned_out", x.state.thinned_out},
-          {"lost", x.state.lost},
-          {"thin_every_max", x.state.thin_every_max},
-          {"budget_per_cpu_s", x.state.budget_per_cpu_s}};
+  json j = {{"on", x.state.on},
+            {"mode", x.state.mode},
+            {"problem", x.state.problem},
+            {"hint", x.state.hint},
+            {"switches", x.state.switches},
+            {"thinned_out", x.state.thinned_out},
+            {"lost", x.state.lost},
+            {"thin_every_max", x.state.thin_every_max},
+            {"budget_per_cpu_s", x.state.budget_per_cpu_s},
+            {"file_hook", x.state.file_hook},
+            {"file_hook_problem", x.state.file_hook_problem}};
+  // How futex words were waited on, where new: [[pid, word, how], ...] (model::FutexOp).
+  if (!x.futex_ops.empty()) {
+    json ops = json::array();
+    for (const auto& o : x.futex_ops) ops.push_back({o.pid, o.word, o.how});
+    j["futex_ops"] = std::move(ops);
+  }
+  return j;
 }
 
 // Readers of documents from a file that may be hostile: a missing or mistyped member reads as
@@ -447,6 +456,8 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
   x.state.budget_per_cpu_s =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
+  x.state.file_hook = jstr(j, "file_hook");
+  x.state.file_hook_problem = jstr(j, "file_hook_problem");
   // Recordings made before the wait-for graph have no "edges"; schema 3 packs them beside.
   if (auto edges = j.find("edges"); edges != j.end() && edges->is_array()) {
     for (const auto& r : *edges) {
@@ -470,6 +481,19 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
       e.ns = r[7].get<std::uint64_t>();
       e.count = r[8].get<std::uint64_t>();
       x.edges.push_back(e);
+    }
+  }
+  if (auto ops = j.find("futex_ops"); ops != j.end() && ops->is_array()) {
+    for (const auto& r : *ops) {
+      if (!r.is_array() || r.size() != 3 || !r[0].is_number_unsigned() ||
+          !r[1].is_number_unsigned() || !r[2].is_number_unsigned()) {
+        continue;
+      }
+      model::FutexOp o;
+      o.pid = static_cast<int>(std::min<std::uint64_t>(r[0].get<std::uint64_t>(), 1 << 30));
+      o.word = r[1].get<std::uint64_t>();
+      o.how = static_cast<std::uint8_t>(std::min<std::uint64_t>(r[2].get<std::uint64_t>(), 255));
+      x.futex_ops.push_back(o);
     }
   }
   auto rows = j.find("waits");

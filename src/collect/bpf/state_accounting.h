@@ -4,9 +4,12 @@
 // (state, system call, wait object) and its run-queue time, in the kernel; the system call and
 // its object are read from the registers saved at kernel entry when the thread leaves the CPU.
 // The run-queue time after a wakeup from a futex block is summed too (kind 3, under the block's
-// call and word), and a target thread's time on the CPU inside a file system call on a regular
-// file (kind 5, syscall_nr -1, object the fd), from programs on raw_syscalls sys_enter/sys_exit
-// that return at once for other system calls.
+// call and word), and, when asked (StateAccountingOptions::file_calls), a target thread's time on
+// the CPU inside a file system call on a regular file (kind 5, syscall_nr -1, object the fd):
+// from fentry/fexit on the 15 calls' entry points where the kernel accepts BPF trampolines (no
+// other system call pays anything), else, if allowed, from raw_syscalls sys_enter/sys_exit (every
+// system call of the host takes the traced path: getppid 166 -> 470 ns here). Which hook ran,
+// and why a cheaper one did not, is file_hook() and file_hook_problem().
 // Nothing is streamed per event: read() takes every sum in one batch lookup (one bpf(2) call per
 // few thousand entries), plus the phases still open, counted up to now.
 //
@@ -24,6 +27,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -31,17 +36,27 @@
 
 namespace chokepoint::collect::bpf {
 
+// How to time the target's file system calls on the CPU (kind 5 sums).
+enum class FileCallTiming : std::uint8_t {
+  kOff,        // not at all: neither hook is loaded
+  kCheapOnly,  // fentry/fexit where the kernel accepts them, else not at all (diagnose's auto)
+  kAny,        // fentry/fexit, else raw_syscalls sys_enter/sys_exit (an explicit --mode exact)
+};
+
+// The hook that times them.
+enum class FileCallHook : std::uint8_t { kNone, kFentry, kRawSyscalls };
+// "fentry", "raw_syscalls", "none".
+std::string_view file_call_hook_name(FileCallHook hook);
+
 struct StateAccountingOptions {
   // Blocks (switch-outs that block) per CPU per second accounted in full; 0: every one, whatever
   // the rate.
   std::uint32_t budget_per_cpu_s = 40'000;
   // Count the wait-for edges (read_edges()); off only to measure what they cost.
   bool wake_edges = true;
-  // Time the target's file system calls on the CPU (programs on raw_syscalls sys_enter and
-  // sys_exit, kind 5 sums). Off: the two programs are not even loaded. Attached, they put every
-  // system call of the host on the kernel's traced path: getppid 166 -> 470 ns here
-  // (docs/exact-mode.md), so only an explicit --mode exact asks for them.
-  bool file_cpu = false;
+  // Time the target's file system calls on the CPU (kind 5 sums): see FileCallTiming. The hooks
+  // not chosen are not even loaded.
+  FileCallTiming file_calls = FileCallTiming::kOff;
 };
 
 // One entry of the kernel's sums (see src/bpf/stateacct.h): kind is enum stateacct_kind.
@@ -51,9 +66,12 @@ struct StateSum {
   std::uint64_t start_time_ticks = 0;  // the thread's start (/proc/PID/task/TID/stat field 22)
   int kind = 0;
   long syscall_nr = -1;
-  std::uint64_t object = 0;
+  std::uint64_t object = 0;  // a futex word without how it was waited on (futex_how)
   std::uint64_t ns = 0;
   std::uint64_t count = 0;
+  // For a futex wait: how the thread waited (src/bpf/stateacct.h's STATEACCT_FUTEX_*, the op and
+  // value the kernel read at the switch-out); 0 for anything else.
+  std::uint8_t futex_how = 0;
 };
 
 // One entry of the kernel's wait-for edges (issue 15): target thread wakee_tid, blocked in
@@ -91,9 +109,12 @@ class StateAccounting {
   // The target processes are exactly `tgids` from now on (at most 4,096).
   util::Result<void> set_targets(const std::vector<int>& tgids);
   // Every sum of the target's threads, cumulative, with the phases still open added up to the
-  // read (so a thread blocked for the whole window has its wait so far). Sorted by key.
+  // read (so a thread blocked for the whole window has its wait so far). Sorted by key. The kernel
+  // keys a futex wait by its word and how the thread waited; here by the word, with the latest
+  // how in futex_how.
   std::vector<StateSum> read();
-  // Every wait-for edge into the target's threads, cumulative (weighted as the sums). Unsorted.
+  // Every wait-for edge into the target's threads, cumulative (weighted as the sums), keyed by the
+  // futex word as the sums are. Unsorted.
   std::vector<WakeEdgeSum> read_edges();
   // A thread: its id and start time (field 22), which tell a reused thread id from the old one.
   using ThreadId = std::pair<int, std::uint64_t>;
@@ -101,6 +122,11 @@ class StateAccounting {
   void forget(const std::vector<ThreadId>& threads);
   StateAccountingStats stats() const;
   std::uint32_t budget_per_cpu_s() const;
+  // The hook attached for the file calls (kNone when not asked, or none was allowed that the
+  // kernel accepts), and why the cheaper ones were not used ("" when fentry runs or when the file
+  // calls were not asked for).
+  FileCallHook file_hook() const;
+  const std::string& file_hook_problem() const;
 
  private:
   struct Impl;

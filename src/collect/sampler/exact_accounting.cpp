@@ -53,9 +53,11 @@ util::Result<std::unique_ptr<ExactAccounting>> ExactAccounting::create(
   }
   bpf::StateAccountingOptions options;
   options.budget_per_cpu_s = budget_per_cpu_s;
-  // The file calls' on-CPU time costs every system call of the host (state_accounting.h): only
-  // for an explicit --mode exact, not for auto.
-  options.file_cpu = mode == SplitMode::kExact;
+  // The file calls' on-CPU time: fentry where the kernel accepts it costs no other system call;
+  // the raw_syscalls fallback costs every system call of the host (state_accounting.h), so only
+  // an explicit --mode exact may load it, not auto.
+  options.file_calls =
+      mode == SplitMode::kExact ? bpf::FileCallTiming::kAny : bpf::FileCallTiming::kCheapOnly;
   auto tracer = bpf::StateAccounting::create(options);
   if (!tracer) {
     if (mode == SplitMode::kExact) {
@@ -83,6 +85,7 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     tick.exact = std::move(x);
     return;
   }
+  const bool first = first_;
   first_ = false;
   x.state.on = true;
   if (auto ok = tracer_->set_targets(pids); !ok) {
@@ -91,6 +94,13 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
   const std::set<int> live(pids.begin(), pids.end());
   for (const auto& s : tracer_->read()) {
     if (live.count(s.pid) == 0) continue;
+    if (s.futex_how != 0) {
+      auto [it, added] = futex_ops_.try_emplace({s.pid, s.object}, s.futex_how);
+      if (added || it->second != s.futex_how) {
+        it->second = s.futex_how;
+        x.futex_ops.push_back({s.pid, s.object, s.futex_how});
+      }
+    }
     if (!changed(last_, Key{s.pid, s.tid, s.start_time_ticks, s.kind, s.syscall_nr, s.object}, s.ns,
                  s.count)) {
       continue;
@@ -147,6 +157,10 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
   x.state.lost = st.lost;
   x.state.thin_every_max = st.max_every;
   x.state.budget_per_cpu_s = tracer_->budget_per_cpu_s();
+  x.state.file_hook = std::string(bpf::file_call_hook_name(tracer_->file_hook()));
+  // Why is the same at every tick: kept at the first and the closing one only (recordings keep
+  // every tick's state).
+  if (first || tick.closing) x.state.file_hook_problem = tracer_->file_hook_problem();
   tick.exact = std::move(x);
 }
 

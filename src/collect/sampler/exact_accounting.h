@@ -43,7 +43,8 @@ class ExactAccounting {
 
   bool on() const { return tracer_ != nullptr; }
   // Adds tick.exact: the target processes are `pids` from now on; the sums and the wait-for edges
-  // that changed since the last fill (of the threads in `pids`); the kernel's entries of
+  // that changed since the last fill (of the threads in `pids`), and how futex words were waited
+  // on where that is new (model::FutexOp); the kernel's entries of
   // tick.ended's threads are dropped after their last read. When off, only the first and the
   // closing tick say why.
   void fill(model::Tick& tick, const std::vector<int>& pids);
@@ -60,6 +61,8 @@ class ExactAccounting {
   // waker pid, waker tid, waker kind, wakee pid, wakee tid, syscall, object
   using EdgeKey = std::tuple<int, int, int, int, int, long, std::uint64_t>;
   std::map<EdgeKey, std::pair<std::uint64_t, std::uint64_t>> last_edges_;  // ns, count
+  // How each (pid, futex word) was waited on, as last put into a tick (model::FutexOp).
+  std::map<std::pair<int, std::uint64_t>, std::uint8_t> futex_ops_;
 };
 
 }  // namespace chokepoint::collect::sampler

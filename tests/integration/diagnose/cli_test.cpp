@@ -144,6 +144,74 @@ TEST(DiagnoseCli, ExactModeFallsBackToSamplingWithAHint) {
                    1, "--mode sample");
 }
 
+// The file system calls' hook that the kernel shows attached to a running `record` (its BPF links
+// in /proc/PID/fdinfo: a raw tracepoint link's tp_name, a tracing link's attach_type 24 for
+// fentry): "raw_syscalls", "fentry" or "none"; "" before the state accounting is attached (its
+// sched_switch link).
+std::string attached_file_hook(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid);
+  bool raw = false, fentry = false, sched = false;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir + "/fd", ec)) {
+    if (std::filesystem::read_symlink(entry.path(), ec).string() != "anon_inode:bpf_link") continue;
+    std::ifstream info(dir + "/fdinfo/" + entry.path().filename().string());
+    std::string line;
+    while (std::getline(info, line)) {
+      sched = sched || line == "tp_name:\tsched_switch";
+      raw = raw || line == "tp_name:\tsys_enter";
+      fentry = fentry || line == "attach_type:\t24";
+    }
+  }
+  if (!sched) return "";
+  return raw ? "raw_syscalls" : fentry ? "fentry" : "none";
+}
+
+// The time split's sources line names the file calls' hook that ran, and it is the one attached:
+// --mode exact takes fentry where the kernel accepts it, else raw_syscalls; auto takes fentry or
+// nothing (raw_syscalls would cost every system call of the host). Through a recording, so the
+// hook is kept in it.
+TEST(DiagnoseCli, TheSourcesLineNamesTheFileCallHookThatWasAttached) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs";
+  const std::string rec = ::testing::TempDir() + "/file-hook.chokepoint";
+  for (const std::string mode : {"exact", "auto"}) {
+    SCOPED_TRACE(mode);
+    std::filesystem::remove(rec);
+    auto bg = Background::start(chokepoint_bin(), {"record", "--mode", mode, "--duration", "3s",
+                                                   "-o", rec, "--", "sleep", "10"});
+    ASSERT_TRUE(bg) << bg.error().message;
+    std::string attached;
+    for (int i = 0; i < 50 && attached.empty(); ++i) {  // attached within the window's 3 s
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      attached = attached_file_hook(bg->pid());
+    }
+    ASSERT_FALSE(attached.empty()) << "the state accounting was never attached";
+    // Its links are made one by one at start-up: read again once they all are.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    attached = attached_file_hook(bg->pid());
+    auto code = bg->wait(20'000);
+    ASSERT_TRUE(code && *code == 0);
+    auto r = run_chokepoint({"replay", rec, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+    const auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.stdout_text;
+    const std::string detail = j["sources"]["time split"]["detail"];
+    if (attached == "raw_syscalls") {
+      EXPECT_EQ(mode, "exact");
+      EXPECT_NE(detail.find("timed on raw_syscalls sys_enter/sys_exit"), std::string::npos)
+          << detail;
+      EXPECT_NE(detail.find("(no fentry: "), std::string::npos) << detail;  // and why not
+    } else if (attached == "fentry") {
+      EXPECT_NE(detail.find("timed by fentry/fexit"), std::string::npos) << detail;
+    } else {
+      EXPECT_EQ(mode, "auto");
+      EXPECT_NE(detail.find("on-CPU time is not timed and stays on_cpu (no fentry: "),
+                std::string::npos)
+          << detail;
+    }
+  }
+  std::filesystem::remove(rec);
+}
+
 TEST(DiagnoseCli, PathThatIsNotACgroup) {
   expect_cli_error(run_chokepoint({"diagnose", "--cgroup", "/tmp"}), 1, "is not a cgroup");
   expect_cli_error(run_chokepoint({"diagnose", "--cgroup", "/nonexistent/cg"}), 1,

@@ -167,6 +167,55 @@ TEST(ExactSplit, AnObjectTheSamplerNeverSawTakesItsSystemCallsClass) {
   EXPECT_EQ(obs.threads[0].split[Resource::kLock], 450 * kMs);
 }
 
+// How the kernel read a futex wait (stateacct.h's STATEACCT_FUTEX_*): recorded, op, value 2,
+// private.
+FutexOp futex_op(std::uint64_t word, int op, bool val2) {
+  const unsigned how = 0x80u | static_cast<unsigned>(op & FUTEX_CMD_MASK) | (val2 ? 0x10u : 0u) |
+                       ((op & FUTEX_PRIVATE_FLAG) != 0 ? 0x20u : 0u);
+  return {100, word, static_cast<std::uint8_t>(how)};
+}
+
+// Regression (a short contended mutex wait read idle where the reference says lock): words the
+// sampler never caught a thread on are classed by the op and value the kernel read at the
+// switch-out, as the sampler would have classed them.
+TEST(ExactSplit, AFutexWordTheSamplerNeverSawIsClassedByTheOpTheKernelRead) {
+  constexpr std::uint64_t kCondvar = 0x2000, kPi = 0x3000, kOld = 0x4000;
+  std::vector<Tick> ticks(2);
+  ticks[0].at_ns = 0;
+  ticks[0].threads.push_back(sample(0, true, 0, upstream_read()));
+  ticks[0].exact = exact({});
+  ticks[0].exact->futex_ops = {futex_op(kMutex, FUTEX_WAIT_PRIVATE, true)};
+  ticks[1].at_ns = 1000 * kMs;
+  ticks[1].threads.push_back(sample(1000 * kMs, false, 100 * kMs, upstream_read()));
+  ticks[1].exact = exact({sum(ExactKind::kInterruptible, SYS_futex, kMutex, 300),
+                          sum(ExactKind::kInterruptible, SYS_futex, kCondvar, 200),
+                          sum(ExactKind::kInterruptible, SYS_futex, kPi, 100),
+                          // No op kept (a recording from before): the call alone, a wait on a
+                          // value (idle).
+                          sum(ExactKind::kInterruptible, SYS_futex, kOld, 100),
+                          sum(ExactKind::kInterruptible, SYS_read, kSocketFd, 200)});
+  ticks[1].exact->futex_ops = {futex_op(kCondvar, FUTEX_WAIT_BITSET_PRIVATE, false),
+                               futex_op(kPi, FUTEX_LOCK_PI_PRIVATE, false)};
+  const Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& t = obs.threads[0];
+  EXPECT_EQ(t.split[Resource::kLock], 400 * kMs);
+  EXPECT_EQ(t.split[Resource::kIdle], 300 * kMs);
+  EXPECT_EQ(t.split[Resource::kNetwork], 200 * kMs);
+  const auto& lock = t.details[static_cast<std::size_t>(Resource::kLock)];
+  EXPECT_EQ(lock.count("mutex 0x1000"), 1u);
+  EXPECT_EQ(lock.count("pi-mutex 0x3000"), 1u);
+}
+
+// A word the sampler did see keeps the sampler's class: the op only stands in for it.
+TEST(ExactSplit, AFutexWordTheSamplerSawKeepsItsClassWhateverTheOp) {
+  auto ticks = ticks_with(exact({sum(ExactKind::kInterruptible, SYS_futex, kMutex, 900)}));
+  ticks[1].exact->futex_ops = {futex_op(kMutex, FUTEX_WAIT_BITSET_PRIVATE, false)};
+  const Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  EXPECT_EQ(obs.threads[0].split[Resource::kLock], 900 * kMs);
+}
+
 TEST(ExactSplit, TimeTheKernelDidNotSeeKeepsTheSampledDivision) {
   // Only 300 ms of the 900 were seen (the thread was blocked when the accounting started): the
   // other 600 ms stay as sampled (lock).

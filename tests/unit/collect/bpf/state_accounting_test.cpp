@@ -1,18 +1,22 @@
 // The exact mode's kernel half on this very process: a thread's block in read() is summed under
 // its (system call, fd), and a thread id handed out again to a new thread (forced through
 // /proc/sys/kernel/ns_last_pid) keeps the new thread's sums apart from the old one's, each under
-// its own start time as /proc/PID/task/TID/stat field 22 gives it. Needs root and BPF (skips only
-// through offcpu_unavailable()).
+// its own start time as /proc/PID/task/TID/stat field 22 gives it; the file calls' hook reported
+// is the one the kernel shows attached, and it times this thread's writes. Needs root and BPF
+// (skips only through offcpu_unavailable()).
 #include "collect/bpf/state_accounting.h"
 
 #include <gtest/gtest.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -116,6 +120,104 @@ TEST(StateAccounting, AThreadIdHandedOutAgainKeepsItsOwnSums) {
   EXPECT_EQ(read_ns(sums, old.tid, old.start_ticks, second[0]), 0u);
   EXPECT_EQ(read_ns(sums, old.tid, reused->start_ticks, first[0]), 0u);
   for (int fd : {first[0], first[1], second[0], second[1]}) close(fd);
+}
+
+// The tracepoints and trampolines this process's BPF links are attached to, as the kernel shows
+// them in /proc/self/fdinfo: a raw tracepoint link's "tp_name" ("sys_enter"), and "fentry" or
+// "fexit" for a tracing link's attach_type (BPF_TRACE_FENTRY 24, BPF_TRACE_FEXIT 25).
+std::multiset<std::string> attached_hooks() {
+  std::multiset<std::string> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(entry.path(), ec).string() != "anon_inode:bpf_link") continue;
+    std::ifstream info("/proc/self/fdinfo/" + entry.path().filename().string());
+    std::string line;
+    while (std::getline(info, line)) {
+      if (line.rfind("tp_name:", 0) == 0) out.insert(line.substr(line.find_first_not_of(" \t", 8)));
+      if (line.rfind("attach_type:", 0) == 0) {
+        const std::string type = line.substr(line.find_first_not_of(" \t", 12));
+        if (type == "24") out.insert("fentry");
+        if (type == "25") out.insert("fexit");
+      }
+    }
+  }
+  return out;
+}
+
+// This thread's on-CPU time in file system calls on `fd` (kind 5) in `sums`.
+std::uint64_t file_cpu_ns(const std::vector<StateSum>& sums, int fd) {
+  std::uint64_t ns = 0;
+  for (const auto& s : sums) {
+    if (s.tid == gettid_now() && s.kind == 5 /* STATEACCT_ONCPU_FILE */ &&
+        s.object == static_cast<std::uint64_t>(fd)) {
+      ns += s.ns;
+    }
+  }
+  return ns;
+}
+
+// This thread's CPU time.
+std::int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+// Writes to a regular file on this thread for 50 ms of its CPU time (however loaded the machine).
+void write_a_file(int fd) {
+  const std::int64_t end = thread_cpu_ns() + 50'000'000;
+  while (thread_cpu_ns() < end) ASSERT_EQ(pwrite(fd, "x", 1, 0), 1);
+}
+
+// The file calls' hook: the one reported is the one attached, cheapest first (fentry where the
+// kernel accepts trampolines, which this VM's does not), raw_syscalls only when any hook is
+// allowed (--mode exact), and the one attached times this thread's writes to a regular file.
+TEST(StateAccounting, TheFileCallHookReportedIsTheOneAttachedAndTimesFileCalls) {
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  char path[] = "/var/tmp/chokepoint-state-accounting.XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  unlink(path);
+  for (FileCallTiming timing :
+       {FileCallTiming::kAny, FileCallTiming::kCheapOnly, FileCallTiming::kOff}) {
+    SCOPED_TRACE(static_cast<int>(timing));
+    const auto before = attached_hooks();
+    StateAccountingOptions options;
+    options.file_calls = timing;
+    auto created = StateAccounting::create(options);
+    ASSERT_TRUE(created) << created.error().message;
+    StateAccounting& acct = **created;
+    ASSERT_TRUE(acct.set_targets({getpid()}));
+    auto now = attached_hooks();
+    for (const auto& h : before) now.erase(now.find(h));
+    const FileCallHook hook = acct.file_hook();
+    EXPECT_EQ(now.count("sched_switch"), 1u);
+    EXPECT_EQ(now.count("sys_enter"), hook == FileCallHook::kRawSyscalls ? 1u : 0u);
+    EXPECT_EQ(now.count("sys_exit"), hook == FileCallHook::kRawSyscalls ? 1u : 0u);
+    EXPECT_EQ(now.count("fentry"), hook == FileCallHook::kFentry ? 15u : 0u);
+    EXPECT_EQ(now.count("fexit"), hook == FileCallHook::kFentry ? 15u : 0u);
+    if (timing == FileCallTiming::kOff) {
+      EXPECT_EQ(hook, FileCallHook::kNone);
+      EXPECT_EQ(acct.file_hook_problem(), "");
+    } else if (timing == FileCallTiming::kAny) {
+      EXPECT_NE(hook, FileCallHook::kNone);
+    } else {
+      EXPECT_NE(hook, FileCallHook::kRawSyscalls);
+    }
+    // Whatever is not fentry says why fentry is not used.
+    if (timing != FileCallTiming::kOff) {
+      EXPECT_EQ(acct.file_hook_problem().empty(), hook == FileCallHook::kFentry)
+          << acct.file_hook_problem();
+    }
+    write_a_file(fd);
+    const std::uint64_t ns = file_cpu_ns(acct.read(), fd);
+    if (hook == FileCallHook::kNone) {
+      EXPECT_EQ(ns, 0u);
+    } else {
+      EXPECT_GT(ns, 10'000'000u) << file_call_hook_name(hook);  // of 50 ms on the CPU in pwrite
+    }
+  }
+  close(fd);
 }
 
 }  // namespace
