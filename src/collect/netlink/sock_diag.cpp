@@ -112,6 +112,32 @@ util::Result<SockDiag> SockDiag::open_in_netns_of(pid_t pid) {
 
 util::Result<std::vector<TcpSocket>> SockDiag::dump_tcp(std::uint32_t state_mask) {
   std::vector<TcpSocket> out;
+  // One walk for both families: the compatibility request (TCPDIAG_GETSOCK) dumps with family
+  // AF_UNSPEC (inet_diag_dump_compat in net/ipv4/inet_diag.c), and inet_diag_dump_icsk walks the
+  // listening and established hashes once for IPv4 and IPv6 sockets together, where a request per
+  // family walks them twice (the established hash has 262,144 buckets here, however few sockets
+  // exist: half of the dump's cost). A kernel that refuses it gets a request per family.
+  if (!compat_refused_) {
+    struct {
+      nlmsghdr nlh;
+      inet_diag_req req;
+    } request{};
+    request.nlh.nlmsg_len = sizeof request;
+    request.nlh.nlmsg_type = TCPDIAG_GETSOCK;
+    request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    request.nlh.nlmsg_seq = ++seq_;
+    request.req.idiag_family = AF_INET;  // not read for a dump: both families come
+    request.req.idiag_states = state_mask;
+    request.req.idiag_ext = 1U << (INET_DIAG_INFO - 1);
+    auto r = run_dump(&request, sizeof request, TCPDIAG_GETSOCK, AF_UNSPEC, out);
+    if (r) return out;
+    if (r.error().errno_value != EINVAL && r.error().errno_value != EOPNOTSUPP &&
+        r.error().errno_value != ENOENT) {
+      return r.error();
+    }
+    compat_refused_ = true;
+    out.clear();
+  }
   for (int family : {AF_INET, AF_INET6}) {
     auto r = dump_family(family, state_mask, out);
     if (!r) return r.error();
@@ -133,10 +159,16 @@ util::Result<void> SockDiag::dump_family(int family, std::uint32_t state_mask,
   request.req.sdiag_protocol = IPPROTO_TCP;
   request.req.idiag_states = state_mask;
   request.req.idiag_ext = 1U << (INET_DIAG_INFO - 1);
+  return run_dump(&request, sizeof request, SOCK_DIAG_BY_FAMILY, family, out);
+}
 
+util::Result<void> SockDiag::run_dump(const void* request, std::size_t request_bytes,
+                                      std::uint16_t answer_type, int family,
+                                      std::vector<TcpSocket>& out) {
+  const std::uint32_t seq = static_cast<const nlmsghdr*>(request)->nlmsg_seq;
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd_.get(), &request, sizeof request, 0, reinterpret_cast<sockaddr*>(&kernel),
+  if (::sendto(fd_.get(), request, request_bytes, 0, reinterpret_cast<sockaddr*>(&kernel),
                sizeof kernel) < 0) {
     return util::errno_error("sock_diag request");
   }
@@ -152,7 +184,7 @@ util::Result<void> SockDiag::dump_family(int family, std::uint32_t state_mask,
     if (n == 0) return util::Error{"sock_diag: the kernel closed the dump early", "", 0};
     int len = static_cast<int>(n);
     for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-      if (h->nlmsg_seq != request.nlh.nlmsg_seq) continue;
+      if (h->nlmsg_seq != seq) continue;
       if (h->nlmsg_type == NLMSG_DONE) return {};
       if (h->nlmsg_type == NLMSG_ERROR) {
         auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(h));
@@ -160,7 +192,7 @@ util::Result<void> SockDiag::dump_family(int family, std::uint32_t state_mask,
         if (family == AF_INET6 && (err->error == -ENOENT || err->error == -EAFNOSUPPORT)) return {};
         return util::errno_error("sock_diag dump", -err->error);
       }
-      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+      if (h->nlmsg_type != answer_type) continue;
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
       const auto* msg = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
       TcpSocket s;
