@@ -178,6 +178,7 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns, bool allow_quick)
     if (t.refresh_generation != generation) {
       fd_budget += t.fds;
       tick.ended.push_back({t.key.pid, t.key.tid, t.last_sample_ns, t.key.start_time_ticks});
+      polled.erase(it->first);
       it = threads.erase(it);
     } else {
       ++it;

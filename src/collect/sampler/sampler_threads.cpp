@@ -166,6 +166,17 @@ void Sampler::Impl::park(ThreadState& t) const {
 }
 
 bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool force) {
+  const bool read = sample_thread_files(t, now_ns, force);
+  const std::pair<int, int> key{t.key.pid, t.key.tid};
+  if (t.next_poll_ns == std::numeric_limits<std::int64_t>::max()) {
+    polled.erase(key);
+  } else {
+    polled.insert(key);
+  }
+  return read;
+}
+
+bool Sampler::Impl::sample_thread_files(ThreadState& t, std::int64_t now_ns, bool force) {
   if (!force && now_ns < t.next_poll_ns) return false;  // backing off: it has not run for a while
   auto sched = read_counters(t);
   if (!sched) return true;  // vanished: refresh() finishes it
