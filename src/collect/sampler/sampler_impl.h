@@ -68,6 +68,13 @@ inline constexpr std::int64_t kReservedFds = 128;
 // A thread that ran gets its stat and syscall kept open only while this many fds stay free for
 // the schedstat of threads that appear later.
 inline constexpr std::int64_t kLazyOpenReserveFds = 1024;
+// A process's /proc/PID/cgroup is read again after this long (check_frozen): a move to another
+// cgroup (rare: a service manager moves a process once, at its start) is seen this late at most.
+inline constexpr std::int64_t kCgroupRecheckNs = 10'000'000'000;
+// At a rolling window's close, a process none of whose threads ran since its last status read
+// repeats that read's RSS for up to this long: without running, its RSS moves only by the
+// kernel's reclaim or khugepaged (or another process writing into it), seen this late at most.
+inline constexpr std::int64_t kQuietStatusNs = 30'000'000'000;
 
 struct ProcessState {
   int pid = 0;
@@ -87,6 +94,17 @@ struct ProcessState {
   // A thread of it was seen to run since the last look at its freezer state (check_frozen).
   bool ran_since_freezer = false;
   bool freezer_read = false;  // the freezer state was read once at least
+  // Its /proc/PID/cgroup as read at cgroup_read_ns (-1: not yet), kept for kCgroupRecheckNs.
+  std::string cgroup_text;
+  std::int64_t cgroup_read_ns = -1;
+  // Its RSS at the last read of /proc/PID/status (-1: none yet), repeated for kQuietStatusNs
+  // at the closes where it did not run.
+  std::int64_t status_read_ns = -1;
+  std::uint64_t rss_bytes = 0, anon_bytes = 0;
+  // A thread of it was seen to run since its fd table was last read: a table is changed only by
+  // the process's own threads (or another process sharing it by CLONE_FILES, which is rare), so
+  // a quiet process's is repeated at the close without a look (read_fd_tables).
+  bool ran_since_fd_table = true;
   // A kernel thread (PF_KTHREAD, from the task iterator's record): it has no memory of its own
   // (RSS 0, no /proc/PID/status read after the first) and the cgroup v2 freezer never freezes
   // one (cgroup_freeze_task in kernel/cgroup/freezer.c skips PF_KTHREAD), so its cgroup is not

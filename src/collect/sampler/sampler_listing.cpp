@@ -50,6 +50,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   auto& p = process_state(pid, now_ns);
   p.ran_since_read = true;  // a new thread: the process did something
   p.ran_since_freezer = true;
+  p.ran_since_fd_table = true;
   // In this tick's iterator read: everything the first sample needs, without a file of its own
   // (it gets them once it runs between two iterator reads, keep_open_after_run).
   if (const bpf::TaskRecord* r = iter_record(tid); r != nullptr && r->tgid == pid) {

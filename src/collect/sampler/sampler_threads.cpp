@@ -196,6 +196,7 @@ bool Sampler::Impl::sample_thread_files(ThreadState& t, std::int64_t now_ns, boo
   if (ran) {
     process.ran_since_read = true;
     process.ran_since_freezer = true;
+    process.ran_since_fd_table = true;
   }
   const bool frozen = process.frozen;
   // A look at the iterator's record is not a read: it does not count against the budget.
