@@ -220,7 +220,11 @@ bool Sampler::Impl::sample_thread_files(ThreadState& t, std::int64_t now_ns, boo
   auto st = read_stat(t);
   if (st) {
     fill_stat(s, *st);
-    auto sc = read_syscall(t);
+    // A thread in state R shows no system call: /proc/TID/syscall prints "running" for a task
+    // whose state is TASK_RUNNING (task_current_syscall in lib/syscall.c gives up on it), the
+    // state stat prints as R. Most threads polled here are busy ones: not read for them.
+    auto sc = st->state == 'R' ? util::Result<procfs::SyscallState>(procfs::SyscallState{})
+                               : read_syscall(t);
     if (sc) {
       s.wait = waits.observe(t.key.pid, *sc, st->state, now_ns);
     } else {
