@@ -267,11 +267,8 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   }
   s.next_due_ns = 0;  // the close moved polls: the next tick visits every thread again
   // The processes' counters at the close too: the next window of the session starts from them.
-  std::set<int> with_threads;
-  for (const auto& [key, t] : s.threads) with_threads.insert(key.first);
   for (auto& [pid, p] : s.processes) {
-    if (with_threads.count(pid) != 0)
-      s.read_process(p, end_ns, false, s.opt.rolling && s.iter_fresh);
+    if (p.threads_watched > 0) s.read_process(p, end_ns, false, s.opt.rolling && s.iter_fresh);
   }
   s.read_fd_tables(end_ns);
   s.tick.system = take_system_snapshot(s.proc, s.opt.target, s.shared_read_ns());

@@ -105,6 +105,9 @@ struct ProcessState {
   // the process's own threads (or another process sharing it by CLONE_FILES, which is rare), so
   // a quiet process's is repeated at the close without a look (read_fd_tables).
   bool ran_since_fd_table = true;
+  // Its threads in Impl::threads (kept by add_thread and refresh): which processes have threads
+  // is known without a walk of every thread.
+  std::size_t threads_watched = 0;
   // A kernel thread (PF_KTHREAD, from the task iterator's record): it has no memory of its own
   // (RSS 0, no /proc/PID/status read after the first) and the cgroup v2 freezer never freezes
   // one (cgroup_freeze_task in kernel/cgroup/freezer.c skips PF_KTHREAD), so its cgroup is not
@@ -281,7 +284,9 @@ struct Sampler::Impl {
   // the whole thread map every tick to find them was 8% of top's cost on a host of 2,000 threads
   // of which a few dozen run.
   std::set<std::pair<int, int>> polled;
-  std::vector<std::pair<int, int>> due_scratch;  // a tick's threads to visit, in turn order
+  std::vector<std::pair<int, int>> due_scratch;
+  std::vector<std::pair<int, int>> iter_tids_scratch;  // refresh's (tgid, tid) of the records  // a
+                                                       // tick's threads to visit, in turn order
   // With the iterator, a thread that stopped running is left to the iterator's reads: no poll of
   // its own until one of them sees it run.
   void park(ThreadState& t) const;
@@ -312,6 +317,8 @@ struct Sampler::Impl {
   // A process's fds as read_fd_tables last found them (read now if it has not yet).
   FdTargetsOf cached_fd_targets();
   std::vector<procfs::FdEntry> scratch_fds;  // cached_fd_targets' answer for an unknown pid
+  // The processes with threads watched, in pid order.
+  std::vector<int> watched_pids() const;
   // Adds the TCP state table to the tick's system read (window start and end only).
   void add_tcp_table(std::int64_t now_ns);
   // Adds shared memory and its limits to the tick's system read (window end only).

@@ -171,13 +171,18 @@ FdTargetsOf Sampler::Impl::cached_fd_targets() {
   };
 }
 
+std::vector<int> Sampler::Impl::watched_pids() const {
+  std::vector<int> pids;
+  for (const auto& [pid, p] : processes) {
+    if (p.threads_watched > 0) pids.push_back(pid);
+  }
+  return pids;
+}
+
 void Sampler::Impl::add_tcp_table(std::int64_t now_ns) {
   // sock_diag sees the real kernel only: a fixture /proc has no sockets behind it.
   if (!tick.system || opt.proc_root != "/proc") return;
-  std::vector<int> pids;
-  for (const auto& [key, t] : threads) {
-    if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
-  }
+  const std::vector<int> pids = watched_pids();
   if (opt.rolling && last_tcp_table && now_ns - last_tcp_table->at_ns < kRollingTcpTableNs) {
     tick.system->tcp_table = last_tcp_table;  // its at_ns says how old it is
     return;
@@ -192,9 +197,7 @@ void Sampler::Impl::add_shm_snapshot() {
   if (!tick.system || opt.proc_root != "/proc") return;
   std::vector<int> pids;
   if (opt.target.kind != TargetSpec::Kind::kHost) {
-    for (const auto& [key, t] : threads) {
-      if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
-    }
+    pids = watched_pids();
     if (pids.empty()) return;
   }
   tick.system->shm = take_shm_snapshot(proc, pids, cached_fd_targets());
@@ -202,10 +205,7 @@ void Sampler::Impl::add_shm_snapshot() {
 
 void Sampler::Impl::add_rlimit_snapshot() {
   if (!tick.system || opt.target.kind == TargetSpec::Kind::kHost) return;
-  std::vector<int> pids;
-  for (const auto& [key, t] : threads) {
-    if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
-  }
+  const std::vector<int> pids = watched_pids();
   tick.system->rlimits = take_rlimit_snapshot(proc, pids);
 }
 
