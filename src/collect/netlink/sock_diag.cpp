@@ -23,7 +23,16 @@
 namespace chokepoint::collect::netlink {
 namespace {
 
-constexpr std::size_t kRecvBufferBytes = 64 * 1024;
+constexpr std::size_t kRecvBufferBytes = std::size_t{64} * 1024;
+
+// NLMSG_OK and NLMSG_NEXT without their comparisons of int and unsigned: the message at `off` of
+// a datagram of `total` bytes, or nullptr past its last whole message.
+nlmsghdr* message_at(char* buf, std::size_t total, std::size_t off) {
+  if (off + sizeof(nlmsghdr) > total) return nullptr;
+  auto* h = reinterpret_cast<nlmsghdr*>(buf + off);
+  if (h->nlmsg_len < sizeof(nlmsghdr) || h->nlmsg_len > total - off) return nullptr;
+  return h;
+}
 
 util::Result<util::ScopedFd> make_socket() {
   util::ScopedFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
@@ -182,8 +191,9 @@ util::Result<void> SockDiag::run_dump(const void* request, std::size_t request_b
       return util::errno_error("sock_diag receive");
     }
     if (n == 0) return util::Error{"sock_diag: the kernel closed the dump early", "", 0};
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    const auto total = static_cast<std::size_t>(n);
+    for (std::size_t off = 0; nlmsghdr* h = message_at(buf, total, off);
+         off += NLMSG_ALIGN(h->nlmsg_len)) {
       if (h->nlmsg_seq != seq) continue;
       if (h->nlmsg_type == NLMSG_DONE) return {};
       if (h->nlmsg_type == NLMSG_ERROR) {
