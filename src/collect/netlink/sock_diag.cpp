@@ -25,6 +25,28 @@ namespace {
 
 constexpr std::size_t kRecvBufferBytes = std::size_t{64} * 1024;
 
+// A dump request: the netlink header, then the request of type `type` (inet_diag_req for the
+// compatibility request, inet_diag_req_v2 for a family's), asking for the sockets in state_mask
+// with their tcp_info.
+template <typename Req>
+struct DumpRequest {
+  nlmsghdr nlh;
+  Req req;
+};
+template <typename Req>
+DumpRequest<Req> dump_request(std::uint16_t type, std::uint32_t seq, const Req& req,
+                              std::uint32_t state_mask) {
+  DumpRequest<Req> r{};
+  r.nlh.nlmsg_len = sizeof r;
+  r.nlh.nlmsg_type = type;
+  r.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  r.nlh.nlmsg_seq = seq;
+  r.req = req;
+  r.req.idiag_states = state_mask;
+  r.req.idiag_ext = 1U << (INET_DIAG_INFO - 1);
+  return r;
+}
+
 // NLMSG_OK and NLMSG_NEXT without their comparisons of int and unsigned: the message at `off` of
 // a datagram of `total` bytes, or nullptr past its last whole message.
 nlmsghdr* message_at(char* buf, std::size_t total, std::size_t off) {
@@ -127,17 +149,9 @@ util::Result<std::vector<TcpSocket>> SockDiag::dump_tcp(std::uint32_t state_mask
   // family walks them twice (the established hash has 262,144 buckets here, however few sockets
   // exist: half of the dump's cost). A kernel that refuses it gets a request per family.
   if (!compat_refused_) {
-    struct {
-      nlmsghdr nlh;
-      inet_diag_req req;
-    } request{};
-    request.nlh.nlmsg_len = sizeof request;
-    request.nlh.nlmsg_type = TCPDIAG_GETSOCK;
-    request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    request.nlh.nlmsg_seq = ++seq_;
-    request.req.idiag_family = AF_INET;  // not read for a dump: both families come
-    request.req.idiag_states = state_mask;
-    request.req.idiag_ext = 1U << (INET_DIAG_INFO - 1);
+    inet_diag_req req{};
+    req.idiag_family = AF_INET;  // not read for a dump: both families come
+    const auto request = dump_request(TCPDIAG_GETSOCK, ++seq_, req, state_mask);
     auto r = run_dump(&request, sizeof request, TCPDIAG_GETSOCK, AF_UNSPEC, out);
     if (r) return out;
     if (r.error().errno_value != EINVAL && r.error().errno_value != EOPNOTSUPP &&
@@ -156,18 +170,10 @@ util::Result<std::vector<TcpSocket>> SockDiag::dump_tcp(std::uint32_t state_mask
 
 util::Result<void> SockDiag::dump_family(int family, std::uint32_t state_mask,
                                          std::vector<TcpSocket>& out) {
-  struct {
-    nlmsghdr nlh;
-    inet_diag_req_v2 req;
-  } request{};
-  request.nlh.nlmsg_len = sizeof request;
-  request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  request.nlh.nlmsg_seq = ++seq_;
-  request.req.sdiag_family = static_cast<__u8>(family);
-  request.req.sdiag_protocol = IPPROTO_TCP;
-  request.req.idiag_states = state_mask;
-  request.req.idiag_ext = 1U << (INET_DIAG_INFO - 1);
+  inet_diag_req_v2 req{};
+  req.sdiag_family = static_cast<__u8>(family);
+  req.sdiag_protocol = IPPROTO_TCP;
+  const auto request = dump_request(SOCK_DIAG_BY_FAMILY, ++seq_, req, state_mask);
   return run_dump(&request, sizeof request, SOCK_DIAG_BY_FAMILY, family, out);
 }
 
