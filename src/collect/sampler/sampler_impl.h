@@ -284,9 +284,8 @@ struct Sampler::Impl {
   // the whole thread map every tick to find them was 8% of top's cost on a host of 2,000 threads
   // of which a few dozen run.
   std::set<std::pair<int, int>> polled;
-  std::vector<std::pair<int, int>> due_scratch;
-  std::vector<std::pair<int, int>> iter_tids_scratch;  // refresh's (tgid, tid) of the records  // a
-                                                       // tick's threads to visit, in turn order
+  std::vector<std::pair<int, int>> due_scratch;        // a tick's threads to visit, in turn order
+  std::vector<std::pair<int, int>> iter_tids_scratch;  // refresh's (tgid, tid) of the records
   // With the iterator, a thread that stopped running is left to the iterator's reads: no poll of
   // its own until one of them sees it run.
   void park(ThreadState& t) const;
