@@ -23,7 +23,38 @@
 namespace chokepoint::collect::netlink {
 namespace {
 
-constexpr std::size_t kRecvBufferBytes = 64 * 1024;
+constexpr std::size_t kRecvBufferBytes = std::size_t{64} * 1024;
+
+// A dump request: the netlink header, then the request of type `type` (inet_diag_req for the
+// compatibility request, inet_diag_req_v2 for a family's), asking for the sockets in state_mask
+// with their tcp_info.
+template <typename Req>
+struct DumpRequest {
+  nlmsghdr nlh;
+  Req req;
+};
+template <typename Req>
+DumpRequest<Req> dump_request(std::uint16_t type, std::uint32_t seq, const Req& req,
+                              std::uint32_t state_mask) {
+  DumpRequest<Req> r{};
+  r.nlh.nlmsg_len = sizeof r;
+  r.nlh.nlmsg_type = type;
+  r.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  r.nlh.nlmsg_seq = seq;
+  r.req = req;
+  r.req.idiag_states = state_mask;
+  r.req.idiag_ext = 1U << (INET_DIAG_INFO - 1);
+  return r;
+}
+
+// NLMSG_OK and NLMSG_NEXT without their comparisons of int and unsigned: the message at `off` of
+// a datagram of `total` bytes, or nullptr past its last whole message.
+nlmsghdr* message_at(char* buf, std::size_t total, std::size_t off) {
+  if (off + sizeof(nlmsghdr) > total) return nullptr;
+  auto* h = reinterpret_cast<nlmsghdr*>(buf + off);
+  if (h->nlmsg_len < sizeof(nlmsghdr) || h->nlmsg_len > total - off) return nullptr;
+  return h;
+}
 
 util::Result<util::ScopedFd> make_socket() {
   util::ScopedFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
@@ -112,6 +143,24 @@ util::Result<SockDiag> SockDiag::open_in_netns_of(pid_t pid) {
 
 util::Result<std::vector<TcpSocket>> SockDiag::dump_tcp(std::uint32_t state_mask) {
   std::vector<TcpSocket> out;
+  // One walk for both families: the compatibility request (TCPDIAG_GETSOCK) dumps with family
+  // AF_UNSPEC (inet_diag_dump_compat in net/ipv4/inet_diag.c), and inet_diag_dump_icsk walks the
+  // listening and established hashes once for IPv4 and IPv6 sockets together, where a request per
+  // family walks them twice (the established hash has 262,144 buckets here, however few sockets
+  // exist: half of the dump's cost). A kernel that refuses it gets a request per family.
+  if (!compat_refused_) {
+    inet_diag_req req{};
+    req.idiag_family = AF_INET;  // not read for a dump: both families come
+    const auto request = dump_request(TCPDIAG_GETSOCK, ++seq_, req, state_mask);
+    auto r = run_dump(&request, sizeof request, TCPDIAG_GETSOCK, AF_UNSPEC, out);
+    if (r) return out;
+    if (r.error().errno_value != EINVAL && r.error().errno_value != EOPNOTSUPP &&
+        r.error().errno_value != ENOENT) {
+      return r.error();
+    }
+    compat_refused_ = true;
+    out.clear();
+  }
   for (int family : {AF_INET, AF_INET6}) {
     auto r = dump_family(family, state_mask, out);
     if (!r) return r.error();
@@ -121,22 +170,20 @@ util::Result<std::vector<TcpSocket>> SockDiag::dump_tcp(std::uint32_t state_mask
 
 util::Result<void> SockDiag::dump_family(int family, std::uint32_t state_mask,
                                          std::vector<TcpSocket>& out) {
-  struct {
-    nlmsghdr nlh;
-    inet_diag_req_v2 req;
-  } request{};
-  request.nlh.nlmsg_len = sizeof request;
-  request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  request.nlh.nlmsg_seq = ++seq_;
-  request.req.sdiag_family = static_cast<__u8>(family);
-  request.req.sdiag_protocol = IPPROTO_TCP;
-  request.req.idiag_states = state_mask;
-  request.req.idiag_ext = 1U << (INET_DIAG_INFO - 1);
+  inet_diag_req_v2 req{};
+  req.sdiag_family = static_cast<__u8>(family);
+  req.sdiag_protocol = IPPROTO_TCP;
+  const auto request = dump_request(SOCK_DIAG_BY_FAMILY, ++seq_, req, state_mask);
+  return run_dump(&request, sizeof request, SOCK_DIAG_BY_FAMILY, family, out);
+}
 
+util::Result<void> SockDiag::run_dump(const void* request, std::size_t request_bytes,
+                                      std::uint16_t answer_type, int family,
+                                      std::vector<TcpSocket>& out) {
+  const std::uint32_t seq = static_cast<const nlmsghdr*>(request)->nlmsg_seq;
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd_.get(), &request, sizeof request, 0, reinterpret_cast<sockaddr*>(&kernel),
+  if (::sendto(fd_.get(), request, request_bytes, 0, reinterpret_cast<sockaddr*>(&kernel),
                sizeof kernel) < 0) {
     return util::errno_error("sock_diag request");
   }
@@ -150,9 +197,10 @@ util::Result<void> SockDiag::dump_family(int family, std::uint32_t state_mask,
       return util::errno_error("sock_diag receive");
     }
     if (n == 0) return util::Error{"sock_diag: the kernel closed the dump early", "", 0};
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-      if (h->nlmsg_seq != request.nlh.nlmsg_seq) continue;
+    const auto total = static_cast<std::size_t>(n);
+    for (std::size_t off = 0; nlmsghdr* h = message_at(buf, total, off);
+         off += NLMSG_ALIGN(h->nlmsg_len)) {
+      if (h->nlmsg_seq != seq) continue;
       if (h->nlmsg_type == NLMSG_DONE) return {};
       if (h->nlmsg_type == NLMSG_ERROR) {
         auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(h));
@@ -160,7 +208,7 @@ util::Result<void> SockDiag::dump_family(int family, std::uint32_t state_mask,
         if (family == AF_INET6 && (err->error == -ENOENT || err->error == -EAFNOSUPPORT)) return {};
         return util::errno_error("sock_diag dump", -err->error);
       }
-      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+      if (h->nlmsg_type != answer_type) continue;
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) continue;
       const auto* msg = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
       TcpSocket s;

@@ -66,7 +66,8 @@ class SockDiag {
   // TCP sockets, IPv4 and IPv6, with tcp_info where the kernel has it. state_mask is a set of
   // (1 << TcpState) bits. A dump of LISTEN sockets only is cheap; any other state makes the kernel
   // walk its whole established hash table (2.5 ms here with 262,144 buckets, however few sockets
-  // exist), so the sampler inspects single sockets with SocketInspector instead.
+  // exist; one walk serves both families), so the sampler inspects single sockets with
+  // SocketInspector instead.
   util::Result<std::vector<TcpSocket>> dump_tcp(std::uint32_t state_mask = kAllStates);
 
   static constexpr std::uint32_t kAllStates = 0xFFFu;
@@ -79,10 +80,15 @@ class SockDiag {
   SockDiag(util::ScopedFd fd, std::uint64_t netns_inode)
       : fd_(std::move(fd)), netns_inode_(netns_inode) {}
   util::Result<void> dump_family(int family, std::uint32_t state_mask, std::vector<TcpSocket>& out);
+  // Sends `request` and collects the answers of type answer_type until NLMSG_DONE. family: the
+  // request's (AF_UNSPEC for both), for the error a kernel without IPv6 gives.
+  util::Result<void> run_dump(const void* request, std::size_t request_bytes,
+                              std::uint16_t answer_type, int family, std::vector<TcpSocket>& out);
 
   util::ScopedFd fd_;
   std::uint64_t netns_inode_ = 0;
   std::uint32_t seq_ = 1;
+  bool compat_refused_ = false;  // the kernel refused the one-walk request (dump_tcp)
 };
 
 // Reads one socket of another process directly: pidfd_getfd() borrows the fd (Linux 5.6+, needs

@@ -85,11 +85,16 @@ bool FreezerReader::frozen(int pid, std::int64_t now_ns) {
   if (v2_mount_.empty() && v1_mount_.empty()) return false;
   auto text = proc_.read_text(std::to_string(pid) + "/cgroup", true);
   if (!text) return false;
-  auto it = cache_.find(*text);
+  return frozen_in(*text, now_ns);
+}
+
+bool FreezerReader::frozen_in(const std::string& cgroup_text, std::int64_t now_ns) {
+  if (!available()) return false;
+  auto it = cache_.find(cgroup_text);
   if (it != cache_.end() && now_ns - it->second.at_ns < kCacheNs) return it->second.frozen;
   if (cache_.size() > 4096) cache_.clear();  // a bound for hosts with many cgroups
-  const bool f = read_state(*text);
-  cache_[*text] = {f, now_ns};
+  const bool f = read_state(cgroup_text);
+  cache_[cgroup_text] = {f, now_ns};
   return f;
 }
 

@@ -24,6 +24,11 @@ class FreezerReader {
   // process is gone, no permission). An answer for one cgroup is reused for kCacheNs, so a target
   // of many processes in one cgroup costs one read of the cgroup per refresh.
   bool frozen(int pid, std::int64_t now_ns);
+  // The same for a process whose /proc/PID/cgroup text the caller kept (it moves between cgroups
+  // rarely: the sampler reads it again every few seconds, not at every look).
+  bool frozen_in(const std::string& cgroup_text, std::int64_t now_ns);
+  // A freezer is mounted (v1 or v2): without one, nothing is ever frozen and nothing need be read.
+  bool available() const { return !v2_mount_.empty() || !v1_mount_.empty(); }
 
   static constexpr std::int64_t kCacheNs = 500'000'000;
 

@@ -173,7 +173,7 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     bool iter_tick = s.iter && now >= s.next_iter_ns && now < deadline;
     if (s.iter && !iter_tick && now < deadline && now >= s.next_due_ns) {
       std::size_t due = 0;
-      for (const auto& [key, t] : s.threads) due += t.next_poll_ns <= now ? 1 : 0;
+      for (const auto& key : s.polled) due += s.threads.at(key).next_poll_ns <= now ? 1 : 0;
       iter_tick = due * kIterThreadsPerProcRead >= s.threads.size();
     }
     if (iter_tick) s.read_iterator();
@@ -196,7 +196,25 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     // gets its turn. A thread sampled less often still gets exact counters (they are cumulative);
     // only its state is observed less often.
     // With the iterator most threads are parked: a tick before the earliest poll visits none.
-    if (s.iter_fresh || now >= s.next_due_ns) {
+    if (s.iter && !s.iter_fresh && now >= s.next_due_ns) {
+      // Between iterator reads only the threads with a poll of their own can be due: visit
+      // those, in turn from where the last tick stopped.
+      s.due_scratch.clear();
+      auto from = s.polled.lower_bound(s.cursor);
+      s.due_scratch.insert(s.due_scratch.end(), from, s.polled.end());
+      s.due_scratch.insert(s.due_scratch.end(), s.polled.begin(), from);
+      std::int64_t budget = s.samples_per_tick;
+      std::int64_t next_due = std::numeric_limits<std::int64_t>::max();
+      std::size_t visited = 0;
+      for (; visited < s.due_scratch.size() && budget > 0; ++visited) {
+        ThreadState& t = s.threads.at(s.due_scratch[visited]);
+        if (s.sample_thread(t, now)) --budget;
+        next_due = std::min(next_due, t.next_poll_ns);
+      }
+      s.cursor =
+          visited < s.due_scratch.size() ? s.due_scratch[visited] : std::pair<int, int>{0, 0};
+      s.next_due_ns = visited == s.due_scratch.size() ? next_due : 0;
+    } else if (s.iter_fresh || now >= s.next_due_ns) {
       std::int64_t budget = s.samples_per_tick;
       std::int64_t next_due = std::numeric_limits<std::int64_t>::max();
       auto it = s.threads.lower_bound(s.cursor);
@@ -249,11 +267,8 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   }
   s.next_due_ns = 0;  // the close moved polls: the next tick visits every thread again
   // The processes' counters at the close too: the next window of the session starts from them.
-  std::set<int> with_threads;
-  for (const auto& [key, t] : s.threads) with_threads.insert(key.first);
   for (auto& [pid, p] : s.processes) {
-    if (with_threads.count(pid) != 0)
-      s.read_process(p, end_ns, false, s.opt.rolling && s.iter_fresh);
+    if (p.threads_watched > 0) s.read_process(p, end_ns, false, s.opt.rolling && s.iter_fresh);
   }
   s.read_fd_tables(end_ns);
   s.tick.system = take_system_snapshot(s.proc, s.opt.target, s.shared_read_ns());

@@ -68,6 +68,13 @@ inline constexpr std::int64_t kReservedFds = 128;
 // A thread that ran gets its stat and syscall kept open only while this many fds stay free for
 // the schedstat of threads that appear later.
 inline constexpr std::int64_t kLazyOpenReserveFds = 1024;
+// A process's /proc/PID/cgroup is read again after this long (check_frozen): a move to another
+// cgroup (rare: a service manager moves a process once, at its start) is seen this late at most.
+inline constexpr std::int64_t kCgroupRecheckNs = 10'000'000'000;
+// At a rolling window's close, a process none of whose threads ran since its last status read
+// repeats that read's RSS for up to this long: without running, its RSS moves only by the
+// kernel's reclaim or khugepaged (or another process writing into it), seen this late at most.
+inline constexpr std::int64_t kQuietStatusNs = 30'000'000'000;
 
 struct ProcessState {
   int pid = 0;
@@ -87,6 +94,20 @@ struct ProcessState {
   // A thread of it was seen to run since the last look at its freezer state (check_frozen).
   bool ran_since_freezer = false;
   bool freezer_read = false;  // the freezer state was read once at least
+  // Its /proc/PID/cgroup as read at cgroup_read_ns (-1: not yet), kept for kCgroupRecheckNs.
+  std::string cgroup_text;
+  std::int64_t cgroup_read_ns = -1;
+  // Its RSS at the last read of /proc/PID/status (-1: none yet), repeated for kQuietStatusNs
+  // at the closes where it did not run.
+  std::int64_t status_read_ns = -1;
+  std::uint64_t rss_bytes = 0, anon_bytes = 0;
+  // A thread of it was seen to run since its fd table was last read: a table is changed only by
+  // the process's own threads (or another process sharing it by CLONE_FILES, which is rare), so
+  // a quiet process's is repeated at the close without a look (read_fd_tables).
+  bool ran_since_fd_table = true;
+  // Its threads in Impl::threads (kept by add_thread and refresh): which processes have threads
+  // is known without a walk of every thread.
+  std::size_t threads_watched = 0;
   // A kernel thread (PF_KTHREAD, from the task iterator's record): it has no memory of its own
   // (RSS 0, no /proc/PID/status read after the first) and the cgroup v2 freezer never freezes
   // one (cgroup_freeze_task in kernel/cgroup/freezer.c skips PF_KTHREAD), so its cgroup is not
@@ -255,7 +276,16 @@ struct Sampler::Impl {
   // A thread that ran keeps its stat and syscall open from now on, budget permitting.
   void keep_open_after_run(ThreadState& t);
   // Reads the thread if its poll is due (or `force`); returns whether that cost a read of /proc.
+  // Keeps `polled` up to date.
   bool sample_thread(ThreadState& t, std::int64_t now_ns, bool force = false);
+  bool sample_thread_files(ThreadState& t, std::int64_t now_ns, bool force);
+  // With the iterator, the threads that have a poll of their own (not parked: they ran within
+  // the longest backoff), in key order. A tick between iterator reads visits these only: walking
+  // the whole thread map every tick to find them was 8% of top's cost on a host of 2,000 threads
+  // of which a few dozen run.
+  std::set<std::pair<int, int>> polled;
+  std::vector<std::pair<int, int>> due_scratch;        // a tick's threads to visit, in turn order
+  std::vector<std::pair<int, int>> iter_tids_scratch;  // refresh's (tgid, tid) of the records
   // With the iterator, a thread that stopped running is left to the iterator's reads: no poll of
   // its own until one of them sees it run.
   void park(ThreadState& t) const;
@@ -286,6 +316,8 @@ struct Sampler::Impl {
   // A process's fds as read_fd_tables last found them (read now if it has not yet).
   FdTargetsOf cached_fd_targets();
   std::vector<procfs::FdEntry> scratch_fds;  // cached_fd_targets' answer for an unknown pid
+  // The processes with threads watched, in pid order.
+  std::vector<int> watched_pids() const;
   // Adds the TCP state table to the tick's system read (window start and end only).
   void add_tcp_table(std::int64_t now_ns);
   // Adds shared memory and its limits to the tick's system read (window end only).

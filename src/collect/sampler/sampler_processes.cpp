@@ -18,7 +18,8 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
   model::ProcessSample s;
   s.pid = p.pid;
   s.at_ns = now_ns;
-  if (quiet_ok && !first && !p.ran_since_read && p.last_read_ns >= 0) {
+  const bool quiet = quiet_ok && !first && !p.ran_since_read && p.last_read_ns >= 0;
+  if (quiet) {
     s.delays = p.delays;
     s.io = p.io;
   } else {
@@ -39,8 +40,12 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
     tick.processes.push_back(std::move(s));
     return;
   }
-  if (auto status = read_process_file<procfs::TaskStatus>(p.status_file, p.pid, "status",
-                                                          procfs::parse_task_status)) {
+  if (quiet && p.status_read_ns >= 0 && now_ns - p.status_read_ns < kQuietStatusNs) {
+    s.has_status = true;
+    s.rss_bytes = p.rss_bytes;
+    s.anon_bytes = p.anon_bytes;
+  } else if (auto status = read_process_file<procfs::TaskStatus>(p.status_file, p.pid, "status",
+                                                                 procfs::parse_task_status)) {
     if (first) {
       p.name = status->name;
       s.name = status->name;
@@ -49,17 +54,30 @@ void Sampler::Impl::read_process(ProcessState& p, std::int64_t now_ns, bool firs
     s.has_status = true;
     s.rss_bytes = status->vm_rss_bytes.value_or(0);
     s.anon_bytes = status->rss_anon_bytes.value_or(0);
+    p.status_read_ns = now_ns;
+    p.rss_bytes = s.rss_bytes;
+    p.anon_bytes = s.anon_bytes;
   }
   tick.processes.push_back(std::move(s));
 }
 
 bool Sampler::Impl::check_frozen(ProcessState& p, std::int64_t now_ns) {
   if (p.kernel_thread) return false;
-  const bool skip = p.freezer_read && !p.frozen && p.ran_since_freezer;
+  const bool ran = p.ran_since_freezer;
+  const bool skip = p.freezer_read && !p.frozen && ran;
   p.ran_since_freezer = false;
-  if (skip) return false;
+  if (skip || !freezer.available()) return false;
   p.freezer_read = true;
-  return freezer.frozen(p.pid, now_ns);
+  // Which cgroup it is in is kept for kCgroupRecheckNs (reading /proc/PID/cgroup at every look
+  // was half of the freezer's cost), and read again when a frozen process ran: it was thawed, or
+  // moved out.
+  if (p.cgroup_read_ns < 0 || now_ns - p.cgroup_read_ns >= kCgroupRecheckNs || (p.frozen && ran)) {
+    auto text = proc.read_text(std::to_string(p.pid) + "/cgroup", true);
+    if (!text) return false;  // gone: the listing finishes it
+    p.cgroup_text = std::move(*text);
+    p.cgroup_read_ns = now_ns;
+  }
+  return freezer.frozen_in(p.cgroup_text, now_ns);
 }
 
 template <typename T, typename Parse>
@@ -102,8 +120,13 @@ void Sampler::Impl::read_fd_tables(std::int64_t now_ns) {
     const std::string fd_dir = proc.root() + "/" + std::to_string(pid) + "/fd";
     // A size of 0 is a table with no fd (a kernel thread's) once the kernel is known to give
     // sizes (fd_sizes_known), and "unknown" before 6.2.
-    const bool sized = ::stat(fd_dir.c_str(), &st) == 0 && (st.st_size > 0 || fd_sizes_known);
-    const auto size = static_cast<std::uint64_t>(st.st_size);
+    // A table of a process none of whose threads ran since it was read is the same (see
+    // ran_since_fd_table): not even its size is looked at.
+    const bool quiet = opt.rolling && !p.ran_since_fd_table && p.fd_table_size.has_value();
+    p.ran_since_fd_table = false;
+    const bool sized =
+        quiet || (::stat(fd_dir.c_str(), &st) == 0 && (st.st_size > 0 || fd_sizes_known));
+    const auto size = quiet ? *p.fd_table_size : static_cast<std::uint64_t>(st.st_size);
     if (sized && p.fd_table_size == size) {
       s.open_fds = p.open_fds;
       s.fd_soft_limit = p.fd_soft_limit;
@@ -148,13 +171,18 @@ FdTargetsOf Sampler::Impl::cached_fd_targets() {
   };
 }
 
+std::vector<int> Sampler::Impl::watched_pids() const {
+  std::vector<int> pids;
+  for (const auto& [pid, p] : processes) {
+    if (p.threads_watched > 0) pids.push_back(pid);
+  }
+  return pids;
+}
+
 void Sampler::Impl::add_tcp_table(std::int64_t now_ns) {
   // sock_diag sees the real kernel only: a fixture /proc has no sockets behind it.
   if (!tick.system || opt.proc_root != "/proc") return;
-  std::vector<int> pids;
-  for (const auto& [key, t] : threads) {
-    if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
-  }
+  const std::vector<int> pids = watched_pids();
   if (opt.rolling && last_tcp_table && now_ns - last_tcp_table->at_ns < kRollingTcpTableNs) {
     tick.system->tcp_table = last_tcp_table;  // its at_ns says how old it is
     return;
@@ -169,9 +197,7 @@ void Sampler::Impl::add_shm_snapshot() {
   if (!tick.system || opt.proc_root != "/proc") return;
   std::vector<int> pids;
   if (opt.target.kind != TargetSpec::Kind::kHost) {
-    for (const auto& [key, t] : threads) {
-      if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
-    }
+    pids = watched_pids();
     if (pids.empty()) return;
   }
   tick.system->shm = take_shm_snapshot(proc, pids, cached_fd_targets());
@@ -179,10 +205,7 @@ void Sampler::Impl::add_shm_snapshot() {
 
 void Sampler::Impl::add_rlimit_snapshot() {
   if (!tick.system || opt.target.kind == TargetSpec::Kind::kHost) return;
-  std::vector<int> pids;
-  for (const auto& [key, t] : threads) {
-    if (pids.empty() || pids.back() != key.first) pids.push_back(key.first);
-  }
+  const std::vector<int> pids = watched_pids();
   tick.system->rlimits = take_rlimit_snapshot(proc, pids);
 }
 

@@ -166,6 +166,17 @@ void Sampler::Impl::park(ThreadState& t) const {
 }
 
 bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool force) {
+  const bool read = sample_thread_files(t, now_ns, force);
+  const std::pair<int, int> key{t.key.pid, t.key.tid};
+  if (t.next_poll_ns == std::numeric_limits<std::int64_t>::max()) {
+    polled.erase(key);
+  } else {
+    polled.insert(key);
+  }
+  return read;
+}
+
+bool Sampler::Impl::sample_thread_files(ThreadState& t, std::int64_t now_ns, bool force) {
   if (!force && now_ns < t.next_poll_ns) return false;  // backing off: it has not run for a while
   auto sched = read_counters(t);
   if (!sched) return true;  // vanished: refresh() finishes it
@@ -185,6 +196,7 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool forc
   if (ran) {
     process.ran_since_read = true;
     process.ran_since_freezer = true;
+    process.ran_since_fd_table = true;
   }
   const bool frozen = process.frozen;
   // A look at the iterator's record is not a read: it does not count against the budget.
@@ -208,7 +220,11 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool forc
   auto st = read_stat(t);
   if (st) {
     fill_stat(s, *st);
-    auto sc = read_syscall(t);
+    // A thread in state R shows no system call: /proc/TID/syscall prints "running" for a task
+    // whose state is TASK_RUNNING (task_current_syscall in lib/syscall.c gives up on it), the
+    // state stat prints as R. Most threads polled here are busy ones: not read for them.
+    auto sc = st->state == 'R' ? util::Result<procfs::SyscallState>(procfs::SyscallState{})
+                               : read_syscall(t);
     if (sc) {
       s.wait = waits.observe(t.key.pid, *sc, st->state, now_ns);
     } else {

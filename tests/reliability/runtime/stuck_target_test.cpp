@@ -11,8 +11,10 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "support/background.h"
 #include "support/cli.h"
@@ -96,6 +98,44 @@ TEST(StuckTarget, FrozenByV2FreezerIsNamedFrozen) {
       !std::filesystem::exists(base + "/cgroup.subtree_control"))
     GTEST_SKIP() << "no cgroup v2 hierarchy";
   expect_frozen_is_named(base + "/chokepoint-reliability-test", "cgroup.freeze", "1", "0");
+}
+
+// top's frames come from one sampler that keeps each process's cgroup between looks (read again
+// every 10 s): a freeze of that cgroup during the session must still show within a frame or two,
+// as the held (idle) share of the busy loop.
+TEST(StuckTarget, FrozenDuringATopSessionIsSeen) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to create a cgroup";
+  const std::string base = "/sys/fs/cgroup/unified";
+  if (!std::filesystem::exists(base + "/cgroup.subtree_control"))
+    GTEST_SKIP() << "no cgroup v2 hierarchy at " << base;
+  const std::string dir = base + "/chokepoint-reliability-top-test";
+  std::filesystem::remove(dir);
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << dir;
+  auto busy = Background::start("sh", {"-c", "while :; do :; done"});
+  ASSERT_TRUE(busy) << busy.error().message;
+  std::ofstream(dir + "/cgroup.procs") << busy->pid() << "\n";
+  std::thread freezer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    std::ofstream(dir + "/cgroup.freeze") << "1\n";
+  });
+  auto r = run_chokepoint({"top", "--json", "--pid", std::to_string(busy->pid()), "--interval",
+                           "1s", "--iterations", "4"});
+  freezer.join();
+  std::ofstream(dir + "/cgroup.freeze") << "0\n";
+  kill(busy->pid(), SIGKILL);
+  (void)busy->wait(5000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::filesystem::remove(dir);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  std::vector<nlohmann::json> frames;
+  std::istringstream lines(r.stdout_text);
+  for (std::string line; std::getline(lines, line);) frames.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(frames.size(), 4u) << r.stdout_text;
+  const auto busy_share = [](const nlohmann::json& f) {
+    return f["time_split"]["on_cpu"].get<double>() + f["time_split"]["cpu_wait"].get<double>();
+  };
+  EXPECT_GT(busy_share(frames[0]), 0.9) << frames[0].dump();
+  EXPECT_GT(frames[3]["time_split"]["idle"].get<double>(), 0.9) << frames[3].dump();
 }
 
 TEST(StuckTarget, VforkParentIsNamedAndItsSyscallToo) {

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "util/scoped_fd.h"
 
@@ -70,6 +72,49 @@ TEST(SockDiag, FindsRealLoopbackSocketsByInode) {
   EXPECT_EQ(s->local_port, port);
   EXPECT_EQ(s->recv_queue_bytes, 4u);  // the unread "ping"
   EXPECT_EQ(s->bytes_received, 4u);
+}
+
+// One dump_tcp walks the kernel's hashes once for both families (the TCPDIAG_GETSOCK request):
+// an IPv4 and an IPv6 listener must both come back, with their families, from a full dump and a
+// listeners-only one.
+TEST(SockDiag, OneDumpHasBothFamilies) {
+  util::ScopedFd v4(socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in a4{};
+  a4.sin_family = AF_INET;
+  a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(v4.get(), reinterpret_cast<sockaddr*>(&a4), sizeof a4), 0);
+  ASSERT_EQ(listen(v4.get(), 3), 0);
+  util::ScopedFd v6(socket(AF_INET6, SOCK_STREAM, 0));
+  ASSERT_TRUE(v6.valid()) << "IPv6 sockets: " << strerror(errno);
+  sockaddr_in6 a6{};
+  a6.sin6_family = AF_INET6;
+  a6.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(bind(v6.get(), reinterpret_cast<sockaddr*>(&a6), sizeof a6), 0) << strerror(errno);
+  ASSERT_EQ(listen(v6.get(), 5), 0);
+
+  auto diag = SockDiag::open();
+  ASSERT_TRUE(diag) << diag.error().message;
+  for (std::uint32_t mask : {SockDiag::kAllStates, SockDiag::kListenOnly}) {
+    auto sockets = diag->dump_tcp(mask);
+    ASSERT_TRUE(sockets) << sockets.error().message;
+    auto find = [&](std::uint64_t inode) {
+      return std::find_if(sockets->begin(), sockets->end(),
+                          [&](const TcpSocket& s) { return s.inode == inode; });
+    };
+    auto l4 = find(inode_of(v4.get()));
+    ASSERT_NE(l4, sockets->end());
+    EXPECT_EQ(l4->family, AF_INET);
+    EXPECT_EQ(l4->send_queue_bytes, 3u);
+    auto l6 = find(inode_of(v6.get()));
+    ASSERT_NE(l6, sockets->end());
+    EXPECT_EQ(l6->family, AF_INET6);
+    EXPECT_EQ(l6->local_addr, "::1");
+    EXPECT_EQ(l6->send_queue_bytes, 5u);
+    // Each socket once.
+    EXPECT_EQ(std::count_if(sockets->begin(), sockets->end(),
+                            [&](const TcpSocket& s) { return s.inode == l6->inode; }),
+              1);
+  }
 }
 
 TEST(SockDiag, NetnsInodeOfSelfMatchesOpen) {
