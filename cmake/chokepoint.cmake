@@ -109,6 +109,12 @@ set(chokepoint_release_only_labels "verdict|measure")
 
 function(chokepoint_add_test name)
   cmake_parse_arguments(T "SERIAL" "LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
+  # Each property value reaches ctest as one word through gtest_discover_tests: a second label
+  # would become a property name of its own (and the test would carry the first label only).
+  list(LENGTH T_LABELS label_count)
+  if(label_count GREATER 1)
+    message(FATAL_ERROR "chokepoint_add_test(${name}): one label at most (${T_LABELS})")
+  endif()
   if(T_SERIAL AND T_LOCK)
     message(FATAL_ERROR "chokepoint_add_test(${name}): SERIAL already keeps every other test "
                         "away; drop LOCK ${T_LOCK}")
