@@ -36,9 +36,9 @@ asan: setup
 #   build only (cmake/chokepoint.cmake does not even build their test binaries under ASan). The
 #   code they drive (diagnose, profile, the rules, the lab) runs under ASan in the CLI,
 #   integration and reliability tests.
-# - The two SIGKILL soaks run short under ASan (20 kills where release does 200 and 50): every
-#   kind of interrupted run and every replay path is reached; only the count of random moments is
-#   smaller.
+# - The two SIGKILL soaks run short under ASan (20 kills where release does 200, 20 runs where it
+#   does 50): every kind of interrupted run and every replay path is reached; only the count of
+#   random moments is smaller.
 # - Everything else, diagnose and profile on real targets included, runs under ASan too, two at a
 #   time as in `make test` (the tests' SERIAL and LOCK: cmake/chokepoint.cmake).
 asan-test: asan
