@@ -29,11 +29,18 @@ asan: setup
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan
 
-# The verdict tests and the profile/off-CPU lab measurements (labels verdict, *-measure) measure
-# the lab's real behaviour under load; ASan changes its timing, its stack layout and its memory
-# (the allocator's quarantine grows anonymous memory like a leak), so they run in the release
-# build only (cmake/chokepoint.cmake does not even build their test binaries under ASan). Everything
-# else, diagnose and profile on real targets included, runs under ASan too.
+# What ASan runs (docs/testing.md): its value is in code paths, not durations.
+# - The verdict tests and the profile/off-CPU lab measurements (labels verdict, *-measure) measure
+#   the lab's real behaviour under load; ASan changes its timing, its stack layout and its memory
+#   (the allocator's quarantine grows anonymous memory like a leak), so they run in the release
+#   build only (cmake/chokepoint.cmake does not even build their test binaries under ASan). The
+#   code they drive (diagnose, profile, the rules, the lab) runs under ASan in the CLI,
+#   integration and reliability tests.
+# - The two SIGKILL soaks run short under ASan (20 kills where release does 200, 20 runs where it
+#   does 50): every kind of interrupted run and every replay path is reached; only the count of
+#   random moments is smaller.
+# - Everything else, diagnose and profile on real targets included, runs under ASan too, two at a
+#   time as in `make test` (the tests' SERIAL and LOCK: cmake/chokepoint.cmake).
 asan-test: asan
 	@ctest --preset asan -j2 --repeat until-pass:3 --label-exclude 'verdict|measure'
 

@@ -34,25 +34,31 @@ function(chokepoint_check_sources target)
   endforeach()
 endfunction()
 
-# chokepoint_unity_groups(target GROUPS n)
+# chokepoint_unity_groups(target GROUPS n [ALONE file.cpp...])
 # With CHOKEPOINT_UNITY (CI's builds, .ci/run): the target's .cpp files are compiled as n unity
-# translation units, the k-th listed file in group k mod n. The headers every file of the folder
-# includes (CLI11, nlohmann-json, fmt, the standard library) are then parsed, and the inline code
-# they instantiate compiled, once per group rather than once per file: 8 files of src/app/ took
-# 21 s of compile CPU as one unity unit against 88 s one by one (docs/benchmarks.md, "CI time").
+# translation units, the k-th listed file in group k mod n, so a file added to the target's list
+# lands in a group with no other step. The headers every file of the folder includes (CLI11,
+# nlohmann-json, fmt, the standard library) are then parsed, and the inline code they instantiate
+# compiled, once per group rather than once per file: 8 files of src/app/ took 21 s of compile CPU
+# as one unity unit against 88 s one by one (docs/benchmarks.md, "CI time").
 # Off by default, since an edit would recompile its whole group and ccache would cache whole groups.
-# Two files of one group must not define the same name at file scope (anonymous-namespace helpers
-# included): the build fails with "redefinition of ..." naming both. Rename one, or change n so
-# the two land in different groups; -DCHOKEPOINT_UNITY=ON reproduces CI's build.
+# A collision: two files of one group must not define the same name at file scope (anonymous-
+# namespace helpers included, and `using` declarations that clash with another file's names); the
+# unity build fails with "redefinition of ..." (or "conflicting declaration", "ambiguous") naming
+# both files. Fix it by renaming one of the two names, which is best (the same helper written
+# twice is often a duplicate to merge); or by listing one file under ALONE, which compiles it on
+# its own; or by changing n. -DCHOKEPOINT_UNITY=ON reproduces CI's build.
 function(chokepoint_unity_groups target)
-  cmake_parse_arguments(U "" "GROUPS" "" ${ARGN})
+  cmake_parse_arguments(U "" "GROUPS" "ALONE" ${ARGN})
   if(NOT CHOKEPOINT_UNITY)
     return()
   endif()
   get_target_property(sources ${target} SOURCES)
   set(i 0)
   foreach(source IN LISTS sources)
-    if(source MATCHES "\\.cpp$")
+    if(source IN_LIST U_ALONE)
+      set_source_files_properties(${source} PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
+    elseif(source MATCHES "\\.cpp$")
       math(EXPR group "${i} % ${U_GROUPS}")
       set_source_files_properties(${source} PROPERTIES UNITY_GROUP "${target}_${group}")
       math(EXPR i "${i} + 1")
@@ -82,15 +88,37 @@ function(chokepoint_add_test_pch)
     <chrono> <filesystem> <functional> <map> <optional> <string> <string_view> <thread> <vector>)
 endfunction()
 
-# chokepoint_add_test(NAME SOURCES a.cpp b.cpp LIBS lib1 lib2 [LABELS l] [SERIAL])
-# A GoogleTest executable whose tests ctest discovers one by one.
+# chokepoint_add_test(NAME SOURCES a.cpp b.cpp LIBS lib1 lib2 [LABELS l] [SERIAL | LOCK name])
+# A GoogleTest executable whose tests ctest discovers one by one. How its tests share the machine
+# under `ctest -j2` (no keyword: beside any other test):
+#   SERIAL  nothing runs beside them (RUN_SERIAL), for two reasons only: they measure the time or
+#           cost of real programs (a verdict is a time split; a rate, a knee, a deadline, a sampling
+#           share), or they need machine-wide state alone (kernel.task_delayacct, which every
+#           diagnose run switches; the pid allocator through ns_last_pid; thousands of threads and
+#           CPU hogs). Say which in a comment. Measured: two verdict tests side by side, or one
+#           beside a CPU-heavy test (perf, a lab under load), give wrong verdicts (docs/benchmarks.md,
+#           "CI time, second round").
+#   LOCK    a named resource the tests need alone (a fixed cgroup name, a fixed file or port): a
+#           RESOURCE_LOCK, so only holders of the same name wait for each other. One name at most:
+#           gtest_discover_tests passes each property value as one word.
+# Tests that run real programs and check what they print need neither.
 # The labels whose tests run in the release build only (`make asan-test` excludes them: they
 # measure the lab's timing and stack layout, which ASan changes). Keep in step with the Makefile's
 # --label-exclude.
 set(chokepoint_release_only_labels "verdict|measure")
 
 function(chokepoint_add_test name)
-  cmake_parse_arguments(T "SERIAL" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "SERIAL" "LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
+  # Each property value reaches ctest as one word through gtest_discover_tests: a second label
+  # would become a property name of its own (and the test would carry the first label only).
+  list(LENGTH T_LABELS label_count)
+  if(label_count GREATER 1)
+    message(FATAL_ERROR "chokepoint_add_test(${name}): one label at most (${T_LABELS})")
+  endif()
+  if(T_SERIAL AND T_LOCK)
+    message(FATAL_ERROR "chokepoint_add_test(${name}): SERIAL already keeps every other test "
+                        "away; drop LOCK ${T_LOCK}")
+  endif()
   # Under the sanitizers a release-only test target is defined (so the folder's add_dependencies
   # and definitions still apply) but neither built by default nor registered with ctest: its tests
   # would never run there, and compiling them instrumented cost the ASan build minutes of CPU.
@@ -119,6 +147,9 @@ function(chokepoint_add_test name)
   set(props "")
   if(T_SERIAL)
     list(APPEND props RUN_SERIAL TRUE)
+  endif()
+  if(T_LOCK)
+    list(APPEND props RESOURCE_LOCK ${T_LOCK})
   endif()
   if(T_LABELS)
     list(APPEND props LABELS "${T_LABELS}")

@@ -94,14 +94,29 @@ TEST(Prometheus, QueryNamesEachInstancesVerdict) {
       std::chrono::seconds(25));
   ASSERT_TRUE(both) << "Prometheus never had both verdicts";
   EXPECT_EQ(verdicts[cpu_target].first["resource"], "cpu") << verdicts[cpu_target].first.dump();
+  // The disk-bound lab is judged over 6 s, its first three 2 s windows, not over one window: on
+  // two cores shared with the CPU-bound lab one window's disk share went from 0.66 down to 0.18
+  // (the windows' verdicts from disk to cpu), while the diagnose verdict test judges this
+  // scenario over 3 s. avg_over_time weighs the windows alike (each is scraped about twice).
+  const bool six_seconds = wait_until(
+      [&] {
+        auto samples = query(prom_port,
+                             "max by (target) (count_over_time("
+                             "chokepoint_bottleneck_share{resource=\"disk\"}[6s]))");
+        return samples.count(disk_target) && samples[disk_target].second >= 5;
+      },
+      std::chrono::seconds(20));
+  ASSERT_TRUE(six_seconds) << "Prometheus never had 6 s of the disk-bound lab's windows";
+  auto disk_share = query(prom_port,
+                          "max by (target) (avg_over_time("
+                          "chokepoint_bottleneck_share{resource=\"disk\"}[6s]))");
+  ASSERT_TRUE(disk_share.count(disk_target)) << "no disk share for the disk-bound lab";
+  EXPECT_GE(disk_share[disk_target].second, kRunnerUpShare);
+  verdicts = query(prom_port, "chokepoint_verdict");
+  ASSERT_TRUE(verdicts.count(disk_target));
   const std::string disk_verdict = verdicts[disk_target].first["resource"];
-  if (disk_verdict != "disk") {
-    EXPECT_EQ(disk_verdict, "cpu") << verdicts[disk_target].first.dump();
-    auto disk_share =
-        query(prom_port, "max by (target) (chokepoint_bottleneck_share{resource=\"disk\"})");
-    ASSERT_TRUE(disk_share.count(disk_target)) << "no disk share for the disk-bound lab";
-    EXPECT_GE(disk_share[disk_target].second, kRunnerUpShare);
-  }
+  EXPECT_TRUE(disk_verdict == "disk" || disk_verdict == "cpu")
+      << verdicts[disk_target].first.dump();
   // Both instances were scraped as up, and the time split is there as counters.
   auto up = query(prom_port, "count(up == 1)");
   ASSERT_TRUE(up.count(""));
