@@ -11,25 +11,18 @@
 
 #include "store/recording.h"
 #include "support/files.h"
+#include "unit/store/copy_changed.h"
 
 namespace chokepoint::store {
 namespace {
+
+using test::copy_changed;
 
 constexpr std::int64_t kMs = 1'000'000;
 
 std::string temp_path(const std::string& name) {
   static const test_support::TempDir dir("chokepoint-probe-series-test");
   return dir.path + "/" + name;
-}
-
-bool copy_changed(const std::string& path, const std::string& copy, const char* sql) {
-  std::filesystem::remove(copy);
-  std::filesystem::copy_file(path, copy);
-  sqlite3* db = nullptr;
-  bool ok = sqlite3_open(copy.c_str(), &db) == SQLITE_OK &&
-            sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
-  sqlite3_close(db);
-  return ok;
 }
 
 std::string one(const std::string& path, const char* sql) {
