@@ -155,15 +155,18 @@ std::string chain_text(const model::WaitChain& chain) {
   }
   if (chain.root_short_lived > 0) {
     // Their time was never sampled: it is what the graph says they did (model::ShortLivedThread).
-    out += fmt::format("{} short-lived {}{} (each started and ended between two samples)",
-                       chain.root_short_lived, chain.root_short_lived == 1 ? "thread" : "threads",
-                       chain.root_comm.empty() ? "" : fmt::format(" like '{}'", chain.root_comm));
+    const bool one = chain.root_short_lived == 1;
+    out += fmt::format("{} short-lived {}{} ({} started and ended between two samples)",
+                       chain.root_short_lived, one ? "thread" : "threads",
+                       chain.root_comm.empty() ? "" : fmt::format(" like '{}'", chain.root_comm),
+                       one ? "it" : "each");
     if (!chain.root_resource) return out;
     const auto r = *chain.root_resource;
     const std::string state = r == model::Resource::kOnCpu
                                   ? "on a CPU or runnable (not blocked)"
                                   : fmt::format("blocked in {}", model::resource_name(r));
-    return out + fmt::format(", which were {} {} of their lives", state, percent(chain.root_share));
+    return out + fmt::format(", which {} {} {} of {}", one ? "was" : "were", state,
+                             percent(chain.root_share), one ? "its life" : "their lives");
   }
   out += thread_text(chain.root_comm, chain.root_tid);
   if (!chain.root_resource) return out + " (outside the target)";

@@ -366,7 +366,7 @@ const std::vector<Case> kScenarios = [] {
   Case join = scenario("pipeline_join_threads",
                        {"--scenario", "pipeline", "--handoff", "join", "--model", "threads"},
                        Load::kClosed, 0, "cpu", "");
-  join.evidence = "short-lived threads";
+  join.evidence = "short-lived thread";  // "1 short-lived thread" or "56 short-lived threads"
   v.push_back(join);
   Case leak = scenario("leak", {"--scenario", "leak"}, Load::kRate, 300, "memory", "leak");
   leak.stack_function = "lab_leak_allocate";  // allocation stacks (eBPF uprobes) name the site

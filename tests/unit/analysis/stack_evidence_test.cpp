@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "analysis/rules/rule.h"
+
 namespace chokepoint::analysis {
 namespace {
 
@@ -269,6 +271,26 @@ TEST(ThreadFunctions, AChainsRootOnACpuIsNamedInItsEvidence) {
   d.bottlenecks[0].chains[0].root_resource = model::Resource::kDisk;
   name_chain_roots(d, thread_functions(threaded_profile()));
   EXPECT_TRUE(d.bottlenecks[0].chains[0].root_function.empty());
+}
+
+TEST(ChainText, AGroupOfShortLivedThreadsIsOneOrMany) {
+  model::WaitChain chain;
+  chain.steps = {{42, 78, "lab-worker", 202, 0x10}};
+  chain.root_pid = 42;
+  chain.root_short_lived = 1;
+  chain.root_resource = model::Resource::kOnCpu;
+  chain.root_share = 1.0;
+  EXPECT_EQ(chain_text(chain),
+            "thread 'lab-worker' (tid 78) waits for 1 short-lived thread (it started and ended "
+            "between two samples), which was on a CPU or runnable (not blocked) 100% of its life");
+  chain.root_short_lived = 56;
+  chain.root_comm = "lab-joined";
+  chain.root_resource = model::Resource::kDisk;
+  chain.root_share = 0.4;
+  EXPECT_EQ(chain_text(chain),
+            "thread 'lab-worker' (tid 78) waits for 56 short-lived threads like 'lab-joined' "
+            "(each started and ended between two samples), which were blocked in disk 40% of "
+            "their lives");
 }
 
 }  // namespace
