@@ -280,14 +280,14 @@ TEST(ChainText, AGroupOfShortLivedThreadsIsOneOrMany) {
   chain.root_short_lived = 1;
   chain.root_resource = model::Resource::kOnCpu;
   chain.root_share = 1.0;
-  EXPECT_EQ(chain_text(chain),
+  EXPECT_EQ(rules::chain_text(chain),
             "thread 'lab-worker' (tid 78) waits for 1 short-lived thread (it started and ended "
             "between two samples), which was on a CPU or runnable (not blocked) 100% of its life");
   chain.root_short_lived = 56;
   chain.root_comm = "lab-joined";
   chain.root_resource = model::Resource::kDisk;
   chain.root_share = 0.4;
-  EXPECT_EQ(chain_text(chain),
+  EXPECT_EQ(rules::chain_text(chain),
             "thread 'lab-worker' (tid 78) waits for 56 short-lived threads like 'lab-joined' "
             "(each started and ended between two samples), which were blocked in disk 40% of "
             "their lives");
