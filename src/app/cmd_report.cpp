@@ -2,13 +2,16 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 
 #include "app/replay_window.h"
 #include "app/subcommand.h"
 #include "render/diagnosis_diff.h"
+#include "render/tiers_report.h"
 #include "report/page.h"
+#include "report/service_series.h"
 #include "report/timeline.h"
 #include "util/atomic_file.h"
 #include "util/escape.h"
@@ -30,6 +33,8 @@ struct ReportedRecording {
   // window when that is a part of it; with their scope.
   std::vector<profile::Profile> recorded;
   std::vector<std::string> scopes;
+  nlohmann::json services;  // report/service_series.h
+  nlohmann::json tiers;     // null: one target
 };
 
 // The flame graphs of the stacks record kept (report/page.h RecordedFlameGraph).
@@ -67,20 +72,45 @@ void add_recorded_graphs(ReportedRecording& r) {
   if (r.window.recorded_evidence_at) set_recorded_evidence(r.window, spans);
 }
 
+// A multi-tier recording's tiers as replay prints them (render::tiers_json), each tier's
+// per-thread list left out (the heat map has the threads); null for one target.
+nlohmann::json tiers_json(const std::string& path) {
+  auto t = replay_tiers(path, "", "");
+  if (!t) return nullptr;
+  const monitor::TierWindows& tw = t->tiers;
+  nlohmann::json j = render::tiers_json({tw.tiers, tw.observations, tw.links, tw.limiting});
+  for (auto& tier : j["tiers"]) tier["diagnosis"].erase("threads");
+  return j;
+}
+
 // The recording replayed as a whole (the report replay prints) and, in the same pass, cut into
-// the page's columns.
+// the page's columns; the services' polls (schema 5) reduced to the same columns.
 ReportedRecording read_recording(const std::string& path) {
   std::optional<report::TimelineBuilder> timeline;
   std::int64_t first_unix_ns = 0;
+  std::vector<model::ServiceProbe> probes;
+  std::vector<model::ServicePoll> polls;
   TickTap tap;
   tap.begin = [&](const store::RecordingReader& reader, std::int64_t from_ns, std::int64_t to_ns) {
     timeline.emplace(reader.info(), from_ns, to_ns);
     first_unix_ns = from_ns - reader.meta().created_monotonic_ns + reader.meta().created_unix_ns;
+    probes = reader.probes();
+    if (probes.empty()) return;
+    auto read = reader.probe_polls(std::numeric_limits<std::int64_t>::min(),
+                                   std::numeric_limits<std::int64_t>::max());
+    if (!read) throw util::FatalError(read.error(), util::kExitRuntime);
+    polls = std::move(*read);
   };
   tap.each = [&](const model::Tick& t) { timeline->add(t); };
-  ReportedRecording r{replay_window(path, "", "", tap), nullptr, {}, {}};
-  if (timeline) r.timeline = timeline->finish(first_unix_ns);
+  ReportedRecording r{replay_window(path, "", "", tap), nullptr, {}, {}, nullptr, nullptr};
+  if (timeline) {
+    r.timeline = timeline->finish(first_unix_ns);
+    const report::ColumnGrid grid{r.window.first_tick_ns, timeline->column_ns(),
+                                  r.timeline["columns"].size()};
+    r.services = report::service_series_json(probes, polls, grid);
+  }
   add_recorded_graphs(r);
+  if (r.window.sampled) r.tiers = tiers_json(path);
   return r;
 }
 
@@ -99,6 +129,10 @@ nlohmann::json page_json(const std::string& label, const ReportedRecording& r) {
   page.on_cpu_slices = &r.window.recorded_stacks.on_cpu;
   page.off_cpu_slices = &r.window.recorded_stacks.off_cpu;
   page.first_ns = r.window.first_tick_ns;
+  page.services = &r.services;
+  page.services_summary_only =
+      !r.window.service_observations.empty() && (r.services.is_null() || r.services.empty());
+  page.tiers = &r.tiers;
   for (const auto& s : r.window.observation.sources) {
     const bool recorded = s.name == kRecordedOnCpuSource || s.name == kRecordedOffCpuSource;
     if (recorded && !s.available && page.recorded_absent_why.empty()) {

@@ -76,6 +76,14 @@ nlohmann::json recording_json(const RecordingPage& r) {
           "chokepoint record keeps on-CPU and off-CPU stacks over time (as root); chokepoint "
           "profile --pid PID -o flame.svg, or diagnose without --no-stacks"}});
   }
+  const bool has_services = r.services != nullptr && !r.services->empty();
+  if (!has_services && r.services_summary_only) {
+    absent.push_back({{"panel", "Services over time"},
+                      {"why",
+                       "the recording keeps the services' summary of the whole window only (made "
+                       "before schema 5): their findings are in the verdict above"},
+                      {"how", "record again with this chokepoint (schema 5 keeps every poll)"}});
+  }
   if (r.load == nullptr || r.load->is_null()) {
     absent.push_back({{"panel", "Load (latency and throughput)"},
                       {"why", "no load was driven while this was recorded"},
@@ -104,6 +112,8 @@ nlohmann::json recording_json(const RecordingPage& r) {
       range_stacks_json(r.on_cpu_slices ? *r.on_cpu_slices : kNone,
                         r.off_cpu_slices ? *r.off_cpu_slices : kNone, r.first_ns);
   if (!range.is_null()) out["range_stacks"] = std::move(range);
+  if (has_services) out["services"] = *r.services;
+  if (r.tiers != nullptr && !r.tiers->is_null()) out["tiers"] = *r.tiers;
   return out;
 }
 

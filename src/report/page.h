@@ -45,13 +45,22 @@ struct RecordingPage {
   // When `recorded` is empty: why the recording has no stacks over time (empty: it was made by
   // diagnose --record, or before schema 3).
   std::string recorded_absent_why;
+  // The services' own statistics over time (report/service_series.h; null or empty: the
+  // recording probed no service, or kept no polls).
+  const nlohmann::json* services = nullptr;
+  // The recording probed services but kept their summary only (made before schema 5).
+  bool services_summary_only = false;
+  // A multi-tier recording's tiers (render/tiers_report.h tiers_json, each tier's diagnosis
+  // without its per-thread list); null: one target.
+  const nlohmann::json* tiers = nullptr;
 };
 
 // The JSON the page draws for one recording: label, meta, diagnosis (render::diagnosis_json
 // without its per-thread list, which the heat map carries), timeline, load, flamegraph (the kept
 // profile's kind and title, or null), recorded_flamegraphs ([{off_cpu, title, stacks, scope}],
 // the stacks over time), "range_stacks" (report/range_stacks.h; only when the recording has stack
-// slices), and "absent": the panels this recording has no data for, each with why
+// slices), "services" (report/service_series.h; only when there are some), "tiers" (only for a
+// multi-tier recording), and "absent": the panels this recording has no data for, each with why
 // and how to get it.
 nlohmann::json recording_json(const RecordingPage& r);
 

@@ -15,7 +15,8 @@
   var data = JSON.parse(document.getElementById('report-data').textContent);
   var root = document.getElementById('report');
   // What the page drew, for the browser tests and for anyone scripting the page.
-  var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [], ranges: [] };
+  var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [], ranges: [], services: [],
+    tiers: [] };
   window.chokepointReport = api;
 
   function el(tag, cls, text, parent) {
@@ -427,6 +428,92 @@
     });
   }
 
+  // --- the services' own statistics over time (schema 5: every poll of each probe)
+  var SERIES_COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b',
+    '#e377c2'];
+  function multiLineChart(parent, c, xs) {
+    var box = el('div', 'chart', null, parent);
+    el('h3', null, c.title + (c.unit ? ' (' + c.unit + ')' : ''), box);
+    el('div', 'source', c.source, box);
+    var series = [{ label: 's' }];
+    c.series.forEach(function (s, i) {
+      var colour = SERIES_COLORS[i % SERIES_COLORS.length];
+      var line = { label: s.name, stroke: colour, width: 1.5, spanGaps: true,
+        points: { show: xs.length < 60 } };
+      if (c.series.length === 1) line.fill = 'rgba(31,119,180,0.15)';
+      series.push(line);
+    });
+    var chart = new uPlot({
+      width: Math.min(520, chartWidth(parent)), height: 170, series: series,
+      scales: { x: { time: false } }, axes: [{}, { size: 60 }]
+    }, [xs].concat(c.series.map(function (s) { return s.values; })), box);
+    api.charts.push(chart);
+  }
+
+  function servicesSection(rec, parent) {
+    var services = rec.services;
+    if (!services || !services.length) return;
+    el('h2', null, 'Services over time (their own statistics)', parent);
+    el('p', 'note', 'What each service said about itself at every poll, per ' +
+      num(rec.timeline.column_s, 1) + ' s column: rates between polls, gauges averaged.', parent);
+    services.forEach(function (s) {
+      var box = el('div', 'service', null, parent);
+      el('h3', null, s.kind + ' ' + s.endpoint, box);
+      el('div', 'source', 'source: ' + s.kind + ' probe ' + s.endpoint + ': ' + s.how + ', ' +
+        s.polls + ' polls' + (s.failed ? ', ' + s.failed + ' failed (' + s.error +
+        (s.hint ? '; ' + s.hint : '') + ')' : ''), box);
+      if (!s.charts.length) {
+        el('p', 'note', 'no poll read the service: nothing to draw', box);
+        return;
+      }
+      var charts = el('div', 'charts', null, box);
+      s.charts.forEach(function (c) { multiLineChart(charts, c, rec.timeline.columns); });
+      api.services.push(box);
+    });
+  }
+
+  // --- a multi-tier recording: each tier's verdict and the tier that limits the whole
+  function tierVerdict(t) {
+    var d = t.diagnosis, b = d.bottlenecks && d.bottlenecks.length ? d.bottlenecks[0] : null;
+    return b ? t.verdict + ' (' + b.kind + ') - ' + b.share_text : t.verdict;
+  }
+
+  function tiersSection(rec, parent) {
+    var tiers = rec.tiers;
+    if (!tiers) return;
+    var box = el('div', 'tiers', null, parent);
+    el('h2', null, 'Tiers: ' + tiers.tiers.length + ' (each a process and its children)', box);
+    var lim = tiers.limiting_tier;
+    var limiting = lim.tier === null ? null : tiers.tiers[lim.tier - 1];
+    el('div', 'verdict' + (limiting && limiting.verdict !== 'none' ? '' : ' none'),
+      limiting ? 'LIMITING TIER: ' + lim.tier + ' (pid ' + limiting.root_pid + ' ' +
+        limiting.name + '): ' + tierVerdict(limiting) : 'no tier limits the whole', box);
+    if (lim.reason) el('p', null, lim.reason, box);
+    if (lim.path && lim.path.length > 1) {
+      el('p', 'note', 'the calls from the first tier to the limit: tier ' +
+        lim.path.join(' \u2192 tier '), box);
+    }
+    var table = el('table', null, null, box);
+    var head = el('tr', null, null, table);
+    ['tier', 'process', 'verdict', 'calls', 'evidence'].forEach(function (h) {
+      el('th', null, h, head);
+    });
+    tiers.tiers.forEach(function (t) {
+      var tr = el('tr', t.tier === lim.tier ? 'limiting' : null, null, table);
+      el('td', 'num', t.tier, tr);
+      el('td', null, 'pid ' + t.root_pid + ' ' + t.name + (t.pids.length > 1 ? ' (' +
+        t.pids.length + ' processes)' : ''), tr);
+      el('td', null, tierVerdict(t), tr);
+      el('td', null, t.calls.map(function (c) {
+        return 'tier ' + c.tier + ' at ' + c.address + ' (' + c.connections + ')';
+      }).join(', ') || '-', tr);
+      var b = t.diagnosis.bottlenecks && t.diagnosis.bottlenecks[0];
+      el('td', null, b && b.evidence.length ? b.evidence[0] : '-', tr);
+    });
+    el('p', 'note', 'The panels below are of every tier together, as one target.', box);
+    api.tiers.push(box);
+  }
+
   // --- the load diagnose --load drove
   function loadSection(rec, parent) {
     var l = rec.load;
@@ -459,6 +546,9 @@
       lineChart(charts, 'requests', xs, l.timeline.map(function (b) { return b.requests; }), '/s');
       lineChart(charts, 'mean latency', xs, l.timeline.map(function (b) { return b.mean_ms; }), 'ms');
       lineChart(charts, 'max latency', xs, l.timeline.map(function (b) { return b.max_ms; }), 'ms');
+      if (l.timeline.some(function (b) { return b.errors > 0; })) {
+        lineChart(charts, 'errors', xs, l.timeline.map(function (b) { return b.errors; }), '/s');
+      }
     }
   }
 
@@ -938,10 +1028,12 @@
       new Date(rec.timeline.start_unix_s * 1000).toISOString() + ', sampled every ' +
       num(rec.diagnosis.interval_ms, 0) + ' ms; ' + m.machine + ', ' + m.cpus + ' CPUs, kernel ' +
       m.kernel + '; chokepoint ' + m.chokepoint_version, box);
+    tiersSection(rec, box);
     verdictSection(rec, box);
     splitSection(rec, box);
     heatmapSection(rec, box);
     useSection(rec, box);
+    servicesSection(rec, box);
     loadSection(rec, box);
     stacksSection(rec, i, box);
     recordedStacksSection(rec, i, box);
