@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "support/cli.h"
 #include "support/golden.h"
@@ -32,8 +34,22 @@ TEST_P(RecordingGolden, ReplaysToTheCheckedInReports) {
 
 INSTANTIATE_TEST_SUITE_P(Lab, RecordingGolden,
                          ::testing::Values("lab_none", "lab_disk", "lab_lock", "lab_upstream",
-                                           "lab_lock_v2", "lab_lock_v3", "lab_lock_v4"),
+                                           "lab_lock_v2", "lab_lock_v3", "lab_lock_v4", "redis_v5"),
                          [](const auto& info) { return info.param; });
+
+// Schema 5 keeps every poll of a service probe: a part of the recording replays the services
+// from the polls made in it (the whole recording replays the summary the recorder kept).
+TEST(RecordingGolden, APartOfASchema5RecordingReplaysItsServicesFromTheProbeSeries) {
+  const auto file = kDir / "redis_v5.chokepoint";
+  for (const char* ext : {".txt", ".json"}) {
+    std::vector<std::string> cmd = {"replay", file.string(), "--from", "1s", "--to", "3s"};
+    if (std::string(ext) == ".json") cmd.emplace_back("--json");
+    auto r = run_chokepoint(cmd);
+    ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+    EXPECT_NE(r.stdout_text.find("redis"), std::string::npos) << r.stdout_text;
+    expect_matches_golden(kDir / (std::string("redis_v5_part") + ext), r.stdout_text);
+  }
+}
 
 }  // namespace
 }  // namespace chokepoint::recording_test
