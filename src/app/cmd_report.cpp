@@ -74,7 +74,7 @@ void add_recorded_graphs(ReportedRecording& r) {
 
 // A multi-tier recording's tiers as replay prints them (render::tiers_json), each tier's
 // per-thread list left out (the heat map has the threads); null for one target.
-nlohmann::json tiers_json(const std::string& path) {
+nlohmann::json recorded_tiers_json(const std::string& path) {
   auto t = replay_tiers(path, "", "");
   if (!t) return nullptr;
   const monitor::TierWindows& tw = t->tiers;
@@ -110,7 +110,7 @@ ReportedRecording read_recording(const std::string& path) {
     r.services = report::service_series_json(probes, polls, grid);
   }
   add_recorded_graphs(r);
-  if (r.window.sampled) r.tiers = tiers_json(path);
+  if (r.window.sampled) r.tiers = recorded_tiers_json(path);
   return r;
 }
 
