@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -176,6 +177,22 @@ using SumKey = std::tuple<int, int, std::uint64_t, int, long, std::uint64_t>;
 // waker pid, waker tid, wakee pid, wakee tid, syscall, waker kind, futex word (or object)
 using EdgeKey = std::tuple<int, int, int, int, long, int, std::uint64_t>;
 
+// The sums a thread slot's parts went to at the last read, with the keys they had: a part whose
+// key did not change reuses its sum without hashing (most do: a thread blocks in the same call on
+// the same object again and again).
+struct SlotSums {
+  static constexpr std::uint32_t kNone = UINT32_MAX;
+  struct Part {
+    int kind = -1;
+    long nr = -1;
+    std::uint64_t object = 0;
+    std::uint32_t sum = kNone;
+  };
+  __u32 tid = 0;
+  __u64 start_ns = 0;
+  std::array<Part, 4> parts{};
+};
+
 struct StateAccounting::Impl {
   Skeleton skel;
   FileCallHook file_hook = FileCallHook::kNone;
@@ -188,6 +205,7 @@ struct StateAccounting::Impl {
   KernelTable<stateacct_edge_rec> edge_recs;
   SumTable<StateSum, SumKey> sums;
   SumTable<WakeEdgeSum, EdgeKey> edges;
+  std::vector<SlotSums> slot_sums;  // by slot of `threads`; cleared when sums are dropped
 
   // The sum of a (thread, kind, call, kernel object) key: a futex word's how goes to futex_how.
   std::uint32_t sum_of(int pid, int tid, std::uint64_t start, int kind, long nr,
@@ -335,26 +353,36 @@ std::vector<StateSum> StateAccounting::read() {
     if (t.tid == 0 || s.targets.count(static_cast<int>(t.tgid)) == 0) continue;
     const int pid = static_cast<int>(t.tgid), tid = static_cast<int>(t.tid);
     const std::uint64_t start = start_ticks(t.start_ns);
-    const auto extra = [&](int kind, long nr, std::uint64_t object, std::uint64_t ns,
-                           std::uint64_t count) {
-      s.sums.add_extra(s.sum_of(pid, tid, start, kind, nr, object), ns, count);
+    if (s.slot_sums.size() <= slot) s.slot_sums.resize(slot + 1);
+    SlotSums& cache = s.slot_sums[slot];
+    if (cache.tid != t.tid || cache.start_ns != t.start_ns) cache = SlotSums{t.tid, t.start_ns, {}};
+    // Part `which` of the slot (0 accumulated blocks, 1 their run-queue time, 2 file calls, 3 the
+    // block in progress): its sum is the last read's when its key is (no hashing).
+    const auto extra = [&](std::size_t which, int kind, long nr, std::uint64_t object,
+                           std::uint64_t ns, std::uint64_t count) {
+      SlotSums::Part& part = cache.parts[which];
+      if (part.sum == SlotSums::kNone || part.kind != kind || part.nr != nr ||
+          part.object != object) {
+        part = {kind, nr, object, s.sum_of(pid, tid, start, kind, nr, object)};
+      }
+      s.sums.add_extra(part.sum, ns, count);
     };
     if (t.acc_count != 0) {
-      extra(static_cast<int>(t.acc_kind), static_cast<long>(t.acc_nr), t.acc_object, t.acc_ns,
+      extra(0, static_cast<int>(t.acc_kind), static_cast<long>(t.acc_nr), t.acc_object, t.acc_ns,
             t.acc_count);
     }
     if (t.rq_acc_count != 0) {
-      extra(STATEACCT_RUNQ_WAKEUP, static_cast<long>(t.acc_nr), t.acc_object, t.rq_acc_ns,
+      extra(1, STATEACCT_RUNQ_WAKEUP, static_cast<long>(t.acc_nr), t.acc_object, t.rq_acc_ns,
             t.rq_acc_count);
     }
     if (t.file_acc_ns != 0 || t.file_acc_count != 0) {
-      extra(STATEACCT_ONCPU_FILE, -1, t.file_acc_fd, t.file_acc_ns, t.file_acc_count);
+      extra(2, STATEACCT_ONCPU_FILE, -1, t.file_acc_fd, t.file_acc_ns, t.file_acc_count);
     }
     // Only blocks are added up to now; a run-queue wait or a file call in progress is counted
     // when it ends (microseconds).
     if (t.phase != STATEACCT_PHASE_BLOCKED) continue;
     const std::uint64_t open_ns = now > t.since_ns ? now - t.since_ns : 0;
-    extra(static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,
+    extra(3, static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,
           open_ns * t.weight, 0);
   }
   return changed_of(s.sums, s.targets, [](const StateSum& sum) { return sum.pid; });
@@ -401,6 +429,7 @@ void StateAccounting::forget(const std::vector<ThreadId>& threads) {
     return thread_gone(static_cast<int>(k.tid), start_ticks(k.start_ns));
   });
   s.sums.erase_if([&](const StateSum& sum) { return thread_gone(sum.tid, sum.start_time_ticks); });
+  s.slot_sums.clear();  // the dropped sums' ids are handed out again
   // Edges into a thread that ended (its wakers may live on; edges out of an ended thread go
   // with its wakees). The edges' key has no start time: every edge into the ended id goes.
   std::set<int> gone_tids;
