@@ -2,7 +2,10 @@
 # Two chokepoint builds recording the same chokepoint-bench-threads process side by side, at the
 # same time (so both see the same machine load): file size, the recorder's CPU (/usr/bin/time,
 # user + system, the whole process: sampler and SQLite), and the time to replay the recording.
-# Usage: [RECORD_ARGS="--mode sample"] bench/diagnose/record_ab.sh OLD NEW [N] [MODE] [DURATION]
+# Usage: [RECORD_ARGS="--mode sample"] [INTERVAL=100ms] [PERIOD_MS=1000]
+#        bench/diagnose/record_ab.sh OLD NEW [N] [MODE] [DURATION]
+#   INTERVAL: record's --interval (default 1s); PERIOD_MS: how often a wake thread runs (20);
+#   THREADS_BIN: another chokepoint-bench-threads
 #   e.g. bench/diagnose/record_ab.sh /tmp/main-chokepoint build/bin/chokepoint 1000 wake 60s
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,7 +19,7 @@ recorders=()
 for side in old new; do
   bin=${!side}
   /usr/bin/time -f "%U %S %e" -o "$dir/$side.time" \
-    "$bin" record --pid "$pid" -o "$dir/$side.chokepoint" --interval 1s --duration "$duration" ${RECORD_ARGS:-} \
+    "$bin" record --pid "$pid" -o "$dir/$side.chokepoint" --interval "${INTERVAL:-1s}" --duration "$duration" ${RECORD_ARGS:-} \
     >"$dir/$side.log" 2>&1 &
   recorders+=($!)
 done

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // Over 600 lines: one BPF object (one skeleton, stateacct.skel.h) is one .bpf.c. Its programs on
 // sched_switch, sched_waking, process exit and the file calls share the task storage, the
-// per-thread array, the sums and the .bss globals (targets_gen, next_slot) declared here; split
+// per-thread array, the sums and the .bss globals (targets_gen, next_slot, ...) declared here; split
 // into two objects, the second would have to reuse every map by fd and could not share .bss.
 /*
  * stateacct: the exact off-CPU split of the target's threads, summed in the kernel.
@@ -36,8 +36,8 @@
  * phase is an array element. `threads` stays a map user space can read: the blocks in progress
  * are added up to each read.
  *
- * Nothing is streamed per event: user space reads `sums` (and the open phases in `threads`) once
- * per tick. A missed event cannot double-count: each event ends the phase it finds and starts the
+ * Nothing is streamed per event: user space reads the sums, the edges and the open phases in
+ * `threads` once per tick, in place (the three arrays are mmapable: no system call, no copy). A missed event cannot double-count: each event ends the phase it finds and starts the
  * next, so a lost one costs at most one phase, never time counted twice.
  *
  * Budget: every target switch-out into a block is counted per CPU in windows of
@@ -106,9 +106,13 @@ struct {
 	__type(value, struct task_local);
 } tasks SEC(".maps");
 
-/* The target threads' phases, one slot per thread (an array: its lookups are inlined). */
+/*
+ * The target threads' phases, one slot per thread (an array: its lookups are inlined; mmapable:
+ * user space reads the slots in place, with no system call).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, STATEACCT_MAX_THREADS);
 	__type(key, __u32);
 	__type(value, struct stateacct_thread);
@@ -121,12 +125,31 @@ struct {
 	__type(value, __u32);
 } free_slots SEC(".maps");
 
+/* The sums: key -> index of its entry in sum_recs (stateacct.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, STATEACCT_MAX_SUMS);
 	__type(key, struct stateacct_key);
-	__type(value, struct stateacct_value);
+	__type(value, __u32);
 } sums SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, STATEACCT_MAX_SUMS);
+	__type(key, __u32);
+	__type(value, struct stateacct_sum_rec);
+} sum_recs SEC(".maps");
+
+/* Entries of sum_recs user space took back (of threads that ended), for the next new sums. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, STATEACCT_MAX_SUMS);
+	__type(value, __u32);
+} sum_free SEC(".maps");
+
+/* Entries of sum_recs handed out so far (user space reads that many). */
+__u32 next_sum = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -148,6 +171,45 @@ static __always_inline void count_stat(__u32 which)
 
 	if (n)
 		*n += 1;
+}
+
+/*
+ * A new key's index in `index` (sums or edges): an entry of `recs` (sum_recs, edge_recs: the key
+ * first, then the value) taken from `free_list`, else the next of `*next`, with the key written
+ * before the index is published, so a reader never sees a value under another key. NULL when the
+ * table is full (counted as `full_stat`).
+ */
+static __always_inline __u32 *new_entry(void *index, void *recs, void *free_list, __u32 *next,
+					__u32 max, const void *key, __u32 key_size, __u32 full_stat)
+{
+	__u32 *idx;
+	void *r;
+	__u32 i;
+
+	if (bpf_map_pop_elem(free_list, &i) != 0) {
+		/* Tested first, so a full table does not move *next on at every event. */
+		if (*(volatile __u32 *)next >= max) {
+			count_stat(full_stat);
+			return NULL;
+		}
+		i = __sync_fetch_and_add(next, 1);
+		if (i >= max) {
+			count_stat(full_stat);
+			return NULL;
+		}
+	}
+	r = bpf_map_lookup_elem(recs, &i);
+	if (!r)
+		return NULL;
+	__builtin_memcpy(r, key, key_size);
+	if (bpf_map_update_elem(index, key, &i, BPF_NOEXIST) != 0) {
+		/* Another CPU added the key first (or the index is full): the entry goes back. */
+		bpf_map_push_elem(free_list, &i, 0);
+	}
+	idx = bpf_map_lookup_elem(index, key);
+	if (!idx)
+		count_stat(full_stat);
+	return idx;
 }
 
 /*
@@ -240,7 +302,8 @@ static __always_inline void add_sum(const struct stateacct_thread *t, __u32 kind
 				    __u64 object, __u64 ns, __u64 count)
 {
 	struct stateacct_key key = {};
-	struct stateacct_value *v;
+	struct stateacct_sum_rec *r;
+	__u32 *idx;
 
 	key.tgid = t->tgid;
 	key.tid = t->tid;
@@ -248,21 +311,18 @@ static __always_inline void add_sum(const struct stateacct_thread *t, __u32 kind
 	key.syscall_nr = nr;
 	key.object = object;
 	key.start_ns = t->start_ns;
-	v = bpf_map_lookup_elem(&sums, &key);
-	if (!v) {
-		struct stateacct_value zero = {};
-
-		if (bpf_map_update_elem(&sums, &key, &zero, BPF_NOEXIST) != 0 &&
-		    !bpf_map_lookup_elem(&sums, &key)) {
-			count_stat(STATEACCT_STAT_SUMS_FULL);
-			return;
-		}
-		v = bpf_map_lookup_elem(&sums, &key);
-		if (!v)
+	idx = bpf_map_lookup_elem(&sums, &key);
+	if (!idx) {
+		idx = new_entry(&sums, &sum_recs, &sum_free, &next_sum, STATEACCT_MAX_SUMS, &key,
+				sizeof(key), STATEACCT_STAT_SUMS_FULL);
+		if (!idx)
 			return;
 	}
-	__sync_fetch_and_add(&v->ns, ns);
-	__sync_fetch_and_add(&v->count, count);
+	r = bpf_map_lookup_elem(&sum_recs, idx);
+	if (!r)
+		return;
+	__sync_fetch_and_add(&r->value.ns, ns);
+	__sync_fetch_and_add(&r->value.count, count);
 }
 
 /*
@@ -341,12 +401,31 @@ static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
 	__sync_fetch_and_add(&t->acc_count, t->weight);
 }
 
+/* The wait-for edges: key -> index of its entry in edge_recs (stateacct.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, STATEACCT_MAX_EDGES);
 	__type(key, struct stateacct_edge_key);
-	__type(value, struct stateacct_edge_value);
+	__type(value, __u32);
 } edges SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, STATEACCT_MAX_EDGES);
+	__type(key, __u32);
+	__type(value, struct stateacct_edge_rec);
+} edge_recs SEC(".maps");
+
+/* Entries of edge_recs user space took back (of threads that ended), for the next new edges. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, STATEACCT_MAX_EDGES);
+	__type(value, __u32);
+} edge_free SEC(".maps");
+
+/* Entries of edge_recs handed out so far (user space reads that many). */
+__u32 next_edge = 0;
 
 /* The weight this CPU accounts the next phase with: 0 to skip it (thinned out). */
 static __always_inline __u64 sample_switch(void)
@@ -491,7 +570,8 @@ static __always_inline void count_wake_edge(const struct stateacct_thread *t, __
 {
 	struct task_struct *waker = bpf_get_current_task_btf();
 	struct stateacct_edge_key key = {};
-	struct stateacct_edge_value *v;
+	struct stateacct_edge_rec *r;
+	__u32 *idx;
 	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
 
 	if (!count_edges)
@@ -506,21 +586,18 @@ static __always_inline void count_wake_edge(const struct stateacct_thread *t, __
 		key.waker_kind = STATEACCT_WAKER_IDLE;
 	else if (waker->flags & PF_KTHREAD)
 		key.waker_kind = STATEACCT_WAKER_KTHREAD;
-	v = bpf_map_lookup_elem(&edges, &key);
-	if (!v) {
-		struct stateacct_edge_value zero = {};
-
-		if (bpf_map_update_elem(&edges, &key, &zero, BPF_NOEXIST) != 0 &&
-		    !bpf_map_lookup_elem(&edges, &key)) {
-			count_stat(STATEACCT_STAT_EDGES_FULL);
-			return;
-		}
-		v = bpf_map_lookup_elem(&edges, &key);
-		if (!v)
+	idx = bpf_map_lookup_elem(&edges, &key);
+	if (!idx) {
+		idx = new_entry(&edges, &edge_recs, &edge_free, &next_edge, STATEACCT_MAX_EDGES, &key,
+				sizeof(key), STATEACCT_STAT_EDGES_FULL);
+		if (!idx)
 			return;
 	}
-	__sync_fetch_and_add(&v->ns, delta * t->weight);
-	__sync_fetch_and_add(&v->count, t->weight);
+	r = bpf_map_lookup_elem(&edge_recs, idx);
+	if (!r)
+		return;
+	__sync_fetch_and_add(&r->value.ns, delta * t->weight);
+	__sync_fetch_and_add(&r->value.count, t->weight);
 }
 
 SEC("tp_btf/sched_switch")

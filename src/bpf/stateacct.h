@@ -39,11 +39,11 @@ enum stateacct_kind {
 #define STATEACCT_FUTEX_PRIVATE 0x20  /* op had FUTEX_PRIVATE_FLAG */
 
 /*
- * Key of the "sums" map: one thread, one kind, and for blocked kinds the system call it blocked
- * in (-1: outside one, e.g. a page fault) with that call's first argument, which names the wait
- * object: the fd of fd syscalls (model::fd_argument_index is 0 for all of them), the futex word
- * of futex, with how it waited in the top byte (STATEACCT_FUTEX_*). Run-queue kinds carry the call
- * the thread was in too (what it will resume).
+ * Key of a sum (the "sums" hash, stateacct_sum_rec): one thread, one kind, and for blocked kinds
+ * the system call it blocked in (-1: outside one, e.g. a page fault) with that call's first
+ * argument, which names the wait object: the fd of fd syscalls (model::fd_argument_index is 0 for
+ * all of them), the futex word of futex, with how it waited in the top byte (STATEACCT_FUTEX_*).
+ * Run-queue kinds carry the call the thread was in too (what it will resume).
  */
 struct stateacct_key {
 	__u32 tgid;
@@ -54,10 +54,20 @@ struct stateacct_key {
 	__u64 start_ns; /* the thread's start_boottime: tells a reused thread id from the old one */
 };
 
-/* Value of "sums": weighted (see the thinning in stateacct.bpf.c) ns and events, cumulative. */
+/* A sum's value: weighted (see the thinning in stateacct.bpf.c) ns and events, cumulative. */
 struct stateacct_value {
 	__u64 ns;
 	__u64 count;
+};
+
+/*
+ * An entry of the "sum_recs" array: one sum, its key and its value. As with the edges
+ * (stateacct_edge_rec), the array is mmapable and read in place, and the "sums" hash maps a key to
+ * its entry's index; ns and count both 0: an entry not in use (yet).
+ */
+struct stateacct_sum_rec {
+	struct stateacct_key key;
+	struct stateacct_value value;
 };
 
 /* Phases of a thread in the "threads" map. */
@@ -119,9 +129,10 @@ enum stateacct_waker {
 };
 
 /*
- * Key of the "edges" map (issue 15's wait-for graph): a target thread (wakee) that was BLOCKED in
- * (syscall_nr, object) was woken by waker_tid (of waker_tgid). An interrupt taken while a thread
- * runs is seen as that thread (the tracepoint runs in its context).
+ * Key of an edge (the "edges" hash, stateacct_edge_rec; issue 15's wait-for graph): a target
+ * thread (wakee) that was BLOCKED in (syscall_nr, object) was woken by waker_tid (of
+ * waker_tgid). An interrupt taken while a thread runs is seen as that thread (the tracepoint runs
+ * in its context).
  */
 struct stateacct_edge_key {
 	__u32 waker_tgid;
@@ -133,10 +144,22 @@ struct stateacct_edge_key {
 	__u64 object;
 };
 
-/* Value of "edges": weighted wakeups and the wakee's blocked time they ended, cumulative. */
+/* An edge's weighted wakeups and the wakee's blocked time they ended, cumulative. */
 struct stateacct_edge_value {
 	__u64 ns;
 	__u64 count;
+};
+
+/*
+ * An entry of the "edge_recs" array: one edge, its key and its value. The array is mmapable, so
+ * user space reads the edges in place at every tick, with no system call and no copy; the "edges"
+ * hash only maps a key to its entry's index. Entries are handed out from next_edge, or from
+ * "edge_free" (the ones user space took back from ended threads, zeroed); ns and count both 0:
+ * an entry not in use (yet).
+ */
+struct stateacct_edge_rec {
+	struct stateacct_edge_key key;
+	struct stateacct_edge_value value;
 };
 
 /* Counters (per CPU, summed by user space). */

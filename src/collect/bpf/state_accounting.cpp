@@ -1,14 +1,17 @@
 #include "collect/bpf/state_accounting.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
-#include <map>
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 
 #include "collect/bpf/bpf_support.h"
 #include "util/owned.h"
@@ -18,6 +21,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpf/stateacct.h"
+#include "collect/bpf/mapped_tables.h"
 #include "stateacct.skel.h"
 #endif
 
@@ -80,47 +84,6 @@ std::uint64_t ktime_ns() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
          static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-// Every entry of a hash map: one batch lookup per `chunk` entries (kernel 5.6+), or a key walk
-// where batch operations are refused.
-template <typename Key, typename Value>
-void read_map(int fd, std::size_t max_entries, bool& batch_works,
-              std::vector<std::pair<Key, Value>>& out) {
-  out.clear();
-  if (batch_works) {
-    std::vector<Key> keys(max_entries);
-    std::vector<Value> values(max_entries);
-    Key out_batch{};
-    void* in = nullptr;
-    for (;;) {
-      auto count = static_cast<__u32>(max_entries - out.size());
-      if (count == 0) break;
-      bpf_map_batch_opts opts{};
-      opts.sz = sizeof(opts);
-      const int err =
-          bpf_map_lookup_batch(fd, in, &out_batch, keys.data(), values.data(), &count, &opts);
-      for (__u32 i = 0; i < count; ++i) out.emplace_back(keys[i], values[i]);
-      if (err != 0) {
-        if (errno == ENOENT) return;  // the walk reached the end
-        if (out.empty() && (errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP)) {
-          batch_works = false;
-          break;
-        }
-        return;  // a partial read: what was read is kept
-      }
-      in = &out_batch;
-    }
-    if (batch_works) return;
-  }
-  Key key{}, next{};
-  Key* prev = nullptr;
-  while (out.size() < max_entries && bpf_map_get_next_key(fd, prev, &next) == 0) {
-    Value v{};
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0) out.emplace_back(next, v);
-    key = next;
-    prev = &key;
-  }
 }
 
 // The kernel's object of a wait in call `nr`: a futex word carries how the thread waited in its
@@ -209,17 +172,52 @@ util::Result<Skeleton> load_attached(const StateAccountingOptions& options, File
 
 }  // namespace
 
+// pid, tid, start time, kind, syscall, futex word (or object)
+using SumKey = std::tuple<int, int, std::uint64_t, int, long, std::uint64_t>;
+// waker pid, waker tid, wakee pid, wakee tid, syscall, waker kind, futex word (or object)
+using EdgeKey = std::tuple<int, int, int, int, long, int, std::uint64_t>;
+
+// The sums a thread slot's parts went to at the last read, with the keys they had: a part whose
+// key did not change reuses its sum without hashing (most do: a thread blocks in the same call on
+// the same object again and again).
+struct SlotSums {
+  static constexpr std::uint32_t kNone = UINT32_MAX;
+  struct Part {
+    int kind = -1;
+    long nr = -1;
+    std::uint64_t object = 0;
+    std::uint32_t sum = kNone;
+  };
+  __u32 tid = 0;
+  __u64 start_ns = 0;
+  std::array<Part, 4> parts{};
+};
+
 struct StateAccounting::Impl {
   Skeleton skel;
   FileCallHook file_hook = FileCallHook::kNone;
   std::string file_hook_problem;
   std::uint32_t budget = 0;
   std::set<int> targets;
-  bool batch_works = true;
-  std::vector<std::pair<stateacct_key, stateacct_value>> sums;
-  std::vector<std::pair<__u32, stateacct_thread>> threads;
   __u32 targets_gen = 0;
-  std::vector<std::pair<stateacct_edge_key, stateacct_edge_value>> edges;
+  MappedArray threads;
+  KernelTable<stateacct_sum_rec> sum_recs;
+  KernelTable<stateacct_edge_rec> edge_recs;
+  SumTable<StateSum, SumKey> sums;
+  SumTable<WakeEdgeSum, EdgeKey> edges;
+  std::vector<SlotSums> slot_sums;  // by slot of `threads`; cleared when sums are dropped
+
+  // The sum of a (thread, kind, call, kernel object) key: a futex word's how goes to futex_how.
+  std::uint32_t sum_of(int pid, int tid, std::uint64_t start, int kind, long nr,
+                       std::uint64_t object) {
+    std::uint8_t how = 0;
+    const std::uint64_t word = split_object(nr, object, how);
+    const std::uint32_t id = sums.find_or_add(SumKey{pid, tid, start, kind, nr, word},
+                                              StateSum{pid, tid, start, kind, nr, word, 0, 0, how});
+    StateSum& sum = sums.at(id);
+    sum.futex_how = std::max(sum.futex_how, how);
+    return id;
+  }
 };
 
 StateAccounting::StateAccounting(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -261,6 +259,15 @@ util::Result<std::unique_ptr<StateAccounting>> StateAccounting::create(
   if (!skel) return skel.error();
   auto impl = std::make_unique<Impl>();
   impl->skel = std::move(*skel);
+  for (auto [array, m] : {std::pair{&impl->threads, impl->skel->maps.threads},
+                          std::pair{&impl->sum_recs.recs, impl->skel->maps.sum_recs},
+                          std::pair{&impl->edge_recs.recs, impl->skel->maps.edge_recs}}) {
+    if (auto ok = array->map(m); !ok) return ok.error();
+  }
+  impl->sum_recs.index = impl->skel->maps.sums;
+  impl->sum_recs.free_list = impl->skel->maps.sum_free;
+  impl->edge_recs.index = impl->skel->maps.edges;
+  impl->edge_recs.free_list = impl->skel->maps.edge_free;
   impl->file_hook = hook;
   impl->file_hook_problem = hook == FileCallHook::kFentry ? "" : fentry_problem;
   impl->budget = options.budget_per_cpu_s;
@@ -297,128 +304,139 @@ util::Result<void> StateAccounting::set_targets(const std::vector<int>& tgids) {
   return {};
 }
 
+namespace {
+
+// How many entries of a table the kernel handed out (a .bss counter), at most `max`.
+std::size_t handed_out(const __u32& next, std::size_t max) {
+  return std::min<std::size_t>(__atomic_load_n(&next, __ATOMIC_ACQUIRE), max);
+}
+
+// The sums of `table` that changed since the last call, of the target processes only (pid_of:
+// the process a sum belongs to); the others' changes wait until their process is a target.
+template <typename Sum, typename Key, typename PidOf>
+std::vector<Sum> changed_of(SumTable<Sum, Key>& table, const std::set<int>& targets, PidOf pid_of) {
+  std::vector<Sum> out;
+  table.changed([&](const Sum& sum) {
+    if (targets.count(pid_of(sum)) == 0) return false;
+    out.push_back(sum);
+    return true;
+  });
+  return out;
+}
+
+}  // namespace
+
 std::vector<StateSum> StateAccounting::read() {
   Impl& s = *impl_;
-  read_map(bpf_map__fd(s.skel->maps.sums), STATEACCT_MAX_SUMS, s.batch_works, s.sums);
-  // The slots handed out so far (the array's first next_slot entries).
-  const std::size_t slots = std::min<std::size_t>(
-      __atomic_load_n(&s.skel->bss->next_slot, __ATOMIC_ACQUIRE), STATEACCT_MAX_THREADS);
-  read_map(bpf_map__fd(s.skel->maps.threads), slots, s.batch_works, s.threads);
-  const std::uint64_t now = ktime_ns();
-  std::vector<StateSum> out;
-  out.reserve(s.sums.size() + s.threads.size());
-  // Each entry with its futex word split from how it was waited on (one sum per word here).
-  const auto add = [&out](int pid, int tid, std::uint64_t start, int kind, long nr,
-                          std::uint64_t object, std::uint64_t ns, std::uint64_t count) {
-    std::uint8_t how = 0;
-    const std::uint64_t word = split_object(nr, object, how);
-    out.push_back({pid, tid, start, kind, nr, word, ns, count, how});
-  };
-  for (const auto& [k, v] : s.sums) {
-    if (s.targets.count(static_cast<int>(k.tgid)) == 0) continue;
-    add(static_cast<int>(k.tgid), static_cast<int>(k.tid), start_ticks(k.start_ns),
-        static_cast<int>(k.kind), static_cast<long>(k.syscall_nr), k.object, v.ns, v.count);
-  }
+  s.sum_recs.release_pending();
+  s.sums.begin_extras();
+  // The kernel's entries that grew since the last read, in place.
+  s.sum_recs.scan(
+      handed_out(s.skel->bss->next_sum, STATEACCT_MAX_SUMS),
+      [&s](const stateacct_key& k, std::uint64_t ns, std::uint64_t count, RecordState& st) {
+        if (st.sum == RecordState::kNone) {
+          st.sum =
+              s.sum_of(static_cast<int>(k.tgid), static_cast<int>(k.tid), start_ticks(k.start_ns),
+                       static_cast<int>(k.kind), static_cast<long>(k.syscall_nr), k.object);
+        }
+        s.sums.add(st.sum, ns, count);
+      });
   // The open phases, up to now: a block that has not ended yet is part of the time so far. And
   // each thread's blocks not yet added to `sums` (acc_*: the latest key's, kept in its slot).
-  // `sums` is read before the slots: a flush between the two reads leaves its time out of this
-  // read (the next one has it), never counts it twice.
-  for (const auto& [slot, t] : s.threads) {
+  // The entries are read before the slots: a flush between the two reads leaves its time out of
+  // this read (the next one has it), never counts it twice.
+  const std::size_t slots = handed_out(s.skel->bss->next_slot, STATEACCT_MAX_THREADS);
+  const std::uint64_t now = ktime_ns();
+  for (std::size_t slot = 0; slot < slots; ++slot) {
+    stateacct_thread t{};
+    std::memcpy(&t, s.threads.at<stateacct_thread>(slot), sizeof(t));
     if (t.tid == 0 || s.targets.count(static_cast<int>(t.tgid)) == 0) continue;
     const int pid = static_cast<int>(t.tgid), tid = static_cast<int>(t.tid);
     const std::uint64_t start = start_ticks(t.start_ns);
+    if (s.slot_sums.size() <= slot) s.slot_sums.resize(slot + 1);
+    SlotSums& cache = s.slot_sums[slot];
+    if (cache.tid != t.tid || cache.start_ns != t.start_ns) cache = SlotSums{t.tid, t.start_ns, {}};
+    // Part `which` of the slot (0 accumulated blocks, 1 their run-queue time, 2 file calls, 3 the
+    // block in progress): its sum is the last read's when its key is (no hashing).
+    const auto extra = [&](std::size_t which, int kind, long nr, std::uint64_t object,
+                           std::uint64_t ns, std::uint64_t count) {
+      SlotSums::Part& part = cache.parts[which];
+      if (part.sum == SlotSums::kNone || part.kind != kind || part.nr != nr ||
+          part.object != object) {
+        part = {kind, nr, object, s.sum_of(pid, tid, start, kind, nr, object)};
+      }
+      s.sums.add_extra(part.sum, ns, count);
+    };
     if (t.acc_count != 0) {
-      add(pid, tid, start, static_cast<int>(t.acc_kind), static_cast<long>(t.acc_nr), t.acc_object,
-          t.acc_ns, t.acc_count);
+      extra(0, static_cast<int>(t.acc_kind), static_cast<long>(t.acc_nr), t.acc_object, t.acc_ns,
+            t.acc_count);
     }
     if (t.rq_acc_count != 0) {
-      add(pid, tid, start, STATEACCT_RUNQ_WAKEUP, static_cast<long>(t.acc_nr), t.acc_object,
-          t.rq_acc_ns, t.rq_acc_count);
+      extra(1, STATEACCT_RUNQ_WAKEUP, static_cast<long>(t.acc_nr), t.acc_object, t.rq_acc_ns,
+            t.rq_acc_count);
     }
     if (t.file_acc_ns != 0 || t.file_acc_count != 0) {
-      out.push_back({pid, tid, start, STATEACCT_ONCPU_FILE, -1, t.file_acc_fd, t.file_acc_ns,
-                     t.file_acc_count});
+      extra(2, STATEACCT_ONCPU_FILE, -1, t.file_acc_fd, t.file_acc_ns, t.file_acc_count);
     }
     // Only blocks are added up to now; a run-queue wait or a file call in progress is counted
     // when it ends (microseconds).
     if (t.phase != STATEACCT_PHASE_BLOCKED) continue;
     const std::uint64_t open_ns = now > t.since_ns ? now - t.since_ns : 0;
-    add(pid, tid, start, static_cast<int>(t.kind), static_cast<long>(t.blocked_nr),
-        t.blocked_object, open_ns * t.weight, 0);
+    extra(3, static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,
+          open_ns * t.weight, 0);
   }
-  const auto key = [](const StateSum& a) {
-    return std::tie(a.pid, a.tid, a.start_time_ticks, a.kind, a.syscall_nr, a.object);
-  };
-  std::sort(out.begin(), out.end(),
-            [&](const StateSum& a, const StateSum& b) { return key(a) < key(b); });
-  // Merge an open phase into its key's closed sum, and a futex word's sums under each way it was
-  // waited on into one (how: the last, in the kernel's order of how; a word is waited on one way).
-  std::vector<StateSum> merged;
-  merged.reserve(out.size());
-  for (const auto& e : out) {
-    if (!merged.empty() && key(merged.back()) == key(e)) {
-      merged.back().ns += e.ns;
-      merged.back().count += e.count;
-      merged.back().futex_how = std::max(merged.back().futex_how, e.futex_how);
-    } else {
-      merged.push_back(e);
-    }
-  }
-  return merged;
+  return changed_of(s.sums, s.targets, [](const StateSum& sum) { return sum.pid; });
 }
 
 std::vector<WakeEdgeSum> StateAccounting::read_edges() {
   Impl& s = *impl_;
-  read_map(bpf_map__fd(s.skel->maps.edges), STATEACCT_MAX_EDGES, s.batch_works, s.edges);
-  // Keyed by the futex word alone, as the sums: edges of one word waited on two ways merge.
-  std::map<std::tuple<int, int, int, int, long, int, std::uint64_t>, std::size_t> index;
-  std::vector<WakeEdgeSum> out;
-  out.reserve(s.edges.size());
-  for (const auto& [k, v] : s.edges) {
-    if (s.targets.count(static_cast<int>(k.wakee_tgid)) == 0) continue;
-    std::uint8_t how = 0;
-    const std::uint64_t object = split_object(static_cast<long>(k.syscall_nr), k.object, how);
-    WakeEdgeSum e{static_cast<int>(k.waker_tgid),
-                  static_cast<int>(k.waker_tid),
-                  static_cast<int>(k.wakee_tgid),
-                  static_cast<int>(k.wakee_tid),
-                  static_cast<long>(k.syscall_nr),
-                  static_cast<int>(k.waker_kind),
-                  object,
-                  v.ns,
-                  v.count};
-    auto [it, added] =
-        index.try_emplace(std::make_tuple(e.waker_pid, e.waker_tid, e.wakee_pid, e.wakee_tid,
-                                          e.syscall_nr, e.waker_kind, e.object),
-                          out.size());
-    if (added) {
-      out.push_back(e);
-    } else {
-      out[it->second].ns += e.ns;
-      out[it->second].count += e.count;
-    }
-  }
-  return out;
+  s.edge_recs.release_pending();
+  s.edge_recs.scan(
+      handed_out(s.skel->bss->next_edge, STATEACCT_MAX_EDGES),
+      [&s](const stateacct_edge_key& k, std::uint64_t ns, std::uint64_t count, RecordState& st) {
+        if (st.sum == RecordState::kNone) {
+          // Keyed by the futex word alone, as the sums: edges of one word waited on two ways
+          // merge.
+          std::uint8_t how = 0;
+          const long nr = static_cast<long>(k.syscall_nr);
+          const WakeEdgeSum e{static_cast<int>(k.waker_tgid),
+                              static_cast<int>(k.waker_tid),
+                              static_cast<int>(k.wakee_tgid),
+                              static_cast<int>(k.wakee_tid),
+                              nr,
+                              static_cast<int>(k.waker_kind),
+                              split_object(nr, k.object, how),
+                              0,
+                              0};
+          st.sum = s.edges.find_or_add(EdgeKey{e.waker_pid, e.waker_tid, e.wakee_pid, e.wakee_tid,
+                                               e.syscall_nr, e.waker_kind, e.object},
+                                       e);
+        }
+        s.edges.add(st.sum, ns, count);
+      });
+  return changed_of(s.edges, s.targets, [](const WakeEdgeSum& e) { return e.wakee_pid; });
 }
 
 void StateAccounting::forget(const std::vector<ThreadId>& threads) {
   if (threads.empty()) return;
+  Impl& s = *impl_;
   // The kernel took back the threads' slots at their exit; their sums stay until this.
   const std::set<ThreadId> gone(threads.begin(), threads.end());
-  for (const auto& [k, v] : impl_->sums) {
-    if (gone.count({static_cast<int>(k.tid), start_ticks(k.start_ns)}) != 0) {
-      bpf_map__delete_elem(impl_->skel->maps.sums, &k, sizeof(k), 0);
-    }
-  }
+  const auto thread_gone = [&gone](int tid, std::uint64_t start) {
+    return gone.count({tid, start}) != 0;
+  };
+  s.sum_recs.forget([&](const stateacct_key& k) {
+    return thread_gone(static_cast<int>(k.tid), start_ticks(k.start_ns));
+  });
+  s.sums.erase_if([&](const StateSum& sum) { return thread_gone(sum.tid, sum.start_time_ticks); });
+  s.slot_sums.clear();  // the dropped sums' ids are handed out again
   // Edges into a thread that ended (its wakers may live on; edges out of an ended thread go
   // with its wakees). The edges' key has no start time: every edge into the ended id goes.
   std::set<int> gone_tids;
   for (const auto& [tid, start] : gone) gone_tids.insert(tid);
-  for (const auto& [k, v] : impl_->edges) {
-    if (gone_tids.count(static_cast<int>(k.wakee_tid)) != 0) {
-      bpf_map__delete_elem(impl_->skel->maps.edges, &k, sizeof(k), 0);
-    }
-  }
+  s.edge_recs.forget(
+      [&](const stateacct_edge_key& k) { return gone_tids.count(static_cast<int>(k.wakee_tid)); });
+  s.edges.erase_if([&](const WakeEdgeSum& e) { return gone_tids.count(e.wakee_tid) != 0; });
 }
 
 StateAccountingStats StateAccounting::stats() const {

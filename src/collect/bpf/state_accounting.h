@@ -10,8 +10,9 @@
 // other system call pays anything), else, if allowed, from raw_syscalls sys_enter/sys_exit (every
 // system call of the host takes the traced path: getppid 166 -> 470 ns here). Which hook ran,
 // and why a cheaper one did not, is file_hook() and file_hook_problem().
-// Nothing is streamed per event: read() takes every sum in one batch lookup (one bpf(2) call per
-// few thousand entries), plus the phases still open, counted up to now.
+// Nothing is streamed per event: the sums, the wait-for edges and the threads' phases are in
+// mmapable BPF arrays (a hash maps each key to its entry), so read() and read_edges() read them in
+// place, with no system call and no copy, and pass on only the sums that changed.
 //
 // Each wakeup of a target thread also counts a wait-for edge (waker, wakee, call, object) with
 // the blocked time it ended (read_edges()).
@@ -108,13 +109,13 @@ class StateAccounting {
 
   // The target processes are exactly `tgids` from now on (at most 4,096).
   util::Result<void> set_targets(const std::vector<int>& tgids);
-  // Every sum of the target's threads, cumulative, with the phases still open added up to the
-  // read (so a thread blocked for the whole window has its wait so far). Sorted by key. The kernel
-  // keys a futex wait by its word and how the thread waited; here by the word, with the latest
-  // how in futex_how.
+  // The sums of the target's threads that changed since the last read (the first read: every
+  // one), cumulative, with the phases still open added up to the read (so a thread blocked for
+  // the whole window has its wait so far). Unsorted. The kernel keys a futex wait by its word and
+  // how the thread waited; here by the word, with the latest how in futex_how.
   std::vector<StateSum> read();
-  // Every wait-for edge into the target's threads, cumulative (weighted as the sums), keyed by the
-  // futex word as the sums are. Unsorted.
+  // The wait-for edges into the target's threads that changed since the last read_edges(),
+  // cumulative (weighted as the sums), keyed by the futex word as the sums are. Unsorted.
   std::vector<WakeEdgeSum> read_edges();
   // A thread: its id and start time (field 22), which tell a reused thread id from the old one.
   using ThreadId = std::pair<int, std::uint64_t>;

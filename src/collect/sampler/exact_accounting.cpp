@@ -5,20 +5,6 @@
 
 namespace chokepoint::collect::sampler {
 
-namespace {
-
-// True when (ns, count) is new for key or differs from its last value, which it becomes.
-template <typename Map, typename Key>
-bool changed(Map& last, const Key& key, std::uint64_t ns, std::uint64_t count) {
-  auto [it, added] = last.try_emplace(key, ns, count);
-  if (added) return true;
-  if (it->second == std::make_pair(ns, count)) return false;
-  it->second = {ns, count};
-  return true;
-}
-
-}  // namespace
-
 std::string_view split_mode_name(SplitMode mode) {
   switch (mode) {
     case SplitMode::kAuto:
@@ -91,6 +77,7 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
   if (auto ok = tracer_->set_targets(pids); !ok) {
     x.state.problem = ok.error().message;  // the processes beyond the table's size go unaccounted
   }
+  // Only the sums and edges that changed since the last tick (the tracer keeps what it read).
   const std::set<int> live(pids.begin(), pids.end());
   for (const auto& s : tracer_->read()) {
     if (live.count(s.pid) == 0) continue;
@@ -100,10 +87,6 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
         it->second = s.futex_how;
         x.futex_ops.push_back({s.pid, s.object, s.futex_how});
       }
-    }
-    if (!changed(last_, Key{s.pid, s.tid, s.start_time_ticks, s.kind, s.syscall_nr, s.object}, s.ns,
-                 s.count)) {
-      continue;
     }
     model::ExactWait w;
     w.pid = s.pid;
@@ -119,9 +102,6 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
   }
   for (const auto& e : tracer_->read_edges()) {
     if (live.count(e.wakee_pid) == 0) continue;
-    const EdgeKey key{e.waker_pid, e.waker_tid,  e.waker_kind, e.wakee_pid,
-                      e.wakee_tid, e.syscall_nr, e.object};
-    if (!changed(last_edges_, key, e.ns, e.count)) continue;
     model::WakeEdge w;
     w.waker_pid = e.waker_pid;
     w.waker_tid = e.waker_tid;
@@ -138,19 +118,7 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
   // Threads that ended were read for the last time above.
   std::vector<bpf::StateAccounting::ThreadId> gone;
   for (const auto& e : tick.ended) gone.emplace_back(e.tid, e.start_time_ticks);
-  if (!gone.empty()) {
-    tracer_->forget(gone);
-    const std::set<bpf::StateAccounting::ThreadId> g(gone.begin(), gone.end());
-    for (auto it = last_.begin(); it != last_.end();) {
-      const bool ended = g.count({std::get<1>(it->first), std::get<2>(it->first)}) != 0;
-      it = ended ? last_.erase(it) : std::next(it);
-    }
-    std::set<int> gone_tids;  // the edges' key has no start time
-    for (const auto& [tid, start] : gone) gone_tids.insert(tid);
-    for (auto it = last_edges_.begin(); it != last_edges_.end();) {
-      it = gone_tids.count(std::get<4>(it->first)) != 0 ? last_edges_.erase(it) : std::next(it);
-    }
-  }
+  tracer_->forget(gone);
   const auto st = tracer_->stats();
   x.state.switches = st.switches;
   x.state.thinned_out = st.thinned_out;

@@ -12,7 +12,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <vector>
 
 #include "collect/bpf/state_accounting.h"
@@ -51,16 +50,10 @@ class ExactAccounting {
 
  private:
   ExactAccounting() = default;
-  // pid, tid, start time, kind, syscall, object
-  using Key = std::tuple<int, int, std::uint64_t, int, long, std::uint64_t>;
   SplitMode mode_ = SplitMode::kAuto;
   std::unique_ptr<bpf::StateAccounting> tracer_;
   std::string problem_, hint_;
   bool first_ = true;
-  std::map<Key, std::pair<std::uint64_t, std::uint64_t>> last_;  // ns, count
-  // waker pid, waker tid, waker kind, wakee pid, wakee tid, syscall, object
-  using EdgeKey = std::tuple<int, int, int, int, int, long, std::uint64_t>;
-  std::map<EdgeKey, std::pair<std::uint64_t, std::uint64_t>> last_edges_;  // ns, count
   // How each (pid, futex word) was waited on, as last put into a tick (model::FutexOp).
   std::map<std::pair<int, std::uint64_t>, std::uint8_t> futex_ops_;
 };

@@ -1,9 +1,10 @@
 // The exact mode's kernel half on this very process: a thread's block in read() is summed under
-// its (system call, fd), and a thread id handed out again to a new thread (forced through
-// /proc/sys/kernel/ns_last_pid) keeps the new thread's sums apart from the old one's, each under
-// its own start time as /proc/PID/task/TID/stat field 22 gives it; the file calls' hook reported
-// is the one the kernel shows attached, and it times this thread's writes. Needs root and BPF
-// (skips only through offcpu_unavailable()).
+// its (system call, fd), each read passes on only the sums and wait-for edges that changed, and a
+// thread id handed out again to a new thread (forced through /proc/sys/kernel/ns_last_pid) keeps
+// the new thread's sums apart from the old one's, each under its own start time as
+// /proc/PID/task/TID/stat field 22 gives it; the file calls' hook reported is the one the kernel
+// shows attached, and it times this thread's writes. Needs root and BPF (skips only through
+// offcpu_unavailable()).
 #include "collect/bpf/state_accounting.h"
 
 #include <gtest/gtest.h>
@@ -59,15 +60,17 @@ struct Blocker {
   }
 };
 
-std::uint64_t read_ns(const std::vector<StateSum>& sums, int tid, std::uint64_t start, int fd) {
-  std::uint64_t ns = 0;
+// Thread (tid, start)'s blocks in read(fd) in `sums`: their ns and count.
+StateSum read_sum(const std::vector<StateSum>& sums, int tid, std::uint64_t start, int fd) {
+  StateSum total;
   for (const auto& s : sums) {
     if (s.tid == tid && s.start_time_ticks == start && s.syscall_nr == SYS_read &&
         s.object == static_cast<std::uint64_t>(fd)) {
-      ns += s.ns;
+      total.ns += s.ns;
+      total.count += s.count;
     }
   }
-  return ns;
+  return total;
 }
 
 TEST(StateAccounting, AThreadIdHandedOutAgainKeepsItsOwnSums) {
@@ -115,10 +118,81 @@ TEST(StateAccounting, AThreadIdHandedOutAgainKeepsItsOwnSums) {
   const auto sums = acct.read();
   ASSERT_NE(old.start_ticks, reused->start_ticks);
   // Each thread's block under its own start time, and none under the other's.
-  EXPECT_GE(read_ns(sums, old.tid, old.start_ticks, first[0]), 150'000'000u);
-  EXPECT_GE(read_ns(sums, old.tid, reused->start_ticks, second[0]), 150'000'000u);
-  EXPECT_EQ(read_ns(sums, old.tid, old.start_ticks, second[0]), 0u);
-  EXPECT_EQ(read_ns(sums, old.tid, reused->start_ticks, first[0]), 0u);
+  EXPECT_GE(read_sum(sums, old.tid, old.start_ticks, first[0]).ns, 150'000'000u);
+  EXPECT_GE(read_sum(sums, old.tid, reused->start_ticks, second[0]).ns, 150'000'000u);
+  EXPECT_EQ(read_sum(sums, old.tid, old.start_ticks, second[0]).ns, 0u);
+  EXPECT_EQ(read_sum(sums, old.tid, reused->start_ticks, first[0]).ns, 0u);
+  for (int fd : {first[0], first[1], second[0], second[1]}) close(fd);
+}
+
+// This edge's wakeups of `wakee` blocked in read(fd), woken by `waker`, in `edges` (0: none).
+std::uint64_t edge_count(const std::vector<WakeEdgeSum>& edges, int waker, int wakee, int fd) {
+  std::uint64_t count = 0;
+  for (const auto& e : edges) {
+    if (e.waker_tid == waker && e.wakee_tid == wakee && e.syscall_nr == SYS_read &&
+        e.object == static_cast<std::uint64_t>(fd)) {
+      count += e.count;
+    }
+  }
+  return count;
+}
+
+// A thread that blocks 100 ms in read(fd[0]) until this thread writes fd[1], and has ended.
+std::unique_ptr<Blocker> block_once(const int fd[2]) {
+  auto b = std::make_unique<Blocker>();
+  std::thread t([r = b.get(), in = fd[0]] { r->run(in); });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(write(fd[1], "x", 1), 1);
+  t.join();
+  std::this_thread::sleep_for(50ms);  // its exit seen by the kernel (its last sums flushed)
+  return b;
+}
+
+// read() and read_edges() pass on only what changed since the last read, with cumulative values
+// (the sums are read in place from the kernel's arrays), and forget() drops an ended thread's.
+TEST(StateAccounting, AReadPassesOnOnlyTheSumsAndEdgesThatChanged) {
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  auto created = StateAccounting::create({0});
+  ASSERT_TRUE(created) << created.error().message;
+  auto& acct = **created;
+  ASSERT_TRUE(acct.set_targets({static_cast<int>(getpid())}));
+  const int self = gettid_now();
+  int first[2], second[2];
+  ASSERT_EQ(pipe(first), 0);
+  ASSERT_EQ(pipe(second), 0);
+
+  const auto a = block_once(first);
+  const auto sums_a = acct.read();
+  const auto edges_a = acct.read_edges();
+  EXPECT_GE(read_sum(sums_a, a->tid, a->start_ticks, first[0]).ns, 80'000'000u);
+  EXPECT_EQ(edge_count(edges_a, self, a->tid, first[0]), 1u);
+
+  const auto b = block_once(second);
+  const auto sums_b = acct.read();
+  const auto edges_b = acct.read_edges();
+  EXPECT_GE(read_sum(sums_b, b->tid, b->start_ticks, second[0]).ns, 80'000'000u);
+  EXPECT_EQ(edge_count(edges_b, self, b->tid, second[0]), 1u);
+  // a's did not change: not passed on again.
+  EXPECT_EQ(read_sum(sums_b, a->tid, a->start_ticks, first[0]).ns, 0u);
+  EXPECT_EQ(edge_count(edges_b, self, a->tid, first[0]), 0u);
+
+  // forget() deletes a's and b's keys; the next read gives their kernel entries back, zeroed, and
+  // a third thread's block on the first pipe takes one: its sum and edge count its block alone.
+  acct.forget({{a->tid.load(), a->start_ticks}, {b->tid.load(), b->start_ticks}});
+  (void)acct.read();  // gives the entries back
+  (void)acct.read_edges();
+  const auto c = block_once(first);
+  const auto sums_c = acct.read();
+  const auto edges_c = acct.read_edges();
+  EXPECT_GE(read_sum(sums_c, c->tid, c->start_ticks, first[0]).ns, 80'000'000u);
+  EXPECT_EQ(read_sum(sums_c, c->tid, c->start_ticks, first[0]).count, 1u);
+  EXPECT_EQ(edge_count(edges_c, self, c->tid, first[0]), 1u);
+  for (const auto& s : sums_c) {
+    EXPECT_NE(s.tid, a->tid.load());
+    EXPECT_NE(s.tid, b->tid.load());
+  }
+  // Nothing changed since: nothing passed on.
+  EXPECT_EQ(edge_count(acct.read_edges(), self, c->tid, first[0]), 0u);
   for (int fd : {first[0], first[1], second[0], second[1]}) close(fd);
 }
 
