@@ -143,43 +143,49 @@ util::Result<SockDiag> SockDiag::open_in_netns_of(pid_t pid) {
 
 util::Result<std::vector<TcpSocket>> SockDiag::dump_tcp(std::uint32_t state_mask) {
   std::vector<TcpSocket> out;
+  auto r = dump_tcp_each(state_mask, [&out](TcpSocket&& s) { out.push_back(std::move(s)); });
+  if (!r) return r.error();
+  return out;
+}
+
+util::Result<void> SockDiag::dump_tcp_each(std::uint32_t state_mask, const SocketVisitor& each) {
   // One walk for both families: the compatibility request (TCPDIAG_GETSOCK) dumps with family
   // AF_UNSPEC (inet_diag_dump_compat in net/ipv4/inet_diag.c), and inet_diag_dump_icsk walks the
   // listening and established hashes once for IPv4 and IPv6 sockets together, where a request per
   // family walks them twice (the established hash has 262,144 buckets here, however few sockets
-  // exist: half of the dump's cost). A kernel that refuses it gets a request per family.
+  // exist: half of the dump's cost). A kernel that refuses it gets a request per family (it
+  // refuses the request itself, in the first answer, before any socket).
   if (!compat_refused_) {
     inet_diag_req req{};
     req.idiag_family = AF_INET;  // not read for a dump: both families come
     const auto request = dump_request(TCPDIAG_GETSOCK, ++seq_, req, state_mask);
-    auto r = run_dump(&request, sizeof request, TCPDIAG_GETSOCK, AF_UNSPEC, out);
-    if (r) return out;
+    auto r = run_dump(&request, sizeof request, TCPDIAG_GETSOCK, AF_UNSPEC, each);
+    if (r) return {};
     if (r.error().errno_value != EINVAL && r.error().errno_value != EOPNOTSUPP &&
         r.error().errno_value != ENOENT) {
       return r.error();
     }
     compat_refused_ = true;
-    out.clear();
   }
   for (int family : {AF_INET, AF_INET6}) {
-    auto r = dump_family(family, state_mask, out);
+    auto r = dump_family(family, state_mask, each);
     if (!r) return r.error();
   }
-  return out;
+  return {};
 }
 
 util::Result<void> SockDiag::dump_family(int family, std::uint32_t state_mask,
-                                         std::vector<TcpSocket>& out) {
+                                         const SocketVisitor& each) {
   inet_diag_req_v2 req{};
   req.sdiag_family = static_cast<__u8>(family);
   req.sdiag_protocol = IPPROTO_TCP;
   const auto request = dump_request(SOCK_DIAG_BY_FAMILY, ++seq_, req, state_mask);
-  return run_dump(&request, sizeof request, SOCK_DIAG_BY_FAMILY, family, out);
+  return run_dump(&request, sizeof request, SOCK_DIAG_BY_FAMILY, family, each);
 }
 
 util::Result<void> SockDiag::run_dump(const void* request, std::size_t request_bytes,
                                       std::uint16_t answer_type, int family,
-                                      std::vector<TcpSocket>& out) {
+                                      const SocketVisitor& each) {
   const std::uint32_t seq = static_cast<const nlmsghdr*>(request)->nlmsg_seq;
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
@@ -232,7 +238,7 @@ util::Result<void> SockDiag::run_dump(const void* request, std::size_t request_b
         std::memcpy(&info, RTA_DATA(attr), payload < sizeof info ? payload : sizeof info);
         fill_info(info, s);
       }
-      out.push_back(std::move(s));
+      each(std::move(s));
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,12 @@ class SockDiag {
   // exist; one walk serves both families), so the sampler inspects single sockets with
   // SocketInspector instead.
   util::Result<std::vector<TcpSocket>> dump_tcp(std::uint32_t state_mask = kAllStates);
+  // The same dump, each socket handed to `each` as it is decoded instead of kept: a host's dump
+  // can hold tens of thousands of TIME_WAIT sockets (other programs' load tests), 190 bytes each
+  // as a TcpSocket, and a caller that only counts or groups them need not hold them all at once.
+  // On an error, `each` may have seen part of the dump.
+  using SocketVisitor = std::function<void(TcpSocket&&)>;
+  util::Result<void> dump_tcp_each(std::uint32_t state_mask, const SocketVisitor& each);
 
   static constexpr std::uint32_t kAllStates = 0xFFFu;
   static constexpr std::uint32_t kListenOnly = 1u << static_cast<unsigned>(TcpState::kListen);
@@ -79,11 +86,11 @@ class SockDiag {
  private:
   SockDiag(util::ScopedFd fd, std::uint64_t netns_inode)
       : fd_(std::move(fd)), netns_inode_(netns_inode) {}
-  util::Result<void> dump_family(int family, std::uint32_t state_mask, std::vector<TcpSocket>& out);
-  // Sends `request` and collects the answers of type answer_type until NLMSG_DONE. family: the
-  // request's (AF_UNSPEC for both), for the error a kernel without IPv6 gives.
+  util::Result<void> dump_family(int family, std::uint32_t state_mask, const SocketVisitor& each);
+  // Sends `request` and hands the answers of type answer_type to `each` until NLMSG_DONE. family:
+  // the request's (AF_UNSPEC for both), for the error a kernel without IPv6 gives.
   util::Result<void> run_dump(const void* request, std::size_t request_bytes,
-                              std::uint16_t answer_type, int family, std::vector<TcpSocket>& out);
+                              std::uint16_t answer_type, int family, const SocketVisitor& each);
 
   util::ScopedFd fd_;
   std::uint64_t netns_inode_ = 0;

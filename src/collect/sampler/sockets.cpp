@@ -47,14 +47,15 @@ void SocketTracker::refresh_listeners(int pid, Namespace& ns, std::int64_t now_n
 
 void SocketTracker::refresh_full_dump(Namespace& ns, std::int64_t now_ns) {
   if (!ns.diag || (ns.dumped_at_ns >= 0 && now_ns - ns.dumped_at_ns < kFullDumpRefreshNs)) return;
-  auto dump = ns.diag->dump_tcp();
-  if (!dump) {
-    problem_ = dump.error().message;
-    return;
-  }
+  // Sockets without an fd (a host's thousands of TIME_WAIT) are never looked up: not kept.
   ns.dump_by_inode.clear();
-  for (auto& s : *dump) {
-    if (s.inode != 0) ns.dump_by_inode.emplace(s.inode, std::move(s));
+  auto dumped =
+      ns.diag->dump_tcp_each(netlink::SockDiag::kAllStates, [&ns](netlink::TcpSocket&& s) {
+        if (s.inode != 0) ns.dump_by_inode.emplace(s.inode, std::move(s));
+      });
+  if (!dumped) {
+    problem_ = dumped.error().message;
+    return;
   }
   ns.dumped_at_ns = now_ns;
 }

@@ -73,11 +73,34 @@ void read_net_sysctls_of(const procfs::ProcFs& proc, int pid, model::TcpTableSam
   worker.join();
 }
 
+// Sockets without an fd (TIME_WAIT, SYN_RECV, FIN_WAIT2 after close), counted by the group
+// they fall in: no fd can make them a target's, only their endpoints can (take_tcp_table).
+struct OrphanGroup {
+  TcpState state = TcpState::kClose;
+  bool server_side = false;
+  std::string local_addr;
+  std::uint16_t local_port = 0;  // 0 on the client side
+  std::string remote_addr;
+  std::uint16_t remote_port = 0;  // 0 on the server side
+  std::uint64_t count = 0;
+};
+
+// One dump of a namespace, as take_tcp_table needs it. A host where other programs ran load
+// tests holds tens of thousands of TIME_WAIT sockets for a minute: kept whole (190 bytes each as
+// a TcpSocket, and a vector's doubling on top), every dump by one of the agent's target threads
+// left its own malloc arena that much bigger (the agent at 94 MB instead of 30 with 15,000 to
+// 28,000 of them, docs/benchmarks.md). Orphans are counted by group as they come instead.
+struct NamespaceDump {
+  std::vector<TcpSocket> sockets;  // the listening ones and those with an fd (inode != 0)
+  std::vector<OrphanGroup> orphans;
+  std::set<std::uint16_t> listen_ports;
+};
+
 // The last dumps of this process, one per network namespace (at most kMaxShared).
 struct SharedDump {
   std::uint64_t netns = 0;
   std::int64_t at_ns = 0;
-  std::shared_ptr<const std::vector<TcpSocket>> sockets;
+  std::shared_ptr<const NamespaceDump> dump;
 };
 constexpr std::size_t kMaxShared = 16;
 struct SharedDumps {
@@ -89,21 +112,71 @@ SharedDumps& shared() {
   return s;
 }
 
-util::Result<std::shared_ptr<const std::vector<TcpSocket>>> dump_of(int pid, bool whole_host) {
+util::Result<std::shared_ptr<const NamespaceDump>> dump_of(int pid, bool whole_host) {
   auto diag = whole_host ? netlink::SockDiag::open() : netlink::SockDiag::open_in_netns_of(pid);
   if (!diag) return diag.error();
-  auto dump = diag->dump_tcp();
-  if (!dump) return dump.error();
-  return std::make_shared<const std::vector<TcpSocket>>(std::move(*dump));
+  auto d = std::make_shared<NamespaceDump>();
+  // An orphan's group needs the listening ports, which the per-family fallback dumps after the
+  // other family's orphans: until the end an orphan is its state, ports and its address pair
+  // (few distinct pairs: an id into pairs).
+  struct Orphan {
+    std::uint32_t pair = 0;
+    std::uint16_t local_port = 0, remote_port = 0;
+    TcpState state = TcpState::kClose;
+  };
+  std::vector<Orphan> orphans;
+  std::map<std::pair<std::string, std::string>, std::uint32_t> pair_ids;
+  std::vector<const std::pair<std::string, std::string>*> pairs;
+  auto dumped = diag->dump_tcp_each(netlink::SockDiag::kAllStates, [&](TcpSocket&& s) {
+    if (s.state == TcpState::kListen) d->listen_ports.insert(s.local_port);
+    if (s.inode != 0 || s.state == TcpState::kListen) {
+      d->sockets.push_back(std::move(s));
+      return;
+    }
+    auto [it, added] = pair_ids.try_emplace({std::move(s.local_addr), std::move(s.remote_addr)},
+                                            static_cast<std::uint32_t>(pairs.size()));
+    if (added) pairs.push_back(&it->first);
+    orphans.push_back({it->second, s.local_port, s.remote_port, s.state});
+  });
+  if (!dumped) return dumped.error();
+  // (state, server side, pair, local port, remote port) -> count, in take_tcp_table's key order
+  // once the pair's addresses replace its id (the groups are merged into a map there).
+  std::map<std::tuple<std::uint8_t, bool, std::uint32_t, std::uint16_t, std::uint16_t>,
+           std::uint64_t>
+      counts;
+  // The side of an orphan whose local port does not listen (any more): a server that exited
+  // leaves its closed connections in TIME_WAIT for a minute, the clients' ports on the remote
+  // side. Grouped as client sockets they made a group per client port: 12,000 groups in each of
+  // the agent's tables (and their copies in every window), the agent at 147 MB instead of 30
+  // (docs/benchmarks.md). The local endpoint is the server's when more of the orphans share it
+  // than share the remote one (a destination many connections went to is the other way round).
+  std::map<std::pair<std::uint32_t, std::uint16_t>, std::uint32_t> by_local, by_remote;
+  for (const Orphan& o : orphans) {
+    ++by_local[{o.pair, o.local_port}];
+    ++by_remote[{o.pair, o.remote_port}];
+  }
+  for (const Orphan& o : orphans) {
+    const bool server_side = d->listen_ports.count(o.local_port) > 0 ||
+                             by_local[{o.pair, o.local_port}] > by_remote[{o.pair, o.remote_port}];
+    ++counts[{static_cast<std::uint8_t>(o.state), server_side, o.pair,
+              server_side ? o.local_port : std::uint16_t{0},
+              server_side ? std::uint16_t{0} : o.remote_port}];
+  }
+  d->orphans.reserve(counts.size());
+  for (const auto& [key, count] : counts) {
+    const auto& [state, server_side, pair, local_port, remote_port] = key;
+    d->orphans.push_back({static_cast<TcpState>(state), server_side, pairs[pair]->first, local_port,
+                          pairs[pair]->second, remote_port, count});
+  }
+  return std::shared_ptr<const NamespaceDump>(std::move(d));
 }
 
 // A dump of pid's namespace: the shared one when it is at most reuse_ns from now_ns. *at_ns is
 // set to the time of the dump returned.
-util::Result<std::shared_ptr<const std::vector<TcpSocket>>> shared_dump(const procfs::ProcFs& proc,
-                                                                        int pid, bool whole_host,
-                                                                        std::int64_t now_ns,
-                                                                        std::int64_t reuse_ns,
-                                                                        std::int64_t* at_ns) {
+util::Result<std::shared_ptr<const NamespaceDump>> shared_dump(const procfs::ProcFs& proc, int pid,
+                                                               bool whole_host, std::int64_t now_ns,
+                                                               std::int64_t reuse_ns,
+                                                               std::int64_t* at_ns) {
   *at_ns = now_ns;
   if (reuse_ns <= 0) return dump_of(pid, whole_host);
   auto netns = netlink::netns_inode_of(pid, proc.root());
@@ -116,7 +189,7 @@ util::Result<std::shared_ptr<const std::vector<TcpSocket>>> shared_dump(const pr
                          [&](const SharedDump& d) { return d.netns == *netns; });
   if (it != shared_dumps.end() && std::llabs(now_ns - it->at_ns) <= reuse_ns) {
     *at_ns = it->at_ns;
-    return it->sockets;
+    return it->dump;
   }
   auto dump = dump_of(pid, whole_host);
   if (!dump) return dump.error();
@@ -147,7 +220,7 @@ std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
     if (problem) *problem = dumped.error().message;
     return std::nullopt;
   }
-  const std::vector<TcpSocket>* dump = dumped->get();
+  const NamespaceDump& dump = **dumped;
 
   // The target's sockets by inode; a process that vanished mid-read has none.
   std::set<std::uint64_t> owned;
@@ -161,7 +234,7 @@ std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
   // A namespace where every socket that has an fd is the target's (a container, a pod, a service
   // in a namespace of its own) is the target's: so are its orphans, whatever their endpoints.
   bool namespace_is_target = !owned.empty();
-  for (const auto& s : *dump) {
+  for (const auto& s : dump.sockets) {
     if (s.inode != 0 && owned.count(s.inode) == 0) namespace_is_target = false;
   }
   const auto is_owned = [&](const TcpSocket& s) {
@@ -170,16 +243,16 @@ std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
 
   model::TcpTableSample t;
   t.at_ns = dumped_at_ns;  // a shared dump's own time
-  std::set<std::uint16_t> listen_ports, target_listen_ports;
+  const std::set<std::uint16_t>& listen_ports = dump.listen_ports;
+  std::set<std::uint16_t> target_listen_ports;
   std::set<std::pair<std::string, std::uint16_t>> target_destinations;
-  for (const auto& s : *dump) {
+  for (const auto& s : dump.sockets) {
     if (s.state != TcpState::kListen) continue;
-    listen_ports.insert(s.local_port);
     if (is_owned(s)) target_listen_ports.insert(s.local_port);
     t.listeners.push_back(
         {s.local_addr, s.local_port, s.recv_queue_bytes, s.send_queue_bytes, is_owned(s)});
   }
-  for (const auto& s : *dump) {
+  for (const auto& s : dump.sockets) {
     if (s.state != TcpState::kListen && listen_ports.count(s.local_port) == 0 && is_owned(s))
       target_destinations.insert({s.remote_addr, s.remote_port});
   }
@@ -188,7 +261,18 @@ std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
   using Key =
       std::tuple<std::uint8_t, bool, std::string, std::uint16_t, std::string, std::uint16_t>;
   std::map<Key, model::TcpGroup> groups;
-  for (const auto& s : *dump) {
+  const auto add = [&groups](model::TcpGroup&& g, std::uint64_t count, bool target) {
+    Key key{static_cast<std::uint8_t>(g.state),
+            g.server_side,
+            g.local_addr,
+            g.local_port,
+            g.remote_addr,
+            g.remote_port};
+    auto [it, added] = groups.try_emplace(std::move(key), std::move(g));
+    it->second.count += count;
+    it->second.target = it->second.target || target;
+  };
+  for (const auto& s : dump.sockets) {
     if (s.state == TcpState::kListen) continue;
     const bool server_side = listen_ports.count(s.local_port) > 0;
     model::TcpGroup g;
@@ -198,23 +282,23 @@ std::optional<model::TcpTableSample> take_tcp_table(const procfs::ProcFs& proc,
     g.local_port = server_side ? s.local_port : 0;
     g.remote_addr = s.remote_addr;
     g.remote_port = server_side ? 0 : s.remote_port;
-    // Orphans (TIME_WAIT, SYN_RECV, FIN_WAIT2 after close, and connections not yet accepted) have
-    // no fd: they are the target's when they belong to its listener or its destinations.
-    const bool orphan_of_target =
-        s.inode == 0 &&
-        (namespace_is_target ||
-         (server_side ? target_listen_ports.count(s.local_port) > 0
-                      : target_destinations.count({s.remote_addr, s.remote_port}) > 0));
-    const bool target = is_owned(s) || orphan_of_target;
-    Key key{static_cast<std::uint8_t>(s.state),
-            server_side,
-            g.local_addr,
-            g.local_port,
-            g.remote_addr,
-            g.remote_port};
-    auto [it, added] = groups.try_emplace(std::move(key), std::move(g));
-    ++it->second.count;
-    it->second.target = it->second.target || target;
+    add(std::move(g), 1, is_owned(s));
+  }
+  // Orphans (TIME_WAIT, SYN_RECV, FIN_WAIT2 after close, and connections not yet accepted) have
+  // no fd: they are the target's when they belong to its listener or its destinations.
+  for (const auto& o : dump.orphans) {
+    const bool target =
+        whole_host || namespace_is_target ||
+        (o.server_side ? target_listen_ports.count(o.local_port) > 0
+                       : target_destinations.count({o.remote_addr, o.remote_port}) > 0);
+    model::TcpGroup g;
+    g.state = o.state;
+    g.server_side = o.server_side;
+    g.local_addr = o.local_addr;
+    g.local_port = o.local_port;
+    g.remote_addr = o.remote_addr;
+    g.remote_port = o.remote_port;
+    add(std::move(g), o.count, target);
   }
   t.groups.reserve(groups.size());
   for (auto& [key, g] : groups) t.groups.push_back(std::move(g));
