@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -225,6 +226,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
   // Tiers: each tier's stacks for its own verdict, from its own processes (the root and its
   // children), one tier after the other; the stacks' time is shared among the tiers that need
   // them, so the run keeps its promise.
+  std::map<int, VerdictStacks> tier_stacks;  // by the tier's root pid, kept by --record
   if (tiers && !a.no_stacks && !g_stop.load()) {
     std::vector<std::size_t> wanted;
     for (std::size_t i = 0; i < tiers->tiers.size(); ++i) {
@@ -247,10 +249,11 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
       spec.children = true;
       std::optional<analysis::BottleneckKind> kind;
       if (!tier.diagnosis.bottlenecks.empty()) kind = tier.diagnosis.bottlenecks.front().kind;
-      const VerdictStacks stacks =
+      VerdictStacks stacks =
           stacks_for_verdict(tier.diagnosis.verdict, spec, tier_stacks_ns, &g_stop,
                              budget.capture_end_ns(), budget.symbolize_deadline_ns(), kind);
       add_stacks(stacks, tiers->observations[i], tier.diagnosis);
+      tier_stacks[tier.root_pid] = std::move(stacks);
     }
     if (!wanted.empty()) budget.mark("stacks");
   }
@@ -306,6 +309,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                     {obs.overhead.run_wall_s, obs.overhead.run_cpu_s, run_json},
                     {services, probes.notes, probe_runner.probes(), probe_runner.take_polls()});
     if (recorded) recorded = save_tier_roots(*recording, tier_roots);
+    if (recorded) recorded = save_tier_stacks(*recording, tier_stacks);
   }
   if (tiers) {
     const render::TiersView view{tiers->tiers, tiers->observations, tiers->links, tiers->limiting};

@@ -27,6 +27,7 @@ constexpr const char* kRunCostNote = "diagnose_run_cost";
 constexpr const char* kServicesNote = "diagnose_services";
 constexpr const char* kKneeNote = "knee_run";
 constexpr const char* kTiersNote = "diagnose_tiers";
+constexpr const char* kTierStacksNote = "diagnose_tier_stacks";
 // A recording is a hostile file: at most this many tier roots are read back.
 constexpr std::size_t kMaxTiers = 1024;
 // A recording is a hostile file: at most this many services and entries per map are read back.
@@ -82,6 +83,72 @@ std::optional<profile::Profile> profile_from_json(const nlohmann::json& j) {
   }
   if (!profile::parse_folded(folded->get<std::string>(), p)) return std::nullopt;
   return p;
+}
+
+// The stacks behind a verdict (VerdictStacks) as kept in a note: the evidence, the fix, the
+// source, the profile as folded text and each thread's hottest function.
+nlohmann::json stacks_json(const VerdictStacks& stacks) {
+  const auto& s = stacks.source;
+  nlohmann::json j{
+      {"evidence", stacks.evidence},
+      {"fix", stacks.fix},
+      {"source",
+       {{"name", s.name}, {"available", s.available}, {"detail", s.detail}, {"hint", s.hint}}}};
+  if (stacks.profile) j["profile"] = profile_json(*stacks.profile);
+  if (!stacks.thread_functions.empty()) {
+    nlohmann::json functions = nlohmann::json::array();
+    for (const auto& [tid, f] : stacks.thread_functions) {
+      functions.push_back({{"tid", tid}, {"function", f.function}, {"share", f.share}});
+    }
+    j["thread_functions"] = functions;
+  }
+  return j;
+}
+
+// Reads back what stacks_json wrote; nullopt when it is not that (a recording is a hostile file).
+std::optional<VerdictStacks> stacks_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) return std::nullopt;
+  auto str = [](const nlohmann::json& o, const char* key) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  VerdictStacks out;
+  if (auto ev = j.find("evidence"); ev != j.end() && ev->is_array()) {
+    for (const auto& e : *ev) {
+      if (e.is_string()) out.evidence.push_back(e.get<std::string>());
+    }
+  }
+  out.fix = str(j, "fix");  // absent in recordings made before leak stacks: none
+  auto src = j.find("source");
+  if (src == j.end() || !src->is_object()) return std::nullopt;
+  out.source.name = str(*src, "name");
+  auto avail = src->find("available");
+  out.source.available = avail != src->end() && avail->is_boolean() && avail->get<bool>();
+  out.source.detail = str(*src, "detail");
+  out.source.hint = str(*src, "hint");
+  if (out.source.name.empty()) return std::nullopt;
+  // Absent in recordings made before chains named their root's function: none.
+  if (auto tf = j.find("thread_functions"); tf != j.end() && tf->is_array()) {
+    for (const auto& f : *tf) {
+      if (out.thread_functions.size() >= kMaxServiceEntries) break;
+      const auto tid = f.find("tid");
+      const auto share = f.find("share");
+      if (!f.is_object() || tid == f.end() || !tid->is_number_integer() || share == f.end() ||
+          !share->is_number()) {
+        continue;
+      }
+      out.thread_functions[tid->get<int>()] = {str(f, "function"),
+                                               std::clamp(share->get<double>(), 0.0, 1.0)};
+    }
+  }
+  if (auto p = j.find("profile"); p != j.end()) {
+    try {
+      out.profile = profile_from_json(*p);
+    } catch (const nlohmann::json::exception&) {
+      out.profile.reset();  // a field of the wrong type: no flame graph, the evidence stays
+    }
+  }
+  return out;
 }
 
 nlohmann::json service_json(const model::ServiceObservation& s) {
@@ -260,71 +327,16 @@ util::Result<void> save_window(store::RecordingWriter& writer, const model::Samp
     if (auto ok = writer.add_note(kLoadNote, j.dump()); !ok) return ok;
   }
   if (!stacks || stacks->source.name.empty()) return {};
-  const auto& s = stacks->source;
-  nlohmann::json j{
-      {"evidence", stacks->evidence},
-      {"fix", stacks->fix},
-      {"source",
-       {{"name", s.name}, {"available", s.available}, {"detail", s.detail}, {"hint", s.hint}}}};
-  if (stacks->profile) j["profile"] = profile_json(*stacks->profile);
-  if (!stacks->thread_functions.empty()) {
-    nlohmann::json functions = nlohmann::json::array();
-    for (const auto& [tid, f] : stacks->thread_functions) {
-      functions.push_back({{"tid", tid}, {"function", f.function}, {"share", f.share}});
-    }
-    j["thread_functions"] = functions;
-  }
   // Frame names are the target's bytes: replaced where they are not UTF-8, never a failed write.
-  return writer.add_note(kStacksNote,
-                         j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return writer.add_note(
+      kStacksNote,
+      stacks_json(*stacks).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader) {
   auto text = reader.note(kStacksNote);
   if (!text) return std::nullopt;
-  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-  if (!j.is_object()) return std::nullopt;
-  auto str = [](const nlohmann::json& o, const char* key) {
-    auto it = o.find(key);
-    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  VerdictStacks out;
-  if (auto ev = j.find("evidence"); ev != j.end() && ev->is_array()) {
-    for (const auto& e : *ev) {
-      if (e.is_string()) out.evidence.push_back(e.get<std::string>());
-    }
-  }
-  out.fix = str(j, "fix");  // absent in recordings made before leak stacks: none
-  auto src = j.find("source");
-  if (src == j.end() || !src->is_object()) return std::nullopt;
-  out.source.name = str(*src, "name");
-  auto avail = src->find("available");
-  out.source.available = avail != src->end() && avail->is_boolean() && avail->get<bool>();
-  out.source.detail = str(*src, "detail");
-  out.source.hint = str(*src, "hint");
-  if (out.source.name.empty()) return std::nullopt;
-  // Absent in recordings made before chains named their root's function: none.
-  if (auto tf = j.find("thread_functions"); tf != j.end() && tf->is_array()) {
-    for (const auto& f : *tf) {
-      if (out.thread_functions.size() >= kMaxServiceEntries) break;
-      const auto tid = f.find("tid");
-      const auto share = f.find("share");
-      if (!f.is_object() || tid == f.end() || !tid->is_number_integer() || share == f.end() ||
-          !share->is_number()) {
-        continue;
-      }
-      out.thread_functions[tid->get<int>()] = {str(f, "function"),
-                                               std::clamp(share->get<double>(), 0.0, 1.0)};
-    }
-  }
-  if (auto p = j.find("profile"); p != j.end()) {
-    try {
-      out.profile = profile_from_json(*p);
-    } catch (const nlohmann::json::exception&) {
-      out.profile.reset();  // a field of the wrong type: no flame graph, the evidence stays
-    }
-  }
-  return out;
+  return stacks_from_json(nlohmann::json::parse(*text, nullptr, false));
 }
 
 RecordedServices saved_services(const store::RecordingReader& reader) {
@@ -403,6 +415,43 @@ std::vector<int> saved_tier_roots(const store::RecordingReader& reader) {
       return {};
     }
     out.push_back(r.get<int>());
+  }
+  return out;
+}
+
+util::Result<void> save_tier_stacks(store::RecordingWriter& writer,
+                                    const std::map<int, VerdictStacks>& stacks) {
+  nlohmann::json tiers = nlohmann::json::array();
+  for (const auto& [root, s] : stacks) {
+    if (!s.source.name.empty()) tiers.push_back({{"root", root}, {"stacks", stacks_json(s)}});
+  }
+  if (tiers.empty()) return {};
+  // Frame names are the target's bytes: replaced where they are not UTF-8, never a failed write.
+  return writer.add_note(kTierStacksNote,
+                         nlohmann::json{{"tiers", tiers}}.dump(
+                             -1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+std::map<int, VerdictStacks> saved_tier_stacks(const store::RecordingReader& reader) {
+  std::map<int, VerdictStacks> out;
+  auto text = reader.note(kTierStacksNote);
+  if (!text) return out;
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) return out;
+  auto tiers = j.find("tiers");
+  if (tiers == j.end() || !tiers->is_array()) return out;
+  for (const auto& t : *tiers) {
+    if (out.size() >= kMaxTiers) break;
+    if (!t.is_object()) continue;
+    auto root = t.find("root");
+    auto stacks = t.find("stacks");
+    // A tier given twice keeps its first stacks; a damaged entry is left out, the others stay.
+    if (root == t.end() || !root->is_number_integer() || root->get<std::int64_t>() <= 0 ||
+        root->get<std::int64_t>() > std::numeric_limits<int>::max() || stacks == t.end() ||
+        out.count(root->get<int>()) != 0) {
+      continue;
+    }
+    if (auto s = stacks_from_json(*stacks)) out.emplace(root->get<int>(), std::move(*s));
   }
   return out;
 }

@@ -4,6 +4,7 @@
 // live run printed.
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -116,6 +117,18 @@ util::Result<void> save_tier_roots(store::RecordingWriter& writer, const std::ve
 
 // The tier roots a diagnose --record kept; empty for a one-target recording (or a damaged note).
 std::vector<int> saved_tier_roots(const store::RecordingReader& reader);
+
+// The stacks a multi-tier diagnose --record took after its window for each tier's verdict, by the
+// tier's root pid (tiers whose stacks have no source are left out), kept so that a replay of the
+// whole recording gives each tier's stack evidence as the live run did. The note
+// "diagnose_tier_stacks": {"tiers": [{"root": PID, "stacks": {as the "diagnose_stacks" note}}]}.
+// Nothing is written when no tier has stacks. Errors: the file could not be written (with hints).
+util::Result<void> save_tier_stacks(store::RecordingWriter& writer,
+                                    const std::map<int, VerdictStacks>& stacks);
+
+// The tier stacks a diagnose --record kept, by root pid; empty when there are none. A damaged
+// tier's entry is left out (a recording is a hostile file).
+std::map<int, VerdictStacks> saved_tier_stacks(const store::RecordingReader& reader);
 
 // The run cost a diagnose --record kept; zeros when there is none.
 RecordedRunCost saved_run_cost(const store::RecordingReader& reader);

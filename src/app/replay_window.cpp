@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <optional>
 #include <tuple>
 #include <utility>
@@ -178,6 +179,14 @@ std::optional<ReplayedTiers> replay_tiers(const std::string& path, const std::st
                                       {range->first + from_ns, range->first + end_ns});
   out.services = analysis::assess_services(services.observations);
   if (whole) {
+    // Each tier's stacks, taken after the window for its verdict, add their evidence as live.
+    const std::map<int, VerdictStacks> stacks = saved_tier_stacks(*reader);
+    for (std::size_t i = 0; i < out.tiers.tiers.size(); ++i) {
+      auto it = stacks.find(out.tiers.tiers[i].root_pid);
+      if (it != stacks.end()) {
+        add_stacks(it->second, out.tiers.observations[i], out.tiers.tiers[i].diagnosis);
+      }
+    }
     out.load = saved_load(*reader);
     out.run = saved_run_cost(*reader).run;
   }

@@ -159,6 +159,34 @@ const ShortLivedThread* find_short_lived(const std::vector<ShortLivedThread>& sh
   return it != short_lived.end() && it->pid == pid && it->tid == tid ? &*it : nullptr;
 }
 
+// The short-lived threads among the user-thread wakers of `o`, by (pid, tid).
+void add_short_lived_wakers(const WaitObject& o, const std::vector<ShortLivedThread>& short_lived,
+                            std::set<std::pair<int, int>>& members) {
+  for (const auto& [waker, ns] : o.ns_by_thread_waker) {
+    if (find_short_lived(short_lived, waker.first, waker.second) != nullptr) members.insert(waker);
+  }
+}
+
+// Ends `chain` at the short-lived threads `members` as one root: their number, a name, and the
+// largest state of their summed inferred splits.
+void set_short_lived_root(WaitChain& chain, const std::set<std::pair<int, int>>& members,
+                          const std::vector<ShortLivedThread>& short_lived) {
+  ThreadAccount group;
+  chain.root_short_lived = 0;
+  chain.root_comm.clear();
+  for (const auto& [pid, tid] : members) {
+    const ShortLivedThread* s = find_short_lived(short_lived, pid, tid);
+    if (s == nullptr) continue;
+    group.split += s->split;
+    ++chain.root_short_lived;
+    if (chain.root_comm.empty()) chain.root_comm = s->comm;
+  }
+  const auto [state, share] = main_state(group);
+  chain.root_resource = state;
+  chain.root_share = share;
+  chain.root_split = group.split;
+}
+
 }  // namespace
 
 std::vector<ShortLivedThread> short_lived_threads(const WaitGraph& graph,
@@ -171,6 +199,8 @@ std::vector<ShortLivedThread> short_lived_threads(const WaitGraph& graph,
   }
   // Each one's life: the longest mean blocked time of one of its wakeups' (waker, object).
   std::map<std::pair<int, int>, double> life_ns;
+  // Each one's joiner: the thread whose wait for it gave its life.
+  std::map<std::pair<int, int>, std::pair<int, int>> joiner;
   for (const auto& e : graph.edges) {
     if (e.waker_kind != WakerKind::kThread || pids.count(e.waker_pid) == 0 || e.count == 0 ||
         (e.waker_pid == e.wakee_pid && e.waker_tid == e.wakee_tid)) {
@@ -179,14 +209,33 @@ std::vector<ShortLivedThread> short_lived_threads(const WaitGraph& graph,
     auto it = seen.find({e.waker_pid, e.waker_tid});
     if (it != seen.end() && it->second->split.total_ns() > 0) continue;
     double& life = life_ns[{e.waker_pid, e.waker_tid}];
-    life = std::max(life, static_cast<double>(e.ns) / static_cast<double>(e.count));
+    const double mean_ns = static_cast<double>(e.ns) / static_cast<double>(e.count);
+    if (mean_ns > life || life == 0) {
+      life = mean_ns;
+      joiner[{e.waker_pid, e.waker_tid}] = {e.wakee_pid, e.wakee_tid};
+    }
   }
   if (life_ns.empty()) return {};
   const auto kept_objects = graph_objects(graph);
   const auto& objects = *kept_objects;
+  // The objects on which each one's joiner woke it (a start signal, a condvar broadcast): those
+  // wakeups came while the joiner ran, so before its wait for the thread began, and so did every
+  // block of the thread on the same objects (the same wait for that signal, however it ended: a
+  // timed wait's timeouts too). They are not part of the life the joiner's wait saw.
+  std::set<std::tuple<int, int, long, std::uint64_t>> before_join;
+  for (const auto& e : graph.edges) {
+    auto it = joiner.find({e.wakee_pid, e.wakee_tid});
+    if (it != joiner.end() && e.waker_kind == WakerKind::kThread &&
+        it->second == std::make_pair(e.waker_pid, e.waker_tid)) {
+      before_join.insert({e.wakee_pid, e.wakee_tid, e.syscall_nr, e.object});
+    }
+  }
   std::map<std::pair<int, int>, std::array<double, kResourceCount>> blocked;
   for (const auto& e : graph.edges) {
-    if (life_ns.count({e.wakee_pid, e.wakee_tid}) == 0) continue;
+    if (life_ns.count({e.wakee_pid, e.wakee_tid}) == 0 ||
+        before_join.count({e.wakee_pid, e.wakee_tid, e.syscall_nr, e.object}) != 0) {
+      continue;
+    }
     const Resource r = blocked_resource(objects, e.wakee_pid, e.syscall_nr, e.object);
     blocked[{e.wakee_pid, e.wakee_tid}][static_cast<std::size_t>(r)] += static_cast<double>(e.ns);
   }
@@ -232,19 +281,9 @@ std::optional<WaitChain> follow_chain(const std::vector<WaitObject>& objects,
     if (o->waker_kind == WakerKind::kThread &&
         find_short_lived(short_lived, o->waker_pid, o->waker_tid) != nullptr) {
       // The root is the short-lived threads that served this object, as a group.
-      TimeSplit sum;
-      for (const auto& [waker, ns] : o->ns_by_thread_waker) {
-        const ShortLivedThread* s = find_short_lived(short_lived, waker.first, waker.second);
-        if (s == nullptr) continue;
-        sum += s->split;
-        ++chain.root_short_lived;
-        if (chain.root_comm.empty()) chain.root_comm = s->comm;
-      }
-      ThreadAccount group;
-      group.split = sum;
-      const auto [state, share] = main_state(group);
-      chain.root_resource = state;
-      chain.root_share = share;
+      std::set<std::pair<int, int>> members;
+      add_short_lived_wakers(*o, short_lived, members);
+      set_short_lived_root(chain, members, short_lived);
       break;
     }
     const ThreadAccount* waker = o->waker_kind == WakerKind::kThread
@@ -319,11 +358,25 @@ std::vector<Handoff> handoffs_by_root(const WaitGraph& graph,
     }
     if (total <= 0) continue;
     std::map<std::pair<int, int>, std::pair<double, WaitChain>> mine;
+    // Short-lived roots are one group per process: each waiter meets other ones, one or a few on
+    // each object (a thread-id word), so the group is every short-lived thread that served any of
+    // the waiter's objects, and its state is theirs together, not one object's few.
+    std::map<int, std::set<std::pair<int, int>>> groups;
     for (auto& [ns, chain] : resolved) {
-      // Short-lived roots are one group per process: each waiter meets other ones.
-      auto& m = mine[{chain.root_pid, chain.root_short_lived > 0 ? 0 : chain.root_tid}];
+      const bool group = chain.root_short_lived > 0;
+      if (group) {
+        const ChainStep& last = chain.steps.back();
+        if (const WaitObject* o = find_object(objects, {last.pid, last.syscall_nr, last.object})) {
+          add_short_lived_wakers(*o, short_lived, groups[chain.root_pid]);
+        }
+      }
+      auto& m = mine[{chain.root_pid, group ? 0 : chain.root_tid}];
       m.first += static_cast<double>(amount_ns) * ns / total;
       if (m.second.steps.empty()) m.second = std::move(chain);
+    }
+    for (const auto& [pid, members] : groups) {
+      auto it = mine.find({pid, 0});
+      if (it != mine.end()) set_short_lived_root(it->second.second, members, short_lived);
     }
     for (auto& [root, m] : mine) {
       Acc& a = by_root[root];

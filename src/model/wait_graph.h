@@ -98,7 +98,9 @@ struct WaitObject {
 // life), of which the time it was itself blocked (the edges into it: a futex word of contention
 // is lock, one of a hand-off idle; fsync, fdatasync, msync and sync_file_range are disk; sleeps
 // are sleep; the rest idle) is what it waited for, and the rest it was on a CPU or runnable
-// (counted on_cpu: only schedstat tells the two apart).
+// (counted on_cpu: only schedstat tells the two apart). Its blocks on an object its joiner (the
+// thread whose wait gave its life) woke it from are left out: that wait, however it ended (the
+// joiner's start signal or broadcast, a timeout), came before the joiner's wait for it began.
 struct ShortLivedThread {
   int pid = 0;
   int tid = 0;
@@ -144,6 +146,9 @@ struct WaitChain {
   // waiter's object, this many; root_tid is the one that ended the most of its wait, and
   // root_resource and root_share are their summed inferred split's. 0: a thread measured itself.
   int root_short_lived = 0;
+  // That summed inferred split (root_short_lived > 0; empty otherwise): the group's time is
+  // rarely one state, and the rules weigh its busy part.
+  TimeSplit root_split;
 };
 
 // The chain from thread (pid, tid) waiting on (syscall_nr, object), a hand-off in `objects`: the

@@ -1,6 +1,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include "analysis/rules/rule.h"
 #include "util/plural.h"
@@ -69,6 +72,19 @@ bool rooted_on_cpu(const model::Handoff& h) {
          h.chain.root_resource == model::Resource::kCpuWait;
 }
 
+// An idle hand-off whose time went mostly to a CPU: a root on a CPU or queued for one, or a group
+// of short-lived threads (model::ShortLivedThread) whose busy time (idle and sleep left out, as
+// the verdict weighs it) was mostly on a CPU or runnable. Such a group's largest state may be a
+// wait (a joined worker that waited for a signal before it ended), while what its joiner's wait
+// gave to busy time is CPU.
+bool gave_cpu(const model::Handoff& h) {
+  if (rooted_on_cpu(h)) return true;
+  if (h.chain.root_short_lived == 0) return false;
+  const model::TimeSplit& s = h.chain.root_split;
+  const std::int64_t cpu_ns = s[model::Resource::kOnCpu] + s[model::Resource::kCpuWait];
+  return cpu_ns > 0 && 2 * cpu_ns > s.busy_ns();
+}
+
 bool rooted_in_disk(const model::Handoff& h) {
   return h.chain.root_resource == model::Resource::kDisk;
 }
@@ -90,7 +106,7 @@ std::vector<const model::Handoff*> Context::cpu_handoffs() const {
 }
 
 std::vector<const model::Handoff*> Context::cpu_idle_handoffs() const {
-  return rooted(idle_handoffs, rooted_on_cpu);
+  return rooted(idle_handoffs, gave_cpu);
 }
 
 std::vector<const model::Handoff*> Context::disk_handoffs() const {
@@ -165,8 +181,27 @@ std::string chain_text(const model::WaitChain& chain) {
     const std::string state = r == model::Resource::kOnCpu
                                   ? "on a CPU or runnable (not blocked)"
                                   : fmt::format("blocked in {}", model::resource_name(r));
-    return out + fmt::format(", which {} {} {} of {}", one ? "was" : "were", state,
-                             percent(chain.root_share), one ? "its life" : "their lives");
+    out += fmt::format(", which {} {} {} of {}", one ? "was" : "were", state,
+                       percent(chain.root_share), one ? "its life" : "their lives");
+    // The other states of a split that is not one state, a tenth of it or more, largest first.
+    const std::int64_t total = chain.root_split.total_ns();
+    std::vector<std::pair<std::int64_t, model::Resource>> others;
+    for (std::size_t i = 0; i < model::kResourceCount; ++i) {
+      const auto other = static_cast<model::Resource>(i);
+      const std::int64_t ns = chain.root_split[other];
+      if (other != r && total > 0 && 10 * ns >= total) others.emplace_back(ns, other);
+    }
+    std::sort(others.begin(), others.end(), std::greater<>());
+    for (std::size_t i = 0; i < others.size(); ++i) {
+      const auto other = others[i].second;
+      out +=
+          fmt::format("{}{} {}", i == 0 ? " (" : ", ",
+                      other == model::Resource::kOnCpu
+                          ? std::string("on a CPU or runnable")
+                          : fmt::format("blocked in {}", model::resource_name(other)),
+                      percent(static_cast<double>(others[i].first) / static_cast<double>(total)));
+    }
+    return out + (others.empty() ? "" : ")");
   }
   out += thread_text(chain.root_comm, chain.root_tid);
   if (!chain.root_resource) return out + " (outside the target)";

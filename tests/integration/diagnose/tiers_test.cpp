@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "integration/monitor/agent_harness.h"
@@ -143,6 +144,23 @@ void expect_back_tier_limits(const TierCase& c, Target target = Target::kPids) {
   }
   EXPECT_EQ(rj["limiting_tier"], j["limiting_tier"]);
   EXPECT_EQ(rj["verdict"], j["verdict"]);
+  // The recording keeps each tier's stacks: the replay gives each tier the live run's stack
+  // sources and the back its hottest-code line, word for word.
+  for (const auto& [i, source] :
+       {std::pair{f, "off-CPU stacks (eBPF)"}, std::pair{b, "on-CPU stacks (perf)"}}) {
+    const auto& replayed = rj["tiers"][i]["diagnosis"]["sources"];
+    ASSERT_TRUE(replayed.contains(source)) << "tier " << i + 1 << ": " << replayed.dump(1);
+    EXPECT_EQ(replayed[source], j["tiers"][i]["diagnosis"]["sources"][source]);
+  }
+  std::string hottest;
+  for (const auto& e : t2["diagnosis"]["bottlenecks"][0]["evidence"]) {
+    if (e.get<std::string>().find("hottest code on CPU") != std::string::npos)
+      hottest = e.get<std::string>();
+  }
+  const std::string replayed_evidence =
+      rj["tiers"][b]["diagnosis"]["bottlenecks"][0]["evidence"].dump();
+  EXPECT_NE(replayed_evidence.find(nlohmann::json(hottest).dump()), std::string::npos)
+      << hottest << " not in " << replayed_evidence;
 }
 
 TEST(Tiers, AFrontWaitingOnASerialBackIsLimitedByTheBacksCpuAndItsRecordingReplaysSo) {

@@ -291,6 +291,18 @@ TEST(ChainText, AGroupOfShortLivedThreadsIsOneOrMany) {
             "thread 'lab-worker' (tid 78) waits for 56 short-lived threads like 'lab-joined' "
             "(each started and ended between two samples), which were blocked in disk 40% of "
             "their lives");
+  // With their split, its other states of a tenth or more, largest first.
+  const auto ms = std::int64_t{1'000'000};
+  chain.root_resource = model::Resource::kIdle;
+  chain.root_share = 0.43;
+  chain.root_split[model::Resource::kIdle] = 43 * ms;
+  chain.root_split[model::Resource::kOnCpu] = 41 * ms;
+  chain.root_split[model::Resource::kLock] = 11 * ms;
+  chain.root_split[model::Resource::kSleep] = 5 * ms;
+  EXPECT_EQ(rules::chain_text(chain),
+            "thread 'lab-worker' (tid 78) waits for 56 short-lived threads like 'lab-joined' "
+            "(each started and ended between two samples), which were blocked in idle 43% of "
+            "their lives (on a CPU or runnable 41%, blocked in lock 11%)");
 }
 
 }  // namespace

@@ -328,5 +328,43 @@ TEST(ShortLivedThreads, AJoinersWaitTakesTheWorkersInferredSplitAndItsChainNames
   EXPECT_NEAR(h[0].idle_ns, 2000.0 * 1e6, 1e3);
 }
 
+// stress-ng's pthread stressor: the main thread 2 starts workers that wait on its condvar 0x90
+// (its broadcast, or their 10 ms timeouts, which the timer interrupt ends), then joins each on
+// the worker's own thread-id word (0x100 + w). The waits for the broadcast ended while the main
+// thread ran, before it began to join: they are not part of the lives its join waits saw.
+TEST(ShortLivedThreads, BlocksOnWhatTheJoinerWokeThemFromCameBeforeTheJoin) {
+  const auto ms = static_cast<std::int64_t>(kMs);
+  std::vector<ThreadAccount> threads = {thread(2, "main", 0, 0, 400)};
+  WaitGraph g;
+  for (int w = 20; w < 24; ++w) {
+    threads[0].idle_objects_ns[{SYS_futex, static_cast<std::uint64_t>(0x100 + w)}] = 100 * ms;
+    WakeEdge join = edge(w, 2, 0x100 + w, 100 * kMs);
+    join.count = 1;
+    WakeEdge broadcast = edge(2, w, 0x90, 300 * kMs);  // before the join
+    broadcast.count = 1;
+    WakeEdge timeout = edge(0, w, 0x90, 200 * kMs, WakerKind::kIdleInterrupt, 0);
+    timeout.count = 20;
+    WakeEdge mutex = edge(w == 20 ? 23 : w - 1, w, 0x70, 30 * kMs);  // after the broadcast
+    mutex.count = 1;
+    g.edges.insert(g.edges.end(), {join, broadcast, timeout, mutex});
+  }
+  const auto s = short_lived_threads(g, threads);
+  ASSERT_EQ(s.size(), 4u);
+  // Each: 100 ms seen by the join, 30 of them on the contended mutex, the rest not blocked.
+  EXPECT_EQ(s[0].split.total_ns(), 100 * ms);
+  EXPECT_EQ(s[0].split[Resource::kLock], 30 * ms);
+  EXPECT_EQ(s[0].split[Resource::kOnCpu], 70 * ms);
+  EXPECT_EQ(s[0].split[Resource::kIdle], 0);
+  // One join word per worker: the hand-off's root is the four of them together, their summed
+  // split.
+  attribute_handoffs(g, threads);
+  const auto h = idle_handoffs(g, threads);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].chain.root_short_lived, 4);
+  EXPECT_EQ(h[0].chain.root_resource, Resource::kOnCpu);
+  EXPECT_NEAR(h[0].chain.root_share, 0.7, 1e-9);
+  EXPECT_EQ(h[0].chain.root_split[Resource::kLock], 120 * ms);
+}
+
 }  // namespace
 }  // namespace chokepoint::model
