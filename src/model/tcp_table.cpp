@@ -5,7 +5,7 @@
 namespace chokepoint::model {
 namespace {
 
-constexpr std::array<std::string_view, kTcpStateMax + 1> kNames = {
+constexpr std::array<std::string_view, kTcpStateMax + 1> kTcpStateNames = {
     "UNKNOWN",   "ESTABLISHED", "SYN_SENT",   "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
     "TIME_WAIT", "CLOSE",       "CLOSE_WAIT", "LAST_ACK", "LISTEN",    "CLOSING"};
 
@@ -13,12 +13,12 @@ constexpr std::array<std::string_view, kTcpStateMax + 1> kNames = {
 
 std::string_view tcp_state_name(TcpState s) {
   const auto i = static_cast<std::size_t>(s);
-  return i < kNames.size() ? kNames[i] : kNames[0];
+  return i < kTcpStateNames.size() ? kTcpStateNames[i] : kTcpStateNames[0];
 }
 
 std::optional<TcpState> tcp_state_from_name(std::string_view name) {
-  for (std::size_t i = 1; i < kNames.size(); ++i) {
-    if (kNames[i] == name) return static_cast<TcpState>(i);
+  for (std::size_t i = 1; i < kTcpStateNames.size(); ++i) {
+    if (kTcpStateNames[i] == name) return static_cast<TcpState>(i);
   }
   return std::nullopt;
 }

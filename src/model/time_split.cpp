@@ -3,17 +3,17 @@
 namespace chokepoint::model {
 
 namespace {
-constexpr std::array<std::string_view, kResourceCount> kNames = {
+constexpr std::array<std::string_view, kResourceCount> kResourceNames = {
     "on_cpu", "cpu_wait", "disk", "network", "lock", "memory", "sleep", "idle"};
 }
 
 std::string_view resource_name(Resource r) {
-  return kNames[static_cast<std::size_t>(r)];
+  return kResourceNames[static_cast<std::size_t>(r)];
 }
 
 std::optional<Resource> resource_from_name(std::string_view name) {
-  for (std::size_t i = 0; i < kNames.size(); ++i) {
-    if (kNames[i] == name) return static_cast<Resource>(i);
+  for (std::size_t i = 0; i < kResourceNames.size(); ++i) {
+    if (kResourceNames[i] == name) return static_cast<Resource>(i);
   }
   return std::nullopt;
 }
