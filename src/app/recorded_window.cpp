@@ -398,15 +398,26 @@ util::Result<void> save_tier_roots(store::RecordingWriter& writer, const std::ve
   return writer.add_note(kTiersNote, nlohmann::json{{"roots", roots}}.dump());
 }
 
+namespace {
+
+// The array `field` of the JSON object in the recording's note `name`; an empty array when the
+// note is absent or is not such an object (a damaged note reads as none).
+nlohmann::json note_array(const store::RecordingReader& reader, const char* name,
+                          const char* field) {
+  auto text = reader.note(name);
+  if (!text) return nlohmann::json::array();
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) return nlohmann::json::array();
+  auto it = j.find(field);
+  if (it == j.end() || !it->is_array()) return nlohmann::json::array();
+  return std::move(*it);
+}
+
+}  // namespace
+
 std::vector<int> saved_tier_roots(const store::RecordingReader& reader) {
   std::vector<int> out;
-  auto text = reader.note(kTiersNote);
-  if (!text) return out;
-  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-  if (!j.is_object()) return out;
-  auto roots = j.find("roots");
-  if (roots == j.end() || !roots->is_array()) return out;
-  for (const auto& r : *roots) {
+  for (const auto& r : note_array(reader, kTiersNote, "roots")) {
     if (out.size() >= kMaxTiers) break;
     // A pid is a positive int, given once: anything else makes the note damaged.
     if (!r.is_number_integer() || r.get<std::int64_t>() <= 0 ||
@@ -434,13 +445,7 @@ util::Result<void> save_tier_stacks(store::RecordingWriter& writer,
 
 std::map<int, VerdictStacks> saved_tier_stacks(const store::RecordingReader& reader) {
   std::map<int, VerdictStacks> out;
-  auto text = reader.note(kTierStacksNote);
-  if (!text) return out;
-  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-  if (!j.is_object()) return out;
-  auto tiers = j.find("tiers");
-  if (tiers == j.end() || !tiers->is_array()) return out;
-  for (const auto& t : *tiers) {
+  for (const auto& t : note_array(reader, kTierStacksNote, "tiers")) {
     if (out.size() >= kMaxTiers) break;
     if (!t.is_object()) continue;
     auto root = t.find("root");
