@@ -86,6 +86,10 @@ struct DiagnoseArgs {
 };
 
 int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
+  // Start-up (loading, listing the target, opening its events) is chokepoint's own work: beside a
+  // CPU-saturated target a nice-0 process waits seconds for each step. The user's priority comes
+  // back before the load and the window (below); a launched command gets it (app/launch.h).
+  raise_measuring_priority();
   const std::int64_t duration_ns = parse_duration_ns(a.duration, "--duration");
   const std::int64_t interval_ns = parse_duration_ns(a.interval, "--interval");
   const std::int64_t stacks_ns = parse_duration_ns(a.stacks_duration, "--stacks-duration");
@@ -145,6 +149,11 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
     if (pids && pids->empty()) throw util::FatalError(empty_cgroup_error(a.target.cgroup, false));
   }
   util::stop_on_signals();
+  // Counted while still raised: listing a target of thousands of threads is the slow part.
+  const bool window_priority = window_needs_priority(session->spec());
+  // The load generator's threads inherit the priority of the thread that creates them, and the
+  // thresholds are calibrated for a window at the user's priority (app/run_budget.h).
+  restore_user_priority();
 
   std::unique_ptr<BackgroundLoad> load;
   if (load_options) {
@@ -171,7 +180,7 @@ int run_diagnose(const DiagnoseArgs& a, bool load_options_given) {
                                             recording != nullptr);
   // After the load generator's threads exist, so that they keep their normal priority; for the
   // window only when the target is large (app/run_budget.h).
-  if (window_needs_priority(session->spec())) raise_measuring_priority();
+  if (window_priority) raise_measuring_priority();
   budget.mark("start-up");
   if (!a.json) {
     std::cerr << fmt::format("chokepoint: watching {} for {:.1f} s (Ctrl-C ends early)...\n",

@@ -105,6 +105,11 @@ bool raise_measuring_priority() {
   return true;
 }
 
+void restore_user_priority() {
+  if (g_nice_before_raise == kNoNice) return;
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), g_nice_before_raise);
+}
+
 std::optional<int> nice_before_raise() {
   if (g_nice_before_raise == kNoNice) return std::nullopt;
   return g_nice_before_raise;

@@ -68,6 +68,13 @@ class RunBudget {
 // their priority (a load generator). Returns whether the priority was raised.
 bool raise_measuring_priority();
 
+// Gives the calling thread back the nice value it had before raise_measuring_priority() first
+// raised it (nothing when it never did). Threads it creates afterwards inherit that one: diagnose
+// starts raised (start-up is chokepoint's own work: beside 100 spinning threads a nice-0 start-up
+// took 8 to 10 s of a 12 s promise) and comes back to the user's priority before it starts the
+// load generator and, for a small target, the window.
+void restore_user_priority();
+
 // The nice value the thread had before raise_measuring_priority() first raised it, nullopt when
 // it never did. A command chokepoint launches afterwards gets it back (app/launch.h), so that it
 // runs at the priority the user gave.
