@@ -178,3 +178,18 @@ function(chokepoint_add_fuzzer name)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
 endfunction()
+
+# chokepoint_soname(VAR name): the runtime name (DT_SONAME, "libpq.so.5") of the library that
+# -l<name> links, for opening it when first needed (util/shared_library.h) rather than at exec.
+# Read from the library itself, since the versions differ between distributions.
+function(chokepoint_soname var name)
+  find_library(CHOKEPOINT_LIB_${name} NAMES ${name} REQUIRED)
+  execute_process(COMMAND ${CMAKE_OBJDUMP} -p ${CHOKEPOINT_LIB_${name}} OUTPUT_VARIABLE dump
+                  RESULT_VARIABLE rc)
+  string(REGEX MATCH "SONAME +([^ \n]+)" found "${dump}")
+  if(NOT rc EQUAL 0 OR NOT CMAKE_MATCH_1)
+    message(FATAL_ERROR "cannot read the SONAME of ${CHOKEPOINT_LIB_${name}} with "
+                        "'${CMAKE_OBJDUMP} -p' (binutils): run scripts/setup")
+  endif()
+  set(${var} ${CMAKE_MATCH_1} PARENT_SCOPE)
+endfunction()

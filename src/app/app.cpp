@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/commands.h"
+#include "app/run_budget.h"
 #include "app/version.h"
 #include "util/fatal.h"
 
@@ -70,6 +71,7 @@ util::Error conversion_error(const std::string& what, const std::string& subcomm
 }  // namespace
 
 int run(int argc, char** argv) {
+  mark_main_start();
   CLI::App root{
       "chokepoint: find what limits a Linux service (network, disk, memory, lock or CPU), "
       "what to fix first, and prove the fix with load.",

@@ -14,6 +14,7 @@
 
 #include "util/escape.h"
 #include "util/scoped_fd.h"
+#include "util/shared_library.h"
 
 namespace chokepoint::monitor {
 
@@ -27,14 +28,53 @@ struct MetricsServer::Impl {
 
 namespace {
 
+// libmicrohttpd's functions the server calls, opened when the agent first serves, not at exec:
+// with gnutls and its 8 dependencies it was a sixth of every run's start-up
+// (util/shared_library.h).
+struct MhdApi {
+  decltype(&::MHD_start_daemon) start_daemon;
+  decltype(&::MHD_stop_daemon) stop_daemon;
+  decltype(&::MHD_create_response_from_buffer) create_response_from_buffer;
+  decltype(&::MHD_add_response_header) add_response_header;
+  decltype(&::MHD_queue_response) queue_response;
+  decltype(&::MHD_destroy_response) destroy_response;
+};
+
+// Opened once per process; the same error every time when it cannot be.
+const util::Result<MhdApi>& load_mhd() {
+  static const util::Result<MhdApi> kApi = []() -> util::Result<MhdApi> {
+    auto lib =
+        util::SharedLibrary::open(CHOKEPOINT_LIBMICROHTTPD_SONAME, "the agent's /metrics server",
+                                  "install libmicrohttpd12 (apt install libmicrohttpd12)");
+    if (!lib) return lib.error();
+    MhdApi a{};
+    for (const util::Result<void>& bound :
+         {lib->bind(a.start_daemon, "MHD_start_daemon"),
+          lib->bind(a.stop_daemon, "MHD_stop_daemon"),
+          lib->bind(a.create_response_from_buffer, "MHD_create_response_from_buffer"),
+          lib->bind(a.add_response_header, "MHD_add_response_header"),
+          lib->bind(a.queue_response, "MHD_queue_response"),
+          lib->bind(a.destroy_response, "MHD_destroy_response")}) {
+      if (!bound) return bound.error();
+    }
+    return a;
+  }();
+  return kApi;
+}
+
+// The opened library; called only once a daemon runs (start() loaded it).
+const MhdApi& mhd() {
+  return *load_mhd();
+}
+
 MHD_Result reply(MHD_Connection* connection, unsigned status, const std::string& text,
                  const char* type) {
-  MHD_Response* response = MHD_create_response_from_buffer(
+  MHD_Response* response = mhd().create_response_from_buffer(
       text.size(), const_cast<char*>(text.data()), MHD_RESPMEM_MUST_COPY);
   if (response == nullptr) return MHD_NO;
-  MHD_add_response_header(response, "Content-Type", type);
-  const MHD_Result ret = MHD_queue_response(connection, status, response);
-  MHD_destroy_response(response);
+  mhd().add_response_header(response, "Content-Type", type);
+  const MHD_Result ret = mhd().queue_response(connection, status, response);
+  mhd().destroy_response(response);
   return ret;
 }
 
@@ -88,7 +128,7 @@ util::Result<ListenAddress> parse_listen(const std::string& text, const char* fl
 MetricsServer::MetricsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 MetricsServer::~MetricsServer() {
-  if (impl_->daemon != nullptr) MHD_stop_daemon(impl_->daemon);
+  if (impl_->daemon != nullptr) mhd().stop_daemon(impl_->daemon);
 }
 
 std::uint16_t MetricsServer::port() const {
@@ -102,6 +142,7 @@ std::uint64_t MetricsServer::scrapes() const {
 util::Result<std::unique_ptr<MetricsServer>> MetricsServer::start(
     const ListenAddress& address, std::function<std::string()> body) {
   const std::string where = fmt::format("{}:{}", address.host, address.port);
+  if (const auto& api = load_mhd(); !api) return api.error();
   // Our own socket, so that a failure says which (EADDRINUSE, EADDRNOTAVAIL, EACCES).
   util::ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return util::errno_error("socket");
@@ -135,10 +176,10 @@ util::Result<std::unique_ptr<MetricsServer>> MetricsServer::start(
   const int raw = fd.release();
   // epoll, not select: the agent keeps many /proc files open (the sampler re-reads them with
   // pread), so a connection's fd is often above FD_SETSIZE (1024), which select cannot watch.
-  impl->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, nullptr,
-                                  nullptr, &answer, impl.get(), MHD_OPTION_LISTEN_SOCKET, raw,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_CONNECTION_LIMIT,
-                                  64U, MHD_OPTION_END);
+  impl->daemon = mhd().start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, nullptr,
+                                    nullptr, &answer, impl.get(), MHD_OPTION_LISTEN_SOCKET, raw,
+                                    MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_CONNECTION_LIMIT,
+                                    64U, MHD_OPTION_END);
   if (impl->daemon == nullptr) {
     ::close(raw);
     return util::Error{"cannot start the HTTP server on " + where,

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "collect/probes/stats_text.h"
-#include "util/owned.h"
+#include "util/shared_library.h"
 
 namespace chokepoint::collect::probes {
 namespace {
@@ -20,8 +20,64 @@ namespace {
 // kSlowEvery-th read (1 s).
 constexpr int kSlowEvery = 10;
 
-using Conn = util::Owned<PGconn, PQfinish>;
-using PgResult = util::Owned<PGresult, PQclear>;
+// libpq's functions this probe calls. libpq is opened when a probe first needs it, not at exec
+// (util/shared_library.h: with its 21 dependencies it was most of chokepoint's start-up).
+struct PqApi {
+  decltype(&::PQconnectdb) connectdb;
+  decltype(&::PQfinish) finish;
+  decltype(&::PQstatus) status;
+  decltype(&::PQerrorMessage) error_message;
+  decltype(&::PQexec) exec;
+  decltype(&::PQresultStatus) result_status;
+  decltype(&::PQresultErrorMessage) result_error_message;
+  decltype(&::PQclear) clear;
+  decltype(&::PQntuples) ntuples;
+  decltype(&::PQgetvalue) getvalue;
+  decltype(&::PQhost) host;
+  decltype(&::PQport) port;
+  decltype(&::PQdb) db;
+  decltype(&::PQconninfoParse) conninfo_parse;
+  decltype(&::PQconninfoFree) conninfo_free;
+  decltype(&::PQfreemem) freemem;
+};
+
+// Opened once per process; the same error every time when it cannot be.
+const util::Result<PqApi>& load_pq() {
+  static const util::Result<PqApi> kApi = []() -> util::Result<PqApi> {
+    auto lib = util::SharedLibrary::open(CHOKEPOINT_LIBPQ_SONAME, "the PostgreSQL probe",
+                                         "install libpq5 (apt install libpq5), or leave out --pg; "
+                                         "the kernel-level verdict does not depend on it");
+    if (!lib) return lib.error();
+    PqApi a{};
+    for (const util::Result<void>& bound :
+         {lib->bind(a.connectdb, "PQconnectdb"), lib->bind(a.finish, "PQfinish"),
+          lib->bind(a.status, "PQstatus"), lib->bind(a.error_message, "PQerrorMessage"),
+          lib->bind(a.exec, "PQexec"), lib->bind(a.result_status, "PQresultStatus"),
+          lib->bind(a.result_error_message, "PQresultErrorMessage"), lib->bind(a.clear, "PQclear"),
+          lib->bind(a.ntuples, "PQntuples"), lib->bind(a.getvalue, "PQgetvalue"),
+          lib->bind(a.host, "PQhost"), lib->bind(a.port, "PQport"), lib->bind(a.db, "PQdb"),
+          lib->bind(a.conninfo_parse, "PQconninfoParse"),
+          lib->bind(a.conninfo_free, "PQconninfoFree"), lib->bind(a.freemem, "PQfreemem")}) {
+      if (!bound) return bound.error();
+    }
+    return a;
+  }();
+  return kApi;
+}
+
+// The opened library; called only where load_pq() succeeded (a connection or result exists).
+const PqApi& pq() {
+  return *load_pq();
+}
+
+struct PqFinish {
+  void operator()(PGconn* c) const { pq().finish(c); }
+};
+struct PqClear {
+  void operator()(PGresult* r) const { pq().clear(r); }
+};
+using Conn = std::unique_ptr<PGconn, PqFinish>;
+using PgResult = std::unique_ptr<PGresult, PqClear>;
 
 double as_number(const char* s) {
   if (s == nullptr || *s == '\0') return 0;
@@ -78,9 +134,11 @@ constexpr int kStatementsRetry = 30;
 // "/var/run/postgresql:5432/postgres as postgres" from a conninfo, without its password; the
 // conninfo itself when libpq cannot parse it (the connection will say why).
 std::string describe(const std::string& conninfo) {
+  // Without libpq the conninfo cannot be parsed, and it may hold a password.
+  if (!load_pq()) return "the --pg server";
   char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-  if (err != nullptr) PQfreemem(err);
+  PQconninfoOption* opts = pq().conninfo_parse(conninfo.c_str(), &err);
+  if (err != nullptr) pq().freemem(err);
   if (opts == nullptr) return conninfo;
   std::string host = "(default)", port = "5432", db, user;
   for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
@@ -91,7 +149,7 @@ std::string describe(const std::string& conninfo) {
     if (k == "dbname") db = o->val;
     if (k == "user") user = o->val;
   }
-  PQconninfoFree(opts);
+  pq().conninfo_free(opts);
   std::string out = fmt::format("{}:{}", host, port);
   if (!db.empty()) out += "/" + db;
   if (!user.empty()) out += " as " + user;
@@ -110,21 +168,22 @@ class PostgresProbe final : public Probe {
   std::string how() const override { return "libpq (" + how_ + "): pg_stat_activity, pg_stat_*"; }
 
   util::Result<Reading> read() override {
-    if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
+    if (const auto& api = load_pq(); !api) return api.error();
+    if (!conn_ || pq().status(conn_.get()) != CONNECTION_OK) {
       if (auto c = connect(); !c) return c.error();
     }
     Reading r;
     auto act = query(kActivity);
     if (!act) return act.error();
-    for (int i = 0; i < PQntuples(act->get()); ++i) {
-      const int pid = static_cast<int>(as_number(PQgetvalue(act->get(), i, 0)));
+    for (int i = 0; i < pq().ntuples(act->get()); ++i) {
+      const int pid = static_cast<int>(as_number(pq().getvalue(act->get(), i, 0)));
       // A backend with a wait event waits on it (Client:ClientRead is its client); "active"
       // without one is on a CPU; idle ones wait for their client's next command.
-      std::string wait = PQgetvalue(act->get(), i, 2);
+      std::string wait = pq().getvalue(act->get(), i, 2);
       if (wait.empty()) {
-        wait = PQgetvalue(act->get(), i, 1);
+        wait = pq().getvalue(act->get(), i, 1);
       } else {
-        wait.append(":").append(PQgetvalue(act->get(), i, 3));
+        wait.append(":").append(pq().getvalue(act->get(), i, 3));
       }
       r.backend_states[pid] = std::move(wait);
     }
@@ -148,15 +207,15 @@ class PostgresProbe final : public Probe {
             fmt::format("postgres probe: cannot act as {} for peer authentication", as_user_->name),
             "run as root, or pass --pg with a role and password");
       }
-      c.reset(PQconnectdb(with_timeout.c_str()));
+      c.reset(pq().connectdb(with_timeout.c_str()));
       syscall(SYS_setresuid, -1, 0, -1);
       syscall(SYS_setresgid, -1, 0, -1);
     } else {
-      c.reset(PQconnectdb(with_timeout.c_str()));
+      c.reset(pq().connectdb(with_timeout.c_str()));
     }
     if (!c) return util::Error{"postgres probe: out of memory", ""};
-    if (PQstatus(c.get()) != CONNECTION_OK) {
-      std::string msg = PQerrorMessage(c.get());
+    if (pq().status(c.get()) != CONNECTION_OK) {
+      std::string msg = pq().error_message(c.get());
       while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
       std::string hint =
           "pass --pg 'host=/var/run/postgresql port=5432 user=USER dbname=DB' (or a "
@@ -171,24 +230,25 @@ class PostgresProbe final : public Probe {
       return util::Error{fmt::format("postgres probe: cannot connect ({}): {}", how_, msg), hint};
     }
     // Statements of our own must not wait long on a busy server.
-    PgResult set(PQexec(c.get(),
-                        "SET statement_timeout = '1s'; SET application_name = "
-                        "'chokepoint probe'"));
-    endpoint_ =
-        fmt::format("{} port {} db {}", PQhost(c.get()) ? PQhost(c.get()) : "",
-                    PQport(c.get()) ? PQport(c.get()) : "", PQdb(c.get()) ? PQdb(c.get()) : "");
+    PgResult set(pq().exec(c.get(),
+                           "SET statement_timeout = '1s'; SET application_name = "
+                           "'chokepoint probe'"));
+    endpoint_ = fmt::format("{} port {} db {}", pq().host(c.get()) ? pq().host(c.get()) : "",
+                            pq().port(c.get()) ? pq().port(c.get()) : "",
+                            pq().db(c.get()) ? pq().db(c.get()) : "");
     conn_ = std::move(c);
     return {};
   }
 
   util::Result<PgResult> query(const char* sql) {
     ++queries_;  // each is a transaction of its own, counted in xact_commit
-    PgResult res(PQexec(conn_.get(), sql));
-    if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
-      std::string msg = res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_.get());
+    PgResult res(pq().exec(conn_.get(), sql));
+    if (!res || pq().result_status(res.get()) != PGRES_TUPLES_OK) {
+      std::string msg =
+          res ? pq().result_error_message(res.get()) : pq().error_message(conn_.get());
       while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
       const bool denied = msg.find("permission denied") != std::string::npos;
-      if (PQstatus(conn_.get()) != CONNECTION_OK) conn_.reset();
+      if (pq().status(conn_.get()) != CONNECTION_OK) conn_.reset();
       return util::Error{
           fmt::format("postgres probe: {}", msg),
           denied ? "grant the probe's role pg_monitor: GRANT pg_monitor TO role;" : ""};
@@ -200,45 +260,45 @@ class PostgresProbe final : public Probe {
   // pg_stat_wal, a missing grant) loses that part only.
   void read_slow(Reading& r) {
     if (auto b = query(kBlocking)) {
-      for (int i = 0; i < PQntuples(b->get()); ++i) {
+      for (int i = 0; i < pq().ntuples(b->get()); ++i) {
         r.slow.push_back(fmt::format("pid {} waits for {} since {:.1f} s: {}",
-                                     PQgetvalue(b->get(), i, 0), PQgetvalue(b->get(), i, 1),
-                                     as_number(PQgetvalue(b->get(), i, 2)),
-                                     PQgetvalue(b->get(), i, 3)));
+                                     pq().getvalue(b->get(), i, 0), pq().getvalue(b->get(), i, 1),
+                                     as_number(pq().getvalue(b->get(), i, 2)),
+                                     pq().getvalue(b->get(), i, 3)));
       }
     }
     // The probe's own statements up to and including this one: the rule takes them out of the
     // commit rate.
     r.counters["probe_xacts"] = static_cast<double>(queries_ + 1);
-    if (auto d = query(kDatabase); d && PQntuples(d->get()) == 1) {
+    if (auto d = query(kDatabase); d && pq().ntuples(d->get()) == 1) {
       const char* names[] = {"xact_commit", "xact_rollback", "blks_read",
                              "blks_hit",    "deadlocks",     "temp_bytes"};
-      for (int c = 0; c < 6; ++c) r.counters[names[c]] = as_number(PQgetvalue(d->get(), 0, c));
-      r.gauges["numbackends"] = as_number(PQgetvalue(d->get(), 0, 6));
+      for (int c = 0; c < 6; ++c) r.counters[names[c]] = as_number(pq().getvalue(d->get(), 0, c));
+      r.gauges["numbackends"] = as_number(pq().getvalue(d->get(), 0, 6));
     }
-    if (auto w = query(kWal); w && PQntuples(w->get()) == 1) {
+    if (auto w = query(kWal); w && pq().ntuples(w->get()) == 1) {
       const char* names[] = {"wal_records", "wal_bytes",         "wal_write",
                              "wal_sync",    "wal_write_time_ms", "wal_sync_time_ms"};
-      for (int c = 0; c < 6; ++c) r.counters[names[c]] = as_number(PQgetvalue(w->get(), 0, c));
+      for (int c = 0; c < 6; ++c) r.counters[names[c]] = as_number(pq().getvalue(w->get(), 0, c));
     }
-    if (auto g = query(kBgwriter); g && PQntuples(g->get()) == 1) {
+    if (auto g = query(kBgwriter); g && pq().ntuples(g->get()) == 1) {
       const char* names[] = {"checkpoints_timed", "checkpoints_req", "buffers_checkpoint",
                              "buffers_backend_fsync"};
-      for (int c = 0; c < 4; ++c) r.counters[names[c]] = as_number(PQgetvalue(g->get(), 0, c));
+      for (int c = 0; c < 4; ++c) r.counters[names[c]] = as_number(pq().getvalue(g->get(), 0, c));
     }
     if (auto t = query(kTables)) {
-      for (int i = 0; i < PQntuples(t->get()); ++i) {
-        const std::string k = std::string("table:") + PQgetvalue(t->get(), i, 0) + ":";
-        r.counters[k + "seq_scan"] = as_number(PQgetvalue(t->get(), i, 1));
-        r.counters[k + "seq_tup_read"] = as_number(PQgetvalue(t->get(), i, 2));
-        r.counters[k + "idx_scan"] = as_number(PQgetvalue(t->get(), i, 3));
-        r.gauges[k + "n_live_tup"] = as_number(PQgetvalue(t->get(), i, 4));
-        r.gauges[k + "n_dead_tup"] = as_number(PQgetvalue(t->get(), i, 5));
+      for (int i = 0; i < pq().ntuples(t->get()); ++i) {
+        const std::string k = std::string("table:") + pq().getvalue(t->get(), i, 0) + ":";
+        r.counters[k + "seq_scan"] = as_number(pq().getvalue(t->get(), i, 1));
+        r.counters[k + "seq_tup_read"] = as_number(pq().getvalue(t->get(), i, 2));
+        r.counters[k + "idx_scan"] = as_number(pq().getvalue(t->get(), i, 3));
+        r.gauges[k + "n_live_tup"] = as_number(pq().getvalue(t->get(), i, 4));
+        r.gauges[k + "n_dead_tup"] = as_number(pq().getvalue(t->get(), i, 5));
       }
     }
     if (auto s = query(kSettings)) {
-      for (int i = 0; i < PQntuples(s->get()); ++i) {
-        r.settings[PQgetvalue(s->get(), i, 0)] = PQgetvalue(s->get(), i, 1);
+      for (int i = 0; i < pq().ntuples(s->get()); ++i) {
+        r.settings[pq().getvalue(s->get(), i, 0)] = pq().getvalue(s->get(), i, 1);
       }
     }
     read_statements(r);
@@ -261,11 +321,11 @@ class PostgresProbe final : public Probe {
       return;
     }
     r.settings["pg_stat_statements"] = "loaded";
-    for (int i = 0; i < PQntuples(st->get()); ++i) {
-      const std::string k = std::string("stmt:") + PQgetvalue(st->get(), i, 0) + ":";
-      r.counters[k + "calls"] = as_number(PQgetvalue(st->get(), i, 1));
-      r.counters[k + "total_ms"] = as_number(PQgetvalue(st->get(), i, 2));
-      r.settings[k + "query"] = PQgetvalue(st->get(), i, 3);
+    for (int i = 0; i < pq().ntuples(st->get()); ++i) {
+      const std::string k = std::string("stmt:") + pq().getvalue(st->get(), i, 0) + ":";
+      r.counters[k + "calls"] = as_number(pq().getvalue(st->get(), i, 1));
+      r.counters[k + "total_ms"] = as_number(pq().getvalue(st->get(), i, 2));
+      r.settings[k + "query"] = pq().getvalue(st->get(), i, 3);
     }
   }
 

@@ -9,11 +9,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 
 #include "collect/probes/stats_text.h"
 #include "util/clock.h"
 #include "util/scoped_fd.h"
+#include "util/shared_library.h"
 
 namespace chokepoint::collect::probes {
 namespace {
@@ -21,8 +21,45 @@ namespace {
 // Status pages are small: a few KiB for nginx, one line per proxy and server for HAProxy.
 constexpr std::size_t kMaxPageBytes = 4 << 20;
 
+// libcurl's functions http_get_small calls, opened on first use, not at exec
+// (util/shared_library.h). curl_easy_setopt and curl_easy_getinfo are variadic: each value is
+// passed with the type the option takes (long, a pointer), as for the functions themselves.
+struct CurlApi {
+  decltype(&::curl_global_init) global_init;
+  decltype(&::curl_easy_init) easy_init;
+  decltype(&::curl_easy_cleanup) easy_cleanup;
+  CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
+  CURLcode (*easy_perform)(CURL*);
+  CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
+  decltype(&::curl_easy_strerror) easy_strerror;
+};
+
+// Opened, and curl_global_init called, once per process; the same error every time when it
+// cannot be.
+const util::Result<CurlApi>& load_curl() {
+  static const util::Result<CurlApi> kApi = []() -> util::Result<CurlApi> {
+    auto lib = util::SharedLibrary::open(CHOKEPOINT_LIBCURL_SONAME,
+                                         "reading an HTTP status page (nginx, HAProxy, Prometheus)",
+                                         "install libcurl4 (apt install libcurl4)");
+    if (!lib) return lib.error();
+    CurlApi a{};
+    for (const util::Result<void>& bound :
+         {lib->bind(a.global_init, "curl_global_init"), lib->bind(a.easy_init, "curl_easy_init"),
+          lib->bind(a.easy_cleanup, "curl_easy_cleanup"),
+          lib->bind(a.easy_setopt, "curl_easy_setopt"),
+          lib->bind(a.easy_perform, "curl_easy_perform"),
+          lib->bind(a.easy_getinfo, "curl_easy_getinfo"),
+          lib->bind(a.easy_strerror, "curl_easy_strerror")}) {
+      if (!bound) return bound.error();
+    }
+    a.global_init(CURL_GLOBAL_DEFAULT);
+    return a;
+  }();
+  return kApi;
+}
+
 struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+  void operator()(CURL* c) const { load_curl()->easy_cleanup(c); }
 };
 
 struct Body {
@@ -191,28 +228,29 @@ class HaproxyProbe final : public Probe {
 
 util::Result<std::string> http_get_small(const std::string& url, std::int64_t timeout_ns,
                                          std::size_t max_bytes) {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  const util::Result<CurlApi>& api = load_curl();
+  if (!api) return api.error();
+  const CurlApi& c = *api;
+  std::unique_ptr<CURL, CurlDeleter> curl(c.easy_init());
   if (!curl) return util::Error{"libcurl could not start", ""};
   Body body;
   body.max_bytes = max_bytes;
   const long ms = static_cast<long>(std::max<std::int64_t>(1, timeout_ns / 1'000'000));
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, ms);
-  curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, ms);
-  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
-  const CURLcode rc = curl_easy_perform(curl.get());
+  c.easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  c.easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, ms);
+  c.easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, ms);
+  c.easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+  c.easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+  c.easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 0L);
+  c.easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_body);
+  c.easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
+  const CURLcode rc = c.easy_perform(curl.get());
   if (body.too_big) {
     return util::Error{fmt::format("the page is larger than {} bytes", max_bytes), ""};
   }
-  if (rc != CURLE_OK) return util::Error{curl_easy_strerror(rc), ""};
+  if (rc != CURLE_OK) return util::Error{c.easy_strerror(rc), ""};
   long status = 0;
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+  c.easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
   if (status != 200) return util::Error{fmt::format("HTTP status {}", status), ""};
   return std::move(body.text);
 }
