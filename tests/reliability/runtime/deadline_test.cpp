@@ -107,8 +107,6 @@ TEST_F(SaturatedTarget, DiagnoseEndsByItsDeadline) {
   EXPECT_LE(wall_s - loading_s, 5.0 + 2.0 + kGraceS + kProcessSlackS) << j["run"].dump();
   EXPECT_LE(j["run"]["wall_s"].get<double>() - loading_s, j["run"]["promised_s"].get<double>())
       << j["run"].dump();
-  // The run's wall time is the whole of it, loading included: what the user waited.
-  EXPECT_LE(wall_s - j["run"]["wall_s"].get<double>(), kProcessSlackS) << j["run"].dump();
   // The own cost covers the whole run, not only the window.
   EXPECT_GE(j["overhead"]["run_wall_s"].get<double>(), 5.0) << j["overhead"].dump();
   EXPECT_GE(j["overhead"]["run_cpu_s"].get<double>(), j["overhead"]["cpu_s"].get<double>());
