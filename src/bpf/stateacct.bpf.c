@@ -214,8 +214,8 @@ static __always_inline __u32 *new_entry(void *index, void *recs, void *free_list
 
 /*
  * The task's storage when its process is a target, else NULL. create: make the storage of a task
- * seen for the first time (switch-out); elsewhere a task without one was never seen leave a CPU,
- * so it has no phase to end.
+ * seen for the first time where something starts (a switch-out, a file call's entry); elsewhere a
+ * task without one has no phase to end and no file call in progress.
  */
 static __always_inline struct task_local *target_task(struct task_struct *task, bool create)
 {
@@ -676,12 +676,15 @@ static __always_inline bool regular_file(struct task_struct *task, __u64 fd)
 /*
  * The current task entered a file system call (file_call) with `fd`: when it is a target thread
  * and the fd is open on a regular file, its on-CPU time in the call starts. Other tasks return
- * after one storage lookup.
+ * after one storage lookup. The storage is made here if the task has none: a thread that has not
+ * left a CPU since the programs were attached (one that runs on, unpreempted, or every thread a
+ * second object in the same process finds, whose storage of the first went with that object's
+ * map) would otherwise have its file calls untimed until its first switch-out (issue 16).
  */
 static __always_inline void file_call_enter(__u64 fd)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct task_local *l = target_task(task, false);
+	struct task_local *l = target_task(task, true);
 	struct stateacct_thread *t;
 
 	if (!l)

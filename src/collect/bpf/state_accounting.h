@@ -5,8 +5,9 @@
 // its object are read from the registers saved at kernel entry when the thread leaves the CPU.
 // The run-queue time after a wakeup from a futex block is summed too (kind 3, under the block's
 // call and word), and, when asked (StateAccountingOptions::file_calls), a target thread's time on
-// the CPU inside a file system call on a regular file (kind 5, syscall_nr -1, object the fd):
-// from fentry/fexit on the 15 calls' entry points where the kernel accepts BPF trampolines (no
+// the CPU inside a file system call on a regular file (kind 5, syscall_nr -1, object the fd; from
+// the thread's first such call after create(), whether or not it has left a CPU since): from
+// fentry/fexit on the 15 calls' entry points where the kernel accepts BPF trampolines (no
 // other system call pays anything), else, if allowed, from raw_syscalls sys_enter/sys_exit (every
 // system call of the host takes the traced path: getppid 166 -> 470 ns here). Which hook ran,
 // and why a cheaper one did not, is file_hook() and file_hook_problem().

@@ -3,17 +3,21 @@
 // thread id handed out again to a new thread (forced through /proc/sys/kernel/ns_last_pid) keeps
 // the new thread's sums apart from the old one's, each under its own start time as
 // /proc/PID/task/TID/stat field 22 gives it; the file calls' hook reported is the one the kernel
-// shows attached, and it times this thread's writes. Needs root and BPF (skips only through
-// offcpu_unavailable()).
+// shows attached, and it times this thread's writes; two in one process (one after the other, and
+// two at once) each time the writes of a thread they never saw leave a CPU (issue 16). Needs root
+// and BPF (skips only through offcpu_unavailable()).
 #include "collect/bpf/state_accounting.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -219,11 +223,11 @@ std::multiset<std::string> attached_hooks() {
   return out;
 }
 
-// This thread's on-CPU time in file system calls on `fd` (kind 5) in `sums`.
-std::uint64_t file_cpu_ns(const std::vector<StateSum>& sums, int fd) {
+// Thread `tid`'s on-CPU time in file system calls on `fd` (kind 5) in `sums`.
+std::uint64_t file_cpu_ns(const std::vector<StateSum>& sums, int fd, int tid) {
   std::uint64_t ns = 0;
   for (const auto& s : sums) {
-    if (s.tid == gettid_now() && s.kind == 5 /* STATEACCT_ONCPU_FILE */ &&
+    if (s.tid == tid && s.kind == 5 /* STATEACCT_ONCPU_FILE */ &&
         s.object == static_cast<std::uint64_t>(fd)) {
       ns += s.ns;
     }
@@ -250,15 +254,21 @@ void write_a_file(int fd) {
   }
 }
 
+// A regular file open for writing, already unlinked (-1 when it cannot be made).
+int unlinked_file() {
+  char path[] = "/var/tmp/chokepoint-state-accounting.XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd >= 0) unlink(path);
+  return fd;
+}
+
 // The file calls' hook: the one reported is the one attached, cheapest first (fentry where the
 // kernel accepts trampolines, which this VM's does not), raw_syscalls only when any hook is
 // allowed (--mode exact), and the one attached times this thread's writes to a regular file.
 TEST(StateAccounting, TheFileCallHookReportedIsTheOneAttachedAndTimesFileCalls) {
   if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
-  char path[] = "/var/tmp/chokepoint-state-accounting.XXXXXX";
-  const int fd = mkstemp(path);
+  const int fd = unlinked_file();
   ASSERT_GE(fd, 0);
-  unlink(path);
   for (FileCallTiming timing :
        {FileCallTiming::kAny, FileCallTiming::kCheapOnly, FileCallTiming::kOff}) {
     SCOPED_TRACE(static_cast<int>(timing));
@@ -291,13 +301,122 @@ TEST(StateAccounting, TheFileCallHookReportedIsTheOneAttachedAndTimesFileCalls) 
           << acct.file_hook_problem();
     }
     write_a_file(fd);
-    const std::uint64_t ns = file_cpu_ns(acct.read(), fd);
+    const std::uint64_t ns = file_cpu_ns(acct.read(), fd, gettid_now());
     if (hook == FileCallHook::kNone) {
       EXPECT_EQ(ns, 0u);
     } else {
       EXPECT_GT(ns, 10'000'000u) << file_call_hook_name(hook);  // of 50 ms on the CPU in pwrite
     }
   }
+  close(fd);
+}
+
+// A thread that, at each round(), writes to a regular file for 50 ms of its CPU time
+// (write_a_file) and between rounds blocks in read(). It runs at SCHED_FIFO, so no task of the
+// normal class preempts it: woken for a round, it stays on its CPU from its wakeup to the end of
+// its writes. A StateAccounting created between two rounds has never seen it leave a CPU when
+// its file calls begin (a wakeup and a switch-in are all the kernel shows it).
+class UnpreemptedWriter {
+ public:
+  explicit UnpreemptedWriter(int file_fd) : file_fd_(file_fd) {
+    EXPECT_EQ(pipe(go_), 0);
+    EXPECT_EQ(pipe(done_), 0);
+    thread_ = std::thread([this] { run(); });
+    char c = 0;
+    EXPECT_EQ(::read(done_[0], &c, 1), 1);  // its tid and policy are set
+  }
+  ~UnpreemptedWriter() {
+    close(go_[1]);  // read() returns 0: the thread ends
+    thread_.join();
+    for (int fd : {go_[0], done_[0], done_[1]}) close(fd);
+  }
+  UnpreemptedWriter(const UnpreemptedWriter&) = delete;
+  UnpreemptedWriter& operator=(const UnpreemptedWriter&) = delete;
+
+  int tid() const { return tid_; }
+  // Why it could not run at SCHED_FIFO ("" when it does): then the kernel may preempt it, and
+  // the test shows less.
+  const std::string& fifo_problem() const { return fifo_problem_; }
+  // One round of writes, waited for.
+  void round() {
+    ASSERT_EQ(write(go_[1], "g", 1), 1);
+    char c = 0;
+    ASSERT_EQ(::read(done_[0], &c, 1), 1);
+  }
+
+ private:
+  void run() {
+    tid_ = gettid_now();
+    sched_param param{};
+    param.sched_priority = 1;
+    if (const int err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param); err != 0) {
+      fifo_problem_ = std::string("SCHED_FIFO refused: ") + std::strerror(err);
+    }
+    char c = 0;
+    (void)!write(done_[1], "r", 1);
+    while (::read(go_[0], &c, 1) == 1) {
+      write_a_file(file_fd_);
+      (void)!write(done_[1], "d", 1);
+    }
+  }
+
+  int file_fd_;
+  int go_[2] = {-1, -1};
+  int done_[2] = {-1, -1};
+  int tid_ = 0;
+  std::string fifo_problem_;
+  std::thread thread_;
+};
+
+// Issue 16: a StateAccounting timed a thread's file calls only once it had seen the thread leave
+// a CPU (its task storage was made at a switch-out alone), so a second one in a process (the
+// agent's or top's after a target restarts), or any one on a quiet host, read 0 ns for a thread
+// that ran its file calls without being switched out since the programs were attached. Here
+// two one after the other, then two at the same time, each time file calls of a thread it has
+// not seen leave a CPU.
+TEST(StateAccounting, EachOfTwoInOneProcessTimesFileCallsOfAThreadItHasNotSeenSwitchOut) {
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const int fd = unlinked_file();
+  ASSERT_GE(fd, 0);
+  UnpreemptedWriter writer(fd);
+  EXPECT_EQ(writer.fifo_problem(), "") << "the writer must run unpreempted for this test to tell";
+  const auto make = [] {
+    StateAccountingOptions options;
+    options.file_calls = FileCallTiming::kAny;
+    auto created = StateAccounting::create(options);
+    EXPECT_TRUE(created) << created.error().message;
+    std::unique_ptr<StateAccounting> acct;
+    if (created) {
+      acct = std::move(*created);
+      EXPECT_TRUE(acct->set_targets({getpid()}));
+      EXPECT_NE(acct->file_hook(), FileCallHook::kNone) << acct->file_hook_problem();
+    }
+    return acct;
+  };
+  constexpr std::uint64_t kFloorNs = 10'000'000;  // of 50 ms on the CPU in pwrite
+
+  // One after the other: the second is created after the first is destroyed.
+  for (const char* which : {"the first", "the second, after the first is destroyed"}) {
+    SCOPED_TRACE(which);
+    auto acct = make();
+    ASSERT_TRUE(acct);
+    writer.round();
+    EXPECT_GT(file_cpu_ns(acct->read(), fd, writer.tid()), kFloorNs);
+  }
+
+  // Two at the same time: the second is created while the first, which has seen the writer block
+  // at the end of its round, runs; both time the next round.
+  auto first = make();
+  ASSERT_TRUE(first);
+  writer.round();
+  const std::uint64_t first_before = file_cpu_ns(first->read(), fd, writer.tid());
+  EXPECT_GT(first_before, kFloorNs);
+  auto second = make();
+  ASSERT_TRUE(second);
+  writer.round();
+  EXPECT_GT(file_cpu_ns(first->read(), fd, writer.tid()), first_before + kFloorNs);
+  EXPECT_GT(file_cpu_ns(second->read(), fd, writer.tid()), kFloorNs)
+      << "the one created second, while the first runs";
   close(fd);
 }
 
