@@ -15,17 +15,13 @@ report and opens it in headless Chromium (python3-selenium, chromium-driver) to 
 Everything it starts runs on loopback and is stopped at the end. Prints "N passed, M failed".
 The browser helpers are report_browser_test.py's.
 """
-import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report_browser_test as base  # noqa: E402 - the shared helpers, after the path is set
@@ -85,117 +81,102 @@ def panel(driver):
     return got[0]
 
 
-def main():
+def body(work, drivers):
     global args
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--bin', required=True)
-    parser.add_argument('--artifacts', required=True)
-    args = parser.parse_args()
-    base.args = args
-    os.makedirs(args.artifacts, exist_ok=True)
-    work = tempfile.mkdtemp(prefix='chokepoint-report-latency-')
-    driver = None
+    args = base.args
     check = base.check
-    try:
-        rec, resumed_unix_s = record_stall(work)
-        replayed = json.loads(chokepoint('replay', rec, '--json').stdout)
-        page = os.path.join(args.artifacts, 'latency-report.html')
-        chokepoint('report', rec, '-o', page)
-        old_page = os.path.join(work, 'old.html')
-        chokepoint('report', os.path.join(FIXTURES, 'lab_lock.chokepoint'), '-o', old_page)
-        none_page = os.path.join(work, 'none.html')
-        chokepoint('report', os.path.join(FIXTURES, 'redis_v5.chokepoint'), '-o', none_page)
-        lab, port = base.start_lab()
-        load_page = os.path.join(work, 'load.html')
-        chokepoint('load', 'http://127.0.0.1:%d/' % port, '-c4', '--rate', '100', '-d3s', '-o',
-                   load_page)
-        base.stop(lab)
-        driver = base.browser()
+    rec, resumed_unix_s = record_stall(work)
+    replayed = json.loads(chokepoint('replay', rec, '--json').stdout)
+    page = os.path.join(args.artifacts, 'latency-report.html')
+    chokepoint('report', rec, '-o', page)
+    old_page = os.path.join(work, 'old.html')
+    chokepoint('report', os.path.join(FIXTURES, 'lab_lock.chokepoint'), '-o', old_page)
+    none_page = os.path.join(work, 'none.html')
+    chokepoint('report', os.path.join(FIXTURES, 'redis_v5.chokepoint'), '-o', none_page)
+    lab, port = base.start_lab()
+    load_page = os.path.join(work, 'load.html')
+    chokepoint('load', 'http://127.0.0.1:%d/' % port, '-c4', '--rate', '100', '-d3s', '-o',
+               load_page)
+    base.stop(lab)
+    driver = base.browser()
+    drivers.append(driver)
 
-        base.load_page(driver, page)
-        check('the page loads with no console errors', lambda: base.no_console_errors(driver))
-        check('every chart of the page draws', lambda: base.every_chart_draws(driver, 5))
+    base.load_page(driver, page)
+    check('the page loads with no console errors', lambda: base.no_console_errors(driver))
+    check('every chart of the page draws', lambda: base.every_chart_draws(driver, 5))
 
-        def says_where_from():
-            p = panel(driver)
-            assert p['drawn'], p
-            for words in ('Latency over time', 'chokepoint load, open loop at 200 req/s',
-                          'corrected for coordinated omission', 'service time',
-                          'On the window\'s time axis'):
-                assert words in p['text'], (words, p['text'])
-            box = driver.execute_script('return window.chokepointReport.latency[0].box')
-            colours = driver.execute_script(
-                base.CANVAS_COLOURS.replace('document.querySelectorAll',
-                                            'arguments[0].querySelectorAll'), box)
-            assert colours and all(c['colours'] >= 2 for c in colours), colours
-        check('the latency panel says where its numbers come from, and draws', says_where_from)
-
-        def kept_and_aligned():
-            data = base.page_data(driver)['recordings'][0]
-            load, timeline = data['load'], data['timeline']
-            # The recording kept each second's percentiles: the page's are replay's.
-            assert load['timeline'] == replayed['load']['timeline'], load['timeline']
-            assert all('p99_ms' in b and 'service_p99_ms' in b for b in load['timeline'])
-            p = panel(driver)
-            offset = load['start_unix_s'] - timeline['start_unix_s']
-            assert abs(p['offset'] - offset) < 1e-6, (p['offset'], offset)
-            by_second = {b['second']: b for b in load['timeline']}
-            end = timeline['columns'][-1]
-            for x, v in zip(p['xs'], p['p99']):
-                assert -0.5 <= x <= end + 0.5, (x, end)
-                assert v == by_second[round(x - 0.5 - offset)]['p99_ms'], (x, v)
-            # The stall: the highest p99 is the second the lab resumed in (or the next, on a
-            # loaded machine), on the window's axis.
-            worst = max(range(len(p['p99'])), key=lambda i: p['p99'][i] or 0)
-            resumed_s = resumed_unix_s - timeline['start_unix_s']
-            assert p['p99'][worst] >= 400, p['p99']
-            assert -0.6 <= p['xs'][worst] - resumed_s <= 1.6, (p['xs'], resumed_s)
-            quiet = [v for v in p['p99'] if v is not None and v < p['p99'][worst] / 4]
-            assert quiet, p['p99']
-        check('the recording kept the per-second percentiles, drawn on the window\'s axis',
-              kept_and_aligned)
-        driver.set_window_size(1400, 2200)
+    def says_where_from():
+        p = panel(driver)
+        assert p['drawn'], p
+        for words in ('Latency over time', 'chokepoint load, open loop at 200 req/s',
+                      'corrected for coordinated omission', 'service time',
+                      'On the window\'s time axis'):
+            assert words in p['text'], (words, p['text'])
         box = driver.execute_script('return window.chokepointReport.latency[0].box')
-        driver.execute_script('arguments[0].scrollIntoView({block: "start"});'
-                              'window.scrollBy(0, -430)', box)
-        time.sleep(0.1)
-        driver.save_screenshot(os.path.join(args.artifacts, 'latency-report.png'))
-        driver.get_log('browser')  # the canvases read above: the test's doing, not the page's
-        driver.set_window_size(1400, 1000)
+        colours = driver.execute_script(
+            base.CANVAS_COLOURS.replace('document.querySelectorAll',
+                                        'arguments[0].querySelectorAll'), box)
+        assert colours and all(c['colours'] >= 2 for c in colours), colours
+    check('the latency panel says where its numbers come from, and draws', says_where_from)
 
-        base.load_page(driver, old_page)
-        check('an older recording\'s load says it has no per-second percentiles', lambda: (
-            base.no_console_errors(driver),
-            _assert_text(panel(driver), 'kept the mean and the maximum latency of each second only',
-                         drawn=False)))
-        base.load_page(driver, none_page)
-        check('a recording with no load says so', lambda: (
-            base.no_console_errors(driver),
-            _assert_text(panel(driver), 'No load in this recording', drawn=False)))
-        base.load_page(driver, load_page)
+    def kept_and_aligned():
+        data = base.page_data(driver)['recordings'][0]
+        load, timeline = data['load'], data['timeline']
+        # The recording kept each second's percentiles: the page's are replay's.
+        assert load['timeline'] == replayed['load']['timeline'], load['timeline']
+        assert all('p99_ms' in b and 'service_p99_ms' in b for b in load['timeline'])
+        p = panel(driver)
+        offset = load['start_unix_s'] - timeline['start_unix_s']
+        assert abs(p['offset'] - offset) < 1e-6, (p['offset'], offset)
+        by_second = {b['second']: b for b in load['timeline']}
+        end = timeline['columns'][-1]
+        for x, v in zip(p['xs'], p['p99']):
+            assert -0.5 <= x <= end + 0.5, (x, end)
+            assert v == by_second[round(x - 0.5 - offset)]['p99_ms'], (x, v)
+        # The stall: the highest p99 is the second the lab resumed in (or the next, on a
+        # loaded machine), on the window's axis.
+        worst = max(range(len(p['p99'])), key=lambda i: p['p99'][i] or 0)
+        resumed_s = resumed_unix_s - timeline['start_unix_s']
+        assert p['p99'][worst] >= 400, p['p99']
+        assert -0.6 <= p['xs'][worst] - resumed_s <= 1.6, (p['xs'], resumed_s)
+        quiet = [v for v in p['p99'] if v is not None and v < p['p99'][worst] / 4]
+        assert quiet, p['p99']
+    check('the recording kept the per-second percentiles, drawn on the window\'s axis',
+          kept_and_aligned)
+    driver.set_window_size(1400, 2200)
+    box = driver.execute_script('return window.chokepointReport.latency[0].box')
+    driver.execute_script('arguments[0].scrollIntoView({block: "start"});'
+                          'window.scrollBy(0, -430)', box)
+    time.sleep(0.1)
+    driver.save_screenshot(os.path.join(args.artifacts, 'latency-report.png'))
+    driver.get_log('browser')  # the canvases read above: the test's doing, not the page's
+    driver.set_window_size(1400, 1000)
 
-        def load_alone():
-            base.no_console_errors(driver)
-            p = _assert_text(panel(driver), 'open loop at 100 req/s', drawn=True)
-            # Every second of the run, at its middle, with the run's own numbers (a second with
-            # no response, which a loaded machine can give, is a gap).
-            timeline = base.page_data(driver)['loads'][0]['load']['timeline']
-            assert p['xs'] == [b['second'] + 0.5 for b in timeline], (p['xs'], timeline)
-            assert p['p99'] == [b['p99_ms'] for b in timeline], (p['p99'], timeline)
-            assert len(timeline) >= 3 and sum(v is not None for v in p['p99']) >= 2, timeline
-        check('chokepoint load -o draws the latency panel on its own page', load_alone)
-    except Exception:  # noqa: BLE001 - a failure to record or start the browser fails the test
-        base.results.append(('setup', traceback.format_exc()))
-        print('FAIL setup\n' + traceback.format_exc(), flush=True)
-    finally:
-        if driver is not None:
-            driver.quit()
-        for p in base.started:
-            base.stop(p)
-        shutil.rmtree(work, ignore_errors=True)
-    failed = sum(1 for _, e in base.results if e)
-    print('%d passed, %d failed' % (len(base.results) - failed, failed))
-    return 1 if failed or not base.results else 0
+    base.load_page(driver, old_page)
+    check('an older recording\'s load says it has no per-second percentiles', lambda: (
+        base.no_console_errors(driver),
+        _assert_text(panel(driver), 'kept the mean and the maximum latency of each second only',
+                     drawn=False)))
+    base.load_page(driver, none_page)
+    check('a recording with no load says so', lambda: (
+        base.no_console_errors(driver),
+        _assert_text(panel(driver), 'No load in this recording', drawn=False)))
+    base.load_page(driver, load_page)
+
+    def load_alone():
+        base.no_console_errors(driver)
+        p = _assert_text(panel(driver), 'open loop at 100 req/s', drawn=True)
+        # Every second of the run, at its middle, with the run's own numbers (a second with
+        # no response, which a loaded machine can give, is a gap).
+        timeline = base.page_data(driver)['loads'][0]['load']['timeline']
+        assert p['xs'] == [b['second'] + 0.5 for b in timeline], (p['xs'], timeline)
+        assert p['p99'] == [b['p99_ms'] for b in timeline], (p['p99'], timeline)
+        assert len(timeline) >= 3 and sum(v is not None for v in p['p99']) >= 2, timeline
+    check('chokepoint load -o draws the latency panel on its own page', load_alone)
+
+
+def main():
+    return base.run_suite('chokepoint-report-latency-', body)
 
 
 def _assert_text(p, words, drawn):
