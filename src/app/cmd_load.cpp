@@ -64,13 +64,16 @@ std::string load_text(const LoadArgs& args, const loadgen::LoadOptions& o,
     }
   }
   if (args.timeline) {
-    out += "  timeline   second  requests  errors   mean ms    max ms\n";
+    out +=
+        "  timeline   second  requests  errors   mean ms    p50 ms    p99 ms  p99.9 ms    max ms\n";
     for (std::size_t s = 0; s < r.timeline.size(); ++s) {
       const auto& b = r.timeline[s];
-      out +=
-          fmt::format("             {:>6}  {:>8}  {:>6}  {:>8.3f}  {:>8.3f}\n", s, b.requests,
-                      b.errors, b.latency_count ? b.latency_sum_us / 1000.0 / b.latency_count : 0.0,
-                      render::to_ms(b.latency_max_us));
+      const auto& p = b.percentiles;
+      out += fmt::format(
+          "             {:>6}  {:>8}  {:>6}  {:>8.3f}  {:>8.3f}  {:>8.3f}  {:>8.3f}  {:>8.3f}\n", s,
+          b.requests, b.errors, b.latency_count ? b.latency_sum_us / 1000.0 / b.latency_count : 0.0,
+          render::to_ms(p.p50_us), render::to_ms(p.p99_us), render::to_ms(p.p999_us),
+          render::to_ms(b.latency_max_us));
     }
   }
   return out;

@@ -151,14 +151,16 @@ struct ThreadPlan {
 class Worker {
  public:
   Worker(const LoadOptions& o, const Endpoint& ep, const std::vector<PreparedRequest>& reqs,
-         const std::vector<double>& cumulative_weights, ThreadPlan plan, std::int64_t t0_ns)
+         const std::vector<double>& cumulative_weights, ThreadPlan plan, std::int64_t t0_ns,
+         IntervalMerger& intervals, int index)
       : o_(o),
         ep_(ep),
         reqs_(reqs),
         cumw_(cumulative_weights),
         plan_(plan),
         conns_(plan.connections),
-        buf_(kReadBufferBytes) {
+        buf_(kReadBufferBytes),
+        intervals_(intervals, index) {
     t0_ns_ = t0_ns + plan.phase_ns;
     measure_start_ns_ = t0_ns + o.warmup_ns;
     issue_end_ns_ = o.duration_ns > 0 ? measure_start_ns_ + o.duration_ns : kNever;
@@ -173,6 +175,8 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   util::Result<void> run();
+  // Hands the last second's histograms to the merger; the thread records nothing after this.
+  void finish_intervals() { intervals_.finish(); }
   LoadResult& result() { return res_; }
   std::int64_t last_outcome_ns() const { return last_outcome_ns_; }
   std::int64_t stop_ns() const { return stop_ns_; }
@@ -204,6 +208,11 @@ class Worker {
   void h2_on_bytes(int ci, const char* data, std::size_t len, std::int64_t now);
   std::optional<H2Client> h2_client_;  // --h2: the callbacks every session of this thread shares
   void begin_stop(std::int64_t now);
+  // The timeline's second of `now` (0 before the measured window began).
+  std::size_t second_of(std::int64_t now) const {
+    return static_cast<std::size_t>(std::max<std::int64_t>(0, now - measure_start_ns_) /
+                                    util::kNsPerSec);
+  }
 
   const LoadOptions& o_;
   const Endpoint& ep_;
@@ -216,6 +225,7 @@ class Worker {
   util::ScopedFd epoll_;
   Rng rng_;
   LoadResult res_;
+  IntervalRecorder intervals_;  // this thread's histograms of the current second
 
   std::int64_t t0_ns_ = 0;
   std::int64_t measure_start_ns_ = 0;
@@ -257,8 +267,11 @@ void Worker::record(Conn& c, Outcome outcome, std::int64_t now, int status) {
     res_.service.record_us(service_us);
     ++res_.status_classes[status >= 100 && status < 600 ? status / 100 : 0];
   }
-  const auto second = static_cast<std::size_t>(std::max<std::int64_t>(0, now - measure_start_ns_) /
-                                               util::kNsPerSec);
+  // The second's histograms go to the merger when the thread's clock leaves it; an outcome never
+  // lands in a second before one already handed over.
+  intervals_.move_to(second_of(now));
+  const std::size_t second = intervals_.current();
+  if (response) intervals_.record_us(latency_us, service_us);
   if (res_.timeline.size() <= second) res_.timeline.resize(second + 1);
   TimelineBucket& b = res_.timeline[second];
   ++b.requests;
@@ -637,6 +650,8 @@ util::Result<void> Worker::run() {
     }
     if (now >= next_scan_ns) {
       scan(now);
+      // A thread with nothing ending must not hold back the merge of the seconds it has left.
+      if (now >= measure_start_ns_) intervals_.move_to(second_of(now));
       next_scan_ns = now + kScanIntervalNs;
     }
     if (stopping_) {
@@ -782,16 +797,25 @@ util::Result<LoadResult> run_load(const LoadOptions& o) {
     plans.resize(static_cast<std::size_t>(o.max_requests));
   }
 
-  const std::int64_t t0 = util::monotonic_ns() + 20 * util::kNsPerMs;
+  const std::int64_t now_ns = util::monotonic_ns();
+  const std::int64_t unix_minus_monotonic_ns = util::realtime_ns() - now_ns;
+  const std::int64_t t0 = now_ns + 20 * util::kNsPerMs;
+  IntervalMerger intervals(static_cast<int>(plans.size()));
   std::vector<std::unique_ptr<Worker>> workers;
   workers.reserve(plans.size());
   for (const auto& p : plans) {
-    workers.push_back(std::make_unique<Worker>(o, *ep, reqs, cumw, p, t0));
+    workers.push_back(std::make_unique<Worker>(o, *ep, reqs, cumw, p, t0, intervals,
+                                               static_cast<int>(workers.size())));
   }
   std::vector<util::Result<void>> status(workers.size());
   std::vector<std::thread> pool;
   for (std::size_t i = 0; i < workers.size(); ++i) {
-    pool.emplace_back([&, i] { status[i] = workers[i]->run(); });
+    pool.emplace_back([&, i] {
+      status[i] = workers[i]->run();
+      // A finished thread no longer holds back the others' seconds (a thread that met its
+      // --requests quota early, or failed).
+      workers[i]->finish_intervals();
+    });
   }
   for (auto& t : pool) t.join();
   for (const auto& s : status) {
@@ -839,6 +863,11 @@ util::Result<LoadResult> run_load(const LoadOptions& o) {
         o.duration_ns > 0 ? std::min(w->stop_ns(), t0 + o.warmup_ns + o.duration_ns) : 0;
     end_ns = std::max({end_ns, w->last_outcome_ns(), planned_end});
   }
+  const std::vector<IntervalPercentiles> seconds = intervals.finish();
+  for (std::size_t s = 0; s < seconds.size() && s < total.timeline.size(); ++s) {
+    total.timeline[s].percentiles = seconds[s];
+  }
+  total.start_unix_ns = t0 + o.warmup_ns + unix_minus_monotonic_ns;
   std::sort(total.slowest.begin(), total.slowest.end(),
             [](const SlowRequest& a, const SlowRequest& b) { return a.latency_us > b.latency_us; });
   if (static_cast<int>(total.slowest.size()) > o.slowest_kept) total.slowest.resize(o.slowest_kept);

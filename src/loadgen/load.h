@@ -13,7 +13,8 @@
 // never left before the end are counted as dropped, not as requests.
 //
 // Memory is constant in the number of requests: per-thread histograms, one small state per
-// connection, a timeline with one bucket per second.
+// connection, a timeline with one bucket per second (each second's latency percentiles merged
+// across the threads as the second ends: interval_histograms.h).
 
 #include <array>
 #include <atomic>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "loadgen/histogram.h"
+#include "loadgen/interval_histograms.h"
 #include "loadgen/url.h"
 #include "util/result.h"
 
@@ -74,6 +76,9 @@ struct TimelineBucket {
   double latency_sum_us = 0;   // corrected, over complete responses
   std::uint64_t latency_count = 0;
   std::int64_t latency_max_us = 0;
+  // The second's percentiles over the same complete responses (interval_histograms.h): corrected
+  // latency (p50 to p99.9) and service time; 0 when latency_count is 0.
+  IntervalPercentiles percentiles;
 };
 
 struct SlowRequest {
@@ -100,6 +105,9 @@ struct LoadResult {
   std::array<std::uint64_t, 6> status_classes{};  // [1..5] = 1xx..5xx, [0] = other
   std::vector<std::uint64_t> requests_per_url;
   double duration_s = 0;  // measured window: warmup end to the last measured outcome
+  // When the measured window began (the end of warmup: second 0 of the timeline), on the wall
+  // clock, so that the timeline can be laid beside a recording's.
+  std::int64_t start_unix_ns = 0;
   std::vector<TimelineBucket> timeline;
   std::vector<SlowRequest> slowest;  // slowest first
   // Settings as run (threads may be lowered to connections).

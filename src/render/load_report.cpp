@@ -82,15 +82,28 @@ nlohmann::json load_json(const loadgen::LoadResult& r, const loadgen::LoadOption
                             {"status", s.status},
                             {"url", s.url_index < urls.size() ? urls[s.url_index] : ""}});
   }
+  // Second 0 of the timeline on the wall clock: where the load lies on a recording's time axis.
+  j["start_unix_s"] = static_cast<double>(r.start_unix_ns) / 1e9;
   j["timeline"] = nlohmann::json::array();
   for (std::size_t s = 0; s < r.timeline.size(); ++s) {
     const auto& b = r.timeline[s];
+    const auto& p = b.percentiles;
+    // A second with no complete response has no latency: null, not 0 (which would read as fast).
+    auto ms = [&](std::int64_t us) {
+      return p.count > 0 ? nlohmann::json(to_ms(us)) : nlohmann::json(nullptr);
+    };
     j["timeline"].push_back(
         {{"second", s},
          {"requests", b.requests},
          {"errors", b.errors},
          {"mean_ms", b.latency_count ? b.latency_sum_us / 1000.0 / b.latency_count : 0.0},
-         {"max_ms", to_ms(b.latency_max_us)}});
+         {"max_ms", to_ms(b.latency_max_us)},
+         {"p50_ms", ms(p.p50_us)},
+         {"p90_ms", ms(p.p90_us)},
+         {"p99_ms", ms(p.p99_us)},
+         {"p999_ms", ms(p.p999_us)},
+         {"service_p50_ms", ms(p.service_p50_us)},
+         {"service_p99_ms", ms(p.service_p99_us)}});
   }
   return j;
 }

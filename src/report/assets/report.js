@@ -16,7 +16,7 @@
   var root = document.getElementById('report');
   // What the page drew, for the browser tests and for anyone scripting the page.
   var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [], ranges: [], services: [],
-    tiers: [] };
+    tiers: [], latency: [] };
   window.chokepointReport = api;
 
   function el(tag, cls, text, parent) {
@@ -512,6 +512,105 @@
     });
     el('p', 'note', 'The panels below are of every tier together, as one target.', box);
     api.tiers.push(box);
+  }
+
+  // --- the load's latency percentiles per second, on the recording's time axis (each second's
+  // histograms merged across the generator's threads: loadgen/interval_histograms.h), with the
+  // verdict of each column behind them
+  function latencySection(rec, parent) {
+    var l = rec.load, t = rec.timeline;
+    var box = el('div', 'latency', null, parent);
+    el('h2', null, 'Latency over time', box);
+    api.latency.push({ box: box, chart: null });
+    if (!l) {
+      el('p', 'note', 'No load in this recording: nothing measured the service\'s latency while ' +
+        'it was recorded. chokepoint diagnose --pid PID --load URL --record FILE (or chokepoint ' +
+        'load URL --record FILE) keeps the load with its percentiles per second.', box);
+      return;
+    }
+    if (l.error) {
+      el('p', 'note', 'The load driven while this was recorded failed: ' + l.error, box);
+      return;
+    }
+    var tl = l.timeline || [];
+    if (!tl.some(function (b) { return b.p99_ms !== undefined; })) {
+      el('p', 'note', 'This recording\'s load kept the mean and the maximum latency of each ' +
+        'second only (it was made before chokepoint kept percentiles per second): they are in ' +
+        'the Load panel below. Record again for the percentiles over time.', box);
+      return;
+    }
+    var open = l.mode === 'open';
+    el('div', 'source', 'source: chokepoint load, ' + (open ? 'open loop at ' +
+      num(l.target_rate, 0) + ' req/s' : 'closed loop') + ', ' + l.connections +
+      ' connections: each second\'s percentiles of the responses that ended in it, ' +
+      (open ? 'from each request\'s intended send time (corrected for coordinated omission, as ' +
+        'the whole run\'s numbers are)' : 'from each request\'s send (a closed loop sends when ' +
+        'the previous response came: the intended time is the send time)') +
+      '; dashed: service time, from when a connection took the request (uncorrected)', box);
+    // Second s of the load covers [s, s + 1) after its start; drawn at its middle, on the
+    // recording's axis when there is one (seconds from the window's first tick).
+    var offset = t && l.start_unix_s ? l.start_unix_s - t.start_unix_s : 0;
+    var range = null, before = 0, after = 0;
+    if (t && t.columns.length) {
+      var last = t.columns[t.columns.length - 1];
+      range = [t.columns[0], Math.max(last, t.columns[0] + t.column_s)];
+    }
+    var xs = [], series = [[], [], [], [], []];
+    // A second that overlaps the window is drawn (the line from a point just outside enters the
+    // plot at its edge); the seconds wholly before or after it are counted.
+    tl.forEach(function (b) {
+      var x = offset + b.second + 0.5;
+      if (range && x + 0.5 <= range[0]) { ++before; return; }
+      if (range && x - 0.5 >= range[1]) { ++after; return; }
+      xs.push(x);
+      [b.p50_ms, b.p99_ms, b.p999_ms, b.service_p99_ms, b.requests].forEach(function (v, k) {
+        series[k].push(v === null || v === undefined || (k < 4 && !(v > 0)) ? null : v);
+      });
+    });
+    if (range) {
+      el('p', 'note', 'On the window\'s time axis (seconds from its first sample), behind each ' +
+        'column its verdict\'s colour.' + (before || after ? ' The load ran ' + before +
+        ' s before and ' + after + ' s after the window: those seconds are in the Load panel ' +
+        'below, not here.' : ''), box);
+    }
+    if (!xs.length) {
+      el('p', 'note', 'No second of the load fell inside the window.', box);
+      return;
+    }
+    var bands = function (u) {
+      if (!t || !t.verdicts) return;
+      var ctx = u.ctx;
+      ctx.save();
+      ctx.globalAlpha = 0.18;
+      t.verdicts.forEach(function (v, i) {
+        if (!v) return;
+        var from = t.columns[i], to = i + 1 < t.columns.length ? t.columns[i + 1] : from + t.column_s;
+        var x0 = u.valToPos(Math.max(from, range[0]), 'x', true);
+        var x1 = u.valToPos(Math.min(to, range[1]), 'x', true);
+        if (!(x1 > x0)) return;
+        ctx.fillStyle = VERDICT_COLORS[v.verdict] || '#999';
+        ctx.fillRect(x0, u.bbox.top, x1 - x0, u.bbox.height);
+      });
+      ctx.restore();
+    };
+    var chartBox = el('div', 'chart', null, box);
+    el('h3', null, 'latency per second (ms, log scale)', chartBox);
+    var pts = { show: xs.length < 60 };
+    var chart = new uPlot({
+      width: chartWidth(parent), height: 220,
+      series: [{ label: 's' },
+        { label: 'p50', stroke: '#2ca02c', width: 1.5, points: pts },
+        { label: 'p99', stroke: '#d62728', width: 2, points: pts },
+        { label: 'p99.9', stroke: '#9467bd', width: 1.5, points: pts },
+        { label: 'service p99', stroke: '#7f7f7f', width: 1.5, dash: [5, 4], points: pts }],
+      scales: { x: range ? { time: false, range: range } : { time: false }, y: { distr: 3 } },
+      axes: [{ label: 'seconds' }, { label: 'ms' }],
+      hooks: { drawClear: [bands] }
+    }, [xs, series[0], series[1], series[2], series[3]], chartBox);
+    api.charts.push(chart);
+    api.latency[api.latency.length - 1] = { box: box, chart: chart, xs: xs, p50: series[0],
+      p99: series[1], p999: series[2], service_p99: series[3], requests: series[4],
+      offset_s: offset };
   }
 
   // --- the load diagnose --load drove
@@ -1031,6 +1130,7 @@
     tiersSection(rec, box);
     verdictSection(rec, box);
     splitSection(rec, box);
+    latencySection(rec, box);
     heatmapSection(rec, box);
     useSection(rec, box);
     servicesSection(rec, box);
@@ -1042,7 +1142,11 @@
     sourcesSection(rec, box);
   });
   // A load run on its own (chokepoint load -o): its panel only.
-  loads.forEach(function (l) { loadSection({ load: l.load }, el('section', 'recording', null, root)); });
+  loads.forEach(function (l) {
+    var box = el('section', 'recording', null, root);
+    loadSection({ load: l.load }, box);
+    latencySection({ load: l.load }, box);
+  });
   // A knee run on its own (chokepoint knee -o): its curve and fit.
   knees.forEach(function (k) {
     var box = el('section', 'recording', null, root);

@@ -13,18 +13,14 @@ that:
 Everything it starts runs on loopback and is stopped at the end. Prints "N passed, M failed".
 The browser helpers are report_browser_test.py's.
 """
-import argparse
 import json
 import os
 import re
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report_browser_test as base  # noqa: E402 - the shared helpers, after the path is set
@@ -96,130 +92,115 @@ def record_tiers(work):
     return out, front.pid, back.pid, replayed
 
 
-def main():
+def body(work, drivers):
     global args
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--bin', required=True)
-    parser.add_argument('--artifacts', required=True)
-    args = parser.parse_args()
-    base.args = args
-    os.makedirs(args.artifacts, exist_ok=True)
-    work = tempfile.mkdtemp(prefix='chokepoint-report-services-')
-    driver = None
+    args = base.args
     check = base.check
-    try:
-        redis_rec, redis_port, redis_replayed = record_redis(work)
-        redis_page = os.path.join(args.artifacts, 'redis-report.html')
-        chokepoint('report', redis_rec, '-o', redis_page)
-        tiers_rec, front_pid, back_pid, tiers_replayed = record_tiers(work)
-        tiers_page = os.path.join(args.artifacts, 'tiers-report.html')
-        chokepoint('report', tiers_rec, '-o', tiers_page)
-        driver = base.browser()
+    redis_rec, redis_port, redis_replayed = record_redis(work)
+    redis_page = os.path.join(args.artifacts, 'redis-report.html')
+    chokepoint('report', redis_rec, '-o', redis_page)
+    tiers_rec, front_pid, back_pid, tiers_replayed = record_tiers(work)
+    tiers_page = os.path.join(args.artifacts, 'tiers-report.html')
+    chokepoint('report', tiers_rec, '-o', tiers_page)
+    driver = base.browser()
+    drivers.append(driver)
 
-        base.load_page(driver, redis_page)
-        check('the Redis page loads with no console errors', lambda: base.no_console_errors(driver))
-        check('every chart of the Redis page draws', lambda: base.every_chart_draws(driver, 8))
+    base.load_page(driver, redis_page)
+    check('the Redis page loads with no console errors', lambda: base.no_console_errors(driver))
+    check('every chart of the Redis page draws', lambda: base.every_chart_draws(driver, 8))
 
-        def services_panel():
-            endpoint = '127.0.0.1:%d' % redis_port
-            services = base.page_data(driver)['recordings'][0]['services']
-            assert [s['kind'] for s in services] == ['redis'], services
-            s = services[0]
-            assert s['endpoint'] == endpoint and s['failed'] == 0, s
-            # 4 s at one poll a second, and the first and last reads around the ticks.
-            assert s['polls'] >= 4, s
-            titles = [c['title'] for c in s['charts']]
-            for want in ('commands', 'keyspace hit ratio', 'time per command', 'clients',
-                         'memory', 'keys evicted and expired'):
-                assert want in titles, titles
-            # The panel is on the page, names the service and its source, and its charts draw.
-            boxes = driver.execute_script('return window.chokepointReport.services')
-            assert len(boxes) == 1, boxes
-            text = boxes[0].text
-            assert 'redis ' + endpoint in text, text
-            assert 'source: redis probe ' + endpoint + ': hiredis over TCP' in text, text
-            assert 'INFO total_commands_processed' in text, text
-            canvases = driver.execute_script(
-                'return Array.from(arguments[0].querySelectorAll("canvas")).length', boxes[0])
-            assert canvases >= len(titles), (canvases, titles)
-            colours = driver.execute_script(
-                base.CANVAS_COLOURS.replace('document.querySelectorAll',
-                                            'arguments[0].querySelectorAll'), boxes[0])
-            assert all(c['colours'] >= 2 for c in colours), colours
-            assert 'Services over time' in driver.find_element('tag name', 'body').text
-            # The commands/s of the columns agree with the whole recording's rate (replay folds
-            # the same polls): the median column within a factor of two of it.
-            chart = next(c for c in s['charts'] if c['title'] == 'commands')
-            rates = [v for v in chart['series'][0]['values'] if v is not None]
-            assert len(rates) >= 3, chart
-            summary = redis_replayed['services'][0]['summary']  # "14.5k commands/s, ..."
-            m = re.search(r'([\d.,]+)(k?) commands/s', summary)
-            assert m, summary
-            want = float(m.group(1).replace(',', '')) * (1000 if m.group(2) else 1)
-            median = statistics.median(rates)
-            assert want / 2 <= median <= want * 2, (median, want, rates)
-            # Sets under 8 MiB of maxmemory evict; gets over 100,000 keys hit some and miss some.
-            hits = next(c for c in s['charts'] if c['title'] == 'keyspace hit ratio')
-            ratios = [v for v in hits['series'][0]['values'] if v is not None]
-            assert ratios and all(0 < v < 100 for v in ratios), ratios
-        check('the Redis page has a services panel that names the service and draws',
-              services_panel)
-        driver.set_window_size(1400, 2200)
+    def services_panel():
+        endpoint = '127.0.0.1:%d' % redis_port
+        services = base.page_data(driver)['recordings'][0]['services']
+        assert [s['kind'] for s in services] == ['redis'], services
+        s = services[0]
+        assert s['endpoint'] == endpoint and s['failed'] == 0, s
+        # 4 s at one poll a second, and the first and last reads around the ticks.
+        assert s['polls'] >= 4, s
+        titles = [c['title'] for c in s['charts']]
+        for want in ('commands', 'keyspace hit ratio', 'time per command', 'clients',
+                     'memory', 'keys evicted and expired'):
+            assert want in titles, titles
+        # The panel is on the page, names the service and its source, and its charts draw.
         boxes = driver.execute_script('return window.chokepointReport.services')
-        if boxes:
-            driver.execute_script('arguments[0].scrollIntoView({block: "start"})', boxes[0])
-            time.sleep(0.1)
-            driver.save_screenshot(os.path.join(args.artifacts, 'redis-services.png'))
+        assert len(boxes) == 1, boxes
+        text = boxes[0].text
+        assert 'redis ' + endpoint in text, text
+        assert 'source: redis probe ' + endpoint + ': hiredis over TCP' in text, text
+        assert 'INFO total_commands_processed' in text, text
+        canvases = driver.execute_script(
+            'return Array.from(arguments[0].querySelectorAll("canvas")).length', boxes[0])
+        assert canvases >= len(titles), (canvases, titles)
+        colours = driver.execute_script(
+            base.CANVAS_COLOURS.replace('document.querySelectorAll',
+                                        'arguments[0].querySelectorAll'), boxes[0])
+        assert all(c['colours'] >= 2 for c in colours), colours
+        assert 'Services over time' in driver.find_element('tag name', 'body').text
+        # The commands/s of the columns agree with the whole recording's rate (replay folds
+        # the same polls): the median column within a factor of two of it.
+        chart = next(c for c in s['charts'] if c['title'] == 'commands')
+        rates = [v for v in chart['series'][0]['values'] if v is not None]
+        assert len(rates) >= 3, chart
+        summary = redis_replayed['services'][0]['summary']  # "14.5k commands/s, ..."
+        m = re.search(r'([\d.,]+)(k?) commands/s', summary)
+        assert m, summary
+        want = float(m.group(1).replace(',', '')) * (1000 if m.group(2) else 1)
+        median = statistics.median(rates)
+        assert want / 2 <= median <= want * 2, (median, want, rates)
+        # Sets under 8 MiB of maxmemory evict; gets over 100,000 keys hit some and miss some.
+        hits = next(c for c in s['charts'] if c['title'] == 'keyspace hit ratio')
+        ratios = [v for v in hits['series'][0]['values'] if v is not None]
+        assert ratios and all(0 < v < 100 for v in ratios), ratios
+    check('the Redis page has a services panel that names the service and draws',
+          services_panel)
+    driver.set_window_size(1400, 2200)
+    boxes = driver.execute_script('return window.chokepointReport.services')
+    if boxes:
+        driver.execute_script('arguments[0].scrollIntoView({block: "start"})', boxes[0])
+        time.sleep(0.1)
+        driver.save_screenshot(os.path.join(args.artifacts, 'redis-services.png'))
 
-        # The canvases read twice above (every chart, then the panel's) leave Chromium's hint to
-        # read them faster in the log: the test's doing, not the page's.
-        driver.get_log('browser')
-        driver.set_window_size(1400, 1000)
-        base.load_page(driver, tiers_page)
-        check('the tier page loads with no console errors', lambda: base.no_console_errors(driver))
-        check('every chart of the tier page draws', lambda: base.every_chart_draws(driver, 5))
+    # The canvases read twice above (every chart, then the panel's) leave Chromium's hint to
+    # read them faster in the log: the test's doing, not the page's.
+    driver.get_log('browser')
+    driver.set_window_size(1400, 1000)
+    base.load_page(driver, tiers_page)
+    check('the tier page loads with no console errors', lambda: base.no_console_errors(driver))
+    check('every chart of the tier page draws', lambda: base.every_chart_draws(driver, 5))
 
-        def tiers_panel():
-            tiers = base.page_data(driver)['recordings'][0]['tiers']
-            assert [t['root_pid'] for t in tiers['tiers']] == [front_pid, back_pid], tiers
-            # The page's tiers are replay's: verdicts, kinds and the limiting tier.
-            for page_tier, replay_tier in zip(tiers['tiers'], tiers_replayed['tiers']):
-                for key in ('root_pid', 'pids', 'calls', 'verdict'):
-                    assert page_tier[key] == replay_tier[key], (key, page_tier, replay_tier)
-            assert tiers['limiting_tier'] == tiers_replayed['limiting_tier'], tiers
-            lim = tiers['limiting_tier']['tier']
-            assert lim is not None, tiers['limiting_tier']
-            # The front waits on its upstream, the back it calls.
-            assert tiers['tiers'][0]['verdict'] == 'network', tiers['tiers'][0]['diagnosis']
-            assert tiers['tiers'][0]['calls'][0]['tier'] == 2, tiers['tiers'][0]
-            boxes = driver.execute_script('return window.chokepointReport.tiers')
-            assert len(boxes) == 1, boxes
-            text = boxes[0].text
-            limiting = tiers['tiers'][lim - 1]
-            assert 'LIMITING TIER: %d (pid %d %s)' % (lim, limiting['root_pid'],
-                                                       limiting['name']) in text, text
-            assert tiers['limiting_tier']['reason'] in text, text
-            for t in tiers['tiers']:
-                b = t['diagnosis']['bottlenecks']
-                words = t['verdict'] + (' (%s) - %s' % (b[0]['kind'], b[0]['share_text'])
-                                        if b else '')
-                assert words in text, (words, text)
-            assert 'tier 2 at 127.0.0.1:' in text, text
-            base.no_console_errors(driver)
-        check('the tier page shows the limiting tier and each tier\'s verdict', tiers_panel)
-        driver.save_screenshot(os.path.join(args.artifacts, 'tiers-report.png'))
-    except Exception:  # noqa: BLE001 - a failure to record or start the browser fails the test
-        base.results.append(('setup', traceback.format_exc()))
-        print('FAIL setup\n' + traceback.format_exc(), flush=True)
-    finally:
-        if driver is not None:
-            driver.quit()
-        for p in base.started:
-            base.stop(p)
-        shutil.rmtree(work, ignore_errors=True)
-    failed = sum(1 for _, e in base.results if e)
-    print('%d passed, %d failed' % (len(base.results) - failed, failed))
-    return 1 if failed or not base.results else 0
+    def tiers_panel():
+        tiers = base.page_data(driver)['recordings'][0]['tiers']
+        assert [t['root_pid'] for t in tiers['tiers']] == [front_pid, back_pid], tiers
+        # The page's tiers are replay's: verdicts, kinds and the limiting tier.
+        for page_tier, replay_tier in zip(tiers['tiers'], tiers_replayed['tiers']):
+            for key in ('root_pid', 'pids', 'calls', 'verdict'):
+                assert page_tier[key] == replay_tier[key], (key, page_tier, replay_tier)
+        assert tiers['limiting_tier'] == tiers_replayed['limiting_tier'], tiers
+        lim = tiers['limiting_tier']['tier']
+        assert lim is not None, tiers['limiting_tier']
+        # The front waits on its upstream, the back it calls.
+        assert tiers['tiers'][0]['verdict'] == 'network', tiers['tiers'][0]['diagnosis']
+        assert tiers['tiers'][0]['calls'][0]['tier'] == 2, tiers['tiers'][0]
+        boxes = driver.execute_script('return window.chokepointReport.tiers')
+        assert len(boxes) == 1, boxes
+        text = boxes[0].text
+        limiting = tiers['tiers'][lim - 1]
+        assert 'LIMITING TIER: %d (pid %d %s)' % (lim, limiting['root_pid'],
+                                                   limiting['name']) in text, text
+        assert tiers['limiting_tier']['reason'] in text, text
+        for t in tiers['tiers']:
+            b = t['diagnosis']['bottlenecks']
+            words = t['verdict'] + (' (%s) - %s' % (b[0]['kind'], b[0]['share_text'])
+                                    if b else '')
+            assert words in text, (words, text)
+        assert 'tier 2 at 127.0.0.1:' in text, text
+        base.no_console_errors(driver)
+    check('the tier page shows the limiting tier and each tier\'s verdict', tiers_panel)
+    driver.save_screenshot(os.path.join(args.artifacts, 'tiers-report.png'))
+
+
+def main():
+    return base.run_suite('chokepoint-report-services-', body)
 
 
 if __name__ == '__main__':
