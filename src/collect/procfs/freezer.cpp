@@ -1,5 +1,8 @@
 #include "collect/procfs/freezer.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -54,9 +57,16 @@ FreezerReader::FreezerReader(const ProcFs& proc) : proc_(proc) {
       v1_root_ = root;
     }
   }
+  const auto absent = [](const std::string& path) {
+    return ::access(path.c_str(), F_OK) != 0 && errno == ENOENT;
+  };
+  v2_root_unfreezable_ =
+      !v2_mount_.empty() && absent(join(v2_mount_, v2_root_, "/") + "/cgroup.events");
+  v1_root_unfreezable_ =
+      !v1_mount_.empty() && absent(join(v1_mount_, v1_root_, "/") + "/freezer.state");
 }
 
-bool FreezerReader::read_state(const std::string& cgroup_text) {
+bool FreezerReader::read_state(const std::string& cgroup_text, bool& read_any) {
   std::stringstream lines(cgroup_text);
   std::string line;
   while (std::getline(lines, line)) {
@@ -66,7 +76,10 @@ bool FreezerReader::read_state(const std::string& cgroup_text) {
     if (c1 == std::string::npos || c2 == std::string::npos) continue;
     const std::string controllers = line.substr(c1 + 1, c2 - c1 - 1);
     const std::string path = line.substr(c2 + 1);
+    const bool root = path == "/";
     if (controllers.empty() && line.compare(0, c1, "0") == 0 && !v2_mount_.empty()) {
+      if (root && v2_root_unfreezable_) continue;
+      read_any = true;
       std::ifstream events(join(v2_mount_, v2_root_, path) + "/cgroup.events");
       std::string key;
       int value = 0;
@@ -74,6 +87,8 @@ bool FreezerReader::read_state(const std::string& cgroup_text) {
         if (key == "frozen" && value == 1) return true;
       }
     } else if (has_option(controllers, "freezer") && !v1_mount_.empty()) {
+      if (root && v1_root_unfreezable_) continue;
+      read_any = true;
       const std::string state = first_line(join(v1_mount_, v1_root_, path) + "/freezer.state");
       if (state == "FROZEN" || state == "FREEZING") return true;
     }
@@ -91,10 +106,12 @@ bool FreezerReader::frozen(int pid, std::int64_t now_ns) {
 bool FreezerReader::frozen_in(const std::string& cgroup_text, std::int64_t now_ns) {
   if (!available()) return false;
   auto it = cache_.find(cgroup_text);
-  if (it != cache_.end() && now_ns - it->second.at_ns < kCacheNs) return it->second.frozen;
+  if (it != cache_.end() && (it->second.lasting || now_ns - it->second.at_ns < kCacheNs))
+    return it->second.frozen;
   if (cache_.size() > 4096) cache_.clear();  // a bound for hosts with many cgroups
-  const bool f = read_state(cgroup_text);
-  cache_[cgroup_text] = {f, now_ns};
+  bool read_any = false;
+  const bool f = read_state(cgroup_text, read_any);
+  cache_[cgroup_text] = {f, now_ns, !read_any};
   return f;
 }
 

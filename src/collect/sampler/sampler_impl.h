@@ -159,6 +159,7 @@ void fill_stat(model::ThreadSample& s, const procfs::TaskStat& st);
 struct Sampler::Impl {
   SamplerOptions opt;
   procfs::ProcFs proc;
+  TargetResolver resolver{opt.target, proc};  // the listing's look at which processes
   std::array<char, procfs::kTaskFileBufferBytes> buf{};
   std::map<std::pair<int, int>, ThreadState> threads;
   std::map<int, ProcessState> processes;

@@ -138,7 +138,7 @@ bool Sampler::Impl::same_tasks(const std::vector<int>& pids) const {
 }
 
 util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns, bool allow_quick) {
-  auto pids = resolve_pids(opt.target, proc);
+  auto pids = resolver.pids();
   if (!pids) return pids.error();
   if (allow_quick && same_tasks(*pids)) {
     read_processes(*pids, now_ns);

@@ -1,7 +1,9 @@
 #include "collect/sampler/target.h"
 
 #include <linux/magic.h>
+#include <poll.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -217,13 +219,42 @@ util::Result<std::vector<int>> resolve_pids(const TargetSpec& spec, const procfs
       auto pids = proc.list_pids();
       if (!pids) return pids.error();
       std::vector<int> out;
+      const int self = getpid();
       for (int p : *pids) {
-        if (p != getpid()) out.push_back(p);
+        if (p != self) out.push_back(p);
       }
       return out;
     }
   }
   return std::vector<int>{};
+}
+
+TargetResolver::TargetResolver(TargetSpec spec, const procfs::ProcFs& proc)
+    : spec_(std::move(spec)), proc_(proc) {
+  // pidfd_open names a pid of our own pid namespace: the host's /proc only.
+  single_ = spec_.kind == TargetSpec::Kind::kPid && !spec_.children && spec_.more_pids.empty() &&
+            spec_.pid > 0 && proc_.root() == "/proc";
+}
+
+util::Result<std::vector<int>> TargetResolver::pids() {
+  if (!single_) return resolve_pids(spec_, proc_);
+  if (pidfd_.valid()) {
+    // pidfd_poll (kernel/fork.c): readable once the thread group has exited (a zombie too);
+    // hung up once it was reaped.
+    pollfd p{pidfd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) == 0) return std::vector<int>{spec_.pid};
+    pidfd_.reset();
+  }
+  // Opened before the look: the pidfd then holds the process the look finds alive, or one that
+  // exited before the look, which the next look sees exited and looks again.
+#ifdef SYS_pidfd_open
+  util::ScopedFd fd(static_cast<int>(::syscall(SYS_pidfd_open, spec_.pid, 0)));
+#else
+  util::ScopedFd fd;
+#endif
+  auto pids = resolve_pids(spec_, proc_);
+  if (pids && !pids->empty()) pidfd_ = std::move(fd);
+  return pids;
 }
 
 }  // namespace chokepoint::collect::sampler

@@ -59,6 +59,30 @@ TEST_F(FreezerTest, AnswersAreCachedPerCgroupForHalfASecond) {
   EXPECT_TRUE(f.frozen(300, FreezerReader::kCacheNs));
 }
 
+// The real root of a hierarchy cannot freeze and has no state file (CFTYPE_NOT_ON_ROOT): a process
+// there is never frozen, and its answer is kept without a read (most of a host's processes, and
+// the agent looked at each twice a second). A cgroup namespace's root has the file: it is read.
+TEST(Freezer, TheRootCgroupIsNeverFrozenAndNotReadAgain) {
+  test_support::TempDir dir("chokepoint-freezer-test");
+  const std::string root = dir.path;
+  write(root + "/proc/self/mountinfo", "30 1 0:26 / " + root + "/cg2 rw - cgroup2 cgroup2 rw\n" +
+                                           "31 1 0:27 / " + root +
+                                           "/freezer rw - cgroup cgroup rw,freezer\n");
+  write(root + "/proc/100/cgroup", "6:freezer:/\n0::/\n");
+  std::filesystem::create_directories(root + "/freezer");
+  std::filesystem::create_directories(root + "/cg2");
+  ProcFs proc(root + "/proc");
+  FreezerReader f(proc);
+  EXPECT_FALSE(f.frozen(100, 0));
+  // Files the kernel never makes there: a read would now say frozen.
+  write(root + "/freezer/freezer.state", "FROZEN\n");
+  write(root + "/cg2/cgroup.events", "populated 1\nfrozen 1\n");
+  EXPECT_FALSE(f.frozen(100, 10 * FreezerReader::kCacheNs));
+  // With the files there from the start (a cgroup namespace's root), they are read.
+  FreezerReader in_namespace(proc);
+  EXPECT_TRUE(in_namespace.frozen(100, 0));
+}
+
 TEST(Freezer, NoCgroupMountsMeansNeverFrozen) {
   test_support::TempDir dir("chokepoint-freezer-test");
   write(dir.path + "/proc/self/mountinfo", "22 1 0:5 / /proc rw - proc proc rw\n");
