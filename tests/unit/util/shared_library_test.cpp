@@ -20,8 +20,8 @@ TEST(SharedLibrary, BindsAFunctionThatWorks) {
 }
 
 TEST(SharedLibrary, AMissingLibraryNamesItWhoNeedsItAndTheHint) {
-  auto lib = SharedLibrary::open("libchokepoint-absent.so.9", "the Example probe",
-                                 "install libexample9");
+  auto lib =
+      SharedLibrary::open("libchokepoint-absent.so.9", "the Example probe", "install libexample9");
   ASSERT_FALSE(lib);
   EXPECT_NE(lib.error().message.find("the Example probe needs libchokepoint-absent.so.9"),
             std::string::npos)
