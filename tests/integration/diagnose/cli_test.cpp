@@ -229,19 +229,21 @@ TEST(DiagnoseCli, NameWithoutMatches) {
 }
 
 // A target that exits mid-window: the report covers what was seen, and the exit code says so.
+// It lives 3 s, so that it is still there when a slow start (the ASan build: 0.7-2 s here before
+// main(), its 3 million relocations) first lists it.
 TEST(DiagnoseCli, TargetExitsMidRun) {
-  auto sleeper = Background::start("sleep", {"1"});
+  auto sleeper = Background::start("sleep", {"3"});
   ASSERT_TRUE(sleeper);
   auto start = std::chrono::steady_clock::now();
   auto r = run_chokepoint(
-      {"diagnose", "--pid", std::to_string(sleeper->pid()), "--duration", "4s", "--json"});
+      {"diagnose", "--pid", std::to_string(sleeper->pid()), "--duration", "10s", "--json"});
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.exit_code, 1) << r.stderr_text;
   EXPECT_NE(r.stderr_text.find("exited"), std::string::npos) << r.stderr_text;
   auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
   EXPECT_TRUE(j["target_exited"].get<bool>());
-  EXPECT_LT(took, 3.5) << "diagnose kept waiting for a target that was gone";
+  EXPECT_LT(took, 7.0) << "diagnose kept waiting for a target that was gone";
 }
 
 // A target stuck in uninterruptible sleep (D): a vfork() parent waits in D until its child exits.
@@ -371,8 +373,10 @@ TEST(DiagnoseCli, LoadDrivesTheTargetWhileItIsWatched) {
   EXPECT_EQ(load["mode"], "open");
   EXPECT_EQ(load["connections"], 4);
   // 300 req/s over the 1 s window (the warmup is not counted): about 300 requests, all answered.
+  // The window closes the load (its backstop is the window plus 30 s: 9,300 requests); under ASan
+  // the window's end ran 0.5 s late here (450-490 requests), so the bound is 3 s of load.
   EXPECT_GT(load["requests"].get<double>(), 200) << load.dump();
-  EXPECT_LT(load["requests"].get<double>(), 400) << load.dump();
+  EXPECT_LT(load["requests"].get<double>(), 900) << load.dump();
   EXPECT_EQ(load["ok"], load["requests"]) << load.dump();
   EXPECT_GT(load["warmup_requests"].get<double>(), 20) << load.dump();
   // The lab served them: its threads spent some time on a CPU.

@@ -64,13 +64,19 @@ TEST(DiagnoseDelayAccounting, OverlappingRunsRestoreOnlyWhenTheLastEnds) {
   const int before = read_delayacct();
   if (before < 0) GTEST_SKIP() << "this kernel has no kernel.task_delayacct";
   if (before != 0) GTEST_SKIP() << "kernel.task_delayacct is already 1: nothing is switched";
+  // The first run's window is long enough for the second to start beside it even when starting
+  // is slow (the ASan build took 0.7-2 s before main() here); the test waits for the first to
+  // switch the setting on rather than for a fixed time.
   auto first = Background::start(chokepoint_bin(),
-                                 {"diagnose", "--duration", "1s", "--json", "--", "sleep", "10"});
+                                 {"diagnose", "--duration", "4s", "--json", "--", "sleep", "15"});
   ASSERT_TRUE(first) << first.error().message;
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (read_delayacct() != 1 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   EXPECT_EQ(read_delayacct(), 1);
   auto second = Background::start(chokepoint_bin(),
-                                  {"diagnose", "--duration", "3s", "--json", "--", "sleep", "10"});
+                                  {"diagnose", "--duration", "7s", "--json", "--", "sleep", "15"});
   ASSERT_TRUE(second) << second.error().message;
   auto first_done = first->wait(20'000);
   ASSERT_TRUE(first_done) << first_done.error().message;
