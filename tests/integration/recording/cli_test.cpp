@@ -235,7 +235,14 @@ TEST(RecordingCli, RecordEndsOnCtrlCAndKeepsWhatItSaw) {
   auto rec = Background::start(chokepoint_bin(), {"record", "--pid", std::to_string(lab->pid()),
                                                   "-o", file, "--interval", "100ms"});
   ASSERT_TRUE(rec);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  // From when the recording file exists, not from the exec: the ASan build spent 0.7-2 s before
+  // main() on a CI VM, and a fixed 1.2 s then left 0.2 s recorded.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (!std::filesystem::exists(file) && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(std::filesystem::exists(file));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ASSERT_EQ(::kill(rec->pid(), SIGINT), 0);
   auto code = rec->wait(5000);
   ASSERT_TRUE(code) << code.error().message;

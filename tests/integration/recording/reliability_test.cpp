@@ -210,7 +210,17 @@ TEST(RecordingReliability, FullDiskPausesAndResumes) {
           "--interval", "10ms", static_cast<char*>(nullptr));
     _exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto log = [&] {
+    std::ifstream in(err_path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  // Recording first (its "recording ..." line), then the disk fills: a fixed 500 ms was less than
+  // the ASan build's start on a CI VM, and the file could not even be created.
+  for (int i = 0; i < 300 && log().find("chokepoint: recording ") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(log().find("chokepoint: recording "), std::string::npos) << log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   // Fill what is left.
   const std::string filler = (dir / "filler").string();
   {
@@ -219,10 +229,6 @@ TEST(RecordingReliability, FullDiskPausesAndResumes) {
     while (out.write(block.data(), static_cast<std::streamsize>(block.size()))) {
     }
   }
-  auto log = [&] {
-    std::ifstream in(err_path);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
   for (int i = 0; i < 100 && log().find("paused") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
