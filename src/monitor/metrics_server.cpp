@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <vector>
 
 #include "util/escape.h"
 #include "util/scoped_fd.h"
@@ -42,23 +43,18 @@ struct MhdApi {
 
 // Opened once per process; the same error every time when it cannot be.
 const util::Result<MhdApi>& load_mhd() {
-  static const util::Result<MhdApi> kApi = []() -> util::Result<MhdApi> {
-    auto lib =
-        util::SharedLibrary::open(CHOKEPOINT_LIBMICROHTTPD_SONAME, "the agent's /metrics server",
-                                  "install libmicrohttpd12 (apt install libmicrohttpd12)");
-    if (!lib) return lib.error();
-    MhdApi a{};
-    for (const util::Result<void>& bound :
-         {lib->bind(a.start_daemon, "MHD_start_daemon"),
-          lib->bind(a.stop_daemon, "MHD_stop_daemon"),
-          lib->bind(a.create_response_from_buffer, "MHD_create_response_from_buffer"),
-          lib->bind(a.add_response_header, "MHD_add_response_header"),
-          lib->bind(a.queue_response, "MHD_queue_response"),
-          lib->bind(a.destroy_response, "MHD_destroy_response")}) {
-      if (!bound) return bound.error();
-    }
-    return a;
-  }();
+  static const util::Result<MhdApi> kApi = util::SharedLibrary::load<MhdApi>(
+      CHOKEPOINT_LIBMICROHTTPD_SONAME, "the agent's /metrics server",
+      "install libmicrohttpd12 (apt install libmicrohttpd12)",
+      [](const util::SharedLibrary& lib, MhdApi& a) {
+        return std::vector<util::Result<void>>{
+            lib.bind(a.start_daemon, "MHD_start_daemon"),
+            lib.bind(a.stop_daemon, "MHD_stop_daemon"),
+            lib.bind(a.create_response_from_buffer, "MHD_create_response_from_buffer"),
+            lib.bind(a.add_response_header, "MHD_add_response_header"),
+            lib.bind(a.queue_response, "MHD_queue_response"),
+            lib.bind(a.destroy_response, "MHD_destroy_response")};
+      });
   return kApi;
 }
 

@@ -15,6 +15,7 @@
 // Thread-safety: open() and symbol() are safe from any thread (dlopen/dlsym are).
 
 #include <string>
+#include <vector>
 
 #include "util/result.h"
 
@@ -34,6 +35,22 @@ class SharedLibrary {
     if (!s) return s.error();
     fn = reinterpret_cast<F*>(*s);  // NOLINT: dlsym's result is the function's address
     return {};
+  }
+
+  // Opens soname and fills a table of its functions: bind_all(lib, api) binds each one
+  // (lib.bind(api.fn, "name")) and returns their results in a std::vector<Result<void>>; the
+  // first failure is the error. Meant for a function-local static, so that a library is opened
+  // once per process and a missing one gives the same error every time.
+  template <class Api, class BindAll>
+  static Result<Api> load(const std::string& soname, const std::string& needed_by,
+                          const std::string& hint, BindAll bind_all) {
+    Result<SharedLibrary> lib = open(soname, needed_by, hint);
+    if (!lib) return lib.error();
+    Api api{};
+    for (const Result<void>& bound : bind_all(*lib, api)) {
+      if (!bound) return bound.error();
+    }
+    return api;
   }
 
   const std::string& soname() const { return soname_; }

@@ -4,6 +4,7 @@
 #include <libmemcached/memcached.h>
 
 #include <map>
+#include <vector>
 
 #include "collect/probes/redis_probe.h"
 #include "collect/probes/stats_text.h"
@@ -42,25 +43,21 @@ struct MemcachedApi {
 
 // Opened once per process; the same error every time when it cannot be.
 const util::Result<MemcachedApi>& load_memcached() {
-  static const util::Result<MemcachedApi> kApi = []() -> util::Result<MemcachedApi> {
-    auto lib = util::SharedLibrary::open(
-        CHOKEPOINT_LIBMEMCACHED_SONAME, "the Memcached probe",
-        "install libmemcached11 (apt install libmemcached11), or leave out --memcached; the "
-        "kernel-level verdict does not depend on it");
-    if (!lib) return lib.error();
-    MemcachedApi a{};
-    for (const util::Result<void>& bound :
-         {lib->bind(a.create, "memcached_create"), lib->bind(a.free, "memcached_free"),
-          lib->bind(a.behavior_set, "memcached_behavior_set"),
-          lib->bind(a.server_add, "memcached_server_add"),
-          lib->bind(a.server_add_unix_socket, "memcached_server_add_unix_socket"),
-          lib->bind(a.stat_execute, "memcached_stat_execute"),
-          lib->bind(a.last_error_message, "memcached_last_error_message"),
-          lib->bind(a.strerror, "memcached_strerror")}) {
-      if (!bound) return bound.error();
-    }
-    return a;
-  }();
+  static const util::Result<MemcachedApi> kApi = util::SharedLibrary::load<MemcachedApi>(
+      CHOKEPOINT_LIBMEMCACHED_SONAME, "the Memcached probe",
+      "install libmemcached11 (apt install libmemcached11), or leave out --memcached; the "
+      "kernel-level verdict does not depend on it",
+      [](const util::SharedLibrary& lib, MemcachedApi& a) {
+        return std::vector<util::Result<void>>{
+            lib.bind(a.create, "memcached_create"),
+            lib.bind(a.free, "memcached_free"),
+            lib.bind(a.behavior_set, "memcached_behavior_set"),
+            lib.bind(a.server_add, "memcached_server_add"),
+            lib.bind(a.server_add_unix_socket, "memcached_server_add_unix_socket"),
+            lib.bind(a.stat_execute, "memcached_stat_execute"),
+            lib.bind(a.last_error_message, "memcached_last_error_message"),
+            lib.bind(a.strerror, "memcached_strerror")};
+      });
   return kApi;
 }
 

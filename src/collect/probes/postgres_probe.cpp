@@ -43,25 +43,29 @@ struct PqApi {
 
 // Opened once per process; the same error every time when it cannot be.
 const util::Result<PqApi>& load_pq() {
-  static const util::Result<PqApi> kApi = []() -> util::Result<PqApi> {
-    auto lib = util::SharedLibrary::open(CHOKEPOINT_LIBPQ_SONAME, "the PostgreSQL probe",
-                                         "install libpq5 (apt install libpq5), or leave out --pg; "
-                                         "the kernel-level verdict does not depend on it");
-    if (!lib) return lib.error();
-    PqApi a{};
-    for (const util::Result<void>& bound :
-         {lib->bind(a.connectdb, "PQconnectdb"), lib->bind(a.finish, "PQfinish"),
-          lib->bind(a.status, "PQstatus"), lib->bind(a.error_message, "PQerrorMessage"),
-          lib->bind(a.exec, "PQexec"), lib->bind(a.result_status, "PQresultStatus"),
-          lib->bind(a.result_error_message, "PQresultErrorMessage"), lib->bind(a.clear, "PQclear"),
-          lib->bind(a.ntuples, "PQntuples"), lib->bind(a.getvalue, "PQgetvalue"),
-          lib->bind(a.host, "PQhost"), lib->bind(a.port, "PQport"), lib->bind(a.db, "PQdb"),
-          lib->bind(a.conninfo_parse, "PQconninfoParse"),
-          lib->bind(a.conninfo_free, "PQconninfoFree"), lib->bind(a.freemem, "PQfreemem")}) {
-      if (!bound) return bound.error();
-    }
-    return a;
-  }();
+  static const util::Result<PqApi> kApi = util::SharedLibrary::load<PqApi>(
+      CHOKEPOINT_LIBPQ_SONAME, "the PostgreSQL probe",
+      "install libpq5 (apt install libpq5), or leave out --pg; "
+      "the kernel-level verdict does not depend on it",
+      [](const util::SharedLibrary& lib, PqApi& a) {
+        return std::vector<util::Result<void>>{
+            lib.bind(a.connectdb, "PQconnectdb"),
+            lib.bind(a.finish, "PQfinish"),
+            lib.bind(a.status, "PQstatus"),
+            lib.bind(a.error_message, "PQerrorMessage"),
+            lib.bind(a.exec, "PQexec"),
+            lib.bind(a.result_status, "PQresultStatus"),
+            lib.bind(a.result_error_message, "PQresultErrorMessage"),
+            lib.bind(a.clear, "PQclear"),
+            lib.bind(a.ntuples, "PQntuples"),
+            lib.bind(a.getvalue, "PQgetvalue"),
+            lib.bind(a.host, "PQhost"),
+            lib.bind(a.port, "PQport"),
+            lib.bind(a.db, "PQdb"),
+            lib.bind(a.conninfo_parse, "PQconninfoParse"),
+            lib.bind(a.conninfo_free, "PQconninfoFree"),
+            lib.bind(a.freemem, "PQfreemem")};
+      });
   return kApi;
 }
 

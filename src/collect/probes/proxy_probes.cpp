@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "collect/probes/stats_text.h"
 #include "util/clock.h"
@@ -37,23 +38,20 @@ struct CurlApi {
 // Opened, and curl_global_init called, once per process; the same error every time when it
 // cannot be.
 const util::Result<CurlApi>& load_curl() {
-  static const util::Result<CurlApi> kApi = []() -> util::Result<CurlApi> {
-    auto lib = util::SharedLibrary::open(CHOKEPOINT_LIBCURL_SONAME,
-                                         "reading an HTTP status page (nginx, HAProxy, Prometheus)",
-                                         "install libcurl4 (apt install libcurl4)");
-    if (!lib) return lib.error();
-    CurlApi a{};
-    for (const util::Result<void>& bound :
-         {lib->bind(a.global_init, "curl_global_init"), lib->bind(a.easy_init, "curl_easy_init"),
-          lib->bind(a.easy_cleanup, "curl_easy_cleanup"),
-          lib->bind(a.easy_setopt, "curl_easy_setopt"),
-          lib->bind(a.easy_perform, "curl_easy_perform"),
-          lib->bind(a.easy_getinfo, "curl_easy_getinfo"),
-          lib->bind(a.easy_strerror, "curl_easy_strerror")}) {
-      if (!bound) return bound.error();
-    }
-    a.global_init(CURL_GLOBAL_DEFAULT);
-    return a;
+  static const util::Result<CurlApi> kApi = [] {
+    util::Result<CurlApi> api = util::SharedLibrary::load<CurlApi>(
+        CHOKEPOINT_LIBCURL_SONAME, "reading an HTTP status page (nginx, HAProxy, Prometheus)",
+        "install libcurl4 (apt install libcurl4)", [](const util::SharedLibrary& lib, CurlApi& a) {
+          return std::vector<util::Result<void>>{lib.bind(a.global_init, "curl_global_init"),
+                                                 lib.bind(a.easy_init, "curl_easy_init"),
+                                                 lib.bind(a.easy_cleanup, "curl_easy_cleanup"),
+                                                 lib.bind(a.easy_setopt, "curl_easy_setopt"),
+                                                 lib.bind(a.easy_perform, "curl_easy_perform"),
+                                                 lib.bind(a.easy_getinfo, "curl_easy_getinfo"),
+                                                 lib.bind(a.easy_strerror, "curl_easy_strerror")};
+        });
+    if (api) api->global_init(CURL_GLOBAL_DEFAULT);
+    return api;
   }();
   return kApi;
 }

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace chokepoint::util {
 namespace {
@@ -43,6 +44,37 @@ TEST(SharedLibrary, AMissingFunctionNamesItAndKeepsTheHint) {
       << bound.error().message;
   EXPECT_EQ(bound.error().hint, "install a newer libc");
   EXPECT_EQ(absent, nullptr);
+}
+
+}  // namespace
+}  // namespace chokepoint::util
+
+namespace chokepoint::util {
+namespace {
+
+struct StrApi {
+  std::size_t (*length)(const char*) = nullptr;
+  void (*absent)() = nullptr;
+};
+
+TEST(SharedLibrary, LoadFillsTheTableOrGivesTheFirstFailure) {
+  auto ok =
+      SharedLibrary::load<StrApi>("libc.so.6", "this test", "", [](const auto& lib, StrApi& a) {
+        return std::vector<Result<void>>{lib.bind(a.length, "strlen")};
+      });
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->length("abc"), 3u);
+  auto missing = SharedLibrary::load<StrApi>(
+      "libc.so.6", "this test", "a hint", [](const auto& lib, StrApi& a) {
+        return std::vector<Result<void>>{lib.bind(a.length, "strlen"),
+                                         lib.bind(a.absent, "chokepoint_no_such_function")};
+      });
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("chokepoint_no_such_function"), std::string::npos);
+  EXPECT_EQ(missing.error().hint, "a hint");
+  EXPECT_FALSE(SharedLibrary::load<StrApi>(
+      "libchokepoint-absent.so.9", "this test", "",
+      [](const auto&, StrApi&) { return std::vector<Result<void>>{}; }));
 }
 
 }  // namespace
