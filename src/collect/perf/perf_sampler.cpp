@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 #include <linux/magic.h>
 #include <linux/perf_event.h>
-#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "collect/perf/ring_arena.h"
 #include "collect/procfs/proc_fs.h"
 #include "util/plural.h"
 #include "util/scoped_fd.h"
@@ -129,7 +129,8 @@ bool is_cgroup2(const std::string& path) {
          static_cast<unsigned long>(fs.f_type) == CGROUP2_SUPER_MAGIC;
 }
 
-// One event and its ring buffer. Owns the fd and the mapping.
+// One event and its ring buffer. Owns the fd; the mapping is the arena's (ring_arena.h), which
+// unmaps the rings together.
 class Ring {
  public:
   Ring(util::ScopedFd fd, void* base, std::size_t map_bytes, std::size_t page_bytes, int pid,
@@ -142,9 +143,8 @@ class Ring {
         tid_(tid) {}
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
-  ~Ring() {
-    if (base_ != nullptr) munmap(base_, map_bytes_);
-  }
+  ~Ring() = default;
+  void* base() const { return base_; }
   int pid() const { return pid_; }
   int tid() const { return tid_; }
 
@@ -226,6 +226,8 @@ struct PerfSampler::Impl {
   // /proc/PID/task/TID/schedstat read each, a few microseconds against an open's hundreds).
   static constexpr std::size_t kRankAbove = 64;
   std::uint64_t denied_threads = 0;
+  // Before the rings: their fds close first, then the arena unmaps them all in a few calls.
+  std::unique_ptr<RingArena> arena;
   std::map<int, std::unique_ptr<Ring>> threads;  // per-thread mode, by tid
   std::vector<std::unique_ptr<Ring>> cpus;       // cgroup mode
   std::set<int> dead_tids;                       // drained and closed, never reopened
@@ -270,9 +272,10 @@ struct PerfSampler::Impl {
   // mmap's the ring of an open event (taking ownership of fd). nullptr and errno on failure.
   std::unique_ptr<Ring> map_ring(int fd, int pid, int tid) {
     util::ScopedFd owned(fd);
-    std::size_t bytes = page_bytes * (1 + options.ring_data_pages);
-    void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED) return nullptr;
+    const std::size_t bytes = page_bytes * (1 + options.ring_data_pages);
+    if (!arena) arena = std::make_unique<RingArena>(bytes);
+    void* base = arena->map(fd);
+    if (base == nullptr) return nullptr;
     return std::make_unique<Ring>(std::move(owned), base, bytes, page_bytes, pid, tid);
   }
 
@@ -389,6 +392,7 @@ struct PerfSampler::Impl {
       }
       drain_one(*it->second);
       dead_tids.insert(it->first);
+      arena->release(it->second->base());
       it = threads.erase(it);
     }
     if (first && threads.empty()) {
