@@ -4,12 +4,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <vector>
 
+#include "collect/netlink/sock_diag.h"
 #include "util/clock.h"
 #include "util/counters.h"
 
@@ -158,8 +161,43 @@ model::SystemSample read_host_counters(const procfs::ProcFs& proc) {
   return s;
 }
 
-// The last host read of this process, and the last run-queue sample, for the samplers that read
-// within reuse_ns of them (one per /proc root).
+// The counters of one network namespace: /proc/PID/net/{snmp,netstat,sockstat} show the
+// namespace of PID, so every process in it reads the same numbers.
+struct NetReading {
+  bool has_net = false;  // snmp was read
+  std::optional<std::uint64_t> tcp_retrans_segs, listen_overflows, listen_drops, passive_opens;
+  std::optional<std::uint64_t> tcp_time_wait;
+};
+
+// net_proc: a ProcFs rooted at /proc/PID (the namespace of PID) or at /proc (ours).
+NetReading read_net_counters(const procfs::ProcFs& net_proc) {
+  NetReading r;
+  auto snmp = net_proc.read_net_snmp();
+  auto netstat = net_proc.read_net_netstat();
+  if (snmp) {
+    procfs::NetCounters net = *snmp;
+    if (netstat) procfs::merge_net_counters(net, *netstat);
+    r.has_net = true;
+    r.tcp_retrans_segs = net_counter(net, "Tcp.RetransSegs");
+    r.listen_overflows = net_counter(net, "TcpExt.ListenOverflows");
+    r.listen_drops = net_counter(net, "TcpExt.ListenDrops");
+    r.passive_opens = net_counter(net, "Tcp.PassiveOpens");
+  }
+  if (auto st = net_proc.read_sockstat()) r.tcp_time_wait = st->tcp_tw;
+  return r;
+}
+
+// A namespace's last reading, keyed by the /proc root and the namespace's inode (the number in
+// /proc/PID/ns/net's "net:[N]").
+struct SharedNetReading {
+  std::string root;
+  std::uint64_t netns = 0;
+  std::int64_t at_ns = 0;
+  NetReading reading;
+};
+
+// The last host read of this process, the last run-queue sample and the last reading of each
+// network namespace, for the samplers that read within reuse_ns of them (one per /proc root).
 struct SharedHostReads {
   std::mutex mutex;
   std::string root;                         // GUARDED_BY(mutex)
@@ -167,10 +205,42 @@ struct SharedHostReads {
   std::string runnable_root;                // GUARDED_BY(mutex)
   std::int64_t runnable_at_ns = 0;          // GUARDED_BY(mutex)
   std::optional<std::uint32_t> runnable;    // GUARDED_BY(mutex)
+  std::vector<SharedNetReading> nets;       // GUARDED_BY(mutex)
 };
 SharedHostReads& shared_host_reads() {
   static SharedHostReads s;
   return s;
+}
+
+// The counters of the namespace of net_pid (0: ours). With reuse_ns > 0, a reading of the same
+// namespace within reuse_ns of now is taken instead of reading the files again: the agent's
+// targets close together, and ten of them in the host's namespace read the same numbers (the
+// kernel formats every counter of netstat at each read). A namespace whose inode cannot be
+// found (a fixture root, a process that exited) is read, not shared.
+NetReading net_reading(const procfs::ProcFs& proc, int net_pid, std::int64_t reuse_ns) {
+  const procfs::ProcFs net_proc(net_pid > 0 ? proc.root() + "/" + std::to_string(net_pid)
+                                            : proc.root());
+  if (reuse_ns <= 0) return read_net_counters(net_proc);
+  // /proc/net is /proc/self/net: ours.
+  auto netns = netlink::netns_inode_of(net_pid > 0 ? net_pid : getpid(), proc.root());
+  if (!netns) return read_net_counters(net_proc);
+  const std::int64_t now_ns = util::monotonic_ns();
+  SharedHostReads& shared = shared_host_reads();
+  // Held over the read: a target closing at the same time waits for it and shares it.
+  std::lock_guard lock(shared.mutex);
+  auto& nets = shared.nets;
+  auto it = std::find_if(nets.begin(), nets.end(), [&](const SharedNetReading& n) {
+    return n.netns == *netns && n.root == proc.root();
+  });
+  if (it != nets.end() && std::llabs(now_ns - it->at_ns) <= reuse_ns) return it->reading;
+  NetReading r = read_net_counters(net_proc);
+  if (!r.has_net) return r;  // not kept: the process may have exited between the stat and the read
+  // Readings older than reuse_ns serve no one: the list holds the namespaces read lately.
+  std::erase_if(nets, [&](const SharedNetReading& n) {
+    return (n.netns == *netns && n.root == proc.root()) || std::llabs(now_ns - n.at_ns) > reuse_ns;
+  });
+  nets.push_back({proc.root(), *netns, now_ns, r});
+  return r;
 }
 
 }  // namespace
@@ -220,19 +290,13 @@ model::SystemSample take_system_snapshot(const procfs::ProcFs& proc, const Targe
     auto pids = resolve_pids(target, proc);
     if (pids && !pids->empty()) net_pid = pids->front();
   }
-  procfs::ProcFs net_proc(net_pid > 0 ? proc.root() + "/" + std::to_string(net_pid) : proc.root());
-  auto snmp = net_proc.read_net_snmp();
-  auto netstat = net_proc.read_net_netstat();
-  if (snmp) {
-    procfs::NetCounters net = *snmp;
-    if (netstat) procfs::merge_net_counters(net, *netstat);
-    s.has_net = true;
-    s.tcp_retrans_segs = net_counter(net, "Tcp.RetransSegs");
-    s.listen_overflows = net_counter(net, "TcpExt.ListenOverflows");
-    s.listen_drops = net_counter(net, "TcpExt.ListenDrops");
-    s.passive_opens = net_counter(net, "Tcp.PassiveOpens");
-  }
-  if (auto r = net_proc.read_sockstat()) s.tcp_time_wait = r->tcp_tw;
+  const NetReading net = net_reading(proc, net_pid, reuse_ns);
+  s.has_net = net.has_net;
+  s.tcp_retrans_segs = net.tcp_retrans_segs;
+  s.listen_overflows = net.listen_overflows;
+  s.listen_drops = net.listen_drops;
+  s.passive_opens = net.passive_opens;
+  s.tcp_time_wait = net.tcp_time_wait;
 
   CgroupReading cg;
   if (target.kind == TargetSpec::Kind::kCgroup) {

@@ -20,8 +20,10 @@ namespace chokepoint::collect::sampler {
 // reuse_ns > 0: the host-wide counters (CPU, memory, vmstat, disks, PSI, file handles) are shared
 // by the calls of this process (the agent's targets read them at the same instants, on one clock
 // grid): a call within reuse_ns of the last host read of the same /proc takes that read, and the
-// sample's at_ns is that read's time; the target's network counters and cgroup are read anew.
-// 0: a read of its own. Thread-safe.
+// sample's at_ns is that read's time. So are the network counters (snmp, netstat, sockstat), per
+// network namespace: a call within reuse_ns of the last reading of the target's namespace (found
+// by the inode of /proc/PID/ns/net) takes that reading. The cgroup is read anew.
+// 0: reads of its own. Thread-safe.
 model::SystemSample take_system_snapshot(const procfs::ProcFs& proc, const TargetSpec& target,
                                          std::int64_t reuse_ns = 0);
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "collect/procfs/proc_fs.h"
+#include "support/loopback.h"
 #include "util/clock.h"
 #include "util/scoped_fd.h"
 
@@ -24,15 +25,9 @@ namespace {
 // server-side group of the server's port.
 TEST(TcpTable, TimeWaitOfAServerThatExitedIsOneGroup) {
   constexpr int kConnections = 200;
-  util::ScopedFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ASSERT_TRUE(listener.valid());
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listener.get(), kConnections), 0);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  util::ScopedFd listener = test_support::listen_on_loopback(kConnections, &addr);
+  ASSERT_TRUE(listener.valid());
   const std::uint16_t port = ntohs(addr.sin_port);
   for (int i = 0; i < kConnections; ++i) {
     util::ScopedFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
