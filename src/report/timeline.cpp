@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "analysis/diagnosis.h"
+#include "report/verdict_changes.h"
 
 namespace chokepoint::report {
 namespace {
@@ -322,7 +323,9 @@ void TimelineBuilder::add(const model::Tick& tick) {
 
 nlohmann::json TimelineBuilder::finish(std::int64_t first_unix_ns) {
   reducer_->add_column(column_->finish(), last_ns_);
-  return reducer_->finish(column_ns_, first_unix_ns);
+  nlohmann::json j = reducer_->finish(column_ns_, first_unix_ns);
+  j["changes"] = verdict_changes(j);
+  return j;
 }
 
 VerdictWindow verdict_window(const nlohmann::json& timeline, const std::string& verdict,

@@ -36,7 +36,8 @@ std::int64_t column_length_ns(std::int64_t length_ns, std::int64_t interval_ns,
 // {"column_s", "start_unix_s", "columns": [each column's start, s from the first tick], "verdicts":
 // [{verdict, kind, share} or null per column], "split": [[8 shares of thread time] per column],
 // "processes": [{pid, name, split}], "threads": [{pid, tid, comm, process, runs: [state, detail,
-// count, ...]}], "details": [strings], "use": [{panel, source, series: [{name, unit, values}]}]}.
+// count, ...]}], "details": [strings], "use": [{panel, source, series: [{name, unit, values}]}],
+// "changes": [why the verdict changed at each change, report/verdict_changes.h]}.
 // A heat-map state is the model::Resource index, -1 where the thread was not seen; a detail is an
 // index into "details" (the wait the thread spent most of that state in), -1 for none.
 class TimelineBuilder {

@@ -16,7 +16,7 @@
   var root = document.getElementById('report');
   // What the page drew, for the browser tests and for anyone scripting the page.
   var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [], ranges: [], services: [],
-    tiers: [], latency: [] };
+    tiers: [], latency: [], links: [] };
   window.chokepointReport = api;
 
   function el(tag, cls, text, parent) {
@@ -52,6 +52,160 @@
       sw.style.background = COLORS[i];
       span.appendChild(document.createTextNode(s));
     });
+  }
+
+  // --- one time axis for a recording's panels: a shared cursor and a shared zoom.
+  // The charts on the window's axis (split, latency, USE, services) share uPlot's cursor sync, by
+  // x value; the canvases (the verdict strip, the heat map) join the same sync as clients. A range
+  // selected in a chart (uPlot's drag) or dragged across the strip or the heat map zooms every
+  // panel, through the charts' setScale hook; a double click on any of them shows the whole
+  // recording again. The range flame graphs follow the zoom.
+  function timeLink(rec, index) {
+    var t = rec.timeline;
+    var n = t.columns.length;
+    var last = n ? t.columns[n - 1] : 0;
+    var end = rec.diagnosis && rec.diagnosis.duration_s > last ? rec.diagnosis.duration_s
+      : last + t.column_s;
+    var link = { key: 'chokepoint-recording-' + index, time: null, view: null, charts: [],
+      homes: [], clients: [], zooms: [], end_s: end };
+    var sync = uPlot.sync(link.key);
+    link.columnEnd = function (i) { return i + 1 < n ? t.columns[i + 1] : end; };
+    // The columns a view covers: [first, last], every column when there is no zoom.
+    link.columnsIn = function (view) {
+      if (!view) return [0, n - 1];
+      var c0 = 0, c1 = n - 1;
+      while (c0 < n - 1 && link.columnEnd(c0) <= view[0]) ++c0;
+      while (c1 > c0 && t.columns[c1] >= view[1]) --c1;
+      return [c0, c1];
+    };
+    // Options for a chart on this axis: the cursor sync (only moves and leaves are passed on: a
+    // drag zooms the others through setScale, a double click resets them the same way).
+    link.chartOptions = function (opts) {
+      opts.cursor = { sync: { key: link.key, scales: ['x', null], filters: {
+        pub: function (type) { return type === 'mousemove' || type === 'mouseleave'; } } } };
+      opts.hooks = opts.hooks || {};
+      opts.hooks.setScale = (opts.hooks.setScale || []).concat([function (u, key) {
+        if (key === 'x') link.scaled(u);
+      }]);
+      return opts;
+    };
+    link.addChart = function (chart) {
+      link.charts.push(chart);
+      link.homes.push(chart.scales.x.min === null || chart.scales.x.min === undefined ? null
+        : [chart.scales.x.min, chart.scales.x.max]);
+      if (link.view) chart.setScale('x', { min: link.view[0], max: link.view[1] });
+      return chart;
+    };
+    function same(a, b) {
+      if (!a || !b) return a === b;
+      return Math.abs(a[0] - b[0]) < 1e-9 && Math.abs(a[1] - b[1]) < 1e-9;
+    }
+    // A chart's x scale changed: its first setting is its home (the whole recording); later, a
+    // range selected in it, or its home again after a double click.
+    link.scaled = function (u) {
+      var i = link.charts.indexOf(u);
+      if (i < 0) return;
+      var now = [u.scales.x.min, u.scales.x.max];
+      if (!link.homes[i]) { link.homes[i] = now; return; }
+      link.zoom(same(now, link.homes[i]) ? null : now);
+    };
+    link.zoom = function (view) {
+      if (same(view, link.view)) return;
+      link.view = view;
+      link.charts.forEach(function (c, i) {
+        var r = view || link.homes[i];
+        if (r && !same([c.scales.x.min, c.scales.x.max], r)) c.setScale('x', { min: r[0], max: r[1] });
+      });
+      link.clients.forEach(function (c) { c.zoom(view); });
+      link.zooms.forEach(function (f) { f(view); });
+    };
+    // The shared cursor: a time (s from the first tick), or null when the mouse left.
+    var pending = false;
+    link.show = function (time, fromChart) {
+      link.time = time;
+      link.clients.forEach(function (c) { c.cursor(time); });
+      if (fromChart || pending) return;  // uPlot's sync has moved the other charts
+      // The charts follow a canvas at the next frame, outside its mouse event: moving their
+      // cursors inside it changes the layout under the mouse, and the browser's boundary events
+      // for that reached the canvas's other handlers (its tooltip) as a leave.
+      pending = true;
+      window.requestAnimationFrame(function () {
+        pending = false;
+        var at = link.time;
+        link.charts.forEach(function (c) {
+          var x = at === null ? -10 : c.valToPos(at, 'x');
+          if (!(x >= 0 && x <= c.bbox.width / (window.devicePixelRatio || 1))) x = -10;
+          c.setCursor({ left: x, top: x < 0 ? -10 : 10 }, false, false);
+        });
+      });
+    };
+    sync.sub({ pub: function (type, src, x) {
+      if (type === 'mousemove' && x >= 0) link.show(src.posToVal(x, 'x'), true);
+      else if (type === 'mouseleave' || type === 'mousemove') link.show(null, true);
+    } });
+    // A canvas on this axis: columns [c0, c1] across `width` px from x0. The cursor as a line
+    // over it; a drag zooms, a double click resets; its own click stays its own.
+    link.canvas = function (spec) {
+      var line = el('div', 'cursor-line', null, spec.holder);
+      line.style.display = 'none';
+      var client = { cols: link.columnsIn(null), line: line };
+      client.cellPx = function () { return spec.width() / (client.cols[1] - client.cols[0] + 1); };
+      client.xOf = function (time) {
+        var c0 = client.cols[0], c1 = client.cols[1];
+        for (var i = c0; i <= c1; ++i) {
+          var from = t.columns[i], to = link.columnEnd(i);
+          if (time >= from && (time < to || i === c1 && time <= to)) {
+            var frac = to > from ? (time - from) / (to - from) : 0;
+            return spec.x0() + (i - c0 + frac) * client.cellPx();
+          }
+        }
+        return null;
+      };
+      client.timeAt = function (x) {
+        var cell = client.cellPx(), c0 = client.cols[0], c1 = client.cols[1];
+        var k = Math.max(0, Math.min(c1 - c0 + 1 - 1e-9, (x - spec.x0()) / cell));
+        var i = c0 + Math.floor(k);
+        return t.columns[i] + (k - Math.floor(k)) * (link.columnEnd(i) - t.columns[i]);
+      };
+      client.column = function (x) {
+        var k = Math.floor((x - spec.x0()) / client.cellPx());
+        return k < 0 ? -1 : Math.min(client.cols[1], client.cols[0] + k);
+      };
+      client.cursor = function (time) {
+        var x = time === null ? null : client.xOf(time);
+        line.style.display = x === null ? 'none' : 'block';
+        if (x !== null) line.style.left = Math.round(x) + 'px';
+      };
+      client.zoom = function (view) {
+        client.cols = link.columnsIn(view);
+        spec.draw();
+        client.cursor(link.time);
+      };
+      var from = null;
+      function xIn(ev) { return ev.clientX - spec.canvas.getBoundingClientRect().left; }
+      spec.canvas.addEventListener('mousemove', function (ev) {
+        var x = xIn(ev);
+        link.show(x >= spec.x0() ? client.timeAt(x) : null, false);
+      });
+      spec.canvas.addEventListener('mouseleave', function () { link.show(null, false); });
+      spec.canvas.addEventListener('mousedown', function (ev) {
+        from = xIn(ev) >= spec.x0() ? xIn(ev) : null;
+      });
+      window.addEventListener('mouseup', function (ev) {
+        if (from === null) return;
+        var to = xIn(ev), x0 = from;
+        from = null;
+        if (Math.abs(to - x0) < 3) return;
+        var a = client.timeAt(Math.min(x0, to)), b = client.timeAt(Math.max(x0, to));
+        if (b > a) link.zoom([a, b]);
+        client.dragged = true;
+      });
+      spec.canvas.addEventListener('dblclick', function () { link.zoom(null); });
+      link.clients.push(client);
+      return client;
+    };
+    api.links.push(link);
+    return link;
   }
 
   // --- the verdict, its evidence and fixes, and the verdict over time
@@ -100,41 +254,61 @@
     var t = rec.timeline;
     el('h3', null, 'Verdict over time (today\'s rules re-run on every ' + num(t.column_s, 1) +
       ' s)', parent);
-    var canvas = el('canvas', 'strip', null, parent);
+    var holder = el('div', 'strip-wrap', null, parent);
+    var canvas = el('canvas', 'strip', null, holder);
     var width = chartWidth(parent);
     canvas.width = width;
     canvas.height = 18;
     var ctx = canvas.getContext('2d');
-    var n = t.verdicts.length;
-    t.verdicts.forEach(function (v, i) {
-      ctx.fillStyle = v ? (VERDICT_COLORS[v.verdict] || '#999') : '#ffffff';
-      var x0 = Math.floor(i * width / n), x1 = Math.floor((i + 1) * width / n);
-      ctx.fillRect(x0, 0, Math.max(1, x1 - x0), 18);
-    });
-    // Each run of one verdict is labelled where the label fits.
-    ctx.font = '11px system-ui, sans-serif';
-    ctx.textBaseline = 'middle';
-    for (var i = 0; i < n;) {
-      var j = i;
-      while (j < n && verdictLabel(t.verdicts[j]) === verdictLabel(t.verdicts[i])) ++j;
-      var label = verdictLabel(t.verdicts[i]);
-      var x0 = Math.floor(i * width / n), w = Math.floor(j * width / n) - x0;
-      if (ctx.measureText(label).width + 8 <= w) {
-        ctx.fillStyle = t.verdicts[i] && t.verdicts[i].verdict !== 'none' ? '#fff' : '#222';
-        ctx.fillText(label, x0 + 4, 9);
+    var client = rec.link.canvas({ canvas: canvas, holder: holder, draw: draw,
+      x0: function () { return 0; },
+      // In CSS pixels (the mouse's), which the strip's 100% width may scale from its own.
+      width: function () { return canvas.getBoundingClientRect().width || width; } });
+    // The columns the zoom shows, each as wide as the strip allows.
+    function draw() {
+      var c0 = client.cols[0], c1 = client.cols[1], cell = width / (c1 - c0 + 1);
+      ctx.fillStyle = '#ffffff';
+      ctx.fillRect(0, 0, width, 18);
+      for (var i = c0; i <= c1; ++i) {
+        var v = t.verdicts[i];
+        ctx.fillStyle = v ? (VERDICT_COLORS[v.verdict] || '#999') : '#ffffff';
+        var x0 = Math.floor((i - c0) * cell), x1 = Math.floor((i - c0 + 1) * cell);
+        ctx.fillRect(x0, 0, Math.max(1, x1 - x0), 18);
       }
-      i = j;
+      // Each run of one verdict is labelled where the label fits.
+      ctx.font = '11px system-ui, sans-serif';
+      ctx.textBaseline = 'middle';
+      for (var a = c0; a <= c1;) {
+        var b = a;
+        while (b <= c1 && verdictLabel(t.verdicts[b]) === verdictLabel(t.verdicts[a])) ++b;
+        var label = verdictLabel(t.verdicts[a]);
+        var left = Math.floor((a - c0) * cell), w = Math.floor((b - c0) * cell) - left;
+        if (ctx.measureText(label).width + 8 <= w) {
+          ctx.fillStyle = t.verdicts[a] && t.verdicts[a].verdict !== 'none' ? '#fff' : '#222';
+          ctx.fillText(label, left + 4, 9);
+        }
+        a = b;
+      }
     }
+    draw();
     canvas.addEventListener('mousemove', function (ev) {
-      var r = canvas.getBoundingClientRect();
-      var i = Math.min(n - 1, Math.floor((ev.clientX - r.left) / r.width * n));
+      var i = client.column(ev.clientX - canvas.getBoundingClientRect().left);
+      if (i < 0) return;
       var v = t.verdicts[i];
       showTip(ev, num(t.columns[i], 1) + ' s: ' + verdictLabel(v) +
         (v && v.share_text !== undefined ? ', ' + v.share_text : ''));
     });
     canvas.addEventListener('mouseleave', hideTip);
-    api.strips.push(canvas);
-    var changes = el('ul', null, null, parent);
+    api.strips.push({ canvas: canvas, client: client });
+    el('p', 'note', 'Hover any panel below to see the same moment in all of them; drag across ' +
+      'a chart, this strip or the heat map to zoom them all, double-click to see the whole ' +
+      'recording again. Each change says what moved, from the columns before it to the ' +
+      'columns after it.', parent);
+    // Each change with what moved (report/verdict_changes.h: the split's shares and the
+    // threads whose main state changed, computed where the page's data is built).
+    var why = {};
+    (t.changes || []).forEach(function (c) { why[c.column] = c; });
+    var changes = el('ul', 'verdict-changes', null, parent);
     var last = null, listed = 0, more = 0;
     t.verdicts.forEach(function (v, i) {
       var label = verdictLabel(v);
@@ -143,14 +317,15 @@
       if (listed >= 12) { ++more; return; }
       ++listed;
       var share = v && v.share_text !== undefined ? ' (' + v.share_text + ')' : '';
-      el('li', listed === 1 ? null : 'changed',
+      var li = el('li', listed === 1 ? null : 'changed',
         (listed === 1 ? 'from ' : 'at ') + num(t.columns[i], 1) + ' s: ' + label + share, changes);
+      if (why[i]) el('div', 'why', why[i].text, li);
     });
     if (more) el('li', 'note', 'and ' + more + ' more changes (hover the strip)', changes);
   }
 
   // --- the 8-state split over time, stacked
-  function stackedChart(parent, title, xs, split) {
+  function stackedChart(parent, title, xs, split, link) {
     var box = el('div', 'chart', null, parent);
     el('h3', null, title, box);
     // Cumulative shares, drawn top (idle) first so that each lower band paints over the rest.
@@ -178,7 +353,7 @@
       scales: { x: { time: false }, y: { range: [0, 100] } },
       axes: [{ label: 'seconds' }, { label: '% of thread time' }]
     };
-    var chart = new uPlot(opts, [xs].concat(ys), box);
+    var chart = link.addChart(new uPlot(link.chartOptions(opts), [xs].concat(ys), box));
     api.charts.push(chart);
   }
 
@@ -187,14 +362,14 @@
     el('h2', null, 'Where the time went, over time', parent);
     legend(parent);
     stackedChart(parent, 'Whole target (' + t.processes.length + ' process' +
-      (t.processes.length === 1 ? '' : 'es') + ')', t.columns, t.split);
+      (t.processes.length === 1 ? '' : 'es') + ')', t.columns, t.split, rec.link);
     var procs = t.processes.filter(function (p) {
       return p.split.some(function (r) { return r !== null; });
     });
     if (procs.length > 1) {
       var shown = procs.slice(0, 12);
       shown.forEach(function (p) {
-        stackedChart(parent, 'pid ' + p.pid + ' ' + p.name, t.columns, p.split);
+        stackedChart(parent, 'pid ' + p.pid + ' ' + p.name, t.columns, p.split, rec.link);
       });
       if (procs.length > shown.length) {
         el('p', 'note', (procs.length - shown.length) + ' more processes are in the heat map',
@@ -256,6 +431,9 @@
     var canvas = el('canvas', 'heatmap', null, wrap);
     var rows = [];
     var cellPx = 1;
+    var width = 0;
+    var client = rec.link.canvas({ canvas: canvas, holder: wrap, draw: draw,
+      x0: function () { return LABEL_PX; }, width: function () { return width - LABEL_PX; } });
     function layout() {
       rows = [];
       groups.forEach(function (g) {
@@ -274,8 +452,9 @@
     function draw() {
       layout();
       // The whole width of the column: more pixels per cell than the charts' cap.
-      var width = Math.max(280, (parent.clientWidth || 600) - 10);
-      cellPx = Math.max(1, (width - LABEL_PX) / n);
+      width = Math.max(280, (parent.clientWidth || 600) - 10);
+      var c0 = client.cols[0], c1 = client.cols[1];
+      cellPx = client.cellPx();
       var dpr = window.devicePixelRatio || 1;
       var height = Math.max(ROW_PX, rows.length * ROW_PX);
       canvas.style.width = width + 'px';
@@ -291,11 +470,11 @@
       rows.forEach(function (r, i) {
         var y = i * ROW_PX;
         var states = r.thread ? r.thread.states : r.group.states;
-        for (var c = 0; c < n; ++c) {
+        for (var c = c0; c <= c1; ++c) {
           var s = states[c];
           if (s < 0) continue;
           ctx.fillStyle = COLORS[s];
-          ctx.fillRect(LABEL_PX + c * cellPx, y, Math.ceil(cellPx), ROW_PX - 1);
+          ctx.fillRect(LABEL_PX + (c - c0) * cellPx, y, Math.ceil(cellPx), ROW_PX - 1);
         }
         ctx.fillStyle = '#222';
         var label;
@@ -311,14 +490,14 @@
         ctx.fillText(label.replace(/[\u0000-\u001f\u007f]/g, '\u2423'), 2, y + ROW_PX / 2,
           LABEL_PX - 6);
       });
+      client.line.style.height = height + 'px';
     }
     function hit(ev) {
       var r = canvas.getBoundingClientRect();
       var x = ev.clientX - r.left, y = ev.clientY - r.top;
       var row = rows[Math.floor(y / ROW_PX)];
       if (!row) return null;
-      var c = x < LABEL_PX ? -1 : Math.min(n - 1, Math.floor((x - LABEL_PX) / cellPx));
-      return { row: row, column: c };
+      return { row: row, column: x < LABEL_PX ? -1 : client.column(x) };
     }
     function describe(h) {
       var r = h.row;
@@ -351,6 +530,8 @@
     });
     canvas.addEventListener('mouseleave', hideTip);
     canvas.addEventListener('click', function (ev) {
+      // The end of a drag (a zoom) is not a click on a group.
+      if (client.dragged) { client.dragged = false; return; }
       var h = hit(ev);
       if (!h || h.row.group.threads.length === 1) return;
       h.row.group.open = !h.row.group.open;
@@ -370,22 +551,30 @@
             tid: r.thread ? r.thread.tid : null, group: !r.thread, open: r.group.open };
         });
       },
-      columnX: function (c) { return LABEL_PX + (c + 0.5) * cellPx; }
+      // The x of a column's centre (null: the zoom hides it), and the link's canvas client.
+      columnX: function (c) {
+        return c < client.cols[0] || c > client.cols[1] ? null
+          : LABEL_PX + (c - client.cols[0] + 0.5) * cellPx;
+      },
+      client: client
     });
   }
 
   // --- USE panels
-  function lineChart(parent, title, xs, values, unit) {
+  // link: the recording's time link when xs are its columns (null: an axis of its own).
+  function lineChart(parent, title, xs, values, unit, link) {
     var box = el('div', 'chart', null, parent);
     el('h3', null, title + ' (' + unit + ')', box);
-    var chart = new uPlot({
+    var opts = {
       width: Math.min(520, chartWidth(parent)), height: 150,
       // A column without a read of its own (null) is bridged: the line joins the reads around it.
       series: [{ label: 's' }, { label: title, stroke: '#1f77b4', fill: 'rgba(31,119,180,0.15)',
         width: 1.5, spanGaps: true, points: { show: values.length < 60 } }],
       scales: { x: { time: false } },
       axes: [{}, { size: 60 }]
-    }, [xs, values], box);
+    };
+    var chart = link ? link.addChart(new uPlot(link.chartOptions(opts), [xs, values], box))
+      : new uPlot(opts, [xs, values], box);
     api.charts.push(chart);
   }
 
@@ -423,7 +612,7 @@
       el('div', 'source', 'source: ' + p.source, parent);
       var charts = el('div', 'charts', null, parent);
       p.series.forEach(function (s) {
-        lineChart(charts, s.name, t.columns, s.values, s.unit);
+        lineChart(charts, s.name, t.columns, s.values, s.unit, rec.link);
       });
     });
   }
@@ -431,7 +620,7 @@
   // --- the services' own statistics over time (schema 5: every poll of each probe)
   var SERIES_COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b',
     '#e377c2'];
-  function multiLineChart(parent, c, xs) {
+  function multiLineChart(parent, c, xs, link) {
     var box = el('div', 'chart', null, parent);
     el('h3', null, c.title + (c.unit ? ' (' + c.unit + ')' : ''), box);
     el('div', 'source', c.source, box);
@@ -443,10 +632,10 @@
       if (c.series.length === 1) line.fill = 'rgba(31,119,180,0.15)';
       series.push(line);
     });
-    var chart = new uPlot({
+    var chart = link.addChart(new uPlot(link.chartOptions({
       width: Math.min(520, chartWidth(parent)), height: 170, series: series,
       scales: { x: { time: false } }, axes: [{}, { size: 60 }]
-    }, [xs].concat(c.series.map(function (s) { return s.values; })), box);
+    }), [xs].concat(c.series.map(function (s) { return s.values; })), box));
     api.charts.push(chart);
   }
 
@@ -467,7 +656,9 @@
         return;
       }
       var charts = el('div', 'charts', null, box);
-      s.charts.forEach(function (c) { multiLineChart(charts, c, rec.timeline.columns); });
+      s.charts.forEach(function (c) {
+        multiLineChart(charts, c, rec.timeline.columns, rec.link);
+      });
       api.services.push(box);
     });
   }
@@ -596,7 +787,7 @@
     var chartBox = el('div', 'chart', null, box);
     el('h3', null, 'latency per second (ms, log scale)', chartBox);
     var pts = { show: xs.length < 60 };
-    var chart = new uPlot({
+    var opts = {
       width: chartWidth(parent), height: 220,
       series: [{ label: 's' },
         { label: 'p50', stroke: '#2ca02c', width: 1.5, points: pts },
@@ -606,7 +797,11 @@
       scales: { x: range ? { time: false, range: range } : { time: false }, y: { distr: 3 } },
       axes: [{ label: 'seconds' }, { label: 'ms' }],
       hooks: { drawClear: [bands] }
-    }, [xs, series[0], series[1], series[2], series[3]], chartBox);
+    };
+    var chartData = [xs, series[0], series[1], series[2], series[3]];
+    // On the window's axis it is linked to the other panels; a load run alone has its own axis.
+    var chart = rec.link ? rec.link.addChart(new uPlot(rec.link.chartOptions(opts), chartData,
+      chartBox)) : new uPlot(opts, chartData, chartBox);
     api.charts.push(chart);
     api.latency[api.latency.length - 1] = { box: box, chart: chart, xs: xs, p50: series[0],
       p99: series[1], p999: series[2], service_p99: series[3], requests: series[4],
@@ -922,6 +1117,12 @@
       else range.select(from, t);
     });
     range.select(0, end_s);
+    // The panels' zoom chooses the range too (dragging this bar chooses it alone).
+    if (rec.link) {
+      rec.link.zooms.push(function (view) {
+        range.select(view ? view[0] : 0, view ? view[1] : end_s);
+      });
+    }
     api.ranges.push(range);
   }
 
@@ -1127,6 +1328,7 @@
       new Date(rec.timeline.start_unix_s * 1000).toISOString() + ', sampled every ' +
       num(rec.diagnosis.interval_ms, 0) + ' ms; ' + m.machine + ', ' + m.cpus + ' CPUs, kernel ' +
       m.kernel + '; chokepoint ' + m.chokepoint_version, box);
+    rec.link = timeLink(rec, i);
     tiersSection(rec, box);
     verdictSection(rec, box);
     splitSection(rec, box);

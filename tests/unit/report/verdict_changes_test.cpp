@@ -1,0 +1,111 @@
+#include "report/verdict_changes.h"
+
+#include <gtest/gtest.h>
+
+namespace chokepoint::report {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kOnCpu = 0, kDisk = 2, kIdle = 7;
+
+json verdict(const std::string& v, const std::string& kind) {
+  return {{"verdict", v}, {"kind", kind}, {"share", 0.5}, {"share_text", "50% of busy time"}};
+}
+
+// Six columns of 1 s: cpu for three, disk for three. Four writer threads move from on_cpu to
+// fdatasync; the loop thread from on_cpu to idle; a thread with a hostile name stays idle.
+json timeline() {
+  json t;
+  t["column_s"] = 1.0;
+  t["columns"] = {0.0, 1.0, 2.0, 3.0, 4.0, 5.0};
+  t["verdicts"] = json::array();
+  t["split"] = json::array();
+  for (int i = 0; i < 6; ++i) {
+    t["verdicts"].push_back(i < 3 ? verdict("cpu", "saturated") : verdict("disk", "sync-writes"));
+    // on_cpu, cpu_wait, disk, network, lock, memory, sleep, idle
+    t["split"].push_back(i < 3 ? json{0.6, 0.1, 0.05, 0, 0, 0, 0, 0.25}
+                               : json{0.1, 0.0, 0.6, 0, 0, 0, 0, 0.27});
+  }
+  t["details"] = {"fdatasync /var/lib/x", "epoll_wait"};
+  t["threads"] = json::array();
+  for (int w = 1; w <= 4; ++w) {
+    t["threads"].push_back({{"pid", 10},
+                            {"tid", 10 + w},
+                            {"comm", "writer-" + std::to_string(w)},
+                            {"process", "svc"},
+                            {"runs", {kOnCpu, -1, 3, kDisk, 0, 3}}});
+  }
+  t["threads"].push_back({{"pid", 10},
+                          {"tid", 10},
+                          {"comm", "loop"},
+                          {"process", "svc"},
+                          {"runs", {kOnCpu, -1, 3, kIdle, 1, 3}}});
+  t["threads"].push_back({{"pid", 10},
+                          {"tid", 20},
+                          {"comm", "<img src=x>"},
+                          {"process", "svc"},
+                          {"runs", {kIdle, 1, 6}}});
+  return t;
+}
+
+TEST(VerdictChanges, SaysWhichSharesAndThreadsMoved) {
+  const json changes = verdict_changes(timeline());
+  ASSERT_EQ(changes.size(), 1u);
+  const json& c = changes[0];
+  EXPECT_EQ(c["column"], 3);
+  EXPECT_EQ(c["from"], "cpu (saturated)");
+  EXPECT_EQ(c["to"], "disk (sync-writes)");
+  EXPECT_EQ(c["before_s"], json({0.0, 3.0}));
+  EXPECT_EQ(c["after_s"], json({3.0, 6.0}));
+  // Busy time: 0.75 of the threads' time before, 0.73 after: not a move of 5 points.
+  ASSERT_EQ(c["moved"].size(), 3u);
+  EXPECT_EQ(c["moved"][0]["resource"], "disk");
+  EXPECT_NEAR(c["moved"][0]["before"].get<double>(), 0.05 / 0.75, 1e-9);
+  EXPECT_NEAR(c["moved"][0]["after"].get<double>(), 0.6 / 0.73, 1e-9);
+  EXPECT_EQ(c["moved"][1]["resource"], "on_cpu");
+  EXPECT_EQ(c["moved"][2]["resource"], "cpu_wait");
+  ASSERT_EQ(c["threads"].size(), 2u);
+  EXPECT_EQ(c["threads"][0]["names"], "writer-1..4");
+  EXPECT_EQ(c["threads"][0]["count"], 4);
+  EXPECT_EQ(c["threads"][0]["to_detail"], "fdatasync /var/lib/x");
+  EXPECT_EQ(c["threads"][1]["names"], "loop");
+  EXPECT_EQ(c["more_threads"], 0);
+  EXPECT_EQ(c["text"],
+            "disk 7% -> 82%, on_cpu 80% -> 14%, cpu_wait 13% -> 0% of busy time; "
+            "4 threads writer-1..4 of pid 10 (svc) from on_cpu to disk (fdatasync /var/lib/x); "
+            "1 thread loop of pid 10 (svc) from on_cpu to idle");
+}
+
+TEST(VerdictChanges, ComparesAtMostThreeColumnsASideAndNamesTheRest) {
+  json t = timeline();
+  // A one-column flip back to cpu at the end: its sides are one column each.
+  t["verdicts"][5] = verdict("cpu", "saturated");
+  ChangeOptions o;
+  o.max_thread_groups = 1;
+  const json changes = verdict_changes(t, o);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[1]["before_s"], json({3.0, 5.0}));
+  EXPECT_EQ(changes[1]["after_s"], json({5.0, 6.0}));
+  EXPECT_EQ(changes[0]["more_threads"], 1);
+  EXPECT_NE(changes[0]["text"].get<std::string>().find("and 1 more thread changed state"),
+            std::string::npos);
+  // Nothing moved between the two sides of the flip: it says so.
+  EXPECT_NE(changes[1]["text"].get<std::string>().find("a close call"), std::string::npos)
+      << changes[1]["text"];
+}
+
+TEST(VerdictChanges, NoChangeNoColumnsNoThreads) {
+  EXPECT_TRUE(verdict_changes(json::object()).empty());
+  json t = timeline();
+  for (auto& v : t["verdicts"]) v = verdict("cpu", "saturated");
+  EXPECT_TRUE(verdict_changes(t).empty());
+  // A column where no thread was seen has its own label.
+  t["verdicts"][2] = nullptr;
+  const json changes = verdict_changes(t);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0]["to"], "no thread seen");
+}
+
+}  // namespace
+}  // namespace chokepoint::report
