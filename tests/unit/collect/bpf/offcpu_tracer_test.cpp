@@ -35,7 +35,7 @@ __attribute__((noinline)) std::uintptr_t here() {
 struct Range {
   std::atomic<std::uintptr_t> begin{0}, end{0};
 };
-Range g_sleep, g_pipe, g_wake;
+Range g_sleep, g_pipe, g_wake, g_stale;
 
 __attribute__((noinline)) void offcpu_test_sleep(int times, int ms) {
   for (int i = 0; i < times; ++i) {
@@ -60,10 +60,21 @@ __attribute__((noinline)) void offcpu_test_wake_pipe(int fd) {
   g_wake.end = here();
 }
 
+// Fills the stack below its caller's frame with a return address into this function (after its
+// call to here()): what dead frames of an earlier thread leave on a stack that glibc hands to the
+// next thread (issue 16). `words` 8-byte words of it.
+__attribute__((noinline)) void offcpu_test_leave_stale_return_addresses(int words) {
+  g_stale.end = here();
+  volatile std::uintptr_t fill[1024];
+  for (int i = 0; i < words && i < 1024; ++i) fill[i] = g_stale.end;
+  asm volatile("" : : "r"(fill) : "memory");
+}
+
 void init_ranges() {
   g_sleep.begin = reinterpret_cast<std::uintptr_t>(&offcpu_test_sleep);
   g_pipe.begin = reinterpret_cast<std::uintptr_t>(&offcpu_test_wait_on_pipe);
   g_wake.begin = reinterpret_cast<std::uintptr_t>(&offcpu_test_wake_pipe);
+  g_stale.begin = reinterpret_cast<std::uintptr_t>(&offcpu_test_leave_stale_return_addresses);
 }
 
 int gettid_int() {
@@ -190,25 +201,34 @@ TEST(OffCpuTracer, DrainReturnsEachSlicesBlocksOnce) {
   ASSERT_TRUE(tracer->stop());
 }
 
+// Traces one block of a new thread (its tid into `reader_tid`) in offcpu_test_wait_on_pipe, woken
+// 100 ms later by this thread's offcpu_test_wake_pipe.
+util::Result<OffCpuResult> trace_pipe_reader(OffCpuTracer& tracer, int& reader_tid) {
+  int fds[2];
+  if (pipe(fds) != 0) return util::errno_error("pipe");
+  if (auto ok = tracer.start(); !ok) return ok.error();
+  std::atomic<int> tid{0};
+  std::thread reader([&] {
+    tid = gettid_int();
+    offcpu_test_wait_on_pipe(fds[0]);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  offcpu_test_wake_pipe(fds[1]);
+  reader.join();
+  reader_tid = tid;
+  auto result = tracer.stop();
+  close(fds[0]);
+  close(fds[1]);
+  return result;
+}
+
 TEST(OffCpuTracer, PipeReaderShowsTheWriterAsItsWaker) {
   OffCpuOptions o;
   o.tgids = {getpid()};
   TRACER_OR_SKIP(tracer, o);
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  ASSERT_TRUE(tracer->start());
-  std::atomic<int> reader_tid{0};
-  std::thread reader([&] {
-    reader_tid = gettid_int();
-    offcpu_test_wait_on_pipe(fds[0]);
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const int writer_tid = gettid_int();
-  offcpu_test_wake_pipe(fds[1]);
-  reader.join();
-  auto result = tracer->stop();
-  close(fds[0]);
-  close(fds[1]);
+  int reader_tid = 0;
+  auto result = trace_pipe_reader(*tracer, reader_tid);
   ASSERT_TRUE(result) << result.error().message;
 
   bool found = false;
@@ -227,6 +247,39 @@ TEST(OffCpuTracer, PipeReaderShowsTheWriterAsItsWaker) {
     EXPECT_FALSE(r.waker_kernel_addresses.empty());
   }
   EXPECT_TRUE(found) << "no record for the reader thread blocked in offcpu_test_wait_on_pipe";
+}
+
+// Issue 16: glibc gives a new thread the stack of a joined one, and read() reserves a slot of its
+// frame it never writes (sub $0x28,%rsp; stores at 8..0x18; the call at 0 writes its own return
+// address), nearer the stack pointer than its return address. The slot then holds whatever the
+// dead thread left there: here a return address into offcpu_test_leave_stale_return_addresses,
+// after a call. The reader's caller must still be offcpu_test_wait_on_pipe, never the stale one.
+TEST(OffCpuTracer, ReaderOnAReusedStackIsNotGivenAStaleCaller) {
+  OffCpuOptions o;
+  o.tgids = {getpid()};
+  TRACER_OR_SKIP(tracer, o);
+  // The dead thread: fills the top 8 KiB of its stack below the start routine's frames.
+  std::thread dead([] { offcpu_test_leave_stale_return_addresses(1024); });
+  dead.join();
+  int reader_tid = 0;
+  auto result = trace_pipe_reader(*tracer, reader_tid);
+  ASSERT_TRUE(result) << result.error().message;
+
+  bool found = false;
+  std::string seen;
+  for (const auto& r : result->records) {
+    if (r.tid != reader_tid) continue;
+    seen += "\n  leaf caller added " + std::to_string(r.leaf_caller_added) + ", frames:";
+    for (std::uint64_t a : r.user_addresses) seen += " " + std::to_string(a);
+    EXPECT_FALSE(has_frame_in(r.user_addresses, g_stale))
+        << "the stale return address was taken for read()'s caller" << seen;
+    if (has_frame_in(r.user_addresses, g_pipe)) {
+      found = true;
+      EXPECT_TRUE(r.leaf_caller_added);
+    }
+  }
+  EXPECT_TRUE(found) << "no record of the reader in offcpu_test_wait_on_pipe (stale range "
+                     << g_stale.begin << ".." << g_stale.end << ")" << seen;
 }
 
 TEST(OffCpuTracer, BlocksShorterThanTheMinimumAreNotCounted) {
