@@ -2,6 +2,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <vector>
@@ -78,27 +79,48 @@ std::optional<std::uint64_t> called_function(std::uint64_t ret, const ReadMemory
 #endif
 }
 
-bool call_leads_to(std::uint64_t ret, std::uint64_t ip, const ReadMemory& read,
-                   const FunctionAt& function_at) {
-  auto entry = called_function(ret, read);
-  if (!entry) return false;
-  const std::optional<std::string> leaf = function_at(ip);
-  if (is_leaf(*entry, ip, leaf, function_at)) return true;
-  // One call deeper: a call or jmp rel32 anywhere in the callee's first bytes. The scan is not
+namespace {
+
+// Whether the function entered at `entry` is the leaf or reaches it through calls or jmps rel32
+// in its first kCalleeScanBytes, at most `depth` more functions down (kMaxCallDepth).
+bool reaches(std::uint64_t entry, std::uint64_t ip, const std::optional<std::string>& leaf,
+             const ReadMemory& read, const FunctionAt& function_at, int depth) {
+  if (is_leaf(entry, ip, leaf, function_at)) return true;
+  if (depth == 0) return false;
+  // A call or jmp rel32 anywhere in the function's first bytes. The scan is not
   // instruction-aligned: a misaligned e8/e9 whose rel32 happens to land in the leaf is a chance
   // of about 2^-22 per byte.
   std::vector<std::uint8_t> code(kCalleeScanBytes);
   std::size_t got = code.size();
-  while (got >= 64 && !read(*entry, code.data(), got)) got /= 2;  // near a mapping's end
+  while (got >= 64 && !read(entry, code.data(), got)) got /= 2;  // near a mapping's end
   if (got < 64) return false;
-  // Where symbols give F's extent, a call past its end belongs to the next function, not to F.
-  const std::optional<std::string> callee = function_at(*entry);
+  // Where symbols give the function's extent, a call past its end belongs to the next function.
+  const std::optional<std::string> self = function_at(entry);
+  std::vector<std::uint64_t> next;
   for (std::size_t i = 0; i + 5 <= got; ++i) {
     if (code[i] != 0xe8 && code[i] != 0xe9) continue;
-    if (!is_leaf(add_rel32(*entry + i + 5, &code[i + 1]), ip, leaf, function_at)) continue;
-    if (!callee || function_at(*entry + i) == callee) return true;
+    const std::uint64_t target = add_rel32(entry + i + 5, &code[i + 1]);
+    if (target == entry || (self && function_at(entry + i) != self)) continue;
+    if (is_leaf(target, ip, leaf, function_at)) return true;
+    // Only targets the symbols name are followed (a misaligned byte's target is not).
+    if (depth > 1 && next.size() < kMaxCalleesFollowed && function_at(target) &&
+        std::find(next.begin(), next.end(), target) == next.end()) {
+      next.push_back(target);
+    }
+  }
+  for (std::uint64_t target : next) {
+    if (reaches(target, ip, leaf, read, function_at, depth - 1)) return true;
   }
   return false;
+}
+
+}  // namespace
+
+bool call_leads_to(std::uint64_t ret, std::uint64_t ip, const ReadMemory& read,
+                   const FunctionAt& function_at) {
+  auto entry = called_function(ret, read);
+  if (!entry) return false;
+  return reaches(*entry, ip, function_at(ip), read, function_at, kMaxCallDepth);
 }
 
 ReadMemory process_memory(int tgid) {

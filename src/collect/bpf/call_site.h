@@ -54,6 +54,11 @@ using FunctionAt = std::function<std::optional<std::string>(std::uint64_t addres
 // how much of the called function is searched for the call that leads on to the leaf.
 inline constexpr std::uint64_t kLeafSpanBytes = 1024;
 inline constexpr std::size_t kCalleeScanBytes = 1024;
+// Calls followed from the called function to the leaf (pthread_mutex_unlock jumps to
+// __pthread_mutex_unlock_usercnt, which calls __lll_lock_wake: 2), and callees followed per
+// function below the first (only those symbols name).
+inline constexpr int kMaxCallDepth = 2;
+inline constexpr std::size_t kMaxCalleesFollowed = 8;
 
 // True when `ret` can be the return address of the call that led to `ip` (the user ip of a
 // thread blocked, or stopped, in a frameless leaf): the call before `ret` enters a function F
@@ -62,7 +67,9 @@ inline constexpr std::size_t kCalleeScanBytes = 1024;
 //     called the leaf itself);
 //   - F calls or jumps to the leaf: a `call rel32` or `jmp rel32` in F's first kCalleeScanBytes
 //     (and within F, where function_at names F) targets an entry E that is the leaf as above
-//     (pthread_mutex_lock calling __lll_lock_wait, sem_wait's tail jump into its slow path).
+//     (pthread_mutex_lock calling __lll_lock_wait, sem_wait's tail jump into its slow path), or
+//     a function function_at names that does so in turn, kMaxCallDepth calls down at most
+//     (pthread_mutex_unlock -> __pthread_mutex_unlock_usercnt -> __lll_lock_wake).
 // "Is the leaf" compares the functions function_at names; only when it has no symbol for ip does
 // it fall back to E <= ip < E + kLeafSpanBytes, which cannot tell the leaf from a function that
 // starts less than kLeafSpanBytes before it.

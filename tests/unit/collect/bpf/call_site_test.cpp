@@ -185,5 +185,38 @@ TEST(CallSite, ACallPastTheCalleesEndIsNotTheCallees) {
   EXPECT_TRUE(call_leads_to(0x1234, kBlockedIp, m.reader(), kNoSymbols));  // the span's limit
 }
 
+// pthread_mutex_unlock jumps to an internal function that calls __lll_lock_wake: two levels down,
+// followed because the symbols name the function in between; a third level is not searched.
+TEST(CallSite, ATailJumpAndACallTwoLevelsDownLeadToTheLeaf) {
+  FakeMemory m;
+  const std::uint64_t kUnlock = 0x7000'4000, kUsercnt = 0x7000'5000, kWake = 0x7000'2000;
+  m.put_call(0x1234, kUnlock);
+  auto put_branch = [&](std::uint64_t function, std::uint8_t op, std::uint64_t target) {
+    std::vector<std::uint8_t> code(0x100, 0x90);
+    const auto rel = static_cast<std::int32_t>(target - (function + 0x10 + 5));
+    code[0x10] = op;
+    std::memcpy(&code[0x11], &rel, 4);
+    m.put(function, code);
+  };
+  put_branch(kUnlock, 0xe9, kUsercnt);
+  put_branch(kUsercnt, 0xe8, kWake);
+  const FunctionAt names = [&](std::uint64_t a) -> std::optional<std::string> {
+    if (a >= kUnlock && a < kUnlock + 0x100) return "unlock";
+    if (a >= kUsercnt && a < kUsercnt + 0x100) return "usercnt";
+    if (a >= kWake && a < kWake + 0x100) return "wake";
+    return std::nullopt;
+  };
+  EXPECT_TRUE(call_leads_to(0x1234, kWake + 0x20, m.reader(), names));
+  // One more level between: beyond kMaxCallDepth.
+  const std::uint64_t kExtra = 0x7000'6000;
+  put_branch(kUsercnt, 0xe8, kExtra);
+  put_branch(kExtra, 0xe8, kWake);
+  const FunctionAt more = [&](std::uint64_t a) -> std::optional<std::string> {
+    if (a >= kExtra && a < kExtra + 0x100) return "extra";
+    return names(a);
+  };
+  EXPECT_FALSE(call_leads_to(0x1234, kWake + 0x20, m.reader(), more));
+}
+
 }  // namespace
 }  // namespace chokepoint::collect::bpf
