@@ -169,8 +169,10 @@ static __always_inline bool in_text(const struct memory_target *text, __u64 addr
  * When the allocator returned into code outside the target's own text (a wrapper such as
  * libstdc++'s operator new, which keeps no frame pointer), the first word in the
  * MEMORY_LEAF_SCAN_WORDS above the user stack pointer that points into the target's text: the
- * wrapper's return address into the service's allocating function. User space checks that a call
- * instruction precedes it before using it. regs: the uretprobe's user registers, NULL elsewhere.
+ * wrapper's return address into the service's allocating function, or a stale word in a slot of
+ * the wrapper's frame that it never wrote (a reused thread stack). User space keeps it only when
+ * the call before it leads to the wrapper (collect/bpf/call_site.h), so a stale word costs the
+ * caller, never names a wrong one. regs: the uretprobe's user registers, NULL elsewhere.
  */
 static __always_inline __u64 find_leaf_caller(struct pt_regs *regs, __u32 tgid)
 {

@@ -8,7 +8,7 @@
  *   TASK_UNINTERRUPTIBLE, not preempted) gets an entry in `start`: the time, its user and kernel
  *   stack ids, and the return address into the target's own code found above the user stack
  *   pointer (the caller of a libc syscall wrapper built without frame pointers, which a frame
- *   pointer walk skips).
+ *   pointer walk skips; a few candidates, which user space proves).
  * sched_waking (p): runs in the waker's context; if p has an entry, the blocked time so far is the
  *   block's: when it is >= min_block_ns the waker's stacks go into the key and the time is added
  *   to `counts`; the entry is removed either way.
@@ -169,7 +169,7 @@ struct sig_key {
 struct stack_slot {
 	__s32 user_stack_id;
 	__s32 kernel_stack_id;
-	__u64 leaf_caller;
+	__u64 leaf_callers[OFFCPU_LEAF_CANDIDATES];
 };
 
 struct {
@@ -255,33 +255,41 @@ static __always_inline bool is_target(struct task_struct *t, __u32 tgid)
 }
 
 /*
- * The first word in the OFFCPU_LEAF_SCAN_WORDS above the user stack pointer that points into the
- * target's own text: the return address of a leaf wrapper (fdatasync, __lll_lock_wait) that keeps
- * no frame pointer. User space checks that a call instruction precedes it before using it.
+ * The first OFFCPU_LEAF_CANDIDATES words in the OFFCPU_LEAF_SCAN_WORDS above the user stack
+ * pointer that point into the target's own text, innermost first, into `out` (zero-filled): the
+ * return address of a leaf wrapper (fdatasync, __lll_lock_wait, read) that keeps no frame pointer
+ * is among them. Not always the first: glibc's read reserves a slot it never writes, and on a
+ * thread stack reused from a joined thread that slot can hold an old return address into the
+ * target. User space keeps the first candidate whose call leads to the leaf (call_site.h).
  */
-static __always_inline __u64 find_leaf_caller(struct task_struct *t, __u32 tgid)
+static __always_inline void find_leaf_callers(struct task_struct *t, __u32 tgid, __u64 *out)
 {
 	struct offcpu_target *text = bpf_map_lookup_elem(&targets, &tgid);
 	__u64 words[OFFCPU_LEAF_SCAN_WORDS];
 	struct pt_regs *regs;
+	int i, r, n = 0;
 	__u64 sp;
-	int i, r;
 
 	if (!text)
-		return 0;
+		return;
 	regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	if (!regs)
-		return 0;
+		return;
 	sp = BPF_CORE_READ(regs, sp);
 	if (bpf_probe_read_user(words, sizeof(words), (void *)sp))
-		return 0;
+		return;
 	for (i = 0; i < OFFCPU_LEAF_SCAN_WORDS; i++) {
 		for (r = 0; r < OFFCPU_MAX_TEXT_RANGES; r++) {
-			if (words[i] >= text->text_start[r] && words[i] < text->text_end[r])
-				return words[i];
+			if (words[i] >= text->text_start[r] && words[i] < text->text_end[r]) {
+				if (n < OFFCPU_LEAF_CANDIDATES)
+					out[n] = words[i];
+				n++;
+				break;
+			}
 		}
+		if (n >= OFFCPU_LEAF_CANDIDATES)
+			break;
 	}
-	return 0;
 }
 
 /* A frame pointer that can be one: on the thread's stack, above sp, aligned. Anything else is a
@@ -314,13 +322,13 @@ static __always_inline bool read_sig(struct task_struct *t, struct user_sig *sig
 }
 
 /*
- * The current task's stack ids (and leaf caller) into the key fields given. `t` is current; `btf`
- * says it is a BTF pointer (tp_btf), which bpf_task_pt_regs needs: raw_tp neither caches nor
- * recovers leaf callers. `wake` picks the thread's waker slot instead of its blocking slot.
+ * The current task's stack ids (and leaf caller candidates) into the key fields given. `t` is
+ * current; `btf` says it is a BTF pointer (tp_btf), which bpf_task_pt_regs needs: raw_tp neither
+ * caches nor recovers leaf callers. `wake` picks the thread's waker slot instead of its blocking slot.
  */
 static __always_inline void capture(void *ctx, struct task_struct *t, __u32 pid, __u32 tgid,
 				    bool btf, bool wake, bool exact_kernel, __s32 *user_id,
-				    __s32 *kernel_id, __u64 *leaf)
+				    __s32 *kernel_id, __u64 *leaf /* [OFFCPU_LEAF_CANDIDATES] */)
 {
 	bool user = user_stacks && !(BPF_CORE_READ(t, flags) & PF_KTHREAD);
 	bool fingerprint = kernel_stacks && exact_kernel;
@@ -344,7 +352,8 @@ static __always_inline void capture(void *ctx, struct task_struct *t, __u32 pid,
 			count_drop(hit ? OFFCPU_CACHE_HITS : OFFCPU_CACHE_MISSES);
 			if (hit) {
 				*user_id = hit->user_stack_id;
-				*leaf = hit->leaf_caller;
+				__builtin_memcpy(leaf, hit->leaf_callers,
+						 sizeof(hit->leaf_callers));
 				*kernel_id = kernel_stacks ? hit->kernel_stack_id
 							   : (wake ? -ENODATA : -ENOENT);
 				return;
@@ -356,14 +365,16 @@ static __always_inline void capture(void *ctx, struct task_struct *t, __u32 pid,
 	else
 		*kernel_id = wake ? -ENODATA : -ENOENT;
 	*user_id = user ? stack_id(ctx, BPF_F_USER_STACK) : -ENOENT;
-	*leaf = (user && btf && leaf_callers) ? find_leaf_caller(t, tgid) : 0;
+	__builtin_memset(leaf, 0, OFFCPU_LEAF_CANDIDATES * sizeof(__u64));
+	if (user && btf && leaf_callers)
+		find_leaf_callers(t, tgid, leaf);
 	if (sk && *user_id >= 0 && (*kernel_id >= 0 || !kernel_stacks)) {
 		struct stack_slot v = {
 			.user_stack_id = *user_id,
 			.kernel_stack_id = *kernel_id,
-			.leaf_caller = *leaf,
 		};
 
+		__builtin_memcpy(v.leaf_callers, leaf, sizeof(v.leaf_callers));
 		bpf_map_update_elem(&sig_cache, sk, &v, BPF_ANY);
 	}
 }
@@ -433,7 +444,7 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
 	 */
 	e->uninterruptible = !!(state & TASK_UNINTERRUPTIBLE);
 	capture(ctx, prev, pid, tgid, btf, false, e->uninterruptible && !cache_block_kernel_stacks,
-		&e->key.user_stack_id, &e->key.kernel_stack_id, &e->key.leaf_caller);
+		&e->key.user_stack_id, &e->key.kernel_stack_id, e->key.leaf_callers);
 	e->key.waker_user_stack_id = -ENOENT;
 	e->key.waker_kernel_stack_id = -ENOENT;
 	e->start_ns = bpf_ktime_get_ns();
@@ -559,7 +570,7 @@ static __always_inline void record_waker(void *ctx, struct start_entry *e, bool 
 	e->key.waker_pid = 0;
 	capture(ctx, waker, BPF_CORE_READ(waker, pid), e->key.waker_tgid, btf, true, false,
 		&e->key.waker_user_stack_id, &e->key.waker_kernel_stack_id,
-		&e->key.waker_leaf_caller);
+		e->key.waker_leaf_callers);
 	bpf_get_current_comm(e->waker_comm, sizeof(e->waker_comm));
 }
 

@@ -16,6 +16,10 @@
 #define OFFCPU_MAX_TEXT_RANGES 4
 /* Words above the user stack pointer searched for that caller's return address. */
 #define OFFCPU_LEAF_SCAN_WORDS 8
+/* Words of that scan kept that point into the target's text, innermost first: a leaf can leave a
+ * slot of its frame unwritten, and on a reused thread stack that slot can hold a stale return
+ * address nearer sp than the real one. User space keeps the first it proves (call_site.h). */
+#define OFFCPU_LEAF_CANDIDATES 3
 
 /* Innermost kernel frames that identify a blocked thread's kernel path for the stack cache. */
 #define OFFCPU_KERNEL_FINGERPRINT_FRAMES 8
@@ -62,7 +66,8 @@ struct offcpu_key {
 	__u32 pid;                  /* thread id */
 	__s32 user_stack_id;
 	__s32 kernel_stack_id;
-	__u64 leaf_caller;          /* return address into target text found above the user sp; 0: none */
+	/* words above the user sp that point into the target's text, innermost first; 0: none */
+	__u64 leaf_callers[OFFCPU_LEAF_CANDIDATES];
 	__u32 waker_tgid;           /* the task current at sched_waking (in an interrupt: the
 	                             * interrupted task) */
 	__u32 waker_pid;            /* 0: wakers are summed per process (see waking()) */
@@ -70,7 +75,8 @@ struct offcpu_key {
 	__s32 waker_kernel_stack_id; /* -ENOENT: no wakeup seen (timeout, signal, missed);
 	                              * -ENODATA: woken, kernel stacks switched off. With
 	                              * waker_user_stack_id -EINTR, an id in "irq_stacks". */
-	__u64 waker_leaf_caller;    /* as leaf_caller, for the waker (when it is a target too) */
+	__u64 waker_leaf_callers[OFFCPU_LEAF_CANDIDATES]; /* as leaf_callers, for the waker (when
+	                                                   * it is a target too) */
 };
 
 /* Value of the "counts" map. */

@@ -1,7 +1,6 @@
 #include "collect/bpf/bpf_support.h"
 
 #include <sys/resource.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,40 +52,6 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> executable_text_ranges(
     out.emplace_back(m.start, m.end);
   }
   return out;
-}
-
-// True when the bytes before `ret` in the target's memory end with a call instruction: a direct
-// call (e8 rel32) or an indirect one (ff /2 with any ModRM/SIB/displacement form).
-bool follows_call(int tgid, std::uint64_t ret) {
-  unsigned char b[8];
-  iovec local{b, sizeof(b)};
-  iovec remote{reinterpret_cast<void*>(ret - sizeof(b)), sizeof(b)};
-  if (::process_vm_readv(tgid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof(b))) {
-    return false;
-  }
-  const unsigned char* end = b + sizeof(b);
-  if (end[-5] == 0xe8) return true;
-  for (int len = 2; len <= 7; ++len) {
-    const unsigned char* op = end - len;
-    if (op[0] != 0xff || ((op[1] >> 3) & 7) != 2) continue;
-    int mod = op[1] >> 6, rm = op[1] & 7;
-    int want = 2;
-    if (mod == 3) {
-      want = 2;
-    } else {
-      bool sib = rm == 4;
-      if (mod == 0) {
-        want = (rm == 5) ? 6 : 2;
-        if (sib && (op[2] & 7) == 5) want = 7;
-      } else {
-        want = mod == 1 ? 3 : 6;
-      }
-      if (sib) want += 1;
-      if (mod == 0 && sib && (op[2] & 7) == 5) want = 7;
-    }
-    if (want == len) return true;
-  }
-  return false;
 }
 
 util::Result<void> check_btf_tracing(const std::string& what) {

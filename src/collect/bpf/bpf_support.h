@@ -43,10 +43,6 @@ util::Result<void> check_unprivileged_bpf(const std::string& what);
 std::vector<std::pair<std::uint64_t, std::uint64_t>> executable_text_ranges(
     const std::string& proc_root, int tgid, std::size_t max_ranges);
 
-// True when the bytes before `ret` in the memory of `tgid` end with a call instruction (x86-64):
-// `ret` is a return address, not a stale word that happens to point into text.
-bool follows_call(int tgid, std::uint64_t ret);
-
 // "<what>: <strerror(err)>" with the hint that fits this process (euid, unprivileged_bpf_disabled,
 // RLIMIT_MEMLOCK).
 util::Error permission_error(const std::string& what, int err);

@@ -13,9 +13,11 @@
 #include <tuple>
 
 #include "collect/bpf/bpf_support.h"
+#include "collect/bpf/call_site.h"
 #include "collect/procfs/proc_fs.h"
 #include "symbolize/elf_binary.h"
 #include "symbolize/parsers.h"
+#include "symbolize/symbolizer.h"
 #include "util/clock.h"
 #include "util/owned.h"
 
@@ -427,6 +429,9 @@ util::Result<MemoryResult> MemoryTracer::stop() {
   const int stacks_fd = bpf_map__fd(skel->maps.stacks);
   std::map<int, std::string> comms;
   std::uint64_t leaf_checked = 0, leaf_rejected = 0;
+  // Names the functions the proofs of leaf callers compare (call_site.h), made at the first.
+  std::unique_ptr<symbolize::Symbolizer> symbolizer;
+  bool symbolizer_tried = false;
   for (auto& [id, rec] : by_stack) {
     const int stack_id = std::get<1>(id);
     const std::uint64_t leaf_caller = std::get<2>(id);
@@ -442,12 +447,25 @@ util::Result<MemoryResult> MemoryTracer::stop() {
       rec.stack_error = -stack_id;
     }
     // The caller of a frameless wrapper (operator new): after the leaf, unless the frame-pointer
-    // walk has it already, and only when a call instruction precedes it.
+    // walk has it already, and only when the call before it leads to the wrapper the allocator
+    // returned into (user_addresses[0]): a stale word on a reused stack is left out
+    // (collect/bpf/call_site.h).
     if (leaf_caller != 0 && !rec.user_addresses.empty() &&
         std::find(rec.user_addresses.begin(), rec.user_addresses.end(), leaf_caller) ==
             rec.user_addresses.end()) {
       ++leaf_checked;
-      if (follows_call(rec.tgid, leaf_caller)) {
+      if (!symbolizer_tried) {
+        symbolizer_tried = true;
+        symbolize::SymbolizerOptions so;
+        so.proc_root = impl_->options.proc_root;
+        so.source_lines = false;
+        if (auto made = symbolize::Symbolizer::create(so)) symbolizer = std::move(*made);
+      }
+      const FunctionAt function_at = symbolizer
+                                         ? symbolized_function_at(*symbolizer, rec.tgid)
+                                         : FunctionAt([](std::uint64_t) { return std::nullopt; });
+      if (call_leads_to(leaf_caller, rec.user_addresses[0], process_memory(rec.tgid),
+                        function_at)) {
         rec.user_addresses.insert(rec.user_addresses.begin() + 1, leaf_caller);
         rec.leaf_caller_added = true;
       } else {
@@ -469,8 +487,8 @@ util::Result<MemoryResult> MemoryTracer::stop() {
   if (leaf_rejected > 0) {
     result.notes.push_back(fmt::format(
         "{} of {} stacks kept without the caller of the allocator's wrapper: it could not be "
-        "confirmed (the process exited or the word above the stack pointer was not a return "
-        "address)",
+        "confirmed (the process exited, or the word above the stack pointer was not the return "
+        "address of a call that leads to the wrapper)",
         leaf_rejected, leaf_checked));
   }
   return result;

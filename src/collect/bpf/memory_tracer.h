@@ -75,8 +75,8 @@ struct MemoryRecord {
   std::vector<std::uint64_t> user_addresses;
   int stack_error = 0;  // errno when the stack is missing
   // True when user_addresses[1] is the caller of a frameless allocator wrapper (libstdc++'s
-  // operator new), found above the stack pointer and checked to follow a call instruction: a
-  // frame-pointer walk skips that caller.
+  // operator new), found above the stack pointer and proven to follow a call that leads to that
+  // wrapper (collect/bpf/call_site.h): a frame-pointer walk skips that caller.
   bool leaf_caller_added = false;
   std::uint64_t allocated_bytes = 0;  // allocated during the window
   std::uint64_t allocated_samples = 0;

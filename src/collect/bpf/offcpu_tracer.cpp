@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -16,10 +17,13 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include "collect/bpf/bpf_support.h"
+#include "collect/bpf/call_site.h"
 #include "symbolize/parsers.h"
+#include "symbolize/symbolizer.h"
 #include "util/clock.h"
 #include "util/owned.h"
 
@@ -102,7 +106,7 @@ util::Result<std::pair<std::uint64_t, std::uint32_t>> cgroup_id_and_level(const 
   return std::make_pair(static_cast<std::uint64_t>(st.st_ino), level);
 }
 
-// The executable's own text mappings: where find_leaf_caller looks for the return address above a
+// The executable's own text mappings: where find_leaf_callers looks for the return address above a
 // frameless libc leaf.
 offcpu_target text_ranges(const std::string& proc_root, int tgid) {
   offcpu_target t{};
@@ -134,6 +138,10 @@ struct OffCpuTracer::Impl {
   std::int64_t attached_at_ns = 0;
   double attached_s = 0;
   std::int64_t drained_at_ns = 0;  // the last drain(), or the start
+  // Names the functions that proofs of leaf callers compare (call_site.h); made at the first
+  // proof and kept across drains. Not made: proofs fall back to code spans.
+  std::unique_ptr<symbolize::Symbolizer> symbolizer;
+  bool symbolizer_tried = false;
 };
 
 namespace {
@@ -357,21 +365,42 @@ util::Result<OffCpuResult> OffCpuTracer::read(bool take) {
     return process_comms.emplace(tgid, c.empty() ? fallback : c).first->second;
   };
 
-  // Inserts the leaf's caller found by the kernel side as frame 1, unless the frame pointer walk
-  // already has it or it does not follow a call instruction.
+  // Inserts the leaf's caller as frame 1: the first of the kernel side's candidates whose call
+  // leads to the leaf (stack[0], the user ip), unless the frame pointer walk already has it.
+  // Candidates that are no such return address (a stale word in a slot the leaf never wrote) are
+  // skipped; a stack with none proven keeps no caller (call_site.h says why). Proofs are cached
+  // per (process, candidate, ip): many keys share them.
   std::uint64_t leaf_checked = 0, leaf_rejected = 0;
-  auto add_leaf_caller = [&](int tgid, std::uint64_t caller, std::vector<std::uint64_t>& stack) {
-    if (caller == 0 || stack.empty()) return false;
-    for (std::size_t i = 1; i < stack.size(); ++i) {
-      if (stack[i] == caller) return false;
+  std::map<std::tuple<int, std::uint64_t, std::uint64_t>, bool> proven;
+  auto add_leaf_caller = [&](int tgid, const __u64(&candidates)[OFFCPU_LEAF_CANDIDATES],
+                             std::vector<std::uint64_t>& stack) {
+    if (candidates[0] == 0 || stack.empty()) return false;
+    const ReadMemory memory = process_memory(tgid);
+    if (!impl_->symbolizer_tried) {
+      impl_->symbolizer_tried = true;
+      symbolize::SymbolizerOptions so;
+      so.proc_root = impl_->options.proc_root;
+      so.source_lines = false;
+      if (auto made = symbolize::Symbolizer::create(so)) impl_->symbolizer = std::move(*made);
     }
-    ++leaf_checked;
-    if (!follows_call(tgid, caller)) {
-      ++leaf_rejected;
-      return false;
+    const FunctionAt function_at = impl_->symbolizer
+                                       ? symbolized_function_at(*impl_->symbolizer, tgid)
+                                       : FunctionAt([](std::uint64_t) { return std::nullopt; });
+    bool checked = false;
+    for (__u64 caller : candidates) {
+      if (caller == 0) break;
+      // The walk has it: the leaf kept a frame (or the word repeats a frame the walk found).
+      if (std::find(stack.begin() + 1, stack.end(), caller) != stack.end()) return false;
+      if (!checked) ++leaf_checked;
+      checked = true;
+      auto [it, fresh] = proven.try_emplace({tgid, caller, stack[0]}, false);
+      if (fresh) it->second = call_leads_to(caller, stack[0], memory, function_at);
+      if (!it->second) continue;
+      stack.insert(stack.begin() + 1, caller);
+      return true;
     }
-    stack.insert(stack.begin() + 1, caller);
-    return true;
+    ++leaf_rejected;
+    return false;
   };
   const int counts_fd = bpf_map__fd(skel->maps.counts);
   // The keys first: deleting while walking would restart the walk (a hash map's next key after
@@ -406,7 +435,7 @@ util::Result<OffCpuResult> OffCpuTracer::read(bool take) {
     if (key.kernel_stack_id < 0) rec.kernel_stack_error = -key.kernel_stack_id;
     rec.user_addresses = stack(key.user_stack_id);
     rec.kernel_addresses = stack(key.kernel_stack_id);
-    rec.leaf_caller_added = add_leaf_caller(rec.tgid, key.leaf_caller, rec.user_addresses);
+    rec.leaf_caller_added = add_leaf_caller(rec.tgid, key.leaf_callers, rec.user_addresses);
     if (key.waker_kernel_stack_id != -ENOENT) {
       rec.woken = true;
       rec.waker_in_interrupt = key.waker_user_stack_id == -EINTR;
@@ -415,7 +444,7 @@ util::Result<OffCpuResult> OffCpuTracer::read(bool take) {
       rec.waker_comm = comm_of(value.waker_comm);
       rec.waker_kernel_addresses = stack(key.waker_kernel_stack_id, rec.waker_in_interrupt);
       rec.waker_user_addresses = stack(key.waker_user_stack_id);
-      add_leaf_caller(rec.waker_tgid, key.waker_leaf_caller, rec.waker_user_addresses);
+      add_leaf_caller(rec.waker_tgid, key.waker_leaf_callers, rec.waker_user_addresses);
     }
     result.records.push_back(std::move(rec));
   }
@@ -434,9 +463,10 @@ util::Result<OffCpuResult> OffCpuTracer::read(bool take) {
   }
   if (leaf_rejected > 0) {
     result.notes.push_back(std::to_string(leaf_rejected) + " of " + std::to_string(leaf_checked) +
-                           " stacks kept without the leaf's caller: it could not be confirmed "
-                           "(the process exited or the word above the stack pointer was not a "
-                           "return address)");
+                           " stacks kept without the leaf's caller: none of the words above the "
+                           "stack pointer was proven to be the return address of a call that "
+                           "leads to the leaf (a stale word on a reused stack, a call through a "
+                           "register, or the process exited)");
   }
   return result;
 }

@@ -97,8 +97,9 @@ struct OffCpuRecord {
   int user_stack_error = 0;    // errno when the user stack is missing (ENOENT: kernel thread)
   int kernel_stack_error = 0;  // errno when the kernel stack is missing
   // True when user_addresses[1] is the caller of a frameless leaf (a libc syscall wrapper), found
-  // on the stack above the stack pointer and checked to follow a call instruction: a frame
-  // pointer walk skips that caller.
+  // on the stack above the stack pointer and proven to follow a call that leads to the leaf
+  // (collect/bpf/call_site.h; a stale return address on a reused stack is not): a frame pointer
+  // walk skips that caller.
   bool leaf_caller_added = false;
 
   // Who woke the thread (sched_waking); woken is false for missed wakeups and signals. An

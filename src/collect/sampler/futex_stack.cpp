@@ -116,11 +116,6 @@ std::vector<CodeRange> other_code_ranges(const symbolize::MapsFile& maps) {
 }
 
 namespace {
-std::int32_t rel32(const std::uint8_t* p) {
-  std::int32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
 bool in_ranges(const std::vector<CodeRange>& ranges, std::uint64_t a) {
   for (const auto& r : ranges) {
     if (a >= r.start && a < r.end) return true;
@@ -128,33 +123,6 @@ bool in_ranges(const std::vector<CodeRange>& ranges, std::uint64_t a) {
   return false;
 }
 }  // namespace
-
-std::optional<CallTarget> decode_call_before(std::uint64_t ret,
-                                             std::span<const std::uint8_t, 8> before) {
-  // call rel32: e8 xx xx xx xx, ending at ret.
-  if (before[3] == 0xe8) {
-    return CallTarget{
-        CallTarget::Kind::kDirect,
-        ret + static_cast<std::uint64_t>(static_cast<std::int64_t>(rel32(&before[4])))};
-  }
-  // call *disp32(%rip): ff 15 xx xx xx xx, ending at ret (-fno-plt calls through the GOT).
-  if (before[2] == 0xff && before[3] == 0x15) {
-    return CallTarget{
-        CallTarget::Kind::kThroughPointer,
-        ret + static_cast<std::uint64_t>(static_cast<std::int64_t>(rel32(&before[4])))};
-  }
-  return std::nullopt;
-}
-
-std::optional<std::uint64_t> decode_plt_stub(std::uint64_t stub,
-                                             std::span<const std::uint8_t, 16> code) {
-  std::size_t i = 0;
-  if (code[0] == 0xf3 && code[1] == 0x0f && code[2] == 0x1e && code[3] == 0xfa) i = 4;  // endbr64
-  if (code[i] == 0xf2) ++i;                                                             // bnd
-  if (i + 6 > code.size() || code[i] != 0xff || code[i + 1] != 0x25) return std::nullopt;
-  const std::uint64_t next = stub + i + 6;
-  return next + static_cast<std::uint64_t>(static_cast<std::int64_t>(rel32(&code[i + 2])));
-}
 
 FutexStackScanner::FutexStackScanner(std::string proc_root) : proc_root_(std::move(proc_root)) {}
 FutexStackScanner::~FutexStackScanner() = default;
@@ -213,41 +181,22 @@ std::optional<std::string> FutexStackScanner::libc_function(int /*pid*/, const P
 
 std::optional<std::string> FutexStackScanner::called_wait(int pid, const Process& p,
                                                           std::span<const std::uint64_t> window) {
-#if !defined(__x86_64__)
-  (void)pid, (void)p, (void)window;
-  return std::nullopt;  // the decoder knows x86-64 call and PLT encodings only
-#endif
-  auto read = [pid](std::uint64_t address, void* out, std::size_t size) {
-    iovec local{out, size};
-    iovec remote{reinterpret_cast<void*>(address), size};
-    return process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(size);
-  };
   auto wait_at = [&](std::uint64_t function) -> std::optional<std::string> {
     if (!in_ranges(p.libc, function)) return std::nullopt;
     auto name = libc_function(pid, p, function);
     return name ? model::futex_waiter_function(*name) : std::nullopt;
   };
+  const bpf::ReadMemory read = bpf::process_memory(pid);
   int sites = 0;
   for (std::uint64_t ret : window) {
     if (sites >= kMaxCallSites) break;
     if (ret < 8 || !in_ranges(p.other_code, ret)) continue;
     ++sites;
-    std::array<std::uint8_t, 8> before{};
-    if (!read(ret - 8, before.data(), before.size())) continue;
-    auto call = decode_call_before(ret, before);
-    if (!call) continue;
-    std::uint64_t pointer = call->address;
-    if (call->kind == CallTarget::Kind::kDirect) {
-      if (auto w = wait_at(call->address)) return w;  // a direct call into libc
-      std::array<std::uint8_t, 16> stub{};
-      if (!read(call->address, stub.data(), stub.size())) continue;
-      auto got = decode_plt_stub(call->address, stub);
-      if (!got) continue;
-      pointer = *got;
+    // The function the call enters: a direct call into libc, or a PLT stub's or -fno-plt's GOT
+    // slot, read.
+    if (auto function = bpf::called_function(ret, read)) {
+      if (auto w = wait_at(*function)) return w;
     }
-    std::uint64_t function = 0;
-    if (!read(pointer, &function, sizeof(function))) continue;
-    if (auto w = wait_at(function)) return w;
   }
   return std::nullopt;
 }

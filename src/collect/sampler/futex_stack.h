@@ -40,6 +40,8 @@
 #include <tuple>
 #include <vector>
 
+#include "collect/bpf/call_site.h"
+
 namespace chokepoint::symbolize {
 struct MapsFile;
 }  // namespace chokepoint::symbolize
@@ -76,21 +78,11 @@ std::vector<CodeRange> libc_code_ranges(const symbolize::MapsFile& maps);
 // Every other executable file mapping (the program, libstdc++, ...): where call sites are.
 std::vector<CodeRange> other_code_ranges(const symbolize::MapsFile& maps);
 
-// x86-64 call-site decoding, pure. `before` holds the 8 code bytes that end at return address
-// `ret`. A `call rel32` (e8) there gives its target as kDirect; a `call *disp32(%rip)` (ff 15)
-// gives the address of the pointer it calls through as kThroughPointer.
-struct CallTarget {
-  enum class Kind { kDirect, kThroughPointer };
-  Kind kind = Kind::kDirect;
-  std::uint64_t address = 0;
-};
-std::optional<CallTarget> decode_call_before(std::uint64_t ret,
-                                             std::span<const std::uint8_t, 8> before);
-// A PLT stub at `stub` (its first 16 bytes): `jmp *disp32(%rip)` (ff 25), optionally after
-// endbr64 (f3 0f 1e fa) and a bnd prefix (f2), as .plt.sec and -z now .plt.got entries are.
-// Returns the address of the GOT slot it jumps through.
-std::optional<std::uint64_t> decode_plt_stub(std::uint64_t stub,
-                                             std::span<const std::uint8_t, 16> code);
+// x86-64 call-site decoding lives in collect/bpf/call_site.h (its one owner); these names stay
+// here for the scanner's tests and fuzzer.
+using bpf::CallTarget;
+using bpf::decode_call_before;
+using bpf::decode_plt_stub;
 
 struct FutexStackStats {
   std::uint64_t scans = 0;       // stack windows read
