@@ -53,6 +53,21 @@ std::optional<std::uint64_t> decode_plt_stub(std::uint64_t stub,
   return add_rel32(stub + i + 6, &code[i + 2]);
 }
 
+namespace {
+
+// The function a PLT stub at `stub` jumps to: the address the dynamic linker stored in its GOT
+// slot. nullopt when `stub` is no PLT stub, or its slot cannot be read or is empty.
+std::optional<std::uint64_t> through_plt(std::uint64_t stub, const ReadMemory& read) {
+  std::array<std::uint8_t, 16> code{};
+  if (!read(stub, code.data(), code.size())) return std::nullopt;
+  auto got = decode_plt_stub(stub, code);
+  std::uint64_t function = 0;
+  if (!got || !read(*got, &function, sizeof(function)) || function == 0) return std::nullopt;
+  return function;
+}
+
+}  // namespace
+
 std::optional<std::uint64_t> called_function(std::uint64_t ret, const ReadMemory& read) {
 #if !defined(__x86_64__)
   (void)ret, (void)read;
@@ -64,17 +79,17 @@ std::optional<std::uint64_t> called_function(std::uint64_t ret, const ReadMemory
   }
   auto call = decode_call_before(ret, before);
   if (!call) return std::nullopt;
-  std::uint64_t pointer = call->address;
   if (call->kind == CallTarget::Kind::kDirect) {
-    // A call into a PLT stub goes on through its GOT slot; any other target is the function.
+    // A call into a PLT stub goes on through its GOT slot (nullopt when the slot cannot be
+    // read); any other target is the function.
     std::array<std::uint8_t, 16> stub{};
-    if (!read(call->address, stub.data(), stub.size())) return call->address;
-    auto got = decode_plt_stub(call->address, stub);
-    if (!got) return call->address;
-    pointer = *got;
+    if (!read(call->address, stub.data(), stub.size()) || !decode_plt_stub(call->address, stub)) {
+      return call->address;
+    }
+    return through_plt(call->address, read);
   }
   std::uint64_t function = 0;
-  if (!read(pointer, &function, sizeof(function)) || function == 0) return std::nullopt;
+  if (!read(call->address, &function, sizeof(function)) || function == 0) return std::nullopt;
   return function;
 #endif
 }
@@ -99,8 +114,11 @@ bool reaches(std::uint64_t entry, std::uint64_t ip, const std::optional<std::str
   std::vector<std::uint64_t> next;
   for (std::size_t i = 0; i + 5 <= got; ++i) {
     if (code[i] != 0xe8 && code[i] != 0xe9) continue;
-    const std::uint64_t target = add_rel32(entry + i + 5, &code[i + 1]);
+    std::uint64_t target = add_rel32(entry + i + 5, &code[i + 1]);
     if (target == entry || (self && function_at(entry + i) != self)) continue;
+    // A library calls exported functions, its own too, through its PLT: operator new[] jumps
+    // to operator new@plt, which calls malloc@plt.
+    target = through_plt(target, read).value_or(target);
     if (is_leaf(target, ip, leaf, function_at)) return true;
     // Only targets the symbols name are followed (a misaligned byte's target is not).
     if (depth > 1 && next.size() < kMaxCalleesFollowed && function_at(target) &&

@@ -30,6 +30,15 @@ class FakeMemory {
     std::memcpy(b.data(), &word, 8);
     put(address, b);
   }
+  // A PLT stub at `stub` (endbr64; bnd jmp *slot(%rip)) and its GOT slot, holding `function`.
+  void put_plt(std::uint64_t stub, std::uint64_t slot, std::uint64_t function) {
+    const auto disp = static_cast<std::int32_t>(slot - (stub + 11));
+    std::vector<std::uint8_t> code = {0xf3, 0x0f, 0x1e, 0xfa, 0xf2, 0xff, 0x25, 0,
+                                      0,    0,    0,    0x0f, 0x1f, 0x44, 0x00, 0x00};
+    std::memcpy(&code[7], &disp, 4);
+    put(stub, code);
+    put_word(slot, function);
+  }
   // `call rel32` (e8) ending at `ret`, calling `target`.
   void put_call(std::uint64_t ret, std::uint64_t target) {
     const auto rel = static_cast<std::int32_t>(static_cast<std::int64_t>(target - ret));
@@ -216,6 +225,39 @@ TEST(CallSite, ATailJumpAndACallTwoLevelsDownLeadToTheLeaf) {
     return names(a);
   };
   EXPECT_FALSE(call_leads_to(0x1234, kWake + 0x20, m.reader(), more));
+}
+
+// The memory tracer's leaf: `new char[n]` calls operator new[] (through the program's PLT), which
+// jumps to operator new through its own library's PLT, which calls malloc through the PLT again,
+// where the uprobe stops the thread. The callees' PLT stubs are followed to their functions.
+TEST(CallSite, CalleesCalledThroughTheirLibrarysPltLeadToTheLeaf) {
+  FakeMemory m;
+  const std::uint64_t kNewArray = 0x7100'95d0, kNew = 0x7100'9570, kMalloc = 0x7200'0000;
+  const std::uint64_t kNewPlt = 0x7100'08d0, kMallocPlt = 0x7100'0df0;
+  const std::uint64_t kProgramPlt = 0x5000;
+  m.put_call(0x1234, kProgramPlt);
+  m.put_plt(kProgramPlt, 0x9000, kNewArray);
+  m.put_plt(kNewPlt, 0x7100'f000, kNew);
+  m.put_plt(kMallocPlt, 0x7100'f008, kMalloc);
+  auto put_branch = [&](std::uint64_t function, std::uint8_t op, std::uint64_t target) {
+    std::vector<std::uint8_t> code(0x40, 0x90);
+    const auto rel = static_cast<std::int32_t>(target - (function + 0x10 + 5));
+    code[0x10] = op;
+    std::memcpy(&code[0x11], &rel, 4);
+    m.put(function, code);
+  };
+  put_branch(kNewArray, 0xe9, kNewPlt);  // jmp operator new@plt
+  put_branch(kNew, 0xe8, kMallocPlt);    // call malloc@plt
+  m.put(kMalloc, std::vector<std::uint8_t>(0x40, 0x90));
+  const FunctionAt names = [&](std::uint64_t a) -> std::optional<std::string> {
+    if (a >= kNewArray && a < kNewArray + 0x40) return "operator new[]";
+    if (a >= kNew && a < kNew + 0x40) return "operator new";
+    if (a >= kMalloc && a < kMalloc + 0x40) return "malloc";
+    return std::nullopt;  // the PLT stubs have no name
+  };
+  EXPECT_TRUE(call_leads_to(0x1234, kMalloc, m.reader(), names));
+  // A thread stopped in another function: not reached.
+  EXPECT_FALSE(call_leads_to(0x1234, kOther, m.reader(), names));
 }
 
 }  // namespace
