@@ -18,6 +18,7 @@
 
 #include "support/background.h"
 #include "support/cli.h"
+#include "support/files.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::diagnose_test {
@@ -172,7 +173,8 @@ std::string attached_file_hook(pid_t pid) {
 // hook is kept in it.
 TEST(DiagnoseCli, TheSourcesLineNamesTheFileCallHookThatWasAttached) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs";
-  const std::string rec = ::testing::TempDir() + "/file-hook.chokepoint";
+  const test_support::TempDir dir("chokepoint-file-hook");
+  const std::string rec = dir.path + "/file-hook.chokepoint";
   for (const std::string mode : {"exact", "auto"}) {
     SCOPED_TRACE(mode);
     std::filesystem::remove(rec);

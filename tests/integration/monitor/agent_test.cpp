@@ -14,6 +14,7 @@
 #include <string>
 
 #include "integration/monitor/agent_harness.h"
+#include "support/files.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::monitor_test {
@@ -23,11 +24,12 @@ using test_support::Background;
 using test_support::LabProcess;
 using test_support::run_chokepoint;
 
-// `promtool check metrics` on a scrape: its exit code and what it said.
+// `promtool check metrics` on a scrape: its exit code and what it said. In a directory of its own,
+// removed after (gtest's TempDir() is /tmp itself: the files stayed there).
 std::pair<int, std::string> promtool_check(const std::string& exposition) {
-  const std::string dir = ::testing::TempDir();
-  const std::string in = dir + "/scrape.prom";
-  const std::string out = dir + "/promtool.out";
+  const test_support::TempDir dir("chokepoint-promtool");
+  const std::string in = dir.path + "/scrape.prom";
+  const std::string out = dir.path + "/promtool.out";
   std::ofstream(in) << exposition;
   const int rc = std::system(("promtool check metrics < " + in + " > " + out + " 2>&1").c_str());
   std::ifstream said(out);
@@ -139,7 +141,8 @@ TEST(Agent, PortInUseIsAClearError) {
   test_support::expect_cli_error(run_chokepoint({"agent", "--target", "pid:x"}), 2,
                                  "not a positive number");
   test_support::expect_cli_error(run_chokepoint({"agent"}), 2, "at least one --target");
-  const std::string config = ::testing::TempDir() + "/agent-bad.toml";
+  const test_support::TempDir dir("chokepoint-agent-config");
+  const std::string config = dir.path + "/agent-bad.toml";
   std::ofstream(config) << "targets = [\"host\"]\nlisen = \"127.0.0.1:1\"\n";
   test_support::expect_cli_error(run_chokepoint({"agent", "--config", config}), 2,
                                  "unknown key 'lisen'");

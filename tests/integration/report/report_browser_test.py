@@ -300,6 +300,11 @@ def run_suite(work_prefix, body, options=()):
     args = parser.parse_args()
     os.makedirs(args.artifacts, exist_ok=True)
     work = tempfile.mkdtemp(prefix=work_prefix)
+    # Chromium keeps its singleton socket in a directory of its own under TMPDIR, and leaves it
+    # behind when chromedriver's quit kills it: one stray /tmp/org.chromium.Chromium.* per run.
+    # Under the work directory it goes with it (the programs started below inherit TMPDIR too).
+    os.environ['TMPDIR'] = os.path.join(work, 'tmp')
+    os.makedirs(os.environ['TMPDIR'])
     drivers = []
     try:
         body(work, drivers)
