@@ -274,6 +274,12 @@ void expect_proven_caller(const OffCpuResult& result, int tid, const Range& call
         << "the stale return address was taken for the leaf's caller" << seen;
     found = found || (has_frame_in(r.user_addresses, caller) && r.leaf_caller_added);
   }
+#if defined(__SANITIZE_ADDRESS__)
+  // Under ASan the test's read and pthread_mutex_lock are the sanitizer's interceptors, which
+  // call libc's through a pointer: no call provably leads to the leaf, so its caller is left out
+  // (call_site.h: never guessed). What this build checks is that no stale caller is taken.
+  return;
+#endif
   EXPECT_TRUE(found) << "no record of thread " << tid << " with its caller " << caller_name
                      << " added (stale range " << g_stale.begin << ".." << g_stale.end << ")"
                      << seen;
