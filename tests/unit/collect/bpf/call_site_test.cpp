@@ -39,6 +39,16 @@ class FakeMemory {
     put(stub, code);
     put_word(slot, function);
   }
+  // A function at `function`, `bytes` long, whose one branch (op e8 call or e9 jmp, rel32) at
+  // +0x10 goes to `target`; nops elsewhere.
+  void put_branch(std::uint64_t function, std::size_t bytes, std::uint8_t op,
+                  std::uint64_t target) {
+    std::vector<std::uint8_t> code(bytes, 0x90);
+    const auto rel = static_cast<std::int32_t>(target - (function + 0x10 + 5));
+    code[0x10] = op;
+    std::memcpy(&code[0x11], &rel, 4);
+    put(function, code);
+  }
   // `call rel32` (e8) ending at `ret`, calling `target`.
   void put_call(std::uint64_t ret, std::uint64_t target) {
     const auto rel = static_cast<std::int32_t>(static_cast<std::int64_t>(target - ret));
@@ -201,11 +211,7 @@ TEST(CallSite, ATailJumpAndACallTwoLevelsDownLeadToTheLeaf) {
   const std::uint64_t kUnlock = 0x7000'4000, kUsercnt = 0x7000'5000, kWake = 0x7000'2000;
   m.put_call(0x1234, kUnlock);
   auto put_branch = [&](std::uint64_t function, std::uint8_t op, std::uint64_t target) {
-    std::vector<std::uint8_t> code(0x100, 0x90);
-    const auto rel = static_cast<std::int32_t>(target - (function + 0x10 + 5));
-    code[0x10] = op;
-    std::memcpy(&code[0x11], &rel, 4);
-    m.put(function, code);
+    m.put_branch(function, 0x100, op, target);
   };
   put_branch(kUnlock, 0xe9, kUsercnt);
   put_branch(kUsercnt, 0xe8, kWake);
@@ -240,11 +246,7 @@ TEST(CallSite, CalleesCalledThroughTheirLibrarysPltLeadToTheLeaf) {
   m.put_plt(kNewPlt, 0x7100'f000, kNew);
   m.put_plt(kMallocPlt, 0x7100'f008, kMalloc);
   auto put_branch = [&](std::uint64_t function, std::uint8_t op, std::uint64_t target) {
-    std::vector<std::uint8_t> code(0x40, 0x90);
-    const auto rel = static_cast<std::int32_t>(target - (function + 0x10 + 5));
-    code[0x10] = op;
-    std::memcpy(&code[0x11], &rel, 4);
-    m.put(function, code);
+    m.put_branch(function, 0x40, op, target);
   };
   put_branch(kNewArray, 0xe9, kNewPlt);  // jmp operator new@plt
   put_branch(kNew, 0xe8, kMallocPlt);    // call malloc@plt
