@@ -62,7 +62,7 @@ RuleResult cpu(const Context& ctx) {
   if (handed_ns > 0) {
     const auto handoffs = ctx.cpu_handoffs();
     add_handoff_evidence(b, handoffs, handoffs[0]->lock_ns, ctx.busy_ns);
-  } else if (const auto idle = ctx.cpu_idle_handoffs(); !idle.empty()) {
+  } else if (const auto idle = ctx.idle_handoffs_to(Resource::kOnCpu); !idle.empty()) {
     // No lock time handed off, but idle waits on hand-offs (a reply's futex or pipe) given to a
     // thread on a CPU: the same chain, shown from the time moved to its state.
     add_handoff_evidence(b, idle, idle[0]->idle_ns, ctx.busy_ns, " given to its state");

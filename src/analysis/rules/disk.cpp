@@ -137,7 +137,12 @@ RuleResult disk(const Context& ctx) {
           percent(ctx.lock_waiters_disk_fraction()), duration(lock_by_disk_ns / 1e9)));
     }
   }
-  if (handed_ns > 0) add_handoff_evidence(b, ctx.disk_handoffs(), handed_ns, ctx.busy_ns);
+  if (handed_ns > 0) {
+    add_handoff_evidence(b, ctx.disk_handoffs(), handed_ns, ctx.busy_ns);
+  } else if (const auto idle = ctx.idle_handoffs_to(Resource::kDisk); !idle.empty()) {
+    // Idle waits on hand-offs (a reply's futex or pipe) given to a thread mostly in disk.
+    add_handoff_evidence(b, idle, idle[0]->idle_ns, ctx.busy_ns, " given to its state");
+  }
   for (const auto& p : obs.processes) {
     if (p.syscw == 0 && p.write_bytes == 0) continue;
     b.evidence.push_back(fmt::format("pid {} ({}) wrote {}/s to storage in {:.0f} write calls/s",

@@ -72,19 +72,6 @@ bool rooted_on_cpu(const model::Handoff& h) {
          h.chain.root_resource == model::Resource::kCpuWait;
 }
 
-// An idle hand-off whose time went mostly to a CPU: a root on a CPU or queued for one, or a group
-// of short-lived threads (model::ShortLivedThread) whose busy time (idle and sleep left out, as
-// the verdict weighs it) was mostly on a CPU or runnable. Such a group's largest state may be a
-// wait (a joined worker that waited for a signal before it ended), while what its joiner's wait
-// gave to busy time is CPU.
-bool gave_cpu(const model::Handoff& h) {
-  if (rooted_on_cpu(h)) return true;
-  if (h.chain.root_short_lived == 0) return false;
-  const model::TimeSplit& s = h.chain.root_split;
-  const std::int64_t cpu_ns = s[model::Resource::kOnCpu] + s[model::Resource::kCpuWait];
-  return cpu_ns > 0 && 2 * cpu_ns > s.busy_ns();
-}
-
 bool rooted_in_disk(const model::Handoff& h) {
   return h.chain.root_resource == model::Resource::kDisk;
 }
@@ -105,8 +92,47 @@ std::vector<const model::Handoff*> Context::cpu_handoffs() const {
   return rooted(handoffs, rooted_on_cpu);
 }
 
-std::vector<const model::Handoff*> Context::cpu_idle_handoffs() const {
-  return rooted(idle_handoffs, gave_cpu);
+std::vector<const model::Handoff*> Context::idle_handoffs_to(model::Resource r) const {
+  std::vector<const model::Handoff*> out;
+  for (const auto& h : idle_handoffs) {
+    if (handoff_resource(h) == r) out.push_back(&h);
+  }
+  return out;
+}
+
+std::optional<model::Resource> handoff_resource(const model::Handoff& h) {
+  using model::Resource;
+  auto working = [](std::optional<Resource> r) -> std::optional<Resource> {
+    if (!r) return std::nullopt;
+    switch (*r) {
+      case Resource::kOnCpu:
+      case Resource::kCpuWait:
+        return Resource::kOnCpu;
+      case Resource::kDisk:
+      case Resource::kNetwork:
+      case Resource::kLock:
+      case Resource::kMemory:
+        return r;
+      case Resource::kSleep:
+      case Resource::kIdle:
+        return std::nullopt;
+    }
+    return std::nullopt;
+  };
+  if (h.chain.root_short_lived == 0) return working(h.chain.root_resource);
+  const model::TimeSplit& s = h.chain.root_split;
+  std::optional<Resource> best;
+  std::int64_t best_ns = 0;
+  for (Resource r : {Resource::kOnCpu, Resource::kDisk, Resource::kNetwork, Resource::kLock,
+                     Resource::kMemory}) {
+    const std::int64_t ns =
+        r == Resource::kOnCpu ? s[Resource::kOnCpu] + s[Resource::kCpuWait] : s[r];
+    if (ns > best_ns) {
+      best_ns = ns;
+      best = r;
+    }
+  }
+  return best;
 }
 
 std::vector<const model::Handoff*> Context::disk_handoffs() const {

@@ -73,6 +73,11 @@ RuleResult lock(const Context& ctx) {
                     percent(all_lock_ns > 0 ? handed_to_disk_ns / all_lock_ns : 0),
                     chain_text(ctx.disk_handoffs()[0]->chain)));
   }
+  // Idle waits on hand-offs whose root's time went mostly to lock waits (a joiner waiting for
+  // short-lived threads that queue on a mutex): the chain behind the lock time, shown here.
+  if (const auto idle = ctx.idle_handoffs_to(Resource::kLock); !idle.empty()) {
+    add_handoff_evidence(b, idle, idle[0]->idle_ns, ctx.busy_ns, " given to its state");
+  }
   std::string which = top.empty() ? "the lock" : top[0].first;
   if (b.kind == BottleneckKind::kRow || b.kind == BottleneckKind::kDatabase) {
     // The database's own locks: the service's findings add the specific fixes (analysis/

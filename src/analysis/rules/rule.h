@@ -52,8 +52,9 @@ struct Context {
   // The idle time that the waiters' hand-offs gave to their wakers' states (waited_for), by root
   // thread (model::idle_handoffs): the chains behind it; empty without the graph.
   std::vector<model::Handoff> idle_handoffs;
-  // Those whose root spends most of its time on a CPU, largest first.
-  std::vector<const model::Handoff*> cpu_idle_handoffs() const;
+  // Those whose root's time went mostly to `r` (handoff_resource), largest first: each is shown
+  // by exactly one rule, so a chain is never lost because its root was not on a CPU.
+  std::vector<const model::Handoff*> idle_handoffs_to(model::Resource r) const;
 };
 
 struct RuleResult {
@@ -101,6 +102,12 @@ std::string percent(double fraction);
 // "thread 'a' (tid 1) waits for thread 'b' (tid 2), which is on CPU 98% of the time": the chain
 // of a hand-off in words (the names are observed text: the renderers escape them).
 std::string chain_text(const model::WaitChain& chain);
+// Where a hand-off's time went: its root's state (kCpuWait counts as kOnCpu), or for a group of
+// short-lived threads (model::ShortLivedThread) the state that took the most of their busy time,
+// on a CPU and runnable together (their largest state may be idle: a joined worker that waited
+// for a signal before it ended, while what its joiner's wait gave to busy time is its work).
+// Nothing for a root that was idle or asleep: it did no work the waiter waited for.
+std::optional<model::Resource> handoff_resource(const model::Handoff& h);
 // Adds the first hand-off's chain as an evidence line, "<chain> (N threads waited for it, X of
 // busy time<what>; wait-for graph)" with X = ns / busy_ns, and every hand-off's chain to
 // b.chains; nothing when `handoffs` is empty.
