@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "analysis/rules/rule.h"
 #include "support/thread_account.h"
 
 namespace chokepoint::analysis {
@@ -655,6 +656,38 @@ TEST(Findings, FdsNearTheLimitAreReported) {
   ASSERT_FALSE(d.findings.empty());
   EXPECT_EQ(d.findings[0].resource, FindingResource::kFds);
   EXPECT_NE(d.findings[0].hint.find("raise the limit"), std::string::npos);
+}
+
+// An idle hand-off goes to the rule of the state its root worked in: a root thread's own state
+// (run-queue time is cpu's), a group of short-lived threads' largest working state (idle and
+// sleep left out), none for a root that was idle or asleep. Before, only a group mostly on a CPU
+// was shown (by cpu), so a joiner's chain to threads that queued on a mutex was lost.
+TEST(HandoffResource, IsTheStateTheRootWorkedIn) {
+  using rules::handoff_resource;
+  model::Handoff root;
+  root.chain.root_resource = Resource::kCpuWait;
+  EXPECT_EQ(handoff_resource(root), Resource::kOnCpu);
+  root.chain.root_resource = Resource::kDisk;
+  EXPECT_EQ(handoff_resource(root), Resource::kDisk);
+  root.chain.root_resource = Resource::kIdle;
+  EXPECT_EQ(handoff_resource(root), std::nullopt);
+  root.chain.root_resource = std::nullopt;
+  EXPECT_EQ(handoff_resource(root), std::nullopt);
+
+  model::Handoff group;
+  group.chain.root_short_lived = 300;
+  group.chain.root_resource = Resource::kIdle;  // their largest state, a wait before the join
+  group.chain.root_split[Resource::kIdle] = 50;
+  group.chain.root_split[Resource::kLock] = 35;
+  group.chain.root_split[Resource::kOnCpu] = 20;
+  group.chain.root_split[Resource::kCpuWait] = 10;
+  EXPECT_EQ(handoff_resource(group), Resource::kLock);  // 35 against 20 + 10
+  group.chain.root_split[Resource::kCpuWait] = 20;
+  EXPECT_EQ(handoff_resource(group), Resource::kOnCpu);  // 40 against 35
+  model::Handoff idle_group;
+  idle_group.chain.root_short_lived = 3;
+  idle_group.chain.root_split[Resource::kIdle] = 10;
+  EXPECT_EQ(handoff_resource(idle_group), std::nullopt);
 }
 
 }  // namespace
