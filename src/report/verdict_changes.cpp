@@ -304,13 +304,20 @@ json verdict_changes(const json& timeline, const ChangeOptions& options) {
   for (std::size_t i = 0; i < n; ++i) labels.push_back(verdict_label(verdicts[i]));
   std::vector<ThreadColumns> threads;
   for (const auto& t : timeline.value("threads", json::array())) threads.push_back(decode(t, n));
-  const auto side = static_cast<std::size_t>(std::max(1, options.side_columns));
+  const auto settled = static_cast<std::size_t>(std::max(1, options.settled_columns));
+  // The first column of the run that holds column i.
+  auto run_start = [&](std::size_t i) {
+    while (i > 0 && labels[i - 1] == labels[i]) --i;
+    return i;
+  };
   for (std::size_t at = 1; at < n; ++at) {
     if (labels[at] == labels[at - 1]) continue;
-    std::size_t first = at - 1;  // the run before: back to its start, at most `side` columns
-    while (first > 0 && at - first < side && labels[first - 1] == labels[at - 1]) --first;
-    std::size_t last = at + 1;  // the run after: to its end, at most `side` columns
-    while (last < n && last - at < side && labels[last] == labels[at]) ++last;
+    std::size_t first = run_start(at - 1);  // the previous verdict's run, and the runs under way
+    while (first > 0 && at - first < settled && labels[first - 1] != labels[at]) {
+      first = run_start(first - 1);
+    }
+    std::size_t last = at + 1;  // the new verdict's run, to the next change
+    while (last < n && labels[last] == labels[at]) ++last;
     const Sides sides{outward(first, at, true), outward(at, last, false)};
     out.push_back(one_change(timeline, threads, at, sides, options));
   }

@@ -191,10 +191,11 @@ TEST(VerdictChanges, CpuLabThenDiskLabSaysWhatMoved) {
       }
     }
     EXPECT_TRUE(workers);
-    // The CPU lab's event loops left the CPU.
+    // The CPU lab's event loops left the CPU: from on_cpu, or from cpu_wait when the machine's
+    // two cores were busier than they (a loaded CI machine: 77% of busy time in the run queue).
     bool loops = false;
     for (const auto& g : (*off_cpu)["threads"]) {
-      if (g["pid"] == labs.cpu->pid && g["from"] == "on_cpu") {
+      if (g["pid"] == labs.cpu->pid && (g["from"] == "on_cpu" || g["from"] == "cpu_wait")) {
         loops = loops || g["names"].get<std::string>().rfind("lab-loop-", 0) == 0;
       }
     }
