@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/time_split.h"
+#include "util/escape.h"
 
 namespace chokepoint::report {
 namespace {
@@ -320,6 +321,43 @@ json verdict_changes(const json& timeline, const ChangeOptions& options) {
     while (last < n && labels[last] == labels[at]) ++last;
     const Sides sides{outward(first, at, true), outward(at, last, false)};
     out.push_back(one_change(timeline, threads, at, sides, options));
+  }
+  return out;
+}
+
+json verdict_over_time_json(const json& timeline) {
+  const json& columns = timeline.value("columns", json::array());
+  const json& verdicts = timeline.value("verdicts", json::array());
+  if (columns.empty() || verdicts.empty()) return nullptr;
+  return {{"column_s", timeline.value("column_s", 0.0)},
+          {"columns", columns.size()},
+          {"first", verdict_label(verdicts[0])},
+          {"changes", timeline.value("changes", json::array())}};
+}
+
+std::string verdict_over_time_text(const json& timeline) {
+  const json over = verdict_over_time_json(timeline);
+  if (over.is_null()) return "";
+  const json& changes = over["changes"];
+  std::string out =
+      fmt::format("Verdict over time ({} columns of {:g} s): {} at 0.0 s{}\n",
+                  over["columns"].get<std::size_t>(), over["column_s"].get<double>(),
+                  util::terminal_text(over["first"].get<std::string>()),
+                  changes.empty() ? ", unchanged to the end"
+                                  : fmt::format(", then {} {}", changes.size(),
+                                                changes.size() == 1 ? "change" : "changes"));
+  // As many as the page lists; --json has them all.
+  constexpr std::size_t kListed = 12;
+  for (std::size_t i = 0; i < changes.size() && i < kListed; ++i) {
+    const json& c = changes[i];
+    out += fmt::format("  at {:.1f} s: {} -> {}\n    why: {}\n", c["at_s"].get<double>(),
+                       util::terminal_text(c["from"].get<std::string>()),
+                       util::terminal_text(c["to"].get<std::string>()),
+                       util::terminal_text(c["text"].get<std::string>()));
+  }
+  if (changes.size() > kListed) {
+    out += fmt::format("  and {} more changes (replay --json lists them all)\n",
+                       changes.size() - kListed);
   }
   return out;
 }
