@@ -13,6 +13,11 @@ json verdict(const std::string& v, const std::string& kind) {
   return {{"verdict", v}, {"kind", kind}, {"share", 0.5}, {"share_text", "50% of busy time"}};
 }
 
+// A thread of process 10 (svc) with its heat-map runs: state, detail, count, ...
+json svc_thread(int tid, const std::string& comm, json runs) {
+  return {{"pid", 10}, {"tid", tid}, {"comm", comm}, {"process", "svc"}, {"runs", std::move(runs)}};
+}
+
 // Six columns of 1 s: cpu for three, disk for three. Four writer threads move from on_cpu to
 // fdatasync; the loop thread from on_cpu to idle; a thread with a hostile name stays idle.
 json timeline() {
@@ -30,22 +35,11 @@ json timeline() {
   t["details"] = {"fdatasync /var/lib/x", "epoll_wait"};
   t["threads"] = json::array();
   for (int w = 1; w <= 4; ++w) {
-    t["threads"].push_back({{"pid", 10},
-                            {"tid", 10 + w},
-                            {"comm", "writer-" + std::to_string(w)},
-                            {"process", "svc"},
-                            {"runs", {kOnCpu, -1, 3, kDisk, 0, 3}}});
+    t["threads"].push_back(
+        svc_thread(10 + w, "writer-" + std::to_string(w), {kOnCpu, -1, 3, kDisk, 0, 3}));
   }
-  t["threads"].push_back({{"pid", 10},
-                          {"tid", 10},
-                          {"comm", "loop"},
-                          {"process", "svc"},
-                          {"runs", {kOnCpu, -1, 3, kIdle, 1, 3}}});
-  t["threads"].push_back({{"pid", 10},
-                          {"tid", 20},
-                          {"comm", "<img src=x>"},
-                          {"process", "svc"},
-                          {"runs", {kIdle, 1, 6}}});
+  t["threads"].push_back(svc_thread(10, "loop", {kOnCpu, -1, 3, kIdle, 1, 3}));
+  t["threads"].push_back(svc_thread(20, "<img src=x>", {kIdle, 1, 6}));
   return t;
 }
 
@@ -117,17 +111,11 @@ json built_up(int columns, int writers_from, int disk_from) {
   t["details"] = {"fdatasync /var/lib/x"};
   t["threads"] = json::array();
   for (int w = 1; w <= 4; ++w) {
-    t["threads"].push_back({{"pid", 10},
-                            {"tid", 10 + w},
-                            {"comm", "writer-" + std::to_string(w)},
-                            {"process", "svc"},
-                            {"runs", {kIdle, -1, writers_from, kDisk, 0, columns - writers_from}}});
+    t["threads"].push_back(svc_thread(10 + w, "writer-" + std::to_string(w),
+                                      {kIdle, -1, writers_from, kDisk, 0, columns - writers_from}));
   }
-  t["threads"].push_back({{"pid", 10},
-                          {"tid", 10},
-                          {"comm", "loop"},
-                          {"process", "svc"},
-                          {"runs", {kOnCpu, -1, disk_from, kIdle, -1, columns - disk_from}}});
+  t["threads"].push_back(
+      svc_thread(10, "loop", {kOnCpu, -1, disk_from, kIdle, -1, columns - disk_from}));
   return t;
 }
 
