@@ -96,13 +96,13 @@ int run_replay(const ReplayArgs& a) {
     if (!w.load.json.is_null()) j["load"] = w.load.json;
     if (!w.run.is_null()) j["run"] = w.run;
     if (!w.recorded_stacks.empty()) j["recorded_stacks"] = recorded_stacks_json(w.recorded_stacks);
-    const nlohmann::json changes = report::verdict_over_time_json(over_time);
+    const nlohmann::json changes = report::verdict_over_time_json(over_time, w.from_s);
     if (!changes.is_null()) j["verdict_over_time"] = changes;
     std::cout << render::json_text(j);
   } else {
     std::cerr << fmt::format("chokepoint: replaying {} ({:.1f} s to {:.1f} s of {:.1f} s)\n",
                              util::terminal_text(a.path), w.from_s, w.to_s, w.length_s);
-    const std::string changes = report::verdict_over_time_text(over_time);
+    const std::string changes = report::verdict_over_time_text(over_time, w.from_s);
     std::cout << render::diagnosis_text(w.observation, w.diagnosis) << (changes.empty() ? "" : "\n")
               << changes << render::services_text(w.services) << w.load.text;
   }

@@ -325,24 +325,25 @@ json verdict_changes(const json& timeline, const ChangeOptions& options) {
   return out;
 }
 
-json verdict_over_time_json(const json& timeline) {
+json verdict_over_time_json(const json& timeline, double window_from_s) {
   const json& columns = timeline.value("columns", json::array());
   const json& verdicts = timeline.value("verdicts", json::array());
   if (columns.empty() || verdicts.empty()) return nullptr;
   return {{"column_s", timeline.value("column_s", 0.0)},
           {"columns", columns.size()},
           {"first", verdict_label(verdicts[0])},
+          {"window_from_s", window_from_s},
           {"changes", timeline.value("changes", json::array())}};
 }
 
-std::string verdict_over_time_text(const json& timeline) {
-  const json over = verdict_over_time_json(timeline);
+std::string verdict_over_time_text(const json& timeline, double window_from_s) {
+  const json over = verdict_over_time_json(timeline, window_from_s);
   if (over.is_null()) return "";
   const json& changes = over["changes"];
   std::string out =
-      fmt::format("Verdict over time ({} columns of {:g} s): {} at 0.0 s{}\n",
+      fmt::format("Verdict over time ({} columns of {:g} s): {} at {:.1f} s{}\n",
                   over["columns"].get<std::size_t>(), over["column_s"].get<double>(),
-                  util::terminal_text(over["first"].get<std::string>()),
+                  util::terminal_text(over["first"].get<std::string>()), window_from_s,
                   changes.empty() ? ", unchanged to the end"
                                   : fmt::format(", then {} {}", changes.size(),
                                                 changes.size() == 1 ? "change" : "changes"));
@@ -350,7 +351,8 @@ std::string verdict_over_time_text(const json& timeline) {
   constexpr std::size_t kListed = 12;
   for (std::size_t i = 0; i < changes.size() && i < kListed; ++i) {
     const json& c = changes[i];
-    out += fmt::format("  at {:.1f} s: {} -> {}\n    why: {}\n", c["at_s"].get<double>(),
+    out += fmt::format("  at {:.1f} s: {} -> {}\n    why: {}\n",
+                       window_from_s + c["at_s"].get<double>(),
                        util::terminal_text(c["from"].get<std::string>()),
                        util::terminal_text(c["to"].get<std::string>()),
                        util::terminal_text(c["text"].get<std::string>()));

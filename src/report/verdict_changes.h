@@ -44,13 +44,15 @@ std::string verdict_label(const nlohmann::json& verdict);
 
 // The verdict over time of a finished timeline (TimelineBuilder::finish's JSON, its "changes"
 // included), for replay --json: {"column_s", "columns" (how many), "first" (the first column's
-// label), "changes" (the timeline's, as verdict_changes gives them)}. null for a timeline with no
-// column.
-nlohmann::json verdict_over_time_json(const nlohmann::json& timeline);
+// label), "window_from_s" (where the timeline starts in the recording: the changes' times are
+// from it), "changes" (the timeline's, as verdict_changes gives them)}. null for a timeline with
+// no column.
+nlohmann::json verdict_over_time_json(const nlohmann::json& timeline, double window_from_s = 0);
 
 // The same for the terminal (replay): a heading with the columns and the first verdict, then the
 // first 12 changes (as many as the page lists), each with its "text", the sentence the page
-// shows; observed strings pass through util::terminal_text. "" for a timeline with no column.
-std::string verdict_over_time_text(const nlohmann::json& timeline);
+// shows; times in s from the recording's start (window_from_s added); observed strings pass
+// through util::terminal_text. "" for a timeline with no column.
+std::string verdict_over_time_text(const nlohmann::json& timeline, double window_from_s = 0);
 
 }  // namespace chokepoint::report
