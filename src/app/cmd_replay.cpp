@@ -1,9 +1,12 @@
 // chokepoint replay: re-run today's rules on a recording (or a part of it) and print the report a
-// live diagnose prints.
+// live diagnose prints, and the verdict over time: the window cut into the report's columns, each
+// change of their verdict with why it changed (report/verdict_changes.h, the page's sentence).
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "analysis/diagnosis.h"
 #include "app/cli_values.h"
@@ -13,6 +16,8 @@
 #include "render/json_text.h"
 #include "render/services_report.h"
 #include "render/tiers_report.h"
+#include "report/timeline.h"
+#include "report/verdict_changes.h"
 #include "util/escape.h"
 #include "util/fatal.h"
 
@@ -25,6 +30,7 @@ struct ReplayArgs {
   std::string to;
   bool json = false;
   std::string mode = "auto";
+  std::string column;  // the verdict over time's column length; "": the report's
 };
 
 int run_replay(const ReplayArgs& a) {
@@ -47,7 +53,23 @@ int run_replay(const ReplayArgs& a) {
     std::cout.flush();
     return util::kExitOk;
   }
-  ReplayedWindow w = replay_window(a.path, a.from, a.to, {}, sampled_only);
+  // The window cut into the report's columns in the same pass (the page's columns when the
+  // window is the whole recording).
+  report::TimelineOptions columns;
+  if (!a.column.empty()) {
+    columns.column_ns = parse_duration_ns(a.column, "--column");
+    if (columns.column_ns <= 0)
+      util::usage_error("--column must be above 0", "pass e.g. --column 1s");
+  }
+  std::optional<report::TimelineBuilder> timeline;
+  TickTap tap;
+  tap.begin = [&](const store::RecordingReader& reader, std::int64_t from_ns, std::int64_t to_ns) {
+    timeline.emplace(reader.info(), from_ns, to_ns, columns);
+  };
+  tap.each = [&](const model::Tick& t) { timeline->add(t); };
+  ReplayedWindow w = replay_window(a.path, a.from, a.to, tap, sampled_only);
+  // Wall-clock times are not printed: the changes' times are offsets into the window.
+  const nlohmann::json over_time = timeline ? timeline->finish(0) : nlohmann::json();
   if (!w.sampled) {
     const std::string& kind = w.observation.target.kind;  // "load" or "knee"
     const RecordedLoad& run = kind == kKneeRunTargetKind ? w.knee : w.load;
@@ -74,12 +96,15 @@ int run_replay(const ReplayArgs& a) {
     if (!w.load.json.is_null()) j["load"] = w.load.json;
     if (!w.run.is_null()) j["run"] = w.run;
     if (!w.recorded_stacks.empty()) j["recorded_stacks"] = recorded_stacks_json(w.recorded_stacks);
+    const nlohmann::json changes = report::verdict_over_time_json(over_time, w.from_s);
+    if (!changes.is_null()) j["verdict_over_time"] = changes;
     std::cout << render::json_text(j);
   } else {
     std::cerr << fmt::format("chokepoint: replaying {} ({:.1f} s to {:.1f} s of {:.1f} s)\n",
                              util::terminal_text(a.path), w.from_s, w.to_s, w.length_s);
-    std::cout << render::diagnosis_text(w.observation, w.diagnosis)
-              << render::services_text(w.services) << w.load.text;
+    const std::string changes = report::verdict_over_time_text(over_time, w.from_s);
+    std::cout << render::diagnosis_text(w.observation, w.diagnosis) << (changes.empty() ? "" : "\n")
+              << changes << render::services_text(w.services) << w.load.text;
   }
   std::cout.flush();
   return util::kExitOk;
@@ -100,10 +125,14 @@ Subcommand make_replay_command(CLI::App& root) {
                   "sample: set the recorded exact-mode sums aside (the sampled split of the same "
                   "window); exact or auto: use them where the recording has them")
       ->capture_default_str();
+  cli->add_option("--column", args->column,
+                  "the verdict over time's column length (1s, 1m); default: the report's, at most "
+                  "120 columns of at least one sampling interval");
   cli->footer(
       "Examples:\n"
       "  chokepoint replay before.chokepoint\n"
-      "  chokepoint replay service.chokepoint --from 10m --to 15m --json");
+      "  chokepoint replay service.chokepoint --from 10m --to 15m --json\n"
+      "  chokepoint replay service.chokepoint --column 1m");
   return {cli, [args] { return run_replay(*args); }};
 }
 

@@ -12,7 +12,28 @@ namespace {
 constexpr double kNoteLateShare = 0.01;
 constexpr double kBehindLateShare = 0.05;
 constexpr double kRateShareLimit = 0.97;
+// A spell without a response is a stall when it lasts this many median service times: a server
+// that answers in 1 ms and then not for 100 ms stalled; one that answers in 80 ms did not.
+constexpr double kStallOverServiceP50 = 10;
+
+// "the server stalled: no response for 1003 ms from 2.0 s into the run while 8 requests were
+// outstanding"
+std::string stall_text(const ResponseGap& g) {
+  return fmt::format(
+      "the server stalled: no response for {} ms from {:.1f} s into the run while {} {} "
+      "outstanding",
+      g.duration_ns / 1'000'000, static_cast<double>(g.start_ns) / 1e9, g.outstanding,
+      g.outstanding == 1 ? "request was" : "requests were");
+}
 }  // namespace
+
+bool server_stalled(const LoadResult& r) {
+  const ResponseGap& g = r.longest_response_gap;
+  const double p50_ns = static_cast<double>(r.service.percentile_us(50)) * 1e3;
+  return g.duration_ns >= kMinServerStallNs && g.outstanding > 0 &&
+         static_cast<double>(g.duration_ns) >= kStallOverServiceP50 * p50_ns &&
+         g.generator_gap_ns * 2 < g.duration_ns;
+}
 
 std::uint64_t responses(const LoadResult& result) {
   std::uint64_t n = 0;
@@ -31,6 +52,7 @@ LoadAssessment assess(const LoadResult& r, const LoadOptions& o) {
   LoadAssessment a;
   a.rps = r.duration_s > 0 ? static_cast<double>(r.requests) / r.duration_s : 0;
   const bool open_loop = o.rate_per_s > 0;
+  a.server_stalled = server_stalled(r);
   if (open_loop) {
     // With --requests the run may end before the duration; compare rates only for timed runs.
     a.achieved_ratio = a.rps / o.rate_per_s;
@@ -40,7 +62,17 @@ LoadAssessment assess(const LoadResult& r, const LoadOptions& o) {
     const bool many_late = late_share > kBehindLateShare;
     const bool slow_rate = o.max_requests == 0 && a.achieved_ratio < kRateShareLimit;
     a.fell_behind = many_late || r.dropped_sends > 0 || slow_rate;
-    if (a.fell_behind) {
+    if (a.fell_behind && a.server_stalled) {
+      // Every connection held a request the stalled server did not answer: the sends due
+      // meanwhile waited for one. A faster generator would not have kept the schedule, and more
+      // connections only while they outnumber the sends due in the stall.
+      a.warnings.push_back(fmt::format(
+          "{}; the sends due meanwhile waited for a connection ({} of {} sends were late by more "
+          "than {} ms, {} were dropped, {:.1f} of {:.1f} req/s): latency from the intended send "
+          "times counts that wait as the server's latency, not the generator's",
+          stall_text(r.longest_response_gap), r.late_sends, r.requests + r.dropped_sends,
+          o.late_threshold_ns / 1'000'000, r.dropped_sends, a.rps, o.rate_per_s));
+    } else if (a.fell_behind) {
       a.warnings.push_back(fmt::format(
           "the generator fell behind its schedule: {} of {} sends were late by more than {} ms, "
           "{} were dropped, and it achieved {:.1f} of {:.1f} req/s; latencies from the intended "
@@ -74,12 +106,17 @@ LoadAssessment assess(const LoadResult& r, const LoadOptions& o) {
             "connections were sufficient (Little's law), so the generator itself could not keep "
             "up: give it more --threads or a less busy machine");
       }
-    } else if (late_share > kNoteLateShare) {
+    } else if (late_share > kNoteLateShare && !a.server_stalled) {
       a.warnings.push_back(fmt::format(
           "{:.1f}% of sends left more than {} ms after their intended time (a busy machine or "
           "too few --threads); the corrected latency includes that delay",
           late_share * 100, o.late_threshold_ns / 1'000'000));
     }
+  }
+  // A stall the schedule absorbed (or a closed loop, which has none) is still the server's.
+  if (a.server_stalled && !(open_loop && a.fell_behind)) {
+    a.warnings.push_back(stall_text(r.longest_response_gap) +
+                         "; latency and service time count it");
   }
   std::uint64_t failures = 0;
   for (int k = static_cast<int>(Outcome::kConnect); k < kOutcomeCount; ++k)

@@ -1,5 +1,8 @@
 #pragma once
-// Judges a finished load run: did the generator keep its schedule, and if not, why. Pure function.
+// Judges a finished load run: did the generator keep its schedule, and if not, why: a server that
+// stalled (no response while requests were outstanding) holds every connection, so the sends due
+// meanwhile wait; with latency from the intended send time that wait is the server's, and the
+// text says the server stalled rather than blaming the generator or its pool. Pure function.
 
 #include <optional>
 #include <string>
@@ -17,10 +20,19 @@ struct LoadAssessment {
   double connections_needed = 0;  // open loop only; 0 in closed loop
   bool fell_behind = false;       // open loop: late or dropped sends, or rate below target
   bool too_few_connections = false;
+  // The longest spell without a response (LoadResult::longest_response_gap) was the server's: at
+  // least kMinServerStallNs and 10 median service times, and not the generator thread's own
+  // stall (its loop ran through at least half of it). Open and closed loop.
+  bool server_stalled = false;
   std::vector<std::string> warnings;  // plain sentences, most important first
 };
 
+inline constexpr std::int64_t kMinServerStallNs = 100'000'000;
+
 LoadAssessment assess(const LoadResult& result, const LoadOptions& options);
+
+// Whether a run's longest spell without a response was the server stalling (as above).
+bool server_stalled(const LoadResult& result);
 
 // Complete responses (any status) over a run: ok + 4xx + 5xx.
 std::uint64_t responses(const LoadResult& result);

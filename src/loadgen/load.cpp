@@ -179,6 +179,8 @@ class Worker {
   void finish_intervals() { intervals_.finish(); }
   LoadResult& result() { return res_; }
   std::int64_t last_outcome_ns() const { return last_outcome_ns_; }
+  // This thread's longest spell without a response, start_ns in monotonic ns.
+  const ResponseGap& longest_gap() const { return longest_gap_; }
   std::int64_t stop_ns() const { return stop_ns_; }
 
  private:
@@ -208,6 +210,10 @@ class Worker {
   void h2_on_bytes(int ci, const char* data, std::size_t len, std::int64_t now);
   std::optional<H2Client> h2_client_;  // --h2: the callbacks every session of this thread shares
   void begin_stop(std::int64_t now);
+  // The spell without a response: after a request is taken (inflight_ raised), after an
+  // outcome (inflight_ lowered; `response`: a complete response, which starts a new spell).
+  void after_take(std::int64_t now);
+  void after_outcome(std::int64_t now, bool response);
   // The timeline's second of `now` (0 before the measured window began).
   std::size_t second_of(std::int64_t now) const {
     return static_cast<std::size_t>(std::max<std::int64_t>(0, now - measure_start_ns_) /
@@ -238,7 +244,32 @@ class Worker {
   std::int64_t stop_ns_ = 0;
   std::int64_t grace_end_ns_ = kNever;
   std::int64_t last_outcome_ns_ = 0;
+  // The current spell without a response (while inflight_ > 0) and the longest one so far.
+  std::int64_t quiet_since_ns_ = 0;
+  int quiet_peak_ = 0;
+  std::int64_t quiet_loop_gap_ns_ = 0;
+  ResponseGap longest_gap_;
 };
+
+void Worker::after_take(std::int64_t now) {
+  if (inflight_ == 1) {
+    quiet_since_ns_ = now;
+    quiet_peak_ = 0;
+    quiet_loop_gap_ns_ = 0;
+  }
+  quiet_peak_ = std::max(quiet_peak_, inflight_);
+}
+
+void Worker::after_outcome(std::int64_t now, bool response) {
+  if (!response && inflight_ > 0) return;  // a failure is no answer: the spell goes on
+  const std::int64_t spell_ns = now - quiet_since_ns_;
+  if (now > measure_start_ns_ && spell_ns > longest_gap_.duration_ns) {
+    longest_gap_ = {quiet_since_ns_, spell_ns, quiet_peak_, quiet_loop_gap_ns_};
+  }
+  quiet_since_ns_ = now;
+  quiet_peak_ = inflight_;
+  quiet_loop_gap_ns_ = 0;
+}
 
 void Worker::set_events(int ci, std::uint32_t events) {
   Conn& c = conns_[ci];
@@ -315,6 +346,7 @@ void Worker::complete(int ci, std::int64_t now, int status, bool reuse) {
   c.has_req = false;
   c.backoff_ns = 0;
   --inflight_;
+  after_outcome(now, true);
   if (!reuse) close_conn(c);
   free_.push_back(ci);
 }
@@ -327,6 +359,7 @@ void Worker::fail(int ci, Outcome outcome, std::int64_t now, const std::string& 
   record(c, outcome, now, 0);
   c.has_req = false;
   --inflight_;
+  after_outcome(now, false);
   close_conn(c);
   if (outcome == Outcome::kConnect) {
     c.backoff_ns = std::clamp(c.backoff_ns * 2, kMinBackoffNs, kMaxBackoffNs);
@@ -416,6 +449,7 @@ void Worker::start_request(int ci, std::int64_t intended_ns, std::int64_t now, b
   c.deadline_ns = now + o_.timeout_ns;
   c.url = url;
   ++inflight_;
+  after_take(now);
   if (measured) {
     ++measured_issued_;
     const std::int64_t delay = now - intended_ns;
@@ -685,11 +719,40 @@ util::Result<void> Worker::run() {
       if (errno == EINTR) continue;
       return util::errno_error("epoll_pwait2");
     }
+    const std::int64_t iteration_start_ns = now;
     now = util::monotonic_ns();
+    // How long this thread did not run past the wait it asked for (descheduled, or slow in the
+    // iteration): a spell without responses that is mostly this is the generator's own stall.
+    if (inflight_ > 0) {
+      quiet_loop_gap_ns_ = std::max(quiet_loop_gap_ns_, now - iteration_start_ns - wait_ns);
+    }
     for (int i = 0; i < n; ++i)
       on_event(static_cast<int>(events[i].data.u32), events[i].events, now);
   }
   return {};
+}
+
+// The threads' longest spells without a response merged: the longest one, with the requests
+// outstanding in every thread whose own longest spell overlaps it; its start made relative to
+// the measured window's start.
+ResponseGap longest_response_gap(const std::vector<std::unique_ptr<Worker>>& workers,
+                                 std::int64_t measure_start_ns) {
+  ResponseGap longest;
+  for (const auto& w : workers) {
+    if (w->longest_gap().duration_ns > longest.duration_ns) longest = w->longest_gap();
+  }
+  if (longest.duration_ns == 0) return {};
+  const std::int64_t end_ns = longest.start_ns + longest.duration_ns;
+  int outstanding = 0;
+  for (const auto& w : workers) {
+    const ResponseGap& g = w->longest_gap();
+    if (g.duration_ns > 0 && g.start_ns < end_ns && g.start_ns + g.duration_ns > longest.start_ns) {
+      outstanding += g.outstanding;
+    }
+  }
+  longest.outstanding = outstanding;
+  longest.start_ns = std::max<std::int64_t>(0, longest.start_ns - measure_start_ns);
+  return longest;
 }
 
 }  // namespace
@@ -863,6 +926,7 @@ util::Result<LoadResult> run_load(const LoadOptions& o) {
         o.duration_ns > 0 ? std::min(w->stop_ns(), t0 + o.warmup_ns + o.duration_ns) : 0;
     end_ns = std::max({end_ns, w->last_outcome_ns(), planned_end});
   }
+  total.longest_response_gap = longest_response_gap(workers, t0 + o.warmup_ns);
   const std::vector<IntervalPercentiles> seconds = intervals.finish();
   for (std::size_t s = 0; s < seconds.size() && s < total.timeline.size(); ++s) {
     total.timeline[s].percentiles = seconds[s];

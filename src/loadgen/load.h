@@ -90,6 +90,20 @@ struct SlowRequest {
   std::size_t url_index = 0;
 };
 
+// The longest spell in which none of one generator thread's connections got a response while
+// some of them had a request outstanding: a stalled server (or a stalled generator thread, which
+// generator_gap_ns tells). Open and closed loop.
+struct ResponseGap {
+  std::int64_t start_ns = 0;     // from the measured window's start (0 when it began in warmup)
+  std::int64_t duration_ns = 0;  // 0: no request was ever outstanding in the measured window
+  // The most requests outstanding during it, summed over the threads whose own longest spell
+  // overlaps it (a whole-server stall silences every thread at once).
+  int outstanding = 0;
+  // The longest the thread's own loop went without running during it, past the wait it asked
+  // for: a spell that is mostly this is the generator's stall, not the server's.
+  std::int64_t generator_gap_ns = 0;
+};
+
 struct LoadResult {
   Histogram latency;  // corrected (from intended send time); complete responses only
   Histogram service;  // uncorrected (from when a connection took the request)
@@ -115,6 +129,7 @@ struct LoadResult {
   int connections = 0;
   double rate_per_s = 0;
   std::string first_error;  // a sample message for the first non-HTTP-status error
+  ResponseGap longest_response_gap;
 };
 
 // Checks options and file-descriptor limits, raising the soft RLIMIT_NOFILE when the hard limit

@@ -72,6 +72,13 @@ nlohmann::json load_json(const loadgen::LoadResult& r, const loadgen::LoadOption
   j["connections_needed"] = a.connections_needed;
   j["fell_behind"] = a.fell_behind;
   j["too_few_connections"] = a.too_few_connections;
+  j["server_stalled"] = a.server_stalled;
+  const loadgen::ResponseGap& gap = r.longest_response_gap;
+  j["longest_response_gap"] = {
+      {"at_s", static_cast<double>(gap.start_ns) / 1e9},
+      {"ms", static_cast<double>(gap.duration_ns) / 1e6},
+      {"outstanding", gap.outstanding},
+      {"generator_gap_ms", static_cast<double>(gap.generator_gap_ns) / 1e6}};
   j["warnings"] = a.warnings;
   j["slowest"] = nlohmann::json::array();
   for (const auto& s : r.slowest) {

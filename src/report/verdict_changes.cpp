@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/time_split.h"
+#include "util/escape.h"
 
 namespace chokepoint::report {
 namespace {
@@ -304,15 +305,61 @@ json verdict_changes(const json& timeline, const ChangeOptions& options) {
   for (std::size_t i = 0; i < n; ++i) labels.push_back(verdict_label(verdicts[i]));
   std::vector<ThreadColumns> threads;
   for (const auto& t : timeline.value("threads", json::array())) threads.push_back(decode(t, n));
-  const auto side = static_cast<std::size_t>(std::max(1, options.side_columns));
+  const auto settled = static_cast<std::size_t>(std::max(1, options.settled_columns));
+  // The first column of the run that holds column i.
+  auto run_start = [&](std::size_t i) {
+    while (i > 0 && labels[i - 1] == labels[i]) --i;
+    return i;
+  };
   for (std::size_t at = 1; at < n; ++at) {
     if (labels[at] == labels[at - 1]) continue;
-    std::size_t first = at - 1;  // the run before: back to its start, at most `side` columns
-    while (first > 0 && at - first < side && labels[first - 1] == labels[at - 1]) --first;
-    std::size_t last = at + 1;  // the run after: to its end, at most `side` columns
-    while (last < n && last - at < side && labels[last] == labels[at]) ++last;
+    std::size_t first = run_start(at - 1);  // the previous verdict's run, and the runs under way
+    while (first > 0 && at - first < settled && labels[first - 1] != labels[at]) {
+      first = run_start(first - 1);
+    }
+    std::size_t last = at + 1;  // the new verdict's run, to the next change
+    while (last < n && labels[last] == labels[at]) ++last;
     const Sides sides{outward(first, at, true), outward(at, last, false)};
     out.push_back(one_change(timeline, threads, at, sides, options));
+  }
+  return out;
+}
+
+json verdict_over_time_json(const json& timeline, double window_from_s) {
+  const json& columns = timeline.value("columns", json::array());
+  const json& verdicts = timeline.value("verdicts", json::array());
+  if (columns.empty() || verdicts.empty()) return nullptr;
+  return {{"column_s", timeline.value("column_s", 0.0)},
+          {"columns", columns.size()},
+          {"first", verdict_label(verdicts[0])},
+          {"window_from_s", window_from_s},
+          {"changes", timeline.value("changes", json::array())}};
+}
+
+std::string verdict_over_time_text(const json& timeline, double window_from_s) {
+  const json over = verdict_over_time_json(timeline, window_from_s);
+  if (over.is_null()) return "";
+  const json& changes = over["changes"];
+  std::string out =
+      fmt::format("Verdict over time ({} columns of {:g} s): {} at {:.1f} s{}\n",
+                  over["columns"].get<std::size_t>(), over["column_s"].get<double>(),
+                  util::terminal_text(over["first"].get<std::string>()), window_from_s,
+                  changes.empty() ? ", unchanged to the end"
+                                  : fmt::format(", then {} {}", changes.size(),
+                                                changes.size() == 1 ? "change" : "changes"));
+  // As many as the page lists; --json has them all.
+  constexpr std::size_t kListed = 12;
+  for (std::size_t i = 0; i < changes.size() && i < kListed; ++i) {
+    const json& c = changes[i];
+    out += fmt::format("  at {:.1f} s: {} -> {}\n    why: {}\n",
+                       window_from_s + c["at_s"].get<double>(),
+                       util::terminal_text(c["from"].get<std::string>()),
+                       util::terminal_text(c["to"].get<std::string>()),
+                       util::terminal_text(c["text"].get<std::string>()));
+  }
+  if (changes.size() > kListed) {
+    out += fmt::format("  and {} more changes (replay --json lists them all)\n",
+                       changes.size() - kListed);
   }
   return out;
 }

@@ -4,9 +4,11 @@
 // change says what moved: disk's share of busy time up, the disk lab's workers into fdatasync on
 // its disk.dat, the CPU lab's loops off the CPU. The disk lab has 4 workers for its 16
 // connections, so that each worker spends most of a column in fdatasync (with 32, the default,
-// each was idle more than half of it).
+// each was idle more than half of it). `chokepoint replay` of the same recording lists the same
+// changes with the same sentences, as text and as JSON.
 #include "report/verdict_changes.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -105,6 +107,41 @@ nlohmann::json timeline_of(const std::string& path) {
   return builder.finish(0);
 }
 
+// replay's verdict over time for the whole recording in columns of 1 s: the changes of the
+// timeline cut the same way (`changes`), with their sentences.
+void expect_replay_lists(const std::string& rec, const nlohmann::json& changes) {
+  const auto json_run = run_chokepoint({"replay", rec, "--json", "--column", "1s"}, 60);
+  ASSERT_EQ(json_run.exit_code, 0) << json_run.stderr_text;
+  const auto j = nlohmann::json::parse(json_run.stdout_text);
+  ASSERT_TRUE(j.contains("verdict_over_time")) << json_run.stdout_text.substr(0, 2000);
+  const auto& listed = j["verdict_over_time"]["changes"];
+  ASSERT_EQ(listed.size(), changes.size()) << listed.dump(1);
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    EXPECT_EQ(listed[i]["column"], changes[i]["column"]);
+    EXPECT_EQ(listed[i]["from"], changes[i]["from"]);
+    EXPECT_EQ(listed[i]["to"], changes[i]["to"]);
+    EXPECT_EQ(listed[i]["text"], changes[i]["text"]);
+    EXPECT_EQ(listed[i]["threads"].size(), changes[i]["threads"].size());
+  }
+  const auto text_run = run_chokepoint({"replay", rec, "--column", "1s"}, 60);
+  ASSERT_EQ(text_run.exit_code, 0) << text_run.stderr_text;
+  const std::string& out = text_run.stdout_text;
+  EXPECT_NE(out.find(fmt::format("Verdict over time ({} columns of 1 s): ",
+                                 j["verdict_over_time"]["columns"].get<std::size_t>())),
+            std::string::npos)
+      << out;
+  for (const auto& c : changes) {
+    const std::string line = fmt::format("  at {:.1f} s: {} -> {}\n    why: {}\n",
+                                         c["at_s"].get<double>(), c["from"].get<std::string>(),
+                                         c["to"].get<std::string>(), c["text"].get<std::string>());
+    EXPECT_NE(out.find(line), std::string::npos) << line << "\nnot in:\n" << out;
+  }
+  std::cout << out.substr(
+                   out.find("Verdict over time"),
+                   out.find("\n\n", out.find("Verdict over time")) - out.find("Verdict over time"))
+            << "\n";
+}
+
 TEST(VerdictChanges, CpuLabThenDiskLabSaysWhatMoved) {
   char tmpl[] = "/tmp/chokepoint-verdict-changes-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
@@ -191,10 +228,11 @@ TEST(VerdictChanges, CpuLabThenDiskLabSaysWhatMoved) {
       }
     }
     EXPECT_TRUE(workers);
-    // The CPU lab's event loops left the CPU.
+    // The CPU lab's event loops left the CPU: from on_cpu, or from cpu_wait when the machine's
+    // two cores were busier than they (a loaded CI machine: 77% of busy time in the run queue).
     bool loops = false;
     for (const auto& g : (*off_cpu)["threads"]) {
-      if (g["pid"] == labs.cpu->pid && g["from"] == "on_cpu") {
+      if (g["pid"] == labs.cpu->pid && (g["from"] == "on_cpu" || g["from"] == "cpu_wait")) {
         loops = loops || g["names"].get<std::string>().rfind("lab-loop-", 0) == 0;
       }
     }
@@ -206,6 +244,7 @@ TEST(VerdictChanges, CpuLabThenDiskLabSaysWhatMoved) {
     EXPECT_NE(text.find("lab-worker of pid " + std::to_string(labs.disk->pid)), std::string::npos)
         << text;
     EXPECT_NE(text.find("to disk ("), std::string::npos) << text;
+    expect_replay_lists(rec, changes);
   }
 }
 

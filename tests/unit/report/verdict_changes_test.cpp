@@ -13,6 +13,11 @@ json verdict(const std::string& v, const std::string& kind) {
   return {{"verdict", v}, {"kind", kind}, {"share", 0.5}, {"share_text", "50% of busy time"}};
 }
 
+// A thread of process 10 (svc) with its heat-map runs: state, detail, count, ...
+json svc_thread(int tid, const std::string& comm, json runs) {
+  return {{"pid", 10}, {"tid", tid}, {"comm", comm}, {"process", "svc"}, {"runs", std::move(runs)}};
+}
+
 // Six columns of 1 s: cpu for three, disk for three. Four writer threads move from on_cpu to
 // fdatasync; the loop thread from on_cpu to idle; a thread with a hostile name stays idle.
 json timeline() {
@@ -30,22 +35,11 @@ json timeline() {
   t["details"] = {"fdatasync /var/lib/x", "epoll_wait"};
   t["threads"] = json::array();
   for (int w = 1; w <= 4; ++w) {
-    t["threads"].push_back({{"pid", 10},
-                            {"tid", 10 + w},
-                            {"comm", "writer-" + std::to_string(w)},
-                            {"process", "svc"},
-                            {"runs", {kOnCpu, -1, 3, kDisk, 0, 3}}});
+    t["threads"].push_back(
+        svc_thread(10 + w, "writer-" + std::to_string(w), {kOnCpu, -1, 3, kDisk, 0, 3}));
   }
-  t["threads"].push_back({{"pid", 10},
-                          {"tid", 10},
-                          {"comm", "loop"},
-                          {"process", "svc"},
-                          {"runs", {kOnCpu, -1, 3, kIdle, 1, 3}}});
-  t["threads"].push_back({{"pid", 10},
-                          {"tid", 20},
-                          {"comm", "<img src=x>"},
-                          {"process", "svc"},
-                          {"runs", {kIdle, 1, 6}}});
+  t["threads"].push_back(svc_thread(10, "loop", {kOnCpu, -1, 3, kIdle, 1, 3}));
+  t["threads"].push_back(svc_thread(20, "<img src=x>", {kIdle, 1, 6}));
   return t;
 }
 
@@ -77,14 +71,17 @@ TEST(VerdictChanges, SaysWhichSharesAndThreadsMoved) {
             "1 thread loop of pid 10 (svc) from on_cpu to idle");
 }
 
-TEST(VerdictChanges, ComparesAtMostThreeColumnsASideAndNamesTheRest) {
+TEST(VerdictChanges, ABriefVerdictIsComparedWithItsOwnColumnsAndNamesTheRest) {
   json t = timeline();
-  // A one-column flip back to cpu at the end: its sides are one column each.
+  // A one-column flip back to cpu at the end: the disk run before it (two columns) is not
+  // stretched into the cpu run before that (the new verdict's own).
   t["verdicts"][5] = verdict("cpu", "saturated");
   ChangeOptions o;
   o.max_thread_groups = 1;
   const json changes = verdict_changes(t, o);
   ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0]["before_s"], json({0.0, 3.0}));
+  EXPECT_EQ(changes[0]["after_s"], json({3.0, 5.0}));
   EXPECT_EQ(changes[1]["before_s"], json({3.0, 5.0}));
   EXPECT_EQ(changes[1]["after_s"], json({5.0, 6.0}));
   EXPECT_EQ(changes[0]["more_threads"], 1);
@@ -93,6 +90,79 @@ TEST(VerdictChanges, ComparesAtMostThreeColumnsASideAndNamesTheRest) {
   // Nothing moved between the two sides of the flip: it says so.
   EXPECT_NE(changes[1]["text"].get<std::string>().find("a close call"), std::string::npos)
       << changes[1]["text"];
+}
+
+// `columns` columns of 1 s: cpu (saturated) up to `disk_from`, disk from it on, with a split of
+// the loop on the CPU before and the writers in disk after `writers_from`; four writers idle up to
+// `writers_from` and in fdatasync from it, the loop on the CPU up to `disk_from`.
+json built_up(int columns, int writers_from, int disk_from) {
+  json t;
+  t["column_s"] = 1.0;
+  t["columns"] = json::array();
+  t["verdicts"] = json::array();
+  t["split"] = json::array();
+  for (int i = 0; i < columns; ++i) {
+    t["columns"].push_back(static_cast<double>(i));
+    t["verdicts"].push_back(i < disk_from ? verdict("cpu", "saturated")
+                                          : verdict("disk", "sync-writes"));
+    const double cpu = i < disk_from ? 0.2 : 0.0, disk = i < writers_from ? 0.0 : 0.6;
+    t["split"].push_back(json{cpu, 0, disk, 0, 0, 0, 0, 1.0 - cpu - disk});
+  }
+  t["details"] = {"fdatasync /var/lib/x"};
+  t["threads"] = json::array();
+  for (int w = 1; w <= 4; ++w) {
+    t["threads"].push_back(svc_thread(10 + w, "writer-" + std::to_string(w),
+                                      {kIdle, -1, writers_from, kDisk, 0, columns - writers_from}));
+  }
+  t["threads"].push_back(
+      svc_thread(10, "loop", {kOnCpu, -1, disk_from, kIdle, -1, columns - disk_from}));
+  return t;
+}
+
+// The writers went into fdatasync two columns before the verdict turned to disk (the loop still
+// held the CPU): compared with the cpu verdict's whole run, they moved. Three columns before the
+// change (two of them already in disk) said they had not.
+TEST(VerdictChanges, AChangeThatBuiltUpIsComparedWithThePreviousVerdictsWholeRun) {
+  const json changes = verdict_changes(built_up(9, 4, 6));
+  ASSERT_EQ(changes.size(), 1u);
+  const json& c = changes[0];
+  EXPECT_EQ(c["before_s"], json({0.0, 6.0}));
+  EXPECT_EQ(c["after_s"], json({6.0, 9.0}));
+  ASSERT_FALSE(c["threads"].empty()) << c.dump();
+  EXPECT_EQ(c["threads"][0]["names"], "writer-1..4");
+  EXPECT_EQ(c["threads"][0]["from"], "idle");
+  EXPECT_EQ(c["threads"][0]["to"], "disk");
+  EXPECT_NE(c["text"].get<std::string>().find(
+                "4 threads writer-1..4 of pid 10 (svc) from idle to disk (fdatasync /var/lib/x)"),
+            std::string::npos)
+      << c["text"];
+}
+
+// The flake report_linked_browser_test met: cpu, then one column of cpu of another kind in which
+// the writers were already in fdatasync, then disk. The change into disk reaches back over that
+// column to the cpu run: the writers are named, not "a close call".
+TEST(VerdictChanges, AOneColumnVerdictBetweenIsTheChangeUnderWay) {
+  json t = built_up(8, 4, 5);
+  t["verdicts"][4] = verdict("cpu", "throttled");
+  const json changes = verdict_changes(t);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0]["to"], "cpu (throttled)");
+  const json& c = changes[1];
+  EXPECT_EQ(c["from"], "cpu (throttled)");
+  EXPECT_EQ(c["to"], "disk (sync-writes)");
+  EXPECT_EQ(c["before_s"], json({0.0, 5.0}));
+  EXPECT_EQ(c["after_s"], json({5.0, 8.0}));
+  EXPECT_EQ(c["text"].get<std::string>().find("a close call"), std::string::npos) << c["text"];
+  EXPECT_NE(c["text"].get<std::string>().find("writer-1..4 of pid 10 (svc) from idle to disk"),
+            std::string::npos)
+      << c["text"];
+  // Settled at one column, the side before is that column alone: the close call it said.
+  ChangeOptions o;
+  o.settled_columns = 1;
+  const json narrow = verdict_changes(t, o);
+  ASSERT_EQ(narrow.size(), 2u);
+  EXPECT_EQ(narrow[1]["before_s"], json({4.0, 5.0}));
+  EXPECT_EQ(narrow[1]["threads"].size(), 1u);  // the loop alone: on_cpu to idle
 }
 
 TEST(VerdictChanges, NoChangeNoColumnsNoThreads) {
