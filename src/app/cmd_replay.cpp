@@ -1,6 +1,8 @@
 // chokepoint replay: re-run today's rules on a recording (or a part of it) and print the report a
-// live diagnose prints, and the verdict over time: the window cut into the report's columns, each
-// change of their verdict with why it changed (report/verdict_changes.h, the page's sentence).
+// live diagnose prints. For a recording made over time (chokepoint record), or with --column, also
+// the verdict over time: the window cut into the report's columns, each change of their verdict
+// with why it changed (report/verdict_changes.h, the page's sentence). A diagnose --record
+// recording replays as the diagnosis printed it, unless --column asks for the columns.
 #include <fmt/format.h>
 
 #include <cstdint>
@@ -10,6 +12,7 @@
 
 #include "analysis/diagnosis.h"
 #include "app/cli_values.h"
+#include "app/recorded_window.h"
 #include "app/replay_window.h"
 #include "app/subcommand.h"
 #include "render/diagnosis_report.h"
@@ -64,9 +67,15 @@ int run_replay(const ReplayArgs& a) {
   std::optional<report::TimelineBuilder> timeline;
   TickTap tap;
   tap.begin = [&](const store::RecordingReader& reader, std::int64_t from_ns, std::int64_t to_ns) {
-    timeline.emplace(reader.info(), from_ns, to_ns, columns);
+    // Decided: a diagnosis's recording replays as the diagnosis printed it (its window is seconds
+    // long and its verdict is the one to compare); the columns cost a diagnosis per column.
+    if (!a.column.empty() || !is_diagnosis_recording(reader)) {
+      timeline.emplace(reader.info(), from_ns, to_ns, columns);
+    }
   };
-  tap.each = [&](const model::Tick& t) { timeline->add(t); };
+  tap.each = [&](const model::Tick& t) {
+    if (timeline) timeline->add(t);
+  };
   ReplayedWindow w = replay_window(a.path, a.from, a.to, tap, sampled_only);
   // Wall-clock times are not printed: the changes' times are offsets into the window.
   const nlohmann::json over_time = timeline ? timeline->finish(0) : nlohmann::json();
@@ -127,7 +136,8 @@ Subcommand make_replay_command(CLI::App& root) {
       ->capture_default_str();
   cli->add_option("--column", args->column,
                   "the verdict over time's column length (1s, 1m); default: the report's, at most "
-                  "120 columns of at least one sampling interval");
+                  "120 columns of at least one sampling interval. Shown for chokepoint record's "
+                  "recordings; for a diagnose --record one only with --column");
   cli->footer(
       "Examples:\n"
       "  chokepoint replay before.chokepoint\n"

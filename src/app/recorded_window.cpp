@@ -461,6 +461,10 @@ std::map<int, VerdictStacks> saved_tier_stacks(const store::RecordingReader& rea
   return out;
 }
 
+bool is_diagnosis_recording(const store::RecordingReader& reader) {
+  return reader.note(kRunCostNote).has_value();
+}
+
 RecordedRunCost saved_run_cost(const store::RecordingReader& reader) {
   RecordedRunCost out;
   auto text = reader.note(kRunCostNote);

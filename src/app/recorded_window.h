@@ -133,6 +133,10 @@ std::map<int, VerdictStacks> saved_tier_stacks(const store::RecordingReader& rea
 // The run cost a diagnose --record kept; zeros when there is none.
 RecordedRunCost saved_run_cost(const store::RecordingReader& reader);
 
+// Whether the recording is one diagnose --record kept (its run's cost note), as opposed to one
+// chokepoint record made over time.
+bool is_diagnosis_recording(const store::RecordingReader& reader);
+
 // The stacks a diagnose --record kept, nullopt when there are none (or the note is damaged).
 std::optional<VerdictStacks> saved_stacks(const store::RecordingReader& reader);
 

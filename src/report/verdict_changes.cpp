@@ -291,7 +291,8 @@ json one_change(const json& timeline, const std::vector<ThreadColumns>& threads,
 std::string verdict_label(const json& verdict) {
   if (!verdict.is_object()) return "no thread seen";
   std::string label = verdict.value("verdict", "");
-  if (verdict.contains("kind")) label += " (" + verdict.value("kind", "") + ")";
+  // A verdict of none has no kind: its top bottleneck was not significant.
+  if (verdict.contains("kind") && label != "none") label += " (" + verdict.value("kind", "") + ")";
   return label;
 }
 
@@ -326,6 +327,7 @@ json verdict_changes(const json& timeline, const ChangeOptions& options) {
 }
 
 json verdict_over_time_json(const json& timeline, double window_from_s) {
+  if (!timeline.is_object()) return nullptr;  // no timeline was built
   const json& columns = timeline.value("columns", json::array());
   const json& verdicts = timeline.value("verdicts", json::array());
   if (columns.empty() || verdicts.empty()) return nullptr;

@@ -46,7 +46,7 @@ std::string verdict_label(const nlohmann::json& verdict);
 // included), for replay --json: {"column_s", "columns" (how many), "first" (the first column's
 // label), "window_from_s" (where the timeline starts in the recording: the changes' times are
 // from it), "changes" (the timeline's, as verdict_changes gives them)}. null for a timeline with
-// no column.
+// no column, or for no timeline (null).
 nlohmann::json verdict_over_time_json(const nlohmann::json& timeline, double window_from_s = 0);
 
 // The same for the terminal (replay): a heading with the columns and the first verdict, then the
