@@ -24,16 +24,18 @@ command -v prometheus-node-exporter >/dev/null || {
   exit 2
 }
 pids=()
+logs=$(mktemp -d "${TMPDIR:-/tmp}/cp-agent-bench.XXXXXX")
 cleanup() {
   if [ -n "${agent:-}" ] && ! kill -0 "$agent" 2>/dev/null; then echo "the agent had exited" >&2; fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  rm -rf "$logs"
 }
 trap cleanup EXIT
 
 targets=(--target host)
 for i in $(seq "$services"); do
-  log=/tmp/cp-agent-bench-lab$i.log
+  log=$logs/lab$i.log
   "$bin/chokepoint-lab" --port 0 --scenario none --workers "$workers" >"$log" &
   pids+=($!)
   for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.05; done

@@ -543,6 +543,12 @@ TEST(ObservationBuilder, AccountsClearedInPlaceAndEndedThreadsLeaveTheirProcessA
   ticks[1].threads = {
       poll(1, 100 * kMs, 0, 20 * kMs, in_syscall(SYS_fsync, FdRole::kRegularFile, "/log"))};
   ticks[1].threads[0].majflt = 3;
+  // On the CPU in the kernel inside fsync at both ends: disk work.
+  ticks[2].threads = {
+      poll(1, 200 * kMs, 100 * kMs, 30 * kMs, in_syscall(SYS_fsync, FdRole::kRegularFile, "/log"))};
+  ticks[2].threads[0].majflt = 3;
+  ticks[2].threads[0].stime_ns = 10 * kMs;
+  ticks[2].threads[0].blkio_delay_ns = 5 * kMs;
   ticks[6].threads = {poll(1, 600 * kMs, 500 * kMs, 50 * kMs, in_syscall(SYS_nanosleep))};
   // Thread 2 ends in the second window; thread 3 appears in the fourth, when process 200's only
   // thread ends.
@@ -599,6 +605,10 @@ TEST(ObservationBuilder, AccountsClearedInPlaceAndEndedThreadsLeaveTheirProcessA
   EXPECT_EQ(account(windows[2], 1).split[Resource::kSleep], kWindowNs);
   EXPECT_EQ(account(windows[0], 1).majflt, 3u);
   EXPECT_EQ(account(windows[2], 1).majflt, 0u);
+  EXPECT_EQ(account(windows[0], 1).kernel_work_ns, 10 * kMs);
+  EXPECT_EQ(account(windows[1], 1).kernel_work_ns, 0);
+  EXPECT_EQ(account(windows[0], 1).blkio_delay_ns, 5 * kMs);
+  EXPECT_EQ(account(windows[1], 1).blkio_delay_ns, 0);
   EXPECT_EQ(account(windows[5], 1).comm, "worker");
   EXPECT_EQ(account(windows[5], 1).first_seen_ns, 0);
   auto threads_of = [](const Observation& o, int pid) {
