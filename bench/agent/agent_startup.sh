@@ -15,24 +15,10 @@ workers=${3:-100}
 other=${4:-}
 runs=${5:-3}
 settle=${6:-5}
-pids=()
-logs=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -f "${logs[@]}"
-}
-trap cleanup EXIT
-
-targets=(--target host)
-for _ in $(seq "$services"); do
-  log=$(mktemp "${TMPDIR:-/tmp}/cp-agent-startup-lab.XXXXXX")
-  logs+=("$log")
-  "$build/bin/chokepoint-lab" --port 0 --scenario none --workers "$workers" >"$log" &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.05; done
-  targets+=(--target "pid:$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' "$log")")
-done
+# shellcheck source=bench/agent/labs.sh
+. bench/agent/labs.sh
+trap stop_all EXIT
+start_labs "$build/bin" "$services" "$workers"
 hz=$(getconf CLK_TCK)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # CPU ms of one agent of build $1 after $settle s.
