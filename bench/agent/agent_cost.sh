@@ -23,22 +23,14 @@ command -v prometheus-node-exporter >/dev/null || {
   echo "hint: scripts/setup installs it" >&2
   exit 2
 }
-pids=()
+# shellcheck source=bench/agent/labs.sh
+. bench/agent/labs.sh
 cleanup() {
   if [ -n "${agent:-}" ] && ! kill -0 "$agent" 2>/dev/null; then echo "the agent had exited" >&2; fi
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_all
 }
 trap cleanup EXIT
-
-targets=(--target host)
-for i in $(seq "$services"); do
-  log=/tmp/cp-agent-bench-lab$i.log
-  "$bin/chokepoint-lab" --port 0 --scenario none --workers "$workers" >"$log" &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.05; done
-  targets+=(--target "pid:$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' "$log")")
-done
+start_labs "$bin" "$services" "$workers"
 threads=0
 for p in "${pids[@]}"; do threads=$((threads + $(ls /proc/"$p"/task | wc -l))); done
 

@@ -47,14 +47,14 @@ struct ProcessTrack {
   std::string name;
   bool seen_in_window = false;
   bool has_status = false;  // a read of /proc/PID/status in the window
-  std::optional<ProcessIo> io_first, io_last;
+  std::optional<ProcessIo> io_first{}, io_last{};
   std::uint64_t rss_first = 0, rss_last = 0, rss_max = 0;
   std::uint64_t anon_first = 0, anon_last = 0, anon_max = 0;
-  std::optional<GroupDelays> delays_first, delays_last;
+  std::optional<GroupDelays> delays_first{}, delays_last{};
   std::uint64_t majflt = 0;
-  std::set<int> tids;
-  std::optional<std::uint64_t> open_fds, fd_soft_limit;
-  std::map<std::uint64_t, SocketSample> sockets_first, sockets_last;  // by inode
+  std::set<int> tids{};  // the live threads, and those that ended in the window
+  std::optional<std::uint64_t> open_fds{}, fd_soft_limit{};
+  std::map<std::uint64_t, SocketSample> sockets_first{}, sockets_last{};  // by inode
   // What the sampler saw the process's fds and futexes to be (the exact mode classes by it).
   // Held by pointer: ThreadTrack's ExactSplit keeps its address.
   std::unique_ptr<ExactSplit::Process> waits = std::make_unique<ExactSplit::Process>();
@@ -112,6 +112,8 @@ class Builder {
   std::int64_t last_at_ = 0;
   ThreadMap threads_;
   std::vector<ThreadAccount> finished_;
+  // Threads that ended in the window, (pid, tid): their processes' tids lose them at the cut.
+  std::vector<std::pair<int, int>> ended_in_window_;
   std::map<int, ProcessTrack> processes_;
   std::set<int> pids_;
   std::int64_t in_disk_sync_ = 0;  // threads whose last wait is a disk sync
@@ -150,6 +152,9 @@ class Builder {
   bool exited_ = false;
 };
 
+// Clears `a`, whose window was moved to `closed`, for the thread's next window: its identity
+// (key, names, when first and last seen) is kept, every sum and detail goes (builder.cpp).
+void restart_account(ThreadAccount& a, const ThreadAccount& closed);
 // A process's summary over the window (builder.cpp).
 ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs);
 // The sources of the sampler's own reads over a window (builder_system.cpp).

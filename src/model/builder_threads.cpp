@@ -144,6 +144,7 @@ void Builder::end_thread(const ThreadEnd& e) {
   if (e.last_poll_ns >= start_) {
     close_account(t);
     finished_.push_back(std::move(t.account));
+    ended_in_window_.emplace_back(e.pid, e.tid);  // one of the process's threads until the cut
   } else {
     processes_[e.pid].tids.erase(e.tid);
   }

@@ -4,6 +4,10 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
+#include <stdexcept>
+#include <string>
+#include <tuple>
+
 namespace chokepoint::model {
 namespace {
 
@@ -502,6 +506,128 @@ TEST(ObservationSink, ConsecutiveWindowsOfOneStreamEqualEachWindowBuiltAlone) {
   };
   EXPECT_EQ(on_cpu(windows[0], 1), 30 * kMs);
   EXPECT_EQ(on_cpu(windows[1], 1), 60 * kMs);
+}
+
+// The rolling builder keeps one account per thread and clears it in place at each cut, and keeps
+// each process's threads as they are first seen and end: over many windows every field of every
+// account is what a builder of that window alone gives, a thread that ended leaves its process's
+// count after its window, and a process whose last thread ended is forgotten.
+TEST(ObservationBuilder, AccountsClearedInPlaceAndEndedThreadsLeaveTheirProcessAtTheCut) {
+  std::vector<Tick> ticks;
+  constexpr int kWindows = 6;
+  constexpr std::int64_t kWindowNs = 400 * kMs;
+  auto other = [](ThreadSample s) {
+    s.key.pid = 200;
+    s.process_name = "other";
+    return s;
+  };
+  for (int i = 0; i <= kWindows * 4; ++i) {
+    Tick t;
+    t.at_ns = i * 100 * kMs;
+    t.closing = i > 0 && i % 4 == 0;
+    for (int pid : {100, 200}) {
+      if (pid == 200 && i > 13) continue;  // its last thread ends at 1350 ms
+      ProcessSample p;
+      p.pid = pid;
+      p.at_ns = t.at_ns;
+      p.has_status = true;
+      t.processes.push_back(p);
+    }
+    ticks.push_back(std::move(t));
+  }
+  ticks[0].new_pids = {100, 200};
+  ticks[0].threads = {first(1, 0, mutex_wait()),
+                      first(2, 0, in_syscall(SYS_fdatasync, FdRole::kRegularFile, "/db")),
+                      other(first(5, 0, in_syscall(SYS_nanosleep)))};
+  // Thread 1 changes waits in the first windows (details and majflt), then sleeps for good.
+  ticks[1].threads = {
+      poll(1, 100 * kMs, 0, 20 * kMs, in_syscall(SYS_fsync, FdRole::kRegularFile, "/log"))};
+  ticks[1].threads[0].majflt = 3;
+  // On the CPU in the kernel inside fsync at both ends: disk work.
+  ticks[2].threads = {
+      poll(1, 200 * kMs, 100 * kMs, 30 * kMs, in_syscall(SYS_fsync, FdRole::kRegularFile, "/log"))};
+  ticks[2].threads[0].majflt = 3;
+  ticks[2].threads[0].stime_ns = 10 * kMs;
+  ticks[2].threads[0].blkio_delay_ns = 5 * kMs;
+  ticks[6].threads = {poll(1, 600 * kMs, 500 * kMs, 50 * kMs, in_syscall(SYS_nanosleep))};
+  // Thread 2 ends in the second window; thread 3 appears in the fourth, when process 200's only
+  // thread ends.
+  ticks[7].ended = {{100, 2, 650 * kMs}};
+  ticks[13].threads = {first(3, 1300 * kMs, in_syscall(SYS_epoll_wait))};
+  ticks[15].threads = {poll(3, 1500 * kMs, 1400 * kMs, 10 * kMs, mutex_wait())};
+  ticks[14].ended = {{200, 5, 1350 * kMs}};
+
+  ObservationBuilder rolling(info(), 0, kWindows * kWindowNs);
+  std::vector<Observation> windows;
+  for (const Tick& t : ticks) {
+    ASSERT_TRUE(rolling.add(t));
+    if (t.closing && t.at_ns < kWindows * kWindowNs) windows.push_back(rolling.cut_after(t));
+  }
+  windows.push_back(rolling.finish());
+  ASSERT_EQ(windows.size(), static_cast<std::size_t>(kWindows));
+  for (std::size_t w = 0; w < windows.size(); ++w) {
+    SCOPED_TRACE(w);
+    const std::int64_t from = static_cast<std::int64_t>(w) * kWindowNs;
+    const Observation alone = build_observation(info(), ticks, Window{from, from + kWindowNs});
+    ASSERT_EQ(windows[w].threads.size(), alone.threads.size());
+    for (std::size_t i = 0; i < alone.threads.size(); ++i) {
+      const ThreadAccount& got = windows[w].threads[i];
+      const ThreadAccount& want = alone.threads[i];
+      SCOPED_TRACE(want.key.tid);
+      // Every field of ThreadAccount.
+      auto fields = [](const ThreadAccount& a) {
+        return std::tie(a.key, a.comm, a.process_name, a.split.ns, a.details, a.samples,
+                        a.first_seen_ns, a.last_seen_ns, a.majflt, a.blkio_delay_ns,
+                        a.kernel_work_ns, a.held_ns, a.lock_objects_ns, a.idle_objects_ns,
+                        a.waited_for.ns);
+      };
+      EXPECT_EQ(fields(got), fields(want));
+      EXPECT_EQ(got.split.total_ns(), kWindowNs - (got.key.tid == 3 && w == 3 ? 100 * kMs : 0) -
+                                          (got.key.tid == 2 && w == 1 ? 150 * kMs : 0) -
+                                          (got.key.tid == 5 && w == 3 ? 250 * kMs : 0));
+    }
+    ASSERT_EQ(windows[w].processes.size(), alone.processes.size());
+    for (std::size_t i = 0; i < alone.processes.size(); ++i) {
+      EXPECT_EQ(windows[w].processes[i].pid, alone.processes[i].pid);
+      EXPECT_EQ(windows[w].processes[i].threads, alone.processes[i].threads);
+    }
+  }
+  // The first windows' details and faults do not stay in thread 1's account.
+  auto account = [](const Observation& o, int tid) -> const ThreadAccount& {
+    for (const auto& t : o.threads) {
+      if (t.key.tid == tid) return t;
+    }
+    throw std::runtime_error("no thread " + std::to_string(tid));
+  };
+  EXPECT_EQ(detail_ns(account(windows[0], 1), Resource::kDisk, "fsync /log"), 380 * kMs);
+  EXPECT_EQ(detail_ns(account(windows[1], 1), Resource::kDisk, "fsync /log"), 100 * kMs);
+  EXPECT_EQ(detail_ns(account(windows[2], 1), Resource::kDisk, "fsync /log"), 0);
+  EXPECT_EQ(account(windows[2], 1).split[Resource::kSleep], kWindowNs);
+  EXPECT_EQ(account(windows[0], 1).majflt, 3u);
+  EXPECT_EQ(account(windows[2], 1).majflt, 0u);
+  EXPECT_EQ(account(windows[0], 1).kernel_work_ns, 10 * kMs);
+  EXPECT_EQ(account(windows[1], 1).kernel_work_ns, 0);
+  EXPECT_EQ(account(windows[0], 1).blkio_delay_ns, 5 * kMs);
+  EXPECT_EQ(account(windows[1], 1).blkio_delay_ns, 0);
+  EXPECT_EQ(account(windows[5], 1).comm, "worker");
+  EXPECT_EQ(account(windows[5], 1).first_seen_ns, 0);
+  auto threads_of = [](const Observation& o, int pid) {
+    for (const auto& p : o.processes) {
+      if (p.pid == pid) return p.threads;
+    }
+    return -1;
+  };
+  // Thread 2 counts in the window it ended in, not after; thread 3 from its first one.
+  EXPECT_EQ(threads_of(windows[1], 100), 2);
+  EXPECT_EQ(threads_of(windows[2], 100), 1);
+  EXPECT_EQ(threads_of(windows[3], 100), 2);
+  EXPECT_EQ(threads_of(windows[3], 200), 1);
+  EXPECT_EQ(threads_of(windows[4], 200), -1);
+  // Process 200 is forgotten after the window its last thread ended in (a builder of one window
+  // lists every process it was told of).
+  EXPECT_EQ(windows[3].target.pids, (std::vector<int>{100, 200}));
+  EXPECT_EQ(windows[4].target.pids, (std::vector<int>{100}));
+  EXPECT_EQ(windows[5].target.pids, (std::vector<int>{100}));
 }
 
 }  // namespace
