@@ -2,7 +2,7 @@
 // (recording_schema.h), each tick written in one transaction (its thread rows, sums and edges
 // packed, store/thread_pack.h, in schema 4's envelope, store/blob_codec.h), a write that fails
 // counted as lost and retried, and rotation (--max-size, --keep-for).
-// Over 600 lines for one class: RecordingWriter::Impl, whose write_tick (230 lines) writes every
+// Over 600 lines for one class: RecordingWriter::Impl, whose write_tick (200 lines) writes every
 // table of a tick in the one transaction and keeps the per-thread state the next tick's deltas
 // are taken from; the pieces share that state, so they stay together.
 #include "store/recording.h"
@@ -21,7 +21,6 @@
 #include <limits>
 #include <map>
 #include <set>
-#include <tuple>
 #include <unordered_map>
 
 #include "store/blob_codec.h"
@@ -34,6 +33,11 @@
 
 namespace chokepoint::store {
 namespace {
+
+std::uint64_t thread_key(int pid, int tid) {
+  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(pid)) << 32) |
+         static_cast<std::uint32_t>(tid);
+}
 
 bool same_wait(const model::WaitObservation& a, const model::WaitObservation& b) {
   return a.state == b.state && a.where == b.where && a.syscall_nr == b.syscall_nr &&
@@ -51,14 +55,10 @@ struct RecordingWriter::Impl {
   Stmt begin_tx, commit_tx, rollback_tx;
   Stmt ins_tick, ins_keyframe, ins_text, ins_thread, ins_process, ins_pid, ins_base, ins_pack,
       ins_end, ins_process_sample, ins_socket, ins_system, ins_collector, ins_exact;
-  // The exact mode's latest sums, by (pid, tid, kind, syscall, object): written whole at each
-  // keyframe, so that rotation keeps every baseline.
-  std::map<std::tuple<int, int, std::uint64_t, int, long, std::uint64_t>, model::ExactWait>
-      exact_latest;
-  // ... and its latest wait-for edges, by (waker pid, tid, kind, wakee pid, tid, syscall, object).
-  std::map<std::tuple<int, int, int, int, int, long, std::uint64_t>, model::WakeEdge> edges_latest;
-  // Both packed against what was written before (store/thread_pack.h), from the first tick with
-  // the exact mode after each keyframe.
+  // The exact mode's sums and wait-for edges, packed against what was written before
+  // (store/thread_pack.h), from the first tick with the exact mode after each keyframe. Each
+  // keeps every entry's latest value, written whole at each keyframe so that rotation keeps
+  // every baseline.
   DeltaPacker<model::ExactWait> waits_packer;
   DeltaPacker<model::WakeEdge> edges_packer;
   bool exact_restart = true;
@@ -69,7 +69,9 @@ struct RecordingWriter::Impl {
     std::int64_t row_ns = 0;   // the time of its last row (base or sample)
     bool row_written = false;  // its thread row is committed
   };
-  std::map<std::pair<int, int>, Thread> threads;
+  // By thread_key(pid, tid): hashed, as a tick looks up every thread that ran (a std::map's find
+  // was 2.6% of the recorder's CPU at 1,000 threads, perf); a keyframe sorts them.
+  std::unordered_map<std::uint64_t, Thread> threads;
   std::int64_t next_thread_id = 1;
   std::unordered_map<std::string, std::int64_t> texts;
   std::int64_t next_text_id = 1;
@@ -89,7 +91,7 @@ struct RecordingWriter::Impl {
 
   // Rolled back with a failed tick.
   std::vector<std::string> tx_texts;
-  std::vector<std::pair<int, int>> tx_threads;
+  std::vector<std::uint64_t> tx_threads;  // thread_key
   std::vector<int> tx_process_names;
 
   util::Result<void> prepare_all();
@@ -111,7 +113,7 @@ struct RecordingWriter::Impl {
   WaitRow wait_row(const model::WaitObservation& w);
   int write_wait(Stmt& st, int first_col, const model::WaitObservation& w);
   int write_base(std::int64_t tick_id, const Thread& t);
-  int write_tick(const model::Tick& tick, std::int64_t tick_id, bool keyframe);
+  int write_tick(model::Tick& tick, std::int64_t tick_id, bool keyframe);
   // Drops the exact sums and edges of threads that ended (they have had their last).
   void forget_ended(const std::vector<model::ThreadEnd>& threads_ended);
   std::uint64_t used_bytes();
@@ -332,7 +334,7 @@ int RecordingWriter::Impl::write_thread_row(Thread& t) {
   int rc = ins_thread.run();
   if (rc == SQLITE_OK) {
     t.row_written = true;
-    tx_threads.push_back({t.last.key.pid, t.last.key.tid});
+    tx_threads.push_back(thread_key(t.last.key.pid, t.last.key.tid));
   }
   return rc;
 }
@@ -394,8 +396,7 @@ int RecordingWriter::Impl::write_base(std::int64_t tick_id, const Thread& t) {
   return ins_base.run();
 }
 
-int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick_id,
-                                      bool keyframe) {
+int RecordingWriter::Impl::write_tick(model::Tick& tick, std::int64_t tick_id, bool keyframe) {
   int rc = SQLITE_OK;
   auto check = [&rc](int r) {
     if (rc == SQLITE_OK && r != SQLITE_OK) rc = r;
@@ -411,17 +412,22 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
   ins_tick.bind(5, (tick.closing ? kFlagClosing : 0) | (tick.target_exited ? kFlagExited : 0));
   check(ins_tick.run());
   if (keyframe) {
-    // Every live thread gets an absolute base row here, so that the ticks before can go.
-    for (auto& [id, t] : threads) {
-      check(write_thread_row(t));
-      check(write_base(tick_id, t));
-      t.row_ns = tick.at_ns;
+    // Every live thread gets an absolute base row here, so that the ticks before can go; in
+    // (pid, tid) order, as the readers have always met them.
+    std::vector<std::pair<std::uint64_t, Thread*>> live;
+    live.reserve(threads.size());
+    for (auto& [key, t] : threads) live.emplace_back(key, &t);
+    std::sort(live.begin(), live.end());
+    for (auto& [key, t] : live) {
+      check(write_thread_row(*t));
+      check(write_base(tick_id, *t));
+      t->row_ns = tick.at_ns;
     }
     ins_keyframe.bind(1, tick_id);
     check(ins_keyframe.run());
   }
   for (const auto& e : tick.ended) {
-    auto it = threads.find({e.pid, e.tid});
+    auto it = threads.find(thread_key(e.pid, e.tid));
     if (it == threads.end()) continue;
     ins_end.bind(1, tick_id);
     ins_end.bind(2, it->second.id);
@@ -437,7 +443,7 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
   packer.clear();
   std::uint64_t run_sum = 0, delay_sum = 0;
   for (const auto& s : tick.threads) {
-    const auto id = std::make_pair(s.key.pid, s.key.tid);
+    const std::uint64_t id = thread_key(s.key.pid, s.key.tid);
     if (s.first) {
       Thread& t = threads[id];
       t = Thread{};
@@ -565,44 +571,25 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
     check(ins_collector.run());
   }
   if (tick.exact) {
-    const auto wait_key = [](const model::ExactWait& w) {
-      return std::tuple{w.pid,        w.tid,   w.start_time_ticks, static_cast<int>(w.kind),
-                        w.syscall_nr, w.object};
-    };
-    const auto edge_key = [](const model::WakeEdge& e) {
-      return std::tuple{e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind),
-                        e.wakee_pid, e.wakee_tid, e.syscall_nr,
-                        e.object};
-    };
-    for (const auto& w : tick.exact->waits) exact_latest[wait_key(w)] = w;
-    for (const auto& e : tick.exact->edges) edges_latest[edge_key(e)] = e;
-    // In their keys' order (the kernel's maps give them in hash order): a thread's entries
-    // together, so that a reader looks the thread up once, and ids in a row, one byte each.
-    std::vector<model::ExactWait> waits;
-    std::vector<model::WakeEdge> edges;
-    if (keyframe) {
-      waits.reserve(exact_latest.size());
-      for (const auto& [k, w] : exact_latest) waits.push_back(w);
-      edges.reserve(edges_latest.size());
-      for (const auto& [k, e] : edges_latest) edges.push_back(e);
-    } else {
-      waits = tick.exact->waits;
-      std::sort(waits.begin(), waits.end(),
-                [&](const auto& a, const auto& b) { return wait_key(a) < wait_key(b); });
-      edges = tick.exact->edges;
-      std::sort(edges.begin(), edges.end(),
-                [&](const auto& a, const auto& b) { return edge_key(a) < edge_key(b); });
-    }
+    exact_restart = exact_restart || keyframe;
     ins_exact.bind(1, tick_id);
     ins_exact.bind_text(2, exact_document(*tick.exact));
-    exact_restart = exact_restart || keyframe;
-    ins_exact.bind_blob(3, blobs.encode(waits_packer.pack(waits, exact_restart)));
-    ins_exact.bind_blob(4, blobs.encode(edges_packer.pack(edges, exact_restart)));
+    if (keyframe) {
+      // Every entry kept, changed or not, so that the ticks before can go.
+      ins_exact.bind_blob(3, blobs.encode(waits_packer.pack_all(tick.exact->waits)));
+      ins_exact.bind_blob(4, blobs.encode(edges_packer.pack_all(tick.exact->edges)));
+    } else {
+      // Sorted in place: the tick is the writer's (add takes it by value).
+      DeltaPacker<model::ExactWait>::sort_for_packing(tick.exact->waits);
+      DeltaPacker<model::WakeEdge>::sort_for_packing(tick.exact->edges);
+      ins_exact.bind_blob(3, blobs.encode(waits_packer.pack(tick.exact->waits, exact_restart)));
+      ins_exact.bind_blob(4, blobs.encode(edges_packer.pack(tick.exact->edges, exact_restart)));
+    }
     exact_restart = false;
     check(ins_exact.run());
-    // Threads that ended have had their last sums. Most ticks end none: the two maps (every sum
-    // and edge of the target, thousands at 1,000 threads) are walked only when one ended (the
-    // walk was 14% of the recorder's CPU at 1,000 busy threads, perf).
+    // Threads that ended have had their last sums. Most ticks end none: every sum and edge of
+    // the target (thousands at 1,000 threads) is walked only when one ended (the walk was 14% of
+    // the recorder's CPU at 1,000 busy threads, perf).
     if (!tick.ended.empty()) forget_ended(tick.ended);
   }
   check(tx_rc);
@@ -611,22 +598,18 @@ int RecordingWriter::Impl::write_tick(const model::Tick& tick, std::int64_t tick
 
 void RecordingWriter::Impl::forget_ended(const std::vector<model::ThreadEnd>& threads_ended) {
   std::set<std::pair<int, std::uint64_t>> gone;
-  for (const auto& e : threads_ended) gone.insert({e.tid, e.start_time_ticks});
-  for (auto it = exact_latest.begin(); it != exact_latest.end();) {
-    const int tid = std::get<1>(it->first);
-    const std::uint64_t start = std::get<2>(it->first);
-    // A sum without a start time is of the ended thread's id, whoever it was.
-    const bool ended = gone.count({tid, start}) != 0 ||
-                       (start == 0 && std::any_of(gone.begin(), gone.end(),
-                                                  [&](const auto& g) { return g.first == tid; }));
-    it = ended ? exact_latest.erase(it) : std::next(it);
+  std::set<int> gone_tids;
+  for (const auto& e : threads_ended) {
+    gone.insert({e.tid, e.start_time_ticks});
+    gone_tids.insert(e.tid);
   }
-  for (auto it = edges_latest.begin(); it != edges_latest.end();) {
-    const int wakee = std::get<4>(it->first);  // the edges' key has no start time
-    const bool ended =
-        std::any_of(gone.begin(), gone.end(), [&](const auto& g) { return g.first == wakee; });
-    it = ended ? edges_latest.erase(it) : std::next(it);
-  }
+  // A sum without a start time is of the ended thread's id, whoever it was.
+  waits_packer.drop_if([&](const model::ExactWait& w) {
+    return gone.count({w.tid, w.start_time_ticks}) != 0 ||
+           (w.start_time_ticks == 0 && gone_tids.count(w.tid) != 0);
+  });
+  // The edges' key has no start time.
+  edges_packer.drop_if([&](const model::WakeEdge& e) { return gone_tids.count(e.wakee_tid) != 0; });
 }
 
 std::uint64_t RecordingWriter::Impl::used_bytes() {
@@ -704,7 +687,7 @@ void RecordingWriter::add(model::Tick tick) {
     const util::Error err = sqlite_error(w.db.get(), rc, "writing " + w.path, w.path);
     w.rollback_tx.run();
     for (const auto& s : w.tx_texts) w.texts.erase(s);
-    for (const auto& id : w.tx_threads) {
+    for (std::uint64_t id : w.tx_threads) {
       if (auto it = w.threads.find(id); it != w.threads.end()) it->second.row_written = false;
     }
     for (int pid : w.tx_process_names) w.process_names_written.erase(pid);

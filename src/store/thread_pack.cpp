@@ -1,6 +1,8 @@
 #include "store/thread_pack.h"
 
 #include <algorithm>
+#include <array>
+#include <tuple>
 
 namespace chokepoint::store {
 namespace {
@@ -267,52 +269,131 @@ void read_key(Cursor& c, model::WakeEdge& e, KeyIds& ids) {
   e.object = c.u();
 }
 
+auto sort_key(const model::ExactWait& w) {
+  return std::tuple{w.pid,        w.tid,   w.start_time_ticks, static_cast<int>(w.kind),
+                    w.syscall_nr, w.object};
+}
+
+auto sort_key(const model::WakeEdge& e) {
+  return std::tuple{e.waker_pid, e.waker_tid, static_cast<int>(e.waker_kind),
+                    e.wakee_pid, e.wakee_tid, e.syscall_nr,
+                    e.object};
+}
+
+std::uint64_t bits(long v) {
+  return static_cast<std::uint64_t>(v);
+}
+
+// The fields of a row's key as bits: DeltaPacker's entries are found by them.
+std::array<std::uint64_t, 7> key_of(const model::ExactWait& w) {
+  return {bits(w.pid),
+          bits(w.tid),
+          w.start_time_ticks,
+          static_cast<std::uint64_t>(w.kind),
+          bits(w.syscall_nr),
+          w.object,
+          0};
+}
+
+std::array<std::uint64_t, 7> key_of(const model::WakeEdge& e) {
+  return {bits(e.waker_pid), bits(e.waker_tid), static_cast<std::uint64_t>(e.waker_kind),
+          bits(e.wakee_pid), bits(e.wakee_tid), bits(e.syscall_nr),
+          e.object};
+}
+
+// A slot of DeltaPacker's table: each field folded in with a multiply by an odd constant (2^64
+// / golden ratio), then murmur3's finalizer, so that the low bits (the slot) depend on every field.
+std::size_t slot_hash(const std::array<std::uint64_t, 7>& key) {
+  std::uint64_t h = 0;
+  for (std::uint64_t v : key) h = (h ^ v) * 0x9e3779b97f4a7c15ULL;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return static_cast<std::size_t>(h);
+}
+
 }  // namespace
 
 template <typename Row>
-std::string DeltaPacker<Row>::pack(const std::vector<Row>& rows, bool restart) {
+typename DeltaPacker<Row>::Entry& DeltaPacker<Row>::entry(const Row& r) {
+  if (2 * (entries_.size() + 1) > slots_.size()) {
+    index(std::max<std::size_t>(64, 2 * slots_.size()));
+  }
+  const auto key = key_of(r);
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = slot_hash(key) & mask;; i = (i + 1) & mask) {
+    const std::uint32_t slot = slots_[i];
+    if (slot == 0) {
+      slots_[i] = static_cast<std::uint32_t>(entries_.size() + 1);
+      return entries_.emplace_back(Entry{r, 0, 0});  // epoch 0: not met since any restart
+    }
+    Entry& e = entries_[slot - 1];
+    if (key_of(e.row) == key) return e;
+  }
+}
+
+template <typename Row>
+void DeltaPacker<Row>::index(std::size_t capacity) {
+  slots_.assign(capacity, 0);
+  const std::size_t mask = capacity - 1;
+  for (std::size_t n = 0; n < entries_.size(); ++n) {
+    std::size_t i = slot_hash(key_of(entries_[n].row)) & mask;
+    while (slots_[i] != 0) i = (i + 1) & mask;
+    slots_[i] = static_cast<std::uint32_t>(n + 1);
+  }
+}
+
+template <typename Row>
+void DeltaPacker<Row>::sort_for_packing(std::vector<Row>& rows) {
+  std::sort(rows.begin(), rows.end(),
+            [](const Row& a, const Row& b) { return sort_key(a) < sort_key(b); });
+}
+
+template <typename Row>
+const std::string& DeltaPacker<Row>::pack(const std::vector<Row>& rows, bool restart) {
   if (restart || must_restart_) {
-    ids_.clear();
-    values_.clear();
+    ++epoch_;  // every entry kept is now not met
+    next_id_ = 0;
     restart = true;
     must_restart_ = false;
   }
-  std::string out;
-  out.reserve(1 + rows.size() * 8);
-  put(out, restart ? 1 : 0);
+  out_.clear();
+  put(out_, restart ? 1 : 0);
   KeyIds new_ids;
   std::int64_t prev = -1;
-  std::string key;
   for (const auto& r : rows) {
-    key.clear();
-    KeyIds absolute;  // the dictionary's key: the key's fields, not differences
-    put_key(key, r, absolute);
-    auto [it, added] = ids_.try_emplace(key, values_.size());
-    const auto id = static_cast<std::int64_t>(it->second);
-    if (added) {
-      put(out, 0);
-      put_key(out, r, new_ids);
-      put(out, r.ns);
-      put(out, r.count);
-      values_.emplace_back(r.ns, r.count);
+    Entry& e = entry(r);
+    if (e.epoch != epoch_) {
+      e.epoch = epoch_;
+      e.id = next_id_++;
+      put(out_, 0);
+      put_key(out_, r, new_ids);
+      put(out_, r.ns);
+      put(out_, r.count);
     } else {
-      put(out, 1 + zigzag(id - (prev + 1)));
-      auto& [ns, count] = values_[static_cast<std::size_t>(id)];
+      put(out_, 1 + zigzag(e.id - (prev + 1)));
       // Modular differences, zigzagged as signed, as the thread rows' counters.
-      put_signed(out, static_cast<std::int64_t>(r.ns - ns));
-      put_signed(out, static_cast<std::int64_t>(r.count - count));
-      ns = r.ns;
-      count = r.count;
+      put_signed(out_, static_cast<std::int64_t>(r.ns - e.row.ns));
+      put_signed(out_, static_cast<std::int64_t>(r.count - e.row.count));
     }
-    prev = id;
+    e.row = r;
+    prev = e.id;
   }
-  return out;
+  return out_;
+}
+
+template <typename Row>
+const std::string& DeltaPacker<Row>::pack_all(const std::vector<Row>& changed) {
+  for (const auto& r : changed) entry(r).row = r;
+  std::vector<Row> all;
+  all.reserve(entries_.size());
+  for (const auto& e : entries_) all.push_back(e.row);
+  sort_for_packing(all);
+  return pack(all, true);
 }
 
 template <typename Row>
 void DeltaPacker<Row>::forget() {
-  ids_.clear();
-  values_.clear();
   must_restart_ = true;
 }
 

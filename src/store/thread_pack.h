@@ -7,12 +7,11 @@
 // modular (wrapping) difference from the thread's previous row, as thread_sample stored them.
 // Decoding is defensive: a truncated or malformed blob is refused as a whole, never read past.
 
-#include <array>
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -85,18 +84,64 @@ std::optional<std::vector<model::ExactWait>> unpack_exact_waits(std::string_view
 // and tid (the pids and tids z, differences as the sums'), syscall_nr (z), object. A busy thread
 // costs a byte for each key instead of ten or more.
 // Row: model::ExactWait or model::WakeEdge.
+//
+// The packer also keeps every entry's latest value, across restarts, until drop_if forgets it: the
+// recording writer writes them all at each keyframe (pack_all), so one table per kind serves both
+// the deltas and the keyframes, and a row costs one hash lookup (the writer kept a std::map of
+// every entry beside a dictionary of serialised keys: 23% of the recorder's CPU at 1,000 threads,
+// perf). Not thread-safe.
 template <typename Row>
 class DeltaPacker {
  public:
-  // The blob of a tick's changed entries; with `restart` (or after forget) every entry is new.
-  std::string pack(const std::vector<Row>& rows, bool restart);
-  // Forgets every entry (the tick they went in was lost): the next pack restarts.
+  // The blob of a tick's changed entries, in the order given (sort_for_packing's makes it
+  // smallest); with `restart` (or after forget) every entry is new. Remembers them as the latest.
+  // The blob stays valid until the next pack or pack_all.
+  const std::string& pack(const std::vector<Row>& rows, bool restart);
+  // A keyframe's blob: `changed` remembered as the latest, then every entry kept (changed or
+  // not), in sort_for_packing's order, restarted.
+  const std::string& pack_all(const std::vector<Row>& changed);
+  // Forgets the entries met since the restart (the tick they went in was lost): the next pack
+  // restarts. The latest values are kept.
   void forget();
+  // Forgets the latest value of every entry `gone` says yes to (threads that ended).
+  template <typename Pred>
+  void drop_if(Pred gone) {
+    const std::size_t before = entries_.size();
+    entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                  [&](const Entry& e) { return gone(e.row); }),
+                   entries_.end());
+    if (entries_.size() != before) index(slots_.size());
+  }
+  // The number of entries kept.
+  std::size_t size() const { return entries_.size(); }
+
+  // Sorts rows into their keys' order (the kernel's maps give them in hash order): a thread's
+  // entries together, so that a reader looks the thread up once, and ids in a row, one byte each.
+  // ExactWait: pid, tid, start time, kind, syscall, object; WakeEdge: waker pid, tid and kind,
+  // wakee pid and tid, syscall, object.
+  static void sort_for_packing(std::vector<Row>& rows);
 
  private:
-  std::unordered_map<std::string, std::size_t> ids_;             // by the key's bytes
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> values_;  // by id: ns, count
+  struct Entry {
+    Row row;                  // its latest value
+    std::uint64_t epoch = 0;  // met since the restart when it is epoch_
+    std::int64_t id = 0;      // its id since then
+  };
+  // The entry of r's key, added (not met) when there is none.
+  Entry& entry(const Row& r);
+  // Rebuilds slots_ with `capacity` slots (a power of two, at least twice the entries).
+  void index(std::size_t capacity);
+
+  // The entries in a vector, found through an open-addressed table of their indexes + 1 (0: an
+  // empty slot), linear probing, at most half full: a lookup reads a 4-byte slot and the entry,
+  // where a node-based map read a bucket, a node and divided twice (the exact mode's 16,384 edges
+  // at 1,000 threads outgrow the caches, so each of those reads was a miss).
+  std::vector<Entry> entries_;
+  std::vector<std::uint32_t> slots_;
+  std::uint64_t epoch_ = 0;  // bumped at each restart
+  std::int64_t next_id_ = 0;
   bool must_restart_ = true;
+  std::string out_;
 };
 
 template <typename Row>

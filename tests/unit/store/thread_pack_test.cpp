@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <tuple>
 
 namespace chokepoint::store {
 namespace {
@@ -272,6 +274,74 @@ TEST(ThreadPack, DeltaPackedEdgesRoundTripAcrossTicks) {
   EXPECT_EQ((*clamped)[0].wakee_pid, 1);
   EXPECT_EQ((*clamped)[0].wakee_tid, 2);
   EXPECT_EQ((*clamped)[0].syscall_nr, 1 << 16);
+}
+
+// The packer keeps every entry's latest value for the keyframes: pack_all writes them all, the
+// tick's changes merged in, in key order, restarted, so that a fresh reader reads the keyframe
+// alone; drop_if forgets the entries of threads that ended (a key met again is written whole).
+// 3,000 edges (a real 1,000-thread target has thousands) outgrow the table's first slots many
+// times over, and every value still decodes exactly.
+TEST(ThreadPack, DeltaPackerKeepsTheLatestOfEveryEntryForKeyframes) {
+  std::vector<model::WakeEdge> all;
+  const auto first = some_edges(1);
+  for (int wakee = 0; wakee < 1000; ++wakee) {
+    for (int k = 0; k < 3; ++k) {
+      model::WakeEdge e = first[static_cast<std::size_t>(k)];
+      e.waker_tid = 7 * wakee % 1013;  // wakers and wakees in no order
+      e.wakee_tid = 1000 + wakee;
+      e.ns += static_cast<std::uint64_t>(wakee);
+      all.push_back(e);
+    }
+  }
+  DeltaPacker<model::WakeEdge> packer;
+  DeltaUnpacker<model::WakeEdge> unpacker;
+  auto shuffled = all;
+  std::reverse(shuffled.begin(), shuffled.end());  // the kernel's order, not the keys'
+  ASSERT_TRUE(unpacker.unpack(packer.pack(shuffled, true)));
+  EXPECT_EQ(packer.size(), 3000u);
+  // A tick where every tenth edge grew.
+  std::vector<model::WakeEdge> changed;
+  for (std::size_t i = 0; i < all.size(); i += 10) {
+    all[i].ns += 1'000'000 + i;
+    all[i].count += 2;
+    changed.push_back(all[i]);
+  }
+  DeltaPacker<model::WakeEdge>::sort_for_packing(changed);
+  auto back = unpacker.unpack(packer.pack(changed, false));
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->size(), changed.size());
+  for (std::size_t i = 0; i < changed.size(); ++i) EXPECT_TRUE(same((*back)[i], changed[i])) << i;
+  // The keyframe: one more change, then every entry at its latest, sorted, readable alone.
+  all[7].ns += 5;
+  const std::string keyframe = packer.pack_all({all[7]});
+  auto whole = DeltaUnpacker<model::WakeEdge>().unpack(keyframe);
+  ASSERT_TRUE(whole);
+  auto sorted = all;
+  DeltaPacker<model::WakeEdge>::sort_for_packing(sorted);
+  ASSERT_EQ(whole->size(), sorted.size());
+  for (std::size_t i = 0; i < sorted.size(); ++i) EXPECT_TRUE(same((*whole)[i], sorted[i])) << i;
+  EXPECT_TRUE(std::is_sorted(whole->begin(), whole->end(), [](const auto& a, const auto& b) {
+    return std::tie(a.waker_pid, a.waker_tid, a.waker_kind, a.wakee_pid, a.wakee_tid, a.syscall_nr,
+                    a.object) < std::tie(b.waker_pid, b.waker_tid, b.waker_kind, b.wakee_pid,
+                                         b.wakee_tid, b.syscall_nr, b.object);
+  }));
+  // Thread 1,000's edges dropped: gone from the next keyframe; met again, written whole.
+  const auto of_1000 = [](const model::WakeEdge& e) { return e.wakee_tid == 1000; };
+  const auto n_1000 = static_cast<std::size_t>(std::count_if(all.begin(), all.end(), of_1000));
+  ASSERT_GT(n_1000, 0u);
+  packer.drop_if(of_1000);
+  EXPECT_EQ(packer.size(), all.size() - n_1000);
+  auto next = DeltaUnpacker<model::WakeEdge>().unpack(packer.pack_all({}));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->size(), all.size() - n_1000);
+  EXPECT_TRUE(std::none_of(next->begin(), next->end(), of_1000));
+  const auto it = std::find_if(all.begin(), all.end(), of_1000);
+  DeltaUnpacker<model::WakeEdge> fresh;
+  ASSERT_TRUE(fresh.unpack(packer.pack_all({})));
+  auto met_again = fresh.unpack(packer.pack({*it}, false));
+  ASSERT_TRUE(met_again);
+  ASSERT_EQ(met_again->size(), 1u);
+  EXPECT_TRUE(same((*met_again)[0], *it));
 }
 
 TEST(ThreadPack, DeltaPackedExactSumsRoundTripAcrossTicks) {
