@@ -51,5 +51,36 @@ TEST(RecordingGolden, APartOfASchema5RecordingReplaysItsServicesFromTheProbeSeri
   }
 }
 
+// The verdict over time is asked for (--over-time, or --column): without it a replay prints the
+// report alone (the goldens above), and for a recording with no diagnosis's run-cost note says on
+// stderr how to get the list; with it, the list follows the report, from the same recording.
+TEST(RecordingGolden, TheVerdictOverTimeIsListedWhenAskedFor) {
+  const auto file = (kDir / "lab_lock.chokepoint").string();
+  auto plain = run_chokepoint({"replay", file});
+  ASSERT_EQ(plain.exit_code, 0) << plain.stderr_text;
+  EXPECT_EQ(plain.stdout_text.find("Verdict over time"), std::string::npos) << plain.stdout_text;
+  EXPECT_NE(plain.stderr_text.find("replay --over-time lists how the verdict changed"),
+            std::string::npos)
+      << plain.stderr_text;
+  auto listed = run_chokepoint({"replay", file, "--over-time"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.stderr_text;
+  // The same report with the list after the diagnosis (before the load's part): taken out, the
+  // rest is the plain replay's.
+  std::string rest = listed.stdout_text;
+  const auto at = rest.find("\nVerdict over time");
+  ASSERT_NE(at, std::string::npos) << rest;
+  const auto end = rest.find("\n\n", at + 1);
+  rest.erase(at, end == std::string::npos ? std::string::npos : end + 1 - at);
+  EXPECT_EQ(rest, plain.stdout_text);
+  EXPECT_NE(listed.stdout_text.find("Verdict over time (5 columns of 0.2 s): cpu (saturated)"),
+            std::string::npos)
+      << listed.stdout_text;
+  EXPECT_NE(listed.stdout_text.find("-> lock (mutex)\n    why: "), std::string::npos)
+      << listed.stdout_text;
+  auto json = run_chokepoint({"replay", file, "--json", "--column", "0.5s"});
+  ASSERT_EQ(json.exit_code, 0) << json.stderr_text;
+  EXPECT_NE(json.stdout_text.find("\"verdict_over_time\""), std::string::npos) << json.stdout_text;
+}
+
 }  // namespace
 }  // namespace chokepoint::recording_test
