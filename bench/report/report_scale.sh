@@ -28,7 +28,7 @@ for r in $(seq "$runs"); do
   /usr/bin/time -f "report run $r: %e s wall, %U s user, %S s sys, %M KB max RSS" \
     "$bin/chokepoint" report "$work/hour.chokepoint" -o "$work/hour.html" 2>&1 | grep -v wrote
   /usr/bin/time -f "replay run $r: %e s wall, %U s user, %S s sys, %M KB max RSS" \
-    "$bin/chokepoint" replay "$work/hour.chokepoint" 2>&1 >/dev/null | grep -v replaying
+    "$bin/chokepoint" replay "$work/hour.chokepoint" 2>&1 >/dev/null | grep -v "replaying\|over-time"
 done
 echo "page: $(stat -c %s "$work/hour.html") bytes"
 /usr/bin/python3 bench/report/tti.py "$work/hour.html" 5

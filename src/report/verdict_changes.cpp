@@ -214,9 +214,21 @@ json one_change(const json& timeline, const std::vector<ThreadColumns>& threads,
 
   // The threads whose main state changed, grouped by process, name and move.
   std::map<std::tuple<int, std::string, int, int>, Group> groups;
+  auto busy = [](int state) {
+    return state >= 0 && state != static_cast<int>(kIdle) && state != static_cast<int>(kSleep);
+  };
   for (const ThreadColumns& t : threads) {
-    const int from = most_frequent(t.states, sides.before, [](std::size_t) { return true; });
-    const int to = most_frequent(t.states, sides.after, [](std::size_t) { return true; });
+    int from = most_frequent(t.states, sides.before, [](std::size_t) { return true; });
+    int to = most_frequent(t.states, sides.after, [](std::size_t) { return true; });
+    auto seen_in = [&](const std::vector<std::size_t>& cols) {
+      return static_cast<std::size_t>(std::count_if(
+          cols.begin(), cols.end(), [&](std::size_t c) { return t.states[c] != kNotSeen; }));
+    };
+    // A thread absent from most of one side and busy on the other started (or ended) there: that
+    // is its move, not the state of the few columns it was seen in (workers started in the last
+    // column of a cpu run would otherwise read as in disk before the change too).
+    if (busy(to) && 2 * seen_in(sides.before) < sides.before.size()) from = kNotSeen;
+    if (busy(from) && 2 * seen_in(sides.after) < sides.after.size()) to = kNotSeen;
     if (from == to) continue;
     const auto [stem, number] = name_stem(t.comm);
     Group& g = groups[{t.pid, stem, from, to}];

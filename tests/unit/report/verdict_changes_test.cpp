@@ -165,6 +165,38 @@ TEST(VerdictChanges, AOneColumnVerdictBetweenIsTheChangeUnderWay) {
   EXPECT_EQ(narrow[1]["threads"].size(), 1u);  // the loop alone: on_cpu to idle
 }
 
+// Threads that started in the last column before the change, already in disk, started there: the
+// before side's columns they were absent from outnumber the one they were seen in. (The rule
+// before took their one column as their state before, so they "did not move": the flake of
+// VerdictChanges.CpuLabThenDiskLabSaysWhatMoved, where the disk lab's workers named no move.)
+TEST(VerdictChanges, ThreadsThatStartedJustBeforeTheChangeStartedThere) {
+  json t = timeline();
+  for (int w = 1; w <= 2; ++w) {
+    t["threads"].push_back(
+        svc_thread(40 + w, "late-" + std::to_string(w), {-1, -1, 2, kDisk, 0, 4}));
+  }
+  // A thread seen in one column of three on a side, idle on the other, is no start.
+  t["threads"].push_back(svc_thread(50, "rare", {-1, -1, 2, kIdle, 1, 4}));
+  const json changes = verdict_changes(t);
+  ASSERT_EQ(changes.size(), 1u);
+  const json& threads = changes[0]["threads"];
+  bool late = false;
+  for (const json& g : threads) {
+    EXPECT_NE(g["names"], "rare") << g.dump();
+    if (g["names"] != "late-1..2") continue;
+    late = true;
+    EXPECT_EQ(g["count"], 2);
+    EXPECT_EQ(g["from"], "not seen");
+    EXPECT_EQ(g["to"], "disk");
+    EXPECT_EQ(g["to_detail"], "fdatasync /var/lib/x");
+  }
+  EXPECT_TRUE(late) << threads.dump(1);
+  EXPECT_NE(changes[0]["text"].get<std::string>().find(
+                "2 threads late-1..2 of pid 10 (svc) from not seen to disk (fdatasync /var/lib/x)"),
+            std::string::npos)
+      << changes[0]["text"];
+}
+
 TEST(VerdictChanges, NoChangeNoColumnsNoThreads) {
   EXPECT_TRUE(verdict_changes(json::object()).empty());
   json t = timeline();
