@@ -29,14 +29,11 @@
 #include <bpf/bpf_tracing.h>
 
 #include "offcpu.h"
+#include "task_context.h"
 #include "thinning.h"
 
-#define PF_KTHREAD 0x00200000
 #define TASK_INTERRUPTIBLE 0x0001
 #define TASK_UNINTERRUPTIBLE 0x0002
-
-/* THREAD_SIZE is 16 KiB on x86-64 (32 KiB with KASAN); the interrupt stacks lie far away. */
-#define OFFCPU_MAX_THREAD_STACK (64 * 1024)
 
 #ifndef EINTR
 #define EINTR 4
@@ -215,32 +212,6 @@ static __always_inline __s32 stack_id(void *ctx, __u64 flags)
 	if (id < 0)
 		count_drop(id == -EEXIST ? OFFCPU_DROP_STACK_COLLISION : OFFCPU_DROP_STACK_FAILED);
 	return id;
-}
-
-/*
- * True when current (`t`) woke the thread itself, from a system call, rather than an interrupt
- * that happened to interrupt it. preempt_count would say it directly, but it is a per-CPU variable
- * whose address kernels without CONFIG_KALLSYMS_ALL do not give BPF. Instead, on x86-64:
- * - an interrupt of kernel code runs on the per-CPU interrupt stack, so the tracepoint's argument
- *   array (ctx, in bpf_trace_run's frame on the stack the tracepoint fired on) is not on the
- *   task's stack. (The program's own frame may be a per-CPU private stack on 6.13+.)
- * - an interrupt of user code runs on the task stack, but then the task's saved user registers
- *   are the interrupt's: orig_ax is negative there, and the system call number in a syscall.
- * `btf` says t is a BTF pointer, which bpf_task_pt_regs needs; raw_tp only has the stack test.
- * Comparing a pointer with a number is allowed to privileged loaders only, which we are.
- */
-static __always_inline bool in_task_context(void *ctx, struct task_struct *t, bool btf)
-{
-	__u64 base = (__u64)BPF_CORE_READ(t, stack);
-	__u64 here = (__u64)ctx;
-	struct pt_regs *regs;
-
-	if (here < base || here >= base + OFFCPU_MAX_THREAD_STACK)
-		return false;
-	if (!btf || (BPF_CORE_READ(t, flags) & PF_KTHREAD))
-		return true;
-	regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	return regs && (long)BPF_CORE_READ(regs, orig_ax) >= 0;
 }
 
 static __always_inline bool is_target(struct task_struct *t, __u32 tgid)

@@ -17,7 +17,9 @@
  * sched_waking (p): a BLOCKED phase ends: its time goes to `sums` under (thread, start time,
  *   state, call, object). This runs in the waker's context: count_wake_edge adds the wakeup and
  *   the blocked time it ended to `edges` under (current tid, p's tid, call, object): issue 15's
- *   wait-for graph, one more map update per target wakeup.
+ *   wait-for graph, one more map update per target wakeup. An interrupt's wakeup of a futex
+ *   wait, a sleep or a file call (a timeout, a completion) is the interrupt's, not the
+ *   interrupted thread's (task_context.h).
  * sched_switch (next): a BLOCKED phase whose wakeup was not seen ends (blocked up to now); a
  *   RUNNABLE phase (woken from a futex block) ends: its run-queue time is added under the
  *   block's key as STATEACCT_RUNQ_WAKEUP (the model counts it as lock when the word is a
@@ -52,13 +54,13 @@
 #include <bpf/bpf_tracing.h>
 
 #include "stateacct.h"
+#include "task_context.h"
 #include "thinning.h"
 
 #define TASK_RUNNING 0x0000
 #define TASK_INTERRUPTIBLE 0x0001
 #define TASK_UNINTERRUPTIBLE 0x0002
 #define TASK_DEAD 0x0080
-#define PF_KTHREAD 0x00200000
 #define S_IFMT 00170000
 #define S_IFREG 0100000
 #define SYS_FUTEX STATEACCT_SYS_FUTEX
@@ -563,10 +565,43 @@ static __always_inline void switch_in(struct task_struct *next)
 }
 
 /*
- * The wait-for graph's edge: the current task woke target thread `tid`, blocked (phase BLOCKED,
- * not yet ended) since t->since_ns in t's call and object. Called before the phase ends.
+ * Calls whose blocks only a task (from a system call), a timer or a device ends: woken in
+ * interrupt context, such a block was ended by a timer (a futex wait's or a sleep's timeout) or
+ * a device (a completed read or flush), never by the thread the interrupt happened to interrupt.
+ * Not the calls a socket can end: a loopback send delivers in a softirq in the sender's context
+ * (interrupt context too, by task_context.h's test), and the sender is the waker there. x86_64
+ * numbers.
  */
-static __always_inline void count_wake_edge(const struct stateacct_thread *t, __u32 tid, __u64 now)
+static __always_inline bool woken_by_task_timer_or_device(long nr)
+{
+	switch (nr) {
+	case SYS_FUTEX:
+	case 35:  /* nanosleep */
+	case 230: /* clock_nanosleep */
+	case 17:  /* pread64: regular files and block devices only */
+	case 18:  /* pwrite64 */
+	case 295: /* preadv */
+	case 296: /* pwritev */
+	case 327: /* preadv2 */
+	case 328: /* pwritev2 */
+	case 74:  /* fsync */
+	case 75:  /* fdatasync */
+	case 277: /* sync_file_range */
+	case 285: /* fallocate */
+	case 77:  /* ftruncate */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * The wait-for graph's edge: the current task, or an interrupt, woke target thread `tid`, blocked
+ * (phase BLOCKED, not yet ended) since t->since_ns in t's call and object. Called before the phase
+ * ends, from sched_waking (ctx: its arguments, on the stack it fired on).
+ */
+static __always_inline void count_wake_edge(void *ctx, const struct stateacct_thread *t, __u32 tid,
+					    __u64 now)
 {
 	struct task_struct *waker = bpf_get_current_task_btf();
 	struct stateacct_edge_key key = {};
@@ -576,16 +611,21 @@ static __always_inline void count_wake_edge(const struct stateacct_thread *t, __
 
 	if (!count_edges)
 		return;
-	key.waker_tgid = waker->tgid;
-	key.waker_tid = waker->pid;
 	key.wakee_tgid = t->tgid;
 	key.wakee_tid = tid;
 	key.syscall_nr = t->blocked_nr;
 	key.object = t->blocked_object;
-	if (key.waker_tid == 0)
-		key.waker_kind = STATEACCT_WAKER_IDLE;
-	else if (waker->flags & PF_KTHREAD)
-		key.waker_kind = STATEACCT_WAKER_KTHREAD;
+	if (waker->pid == 0 || (woken_by_task_timer_or_device((long)t->blocked_nr) &&
+				!in_task_context(ctx, waker, true))) {
+		/* On an idle CPU, or a timer's or a device's: one edge per wakee and object, however
+		 * many threads the interrupts came in on. */
+		key.waker_kind = STATEACCT_WAKER_INTERRUPT;
+	} else {
+		key.waker_tgid = waker->tgid;
+		key.waker_tid = waker->pid;
+		if (waker->flags & PF_KTHREAD)
+			key.waker_kind = STATEACCT_WAKER_KTHREAD;
+	}
 	idx = bpf_map_lookup_elem(&edges, &key);
 	if (!idx) {
 		idx = new_entry(&edges, &edge_recs, &edge_free, &next_edge, STATEACCT_MAX_EDGES, &key,
@@ -622,7 +662,7 @@ int BPF_PROG(stateacct_waking, struct task_struct *p)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 
-	count_wake_edge(t, t->tid, now);
+	count_wake_edge(ctx, t, t->tid, now);
 	end_phase(t, now);
 	if (t->acc_nr == SYS_FUTEX) {
 		/* Its wait for a CPU from now on is summed (the lock hand-off's cost when the word is a

@@ -125,14 +125,17 @@ struct stateacct_thread {
 enum stateacct_waker {
 	STATEACCT_WAKER_THREAD = 0,  /* a user thread (of the target or not) */
 	STATEACCT_WAKER_KTHREAD = 1, /* a kernel thread (kworker, ksoftirqd, ...) */
-	STATEACCT_WAKER_IDLE = 2,    /* an interrupt on an idle CPU (waker tid 0) */
+	STATEACCT_WAKER_INTERRUPT = 2, /* an interrupt (waker tid 0): on an idle CPU, or a timer's or
+					* a device's while a thread ran (stateacct.bpf.c) */
 };
 
 /*
  * Key of an edge (the "edges" hash, stateacct_edge_rec; issue 15's wait-for graph): a target
  * thread (wakee) that was BLOCKED in (syscall_nr, object) was woken by waker_tid (of
- * waker_tgid). An interrupt taken while a thread runs is seen as that thread (the tracepoint runs
- * in its context).
+ * waker_tgid), or by an interrupt (waker_kind STATEACCT_WAKER_INTERRUPT, waker 0): a wakeup on an
+ * idle CPU, and a timer's or a device's of a futex wait, a sleep or a file call taken while a
+ * thread ran. Other interrupts' wakeups (a socket's softirq) are the interrupted thread's: a
+ * loopback send delivers that way in the sender's context.
  */
 struct stateacct_edge_key {
 	__u32 waker_tgid;

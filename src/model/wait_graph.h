@@ -23,11 +23,14 @@
 
 namespace chokepoint::model {
 
-// Who a waker is. An interrupt taken while a thread ran is seen as that thread.
+// Who a waker is. An interrupt is kInterrupt on an idle CPU, and for a futex wait, a sleep or a
+// file call (a timeout, a device's completion) also while a thread ran; a socket's softirq taken
+// while a thread ran is seen as that thread (a loopback send delivers that way, and the sender
+// is the waker there): stateacct.bpf.c.
 enum class WakerKind : std::uint8_t {
-  kThread = 0,     // a user thread
-  kKernelThread,   // kworker, ksoftirqd, ...
-  kIdleInterrupt,  // an interrupt on an idle CPU (waker tid 0)
+  kThread = 0,    // a user thread
+  kKernelThread,  // kworker, ksoftirqd, ...
+  kInterrupt,     // a timer or a device (waker tid 0)
 };
 inline constexpr std::size_t kWakerKindCount = 3;
 

@@ -190,7 +190,7 @@ std::string chain_text(const model::WaitChain& chain) {
   switch (chain.root_kind) {
     case model::WakerKind::kKernelThread:
       return out + fmt::format("kernel thread {}", chain.root_tid);
-    case model::WakerKind::kIdleInterrupt:
+    case model::WakerKind::kInterrupt:
       return out + "an interrupt";
     case model::WakerKind::kThread:
       break;

@@ -78,7 +78,7 @@ struct StateSum {
 
 // One entry of the kernel's wait-for edges (issue 15): target thread wakee_tid, blocked in
 // (syscall_nr, object), was woken by waker_tid; waker_kind is enum stateacct_waker (0 a thread,
-// 1 a kernel thread, 2 an interrupt on an idle CPU). ns: the blocked time those wakeups ended.
+// 1 a kernel thread, 2 an interrupt: stateacct.h). ns: the blocked time those wakeups ended.
 struct WakeEdgeSum {
   int waker_pid = 0;
   int waker_tid = 0;

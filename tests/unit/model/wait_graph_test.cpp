@@ -130,13 +130,13 @@ TEST(WaitGraph, ACycleEndsTheChain) {
 
 TEST(WaitGraph, WakersOutsideTheTargetOrInTheKernelEndTheChain) {
   WaitGraph g;
-  g.edges = {edge(0, 2, 0x20, 900 * kMs, WakerKind::kIdleInterrupt, 0),
+  g.edges = {edge(0, 2, 0x20, 900 * kMs, WakerKind::kInterrupt, 0),
              edge(55, 3, 0x30, 900 * kMs, WakerKind::kThread, 999)};
   const std::vector<ThreadAccount> threads = {thread(2, "a", 10, 990), thread(3, "b", 10, 990)};
   const auto objects = wait_objects(g);
   auto chain = follow_chain(objects, threads, kPid, 2, SYS_futex, 0x20);
   ASSERT_TRUE(chain);
-  EXPECT_EQ(chain->root_kind, WakerKind::kIdleInterrupt);
+  EXPECT_EQ(chain->root_kind, WakerKind::kInterrupt);
   EXPECT_EQ(chain->root_resource, std::nullopt);
   chain = follow_chain(objects, threads, kPid, 3, SYS_futex, 0x30);
   ASSERT_TRUE(chain);
@@ -197,7 +197,7 @@ TEST(AttributeHandoffs, AWaitersIdleOnItsOwnFutexTakesItsWakersSplit) {
   threads[1].details[static_cast<std::size_t>(Resource::kIdle)]["futex 0x20"] =
       900 * static_cast<std::int64_t>(kMs);
   WaitGraph g;
-  g.edges = {edge(9, 2, 0x20, 800 * kMs), edge(0, 2, 0x20, 100 * kMs, WakerKind::kIdleInterrupt)};
+  g.edges = {edge(9, 2, 0x20, 800 * kMs), edge(0, 2, 0x20, 100 * kMs, WakerKind::kInterrupt)};
   const std::int64_t moved = attribute_handoffs(g, threads);
   EXPECT_NEAR(static_cast<double>(moved), 800.0 * kMs, 1e3);
   const auto& r = threads[1];
@@ -342,7 +342,7 @@ TEST(ShortLivedThreads, BlocksOnWhatTheJoinerWokeThemFromCameBeforeTheJoin) {
     join.count = 1;
     WakeEdge broadcast = edge(2, w, 0x90, 300 * kMs);  // before the join
     broadcast.count = 1;
-    WakeEdge timeout = edge(0, w, 0x90, 200 * kMs, WakerKind::kIdleInterrupt, 0);
+    WakeEdge timeout = edge(0, w, 0x90, 200 * kMs, WakerKind::kInterrupt, 0);
     timeout.count = 20;
     WakeEdge mutex = edge(w == 20 ? 23 : w - 1, w, 0x70, 30 * kMs);  // after the broadcast
     mutex.count = 1;

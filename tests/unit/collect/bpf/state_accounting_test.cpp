@@ -5,10 +5,13 @@
 // /proc/PID/task/TID/stat field 22 gives it; the file calls' hook reported is the one the kernel
 // shows attached, and it times this thread's writes; two in one process (one after the other, and
 // two at once) each time the writes of a thread they never saw leave a CPU (issue 16). Needs root
-// and BPF (skips only through offcpu_unavailable()).
+// and BPF (skips only through offcpu_unavailable()). A timer's wakeup of a timed futex wait or a
+// sleep, taken while another thread of the process ran on that CPU, is an interrupt's edge, not
+// that thread's; the same thread's own FUTEX_WAKE is its edge.
 #include "collect/bpf/state_accounting.h"
 
 #include <gtest/gtest.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -16,11 +19,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -418,6 +424,104 @@ TEST(StateAccounting, EachOfTwoInOneProcessTimesFileCallsOfAThreadItHasNotSeenSw
   EXPECT_GT(file_cpu_ns(second->read(), fd, writer.tid()), kFloorNs)
       << "the one created second, while the first runs";
   close(fd);
+}
+
+// Thread `tid`'s edges of (call `nr`, object; any object when none is given) in `edges`, by waker:
+// kind and tid, with their count.
+std::map<std::pair<int, int>, std::uint64_t> wakers_of(const std::vector<WakeEdgeSum>& edges,
+                                                       int tid, long nr,
+                                                       std::optional<std::uint64_t> object) {
+  std::map<std::pair<int, int>, std::uint64_t> out;
+  for (const auto& e : edges) {
+    if (e.wakee_tid == tid && e.syscall_nr == nr && (!object || e.object == *object)) {
+      out[{e.waker_kind, e.waker_tid}] += e.count;
+    }
+  }
+  return out;
+}
+
+void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(set), &set), 0) << std::strerror(errno);
+}
+
+// A timed wait's timeout is the timer's: with a spinning thread pinned to the sleeper's CPU, every
+// timer interrupt comes in while the spinner runs (in user mode), and the tracepoint runs in the
+// spinner's context. The edge is an interrupt's (kind 2, waker 0), once per wakee and object, not
+// the spinner's (kind 0): before task_context.h's test in stateacct.bpf.c each timeout was charged
+// to the spinner, and a thousand threads woken by their own timers filled the edge table with
+// such pairs. The spinner's own FUTEX_WAKE of the sleeper, from a system call, stays its edge
+// (the spinner wakes only once the wake finds the sleeper waiting: a real block and wakeup).
+TEST(StateAccounting, ATimersWakeupIsAnInterruptsEdgeNotTheInterruptedThreads) {
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  auto created = StateAccounting::create({0});
+  ASSERT_TRUE(created) << created.error().message;
+  auto& acct = **created;
+  ASSERT_TRUE(acct.set_targets({static_cast<int>(getpid())}));
+  (void)acct.read_edges();
+
+  alignas(4) static std::uint32_t never = 0;    // waited on with a timeout, never woken
+  alignas(4) static std::uint32_t handoff = 0;  // woken by the spinner's FUTEX_WAKE
+  std::atomic<bool> sleeping_done{false};
+  std::atomic<int> sleeper_tid{0}, spinner_tid{0};
+  constexpr int kRounds = 60;
+  std::thread spinner([&] {
+    pin_to_cpu(0);
+    spinner_tid = gettid_now();
+    while (!sleeping_done.load(std::memory_order_relaxed)) {
+    }
+    // Wakes the sleeper from this system call once it really waits on `handoff` (the wake found a
+    // waiter), then lets it go.
+    while (syscall(SYS_futex, &handoff, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0) < 1) {
+      sched_yield();
+    }
+    __atomic_store_n(&handoff, 1u, __ATOMIC_RELEASE);
+    (void)syscall(SYS_futex, &handoff, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  });
+  std::thread sleeper([&] {
+    pin_to_cpu(0);
+    sleeper_tid = gettid_now();
+    while (spinner_tid.load() == 0) sched_yield();
+    for (int i = 0; i < kRounds; ++i) {
+      const timespec ms{0, 1'000'000};
+      (void)syscall(SYS_futex, &never, FUTEX_WAIT_PRIVATE, 0, &ms, nullptr, 0);
+      (void)syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ms, nullptr);
+    }
+    sleeping_done = true;
+    // Woken once by the spinner's FUTEX_WAKE with the word still 0, then until it is set.
+    while (__atomic_load_n(&handoff, __ATOMIC_ACQUIRE) == 0) {
+      (void)syscall(SYS_futex, &handoff, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+    }
+  });
+  sleeper.join();
+  spinner.join();
+  const auto edges = acct.read_edges();
+  const int sleeper_id = sleeper_tid.load(), spinner_id = spinner_tid.load();
+
+  const auto timeouts =
+      wakers_of(edges, sleeper_id, SYS_futex, reinterpret_cast<std::uintptr_t>(&never));
+  const auto sleeps = wakers_of(edges, sleeper_id, SYS_clock_nanosleep, std::nullopt);
+  std::uint64_t by_interrupt = 0, by_spinner = 0;
+  for (const auto* m : {&timeouts, &sleeps}) {
+    for (const auto& [who, count] : *m) {
+      if (who.first == 2 && who.second == 0) by_interrupt += count;
+      if (who.second == spinner_id) by_spinner += count;
+    }
+  }
+  // Each round is two timer wakeups (a timeout and a sleep's end); some may come on an idle CPU 0
+  // (the spinner preempted by another task): those are interrupts too.
+  EXPECT_GE(by_interrupt, static_cast<std::uint64_t>(kRounds)) << "of " << 2 * kRounds;
+  EXPECT_EQ(by_spinner, 0u) << "timer wakeups charged to the spinner it interrupted";
+
+  const auto woken =
+      wakers_of(edges, sleeper_id, SYS_futex, reinterpret_cast<std::uintptr_t>(&handoff));
+  std::uint64_t from_spinner = 0;
+  for (const auto& [who, count] : woken) {
+    if (who.first == 0 && who.second == spinner_id) from_spinner += count;
+  }
+  EXPECT_GE(from_spinner, 1u) << "the spinner's FUTEX_WAKE is its own edge";
 }
 
 }  // namespace
