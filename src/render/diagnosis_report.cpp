@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "analysis/rules/rule.h"
+#include "model/sample_json.h"
 #include "util/escape.h"
 #include "util/plural.h"
 
@@ -396,45 +397,8 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                  {"files_open", s.files_open},
                  {"files_max", s.files_max}};
   if (s.tcp) j["tcp"] = tcp_json(*s.tcp);
-  if (s.shm) {
-    const auto& m = *s.shm;
-    const auto opt = [](const std::optional<std::uint64_t>& v) {
-      return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-    };
-    j["shared_memory"] = {{"sysv_read", m.sysv_read},
-                          {"segments", m.segments},
-                          {"segment_bytes", m.segment_bytes},
-                          {"segment_pages", m.segment_pages},
-                          {"largest_bytes", m.largest_bytes},
-                          {"target_segments", m.target_segments},
-                          {"target_bytes", m.target_bytes},
-                          {"shmmax_bytes", opt(m.shmmax_bytes)},
-                          {"shmall_pages", opt(m.shmall_pages)},
-                          {"shmmni", opt(m.shmmni)},
-                          {"posix_size_bytes", opt(m.posix_size_bytes)},
-                          {"posix_used_bytes", opt(m.posix_used_bytes)},
-                          {"target_posix_fds", m.target_posix_fds}};
-  }
-  if (s.rlimits) {
-    const auto opt = [](const std::optional<std::uint64_t>& v) {
-      return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-    };
-    nlohmann::json processes = nlohmann::json::array();
-    for (const auto& p : s.rlimits->processes) {
-      processes.push_back({{"pid", p.pid},
-                           {"uid", p.uid},
-                           {"nproc_soft", opt(p.nproc_soft)},
-                           {"uid_tasks", p.uid_tasks},
-                           {"nproc_exempt", p.nproc_exempt},
-                           {"memlock_soft_bytes", opt(p.memlock_soft_bytes)},
-                           {"locked_bytes", p.locked_bytes},
-                           {"memlock_exempt", p.memlock_exempt},
-                           {"stack_soft_bytes", opt(p.stack_soft_bytes)},
-                           {"stack_bytes", p.stack_bytes},
-                           {"core_soft_bytes", opt(p.core_soft_bytes)}});
-    }
-    j["rlimits"] = std::move(processes);
-  }
+  if (s.shm) j["shared_memory"] = model::shm_json(*s.shm);
+  if (s.rlimits) j["rlimits"] = model::rlimit_processes_json(*s.rlimits);
   j["target_exited"] = obs.target_exited;
   j["overhead"] = {{"cpu_s", obs.overhead.cpu_s},
                    {"run_wall_s", obs.overhead.run_wall_s},

@@ -5,6 +5,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "model/sample_json.h"
+
 namespace chokepoint::store {
 namespace {
 
@@ -61,39 +63,15 @@ json tcp_table_json(const model::TcpTableSample& t) {
           {"conntrack_insert_failed", opt_json(t.conntrack_insert_failed)}};
 }
 
-json shm_json(const model::ShmSample& m) {
-  return {{"sysv_read", m.sysv_read},
-          {"segments", m.segments},
-          {"segment_bytes", m.segment_bytes},
-          {"segment_pages", m.segment_pages},
-          {"largest_bytes", m.largest_bytes},
-          {"target_segments", m.target_segments},
-          {"target_bytes", m.target_bytes},
-          {"shmmax_bytes", opt_json(m.shmmax_bytes)},
-          {"shmall_pages", opt_json(m.shmall_pages)},
-          {"shmmni", opt_json(m.shmmni)},
-          {"page_size_bytes", m.page_size_bytes},
-          {"posix_size_bytes", opt_json(m.posix_size_bytes)},
-          {"posix_used_bytes", opt_json(m.posix_used_bytes)},
-          {"target_posix_fds", m.target_posix_fds}};
+// model::shm_json's fields, and the page size the recording's replay needs.
+json shm_document(const model::ShmSample& m) {
+  json j = model::shm_json(m);
+  j["page_size_bytes"] = m.page_size_bytes;
+  return j;
 }
 
-json rlimits_json(const model::RlimitSample& r) {
-  json processes = json::array();
-  for (const auto& p : r.processes) {
-    processes.push_back({{"pid", p.pid},
-                         {"uid", p.uid},
-                         {"nproc_soft", opt_json(p.nproc_soft)},
-                         {"uid_tasks", p.uid_tasks},
-                         {"memlock_soft_bytes", opt_json(p.memlock_soft_bytes)},
-                         {"locked_bytes", p.locked_bytes},
-                         {"stack_soft_bytes", opt_json(p.stack_soft_bytes)},
-                         {"stack_bytes", p.stack_bytes},
-                         {"core_soft_bytes", opt_json(p.core_soft_bytes)},
-                         {"nproc_exempt", p.nproc_exempt},
-                         {"memlock_exempt", p.memlock_exempt}});
-  }
-  return {{"processes", std::move(processes)}};
+json rlimits_document(const model::RlimitSample& r) {
+  return {{"processes", model::rlimit_processes_json(r)}};
 }
 
 json system_json(const model::SystemSample& s) {
@@ -149,8 +127,8 @@ json system_json(const model::SystemSample& s) {
                 {"passive_opens", opt_json(s.passive_opens)}};
   }
   if (s.tcp_table) j["tcp_table"] = tcp_table_json(*s.tcp_table);
-  if (s.shm) j["shm"] = shm_json(*s.shm);
-  if (s.rlimits) j["rlimits"] = rlimits_json(*s.rlimits);
+  if (s.shm) j["shm"] = shm_document(*s.shm);
+  if (s.rlimits) j["rlimits"] = rlimits_document(*s.rlimits);
   return j;
 }
 
