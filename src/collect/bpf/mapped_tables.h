@@ -196,6 +196,7 @@ struct RecordState {
   std::uint64_t ns = 0;
   std::uint64_t count = 0;
   std::uint32_t sum = kNone;
+  std::uint16_t idle_reads = 0;  // reads in a row that found its value unchanged (saturates)
 };
 
 // A kernel table (sums or edges): the hash of keys, the mmapped entries and the free list, with
@@ -227,12 +228,40 @@ struct KernelTable {
       const Rec* r = recs.at<Rec>(i);
       const std::uint64_t ns = load_acquire(r->value.ns), count = load_acquire(r->value.count);
       RecordState& st = state[i];
-      if ((ns == st.ns && count == st.count) || st.sum == RecordState::kPending) continue;
+      if (st.sum == RecordState::kPending) continue;
+      if (ns == st.ns && count == st.count) {
+        if (st.idle_reads < UINT16_MAX) ++st.idle_reads;
+        continue;
+      }
       // The key was written before the value grew from 0 (stateacct.bpf.c's new_entry).
       f(r->key, ns - st.ns, count - st.count, st);
       st.ns = ns;
       st.count = count;
+      st.idle_reads = 0;
     }
+  }
+  // When more than `keep_below` entries are in use, deletes the keys of those whose value did not
+  // change in the last `min_idle_reads` reads (forget's way: given back at the next read). The
+  // kernel's table is only where new wakeups and blocks are counted until the next read; every
+  // total lives on in user space's SumTable, and a key met again takes a new entry whose growth
+  // is added to the same sum. So a table of keys that come and go (threads waiting on ever new
+  // futex words, a pool's many wakers) does not fill and drop events while its live keys fit.
+  // Returns how many entries were given up.
+  std::size_t forget_idle(std::uint16_t min_idle_reads, std::size_t keep_below) {
+    std::size_t in_use = 0;
+    for (const RecordState& st : state) in_use += st.sum < RecordState::kPending ? 1 : 0;
+    if (in_use <= keep_below) return 0;
+    std::size_t given = 0;
+    for (std::size_t i = 0; i < state.size(); ++i) {
+      RecordState& st = state[i];
+      if (st.sum >= RecordState::kPending || st.idle_reads < min_idle_reads) continue;
+      const auto key = recs.at<Rec>(i)->key;
+      bpf_map__delete_elem(index, &key, sizeof(key), 0);
+      st.sum = RecordState::kPending;
+      pending.push_back(static_cast<std::uint32_t>(i));
+      ++given;
+    }
+    return given;
   }
   // Deletes the keys of the entries in use that `gone` says yes to; they are given back at the
   // next read. Only entries read with a value count: one the kernel gave back itself (it lost a

@@ -307,6 +307,10 @@ util::Result<void> StateAccounting::set_targets(const std::vector<int>& tgids) {
 namespace {
 
 // How many entries of a table the kernel handed out (a .bss counter), at most `max`.
+// Above half full, the kernel's entries unchanged for this many reads are given back
+// (KernelTable::forget_idle): their sums live on here.
+constexpr std::uint16_t kIdleReadsToForget = 2;
+
 std::size_t handed_out(const __u32& next, std::size_t max) {
   return std::min<std::size_t>(__atomic_load_n(&next, __ATOMIC_ACQUIRE), max);
 }
@@ -385,6 +389,7 @@ std::vector<StateSum> StateAccounting::read() {
     extra(3, static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,
           open_ns * t.weight, 0);
   }
+  s.sum_recs.forget_idle(kIdleReadsToForget, STATEACCT_MAX_SUMS / 2);
   return changed_of(s.sums, s.targets, [](const StateSum& sum) { return sum.pid; });
 }
 
@@ -414,6 +419,7 @@ std::vector<WakeEdgeSum> StateAccounting::read_edges() {
         }
         s.edges.add(st.sum, ns, count);
       });
+  s.edge_recs.forget_idle(kIdleReadsToForget, STATEACCT_MAX_EDGES / 2);
   return changed_of(s.edges, s.targets, [](const WakeEdgeSum& e) { return e.wakee_pid; });
 }
 

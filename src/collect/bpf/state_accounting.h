@@ -18,6 +18,12 @@
 // Each wakeup of a target thread also counts a wait-for edge (waker, wakee, call, object) with
 // the blocked time it ended (read_edges()).
 //
+// The kernel's tables are fixed in size (STATEACCT_MAX_SUMS, STATEACCT_MAX_EDGES in
+// src/bpf/stateacct.h); what does not fit is counted as lost. Entries are given back when their
+// thread ends (forget()), and, once a table is more than half in use, when they did not change
+// for two reads: the totals live on here, and a key met again adds to the same total. So keys
+// that come and go (waits on ever new futex words) do not fill a table while the live ones fit.
+//
 // Cost: on every context switch and wakeup in the system, a task-local storage lookup of the
 // tasks involved (whether each is a target is looked up in a hash once per task and per change of
 // the target set); for target threads an array lookup of their phase, one hash update of the

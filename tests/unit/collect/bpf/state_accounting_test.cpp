@@ -524,5 +524,66 @@ TEST(StateAccounting, ATimersWakeupIsAnInterruptsEdgeNotTheInterruptedThreads) {
   EXPECT_GE(from_spinner, 1u) << "the spinner's FUTEX_WAKE is its own edge";
 }
 
+// Keys that come and go do not fill the kernel's edge table (STATEACCT_MAX_EDGES, 16,384): a
+// thread waits on 40,000 futex words in turn, one at a time, each ended by this thread's
+// FUTEX_WAKE, so each is a new edge (waker, wakee, futex, word) that never grows again. Read every
+// 1,000 words, as ticks would, the table gives back the entries unchanged for two reads once it is
+// half in use: nothing is lost, and more words than the table holds are passed on. (Not every
+// word: a wake that finds the waiter queued but not yet switched out ends no block, and counts no
+// edge: 4% of them on a quiet machine, a third at load average 10.) Before (entries given back only
+// when their thread ended) the table was full after 16,384 words and the rest were lost.
+TEST(StateAccounting, EdgesThatStopGrowingAreGivenBackSoNewOnesAreNotLost) {
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  auto created = StateAccounting::create({0});
+  ASSERT_TRUE(created) << created.error().message;
+  auto& acct = **created;
+  ASSERT_TRUE(acct.set_targets({static_cast<int>(getpid())}));
+  (void)acct.read();
+  (void)acct.read_edges();
+  const auto lost_before = acct.stats().lost;
+
+  constexpr std::size_t kWords = 40'000, kReadEvery = 1'000, kTableEntries = 16'384;
+  std::vector<std::uint32_t> words(kWords, 0);
+  std::atomic<int> waiter_tid{0};
+  std::atomic<std::size_t> done{0};
+  std::thread waiter([&] {
+    waiter_tid = gettid_now();
+    for (std::size_t i = 0; i < kWords; ++i) {
+      while (__atomic_load_n(&words[i], __ATOMIC_ACQUIRE) == 0) {
+        (void)syscall(SYS_futex, &words[i], FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+      }
+      done = i + 1;
+    }
+  });
+  while (waiter_tid.load() == 0) sched_yield();
+  const int self = gettid_now(), wakee = waiter_tid.load();
+  std::set<std::uint64_t> woken_words;
+  auto take = [&](const std::vector<WakeEdgeSum>& edges) {
+    for (const auto& e : edges) {
+      if (e.waker_tid == self && e.wakee_tid == wakee && e.syscall_nr == SYS_futex) {
+        woken_words.insert(e.object);
+      }
+    }
+  };
+  for (std::size_t i = 0; i < kWords; ++i) {
+    // Wakes the waiter once it really waits on words[i] (the wake found it), then lets it go.
+    while (syscall(SYS_futex, &words[i], FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0) < 1) {
+      sched_yield();
+    }
+    __atomic_store_n(&words[i], 1u, __ATOMIC_RELEASE);
+    (void)syscall(SYS_futex, &words[i], FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+    while (done.load() <= i) sched_yield();
+    if ((i + 1) % kReadEvery == 0) {
+      (void)acct.read();
+      take(acct.read_edges());
+    }
+  }
+  waiter.join();
+  (void)acct.read();
+  take(acct.read_edges());
+  EXPECT_EQ(acct.stats().lost - lost_before, 0u);
+  EXPECT_GT(woken_words.size(), kTableEntries + 1'000) << "of " << kWords;
+}
+
 }  // namespace
 }  // namespace chokepoint::collect::bpf
