@@ -27,10 +27,10 @@ TEST(TimedWaits, APollersTimeoutsAreNotAHandOffToTheThreadTheTimerInterrupted) {
   auto poller = Background::start(TIMED_POLLER, {});
   ASSERT_TRUE(poller) << poller.error().message;
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  auto r = test_support::run_chokepoint({"diagnose", "--pid", std::to_string(poller->pid()), "-d",
-                                         "2s", "--mode", "exact", "--no-stacks", "--no-probes",
-                                         "--json"},
-                                        60);
+  auto r =
+      test_support::run_chokepoint({"diagnose", "--pid", std::to_string(poller->pid()), "-d", "2s",
+                                    "--mode", "exact", "--no-stacks", "--no-probes", "--json"},
+                                   60);
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   const auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
