@@ -6,11 +6,7 @@
 # Usage: bench/agent/agent_threads.sh [BUILD_DIR] [DURATION_S] [SERVICES] [WORKERS] [SETTLE_S]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build=${1:-build}
-duration=${2:-60}
-services=${3:-10}
-workers=${4:-100}
-settle=${5:-15}
+build=${1:-build} duration=${2:-60} services=${3:-10} workers=${4:-100} settle=${5:-15}
 # shellcheck source=bench/agent/labs.sh
 . bench/agent/labs.sh
 trap stop_all EXIT
