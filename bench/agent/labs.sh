@@ -13,7 +13,7 @@ start_labs() {
     log=$logs/lab$i.log
     "$bin/chokepoint-lab" --port 0 --scenario none --workers "$workers" >"$log" &
     pids+=("$!")
-    for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.05; done
+    for _ in $(seq 100); do grep -qs listening "$log" && break; sleep 0.05; done
     targets+=(--target "pid:$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' "$log")")
   done
 }

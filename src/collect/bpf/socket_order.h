@@ -11,7 +11,13 @@
 // Cost: one BPF hash lookup on every socket send and receive in the system (the caller's tgid);
 // for the target's TCP sockets two more map operations. lookup() is one bpf(2) call.
 //
-// Thread-safety: one thread uses a tracer.
+// One set of loaded programs per process: every tracer alive shares them (shared_object.h: a
+// load parses the kernel's BTF and creates the 65,536-entry LRU map), with the union of their
+// processes as the kernel's target set. What a tracer reports is unchanged by the others: it
+// looks up the sockets of its own processes, which only those processes' calls stamp (a socket
+// whose fd another target's process shares is stamped by both, as the kernel sees one socket).
+//
+// Thread-safety: one thread uses a tracer; tracers on several threads are independent.
 
 #include <cstdint>
 #include <memory>
@@ -34,14 +40,22 @@ struct SocketOrder {
 
 class SocketOrderTracer {
  public:
-  // Loads and attaches the programs. Errors: no BPF in the build, no BTF, not root, a kernel
-  // without the sock tracepoints (before 6.3); each with a hint.
+  // Loads and attaches the programs, unless another tracer of the process holds them. Errors: no
+  // BPF in the build, no BTF, not root, a kernel without the sock tracepoints (before 6.3); each
+  // with a hint.
   static util::Result<std::unique_ptr<SocketOrderTracer>> create();
   ~SocketOrderTracer();
   SocketOrderTracer(const SocketOrderTracer&) = delete;
   SocketOrderTracer& operator=(const SocketOrderTracer&) = delete;
 
-  // Starts stamping the sockets of process tgid. Errors: the target table (4,096) is full.
+  // How many times the process loaded the programs (0 without BPF): a test's check that tracers
+  // alive at once share them.
+  static std::uint64_t loads();
+  // The kernel's id of the loaded send program (bpf_prog_info.id; 0 when it cannot be read).
+  std::uint32_t program_id() const;
+
+  // Starts stamping the sockets of process tgid, until this tracer is destroyed (and no other
+  // watches it). Errors: the target table (4,096 processes over every tracer) is full.
   util::Result<void> watch(int tgid);
   // The socket's stamps; nullopt when it moved no data since it was watched.
   std::optional<SocketOrder> lookup(std::uint64_t inode) const;

@@ -10,6 +10,7 @@
 
 #include "bpf/taskiter.h"
 #include "collect/bpf/bpf_support.h"
+#include "collect/bpf/shared_object.h"
 #include "util/owned.h"
 #include "util/scoped_fd.h"
 
@@ -98,6 +99,12 @@ TaskIterator::~TaskIterator() = default;
 util::Result<std::unique_ptr<TaskIterator>> TaskIterator::create() {
   return util::Error{"task iterator: chokepoint was built without BPF support", kNoBpfHint, 0};
 }
+std::uint64_t TaskIterator::loads() {
+  return 0;
+}
+std::uint32_t TaskIterator::program_id() const {
+  return 0;
+}
 void TaskIterator::set_all_tasks(bool) {}
 util::Result<void> TaskIterator::watch(int) {
   return util::Error{"task iterator: chokepoint was built without BPF support", kNoBpfHint, 0};
@@ -116,12 +123,40 @@ using Skeleton = util::Owned<taskiter_bpf, taskiter_bpf__destroy>;
 // The iterator's seq_file hands over at most 8 pages a read(); a larger buffer saves nothing.
 constexpr std::size_t kReadChunkBytes = std::size_t{64} * 1024;
 
+// The loaded program, shared by every TaskIterator of the process (shared_object.h): each makes
+// its own links on it. The kernel creates each read's iterator from a link, so iterators of
+// several threads on one program are independent.
+struct Loaded {
+  Skeleton skel;
+};
+
+constinit SharedObject<Loaded> shared_program;
+
+util::Result<std::unique_ptr<Loaded>> load_program() {
+  if (auto ok = check_btf_tracing("the task iterator"); !ok) return ok.error();
+  LogCapture log;
+  Skeleton skel(taskiter_bpf__open());
+  if (!skel)
+    return util::errno_error("cannot open the task-iterator BPF object", errno, kNoBpfHint);
+  if (int err = taskiter_bpf__load(skel.get()); err != 0) {
+    err = -err;
+    if (err == EPERM) return permission_error("cannot load the task-iterator BPF program", err);
+    return util::errno_error(
+        "cannot load the task-iterator BPF program (iter/task)" + log.tail(4), err,
+        "task iterators need Linux 5.8 or later with BTF; without one the sampler reads each "
+        "thread's /proc/TID/schedstat");
+  }
+  auto loaded = std::make_unique<Loaded>();
+  loaded->skel = std::move(skel);
+  return loaded;
+}
+
 }  // namespace
 
 using Link = util::Owned<bpf_link, bpf_link__destroy>;
 
 struct TaskIterator::Impl {
-  Skeleton skel;
+  std::shared_ptr<Loaded> program;
   Link all_link;                // every task (the host)
   std::map<int, Link> by_tgid;  // one process's threads each
   bool all = false;
@@ -136,31 +171,35 @@ TaskIterator::TaskIterator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 TaskIterator::~TaskIterator() = default;
 
 util::Result<std::unique_ptr<TaskIterator>> TaskIterator::create() {
-  if (auto ok = check_btf_tracing("the task iterator"); !ok) return ok.error();
+  auto program = shared_program.acquire(load_program);
+  if (!program) return program.error();
   LogCapture log;
-  Skeleton skel(taskiter_bpf__open());
-  if (!skel)
-    return util::errno_error("cannot open the task-iterator BPF object", errno, kNoBpfHint);
-  if (int err = taskiter_bpf__load(skel.get()); err != 0) {
-    err = -err;
-    if (err == EPERM) return permission_error("cannot load the task-iterator BPF program", err);
-    return util::errno_error(
-        "cannot load the task-iterator BPF program (iter/task)" + log.tail(4), err,
-        "task iterators need Linux 5.8 or later with BTF; without one the sampler reads each "
-        "thread's /proc/TID/schedstat");
-  }
   // The link for every task is attached here, as a check that the kernel takes iter/task; each
   // read() creates a fresh iterator from a link (bpf_iter_create).
-  Link all(bpf_program__attach_iter(skel->progs.dump_task, nullptr));
+  Link all(bpf_program__attach_iter((*program)->skel->progs.dump_task, nullptr));
   if (!all) {
     return util::errno_error("cannot attach the task iterator" + log.tail(4), errno,
                              "task iterators need Linux 5.8 or later with BTF");
   }
   auto impl = std::make_unique<Impl>();
-  impl->skel = std::move(skel);
+  impl->program = std::move(*program);
   impl->all_link = std::move(all);
   if (const long hz = sysconf(_SC_CLK_TCK); hz > 0) impl->ticks_per_s = hz;
   return std::unique_ptr<TaskIterator>(new TaskIterator(std::move(impl)));
+}
+
+std::uint64_t TaskIterator::loads() {
+  return shared_program.loads();
+}
+
+std::uint32_t TaskIterator::program_id() const {
+  bpf_prog_info info{};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(impl_->program->skel->progs.dump_task), &info, &len) !=
+      0) {
+    return 0;
+  }
+  return info.id;
 }
 
 void TaskIterator::set_all_tasks(bool all) {
@@ -178,7 +217,7 @@ util::Result<void> TaskIterator::watch(int tgid) {
   opts.sz = sizeof(opts);
   opts.link_info = &info;
   opts.link_info_len = sizeof(info);
-  Link link(bpf_program__attach_iter(impl_->skel->progs.dump_task, &opts));
+  Link link(bpf_program__attach_iter(impl_->program->skel->progs.dump_task, &opts));
   if (!link) {
     return util::errno_error("cannot attach a task iterator to pid " + std::to_string(tgid),
                              "the iterator's pid option needs Linux 6.1 or later; the sampler "

@@ -7,7 +7,11 @@
 // /proc/TID/schedstat's first two fields (the same numbers, not an estimate), start_boottime is
 // /proc/TID/stat's starttime in ns.
 //
-// Thread-safety: one thread uses an iterator.
+// One loaded program per process: every TaskIterator alive shares it (shared_object.h: the load
+// parses the kernel's BTF, about 100 ms of CPU), each with links of its own, so what one reads is
+// not changed by the others (its processes, or the host).
+//
+// Thread-safety: one thread uses an iterator; iterators on several threads are independent.
 
 #include <array>
 #include <cstddef>
@@ -62,12 +66,20 @@ util::Result<void> parse_task_records(const std::vector<std::uint8_t>& bytes, lo
 
 class TaskIterator {
  public:
-  // Loads the iter/task program and attaches it. Errors: no BPF in the build, no BTF, not
-  // root, a kernel without task iterators (before 5.8); each with a hint.
+  // Loads the iter/task program, unless another iterator of the process holds it loaded, and
+  // attaches it. Errors: no BPF in the build, no BTF, not root, a kernel without task iterators
+  // (before 5.8); each with a hint.
   static util::Result<std::unique_ptr<TaskIterator>> create();
   ~TaskIterator();
   TaskIterator(const TaskIterator&) = delete;
   TaskIterator& operator=(const TaskIterator&) = delete;
+
+  // How many times the process loaded the program (0 without BPF): a test's check that
+  // iterators alive at once share it.
+  static std::uint64_t loads();
+  // The kernel's id of the loaded program (bpf_prog_info.id; 0 when it cannot be read): the same
+  // for every iterator alive at once.
+  std::uint32_t program_id() const;
 
   // Which threads read() returns: every task on the host, or only those of the watched
   // processes (the default: none until watch()).

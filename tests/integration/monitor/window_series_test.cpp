@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "support/background.h"
+#include "support/files.h"
 #include "support/lab_process.h"
 
 namespace chokepoint::monitor {
@@ -26,15 +27,6 @@ using test_support::LabProcess;
 
 constexpr std::int64_t kWindowNs = 3'000'000'000;
 
-std::set<int> lab_tids(int pid) {
-  std::set<int> tids;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
-    tids.insert(std::stoi(e.path().filename().string()));
-  }
-  return tids;
-}
-
 TEST(WindowSeries, TwoWindowsOfOneSamplerOnTheDiskBoundLab) {
   auto lab = LabProcess::start({"--scenario", "disk", "--port", "0"});
   ASSERT_TRUE(lab) << lab.error().message;
@@ -42,7 +34,7 @@ TEST(WindowSeries, TwoWindowsOfOneSamplerOnTheDiskBoundLab) {
                                         "http://127.0.0.1:" + std::to_string(lab->port()) + "/"});
   ASSERT_TRUE(load) << load.error().message;
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  const std::set<int> tids = lab_tids(lab->pid());
+  const std::set<int> tids = test_support::thread_ids(lab->pid());
 
   collect::sampler::TargetSpec spec;
   spec.kind = collect::sampler::TargetSpec::Kind::kPid;

@@ -41,15 +41,6 @@ using test_support::Background;
 using test_support::LabProcess;
 using test_support::read_file;
 
-std::set<int> tids_of(int pid) {
-  std::set<int> tids;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
-    tids.insert(std::stoi(e.path().filename().string()));
-  }
-  return tids;
-}
-
 std::map<int, bpf::TaskRecord> by_tid(const std::vector<bpf::TaskRecord>& records) {
   std::map<int, bpf::TaskRecord> out;
   for (const auto& r : records) out[r.tid] = r;
@@ -69,7 +60,7 @@ TEST(TaskIterator, CountersOfTheLabAgreeWithProc) {
   auto it = bpf::TaskIterator::create();
   ASSERT_TRUE(it) << it.error().message << "\n" << it.error().hint;
   ASSERT_TRUE((*it)->watch(lab->pid()));
-  const std::set<int> tids = tids_of(lab->pid());
+  const std::set<int> tids = test_support::thread_ids(lab->pid());
   ASSERT_GT(tids.size(), 2u);
 
   std::vector<bpf::TaskRecord> first, second;
