@@ -16,7 +16,7 @@
   var root = document.getElementById('report');
   // What the page drew, for the browser tests and for anyone scripting the page.
   var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [], ranges: [], services: [],
-    tiers: [], latency: [], links: [], connections: [] };
+    tiers: [], latency: [], links: [], connections: [], tierGraphs: [] };
   window.chokepointReport = api;
 
   function el(tag, cls, text, parent) {
@@ -723,7 +723,7 @@
     return b ? t.verdict + ' (' + b.kind + ') - ' + b.share_text : t.verdict;
   }
 
-  function tiersSection(rec, parent) {
+  function tiersSection(rec, index, parent) {
     var tiers = rec.tiers;
     if (!tiers) return;
     var box = el('div', 'tiers', null, parent);
@@ -755,8 +755,32 @@
       var b = t.diagnosis.bottlenecks && t.diagnosis.bottlenecks[0];
       el('td', null, b && b.evidence.length ? b.evidence[0] : '-', tr);
     });
+    tierGraphs(rec, index, box);
     el('p', 'note', 'The panels below are of every tier together, as one target.', box);
     api.tiers.push(box);
+  }
+
+  // Each tier's own stacks, taken after the window for its verdict (diagnose --pid A --pid B
+  // --record): a flame graph per tier that kept some, drawn like the recording's.
+  function tierGraphs(rec, index, parent) {
+    var graphs = rec.tier_flamegraphs || [];
+    if (!graphs.length) return;
+    graphs.forEach(function (g, j) {
+      var box = document.querySelector('#flamegraphs .flamegraph.tier[data-recording="' +
+        index + '"][data-graph="' + j + '"]');
+      if (!box) return;
+      var t = rec.tiers.tiers.filter(function (x) { return x.root_pid === g.root_pid; })[0];
+      el('h3', null, 'Tier ' + (t ? t.tier : '?') + ' (pid ' + g.root_pid + (t ? ' ' + t.name : '') +
+        '): ' + (g.off_cpu ? 'off-CPU time' : 'on-CPU') + ' stacks for its verdict' +
+        (t ? ', ' + tierVerdict(t) : ''), parent);
+      var what = g.title || (g.off_cpu ? 'off-CPU time' : 'on-CPU samples') + ' of pid ' + g.root_pid;
+      el('div', 'source', 'source: ' + what + ' (' + g.stacks + ' distinct stacks), taken ' +
+        'after the window for this tier alone; click a frame to zoom in', parent);
+      box.setAttribute('data-tier', String(g.root_pid));
+      parent.appendChild(box);
+      api.flamegraphs.push(box.querySelector('svg'));
+      api.tierGraphs.push(box);
+    });
   }
 
   // --- the load's latency percentiles per second, on the recording's time axis (each second's
@@ -1383,7 +1407,7 @@
       num(rec.diagnosis.interval_ms, 0) + ' ms; ' + m.machine + ', ' + m.cpus + ' CPUs, kernel ' +
       m.kernel + '; chokepoint ' + m.chokepoint_version, box);
     rec.link = timeLink(rec, i);
-    tiersSection(rec, box);
+    tiersSection(rec, i, box);
     verdictSection(rec, box);
     splitSection(rec, box);
     latencySection(rec, box);
