@@ -22,7 +22,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <limits>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -32,6 +31,7 @@
 #include "store/recording.h"
 #include "support/background.h"
 #include "support/cli.h"
+#include "support/recording_wait.h"
 
 namespace chokepoint::report {
 namespace {
@@ -93,23 +93,6 @@ class TwoLabs {
   std::string dir_;
   std::optional<Background> shell_;
 };
-
-// True once the recording at `path` holds a tick (its writer commits one per tick), false when
-// none came before `limit`.
-bool wait_first_tick(const std::string& path, std::chrono::steady_clock::time_point limit) {
-  while (std::chrono::steady_clock::now() < limit) {
-    std::size_t ticks = 0;
-    if (auto reader = store::RecordingReader::open(path)) {
-      (void)reader->read_ticks(std::numeric_limits<std::int64_t>::max(), [&](model::Tick&&) {
-        ++ticks;
-        return false;
-      });
-    }
-    if (ticks > 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
 
 // The recording cut into columns of 1 s, as the report cuts it.
 nlohmann::json timeline_of(const std::string& path) {
@@ -189,7 +172,9 @@ TEST(VerdictChanges, CpuLabThenDiskLabSaysWhatMoved) {
         {"record", "--pid", std::to_string(labs.shell_pid()), "--children", "--interval", "200ms",
          "--duration", "60s", "--stacks", "off", "-o", rec});
     ASSERT_TRUE(recorder) << recorder.error().message;
-    ASSERT_TRUE(wait_first_tick(rec, std::chrono::steady_clock::now() + std::chrono::seconds(20)))
+    ASSERT_TRUE(test_support::wait_first_tick(
+        rec, std::chrono::steady_clock::now() + std::chrono::seconds(20),
+        std::chrono::milliseconds(20)))
         << "the recorder wrote no tick within 20 s";
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     // 3 s of the CPU-bound lab, then 3 s of the disk-bound one.
