@@ -3,9 +3,13 @@
 
 #include <iostream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
+#include <utility>
+#include <vector>
 
+#include "app/recorded_window.h"
 #include "app/replay_window.h"
 #include "app/subcommand.h"
 #include "render/diagnosis_diff.h"
@@ -35,6 +39,8 @@ struct ReportedRecording {
   std::vector<std::string> scopes;
   nlohmann::json services;  // report/service_series.h
   nlohmann::json tiers;     // null: one target
+  // Each tier's own stacks (multi-tier diagnose --record), by root pid in the tiers' order.
+  std::vector<std::pair<int, profile::Profile>> tier_profiles;
 };
 
 // The flame graphs of the stacks record kept (report/page.h RecordedFlameGraph).
@@ -102,7 +108,7 @@ ReportedRecording read_recording(const std::string& path) {
     polls = std::move(*read);
   };
   tap.each = [&](const model::Tick& t) { timeline->add(t); };
-  ReportedRecording r{replay_window(path, "", "", tap), nullptr, {}, {}, nullptr, nullptr};
+  ReportedRecording r{replay_window(path, "", "", tap), nullptr, {}, {}, nullptr, nullptr, {}};
   if (timeline) {
     r.timeline = timeline->finish(first_unix_ns);
     const report::ColumnGrid grid{r.window.first_tick_ns, timeline->column_ns(),
@@ -111,6 +117,17 @@ ReportedRecording read_recording(const std::string& path) {
   }
   add_recorded_graphs(r);
   if (r.window.sampled) r.tiers = recorded_tiers_json(path);
+  if (!r.tiers.is_null()) {
+    auto reader = store::RecordingReader::open(path);
+    if (!reader) throw util::FatalError(reader.error(), util::kExitRuntime);
+    std::map<int, VerdictStacks> stacks = saved_tier_stacks(*reader);
+    for (const auto& tier : r.tiers.value("tiers", nlohmann::json::array())) {
+      auto it = stacks.find(tier.value("root_pid", 0));
+      if (it != stacks.end() && it->second.profile) {
+        r.tier_profiles.emplace_back(it->first, std::move(*it->second.profile));
+      }
+    }
+  }
   return r;
 }
 
@@ -133,6 +150,7 @@ nlohmann::json page_json(const std::string& label, const ReportedRecording& r) {
   page.services_summary_only =
       !r.window.service_observations.empty() && (r.services.is_null() || r.services.empty());
   page.tiers = &r.tiers;
+  for (const auto& [root, profile] : r.tier_profiles) page.tier_graphs.push_back({root, &profile});
   for (const auto& s : r.window.observation.sources) {
     const bool recorded = s.name == kRecordedOnCpuSource || s.name == kRecordedOffCpuSource;
     if (recorded && !s.available && page.recorded_absent_why.empty()) {
@@ -200,7 +218,12 @@ int run_report(const ReportArgs& a) {
     recorded.emplace_back();
     for (const auto& p : r.recorded) recorded.back().push_back(&p);
   }
-  const std::string page = report::report_html(data, title, flamegraphs, recorded);
+  std::vector<std::vector<const profile::Profile*>> tier_graphs;
+  for (const auto& r : recs) {
+    tier_graphs.emplace_back();
+    for (const auto& [root, p] : r.tier_profiles) tier_graphs.back().push_back(&p);
+  }
+  const std::string page = report::report_html(data, title, flamegraphs, recorded, tier_graphs);
   if (auto w = util::write_file_atomically(a.output, page); !w) throw util::FatalError(w.error());
   std::cerr << fmt::format("chokepoint: wrote {} ({} bytes)\n", util::terminal_text(a.output),
                            page.size());

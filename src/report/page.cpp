@@ -113,7 +113,18 @@ nlohmann::json recording_json(const RecordingPage& r) {
                         r.off_cpu_slices ? *r.off_cpu_slices : kNone, r.first_ns);
   if (!range.is_null()) out["range_stacks"] = std::move(range);
   if (has_services) out["services"] = *r.services;
-  if (r.tiers != nullptr && !r.tiers->is_null()) out["tiers"] = *r.tiers;
+  if (r.tiers != nullptr && !r.tiers->is_null()) {
+    out["tiers"] = *r.tiers;
+    nlohmann::json graphs = nlohmann::json::array();
+    for (const auto& g : r.tier_graphs) {
+      if (g.profile == nullptr) continue;
+      graphs.push_back({{"root_pid", g.root_pid},
+                        {"off_cpu", g.profile->off_cpu},
+                        {"title", g.profile->title},
+                        {"stacks", g.profile->stacks.size()}});
+    }
+    if (!graphs.empty()) out["tier_flamegraphs"] = std::move(graphs);
+  }
   return out;
 }
 
@@ -142,7 +153,8 @@ std::string script_json(const nlohmann::json& j) {
 
 std::string report_html(const nlohmann::json& data, const std::string& title,
                         const std::vector<const profile::Profile*>& flamegraphs,
-                        const std::vector<std::vector<const profile::Profile*>>& recorded) {
+                        const std::vector<std::vector<const profile::Profile*>>& recorded,
+                        const std::vector<std::vector<const profile::Profile*>>& tiers) {
   const std::string nonce = make_nonce();
   std::string page;
   page += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
@@ -154,9 +166,9 @@ std::string report_html(const nlohmann::json& data, const std::string& title,
   page += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>";
   util::append_xml_escaped(page, util::valid_xml_text(title));
   page += "</title>\n<style nonce=\"" + nonce + "\">\n";
-  page += kUplotCss;
+  for (std::string_view part : kUplotCss) page += part;
   page += "\n";
-  page += kReportCss;
+  for (std::string_view part : kReportCss) page += part;
   page +=
       "</style>\n</head>\n<body>\n<noscript>This report draws its panels with JavaScript: "
       "allow scripts for this file.</noscript>\n<main id=\"report\"></main>\n";
@@ -171,26 +183,33 @@ std::string report_html(const nlohmann::json& data, const std::string& title,
     page += render::flamegraph_svg(*flamegraphs[i], options);
     page += "</div>\n";
   }
-  for (std::size_t i = 0; i < recorded.size(); ++i) {
-    std::size_t graph = 0;
-    for (const profile::Profile* p : recorded[i]) {
-      if (p == nullptr) continue;
-      render::SvgOptions options;
-      options.nonce = nonce;
-      page += "<div class=\"flamegraph recorded\" data-recording=\"" + std::to_string(i) +
-              "\" data-graph=\"" + std::to_string(graph++) + "\">\n";
-      page += render::flamegraph_svg(*p, options);
-      page += "</div>\n";
+  // Recorded stacks over time, then each tier's own: data-graph is the index in the recording's
+  // recorded_flamegraphs or tier_flamegraphs.
+  auto graphs = [&](const std::vector<std::vector<const profile::Profile*>>& lists,
+                    const char* kind) {
+    for (std::size_t i = 0; i < lists.size(); ++i) {
+      std::size_t graph = 0;
+      for (const profile::Profile* p : lists[i]) {
+        if (p == nullptr) continue;
+        render::SvgOptions options;
+        options.nonce = nonce;
+        page += std::string("<div class=\"flamegraph ") + kind + "\" data-recording=\"" +
+                std::to_string(i) + "\" data-graph=\"" + std::to_string(graph++) + "\">\n";
+        page += render::flamegraph_svg(*p, options);
+        page += "</div>\n";
+      }
     }
-  }
+  };
+  graphs(recorded, "recorded");
+  graphs(tiers, "tier");
   page +=
       "</div>\n"
       "<script type=\"application/json\" id=\"report-data\">";
   page += script_json(data);
   page += "</script>\n<script nonce=\"" + nonce + "\">\n";
-  page += kUplotScript;
+  for (std::string_view part : kUplotScript) page += part;
   page += "\n</script>\n<script nonce=\"" + nonce + "\">\n";
-  page += kReportScript;
+  for (std::string_view part : kReportScript) page += part;
   page += "\n</script>\n</body>\n</html>\n";
   return page;
 }

@@ -26,6 +26,13 @@ struct RecordedFlameGraph {
   std::string scope;
 };
 
+// The stacks a multi-tier diagnose --record took for one tier's verdict (the
+// "diagnose_tier_stacks" note), drawn in that tier's row of the tiers panel.
+struct TierFlameGraph {
+  int root_pid = 0;
+  const profile::Profile* profile = nullptr;
+};
+
 // What the page shows of one recording.
 struct RecordingPage {
   std::string label;  // the path as the user named it
@@ -53,6 +60,8 @@ struct RecordingPage {
   // A multi-tier recording's tiers (render/tiers_report.h tiers_json, each tier's diagnosis
   // without its per-thread list); null: one target.
   const nlohmann::json* tiers = nullptr;
+  // Each tier's own stacks, in the tiers' order (empty: none kept, or one target).
+  std::vector<TierFlameGraph> tier_graphs;
 };
 
 // The JSON the page draws for one recording: label, meta, diagnosis (render::diagnosis_json
@@ -60,8 +69,9 @@ struct RecordingPage {
 // profile's kind and title, or null), recorded_flamegraphs ([{off_cpu, title, stacks, scope}],
 // the stacks over time), "range_stacks" (report/range_stacks.h; only when the recording has stack
 // slices), "services" (report/service_series.h; only when there are some), "tiers" (only for a
-// multi-tier recording), and "absent": the panels this recording has no data for, each with why
-// and how to get it.
+// multi-tier recording), "tier_flamegraphs" ([{root_pid, off_cpu, title, stacks}], each tier's
+// own stacks; only for a multi-tier recording that kept some), and "absent": the panels this
+// recording has no data for, each with why and how to get it.
 nlohmann::json recording_json(const RecordingPage& r);
 
 // JSON text safe inside <script type="application/json">: '<', '>', '&', U+2028 and U+2029 are
@@ -76,10 +86,11 @@ std::string script_json(const nlohmann::json& j);
 // `flamegraphs[i]` (null or missing: none) is recording i's kept profile: drawn by
 // render/flamegraph_svg.h inline in the page, its script and style under the page's CSP nonce,
 // interactive as the SVG file is (click to zoom, search). `recorded[i]` are recording i's
-// recorded_flamegraphs, drawn the same way, in the same order.
+// recorded_flamegraphs, drawn the same way, in the same order; `tiers[i]` its tier_flamegraphs.
 std::string report_html(const nlohmann::json& data, const std::string& title,
                         const std::vector<const profile::Profile*>& flamegraphs = {},
-                        const std::vector<std::vector<const profile::Profile*>>& recorded = {});
+                        const std::vector<std::vector<const profile::Profile*>>& recorded = {},
+                        const std::vector<std::vector<const profile::Profile*>>& tiers = {});
 
 // The page of one `chokepoint load` run: its load JSON (render/load_report.h load_json), drawn as
 // the report's load panel. `label` names the run (its URL).

@@ -311,12 +311,14 @@ TimelineBuilder::~TimelineBuilder() = default;
 
 void TimelineBuilder::add(const model::Tick& tick) {
   if (!column_->add(tick)) return;
+  connections_.add(tick, column_index_);
   // A column ends at the first tick at or past its nominal end, so that no thread's interval is
   // cut in two (a cut interval's counters would be clamped to its part of the wall time).
   // A tail shorter than half a column (the closing reads, just after the last poll) joins the
   // column before it.
   if (tick.at_ns >= next_cut_ns_ && last_ns_ - tick.at_ns >= column_ns_ / 2) {
     reducer_->add_column(column_->cut_after(tick), tick.at_ns);
+    ++column_index_;
     while (next_cut_ns_ <= tick.at_ns) next_cut_ns_ += column_ns_;
   }
 }
@@ -325,6 +327,7 @@ nlohmann::json TimelineBuilder::finish(std::int64_t first_unix_ns) {
   reducer_->add_column(column_->finish(), last_ns_);
   nlohmann::json j = reducer_->finish(column_ns_, first_unix_ns);
   j["changes"] = verdict_changes(j);
+  j["connections"] = connections_.finish(column_index_ + 1);
   return j;
 }
 

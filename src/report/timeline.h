@@ -14,9 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "model/builder.h"
-
 #include "model/observation.h"
 #include "model/samples.h"
+#include "report/connection_rtt.h"
 
 namespace chokepoint::report {
 
@@ -37,7 +37,9 @@ std::int64_t column_length_ns(std::int64_t length_ns, std::int64_t interval_ns,
 // [{verdict, kind, share} or null per column], "split": [[8 shares of thread time] per column],
 // "processes": [{pid, name, split}], "threads": [{pid, tid, comm, process, runs: [state, detail,
 // count, ...]}], "details": [strings], "use": [{panel, source, series: [{name, unit, values}]}],
-// "changes": [why the verdict changed at each change, report/verdict_changes.h]}.
+// "changes": [why the verdict changed at each change, report/verdict_changes.h], "connections":
+// each connection's RTT and retransmits per column, the slowest first (report/connection_rtt.h;
+// null when the recording has no connection)}.
 // A heat-map state is the model::Resource index, -1 where the thread was not seen; a detail is an
 // index into "details" (the wait the thread spent most of that state in), -1 for none.
 class TimelineBuilder {
@@ -61,6 +63,8 @@ class TimelineBuilder {
   std::int64_t next_cut_ns_;
   std::unique_ptr<model::ObservationBuilder> column_;
   std::unique_ptr<Reducer> reducer_;
+  ConnectionRtt connections_;
+  int column_index_ = 0;  // the column the next tick belongs to
 };
 
 // The columns of a finished timeline whose verdict is `verdict` (analysis::verdict_name) of kind

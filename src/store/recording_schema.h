@@ -1,5 +1,5 @@
 #pragma once
-// The recording's tables (schema 5, docs/recording.md) as the writer creates them, and what the
+// The recording's tables (schema 6, docs/recording.md) as the writer creates them, and what the
 // writer and the reader share about them: the WAIT columns, the tables rotation deletes from, and
 // the tick flags. Internal to store/ (recording_writer.cpp, recording_reader.cpp).
 
@@ -13,6 +13,11 @@ inline constexpr const char* kWaitColumns =
     "state INTEGER, site INTEGER, syscall_nr INTEGER, a0 INTEGER, a1 INTEGER, a2 INTEGER, "
     "a3 INTEGER, a4 INTEGER, a5 INTEGER, fd_role INTEGER, fd_detail INTEGER, net_wait INTEGER, "
     "futex_caller INTEGER";
+
+// Schema 6: each connection's RTT variance and retransmits (tcp_info's rttvar and
+// total_retrans), for the report's per-connection RTT. Older files have neither column and read
+// as 0.
+inline constexpr const char* kSocketColumns6 = "rttvar_us INTEGER, total_retrans INTEGER";
 
 // The CREATE statements of every table but the stack tables (store/stack_slices.h) and the
 // probe tables (store/probe_series.h).

@@ -164,7 +164,7 @@ util::Result<void> RecordingWriter::Impl::prepare_all() {
       {&ins_pack, "INSERT INTO thread_pack VALUES(?,?,?,?,?)"},
       {&ins_end, "INSERT INTO thread_end VALUES(?,?,?)"},
       {&ins_process_sample, "INSERT INTO process_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
-      {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+      {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_system, "INSERT INTO system_sample VALUES(?,?)"},
       {&ins_collector, "INSERT INTO collector_sample VALUES(?,?)"},
       {&ins_exact, "INSERT INTO exact_sample VALUES(?,?,?,?)"},
@@ -558,6 +558,8 @@ int RecordingWriter::Impl::write_tick(model::Tick& tick, std::int64_t tick_id, b
     st.bind_u64(14, s.bytes_acked);
     st.bind_u64(15, s.sndbuf_limited_us);
     st.bind_u64(16, s.rwnd_limited_us);
+    st.bind(17, s.rttvar_us);
+    st.bind(18, s.total_retrans);
     check(st.run());
   }
   if (tick.system) {

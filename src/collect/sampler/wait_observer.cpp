@@ -40,6 +40,8 @@ model::SocketSample socket_sample(int pid, const netlink::TcpSocket& s, bool ser
   out.send_queue_bytes = s.send_queue_bytes;
   out.notsent_bytes = s.notsent_bytes;
   out.rtt_us = s.rtt_us;
+  out.rttvar_us = s.rttvar_us;
+  out.total_retrans = s.total_retrans;
   out.bytes_acked = s.bytes_acked;
   out.sndbuf_limited_us = s.sndbuf_limited_us;
   out.rwnd_limited_us = s.rwnd_limited_us;

@@ -16,7 +16,7 @@
   var root = document.getElementById('report');
   // What the page drew, for the browser tests and for anyone scripting the page.
   var api = { charts: [], heatmaps: [], strips: [], flamegraphs: [], ranges: [], services: [],
-    tiers: [], latency: [], links: [] };
+    tiers: [], latency: [], links: [], connections: [], tierGraphs: [] };
   window.chokepointReport = api;
 
   function el(tag, cls, text, parent) {
@@ -606,6 +606,7 @@
     var t = rec.timeline;
     el('h2', null, 'USE: utilisation, saturation, errors', parent);
     systemTable(rec, parent);
+    var connections = false;
     t.use.forEach(function (p) {
       if (!p.series.length) return;
       el('h3', null, p.panel, parent);
@@ -614,12 +615,65 @@
       p.series.forEach(function (s) {
         lineChart(charts, s.name, t.columns, s.values, s.unit, rec.link);
       });
+      if (p.panel === 'Network') {
+        connectionsPanel(rec, parent);
+        connections = true;
+      }
     });
+    if (!connections) connectionsPanel(rec, parent);
+  }
+
+  // --- each connection's round-trip time (tcp_info): the slowest ones, the rest summed up
+  function connectionsPanel(rec, parent) {
+    var c = rec.timeline.connections;
+    if (!c || !c.shown.length) return;
+    var box = el('div', 'connections', null, parent);
+    el('h3', null, 'Connections: round-trip time, the ' + c.shown.length + ' slowest of ' +
+      c.connections, box);
+    el('div', 'source', 'source: ' + c.source, box);
+    var names = {};
+    rec.timeline.processes.forEach(function (p) { names[p.pid] = p.name; });
+    function label(k) {
+      return k.peer + ' - :' + k.local_port + ' ' + (names[k.pid] || '') + ' (pid ' + k.pid + ')';
+    }
+    var srtt = c.shown.map(function (k) { return { name: label(k), values: k.srtt_ms }; });
+    if (c.rest) {
+      srtt.push({ name: 'the other ' + c.rest.count + ': largest', values: c.rest.max_srtt_ms });
+    }
+    var charts = el('div', 'charts', null, box);
+    multiLineChart(charts, { title: 'smoothed RTT (srtt)', unit: 'ms',
+      source: 'tcpi_rtt: the largest read of each connection in each column', series: srtt },
+    rec.timeline.columns, rec.link);
+    multiLineChart(charts, { title: 'retransmitted segments', unit: 'per column',
+      source: 'tcpi_total_retrans: its growth in each column', series: c.shown.map(function (k) {
+        return { name: label(k), values: k.retransmits };
+      }) }, rec.timeline.columns, rec.link);
+    var table = el('table', 'connection-table', null, box);
+    var head = el('tr', null, null, table);
+    ['peer', 'local port', 'process', 'the peer is', 'largest srtt', 'mean rttvar',
+      'retransmits'].forEach(function (h) { el('th', null, h, head); });
+    c.shown.forEach(function (k) {
+      var vars = k.rttvar_ms.filter(function (v) { return v !== null; });
+      var mean = vars.reduce(function (a, v) { return a + v; }, 0) / Math.max(1, vars.length);
+      var tr = el('tr', null, null, table);
+      el('td', null, k.peer, tr);
+      el('td', 'num', k.local_port, tr);
+      el('td', null, (names[k.pid] || '') + ' (pid ' + k.pid + ')', tr);
+      el('td', null, k.side === 'client' ? 'our client' : 'an upstream we called', tr);
+      el('td', 'num', num(k.max_srtt_ms, 3) + ' ms', tr);
+      el('td', 'num', num(mean, 3) + ' ms', tr);
+      el('td', 'num', k.total_retransmits, tr);
+    });
+    if (c.rest) {
+      el('p', 'note', 'and ' + c.rest.count + ' more connections, each below the ones above: ' +
+        'the chart draws their largest srtt per column', box);
+    }
+    api.connections.push(box);
   }
 
   // --- the services' own statistics over time (schema 5: every poll of each probe)
   var SERIES_COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b',
-    '#e377c2'];
+    '#e377c2', '#17becf', '#bcbd22'];
   function multiLineChart(parent, c, xs, link) {
     var box = el('div', 'chart', null, parent);
     el('h3', null, c.title + (c.unit ? ' (' + c.unit + ')' : ''), box);
@@ -669,7 +723,7 @@
     return b ? t.verdict + ' (' + b.kind + ') - ' + b.share_text : t.verdict;
   }
 
-  function tiersSection(rec, parent) {
+  function tiersSection(rec, index, parent) {
     var tiers = rec.tiers;
     if (!tiers) return;
     var box = el('div', 'tiers', null, parent);
@@ -701,8 +755,32 @@
       var b = t.diagnosis.bottlenecks && t.diagnosis.bottlenecks[0];
       el('td', null, b && b.evidence.length ? b.evidence[0] : '-', tr);
     });
+    tierGraphs(rec, index, box);
     el('p', 'note', 'The panels below are of every tier together, as one target.', box);
     api.tiers.push(box);
+  }
+
+  // Each tier's own stacks, taken after the window for its verdict (diagnose --pid A --pid B
+  // --record): a flame graph per tier that kept some, drawn like the recording's.
+  function tierGraphs(rec, index, parent) {
+    var graphs = rec.tier_flamegraphs || [];
+    if (!graphs.length) return;
+    graphs.forEach(function (g, j) {
+      var box = document.querySelector('#flamegraphs .flamegraph.tier[data-recording="' +
+        index + '"][data-graph="' + j + '"]');
+      if (!box) return;
+      var t = rec.tiers.tiers.filter(function (x) { return x.root_pid === g.root_pid; })[0];
+      el('h3', null, 'Tier ' + (t ? t.tier : '?') + ' (pid ' + g.root_pid + (t ? ' ' + t.name : '') +
+        '): ' + (g.off_cpu ? 'off-CPU time' : 'on-CPU') + ' stacks for its verdict' +
+        (t ? ', ' + tierVerdict(t) : ''), parent);
+      var what = g.title || (g.off_cpu ? 'off-CPU time' : 'on-CPU samples') + ' of pid ' + g.root_pid;
+      el('div', 'source', 'source: ' + what + ' (' + g.stacks + ' distinct stacks), taken ' +
+        'after the window for this tier alone; click a frame to zoom in', parent);
+      box.setAttribute('data-tier', String(g.root_pid));
+      parent.appendChild(box);
+      api.flamegraphs.push(box.querySelector('svg'));
+      api.tierGraphs.push(box);
+    });
   }
 
   // --- the load's latency percentiles per second, on the recording's time axis (each second's
@@ -1329,7 +1407,7 @@
       num(rec.diagnosis.interval_ms, 0) + ' ms; ' + m.machine + ', ' + m.cpus + ' CPUs, kernel ' +
       m.kernel + '; chokepoint ' + m.chokepoint_version, box);
     rec.link = timeLink(rec, i);
-    tiersSection(rec, box);
+    tiersSection(rec, i, box);
     verdictSection(rec, box);
     splitSection(rec, box);
     latencySection(rec, box);

@@ -22,6 +22,7 @@
 #include "support/cli.h"
 #include "support/files.h"
 #include "support/lab_process.h"
+#include "support/recording_wait.h"
 
 namespace chokepoint::recording_test {
 namespace {
@@ -30,6 +31,7 @@ using test_support::Background;
 using test_support::chokepoint_bin;
 using test_support::LabProcess;
 using test_support::run_to_exit;
+using test_support::wait_first_tick;
 
 // A directory under this test binary's own, removed when it exits.
 std::filesystem::path temp_dir(const std::string& name) {
@@ -54,23 +56,6 @@ std::string integrity(const std::string& path) {
   sqlite3_finalize(st);
   sqlite3_close(db);
   return out;
-}
-
-// Polls `file` until it holds a committed tick; false after `limit`.
-bool wait_first_tick(const std::string& file, std::chrono::steady_clock::time_point limit) {
-  while (std::chrono::steady_clock::now() < limit) {
-    auto reader = store::RecordingReader::open(file);
-    std::size_t ticks = 0;
-    if (reader) {
-      (void)reader->read_ticks(std::numeric_limits<std::int64_t>::max(), [&](model::Tick&&) {
-        ++ticks;
-        return false;
-      });
-    }
-    if (ticks > 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return false;
 }
 
 // The recorder writes one transaction per tick (every 10 ms here) and is killed anywhere: while

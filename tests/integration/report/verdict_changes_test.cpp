@@ -6,6 +6,11 @@
 // connections, so that each worker spends most of a column in fdatasync (with 32, the default,
 // each was idle more than half of it). `chokepoint replay` of the same recording lists the same
 // changes with the same sentences, as text and as JSON.
+//
+// The loads start once the recording holds its first tick, and the recorder is stopped (SIGINT)
+// once they are done: at load average 30-55 the recorder took about 3 s from creating its file to
+// its first tick, so a test that waited for the file alone recorded the disk phase only (its
+// columns read disk, then cpu, then none) and never saw the verdict turn from cpu to disk.
 #include "report/verdict_changes.h"
 
 #include <fmt/format.h>
@@ -26,6 +31,7 @@
 #include "store/recording.h"
 #include "support/background.h"
 #include "support/cli.h"
+#include "support/recording_wait.h"
 
 namespace chokepoint::report {
 namespace {
@@ -164,11 +170,12 @@ TEST(VerdictChanges, CpuLabThenDiskLabSaysWhatMoved) {
     auto recorder = Background::start(
         test_support::chokepoint_bin(),
         {"record", "--pid", std::to_string(labs.shell_pid()), "--children", "--interval", "200ms",
-         "--duration", "7s", "--stacks", "off", "-o", rec});
+         "--duration", "60s", "--stacks", "off", "-o", rec});
     ASSERT_TRUE(recorder) << recorder.error().message;
-    for (int i = 0; i < 200 && !std::filesystem::exists(rec); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    ASSERT_TRUE(test_support::wait_first_tick(
+        rec, std::chrono::steady_clock::now() + std::chrono::seconds(20),
+        std::chrono::milliseconds(20)))
+        << "the recorder wrote no tick within 20 s";
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     // 3 s of the CPU-bound lab, then 3 s of the disk-bound one.
     for (const auto& [port, connections] :
@@ -178,6 +185,9 @@ TEST(VerdictChanges, CpuLabThenDiskLabSaysWhatMoved) {
           30);
       ASSERT_EQ(load.exit_code, 0) << load.stderr_text;
     }
+    // A column of the disk lab at rest after its load, then the recording ends (Ctrl-C).
+    std::this_thread::sleep_for(std::chrono::milliseconds(1'000));
+    ::kill(recorder->pid(), SIGINT);
     auto code = recorder->wait(30'000);
     ASSERT_TRUE(code && *code == 0);
 
