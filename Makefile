@@ -43,11 +43,15 @@ asan: setup
 #   they drive is `chokepoint report`, which runs under ASan in the recording, load, injection and
 #   page tests; what they add is the page in a browser (JavaScript), which ASan does not see. They
 #   were 108 s of the ASan phase's serial time (docs/testing.md).
+# - Two slow end-to-end tests whose C++ paths other ASan tests reach (docs/testing.md names each
+#   path and the tests that reach it): KneeLab.FindsThePoolCapacityAndWhatSaturatesAboveIt (14 s,
+#   SERIAL) and DiagnoseProbes.RecordKeepsWhatARedisProbeReadAndReplayShowsIt (18 s).
 # - Everything else, diagnose and profile on real targets included, runs under ASan too, two at a
 #   time as in `make test` (the tests' SERIAL and LOCK: cmake/chokepoint.cmake).
+asan_release_only_tests := _browser_test$$|^KneeLab\.FindsThePoolCapacityAndWhatSaturatesAboveIt$$|^DiagnoseProbes\.RecordKeepsWhatARedisProbeReadAndReplayShowsIt$$
 asan-test: asan
 	@ctest --preset asan -j2 --repeat until-pass:3 --label-exclude 'verdict|measure' \
-	  --exclude-regex '_browser_test$$'
+	  --exclude-regex '$(asan_release_only_tests)'
 
 fuzz: setup
 	@cmake --preset fuzz >/dev/null

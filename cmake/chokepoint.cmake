@@ -88,7 +88,8 @@ function(chokepoint_add_test_pch)
     <chrono> <filesystem> <functional> <map> <optional> <string> <string_view> <thread> <vector>)
 endfunction()
 
-# chokepoint_add_test(NAME SOURCES a.cpp b.cpp LIBS lib1 lib2 [LABELS l] [SERIAL | LOCK name])
+# chokepoint_add_test(NAME SOURCES a.cpp b.cpp LIBS lib1 lib2 [LABELS l] [SERIAL | LOCK name]
+#                     [PER_FILE])
 # A GoogleTest executable whose tests ctest discovers one by one. How its tests share the machine
 # under `ctest -j2` (no keyword: beside any other test):
 #   SERIAL  nothing runs beside them (RUN_SERIAL), for two reasons only: they measure the time or
@@ -106,9 +107,18 @@ endfunction()
 # measure the lab's timing and stack layout, which ASan changes). Keep in step with the Makefile's
 # --label-exclude.
 set(chokepoint_release_only_labels "verdict|measure")
+# With CHOKEPOINT_TEST_UNITY (on with CHOKEPOINT_UNITY, so in CI's two builds: tests/CMakeLists.txt)
+# a test target's .cpp files compile as unity groups of about this many files. Test code is -O0,
+# where the inline code of gtest, nlohmann-json and fmt that every file instantiates again is much
+# of a file's compile (docs/benchmarks.md, "CI time, fourth round"). Test files often define the
+# same file-scope helper (`kUnits`, `has`, `pid_target`); a target whose files collide in a group
+# says PER_FILE and compiles one file at a time (or one of the two names is renamed, or the
+# helper moves to tests/support, which is better: chokepoint_unity_groups above says how to
+# read the error).
+set(chokepoint_test_unity_files 4)
 
 function(chokepoint_add_test name)
-  cmake_parse_arguments(T "SERIAL" "LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "SERIAL;PER_FILE" "LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
   # Each property value reaches ctest as one word through gtest_discover_tests: a second label
   # would become a property name of its own (and the test would carry the first label only).
   list(LENGTH T_LABELS label_count)
@@ -135,6 +145,13 @@ function(chokepoint_add_test name)
   target_link_libraries(${name} PRIVATE ${T_LIBS} ${chokepoint_test_common_libs} GTest::gtest_main)
   target_compile_options(${name} PRIVATE ${chokepoint_test_compile_options})
   target_precompile_headers(${name} REUSE_FROM chokepoint_test_pch)
+  list(LENGTH T_SOURCES source_count)
+  if(CHOKEPOINT_TEST_UNITY AND source_count GREATER 1 AND NOT T_PER_FILE)
+    math(EXPR groups
+         "(${source_count} + ${chokepoint_test_unity_files} - 1) / ${chokepoint_test_unity_files}")
+    set(CHOKEPOINT_UNITY ON)  # for chokepoint_unity_groups, in this function's scope only
+    chokepoint_unity_groups(${name} GROUPS ${groups})
+  endif()
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
   target_compile_definitions(${name} PRIVATE
     CHOKEPOINT_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
