@@ -524,14 +524,23 @@ TEST(StateAccounting, ATimersWakeupIsAnInterruptsEdgeNotTheInterruptedThreads) {
   EXPECT_GE(from_spinner, 1u) << "the spinner's FUTEX_WAKE is its own edge";
 }
 
+// Thread `tid`'s voluntary context switches so far (/proc/self/task/TID/status).
+long voluntary_switches(int tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+  }
+  return -1;
+}
+
 // Keys that come and go do not fill the kernel's edge table (STATEACCT_MAX_EDGES, 16,384): a
-// thread waits on 40,000 futex words in turn, one at a time, each ended by this thread's
-// FUTEX_WAKE, so each is a new edge (waker, wakee, futex, word) that never grows again. Read every
-// 1,000 words, as ticks would, the table gives back the entries unchanged for two reads once it is
-// half in use: nothing is lost, and more words than the table holds are passed on. (Not every
-// word: a wake that finds the waiter queued but not yet switched out ends no block, and counts no
-// edge: 4% of them on a quiet machine, a third at load average 10.) Before (entries given back only
-// when their thread ended) the table was full after 16,384 words and the rest were lost.
+// thread waits on 24,000 futex words in turn, one at a time, each ended by this thread's
+// FUTEX_WAKE once the waiter has really switched out, so each is a new edge (waker, wakee, futex,
+// word) that never grows again. Read every 1,000 words, as ticks would, the table gives back the
+// entries unchanged for two reads once it is half in use: nothing is lost, and the words are
+// passed on. Before (entries given back only when their thread ended) the table was full after
+// 16,384 words and the rest were lost.
 TEST(StateAccounting, EdgesThatStopGrowingAreGivenBackSoNewOnesAreNotLost) {
   if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
   auto created = StateAccounting::create({0});
@@ -542,13 +551,20 @@ TEST(StateAccounting, EdgesThatStopGrowingAreGivenBackSoNewOnesAreNotLost) {
   (void)acct.read_edges();
   const auto lost_before = acct.stats().lost;
 
-  constexpr std::size_t kWords = 40'000, kReadEvery = 1'000, kTableEntries = 16'384;
+  constexpr std::size_t kWords = 24'000, kReadEvery = 1'000;
   std::vector<std::uint32_t> words(kWords, 0);
   std::atomic<int> waiter_tid{0};
+  // The waiter's voluntary switches before it waits on word `waiting` (set after
+  // `switches_before`).
+  std::atomic<long> switches_before{0};
+  std::atomic<long> waiting{-1};
   std::atomic<std::size_t> done{0};
   std::thread waiter([&] {
-    waiter_tid = gettid_now();
+    const int self = gettid_now();
+    waiter_tid = self;
     for (std::size_t i = 0; i < kWords; ++i) {
+      switches_before = voluntary_switches(self);
+      waiting = static_cast<long>(i);
       while (__atomic_load_n(&words[i], __ATOMIC_ACQUIRE) == 0) {
         (void)syscall(SYS_futex, &words[i], FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
       }
@@ -566,7 +582,10 @@ TEST(StateAccounting, EdgesThatStopGrowingAreGivenBackSoNewOnesAreNotLost) {
     }
   };
   for (std::size_t i = 0; i < kWords; ++i) {
-    // Wakes the waiter once it really waits on words[i] (the wake found it), then lets it go.
+    // Wakes the waiter once it has switched out waiting on words[i] (a block the kernel saw
+    // begin: a wake between its queueing and its switch-out would end no block), then lets it go.
+    while (waiting.load() != static_cast<long>(i)) sched_yield();
+    while (voluntary_switches(wakee) <= switches_before.load()) sched_yield();
     while (syscall(SYS_futex, &words[i], FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0) < 1) {
       sched_yield();
     }
@@ -582,7 +601,9 @@ TEST(StateAccounting, EdgesThatStopGrowingAreGivenBackSoNewOnesAreNotLost) {
   (void)acct.read();
   take(acct.read_edges());
   EXPECT_EQ(acct.stats().lost - lost_before, 0u);
-  EXPECT_GT(woken_words.size(), kTableEntries + 1'000) << "of " << kWords;
+  // All but a handful: a few waits in 24,000 still end unseen (0 to 6 here), against 7,616 lost
+  // when the table fills.
+  EXPECT_GE(woken_words.size(), kWords - kWords / 1'000);
 }
 
 }  // namespace
