@@ -9,7 +9,7 @@ scenario=${2:-cpu}
 rounds=${3:-5}
 "$bin/chokepoint-lab" --port 0 --scenario "$scenario" >/tmp/cp-overhead-lab.out &
 lab=$!
-trap 'kill $lab 2>/dev/null; wait $lab 2>/dev/null' EXIT
+trap 'set +e; kill $lab 2>/dev/null; wait $lab 2>/dev/null' EXIT
 for _ in $(seq 100); do grep -q listening /tmp/cp-overhead-lab.out && break; sleep 0.05; done
 port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' /tmp/cp-overhead-lab.out)
 rps() { wrk -t1 -c16 -d5s "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}'; }

@@ -17,7 +17,7 @@ old=$1; new=$2; n=${3:-1000}; mode=${4:-wake}; duration=${5:-60s}
 source bench/diagnose/bench_threads.sh
 dir=$(mktemp -d)
 pid=""
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'set +e; kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 start_bench_threads "$dir" "$n" "$mode"
 recorders=()
 for side in old new; do

@@ -9,7 +9,7 @@ bin=${BIN:-build/bin}
 out=$(mktemp); file=$(mktemp -u --suffix=.chokepoint)
 "$bin/chokepoint-bench-threads" "$n" "$mode" "$period" >"$out" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -f "$out" "$file"' EXIT
+trap 'set +e; kill $pid 2>/dev/null; rm -f "$out" "$file"' EXIT
 for _ in $(seq 400); do grep -q ready "$out" 2>/dev/null && break; sleep 0.05; done
 "$bin/chokepoint" record --pid "$pid" -o "$file" --interval 1s --duration "$duration" 2>&1 | tail -1
 if [ "$(sqlite3 "$file" "PRAGMA user_version")" = 1 ]; then

@@ -16,7 +16,7 @@ source bench/diagnose/bench_threads.sh
 dir=$(mktemp -d)
 pid=""
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)
-trap 'kill $pid 2>/dev/null; sysctl -q kernel.bpf_stats_enabled="$stats_before"; rm -rf "$dir"' EXIT
+trap 'set +e; kill $pid 2>/dev/null; sysctl -q kernel.bpf_stats_enabled="$stats_before"; rm -rf "$dir"' EXIT
 sysctl -q kernel.bpf_stats_enabled=1
 start_bench_threads "$dir" "$n" "$mode"
 recorders=()

@@ -11,7 +11,7 @@ bin=${1:-build/bin/chokepoint}; n=${2:-1000}; mode=${3:-wake}; secs=${4:-60}
 source bench/diagnose/bench_threads.sh
 dir=$(mktemp -d)
 pid=""
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'set +e; kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 start_bench_threads "$dir" "$n" "$mode"
 host_threads() { find /proc/[0-9]*/task -maxdepth 1 -mindepth 1 2>/dev/null | wc -l; }
 before=$(host_threads)

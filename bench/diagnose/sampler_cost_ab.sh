@@ -12,7 +12,7 @@ period=20; [ "$n" -ge 10000 ] && period=1000
 out=$(mktemp); json=$(mktemp)
 "$threads_bin" "$n" "$mode" "$period" >"$out" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -f "$out" "$json"' EXIT
+trap 'set +e; kill $pid 2>/dev/null; rm -f "$out" "$json"' EXIT
 for _ in $(seq 400); do grep -q ready "$out" 2>/dev/null && break; sleep 0.05; done
 printf '%-7s %6s %-6s %8s %9s %8s %8s\n' build threads mode cpu_s samples rss_MiB wall_s
 declare -A all

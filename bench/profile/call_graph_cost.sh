@@ -18,7 +18,7 @@ hz=${4:-99}
 out=$(mktemp -d /tmp/cp-call-graph.XXXXXX)
 "$build/tests/dwarf_target" 100000 &
 target=$!
-trap 'kill $target 2>/dev/null; wait $target 2>/dev/null; rm -rf "$out"' EXIT
+trap 'set +e; kill $target 2>/dev/null; wait $target 2>/dev/null; rm -rf "$out"' EXIT
 run() {  # MODE -> "cpu_s unwind_us with_main_share"
   /usr/bin/time -f '%U %S' -o "$out/time" "$build/bin/chokepoint" profile --pid "$target" \
     --call-graph "$1" --user-only --duration "${secs}s" --frequency "$hz" -o "$out/p.folded" \

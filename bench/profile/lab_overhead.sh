@@ -21,7 +21,7 @@ hz=${4:-99}
 out=$(mktemp -d /tmp/cp-profile-overhead.XXXXXX)
 "$bin/chokepoint-lab" --port 0 --scenario "$scenario" >"$out/lab.out" 2>"$out/lab.err" &
 lab=$!
-trap 'kill $lab 2>/dev/null; wait $lab 2>/dev/null; rm -rf "$out"' EXIT
+trap 'set +e; kill $lab 2>/dev/null; wait $lab 2>/dev/null; rm -rf "$out"' EXIT
 for _ in $(seq 100); do grep -qs listening "$out/lab.out" && break; sleep 0.05; done
 port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$out/lab.out")
 tck=$(getconf CLK_TCK)

@@ -19,7 +19,7 @@ conns=${4:-16}
 out=$(mktemp -d /tmp/cp-offcpu-bench.XXXXXX)
 "$bin/chokepoint-lab" --port 0 --model threads --scenario none >"$out/lab.out" &
 lab=$!
-trap 'kill $lab 2>/dev/null; wait $lab 2>/dev/null; rm -rf "$out"' EXIT
+trap 'set +e; kill $lab 2>/dev/null; wait $lab 2>/dev/null; rm -rf "$out"' EXIT
 for _ in $(seq 100); do grep -q listening "$out/lab.out" && break; sleep 0.05; done
 port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$out/lab.out")
 ctxt() { awk '/^ctxt/ {print $2}' /proc/stat; }

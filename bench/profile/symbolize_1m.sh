@@ -16,13 +16,13 @@ hz=${3:-50000}
 out=$(mktemp -d /tmp/cp-profile-1m.XXXXXX)
 "$bin/chokepoint-lab" --port 0 --scenario cpu >"$out/lab.out" 2>"$out/lab.err" &
 lab=$!
-trap 'kill $lab 2>/dev/null; wait $lab 2>/dev/null; rm -rf "$out"' EXIT
+trap 'set +e; kill $lab 2>/dev/null; wait $lab 2>/dev/null; rm -rf "$out"' EXIT
 for _ in $(seq 100); do grep -qs listening "$out/lab.out" && break; sleep 0.05; done
 port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$out/lab.out")
 load_s=$((2 * duration + 30))
 wrk -t1 -c16 -d"${load_s}s" "http://127.0.0.1:$port/" >/dev/null &
 wrk=$!
-trap 'kill $wrk $lab 2>/dev/null; wait $lab 2>/dev/null; rm -rf "$out"' EXIT
+trap 'set +e; kill $wrk $lab 2>/dev/null; wait $lab 2>/dev/null; rm -rf "$out"' EXIT
 sleep 1
 
 echo "== chokepoint profile -F $hz for ${duration}s, three outputs"

@@ -16,7 +16,7 @@ work=$(mktemp -d)
 out=$work/threads.out
 "$bin/chokepoint-bench-threads" 1000 wake 20 >"$out" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'set +e; kill $pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 400); do grep -q ready "$out" 2>/dev/null && break; sleep 0.05; done
 "$bin/chokepoint" record --pid "$pid" -o "$work/source.chokepoint" --interval 1s \
   --duration "${source_s}s" 2>&1 | tail -1

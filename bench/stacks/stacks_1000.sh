@@ -10,7 +10,7 @@ build=${1:-build}
 runs=${2:-5}
 "$build/tests/stacks_target" 996 >/tmp/cp-stacks-bench.out &
 target=$!
-trap 'kill $target 2>/dev/null; wait $target 2>/dev/null; rm -f /tmp/cp-stacks-bench.out' EXIT
+trap 'set +e; kill $target 2>/dev/null; wait $target 2>/dev/null; rm -f /tmp/cp-stacks-bench.out' EXIT
 for _ in $(seq 200); do grep -qs ready /tmp/cp-stacks-bench.out && break; sleep 0.05; done
 echo "threads: $(ls /proc/$target/task | wc -l)"
 for i in $(seq "$runs"); do

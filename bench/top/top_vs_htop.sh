@@ -15,7 +15,7 @@ other=${4:-}
 command -v htop >/dev/null || { echo "error: htop is missing" >&2; echo "hint: scripts/setup installs it" >&2; exit 2; }
 "$build/bin/chokepoint-bench-threads" 1000 "$mode" 20 >/tmp/cp-top-bench.threads &
 threads=$!
-trap 'kill $threads ${top:-} ${other_top:-} ${htop_pid:-} 2>/dev/null; wait 2>/dev/null; rm -f /tmp/cp-top-bench.*' EXIT
+trap 'set +e; kill $threads ${top:-} ${other_top:-} ${htop_pid:-} 2>/dev/null; wait 2>/dev/null; rm -f /tmp/cp-top-bench.*' EXIT
 for _ in $(seq 200); do grep -qs ready /tmp/cp-top-bench.threads && break; sleep 0.05; done
 echo "host: $(nproc) cpus, $(ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l) threads, load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$build/bin/chokepoint" top --batch --interval 1s >/tmp/cp-top-bench.top 2>&1 &
