@@ -71,7 +71,19 @@ util::Result<std::vector<ProbedAllocator>> find_allocators(int tgid, const std::
   std::vector<ProbedAllocator> out;
   std::set<std::string> seen;
   std::vector<std::string> looked_at;
+  // A dynamic loader mapped and no other shared object: the loader has not run yet.
+  bool loader = false, libraries = false;
   for (const symbolize::Mapping& m : symbolize::parse_maps(*maps).mappings) {
+    if (m.file_backed() && m.path != exe) {
+      const std::string name = m.path.substr(m.path.rfind('/') + 1);
+      if (name.find(".so") != std::string::npos) {
+        if (name.starts_with("ld-")) {
+          loader = true;
+        } else {
+          libraries = true;
+        }
+      }
+    }
     if (!m.executable || !m.file_backed() || !seen.insert(m.path).second) continue;
     const std::string kind = allocator_kind(m.path, exe);
     if (kind.empty()) continue;
@@ -85,6 +97,7 @@ util::Result<std::vector<ProbedAllocator>> find_allocators(int tgid, const std::
     if (!has("malloc") || !has("free")) continue;
     out.push_back({tgid, kind, m.path, std::move(*defined)});
   }
+  const bool loader_only = loader && !libraries;
   // A replacement allocator that is mapped (preloaded, or linked before libc) is the one malloc
   // calls reach: libc's malloc then sees none, and probing it would only cost attach and detach
   // time. libc keeps its mmap and munmap, which the program may call itself.
@@ -96,6 +109,14 @@ util::Result<std::vector<ProbedAllocator>> find_allocators(int tgid, const std::
       if (a.kind != "glibc") continue;
       std::erase_if(a.functions, [](const std::string& f) { return f != "mmap" && f != "munmap"; });
     }
+  }
+  if (out.empty() && loader_only) {
+    // Between exec and its dynamic loader mapping the libraries: a command we started, or a
+    // wrapper of it (`sh -c 'exec ...'`, unshare, env) that has just exec'd.
+    return util::Error{
+        fmt::format("pid {} is still loading its libraries (only its dynamic loader is mapped)",
+                    tgid),
+        "it has just started: give it a moment, or its --pid once it runs", EAGAIN};
   }
   if (out.empty()) {
     std::string where;
@@ -237,6 +258,12 @@ util::Result<std::unique_ptr<MemoryTracer>> MemoryTracer::create(const MemoryOpt
   impl->options = options;
   for (int tgid : options.tgids) {
     auto found = find_allocators(tgid, options.proc_root);
+    // A process still loading its libraries (a command just started, or a wrapper that just
+    // exec'd it) maps its allocator within milliseconds: wait for it, up to 2 s.
+    for (int i = 0; i < 100 && !found && found.error().errno_value == EAGAIN; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      found = find_allocators(tgid, options.proc_root);
+    }
     if (!found) return found.error();
     impl->allocators.insert(impl->allocators.end(), found->begin(), found->end());
   }

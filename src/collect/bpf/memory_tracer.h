@@ -106,7 +106,8 @@ util::Result<void> check_memory_support();
 // allocation functions from libc, which keeps mmap and munmap only. Errors: the process is gone,
 // its maps cannot be read, or no allocator is found (a statically linked program without malloc
 // symbols, a stripped libc): the message says which binaries were looked at and the hint what to
-// do.
+// do. A process whose only shared object mapped is its dynamic loader (between exec and the
+// loader's run) is an error with errno EAGAIN: MemoryTracer::create waits for it, up to 2 s.
 util::Result<std::vector<ProbedAllocator>> find_allocators(int tgid,
                                                            const std::string& proc_root = "/proc");
 
