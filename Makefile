@@ -11,12 +11,31 @@ build: setup
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release
 
+# The tests that run in the release build only (cmake/chokepoint.cmake,
+# chokepoint_release_only_labels; keep the two in step): verdict and *-measure measure the lab's
+# timing, stack layout and memory, which ASan changes; browser drives the page in Chromium;
+# release-only names single tests that cannot run under ASan.
+timing_labels := verdict|measure|browser|release-only
+
+# `make test` builds everything and runs every test in the release build. TEST_SCOPE=timing (CI,
+# .ci/run) builds and runs only the tests above, since CI runs every other test once, under ASan
+# (`make asan-test`): each test runs once there, in the strongest build it can.
+TEST_SCOPE ?= all
+ifeq ($(TEST_SCOPE),timing)
+test_build := --target chokepoint_timing_tests
+test_select := --label-regex '$(timing_labels)'
+else ifneq ($(TEST_SCOPE),all)
+$(error TEST_SCOPE is all (the default: every test) or timing (the release-only tests, as CI runs them))
+endif
+
 # A failed test is run again, up to three runs in all (--repeat until-pass:3): the verdict and
 # measurement tests drive real programs on shared two-core VMs, where another tenant's burst can
 # tip a measurement; a test whose code is wrong fails all three runs (each run is in
 # build/Testing/Temporary/LastTest.log).
-test: build
-	@ctest --preset release -j2 --repeat until-pass:3
+test: setup
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release $(test_build)
+	@ctest --preset release -j2 --repeat until-pass:3 $(test_select)
 
 demo: build
 	@scripts/demo
@@ -29,29 +48,14 @@ asan: setup
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan
 
-# What ASan runs (docs/testing.md): its value is in code paths, not durations.
-# - The verdict tests and the profile/off-CPU lab measurements (labels verdict, *-measure) measure
-#   the lab's real behaviour under load; ASan changes its timing, its stack layout and its memory
-#   (the allocator's quarantine grows anonymous memory like a leak), so they run in the release
-#   build only (cmake/chokepoint.cmake does not even build their test binaries under ASan). The
-#   code they drive (diagnose, profile, the rules, the lab) runs under ASan in the CLI,
-#   integration and reliability tests.
-# - The two SIGKILL soaks run short under ASan (20 kills where release does 200, 20 runs where it
-#   does 50): every kind of interrupted run and every replay path is reached; only the count of
-#   random moments is smaller.
-# - The four browser tests (`*_browser_test`, Chromium) run in the release build only: the C++
-#   they drive is `chokepoint report`, which runs under ASan in the recording, load, injection and
-#   page tests; what they add is the page in a browser (JavaScript), which ASan does not see. They
-#   were 108 s of the ASan phase's serial time (docs/testing.md).
-# - Two slow end-to-end tests whose C++ paths other ASan tests reach (docs/testing.md names each
-#   path and the tests that reach it): KneeLab.FindsThePoolCapacityAndWhatSaturatesAboveIt (14 s,
-#   SERIAL) and DiagnoseProbes.RecordKeepsWhatARedisProbeReadAndReplayShowsIt (18 s).
-# - Everything else, diagnose and profile on real targets included, runs under ASan too, two at a
-#   time as in `make test` (the tests' SERIAL and LOCK: cmake/chokepoint.cmake).
-asan_release_only_tests := _browser_test$$|^KneeLab\.FindsThePoolCapacityAndWhatSaturatesAboveIt$$|^DiagnoseProbes\.RecordKeepsWhatARedisProbeReadAndReplayShowsIt$$
+# What ASan runs (docs/testing.md): every test but the release-only ones above (timing_labels),
+# two at a time as in `make test` (the tests' SERIAL and LOCK: cmake/chokepoint.cmake). The code
+# the release-only tests drive (diagnose, profile, the rules, the lab, report) runs under ASan in
+# the CLI, integration and reliability tests. The two SIGKILL soaks run short under ASan (20 kills
+# where release does 200, 20 runs where it does 50): every kind of interrupted run and every replay
+# path is reached; only the count of random moments is smaller.
 asan-test: asan
-	@ctest --preset asan -j2 --repeat until-pass:3 --label-exclude 'verdict|measure' \
-	  --exclude-regex '$(asan_release_only_tests)'
+	@ctest --preset asan -j2 --repeat until-pass:3 --label-exclude '$(timing_labels)'
 
 fuzz: setup
 	@cmake --preset fuzz >/dev/null

@@ -88,8 +88,17 @@ function(chokepoint_add_test_pch)
     <chrono> <filesystem> <functional> <map> <optional> <string> <string_view> <thread> <vector>)
 endfunction()
 
+# chokepoint_timing_tests: what the release build's timing tests need (every test target with a
+# release-only label, the programs they run, the browser tests' programs), so that CI's release
+# build compiles only that (`make test TEST_SCOPE=timing`). Called once, from tests/CMakeLists.txt,
+# before the test folders; a folder whose add_test needs a program adds it with add_dependencies.
+function(chokepoint_add_timing_target)
+  add_custom_target(chokepoint_timing_tests)
+  add_dependencies(chokepoint_timing_tests chokepoint chokepoint-lab)
+endfunction()
+
 # chokepoint_add_test(NAME SOURCES a.cpp b.cpp LIBS lib1 lib2 [LABELS l] [SERIAL | LOCK name]
-#                     [PER_FILE])
+#                     [PER_FILE] [RELEASE_ONLY Suite.Test...])
 # A GoogleTest executable whose tests ctest discovers one by one. How its tests share the machine
 # under `ctest -j2` (no keyword: beside any other test):
 #   SERIAL  nothing runs beside them (RUN_SERIAL), for two reasons only: they measure the time or
@@ -103,10 +112,16 @@ endfunction()
 #           RESOURCE_LOCK, so only holders of the same name wait for each other. One name at most:
 #           gtest_discover_tests passes each property value as one word.
 # Tests that run real programs and check what they print need neither.
-# The labels whose tests run in the release build only (`make asan-test` excludes them: they
-# measure the lab's timing and stack layout, which ASan changes). Keep in step with the Makefile's
-# --label-exclude.
-set(chokepoint_release_only_labels "verdict|measure")
+# RELEASE_ONLY names tests of the target that cannot run under ASan (say why beside the call): they
+# carry the label release-only instead of the target's, so `make asan-test` leaves them out and
+# CI's release run takes them in; the target is then built by chokepoint_timing_tests too.
+# The labels whose tests run in the release build only: `make asan-test` excludes them, and CI runs
+# them alone in the release build (`make test TEST_SCOPE=timing`, .ci/run), every other test once,
+# under ASan. verdict and *-measure measure the lab's timing, stack layout and memory, which ASan
+# changes; browser tests drive Chromium through the page (JavaScript, which ASan does not see);
+# release-only names single tests that cannot run under ASan (chokepoint_add_test's RELEASE_ONLY).
+# Keep in step with the Makefile's timing_labels.
+set(chokepoint_release_only_labels "verdict|measure|browser|release-only")
 # With CHOKEPOINT_TEST_UNITY (on with CHOKEPOINT_UNITY, so in CI's two builds: tests/CMakeLists.txt)
 # a test target's .cpp files compile as unity groups of about this many files. Test code is -O0,
 # where the inline code of gtest, nlohmann-json and fmt that every file instantiates again is much
@@ -118,7 +133,7 @@ set(chokepoint_release_only_labels "verdict|measure")
 set(chokepoint_test_unity_files 4)
 
 function(chokepoint_add_test name)
-  cmake_parse_arguments(T "SERIAL;PER_FILE" "LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "SERIAL;PER_FILE" "LOCK" "SOURCES;LIBS;LABELS;RELEASE_ONLY" ${ARGN})
   # Each property value reaches ctest as one word through gtest_discover_tests: a second label
   # would become a property name of its own (and the test would carry the first label only).
   list(LENGTH T_LABELS label_count)
@@ -141,6 +156,9 @@ function(chokepoint_add_test name)
   add_executable(${name} ${T_SOURCES})
   if(release_only)
     set_target_properties(${name} PROPERTIES EXCLUDE_FROM_ALL TRUE)
+  endif()
+  if(T_LABELS MATCHES "${chokepoint_release_only_labels}" OR T_RELEASE_ONLY)
+    add_dependencies(chokepoint_timing_tests ${name})
   endif()
   target_link_libraries(${name} PRIVATE ${T_LIBS} ${chokepoint_test_common_libs} GTest::gtest_main)
   target_compile_options(${name} PRIVATE ${chokepoint_test_compile_options})
@@ -172,6 +190,17 @@ function(chokepoint_add_test name)
     list(APPEND props LABELS "${T_LABELS}")
   endif()
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES ${props})
+  if(T_RELEASE_ONLY)
+    # ctest reads the directory's TEST_INCLUDE_FILES in order, so this runs after the discovered
+    # tests exist; a name that no longer exists fails ctest's listing of them.
+    set(relabel "")
+    foreach(test IN LISTS T_RELEASE_ONLY)
+      string(APPEND relabel "set_tests_properties([==[${test}]==] PROPERTIES LABELS release-only)\n")
+    endforeach()
+    set(relabel_file ${CMAKE_CURRENT_BINARY_DIR}/${name}_release_only.cmake)
+    file(WRITE ${relabel_file} "${relabel}")
+    set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${relabel_file})
+  endif()
 endfunction()
 
 # chokepoint_add_fuzzer(NAME SOURCE file.cpp LIBS libs...)
