@@ -203,6 +203,32 @@ function(chokepoint_add_test name)
   endif()
 endfunction()
 
+# chokepoint_add_test_program(NAME SOURCES file.c... [OPTIONS flag...] [LINK_OPTIONS flag...]
+#                             [LIBS lib...] [FOR test_target... DEFINE MACRO])
+# A program the tests run as their target (known threads, names, allocations, limits): plain code
+# in every build, sanitizers off (the point is its own machine code, stacks or malloc, not
+# libasan's), OPTIONS after the build's own flags (so -O2 or -fomit-frame-pointer win), written to
+# build/tests. Each FOR test target is built after it and finds it as the string MACRO
+# (MACRO="$<TARGET_FILE:NAME>").
+function(chokepoint_add_test_program name)
+  cmake_parse_arguments(P "" "DEFINE" "SOURCES;OPTIONS;LINK_OPTIONS;LIBS;FOR" ${ARGN})
+  if(P_FOR AND NOT P_DEFINE)
+    message(FATAL_ERROR "chokepoint_add_test_program(${name}): FOR needs DEFINE, the macro the "
+                        "tests find the program by")
+  endif()
+  add_executable(${name} ${P_SOURCES})
+  target_compile_options(${name} PRIVATE ${P_OPTIONS} -fno-sanitize=all)
+  target_link_options(${name} PRIVATE ${P_LINK_OPTIONS} -fno-sanitize=all)
+  if(P_LIBS)
+    target_link_libraries(${name} PRIVATE ${P_LIBS})
+  endif()
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  foreach(test IN LISTS P_FOR)
+    add_dependencies(${test} ${name})
+    target_compile_definitions(${test} PRIVATE ${P_DEFINE}="$<TARGET_FILE:${name}>")
+  endforeach()
+endfunction()
+
 # chokepoint_add_fuzzer(NAME SOURCE file.cpp LIBS libs...)
 # With CHOKEPOINT_FUZZ (clang): a libFuzzer binary. Otherwise: a ctest that replays every input in
 # tests/fuzz/corpus/NAME/ through the same entry point, so the corpus is a regression suite.
