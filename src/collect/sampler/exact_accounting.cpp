@@ -60,25 +60,22 @@ util::Result<std::unique_ptr<ExactAccounting>> ExactAccounting::create(
   return self;
 }
 
-void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
-  model::ExactSample x;
-  x.state.mode = std::string(split_mode_name(mode_));
-  if (!tracer_) {
-    if (!first_ && !tick.closing) return;
-    first_ = false;
-    x.state.problem = problem_;
-    x.state.hint = hint_;
-    tick.exact = std::move(x);
-    return;
-  }
-  const bool first = first_;
-  first_ = false;
-  x.state.on = true;
-  if (auto ok = tracer_->set_targets(pids); !ok) {
-    x.state.problem = ok.error().message;  // the processes beyond the table's size go unaccounted
-  }
-  // Only the sums and edges that changed since the last tick (the tracer keeps what it read).
-  const std::set<int> live(pids.begin(), pids.end());
+void ExactAccounting::watch(const std::vector<int>& pids) {
+  if (!tracer_) return;
+  // A refusal (more processes than the table holds) is reported by the first fill's own call.
+  (void)tracer_->set_targets(pids);
+  watched_ = pids;
+}
+
+void ExactAccounting::mark_start() {
+  if (!tracer_ || !first_) return;
+  start_.emplace();
+  read_into(*start_, watched_);
+}
+
+void ExactAccounting::read_into(model::ExactSample& x, const std::vector<int>& live_pids) {
+  // Only the sums and edges that changed since the last read (the tracer keeps what it read).
+  const std::set<int> live(live_pids.begin(), live_pids.end());
   for (const auto& s : tracer_->read()) {
     if (live.count(s.pid) == 0) continue;
     if (s.futex_how != 0) {
@@ -114,6 +111,34 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
     w.ns = e.ns;
     w.count = e.count;
     x.edges.push_back(w);
+  }
+}
+
+void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids) {
+  model::ExactSample x;
+  x.state.mode = std::string(split_mode_name(mode_));
+  if (!tracer_) {
+    if (!first_ && !tick.closing) return;
+    first_ = false;
+    x.state.problem = problem_;
+    x.state.hint = hint_;
+    tick.exact = std::move(x);
+    return;
+  }
+  const bool first = first_;
+  first_ = false;
+  x.state.on = true;
+  if (auto ok = tracer_->set_targets(pids); !ok) {
+    x.state.problem = ok.error().message;  // the processes beyond the table's size go unaccounted
+  }
+  if (start_) {
+    // The first tick's sums are those read at its time (mark_start).
+    x.waits = std::move(start_->waits);
+    x.edges = std::move(start_->edges);
+    x.futex_ops = std::move(start_->futex_ops);
+    start_.reset();
+  } else {
+    read_into(x, pids);
   }
   // Threads that ended were read for the last time above.
   std::vector<bpf::StateAccounting::ThreadId> gone;

@@ -41,6 +41,15 @@ class ExactAccounting {
   ExactAccounting& operator=(const ExactAccounting&) = delete;
 
   bool on() const { return tracer_ != nullptr; }
+  // The window's start, in two steps around the sampler's first read of schedstat. watch(pids):
+  // the kernel follows these processes from now on (fill's `pids` keep them current after), as
+  // early as possible, since it times only the blocks it sees begin. mark_start(), at the
+  // window's start: reads the sums, and the first fill gives that read, not one at its own,
+  // later, time (after the first listing, 0.1 to 0.4 s here), which made everything the kernel
+  // counted before it the window's baseline and so left that part of the window to the sampled
+  // division (issue 16: the pipeline's hand-offs, which only the kernel's sums move).
+  void watch(const std::vector<int>& pids);
+  void mark_start();
   // Adds tick.exact: the target processes are `pids` from now on; the sums and the wait-for edges
   // that changed since the last fill (of the threads in `pids`), and how futex words were waited
   // on where that is new (model::FutexOp); the kernel's entries of
@@ -50,10 +59,14 @@ class ExactAccounting {
 
  private:
   ExactAccounting() = default;
+  // Adds to `x` the sums and edges of `live` processes that changed since the last read.
+  void read_into(model::ExactSample& x, const std::vector<int>& live);
   SplitMode mode_ = SplitMode::kAuto;
   std::unique_ptr<bpf::StateAccounting> tracer_;
   std::string problem_, hint_;
   bool first_ = true;
+  std::vector<int> watched_;                 // watch's pids
+  std::optional<model::ExactSample> start_;  // mark_start's read, for the first fill
   // How each (pid, futex word) was waited on, as last put into a tick (model::FutexOp).
   std::map<std::pair<int, std::uint64_t>, std::uint8_t> futex_ops_;
 };

@@ -110,16 +110,25 @@ util::Result<std::int64_t> Sampler::Impl::begin(model::SampleSink& sink) {
   info.target.spec = target_text(opt.target);
   info.interval_ns = opt.interval_ns;
   sink.begin(info);
+  // The target's processes are watched before the first read, so that read has every thread; the
+  // exact mode's programs follow them from here, so that a block that begins before the window
+  // is timed whole (exact_accounting.h).
+  const bool iter_watch = iter && opt.target.kind != TargetSpec::Kind::kHost;
+  std::vector<int> target_pids;
+  if (iter_watch || (exact && exact->on())) {
+    if (auto pids = resolve_pids(opt.target, proc)) target_pids = std::move(*pids);
+  }
+  if (exact) exact->watch(target_pids);
   tick.system = take_system_snapshot(proc, opt.target, shared_read_ns());
   const std::int64_t start_ns = util::monotonic_ns();
   tick.at_ns = start_ns;
-  // The target's processes are watched before the first read, so that read has every thread.
-  if (iter && opt.target.kind != TargetSpec::Kind::kHost) {
-    if (auto pids = resolve_pids(opt.target, proc)) {
-      for (int pid : *pids) (void)iter->watch(pid);
-    }
+  if (iter_watch) {
+    for (int pid : target_pids) (void)iter->watch(pid);
   }
   read_iterator();
+  // The kernel's sums at the window's start, with schedstat's: the first tick's (not read at its
+  // emit, after the first listing).
+  if (exact) exact->mark_start();
   next_iter_ns = start_ns + iter_every_ns;
   auto first = refresh(start_ns);
   if (!first) return first.error();
