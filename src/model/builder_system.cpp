@@ -54,6 +54,18 @@ std::vector<Source> collector_sources(const Observation& obs, const CollectorSam
                                   "; each thread's /proc/TID/schedstat is read instead (one pread "
                                   "a thread a poll)"});
   }
+  // The host target's only (and recordings from before it have no line).
+  if (c.proc_events_on || !c.proc_events_problem.empty()) {
+    out.push_back(
+        {"process events", c.proc_events_on,
+         fmt::format("the kernel's proc connector: processes and threads that start or end are "
+                     "listed as they do, not by listing /proc every 0.5-2 s (full listings of "
+                     "/proc: {}, of them after lost events: {})",
+                     c.full_listings, c.proc_events_lost),
+         c.proc_events_on
+             ? ""
+             : c.proc_events_problem + "; /proc is listed every 0.5-2 s to find them instead"});
+  }
   out.push_back({"thread state sampling", syscall_denied == 0,
                  fmt::format("thread state, syscall and fd every {} ms for threads that ran",
                              interval_ns / 1'000'000),

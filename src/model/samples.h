@@ -191,6 +191,15 @@ struct CollectorSample {
   // counters came from one read a tick; the problem says why /proc was read per thread instead.
   bool task_iterator_on = false;
   std::string task_iterator_problem;
+  // The host target's process events (collect/netlink/proc_connector.h): on when processes and
+  // threads that appeared or ended between full listings came from the kernel's forks, execs and
+  // exits; the problem says why /proc was listed every 0.5-2 s instead (empty for other targets
+  // and recordings from before). full_listings: listings of every process of the target;
+  // proc_events_lost: overflows of the event queue (each cost one full listing).
+  bool proc_events_on = false;
+  std::string proc_events_problem;
+  std::uint64_t full_listings = 0;
+  std::uint64_t proc_events_lost = 0;
   std::optional<double> cpus_allowed;  // for a target other than the host
   std::int64_t cpu_ns = 0;             // the sampler thread's CPU time
   std::uint64_t rss_bytes = 0;         // the sampler process's peak RSS

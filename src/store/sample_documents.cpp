@@ -152,6 +152,13 @@ json collector_json(const model::CollectorSample& c) {
          {"thread_samples", c.thread_samples},
          {"deep_samples", c.deep_samples}};
   if (c.cpus_allowed) j["cpus_allowed"] = *c.cpus_allowed;
+  // The host target's only (and recordings from before have none).
+  if (c.proc_events_on || !c.proc_events_problem.empty()) {
+    j["proc_events_on"] = c.proc_events_on;
+    j["proc_events_problem"] = c.proc_events_problem;
+    j["full_listings"] = c.full_listings;
+    j["proc_events_lost"] = c.proc_events_lost;
+  }
   return j;
 }
 
@@ -409,6 +416,10 @@ std::optional<model::CollectorSample> collector_from(const std::string& text) {
   c.socket_order_problem = jstr(j, "socket_order_problem");
   c.task_iterator_on = jbool(j, "task_iterator_on");
   c.task_iterator_problem = jstr(j, "task_iterator_problem");
+  c.proc_events_on = jbool(j, "proc_events_on");
+  c.proc_events_problem = jstr(j, "proc_events_problem");
+  c.full_listings = ju64(j, "full_listings");
+  c.proc_events_lost = ju64(j, "proc_events_lost");
   c.cpu_ns = ji64(j, "cpu_ns");
   c.rss_bytes = ju64(j, "rss_bytes");
   c.thread_samples = ju64(j, "thread_samples");

@@ -70,6 +70,10 @@ model::CollectorSample Sampler::Impl::collector_sample() const {
   c.socket_order_problem = waits.socket_order_problem();
   c.task_iterator_on = iter != nullptr;
   c.task_iterator_problem = iter_problem;
+  c.proc_events_on = proc_events.has_value();
+  c.proc_events_problem = proc_events_problem;
+  c.full_listings = full_listings;
+  c.proc_events_lost = proc_events_lost;
   if (c.socket_problem.empty() && !tcp_table_problem.empty())
     c.socket_problem = "TCP state table: " + tcp_table_problem;
   if (opt.target.kind != TargetSpec::Kind::kHost && !all_pids_seen.empty()) {
@@ -175,6 +179,9 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     }
     now = util::monotonic_ns();
     s.tick.at_ns = now;
+    // The host's process events are read every tick, so the queue does not fill between
+    // refreshes; lost ones make this tick's listing a full one.
+    if (s.drain_proc_events()) next_refresh = now;
     // Every iter_every_ns, one read of the iterator checks every thread, parked ones included;
     // also whenever enough threads are due that their own reads would cost more. Not at the
     // window's last tick: the close reads it right after. A listing that lists the threads reads

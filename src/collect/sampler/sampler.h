@@ -61,6 +61,15 @@ struct SamplerOptions {
   // state accounting. kExact fails create() when the eBPF programs cannot load. nullopt: neither
   // the sums nor a word about them (top, the agent).
   std::optional<SplitMode> split_mode = std::nullopt;
+  // The host target: after one full listing of /proc at the start, processes and threads that
+  // appear or end are learnt from the kernel's process events (collect/netlink/proc_connector.h)
+  // and only the processes they name are listed again; a lost event (the queue overflowed) costs
+  // one full listing at the next tick. Without the events (not root, another pid namespace, no
+  // CONFIG_PROC_EVENTS, or false here) /proc is listed every 0.5 to 2 s, as for other targets.
+  // The collector sample says which (proc_events_on, full_listings, proc_events_lost).
+  bool proc_events = true;
+  // The event queue's size in bytes (0: ProcConnector's default). Tests make it tiny to overflow.
+  int proc_events_receive_bytes = 0;
   // Blocks (switch-outs) per CPU per second the exact mode accounts in full, then thins: about
   // 2% of each CPU at ~0.47 us per block (docs/exact-mode.md, "Cost and accuracy").
   std::uint32_t exact_budget_per_cpu_s = 40'000;

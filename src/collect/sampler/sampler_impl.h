@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "collect/bpf/task_iterator.h"
+#include "collect/netlink/proc_connector.h"
 #include "collect/netlink/sock_diag.h"
 #include "collect/netlink/taskstats.h"
 #include "collect/procfs/freezer.h"
@@ -193,6 +194,21 @@ struct Sampler::Impl {
   // How old another sampler's read of the host may be for this one to share it (0: not shared).
   std::int64_t shared_read_ns() const { return opt.shared_clock ? kSharedReadNs : 0; }
 
+  // The host target's process events (SamplerOptions::proc_events): between full listings the
+  // processes they name (touched_pids) are listed again, and no others. proc_events_problem says
+  // why they are not used (then every listing lists /proc).
+  std::optional<netlink::ProcConnector> proc_events;
+  std::string proc_events_problem;
+  std::vector<netlink::ProcEvent> event_scratch;
+  std::set<int> host_pids;     // the host's processes: the last full listing's, kept by events
+  std::set<int> touched_pids;  // named by a fork, exec or exit (or a thread that vanished) since
+  // Threads whose exit was reported, by (tgid, tid): a process whose listing still holds one (a
+  // zombie until its parent reaps it, which sends no event) is listed again at each refresh.
+  std::set<std::pair<int, int>> exits_pending;
+  bool listing_needed = true;          // the next refresh lists every process (start, lost events)
+  std::uint64_t full_listings = 0;     // listings of every process of the target since the start
+  std::uint64_t proc_events_lost = 0;  // overflows of the event queue, each answered by a listing
+
   explicit Impl(SamplerOptions o) : opt(std::move(o)), proc(opt.proc_root) {
     if (opt.rolling) {
       max_backoff_ns = std::clamp(opt.duration_ns / 2, kMaxPollBackoffNs, kMaxRollingBackoffNs);
@@ -219,6 +235,7 @@ struct Sampler::Impl {
     } else {
       taskstats_error = t.error().message;
     }
+    open_proc_events();
     if (!opt.task_iterator) {
       iter_problem = "switched off (SamplerOptions::task_iterator)";
     } else if (opt.proc_root != "/proc") {
@@ -246,6 +263,18 @@ struct Sampler::Impl {
   template <typename T, typename Parse>
   util::Result<T> read_process_file(util::ScopedFd& kept, int pid, const char* file, Parse parse);
 
+  // Opens the host target's process events (before the first listing: nothing falls between).
+  void open_proc_events();
+  // Reads the queued process events (every tick): the processes they name are listed at the next
+  // refresh. Returns whether a full listing is due now (events were lost, or the socket failed:
+  // then the events are off for the session and every listing lists /proc).
+  bool drain_proc_events();
+  // The listing between full ones, from the process events: each touched process is listed (its
+  // threads added and finished), a gone one forgotten, and every process of host_pids read.
+  util::Result<void> refresh_touched(std::int64_t now_ns);
+  // Finishes a watched thread (it exited or left the target); returns the next one.
+  std::map<std::pair<int, int>, ThreadState>::iterator finish_thread(
+      std::map<std::pair<int, int>, ThreadState>::iterator it);
   // Lists the target's processes and threads: new ones are added, gone ones finished, the
   // processes read. allow_quick: when the processes are the ones listed last time, each with as
   // many threads as it had (same_tasks), the threads are not listed again (no iterator read). A

@@ -137,9 +137,142 @@ bool Sampler::Impl::same_tasks(const std::vector<int>& pids) const {
   return true;
 }
 
+void Sampler::Impl::open_proc_events() {
+  if (opt.target.kind != TargetSpec::Kind::kHost) return;  // no line: the host's listing only
+  if (!opt.proc_events) {
+    proc_events_problem = "switched off (SamplerOptions::proc_events)";
+  } else if (opt.proc_root != "/proc") {
+    proc_events_problem = "not used for a /proc other than the host's";
+  } else if (auto c = netlink::ProcConnector::open(
+                 opt.proc_events_receive_bytes > 0 ? opt.proc_events_receive_bytes
+                                                   : netlink::ProcConnector::kDefaultReceiveBytes);
+             c) {
+    proc_events.emplace(std::move(*c));
+  } else {
+    proc_events_problem = c.error().message;
+  }
+}
+
+bool Sampler::Impl::drain_proc_events() {
+  if (!proc_events) return false;
+  event_scratch.clear();
+  auto drained = proc_events->drain(event_scratch);
+  if (!drained) {
+    proc_events_problem = drained.error().message;
+    proc_events.reset();
+    return true;  // every listing lists /proc from now on, starting now
+  }
+  const int self = getpid();
+  for (const netlink::ProcEvent& e : event_scratch) {
+    if (e.tgid == self) continue;  // the sampler's own threads are not watched
+    switch (e.kind) {
+      case netlink::ProcEvent::Kind::kFork:  // a new process or a new thread of one
+      case netlink::ProcEvent::Kind::kExec:
+        // An exec: the other threads exit (their exits come), and a non-leader that exec'd takes
+        // the leader's tid with no exit of its own (de_thread in fs/exec.c): listed again.
+        touched_pids.insert(e.tgid);
+        break;
+      case netlink::ProcEvent::Kind::kExit:
+        touched_pids.insert(e.tgid);
+        exits_pending.emplace(e.tgid, e.pid);
+        break;
+      case netlink::ProcEvent::Kind::kComm:
+        // A thread's name is its first sample's (model/samples.h); a thread not added yet has
+        // its new name read when it is.
+        break;
+    }
+  }
+  // A storm's events are not kept in the scratch's capacity once read.
+  if (event_scratch.capacity() > 4096) std::vector<netlink::ProcEvent>().swap(event_scratch);
+  if (drained->overflowed) {
+    ++proc_events_lost;
+    listing_needed = true;
+    return true;
+  }
+  return false;
+}
+
+std::map<std::pair<int, int>, ThreadState>::iterator Sampler::Impl::finish_thread(
+    std::map<std::pair<int, int>, ThreadState>::iterator it) {
+  ThreadState& t = it->second;
+  fd_budget += t.fds;
+  tick.ended.push_back({t.key.pid, t.key.tid, t.last_sample_ns, t.key.start_time_ticks});
+  polled.erase(it->first);
+  if (auto p = processes.find(it->first.first); p != processes.end()) --p->second.threads_watched;
+  return threads.erase(it);
+}
+
+util::Result<void> Sampler::Impl::refresh_touched(std::int64_t now_ns) {
+  // Taken whole: a process with an exit still listed is touched again below.
+  std::vector<int> touched(touched_pids.begin(), touched_pids.end());
+  touched_pids.clear();
+  std::vector<int> added;
+  for (int pid : touched) {
+    auto tids = proc.list_tids(pid);
+    if (!tids) {
+      // Gone, or came and went since the last refresh (never listed: nothing to forget).
+      host_pids.erase(pid);
+      exits_pending.erase(exits_pending.lower_bound({pid, std::numeric_limits<int>::min()}),
+                          exits_pending.upper_bound({pid, std::numeric_limits<int>::max()}));
+      for (auto it = threads.lower_bound({pid, std::numeric_limits<int>::min()});
+           it != threads.end() && it->first.first == pid;) {
+        it = finish_thread(it);
+      }
+      continue;
+    }
+    std::sort(tids->begin(), tids->end());
+    host_pids.insert(pid);
+    if (all_pids_seen.insert(pid).second) tick.new_pids.push_back(pid);
+    // Both in tid order: watched threads no longer listed are finished, listed ones not watched
+    // are added.
+    added.clear();
+    auto watched = threads.lower_bound({pid, std::numeric_limits<int>::min()});
+    for (int tid : *tids) {
+      while (watched != threads.end() && watched->first.first == pid &&
+             watched->first.second < tid) {
+        watched = finish_thread(watched);
+      }
+      if (watched != threads.end() && watched->first == std::pair{pid, tid}) {
+        ++watched;
+      } else {
+        added.push_back(tid);
+      }
+    }
+    while (watched != threads.end() && watched->first.first == pid)
+      watched = finish_thread(watched);
+    for (std::size_t i = 0; i < added.size(); ++i) {
+      add_thread(pid, added[i], now_ns, added.size() - 1 - i);
+    }
+    // An exit whose task is still listed (a zombie): looked at again until it is gone.
+    for (auto e = exits_pending.lower_bound({pid, std::numeric_limits<int>::min()});
+         e != exits_pending.end() && e->first == pid;) {
+      if (std::binary_search(tids->begin(), tids->end(), e->second)) {
+        touched_pids.insert(pid);
+        ++e;
+      } else {
+        e = exits_pending.erase(e);
+      }
+    }
+  }
+  const std::vector<int> pids(host_pids.begin(), host_pids.end());
+  read_processes(pids, now_ns);
+  return {};
+}
+
 util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns, bool allow_quick) {
+  if (proc_events && !listing_needed) return refresh_touched(now_ns);
   auto pids = resolver.pids();
   if (!pids) return pids.error();
+  ++full_listings;
+  if (proc_events) {
+    // Every process is listed now: the events drained so far are accounted for, but for exits
+    // still listed (zombies), whose reaping sends no event.
+    host_pids = std::set<int>(pids->begin(), pids->end());
+    touched_pids.clear();
+    for (const auto& [pid, tid] : exits_pending) touched_pids.insert(pid);
+    listing_needed = false;
+    allow_quick = false;
+  }
   if (allow_quick && same_tasks(*pids)) {
     read_processes(*pids, now_ns);
     return {};
@@ -193,17 +326,7 @@ util::Result<void> Sampler::Impl::refresh(std::int64_t now_ns, bool allow_quick)
   }
   // Threads no longer listed (exited, or moved out of the cgroup) are finished.
   for (auto it = threads.begin(); it != threads.end();) {
-    ThreadState& t = it->second;
-    if (t.refresh_generation != generation) {
-      fd_budget += t.fds;
-      tick.ended.push_back({t.key.pid, t.key.tid, t.last_sample_ns, t.key.start_time_ticks});
-      polled.erase(it->first);
-      if (auto p = processes.find(it->first.first); p != processes.end())
-        --p->second.threads_watched;
-      it = threads.erase(it);
-    } else {
-      ++it;
-    }
+    it = it->second.refresh_generation != generation ? finish_thread(it) : std::next(it);
   }
   read_processes(*pids, now_ns);
   return {};

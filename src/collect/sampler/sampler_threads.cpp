@@ -179,7 +179,12 @@ bool Sampler::Impl::sample_thread(ThreadState& t, std::int64_t now_ns, bool forc
 bool Sampler::Impl::sample_thread_files(ThreadState& t, std::int64_t now_ns, bool force) {
   if (!force && now_ns < t.next_poll_ns) return false;  // backing off: it has not run for a while
   auto sched = read_counters(t);
-  if (!sched) return true;  // vanished: refresh() finishes it
+  if (!sched) {
+    // Vanished: refresh() finishes it. Between full listings only the processes named by events
+    // are listed: this names it (a zombie's reaping, for one, sends no event).
+    if (proc_events) touched_pids.insert(t.key.pid);
+    return true;
+  }
   const bool ran =
       sched->run_ns != t.last_sched.run_ns || sched->run_delay_ns != t.last_sched.run_delay_ns;
   const std::int64_t prev_poll_ns = t.last_sample_ns;
