@@ -27,7 +27,7 @@ constexpr std::size_t kEventDataOffset = 16;
 
 template <typename T>
 T load(const std::uint8_t* p) {
-  T v;
+  T v{};
   std::memcpy(&v, p, sizeof v);
   return v;
 }
