@@ -148,10 +148,29 @@ std::uint64_t edge_count(const std::vector<WakeEdgeSum>& edges, int waker, int w
   return count;
 }
 
-// A thread that blocks 100 ms in read(fd[0]) until this thread writes fd[1], and has ended.
+// Whether thread `tid` of this process is blocked in read(): /proc/self/task/TID/syscall gives
+// the number of the system call a blocked thread is in ("running" for one on a CPU).
+bool blocked_in_read(int tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long nr = -1;
+  return static_cast<bool>(in >> nr) && nr == SYS_read;
+}
+
+// A thread that blocks 100 ms in read(fd[0]) until this thread writes fd[1], and has ended. The
+// 100 ms count from when the kernel shows it blocked: on a loaded machine a new thread may reach
+// its read() tens of milliseconds after it was created (one blocked 10 ms of 100 beside
+// `stress-ng --cpu 4`).
 std::unique_ptr<Blocker> block_once(const int fd[2]) {
   auto b = std::make_unique<Blocker>();
   std::thread t([r = b.get(), in = fd[0]] { r->run(in); });
+  const auto limit = std::chrono::steady_clock::now() + 10s;
+  while (b->tid == 0 || !blocked_in_read(b->tid)) {
+    if (std::chrono::steady_clock::now() > limit) {
+      ADD_FAILURE() << "the thread did not block in read() within 10 s";
+      break;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(write(fd[1], "x", 1), 1);
   t.join();
