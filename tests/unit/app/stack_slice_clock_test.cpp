@@ -19,6 +19,7 @@ constexpr std::int64_t kMs = util::kNsPerMs;
 struct Event {
   bool cut = false;
   std::int64_t at_ns = 0, from_ns = 0, to_ns = 0;
+  std::int64_t read_ns = 0;  // a read's length
 };
 
 void sleep_ns(std::int64_t ns) {
@@ -35,7 +36,7 @@ std::vector<Event> slices(int slow_cut, int cuts) {
   run_slices(
       100 * kMs, 50 * kMs, stop,
       [&](std::int64_t ns) {
-        events.push_back({.at_ns = util::monotonic_ns()});
+        events.push_back({.at_ns = util::monotonic_ns(), .read_ns = ns});
         sleep_ns(ns);
       },
       [&](std::int64_t from_ns, std::int64_t to_ns) {
@@ -72,20 +73,25 @@ TEST(StackSliceClock, TheSliceAfterASlowCutIsReadBeforeItIsCut) {
 TEST(StackSliceClock, SlicesLastTheirLengthAndAreReadInSteps) {
   const auto events = slices(0, 2);
   std::vector<Event> cuts;
-  int reads = 0;
+  std::vector<std::int64_t> reads;  // the first slice's
   for (const auto& e : events) {
     if (e.cut) {
       cuts.push_back(e);
     } else if (cuts.empty()) {
-      ++reads;
+      reads.push_back(e.read_ns);
     }
   }
   ASSERT_EQ(cuts.size(), 2U);
-  // Two 50 ms steps and the read at the end.
-  EXPECT_EQ(reads, 3);
+  // Steps of at most 50 ms, then the read at the end (0: what the sources hold).
+  ASSERT_GE(reads.size(), 2U);
+  EXPECT_EQ(reads.back(), 0);
+  for (std::size_t i = 0; i + 1 < reads.size(); ++i) {
+    EXPECT_GT(reads[i], 0);
+    EXPECT_LE(reads[i], 50 * kMs);
+  }
   for (const auto& c : cuts) {
     EXPECT_GE(c.to_ns - c.from_ns, 100 * kMs);
-    EXPECT_LT(c.to_ns - c.from_ns, 300 * kMs);  // bounded: a loaded machine's late wake-ups
+    EXPECT_LT(c.to_ns - c.from_ns, 2000 * kMs);  // bounded: a loaded machine's late wake-ups
   }
 }
 
