@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -96,63 +97,86 @@ struct StackRecorder::State {
   }
 
   void open();
+  // The current slice's on-CPU samples, and those the kernel dropped (the rings were full).
+  profile::StackAggregator aggregator;
+  std::uint64_t slice_lost = 0, lost_samples_before = 0;
+
+  void read(std::int64_t ns);
   void run();
-  void cut(std::int64_t from_ns, std::int64_t to_ns, profile::StackAggregator& aggregator,
-           std::uint64_t lost_samples);
+  void cut(std::int64_t from_ns, std::int64_t to_ns);
 };
 
-void StackRecorder::State::run() {
-  // Slices follow each other without gaps: what arrives while one is symbolized (samples left in
-  // the rings, blocks in the tracer's map) is read into the next.
+void run_slices(std::int64_t slice_ns, std::int64_t step_ns, const std::atomic<bool>& stop,
+                const std::function<void(std::int64_t ns)>& read,
+                const std::function<void(std::int64_t from_ns, std::int64_t to_ns)>& cut) {
+  // What arrives while one slice is symbolized (samples left in the rings, blocks in the tracer's
+  // map) is read into the next.
   std::int64_t from_ns = util::monotonic_ns();
   while (!stop.load()) {
-    const std::int64_t end_ns = from_ns + options.slice_ns;
-    profile::StackAggregator aggregator;
-    std::uint64_t lost = 0;
+    const std::int64_t end_ns = from_ns + slice_ns;
     while (!stop.load()) {
       const std::int64_t now = util::monotonic_ns();
       if (now >= end_ns) break;
-      refresh();
-      const std::int64_t step = std::min(kRefreshNs, end_ns - now);
-      if (perf) {
-        auto ran = perf->run(step, &stop,
-                             [&](const collect::perf::Sample& s, std::string_view process_name,
-                                 std::string_view thread_name) {
-                               const auto pid = static_cast<int>(s.pid);
-                               if (pid == 0) return;  // the idle task
-                               if (filter_pids && pids.count(pid) == 0) return;
-                               resolver->attach_once(pid);
-                               aggregator.add({.pid = pid,
-                                               .tid = static_cast<int>(s.tid),
-                                               .process_name = process_name,
-                                               .thread_name = thread_name,
-                                               .kernel_ips = s.kernel_ips,
-                                               .user_ips = s.user_ips});
-                             });
-        if (ran) {
-          lost += ran->records.lost;
-        } else {
-          on.available = false;
-          on.detail = "on-CPU sampling stopped: " + ran.error().message;
-          on.hint = ran.error().hint;
-          perf.reset();
-        }
-      } else {
-        // Nothing to drain: the off-CPU tracer sums in the kernel. Sleep, waking for stop.
-        const std::int64_t until = now + step;
-        while (!stop.load() && util::monotonic_ns() < until) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-      }
+      read(std::min(step_ns, end_ns - now));
     }
+    read(0);
     const std::int64_t to_ns = util::monotonic_ns();
-    cut(from_ns, to_ns, aggregator, lost);
+    cut(from_ns, to_ns);
     from_ns = to_ns;
   }
 }
 
-void StackRecorder::State::cut(std::int64_t from_ns, std::int64_t to_ns,
-                               profile::StackAggregator& aggregator, std::uint64_t lost_samples) {
+void StackRecorder::State::read(std::int64_t ns) {
+  if (ns > 0) refresh();
+  if (perf) {
+    auto ran = perf->run(ns, &stop,
+                         [&](const collect::perf::Sample& s, std::string_view process_name,
+                             std::string_view thread_name) {
+                           const auto pid = static_cast<int>(s.pid);
+                           if (pid == 0) return;  // the idle task
+                           if (filter_pids && pids.count(pid) == 0) return;
+                           resolver->attach_once(pid);
+                           aggregator.add({.pid = pid,
+                                           .tid = static_cast<int>(s.tid),
+                                           .process_name = process_name,
+                                           .thread_name = thread_name,
+                                           .kernel_ips = s.kernel_ips,
+                                           .user_ips = s.user_ips});
+                         });
+    if (ran) {
+      // The run's counts are the sampler's totals since it opened.
+      const std::uint64_t lost_total = ran->records.lost;
+      slice_lost += lost_total - std::min(lost_total, lost_samples_before);
+      lost_samples_before = lost_total;
+    } else {
+      on.available = false;
+      on.detail = "on-CPU sampling stopped: " + ran.error().message;
+      on.hint = ran.error().hint;
+      perf.reset();
+    }
+  } else {
+    // Nothing to drain: the off-CPU tracer sums in the kernel. Sleep, waking for stop.
+    const std::int64_t until = util::monotonic_ns() + ns;
+    while (!stop.load() && util::monotonic_ns() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+void StackRecorder::State::run() {
+  run_slices(
+      options.slice_ns, kRefreshNs, stop, [this](std::int64_t ns) { read(ns); },
+      [this](std::int64_t from_ns, std::int64_t to_ns) {
+        cut(from_ns, to_ns);
+        aggregator = profile::StackAggregator();
+        slice_lost = 0;
+      });
+}
+
+void StackRecorder::State::cut(std::int64_t from_ns, std::int64_t to_ns) {
+  // The off-CPU blocks are drained first, at the slice's end: symbolizing the on-CPU samples
+  // takes seconds beside CPU hogs, and blocks drained after it belonged to the next slice.
+  auto drained = tracer ? std::optional(tracer->drain()) : std::nullopt;
   std::vector<store::StackSlice> out;
   if (perf) {
     profile::Profile p;
@@ -162,32 +186,30 @@ void StackRecorder::State::cut(std::int64_t from_ns, std::int64_t to_ns,
                         .from_ns = from_ns,
                         .to_ns = to_ns,
                         .frequency_hz = options.frequency_hz,
-                        .lost = lost_samples,
+                        .lost = slice_lost,
                         .stacks = folded_rows(p)};
     samples += aggregator.total_value();
     out.push_back(std::move(s));
   }
-  if (tracer) {
-    auto r = tracer->drain();
-    if (!r) {
-      off.available = false;
-      off.detail = "off-CPU tracing stopped: " + r.error().message;
-      off.hint = r.error().hint;
-      tracer.reset();
-    } else {
-      std::set<int> attached(pids.begin(), pids.end());
-      const profile::Profile p = collect::bpf::to_profile(
-          *r, *symbolizer,
-          {.wakers = collect::bpf::WakerLayout::kAppended, .attached_pids = attached});
-      const std::uint64_t lost_now = r->drops.counts_full + r->drops.start_full;
-      for (const auto& rec : r->records) blocks += rec.count;
-      out.push_back({.kind = store::StackKind::kOffCpu,
-                     .from_ns = from_ns,
-                     .to_ns = to_ns,
-                     .lost = lost_now - std::min(lost_now, lost_blocks_before),
-                     .stacks = folded_rows(p)});
-      lost_blocks_before = lost_now;
-    }
+  if (drained && !*drained) {
+    off.available = false;
+    off.detail = "off-CPU tracing stopped: " + drained->error().message;
+    off.hint = drained->error().hint;
+    tracer.reset();
+  } else if (drained) {
+    const auto& r = **drained;
+    std::set<int> attached(pids.begin(), pids.end());
+    const profile::Profile p = collect::bpf::to_profile(
+        r, *symbolizer,
+        {.wakers = collect::bpf::WakerLayout::kAppended, .attached_pids = attached});
+    const std::uint64_t lost_now = r.drops.counts_full + r.drops.start_full;
+    for (const auto& rec : r.records) blocks += rec.count;
+    out.push_back({.kind = store::StackKind::kOffCpu,
+                   .from_ns = from_ns,
+                   .to_ns = to_ns,
+                   .lost = lost_now - std::min(lost_now, lost_blocks_before),
+                   .stacks = folded_rows(p)});
+    lost_blocks_before = lost_now;
   }
   if (out.empty()) return;
   ++slices;
@@ -229,6 +251,11 @@ void StackRecorder::State::open() {
   po.target.cgroup_path = cgroup2 ? t.cgroup_path : std::string();
   po.frequency_hz = options.frequency_hz;
   po.drain_interval_ns = 250 * util::kNsPerMs;
+  // The rings hold 4 s of samples, not 1 s (four drain intervals): they are not drained while a
+  // slice is symbolized, which took 3.8 s beside 4 CPU hogs on 2 cores. What overflows them is
+  // counted in the next slice's lost.
+  po.ring_data_pages = collect::perf::ring_pages_for(
+      options.frequency_hz, util::kNsPerSec, static_cast<std::size_t>(sysconf(_SC_PAGESIZE)));
   auto perf = collect::perf::PerfSampler::open(po);
   if (perf) {
     st->filter_pids = st->follow;

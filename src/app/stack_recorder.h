@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -76,6 +77,16 @@ class StackRecorder {
   explicit StackRecorder(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
+
+// How the recorder cuts its slices, apart from its sources (a unit test drives it with fakes):
+// read(ns) reads the sources for up to ns (0: only what they hold now), cut(from_ns, to_ns) ends a
+// slice (symbolizes it). Slices follow each other without gaps until stop; each is read up to its
+// end, in steps of at most step_ns, and once more when it ends, however late: a cut that outlasts
+// the next slice's length (symbolizing beside CPU hogs took seconds) would otherwise leave that
+// slice unread, with nothing and nothing lost, and its samples to the one after.
+void run_slices(std::int64_t slice_ns, std::int64_t step_ns, const std::atomic<bool>& stop,
+                const std::function<void(std::int64_t ns)>& read,
+                const std::function<void(std::int64_t from_ns, std::int64_t to_ns)>& cut);
 
 // The JSON note a recording keeps about its stacks (`note.record_stacks`): the sources, the rate
 // and the slice length. Read back by recorded_stack_sources.

@@ -220,10 +220,17 @@ struct KernelTable {
     }
     pending.clear();
   }
-  // Calls f(i, key, d_ns, d_count, state) for each of the first n entries whose value grew.
+  // Entries in use (read with a value, their key not deleted) as the last scan() left them, less
+  // those forget() and forget_idle() gave up since.
+  std::size_t in_use = 0;
+
+  // Calls f(i, key, d_ns, d_count, state) for each of the first n entries whose value grew, and
+  // counts the entries in use. `n` never shrinks (the kernel's count of entries handed out), so
+  // every entry of `state` is among the first n.
   template <typename F>
   void scan(std::size_t n, F&& f) {
     if (state.size() < n) state.resize(n);
+    in_use = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const Rec* r = recs.at<Rec>(i);
       const std::uint64_t ns = load_acquire(r->value.ns), count = load_acquire(r->value.count);
@@ -231,6 +238,7 @@ struct KernelTable {
       if (st.sum == RecordState::kPending) continue;
       if (ns == st.ns && count == st.count) {
         if (st.idle_reads < UINT16_MAX) ++st.idle_reads;
+        in_use += st.sum != RecordState::kNone ? 1 : 0;
         continue;
       }
       // The key was written before the value grew from 0 (stateacct.bpf.c's new_entry).
@@ -238,6 +246,7 @@ struct KernelTable {
       st.ns = ns;
       st.count = count;
       st.idle_reads = 0;
+      in_use += st.sum != RecordState::kNone ? 1 : 0;
     }
   }
   // When more than `keep_below` entries are in use, deletes the keys of those whose value did not
@@ -246,10 +255,9 @@ struct KernelTable {
   // total lives on in user space's SumTable, and a key met again takes a new entry whose growth
   // is added to the same sum. So a table of keys that come and go (threads waiting on ever new
   // futex words, a pool's many wakers) does not fill and drop events while its live keys fit.
-  // Returns how many entries were given up.
+  // Returns how many entries were given up. REQUIRES: scan() ran since the last
+  // release_pending() (`in_use` is its count).
   std::size_t forget_idle(std::uint16_t min_idle_reads, std::size_t keep_below) {
-    std::size_t in_use = 0;
-    for (const RecordState& st : state) in_use += st.sum < RecordState::kPending ? 1 : 0;
     if (in_use <= keep_below) return 0;
     std::size_t given = 0;
     for (std::size_t i = 0; i < state.size(); ++i) {
@@ -261,6 +269,7 @@ struct KernelTable {
       pending.push_back(static_cast<std::uint32_t>(i));
       ++given;
     }
+    in_use -= given;
     return given;
   }
   // Deletes the keys of the entries in use that `gone` says yes to; they are given back at the
@@ -275,6 +284,7 @@ struct KernelTable {
       bpf_map__delete_elem(index, &key, sizeof(key), 0);
       state[i].sum = RecordState::kPending;
       pending.push_back(static_cast<std::uint32_t>(i));
+      --in_use;
     }
   }
 };

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -127,22 +128,28 @@ def record_knee(work):
 
 def record_cpu(work):
     """The cpu scenario recorded by chokepoint record with its stacks over time (1 s slices), idle
-    for its first second and under load after, so that the verdict's window is a part of it."""
+    for its first slices and under load after, so that the verdict's window is a part of it."""
     lab, port = start_lab('--scenario', 'cpu')
     out = os.path.join(work, 'cpu.chokepoint')
+    # Ended by SIGINT once the load is done (60 s is only a bound): the stacks start when their
+    # sources have opened, seconds after the recording on a loaded machine, and a fixed duration
+    # from the recording's start then left them one slice (two of 50b9982's runs beside
+    # stress-ng --cpu 4 held a single on-CPU slice, already under load).
     rec = subprocess.Popen([os.path.join(args.bin, 'chokepoint'), 'record', '--pid', str(lab.pid),
-                            '--interval', '250ms', '--duration', '5s', '--stack-slice', '1s',
-                            '--stacks', 'on', '-o', out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           text=True)
+                            '--interval', '250ms', '--duration', '60s', '--stack-slice', '1s',
+                            '--stacks', 'on', '-o', out], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
     started.append(rec)
-    # Idle for 1.5 s once the recording has started (its first line), then under load: two
-    # phases for the flame graphs of a chosen range.
-    first = rec.stderr.readline()
-    time.sleep(1.5)
+    # Idle until the recording holds a slice of each kind (on-CPU and off-CPU, written when a
+    # slice ends), then under load: two phases for the flame graphs of a chosen range.
+    wait_recording_holds(out, rec, 'SELECT COUNT(DISTINCT kind) >= 2 FROM stack_slice',
+                         'stack slice of each kind')
     run([os.path.join(args.bin, 'chokepoint'), 'load', '-c4', '-d3s',
          'http://127.0.0.1:%d/' % port])
+    # The load's last slice ends, and is written, within a second.
+    time.sleep(1.2)
+    rec.send_signal(signal.SIGINT)
     _, err = rec.communicate(timeout=60)
-    err = first + err
     assert rec.returncode == 0, err
     stop(lab)
     replayed = json.loads(run([os.path.join(args.bin, 'chokepoint'), 'replay', out,
@@ -178,6 +185,30 @@ def record_hostile(work):
          '2s', '-o', out, '--name', PAYLOAD])
     stop(target)
     return out
+
+
+def wait_recording_holds(recording, proc, query, what, timeout=30):
+    """Waits until `query` on `recording`, which `proc` (chokepoint record) is writing, returns a
+    true first value (the recording's SQLite schema: src/store/recording_schema.cpp,
+    src/store/stack_slices.cpp). record prints its first line and creates its file before its
+    first tick, and opens its stack sources on a thread of their own that the ticks do not wait
+    for (loading the off-CPU tracer takes seconds on a loaded machine): a phase timed from the
+    line, the file or the first tick can miss the start of the stacks."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, 'the recorder ended before it held ' + what
+        try:
+            db = sqlite3.connect('file:%s?mode=ro' % recording, uri=True, timeout=1)
+            try:
+                row = db.execute(query).fetchone()
+                if row and row[0]:
+                    return
+            finally:
+                db.close()
+        except sqlite3.Error:
+            pass  # not created yet, or that table not yet committed
+        time.sleep(0.02)
+    raise AssertionError('%s holds no %s after %d s' % (recording, what, timeout))
 
 
 def report(files, out):

@@ -64,17 +64,24 @@ def record_two_labs(work):
         assert cpu and disk, 'the labs did not start'
         labs = {'cpu': cpu, 'disk': disk}
         out = os.path.join(work, 'two.chokepoint')
+        # Ended by SIGINT once both loads are done (60 s is only a bound), where it recorded a
+        # fixed 7 s from its first line while the loads began 0.3 s after that line: on a loaded
+        # machine its first tick can come later than the line by more than that, and the disk
+        # lab's load then outlasted the recording.
         rec = subprocess.Popen([os.path.join(args.bin, 'chokepoint'), 'record', '--pid',
                                 str(shell.pid), '--children', '--interval', '500ms', '--duration',
-                                '7s', '--stack-slice', '1s', '-o', out],
+                                '60s', '--stack-slice', '1s', '-o', out],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         base.started.append(rec)
-        first = rec.stderr.readline()  # the recording has started
-        time.sleep(0.3)
+        # A first column (two ticks) before the cpu lab's load.
+        base.wait_recording_holds(out, rec, 'SELECT COUNT(*) >= 2 FROM tick', 'two ticks')
         for port, conns in ((cpu[0], '4'), (disk[0], '16')):
             chokepoint('load', 'http://127.0.0.1:%d/' % port, '-c', conns, '-d', '3s')
+        # The disk load's last column ends, and is written, within an interval.
+        time.sleep(0.6)
+        rec.send_signal(signal.SIGINT)
         _, err = rec.communicate(timeout=60)
-        assert rec.returncode == 0, first + err
+        assert rec.returncode == 0, err
         return out, cpu[1], disk[1]
     finally:
         # The labs are the shell's children: stopped by their pids, then the shell ends.

@@ -8,6 +8,8 @@
 #include <string>
 #include <tuple>
 
+#include "support/socket_sample.h"
+
 namespace chokepoint::model {
 namespace {
 
@@ -239,12 +241,8 @@ TEST(BuildObservation, ProcessAndSystemSummariesAreDeltasOverTheWindow) {
   p1.open_fds = 7;
   p1.fd_soft_limit = 1024;
   ticks[1].processes = {p1};
-  SocketSample up;
-  up.pid = 100;
-  up.inode = 5;
-  up.state = SocketState::kEstablished;
-  up.remote_addr = "127.0.0.1";
-  up.remote_port = 9001;
+  SocketSample up =
+      test_support::socket_sample(100, 5, SocketState::kEstablished, {"", 0, "127.0.0.1", 9001});
   up.rtt_us = 300;
   ticks[1].sockets = {up};
   SystemSample s1 = s0;

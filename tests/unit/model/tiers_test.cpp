@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "model/builder.h"
+#include "support/socket_sample.h"
 
 namespace chokepoint::model {
 namespace {
@@ -38,16 +39,8 @@ ThreadSample thread(int pid, int tid, std::int64_t at_ns, bool first, std::uint6
 SocketSample socket(int pid, std::uint64_t inode, SocketState state, bool server_side,
                     const char* local, std::uint16_t local_port, const char* remote,
                     std::uint16_t remote_port) {
-  SocketSample s;
-  s.pid = pid;
-  s.inode = inode;
-  s.state = state;
-  s.server_side = server_side;
-  s.local_addr = local;
-  s.local_port = local_port;
-  s.remote_addr = remote;
-  s.remote_port = remote_port;
-  return s;
+  return test_support::socket_sample(pid, inode, state, {local, local_port, remote, remote_port},
+                                     server_side);
 }
 
 // An app (10, with a child 11) calling a database (20, with a backend 21) on 127.0.0.1:5432;

@@ -2,19 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include "support/socket_sample.h"
+
 namespace chokepoint::report {
 namespace {
 
 model::SocketSample connection(std::uint64_t inode, std::uint16_t peer_port, std::uint32_t rtt_us,
                                std::uint32_t total_retrans) {
-  model::SocketSample s;
-  s.pid = 100;
-  s.inode = inode;
-  s.state = model::SocketState::kEstablished;
-  s.server_side = true;
-  s.local_port = 8080;
-  s.remote_addr = "10.0.0.1";
-  s.remote_port = peer_port;
+  auto s = test_support::socket_sample(100, inode, model::SocketState::kEstablished,
+                                       {"", 8080, "10.0.0.1", peer_port}, true);
   s.rtt_us = rtt_us;
   s.rttvar_us = rtt_us / 4;
   s.total_retrans = total_retrans;

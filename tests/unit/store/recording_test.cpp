@@ -15,6 +15,7 @@
 #include "model/builder.h"
 #include "render/diagnosis_report.h"
 #include "support/files.h"
+#include "support/socket_sample.h"
 #include "unit/store/copy_changed.h"
 
 namespace chokepoint::store {
@@ -114,13 +115,9 @@ model::Samples sample_window(int ticks) {
       p.fd_soft_limit = 1024;
     }
     t.processes.push_back(p);
-    model::SocketSample sock;
-    sock.pid = 100;
+    auto sock = test_support::socket_sample(100, 77, model::SocketState::kEstablished,
+                                            {"", 0, "127.0.0.1", 9001});
     sock.at_ns = t.at_ns;
-    sock.inode = 77;
-    sock.state = model::SocketState::kEstablished;
-    sock.remote_addr = "127.0.0.1";
-    sock.remote_port = 9001;
     sock.bytes_acked = u * 1000;
     sock.rtt_us = 250;
     sock.rttvar_us = 60 + static_cast<std::uint32_t>(i);

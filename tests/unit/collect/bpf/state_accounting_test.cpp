@@ -71,6 +71,28 @@ struct Blocker {
   }
 };
 
+// Whether thread `tid` of this process is blocked in read(): /proc/self/task/TID/syscall gives
+// the number of the system call a blocked thread is in ("running" for one on a CPU).
+bool blocked_in_read(int tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long nr = -1;
+  return static_cast<bool>(in >> nr) && nr == SYS_read;
+}
+
+// Waits (up to 10 s) until `b`'s thread is blocked in its read(): a time blocked counts from
+// there, not from the thread's creation, which a loaded machine may run tens of milliseconds
+// before the thread reaches its read().
+void wait_blocked_in_read(const Blocker& b) {
+  const auto limit = std::chrono::steady_clock::now() + 10s;
+  while (b.tid == 0 || !blocked_in_read(b.tid)) {
+    if (std::chrono::steady_clock::now() > limit) {
+      ADD_FAILURE() << "the thread did not block in read() within 10 s";
+      return;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
 // Thread (tid, start)'s blocks in read(fd) in `sums`: their ns and count.
 StateSum read_sum(const std::vector<StateSum>& sums, int tid, std::uint64_t start, int fd) {
   StateSum total;
@@ -95,9 +117,11 @@ TEST(StateAccounting, AThreadIdHandedOutAgainKeepsItsOwnSums) {
   ASSERT_EQ(pipe(first), 0);
   ASSERT_EQ(pipe(second), 0);
 
-  // The old thread: 200 ms blocked in read(first).
+  // The old thread: 200 ms blocked in read(first), from when it is (the >= 150 ms checks below
+  // failed beside stress-ng --cpu 4 when the 200 ms counted from the thread's creation).
   Blocker old;
   std::thread a([&] { old.run(first[0]); });
+  wait_blocked_in_read(old);
   std::this_thread::sleep_for(200ms);
   ASSERT_EQ(write(first[1], "x", 1), 1);
   a.join();
@@ -122,6 +146,7 @@ TEST(StateAccounting, AThreadIdHandedOutAgainKeepsItsOwnSums) {
     while (reused->tid == 0) std::this_thread::sleep_for(1ms);
   }
   ASSERT_EQ(reused->tid, old.tid) << "the thread id was not handed out again in 200 attempts";
+  wait_blocked_in_read(*reused);
   std::this_thread::sleep_for(200ms);
   ASSERT_EQ(write(second[1], "x", 1), 1);
   b.join();
@@ -148,10 +173,14 @@ std::uint64_t edge_count(const std::vector<WakeEdgeSum>& edges, int waker, int w
   return count;
 }
 
-// A thread that blocks 100 ms in read(fd[0]) until this thread writes fd[1], and has ended.
+// A thread that blocks 100 ms in read(fd[0]) until this thread writes fd[1], and has ended. The
+// 100 ms count from when the kernel shows it blocked: on a loaded machine a new thread may reach
+// its read() tens of milliseconds after it was created (one blocked 10 ms of 100 beside
+// `stress-ng --cpu 4`).
 std::unique_ptr<Blocker> block_once(const int fd[2]) {
   auto b = std::make_unique<Blocker>();
   std::thread t([r = b.get(), in = fd[0]] { r->run(in); });
+  wait_blocked_in_read(*b);
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(write(fd[1], "x", 1), 1);
   t.join();
