@@ -77,6 +77,20 @@ RuleResult cpu(const Context& ctx) {
                     percent(sys.cgroup_throttled_share), sys.cgroup_nr_throttled));
   }
 
+  // The cores the rest of the host kept busy (steal included): all online cores' busy time less
+  // the target's own. Read only where the target may use every core: under a cpuset or quota the
+  // host's other cores are not the ones it queues for.
+  const bool all_cores_allowed = sys.cpus_online > 0 && allowed >= sys.cpus_online - 0.01;
+  const double others_cores =
+      all_cores_allowed
+          ? std::max(0.0, sys.cpu_utilization * sys.cpus_online - std::min(on_cpu_cores, allowed))
+          : 0.0;
+  // Its threads queued while other processes held more of the cores than it did: they queue
+  // behind that work first, whatever the target's own demand (its running plus queued threads
+  // would count the others' effect as its own: every queued thread waits longer behind them).
+  const bool others_hold_the_cores =
+      all_cores_allowed && others_cores >= std::max(on_cpu_cores, 0.25 * allowed);
+
   const bool serial = busiest && busiest_fraction >= 0.8 && on_cpu_cores < 0.75 * allowed &&
                       busiest_cores >= 0.5 * on_cpu_cores && allowed >= 1.5;
   // Saturated: the allowed cores are busy with the target's work, or its threads spend much of
@@ -100,7 +114,8 @@ RuleResult cpu(const Context& ctx) {
             busiest->comm, allowed),
         "split the single queue or executor so requests do not funnel through one thread",
         "then profile that thread (chokepoint profile) to make its work cheaper"};
-  } else if (saturated && queued && on_cpu_cores + wait_cores < 0.9 * allowed &&
+  } else if (saturated && queued &&
+             (on_cpu_cores + wait_cores < 0.9 * allowed || others_hold_the_cores) &&
              sys.cgroup_throttled_share < 0.1) {
     // The target's threads queue for cores that something else is using: what hurts it is the
     // waiting, so only the run-queue time counts as its share (with the time threads waited for a
@@ -109,11 +124,17 @@ RuleResult cpu(const Context& ctx) {
     b.significant = true;
     b.share =
         ctx.busy_share(Resource::kCpuWait) + (ctx.busy_ns > 0 ? handed_ns / ctx.busy_ns : 0.0);
-    b.evidence.push_back(
-        fmt::format("the target's own demand ({:.2f} cores running + {:.2f} waiting) is below the "
-                    "{:.4g} cores it "
-                    "may use: other processes take the CPU it is waiting for",
-                    on_cpu_cores, wait_cores, allowed));
+    if (on_cpu_cores + wait_cores < 0.9 * allowed) {
+      b.evidence.push_back(fmt::format(
+          "the target's own demand ({:.2f} cores running + {:.2f} waiting) is below the {:.4g} "
+          "cores it may use: other processes take the CPU it is waiting for",
+          on_cpu_cores, wait_cores, allowed));
+    } else {
+      b.evidence.push_back(fmt::format(
+          "other processes kept {:.2f} of the {} cores busy, more than the target's own {:.2f}: "
+          "its {:.2f} waiting threads queue behind their work (system CPU utilization {})",
+          others_cores, sys.cpus_online, on_cpu_cores, wait_cores, percent(sys.cpu_utilization)));
+    }
     b.fixes = {
         "find what else runs: chokepoint diagnose with no target shows the whole host",
         "give the service cores of its own (cpusets) or a larger CPU weight (cgroup cpu.weight)",
@@ -121,6 +142,10 @@ RuleResult cpu(const Context& ctx) {
   } else if (saturated) {
     b.kind = BottleneckKind::kSaturated;
     b.significant = true;
+    if (others_cores >= 0.25 * allowed) {
+      b.evidence.push_back(fmt::format("other processes kept {:.2f} of the {} cores busy beside it",
+                                       others_cores, sys.cpus_online));
+    }
     b.fixes = {"profile the hot code (chokepoint profile) and make it cheaper",
                "cache the results of repeated work",
                "add cores (or raise the cgroup CPU quota when it throttles)",

@@ -75,8 +75,10 @@ struct Case {
   // pipeline_epoll's stage thread was queued 0.75 of its time and on a CPU 0.25, so what held it
   // back first was the hogs (up to 4 times its CPU without them), not its being alone. The kind
   // was contended in 5 of 6 such runs and saturated in 1 (on_cpu 0.08, cpu_wait 0.32 of the
-  // threads' time: the rule counts the target's queued threads as its own demand, 1.8 cores
-  // here, although the hogs held the cores; left to the rule's owner).
+  // threads' time: the rule counted the target's queued threads as its own demand, 1.8 cores
+  // here, although the hogs held the cores; since then it reads contended where other processes
+  // keep more of the cores busy than the target, docs/verdicts/cpu.md). Saturated stays accepted:
+  // a hog burst that ends inside the window can leave the target the larger user.
   std::string serial_thread;
 };
 

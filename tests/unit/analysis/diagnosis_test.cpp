@@ -2,6 +2,7 @@
 // produces (threads' time splits and system evidence) and checks the verdict, kind and fixes.
 #include "analysis/diagnosis.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,9 @@
 
 namespace chokepoint::analysis {
 namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
 
 using model::Resource;
 
@@ -407,6 +411,46 @@ TEST(Verdict, DemandAboveTheCoresIsSaturatedEvenWhenShared) {
   auto d = diagnose(o);
   EXPECT_EQ(d.verdict, Verdict::kCpu);
   EXPECT_EQ(primary(d).kind, BottleneckKind::kSaturated);
+}
+
+TEST(Verdict, QueuedBehindOthersThatHoldMoreOfTheCoresIsContentionWhateverTheDemand) {
+  // Beside `stress-ng --cpu 4` (h-flaky11): the target ran 0.3 cores and had 1.62 threads queued,
+  // a demand of 1.92 of 2 cores, which read saturated although the hogs held 1.7 of the cores:
+  // each queued thread waits longer behind them, so the queue is theirs first.
+  auto o = base(2);
+  o.system.cpu_utilization = 1.0;
+  for (int i = 0; i < 6; ++i)
+    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.05}, {Resource::kCpuWait, 0.27}}));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, Verdict::kCpu);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kContended);
+  EXPECT_THAT(primary(d).evidence,
+              Contains(HasSubstr("other processes kept 1.70 of the 2 cores busy, more than the "
+                                 "target's own 0.30")));
+}
+
+TEST(Verdict, UnderACpusetTheHostsOtherCoresAreNotWhatTheTargetQueuesFor) {
+  // The same threads allowed one core of two: the other core's work is not in its way, so its
+  // demand (1.92 of 1 core) saturates the core it has.
+  auto o = base(2);
+  o.system.cpus_allowed = 1;
+  o.system.cpu_utilization = 1.0;
+  for (int i = 0; i < 6; ++i)
+    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.05}, {Resource::kCpuWait, 0.27}}));
+  auto d = diagnose(o);
+  EXPECT_EQ(d.verdict, Verdict::kCpu);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kSaturated);
+}
+
+TEST(Verdict, SaturatedBesideOthersSaysHowMuchTheyTook) {
+  auto o = base(2);
+  o.system.cpu_utilization = 1.0;
+  for (int i = 0; i < 4; ++i)
+    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.3}, {Resource::kCpuWait, 0.3}}));
+  auto d = diagnose(o);
+  EXPECT_EQ(primary(d).kind, BottleneckKind::kSaturated);
+  EXPECT_THAT(primary(d).evidence,
+              Contains(HasSubstr("other processes kept 0.80 of the 2 cores busy beside it")));
 }
 
 TEST(Verdict, LockWhoseWaitersWorkInFsyncIsDisk) {
