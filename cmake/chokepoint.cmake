@@ -34,6 +34,16 @@ function(chokepoint_check_sources target)
   endforeach()
 endfunction()
 
+# chokepoint_sanitize_alignment(target): under CHOKEPOINT_SANITIZE, the target keeps UBSan's
+# alignment check, which the build drops elsewhere (the root CMakeLists.txt says why). For the
+# libraries that read kernel and file formats through typed pointers into byte buffers (netlink
+# messages, perf records, ELF headers), where a misaligned read is a real bug to catch.
+function(chokepoint_sanitize_alignment target)
+  if(CHOKEPOINT_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=alignment)
+  endif()
+endfunction()
+
 # chokepoint_unity_groups(target GROUPS n [ALONE file.cpp...])
 # With CHOKEPOINT_UNITY (CI's builds, .ci/run): the target's .cpp files are compiled as n unity
 # translation units, the k-th listed file in group k mod n, so a file added to the target's list
