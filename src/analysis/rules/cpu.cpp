@@ -132,8 +132,8 @@ RuleResult cpu(const Context& ctx) {
     } else {
       b.evidence.push_back(fmt::format(
           "other processes kept {:.2f} of the {} cores busy, more than the target's own {:.2f}: "
-          "its {:.2f} waiting threads queue behind their work (system CPU utilization {})",
-          others_cores, sys.cpus_online, on_cpu_cores, wait_cores, percent(sys.cpu_utilization)));
+          "its {:.2f} waiting threads queue behind their work",
+          others_cores, sys.cpus_online, on_cpu_cores, wait_cores));
     }
     b.fixes = {
         "find what else runs: chokepoint diagnose with no target shows the whole host",
