@@ -88,8 +88,10 @@ RuleResult cpu(const Context& ctx) {
   // Its threads queued while other processes held more of the cores than it did: they queue
   // behind that work first, whatever the target's own demand (its running plus queued threads
   // would count the others' effect as its own: every queued thread waits longer behind them).
-  const bool others_hold_the_cores =
-      all_cores_allowed && others_cores >= std::max(on_cpu_cores, 0.25 * allowed);
+  // (others_cores is 0 where not every core is allowed, so this is false there.)
+  const bool others_hold_the_cores = others_cores >= std::max(on_cpu_cores, 0.25 * allowed);
+  // The target's own demand (running + queued threads) leaves a tenth of its cores unwanted.
+  const bool demand_below_cores = on_cpu_cores + wait_cores < 0.9 * allowed;
 
   const bool serial = busiest && busiest_fraction >= 0.8 && on_cpu_cores < 0.75 * allowed &&
                       busiest_cores >= 0.5 * on_cpu_cores && allowed >= 1.5;
@@ -114,8 +116,7 @@ RuleResult cpu(const Context& ctx) {
             busiest->comm, allowed),
         "split the single queue or executor so requests do not funnel through one thread",
         "then profile that thread (chokepoint profile) to make its work cheaper"};
-  } else if (saturated && queued &&
-             (on_cpu_cores + wait_cores < 0.9 * allowed || others_hold_the_cores) &&
+  } else if (queued && (demand_below_cores || others_hold_the_cores) &&
              sys.cgroup_throttled_share < 0.1) {
     // The target's threads queue for cores that something else is using: what hurts it is the
     // waiting, so only the run-queue time counts as its share (with the time threads waited for a
@@ -124,7 +125,7 @@ RuleResult cpu(const Context& ctx) {
     b.significant = true;
     b.share =
         ctx.busy_share(Resource::kCpuWait) + (ctx.busy_ns > 0 ? handed_ns / ctx.busy_ns : 0.0);
-    if (on_cpu_cores + wait_cores < 0.9 * allowed) {
+    if (demand_below_cores) {
       b.evidence.push_back(fmt::format(
           "the target's own demand ({:.2f} cores running + {:.2f} waiting) is below the {:.4g} "
           "cores it may use: other processes take the CPU it is waiting for",

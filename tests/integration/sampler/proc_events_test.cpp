@@ -13,11 +13,9 @@
 // Needs root (CAP_NET_ADMIN before 6.6) and the host's pid namespace; this machine has both, so
 // the test fails, not skips, when the sampler does not use the events.
 #include <gtest/gtest.h>
-
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <fstream>
 
 #include <algorithm>
 #include <atomic>
@@ -32,6 +30,7 @@
 
 #include "collect/netlink/proc_connector.h"
 #include "collect/sampler/sampler.h"
+#include "support/files.h"
 
 namespace chokepoint::collect {
 namespace {
@@ -45,10 +44,9 @@ using Clock = std::chrono::steady_clock;
 // present, ProcConnector::open failing is a failure of the code under test, asserted by each test.
 std::string unavailable() {
   if (geteuid() != 0) return "needs root (CAP_NET_ADMIN) for the proc connector";
-  std::ifstream in("/proc/net/connector");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("cn_proc", 0) == 0) return {};
+  if (("\n" + test_support::read_file("/proc/net/connector")).find("\ncn_proc") !=
+      std::string::npos) {
+    return {};
   }
   return "the kernel has no process events connector (no cn_proc in /proc/net/connector)";
 }

@@ -41,6 +41,16 @@ model::Observation base(int cpus = 2) {
   return o;
 }
 
+// A 2-core host whose cores were all busy, and `n` target threads each on a CPU and queued for
+// one the given fractions of the window: what the host's other work left the target is the rest.
+model::Observation busy_host(int n, double on_cpu, double cpu_wait) {
+  auto o = base(2);
+  o.system.cpu_utilization = 1.0;
+  for (int i = 0; i < n; ++i)
+    o.threads.push_back(thread(i, {{Resource::kOnCpu, on_cpu}, {Resource::kCpuWait, cpu_wait}}));
+  return o;
+}
+
 const Bottleneck& primary(const Diagnosis& d) {
   return d.bottlenecks.front();
 }
@@ -392,36 +402,27 @@ TEST(Verdict, AllCoresBusyIsSaturatedCpu) {
 
 TEST(Verdict, WaitingForCoresOthersUseIsContention) {
   // The target uses little CPU itself, but its threads queue for cores: a noisy neighbour.
-  auto o = base(2);
-  o.system.cpu_utilization = 1.0;
-  for (int i = 0; i < 8; ++i)
-    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.03}, {Resource::kCpuWait, 0.06}}));
-  auto d = diagnose(o);
+  auto d = diagnose(busy_host(8, 0.03, 0.06));
   EXPECT_EQ(d.verdict, Verdict::kCpu);
   EXPECT_EQ(primary(d).kind, BottleneckKind::kContended);
   EXPECT_NEAR(primary(d).share, 2.0 / 3.0, 0.01);
 }
 
 TEST(Verdict, DemandAboveTheCoresIsSaturatedEvenWhenShared) {
-  // The target wants 2.4 cores of 2 (1.2 running, 1.2 queued): it saturates them itself.
-  auto o = base(2);
-  o.system.cpu_utilization = 1.0;
-  for (int i = 0; i < 4; ++i)
-    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.3}, {Resource::kCpuWait, 0.3}}));
-  auto d = diagnose(o);
+  // The target wants 2.4 cores of 2 (1.2 running, 1.2 queued): it saturates them itself, and
+  // the evidence says how much the others took.
+  auto d = diagnose(busy_host(4, 0.3, 0.3));
   EXPECT_EQ(d.verdict, Verdict::kCpu);
   EXPECT_EQ(primary(d).kind, BottleneckKind::kSaturated);
+  EXPECT_THAT(primary(d).evidence,
+              Contains(HasSubstr("other processes kept 0.80 of the 2 cores busy beside it")));
 }
 
 TEST(Verdict, QueuedBehindOthersThatHoldMoreOfTheCoresIsContentionWhateverTheDemand) {
   // Beside `stress-ng --cpu 4` (h-flaky11): the target ran 0.3 cores and had 1.62 threads queued,
   // a demand of 1.92 of 2 cores, which read saturated although the hogs held 1.7 of the cores:
   // each queued thread waits longer behind them, so the queue is theirs first.
-  auto o = base(2);
-  o.system.cpu_utilization = 1.0;
-  for (int i = 0; i < 6; ++i)
-    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.05}, {Resource::kCpuWait, 0.27}}));
-  auto d = diagnose(o);
+  auto d = diagnose(busy_host(6, 0.05, 0.27));
   EXPECT_EQ(d.verdict, Verdict::kCpu);
   EXPECT_EQ(primary(d).kind, BottleneckKind::kContended);
   EXPECT_THAT(primary(d).evidence,
@@ -432,25 +433,11 @@ TEST(Verdict, QueuedBehindOthersThatHoldMoreOfTheCoresIsContentionWhateverTheDem
 TEST(Verdict, UnderACpusetTheHostsOtherCoresAreNotWhatTheTargetQueuesFor) {
   // The same threads allowed one core of two: the other core's work is not in its way, so its
   // demand (1.92 of 1 core) saturates the core it has.
-  auto o = base(2);
+  auto o = busy_host(6, 0.05, 0.27);
   o.system.cpus_allowed = 1;
-  o.system.cpu_utilization = 1.0;
-  for (int i = 0; i < 6; ++i)
-    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.05}, {Resource::kCpuWait, 0.27}}));
   auto d = diagnose(o);
   EXPECT_EQ(d.verdict, Verdict::kCpu);
   EXPECT_EQ(primary(d).kind, BottleneckKind::kSaturated);
-}
-
-TEST(Verdict, SaturatedBesideOthersSaysHowMuchTheyTook) {
-  auto o = base(2);
-  o.system.cpu_utilization = 1.0;
-  for (int i = 0; i < 4; ++i)
-    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.3}, {Resource::kCpuWait, 0.3}}));
-  auto d = diagnose(o);
-  EXPECT_EQ(primary(d).kind, BottleneckKind::kSaturated);
-  EXPECT_THAT(primary(d).evidence,
-              Contains(HasSubstr("other processes kept 0.80 of the 2 cores busy beside it")));
 }
 
 TEST(Verdict, LockWhoseWaitersWorkInFsyncIsDisk) {
@@ -466,10 +453,7 @@ TEST(Verdict, LockWhoseWaitersWorkInFsyncIsDisk) {
 }
 
 TEST(Verdict, ListenOverflowsOutrankANoisyNeighbour) {
-  auto o = base(2);
-  o.system.cpu_utilization = 1.0;
-  for (int i = 0; i < 8; ++i)
-    o.threads.push_back(thread(i, {{Resource::kOnCpu, 0.03}, {Resource::kCpuWait, 0.05}}));
+  auto o = busy_host(8, 0.03, 0.05);
   o.system.listen_overflows = 200;
   o.system.passive_opens = 20;
   auto d = diagnose(o);
