@@ -22,7 +22,21 @@ struct Backend {
   double queue_max = 0, queue_mean = 0, qtime_ms = 0, rtime_ms = 0, ctime_ms = 0;
   double sessions_per_s = 0, econ = 0, eresp = 0, retries = 0, http_5xx = 0;
   int servers = 0, servers_full = 0;  // servers at their maxconn at some sample
+  int servers_limited = 0;            // servers with a maxconn that are not DOWN or in MAINT
 };
+
+// A server HAProxy can send to that has a maxconn: "UP", "no check", "OPEN", "UP 1/3" and the
+// like, not "DOWN", "MAINT" or "DRAIN" (which takes no new sessions, so never queues them).
+bool takes_sessions_with_a_limit(const model::ServiceObservation& s, const std::string& server) {
+  auto lim = s.gauges.find("server:" + server + ":slim");
+  if (lim == s.gauges.end() || lim->second.last <= 0) return false;
+  auto st = s.settings.find("server:" + server + ":status");
+  if (st == s.settings.end()) return true;
+  for (const char* down : {"DOWN", "MAINT", "DRAIN", "NOLB"}) {
+    if (st->second.rfind(down, 0) == 0) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -102,6 +116,7 @@ ServiceReport service_haproxy(const model::ServiceObservation& s) {
       Backend& b = backends[backend];
       b.name = backend;
       ++b.servers;
+      if (takes_sessions_with_a_limit(s, what)) ++b.servers_limited;
       auto lim = s.gauges.find("server:" + what + ":slim");
       if (lim != s.gauges.end() && lim->second.last > 0 && gs.max >= lim->second.last) {
         ++b.servers_full;
@@ -118,8 +133,13 @@ ServiceReport service_haproxy(const model::ServiceObservation& s) {
   r.summary =
       fmt::format("{} requests/s and {} new connections/s on the frontends, {} backend(s)",
                   count_text(frontend_requests), count_text(frontend_sessions), backends.size());
-  for (const auto& [name, b] : backends) {
+  for (auto& [name, b] : backends) {
     if (b.queue_max >= 1) {
+      // HAProxy queues a request in the backend only when no server can take it: at the sample
+      // that saw the queue, every server that takes sessions was at its maxconn, even where no
+      // sample caught its scur there: with few slots, a sample can fall between a session ending
+      // and the queued request taking its slot.
+      b.servers_full = std::max(b.servers_full, b.servers_limited);
       r.findings.push_back(
           {Resource::kNetwork, true,
            fmt::format("backend {}: up to {:.0f} requests queued for a server (mean {:.1f}; queue "

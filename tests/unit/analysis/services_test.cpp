@@ -112,5 +112,33 @@ TEST(ServiceRedis, ALargeClientOutputBufferIsAFinding) {
   EXPECT_EQ(find(assess_services({s})[0], "output buffer"), nullptr);
 }
 
+// HAProxy queues in a backend only when no server can take the request, so a queue seen at any
+// sample means every server that takes sessions was at its maxconn then, even if no sample caught
+// its scur at the limit (a read between a session ending and the queued one taking its slot).
+TEST(ServiceHaproxy, ABackendQueueMeansItsServersWereFullEvenIfNoSampleSawIt) {
+  ServiceObservation s;
+  s.kind = ServiceKind::kHaproxy;
+  s.endpoint = "/run/haproxy.sock";
+  s.duration_ns = 2'000'000'000;
+  s.samples_ok = 40;
+  s.gauges["backend:app:qcur"] = {0, 12, 4.5, 3};
+  s.gauges["server:app/web1:scur"] = {0, 0, 0, 0};  // never caught at its limit
+  s.gauges["server:app/web1:slim"] = {1, 1, 1, 1};
+  s.settings["server:app/web1:status"] = "no check";
+  s.gauges["server:app/web2:scur"] = {0, 0, 0, 0};  // down: it takes nothing, so is not full
+  s.gauges["server:app/web2:slim"] = {1, 1, 1, 1};
+  s.settings["server:app/web2:status"] = "DOWN";
+  s.gauges["server:app/web3:scur"] = {0, 3, 1, 0};  // no maxconn: never full
+  const auto reports = assess_services({s});
+  const ServiceFinding* f = find(reports[0], "backend app: up to 12 requests queued");
+  ASSERT_NE(f, nullptr) << "findings: " << reports[0].findings.size();
+  EXPECT_TRUE(f->warning);
+  EXPECT_NE(f->message.find("1 of 3 servers at their maxconn"), std::string::npos) << f->message;
+
+  // Without a queue, only a sample at the limit counts a server as full.
+  s.gauges["backend:app:qcur"] = {0, 0, 0, 0};
+  EXPECT_EQ(find(assess_services({s})[0], "queued"), nullptr);
+}
+
 }  // namespace
 }  // namespace chokepoint::analysis
