@@ -82,6 +82,9 @@ class Builder {
   // Quiet time [from, to] of a thread, in the wait it was last seen in, cut to the window.
   void add_quiet(ThreadTrack& t, std::int64_t from, std::int64_t to);
   void thread_sample(const ThreadSample& s);
+  // A thread read under a new name: its account's from now on (and its process's, for a main
+  // thread).
+  void renamed(ThreadTrack& t, const std::string& comm);
   void end_thread(const ThreadEnd& e);
   void process_sample(const ProcessSample& s);
   // What a tick adds beside its thread samples: processes, sockets, system, collector.

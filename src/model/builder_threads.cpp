@@ -31,6 +31,20 @@ void Builder::add_quiet(ThreadTrack& t, std::int64_t from, std::int64_t to) {
   t.exact.sampled(iv);
 }
 
+void Builder::renamed(ThreadTrack& t, const std::string& comm) {
+  t.account.comm = comm;
+  const int pid = t.account.key.pid;
+  if (t.account.key.tid != pid) return;
+  // The main thread's name is the process's (an exec, or prctl on the main thread): its
+  // threads' and its summary's from now on.
+  ProcessTrack& p = processes_[pid];
+  p.name = comm;
+  for (const int tid : p.tids) {
+    if (auto it = threads_.find({pid, tid}); it != threads_.end())
+      it->second.account.process_name = comm;
+  }
+}
+
 void Builder::thread_sample(const ThreadSample& s) {
   const auto id = std::make_pair(s.key.pid, s.key.tid);
   auto it = find_thread(id, thread_cursor_);
@@ -64,6 +78,7 @@ void Builder::thread_sample(const ThreadSample& s) {
   if (it == threads_.end()) return;
   ThreadTrack& t = it->second;
   if (s.at_ns < t.last_ns) return;  // out of order: a broken recording
+  if (!s.comm.empty() && s.comm != t.account.comm) renamed(t, s.comm);
   // The polls that found it unchanged: still in the wait it was last seen in.
   const std::int64_t prev = std::clamp(s.prev_poll_ns, t.last_ns, s.at_ns);
   add_quiet(t, t.last_ns, prev);

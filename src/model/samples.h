@@ -36,7 +36,10 @@ struct ThreadSample {
   // (== the previous record's at_ns when it was read at every poll). Unused for first samples.
   std::int64_t prev_poll_ns = 0;
   bool first = false;
-  std::string comm;          // first samples only
+  // The thread's name: in first samples, and in a later one whose read found it renamed since
+  // its last record (prctl PR_SET_NAME, or exec: a main thread's new name is its process's too);
+  // empty otherwise.
+  std::string comm;
   std::string process_name;  // first samples only
   // /proc/PID/task/TID/schedstat (1) and (2).
   std::uint64_t run_ns = 0;

@@ -86,12 +86,11 @@ class TimelineBuilder::Reducer {
       if (t.split.total_ns() <= 0) continue;
       by_process[t.key.pid] += t.split;
       ThreadRow& row = threads_[{t.key.pid, t.key.tid, t.key.start_time_ticks}];
-      if (row.runs.empty() && row.columns == 0) {
-        row.pid = t.key.pid;
-        row.tid = t.key.tid;
-        row.comm = t.comm;
-        row.process = t.process_name;
-      }
+      row.pid = t.key.pid;
+      row.tid = t.key.tid;
+      // The latest names: a thread that named itself after it started, a process that exec'd.
+      row.comm = t.comm;
+      row.process = t.process_name;
       append_run(row, -1, -1, col - row.columns);
       const auto state = static_cast<std::size_t>(
           std::max_element(t.split.ns.begin(), t.split.ns.end()) - t.split.ns.begin());
@@ -106,7 +105,7 @@ class TimelineBuilder::Reducer {
     }
     for (const auto& p : obs.processes) {
       ProcessRow& row = processes_[p.pid];
-      if (row.name.empty()) row.name = p.name;
+      if (!p.name.empty()) row.name = p.name;
     }
     for (auto& [pid, row] : processes_) {
       row.split.resize(static_cast<std::size_t>(col), nullptr);

@@ -370,6 +370,14 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
   Cursor& sock = cur[5];
   Cursor& sys = cur[6];
   Cursor& coll = cur[7];
+  // Threads' new names; recordings made before 2026-12-06 have no thread_name table.
+  Cursor names;
+  names.rc = SQLITE_DONE;
+  if (auto st =
+          Stmt::prepare(db, "SELECT tick, thread, comm FROM thread_name ORDER BY tick, rowid")) {
+    names.st = std::move(*st);
+    names.next();
+  }
   // Recordings made before the exact mode have no exact_sample table.
   Cursor exact;
   exact.rc = SQLITE_DONE;
@@ -411,6 +419,7 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       while (c.row() && c.tick() < id) c.next();
     }
     while (exact.row() && exact.tick() < id) exact.next();
+    while (names.row() && names.tick() < id) names.next();
     for (; base.row() && base.tick() == id; base.next()) {
       auto th = r.threads.find(base.st.i64(1));
       if (th == r.threads.end()) continue;
@@ -502,6 +511,17 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
         if (!q.is_null(10)) row.wait = wait_columns(q, 10);
       }
       add_row(row);
+    }
+    // A rename names the thread in this tick's samples of it: its keyframe row (a first sample)
+    // and its row of the tick, where it was read under the new name. Rare: a scan.
+    for (; names.row() && names.tick() == id; names.next()) {
+      auto th = r.threads.find(names.st.i64(1));
+      if (th == r.threads.end()) continue;
+      for (auto& s : t.threads) {
+        if (s.key.pid == th->second.key.pid && s.key.tid == th->second.key.tid) {
+          if (auto name = r.text(names.st.i64(2)); !name.empty()) s.comm = std::move(name);
+        }
+      }
     }
     for (; pid.row() && pid.tick() == id; pid.next()) {
       t.new_pids.push_back(static_cast<int>(pid.st.i64(1)));

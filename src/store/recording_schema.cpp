@@ -27,6 +27,11 @@ std::string schema_sql() {
       "INTEGER NOT NULL, run_delay_ns INTEGER NOT NULL, data BLOB NOT NULL);"
       "CREATE TABLE thread_end(tick INTEGER NOT NULL, thread INTEGER NOT NULL, last_poll_ns "
       "INTEGER NOT NULL);"
+      // Added without a schema change, as exact_sample: a thread's name from this tick on
+      // (`thread.comm` is its first); a recording without it reads as one whose threads kept
+      // their names, and an older reader ignores it.
+      "CREATE TABLE thread_name(tick INTEGER NOT NULL, thread INTEGER NOT NULL, comm INTEGER NOT "
+      "NULL);"
       "CREATE TABLE process_sample(tick INTEGER NOT NULL, pid INTEGER NOT NULL, read_bytes "
       "INTEGER, write_bytes INTEGER, syscw INTEGER, rss_bytes INTEGER, anon_bytes INTEGER, "
       "delay_cpu_ns INTEGER, delay_blkio_ns INTEGER, delay_swapin_ns INTEGER, delay_reclaim_ns "

@@ -24,9 +24,10 @@ inline constexpr const char* kSocketColumns6 = "rttvar_us INTEGER, total_retrans
 std::string schema_sql();
 
 // Tables a thread-or-process row keyed by tick lives in (rotation deletes from each).
-inline constexpr const char* kTickTables[] = {
-    "pid_seen",      "thread_base",   "thread_pack",      "thread_end",   "process_sample",
-    "socket_sample", "system_sample", "collector_sample", "exact_sample", "probe_sample"};
+inline constexpr const char* kTickTables[] = {"pid_seen",      "thread_base",   "thread_pack",
+                                              "thread_end",    "thread_name",   "process_sample",
+                                              "socket_sample", "system_sample", "collector_sample",
+                                              "exact_sample",  "probe_sample"};
 
 // tick.flags.
 inline constexpr std::int64_t kFlagClosing = 1, kFlagExited = 2;

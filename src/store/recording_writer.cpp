@@ -54,7 +54,7 @@ struct RecordingWriter::Impl {
   DbHandle db;
   Stmt begin_tx, commit_tx, rollback_tx;
   Stmt ins_tick, ins_keyframe, ins_text, ins_thread, ins_process, ins_pid, ins_base, ins_pack,
-      ins_end, ins_process_sample, ins_socket, ins_system, ins_collector, ins_exact;
+      ins_end, ins_name, ins_process_sample, ins_socket, ins_system, ins_collector, ins_exact;
   // The exact mode's sums and wait-for edges, packed against what was written before
   // (store/thread_pack.h), from the first tick with the exact mode after each keyframe. Each
   // keeps every entry's latest value, written whole at each keyframe so that rotation keeps
@@ -68,6 +68,7 @@ struct RecordingWriter::Impl {
     model::ThreadSample last;  // absolute counters, the last wait with stat, comm and names
     std::int64_t row_ns = 0;   // the time of its last row (base or sample)
     bool row_written = false;  // its thread row is committed
+    bool renamed = false;      // last.comm is not its thread row's: each keyframe says it again
   };
   // By thread_key(pid, tid): hashed, as a tick looks up every thread that ran (a std::map's find
   // was 2.6% of the recorder's CPU at 1,000 threads, perf); a keyframe sorts them.
@@ -113,6 +114,8 @@ struct RecordingWriter::Impl {
   WaitRow wait_row(const model::WaitObservation& w);
   int write_wait(Stmt& st, int first_col, const model::WaitObservation& w);
   int write_base(std::int64_t tick_id, const Thread& t);
+  // A thread_name row: the thread is called t.last.comm from this tick on.
+  int write_name(std::int64_t tick_id, const Thread& t);
   int write_tick(model::Tick& tick, std::int64_t tick_id, bool keyframe);
   // Drops the exact sums and edges of threads that ended (they have had their last).
   void forget_ended(const std::vector<model::ThreadEnd>& threads_ended);
@@ -163,6 +166,7 @@ util::Result<void> RecordingWriter::Impl::prepare_all() {
       {&ins_base, "INSERT INTO thread_base VALUES(?,?,?,?,?,?,?,?," + wait_params + ")"},
       {&ins_pack, "INSERT INTO thread_pack VALUES(?,?,?,?,?)"},
       {&ins_end, "INSERT INTO thread_end VALUES(?,?,?)"},
+      {&ins_name, "INSERT INTO thread_name VALUES(?,?,?)"},
       {&ins_process_sample, "INSERT INTO process_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_system, "INSERT INTO system_sample VALUES(?,?)"},
@@ -396,6 +400,13 @@ int RecordingWriter::Impl::write_base(std::int64_t tick_id, const Thread& t) {
   return ins_base.run();
 }
 
+int RecordingWriter::Impl::write_name(std::int64_t tick_id, const Thread& t) {
+  ins_name.bind(1, tick_id);
+  ins_name.bind(2, t.id);
+  ins_name.bind(3, text_id(t.last.comm));
+  return ins_name.run();
+}
+
 int RecordingWriter::Impl::write_tick(model::Tick& tick, std::int64_t tick_id, bool keyframe) {
   int rc = SQLITE_OK;
   auto check = [&rc](int r) {
@@ -421,6 +432,7 @@ int RecordingWriter::Impl::write_tick(model::Tick& tick, std::int64_t tick_id, b
     for (auto& [key, t] : live) {
       check(write_thread_row(*t));
       check(write_base(tick_id, *t));
+      if (t->renamed) check(write_name(tick_id, *t));
       t->row_ns = tick.at_ns;
     }
     ins_keyframe.bind(1, tick_id);
@@ -457,6 +469,11 @@ int RecordingWriter::Impl::write_tick(model::Tick& tick, std::int64_t tick_id, b
     auto it = threads.find(id);
     if (it == threads.end()) continue;
     Thread& t = it->second;
+    if (!s.comm.empty() && s.comm != t.last.comm) {
+      t.last.comm = s.comm;
+      t.renamed = true;
+      check(write_name(tick_id, t));
+    }
     PackedThread row;
     row.thread = t.id;
     // None: read at every poll since its last row (the common case for a thread that runs).

@@ -146,6 +146,7 @@ struct ThreadState {
   // found the counters unchanged, up to kMaxPollBackoffNs. Cost follows the threads that ran.
   std::int64_t poll_backoff_ns = 0;
   std::int64_t next_poll_ns = 0;
+  std::string comm;  // its name in its last record (a rename is recorded once, where it is seen)
 };
 
 // The first point of a grid of `step` on the monotonic clock at or after t (SamplerOptions::
@@ -256,6 +257,10 @@ struct Sampler::Impl {
   // A thread's sample from its iterator record: counters, state and wait (no /proc read).
   void fill_record(model::ThreadSample& s, const bpf::TaskRecord& r, bool frozen,
                    std::int64_t now_ns);
+  // The thread's name as read now: a sample of a thread that renamed itself (prctl
+  // PR_SET_NAME, pthread_setname_np) or exec'd since its last record carries its new name, and a
+  // main thread's new name is its process's from then on (the next threads' first samples).
+  void note_comm(ThreadState& t, model::ThreadSample& s, const std::string& comm);
   // Counters of a thread: from this tick's iterator read when it has the thread, else /proc.
   util::Result<procfs::Schedstat> read_counters(ThreadState& t);
   // Reads /proc/PID/<file> of a process through its kept fd (opened on first use while the fd

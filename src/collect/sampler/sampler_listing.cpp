@@ -60,6 +60,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
     t.in_iterator = true;
     park(t);
     model::ThreadSample s = first_sample(t.key, r->comm, p.name, now_ns);
+    t.comm = r->comm;
     fill_record(s, *r, p.frozen, now_ns);
     t.recorded_frozen = p.frozen;
     tick.threads.push_back(std::move(s));
@@ -104,6 +105,7 @@ void Sampler::Impl::add_thread(int pid, int tid, std::int64_t now_ns, std::size_
   t.last_sched = *sched;
   if (iter) park(t);
   model::ThreadSample s = first_sample(t.key, st->comm, p.name, now_ns);
+  t.comm = st->comm;
   s.run_ns = sched->run_ns;
   s.run_delay_ns = sched->run_delay_ns;
   fill_stat(s, *st);

@@ -160,6 +160,15 @@ void Sampler::Impl::fill_record(model::ThreadSample& s, const bpf::TaskRecord& r
   s.wait.frozen = frozen;
 }
 
+void Sampler::Impl::note_comm(ThreadState& t, model::ThreadSample& s, const std::string& comm) {
+  if (comm == t.comm) return;
+  t.comm = comm;
+  s.comm = comm;
+  if (t.key.tid == t.key.pid) {
+    if (auto p = processes.find(t.key.pid); p != processes.end()) p->second.name = comm;
+  }
+}
+
 void Sampler::Impl::park(ThreadState& t) const {
   t.poll_backoff_ns = max_backoff_ns;
   t.next_poll_ns = std::numeric_limits<std::int64_t>::max();
@@ -216,6 +225,7 @@ bool Sampler::Impl::sample_thread_files(ThreadState& t, std::int64_t now_ns, boo
   s.prev_poll_ns = prev_poll_ns;
   if (const bpf::TaskRecord* r = t.in_iterator ? iter_record(t.key.tid) : nullptr) {
     fill_record(s, *r, frozen, now_ns);
+    note_comm(t, s, r->comm);
     tick.threads.push_back(std::move(s));
     return true;
   }
@@ -225,6 +235,7 @@ bool Sampler::Impl::sample_thread_files(ThreadState& t, std::int64_t now_ns, boo
   auto st = read_stat(t);
   if (st) {
     fill_stat(s, *st);
+    note_comm(t, s, st->comm);
     // A thread in state R shows no system call: /proc/TID/syscall prints "running" for a task
     // whose state is TASK_RUNNING (task_current_syscall in lib/syscall.c gives up on it), the
     // state stat prints as R. Most threads polled here are busy ones: not read for them.

@@ -8,12 +8,14 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "support/background.h"
 #include "support/cli.h"
 #include "support/files.h"
 #include "support/lab_process.h"
+#include "support/recording_wait.h"
 
 namespace chokepoint::recording_test {
 namespace {
@@ -287,6 +289,57 @@ TEST(RecordingCli, DiffShowsWhatMovedBetweenTwoRecordings) {
   EXPECT_NE(text.stdout_text.find("Evidence after (cpu"), std::string::npos) << text.stdout_text;
   expect_cli_error(run_chokepoint({"diff", idle, temp_path("nothing.chokepoint")}), 1,
                    "cannot open");
+}
+
+// A real program's threads renamed while recorded: a Python worker thread names itself
+// (prctl PR_SET_NAME, as pthread_setname_np does) after the sampler first read it under the
+// interpreter's name, then the main thread execs sleep, which renames the process. The replay
+// names both by their new names, and the process by its exec'd one.
+TEST(RecordingCli, ThreadsRenamedWhileRecordedGoByTheirNewNames) {
+  const std::string trigger = temp_path("rename.go");
+  const char* script =
+      "import ctypes, os, sys, threading, time\n"
+      "libc = ctypes.CDLL(None)\n"
+      "def wait():\n"
+      "    while not os.path.exists(sys.argv[1]): time.sleep(0.02)\n"
+      "def worker():\n"
+      "    wait()\n"
+      "    libc.prctl(15, b'cp-io-worker', 0, 0, 0)\n"
+      "    end = time.monotonic() + 0.05\n"
+      "    while time.monotonic() < end: pass\n"
+      "    time.sleep(60)\n"
+      "threading.Thread(target=worker, daemon=True).start()\n"
+      "wait()\n"
+      "time.sleep(0.4)\n"
+      "os.execv('/bin/sleep', ['sleep', '60'])\n";
+  auto program = Background::start("python3", {"-c", script, trigger});
+  ASSERT_TRUE(program) << program.error().message;
+  const std::string pid = std::to_string(program->pid());
+  const std::string file = temp_path("renamed.chokepoint");
+  auto rec = Background::start(chokepoint_bin(), {"record", "--pid", pid, "-o", file, "--interval",
+                                                  "100ms", "--duration", "3s"});
+  ASSERT_TRUE(rec) << rec.error().message;
+  // The sampler reads the threads under python's name first: the trigger waits for the first
+  // tick.
+  ASSERT_TRUE(test_support::wait_first_tick(
+      file, std::chrono::steady_clock::now() + std::chrono::seconds(20)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::ofstream(trigger) << "go\n";
+  auto code = rec->wait(30'000);
+  ASSERT_TRUE(code) << code.error().message;
+  ASSERT_EQ(*code, 0);
+
+  auto replay = run_chokepoint({"replay", file, "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.stderr_text;
+  auto j = nlohmann::json::parse(replay.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << replay.stdout_text;
+  std::set<std::string> comms;
+  for (const auto& t : j["threads"]) comms.insert(t["comm"].get<std::string>());
+  EXPECT_TRUE(comms.count("cp-io-worker")) << j["threads"].dump();
+  EXPECT_TRUE(comms.count("sleep")) << j["threads"].dump();
+  for (const auto& c : comms) EXPECT_EQ(c.find("python"), std::string::npos) << c;
+  ASSERT_EQ(j["processes"].size(), 1u) << j["processes"].dump();
+  EXPECT_EQ(j["processes"][0]["name"], "sleep");
 }
 
 TEST(RecordingCli, BadInputGetsErrorAndHint) {

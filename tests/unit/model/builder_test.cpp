@@ -191,6 +191,50 @@ TEST(BuildObservation, AnEndedThreadIsAccountedUntilItsLastRead) {
   EXPECT_EQ(obs.threads[0].split[Resource::kSleep], 300 * kMs);
 }
 
+// A thread read under a new name (pthread_setname_np, prctl) goes by it from then on; a main
+// thread's new name (an exec) is its process's, for its other threads too. A window that ends
+// before a rename keeps the name of its time.
+TEST(BuildObservation, ARenamedThreadAndAnExecdProcessGoByTheirNewNames) {
+  std::vector<Tick> ticks(3);
+  ThreadSample main_first = first(100, 0, in_syscall(SYS_nanosleep));
+  main_first.comm = "svc";
+  ProcessSample p;
+  p.pid = 100;
+  p.name = "svc";
+  ticks[0].threads = {main_first, first(101, 0, in_syscall(SYS_nanosleep))};
+  ticks[0].processes = {p};
+  ticks[1].at_ns = 500 * kMs;
+  ThreadSample worker = poll(101, 500 * kMs, 400 * kMs, 10 * kMs, in_syscall(SYS_nanosleep));
+  worker.comm = "io-worker";
+  ticks[1].threads = {worker};
+  ticks[2].at_ns = 1000 * kMs;
+  ThreadSample main = poll(100, 1000 * kMs, 900 * kMs, 10 * kMs, in_syscall(SYS_nanosleep));
+  main.comm = "postgres";
+  p.at_ns = 1000 * kMs;
+  p.name.reset();  // a process's name is given at its first read only
+  ticks[2].threads = {main};
+  ticks[2].processes = {p};
+  // A later sample without a name keeps the one it has.
+  ticks.push_back(Tick{});
+  ticks[3].at_ns = 1500 * kMs;
+  ticks[3].threads = {poll(101, 1500 * kMs, 1400 * kMs, 20 * kMs, in_syscall(SYS_nanosleep))};
+
+  Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 2u);
+  EXPECT_EQ(obs.threads[0].comm, "postgres");
+  EXPECT_EQ(obs.threads[0].process_name, "postgres");
+  EXPECT_EQ(obs.threads[1].comm, "io-worker");
+  EXPECT_EQ(obs.threads[1].process_name, "postgres");
+  ASSERT_EQ(obs.processes.size(), 1u);
+  EXPECT_EQ(obs.processes[0].name, "postgres");
+
+  Observation early = build_observation(info(), ticks, Window{0, 400 * kMs});
+  ASSERT_EQ(early.threads.size(), 2u);
+  EXPECT_EQ(early.threads[0].comm, "svc");
+  EXPECT_EQ(early.threads[1].comm, "worker");
+  EXPECT_EQ(early.threads[1].process_name, "svc");
+}
+
 TEST(BuildObservation, AWindowCutsQuietTimeAndSkipsWhatCameBefore) {
   std::vector<Tick> ticks(4);
   ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep))};

@@ -15,8 +15,10 @@ model::ThreadSample sample(int tid, std::int64_t at, bool first, std::uint64_t r
   s.at_ns = at;
   s.prev_poll_ns = at;
   s.first = first;
-  s.comm = tid == 1 ? "writer" : "sleeper";
-  s.process_name = "svc";
+  if (first) {
+    s.comm = tid == 1 ? "writer" : "sleeper";
+    s.process_name = "svc";
+  }
   s.has_stat = true;
   s.run_ns = run_ns;
   s.wait.state = 'S';
@@ -62,6 +64,7 @@ TEST(TimelineBuilder, ColumnsHoldEachThreadsMainStateAndItsWait) {
     } else if (i >= 10) {
       t.threads = {sample(1, t.at_ns, false, static_cast<std::uint64_t>(i) * kMs, SYS_fdatasync,
                           "/data/<log>")};
+      if (i == 10) t.threads[0].comm = "log-writer";  // it named itself: its row goes by it
     }
     b.add(t);
   }
@@ -73,7 +76,8 @@ TEST(TimelineBuilder, ColumnsHoldEachThreadsMainStateAndItsWait) {
   const auto disk = static_cast<int>(model::Resource::kDisk);
   EXPECT_EQ(states(j["threads"][0]["runs"]), (std::vector<int>{sleep, sleep, disk, disk}));
   EXPECT_EQ(states(j["threads"][1]["runs"]), (std::vector<int>{sleep, sleep, sleep, sleep}));
-  EXPECT_EQ(j["threads"][0]["comm"], "writer");
+  EXPECT_EQ(j["threads"][0]["comm"], "log-writer");
+  EXPECT_EQ(j["threads"][1]["comm"], "sleeper");
   // The disk columns name the wait.
   const auto& runs = j["threads"][0]["runs"];
   ASSERT_EQ(runs.size(), 6u);

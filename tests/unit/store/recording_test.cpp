@@ -556,6 +556,62 @@ TEST(Recording, CompressedBlobsReplayExactlyAndDamagedOnesGiveErrors) {
   }
 }
 
+// A thread renamed after its first read (pthread_setname_np, an exec) keeps its new name in a
+// recording: read back in the tick it was seen in, in a window that starts at a later keyframe,
+// and after rotation dropped the tick of the rename. A window before it has the old name.
+TEST(Recording, ARenamedThreadKeepsItsNewNameAcrossKeyframesAndRotation) {
+  model::Samples s = sample_window(400);           // 40 s; thread 2 is read at every even tick
+  const std::string renamed = "io\x1b[2J-worker";  // hostile names survive unchanged
+  for (auto& t : s.ticks) {
+    if (t.at_ns != 2'000 * kMs) continue;
+    for (auto& th : t.threads) {
+      if (th.key.tid == 2) th.comm = renamed;
+    }
+  }
+  const auto comm_of_2 = [](const model::Observation& obs) {
+    for (const auto& a : obs.threads) {
+      if (a.key.tid == 2) return a.comm;
+    }
+    return std::string("(no thread 2)");
+  };
+  const std::string path = temp_path("renamed.chokepoint");
+  WriterOptions opt;
+  opt.keyframe_every_ns = 5'000 * kMs;
+  ASSERT_TRUE(write(path, s, opt));
+  auto back = read_all(path);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->ticks.size(), s.ticks.size());
+  for (std::size_t i = 0; i < s.ticks.size(); ++i) {
+    for (std::size_t k = 0; k < back->ticks[i].threads.size(); ++k) {
+      const auto& got = back->ticks[i].threads[k];
+      if (got.key.tid != 2 || got.first || back->ticks[i].at_ns > 2'000 * kMs) continue;
+      // The read that saw the rename carries the name, none before it.
+      EXPECT_EQ(got.comm, back->ticks[i].at_ns == 2'000 * kMs ? renamed : "") << i;
+    }
+  }
+  EXPECT_EQ(comm_of_2(model::build_observation(back->info, back->ticks)), renamed);
+  EXPECT_EQ(comm_of_2(model::build_observation(back->info, back->ticks, {0, 1'900 * kMs})),
+            "worker\n)x");
+  // From a keyframe after the rename: its base row carries the new name.
+  const auto from_keyframe = [&](const model::Samples& in) {
+    std::vector<model::Tick> later;
+    for (const auto& t : in.ticks) {
+      if (t.at_ns >= 11'000 * kMs) later.push_back(t);
+    }
+    return comm_of_2(model::build_observation(in.info, later));
+  };
+  EXPECT_EQ(from_keyframe(*back), renamed);
+
+  // Rotation drops the rename's tick; the keyframes after it still name the thread.
+  opt.keep_for_ns = 20'000 * kMs;
+  const std::string aged = temp_path("renamed_aged.chokepoint");
+  ASSERT_TRUE(write(aged, s, opt));
+  auto young = read_all(aged);
+  ASSERT_TRUE(young) << young.error().message;
+  ASSERT_GT(young->ticks.front().at_ns, 2'000 * kMs);
+  EXPECT_EQ(comm_of_2(model::build_observation(young->info, young->ticks)), renamed);
+}
+
 TEST(Recording, ReplacesAnEarlierRecording) {
   const std::string path = temp_path("replaced.chokepoint");
   ASSERT_TRUE(write(path, sample_window(10)));
