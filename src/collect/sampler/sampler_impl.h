@@ -260,7 +260,10 @@ struct Sampler::Impl {
   // The thread's name as read now: a sample of a thread that renamed itself (prctl
   // PR_SET_NAME, pthread_setname_np) or exec'd since its last record carries its new name, and a
   // main thread's new name is its process's from then on (the next threads' first samples).
-  void note_comm(ThreadState& t, model::ThreadSample& s, const std::string& comm);
+  // A kernel thread keeps its first name: /proc shows a kworker's current work queue in its name
+  // ("kworker/0:1-events"), the task iterator its comm ("kworker/0:1"), and neither is a rename.
+  void note_comm(ThreadState& t, model::ThreadSample& s, const std::string& comm,
+                 bool kernel_thread);
   // Counters of a thread: from this tick's iterator read when it has the thread, else /proc.
   util::Result<procfs::Schedstat> read_counters(ThreadState& t);
   // Reads /proc/PID/<file> of a process through its kept fd (opened on first use while the fd

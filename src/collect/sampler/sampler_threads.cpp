@@ -160,8 +160,9 @@ void Sampler::Impl::fill_record(model::ThreadSample& s, const bpf::TaskRecord& r
   s.wait.frozen = frozen;
 }
 
-void Sampler::Impl::note_comm(ThreadState& t, model::ThreadSample& s, const std::string& comm) {
-  if (comm == t.comm) return;
+void Sampler::Impl::note_comm(ThreadState& t, model::ThreadSample& s, const std::string& comm,
+                              bool kernel_thread) {
+  if (comm == t.comm || kernel_thread) return;
   t.comm = comm;
   s.comm = comm;
   if (t.key.tid == t.key.pid) {
@@ -225,7 +226,7 @@ bool Sampler::Impl::sample_thread_files(ThreadState& t, std::int64_t now_ns, boo
   s.prev_poll_ns = prev_poll_ns;
   if (const bpf::TaskRecord* r = t.in_iterator ? iter_record(t.key.tid) : nullptr) {
     fill_record(s, *r, frozen, now_ns);
-    note_comm(t, s, r->comm);
+    note_comm(t, s, r->comm, r->kernel_thread);
     tick.threads.push_back(std::move(s));
     return true;
   }
@@ -235,7 +236,8 @@ bool Sampler::Impl::sample_thread_files(ThreadState& t, std::int64_t now_ns, boo
   auto st = read_stat(t);
   if (st) {
     fill_stat(s, *st);
-    note_comm(t, s, st->comm);
+    // kthreadd (pid 2) is every kernel thread's parent, in the host's pid namespace.
+    note_comm(t, s, st->comm, process.kernel_thread || st->ppid == 2 || t.key.pid == 2);
     // A thread in state R shows no system call: /proc/TID/syscall prints "running" for a task
     // whose state is TASK_RUNNING (task_current_syscall in lib/syscall.c gives up on it), the
     // state stat prints as R. Most threads polled here are busy ones: not read for them.

@@ -5,7 +5,9 @@
 //   and exit events, with its pid; a datagram cut short is parsed as nothing, never past its end.
 // - A host sampler started before a child is forked sees the child (its first sample, under its
 //   exec'd name) while it lives and finishes it after it exits, with one full listing of /proc
-//   in the whole run: a build that lists /proc again, or ignores the events, fails it.
+//   in the whole run: a build that lists /proc again, or ignores the events, fails it. Its main
+//   thread's last name is the exec'd one (a read before the exec makes it a rename), and no
+//   kernel thread's sample carries a new name (a kworker's /proc name shows its work queue).
 // - With a queue too small for a burst of forks (an overflow), the sampler lists /proc once per
 //   overflow (full_listings == 1 + proc_events_lost, at least one) and sees every child still
 //   alive after the burst; every child ends in the samples once reaped (no ghost).
@@ -71,6 +73,7 @@ struct Seen {
   std::int64_t last_at_ns = -1;   // the last sample of a thread of the process
   std::int64_t ended_at_ns = -1;  // its main thread in a tick's ended list
   std::string name;               // the process sample's name
+  std::string comm;               // its main thread's name, as its samples last gave it
 };
 
 struct RecordingSink : model::SampleSink {
@@ -78,6 +81,7 @@ struct RecordingSink : model::SampleSink {
   std::map<int, Seen> seen;  // by pid
   std::optional<model::CollectorSample> collector;
   std::size_t ticks = 0;
+  std::vector<std::string> kworker_renames;  // kernel threads' samples that carried a new name
   void begin(const model::RecordingInfo&) override {}
   void add(model::Tick tick) override {
     std::lock_guard lock(mu);
@@ -86,6 +90,8 @@ struct RecordingSink : model::SampleSink {
       Seen& p = seen[s.key.pid];
       if (s.first && p.first_at_ns < 0) p.first_at_ns = tick.at_ns;
       p.last_at_ns = tick.at_ns;
+      if (s.key.tid == s.key.pid && !s.comm.empty()) p.comm = s.comm;
+      if (!s.first && s.comm.rfind("kworker", 0) == 0) kworker_renames.push_back(s.comm);
     }
     for (const auto& e : tick.ended) {
       if (e.pid == e.tid) seen[e.pid].ended_at_ns = tick.at_ns;
@@ -240,6 +246,11 @@ TEST(ProcEvents, HostSamplerSeesAChildFromEventsAndForgetsItWithoutAListing) {
   EXPECT_GT(s.first_at_ns, forked_ns) << "the child forked after the start was never sampled";
   EXPECT_LT(s.first_at_ns, reaped_ns);
   EXPECT_EQ(s.name, "sleep") << "the child's process sample has the name it exec'd";
+  // Its main thread too, even when the first read came before the exec (a rename).
+  EXPECT_EQ(s.comm, "sleep");
+  // Kernel threads keep their first names: /proc shows a kworker's work queue in its name and the
+  // task iterator does not, and neither is a rename.
+  EXPECT_TRUE(h.sink.kworker_renames.empty()) << h.sink.kworker_renames.front();
   EXPECT_GT(s.ended_at_ns, 0) << "the child's exit did not finish it";
   EXPECT_GE(s.ended_at_ns, s.last_at_ns) << "sampled after it was finished";
   EXPECT_LT(s.ended_at_ns, reaped_ns + 8'000'000'000);
