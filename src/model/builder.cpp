@@ -178,6 +178,7 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
   ps.open_fds = *p.open_fds;
   std::set<std::string> peers;
   std::uint64_t acked = 0;
+  std::map<std::pair<bool, std::string>, ProcessSummary::Peer> by_peer;  // (clients, address)
   for (const auto& [inode, s] : p.sockets_last) {
     if (s.state == SocketState::kListen) {
       ++ps.listeners;
@@ -195,17 +196,37 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
       ps.upstream_rtt_us_max = std::max<std::uint64_t>(ps.upstream_rtt_us_max, s.rtt_us);
     }
     ps.notsent_bytes += s.notsent_bytes;
+    const std::string address =
+        s.server_side ? s.remote_addr : fmt::format("{}:{}", s.remote_addr, s.remote_port);
+    ProcessSummary::Peer& peer = by_peer[{s.server_side, address}];
+    ++peer.connections;
+    peer.rtt_us_max = std::max(peer.rtt_us_max, s.rtt_us);
+    peer.notsent_bytes += s.notsent_bytes;
     auto f = p.sockets_first.find(inode);
     if (f != p.sockets_first.end()) {
       ps.sndbuf_limited_us +=
           util::saturating_delta(f->second.sndbuf_limited_us, s.sndbuf_limited_us);
       ps.rwnd_limited_us += util::saturating_delta(f->second.rwnd_limited_us, s.rwnd_limited_us);
-      acked += util::saturating_delta(f->second.bytes_acked, s.bytes_acked);
+      const std::uint64_t sent = util::saturating_delta(f->second.bytes_acked, s.bytes_acked);
+      acked += sent;
+      peer.bytes_sent_per_s += sent;  // a sum of bytes until the loop's end
+      peer.retransmits += util::saturating_delta(f->second.total_retrans, s.total_retrans);
     }
   }
   ps.upstream_peers.assign(peers.begin(), peers.end());
-  ps.bytes_sent_per_s =
-      secs > 0 ? static_cast<std::uint64_t>(static_cast<double>(acked) / secs) : 0;
+  const auto per_s = [secs](std::uint64_t bytes) {
+    return secs > 0 ? static_cast<std::uint64_t>(static_cast<double>(bytes) / secs) : 0;
+  };
+  ps.bytes_sent_per_s = per_s(acked);
+  for (auto& [key, peer] : by_peer) {
+    peer.address = key.second;
+    peer.clients = key.first;
+    peer.bytes_sent_per_s = per_s(peer.bytes_sent_per_s);
+    ps.peers.push_back(std::move(peer));
+  }
+  std::stable_sort(ps.peers.begin(), ps.peers.end(), [](const auto& a, const auto& b) {
+    return a.bytes_sent_per_s > b.bytes_sent_per_s;
+  });
   return ps;
 }
 Observation Builder::finish(bool keep_threads) {

@@ -57,6 +57,19 @@ struct ProcessSummary {
   std::vector<std::string> upstream_peers;  // "127.0.0.1:9001"
   std::vector<std::string> listen_sockets;  // "127.0.0.1:8080 backlog 1, queue 1"
   std::uint64_t bytes_sent_per_s = 0;       // tcp_info bytes_acked delta over the window
+  // Its established connections by peer (tcp_info at the window's ends), the most bytes sent
+  // first: upstreams by address and port, clients (accepted) by address (their ports are
+  // ephemeral).
+  struct Peer {
+    std::string address;   // "127.0.0.1:9001" for an upstream, "127.0.0.1" for clients
+    bool clients = false;  // accepted from our listeners
+    int connections = 0;
+    std::uint64_t bytes_sent_per_s = 0;  // bytes_acked delta over the window
+    std::uint64_t retransmits = 0;       // total_retrans delta over the window
+    std::uint32_t rtt_us_max = 0;        // the largest smoothed RTT at the end
+    std::uint64_t notsent_bytes = 0;     // at the end
+  };
+  std::vector<Peer> peers;
   // Delay accounting over taskstats (root; only tasks started while kernel.task_delayacct was on
   // carry it): the thread group's delays over the window, summed over its threads.
   bool has_delays = false;

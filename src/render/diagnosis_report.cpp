@@ -335,6 +335,17 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                      {"server_connections", p.server_connections},
                      {"client_connections", p.client_connections},
                      {"upstream_peers", p.upstream_peers}});
+    json peers = json::array();
+    for (const auto& peer : p.peers) {
+      peers.push_back({{"address", peer.address},
+                       {"clients", peer.clients},
+                       {"connections", peer.connections},
+                       {"bytes_sent_per_s", peer.bytes_sent_per_s},
+                       {"retransmits", peer.retransmits},
+                       {"rtt_ms_max", static_cast<double>(peer.rtt_us_max) / 1000},
+                       {"notsent_bytes", peer.notsent_bytes}});
+    }
+    procs.back()["peers"] = std::move(peers);
     if (p.has_delays) {
       auto s = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e9; };
       procs.back()["delays_s"] = {{"cpu", s(p.delay_cpu_ns)},

@@ -445,8 +445,21 @@ std::vector<std::string> connections_panel(const model::Observation& obs) {
                               bytes_short(static_cast<double>(p.notsent_bytes)),
                               static_cast<double>(p.upstream_rtt_us_max) / 1000));
     for (const auto& l : p.listen_sockets) out.push_back("          listen " + terminal_text(l));
-    for (const auto& peer : p.upstream_peers)
-      out.push_back("          peer " + terminal_text(peer));
+    // Its peers (iftop's view of it), the most bytes sent first.
+    constexpr std::size_t kPeersShown = 8;
+    for (std::size_t i = 0; i < p.peers.size() && i < kPeersShown; ++i) {
+      const auto& peer = p.peers[i];
+      out.push_back(fmt::format(
+          "          {:<8} {:<21} {:>4} conn {:>6}/s sent {:>5} retrans {:>8.2f} ms rtt {:>6} "
+          "notsent",
+          peer.clients ? "clients" : "upstream", terminal_text(peer.address), peer.connections,
+          bytes_short(static_cast<double>(peer.bytes_sent_per_s)), peer.retransmits,
+          static_cast<double>(peer.rtt_us_max) / 1000,
+          bytes_short(static_cast<double>(peer.notsent_bytes))));
+    }
+    if (p.peers.size() > kPeersShown) {
+      out.push_back(fmt::format("          ... and {} more peers", p.peers.size() - kPeersShown));
+    }
   }
   if (!any) out.emplace_back("(no process has a TCP socket)");
   out.emplace_back("");

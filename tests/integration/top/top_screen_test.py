@@ -216,7 +216,7 @@ class TopScreenTest(unittest.TestCase):
         for recording, key, title, wanted in (
                 ("lab_disk", b"i", "disks", "fdatasync /tmp/chokepoint-lab."),
                 ("lab_lock", b"l", "locks", "mutex 0x"),
-                ("lab_upstream", b"o", "connections", "peer 127.0.0.1:")):
+                ("lab_upstream", b"o", "connections", "upstream 127.0.0.1:")):
             term = Terminal(["top", "--replay", os.path.join(recordings, recording + ".chokepoint"),
                              "--interval", "2s"])
             try:

@@ -324,6 +324,57 @@ TEST(BuildObservation, ProcessAndSystemSummariesAreDeltasOverTheWindow) {
   EXPECT_EQ(obs.sources.front().name, "schedstat");
 }
 
+// A process's connections by peer (top's connections panel): upstreams by address and port,
+// clients by address (their ports are ephemeral); bytes sent and retransmits are deltas over the
+// window, RTT the largest and unsent bytes the sum at its end; the most bytes sent first.
+TEST(BuildObservation, PeersGroupUpstreamsByAddressAndPortAndClientsByAddress) {
+  std::vector<Tick> ticks(2);
+  ticks[0].threads = {first(1, 0, in_syscall(SYS_nanosleep))};
+  ticks[1].at_ns = 2000 * kMs;
+  for (int i = 0; i < 2; ++i) {
+    ProcessSample p;
+    p.pid = 100;
+    p.at_ns = ticks[static_cast<std::size_t>(i)].at_ns;
+    p.open_fds = 10;
+    ticks[static_cast<std::size_t>(i)].processes = {p};
+    const std::uint64_t end = static_cast<std::uint64_t>(i);  // 0 at the start, 1 at the end
+    for (int k = 0; k < 2; ++k) {
+      SocketSample up = test_support::socket_sample(100, 5 + static_cast<std::uint64_t>(k),
+                                                    SocketState::kEstablished,
+                                                    {"127.0.0.1", 40000, "127.0.0.1", 9001});
+      up.at_ns = ticks[static_cast<std::size_t>(i)].at_ns;
+      up.bytes_acked = end * 2000;
+      up.total_retrans = k == 0 ? static_cast<std::uint32_t>(1 + 2 * end) : 0;
+      up.rtt_us = k == 0 ? 300 : 500;
+      up.notsent_bytes = k == 0 ? 10 : 20;
+      SocketSample client = test_support::socket_sample(
+          100, 7 + static_cast<std::uint64_t>(k), SocketState::kEstablished,
+          {"127.0.0.1", 8080, "10.0.0.1", static_cast<std::uint16_t>(50000 + k)});
+      client.at_ns = up.at_ns;
+      client.server_side = true;
+      client.bytes_acked = end * 20000;
+      ticks[static_cast<std::size_t>(i)].sockets.push_back(up);
+      ticks[static_cast<std::size_t>(i)].sockets.push_back(client);
+    }
+  }
+  Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.processes.size(), 1u);
+  const auto& peers = obs.processes[0].peers;
+  ASSERT_EQ(peers.size(), 2u);
+  EXPECT_EQ(peers[0].address, "10.0.0.1");
+  EXPECT_TRUE(peers[0].clients);
+  EXPECT_EQ(peers[0].connections, 2);
+  EXPECT_EQ(peers[0].bytes_sent_per_s, 20000u);  // 40,000 bytes over 2 s
+  EXPECT_EQ(peers[1].address, "127.0.0.1:9001");
+  EXPECT_FALSE(peers[1].clients);
+  EXPECT_EQ(peers[1].connections, 2);
+  EXPECT_EQ(peers[1].bytes_sent_per_s, 2000u);
+  EXPECT_EQ(peers[1].retransmits, 2u);
+  EXPECT_EQ(peers[1].rtt_us_max, 500u);
+  EXPECT_EQ(peers[1].notsent_bytes, 30u);
+  EXPECT_EQ(obs.processes[0].bytes_sent_per_s, 22000u);
+}
+
 TEST(BuildObservation, ALiveSinkBuildsWhatTheWholeStreamGives) {
   const std::vector<Tick> ticks = lock_behind_disk_ticks();
   const Observation whole = build_observation(info(), ticks);
