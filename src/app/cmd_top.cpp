@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -17,17 +18,62 @@
 
 #include "analysis/diagnosis.h"
 #include "app/cli_values.h"
+#include "app/stack_capture.h"
 #include "app/subcommand.h"
 #include "app/target_session.h"
 #include "model/builder.h"
+#include "profile/top.h"
 #include "render/top_frame.h"
 #include "store/recording.h"
+#include "symbolize/symbolizer.h"
 #include "tui/top_screen.h"
+#include "util/escape.h"
 #include "util/fatal.h"
 #include "util/stop_signal.h"
 
 namespace chokepoint::app {
 namespace {
+
+// The full-screen view's P: an on-CPU profile of a process (tid != 0: of one of its threads) for
+// duration_ns, at 199 Hz as diagnose's evidence takes it, as the hottest functions by self and
+// by total time (profile::top_text), or the error with its hint.
+std::string profile_text(int pid, int tid, std::int64_t duration_ns,
+                         const std::atomic<bool>* stop) {
+  const auto error_text = [](const util::Error& e) {
+    std::string out = "error: " + util::terminal_text(e.message) + "\n";
+    if (!e.hint.empty()) out += "hint: " + util::terminal_text(e.hint) + "\n";
+    return out;
+  };
+  auto symbolizer = symbolize::Symbolizer::create();
+  if (!symbolizer) return error_text(symbolizer.error());
+  collect::perf::PerfOptions options;
+  options.target.kind = collect::sampler::TargetSpec::Kind::kPid;
+  options.target.pid = pid;
+  options.frequency_hz = 199;
+  // A thread's profile: its stacks, by the thread frames the capture adds.
+  auto c = capture_on_cpu(options, tid != 0, duration_ns, **symbolizer, stop);
+  if (!c) return error_text(c.error());
+  profile::Profile& p = c->profile;
+  if (tid != 0) {
+    std::erase_if(p.stacks, [tid](const profile::Stack& s) {
+      return std::none_of(s.frames.begin(), s.frames.end(), [tid](const profile::Frame& f) {
+        return profile::thread_frame_tid(f) == tid;
+      });
+    });
+  }
+  std::uint64_t samples = 0;
+  for (const auto& s : p.stacks) samples += s.value;
+  std::string out = fmt::format(
+      "{} samples at {:.0f} Hz over {:.1f} s ({:.2f} cores on CPU)\n\n", samples, p.frequency_hz,
+      p.duration_s,
+      p.duration_s > 0 ? static_cast<double>(samples) / p.frequency_hz / p.duration_s : 0.0);
+  if (samples == 0) {
+    return out +
+           "it did not run on a CPU while sampled: its time is off-CPU (the frame's WAIT "
+           "column says where)\n";
+  }
+  return out + profile::top_text(p, profile::top(p, 20));
+}
 
 struct TopArgs {
   TargetArgs target;
@@ -148,6 +194,9 @@ int run_live_screen(const TopArgs& a, TargetSession& session, std::int64_t inter
   tui::TopScreenSource source;
   source.interval_ns = interval_ns;
   source.waiting = fmt::format("chokepoint top - collecting the first window ({})...", a.interval);
+  source.profile = [](int pid, int tid, const std::atomic<bool>* profile_stop) {
+    return profile_text(pid, tid, 5'000'000'000, profile_stop);
+  };
   source.poll_live = [&]() -> std::optional<tui::TopScreenFrame> {
     const std::lock_guard lock(mu);
     std::optional<tui::TopScreenFrame> out;

@@ -8,8 +8,11 @@
 #include <chrono>
 #include <clocale>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "render/diagnosis_report.h"
@@ -101,6 +104,9 @@ class TopScreen {
  public:
   TopScreen(const TopScreenSource& source, const TopScreenOptions& options)
       : source_(source), options_(options) {}
+  ~TopScreen() { end_profile(); }
+  TopScreen(const TopScreen&) = delete;
+  TopScreen& operator=(const TopScreen&) = delete;
 
   int run(const std::function<bool()>& stop) {
     if (replaying()) load_replay(0);
@@ -122,6 +128,10 @@ class TopScreen {
           dirty = true;
         }
       }
+      if (profiling_ && profile_done_.load()) {
+        pager_ = end_profile();
+        dirty = true;
+      }
       if (dirty) draw();
       dirty = false;
       const int ch = getch();
@@ -130,6 +140,7 @@ class TopScreen {
       if (!pager_.empty()) {
         if (!pager_key(ch)) continue;
         pager_.clear();
+        end_profile();  // closed while it ran: cancelled
         continue;
       }
       if (editing_) {
@@ -170,7 +181,13 @@ class TopScreen {
   // The frame's rows under the sort, then the filter and the thread toggle.
   void rebuild() {
     if (!frame_) return;
-    const auto selected = selected_key();
+    // The selected row by (pid, tid, thread): a process row and its "more threads" line share
+    // pid and tid 0 (the selection jumped to the latter at every new frame).
+    std::optional<std::tuple<int, int, bool>> selected;
+    if (selection_ < visible_.size()) {
+      const auto& r = lines_.rows[visible_[selection_]];
+      selected = std::make_tuple(r.pid, r.tid, r.thread);
+    }
     lines_ = render::top_frame_lines(frame_->observation, frame_->diagnosis, frame_->info,
                                      options_.frame);
     visible_.clear();
@@ -192,7 +209,10 @@ class TopScreen {
     selection_ = 0;
     for (std::size_t v = 0; v < visible_.size(); ++v) {
       const auto& r = rows[visible_[v]];
-      if (selected && r.pid == selected->first && r.tid == selected->second) selection_ = v;
+      if (selected == std::make_tuple(r.pid, r.tid, r.thread)) {
+        selection_ = v;
+        break;
+      }
     }
   }
 
@@ -256,6 +276,10 @@ class TopScreen {
           pager_top_ = 0;
         }
         break;
+      case 'P':
+        // A profile of the selected row (`p` sorts by pid).
+        if (auto key = selected_key()) start_profile(key->first, key->second);
+        break;
       case 'D':
         // The full diagnose report of the frame's window (`d` sorts by disk).
         if (!frame_) break;
@@ -288,6 +312,42 @@ class TopScreen {
       default:
         break;  // KEY_RESIZE and others: redraw
     }
+  }
+
+  void start_profile(int pid, int tid) {
+    const double secs = static_cast<double>(source_.profile_ns) / 1e9;
+    pager_title_ = fmt::format(
+        "on-CPU profile of pid {}{}, {:.0f} s (q or Esc: back, arrows/j/k "
+        "scroll)",
+        pid, tid != 0 ? fmt::format(" tid {}", tid) : std::string(), secs);
+    pager_top_ = 0;
+    if (replaying() || !source_.profile) {
+      pager_ = {"a profile samples a live process: this frame comes from a recording"};
+      return;
+    }
+    pager_ = {fmt::format("sampling its on-CPU stacks for {:.0f} s (q or Esc: cancel) ...", secs)};
+    profile_stop_ = false;
+    profile_done_ = false;
+    profiling_ = true;
+    profiler_ = std::thread([this, pid, tid] {
+      auto lines = split_lines(source_.profile(pid, tid, &profile_stop_));
+      std::lock_guard lock(profile_mu_);
+      profile_lines_ = std::move(lines);
+      profile_done_ = true;
+    });
+  }
+
+  // Ends the profile (stopping it if it still runs) and returns its lines.
+  std::vector<std::string> end_profile() {
+    if (!profiling_) return {};
+    profile_stop_ = true;
+    profiler_.join();
+    profiling_ = false;
+    std::lock_guard lock(profile_mu_);
+    auto lines = std::move(profile_lines_);
+    profile_lines_.clear();
+    if (lines.empty()) lines.emplace_back("(no lines)");
+    return lines;
   }
 
   void open_panel(render::TopPanel panel) {
@@ -418,8 +478,8 @@ class TopScreen {
       put_line(y++, header[i], a);
     }
     std::string keys = fmt::format(
-        "q quit  sort c r d m p n: {}  / filter{}  t threads {}  s stacks  i disks  o conns  l "
-        "locks",
+        "q quit  sort c r d m p n: {}  / filter{}  t threads {}  s stacks  P profile  i disks  o "
+        "conns  l locks",
         render::top_sort_name(options_.frame.sort),
         filter_.empty() ? std::string() : " [" + util::terminal_text(filter_) + "]",
         threads_ ? "shown" : "collapsed");
@@ -481,6 +541,13 @@ class TopScreen {
   std::vector<std::string> pager_;
   std::string pager_title_;
   int pager_top_ = 0;
+  // The P profile's thread: profile_lines_ (under profile_mu_) once profile_done_.
+  std::thread profiler_;
+  bool profiling_ = false;
+  std::atomic<bool> profile_stop_{false};
+  std::atomic<bool> profile_done_{false};
+  std::mutex profile_mu_;
+  std::vector<std::string> profile_lines_;
 };
 
 }  // namespace

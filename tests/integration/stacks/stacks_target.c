@@ -2,12 +2,14 @@
 // that main holds, one in read() on a pipe nobody writes, one in sleep(). Each waits in a
 // function of its own (park_in_mutex, park_in_read, park_in_sleep) so the dump must name them.
 // Prints "ready" once every thread has had time to block, then waits to be killed.
-// Usage: stacks_target [extra_sleepers [main_thread_name]]: extra threads in park_in_sleep (the
-// bench), and a name for the main thread (tests give it escape sequences).
+// Usage: stacks_target [extra_sleepers [main_thread_name [spin]]]: extra threads in park_in_sleep
+// (the bench), a name for the main thread (tests give it escape sequences), and with "spin" a
+// thread "spinner" that runs on a CPU in spin_on_cpu (top's on-CPU profile names it).
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -26,6 +28,18 @@ __attribute__((noinline)) static void park_in_read(void) {
 
 __attribute__((noinline)) static void park_in_sleep(void) {
   for (;;) sleep(1000);
+}
+
+static volatile unsigned long g_spins;
+
+__attribute__((noinline)) static void spin_on_cpu(void) {
+  for (;;) ++g_spins;
+}
+
+static void* spin_thread(void* arg) {
+  (void)arg;
+  spin_on_cpu();
+  return NULL;
 }
 
 static void* mutex_thread(void* arg) {
@@ -68,6 +82,7 @@ int main(int argc, char** argv) {
   start(read_thread, "in-read");
   start(sleep_thread, "in-sleep");
   for (int i = 0; i < extra; ++i) start(sleep_thread, "sleeper");
+  if (argc > 3 && strcmp(argv[3], "spin") == 0) start(spin_thread, "spinner");
   usleep(200 * 1000);
   printf("ready\n");
   fflush(stdout);

@@ -5,7 +5,8 @@ the lab's threads; a sort key reorders them, t collapses and expands, / filters;
 the disks, locks and connections panels (from the disk, lock and upstream recordings); space pauses and
 the arrows step frames; a resize redraws at the new width; --no-color and NO_COLOR send no
 colour; live on a process named with escape sequences, the name cannot change the screen and s
-shows its stacks; q exits 0.
+shows its stacks; live on a process with a spinning thread, P shows its on-CPU profile with the
+spinning function, and q cancels a thread's profile while it runs; q exits 0.
 
 Usage: top_screen_test.py CHOKEPOINT STACKS_TARGET RECORDING
 """
@@ -248,6 +249,45 @@ class TopScreenTest(unittest.TestCase):
             self.assertNotEqual(bad.proc.wait(timeout=TIMEOUT_S), 0)
         finally:
             bad.close()
+
+    def test_profile_of_the_selected_process_and_thread(self):
+        target = subprocess.Popen([STACKS_TARGET, "0", "spin-target", "spin"],
+                                  stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(target.stdout.readline(), b"ready\n")
+            term = Terminal(["top", "--pid", str(target.pid), "--interval", "500ms"])
+            try:
+                term.wait_for("the spinner's row", lambda ls: any("spinner" in l for l in ls))
+                # P on the process row: 5 s of on-CPU samples, the spinning function first.
+                term.send(b"P")
+                term.wait_for("the profile running",
+                              lambda ls: ls[0].startswith(f"on-CPU profile of pid {target.pid},")
+                              and "sampling its on-CPU stacks" in "\n".join(ls))
+                term.wait_for("the profile's hottest functions",
+                              lambda ls: "samples at 199 Hz" in "\n".join(ls)
+                              and "spin_on_cpu" in "\n".join(ls))
+                text = term.text()
+                self.assertRegex(text, r"Hottest functions by self samples", text)
+                term.send(b"q")
+                term.wait_for("the frame again", lambda ls: "verdict:" in ls[1])
+                # On a thread row, P profiles that thread; q while it runs cancels it at once.
+                term.send(b"j")
+                time.sleep(0.2)
+                term.send(b"P")
+                term.wait_for("one thread's profile running",
+                              lambda ls: ls[0].startswith(f"on-CPU profile of pid {target.pid} tid "))
+                started = time.monotonic()
+                term.send(b"q")
+                term.wait_for("the frame after the cancel", lambda ls: "verdict:" in ls[1])
+                self.assertLess(time.monotonic() - started, 4.0, "the cancel waited for the profile")
+            except BaseException:
+                term.close()
+                raise
+            self.assertEqual(term.quit(), 0)
+        finally:
+            target.kill()
+            target.wait()
+            target.stdout.close()
 
     def test_hostile_process_name_cannot_change_the_screen(self):
         name = "\x1b[2J\x1b]0;x\aev"  # clear the screen, retitle, bell
