@@ -1,11 +1,13 @@
 #include "render/top_frame.h"
 
 #include <fmt/format.h>
+#include <sys/syscall.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -471,6 +473,62 @@ std::vector<std::string> connections_panel(const model::Observation& obs) {
   return out;
 }
 
+// Who released the lock at `address` ("0x55b9142e3380", as model::classify_futex writes it in
+// the lock's detail), from the exact mode's wait-for graph: the thread whose wakeups ended most
+// of its waiters' blocked time (a mutex's waiter is woken by the unlock of the thread that held
+// it). The largest futex object at that address wins (the same address in two processes).
+class LockHolders {
+ public:
+  explicit LockHolders(const model::Observation& obs) : obs_(obs) {
+    if (!obs.wait_graph) return;
+    if (obs.wait_graph->objects) {
+      objects_ = obs.wait_graph->objects;
+    } else {
+      objects_ = std::make_shared<const std::vector<model::WaitObject>>(
+          model::wait_objects(*obs.wait_graph));
+    }
+    for (const auto& o : *objects_) {
+      if (o.syscall_nr != SYS_futex) continue;
+      const model::WaitObject*& slot = by_address_[fmt::format("{:#x}", o.object)];
+      if (slot == nullptr || slot->ns < o.ns) slot = &o;
+    }
+  }
+
+  // The HOLDER column of a lock detail ("mutex 0x55b9142e3380", "rwlock 0x... (caller)").
+  std::string holder(const std::string& detail) const {
+    if (!obs_.wait_graph) return "not known (the wait-for graph needs --mode exact)";
+    const auto from = detail.find(' ');
+    const std::string address =
+        from == std::string::npos ? ""
+                                  : detail.substr(from + 1, detail.find(' ', from + 1) - from - 1);
+    auto it = by_address_.find(address);
+    if (it == by_address_.end()) return "not seen released in the window";
+    const model::WaitObject& o = *it->second;
+    if (o.waker_kind == model::WakerKind::kInterrupt) return "none: its waits ended by timeouts";
+    std::string who = fmt::format("tid {}", o.waker_tid);
+    for (const auto& t : obs_.threads) {
+      if (t.key.pid == o.waker_pid && t.key.tid == o.waker_tid) {
+        who += " " + terminal_text(t.comm);
+        break;
+      }
+    }
+    if (o.waker_pid != 0 &&
+        !std::count(obs_.target.pids.begin(), obs_.target.pids.end(), o.waker_pid)) {
+      who += fmt::format(" of pid {}", o.waker_pid);
+    }
+    if (o.shape == model::WaitShape::kContention) {
+      return fmt::format("passed among its {} waiters; {} released it most ({:.0f}%)",
+                         o.waiters.size(), who, 100 * o.waker_share);
+    }
+    return fmt::format("{} ({:.0f}% of its waits ended)", who, 100 * o.waker_share);
+  }
+
+ private:
+  const model::Observation& obs_;
+  std::shared_ptr<const std::vector<model::WaitObject>> objects_;
+  std::map<std::string, const model::WaitObject*> by_address_;
+};
+
 std::vector<std::string> locks_panel(const model::Observation& obs) {
   struct Lock {
     std::int64_t ns = 0;
@@ -487,12 +545,13 @@ std::vector<std::string> locks_panel(const model::Observation& obs) {
   std::vector<std::pair<std::string, Lock>> sorted(locks.begin(), locks.end());
   std::sort(sorted.begin(), sorted.end(),
             [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
+  const LockHolders holders(obs);
   std::vector<std::string> out = {
       fmt::format("{:<40} {:>8} {:>12}  {}", "LOCK", "WAITERS", "WAITED ms", "HOLDER")};
   for (const auto& [name, l] : sorted) {
     out.push_back(fmt::format("{:<40} {:>8} {:>12.1f}  {}",
                               terminal_text(name.empty() ? "(unknown)" : name), l.waiters,
-                              static_cast<double>(l.ns) / 1e6, "not known"));
+                              static_cast<double>(l.ns) / 1e6, holders.holder(name)));
   }
   if (sorted.empty()) out.emplace_back("(no thread waited on a lock)");
   out.emplace_back("");
