@@ -202,6 +202,7 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
     ++peer.connections;
     peer.rtt_us_max = std::max(peer.rtt_us_max, s.rtt_us);
     peer.notsent_bytes += s.notsent_bytes;
+    peer.unacked_segments += s.unacked_segments;
     auto f = p.sockets_first.find(inode);
     if (f != p.sockets_first.end()) {
       ps.sndbuf_limited_us +=

@@ -68,6 +68,7 @@ struct ProcessSummary {
     std::uint64_t retransmits = 0;       // total_retrans delta over the window
     std::uint32_t rtt_us_max = 0;        // the largest smoothed RTT at the end
     std::uint64_t notsent_bytes = 0;     // at the end
+    std::uint64_t unacked_segments = 0;  // at the end: sent, not yet acknowledged
   };
   std::vector<Peer> peers;
   // Delay accounting over taskstats (root; only tasks started while kernel.task_delayacct was on

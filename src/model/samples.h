@@ -121,6 +121,7 @@ struct SocketSample {
   std::uint32_t rtt_us = 0;     // tcp_info's smoothed RTT (srtt)
   std::uint32_t rttvar_us = 0;  // its variance (mean deviation); 0 in recordings before schema 6
   std::uint32_t total_retrans = 0;  // segments retransmitted over the connection's life (schema 6)
+  std::uint32_t unacked_segments = 0;  // sent, not yet acknowledged, at the read (schema 7)
   std::uint64_t bytes_acked = 0;
   std::uint64_t sndbuf_limited_us = 0;
   std::uint64_t rwnd_limited_us = 0;

@@ -343,7 +343,8 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                        {"bytes_sent_per_s", peer.bytes_sent_per_s},
                        {"retransmits", peer.retransmits},
                        {"rtt_ms_max", static_cast<double>(peer.rtt_us_max) / 1000},
-                       {"notsent_bytes", peer.notsent_bytes}});
+                       {"notsent_bytes", peer.notsent_bytes},
+                       {"unacked_segments", peer.unacked_segments}});
     }
     procs.back()["peers"] = std::move(peers);
     if (p.has_delays) {

@@ -453,11 +453,11 @@ std::vector<std::string> connections_panel(const model::Observation& obs) {
       const auto& peer = p.peers[i];
       out.push_back(fmt::format(
           "          {:<8} {:<21} {:>4} conn {:>6}/s sent {:>5} retrans {:>8.2f} ms rtt {:>6} "
-          "notsent",
+          "notsent {:>5} unacked",
           peer.clients ? "clients" : "upstream", terminal_text(peer.address), peer.connections,
           bytes_short(static_cast<double>(peer.bytes_sent_per_s)), peer.retransmits,
           static_cast<double>(peer.rtt_us_max) / 1000,
-          bytes_short(static_cast<double>(peer.notsent_bytes))));
+          bytes_short(static_cast<double>(peer.notsent_bytes)), peer.unacked_segments));
     }
     if (p.peers.size() > kPeersShown) {
       out.push_back(fmt::format("          ... and {} more peers", p.peers.size() - kPeersShown));

@@ -32,8 +32,9 @@ namespace chokepoint::store {
 // (thread_pack.data, exact_sample.waits and edges) are compressed (store/blob_codec.h), and a
 // thread row gives one of utime and stime when they split its run time; 5: the service probes'
 // polls over time (store/probe_series.h); 6: each connection's RTT variance and retransmits
-// (socket_sample.rttvar_us, total_retrans). All six are read.
-inline constexpr int kSchemaVersion = 6;
+// (socket_sample.rttvar_us, total_retrans); 7: each connection's unacknowledged segments
+// (socket_sample.unacked, top's peers). All seven are read.
+inline constexpr int kSchemaVersion = 7;
 // PRAGMA application_id: "CHKP".
 inline constexpr std::int32_t kApplicationId = 0x43484b50;
 

@@ -215,6 +215,9 @@ util::Result<RecordingReader> RecordingReader::open(const std::string& path) {
       !Stmt::prepare(raw, "SELECT rttvar_us, total_retrans FROM socket_sample LIMIT 0")) {
     return not_ours;
   }
+  if (*version >= 7 && !Stmt::prepare(raw, "SELECT unacked FROM socket_sample LIMIT 0")) {
+    return not_ours;
+  }
   if (*version >= 5) {
     for (const char* sql : {"SELECT id, kind, endpoint, how FROM probe LIMIT 0",
                             "SELECT tick, probe, at_ns, ok, data FROM probe_sample LIMIT 0"}) {
@@ -338,15 +341,20 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       "SELECT tick, pid, read_bytes, write_bytes, syscw, rss_bytes, anon_bytes, delay_cpu_ns, "
       "delay_blkio_ns, delay_swapin_ns, delay_reclaim_ns, delay_thrashing_ns, delay_compact_ns, "
       "open_fds, fd_soft_limit FROM process_sample ORDER BY rowid",
-      // Schema 6 adds rttvar_us and total_retrans; older files read them as 0.
-      r.version >= 6
+      // Schema 6 adds rttvar_us and total_retrans, schema 7 unacked; older files read them as 0.
+      r.version >= 7
           ? "SELECT tick, pid, inode, state, server_side, local_addr, local_port, remote_addr, "
             "remote_port, recv_queue_bytes, send_queue_bytes, notsent_bytes, rtt_us, bytes_acked, "
-            "sndbuf_limited_us, rwnd_limited_us, rttvar_us, total_retrans FROM socket_sample "
+            "sndbuf_limited_us, rwnd_limited_us, rttvar_us, total_retrans, unacked FROM "
+            "socket_sample ORDER BY rowid"
+      : r.version == 6
+          ? "SELECT tick, pid, inode, state, server_side, local_addr, local_port, remote_addr, "
+            "remote_port, recv_queue_bytes, send_queue_bytes, notsent_bytes, rtt_us, bytes_acked, "
+            "sndbuf_limited_us, rwnd_limited_us, rttvar_us, total_retrans, 0 FROM socket_sample "
             "ORDER BY rowid"
           : "SELECT tick, pid, inode, state, server_side, local_addr, local_port, remote_addr, "
             "remote_port, recv_queue_bytes, send_queue_bytes, notsent_bytes, rtt_us, bytes_acked, "
-            "sndbuf_limited_us, rwnd_limited_us, 0, 0 FROM socket_sample ORDER BY rowid",
+            "sndbuf_limited_us, rwnd_limited_us, 0, 0, 0 FROM socket_sample ORDER BY rowid",
       "SELECT tick, sample FROM system_sample ORDER BY rowid",
       "SELECT tick, sample FROM collector_sample ORDER BY rowid",
   };
@@ -575,6 +583,7 @@ util::Result<void> RecordingReader::read_ticks(std::int64_t to_ns,
       s.rwnd_limited_us = q.u64(15);
       s.rttvar_us = static_cast<std::uint32_t>(q.i64(16));
       s.total_retrans = static_cast<std::uint32_t>(q.i64(17));
+      s.unacked_segments = static_cast<std::uint32_t>(q.i64(18));
       t.sockets.push_back(std::move(s));
     }
     for (; sys.row() && sys.tick() == id; sys.next()) {

@@ -41,7 +41,7 @@ std::string schema_sql() {
       "state INTEGER, server_side INTEGER, local_addr INTEGER, local_port INTEGER, remote_addr "
       "INTEGER, remote_port INTEGER, recv_queue_bytes INTEGER, send_queue_bytes INTEGER, "
       "notsent_bytes INTEGER, rtt_us INTEGER, bytes_acked INTEGER, sndbuf_limited_us INTEGER, "
-      "rwnd_limited_us INTEGER, {1});"
+      "rwnd_limited_us INTEGER, {1}, {2});"
       "CREATE TABLE system_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
       "CREATE TABLE collector_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL);"
       // Added without a schema change: a recording without it is read as one without the exact
@@ -49,7 +49,7 @@ std::string schema_sql() {
       // (store/thread_pack.h), not in the document; schema 3 the wait-for edges in `edges`.
       "CREATE TABLE exact_sample(tick INTEGER NOT NULL, sample TEXT NOT NULL, waits BLOB, edges "
       "BLOB);",
-      kWaitColumns, kSocketColumns6);
+      kWaitColumns, kSocketColumns6, kSocketColumns7);
 }
 
 }  // namespace chokepoint::store

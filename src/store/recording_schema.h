@@ -1,5 +1,5 @@
 #pragma once
-// The recording's tables (schema 6, docs/recording.md) as the writer creates them, and what the
+// The recording's tables (schema 7, docs/recording.md) as the writer creates them, and what the
 // writer and the reader share about them: the WAIT columns, the tables rotation deletes from, and
 // the tick flags. Internal to store/ (recording_writer.cpp, recording_reader.cpp).
 
@@ -18,6 +18,9 @@ inline constexpr const char* kWaitColumns =
 // total_retrans), for the report's per-connection RTT. Older files have neither column and read
 // as 0.
 inline constexpr const char* kSocketColumns6 = "rttvar_us INTEGER, total_retrans INTEGER";
+// Schema 7: each connection's segments sent and not yet acknowledged (tcp_info's unacked), for
+// top's peers. Older files have no column and read as 0.
+inline constexpr const char* kSocketColumns7 = "unacked INTEGER";
 
 // The CREATE statements of every table but the stack tables (store/stack_slices.h) and the
 // probe tables (store/probe_series.h).

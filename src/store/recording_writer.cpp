@@ -168,7 +168,7 @@ util::Result<void> RecordingWriter::Impl::prepare_all() {
       {&ins_end, "INSERT INTO thread_end VALUES(?,?,?)"},
       {&ins_name, "INSERT INTO thread_name VALUES(?,?,?)"},
       {&ins_process_sample, "INSERT INTO process_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
-      {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+      {&ins_socket, "INSERT INTO socket_sample VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&ins_system, "INSERT INTO system_sample VALUES(?,?)"},
       {&ins_collector, "INSERT INTO collector_sample VALUES(?,?)"},
       {&ins_exact, "INSERT INTO exact_sample VALUES(?,?,?,?)"},
@@ -577,6 +577,7 @@ int RecordingWriter::Impl::write_tick(model::Tick& tick, std::int64_t tick_id, b
     st.bind_u64(16, s.rwnd_limited_us);
     st.bind(17, s.rttvar_us);
     st.bind(18, s.total_retrans);
+    st.bind(19, s.unacked_segments);
     check(st.run());
   }
   if (tick.system) {

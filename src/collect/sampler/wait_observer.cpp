@@ -42,6 +42,7 @@ model::SocketSample socket_sample(int pid, const netlink::TcpSocket& s, bool ser
   out.rtt_us = s.rtt_us;
   out.rttvar_us = s.rttvar_us;
   out.total_retrans = s.total_retrans;
+  out.unacked_segments = s.unacked_segments;
   out.bytes_acked = s.bytes_acked;
   out.sndbuf_limited_us = s.sndbuf_limited_us;
   out.rwnd_limited_us = s.rwnd_limited_us;

@@ -347,6 +347,7 @@ TEST(BuildObservation, PeersGroupUpstreamsByAddressAndPortAndClientsByAddress) {
       up.total_retrans = k == 0 ? static_cast<std::uint32_t>(1 + 2 * end) : 0;
       up.rtt_us = k == 0 ? 300 : 500;
       up.notsent_bytes = k == 0 ? 10 : 20;
+      up.unacked_segments = static_cast<std::uint32_t>(k + 1);
       SocketSample client = test_support::socket_sample(
           100, 7 + static_cast<std::uint64_t>(k), SocketState::kEstablished,
           {"127.0.0.1", 8080, "10.0.0.1", static_cast<std::uint16_t>(50000 + k)});
@@ -372,6 +373,7 @@ TEST(BuildObservation, PeersGroupUpstreamsByAddressAndPortAndClientsByAddress) {
   EXPECT_EQ(peers[1].retransmits, 2u);
   EXPECT_EQ(peers[1].rtt_us_max, 500u);
   EXPECT_EQ(peers[1].notsent_bytes, 30u);
+  EXPECT_EQ(peers[1].unacked_segments, 3u);
   EXPECT_EQ(obs.processes[0].bytes_sent_per_s, 22000u);
 }
 

@@ -122,6 +122,7 @@ model::Samples sample_window(int ticks) {
     sock.rtt_us = 250;
     sock.rttvar_us = 60 + static_cast<std::uint32_t>(i);
     sock.total_retrans = static_cast<std::uint32_t>(u);
+    sock.unacked_segments = static_cast<std::uint32_t>(3 * u);
     t.sockets.push_back(sock);
     sys.at_ns = t.at_ns;
     sys.cpu_total_ns += 200 * kMs;
@@ -194,12 +195,15 @@ TEST(Recording, ReplaysTheSameObservation) {
   ASSERT_TRUE(back) << back.error().message;
   ASSERT_EQ(back->ticks.size(), s.ticks.size());
   EXPECT_EQ(back->info.target.spec, "100");
-  // Schema 6: each connection's RTT variance and retransmits come back as they were read.
+  // Schema 6: each connection's RTT variance and retransmits come back as they were read; schema
+  // 7: its unacknowledged segments.
   for (std::size_t i = 0; i < s.ticks.size(); ++i) {
     ASSERT_EQ(back->ticks[i].sockets.size(), s.ticks[i].sockets.size());
     for (std::size_t k = 0; k < s.ticks[i].sockets.size(); ++k) {
       EXPECT_EQ(back->ticks[i].sockets[k].rttvar_us, s.ticks[i].sockets[k].rttvar_us);
       EXPECT_EQ(back->ticks[i].sockets[k].total_retrans, s.ticks[i].sockets[k].total_retrans);
+      // Schema 7: unacknowledged segments too.
+      EXPECT_EQ(back->ticks[i].sockets[k].unacked_segments, s.ticks[i].sockets[k].unacked_segments);
     }
   }
   EXPECT_EQ(back->info.interval_ns, 100 * kMs);
