@@ -194,8 +194,9 @@ int run_live_screen(const TopArgs& a, TargetSession& session, std::int64_t inter
   tui::TopScreenSource source;
   source.interval_ns = interval_ns;
   source.waiting = fmt::format("chokepoint top - collecting the first window ({})...", a.interval);
-  source.profile = [](int pid, int tid, const std::atomic<bool>* profile_stop) {
-    return profile_text(pid, tid, 5'000'000'000, profile_stop);
+  source.profile = [ns = source.profile_ns](int pid, int tid,
+                                            const std::atomic<bool>* profile_stop) {
+    return profile_text(pid, tid, ns, profile_stop);
   };
   source.poll_live = [&]() -> std::optional<tui::TopScreenFrame> {
     const std::lock_guard lock(mu);

@@ -178,7 +178,8 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
   ps.open_fds = *p.open_fds;
   std::set<std::string> peers;
   std::uint64_t acked = 0;
-  std::map<std::pair<bool, std::string>, ProcessSummary::Peer> by_peer;  // (clients, address)
+  // By (clients, address): the peer, and the bytes its connections sent over the window.
+  std::map<std::pair<bool, std::string>, std::pair<ProcessSummary::Peer, std::uint64_t>> by_peer;
   for (const auto& [inode, s] : p.sockets_last) {
     if (s.state == SocketState::kListen) {
       ++ps.listeners;
@@ -198,7 +199,7 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
     ps.notsent_bytes += s.notsent_bytes;
     const std::string address =
         s.server_side ? s.remote_addr : fmt::format("{}:{}", s.remote_addr, s.remote_port);
-    ProcessSummary::Peer& peer = by_peer[{s.server_side, address}];
+    auto& [peer, peer_sent_bytes] = by_peer[{s.server_side, address}];
     ++peer.connections;
     peer.rtt_us_max = std::max(peer.rtt_us_max, s.rtt_us);
     peer.notsent_bytes += s.notsent_bytes;
@@ -210,7 +211,7 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
       ps.rwnd_limited_us += util::saturating_delta(f->second.rwnd_limited_us, s.rwnd_limited_us);
       const std::uint64_t sent = util::saturating_delta(f->second.bytes_acked, s.bytes_acked);
       acked += sent;
-      peer.bytes_sent_per_s += sent;  // a sum of bytes until the loop's end
+      peer_sent_bytes += sent;
       peer.retransmits += util::saturating_delta(f->second.total_retrans, s.total_retrans);
     }
   }
@@ -219,10 +220,11 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
     return secs > 0 ? static_cast<std::uint64_t>(static_cast<double>(bytes) / secs) : 0;
   };
   ps.bytes_sent_per_s = per_s(acked);
-  for (auto& [key, peer] : by_peer) {
+  for (auto& [key, peer_and_bytes] : by_peer) {
+    auto& [peer, sent_bytes] = peer_and_bytes;
     peer.address = key.second;
     peer.clients = key.first;
-    peer.bytes_sent_per_s = per_s(peer.bytes_sent_per_s);
+    peer.bytes_sent_per_s = per_s(sent_bytes);
     ps.peers.push_back(std::move(peer));
   }
   std::stable_sort(ps.peers.begin(), ps.peers.end(), [](const auto& a, const auto& b) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <clocale>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -330,7 +331,12 @@ class TopScreen {
     profile_done_ = false;
     profiling_ = true;
     profiler_ = std::thread([this, pid, tid] {
-      auto lines = split_lines(source_.profile(pid, tid, &profile_stop_));
+      std::vector<std::string> lines;
+      try {
+        lines = split_lines(source_.profile(pid, tid, &profile_stop_));
+      } catch (const std::exception& e) {  // on this thread, nothing else would catch it
+        lines = {fmt::format("error: the profile failed: {}", util::terminal_text(e.what()))};
+      }
       std::lock_guard lock(profile_mu_);
       profile_lines_ = std::move(lines);
       profile_done_ = true;
