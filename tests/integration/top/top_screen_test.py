@@ -253,36 +253,15 @@ class TopScreenTest(unittest.TestCase):
         finally:
             bad.close()
 
-    def test_profile_of_the_selected_process_and_thread(self):
-        target = subprocess.Popen([STACKS_TARGET, "0", "spin-target", "spin"],
-                                  stdout=subprocess.PIPE)
+    def live(self, target_args, body):
+        """Runs STACKS_TARGET with target_args, top on it at 500 ms frames in a terminal, then
+        body(term, target); top must quit with 0. Stops both, whatever happens."""
+        target = subprocess.Popen([STACKS_TARGET] + target_args, stdout=subprocess.PIPE)
         try:
             self.assertEqual(target.stdout.readline(), b"ready\n")
             term = Terminal(["top", "--pid", str(target.pid), "--interval", "500ms"])
             try:
-                term.wait_for("the spinner's row", lambda ls: any("spinner" in l for l in ls))
-                # P on the process row: 5 s of on-CPU samples, the spinning function first.
-                term.send(b"P")
-                term.wait_for("the profile running",
-                              lambda ls: ls[0].startswith(f"on-CPU profile of pid {target.pid},")
-                              and "sampling its on-CPU stacks" in "\n".join(ls))
-                term.wait_for("the profile's hottest functions",
-                              lambda ls: "samples at 199 Hz" in "\n".join(ls)
-                              and "spin_on_cpu" in "\n".join(ls))
-                text = term.text()
-                self.assertRegex(text, r"Hottest functions by self samples", text)
-                term.send(b"q")
-                term.wait_for("the frame again", lambda ls: "verdict:" in ls[1])
-                # On a thread row, P profiles that thread; q while it runs cancels it at once.
-                term.send(b"j")
-                time.sleep(0.2)
-                term.send(b"P")
-                term.wait_for("one thread's profile running",
-                              lambda ls: ls[0].startswith(f"on-CPU profile of pid {target.pid} tid "))
-                started = time.monotonic()
-                term.send(b"q")
-                term.wait_for("the frame after the cancel", lambda ls: "verdict:" in ls[1])
-                self.assertLess(time.monotonic() - started, 4.0, "the cancel waited for the profile")
+                body(term, target)
             except BaseException:
                 term.close()
                 raise
@@ -292,46 +271,63 @@ class TopScreenTest(unittest.TestCase):
             target.wait()
             target.stdout.close()
 
+    def test_profile_of_the_selected_process_and_thread(self):
+        def body(term, target):
+            term.wait_for("the spinner's row", lambda ls: any("spinner" in l for l in ls))
+            # P on the process row: 5 s of on-CPU samples, the spinning function first.
+            term.send(b"P")
+            term.wait_for("the profile running",
+                          lambda ls: ls[0].startswith(f"on-CPU profile of pid {target.pid},")
+                          and "sampling its on-CPU stacks" in "\n".join(ls))
+            term.wait_for("the profile's hottest functions",
+                          lambda ls: "samples at 199 Hz" in "\n".join(ls)
+                          and "spin_on_cpu" in "\n".join(ls))
+            self.assertIn("Hottest functions by self samples", term.text())
+            term.send(b"q")
+            term.wait_for("the frame again", lambda ls: "verdict:" in ls[1])
+            # On a thread row, P profiles that thread (frames came during the profile: the
+            # selection stayed on the process row); q while it runs cancels it at once.
+            term.send(b"j")
+            time.sleep(0.2)
+            term.send(b"P")
+            term.wait_for("one thread's profile running",
+                          lambda ls: ls[0].startswith(f"on-CPU profile of pid {target.pid} tid "))
+            started = time.monotonic()
+            term.send(b"q")
+            term.wait_for("the frame after the cancel", lambda ls: "verdict:" in ls[1])
+            self.assertLess(time.monotonic() - started, 4.0, "the cancel waited for the profile")
+        self.live(["0", "spin-target", "spin"], body)
+
     def test_hostile_process_name_cannot_change_the_screen(self):
         name = "\x1b[2J\x1b]0;x\aev"  # clear the screen, retitle, bell
-        target = subprocess.Popen([STACKS_TARGET, "0", name], stdout=subprocess.PIPE)
-        try:
-            self.assertEqual(target.stdout.readline(), b"ready\n")
-            term = Terminal(["top", "--pid", str(target.pid), "--interval", "500ms"])
-            try:
-                term.wait_for("the escaped name",
-                              lambda ls: any("\\e[2J\\e]0;x\\x07ev" in l for l in ls))
-                lines = term.lines()
-                self.assertTrue(lines[0].startswith("chokepoint top - frame"), term.text())
-                self.assertIn("verdict:", lines[1])
-                self.assertNotIn(b"\x1b]0;", term.raw)
-                self.assertNotIn(b"\x1b[2J\x1b]", term.raw)
-                self.assertIn("in-mutex", term.text())
-                # s: the selected process's stacks in a pager, the name escaped there too.
-                term.send(b"s")
-                term.wait_for("the stacks pager",
-                              lambda ls: ls[0].startswith(f"stacks of pid {target.pid}")
-                              and "mutex_thread" in "\n".join(ls))
-                self.assertNotIn(b"\x1b]0;", term.raw)
-                term.send(b"q")  # back to the frame
-                term.wait_for("the frame again", lambda ls: "verdict:" in ls[1])
-                # On a thread row, s reads that thread only.
-                term.send(b"j")
-                time.sleep(0.2)
-                term.send(b"s")
-                term.wait_for("one thread's stacks",
-                              lambda ls: ls[0].startswith(f"stacks of pid {target.pid} tid ")
-                              and ": 1 thread, " in "\n".join(ls))
-                term.send(b"q")
-                term.wait_for("the frame again", lambda ls: "verdict:" in ls[1])
-            except BaseException:
-                term.close()
-                raise
-            self.assertEqual(term.quit(), 0)
-        finally:
-            target.kill()
-            target.wait()
-            target.stdout.close()
+
+        def body(term, target):
+            term.wait_for("the escaped name",
+                          lambda ls: any("\\e[2J\\e]0;x\\x07ev" in l for l in ls))
+            lines = term.lines()
+            self.assertTrue(lines[0].startswith("chokepoint top - frame"), term.text())
+            self.assertIn("verdict:", lines[1])
+            self.assertNotIn(b"\x1b]0;", term.raw)
+            self.assertNotIn(b"\x1b[2J\x1b]", term.raw)
+            self.assertIn("in-mutex", term.text())
+            # s: the selected process's stacks in a pager, the name escaped there too.
+            term.send(b"s")
+            term.wait_for("the stacks pager",
+                          lambda ls: ls[0].startswith(f"stacks of pid {target.pid}")
+                          and "mutex_thread" in "\n".join(ls))
+            self.assertNotIn(b"\x1b]0;", term.raw)
+            term.send(b"q")  # back to the frame
+            term.wait_for("the frame again", lambda ls: "verdict:" in ls[1])
+            # On a thread row, s reads that thread only.
+            term.send(b"j")
+            time.sleep(0.2)
+            term.send(b"s")
+            term.wait_for("one thread's stacks",
+                          lambda ls: ls[0].startswith(f"stacks of pid {target.pid} tid ")
+                          and ": 1 thread, " in "\n".join(ls))
+            term.send(b"q")
+            term.wait_for("the frame again", lambda ls: "verdict:" in ls[1])
+        self.live(["0", name], body)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,16 @@ ServiceObservation postgres(double secs) {
   return s;
 }
 
+// A 2 s observation of a service read `samples` times.
+ServiceObservation two_seconds_of(ServiceKind kind, std::string endpoint, int samples) {
+  ServiceObservation s;
+  s.kind = kind;
+  s.endpoint = std::move(endpoint);
+  s.duration_ns = 2'000'000'000;
+  s.samples_ok = samples;
+  return s;
+}
+
 const ServiceFinding* find(const ServiceReport& r, const std::string& text) {
   for (const auto& f : r.findings) {
     if (f.message.find(text) != std::string::npos) return &f;
@@ -97,11 +107,7 @@ TEST(ServicePostgres, WithoutPgStatStatementsTheReportSaysHowToLoadIt) {
 }
 
 TEST(ServiceRedis, ALargeClientOutputBufferIsAFinding) {
-  ServiceObservation s;
-  s.kind = ServiceKind::kRedis;
-  s.endpoint = "127.0.0.1:6379";
-  s.duration_ns = 2'000'000'000;
-  s.samples_ok = 2;
+  ServiceObservation s = two_seconds_of(ServiceKind::kRedis, "127.0.0.1:6379", 2);
   s.gauges["client_recent_max_output_buffer"] = {0, 48.0 * 1024 * 1024, 0, 0};
   const auto reports = assess_services({s});
   const ServiceFinding* f = find(reports[0], "output buffer reached 48.0 MiB");
@@ -116,11 +122,7 @@ TEST(ServiceRedis, ALargeClientOutputBufferIsAFinding) {
 // sample means every server that takes sessions was at its maxconn then, even if no sample caught
 // its scur at the limit (a read between a session ending and the queued one taking its slot).
 TEST(ServiceHaproxy, ABackendQueueMeansItsServersWereFullEvenIfNoSampleSawIt) {
-  ServiceObservation s;
-  s.kind = ServiceKind::kHaproxy;
-  s.endpoint = "/run/haproxy.sock";
-  s.duration_ns = 2'000'000'000;
-  s.samples_ok = 40;
+  ServiceObservation s = two_seconds_of(ServiceKind::kHaproxy, "/run/haproxy.sock", 40);
   s.gauges["backend:app:qcur"] = {0, 12, 4.5, 3};
   s.gauges["server:app/web1:scur"] = {0, 0, 0, 0};  // never caught at its limit
   s.gauges["server:app/web1:slim"] = {1, 1, 1, 1};
