@@ -61,18 +61,22 @@ struct TopFrameLines {
 TopFrameLines top_frame_lines(const model::Observation& obs, const analysis::Diagnosis& d,
                               const TopFrameInfo& info, const TopFrameOptions& options);
 
-// The panels behind keys in the full-screen view, from the same window: disks (each device, then
-// the threads that waited on disk with the file, then the processes' read/write bytes/s, as iotop
-// shows them), connections (the host's TCP counters, then each process's sockets: accepted and
-// outgoing connections, listeners with their queues, peers, bytes/s, the worst upstream RTT,
-// bytes not yet sent) and locks (each lock or futex address: how many threads waited on it and
-// how long in all; the holder is not known). One string per line, names escaped.
+// The panels behind keys in the full-screen view, from the same window (render/top_panels.cpp):
+// disks (each device, then the threads that waited on disk with the file, then the processes'
+// read/write bytes/s, as iotop shows them), connections (the host's TCP counters, then each
+// process's sockets: accepted and outgoing connections, listeners with their queues, bytes/s, the
+// worst upstream RTT, bytes not yet sent, and its peers as iftop shows them) and locks (each lock
+// or futex address: how many threads waited on it, how long in all, and who held it when the
+// exact mode's wait-for graph says). One string per line, names escaped.
 enum class TopPanel : std::uint8_t { kDisks, kConnections, kLocks };
 std::string_view top_panel_name(TopPanel panel);  // "disks", "connections", "locks"
 std::vector<std::string> top_panel_lines(const model::Observation& obs, TopPanel panel);
 
 std::string top_frame_text(const model::Observation& obs, const analysis::Diagnosis& d,
                            const TopFrameInfo& info, const TopFrameOptions& options);
+// "1.2M", "850K", "0": bytes in at most 5 characters (powers of 1024, as top prints memory), as
+// the frames and the panels print them.
+std::string top_bytes_short(double bytes);
 // One line, newline-terminated.
 std::string top_frame_json(const model::Observation& obs, const analysis::Diagnosis& d,
                            const TopFrameInfo& info, const TopFrameOptions& options);

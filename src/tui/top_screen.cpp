@@ -1,3 +1,6 @@
+// Over 600 lines for one class: TopScreen, whose keys all act on one state (the frame, its rows,
+// the selection, filter, panel, pager and the P profile's thread); split by key, each part would
+// take the whole state.
 #include "tui/top_screen.h"
 
 #include <curses.h>
