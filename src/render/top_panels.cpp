@@ -88,10 +88,10 @@ std::vector<std::string> disks_panel(const model::Observation& obs) {
     return a->read_bytes + a->write_bytes > b->read_bytes + b->write_bytes;
   });
   for (const auto* p : procs) {
-    out.push_back(fmt::format("{:>7} {:<16} {:>8} {:>8}", p->pid,
-                              terminal_text(p->name.substr(0, 16)),
-                              top_bytes_short(s > 0 ? static_cast<double>(p->read_bytes) / s : 0),
-                              top_bytes_short(s > 0 ? static_cast<double>(p->write_bytes) / s : 0)));
+    out.push_back(
+        fmt::format("{:>7} {:<16} {:>8} {:>8}", p->pid, terminal_text(p->name.substr(0, 16)),
+                    top_bytes_short(s > 0 ? static_cast<double>(p->read_bytes) / s : 0),
+                    top_bytes_short(s > 0 ? static_cast<double>(p->write_bytes) / s : 0)));
   }
   if (procs.empty()) out.emplace_back("(no process read or wrote)");
   return out;
