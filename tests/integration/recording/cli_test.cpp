@@ -7,15 +7,17 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
+#include "model/samples.h"
+#include "store/recording.h"
 #include "support/background.h"
 #include "support/cli.h"
 #include "support/files.h"
 #include "support/lab_process.h"
-#include "support/recording_wait.h"
 
 namespace chokepoint::recording_test {
 namespace {
@@ -291,40 +293,74 @@ TEST(RecordingCli, DiffShowsWhatMovedBetweenTwoRecordings) {
                    "cannot open");
 }
 
-// A real program's threads renamed while recorded: a Python worker thread names itself
-// (prctl PR_SET_NAME, as pthread_setname_np does) after the sampler first read it under the
-// interpreter's name, then the main thread execs sleep, which renames the process. The replay
-// names both by their new names, and the process by its exec'd one.
+// Polls `file`, which a recorder is writing, until one of its thread samples meets `pred`; false
+// after 30 s. Each step of a test that changes its target waits for the recorder to have seen
+// the step before, so a slow recorder (ASan, a loaded machine) cannot miss one.
+template <typename Pred>
+bool wait_recorded(const std::string& file, Pred pred) {
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < limit) {
+    bool found = false;
+    if (auto reader = store::RecordingReader::open(file)) {
+      (void)reader->read_ticks(std::numeric_limits<std::int64_t>::max(), [&](model::Tick&& t) {
+        for (const auto& th : t.threads) found = found || pred(th);
+        return !found;
+      });
+    }
+    if (found) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// A real program's threads renamed while recorded: a Python worker thread names itself (prctl
+// PR_SET_NAME, as pthread_setname_np does) once the recorder has read it under the interpreter's
+// name, then the main thread execs sleep, which renames the process. Each step waits for the
+// recording to hold the one before. The replay names both threads by their new names, and the
+// process by its exec'd one.
 TEST(RecordingCli, ThreadsRenamedWhileRecordedGoByTheirNewNames) {
-  const std::string trigger = temp_path("rename.go");
+  const std::string rename_now = temp_path("rename.go");
+  const std::string exec_now = temp_path("exec.go");
   const char* script =
       "import ctypes, os, sys, threading, time\n"
       "libc = ctypes.CDLL(None)\n"
-      "def wait():\n"
-      "    while not os.path.exists(sys.argv[1]): time.sleep(0.02)\n"
+      "def wait(path):\n"
+      "    while not os.path.exists(path): time.sleep(0.02)\n"
       "def worker():\n"
-      "    wait()\n"
+      "    wait(sys.argv[1])\n"
       "    libc.prctl(15, b'cp-io-worker', 0, 0, 0)\n"
-      "    end = time.monotonic() + 0.05\n"
-      "    while time.monotonic() < end: pass\n"
-      "    time.sleep(60)\n"
+      "    while True: time.sleep(0.02)\n"
       "threading.Thread(target=worker, daemon=True).start()\n"
-      "wait()\n"
-      "time.sleep(0.4)\n"
+      "wait(sys.argv[2])\n"
       "os.execv('/bin/sleep', ['sleep', '60'])\n";
-  auto program = Background::start("python3", {"-c", script, trigger});
+  auto program = Background::start("python3", {"-c", script, rename_now, exec_now});
   ASSERT_TRUE(program) << program.error().message;
-  const std::string pid = std::to_string(program->pid());
+  const int pid = program->pid();
+  int worker = 0;
+  for (int i = 0; i < 500 && worker == 0; ++i) {
+    for (int tid : test_support::thread_ids(pid)) {
+      if (tid != pid) worker = tid;
+    }
+    if (worker == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(worker, 0) << "python started no thread";
   const std::string file = temp_path("renamed.chokepoint");
-  auto rec = Background::start(chokepoint_bin(), {"record", "--pid", pid, "-o", file, "--interval",
-                                                  "100ms", "--duration", "3s"});
+  auto rec =
+      Background::start(chokepoint_bin(), {"record", "--pid", std::to_string(pid), "-o", file,
+                                           "--interval", "100ms", "--duration", "60s"});
   ASSERT_TRUE(rec) << rec.error().message;
-  // The sampler reads the threads under python's name first: the trigger waits for the first
-  // tick.
-  ASSERT_TRUE(test_support::wait_first_tick(
-      file, std::chrono::steady_clock::now() + std::chrono::seconds(20)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  std::ofstream(trigger) << "go\n";
+  ASSERT_TRUE(wait_recorded(file, [&](const model::ThreadSample& s) {
+    return s.first && s.key.tid == worker && s.comm.rfind("python", 0) == 0;
+  })) << "the recorder never read the worker under python's name";
+  std::ofstream(rename_now) << "go\n";
+  ASSERT_TRUE(wait_recorded(file, [&](const model::ThreadSample& s) {
+    return s.key.tid == worker && s.comm == "cp-io-worker";
+  })) << "the recording never held the worker's new name";
+  std::ofstream(exec_now) << "go\n";
+  ASSERT_TRUE(wait_recorded(file, [&](const model::ThreadSample& s) {
+    return s.key.tid == pid && s.comm == "sleep";
+  })) << "the recording never held the exec'd name";
+  ASSERT_EQ(::kill(rec->pid(), SIGINT), 0);
   auto code = rec->wait(30'000);
   ASSERT_TRUE(code) << code.error().message;
   ASSERT_EQ(*code, 0);
