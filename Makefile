@@ -61,8 +61,9 @@ fuzz: setup
 	@cmake --preset fuzz >/dev/null
 	@cmake --build --preset fuzz
 
+# Tracked files and new ones not yet added (a new file is the one most likely unformatted).
 format:
-	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+	@git ls-files --cached --others --exclude-standard '*.cpp' '*.h' | xargs clang-format -i
 
 clean:
 	rm -rf build build-asan build-fuzz
