@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <limits>
 #include <map>
-#include <set>
 #include <tuple>
 #include <utility>
 
@@ -176,7 +175,6 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
   if (p.fd_soft_limit) ps.fd_soft_limit = *p.fd_soft_limit;
   if (!p.open_fds) return ps;  // the fd table was unreadable: no socket summary either
   ps.open_fds = *p.open_fds;
-  std::set<std::string> peers;
   std::uint64_t acked = 0;
   // By (clients, address): the peer, and the bytes its connections sent over the window.
   std::map<std::pair<bool, std::string>, std::pair<ProcessSummary::Peer, std::uint64_t>> by_peer;
@@ -193,7 +191,6 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
       ++ps.server_connections;
     } else {
       ++ps.client_connections;
-      peers.insert(fmt::format("{}:{}", s.remote_addr, s.remote_port));
       ps.upstream_rtt_us_max = std::max<std::uint64_t>(ps.upstream_rtt_us_max, s.rtt_us);
     }
     ps.notsent_bytes += s.notsent_bytes;
@@ -215,7 +212,6 @@ ProcessSummary summarize_process(int pid, const ProcessTrack& p, double secs) {
       peer.retransmits += util::saturating_delta(f->second.total_retrans, s.total_retrans);
     }
   }
-  ps.upstream_peers.assign(peers.begin(), peers.end());
   const auto per_s = [secs](std::uint64_t bytes) {
     return secs > 0 ? static_cast<std::uint64_t>(static_cast<double>(bytes) / secs) : 0;
   };

@@ -2,6 +2,7 @@
 // Everything one diagnosis window observed: per-thread accounts, per-process and system evidence,
 // and where each number came from. The sampler fills it; analysis/ and render/ only read it.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -54,7 +55,6 @@ struct ProcessSummary {
   std::uint64_t sndbuf_limited_us = 0;  // over the window, from tcp_info, summed
   std::uint64_t rwnd_limited_us = 0;
   std::uint64_t upstream_rtt_us_max = 0;
-  std::vector<std::string> upstream_peers;  // "127.0.0.1:9001"
   std::vector<std::string> listen_sockets;  // "127.0.0.1:8080 backlog 1, queue 1"
   std::uint64_t bytes_sent_per_s = 0;       // tcp_info bytes_acked delta over the window
   // Its established connections by peer (tcp_info at the window's ends), the most bytes sent
@@ -71,6 +71,15 @@ struct ProcessSummary {
     std::uint64_t unacked_segments = 0;  // at the end: sent, not yet acknowledged
   };
   std::vector<Peer> peers;
+  // The upstreams' addresses ("127.0.0.1:9001"), in address order: peers that are not clients.
+  std::vector<std::string> upstream_peers() const {
+    std::vector<std::string> out;
+    for (const auto& p : peers) {
+      if (!p.clients) out.push_back(p.address);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
   // Delay accounting over taskstats (root; only tasks started while kernel.task_delayacct was on
   // carry it): the thread group's delays over the window, summed over its threads.
   bool has_delays = false;

@@ -334,7 +334,7 @@ nlohmann::json diagnosis_json(const model::Observation& obs, const analysis::Dia
                      {"fd_soft_limit", p.fd_soft_limit},
                      {"server_connections", p.server_connections},
                      {"client_connections", p.client_connections},
-                     {"upstream_peers", p.upstream_peers}});
+                     {"upstream_peers", p.upstream_peers()}});
     json peers = json::array();
     for (const auto& peer : p.peers) {
       peers.push_back({{"address", peer.address},

@@ -59,6 +59,18 @@ std::vector<std::string> waiting_threads(const model::Observation& obs, Resource
   return out;
 }
 
+// A panel's last section: a blank line, the column header (`share` names the share's column)
+// and the threads that waited on `r`, or `none` when none did (nullptr: nothing).
+void append_waiting(std::vector<std::string>& out, const model::Observation& obs, Resource r,
+                    const char* share, const char* none) {
+  out.emplace_back("");
+  out.push_back(
+      fmt::format("{:>7} {:>7} {:<16} {:>6}  {}", "PID", "TID", "NAME", share, "WAITS ON"));
+  auto threads = waiting_threads(obs, r);
+  if (threads.empty() && none != nullptr) threads.emplace_back(none);
+  out.insert(out.end(), threads.begin(), threads.end());
+}
+
 std::vector<std::string> disks_panel(const model::Observation& obs) {
   std::vector<std::string> out = {
       fmt::format("{:<12} {:>6} {:>8} {:>8} {:>7} {:>7} {:>8} {:>9} {:>6}", "DEVICE", "UTIL%",
@@ -71,12 +83,7 @@ std::vector<std::string> disks_panel(const model::Observation& obs) {
                     d.flushes_per_s, d.await_ms, d.queue_depth));
   }
   if (obs.system.disks.empty()) out.emplace_back("(no device counters in this window)");
-  out.emplace_back("");
-  out.push_back(
-      fmt::format("{:>7} {:>7} {:<16} {:>6}  {}", "PID", "TID", "NAME", "DISK%", "WAITS ON"));
-  auto threads = waiting_threads(obs, Resource::kDisk);
-  if (threads.empty()) threads.emplace_back("(no thread waited on disk)");
-  out.insert(out.end(), threads.begin(), threads.end());
+  append_waiting(out, obs, Resource::kDisk, "DISK%", "(no thread waited on disk)");
   out.emplace_back("");
   out.push_back(fmt::format("{:>7} {:<16} {:>8} {:>8}", "PID", "NAME", "READ/s", "WRITE/s"));
   const double s = static_cast<double>(obs.duration_ns) / 1e9;
@@ -144,12 +151,7 @@ std::vector<std::string> connections_panel(const model::Observation& obs) {
     }
   }
   if (!any) out.emplace_back("(no process has a TCP socket)");
-  out.emplace_back("");
-  out.push_back(
-      fmt::format("{:>7} {:>7} {:<16} {:>6}  {}", "PID", "TID", "NAME", "NET%", "WAITS ON"));
-  auto threads = waiting_threads(obs, Resource::kNetwork);
-  if (threads.empty()) threads.emplace_back("(no thread waited on the network)");
-  out.insert(out.end(), threads.begin(), threads.end());
+  append_waiting(out, obs, Resource::kNetwork, "NET%", "(no thread waited on the network)");
   return out;
 }
 
@@ -234,11 +236,8 @@ std::vector<std::string> locks_panel(const model::Observation& obs) {
                               static_cast<double>(l.ns) / 1e6, holders.holder(name)));
   }
   if (sorted.empty()) out.emplace_back("(no thread waited on a lock)");
-  out.emplace_back("");
-  out.push_back(
-      fmt::format("{:>7} {:>7} {:<16} {:>6}  {}", "PID", "TID", "NAME", "LOCK%", "WAITS ON"));
-  const auto threads = waiting_threads(obs, Resource::kLock);
-  out.insert(out.end(), threads.begin(), threads.end());
+  // The lock table above already says when no thread waited.
+  append_waiting(out, obs, Resource::kLock, "LOCK%", nullptr);
   return out;
 }
 

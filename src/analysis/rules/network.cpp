@@ -47,8 +47,9 @@ RuleResult network(const Context& ctx) {
   for (const auto& p : obs.processes) {
     if (b.kind == BottleneckKind::kUpstream && p.client_connections > 0) {
       std::string peers;
-      for (std::size_t i = 0; i < p.upstream_peers.size() && i < 3; ++i) {
-        peers += (i ? ", " : "") + p.upstream_peers[i];
+      const auto upstreams = p.upstream_peers();
+      for (std::size_t i = 0; i < upstreams.size() && i < 3; ++i) {
+        peers += (i ? ", " : "") + upstreams[i];
       }
       b.evidence.push_back(
           fmt::format("pid {} has {} upstream connections (to {}); max RTT {:.2f} ms", p.pid,

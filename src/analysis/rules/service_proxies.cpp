@@ -25,11 +25,9 @@ struct Backend {
   int servers_limited = 0;            // servers with a maxconn that are not DOWN or in MAINT
 };
 
-// A server HAProxy can send to that has a maxconn: "UP", "no check", "OPEN", "UP 1/3" and the
-// like, not "DOWN", "MAINT" or "DRAIN" (which takes no new sessions, so never queues them).
-bool takes_sessions_with_a_limit(const model::ServiceObservation& s, const std::string& server) {
-  auto lim = s.gauges.find("server:" + server + ":slim");
-  if (lim == s.gauges.end() || lim->second.last <= 0) return false;
+// A server HAProxy can send new sessions to: "UP", "no check", "OPEN", "UP 1/3" and the like,
+// not "DOWN", "MAINT", "DRAIN" or "NOLB" (which take no new sessions, so never queue them).
+bool takes_sessions(const model::ServiceObservation& s, const std::string& server) {
   auto st = s.settings.find("server:" + server + ":status");
   if (st == s.settings.end()) return true;
   for (const char* down : {"DOWN", "MAINT", "DRAIN", "NOLB"}) {
@@ -116,11 +114,10 @@ ServiceReport service_haproxy(const model::ServiceObservation& s) {
       Backend& b = backends[backend];
       b.name = backend;
       ++b.servers;
-      if (takes_sessions_with_a_limit(s, what)) ++b.servers_limited;
       auto lim = s.gauges.find("server:" + what + ":slim");
-      if (lim != s.gauges.end() && lim->second.last > 0 && gs.max >= lim->second.last) {
-        ++b.servers_full;
-      }
+      if (lim == s.gauges.end() || lim->second.last <= 0) continue;  // no maxconn: never full
+      if (takes_sessions(s, what)) ++b.servers_limited;
+      if (gs.max >= lim->second.last) ++b.servers_full;
     } else if (kind == "frontend" && field == "scur") {
       auto lim = s.gauges.find("frontend:" + what + ":slim");
       if (lim != s.gauges.end() && lim->second.last > 0 &&

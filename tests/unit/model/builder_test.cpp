@@ -311,7 +311,7 @@ TEST(BuildObservation, ProcessAndSystemSummariesAreDeltasOverTheWindow) {
   EXPECT_EQ(ps.open_fds, 7u);
   EXPECT_EQ(ps.fd_soft_limit, 1024u);
   EXPECT_EQ(ps.client_connections, 1);
-  EXPECT_EQ(ps.upstream_peers, std::vector<std::string>{"127.0.0.1:9001"});
+  EXPECT_EQ(ps.upstream_peers(), std::vector<std::string>{"127.0.0.1:9001"});
   EXPECT_EQ(ps.upstream_rtt_us_max, 300u);
   EXPECT_DOUBLE_EQ(obs.system.cpu_utilization, 0.5);
   EXPECT_DOUBLE_EQ(obs.system.run_queue_avg, 3.0);
