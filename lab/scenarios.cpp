@@ -87,6 +87,18 @@ class AnswerCache {
       memo_.put(key, body);
     }
   }
+  // Read-through: the kept answer for `key`, else compute()'s, kept when it is a 200.
+  template <typename Compute>
+  Response through(const std::string& key, Compute&& compute) {
+    if (auto hit = find(key)) {
+      Response r;
+      r.body = std::move(*hit);
+      return r;
+    }
+    Response r = std::forward<Compute>(compute)();
+    if (r.status == 200) put(key, r.body);
+    return r;
+  }
 
  private:
   std::string server_key(const std::string& key) const { return prefix_ + hex64(key_hash(key)); }
@@ -147,16 +159,13 @@ class CpuHandler : public Handler {
 
   Response handle(std::string_view query) override {
     std::string key(query);
-    Response r;
-    if (auto hit = cache_.find(key)) {
-      r.body = std::move(*hit);
+    return cache_.through(key, [&] {
+      CpuResult c = run_cpu_work(work_, key_hash(key));
+      Response r;
+      r.body =
+          prefix_ + " key=" + key + " hash=" + hex64(c.hash) + " sum=" + hex64(c.checksum) + "\n";
       return r;
-    }
-    CpuResult c = run_cpu_work(work_, key_hash(key));
-    r.body =
-        prefix_ + " key=" + key + " hash=" + hex64(c.hash) + " sum=" + hex64(c.checksum) + "\n";
-    cache_.put(key, r.body);
-    return r;
+    });
   }
   bool blocking() const override { return executor_threads_.has_value() || cache_.remote(); }
   std::optional<int> executor_threads() const override { return executor_threads_; }
@@ -707,17 +716,14 @@ class UpstreamHandler : public Handler {
   }
   Response handle(std::string_view query) override {
     std::string key(query);
-    Response r;
-    if (auto hit = cache_.find(key)) {
-      r.body = std::move(*hit);
+    return cache_.through(key, [&] {
+      auto answers = lab_call_upstream(cfg_, key);
+      if (!answers) return error_response(502, "upstream call failed: " + answers.error().message);
+      Response r;
+      r.body = "upstream mode=" + mode_ + " calls=" + std::to_string(cfg_.calls) +
+               " answers=" + std::to_string(*answers) + "\n";
       return r;
-    }
-    auto answers = lab_call_upstream(cfg_, key);
-    if (!answers) return error_response(502, "upstream call failed: " + answers.error().message);
-    r.body = "upstream mode=" + mode_ + " calls=" + std::to_string(cfg_.calls) +
-             " answers=" + std::to_string(*answers) + "\n";
-    cache_.put(key, r.body);
-    return r;
+    });
   }
   bool blocking() const override { return true; }
 
