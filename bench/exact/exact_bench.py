@@ -4,10 +4,15 @@
 split: for each lab scenario, one `chokepoint diagnose --mode exact --record` window under load;
        the exact split is the live report's, the sampled split is `replay --mode sample` of the
        same recording (the same window, the kernel's sums set aside). Prints their L1 distance.
-cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagnose --mode exact
-       and with diagnose --mode sample, ROUNDS alternating rounds, medians and ratios; the
-       target's context switches per second; and the eBPF programs' own CPU from bpf_stats
-       (kernel.bpf_stats_enabled=1 for the exact runs, restored after).
+cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagnose --mode auto
+       (the default), --mode exact and --mode sample, ROUNDS alternating rounds, medians and
+       ratios; the target's context switches per second; and the eBPF programs' own CPU and ns
+       per run of each from bpf_stats, read over 2 s more of the same load after the throughput
+       window (bpf_stats adds two clock reads to every run, so it is off while throughput is
+       measured; restored after). The lab is `--scenario none --workers 2` (the epoll model, an
+       event loop with no upstream: the socket-order tracer is not started); COST_LAB="..." sets
+       other lab flags, e.g. "--scenario none --model threads" (a thread per connection: about
+       three times the context switches).
 switch: the same three ways for `stress-ng --switch 1` (two processes passing a pipe message back
        and forth as fast as they can: its throughput is its context switch rate). With BASE_BIN
        set to another build's chokepoint, its exact mode runs as a fourth arm ("base") in the same
@@ -48,6 +53,7 @@ BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
 WHAT = sys.argv[2] if len(sys.argv) > 2 else "all"
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 BIN = os.path.join(BUILD, "bin")
+COST_LAB = os.environ.get("COST_LAB", "--scenario none --workers 2").split()
 TMP = tempfile.mkdtemp(prefix="cp-exact-bench.")
 
 
@@ -132,8 +138,13 @@ def target_switches(pid):
     return n
 
 
+# The state accounting's programs and the socket-order tracer's (an event loop with upstreams).
+WATCHED = ("stateacct", "sockorder")
+
+
 def bpf_programs(prefix="stateacct"):
-    """{name: (run_time_ns, run_cnt)} of the state-accounting programs (bpf_stats)."""
+    """{name: (run_time_ns, run_cnt)} of the programs whose names start with prefix (a string or
+    a tuple of them), from bpf_stats."""
     out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
                          text=True).stdout
     progs = {}
@@ -157,49 +168,66 @@ def host_switches():
 
 
 def cost_bench():
-    lab, port = start_lab(["--scenario", "none", "--workers", "2"])
-    results = {"none": [], "exact": [], "sample": []}
-    switches, bpf_share = [], []
+    lab, port = start_lab(COST_LAB)
+    arms = ("none", "auto", "exact", "sample")
+    traced = ("auto", "exact")
+    results = {a: [] for a in arms}
+    switches = []
+    bpf_share = {a: [] for a in traced}
+    per_prog = {a: {} for a in traced}  # program -> [ns per run]
     old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
     try:
         for r in range(ROUNDS):
-            for mode in ("none", "exact", "sample"):
+            for mode in arms:
                 diag = None
                 if mode != "none":
-                    if mode == "exact":
-                        open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
                     diag = subprocess.Popen(
                         [os.path.join(BIN, "chokepoint"), "diagnose", "--pid", str(lab.pid),
-                         "--duration", "8s", "--no-stacks", "--mode", mode, "--json"],
+                         "--duration", "10s", "--no-stacks", "--mode", mode, "--json"],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1)
                 cs0, t0 = target_switches(lab.pid), time.monotonic()
-                b0 = bpf_runtime_ns() if mode == "exact" else 0
-                w = wrk(port, 5)
-                got = rps(w)
+                got = rps(wrk(port, 5))
                 t1 = time.monotonic()
-                if mode == "exact":
-                    bpf_share.append((bpf_runtime_ns() - b0) / ((t1 - t0) * 1e9))
                 if mode == "none":
                     switches.append((target_switches(lab.pid) - cs0) / (t1 - t0))
+                if mode in traced:
+                    # bpf_stats adds two clock reads to every program run: on only after the
+                    # throughput window, for 2 s more of the same load.
+                    open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
+                    p0 = bpf_programs(WATCHED)
+                    t0 = time.monotonic()
+                    rps(wrk(port, 2))
+                    t1 = time.monotonic()
+                    p1 = bpf_programs(WATCHED)
+                    open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+                    bpf_share[mode].append(
+                        sum(t for t, _ in p1.values()) - sum(t for t, _ in p0.values()))
+                    bpf_share[mode][-1] /= (t1 - t0) * 1e9
+                    for name, (t, c) in p1.items():
+                        t_0, c_0 = p0.get(name, (0, 0))
+                        if c > c_0:
+                            per_prog[mode].setdefault(name, []).append((t - t_0) / (c - c_0))
                 results[mode].append(got)
                 if diag:
                     diag.wait(30)
-                open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
-            print("round %d: none %.0f req/s, exact %.0f, sample %.0f; %.0f switches/s; "
-                  "BPF programs %.2f%% of one core" % (r + 1, results["none"][-1],
-                                                       results["exact"][-1],
-                                                       results["sample"][-1], switches[-1],
-                                                       bpf_share[-1] * 100))
+            print("round %d: %s; %.0f switches/s; BPF programs %s of one core" % (
+                r + 1, ", ".join("%s %.0f req/s" % (a, results[a][-1]) for a in arms),
+                switches[-1], ", ".join("%s %.2f%%" % (a, bpf_share[a][-1] * 100)
+                                        for a in traced)))
     finally:
         open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
         stop(lab)
     m = {k: statistics.median(v) for k, v in results.items()}
-    print("medians: none %.0f req/s; exact %.0f (ratio %.4f, %+.2f%%); sample %.0f (ratio %.4f, "
-          "%+.2f%%); target %.0f context switches/s; BPF programs %.2f%% of one core (bpf_stats)"
-          % (m["none"], m["exact"], m["exact"] / m["none"], (m["exact"] / m["none"] - 1) * 100,
-             m["sample"], m["sample"] / m["none"], (m["sample"] / m["none"] - 1) * 100,
-             statistics.median(switches), statistics.median(bpf_share) * 100))
+    print("medians: none %.0f req/s; %s; target %.0f context switches/s" % (
+        m["none"], "; ".join("%s %.0f (ratio %.4f, %+.2f%%)" % (
+            a, m[a], m[a] / m["none"], (m[a] / m["none"] - 1) * 100) for a in arms[1:]),
+        statistics.median(switches)))
+    for a in traced:
+        print("%s: BPF programs %.2f%% of one core (bpf_stats, median); ns per run: %s" % (
+            a, statistics.median(bpf_share[a]) * 100,
+            ", ".join("%s %.0f" % (n, statistics.median(v))
+                      for n, v in sorted(per_prog[a].items()))))
 
 
 def switch_bench():

@@ -9,8 +9,9 @@
  * sock_sendmsg/sock_recvmsg with the socket and the bytes moved; here each call that moved data on
  * a TCP socket of a target process stamps the socket's entry with the monotonic time.
  *
- * Cost: one hash lookup (the caller's tgid) on every socket send and receive in the system; a
- * second lookup and two stores for the target's TCP sockets. Nothing is streamed: user space
+ * Cost: one task-storage lookup (no hashing: whether the caller's process is a target is decided
+ * once per task) on every socket send and receive in the system that moved data; a hash lookup
+ * and two stores for the target's TCP sockets. Nothing is streamed: user space
  * looks a socket up by inode when it classifies an event loop's wait.
  */
 #include "vmlinux.h"
@@ -26,13 +27,29 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* The target processes (key: tgid). */
+/* The target processes (key: tgid), kept current by user space, which bumps targets_gen after
+ * each change. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, __u8);
 } targets SEC(".maps");
+
+__u32 targets_gen = 0;
+
+/* Per task: whether its process is a target, decided once per targets_gen. */
+struct sockorder_task {
+	__u32 gen;
+	__u8 target;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sockorder_task);
+} tasks SEC(".maps");
 
 /* Key: socket inode. LRU: sockets that closed long ago make room for new ones. */
 struct {
@@ -42,16 +59,49 @@ struct {
 	__type(value, struct sockorder_value);
 } sockets SEC(".maps");
 
+/* Whether the current task's process is a target: one storage lookup, no hashing, except after
+ * the target set changed (a tgid lookup, once per task). */
+static __always_inline bool current_is_target(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct sockorder_task *l =
+		bpf_task_storage_get(&tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	__u32 gen = *(volatile __u32 *)&targets_gen;
+
+	if (!l)
+		return false;
+	if (l->gen != gen) {
+		__u32 tgid = task->tgid;
+
+		l->target = bpf_map_lookup_elem(&targets, &tgid) != NULL;
+		l->gen = gen;
+	}
+	return l->target;
+}
+
 static __always_inline int note(struct sock *sk, int ret, int flags, int send)
 {
+	struct socket *so;
+	struct file *file;
+	struct inode *ino;
+
 	if (ret <= 0 || (!send && (flags & SOCKORDER_MSG_PEEK)))
 		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!bpf_map_lookup_elem(&targets, &tgid))
+	if (!current_is_target())
 		return 0;
-	if (BPF_CORE_READ(sk, sk_protocol) != SOCKORDER_IPPROTO_TCP)
+	/* Direct loads through the BTF pointers (a faulting one reads 0): no helper call each. */
+	if (sk->sk_protocol != SOCKORDER_IPPROTO_TCP)
 		return 0;
-	__u64 inode = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	so = sk->sk_socket;
+	if (!so)
+		return 0;
+	file = so->file;
+	if (!file)
+		return 0;
+	ino = file->f_inode;
+	if (!ino)
+		return 0;
+	__u64 inode = ino->i_ino;
 	if (inode == 0)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();

@@ -228,7 +228,7 @@ static __always_inline struct task_local *target_task(struct task_struct *task, 
 	if (!l || l->gone)
 		return NULL;
 	if (l->gen != gen) {
-		__u32 tgid = BPF_CORE_READ(task, tgid);
+		__u32 tgid = task->tgid;
 
 		l->target = bpf_map_lookup_elem(&targets, &tgid) != NULL;
 		l->gen = gen;
@@ -268,9 +268,9 @@ static __always_inline struct stateacct_thread *thread_entry(struct task_local *
 	t->file_since_ns = 0;
 	t->file_acc_ns = 0;
 	t->file_acc_count = 0;
-	t->tgid = BPF_CORE_READ(task, tgid);
-	t->tid = BPF_CORE_READ(task, pid);
-	t->start_ns = BPF_CORE_READ(task, start_boottime);
+	t->tgid = task->tgid;
+	t->tid = task->pid;
+	t->start_ns = task->start_boottime;
 	l->slot = slot;
 	l->has_slot = 1;
 	return t;
@@ -475,7 +475,7 @@ static __always_inline void switch_out(bool preempt, struct task_struct *prev, l
 	struct task_local *l;
 	struct stateacct_thread *t;
 
-	if (BPF_CORE_READ(prev, pid) == 0)
+	if (prev->pid == 0)
 		return;
 	l = target_task(prev, true);
 	if (!l)
@@ -508,15 +508,15 @@ static __always_inline void switch_out(bool preempt, struct task_struct *prev, l
 	t->since_ns = now;
 	t->blocked_nr = -1;
 	t->blocked_object = 0;
-	if (regs && !(BPF_CORE_READ(prev, flags) & PF_KTHREAD)) {
-		long nr = BPF_CORE_READ(regs, orig_ax);
+	if (regs && !(prev->flags & PF_KTHREAD)) {
+		long nr = regs->orig_ax;
 
 		if (nr >= 0) {
 			t->blocked_nr = nr;
-			t->blocked_object = BPF_CORE_READ(regs, di);
+			t->blocked_object = regs->di;
 			if (nr == SYS_FUTEX)
-				t->blocked_object = futex_object(t->blocked_object, BPF_CORE_READ(regs, si),
-								 BPF_CORE_READ(regs, dx));
+				t->blocked_object = futex_object(t->blocked_object, regs->si,
+								 regs->dx);
 		}
 	}
 	t->phase = STATEACCT_PHASE_BLOCKED;
@@ -534,7 +534,7 @@ static __always_inline void switch_in(struct task_struct *next)
 	struct task_local *l;
 	struct stateacct_thread *t;
 
-	if (BPF_CORE_READ(next, pid) == 0)
+	if (next->pid == 0)
 		return;
 	l = target_task(next, false);
 	if (!l)
@@ -771,7 +771,7 @@ static __always_inline void file_call_exit(void)
 	SEC("fentry/__x64_sys_" #call)                                               \
 	int BPF_PROG(stateacct_fentry_##call, const struct pt_regs *regs)            \
 	{                                                                            \
-		file_call_enter(BPF_CORE_READ(regs, di));                            \
+		file_call_enter(regs->di);                                           \
 		return 0;                                                            \
 	}                                                                            \
 	SEC("fexit/__x64_sys_" #call)                                                \
@@ -803,14 +803,14 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(stateacct_sys_enter, struct pt_regs *regs, long id)
 {
 	if (file_call(id))
-		file_call_enter(BPF_CORE_READ(regs, di));
+		file_call_enter(regs->di);
 	return 0;
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(stateacct_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (file_call(BPF_CORE_READ(regs, orig_ax)))
+	if (file_call(regs->orig_ax))
 		file_call_exit();
 	return 0;
 }

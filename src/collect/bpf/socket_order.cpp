@@ -58,6 +58,12 @@ struct Loaded {
   Skeleton skel;
   std::mutex mu;
   std::map<int, int> watchers;  // tgid -> tracers watching it (guarded by mu)
+  __u32 targets_gen = 0;        // the last value given to the programs' targets_gen (mu)
+
+  // After a change to `targets`: each task decides again whether it is a target (mu held).
+  void targets_changed() {
+    __atomic_store_n(&skel->bss->targets_gen, ++targets_gen, __ATOMIC_RELEASE);
+  }
 };
 
 constinit SharedObject<Loaded> shared_programs;
@@ -105,6 +111,7 @@ SocketOrderTracer::~SocketOrderTracer() {
     p.watchers.erase(it);
     const __u32 key = static_cast<__u32>(tgid);
     bpf_map__delete_elem(p.skel->maps.targets, &key, sizeof(key), 0);
+    p.targets_changed();
   }
 }
 
@@ -144,6 +151,7 @@ util::Result<void> SocketOrderTracer::watch(int tgid) {
       return util::errno_error("cannot watch the sockets of pid " + std::to_string(tgid),
                                "too many target processes (4,096 at most, over every target)");
     }
+    p.targets_changed();
   }
   ++watchers;
   impl_->watched.insert(tgid);

@@ -8,8 +8,10 @@
 // Here each call that moved data stamps the socket with the monotonic time in nanoseconds, so
 // "sent after the last receive" (a request out) is exact.
 //
-// Cost: one BPF hash lookup on every socket send and receive in the system (the caller's tgid);
-// for the target's TCP sockets two more map operations. lookup() is one bpf(2) call.
+// Cost: one task-storage lookup on every socket send and receive in the system that moved data
+// (whether the caller's process is a target is decided once per task and change of the target
+// set); for the target's TCP sockets a hash lookup and two stores. lookup() is one bpf(2) call.
+// The sampler starts it only for an event loop with a connection it opened (wait_observer.h).
 //
 // One set of loaded programs per process: every tracer alive shares them (shared_object.h: a
 // load parses the kernel's BTF and creates the 65,536-entry LRU map), with the union of their

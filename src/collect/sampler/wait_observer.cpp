@@ -87,6 +87,10 @@ void WaitObserver::compute_net_wait(int pid, NetWait& p, std::int64_t now_ns) {
     const bool server_side = established && sockets_.is_server_side(pid, s, now_ns);
     socket_samples_.push_back(socket_sample(pid, s, server_side, now_ns));
     if (!established) continue;
+    if (!server_side && p.event_loop && !order_watched_.contains(pid)) {
+      // Before the first look: until its programs stamp a socket, request_out uses tcp_info.
+      watch_socket_order(pid);
+    }
     if (!server_side && request_out(s)) {
       ++outstanding;
       peer = fmt::format("{}:{}", s.remote_addr, s.remote_port);
@@ -272,8 +276,8 @@ model::WaitObservation WaitObserver::observe(int pid, const procfs::SyscallState
     obs.process_waits_on_network = polled->first;
     obs.fd_detail = polled->second;
   } else if (event_wait) {
-    watch_socket_order(pid);
     NetWait& p = net_waits_[pid];
+    p.event_loop = true;
     compute_net_wait(pid, p, now_ns);
     obs.process_waits_on_network = p.waits;
     obs.fd_detail = p.detail;

@@ -44,8 +44,10 @@ class WaitObserver {
   const FutexStackStats& stack_stats() const { return futex_stacks_.stats(); }
   const std::string& stack_problem() const { return futex_stacks_.problem(); }
   std::string socket_problem() const { return sockets_.problem(); }
-  // The exact send/receive order of the target's sockets (eBPF), tried at the first event-loop
-  // wait seen: tried, working, and why not when it is not.
+  // The exact send/receive order of the target's sockets (eBPF), tried when an event loop is first
+  // seen with a connection it opened (an upstream): tried, working, and why not when it is not.
+  // An event loop that only serves clients never starts it, so its sends and receives do not pay
+  // for the tracer's programs.
   bool socket_order_tried() const { return order_tried_; }
   bool socket_order_on() const { return order_ != nullptr; }
   const std::string& socket_order_problem() const { return order_problem_; }
@@ -58,9 +60,13 @@ class WaitObserver {
     bool waits = false;
     std::string detail;
     std::size_t socket_count = 0;  // TCP sockets at the last look
+    // A thread of it was seen in an event-loop wait (epoll_wait, select): only such a process
+    // needs the socket-order tracer, and only once it has a connection it opened.
+    bool event_loop = false;
   };
   void compute_net_wait(int pid, NetWait& p, std::int64_t now_ns);
-  // Starts the socket-order tracer at the first call and watches pid's sockets from then on.
+  // Starts the socket-order tracer at the first call and watches pid's sockets from then on
+  // (called for an event loop's process with an established connection it opened).
   void watch_socket_order(int pid);
   // A request out on a connection we opened: sent after the last receive. Exact (ns) when the
   // socket-order tracer has seen the socket move data, else from tcp_info's jiffy-resolution times.

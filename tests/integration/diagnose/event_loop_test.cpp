@@ -157,5 +157,35 @@ TEST(EventLoop, TheLabProxyWithAFastUpstreamAndLightLoadIsNone) {
   EXPECT_LT(j["time_split"]["network"].get<double>(), 0.1) << j["time_split"].dump();
 }
 
+// An event loop that only serves clients (the lab's none scenario, epoll model: no connection it
+// opened) never starts the socket-order tracer, whose programs run at every send and receive of
+// the host: the sources do not name it, while the loop was seen in epoll_wait. (The proxies above
+// have upstream connections and must name it.)
+TEST(EventLoop, ALoopThatOnlyServesClientsDoesNotStartTheSocketOrderTracer) {
+  auto lab =
+      test_support::LabProcess::start({"--scenario", "none", "--model", "epoll", "--port", "0"});
+  ASSERT_TRUE(lab) << lab.error().message;
+  auto load = Background::start(test_support::chokepoint_bin(),
+                                {"load", "http://127.0.0.1:" + std::to_string(lab->port()) + "/",
+                                 "--rate", "500", "-c", "8", "--duration", "5s"});
+  ASSERT_TRUE(load) << load.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  auto r = test_support::run_chokepoint({"diagnose", "--pid", std::to_string(lab->pid()), "-d",
+                                         "2s", "--no-stacks", "--no-probes", "--json"},
+                                        60);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  double in_epoll_s = 0;
+  for (const auto& t : j["threads"]) {
+    if (!t.contains("waits_s")) continue;
+    for (const auto& [what, seconds] : t["waits_s"].items()) {
+      if (what == "idle: epoll_wait") in_epoll_s += seconds.get<double>();
+    }
+  }
+  EXPECT_GT(in_epoll_s, 1.0) << j["threads"].dump(2);
+  EXPECT_FALSE(j["sources"].contains("socket order")) << j["sources"].dump(2);
+}
+
 }  // namespace
 }  // namespace chokepoint
