@@ -68,7 +68,7 @@ void Builder::thread_sample(const ThreadSample& s) {
     WaitObservation obs = s.wait;
     obs.majflt_delta = 0;
     t.last_wait = classify_wait(obs);
-    t.exact.observe(obs, t.last_wait);
+    t.exact.observe(obs, t.last_wait, ExactSplit::kFirstReadWeight);
     if (in_window(s.at_ns) && obs.where == SyscallWhere::kUnknown) ++syscall_denied_;
     processes_[s.key.pid].tids.insert(s.key.tid);
     thread_cursor_ = threads_.emplace_hint(thread_cursor_, id, std::move(t));

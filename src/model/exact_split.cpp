@@ -69,7 +69,7 @@ FutexHow futex_how(std::uint8_t how) {
   return f;
 }
 
-void ExactSplit::observe(const WaitObservation& obs, const WaitClass& cls) {
+void ExactSplit::observe(const WaitObservation& obs, const WaitClass& cls, double weight) {
   net_wait_ = obs.process_waits_on_network;
   Process& p = process_ ? *process_ : own_;
   if (obs.where == SyscallWhere::kInSyscall) {
@@ -88,16 +88,16 @@ void ExactSplit::observe(const WaitObservation& obs, const WaitClass& cls) {
   if (last_.own != nullptr && last_.object == ObjectKey{nr, object} &&
       last_.cls.resource == cls.resource && last_.cls.hold == cls.hold &&
       last_.cls.detail == cls.detail) {
-    *last_.own += 1;
-    if (last_.process != nullptr) *last_.process += 1;
+    *last_.own += weight;
+    if (last_.process != nullptr) *last_.process += weight;
     return;
   }
   double& own = seen_[{nr, object}][{cls.resource, cls.detail, cls.hold}];
-  own += 1;
+  own += weight;
   double* process = nullptr;
   if (process_) {
     process = &process_->seen[{nr, object}][{cls.resource, cls.detail, cls.hold}];
-    *process += 1;
+    *process += weight;
   }
   last_ = {{nr, object}, cls, &own, process};
 }

@@ -58,8 +58,13 @@ class ExactSplit {
   ExactSplit& operator=(ExactSplit&&) = default;
   ~ExactSplit() = default;
 
-  // A sampled observation of the thread (first or later), with the class the sampler gave it.
-  void observe(const WaitObservation& obs, const WaitClass& cls);
+  // A sampled observation of the thread (first or later), with the class the sampler gave it,
+  // counted `weight` times among the classes of its wait. The builder gives a thread's first read
+  // kFirstReadWeight: in the sampled split it closes no interval, and it is the read least sure of
+  // its class (the socket-order tracer starts at it, so an event loop's first read judges its
+  // upstreams at tcp_info's jiffy resolution); it decides a wait only where no later read saw it.
+  void observe(const WaitObservation& obs, const WaitClass& cls, double weight = 1.0);
+  static constexpr double kFirstReadWeight = 1e-3;
   // The off-CPU remainder of an interval the sampled split counted in the window.
   void sampled(const Interval& interval);
   // A cumulative kernel sum of this thread. before_window: read at or before the window's start

@@ -141,6 +141,42 @@ TEST(ExactSplit, TheKernelsSumsDivideTheOffCpuTimeClassedAsTheSamplerClassedEach
   EXPECT_NE(s->detail.find("1 of 1 threads"), std::string::npos) << s->detail;
 }
 
+// An event loop in epoll_wait(4): its first read judged its upstreams at tcp_info's jiffy
+// resolution (the socket-order tracer starts at that read) and saw no request out: idle; the three
+// later reads saw one out: network. The first read closes no interval in the sampled split, and
+// here it only decides a wait no later read saw: the kernel's 2,700 ms in epoll_wait are the
+// network's. (Regression: weighed as one read of four, a quarter went to idle, the lab proxy's
+// 0.045 from the bpftrace reference in about half the runs.)
+TEST(ExactSplit, AThreadsFirstReadDecidesOnlyAWaitNoLaterReadSaw) {
+  constexpr std::uint64_t kEpollFd = 4;
+  const auto epoll_wait = [](bool upstream_out) {
+    WaitObservation w;
+    w.state = 'S';
+    w.where = SyscallWhere::kInSyscall;
+    w.syscall_nr = SYS_epoll_wait;
+    w.args = {kEpollFd, 0, 0, 0, 0, 0};
+    w.process_waits_on_network = upstream_out;
+    w.fd_detail = upstream_out ? "upstream 10.0.0.2:80" : "";
+    return w;
+  };
+  std::vector<Tick> ticks(4);
+  for (std::size_t i = 0; i < ticks.size(); ++i) {
+    const std::int64_t at = static_cast<std::int64_t>(i) * 1000 * kMs;
+    ticks[i].at_ns = at;
+    ticks[i].threads.push_back(sample(at, i == 0, i * 100 * kMs, epoll_wait(i != 0)));
+    ticks[i].exact =
+        exact(i == 0 ? std::vector<ExactWait>{}
+                     : std::vector<ExactWait>{sum(ExactKind::kInterruptible, SYS_epoll_wait,
+                                                  kEpollFd, static_cast<std::int64_t>(i) * 900)});
+  }
+  const Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& t = obs.threads[0];
+  EXPECT_GT(t.split[Resource::kNetwork], 2690 * kMs);
+  EXPECT_LT(t.split[Resource::kIdle], 10 * kMs);
+  EXPECT_EQ(t.split.total_ns(), 3000 * kMs);
+}
+
 // Regression: thread id 1 handed out again to a new thread (start 9) while the old one (start 7)
 // is watched; the kernel keys sums by start time too, and the new thread's do not add to the old.
 TEST(ExactSplit, AThreadIdReusedByANewThreadDoesNotMergeItsSums) {
