@@ -12,7 +12,8 @@ cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagn
        measured; restored after). The lab is `--scenario none --workers 2` (the epoll model, an
        event loop with no upstream: the socket-order tracer is not started); COST_LAB="..." sets
        other lab flags, e.g. "--scenario none --model threads" (a thread per connection: about
-       three times the context switches).
+       three times the context switches). With BASE_BIN set to another build's chokepoint, its
+       three modes run as arms "base-auto", "base-exact", "base-sample" in the same rounds.
 switch: the same three ways for `stress-ng --switch 1` (two processes passing a pipe message back
        and forth as fast as they can: its throughput is its context switch rate). With BASE_BIN
        set to another build's chokepoint, its exact mode runs as a fourth arm ("base") in the same
@@ -169,8 +170,15 @@ def host_switches():
 
 def cost_bench():
     lab, port = start_lab(COST_LAB)
-    arms = ("none", "auto", "exact", "sample")
-    traced = ("auto", "exact")
+    # arm -> (chokepoint binary, --mode); BASE_BIN adds another build's three modes as "base-*".
+    binaries = {"auto": (os.path.join(BIN, "chokepoint"), "auto"),
+                "exact": (os.path.join(BIN, "chokepoint"), "exact"),
+                "sample": (os.path.join(BIN, "chokepoint"), "sample")}
+    if os.environ.get("BASE_BIN"):
+        for mode in ("auto", "exact", "sample"):
+            binaries["base-" + mode] = (os.environ["BASE_BIN"], mode)
+    arms = ("none",) + tuple(binaries)
+    traced = tuple(a for a in binaries if binaries[a][1] != "sample")
     results = {a: [] for a in arms}
     switches = []
     bpf_share = {a: [] for a in traced}
@@ -182,8 +190,9 @@ def cost_bench():
                 diag = None
                 if mode != "none":
                     diag = subprocess.Popen(
-                        [os.path.join(BIN, "chokepoint"), "diagnose", "--pid", str(lab.pid),
-                         "--duration", "10s", "--no-stacks", "--mode", mode, "--json"],
+                        [binaries[mode][0], "diagnose", "--pid", str(lab.pid),
+                         "--duration", "10s", "--no-stacks", "--mode", binaries[mode][1],
+                         "--json"],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1)
                 cs0, t0 = target_switches(lab.pid), time.monotonic()
