@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
 
 #include "model/sample_json.h"
 
@@ -74,6 +76,39 @@ json rlimits_document(const model::RlimitSample& r) {
   return {{"processes", model::rlimit_processes_json(r)}};
 }
 
+// The system sample's groups of plain counters (/proc/stat, meminfo, vmstat): each one JSON
+// object, present when its flag is set. The one list the writer and the reader both go by.
+using SystemCounter = std::pair<const char*, std::uint64_t model::SystemSample::*>;
+struct CounterGroup {
+  const char* key;
+  bool model::SystemSample::*present;
+  std::vector<SystemCounter> counters;
+};
+
+const std::vector<CounterGroup>& counter_groups() {
+  using S = model::SystemSample;
+  static const std::vector<CounterGroup> kGroups = {
+      {"cpu",
+       &S::has_cpu,
+       {{"total_ns", &S::cpu_total_ns},
+        {"busy_ns", &S::cpu_busy_ns},
+        {"iowait_ns", &S::cpu_iowait_ns}}},
+      {"meminfo",
+       &S::has_meminfo,
+       {{"total_bytes", &S::mem_total_bytes},
+        {"available_bytes", &S::mem_available_bytes},
+        {"swap_total_bytes", &S::swap_total_bytes},
+        {"swap_free_bytes", &S::swap_free_bytes}}},
+      {"vmstat",
+       &S::has_vmstat,
+       {{"pgmajfault", &S::pgmajfault},
+        {"refault_file", &S::refault_file},
+        {"refault_anon", &S::refault_anon},
+        {"oom_kill", &S::oom_kill}}},
+  };
+  return kGroups;
+}
+
 json system_json(const model::SystemSample& s) {
   json j{{"cpus_online", s.cpus_online},
          {"psi_cpu", pressure_json(s.psi_cpu)},
@@ -88,21 +123,11 @@ json system_json(const model::SystemSample& s) {
          {"tcp_time_wait", opt_json(s.tcp_time_wait)},
          {"files_open", opt_json(s.files_open)},
          {"files_max", opt_json(s.files_max)}};
-  if (s.has_cpu) {
-    j["cpu"] = {
-        {"total_ns", s.cpu_total_ns}, {"busy_ns", s.cpu_busy_ns}, {"iowait_ns", s.cpu_iowait_ns}};
-  }
-  if (s.has_meminfo) {
-    j["meminfo"] = {{"total_bytes", s.mem_total_bytes},
-                    {"available_bytes", s.mem_available_bytes},
-                    {"swap_total_bytes", s.swap_total_bytes},
-                    {"swap_free_bytes", s.swap_free_bytes}};
-  }
-  if (s.has_vmstat) {
-    j["vmstat"] = {{"pgmajfault", s.pgmajfault},
-                   {"refault_file", s.refault_file},
-                   {"refault_anon", s.refault_anon},
-                   {"oom_kill", s.oom_kill}};
+  for (const auto& g : counter_groups()) {
+    if (!(s.*g.present)) continue;
+    json counters = json::object();
+    for (const auto& [key, member] : g.counters) counters[key] = s.*member;
+    j[g.key] = std::move(counters);
   }
   if (s.disks) {
     json disks = json::array();
@@ -354,28 +379,11 @@ std::optional<model::SystemSample> system_from(const std::string& text) {
   if (auto it = j.find("tcp_table"); it != j.end()) s.tcp_table = tcp_table_from(*it);
   if (auto it = j.find("shm"); it != j.end()) s.shm = shm_from(*it);
   if (auto it = j.find("rlimits"); it != j.end()) s.rlimits = rlimits_from(*it);
-  if (j.contains("cpu")) {
-    const json& c = jobj(j, "cpu");
-    s.has_cpu = true;
-    s.cpu_total_ns = ju64(c, "total_ns");
-    s.cpu_busy_ns = ju64(c, "busy_ns");
-    s.cpu_iowait_ns = ju64(c, "iowait_ns");
-  }
-  if (j.contains("meminfo")) {
-    const json& m = jobj(j, "meminfo");
-    s.has_meminfo = true;
-    s.mem_total_bytes = ju64(m, "total_bytes");
-    s.mem_available_bytes = ju64(m, "available_bytes");
-    s.swap_total_bytes = ju64(m, "swap_total_bytes");
-    s.swap_free_bytes = ju64(m, "swap_free_bytes");
-  }
-  if (j.contains("vmstat")) {
-    const json& v = jobj(j, "vmstat");
-    s.has_vmstat = true;
-    s.pgmajfault = ju64(v, "pgmajfault");
-    s.refault_file = ju64(v, "refault_file");
-    s.refault_anon = ju64(v, "refault_anon");
-    s.oom_kill = ju64(v, "oom_kill");
+  for (const auto& g : counter_groups()) {
+    if (!j.contains(g.key)) continue;
+    const json& counters = jobj(j, g.key);
+    s.*g.present = true;
+    for (const auto& [key, member] : g.counters) s.*member = ju64(counters, key);
   }
   if (auto it = j.find("disks"); it != j.end() && it->is_array()) {
     s.disks.emplace();
