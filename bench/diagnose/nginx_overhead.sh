@@ -8,27 +8,16 @@
 # Usage: [BASE_BIN=other/chokepoint] bench/diagnose/nginx_overhead.sh [BUILD_DIR] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/lib/nginx.sh
 bin=${1:-build}/bin
 rounds=${2:-5}
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx" ] || { echo "error: nginx is missing" >&2; echo "hint: run scripts/setup" >&2; exit 1; }
 dir=$(mktemp -d /tmp/cp-nginx-overhead.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$dir/www" "$dir/tmp"
+mkdir -p "$dir/www"
 head -c 512 /dev/zero | tr '\0' x >"$dir/www/index.html"
-cat >"$dir/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
-  uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
-  server { listen 127.0.0.1:$port; root $dir/www; }
-}
-CONF
+nginx_conf "$dir" "$port" 2 "root $dir/www;"
 "$nginx" -c "$dir/nginx.conf" -p "$dir" &
 master=$!
 trap 'set +e; kill $master 2>/dev/null; wait $master 2>/dev/null; rm -rf "$dir"' EXIT

@@ -16,6 +16,7 @@ bin="$build/bin/chokepoint"
 [ -x "$bin" ] || { echo "error: $bin not found; build first (make build)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "error: wrk missing; run scripts/setup" >&2; exit 1; }
 nginx=/usr/sbin/nginx
+. "$(dirname "$0")/../lib/nginx.sh"
 [ -x "$nginx" ] || { echo "error: nginx missing; run scripts/setup" >&2; exit 1; }
 
 THREADS=${THREADS:-1}
@@ -28,20 +29,7 @@ RSS_COUNTS=${RSS_COUNTS:-"1000000 5000000"}
 
 dir=$(mktemp -d /tmp/chokepoint-vs-wrk-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$dir/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy; fastcgi_temp_path $dir/fcgi;
-  uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
-  keepalive_requests 100000000;
-  server { listen 127.0.0.1:$port; location / { return 200 "hello\n"; } }
-}
-CONF
+nginx_conf "$dir" "$port" 1 'location / { return 200 "hello\n"; }'
 "$nginx" -p "$dir" -c "$dir/nginx.conf" &
 nginx_pid=$!
 cleanup() { kill -QUIT "$nginx_pid" 2>/dev/null || true; wait "$nginx_pid" 2>/dev/null || true; rm -rf "$dir"; }
