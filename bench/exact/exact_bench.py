@@ -5,8 +5,10 @@ split: for each lab scenario, one `chokepoint diagnose --mode exact --record` wi
        the exact split is the live report's, the sampled split is `replay --mode sample` of the
        same recording (the same window, the kernel's sums set aside). Prints their L1 distance.
 cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagnose --mode auto
-       (the default), --mode exact and --mode sample, ROUNDS alternating rounds, medians and
-       ratios; the target's context switches per second; and the eBPF programs' own CPU and ns
+       (the default), --mode exact and --mode sample, ROUNDS alternating rounds (the arms' order
+       reversed every other round), medians and ratios, and each arm's median ratio to the same
+       round's `none` (paired: the machine's drift between rounds cancels); the diagnose
+       process's own CPU (user + system) over the throughput window; the target's context switches per second; and the eBPF programs' own CPU and ns
        per run of each from bpf_stats, read over 2 s more of the same load after the throughput
        window (bpf_stats adds two clock reads to every run, so it is off while throughput is
        measured; restored after). The lab is `--scenario none --workers 2` (the epoll model, an
@@ -160,6 +162,17 @@ def bpf_runtime_ns(prefix="stateacct"):
     return sum(t for t, _ in bpf_programs(prefix).values())
 
 
+def process_cpu_s(pid):
+    """The CPU seconds (user + system, all threads) process pid has used, from /proc/PID/stat;
+    None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def host_switches():
     with open("/proc/stat") as f:
         for line in f:
@@ -182,11 +195,14 @@ def cost_bench():
     results = {a: [] for a in arms}
     switches = []
     bpf_share = {a: [] for a in traced}
+    own_share = {a: [] for a in binaries}  # diagnose's own CPU, share of one core
     per_prog = {a: {} for a in traced}  # program -> [ns per run]
     old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
     try:
         for r in range(ROUNDS):
-            for mode in arms:
+            # The arms' order is reversed every other round, so a drift of the machine within a
+            # round does not always favour the same arm.
+            for mode in (arms if r % 2 == 0 else arms[::-1]):
                 diag = None
                 if mode != "none":
                     diag = subprocess.Popen(
@@ -196,8 +212,12 @@ def cost_bench():
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1)
                 cs0, t0 = target_switches(lab.pid), time.monotonic()
+                own0 = process_cpu_s(diag.pid) if diag else None
                 got = rps(wrk(port, 5))
                 t1 = time.monotonic()
+                own1 = process_cpu_s(diag.pid) if diag else None
+                if own0 is not None and own1 is not None:
+                    own_share[mode].append((own1 - own0) / (t1 - t0))
                 if mode == "none":
                     switches.append((target_switches(lab.pid) - cs0) / (t1 - t0))
                 if mode in traced:
@@ -232,6 +252,18 @@ def cost_bench():
         m["none"], "; ".join("%s %.0f (ratio %.4f, %+.2f%%)" % (
             a, m[a], m[a] / m["none"], (m[a] / m["none"] - 1) * 100) for a in arms[1:]),
         statistics.median(switches)))
+    # Each round's arm against that round's `none` (the machine's drift between rounds cancels),
+    # the median of those ratios and their quartiles.
+    for a in arms[1:]:
+        ratios = sorted(x / n for x, n in zip(results[a], results["none"]) if n > 0)
+        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        print("%s: paired ratio to none, median %.4f (%+.2f%%), quartiles %.4f-%.4f, %d rounds" % (
+            a, statistics.median(ratios), (statistics.median(ratios) - 1) * 100, q[0], q[2],
+            len(ratios)))
+    for a in binaries:
+        if own_share[a]:
+            print("%s: the diagnose process %.2f%% of one core (user + system, median)" % (
+                a, statistics.median(own_share[a]) * 100))
     for a in traced:
         print("%s: BPF programs %.2f%% of one core (bpf_stats, median); ns per run: %s" % (
             a, statistics.median(bpf_share[a]) * 100,

@@ -260,6 +260,7 @@ static __always_inline struct stateacct_thread *thread_entry(struct task_local *
 		return NULL;
 	t->phase = STATEACCT_PHASE_NONE;
 	t->blocked_nr = -1;
+	t->edge_slot = 0;
 	t->acc_ns = 0;
 	t->acc_count = 0;
 	t->rq_acc_ns = 0;
@@ -429,8 +430,9 @@ struct {
 /* Entries of edge_recs handed out so far (user space reads that many). */
 __u32 next_edge = 0;
 
-/* The weight this CPU accounts the next phase with: 0 to skip it (thinned out). */
-static __always_inline __u64 sample_switch(void)
+/* The weight this CPU accounts the next phase, starting at `now`, with: 0 to skip it (thinned
+ * out). */
+static __always_inline __u64 sample_switch(__u64 now)
 {
 	__u32 zero = 0;
 	__u32 weight;
@@ -440,8 +442,8 @@ static __always_inline __u64 sample_switch(void)
 		return 1;
 	struct thin_window *w = bpf_map_lookup_elem(&windows, &zero);
 
-	weight = thin_event(w, window_switch_budget, STATEACCT_WINDOW_NS,
-			    STATEACCT_MAX_SAMPLE_EVERY);
+	weight = thin_event_at(w, window_switch_budget, STATEACCT_WINDOW_NS,
+			       STATEACCT_MAX_SAMPLE_EVERY, now);
 	if (w && w->every > 1) {
 		__u32 which = STATEACCT_STAT_MAX_EVERY;
 		__u64 *max = bpf_map_lookup_elem(&stats, &which);
@@ -498,7 +500,7 @@ static __always_inline void switch_out(bool preempt, struct task_struct *prev, l
 		count_stat(STATEACCT_STAT_SWITCHES);
 		return;
 	}
-	__u64 weight = sample_switch();
+	__u64 weight = sample_switch(now);
 
 	if (!weight)
 		return;
@@ -595,12 +597,24 @@ static __always_inline bool woken_by_task_timer_or_device(long nr)
 	}
 }
 
+static __always_inline bool same_edge_key(const struct stateacct_edge_key *a,
+					  const struct stateacct_edge_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	_Static_assert(sizeof(*a) == 4 * sizeof(__u64), "the edge key is four words, no padding");
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
 /*
  * The wait-for graph's edge: the current task, or an interrupt, woke target thread `tid`, blocked
  * (phase BLOCKED, not yet ended) since t->since_ns in t's call and object. Called before the phase
- * ends, from sched_waking (ctx: its arguments, on the stack it fired on).
+ * ends, from sched_waking (ctx: its arguments, on the stack it fired on). A thread is mostly woken
+ * the same way again (a worker by its queue's producer, a loop by the same client): the entry of
+ * its last edge (t->edge_slot) is tried first, and the hash is looked up only when that entry's
+ * key is another (user space poisons a deleted key: KernelTable::forget).
  */
-static __always_inline void count_wake_edge(void *ctx, const struct stateacct_thread *t, __u32 tid,
+static __always_inline void count_wake_edge(void *ctx, struct stateacct_thread *t, __u32 tid,
 					    __u64 now)
 {
 	struct task_struct *waker = bpf_get_current_task_btf();
@@ -626,6 +640,13 @@ static __always_inline void count_wake_edge(void *ctx, const struct stateacct_th
 		if (waker->flags & PF_KTHREAD)
 			key.waker_kind = STATEACCT_WAKER_KTHREAD;
 	}
+	if (t->edge_slot) {
+		__u32 last = t->edge_slot - 1;
+
+		r = bpf_map_lookup_elem(&edge_recs, &last);
+		if (r && same_edge_key(&r->key, &key))
+			goto add;
+	}
 	idx = bpf_map_lookup_elem(&edges, &key);
 	if (!idx) {
 		idx = new_entry(&edges, &edge_recs, &edge_free, &next_edge, STATEACCT_MAX_EDGES, &key,
@@ -633,9 +654,11 @@ static __always_inline void count_wake_edge(void *ctx, const struct stateacct_th
 		if (!idx)
 			return;
 	}
+	t->edge_slot = *idx + 1;
 	r = bpf_map_lookup_elem(&edge_recs, idx);
 	if (!r)
 		return;
+add:
 	__sync_fetch_and_add(&r->value.ns, delta * t->weight);
 	__sync_fetch_and_add(&r->value.count, t->weight);
 }

@@ -86,7 +86,10 @@ struct stateacct_thread {
 	__u64 weight;         /* 1 / the probability the phase was accounted with */
 	__u64 blocked_object; /* the first argument of the system call it left the CPU in */
 	__s32 blocked_nr;     /* that system call, -1 outside one */
-	__u32 pad0;
+	/* 1 + the edge_recs entry the thread's last wakeup was counted in (0: none): the next
+	 * wakeup with the same edge key adds there without hashing (an entry whose key changed,
+	 * or that user space poisoned when it deleted the key, is looked up again). */
+	__u32 edge_slot;
 	__u32 phase;          /* enum stateacct_phase */
 	__u32 kind;           /* enum stateacct_kind of the phase */
 	__u32 tgid;

@@ -16,16 +16,14 @@ struct thin_window {
 	__u32 every;
 };
 
-/* The weight of this event: 0 when it is thinned out, else 1/its probability. `w` is this CPU's
- * window (a PERCPU_ARRAY element); budget 0 keeps every event. */
-static __always_inline __u32 thin_event(struct thin_window *w, __u32 budget, __u64 window_ns,
-					__u32 max_every)
+/* The weight of an event at `now` (bpf_ktime_get_ns(), read by the caller, which mostly needs it
+ * too): 0 when it is thinned out, else 1/its probability. `w` is this CPU's window (a
+ * PERCPU_ARRAY element); budget 0 keeps every event. */
+static __always_inline __u32 thin_event_at(struct thin_window *w, __u32 budget, __u64 window_ns,
+					   __u32 max_every, __u64 now)
 {
-	__u64 now;
-
 	if (!budget || !w)
 		return 1;
-	now = bpf_ktime_get_ns();
 	if (now - w->start_ns >= window_ns) {
 		__u32 every = 1;
 
@@ -41,6 +39,15 @@ static __always_inline __u32 thin_event(struct thin_window *w, __u32 budget, __u
 	if (w->every > 1 && bpf_get_prandom_u32() % w->every)
 		return 0;
 	return w->every ? w->every : 1;
+}
+
+/* thin_event_at, now. */
+static __always_inline __u32 thin_event(struct thin_window *w, __u32 budget, __u64 window_ns,
+					__u32 max_every)
+{
+	if (!budget || !w)
+		return 1;
+	return thin_event_at(w, budget, window_ns, max_every, bpf_ktime_get_ns());
 }
 
 #endif /* CHOKEPOINT_BPF_THINNING_H */

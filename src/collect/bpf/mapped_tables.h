@@ -263,10 +263,7 @@ struct KernelTable {
     for (std::size_t i = 0; i < state.size(); ++i) {
       RecordState& st = state[i];
       if (st.sum >= RecordState::kPending || st.idle_reads < min_idle_reads) continue;
-      const auto key = recs.at<Rec>(i)->key;
-      bpf_map__delete_elem(index, &key, sizeof(key), 0);
-      st.sum = RecordState::kPending;
-      pending.push_back(static_cast<std::uint32_t>(i));
+      retire(i);
       ++given;
     }
     in_use -= given;
@@ -279,13 +276,24 @@ struct KernelTable {
   void forget(Pred&& gone) {
     for (std::size_t i = 0; i < state.size(); ++i) {
       if (state[i].sum >= RecordState::kPending) continue;
-      const auto key = recs.at<Rec>(i)->key;
-      if (!gone(key)) continue;
-      bpf_map__delete_elem(index, &key, sizeof(key), 0);
-      state[i].sum = RecordState::kPending;
-      pending.push_back(static_cast<std::uint32_t>(i));
+      if (!gone(recs.at<Rec>(i)->key)) continue;
+      retire(i);
       --in_use;
     }
+  }
+
+ private:
+  // Deletes entry i's key from the index and poisons the key in the entry (all bits set: no
+  // thread, call or object has that key), so a program that kept the entry's index (the wakee's
+  // last edge, stateacct.bpf.c's edge_slot) finds another key there and looks its own up again,
+  // rather than adding to an entry user space no longer reads. Given back at the next read.
+  void retire(std::size_t i) {
+    Rec* r = recs.at<Rec>(i);
+    const auto key = r->key;
+    bpf_map__delete_elem(index, &key, sizeof(key), 0);
+    std::memset(static_cast<void*>(&r->key), 0xff, sizeof(r->key));
+    state[i].sum = RecordState::kPending;
+    pending.push_back(static_cast<std::uint32_t>(i));
   }
 };
 

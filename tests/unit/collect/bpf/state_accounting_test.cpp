@@ -7,7 +7,8 @@
 // two at once) each time the writes of a thread they never saw leave a CPU (issue 16). Needs root
 // and BPF (skips only through offcpu_unavailable()). A timer's wakeup of a timed futex wait or a
 // sleep, taken while another thread of the process ran on that CPU, is an interrupt's edge, not
-// that thread's; the same thread's own FUTEX_WAKE is its edge.
+// that thread's; the same thread's own FUTEX_WAKE is its edge. A wakee woken the same way again
+// counts every wakeup, and a forgotten edge's next wakeup goes to a new entry.
 #include "collect/bpf/state_accounting.h"
 
 #include <gtest/gtest.h>
@@ -234,6 +235,50 @@ TEST(StateAccounting, AReadPassesOnOnlyTheSumsAndEdgesThatChanged) {
   // Nothing changed since: nothing passed on.
   EXPECT_EQ(edge_count(acct.read_edges(), self, c->tid, first[0]), 0u);
   for (int fd : {first[0], first[1], second[0], second[1]}) close(fd);
+}
+
+// A thread woken the same way again and again counts every wakeup on its one edge (the kernel
+// adds a repeat to the entry of the thread's last edge without hashing), and once forget() has
+// deleted that edge's key the next wakeup, before any read, is counted under a new entry: the
+// deleted entry's key is poisoned, so the kernel does not keep adding to an entry user space no
+// longer reads (it would be lost: the entry goes back zeroed at the next read).
+TEST(StateAccounting, AWakeeWokenTheSameWayCountsEveryWakeupAndAForgottenEdgeIsLookedUpAgain) {
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  auto created = StateAccounting::create({0});
+  ASSERT_TRUE(created) << created.error().message;
+  auto& acct = **created;
+  ASSERT_TRUE(acct.set_targets({static_cast<int>(getpid())}));
+  const int self = gettid_now();
+  int fd[2];
+  ASSERT_EQ(pipe(fd), 0);
+  Blocker reader;  // reads one byte at a time until 'q'
+  std::thread t([&reader, in = fd[0]] {
+    reader.start_ticks = start_ticks_of(gettid_now());
+    reader.tid = gettid_now();
+    char c = 0;
+    while (::read(in, &c, 1) == 1 && c != 'q') {
+    }
+  });
+  const auto wake = [&](char c) {
+    wait_blocked_in_read(reader);
+    ASSERT_EQ(write(fd[1], &c, 1), 1);
+  };
+  constexpr int kWakeups = 20;
+  for (int i = 0; i < kWakeups; ++i) wake('x');
+  wait_blocked_in_read(reader);
+  EXPECT_EQ(edge_count(acct.read_edges(), self, reader.tid, fd[0]), kWakeups);
+
+  acct.forget({{reader.tid.load(), reader.start_ticks}});
+  wake('x');
+  wait_blocked_in_read(reader);
+  EXPECT_EQ(edge_count(acct.read_edges(), self, reader.tid, fd[0]), 1u);
+  wake('x');
+  wait_blocked_in_read(reader);
+  EXPECT_EQ(edge_count(acct.read_edges(), self, reader.tid, fd[0]), 2u);
+  wake('q');
+  t.join();
+  close(fd[0]);
+  close(fd[1]);
 }
 
 // The tracepoints and trampolines this process's BPF links are attached to, as the kernel shows
