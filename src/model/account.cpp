@@ -1,10 +1,20 @@
 #include "model/account.h"
 
 #include <algorithm>
+#include <string_view>
 
 namespace chokepoint::model {
 namespace {
 const std::string kUnseenWaitDetail = "short waits between samples";
+
+// Adds ns to map[key], inserting the key (and copying its detail) only when it is new.
+void add_to(std::map<WaitKey, std::int64_t, std::less<>>& map, Resource r, std::string_view detail,
+            Hold hold, std::int64_t ns) {
+  const std::tuple<Resource, std::string_view, Hold> key{r, detail, hold};
+  auto it = map.find(key);
+  if (it == map.end()) it = map.emplace(WaitKey{r, std::string(detail), hold}, 0).first;
+  it->second += ns;
+}
 }  // namespace
 
 void carry_over(Interval& iv, Carry& carry) {
@@ -62,19 +72,17 @@ void add_interval(ThreadAccount& account, const Interval& iv) {
   account.samples += 1;
 }
 
-WaitKey off_cpu_wait(const Interval& iv) {
-  const Resource where = off_cpu_resource(iv);
-  const bool unseen = where != iv.wait.resource;
-  return {where, unseen ? kUnseenWaitDetail : iv.wait.detail, iv.wait.hold};
-}
-
 void pool_off_cpu(WaitRatio& ratio, const Interval& iv) {
   const std::int64_t off = off_cpu_ns(iv);
-  if (off > 0) ratio.charged_ns[off_cpu_wait(iv)] += off;
+  if (off <= 0) return;
+  // The wait add_interval charged it to.
+  const Resource where = off_cpu_resource(iv);
+  const bool unseen = where != iv.wait.resource;
+  add_to(ratio.charged_ns, where, unseen ? kUnseenWaitDetail : iv.wait.detail, iv.wait.hold, off);
 }
 
 void count_read(WaitRatio& ratio, const WaitClass& wait) {
-  ratio.reads[{wait.resource, wait.detail, wait.hold}] += 1;
+  add_to(ratio.reads, wait.resource, wait.detail, wait.hold, 1);
 }
 
 void divide_by_reads(ThreadAccount& account, const WaitRatio& ratio) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <tuple>
@@ -124,14 +125,12 @@ using WaitKey = std::tuple<Resource, std::string, Hold>;
 // Time a thread spent in the wait a read saw, without running since (quiet time), is not pooled:
 // it was seen.
 struct WaitRatio {
+  // Transparent (std::less<>): found by a tuple of string_view, so a lookup copies no detail.
   // The pooled time by the wait add_interval charged it to (divide_by_reads takes it back).
-  std::map<WaitKey, std::int64_t> charged_ns;
+  std::map<WaitKey, std::int64_t, std::less<>> charged_ns;
   // The window's reads that closed an interval and found the thread off-CPU, by wait.
-  std::map<WaitKey, std::int64_t> reads;
+  std::map<WaitKey, std::int64_t, std::less<>> reads;
 };
-
-// The wait add_interval charges an interval's off-CPU remainder to.
-WaitKey off_cpu_wait(const Interval& interval);
 
 // Pools the off-CPU remainder of `interval` (as add_interval counted it).
 void pool_off_cpu(WaitRatio& ratio, const Interval& interval);
