@@ -8,6 +8,8 @@ Starts chokepoint-lab --scenario disk under wrk (-c16), then at once: a reader o
 (a condvar wait or a file call):
   random reads   the reader's reads in fdatasync or write (by state and system call)
   kernel         the exact split's disk / (disk + idle) of the workers
+and both by wait: the reads by (state, system call), the kernel's time by the exact split's waits
+(shares of the workers' thread time).
 Usage: bench/reference/random_reads.py [BUILD_DIR] [ROUNDS]   (root)
 """
 import json
@@ -72,17 +74,26 @@ def main():
                 stop(lab, signal.SIGTERM)
             off = {k: n for k, n in combos.items() if k[0] != "R" and k[1] != "running"}
             in_file = sum(n for k, n in off.items() if k[1] in FILE_CALLS)
-            tot = {}
+            tot, waits = {}, {}
             for t in json.loads(d.stdout)["threads"]:
                 if t["comm"] == "lab-worker":
                     for k, v in t["time_split"].items():
-                        tot[k] = tot.get(k, 0) + v
+                        tot[k] = tot.get(k, 0) + v * t["observed_s"]
+                    for k, v in t.get("waits_s", {}).items():
+                        k = " ".join(k.split()[:2])  # "disk: fdatasync", "idle: condvar"
+                        waits[k] = waits.get(k, 0) + v
+            thread_s = sum(tot.values())
             top = sorted(combos.items(), key=lambda x: -x[1])[:8]
-            print("random reads %.3f (%d off-CPU reads)  kernel %.3f  by (state, call): %s" % (
-                in_file / max(1, sum(off.values())), sum(off.values()),
-                tot["disk"] / (tot["disk"] + tot["idle"]),
-                ", ".join("%s %s %.1f%%" % (k[0], k[1], 100 * n / sum(combos.values()))
-                          for k, n in top)), flush=True)
+            print("random reads %.3f (%d off-CPU reads)  kernel %.3f\n  reads by (state, call): %s"
+                  "\n  kernel's time by wait: %s" % (
+                      in_file / max(1, sum(off.values())), sum(off.values()),
+                      tot["disk"] / (tot["disk"] + tot["idle"]),
+                      ", ".join("%s %s %.1f%%" % (k[0], k[1], 100 * n / sum(combos.values()))
+                                for k, n in top),
+                      ", ".join("%s %.1f%%" % (k, 100 * v / thread_s) for k, v in
+                                sorted(waits.items(), key=lambda x: -x[1])) +
+                      ", on_cpu + cpu_wait %.1f%%" % (
+                          100 * (tot["on_cpu"] + tot["cpu_wait"]) / thread_s)), flush=True)
     finally:
         subprocess.run(["rm", "-rf", tmp])
 
