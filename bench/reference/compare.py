@@ -13,7 +13,9 @@ Two references: "direct" leaves each hand-off (below) as idle, a wait for anothe
 "wait-for" gives it its waker's split (issue 15's wait-for graph, the design's rule).
 
 Usage: [BASE_BIN=other/chokepoint] bench/reference/compare.py [BUILD_DIR] [SCENARIO...] [--detail]
-  BASE_BIN adds that build's exact split of the same window (a replay of the recording).
+  BASE_BIN adds that build's exact and sampled splits of the same window (replays of the
+    recording). SAVE_DIR keeps each window's recording (SCENARIO.MS.chokepoint) and its
+    reference (SCENARIO.MS.ref.json: the shares and each thread's ns by class) there.
        bench/reference/compare.py [BUILD_DIR] --overhead
   --detail prints each thread's reference time by (class, reason) beside chokepoint's waits_s.
   --overhead measures what split.bt costs the lab (none scenario, 2 loops): req/s without and
@@ -72,6 +74,7 @@ DETAIL = "--detail" in sys.argv
 BUILD = ARGS[0] if ARGS else os.path.join(ROOT, "build")
 ONLY = ARGS[1:]
 BASE_BIN = os.environ.get("BASE_BIN")  # another build's chokepoint: replays each recording
+SAVE_DIR = os.environ.get("SAVE_DIR")  # keeps each window's recording and reference there
 BIN = os.path.join(BUILD, "bin")
 BT = os.path.join(ROOT, "bench/reference/split.bt")
 KEYS = os.path.join(ROOT, "bench/lab/keys_random.lua")
@@ -476,8 +479,21 @@ def run(name, args, load, conns, delay_ms):
             r = subprocess.run([BASE_BIN, "replay", rec, "--json"], capture_output=True,
                                text=True, timeout=120)
             b = json.loads(r.stdout)
-            base = " %s | %.3f | %.3f |" % (b["verdict"], l1(ref_direct, b["time_split"]),
-                                            l1(ref, b["time_split"]))
+            # and its sampled split of the same window
+            r = subprocess.run([BASE_BIN, "replay", rec, "--mode", "sample", "--json"],
+                               capture_output=True, text=True, timeout=120)
+            bs = json.loads(r.stdout)
+            base = " %s | %.3f | %.3f | %.3f | %.3f |" % (
+                b["verdict"], l1(ref_direct, b["time_split"]), l1(ref, b["time_split"]),
+                l1(ref_direct, bs["time_split"]), l1(ref, bs["time_split"]))
+        if SAVE_DIR:
+            # The recording and its reference, to replay other builds' splits against later.
+            stem = os.path.join(SAVE_DIR, "%s.%d" % (re.sub(r"[^a-z]+", "_", name),
+                                                     time.time_ns() // 1000000))
+            subprocess.run(["cp", rec, stem + ".chokepoint"], check=True)
+            with open(stem + ".ref.json", "w") as f:
+                json.dump({"scenario": name, "ref": ref, "ref_direct": ref_direct,
+                           "per_thread": {str(k): v for k, v in per_thread.items()}}, f)
         print("| %s | %s | %.3f | %.3f | %.3f | %.3f | %.2f | %s | %s |%s" % (
             name, exact["verdict"], l1(ref_direct, exact["time_split"]),
             l1(ref_direct, sampled["time_split"]), l1(ref, exact["time_split"]),
@@ -582,8 +598,10 @@ def main():
           " L1 exact (wait-for ref) | L1 sampled (wait-for ref) | thread time ref/cp |"
           " wait-for reference split | exact split |" +
           (" BASE_BIN verdict | BASE_BIN L1 exact (direct ref) |"
-           " BASE_BIN L1 exact (wait-for ref) |" if BASE_BIN else ""))
-    print("|---|---|---:|---:|---:|---:|---:|---|---|" + ("---|---:|---:|" if BASE_BIN else ""))
+           " BASE_BIN L1 exact (wait-for ref) | BASE_BIN L1 sampled (direct ref) |"
+           " BASE_BIN L1 sampled (wait-for ref) |" if BASE_BIN else ""))
+    print("|---|---|---:|---:|---:|---:|---:|---|---|" +
+          ("---|---:|---:|---:|---:|" if BASE_BIN else ""))
     try:
         for sc in SCENARIOS:
             if not ONLY or sc[0] in ONLY or sc[0].split()[0] in ONLY:

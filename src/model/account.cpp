@@ -1,10 +1,20 @@
 #include "model/account.h"
 
 #include <algorithm>
+#include <string_view>
 
 namespace chokepoint::model {
 namespace {
 const std::string kUnseenWaitDetail = "short waits between samples";
+
+// Adds ns to map[key], inserting the key (and copying its detail) only when it is new.
+void add_to(std::map<WaitKey, std::int64_t, std::less<>>& map, Resource r, std::string_view detail,
+            Hold hold, std::int64_t ns) {
+  const std::tuple<Resource, std::string_view, Hold> key{r, detail, hold};
+  auto it = map.find(key);
+  if (it == map.end()) it = map.emplace(WaitKey{r, std::string(detail), hold}, 0).first;
+  it->second += ns;
+}
 }  // namespace
 
 void carry_over(Interval& iv, Carry& carry) {
@@ -60,6 +70,49 @@ void add_interval(ThreadAccount& account, const Interval& iv) {
   }
   account.majflt += iv.majflt_delta;
   account.samples += 1;
+}
+
+void pool_off_cpu(WaitRatio& ratio, const Interval& iv) {
+  const std::int64_t off = off_cpu_ns(iv);
+  if (off <= 0) return;
+  // The wait add_interval charged it to.
+  const Resource where = off_cpu_resource(iv);
+  const bool unseen = where != iv.wait.resource;
+  add_to(ratio.charged_ns, where, unseen ? kUnseenWaitDetail : iv.wait.detail, iv.wait.hold, off);
+}
+
+void count_read(WaitRatio& ratio, const WaitClass& wait) {
+  add_to(ratio.reads, wait.resource, wait.detail, wait.hold, 1);
+}
+
+void divide_by_reads(ThreadAccount& account, const WaitRatio& ratio) {
+  std::int64_t reads = 0;
+  for (const auto& [wait, n] : ratio.reads) reads += n;
+  std::int64_t pooled_ns = 0;
+  for (const auto& [wait, ns] : ratio.charged_ns) pooled_ns += ns;
+  if (reads <= 0 || pooled_ns <= 0) return;
+  const auto add = [&account](const WaitKey& wait, std::int64_t ns) {
+    const auto& [resource, detail, hold] = wait;
+    account.split[resource] += ns;
+    auto& details = account.details[static_cast<std::size_t>(resource)];
+    if ((details[detail] += ns) == 0) details.erase(detail);
+    if (hold != Hold::kNone) account.held_ns[static_cast<std::size_t>(hold)] += ns;
+  };
+  for (const auto& [wait, ns] : ratio.charged_ns) add(wait, -ns);
+  std::int64_t given_ns = 0;
+  const WaitKey* most = nullptr;
+  std::int64_t most_reads = 0;
+  for (const auto& [wait, n] : ratio.reads) {
+    const auto ns = static_cast<std::int64_t>(static_cast<double>(pooled_ns) *
+                                              static_cast<double>(n) / static_cast<double>(reads));
+    add(wait, ns);
+    given_ns += ns;
+    if (n > most_reads) {
+      most_reads = n;
+      most = &wait;
+    }
+  }
+  if (most != nullptr && given_ns != pooled_ns) add(*most, pooled_ns - given_ns);
 }
 
 std::int64_t held_total_ns(const ThreadAccount& account) {

@@ -4,8 +4,10 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -99,6 +101,50 @@ void add_interval(ThreadAccount& account, const Interval& interval);
 // clamped on-CPU and run-queue time) and the resource it goes to.
 std::int64_t off_cpu_ns(const Interval& interval);
 Resource off_cpu_resource(const Interval& interval);
+
+// A wait as the sampled split names it: resource, detail and hold state.
+using WaitKey = std::tuple<Resource, std::string, Hold>;
+
+// The sampled split's ratio estimator of a thread's off-CPU time between reads.
+// A read sees one instant of the thread. An interval in which the thread ran holds waits that
+// began and ended between its two reads, and the read that closes it sees one of them, or none
+// when it finds the thread running. add_interval charges the whole off-CPU remainder to the wait
+// that read saw (to the last wait seen before it when it saw none, and to idle "short waits
+// between samples" when none was ever seen), so one read decides up to a whole interval:
+// - the first interval of a window is as long as the sampler's first gap (1 s with the task
+//   iterator, which parks a thread from its first read until the next iterator read): a quarter
+//   of a busy thread's off-CPU time in a 3 s window, decided by one read per thread, taken at
+//   the same instant for every thread (a pool's threads wait on one journal commit together);
+// - the last wait seen stands for every interval after it whose closing read finds the thread
+//   running, so one read of a rare wait (an event loop's epoll_wait) weighs like many.
+// The ratio estimator pools that time instead, per thread and window: the off-CPU remainder of
+// every interval that ends in a read of a thread that ran (and the quiet time after a read that
+// found it running, spent in a wait it started unseen), divided among the waits the window's
+// reads found it in, in proportion to their number. Each read lands in a wait with the chance of
+// that wait's share of the time between reads, so every read of the thread counts once.
+// Time a thread spent in the wait a read saw, without running since (quiet time), is not pooled:
+// it was seen.
+struct WaitRatio {
+  // Transparent (std::less<>): found by a tuple of string_view, so a lookup copies no detail.
+  // The pooled time by the wait add_interval charged it to (divide_by_reads takes it back).
+  std::map<WaitKey, std::int64_t, std::less<>> charged_ns;
+  // The window's reads that closed an interval and found the thread off-CPU, by wait.
+  std::map<WaitKey, std::int64_t, std::less<>> reads;
+};
+
+// Pools the off-CPU remainder of `interval` (as add_interval counted it).
+void pool_off_cpu(WaitRatio& ratio, const Interval& interval);
+
+// Counts a read that found the thread off-CPU in `wait` (wait.resource is not kOnCpu).
+void count_read(WaitRatio& ratio, const WaitClass& wait);
+
+// Moves the pooled time from the waits add_interval charged it to onto ratio.reads' waits, in
+// proportion to their reads (the remainder of the rounding to the wait read most often): split,
+// details and held_ns alike; the thread's total and its on-CPU and run-queue time stay. Without
+// a read that found the thread off-CPU the pooled time stays where it was charged.
+// REQUIRES: every interval pooled was added to `account` by add_interval, and nothing has moved
+// account's off-CPU time since (the exact mode replaces it instead: this is for the sampled split).
+void divide_by_reads(ThreadAccount& account, const WaitRatio& ratio);
 
 // The time a thread was held, in all hold states together.
 std::int64_t held_total_ns(const ThreadAccount& account);

@@ -40,7 +40,9 @@ struct ThreadTrack {
   WaitClass last_wait;
   bool last_in_disk_sync = false;
   bool last_mutex_wait = false;
-  ExactSplit exact;  // the exact mode's sums and the sampler's classes for them
+  bool last_read_running = false;  // the last read found it running: no wait seen
+  WaitRatio ratio;                 // the window's time between reads, pooled (divide_by_reads)
+  ExactSplit exact;                // the exact mode's sums and the sampler's classes for them
 };
 
 struct ProcessTrack {
@@ -105,7 +107,9 @@ class Builder {
   // order (the sampler's and store/'s): the next one is found a step or two on from `cursor`
   // (where the last was), not by a lookup; `cursor` is left at the thread, or where it would be.
   ThreadMap::iterator find_thread(const std::pair<int, int>& key, ThreadMap::iterator& cursor);
-  // Closes a thread's account for the window: the exact split replaces the sampled one.
+  // Closes a thread's account for the window: the exact split replaces the sampled one, or,
+  // where the kernel's sums do not, the time between reads is divided by the window's reads
+  // (divide_by_reads); the pool starts over for the next window.
   void close_account(ThreadTrack& t);
 
   const RecordingInfo& info_;

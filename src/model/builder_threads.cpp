@@ -29,6 +29,8 @@ void Builder::add_quiet(ThreadTrack& t, std::int64_t from, std::int64_t to) {
   iv.wait = t.last_wait;
   add_interval(t.account, iv);
   t.exact.sampled(iv);
+  // After a read that found it running, it stopped in a wait no read saw.
+  if (t.last_read_running) pool_off_cpu(t.ratio, iv);
 }
 
 void Builder::renamed(ThreadTrack& t, const std::string& comm) {
@@ -68,6 +70,7 @@ void Builder::thread_sample(const ThreadSample& s) {
     WaitObservation obs = s.wait;
     obs.majflt_delta = 0;
     t.last_wait = classify_wait(obs);
+    t.last_read_running = t.last_wait.resource == Resource::kOnCpu;
     t.exact.observe(obs, t.last_wait, ExactSplit::kFirstReadWeight);
     if (in_window(s.at_ns) && obs.where == SyscallWhere::kUnknown) ++syscall_denied_;
     processes_[s.key.pid].tids.insert(s.key.tid);
@@ -142,10 +145,13 @@ void Builder::thread_sample(const ThreadSample& s) {
     t.last_in_disk_sync = in_disk_sync;
     t.last_mutex_wait = mutex_now;
   }
+  t.last_read_running = wait.resource == Resource::kOnCpu;
   if (count) {
     processes_[s.key.pid].majflt += majflt_delta;
     add_interval(t.account, iv);
     t.exact.sampled(iv);
+    pool_off_cpu(t.ratio, iv);
+    if (!t.last_read_running) count_read(t.ratio, wait);
   }
 }
 
@@ -179,6 +185,11 @@ Builder::ThreadMap::iterator Builder::find_thread(const std::pair<int, int>& key
 }
 
 void Builder::close_account(ThreadTrack& t) {
-  if (t.exact.apply(t.account)) ++exact_threads_;
+  if (t.exact.apply(t.account)) {
+    ++exact_threads_;
+  } else {
+    divide_by_reads(t.account, t.ratio);
+  }
+  t.ratio = {};
 }
 }  // namespace chokepoint::model::builder_internal

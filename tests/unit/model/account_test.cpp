@@ -138,6 +138,69 @@ TEST(AddInterval, RunningWaitBecomesIdleNotInvented) {
   EXPECT_EQ(a.split[Resource::kIdle], 70);
 }
 
+TEST(DivideByReads, PooledTimeGoesToTheWaitsReadInProportion) {
+  ThreadAccount a;
+  WaitRatio ratio;
+  Interval iv;
+  iv.wall_ns = 100;
+  iv.on_cpu_ns = 10;
+  iv.wait = {Resource::kDisk, "fdatasync /x"};
+  add_interval(a, iv);
+  pool_off_cpu(ratio, iv);
+  iv.wait = {Resource::kOnCpu, "running"};  // no wait seen: idle, "short waits between samples"
+  add_interval(a, iv);
+  pool_off_cpu(ratio, iv);
+  iv.wait = {Resource::kIdle, "stopped by a signal (SIGSTOP)", Hold::kStopped};
+  add_interval(a, iv);  // not pooled: stays where it is
+  count_read(ratio, {Resource::kLock, "mutex 0x10"});
+  count_read(ratio, {Resource::kLock, "mutex 0x10"});
+  count_read(ratio, {Resource::kLock, "mutex 0x10"});
+  count_read(ratio, {Resource::kIdle, "stopped by a signal (SIGSTOP)", Hold::kStopped});
+  divide_by_reads(a, ratio);
+  EXPECT_EQ(a.split.total_ns(), 300);
+  EXPECT_EQ(a.split[Resource::kOnCpu], 30);
+  EXPECT_EQ(a.split[Resource::kDisk], 0);
+  EXPECT_EQ(a.split[Resource::kLock], 135);  // 180 * 3/4
+  EXPECT_EQ(a.split[Resource::kIdle], 135);  // 90 held all along + 180 * 1/4
+  EXPECT_EQ(a.held_ns[static_cast<std::size_t>(Hold::kStopped)], 135);
+  EXPECT_TRUE(a.details[static_cast<std::size_t>(Resource::kDisk)].empty());
+  EXPECT_EQ(a.details[static_cast<std::size_t>(Resource::kLock)].at("mutex 0x10"), 135);
+  EXPECT_EQ(a.details[static_cast<std::size_t>(Resource::kIdle)].size(), 1u);
+}
+
+TEST(DivideByReads, WithoutAReadOffCpuThePooledTimeStays) {
+  ThreadAccount a;
+  WaitRatio ratio;
+  Interval iv;
+  iv.wall_ns = 100;
+  iv.on_cpu_ns = 40;
+  iv.wait = {Resource::kOnCpu, "running"};
+  add_interval(a, iv);
+  pool_off_cpu(ratio, iv);
+  const ThreadAccount before = a;
+  divide_by_reads(a, ratio);
+  EXPECT_EQ(a.split.ns, before.split.ns);
+  EXPECT_EQ(a.details, before.details);
+}
+
+TEST(DivideByReads, RoundingKeepsTheTotal) {
+  ThreadAccount a;
+  WaitRatio ratio;
+  Interval iv;
+  iv.wall_ns = 100;
+  iv.wait = {Resource::kIdle, "epoll_wait"};
+  add_interval(a, iv);
+  pool_off_cpu(ratio, iv);
+  count_read(ratio, {Resource::kLock, "mutex 0x10"});
+  count_read(ratio, {Resource::kIdle, "epoll_wait"});
+  count_read(ratio, {Resource::kDisk, "fdatasync /x"});
+  divide_by_reads(a, ratio);
+  EXPECT_EQ(a.split.total_ns(), 100);
+  EXPECT_EQ(a.split[Resource::kLock] + a.split[Resource::kIdle] + a.split[Resource::kDisk], 100);
+  EXPECT_GE(a.split[Resource::kDisk], 33);
+  EXPECT_LE(a.split[Resource::kDisk], 34);
+}
+
 TEST(TimeSplit, SharesAndNames) {
   TimeSplit s;
   s[Resource::kLock] = 3;

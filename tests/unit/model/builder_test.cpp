@@ -106,6 +106,75 @@ TEST(BuildObservation, QuietTimeStaysInTheLastWaitAndTheRunIntervalTakesTheNewOn
   EXPECT_EQ(a.process_name, "svc");
 }
 
+// Issue 16: a pool thread between a parked wait (condvar: idle) and fdatasync (disk), whose first
+// interval is the task iterator's 1 s gap. Its closing read found it in fdatasync; before the
+// ratio estimator that one read made all 950 ms of the interval's off-CPU time disk (1040 ms of
+// disk in all, against the 2 disk reads of 5), and an interval closed by a running read took the
+// last wait seen.
+TEST(BuildObservation, TimeBetweenReadsIsDividedByTheWindowsReadsNotByTheLastOne) {
+  WaitObservation condvar = in_syscall(SYS_futex);
+  condvar.args = {0x2000, FUTEX_WAIT_BITSET_PRIVATE, 0, 0, 0, 0};
+  const WaitObservation fdatasync = in_syscall(SYS_fdatasync, FdRole::kRegularFile, "/data/log");
+  WaitObservation running;
+  running.state = 'R';
+  running.where = SyscallWhere::kRunning;
+  std::vector<Tick> ticks(7);
+  ticks[0].at_ns = 0;
+  ticks[0].new_pids = {100};
+  ticks[0].threads.push_back(first(1, 0, condvar));
+  // 1000 ms later: ran 50 ms, in fdatasync now.
+  ticks[1].at_ns = 1000 * kMs;
+  ticks[1].threads.push_back(poll(1, 1000 * kMs, 0, 50 * kMs, fdatasync));
+  // Then every 100 ms it ran 10 ms: condvar, running, condvar, fdatasync, condvar.
+  const WaitObservation seen[] = {condvar, running, condvar, fdatasync, condvar};
+  for (int i = 0; i < 5; ++i) {
+    const std::int64_t at = (1100 + 100 * i) * kMs;
+    ticks[2 + i].at_ns = at;
+    ticks[2 + i].threads.push_back(
+        poll(1, at, at - 100 * kMs, static_cast<std::uint64_t>(50 + 10 * (i + 1)) * kMs, seen[i]));
+  }
+  ticks[6].closing = true;
+  Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& a = obs.threads[0];
+  EXPECT_EQ(a.split.total_ns(), 1500 * kMs);
+  EXPECT_EQ(a.split[Resource::kOnCpu], 100 * kMs);
+  // 950 + 5 * 90 ms between reads, 2 of the 5 off-CPU reads in fdatasync, 3 on the condvar.
+  EXPECT_EQ(a.split[Resource::kDisk], 560 * kMs);
+  EXPECT_EQ(a.split[Resource::kIdle], 840 * kMs);
+  EXPECT_EQ(detail_ns(a, Resource::kDisk, "fdatasync /data/log"), 560 * kMs);
+  EXPECT_EQ(detail_ns(a, Resource::kIdle, "condvar 0x2000"), 840 * kMs);
+}
+
+// A thread whose reads found it running until late in the window: its time between those reads
+// went to idle, "short waits between samples", though every wait a read saw was the mutex.
+TEST(BuildObservation, RunningReadsDoNotMakeIdleOfAThreadSeenOnlyOnAMutex) {
+  WaitObservation running;
+  running.state = 'R';
+  running.where = SyscallWhere::kRunning;
+  std::vector<Tick> ticks(5);
+  ticks[0].at_ns = 0;
+  ticks[0].new_pids = {100};
+  ticks[0].threads.push_back(first(1, 0, running));
+  ticks[1].at_ns = 1000 * kMs;
+  ticks[1].threads.push_back(poll(1, 1000 * kMs, 0, 300 * kMs, running));
+  ticks[2].at_ns = 1100 * kMs;
+  ticks[2].threads.push_back(poll(1, 1100 * kMs, 1000 * kMs, 320 * kMs, mutex_wait()));
+  ticks[3].at_ns = 1200 * kMs;
+  ticks[3].threads.push_back(poll(1, 1200 * kMs, 1100 * kMs, 340 * kMs, running));
+  ticks[4].at_ns = 1300 * kMs;
+  ticks[4].threads.push_back(poll(1, 1300 * kMs, 1200 * kMs, 360 * kMs, mutex_wait()));
+  ticks[4].closing = true;
+  Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& a = obs.threads[0];
+  EXPECT_EQ(a.split[Resource::kOnCpu], 360 * kMs);
+  EXPECT_EQ(a.split[Resource::kLock], 940 * kMs);
+  EXPECT_EQ(a.split[Resource::kIdle], 0);
+  EXPECT_EQ(detail_ns(a, Resource::kLock, "mutex 0x1000"), 940 * kMs);
+  EXPECT_TRUE(a.details[static_cast<std::size_t>(Resource::kIdle)].empty());
+}
+
 TEST(BuildObservation, KernelTimeInsideADiskSyncIsDiskWork) {
   // In fdatasync at both ends of an interval in which it ran 40 ms, three quarters in the kernel.
   std::vector<Tick> ticks(3);
