@@ -8,7 +8,7 @@ cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagn
        (the default), --mode exact and --mode sample, ROUNDS alternating rounds (the arms' order
        reversed every other round), medians and ratios, and each arm's median ratio to the same
        round's `none` (paired: the machine's drift between rounds cancels); the diagnose
-       process's own CPU (user + system) over the throughput window; the target's context switches per second; and the eBPF programs' own CPU and ns
+       process's own CPU (its threads' schedstat) over the throughput window; the target's context switches per second; and the eBPF programs' own CPU and ns
        per run of each from bpf_stats, read over 2 s more of the same load after the throughput
        window (bpf_stats adds two clock reads to every run, so it is off while throughput is
        measured; restored after). The lab is `--scenario none --workers 2` (the epoll model, an
@@ -16,6 +16,7 @@ cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagn
        other lab flags, e.g. "--scenario none --model threads" (a thread per connection: about
        three times the context switches). With BASE_BIN set to another build's chokepoint, its
        three modes run as arms "base-auto", "base-exact", "base-sample" in the same rounds.
+       COST_MODES="auto" runs only those modes (more rounds in the same time).
 switch: the same three ways for `stress-ng --switch 1` (two processes passing a pipe message back
        and forth as fast as they can: its throughput is its context switch rate). With BASE_BIN
        set to another build's chokepoint, its exact mode runs as a fourth arm ("base") in the same
@@ -57,6 +58,8 @@ WHAT = sys.argv[2] if len(sys.argv) > 2 else "all"
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 BIN = os.path.join(BUILD, "bin")
 COST_LAB = os.environ.get("COST_LAB", "--scenario none --workers 2").split()
+# The cost bench's diagnose modes (with BASE_BIN, each for both builds).
+COST_MODES = os.environ.get("COST_MODES", "auto exact sample").split()
 TMP = tempfile.mkdtemp(prefix="cp-exact-bench.")
 
 
@@ -163,14 +166,20 @@ def bpf_runtime_ns(prefix="stateacct"):
 
 
 def process_cpu_s(pid):
-    """The CPU seconds (user + system, all threads) process pid has used, from /proc/PID/stat;
-    None when it is gone."""
+    """The CPU seconds process pid's threads have run, from each /proc/PID/task/TID/schedstat (ns;
+    /proc/PID/stat's clock ticks are 10 ms, 0.2% of a 5 s window); None when it is gone."""
+    total_ns = 0
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        tids = os.listdir("/proc/%d/task" % pid)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total_ns += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended: its time is gone with it (a few helper threads at most)
+    return total_ns / 1e9
 
 
 def host_switches():
@@ -184,11 +193,9 @@ def host_switches():
 def cost_bench():
     lab, port = start_lab(COST_LAB)
     # arm -> (chokepoint binary, --mode); BASE_BIN adds another build's three modes as "base-*".
-    binaries = {"auto": (os.path.join(BIN, "chokepoint"), "auto"),
-                "exact": (os.path.join(BIN, "chokepoint"), "exact"),
-                "sample": (os.path.join(BIN, "chokepoint"), "sample")}
+    binaries = {mode: (os.path.join(BIN, "chokepoint"), mode) for mode in COST_MODES}
     if os.environ.get("BASE_BIN"):
-        for mode in ("auto", "exact", "sample"):
+        for mode in COST_MODES:
             binaries["base-" + mode] = (os.environ["BASE_BIN"], mode)
     arms = ("none",) + tuple(binaries)
     traced = tuple(a for a in binaries if binaries[a][1] != "sample")
@@ -262,7 +269,7 @@ def cost_bench():
             len(ratios)))
     for a in binaries:
         if own_share[a]:
-            print("%s: the diagnose process %.2f%% of one core (user + system, median)" % (
+            print("%s: the diagnose process %.2f%% of one core (its threads' schedstat, median)" % (
                 a, statistics.median(own_share[a]) * 100))
     for a in traced:
         print("%s: BPF programs %.2f%% of one core (bpf_stats, median); ns per run: %s" % (

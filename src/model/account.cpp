@@ -8,10 +8,9 @@ namespace {
 const std::string kUnseenWaitDetail = "short waits between samples";
 
 // Adds ns to map[key], inserting the key (and copying its detail) only when it is new.
-void add_to(std::map<WaitKey, std::int64_t, std::less<>>& map, Resource r, std::string_view detail,
+void add_to(std::map<WaitKey, std::int64_t, WaitKeyLess>& map, Resource r, std::string_view detail,
             Hold hold, std::int64_t ns) {
-  const std::tuple<Resource, std::string_view, Hold> key{r, detail, hold};
-  auto it = map.find(key);
+  auto it = map.find(WaitKeyView{r, detail, hold});
   if (it == map.end()) it = map.emplace(WaitKey{r, std::string(detail), hold}, 0).first;
   it->second += ns;
 }

@@ -4,9 +4,9 @@
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -104,6 +104,23 @@ Resource off_cpu_resource(const Interval& interval);
 
 // A wait as the sampled split names it: resource, detail and hold state.
 using WaitKey = std::tuple<Resource, std::string, Hold>;
+// The same wait with its detail borrowed, to look a WaitKey up without copying the detail.
+using WaitKeyView = std::tuple<Resource, std::string_view, Hold>;
+
+// Orders WaitKeys and WaitKeyViews together (transparent), each compared as a WaitKeyView: a
+// tuple of std::string against one of std::string_view does not compile with every standard
+// library (clang with libstdc++ 12 rejects std::less<>'s mixed tuple comparison).
+struct WaitKeyLess {
+  using is_transparent = void;
+  static WaitKeyView view(const WaitKey& k) {
+    return {std::get<0>(k), std::get<1>(k), std::get<2>(k)};
+  }
+  static const WaitKeyView& view(const WaitKeyView& k) { return k; }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return view(a) < view(b);
+  }
+};
 
 // The sampled split's ratio estimator of a thread's off-CPU time between reads.
 // A read sees one instant of the thread. An interval in which the thread ran holds waits that
@@ -125,11 +142,11 @@ using WaitKey = std::tuple<Resource, std::string, Hold>;
 // Time a thread spent in the wait a read saw, without running since (quiet time), is not pooled:
 // it was seen.
 struct WaitRatio {
-  // Transparent (std::less<>): found by a tuple of string_view, so a lookup copies no detail.
+  // Transparent (WaitKeyLess): found by a WaitKeyView, so a lookup copies no detail.
   // The pooled time by the wait add_interval charged it to (divide_by_reads takes it back).
-  std::map<WaitKey, std::int64_t, std::less<>> charged_ns;
+  std::map<WaitKey, std::int64_t, WaitKeyLess> charged_ns;
   // The window's reads that closed an interval and found the thread off-CPU, by wait.
-  std::map<WaitKey, std::int64_t, std::less<>> reads;
+  std::map<WaitKey, std::int64_t, WaitKeyLess> reads;
 };
 
 // Pools the off-CPU remainder of `interval` (as add_interval counted it).
