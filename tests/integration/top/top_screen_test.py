@@ -137,7 +137,7 @@ class TopScreenTest(unittest.TestCase):
                           and len(thread_tids(ls)) > 5)
             text = term.text()
             self.assertIn("lab-worker", text)
-            self.assertIn("disk: write", text)
+            self.assertIn("disk: fdatasync", text)  # the workers' wait, named by its call
             self.assertIn("time [", text)
             self.assertTrue(any(l.lstrip().startswith("PID") and "RUNQ%" in l
                                 for l in term.lines()))
