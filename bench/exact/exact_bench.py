@@ -131,17 +131,27 @@ def split_bench():
             stop(up)
 
 
-def target_switches(pid):
-    n = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
+def over_threads(pid, name, value):
+    """The sum of value(text) over the files /proc/PID/task/TID/<name> of process pid's threads
+    (a thread that ends between the listing and its read is left out); None when pid is gone."""
+    total = 0
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for tid in tids:
         try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        n += int(line.split()[1])
-        except OSError:
+            with open("/proc/%d/task/%s/%s" % (pid, tid, name)) as f:
+                total += value(f.read())
+        except (OSError, ValueError, IndexError):
             pass
-    return n
+    return total
+
+
+def target_switches(pid):
+    return over_threads(pid, "status", lambda text: sum(
+        int(line.split()[1]) for line in text.splitlines()
+        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))) or 0
 
 
 # The state accounting's programs and the socket-order tracer's (an event loop with upstreams).
@@ -166,20 +176,10 @@ def bpf_runtime_ns(prefix="stateacct"):
 
 
 def process_cpu_s(pid):
-    """The CPU seconds process pid's threads have run, from each /proc/PID/task/TID/schedstat (ns;
-    /proc/PID/stat's clock ticks are 10 ms, 0.2% of a 5 s window); None when it is gone."""
-    total_ns = 0
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return None
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total_ns += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that ended: its time is gone with it (a few helper threads at most)
-    return total_ns / 1e9
+    """The CPU seconds process pid's threads have run, from their schedstat (ns; /proc/PID/stat's
+    clock ticks are 10 ms, 0.2% of a 5 s window); None when it is gone."""
+    ns = over_threads(pid, "schedstat", lambda text: int(text.split()[0]))
+    return None if ns is None else ns / 1e9
 
 
 def host_switches():

@@ -32,6 +32,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "support/offcpu_support.h"
@@ -59,14 +60,34 @@ std::uint64_t start_ticks_of(int tid) {
   return std::stoull(field);
 }
 
+// A StateAccounting with this process as its target; null, with the failure recorded, when
+// BPF is supported here (the caller skipped otherwise) yet it did not load or take the target.
+std::unique_ptr<StateAccounting> accounting_of_this_process() {
+  auto created = StateAccounting::create({0});
+  if (!created) {
+    ADD_FAILURE() << "BPF is supported here, yet the state accounting failed to load: "
+                  << created.error().message;
+    return nullptr;
+  }
+  if (auto set = (*created)->set_targets({static_cast<int>(getpid())}); !set) {
+    ADD_FAILURE() << "set_targets(this process): " << set.error().message;
+    return nullptr;
+  }
+  return std::move(created).value();
+}
+
 // A thread that blocks in read() on `fd` until the pipe is written, and reports its tid and start.
 struct Blocker {
   std::atomic<int> tid{0};  // set last: start_ticks is read once it is
   std::uint64_t start_ticks = 0;
-  void run(int fd) {
+  // Called on the thread: its tid and start, for the test to read.
+  void note_self() {
     const int self = gettid_now();
     start_ticks = start_ticks_of(self);
     tid = self;
+  }
+  void run(int fd) {
+    note_self();
     char c = 0;
     (void)!::read(fd, &c, 1);
   }
@@ -109,11 +130,9 @@ StateSum read_sum(const std::vector<StateSum>& sums, int tid, std::uint64_t star
 
 TEST(StateAccounting, AThreadIdHandedOutAgainKeepsItsOwnSums) {
   if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
-  auto created = StateAccounting::create({0});
-  ASSERT_TRUE(created) << "BPF is supported here, yet the state accounting failed to load: "
-                       << created.error().message;
-  auto& acct = **created;
-  ASSERT_TRUE(acct.set_targets({static_cast<int>(getpid())}));
+  const auto owned = accounting_of_this_process();
+  ASSERT_TRUE(owned);
+  auto& acct = *owned;
   int first[2], second[2];
   ASSERT_EQ(pipe(first), 0);
   ASSERT_EQ(pipe(second), 0);
@@ -193,10 +212,9 @@ std::unique_ptr<Blocker> block_once(const int fd[2]) {
 // (the sums are read in place from the kernel's arrays), and forget() drops an ended thread's.
 TEST(StateAccounting, AReadPassesOnOnlyTheSumsAndEdgesThatChanged) {
   if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
-  auto created = StateAccounting::create({0});
-  ASSERT_TRUE(created) << created.error().message;
-  auto& acct = **created;
-  ASSERT_TRUE(acct.set_targets({static_cast<int>(getpid())}));
+  const auto owned = accounting_of_this_process();
+  ASSERT_TRUE(owned);
+  auto& acct = *owned;
   const int self = gettid_now();
   int first[2], second[2];
   ASSERT_EQ(pipe(first), 0);
@@ -244,17 +262,15 @@ TEST(StateAccounting, AReadPassesOnOnlyTheSumsAndEdgesThatChanged) {
 // longer reads (it would be lost: the entry goes back zeroed at the next read).
 TEST(StateAccounting, AWakeeWokenTheSameWayCountsEveryWakeupAndAForgottenEdgeIsLookedUpAgain) {
   if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
-  auto created = StateAccounting::create({0});
-  ASSERT_TRUE(created) << created.error().message;
-  auto& acct = **created;
-  ASSERT_TRUE(acct.set_targets({static_cast<int>(getpid())}));
+  const auto owned = accounting_of_this_process();
+  ASSERT_TRUE(owned);
+  auto& acct = *owned;
   const int self = gettid_now();
   int fd[2];
   ASSERT_EQ(pipe(fd), 0);
   Blocker reader;  // reads one byte at a time until 'q'
   std::thread t([&reader, in = fd[0]] {
-    reader.start_ticks = start_ticks_of(gettid_now());
-    reader.tid = gettid_now();
+    reader.note_self();
     char c = 0;
     while (::read(in, &c, 1) == 1 && c != 'q') {
     }
@@ -530,10 +546,9 @@ void pin_to_cpu(int cpu) {
 // (the spinner wakes only once the wake finds the sleeper waiting: a real block and wakeup).
 TEST(StateAccounting, ATimersWakeupIsAnInterruptsEdgeNotTheInterruptedThreads) {
   if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
-  auto created = StateAccounting::create({0});
-  ASSERT_TRUE(created) << created.error().message;
-  auto& acct = **created;
-  ASSERT_TRUE(acct.set_targets({static_cast<int>(getpid())}));
+  const auto owned = accounting_of_this_process();
+  ASSERT_TRUE(owned);
+  auto& acct = *owned;
   (void)acct.read_edges();
 
   alignas(4) static std::uint32_t never = 0;    // waited on with a timeout, never woken
@@ -617,10 +632,9 @@ long voluntary_switches(int tid) {
 // 16,384 words and the rest were lost.
 TEST(StateAccounting, EdgesThatStopGrowingAreGivenBackSoNewOnesAreNotLost) {
   if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
-  auto created = StateAccounting::create({0});
-  ASSERT_TRUE(created) << created.error().message;
-  auto& acct = **created;
-  ASSERT_TRUE(acct.set_targets({static_cast<int>(getpid())}));
+  const auto owned = accounting_of_this_process();
+  ASSERT_TRUE(owned);
+  auto& acct = *owned;
   (void)acct.read();
   (void)acct.read_edges();
   const auto lost_before = acct.stats().lost;
