@@ -93,10 +93,20 @@ struct Blocker {
   }
 };
 
-// Whether thread `tid` of this process is blocked in read(): /proc/self/task/TID/syscall gives
-// the number of the system call a blocked thread is in ("running" for one on a CPU).
+// Whether thread `tid` of this process is blocked in read(): asleep (S in stat) and in read
+// (/proc/self/task/TID/syscall gives the number of the system call a blocked thread is in,
+// "running" for one on a CPU). Both: while a wakeup is on its way to an idle CPU the thread is
+// TASK_WAKING, which syscall still shows in its read and stat shows as R, so a write made then
+// would find it awake and its bytes read without another block.
 bool blocked_in_read(int tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  const std::string dir = "/proc/self/task/" + std::to_string(tid);
+  std::ifstream stat(dir + "/stat");
+  std::string line;
+  if (!std::getline(stat, line) || line.rfind(')') == std::string::npos ||
+      line.rfind(')') + 2 >= line.size() || line[line.rfind(')') + 2] != 'S') {
+    return false;
+  }
+  std::ifstream in(dir + "/syscall");
   long nr = -1;
   return static_cast<bool>(in >> nr) && nr == SYS_read;
 }
