@@ -33,6 +33,43 @@ static __always_inline __u32 task_state(struct task_struct *task)
 	return (__u32)BPF_CORE_READ(old, state);
 }
 
+/* The state a task was in when the reading task last got its CPU (`since`: the reader's
+ * sched_info.last_arrival, rq clock ns), or TASKITER_STATE_UNKNOWN. The reader's own read takes a CPU from the target: on a busy host,
+ * blocked threads that wake while it reads wait in the run queue, and fewer of the others run
+ * on to block, so a state read later in the walk is less often the block it was when the reader
+ * woke (docs/benchmarks.md, "The sampled split's disk miss: the sampler's own CPU"). The
+ * scheduler's clocks undo part of that. In rq_clock ns: the task last got a CPU at
+ * sched_info.last_arrival and left it after its last run's CPU time (sum_exec_runtime less
+ * prev_sum_exec_runtime, its value when it was picked), and was queued again at
+ * sched_info.last_queued.
+ *  - off its CPU since before `since`: blocked then in the block it is in now, or, queued now
+ *    and queued after `since`, woken since from a block: D when sched_contributes_to_load says
+ *    so (set at its switch-out for an uninterruptible sleep), else S; its registers still hold
+ *    the call it blocked in (it has not run since); queued before `since`: queued then too;
+ *  - got its CPU before `since` and left it after: on a CPU then (0);
+ *  - got its CPU after `since` (or is on one now): what it was doing before is gone; as read.
+ * (A queued task moved to another CPU is queued again there: taken for a wakeup if it blocked
+ * last in D or S, a rare error on the side of the block.) */
+static __always_inline __u32 state_at(struct task_struct *task, __u32 state,
+				      struct task_struct *reader)
+{
+	if (!bpf_core_field_exists(task->sched_info.last_queued) ||
+	    !bpf_core_field_exists(task->se.prev_sum_exec_runtime) ||
+	    !bpf_core_field_exists(task->sched_contributes_to_load) || task->on_cpu)
+		return TASKITER_STATE_UNKNOWN;
+	__u64 since = reader->sched_info.last_arrival;
+	if (since == 0)
+		return TASKITER_STATE_UNKNOWN;
+	__u64 arrived = task->sched_info.last_arrival;
+	__u64 left = arrived + (task->se.sum_exec_runtime - task->se.prev_sum_exec_runtime);
+	if (left <= since) {
+		if (state == 0 && task->sched_info.last_queued > since)
+			return BPF_CORE_READ_BITFIELD(task, sched_contributes_to_load) ? 2 : 1;
+		return state;
+	}
+	return arrived < since ? 0 : TASKITER_STATE_UNKNOWN;
+}
+
 /* ctx->task is a trusted pointer (PTR_TO_BTF_ID): its fields are read directly, relocated by
  * CO-RE, without a bpf_probe_read_kernel call each (a third of the cost per task when they were). */
 SEC("iter/task")
@@ -43,6 +80,7 @@ int dump_task(struct bpf_iter__task *ctx)
 	if (!task)
 		return 0;
 	struct taskiter_record r = {};
+	struct task_struct *reader = bpf_get_current_task_btf();
 	r.tgid = task->tgid;
 	r.tid = task->pid;
 	r.state = task_state(task);
@@ -55,6 +93,8 @@ int dump_task(struct bpf_iter__task *ctx)
 	r.stime_ns = task->stime;
 	r.maj_flt = task->maj_flt;
 	r.exit_state = task->exit_state;
+	r.state_at_arrival =
+		r.exit_state ? TASKITER_STATE_UNKNOWN : state_at(task, r.state, reader);
 	/* Pointers from a trusted BTF pointer are read directly too (a faulting load reads 0). */
 	if (bpf_core_field_exists(task->delays)) {
 		struct task_delay_info *delays = task->delays;

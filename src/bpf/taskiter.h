@@ -12,6 +12,9 @@
  *   state, exit_state    task->__state (task->state before 5.14), task->exit_state: /proc's
  *                        state letter (stat field 3) is derived from both as task_state_index does
  *   flags                task->flags (PF_KTHREAD 0x00200000)
+ *   state_at_arrival     the task's __state (0, 1 S or 2 D) when the reading task last got its
+ *                        CPU, from the scheduler's clocks (taskiter.bpf.c's state_at), or
+ *                        TASKITER_STATE_UNKNOWN (a task on a CPU, a kernel without the fields)
  *   start_boottime_ns    task->start_boottime: /proc/PID/stat's starttime (22) in ns
  *   sum_exec_runtime_ns  task->se.sum_exec_runtime: /proc/PID/schedstat's first field
  *   run_delay_ns         task->sched_info.run_delay: schedstat's second field
@@ -26,13 +29,15 @@
  *                        running; syscall_nr -1 for a kernel thread or an entry that was no
  *                        system call
  *   comm                 task->comm, NUL-terminated */
+#define TASKITER_STATE_UNKNOWN 0xffffffffU
+
 struct taskiter_record {
 	__u32 tgid;
 	__u32 tid;
 	__u32 state;
 	__u32 exit_state;
 	__u32 flags;
-	__u32 pad;
+	__u32 state_at_arrival;
 	__u64 start_boottime_ns;
 	__u64 sum_exec_runtime_ns;
 	__u64 run_delay_ns;

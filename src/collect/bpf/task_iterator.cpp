@@ -68,6 +68,9 @@ util::Result<void> parse_task_records(const std::vector<std::uint8_t>& bytes, lo
     t.tid = static_cast<int>(r.tid);
     t.state = r.state;
     t.state_letter = state_letter(r.state, r.exit_state);
+    const bool known = r.state_at_arrival != TASKITER_STATE_UNKNOWN && r.state_at_arrival <= 2;
+    t.state_at_arrival = known ? r.state_at_arrival : r.state;
+    t.state_letter_at_arrival = known ? state_letter(r.state_at_arrival, 0) : t.state_letter;
     t.kernel_thread = (r.flags & 0x00200000U) != 0;  // PF_KTHREAD
     t.comm.assign(r.comm, strnlen(r.comm, sizeof(r.comm)));
     // proc_pid_stat: nsec_to_clock_t(task->start_boottime), a truncating division.

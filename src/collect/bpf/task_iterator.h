@@ -32,6 +32,12 @@ struct TaskRecord {
   // /proc/TID/stat's state letter (3), derived from __state and exit_state as the kernel's
   // task_state_index does: R S D T t X Z P I.
   char state_letter = '?';
+  // The state when the reading thread last got its CPU (taskiter.bpf.c's state_at): a read
+  // takes a CPU from the target, and on a busy host the states it finds later in the walk are
+  // less often the blocks they were when it woke. 0, 1 (S) or 2 (D), corrected from the
+  // scheduler's clocks; else `state` (a task on a CPU, a kernel without the fields).
+  std::uint32_t state_at_arrival = 0;
+  char state_letter_at_arrival = '?';
   bool kernel_thread = false;
   std::string comm;  // task->comm, as the kernel holds it (hostile: escape before printing)
   std::uint64_t start_time_ticks = 0;  // /proc/TID/stat's starttime (22), in USER_HZ ticks

@@ -7,10 +7,12 @@ namespace chokepoint::collect::sampler {
 namespace {
 
 // What /proc/TID/syscall prints for the task, from its registers: "running" for a task on a CPU
-// or runnable (task_current_syscall gives up on those), "-1 sp pc" outside a system call.
+// or runnable (task_current_syscall gives up on those), "-1 sp pc" outside a system call. As of
+// the reader's arrival (TaskRecord::state_at_arrival): a task woken since has not run, and its
+// registers still hold the call it was blocked in.
 procfs::SyscallState syscall_of(const bpf::TaskRecord& r) {
   procfs::SyscallState sc;
-  if (r.state == 0) return sc;  // kRunning
+  if (r.state_at_arrival == 0) return sc;  // kRunning
   sc.sp = r.sp;
   sc.pc = r.pc;
   if (r.syscall_nr < 0) {
@@ -156,7 +158,7 @@ void Sampler::Impl::fill_record(model::ThreadSample& s, const bpf::TaskRecord& r
   std::tie(s.utime_ns, s.stime_ns) = adjusted_cputime(r);
   s.majflt = r.majflt;
   s.blkio_delay_ns = r.blkio_delay_ns;
-  s.wait = waits.observe(s.key.pid, syscall_of(r), r.state_letter, now_ns);
+  s.wait = waits.observe(s.key.pid, syscall_of(r), r.state_letter_at_arrival, now_ns);
   s.wait.frozen = frozen;
 }
 

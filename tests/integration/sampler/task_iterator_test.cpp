@@ -8,12 +8,18 @@
 // Split: two samplers on the same lab, one with the iterator and one reading /proc, give the same
 // time split within what sampling at different instants allows.
 //
+// State at the reader's arrival: a thread woken while the reader holds its CPU, and not run since,
+// is read in the block it was in when the reader got the CPU.
+//
 // Needs root and kernel BTF; this machine has both, so the test fails (not skips) when the
 // iterator does not load.
 #include "collect/bpf/task_iterator.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -118,6 +124,85 @@ TEST(TaskIterator, CountersOfTheLabAgreeWithProc) {
   // The cpu scenario's workers run under wrk, and its idle threads sleep.
   EXPECT_GT(ran_between + compared_syscalls, 0u);
   EXPECT_GT(compared_syscalls, 0u);
+}
+
+// Pins the calling thread to `cpu`.
+bool pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+TEST(TaskIterator, AThreadWokenWhileTheReaderHoldsItsCpuIsReadInTheBlockItWasIn) {
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  auto it = bpf::TaskIterator::create();
+  ASSERT_TRUE(it) << it.error().message << "\n" << it.error().hint;
+  ASSERT_TRUE((*it)->watch(getpid()));
+  // The reader and the waiter share CPU 0, the reader at SCHED_FIFO: woken by the reader, the
+  // waiter waits in CPU 0's run queue until the reader sleeps, so the iterator finds it runnable
+  // (R) and not run since its wakeup, its registers still in the read it blocked in.
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::atomic<int> waiter_tid{0};
+  std::thread waiter([&] {
+    if (!pin_to(0)) return;
+    waiter_tid = static_cast<int>(syscall(SYS_gettid));
+    char c = 0;
+    while (read(fds[0], &c, 1) == 1 && c != 'q') {
+    }
+  });
+  // A second thread asleep in a read all along: read as it is.
+  int idle_fds[2];
+  ASSERT_EQ(pipe(idle_fds), 0);
+  std::atomic<int> sleeper_tid{0};
+  std::thread sleeper([&] {
+    sleeper_tid = static_cast<int>(syscall(SYS_gettid));
+    char c = 0;
+    (void)read(idle_fds[0], &c, 1);
+  });
+  cpu_set_t all;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0);
+  ASSERT_TRUE(pin_to(0));
+  sched_param fifo{};
+  fifo.sched_priority = 1;
+  ASSERT_EQ(pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo), 0);
+  std::vector<bpf::TaskRecord> before, after;
+  int woken_in_block = 0, tries = 0;
+  for (; tries < 20 && woken_in_block == 0; ++tries) {
+    // The waiter blocks in read; the reader sleeps and wakes (its arrival: `since`).
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (waiter_tid == 0) continue;
+    if (!(*it)->read(before)) break;
+    const auto b = by_tid(before);
+    if (b.count(waiter_tid) == 0 || b.at(waiter_tid).state != 1) continue;  // not in read yet
+    ASSERT_EQ(write(fds[1], "w", 1), 1);
+    ASSERT_TRUE((*it)->read(after));
+    const auto a = by_tid(after);
+    ASSERT_EQ(a.count(waiter_tid), 1u);
+    const bpf::TaskRecord& w = a.at(waiter_tid);
+    // Still runnable and not run since (another thread of the machine could take CPU 0 from a
+    // FIFO reader only through a migration of the waiter, which the pin forbids; a retry covers
+    // an RT-throttled period).
+    if (w.state != 0 || w.timeslices != b.at(waiter_tid).timeslices) continue;
+    EXPECT_EQ(w.state_letter, 'R');
+    EXPECT_EQ(w.state_at_arrival, 1u);  // S: a pipe read sleeps interruptibly
+    EXPECT_EQ(w.state_letter_at_arrival, 'S');
+    EXPECT_EQ(w.syscall_nr, SYS_read);
+    ASSERT_EQ(a.count(sleeper_tid), 1u);
+    EXPECT_EQ(a.at(sleeper_tid).state_letter, 'S');
+    EXPECT_EQ(a.at(sleeper_tid).state_letter_at_arrival, 'S');
+    ++woken_in_block;
+  }
+  sched_param other{};
+  pthread_setschedparam(pthread_self(), SCHED_OTHER, &other);
+  sched_setaffinity(0, sizeof(all), &all);
+  ASSERT_EQ(write(fds[1], "q", 1), 1);
+  ASSERT_EQ(write(idle_fds[1], "q", 1), 1);
+  waiter.join();
+  sleeper.join();
+  for (int fd : {fds[0], fds[1], idle_fds[0], idle_fds[1]}) close(fd);
+  EXPECT_EQ(woken_in_block, 1) << "no try of " << tries << " found the waiter woken and not run";
 }
 
 // Thread-seconds by resource of one window on `pid`, and the sampler's collector sample.

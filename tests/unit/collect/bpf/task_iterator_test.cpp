@@ -25,6 +25,7 @@ taskiter_record record(__u32 tgid, __u32 tid) {
   r.tgid = tgid;
   r.tid = tid;
   r.state = 1;
+  r.state_at_arrival = TASKITER_STATE_UNKNOWN;
   r.start_boottime_ns = 1'234'567'890'123ULL;  // 1234.567890123 s after boot
   r.sum_exec_runtime_ns = 5'000'000'001ULL;
   r.run_delay_ns = 42'000;
@@ -65,6 +66,31 @@ TEST(TaskRecords, DecodesEveryField) {
   EXPECT_EQ(t.pc, 0x401000u);
   EXPECT_EQ(t.comm, "wor)ker\n");  // kept as the kernel has it: printing escapes it
   EXPECT_EQ(t.state_letter, 'S');
+  EXPECT_EQ(t.state_at_arrival, 1u);  // not known: as read
+  EXPECT_EQ(t.state_letter_at_arrival, 'S');
+}
+
+// The state at the reader's arrival (taskiter.bpf.c's state_at): 0 R, 1 S, 2 D as the kernel
+// reconstructed it; unknown, or anything else, is the state as read.
+TEST(TaskRecords, StateAtArrivalIsTheKernelsOrTheStateAsRead) {
+  taskiter_record woken = record(100, 101);  // runnable now, asleep in D when the reader arrived
+  woken.state = 0;
+  woken.state_at_arrival = 2;
+  taskiter_record blocked_since = record(100, 102);  // asleep now, on a CPU when it arrived
+  blocked_since.state_at_arrival = 0;
+  taskiter_record odd = record(100, 103);  // a value the kernel side never writes
+  odd.state_at_arrival = 7;
+  std::vector<TaskRecord> out;
+  ASSERT_TRUE(parse_task_records(bytes_of({woken, blocked_since, odd}), 100, out));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].state_letter, 'R');
+  EXPECT_EQ(out[0].state_at_arrival, 2u);
+  EXPECT_EQ(out[0].state_letter_at_arrival, 'D');
+  EXPECT_EQ(out[1].state_letter, 'S');
+  EXPECT_EQ(out[1].state_at_arrival, 0u);
+  EXPECT_EQ(out[1].state_letter_at_arrival, 'R');
+  EXPECT_EQ(out[2].state_at_arrival, 1u);
+  EXPECT_EQ(out[2].state_letter_at_arrival, 'S');
 }
 
 TEST(TaskRecords, CommWithoutTerminatorStopsAtSixteenBytes) {
