@@ -17,6 +17,15 @@ cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagn
        three times the context switches). With BASE_BIN set to another build's chokepoint, its
        three modes run as arms "base-auto", "base-exact", "base-sample" in the same rounds.
        COST_MODES="auto" runs only those modes (more rounds in the same time).
+cpu:   the CPU a request costs the lab at a fixed rate (open loop: `chokepoint load --rate
+       COST_RATE`, default 20000 req/s, 8 s per arm, 16 connections), with nothing attached and
+       with diagnose in each of COST_MODES, ROUNDS rounds, the arms' order reversed every other
+       round: the lab's threads' CPU per request (schedstat; it includes the eBPF programs' runs
+       on the lab's switches and wakeups, which run in its context) and the diagnose process's,
+       and each arm's paired ratio of (lab + diagnose) CPU per request to the same round's
+       `none` lab CPU per request: what a CPU-bound target would lose (a throughput ratio of
+       1 / that). The closed-loop throughput (cost) moves by about 3% between rounds here; CPU
+       per request at a fixed rate does not wait on the loop's latency.
 switch: the same three ways for `stress-ng --switch 1` (two processes passing a pipe message back
        and forth as fast as they can: its throughput is its context switch rate). With BASE_BIN
        set to another build's chokepoint, its exact mode runs as a fourth arm ("base") in the same
@@ -38,7 +47,7 @@ hooks: the file-call hooks' cost to the system calls of a process outside the ta
        nobody has, and unmounted after). Prints each diagnose arm's file-call hook (its sources
        line). Not part of "all".
 
-Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|switch|all|edges|hooks] [ROUNDS]
+Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|cpu|switch|all|edges|hooks] [ROUNDS]
 """
 import json
 import os
@@ -278,6 +287,81 @@ def cost_bench():
                       for n, v in sorted(per_prog[a].items()))))
 
 
+def load_requests(proc):
+    """The requests a `chokepoint load --json` run completed (0 when it failed)."""
+    out = proc.communicate()[0]
+    try:
+        return int(json.loads(out)["requests"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
+def cpu_bench(seconds=8):
+    lab, port = start_lab(COST_LAB)
+    rate = os.environ.get("COST_RATE", "20000")
+    binaries = {mode: (os.path.join(BIN, "chokepoint"), mode) for mode in COST_MODES}
+    if os.environ.get("BASE_BIN"):
+        for mode in COST_MODES:
+            binaries["base-" + mode] = (os.environ["BASE_BIN"], mode)
+    arms = ("none",) + tuple(binaries)
+    lab_us = {a: [] for a in arms}  # the lab's CPU per request, us
+    own_us = {a: [] for a in arms}  # the diagnose process's CPU per request, us
+    switches = []
+    try:
+        for r in range(ROUNDS):
+            for arm in (arms if r % 2 == 0 else arms[::-1]):
+                diag = None
+                if arm != "none":
+                    diag = subprocess.Popen(
+                        [binaries[arm][0], "diagnose", "--pid", str(lab.pid), "--duration",
+                         "%ds" % (seconds + 4), "--no-stacks", "--mode", binaries[arm][1],
+                         "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1.5)
+                load = subprocess.Popen(
+                    [os.path.join(BIN, "chokepoint"), "load", "--rate", rate, "-c", "16",
+                     "--warmup", "1s", "-d", "%ds" % seconds, "--json",
+                     "http://127.0.0.1:%d/" % port],
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                time.sleep(1)  # the warmup: its requests are not counted
+                cs0, lab0 = target_switches(lab.pid), process_cpu_s(lab.pid)
+                own0 = process_cpu_s(diag.pid) if diag else 0.0
+                t0 = time.monotonic()
+                n = load_requests(load)
+                t1 = time.monotonic()
+                lab1 = process_cpu_s(lab.pid)
+                own1 = process_cpu_s(diag.pid) if diag else 0.0
+                if n <= 0 or lab0 is None or lab1 is None or own0 is None or own1 is None:
+                    raise RuntimeError("a round of the cpu bench lost its load or a process")
+                # The load's measured window is `seconds` of the t0..t1 span (it ends a little
+                # after): CPU is scaled to it.
+                scale = seconds / (t1 - t0)
+                lab_us[arm].append((lab1 - lab0) * scale / n * 1e6)
+                own_us[arm].append((own1 - own0) * scale / n * 1e6)
+                if arm == "none":
+                    switches.append((target_switches(lab.pid) - cs0) / (t1 - t0))
+                if diag:
+                    diag.wait(30)
+            print("round %d: lab CPU per request %s; %.0f target switches/s" % (
+                r + 1, ", ".join("%s %.2f us (+ diagnose %.2f)" % (a, lab_us[a][-1], own_us[a][-1])
+                                 for a in arms), switches[-1]), flush=True)
+    finally:
+        stop(lab)
+    print("medians at %s req/s: target %.0f context switches/s" % (
+        rate, statistics.median(switches)))
+    for a in arms:
+        print("%s: lab %.3f us a request, diagnose %.3f" % (
+            a, statistics.median(lab_us[a]), statistics.median(own_us[a])))
+    for a in arms[1:]:
+        ratios = sorted((x + o) / n for x, o, n in zip(lab_us[a], own_us[a], lab_us["none"]))
+        lab_only = sorted(x / n for x, n in zip(lab_us[a], lab_us["none"]))
+        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        print("%s: (lab + diagnose) CPU per request to none's, paired median %.4f (%+.2f%%), "
+              "quartiles %.4f-%.4f; the lab's alone %.4f; a CPU-bound target's throughput "
+              "%.4f of none's, %d rounds" % (
+                  a, statistics.median(ratios), (statistics.median(ratios) - 1) * 100, q[0],
+                  q[2], statistics.median(lab_only), 1 / statistics.median(ratios), len(ratios)))
+
+
 def switch_bench():
     # BASE_BIN: another build's chokepoint (e.g. main's) measured as a fourth arm, "base", in the
     # same rounds, so the two programs' costs are compared side by side.
@@ -473,6 +557,8 @@ if __name__ == "__main__":
             split_bench()
         if WHAT in ("cost", "all"):
             cost_bench()
+        if WHAT == "cpu":
+            cpu_bench()
         if WHAT in ("switch", "all"):
             switch_bench()
         if WHAT == "edges":
