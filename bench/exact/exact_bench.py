@@ -199,13 +199,28 @@ def host_switches():
     return 0
 
 
-def cost_bench():
-    lab, port = start_lab(COST_LAB)
-    # arm -> (chokepoint binary, --mode); BASE_BIN adds another build's three modes as "base-*".
+def diagnose_arms():
+    """arm -> (chokepoint binary, --mode) for COST_MODES; BASE_BIN adds another build's modes as
+    "base-*"."""
     binaries = {mode: (os.path.join(BIN, "chokepoint"), mode) for mode in COST_MODES}
     if os.environ.get("BASE_BIN"):
         for mode in COST_MODES:
             binaries["base-" + mode] = (os.environ["BASE_BIN"], mode)
+    return binaries
+
+
+def start_diagnose(binaries, arm, pid, seconds):
+    """`diagnose` of arm's build and mode on pid for seconds, or None for the arm "none"."""
+    if arm == "none":
+        return None
+    return subprocess.Popen([binaries[arm][0], "diagnose", "--pid", str(pid), "--duration",
+                             "%ds" % seconds, "--no-stacks", "--mode", binaries[arm][1], "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def cost_bench():
+    lab, port = start_lab(COST_LAB)
+    binaries = diagnose_arms()
     arms = ("none",) + tuple(binaries)
     traced = tuple(a for a in binaries if binaries[a][1] != "sample")
     results = {a: [] for a in arms}
@@ -219,13 +234,8 @@ def cost_bench():
             # The arms' order is reversed every other round, so a drift of the machine within a
             # round does not always favour the same arm.
             for mode in (arms if r % 2 == 0 else arms[::-1]):
-                diag = None
-                if mode != "none":
-                    diag = subprocess.Popen(
-                        [binaries[mode][0], "diagnose", "--pid", str(lab.pid),
-                         "--duration", "10s", "--no-stacks", "--mode", binaries[mode][1],
-                         "--json"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                diag = start_diagnose(binaries, mode, lab.pid, 10)
+                if diag:
                     time.sleep(1)
                 cs0, t0 = target_switches(lab.pid), time.monotonic()
                 own0 = process_cpu_s(diag.pid) if diag else None
@@ -299,10 +309,7 @@ def load_requests(proc):
 def cpu_bench(seconds=8):
     lab, port = start_lab(COST_LAB)
     rate = os.environ.get("COST_RATE", "20000")
-    binaries = {mode: (os.path.join(BIN, "chokepoint"), mode) for mode in COST_MODES}
-    if os.environ.get("BASE_BIN"):
-        for mode in COST_MODES:
-            binaries["base-" + mode] = (os.environ["BASE_BIN"], mode)
+    binaries = diagnose_arms()
     arms = ("none",) + tuple(binaries)
     lab_us = {a: [] for a in arms}  # the lab's CPU per request, us
     own_us = {a: [] for a in arms}  # the diagnose process's CPU per request, us
@@ -310,12 +317,8 @@ def cpu_bench(seconds=8):
     try:
         for r in range(ROUNDS):
             for arm in (arms if r % 2 == 0 else arms[::-1]):
-                diag = None
-                if arm != "none":
-                    diag = subprocess.Popen(
-                        [binaries[arm][0], "diagnose", "--pid", str(lab.pid), "--duration",
-                         "%ds" % (seconds + 4), "--no-stacks", "--mode", binaries[arm][1],
-                         "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                diag = start_diagnose(binaries, arm, lab.pid, seconds + 4)
+                if diag:
                     time.sleep(1.5)
                 load = subprocess.Popen(
                     [os.path.join(BIN, "chokepoint"), "load", "--rate", rate, "-c", "16",
