@@ -34,14 +34,14 @@ static __always_inline __u32 task_state(struct task_struct *task)
 }
 
 /* The state a task was in when the reading task last got its CPU (`since`: the reader's
- * sched_info.last_arrival, rq clock ns), or TASKITER_STATE_UNKNOWN. The reader's own read takes a CPU from the target: on a busy host,
- * blocked threads that wake while it reads wait in the run queue, and fewer of the others run
- * on to block, so a state read later in the walk is less often the block it was when the reader
- * woke (docs/benchmarks.md, "The sampled split's disk miss: the sampler's own CPU"). The
+ * sched_info.last_arrival, rq clock ns), or TASKITER_STATE_UNKNOWN. The reader's own read takes a
+ * CPU from the target: on a busy host, blocked threads that wake while it reads wait in the run
+ * queue, and fewer of the others run on to block, so a state read later in the walk is less often
+ * the block it was when the reader woke (docs/benchmarks.md, "The sampler's own CPU"). The
  * scheduler's clocks undo part of that. In rq_clock ns: the task last got a CPU at
  * sched_info.last_arrival and left it after its last run's CPU time (sum_exec_runtime less
- * prev_sum_exec_runtime, its value when it was picked), and was queued again at
- * sched_info.last_queued.
+ * prev_sum_exec_runtime, its value when the fair class picked it: so fair-class tasks only), and
+ * was queued again at sched_info.last_queued.
  *  - off its CPU since before `since`: blocked then in the block it is in now, or, queued now
  *    and queued after `since`, woken since from a block: D when sched_contributes_to_load says
  *    so (set at its switch-out for an uninterruptible sleep), else S; its registers still hold
@@ -56,6 +56,9 @@ static __always_inline __u32 state_at(struct task_struct *task, __u32 state,
 	if (!bpf_core_field_exists(task->sched_info.last_queued) ||
 	    !bpf_core_field_exists(task->se.prev_sum_exec_runtime) ||
 	    !bpf_core_field_exists(task->sched_contributes_to_load) || task->on_cpu)
+		return TASKITER_STATE_UNKNOWN;
+	/* SCHED_NORMAL, SCHED_BATCH, SCHED_IDLE: the fair class, which keeps prev_sum_exec_runtime */
+	if (task->policy != 0 && task->policy != 3 && task->policy != 5)
 		return TASKITER_STATE_UNKNOWN;
 	__u64 since = reader->sched_info.last_arrival;
 	if (since == 0)
