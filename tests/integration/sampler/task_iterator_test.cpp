@@ -142,8 +142,11 @@ TEST(TaskIterator, AThreadWokenWhileTheReaderHoldsItsCpuIsReadInTheBlockItWasIn)
   // The reader and the waiter share CPU 0, the reader at SCHED_FIFO: woken by the reader, the
   // waiter waits in CPU 0's run queue until the reader sleeps, so the iterator finds it runnable
   // (R) and not run since its wakeup, its registers still in the read it blocked in.
-  int fds[2];
+  int fds[2], idle_fds[2];
   ASSERT_EQ(pipe(fds), 0);
+  ASSERT_EQ(pipe(idle_fds), 0);
+  cpu_set_t all;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0);
   std::atomic<int> waiter_tid{0};
   std::thread waiter([&] {
     if (!pin_to(0)) return;
@@ -153,33 +156,39 @@ TEST(TaskIterator, AThreadWokenWhileTheReaderHoldsItsCpuIsReadInTheBlockItWasIn)
     }
   });
   // A second thread asleep in a read all along: read as it is.
-  int idle_fds[2];
-  ASSERT_EQ(pipe(idle_fds), 0);
   std::atomic<int> sleeper_tid{0};
   std::thread sleeper([&] {
     sleeper_tid = static_cast<int>(syscall(SYS_gettid));
     char c = 0;
     (void)read(idle_fds[0], &c, 1);
   });
-  cpu_set_t all;
-  ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0);
-  ASSERT_TRUE(pin_to(0));
+  // No ASSERT until the threads are joined: a failure ends the tries instead.
   sched_param fifo{};
   fifo.sched_priority = 1;
-  ASSERT_EQ(pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo), 0);
+  const bool set_up = pin_to(0) && pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
+  EXPECT_TRUE(set_up) << "cannot pin this thread to CPU 0 at SCHED_FIFO";
   std::vector<bpf::TaskRecord> before, after;
   int woken_in_block = 0, tries = 0;
-  for (; tries < 20 && woken_in_block == 0; ++tries) {
+  for (; set_up && tries < 20 && woken_in_block == 0; ++tries) {
     // The waiter blocks in read; the reader sleeps and wakes (its arrival: `since`).
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (waiter_tid == 0) continue;
+    if (waiter_tid == 0 || sleeper_tid == 0) continue;
     if (!(*it)->read(before)) break;
     const auto b = by_tid(before);
-    if (b.count(waiter_tid) == 0 || b.at(waiter_tid).state != 1) continue;  // not in read yet
-    ASSERT_EQ(write(fds[1], "w", 1), 1);
-    ASSERT_TRUE((*it)->read(after));
+    // Both in their read yet?
+    if (b.count(waiter_tid) == 0 || b.at(waiter_tid).state != 1 || b.count(sleeper_tid) == 0 ||
+        b.at(sleeper_tid).state != 1) {
+      continue;
+    }
+    if (write(fds[1], "w", 1) != 1 || !(*it)->read(after)) {
+      ADD_FAILURE() << "the write to the waiter's pipe or the second read failed";
+      break;
+    }
     const auto a = by_tid(after);
-    ASSERT_EQ(a.count(waiter_tid), 1u);
+    if (a.count(waiter_tid) == 0 || a.count(sleeper_tid) == 0) {
+      ADD_FAILURE() << "a thread of this process is missing from the second read";
+      break;
+    }
     const bpf::TaskRecord& w = a.at(waiter_tid);
     // Still runnable and not run since (another thread of the machine could take CPU 0 from a
     // FIFO reader only through a migration of the waiter, which the pin forbids; a retry covers
@@ -189,7 +198,6 @@ TEST(TaskIterator, AThreadWokenWhileTheReaderHoldsItsCpuIsReadInTheBlockItWasIn)
     EXPECT_EQ(w.state_at_arrival, 1u);  // S: a pipe read sleeps interruptibly
     EXPECT_EQ(w.state_letter_at_arrival, 'S');
     EXPECT_EQ(w.syscall_nr, SYS_read);
-    ASSERT_EQ(a.count(sleeper_tid), 1u);
     EXPECT_EQ(a.at(sleeper_tid).state_letter, 'S');
     EXPECT_EQ(a.at(sleeper_tid).state_letter_at_arrival, 'S');
     ++woken_in_block;
@@ -197,8 +205,8 @@ TEST(TaskIterator, AThreadWokenWhileTheReaderHoldsItsCpuIsReadInTheBlockItWasIn)
   sched_param other{};
   pthread_setschedparam(pthread_self(), SCHED_OTHER, &other);
   sched_setaffinity(0, sizeof(all), &all);
-  ASSERT_EQ(write(fds[1], "q", 1), 1);
-  ASSERT_EQ(write(idle_fds[1], "q", 1), 1);
+  EXPECT_EQ(write(fds[1], "q", 1), 1);
+  EXPECT_EQ(write(idle_fds[1], "q", 1), 1);
   waiter.join();
   sleeper.join();
   for (int fd : {fds[0], fds[1], idle_fds[0], idle_fds[1]}) close(fd);
