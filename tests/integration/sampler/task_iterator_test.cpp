@@ -36,6 +36,7 @@
 #include "collect/sampler/sampler.h"
 #include "model/builder.h"
 #include "support/background.h"
+#include "support/cpu_pin.h"
 #include "support/files.h"
 #include "support/lab_process.h"
 #include "support/offcpu_support.h"
@@ -126,14 +127,6 @@ TEST(TaskIterator, CountersOfTheLabAgreeWithProc) {
   EXPECT_GT(compared_syscalls, 0u);
 }
 
-// Pins the calling thread to `cpu`.
-bool pin_to(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return sched_setaffinity(0, sizeof(set), &set) == 0;
-}
-
 TEST(TaskIterator, AThreadWokenWhileTheReaderHoldsItsCpuIsReadInTheBlockItWasIn) {
   if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
   auto it = bpf::TaskIterator::create();
@@ -149,7 +142,7 @@ TEST(TaskIterator, AThreadWokenWhileTheReaderHoldsItsCpuIsReadInTheBlockItWasIn)
   ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0);
   std::atomic<int> waiter_tid{0};
   std::thread waiter([&] {
-    if (!pin_to(0)) return;
+    if (!test_support::pin_this_thread_to_cpu(0)) return;
     waiter_tid = static_cast<int>(syscall(SYS_gettid));
     char c = 0;
     while (read(fds[0], &c, 1) == 1 && c != 'q') {
@@ -165,7 +158,8 @@ TEST(TaskIterator, AThreadWokenWhileTheReaderHoldsItsCpuIsReadInTheBlockItWasIn)
   // No ASSERT until the threads are joined: a failure ends the tries instead.
   sched_param fifo{};
   fifo.sched_priority = 1;
-  const bool set_up = pin_to(0) && pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
+  const bool set_up = test_support::pin_this_thread_to_cpu(0) &&
+                      pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
   EXPECT_TRUE(set_up) << "cannot pin this thread to CPU 0 at SCHED_FIFO";
   std::vector<bpf::TaskRecord> before, after;
   int woken_in_block = 0, tries = 0;

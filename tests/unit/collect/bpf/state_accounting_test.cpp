@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/cpu_pin.h"
 #include "support/offcpu_support.h"
 
 namespace chokepoint::collect::bpf {
@@ -541,10 +542,7 @@ std::map<std::pair<int, int>, std::uint64_t> wakers_of(const std::vector<WakeEdg
 }
 
 void pin_to_cpu(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  ASSERT_EQ(sched_setaffinity(0, sizeof(set), &set), 0) << std::strerror(errno);
+  ASSERT_TRUE(test_support::pin_this_thread_to_cpu(cpu)) << std::strerror(errno);
 }
 
 // A timed wait's timeout is the timer's: with a spinning thread pinned to the sleeper's CPU, every
