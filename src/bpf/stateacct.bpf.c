@@ -261,10 +261,9 @@ static __always_inline struct stateacct_thread *thread_entry(struct task_local *
 	t->phase = STATEACCT_PHASE_NONE;
 	t->blocked_nr = -1;
 	t->edge_slot = 0;
-	t->acc_ns = 0;
-	t->acc_count = 0;
-	t->rq_acc_ns = 0;
-	t->rq_acc_count = 0;
+	__builtin_memset(t->acc, 0, sizeof(t->acc));
+	t->acc_last = 0;
+	t->acc_next = 0;
 	t->in_file = 0;
 	t->file_since_ns = 0;
 	t->file_acc_ns = 0;
@@ -277,7 +276,7 @@ static __always_inline struct stateacct_thread *thread_entry(struct task_local *
 	return t;
 }
 
-static __always_inline void flush_acc(struct stateacct_thread *t);
+static __always_inline void flush_acc(struct stateacct_thread *t, struct stateacct_acc *a);
 static __always_inline void flush_file(struct stateacct_thread *t);
 
 /* The task exits: its slot goes back to the free list (the phase it may have had is dropped). */
@@ -292,7 +291,9 @@ static __always_inline void release(struct task_local *l)
 	t = bpf_map_lookup_elem(&threads, &l->slot);
 	if (t) {
 		t->phase = STATEACCT_PHASE_NONE;
-		flush_acc(t); /* its sums stay until user space forgets the thread */
+		/* its sums stay until user space forgets the thread */
+		for (int i = 0; i < STATEACCT_ACC_SLOTS; i++)
+			flush_acc(t, &t->acc[i]);
 		t->in_file = 0;
 		flush_file(t);
 		t->tid = 0;
@@ -329,23 +330,24 @@ static __always_inline void add_sum(const struct stateacct_thread *t, __u32 kind
 }
 
 /*
- * Adds the thread's accumulated blocks (acc_*) and the run-queue time after them (rq_acc_*) to
- * their sums in `sums` and empties them.
+ * Adds one of the thread's accumulators (its blocks, and the run-queue time after them) to their
+ * sums in `sums` and empties it.
  */
-static __always_inline void flush_acc(struct stateacct_thread *t)
+static __always_inline void flush_acc(struct stateacct_thread *t, struct stateacct_acc *a)
 {
-	__u64 ns = t->acc_ns, count = t->acc_count;
-	__u64 rq_ns = t->rq_acc_ns, rq_count = t->rq_acc_count;
+	__u64 ns = a->ns, count = a->count;
+	__u64 rq_ns = a->rq_ns, rq_count = a->rq_count;
 
 	if (!count)
 		return;
-	t->acc_ns = 0;
-	t->acc_count = 0;
-	t->rq_acc_ns = 0;
-	t->rq_acc_count = 0;
-	add_sum(t, t->acc_kind, t->acc_nr, t->acc_object, ns, count);
+	count_stat(STATEACCT_STAT_SUMS_HASHED);
+	a->ns = 0;
+	a->count = 0;
+	a->rq_ns = 0;
+	a->rq_count = 0;
+	add_sum(t, a->kind, a->nr, a->object, ns, count);
 	if (rq_count)
-		add_sum(t, STATEACCT_RUNQ_WAKEUP, t->acc_nr, t->acc_object, rq_ns, rq_count);
+		add_sum(t, STATEACCT_RUNQ_WAKEUP, a->nr, a->object, rq_ns, rq_count);
 }
 
 /* Adds the thread's on-CPU time in file system calls (file_acc_*) to its sum and empties it. */
@@ -377,14 +379,29 @@ static __always_inline void add_file_cpu(struct stateacct_thread *t, __u64 now, 
 	t->file_since_ns = 0;
 }
 
+/* Whether accumulator a holds the blocks of the thread's current (kind, call, object). */
+static __always_inline bool acc_holds(const struct stateacct_thread *t,
+				      const struct stateacct_acc *a)
+{
+	return a->count && a->kind == t->kind && a->nr == t->blocked_nr &&
+	       a->object == t->blocked_object;
+}
+
 /*
- * Ends the thread's phase at `now`. A block with the same (kind, call, object) as the thread's
- * previous one (a requester on its reply's futex, a worker on its queue) adds to the thread's
- * own accumulator, in its array element: no hashing. Another key flushes the accumulator into
- * `sums` first (one hash update per change of wait, not per block).
+ * Ends the thread's phase at `now`. A block whose (kind, call, object) is in one of the thread's
+ * accumulators (a requester on its reply's futex, a worker on its queue, an event loop between
+ * epoll_wait and a lock) adds there, in its array element: no hashing. A new key takes an empty
+ * accumulator, or the next in turn, which is flushed into `sums` first (one hash update per new
+ * wait, not per block).
  */
 static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
 {
+	_Static_assert((STATEACCT_ACC_SLOTS & (STATEACCT_ACC_SLOTS - 1)) == 0,
+		       "a power of two: indexes are masked for the verifier");
+	const __u32 mask = STATEACCT_ACC_SLOTS - 1;
+	struct stateacct_acc *a;
+	__u32 i;
+
 	if (t->phase != STATEACCT_PHASE_BLOCKED) {
 		t->phase = STATEACCT_PHASE_NONE; /* a run-queue wait whose switch-in was not seen */
 		return;
@@ -392,16 +409,38 @@ static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
 	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
 
 	t->phase = STATEACCT_PHASE_NONE;
-	if (t->acc_count && (t->acc_kind != t->kind || t->acc_nr != t->blocked_nr ||
-			     t->acc_object != t->blocked_object))
-		flush_acc(t);
-	if (!t->acc_count) {
-		t->acc_kind = t->kind;
-		t->acc_nr = t->blocked_nr;
-		t->acc_object = t->blocked_object;
+	i = t->acc_last & mask;
+	if (!acc_holds(t, &t->acc[i])) {
+		__u32 found = STATEACCT_ACC_SLOTS, empty = STATEACCT_ACC_SLOTS;
+
+#pragma unroll
+		for (__u32 j = 0; j < STATEACCT_ACC_SLOTS; j++) {
+			if (acc_holds(t, &t->acc[j]))
+				found = j;
+			else if (!t->acc[j].count && empty == STATEACCT_ACC_SLOTS)
+				empty = j;
+		}
+		if (found < STATEACCT_ACC_SLOTS) {
+			i = found;
+		} else {
+			if (empty < STATEACCT_ACC_SLOTS) {
+				i = empty;
+			} else {
+				i = t->acc_next & mask;
+				t->acc_next = (i + 1) & mask;
+			}
+			a = &t->acc[i & mask];
+			flush_acc(t, a);
+			a->kind = t->kind;
+			a->nr = t->blocked_nr;
+			a->object = t->blocked_object;
+		}
 	}
-	__sync_fetch_and_add(&t->acc_ns, delta * t->weight);
-	__sync_fetch_and_add(&t->acc_count, t->weight);
+	i &= mask;
+	a = &t->acc[i];
+	t->acc_last = i;
+	__sync_fetch_and_add(&a->ns, delta * t->weight);
+	__sync_fetch_and_add(&a->count, t->weight);
 }
 
 /* The wait-for edges: key -> index of its entry in edge_recs (stateacct.h). */
@@ -548,10 +587,12 @@ static __always_inline void switch_in(struct task_struct *next)
 		/* Woken from a futex block: its wait for a CPU, added under the block's key. */
 		__u64 now = bpf_ktime_get_ns();
 
+		struct stateacct_acc *a = &t->acc[t->acc_last & (STATEACCT_ACC_SLOTS - 1)];
+
 		t->phase = STATEACCT_PHASE_NONE;
-		if (t->acc_count && now > t->since_ns) {
-			__sync_fetch_and_add(&t->rq_acc_ns, (now - t->since_ns) * t->weight);
-			__sync_fetch_and_add(&t->rq_acc_count, t->weight);
+		if (a->count && now > t->since_ns) {
+			__sync_fetch_and_add(&a->rq_ns, (now - t->since_ns) * t->weight);
+			__sync_fetch_and_add(&a->rq_count, t->weight);
 		}
 		if (t->in_file)
 			t->file_since_ns = now;
@@ -687,7 +728,7 @@ int BPF_PROG(stateacct_waking, struct task_struct *p)
 
 	count_wake_edge(ctx, t, t->tid, now);
 	end_phase(t, now);
-	if (t->acc_nr == SYS_FUTEX) {
+	if (t->blocked_nr == SYS_FUTEX) {
 		/* Its wait for a CPU from now on is summed (the lock hand-off's cost when the word is a
 		 * contended lock; the model decides). */
 		t->phase = STATEACCT_PHASE_RUNNABLE;

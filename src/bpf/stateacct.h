@@ -78,6 +78,28 @@ enum stateacct_phase {
 };
 
 /*
+ * A thread's blocks under one key (kind, call, object) not yet added to `sums`, and the
+ * run-queue time after them (key: kind RUNQ_WAKEUP with nr and object; futex blocks only).
+ */
+struct stateacct_acc {
+	__u64 ns;
+	__u64 count; /* 0: the slot is empty */
+	__u64 object;
+	__s32 nr;
+	__u32 kind;
+	__u64 rq_ns;
+	__u64 rq_count;
+};
+
+/*
+ * Accumulator slots per thread (a power of two): a thread mostly cycles through a few waits (an
+ * event loop's epoll_wait and a lock; a pipeline stage's two queues and its reply's futex), and
+ * four keep such a cycle off the sums' hash (two did not: the lab's pipeline workers cycle
+ * through three futex words, and a cycle longer than the slots misses at every block).
+ */
+#define STATEACCT_ACC_SLOTS 4
+
+/*
  * Value of the "threads" array (one slot per target thread, handed out at its first switch-out
  * and taken back at its exit; tid 0: a free slot): where the thread is now.
  */
@@ -96,20 +118,15 @@ struct stateacct_thread {
 	__u32 tid;
 	__u64 start_ns;       /* as in stateacct_key */
 	/*
-	 * The blocked time of the thread's latest (kind, call, object) not yet added to `sums`:
-	 * ended blocks with the same key as the one before add here, in the array element, with no
-	 * hashing; the sum is updated when the key changes and at the thread's exit. Readers add it
-	 * to its key's sum (acc_count 0: empty).
+	 * The blocked time of the thread's latest STATEACCT_ACC_SLOTS (kind, call, object) keys not
+	 * yet added to `sums` (stateacct_acc): an ended block whose key is in a slot adds there, in
+	 * the array element, with no hashing; a new key takes an empty slot, or the next in turn,
+	 * whose sums are updated first; all are at the thread's exit. Readers add each slot to
+	 * its key's sums (count 0: empty).
 	 */
-	__u64 acc_ns;
-	__u64 acc_count;
-	__u64 acc_object;
-	__s32 acc_nr;
-	__u32 acc_kind;
-	/* The run-queue time after the accumulated futex blocks' wakeups (key: kind RUNQ_WAKEUP with
-	 * acc_nr and acc_object), flushed with them. */
-	__u64 rq_acc_ns;
-	__u64 rq_acc_count;
+	struct stateacct_acc acc[STATEACCT_ACC_SLOTS];
+	__u32 acc_last;  /* the slot the latest block went to */
+	__u32 acc_next;  /* the slot a new key takes when none is empty (round robin) */
 	/*
 	 * A file system call on a regular file in progress (in_file): its fd, and since when it is on
 	 * the CPU (file_since_ns; 0 while it is off the CPU). Its on-CPU time accumulates in
@@ -176,7 +193,8 @@ enum stateacct_stat {
 	STATEACCT_STAT_THREADS_FULL = 3, /* a thread not followed: the threads map was full */
 	STATEACCT_STAT_MAX_EVERY = 4,   /* the largest thinning interval used (max, not a sum) */
 	STATEACCT_STAT_EDGES_FULL = 5,  /* a wakeup not counted: the edges map was full */
-	STATEACCT_STAT_NR = 6,
+	STATEACCT_STAT_SUMS_HASHED = 6, /* a thread's accumulated blocks added to the sums' hash */
+	STATEACCT_STAT_NR = 7,
 };
 
 /* Thinning windows, per CPU: as the off-CPU tracer's. */

@@ -190,7 +190,7 @@ struct SlotSums {
   };
   __u32 tid = 0;
   __u64 start_ns = 0;
-  std::array<Part, 4> parts{};
+  std::array<Part, 2 * STATEACCT_ACC_SLOTS + 2> parts{};
 };
 
 struct StateAccounting::Impl {
@@ -346,7 +346,7 @@ std::vector<StateSum> StateAccounting::read() {
         s.sums.add(st.sum, ns, count);
       });
   // The open phases, up to now: a block that has not ended yet is part of the time so far. And
-  // each thread's blocks not yet added to `sums` (acc_*: the latest key's, kept in its slot).
+  // each thread's blocks not yet added to `sums` (acc: the latest keys', kept in its slot).
   // The entries are read before the slots: a flush between the two reads leaves its time out of
   // this read (the next one has it), never counts it twice.
   const std::size_t slots = handed_out(s.skel->bss->next_slot, STATEACCT_MAX_THREADS);
@@ -360,8 +360,8 @@ std::vector<StateSum> StateAccounting::read() {
     if (s.slot_sums.size() <= slot) s.slot_sums.resize(slot + 1);
     SlotSums& cache = s.slot_sums[slot];
     if (cache.tid != t.tid || cache.start_ns != t.start_ns) cache = SlotSums{t.tid, t.start_ns, {}};
-    // Part `which` of the slot (0 accumulated blocks, 1 their run-queue time, 2 file calls, 3 the
-    // block in progress): its sum is the last read's when its key is (no hashing).
+    // Part `which` of the slot (the file calls, the block in progress, then each accumulator's
+    // blocks and their run-queue time): its sum is the last read's when its key is (no hashing).
     const auto extra = [&](std::size_t which, int kind, long nr, std::uint64_t object,
                            std::uint64_t ns, std::uint64_t count) {
       SlotSums::Part& part = cache.parts[which];
@@ -371,22 +371,25 @@ std::vector<StateSum> StateAccounting::read() {
       }
       s.sums.add_extra(part.sum, ns, count);
     };
-    if (t.acc_count != 0) {
-      extra(0, static_cast<int>(t.acc_kind), static_cast<long>(t.acc_nr), t.acc_object, t.acc_ns,
-            t.acc_count);
-    }
-    if (t.rq_acc_count != 0) {
-      extra(1, STATEACCT_RUNQ_WAKEUP, static_cast<long>(t.acc_nr), t.acc_object, t.rq_acc_ns,
-            t.rq_acc_count);
+    for (std::size_t i = 0; i < STATEACCT_ACC_SLOTS; ++i) {
+      const stateacct_acc& a = t.acc[i];
+      if (a.count != 0) {
+        extra(2 + 2 * i, static_cast<int>(a.kind), static_cast<long>(a.nr), a.object, a.ns,
+              a.count);
+      }
+      if (a.rq_count != 0) {
+        extra(3 + 2 * i, STATEACCT_RUNQ_WAKEUP, static_cast<long>(a.nr), a.object, a.rq_ns,
+              a.rq_count);
+      }
     }
     if (t.file_acc_ns != 0 || t.file_acc_count != 0) {
-      extra(2, STATEACCT_ONCPU_FILE, -1, t.file_acc_fd, t.file_acc_ns, t.file_acc_count);
+      extra(0, STATEACCT_ONCPU_FILE, -1, t.file_acc_fd, t.file_acc_ns, t.file_acc_count);
     }
     // Only blocks are added up to now; a run-queue wait or a file call in progress is counted
     // when it ends (microseconds).
     if (t.phase != STATEACCT_PHASE_BLOCKED) continue;
     const std::uint64_t open_ns = now > t.since_ns ? now - t.since_ns : 0;
-    extra(3, static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,
+    extra(1, static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,
           open_ns * t.weight, 0);
   }
   s.sum_recs.forget_idle(kIdleReadsToForget, STATEACCT_MAX_SUMS / 2);
@@ -474,6 +477,9 @@ StateAccountingStats StateAccounting::stats() const {
         break;
       case STATEACCT_STAT_MAX_EVERY:
         out.max_every = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, max));
+        break;
+      case STATEACCT_STAT_SUMS_HASHED:
+        out.sums_hashed = sum;
         break;
       default:
         break;

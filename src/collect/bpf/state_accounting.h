@@ -102,6 +102,9 @@ struct StateAccountingStats {
   std::uint64_t thinned_out = 0;  // of them, not accounted
   std::uint64_t lost = 0;         // intervals or threads that did not fit the maps
   std::uint32_t max_every = 1;    // the largest thinning interval used
+  // Times a thread's accumulated blocks went into the sums' hash (a new wait with every
+  // accumulator in use, or the thread's exit): the rest of its blocks cost no hashing.
+  std::uint64_t sums_hashed = 0;
 };
 
 class StateAccounting {

@@ -8,7 +8,8 @@
 // and BPF (skips only through offcpu_unavailable()). A timer's wakeup of a timed futex wait or a
 // sleep, taken while another thread of the process ran on that CPU, is an interrupt's edge, not
 // that thread's; the same thread's own FUTEX_WAKE is its edge. A wakee woken the same way again
-// counts every wakeup, and a forgotten edge's next wakeup goes to a new entry.
+// counts every wakeup, and a forgotten edge's next wakeup goes to a new entry. A thread cycling
+// through three waits adds its blocks without the sums' hash.
 #include "collect/bpf/state_accounting.h"
 
 #include <gtest/gtest.h>
@@ -306,6 +307,59 @@ TEST(StateAccounting, AWakeeWokenTheSameWayCountsEveryWakeupAndAForgottenEdgeIsL
   t.join();
   close(fd[0]);
   close(fd[1]);
+}
+
+// A thread that cycles through three waits (three pipes' reads, as the lab's pipeline workers cycle
+// through three futex words) keeps them in its slot's accumulators: its blocks go to the sums'
+// hash only when a fourth and fifth wait come (each of them then takes the turn of an older one),
+// and every block is counted under its own key throughout, and after the thread's exit.
+TEST(StateAccounting, AThreadCyclingThroughThreeWaitsAddsThemWithoutHashing) {
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const auto owned = accounting_of_this_process();
+  ASSERT_TRUE(owned);
+  auto& acct = *owned;
+  constexpr int kPipes = 5, kThreeCycles = 30, kFiveCycles = 10;
+  int p[kPipes][2];
+  for (auto& fds : p) ASSERT_EQ(pipe(fds), 0);
+  std::vector<int> order;  // the pipe of each block
+  for (int i = 0; i < 3 * kThreeCycles; ++i) order.push_back(i % 3);
+  for (int i = 0; i < kPipes * kFiveCycles; ++i) order.push_back(i % kPipes);
+  Blocker reader;
+  std::thread t([&] {
+    reader.note_self();
+    char c = 0;
+    for (int k : order) (void)!::read(p[k][0], &c, 1);
+  });
+  const auto blocks_on = [&](const std::vector<StateSum>& sums, int k) {
+    return read_sum(sums, reader.tid, reader.start_ticks, p[k][0]).count;
+  };
+  std::uint64_t hashed_before = acct.stats().sums_hashed;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    wait_blocked_in_read(reader);
+    if (i == 3 * kThreeCycles) {
+      // 90 blocks in three waits: each counted, none through the hash (this process's other
+      // thread, which sleeps in wait_blocked_in_read, adds at most a few).
+      const auto sums = acct.read();
+      for (int k = 0; k < 3; ++k) EXPECT_EQ(blocks_on(sums, k), std::uint64_t{kThreeCycles});
+      EXPECT_LE(acct.stats().sums_hashed - hashed_before, 6u);
+      hashed_before = acct.stats().sums_hashed;
+    }
+    ASSERT_EQ(write(p[order[i]][1], "x", 1), 1);
+  }
+  t.join();
+  std::this_thread::sleep_for(50ms);  // its exit seen by the kernel (its accumulators flushed)
+  // Five waits in turn: each new one takes an older one's accumulator, through the hash.
+  EXPECT_GE(acct.stats().sums_hashed - hashed_before, std::uint64_t{kFiveCycles});
+  const auto sums = acct.read();
+  for (int k = 0; k < kPipes; ++k) {
+    EXPECT_EQ(blocks_on(sums, k),
+              static_cast<std::uint64_t>((k < 3 ? kThreeCycles : 0) + kFiveCycles))
+        << "pipe " << k;
+  }
+  for (auto& fds : p) {
+    close(fds[0]);
+    close(fds[1]);
+  }
 }
 
 // The tracepoints and trampolines this process's BPF links are attached to, as the kernel shows
