@@ -37,6 +37,16 @@ edges: the wait-for graph's cost (issue 15): the lab's pipeline (--handoff semap
        which reads the maps every 100 ms as the sampler does), ROUNDS rounds of 5 s per arm;
        bpf_stats of the sched_waking program (which holds the edge count) and of all of them.
        Not part of "all".
+programs: the exact mode's programs' own cost per request, from bpf_stats, this build's beside
+       another's (BASE_BIN: that build's chokepoint; its chokepoint-bench-edges beside it): the lab
+       under a fixed-rate load (`chokepoint load --rate COST_RATE -c 16`, COST_LAB, default the
+       pipeline: --handoff semaphore --model epoll --work-us 20), the programs attached by
+       chokepoint-bench-edges (reads every 100 ms as the sampler does) for 4 s per arm, ROUNDS
+       rounds, the arms' order reversed every other round; each program's ns per run and runs per
+       request (medians), and their product summed: the programs' microseconds per request
+       (bpf_stats' own two clock reads per run included), and the lab's CPU per request in the
+       same windows (schedstat). Finer than `cpu`: a program's ns per run moves by a few percent
+       between rounds where the lab's CPU per request moves by 5. Not part of "all".
 hooks: the file-call hooks' cost to the system calls of a process outside the target
        (chokepoint-bench-syscalls: best of 7 loops, ns per getppid and per 1-byte pwrite to a
        regular file), ROUNDS alternating rounds of: nothing attached; `diagnose --mode auto` on a
@@ -47,7 +57,8 @@ hooks: the file-call hooks' cost to the system calls of a process outside the ta
        nobody has, and unmounted after). Prints each diagnose arm's file-call hook (its sources
        line). Not part of "all".
 
-Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|cpu|switch|all|edges|hooks] [ROUNDS]
+Usage: bench/exact/exact_bench.py [BUILD_DIR] [split|cost|cpu|switch|all|edges|programs|hooks]
+       [ROUNDS]
 """
 import json
 import os
@@ -481,6 +492,65 @@ def edge_bench(seconds=5):
     print("last 'on' tracer: " + last_on)
 
 
+def program_bench(seconds=4):
+    lab_args = COST_LAB if "COST_LAB" in os.environ else [
+        "--scenario", "pipeline", "--handoff", "semaphore", "--model", "epoll", "--work-us", "20"]
+    lab, port = start_lab(lab_args)
+    rate = float(os.environ.get("COST_RATE", "10000"))
+    arms = {"this": os.path.join(BIN, "chokepoint-bench-edges")}
+    if os.environ.get("BASE_BIN"):
+        arms["base"] = os.path.join(os.path.dirname(os.environ["BASE_BIN"]),
+                                    "chokepoint-bench-edges")
+    names = tuple(arms)
+    per_run = {a: {} for a in names}  # program -> [(ns per run, runs per request)]
+    lab_us = {a: [] for a in names}
+    load = subprocess.Popen(
+        [os.path.join(BIN, "chokepoint"), "load", "--rate", "%d" % rate, "-c", "16", "-d",
+         "%ds" % (ROUNDS * len(names) * (seconds + 4) + 10), "http://127.0.0.1:%d/" % port],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    try:
+        time.sleep(2)
+        for r in range(ROUNDS):
+            for arm in (names if r % 2 == 0 else names[::-1]):
+                tracer = subprocess.Popen([arms[arm], str(lab.pid), str(seconds + 3), "on"],
+                                          stdout=subprocess.DEVNULL)
+                time.sleep(1.5)
+                open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
+                p0, c0, t0 = bpf_programs(), process_cpu_s(lab.pid), time.monotonic()
+                time.sleep(seconds)
+                p1, c1, t1 = bpf_programs(), process_cpu_s(lab.pid), time.monotonic()
+                open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+                requests = rate * (t1 - t0)
+                lab_us[arm].append((c1 - c0) / requests * 1e6)
+                for name, (t, c) in p1.items():
+                    t_0, c_0 = p0.get(name, (0, 0))
+                    if c > c_0:
+                        per_run[arm].setdefault(name, []).append(
+                            ((t - t_0) / (c - c_0), (c - c_0) / requests))
+                tracer.wait(30)
+            print("round %d: %s" % (r + 1, "; ".join(
+                "%s %s" % (a, ", ".join("%s %.0f ns" % (n, v[-1][0])
+                                        for n, v in sorted(per_run[a].items())
+                                        if n in ("stateacct_switch", "stateacct_waking")))
+                for a in names)), flush=True)
+    finally:
+        open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
+        load.kill()
+        load.wait()
+        stop(lab)
+    for a in names:
+        total_us = 0.0
+        parts = []
+        for name, v in sorted(per_run[a].items()):
+            ns = statistics.median(x[0] for x in v)
+            runs = statistics.median(x[1] for x in v)
+            total_us += ns * runs / 1000
+            parts.append("%s %.0f ns x %.2f a request" % (name, ns, runs))
+        print("%s: programs %.2f us a request (%s); the lab %.2f us a request (median of %d)" % (
+            a, total_us, "; ".join(parts), statistics.median(lab_us[a]), len(lab_us[a])))
+
+
 FILE_CALLS = ["read", "write", "pread64", "pwrite64", "readv", "writev", "fsync", "fdatasync",
               "ftruncate", "sync_file_range", "fallocate", "preadv", "pwritev", "preadv2",
               "pwritev2"]
@@ -566,6 +636,8 @@ if __name__ == "__main__":
             switch_bench()
         if WHAT == "edges":
             edge_bench()
+        if WHAT == "programs":
+            program_bench()
         if WHAT == "hooks":
             hook_bench()
     finally:
