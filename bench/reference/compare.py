@@ -14,10 +14,11 @@ Two references: "direct" leaves each hand-off (below) as idle, a wait for anothe
 
 Usage: [BASE_BIN=other/chokepoint] bench/reference/compare.py [BUILD_DIR] [SCENARIO...] [--detail]
   BASE_BIN adds that build's exact and sampled splits of the same window (replays of the
-    recording). SAVE_DIR keeps each window's recording (SCENARIO.MS.chokepoint) and its
+    recording). WINDOW_S sets the window (default 3 s; diagnose's own default is 5 s). SAVE_DIR keeps each window's recording (SCENARIO.MS.chokepoint) and its
     reference (SCENARIO.MS.ref.json: the shares and each thread's ns by class) there.
        bench/reference/compare.py [BUILD_DIR] --overhead
-  --detail prints each thread's reference time by (class, reason) beside chokepoint's waits_s.
+  --detail prints the sampled split, and each thread's reference time by (class, reason) beside
+    chokepoint's waits_s.
   --overhead measures what split.bt costs the lab (none scenario, 2 loops): req/s without and
     with it, 5 alternating rounds.
 
@@ -79,7 +80,7 @@ BIN = os.path.join(BUILD, "bin")
 BT = os.path.join(ROOT, "bench/reference/split.bt")
 KEYS = os.path.join(ROOT, "bench/lab/keys_random.lua")
 TMP = tempfile.mkdtemp(prefix="cp-reference.")
-WINDOW_S = 3
+WINDOW_S = int(os.environ.get("WINDOW_S", "3"))  # the diagnose window, s (its default: 5)
 CLASSES = ["on_cpu", "cpu_wait", "disk", "network", "lock", "memory", "sleep", "idle"]
 
 # x86_64 system call numbers
@@ -500,6 +501,7 @@ def run(name, args, load, conns, delay_ms):
             l1(ref, sampled["time_split"]), thread_s / cp_thread_s if cp_thread_s else 0,
             fmt(ref), fmt(exact["time_split"]), base), flush=True)
         if DETAIL:
+            print("  sampled split: %s" % fmt(sampled["time_split"]))
             cp = {t["tid"]: t for t in exact["threads"]}
             sp = {t["tid"]: t for t in sampled["threads"]}
             for tid in sorted(set(per_thread) | set(cp)):
