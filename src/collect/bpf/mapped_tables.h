@@ -24,36 +24,82 @@
 namespace chokepoint::collect::bpf {
 
 // A BPF_F_MMAPABLE array map mapped into this process: its entries read, and zeroed, in place.
+// Only the pages of the entries handed out so far are mapped (reach()): a mapping of the map is
+// resident as a whole (the kernel maps every page of it at mmap), and the threads array alone is
+// 10 MB at 32,768 slots, where a target's few threads use a page or two.
 class MappedArray {
  public:
   MappedArray() = default;
   MappedArray(const MappedArray&) = delete;
   MappedArray& operator=(const MappedArray&) = delete;
   ~MappedArray() {
-    if (base_ != nullptr) munmap(base_, bytes_);
+    if (base_ != nullptr) munmap(base_, reserved_bytes_);
   }
+  // Reserves the address range of the whole array (no page of it mapped or resident) and maps its
+  // first pages, so a kernel that cannot map BPF arrays says so here.
   util::Result<void> map(bpf_map* m) {
-    const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    page_bytes_ = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
     // The kernel rounds each entry up to 8 bytes; the shared structs are multiples of 8 already.
-    bytes_ =
-        (std::size_t{bpf_map__max_entries(m)} * bpf_map__value_size(m) + page - 1) / page * page;
-    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
+    value_bytes_ = bpf_map__value_size(m);
+    max_entries_ = bpf_map__max_entries(m);
+    reserved_bytes_ = round_to_page(max_entries_ * value_bytes_);
+    fd_ = bpf_map__fd(m);
+    name_ = bpf_map__name(m);
+    void* p = mmap(nullptr, reserved_bytes_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
     if (p == MAP_FAILED) {
-      return util::errno_error(std::string("cannot map the BPF array ") + bpf_map__name(m),
-                               "the exact mode needs mmapable BPF arrays (Linux 5.5+)");
+      return util::errno_error("cannot reserve address space for the BPF array " + name_,
+                               "the exact mode needs " + std::to_string(reserved_bytes_ >> 20) +
+                                   " MiB of address space; check ulimit -v");
     }
     base_ = p;
+    if (grow(1) == 0) {
+      return util::errno_error("cannot map the BPF array " + name_,
+                               "the exact mode needs mmapable BPF arrays (Linux 5.5+)");
+    }
     return {};
   }
+  // Maps the pages that hold entries [0, count) if they are not yet (the kernel hands its entries
+  // out from 0 up), and returns how many entries are mapped: `count` or more, fewer only when a
+  // mapping failed (the entries beyond are then read once a later call maps them).
+  std::size_t reach(std::size_t count) {
+    return count <= mapped_entries() ? mapped_entries() : grow(count);
+  }
+  // Entry i. REQUIRES: i < reach()'s last answer.
   template <typename T>
   T* at(std::size_t i) const {
     static_assert(sizeof(T) % 8 == 0);
     return static_cast<T*>(base_) + i;
   }
+  // Bytes of the map mapped (and resident) in this process.
+  std::size_t mapped_bytes() const { return mapped_bytes_; }
 
  private:
+  std::size_t round_to_page(std::size_t bytes) const {
+    return (bytes + page_bytes_ - 1) / page_bytes_ * page_bytes_;
+  }
+  std::size_t mapped_entries() const {
+    return value_bytes_ == 0 ? 0 : std::min(mapped_bytes_ / value_bytes_, max_entries_);
+  }
+  // Maps more of the array, over the reserved range: at least entries [0, count), and at least
+  // twice what was mapped (16 pages to start), so a growing table maps a few times in all.
+  std::size_t grow(std::size_t count) {
+    const std::size_t need = round_to_page(std::min(count, max_entries_) * value_bytes_);
+    const std::size_t want =
+        std::min(reserved_bytes_, std::max({need, 2 * mapped_bytes_, 16 * page_bytes_}));
+    if (want <= mapped_bytes_) return mapped_entries();
+    void* at = static_cast<char*>(base_) + mapped_bytes_;
+    void* p = mmap(at, want - mapped_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd_,
+                   static_cast<off_t>(mapped_bytes_));
+    if (p != MAP_FAILED) mapped_bytes_ = want;
+    return mapped_entries();
+  }
+
   void* base_ = nullptr;
-  std::size_t bytes_ = 0;
+  std::size_t reserved_bytes_ = 0, mapped_bytes_ = 0, page_bytes_ = 4096, value_bytes_ = 0,
+              max_entries_ = 0;
+  int fd_ = -1;
+  std::string name_;
 };
 
 inline std::uint64_t load_acquire(const __u64& v) {
@@ -229,6 +275,7 @@ struct KernelTable {
   // every entry of `state` is among the first n.
   template <typename F>
   void scan(std::size_t n, F&& f) {
+    n = std::min(n, recs.reach(n));
     if (state.size() < n) state.resize(n);
     in_use = 0;
     for (std::size_t i = 0; i < n; ++i) {

@@ -349,7 +349,8 @@ std::vector<StateSum> StateAccounting::read() {
   // each thread's blocks not yet added to `sums` (acc: the latest keys', kept in its slot).
   // The entries are read before the slots: a flush between the two reads leaves its time out of
   // this read (the next one has it), never counts it twice.
-  const std::size_t slots = handed_out(s.skel->bss->next_slot, STATEACCT_MAX_THREADS);
+  std::size_t slots = handed_out(s.skel->bss->next_slot, STATEACCT_MAX_THREADS);
+  slots = std::min(slots, s.threads.reach(slots));
   const std::uint64_t now = ktime_ns();
   for (std::size_t slot = 0; slot < slots; ++slot) {
     stateacct_thread t{};
