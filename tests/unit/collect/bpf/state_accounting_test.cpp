@@ -381,7 +381,7 @@ std::size_t bpf_map_rss_bytes() {
 }
 
 // Only the pages of the kernel's arrays that hold entries handed out are mapped: a few for this
-// process (the whole arrays, 13.5 MB, were resident before), and more as slots are handed out:
+// process (the whole arrays, 13.9 MB, were resident before), and more as slots are handed out:
 // 300 threads blocked at once (94 KB of slots, past the first 64 KiB mapped) are all read.
 TEST(StateAccounting, ItsArraysAreMappedAsFarAsTheirEntriesAreHandedOut) {
   if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
