@@ -44,17 +44,17 @@ class MappedArray {
     max_entries_ = bpf_map__max_entries(m);
     reserved_bytes_ = round_to_page(max_entries_ * value_bytes_);
     fd_ = bpf_map__fd(m);
-    name_ = bpf_map__name(m);
+    const std::string name = bpf_map__name(m);
     void* p = mmap(nullptr, reserved_bytes_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
     if (p == MAP_FAILED) {
-      return util::errno_error("cannot reserve address space for the BPF array " + name_,
+      return util::errno_error("cannot reserve address space for the BPF array " + name,
                                "the exact mode needs " + std::to_string(reserved_bytes_ >> 20) +
                                    " MiB of address space; check ulimit -v");
     }
     base_ = p;
     if (grow(1) == 0) {
-      return util::errno_error("cannot map the BPF array " + name_,
+      return util::errno_error("cannot map the BPF array " + name,
                                "the exact mode needs mmapable BPF arrays (Linux 5.5+)");
     }
     return {};
@@ -99,7 +99,6 @@ class MappedArray {
   std::size_t reserved_bytes_ = 0, mapped_bytes_ = 0, page_bytes_ = 4096, value_bytes_ = 0,
               max_entries_ = 0;
   int fd_ = -1;
-  std::string name_;
 };
 
 inline std::uint64_t load_acquire(const __u64& v) {
