@@ -2,6 +2,7 @@
 #include "collect/sampler/sampler.h"
 
 #include "collect/sampler/sampler_impl.h"
+#include "collect/sampler/tick_schedule.h"
 
 namespace chokepoint::collect::sampler {
 namespace {
@@ -161,12 +162,14 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
   // A later window's first tick is one interval after the last window's close, or now when the
   // caller took longer than that between windows (the quiet time in between is accounted as any
   // other: the windows stay back to back).
-  std::int64_t next_tick = std::max(start_ns + s.opt.interval_ns, util::monotonic_ns());
+  // The ticks' grid; each reads at a point of its interval (tick_schedule.h), not on the grid.
+  std::int64_t next_grid = std::max(start_ns + s.opt.interval_ns, util::monotonic_ns());
   if (s.opt.shared_clock && deadline != kForever) {
     deadline = grid_point(start_ns + s.opt.duration_ns / 2, s.opt.duration_ns);
-    next_tick = std::min(
+    next_grid = std::min(
         grid_point(std::max(start_ns + 1, util::monotonic_ns()), s.opt.interval_ns), deadline);
   }
+  std::int64_t next_tick = tick_time_ns(next_grid, s.opt.interval_ns, deadline);
   bool exited = false;
 
   for (;;) {
@@ -247,24 +250,25 @@ util::Result<void> Sampler::run(model::SampleSink& sink) {
     }
     // Lock waits that coincide with a disk sync in the same process are credited per tick.
     s.tick.lock_credit_ns = s.opt.interval_ns;
-    if (now >= next_system) {
+    // These follow the grid: a tick read early in its interval still stands for all of it.
+    if (next_grid >= next_system) {
       s.tick.runnable = take_runnable(s.proc, s.shared_read_ns());
-      next_system = now + kSystemTickNs;
+      next_system = next_grid + kSystemTickNs;
     }
-    if (s.opt.fd_table_every_ns > 0 && now >= next_fd_tables) {
+    if (s.opt.fd_table_every_ns > 0 && next_grid >= next_fd_tables) {
       s.read_fd_tables(now);
-      next_fd_tables = now + s.opt.fd_table_every_ns;
+      next_fd_tables = next_grid + s.opt.fd_table_every_ns;
     }
-    if (s.opt.system_every_ns > 0 && now >= next_counters) {
+    if (s.opt.system_every_ns > 0 && next_grid >= next_counters) {
       s.tick.system = take_system_snapshot(s.proc, s.opt.target, s.shared_read_ns());
       s.tick.collector = s.collector_sample();
-      next_counters = now + s.opt.system_every_ns;
+      next_counters = next_grid + s.opt.system_every_ns;
     }
     s.emit(sink, now);
     if (s.opt.stop && s.opt.stop->load()) break;
     if (now >= deadline) break;
-    next_tick += s.opt.interval_ns;
-    if (next_tick > deadline) next_tick = deadline;
+    next_grid = std::min(next_grid + s.opt.interval_ns, deadline);
+    next_tick = tick_time_ns(next_grid, s.opt.interval_ns, deadline);
   }
   const std::int64_t end_ns = util::monotonic_ns();
   s.tick.at_ns = end_ns;

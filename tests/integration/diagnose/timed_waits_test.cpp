@@ -58,5 +58,30 @@ TEST(TimedWaits, APollersTimeoutsAreNotAHandOffToTheThreadTheTimerInterrupted) {
   }
 }
 
+// A thread on a 10 ms cycle (cycle_waiter.c: 3 ms of each in clock_nanosleep, the rest in
+// select), read by the sampler alone. Its ticks come every 100 ms, ten cycles: read on their grid,
+// every read fell at the same phase of the cycle and the window said sleep 0.00 or 0.99 (aliasing).
+// Read at a point of each interval (collect/sampler/tick_schedule.h), the reads see each phase as
+// often as it lasts: sleep about 0.32, with the noise of 40 reads (a standard deviation of 0.07).
+TEST(TimedWaits, AThreadOnACycleThatDividesTheTickIsReadAtEveryPhaseOfIt) {
+  auto waiter = Background::start(CYCLE_WAITER, {});
+  ASSERT_TRUE(waiter) << waiter.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int window = 0; window < 2; ++window) {
+    auto r = test_support::run_chokepoint(
+        {"diagnose", "--pid", std::to_string(waiter->pid()), "-d", "4s", "--mode", "sample",
+         "--no-stacks", "--no-probes", "--json"},
+        60);
+    ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+    const auto j = nlohmann::json::parse(r.stdout_text, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
+    const double sleep = j["time_split"]["sleep"].get<double>();
+    const double idle = j["time_split"]["idle"].get<double>();
+    EXPECT_GT(sleep, 0.10) << j["time_split"].dump();
+    EXPECT_LT(sleep, 0.60) << j["time_split"].dump();
+    EXPECT_GT(sleep + idle, 0.95) << j["time_split"].dump();
+  }
+}
+
 }  // namespace
 }  // namespace chokepoint
