@@ -276,6 +276,18 @@ struct FutexOp {
   std::uint8_t how = 0;
 };
 
+// What fd `fd` of process `pid` is, resolved by the collector when the kernel's sums first timed a
+// wait in a call on it (ExactWait::object of a call with an fd argument): the role and detail the
+// sampler gives a thread it catches in that call ("/data/wal" for a file, "upstream
+// 10.0.0.5:5432" for a connection it opened). A wait the sampler never caught is classed and
+// named with it.
+struct FdName {
+  int pid = 0;
+  std::uint64_t fd = 0;
+  FdRole role = FdRole::kUnknown;
+  std::string detail;
+};
+
 struct ExactSample {
   ExactState state;
   // The entries that changed since the previous tick's sample (every entry of the live threads at
@@ -288,6 +300,10 @@ struct ExactSample {
   // The futex words whose FutexOp is new or changed since the previous tick's sample; a reader
   // keeps the last of each. Recordings made before it have none.
   std::vector<FutexOp> futex_ops;
+  // The fds the sums named for the first time since the previous tick's sample, resolved; a
+  // reader keeps the last of each (a sampled observation of the fd later replaces it). Recordings
+  // made before it have none.
+  std::vector<FdName> fd_names;
 };
 
 // Everything one poll of the sampler read, in the order it read it.

@@ -209,6 +209,14 @@ json exact_json(const model::ExactSample& x) {
     for (const auto& o : x.futex_ops) ops.push_back({o.pid, o.word, o.how});
     j["futex_ops"] = std::move(ops);
   }
+  // What the fds the sums name are, where new: [[pid, fd, role, detail], ...] (model::FdName).
+  if (!x.fd_names.empty()) {
+    json names = json::array();
+    for (const auto& n : x.fd_names) {
+      names.push_back({n.pid, n.fd, static_cast<int>(n.role), n.detail});
+    }
+    j["fd_names"] = std::move(names);
+  }
   return j;
 }
 
@@ -491,6 +499,22 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
       o.word = r[1].get<std::uint64_t>();
       o.how = static_cast<std::uint8_t>(std::min<std::uint64_t>(r[2].get<std::uint64_t>(), 255));
       x.futex_ops.push_back(o);
+    }
+  }
+  if (auto names = j.find("fd_names"); names != j.end() && names->is_array()) {
+    for (const auto& r : *names) {
+      if (!r.is_array() || r.size() != 4 || !r[0].is_number_unsigned() ||
+          !r[1].is_number_unsigned() || !r[2].is_number_unsigned() || !r[3].is_string()) {
+        continue;
+      }
+      const std::uint64_t role = r[2].get<std::uint64_t>();
+      if (role > static_cast<std::uint64_t>(model::FdRole::kOther)) continue;
+      model::FdName n;
+      n.pid = static_cast<int>(std::min<std::uint64_t>(r[0].get<std::uint64_t>(), 1 << 30));
+      n.fd = r[1].get<std::uint64_t>();
+      n.role = static_cast<model::FdRole>(role);
+      n.detail = r[3].get<std::string>();
+      x.fd_names.push_back(std::move(n));
     }
   }
   auto rows = j.find("waits");

@@ -7,11 +7,16 @@
 // Thread-safety: the sampler's thread only.
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "collect/bpf/state_accounting.h"
@@ -50,15 +55,25 @@ class ExactAccounting {
   // division (issue 16: the pipeline's hand-offs, which only the kernel's sums move).
   void watch(const std::vector<int>& pids);
   void mark_start();
+  // What fd `fd` of process `pid` is to a thread blocked in system call `nr` on it (the
+  // sampler's WaitObserver::fd_in_call).
+  using FdNamer =
+      std::function<std::pair<model::FdRole, std::string>(int pid, long nr, std::uint64_t fd)>;
   // Adds tick.exact: the target processes are `pids` from now on; the sums and the wait-for edges
-  // that changed since the last fill (of the threads in `pids`), and how futex words were waited
-  // on where that is new (model::FutexOp); the kernel's entries of
-  // tick.ended's threads are dropped after their last read. When off, only the first and the
-  // closing tick say why.
-  void fill(model::Tick& tick, const std::vector<int>& pids);
+  // that changed since the last fill (of the threads in `pids`), how futex words were waited
+  // on where that is new (model::FutexOp), and what `name_fd` says of the fds the sums name for
+  // the first time (model::FdName: a (pid, call, fd) is named once, at most kFdNamesPerFill a
+  // tick); the kernel's entries of tick.ended's threads are dropped after their last read. When
+  // off, only the first and the closing tick say why.
+  void fill(model::Tick& tick, const std::vector<int>& pids, const FdNamer& name_fd);
+  // Names looked up in one fill at most (a readlink, or a few µs for a socket, each): a target
+  // that opened thousands of fds at once has them named over the next ticks.
+  static constexpr std::size_t kFdNamesPerFill = 64;
 
  private:
   ExactAccounting() = default;
+  // Adds to `x` what name_fd says of the fds of x.waits not named before (see fill).
+  void name_fds(model::ExactSample& x, const std::vector<int>& pids, const FdNamer& name_fd);
   // Adds to `x` the sums and edges of `live` processes that changed since the last read.
   void read_into(model::ExactSample& x, const std::vector<int>& live);
   SplitMode mode_ = SplitMode::kAuto;
@@ -69,6 +84,12 @@ class ExactAccounting {
   std::optional<model::ExactSample> start_;  // mark_start's read, for the first fill
   // How each (pid, futex word) was waited on, as last put into a tick (model::FutexOp).
   std::map<std::pair<int, std::uint64_t>, std::uint8_t> futex_ops_;
+  // The (pid, system call, fd) of the sums seen so far; those not named yet, oldest first; and
+  // the pids both were last pruned for (the target's processes: those that went are forgotten).
+  using FdKey = std::tuple<int, long, std::uint64_t>;
+  std::set<FdKey> fd_keys_;
+  std::deque<FdKey> fd_unnamed_;
+  std::vector<int> fd_keys_pids_;
 };
 
 }  // namespace chokepoint::collect::sampler

@@ -99,7 +99,9 @@ void Sampler::Impl::emit(model::SampleSink& sink, std::int64_t at_ns) {
   if (exact) {
     std::vector<int> pids;
     for (const auto& [pid, p] : processes) pids.push_back(pid);
-    exact->fill(tick, pids);
+    exact->fill(tick, pids, [this, at_ns](int pid, long nr, std::uint64_t fd) {
+      return waits.fd_in_call(pid, nr, fd, at_ns);
+    });
   }
   sink.add(std::move(tick));
   tick = model::Tick{};

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cerrno>
+#include <limits>
 #include <tuple>
 
 namespace chokepoint::collect::sampler {
@@ -225,6 +226,22 @@ std::optional<std::pair<bool, std::string>> WaitObserver::poll_waits_on_network(
   return std::make_pair(false, std::string());
 }
 
+std::pair<model::FdRole, std::string> WaitObserver::fd_in_call(int pid, long nr,
+                                                               std::uint64_t fd_arg,
+                                                               std::int64_t now_ns) {
+  if (fd_arg > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) return {};
+  const auto fd = static_cast<int>(fd_arg);
+  auto out = classify_fd(pid, fd, now_ns);
+  // A file opened O_DSYNC or O_SYNC syncs inside every write: "O_DSYNC /path" tells the disk
+  // rule the write is a commit (paths from readlink start with '/', so no path reads as the
+  // flag). fdinfo is read for a write only: the flag means nothing to the other calls.
+  if (out.first == model::FdRole::kRegularFile && is_file_write(nr)) {
+    if (auto flags = proc_.read_fd_flags(pid, fd); flags && (*flags & O_DSYNC) != 0)
+      out.second = ((*flags & O_SYNC) == O_SYNC ? "O_SYNC " : "O_DSYNC ") + out.second;
+  }
+  return out;
+}
+
 model::WaitObservation WaitObserver::observe(int pid, const procfs::SyscallState& sc, char state,
                                              std::int64_t now_ns) {
   model::WaitObservation obs;
@@ -244,15 +261,8 @@ model::WaitObservation WaitObserver::observe(int pid, const procfs::SyscallState
   obs.args = sc.args;
   int fd_arg = model::fd_argument_index(obs.syscall_nr);
   if (fd_arg >= 0) {
-    auto fd = static_cast<int>(obs.args[static_cast<std::size_t>(fd_arg)]);
-    std::tie(obs.fd_role, obs.fd_detail) = classify_fd(pid, fd, now_ns);
-    // A file opened O_DSYNC or O_SYNC syncs inside every write: "O_DSYNC /path" tells the disk
-    // rule the write is a commit (paths from readlink start with '/', so no path reads as the
-    // flag). fdinfo is read for a blocked write only: the flag means nothing to the other calls.
-    if (obs.fd_role == model::FdRole::kRegularFile && is_file_write(obs.syscall_nr)) {
-      if (auto flags = proc_.read_fd_flags(pid, fd); flags && (*flags & O_DSYNC) != 0)
-        obs.fd_detail = ((*flags & O_SYNC) == O_SYNC ? "O_SYNC " : "O_DSYNC ") + obs.fd_detail;
-    }
+    std::tie(obs.fd_role, obs.fd_detail) =
+        fd_in_call(pid, obs.syscall_nr, obs.args[static_cast<std::size_t>(fd_arg)], now_ns);
   }
   const long nr = obs.syscall_nr;
   bool event_wait =

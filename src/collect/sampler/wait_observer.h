@@ -35,6 +35,12 @@ class WaitObserver {
   model::WaitObservation observe(int pid, const procfs::SyscallState& sc, char state,
                                  std::int64_t now_ns);
 
+  // What fd `fd_arg` of `pid` is to a thread blocked in system call `nr` on it: the role and
+  // detail observe() gives such a thread (a write to a file opened O_DSYNC says so). {kUnknown,
+  // ""} when it is not open (or not an fd).
+  std::pair<model::FdRole, std::string> fd_in_call(int pid, long nr, std::uint64_t fd_arg,
+                                                   std::int64_t now_ns);
+
   // Reads every TCP socket of pid now, even if they were read recently.
   void read_sockets(int pid, std::int64_t now_ns);
 

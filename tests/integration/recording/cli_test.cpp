@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -376,6 +377,53 @@ TEST(RecordingCli, ThreadsRenamedWhileRecordedGoByTheirNewNames) {
   for (const auto& c : comms) EXPECT_EQ(c.find("python"), std::string::npos) << c;
   ASSERT_EQ(j["processes"].size(), 1u) << j["processes"].dump();
   EXPECT_EQ(j["processes"][0]["name"], "sleep");
+}
+
+// The exact mode's sums name each fd a wait was timed on; the recorder resolves each the first
+// time (model::FdName), so that a wait no read of the sampler caught is still classed by what the
+// fd is and named by it: the file a thread fdatasyncs, the connection another reads (one it
+// opened: an upstream's replies).
+TEST(RecordingCli, TheFdsTheExactSumsNameAreRecordedWithWhatTheyAre) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the exact mode loads eBPF";
+  const std::string data = temp_path("named.data");
+  const char* script =
+      "import os, socket, sys, threading, time\n"
+      "listener = socket.create_server(('127.0.0.1', 0))\n"
+      "upstream = socket.create_connection(listener.getsockname())\n"
+      "served, _ = listener.accept()\n"
+      "def read_replies():\n"
+      "    while upstream.recv(1): pass\n"
+      "threading.Thread(target=read_replies, daemon=True).start()\n"
+      "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
+      "while True:\n"
+      "    os.write(fd, b'x' * 4096); os.fdatasync(fd); served.send(b'y'); time.sleep(0.005)\n";
+  auto program = Background::start("python3", {"-c", script, data});
+  ASSERT_TRUE(program) << program.error().message;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const std::string file = temp_path("fd_names.chokepoint");
+  auto r =
+      run_chokepoint({"record", "--pid", std::to_string(program->pid()), "-o", file, "--interval",
+                      "100ms", "--duration", "1s", "--mode", "exact", "--stacks", "off"},
+                     60);
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  auto back = store::read_all(file);
+  ASSERT_TRUE(back) << back.error().message;
+  std::map<std::uint64_t, std::pair<model::FdRole, std::string>> named;
+  for (const auto& t : back->ticks) {
+    if (!t.exact) continue;
+    for (const auto& n : t.exact->fd_names) {
+      EXPECT_EQ(n.pid, program->pid());
+      EXPECT_TRUE(named.try_emplace(n.fd, n.role, n.detail).second) << "fd " << n.fd << " twice";
+    }
+  }
+  bool file_named = false, upstream_named = false;
+  for (const auto& [fd, what] : named) {
+    file_named |= what == std::pair{model::FdRole::kRegularFile, data};
+    upstream_named |= what.first == model::FdRole::kSocketClient &&
+                      what.second.rfind("upstream 127.0.0.1:", 0) == 0;
+  }
+  EXPECT_TRUE(file_named) << named.size() << " fds named";
+  EXPECT_TRUE(upstream_named) << named.size() << " fds named";
 }
 
 TEST(RecordingCli, BadInputGetsErrorAndHint) {

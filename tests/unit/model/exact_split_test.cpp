@@ -252,6 +252,47 @@ TEST(ExactSplit, AFutexWordTheSamplerSawKeepsItsClassWhateverTheOp) {
   EXPECT_EQ(obs.threads[0].split[Resource::kLock], 900 * kMs);
 }
 
+// Regression (a column of the report's heat map named "fdatasync" without its file, and an
+// upstream read no read of the sampler caught counted as idle): the fds the sampler never caught a
+// thread on are classed and named by what the collector resolved when the sums first named them
+// (FdName). One it could not resolve (closed by then) keeps the call's own class.
+TEST(ExactSplit, AnFdTheSamplerNeverSawIsClassedAndNamedByWhatTheCollectorResolved) {
+  constexpr std::uint64_t kWal = 7, kCache = 8, kClosed = 9;
+  auto build = [&](bool named) {
+    std::vector<Tick> ticks(2);
+    ticks[0].at_ns = 0;
+    ticks[0].threads.push_back(sample(0, true, 0, mutex_wait()));
+    ticks[0].exact = exact({});
+    ticks[1].at_ns = 1000 * kMs;
+    ticks[1].threads.push_back(sample(1000 * kMs, false, 100 * kMs, mutex_wait()));
+    ticks[1].exact = exact({sum(ExactKind::kUninterruptible, SYS_fdatasync, kWal, 300),
+                            sum(ExactKind::kInterruptible, SYS_read, kCache, 200),
+                            sum(ExactKind::kInterruptible, SYS_read, kClosed, 100),
+                            sum(ExactKind::kInterruptible, SYS_futex, kMutex, 300)});
+    if (named) {
+      ticks[1].exact->fd_names = {{100, kWal, FdRole::kRegularFile, "/data/wal"},
+                                  {100, kCache, FdRole::kSocketClient, "upstream 10.0.0.3:6379"}};
+    }
+    const Observation obs = build_observation(info(), ticks);
+    EXPECT_EQ(obs.threads.size(), 1u);
+    return obs.threads.empty() ? ThreadAccount{} : obs.threads[0];
+  };
+  const ThreadAccount unnamed = build(false);
+  EXPECT_EQ(unnamed.split[Resource::kDisk], 300 * kMs);
+  EXPECT_EQ(unnamed.split[Resource::kIdle], 300 * kMs);  // a read of an fd of no known kind
+  EXPECT_EQ(unnamed.details[static_cast<std::size_t>(Resource::kDisk)].count("fdatasync"), 1u);
+
+  const ThreadAccount t = build(true);
+  EXPECT_EQ(t.split[Resource::kDisk], 300 * kMs);
+  EXPECT_EQ(t.split[Resource::kNetwork], 200 * kMs);
+  EXPECT_EQ(t.split[Resource::kIdle], 100 * kMs);
+  EXPECT_EQ(t.split[Resource::kLock], 300 * kMs);
+  const auto& disk = t.details[static_cast<std::size_t>(Resource::kDisk)];
+  EXPECT_EQ(disk.count("fdatasync /data/wal"), 1u) << disk.begin()->first;
+  const auto& net = t.details[static_cast<std::size_t>(Resource::kNetwork)];
+  EXPECT_EQ(net.count("read upstream 10.0.0.3:6379"), 1u) << net.begin()->first;
+}
+
 TEST(ExactSplit, TimeTheKernelDidNotSeeKeepsTheSampledDivision) {
   // Only 300 ms of the 900 were seen (the thread was blocked when the accounting started): the
   // other 600 ms stay as sampled (lock).

@@ -273,6 +273,11 @@ TEST(Recording, KeepsTheExactModesSums) {
     e.ns = 30 * kMs * i;
     e.count = i;
     if (i % 3 == 0) x.edges.push_back(e);
+    // What two fds the sums named are, on the tick that first named them (model::FdName).
+    if (i == 4) {
+      x.fd_names = {{100, 9, model::FdRole::kRegularFile, "/d/\"other\"\nlog"},
+                    {100, 12, model::FdRole::kSocketClient, "upstream 127.0.0.1:9001"}};
+    }
     s.ticks[i].exact = std::move(x);
   }
   {
@@ -307,6 +312,14 @@ TEST(Recording, KeepsTheExactModesSums) {
       EXPECT_EQ(got.edges[k].wakee_tid, 1);
       EXPECT_EQ(got.edges[k].syscall_nr, SYS_futex);
     }
+    ASSERT_EQ(got.fd_names.size(), s.ticks[i].exact->fd_names.size()) << i;
+    for (std::size_t k = 0; k < got.fd_names.size(); ++k) {
+      const auto& want = s.ticks[i].exact->fd_names[k];
+      EXPECT_EQ(got.fd_names[k].pid, want.pid);
+      EXPECT_EQ(got.fd_names[k].fd, want.fd);
+      EXPECT_EQ(got.fd_names[k].role, want.role);
+      EXPECT_EQ(got.fd_names[k].detail, want.detail);
+    }
   }
   EXPECT_EQ(report(*back), report(s));
   EXPECT_NE(report(s).find("time split"), std::string::npos);
@@ -323,6 +336,24 @@ TEST(Recording, KeepsTheExactModesSums) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("wait-for edges of tick 4"), std::string::npos);
   EXPECT_FALSE(bad.error().hint.empty());
+  // Names of fds that are not what a writer writes (a hostile file) are left out, one by one.
+  ASSERT_TRUE(copy_changed(path, damaged,
+                           "UPDATE exact_sample SET sample = json_set(sample, '$.fd_names', "
+                           "json('[[100, 9, 99, \"/role out of range\"], [100, \"9\", 1, \"/x\"], "
+                           "[100, 9, 1], 7, [100, 10, 1, \"/kept\"]]')) WHERE tick = 6"));
+  bad = read_all(damaged);
+  ASSERT_TRUE(bad) << bad.error().message;
+  std::size_t names = 0;
+  for (const auto& t : bad->ticks) {
+    if (!t.exact) continue;
+    for (const auto& n : t.exact->fd_names) {
+      ++names;
+      if (n.fd == 10) {
+        EXPECT_EQ(n.detail, "/kept");
+      }
+    }
+  }
+  EXPECT_EQ(names, 3u);  // tick 4's two and the one well-formed row
   // Without the table (a recording made before the exact mode): no exact samples, no error.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
