@@ -15,7 +15,8 @@ Two references: "direct" leaves each hand-off (below) as idle, a wait for anothe
 Usage: [BASE_BIN=other/chokepoint] bench/reference/compare.py [BUILD_DIR] [SCENARIO...] [--detail]
   BASE_BIN adds that build's exact and sampled splits of the same window (replays of the
     recording). WINDOW_S sets the window (default 3 s; diagnose's own default is 5 s). SAVE_DIR keeps each window's recording (SCENARIO.MS.chokepoint) and its
-    reference (SCENARIO.MS.ref.json: the shares and each thread's ns by class) there.
+    reference (SCENARIO.MS.ref.json: the shares and each thread's ns by class) there. INTERVAL
+    sets diagnose's --interval (its default 100ms): how often the sampler reads.
        bench/reference/compare.py [BUILD_DIR] --overhead
   --detail prints the sampled split, and each thread's reference time by (class, reason) beside
     chokepoint's waits_s.
@@ -81,6 +82,7 @@ BT = os.path.join(ROOT, "bench/reference/split.bt")
 KEYS = os.path.join(ROOT, "bench/lab/keys_random.lua")
 TMP = tempfile.mkdtemp(prefix="cp-reference.")
 WINDOW_S = int(os.environ.get("WINDOW_S", "3"))  # the diagnose window, s (its default: 5)
+INTERVAL = os.environ.get("INTERVAL")  # diagnose's --interval (its default: 100ms)
 CLASSES = ["on_cpu", "cpu_wait", "disk", "network", "lock", "memory", "sleep", "idle"]
 
 # x86_64 system call numbers
@@ -436,7 +438,9 @@ def run(name, args, load, conns, delay_ms):
             os.unlink(rec)
         d = subprocess.run([os.path.join(BIN, "chokepoint"), "diagnose", "--pid", str(lab.pid),
                             "--duration", "%ds" % WINDOW_S, "--no-stacks", "--mode", "exact",
-                            "--json", "--record", rec], capture_output=True, text=True,
+                            "--json", "--record", rec]
+                           + (["--interval", INTERVAL] if INTERVAL else []),
+                           capture_output=True, text=True,
                            timeout=120)
         exact = json.loads(d.stdout)
         fds = resolve_fds(lab.pid)

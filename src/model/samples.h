@@ -301,8 +301,8 @@ struct ExactSample {
   // keeps the last of each. Recordings made before it have none.
   std::vector<FutexOp> futex_ops;
   // The fds the sums named for the first time since the previous tick's sample, resolved; a
-  // reader keeps the last of each (a sampled observation of the fd later replaces it). Recordings
-  // made before it have none.
+  // reader classes by them the waits on fds that no read of the sampler classed (a read that
+  // caught a thread on the fd says more: it saw the call). Recordings made before it have none.
   std::vector<FdName> fd_names;
 };
 

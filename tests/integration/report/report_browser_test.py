@@ -596,14 +596,15 @@ def body(work, drivers):
     check('the hostile process name shows as text and runs no script', hostile_text)
 
     def hostile_thread():
-        # The writer fdatasyncs: a column in which disk was its main state names the file,
-        # whose path holds "</script>" and the payload.
+        # The writer fdatasyncs (and now and then ftruncates): a column in which disk was its
+        # main state names the file, whose path holds "</script>" and the payload.
         thread, states, text = hover_shows_thread_and_state(
             driver, 0, lambda ts: next(t for t in ts if t['comm'] == HOSTILE_THREAD),
             STATES.index('disk'))
         # The tooltip holds the name as text, newline and quotes included.
         assert HOSTILE_THREAD in text, text
-        assert re.search(r'in: fdatasync .*</script>' + re.escape(PAYLOAD) + '/data', text), text
+        assert re.search(r'in: (fdatasync|ftruncate|write) .*</script>' + re.escape(PAYLOAD)
+                         + '/data', text), text
         assert driver.execute_script('return document.querySelectorAll("img").length') == 0
     check('the hostile thread name shows as text in the heat map', hostile_thread)
     check('every chart of the hostile page draws', lambda: every_chart_draws(driver, 5))
