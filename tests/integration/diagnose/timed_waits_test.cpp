@@ -62,7 +62,8 @@ TEST(TimedWaits, APollersTimeoutsAreNotAHandOffToTheThreadTheTimerInterrupted) {
 // select), read by the sampler alone. Its ticks come every 100 ms, ten cycles: read on their grid,
 // every read fell at the same phase of the cycle and the window said sleep 0.00 or 0.99 (aliasing).
 // Read at a point of each interval (collect/sampler/tick_schedule.h), the reads see each phase as
-// often as it lasts: sleep about 0.32, with the noise of 40 reads (a standard deviation of 0.07).
+// often as it lasts: sleep about 0.32, with the noise of 40 reads (a standard deviation of 0.08;
+// 100 windows of 2 s read a mean of 0.30 and none under 0.09, bench/diagnose/sampled_phase.sh).
 TEST(TimedWaits, AThreadOnACycleThatDividesTheTickIsReadAtEveryPhaseOfIt) {
   auto waiter = Background::start(CYCLE_WAITER, {});
   ASSERT_TRUE(waiter) << waiter.error().message;
@@ -77,8 +78,8 @@ TEST(TimedWaits, AThreadOnACycleThatDividesTheTickIsReadAtEveryPhaseOfIt) {
     ASSERT_FALSE(j.is_discarded()) << r.stdout_text;
     const double sleep = j["time_split"]["sleep"].get<double>();
     const double idle = j["time_split"]["idle"].get<double>();
-    EXPECT_GT(sleep, 0.10) << j["time_split"].dump();
-    EXPECT_LT(sleep, 0.60) << j["time_split"].dump();
+    EXPECT_GT(sleep, 0.05) << j["time_split"].dump();
+    EXPECT_LT(sleep, 0.65) << j["time_split"].dump();
     EXPECT_GT(sleep + idle, 0.95) << j["time_split"].dump();
   }
 }
