@@ -66,12 +66,12 @@ bool Builder::tick(const Tick& t) {
       auto p = processes_.find(o.pid);
       if (p != processes_.end()) p->second.waits->futex_ops[o.word] = o.how;
     }
-    // What the fds the sums name are, where no read of the sampler has said (its reads say it
-    // better: the same call caught on the fd, and a later one when the fd was reused).
+    // What the fds the sums name are, as the collector found them; like a sampled read of the
+    // fd, the latest says (an fd number is another file or connection once reused).
     for (const auto& n : t.exact->fd_names) {
       auto p = processes_.find(n.pid);
       if (p != processes_.end() && n.role != FdRole::kUnknown) {
-        p->second.waits->fds.try_emplace(n.fd, n.role, n.detail);
+        p->second.waits->fds[n.fd] = {n.role, n.detail};
       }
     }
   }

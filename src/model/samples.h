@@ -300,9 +300,10 @@ struct ExactSample {
   // The futex words whose FutexOp is new or changed since the previous tick's sample; a reader
   // keeps the last of each. Recordings made before it have none.
   std::vector<FutexOp> futex_ops;
-  // The fds the sums named for the first time since the previous tick's sample, resolved; a
-  // reader classes by them the waits on fds that no read of the sampler classed (a read that
-  // caught a thread on the fd says more: it saw the call). Recordings made before it have none.
+  // The fds the sums named for the first time since the previous tick's sample (or again, long
+  // after: fd numbers are reused), resolved; a reader keeps the latest of each fd, from these and
+  // from the sampler's reads, to class the waits on fds no sampled read classed. Recordings made
+  // before it have none.
   std::vector<FdName> fd_names;
 };
 

@@ -73,24 +73,29 @@ void ExactAccounting::mark_start() {
   read_into(*start_, watched_);
 }
 
-void ExactAccounting::name_fds(model::ExactSample& x, const std::vector<int>& pids,
-                               const FdNamer& name_fd) {
-  if (pids != fd_keys_pids_) {
+void FdNaming::name(model::ExactSample& x, const std::vector<int>& pids, std::int64_t now_ns,
+                    const Namer& namer) {
+  if (pids != pids_) {
     const std::set<int> live(pids.begin(), pids.end());
-    auto gone = [&](const FdKey& k) { return live.count(std::get<0>(k)) == 0; };
-    std::erase_if(fd_keys_, gone);
-    std::erase_if(fd_unnamed_, gone);
-    fd_keys_pids_ = pids;
+    auto gone = [&](const Key& k) { return live.count(std::get<0>(k)) == 0; };
+    std::erase_if(named_at_, [&](const auto& e) { return gone(e.first); });
+    std::erase_if(queue_, gone);
+    pids_ = pids;
   }
   for (const auto& w : x.waits) {
     if (model::fd_argument_index(w.syscall_nr) < 0) continue;
-    const FdKey key{w.pid, w.syscall_nr, w.object};
-    if (fd_keys_.insert(key).second) fd_unnamed_.push_back(key);
+    auto [it, added] = named_at_.try_emplace(Key{w.pid, w.syscall_nr, w.object}, kQueued);
+    if (added || (it->second != kQueued && now_ns - it->second >= kRenameNs)) {
+      it->second = kQueued;
+      queue_.push_back(it->first);
+    }
   }
-  for (std::size_t i = 0; i < kFdNamesPerFill && !fd_unnamed_.empty(); ++i) {
-    const auto [pid, nr, fd] = fd_unnamed_.front();
-    fd_unnamed_.pop_front();
-    auto [role, detail] = name_fd(pid, nr, fd);
+  for (std::size_t i = 0; i < kPerTick && !queue_.empty(); ++i) {
+    const Key key = queue_.front();
+    queue_.pop_front();
+    named_at_[key] = now_ns;
+    const auto& [pid, nr, fd] = key;
+    auto [role, detail] = namer(pid, nr, fd);
     if (role != model::FdRole::kUnknown) x.fd_names.push_back({pid, fd, role, std::move(detail)});
   }
 }
@@ -137,7 +142,7 @@ void ExactAccounting::read_into(model::ExactSample& x, const std::vector<int>& l
 }
 
 void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids,
-                           const FdNamer& name_fd) {
+                           const FdNaming::Namer& name_fd) {
   model::ExactSample x;
   x.state.mode = std::string(split_mode_name(mode_));
   if (!tracer_) {
@@ -163,7 +168,7 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids,
   } else {
     read_into(x, pids);
   }
-  name_fds(x, pids, name_fd);
+  fd_naming_.name(x, pids, tick.at_ns, name_fd);
   // Threads that ended were read for the last time above.
   std::vector<bpf::StateAccounting::ThreadId> gone;
   for (const auto& e : tick.ended) gone.emplace_back(e.tid, e.start_time_ticks);

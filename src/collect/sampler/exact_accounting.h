@@ -35,6 +35,38 @@ std::string_view split_mode_name(SplitMode mode);
 // "exact", "sample", "auto"; nullopt for anything else.
 std::optional<SplitMode> parse_split_mode(std::string_view text);
 
+// Which fds of the kernel's sums the collector resolves at a tick, for the model to class and
+// name a wait no sampled read caught (model::FdName). A (pid, system call, fd) of a call with an
+// fd argument is named the first time a sum of it moves; again when its sum moves kRenameNs or
+// more after it was last named (an fd number is another file or connection once reused: a long
+// session, top or the agent, would keep a stale name); at most kPerTick a tick, the oldest
+// first. A process that leaves the target is forgotten.
+class FdNaming {
+ public:
+  // What fd `fd` of process `pid` is to a thread blocked in system call `nr` on it (the
+  // sampler's WaitObserver::fd_in_call); {kUnknown, ""} when it cannot tell (closed).
+  using Namer =
+      std::function<std::pair<model::FdRole, std::string>(int pid, long nr, std::uint64_t fd)>;
+  // Names looked up at one tick at most (a readlink, or a few µs for a socket, each): a target
+  // that opened thousands of fds at once has them named over the next ticks.
+  static constexpr std::size_t kPerTick = 64;
+  static constexpr std::int64_t kRenameNs = 10'000'000'000;
+
+  // Adds to x.fd_names what `namer` says of the fds of x.waits due a name (the target's
+  // processes are `pids`; the tick is at now_ns). Unknown roles are left out.
+  void name(model::ExactSample& x, const std::vector<int>& pids, std::int64_t now_ns,
+            const Namer& namer);
+
+ private:
+  using Key = std::tuple<int, long, std::uint64_t>;
+  static constexpr std::int64_t kQueued = -1;
+  // When each (pid, call, fd) seen was last named (kQueued: waiting in queue_, oldest first),
+  // and the pids both were last pruned for.
+  std::map<Key, std::int64_t> named_at_;
+  std::deque<Key> queue_;
+  std::vector<int> pids_;
+};
+
 class ExactAccounting {
  public:
   // kSample: nothing is loaded and every fill says why. kExact: a refusal is the error (with its
@@ -55,25 +87,15 @@ class ExactAccounting {
   // division (issue 16: the pipeline's hand-offs, which only the kernel's sums move).
   void watch(const std::vector<int>& pids);
   void mark_start();
-  // What fd `fd` of process `pid` is to a thread blocked in system call `nr` on it (the
-  // sampler's WaitObserver::fd_in_call).
-  using FdNamer =
-      std::function<std::pair<model::FdRole, std::string>(int pid, long nr, std::uint64_t fd)>;
   // Adds tick.exact: the target processes are `pids` from now on; the sums and the wait-for edges
   // that changed since the last fill (of the threads in `pids`), how futex words were waited
-  // on where that is new (model::FutexOp), and what `name_fd` says of the fds the sums name for
-  // the first time (model::FdName: a (pid, call, fd) is named once, at most kFdNamesPerFill a
-  // tick); the kernel's entries of tick.ended's threads are dropped after their last read. When
-  // off, only the first and the closing tick say why.
-  void fill(model::Tick& tick, const std::vector<int>& pids, const FdNamer& name_fd);
-  // Names looked up in one fill at most (a readlink, or a few µs for a socket, each): a target
-  // that opened thousands of fds at once has them named over the next ticks.
-  static constexpr std::size_t kFdNamesPerFill = 64;
+  // on where that is new (model::FutexOp), and what `name_fd` says of the fds of the sums due a
+  // name (FdNaming); the kernel's entries of tick.ended's threads are dropped after their last
+  // read. When off, only the first and the closing tick say why.
+  void fill(model::Tick& tick, const std::vector<int>& pids, const FdNaming::Namer& name_fd);
 
  private:
   ExactAccounting() = default;
-  // Adds to `x` what name_fd says of the fds of x.waits not named before (see fill).
-  void name_fds(model::ExactSample& x, const std::vector<int>& pids, const FdNamer& name_fd);
   // Adds to `x` the sums and edges of `live` processes that changed since the last read.
   void read_into(model::ExactSample& x, const std::vector<int>& live);
   SplitMode mode_ = SplitMode::kAuto;
@@ -84,12 +106,7 @@ class ExactAccounting {
   std::optional<model::ExactSample> start_;  // mark_start's read, for the first fill
   // How each (pid, futex word) was waited on, as last put into a tick (model::FutexOp).
   std::map<std::pair<int, std::uint64_t>, std::uint8_t> futex_ops_;
-  // The (pid, system call, fd) of the sums seen so far; those not named yet, oldest first; and
-  // the pids both were last pruned for (the target's processes: those that went are forgotten).
-  using FdKey = std::tuple<int, long, std::uint64_t>;
-  std::set<FdKey> fd_keys_;
-  std::deque<FdKey> fd_unnamed_;
-  std::vector<int> fd_keys_pids_;
+  FdNaming fd_naming_;
 };
 
 }  // namespace chokepoint::collect::sampler

@@ -293,6 +293,30 @@ TEST(ExactSplit, AnFdTheSamplerNeverSawIsClassedAndNamedByWhatTheCollectorResolv
   EXPECT_EQ(net.count("read upstream 10.0.0.3:6379"), 1u) << net.begin()->first;
 }
 
+// An fd number is reused: the latest name of the fd stands (the collector names a (call, fd)
+// again long after; a connection it opened, closed, and the number given to a client's).
+TEST(ExactSplit, TheLatestNameOfAnFdStands) {
+  constexpr std::uint64_t kFd = 8;
+  std::vector<Tick> ticks(3);
+  ticks[0].at_ns = 0;
+  ticks[0].threads.push_back(sample(0, true, 0, mutex_wait()));
+  ticks[0].exact = exact({});
+  ticks[0].exact->fd_names = {{100, kFd, FdRole::kSocketClient, "upstream 10.0.0.3:6379"}};
+  ticks[1].at_ns = 500 * kMs;
+  ticks[1].exact = exact({});
+  ticks[1].exact->fd_names = {{100, kFd, FdRole::kSocketServer, "client 10.0.0.9"}};
+  ticks[2].at_ns = 1000 * kMs;
+  ticks[2].threads.push_back(sample(1000 * kMs, false, 100 * kMs, mutex_wait()));
+  ticks[2].exact = exact({sum(ExactKind::kInterruptible, SYS_read, kFd, 600),
+                          sum(ExactKind::kInterruptible, SYS_futex, kMutex, 300)});
+  const Observation obs = build_observation(info(), ticks);
+  ASSERT_EQ(obs.threads.size(), 1u);
+  const ThreadAccount& t = obs.threads[0];
+  EXPECT_EQ(t.split[Resource::kIdle], 600 * kMs);  // waiting for its client's next request
+  EXPECT_EQ(t.split[Resource::kNetwork], 0);
+  EXPECT_EQ(t.details[static_cast<std::size_t>(Resource::kIdle)].count("read client 10.0.0.9"), 1u);
+}
+
 TEST(ExactSplit, TimeTheKernelDidNotSeeKeepsTheSampledDivision) {
   // Only 300 ms of the 900 were seen (the thread was blocked when the accounting started): the
   // other 600 ms stay as sampled (lock).
