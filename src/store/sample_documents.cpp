@@ -364,7 +364,8 @@ std::string collector_document(const model::CollectorSample& c) {
 }
 
 std::string exact_document(const model::ExactSample& x) {
-  return exact_json(x).dump();
+  // An fd's name is a path, which may be any bytes: invalid UTF-8 is written as U+FFFD.
+  return exact_json(x).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::optional<model::SystemSample> system_from(const std::string& text) {

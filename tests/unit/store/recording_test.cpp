@@ -276,7 +276,9 @@ TEST(Recording, KeepsTheExactModesSums) {
     // What two fds the sums named are, on the tick that first named them (model::FdName).
     if (i == 4) {
       x.fd_names = {{100, 9, model::FdRole::kRegularFile, "/d/\"other\"\nlog"},
-                    {100, 12, model::FdRole::kSocketClient, "upstream 127.0.0.1:9001"}};
+                    {100, 12, model::FdRole::kSocketClient, "upstream 127.0.0.1:9001"},
+                    // A path is any bytes: not UTF-8, it is kept with U+FFFD in their place.
+                    {100, 13, model::FdRole::kRegularFile, "/d/\xff\xfe.log"}};
     }
     s.ticks[i].exact = std::move(x);
   }
@@ -318,7 +320,8 @@ TEST(Recording, KeepsTheExactModesSums) {
       EXPECT_EQ(got.fd_names[k].pid, want.pid);
       EXPECT_EQ(got.fd_names[k].fd, want.fd);
       EXPECT_EQ(got.fd_names[k].role, want.role);
-      EXPECT_EQ(got.fd_names[k].detail, want.detail);
+      EXPECT_EQ(got.fd_names[k].detail,
+                want.fd == 13 ? "/d/\xEF\xBF\xBD\xEF\xBF\xBD.log" : want.detail);
     }
   }
   EXPECT_EQ(report(*back), report(s));
@@ -353,7 +356,7 @@ TEST(Recording, KeepsTheExactModesSums) {
       }
     }
   }
-  EXPECT_EQ(names, 3u);  // tick 4's two and the one well-formed row
+  EXPECT_EQ(names, 4u);  // tick 4's three and the one well-formed row
   // Without the table (a recording made before the exact mode): no exact samples, no error.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
