@@ -19,6 +19,7 @@
 #include "support/cli.h"
 #include "support/files.h"
 #include "support/lab_process.h"
+#include "support/offcpu_support.h"
 
 namespace chokepoint::recording_test {
 namespace {
@@ -384,7 +385,9 @@ TEST(RecordingCli, ThreadsRenamedWhileRecordedGoByTheirNewNames) {
 // fd is and named by it: the file a thread fdatasyncs, the connection another reads (one it
 // opened: an upstream's replies).
 TEST(RecordingCli, TheFdsTheExactSumsNameAreRecordedWithWhatTheyAre) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root: the exact mode loads eBPF";
+  // Skipped only where the exact mode cannot be (not root, no BPF or BTF); a refusal otherwise
+  // fails `record --mode exact`, and so the test.
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
   const std::string data = temp_path("named.data");
   const char* script =
       "import os, socket, sys, threading, time\n"
