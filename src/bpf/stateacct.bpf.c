@@ -42,10 +42,13 @@
  * `threads` once per tick, in place (the three arrays are mmapable: no system call, no copy). A missed event cannot double-count: each event ends the phase it finds and starts the
  * next, so a lost one costs at most one phase, never time counted twice.
  *
- * Budget: every target switch-out into a block is counted per CPU in windows of
- * STATEACCT_WINDOW_NS; above window_switch_budget the next window accounts each block with
- * probability 1/every and weighs it by `every`, as offcpu.bpf.c does: the sums stay unbiased and
- * the cost per CPU is bounded.
+ * Budget: the blocks that end on a CPU are counted in windows of STATEACCT_WINDOW_NS. When a
+ * window ends more than window_block_budget, the next one thins by length (threshold sampling,
+ * thin_block below): a block of at least the window's threshold tau is accounted as it is, a
+ * shorter one of length d with probability d / tau, weighed by its inverse (its time counts as
+ * tau). The decision is made where the block ends, with its length known, so a thinned-out block
+ * costs its start and one test; a long block (a sleep, a long lock wait, a slow fsync) is never
+ * thinned out, and a thread's sums, each the sum of many short blocks or exact, stay unbiased.
  */
 #include "vmlinux.h"
 
@@ -55,7 +58,6 @@
 
 #include "stateacct.h"
 #include "task_context.h"
-#include "thinning.h"
 
 #define TASK_RUNNING 0x0000
 #define TASK_INTERRUPTIBLE 0x0001
@@ -68,8 +70,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Switch-outs per CPU per window accounted in full before the next window thins (0: never). */
-const volatile __u32 window_switch_budget = 0;
+/* Blocks ended per CPU per window accounted in full before the next window thins (0: never). */
+const volatile __u32 window_block_budget = 0;
 /* Count the wait-for edges (count_wake_edge); off only to measure their cost. */
 const volatile __u8 count_edges = 1;
 
@@ -160,12 +162,21 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* A CPU's thinning window (thin_block). */
+struct thin_threshold {
+	__u64 start_ns; /* the window's start */
+	__u64 seen_ns;  /* the window's ended blocks' time, each at most tau_ns (tau_ns 0: whole) */
+	__u64 tau_ns;   /* the window's threshold; 0: every block is accounted */
+	__u32 blocks;   /* blocks ended in the window */
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct thin_window);
-} windows SEC(".maps");
+	__type(value, struct thin_threshold);
+} thresholds SEC(".maps");
 
 static __always_inline void count_stat(__u32 which)
 {
@@ -388,13 +399,75 @@ static __always_inline bool acc_holds(const struct stateacct_thread *t,
 }
 
 /*
- * Ends the thread's phase at `now`. A block whose (kind, call, object) is in one of the thread's
- * accumulators (a requester on its reply's futex, a worker on its queue, an event loop between
- * epoll_wait and a lock) adds there, in its array element: no hashing. A new key takes an empty
- * accumulator, or the next in turn, which is flushed into `sums` first (one hash update per new
- * wait, not per block).
+ * Whether a block of `delta` ns that ends at `now` is accounted: 0 when it is thinned out, else
+ * the weight of its count, with *ns_w the time it adds. Threshold sampling, per CPU: a window
+ * whose blocks numbered more than the budget sets the next window's threshold tau so that about
+ * the budget are kept, tau = the sum over its blocks of min(d, its tau) / the budget (the
+ * fixed point of "the expected number kept, the sum of min(1, d / tau), is the budget", reached
+ * from above: at first every block's whole time). A block of d >= tau is kept and counts as it is;
+ * a shorter one is kept with probability d / tau and counts as tau ns and, rounded at random,
+ * tau / d blocks. Each is the inverse of its probability, so every sum stays unbiased, and a
+ * kept short block's error is at most tau.
  */
-static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
+static __always_inline __u64 thin_block(__u64 delta, __u64 now, __u64 *ns_w)
+{
+	struct thin_threshold *w;
+	__u32 zero = 0;
+	__u64 tau;
+
+	*ns_w = delta;
+	if (!window_block_budget)
+		return 1;
+	w = bpf_map_lookup_elem(&thresholds, &zero);
+	if (!w)
+		return 1;
+	if (now - w->start_ns >= STATEACCT_WINDOW_NS) {
+		tau = 0;
+		/* A window after an idle one (no block ended for a window) starts unthinned. */
+		if (now - w->start_ns < 2 * STATEACCT_WINDOW_NS && w->blocks > window_block_budget)
+			tau = w->seen_ns / window_block_budget;
+		if (tau > STATEACCT_MAX_THIN_NS)
+			tau = STATEACCT_MAX_THIN_NS;
+		w->tau_ns = tau;
+		w->start_ns = now;
+		w->blocks = 0;
+		w->seen_ns = 0;
+		if (tau) {
+			__u32 which = STATEACCT_STAT_MAX_THIN_NS;
+			__u64 *max = bpf_map_lookup_elem(&stats, &which);
+
+			if (max && *max < tau)
+				*max = tau;
+		}
+	}
+	tau = w->tau_ns;
+	w->blocks++;
+	w->seen_ns += tau && delta > tau ? tau : delta;
+	if (!tau || delta >= tau)
+		return 1;
+	if (delta == 0)
+		delta = 1;
+	/* Kept with probability delta / tau (tau < 2^32: the product fits). */
+	if ((((__u64)bpf_get_prandom_u32() * tau) >> 32) >= delta) {
+		count_stat(STATEACCT_STAT_THINNED_OUT);
+		return 0;
+	}
+	*ns_w = tau;
+	__u64 count = tau / delta;
+
+	if (bpf_get_prandom_u32() % delta < tau - count * delta)
+		count++;
+	return count;
+}
+
+/*
+ * Adds the thread's ended block (ns_w, count_w: thin_block's weights) to its accumulators. A
+ * block whose (kind, call, object) is in one of them (a requester on its reply's futex, a worker
+ * on its queue, an event loop between epoll_wait and a lock) adds there, in its array element: no
+ * hashing. A new key takes an empty accumulator, or the next in turn, which is flushed into
+ * `sums` first (one hash update per new wait, not per block).
+ */
+static __always_inline void add_block(struct stateacct_thread *t, __u64 ns_w, __u64 count_w)
 {
 	_Static_assert((STATEACCT_ACC_SLOTS & (STATEACCT_ACC_SLOTS - 1)) == 0,
 		       "a power of two: indexes are masked for the verifier");
@@ -402,13 +475,6 @@ static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
 	struct stateacct_acc *a;
 	__u32 i;
 
-	if (t->phase != STATEACCT_PHASE_BLOCKED) {
-		t->phase = STATEACCT_PHASE_NONE; /* a run-queue wait whose switch-in was not seen */
-		return;
-	}
-	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
-
-	t->phase = STATEACCT_PHASE_NONE;
 	i = t->acc_last & mask;
 	if (!acc_holds(t, &t->acc[i])) {
 		__u32 found = STATEACCT_ACC_SLOTS, empty = STATEACCT_ACC_SLOTS;
@@ -439,8 +505,30 @@ static __always_inline void end_phase(struct stateacct_thread *t, __u64 now)
 	i &= mask;
 	a = &t->acc[i];
 	t->acc_last = i;
-	__sync_fetch_and_add(&a->ns, delta * t->weight);
-	__sync_fetch_and_add(&a->count, t->weight);
+	__sync_fetch_and_add(&a->ns, ns_w);
+	__sync_fetch_and_add(&a->count, count_w);
+}
+
+/*
+ * Ends the thread's phase at `now`: a block is accounted (add_block) unless it is thinned out
+ * (thin_block); its count's weight is kept (t->weight) for the run-queue time after it. Returns
+ * that weight, 0 when nothing was accounted, with *ns_w the time it added.
+ */
+static __always_inline __u64 end_phase(struct stateacct_thread *t, __u64 now, __u64 *ns_w)
+{
+	__u64 count_w;
+
+	*ns_w = 0;
+	if (t->phase != STATEACCT_PHASE_BLOCKED) {
+		t->phase = STATEACCT_PHASE_NONE; /* a run-queue wait whose switch-in was not seen */
+		return 0;
+	}
+	t->phase = STATEACCT_PHASE_NONE;
+	count_w = thin_block(now > t->since_ns ? now - t->since_ns : 0, now, ns_w);
+	t->weight = count_w;
+	if (count_w)
+		add_block(t, *ns_w, count_w);
+	return count_w;
 }
 
 /* The wait-for edges: key -> index of its entry in edge_recs (stateacct.h). */
@@ -468,32 +556,6 @@ struct {
 
 /* Entries of edge_recs handed out so far (user space reads that many). */
 __u32 next_edge = 0;
-
-/* The weight this CPU accounts the next phase, starting at `now`, with: 0 to skip it (thinned
- * out). */
-static __always_inline __u64 sample_switch(__u64 now)
-{
-	__u32 zero = 0;
-	__u32 weight;
-
-	count_stat(STATEACCT_STAT_SWITCHES);
-	if (!window_switch_budget)
-		return 1;
-	struct thin_window *w = bpf_map_lookup_elem(&windows, &zero);
-
-	weight = thin_event_at(w, window_switch_budget, STATEACCT_WINDOW_NS,
-			       STATEACCT_MAX_SAMPLE_EVERY, now);
-	if (w && w->every > 1) {
-		__u32 which = STATEACCT_STAT_MAX_EVERY;
-		__u64 *max = bpf_map_lookup_elem(&stats, &which);
-
-		if (max && *max < w->every)
-			*max = w->every;
-	}
-	if (!weight)
-		count_stat(STATEACCT_STAT_THINNED_OUT);
-	return weight;
-}
 
 /*
  * A futex wait's object: the word, and how the thread waits on it (stateacct.h), which tells a
@@ -533,19 +595,16 @@ static __always_inline void switch_out(bool preempt, struct task_struct *prev, l
 
 	if (t->in_file)
 		add_file_cpu(t, now, false); /* off the CPU inside a file system call */
-	end_phase(t, now); /* a block whose wakeup was not seen */
+	__u64 ns_w;
+
+	end_phase(t, now, &ns_w); /* a block whose wakeup was not seen */
+	count_stat(STATEACCT_STAT_SWITCHES);
 	if (preempt || state == TASK_RUNNING) {
 		/* Preempted: its run-queue time is schedstat's (the model takes it from there). */
-		count_stat(STATEACCT_STAT_SWITCHES);
 		return;
 	}
-	__u64 weight = sample_switch(now);
-
-	if (!weight)
-		return;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
 
-	t->weight = weight;
 	t->since_ns = now;
 	t->blocked_nr = -1;
 	t->blocked_object = 0;
@@ -599,9 +658,9 @@ static __always_inline void switch_in(struct task_struct *next)
 		return;
 	}
 	if (t->phase != STATEACCT_PHASE_NONE || t->in_file) {
-		__u64 now = bpf_ktime_get_ns();
+		__u64 now = bpf_ktime_get_ns(), ns_w;
 
-		end_phase(t, now); /* a block whose wakeup was not seen */
+		end_phase(t, now, &ns_w); /* a block whose wakeup was not seen */
 		if (t->in_file)
 			t->file_since_ns = now; /* back on the CPU inside a file system call */
 	}
@@ -648,21 +707,21 @@ static __always_inline bool same_edge_key(const struct stateacct_edge_key *a,
 }
 
 /*
- * The wait-for graph's edge: the current task, or an interrupt, woke target thread `tid`, blocked
- * (phase BLOCKED, not yet ended) since t->since_ns in t's call and object. Called before the phase
- * ends, from sched_waking (ctx: its arguments, on the stack it fired on). A thread is mostly woken
- * the same way again (a worker by its queue's producer, a loop by the same client): the entry of
- * its last edge (t->edge_slot) is tried first, and the hash is looked up only when that entry's
- * key is another (user space poisons a deleted key: KernelTable::forget).
+ * The wait-for graph's edge: the current task, or an interrupt, woke target thread `tid` from its
+ * block in t's call and object, which end_phase accounted with weights ns_w and count_w (the
+ * edge adds the same). Called from sched_waking (ctx: its arguments, on the stack it fired on).
+ * A thread is mostly woken the same way again (a worker by its queue's producer, a loop by the
+ * same client): the entry of its last edge (t->edge_slot) is tried first, and the hash is looked
+ * up only when that entry's key is another (user space poisons a deleted key:
+ * KernelTable::forget).
  */
 static __always_inline void count_wake_edge(void *ctx, struct stateacct_thread *t, __u32 tid,
-					    __u64 now)
+					    __u64 ns_w, __u64 count_w)
 {
 	struct task_struct *waker = bpf_get_current_task_btf();
 	struct stateacct_edge_key key = {};
 	struct stateacct_edge_rec *r;
 	__u32 *idx;
-	__u64 delta = now > t->since_ns ? now - t->since_ns : 0;
 
 	if (!count_edges)
 		return;
@@ -700,8 +759,8 @@ static __always_inline void count_wake_edge(void *ctx, struct stateacct_thread *
 	if (!r)
 		return;
 add:
-	__sync_fetch_and_add(&r->value.ns, delta * t->weight);
-	__sync_fetch_and_add(&r->value.count, t->weight);
+	__sync_fetch_and_add(&r->value.ns, ns_w);
+	__sync_fetch_and_add(&r->value.count, count_w);
 }
 
 SEC("tp_btf/sched_switch")
@@ -725,9 +784,11 @@ int BPF_PROG(stateacct_waking, struct task_struct *p)
 	if (!t || t->phase != STATEACCT_PHASE_BLOCKED)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
+	__u64 ns_w, count_w = end_phase(t, now, &ns_w);
 
-	count_wake_edge(ctx, t, t->tid, now);
-	end_phase(t, now);
+	if (!count_w)
+		return 0; /* thinned out: no edge, no run-queue time after it */
+	count_wake_edge(ctx, t, t->tid, ns_w, count_w);
 	if (t->blocked_nr == SYS_FUTEX) {
 		/* Its wait for a CPU from now on is summed (the lock hand-off's cost when the word is a
 		 * contended lock; the model decides). */

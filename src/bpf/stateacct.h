@@ -105,7 +105,7 @@ struct stateacct_acc {
  */
 struct stateacct_thread {
 	__u64 since_ns;       /* bpf_ktime_get_ns() at the phase's start */
-	__u64 weight;         /* 1 / the probability the phase was accounted with */
+	__u64 weight;         /* the count weight of the last block accounted (and its run queue) */
 	__u64 blocked_object; /* the first argument of the system call it left the CPU in */
 	__s32 blocked_nr;     /* that system call, -1 outside one */
 	/* 1 + the edge_recs entry the thread's last wakeup was counted in (0: none): the next
@@ -188,18 +188,19 @@ struct stateacct_edge_rec {
 /* Counters (per CPU, summed by user space). */
 enum stateacct_stat {
 	STATEACCT_STAT_SWITCHES = 0,    /* target switch-outs seen */
-	STATEACCT_STAT_THINNED_OUT = 1, /* of them, not accounted (thinning above the budget) */
+	STATEACCT_STAT_THINNED_OUT = 1, /* blocks not accounted (thinned out above the budget) */
 	STATEACCT_STAT_SUMS_FULL = 2,   /* an interval lost: the sums map was full */
 	STATEACCT_STAT_THREADS_FULL = 3, /* a thread not followed: the threads map was full */
-	STATEACCT_STAT_MAX_EVERY = 4,   /* the largest thinning interval used (max, not a sum) */
+	STATEACCT_STAT_MAX_THIN_NS = 4, /* the largest thinning threshold used, ns (max, not a sum) */
 	STATEACCT_STAT_EDGES_FULL = 5,  /* a wakeup not counted: the edges map was full */
 	STATEACCT_STAT_SUMS_HASHED = 6, /* a thread's accumulated blocks added to the sums' hash */
 	STATEACCT_STAT_NR = 7,
 };
 
-/* Thinning windows, per CPU: as the off-CPU tracer's. */
+/* Thinning windows, per CPU, and the largest threshold (stateacct.bpf.c's thin_block: below
+ * 2^32, so a 32-bit random number times it fits 64 bits). */
 #define STATEACCT_WINDOW_NS 10000000ULL
-#define STATEACCT_MAX_SAMPLE_EVERY 256
+#define STATEACCT_MAX_THIN_NS 0xffffffffULL
 
 #define STATEACCT_MAX_TARGETS 4096
 #define STATEACCT_MAX_THREADS 32768

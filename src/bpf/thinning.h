@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * thinning: the per-CPU budget the BPF programs share (offcpu.bpf.c's blocks, stateacct.bpf.c's
- * switches). Events are counted per CPU in windows of window_ns; when the last window saw more
- * than `budget`, the next one keeps each event with probability 1/every (every = the last count /
- * budget + 1, at most max_every) and weighs what it keeps by `every`. Each event's chance is known
- * when it is drawn, so every sum stays an unbiased estimate, and the cost per CPU is bounded. A
- * window after an idle one starts unthinned again. Kernel side only (BPF C).
+ * thinning: the per-CPU budget of offcpu.bpf.c's blocks (stateacct.bpf.c thins by length
+ * instead, where a block ends: its thin_block). Events are counted per CPU in windows of
+ * window_ns; when the last window saw more than `budget`, the next one keeps each event with
+ * probability 1/every (every = the last count / budget + 1, at most max_every) and weighs what it
+ * keeps by `every`. Each event's chance is known when it is drawn, so every sum stays an unbiased
+ * estimate, and the cost per CPU is bounded. A window after an idle one starts unthinned again.
+ * Kernel side only (BPF C).
  */
 #ifndef CHOKEPOINT_BPF_THINNING_H
 #define CHOKEPOINT_BPF_THINNING_H

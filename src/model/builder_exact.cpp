@@ -83,14 +83,27 @@ Source exact_source(const ExactState& first, const ExactState& last, const Obser
   const std::uint64_t switches = util::saturating_delta(first.switches, last.switches);
   const std::uint64_t thinned = util::saturating_delta(first.thinned_out, last.thinned_out);
   const std::uint64_t lost = util::saturating_delta(first.lost, last.lost);
-  std::string budget =
-      thinned == 0 ? std::string("every one accounted")
-                   : fmt::format(
-                         "above {} per CPU per second 1 in up to {} accounted and weighed by it "
-                         "({:.1f}% not accounted)",
-                         last.budget_per_cpu_s, last.thin_every_max,
-                         100.0 * static_cast<double>(thinned) /
-                             static_cast<double>(std::max<std::uint64_t>(1, switches)));
+  const double thinned_pct = 100.0 * static_cast<double>(thinned) /
+                             static_cast<double>(std::max<std::uint64_t>(1, switches));
+  std::string budget;
+  if (thinned == 0) {
+    budget = "every one accounted";
+  } else if (last.thin_below_ns_max > 0) {
+    const double tau_us = static_cast<double>(last.thin_below_ns_max) / 1e3;
+    budget = fmt::format(
+        "above {} blocks per CPU per second thinned by length: a block shorter than the "
+        "threshold (at most {}) accounted with probability its length / the threshold and "
+        "weighed by the inverse, a longer one always ({:.1f}% of the switches not accounted)",
+        last.budget_per_cpu_s,
+        tau_us < 1e3 ? fmt::format("{:.0f} µs", tau_us) : fmt::format("{:.1f} ms", tau_us / 1e3),
+        thinned_pct);
+  } else {
+    // Recordings made before blocks were thinned by length.
+    budget = fmt::format(
+        "above {} per CPU per second 1 in up to {} accounted and weighed by it ({:.1f}% not "
+        "accounted)",
+        last.budget_per_cpu_s, last.thin_every_max, thinned_pct);
+  }
   if (lost > 0) budget += fmt::format("; {} intervals did not fit the kernel's maps", lost);
   if (!last.problem.empty()) budget += "; " + last.problem;  // e.g. too many target processes
   return {

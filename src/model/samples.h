@@ -228,8 +228,8 @@ inline constexpr std::size_t kExactKindCount = 6;
 // One thread's cumulative time in one (kind, system call, wait object) since the accounting
 // started: syscall_nr -1 is outside a system call (a page fault); object is the call's first
 // argument (the fd of fd syscalls, the futex word of futex). ns and count are weighted by the
-// thinning (ExactSample::thin_every_max says whether any was). A block still in progress at the
-// read is included up to the read.
+// thinning (ExactState::thin_below_ns_max, or thin_every_max in older recordings, says whether
+// any was). A block still in progress at the read is included up to the read.
 struct ExactWait {
   int pid = 0;
   int tid = 0;
@@ -252,13 +252,17 @@ struct ExactState {
   std::string mode;  // the mode asked for: "exact", "sample", "auto"
   std::string problem;
   std::string hint;
-  // Cumulative since the accounting started: target switch-outs seen, of them not accounted
+  // Cumulative since the accounting started: target switch-outs seen, blocks not accounted
   // (thinned out above the budget), intervals or threads that did not fit the kernel's maps.
   std::uint64_t switches = 0;
   std::uint64_t thinned_out = 0;
   std::uint64_t lost = 0;
-  std::uint32_t thin_every_max = 1;    // 1: every switch was accounted
-  std::uint32_t budget_per_cpu_s = 0;  // switch-outs per CPU per second accounted in full; 0: all
+  // How blocks were thinned: by length, blocks shorter than a threshold kept with probability
+  // length / threshold (the largest threshold used; 0: none was); or, in recordings made before
+  // (thin_every_max > 1), 1 block in up to that many kept whatever its length.
+  std::uint64_t thin_below_ns_max = 0;
+  std::uint32_t thin_every_max = 1;
+  std::uint32_t budget_per_cpu_s = 0;  // blocks per CPU per second accounted in full; 0: all
   // The hook that timed the file system calls on the CPU (kOnCpuFile sums): "fentry",
   // "raw_syscalls", "none" (not timed); empty in recordings made before it was kept. And why the
   // cheaper hooks were not used (fentry refused), at the accounting's first and closing ticks.

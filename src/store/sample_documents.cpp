@@ -200,6 +200,7 @@ json exact_json(const model::ExactSample& x) {
             {"thinned_out", x.state.thinned_out},
             {"lost", x.state.lost},
             {"thin_every_max", x.state.thin_every_max},
+            {"thin_below_ns_max", x.state.thin_below_ns_max},
             {"budget_per_cpu_s", x.state.budget_per_cpu_s},
             {"file_hook", x.state.file_hook},
             {"file_hook_problem", x.state.file_hook_problem}};
@@ -460,6 +461,7 @@ std::optional<model::ExactSample> exact_from(const std::string& text) {
   x.state.lost = ju64(j, "lost");
   x.state.thin_every_max =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "thin_every_max"), 1u << 30));
+  x.state.thin_below_ns_max = ju64(j, "thin_below_ns_max");
   x.state.budget_per_cpu_s =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(ju64(j, "budget_per_cpu_s"), 1u << 30));
   x.state.file_hook = jstr(j, "file_hook");

@@ -146,10 +146,10 @@ util::Result<Skeleton> load_attached(const StateAccountingOptions& options, File
     return util::errno_error("cannot open the state-accounting BPF object", errno, kNoBpfHint);
   // The budget is per CPU per window of STATEACCT_WINDOW_NS.
   constexpr std::uint64_t kWindowsPerSecond = 1'000'000'000ULL / STATEACCT_WINDOW_NS;
-  skel->rodata->window_switch_budget = options.budget_per_cpu_s == 0
-                                           ? 0
-                                           : static_cast<__u32>(std::max<std::uint64_t>(
-                                                 1, options.budget_per_cpu_s / kWindowsPerSecond));
+  skel->rodata->window_block_budget = options.budget_per_cpu_s == 0
+                                          ? 0
+                                          : static_cast<__u32>(std::max<std::uint64_t>(
+                                                1, options.budget_per_cpu_s / kWindowsPerSecond));
   skel->rodata->count_edges = options.wake_edges ? 1 : 0;
   choose_file_hook(skel.get(), hook);
   if (int err = stateacct_bpf__load(skel.get()); err != 0) {
@@ -387,11 +387,12 @@ std::vector<StateSum> StateAccounting::read() {
       extra(0, STATEACCT_ONCPU_FILE, -1, t.file_acc_fd, t.file_acc_ns, t.file_acc_count);
     }
     // Only blocks are added up to now; a run-queue wait or a file call in progress is counted
-    // when it ends (microseconds).
+    // when it ends (microseconds). A block in progress counts as it is: whether it is thinned
+    // out is decided where it ends, and a block longer than the threshold never is.
     if (t.phase != STATEACCT_PHASE_BLOCKED) continue;
     const std::uint64_t open_ns = now > t.since_ns ? now - t.since_ns : 0;
-    extra(1, static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object,
-          open_ns * t.weight, 0);
+    extra(1, static_cast<int>(t.kind), static_cast<long>(t.blocked_nr), t.blocked_object, open_ns,
+          0);
   }
   s.sum_recs.forget_idle(kIdleReadsToForget, STATEACCT_MAX_SUMS / 2);
   return changed_of(s.sums, s.targets, [](const StateSum& sum) { return sum.pid; });
@@ -476,8 +477,8 @@ StateAccountingStats StateAccounting::stats() const {
       case STATEACCT_STAT_EDGES_FULL:
         out.lost += sum;
         break;
-      case STATEACCT_STAT_MAX_EVERY:
-        out.max_every = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, max));
+      case STATEACCT_STAT_MAX_THIN_NS:
+        out.thin_below_ns_max = max;
         break;
       case STATEACCT_STAT_SUMS_HASHED:
         out.sums_hashed = sum;

@@ -27,9 +27,12 @@
 // Cost: on every context switch and wakeup in the system, a task-local storage lookup of the
 // tasks involved (whether each is a target is looked up in a hash once per task and per change of
 // the target set); for target threads an array lookup of their phase, one hash update of the
-// sum where a phase ends, and one of the wait-for edge at a wakeup. Above
-// `budget_per_cpu_s` blocks per CPU per second the program accounts each block with a known
-// probability and weighs it by its inverse (as the off-CPU tracer does), so the sums stay unbiased.
+// sum where a phase ends, and one of the wait-for edge at a wakeup. Above `budget_per_cpu_s`
+// blocks ending per CPU per second the program thins by length where a block ends: a block longer
+// than a threshold (set per CPU every 10 ms so that about the budget are kept) is accounted as it
+// is, a shorter one with probability its length / the threshold, weighed by the inverse. The sums
+// stay unbiased, a long wait is never thinned out, and a thinned-out block costs its start and
+// one test (stateacct.bpf.c's thin_block).
 //
 // Thread-safety: one thread uses a tracer.
 
@@ -57,9 +60,8 @@ enum class FileCallHook : std::uint8_t { kNone, kFentry, kRawSyscalls };
 std::string_view file_call_hook_name(FileCallHook hook);
 
 struct StateAccountingOptions {
-  // Blocks (switch-outs that block) per CPU per second accounted in full; 0: every one, whatever
-  // the rate.
-  std::uint32_t budget_per_cpu_s = 40'000;
+  // Blocks ending per CPU per second accounted in full; 0: every one, whatever the rate.
+  std::uint32_t budget_per_cpu_s = 5'000;
   // Count the wait-for edges (read_edges()); off only to measure what they cost.
   bool wake_edges = true;
   // Time the target's file system calls on the CPU (kind 5 sums): see FileCallTiming. The hooks
@@ -99,9 +101,10 @@ struct WakeEdgeSum {
 
 struct StateAccountingStats {
   std::uint64_t switches = 0;     // target switch-outs seen
-  std::uint64_t thinned_out = 0;  // of them, not accounted
+  std::uint64_t thinned_out = 0;  // blocks not accounted (thinned out)
   std::uint64_t lost = 0;         // intervals or threads that did not fit the maps
-  std::uint32_t max_every = 1;    // the largest thinning interval used
+  // The largest thinning threshold used: blocks shorter were thinned (0: none was).
+  std::uint64_t thin_below_ns_max = 0;
   // Times a thread's accumulated blocks went into the sums' hash (a new wait with every
   // accumulator in use, or the thread's exit): the rest of its blocks cost no hashing.
   std::uint64_t sums_hashed = 0;

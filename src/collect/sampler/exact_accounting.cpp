@@ -177,7 +177,7 @@ void ExactAccounting::fill(model::Tick& tick, const std::vector<int>& pids,
   x.state.switches = st.switches;
   x.state.thinned_out = st.thinned_out;
   x.state.lost = st.lost;
-  x.state.thin_every_max = st.max_every;
+  x.state.thin_below_ns_max = st.thin_below_ns_max;
   x.state.budget_per_cpu_s = tracer_->budget_per_cpu_s();
   x.state.file_hook = std::string(bpf::file_call_hook_name(tracer_->file_hook()));
   // Why is the same at every tick: kept at the first and the closing one only (recordings keep

@@ -70,9 +70,9 @@ struct SamplerOptions {
   bool proc_events = true;
   // The event queue's size in bytes (0: ProcConnector's default). Tests make it tiny to overflow.
   int proc_events_receive_bytes = 0;
-  // Blocks (switch-outs) per CPU per second the exact mode accounts in full, then thins: about
-  // 2% of each CPU at ~0.47 us per block (docs/exact-mode.md, "Cost and accuracy").
-  std::uint32_t exact_budget_per_cpu_s = 40'000;
+  // Blocks ending per CPU per second the exact mode accounts in full, then thins by length
+  // (docs/exact-mode.md, "Cost and accuracy").
+  std::uint32_t exact_budget_per_cpu_s = 5'000;
 };
 
 class Sampler {

@@ -141,6 +141,35 @@ TEST(ExactSplit, TheKernelsSumsDivideTheOffCpuTimeClassedAsTheSamplerClassedEach
   EXPECT_NE(s->detail.find("1 of 1 threads"), std::string::npos) << s->detail;
 }
 
+// The sources line says how the blocks were thinned: by length (thin_below_ns_max, the threshold
+// named), or, in a recording made before, 1 in up to `every` (thin_every_max); and that every one
+// was accounted when none was thinned out.
+TEST(ExactSplit, TheSourcesLineSaysHowTheBlocksWereThinned) {
+  const auto source_with = [](std::uint64_t thinned, std::uint64_t below_ns, std::uint32_t every) {
+    std::optional<ExactSample> end =
+        exact({sum(ExactKind::kInterruptible, SYS_futex, kMutex, 900)}, 10'000);
+    end->state.budget_per_cpu_s = 5'000;
+    end->state.thinned_out = thinned;
+    end->state.thin_below_ns_max = below_ns;
+    end->state.thin_every_max = every;
+    const Observation obs = build_observation(info(), ticks_with(std::move(end)));
+    const Source* s = find_source(obs, "time split");
+    return s == nullptr ? std::string() : s->detail;
+  };
+  const std::string by_length = source_with(7'500, 6'600'000, 1);
+  EXPECT_NE(by_length.find("above 5000 blocks per CPU per second thinned by length"),
+            std::string::npos)
+      << by_length;
+  EXPECT_NE(by_length.find("at most 6.6 ms"), std::string::npos) << by_length;
+  EXPECT_NE(by_length.find("75.0% of the switches not accounted"), std::string::npos) << by_length;
+  EXPECT_NE(source_with(2'000, 250'000, 1).find("at most 250 µs"), std::string::npos);
+  const std::string old = source_with(2'500, 0, 4);
+  EXPECT_NE(old.find("1 in up to 4 accounted and weighed by it (25.0% not accounted)"),
+            std::string::npos)
+      << old;
+  EXPECT_NE(source_with(0, 0, 1).find("every one accounted"), std::string::npos);
+}
+
 // An event loop in epoll_wait(4): its first read judged its upstreams at tcp_info's jiffy
 // resolution (the socket-order tracer starts at that read) and saw no request out: idle; the three
 // later reads saw one out: network. The first read closes no interval in the sampled split, and

@@ -252,6 +252,7 @@ TEST(Recording, KeepsTheExactModesSums) {
     x.state.mode = "auto";
     x.state.switches = 100 * i;
     x.state.thin_every_max = 1;
+    x.state.thin_below_ns_max = 250'000 * i;  // the largest thinning threshold so far
     model::ExactWait w;
     w.pid = 100;
     w.tid = 1;
@@ -295,6 +296,7 @@ TEST(Recording, KeepsTheExactModesSums) {
     EXPECT_TRUE(got.state.on);
     EXPECT_EQ(got.state.mode, "auto");
     EXPECT_EQ(got.state.switches, 100 * i);
+    EXPECT_EQ(got.state.thin_below_ns_max, 250'000 * i);
     // The first tick is a keyframe: every entry so far; later ticks only the changed ones.
     ASSERT_EQ(got.waits.size(), s.ticks[i].exact->waits.size()) << i;
     for (std::size_t k = 0; k < got.waits.size(); ++k) {

@@ -10,7 +10,8 @@
 // that thread's; the same thread's own FUTEX_WAKE is its edge. A wakee woken the same way again
 // counts every wakeup, and a forgotten edge's next wakeup goes to a new entry. A thread cycling
 // through three waits adds its blocks without the sums' hash. The kernel's arrays are mapped only
-// as far as their entries are handed out.
+// as far as their entries are handed out. Above the budget, short blocks are thinned by length
+// and long ones (sleeps of 50 ms) accounted as they are.
 #include "collect/bpf/state_accounting.h"
 
 #include <gtest/gtest.h>
@@ -809,6 +810,87 @@ TEST(StateAccounting, EdgesThatStopGrowingAreGivenBackSoNewOnesAreNotLost) {
   // All but a handful: a few waits in 24,000 still end unseen (0 to 6 here), against 7,616 lost
   // when the table fills.
   EXPECT_GE(woken_words.size(), kWords - kWords / 1'000);
+}
+
+// Above the budget, blocks are thinned by length where they end: two threads passing a byte back
+// and forth through two pipes (tens of thousands of blocks of microseconds) are thinned, yet the
+// passer's blocked time and count, summed with the weights, match what a second accounting of
+// the same process without a budget sums at the same time; a thread sleeping 50 ms at a time
+// beside them, far above the threshold, has every sleep accounted as it is (an exact count, no
+// weight). The thinning of before (1 block in `every`, whatever its length) fails the last: a
+// sleep kept counts `every` times.
+TEST(StateAccounting, AboveTheBudgetShortBlocksAreThinnedAndLongOnesAccountedAsTheyAre) {
+  if (std::string why = test_support::offcpu_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const auto exact = accounting_of_this_process();  // budget 0: every block
+  ASSERT_TRUE(exact);
+  StateAccountingOptions options;
+  options.budget_per_cpu_s = 1'000;  // 10 blocks per CPU per 10 ms window
+  auto created = StateAccounting::create(options);
+  ASSERT_TRUE(created) << created.error().message;
+  auto& thinned = **created;
+  ASSERT_TRUE(thinned.set_targets({static_cast<int>(getpid())}));
+  int ping[2], pong[2];
+  ASSERT_EQ(pipe(ping), 0);
+  ASSERT_EQ(pipe(pong), 0);
+  constexpr int kSleeps = 20;
+  constexpr std::uint64_t kSleepNs = 50'000'000;
+  std::atomic<bool> stop{false};
+  Blocker passer, sleeper;
+  std::thread echo([&] {
+    char c = 0;
+    while (::read(ping[0], &c, 1) == 1 && c == 'x') (void)!::write(pong[1], &c, 1);
+  });
+  std::thread pass([&] {
+    passer.note_self();
+    char c = 'x';
+    while (!stop) {
+      if (::write(ping[1], &c, 1) != 1 || ::read(pong[0], &c, 1) != 1) break;
+    }
+  });
+  std::thread sleep([&] {
+    sleeper.note_self();
+    for (int i = 0; i < kSleeps; ++i) {
+      timespec ts{0, static_cast<long>(kSleepNs)};
+      clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+    }
+  });
+  sleep.join();  // about 1 s
+  stop = true;
+  pass.join();
+  (void)!::write(ping[1], "q", 1);
+  echo.join();
+  for (int fd : {ping[0], ping[1], pong[0], pong[1]}) close(fd);
+
+  const auto all = exact->read();
+  const auto sums = thinned.read();
+  const auto st = thinned.stats();
+  EXPECT_EQ(exact->stats().thinned_out, 0u);
+  EXPECT_GT(st.thinned_out, 0u) << "the passing was not thinned: it made too few blocks";
+  EXPECT_GT(st.thin_below_ns_max, 0u);
+  // The passer's blocks in read(pong), weighed, against every one of them.
+  const StateSum every = read_sum(all, passer.tid, passer.start_ticks, pong[0]);
+  const StateSum kept = read_sum(sums, passer.tid, passer.start_ticks, pong[0]);
+  ASSERT_GT(every.count, 1'000u);
+  const std::string why = "thinned out " + std::to_string(st.thinned_out) + " of " +
+                          std::to_string(st.switches) + ", threshold up to " +
+                          std::to_string(st.thin_below_ns_max) + " ns";
+  EXPECT_NEAR(static_cast<double>(kept.ns), static_cast<double>(every.ns),
+              0.10 * static_cast<double>(every.ns))
+      << why;
+  EXPECT_NEAR(static_cast<double>(kept.count), static_cast<double>(every.count),
+              0.15 * static_cast<double>(every.count))
+      << why;
+  // Every sleep, as it is.
+  StateSum slept;
+  for (const auto& s : sums) {
+    if (s.tid == sleeper.tid && s.syscall_nr == SYS_clock_nanosleep) {
+      slept.ns += s.ns;
+      slept.count += s.count;
+    }
+  }
+  EXPECT_EQ(slept.count, std::uint64_t{kSleeps}) << why;
+  EXPECT_GE(slept.ns, kSleeps * kSleepNs);
+  EXPECT_LE(slept.ns, kSleeps * (kSleepNs + 20'000'000));
 }
 
 }  // namespace
