@@ -17,6 +17,8 @@ cost:  the lab's throughput (wrk, closed loop) with nothing attached, with diagn
        three times the context switches). With BASE_BIN set to another build's chokepoint, its
        three modes run as arms "base-auto", "base-exact", "base-sample" in the same rounds.
        COST_MODES="auto" runs only those modes (more rounds in the same time).
+       OTHER_BINS="NAME=path/to/chokepoint ..." adds more builds the same way, as arms
+       "NAME-MODE" (cost and cpu).
 cpu:   the CPU a request costs the lab at a fixed rate (open loop: `chokepoint load --rate
        COST_RATE`, default 20000 req/s, 8 s per arm, 16 connections), with nothing attached and
        with diagnose in each of COST_MODES, ROUNDS rounds, the arms' order reversed every other
@@ -46,7 +48,9 @@ programs: the exact mode's programs' own cost per request, from bpf_stats, this 
        request (medians), and their product summed: the programs' microseconds per request
        (bpf_stats' own two clock reads per run included), and the lab's CPU per request in the
        same windows (schedstat). Finer than `cpu`: a program's ns per run moves by a few percent
-       between rounds where the lab's CPU per request moves by 5. Not part of "all".
+       between rounds where the lab's CPU per request moves by 5. PROGRAM_BUDGETS="5000 0" runs
+       this build once per budget (blocks per CPU per second accounted in full, the rest thinned
+       by length; 0: every one). Not part of "all".
 hooks: the file-call hooks' cost to the system calls of a process outside the target
        (chokepoint-bench-syscalls: best of 7 loops, ns per getppid and per 1-byte pwrite to a
        regular file), ROUNDS alternating rounds of: nothing attached; `diagnose --mode auto` on a
@@ -217,6 +221,11 @@ def diagnose_arms():
     if os.environ.get("BASE_BIN"):
         for mode in COST_MODES:
             binaries["base-" + mode] = (os.environ["BASE_BIN"], mode)
+    # OTHER_BINS="NAME=path/to/chokepoint ...": more builds, as arms "NAME-MODE".
+    for other in os.environ.get("OTHER_BINS", "").split():
+        name, path = other.split("=", 1)
+        for mode in COST_MODES:
+            binaries[name + "-" + mode] = (path, mode)
     return binaries
 
 
@@ -497,10 +506,15 @@ def program_bench(seconds=4):
         "--scenario", "pipeline", "--handoff", "semaphore", "--model", "epoll", "--work-us", "20"]
     lab, port = start_lab(lab_args)
     rate = float(os.environ.get("COST_RATE", "10000"))
-    arms = {"this": os.path.join(BIN, "chokepoint-bench-edges")}
+    # arm -> the tool's command line before PID; PROGRAM_BUDGETS="5000 0": this build once per
+    # budget (blocks per CPU per second accounted in full; 0: all).
+    tool = os.path.join(BIN, "chokepoint-bench-edges")
+    arms = {"this": [tool]}
+    if os.environ.get("PROGRAM_BUDGETS"):
+        arms = {"this@" + b: [tool, b] for b in os.environ["PROGRAM_BUDGETS"].split()}
     if os.environ.get("BASE_BIN"):
-        arms["base"] = os.path.join(os.path.dirname(os.environ["BASE_BIN"]),
-                                    "chokepoint-bench-edges")
+        arms["base"] = [os.path.join(os.path.dirname(os.environ["BASE_BIN"]),
+                                     "chokepoint-bench-edges")]
     names = tuple(arms)
     per_run = {a: {} for a in names}  # program -> [(ns per run, runs per request)]
     lab_us = {a: [] for a in names}
@@ -513,8 +527,10 @@ def program_bench(seconds=4):
         time.sleep(2)
         for r in range(ROUNDS):
             for arm in (names if r % 2 == 0 else names[::-1]):
-                tracer = subprocess.Popen([arms[arm], str(lab.pid), str(seconds + 3), "on"],
-                                          stdout=subprocess.DEVNULL)
+                cmd = arms[arm]
+                tracer = subprocess.Popen(
+                    [cmd[0], str(lab.pid), str(seconds + 3), "on"] + cmd[1:],
+                    stdout=subprocess.DEVNULL)
                 time.sleep(1.5)
                 open("/proc/sys/kernel/bpf_stats_enabled", "w").write("1")
                 p0, c0, t0 = bpf_programs(), process_cpu_s(lab.pid), time.monotonic()
