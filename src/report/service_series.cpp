@@ -56,9 +56,9 @@ struct ProbePolls {
 };
 
 std::size_t column_of(const ColumnGrid& g, std::int64_t at_ns) {
-  if (g.columns == 0 || at_ns <= g.first_ns) return 0;
-  const std::int64_t c = (at_ns - g.first_ns) / std::max<std::int64_t>(1, g.column_ns);
-  return std::min(static_cast<std::size_t>(c), g.columns - 1);
+  const auto after = std::upper_bound(g.starts_ns.begin(), g.starts_ns.end(), at_ns);
+  return after == g.starts_ns.begin() ? 0
+                                      : static_cast<std::size_t>(after - g.starts_ns.begin()) - 1;
 }
 
 const Term* matching(const std::vector<Term>& terms, const std::string& name) {
@@ -407,7 +407,7 @@ nlohmann::json service_series_json(const std::vector<model::ServiceProbe>& probe
     by_probe[poll.probe].polls.push_back(&poll);
     by_probe[poll.probe].columns.push_back(column_of(grid, poll.at_ns));
   }
-  const std::size_t n = grid.columns;
+  const std::size_t n = grid.starts_ns.size();
   for (std::size_t i = 0; i < probes.size(); ++i) {
     const ProbePolls& p = by_probe[i];
     std::vector<Chart> specs;

@@ -19,12 +19,11 @@
 
 namespace chokepoint::report {
 
-// The page's columns: column i holds the polls made in [first_ns + i * column_ns, + column_ns);
-// polls before first_ns count in the first column, after the last column's end in the last.
+// The page's columns as the timeline cut them (at ticks, so not all of one length): column i
+// holds the polls made in [starts_ns[i], starts_ns[i + 1]); polls before the first start count in
+// the first column, after the last start in the last.
 struct ColumnGrid {
-  std::int64_t first_ns = 0;
-  std::int64_t column_ns = 1;
-  std::size_t columns = 0;
+  std::vector<std::int64_t> starts_ns;  // ascending
 };
 
 // At most this many backends of one HAProxy, and wait events of one PostgreSQL, get a series

@@ -19,6 +19,14 @@ model::ServicePoll poll(std::int64_t at_ns, std::map<std::string, double> counte
   return p;
 }
 
+// n columns of `length` from `first`.
+ColumnGrid uniform(std::int64_t first, std::int64_t length, std::size_t n) {
+  ColumnGrid g;
+  for (std::size_t i = 0; i < n; ++i)
+    g.starts_ns.push_back(first + static_cast<std::int64_t>(i) * length);
+  return g;
+}
+
 const nlohmann::json& chart(const nlohmann::json& service, const std::string& title) {
   for (const auto& c : service["charts"]) {
     if (c["title"] == title) return c;
@@ -29,7 +37,34 @@ const nlohmann::json& chart(const nlohmann::json& service, const std::string& ti
 }
 
 TEST(ServiceSeries, NoProbesNoServices) {
-  EXPECT_TRUE(service_series_json({}, {}, {0, kS, 4}).empty());
+  EXPECT_TRUE(service_series_json({}, {}, uniform(0, kS, 4)).empty());
+}
+
+// The columns as the timeline cut them, not all of one length (a column ends at the first tick at
+// or past its nominal end, and ticks fall anywhere in their interval): each poll goes to the
+// column whose span holds it. Regression: polls were put on a uniform grid of the nominal column
+// length, and a timeline with merged columns (4 s of 500 ms columns cut into 5) put every poll
+// after 2.5 s in the last column, leaving the Redis page's commands/s with 2 columns of 5.
+TEST(ServiceSeries, PollsGoToTheColumnsAsTheTimelineCutThem) {
+  const std::vector<model::ServiceProbe> probes = {
+      {model::ServiceKind::kRedis, "127.0.0.1:6379", "hiredis over TCP: INFO"}};
+  std::vector<model::ServicePoll> polls;
+  for (int i = 0; i <= 4; ++i) {
+    polls.push_back(poll(i * kS + kS / 10, {{"total_commands_processed", 1000.0 * i}}));
+  }
+  ColumnGrid grid;
+  for (std::int64_t start_ms : {0, 500, 1'600, 2'400, 3'300}) {
+    grid.starts_ns.push_back(start_ms * 1'000'000);
+  }
+  const nlohmann::json j = service_series_json(probes, polls, grid);
+  ASSERT_EQ(j.size(), 1U);
+  const auto& ops = chart(j[0], "commands")["series"][0]["values"];
+  ASSERT_EQ(ops.size(), 5U);
+  EXPECT_TRUE(ops[0].is_null());                   // the first poll: where rates start from
+  EXPECT_DOUBLE_EQ(ops[1].get<double>(), 1000.0);  // 1.1 s
+  EXPECT_DOUBLE_EQ(ops[2].get<double>(), 1000.0);  // 2.1 s
+  EXPECT_DOUBLE_EQ(ops[3].get<double>(), 1000.0);  // 3.1 s
+  EXPECT_DOUBLE_EQ(ops[4].get<double>(), 1000.0);  // 4.1 s
 }
 
 // Rates between consecutive polls, summed per column; a counter that went down was reset and
@@ -52,7 +87,7 @@ TEST(ServiceSeries, RedisRatesRatiosAndGaugesPerColumn) {
       poll(3 * kS + kS / 4, {{"total_commands_processed", 50}}),
       poll(3 * kS + 3 * kS / 4, {{"total_commands_processed", 550}}),
   };
-  const nlohmann::json j = service_series_json(probes, polls, {0, kS, 4});
+  const nlohmann::json j = service_series_json(probes, polls, uniform(0, kS, 4));
   ASSERT_EQ(j.size(), 1U);
   const auto& s = j[0];
   EXPECT_EQ(s["kind"], "redis");
@@ -85,7 +120,7 @@ TEST(ServiceSeries, ANewCounterWasZeroWhenTheServiceSaysSo) {
       kS,
       {{"cmd:get:calls", 20}, {"cmd:get:usec", 200}, {"cmd:set:calls", 10}, {"cmd:set:usec", 300}});
   second.reading.new_counters_were_zero = true;
-  const nlohmann::json j = service_series_json(probes, {first, second}, {0, 2 * kS, 1});
+  const nlohmann::json j = service_series_json(probes, {first, second}, uniform(0, 2 * kS, 1));
   // (100 + 300) usec over (10 + 10) calls.
   EXPECT_DOUBLE_EQ(chart(j[0], "time per command")["series"][0]["values"][0].get<double>(), 20.0);
 }
@@ -105,7 +140,7 @@ TEST(ServiceSeries, PostgresCommitsAndWaitEvents) {
   failed.at_ns = kS + 1;
   failed.error = "cannot read postgres: <timeout>";
   failed.hint = "check --pg";
-  const nlohmann::json j = service_series_json(probes, {p0, p1, p2, failed}, {0, 2 * kS, 1});
+  const nlohmann::json j = service_series_json(probes, {p0, p1, p2, failed}, uniform(0, 2 * kS, 1));
   const auto& s = j[0];
   EXPECT_EQ(s["polls"], 3);
   EXPECT_EQ(s["failed"], 1);
@@ -132,7 +167,8 @@ TEST(ServiceSeries, HaproxyBackendsMostActiveFirst) {
     c0[k] = 0;
     c1[k] = b * 10;
   }
-  const nlohmann::json j = service_series_json(probes, {poll(0, c0), poll(kS, c1)}, {0, kS, 2});
+  const nlohmann::json j =
+      service_series_json(probes, {poll(0, c0), poll(kS, c1)}, uniform(0, kS, 2));
   const auto& series = chart(j[0], "backend sessions")["series"];
   ASSERT_EQ(series.size(), kMaxServiceSeriesParts);
   EXPECT_EQ(series[0]["name"], "b7");
