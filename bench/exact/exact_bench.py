@@ -218,12 +218,11 @@ def diagnose_arms():
     """arm -> (chokepoint binary, --mode) for COST_MODES; BASE_BIN adds another build's modes as
     "base-*"."""
     binaries = {mode: (os.path.join(BIN, "chokepoint"), mode) for mode in COST_MODES}
-    if os.environ.get("BASE_BIN"):
-        for mode in COST_MODES:
-            binaries["base-" + mode] = (os.environ["BASE_BIN"], mode)
-    # OTHER_BINS="NAME=path/to/chokepoint ...": more builds, as arms "NAME-MODE".
-    for other in os.environ.get("OTHER_BINS", "").split():
-        name, path = other.split("=", 1)
+    # BASE_BIN is the build "base"; OTHER_BINS="NAME=path/to/chokepoint ..." more builds; each
+    # build's modes are arms "NAME-MODE".
+    builds = [("base", os.environ["BASE_BIN"])] if os.environ.get("BASE_BIN") else []
+    builds += [tuple(b.split("=", 1)) for b in os.environ.get("OTHER_BINS", "").split()]
+    for name, path in builds:
         for mode in COST_MODES:
             binaries[name + "-" + mode] = (path, mode)
     return binaries

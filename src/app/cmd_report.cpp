@@ -1,7 +1,6 @@
 // chokepoint report: one self-contained HTML page from a recording (or two: before and after).
 #include <fmt/format.h>
 
-#include <cmath>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -112,12 +111,7 @@ ReportedRecording read_recording(const std::string& path) {
   ReportedRecording r{replay_window(path, "", "", tap), nullptr, {}, {}, nullptr, nullptr, {}};
   if (timeline) {
     r.timeline = timeline->finish(first_unix_ns);
-    // The columns' starts as the timeline cut them (s from the first tick): a column ends at the
-    // first tick at or past its nominal end, and ticks fall anywhere in their interval.
-    report::ColumnGrid grid;
-    for (const auto& start_s : r.timeline["columns"]) {
-      grid.starts_ns.push_back(r.window.first_tick_ns + std::llround(start_s.get<double>() * 1e9));
-    }
+    const report::ColumnGrid grid{timeline->column_starts_ns()};
     r.services = report::service_series_json(probes, polls, grid);
   }
   add_recorded_graphs(r);

@@ -304,7 +304,8 @@ TimelineBuilder::TimelineBuilder(const model::RecordingInfo& info, std::int64_t 
       column_ns_(column_length_ns(last_ns_ - first_ns_, info.interval_ns, options)),
       next_cut_ns_(first_ns_ + column_ns_),
       column_(std::make_unique<model::ObservationBuilder>(info, first_ns_, last_ns_)),
-      reducer_(std::make_unique<Reducer>(first_ns_)) {}
+      reducer_(std::make_unique<Reducer>(first_ns_)),
+      starts_ns_{first_ns_} {}
 
 TimelineBuilder::~TimelineBuilder() = default;
 
@@ -317,6 +318,7 @@ void TimelineBuilder::add(const model::Tick& tick) {
   // column before it.
   if (tick.at_ns >= next_cut_ns_ && last_ns_ - tick.at_ns >= column_ns_ / 2) {
     reducer_->add_column(column_->cut_after(tick), tick.at_ns);
+    starts_ns_.push_back(tick.at_ns);
     ++column_index_;
     while (next_cut_ns_ <= tick.at_ns) next_cut_ns_ += column_ns_;
   }

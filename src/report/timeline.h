@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "model/builder.h"
 #include "model/observation.h"
@@ -55,7 +56,9 @@ class TimelineBuilder {
   void add(const model::Tick& tick);
   // first_unix_ns: the wall-clock time of first_ns (for the page's axis). Call once.
   nlohmann::json finish(std::int64_t first_unix_ns);
-  std::int64_t column_ns() const { return column_ns_; }
+  // Each column's start (monotonic ns), as the ticks cut them: the first is first_ns. Columns
+  // are not all of one length (the services' polls go to these: report/service_series.h).
+  const std::vector<std::int64_t>& column_starts_ns() const { return starts_ns_; }
 
  private:
   class Reducer;
@@ -65,6 +68,7 @@ class TimelineBuilder {
   std::unique_ptr<Reducer> reducer_;
   ConnectionRtt connections_;
   int column_index_ = 0;  // the column the next tick belongs to
+  std::vector<std::int64_t> starts_ns_;
 };
 
 // The columns of a finished timeline whose verdict is `verdict` (analysis::verdict_name) of kind
